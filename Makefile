@@ -1,0 +1,58 @@
+# tradebus: the commands a user runs. `make demo` runs the whole stack without Docker;
+# `make test` installs what it needs and runs the test suite (CI runs exactly this).
+
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+
+export UV_PYTHON := $(PYTHON)
+export UV_PYTHON_DOWNLOADS := never
+export UV_LINK_MODE := copy
+
+# Optional demo arguments: DATA=<dir of recorded raw feeds> DURATION=<seconds>
+DATA ?=
+DURATION ?=
+DEMO_ARGS := $(if $(DATA),--data $(DATA)) $(if $(DURATION),--duration $(DURATION))
+
+PYPROJECTS := pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml cli/pyproject.toml)
+
+.PHONY: install demo test test-all bench lint format lock clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(VENV)/.installed: $(UV) uv.lock $(PYPROJECTS)
+	$(UV) sync --all-packages --frozen
+	@touch $@
+
+install: $(VENV)/.installed  ## create .venv with every package (pinned by uv.lock)
+
+demo: install  ## run the whole stack: live Binance feed, or DATA=<dir> to replay recordings
+	$(BIN)/tradebus demo $(DEMO_ARGS)
+
+test: install  ## the test suite (about 15 minutes or less on 2 cores)
+	$(BIN)/pytest -m "not slow" -p no:cacheprovider
+
+test-all: install  ## every test, slow ones included
+	$(BIN)/pytest -p no:cacheprovider
+
+bench: install  ## benchmarks on the recorded data; prints figures, never fails on them
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+lock: $(UV)  ## re-resolve uv.lock after changing dependencies
+	$(UV) lock
+
+clean:
+	rm -rf $(VENV) $(TOOLS) var .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""tradebus operator CLI."""

@@ -1,0 +1,122 @@
+"""NATS connection, idempotent JetStream setup, and small publish/request helpers.
+
+The streams (DESIGN.md, "Bus"): ``INTENTS`` captures ``intent.>``, ``EXEC``
+captures ``exec.evt.>``, ``RECON`` captures ``recon.>``. They are file-backed
+with a duplicate window, so a publisher that sets ``Nats-Msg-Id`` (intent id,
+event id) can retry without creating a second message.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+
+from tradebus.common import subjects
+from tradebus.common.codec import encode
+from tradebus.common.config import redact_url
+
+log = logging.getLogger(__name__)
+
+DAY_SECONDS = 86_400.0
+DUPLICATE_WINDOW_SECONDS = 120.0
+MSG_ID = "Nats-Msg-Id"
+
+STREAM_MAX_AGE_SECONDS: dict[str, float] = {
+    subjects.STREAM_INTENTS: 7 * DAY_SECONDS,
+    subjects.STREAM_EXEC: 7 * DAY_SECONDS,
+    subjects.STREAM_RECON: 30 * DAY_SECONDS,
+}
+
+
+async def connect(url: str, name: str, **options: Any) -> NATS:
+    """Connect to NATS at ``url`` as client ``name``, reconnecting forever.
+
+    ``options`` are passed to :func:`nats.connect` and override the defaults.
+
+    Raises
+    ------
+    nats.errors.NoServersError
+        If no server answers within the connect timeout on the first try.
+    """
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("nats error", extra={"error": repr(exc)})
+
+    async def on_disconnected() -> None:
+        log.warning("nats disconnected")
+
+    async def on_reconnected() -> None:
+        log.info("nats reconnected")
+
+    defaults: dict[str, Any] = {
+        "name": name,
+        "max_reconnect_attempts": -1,
+        "reconnect_time_wait": 0.5,
+        "connect_timeout": 5,
+        "error_cb": on_error,
+        "disconnected_cb": on_disconnected,
+        "reconnected_cb": on_reconnected,
+    }
+    defaults.update(options)
+    log.info("connecting to nats", extra={"url": redact_url(url), "client": name})
+    return await nats.connect(url, **defaults)
+
+
+def stream_configs() -> list[StreamConfig]:
+    """The JetStream stream definitions tradebus needs."""
+    return [
+        StreamConfig(
+            name=name,
+            subjects=list(stream_subjects),
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.OLD,
+            max_age=STREAM_MAX_AGE_SECONDS[name],
+            duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        )
+        for name, stream_subjects in subjects.STREAM_SUBJECTS.items()
+    ]
+
+
+async def ensure_streams(js: JetStreamContext) -> None:
+    """Create the streams, or update them to the current definition. Idempotent."""
+    for config in stream_configs():
+        try:
+            await js.stream_info(config.name)
+        except nats.js.errors.NotFoundError:
+            await js.add_stream(config)
+            log.info("created stream", extra={"stream": config.name})
+        else:
+            await js.update_stream(config)
+
+
+async def publish_event(js: JetStreamContext, subject: str, message: Any, msg_id: str) -> None:
+    """Publish ``message`` to JetStream with ``Nats-Msg-Id = msg_id`` and wait for the ack.
+
+    Raises
+    ------
+    nats.errors.TimeoutError
+        If JetStream does not acknowledge in time (the caller must retry or not ack).
+    """
+    await js.publish(subject, encode(message), headers={MSG_ID: msg_id})
+
+
+async def request(nc: NATS, subject: str, message: Any, timeout: float = 5.0) -> bytes:
+    """Send a request and return the raw reply payload.
+
+    Raises
+    ------
+    nats.errors.TimeoutError
+        If nobody answers in ``timeout`` seconds.
+    nats.errors.NoRespondersError
+        If nobody listens on ``subject``.
+    """
+    reply = await nc.request(subject, encode(message), timeout=timeout)
+    return reply.data

@@ -1,0 +1,65 @@
+"""Encoders and the one typed decoder per kind of subject, built once.
+
+Every payload on the bus is JSON made by :data:`encode`. Decoders are typed
+by the union a subject may carry, so decoding validates as it parses and a
+``match`` on the result dispatches (DESIGN.md, "Messages").
+
+Raises
+------
+msgspec.DecodeError / msgspec.ValidationError
+    From the ``decode_*`` functions when a payload is not valid JSON or not
+    one of the union's members.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from tradebus.common.messages import (
+    BalancesQuery,
+    BalancesReply,
+    BotsQuery,
+    BotsReply,
+    ErrorReply,
+    Intent,
+    MarketEvent,
+    OrderEvent,
+    ReconReport,
+    ReconRunReply,
+    ReconRunRequest,
+)
+
+_encoder = msgspec.json.Encoder(decimal_format="string")
+
+
+def encode(message: Any) -> bytes:
+    """Encode any message (or plain JSON-able value) to JSON bytes."""
+    return _encoder.encode(message)
+
+
+_market = msgspec.json.Decoder(MarketEvent)
+_intent = msgspec.json.Decoder(Intent)
+_event = msgspec.json.Decoder(OrderEvent)
+_balances_query = msgspec.json.Decoder(BalancesQuery)
+_balances_reply = msgspec.json.Decoder(BalancesReply | ErrorReply)
+_recon_report = msgspec.json.Decoder(ReconReport)
+_recon_run_request = msgspec.json.Decoder(ReconRunRequest)
+_recon_run_reply = msgspec.json.Decoder(ReconRunReply | ErrorReply)
+_bots_query = msgspec.json.Decoder(BotsQuery)
+_bots_reply = msgspec.json.Decoder(BotsReply | ErrorReply)
+
+decode_market = _market.decode
+"""``bytes -> QuoteTick | TradeTick`` for ``md.*`` subjects."""
+decode_intent = _intent.decode
+"""``bytes -> PlaceOrder | CancelOrder | CancelAll`` for ``intent.*`` subjects."""
+decode_event = _event.decode
+"""``bytes -> OrderEvent`` for ``exec.evt.*`` subjects."""
+decode_balances_query = _balances_query.decode
+decode_balances_reply = _balances_reply.decode
+decode_recon_report = _recon_report.decode
+decode_recon_run_request = _recon_run_request.decode
+decode_recon_run_reply = _recon_run_reply.decode
+decode_bots_query = _bots_query.decode
+decode_bots_reply = _bots_reply.decode

@@ -1,0 +1,118 @@
+"""Market specifications (tick size, step size, minimums) per venue and symbol.
+
+A markets file is YAML::
+
+    venues:
+      binance:
+        - {symbol: BTCUSDT, base: BTC, quote: USDT, tick_size: "0.01",
+           step_size: "0.00001", min_notional: "5"}
+
+Live venues (ccxt) load the same facts from the exchange; the file serves the
+paper venue, replays and the strategy hosts.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from tradebus.common.config import ConfigError, load_yaml
+from tradebus.common.subjects import TOKEN_PATTERN
+
+MarketKind = Literal["spot", "perpetual"]
+
+
+class Market(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One tradable market of a venue.
+
+    ``symbol`` is the venue's native id (``BTCUSDT``), ``base``/``quote`` the
+    assets; ``tick_size`` is the price increment (quote), ``step_size`` the
+    quantity increment (base), ``min_notional`` the smallest order value in
+    the quote asset, ``min_qty`` the smallest quantity in the base asset.
+    """
+
+    symbol: str
+    base: str
+    quote: str
+    tick_size: Decimal
+    step_size: Decimal
+    min_notional: Decimal = Decimal(0)
+    min_qty: Decimal = Decimal(0)
+    kind: MarketKind = "spot"
+
+    @property
+    def unified_symbol(self) -> str:
+        """ccxt-style ``BASE/QUOTE``."""
+        return f"{self.base}/{self.quote}"
+
+
+class MarketsFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The markets YAML file: ``venues: {<venue>: [Market, ...]}``."""
+
+    venues: dict[str, list[Market]]
+
+
+class UnknownMarketError(KeyError):
+    """No market with that venue and symbol is configured."""
+
+
+class MarketCatalog:
+    """Lookup of :class:`Market` by ``(venue, symbol)``."""
+
+    def __init__(self, venues: dict[str, list[Market]]) -> None:
+        self._markets: dict[tuple[str, str], Market] = {}
+        for venue, markets in venues.items():
+            for market in markets:
+                self._markets[(venue, market.symbol)] = market
+
+    @classmethod
+    def load(cls, path: str | Path) -> MarketCatalog:
+        """Read a markets file.
+
+        Raises
+        ------
+        ConfigError
+            If the file is unreadable or invalid (the path of the bad field is named),
+            or a size is not positive.
+        """
+        parsed = load_yaml(path, MarketsFile)
+        for venue, markets in parsed.venues.items():
+            if not TOKEN_PATTERN.match(venue):
+                raise ConfigError(f"{path}: $.venues: invalid venue name {venue!r}")
+            for i, m in enumerate(markets):
+                where = f"{path}: $.venues.{venue}[{i}]"
+                if not TOKEN_PATTERN.match(m.symbol):
+                    raise ConfigError(f"{where}.symbol: invalid symbol {m.symbol!r}")
+                for field in ("tick_size", "step_size"):
+                    value = getattr(m, field)
+                    if not (value.is_finite() and value > 0):
+                        raise ConfigError(f"{where}.{field}: must be > 0")
+        return cls(parsed.venues)
+
+    def get(self, venue: str, symbol: str) -> Market:
+        """The market ``symbol`` of ``venue``.
+
+        Raises
+        ------
+        UnknownMarketError
+            If it is not configured.
+        """
+        try:
+            return self._markets[(venue, symbol)]
+        except KeyError:
+            raise UnknownMarketError(f"unknown market {venue}:{symbol}") from None
+
+    def venue_markets(self, venue: str) -> list[Market]:
+        """Every configured market of ``venue``."""
+        return [m for (v, _), m in self._markets.items() if v == venue]
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        return key in self._markets
+
+
+def default_markets_path() -> Path:
+    """The markets file shipped with tradebus-common (Binance spot majors)."""
+    return Path(__file__).parent / "data" / "markets.yaml"

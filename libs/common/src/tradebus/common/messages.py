@@ -1,0 +1,380 @@
+"""Every message that crosses the bus, in one place.
+
+Conventions (DESIGN.md, "Messages"):
+
+* one frozen :class:`msgspec.Struct` per message, keyword-only, tagged with
+  its class name in the ``"type"`` field, so a payload on any subject says
+  what it is (``{"type":"PlaceOrder",...}``);
+* money (prices, quantities, fees, balances) is :class:`decimal.Decimal`,
+  a JSON string on the wire, ``NUMERIC`` in Postgres; never a float;
+* times are integer nanoseconds since the Unix epoch: ``ts_event`` is when
+  the venue says it happened, ``ts_recv`` when we received it, ``ts_init``
+  when this object was created;
+* commands are imperative (:class:`PlaceOrder`), events past tense
+  (:class:`OrderFilled`); every command has an id and every event names the
+  command it answers;
+* schema evolution: new fields get defaults.
+
+One typed decoder per kind of subject is built once in :mod:`tradebus.common.codec`.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+import msgspec
+
+Side = Literal["buy", "sell"]
+"""Order or aggressor side."""
+
+OrderType = Literal["limit", "market"]
+TimeInForce = Literal["gtc", "ioc"]
+Liquidity = Literal["maker", "taker"]
+CancelScope = Literal["source", "account"]
+
+
+class Message(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Base of every bus message: frozen, keyword-only, tagged by class name."""
+
+
+# --------------------------------------------------------------------------
+# Market data: md.quote.<venue>.<symbol> / md.trade.<venue>.<symbol> (core NATS)
+# --------------------------------------------------------------------------
+
+
+class QuoteTick(Message, kw_only=True):
+    """Best bid and ask of one market (Binance ``bookTicker``).
+
+    ``symbol`` is the venue's native market id (``BTCUSDT``);
+    ``unified_symbol`` is the ccxt-style name (``BTC/USDT``). Sizes are in the
+    base asset, prices in the quote asset. ``update_id`` is the venue's book
+    update id where it has one (Binance ``u``), used to de-duplicate.
+    """
+
+    venue: str
+    symbol: str
+    unified_symbol: str
+    bid: Decimal
+    bid_size: Decimal
+    ask: Decimal
+    ask_size: Decimal
+    ts_event: int
+    ts_recv: int
+    ts_init: int
+    update_id: int | None = None
+
+    @property
+    def mid(self) -> Decimal:
+        """Mid price ``(bid + ask) / 2`` in the quote asset."""
+        return (self.bid + self.ask) / 2
+
+
+class TradeTick(Message, kw_only=True):
+    """One public trade (Binance ``trade``).
+
+    ``aggressor`` is the taker's side: Binance ``m == true`` (buyer is maker)
+    means the aggressor sold. ``trade_id`` is the venue's trade id as text.
+    """
+
+    venue: str
+    symbol: str
+    unified_symbol: str
+    price: Decimal
+    size: Decimal
+    aggressor: Side | None
+    trade_id: str
+    ts_event: int
+    ts_recv: int
+    ts_init: int
+
+
+MarketEvent = QuoteTick | TradeTick
+
+
+# --------------------------------------------------------------------------
+# Intents: intent.<user>.<source> (JetStream INTENTS)
+# --------------------------------------------------------------------------
+
+
+class PlaceOrder(Message, kw_only=True):
+    """Place one order on ``account``.
+
+    ``intent_id`` is unique forever and deterministic for strategies
+    (``<bot>:<cycle>:<leg>``); execution turns one intent into at most one
+    venue order. ``price`` is required for ``limit`` orders and is the
+    worst acceptable price for ``market`` orders (``None`` = no limit).
+    ``trigger_ts`` is the ``ts_recv`` of the market event that caused the
+    intent; the paper venue makes the order live only after that event
+    (STRATEGIES.md, paper fill model rule 1). Manual orders leave it empty.
+    """
+
+    intent_id: str
+    account: str
+    symbol: str
+    side: Side
+    qty: Decimal
+    price: Decimal | None = None
+    order_type: OrderType = "limit"
+    time_in_force: TimeInForce = "gtc"
+    ts_init: int = 0
+    trigger_ts: int | None = None
+
+
+class CancelOrder(Message, kw_only=True):
+    """Cancel the order that intent ``target_intent_id`` placed."""
+
+    intent_id: str
+    account: str
+    target_intent_id: str
+    ts_init: int = 0
+
+
+class CancelAll(Message, kw_only=True):
+    """Cancel open orders on ``account``, optionally of one ``symbol``.
+
+    ``scope="source"`` cancels only orders placed from the same subject source
+    (the bot, or ``manual``); ``scope="account"`` cancels every open order of
+    the account.
+    """
+
+    intent_id: str
+    account: str
+    symbol: str | None = None
+    scope: CancelScope = "source"
+    ts_init: int = 0
+
+
+Intent = PlaceOrder | CancelOrder | CancelAll
+
+
+# --------------------------------------------------------------------------
+# Order events: exec.evt.<user>.<source> (JetStream EXEC)
+# --------------------------------------------------------------------------
+
+
+class OrderAccepted(Message, kw_only=True):
+    """The venue accepted the order placed by ``intent_id``."""
+
+    intent_id: str
+    user: str
+    source: str
+    account: str
+    symbol: str
+    side: Side
+    order_type: OrderType
+    price: Decimal | None
+    qty: Decimal
+    client_order_id: str
+    venue_order_id: str
+    ts_event: int
+
+
+class OrderRejected(Message, kw_only=True):
+    """An intent was refused: by decoding, ownership, risk or the venue.
+
+    ``reason`` is a machine-readable code (``decode_error``,
+    ``unknown_account``, ``not_owner``, ``invalid_intent``,
+    ``insufficient_balance``, ``unknown_symbol``, ``risk_max_notional``, ...);
+    ``message`` says the same for people. ``intent_id`` is empty when the
+    payload could not be decoded.
+    """
+
+    intent_id: str | None
+    user: str
+    source: str
+    account: str | None
+    reason: str
+    message: str
+    ts_event: int
+
+
+class OrderFilled(Message, kw_only=True):
+    """A fill of the order placed by ``intent_id``.
+
+    ``trade_id`` is the venue's fill id; ``(venue, trade_id)`` is unique.
+    ``fee`` is charged in ``fee_asset``. ``cum_qty``/``leaves_qty`` give the
+    order's filled and remaining quantity after this fill.
+    """
+
+    intent_id: str
+    user: str
+    source: str
+    account: str
+    symbol: str
+    side: Side
+    trade_id: str
+    price: Decimal
+    qty: Decimal
+    fee: Decimal
+    fee_asset: str
+    liquidity: Liquidity
+    cum_qty: Decimal
+    leaves_qty: Decimal
+    ts_event: int
+
+
+class OrderCanceled(Message, kw_only=True):
+    """The order placed by ``intent_id`` is canceled (``filled_qty`` was filled)."""
+
+    intent_id: str
+    user: str
+    source: str
+    account: str
+    symbol: str
+    filled_qty: Decimal
+    cancel_intent_id: str | None = None
+    reason: str = "canceled"
+    ts_event: int
+
+
+class CancelRejected(Message, kw_only=True):
+    """The cancel ``intent_id`` could not cancel ``target_intent_id``."""
+
+    intent_id: str
+    user: str
+    source: str
+    target_intent_id: str
+    reason: str
+    message: str
+    ts_event: int
+
+
+OrderEvent = OrderAccepted | OrderRejected | OrderFilled | OrderCanceled | CancelRejected
+
+
+# --------------------------------------------------------------------------
+# Queries: exec.query.<verb> (request/reply)
+# --------------------------------------------------------------------------
+
+
+class BalancesQuery(Message, kw_only=True):
+    """Ask execution for venue balances: one account, or all when ``None``."""
+
+    account: str | None = None
+
+
+class AssetBalance(msgspec.Struct, frozen=True, kw_only=True):
+    """One asset of one account: ``total = free + locked``, in that asset."""
+
+    asset: str
+    total: Decimal
+    free: Decimal
+    locked: Decimal
+
+
+class AccountBalances(msgspec.Struct, frozen=True, kw_only=True):
+    """Venue balances of one account.
+
+    ``ledger_watermark`` is the id of the last journal entry that this venue
+    snapshot already reflects: the reconciler compares against the ledger up
+    to that entry, so fills in flight are not mistaken for drift.
+    """
+
+    account: str
+    venue: str
+    balances: list[AssetBalance]
+    ledger_watermark: int
+
+
+class BalancesReply(Message, kw_only=True):
+    """Answer to :class:`BalancesQuery`."""
+
+    accounts: list[AccountBalances]
+    ts_event: int
+
+
+class ErrorReply(Message, kw_only=True):
+    """Answer to a request that could not be served (``error`` is a code)."""
+
+    error: str
+    message: str
+
+
+# --------------------------------------------------------------------------
+# Reconciliation: recon.report.<account> (JetStream RECON)
+# --------------------------------------------------------------------------
+
+
+class ReconRow(msgspec.Struct, frozen=True, kw_only=True):
+    """One asset of a reconciliation: ``drift = venue_total - ledger_total``."""
+
+    asset: str
+    venue_total: Decimal
+    ledger_total: Decimal
+    drift: Decimal
+    tolerance: Decimal
+    ok: bool
+
+
+class ReconReport(Message, kw_only=True):
+    """Result of reconciling one account: ``ok`` when every row is within tolerance."""
+
+    account: str
+    status: Literal["ok", "drift"]
+    rows: list[ReconRow]
+    ledger_watermark: int
+    ts_event: int
+
+
+class ReconRunRequest(Message, kw_only=True):
+    """Ask the reconciler to run now (``ctl.recon.run``)."""
+
+    account: str | None = None
+
+
+class ReconRunReply(Message, kw_only=True):
+    """Reports of a run started by :class:`ReconRunRequest`."""
+
+    reports: list[ReconReport]
+
+
+# --------------------------------------------------------------------------
+# Bot control: ctl.bots.<verb> (request/reply)
+# --------------------------------------------------------------------------
+
+
+class BotStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """The status block of one bot (STRATEGIES.md §1, seed 000's display).
+
+    Quote-asset amounts: ``filled_quote``, ``position_value``,
+    ``unrealized_pnl``, ``realized_pnl``; base-asset: ``filled_qty``,
+    ``position``. Percentages are in percent. ``state`` is the strategy's
+    phase (``waiting``, ``buying``, ``closing``, ``stopped``, ``failed``).
+    """
+
+    bot: str
+    user: str
+    account: str
+    strategy: str
+    venue: str
+    symbol: str
+    state: str
+    cycle: int
+    orders_placed: int
+    orders_filled: int
+    open_orders: int
+    filled_quote: Decimal
+    filled_qty: Decimal
+    avg_price: Decimal | None
+    position: Decimal
+    last_price: Decimal | None
+    position_value: Decimal
+    unrealized_pnl: Decimal
+    unrealized_pct: Decimal
+    take_profit_progress_pct: Decimal
+    cycles_completed: int
+    realized_pnl: Decimal
+    error: str | None = None
+
+
+class BotsQuery(Message, kw_only=True):
+    """``ctl.bots.status`` / ``ctl.bots.list`` request: one bot, or every bot when empty."""
+
+    bot: str | None = None
+
+
+class BotsReply(Message, kw_only=True):
+    """Statuses of the bots a host runs."""
+
+    bots: list[BotStatus]

@@ -1,0 +1,49 @@
+"""Prometheus metrics endpoint helper.
+
+Each service builds its metrics on an injected
+:class:`prometheus_client.CollectorRegistry` (no globals) and serves it with
+:func:`serve_metrics`. Names follow ``tradebus_<service>_<thing>_<unit>``.
+"""
+
+from __future__ import annotations
+
+import threading
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.process_collector import ProcessCollector
+
+
+def new_registry() -> CollectorRegistry:
+    """A fresh registry with the process collector (CPU, RSS, open fds)."""
+    registry = CollectorRegistry(auto_describe=True)
+    ProcessCollector(registry=registry)
+    return registry
+
+
+class MetricsServer:
+    """A running ``/metrics`` HTTP endpoint; ``port`` is the bound port."""
+
+    def __init__(self, server: WSGIServer, thread: threading.Thread) -> None:
+        self._server = server
+        self._thread = thread
+        self.port: int = server.server_port
+
+    def close(self) -> None:
+        """Stop serving."""
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def serve_metrics(registry: CollectorRegistry, port: int, addr: str = "0.0.0.0") -> MetricsServer:
+    """Serve ``registry`` at ``http://addr:port/metrics`` from a daemon thread.
+
+    ``port=0`` binds a free port (read it from the result).
+
+    Raises
+    ------
+    OSError
+        If the port cannot be bound.
+    """
+    server, thread = start_http_server(port, addr=addr, registry=registry)
+    return MetricsServer(server, thread)

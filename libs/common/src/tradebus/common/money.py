@@ -1,0 +1,57 @@
+"""Decimal arithmetic for money: rounding to a market's increments, validation.
+
+Money is :class:`decimal.Decimal` everywhere (DESIGN.md); these helpers never
+convert through float.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+ZERO = Decimal(0)
+ONE = Decimal(1)
+HUNDRED = Decimal(100)
+BPS = Decimal(10_000)
+
+
+def floor_to(value: Decimal, increment: Decimal) -> Decimal:
+    """Round ``value`` down to a multiple of ``increment`` (``floor_tick``/``floor_step``).
+
+    Source: STRATEGIES.md, ``floor_tick(x)`` and ``floor_step(x)``.
+
+    Raises
+    ------
+    ValueError
+        If ``increment`` is not positive.
+    """
+    if increment <= 0:
+        raise ValueError(f"increment must be > 0, got {increment}")
+    return (value / increment).to_integral_value(rounding=ROUND_FLOOR) * increment
+
+
+def ceil_to(value: Decimal, increment: Decimal) -> Decimal:
+    """Round ``value`` up to a multiple of ``increment``.
+
+    Raises
+    ------
+    ValueError
+        If ``increment`` is not positive.
+    """
+    if increment <= 0:
+        raise ValueError(f"increment must be > 0, got {increment}")
+    return (value / increment).to_integral_value(rounding=ROUND_CEILING) * increment
+
+
+def is_positive_finite(value: Decimal | None) -> bool:
+    """True for a finite Decimal strictly greater than zero (not NaN, not Infinity)."""
+    return value is not None and value.is_finite() and value > 0
+
+
+def pct(value: Decimal) -> Decimal:
+    """A percent parameter as a fraction: ``pct(Decimal(2)) == Decimal("0.02")``."""
+    return value / HUNDRED
+
+
+def bps_fee(notional: Decimal, bps: Decimal) -> Decimal:
+    """Fee of ``bps`` basis points on ``notional`` (same unit as ``notional``)."""
+    return notional * bps / BPS

@@ -1,0 +1,125 @@
+"""The one place where NATS subjects and stream names are built and parsed.
+
+Subjects (DESIGN.md, "Bus"):
+
+=================================  ==================  =========================
+subject                            kind                producer -> consumer
+=================================  ==================  =========================
+``md.quote.<venue>.<symbol>``      core NATS           marketdata -> hosts, paper
+``md.trade.<venue>.<symbol>``      core NATS           marketdata -> hosts, paper
+``intent.<user>.<source>``         JetStream INTENTS   strategy / person -> execution
+``exec.evt.<user>.<source>``       JetStream EXEC      execution -> hosts, CLI
+``exec.query.<verb>``              request/reply       reconciler, CLI -> execution
+``recon.report.<account>``         JetStream RECON     reconciler -> anyone
+``recon.alert.<account>``          JetStream RECON     reconciler -> anyone
+``ctl.<area>.<verb>``              request/reply       CLI -> services
+=================================  ==================  =========================
+
+``<symbol>`` is the venue's native market id (``BTCUSDT``). Every token must
+match :data:`TOKEN_PATTERN`: no dots, spaces or wildcards, so a user name can
+never widen a subscription.
+"""
+
+from __future__ import annotations
+
+import re
+
+TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+"""What a subject token (user, source, account, venue, symbol, verb) may be."""
+
+STREAM_INTENTS = "INTENTS"
+STREAM_EXEC = "EXEC"
+STREAM_RECON = "RECON"
+
+MANUAL_SOURCE = "manual"
+"""The source token people use for hand-made intents: ``intent.<user>.manual``."""
+
+
+class SubjectError(ValueError):
+    """A subject token or a subject is not well formed."""
+
+
+def token(value: str, what: str = "token") -> str:
+    """Return ``value`` if it is a valid subject token, else raise :class:`SubjectError`."""
+    if not TOKEN_PATTERN.match(value):
+        raise SubjectError(f"invalid {what} {value!r}: must match {TOKEN_PATTERN.pattern}")
+    return value
+
+
+def md_quote(venue: str, symbol: str) -> str:
+    """``md.quote.<venue>.<symbol>``."""
+    return f"md.quote.{token(venue, 'venue')}.{token(symbol, 'symbol')}"
+
+
+def md_trade(venue: str, symbol: str) -> str:
+    """``md.trade.<venue>.<symbol>``."""
+    return f"md.trade.{token(venue, 'venue')}.{token(symbol, 'symbol')}"
+
+
+def md_symbol_wildcard(venue: str, symbol: str) -> str:
+    """``md.*.<venue>.<symbol>``: quotes and trades of one market."""
+    return f"md.*.{token(venue, 'venue')}.{token(symbol, 'symbol')}"
+
+
+MD_ALL = "md.>"
+
+
+def intent(user: str, source: str) -> str:
+    """``intent.<user>.<source>``; source is a bot id or ``manual``."""
+    return f"intent.{token(user, 'user')}.{token(source, 'source')}"
+
+
+INTENT_ALL = "intent.>"
+
+
+def parse_intent(subject: str) -> tuple[str, str]:
+    """Split ``intent.<user>.<source>`` into ``(user, source)``.
+
+    Raises
+    ------
+    SubjectError
+        If the subject does not have exactly that shape with valid tokens.
+    """
+    parts = subject.split(".")
+    if len(parts) != 3 or parts[0] != "intent":
+        raise SubjectError(f"not an intent subject: {subject!r}")
+    return token(parts[1], "user"), token(parts[2], "source")
+
+
+def exec_evt(user: str, source: str) -> str:
+    """``exec.evt.<user>.<source>``: order events answering that source's intents."""
+    return f"exec.evt.{token(user, 'user')}.{token(source, 'source')}"
+
+
+EXEC_EVT_ALL = "exec.evt.>"
+
+
+def exec_query(verb: str) -> str:
+    """``exec.query.<verb>`` (``balances``)."""
+    return f"exec.query.{token(verb, 'verb')}"
+
+
+def recon_report(account: str) -> str:
+    """``recon.report.<account>``."""
+    return f"recon.report.{token(account, 'account')}"
+
+
+def recon_alert(account: str) -> str:
+    """``recon.alert.<account>``."""
+    return f"recon.alert.{token(account, 'account')}"
+
+
+RECON_ALL = "recon.>"
+
+
+def ctl(area: str, verb: str) -> str:
+    """``ctl.<area>.<verb>`` (``ctl.bots.status``, ``ctl.recon.run``)."""
+    return f"ctl.{token(area, 'area')}.{token(verb, 'verb')}"
+
+
+STREAM_SUBJECTS: dict[str, list[str]] = {
+    STREAM_INTENTS: [INTENT_ALL],
+    STREAM_EXEC: [EXEC_EVT_ALL],
+    STREAM_RECON: [RECON_ALL],
+}
+"""Which subjects each JetStream stream captures."""

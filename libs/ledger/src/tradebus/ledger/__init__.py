@@ -1,0 +1,1 @@
+"""tradebus ledger: the Postgres record of accounts, orders, fills and balances."""

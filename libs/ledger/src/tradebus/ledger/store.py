@@ -1,0 +1,374 @@
+"""Ledger writes and reads over asyncpg.
+
+Only execution calls the order/fill/journal writers; the reconciler calls
+:meth:`Ledger.insert_recon_report` and the reads. Every multi-row write is one
+transaction. Idempotency (DESIGN.md, "Execution"):
+
+* an order row is keyed by its ``intent_id``: :meth:`Ledger.insert_order`
+  returns the existing row on a redelivery instead of creating a second one;
+* a fill is keyed by ``(venue, trade_id)``: :meth:`Ledger.record_fill` books a
+  duplicate as a no-op;
+* a rejected intent is keyed by its JetStream stream sequence.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Literal
+
+import asyncpg
+import msgspec
+
+from tradebus.common.messages import ReconReport
+from tradebus.ledger.entries import JournalEntry
+
+OrderStatus = Literal[
+    "new", "accepted", "partially_filled", "filled", "canceled", "rejected", "unknown"
+]
+OPEN_STATUSES: tuple[str, ...] = ("new", "accepted", "partially_filled", "unknown")
+
+
+class NewOrder(msgspec.Struct, frozen=True, kw_only=True):
+    """An order row before the venue is asked (status ``new``)."""
+
+    intent_id: str
+    account_id: str
+    user_id: str
+    source: str
+    symbol: str
+    side: str
+    order_type: str
+    price: Decimal | None
+    qty: Decimal
+    trigger_ts: int | None
+    stream_seq: int | None
+    ts: int
+
+
+class OrderRow(msgspec.Struct, frozen=True, kw_only=True):
+    """An order as the ledger knows it; ``(user_id, intent_id)`` is its key."""
+
+    user_id: str
+    intent_id: str
+    account_id: str
+    source: str
+    client_order_id: int
+    venue_order_id: str | None
+    symbol: str
+    side: str
+    order_type: str
+    price: Decimal | None
+    qty: Decimal
+    filled_qty: Decimal
+    status: OrderStatus
+    reason: str | None
+    trigger_ts: int | None
+
+
+class FillRow(msgspec.Struct, frozen=True, kw_only=True):
+    """A fill to record: its venue key, the order it fills and its journal entries."""
+
+    venue: str
+    trade_id: str
+    client_order_id: int
+    account_id: str
+    symbol: str
+    side: str
+    price: Decimal
+    qty: Decimal
+    fee: Decimal
+    fee_asset: str
+    liquidity: str
+    ts_event: int
+    ts: int
+    entries: list[JournalEntry]
+
+
+class Rejection(msgspec.Struct, frozen=True, kw_only=True):
+    """A refused intent to keep (payload truncated to :data:`MAX_PAYLOAD_BYTES`)."""
+
+    stream_seq: int | None
+    subject: str
+    user_id: str | None
+    source: str | None
+    intent_id: str | None
+    account_id: str | None
+    reason: str
+    message: str
+    payload: bytes
+    ts: int
+
+
+MAX_PAYLOAD_BYTES = 65_536
+_ORDER_COLUMNS = ", ".join(OrderRow.__struct_fields__)
+
+
+def _order(record: asyncpg.Record) -> OrderRow:
+    return OrderRow(**dict(record))
+
+
+class Ledger:
+    """The Postgres ledger behind an :class:`asyncpg.Pool`."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    # ---------------------------------------------------------------- accounts
+    async def ensure_account(
+        self, account_id: str, user_id: str, venue: str, deposits: list[JournalEntry], ts: int
+    ) -> bool:
+        """Create the account with its starting ``deposits`` unless it exists.
+
+        Returns True if it was created now. An existing account is left as it
+        is (its owner is not changed: ownership is fixed at creation).
+
+        Raises
+        ------
+        ValueError
+            If the account exists with another owner or venue.
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "INSERT INTO accounts (id, user_id, venue, created_ns) VALUES ($1, $2, $3, $4)"
+                " ON CONFLICT (id) DO NOTHING RETURNING id",
+                account_id,
+                user_id,
+                venue,
+                ts,
+            )
+            if row is None:
+                existing = await conn.fetchrow(
+                    "SELECT user_id, venue FROM accounts WHERE id = $1", account_id
+                )
+                if (existing["user_id"], existing["venue"]) != (user_id, venue):
+                    raise ValueError(
+                        f"account {account_id} exists for user {existing['user_id']} on "
+                        f"{existing['venue']}, config says user {user_id} on {venue}"
+                    )
+                return False
+            await _insert_entries(conn, deposits, ts)
+            return True
+
+    # ------------------------------------------------------------------ orders
+    async def insert_order(self, order: NewOrder) -> tuple[OrderRow, bool]:
+        """Insert ``order`` as ``new``; on an existing ``intent_id`` return that row.
+
+        Returns ``(row, created)``; ``created`` is False for a redelivery.
+        The venue client order id is allocated here, before any venue call.
+        """
+        async with self._pool.acquire() as conn:
+            record = await conn.fetchrow(
+                "INSERT INTO orders (intent_id, account_id, user_id, source, symbol, side,"
+                " order_type, price, qty, status, trigger_ts, stream_seq, created_ns, updated_ns)"
+                " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,'new',$10,$11,$12,$12)"
+                f" ON CONFLICT (user_id, intent_id) DO NOTHING RETURNING {_ORDER_COLUMNS}",
+                order.intent_id,
+                order.account_id,
+                order.user_id,
+                order.source,
+                order.symbol,
+                order.side,
+                order.order_type,
+                order.price,
+                order.qty,
+                order.trigger_ts,
+                order.stream_seq,
+                order.ts,
+            )
+            if record is not None:
+                return _order(record), True
+            record = await conn.fetchrow(
+                f"SELECT {_ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND intent_id = $2",
+                order.user_id,
+                order.intent_id,
+            )
+            return _order(record), False
+
+    async def get_order(self, user_id: str, intent_id: str) -> OrderRow | None:
+        """The order ``user_id`` placed with ``intent_id``, or None."""
+        record = await self._pool.fetchrow(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND intent_id = $2",
+            user_id,
+            intent_id,
+        )
+        return None if record is None else _order(record)
+
+    async def get_order_by_client_id(self, client_order_id: int) -> OrderRow | None:
+        """The order with that venue client order id, or None."""
+        record = await self._pool.fetchrow(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE client_order_id = $1", client_order_id
+        )
+        return None if record is None else _order(record)
+
+    async def open_orders(
+        self, account_id: str, symbol: str | None = None, source: str | None = None
+    ) -> list[OrderRow]:
+        """Open orders of an account (oldest first), optionally of one symbol or source."""
+        records = await self._pool.fetch(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE account_id = $1"
+            " AND status = ANY($2::text[])"
+            " AND ($3::text IS NULL OR symbol = $3) AND ($4::text IS NULL OR source = $4)"
+            " ORDER BY client_order_id",
+            account_id,
+            list(OPEN_STATUSES),
+            symbol,
+            source,
+        )
+        return [_order(r) for r in records]
+
+    async def set_order_status(
+        self,
+        user_id: str,
+        intent_id: str,
+        status: OrderStatus,
+        ts: int,
+        *,
+        venue_order_id: str | None = None,
+        reason: str | None = None,
+        only_from: tuple[str, ...] = OPEN_STATUSES,
+    ) -> bool:
+        """Move an order to ``status`` if it is currently in one of ``only_from``.
+
+        A fill recorded concurrently may already have moved it on; the guard
+        keeps a late ``accepted`` from overwriting ``filled``. Returns True if
+        the row changed.
+        """
+        result = await self._pool.execute(
+            "UPDATE orders SET status = $2, updated_ns = $3,"
+            " venue_order_id = COALESCE($4, venue_order_id), reason = COALESCE($5, reason)"
+            " WHERE user_id = $7 AND intent_id = $1 AND status = ANY($6::text[])",
+            intent_id,
+            status,
+            ts,
+            venue_order_id,
+            reason,
+            list(only_from),
+            user_id,
+        )
+        return result.endswith(" 1")
+
+    # ------------------------------------------------------------------- fills
+    async def record_fill(self, fill: FillRow) -> tuple[int, OrderRow] | None:
+        """Book ``fill`` and its journal entries in one transaction.
+
+        Updates the order's filled quantity and status. Returns the id of the
+        last journal entry written and the order as updated, or None if the
+        fill was already recorded (a duplicate is a no-op).
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            inserted = await conn.fetchval(
+                "INSERT INTO fills (venue, trade_id, client_order_id, account_id, symbol, side,"
+                " price, qty, fee, fee_asset, liquidity, ts_event, recorded_ns)"
+                " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)"
+                " ON CONFLICT (venue, trade_id) DO NOTHING RETURNING 1",
+                fill.venue,
+                fill.trade_id,
+                fill.client_order_id,
+                fill.account_id,
+                fill.symbol,
+                fill.side,
+                fill.price,
+                fill.qty,
+                fill.fee,
+                fill.fee_asset,
+                fill.liquidity,
+                fill.ts_event,
+                fill.ts,
+            )
+            if inserted is None:
+                return None
+            record = await conn.fetchrow(
+                "UPDATE orders SET filled_qty = filled_qty + $2, updated_ns = $3,"
+                " status = CASE WHEN filled_qty + $2 >= qty THEN 'filled'"
+                "               ELSE 'partially_filled' END"
+                f" WHERE client_order_id = $1 RETURNING {_ORDER_COLUMNS}",
+                fill.client_order_id,
+                fill.qty,
+                fill.ts,
+            )
+            last_id = await _insert_entries(conn, fill.entries, fill.ts)
+            return last_id, _order(record)
+
+    # -------------------------------------------------------------- rejections
+    async def record_rejection(self, rejection: Rejection) -> None:
+        """Keep a refused intent; a redelivered one (same stream sequence) is kept once."""
+        await self._pool.execute(
+            "INSERT INTO rejected_intents (stream_seq, subject, user_id, source, intent_id,"
+            " account_id, reason, message, payload, ts) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"
+            " ON CONFLICT (stream_seq) DO NOTHING",
+            rejection.stream_seq,
+            rejection.subject,
+            rejection.user_id,
+            rejection.source,
+            rejection.intent_id,
+            rejection.account_id,
+            rejection.reason,
+            rejection.message,
+            rejection.payload[:MAX_PAYLOAD_BYTES],
+            rejection.ts,
+        )
+
+    async def find_rejection(self, user_id: str, intent_id: str) -> tuple[str, str] | None:
+        """``(reason, message)`` of an earlier refusal of this user's intent id, or None."""
+        record = await self._pool.fetchrow(
+            "SELECT reason, message FROM rejected_intents WHERE user_id = $1 AND intent_id = $2"
+            " ORDER BY id LIMIT 1",
+            user_id,
+            intent_id,
+        )
+        return None if record is None else (record["reason"], record["message"])
+
+    # ---------------------------------------------------------------- balances
+    async def balances(self, account_id: str, up_to_id: int | None = None) -> dict[str, Decimal]:
+        """Ledger balance per asset of one account: the sum of its journal entries.
+
+        With ``up_to_id``, only entries with ``id <= up_to_id`` count (the
+        venue snapshot's watermark).
+        """
+        records = await self._pool.fetch(
+            "SELECT asset, sum(amount) AS total FROM journal WHERE account_id = $1"
+            " AND ($2::bigint IS NULL OR id <= $2) GROUP BY asset ORDER BY asset",
+            account_id,
+            up_to_id,
+        )
+        return {r["asset"]: r["total"] for r in records}
+
+    async def last_journal_id(self) -> int:
+        """Id of the newest journal entry (0 when empty)."""
+        return await self._pool.fetchval("SELECT coalesce(max(id), 0) FROM journal")
+
+    # ---------------------------------------------------------- reconciliation
+    async def insert_recon_report(self, report: ReconReport) -> int:
+        """Store a reconciliation report; returns its id."""
+        rows = json.loads(msgspec.json.encode(report.rows))
+        return await self._pool.fetchval(
+            "INSERT INTO recon_reports (account_id, status, ledger_watermark, rows, ts)"
+            " VALUES ($1, $2, $3, $4::jsonb, $5) RETURNING id",
+            report.account,
+            report.status,
+            report.ledger_watermark,
+            json.dumps(rows),
+            report.ts_event,
+        )
+
+    async def account_ids(self) -> list[str]:
+        """Every account id, sorted."""
+        return [r["id"] for r in await self._pool.fetch("SELECT id FROM accounts ORDER BY id")]
+
+
+async def _insert_entries(conn: asyncpg.Connection, entries: list[JournalEntry], ts: int) -> int:
+    """Insert journal entries; return the id of the last one (0 if none)."""
+    last = 0
+    for e in entries:
+        last = await conn.fetchval(
+            "INSERT INTO journal (account_id, asset, amount, kind, ref, ts)"
+            " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            e.account,
+            e.asset,
+            e.amount,
+            e.kind,
+            e.ref,
+            ts,
+        )
+    return last

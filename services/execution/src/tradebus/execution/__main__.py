@@ -1,0 +1,3 @@
+from tradebus.execution.main import main
+
+main()

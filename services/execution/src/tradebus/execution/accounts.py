@@ -1,0 +1,93 @@
+"""The accounts file: who owns which account, on which venue, with what money and limits.
+
+YAML::
+
+    accounts:
+      - id: alice-paper
+        user: alice                  # the owner: only intent.alice.* may use it
+        venue: paper                 # simulated; filled by market_data's trades
+        market_data: binance
+        balances: {USDT: "10000"}    # starting balances (paper)
+        maker_fee_bps: "2"
+        taker_fee_bps: "5"
+        risk: {max_order_notional: "5000", max_open_orders: 50}
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from tradebus.common.config import ConfigError, load_yaml
+from tradebus.common.subjects import TOKEN_PATTERN
+
+
+class RiskLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Per-account limits; ``None`` means no limit. Notional is in the quote asset."""
+
+    max_order_notional: Decimal | None = None
+    max_open_orders: int | None = None
+
+
+class AccountSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One account of the accounts file."""
+
+    id: str
+    user: str
+    venue: Literal["paper"] = "paper"
+    market_data: str = "binance"
+    balances: dict[str, Decimal] = {}
+    maker_fee_bps: Decimal = Decimal(10)
+    taker_fee_bps: Decimal = Decimal(10)
+    risk: RiskLimits = RiskLimits()
+
+
+class AccountsFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The whole accounts file."""
+
+    accounts: list[AccountSpec]
+
+
+def validate_accounts(specs: list[AccountSpec]) -> list[str]:
+    """Every problem as ``accounts[i].<field>: <message>``; empty when valid."""
+    problems: list[str] = []
+    seen: set[str] = set()
+    for i, a in enumerate(specs):
+        where = f"accounts[{i}]"
+        for field in ("id", "user", "market_data"):
+            if not TOKEN_PATTERN.match(getattr(a, field)):
+                problems.append(f"{where}.{field}: must match {TOKEN_PATTERN.pattern}")
+        if a.id in seen:
+            problems.append(f"{where}.id: duplicate account id {a.id!r}")
+        seen.add(a.id)
+        for asset, amount in a.balances.items():
+            if not (amount.is_finite() and amount >= 0):
+                problems.append(f"{where}.balances.{asset}: must be >= 0")
+        for field in ("maker_fee_bps", "taker_fee_bps"):
+            value = getattr(a, field)
+            if not (value.is_finite() and 0 <= value < 10_000):
+                problems.append(f"{where}.{field}: must be >= 0 and < 10000")
+        limit = a.risk.max_order_notional
+        if limit is not None and not (limit.is_finite() and limit > 0):
+            problems.append(f"{where}.risk.max_order_notional: must be > 0")
+        if a.risk.max_open_orders is not None and a.risk.max_open_orders < 1:
+            problems.append(f"{where}.risk.max_open_orders: must be >= 1")
+    return problems
+
+
+def load_accounts(path: str | Path) -> list[AccountSpec]:
+    """Read and validate an accounts file.
+
+    Raises
+    ------
+    ConfigError
+        Naming the path of every bad field.
+    """
+    parsed = load_yaml(path, AccountsFile)
+    problems = validate_accounts(parsed.accounts)
+    if problems:
+        raise ConfigError(f"{path}: invalid accounts file:\n  " + "\n  ".join(problems))
+    return parsed.accounts

@@ -1,0 +1,194 @@
+"""Composition root of the execution service.
+
+Wires: migrations (under an advisory lock), accounts (ledger rows and paper
+venues), the engine, a core-NATS subscription to the market data of every
+paper venue, the ``exec.query.balances`` responder, and the durable pull
+consumer of ``INTENTS`` whose messages are acked only after the engine has
+committed them (transient failures are nak'ed with a delay and retried).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import asyncpg
+import msgspec
+import nats.errors
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from tradebus.common import subjects
+from tradebus.common.bus import connect, ensure_streams, publish_event
+from tradebus.common.clock import LiveClock
+from tradebus.common.codec import decode_balances_query, decode_market, encode
+from tradebus.common.markets import MarketCatalog, default_markets_path
+from tradebus.common.messages import BalancesReply, ErrorReply, Message, TradeTick
+from tradebus.common.metrics import new_registry, serve_metrics
+from tradebus.execution.accounts import AccountSpec, load_accounts
+from tradebus.execution.engine import TRANSIENT_ERRORS, ExecutionEngine
+from tradebus.execution.metrics import ExecutionMetrics
+from tradebus.execution.paper import PaperExchange, PaperVenue
+from tradebus.execution.settings import ExecutionSettings
+from tradebus.execution.venue import Venue
+from tradebus.ledger.entries import deposit_entries
+from tradebus.ledger.migrate import apply_migrations
+from tradebus.ledger.store import Ledger
+
+log = logging.getLogger(__name__)
+
+MD_PENDING_MSGS = 2_000_000
+MD_PENDING_BYTES = 1024 * 1024 * 1024
+ACK_WAIT_SECONDS = 30.0
+
+
+async def open_accounts(
+    specs: list[AccountSpec], ledger: Ledger, catalog: MarketCatalog, now_ns: int
+) -> tuple[dict[str, Venue], dict[str, PaperExchange]]:
+    """Create ledger accounts (with their starting deposits) and one paper venue per account."""
+    exchanges: dict[str, PaperExchange] = {}
+    venues: dict[str, Venue] = {}
+    for spec in specs:
+        exchange = exchanges.get(spec.market_data)
+        if exchange is None:
+            exchange = exchanges[spec.market_data] = PaperExchange(catalog, spec.market_data)
+        exchange.open_account(spec.id, dict(spec.balances), spec.maker_fee_bps, spec.taker_fee_bps)
+        venues[spec.id] = PaperVenue(exchange, spec.id)
+        deposits = deposit_entries(spec.id, dict(spec.balances), "initial")
+        await ledger.ensure_account(spec.id, spec.user, spec.venue, deposits, now_ns)
+    return venues, exchanges
+
+
+async def consume_intents(
+    engine: ExecutionEngine,
+    js,
+    settings: ExecutionSettings,
+    stop: asyncio.Event,
+    metrics: ExecutionMetrics,
+) -> None:
+    """Pull intents and hand them to the engine; ack after commit, nak on transient errors."""
+    psub = await js.pull_subscribe(
+        subjects.INTENT_ALL,
+        durable=settings.consumer,
+        stream=subjects.STREAM_INTENTS,
+        config=ConsumerConfig(
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=ACK_WAIT_SECONDS,
+            max_ack_pending=10_000,
+        ),
+    )
+    metrics.ready.set(1)
+    while not stop.is_set():
+        try:
+            msgs = await psub.fetch(settings.fetch_batch, timeout=0.5)
+        except (nats.errors.TimeoutError, TimeoutError):
+            continue
+        except nats.errors.Error as exc:
+            log.warning("fetch failed", extra={"error": repr(exc)})
+            await asyncio.sleep(0.5)
+            continue
+        for i, msg in enumerate(msgs):
+            try:
+                await engine.handle_intent(msg.subject, msg.data, msg.metadata.sequence.stream)
+            except TRANSIENT_ERRORS as exc:
+                log.warning("transient failure; will retry", extra={"error": repr(exc)})
+                for pending in msgs[i:]:
+                    await pending.nak(delay=1.0)
+                await asyncio.sleep(1.0)
+                break
+            await msg.ack()
+
+
+async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
+    """Run execution until ``stop`` is set; returns the exit status."""
+    catalog = MarketCatalog.load(settings.markets_file or default_markets_path())
+    specs = load_accounts(settings.accounts_file)
+    registry = new_registry()
+    metrics = ExecutionMetrics(registry)
+    server = serve_metrics(registry, settings.metrics_port)
+    clock = LiveClock()
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
+    async with pool.acquire() as conn:
+        applied = await apply_migrations(conn)
+    if applied:
+        log.info("migrations applied", extra={"versions": applied})
+    ledger = Ledger(pool)
+    venues, exchanges = await open_accounts(specs, ledger, catalog, clock.now_ns())
+    nc = await connect(settings.nats_url, "execution")
+    js = nc.jetstream()
+    await ensure_streams(js)
+
+    async def emit(user: str, source: str, event: Message, msg_id: str) -> None:
+        await publish_event(js, subjects.exec_evt(user, source), event, msg_id)
+
+    def last_price(venue: str, symbol: str):  # type: ignore[no-untyped-def]
+        exchange = exchanges.get(venue)
+        return None if exchange is None else exchange.last_trade(symbol)
+
+    engine = ExecutionEngine(
+        ledger, {s.id: s for s in specs}, venues, catalog, emit, clock, metrics, last_price
+    )
+    await engine.start()
+    tick_counters: dict[tuple[str, str], object] = {}
+
+    async def on_market(msg: Msg) -> None:
+        try:
+            tick = decode_market(msg.data)
+        except msgspec.MsgspecError:
+            return
+        exchange = exchanges.get(tick.venue)
+        if exchange is None:
+            return
+        key = (tick.venue, tick.symbol)
+        counter = tick_counters.get(key)
+        if counter is None:
+            counter = tick_counters[key] = metrics.ticks.labels(
+                venue=tick.venue, symbol=tick.symbol
+            )
+        counter.inc()  # type: ignore[attr-defined]
+        async with engine.lock:
+            if isinstance(tick, TradeTick):
+                fills = exchange.on_trade(tick)
+                if fills:
+                    metrics.venue_fills.labels(venue="paper").inc(len(fills))
+                    await engine.record_fills(fills)
+            else:
+                exchange.on_quote(tick)
+
+    async def on_balances(msg: Msg) -> None:
+        try:
+            query = decode_balances_query(msg.data or b'{"type":"BalancesQuery"}')
+            reply: Message = BalancesReply(
+                accounts=await engine.balances(query.account), ts_event=clock.now_ns()
+            )
+        except msgspec.MsgspecError as exc:
+            reply = ErrorReply(error="bad_request", message=str(exc))
+        except KeyError as exc:
+            reply = ErrorReply(error="unknown_account", message=f"no account {exc}")
+        await msg.respond(encode(reply))
+
+    md_subs = [
+        await nc.subscribe(
+            f"md.*.{subjects.token(venue, 'venue')}.*",
+            cb=on_market,
+            pending_msgs_limit=MD_PENDING_MSGS,
+            pending_bytes_limit=MD_PENDING_BYTES,
+        )
+        for venue in sorted(exchanges)
+    ]
+    query_sub = await nc.subscribe(subjects.exec_query("balances"), cb=on_balances)
+    await nc.flush()
+    log.info("execution ready", extra={"accounts": sorted(venues)})
+    try:
+        await consume_intents(engine, js, settings, stop, metrics)
+    finally:
+        for sub in (*md_subs, query_sub):
+            await sub.unsubscribe()
+        async with engine.lock:
+            pass  # let an in-flight fill commit
+        await nc.drain()
+        await pool.close()
+        server.close()
+        log.info("execution stopped")
+    return 0

@@ -1,0 +1,533 @@
+"""The execution engine: intents in, venue orders and ledger rows out, exactly once.
+
+The protocol (DESIGN.md, "Execution: at-least-once in, exactly-once out"):
+
+1. Decode the intent; a bad payload, an unknown account or a user that does
+   not own the account is answered with :class:`OrderRejected`, kept in the
+   rejected-intents table, and never raises.
+2. Check the order's shape and the account's limits (pure, :mod:`.risk`).
+3. Insert the order row keyed by ``(user, intent_id)`` with its client order
+   id, committed before the venue is asked. A row that exists means a
+   redelivery: resume from its state, never place twice.
+4. Ask the venue; record its answer; publish the event.
+5. The caller acks the JetStream message only after this returns.
+
+Fills are keyed by ``(venue, trade_id)``; a fill and its journal entries are
+one transaction and a duplicate is a no-op.
+
+All work runs under one lock, so the venue's state and the ledger move
+together: a balances snapshot taken under the lock names the last journal
+entry it reflects (its watermark).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+
+import asyncpg
+import msgspec
+
+from tradebus.common import subjects
+from tradebus.common.clock import Clock
+from tradebus.common.codec import decode_intent
+from tradebus.common.ids import event_msg_id
+from tradebus.common.markets import Market, MarketCatalog, UnknownMarketError
+from tradebus.common.messages import (
+    AccountBalances,
+    CancelAll,
+    CancelOrder,
+    CancelRejected,
+    Message,
+    OrderAccepted,
+    OrderCanceled,
+    OrderFilled,
+    OrderRejected,
+    PlaceOrder,
+)
+from tradebus.execution.accounts import AccountSpec
+from tradebus.execution.metrics import ExecutionMetrics
+from tradebus.execution.risk import Refusal, check_limits, check_order_shape
+from tradebus.execution.venue import Venue, VenueFill, VenueOrder, VenueRejected
+from tradebus.ledger.entries import FillFacts, fill_entries
+from tradebus.ledger.store import FillRow, Ledger, NewOrder, OrderRow, Rejection
+
+log = logging.getLogger(__name__)
+
+EmitEvent = Callable[[str, str, Message, str], Awaitable[None]]
+"""``emit(user, source, event, msg_id)``: publish an order event to JetStream."""
+
+
+class IntentContext(msgspec.Struct, frozen=True, kw_only=True):
+    """Where an intent came from: subject tokens and JetStream sequence."""
+
+    subject: str
+    user: str
+    source: str
+    stream_seq: int | None
+    payload: bytes
+
+
+class ExecutionEngine:
+    """Turns intents into venue orders and venue fills into ledger entries and events.
+
+    Parameters
+    ----------
+    ledger
+        The Postgres ledger.
+    accounts
+        Account specs by id (owner, limits).
+    venues
+        One venue per account id.
+    catalog
+        Market specifications.
+    emit
+        Publishes order events (``exec.evt.<user>.<source>``).
+    clock
+        Stamps ``ts_event`` of events and row times.
+    metrics
+        Execution metrics.
+    last_price
+        ``(market_venue, symbol) -> last trade price`` for notional limits of market orders.
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        accounts: dict[str, AccountSpec],
+        venues: dict[str, Venue],
+        catalog: MarketCatalog,
+        emit: EmitEvent,
+        clock: Clock,
+        metrics: ExecutionMetrics,
+        last_price: Callable[[str, str], Decimal | None] = lambda venue, symbol: None,
+    ) -> None:
+        self._ledger = ledger
+        self._accounts = accounts
+        self._venues = venues
+        self._catalog = catalog
+        self._emit = emit
+        self._clock = clock
+        self._metrics = metrics
+        self._last_price = last_price
+        self._open: dict[str, set[str]] = {a: set() for a in accounts}  # account -> intent keys
+        self.lock = asyncio.Lock()
+        self.watermark = 0
+
+    async def start(self) -> None:
+        """Load the open orders of every account and the ledger's journal watermark."""
+        for account in self._accounts:
+            for row in await self._ledger.open_orders(account):
+                self._open[account].add(_key(row.user_id, row.intent_id))
+        self.watermark = await self._ledger.last_journal_id()
+        self._metrics.open_orders.set(sum(len(v) for v in self._open.values()))
+
+    # ------------------------------------------------------------------ intake
+    async def handle_intent(self, subject: str, payload: bytes, stream_seq: int | None) -> None:
+        """Process one message of ``INTENTS``. Raises only on infrastructure errors."""
+        async with self.lock:
+            started = self._clock.now_ns()
+            try:
+                user, source = subjects.parse_intent(subject)
+            except subjects.SubjectError as exc:
+                ctx = IntentContext(
+                    subject=subject, user="", source="", stream_seq=stream_seq, payload=payload
+                )
+                await self._refuse(ctx, None, None, Refusal("bad_subject", str(exc)))
+                return
+            ctx = IntentContext(
+                subject=subject, user=user, source=source, stream_seq=stream_seq, payload=payload
+            )
+            try:
+                intent = decode_intent(payload)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                await self._refuse(ctx, None, None, Refusal("decode_error", str(exc)[:500]))
+                return
+            self._metrics.intents.labels(type=type(intent).__name__).inc()
+            spec = self._accounts.get(intent.account)
+            if spec is None:
+                refusal = Refusal("unknown_account", f"no account {intent.account!r}")
+                await self._refuse(ctx, intent.intent_id, None, refusal)
+                return
+            if spec.user != user:
+                refusal = Refusal("not_owner", f"account {intent.account!r} is not {user}'s")
+                await self._refuse(ctx, intent.intent_id, intent.account, refusal)
+                return
+            try:
+                match intent:
+                    case PlaceOrder():
+                        await self._place(ctx, spec, intent)
+                    case CancelOrder():
+                        await self._cancel_one(ctx, intent)
+                    case CancelAll():
+                        await self._cancel_all(ctx, intent)
+            except TRANSIENT_ERRORS:
+                raise
+            except (asyncpg.DataError, ValueError, ArithmeticError) as exc:
+                # values the ledger cannot hold (a 10**400 quantity): the intent is bad
+                refusal = Refusal("invalid_intent", f"{type(exc).__name__}: {exc}"[:500])
+                await self._refuse(ctx, intent.intent_id, intent.account, refusal)
+            self._metrics.intent_seconds.observe((self._clock.now_ns() - started) / 1e9)
+
+    async def _refuse(
+        self, ctx: IntentContext, intent_id: str | None, account: str | None, refusal: Refusal
+    ) -> None:
+        """Record and publish a refusal of an intent that never reached a venue."""
+        now = self._clock.now_ns()
+        self._metrics.rejects.labels(reason=refusal.reason).inc()
+        log.info("intent refused", extra={"subject": ctx.subject, "reason": refusal.reason})
+        await self._ledger.record_rejection(
+            Rejection(
+                stream_seq=ctx.stream_seq,
+                subject=ctx.subject,
+                user_id=ctx.user or None,
+                source=ctx.source or None,
+                intent_id=intent_id,
+                account_id=account,
+                reason=refusal.reason,
+                message=refusal.message,
+                payload=ctx.payload,
+                ts=now,
+            )
+        )
+        if not ctx.user:
+            return  # no subject to answer on
+        event = OrderRejected(
+            intent_id=intent_id,
+            user=ctx.user,
+            source=ctx.source,
+            account=account,
+            reason=refusal.reason,
+            message=refusal.message,
+            ts_event=now,
+        )
+        key = intent_id if intent_id is not None else f"seq{ctx.stream_seq}"
+        await self._emit(ctx.user, ctx.source, event, event_msg_id("rej", f"{ctx.user}:{key}"))
+
+    # ------------------------------------------------------------------ places
+    def _market(self, spec: AccountSpec, symbol: str) -> Market | None:
+        try:
+            return self._catalog.get(spec.market_data, symbol)
+        except UnknownMarketError:
+            return None
+
+    async def _place(self, ctx: IntentContext, spec: AccountSpec, intent: PlaceOrder) -> None:
+        existing = await self._ledger.get_order(ctx.user, intent.intent_id)
+        if existing is not None:
+            await self._resume(ctx, intent, existing)
+            return
+        earlier = await self._ledger.find_rejection(ctx.user, intent.intent_id)
+        if earlier is not None:  # the same intent was refused before: refuse it the same way
+            await self._refuse(ctx, intent.intent_id, intent.account, Refusal(*earlier))
+            return
+        market = self._market(spec, intent.symbol)
+        if market is None:
+            refusal = Refusal("unknown_symbol", f"no market {spec.market_data}:{intent.symbol}")
+            await self._refuse(ctx, intent.intent_id, intent.account, refusal)
+            return
+        refusal = check_order_shape(intent, market) or check_limits(
+            intent,
+            spec.risk,
+            len(self._open[spec.id]),
+            self._last_price(spec.market_data, intent.symbol),
+        )
+        if refusal is not None:
+            await self._refuse(ctx, intent.intent_id, intent.account, refusal)
+            return
+        row, created = await self._ledger.insert_order(
+            NewOrder(
+                intent_id=intent.intent_id,
+                account_id=intent.account,
+                user_id=ctx.user,
+                source=ctx.source,
+                symbol=intent.symbol,
+                side=intent.side,
+                order_type=intent.order_type,
+                price=intent.price,
+                qty=intent.qty,
+                trigger_ts=intent.trigger_ts,
+                stream_seq=ctx.stream_seq,
+                ts=self._clock.now_ns(),
+            )
+        )
+        if not created:
+            await self._resume(ctx, intent, row)
+            return
+        await self._send(row, intent.ts_init)
+
+    async def _send(self, row: OrderRow, ts_init: int) -> None:
+        """Ask the venue to place a persisted order; record and publish its answer."""
+        venue = self._venues[row.account_id]
+        order = VenueOrder(
+            client_order_id=str(row.client_order_id),
+            intent_id=row.intent_id,
+            symbol=row.symbol,
+            side=row.side,  # type: ignore[arg-type]
+            order_type=row.order_type,  # type: ignore[arg-type]
+            price=row.price,
+            qty=row.qty,
+            trigger_ts=row.trigger_ts,
+        )
+        try:
+            ack = await venue.place(order)
+        except VenueRejected as exc:
+            now = self._clock.now_ns()
+            await self._ledger.set_order_status(
+                row.user_id, row.intent_id, "rejected", now, reason=exc.reason
+            )
+            self._metrics.rejects.labels(reason=exc.reason).inc()
+            self._metrics.orders.labels(status="rejected").inc()
+            await self._emit_rejected(row, exc.reason, exc.message, now)
+            return
+        now = self._clock.now_ns()
+        await self._ledger.set_order_status(
+            row.user_id,
+            row.intent_id,
+            "accepted",
+            now,
+            venue_order_id=ack.venue_order_id,
+            only_from=("new", "unknown"),
+        )
+        self._open[row.account_id].add(_key(row.user_id, row.intent_id))
+        self._metrics.open_orders.inc()
+        self._metrics.orders.labels(status="accepted").inc()
+        if ts_init:
+            self._metrics.intent_to_ack.observe(max(0, now - ts_init) / 1e9)
+        await self._emit_accepted(row, ack.venue_order_id, now)
+
+    async def _resume(self, ctx: IntentContext, intent: PlaceOrder, row: OrderRow) -> None:
+        """A redelivered (or repeated) intent: answer from the row, place at most once."""
+        same = (row.account_id, row.symbol, row.side, row.qty, row.price, row.order_type) == (
+            intent.account,
+            intent.symbol,
+            intent.side,
+            intent.qty,
+            intent.price,
+            intent.order_type,
+        )
+        if not same:
+            refusal = Refusal(
+                "duplicate_intent_id", f"intent id {intent.intent_id!r} was used for another order"
+            )
+            await self._refuse(ctx, intent.intent_id, intent.account, refusal)
+            return
+        now = self._clock.now_ns()
+        if row.status in ("new", "unknown"):
+            venue_order_id = await self._venues[row.account_id].find_order(str(row.client_order_id))
+            if venue_order_id is None:
+                await self._send(row, intent.ts_init)  # the venue never got it: send it now
+                return
+            await self._ledger.set_order_status(
+                row.user_id,
+                row.intent_id,
+                "accepted",
+                now,
+                venue_order_id=venue_order_id,
+                only_from=("new", "unknown"),
+            )
+            self._open[row.account_id].add(_key(row.user_id, row.intent_id))
+            await self._emit_accepted(row, venue_order_id, now)
+        elif row.status == "rejected":
+            await self._emit_rejected(row, row.reason or "rejected", "rejected by the venue", now)
+        else:
+            await self._emit_accepted(row, row.venue_order_id or "", now)
+
+    async def _emit_accepted(self, row: OrderRow, venue_order_id: str, now: int) -> None:
+        event = OrderAccepted(
+            intent_id=row.intent_id,
+            user=row.user_id,
+            source=row.source,
+            account=row.account_id,
+            symbol=row.symbol,
+            side=row.side,
+            order_type=row.order_type,  # type: ignore[arg-type]
+            price=row.price,
+            qty=row.qty,
+            client_order_id=str(row.client_order_id),
+            venue_order_id=venue_order_id,
+            ts_event=now,
+        )
+        await self._emit(row.user_id, row.source, event, _msg_id("acc", row))
+
+    async def _emit_rejected(self, row: OrderRow, reason: str, message: str, now: int) -> None:
+        event = OrderRejected(
+            intent_id=row.intent_id,
+            user=row.user_id,
+            source=row.source,
+            account=row.account_id,
+            reason=reason,
+            message=message,
+            ts_event=now,
+        )
+        await self._emit(row.user_id, row.source, event, _msg_id("rej", row))
+
+    # ----------------------------------------------------------------- cancels
+    async def _cancel_one(self, ctx: IntentContext, intent: CancelOrder) -> None:
+        row = await self._ledger.get_order(ctx.user, intent.target_intent_id)
+        if row is None or row.account_id != intent.account:
+            await self._cancel_rejected(
+                ctx, intent, "unknown_order", "no such order on that account"
+            )
+            return
+        if not await self._cancel_row(row, intent.intent_id):
+            await self._cancel_rejected(ctx, intent, "not_open", f"order is {row.status}")
+
+    async def _cancel_all(self, ctx: IntentContext, intent: CancelAll) -> None:
+        source = ctx.source if intent.scope == "source" else None
+        for row in await self._ledger.open_orders(intent.account, intent.symbol, source):
+            await self._cancel_row(row, intent.intent_id)
+
+    async def _cancel_row(self, row: OrderRow, cancel_intent_id: str) -> bool:
+        """Cancel one open order at the venue; publish :class:`OrderCanceled`. False if not open."""
+        if row.status not in ("accepted", "partially_filled"):
+            return False
+        if not await self._venues[row.account_id].cancel(str(row.client_order_id)):
+            return False
+        now = self._clock.now_ns()
+        await self._ledger.set_order_status(row.user_id, row.intent_id, "canceled", now)
+        self._forget_open(row)
+        self._metrics.orders.labels(status="canceled").inc()
+        event = OrderCanceled(
+            intent_id=row.intent_id,
+            user=row.user_id,
+            source=row.source,
+            account=row.account_id,
+            symbol=row.symbol,
+            filled_qty=row.filled_qty,
+            cancel_intent_id=cancel_intent_id,
+            ts_event=now,
+        )
+        await self._emit(row.user_id, row.source, event, _msg_id("can", row))
+        return True
+
+    async def _cancel_rejected(
+        self, ctx: IntentContext, intent: CancelOrder, reason: str, message: str
+    ) -> None:
+        self._metrics.rejects.labels(reason=f"cancel_{reason}").inc()
+        event = CancelRejected(
+            intent_id=intent.intent_id,
+            user=ctx.user,
+            source=ctx.source,
+            target_intent_id=intent.target_intent_id,
+            reason=reason,
+            message=message,
+            ts_event=self._clock.now_ns(),
+        )
+        msg_id = event_msg_id("canrej", f"{ctx.user}:{intent.intent_id}")
+        await self._emit(ctx.user, ctx.source, event, msg_id)
+
+    def _forget_open(self, row: OrderRow) -> None:
+        keys = self._open[row.account_id]
+        key = _key(row.user_id, row.intent_id)
+        if key in keys:
+            keys.discard(key)
+            self._metrics.open_orders.dec()
+
+    # ------------------------------------------------------------------- fills
+    async def record_fills(self, fills: list[VenueFill]) -> None:
+        """Book venue fills in the ledger and publish them. Call under :attr:`lock`."""
+        for fill in fills:
+            await self._record_fill(fill)
+
+    async def _record_fill(self, fill: VenueFill) -> None:
+        spec = self._accounts[fill.account]
+        market = self._catalog.get(spec.market_data, fill.symbol)
+        now = self._clock.now_ns()
+        facts = FillFacts(
+            account=fill.account,
+            base=market.base,
+            quote=market.quote,
+            side=fill.side,
+            price=fill.price,
+            qty=fill.qty,
+            fee=fill.fee,
+            fee_asset=fill.fee_asset,
+            ref=f"{fill.venue}:{fill.trade_id}",
+        )
+        result = await self._ledger.record_fill(
+            FillRow(
+                venue=fill.venue,
+                trade_id=fill.trade_id,
+                client_order_id=int(fill.client_order_id),
+                account_id=fill.account,
+                symbol=fill.symbol,
+                side=fill.side,
+                price=fill.price,
+                qty=fill.qty,
+                fee=fill.fee,
+                fee_asset=fill.fee_asset,
+                liquidity=fill.liquidity,
+                ts_event=fill.ts_event,
+                ts=now,
+                entries=fill_entries(facts),
+            )
+        )
+        if result is None:
+            return  # already booked
+        self.watermark, row = result
+        self._metrics.fills.labels(venue=fill.venue).inc()
+        self._metrics.fill_to_ledger.observe(max(0, self._clock.now_ns() - now) / 1e9)
+        if row.status == "filled":
+            self._forget_open(row)
+            self._metrics.orders.labels(status="filled").inc()
+        event = OrderFilled(
+            intent_id=row.intent_id,
+            user=row.user_id,
+            source=row.source,
+            account=row.account_id,
+            symbol=row.symbol,
+            side=fill.side,
+            trade_id=fill.trade_id,
+            price=fill.price,
+            qty=fill.qty,
+            fee=fill.fee,
+            fee_asset=fill.fee_asset,
+            liquidity=fill.liquidity,
+            cum_qty=row.filled_qty,
+            leaves_qty=row.qty - row.filled_qty,
+            ts_event=fill.ts_event,
+        )
+        await self._emit(row.user_id, row.source, event, event_msg_id("fill", facts.ref))
+
+    # ----------------------------------------------------------------- queries
+    async def balances(self, account: str | None = None) -> list[AccountBalances]:
+        """Venue balances of one or every account, with the ledger watermark they reflect.
+
+        Raises
+        ------
+        KeyError
+            If ``account`` is not configured.
+        """
+        async with self.lock:
+            ids = [account] if account is not None else sorted(self._accounts)
+            out = []
+            for account_id in ids:
+                venue = self._venues[account_id]
+                out.append(
+                    AccountBalances(
+                        account=account_id,
+                        venue=venue.name,
+                        balances=await venue.balances(),
+                        ledger_watermark=self.watermark,
+                    )
+                )
+            return out
+
+
+def _key(user: str, intent_id: str) -> str:
+    return f"{user}\x00{intent_id}"
+
+
+def _msg_id(kind: str, row: OrderRow) -> str:
+    return event_msg_id(kind, f"{row.user_id}:{row.intent_id}")
+
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+)
+"""Errors that mean "try again later" (database or network down), not "bad intent"."""

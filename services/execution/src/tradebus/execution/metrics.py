@@ -1,0 +1,89 @@
+"""Prometheus metrics of the execution service (``tradebus_execution_*``)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.002,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+)
+
+
+class ExecutionMetrics:
+    """Counters, gauges and latency histograms of one execution process."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.intents = Counter(
+            "tradebus_execution_intents_received",
+            "Intents decoded, by type",
+            ["type"],
+            registry=registry,
+        )
+        self.orders = Counter(
+            "tradebus_execution_orders",
+            "Order state changes, by new status",
+            ["status"],
+            registry=registry,
+        )
+        self.rejects = Counter(
+            "tradebus_execution_rejects",
+            "Refused intents and venue rejections, by reason",
+            ["reason"],
+            registry=registry,
+        )
+        self.fills = Counter(
+            "tradebus_execution_fills_recorded",
+            "Fills booked in the ledger",
+            ["venue"],
+            registry=registry,
+        )
+        self.venue_fills = Counter(
+            "tradebus_execution_venue_fills",
+            "Fills reported by venues (before de-duplication)",
+            ["venue"],
+            registry=registry,
+        )
+        self.ticks = Counter(
+            "tradebus_execution_ticks_received",
+            "Market ticks received by the paper venue",
+            ["venue", "symbol"],
+            registry=registry,
+        )
+        self.open_orders = Gauge(
+            "tradebus_execution_open_orders", "Orders open at venues", registry=registry
+        )
+        self.intent_to_ack = Histogram(
+            "tradebus_execution_intent_to_ack_seconds",
+            "From an intent's creation to the venue's acceptance",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.intent_seconds = Histogram(
+            "tradebus_execution_intent_processing_seconds",
+            "Time to process one intent (ledger + venue + event)",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.fill_to_ledger = Histogram(
+            "tradebus_execution_fill_to_ledger_seconds",
+            "From a venue fill to its ledger commit",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.ready = Gauge(
+            "tradebus_execution_ready", "1 once consuming intents", registry=registry
+        )

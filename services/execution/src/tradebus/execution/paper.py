@@ -1,0 +1,330 @@
+"""The paper venue: a deterministic simulated exchange fed by real market data.
+
+It keeps its own balances and resting orders (its own state, not the
+ledger's) and fills orders by the paper fill model of shared/STRATEGIES.md:
+
+1. An order is live from the first market event after the one that caused it
+   (``trigger_ts``, the ``ts_recv`` of the causing event; an order without one
+   is live from the first event after it arrives).
+2. A passive limit buy at ``L`` fills in full at ``L`` when a trade prints
+   strictly below ``L``; a passive sell when a trade prints strictly above.
+3. A marketable order (market, or a limit buy at or above / sell at or below
+   the last trade price when it goes live) fills in full at the next trade's
+   price if that price is within its limit.
+4. Fees are charged in the quote asset: ``maker_fee_bps`` on passive fills,
+   ``taker_fee_bps`` on marketable ones.
+5. Within one event, live orders fill in the order they were placed.
+
+Marketability is decided when the order goes live, against the last trade
+price before that event, so the result does not depend on how far the
+execution service lags the market data.
+
+Funds: a buy locks ``price * qty`` plus the worst-case taker fee in the
+quote asset; a sell locks ``qty`` of the base asset. An order that cannot be
+funded is refused with ``insufficient_balance``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import msgspec
+
+from tradebus.common.markets import Market, MarketCatalog, UnknownMarketError
+from tradebus.common.messages import AssetBalance, QuoteTick, TradeTick
+from tradebus.common.money import ZERO, bps_fee
+from tradebus.execution.venue import VenueAck, VenueFill, VenueOrder, VenueRejected
+
+PAPER_VENUE = "paper"
+MARKET_BUY_LOCK_FACTOR = Decimal("1.05")
+"""A market buy without a price cap locks this much above the last trade price."""
+
+
+class PaperOrder(msgspec.Struct, kw_only=True):
+    """A resting paper order and the funds it locks."""
+
+    account: str
+    client_order_id: str
+    intent_id: str
+    symbol: str
+    side: str
+    order_type: str
+    price: Decimal | None
+    qty: Decimal
+    trigger_ts: int | None
+    locked_asset: str
+    locked: Decimal
+    live: bool = False
+    marketable: bool = False
+
+
+class PaperBalance(msgspec.Struct, kw_only=True):
+    """``total`` and ``locked`` of one asset (``free = total - locked``)."""
+
+    total: Decimal = ZERO
+    locked: Decimal = ZERO
+
+
+class PaperAccount(msgspec.Struct, kw_only=True):
+    """One paper account: its balances and fee schedule (basis points)."""
+
+    balances: dict[str, PaperBalance]
+    maker_fee_bps: Decimal
+    taker_fee_bps: Decimal
+
+
+class PaperExchange:
+    """The simulated exchange for every paper account trading ``market_venue``'s markets.
+
+    Parameters
+    ----------
+    catalog
+        Market specifications.
+    market_venue
+        Which venue's market data drives it (``binance``).
+    """
+
+    def __init__(self, catalog: MarketCatalog, market_venue: str) -> None:
+        self._catalog = catalog
+        self.market_venue = market_venue
+        self.accounts: dict[str, PaperAccount] = {}
+        self._orders: dict[str, dict[str, PaperOrder]] = {}  # symbol -> client id -> order
+        self._by_client_id: dict[str, PaperOrder] = {}
+        self._placed: dict[str, str] = {}  # every client id ever accepted -> account
+        self._last_trade: dict[str, Decimal] = {}
+        self.fills_made = 0
+
+    # ----------------------------------------------------------------- accounts
+    def open_account(
+        self,
+        account: str,
+        balances: dict[str, Decimal],
+        maker_fee_bps: Decimal,
+        taker_fee_bps: Decimal,
+    ) -> None:
+        """Create ``account`` with starting ``balances`` (no-op if it exists)."""
+        if account in self.accounts:
+            return
+        self.accounts[account] = PaperAccount(
+            balances={a: PaperBalance(total=v) for a, v in balances.items()},
+            maker_fee_bps=maker_fee_bps,
+            taker_fee_bps=taker_fee_bps,
+        )
+
+    def balances(self, account: str) -> list[AssetBalance]:
+        """Balances of ``account`` sorted by asset. Raises KeyError if unknown."""
+        return [
+            AssetBalance(asset=a, total=b.total, free=b.total - b.locked, locked=b.locked)
+            for a, b in sorted(self.accounts[account].balances.items())
+        ]
+
+    def adjust(self, account: str, asset: str, delta: Decimal) -> None:
+        """Move a balance by hand ("the user sold on the exchange website")."""
+        self._balance(account, asset).total += delta
+
+    def _balance(self, account: str, asset: str) -> PaperBalance:
+        return self.accounts[account].balances.setdefault(asset, PaperBalance())
+
+    def last_trade(self, symbol: str) -> Decimal | None:
+        """The last trade price seen for ``symbol``, or None."""
+        return self._last_trade.get(symbol)
+
+    # ------------------------------------------------------------------- orders
+    def market(self, symbol: str) -> Market:
+        """The market ``symbol``; raises :class:`UnknownMarketError`."""
+        return self._catalog.get(self.market_venue, symbol)
+
+    def place(self, account: str, order: VenueOrder) -> VenueAck:
+        """Accept ``order`` and lock its funds.
+
+        Raises
+        ------
+        VenueRejected
+            ``unknown_symbol``, ``no_market_price`` (market buy before any
+            trade), ``insufficient_balance`` or ``duplicate_client_order_id``.
+        """
+        try:
+            market = self.market(order.symbol)
+        except UnknownMarketError:
+            raise VenueRejected("unknown_symbol", f"no market {order.symbol}") from None
+        if order.client_order_id in self._placed:
+            raise VenueRejected("duplicate_client_order_id", order.client_order_id)
+        acct = self.accounts[account]
+        if order.side == "buy":
+            asset = market.quote
+            cap = order.price
+            if cap is None:
+                last = self._last_trade.get(order.symbol)
+                if last is None:
+                    raise VenueRejected("no_market_price", f"no trade of {order.symbol} yet")
+                cap = last * MARKET_BUY_LOCK_FACTOR
+            notional = cap * order.qty
+            amount = notional + bps_fee(notional, max(acct.taker_fee_bps, acct.maker_fee_bps))
+        else:
+            asset, amount = market.base, order.qty
+        balance = self._balance(account, asset)
+        free = balance.total - balance.locked
+        if free < amount:
+            raise VenueRejected(
+                "insufficient_balance", f"needs {amount} {asset}, free {free} {asset}"
+            )
+        balance.locked += amount
+        paper = PaperOrder(
+            account=account,
+            client_order_id=order.client_order_id,
+            intent_id=order.intent_id,
+            symbol=order.symbol,
+            side=order.side,
+            order_type=order.order_type,
+            price=order.price,
+            qty=order.qty,
+            trigger_ts=order.trigger_ts,
+            locked_asset=asset,
+            locked=amount,
+        )
+        self._orders.setdefault(order.symbol, {})[order.client_order_id] = paper
+        self._by_client_id[order.client_order_id] = paper
+        self._placed[order.client_order_id] = account
+        return VenueAck(venue_order_id=f"P{order.client_order_id}")
+
+    def cancel(self, client_order_id: str) -> bool:
+        """Cancel a resting order and release its funds; False if it is not resting."""
+        order = self._by_client_id.pop(client_order_id, None)
+        if order is None:
+            return False
+        del self._orders[order.symbol][client_order_id]
+        self._balance(order.account, order.locked_asset).locked -= order.locked
+        return True
+
+    def find(self, client_order_id: str) -> PaperOrder | None:
+        """The resting order with that client id, if any."""
+        return self._by_client_id.get(client_order_id)
+
+    def placed_by(self, client_order_id: str) -> str | None:
+        """The account that placed ``client_order_id`` (resting or done), or None."""
+        return self._placed.get(client_order_id)
+
+    def open_orders(self, account: str) -> list[PaperOrder]:
+        """Resting orders of ``account`` in placement order."""
+        return [o for o in self._by_client_id.values() if o.account == account]
+
+    # -------------------------------------------------------------- market data
+    def _go_live(self, symbol: str, ts_recv: int) -> list[PaperOrder]:
+        """Make due orders live (rule 1) and return the live ones, in placement order."""
+        orders = self._orders.get(symbol)
+        if not orders:
+            return []
+        last = self._last_trade.get(symbol)
+        live = []
+        for o in orders.values():
+            if not o.live and (o.trigger_ts is None or ts_recv > o.trigger_ts):
+                o.live = True
+                o.marketable = _is_marketable(o, last)
+            if o.live:
+                live.append(o)
+        return live
+
+    def on_quote(self, tick: QuoteTick) -> None:
+        """A quote is a market event: it makes due orders live; it fills nothing."""
+        self._go_live(tick.symbol, tick.ts_recv)
+
+    def on_trade(self, tick: TradeTick) -> list[VenueFill]:
+        """Fill what this trade fills (rules 2-5); return the fills in placement order."""
+        live = self._go_live(tick.symbol, tick.ts_recv)
+        self._last_trade[tick.symbol] = tick.price
+        fills = []
+        for order in live:
+            price = _fill_price(order, tick.price)
+            if price is not None:
+                fills.append(self._fill(order, price, tick))
+        return fills
+
+    def _fill(self, order: PaperOrder, price: Decimal, tick: TradeTick) -> VenueFill:
+        market = self.market(order.symbol)
+        acct = self.accounts[order.account]
+        notional = price * order.qty
+        bps = acct.taker_fee_bps if order.marketable else acct.maker_fee_bps
+        fee = bps_fee(notional, bps)
+        base, quote = (
+            self._balance(order.account, market.base),
+            self._balance(order.account, market.quote),
+        )
+        if order.side == "buy":
+            quote.locked -= order.locked
+            quote.total -= notional + fee
+            base.total += order.qty
+        else:
+            base.locked -= order.locked
+            base.total -= order.qty
+            quote.total += notional - fee
+        del self._orders[order.symbol][order.client_order_id]
+        del self._by_client_id[order.client_order_id]
+        self.fills_made += 1
+        return VenueFill(
+            venue=PAPER_VENUE,
+            account=order.account,
+            client_order_id=order.client_order_id,
+            intent_id=order.intent_id,
+            symbol=order.symbol,
+            side=order.side,  # type: ignore[arg-type]
+            price=price,
+            qty=order.qty,
+            fee=fee,
+            fee_asset=market.quote,
+            liquidity="taker" if order.marketable else "maker",
+            trade_id=f"{order.client_order_id}.1",
+            ts_event=tick.ts_event,
+        )
+
+
+def _is_marketable(order: PaperOrder, last_trade: Decimal | None) -> bool:
+    """Rule 3's test, against the last trade price when the order goes live."""
+    if order.order_type == "market" or order.price is None:
+        return True
+    if last_trade is None:
+        return False
+    return order.price >= last_trade if order.side == "buy" else order.price <= last_trade
+
+
+def _fill_price(order: PaperOrder, trade: Decimal) -> Decimal | None:
+    """The price ``order`` fills at on a trade at ``trade``, or None (rules 2 and 3)."""
+    limit = order.price
+    if order.marketable:
+        if limit is None:
+            return trade
+        within = trade <= limit if order.side == "buy" else trade >= limit
+        return trade if within else None
+    assert limit is not None
+    crossed = trade < limit if order.side == "buy" else trade > limit
+    return limit if crossed else None
+
+
+class PaperVenue:
+    """One account's view of a :class:`PaperExchange`, implementing :class:`Venue`."""
+
+    name = PAPER_VENUE
+
+    def __init__(self, exchange: PaperExchange, account: str) -> None:
+        self.exchange = exchange
+        self.account = account
+
+    async def place(self, order: VenueOrder) -> VenueAck:
+        """See :meth:`PaperExchange.place`."""
+        return self.exchange.place(self.account, order)
+
+    async def cancel(self, client_order_id: str) -> bool:
+        """See :meth:`PaperExchange.cancel`; only this account's orders."""
+        order = self.exchange.find(client_order_id)
+        if order is None or order.account != self.account:
+            return False
+        return self.exchange.cancel(client_order_id)
+
+    async def find_order(self, client_order_id: str) -> str | None:
+        """Venue order id of an order this account placed with that client id, if any."""
+        if self.exchange.placed_by(client_order_id) != self.account:
+            return None
+        return f"P{client_order_id}"
+
+    async def balances(self) -> list[AssetBalance]:
+        """See :meth:`PaperExchange.balances`."""
+        return self.exchange.balances(self.account)

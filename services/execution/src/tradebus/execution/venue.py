@@ -1,0 +1,90 @@
+"""The venue interface execution talks to, and the errors a venue may answer with.
+
+Two implementations (DESIGN.md, "Venues"): the paper venue (simulated, the
+default) and, later, the ccxt venue. Nothing outside the implementations
+branches on which one it is.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Protocol
+
+import msgspec
+
+from tradebus.common.messages import AssetBalance, Liquidity, OrderType, Side
+
+
+class VenueOrder(msgspec.Struct, frozen=True, kw_only=True):
+    """An order as sent to a venue. ``client_order_id`` was allocated by the ledger."""
+
+    client_order_id: str
+    intent_id: str
+    symbol: str
+    side: Side
+    order_type: OrderType
+    price: Decimal | None
+    qty: Decimal
+    trigger_ts: int | None
+
+
+class VenueAck(msgspec.Struct, frozen=True, kw_only=True):
+    """The venue took the order: its own order id."""
+
+    venue_order_id: str
+
+
+class VenueFill(msgspec.Struct, frozen=True, kw_only=True):
+    """One fill reported by a venue; ``(venue, trade_id)`` is unique."""
+
+    venue: str
+    account: str
+    client_order_id: str
+    intent_id: str
+    symbol: str
+    side: Side
+    price: Decimal
+    qty: Decimal
+    fee: Decimal
+    fee_asset: str
+    liquidity: Liquidity
+    trade_id: str
+    ts_event: int
+
+
+class VenueRejected(Exception):
+    """The venue refused the order for good. ``reason`` is a machine-readable code."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+class Venue(Protocol):
+    """One account on one venue."""
+
+    name: str
+    account: str
+
+    async def place(self, order: VenueOrder) -> VenueAck:
+        """Place ``order``.
+
+        Raises
+        ------
+        VenueRejected
+            If the venue refuses it (insufficient balance, bad symbol, ...).
+        """
+        ...
+
+    async def cancel(self, client_order_id: str) -> bool:
+        """Cancel an open order; False if it is not open (unknown, filled, canceled)."""
+        ...
+
+    async def find_order(self, client_order_id: str) -> str | None:
+        """The venue's order id for ``client_order_id`` if the venue knows it, else None."""
+        ...
+
+    async def balances(self) -> list[AssetBalance]:
+        """Every asset balance of the account."""
+        ...

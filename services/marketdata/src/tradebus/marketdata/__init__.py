@@ -1,0 +1,1 @@
+"""tradebus marketdata: one connection per venue, ticks on ``md.quote.*`` / ``md.trade.*``."""

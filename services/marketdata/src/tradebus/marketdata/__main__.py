@@ -1,0 +1,3 @@
+from tradebus.marketdata.main import main
+
+main()

@@ -1,0 +1,149 @@
+"""Where raw frames come from: recorded files (replay) or the live WebSocket.
+
+A source is an async iterator of ``(ts_recv_ns, raw_frame_bytes)``; the
+:class:`~tradebus.marketdata.feed.Feed` parses and publishes whatever it yields.
+
+Recorded format (shared/data/README.md, hftbacktest's collector): one frame
+per line, ``<local receive time, ns> <raw JSON frame>``, gzip or plain text,
+local timestamps non-decreasing within a file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import heapq
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import websockets
+from websockets.asyncio.client import connect
+
+log = logging.getLogger(__name__)
+
+Frame = tuple[int, bytes]
+
+
+class ReplayFileError(ValueError):
+    """A recorded file has a line that is not ``<ns> <frame>``; names file and line."""
+
+
+def read_frames(path: Path) -> Iterator[Frame]:
+    """Yield ``(ts_recv, frame)`` of every line of one recorded file (``.gz`` or text).
+
+    Raises
+    ------
+    ReplayFileError
+        On a line without a space-separated integer timestamp.
+    OSError
+        If the file cannot be read.
+    """
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            line = line.rstrip(b"\r\n")
+            if not line:
+                continue
+            head, sep, frame = line.partition(b" ")
+            if not sep or not head.isdigit():
+                raise ReplayFileError(f"{path}:{number}: expected '<ns> <json frame>'")
+            yield int(head), frame
+
+
+def merge_files(paths: list[Path]) -> Iterator[Frame]:
+    """Frames of several files merged by receive time (ties keep file order).
+
+    BTCUSDT and ETHUSDT captures interleave; a file and its continuation
+    (``..._2354-2400Z`` then ``..._0000-0005Z``) concatenate.
+    """
+    return heapq.merge(*(read_frames(p) for p in paths), key=lambda frame: frame[0])
+
+
+class ReplaySource:
+    """Replay recorded frames at ``speed`` times real time, or as fast as possible.
+
+    Parameters
+    ----------
+    paths
+        Recorded files; merged by receive time.
+    speed
+        ``None`` for as fast as possible; ``1.0`` for real time; ``10.0`` for
+        ten times faster. The pacing follows the recorded receive times.
+    """
+
+    def __init__(self, paths: list[Path], speed: float | None) -> None:
+        if speed is not None and speed <= 0:
+            raise ValueError(f"replay speed must be > 0, got {speed}")
+        self._paths = paths
+        self._speed = speed
+
+    async def frames(self) -> AsyncIterator[Frame]:
+        """Yield every frame once, in receive-time order, then stop."""
+        start_wall = time.monotonic()
+        first_ts: int | None = None
+        for count, (ts, frame) in enumerate(merge_files(self._paths)):
+            if self._speed is not None:
+                first_ts = ts if first_ts is None else first_ts
+                due = (ts - first_ts) / 1e9 / self._speed
+                wait = due - (time.monotonic() - start_wall)
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            elif count % 512 == 0:
+                await asyncio.sleep(0)  # let the publisher's flusher run
+            yield ts, frame
+
+
+class LiveSource:
+    """Frames from a WebSocket URL, reconnecting with exponential backoff and jitter.
+
+    Parameters
+    ----------
+    url
+        Full stream URL (for Binance, the combined-stream URL).
+    clock_ns
+        Receive-time clock (``time.time_ns``).
+    on_reconnect
+        Called each time a dropped connection is re-established.
+    max_backoff
+        Cap of the reconnect delay, seconds.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        clock_ns: Callable[[], int] = time.time_ns,
+        on_reconnect: Callable[[], None] = lambda: None,
+        on_connect: Callable[[], None] = lambda: None,
+        max_backoff: float = 30.0,
+    ) -> None:
+        self._url = url
+        self._clock_ns = clock_ns
+        self._on_reconnect = on_reconnect
+        self._on_connect = on_connect
+        self._max_backoff = max_backoff
+
+    async def frames(self) -> AsyncIterator[Frame]:
+        """Yield frames forever; a dropped connection is re-opened (pings are answered)."""
+        attempt = 0
+        connected_before = False
+        while True:
+            try:
+                async with connect(self._url, max_size=2**22, compression=None) as ws:
+                    if connected_before:
+                        self._on_reconnect()
+                    connected_before = True
+                    attempt = 0
+                    self._on_connect()
+                    log.info("feed connected", extra={"url": self._url})
+                    async for message in ws:
+                        data = message.encode() if isinstance(message, str) else message
+                        yield self._clock_ns(), data
+                log.warning("feed closed by server; reconnecting")
+            except (TimeoutError, OSError, websockets.WebSocketException) as exc:
+                log.warning("feed connection failed", extra={"error": repr(exc)})
+            delay = min(self._max_backoff, 0.25 * 2**attempt) * (0.5 + random.random() / 2)
+            attempt += 1
+            await asyncio.sleep(delay)

@@ -1,0 +1,1 @@
+"""tradebus reconciler: compares venue balances with the ledger, per account and asset."""

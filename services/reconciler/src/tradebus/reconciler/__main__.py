@@ -1,0 +1,3 @@
+from tradebus.reconciler.main import main
+
+main()

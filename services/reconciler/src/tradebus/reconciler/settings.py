@@ -1,0 +1,40 @@
+"""Settings of the reconciler (``TRADEBUS_*`` environment variables)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import msgspec
+
+from tradebus.common.config import Settings
+
+
+class ReconcilerSettings(Settings, frozen=True, kw_only=True):
+    """Reconciler settings.
+
+    Attributes
+    ----------
+    nats_url
+        NATS server URL.
+    database_url
+        Postgres URL of the ledger (read, plus report rows).
+    interval_seconds
+        Time between runs (a run also happens at start).
+    tolerances
+        JSON object of absolute tolerance per asset, ``DEFAULT`` for the
+        rest (seed 001): ``{"BTC": "0.0001", "DEFAULT": "0.00000001"}``.
+    request_timeout_seconds
+        How long to wait for execution's balances.
+    metrics_port
+        Port of the Prometheus ``/metrics`` endpoint (0 = any free port).
+    """
+
+    nats_url: str = "nats://127.0.0.1:4222"
+    database_url: str = "postgresql://tradebus@127.0.0.1:5432/tradebus"
+    interval_seconds: float = 60.0
+    tolerances: dict[str, Decimal] = msgspec.field(
+        default_factory=lambda: {"DEFAULT": Decimal("0.00000001")}
+    )
+    request_timeout_seconds: float = 5.0
+    metrics_port: int = 9100
+    log_level: str = "info"

@@ -1,0 +1,3 @@
+from tradebus.strategy.main import main
+
+main()

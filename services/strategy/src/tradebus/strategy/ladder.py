@@ -1,0 +1,358 @@
+"""The ``ladder`` strategy: incremental limit buys below the price, take-profit above.
+
+Source: shared/STRATEGIES.md §1 (seeds 000 and 001). A cycle starts at the
+reference price ``P0`` and rests ``n`` GTC limit buys down to
+``P0 * (1 - D/100)``, each larger than the last by ``I`` percent. When the
+price is ``T`` percent above the average fill price, the cycle's open buys are
+cancelled and the position is sold with a marketable limit at
+``floor_tick(p * 0.995)``; when that sell fills the cycle closes and (by
+default) a new one starts at the current price. If no buy fills within ``M``
+minutes, the buys are cancelled and a new cycle starts at the current price.
+
+Time is market time: the ``ts_recv`` of the events the host passes in, so a
+replay behaves exactly like the live run it recorded.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+import msgspec
+
+from tradebus.common.markets import Market
+from tradebus.common.messages import (
+    BotStatus,
+    CancelRejected,
+    Intent,
+    OrderAccepted,
+    OrderCanceled,
+    OrderEvent,
+    OrderFilled,
+    OrderRejected,
+    QuoteTick,
+    TradeTick,
+)
+from tradebus.common.money import HUNDRED, ONE, ZERO, floor_to
+from tradebus.common.positions import Position
+from tradebus.strategy.core import BotContext, OrderTracker
+
+NS_PER_MINUTE = 60_000_000_000
+TAKE_PROFIT_SELL_FACTOR = Decimal("0.995")
+
+
+class LadderParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Parameters of STRATEGIES.md §1 (percent parameters are in percent)."""
+
+    total_quote: Decimal
+    order_count: int
+    max_drop_pct: Decimal
+    take_profit_pct: Decimal
+    increment_pct: Decimal = ZERO
+    min_order_quote: Decimal = Decimal(10)
+    restart_after_take_profit: bool = True
+    no_fill_restart_minutes: Decimal = Decimal(60)
+    cancel_on_exit: bool = True
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Every invalid field as ``(field, message)``; empty when valid."""
+        out: list[tuple[str, str]] = []
+
+        def check(name: str, ok: bool, message: str) -> None:
+            if not ok:
+                out.append((name, message))
+
+        def finite(value: Decimal) -> bool:
+            return value.is_finite()
+
+        q, d, i, t = self.total_quote, self.max_drop_pct, self.increment_pct, self.take_profit_pct
+        check("total_quote", finite(q) and q > 0, "must be > 0")
+        check("order_count", 1 <= self.order_count <= 200, "must be between 1 and 200")
+        check("max_drop_pct", finite(d) and 0 < d < 100, "must be > 0 and < 100")
+        check("increment_pct", finite(i) and i >= 0, "must be >= 0")
+        check("take_profit_pct", finite(t) and t > 0, "must be > 0")
+        m = self.min_order_quote
+        check("min_order_quote", finite(m) and m >= 0, "must be >= 0")
+        nf = self.no_fill_restart_minutes
+        check("no_fill_restart_minutes", finite(nf) and nf >= 0, "must be >= 0 (0 = never)")
+        return out
+
+
+class Level(msgspec.Struct, frozen=True, kw_only=True):
+    """One planned buy: level ``index`` (0 = nearest the price), limit price, quantity, quote."""
+
+    index: int
+    price: Decimal
+    qty: Decimal
+    quote: Decimal
+
+
+class LadderError(ValueError):
+    """No level of the ladder survives the minimum order size."""
+
+
+def plan_levels(p0: Decimal, params: LadderParams, market: Market) -> list[Level]:
+    """The buy levels of a cycle starting at reference price ``p0`` (STRATEGIES.md §1).
+
+    ``price_i = floor_tick(P0 - step*(i+1))``, ``quote_i = base * r**i * scale``,
+    ``qty_i = floor_step(quote_i / price_i)``; level ``i`` is kept only if
+    ``price_i * qty_i >= min_order_quote``.
+
+    Raises
+    ------
+    LadderError
+        If no level survives, naming the parameters that made it so.
+    """
+    n = params.order_count
+    lowest = p0 * (ONE - params.max_drop_pct / HUNDRED)
+    step = (p0 - lowest) / n
+    r = ONE + params.increment_pct / HUNDRED
+    q = params.total_quote
+    base = q / n if params.increment_pct == 0 else q * (r - ONE) / (r**n - ONE)
+    base = max(params.min_order_quote, base)
+    scale = min(ONE, q / sum(base * r**i for i in range(n)))
+    levels = []
+    for i in range(n):
+        price = floor_to(p0 - step * (i + 1), market.tick_size)
+        if price <= 0:
+            continue
+        quote = base * r**i * scale
+        qty = floor_to(quote / price, market.step_size)
+        if qty > 0 and price * qty >= params.min_order_quote:
+            levels.append(Level(index=i, price=price, qty=qty, quote=quote))
+    if not levels:
+        raise LadderError(
+            f"no ladder level reaches min_order_quote={params.min_order_quote} at price {p0}: "
+            f"total_quote={q}, order_count={n}, increment_pct={params.increment_pct}, "
+            f"step_size={market.step_size}; raise total_quote or lower order_count"
+        )
+    return levels
+
+
+Phase = Literal["waiting", "buying", "closing", "stopped", "failed"]
+
+
+class LadderState(msgspec.Struct, kw_only=True):
+    """Everything a ladder bot remembers; ``snapshot()`` is this, encoded."""
+
+    phase: Phase = "waiting"
+    cycle: int = 0
+    cycle_start_ts: int = 0
+    cycle_buy_fills: int = 0
+    cycle_filled_quote: Decimal = ZERO
+    cycle_filled_qty: Decimal = ZERO
+    sells: int = 0
+    last_price: Decimal | None = None
+    has_trade: bool = False
+    last_ts: int = 0
+    cycles_completed: int = 0
+    error: str | None = None
+    position: Position = msgspec.field(default_factory=Position)
+    orders: OrderTracker = msgspec.field(default_factory=OrderTracker)
+
+
+_state_decoder = msgspec.json.Decoder(LadderState)
+
+
+class LadderBot:
+    """A ladder bot: a pure core driven by the host (:class:`~tradebus.strategy.core.Strategy`)."""
+
+    def __init__(self, ctx: BotContext, params: LadderParams, state: LadderState | None = None):
+        self.ctx = ctx
+        self.params = params
+        self.state = state or LadderState()
+
+    # ------------------------------------------------------------ market input
+    def on_trade(self, tick: TradeTick) -> list[Intent]:
+        """A trade sets the reference price ``p``; then the cycle logic runs."""
+        s = self.state
+        s.last_price = tick.price
+        s.has_trade = True
+        s.last_ts = tick.ts_recv
+        return self._on_price()
+
+    def on_quote(self, tick: QuoteTick) -> list[Intent]:
+        """A quote sets ``p`` to the mid only until the first trade; time moves on."""
+        s = self.state
+        if not s.has_trade:
+            s.last_price = tick.mid
+        s.last_ts = tick.ts_recv
+        return self._on_price()
+
+    def _on_price(self) -> list[Intent]:
+        s = self.state
+        if s.phase == "waiting":
+            return self._start_cycle()
+        if s.phase != "buying":
+            return []
+        if s.position.qty > 0 and self._take_profit_reached():
+            return self._take_profit()
+        minutes = self.params.no_fill_restart_minutes
+        waited = s.last_ts - s.cycle_start_ts
+        if minutes > 0 and s.cycle_buy_fills == 0 and waited >= minutes * NS_PER_MINUTE:
+            return self._cancel_open("buy") + self._start_cycle()
+        return []
+
+    def _take_profit_reached(self) -> bool:
+        avg = self.state.position.avg_price
+        p = self.state.last_price
+        if avg is None or p is None:
+            return False
+        return (p - avg) / avg * HUNDRED >= self.params.take_profit_pct
+
+    # ------------------------------------------------------------------ cycles
+    def _start_cycle(self) -> list[Intent]:
+        s = self.state
+        assert s.last_price is not None
+        s.orders.forget_closed()
+        s.cycle += 1
+        s.cycle_start_ts = s.last_ts
+        s.cycle_buy_fills = 0
+        s.cycle_filled_quote = ZERO
+        s.cycle_filled_qty = ZERO
+        s.sells = 0
+        try:
+            levels = plan_levels(s.last_price, self.params, self.ctx.market)
+        except LadderError as exc:
+            s.phase = "failed"
+            s.error = str(exc)
+            return []
+        s.phase = "buying"
+        return [
+            s.orders.place(
+                self.ctx, s.cycle, f"b{lv.index}", "buy", lv.price, lv.qty, s.last_ts, s.last_ts
+            )
+            for lv in levels
+        ]
+
+    def _cancel_open(self, side: Literal["buy", "sell"] | None = None) -> list[Intent]:
+        s = self.state
+        cancels = (s.orders.cancel(self.ctx, o, s.last_ts) for o in s.orders.open_orders(side))
+        return [c for c in cancels if c is not None]
+
+    def _sell_position(self) -> list[Intent]:
+        s = self.state
+        qty = floor_to(s.position.qty, self.ctx.market.step_size)
+        if qty <= 0 or s.last_price is None:
+            return []
+        price = floor_to(s.last_price * TAKE_PROFIT_SELL_FACTOR, self.ctx.market.tick_size)
+        s.sells += 1
+        return [
+            s.orders.place(
+                self.ctx, s.cycle, f"s{s.sells}", "sell", price, qty, s.last_ts, s.last_ts
+            )
+        ]
+
+    def _take_profit(self) -> list[Intent]:
+        self.state.phase = "closing"
+        intents = self._cancel_open("buy") + self._sell_position()
+        return intents or self._maybe_close()
+
+    def _maybe_close(self) -> list[Intent]:
+        """Close the cycle once nothing is open; sell what late buy fills left over."""
+        s = self.state
+        if s.orders.open_orders():
+            return []
+        leftover = self._sell_position()
+        if leftover:
+            return leftover
+        s.cycles_completed += 1
+        if self.params.restart_after_take_profit:
+            return self._start_cycle()
+        s.phase = "stopped"
+        return []
+
+    # ------------------------------------------------------------ order events
+    def on_order_event(self, event: OrderEvent) -> list[Intent]:
+        """Track the bot's orders and position; close the cycle when its sell is done."""
+        s = self.state
+        order = s.orders.orders.get(event.intent_id)
+        if order is None:
+            return []
+        match event:
+            case OrderAccepted():
+                if order.status == "pending":
+                    order.status = "accepted"
+            case OrderFilled():
+                self._apply_fill(event)
+            case OrderCanceled():
+                order.status = "canceled"
+            case OrderRejected():
+                order.status = "rejected"
+                if order.side == "sell":
+                    s.phase = "failed"
+                    s.error = f"take-profit sell rejected: {event.reason}: {event.message}"
+                else:  # the cycle goes on with its other levels; the status shows why
+                    s.error = f"buy {order.leg} rejected: {event.reason}: {event.message}"
+            case CancelRejected():
+                pass
+        if s.phase == "closing":
+            return self._maybe_close()
+        return []
+
+    def _apply_fill(self, fill: OrderFilled) -> None:
+        s = self.state
+        order = s.orders.orders[fill.intent_id]
+        order.filled += fill.qty
+        if order.filled >= order.qty and order.status != "filled":
+            order.status = "filled"
+            s.orders.filled += 1
+        market = self.ctx.market
+        fee = fill.fee if fill.fee_asset == market.quote else ZERO
+        if fill.fee_asset == market.base:
+            fee = fill.fee * fill.price
+        s.position.apply(fill.side, fill.qty, fill.price, fee)
+        if fill.side == "buy":
+            s.cycle_buy_fills += 1
+            s.cycle_filled_quote += fill.qty * fill.price
+            s.cycle_filled_qty += fill.qty
+
+    # --------------------------------------------------------------- lifecycle
+    def on_stop(self) -> list[Intent]:
+        """Stop trading; cancel every open order if ``cancel_on_exit``."""
+        self.state.phase = "stopped"
+        return self._cancel_open() if self.params.cancel_on_exit else []
+
+    def snapshot(self) -> bytes:
+        """The bot's whole state as JSON bytes."""
+        return msgspec.json.encode(self.state)
+
+    def restore(self, data: bytes) -> None:
+        """Replace the state with a :meth:`snapshot`."""
+        self.state = _state_decoder.decode(data)
+
+    def status(self) -> BotStatus:
+        """The status block of STRATEGIES.md §1."""
+        s, pos, t = self.state, self.state.position, self.params.take_profit_pct
+        p = s.last_price
+        avg = pos.avg_price
+        unrealized = pos.unrealized_pnl(p) if p is not None else ZERO
+        cost = pos.open_cost + pos.open_fees
+        progress = ZERO
+        if avg is not None and p is not None:
+            progress = max(ZERO, min(HUNDRED, (p - avg) / avg * HUNDRED / t * HUNDRED))
+        return BotStatus(
+            bot=self.ctx.bot,
+            user=self.ctx.user,
+            account=self.ctx.account,
+            strategy=self.ctx.strategy,
+            venue=self.ctx.venue,
+            symbol=self.ctx.market.symbol,
+            state=s.phase,
+            cycle=s.cycle,
+            orders_placed=s.orders.placed,
+            orders_filled=s.orders.filled,
+            open_orders=len(s.orders.open_orders()),
+            filled_quote=s.cycle_filled_quote,
+            filled_qty=s.cycle_filled_qty,
+            avg_price=avg,
+            position=pos.qty,
+            last_price=p,
+            position_value=pos.qty * p if p is not None else ZERO,
+            unrealized_pnl=unrealized,
+            unrealized_pct=unrealized / cost * HUNDRED if cost else ZERO,
+            take_profit_progress_pct=progress,
+            cycles_completed=s.cycles_completed,
+            realized_pnl=pos.realized_pnl,
+            error=s.error,
+        )
