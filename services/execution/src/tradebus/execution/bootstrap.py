@@ -79,6 +79,15 @@ async def consume_intents(
         ),
     )
     metrics.ready.set(1)
+    try:
+        await _consume(engine, psub, settings, stop)
+    finally:
+        await psub.unsubscribe()
+
+
+async def _consume(
+    engine: ExecutionEngine, psub, settings: ExecutionSettings, stop: asyncio.Event
+) -> None:  # type: ignore[no-untyped-def]
     while not stop.is_set():
         try:
             msgs = await psub.fetch(settings.fetch_batch, timeout=0.5)
@@ -185,9 +194,11 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
     finally:
         for sub in (*md_subs, query_sub):
             await sub.unsubscribe()
+        log.info("stopping: subscriptions closed")
         async with engine.lock:
             pass  # let an in-flight fill commit
         await nc.drain()
+        log.info("stopping: nats drained")
         await pool.close()
         server.close()
         log.info("execution stopped")

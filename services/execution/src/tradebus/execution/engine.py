@@ -273,6 +273,10 @@ class ExecutionEngine:
         try:
             ack = await venue.place(order)
         except VenueRejected as exc:
+            log.info(
+                "venue rejected",
+                extra={"intent_id": row.intent_id, "reason": exc.reason, "detail": exc.message},
+            )
             now = self._clock.now_ns()
             await self._ledger.set_order_status(
                 row.user_id, row.intent_id, "rejected", now, reason=exc.reason
@@ -405,7 +409,7 @@ class ExecutionEngine:
     async def _cancel_rejected(
         self, ctx: IntentContext, intent: CancelOrder, reason: str, message: str
     ) -> None:
-        self._metrics.rejects.labels(reason=f"cancel_{reason}").inc()
+        self._metrics.cancel_rejects.labels(reason=reason).inc()
         event = CancelRejected(
             intent_id=intent.intent_id,
             user=ctx.user,

@@ -45,6 +45,12 @@ class ExecutionMetrics:
             ["reason"],
             registry=registry,
         )
+        self.cancel_rejects = Counter(
+            "tradebus_execution_cancel_rejects",
+            "Cancels that could not cancel (order unknown or already done), by reason",
+            ["reason"],
+            registry=registry,
+        )
         self.fills = Counter(
             "tradebus_execution_fills_recorded",
             "Fills booked in the ledger",

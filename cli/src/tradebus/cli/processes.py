@@ -1,0 +1,153 @@
+"""Service processes of the local stack: start with their real entry points, watch, stop.
+
+``tradebus demo`` launches the four services with the same console scripts
+compose runs (``tradebus-marketdata`` ...), each in its own session (so the
+terminal's Ctrl+C reaches only the orchestrator, which stops them in order),
+with stdout and stderr in ``<logs>/<service>.log``, and reads their state from
+their Prometheus endpoints.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections import defaultdict
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+Samples = dict[str, list[tuple[dict[str, str], float]]]
+"""Metric samples by sample name (``tradebus_x_total``): ``[(labels, value), ...]``."""
+
+
+def scrape(port: int, timeout: float = 2.0) -> Samples:
+    """Fetch and parse ``http://127.0.0.1:<port>/metrics``; empty if unreachable."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout) as r:
+            text = r.read().decode()
+    except (urllib.error.URLError, OSError):
+        return {}
+    out: Samples = defaultdict(list)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[sample.name].append((sample.labels, sample.value))
+    return out
+
+
+def total(samples: Samples, name: str, **labels: str) -> float:
+    """Sum of ``name``'s samples whose labels include ``labels``."""
+    return sum(
+        value
+        for sample_labels, value in samples.get(name, [])
+        if all(sample_labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def _clean_env() -> dict[str, str]:
+    """This process's environment without ``TRADEBUS_*`` (services reject unknown ones)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("TRADEBUS_")}
+
+
+def entry_point(name: str) -> str:
+    """Path of console script ``name`` in this interpreter's environment."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else name
+
+
+class ServiceProcess:
+    """One service of the local stack.
+
+    Parameters
+    ----------
+    name
+        Service name (``marketdata``); runs console script ``tradebus-<name>``.
+    env
+        Its ``TRADEBUS_*`` settings.
+    log_dir
+        Where ``<name>.log`` goes.
+    metrics_port
+        Its ``TRADEBUS_METRICS_PORT`` (added to ``env``).
+    """
+
+    def __init__(self, name: str, env: dict[str, str], log_dir: Path, metrics_port: int) -> None:
+        self.name = name
+        self.metrics_port = metrics_port
+        self.env = {**env, "TRADEBUS_METRICS_PORT": str(metrics_port)}
+        self.log_path = log_dir / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Launch the process (its own session, output to its log file)."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [entry_point(f"tradebus-{self.name}")],
+                env={**_clean_env(), **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    @property
+    def pid(self) -> int | None:
+        """The process id, once started."""
+        return None if self.proc is None else self.proc.pid
+
+    def returncode(self) -> int | None:
+        """Exit status if it has exited, else None."""
+        return None if self.proc is None else self.proc.poll()
+
+    def metrics(self) -> Samples:
+        """Its current metrics (empty if not reachable)."""
+        return scrape(self.metrics_port)
+
+    def is_ready(self) -> bool:
+        """True once it reports ``tradebus_<name>_ready 1``."""
+        return total(self.metrics(), f"tradebus_{self.name}_ready") >= 1
+
+    def log_tail(self, lines: int = 15) -> str:
+        """The last lines of its log."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        """Send ``sig`` if it is running."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def wait(self, timeout: float) -> int | None:
+        """Wait up to ``timeout`` seconds for it to exit; its status or None."""
+        if self.proc is None:
+            return None
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM, wait, then SIGKILL if needed; returns the exit status."""
+        if self.proc is None:
+            return None
+        self.signal(signal.SIGTERM)
+        code = self.wait(timeout)
+        if code is None:
+            self.proc.kill()
+            code = self.wait(5)
+        return code
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.1) -> bool:  # type: ignore[no-untyped-def]
+    """Poll ``predicate()`` until true or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
