@@ -17,7 +17,8 @@ BPS = Decimal(10_000)
 def floor_to(value: Decimal, increment: Decimal) -> Decimal:
     """Round ``value`` down to a multiple of ``increment`` (``floor_tick``/``floor_step``).
 
-    Source: STRATEGIES.md, ``floor_tick(x)`` and ``floor_step(x)``.
+    Source: STRATEGIES.md, ``floor_tick(x)`` and ``floor_step(x)``. The result
+    has the increment's exponent (``floor_to(98, 0.01) == Decimal("98.00")``).
 
     Raises
     ------
@@ -26,7 +27,8 @@ def floor_to(value: Decimal, increment: Decimal) -> Decimal:
     """
     if increment <= 0:
         raise ValueError(f"increment must be > 0, got {increment}")
-    return (value / increment).to_integral_value(rounding=ROUND_FLOOR) * increment
+    steps = (value / increment).to_integral_value(rounding=ROUND_FLOOR)
+    return (steps * increment).quantize(increment)
 
 
 def ceil_to(value: Decimal, increment: Decimal) -> Decimal:
@@ -39,7 +41,8 @@ def ceil_to(value: Decimal, increment: Decimal) -> Decimal:
     """
     if increment <= 0:
         raise ValueError(f"increment must be > 0, got {increment}")
-    return (value / increment).to_integral_value(rounding=ROUND_CEILING) * increment
+    steps = (value / increment).to_integral_value(rounding=ROUND_CEILING)
+    return (steps * increment).quantize(increment)
 
 
 def is_positive_finite(value: Decimal | None) -> bool:

@@ -70,14 +70,16 @@ class Position(msgspec.Struct, kw_only=True):
             self.open_fees += fee
             return
         closing = min(qty, abs(self.qty))
-        share = closing / abs(self.qty)
-        avg = self.open_cost / self.qty
         direction = 1 if self.qty > 0 else -1
-        opening_fee_share = self.open_fees * share
+        if closing == abs(self.qty):  # a full close books the open cost exactly
+            cost_share, fee_share = self.open_cost, self.open_fees
+        else:
+            share = closing / abs(self.qty)
+            cost_share, fee_share = self.open_cost * share, self.open_fees * share
         closing_fee = fee * closing / qty
-        self.realized_pnl += direction * closing * (price - avg) - closing_fee - opening_fee_share
-        self.open_fees -= opening_fee_share
-        self.open_cost -= direction * closing * avg
+        self.realized_pnl += direction * closing * price - cost_share - closing_fee - fee_share
+        self.open_cost -= cost_share
+        self.open_fees -= fee_share
         self.qty += signed if closing == qty else -self.qty
         remainder = qty - closing
         if self.qty == 0:

@@ -1,0 +1,381 @@
+"""The ladder strategy against hand-computed cases of shared/STRATEGIES.md §1.
+
+Level arithmetic (the expected values below were worked out by hand from the
+formulas: ``lowest = P0(1-D/100)``, ``step = (P0-lowest)/n``,
+``price_i = floor_tick(P0 - step(i+1))``, ``base = Q/n`` or
+``Q(r-1)/(r**n-1)``, ``base = max(m, base)``, ``scale = min(1, Q/sum)``,
+``qty_i = floor_step(base r**i scale / price_i)``, keep ``price*qty >= m``),
+then the cycle: fills, take-profit, restart, no-fill restart, exit.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+import pytest
+
+from tradebus.common.markets import Market
+from tradebus.common.messages import (
+    CancelOrder,
+    CancelRejected,
+    OrderAccepted,
+    OrderCanceled,
+    OrderFilled,
+    OrderRejected,
+    PlaceOrder,
+    QuoteTick,
+    TradeTick,
+)
+from tradebus.strategy.core import BotContext
+from tradebus.strategy.ladder import LadderBot, LadderError, LadderParams, plan_levels
+
+UNIT = Market(symbol="SOLUSDC", base="SOL", quote="USDC", tick_size=D("0.01"), step_size=D("0.001"))
+BTC = Market(
+    symbol="BTCUSDT", base="BTC", quote="USDT", tick_size=D("0.01"), step_size=D("0.00001")
+)
+MINUTE = 60_000_000_000
+
+
+def params(**kw: object) -> LadderParams:
+    base: dict[str, object] = {
+        "total_quote": D(1000),
+        "order_count": 5,
+        "max_drop_pct": D(10),
+        "take_profit_pct": D(2),
+    }
+    base.update(kw)
+    return LadderParams(**base)  # type: ignore[arg-type]
+
+
+def levels(p0: str, market: Market = UNIT, **kw: object) -> list[tuple[int, str, str]]:
+    return [
+        (lv.index, str(lv.price), str(lv.qty)) for lv in plan_levels(D(p0), params(**kw), market)
+    ]
+
+
+# --------------------------------------------------------------------------- levels
+def test_equal_sizes_when_increment_is_zero() -> None:
+    # lowest 90, step 2; base = 1000/5 = 200 quote per level
+    assert levels("100") == [
+        (0, "98.00", "2.040"),  # 200/98 = 2.0408
+        (1, "96.00", "2.083"),  # 200/96 = 2.0833
+        (2, "94.00", "2.127"),  # 200/94 = 2.1276
+        (3, "92.00", "2.173"),  # 200/92 = 2.1739
+        (4, "90.00", "2.222"),  # 200/90 = 2.2222, the last level is `lowest`
+    ]
+
+
+def test_incremental_sizes() -> None:
+    # r = 1.5; base = 1000*0.5/(1.5**4 - 1) = 123.0769; quotes 123.08, 184.62, 276.92, 415.38
+    assert levels("100", order_count=4, max_drop_pct=D(8), increment_pct=D(50)) == [
+        (0, "98.00", "1.255"),
+        (1, "96.00", "1.923"),
+        (2, "94.00", "2.945"),
+        (3, "92.00", "4.515"),
+    ]
+
+
+def test_minimum_order_drops_a_level() -> None:
+    # r = 2; base = 50/7 = 7.14 -> max(10, 7.14) = 10; sum 10+20+40 = 70; scale = 50/70;
+    # quotes 7.14, 14.29, 28.57: level 0 is 99 * 0.072 = 7.13 < 10 and is dropped.
+    got = levels("100", total_quote=D(50), order_count=3, max_drop_pct=D(3), increment_pct=D(100))
+    assert got == [(1, "98.00", "0.145"), (2, "97.00", "0.294")]
+
+
+def test_prices_floor_to_the_tick_on_a_real_market() -> None:
+    # P0 = 61837.63, D = 0.5: lowest 61528.44185, step 61.83763
+    assert levels("61837.63", BTC, max_drop_pct=D("0.5")) == [
+        (0, "61775.79", "0.00323"),
+        (1, "61713.95", "0.00324"),
+        (2, "61652.11", "0.00324"),
+        (3, "61590.27", "0.00324"),
+        (4, "61528.44", "0.00325"),
+    ]
+
+
+def test_single_level() -> None:
+    assert levels("100", total_quote=D(100), order_count=1, max_drop_pct=D(5)) == [
+        (0, "95.00", "1.052")
+    ]
+
+
+def test_no_surviving_level_is_a_clear_error() -> None:
+    # base 6 -> 10, scale 0.6: every level is 6 quote < min_order_quote 10
+    with pytest.raises(LadderError, match=r"min_order_quote=10.*total_quote=30.*order_count=5"):
+        plan_levels(D(100), params(total_quote=D(30)), UNIT)
+
+
+def test_parameter_problems_name_the_field() -> None:
+    bad = params(total_quote=D(0), order_count=0, max_drop_pct=D(100), take_profit_pct=D(-1))
+    assert dict(bad.problems()) == {
+        "total_quote": "must be > 0",
+        "order_count": "must be between 1 and 200",
+        "max_drop_pct": "must be > 0 and < 100",
+        "take_profit_pct": "must be > 0",
+    }
+    assert params().problems() == []
+
+
+# ---------------------------------------------------------------------------- cycle
+CTX = BotContext(
+    bot="alice-ladder",
+    user="alice",
+    account="alice-paper",
+    strategy="ladder",
+    venue="binance",
+    market=UNIT,
+)
+
+
+def trade(price: str, ts: int) -> TradeTick:
+    return TradeTick(
+        venue="binance",
+        symbol=UNIT.symbol,
+        unified_symbol="SOL/USDC",
+        price=D(price),
+        size=D(1),
+        aggressor="buy",
+        trade_id=str(ts),
+        ts_event=ts,
+        ts_recv=ts,
+        ts_init=ts,
+    )
+
+
+def quote(bid: str, ask: str, ts: int) -> QuoteTick:
+    return QuoteTick(
+        venue="binance",
+        symbol=UNIT.symbol,
+        unified_symbol="SOL/USDC",
+        bid=D(bid),
+        bid_size=D(1),
+        ask=D(ask),
+        ask_size=D(1),
+        ts_event=ts,
+        ts_recv=ts,
+        ts_init=ts,
+    )
+
+
+def accepted(p: PlaceOrder) -> OrderAccepted:
+    return OrderAccepted(
+        intent_id=p.intent_id,
+        user="alice",
+        source=CTX.bot,
+        account=CTX.account,
+        symbol=p.symbol,
+        side=p.side,
+        order_type="limit",
+        price=p.price,
+        qty=p.qty,
+        client_order_id="1",
+        venue_order_id="1",
+        ts_event=0,
+    )
+
+
+def filled(p: PlaceOrder, price: str, fee: str, qty: D | None = None) -> OrderFilled:
+    q = p.qty if qty is None else qty
+    return OrderFilled(
+        intent_id=p.intent_id,
+        user="alice",
+        source=CTX.bot,
+        account=CTX.account,
+        symbol=p.symbol,
+        side=p.side,
+        trade_id=p.intent_id,
+        price=D(price),
+        qty=q,
+        fee=D(fee),
+        fee_asset="USDC",
+        liquidity="maker",
+        cum_qty=q,
+        leaves_qty=p.qty - q,
+        ts_event=0,
+    )
+
+
+def canceled(target: str) -> OrderCanceled:
+    return OrderCanceled(
+        intent_id=target,
+        user="alice",
+        source=CTX.bot,
+        account=CTX.account,
+        symbol=UNIT.symbol,
+        filled_qty=D(0),
+        ts_event=0,
+    )
+
+
+def start(**kw: object) -> tuple[LadderBot, list[PlaceOrder]]:
+    bot = LadderBot(CTX, params(**kw))
+    buys = bot.on_trade(trade("100", 1_000))
+    for b in buys:
+        bot.on_order_event(accepted(b))  # type: ignore[arg-type]
+    return bot, buys  # type: ignore[return-value]
+
+
+def test_first_event_starts_a_cycle_with_deterministic_ids() -> None:
+    bot, buys = start()
+    assert [b.intent_id for b in buys] == [f"alice-ladder:1:b{i}" for i in range(5)]
+    assert [str(b.price) for b in buys] == ["98.00", "96.00", "94.00", "92.00", "90.00"]
+    assert all(b.side == "buy" and b.account == "alice-paper" for b in buys)
+    assert all(b.trigger_ts == 1_000 for b in buys)  # live from the next event
+    assert bot.status().state == "buying"
+
+
+def test_quote_mid_is_the_reference_before_any_trade() -> None:
+    bot = LadderBot(CTX, params())
+    buys = bot.on_quote(quote("99.99", "100.01", 5))
+    assert str(buys[0].price) == "98.00"  # P0 = mid = 100.00
+
+
+def test_take_profit_cancels_buys_and_sells_the_position() -> None:
+    bot, buys = start()
+    assert bot.on_order_event(filled(buys[0], "98", "0.02")) == []
+    assert bot.on_trade(trade("99.95", 2_000)) == []  # (99.95-98)/98 = 1.99 % < 2 %
+    out = bot.on_trade(trade("99.96", 3_000))  # 2.0 % reached
+    cancels = [i for i in out if isinstance(i, CancelOrder)]
+    sells = [i for i in out if isinstance(i, PlaceOrder)]
+    assert [c.target_intent_id for c in cancels] == [b.intent_id for b in buys[1:]]
+    assert len(sells) == 1
+    sell = sells[0]
+    assert (sell.intent_id, sell.side, str(sell.price), sell.qty) == (
+        "alice-ladder:1:s1",
+        "sell",
+        "99.46",
+        D("2.040"),  # floor_tick(99.96 * 0.995)
+    )
+    assert bot.status().state == "closing"
+
+
+def test_cycle_closes_with_realized_pnl_and_restarts() -> None:
+    bot, buys = start()
+    bot.on_order_event(filled(buys[0], "98", "0.02"))
+    out = bot.on_trade(trade("99.96", 3_000))
+    sell = next(i for i in out if isinstance(i, PlaceOrder))
+    bot.on_order_event(accepted(sell))
+    for b in buys[1:]:
+        assert bot.on_order_event(canceled(b.intent_id)) == []
+    restart = bot.on_order_event(filled(sell, "99.96", "0.03"))
+    status = bot.status()
+    # proceeds 2.040*99.96 = 203.9184; cost 2.040*98 = 199.92; fees 0.02 + 0.03
+    assert status.realized_pnl == D("203.9184") - D("199.92") - D("0.05")
+    assert status.cycles_completed == 1
+    assert status.position == 0
+    # new cycle at the last price 99.96: lowest 89.964, step 1.9992 -> 97.9608
+    assert [i.intent_id for i in restart][:1] == ["alice-ladder:2:b0"]
+    assert str(restart[0].price) == "97.96"
+
+
+def test_no_restart_after_take_profit_stops_the_bot() -> None:
+    bot, buys = start(restart_after_take_profit=False)
+    bot.on_order_event(filled(buys[0], "98", "0"))
+    sell = next(i for i in bot.on_trade(trade("100", 3_000)) if isinstance(i, PlaceOrder))
+    for b in buys[1:]:
+        bot.on_order_event(canceled(b.intent_id))
+    assert bot.on_order_event(filled(sell, "100", "0")) == []
+    assert bot.status().state == "stopped"
+
+
+def test_no_fill_restart_after_m_minutes_of_market_time() -> None:
+    bot, buys = start(no_fill_restart_minutes=D(1))
+    assert bot.on_trade(trade("100.5", 1_000 + MINUTE - 1)) == []
+    out = bot.on_trade(trade("100.5", 1_000 + MINUTE))
+    cancels = [i for i in out if isinstance(i, CancelOrder)]
+    places = [i for i in out if isinstance(i, PlaceOrder)]
+    assert [c.target_intent_id for c in cancels] == [b.intent_id for b in buys]
+    assert places[0].intent_id == "alice-ladder:2:b0"
+    assert str(places[0].price) == "98.49"  # floor_tick(100.5 - 2.01)
+
+
+def test_a_fill_stops_the_no_fill_clock() -> None:
+    bot, buys = start(no_fill_restart_minutes=D(1))
+    bot.on_order_event(filled(buys[0], "98", "0"))
+    assert bot.on_trade(trade("98.5", 1_000 + 2 * MINUTE)) == []
+
+
+def test_a_buy_filled_during_closing_is_sold_too() -> None:
+    bot, buys = start()
+    bot.on_order_event(filled(buys[0], "98", "0"))
+    sell = next(i for i in bot.on_trade(trade("99.96", 3_000)) if isinstance(i, PlaceOrder))
+    bot.on_order_event(filled(buys[1], "96", "0"))  # filled before its cancel arrived
+    cancel_b1 = CancelRejected(
+        intent_id=f"{buys[1].intent_id}:x",
+        user="alice",
+        source=CTX.bot,
+        target_intent_id=buys[1].intent_id,
+        reason="not_open",
+        message="",
+        ts_event=0,
+    )
+    bot.on_order_event(cancel_b1)
+    for b in buys[2:]:
+        bot.on_order_event(canceled(b.intent_id))
+    extra = bot.on_order_event(filled(sell, "99.96", "0"))
+    assert [(i.intent_id, i.qty) for i in extra] == [("alice-ladder:1:s2", D("2.083"))]
+    restart = bot.on_order_event(filled(extra[0], "99.9", "0"))  # type: ignore[arg-type]
+    assert bot.status().cycles_completed == 1
+    assert restart[0].intent_id == "alice-ladder:2:b0"
+
+
+def test_stop_cancels_open_orders_only_when_configured() -> None:
+    bot, buys = start()
+    bot.on_order_event(filled(buys[0], "98", "0"))
+    assert [c.target_intent_id for c in bot.on_stop()] == [b.intent_id for b in buys[1:]]
+    assert bot.status().state == "stopped"
+    bot2, _ = start(cancel_on_exit=False)
+    assert bot2.on_stop() == []
+
+
+def test_failed_ladder_reports_why() -> None:
+    bot = LadderBot(CTX, params(total_quote=D(30)))
+    assert bot.on_trade(trade("100", 1)) == []
+    status = bot.status()
+    assert status.state == "failed"
+    assert status.error is not None and "min_order_quote" in status.error
+
+
+def test_rejected_take_profit_sell_fails_the_bot_with_the_reason() -> None:
+    bot, buys = start()
+    bot.on_order_event(filled(buys[0], "98", "0"))
+    sell = next(i for i in bot.on_trade(trade("99.96", 3_000)) if isinstance(i, PlaceOrder))
+    bot.on_order_event(
+        OrderRejected(
+            intent_id=sell.intent_id,
+            user="alice",
+            source=CTX.bot,
+            account=CTX.account,
+            reason="insufficient_balance",
+            message="needs 2.04 SOL",
+            ts_event=0,
+        )
+    )
+    assert bot.status().state == "failed"
+    assert "insufficient_balance" in (bot.status().error or "")
+
+
+def test_status_block() -> None:
+    bot, buys = start()
+    bot.on_order_event(filled(buys[0], "98", "0"))
+    bot.on_order_event(filled(buys[1], "96", "0"))
+    bot.on_trade(trade("98", 2_000))
+    s = bot.status()
+    qty = D("2.040") + D("2.083")
+    avg = (D("2.040") * 98 + D("2.083") * 96) / qty
+    assert (s.orders_placed, s.orders_filled, s.open_orders) == (5, 2, 3)
+    assert s.filled_qty == qty and s.filled_quote == D("2.040") * 98 + D("2.083") * 96
+    assert s.avg_price == avg
+    assert s.position_value == qty * 98
+    assert s.unrealized_pnl == qty * 98 - qty * avg
+    assert s.take_profit_progress_pct == (98 - avg) / avg * 100 / 2 * 100
+
+
+def test_snapshot_restore_gives_the_same_future() -> None:
+    bot, buys = start()
+    bot.on_order_event(filled(buys[0], "98", "0.01"))
+    copy = LadderBot(CTX, params())
+    copy.restore(bot.snapshot())
+    for price, ts in (("99", 5_000), ("99.97", 6_000), ("101", 7_000)):
+        assert copy.on_trade(trade(price, ts)) == bot.on_trade(trade(price, ts))
+    assert copy.status() == bot.status()

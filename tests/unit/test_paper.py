@@ -1,0 +1,240 @@
+"""The paper venue's fill model, rule by rule (shared/STRATEGIES.md, "Paper fill model"),
+and its balances: locks, fees, refusals."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+from itertools import count
+
+import pytest
+
+from tradebus.common.markets import Market, MarketCatalog
+from tradebus.common.messages import QuoteTick, TradeTick
+from tradebus.execution.paper import PaperExchange
+from tradebus.execution.venue import VenueOrder, VenueRejected
+
+MARKET = Market(
+    symbol="BTCUSDT", base="BTC", quote="USDT", tick_size=D("0.01"), step_size=D("0.00001")
+)
+_ids = count(1)
+
+
+def exchange(usdt: str = "100000", btc: str = "0") -> PaperExchange:
+    ex = PaperExchange(MarketCatalog({"binance": [MARKET]}), "binance")
+    ex.open_account("a", {"USDT": D(usdt), "BTC": D(btc)}, maker_fee_bps=D(1), taker_fee_bps=D(5))
+    return ex
+
+
+def order(
+    side: str,
+    price: str | None,
+    qty: str = "0.1",
+    trigger: int | None = None,
+    order_type: str = "limit",
+) -> VenueOrder:
+    n = next(_ids)
+    return VenueOrder(
+        client_order_id=str(n),
+        intent_id=f"i{n}",
+        symbol="BTCUSDT",
+        side=side,  # type: ignore[arg-type]
+        order_type=order_type,
+        price=None if price is None else D(price),
+        qty=D(qty),  # type: ignore[arg-type]
+        trigger_ts=trigger,
+    )
+
+
+def trade(price: str, ts: int) -> TradeTick:
+    return TradeTick(
+        venue="binance",
+        symbol="BTCUSDT",
+        unified_symbol="BTC/USDT",
+        price=D(price),
+        size=D(1),
+        aggressor=None,
+        trade_id=str(ts),
+        ts_event=ts,
+        ts_recv=ts,
+        ts_init=ts,
+    )
+
+
+def quote(ts: int) -> QuoteTick:
+    return QuoteTick(
+        venue="binance",
+        symbol="BTCUSDT",
+        unified_symbol="BTC/USDT",
+        bid=D(99),
+        bid_size=D(1),
+        ask=D(101),
+        ask_size=D(1),
+        ts_event=ts,
+        ts_recv=ts,
+        ts_init=ts,
+    )
+
+
+def balances(ex: PaperExchange) -> dict[str, tuple[D, D]]:
+    return {b.asset: (b.total, b.locked) for b in ex.balances("a")}
+
+
+# ------------------------------------------------------------- rule 1: liveness
+def test_an_order_is_not_live_on_the_event_that_caused_it() -> None:
+    ex = exchange()
+    ex.on_trade(trade("100", 1))
+    ex.place("a", order("buy", "99", trigger=2))  # caused by the event at ts 2
+    assert ex.on_trade(trade("98", 2)) == []  # the causing event itself (or a tie)
+    assert len(ex.on_trade(trade("98", 3))) == 1  # the first event after it
+
+
+def test_a_quote_makes_an_order_live_but_fills_nothing() -> None:
+    ex = exchange()
+    ex.on_trade(trade("100", 1))
+    o = order("buy", "99", trigger=1)
+    ex.place("a", o)
+    ex.on_quote(quote(2))
+    resting = ex.find(o.client_order_id)
+    assert resting is not None and resting.live
+    assert balances(ex)["BTC"] == (D(0), D(0))  # nothing bought
+
+
+def test_a_manual_order_is_live_from_the_first_event_after_it_arrives() -> None:
+    ex = exchange()
+    ex.on_trade(trade("100", 1))
+    ex.place("a", order("buy", "99"))  # no trigger
+    assert len(ex.on_trade(trade("98", 1))) == 1  # even an event with an old timestamp
+
+
+# ---------------------------------------------------------------- rule 2: passive
+def test_passive_buy_fills_only_when_a_trade_prints_strictly_below() -> None:
+    ex = exchange()
+    ex.on_trade(trade("100", 1))
+    ex.place("a", order("buy", "99", trigger=1))
+    assert ex.on_trade(trade("99", 2)) == []  # at the limit: no fill
+    (fill,) = ex.on_trade(trade("98.5", 3))
+    assert (fill.price, fill.qty, fill.liquidity) == (D("99"), D("0.1"), "maker")
+
+
+def test_passive_sell_fills_only_when_a_trade_prints_strictly_above() -> None:
+    ex = exchange(btc="1")
+    ex.on_trade(trade("100", 1))
+    ex.place("a", order("sell", "101", trigger=1))
+    assert ex.on_trade(trade("101", 2)) == []
+    (fill,) = ex.on_trade(trade("102", 3))
+    assert (fill.price, fill.liquidity) == (D("101"), "maker")
+
+
+# ------------------------------------------------------------- rule 3: marketable
+def test_marketable_buy_fills_at_the_next_trade_price_within_its_limit() -> None:
+    ex = exchange()
+    ex.on_trade(trade("100", 1))
+    ex.place("a", order("buy", "100.5", trigger=1))  # limit >= last trade: marketable
+    assert ex.on_trade(trade("100.6", 2)) == []  # outside the limit
+    (fill,) = ex.on_trade(trade("100.2", 3))
+    assert (fill.price, fill.liquidity) == (D("100.2"), "taker")
+
+
+def test_marketable_sell_at_or_below_the_last_trade() -> None:
+    ex = exchange(btc="1")
+    ex.on_trade(trade("100", 1))
+    ex.place("a", order("sell", "99.5", trigger=1))
+    (fill,) = ex.on_trade(trade("99.9", 2))
+    assert (fill.price, fill.liquidity) == (D("99.9"), "taker")
+
+
+def test_market_order_fills_at_the_next_trade() -> None:
+    ex = exchange()
+    ex.on_trade(trade("100", 1))
+    ex.place("a", order("buy", None, order_type="market", trigger=1))
+    (fill,) = ex.on_trade(trade("103", 2))
+    assert fill.price == D("103") and fill.liquidity == "taker"
+
+
+def test_marketability_is_judged_against_the_price_when_the_order_goes_live() -> None:
+    # execution may receive the order before it has seen the trade that caused it
+    ex = exchange()
+    ex.on_trade(trade("100", 1))
+    ex.place("a", order("buy", "99.5", trigger=2))  # the strategy saw a trade at 99 (ts 2)
+    ex.on_trade(trade("99", 2))  # the causing event arrives: last trade is now 99
+    (fill,) = ex.on_trade(trade("99.2", 3))  # 99.5 >= 99: marketable, fills at 99.2
+    assert (fill.price, fill.liquidity) == (D("99.2"), "taker")
+
+
+# ------------------------------------------------------------------ rule 4: fees
+def test_fees_in_quote_maker_and_taker() -> None:
+    ex = exchange()
+    ex.on_trade(trade("100", 1))
+    ex.place("a", order("buy", "99", qty="1", trigger=1))
+    ex.place("a", order("buy", "101", qty="1", trigger=1))
+    passive, marketable = ex.on_trade(trade("98", 2))
+    assert passive.fee == D("99") * D(1) / D(10_000)  # 1 bps
+    assert marketable.fee == D("98") * D(5) / D(10_000)  # 5 bps at the fill price
+    assert passive.fee_asset == marketable.fee_asset == "USDT"
+
+
+# --------------------------------------------------------- rule 5: placement order
+def test_within_one_event_orders_fill_in_placement_order() -> None:
+    ex = exchange()
+    ex.on_trade(trade("100", 1))
+    first = order("buy", "97", trigger=1)
+    second = order("buy", "99", trigger=1)
+    ex.place("a", first)
+    ex.place("a", second)
+    fills = ex.on_trade(trade("96", 2))
+    assert [f.client_order_id for f in fills] == [first.client_order_id, second.client_order_id]
+
+
+# -------------------------------------------------------------------- balances
+def test_buy_locks_notional_plus_worst_fee_and_fill_settles_it() -> None:
+    ex = exchange(usdt="1000")
+    ex.on_trade(trade("100", 1))
+    ex.place("a", order("buy", "99", qty="1", trigger=1))
+    assert balances(ex)["USDT"] == (D(1000), D(99) + D(99) * 5 / 10_000)
+    (fill,) = ex.on_trade(trade("98", 2))
+    assert balances(ex) == {"BTC": (D(1), D(0)), "USDT": (D(1000) - 99 - fill.fee, D(0))}
+
+
+def test_sell_locks_base_and_fill_credits_quote_minus_fee() -> None:
+    ex = exchange(usdt="0", btc="2")
+    ex.on_trade(trade("100", 1))
+    ex.place("a", order("sell", "101", qty="0.5", trigger=1))
+    assert balances(ex)["BTC"] == (D(2), D("0.5"))
+    (fill,) = ex.on_trade(trade("102", 2))
+    assert balances(ex) == {"BTC": (D("1.5"), D(0)), "USDT": (D("50.5") - fill.fee, D(0))}
+
+
+def test_cancel_releases_the_lock_and_a_canceled_order_cannot_fill() -> None:
+    ex = exchange(usdt="1000")
+    ex.on_trade(trade("100", 1))
+    o = order("buy", "99", qty="1", trigger=1)
+    ex.place("a", o)
+    assert ex.cancel(o.client_order_id) is True
+    assert ex.cancel(o.client_order_id) is False
+    assert balances(ex)["USDT"] == (D(1000), D(0))
+    assert ex.on_trade(trade("90", 2)) == []
+
+
+def test_refusals() -> None:
+    ex = exchange(usdt="50")
+    with pytest.raises(VenueRejected) as exc:
+        ex.place("a", order("buy", None, order_type="market"))
+    assert exc.value.reason == "no_market_price"
+    ex.on_trade(trade("100", 1))
+    with pytest.raises(VenueRejected) as exc:
+        ex.place("a", order("buy", "99", qty="1"))
+    assert exc.value.reason == "insufficient_balance"
+    with pytest.raises(VenueRejected) as exc:
+        ex.place("a", order("sell", "99", qty="1"))
+    assert exc.value.reason == "insufficient_balance"
+    dup = order("buy", "1", qty="0.1")
+    ex.place("a", dup)
+    with pytest.raises(VenueRejected) as exc:
+        ex.place("a", dup)
+    assert exc.value.reason == "duplicate_client_order_id"
+
+
+def test_moving_a_balance_by_hand() -> None:
+    ex = exchange(usdt="100")
+    ex.adjust("a", "USDT", D("-40"))
+    assert balances(ex)["USDT"] == (D(60), D(0))

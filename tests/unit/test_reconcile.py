@@ -1,0 +1,53 @@
+"""Reconciliation arithmetic (tradebus.reconciler.core): drift and per-asset tolerance."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+from tradebus.common.messages import AssetBalance
+from tradebus.reconciler.core import reconcile
+
+
+def bal(asset: str, total: str) -> AssetBalance:
+    return AssetBalance(asset=asset, total=D(total), free=D(total), locked=D(0))
+
+
+TOL = {"BTC": D("0.0001"), "DEFAULT": D("0.01")}
+
+
+def test_within_tolerance_is_ok() -> None:
+    report = reconcile(
+        "a",
+        [bal("BTC", "0.00425"), bal("USDT", "100.005")],
+        {"BTC": D("0.0042"), "USDT": D("100")},
+        TOL,
+        7,
+        1,
+    )
+    assert report.status == "ok"
+    assert [(r.asset, r.drift, r.tolerance, r.ok) for r in report.rows] == [
+        ("BTC", D("0.00005"), D("0.0001"), True),
+        ("USDT", D("0.005"), D("0.01"), True),
+    ]
+    assert report.ledger_watermark == 7
+
+
+def test_beyond_tolerance_is_drift() -> None:
+    # seed 001's example: exchange 0.0042 BTC, local stats 0.0040, tolerance 0.0001
+    report = reconcile("a", [bal("BTC", "0.0042")], {"BTC": D("0.0040")}, TOL, 0, 1)
+    assert report.status == "drift"
+    assert report.rows[0].drift == D("0.0002") and not report.rows[0].ok
+
+
+def test_an_asset_missing_on_one_side_counts_as_zero() -> None:
+    report = reconcile("a", [bal("ETH", "1")], {"SOL": D("2")}, {}, 0, 1)
+    assert [(r.asset, r.venue_total, r.ledger_total, r.drift) for r in report.rows] == [
+        ("ETH", D(1), D(0), D(1)),
+        ("SOL", D(0), D(2), D(-2)),
+    ]
+    assert report.status == "drift"  # no tolerance given: exact
+
+
+def test_negative_drift_uses_its_magnitude() -> None:
+    report = reconcile("a", [bal("BTC", "0.99995")], {"BTC": D(1)}, TOL, 0, 1)
+    assert report.status == "ok"
