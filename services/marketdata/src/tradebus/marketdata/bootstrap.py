@@ -14,7 +14,12 @@ from tradebus.common.metrics import new_registry, serve_metrics
 from tradebus.marketdata.binance import BinanceParser, combined_stream_url
 from tradebus.marketdata.feed import Feed, FeedMetrics
 from tradebus.marketdata.settings import MarketdataSettings
-from tradebus.marketdata.sources import LiveSource, ReplayFileError, ReplaySource
+from tradebus.marketdata.sources import (
+    FeedRefusedError,
+    LiveSource,
+    ReplayFileError,
+    ReplaySource,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +48,9 @@ def build_source(
     venue = settings.feed
     return LiveSource(
         combined_stream_url(settings.binance_ws_url, settings.symbols),
-        on_reconnect=metrics.reconnects.labels(venue=venue).inc,
         on_connect=lambda: metrics.connected.labels(venue=venue).set(1),
+        on_disconnect=lambda: metrics.connected.labels(venue=venue).set(0),
+        on_reconnect=metrics.reconnects.labels(venue=venue).inc,
     )
 
 
@@ -75,8 +81,8 @@ async def run(settings: MarketdataSettings, stop: asyncio.Event) -> int:
                 },
             )
         return 0
-    except ReplayFileError as exc:
-        log.error("replay file error", extra={"error": str(exc)})
+    except (ReplayFileError, FeedRefusedError) as exc:
+        log.error("feed stopped", extra={"error": str(exc)})
         return 1
     finally:
         for t in (task, stopper):

@@ -145,7 +145,8 @@ class Feed:
             self.stats.parse_errors += 1
             self._metrics.parse_errors.labels(venue=self._venue).inc()
             if self.stats.parse_errors <= 10:
-                log.warning("unparsable frame", extra={"error": str(exc), "frame": raw[:200]})
+                frame = raw[:200].decode(errors="replace")
+                log.warning("unparsable frame", extra={"error": str(exc), "frame": frame})
             return
         self.stats.frames[kind.value] += 1
         self._frame_counters[kind].inc()

@@ -96,6 +96,14 @@ class ReplaySource:
             yield ts, frame
 
 
+class FeedRefusedError(RuntimeError):
+    """The feed's URL is invalid or the server refuses us for good (HTTP 4xx other than 429)."""
+
+
+STABLE_SECONDS = 10.0
+"""A connection that lasted this long resets the reconnect backoff."""
+
+
 class LiveSource:
     """Frames from a WebSocket URL, reconnecting with exponential backoff and jitter.
 
@@ -105,45 +113,73 @@ class LiveSource:
         Full stream URL (for Binance, the combined-stream URL).
     clock_ns
         Receive-time clock (``time.time_ns``).
-    on_reconnect
-        Called each time a dropped connection is re-established.
+    on_connect, on_disconnect, on_reconnect
+        Called when a connection opens, when it is lost, and when a lost
+        connection is re-established.
     max_backoff
-        Cap of the reconnect delay, seconds.
+        Cap of the reconnect delay, seconds. The delay doubles after every
+        failed or short-lived connection (one that lasted less than
+        :data:`STABLE_SECONDS`), so a server that accepts and drops at once is
+        not hammered.
     """
 
     def __init__(
         self,
         url: str,
         clock_ns: Callable[[], int] = time.time_ns,
-        on_reconnect: Callable[[], None] = lambda: None,
         on_connect: Callable[[], None] = lambda: None,
+        on_disconnect: Callable[[], None] = lambda: None,
+        on_reconnect: Callable[[], None] = lambda: None,
         max_backoff: float = 30.0,
     ) -> None:
         self._url = url
         self._clock_ns = clock_ns
-        self._on_reconnect = on_reconnect
         self._on_connect = on_connect
+        self._on_disconnect = on_disconnect
+        self._on_reconnect = on_reconnect
         self._max_backoff = max_backoff
 
     async def frames(self) -> AsyncIterator[Frame]:
-        """Yield frames forever; a dropped connection is re-opened (pings are answered)."""
+        """Yield frames forever; a dropped connection is re-opened (pings are answered).
+
+        Raises
+        ------
+        FeedRefusedError
+            If the URL is invalid or the server answers the handshake with a
+            client error other than 429 (retrying would not help).
+        """
         attempt = 0
         connected_before = False
         while True:
+            opened = time.monotonic()
             try:
                 async with connect(self._url, max_size=2**22, compression=None) as ws:
+                    opened = time.monotonic()
                     if connected_before:
                         self._on_reconnect()
                     connected_before = True
-                    attempt = 0
                     self._on_connect()
                     log.info("feed connected", extra={"url": self._url})
-                    async for message in ws:
-                        data = message.encode() if isinstance(message, str) else message
-                        yield self._clock_ns(), data
+                    try:
+                        async for message in ws:
+                            data = message.encode() if isinstance(message, str) else message
+                            yield self._clock_ns(), data
+                    finally:
+                        self._on_disconnect()
                 log.warning("feed closed by server; reconnecting")
+            except websockets.InvalidURI as exc:
+                raise FeedRefusedError(f"invalid feed URL {self._url}: {exc}") from None
+            except websockets.InvalidStatus as exc:
+                status = exc.response.status_code
+                if 400 <= status < 500 and status != 429:
+                    raise FeedRefusedError(
+                        f"{self._url} refused the connection: HTTP {status}"
+                    ) from None
+                log.warning("feed handshake failed", extra={"status": status})
             except (TimeoutError, OSError, websockets.WebSocketException) as exc:
                 log.warning("feed connection failed", extra={"error": repr(exc)})
+            if time.monotonic() - opened >= STABLE_SECONDS:
+                attempt = 0
             delay = min(self._max_backoff, 0.25 * 2**attempt) * (0.5 + random.random() / 2)
             attempt += 1
             await asyncio.sleep(delay)
