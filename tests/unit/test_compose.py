@@ -1,0 +1,285 @@
+"""Static checks of docker-compose.yml, the service Dockerfiles and deploy/ (no Docker needed).
+
+Nothing here can be built or run in CI, so these tests guard against the mistakes that
+would only show up at ``docker compose up``: a ``TRADEBUS_*`` variable that is not a
+setting (services refuse to start on unknown settings), a Dockerfile whose ``CMD`` or
+``--package`` names nothing, an image that drags in another service's dependencies, a
+``strategy`` that cannot be scaled, ``depends_on``/volumes/mounts pointing at nothing,
+Prometheus scraping the wrong host or port, and Grafana provisioning or dashboards that
+do not parse or query metrics no service exports.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from tradebus.common.config import PREFIX, load_settings
+from tradebus.execution.settings import ExecutionSettings
+from tradebus.ledger.migrate import MigrateSettings
+from tradebus.marketdata.settings import MarketdataSettings
+from tradebus.reconciler.settings import ReconcilerSettings
+from tradebus.strategy.settings import StrategySettings
+
+ROOT = Path(__file__).resolve().parents[2]
+SETTINGS: dict[str, Any] = {
+    "marketdata": MarketdataSettings,
+    "strategy": StrategySettings,
+    "execution": ExecutionSettings,
+    "reconciler": ReconcilerSettings,
+    "migrate": MigrateSettings,
+}
+TRADEBUS = ("marketdata", "strategy", "execution", "reconciler")
+REQUIRED = {"nats", "postgres", "prometheus", "grafana", *SETTINGS}
+INTERPOLATION = re.compile(r"\$\{(\w+)(:?-([^}]*))?\}")
+CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
+
+
+def read_yaml(path: Path) -> Any:
+    assert path.is_file(), f"{path.relative_to(ROOT)} is missing"
+    return yaml.safe_load(path.read_text())
+
+
+@functools.cache
+def compose() -> dict[str, Any]:
+    data = read_yaml(ROOT / "docker-compose.yml")
+    assert isinstance(data, dict) and isinstance(data.get("services"), dict), "no services:"
+    return data
+
+
+def services() -> dict[str, dict[str, Any]]:
+    return compose()["services"]
+
+
+def tradebus_env(name: str) -> dict[str, str]:
+    """The service's ``TRADEBUS_*`` variables, ``${VAR:-default}`` replaced by its default."""
+    env = services()[name].get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.partition("=")[::2] for item in env)
+    sub = functools.partial(INTERPOLATION.sub, lambda m: m[3] or "")
+    return {k: sub("" if v is None else str(v)) for k, v in env.items() if k.startswith(PREFIX)}
+
+
+def metrics_port(name: str) -> int:
+    return load_settings(SETTINGS[name], tradebus_env(name)).metrics_port
+
+
+def mounts(name: str) -> list[tuple[str, str]]:
+    """``(source, target)`` of every volume of a service (short or long syntax)."""
+    volumes = services()[name].get("volumes") or []
+    return [
+        (v["source"], v["target"]) if isinstance(v, dict) else tuple(v.split(":")[:2])
+        for v in volumes
+    ]
+
+
+def host_path(name: str, container_path: str) -> Path:
+    """The repository path bind-mounted at ``container_path`` in service ``name``."""
+    binds = [(s, t.rstrip("/")) for s, t in mounts(name) if s.startswith(".")]
+    for source, target in sorted(binds, key=lambda bind: -len(bind[1])):
+        if (container_path + "/").startswith(target + "/"):
+            return ROOT / source / container_path[len(target) :].lstrip("/")
+    raise AssertionError(f"{name}: nothing from the repository is mounted at {container_path}")
+
+
+def pyproject(folder: Path) -> dict[str, Any]:
+    return tomllib.loads((folder / "pyproject.toml").read_text())["project"]
+
+
+@functools.cache
+def lock() -> dict[str, dict[str, Any]]:
+    return {p["name"]: p for p in tomllib.loads((ROOT / "uv.lock").read_text())["package"]}
+
+
+def closure(dist: str) -> set[str]:
+    """Every package installed by ``uv sync --no-dev --package <dist>`` (markers ignored)."""
+    seen: set[str] = set()
+    todo = [dist]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += [d["name"] for d in lock()[name].get("dependencies", [])]
+    return seen
+
+
+def dockerfile_of(name: str) -> Path:
+    build = services()[name]["build"]
+    assert isinstance(build, dict), f"{name}: build: must name context and dockerfile"
+    assert (ROOT / build["context"]).resolve() == ROOT, f"{name}: build context must be ."
+    path = ROOT / build["dockerfile"]
+    assert path.is_file(), f"{name}: dockerfile {build['dockerfile']} does not exist"
+    return path
+
+
+def test_required_services_exist() -> None:
+    missing = REQUIRED - set(services())
+    assert not missing, f"docker-compose.yml lacks services {sorted(missing)}"
+    built = {n for n, s in services().items() if "build" in s}
+    assert built <= set(SETTINGS), f"{sorted(built - set(SETTINGS))}: add to SETTINGS here"
+    migrate, execution = services()["migrate"], services()["execution"]
+    same = (migrate["build"], migrate.get("image")) == (execution["build"], execution.get("image"))
+    assert same, "migrate must build and name the same image as execution"
+
+
+def test_interpolations_have_defaults() -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    bare = [m[0] for m in INTERPOLATION.finditer(text) if not m[2]]
+    assert not bare, f"{bare}: give a default (${{VAR:-default}}) so `up` works without .env"
+
+
+@pytest.mark.parametrize("name", sorted(SETTINGS))
+def test_dockerfile_matches_its_package(name: str) -> None:
+    path = dockerfile_of(name)
+    rel = path.relative_to(ROOT)
+    text = path.read_text().replace("\\\n", " ")  # join continuation lines
+    project = pyproject(path.parent)
+    package = re.search(r"--package\s+(\S+)", text)
+    assert package and package[1] == project["name"], f"{rel}: --package must be {project['name']}"
+    cmd = re.search(r"^CMD\s+(\[.*\])\s*$", text, re.M)
+    assert cmd, f'{rel}: needs an exec-form CMD ["<console script>"]'
+    script = json.loads(cmd[1])[0]
+    assert script in project.get("scripts", {}), f"{rel}: CMD {script} is not a console script"
+    # Scripts of the image's own workspace packages (execution's image has tradebus-migrate).
+    scripts: set[str] = set()
+    for dist in closure(project["name"]):
+        if "editable" in lock()[dist]["source"]:
+            scripts |= set(pyproject(ROOT / lock()[dist]["source"]["editable"]).get("scripts", {}))
+    command = services()[name].get("command")
+    if command:
+        first = command[0] if isinstance(command, list) else command.split()[0]
+        assert first in scripts, f"{name}: command {first} is not installed in {rel}"
+    for src in re.findall(r"^COPY\s+(?!--from)(.+)\s+\S+$", text, re.M):
+        for item in src.split():
+            assert (ROOT / item).exists(), f"{rel}: COPY source {item} does not exist"
+    users = re.findall(r"^USER\s+(\S+)", text, re.M)
+    assert users and users[-1] not in ("root", "0"), f"{rel}: must run as a non-root USER"
+    env_in_image = re.search(r"^ENV\b[^\n]*\bTRADEBUS_", text, re.M)
+    assert not env_in_image, f"{rel}: TRADEBUS_* belong in compose, not in the image"
+
+
+def test_strategy_image_has_no_ccxt_nor_asyncpg() -> None:
+    extra = closure("tradebus-strategy") & {"ccxt", "asyncpg", "tradebus-ledger"}
+    assert not extra, f"tradebus-strategy's image would install {sorted(extra)}"
+
+
+@pytest.mark.parametrize("name", sorted(SETTINGS))
+def test_environment_is_valid_settings(name: str) -> None:
+    cls = SETTINGS[name]
+    fields = set(cls.__struct_fields__)
+    env = tradebus_env(name)
+    secret_files = {k for k in env if k.endswith("_FILE") and k[len(PREFIX) : -5].lower() in fields}
+    unknown = [k for k in env if k[len(PREFIX) :].lower() not in fields and k not in secret_files]
+    known = sorted(PREFIX + f.upper() for f in fields)
+    assert not unknown, f"{name}: {unknown} are not settings of {cls.__name__} (known: {known})"
+    # The real loader: converts every value and checks that required settings are set.
+    load_settings(cls, {k: v for k, v in env.items() if k not in secret_files})
+    for key, value in env.items():
+        if key.endswith("_URL") and "://" in value:
+            host = urlsplit(value).hostname
+            assert host in services(), f"{name}: {key} points at {host}, not a compose service"
+
+
+def test_strategy_is_scalable() -> None:
+    strategy = services()["strategy"]
+    assert "container_name" not in strategy, "strategy: container_name prevents --scale"
+    assert not strategy.get("ports"), "strategy: published ports prevent --scale"
+
+
+def test_restart_policies_and_dependencies() -> None:
+    for name in TRADEBUS:
+        assert services()[name].get("restart") == "unless-stopped", f"{name}: restart policy"
+    assert str(services()["migrate"].get("restart")) == "no", "migrate is one-shot"
+    for name, service in services().items():
+        deps = service.get("depends_on") or {}
+        if isinstance(deps, list):
+            deps = {d: {"condition": "service_started"} for d in deps}
+        for dep, spec in deps.items():
+            assert dep in services(), f"{name}: depends_on unknown service {dep}"
+            assert spec.get("condition") in CONDITIONS, f"{name} -> {dep}: bad condition"
+            if spec["condition"] == "service_healthy":
+                assert "healthcheck" in services()[dep], f"{name} waits for {dep}'s health"
+    for name in ("execution", "reconciler"):
+        cond = services()[name]["depends_on"]["migrate"]["condition"]
+        assert cond == "service_completed_successfully", f"{name} must wait for migrate"
+
+
+def test_volumes_exist() -> None:
+    declared = set(compose().get("volumes") or {})
+    for name in services():
+        for source, _ in mounts(name):
+            if source.startswith((".", "/")):
+                assert (ROOT / source).exists(), f"{name}: host path {source} does not exist"
+            else:
+                assert source in declared, f"{name}: named volume {source} is not declared"
+
+
+def test_prometheus_scrapes_every_service() -> None:
+    config = read_yaml(host_path("prometheus", "/etc/prometheus/prometheus.yml"))
+    assert config["global"]["scrape_interval"] == "5s"
+    for pattern in config.get("rule_files", []):
+        folder = host_path("prometheus", pattern.rsplit("/", 1)[0])
+        files = sorted(folder.glob(pattern.rsplit("/", 1)[1]))
+        assert files, f"rule_files {pattern} matches no file in the repository"
+        for path in files:
+            assert isinstance(read_yaml(path).get("groups"), list), f"{path}: no groups list"
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert set(jobs) == set(TRADEBUS), f"scrape jobs {sorted(jobs)} != {sorted(TRADEBUS)}"
+    for name, job in jobs.items():
+        targets = [t for sc in job.get("static_configs", []) for t in sc["targets"]]
+        for sd in job.get("dns_sd_configs", []):
+            assert sd.get("type") == "A" and sd.get("port"), f"{name}: dns_sd needs type A, port"
+            targets += [f"{host}:{sd['port']}" for host in sd["names"]]
+        assert targets, f"job {name} has no targets"
+        for target in targets:
+            host, _, port = target.rpartition(":")
+            assert host == name, f"job {name} scrapes {host}"
+            assert int(port) == metrics_port(name), f"job {name}: port {port} != metrics port"
+    assert "dns_sd_configs" in jobs["strategy"], "strategy: use DNS so every replica is scraped"
+
+
+@functools.cache
+def declared_metrics() -> set[str]:
+    sources = [*ROOT.glob("services/*/src/**/*.py"), *ROOT.glob("libs/*/src/**/*.py")]
+    return {m for p in sources for m in re.findall(r"[\"'](tradebus_\w+)[\"']", p.read_text())}
+
+
+def test_grafana_provisioning_and_dashboards() -> None:
+    provisioning = host_path("grafana", "/etc/grafana/provisioning")
+    sources = read_yaml(provisioning / "datasources" / "prometheus.yml")["datasources"]
+    uids = {ds["uid"] for ds in sources}
+    prom = next(ds for ds in sources if ds["name"] == "Prometheus")
+    assert prom["uid"] == "prometheus" and prom.get("isDefault"), "Prometheus: uid, default"
+    assert urlsplit(prom["url"]).hostname in services(), f"datasource url {prom['url']}"
+    providers = read_yaml(provisioning / "dashboards" / "tradebus.yml")["providers"]
+    exprs = []
+    for provider in providers:
+        folder = host_path("grafana", provider["options"]["path"])
+        files = sorted(folder.glob("*.json"))
+        assert files, f"dashboard provider {provider['name']}: no JSON in {folder}"
+        for path in files:
+            dashboard = json.loads(path.read_text())
+            assert dashboard.get("panels"), f"{path.name}: no panels"
+            for panel in dashboard["panels"]:
+                for target in [panel, *panel.get("targets", [])]:
+                    uid = (target.get("datasource") or {}).get("uid")
+                    assert uid in (None, *uids), f"{path.name}: unknown datasource {uid}"
+                exprs += [t["expr"] for t in panel.get("targets", []) if "expr" in t]
+    assert any("tradebus_" in e for e in exprs), "no dashboard panel queries a tradebus_ metric"
+    suffix = re.compile(r"_(total|bucket|sum|count|created)$")
+    for name in {m for e in exprs for m in re.findall(r"\btradebus_\w+", e)}:
+        assert {name, suffix.sub("", name)} & declared_metrics(), f"no service exports {name}"
+
+
+def test_dockerignore_keeps_the_context_small() -> None:
+    lines = set((ROOT / ".dockerignore").read_text().split())
+    for entry in (".venv", ".git", ".tools", "var", "tests", "bench"):
+        assert entry in lines, f".dockerignore should exclude {entry}"
