@@ -41,6 +41,8 @@ def place(qty: str, price: str | None = "60000", order_type: str = "limit") -> P
         ("-1", "60000", "limit", "invalid_quantity"),
         ("NaN", "60000", "limit", "invalid_quantity"),
         ("Infinity", "60000", "limit", "invalid_quantity"),
+        ("1e400", "60000", "limit", "invalid_quantity"),
+        ("0.001", "1e20", "limit", "invalid_price"),
         ("0.001", None, "limit", "invalid_price"),
         ("0.001", "0", "limit", "invalid_price"),
         ("0.001", "-5", "limit", "invalid_price"),

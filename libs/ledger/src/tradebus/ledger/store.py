@@ -101,6 +101,25 @@ class Rejection(msgspec.Struct, frozen=True, kw_only=True):
 
 
 MAX_PAYLOAD_BYTES = 65_536
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """Read NUMERIC as text, so ``60000`` comes back as ``Decimal("60000")``, not ``6E+4``.
+
+    Pass as ``init=`` to :func:`asyncpg.create_pool`.
+    """
+    await conn.set_type_codec(
+        "numeric", encoder=str, decoder=Decimal, schema="pg_catalog", format="text"
+    )
+
+
+async def create_pool(url: str, min_size: int = 1, max_size: int = 4) -> asyncpg.Pool:
+    """An asyncpg pool to the ledger with :func:`init_connection` applied."""
+    return await asyncpg.create_pool(
+        url, min_size=min_size, max_size=max_size, init=init_connection
+    )
+
+
 _ORDER_COLUMNS = ", ".join(OrderRow.__struct_fields__)
 
 

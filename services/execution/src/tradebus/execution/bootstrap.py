@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import asyncpg
 import msgspec
 import nats.errors
 from nats.aio.msg import Msg
@@ -33,7 +32,7 @@ from tradebus.execution.settings import ExecutionSettings
 from tradebus.execution.venue import Venue
 from tradebus.ledger.entries import deposit_entries
 from tradebus.ledger.migrate import apply_migrations
-from tradebus.ledger.store import Ledger
+from tradebus.ledger.store import Ledger, create_pool
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +116,7 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
     metrics = ExecutionMetrics(registry)
     server = serve_metrics(registry, settings.metrics_port)
     clock = LiveClock()
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
+    pool = await create_pool(settings.database_url)
     async with pool.acquire() as conn:
         applied = await apply_migrations(conn)
     if applied:

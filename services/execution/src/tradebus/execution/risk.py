@@ -16,6 +16,9 @@ from tradebus.common.messages import PlaceOrder
 from tradebus.common.money import is_positive_finite
 from tradebus.execution.accounts import RiskLimits
 
+MAX_MAGNITUDE = 15
+"""Quantities and prices of 10**15 or more are refused outright (no market trades them)."""
+
 
 class Refusal(msgspec.Struct, frozen=True):
     """Why an intent is refused: ``reason`` (code) and ``message`` (for people)."""
@@ -35,6 +38,12 @@ def check_order_shape(intent: PlaceOrder, market: Market) -> Refusal | None:
     if intent.price is not None and not is_positive_finite(intent.price):
         return Refusal(
             "invalid_price", f"price must be a positive finite number, got {intent.price}"
+        )
+    too_large = intent.qty.adjusted() >= MAX_MAGNITUDE
+    if too_large or (intent.price is not None and intent.price.adjusted() >= MAX_MAGNITUDE):
+        what = "qty" if too_large else "price"
+        return Refusal(
+            f"invalid_{'quantity' if too_large else 'price'}", f"{what} is absurdly large"
         )
     if intent.qty % market.step_size != 0:
         return Refusal(

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 
-import asyncpg
 import msgspec
 from nats.aio.msg import Msg
 
@@ -17,7 +16,7 @@ from tradebus.common.codec import decode_recon_run_request, encode
 from tradebus.common.messages import ErrorReply, Message, ReconRunReply
 from tradebus.common.metrics import new_registry, serve_metrics
 from tradebus.ledger.migrate import apply_migrations
-from tradebus.ledger.store import Ledger
+from tradebus.ledger.store import Ledger, create_pool
 from tradebus.reconciler.service import Reconciler, ReconMetrics, UnavailableError
 from tradebus.reconciler.settings import ReconcilerSettings
 
@@ -31,7 +30,7 @@ async def run(settings: ReconcilerSettings, stop: asyncio.Event) -> int:
     registry = new_registry()
     metrics = ReconMetrics(registry)
     server = serve_metrics(registry, settings.metrics_port)
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
+    pool = await create_pool(settings.database_url, max_size=2)
     async with pool.acquire() as conn:
         await apply_migrations(conn)
     nc = await connect(settings.nats_url, "reconciler")

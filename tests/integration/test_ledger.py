@@ -1,0 +1,164 @@
+"""The ledger on a real PostgreSQL: migrations, idempotent orders and fills, balance sums."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal as D
+
+import asyncpg
+import pytest
+
+from tradebus.ledger.entries import FillFacts, deposit_entries, fill_entries
+from tradebus.ledger.migrate import apply_migrations, discover
+from tradebus.ledger.store import FillRow, Ledger, NewOrder, Rejection, create_pool
+
+
+@pytest.fixture
+async def ledger(database_url: str):  # type: ignore[no-untyped-def]
+    pool = await create_pool(database_url)
+    async with pool.acquire() as conn:
+        await apply_migrations(conn)
+    yield Ledger(pool)
+    await pool.close()
+
+
+def new_order(intent_id: str, user: str = "alice", account: str = "alice-paper") -> NewOrder:
+    return NewOrder(
+        intent_id=intent_id,
+        account_id=account,
+        user_id=user,
+        source="bot",
+        symbol="BTCUSDT",
+        side="buy",
+        order_type="limit",
+        price=D("60000"),
+        qty=D("0.01"),
+        trigger_ts=1,
+        stream_seq=1,
+        ts=1,
+    )
+
+
+def fill_row(client_order_id: int, trade_id: str, qty: str = "0.01") -> FillRow:
+    facts = FillFacts(
+        account="alice-paper",
+        base="BTC",
+        quote="USDT",
+        side="buy",
+        price=D("60000"),
+        qty=D(qty),
+        fee=D("0.06"),
+        fee_asset="USDT",
+        ref=f"paper:{trade_id}",
+    )
+    return FillRow(
+        venue="paper",
+        trade_id=trade_id,
+        client_order_id=client_order_id,
+        account_id="alice-paper",
+        symbol="BTCUSDT",
+        side="buy",
+        price=D("60000"),
+        qty=D(qty),
+        fee=D("0.06"),
+        fee_asset="USDT",
+        liquidity="maker",
+        ts_event=1,
+        ts=2,
+        entries=fill_entries(facts),
+    )
+
+
+async def test_migrations_apply_once_even_concurrently(database_url: str) -> None:
+    conns = [await asyncpg.connect(database_url) for _ in range(3)]
+    try:
+        results = await asyncio.gather(*(apply_migrations(c) for c in conns))
+        assert sorted(v for r in results for v in r) == [m.version for m in discover()]
+        assert await apply_migrations(conns[0]) == []
+        tables = {
+            r["tablename"]
+            for r in await conns[0].fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname='public'"
+            )
+        }
+        assert {
+            "accounts",
+            "orders",
+            "fills",
+            "journal",
+            "rejected_intents",
+            "recon_reports",
+        } <= tables
+    finally:
+        for c in conns:
+            await c.close()
+
+
+async def test_account_is_created_once_with_its_deposits(ledger: Ledger) -> None:
+    deposits = deposit_entries("alice-paper", {"USDT": D(1000)}, "initial")
+    assert await ledger.ensure_account("alice-paper", "alice", "paper", deposits, 1) is True
+    assert await ledger.ensure_account("alice-paper", "alice", "paper", deposits, 2) is False
+    assert await ledger.balances("alice-paper") == {"USDT": D(1000)}
+    with pytest.raises(ValueError, match="exists for user alice"):
+        await ledger.ensure_account("alice-paper", "mallory", "paper", [], 3)
+
+
+async def test_an_intent_id_makes_one_order_per_user(ledger: Ledger) -> None:
+    for user in ("alice", "bob"):
+        await ledger.ensure_account(f"{user}-paper", user, "paper", [], 1)
+    first, created = await ledger.insert_order(new_order("bot:1:b0"))
+    again, created_again = await ledger.insert_order(new_order("bot:1:b0"))
+    assert (created, created_again) == (True, False)
+    assert again == first and first.status == "new"
+    # the same id from another user is another order: ids cannot be pre-empted across users
+    other, created_other = await ledger.insert_order(new_order("bot:1:b0", "bob", "bob-paper"))
+    assert created_other and other.client_order_id != first.client_order_id
+    assert 0 < first.client_order_id < 2**32  # Backpack's clientId is a uint32
+
+
+async def test_a_fill_is_booked_once_and_moves_the_order(ledger: Ledger) -> None:
+    deposits = deposit_entries("alice-paper", {"USDT": D(1000)}, "initial")
+    await ledger.ensure_account("alice-paper", "alice", "paper", deposits, 1)
+    row, _ = await ledger.insert_order(new_order("bot:1:b0"))
+    assert await ledger.set_order_status("alice", "bot:1:b0", "accepted", 2, venue_order_id="P1")
+    result = await ledger.record_fill(fill_row(row.client_order_id, "t1", qty="0.004"))
+    assert result is not None
+    watermark, after = result
+    assert (after.status, after.filled_qty) == ("partially_filled", D("0.004"))
+    assert await ledger.record_fill(fill_row(row.client_order_id, "t1", qty="0.004")) is None
+    result = await ledger.record_fill(fill_row(row.client_order_id, "t2", qty="0.006"))
+    assert result is not None and result[1].status == "filled"
+    # a late 'accepted' must not overwrite 'filled'
+    assert not await ledger.set_order_status("alice", "bot:1:b0", "accepted", 3)
+    assert await ledger.balances("alice-paper") == {
+        "BTC": D("0.010"),
+        "USDT": D(1000) - D(600) - D("0.12"),
+    }
+    # up to the first fill's watermark, only that fill counts
+    assert await ledger.balances("alice-paper", watermark) == {
+        "BTC": D("0.004"),
+        "USDT": D(1000) - D(240) - D("0.06"),
+    }
+    assert await ledger.open_orders("alice-paper") == []
+
+
+async def test_rejections_are_kept_once_per_stream_message(ledger: Ledger) -> None:
+    rejection = Rejection(
+        stream_seq=42,
+        subject="intent.alice.manual",
+        user_id="alice",
+        source="manual",
+        intent_id="m1",
+        account_id=None,
+        reason="decode_error",
+        message="bad",
+        payload=b"x" * 100_000,
+        ts=1,
+    )
+    await ledger.record_rejection(rejection)
+    await ledger.record_rejection(rejection)  # redelivered
+    assert await ledger.find_rejection("alice", "m1") == ("decode_error", "bad")
+    assert await ledger.find_rejection("bob", "m1") is None
+    async with ledger._pool.acquire() as conn:
+        rows = await conn.fetch("SELECT length(payload) AS n FROM rejected_intents")
+    assert [r["n"] for r in rows] == [65_536]

@@ -1,0 +1,65 @@
+"""Run a service's real ``run(settings, stop)`` inside the test's event loop.
+
+The service talks to the real NATS and PostgreSQL of the fixtures; only the
+process boundary is skipped, so tests can start and stop it cheaply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from nats.aio.client import Client as NATS
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool] | bool], timeout: float = 10.0, what: str = "condition"
+) -> None:
+    """Poll ``check`` (sync or async) until it is true; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def consumer_exists(nc: NATS, stream: str, name: str) -> bool:
+    """True once the durable consumer ``name`` exists on ``stream``."""
+    try:
+        await nc.jetstream().consumer_info(stream, name)
+        return True
+    except Exception:
+        return False
+
+
+@asynccontextmanager
+async def service(
+    run: Callable[[Any, asyncio.Event], Awaitable[int]],
+    settings: Any,
+    ready: Callable[[], Awaitable[bool]],
+    timeout: float = 15.0,
+) -> AsyncIterator[asyncio.Task[int]]:
+    """Start ``run(settings, stop)`` as a task, wait for ``ready()``, stop it on exit (status 0)."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run(settings, stop))
+
+    async def up() -> bool:
+        if task.done():
+            task.result()  # raise what killed it
+        return await ready()
+
+    await eventually(up, timeout, "the service to be ready")
+    try:
+        yield task
+    finally:
+        stop.set()
+        code = await asyncio.wait_for(task, 30)
+        assert code == 0, f"service exited with {code}"
