@@ -162,3 +162,17 @@ async def test_rejections_are_kept_once_per_stream_message(ledger: Ledger) -> No
     async with ledger._pool.acquire() as conn:
         rows = await conn.fetch("SELECT length(payload) AS n FROM rejected_intents")
     assert [r["n"] for r in rows] == [65_536]
+
+
+async def test_watermark_leaves_out_only_fills_in_flight(ledger: Ledger) -> None:
+    deposits = deposit_entries("alice-paper", {"USDT": D(1000)}, "initial")
+    await ledger.ensure_account("alice-paper", "alice", "paper", deposits, 1)
+    watermark = await ledger.last_journal_id()
+    row, _ = await ledger.insert_order(new_order("bot:1:b0"))
+    await ledger.record_fill(fill_row(row.client_order_id, "t1"))  # after the snapshot
+    async with ledger._pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO journal (account_id, asset, amount, kind, ref, ts)"
+            " VALUES ('alice-paper', 'USDT', -5, 'adjustment', 'hand', 0)"
+        )
+    assert await ledger.balances("alice-paper", watermark) == {"USDT": D(995)}

@@ -267,8 +267,8 @@ class AccountBalances(msgspec.Struct, frozen=True, kw_only=True):
     """Venue balances of one account.
 
     ``ledger_watermark`` is the id of the last journal entry that this venue
-    snapshot already reflects: the reconciler compares against the ledger up
-    to that entry, so fills in flight are not mistaken for drift.
+    snapshot already reflects: the reconciler leaves out fill entries newer
+    than it, so fills in flight are not mistaken for drift.
     """
 
     account: str

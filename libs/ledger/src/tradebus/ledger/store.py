@@ -342,12 +342,15 @@ class Ledger:
     async def balances(self, account_id: str, up_to_id: int | None = None) -> dict[str, Decimal]:
         """Ledger balance per asset of one account: the sum of its journal entries.
 
-        With ``up_to_id``, only entries with ``id <= up_to_id`` count (the
-        venue snapshot's watermark).
+        With ``up_to_id`` (a venue snapshot's watermark), fill and fee entries
+        newer than it are left out: they are fills the snapshot does not
+        reflect yet. Every other entry (deposits, adjustments) always counts,
+        so nothing written behind execution's back can hide from a comparison.
         """
         records = await self._pool.fetch(
             "SELECT asset, sum(amount) AS total FROM journal WHERE account_id = $1"
-            " AND ($2::bigint IS NULL OR id <= $2) GROUP BY asset ORDER BY asset",
+            " AND ($2::bigint IS NULL OR id <= $2 OR kind NOT IN ('fill', 'fee'))"
+            " GROUP BY asset ORDER BY asset",
             account_id,
             up_to_id,
         )
