@@ -21,6 +21,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import msgspec
@@ -40,7 +41,7 @@ from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.messages import BotsQuery, BotStatus, ReconReport, ReconRunRequest
 from tradebus.strategy.botfile import load_bots
 
-BINANCE_WS = ("stream.binance.com", 9443)
+BINANCE_WS_URL = "wss://stream.binance.com:9443/stream"
 DEMO_DATABASE = "tradebus"
 
 
@@ -57,6 +58,7 @@ class DemoOptions(msgspec.Struct, frozen=True, kw_only=True):
     nats_url: str | None = None
     database_url: str | None = None
     reset_streams: bool = False
+    binance_ws_url: str = BINANCE_WS_URL
 
 
 class DemoError(RuntimeError):
@@ -89,13 +91,15 @@ def replay_files(data: Path, symbols: set[str]) -> list[Path]:
     return files
 
 
-def check_online() -> None:
-    """Fail at once, with the way out, when the live Binance feed cannot be reached."""
+def check_online(url: str) -> None:
+    """Fail at once, with the way out, when the live feed at ``url`` cannot be reached."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "wss" else 80)
     try:
-        socket.create_connection(BINANCE_WS, timeout=3).close()
+        socket.create_connection((parts.hostname, port), timeout=3).close()
     except OSError as exc:
         raise DemoError(
-            f"cannot reach the live Binance feed ({BINANCE_WS[0]}:{BINANCE_WS[1]}: {exc}).\n"
+            f"cannot reach the live Binance feed ({parts.hostname}:{port}: {exc}).\n"
             "To replay recorded data instead, run:  make demo DATA=../shared/data"
         ) from None
 
@@ -214,7 +218,11 @@ class Demo:
         )
         self.start_service("strategy", {**common, "TRADEBUS_BOTS_FILE": str(self.opts.bots)})
         await self.wait_ready("execution", "strategy")
-        feed = {**common, "TRADEBUS_SYMBOLS": ",".join(symbols)}
+        feed = {
+            **common,
+            "TRADEBUS_SYMBOLS": ",".join(symbols),
+            "TRADEBUS_BINANCE_WS_URL": self.opts.binance_ws_url,
+        }
         if self.opts.data is not None:
             files = replay_files(self.opts.data, set(symbols))
             feed["TRADEBUS_REPLAY_FILES"] = ",".join(str(p) for p in files)
@@ -399,7 +407,7 @@ async def run_demo(opts: DemoOptions) -> int:
     bots = load_bots(opts.bots, catalog)
     symbols = sorted({b.ctx.market.symbol for b in bots})
     if opts.data is None:
-        check_online()
+        check_online(opts.binance_ws_url)
     else:
         replay_files(opts.data, set(symbols))
     demo = Demo(opts)

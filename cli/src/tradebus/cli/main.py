@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from tradebus.cli.demo import DemoError, DemoOptions, run_demo
+from tradebus.cli.demo import BINANCE_WS_URL, DemoError, DemoOptions, run_demo
 from tradebus.common.config import ConfigError
 
 
@@ -32,6 +32,11 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--var", type=Path, default=Path("var"), help="data and logs (default ./var)")
     p.add_argument("--speed", default="max", help="replay speed: max, or a multiple of real time")
     p.add_argument("--recon-interval", type=float, default=10.0, help="seconds between runs")
+    p.add_argument(
+        "--binance-ws-url",
+        default=BINANCE_WS_URL,
+        help="live feed endpoint (Binance combined streams); for tests and mirrors",
+    )
     p.add_argument(
         "--reset-streams",
         action="store_true",
@@ -62,6 +67,7 @@ def main(argv: list[str] | None = None) -> None:
             nats_url=os.environ.get("NATS_URL") or None,
             database_url=os.environ.get("DATABASE_URL") or None,
             reset_streams=args.reset_streams,
+            binance_ws_url=args.binance_ws_url,
         )
         try:
             sys.exit(asyncio.run(run_demo(opts)))

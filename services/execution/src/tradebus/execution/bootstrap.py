@@ -200,5 +200,11 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
         log.info("stopping: nats drained")
         await pool.close()
         server.close()
-        log.info("execution stopped")
+        log.info(
+            "execution stopped",
+            extra={
+                "paper_orders_placed": sum(e.orders_placed for e in exchanges.values()),
+                "paper_fills_made": sum(e.fills_made for e in exchanges.values()),
+            },
+        )
     return 0

