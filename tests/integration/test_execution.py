@@ -6,6 +6,8 @@ Intents are published as a person would with the NATS CLI (raw JSON on
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import AsyncIterator
 from decimal import Decimal as D
 from pathlib import Path
@@ -223,3 +225,19 @@ async def test_cancel_and_cancel_again(bus: Bus) -> None:
     await bus.pub("intent.alice.manual", cancel.replace(b"c-1", b"c-2"))
     await eventually(lambda: bus.of(CancelRejected, "c-2"), what="CancelRejected")
     assert bus.of(CancelRejected, "c-2")[0].reason == "not_open"
+
+
+def readme_payloads() -> dict[str, str]:
+    """The JSON of every ``nats pub intent.alice.manual '<json>'`` example in the README."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    found = re.findall(r"nats pub intent\.alice\.manual '(\{.*?\})'", readme)
+    return {json.loads(p)["type"]: p for p in found}
+
+
+async def test_the_readme_manual_order_examples_work_as_written(bus: Bus) -> None:
+    examples = readme_payloads()
+    assert set(examples) == {"PlaceOrder", "CancelOrder"}
+    await bus.pub("intent.alice.manual", examples["PlaceOrder"])
+    await eventually(lambda: bus.of(OrderAccepted, "alice-manual-1"), what="OrderAccepted")
+    await bus.pub("intent.alice.manual", examples["CancelOrder"])
+    await eventually(lambda: bus.of(OrderCanceled, "alice-manual-1"), what="OrderCanceled")
