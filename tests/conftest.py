@@ -24,6 +24,18 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = REPO.parent / "shared" / "data"
 
 
+def find_data_dir() -> Path:
+    """``$TRADEBUS_DATA_DIR``, else ``../shared/data`` beside the repository, else the
+    nearest ``shared/data`` above it (for clones placed deeper)."""
+    if os.environ.get("TRADEBUS_DATA_DIR"):
+        return Path(os.environ["TRADEBUS_DATA_DIR"])
+    for parent in REPO.parents:
+        candidate = parent / "shared" / "data"
+        if (candidate / "README.md").exists():
+            return candidate
+    return DEFAULT_DATA_DIR
+
+
 @pytest.fixture
 def nats_url(tmp_path: Path) -> Iterator[str]:
     """URL of a JetStream nats-server that lives for one test."""
@@ -55,7 +67,7 @@ def database_url(pg_admin_url: str) -> str:
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The recorded market data (read in place, never copied into the repo)."""
-    path = Path(os.environ.get("TRADEBUS_DATA_DIR", DEFAULT_DATA_DIR))
+    path = find_data_dir()
     if not (path / "README.md").exists():
         pytest.fail(f"recorded data not found at {path}; set TRADEBUS_DATA_DIR")
     return path
