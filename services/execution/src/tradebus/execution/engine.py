@@ -24,30 +24,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from decimal import Decimal
 
 import asyncpg
-import msgspec
 
-from tradebus.common import subjects
 from tradebus.common.clock import Clock
-from tradebus.common.codec import decode_intent
-from tradebus.common.ids import event_msg_id
 from tradebus.common.markets import Market, MarketCatalog, UnknownMarketError
-from tradebus.common.messages import (
-    AccountBalances,
-    CancelAll,
-    CancelOrder,
-    CancelRejected,
-    Message,
-    OrderAccepted,
-    OrderCanceled,
-    OrderFilled,
-    OrderRejected,
-    PlaceOrder,
-)
+from tradebus.common.messages import AccountBalances, CancelAll, CancelOrder, PlaceOrder
 from tradebus.execution.accounts import AccountSpec
+from tradebus.execution.events import EmitEvent, IntentContext, OrderEvents, fill_ref
+from tradebus.execution.intake import Refused, admit
 from tradebus.execution.metrics import ExecutionMetrics
 from tradebus.execution.risk import Refusal, check_limits, check_order_shape
 from tradebus.execution.venue import Venue, VenueFill, VenueOrder, VenueRejected
@@ -55,19 +42,6 @@ from tradebus.ledger.entries import FillFacts, fill_entries
 from tradebus.ledger.store import FillRow, Ledger, NewOrder, OrderRow, Rejection
 
 log = logging.getLogger(__name__)
-
-EmitEvent = Callable[[str, str, Message, str], Awaitable[None]]
-"""``emit(user, source, event, msg_id)``: publish an order event to JetStream."""
-
-
-class IntentContext(msgspec.Struct, frozen=True, kw_only=True):
-    """Where an intent came from: subject tokens and JetStream sequence."""
-
-    subject: str
-    user: str
-    source: str
-    stream_seq: int | None
-    payload: bytes
 
 
 class ExecutionEngine:
@@ -108,7 +82,7 @@ class ExecutionEngine:
         self._accounts = accounts
         self._venues = venues
         self._catalog = catalog
-        self._emit = emit
+        self._events = OrderEvents(emit, clock)
         self._clock = clock
         self._metrics = metrics
         self._last_price = last_price
@@ -129,32 +103,12 @@ class ExecutionEngine:
         """Process one message of ``INTENTS``. Raises only on infrastructure errors."""
         async with self.lock:
             started = self._clock.now_ns()
-            try:
-                user, source = subjects.parse_intent(subject)
-            except subjects.SubjectError as exc:
-                ctx = IntentContext(
-                    subject=subject, user="", source="", stream_seq=stream_seq, payload=payload
-                )
-                await self._refuse(ctx, None, None, Refusal("bad_subject", str(exc)))
+            door = admit(subject, payload, stream_seq, self._accounts)
+            if isinstance(door, Refused):
+                await self._refuse(door.ctx, door.intent_id, door.account, door.refusal)
                 return
-            ctx = IntentContext(
-                subject=subject, user=user, source=source, stream_seq=stream_seq, payload=payload
-            )
-            try:
-                intent = decode_intent(payload)
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                await self._refuse(ctx, None, None, Refusal("decode_error", str(exc)[:500]))
-                return
+            ctx, intent, spec = door.ctx, door.intent, door.account
             self._metrics.intents.labels(type=type(intent).__name__).inc()
-            spec = self._accounts.get(intent.account)
-            if spec is None:
-                refusal = Refusal("unknown_account", f"no account {intent.account!r}")
-                await self._refuse(ctx, intent.intent_id, None, refusal)
-                return
-            if spec.user != user:
-                refusal = Refusal("not_owner", f"account {intent.account!r} is not {user}'s")
-                await self._refuse(ctx, intent.intent_id, intent.account, refusal)
-                return
             try:
                 match intent:
                     case PlaceOrder():
@@ -192,19 +146,7 @@ class ExecutionEngine:
                 ts=now,
             )
         )
-        if not ctx.user:
-            return  # no subject to answer on
-        event = OrderRejected(
-            intent_id=intent_id,
-            user=ctx.user,
-            source=ctx.source,
-            account=account,
-            reason=refusal.reason,
-            message=refusal.message,
-            ts_event=now,
-        )
-        key = intent_id if intent_id is not None else f"seq{ctx.stream_seq}"
-        await self._emit(ctx.user, ctx.source, event, event_msg_id("rej", f"{ctx.user}:{key}"))
+        await self._events.refused(ctx, intent_id, account, refusal.reason, refusal.message)
 
     # ------------------------------------------------------------------ places
     def _market(self, spec: AccountSpec, symbol: str) -> Market | None:
@@ -283,7 +225,7 @@ class ExecutionEngine:
             )
             self._metrics.rejects.labels(reason=exc.reason).inc()
             self._metrics.orders.labels(status="rejected").inc()
-            await self._emit_rejected(row, exc.reason, exc.message, now)
+            await self._events.rejected(row, exc.reason, exc.message)
             return
         now = self._clock.now_ns()
         await self._ledger.set_order_status(
@@ -299,7 +241,7 @@ class ExecutionEngine:
         self._metrics.orders.labels(status="accepted").inc()
         if ts_init:
             self._metrics.intent_to_ack.observe(max(0, now - ts_init) / 1e9)
-        await self._emit_accepted(row, ack.venue_order_id, now)
+        await self._events.accepted(row, ack.venue_order_id)
 
     async def _resume(self, ctx: IntentContext, intent: PlaceOrder, row: OrderRow) -> None:
         """A redelivered (or repeated) intent: answer from the row, place at most once."""
@@ -332,40 +274,11 @@ class ExecutionEngine:
                 only_from=("new", "unknown"),
             )
             self._open[row.account_id].add(_key(row.user_id, row.intent_id))
-            await self._emit_accepted(row, venue_order_id, now)
+            await self._events.accepted(row, venue_order_id)
         elif row.status == "rejected":
-            await self._emit_rejected(row, row.reason or "rejected", "rejected by the venue", now)
+            await self._events.rejected(row, row.reason or "rejected", "rejected by the venue")
         else:
-            await self._emit_accepted(row, row.venue_order_id or "", now)
-
-    async def _emit_accepted(self, row: OrderRow, venue_order_id: str, now: int) -> None:
-        event = OrderAccepted(
-            intent_id=row.intent_id,
-            user=row.user_id,
-            source=row.source,
-            account=row.account_id,
-            symbol=row.symbol,
-            side=row.side,
-            order_type=row.order_type,  # type: ignore[arg-type]
-            price=row.price,
-            qty=row.qty,
-            client_order_id=str(row.client_order_id),
-            venue_order_id=venue_order_id,
-            ts_event=now,
-        )
-        await self._emit(row.user_id, row.source, event, _msg_id("acc", row))
-
-    async def _emit_rejected(self, row: OrderRow, reason: str, message: str, now: int) -> None:
-        event = OrderRejected(
-            intent_id=row.intent_id,
-            user=row.user_id,
-            source=row.source,
-            account=row.account_id,
-            reason=reason,
-            message=message,
-            ts_event=now,
-        )
-        await self._emit(row.user_id, row.source, event, _msg_id("rej", row))
+            await self._events.accepted(row, row.venue_order_id or "")
 
     # ----------------------------------------------------------------- cancels
     async def _cancel_one(self, ctx: IntentContext, intent: CancelOrder) -> None:
@@ -393,34 +306,14 @@ class ExecutionEngine:
         await self._ledger.set_order_status(row.user_id, row.intent_id, "canceled", now)
         self._forget_open(row)
         self._metrics.orders.labels(status="canceled").inc()
-        event = OrderCanceled(
-            intent_id=row.intent_id,
-            user=row.user_id,
-            source=row.source,
-            account=row.account_id,
-            symbol=row.symbol,
-            filled_qty=row.filled_qty,
-            cancel_intent_id=cancel_intent_id,
-            ts_event=now,
-        )
-        await self._emit(row.user_id, row.source, event, _msg_id("can", row))
+        await self._events.canceled(row, cancel_intent_id)
         return True
 
     async def _cancel_rejected(
         self, ctx: IntentContext, intent: CancelOrder, reason: str, message: str
     ) -> None:
         self._metrics.cancel_rejects.labels(reason=reason).inc()
-        event = CancelRejected(
-            intent_id=intent.intent_id,
-            user=ctx.user,
-            source=ctx.source,
-            target_intent_id=intent.target_intent_id,
-            reason=reason,
-            message=message,
-            ts_event=self._clock.now_ns(),
-        )
-        msg_id = event_msg_id("canrej", f"{ctx.user}:{intent.intent_id}")
-        await self._emit(ctx.user, ctx.source, event, msg_id)
+        await self._events.cancel_rejected(ctx, intent, reason, message)
 
     def _forget_open(self, row: OrderRow) -> None:
         keys = self._open[row.account_id]
@@ -448,7 +341,7 @@ class ExecutionEngine:
             qty=fill.qty,
             fee=fill.fee,
             fee_asset=fill.fee_asset,
-            ref=f"{fill.venue}:{fill.trade_id}",
+            ref=fill_ref(fill),
         )
         result = await self._ledger.record_fill(
             FillRow(
@@ -476,24 +369,7 @@ class ExecutionEngine:
         if row.status == "filled":
             self._forget_open(row)
             self._metrics.orders.labels(status="filled").inc()
-        event = OrderFilled(
-            intent_id=row.intent_id,
-            user=row.user_id,
-            source=row.source,
-            account=row.account_id,
-            symbol=row.symbol,
-            side=fill.side,
-            trade_id=fill.trade_id,
-            price=fill.price,
-            qty=fill.qty,
-            fee=fill.fee,
-            fee_asset=fill.fee_asset,
-            liquidity=fill.liquidity,
-            cum_qty=row.filled_qty,
-            leaves_qty=row.qty - row.filled_qty,
-            ts_event=fill.ts_event,
-        )
-        await self._emit(row.user_id, row.source, event, event_msg_id("fill", facts.ref))
+        await self._events.filled(row, fill)
 
     # ----------------------------------------------------------------- queries
     async def balances(self, account: str | None = None) -> list[AccountBalances]:
@@ -522,10 +398,6 @@ class ExecutionEngine:
 
 def _key(user: str, intent_id: str) -> str:
     return f"{user}\x00{intent_id}"
-
-
-def _msg_id(kind: str, row: OrderRow) -> str:
-    return event_msg_id(kind, f"{row.user_id}:{row.intent_id}")
 
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (

@@ -19,27 +19,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from tradebus.common import subjects
 from tradebus.common.messages import BotStatus, Intent, OrderEvent, QuoteTick, TradeTick
+from tradebus.common.metrics import LATENCY_BUCKETS
 from tradebus.strategy.core import Strategy
 
 log = logging.getLogger(__name__)
-
-LATENCY_BUCKETS = (
-    0.0001,
-    0.00025,
-    0.0005,
-    0.001,
-    0.002,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-)
 
 
 class IntentSink(Protocol):

@@ -1,0 +1,172 @@
+"""The order events execution publishes on ``exec.evt.<user>.<source>``, built in one place.
+
+Every event is published with a JetStream message id derived from what it is
+about (``acc:<user>:<intent>``, ``fill:<venue>:<trade id>``, ...), so a
+republish after a crash or a redelivery is stored once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import msgspec
+
+from tradebus.common.clock import Clock
+from tradebus.common.ids import event_msg_id
+from tradebus.common.messages import (
+    CancelOrder,
+    CancelRejected,
+    Message,
+    OrderAccepted,
+    OrderCanceled,
+    OrderFilled,
+    OrderRejected,
+)
+from tradebus.execution.venue import VenueFill
+from tradebus.ledger.store import OrderRow
+
+EmitEvent = Callable[[str, str, Message, str], Awaitable[None]]
+"""``emit(user, source, event, msg_id)``: publish an order event to JetStream."""
+
+
+class IntentContext(msgspec.Struct, frozen=True, kw_only=True):
+    """Where an intent came from: subject, its tokens, JetStream sequence, raw payload.
+
+    ``user`` and ``source`` are empty when the subject itself was malformed.
+    """
+
+    subject: str
+    user: str
+    source: str
+    stream_seq: int | None
+    payload: bytes
+
+
+def _row_key(kind: str, row: OrderRow) -> str:
+    return event_msg_id(kind, f"{row.user_id}:{row.intent_id}")
+
+
+class OrderEvents:
+    """Publishes order events built from ledger rows (see the module docstring).
+
+    Parameters
+    ----------
+    emit
+        Publishes one event (``exec.evt.<user>.<source>``) with a message id.
+    clock
+        Stamps ``ts_event`` of events execution originates.
+    """
+
+    def __init__(self, emit: EmitEvent, clock: Clock) -> None:
+        self._emit = emit
+        self._clock = clock
+
+    async def accepted(self, row: OrderRow, venue_order_id: str) -> None:
+        """The venue took the order of ``row``."""
+        event = OrderAccepted(
+            intent_id=row.intent_id,
+            user=row.user_id,
+            source=row.source,
+            account=row.account_id,
+            symbol=row.symbol,
+            side=row.side,  # type: ignore[arg-type]
+            order_type=row.order_type,  # type: ignore[arg-type]
+            price=row.price,
+            qty=row.qty,
+            client_order_id=str(row.client_order_id),
+            venue_order_id=venue_order_id,
+            ts_event=self._clock.now_ns(),
+        )
+        await self._emit(row.user_id, row.source, event, _row_key("acc", row))
+
+    async def rejected(self, row: OrderRow, reason: str, message: str) -> None:
+        """The venue refused the order of ``row``."""
+        event = OrderRejected(
+            intent_id=row.intent_id,
+            user=row.user_id,
+            source=row.source,
+            account=row.account_id,
+            reason=reason,
+            message=message,
+            ts_event=self._clock.now_ns(),
+        )
+        await self._emit(row.user_id, row.source, event, _row_key("rej", row))
+
+    async def refused(
+        self,
+        ctx: IntentContext,
+        intent_id: str | None,
+        account: str | None,
+        reason: str,
+        message: str,
+    ) -> None:
+        """An intent was refused before reaching a venue (answered on its own subject)."""
+        if not ctx.user:
+            return  # a malformed subject: there is nobody to answer
+        event = OrderRejected(
+            intent_id=intent_id,
+            user=ctx.user,
+            source=ctx.source,
+            account=account,
+            reason=reason,
+            message=message,
+            ts_event=self._clock.now_ns(),
+        )
+        key = intent_id if intent_id is not None else f"seq{ctx.stream_seq}"
+        await self._emit(ctx.user, ctx.source, event, event_msg_id("rej", f"{ctx.user}:{key}"))
+
+    async def canceled(self, row: OrderRow, cancel_intent_id: str) -> None:
+        """The order of ``row`` is canceled (told to the source that placed it)."""
+        event = OrderCanceled(
+            intent_id=row.intent_id,
+            user=row.user_id,
+            source=row.source,
+            account=row.account_id,
+            symbol=row.symbol,
+            filled_qty=row.filled_qty,
+            cancel_intent_id=cancel_intent_id,
+            ts_event=self._clock.now_ns(),
+        )
+        await self._emit(row.user_id, row.source, event, _row_key("can", row))
+
+    async def cancel_rejected(
+        self, ctx: IntentContext, intent: CancelOrder, reason: str, message: str
+    ) -> None:
+        """A cancel could not cancel its target (told to the source that sent the cancel)."""
+        event = CancelRejected(
+            intent_id=intent.intent_id,
+            user=ctx.user,
+            source=ctx.source,
+            target_intent_id=intent.target_intent_id,
+            reason=reason,
+            message=message,
+            ts_event=self._clock.now_ns(),
+        )
+        msg_id = event_msg_id("canrej", f"{ctx.user}:{intent.intent_id}")
+        await self._emit(ctx.user, ctx.source, event, msg_id)
+
+    async def filled(self, row: OrderRow, fill: VenueFill) -> None:
+        """A fill of the order of ``row`` (``row`` as updated by the fill)."""
+        event = OrderFilled(
+            intent_id=row.intent_id,
+            user=row.user_id,
+            source=row.source,
+            account=row.account_id,
+            symbol=row.symbol,
+            side=fill.side,
+            trade_id=fill.trade_id,
+            price=fill.price,
+            qty=fill.qty,
+            fee=fill.fee,
+            fee_asset=fill.fee_asset,
+            liquidity=fill.liquidity,
+            cum_qty=row.filled_qty,
+            leaves_qty=row.qty - row.filled_qty,
+            ts_event=fill.ts_event,
+        )
+        await self._emit(row.user_id, row.source, event, event_msg_id("fill", fill_ref(fill)))
+
+
+def fill_ref(fill: VenueFill) -> str:
+    """``<venue>:<trade id>``: the fill's unique key, also its journal reference."""
+    return f"{fill.venue}:{fill.trade_id}"
