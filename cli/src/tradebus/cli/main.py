@@ -13,7 +13,8 @@ import os
 import sys
 from pathlib import Path
 
-from tradebus.cli.demo import BINANCE_WS_URL, DemoError, DemoOptions, run_demo
+from tradebus.cli.demo import BINANCE_WS_URL, DemoOptions, run_demo
+from tradebus.cli.stack import StackError
 from tradebus.common.config import ConfigError
 
 
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         try:
             sys.exit(asyncio.run(run_demo(opts)))
-        except (DemoError, ConfigError) as exc:
+        except (StackError, ConfigError) as exc:
             print(f"tradebus demo: {exc}", file=sys.stderr)
             sys.exit(2)
 

