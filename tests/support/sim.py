@@ -5,10 +5,15 @@ market event first fills live orders, the bots see those fills, then the bots
 see the event; intents are executed at once (place/cancel on the exchange)
 and their answers fed back. No NATS, no database: it tests the pure cores
 together. Intents are kept so tests can inspect them.
+
+With ``lag`` the bots hear of their orders late, as over a real bus: every
+order event is held back for ``lag()`` market events (the venue acts at
+once). A core must stay within its limits whatever it has not heard yet.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from itertools import count
 
@@ -33,22 +38,41 @@ from tradebus.strategy.core import Strategy
 class Sim:
     """Bots and a :class:`PaperExchange` wired together without I/O."""
 
-    def __init__(self, exchange: PaperExchange, bots: list[Strategy]) -> None:
+    def __init__(
+        self, exchange: PaperExchange, bots: list[Strategy], lag: Callable[[], int] | None = None
+    ) -> None:
         self.exchange = exchange
         self.bots = {b.ctx.bot: b for b in bots}
+        self._lag = lag
+        self._held: list[tuple[int, Strategy, object]] = []  # (due event number, bot, event)
+        self._events_seen = 0
         self.intents: list[Intent] = []
         self.fills: list[VenueFill] = []
         self._ids = count(1)
         self._orders: dict[str, tuple[str, str]] = {}  # intent id -> (client id, bot)
         self._clients: dict[str, tuple[str, str]] = {}  # client id -> (intent id, bot)
 
+    def _tell(self, bot: Strategy, event: object) -> None:
+        """Deliver an order event now, or hold it back when the bots lag."""
+        if self._lag is None:
+            self._execute(bot, bot.on_order_event(event))  # type: ignore[arg-type]
+        else:
+            self._held.append((self._events_seen + self._lag(), bot, event))
+
+    def _deliver_due(self) -> None:
+        while True:
+            due = [h for h in self._held if h[0] <= self._events_seen]
+            if not due:
+                return
+            self._held = [h for h in self._held if h[0] > self._events_seen]
+            for _, bot, event in due:
+                self._execute(bot, bot.on_order_event(event))  # type: ignore[arg-type]
+
     def _execute(self, bot: Strategy, intents: list[Intent]) -> None:
-        queue = list(intents)
-        while queue:
-            intent = queue.pop(0)
+        for intent in intents:
             self.intents.append(intent)
             for event in self._answer(bot, intent):
-                queue += bot.on_order_event(event)
+                self._tell(bot, event)
 
     def _answer(self, bot: Strategy, intent: Intent) -> list:
         ctx = bot.ctx
@@ -122,6 +146,8 @@ class Sim:
 
     def on_event(self, tick: QuoteTick | TradeTick) -> None:
         """One market event: fills first (in placement order), then every bot sees the event."""
+        self._events_seen += 1
+        self._deliver_due()
         if isinstance(tick, TradeTick):
             fills = self.exchange.on_trade(tick)
         else:
@@ -148,7 +174,7 @@ class Sim:
                 leaves_qty=Decimal(0),
                 ts_event=fill.ts_event,
             )
-            self._execute(bot, bot.on_order_event(event))
+            self._tell(bot, event)
         for bot in self.bots.values():
             if bot.ctx.market.symbol != tick.symbol:
                 continue
@@ -156,6 +182,10 @@ class Sim:
             self._execute(bot, intents)
 
     def stop(self) -> None:
-        """Stop every bot and execute its cancels."""
+        """Stop every bot, execute its cancels, deliver everything held back."""
         for bot in self.bots.values():
             self._execute(bot, bot.on_stop())
+        self._lag = None
+        held, self._held = self._held, []
+        for _, bot, event in held:
+            self._execute(bot, bot.on_order_event(event))  # type: ignore[arg-type]

@@ -282,11 +282,28 @@ def test_no_fill_restart_after_m_minutes_of_market_time() -> None:
     bot, buys = start(no_fill_restart_minutes=D(1))
     assert bot.on_trade(trade("100.5", 1_000 + MINUTE - 1)) == []
     out = bot.on_trade(trade("100.5", 1_000 + MINUTE))
-    cancels = [i for i in out if isinstance(i, CancelOrder)]
-    places = [i for i in out if isinstance(i, PlaceOrder)]
-    assert [c.target_intent_id for c in cancels] == [b.intent_id for b in buys]
+    assert [c.target_intent_id for c in out] == [b.intent_id for b in buys]  # type: ignore[union-attr]
+    assert all(isinstance(c, CancelOrder) for c in out)
+    assert bot.status().state == "restarting"
+    # the new cycle starts when the last cancel is confirmed, at the current price
+    for b in buys[:-1]:
+        assert bot.on_order_event(canceled(b.intent_id)) == []
+    places = bot.on_order_event(canceled(buys[-1].intent_id))
     assert places[0].intent_id == "alice-ladder:2:b0"
     assert str(places[0].price) == "98.49"  # floor_tick(100.5 - 2.01)
+    assert bot.status().state == "buying"
+
+
+def test_a_buy_filled_before_its_restart_cancel_is_kept_not_doubled() -> None:
+    bot, buys = start(no_fill_restart_minutes=D(1))
+    bot.on_trade(trade("99", 1_000 + MINUTE))  # restart: cancels sent
+    bot.on_order_event(filled(buys[0], "98", "0"))  # ...but b0 had already filled
+    for b in buys[1:]:
+        assert bot.on_order_event(canceled(b.intent_id)) == []  # no new cycle
+    status = bot.status()
+    assert (status.state, status.cycle, status.position) == ("buying", 1, D("2.040"))
+    out = bot.on_trade(trade("99.96", 1_000 + MINUTE + 1))  # and it takes profit on it
+    assert [i.intent_id for i in out if isinstance(i, PlaceOrder)] == ["alice-ladder:1:s1"]
 
 
 def test_a_fill_stops_the_no_fill_clock() -> None:

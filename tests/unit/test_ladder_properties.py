@@ -4,7 +4,10 @@
   the market's increments, below the reference price, above the minimum;
 * the same inputs give the same intents;
 * on spot, a bot's position never goes negative and always equals what the
-  paper venue holds for it; the venue's balances never go negative.
+  paper venue holds for it; the venue's balances never go negative;
+* a bot that hears of its fills late (as over a bus) still never has more
+  capital at the venue (open buys plus the cost of what it holds) than its
+  ``total_quote``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import itertools
 from decimal import Decimal as D
 from pathlib import Path
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,6 +25,7 @@ from tests.support.data import BTC_RAW
 from tests.support.sim import Sim
 from tradebus.common.markets import Market, MarketCatalog
 from tradebus.common.messages import PlaceOrder, QuoteTick, TradeTick
+from tradebus.common.positions import Position
 from tradebus.execution.paper import PaperExchange
 from tradebus.marketdata.binance import BinanceParser
 from tradebus.marketdata.sources import read_frames
@@ -168,3 +173,56 @@ def test_ladder_on_real_btc_data_trades_and_stays_consistent(btc_ticks: list) ->
     assert status.orders_placed == len(places)
     sim.stop()
     assert sim.exchange.open_orders("acct") == []
+
+
+def _committed_at_venue(sim: Sim) -> D:
+    """Open buy notional plus the cost of the position, as the venue knows them."""
+    held = Position()
+    for fill in sim.fills:
+        held.apply(fill.side, fill.qty, fill.price, D(0))
+    open_buys = sum(
+        (o.price * o.qty for o in sim.exchange.open_orders("acct") if o.side == "buy" and o.price),
+        D(0),
+    )
+    return open_buys + held.open_cost
+
+
+@given(
+    steps=st.lists(
+        st.decimals(min_value=D("-80"), max_value=D("80"), places=2), min_size=50, max_size=400
+    ),
+    params=ladder_params,
+    lag=st.integers(0, 150),
+    rnd=st.randoms(use_true_random=False),
+)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_a_bot_that_hears_late_never_commits_more_than_its_budget(
+    steps: list[D],
+    params: LadderParams,
+    lag: int,
+    rnd,  # type: ignore[no-untyped-def]
+) -> None:
+    params = msgspec.structs.replace(params, no_fill_restart_minutes=D(1))  # restarts happen
+    exchange = PaperExchange(CATALOG, "binance")
+    exchange.open_account("acct", {"USDT": D(10**9)}, maker_fee_bps=D(1), taker_fee_bps=D(5))
+    sim = Sim(exchange, [LadderBot(_ctx(), params)], lag=lambda: rnd.randint(0, lag))
+    for tick in _trades(_prices(steps)):
+        sim.on_event(tick)
+        assert _committed_at_venue(sim) <= params.total_quote
+
+
+def test_a_lagging_bot_on_real_btc_data_stays_within_budget(btc_ticks: list) -> None:
+    params = LadderParams(
+        total_quote=D(2000),
+        order_count=8,
+        max_drop_pct=D("0.1"),
+        take_profit_pct=D("0.03"),
+        no_fill_restart_minutes=D(1),
+    )
+    exchange = PaperExchange(CATALOG, "binance")
+    exchange.open_account("acct", {"USDT": D(10**9)}, maker_fee_bps=D(1), taker_fee_bps=D(5))
+    sim = Sim(exchange, [LadderBot(_ctx(), params)], lag=lambda: 2_000)
+    for tick in btc_ticks:
+        sim.on_event(tick)
+        assert _committed_at_venue(sim) <= params.total_quote
+    assert sim.fills

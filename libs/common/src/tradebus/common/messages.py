@@ -340,7 +340,7 @@ class BotStatus(msgspec.Struct, frozen=True, kw_only=True):
     Quote-asset amounts: ``filled_quote``, ``position_value``,
     ``unrealized_pnl``, ``realized_pnl``; base-asset: ``filled_qty``,
     ``position``. Percentages are in percent. ``state`` is the strategy's
-    phase (``waiting``, ``buying``, ``closing``, ``stopped``, ``failed``).
+    phase (``waiting``, ``buying``, ``restarting``, ``closing``, ``stopped``, ``failed``).
     """
 
     bot: str

@@ -14,9 +14,10 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.process_collector import ProcessCollector
 
 LATENCY_BUCKETS = (
-    0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0, 60.0,
 )  # fmt: skip
-"""Histogram buckets (seconds) for every tradebus latency: 100 µs to 5 s."""
+"""Histogram buckets (seconds) for every tradebus latency: 100 µs to a minute (backlogs)."""
 
 
 def new_registry() -> CollectorRegistry:

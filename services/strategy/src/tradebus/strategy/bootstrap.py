@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 MD_PENDING_MSGS = 2_000_000
 MD_PENDING_BYTES = 1024 * 1024 * 1024
+YIELD_EVERY_TICKS = 16
 
 
 async def run(settings: StrategySettings, stop: asyncio.Event) -> int:
@@ -50,13 +51,21 @@ async def run(settings: StrategySettings, stop: asyncio.Event) -> int:
     dispatcher = Dispatcher(bots, publisher, metrics)
     tasks = [asyncio.create_task(publisher.run())]
 
+    ticks_since_yield = 0
+
     async def on_market(msg: Msg) -> None:
+        nonlocal ticks_since_yield
         try:
             tick = decode_market(msg.data)
         except msgspec.MsgspecError:
             log.warning("undecodable tick", extra={"subject": msg.subject})
             return
-        dispatcher.on_tick(tick)
+        ticks_since_yield += 1
+        # nats-py runs this callback back to back while ticks are queued; yield so the
+        # intents just emitted are published, and order events reach the bots, now
+        if dispatcher.on_tick(tick) or ticks_since_yield >= YIELD_EVERY_TICKS:
+            ticks_since_yield = 0
+            await asyncio.sleep(0)
 
     async def on_event(msg: Msg) -> None:
         try:

@@ -115,16 +115,17 @@ class Dispatcher:
         self._metrics.bot_errors.labels(strategy=bot.ctx.strategy).inc()
         log.exception("bot raised", extra={"bot": bot.ctx.bot, "error": repr(exc)})
 
-    def on_tick(self, tick: QuoteTick | TradeTick) -> None:
-        """Hand one tick to every bot on its market."""
+    def on_tick(self, tick: QuoteTick | TradeTick) -> int:
+        """Hand one tick to every bot on its market; returns how many intents they emitted."""
         if self.stopped:
-            return
+            return 0
         key = (tick.venue, tick.symbol)
         bots = self._by_market.get(key)
         if not bots:
-            return
+            return 0
         self._tick_counters[key].inc()
         is_trade = isinstance(tick, TradeTick)
+        emitted = 0
         for bot in bots:
             try:
                 intents = bot.on_trade(tick) if is_trade else bot.on_quote(tick)  # type: ignore[arg-type]
@@ -132,7 +133,9 @@ class Dispatcher:
                 self._fail(bot, exc)
                 continue
             if intents:
+                emitted += len(intents)
                 self._emit(bot, intents, tick.ts_init)
+        return emitted
 
     def on_order_event(self, user: str, source: str, event: OrderEvent) -> None:
         """Hand an order event to the bot it belongs to (``exec.evt.<user>.<bot>``)."""
@@ -173,5 +176,5 @@ class Dispatcher:
         counts: dict[str, int] = defaultdict(int)
         for status in self.statuses():
             counts[status.state] += 1
-        for state in ("waiting", "buying", "closing", "stopped", "failed"):
+        for state in ("waiting", "buying", "restarting", "closing", "stopped", "failed"):
             self._metrics.bots.labels(state=state).set(counts.get(state, 0))

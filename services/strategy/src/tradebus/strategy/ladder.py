@@ -11,6 +11,13 @@ minutes, the buys are cancelled and a new cycle starts at the current price.
 
 Time is market time: the ``ts_recv`` of the events the host passes in, so a
 replay behaves exactly like the live run it recorded.
+
+The bot hears of its orders after the venue acts on them. So a new cycle
+(new capital) starts only once every order of the last one is done: after a
+take-profit when nothing is open and the position is sold; after a no-fill
+restart when its cancels are confirmed, and only if nothing filled meanwhile
+(if something did, the bot keeps it and takes profit on it instead). A bot
+never has more than ``total_quote`` at the venue, however late it hears.
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ from tradebus.strategy.core import BotContext, OrderTracker
 
 NS_PER_MINUTE = 60_000_000_000
 TAKE_PROFIT_SELL_FACTOR = Decimal("0.995")
+TP_SCREEN_MARGIN = Decimal("1e-20")
+"""Relative margin of the cached take-profit screen; the exact test decides near the line."""
 
 
 class LadderParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -129,7 +138,9 @@ def plan_levels(p0: Decimal, params: LadderParams, market: Market) -> list[Level
     return levels
 
 
-Phase = Literal["waiting", "buying", "closing", "stopped", "failed"]
+Phase = Literal["waiting", "buying", "restarting", "closing", "stopped", "failed"]
+"""``restarting``: a no-fill restart waits for its cancels; ``closing``: a take-profit
+waits for its sell (and cancels)."""
 
 
 class LadderState(msgspec.Struct, kw_only=True):
@@ -161,6 +172,8 @@ class LadderBot:
         self.ctx = ctx
         self.params = params
         self.state = state or LadderState()
+        self._no_fill_ns = int(params.no_fill_restart_minutes * NS_PER_MINUTE)
+        self._tp_floor: Decimal | None = None  # below this price take-profit cannot be reached
 
     # ------------------------------------------------------------ market input
     def on_trade(self, tick: TradeTick) -> list[Intent]:
@@ -174,29 +187,55 @@ class LadderBot:
     def on_quote(self, tick: QuoteTick) -> list[Intent]:
         """A quote sets ``p`` to the mid only until the first trade; time moves on."""
         s = self.state
-        if not s.has_trade:
-            s.last_price = tick.mid
         s.last_ts = tick.ts_recv
+        if s.has_trade:  # p is the last trade price: a quote only moves time
+            return self._on_time() if s.phase == "buying" else []
+        s.last_price = tick.mid
         return self._on_price()
 
     def _on_price(self) -> list[Intent]:
         s = self.state
         if s.phase == "waiting":
             return self._start_cycle()
-        if s.phase != "buying":
+        if s.phase not in ("buying", "restarting"):
             return []
         if s.position.qty > 0 and self._take_profit_reached():
             return self._take_profit()
-        minutes = self.params.no_fill_restart_minutes
+        return self._on_time() if s.phase == "buying" else []
+
+    def _on_time(self) -> list[Intent]:
+        """No-fill restart: no buy filled ``M`` minutes (market time) into the cycle.
+
+        The buys are cancelled first; the new cycle starts when the cancels are
+        confirmed (:meth:`_maybe_restart`).
+        """
+        s = self.state
         waited = s.last_ts - s.cycle_start_ts
-        if minutes > 0 and s.cycle_buy_fills == 0 and waited >= minutes * NS_PER_MINUTE:
-            return self._cancel_open("buy") + self._start_cycle()
+        if self._no_fill_ns and not s.cycle_buy_fills and waited >= self._no_fill_ns:
+            s.phase = "restarting"
+            return self._cancel_open("buy") or self._maybe_restart()
         return []
 
+    def _maybe_restart(self) -> list[Intent]:
+        """Start the next cycle once no buy is open; keep a position that filled meanwhile."""
+        s = self.state
+        if s.orders.open_orders("buy"):
+            return []
+        if s.position.qty > 0:  # a buy filled before its cancel: hold it, take profit on it
+            s.phase = "buying"
+            return []
+        return self._start_cycle()
+
     def _take_profit_reached(self) -> bool:
+        """``(p - avg) / avg * 100 >= T`` (STRATEGIES.md §1), screened by a cached price."""
         avg = self.state.position.avg_price
         p = self.state.last_price
         if avg is None or p is None:
+            return False
+        if self._tp_floor is None:
+            trigger = avg * (ONE + self.params.take_profit_pct / HUNDRED)
+            self._tp_floor = trigger - abs(trigger) * TP_SCREEN_MARGIN
+        if p < self._tp_floor:
             return False
         return (p - avg) / avg * HUNDRED >= self.params.take_profit_pct
 
@@ -288,6 +327,8 @@ class LadderBot:
                 pass
         if s.phase == "closing":
             return self._maybe_close()
+        if s.phase == "restarting":
+            return self._maybe_restart()
         return []
 
     def _apply_fill(self, fill: OrderFilled) -> None:
@@ -302,6 +343,7 @@ class LadderBot:
         if fill.fee_asset == market.base:
             fee = fill.fee * fill.price
         s.position.apply(fill.side, fill.qty, fill.price, fee)
+        self._tp_floor = None  # the average moved
         if fill.side == "buy":
             s.cycle_buy_fills += 1
             s.cycle_filled_quote += fill.qty * fill.price
@@ -320,6 +362,7 @@ class LadderBot:
     def restore(self, data: bytes) -> None:
         """Replace the state with a :meth:`snapshot`."""
         self.state = _state_decoder.decode(data)
+        self._tp_floor = None
 
     def status(self) -> BotStatus:
         """The status block of STRATEGIES.md §1."""
