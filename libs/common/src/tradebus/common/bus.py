@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NATS
@@ -46,11 +45,16 @@ async def connect(url: str, name: str, **options: Any) -> NATS:
         If no server answers within the connect timeout on the first try.
     """
 
+    nc = NATS()
+
     async def on_error(exc: Exception) -> None:
         log.warning("nats error", extra={"error": repr(exc)})
 
     async def on_disconnected() -> None:
-        log.warning("nats disconnected")
+        if nc.is_draining or nc.is_closed:
+            log.info("nats connection closed")
+        else:
+            log.warning("nats disconnected")
 
     async def on_reconnected() -> None:
         log.info("nats reconnected")
@@ -66,7 +70,8 @@ async def connect(url: str, name: str, **options: Any) -> NATS:
     }
     defaults.update(options)
     log.info("connecting to nats", extra={"url": redact_url(url), "client": name})
-    return await nats.connect(url, **defaults)
+    await nc.connect(url, **defaults)
+    return nc
 
 
 def stream_configs() -> list[StreamConfig]:
