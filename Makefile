@@ -41,7 +41,8 @@ test-all: install  ## every test, slow ones included
 	$(BIN)/pytest -p no:cacheprovider
 
 bench: install  ## benchmarks on the recorded data; prints figures, never fails on them
-	$(BIN)/python -m bench $(BENCH_ARGS)
+	$(BIN)/python -m bench --speed max $(BENCH_ARGS)  # throughput: as fast as the feed goes
+	$(BIN)/python -m bench --speed 10 $(BENCH_ARGS)   # latency at a rate the host sustains
 
 lint: install
 	$(BIN)/ruff check .
