@@ -18,6 +18,7 @@ import nats
 import pytest
 from nats.aio.client import Client as NATS
 
+from tests.support import ticks
 from tests.support.services import consumer_exists, eventually, service
 from tradebus.common import subjects
 from tradebus.common.bus import request
@@ -29,7 +30,6 @@ from tradebus.common.messages import (
     OrderCanceled,
     OrderFilled,
     OrderRejected,
-    TradeTick,
 )
 from tradebus.execution.bootstrap import run
 from tradebus.execution.settings import ExecutionSettings
@@ -60,18 +60,7 @@ class Bus:
         await self.js.publish(subject, data, headers={"Nats-Msg-Id": msg_id} if msg_id else None)
 
     async def tick(self, price: str, ts: int) -> None:
-        trade = TradeTick(
-            venue="binance",
-            symbol="BTCUSDT",
-            unified_symbol="BTC/USDT",
-            price=D(price),
-            size=D(1),
-            aggressor="sell",
-            trade_id=str(ts),
-            ts_event=ts,
-            ts_recv=ts,
-            ts_init=ts,
-        )
+        trade = ticks.trade(price, ts, aggressor="sell")
         await self.nc.publish(subjects.md_trade("binance", "BTCUSDT"), encode(trade))
 
     def of(self, kind: type, intent_id: str | None = None) -> list:

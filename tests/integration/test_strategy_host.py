@@ -7,16 +7,16 @@ ids published with ``Nats-Msg-Id``).
 
 from __future__ import annotations
 
-from decimal import Decimal as D
 from pathlib import Path
 
 import nats
 from nats.aio.client import Client as NATS
 
 from tests.support.services import eventually, service
+from tests.support.ticks import quote, trade
 from tradebus.common import subjects
 from tradebus.common.codec import decode_bots_reply, decode_intent, encode
-from tradebus.common.messages import CancelOrder, PlaceOrder, QuoteTick, TradeTick
+from tradebus.common.messages import CancelOrder, PlaceOrder
 from tradebus.strategy.bootstrap import run
 from tradebus.strategy.settings import StrategySettings
 
@@ -29,21 +29,6 @@ bots:
      symbol: ETHUSDT, params: {total_quote: "500", order_count: 2, max_drop_pct: "2",
      take_profit_pct: "1"}}
 """
-
-
-def trade(symbol: str, price: str, ts: int) -> TradeTick:
-    return TradeTick(
-        venue="binance",
-        symbol=symbol,
-        unified_symbol=symbol,
-        price=D(price),
-        size=D(1),
-        aggressor="buy",
-        trade_id=str(ts),
-        ts_event=ts,
-        ts_recv=ts,
-        ts_init=ts,
-    )
 
 
 async def responds(nc: NATS) -> bool:
@@ -76,23 +61,11 @@ async def test_ticks_become_intents_once_even_across_a_restart(
     nc = await nats.connect(nats_url)
     md = subjects.md_trade
     async with service(run, settings, lambda: responds(nc)):
-        await nc.publish(md("binance", "BTCUSDT"), encode(trade("BTCUSDT", "60000", 1)))
-        await nc.publish(md("binance", "ETHUSDT"), encode(trade("ETHUSDT", "3000", 2)))
+        await nc.publish(md("binance", "BTCUSDT"), encode(trade("60000", 1, "BTCUSDT")))
+        await nc.publish(md("binance", "ETHUSDT"), encode(trade("3000", 2, "ETHUSDT")))
         # a symbol no bot trades, and a quote of BTC after its first trade: no new intents
-        await nc.publish(md("binance", "SOLUSDT"), encode(trade("SOLUSDT", "150", 3)))
-        quote = QuoteTick(
-            venue="binance",
-            symbol="BTCUSDT",
-            unified_symbol="BTC/USDT",
-            bid=D(1),
-            ask=D(2),
-            bid_size=D(1),
-            ask_size=D(1),
-            ts_event=4,
-            ts_recv=4,
-            ts_init=4,
-        )
-        await nc.publish(subjects.md_quote("binance", "BTCUSDT"), encode(quote))
+        await nc.publish(md("binance", "SOLUSDT"), encode(trade("150", 3, "SOLUSDT")))
+        await nc.publish(subjects.md_quote("binance", "BTCUSDT"), encode(quote("1", "2", 4)))
         await eventually(lambda: _count(nc, 6), what="6 intents in INTENTS")
         raw = await nc.request(subjects.ctl("bots", "status"), b'{"bot":"alice-btc"}')
         (status,) = decode_bots_reply(raw.data).bots  # type: ignore[union-attr]
@@ -109,8 +82,8 @@ async def test_ticks_become_intents_once_even_across_a_restart(
     assert all(msg_id == intent.intent_id for _, msg_id, intent in first)
     # a new host starts the bots afresh; the same events give the same ids: kept once
     async with service(run, settings, lambda: responds(nc)):
-        await nc.publish(md("binance", "BTCUSDT"), encode(trade("BTCUSDT", "60000", 1)))
-        await nc.publish(md("binance", "ETHUSDT"), encode(trade("ETHUSDT", "3000", 2)))
+        await nc.publish(md("binance", "BTCUSDT"), encode(trade("60000", 1, "BTCUSDT")))
+        await nc.publish(md("binance", "ETHUSDT"), encode(trade("3000", 2, "ETHUSDT")))
         await eventually(lambda: _all_placed(nc), what="both bots to place again")
     assert await stream_intents(nc) == first
     await nc.close()

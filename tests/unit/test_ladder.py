@@ -14,6 +14,7 @@ from decimal import Decimal as D
 
 import pytest
 
+from tests.support import ticks
 from tradebus.common.markets import Market
 from tradebus.common.messages import (
     CancelOrder,
@@ -128,33 +129,11 @@ CTX = BotContext(
 
 
 def trade(price: str, ts: int) -> TradeTick:
-    return TradeTick(
-        venue="binance",
-        symbol=UNIT.symbol,
-        unified_symbol="SOL/USDC",
-        price=D(price),
-        size=D(1),
-        aggressor="buy",
-        trade_id=str(ts),
-        ts_event=ts,
-        ts_recv=ts,
-        ts_init=ts,
-    )
+    return ticks.trade(price, ts, symbol=UNIT.symbol)
 
 
 def quote(bid: str, ask: str, ts: int) -> QuoteTick:
-    return QuoteTick(
-        venue="binance",
-        symbol=UNIT.symbol,
-        unified_symbol="SOL/USDC",
-        bid=D(bid),
-        bid_size=D(1),
-        ask=D(ask),
-        ask_size=D(1),
-        ts_event=ts,
-        ts_recv=ts,
-        ts_init=ts,
-    )
+    return ticks.quote(bid, ask, ts, symbol=UNIT.symbol)
 
 
 def accepted(p: PlaceOrder) -> OrderAccepted:

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from tests.support.data import BTC_RAW
 from tests.support.sim import Sim
+from tests.support.ticks import trade
 from tradebus.common.markets import Market, MarketCatalog
 from tradebus.common.messages import PlaceOrder, QuoteTick, TradeTick
 from tradebus.common.positions import Position
@@ -78,21 +79,7 @@ def _ctx(bot: str = "b") -> BotContext:
 
 
 def _trades(prices: list[D]) -> list[TradeTick]:
-    return [
-        TradeTick(
-            venue="binance",
-            symbol="BTCUSDT",
-            unified_symbol="BTC/USDT",
-            price=p,
-            size=D(1),
-            aggressor=None,
-            trade_id=str(i),
-            ts_event=i * 10**9,
-            ts_recv=i * 10**9,
-            ts_init=i * 10**9,
-        )
-        for i, p in enumerate(prices, start=1)
-    ]
+    return [trade(p, i * 10**9) for i, p in enumerate(prices, start=1)]
 
 
 walk = st.lists(

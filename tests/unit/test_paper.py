@@ -8,8 +8,10 @@ from itertools import count
 
 import pytest
 
+from tests.support import ticks
+from tests.support.ticks import trade
 from tradebus.common.markets import Market, MarketCatalog
-from tradebus.common.messages import QuoteTick, TradeTick
+from tradebus.common.messages import QuoteTick
 from tradebus.execution.paper import PaperExchange
 from tradebus.execution.venue import VenueOrder, VenueRejected
 
@@ -45,34 +47,8 @@ def order(
     )
 
 
-def trade(price: str, ts: int) -> TradeTick:
-    return TradeTick(
-        venue="binance",
-        symbol="BTCUSDT",
-        unified_symbol="BTC/USDT",
-        price=D(price),
-        size=D(1),
-        aggressor=None,
-        trade_id=str(ts),
-        ts_event=ts,
-        ts_recv=ts,
-        ts_init=ts,
-    )
-
-
 def quote(ts: int) -> QuoteTick:
-    return QuoteTick(
-        venue="binance",
-        symbol="BTCUSDT",
-        unified_symbol="BTC/USDT",
-        bid=D(99),
-        bid_size=D(1),
-        ask=D(101),
-        ask_size=D(1),
-        ts_event=ts,
-        ts_recv=ts,
-        ts_init=ts,
-    )
+    return ticks.quote("99", "101", ts)
 
 
 def balances(ex: PaperExchange) -> dict[str, tuple[D, D]]:
