@@ -119,6 +119,7 @@ class Feed:
         self._metrics = metrics
         self._subjects: dict[tuple[type, str], str] = {}
         self._tick_counters: dict[tuple[type, str], object] = {}
+        self._last_frame = metrics.last_frame.labels(venue=venue)
         self._frame_counters = {
             k: metrics.frames.labels(venue=venue, kind=k.value) for k in FrameKind
         }
@@ -162,6 +163,6 @@ class Feed:
         """Consume ``source`` until it ends (replay) or the task is cancelled (live)."""
         self._metrics.ready.set(1)
         async for frame in source.frames():
-            self._metrics.last_frame.labels(venue=self._venue).set(self._clock.now_ns() / 1e9)
+            self._last_frame.set(self._clock.now_ns() / 1e9)
             await self.handle(frame)
         return self.stats
