@@ -19,7 +19,7 @@ import sys
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 
 from tests.support.binance_ws import BinanceWsServer, stream_of
 from tests.support.data import raw_feed_files
+from tests.support.services import eventually
 from tradebus.cli.localstack import free_port
 from tradebus.common.codec import decode_market
 from tradebus.common.messages import QuoteTick, TradeTick
@@ -50,17 +51,6 @@ TIMEOUT = 20.0
 # --------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------
-
-
-async def wait_until(
-    condition: Callable[[], bool], what: str, timeout: float = TIMEOUT, on_fail: str = ""
-) -> None:
-    """Poll ``condition`` every 20 ms; fail the test naming ``what`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}. {on_fail}")
-        await asyncio.sleep(0.02)
 
 
 class Bus:
@@ -121,8 +111,8 @@ class Marketdata:
         return f"exit status {self.proc.poll()}; stderr:\n{self.stderr()[-3000:]}"
 
     async def wait_exit(self, timeout: float = 10.0) -> int:
-        await wait_until(
-            lambda: self.proc.poll() is not None, "the process to exit", timeout, self.diagnostics()
+        await eventually(
+            lambda: self.proc.poll() is not None, timeout, "the process to exit", self.diagnostics
         )
         return self.proc.returncode
 
@@ -266,10 +256,11 @@ async def test_every_frame_is_published_once_with_its_values(
         t_start = time.time_ns()
         md = Marketdata(tmp_path, nats_url, server.url)
         try:
-            await wait_until(
+            await eventually(
                 lambda: server.exhausted(STREAMS) and len(bus.messages) >= limit,
+                TIMEOUT,
                 f"{limit} ticks on md.>",
-                on_fail=f"got {len(bus.messages)}; {md.diagnostics()}",
+                detail=lambda: f"got {len(bus.messages)}; {md.diagnostics()}",
             )
             t_end = time.time_ns()
             metrics = await md.metrics()
@@ -306,11 +297,14 @@ async def test_feed_survives_dropped_connections(
         t_start = time.time_ns()
         md = Marketdata(tmp_path, nats_url, server.url)
         try:
-            await wait_until(
+            await eventually(
                 lambda: server.exhausted(STREAMS) and len(bus.messages) >= limit,
+                TIMEOUT,
                 f"{limit} ticks on md.> across reconnects",
-                on_fail=f"got {len(bus.messages)}, {server.connections} connections; "
-                + md.diagnostics(),
+                detail=lambda: (
+                    f"got {len(bus.messages)}, {server.connections} connections; "
+                    + md.diagnostics()
+                ),
             )
             t_end = time.time_ns()
             metrics = await md.metrics()
@@ -334,8 +328,8 @@ async def test_sigterm_exits_zero(
     async with BinanceWsServer(feed_files, limit=200) as server:
         md = Marketdata(tmp_path, nats_url, server.url)
         try:
-            await wait_until(
-                lambda: len(bus.messages) >= 200, "200 ticks", on_fail=md.diagnostics()
+            await eventually(
+                lambda: len(bus.messages) >= 200, TIMEOUT, "200 ticks", detail=md.diagnostics
             )
             metrics = await md.metrics()
             assert metric(metrics, "tradebus_marketdata_connected", venue="binance") == 1
@@ -378,10 +372,11 @@ async def test_resent_frames_are_published_once(
         t_start = time.time_ns()
         md = Marketdata(tmp_path, nats_url, server.url)
         try:
-            await wait_until(
+            await eventually(
                 lambda: server.exhausted(STREAMS) and len(bus.messages) >= limit,
+                TIMEOUT,
                 f"{limit} ticks",
-                on_fail=md.diagnostics(),
+                detail=md.diagnostics,
             )
             t_end = time.time_ns()
             assert await md.terminate() == 0, md.diagnostics()

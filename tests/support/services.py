@@ -16,9 +16,15 @@ from nats.aio.client import Client as NATS
 
 
 async def eventually(
-    check: Callable[[], Awaitable[bool] | bool], timeout: float = 10.0, what: str = "condition"
+    check: Callable[[], Awaitable[bool] | bool],
+    timeout: float = 10.0,
+    what: str = "condition",
+    detail: Callable[[], str] | None = None,
 ) -> None:
-    """Poll ``check`` (sync or async) until it is true; fail the test after ``timeout``."""
+    """Poll ``check`` (sync or async) until it is true; fail the test after ``timeout``.
+
+    ``detail()`` is called only on failure, so the message shows the state then.
+    """
     deadline = time.monotonic() + timeout
     while True:
         result = check()
@@ -27,7 +33,8 @@ async def eventually(
         if result:
             return
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            extra = f": {detail()}" if detail is not None else ""
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}{extra}")
         await asyncio.sleep(0.02)
 
 

@@ -6,7 +6,7 @@ convert through float.
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import ROUND_FLOOR, Decimal
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -31,28 +31,9 @@ def floor_to(value: Decimal, increment: Decimal) -> Decimal:
     return (steps * increment).quantize(increment)
 
 
-def ceil_to(value: Decimal, increment: Decimal) -> Decimal:
-    """Round ``value`` up to a multiple of ``increment``.
-
-    Raises
-    ------
-    ValueError
-        If ``increment`` is not positive.
-    """
-    if increment <= 0:
-        raise ValueError(f"increment must be > 0, got {increment}")
-    steps = (value / increment).to_integral_value(rounding=ROUND_CEILING)
-    return (steps * increment).quantize(increment)
-
-
 def is_positive_finite(value: Decimal | None) -> bool:
     """True for a finite Decimal strictly greater than zero (not NaN, not Infinity)."""
     return value is not None and value.is_finite() and value > 0
-
-
-def pct(value: Decimal) -> Decimal:
-    """A percent parameter as a fraction: ``pct(Decimal(2)) == Decimal("0.02")``."""
-    return value / HUNDRED
 
 
 def bps_fee(notional: Decimal, bps: Decimal) -> Decimal:

@@ -374,10 +374,6 @@ class Ledger:
             report.ts_event,
         )
 
-    async def account_ids(self) -> list[str]:
-        """Every account id, sorted."""
-        return [r["id"] for r in await self._pool.fetch("SELECT id FROM accounts ORDER BY id")]
-
 
 async def _insert_entries(conn: asyncpg.Connection, entries: list[JournalEntry], ts: int) -> int:
     """Insert journal entries; return the id of the last one (0 if none)."""
