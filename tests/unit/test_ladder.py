@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
+import msgspec
 import pytest
 
 from tests.support import ticks
@@ -196,11 +197,11 @@ def start(**kw: object) -> tuple[LadderBot, list[PlaceOrder]]:
 
 def test_first_event_starts_a_cycle_with_deterministic_ids() -> None:
     bot, buys = start()
-    assert [b.intent_id for b in buys] == [f"alice-ladder:1:b{i}" for i in range(5)]
+    assert [b.intent_id for b in buys] == [f"alice-ladder:1.1:b{i}" for i in range(5)]
     assert [str(b.price) for b in buys] == ["98.00", "96.00", "94.00", "92.00", "90.00"]
     assert all(b.side == "buy" and b.account == "alice-paper" for b in buys)
     assert all(b.trigger_ts == 1_000 for b in buys)  # live from the next event
-    assert bot.status().state == "buying"
+    assert bot.status().phase == "buying"
 
 
 def test_quote_mid_is_the_reference_before_any_trade() -> None:
@@ -220,12 +221,12 @@ def test_take_profit_cancels_buys_and_sells_the_position() -> None:
     assert len(sells) == 1
     sell = sells[0]
     assert (sell.intent_id, sell.side, str(sell.price), sell.qty) == (
-        "alice-ladder:1:s1",
+        "alice-ladder:1.1:s1",
         "sell",
         "99.46",
         D("2.040"),  # floor_tick(99.96 * 0.995)
     )
-    assert bot.status().state == "closing"
+    assert bot.status().phase == "closing"
 
 
 def test_cycle_closes_with_realized_pnl_and_restarts() -> None:
@@ -236,14 +237,16 @@ def test_cycle_closes_with_realized_pnl_and_restarts() -> None:
     bot.on_order_event(accepted(sell))
     for b in buys[1:]:
         assert bot.on_order_event(canceled(b.intent_id)) == []
-    restart = bot.on_order_event(filled(sell, "99.96", "0.03"))
+    assert bot.on_order_event(filled(sell, "99.96", "0.03")) == []  # no capital on an event
     status = bot.status()
     # proceeds 2.040*99.96 = 203.9184; cost 2.040*98 = 199.92; fees 0.02 + 0.03
     assert status.realized_pnl == D("203.9184") - D("199.92") - D("0.05")
     assert status.cycles_completed == 1
     assert status.position == 0
-    # new cycle at the last price 99.96: lowest 89.964, step 1.9992 -> 97.9608
-    assert [i.intent_id for i in restart][:1] == ["alice-ladder:2:b0"]
+    assert status.phase == "waiting"
+    # new cycle at the next price 99.96: lowest 89.964, step 1.9992 -> 97.9608
+    restart = bot.on_trade(trade("99.96", 4_000))
+    assert [i.intent_id for i in restart][:1] == ["alice-ladder:1.2:b0"]
     assert str(restart[0].price) == "97.96"
 
 
@@ -254,7 +257,7 @@ def test_no_restart_after_take_profit_stops_the_bot() -> None:
     for b in buys[1:]:
         bot.on_order_event(canceled(b.intent_id))
     assert bot.on_order_event(filled(sell, "100", "0")) == []
-    assert bot.status().state == "stopped"
+    assert bot.status().phase == "stopped"
 
 
 def test_no_fill_restart_after_m_minutes_of_market_time() -> None:
@@ -263,14 +266,15 @@ def test_no_fill_restart_after_m_minutes_of_market_time() -> None:
     out = bot.on_trade(trade("100.5", 1_000 + MINUTE))
     assert [c.target_intent_id for c in out] == [b.intent_id for b in buys]  # type: ignore[union-attr]
     assert all(isinstance(c, CancelOrder) for c in out)
-    assert bot.status().state == "restarting"
-    # the new cycle starts when the last cancel is confirmed, at the current price
-    for b in buys[:-1]:
+    assert bot.status().phase == "restarting"
+    # the new cycle starts at the first price after the last cancel is confirmed
+    for b in buys:
         assert bot.on_order_event(canceled(b.intent_id)) == []
-    places = bot.on_order_event(canceled(buys[-1].intent_id))
-    assert places[0].intent_id == "alice-ladder:2:b0"
+    assert bot.status().phase == "waiting"
+    places = bot.on_quote(quote("100.4", "100.6", 1_000 + MINUTE + 1))
+    assert places[0].intent_id == "alice-ladder:1.2:b0"
     assert str(places[0].price) == "98.49"  # floor_tick(100.5 - 2.01)
-    assert bot.status().state == "buying"
+    assert bot.status().phase == "buying"
 
 
 def test_a_buy_filled_before_its_restart_cancel_is_kept_not_doubled() -> None:
@@ -280,9 +284,9 @@ def test_a_buy_filled_before_its_restart_cancel_is_kept_not_doubled() -> None:
     for b in buys[1:]:
         assert bot.on_order_event(canceled(b.intent_id)) == []  # no new cycle
     status = bot.status()
-    assert (status.state, status.cycle, status.position) == ("buying", 1, D("2.040"))
+    assert (status.phase, status.cycle, status.position) == ("buying", 1, D("2.040"))
     out = bot.on_trade(trade("99.96", 1_000 + MINUTE + 1))  # and it takes profit on it
-    assert [i.intent_id for i in out if isinstance(i, PlaceOrder)] == ["alice-ladder:1:s1"]
+    assert [i.intent_id for i in out if isinstance(i, PlaceOrder)] == ["alice-ladder:1.1:s1"]
 
 
 def test_a_fill_stops_the_no_fill_clock() -> None:
@@ -309,17 +313,18 @@ def test_a_buy_filled_during_closing_is_sold_too() -> None:
     for b in buys[2:]:
         bot.on_order_event(canceled(b.intent_id))
     extra = bot.on_order_event(filled(sell, "99.96", "0"))
-    assert [(i.intent_id, i.qty) for i in extra] == [("alice-ladder:1:s2", D("2.083"))]
-    restart = bot.on_order_event(filled(extra[0], "99.9", "0"))  # type: ignore[arg-type]
+    assert [(i.intent_id, i.qty) for i in extra] == [("alice-ladder:1.1:s2", D("2.083"))]
+    assert bot.on_order_event(filled(extra[0], "99.9", "0")) == []  # type: ignore[arg-type]
     assert bot.status().cycles_completed == 1
-    assert restart[0].intent_id == "alice-ladder:2:b0"
+    restart = bot.on_trade(trade("99.9", 5_000))
+    assert restart[0].intent_id == "alice-ladder:1.2:b0"
 
 
 def test_stop_cancels_open_orders_only_when_configured() -> None:
     bot, buys = start()
     bot.on_order_event(filled(buys[0], "98", "0"))
     assert [c.target_intent_id for c in bot.on_stop()] == [b.intent_id for b in buys[1:]]
-    assert bot.status().state == "stopped"
+    assert bot.status().phase == "stopped"
     bot2, _ = start(cancel_on_exit=False)
     assert bot2.on_stop() == []
 
@@ -328,7 +333,7 @@ def test_failed_ladder_reports_why() -> None:
     bot = LadderBot(CTX, params(total_quote=D(30)))
     assert bot.on_trade(trade("100", 1)) == []
     status = bot.status()
-    assert status.state == "failed"
+    assert status.phase == "failed"
     assert status.error is not None and "min_order_quote" in status.error
 
 
@@ -342,13 +347,51 @@ def test_rejected_take_profit_sell_fails_the_bot_with_the_reason() -> None:
             user="alice",
             source=CTX.bot,
             account=CTX.account,
-            reason="insufficient_balance",
-            message="needs 2.04 SOL",
+            reason="risk_max_notional",
+            message="over the account's limit",
             ts_event=0,
         )
     )
-    assert bot.status().state == "failed"
-    assert "insufficient_balance" in (bot.status().error or "")
+    assert bot.status().phase == "failed"
+    assert "risk_max_notional" in (bot.status().error or "")
+
+
+def test_take_profit_sells_only_what_the_account_really_holds() -> None:
+    """Seed 001: the user sold 1 of the 2.040 SOL by hand; execution clamps the sell."""
+    bot, buys = start()
+    bot.on_order_event(filled(buys[0], "98", "0"))
+    sell = next(i for i in bot.on_trade(trade("99.96", 3_000)) if isinstance(i, PlaceOrder))
+    assert sell.clamp_to_free and sell.qty == D("2.040")
+    bot.on_order_event(msgspec.structs.replace(accepted(sell), qty=D("1.040")))
+    assert bot.status().position == D("1.040")  # 1 SOL written off at the average cost
+    for b in buys[1:]:
+        bot.on_order_event(canceled(b.intent_id))
+    bot.on_order_event(filled(msgspec.structs.replace(sell, qty=D("1.040")), "99.96", "0"))
+    status = bot.status()
+    assert (status.cycles_completed, status.position) == (1, 0)
+    assert status.realized_pnl == D("1.040") * (D("99.96") - 98)
+
+
+def test_take_profit_with_nothing_left_closes_the_cycle() -> None:
+    bot, buys = start()
+    bot.on_order_event(filled(buys[0], "98", "0"))
+    sell = next(i for i in bot.on_trade(trade("99.96", 3_000)) if isinstance(i, PlaceOrder))
+    for b in buys[1:]:
+        bot.on_order_event(canceled(b.intent_id))
+    bot.on_order_event(
+        OrderRejected(
+            intent_id=sell.intent_id,
+            user="alice",
+            source=CTX.bot,
+            account=CTX.account,
+            reason="insufficient_balance",
+            message="free SOL is 0",
+            ts_event=0,
+        )
+    )
+    status = bot.status()
+    assert (status.phase, status.position, status.cycles_completed) == ("waiting", 0, 1)
+    assert status.realized_pnl == 0
 
 
 def test_status_block() -> None:

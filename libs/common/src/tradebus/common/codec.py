@@ -20,6 +20,8 @@ import msgspec
 from tradebus.common.messages import (
     BalancesQuery,
     BalancesReply,
+    BotCommand,
+    BotCommandReply,
     BotsQuery,
     BotsReply,
     ErrorReply,
@@ -49,6 +51,8 @@ _recon_run_request = msgspec.json.Decoder(ReconRunRequest)
 _recon_run_reply = msgspec.json.Decoder(ReconRunReply | ErrorReply)
 _bots_query = msgspec.json.Decoder(BotsQuery)
 _bots_reply = msgspec.json.Decoder(BotsReply | ErrorReply)
+_bot_command = msgspec.json.Decoder(BotCommand)
+_bot_command_reply = msgspec.json.Decoder(BotCommandReply | ErrorReply)
 
 decode_market = _market.decode
 """``bytes -> QuoteTick | TradeTick`` for ``md.*`` subjects."""
@@ -63,3 +67,5 @@ decode_recon_run_request = _recon_run_request.decode
 decode_recon_run_reply = _recon_run_reply.decode
 decode_bots_query = _bots_query.decode
 decode_bots_reply = _bots_reply.decode
+decode_bot_command = _bot_command.decode
+decode_bot_command_reply = _bot_command_reply.decode

@@ -1,17 +1,19 @@
 """Deterministic identifiers.
 
-Strategies emit intent ids ``<bot>:<cycle>:<leg>`` (DESIGN.md, "Execution"):
-the same bot in the same cycle placing the same leg always produces the same
-id, so a restarted bot that re-emits is de-duplicated by JetStream
-(``Nats-Msg-Id``) and by the ledger's unique intent id.
+Strategies emit intent ids ``<bot>:<run>.<cycle>:<leg>`` (DESIGN.md,
+"Execution"): the same bot in the same run and cycle placing the same leg
+always produces the same id, so a resumed bot that re-emits is de-duplicated
+by JetStream (``Nats-Msg-Id``) and by the ledger's unique intent id. ``run``
+changes only when the bot starts *fresh* (its state forgotten), so a fresh
+start never collides with the intents of an earlier run.
 """
 
 from __future__ import annotations
 
 
-def intent_id(bot: str, cycle: int, leg: str) -> str:
-    """``<bot>:<cycle>:<leg>``, e.g. ``alice-ladder-btc:3:b0``."""
-    return f"{bot}:{cycle}:{leg}"
+def intent_id(bot: str, run: int, cycle: int, leg: str) -> str:
+    """``<bot>:<run>.<cycle>:<leg>``, e.g. ``alice-ladder-btc:1.3:b0``."""
+    return f"{bot}:{run}.{cycle}:{leg}"
 
 
 def event_msg_id(kind: str, key: str) -> str:

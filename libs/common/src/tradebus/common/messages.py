@@ -107,6 +107,11 @@ class PlaceOrder(Message, kw_only=True):
     ``trigger_ts`` is the ``ts_recv`` of the market event that caused the
     intent; the paper venue makes the order live only after that event
     (STRATEGIES.md, paper fill model rule 1). Manual orders leave it empty.
+    ``clamp_to_free`` (sells on spot markets): sell at most the account's
+    free base balance, floored to the step size, so a bot whose position was
+    partly sold by hand sells what is really there (seed 001's real-position
+    check, STRATEGIES.md §1); :class:`OrderAccepted` carries the quantity
+    actually placed.
     """
 
     intent_id: str
@@ -119,6 +124,7 @@ class PlaceOrder(Message, kw_only=True):
     time_in_force: TimeInForce = "gtc"
     ts_init: int = 0
     trigger_ts: int | None = None
+    clamp_to_free: bool = False
 
 
 class CancelOrder(Message, kw_only=True):
@@ -335,12 +341,17 @@ class ReconRunReply(Message, kw_only=True):
 
 
 class BotStatus(msgspec.Struct, frozen=True, kw_only=True):
-    """The status block of one bot (STRATEGIES.md §1, seed 000's display).
+    """The status block of one bot (STRATEGIES.md §1-§4, the seeds' displays).
 
+    ``state`` is the bot's lifecycle as the host runs it (``running``,
+    ``paused``, ``stopped``, ``failed``); ``phase`` the strategy's own step
+    (ladder: ``waiting``, ``buying``, ``restarting``, ``closing``, ...).
     Quote-asset amounts: ``filled_quote``, ``position_value``,
     ``unrealized_pnl``, ``realized_pnl``; base-asset: ``filled_qty``,
-    ``position``. Percentages are in percent. ``state`` is the strategy's
-    phase (``waiting``, ``buying``, ``restarting``, ``closing``, ``stopped``, ``failed``).
+    ``position``. Percentages are in percent. ``details`` holds what only one
+    strategy has (martingale worst-case capital, spread legs, volume target),
+    as JSON scalars (money as decimal strings). ``host`` is the strategy host
+    replica running the bot.
     """
 
     bot: str
@@ -349,32 +360,67 @@ class BotStatus(msgspec.Struct, frozen=True, kw_only=True):
     strategy: str
     venue: str
     symbol: str
-    state: str
-    cycle: int
-    orders_placed: int
-    orders_filled: int
-    open_orders: int
-    filled_quote: Decimal
-    filled_qty: Decimal
-    avg_price: Decimal | None
-    position: Decimal
-    last_price: Decimal | None
-    position_value: Decimal
-    unrealized_pnl: Decimal
-    unrealized_pct: Decimal
-    take_profit_progress_pct: Decimal
-    cycles_completed: int
-    realized_pnl: Decimal
+    state: str = "running"
+    phase: str = ""
+    run: int = 1
+    cycle: int = 0
+    orders_placed: int = 0
+    orders_filled: int = 0
+    open_orders: int = 0
+    filled_quote: Decimal = Decimal(0)
+    filled_qty: Decimal = Decimal(0)
+    avg_price: Decimal | None = None
+    position: Decimal = Decimal(0)
+    last_price: Decimal | None = None
+    position_value: Decimal = Decimal(0)
+    unrealized_pnl: Decimal = Decimal(0)
+    unrealized_pct: Decimal = Decimal(0)
+    take_profit_progress_pct: Decimal = Decimal(0)
+    cycles_completed: int = 0
+    realized_pnl: Decimal = Decimal(0)
     error: str | None = None
+    host: str | None = None
+    details: dict[str, str | int | bool | None] = {}
 
 
 class BotsQuery(Message, kw_only=True):
-    """``ctl.bots.status`` / ``ctl.bots.list`` request: one bot, or every bot when empty."""
+    """``ctl.bots.status`` / ``ctl.bots.list`` request: one bot, or every bot when empty.
+
+    Every strategy host answers a query for all bots with its own bots (gather
+    the replies: ``nats req --replies 0``); a query for one bot is answered
+    by the host that runs it only.
+    """
 
     bot: str | None = None
 
 
 class BotsReply(Message, kw_only=True):
-    """Statuses of the bots a host runs."""
+    """Statuses of the bots a host runs; ``host`` is the replica that answered."""
 
     bots: list[BotStatus]
+    host: str = ""
+
+
+StartMode = Literal["resume", "fresh"]
+
+
+class BotCommand(Message, kw_only=True):
+    """``ctl.bots.{pause,resume,stop,start}`` request for one bot.
+
+    ``start`` takes ``mode``: ``resume`` (restore the last snapshot, then the
+    order events after it) or ``fresh`` (cancel the bot's open orders and
+    forget its state). ``stop`` cancels the bot's orders when its
+    ``cancel_on_exit`` says so; ``pause`` keeps them.
+    """
+
+    bot: str
+    mode: StartMode = "resume"
+
+
+class BotCommandReply(Message, kw_only=True):
+    """Answer to :class:`BotCommand`: the bot's status after the command."""
+
+    ok: bool
+    message: str
+    status: BotStatus | None = None
+    host: str = ""

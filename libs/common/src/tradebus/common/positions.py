@@ -42,6 +42,7 @@ class Position(msgspec.Struct, kw_only=True):
     bought_notional: Decimal = ZERO
     sold_qty: Decimal = ZERO
     sold_notional: Decimal = ZERO
+    written_off_qty: Decimal = ZERO
 
     @property
     def avg_price(self) -> Decimal | None:
@@ -89,3 +90,20 @@ class Position(msgspec.Struct, kw_only=True):
             self.qty = remainder if side == "buy" else -remainder
             self.open_cost = self.qty * price
             self.open_fees = fee - closing_fee
+
+    def write_off(self, qty: Decimal) -> None:
+        """Drop ``qty`` (0 < qty <= |position|) of the open position at its average cost.
+
+        No P&L is booked: the quantity left the bot's control (seed 001: the
+        user sold it by hand), so the bot neither gains nor loses on it.
+        """
+        if qty <= 0 or qty > abs(self.qty):
+            raise ValueError(f"cannot write off {qty} of a position of {self.qty}")
+        share = qty / abs(self.qty)
+        self.open_cost -= self.open_cost * share
+        self.open_fees -= self.open_fees * share
+        self.qty -= qty if self.qty > 0 else -qty
+        self.written_off_qty += qty
+        if self.qty == 0:
+            self.open_cost = ZERO
+            self.open_fees = ZERO

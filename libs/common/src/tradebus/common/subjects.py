@@ -13,6 +13,12 @@ subject                            kind                producer -> consumer
 ``recon.report.<account>``         JetStream RECON     reconciler -> anyone
 ``recon.alert.<account>``          JetStream RECON     reconciler -> anyone
 ``ctl.<area>.<verb>``              request/reply       CLI -> services
+KV ``bots``: ``<bot>``             JetStream KV        ``bots apply`` -> hosts
+KV ``bot_state``: ``<bot>``        JetStream KV        host -> host (snapshots)
+KV ``leases``: ``bot.<bot>``,      JetStream KV (TTL)  host replicas
+``host.<replica>``
+KV ``group_volume``:               JetStream KV        host -> hosts (volume
+``<group>.<bot>``                                      targets)
 =================================  ==================  =========================
 
 ``<symbol>`` is the venue's native market id (``BTCUSDT``). Every token must
@@ -123,3 +129,33 @@ STREAM_SUBJECTS: dict[str, list[str]] = {
     STREAM_RECON: [RECON_ALL],
 }
 """Which subjects each JetStream stream captures."""
+
+
+KV_BOTS = "bots"
+"""Resolved bot specs by bot id (written by ``tradebus bots apply``)."""
+KV_BOT_STATE = "bot_state"
+"""Each bot's last snapshot record by bot id."""
+KV_LEASES = "leases"
+"""Which host replica runs which bot (``bot.<bot>``), and live replicas (``host.<id>``)."""
+KV_GROUP_VOLUME = "group_volume"
+"""Filled buy notional of each volume bot, ``<group>.<bot>``."""
+
+
+def lease_key(bot: str) -> str:
+    """``bot.<bot>``: the lease of one bot in KV ``leases``."""
+    return f"bot.{token(bot, 'bot')}"
+
+
+def host_key(replica: str) -> str:
+    """``host.<replica>``: a replica's heartbeat in KV ``leases``."""
+    return f"host.{token(replica, 'replica')}"
+
+
+def group_volume_key(group: str, bot: str) -> str:
+    """``<group>.<bot>`` in KV ``group_volume``."""
+    return f"{token(group, 'group')}.{token(bot, 'bot')}"
+
+
+def kv_subject(bucket: str, key: str) -> str:
+    """``$KV.<bucket>.<key>``: publishing here is a KV put (JetStream KV protocol)."""
+    return f"$KV.{bucket}.{key}"

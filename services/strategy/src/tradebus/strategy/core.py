@@ -3,23 +3,30 @@
 A strategy core is a pure, deterministic object (DESIGN.md, "Strategy host"):
 it reads no clock and does no I/O; the host passes every market event and
 order event in, and publishes the intents it returns. The same inputs always
-give the same intents, with the same deterministic ids ``<bot>:<cycle>:<leg>``.
+give the same intents, with the same deterministic ids ``<bot>:<run>.<cycle>:<leg>``.
+
+Every core keeps its whole memory in one msgspec state struct with an
+``orders: OrderTracker`` field; :class:`BotBase` gives snapshot/restore (the
+host writes snapshots to KV ``bot_state``) and the re-sending of intents a
+resumed bot emitted but never heard back about.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import msgspec
 
 from tradebus.common.ids import intent_id
 from tradebus.common.markets import Market
 from tradebus.common.messages import (
+    AccountBalances,
     BotStatus,
     CancelOrder,
     Intent,
     OrderEvent,
+    OrderType,
     PlaceOrder,
     QuoteTick,
     Side,
@@ -32,7 +39,14 @@ TERMINAL: frozenset[str] = frozenset({"filled", "canceled", "rejected"})
 
 
 class BotContext(msgspec.Struct, frozen=True, kw_only=True):
-    """Who a bot is and what it trades: fixed for the bot's life."""
+    """Who a bot is and what it trades: fixed for the bot's life.
+
+    ``market`` is the bot's (first) market; ``markets`` every market it trades
+    (two for ``spread``), ``market`` first; empty means ``(market,)``.
+    ``run`` is the bot's run number: it changes only on a fresh start and is
+    part of every intent id. ``group`` names the strategy block of the bot
+    file the bot came from (bots of one group share a volume target).
+    """
 
     bot: str
     user: str
@@ -40,19 +54,50 @@ class BotContext(msgspec.Struct, frozen=True, kw_only=True):
     strategy: str
     venue: str
     market: Market
+    markets: tuple[Market, ...] = ()
+    run: int = 1
+    group: str = ""
+
+    def all_markets(self) -> tuple[Market, ...]:
+        """Every market of the bot, the primary one first."""
+        return self.markets or (self.market,)
+
+    def market_of(self, symbol: str) -> Market:
+        """The bot's market with native id ``symbol``.
+
+        Raises
+        ------
+        KeyError
+            If the bot does not trade ``symbol``.
+        """
+        for market in self.all_markets():
+            if market.symbol == symbol:
+                return market
+        raise KeyError(symbol)
 
 
 class TrackedOrder(msgspec.Struct, kw_only=True):
-    """A bot's view of one of its orders (quantities in base, price in quote)."""
+    """A bot's view of one of its orders (quantities in base, price in quote).
+
+    ``symbol``, ``order_type``, ``trigger_ts``, ``ts_init`` and
+    ``clamp_to_free`` are kept so the exact intent can be sent again after a
+    resume (:meth:`OrderTracker.resend`).
+    """
 
     intent_id: str
     leg: str
     side: Side
     price: Decimal | None
     qty: Decimal
+    symbol: str = ""
+    order_type: OrderType = "limit"
+    trigger_ts: int | None = None
+    ts_init: int = 0
+    clamp_to_free: bool = False
     filled: Decimal = ZERO
     status: OrderStatus = "pending"
     cancel_sent: bool = False
+    cancel_ts: int = 0
 
     @property
     def is_open(self) -> bool:
@@ -73,25 +118,59 @@ class OrderTracker(msgspec.Struct, kw_only=True):
         cycle: int,
         leg: str,
         side: Side,
-        price: Decimal,
+        price: Decimal | None,
         qty: Decimal,
         ts: int,
         trigger_ts: int | None,
+        *,
+        symbol: str | None = None,
+        order_type: OrderType = "limit",
+        clamp_to_free: bool = False,
     ) -> PlaceOrder:
-        """Record and return a GTC limit order intent ``<bot>:<cycle>:<leg>``."""
-        iid = intent_id(ctx.bot, cycle, leg)
-        self.orders[iid] = TrackedOrder(intent_id=iid, leg=leg, side=side, price=price, qty=qty)
-        self.placed += 1
-        return PlaceOrder(
+        """Record and return a GTC order intent ``<bot>:<run>.<cycle>:<leg>``.
+
+        ``symbol`` defaults to the bot's primary market; ``price`` is the limit
+        (or the worst acceptable price of a market order, None = no limit).
+        """
+        iid = intent_id(ctx.bot, ctx.run, cycle, leg)
+        order = TrackedOrder(
             intent_id=iid,
-            account=ctx.account,
-            symbol=ctx.market.symbol,
+            leg=leg,
             side=side,
-            qty=qty,
             price=price,
-            order_type="limit",
-            ts_init=ts,
+            qty=qty,
+            symbol=symbol or ctx.market.symbol,
+            order_type=order_type,
             trigger_ts=trigger_ts,
+            ts_init=ts,
+            clamp_to_free=clamp_to_free,
+        )
+        self.orders[iid] = order
+        self.placed += 1
+        return self._place_intent(ctx, order)
+
+    @staticmethod
+    def _place_intent(ctx: BotContext, order: TrackedOrder) -> PlaceOrder:
+        return PlaceOrder(
+            intent_id=order.intent_id,
+            account=ctx.account,
+            symbol=order.symbol or ctx.market.symbol,
+            side=order.side,
+            qty=order.qty,
+            price=order.price,
+            order_type=order.order_type,
+            ts_init=order.ts_init,
+            trigger_ts=order.trigger_ts,
+            clamp_to_free=order.clamp_to_free,
+        )
+
+    @staticmethod
+    def _cancel_intent(ctx: BotContext, order: TrackedOrder) -> CancelOrder:
+        return CancelOrder(
+            intent_id=f"{order.intent_id}:x",
+            account=ctx.account,
+            target_intent_id=order.intent_id,
+            ts_init=order.cancel_ts,
         )
 
     def cancel(self, ctx: BotContext, order: TrackedOrder, ts: int) -> CancelOrder | None:
@@ -99,12 +178,23 @@ class OrderTracker(msgspec.Struct, kw_only=True):
         if order.cancel_sent or not order.is_open:
             return None
         order.cancel_sent = True
-        return CancelOrder(
-            intent_id=f"{order.intent_id}:x",
-            account=ctx.account,
-            target_intent_id=order.intent_id,
-            ts_init=ts,
-        )
+        order.cancel_ts = ts
+        return self._cancel_intent(ctx, order)
+
+    def resend(self, ctx: BotContext) -> list[Intent]:
+        """The intents to send again after a resume, identical to the first time.
+
+        A place still ``pending`` (no answer heard) and a cancel sent for an
+        order still open. Both are idempotent: JetStream drops a repeated
+        ``Nats-Msg-Id`` and execution turns one intent id into at most one order.
+        """
+        out: list[Intent] = []
+        for order in self.orders.values():
+            if order.status == "pending":
+                out.append(self._place_intent(ctx, order))
+            if order.cancel_sent and order.is_open:
+                out.append(self._cancel_intent(ctx, order))
+        return out
 
     def open_orders(self, side: Side | None = None) -> list[TrackedOrder]:
         """Open orders, optionally of one side, in placement order."""
@@ -116,7 +206,14 @@ class OrderTracker(msgspec.Struct, kw_only=True):
 
 
 class Strategy(Protocol):
-    """The interface the host drives. Every method returns the intents to publish."""
+    """The interface the host drives. Every method returns the intents to publish.
+
+    Time is market time: the ``ts_recv`` of the ticks passed in. A core reads
+    no clock and does no I/O. A core commits new capital (a new cycle, an
+    entry, a volume buy) only in :meth:`on_quote`/:meth:`on_trade`; in answer
+    to order events it only manages what is already exposed (a take-profit, a
+    cancel). A paused bot gets no ticks, so it opens nothing new.
+    """
 
     ctx: BotContext
 
@@ -136,6 +233,71 @@ class Strategy(Protocol):
         """The bot is being stopped: return the cancels its config asks for."""
         ...
 
-    def status(self) -> BotStatus:
-        """The bot's status block."""
+    def on_balances(self, balances: AccountBalances) -> list[Intent]:
+        """The venue balances of the bot's account (the host refreshes them periodically)."""
         ...
+
+    def on_restart(self) -> list[Intent]:
+        """A stopped bot is started again with its state kept: go on from that state."""
+        ...
+
+    def status(self) -> BotStatus:
+        """The bot's status block (``phase`` set; the host fills in ``state``)."""
+        ...
+
+    def snapshot(self) -> bytes:
+        """The bot's whole state as bytes (JSON)."""
+        ...
+
+    def restore(self, data: bytes) -> None:
+        """Replace the state with a :meth:`snapshot`."""
+        ...
+
+    def resend(self) -> list[Intent]:
+        """Intents emitted but never answered, to send again after a resume."""
+        ...
+
+
+class BotBase:
+    """Shared plumbing of the cores: snapshot, restore, resend, no-op balance input.
+
+    A subclass sets ``state_type`` (a msgspec struct with an ``orders:
+    OrderTracker`` field) and keeps all of its memory in ``self.state``;
+    caches derived from the state are rebuilt in :meth:`_on_restore`.
+    """
+
+    state_type: ClassVar[type[Any]]
+    ctx: BotContext
+    state: Any
+
+    def snapshot(self) -> bytes:
+        """The whole state, JSON-encoded."""
+        return msgspec.json.encode(self.state)
+
+    def restore(self, data: bytes) -> None:
+        """Replace the state with a :meth:`snapshot`.
+
+        Raises
+        ------
+        msgspec.DecodeError
+            If ``data`` is not a snapshot of this strategy.
+        """
+        self.state = msgspec.json.decode(data, type=self.state_type)
+        self._on_restore()
+
+    def _on_restore(self) -> None:
+        """Rebuild caches after :meth:`restore` (default: nothing)."""
+
+    def resend(self) -> list[Intent]:
+        """See :meth:`OrderTracker.resend`."""
+        return self.state.orders.resend(self.ctx)
+
+    def on_balances(self, balances: AccountBalances) -> list[Intent]:
+        """Ignore balances (strategies that need them override this)."""
+        return []
+
+    def on_restart(self) -> list[Intent]:
+        """Leave ``stopped``: ``waiting`` for the next price (override for more)."""
+        if self.state.phase == "stopped":
+            self.state.phase = "waiting"
+        return []

@@ -12,6 +12,15 @@ minutes, the buys are cancelled and a new cycle starts at the current price.
 Time is market time: the ``ts_recv`` of the events the host passes in, so a
 replay behaves exactly like the live run it recorded.
 
+New capital is committed only on market events (a new cycle starts at the
+next price after the last one closed), never in answer to an order event, so
+a paused bot (which the host no longer gives ticks) opens nothing new.
+
+The take-profit sell asks execution to clamp it to the account's free base
+balance (``clamp_to_free``): if the user sold part of the position by hand,
+the accepted quantity is smaller and the bot writes the difference off its
+position at average cost (seed 001's real-position check).
+
 The bot hears of its orders after the venue acts on them. So a new cycle
 (new capital) starts only once every order of the last one is done: after a
 take-profit when nothing is open and the position is sold; after a no-fill
@@ -42,7 +51,7 @@ from tradebus.common.messages import (
 )
 from tradebus.common.money import HUNDRED, ONE, ZERO, floor_to
 from tradebus.common.positions import Position
-from tradebus.strategy.core import BotContext, OrderTracker
+from tradebus.strategy.core import BotBase, BotContext, OrderTracker
 
 NS_PER_MINUTE = 60_000_000_000
 TAKE_PROFIT_SELL_FACTOR = Decimal("0.995")
@@ -162,11 +171,10 @@ class LadderState(msgspec.Struct, kw_only=True):
     orders: OrderTracker = msgspec.field(default_factory=OrderTracker)
 
 
-_state_decoder = msgspec.json.Decoder(LadderState)
-
-
-class LadderBot:
+class LadderBot(BotBase):
     """A ladder bot: a pure core driven by the host (:class:`~tradebus.strategy.core.Strategy`)."""
+
+    state_type = LadderState
 
     def __init__(self, ctx: BotContext, params: LadderParams, state: LadderState | None = None):
         self.ctx = ctx
@@ -189,6 +197,8 @@ class LadderBot:
         s = self.state
         s.last_ts = tick.ts_recv
         if s.has_trade:  # p is the last trade price: a quote only moves time
+            if s.phase == "waiting":
+                return self._start_cycle()
             return self._on_time() if s.phase == "buying" else []
         s.last_price = tick.mid
         return self._on_price()
@@ -206,25 +216,27 @@ class LadderBot:
     def _on_time(self) -> list[Intent]:
         """No-fill restart: no buy filled ``M`` minutes (market time) into the cycle.
 
-        The buys are cancelled first; the new cycle starts when the cancels are
-        confirmed (:meth:`_maybe_restart`).
+        The buys are cancelled first; the new cycle starts at the first price
+        after the cancels are confirmed (:meth:`_maybe_restart`).
         """
         s = self.state
         waited = s.last_ts - s.cycle_start_ts
         if self._no_fill_ns and not s.cycle_buy_fills and waited >= self._no_fill_ns:
             s.phase = "restarting"
-            return self._cancel_open("buy") or self._maybe_restart()
+            cancels = self._cancel_open("buy")
+            if cancels:
+                return cancels
+            self._maybe_restart()
+            return self._start_cycle() if s.phase == "waiting" else []
         return []
 
-    def _maybe_restart(self) -> list[Intent]:
-        """Start the next cycle once no buy is open; keep a position that filled meanwhile."""
+    def _maybe_restart(self) -> None:
+        """Wait for the next cycle once no buy is open; keep a position that filled meanwhile."""
         s = self.state
         if s.orders.open_orders("buy"):
-            return []
-        if s.position.qty > 0:  # a buy filled before its cancel: hold it, take profit on it
-            s.phase = "buying"
-            return []
-        return self._start_cycle()
+            return
+        # a buy filled before its cancel: hold it and take profit on it
+        s.phase = "buying" if s.position.qty > 0 else "waiting"
 
     def _take_profit_reached(self) -> bool:
         """``(p - avg) / avg * 100 >= T`` (STRATEGIES.md §1), screened by a cached price."""
@@ -278,17 +290,31 @@ class LadderBot:
         s.sells += 1
         return [
             s.orders.place(
-                self.ctx, s.cycle, f"s{s.sells}", "sell", price, qty, s.last_ts, s.last_ts
+                self.ctx,
+                s.cycle,
+                f"s{s.sells}",
+                "sell",
+                price,
+                qty,
+                s.last_ts,
+                s.last_ts,
+                clamp_to_free=True,
             )
         ]
 
     def _take_profit(self) -> list[Intent]:
         self.state.phase = "closing"
         intents = self._cancel_open("buy") + self._sell_position()
-        return intents or self._maybe_close()
+        if intents:
+            return intents
+        self._maybe_close()
+        return self._start_cycle() if self.state.phase == "waiting" else []
 
     def _maybe_close(self) -> list[Intent]:
-        """Close the cycle once nothing is open; sell what late buy fills left over."""
+        """Close the cycle once nothing is open; sell what late buy fills left over.
+
+        A closed cycle waits for the next price to start the next one.
+        """
         s = self.state
         if s.orders.open_orders():
             return []
@@ -296,9 +322,7 @@ class LadderBot:
         if leftover:
             return leftover
         s.cycles_completed += 1
-        if self.params.restart_after_take_profit:
-            return self._start_cycle()
-        s.phase = "stopped"
+        s.phase = "waiting" if self.params.restart_after_take_profit else "stopped"
         return []
 
     # ------------------------------------------------------------ order events
@@ -312,13 +336,18 @@ class LadderBot:
             case OrderAccepted():
                 if order.status == "pending":
                     order.status = "accepted"
+                if order.clamp_to_free and event.qty < order.qty:
+                    self._write_off(order.qty - event.qty)
+                    order.qty = event.qty
             case OrderFilled():
                 self._apply_fill(event)
             case OrderCanceled():
                 order.status = "canceled"
             case OrderRejected():
                 order.status = "rejected"
-                if order.side == "sell":
+                if order.clamp_to_free and event.reason == "insufficient_balance":
+                    self._write_off(s.position.qty)  # nothing left to sell: sold by hand
+                elif order.side == "sell":
                     s.phase = "failed"
                     s.error = f"take-profit sell rejected: {event.reason}: {event.message}"
                 else:  # the cycle goes on with its other levels; the status shows why
@@ -328,8 +357,15 @@ class LadderBot:
         if s.phase == "closing":
             return self._maybe_close()
         if s.phase == "restarting":
-            return self._maybe_restart()
+            self._maybe_restart()
         return []
+
+    def _write_off(self, qty: Decimal) -> None:
+        """The account holds less than the bot bought: drop the difference (seed 001)."""
+        qty = min(qty, self.state.position.qty)
+        if qty > 0:
+            self.state.position.write_off(qty)
+            self._tp_floor = None
 
     def _apply_fill(self, fill: OrderFilled) -> None:
         s = self.state
@@ -355,14 +391,15 @@ class LadderBot:
         self.state.phase = "stopped"
         return self._cancel_open() if self.params.cancel_on_exit else []
 
-    def snapshot(self) -> bytes:
-        """The bot's whole state as JSON bytes."""
-        return msgspec.json.encode(self.state)
-
-    def restore(self, data: bytes) -> None:
-        """Replace the state with a :meth:`snapshot`."""
-        self.state = _state_decoder.decode(data)
+    def _on_restore(self) -> None:
         self._tp_floor = None
+
+    def on_restart(self) -> list[Intent]:
+        """Started again after a stop: take profit on a held position, else a new cycle."""
+        s = self.state
+        if s.phase == "stopped":
+            s.phase = "buying" if s.position.qty > 0 or s.orders.open_orders() else "waiting"
+        return []
 
     def status(self) -> BotStatus:
         """The status block of STRATEGIES.md §1."""
@@ -381,7 +418,8 @@ class LadderBot:
             strategy=self.ctx.strategy,
             venue=self.ctx.venue,
             symbol=self.ctx.market.symbol,
-            state=s.phase,
+            phase=s.phase,
+            run=self.ctx.run,
             cycle=s.cycle,
             orders_placed=s.orders.placed,
             orders_filled=s.orders.filled,
