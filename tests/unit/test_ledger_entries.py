@@ -7,7 +7,16 @@ from decimal import Decimal as D
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tradebus.ledger.entries import FillFacts, deposit_entries, fill_entries, sum_balances
+from tradebus.ledger.entries import (
+    FILL_KINDS,
+    FillFacts,
+    PerpFillFacts,
+    deposit_entries,
+    fill_entries,
+    perp_fill_entries,
+    position_asset,
+    sum_balances,
+)
 
 
 def fact(side: str, qty: str, price: str, fee: str, ref: str = "paper:1") -> FillFacts:
@@ -50,6 +59,46 @@ def test_balances_are_sums_of_deposits_and_fills() -> None:
     assert sum_balances(entries) == {
         ("a", "USDT"): D(100000) - 30000 - D("1.5") + 12200 - D("0.61"),
         ("a", "BTC"): D("0.3"),
+    }
+
+
+def perp_fact(side: str, qty: str, pnl: str, fee: str, ref: str = "paper:1") -> PerpFillFacts:
+    return PerpFillFacts(
+        account="a",
+        symbol="BTCUSDT",
+        quote="USDT",
+        side=side,  # type: ignore[arg-type]
+        qty=D(qty),
+        realized_pnl=D(pnl),
+        fee=D(fee),
+        fee_asset="USDT",
+        ref=ref,
+    )
+
+
+def test_perpetual_fills_journal_the_position_realized_pnl_and_fee() -> None:
+    assert position_asset("BTCUSDT") == "BTCUSDT-PERP"
+    opening = perp_fill_entries(perp_fact("sell", "0.5", "0", "1.5"))
+    assert [(e.asset, e.amount, e.kind) for e in opening] == [
+        ("BTCUSDT-PERP", D("-0.5"), "fill"),  # no base asset moves; no P&L on an opening
+        ("USDT", D("-1.5"), "fee"),
+    ]
+    closing = perp_fill_entries(perp_fact("buy", "0.2", "-12.5", "0"))
+    assert [(e.asset, e.amount, e.kind) for e in closing] == [
+        ("BTCUSDT-PERP", D("0.2"), "fill"),
+        ("USDT", D("-12.5"), "realized_pnl"),
+    ]
+    assert {e.kind for e in opening + closing} <= set(FILL_KINDS)
+
+
+def test_perpetual_balances_are_the_position_and_the_quote_net_of_pnl_and_fees() -> None:
+    entries = deposit_entries("a", {"USDT": D(1000)}, "initial")
+    entries += perp_fill_entries(perp_fact("buy", "3", "0", "0.3", "paper:1"))
+    entries += perp_fill_entries(perp_fact("sell", "2", "6", "0.2", "paper:2"))
+    entries += perp_fill_entries(perp_fact("sell", "3", "2.5", "0.15", "paper:3"))
+    assert sum_balances(entries) == {
+        ("a", "USDT"): D(1000) - D("0.3") + 6 - D("0.2") + D("2.5") - D("0.15"),
+        ("a", "BTCUSDT-PERP"): D(-2),
     }
 
 

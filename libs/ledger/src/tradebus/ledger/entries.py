@@ -1,6 +1,6 @@
 """Pure ledger arithmetic: the journal entries a fill creates, and balance sums.
 
-Double entry per fill (spot), all in the account's assets:
+Double entry per spot fill, all in the account's assets:
 
 ===========  =====================  ======================  ==================
 fill side    base asset             quote asset             fee asset
@@ -8,6 +8,22 @@ fill side    base asset             quote asset             fee asset
 buy          ``+qty`` (fill)        ``-qty*price`` (fill)   ``-fee`` (fee)
 sell         ``-qty`` (fill)        ``+qty*price`` (fill)   ``-fee`` (fee)
 ===========  =====================  ======================  ==================
+
+Perpetual fills (linear, quote-margined) move no base asset. The position
+is journaled in a pseudo-asset named by :func:`position_asset`
+(``BTCUSDT-PERP``), whose balance is the signed position in base units; the
+quote asset moves only by the realized P&L the venue reports and the fee:
+
+===========  ==========================  ===============================  ============
+fill side    position pseudo-asset       quote asset                      fee asset
+===========  ==========================  ===============================  ============
+buy          ``+qty`` (fill)             ``+realized_pnl`` (realized_pnl)  ``-fee`` (fee)
+sell         ``-qty`` (fill)             ``+realized_pnl`` (realized_pnl)  ``-fee`` (fee)
+===========  ==========================  ===============================  ============
+
+The venue reports the same pseudo-asset in its balances (total = signed
+position), so the reconciler compares positions like any other asset.
+Unrealized P&L is never journaled.
 
 The balance of an asset is the sum of its entries (DESIGN.md, "Ledger").
 """
@@ -23,7 +39,20 @@ import msgspec
 from tradebus.common.messages import Side
 from tradebus.common.money import ZERO
 
-EntryKind = Literal["deposit", "withdrawal", "fill", "fee", "adjustment"]
+EntryKind = Literal["deposit", "withdrawal", "fill", "fee", "realized_pnl", "adjustment"]
+
+FILL_KINDS: tuple[EntryKind, ...] = ("fill", "fee", "realized_pnl")
+"""The kinds a fill books (one transaction with the fill row)."""
+
+POSITION_SUFFIX = "-PERP"
+
+
+def position_asset(symbol: str) -> str:
+    """The pseudo-asset that holds the perpetual position of ``symbol`` (``BTCUSDT-PERP``).
+
+    Its balance is the signed position in base units (short < 0).
+    """
+    return f"{symbol}{POSITION_SUFFIX}"
 
 
 class JournalEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -68,6 +97,62 @@ def fill_entries(fill: FillFacts) -> list[JournalEntry]:
             ref=fill.ref,
         ),
     ]
+    if fill.fee:
+        entries.append(
+            JournalEntry(
+                account=fill.account,
+                asset=fill.fee_asset,
+                amount=-fill.fee,
+                kind="fee",
+                ref=fill.ref,
+            )
+        )
+    return entries
+
+
+class PerpFillFacts(msgspec.Struct, frozen=True, kw_only=True):
+    """What the ledger needs to know of a perpetual fill to book it.
+
+    ``realized_pnl`` (quote asset, fees excluded) is the venue's: the price
+    difference of the quantity this fill closed against the average entry
+    price, zero for a fill that only opens or adds.
+    """
+
+    account: str
+    symbol: str
+    quote: str
+    side: Side
+    qty: Decimal
+    realized_pnl: Decimal
+    fee: Decimal
+    fee_asset: str
+    ref: str
+
+
+def perp_fill_entries(fill: PerpFillFacts) -> list[JournalEntry]:
+    """The journal entries of one perpetual fill (see the module's second table).
+
+    A zero realized P&L or a zero fee books no entry of that kind.
+    """
+    entries = [
+        JournalEntry(
+            account=fill.account,
+            asset=position_asset(fill.symbol),
+            amount=fill.qty if fill.side == "buy" else -fill.qty,
+            kind="fill",
+            ref=fill.ref,
+        )
+    ]
+    if fill.realized_pnl:
+        entries.append(
+            JournalEntry(
+                account=fill.account,
+                asset=fill.quote,
+                amount=fill.realized_pnl,
+                kind="realized_pnl",
+                ref=fill.ref,
+            )
+        )
     if fill.fee:
         entries.append(
             JournalEntry(

@@ -21,7 +21,7 @@ import asyncpg
 import msgspec
 
 from tradebus.common.messages import ReconReport
-from tradebus.ledger.entries import JournalEntry
+from tradebus.ledger.entries import FILL_KINDS, JournalEntry
 
 OrderStatus = Literal[
     "new", "accepted", "partially_filled", "filled", "canceled", "rejected", "unknown"
@@ -342,17 +342,20 @@ class Ledger:
     async def balances(self, account_id: str, up_to_id: int | None = None) -> dict[str, Decimal]:
         """Ledger balance per asset of one account: the sum of its journal entries.
 
-        With ``up_to_id`` (a venue snapshot's watermark), fill and fee entries
-        newer than it are left out: they are fills the snapshot does not
-        reflect yet. Every other entry (deposits, adjustments) always counts,
-        so nothing written behind execution's back can hide from a comparison.
+        With ``up_to_id`` (a venue snapshot's watermark), the entries fills
+        book (``fill``, ``fee``, ``realized_pnl``: :data:`FILL_KINDS`) newer
+        than it are left out: they are fills the snapshot does not reflect
+        yet. Every other entry (deposits, adjustments) always counts, so
+        nothing written behind execution's back can hide from a comparison.
+        A perpetual position appears as its pseudo-asset (``BTCUSDT-PERP``).
         """
         records = await self._pool.fetch(
             "SELECT asset, sum(amount) AS total FROM journal WHERE account_id = $1"
-            " AND ($2::bigint IS NULL OR id <= $2 OR kind NOT IN ('fill', 'fee'))"
+            " AND ($2::bigint IS NULL OR id <= $2 OR kind <> ALL($3::text[]))"
             " GROUP BY asset ORDER BY asset",
             account_id,
             up_to_id,
+            list(FILL_KINDS),
         )
         return {r["asset"]: r["total"] for r in records}
 

@@ -11,6 +11,16 @@ YAML::
         maker_fee_bps: "2"
         taker_fee_bps: "5"
         risk: {max_order_notional: "5000", max_open_orders: 50}
+      - id: dave-perp
+        user: dave
+        market_kind: perpetual       # every market traded as a linear USDT-margined perpetual
+        leverage: "5"                # margin = notional / leverage (default 1)
+        balances: {USDT: "10000"}
+
+``market_kind`` (``spot`` by default) says how the account trades; a market
+whose own ``kind`` is ``perpetual`` in the markets file is traded as a
+perpetual by every account (:func:`trades_perpetual`). Perpetual accounting
+is in :mod:`tradebus.execution.perp`.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ from typing import Literal
 import msgspec
 
 from tradebus.common.config import ConfigError, load_yaml
+from tradebus.common.markets import Market, MarketKind
 from tradebus.common.subjects import TOKEN_PATTERN
 
 
@@ -43,6 +54,21 @@ class AccountSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     maker_fee_bps: Decimal = Decimal(10)
     taker_fee_bps: Decimal = Decimal(10)
     risk: RiskLimits = RiskLimits()
+    market_kind: MarketKind = "spot"
+    leverage: Decimal = Decimal(1)
+
+
+MAX_LEVERAGE = Decimal(125)
+"""The largest leverage an account may declare (Binance USD-M's maximum)."""
+
+
+def trades_perpetual(account_kind: MarketKind, market: Market) -> bool:
+    """True if an account of ``account_kind`` trades ``market`` as a perpetual.
+
+    Either the account says so (``market_kind: perpetual``) or the market does
+    (``kind: perpetual`` in the markets file).
+    """
+    return account_kind == "perpetual" or market.kind == "perpetual"
 
 
 class AccountsFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -70,6 +96,8 @@ def validate_accounts(specs: list[AccountSpec]) -> list[str]:
             value = getattr(a, field)
             if not (value.is_finite() and 0 <= value < 10_000):
                 problems.append(f"{where}.{field}: must be >= 0 and < 10000")
+        if not (a.leverage.is_finite() and 1 <= a.leverage <= MAX_LEVERAGE):
+            problems.append(f"{where}.leverage: must be >= 1 and <= {MAX_LEVERAGE}")
         limit = a.risk.max_order_notional
         if limit is not None and not (limit.is_finite() and limit > 0):
             problems.append(f"{where}.risk.max_order_notional: must be > 0")

@@ -51,7 +51,14 @@ async def open_accounts(
         exchange = exchanges.get(spec.market_data)
         if exchange is None:
             exchange = exchanges[spec.market_data] = PaperExchange(catalog, spec.market_data)
-        exchange.open_account(spec.id, dict(spec.balances), spec.maker_fee_bps, spec.taker_fee_bps)
+        exchange.open_account(
+            spec.id,
+            dict(spec.balances),
+            spec.maker_fee_bps,
+            spec.taker_fee_bps,
+            market_kind=spec.market_kind,
+            leverage=spec.leverage,
+        )
         venues[spec.id] = PaperVenue(exchange, spec.id)
         deposits = deposit_entries(spec.id, dict(spec.balances), "initial")
         await ledger.ensure_account(spec.id, spec.user, spec.venue, deposits, now_ns)

@@ -5,7 +5,8 @@ The protocol (DESIGN.md, "Execution: at-least-once in, exactly-once out"):
 1. Decode the intent; a bad payload, an unknown account or a user that does
    not own the account is answered with :class:`OrderRejected`, kept in the
    rejected-intents table, and never raises.
-2. Check the order's shape and the account's limits (pure, :mod:`.risk`).
+2. Check the order's shape and the account's limits (pure, :mod:`.risk`);
+   size a ``clamp_to_free`` sell by the venue's free balance (:mod:`.sizing`).
 3. Insert the order row keyed by ``(user, intent_id)`` with its client order
    id, committed before the venue is asked. A row that exists means a
    redelivery: resume from its state, never place twice.
@@ -17,7 +18,8 @@ one transaction and a duplicate is a no-op.
 
 All work runs under one lock, so the venue's state and the ledger move
 together: a balances snapshot taken under the lock names the last journal
-entry it reflects (its watermark).
+entry it reflects (its watermark), and a ``clamp_to_free`` sell is sized and
+placed with no other order or fill of the account in between.
 """
 
 from __future__ import annotations
@@ -32,14 +34,16 @@ import asyncpg
 from tradebus.common.clock import Clock
 from tradebus.common.markets import Market, MarketCatalog, UnknownMarketError
 from tradebus.common.messages import AccountBalances, CancelAll, CancelOrder, PlaceOrder
-from tradebus.execution.accounts import AccountSpec
-from tradebus.execution.events import EmitEvent, IntentContext, OrderEvents, fill_ref
+from tradebus.common.money import ZERO
+from tradebus.execution.accounts import AccountSpec, trades_perpetual
+from tradebus.execution.booking import fill_row
+from tradebus.execution.events import EmitEvent, IntentContext, OrderEvents
 from tradebus.execution.intake import Refused, admit
 from tradebus.execution.metrics import ExecutionMetrics
 from tradebus.execution.risk import Refusal, check_limits, check_order_shape
+from tradebus.execution.sizing import clamp_to_free, is_same_size, wants_free_balance
 from tradebus.execution.venue import Venue, VenueFill, VenueOrder, VenueRejected
-from tradebus.ledger.entries import FillFacts, fill_entries
-from tradebus.ledger.store import FillRow, Ledger, NewOrder, OrderRow, Rejection
+from tradebus.ledger.store import Ledger, NewOrder, OrderRow, Rejection
 
 log = logging.getLogger(__name__)
 
@@ -164,20 +168,11 @@ class ExecutionEngine:
         if earlier is not None:  # the same intent was refused before: refuse it the same way
             await self._refuse(ctx, intent.intent_id, intent.account, Refusal(*earlier))
             return
-        market = self._market(spec, intent.symbol)
-        if market is None:
-            refusal = Refusal("unknown_symbol", f"no market {spec.market_data}:{intent.symbol}")
-            await self._refuse(ctx, intent.intent_id, intent.account, refusal)
+        vetted = await self._vet(spec, intent)
+        if isinstance(vetted, Refusal):
+            await self._refuse(ctx, intent.intent_id, intent.account, vetted)
             return
-        refusal = check_order_shape(intent, market) or check_limits(
-            intent,
-            spec.risk,
-            len(self._open[spec.id]),
-            self._last_price(spec.market_data, intent.symbol),
-        )
-        if refusal is not None:
-            await self._refuse(ctx, intent.intent_id, intent.account, refusal)
-            return
+        intent = vetted
         row, created = await self._ledger.insert_order(
             NewOrder(
                 intent_id=intent.intent_id,
@@ -198,6 +193,33 @@ class ExecutionEngine:
             await self._resume(ctx, intent, row)
             return
         await self._send(row, intent.ts_init)
+
+    async def _vet(self, spec: AccountSpec, intent: PlaceOrder) -> PlaceOrder | Refusal:
+        """The order to persist for ``intent`` (sized by ``clamp_to_free``), or why not."""
+        market = self._market(spec, intent.symbol)
+        if market is None:
+            return Refusal("unknown_symbol", f"no market {spec.market_data}:{intent.symbol}")
+        refusal = check_order_shape(intent, market)
+        perpetual = trades_perpetual(spec.market_kind, market)
+        if refusal is None and wants_free_balance(intent, perpetual):
+            sized = clamp_to_free(intent, market, await self._free(spec.id, market.base))
+            if isinstance(sized, Refusal):
+                return sized
+            intent, refusal = sized, check_order_shape(sized, market)
+        refusal = refusal or check_limits(
+            intent,
+            spec.risk,
+            len(self._open[spec.id]),
+            self._last_price(spec.market_data, intent.symbol),
+        )
+        return intent if refusal is None else refusal
+
+    async def _free(self, account: str, asset: str) -> Decimal:
+        """The venue's free balance of ``asset`` on ``account`` (zero if it holds none)."""
+        for balance in await self._venues[account].balances():
+            if balance.asset == asset:
+                return balance.free
+        return ZERO
 
     async def _send(self, row: OrderRow, ts_init: int) -> None:
         """Ask the venue to place a persisted order; record and publish its answer."""
@@ -244,16 +266,18 @@ class ExecutionEngine:
         await self._events.accepted(row, ack.venue_order_id)
 
     async def _resume(self, ctx: IntentContext, intent: PlaceOrder, row: OrderRow) -> None:
-        """A redelivered (or repeated) intent: answer from the row, place at most once."""
-        same = (row.account_id, row.symbol, row.side, row.qty, row.price, row.order_type) == (
+        """A redelivered (or repeated) intent: answer from the row, place at most once.
+
+        A ``clamp_to_free`` sell's row may hold less than the intent asked for.
+        """
+        same = (row.account_id, row.symbol, row.side, row.price, row.order_type) == (
             intent.account,
             intent.symbol,
             intent.side,
-            intent.qty,
             intent.price,
             intent.order_type,
         )
-        if not same:
+        if not (same and is_same_size(intent, row.qty)):
             refusal = Refusal(
                 "duplicate_intent_id", f"intent id {intent.intent_id!r} was used for another order"
             )
@@ -332,35 +356,7 @@ class ExecutionEngine:
         spec = self._accounts[fill.account]
         market = self._catalog.get(spec.market_data, fill.symbol)
         now = self._clock.now_ns()
-        facts = FillFacts(
-            account=fill.account,
-            base=market.base,
-            quote=market.quote,
-            side=fill.side,
-            price=fill.price,
-            qty=fill.qty,
-            fee=fill.fee,
-            fee_asset=fill.fee_asset,
-            ref=fill_ref(fill),
-        )
-        result = await self._ledger.record_fill(
-            FillRow(
-                venue=fill.venue,
-                trade_id=fill.trade_id,
-                client_order_id=int(fill.client_order_id),
-                account_id=fill.account,
-                symbol=fill.symbol,
-                side=fill.side,
-                price=fill.price,
-                qty=fill.qty,
-                fee=fill.fee,
-                fee_asset=fill.fee_asset,
-                liquidity=fill.liquidity,
-                ts_event=fill.ts_event,
-                ts=now,
-                entries=fill_entries(facts),
-            )
-        )
+        result = await self._ledger.record_fill(fill_row(fill, market, now))
         if result is None:
             return  # already booked
         self.watermark, row = result

@@ -19,9 +19,18 @@ Marketability is decided when the order goes live, against the last trade
 price before that event, so the result does not depend on how far the
 execution service lags the market data.
 
-Funds: a buy locks ``price * qty`` plus the worst-case taker fee in the
+Funds (spot): a buy locks ``price * qty`` plus the worst-case fee in the
 quote asset; a sell locks ``qty`` of the base asset. An order that cannot be
 funded is refused with ``insufficient_balance``.
+
+Perpetual markets (an account opened with ``market_kind="perpetual"``, or a
+market of kind ``perpetual``) fill by the same rules; only the funds differ
+(:mod:`tradebus.execution.perp`): a signed position per symbol, no base
+asset, realized P&L and fees in the quote asset, and quote locked as margin
+for the position and for the part of each open order that would grow it.
+:meth:`PaperExchange.balances` reports the position as the pseudo-asset
+``<symbol>-PERP`` (total = free = signed quantity, locked 0), which is what
+the ledger journals, so the reconciler compares positions like assets.
 """
 
 from __future__ import annotations
@@ -30,47 +39,20 @@ from decimal import Decimal
 
 import msgspec
 
-from tradebus.common.markets import Market, MarketCatalog, UnknownMarketError
+from tradebus.common.markets import Market, MarketCatalog, MarketKind, UnknownMarketError
 from tradebus.common.messages import AssetBalance, QuoteTick, TradeTick
-from tradebus.common.money import ZERO, bps_fee
+from tradebus.common.money import ONE, ZERO, bps_fee
+from tradebus.execution import paper_perp
+from tradebus.execution.accounts import trades_perpetual
+from tradebus.execution.paper_state import PaperAccount, PaperBalance, PaperOrder
+from tradebus.execution.perp import PerpPosition
 from tradebus.execution.venue import VenueAck, VenueFill, VenueOrder, VenueRejected
+from tradebus.ledger.entries import POSITION_SUFFIX, position_asset
 
 PAPER_VENUE = "paper"
 MARKET_BUY_LOCK_FACTOR = Decimal("1.05")
-"""A market buy without a price cap locks this much above the last trade price."""
-
-
-class PaperOrder(msgspec.Struct, kw_only=True):
-    """A resting paper order and the funds it locks."""
-
-    account: str
-    client_order_id: str
-    intent_id: str
-    symbol: str
-    side: str
-    order_type: str
-    price: Decimal | None
-    qty: Decimal
-    trigger_ts: int | None
-    locked_asset: str
-    locked: Decimal
-    live: bool = False
-    marketable: bool = False
-
-
-class PaperBalance(msgspec.Struct, kw_only=True):
-    """``total`` and ``locked`` of one asset (``free = total - locked``)."""
-
-    total: Decimal = ZERO
-    locked: Decimal = ZERO
-
-
-class PaperAccount(msgspec.Struct, kw_only=True):
-    """One paper account: its balances and fee schedule (basis points)."""
-
-    balances: dict[str, PaperBalance]
-    maker_fee_bps: Decimal
-    taker_fee_bps: Decimal
+"""A market buy (or a perpetual market order) without a price cap locks funds at this
+multiple of the last trade price."""
 
 
 class PaperExchange:
@@ -101,29 +83,66 @@ class PaperExchange:
         balances: dict[str, Decimal],
         maker_fee_bps: Decimal,
         taker_fee_bps: Decimal,
+        market_kind: MarketKind = "spot",
+        leverage: Decimal = ONE,
     ) -> None:
-        """Create ``account`` with starting ``balances`` (no-op if it exists)."""
+        """Create ``account`` with starting ``balances`` (no-op if it exists).
+
+        ``market_kind="perpetual"`` trades every market as a perpetual with
+        margin ``notional / leverage`` (``leverage`` >= 1).
+        """
         if account in self.accounts:
             return
+        if not leverage >= 1:
+            raise ValueError(f"leverage must be >= 1, got {leverage}")
         self.accounts[account] = PaperAccount(
             balances={a: PaperBalance(total=v) for a, v in balances.items()},
             maker_fee_bps=maker_fee_bps,
             taker_fee_bps=taker_fee_bps,
+            market_kind=market_kind,
+            leverage=leverage,
         )
 
     def balances(self, account: str) -> list[AssetBalance]:
-        """Balances of ``account`` sorted by asset. Raises KeyError if unknown."""
-        return [
+        """Balances of ``account`` sorted by asset. Raises KeyError if unknown.
+
+        Perpetual positions appear as ``<symbol>-PERP`` with ``total = free =``
+        the signed position (base units) and ``locked = 0``; their margin is
+        in the quote asset's ``locked``.
+        """
+        acct = self.accounts[account]
+        out = [
             AssetBalance(asset=a, total=b.total, free=b.total - b.locked, locked=b.locked)
-            for a, b in sorted(self.accounts[account].balances.items())
+            for a, b in acct.balances.items()
         ]
+        out += [
+            AssetBalance(asset=position_asset(symbol), total=p.qty, free=p.qty, locked=ZERO)
+            for symbol, p in acct.positions.items()
+        ]
+        return sorted(out, key=lambda b: b.asset)
+
+    def positions(self, account: str) -> dict[str, PerpPosition]:
+        """Perpetual positions of ``account`` by symbol (copies; see :class:`PerpPosition`).
+
+        ``PerpPosition.unrealized_pnl(exchange.last_trade(symbol))`` marks one
+        to the last trade price. Raises KeyError if the account is unknown.
+        """
+        return {s: msgspec.structs.replace(p) for s, p in self.accounts[account].positions.items()}
 
     def adjust(self, account: str, asset: str, delta: Decimal) -> None:
-        """Move a balance by hand ("the user sold on the exchange website")."""
+        """Move a balance by hand ("the user sold on the exchange website").
+
+        Raises
+        ------
+        ValueError
+            For a perpetual position's pseudo-asset: positions move only by fills.
+        """
+        if asset.endswith(POSITION_SUFFIX):
+            raise ValueError(f"{asset} is a position; it moves only by fills")
         self._balance(account, asset).total += delta
 
     def _balance(self, account: str, asset: str) -> PaperBalance:
-        return self.accounts[account].balances.setdefault(asset, PaperBalance())
+        return self.accounts[account].balance(asset)
 
     def last_trade(self, symbol: str) -> Decimal | None:
         """The last trade price seen for ``symbol``, or None."""
@@ -140,8 +159,10 @@ class PaperExchange:
         Raises
         ------
         VenueRejected
-            ``unknown_symbol``, ``no_market_price`` (market buy before any
-            trade), ``insufficient_balance`` or ``duplicate_client_order_id``.
+            ``unknown_symbol``, ``no_market_price`` (a market buy, or any
+            perpetual market order, before any trade), ``insufficient_balance``
+            (spot: quote for a buy, base for a sell; perpetual: quote margin)
+            or ``duplicate_client_order_id``.
         """
         try:
             market = self.market(order.symbol)
@@ -150,16 +171,16 @@ class PaperExchange:
         if order.client_order_id in self._placed:
             raise VenueRejected("duplicate_client_order_id", order.client_order_id)
         acct = self.accounts[account]
-        if order.side == "buy":
-            asset = market.quote
-            cap = order.price
-            if cap is None:
-                last = self._last_trade.get(order.symbol)
-                if last is None:
-                    raise VenueRejected("no_market_price", f"no trade of {order.symbol} yet")
-                cap = last * MARKET_BUY_LOCK_FACTOR
-            notional = cap * order.qty
-            amount = notional + bps_fee(notional, max(acct.taker_fee_bps, acct.maker_fee_bps))
+        perpetual = trades_perpetual(acct.market_kind, market)
+        lock_price = None if order.side == "sell" and not perpetual else self._lock_price(order)
+        if perpetual:
+            assert lock_price is not None
+            asset, resting = market.quote, self._resting(account, order.symbol)
+            amount = paper_perp.new_order_lock(acct, market, order, lock_price, resting)
+        elif order.side == "buy":
+            assert lock_price is not None
+            asset, notional = market.quote, lock_price * order.qty
+            amount = notional + bps_fee(notional, acct.lock_fee_bps)
         else:
             asset, amount = market.base, order.qty
         balance = self._balance(account, asset)
@@ -181,11 +202,31 @@ class PaperExchange:
             trigger_ts=order.trigger_ts,
             locked_asset=asset,
             locked=amount,
+            perpetual=perpetual,
+            lock_price=lock_price,
         )
         self._orders.setdefault(order.symbol, {})[order.client_order_id] = paper
         self._by_client_id[order.client_order_id] = paper
         self._placed[order.client_order_id] = account
         return VenueAck(venue_order_id=f"P{order.client_order_id}")
+
+    def _lock_price(self, order: VenueOrder) -> Decimal:
+        """The price an order's funds lock at: its limit, else a margin over the last trade."""
+        if order.price is not None:
+            return order.price
+        last = self._last_trade.get(order.symbol)
+        if last is None:
+            raise VenueRejected("no_market_price", f"no trade of {order.symbol} yet")
+        return last * MARKET_BUY_LOCK_FACTOR
+
+    def _resting(self, account: str, symbol: str) -> list[PaperOrder]:
+        """Resting orders of ``account`` on ``symbol`` in placement order."""
+        return [o for o in self._orders.get(symbol, {}).values() if o.account == account]
+
+    def _relock(self, account: str, symbol: str) -> None:
+        """Re-margin ``account``'s resting perpetual orders on ``symbol`` (placement order)."""
+        resting = self._resting(account, symbol)
+        paper_perp.relock(self.accounts[account], self.market(symbol), resting)
 
     def cancel(self, client_order_id: str) -> bool:
         """Cancel a resting order and release its funds; False if it is not resting."""
@@ -194,6 +235,8 @@ class PaperExchange:
             return False
         del self._orders[order.symbol][client_order_id]
         self._balance(order.account, order.locked_asset).locked -= order.locked
+        if order.perpetual:
+            self._relock(order.account, order.symbol)
         return True
 
     def find(self, client_order_id: str) -> PaperOrder | None:
@@ -250,20 +293,15 @@ class PaperExchange:
         notional = price * order.qty
         bps = acct.taker_fee_bps if order.marketable else acct.maker_fee_bps
         fee = bps_fee(notional, bps)
-        base, quote = (
-            self._balance(order.account, market.base),
-            self._balance(order.account, market.quote),
-        )
-        if order.side == "buy":
-            quote.locked -= order.locked
-            quote.total -= notional + fee
-            base.total += order.qty
+        realized = ZERO
+        if order.perpetual:
+            realized = paper_perp.settle_fill(acct, order, price, fee, market)
         else:
-            base.locked -= order.locked
-            base.total -= order.qty
-            quote.total += notional - fee
+            self._settle_spot(order, notional, fee, market)
         del self._orders[order.symbol][order.client_order_id]
         del self._by_client_id[order.client_order_id]
+        if order.perpetual:
+            self._relock(order.account, order.symbol)
         self.fills_made += 1
         return VenueFill(
             venue=PAPER_VENUE,
@@ -279,7 +317,24 @@ class PaperExchange:
             liquidity="taker" if order.marketable else "maker",
             trade_id=f"{order.client_order_id}.1",
             ts_event=tick.ts_event,
+            market_kind="perpetual" if order.perpetual else "spot",
+            realized_pnl=realized,
         )
+
+    def _settle_spot(
+        self, order: PaperOrder, notional: Decimal, fee: Decimal, market: Market
+    ) -> None:
+        """Spot: release the lock, swap base and quote, pay the fee in quote."""
+        base = self._balance(order.account, market.base)
+        quote = self._balance(order.account, market.quote)
+        if order.side == "buy":
+            quote.locked -= order.locked
+            quote.total -= notional + fee
+            base.total += order.qty
+        else:
+            base.locked -= order.locked
+            base.total -= order.qty
+            quote.total += notional - fee
 
 
 def _is_marketable(order: PaperOrder, last_trade: Decimal | None) -> bool:

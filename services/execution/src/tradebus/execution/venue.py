@@ -12,7 +12,9 @@ from typing import Protocol
 
 import msgspec
 
+from tradebus.common.markets import MarketKind
 from tradebus.common.messages import AssetBalance, Liquidity, OrderType, Side
+from tradebus.common.money import ZERO
 
 
 class VenueOrder(msgspec.Struct, frozen=True, kw_only=True):
@@ -35,7 +37,15 @@ class VenueAck(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class VenueFill(msgspec.Struct, frozen=True, kw_only=True):
-    """One fill reported by a venue; ``(venue, trade_id)`` is unique."""
+    """One fill reported by a venue; ``(venue, trade_id)`` is unique.
+
+    ``price`` is quote per base, ``qty`` base units, ``fee`` in ``fee_asset``.
+    ``market_kind`` says how it was traded: a ``spot`` fill moves base and
+    quote; a ``perpetual`` fill moves the position, and ``realized_pnl``
+    (quote, fees excluded, as venues report it: Binance USD-M
+    ``realizedPnl``) is the P&L of the quantity it closed, zero if it only
+    opened or added (see :mod:`tradebus.execution.perp`).
+    """
 
     venue: str
     account: str
@@ -50,6 +60,8 @@ class VenueFill(msgspec.Struct, frozen=True, kw_only=True):
     liquidity: Liquidity
     trade_id: str
     ts_event: int
+    market_kind: MarketKind = "spot"
+    realized_pnl: Decimal = ZERO
 
 
 class VenueRejected(Exception):
@@ -86,5 +98,12 @@ class Venue(Protocol):
         ...
 
     async def balances(self) -> list[AssetBalance]:
-        """Every asset balance of the account."""
+        """Every asset balance of the account.
+
+        A perpetual position is reported as its pseudo-asset
+        (:func:`tradebus.ledger.entries.position_asset`, ``BTCUSDT-PERP``) with
+        ``total = free =`` the signed quantity and ``locked = 0``; its margin is
+        locked in the quote asset. This is what the ledger journals, so the
+        reconciler compares positions like any asset.
+        """
         ...

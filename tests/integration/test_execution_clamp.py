@@ -1,0 +1,124 @@
+"""``PlaceOrder.clamp_to_free`` through the real execution service (real NATS and PostgreSQL).
+
+Account ``alice-paper`` holds 0.5 BTC and 1000 USDT. A sell with the flag is
+placed for at most the free BTC (total - locked) and the order row, the
+:class:`OrderAccepted` and the venue carry the placed quantity; with nothing
+free it is refused ``insufficient_balance``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from decimal import Decimal as D
+from pathlib import Path
+
+import asyncpg
+import nats
+import pytest
+
+from tests.integration.test_execution import Bus
+from tests.support.services import consumer_exists, eventually, service
+from tradebus.common import subjects
+from tradebus.common.bus import request
+from tradebus.common.codec import decode_balances_reply, decode_event
+from tradebus.common.messages import BalancesQuery, OrderAccepted, OrderFilled, OrderRejected
+from tradebus.execution.bootstrap import run
+from tradebus.execution.settings import ExecutionSettings
+
+ACCOUNTS = """
+accounts:
+  - {id: alice-paper, user: alice, balances: {USDT: "1000", BTC: "0.5"}}
+"""
+
+
+def place(intent_id: str, side: str, qty: str, price: str, clamp: bool = True) -> str:
+    return json.dumps(
+        {
+            "type": "PlaceOrder",
+            "intent_id": intent_id,
+            "account": "alice-paper",
+            "symbol": "BTCUSDT",
+            "side": side,
+            "qty": qty,
+            "price": price,
+            "trigger_ts": 1,
+            "clamp_to_free": clamp,
+        }
+    )
+
+
+@pytest.fixture
+async def bus(nats_url: str, database_url: str, tmp_path: Path) -> AsyncIterator[Bus]:
+    accounts = tmp_path / "accounts.yaml"
+    accounts.write_text(ACCOUNTS)
+    settings = ExecutionSettings(
+        nats_url=nats_url,
+        database_url=database_url,
+        accounts_file=str(accounts),
+        metrics_port=0,
+    )
+    nc = await nats.connect(nats_url)
+    b = Bus(nc)
+
+    async def collect(msg) -> None:  # type: ignore[no-untyped-def]
+        b.events.append(decode_event(msg.data))
+
+    await nc.subscribe(subjects.EXEC_EVT_ALL, cb=collect)
+    async with service(run, settings, lambda: consumer_exists(nc, "INTENTS", "execution")):
+        yield b
+    await nc.close()
+
+
+async def order_rows(database_url: str) -> dict[str, tuple[D, str]]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        records = await conn.fetch("SELECT intent_id, qty, status FROM orders")
+    finally:
+        await conn.close()
+    return {r["intent_id"]: (r["qty"], r["status"]) for r in records}
+
+
+async def btc(bus: Bus) -> tuple[D, D]:
+    raw = await request(bus.nc, subjects.exec_query("balances"), BalancesQuery())
+    (account,) = decode_balances_reply(raw).accounts  # type: ignore[union-attr]
+    (b,) = [b for b in account.balances if b.asset == "BTC"]
+    return b.total, b.free
+
+
+async def test_a_clamped_sell_places_the_free_balance_and_then_nothing(
+    bus: Bus, database_url: str
+) -> None:
+    await bus.tick("60000", 1)
+    # 0.2 BTC locked by a resting sell without the flag: 0.3 free
+    await bus.pub("intent.alice.manual", place("s-1", "sell", "0.2", "70000", clamp=False))
+    await eventually(lambda: bus.of(OrderAccepted, "s-1"), what="s-1 accepted")
+    # asks for 0.5, gets 0.3
+    await bus.pub("intent.alice.manual", place("s-2", "sell", "0.5", "70000"))
+    await eventually(lambda: bus.of(OrderAccepted, "s-2"), what="s-2 accepted")
+    assert bus.of(OrderAccepted, "s-2")[0].qty == D("0.3")
+    assert await btc(bus) == (D("0.5"), D(0))
+    # nothing free: refused, naming the free balance
+    await bus.pub("intent.alice.manual", place("s-3", "sell", "0.1", "70000"))
+    await eventually(lambda: bus.of(OrderRejected, "s-3"), what="s-3 refused")
+    (refused,) = bus.of(OrderRejected, "s-3")
+    assert refused.reason == "insufficient_balance"
+    assert "free BTC balance is 0" in refused.message
+    # the flag does not apply to buys: placed in full although no BTC is free
+    await bus.pub("intent.alice.manual", place("b-1", "buy", "0.001", "50000"))
+    await eventually(lambda: bus.of(OrderAccepted, "b-1"), what="b-1 accepted")
+    assert bus.of(OrderAccepted, "b-1")[0].qty == D("0.001")
+    # a redelivered clamped intent is answered from its row, not taken for another order
+    await bus.pub("intent.alice.manual", place("s-2", "sell", "0.5", "70000"), msg_id="again")
+    await bus.pub("intent.alice.manual", place("after", "buy", "0.001", "50000"))
+    await eventually(lambda: bus.of(OrderAccepted, "after"), what="the following intent")
+    assert bus.of(OrderRejected, "s-2") == []
+    assert [e.qty for e in bus.of(OrderAccepted, "s-2")] == [D("0.3"), D("0.3")]
+    rows = await order_rows(database_url)
+    assert rows["s-2"] == (D("0.3"), "accepted")
+    assert "s-3" not in rows  # refused before any order row
+    # both sells fill: 0.2 + 0.3 = everything there was
+    await bus.tick("70000.01", 2)
+    await eventually(lambda: len(bus.of(OrderFilled)) == 2, what="both sells filled")
+    assert sorted(f.qty for f in bus.of(OrderFilled)) == [D("0.2"), D("0.3")]
+    assert await btc(bus) == (D(0), D(0))
