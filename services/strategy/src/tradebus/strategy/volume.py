@@ -1,0 +1,446 @@
+"""The ``volume`` strategy: a one-triggers-other buy->sell loop toward a group volume target.
+
+Source: shared/STRATEGIES.md §4 (seed 004). Every ``trade_interval_seconds``
+of market time (the ``ts_recv`` of the ticks) the bot places a limit buy of
+``single_trade_quote`` at ``floor_tick(p * (1 + buy_offset_pct/100))``; when it
+is done at average fill price ``F``, a limit sell of the filled quantity at
+``floor_tick(F * (1 + sell_profit_pct/100))``. A buy and its sell are a *loop*,
+numbered as the intent ids' cycle (legs ``b``, ``s``; ``s2``... for a sell
+placed again). The first interval fires at the first market event, later ones
+at the first event at or after each point of the grid ``first + k * interval``
+(no catching up after a gap). An interval that cannot buy (the last buy is
+open, or ``max_open_sells`` loops wait for their sells) is skipped.
+
+Group volume: the bots of one ``ctx.group`` share ``target_volume`` (quote,
+summed filled buy notional). The host reads :meth:`VolumeBot.own_volume` and
+reports the group through :meth:`VolumeBot.on_group_volume`; the bot counts
+``max(group total, own volume)``. It checks the target whenever that changes
+(an own buy fill, a report) and at every interval; once reached it enters
+``target_reached`` at once, cancels its open buy and buys no more. Resting
+sells are kept: they close loops already bought.
+
+Capital: a buy is placed only on a market event and only while fewer than
+``max_open_sells`` loops hold base, so the quote at the venue (open buy plus
+held cost) stays within ``single_trade_quote * max_open_sells`` however late
+the bot hears of its fills. Order events only manage exposure (the sell after
+a buy, cancels).
+
+Partial fills: a buy is done when fully filled, or when it ends (cancelled,
+rejected) after a partial fill; the sell is the quantity that filled. Sells
+are clamped to the free base balance (``clamp_to_free``); a smaller accepted
+quantity is written off at average cost (seed 001). A sell cancelled by
+someone else, or by a stop, is placed again at the next interval of a running
+bot; one rejected for another reason keeps its loop's slot and shows its
+error until the bot is restarted.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_DOWN, Decimal
+from typing import Literal
+
+import msgspec
+
+from tradebus.common.messages import (
+    BotStatus,
+    CancelRejected,
+    Intent,
+    OrderAccepted,
+    OrderCanceled,
+    OrderEvent,
+    OrderFilled,
+    OrderRejected,
+    QuoteTick,
+    TradeTick,
+)
+from tradebus.common.money import HUNDRED, ONE, ZERO, floor_to
+from tradebus.common.positions import Position
+from tradebus.strategy.core import BotBase, BotContext, OrderTracker, TrackedOrder
+
+NS_PER_SECOND = 1_000_000_000
+PROGRESS_PLACES = Decimal("0.01")
+
+
+class VolumeParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Parameters of STRATEGIES.md §4 (quote amounts in the quote asset, percents in percent).
+
+    ``target_volume`` is the group's summed filled buy notional at which its
+    bots stop; ``max_open_sells`` the number of loops whose sell is not yet
+    filled beyond which the bot skips its buys; ``min_order_quote`` the
+    smallest buy notional the bot places.
+    """
+
+    single_trade_quote: Decimal
+    trade_interval_seconds: Decimal
+    buy_offset_pct: Decimal
+    sell_profit_pct: Decimal
+    target_volume: Decimal
+    max_open_sells: int = 10
+    min_order_quote: Decimal = Decimal(10)
+    cancel_on_exit: bool = True
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Every invalid field as ``(field, message)``; empty when valid."""
+        out: list[tuple[str, str]] = []
+
+        def check(name: str, ok: bool, message: str) -> None:
+            if not ok:
+                out.append((name, message))
+
+        q, m = self.single_trade_quote, self.min_order_quote
+        q_ok, m_ok = q.is_finite() and q > 0, m.is_finite() and m >= 0
+        check("single_trade_quote", q_ok, "must be > 0")
+        if q_ok and m_ok:
+            check("single_trade_quote", q >= m, f"must be >= min_order_quote ({m})")
+        t = self.trade_interval_seconds
+        check("trade_interval_seconds", t.is_finite() and t > 0, "must be > 0")
+        o, s = self.buy_offset_pct, self.sell_profit_pct
+        check("buy_offset_pct", o.is_finite() and o >= 0, "must be >= 0")
+        check("sell_profit_pct", s.is_finite() and s > 0, "must be > 0")
+        v = self.target_volume
+        check("target_volume", v.is_finite() and v > 0, "must be > 0")
+        check("max_open_sells", self.max_open_sells >= 1, "must be >= 1")
+        check("min_order_quote", m_ok, "must be >= 0")
+        return out
+
+
+class Loop(msgspec.Struct, kw_only=True):
+    """One buy->sell loop: its buy's fills (base ``qty``, quote ``cost``) and what left since."""
+
+    cycle: int
+    buy_id: str
+    qty: Decimal = ZERO
+    cost: Decimal = ZERO
+    buy_done: bool = False
+    sold: Decimal = ZERO
+    written_off: Decimal = ZERO
+    sells: int = 0
+    sell_id: str | None = None
+    stuck: bool = False
+
+    @property
+    def unsold(self) -> Decimal:
+        """Base quantity bought and not yet sold or written off."""
+        return self.qty - self.sold - self.written_off
+
+
+Phase = Literal["waiting", "trading", "target_reached", "stopped"]
+"""``waiting``: no market event yet; ``target_reached``: no more buys, sells still rest."""
+
+
+class VolumeState(msgspec.Struct, kw_only=True):
+    """Everything a volume bot remembers; ``snapshot()`` is this, encoded.
+
+    ``next_buy_ts`` is the market time (ns) of the next interval; ``own_volume``
+    this bot's filled buy notional (quote); ``group_volume`` and
+    ``user_volumes`` the largest group numbers the host reported.
+    """
+
+    phase: Phase = "waiting"
+    loop: int = 0
+    loops: list[Loop] = msgspec.field(default_factory=list)
+    next_buy_ts: int | None = None
+    last_price: Decimal | None = None
+    has_trade: bool = False
+    last_ts: int = 0
+    own_volume: Decimal = ZERO
+    group_volume: Decimal = ZERO
+    user_volumes: dict[str, Decimal] = msgspec.field(default_factory=dict)
+    cycles_completed: int = 0
+    buy_error: str | None = None
+    error: str | None = None
+    position: Position = msgspec.field(default_factory=Position)
+    orders: OrderTracker = msgspec.field(default_factory=OrderTracker)
+
+
+class VolumeBot(BotBase):
+    """A volume bot: a pure core driven by the host (:class:`~tradebus.strategy.core.Strategy`)."""
+
+    state_type = VolumeState
+
+    def __init__(self, ctx: BotContext, params: VolumeParams, state: VolumeState | None = None):
+        self.ctx = ctx
+        self.params = params
+        self.state = state or VolumeState()
+        self._interval_ns = max(1, int(params.trade_interval_seconds * NS_PER_SECOND))
+
+    # ------------------------------------------------------------ group volume
+    def own_volume(self) -> Decimal:
+        """This bot's filled buy notional: sum of fill qty * price (quote)."""
+        return self.state.own_volume
+
+    def group_volume(self) -> Decimal:
+        """The group's volume as the bot knows it: ``max(reported total, own volume)``."""
+        return max(self.state.group_volume, self.state.own_volume)
+
+    def on_group_volume(self, total: Decimal, by_user: dict[str, Decimal]) -> list[Intent]:
+        """The host's report of the group's filled buy notional, in total and per user.
+
+        Reports only raise what the bot knows (volume never shrinks; a stale
+        report changes nothing). Places nothing; if the target is reached it
+        cancels the open buy and enters ``target_reached`` at once.
+        """
+        s = self.state
+        if total.is_finite():
+            s.group_volume = max(s.group_volume, total)
+        for user, volume in by_user.items():
+            if volume.is_finite():
+                s.user_volumes[user] = max(s.user_volumes.get(user, ZERO), volume)
+        return self._check_target()
+
+    def _reached(self) -> bool:
+        return self.group_volume() >= self.params.target_volume
+
+    def _check_target(self) -> list[Intent]:
+        if self.state.phase in ("waiting", "trading") and self._reached():
+            self.state.phase = "target_reached"
+            return self._cancel(self.state.orders.open_orders("buy"))
+        return []
+
+    # ------------------------------------------------------------ market input
+    def on_trade(self, tick: TradeTick) -> list[Intent]:
+        """A trade sets the reference price ``p`` and moves time."""
+        s = self.state
+        s.last_price, s.has_trade, s.last_ts = tick.price, True, tick.ts_recv
+        return self._on_event()
+
+    def on_quote(self, tick: QuoteTick) -> list[Intent]:
+        """A quote moves time; its mid is ``p`` only until the first trade."""
+        s = self.state
+        s.last_ts = tick.ts_recv
+        if not s.has_trade:
+            s.last_price = tick.mid
+        return self._on_event()
+
+    def _on_event(self) -> list[Intent]:
+        """Run an interval if one is due (grid anchored at the first market event)."""
+        s = self.state
+        if s.phase == "waiting":
+            s.phase = "trading"
+        if s.phase == "stopped":
+            return []
+        if s.next_buy_ts is None:
+            s.next_buy_ts = s.last_ts
+        if s.last_ts < s.next_buy_ts:
+            return []
+        s.next_buy_ts += ((s.last_ts - s.next_buy_ts) // self._interval_ns + 1) * self._interval_ns
+        out = self._resell()
+        if self._reached():
+            return out + self._check_target()
+        s.phase = "trading"  # a raised target (new params on a restored state) resumes
+        return out + self._buy()
+
+    def _buy(self) -> list[Intent]:
+        """The interval's buy, unless the last buy is open or too many sells wait."""
+        s, market = self.state, self.ctx.market
+        p, quote = s.last_price, self.params.single_trade_quote
+        busy = s.orders.open_orders("buy") or self._waiting_sells() >= self.params.max_open_sells
+        if p is None or busy:
+            return []
+        price = floor_to(p * (ONE + self.params.buy_offset_pct / HUNDRED), market.tick_size)
+        qty = floor_to(quote / price, market.step_size) if price > 0 else ZERO
+        if qty <= 0 or price * qty < self.params.min_order_quote:
+            s.buy_error = (
+                f"buy skipped: single_trade_quote={quote} buys {qty} at {price} (step "
+                f"{market.step_size}), below min_order_quote={self.params.min_order_quote}"
+            )
+            return []
+        s.buy_error = None
+        s.orders.forget_closed()
+        s.loop += 1
+        order = s.orders.place(self.ctx, s.loop, "b", "buy", price, qty, s.last_ts, s.last_ts)
+        s.loops.append(Loop(cycle=s.loop, buy_id=order.intent_id))
+        return [order]
+
+    # ------------------------------------------------------------------- loops
+    def _waiting_sells(self) -> int:
+        """Loops whose buy is done and whose base is not yet sold."""
+        step = self.ctx.market.step_size
+        return sum(1 for lp in self.state.loops if lp.buy_done and floor_to(lp.unsold, step) > 0)
+
+    def _sell_open(self, loop: Loop) -> bool:
+        order = self.state.orders.orders.get(loop.sell_id) if loop.sell_id else None
+        return order is not None and order.is_open
+
+    def _may_sell(self) -> bool:
+        """Sells are placed while trading, and while stopped if the orders were to stay."""
+        phase = self.state.phase
+        return phase in ("trading", "target_reached") or (
+            phase == "stopped" and not self.params.cancel_on_exit
+        )
+
+    def _place_sell(self, loop: Loop) -> list[Intent]:
+        """Sell the loop's unsold base at ``floor_tick(F * (1 + sell_profit_pct/100))``."""
+        s, market = self.state, self.ctx.market
+        qty = floor_to(loop.unsold, market.step_size)
+        f = loop.cost / loop.qty
+        price = floor_to(f * (ONE + self.params.sell_profit_pct / HUNDRED), market.tick_size)
+        loop.sells += 1
+        leg = "s" if loop.sells == 1 else f"s{loop.sells}"
+        order = s.orders.place(
+            self.ctx, loop.cycle, leg, "sell", price, qty, s.last_ts, s.last_ts, clamp_to_free=True
+        )
+        loop.sell_id = order.intent_id
+        return [order]
+
+    def _settle(self, loop: Loop, again: bool = False) -> list[Intent]:
+        """A sell for a done loop with no open sell (``again``: also after an earlier one);
+        close the loop once nothing sellable is left (dust below a step stays held)."""
+        if not loop.buy_done or self._sell_open(loop):
+            return []
+        if floor_to(loop.unsold, self.ctx.market.step_size) > 0:
+            ok = (again or loop.sells == 0) and not loop.stuck and self._may_sell()
+            return self._place_sell(loop) if ok else []
+        self.state.loops.remove(loop)  # sold, written off, or nothing bought
+        if loop.sold > 0:
+            self.state.cycles_completed += 1
+        return []
+
+    def _resell(self) -> list[Intent]:
+        """At an interval: a sell for every done loop whose base rests on no sell."""
+        out: list[Intent] = []
+        for loop in list(self.state.loops):
+            out += self._settle(loop, again=True)
+        return out
+
+    def _cancel(self, orders: list[TrackedOrder]) -> list[Intent]:
+        s = self.state
+        cancels = (s.orders.cancel(self.ctx, o, s.last_ts) for o in orders)
+        return [c for c in cancels if c is not None]
+
+    # ------------------------------------------------------------ order events
+    def on_order_event(self, event: OrderEvent) -> list[Intent]:
+        """Track orders, position and volume; sell a done buy; check the target."""
+        s = self.state
+        order = s.orders.orders.get(event.intent_id or "")
+        if order is None:
+            return []
+        loop = next((lp for lp in s.loops if event.intent_id in (lp.buy_id, lp.sell_id)), None)
+        match event:
+            case OrderAccepted():
+                if order.status == "pending":
+                    order.status = "accepted"
+                if order.clamp_to_free and event.qty < order.qty:
+                    self._write_off(loop, order.qty - event.qty)
+                    order.qty = event.qty
+                    if order.filled >= order.qty and order.is_open:
+                        order.status = "filled"
+                        s.orders.filled += 1
+            case OrderFilled():
+                self._apply_fill(order, loop, event)
+            case OrderCanceled():
+                if order.is_open:
+                    order.status = "canceled"
+            case OrderRejected():
+                order.status = "rejected"
+                what = f"{order.side} {order.intent_id} rejected: {event.reason}: {event.message}"
+                if order.side == "buy":
+                    s.buy_error = what
+                elif loop is not None:
+                    if order.clamp_to_free and event.reason == "insufficient_balance":
+                        self._write_off(loop, loop.unsold)  # nothing left to sell: sold by hand
+                    if floor_to(loop.unsold, self.ctx.market.step_size) > 0:
+                        s.error, loop.stuck = what, True
+            case CancelRejected():
+                pass
+        out: list[Intent] = []
+        if loop is not None:
+            if order.side == "buy" and not order.is_open:
+                loop.buy_done = True
+            out = self._settle(loop)
+        return out + self._check_target()
+
+    def _write_off(self, loop: Loop | None, qty: Decimal) -> None:
+        """The account holds less than the loop bought: drop the difference (seed 001)."""
+        qty = min(qty, self.state.position.qty)
+        if qty > 0:
+            self.state.position.write_off(qty)
+            if loop is not None:
+                loop.written_off += qty
+
+    def _apply_fill(self, order: TrackedOrder, loop: Loop | None, fill: OrderFilled) -> None:
+        s, market = self.state, self.ctx.market
+        if order.filled + fill.qty > order.qty:
+            return  # more than the order's quantity: a repeated event, already counted
+        order.filled += fill.qty
+        if order.is_open and (order.filled >= order.qty or fill.leaves_qty <= 0):
+            order.status = "filled"
+            s.orders.filled += 1
+        fee = fill.fee if fill.fee_asset == market.quote else ZERO
+        if fill.fee_asset == market.base:
+            fee = fill.fee * fill.price
+        s.position.apply(fill.side, fill.qty, fill.price, fee)
+        if fill.side == "buy":
+            s.own_volume += fill.qty * fill.price
+            if loop is not None:
+                loop.qty += fill.qty
+                loop.cost += fill.qty * fill.price
+        elif loop is not None:
+            loop.sold += fill.qty
+
+    # --------------------------------------------------------------- lifecycle
+    def on_stop(self) -> list[Intent]:
+        """Stop trading; cancel every open order (the buy and the sells) if ``cancel_on_exit``."""
+        self.state.phase = "stopped"
+        return self._cancel(self.state.orders.open_orders()) if self.params.cancel_on_exit else []
+
+    def on_restart(self) -> list[Intent]:
+        """Go on from the kept state: the next interval sells what waits and buys as usual.
+
+        Rejected sells are tried again (the user may have fixed the cause).
+        """
+        s = self.state
+        if s.phase == "stopped":
+            s.phase = "waiting" if s.last_price is None else "trading"
+            s.error = None
+            for loop in s.loops:
+                loop.stuck = False
+        return self._check_target()
+
+    def status(self) -> BotStatus:
+        """The status block of STRATEGIES.md §4: target, group total, progress, per-user volume."""
+        s, pos, target = self.state, self.state.position, self.params.target_volume
+        p = s.last_price
+        unrealized = pos.unrealized_pnl(p) if p is not None else ZERO
+        cost = pos.open_cost + pos.open_fees
+        group = self.group_volume()
+        progress = group / target * HUNDRED if target > 0 else ZERO
+        if progress.adjusted() < 20:  # quantize needs the digits; huge ratios are shown as is
+            progress = progress.quantize(PROGRESS_PLACES, ROUND_DOWN)
+        users = dict(s.user_volumes)
+        users[self.ctx.user] = max(users.get(self.ctx.user, ZERO), s.own_volume)
+        details: dict[str, str | int | bool | None] = {
+            "group": self.ctx.group,
+            "target_volume": str(target),
+            "group_volume": str(group),
+            "progress_pct": str(progress),
+            "own_volume": str(s.own_volume),
+            "open_sells": self._waiting_sells(),
+        }
+        details.update({f"user_volume.{u}": str(v) for u, v in sorted(users.items())})
+        return BotStatus(
+            bot=self.ctx.bot,
+            user=self.ctx.user,
+            account=self.ctx.account,
+            strategy=self.ctx.strategy,
+            venue=self.ctx.venue,
+            symbol=self.ctx.market.symbol,
+            phase=s.phase,
+            run=self.ctx.run,
+            cycle=s.loop,
+            orders_placed=s.orders.placed,
+            orders_filled=s.orders.filled,
+            open_orders=len(s.orders.open_orders()),
+            filled_quote=s.own_volume,
+            filled_qty=pos.bought_qty,
+            avg_price=pos.avg_price,
+            position=pos.qty,
+            last_price=p,
+            position_value=pos.qty * p if p is not None else ZERO,
+            unrealized_pnl=unrealized,
+            unrealized_pct=unrealized / cost * HUNDRED if cost else ZERO,
+            cycles_completed=s.cycles_completed,
+            realized_pnl=pos.realized_pnl,
+            error=s.error or s.buy_error,
+            details=details,
+        )

@@ -1,0 +1,546 @@
+"""The volume strategy against hand-computed cases of shared/STRATEGIES.md §4 (seed 004).
+
+Arithmetic (worked out by hand): the buy is ``floor_tick(p * (1 + offset/100))``
+for ``floor_step(single_trade_quote / price)``; when it is done at average
+price ``F`` the sell is ``floor_tick(F * (1 + profit/100))`` for the filled
+quantity. With ``p = 100``, offset 0.5 %, 100 quote: buy 0.995 at 100.50
+(100 / 100.5 = 0.99502). Filled at 100.20, the sell is 0.995 at 101.20
+(100.2 * 1.01 = 101.202). Then interval timing in market time, the
+``max_open_sells`` and open-buy skips, the group target, partial fills, exit,
+snapshot/restore and resend.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+from tests.support import ticks
+from tradebus.common.markets import Market
+from tradebus.common.messages import (
+    CancelOrder,
+    Intent,
+    OrderAccepted,
+    OrderCanceled,
+    OrderFilled,
+    OrderRejected,
+    PlaceOrder,
+    QuoteTick,
+    TradeTick,
+)
+from tradebus.strategy.core import BotContext
+from tradebus.strategy.volume import VolumeBot, VolumeParams
+
+UNIT = Market(symbol="SOLUSDC", base="SOL", quote="USDC", tick_size=D("0.01"), step_size=D("0.001"))
+SEC = 1_000_000_000
+T0 = 1_000
+CTX = BotContext(
+    bot="alice-volume",
+    user="alice",
+    account="alice-paper",
+    strategy="volume",
+    venue="binance",
+    market=UNIT,
+    group="sol-volume",
+)
+
+
+def params(**kw: object) -> VolumeParams:
+    base: dict[str, object] = {
+        "single_trade_quote": D(100),
+        "trade_interval_seconds": D(5),
+        "buy_offset_pct": D("0.5"),
+        "sell_profit_pct": D(1),
+        "target_volume": D(10_000),
+        "max_open_sells": 2,
+    }
+    base.update(kw)
+    return VolumeParams(**base)
+
+
+def trade(price: str, ts: int) -> TradeTick:
+    return ticks.trade(price, ts, symbol=UNIT.symbol)
+
+
+def quote(bid: str, ask: str, ts: int) -> QuoteTick:
+    return ticks.quote(bid, ask, ts, symbol=UNIT.symbol)
+
+
+def accepted(p: Intent, qty: D | None = None) -> OrderAccepted:
+    assert isinstance(p, PlaceOrder)
+    return OrderAccepted(
+        intent_id=p.intent_id,
+        user="alice",
+        source=CTX.bot,
+        account=CTX.account,
+        symbol=p.symbol,
+        side=p.side,
+        order_type="limit",
+        price=p.price,
+        qty=p.qty if qty is None else qty,
+        client_order_id="1",
+        venue_order_id="1",
+        ts_event=0,
+    )
+
+
+def filled(
+    p: Intent, price: str, qty: D | None = None, cum: D | None = None, fee: str = "0"
+) -> OrderFilled:
+    assert isinstance(p, PlaceOrder)
+    q = p.qty if qty is None else qty
+    c = q if cum is None else cum
+    return OrderFilled(
+        intent_id=p.intent_id,
+        user="alice",
+        source=CTX.bot,
+        account=CTX.account,
+        symbol=p.symbol,
+        side=p.side,
+        trade_id=f"{p.intent_id}/{c}",
+        price=D(price),
+        qty=q,
+        fee=D(fee),
+        fee_asset="USDC",
+        liquidity="taker",
+        cum_qty=c,
+        leaves_qty=p.qty - c,
+        ts_event=0,
+    )
+
+
+def canceled(p: Intent, filled_qty: D = D(0)) -> OrderCanceled:
+    assert isinstance(p, PlaceOrder)
+    return OrderCanceled(
+        intent_id=p.intent_id,
+        user="alice",
+        source=CTX.bot,
+        account=CTX.account,
+        symbol=UNIT.symbol,
+        filled_qty=filled_qty,
+        ts_event=0,
+    )
+
+
+def rejected(p: Intent, reason: str) -> OrderRejected:
+    assert isinstance(p, PlaceOrder)
+    return OrderRejected(
+        intent_id=p.intent_id,
+        user="alice",
+        source=CTX.bot,
+        account=CTX.account,
+        reason=reason,
+        message="no",
+        ts_event=0,
+    )
+
+
+def start(**kw: object) -> tuple[VolumeBot, PlaceOrder]:
+    """A bot after its first trade at 100: one buy, accepted."""
+    bot = VolumeBot(CTX, params(**kw))
+    (buy,) = bot.on_trade(trade("100", T0))
+    bot.on_order_event(accepted(buy))
+    assert isinstance(buy, PlaceOrder)
+    return bot, buy
+
+
+def one_loop(bot: VolumeBot, buy: Intent, fill_price: str = "100.2") -> PlaceOrder:
+    """Fill ``buy`` in full; return its sell, accepted."""
+    (sell,) = bot.on_order_event(filled(buy, fill_price))
+    bot.on_order_event(accepted(sell))
+    assert isinstance(sell, PlaceOrder)
+    return sell
+
+
+def places(intents: list[Intent]) -> list[tuple[str, str, str, str]]:
+    return [
+        (i.intent_id, i.side, str(i.price), str(i.qty))
+        for i in intents
+        if isinstance(i, PlaceOrder)
+    ]
+
+
+def cancels(intents: list[Intent]) -> list[str]:
+    return [i.target_intent_id for i in intents if isinstance(i, CancelOrder)]
+
+
+# ------------------------------------------------------------------ parameters
+def test_parameter_problems_name_the_field() -> None:
+    bad = params(
+        single_trade_quote=D(0),
+        trade_interval_seconds=D(0),
+        buy_offset_pct=D(-1),
+        sell_profit_pct=D(0),
+        target_volume=D("NaN"),
+        max_open_sells=0,
+        min_order_quote=D(-1),
+    )
+    assert dict(bad.problems()) == {
+        "single_trade_quote": "must be > 0",
+        "trade_interval_seconds": "must be > 0",
+        "buy_offset_pct": "must be >= 0",
+        "sell_profit_pct": "must be > 0",
+        "target_volume": "must be > 0",
+        "max_open_sells": "must be >= 1",
+        "min_order_quote": "must be >= 0",
+    }
+    assert params().problems() == []
+    assert params(single_trade_quote=D(5)).problems() == [
+        ("single_trade_quote", "must be >= min_order_quote (10)")
+    ]
+
+
+# ------------------------------------------------------------------ the loop
+def test_first_event_places_the_buy_with_a_deterministic_id() -> None:
+    bot = VolumeBot(CTX, params())
+    out = bot.on_trade(trade("100", T0))
+    assert places(out) == [("alice-volume:1.1:b", "buy", "100.50", "0.995")]
+    buy = out[0]
+    assert isinstance(buy, PlaceOrder)
+    assert (buy.account, buy.trigger_ts, buy.ts_init, buy.clamp_to_free) == (
+        "alice-paper",
+        T0,
+        T0,
+        False,
+    )
+    assert bot.status().phase == "trading"
+
+
+def test_quote_mid_is_the_reference_until_the_first_trade() -> None:
+    bot = VolumeBot(CTX, params())
+    # mid 99.50: 99.5 * 1.005 = 99.9975 -> 99.99; 100 / 99.99 = 1.0001 -> 1.000
+    assert places(bot.on_quote(quote("99.40", "99.60", T0))) == [
+        ("alice-volume:1.1:b", "buy", "99.99", "1.000")
+    ]
+
+
+def test_buy_fill_places_the_sell_of_the_filled_quantity() -> None:
+    bot, buy = start()
+    out = bot.on_order_event(filled(buy, "100.2", fee="0.05"))
+    assert places(out) == [("alice-volume:1.1:s", "sell", "101.20", "0.995")]
+    sell = out[0]
+    assert isinstance(sell, PlaceOrder) and sell.clamp_to_free and sell.trigger_ts == T0
+    s = bot.status()
+    assert bot.own_volume() == D("99.699")  # 0.995 * 100.2
+    assert (s.position, s.avg_price, s.filled_quote) == (D("0.995"), D("100.2"), D("99.699"))
+    assert s.details["open_sells"] == 1
+
+
+def test_sell_fill_completes_the_loop_with_realized_pnl() -> None:
+    bot, buy = start()
+    sell = one_loop(bot, buy)
+    bot.on_order_event(filled(buy, "100.2"))  # a repeated event of a done order: ignored
+    assert bot.on_order_event(filled(sell, "101.2", fee="0.1")) == []
+    s = bot.status()
+    # proceeds 0.995 * 101.2 = 100.694; cost 99.699; fee 0.1
+    assert (s.cycles_completed, s.position, s.realized_pnl) == (1, D(0), D("0.895"))
+    assert s.details["open_sells"] == 0
+
+
+def test_intervals_run_on_market_time_anchored_at_the_first_event() -> None:
+    bot, b1 = start(max_open_sells=10)
+    one_loop(bot, b1)
+    assert bot.on_trade(trade("100", T0 + 5 * SEC - 1)) == []
+    assert bot.on_quote(quote("99", "101", T0 + 5 * SEC - 1)) == []
+    (b2,) = bot.on_quote(quote("99", "101", T0 + 5 * SEC))  # a quote moves time too
+    assert places([b2])[0][:3] == ("alice-volume:1.2:b", "buy", "100.50")  # p: last trade
+    one_loop(bot, b2)
+    # a gap in the data: one interval at the first event after it, no catching up
+    (b3,) = bot.on_trade(trade("100", T0 + 17 * SEC))
+    assert b3.intent_id == "alice-volume:1.3:b"
+    one_loop(bot, b3)
+    assert bot.on_trade(trade("100", T0 + 19 * SEC)) == []  # the grid: next at T0 + 20 s
+    assert places(bot.on_trade(trade("100", T0 + 20 * SEC)))[0][0] == "alice-volume:1.4:b"
+
+
+def test_fractional_interval_seconds() -> None:
+    bot, b1 = start(trade_interval_seconds=D("0.25"), max_open_sells=10)
+    one_loop(bot, b1)
+    assert bot.on_trade(trade("100", T0 + SEC // 4 - 1)) == []
+    assert len(bot.on_trade(trade("100", T0 + SEC // 4))) == 1
+
+
+def test_no_buy_while_the_previous_buy_is_open() -> None:
+    bot, b1 = start()
+    assert bot.on_trade(trade("99", T0 + 5 * SEC)) == []  # interval used up, buy still open
+    one_loop(bot, b1)
+    assert bot.on_trade(trade("99", T0 + 9 * SEC)) == []  # the next interval is T0 + 10 s
+    assert places(bot.on_trade(trade("99", T0 + 10 * SEC)))[0][0] == "alice-volume:1.2:b"
+
+
+def test_no_buy_while_max_open_sells_wait() -> None:
+    bot, b1 = start(max_open_sells=2)
+    s1 = one_loop(bot, b1)
+    (b2,) = bot.on_trade(trade("100", T0 + 5 * SEC))
+    one_loop(bot, b2)
+    assert bot.status().details["open_sells"] == 2
+    assert bot.on_trade(trade("100", T0 + 10 * SEC)) == []  # skipped: 2 sells wait
+    bot.on_order_event(filled(s1, "101.2"))
+    assert bot.on_trade(trade("100", T0 + 12 * SEC)) == []  # not an interval
+    assert places(bot.on_trade(trade("100", T0 + 15 * SEC))) == [
+        ("alice-volume:1.3:b", "buy", "100.50", "0.995")
+    ]
+
+
+def test_a_buy_below_the_minimum_is_skipped_with_a_reason() -> None:
+    bot = VolumeBot(CTX, params(single_trade_quote=D(10)))
+    # 100 * 1.005 = 100.50; 10 / 100.5 = 0.0995 -> 0.099; 0.099 * 100.50 = 9.9495 < 10
+    assert bot.on_trade(trade("100", T0)) == []
+    assert "min_order_quote=10" in (bot.status().error or "")
+    # 99.51 * 1.005 = 100.00755 -> 100.00; 10 / 100 = 0.100: exactly 10
+    assert places(bot.on_trade(trade("99.51", T0 + 5 * SEC))) == [
+        ("alice-volume:1.1:b", "buy", "100.00", "0.100")
+    ]
+    assert bot.status().error is None
+
+
+# ------------------------------------------------------------------ partial fills
+def test_partial_fills_sell_once_at_the_average_when_the_buy_completes() -> None:
+    bot, buy = start()
+    assert bot.on_order_event(filled(buy, "100.2", qty=D("0.4"))) == []
+    assert bot.on_trade(trade("100", T0 + 5 * SEC)) == []  # the buy is still open
+    out = bot.on_order_event(filled(buy, "100.4", qty=D("0.595"), cum=D("0.995")))
+    # F = (0.4*100.2 + 0.595*100.4) / 0.995 = 99.818 / 0.995 = 100.31960; * 1.01 = 101.3228
+    assert places(out) == [("alice-volume:1.1:s", "sell", "101.32", "0.995")]
+    assert bot.own_volume() == D("99.818")
+
+
+def test_a_buy_cancelled_after_a_partial_fill_sells_what_filled() -> None:
+    bot, buy = start(target_volume=D(1000))
+    bot.on_order_event(filled(buy, "100.2", qty=D("0.4")))
+    out = bot.on_group_volume(D(1000), {"bob": D("959.92"), "alice": D("40.08")})
+    assert cancels(out) == ["alice-volume:1.1:b"]
+    out = bot.on_order_event(canceled(buy, D("0.4")))
+    assert places(out) == [("alice-volume:1.1:s", "sell", "101.20", "0.400")]
+
+
+def test_an_unfilled_cancelled_buy_leaves_nothing_to_sell() -> None:
+    bot, buy = start()
+    bot.on_stop()
+    assert bot.on_order_event(canceled(buy)) == []
+    assert bot.state.loops == [] and bot.status().details["open_sells"] == 0
+
+
+# ------------------------------------------------------------------ group target
+def test_target_reached_by_own_fills_stops_the_buys_and_keeps_the_sells() -> None:
+    bot, b1 = start(target_volume=D(150))
+    one_loop(bot, b1)  # 99.699
+    (b2,) = bot.on_trade(trade("100", T0 + 5 * SEC))
+    out = bot.on_order_event(filled(b2, "100.5"))  # + 99.9975 = 199.6965 >= 150
+    assert places(out) == [("alice-volume:1.2:s", "sell", "101.50", "0.995")]
+    s = bot.status()
+    assert s.phase == "target_reached"
+    assert s.details["group_volume"] == "199.6965" and s.details["progress_pct"] == "133.13"
+    assert bot.on_trade(trade("100", T0 + 10 * SEC)) == []  # no more buys
+    assert len(bot.state.orders.open_orders("sell")) == 2  # the sells rest
+
+
+def test_own_fill_reaching_the_target_cancels_the_rest_of_the_buy() -> None:
+    bot, buy = start(target_volume=D(50))
+    out = bot.on_order_event(filled(buy, "100", qty=D("0.5")))  # 50 >= 50
+    assert cancels(out) == ["alice-volume:1.1:b"]
+    assert places(bot.on_order_event(canceled(buy, D("0.5")))) == [
+        ("alice-volume:1.1:s", "sell", "101.00", "0.500")
+    ]
+
+
+def test_group_report_stops_the_bot_and_cancels_its_open_buy() -> None:
+    bot, buy = start(target_volume=D(1000))
+    assert bot.on_group_volume(D(999), {"bob": D(999)}) == []
+    assert bot.status().phase == "trading"
+    out = bot.on_group_volume(D(1000), {"bob": D(1000)})
+    assert [type(i) for i in out] == [CancelOrder] and cancels(out) == [buy.intent_id]
+    assert bot.status().phase == "target_reached"
+    assert bot.on_group_volume(D(2000), {}) == []  # the cancel is sent once
+    assert bot.on_trade(trade("100", T0 + 5 * SEC)) == []
+
+
+def test_a_stale_report_never_lowers_the_known_volume() -> None:
+    bot, buy = start(target_volume=D(1000))
+    one_loop(bot, buy)  # own 99.699
+    bot.on_group_volume(D(500), {"bob": D(400), "alice": D(100)})
+    bot.on_group_volume(D(300), {"bob": D(200)})
+    d = bot.status().details
+    assert (d["group_volume"], d["user_volume.bob"], d["user_volume.alice"]) == (
+        "500",
+        "400",
+        "100",
+    )
+
+
+def test_before_any_report_the_group_volume_is_the_own_volume() -> None:
+    bot, buy = start(target_volume=D(1000))
+    one_loop(bot, buy)
+    d = bot.status().details
+    assert d["group_volume"] == d["own_volume"] == d["user_volume.alice"] == "99.6990"
+    assert d["progress_pct"] == "9.96"
+
+
+def test_target_known_before_the_first_event_places_nothing() -> None:
+    bot = VolumeBot(CTX, params(target_volume=D(100)))
+    assert bot.on_group_volume(D(100), {"bob": D(100)}) == []
+    assert bot.on_trade(trade("100", T0)) == []
+    assert bot.status().phase == "target_reached"
+
+
+def test_a_raised_target_on_a_restored_state_resumes_buying() -> None:
+    bot, buy = start(target_volume=D(50))
+    one_loop(bot, buy)  # 99.699 >= 50
+    assert bot.status().phase == "target_reached"
+    raised = VolumeBot(CTX, params(target_volume=D(1000)))
+    raised.restore(bot.snapshot())
+    assert places(raised.on_trade(trade("100", T0 + 5 * SEC)))[0][0] == "alice-volume:1.2:b"
+    assert raised.status().phase == "trading"
+
+
+# ------------------------------------------------------------------ sells
+def test_a_sell_cancelled_by_someone_else_is_placed_again_at_the_next_interval() -> None:
+    bot, buy = start()
+    sell = one_loop(bot, buy)
+    bot.on_order_event(filled(sell, "101.2", qty=D("0.3")))
+    assert bot.on_order_event(canceled(sell, D("0.3"))) == []
+    assert places(bot.on_trade(trade("100", T0 + 5 * SEC))) == [
+        ("alice-volume:1.1:s2", "sell", "101.20", "0.695"),
+        ("alice-volume:1.2:b", "buy", "100.50", "0.995"),
+    ]
+
+
+def test_a_clamped_sell_writes_the_difference_off() -> None:
+    bot, buy = start()
+    (sell,) = bot.on_order_event(filled(buy, "100.2"))
+    bot.on_order_event(accepted(sell, qty=D("0.9")))  # the user sold 0.095 by hand
+    assert bot.status().position == D("0.9")
+    bot.on_order_event(filled(sell, "101.2", qty=D("0.9")))
+    s = bot.status()
+    assert (s.position, s.cycles_completed, s.details["open_sells"]) == (D(0), 1, 0)
+
+
+def test_a_sell_with_nothing_left_to_sell_closes_the_loop() -> None:
+    bot, buy = start()
+    (sell,) = bot.on_order_event(filled(buy, "100.2"))
+    assert bot.on_order_event(rejected(sell, "insufficient_balance")) == []
+    s = bot.status()
+    assert (s.position, s.cycles_completed, s.details["open_sells"]) == (D(0), 0, 0)
+
+
+def test_a_rejected_sell_keeps_its_slot_until_a_restart() -> None:
+    bot, buy = start(max_open_sells=1)
+    (sell,) = bot.on_order_event(filled(buy, "100.2"))
+    bot.on_order_event(rejected(sell, "risk_max_notional"))
+    s = bot.status()
+    assert "risk_max_notional" in (s.error or "") and s.details["open_sells"] == 1
+    assert bot.on_trade(trade("100", T0 + 5 * SEC)) == []  # no sell again, no buy
+    bot.on_stop()
+    bot.on_restart()
+    assert places(bot.on_trade(trade("100", T0 + 10 * SEC))) == [
+        ("alice-volume:1.1:s2", "sell", "101.20", "0.995")
+    ]
+
+
+# ------------------------------------------------------------------ exit
+def test_stop_cancels_everything_and_a_restart_sells_and_buys_again() -> None:
+    bot, b1 = start()
+    s1 = one_loop(bot, b1)
+    (b2,) = bot.on_trade(trade("100", T0 + 5 * SEC))
+    bot.on_order_event(filled(b2, "100", qty=D("0.5")))
+    out = bot.on_stop()
+    assert cancels(out) == [s1.intent_id, b2.intent_id]
+    assert bot.status().phase == "stopped"
+    assert bot.on_order_event(canceled(s1)) == []
+    assert bot.on_order_event(canceled(b2, D("0.5"))) == []  # no sell while stopped
+    assert bot.on_trade(trade("100", T0 + 10 * SEC)) == []
+    assert bot.on_restart() == []
+    assert bot.status().phase == "trading"
+    assert places(bot.on_trade(trade("100", T0 + 11 * SEC))) == [
+        ("alice-volume:1.1:s2", "sell", "101.20", "0.995"),
+        ("alice-volume:1.2:s", "sell", "101.00", "0.500"),
+    ]  # two sells wait (max_open_sells 2): no buy
+    assert bot.on_trade(trade("100", T0 + 12 * SEC)) == []
+
+
+def test_stop_without_cancel_on_exit_keeps_the_orders_working() -> None:
+    bot, buy = start(cancel_on_exit=False)
+    assert bot.on_stop() == []
+    assert places(bot.on_order_event(filled(buy, "100.2"))) == [
+        ("alice-volume:1.1:s", "sell", "101.20", "0.995")
+    ]
+    assert bot.on_trade(trade("100", T0 + 5 * SEC)) == []  # stopped: no buy
+
+
+# ------------------------------------------------------------------ state
+def test_snapshot_restore_mid_loop_gives_the_same_future() -> None:
+    bot, b1 = start()
+    one_loop(bot, b1)
+    (b2,) = bot.on_trade(trade("100", T0 + 5 * SEC))
+    bot.on_order_event(filled(b2, "100", qty=D("0.5")))
+    bot.on_group_volume(D(300), {"bob": D(200)})
+    copy = VolumeBot(CTX, params())
+    copy.restore(bot.snapshot())
+    assert copy.status() == bot.status()
+    s1 = _place(bot, "alice-volume:1.1:s")
+    steps = [
+        lambda b: b.on_order_event(filled(b2, "100.1", qty=D("0.495"), cum=D("0.995"))),
+        lambda b: b.on_trade(trade("101.5", T0 + 7 * SEC)),
+        lambda b: b.on_order_event(filled(s1, "101.2")),
+        lambda b: b.on_trade(trade("101", T0 + 10 * SEC)),
+        lambda b: b.on_group_volume(D(10_000), {"bob": D(9_700)}),
+        lambda b: b.on_stop(),
+    ]
+    for step in steps:
+        assert step(copy) == step(bot)
+    assert copy.status() == bot.status()
+    assert copy.snapshot() == bot.snapshot()
+
+
+def _place(bot: VolumeBot, iid: str) -> PlaceOrder:
+    """The intent of one of the bot's orders, rebuilt from its tracker."""
+    o = bot.state.orders.orders[iid]
+    return PlaceOrder(
+        intent_id=iid,
+        account=CTX.account,
+        symbol=UNIT.symbol,
+        side=o.side,
+        qty=o.qty,
+        price=o.price,
+    )
+
+
+def test_resend_repeats_unanswered_places_and_cancels() -> None:
+    bot = VolumeBot(CTX, params())
+    (buy,) = bot.on_trade(trade("100", T0))
+    assert bot.resend() == [buy]  # no answer yet
+    bot.on_order_event(accepted(buy))
+    assert bot.resend() == []
+    (cancel,) = bot.on_stop()
+    copy = VolumeBot(CTX, params())
+    copy.restore(bot.snapshot())
+    assert copy.resend() == [cancel]  # the cancel is still unanswered
+    copy.on_order_event(canceled(buy))
+    assert copy.resend() == []
+
+
+def test_status_block() -> None:
+    bot, buy = start(target_volume=D(1000))
+    one_loop(bot, buy)
+    bot.on_group_volume(D("399.699"), {"bob": D(300), "alice": D("99.699")})
+    bot.on_trade(trade("101", T0 + 1))
+    s = bot.status()
+    assert (s.bot, s.strategy, s.phase, s.run, s.cycle) == (
+        "alice-volume",
+        "volume",
+        "trading",
+        1,
+        1,
+    )
+    assert (s.orders_placed, s.orders_filled, s.open_orders) == (2, 1, 1)
+    assert (s.position, s.avg_price, s.last_price) == (D("0.995"), D("100.2"), D(101))
+    assert s.unrealized_pnl == D("0.995") * (D(101) - D("100.2"))
+    assert s.details == {
+        "group": "sol-volume",
+        "target_volume": "1000",
+        "group_volume": "399.699",
+        "progress_pct": "39.96",
+        "own_volume": "99.6990",
+        "open_sells": 1,
+        "user_volume.alice": "99.699",
+        "user_volume.bob": "300",
+    }
