@@ -1,8 +1,8 @@
-"""The strategy host on a real NATS: ticks in, intents into JetStream with their ids, status out.
+"""The strategy host on a real NATS: KV specs in, intents out, lifecycle by ctl.bots.*.
 
-A restarted host re-emits the same intent ids for the same market events, and
-JetStream's duplicate window keeps one copy (DESIGN.md: deterministic intent
-ids published with ``Nats-Msg-Id``).
+The host applies a layered bot file to KV ``bots``, claims the bots' leases,
+turns ticks into intents with ``Nats-Msg-Id`` = intent id, answers the
+``ctl.bots`` verbs, and picks up spec changes live.
 """
 
 from __future__ import annotations
@@ -13,33 +13,28 @@ import nats
 from nats.aio.client import Client as NATS
 
 from tests.support.services import eventually, service
-from tests.support.ticks import quote, trade
+from tests.support.ticks import trade
 from tradebus.common import subjects
-from tradebus.common.codec import decode_bots_reply, decode_intent, encode
-from tradebus.common.messages import CancelOrder, PlaceOrder
+from tradebus.common.codec import decode_bot_command_reply, decode_bots_reply, decode_intent, encode
+from tradebus.common.markets import MarketCatalog, default_markets_path
+from tradebus.common.messages import BotCommandReply, CancelAll, CancelOrder, ErrorReply, PlaceOrder
 from tradebus.strategy.bootstrap import run
+from tradebus.strategy.botfile import load_specs
+from tradebus.strategy.kvstore import apply_specs
 from tradebus.strategy.settings import StrategySettings
 
 BOTS = """
-bots:
-  - {id: alice-btc, user: alice, account: alice-paper, strategy: ladder, venue: binance,
-     symbol: BTCUSDT, params: {total_quote: "1000", order_count: 4, max_drop_pct: "1",
-     take_profit_pct: "0.5"}}
-  - {id: bob-eth, user: bob, account: bob-paper, strategy: ladder, venue: binance,
-     symbol: ETHUSDT, params: {total_quote: "500", order_count: 2, max_drop_pct: "2",
-     take_profit_pct: "1"}}
+defaults: {venue: binance, take_profit_pct: "0.5"}
+strategies:
+  btc: {strategy: ladder, symbol: BTCUSDT, total_quote: "1000", order_count: 4, max_drop_pct: "1"}
+  eth: {strategy: ladder, symbol: ETHUSDT, total_quote: "500", order_count: 2, max_drop_pct: "2"}
+users:
+  - {user: alice, account: alice-paper, strategies: {btc: {}}}
+  - {user: bob, account: bob-paper, strategies: {eth: {take_profit_pct: "1"}}}
 """
 
 
-async def responds(nc: NATS) -> bool:
-    try:
-        await nc.request(subjects.ctl("bots", "list"), b"{}", timeout=0.2)
-        return True
-    except Exception:
-        return False
-
-
-async def stream_intents(nc: NATS) -> list[tuple[str, str, PlaceOrder]]:
+async def stream_intents(nc: NATS) -> list[tuple[str, str, object]]:
     """(subject, Nats-Msg-Id, intent) of every message in INTENTS."""
     js = nc.jetstream()
     info = await js.stream_info(subjects.STREAM_INTENTS)
@@ -50,42 +45,98 @@ async def stream_intents(nc: NATS) -> list[tuple[str, str, PlaceOrder]]:
     return out
 
 
-async def test_ticks_become_intents_once_even_across_a_restart(
-    nats_url: str, tmp_path: Path
-) -> None:
+async def statuses(nc: NATS) -> dict[str, object]:
+    try:
+        raw = await nc.request(subjects.ctl("bots", "list"), b"{}", timeout=0.5)
+    except Exception:
+        return {}
+    reply = decode_bots_reply(raw.data)
+    return {s.bot: s for s in getattr(reply, "bots", [])}
+
+
+async def command(nc: NATS, verb: str, body: bytes) -> BotCommandReply | ErrorReply:
+    raw = await nc.request(subjects.ctl("bots", verb), body, timeout=3)
+    return decode_bot_command_reply(raw.data)
+
+
+def settings_for(nats_url: str, bots: Path | None) -> StrategySettings:
+    return StrategySettings(
+        nats_url=nats_url,
+        bots_file=str(bots) if bots else "",
+        metrics_port=0,
+        stop_timeout_seconds=0.2,
+        heartbeat_seconds=0.2,
+        lease_seconds=2,
+        replica_id="test-host",
+    )
+
+
+async def test_bots_trade_and_obey_the_control_verbs(nats_url: str, tmp_path: Path) -> None:
     bots = tmp_path / "bots.yaml"
     bots.write_text(BOTS)
-    settings = StrategySettings(
-        nats_url=nats_url, bots_file=str(bots), metrics_port=0, stop_timeout_seconds=0.2
-    )
     nc = await nats.connect(nats_url)
+
+    async def both_running() -> bool:
+        return len(await statuses(nc)) == 2
+
     md = subjects.md_trade
-    async with service(run, settings, lambda: responds(nc)):
+    async with service(run, settings_for(nats_url, bots), both_running):
         await nc.publish(md("binance", "BTCUSDT"), encode(trade("60000", 1, "BTCUSDT")))
         await nc.publish(md("binance", "ETHUSDT"), encode(trade("3000", 2, "ETHUSDT")))
-        # a symbol no bot trades, and a quote of BTC after its first trade: no new intents
-        await nc.publish(md("binance", "SOLUSDT"), encode(trade("150", 3, "SOLUSDT")))
-        await nc.publish(subjects.md_quote("binance", "BTCUSDT"), encode(quote("1", "2", 4)))
         await eventually(lambda: _count(nc, 6), what="6 intents in INTENTS")
+        first = await stream_intents(nc)
+        places = [(s, i.intent_id) for s, _, i in first if isinstance(i, PlaceOrder)]
+        run_a = places[0][1].split(":")[1].split(".")[0]
+        assert [p[0] for p in places] == ["intent.alice.alice-btc"] * 4 + ["intent.bob.bob-eth"] * 2
+        assert places[0][1] == f"alice-btc:{run_a}.1:b0"
+        assert all(msg_id == intent.intent_id for _, msg_id, intent in first)
+
         raw = await nc.request(subjects.ctl("bots", "status"), b'{"bot":"alice-btc"}')
         (status,) = decode_bots_reply(raw.data).bots  # type: ignore[union-attr]
-        assert (status.bot, status.state, status.orders_placed) == ("alice-btc", "buying", 4)
-    first = await stream_intents(nc)
-    places = [(s, i.intent_id) for s, _, i in first if isinstance(i, PlaceOrder)]
-    assert places == [("intent.alice.alice-btc", f"alice-btc:1:b{n}") for n in range(4)] + [
-        ("intent.bob.bob-eth", f"bob-eth:1:b{n}") for n in range(2)
-    ]
-    assert [i.trigger_ts for _, _, i in first if isinstance(i, PlaceOrder)] == [1] * 4 + [2] * 2
-    # stopping the host stopped the bots, which cancel their open orders (cancel_on_exit)
-    cancels = sorted(i.target_intent_id for _, _, i in first if isinstance(i, CancelOrder))
-    assert cancels == sorted(intent_id for _, intent_id in places)
-    assert all(msg_id == intent.intent_id for _, msg_id, intent in first)
-    # a new host starts the bots afresh; the same events give the same ids: kept once
-    async with service(run, settings, lambda: responds(nc)):
-        await nc.publish(md("binance", "BTCUSDT"), encode(trade("60000", 1, "BTCUSDT")))
-        await nc.publish(md("binance", "ETHUSDT"), encode(trade("3000", 2, "ETHUSDT")))
-        await eventually(lambda: _all_placed(nc), what="both bots to place again")
-    assert await stream_intents(nc) == first
+        assert (status.state, status.phase, status.orders_placed) == ("running", "buying", 4)
+        assert status.host == "test-host"
+
+        # pause: ticks no longer reach the bot; resume: they do again
+        reply = await command(nc, "pause", b'{"bot":"alice-btc"}')
+        assert isinstance(reply, BotCommandReply) and reply.status.state == "paused"
+        await nc.publish(md("binance", "BTCUSDT"), encode(trade("61000", 3, "BTCUSDT")))
+        await nc.flush()
+        assert (await statuses(nc))["alice-btc"].last_price == 60000
+        await command(nc, "resume", b'{"bot":"alice-btc"}')
+        await nc.publish(md("binance", "BTCUSDT"), encode(trade("61000", 4, "BTCUSDT")))
+        await eventually(
+            lambda: _last_price(nc, "alice-btc", 61000), what="the resumed bot to see ticks"
+        )
+
+        # stop cancels the open buys (cancel_on_exit); start resumes the state
+        reply = await command(nc, "stop", b'{"bot":"alice-btc"}')
+        assert isinstance(reply, BotCommandReply) and reply.status.state == "stopped"
+        await eventually(lambda: _count(nc, 10), what="4 cancels")
+        cancels = [i for _, _, i in await stream_intents(nc) if isinstance(i, CancelOrder)]
+        assert {c.target_intent_id for c in cancels} == {p[1] for p in places[:4]}
+        reply = await command(nc, "start", b'{"bot":"alice-btc"}')
+        assert isinstance(reply, BotCommandReply) and reply.status.state == "running"
+
+        # a fresh start cancels what an earlier run left and trades under a new run number
+        reply = await command(nc, "start", b'{"bot":"bob-eth","mode":"fresh"}')
+        assert isinstance(reply, BotCommandReply), reply
+        await nc.publish(md("binance", "ETHUSDT"), encode(trade("3100", 5, "ETHUSDT")))
+        await eventually(lambda: _count(nc, 13), what="cancel-all and 2 new buys")
+        tail = [i for _, _, i in await stream_intents(nc)][-3:]
+        assert isinstance(tail[0], CancelAll) and tail[0].scope == "source"
+        run_b = tail[1].intent_id.split(":")[1].split(".")[0]
+        assert run_b != run_a and tail[1].intent_id == f"bob-eth:{run_b}.1:b0"
+
+        # unknown bots get one clear answer
+        reply = await command(nc, "pause", b'{"bot":"nobody"}')
+        assert isinstance(reply, ErrorReply) and reply.error == "unknown_bot"
+
+        # a spec removed from KV bots is stopped and released; its orders cancelled
+        catalog = MarketCatalog.load(default_markets_path())
+        specs = [s for s in load_specs(bots, catalog) if s.id != "bob-eth"]
+        result = await apply_specs(nc.jetstream(), specs)
+        assert result.removed == ["bob-eth"]
+        await eventually(lambda: _bots_are(nc, {"alice-btc"}), what="bob-eth to be retired")
     await nc.close()
 
 
@@ -94,7 +145,10 @@ async def _count(nc: NATS, n: int) -> bool:
     return info.state.messages >= n
 
 
-async def _all_placed(nc: NATS) -> bool:
-    raw = await nc.request(subjects.ctl("bots", "status"), b"{}")
-    statuses = decode_bots_reply(raw.data).bots  # type: ignore[union-attr]
-    return len(statuses) == 2 and all(s.orders_placed for s in statuses)
+async def _last_price(nc: NATS, bot: str, price: int) -> bool:
+    status = (await statuses(nc)).get(bot)
+    return status is not None and status.last_price == price
+
+
+async def _bots_are(nc: NATS, bots: set[str]) -> bool:
+    return set(await statuses(nc)) == bots

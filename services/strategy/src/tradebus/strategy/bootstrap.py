@@ -1,33 +1,42 @@
-"""Composition root of a strategy host: bots from the bot file, NATS subscriptions, publisher.
+"""Composition root of a strategy host replica.
 
-Subscriptions: one core-NATS subscription ``md.*.<venue>.<symbol>`` per market
-the bots trade; one JetStream ordered consumer of ``exec.evt.>`` for order
-events; request/reply ``ctl.bots.status`` and ``ctl.bots.list``.
-Shutdown: stop ticks, stop every bot (cancels per ``cancel_on_exit``), wait
-for the intents to be acknowledged and the cancels confirmed, then leave.
+Wiring: KV buckets (``bots``, ``bot_state``, ``leases``, ``group_volume``);
+one core-NATS subscription ``md.*.<venue>.<symbol>`` per market its bots
+trade (opened and closed as bots come and go); one JetStream ordered
+consumer of ``exec.evt.>`` started before any bot, so a resumed bot's
+catch-up and the live events overlap and nothing falls between them; the
+``ctl.bots.*`` responders; the publisher; and the supervisor's loop
+(heartbeat, leases, reassignment) with periodic snapshots, balances and
+group volumes.
+
+Shutdown: hand the bots to other live replicas, or, as the last replica,
+stop them (cancels per ``cancel_on_exit``) and wait for the cancels.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 import msgspec
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from tradebus.common import subjects
 from tradebus.common.bus import connect, ensure_streams
 from tradebus.common.clock import LiveClock
-from tradebus.common.codec import decode_bots_query, decode_event, decode_market, encode
+from tradebus.common.codec import decode_event, decode_market
 from tradebus.common.markets import MarketCatalog, default_markets_path
-from tradebus.common.messages import BotsReply, ErrorReply
 from tradebus.common.metrics import new_registry, serve_metrics
-from tradebus.strategy.botfile import load_bots
+from tradebus.strategy.botfile import load_specs
+from tradebus.strategy.control import Control
 from tradebus.strategy.host import Dispatcher, HostMetrics
+from tradebus.strategy.inputs import Balances, GroupVolumes
+from tradebus.strategy.kvstore import apply_specs, open_buckets
 from tradebus.strategy.publisher import IntentPublisher
-from tradebus.strategy.settings import StrategySettings
+from tradebus.strategy.settings import StrategySettings, default_replica_id
+from tradebus.strategy.supervisor import STABLE_BEATS, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -39,18 +48,23 @@ YIELD_EVERY_TICKS = 16
 async def run(settings: StrategySettings, stop: asyncio.Event) -> int:
     """Run the host until ``stop`` is set; returns the exit status."""
     catalog = MarketCatalog.load(settings.markets_file or default_markets_path())
-    bots = load_bots(settings.bots_file, catalog)
+    specs = load_specs(settings.bots_file, catalog) if settings.bots_file else None
+    replica = settings.replica_id or default_replica_id()
+    subjects.token(replica, "replica")
     registry = new_registry()
     metrics = HostMetrics(registry)
     server = serve_metrics(registry, settings.metrics_port)
-    nc = await connect(settings.nats_url, "strategy")
+    nc = await connect(settings.nats_url, f"strategy-{replica}")
     js = nc.jetstream()
     await ensure_streams(js)
-    clock = LiveClock()
-    publisher = IntentPublisher(js, clock, metrics)
-    dispatcher = Dispatcher(bots, publisher, metrics)
-    tasks = [asyncio.create_task(publisher.run())]
-
+    buckets = await open_buckets(js, settings.lease_seconds)
+    if specs is not None:
+        result = await apply_specs(js, specs)
+        log.info(
+            "bot file applied", extra={"file": settings.bots_file, **msgspec.to_builtins(result)}
+        )
+    publisher = IntentPublisher(js, LiveClock(), metrics)
+    dispatcher = Dispatcher(publisher, metrics, host=replica)
     ticks_since_yield = 0
 
     async def on_market(msg: Msg) -> None:
@@ -67,6 +81,40 @@ async def run(settings: StrategySettings, stop: asyncio.Event) -> int:
             ticks_since_yield = 0
             await asyncio.sleep(0)
 
+    md_subs: dict[tuple[str, str], Subscription] = {}
+    pending: set[asyncio.Task[None]] = set()
+
+    async def subscribe(market: tuple[str, str]) -> None:
+        if market not in md_subs:
+            md_subs[market] = await nc.subscribe(
+                subjects.md_symbol_wildcard(*market),
+                cb=on_market,
+                pending_msgs_limit=MD_PENDING_MSGS,
+                pending_bytes_limit=MD_PENDING_BYTES,
+            )
+
+    async def unsubscribe(market: tuple[str, str]) -> None:
+        sub = md_subs.pop(market, None)
+        if sub is not None:
+            await sub.unsubscribe()
+
+    def spawn(coro: object) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    supervisor = Supervisor(
+        js,
+        buckets,
+        dispatcher,
+        publisher,
+        catalog,
+        metrics,
+        replica,
+        subscribe=lambda m: spawn(subscribe(m)),
+        unsubscribe=lambda m: spawn(unsubscribe(m)),
+    )
+
     async def on_event(msg: Msg) -> None:
         try:
             _, _, user, source = msg.subject.split(".", 3)
@@ -74,15 +122,7 @@ async def run(settings: StrategySettings, stop: asyncio.Event) -> int:
         except (ValueError, msgspec.MsgspecError):
             log.warning("undecodable order event", extra={"subject": msg.subject})
             return
-        dispatcher.on_order_event(user, source, event)
-
-    async def on_status(msg: Msg) -> None:
-        try:
-            query = decode_bots_query(msg.data or b'{"type":"BotsQuery"}')
-        except msgspec.MsgspecError as exc:
-            await msg.respond(encode(ErrorReply(error="bad_request", message=str(exc))))
-            return
-        await msg.respond(encode(BotsReply(bots=dispatcher.statuses(query.bot))))
+        dispatcher.on_order_event(user, source, msg.metadata.sequence.stream, event)
 
     events_sub = await js.subscribe(
         subjects.EXEC_EVT_ALL,
@@ -90,50 +130,62 @@ async def run(settings: StrategySettings, stop: asyncio.Event) -> int:
         ordered_consumer=True,
         config=ConsumerConfig(deliver_policy=DeliverPolicy.NEW),
     )
-    ctl_subs = [
-        await nc.subscribe(subjects.ctl("bots", verb), cb=on_status) for verb in ("status", "list")
-    ]
-    md_subs = [
-        await nc.subscribe(
-            subjects.md_symbol_wildcard(venue, symbol),
-            cb=on_market,
-            pending_msgs_limit=MD_PENDING_MSGS,
-            pending_bytes_limit=MD_PENDING_BYTES,
-        )
-        for venue, symbol in dispatcher.markets()
+    control = Control(nc, supervisor)
+    await control.start()
+    balances = Balances(nc, dispatcher, settings.balances_interval_seconds)
+    volumes = GroupVolumes(buckets.volume, dispatcher, publisher, 0.5)
+
+    async def supervise() -> None:
+        ready = False
+        await supervisor.specs_ready.wait()
+        while True:
+            try:
+                await supervisor.beat()
+                await supervisor.reconcile()
+            except Exception as exc:  # NATS hiccup: try again next beat
+                log.exception("supervision round failed", extra={"error": repr(exc)})
+            if supervisor.started.is_set() and not ready:
+                ready = True
+                metrics.ready.set(1)
+                log.info(
+                    "strategy host ready",
+                    extra={"replica": replica, "bots": len(dispatcher.runners)},
+                )
+            balances.wake.set()
+            # the first rounds come quickly: replicas starting together meet, then bots start
+            quick = supervisor.beats < STABLE_BEATS
+            await supervisor.wait_next_beat(0.3 if quick else settings.heartbeat_seconds)
+
+    async def snapshots() -> None:
+        while True:
+            await asyncio.sleep(settings.snapshot_interval_seconds)
+            supervisor.save_dirty()
+            dispatcher.update_state_gauge()
+
+    tasks = [
+        asyncio.create_task(publisher.run()),
+        asyncio.create_task(supervisor.watch_specs()),
+        asyncio.create_task(volumes.watch()),
+        asyncio.create_task(volumes.report()),
+        asyncio.create_task(balances.run()),
+        asyncio.create_task(snapshots()),
+        asyncio.create_task(supervise()),
     ]
     await nc.flush()
-    metrics.ready.set(1)
-    log.info(
-        "strategy host ready",
-        extra={"bots": len(bots), "markets": [f"{v}:{s}" for v, s in dispatcher.markets()]},
-    )
 
-    async def refresh_gauges() -> None:
-        while True:
-            dispatcher.update_state_gauge()
-            await asyncio.sleep(1.0)
-
-    tasks.append(asyncio.create_task(refresh_gauges()))
     await stop.wait()
-
-    log.info("stopping bots")
-    for sub in md_subs:
-        await sub.unsubscribe()
-    dispatcher.stop_all()
-    deadline = time.monotonic() + settings.stop_timeout_seconds
-    await publisher.drain(settings.stop_timeout_seconds)
-    while dispatcher.open_orders() and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    left = dispatcher.open_orders()
+    log.info("stopping host", extra={"replica": replica, "bots": len(dispatcher.runners)})
+    tasks[-1].cancel()  # no more reassignment while leaving
+    left = await supervisor.shutdown(settings.stop_timeout_seconds)
     if left:
         log.warning("orders still open at exit", extra={"open_orders": left})
+    await publisher.drain(settings.stop_timeout_seconds)
     dispatcher.update_state_gauge()
     for task in tasks:
         task.cancel()
-    for sub in (events_sub, *ctl_subs):
-        await sub.unsubscribe()
+    await control.stop()
+    await events_sub.unsubscribe()
     await nc.drain()
     server.close()
-    log.info("strategy host stopped", extra={"open_orders": left})
+    log.info("strategy host stopped", extra={"replica": replica, "open_orders": left})
     return 0

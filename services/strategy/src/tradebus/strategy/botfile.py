@@ -1,18 +1,42 @@
-"""The bot file: which bots run, for whom, on which account and market, with what parameters.
+"""The bot file: layered YAML ``defaults -> strategies -> users`` (seed 004).
 
-YAML::
+::
 
-    bots:
-      - id: alice-ladder-btc        # unique; a subject token (intent.<user>.<id>)
-        user: alice
-        account: alice-paper        # must belong to the user (execution checks)
-        strategy: ladder
-        venue: binance              # market data venue
-        symbol: BTCUSDT             # native symbol, configured in the markets file
-        params: {total_quote: "1000", order_count: 5, max_drop_pct: "0.3", take_profit_pct: "0.1"}
+    defaults:                      # every bot: bot fields and strategy parameters
+      venue: binance
+      cancel_on_exit: true
+    strategies:                    # one block per strategy group
+      ladder:                      # `strategy:` names the kind; default: the block's name
+        symbol: BTCUSDT
+        total_quote: "1000"
+        order_count: 5
+      eth-volume:
+        strategy: volume
+        symbol: ETHUSDT
+        target_volume: "50000"
+    users:
+      - user: alice
+        account: alice-paper       # the account of alice's bots (execution checks ownership)
+        strategies:
+          ladder: {total_quote: "2000"}      # one bot, id `alice-ladder`
+          eth-volume: {}                     # id `alice-eth-volume`
+      - user: bob
+        account: bob-paper
+        strategies:
+          ladder:                            # several bots of one group: a list
+            - {name: btc}                    # id `bob-ladder-btc`
+            - {name: eth, symbol: ETHUSDT}   # id `bob-ladder-eth`
 
-Every problem is reported with the path of the bad field
-(``bots[2].params.total_quote: must be > 0``), all at once.
+The user's value wins over the group's, which wins over ``defaults``. A bot's
+id is ``<user>-<group>[-<name>]`` unless it sets ``id``. Bot fields:
+``id``, ``name``, ``account``, ``venue``, ``symbol``, ``enabled``; every other
+key is a parameter of the strategy. A key of ``defaults`` applies to the bots
+whose strategy has it. Every problem is reported at once, at the path of the
+YAML that set the bad value (``users[2].strategies.volume.single_trade_quote:
+must be > 0``).
+
+A file with a plain ``bots:`` list of resolved specs (see
+:class:`~tradebus.strategy.registry.BotSpec`) is read as is.
 """
 
 from __future__ import annotations
@@ -24,97 +48,203 @@ import msgspec
 
 from tradebus.common.config import ConfigError, load_yaml
 from tradebus.common.markets import MarketCatalog
-from tradebus.common.subjects import MANUAL_SOURCE, TOKEN_PATTERN
-from tradebus.strategy.core import BotContext, Strategy
-from tradebus.strategy.ladder import LadderBot, LadderParams
+from tradebus.strategy.registry import (
+    STRATEGIES,
+    BotSpec,
+    normalize_params,
+    param_fields,
+    validate_specs,
+)
 
-STRATEGIES: dict[str, tuple[type, type]] = {"ladder": (LadderParams, LadderBot)}
-"""Strategy name -> (parameter struct, bot class)."""
-
-
-class BotSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """One entry of the bot file, before its parameters are typed."""
-
-    id: str
-    user: str
-    account: str
-    strategy: str
-    venue: str
-    symbol: str
-    params: dict[str, Any] = {}
-    enabled: bool = True
+SPEC_FIELDS = {"id", "name", "account", "venue", "symbol", "enabled"}
+"""Keys of a layer that are about the bot, not the strategy."""
+GROUP_ONLY_FIELDS = {"strategy"}
+USER_FIELDS = {"user", "account", "venue", "enabled", "strategies"}
 
 
-class BotFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """The whole bot file."""
+class LayeredFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The layered bot file, before merging."""
+
+    defaults: dict[str, Any] = {}
+    strategies: dict[str, dict[str, Any]] = {}
+    users: list[dict[str, Any]] = []
+
+
+class SpecList(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A bot file that lists resolved specs."""
 
     bots: list[BotSpec]
 
 
-def build_bots(specs: list[BotSpec], catalog: MarketCatalog) -> list[Strategy]:
-    """Validate every spec and build the enabled bots.
+Layer = dict[str, tuple[Any, str]]
+"""key -> (value, YAML path that set it)."""
 
-    Raises
-    ------
-    ConfigError
-        Listing every problem, each as ``bots[i].<field>: <message>``.
+
+def _layer(values: dict[str, Any], path: str, skip: set[str] = frozenset()) -> Layer:  # type: ignore[assignment]
+    return {k: (v, f"{path}.{k}") for k, v in values.items() if k not in skip}
+
+
+def _every_known_field() -> set[str]:
+    known = set(SPEC_FIELDS)
+    for name in STRATEGIES:
+        known |= param_fields(name)
+    return known
+
+
+def _bot_entries(value: Any, where: str, problems: list[str]) -> list[tuple[dict[str, Any], str]]:
+    """One user's setting of one group: a mapping (one bot) or a list of them."""
+    if value is None:
+        return [({}, where)]
+    if isinstance(value, dict):
+        return [(value, where)]
+    if isinstance(value, list):
+        out = []
+        for j, item in enumerate(value):
+            if isinstance(item, dict):
+                out.append((item, f"{where}[{j}]"))
+            else:
+                problems.append(f"{where}[{j}]: expected a mapping of bot settings")
+        return out
+    problems.append(f"{where}: expected a mapping of bot settings or a list of them")
+    return []
+
+
+def resolve(doc: LayeredFile) -> tuple[list[BotSpec], list[dict[str, str]], list[str]]:
+    """Merge the layers into specs.
+
+    Returns ``(specs, provenance, problems)``: ``provenance[i]`` maps each
+    field of spec ``i`` (``account``, ``params.total_quote``...) to the YAML
+    path that set it; ``problems`` are structural errors found while merging.
     """
     problems: list[str] = []
-    bots: list[Strategy] = []
-    seen: set[str] = set()
-    for i, spec in enumerate(specs):
-        where = f"bots[{i}]"
-        for field in ("id", "user", "account", "venue", "symbol"):
-            if not TOKEN_PATTERN.match(getattr(spec, field)):
-                problems.append(f"{where}.{field}: must match {TOKEN_PATTERN.pattern}")
-        if spec.id == MANUAL_SOURCE:
-            problems.append(f"{where}.id: '{MANUAL_SOURCE}' is reserved for manual orders")
-        if spec.id in seen:
-            problems.append(f"{where}.id: duplicate bot id {spec.id!r}")
-        seen.add(spec.id)
-        if (spec.venue, spec.symbol) not in catalog:
-            problems.append(
-                f"{where}.symbol: no market {spec.venue}:{spec.symbol} in the markets file"
-            )
-        if spec.strategy not in STRATEGIES:
-            known = ", ".join(sorted(STRATEGIES))
-            problems.append(
-                f"{where}.strategy: unknown strategy {spec.strategy!r} (known: {known})"
-            )
+    known = _every_known_field()
+    for key in doc.defaults:
+        if key not in known:
+            problems.append(f"defaults.{key}: unknown field (not a bot field or a parameter)")
+    specs: list[BotSpec] = []
+    provenance: list[dict[str, str]] = []
+    for group, block in doc.strategies.items():
+        kind = block.get("strategy", group)
+        if kind not in STRATEGIES:
+            known_kinds = ", ".join(sorted(STRATEGIES))
+            where = f"strategies.{group}" + (".strategy" if "strategy" in block else "")
+            problems.append(f"{where}: unknown strategy {kind!r} (known: {known_kinds})")
+    for i, user_block in enumerate(doc.users):
+        where_user = f"users[{i}]"
+        for key in user_block:
+            if key not in USER_FIELDS:
+                problems.append(f"{where_user}.{key}: unknown field (known: {sorted(USER_FIELDS)})")
+        user = user_block.get("user")
+        if not isinstance(user, str):
+            problems.append(f"{where_user}.user: required")
             continue
-        params_type, bot_type = STRATEGIES[spec.strategy]
-        try:
-            params = msgspec.convert(spec.params, params_type, strict=False)
-        except msgspec.ValidationError as exc:
-            problems.append(f"{where}.params: {str(exc).replace('$.', '')}")
+        groups = user_block.get("strategies") or {}
+        if not isinstance(groups, dict):
+            problems.append(f"{where_user}.strategies: expected a mapping of strategy groups")
             continue
-        problems += [f"{where}.params.{f}: {m}" for f, m in params.problems()]
-        if problems or not spec.enabled:
-            continue
-        ctx = BotContext(
-            bot=spec.id,
-            user=spec.user,
-            account=spec.account,
-            strategy=spec.strategy,
-            venue=spec.venue,
-            market=catalog.get(spec.venue, spec.symbol),
+        for group, value in groups.items():
+            where_group = f"{where_user}.strategies.{group}"
+            block = doc.strategies.get(group)
+            if block is None:
+                problems.append(f"{where_group}: no strategy group {group!r} under strategies")
+                continue
+            kind = block.get("strategy", group)
+            if kind not in STRATEGIES:
+                continue
+            for entry, where_bot in _bot_entries(value, where_group, problems):
+                merged: Layer = {}
+                fields = param_fields(kind) | SPEC_FIELDS
+                merged.update(
+                    {k: v for k, v in _layer(doc.defaults, "defaults").items() if k in fields}
+                )
+                merged.update(_layer(block, f"strategies.{group}", GROUP_ONLY_FIELDS))
+                user_fields = {"account", "venue", "enabled"}
+                merged.update(
+                    {k: v for k, v in _layer(user_block, where_user).items() if k in user_fields}
+                )
+                merged.update(_layer(entry, where_bot))
+                spec, prov = _make_spec(user, group, kind, merged, problems)
+                if spec is not None:
+                    specs.append(spec)
+                    provenance.append(prov)
+    return specs, provenance, problems
+
+
+def _make_spec(
+    user: str, group: str, kind: str, merged: Layer, problems: list[str]
+) -> tuple[BotSpec | None, dict[str, str]]:
+    prov: dict[str, str] = {"user": "", "strategy": ""}
+    values: dict[str, Any] = {}
+    params: dict[str, Any] = {}
+    for key, (value, path) in merged.items():
+        if key in SPEC_FIELDS:
+            values[key] = value
+            prov[key] = path
+        else:
+            params[key] = value
+            prov[f"params.{key}"] = path
+    name = values.pop("name", None)
+    bot_id = values.pop("id", None) or "-".join(str(p) for p in (user, group, name) if p)
+    prov.setdefault("id", prov.get("name", ""))
+    try:
+        spec = msgspec.convert(
+            {
+                "id": bot_id,
+                "user": user,
+                "strategy": kind,
+                "group": group,
+                "params": normalize_params(params),
+                **values,
+            },
+            BotSpec,
+            strict=False,
         )
-        bots.append(bot_type(ctx, params))
-    if problems:
-        raise ConfigError("invalid bot file:\n  " + "\n  ".join(problems))
-    return bots
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        field = text.rsplit("`$.", 1)[-1].rstrip("`") if "`$." in text else ""
+        missing = text.split("`")[1] if text.startswith("Object missing required field") else ""
+        if missing:
+            problems.append(
+                f"bot {bot_id}: {missing}: required (set it in defaults, "
+                f"strategies.{group} or the user's entry)"
+            )
+        else:
+            problems.append(f"{prov.get(field, f'bot {bot_id}')}: {text.split(' - at')[0]}")
+        return None, prov
+    return spec, prov
 
 
-def load_bots(path: str | Path, catalog: MarketCatalog) -> list[Strategy]:
-    """Read, validate and build the bots of a bot file.
+def load_specs(path: str | Path, catalog: MarketCatalog) -> list[BotSpec]:
+    """Read a bot file (layered or a ``bots:`` list) and validate every bot.
 
     Raises
     ------
     ConfigError
-        If the file cannot be read, does not parse, or any bot is invalid.
+        If the file cannot be read or parsed, or listing every invalid field
+        as ``<yaml path>: <message>``, all at once.
     """
-    parsed = load_yaml(path, BotFile)
-    try:
-        return build_bots(parsed.bots, catalog)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    raw = load_yaml(path, dict)
+    if "bots" in raw:
+        specs = load_yaml(path, SpecList).bots
+        provenance = [{} for _ in specs]
+        problems: list[str] = []
+    else:
+        specs, provenance, problems = resolve(load_yaml(path, LayeredFile))
+    for i, field, message in validate_specs(specs, catalog):
+        problems.append(f"{_where(specs[i], provenance[i], i, field)}: {message}")
+    if problems:
+        unique = list(dict.fromkeys(problems))
+        raise ConfigError(f"{path}: invalid bot file:\n  " + "\n  ".join(unique))
+    return specs
+
+
+def _where(spec: BotSpec, provenance: dict[str, str], i: int, field: str) -> str:
+    """The YAML path that set ``field`` of a spec (``params.adds[1].spread_pct`` included)."""
+    if not provenance:
+        return f"bots[{i}].{field}"
+    if provenance.get(field):
+        return provenance[field]
+    for key in sorted(provenance, key=len, reverse=True):
+        if key and field.startswith(key) and field[len(key)] in ".[":
+            return provenance[key] + field[len(key) :]
+    return f"bot {spec.id}: {field}"

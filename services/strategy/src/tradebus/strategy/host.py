@@ -1,12 +1,19 @@
 """The strategy host's dispatcher: routes market and order events to bots, collects intents.
 
-No network here: the bootstrap feeds it decoded bus payloads and gives it an
+No network here: the supervisor feeds it decoded bus payloads and gives it an
 :class:`IntentSink`; this module decides which bots see what, keeps one
-failing bot from stopping the others, and counts what happens.
+failing bot from stopping the others, runs each bot's lifecycle (running,
+paused, stopped), and counts what happens.
 
 Dispatch is by market: the host subscribes once per ``(venue, symbol)`` and
-hands each tick to every bot on that market, in a fixed order, so the same
-ticks always produce the same intents.
+hands each tick to every running bot on that market, in the order the bots
+were added, so the same ticks always produce the same intents.
+
+Write-ahead: before a bot's intents are queued, its snapshot record (state
+plus the sequence of the last order event it saw) is queued ahead of them on
+the same ordered publisher, so a replica that dies after publishing an
+intent always leaves a snapshot that knows about it (the resumed bot
+re-sends what is still unanswered; intent ids make that harmless).
 """
 
 from __future__ import annotations
@@ -15,20 +22,28 @@ import logging
 from collections import defaultdict
 from typing import Protocol
 
+import msgspec
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from tradebus.common import subjects
+from tradebus.common.codec import encode
 from tradebus.common.messages import BotStatus, Intent, OrderEvent, QuoteTick, TradeTick
 from tradebus.common.metrics import LATENCY_BUCKETS
 from tradebus.strategy.core import Strategy
+from tradebus.strategy.kvstore import BotRecord, Lifecycle
+from tradebus.strategy.registry import BotSpec
 
 log = logging.getLogger(__name__)
 
+STATES = ("running", "paused", "stopped", "failed", "starting")
+
 
 class IntentSink(Protocol):
-    """Where intents go: ``submit(subject, intent, tick_ts_init)`` must not block."""
+    """Where intents and snapshots go, in order; neither call may block."""
 
     def submit(self, subject: str, intent: Intent, tick_ts_init: int | None) -> None: ...
+
+    def put_state(self, bot: str, record: bytes) -> None: ...
 
 
 class HostMetrics:
@@ -62,6 +77,15 @@ class HostMetrics:
         self.bots = Gauge(
             "tradebus_strategy_bots", "Bots on this host, by state", ["state"], registry=registry
         )
+        self.leases = Gauge(
+            "tradebus_strategy_leases_held", "Bot leases this replica holds", registry=registry
+        )
+        self.resumes = Counter(
+            "tradebus_strategy_bot_starts",
+            "Bots started on this host, by mode (fresh, resume)",
+            ["mode"],
+            registry=registry,
+        )
         self.tick_to_intent = Histogram(
             "tradebus_strategy_tick_to_intent_seconds",
             "From a tick's creation in marketdata to its intent's JetStream ack",
@@ -73,108 +97,257 @@ class HostMetrics:
         )
 
 
+class BotRunner:
+    """One bot as the host runs it: its core, spec, lifecycle and event position.
+
+    ``event_seq`` is the ``EXEC`` stream sequence of the last order event
+    applied; events at or below it are duplicates and skipped. While
+    ``catching_up`` (a resume replaying stored events), live events are
+    buffered and ticks are not delivered.
+    """
+
+    def __init__(
+        self,
+        core: Strategy,
+        spec: BotSpec,
+        lifecycle: Lifecycle = "running",
+        event_seq: int = 0,
+        catching_up: bool = False,
+    ) -> None:
+        self.core = core
+        self.spec = spec
+        self.lifecycle: Lifecycle = lifecycle
+        self.event_seq = event_seq
+        self.catching_up = catching_up
+        self.buffered: list[tuple[int, OrderEvent]] = []
+        self.dirty = False
+        self.subject = subjects.intent(spec.user, spec.id)
+
+    @property
+    def bot(self) -> str:
+        """The bot id."""
+        return self.spec.id
+
+    @property
+    def takes_ticks(self) -> bool:
+        """Running and not replaying stored events."""
+        return self.lifecycle == "running" and not self.catching_up
+
+    def record(self) -> bytes:
+        """The ``bot_state`` record of the bot now (see :class:`BotRecord`)."""
+        return encode(
+            BotRecord(
+                strategy=self.spec.strategy,
+                run=self.core.ctx.run,
+                event_seq=self.event_seq,
+                lifecycle=self.lifecycle,
+                state=msgspec.Raw(self.core.snapshot()),
+            )
+        )
+
+    def status(self, host: str) -> BotStatus:
+        """The core's status block with the host's lifecycle and replica id."""
+        status = self.core.status()
+        state = "failed" if status.phase == "failed" else self.lifecycle
+        if self.catching_up:
+            state = "starting"
+        return msgspec.structs.replace(status, state=state, host=host)
+
+
 class Dispatcher:
-    """Routes events to bots and their intents to the sink.
+    """Routes events to bots and their intents (after their snapshot) to the sink.
 
     Parameters
     ----------
-    bots
-        The bots this host runs (order is the dispatch order).
     sink
-        Receives every intent with its subject ``intent.<user>.<bot>``.
+        Receives every intent with its subject ``intent.<user>.<bot>``, and snapshots.
     metrics
         Host metrics.
+    host
+        This replica's id, shown in status blocks.
     """
 
-    def __init__(self, bots: list[Strategy], sink: IntentSink, metrics: HostMetrics) -> None:
+    def __init__(self, sink: IntentSink, metrics: HostMetrics, host: str = "") -> None:
         self._sink = sink
         self._metrics = metrics
-        self.bots: dict[str, Strategy] = {}
-        self._by_market: dict[tuple[str, str], list[Strategy]] = defaultdict(list)
-        self._subjects: dict[str, str] = {}
-        for bot in bots:
-            ctx = bot.ctx
-            self.bots[ctx.bot] = bot
-            self._by_market[(ctx.venue, ctx.market.symbol)].append(bot)
-            self._subjects[ctx.bot] = subjects.intent(ctx.user, ctx.bot)
-        self._tick_counters = {
-            key: metrics.ticks.labels(venue=key[0], symbol=key[1]) for key in self._by_market
-        }
+        self.host = host
+        self.runners: dict[str, BotRunner] = {}
+        self._by_market: dict[tuple[str, str], list[BotRunner]] = defaultdict(list)
+        self._tick_counters: dict[tuple[str, str], Counter] = {}
         self.stopped = False
+
+    # ------------------------------------------------------------- membership
+    def add(self, runner: BotRunner) -> list[tuple[str, str]]:
+        """Add a bot; returns the markets that had no bot before (to subscribe to)."""
+        self.runners[runner.bot] = runner
+        new = []
+        for market in runner.core.ctx.all_markets():
+            key = (runner.core.ctx.venue, market.symbol)
+            if not self._by_market[key]:
+                new.append(key)
+                self._tick_counters[key] = self._metrics.ticks.labels(venue=key[0], symbol=key[1])
+            self._by_market[key].append(runner)
+        return new
+
+    def remove(self, bot: str) -> tuple[BotRunner | None, list[tuple[str, str]]]:
+        """Remove a bot; returns it and the markets no bot trades any more."""
+        runner = self.runners.pop(bot, None)
+        empty = []
+        if runner is not None:
+            for market in runner.core.ctx.all_markets():
+                key = (runner.core.ctx.venue, market.symbol)
+                self._by_market[key] = [r for r in self._by_market[key] if r is not runner]
+                if not self._by_market[key]:
+                    del self._by_market[key]
+                    empty.append(key)
+        return runner, empty
 
     def markets(self) -> list[tuple[str, str]]:
         """Every ``(venue, symbol)`` some bot trades, sorted."""
         return sorted(self._by_market)
 
-    def _emit(self, bot: Strategy, intents: list[Intent], tick_ts_init: int | None) -> None:
-        subject = self._subjects[bot.ctx.bot]
+    # ---------------------------------------------------------------- output
+    def emit(self, runner: BotRunner, intents: list[Intent], tick_ts_init: int | None) -> None:
+        """Queue the bot's snapshot record, then its intents (write-ahead)."""
+        if not intents:
+            return
+        self._sink.put_state(runner.bot, runner.record())
+        runner.dirty = False
         for intent in intents:
-            self._sink.submit(subject, intent, tick_ts_init)
+            self._sink.submit(runner.subject, intent, tick_ts_init)
 
-    def _fail(self, bot: Strategy, exc: Exception) -> None:
-        self._metrics.bot_errors.labels(strategy=bot.ctx.strategy).inc()
-        log.exception("bot raised", extra={"bot": bot.ctx.bot, "error": repr(exc)})
+    def save(self, runner: BotRunner) -> None:
+        """Queue the bot's snapshot record now."""
+        self._sink.put_state(runner.bot, runner.record())
+        runner.dirty = False
 
+    def _fail(self, runner: BotRunner, exc: Exception) -> None:
+        self._metrics.bot_errors.labels(strategy=runner.spec.strategy).inc()
+        log.exception("bot raised", extra={"bot": runner.bot, "error": repr(exc)})
+
+    def call(self, runner: BotRunner, method: str, *args: object) -> None:
+        """Call a core method that returns intents; emit them; contain its errors."""
+        try:
+            intents = getattr(runner.core, method)(*args)
+        except Exception as exc:  # one failing bot must not stop the others
+            self._fail(runner, exc)
+            return
+        self.emit(runner, intents, None)
+
+    # ----------------------------------------------------------------- input
     def on_tick(self, tick: QuoteTick | TradeTick) -> int:
-        """Hand one tick to every bot on its market; returns how many intents they emitted."""
+        """Hand one tick to every running bot of its market; returns the intents emitted."""
         if self.stopped:
             return 0
         key = (tick.venue, tick.symbol)
-        bots = self._by_market.get(key)
-        if not bots:
+        runners = self._by_market.get(key)
+        if not runners:
             return 0
         self._tick_counters[key].inc()
         is_trade = isinstance(tick, TradeTick)
         emitted = 0
-        for bot in bots:
+        for runner in runners:
+            if not runner.takes_ticks:
+                continue
+            bot = runner.core
             try:
                 intents = bot.on_trade(tick) if is_trade else bot.on_quote(tick)  # type: ignore[arg-type]
-            except Exception as exc:  # one failing bot must not stop the others
-                self._fail(bot, exc)
+            except Exception as exc:
+                self._fail(runner, exc)
                 continue
             if intents:
                 emitted += len(intents)
-                self._emit(bot, intents, tick.ts_init)
+                self.emit(runner, intents, tick.ts_init)
         return emitted
 
-    def on_order_event(self, user: str, source: str, event: OrderEvent) -> None:
-        """Hand an order event to the bot it belongs to (``exec.evt.<user>.<bot>``)."""
+    def on_order_event(self, user: str, source: str, seq: int, event: OrderEvent) -> None:
+        """Hand an order event (``exec.evt.<user>.<bot>``, stream sequence ``seq``) to its bot."""
         self._metrics.events.labels(type=type(event).__name__).inc()
-        bot = self.bots.get(source)
-        if bot is None or bot.ctx.user != user:
+        runner = self.runners.get(source)
+        if runner is None or runner.spec.user != user:
             return
+        if runner.catching_up:
+            runner.buffered.append((seq, event))
+            return
+        self.apply_event(runner, seq, event)
+
+    def apply_event(self, runner: BotRunner, seq: int, event: OrderEvent) -> None:
+        """Apply one event unless the bot has seen it (``seq <= event_seq``)."""
+        if seq <= runner.event_seq:
+            return
+        runner.event_seq = seq
+        runner.dirty = True
+        self.call(runner, "on_order_event", event)
+
+    def finish_catch_up(self, runner: BotRunner) -> None:
+        """End a resume: apply the live events buffered meanwhile; re-send the unanswered."""
+        for seq, event in sorted(runner.buffered, key=lambda item: item[0]):
+            self.apply_event(runner, seq, event)
+        runner.buffered.clear()
+        runner.catching_up = False
+        self.call(runner, "resend")
+
+    # ------------------------------------------------------------- lifecycle
+    def pause(self, runner: BotRunner) -> None:
+        """Stop giving the bot ticks; its orders stay."""
+        if runner.lifecycle == "running":
+            runner.lifecycle = "paused"
+            self.save(runner)
+
+    def resume(self, runner: BotRunner) -> None:
+        """Give a paused or stopped bot ticks again, from its state."""
+        if runner.lifecycle == "stopped":
+            runner.lifecycle = "running"
+            self.call(runner, "on_restart")
+        elif runner.lifecycle == "paused":
+            runner.lifecycle = "running"
+        self.save(runner)
+
+    def stop(self, runner: BotRunner, persist: bool = True) -> None:
+        """Stop the bot: its cancels (per ``cancel_on_exit``) go out; no more ticks.
+
+        ``persist=False`` (host shutdown) stores the bot as it was, running,
+        before its cancels go out: a host that starts later resumes it and
+        learns of the cancels from the replayed order events.
+        """
+        if not persist:
+            self.save(runner)
         try:
-            intents = bot.on_order_event(event)
+            intents = runner.core.on_stop()
         except Exception as exc:
-            self._fail(bot, exc)
-            return
-        if intents:
-            self._emit(bot, intents, None)
+            self._fail(runner, exc)
+            intents = []
+        runner.lifecycle = "stopped"
+        if persist:
+            self.emit(runner, intents, None)
+            self.save(runner)
+        else:
+            for intent in intents:
+                self._sink.submit(runner.subject, intent, None)
 
     def stop_all(self) -> None:
-        """Stop every bot (their cancels go to the sink) and ignore further ticks."""
+        """Host shutdown: stop every bot (cancels per ``cancel_on_exit``), ignore further ticks."""
         self.stopped = True
-        for bot in self.bots.values():
-            try:
-                self._emit(bot, bot.on_stop(), None)
-            except Exception as exc:
-                self._fail(bot, exc)
+        for runner in self.runners.values():
+            if runner.lifecycle != "stopped":
+                self.stop(runner, persist=False)
 
+    # ---------------------------------------------------------------- status
     def open_orders(self) -> int:
         """Open orders over all bots."""
-        return sum(bot.status().open_orders for bot in self.bots.values())
+        return sum(r.core.status().open_orders for r in self.runners.values())
 
     def statuses(self, bot_id: str | None = None) -> list[BotStatus]:
         """Status blocks of every bot, or of one (empty if not here)."""
         if bot_id is not None:
-            bot = self.bots.get(bot_id)
-            return [] if bot is None else [bot.status()]
-        return [bot.status() for bot in self.bots.values()]
+            runner = self.runners.get(bot_id)
+            return [] if runner is None else [runner.status(self.host)]
+        return [r.status(self.host) for r in self.runners.values()]
 
     def update_state_gauge(self) -> None:
         """Refresh ``tradebus_strategy_bots{state}``."""
         counts: dict[str, int] = defaultdict(int)
         for status in self.statuses():
             counts[status.state] += 1
-        for state in ("waiting", "buying", "restarting", "closing", "stopped", "failed"):
+        for state in STATES:
             self._metrics.bots.labels(state=state).set(counts.get(state, 0))

@@ -1,7 +1,9 @@
-"""Publishes intents to JetStream in order, with ``Nats-Msg-Id`` = intent id, retrying safely.
+"""Publishes intents and KV puts to JetStream in order, with ``Nats-Msg-Id`` = intent id.
 
-Intents are queued synchronously by the dispatcher and published by one task,
-so they reach ``INTENTS`` in the order the bots emitted them. Publishing is
+Intents and bot snapshots (KV puts, which are JetStream publishes on
+``$KV.<bucket>.<key>``) are queued synchronously by the dispatcher and
+published by one task, so they reach the server in the order the bots
+emitted them: a snapshot queued before an intent is sent before it. Publishing is
 pipelined (``publish_async``); a publish that is not acknowledged is sent
 again with the same message id, which JetStream de-duplicates within its
 duplicate window, and which the ledger de-duplicates forever by intent id.
@@ -16,6 +18,7 @@ from collections import deque
 import nats.errors
 from nats.js import JetStreamContext
 
+from tradebus.common import subjects
 from tradebus.common.bus import MSG_ID
 from tradebus.common.clock import Clock
 from tradebus.common.codec import encode
@@ -24,7 +27,8 @@ from tradebus.strategy.host import HostMetrics
 
 log = logging.getLogger(__name__)
 
-Item = tuple[str, Intent, int | None]
+Item = tuple[str, bytes, str | None, str | None, int | None]
+"""(subject, payload, Nats-Msg-Id, intent type or None for a KV put, tick ts_init)."""
 
 
 class IntentPublisher:
@@ -56,9 +60,20 @@ class IntentPublisher:
 
     def submit(self, subject: str, intent: Intent, tick_ts_init: int | None) -> None:
         """Queue one intent (never blocks)."""
-        self._queue.append((subject, intent, tick_ts_init))
+        item = (subject, encode(intent), intent.intent_id, type(intent).__name__, tick_ts_init)
+        self._queue.append(item)
         self._idle.clear()
         self._wake.set()
+
+    def put_kv(self, bucket: str, key: str, value: bytes) -> None:
+        """Queue a KV put (never blocks); it keeps its place among the intents."""
+        self._queue.append((subjects.kv_subject(bucket, key), value, None, None, None))
+        self._idle.clear()
+        self._wake.set()
+
+    def put_state(self, bot: str, record: bytes) -> None:
+        """Queue the snapshot record of ``bot`` for KV ``bot_state``."""
+        self.put_kv(subjects.KV_BOT_STATE, bot, record)
 
     async def drain(self, timeout: float) -> bool:
         """Wait until every queued intent is acknowledged; False on timeout."""
@@ -90,12 +105,9 @@ class IntentPublisher:
     async def _publish(self, items: list[Item]) -> list[Item]:
         futures = []
         try:
-            for subject, intent, _ in items:
-                futures.append(
-                    await self._js.publish_async(
-                        subject, encode(intent), headers={MSG_ID: intent.intent_id}
-                    )
-                )
+            for subject, payload, msg_id, _, _ in items:
+                headers = {MSG_ID: msg_id} if msg_id is not None else None
+                futures.append(await self._js.publish_async(subject, payload, headers=headers))
         except Exception as exc:  # not sent: connection down, too many stalled acks
             log.warning("intent publish not sent", extra={"error": repr(exc)})
         results: list[object] = list(await asyncio.gather(*futures, return_exceptions=True))
@@ -108,8 +120,10 @@ class IntentPublisher:
                     log.error("intent publish error", extra={"error": repr(result)})
                 failed.append(item)
                 continue
-            _, intent, tick_ts = item
-            self._metrics.intents.labels(type=type(intent).__name__).inc()
+            _, _, _, kind, tick_ts = item
+            if kind is None:
+                continue
+            self._metrics.intents.labels(type=kind).inc()
             if tick_ts is not None:
                 self._metrics.tick_to_intent.observe(max(0, now - tick_ts) / 1e9)
         return failed

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import re
+import socket
+
 from tradebus.common.config import Settings
+
+
+def default_replica_id() -> str:
+    """``<hostname>-<pid>``, made a valid subject token (unique per process)."""
+    name = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:40] or "host"
+    return f"{name}-{os.getpid()}"
 
 
 class StrategySettings(Settings, frozen=True, kw_only=True):
@@ -13,18 +23,36 @@ class StrategySettings(Settings, frozen=True, kw_only=True):
     nats_url
         NATS server URL.
     bots_file
-        The bot YAML file (see :mod:`tradebus.strategy.botfile`).
+        If set, apply this bot file to KV ``bots`` at start-up (what
+        ``tradebus bots apply -f`` does); empty = run what KV ``bots`` holds.
     markets_file
         Markets YAML; empty = the default shipped with tradebus-common.
     metrics_port
         Port of the Prometheus ``/metrics`` endpoint (0 = any free port).
+    replica_id
+        This replica's name in KV ``leases``; empty = ``<hostname>-<pid>``.
+    lease_seconds
+        Lease time: a replica silent this long loses its bots to the others
+        (the TTL of KV ``leases`` when this host creates it).
+    heartbeat_seconds
+        Lease renewal and reassignment period (keep it under a third of the lease).
+    snapshot_interval_seconds
+        How often bots whose state changed are snapshotted to KV ``bot_state``
+        (bots that emit intents are snapshotted before each emission anyway).
+    balances_interval_seconds
+        How often bots that use account balances get fresh ones.
     stop_timeout_seconds
         On shutdown, how long to wait for the bots' cancels to be confirmed.
     """
 
     nats_url: str = "nats://127.0.0.1:4222"
-    bots_file: str = "/etc/tradebus/bots.yaml"
+    bots_file: str = ""
     markets_file: str = ""
     metrics_port: int = 9100
+    replica_id: str = ""
+    lease_seconds: float = 10.0
+    heartbeat_seconds: float = 2.0
+    snapshot_interval_seconds: float = 1.0
+    balances_interval_seconds: float = 5.0
     stop_timeout_seconds: float = 10.0
     log_level: str = "info"

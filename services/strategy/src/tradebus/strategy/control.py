@@ -1,0 +1,139 @@
+"""``ctl.bots.*``: list, status, pause, resume, stop and start bots by request/reply.
+
+Every replica subscribes. A question about all bots (``{}``) is answered by
+every replica with its own bots (``BotsReply.host`` says which; gather them
+with ``nats req --replies 0``, or use ``tradebus bots list``). A question or
+command about one bot is answered by the replica running it; if none runs
+it, the replica that *should* run it answers ``unknown_bot`` or
+``not_running`` after a short grace, so a request always gets one answer.
+
+Examples (NATS CLI)::
+
+    nats req ctl.bots.status '{"bot":"alice-ladder-btc"}'
+    nats req ctl.bots.pause  '{"bot":"alice-ladder-btc"}'
+    nats req ctl.bots.start  '{"bot":"alice-ladder-btc","mode":"fresh"}'
+    nats req ctl.bots.list   '{}' --replies 0 --timeout 1s
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import msgspec
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from tradebus.common import subjects
+from tradebus.common.codec import decode_bot_command, decode_bots_query, encode
+from tradebus.common.messages import BotCommand, BotCommandReply, BotsReply, ErrorReply
+from tradebus.strategy.supervisor import Supervisor
+
+log = logging.getLogger(__name__)
+
+ABSENT_GRACE_SECONDS = 0.25
+"""How long the preferred replica waits before saying a bot runs nowhere."""
+QUERY_VERBS = ("list", "status")
+COMMAND_VERBS = ("pause", "resume", "stop", "start")
+
+
+class Control:
+    """The ``ctl.bots.*`` responders of one replica."""
+
+    def __init__(self, nc: NATS, supervisor: Supervisor) -> None:
+        self._nc = nc
+        self._sup = supervisor
+        self._subs: list[Subscription] = []
+
+    async def start(self) -> None:
+        """Subscribe to every verb."""
+        for verb in QUERY_VERBS:
+            self._subs.append(await self._nc.subscribe(subjects.ctl("bots", verb), cb=self._query))
+        for verb in COMMAND_VERBS:
+
+            async def handler(msg: Msg, verb: str = verb) -> None:
+                await self._command(verb, msg)
+
+            self._subs.append(await self._nc.subscribe(subjects.ctl("bots", verb), cb=handler))
+
+    async def stop(self) -> None:
+        """Unsubscribe."""
+        for sub in self._subs:
+            await sub.unsubscribe()
+
+    async def _respond(self, msg: Msg, reply: object) -> None:
+        if msg.reply:
+            await msg.respond(encode(reply))
+
+    async def _query(self, msg: Msg) -> None:
+        try:
+            query = decode_bots_query(msg.data or b"{}")
+        except msgspec.MsgspecError as exc:
+            await self._respond(msg, ErrorReply(error="bad_request", message=str(exc)))
+            return
+        dispatcher = self._sup.dispatcher
+        if query.bot is None or query.bot in dispatcher.runners:
+            reply = BotsReply(bots=dispatcher.statuses(query.bot), host=self._sup.replica)
+            await self._respond(msg, reply)
+            return
+        await self._absent(msg, query.bot)
+
+    async def _absent(self, msg: Msg, bot: str) -> None:
+        """Answer for a bot that does not run here, if this replica is the one to."""
+        if self._sup.preferred(bot) != self._sup.replica:
+            return
+        owners = await self._sup.leases.owners()
+        if owners.get(bot) not in (None, self._sup.replica):
+            return  # its owner answers
+        await asyncio.sleep(ABSENT_GRACE_SECONDS)
+        if bot in self._sup.dispatcher.runners:
+            return
+        spec = self._sup.specs.get(bot)
+        if spec is None:
+            error = ErrorReply(error="unknown_bot", message=f"no bot {bot!r} in KV bots")
+        elif not spec.enabled:
+            error = ErrorReply(error="not_running", message=f"bot {bot!r} is disabled")
+        else:
+            error = ErrorReply(
+                error="not_running", message=f"bot {bot!r} is starting or moving; try again"
+            )
+        await self._respond(msg, error)
+
+    async def _command(self, verb: str, msg: Msg) -> None:
+        try:
+            command = decode_bot_command(msg.data or b"{}")
+        except msgspec.MsgspecError as exc:
+            await self._respond(msg, ErrorReply(error="bad_request", message=str(exc)))
+            return
+        runner = self._sup.dispatcher.runners.get(command.bot)
+        if runner is None:
+            await self._absent(msg, command.bot)
+            return
+        message = await self._apply(verb, command)
+        runner = self._sup.dispatcher.runners.get(command.bot)
+        status = runner.status(self._sup.replica) if runner is not None else None
+        log.info("bot command", extra={"bot": command.bot, "verb": verb, "result": message})
+        reply = BotCommandReply(ok=True, message=message, status=status, host=self._sup.replica)
+        await self._respond(msg, reply)
+
+    async def _apply(self, verb: str, command: BotCommand) -> str:
+        dispatcher = self._sup.dispatcher
+        runner = dispatcher.runners[command.bot]
+        before = runner.lifecycle
+        if verb == "pause":
+            dispatcher.pause(runner)
+            return "paused" if before == "running" else f"was {before}; unchanged"
+        if verb == "resume":
+            dispatcher.resume(runner)
+            return "running" if before != "running" else "already running"
+        if verb == "stop":
+            if before == "stopped":
+                return "already stopped"
+            dispatcher.stop(runner)
+            return "stopped (orders cancelled per cancel_on_exit)"
+        if command.mode == "fresh":
+            await self._sup.restart_fresh(command.bot)
+            return "started fresh (open orders cancelled, state forgotten)"
+        dispatcher.resume(runner)
+        return "running" if before != "running" else "already running"

@@ -1,0 +1,151 @@
+"""Inputs a bot needs beyond ticks and its own order events, fetched by the host.
+
+* **Account balances** (``exec.query.balances``): given to the cores that
+  ask for them (they override ``on_balances``; martingale checks its
+  worst-case capital before its first order, STRATEGIES.md §2), every few
+  seconds and as soon as such a bot starts.
+* **Group volume** (KV ``group_volume``): each volume bot's filled buy
+  notional, written by the host that runs it; every host sums them per group
+  and tells its volume bots the total and the per-user split
+  (STRATEGIES.md §4: the target is the sum over all users of the strategy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from decimal import Decimal
+
+import msgspec
+from nats.aio.client import Client as NATS
+from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
+
+from tradebus.common import subjects
+from tradebus.common.bus import request
+from tradebus.common.codec import decode_balances_reply
+from tradebus.common.messages import BalancesQuery, BalancesReply
+from tradebus.strategy.core import BotBase
+from tradebus.strategy.host import BotRunner, Dispatcher
+from tradebus.strategy.publisher import IntentPublisher
+
+log = logging.getLogger(__name__)
+
+
+class VolumeReport(msgspec.Struct, frozen=True, kw_only=True):
+    """A value of KV ``group_volume``: one bot's filled buy notional (quote asset)."""
+
+    user: str
+    volume: Decimal
+
+
+def wants_balances(runner: BotRunner) -> bool:
+    """The bot's core overrides ``on_balances``."""
+    method = getattr(type(runner.core), "on_balances", None)
+    return method is not None and method is not BotBase.on_balances
+
+
+def is_volume_bot(runner: BotRunner) -> bool:
+    """The bot takes a group volume (``on_group_volume``/``own_volume``)."""
+    return hasattr(runner.core, "on_group_volume") and hasattr(runner.core, "own_volume")
+
+
+class Balances:
+    """Polls execution for the balances of accounts whose bots want them."""
+
+    def __init__(self, nc: NATS, dispatcher: Dispatcher, interval: float) -> None:
+        self._nc = nc
+        self._dispatcher = dispatcher
+        self._interval = interval
+        self.wake = asyncio.Event()
+
+    async def run(self) -> None:
+        """Forever: fetch and hand out balances every interval or when woken."""
+        while True:
+            await self.refresh()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), self._interval)
+            self.wake.clear()
+
+    async def refresh(self) -> None:
+        """One round: ask execution once per account, give each bot of it the answer."""
+        by_account: dict[str, list[BotRunner]] = {}
+        for runner in self._dispatcher.runners.values():
+            if wants_balances(runner) and not runner.catching_up:
+                by_account.setdefault(runner.spec.account, []).append(runner)
+        for account, runners in by_account.items():
+            try:
+                raw = await request(
+                    self._nc, subjects.exec_query("balances"), BalancesQuery(account=account), 2.0
+                )
+                reply = decode_balances_reply(raw)
+            except Exception as exc:  # execution not up yet: try again next round
+                log.info("balances unavailable", extra={"account": account, "error": repr(exc)})
+                continue
+            if not isinstance(reply, BalancesReply):
+                continue
+            for balances in reply.accounts:
+                if balances.account == account:
+                    for runner in runners:
+                        self._dispatcher.call(runner, "on_balances", balances)
+
+
+class GroupVolumes:
+    """Publishes this host's volume bots' volumes and hands every group's total to them."""
+
+    def __init__(
+        self, kv: KeyValue, dispatcher: Dispatcher, publisher: IntentPublisher, interval: float
+    ) -> None:
+        self._kv = kv
+        self._dispatcher = dispatcher
+        self._publisher = publisher
+        self._interval = interval
+        self._table: dict[str, dict[str, VolumeReport]] = {}
+        self._reported: dict[str, Decimal] = {}
+
+    def totals(self, group: str) -> tuple[Decimal, dict[str, Decimal]]:
+        """``(total, by_user)`` of a group as last heard."""
+        by_user: dict[str, Decimal] = {}
+        for report in self._table.get(group, {}).values():
+            by_user[report.user] = by_user.get(report.user, Decimal(0)) + report.volume
+        return sum(by_user.values(), Decimal(0)), by_user
+
+    def _tell(self, group: str) -> None:
+        total, by_user = self.totals(group)
+        for runner in self._dispatcher.runners.values():
+            if is_volume_bot(runner) and runner.core.ctx.group == group:
+                self._dispatcher.call(runner, "on_group_volume", total, by_user)
+
+    async def watch(self) -> None:
+        """Follow KV ``group_volume`` forever."""
+        watcher = await self._kv.watchall()
+        async for entry in watcher:
+            if entry is None:
+                continue
+            group, _, bot = entry.key.partition(".")
+            if entry.operation in (KV_DEL, KV_PURGE) or not entry.value:
+                self._table.get(group, {}).pop(bot, None)
+            else:
+                try:
+                    self._table.setdefault(group, {})[bot] = msgspec.json.decode(
+                        entry.value, type=VolumeReport
+                    )
+                except msgspec.DecodeError:
+                    continue
+            self._tell(group)
+
+    async def report(self) -> None:
+        """Forever: publish each local volume bot's volume when it changed."""
+        while True:
+            for runner in self._dispatcher.runners.values():
+                if not is_volume_bot(runner) or runner.catching_up:
+                    continue
+                volume = runner.core.own_volume()
+                if self._reported.get(runner.bot) != volume:
+                    self._reported[runner.bot] = volume
+                    report = VolumeReport(user=runner.spec.user, volume=volume)
+                    key = subjects.group_volume_key(runner.core.ctx.group, runner.bot)
+                    self._publisher.put_kv(
+                        subjects.KV_GROUP_VOLUME, key, msgspec.json.encode(report)
+                    )
+            await asyncio.sleep(self._interval)

@@ -1,0 +1,192 @@
+"""The strategy catalogue, bot specs, and turning a spec into a running core.
+
+A :class:`BotSpec` is one bot fully resolved: who, where, which strategy, and
+the strategy's parameters as plain JSON values. It is what the bot file
+resolves to, what ``tradebus bots apply`` writes to KV ``bots``, and what a
+strategy host reads back to build the bot.
+
+Validation names the field of every problem; the bot file maps each field
+back to the line of YAML it came from (:mod:`tradebus.strategy.botfile`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+import msgspec
+
+from tradebus.common.markets import MarketCatalog
+from tradebus.common.subjects import MANUAL_SOURCE, TOKEN_PATTERN
+from tradebus.strategy.core import BotContext, Strategy
+from tradebus.strategy.ladder import LadderBot, LadderParams
+from tradebus.strategy.martingale import MartingaleBot, MartingaleParams
+from tradebus.strategy.spread import SpreadBot, SpreadParams
+from tradebus.strategy.volume import VolumeBot, VolumeParams
+
+
+class BotSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One resolved bot.
+
+    ``group`` is the strategy block of the bot file it came from (bots of one
+    group share a volume target); ``symbol`` is the market of single-market
+    strategies (``spread`` names its two in ``params``); ``params`` holds the
+    strategy's parameters as JSON values (money as strings).
+    """
+
+    id: str
+    user: str
+    account: str
+    strategy: str
+    venue: str
+    symbol: str | None = None
+    group: str = ""
+    params: dict[str, Any] = {}
+    enabled: bool = True
+
+    @property
+    def group_name(self) -> str:
+        """``group``, or the strategy name when the spec has none."""
+        return self.group or self.strategy
+
+
+class StrategyKind(NamedTuple):
+    """A strategy: its parameter struct, its core, and which symbols a bot trades."""
+
+    params: type[Any]
+    bot: type[Any]
+    symbols: Callable[[BotSpec, Any], list[str]]
+
+
+def _own_symbol(spec: BotSpec, params: Any) -> list[str]:
+    return [spec.symbol] if spec.symbol else []
+
+
+STRATEGIES: dict[str, StrategyKind] = {
+    "ladder": StrategyKind(LadderParams, LadderBot, _own_symbol),
+    "martingale": StrategyKind(MartingaleParams, MartingaleBot, _own_symbol),
+    "spread": StrategyKind(SpreadParams, SpreadBot, lambda spec, p: p.symbols()),
+    "volume": StrategyKind(VolumeParams, VolumeBot, _own_symbol),
+}
+"""Strategy name -> kind (STRATEGIES.md §1-§4)."""
+
+BOT_FIELDS = ("id", "user", "account", "venue", "symbol")
+"""Spec fields that must be subject tokens."""
+
+
+def param_fields(strategy: str) -> set[str]:
+    """Names of the parameters of ``strategy`` (empty for an unknown one)."""
+    kind = STRATEGIES.get(strategy)
+    if kind is None:
+        return set()
+    return {f.name for f in msgspec.structs.fields(kind.params)}
+
+
+def typed_params(strategy: str, params: dict[str, Any]) -> tuple[Any, list[tuple[str, str]]]:
+    """Convert ``params`` to the strategy's parameter struct, checking every field.
+
+    Returns ``(params or None, problems)`` where each problem is
+    ``(field path, message)`` and field paths are relative to ``params``.
+    Every field is converted on its own, so all type errors show at once.
+    """
+    kind = STRATEGIES[strategy]
+    problems: list[tuple[str, str]] = []
+    fields = {f.name: f for f in msgspec.structs.fields(kind.params)}
+    for name in params:
+        if name not in fields:
+            problems.append((name, f"unknown parameter of {strategy}"))
+    for name, field in fields.items():
+        if name not in params:
+            if field.required:
+                problems.append((name, "required"))
+            continue
+        try:
+            msgspec.convert(params[name], field.type, strict=False)
+        except msgspec.ValidationError as exc:
+            where = str(exc).rsplit(" - at `$", 1)
+            suffix = where[1].rstrip("`") if len(where) == 2 else ""
+            problems.append((f"{name}{suffix}", where[0]))
+    if problems:
+        return None, problems
+    typed = msgspec.convert(params, kind.params, strict=False)
+    return typed, list(typed.problems())
+
+
+def spec_problems(spec: BotSpec, catalog: MarketCatalog) -> list[tuple[str, str]]:
+    """Every problem of one spec as ``(field path, message)``; empty when valid.
+
+    Paths: ``id``, ``account``, ``symbol``, ``strategy``, ``params.<name>``.
+    """
+    problems: list[tuple[str, str]] = []
+    for field in BOT_FIELDS:
+        value = getattr(spec, field)
+        if value is not None and not TOKEN_PATTERN.match(value):
+            problems.append((field, f"must match {TOKEN_PATTERN.pattern} (got {value!r})"))
+    if spec.id == MANUAL_SOURCE:
+        problems.append(("id", f"{MANUAL_SOURCE!r} is reserved for manual orders"))
+    kind = STRATEGIES.get(spec.strategy)
+    if kind is None:
+        known = ", ".join(sorted(STRATEGIES))
+        return [*problems, ("strategy", f"unknown strategy {spec.strategy!r} (known: {known})")]
+    params, param_problems = typed_params(spec.strategy, spec.params)
+    problems += [(f"params.{f}", m) for f, m in param_problems]
+    if params is None:
+        return problems
+    symbols = kind.symbols(spec, params)
+    if not symbols:
+        problems.append(("symbol", "required"))
+    for symbol in symbols:
+        if (spec.venue, symbol) not in catalog:
+            field = "symbol" if spec.symbol == symbol else "params"
+            problems.append((field, f"no market {spec.venue}:{symbol} in the markets file"))
+    return problems
+
+
+def validate_specs(specs: list[BotSpec], catalog: MarketCatalog) -> list[tuple[int, str, str]]:
+    """Problems of a list of specs as ``(index, field path, message)``, duplicates included."""
+    out: list[tuple[int, str, str]] = []
+    seen: set[str] = set()
+    for i, spec in enumerate(specs):
+        if spec.id in seen:
+            out.append((i, "id", f"duplicate bot id {spec.id!r}"))
+        seen.add(spec.id)
+        out += [(i, f, m) for f, m in spec_problems(spec, catalog)]
+    return out
+
+
+def build_bot(spec: BotSpec, catalog: MarketCatalog, run: int = 1) -> Strategy:
+    """The core for a valid ``spec`` in run ``run``.
+
+    Raises
+    ------
+    ValueError
+        If the spec is invalid (the message lists the problems).
+    """
+    problems = spec_problems(spec, catalog)
+    if problems:
+        raise ValueError("; ".join(f"{f}: {m}" for f, m in problems))
+    kind = STRATEGIES[spec.strategy]
+    params, _ = typed_params(spec.strategy, spec.params)
+    markets = tuple(catalog.get(spec.venue, s) for s in kind.symbols(spec, params))
+    ctx = BotContext(
+        bot=spec.id,
+        user=spec.user,
+        account=spec.account,
+        strategy=spec.strategy,
+        venue=spec.venue,
+        market=markets[0],
+        markets=markets,
+        run=run,
+        group=spec.group_name,
+    )
+    return kind.bot(ctx, params)
+
+
+def _decimal_text(value: Any) -> Any:
+    return str(value) if isinstance(value, (Decimal, float)) else value
+
+
+def normalize_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Money as text (YAML floats and Decimals become strings), so specs compare exactly."""
+    return {k: _decimal_text(v) for k, v in params.items()}

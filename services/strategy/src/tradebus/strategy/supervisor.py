@@ -1,0 +1,335 @@
+"""Which bots this host replica runs, and their starts, resumes, moves and stops.
+
+The supervisor watches KV ``bots`` (specs), takes and renews leases
+(:mod:`tradebus.strategy.leases`), and for each bot it should run:
+
+* **resume** when KV ``bot_state`` has a record: restore the snapshot, replay
+  the bot's ``exec.evt`` events after the record's stream sequence (live
+  events arriving meanwhile are buffered), then re-send the intents still
+  unanswered. No fill is lost (every event after the snapshot is replayed)
+  and no order is placed twice (intent ids are deterministic; JetStream and
+  the ledger keep one order per id).
+* **fresh** otherwise, or when asked: a new run number (the revision of the
+  new record), the bot's open orders from earlier runs cancelled.
+
+It also hands bots over to a replica that should run them (final snapshot,
+then release), retires removed or disabled bots (cancels per
+``cancel_on_exit``), applies changed parameters to a running bot (state
+kept) and restarts it fresh when its market, account or strategy changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+import msgspec
+from nats.js import JetStreamContext
+from nats.js.errors import KeyNotFoundError, NotFoundError
+from nats.js.kv import KV_DEL, KV_PURGE
+
+from tradebus.common import subjects
+from tradebus.common.codec import decode_event, encode
+from tradebus.common.markets import MarketCatalog
+from tradebus.common.messages import CancelAll
+from tradebus.strategy.host import BotRunner, Dispatcher, HostMetrics
+from tradebus.strategy.kvstore import BotRecord, Buckets, decode_record, decode_spec
+from tradebus.strategy.leases import Leases, preferred_owner
+from tradebus.strategy.publisher import IntentPublisher
+from tradebus.strategy.registry import BotSpec, build_bot
+
+log = logging.getLogger(__name__)
+
+STABLE_BEATS = 2
+"""A replica must have been seen this many heartbeats before bots move to it."""
+
+
+def identity(spec: BotSpec) -> tuple[object, ...]:
+    """What a bot *is*: changing any of it restarts the bot fresh; params may change live."""
+    return (spec.user, spec.account, spec.strategy, spec.venue, spec.symbol, spec.group_name)
+
+
+class Supervisor:
+    """Runs this replica's share of the bots (see module docstring).
+
+    Parameters
+    ----------
+    js, buckets
+        JetStream context and the KV buckets.
+    dispatcher, publisher
+        Where bots run and where their intents and snapshots go.
+    catalog
+        Markets, to build bots.
+    metrics
+        Host metrics.
+    replica
+        This replica's id.
+    subscribe, unsubscribe
+        Open/close the market data subscription of a ``(venue, symbol)``.
+    """
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        buckets: Buckets,
+        dispatcher: Dispatcher,
+        publisher: IntentPublisher,
+        catalog: MarketCatalog,
+        metrics: HostMetrics,
+        replica: str,
+        subscribe: Callable[[tuple[str, str]], object],
+        unsubscribe: Callable[[tuple[str, str]], object],
+    ) -> None:
+        self._js = js
+        self._b = buckets
+        self.dispatcher = dispatcher
+        self._publisher = publisher
+        self._catalog = catalog
+        self._metrics = metrics
+        self.replica = replica
+        self._subscribe = subscribe
+        self._unsubscribe = unsubscribe
+        self.leases = Leases(buckets.leases, replica)
+        self.specs: dict[str, BotSpec] = {}
+        self.specs_ready = asyncio.Event()
+        self.live: set[str] = {replica}
+        self._first_seen: dict[str, int] = {}
+        self.beats = 0
+        self.lock = asyncio.Lock()
+        self.wake = asyncio.Event()
+        self.started = asyncio.Event()
+
+    # ------------------------------------------------------------ assignment
+    def preferred(self, bot: str) -> str | None:
+        """The live replica that should run ``bot``."""
+        return preferred_owner(bot, self.live)
+
+    def _stable(self, replica: str) -> bool:
+        return self.beats - self._first_seen.get(replica, self.beats) >= STABLE_BEATS
+
+    async def watch_specs(self) -> None:
+        """Follow KV ``bots`` forever; wake the reconciliation on every change."""
+        watcher = await self._b.bots.watchall()
+        async for entry in watcher:
+            if entry is None:
+                self.specs_ready.set()
+                continue
+            if entry.operation in (KV_DEL, KV_PURGE) or not entry.value:
+                self.specs.pop(entry.key, None)
+            else:
+                try:
+                    self.specs[entry.key] = decode_spec(entry.value)
+                except msgspec.DecodeError:
+                    log.error("undecodable bot spec", extra={"bot": entry.key})
+                    continue
+            if self.specs_ready.is_set():
+                self.wake.set()
+
+    async def beat(self) -> None:
+        """Heartbeat, renew leases (dropping lost bots), refresh the live replicas."""
+        self.beats += 1
+        await self.leases.beat()
+        for bot in await self.leases.renew():
+            await self._drop(bot)
+        self.live = await self.leases.live_replicas()
+        for replica in self.live:
+            self._first_seen.setdefault(replica, self.beats)
+        self._metrics.leases.set(len(self.leases.held))
+
+    async def reconcile(self) -> None:
+        """Bring this replica's bots in line with the specs and the live replicas."""
+        async with self.lock:
+            for bot, runner in list(self.dispatcher.runners.items()):
+                spec = self.specs.get(bot)
+                owner = self.preferred(bot)
+                if spec is None or not spec.enabled:
+                    await self._retire(bot, removed=spec is None)
+                elif spec != runner.spec:
+                    await self._update(runner, spec)
+                elif owner != self.replica and owner is not None and self._stable(owner):
+                    await self._hand_over(bot)
+            if self.beats < STABLE_BEATS:  # let replicas starting with us show up first
+                return
+            for bot, spec in sorted(self.specs.items()):
+                if not spec.enabled or bot in self.dispatcher.runners:
+                    continue
+                if self.preferred(bot) == self.replica and await self.leases.claim(bot):
+                    await self.start_bot(spec)
+            self._metrics.leases.set(len(self.leases.held))
+            self.started.set()
+
+    # ------------------------------------------------------------- start/stop
+    async def start_bot(self, spec: BotSpec, fresh: bool = False) -> BotRunner:
+        """Run ``spec`` here (lease already held): resume it, or start it fresh."""
+        try:
+            entry = await self._b.state.get(spec.id)
+            record, revision = decode_record(entry.value), entry.revision
+        except (KeyNotFoundError, msgspec.DecodeError):
+            record, revision = None, 0
+        if record is None or fresh or record.strategy != spec.strategy:
+            return await self._start_fresh(spec, cancel_previous=record is not None or fresh)
+        return await self._resume(spec, record, revision)
+
+    async def _start_fresh(self, spec: BotSpec, cancel_previous: bool) -> BotRunner:
+        run = await self._b.state.put(spec.id, encode(BotRecord(strategy=spec.strategy, run=0)))
+        info = await self._js.stream_info(subjects.STREAM_EXEC)
+        runner = BotRunner(build_bot(spec, self._catalog, run), spec, event_seq=info.state.last_seq)
+        self._add(runner)
+        if cancel_previous:  # orders an earlier run left open at the venue
+            cancel = CancelAll(
+                intent_id=f"{spec.id}:{run}.0:cancel-all", account=spec.account, scope="source"
+            )
+            self._publisher.submit(runner.subject, cancel, None)
+        self.dispatcher.save(runner)
+        self._metrics.resumes.labels(mode="fresh").inc()
+        log.info("bot started fresh", extra={"bot": spec.id, "run": run})
+        return runner
+
+    async def _resume(self, spec: BotSpec, record: BotRecord, revision: int) -> BotRunner:
+        core = build_bot(spec, self._catalog, record.run or revision)
+        if record.snapshot is not None:
+            core.restore(record.snapshot)
+        runner = BotRunner(
+            core, spec, lifecycle=record.lifecycle, event_seq=record.event_seq, catching_up=True
+        )
+        self._add(runner)
+        replayed = 0
+        seq = record.event_seq + 1
+        filter_subject = subjects.exec_evt(spec.user, spec.id)
+        while True:
+            try:
+                msg = await self._js.get_msg(
+                    subjects.STREAM_EXEC, seq=seq, subject=filter_subject, next=True
+                )
+            except NotFoundError:
+                break
+            if msg.seq is None or msg.data is None:
+                break
+            try:
+                event = decode_event(msg.data)
+            except msgspec.DecodeError:
+                seq = msg.seq + 1
+                continue
+            self.dispatcher.apply_event(runner, msg.seq, event)
+            replayed += 1
+            seq = msg.seq + 1
+        self.dispatcher.finish_catch_up(runner)
+        self._metrics.resumes.labels(mode="resume").inc()
+        log.info(
+            "bot resumed",
+            extra={
+                "bot": spec.id,
+                "run": core.ctx.run,
+                "from_seq": record.event_seq,
+                "replayed": replayed,
+                "lifecycle": record.lifecycle,
+            },
+        )
+        return runner
+
+    def _add(self, runner: BotRunner) -> None:
+        for market in self.dispatcher.add(runner):
+            self._subscribe(market)
+
+    def _remove(self, bot: str) -> BotRunner | None:
+        runner, empty = self.dispatcher.remove(bot)
+        for market in empty:
+            self._unsubscribe(market)
+        return runner
+
+    async def _drop(self, bot: str) -> None:
+        """The lease was lost: stop running the bot at once, touching nothing."""
+        self._remove(bot)
+        log.warning("bot dropped: lease lost", extra={"bot": bot})
+
+    async def _hand_over(self, bot: str) -> None:
+        """Move a bot to the replica that should run it: final snapshot, then release."""
+        runner = self._remove(bot)
+        if runner is None:
+            return
+        await self._publisher.drain(5.0)
+        await self._b.state.put(bot, runner.record())
+        await self.leases.release(bot)
+        log.info("bot handed over", extra={"bot": bot, "to": self.preferred(bot)})
+
+    async def _retire(self, bot: str, removed: bool) -> None:
+        """Stop a removed or disabled bot (cancels per ``cancel_on_exit``) and release it."""
+        runner = self.dispatcher.runners.get(bot)
+        if runner is None:
+            return
+        self.dispatcher.stop(runner, persist=False)
+        self._remove(bot)
+        await self._publisher.drain(5.0)
+        if removed:
+            with contextlib.suppress(KeyNotFoundError):
+                await self._b.state.delete(bot)
+        await self.leases.release(bot)
+        log.info("bot retired", extra={"bot": bot, "removed": removed})
+
+    async def _update(self, runner: BotRunner, spec: BotSpec) -> None:
+        """New parameters apply live, state kept; a new identity restarts the bot fresh."""
+        if identity(spec) != identity(runner.spec):
+            self.dispatcher.stop(runner, persist=False)
+            self._remove(runner.bot)
+            await self.start_bot(spec, fresh=True)
+            return
+        core = build_bot(spec, self._catalog, runner.core.ctx.run)
+        if [m.symbol for m in core.ctx.all_markets()] != [
+            m.symbol for m in runner.core.ctx.all_markets()
+        ]:
+            self.dispatcher.stop(runner, persist=False)
+            self._remove(runner.bot)
+            await self.start_bot(spec, fresh=True)
+            return
+        core.restore(runner.core.snapshot())
+        runner.core = core
+        runner.spec = spec
+        self.dispatcher.save(runner)
+        log.info("bot parameters updated", extra={"bot": spec.id})
+
+    async def restart_fresh(self, bot: str) -> BotRunner | None:
+        """``ctl.bots.start`` with ``mode=fresh`` for a bot running here."""
+        async with self.lock:
+            runner = self.dispatcher.runners.get(bot)
+            spec = self.specs.get(bot)
+            if runner is None or spec is None:
+                return None
+            self._remove(bot)
+            return await self.start_bot(spec, fresh=True)
+
+    async def shutdown(self, stop_timeout: float) -> int:
+        """Leave: hand the bots to other live replicas, or, as the last one, stop them.
+
+        Returns the number of orders still open when giving up waiting.
+        """
+        async with self.lock:
+            await self.beat()
+            others = self.live - {self.replica}
+            left = 0
+            if others:
+                for bot in list(self.dispatcher.runners):
+                    await self._hand_over(bot)
+            else:
+                self.dispatcher.stop_all()
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + stop_timeout
+                await self._publisher.drain(stop_timeout)
+                while self.dispatcher.open_orders() and loop.time() < deadline:
+                    await asyncio.sleep(0.05)
+                left = self.dispatcher.open_orders()
+            await self.leases.leave()
+            return left
+
+    def save_dirty(self) -> None:
+        """Queue a snapshot of every bot whose state changed since its last one."""
+        for runner in self.dispatcher.runners.values():
+            if runner.dirty and not runner.catching_up:
+                self.dispatcher.save(runner)
+
+    async def wait_next_beat(self, seconds: float) -> None:
+        """Sleep until the next heartbeat or an earlier wake-up (a spec changed)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), seconds)
+        self.wake.clear()
