@@ -25,12 +25,15 @@ from tests.support.binance_ws import BinanceWsServer
 from tests.support.data import raw_feed_files
 from tradebus.common import subjects
 from tradebus.common.codec import decode_event, decode_market
+from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.messages import OrderAccepted, OrderFilled, QuoteTick, TradeTick
 from tradebus.marketdata.sources import read_frames
+from tradebus.strategy.botfile import load_specs
 
 REPO = Path(__file__).resolve().parents[2]
 TRADEBUS = str(Path(sys.executable).parent / "tradebus")
-BOT_IDS = re.findall(r"- id: (\S+)", (REPO / "deploy/config/bots.yaml").read_text())
+SPECS = load_specs(REPO / "deploy/config/bots.yaml", MarketCatalog.load(default_markets_path()))
+BOT_IDS = [s.id for s in SPECS]
 
 
 def recorded_ticks(files: list[Path]) -> dict[tuple[str, str], set[str]]:
@@ -105,7 +108,15 @@ async def test_demo_replays_the_recorded_data_end_to_end(
         timeout=600,
     )
     assert code == 0, output
-    assert "== bots ==" in output and all(bot in output for bot in BOT_IDS), output
+    assert "== bot status ==" in output and all(bot in output for bot in BOT_IDS), output
+    # all four strategies ran for several users, each showing its status block
+    assert {s.strategy for s in SPECS} == {"ladder", "martingale", "spread", "volume"}
+    status = output.split("== bot status ==", 1)[1].split("== reconciliation ==", 1)[0]
+    for spec in SPECS:
+        line = next(ln for ln in status.splitlines() if ln.strip().startswith(spec.id + " ["))
+        assert f"[{spec.strategy} " in line, line
+    assert "worst_case_capital=" in status and "progress_pct=" in status
+    assert "spread_pct=" in status
 
     # every quote and trade line of the files was published exactly once
     expected = recorded_ticks(raw_feed_files(data_dir))
@@ -157,6 +168,7 @@ async def test_demo_replays_the_recorded_data_end_to_end(
             "alice-paper": "ok",
             "bob-paper": "ok",
             "carol-paper": "ok",
+            "dave-perp": "ok",
         }
         fill_ids = [r["trade_id"] for r in await conn.fetch("SELECT trade_id FROM fills")]
     finally:

@@ -28,10 +28,11 @@ import msgspec
 
 from tradebus.cli.processes import total
 from tradebus.cli.stack import LocalStack, StackError
-from tradebus.cli.summary import ledger_summary, render_bots, render_recon
+from tradebus.cli.summary import ledger_summary, render_bots, render_recon, render_statuses
 from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.messages import BotStatus, ReconReport
-from tradebus.strategy.botfile import load_bots
+from tradebus.strategy.botfile import load_specs
+from tradebus.strategy.registry import build_bot
 
 BINANCE_WS_URL = "wss://stream.binance.com:9443/stream"
 
@@ -110,7 +111,9 @@ class Demo:
         stack.start_service("execution", {**db, "TRADEBUS_ACCOUNTS_FILE": str(opts.accounts)})
         interval = {"TRADEBUS_INTERVAL_SECONDS": str(opts.recon_interval)}
         stack.start_service("reconciler", {**db, **interval})
-        stack.start_service("strategy", {"TRADEBUS_BOTS_FILE": str(opts.bots)})
+        stack.start_service(
+            "strategy", {"TRADEBUS_BOTS_FILE": str(opts.bots), "TRADEBUS_HEARTBEAT_SECONDS": "0.5"}
+        )
         await stack.wait_ready("execution", "strategy")
         feed = {
             "TRADEBUS_SYMBOLS": ",".join(symbols),
@@ -260,8 +263,9 @@ async def run_demo(opts: DemoOptions) -> int:
     StackError
         Before anything starts: offline without ``--data``, or no recordings in it.
     """
-    bots = load_bots(opts.bots, MarketCatalog.load(default_markets_path()))
-    symbols = sorted({b.ctx.market.symbol for b in bots})
+    catalog = MarketCatalog.load(default_markets_path())
+    bots = [build_bot(spec, catalog) for spec in load_specs(opts.bots, catalog)]
+    symbols = sorted({m.symbol for b in bots for m in b.ctx.all_markets()})
     if opts.data is None:
         check_online(opts.binance_ws_url)
     else:
@@ -283,7 +287,9 @@ async def run_demo(opts: DemoOptions) -> int:
     statuses, reports, codes = await demo.shutdown()
     table = await _summary(stack.database_url, statuses) if stack.services else ""
     await stack.close()
-    say("\n== bots ==\n" + (table or "(nothing ran)"))
+    say("\n== bots (ledger) ==\n" + (table or "(nothing ran)"))
+    if statuses:
+        say("\n== bot status ==\n" + render_statuses(list(statuses.values())))
     say("\n== reconciliation ==\n" + (render_recon(reports) if reports else "(no report)"))
     bad_exits = {n: c for n, c in codes.items() if c not in (0, None)}
     if bad_exits:

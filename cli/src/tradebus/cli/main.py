@@ -3,6 +3,10 @@
 ``tradebus demo [--data DIR] [--duration SECONDS]`` runs the whole stack locally
 (see :mod:`tradebus.cli.demo`). ``NATS_URL`` and ``DATABASE_URL`` make it use
 existing servers instead of starting its own.
+
+``tradebus bots apply|list|status|pause|resume|stop|start`` and
+``tradebus intent place|cancel`` control a running stack over NATS
+(see :mod:`tradebus.cli.botctl`); ``--nats-url`` or ``NATS_URL`` says where.
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ import os
 import sys
 from pathlib import Path
 
+import msgspec
+
+from tradebus.cli import botctl
 from tradebus.cli.demo import BINANCE_WS_URL, DemoOptions, run_demo
 from tradebus.cli.stack import StackError
 from tradebus.common.config import ConfigError
@@ -45,12 +52,107 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     )
 
 
+def _common(p: argparse.ArgumentParser, json_flag: bool = True) -> None:
+    p.add_argument(
+        "--nats-url",
+        default=os.environ.get("NATS_URL") or "nats://127.0.0.1:4222",
+        help="NATS server (default: $NATS_URL or nats://127.0.0.1:4222)",
+    )
+    if json_flag:
+        p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _bots_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("bots", help="apply bot files; list, inspect and control bots")
+    verbs = p.add_subparsers(dest="verb", required=True)
+    apply = verbs.add_parser("apply", help="validate a bot file and write it to KV bots")
+    apply.add_argument("-f", "--file", type=Path, required=True, help="layered bot YAML")
+    apply.add_argument("--markets", type=Path, help="markets YAML (default: the shipped one)")
+    apply.add_argument("--dry-run", action="store_true", help="show the changes only")
+    apply.add_argument("--no-prune", action="store_true", help="keep bots that are not in the file")
+    _common(apply)
+    lst = verbs.add_parser("list", help="every bot on every host, one line each")
+    lst.add_argument("--user", help="only this user's bots")
+    _common(lst)
+    status = verbs.add_parser("status", help="the status block of one bot")
+    status.add_argument("bot")
+    _common(status)
+    for verb, text in (
+        ("pause", "stop placing new orders; keep the open ones"),
+        ("resume", "trade again after pause or stop"),
+        ("stop", "stop; cancel open orders if cancel_on_exit"),
+        ("start", "start a stopped bot (resume its state, or --fresh)"),
+    ):
+        cmd = verbs.add_parser(verb, help=text)
+        cmd.add_argument("bot")
+        if verb == "start":
+            cmd.add_argument(
+                "--fresh", action="store_true", help="cancel its orders and forget its state"
+            )
+        _common(cmd)
+
+
+def _intent_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("intent", help="send a manual order intent (intent.<user>.manual)")
+    verbs = p.add_subparsers(dest="verb", required=True)
+    place = verbs.add_parser("place", help="place an order")
+    cancel = verbs.add_parser("cancel", help="cancel an order (or --all of yours)")
+    for cmd in (place, cancel):
+        cmd.add_argument("--user", required=True)
+        cmd.add_argument("--account", required=True)
+        cmd.add_argument("--id", help="intent id (default: a new unique one)")
+        cmd.add_argument("--wait", type=float, default=5.0, help="seconds to wait for answers")
+        _common(cmd)
+    place.add_argument("--symbol", required=True)
+    place.add_argument("--side", choices=["buy", "sell"], required=True)
+    place.add_argument("--qty", required=True, help="quantity in the base asset")
+    place.add_argument("--price", help="limit price (worst price for --type market)")
+    place.add_argument("--type", choices=["limit", "market"], default="limit")
+    target = cancel.add_mutually_exclusive_group(required=True)
+    target.add_argument("--target", help="intent id of the order to cancel")
+    target.add_argument("--all", action="store_true", help="every open manual order")
+    cancel.add_argument("--symbol", help="with --all: only this symbol")
+
+
+def _run_bots(args: argparse.Namespace) -> int:
+    url = args.nats_url
+    if args.verb == "apply":
+        coro = botctl.apply_file(
+            url, args.file, args.markets, args.dry_run, not args.no_prune, args.json
+        )
+    elif args.verb == "list":
+        coro = botctl.list_bots(url, args.user, args.json)
+    elif args.verb == "status":
+        coro = botctl.bot_status(url, args.bot, args.json)
+    else:
+        fresh = getattr(args, "fresh", False)
+        coro = botctl.command_bot(url, args.verb, args.bot, fresh, args.json)
+    return botctl.run(coro)
+
+
+def _run_intent(args: argparse.Namespace) -> int:
+    try:
+        intent = botctl.place_intent(args) if args.verb == "place" else botctl.cancel_intent(args)
+    except (ArithmeticError, ValueError, msgspec.ValidationError) as exc:
+        print(f"tradebus intent: {exc}", file=sys.stderr)
+        return 2
+    return botctl.run(botctl.send_intent(args.nats_url, args.user, intent, args.wait, args.json))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line and run the subcommand."""
     parser = argparse.ArgumentParser(prog="tradebus", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _demo_parser(sub)
+    _bots_parser(sub)
+    _intent_parser(sub)
     args = parser.parse_args(argv)
+    if args.command in ("bots", "intent"):
+        try:
+            sys.exit(_run_bots(args) if args.command == "bots" else _run_intent(args))
+        except ConfigError as exc:
+            print(f"tradebus {args.command}: {exc}", file=sys.stderr)
+            sys.exit(2)
     if args.command == "demo":
         for path in (args.bots, args.accounts):
             if not path.is_file():

@@ -64,17 +64,27 @@ class ServiceProcess:
     Parameters
     ----------
     name
-        Service name (``marketdata``); runs console script ``tradebus-<name>``.
+        Instance name (``marketdata``, ``strategy-2``): its log is ``<name>.log``.
     env
         Its ``TRADEBUS_*`` settings.
     log_dir
         Where ``<name>.log`` goes.
     metrics_port
         Its ``TRADEBUS_METRICS_PORT`` (added to ``env``).
+    service
+        Which service it runs (console script ``tradebus-<service>``); default ``name``.
     """
 
-    def __init__(self, name: str, env: dict[str, str], log_dir: Path, metrics_port: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        env: dict[str, str],
+        log_dir: Path,
+        metrics_port: int,
+        service: str | None = None,
+    ) -> None:
         self.name = name
+        self.service = service or name
         self.metrics_port = metrics_port
         self.env = {**env, "TRADEBUS_METRICS_PORT": str(metrics_port)}
         self.log_path = log_dir / f"{name}.log"
@@ -85,7 +95,7 @@ class ServiceProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [entry_point(f"tradebus-{self.name}")],
+                [entry_point(f"tradebus-{self.service}")],
                 env={**_clean_env(), **self.env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -106,8 +116,8 @@ class ServiceProcess:
         return scrape(self.metrics_port)
 
     def is_ready(self) -> bool:
-        """True once it reports ``tradebus_<name>_ready 1``."""
-        return total(self.metrics(), f"tradebus_{self.name}_ready") >= 1
+        """True once it reports ``tradebus_<service>_ready 1``."""
+        return total(self.metrics(), f"tradebus_{self.service}_ready") >= 1
 
     def peak_rss_kib(self) -> int | None:
         """Peak resident set size (``VmHWM``) in KiB while it runs; None if unknown."""

@@ -23,6 +23,7 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NATS
 
+from tradebus.cli.botctl import gather_statuses
 from tradebus.cli.localstack import (
     LocalNats,
     LocalPostgres,
@@ -33,9 +34,9 @@ from tradebus.cli.localstack import (
 from tradebus.cli.processes import ServiceProcess, entry_point
 from tradebus.common import subjects
 from tradebus.common.bus import request
-from tradebus.common.codec import decode_bots_reply, decode_recon_run_reply
+from tradebus.common.codec import decode_recon_run_reply
 from tradebus.common.config import redact_url
-from tradebus.common.messages import BotsQuery, BotStatus, ReconReport, ReconRunRequest
+from tradebus.common.messages import BotStatus, ReconReport, ReconRunRequest
 
 LOCAL_DATABASE = "tradebus"
 
@@ -126,7 +127,13 @@ class LocalStack:
         """
         self.nc = await nats.connect(self.nats_url, name="tradebus-cli", max_reconnect_attempts=-1)
         js = self.nc.jetstream()
-        for stream in subjects.STREAM_SUBJECTS:
+        buckets = (
+            subjects.KV_BOTS,
+            subjects.KV_BOT_STATE,
+            subjects.KV_LEASES,
+            subjects.KV_GROUP_VOLUME,
+        )
+        for stream in [*subjects.STREAM_SUBJECTS, *(f"KV_{b}" for b in buckets)]:
             try:
                 info = await js.stream_info(stream)
             except nats.js.errors.NotFoundError:
@@ -229,14 +236,10 @@ class LocalStack:
         return (info.num_pending or 0) + (info.num_ack_pending or 0)
 
     async def bot_statuses(self) -> dict[str, BotStatus]:
-        """Every bot's status block, asked of the strategy host over ``ctl.bots.status``."""
+        """Every bot's status block, gathered from every strategy host (``ctl.bots.list``)."""
         assert self.nc is not None
-        try:
-            raw = await request(self.nc, subjects.ctl("bots", "status"), BotsQuery(), timeout=5)
-        except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
-            return {}
-        reply = decode_bots_reply(raw)
-        return {s.bot: s for s in getattr(reply, "bots", [])}
+        replies = await gather_statuses(self.nc)
+        return {s.bot: s for reply in replies for s in reply.bots}
 
     async def reconcile_now(self, attempts: int = 3) -> list[ReconReport]:
         """Ask the reconciler for a run now (``ctl.recon.run``); empty if it cannot answer."""

@@ -12,6 +12,7 @@ from decimal import Decimal
 import asyncpg
 import msgspec
 
+from tradebus.cli.tables import render_table
 from tradebus.common.messages import BotStatus, ReconReport
 from tradebus.common.positions import Position
 
@@ -144,7 +145,7 @@ def render_bots(rows: list[BotSummary]) -> str:
             _fmt(fees, 4),
         )
     )
-    return _table(table, right_from=4)
+    return render_table(table[0], table[1:], right_from=4)
 
 
 def render_recon(reports: list[ReconReport]) -> str:
@@ -163,18 +164,21 @@ def render_recon(reports: list[ReconReport]) -> str:
                     f"{row.tolerance.normalize():f}",
                 )
             )
-    return _table(table, right_from=3)
+    return render_table(table[0], table[1:], right_from=3)
 
 
-def _table(rows: list[tuple[str, ...]], right_from: int) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = []
-    for n, row in enumerate(rows):
-        cells = [
-            cell.rjust(widths[i]) if i >= right_from else cell.ljust(widths[i])
-            for i, cell in enumerate(row)
-        ]
-        lines.append("  ".join(cells).rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
+def render_statuses(statuses: list[BotStatus]) -> str:
+    """Every bot's status block: the common columns, then each bot's own details."""
+    from tradebus.cli.botctl import bots_table
+
+    lines = [bots_table(statuses)]
+    for s in sorted(statuses, key=lambda s: (s.user, s.bot)):
+        extra = ", ".join(f"{k}={v}" for k, v in sorted(s.details.items()))
+        pct = f"take-profit {s.take_profit_progress_pct:.0f}%"
+        line = f"  {s.bot} [{s.strategy} {s.phase}]: {pct}"
+        if extra:
+            line += f"; {extra}"
+        if s.error:
+            line += f"; error: {s.error}"
+        lines.append(line)
     return "\n".join(lines)
