@@ -7,8 +7,10 @@ turns ticks into intents with ``Nats-Msg-Id`` = intent id, answers the
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import msgspec
 import nats
 from nats.aio.client import Client as NATS
 
@@ -152,3 +154,87 @@ async def _last_price(nc: NATS, bot: str, price: int) -> bool:
 
 async def _bots_are(nc: NATS, bots: set[str]) -> bool:
     return set(await statuses(nc)) == bots
+
+
+README_BOTS = """
+defaults: {venue: binance}
+strategies:
+  ladder-btc: {strategy: ladder, symbol: BTCUSDT, total_quote: "1000", order_count: 4,
+               max_drop_pct: "1", take_profit_pct: "0.5"}
+users:
+  - {user: alice, account: alice-paper, strategies: {ladder-btc: {}}}
+"""
+
+
+def readme_ctl_examples() -> list[tuple[str, bytes]]:
+    """``(subject, body)`` of every ``nats req ctl.bots.<verb> '<json>'`` line of the README."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    found = re.findall(r"^nats req (ctl\.bots\.\w+)\s+'([^']*)'", readme, re.M)
+    return [(subject, body.encode()) for subject, body in found]
+
+
+async def test_the_readme_nats_cli_examples_work(nats_url: str, tmp_path: Path) -> None:
+    examples = readme_ctl_examples()
+    verbs = {subject.rsplit(".", 1)[1] for subject, _ in examples}
+    assert verbs == {"status", "pause", "resume", "stop", "start", "list"}
+    bots = tmp_path / "bots.yaml"
+    bots.write_text(README_BOTS)
+    nc = await nats.connect(nats_url)
+
+    async def running() -> bool:
+        return "alice-ladder-btc" in await statuses(nc)
+
+    async with service(run, settings_for(nats_url, bots), running):
+        for subject, body in examples:
+            raw = await nc.request(subject, body, timeout=3)
+            reply = msgspec.json.decode(raw.data)
+            assert reply["type"] in ("BotsReply", "BotCommandReply"), (subject, reply)
+            if reply["type"] == "BotCommandReply":
+                assert reply["ok"] and reply["status"]["bot"] == "alice-ladder-btc"
+            else:
+                assert [b["bot"] for b in reply["bots"]] == ["alice-ladder-btc"]
+    await nc.close()
+
+
+async def test_spec_changes_apply_live(nats_url: str, tmp_path: Path) -> None:
+    """Added bots start, new parameters keep the state, a new market restarts fresh."""
+    catalog = MarketCatalog.load(default_markets_path())
+    bots = tmp_path / "bots.yaml"
+    bots.write_text(README_BOTS)
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    md = subjects.md_trade
+    async with service(
+        run, settings_for(nats_url, bots), lambda: _bots_are(nc, {"alice-ladder-btc"})
+    ):
+        await nc.publish(md("binance", "BTCUSDT"), encode(trade("60000", 1, "BTCUSDT")))
+        await eventually(lambda: _count(nc, 4), what="4 buys")
+        before = (await statuses(nc))["alice-ladder-btc"]
+        # a parameter change: the running bot keeps its cycle and orders
+        changed = bots.read_text().replace('take_profit_pct: "0.5"', 'take_profit_pct: "0.7"')
+        changed += "  - {user: bob, account: bob-paper, strategies: {ladder-btc: {}}}\n"
+        (tmp_path / "v2.yaml").write_text(changed)
+        result = await apply_specs(js, load_specs(tmp_path / "v2.yaml", catalog))
+        assert (result.changed, result.added) == (["alice-ladder-btc"], ["bob-ladder-btc"])
+        await eventually(
+            lambda: _bots_are(nc, {"alice-ladder-btc", "bob-ladder-btc"}), what="bob's bot to start"
+        )
+        after = (await statuses(nc))["alice-ladder-btc"]
+        assert (after.run, after.cycle, after.orders_placed) == (
+            before.run,
+            before.cycle,
+            before.orders_placed,
+        )
+        # a new market is a new bot: stopped (orders cancelled) and started fresh
+        moved = changed.replace("symbol: BTCUSDT", "symbol: ETHUSDT")
+        (tmp_path / "v3.yaml").write_text(moved)
+        await apply_specs(js, load_specs(tmp_path / "v3.yaml", catalog))
+
+        async def restarted() -> bool:
+            status = (await statuses(nc)).get("alice-ladder-btc")
+            return status is not None and status.symbol == "ETHUSDT" and status.run != before.run
+
+        await eventually(restarted, what="alice's bot to restart on ETHUSDT")
+        cancels = [i for _, _, i in await stream_intents(nc) if isinstance(i, CancelOrder)]
+        assert len(cancels) == 4
+    await nc.close()

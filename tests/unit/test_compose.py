@@ -27,6 +27,7 @@ from tradebus.execution.settings import ExecutionSettings
 from tradebus.ledger.migrate import MigrateSettings
 from tradebus.marketdata.settings import MarketdataSettings
 from tradebus.reconciler.settings import ReconcilerSettings
+from tradebus.strategy.apply import BotsApplySettings
 from tradebus.strategy.settings import StrategySettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,6 +37,7 @@ SETTINGS: dict[str, Any] = {
     "execution": ExecutionSettings,
     "reconciler": ReconcilerSettings,
     "migrate": MigrateSettings,
+    "bots-apply": BotsApplySettings,
 }
 TRADEBUS = ("marketdata", "strategy", "execution", "reconciler")
 REQUIRED = {"nats", "postgres", "prometheus", "grafana", *SETTINGS}
@@ -198,6 +200,7 @@ def test_restart_policies_and_dependencies() -> None:
     for name in TRADEBUS:
         assert services()[name].get("restart") == "unless-stopped", f"{name}: restart policy"
     assert str(services()["migrate"].get("restart")) == "no", "migrate is one-shot"
+    assert str(services()["bots-apply"].get("restart")) == "no", "bots-apply is one-shot"
     for name, service in services().items():
         deps = service.get("depends_on") or {}
         if isinstance(deps, list):

@@ -1,0 +1,80 @@
+"""Entry point ``tradebus-bots-apply``: validate a bot file and write it to KV ``bots``.
+
+The one-shot step of ``docker compose up`` (service ``bots-apply``) and the
+core of ``tradebus bots apply -f FILE``. Strategy hosts pick the specs up
+live: added bots start, changed ones take their new parameters, removed or
+disabled ones stop (cancelling per ``cancel_on_exit``).
+
+Settings (``TRADEBUS_*``): ``NATS_URL``, ``BOTS_FILE``, ``MARKETS_FILE``,
+``PRUNE`` (delete bots not in the file, default true). Exit status 0 on
+success, 2 on an invalid file (every bad field named by its YAML path), 1
+when NATS cannot be reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import nats
+
+from tradebus.common.config import ConfigError, Settings, load_settings
+from tradebus.common.markets import MarketCatalog, default_markets_path
+from tradebus.strategy.botfile import load_specs
+from tradebus.strategy.kvstore import ApplyResult, apply_specs
+
+
+class BotsApplySettings(Settings, frozen=True, kw_only=True):
+    """Settings of ``tradebus-bots-apply``."""
+
+    nats_url: str = "nats://127.0.0.1:4222"
+    bots_file: str = "/etc/tradebus/bots.yaml"
+    markets_file: str = ""
+    prune: bool = True
+    metrics_port: int = 0
+    log_level: str = "info"
+
+
+async def apply_bot_file(
+    nats_url: str, path: str, markets_file: str = "", prune: bool = True, dry_run: bool = False
+) -> ApplyResult:
+    """Validate ``path`` and make KV ``bots`` hold its bots.
+
+    Raises
+    ------
+    ConfigError
+        If the bot file or the markets file is invalid.
+    OSError, nats.errors.Error
+        If NATS cannot be reached.
+    """
+    catalog = MarketCatalog.load(markets_file or default_markets_path())
+    specs = load_specs(path, catalog)
+    nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=3)
+    try:
+        return await apply_specs(nc.jetstream(), specs, prune=prune, dry_run=dry_run)
+    finally:
+        await nc.close()
+
+
+def main() -> None:
+    """Apply ``TRADEBUS_BOTS_FILE`` and print what changed."""
+    try:
+        settings = load_settings(BotsApplySettings)
+        result = asyncio.run(
+            apply_bot_file(
+                settings.nats_url, settings.bots_file, settings.markets_file, settings.prune
+            )
+        )
+    except ConfigError as exc:
+        print(f"tradebus-bots-apply: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except Exception as exc:
+        print(f"tradebus-bots-apply: cannot apply: {exc!r}", file=sys.stderr)
+        sys.exit(1)
+    for what in ("added", "changed", "removed", "unchanged"):
+        bots = getattr(result, what)
+        print(f"{what:9} {len(bots):4}  {' '.join(bots)}".rstrip())
+
+
+if __name__ == "__main__":
+    main()
