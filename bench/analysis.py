@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +24,8 @@ from tradebus.common.messages import PlaceOrder, QuoteTick
 from tradebus.marketdata.sources import read_frames
 
 NS = 1_000_000_000
-FIRST_CYCLE_MARK = ":1:b"
-"""Intent ids are ``<bot>:<cycle>:<leg>``: this marks first-cycle buys, emitted on a tick."""
+FIRST_CYCLE = re.compile(r":\d+\.1:b")
+"""Intent ids are ``<bot>:<run>.<cycle>:<leg>``: this marks first-cycle buys, emitted on a tick."""
 
 
 @dataclass
@@ -110,7 +111,7 @@ def intent_figures(rec: Recording, ticks: TickFigures) -> IntentFigures:
         if latency < 0:
             out.negative += 1
         every.values.append(latency)
-        (first if FIRST_CYCLE_MARK in intent.intent_id else later).values.append(latency)
+        (first if FIRST_CYCLE.search(intent.intent_id) else later).values.append(latency)
     out.groups = [every, first, later]
     return out
 

@@ -21,7 +21,8 @@ import msgspec
 
 from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.execution.accounts import AccountsFile, AccountSpec, load_accounts
-from tradebus.strategy.botfile import BotFile, BotSpec, load_bots
+from tradebus.strategy.botfile import SpecList, load_specs
+from tradebus.strategy.registry import BotSpec
 
 VENUE = "binance"
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
@@ -115,8 +116,8 @@ def write_configs(directory: Path, bots: int) -> tuple[Path, Path, list[BotSpec]
     users = sorted({s.user for s in specs})
     bots_path = directory / "bots.yaml"
     accounts_path = directory / "accounts.yaml"
-    bots_path.write_bytes(msgspec.yaml.encode(BotFile(bots=specs)))
+    bots_path.write_bytes(msgspec.yaml.encode(SpecList(bots=specs)))
     accounts_path.write_bytes(msgspec.yaml.encode(AccountsFile(accounts=account_specs(users))))
-    load_bots(bots_path, MarketCatalog.load(default_markets_path()))
+    load_specs(bots_path, MarketCatalog.load(default_markets_path()))
     load_accounts(accounts_path)
     return bots_path, accounts_path, specs

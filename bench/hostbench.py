@@ -28,7 +28,7 @@ from bench import analysis, configs, report
 from bench.recorder import BusRecorder
 from tradebus.cli.processes import Samples, total
 from tradebus.cli.stack import LocalStack, StackError
-from tradebus.strategy.botfile import BotSpec
+from tradebus.strategy.registry import BotSpec
 
 POLL_INTERVAL = 0.2
 QUIET_SECONDS = 1.0

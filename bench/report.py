@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bench.analysis import NS, FileTicks, IntentFigures, TickFigures, histogram_quantile
 from tradebus.cli.processes import Samples, total
-from tradebus.strategy.botfile import BotSpec
+from tradebus.strategy.registry import BotSpec
 
 HOST_HISTOGRAM = "tradebus_strategy_tick_to_intent_seconds_bucket"
 INTENT_TYPES = ("PlaceOrder", "CancelOrder", "CancelAll")
