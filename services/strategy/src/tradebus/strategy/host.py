@@ -116,9 +116,12 @@ class BotRunner:
     ) -> None:
         self.core = core
         self.spec = spec
-        self.lifecycle: Lifecycle = lifecycle
+        self._lifecycle: Lifecycle = lifecycle
+        self._catching_up = catching_up
+        self.takes_ticks = False
+        """Running and not replaying stored events (kept current: read per tick)."""
+        self._update()
         self.event_seq = event_seq
-        self.catching_up = catching_up
         self.buffered: list[tuple[int, OrderEvent]] = []
         self.dirty = False
         self.subject = subjects.intent(spec.user, spec.id)
@@ -128,10 +131,28 @@ class BotRunner:
         """The bot id."""
         return self.spec.id
 
+    def _update(self) -> None:
+        self.takes_ticks = self._lifecycle == "running" and not self._catching_up
+
     @property
-    def takes_ticks(self) -> bool:
-        """Running and not replaying stored events."""
-        return self.lifecycle == "running" and not self.catching_up
+    def lifecycle(self) -> Lifecycle:
+        """``running``, ``paused`` or ``stopped``."""
+        return self._lifecycle
+
+    @lifecycle.setter
+    def lifecycle(self, value: Lifecycle) -> None:
+        self._lifecycle = value
+        self._update()
+
+    @property
+    def catching_up(self) -> bool:
+        """True while a resume replays stored events (live events are buffered)."""
+        return self._catching_up
+
+    @catching_up.setter
+    def catching_up(self, value: bool) -> None:
+        self._catching_up = value
+        self._update()
 
     def record(self) -> bytes:
         """The ``bot_state`` record of the bot now (see :class:`BotRecord`)."""
