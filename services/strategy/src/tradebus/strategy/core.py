@@ -8,7 +8,9 @@ give the same intents, with the same deterministic ids ``<bot>:<run>.<cycle>:<le
 Every core keeps its whole memory in one msgspec state struct with an
 ``orders: OrderTracker`` field; :class:`BotBase` gives snapshot/restore (the
 host writes snapshots to KV ``bot_state``) and the re-sending of intents a
-resumed bot emitted but never heard back about.
+resumed bot emitted but never heard back about. The helpers below hold what
+the cores do alike: the reference price from trades and quote mids, order
+bookkeeping (acceptance, fills, cancels) and fees in quote.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from tradebus.common.messages import (
     CancelOrder,
     Intent,
     OrderEvent,
+    OrderFilled,
     OrderType,
     PlaceOrder,
     QuoteTick,
@@ -104,6 +107,19 @@ class TrackedOrder(msgspec.Struct, kw_only=True):
         """Not yet filled, canceled or rejected."""
         return self.status not in TERMINAL
 
+    def accept(self, qty: Decimal) -> Decimal:
+        """Mark the order accepted for ``qty``; return what the venue cut (else 0).
+
+        Only a ``clamp_to_free`` sell is cut (the user sold by hand, seed 001):
+        it takes ``qty``, and the bot writes the difference off its position.
+        """
+        if self.status == "pending":
+            self.status = "accepted"
+        if not self.clamp_to_free or qty >= self.qty:
+            return ZERO
+        cut, self.qty = self.qty - qty, qty
+        return cut
+
 
 class OrderTracker(msgspec.Struct, kw_only=True):
     """The orders a bot placed, keyed by intent id, with counts for its status block."""
@@ -181,6 +197,20 @@ class OrderTracker(msgspec.Struct, kw_only=True):
         order.cancel_ts = ts
         return self._cancel_intent(ctx, order)
 
+    def cancel_all(self, ctx: BotContext, orders: list[TrackedOrder], ts: int) -> list[Intent]:
+        """The cancel intents of ``orders`` not yet sent (see :meth:`cancel`)."""
+        cancels = (self.cancel(ctx, o, ts) for o in orders)
+        return [c for c in cancels if c is not None]
+
+    def record_fill(self, order: TrackedOrder, qty: Decimal) -> bool:
+        """Add a fill of ``qty`` to ``order``; True if it made the order filled."""
+        order.filled += qty
+        if order.filled >= order.qty and order.status != "filled":
+            order.status = "filled"
+            self.filled += 1
+            return True
+        return False
+
     def resend(self, ctx: BotContext) -> list[Intent]:
         """The intents to send again after a resume, identical to the first time.
 
@@ -203,6 +233,39 @@ class OrderTracker(msgspec.Struct, kw_only=True):
     def forget_closed(self) -> None:
         """Drop terminal orders (keeps snapshots small once a cycle is over)."""
         self.orders = {k: o for k, o in self.orders.items() if o.is_open}
+
+
+def fee_in_quote(fill: OrderFilled, market: Market) -> Decimal:
+    """The fill's fee in the quote asset.
+
+    As charged if in quote, converted at the fill price if in base; a fee in
+    another asset (e.g. BNB) counts as 0.
+    """
+    if fill.fee_asset == market.base:
+        return fill.fee * fill.price
+    return fill.fee if fill.fee_asset == market.quote else ZERO
+
+
+class PricedState(Protocol):
+    """A state with a reference price ``p``: the last trade price, or the quote mid until then."""
+
+    last_price: Decimal | None
+    has_trade: bool
+    last_ts: int
+
+
+def note_trade(state: PricedState, tick: TradeTick) -> None:
+    """A trade sets ``p`` and moves market time (``ts_recv``)."""
+    state.last_price, state.has_trade, state.last_ts = tick.price, True, tick.ts_recv
+
+
+def note_quote(state: PricedState, tick: QuoteTick) -> bool:
+    """A quote moves market time; it sets ``p`` to its mid (and returns True) until a trade."""
+    state.last_ts = tick.ts_recv
+    if state.has_trade:
+        return False
+    state.last_price = tick.mid
+    return True
 
 
 class Strategy(Protocol):

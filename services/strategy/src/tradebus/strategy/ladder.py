@@ -51,7 +51,16 @@ from tradebus.common.messages import (
 )
 from tradebus.common.money import HUNDRED, ONE, ZERO, floor_to
 from tradebus.common.positions import Position
-from tradebus.strategy.core import BotBase, BotContext, OrderTracker
+from tradebus.strategy.common_checks import Problems, non_negative, positive
+from tradebus.strategy.core import (
+    BotBase,
+    BotContext,
+    OrderTracker,
+    fee_in_quote,
+    note_quote,
+    note_trade,
+)
+from tradebus.strategy.status_fields import bot_status, position_figures
 
 NS_PER_MINUTE = 60_000_000_000
 TAKE_PROFIT_SELL_FACTOR = Decimal("0.995")
@@ -74,26 +83,16 @@ class LadderParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
     def problems(self) -> list[tuple[str, str]]:
         """Every invalid field as ``(field, message)``; empty when valid."""
-        out: list[tuple[str, str]] = []
-
-        def check(name: str, ok: bool, message: str) -> None:
-            if not ok:
-                out.append((name, message))
-
-        def finite(value: Decimal) -> bool:
-            return value.is_finite()
-
-        q, d, i, t = self.total_quote, self.max_drop_pct, self.increment_pct, self.take_profit_pct
-        check("total_quote", finite(q) and q > 0, "must be > 0")
+        out = Problems()
+        check, d, nf = out.check, self.max_drop_pct, self.no_fill_restart_minutes
+        check("total_quote", positive(self.total_quote), "must be > 0")
         check("order_count", 1 <= self.order_count <= 200, "must be between 1 and 200")
-        check("max_drop_pct", finite(d) and 0 < d < 100, "must be > 0 and < 100")
-        check("increment_pct", finite(i) and i >= 0, "must be >= 0")
-        check("take_profit_pct", finite(t) and t > 0, "must be > 0")
-        m = self.min_order_quote
-        check("min_order_quote", finite(m) and m >= 0, "must be >= 0")
-        nf = self.no_fill_restart_minutes
-        check("no_fill_restart_minutes", finite(nf) and nf >= 0, "must be >= 0 (0 = never)")
-        return out
+        check("max_drop_pct", positive(d) and d < 100, "must be > 0 and < 100")
+        check("increment_pct", non_negative(self.increment_pct), "must be >= 0")
+        check("take_profit_pct", positive(self.take_profit_pct), "must be > 0")
+        check("min_order_quote", non_negative(self.min_order_quote), "must be >= 0")
+        check("no_fill_restart_minutes", non_negative(nf), "must be >= 0 (0 = never)")
+        return out.found
 
 
 class Level(msgspec.Struct, frozen=True, kw_only=True):
@@ -186,22 +185,17 @@ class LadderBot(BotBase):
     # ------------------------------------------------------------ market input
     def on_trade(self, tick: TradeTick) -> list[Intent]:
         """A trade sets the reference price ``p``; then the cycle logic runs."""
-        s = self.state
-        s.last_price = tick.price
-        s.has_trade = True
-        s.last_ts = tick.ts_recv
+        note_trade(self.state, tick)
         return self._on_price()
 
     def on_quote(self, tick: QuoteTick) -> list[Intent]:
         """A quote sets ``p`` to the mid only until the first trade; time moves on."""
-        s = self.state
-        s.last_ts = tick.ts_recv
-        if s.has_trade:  # p is the last trade price: a quote only moves time
-            if s.phase == "waiting":
-                return self._start_cycle()
-            return self._on_time() if s.phase == "buying" else []
-        s.last_price = tick.mid
-        return self._on_price()
+        if note_quote(self.state, tick):
+            return self._on_price()
+        phase = self.state.phase  # p is the last trade price: a quote only moves time
+        if phase == "waiting":
+            return self._start_cycle()
+        return self._on_time() if phase == "buying" else []
 
     def _on_price(self) -> list[Intent]:
         s = self.state
@@ -278,8 +272,7 @@ class LadderBot(BotBase):
 
     def _cancel_open(self, side: Literal["buy", "sell"] | None = None) -> list[Intent]:
         s = self.state
-        cancels = (s.orders.cancel(self.ctx, o, s.last_ts) for o in s.orders.open_orders(side))
-        return [c for c in cancels if c is not None]
+        return s.orders.cancel_all(self.ctx, s.orders.open_orders(side), s.last_ts)
 
     def _sell_position(self) -> list[Intent]:
         s = self.state
@@ -334,11 +327,8 @@ class LadderBot(BotBase):
             return []
         match event:
             case OrderAccepted():
-                if order.status == "pending":
-                    order.status = "accepted"
-                if order.clamp_to_free and event.qty < order.qty:
-                    self._write_off(order.qty - event.qty)
-                    order.qty = event.qty
+                if cut := order.accept(event.qty):  # a clamped sell: sold by hand (seed 001)
+                    self._write_off(cut)
             case OrderFilled():
                 self._apply_fill(event)
             case OrderCanceled():
@@ -369,16 +359,8 @@ class LadderBot(BotBase):
 
     def _apply_fill(self, fill: OrderFilled) -> None:
         s = self.state
-        order = s.orders.orders[fill.intent_id]
-        order.filled += fill.qty
-        if order.filled >= order.qty and order.status != "filled":
-            order.status = "filled"
-            s.orders.filled += 1
-        market = self.ctx.market
-        fee = fill.fee if fill.fee_asset == market.quote else ZERO
-        if fill.fee_asset == market.base:
-            fee = fill.fee * fill.price
-        s.position.apply(fill.side, fill.qty, fill.price, fee)
+        s.orders.record_fill(s.orders.orders[fill.intent_id], fill.qty)
+        s.position.apply(fill.side, fill.qty, fill.price, fee_in_quote(fill, self.ctx.market))
         self._tp_floor = None  # the average moved
         if fill.side == "buy":
             s.cycle_buy_fills += 1
@@ -404,36 +386,20 @@ class LadderBot(BotBase):
     def status(self) -> BotStatus:
         """The status block of STRATEGIES.md §1."""
         s, pos, t = self.state, self.state.position, self.params.take_profit_pct
-        p = s.last_price
-        avg = pos.avg_price
-        unrealized = pos.unrealized_pnl(p) if p is not None else ZERO
-        cost = pos.open_cost + pos.open_fees
+        p, avg = s.last_price, pos.avg_price
         progress = ZERO
         if avg is not None and p is not None:
             progress = max(ZERO, min(HUNDRED, (p - avg) / avg * HUNDRED / t * HUNDRED))
-        return BotStatus(
-            bot=self.ctx.bot,
-            user=self.ctx.user,
-            account=self.ctx.account,
-            strategy=self.ctx.strategy,
-            venue=self.ctx.venue,
+        return bot_status(
+            self.ctx,
+            s.orders,
             symbol=self.ctx.market.symbol,
             phase=s.phase,
-            run=self.ctx.run,
             cycle=s.cycle,
-            orders_placed=s.orders.placed,
-            orders_filled=s.orders.filled,
-            open_orders=len(s.orders.open_orders()),
             filled_quote=s.cycle_filled_quote,
             filled_qty=s.cycle_filled_qty,
-            avg_price=avg,
-            position=pos.qty,
-            last_price=p,
-            position_value=pos.qty * p if p is not None else ZERO,
-            unrealized_pnl=unrealized,
-            unrealized_pct=unrealized / cost * HUNDRED if cost else ZERO,
+            **position_figures(pos, p),
             take_profit_progress_pct=progress,
             cycles_completed=s.cycles_completed,
-            realized_pnl=pos.realized_pnl,
             error=s.error,
         )

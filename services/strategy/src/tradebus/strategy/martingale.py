@@ -17,6 +17,11 @@ is placed once the old one is confirmed canceled or filled, and for what is
 left of the position); new capital (base and safety orders) is placed only on
 market events, and a new cycle only once every order of the last one is done;
 a buy that fills after the sale reopens the cycle.
+
+This module holds the bot (how it trades); the parameters and the pure
+planning of orders are in :mod:`~tradebus.strategy.martingale_params`, the
+state and status block in :mod:`~tradebus.strategy.martingale_state`. Their
+public names are re-exported here.
 """
 
 from __future__ import annotations
@@ -24,10 +29,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Literal
 
-import msgspec
-
 from tradebus.common.ids import intent_id
-from tradebus.common.markets import Market
 from tradebus.common.messages import (
     AccountBalances,
     BotStatus,
@@ -41,181 +43,39 @@ from tradebus.common.messages import (
     TradeTick,
 )
 from tradebus.common.money import HUNDRED, ONE, ZERO, floor_to
-from tradebus.common.positions import Position
-from tradebus.strategy.core import BotBase, BotContext, OrderTracker, TrackedOrder
+from tradebus.strategy.core import (
+    BotBase,
+    BotContext,
+    TrackedOrder,
+    fee_in_quote,
+    note_quote,
+    note_trade,
+)
+from tradebus.strategy.martingale_params import (
+    MartingaleParams,
+    SafetyLevel,
+    base_order,
+    cooldown_ns,
+    deviation_pct,
+    plan_safety_orders,
+    take_profit_price,
+    worst_case_capital,
+)
+from tradebus.strategy.martingale_state import RUNNING, MartingaleState, martingale_status
 
-NS_PER_SECOND = 1_000_000_000
-BASE_BUY_FACTOR = Decimal("1.005")
+# The strategy's public names, also those defined in its other modules (re-exported).
+__all__ = [
+    "MartingaleBot",
+    "MartingaleParams",
+    "MartingaleState",
+    "SafetyLevel",
+    "base_order",
+    "deviation_pct",
+    "plan_safety_orders",
+    "worst_case_capital",
+]
+
 STOP_LOSS_SELL_FACTOR = Decimal("0.995")
-MAX_SAFETY_ORDERS = 20
-
-
-class MartingaleParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Parameters of STRATEGIES.md §2: money in the quote asset, percents in percent.
-
-    ``cooldown_seconds`` is market time between a cycle's end and the next
-    cycle; ``stop_loss_pct`` 0 means no stop-loss.
-    """
-
-    base_quote: Decimal
-    safety_quote: Decimal
-    max_safety_orders: int
-    price_deviation_pct: Decimal
-    take_profit_pct: Decimal
-    step_scale: Decimal = ONE
-    volume_scale: Decimal = ONE
-    stop_loss_pct: Decimal = ZERO
-    cooldown_seconds: Decimal = ZERO
-    min_order_quote: Decimal = Decimal(10)
-    cancel_on_exit: bool = True
-
-    def problems(self) -> list[tuple[str, str]]:
-        """Every invalid field as ``(field, message)``; empty when valid."""
-        out: list[tuple[str, str]] = []
-
-        def check(name: str, ok: bool, message: str) -> None:
-            if not ok:
-                out.append((name, message))
-
-        def ok(value: Decimal, low: Decimal, high: Decimal | None = None) -> bool:
-            return value.is_finite() and value >= low and (high is None or value < high)
-
-        n, d = self.max_safety_orders, self.price_deviation_pct
-        check("base_quote", ok(self.base_quote, ZERO) and self.base_quote > 0, "must be > 0")
-        sq = self.safety_quote
-        check("safety_quote", ok(sq, ZERO) and (sq > 0 or n == 0), "must be > 0")
-        check("max_safety_orders", 0 <= n <= MAX_SAFETY_ORDERS, "must be between 0 and 20")
-        check("price_deviation_pct", ok(d, ZERO, HUNDRED) and d > 0, "must be > 0 and < 100")
-        check("step_scale", ok(self.step_scale, ONE), "must be >= 1")
-        check("volume_scale", ok(self.volume_scale, ONE), "must be >= 1")
-        t = self.take_profit_pct
-        check("take_profit_pct", ok(t, ZERO) and t > 0, "must be > 0")
-        check(
-            "stop_loss_pct",
-            ok(self.stop_loss_pct, ZERO, HUNDRED),
-            "must be >= 0 and < 100 (0 = none)",
-        )
-        check("cooldown_seconds", ok(self.cooldown_seconds, ZERO), "must be >= 0")
-        check("min_order_quote", ok(self.min_order_quote, ZERO), "must be >= 0")
-        if not out and n and deviation_pct(n, self) >= HUNDRED:
-            deepest = deviation_pct(n, self)
-            out.append(
-                (
-                    "price_deviation_pct",
-                    f"safety order {n} would be {deepest} % below"
-                    " the base price; the deepest must be < 100 %",
-                )
-            )
-        return out
-
-
-class SafetyLevel(msgspec.Struct, frozen=True, kw_only=True):
-    """Safety order ``index`` (1..N): cumulative deviation (%), limit price, quantity, quote."""
-
-    index: int
-    deviation_pct: Decimal
-    price: Decimal
-    qty: Decimal
-    quote: Decimal
-
-
-def deviation_pct(j: int, params: MartingaleParams) -> Decimal:
-    """``dev_j = d * (1 + s + ... + s**(j-1))`` in percent (STRATEGIES.md §2)."""
-    s = params.step_scale
-    return params.price_deviation_pct * sum((s**i for i in range(j)), ZERO)
-
-
-def worst_case_capital(params: MartingaleParams) -> Decimal:
-    """``base_quote + sum(safety_quote * v**(j-1), j = 1..N)`` in the quote asset (§2)."""
-    v, n = params.volume_scale, params.max_safety_orders
-    return params.base_quote + sum((params.safety_quote * v**j for j in range(n)), ZERO)
-
-
-def base_order(p: Decimal, params: MartingaleParams, market: Market) -> tuple[Decimal, Decimal]:
-    """``(price, qty)`` of the base order at reference price ``p`` (§2).
-
-    ``price = floor_tick(p * 1.005)`` (marketable), ``qty = floor_step(base_quote / price)``,
-    so the notional never exceeds ``base_quote``.
-    """
-    price = floor_to(p * BASE_BUY_FACTOR, market.tick_size)
-    qty = floor_to(params.base_quote / price, market.step_size) if price > 0 else ZERO
-    return price, qty
-
-
-def plan_safety_orders(
-    p_base: Decimal, params: MartingaleParams, market: Market
-) -> list[SafetyLevel]:
-    """The safety orders of a cycle whose base order filled at ``p_base`` (§2).
-
-    ``price_j = floor_tick(P_base * (1 - dev_j/100))``,
-    ``quote_j = safety_quote * v**(j-1)``, ``qty_j = floor_step(quote_j / price_j)``;
-    a level whose price is not positive or whose notional is below
-    ``min_order_quote`` is skipped.
-    """
-    levels = []
-    for j in range(1, params.max_safety_orders + 1):
-        dev = deviation_pct(j, params)
-        price = floor_to(p_base * (ONE - dev / HUNDRED), market.tick_size)
-        if price <= 0:
-            continue
-        quote = params.safety_quote * params.volume_scale ** (j - 1)
-        qty = floor_to(quote / price, market.step_size)
-        if qty > 0 and price * qty >= params.min_order_quote:
-            levels.append(
-                SafetyLevel(index=j, deviation_pct=dev, price=price, qty=qty, quote=quote)
-            )
-    return levels
-
-
-Phase = Literal["checking", "waiting", "entering", "active", "stop_loss", "closing", "cooldown",
-                "stopped", "failed"]  # fmt: skip
-"""``checking``: waits for balances; ``waiting``: the next market event opens a cycle;
-``entering``: the base order is out; ``active``: safety orders and take-profit rest;
-``stop_loss``: cancels, then sells; ``closing``: sold, leftover orders being canceled;
-``cooldown``: cycle done, the next waits for ``cooldown_until``."""
-RUNNING = frozenset({"entering", "active", "stop_loss", "closing"})
-
-
-class MartingaleState(msgspec.Struct, kw_only=True):
-    """Everything a martingale bot remembers; ``snapshot()`` is this, encoded.
-
-    ``safety_ids`` maps level j to the intent id of its latest order;
-    ``unsettled`` maps a canceled order to the filled quantity its cancel
-    reported, while some of those fills are still unheard; ``sold``: the
-    position was sold (cycle over once nothing is open); ``end_pending``: the
-    next market event stamps ``cycle_end_ts``.
-    """
-
-    phase: Phase = "checking"
-    resume_phase: Phase = "checking"
-    cycle: int = 0
-    restarts: int = 0
-    base_price: Decimal | None = None
-    base_filled_quote: Decimal = ZERO
-    base_filled_qty: Decimal = ZERO
-    cycle_filled_quote: Decimal = ZERO
-    cycle_filled_qty: Decimal = ZERO
-    safeties_due: bool = False
-    safety_ids: dict[int, str] = msgspec.field(default_factory=dict)
-    safety_filled: int = 0
-    tp_count: int = 0
-    sl_count: int = 0
-    tp_stale: bool = False
-    sold: bool = False
-    end_pending: bool = False
-    cycle_end_ts: int | None = None
-    unsettled: dict[str, Decimal] = msgspec.field(default_factory=dict)
-    last_price: Decimal | None = None
-    has_trade: bool = False
-    last_ts: int = 0
-    cycles_completed: int = 0
-    error: str | None = None
-    position: Position = msgspec.field(default_factory=Position)
-    orders: OrderTracker = msgspec.field(default_factory=OrderTracker)
-
-
-def _text(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
 
 
 class MartingaleBot(BotBase):
@@ -234,22 +94,18 @@ class MartingaleBot(BotBase):
         self.params = params
         self.state = state or MartingaleState()
         self.worst_case = worst_case_capital(params)
-        self._cooldown_ns = int(params.cooldown_seconds * NS_PER_SECOND)
+        self._cooldown_ns = cooldown_ns(params)
         self._sl_trigger: Decimal | None = None  # avg * (1 - S/100), reset when avg moves
 
     # ------------------------------------------------------------ market input
     def on_trade(self, tick: TradeTick) -> list[Intent]:
         """A trade sets the reference price ``p`` and market time; then the cycle logic runs."""
-        s = self.state
-        s.last_price, s.has_trade, s.last_ts = tick.price, True, tick.ts_recv
+        note_trade(self.state, tick)
         return self._on_market()
 
     def on_quote(self, tick: QuoteTick) -> list[Intent]:
         """A quote moves market time; it sets ``p`` to the mid only until the first trade."""
-        s = self.state
-        s.last_ts = tick.ts_recv
-        if not s.has_trade:
-            s.last_price = tick.mid
+        note_quote(self.state, tick)
         return self._on_market()
 
     def on_balances(self, balances: AccountBalances) -> list[Intent]:
@@ -372,9 +228,7 @@ class MartingaleBot(BotBase):
         qty, avg = self._sellable(), s.position.avg_price
         if qty <= 0 or avg is None:
             return []
-        price = floor_to(
-            avg * (ONE + self.params.take_profit_pct / HUNDRED), self.ctx.market.tick_size
-        )
+        price = take_profit_price(avg, self.params, self.ctx.market)
         s.tp_count += 1
         return [self._sell(f"tp{s.tp_count}", price, qty)]
 
@@ -404,9 +258,7 @@ class MartingaleBot(BotBase):
         )
 
     def _cancel(self, orders: list[TrackedOrder]) -> list[Intent]:
-        s = self.state
-        cancels = (s.orders.cancel(self.ctx, o, s.last_ts) for o in orders)
-        return [c for c in cancels if c is not None]
+        return self.state.orders.cancel_all(self.ctx, orders, self.state.last_ts)
 
     def _is_busy(self, order: TrackedOrder) -> bool:
         """Open, or canceled with reported fills not yet heard."""
@@ -432,11 +284,8 @@ class MartingaleBot(BotBase):
             return []
         match event:
             case OrderAccepted():
-                if order.status == "pending":
-                    order.status = "accepted"
-                if order.clamp_to_free and event.qty < order.qty:  # sold by hand (seed 001)
-                    self._write_off(order.qty - event.qty)
-                    order.qty = event.qty
+                if cut := order.accept(event.qty):  # a clamped sell: sold by hand (seed 001)
+                    self._write_off(cut)
             case OrderFilled():
                 self._apply_fill(order, event)
             case OrderCanceled():
@@ -470,19 +319,13 @@ class MartingaleBot(BotBase):
                 s.sold = s.end_pending = True
 
     def _apply_fill(self, order: TrackedOrder, fill: OrderFilled) -> None:
-        s, market = self.state, self.ctx.market
-        order.filled += fill.qty
-        if order.filled >= order.qty and order.status != "filled":
-            order.status = "filled"
-            s.orders.filled += 1
+        s = self.state
+        if s.orders.record_fill(order, fill.qty):
             s.safety_filled += order.intent_id in s.safety_ids.values()
         reported = s.unsettled.get(order.intent_id)
         if reported is not None and order.filled >= reported:  # every fill now heard
             del s.unsettled[order.intent_id]
-        fee = fill.fee if fill.fee_asset == market.quote else ZERO
-        if fill.fee_asset == market.base:
-            fee = fill.fee * fill.price
-        qty = fill.qty
+        fee, qty = fee_in_quote(fill, self.ctx.market), fill.qty
         if fill.side == "sell":  # spot: never below zero, whatever was written off
             qty = min(qty, max(s.position.qty, ZERO))
             if qty <= 0:
@@ -533,53 +376,4 @@ class MartingaleBot(BotBase):
 
     def status(self) -> BotStatus:
         """The status block of STRATEGIES.md §2, martingale figures in ``details``."""
-        s, pos, prm, tick = self.state, self.state.position, self.params, self.ctx.market.tick_size
-        p, avg = s.last_price, pos.avg_price
-        unrealized = pos.unrealized_pnl(p) if p is not None else ZERO
-        cost = pos.open_cost + pos.open_fees
-        progress = tp_price = sl_price = None
-        if avg is not None:
-            tp_price = floor_to(avg * (ONE + prm.take_profit_pct / HUNDRED), tick)
-            if prm.stop_loss_pct:
-                sl_price = floor_to(avg * (ONE - prm.stop_loss_pct / HUNDRED), tick)
-            if p is not None:
-                pct = (p - avg) / avg * HUNDRED / prm.take_profit_pct * HUNDRED
-                progress = max(ZERO, min(HUNDRED, pct))
-        safeties = [o.price for o in s.orders.open_orders("buy") if o.leg != "b" and o.price]
-        end = s.cycle_end_ts
-        return BotStatus(
-            bot=self.ctx.bot,
-            user=self.ctx.user,
-            account=self.ctx.account,
-            strategy=self.ctx.strategy,
-            venue=self.ctx.venue,
-            symbol=self.ctx.market.symbol,
-            phase=s.phase,
-            run=self.ctx.run,
-            cycle=s.cycle,
-            orders_placed=s.orders.placed,
-            orders_filled=s.orders.filled,
-            open_orders=len(s.orders.open_orders()),
-            filled_quote=s.cycle_filled_quote,
-            filled_qty=s.cycle_filled_qty,
-            avg_price=avg,
-            position=pos.qty,
-            last_price=p,
-            position_value=pos.qty * p if p is not None else ZERO,
-            unrealized_pnl=unrealized,
-            unrealized_pct=unrealized / cost * HUNDRED if cost else ZERO,
-            take_profit_progress_pct=progress or ZERO,
-            cycles_completed=s.cycles_completed,
-            realized_pnl=pos.realized_pnl,
-            error=s.error,
-            details={
-                "worst_case_capital": str(self.worst_case),
-                "base_price": _text(s.base_price),
-                "safety_orders_filled": s.safety_filled,
-                "max_safety_orders": prm.max_safety_orders,
-                "take_profit_price": _text(tp_price),
-                "stop_loss_price": _text(sl_price),
-                "next_safety_price": _text(max(safeties, default=None)),
-                "cooldown_until_ns": None if end is None else end + self._cooldown_ns,
-            },
-        )
+        return martingale_status(self.ctx, self.params, self.state)

@@ -31,6 +31,9 @@ breaks the hedge: once nothing is open the round is closed. After a rejected
 leg the bot then fails with the reason (the next round would be refused the
 same way); a rejected close fails the bot at once, the position stays open.
 Time is market time (``ts_recv``); no clock, no I/O.
+
+This module holds the state and the bot; the parameters and their validation
+are in :mod:`~tradebus.strategy.spread_params`, re-exported here.
 """
 
 from __future__ import annotations
@@ -55,93 +58,15 @@ from tradebus.common.messages import (
 )
 from tradebus.common.money import HUNDRED, ZERO, floor_to
 from tradebus.common.positions import Position
-from tradebus.strategy.core import BotBase, BotContext, OrderTracker
+from tradebus.strategy.core import BotBase, BotContext, OrderTracker, fee_in_quote
+from tradebus.strategy.spread_params import MAX_ADDS, SpreadAdd, SpreadParams, SpreadTakeProfit
+from tradebus.strategy.status_fields import bot_status, text_or_none
+
+# The strategy's public names, also those defined in its other modules (re-exported).
+__all__ = ["MAX_ADDS", "SpreadAdd", "SpreadBot", "SpreadParams", "SpreadState", "SpreadTakeProfit"]
 
 BUY_FACTOR = Decimal("1.005")
 SELL_FACTOR = Decimal("0.995")
-MAX_ADDS = 20
-
-
-class SpreadAdd(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """An add: at ``|spread| >= spread_pct`` (percent), both legs of ``leg_quote * multiplier``."""
-
-    spread_pct: Decimal
-    multiplier: Decimal
-
-
-class SpreadTakeProfit(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Exit rule: ``reversion`` needs ``exit_spread_pct``, ``position`` needs ``profit_pct``."""
-
-    mode: Literal["reversion", "position"]
-    exit_spread_pct: Decimal | None = None
-    profit_pct: Decimal | None = None
-
-
-class SpreadParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Parameters of STRATEGIES.md §3 (percents in percent, money in the quote asset)."""
-
-    symbol_a: str
-    symbol_b: str
-    leg_quote: Decimal
-    entry_spread_pct: Decimal
-    take_profit: SpreadTakeProfit
-    adds: list[SpreadAdd] = []
-    stop_loss_pct: Decimal = ZERO
-    min_order_quote: Decimal = Decimal(10)
-    cancel_on_exit: bool = True
-
-    def symbols(self) -> list[str]:
-        """The two native symbols, A first."""
-        return [self.symbol_a, self.symbol_b]
-
-    def problems(self) -> list[tuple[str, str]]:
-        """Every invalid field as ``(field path, message)``; empty when valid."""
-        out: list[tuple[str, str]] = []
-
-        def check(name: str, ok: bool, message: str) -> None:
-            if not ok:
-                out.append((name, message))
-
-        def pos(v: Decimal | None) -> bool:
-            return v is not None and v.is_finite() and v > 0
-
-        def nonneg(v: Decimal | None) -> bool:
-            return v is not None and v.is_finite() and v >= 0
-
-        check("symbol_a", bool(self.symbol_a), "required")
-        check("symbol_b", self.symbol_b != self.symbol_a, "must differ from symbol_a")
-        e, m = self.entry_spread_pct, self.min_order_quote
-        check("leg_quote", pos(self.leg_quote), "must be > 0")
-        check("entry_spread_pct", pos(e), "must be > 0")
-        check("min_order_quote", nonneg(m), "must be >= 0")
-        if pos(self.leg_quote) and nonneg(m):
-            check("leg_quote", self.leg_quote >= m, f"must be >= min_order_quote ({m})")
-        check("adds", len(self.adds) <= MAX_ADDS, f"at most {MAX_ADDS} entries")
-        for k, add in enumerate(self.adds):
-            ok = pos(add.spread_pct) and pos(e)
-            if k == 0:
-                check("adds[0].spread_pct", ok and add.spread_pct > e, "must be > entry_spread_pct")
-            else:
-                prev = self.adds[k - 1].spread_pct
-                check(
-                    f"adds[{k}].spread_pct",
-                    ok and prev.is_finite() and add.spread_pct > prev,
-                    f"must be greater than adds[{k - 1}].spread_pct",
-                )
-            check(f"adds[{k}].multiplier", pos(add.multiplier), "must be > 0")
-        tp = self.take_profit
-        if tp.mode == "reversion":
-            x = tp.exit_spread_pct
-            check("take_profit.exit_spread_pct", x is not None, "required for mode reversion")
-            if x is not None:
-                ok = nonneg(x) and (not pos(e) or x < e)
-                check("take_profit.exit_spread_pct", ok, "must be >= 0 and < entry_spread_pct")
-        else:
-            check("take_profit.profit_pct", tp.profit_pct is not None, "required for mode position")
-            if tp.profit_pct is not None:
-                check("take_profit.profit_pct", pos(tp.profit_pct), "must be > 0")
-        check("stop_loss_pct", nonneg(self.stop_loss_pct), "must be >= 0 (0 = none)")
-        return out
 
 
 Phase = Literal["waiting", "watching", "open", "closing", "stopped", "failed"]
@@ -345,11 +270,8 @@ class SpreadBot(BotBase):
         closing_leg = order.leg[1:2] == "c"  # a0, b0, a1..: entry/adds; ac1, bc1..: closes
         match event:
             case OrderAccepted():
-                if order.status == "pending":
-                    order.status = "accepted"
-                if order.clamp_to_free and event.qty < order.qty:
-                    self._write_off(order.symbol, order.qty - event.qty)
-                    order.qty = event.qty
+                if cut := order.accept(event.qty):  # a clamped spot sell: sold by hand
+                    self._write_off(order.symbol, cut)
             case OrderFilled():
                 self._apply_fill(event)
             case OrderCanceled():
@@ -384,14 +306,8 @@ class SpreadBot(BotBase):
     def _apply_fill(self, fill: OrderFilled) -> None:
         s = self.state
         order = s.orders.orders[fill.intent_id]
-        order.filled += fill.qty
-        if order.filled >= order.qty and order.status != "filled":
-            order.status = "filled"
-            s.orders.filled += 1
-        market = self._markets[order.symbol]
-        fee = fill.fee if fill.fee_asset == market.quote else ZERO
-        if fill.fee_asset == market.base:
-            fee = fill.fee * fill.price
+        s.orders.record_fill(order, fill.qty)
+        fee = fee_in_quote(fill, self._markets[order.symbol])
         self._pos(order.symbol).apply(fill.side, fill.qty, fill.price, fee)
         s.round_traded = True
 
@@ -404,8 +320,7 @@ class SpreadBot(BotBase):
         s.phase = "stopped"
         if not self.params.cancel_on_exit:
             return []
-        cancels = (s.orders.cancel(self.ctx, o, s.last_ts) for o in s.orders.open_orders())
-        return [c for c in cancels if c is not None]
+        return s.orders.cancel_all(self.ctx, s.orders.open_orders(), s.last_ts)
 
     def on_restart(self) -> list[Intent]:
         """Go on from the phase the stop interrupted (a broken round is closed at the next tick)."""
@@ -429,41 +344,30 @@ class SpreadBot(BotBase):
         s = self.state
         chg = self._changes()
         unrealized, notional = self._unrealized(), self._open_notional()
-
-        def text(v: Decimal | None) -> str | None:
-            return None if v is None else str(v)
-
         details: dict[str, str | int | bool | None] = {
-            "spread_pct": text(chg[0] - chg[1]) if chg else None,
-            "chg_a_pct": text(chg[0]) if chg else None,
-            "chg_b_pct": text(chg[1]) if chg else None,
-            "ref_a": text(s.ref_a),
-            "ref_b": text(s.ref_b),
+            "spread_pct": text_or_none(chg[0] - chg[1]) if chg else None,
+            "chg_a_pct": text_or_none(chg[0]) if chg else None,
+            "chg_b_pct": text_or_none(chg[1]) if chg else None,
+            "ref_a": text_or_none(s.ref_a),
+            "ref_b": text_or_none(s.ref_b),
             "direction": s.direction or None,
             "adds_done": s.adds_done,
             "open_notional": str(notional),
         }
         for x in (self._a, self._b):
             pos, p = self._pos(x), s.prices.get(x)
-            details[f"{x}.price"] = text(p)
+            details[f"{x}.price"] = text_or_none(p)
             details[f"{x}.position"] = str(pos.qty)
-            details[f"{x}.avg_price"] = text(pos.avg_price)
+            details[f"{x}.avg_price"] = text_or_none(pos.avg_price)
             details[f"{x}.unrealized_pnl"] = str(pos.unrealized_pnl(p) if p is not None else ZERO)
             details[f"{x}.realized_pnl"] = str(pos.realized_pnl)
         gross = sum((abs(self._pos(x).qty) * s.prices.get(x, ZERO) for x in self._markets), ZERO)
-        return BotStatus(
-            bot=self.ctx.bot,
-            user=self.ctx.user,
-            account=self.ctx.account,
-            strategy=self.ctx.strategy,
-            venue=self.ctx.venue,
+        return bot_status(
+            self.ctx,
+            s.orders,
             symbol=f"{self._a}/{self._b}",
             phase=s.phase,
-            run=self.ctx.run,
             cycle=s.round,
-            orders_placed=s.orders.placed,
-            orders_filled=s.orders.filled,
-            open_orders=len(s.orders.open_orders()),
             position_value=gross,
             unrealized_pnl=unrealized,
             unrealized_pct=unrealized / notional * HUNDRED if notional else ZERO,

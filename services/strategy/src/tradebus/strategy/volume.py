@@ -32,6 +32,9 @@ quantity is written off at average cost (seed 001). A sell cancelled by
 someone else, or by a stop, is placed again at the next interval of a running
 bot; one rejected for another reason keeps its loop's slot and shows its
 error until the bot is restarted.
+
+This module holds the loops, the state and the bot; the parameters and the
+pure pricing are in :mod:`~tradebus.strategy.volume_params`, re-exported here.
 """
 
 from __future__ import annotations
@@ -53,55 +56,24 @@ from tradebus.common.messages import (
     QuoteTick,
     TradeTick,
 )
-from tradebus.common.money import HUNDRED, ONE, ZERO, floor_to
+from tradebus.common.money import HUNDRED, ZERO, floor_to
 from tradebus.common.positions import Position
-from tradebus.strategy.core import BotBase, BotContext, OrderTracker, TrackedOrder
+from tradebus.strategy.core import (
+    BotBase,
+    BotContext,
+    OrderTracker,
+    TrackedOrder,
+    fee_in_quote,
+    note_quote,
+    note_trade,
+)
+from tradebus.strategy.status_fields import bot_status, position_figures
+from tradebus.strategy.volume_params import VolumeParams, buy_order, interval_ns, sell_price
 
-NS_PER_SECOND = 1_000_000_000
+# The strategy's public names, also those defined in its other modules (re-exported).
+__all__ = ["Loop", "VolumeBot", "VolumeParams", "VolumeState", "buy_order", "sell_price"]
+
 PROGRESS_PLACES = Decimal("0.01")
-
-
-class VolumeParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Parameters of STRATEGIES.md §4 (quote amounts in the quote asset, percents in percent).
-
-    ``target_volume`` is the group's summed filled buy notional at which its
-    bots stop; ``max_open_sells`` the number of loops whose sell is not yet
-    filled beyond which the bot skips its buys; ``min_order_quote`` the
-    smallest buy notional the bot places.
-    """
-
-    single_trade_quote: Decimal
-    trade_interval_seconds: Decimal
-    buy_offset_pct: Decimal
-    sell_profit_pct: Decimal
-    target_volume: Decimal
-    max_open_sells: int = 10
-    min_order_quote: Decimal = Decimal(10)
-    cancel_on_exit: bool = True
-
-    def problems(self) -> list[tuple[str, str]]:
-        """Every invalid field as ``(field, message)``; empty when valid."""
-        out: list[tuple[str, str]] = []
-
-        def check(name: str, ok: bool, message: str) -> None:
-            if not ok:
-                out.append((name, message))
-
-        q, m = self.single_trade_quote, self.min_order_quote
-        q_ok, m_ok = q.is_finite() and q > 0, m.is_finite() and m >= 0
-        check("single_trade_quote", q_ok, "must be > 0")
-        if q_ok and m_ok:
-            check("single_trade_quote", q >= m, f"must be >= min_order_quote ({m})")
-        t = self.trade_interval_seconds
-        check("trade_interval_seconds", t.is_finite() and t > 0, "must be > 0")
-        o, s = self.buy_offset_pct, self.sell_profit_pct
-        check("buy_offset_pct", o.is_finite() and o >= 0, "must be >= 0")
-        check("sell_profit_pct", s.is_finite() and s > 0, "must be > 0")
-        v = self.target_volume
-        check("target_volume", v.is_finite() and v > 0, "must be > 0")
-        check("max_open_sells", self.max_open_sells >= 1, "must be >= 1")
-        check("min_order_quote", m_ok, "must be >= 0")
-        return out
 
 
 class Loop(msgspec.Struct, kw_only=True):
@@ -162,7 +134,7 @@ class VolumeBot(BotBase):
         self.ctx = ctx
         self.params = params
         self.state = state or VolumeState()
-        self._interval_ns = max(1, int(params.trade_interval_seconds * NS_PER_SECOND))
+        self._interval_ns = interval_ns(params)
 
     # ------------------------------------------------------------ group volume
     def own_volume(self) -> Decimal:
@@ -200,16 +172,12 @@ class VolumeBot(BotBase):
     # ------------------------------------------------------------ market input
     def on_trade(self, tick: TradeTick) -> list[Intent]:
         """A trade sets the reference price ``p`` and moves time."""
-        s = self.state
-        s.last_price, s.has_trade, s.last_ts = tick.price, True, tick.ts_recv
+        note_trade(self.state, tick)
         return self._on_event()
 
     def on_quote(self, tick: QuoteTick) -> list[Intent]:
         """A quote moves time; its mid is ``p`` only until the first trade."""
-        s = self.state
-        s.last_ts = tick.ts_recv
-        if not s.has_trade:
-            s.last_price = tick.mid
+        note_quote(self.state, tick)
         return self._on_event()
 
     def _on_event(self) -> list[Intent]:
@@ -237,8 +205,7 @@ class VolumeBot(BotBase):
         busy = s.orders.open_orders("buy") or self._waiting_sells() >= self.params.max_open_sells
         if p is None or busy:
             return []
-        price = floor_to(p * (ONE + self.params.buy_offset_pct / HUNDRED), market.tick_size)
-        qty = floor_to(quote / price, market.step_size) if price > 0 else ZERO
+        price, qty = buy_order(p, self.params, market)
         if qty <= 0 or price * qty < self.params.min_order_quote:
             s.buy_error = (
                 f"buy skipped: single_trade_quote={quote} buys {qty} at {price} (step "
@@ -273,8 +240,7 @@ class VolumeBot(BotBase):
         """Sell the loop's unsold base at ``floor_tick(F * (1 + sell_profit_pct/100))``."""
         s, market = self.state, self.ctx.market
         qty = floor_to(loop.unsold, market.step_size)
-        f = loop.cost / loop.qty
-        price = floor_to(f * (ONE + self.params.sell_profit_pct / HUNDRED), market.tick_size)
+        price = sell_price(loop.cost / loop.qty, self.params, market)
         loop.sells += 1
         leg = "s" if loop.sells == 1 else f"s{loop.sells}"
         order = s.orders.place(
@@ -304,9 +270,7 @@ class VolumeBot(BotBase):
         return out
 
     def _cancel(self, orders: list[TrackedOrder]) -> list[Intent]:
-        s = self.state
-        cancels = (s.orders.cancel(self.ctx, o, s.last_ts) for o in orders)
-        return [c for c in cancels if c is not None]
+        return self.state.orders.cancel_all(self.ctx, orders, self.state.last_ts)
 
     # ------------------------------------------------------------ order events
     def on_order_event(self, event: OrderEvent) -> list[Intent]:
@@ -318,11 +282,8 @@ class VolumeBot(BotBase):
         loop = next((lp for lp in s.loops if event.intent_id in (lp.buy_id, lp.sell_id)), None)
         match event:
             case OrderAccepted():
-                if order.status == "pending":
-                    order.status = "accepted"
-                if order.clamp_to_free and event.qty < order.qty:
-                    self._write_off(loop, order.qty - event.qty)
-                    order.qty = event.qty
+                if cut := order.accept(event.qty):  # a clamped sell: sold by hand (seed 001)
+                    self._write_off(loop, cut)
                     if order.filled >= order.qty and order.is_open:
                         order.status = "filled"
                         s.orders.filled += 1
@@ -359,17 +320,14 @@ class VolumeBot(BotBase):
                 loop.written_off += qty
 
     def _apply_fill(self, order: TrackedOrder, loop: Loop | None, fill: OrderFilled) -> None:
-        s, market = self.state, self.ctx.market
+        s = self.state
         if order.filled + fill.qty > order.qty:
             return  # more than the order's quantity: a repeated event, already counted
         order.filled += fill.qty
         if order.is_open and (order.filled >= order.qty or fill.leaves_qty <= 0):
             order.status = "filled"
             s.orders.filled += 1
-        fee = fill.fee if fill.fee_asset == market.quote else ZERO
-        if fill.fee_asset == market.base:
-            fee = fill.fee * fill.price
-        s.position.apply(fill.side, fill.qty, fill.price, fee)
+        s.position.apply(fill.side, fill.qty, fill.price, fee_in_quote(fill, self.ctx.market))
         if fill.side == "buy":
             s.own_volume += fill.qty * fill.price
             if loop is not None:
@@ -400,9 +358,6 @@ class VolumeBot(BotBase):
     def status(self) -> BotStatus:
         """The status block of STRATEGIES.md §4: target, group total, progress, per-user volume."""
         s, pos, target = self.state, self.state.position, self.params.target_volume
-        p = s.last_price
-        unrealized = pos.unrealized_pnl(p) if p is not None else ZERO
-        cost = pos.open_cost + pos.open_fees
         group = self.group_volume()
         progress = group / target * HUNDRED if target > 0 else ZERO
         if progress.adjusted() < 20:  # quantize needs the digits; huge ratios are shown as is
@@ -418,29 +373,16 @@ class VolumeBot(BotBase):
             "open_sells": self._waiting_sells(),
         }
         details.update({f"user_volume.{u}": str(v) for u, v in sorted(users.items())})
-        return BotStatus(
-            bot=self.ctx.bot,
-            user=self.ctx.user,
-            account=self.ctx.account,
-            strategy=self.ctx.strategy,
-            venue=self.ctx.venue,
+        return bot_status(
+            self.ctx,
+            s.orders,
             symbol=self.ctx.market.symbol,
             phase=s.phase,
-            run=self.ctx.run,
             cycle=s.loop,
-            orders_placed=s.orders.placed,
-            orders_filled=s.orders.filled,
-            open_orders=len(s.orders.open_orders()),
             filled_quote=s.own_volume,
             filled_qty=pos.bought_qty,
-            avg_price=pos.avg_price,
-            position=pos.qty,
-            last_price=p,
-            position_value=pos.qty * p if p is not None else ZERO,
-            unrealized_pnl=unrealized,
-            unrealized_pct=unrealized / cost * HUNDRED if cost else ZERO,
+            **position_figures(pos, s.last_price),
             cycles_completed=s.cycles_completed,
-            realized_pnl=pos.realized_pnl,
             error=s.error or s.buy_error,
             details=details,
         )

@@ -1,0 +1,78 @@
+"""The ``volume`` parameters and the pure pricing of a loop's orders.
+
+Source: shared/STRATEGIES.md §4 (seed 004). Holds :class:`VolumeParams` with
+its validation (``problems()``: ``single_trade_quote >= min_order_quote``, an
+interval > 0, ...), the interval in market-time nanoseconds, the buy
+``floor_tick(p * (1 + buy_offset_pct/100))`` of ``single_trade_quote`` and the
+sell ``floor_tick(F * (1 + sell_profit_pct/100))``.
+:mod:`tradebus.strategy.volume` trades by them and re-exports these names.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import msgspec
+
+from tradebus.common.markets import Market
+from tradebus.common.money import HUNDRED, ONE, ZERO, floor_to
+from tradebus.strategy.common_checks import Problems, non_negative, positive
+
+NS_PER_SECOND = 1_000_000_000
+
+
+class VolumeParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Parameters of STRATEGIES.md §4 (quote amounts in the quote asset, percents in percent).
+
+    ``target_volume`` is the group's summed filled buy notional at which its
+    bots stop; ``max_open_sells`` the number of loops whose sell is not yet
+    filled beyond which the bot skips its buys; ``min_order_quote`` the
+    smallest buy notional the bot places.
+    """
+
+    single_trade_quote: Decimal
+    trade_interval_seconds: Decimal
+    buy_offset_pct: Decimal
+    sell_profit_pct: Decimal
+    target_volume: Decimal
+    max_open_sells: int = 10
+    min_order_quote: Decimal = Decimal(10)
+    cancel_on_exit: bool = True
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Every invalid field as ``(field, message)``; empty when valid."""
+        out = Problems()
+        check = out.check
+        q, m = self.single_trade_quote, self.min_order_quote
+        q_ok, m_ok = positive(q), non_negative(m)
+        check("single_trade_quote", q_ok, "must be > 0")
+        if q_ok and m_ok:
+            check("single_trade_quote", q >= m, f"must be >= min_order_quote ({m})")
+        check("trade_interval_seconds", positive(self.trade_interval_seconds), "must be > 0")
+        check("buy_offset_pct", non_negative(self.buy_offset_pct), "must be >= 0")
+        check("sell_profit_pct", positive(self.sell_profit_pct), "must be > 0")
+        check("target_volume", positive(self.target_volume), "must be > 0")
+        check("max_open_sells", self.max_open_sells >= 1, "must be >= 1")
+        check("min_order_quote", m_ok, "must be >= 0")
+        return out.found
+
+
+def interval_ns(params: VolumeParams) -> int:
+    """``trade_interval_seconds`` in nanoseconds of market time (at least 1)."""
+    return max(1, int(params.trade_interval_seconds * NS_PER_SECOND))
+
+
+def buy_order(p: Decimal, params: VolumeParams, market: Market) -> tuple[Decimal, Decimal]:
+    """``(price, qty)`` of an interval's buy at reference price ``p`` (§4).
+
+    ``price = floor_tick(p * (1 + buy_offset_pct/100))``,
+    ``qty = floor_step(single_trade_quote / price)`` (0 if the price is not positive).
+    """
+    price = floor_to(p * (ONE + params.buy_offset_pct / HUNDRED), market.tick_size)
+    qty = floor_to(params.single_trade_quote / price, market.step_size) if price > 0 else ZERO
+    return price, qty
+
+
+def sell_price(f: Decimal, params: VolumeParams, market: Market) -> Decimal:
+    """A loop's sell price ``floor_tick(F * (1 + sell_profit_pct/100))``, F its buy's average."""
+    return floor_to(f * (ONE + params.sell_profit_pct / HUNDRED), market.tick_size)
