@@ -127,9 +127,11 @@ async def test_replicas_share_bots_and_survive_a_sigkill(
                 share = Counter((await placement()).values())
                 # rendezvous hashing spreads them evenly once every replica is seen
                 fair = 300 // len(hosts) * 3 // 4
-                return sum(share.values()) == 300 and set(share) == hosts and min(
-                    share.values()
-                ) >= fair
+                return (
+                    sum(share.values()) == 300
+                    and set(share) == hosts
+                    and min(share.values()) >= fair
+                )
 
             await eventually(lambda: spread_over(set(names)), 30, "300 bots on 3 replicas")
 

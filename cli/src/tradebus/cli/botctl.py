@@ -53,16 +53,35 @@ GATHER_SECONDS = 1.0
 
 
 class CommandError(Exception):
-    """A command failed in a way the user should read (exit status 1)."""
+    """A command failed in a way the user should read (exit status 1).
+
+    ``raw``: print the message as it is (``--json`` output), not as ``tradebus: <message>``.
+    """
+
+    def __init__(self, message: str, raw: bool = False) -> None:
+        super().__init__(message)
+        self.raw = raw
 
 
 def _dumps(value: Any) -> str:
     return json.dumps(msgspec.to_builtins(value), indent=2, default=str)
 
 
+async def _quiet(exc: Exception) -> None:
+    """nats-py's error callback: a failure is reported once, as a :class:`CommandError`."""
+
+
 async def _connect(url: str) -> NATS:
+    # max_reconnect_attempts=0 would mean "retry forever" to nats-py: a command with the
+    # server down would hang; one retry, soon, then give up
     try:
-        return await nats.connect(url, connect_timeout=3, max_reconnect_attempts=0)
+        return await nats.connect(
+            url,
+            connect_timeout=3,
+            max_reconnect_attempts=1,
+            reconnect_time_wait=0.2,
+            error_cb=_quiet,
+        )
     except Exception as exc:
         raise CommandError(f"cannot reach NATS at {url}: {exc!r}") from None
 
@@ -235,17 +254,41 @@ async def command_bot(url: str, verb: str, bot: str, fresh: bool, as_json: bool)
     return f"{bot}: {reply.message}{state} [host {reply.host}]"
 
 
+def _answers(intent: Intent, event: Any) -> bool:
+    """True if ``event`` answers ``intent``.
+
+    An :class:`OrderCanceled` carries the intent id of the order it ends and,
+    in ``cancel_intent_id``, the cancel that ended it.
+    """
+    ids = (event.intent_id, getattr(event, "cancel_intent_id", None))
+    return intent.intent_id in ids
+
+
+FINAL_EVENTS = {
+    "PlaceOrder": ("OrderRejected", "OrderFilled", "OrderCanceled"),
+    "CancelOrder": ("OrderRejected", "OrderCanceled", "CancelRejected"),
+    "CancelAll": ("OrderRejected",),
+}
+"""Per intent type, the answers after which no other is expected."""
+SETTLE_SECONDS = 0.3
+"""After a non-final answer (an acceptance, one of a cancel-all's cancels), wait this much more."""
+
+
 async def send_intent(url: str, user: str, intent: Intent, wait: float, as_json: bool) -> str:
     """Publish a manual intent and wait for execution's answers to it."""
     nc = await _connect(url)
     events: list[Any] = []
+    final = FINAL_EVENTS[type(intent).__name__]
     try:
         sub = await nc.subscribe(subjects.exec_evt(user, subjects.MANUAL_SOURCE))
-        ack = await nc.jetstream().publish(
-            subjects.intent(user, subjects.MANUAL_SOURCE),
-            encode(intent),
-            headers={MSG_ID: intent.intent_id},
-        )
+        try:
+            ack = await nc.jetstream().publish(
+                subjects.intent(user, subjects.MANUAL_SOURCE),
+                encode(intent),
+                headers={MSG_ID: intent.intent_id},
+            )
+        except nats.js.errors.NoStreamResponseError:
+            raise CommandError("no INTENTS stream answered (is execution running?)") from None
         if ack.duplicate:
             raise CommandError(f"intent id {intent.intent_id!r} was already used; pick a new --id")
         deadline = time.monotonic() + wait
@@ -255,28 +298,30 @@ async def send_intent(url: str, user: str, intent: Intent, wait: float, as_json:
             except nats.errors.TimeoutError:
                 break
             event = decode_event(msg.data)
-            if event.intent_id == intent.intent_id:
-                events.append(event)
-                if type(event).__name__ in (
-                    "OrderRejected",
-                    "OrderFilled",
-                    "OrderCanceled",
-                    "CancelRejected",
-                ):
-                    break
-                if isinstance(intent, PlaceOrder) and type(event).__name__ == "OrderAccepted":
-                    deadline = min(deadline, time.monotonic() + 0.3)
+            if not _answers(intent, event):
+                continue
+            events.append(event)
+            if type(event).__name__ in final:
+                break
+            deadline = min(deadline, time.monotonic() + SETTLE_SECONDS)
     finally:
         await nc.close()
+    refused = any(type(e).__name__ in ("OrderRejected", "CancelRejected") for e in events)
     if as_json:
-        return _dumps({"intent": intent, "events": events})
+        output = _dumps({"intent": intent, "events": events})
+        if refused:  # the exit status says so in JSON mode too
+            raise CommandError(output, raw=True)
+        return output
     if not events:
         return f"sent {intent.intent_id}; no answer within {wait}s (execution may be down)"
     lines = [f"sent {intent.intent_id}"]
     for e in events:
-        detail = getattr(e, "reason", None) or getattr(e, "venue_order_id", None) or ""
+        if type(e).__name__ == "OrderCanceled":
+            detail = f"{e.intent_id} {e.reason}"
+        else:
+            detail = getattr(e, "reason", None) or getattr(e, "venue_order_id", None) or ""
         lines.append(f"  {type(e).__name__} {detail} {getattr(e, 'message', '')}".rstrip())
-    if any(type(e).__name__ in ("OrderRejected", "CancelRejected") for e in events):
+    if refused:
         raise CommandError("\n".join(lines))
     return "\n".join(lines)
 
@@ -324,5 +369,5 @@ def run(coro: Any) -> int:
         print(asyncio.run(coro))
         return 0
     except CommandError as exc:
-        print(f"tradebus: {exc}")
+        print(exc if exc.raw else f"tradebus: {exc}")
         return 1

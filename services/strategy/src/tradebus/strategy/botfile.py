@@ -42,7 +42,7 @@ A file with a plain ``bots:`` list of resolved specs (see
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -163,17 +163,40 @@ def resolve(doc: LayeredFile) -> tuple[list[BotSpec], list[dict[str, str]], list
                     {k: v for k, v in _layer(user_block, where_user).items() if k in user_fields}
                 )
                 merged.update(_layer(entry, where_bot))
-                spec, prov = _make_spec(user, group, kind, merged, problems)
+                where = _Where(
+                    user=f"{where_user}.user",
+                    strategy=f"strategies.{group}" + (".strategy" if "strategy" in block else ""),
+                    bot=where_bot,
+                )
+                spec, prov = _make_spec(user, group, kind, merged, where, problems)
                 if spec is not None:
                     specs.append(spec)
                     provenance.append(prov)
     return specs, provenance, problems
 
 
+class _Where(NamedTuple):
+    """YAML paths of what a bot's entry does not set itself."""
+
+    user: str
+    """``users[i].user``."""
+    strategy: str
+    """``strategies.<group>.strategy``, or the group when the kind is its name."""
+    bot: str
+    """The user's entry of the bot (``users[i].strategies.<group>[j]``)."""
+
+
+def _required(bot_id: str, field: str, group: str) -> str:
+    return (
+        f"bot {bot_id}: {field}: required (set it in defaults, "
+        f"strategies.{group} or the user's entry)"
+    )
+
+
 def _make_spec(
-    user: str, group: str, kind: str, merged: Layer, problems: list[str]
+    user: str, group: str, kind: str, merged: Layer, where: _Where, problems: list[str]
 ) -> tuple[BotSpec | None, dict[str, str]]:
-    prov: dict[str, str] = {"user": "", "strategy": ""}
+    prov: dict[str, str] = {"user": where.user, "strategy": where.strategy}
     values: dict[str, Any] = {}
     params: dict[str, Any] = {}
     for key, (value, path) in merged.items():
@@ -185,33 +208,31 @@ def _make_spec(
             prov[f"params.{key}"] = path
     name = values.pop("name", None)
     bot_id = values.pop("id", None) or "-".join(str(p) for p in (user, group, name) if p)
-    prov.setdefault("id", prov.get("name", ""))
-    try:
-        spec = msgspec.convert(
-            {
-                "id": bot_id,
-                "user": user,
-                "strategy": kind,
-                "group": group,
-                "params": normalize_params(params),
-                **values,
-            },
-            BotSpec,
-            strict=False,
-        )
-    except msgspec.ValidationError as exc:
-        text = str(exc)
-        field = text.rsplit("`$.", 1)[-1].rstrip("`") if "`$." in text else ""
-        missing = text.split("`")[1] if text.startswith("Object missing required field") else ""
-        if missing:
-            problems.append(
-                f"bot {bot_id}: {missing}: required (set it in defaults, "
-                f"strategies.{group} or the user's entry)"
-            )
-        else:
-            problems.append(f"{prov.get(field, f'bot {bot_id}')}: {text.split(' - at')[0]}")
+    prov.setdefault("id", prov.get("name", where.bot))
+    data = {
+        "id": bot_id,
+        "user": user,
+        "strategy": kind,
+        "group": group,
+        "params": normalize_params(params),
+        **values,
+    }
+    ok = True
+    for field in msgspec.structs.fields(BotSpec):  # one by one, so every bad field shows
+        if field.name not in data:
+            if field.required:
+                problems.append(_required(bot_id, field.name, group))
+                ok = False
+            continue
+        try:
+            msgspec.convert(data[field.name], field.type, strict=False)
+        except msgspec.ValidationError as exc:
+            where_set = prov.get(field.name) or f"bot {bot_id}: {field.name}"
+            problems.append(f"{where_set}: {str(exc).split(' - at')[0]}")
+            ok = False
+    if not ok:
         return None, prov
-    return spec, prov
+    return msgspec.convert(data, BotSpec, strict=False), prov
 
 
 def load_specs(path: str | Path, catalog: MarketCatalog) -> list[BotSpec]:
@@ -231,20 +252,30 @@ def load_specs(path: str | Path, catalog: MarketCatalog) -> list[BotSpec]:
     else:
         specs, provenance, problems = resolve(load_yaml(path, LayeredFile))
     for i, field, message in validate_specs(specs, catalog):
-        problems.append(f"{_where(specs[i], provenance[i], i, field)}: {message}")
+        where = _where(specs[i], provenance[i], i, field)
+        if where is None and message == "required":  # no layer set it
+            name = field.removeprefix("params.")
+            problems.append(_required(specs[i].id, name, specs[i].group_name))
+        elif where is None:
+            problems.append(f"bot {specs[i].id}: {field}: {message}")
+        else:
+            problems.append(f"{where}: {message}")
     if problems:
         unique = list(dict.fromkeys(problems))
         raise ConfigError(f"{path}: invalid bot file:\n  " + "\n  ".join(unique))
     return specs
 
 
-def _where(spec: BotSpec, provenance: dict[str, str], i: int, field: str) -> str:
-    """The YAML path that set ``field`` of a spec (``params.adds[1].spread_pct`` included)."""
+def _where(spec: BotSpec, provenance: dict[str, str], i: int, field: str) -> str | None:
+    """The YAML path that set ``field`` of a spec (``params.adds[1].spread_pct`` included).
+
+    None for a field of a layered file that no layer set.
+    """
     if not provenance:
         return f"bots[{i}].{field}"
     if provenance.get(field):
         return provenance[field]
     for key in sorted(provenance, key=len, reverse=True):
-        if key and field.startswith(key) and field[len(key)] in ".[":
+        if key and field.startswith(key) and field[len(key) : len(key) + 1] in (".", "["):
             return provenance[key] + field[len(key) :]
-    return f"bot {spec.id}: {field}"
+    return None

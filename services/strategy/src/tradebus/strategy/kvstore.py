@@ -86,13 +86,18 @@ async def open_buckets(js: JetStreamContext, lease_seconds: float = 10.0) -> Buc
     replica heartbeat not renewed for that long disappears.
     """
     return Buckets(
-        bots=await _bucket(js, KeyValueConfig(bucket=subjects.KV_BOTS, history=5)),
+        bots=await open_bots(js),
         state=await _bucket(js, KeyValueConfig(bucket=subjects.KV_BOT_STATE, history=1)),
         leases=await _bucket(
             js, KeyValueConfig(bucket=subjects.KV_LEASES, history=1, ttl=lease_seconds)
         ),
         volume=await _bucket(js, KeyValueConfig(bucket=subjects.KV_GROUP_VOLUME, history=1)),
     )
+
+
+async def open_bots(js: JetStreamContext) -> KeyValue:
+    """Open KV ``bots``, creating it if needed (the only bucket ``bots apply`` touches)."""
+    return await _bucket(js, KeyValueConfig(bucket=subjects.KV_BOTS, history=5))
 
 
 async def read_specs(kv: KeyValue) -> dict[str, BotSpec]:
@@ -132,8 +137,8 @@ async def apply_specs(
     not in ``specs`` (their hosts stop them, cancelling per
     ``cancel_on_exit``). ``dry_run`` only computes the result.
     """
-    buckets = await open_buckets(js)
-    current = await read_specs(buckets.bots)
+    bots = await open_bots(js)  # not open_buckets: that would fix the leases TTL at its default
+    current = await read_specs(bots)
     result = ApplyResult(added=[], changed=[], removed=[], unchanged=[])
     for spec in specs:
         old = current.get(spec.id)
@@ -145,11 +150,11 @@ async def apply_specs(
             result.unchanged.append(spec.id)
             continue
         if not dry_run:
-            await buckets.bots.put(spec.id, encode(spec))
+            await bots.put(spec.id, encode(spec))
     wanted = {s.id for s in specs}
     if prune:
         for bot in sorted(set(current) - wanted):
             result.removed.append(bot)
             if not dry_run:
-                await buckets.bots.delete(bot)
+                await bots.delete(bot)
     return result

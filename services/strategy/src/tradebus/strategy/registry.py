@@ -136,9 +136,12 @@ def spec_problems(spec: BotSpec, catalog: MarketCatalog) -> list[tuple[str, str]
     symbols = kind.symbols(spec, params)
     if not symbols:
         problems.append(("symbol", "required"))
+    if not catalog.venue_markets(spec.venue):  # the venue is what is wrong, not the symbols
+        return [*problems, ("venue", f"no venue {spec.venue} in the markets file")]
     for symbol in symbols:
         if (spec.venue, symbol) not in catalog:
-            field = "symbol" if spec.symbol == symbol else "params"
+            named = (f"params.{k}" for k, v in spec.params.items() if v == symbol)
+            field = "symbol" if spec.symbol == symbol else next(named, "params")
             problems.append((field, f"no market {spec.venue}:{symbol} in the markets file"))
     return problems
 
