@@ -21,15 +21,25 @@ plus one heartbeat.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 
+import nats.errors
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from tradebus.common import subjects
 
 log = logging.getLogger(__name__)
+
+EMPTY_WATCH_GRACE_SECONDS = 0.1
+"""How long a watch that found no key waits for entries still in flight."""
+WATCH_INACTIVE_SECONDS = 5.0
+"""The server drops a stopped watch's consumer after this long."""
+
+RENEW_CONCURRENCY = 256
+"""Lease renewals in flight at once."""
 
 
 def weight(bot: str, replica: str) -> int:
@@ -66,11 +76,23 @@ class Leases:
 
     async def _entries(self, pattern: str) -> dict[str, bytes]:
         """Live keys matching ``pattern`` with their values (one watch, deletes skipped)."""
-        watcher = await self._kv.watch(pattern, ignore_deletes=True)
+        # stopping a watch leaves its consumer on the server until it has been inactive
+        # for inactive_threshold (nats-py's default: 5 minutes, i.e. hundreds of them)
+        watcher = await self._kv.watch(
+            pattern, ignore_deletes=True, inactive_threshold=WATCH_INACTIVE_SECONDS
+        )
         out: dict[str, bytes] = {}
         try:
             while True:
                 entry = await watcher.updates(timeout=5.0)
+                if entry is None and not out:
+                    # nats-py may signal "nothing to read" while the first entries are
+                    # still on their way (its consumer-info reply overtook them): a
+                    # live key would look absent. Give them a moment to arrive.
+                    try:
+                        entry = await watcher.updates(timeout=EMPTY_WATCH_GRACE_SECONDS)
+                    except nats.errors.TimeoutError:
+                        return out
                 if entry is None:
                     return out
                 if entry.value:
@@ -92,6 +114,8 @@ class Leases:
 
     async def claim(self, bot: str) -> bool:
         """Take the lease of ``bot`` if nobody holds it; True if we now hold it."""
+        if bot in self.held:
+            return True
         try:
             self.held[bot] = await self._kv.create(subjects.lease_key(bot), self.replica.encode())
             return True
@@ -102,20 +126,31 @@ class Leases:
                 return False
             raise
 
+    async def _renew_one(self, bot: str, revision: int) -> bool:
+        try:
+            self.held[bot] = await self._kv.update(
+                subjects.lease_key(bot), self.replica.encode(), last=revision
+            )
+            return True
+        except (KeyWrongLastSequenceError, KeyNotFoundError):
+            return False
+        except Exception as exc:
+            if "wrong last sequence" not in str(exc).lower():
+                raise
+            return False
+
     async def renew(self) -> list[str]:
-        """Renew every held lease; returns the bots whose lease was lost (and forgets them)."""
+        """Renew every held lease; returns the bots whose lease was lost (and forgets them).
+
+        Renewals go out :data:`RENEW_CONCURRENCY` at a time, so a replica with
+        thousands of bots renews them in a few round trips, not thousands.
+        """
         lost = []
-        for bot, revision in list(self.held.items()):
-            try:
-                self.held[bot] = await self._kv.update(
-                    subjects.lease_key(bot), self.replica.encode(), last=revision
-                )
-            except (KeyWrongLastSequenceError, KeyNotFoundError):
-                lost.append(bot)
-            except Exception as exc:
-                if "wrong last sequence" not in str(exc).lower():
-                    raise
-                lost.append(bot)
+        items = list(self.held.items())
+        for start in range(0, len(items), RENEW_CONCURRENCY):
+            chunk = items[start : start + RENEW_CONCURRENCY]
+            kept = await asyncio.gather(*(self._renew_one(b, r) for b, r in chunk))
+            lost += [bot for (bot, _), ok in zip(chunk, kept, strict=True) if not ok]
         for bot in lost:
             del self.held[bot]
             log.warning("lease lost", extra={"bot": bot, "replica": self.replica})

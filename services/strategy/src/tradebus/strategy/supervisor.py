@@ -100,6 +100,7 @@ class Supervisor:
         self.lock = asyncio.Lock()
         self.wake = asyncio.Event()
         self.started = asyncio.Event()
+        self._broken: dict[str, BotSpec] = {}
 
     # ------------------------------------------------------------ assignment
     def preferred(self, bot: str) -> str | None:
@@ -146,8 +147,12 @@ class Supervisor:
                 owner = self.preferred(bot)
                 if spec is None or not spec.enabled:
                     await self._retire(bot, removed=spec is None)
-                elif spec != runner.spec:
-                    await self._update(runner, spec)
+                elif spec != runner.spec and self._broken.get(bot) != spec:
+                    try:
+                        await self._update(runner, spec)
+                    except (ValueError, msgspec.DecodeError) as exc:
+                        self._broken[bot] = spec  # keep running the last good spec
+                        log.error("bot spec not applied", extra={"bot": bot, "error": str(exc)})
                 elif owner != self.replica and owner is not None and self._stable(owner):
                     await self._hand_over(bot)
             if self.beats < STABLE_BEATS:  # let replicas starting with us show up first
@@ -155,8 +160,18 @@ class Supervisor:
             for bot, spec in sorted(self.specs.items()):
                 if not spec.enabled or bot in self.dispatcher.runners:
                     continue
+                if self._broken.get(bot) == spec:
+                    continue  # failed to build; wait for a corrected spec
                 if self.preferred(bot) == self.replica and await self.leases.claim(bot):
-                    await self.start_bot(spec)
+                    try:
+                        await self.start_bot(spec)
+                    except (ValueError, msgspec.DecodeError) as exc:
+                        # a spec this host cannot run (e.g. a market missing from its
+                        # markets file): the others must still start
+                        self._broken[bot] = spec
+                        self._remove(bot)
+                        await self.leases.release(bot)
+                        log.error("bot cannot start", extra={"bot": bot, "error": str(exc)})
             self._metrics.leases.set(len(self.leases.held))
             self.started.set()
 
