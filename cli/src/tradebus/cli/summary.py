@@ -173,12 +173,25 @@ def render_statuses(statuses: list[BotStatus]) -> str:
 
     lines = [bots_table(statuses)]
     for s in sorted(statuses, key=lambda s: (s.user, s.bot)):
-        extra = ", ".join(f"{k}={v}" for k, v in sorted(s.details.items()))
-        pct = f"take-profit {s.take_profit_progress_pct:.0f}%"
-        line = f"  {s.bot} [{s.strategy} {s.phase}]: {pct}"
-        if extra:
-            line += f"; {extra}"
+        parts = []
+        if s.strategy == "ladder":
+            parts.append(f"take-profit progress {s.take_profit_progress_pct:.0f}%")
+        parts += [f"{k}={_short(v)}" for k, v in sorted(s.details.items()) if v is not None]
         if s.error:
-            line += f"; error: {s.error}"
-        lines.append(line)
+            parts.append(f"error: {s.error}")
+        lines.append(f"  {s.bot} [{s.strategy} {s.phase}]" + (": " + ", ".join(parts)))
     return "\n".join(lines)
+
+
+def _short(value: object, places: int = 8) -> str:
+    """A detail value for people: long decimals rounded to ``places``, zeros trimmed."""
+    if not isinstance(value, str):
+        return str(value)
+    try:
+        number = Decimal(value)
+    except ArithmeticError:
+        return value
+    if not number.is_finite() or number.as_tuple().exponent >= -places:  # type: ignore[operator]
+        return value
+    rounded = number.quantize(Decimal(1).scaleb(-places)).normalize()
+    return f"{rounded:f}"
