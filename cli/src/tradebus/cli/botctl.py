@@ -32,7 +32,6 @@ from tradebus.cli.tables import render_table
 from tradebus.common import subjects
 from tradebus.common.bus import MSG_ID
 from tradebus.common.codec import decode_bot_command_reply, decode_bots_reply, decode_event, encode
-from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.messages import (
     BotCommand,
     BotCommandReply,
@@ -45,8 +44,7 @@ from tradebus.common.messages import (
     Intent,
     PlaceOrder,
 )
-from tradebus.strategy.botfile import load_specs
-from tradebus.strategy.kvstore import apply_specs
+from tradebus.strategy.apply import apply_file_to
 from tradebus.strategy.leases import Leases
 
 GATHER_SECONDS = 1.0
@@ -90,11 +88,9 @@ async def apply_file(
     url: str, path: Path, markets: Path | None, dry_run: bool, prune: bool, as_json: bool
 ) -> str:
     """Validate ``path`` and write it to KV ``bots``; returns what to print."""
-    catalog = MarketCatalog.load(markets or default_markets_path())
-    specs = load_specs(path, catalog)
     nc = await _connect(url)
     try:
-        result = await apply_specs(nc.jetstream(), specs, prune=prune, dry_run=dry_run)
+        result = await apply_file_to(nc.jetstream(), path, markets, prune, dry_run)
     finally:
         await nc.close()
     if as_json:

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 
 import nats
+from nats.js import JetStreamContext
 
 from tradebus.common.config import ConfigError, Settings, load_settings
 from tradebus.common.markets import MarketCatalog, default_markets_path
@@ -35,10 +37,29 @@ class BotsApplySettings(Settings, frozen=True, kw_only=True):
     log_level: str = "info"
 
 
+async def apply_file_to(
+    js: JetStreamContext,
+    path: str | Path,
+    markets_file: str | Path | None = None,
+    prune: bool = True,
+    dry_run: bool = False,
+) -> ApplyResult:
+    """Validate the bot file ``path`` and make KV ``bots`` hold its bots.
+
+    Raises
+    ------
+    ConfigError
+        If the bot file or the markets file is invalid (nothing is written).
+    """
+    catalog = MarketCatalog.load(markets_file or default_markets_path())
+    specs = load_specs(path, catalog)
+    return await apply_specs(js, specs, prune=prune, dry_run=dry_run)
+
+
 async def apply_bot_file(
     nats_url: str, path: str, markets_file: str = "", prune: bool = True, dry_run: bool = False
 ) -> ApplyResult:
-    """Validate ``path`` and make KV ``bots`` hold its bots.
+    """Connect to ``nats_url`` and :func:`apply_file_to` it.
 
     Raises
     ------
@@ -47,11 +68,9 @@ async def apply_bot_file(
     OSError, nats.errors.Error
         If NATS cannot be reached.
     """
-    catalog = MarketCatalog.load(markets_file or default_markets_path())
-    specs = load_specs(path, catalog)
     nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=3)
     try:
-        return await apply_specs(nc.jetstream(), specs, prune=prune, dry_run=dry_run)
+        return await apply_file_to(nc.jetstream(), path, markets_file, prune, dry_run)
     finally:
         await nc.close()
 
