@@ -4,21 +4,31 @@
 * ``pg_admin_url``: one PostgreSQL per session (fast settings, temp data dir).
 * ``database_url``: a fresh database per test on that server.
 * ``data_dir``: the recorded market data, ``$TRADEBUS_DATA_DIR`` or ``../shared/data``.
+* ``btc_ticks``: the ticks of the start of the first BTCUSDT recording (per module).
+* ``nc``: a NATS connection to ``nats_url``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import nats
 import pytest
+from nats.aio.client import Client as NATS
 
+from tests.support.data import BTC_RAW, parse_ticks
+from tests.support.markets import BTCUSDT_MIN
 from tradebus.cli.localstack import LocalNats, LocalPostgres, create_database, with_database
+from tradebus.common.markets import MarketCatalog
+from tradebus.common.messages import QuoteTick, TradeTick
+from tradebus.marketdata.sources import read_frames
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = REPO.parent / "shared" / "data"
@@ -43,6 +53,14 @@ def nats_url(tmp_path: Path) -> Iterator[str]:
     url = server.start()
     yield url
     server.stop()
+
+
+@pytest.fixture
+async def nc(nats_url: str) -> AsyncIterator[NATS]:
+    """A connection to the test's nats-server, closed after the test."""
+    conn = await nats.connect(nats_url)
+    yield conn
+    await conn.close()
 
 
 @pytest.fixture(scope="session")
@@ -71,3 +89,11 @@ def data_dir() -> Path:
     if not (path / "README.md").exists():
         pytest.fail(f"recorded data not found at {path}; set TRADEBUS_DATA_DIR")
     return path
+
+
+@pytest.fixture(scope="module")
+def btc_ticks(data_dir: Path) -> list[TradeTick | QuoteTick]:
+    """The ticks of the first 15000 frames of the first BTCUSDT recording (market
+    :data:`~tests.support.markets.BTCUSDT_MIN`)."""
+    frames = itertools.islice(read_frames(data_dir / BTC_RAW[0]), 15_000)
+    return parse_ticks(frames, MarketCatalog({"binance": [BTCUSDT_MIN]}))

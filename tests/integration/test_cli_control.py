@@ -14,17 +14,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgspec
-import nats
 import pytest
 from nats.aio.client import Client as NATS
 
-from tests.support.services import consumer_exists, eventually, service
+from tests.support.execution import execution_service, execution_settings
+from tests.support.services import eventually, service
 from tradebus.cli.main import main
 from tradebus.common import subjects
 from tradebus.common.codec import decode_bots_reply
 from tradebus.common.messages import BotsReply
-from tradebus.execution.bootstrap import run as run_execution
-from tradebus.execution.settings import ExecutionSettings
 from tradebus.strategy.bootstrap import run as run_strategy
 from tradebus.strategy.settings import StrategySettings
 
@@ -97,13 +95,6 @@ def status_fields(block: str) -> dict[str, str]:
         name, _, value = line.partition(" ")
         fields[name] = value.strip()
     return fields
-
-
-@pytest.fixture
-async def nc(nats_url: str) -> AsyncIterator[NATS]:
-    conn = await nats.connect(nats_url)
-    yield conn
-    await conn.close()
 
 
 async def running(nc: NATS) -> dict[str, str]:
@@ -294,17 +285,8 @@ async def test_bots_apply_list_status_and_lifecycle(
 async def execution(
     nats_url: str, database_url: str, nc: NATS, tmp_path: Path
 ) -> AsyncIterator[None]:
-    accounts = tmp_path / "accounts.yaml"
-    accounts.write_text(ACCOUNTS)
-    settings = ExecutionSettings(
-        nats_url=nats_url,
-        database_url=database_url,
-        accounts_file=str(accounts),
-        metrics_port=0,
-    )
-    async with service(
-        run_execution, settings, lambda: consumer_exists(nc, "INTENTS", "execution")
-    ):
+    settings = execution_settings(nats_url, database_url, tmp_path, ACCOUNTS)
+    async with execution_service(nc, settings):
         yield
 
 

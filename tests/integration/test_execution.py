@@ -14,15 +14,13 @@ from pathlib import Path
 
 import asyncpg
 import msgspec
-import nats
 import pytest
-from nats.aio.client import Client as NATS
 
-from tests.support import ticks
-from tests.support.services import consumer_exists, eventually, service
+from tests.support.execution import Bus, collecting, execution_service, execution_settings
+from tests.support.services import eventually
 from tradebus.common import subjects
 from tradebus.common.bus import request
-from tradebus.common.codec import decode_balances_reply, decode_event, encode
+from tradebus.common.codec import decode_balances_reply
 from tradebus.common.messages import (
     BalancesQuery,
     CancelRejected,
@@ -31,8 +29,6 @@ from tradebus.common.messages import (
     OrderFilled,
     OrderRejected,
 )
-from tradebus.execution.bootstrap import run
-from tradebus.execution.settings import ExecutionSettings
 
 ACCOUNTS = """
 accounts:
@@ -47,46 +43,11 @@ PLACE = (
 )
 
 
-class Bus:
-    """A test's NATS connection and every order event it has seen."""
-
-    def __init__(self, nc: NATS) -> None:
-        self.nc = nc
-        self.js = nc.jetstream()
-        self.events: list = []
-
-    async def pub(self, subject: str, payload: str | bytes, msg_id: str | None = None) -> None:
-        data = payload.encode() if isinstance(payload, str) else payload
-        await self.js.publish(subject, data, headers={"Nats-Msg-Id": msg_id} if msg_id else None)
-
-    async def tick(self, price: str, ts: int) -> None:
-        trade = ticks.trade(price, ts, aggressor="sell")
-        await self.nc.publish(subjects.md_trade("binance", "BTCUSDT"), encode(trade))
-
-    def of(self, kind: type, intent_id: str | None = None) -> list:
-        return [e for e in self.events if isinstance(e, kind) and intent_id in (None, e.intent_id)]
-
-
 @pytest.fixture
 async def bus(nats_url: str, database_url: str, tmp_path: Path) -> AsyncIterator[Bus]:
-    accounts = tmp_path / "accounts.yaml"
-    accounts.write_text(ACCOUNTS)
-    settings = ExecutionSettings(
-        nats_url=nats_url,
-        database_url=database_url,
-        accounts_file=str(accounts),
-        metrics_port=0,
-    )
-    nc = await nats.connect(nats_url)
-    b = Bus(nc)
-
-    async def collect(msg) -> None:  # type: ignore[no-untyped-def]
-        b.events.append(decode_event(msg.data))
-
-    await nc.subscribe(subjects.EXEC_EVT_ALL, cb=collect)
-    async with service(run, settings, lambda: consumer_exists(nc, "INTENTS", "execution")):
+    settings = execution_settings(nats_url, database_url, tmp_path, ACCOUNTS)
+    async with collecting(nats_url, Bus) as b, execution_service(b.nc, settings):
         yield b
-    await nc.close()
 
 
 async def test_manual_order_is_accepted_and_recorded(bus: Bus, database_url: str) -> None:

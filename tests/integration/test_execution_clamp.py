@@ -14,17 +14,11 @@ from decimal import Decimal as D
 from pathlib import Path
 
 import asyncpg
-import nats
 import pytest
 
-from tests.integration.test_execution import Bus
-from tests.support.services import consumer_exists, eventually, service
-from tradebus.common import subjects
-from tradebus.common.bus import request
-from tradebus.common.codec import decode_balances_reply, decode_event
-from tradebus.common.messages import BalancesQuery, OrderAccepted, OrderFilled, OrderRejected
-from tradebus.execution.bootstrap import run
-from tradebus.execution.settings import ExecutionSettings
+from tests.support.execution import Bus, collecting, execution_service, execution_settings
+from tests.support.services import eventually
+from tradebus.common.messages import OrderAccepted, OrderFilled, OrderRejected
 
 ACCOUNTS = """
 accounts:
@@ -50,24 +44,9 @@ def place(intent_id: str, side: str, qty: str, price: str, clamp: bool = True) -
 
 @pytest.fixture
 async def bus(nats_url: str, database_url: str, tmp_path: Path) -> AsyncIterator[Bus]:
-    accounts = tmp_path / "accounts.yaml"
-    accounts.write_text(ACCOUNTS)
-    settings = ExecutionSettings(
-        nats_url=nats_url,
-        database_url=database_url,
-        accounts_file=str(accounts),
-        metrics_port=0,
-    )
-    nc = await nats.connect(nats_url)
-    b = Bus(nc)
-
-    async def collect(msg) -> None:  # type: ignore[no-untyped-def]
-        b.events.append(decode_event(msg.data))
-
-    await nc.subscribe(subjects.EXEC_EVT_ALL, cb=collect)
-    async with service(run, settings, lambda: consumer_exists(nc, "INTENTS", "execution")):
+    settings = execution_settings(nats_url, database_url, tmp_path, ACCOUNTS)
+    async with collecting(nats_url, Bus) as b, execution_service(b.nc, settings):
         yield b
-    await nc.close()
 
 
 async def order_rows(database_url: str) -> dict[str, tuple[D, str]]:
@@ -80,9 +59,7 @@ async def order_rows(database_url: str) -> dict[str, tuple[D, str]]:
 
 
 async def btc(bus: Bus) -> tuple[D, D]:
-    raw = await request(bus.nc, subjects.exec_query("balances"), BalancesQuery())
-    (account,) = decode_balances_reply(raw).accounts  # type: ignore[union-attr]
-    (b,) = [b for b in account.balances if b.asset == "BTC"]
+    b = await bus.balance("BTC")
     return b.total, b.free
 
 

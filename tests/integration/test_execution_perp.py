@@ -14,25 +14,25 @@ from decimal import Decimal as D
 from pathlib import Path
 
 import asyncpg
-import nats
 import pytest
 
-from tests.integration.test_execution import Bus
-from tests.support.services import consumer_exists, eventually, service
+from tests.support.execution import (
+    Bus,
+    collecting,
+    execution_service,
+    execution_settings,
+    reconciler_settings,
+)
+from tests.support.services import eventually, service
 from tradebus.common import subjects
-from tradebus.common.bus import request
-from tradebus.common.codec import decode_balances_reply, decode_event, decode_recon_run_reply
+from tradebus.common.codec import decode_recon_run_reply
 from tradebus.common.messages import (
-    BalancesQuery,
     OrderAccepted,
     OrderFilled,
     OrderRejected,
     ReconReport,
 )
-from tradebus.execution.bootstrap import run as run_execution
-from tradebus.execution.settings import ExecutionSettings
 from tradebus.reconciler.bootstrap import run as run_reconciler
-from tradebus.reconciler.settings import ReconcilerSettings
 
 ACCOUNTS = """
 accounts:
@@ -76,51 +76,29 @@ class PerpBus(Bus):
         (report,) = reply.reports  # type: ignore[union-attr]
         return report
 
+    async def reconciler_answers(self) -> bool:
+        """True once the reconciler answers a run request."""
+        try:
+            await self.reconcile()
+            return True
+        except Exception:
+            return False
+
     async def usdt(self) -> tuple[D, D, D]:
-        raw = await request(self.nc, subjects.exec_query("balances"), BalancesQuery())
-        (account,) = decode_balances_reply(raw).accounts  # type: ignore[union-attr]
-        (b,) = [b for b in account.balances if b.asset == "USDT"]
+        b = await self.balance("USDT")
         return b.total, b.free, b.locked
 
 
 @pytest.fixture
 async def bus(nats_url: str, database_url: str, tmp_path: Path) -> AsyncIterator[PerpBus]:
-    accounts = tmp_path / "accounts.yaml"
-    accounts.write_text(ACCOUNTS)
-    execution = ExecutionSettings(
-        nats_url=nats_url,
-        database_url=database_url,
-        accounts_file=str(accounts),
-        metrics_port=0,
-    )
-    reconciler = ReconcilerSettings(
-        nats_url=nats_url,
-        database_url=database_url,
-        interval_seconds=3600,
-        metrics_port=0,
-        tolerances={"DEFAULT": D(0)},  # exact
-    )
-    nc = await nats.connect(nats_url)
-    b = PerpBus(nc)
-
-    async def collect(msg) -> None:  # type: ignore[no-untyped-def]
-        b.events.append(decode_event(msg.data))
-
-    await nc.subscribe(subjects.EXEC_EVT_ALL, cb=collect)
-
-    async def reconciler_ready() -> bool:
-        try:
-            await b.reconcile()
-            return True
-        except Exception:
-            return False
-
+    execution = execution_settings(nats_url, database_url, tmp_path, ACCOUNTS)
+    reconciler = reconciler_settings(nats_url, database_url, {"DEFAULT": D(0)})  # exact
     async with (
-        service(run_execution, execution, lambda: consumer_exists(nc, "INTENTS", "execution")),
-        service(run_reconciler, reconciler, reconciler_ready),
+        collecting(nats_url, PerpBus) as b,
+        execution_service(b.nc, execution),
+        service(run_reconciler, reconciler, b.reconciler_answers),
     ):
         yield b
-    await nc.close()
 
 
 async def journal(database_url: str) -> dict[tuple[str, str], D]:

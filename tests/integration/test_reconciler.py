@@ -13,13 +13,11 @@ from pathlib import Path
 import asyncpg
 import nats
 
-from tests.support.services import consumer_exists, service
+from tests.support.execution import execution_service, execution_settings, reconciler_settings
+from tests.support.services import service
 from tradebus.common import subjects
 from tradebus.common.codec import decode_recon_report, decode_recon_run_reply
-from tradebus.execution.bootstrap import run as run_execution
-from tradebus.execution.settings import ExecutionSettings
 from tradebus.reconciler.bootstrap import run as run_reconciler
-from tradebus.reconciler.settings import ReconcilerSettings
 
 ACCOUNTS = """
 accounts:
@@ -31,21 +29,10 @@ accounts:
 async def test_reports_ok_then_drift_when_the_ledger_moves_behind_the_venue(
     nats_url: str, database_url: str, tmp_path: Path
 ) -> None:
-    accounts = tmp_path / "accounts.yaml"
-    accounts.write_text(ACCOUNTS)
     nc = await nats.connect(nats_url)
-    execution = ExecutionSettings(
-        nats_url=nats_url,
-        database_url=database_url,
-        accounts_file=str(accounts),
-        metrics_port=0,
-    )
-    reconciler = ReconcilerSettings(
-        nats_url=nats_url,
-        database_url=database_url,
-        interval_seconds=3600,
-        metrics_port=0,
-        tolerances={"BTC": D("0.0001"), "DEFAULT": D("0.01")},
+    execution = execution_settings(nats_url, database_url, tmp_path, ACCOUNTS)
+    reconciler = reconciler_settings(
+        nats_url, database_url, {"BTC": D("0.0001"), "DEFAULT": D("0.01")}
     )
 
     async def reports_in_db() -> bool:
@@ -56,7 +43,7 @@ async def test_reports_ok_then_drift_when_the_ledger_moves_behind_the_venue(
             await conn.close()
 
     async with (
-        service(run_execution, execution, lambda: consumer_exists(nc, "INTENTS", "execution")),
+        execution_service(nc, execution),
         service(run_reconciler, reconciler, reports_in_db),
     ):
         # the run at start: both accounts ok, published on recon.report.<account>

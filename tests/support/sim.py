@@ -9,14 +9,19 @@ together. Intents are kept so tests can inspect them.
 With ``lag`` the bots hear of their orders late, as over a real bus: every
 order event is held back for ``lag()`` market events (the venue acts at
 once). A core must stay within its limits whatever it has not heard yet.
+
+Also here: :func:`paper_exchange` (a venue with accounts open) and
+:func:`committed_at_venue` (an account's capital at the venue).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from itertools import count
+from typing import Any
 
+from tradebus.common.markets import Market, MarketCatalog
 from tradebus.common.messages import (
     CancelAll,
     CancelOrder,
@@ -30,9 +35,26 @@ from tradebus.common.messages import (
     QuoteTick,
     TradeTick,
 )
+from tradebus.common.positions import Position
 from tradebus.execution.paper import PaperExchange
 from tradebus.execution.venue import VenueFill, VenueOrder, VenueRejected
 from tradebus.strategy.core import Strategy
+
+
+def paper_exchange(
+    markets: Sequence[Market], balances: Mapping[str, Decimal], *accounts: str, **kw: Any
+) -> PaperExchange:
+    """A paper venue ``binance`` trading ``markets``, each of ``accounts`` opened with
+    ``balances``, maker fee 1 bps and taker fee 5 bps.
+
+    ``kw``: the account's other settings (``market_kind``, ``leverage``).
+    """
+    exchange = PaperExchange(MarketCatalog({"binance": list(markets)}), "binance")
+    for account in accounts:
+        exchange.open_account(
+            account, dict(balances), maker_fee_bps=Decimal(1), taker_fee_bps=Decimal(5), **kw
+        )
+    return exchange
 
 
 class Sim:
@@ -189,3 +211,14 @@ class Sim:
         held, self._held = self._held, []
         for _, bot, event in held:
             self._execute(bot, bot.on_order_event(event))  # type: ignore[arg-type]
+
+
+def committed_at_venue(sim: Sim, account: str) -> Decimal:
+    """Open buy notional of ``account`` plus the cost of its position, as the venue knows them."""
+    held = Position()
+    for fill in sim.fills:
+        if fill.account == account:
+            held.apply(fill.side, fill.qty, fill.price, Decimal(0))
+    orders = sim.exchange.open_orders(account)
+    open_buys = sum((o.price * o.qty for o in orders if o.side == "buy" and o.price), Decimal(0))
+    return open_buys + held.open_cost

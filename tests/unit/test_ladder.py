@@ -11,30 +11,20 @@ then the cycle: fills, take-profit, restart, no-fill restart, exit.
 from __future__ import annotations
 
 from decimal import Decimal as D
+from functools import partial
 
 import msgspec
 import pytest
 
 from tests.support import ticks
+from tests.support.markets import BTCUSDT as BTC
+from tests.support.markets import SOLUSDC as UNIT
+from tests.support.markets import bot_context
+from tests.support.orders import OrderEvents
 from tradebus.common.markets import Market
-from tradebus.common.messages import (
-    CancelOrder,
-    CancelRejected,
-    OrderAccepted,
-    OrderCanceled,
-    OrderFilled,
-    OrderRejected,
-    PlaceOrder,
-    QuoteTick,
-    TradeTick,
-)
-from tradebus.strategy.core import BotContext
+from tradebus.common.messages import CancelOrder, CancelRejected, PlaceOrder
 from tradebus.strategy.ladder import LadderBot, LadderError, LadderParams, plan_levels
 
-UNIT = Market(symbol="SOLUSDC", base="SOL", quote="USDC", tick_size=D("0.01"), step_size=D("0.001"))
-BTC = Market(
-    symbol="BTCUSDT", base="BTC", quote="USDT", tick_size=D("0.01"), step_size=D("0.00001")
-)
 MINUTE = 60_000_000_000
 
 
@@ -119,72 +109,11 @@ def test_parameter_problems_name_the_field() -> None:
 
 
 # ---------------------------------------------------------------------------- cycle
-CTX = BotContext(
-    bot="alice-ladder",
-    user="alice",
-    account="alice-paper",
-    strategy="ladder",
-    venue="binance",
-    market=UNIT,
-)
-
-
-def trade(price: str, ts: int) -> TradeTick:
-    return ticks.trade(price, ts, symbol=UNIT.symbol)
-
-
-def quote(bid: str, ask: str, ts: int) -> QuoteTick:
-    return ticks.quote(bid, ask, ts, symbol=UNIT.symbol)
-
-
-def accepted(p: PlaceOrder) -> OrderAccepted:
-    return OrderAccepted(
-        intent_id=p.intent_id,
-        user="alice",
-        source=CTX.bot,
-        account=CTX.account,
-        symbol=p.symbol,
-        side=p.side,
-        order_type="limit",
-        price=p.price,
-        qty=p.qty,
-        client_order_id="1",
-        venue_order_id="1",
-        ts_event=0,
-    )
-
-
-def filled(p: PlaceOrder, price: str, fee: str, qty: D | None = None) -> OrderFilled:
-    q = p.qty if qty is None else qty
-    return OrderFilled(
-        intent_id=p.intent_id,
-        user="alice",
-        source=CTX.bot,
-        account=CTX.account,
-        symbol=p.symbol,
-        side=p.side,
-        trade_id=p.intent_id,
-        price=D(price),
-        qty=q,
-        fee=D(fee),
-        fee_asset="USDC",
-        liquidity="maker",
-        cum_qty=q,
-        leaves_qty=p.qty - q,
-        ts_event=0,
-    )
-
-
-def canceled(target: str) -> OrderCanceled:
-    return OrderCanceled(
-        intent_id=target,
-        user="alice",
-        source=CTX.bot,
-        account=CTX.account,
-        symbol=UNIT.symbol,
-        filled_qty=D(0),
-        ts_event=0,
-    )
+CTX = bot_context("alice-ladder", "alice", "alice-paper", "ladder", UNIT)
+trade = partial(ticks.trade, symbol=UNIT.symbol)
+quote = partial(ticks.quote, symbol=UNIT.symbol)
+EV = OrderEvents(CTX, liquidity="maker")
+accepted, filled, canceled, rejected = EV.accepted, EV.filled, EV.canceled, EV.rejected
 
 
 def start(**kw: object) -> tuple[LadderBot, list[PlaceOrder]]:
@@ -236,7 +165,7 @@ def test_cycle_closes_with_realized_pnl_and_restarts() -> None:
     sell = next(i for i in out if isinstance(i, PlaceOrder))
     bot.on_order_event(accepted(sell))
     for b in buys[1:]:
-        assert bot.on_order_event(canceled(b.intent_id)) == []
+        assert bot.on_order_event(canceled(b)) == []
     assert bot.on_order_event(filled(sell, "99.96", "0.03")) == []  # no capital on an event
     status = bot.status()
     # proceeds 2.040*99.96 = 203.9184; cost 2.040*98 = 199.92; fees 0.02 + 0.03
@@ -255,7 +184,7 @@ def test_no_restart_after_take_profit_stops_the_bot() -> None:
     bot.on_order_event(filled(buys[0], "98", "0"))
     sell = next(i for i in bot.on_trade(trade("100", 3_000)) if isinstance(i, PlaceOrder))
     for b in buys[1:]:
-        bot.on_order_event(canceled(b.intent_id))
+        bot.on_order_event(canceled(b))
     assert bot.on_order_event(filled(sell, "100", "0")) == []
     assert bot.status().phase == "stopped"
 
@@ -269,7 +198,7 @@ def test_no_fill_restart_after_m_minutes_of_market_time() -> None:
     assert bot.status().phase == "restarting"
     # the new cycle starts at the first price after the last cancel is confirmed
     for b in buys:
-        assert bot.on_order_event(canceled(b.intent_id)) == []
+        assert bot.on_order_event(canceled(b)) == []
     assert bot.status().phase == "waiting"
     places = bot.on_quote(quote("100.4", "100.6", 1_000 + MINUTE + 1))
     assert places[0].intent_id == "alice-ladder:1.2:b0"
@@ -282,7 +211,7 @@ def test_a_buy_filled_before_its_restart_cancel_is_kept_not_doubled() -> None:
     bot.on_trade(trade("99", 1_000 + MINUTE))  # restart: cancels sent
     bot.on_order_event(filled(buys[0], "98", "0"))  # ...but b0 had already filled
     for b in buys[1:]:
-        assert bot.on_order_event(canceled(b.intent_id)) == []  # no new cycle
+        assert bot.on_order_event(canceled(b)) == []  # no new cycle
     status = bot.status()
     assert (status.phase, status.cycle, status.position) == ("buying", 1, D("2.040"))
     out = bot.on_trade(trade("99.96", 1_000 + MINUTE + 1))  # and it takes profit on it
@@ -311,7 +240,7 @@ def test_a_buy_filled_during_closing_is_sold_too() -> None:
     )
     bot.on_order_event(cancel_b1)
     for b in buys[2:]:
-        bot.on_order_event(canceled(b.intent_id))
+        bot.on_order_event(canceled(b))
     extra = bot.on_order_event(filled(sell, "99.96", "0"))
     assert [(i.intent_id, i.qty) for i in extra] == [("alice-ladder:1.1:s2", D("2.083"))]
     assert bot.on_order_event(filled(extra[0], "99.9", "0")) == []  # type: ignore[arg-type]
@@ -341,17 +270,7 @@ def test_rejected_take_profit_sell_fails_the_bot_with_the_reason() -> None:
     bot, buys = start()
     bot.on_order_event(filled(buys[0], "98", "0"))
     sell = next(i for i in bot.on_trade(trade("99.96", 3_000)) if isinstance(i, PlaceOrder))
-    bot.on_order_event(
-        OrderRejected(
-            intent_id=sell.intent_id,
-            user="alice",
-            source=CTX.bot,
-            account=CTX.account,
-            reason="risk_max_notional",
-            message="over the account's limit",
-            ts_event=0,
-        )
-    )
+    bot.on_order_event(rejected(sell, "risk_max_notional", message="over the account's limit"))
     assert bot.status().phase == "failed"
     assert "risk_max_notional" in (bot.status().error or "")
 
@@ -365,7 +284,7 @@ def test_take_profit_sells_only_what_the_account_really_holds() -> None:
     bot.on_order_event(msgspec.structs.replace(accepted(sell), qty=D("1.040")))
     assert bot.status().position == D("1.040")  # 1 SOL written off at the average cost
     for b in buys[1:]:
-        bot.on_order_event(canceled(b.intent_id))
+        bot.on_order_event(canceled(b))
     bot.on_order_event(filled(msgspec.structs.replace(sell, qty=D("1.040")), "99.96", "0"))
     status = bot.status()
     assert (status.cycles_completed, status.position) == (1, 0)
@@ -377,18 +296,8 @@ def test_take_profit_with_nothing_left_closes_the_cycle() -> None:
     bot.on_order_event(filled(buys[0], "98", "0"))
     sell = next(i for i in bot.on_trade(trade("99.96", 3_000)) if isinstance(i, PlaceOrder))
     for b in buys[1:]:
-        bot.on_order_event(canceled(b.intent_id))
-    bot.on_order_event(
-        OrderRejected(
-            intent_id=sell.intent_id,
-            user="alice",
-            source=CTX.bot,
-            account=CTX.account,
-            reason="insufficient_balance",
-            message="free SOL is 0",
-            ts_event=0,
-        )
-    )
+        bot.on_order_event(canceled(b))
+    bot.on_order_event(rejected(sell, "insufficient_balance", message="free SOL is 0"))
     status = bot.status()
     assert (status.phase, status.position, status.cycles_completed) == ("waiting", 0, 1)
     assert status.realized_pnl == 0

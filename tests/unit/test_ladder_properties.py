@@ -14,34 +14,18 @@ from __future__ import annotations
 
 import itertools
 from decimal import Decimal as D
-from pathlib import Path
 
 import msgspec
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.data import BTC_RAW
-from tests.support.sim import Sim
+from tests.support.markets import BTCUSDT_MIN as BTC
+from tests.support.markets import bot_context
+from tests.support.sim import Sim, committed_at_venue, paper_exchange
 from tests.support.ticks import trade
-from tradebus.common.markets import Market, MarketCatalog
 from tradebus.common.messages import PlaceOrder, QuoteTick, TradeTick
-from tradebus.common.positions import Position
-from tradebus.execution.paper import PaperExchange
-from tradebus.marketdata.binance import BinanceParser
-from tradebus.marketdata.sources import read_frames
 from tradebus.strategy.core import BotContext
 from tradebus.strategy.ladder import LadderBot, LadderError, LadderParams, plan_levels
-
-BTC = Market(
-    symbol="BTCUSDT",
-    base="BTC",
-    quote="USDT",
-    tick_size=D("0.01"),
-    step_size=D("0.00001"),
-    min_notional=D(5),
-)
-CATALOG = MarketCatalog({"binance": [BTC]})
 
 money = st.decimals(min_value=D("0.01"), max_value=D("1000000"), places=2)
 pct = st.decimals(min_value=D("0.01"), max_value=D("50"), places=2)
@@ -73,9 +57,7 @@ def test_levels_never_commit_more_than_total_quote(p0: D, params: LadderParams) 
 
 
 def _ctx(bot: str = "b") -> BotContext:
-    return BotContext(
-        bot=bot, user="u", account="acct", strategy="ladder", venue="binance", market=BTC
-    )
+    return bot_context(bot, "u", "acct", "ladder", BTC)
 
 
 def _trades(prices: list[D]) -> list[TradeTick]:
@@ -100,8 +82,7 @@ def test_same_inputs_same_intents(steps: list[D], params: LadderParams) -> None:
 
 
 def _run(ticks: list[TradeTick | QuoteTick], params: LadderParams, usdt: str) -> Sim:
-    exchange = PaperExchange(CATALOG, "binance")
-    exchange.open_account("acct", {"USDT": D(usdt)}, maker_fee_bps=D(1), taker_fee_bps=D(5))
+    exchange = paper_exchange([BTC], {"USDT": D(usdt)}, "acct")
     bot = LadderBot(_ctx(), params)
     sim = Sim(exchange, [bot])
     for tick in ticks:
@@ -131,17 +112,6 @@ def test_spot_position_never_negative_and_matches_the_venue(
     _run(_trades(_prices(steps)), params, usdt="10000000")  # type: ignore[arg-type]
 
 
-@pytest.fixture(scope="module")
-def btc_ticks(data_dir: Path) -> list[TradeTick | QuoteTick]:
-    parser = BinanceParser(CATALOG)
-    ticks = []
-    for ts, raw in itertools.islice(read_frames(data_dir / BTC_RAW[0]), 15_000):
-        _, tick = parser.parse(raw, ts, ts)
-        if tick is not None:
-            ticks.append(tick)
-    return ticks
-
-
 def test_ladder_on_real_btc_data_trades_and_stays_consistent(btc_ticks: list) -> None:
     params = LadderParams(
         total_quote=D(2000),
@@ -162,18 +132,6 @@ def test_ladder_on_real_btc_data_trades_and_stays_consistent(btc_ticks: list) ->
     assert sim.exchange.open_orders("acct") == []
 
 
-def _committed_at_venue(sim: Sim) -> D:
-    """Open buy notional plus the cost of the position, as the venue knows them."""
-    held = Position()
-    for fill in sim.fills:
-        held.apply(fill.side, fill.qty, fill.price, D(0))
-    open_buys = sum(
-        (o.price * o.qty for o in sim.exchange.open_orders("acct") if o.side == "buy" and o.price),
-        D(0),
-    )
-    return open_buys + held.open_cost
-
-
 @given(
     steps=st.lists(
         st.decimals(min_value=D("-80"), max_value=D("80"), places=2), min_size=50, max_size=400
@@ -190,12 +148,11 @@ def test_a_bot_that_hears_late_never_commits_more_than_its_budget(
     rnd,  # type: ignore[no-untyped-def]
 ) -> None:
     params = msgspec.structs.replace(params, no_fill_restart_minutes=D(1))  # restarts happen
-    exchange = PaperExchange(CATALOG, "binance")
-    exchange.open_account("acct", {"USDT": D(10**9)}, maker_fee_bps=D(1), taker_fee_bps=D(5))
+    exchange = paper_exchange([BTC], {"USDT": D(10**9)}, "acct")
     sim = Sim(exchange, [LadderBot(_ctx(), params)], lag=lambda: rnd.randint(0, lag))
     for tick in _trades(_prices(steps)):
         sim.on_event(tick)
-        assert _committed_at_venue(sim) <= params.total_quote
+        assert committed_at_venue(sim, "acct") <= params.total_quote
 
 
 def test_a_lagging_bot_on_real_btc_data_stays_within_budget(btc_ticks: list) -> None:
@@ -206,10 +163,9 @@ def test_a_lagging_bot_on_real_btc_data_stays_within_budget(btc_ticks: list) -> 
         take_profit_pct=D("0.03"),
         no_fill_restart_minutes=D(1),
     )
-    exchange = PaperExchange(CATALOG, "binance")
-    exchange.open_account("acct", {"USDT": D(10**9)}, maker_fee_bps=D(1), taker_fee_bps=D(5))
+    exchange = paper_exchange([BTC], {"USDT": D(10**9)}, "acct")
     sim = Sim(exchange, [LadderBot(_ctx(), params)], lag=lambda: 2_000)
     for tick in btc_ticks:
         sim.on_event(tick)
-        assert _committed_at_venue(sim) <= params.total_quote
+        assert committed_at_venue(sim, "acct") <= params.total_quote
     assert sim.fills

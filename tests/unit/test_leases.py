@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
 
-import nats
-import pytest
 from nats.aio.client import Client as NATS
 
 from tests.support.services import eventually
@@ -64,13 +61,6 @@ def test_a_replica_leaving_moves_only_its_own_bots() -> None:
 
 
 # ------------------------------------------------------------ the protocol
-
-
-@pytest.fixture
-async def nc(nats_url: str) -> AsyncIterator[NATS]:
-    conn = await nats.connect(nats_url)
-    yield conn
-    await conn.close()
 
 
 async def _two_replicas(nc: NATS) -> tuple[Leases, Leases]:

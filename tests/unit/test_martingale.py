@@ -20,27 +20,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal as D
+from functools import partial
 
 import msgspec
 import pytest
 
 from tests.support import ticks
+from tests.support.markets import BTCUSDT as BTC
+from tests.support.markets import SOLUSDC as UNIT
+from tests.support.markets import bot_context
+from tests.support.orders import OrderEvents
 from tradebus.common.markets import Market
 from tradebus.common.messages import (
     AccountBalances,
     AssetBalance,
     CancelOrder,
-    CancelRejected,
     Intent,
-    OrderAccepted,
-    OrderCanceled,
-    OrderFilled,
-    OrderRejected,
     PlaceOrder,
-    QuoteTick,
     TradeTick,
 )
-from tradebus.strategy.core import BotContext
 from tradebus.strategy.martingale import (
     MartingaleBot,
     MartingaleParams,
@@ -50,10 +48,6 @@ from tradebus.strategy.martingale import (
     worst_case_capital,
 )
 
-UNIT = Market(symbol="SOLUSDC", base="SOL", quote="USDC", tick_size=D("0.01"), step_size=D("0.001"))
-BTC = Market(
-    symbol="BTCUSDT", base="BTC", quote="USDT", tick_size=D("0.01"), step_size=D("0.00001")
-)
 SECOND = 1_000_000_000
 ID = "alice-mg:1.1:"
 
@@ -156,23 +150,12 @@ def test_unknown_fields_are_refused() -> None:
 
 
 # ---------------------------------------------------------------------------- cycle
-CTX = BotContext(
-    bot="alice-mg",
-    user="alice",
-    account="alice-paper",
-    strategy="martingale",
-    venue="binance",
-    market=UNIT,
-)
-EVT = {"user": "alice", "source": CTX.bot, "account": CTX.account}
-
-
-def trade(price: str, ts: int) -> TradeTick:
-    return ticks.trade(price, ts, symbol=UNIT.symbol)
-
-
-def quote(bid: str, ask: str, ts: int) -> QuoteTick:
-    return ticks.quote(bid, ask, ts, symbol=UNIT.symbol)
+CTX = bot_context("alice-mg", "alice", "alice-paper", "martingale", UNIT)
+trade = partial(ticks.trade, symbol=UNIT.symbol)
+quote = partial(ticks.quote, symbol=UNIT.symbol)
+EV = OrderEvents(CTX, liquidity="maker", reject_message="venue says no")
+accepted, filled, canceled, rejected = EV.accepted, EV.filled, EV.canceled, EV.rejected
+cancel_rejected = EV.cancel_rejected
 
 
 def balances(usdc: str, account: str = CTX.account) -> AccountBalances:
@@ -182,72 +165,6 @@ def balances(usdc: str, account: str = CTX.account) -> AccountBalances:
         venue="binance",
         balances=[AssetBalance(asset="USDC", total=free, free=free, locked=D(0))],
         ledger_watermark=0,
-    )
-
-
-def accepted(p: Intent, qty: D | None = None) -> OrderAccepted:
-    assert isinstance(p, PlaceOrder)
-    return OrderAccepted(
-        intent_id=p.intent_id,
-        symbol=p.symbol,
-        side=p.side,
-        order_type="limit",
-        price=p.price,
-        qty=p.qty if qty is None else qty,
-        client_order_id="1",
-        venue_order_id="1",
-        ts_event=0,
-        **EVT,
-    )
-
-
-def filled(p: Intent, price: str, fee: str = "0", qty: D | None = None) -> OrderFilled:
-    assert isinstance(p, PlaceOrder)
-    q = p.qty if qty is None else qty
-    return OrderFilled(
-        intent_id=p.intent_id,
-        symbol=p.symbol,
-        side=p.side,
-        trade_id=f"{p.intent_id}.{q}",
-        price=D(price),
-        qty=q,
-        fee=D(fee),
-        fee_asset="USDC",
-        liquidity="maker",
-        cum_qty=q,
-        leaves_qty=p.qty - q,
-        ts_event=0,
-        **EVT,
-    )
-
-
-def canceled(p: Intent, filled_qty: D = D(0)) -> OrderCanceled:
-    target = p.target_intent_id if isinstance(p, CancelOrder) else p.intent_id  # type: ignore[union-attr]
-    return OrderCanceled(
-        intent_id=target, symbol=UNIT.symbol, filled_qty=filled_qty, ts_event=0, **EVT
-    )
-
-
-def cancel_rejected(c: Intent) -> CancelRejected:
-    assert isinstance(c, CancelOrder)
-    return CancelRejected(
-        intent_id=c.intent_id,
-        user="alice",
-        source=CTX.bot,
-        target_intent_id=c.target_intent_id,
-        reason="not_open",
-        message="not open",
-        ts_event=0,
-    )
-
-
-def rejected(p: Intent, reason: str) -> OrderRejected:
-    return OrderRejected(
-        intent_id=p.intent_id,
-        reason=reason,
-        message="venue says no",
-        ts_event=0,
-        **EVT,  # type: ignore[union-attr]
     )
 
 

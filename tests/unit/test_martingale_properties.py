@@ -15,27 +15,21 @@ from __future__ import annotations
 
 import itertools
 from decimal import Decimal as D
-from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.data import BTC_RAW
-from tests.support.sim import Sim
+from tests.support.markets import BTCUSDT_MIN as BTC
+from tests.support.markets import bot_context
+from tests.support.sim import Sim, committed_at_venue, paper_exchange
 from tests.support.ticks import trade
-from tradebus.common.markets import Market, MarketCatalog
 from tradebus.common.messages import (
     AccountBalances,
     AssetBalance,
     PlaceOrder,
-    QuoteTick,
     TradeTick,
 )
-from tradebus.common.positions import Position
 from tradebus.execution.paper import PaperExchange
-from tradebus.marketdata.binance import BinanceParser
-from tradebus.marketdata.sources import read_frames
 from tradebus.strategy.core import BotContext
 from tradebus.strategy.martingale import (
     MartingaleBot,
@@ -45,15 +39,6 @@ from tradebus.strategy.martingale import (
     worst_case_capital,
 )
 
-BTC = Market(
-    symbol="BTCUSDT",
-    base="BTC",
-    quote="USDT",
-    tick_size=D("0.01"),
-    step_size=D("0.00001"),
-    min_notional=D(5),
-)
-CATALOG = MarketCatalog({"binance": [BTC]})
 SECOND = 1_000_000_000
 
 
@@ -93,9 +78,7 @@ def test_levels_fit_their_quotes_and_the_worst_case(p_base: D, params: Martingal
 
 
 def _ctx() -> BotContext:
-    return BotContext(
-        bot="m", user="u", account="acct", strategy="martingale", venue="binance", market=BTC
-    )
+    return bot_context("m", "u", "acct", "martingale", BTC)
 
 
 def _trades(steps: list[D]) -> list[TradeTick]:
@@ -127,19 +110,7 @@ def test_same_inputs_same_intents(steps: list[D], params: MartingaleParams) -> N
 
 
 def _exchange() -> PaperExchange:
-    exchange = PaperExchange(CATALOG, "binance")
-    exchange.open_account("acct", {"USDT": D(10**12)}, maker_fee_bps=D(1), taker_fee_bps=D(5))
-    return exchange
-
-
-def _committed_at_venue(sim: Sim) -> D:
-    """Open buy notional plus the cost of the position, as the venue knows them."""
-    held = Position()
-    for fill in sim.fills:
-        held.apply(fill.side, fill.qty, fill.price, D(0))
-    orders = sim.exchange.open_orders("acct")
-    open_buys = sum((o.price * o.qty for o in orders if o.side == "buy" and o.price), D(0))
-    return open_buys + held.open_cost
+    return paper_exchange([BTC], {"USDT": D(10**12)}, "acct")
 
 
 def _venue_btc(sim: Sim) -> D:
@@ -151,7 +122,7 @@ def _check(sim: Sim, bot: MartingaleBot, worst: D, in_sync: bool) -> None:
     assert status.position >= 0
     assert all(b.total >= 0 and b.free >= 0 for b in sim.exchange.balances("acct"))
     assert len([o for o in sim.exchange.open_orders("acct") if o.side == "sell"]) <= 1
-    assert _committed_at_venue(sim) <= worst
+    assert committed_at_venue(sim, "acct") <= worst
     if in_sync:
         assert status.position == _venue_btc(sim)
 
@@ -223,17 +194,6 @@ def test_a_restored_bot_goes_on_exactly_like_the_original(
         sim.on_event(tick)
     assert sim.intents == original.intents
     assert bot.status() == next(iter(original.bots.values())).status()
-
-
-@pytest.fixture(scope="module")
-def btc_ticks(data_dir: Path) -> list[TradeTick | QuoteTick]:
-    parser = BinanceParser(CATALOG)
-    ticks = []
-    for ts, raw in itertools.islice(read_frames(data_dir / BTC_RAW[0]), 15_000):
-        _, tick = parser.parse(raw, ts, ts)
-        if tick is not None:
-            ticks.append(tick)
-    return ticks
 
 
 REAL = MartingaleParams(

@@ -4,47 +4,21 @@ and its balances: locks, fees, refusals."""
 from __future__ import annotations
 
 from decimal import Decimal as D
-from itertools import count
 
 import pytest
 
 from tests.support import ticks
+from tests.support.markets import BTCUSDT
+from tests.support.orders import venue_order as order
+from tests.support.sim import paper_exchange
 from tests.support.ticks import trade
-from tradebus.common.markets import Market, MarketCatalog
 from tradebus.common.messages import QuoteTick
 from tradebus.execution.paper import PaperExchange
-from tradebus.execution.venue import VenueOrder, VenueRejected
-
-MARKET = Market(
-    symbol="BTCUSDT", base="BTC", quote="USDT", tick_size=D("0.01"), step_size=D("0.00001")
-)
-_ids = count(1)
+from tradebus.execution.venue import VenueRejected
 
 
 def exchange(usdt: str = "100000", btc: str = "0") -> PaperExchange:
-    ex = PaperExchange(MarketCatalog({"binance": [MARKET]}), "binance")
-    ex.open_account("a", {"USDT": D(usdt), "BTC": D(btc)}, maker_fee_bps=D(1), taker_fee_bps=D(5))
-    return ex
-
-
-def order(
-    side: str,
-    price: str | None,
-    qty: str = "0.1",
-    trigger: int | None = None,
-    order_type: str = "limit",
-) -> VenueOrder:
-    n = next(_ids)
-    return VenueOrder(
-        client_order_id=str(n),
-        intent_id=f"i{n}",
-        symbol="BTCUSDT",
-        side=side,  # type: ignore[arg-type]
-        order_type=order_type,
-        price=None if price is None else D(price),
-        qty=D(qty),  # type: ignore[arg-type]
-        trigger_ts=trigger,
-    )
+    return paper_exchange([BTCUSDT], {"USDT": D(usdt), "BTC": D(btc)}, "a")
 
 
 def quote(ts: int) -> QuoteTick:

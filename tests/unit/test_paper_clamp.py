@@ -7,17 +7,13 @@ from decimal import Decimal as D
 
 import pytest
 
+from tests.support.markets import BTCUSDT as MARKET
+from tests.support.sim import paper_exchange
 from tests.support.ticks import trade
-from tradebus.common.markets import Market, MarketCatalog
 from tradebus.common.messages import PlaceOrder
-from tradebus.execution.paper import PaperExchange
 from tradebus.execution.risk import Refusal
 from tradebus.execution.sizing import clamp_to_free, is_same_size, wants_free_balance
 from tradebus.execution.venue import VenueOrder
-
-MARKET = Market(
-    symbol="BTCUSDT", base="BTC", quote="USDT", tick_size=D("0.01"), step_size=D("0.00001")
-)
 
 
 def intent(qty: str, side: str = "sell", clamp: bool = True) -> PlaceOrder:
@@ -34,8 +30,7 @@ def intent(qty: str, side: str = "sell", clamp: bool = True) -> PlaceOrder:
 
 def free_btc(btc: str, resting_sell: str | None = None) -> D:
     """Free BTC of a paper account holding ``btc`` with a resting sell of ``resting_sell``."""
-    ex = PaperExchange(MarketCatalog({"binance": [MARKET]}), "binance")
-    ex.open_account("a", {"BTC": D(btc)}, maker_fee_bps=D(1), taker_fee_bps=D(5))
+    ex = paper_exchange([MARKET], {"BTC": D(btc)}, "a")
     ex.on_trade(trade("60000", 1))
     if resting_sell is not None:
         ex.place(

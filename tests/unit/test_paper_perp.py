@@ -9,19 +9,21 @@ fill rules are the spot ones (STRATEGIES.md, paper fill model).
 from __future__ import annotations
 
 from decimal import Decimal as D
-from itertools import count
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.markets import BTCUSDT as MARKET
+from tests.support.markets import ETHUSDT_PERP as PERP_MARKET
+from tests.support.orders import venue_order as order
+from tests.support.sim import paper_exchange
 from tests.support.ticks import trade
 from tradebus.common.config import ConfigError
-from tradebus.common.markets import Market, MarketCatalog
 from tradebus.execution.accounts import load_accounts
 from tradebus.execution.paper import PaperExchange
 from tradebus.execution.perp import PerpPosition, apply_fill, increasing_qty
-from tradebus.execution.venue import VenueFill, VenueOrder, VenueRejected
+from tradebus.execution.venue import VenueFill, VenueRejected
 from tradebus.ledger.entries import (
     PerpFillFacts,
     deposit_entries,
@@ -29,52 +31,10 @@ from tradebus.ledger.entries import (
     sum_balances,
 )
 
-MARKET = Market(
-    symbol="BTCUSDT", base="BTC", quote="USDT", tick_size=D("0.01"), step_size=D("0.00001")
-)
-PERP_MARKET = Market(
-    symbol="ETHUSDT",
-    base="ETH",
-    quote="USDT",
-    tick_size=D("0.01"),
-    step_size=D("0.0001"),
-    kind="perpetual",
-)
-_ids = count(1)
-
 
 def exchange(usdt: str = "10000", kind: str = "perpetual", leverage: str = "2") -> PaperExchange:
-    ex = PaperExchange(MarketCatalog({"binance": [MARKET, PERP_MARKET]}), "binance")
-    ex.open_account(
-        "p",
-        {"USDT": D(usdt)},
-        maker_fee_bps=D(1),
-        taker_fee_bps=D(5),
-        market_kind=kind,  # type: ignore[arg-type]
-        leverage=D(leverage),
-    )
-    return ex
-
-
-def order(
-    side: str,
-    price: str | None,
-    qty: str,
-    trigger: int | None = None,
-    symbol: str = "BTCUSDT",
-    order_type: str = "limit",
-) -> VenueOrder:
-    n = next(_ids)
-    return VenueOrder(
-        client_order_id=str(n),
-        intent_id=f"i{n}",
-        symbol=symbol,
-        side=side,  # type: ignore[arg-type]
-        order_type=order_type,  # type: ignore[arg-type]
-        price=None if price is None else D(price),
-        qty=D(qty),
-        trigger_ts=trigger,
-    )
+    markets = [MARKET, PERP_MARKET]
+    return paper_exchange(markets, {"USDT": D(usdt)}, "p", market_kind=kind, leverage=D(leverage))
 
 
 def held(ex: PaperExchange) -> dict[str, tuple[D, D, D]]:

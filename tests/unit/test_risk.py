@@ -6,20 +6,12 @@ from decimal import Decimal as D
 
 import pytest
 
-from tradebus.common.markets import Market
+from tests.support.markets import market
 from tradebus.common.messages import PlaceOrder
 from tradebus.execution.accounts import RiskLimits
 from tradebus.execution.risk import check_limits, check_order_shape
 
-BTC = Market(
-    symbol="BTCUSDT",
-    base="BTC",
-    quote="USDT",
-    tick_size=D("0.01"),
-    step_size=D("0.00001"),
-    min_notional=D(5),
-    min_qty=D("0.00001"),
-)
+BTC = market("BTC", "USDT", step="0.00001", min_notional=D(5), min_qty=D("0.00001"))
 
 
 def place(qty: str, price: str | None = "60000", order_type: str = "limit") -> PlaceOrder:

@@ -16,46 +16,14 @@ import msgspec
 import pytest
 
 from tests.support import ticks
-from tradebus.common.markets import Market
-from tradebus.common.messages import (
-    CancelOrder,
-    Intent,
-    OrderAccepted,
-    OrderCanceled,
-    OrderFilled,
-    OrderRejected,
-    PlaceOrder,
-    QuoteTick,
-    TradeTick,
-)
-from tradebus.strategy.core import BotContext
+from tests.support.markets import bot_context, market
+from tests.support.orders import OrderEvents
+from tradebus.common.messages import CancelOrder, Intent, PlaceOrder, QuoteTick, TradeTick
 from tradebus.strategy.spread import SpreadBot, SpreadParams
 
-A = Market(
-    symbol="AAAUSDT",
-    base="AAA",
-    quote="USDT",
-    tick_size=D("0.01"),
-    step_size=D("0.001"),
-    kind="perpetual",
-)
-B = Market(
-    symbol="BBBUSDT",
-    base="BBB",
-    quote="USDT",
-    tick_size=D("0.01"),
-    step_size=D("0.01"),
-    kind="perpetual",
-)
-CTX = BotContext(
-    bot="bob-spread",
-    user="bob",
-    account="bob-paper",
-    strategy="spread",
-    venue="binance",
-    market=A,
-    markets=(A, B),
-)
+A = market("AAA", "USDT", step="0.001", kind="perpetual")
+B = market("BBB", "USDT", step="0.01", kind="perpetual")
+CTX = bot_context("bob-spread", "bob", "bob-paper", "spread", A, B)
 
 
 def params(**kw: object) -> SpreadParams:
@@ -80,66 +48,8 @@ def quote(symbol: str, bid: str, ask: str, ts: int) -> QuoteTick:
     return ticks.quote(bid, ask, ts, symbol=symbol)
 
 
-def accepted(p: PlaceOrder, qty: D | None = None) -> OrderAccepted:
-    return OrderAccepted(
-        intent_id=p.intent_id,
-        user=CTX.user,
-        source=CTX.bot,
-        account=CTX.account,
-        symbol=p.symbol,
-        side=p.side,
-        order_type=p.order_type,
-        price=p.price,
-        qty=p.qty if qty is None else qty,
-        client_order_id=p.intent_id,
-        venue_order_id=p.intent_id,
-        ts_event=0,
-    )
-
-
-def filled(p: PlaceOrder, price: str | D, fee: str | D = "0", qty: D | None = None) -> OrderFilled:
-    q = p.qty if qty is None else qty
-    return OrderFilled(
-        intent_id=p.intent_id,
-        user=CTX.user,
-        source=CTX.bot,
-        account=CTX.account,
-        symbol=p.symbol,
-        side=p.side,
-        trade_id=f"{p.intent_id}:{price}:{q}",
-        price=D(price),
-        qty=q,
-        fee=D(fee),
-        fee_asset="USDT",
-        liquidity="taker",
-        cum_qty=q,
-        leaves_qty=p.qty - q,
-        ts_event=0,
-    )
-
-
-def canceled(p: PlaceOrder, filled_qty: D = D(0)) -> OrderCanceled:
-    return OrderCanceled(
-        intent_id=p.intent_id,
-        user=CTX.user,
-        source=CTX.bot,
-        account=CTX.account,
-        symbol=p.symbol,
-        filled_qty=filled_qty,
-        ts_event=0,
-    )
-
-
-def rejected(p: PlaceOrder, reason: str = "insufficient_balance") -> OrderRejected:
-    return OrderRejected(
-        intent_id=p.intent_id,
-        user=CTX.user,
-        source=CTX.bot,
-        account=CTX.account,
-        reason=reason,
-        message="no margin",
-        ts_event=0,
-    )
+EV = OrderEvents(CTX, reject_message="no margin")
+accepted, filled, canceled, rejected = EV.accepted, EV.filled, EV.canceled, EV.rejected
 
 
 def places(intents: list[Intent]) -> list[PlaceOrder]:

@@ -29,9 +29,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.data import BTC_RAW, ETH_RAW
-from tests.unit.test_spread import accepted, canceled, filled, rejected
-from tradebus.common.markets import Market, MarketCatalog
+from tests.support.data import BTC_RAW, ETH_RAW, parse_ticks
+from tests.support.markets import BTCUSDT_PERP as BTC
+from tests.support.markets import ETHUSDT_PERP as ETH
+from tests.support.markets import bot_context
+from tests.support.orders import OrderEvents
+from tests.support.ticks import trade
+from tradebus.common.markets import MarketCatalog
 from tradebus.common.messages import (
     CancelOrder,
     Intent,
@@ -41,36 +45,11 @@ from tradebus.common.messages import (
     TradeTick,
 )
 from tradebus.common.money import ZERO, floor_to
-from tradebus.marketdata.binance import BinanceParser
 from tradebus.marketdata.sources import merge_files
-from tradebus.strategy.core import BotContext
 from tradebus.strategy.spread import SpreadAdd, SpreadBot, SpreadParams, SpreadTakeProfit
 
-BTC = Market(
-    symbol="BTCUSDT",
-    base="BTC",
-    quote="USDT",
-    tick_size=D("0.01"),
-    step_size=D("0.00001"),
-    kind="perpetual",
-)
-ETH = Market(
-    symbol="ETHUSDT",
-    base="ETH",
-    quote="USDT",
-    tick_size=D("0.01"),
-    step_size=D("0.0001"),
-    kind="perpetual",
-)
-CTX = BotContext(
-    bot="bob-spread",
-    user="bob",
-    account="bob-paper",
-    strategy="spread",
-    venue="binance",
-    market=BTC,
-    markets=(BTC, ETH),
-)
+CTX = bot_context("bob-spread", "bob", "bob-paper", "spread", BTC, ETH)
+EV = OrderEvents(CTX, reject_message="no margin")
 TAKER_BPS = D(5)
 SLACK = D("1.005")  # a marketable buy may fill up to 0.5 % above p
 
@@ -99,7 +78,7 @@ class FillLoop:
                 if order.symbol == tick.symbol and price_ok:
                     self.live.remove(order)
                     fee = floor_to(order.qty * tick.price * TAKER_BPS / 10_000, D("0.00000001"))
-                    fill = filled(order, tick.price, fee)
+                    fill = EV.filled(order, tick.price, fee)
                     self.fills.append(fill)
                     self._answer(fill)
             self._handle(self.bot.on_trade(tick))
@@ -116,16 +95,16 @@ class FillLoop:
             self.intents.append(intent)
             if isinstance(intent, PlaceOrder):
                 if self.reject(intent):
-                    self._answer(rejected(intent))
+                    self._answer(EV.rejected(intent))
                 else:
                     self.new.append(intent)
-                    self._answer(accepted(intent))
+                    self._answer(EV.accepted(intent))
             elif isinstance(intent, CancelOrder):
                 for queue in (self.live, self.new):
                     for order in queue:
                         if order.intent_id == intent.target_intent_id:
                             queue.remove(order)
-                            self._answer(canceled(order))
+                            self._answer(EV.canceled(order))
                             break
 
     def cash_flow(self) -> D:
@@ -204,23 +183,8 @@ def walk(moves: list[tuple[bool, int]]) -> list[TradeTick]:
     for ts, (is_a, bps) in enumerate(moves, start=1):
         symbol = BTC.symbol if is_a else ETH.symbol
         prices[symbol] = floor_to(prices[symbol] * (1 + D(bps) / 10_000), D("0.01"))
-        out.append(_trade(symbol, prices[symbol], ts))
+        out.append(trade(prices[symbol], ts, symbol=symbol))
     return out
-
-
-def _trade(symbol: str, price: D, ts: int) -> TradeTick:
-    return TradeTick(
-        venue="binance",
-        symbol=symbol,
-        unified_symbol=symbol,
-        price=price,
-        size=D(1),
-        aggressor="buy",
-        trade_id=str(ts),
-        ts_event=ts,
-        ts_recv=ts,
-        ts_init=ts,
-    )
 
 
 def run(params: SpreadParams, ticks: list[TradeTick], reject_every: int = 0) -> FillLoop:
@@ -272,14 +236,10 @@ def test_same_inputs_same_intents_also_after_restore(
 @pytest.fixture(scope="module")
 def btc_eth_ticks(data_dir: Path) -> list[TradeTick | QuoteTick]:
     """Both recorded windows of BTCUSDT and ETHUSDT, merged by receive time (~11 minutes)."""
-    parser = BinanceParser(MarketCatalog({"binance": [BTC, ETH]}))
-    out = []
-    for window in range(2):
-        for ts, raw in merge_files([data_dir / BTC_RAW[window], data_dir / ETH_RAW[window]]):
-            _, tick = parser.parse(raw, ts, ts)
-            if tick is not None:
-                out.append(tick)
-    return out
+    windows = (merge_files([data_dir / BTC_RAW[w], data_dir / ETH_RAW[w]]) for w in range(2))
+    return parse_ticks(
+        itertools.chain.from_iterable(windows), MarketCatalog({"binance": [BTC, ETH]})
+    )
 
 
 REVERSION = SpreadParams(

@@ -13,35 +13,18 @@ snapshot/restore and resend.
 from __future__ import annotations
 
 from decimal import Decimal as D
+from functools import partial
 
 from tests.support import ticks
-from tradebus.common.markets import Market
-from tradebus.common.messages import (
-    CancelOrder,
-    Intent,
-    OrderAccepted,
-    OrderCanceled,
-    OrderFilled,
-    OrderRejected,
-    PlaceOrder,
-    QuoteTick,
-    TradeTick,
-)
-from tradebus.strategy.core import BotContext
+from tests.support.markets import SOLUSDC as UNIT
+from tests.support.markets import bot_context
+from tests.support.orders import OrderEvents
+from tradebus.common.messages import CancelOrder, Intent, PlaceOrder
 from tradebus.strategy.volume import VolumeBot, VolumeParams
 
-UNIT = Market(symbol="SOLUSDC", base="SOL", quote="USDC", tick_size=D("0.01"), step_size=D("0.001"))
 SEC = 1_000_000_000
 T0 = 1_000
-CTX = BotContext(
-    bot="alice-volume",
-    user="alice",
-    account="alice-paper",
-    strategy="volume",
-    venue="binance",
-    market=UNIT,
-    group="sol-volume",
-)
+CTX = bot_context("alice-volume", "alice", "alice-paper", "volume", UNIT, group="sol-volume")
 
 
 def params(**kw: object) -> VolumeParams:
@@ -57,81 +40,10 @@ def params(**kw: object) -> VolumeParams:
     return VolumeParams(**base)
 
 
-def trade(price: str, ts: int) -> TradeTick:
-    return ticks.trade(price, ts, symbol=UNIT.symbol)
-
-
-def quote(bid: str, ask: str, ts: int) -> QuoteTick:
-    return ticks.quote(bid, ask, ts, symbol=UNIT.symbol)
-
-
-def accepted(p: Intent, qty: D | None = None) -> OrderAccepted:
-    assert isinstance(p, PlaceOrder)
-    return OrderAccepted(
-        intent_id=p.intent_id,
-        user="alice",
-        source=CTX.bot,
-        account=CTX.account,
-        symbol=p.symbol,
-        side=p.side,
-        order_type="limit",
-        price=p.price,
-        qty=p.qty if qty is None else qty,
-        client_order_id="1",
-        venue_order_id="1",
-        ts_event=0,
-    )
-
-
-def filled(
-    p: Intent, price: str, qty: D | None = None, cum: D | None = None, fee: str = "0"
-) -> OrderFilled:
-    assert isinstance(p, PlaceOrder)
-    q = p.qty if qty is None else qty
-    c = q if cum is None else cum
-    return OrderFilled(
-        intent_id=p.intent_id,
-        user="alice",
-        source=CTX.bot,
-        account=CTX.account,
-        symbol=p.symbol,
-        side=p.side,
-        trade_id=f"{p.intent_id}/{c}",
-        price=D(price),
-        qty=q,
-        fee=D(fee),
-        fee_asset="USDC",
-        liquidity="taker",
-        cum_qty=c,
-        leaves_qty=p.qty - c,
-        ts_event=0,
-    )
-
-
-def canceled(p: Intent, filled_qty: D = D(0)) -> OrderCanceled:
-    assert isinstance(p, PlaceOrder)
-    return OrderCanceled(
-        intent_id=p.intent_id,
-        user="alice",
-        source=CTX.bot,
-        account=CTX.account,
-        symbol=UNIT.symbol,
-        filled_qty=filled_qty,
-        ts_event=0,
-    )
-
-
-def rejected(p: Intent, reason: str) -> OrderRejected:
-    assert isinstance(p, PlaceOrder)
-    return OrderRejected(
-        intent_id=p.intent_id,
-        user="alice",
-        source=CTX.bot,
-        account=CTX.account,
-        reason=reason,
-        message="no",
-        ts_event=0,
-    )
+trade = partial(ticks.trade, symbol=UNIT.symbol)
+quote = partial(ticks.quote, symbol=UNIT.symbol)
+EV = OrderEvents(CTX)
+accepted, filled, canceled, rejected = EV.accepted, EV.filled, EV.canceled, EV.rejected
 
 
 def start(**kw: object) -> tuple[VolumeBot, PlaceOrder]:

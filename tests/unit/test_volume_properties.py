@@ -15,33 +15,20 @@ from __future__ import annotations
 
 import itertools
 from decimal import Decimal as D
-from pathlib import Path
 
 import msgspec
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.data import BTC_RAW
-from tests.support.sim import Sim
+from tests.support.markets import BTCUSDT_MIN as BTC
+from tests.support.markets import bot_context
+from tests.support.sim import Sim, paper_exchange
 from tests.support.ticks import quote, trade
-from tradebus.common.markets import Market, MarketCatalog
 from tradebus.common.messages import PlaceOrder, QuoteTick, TradeTick
 from tradebus.execution.paper import PaperExchange
-from tradebus.marketdata.binance import BinanceParser
-from tradebus.marketdata.sources import read_frames
 from tradebus.strategy.core import BotContext
 from tradebus.strategy.volume import VolumeBot, VolumeParams
 
-BTC = Market(
-    symbol="BTCUSDT",
-    base="BTC",
-    quote="USDT",
-    tick_size=D("0.01"),
-    step_size=D("0.00001"),
-    min_notional=D(5),
-)
-CATALOG = MarketCatalog({"binance": [BTC]})
 SEC = 1_000_000_000
 
 
@@ -66,15 +53,7 @@ walk = st.lists(
 
 
 def _ctx(bot: str = "b", user: str = "u") -> BotContext:
-    return BotContext(
-        bot=bot,
-        user=user,
-        account=f"acct-{bot}",
-        strategy="volume",
-        venue="binance",
-        market=BTC,
-        group="g",
-    )
+    return bot_context(bot, user, f"acct-{bot}", "volume", BTC, group="g")
 
 
 def _ticks(steps: list[D]) -> list[TradeTick | QuoteTick]:
@@ -88,10 +67,7 @@ def _ticks(steps: list[D]) -> list[TradeTick | QuoteTick]:
 
 
 def _exchange(*accounts: str) -> PaperExchange:
-    exchange = PaperExchange(CATALOG, "binance")
-    for account in accounts:
-        exchange.open_account(account, {"USDT": D(10**9)}, maker_fee_bps=D(1), taker_fee_bps=D(5))
-    return exchange
+    return paper_exchange([BTC], {"USDT": D(10**9)}, *accounts)
 
 
 def _committed_at_venue(sim: Sim, account: str) -> D:
@@ -235,17 +211,6 @@ def test_a_group_stops_at_its_target_with_less_than_one_buy_per_bot_over(
 
 
 # ------------------------------------------------------------ recorded data
-@pytest.fixture(scope="module")
-def btc_ticks(data_dir: Path) -> list[TradeTick | QuoteTick]:
-    parser = BinanceParser(CATALOG)
-    ticks = []
-    for ts, raw in itertools.islice(read_frames(data_dir / BTC_RAW[0]), 15_000):
-        _, tick = parser.parse(raw, ts, ts)
-        if tick is not None:
-            ticks.append(tick)
-    return ticks
-
-
 def test_a_group_on_real_btc_data_trades_to_its_target(btc_ticks: list) -> None:
     def p(quote: int) -> VolumeParams:
         return VolumeParams(

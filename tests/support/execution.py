@@ -1,0 +1,109 @@
+"""The execution service (and the reconciler) in integration tests.
+
+Their settings on the test's NATS and database, the execution service run
+until its intent consumer exists, and :class:`Bus`: a connection that
+collects every order event execution publishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import TypeVar
+
+import nats
+from nats.aio.client import Client as NATS
+
+from tests.support import ticks
+from tests.support.services import consumer_exists, service
+from tradebus.common import subjects
+from tradebus.common.bus import request
+from tradebus.common.codec import decode_balances_reply, decode_event, encode
+from tradebus.common.messages import AssetBalance, BalancesQuery
+from tradebus.execution.bootstrap import run as run_execution
+from tradebus.execution.settings import ExecutionSettings
+from tradebus.reconciler.settings import ReconcilerSettings
+
+
+def execution_settings(
+    nats_url: str, database_url: str, tmp_path: Path, accounts: str
+) -> ExecutionSettings:
+    """Execution on the test's NATS and database; ``accounts`` (the accounts YAML) is
+    written to ``tmp_path/accounts.yaml`` as its accounts file."""
+    path = tmp_path / "accounts.yaml"
+    path.write_text(accounts)
+    return ExecutionSettings(
+        nats_url=nats_url,
+        database_url=database_url,
+        accounts_file=str(path),
+        metrics_port=0,
+    )
+
+
+def execution_service(
+    nc: NATS, settings: ExecutionSettings
+) -> AbstractAsyncContextManager[asyncio.Task[int]]:
+    """The execution service running ``settings``, ready once its INTENTS consumer exists."""
+    return service(run_execution, settings, lambda: consumer_exists(nc, "INTENTS", "execution"))
+
+
+def reconciler_settings(
+    nats_url: str, database_url: str, tolerances: dict[str, Decimal]
+) -> ReconcilerSettings:
+    """The reconciler on the test's NATS and database, run only on request."""
+    return ReconcilerSettings(
+        nats_url=nats_url,
+        database_url=database_url,
+        interval_seconds=3600,
+        metrics_port=0,
+        tolerances=tolerances,
+    )
+
+
+class Bus:
+    """A test's NATS connection and every order event it has seen."""
+
+    def __init__(self, nc: NATS) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.events: list = []
+
+    async def pub(self, subject: str, payload: str | bytes, msg_id: str | None = None) -> None:
+        data = payload.encode() if isinstance(payload, str) else payload
+        await self.js.publish(subject, data, headers={"Nats-Msg-Id": msg_id} if msg_id else None)
+
+    async def tick(self, price: str, ts: int) -> None:
+        trade = ticks.trade(price, ts, aggressor="sell")
+        await self.nc.publish(subjects.md_trade("binance", "BTCUSDT"), encode(trade))
+
+    def of(self, kind: type, intent_id: str | None = None) -> list:
+        return [e for e in self.events if isinstance(e, kind) and intent_id in (None, e.intent_id)]
+
+    async def balance(self, asset: str) -> AssetBalance:
+        """The venue's balance of ``asset`` in the only account execution has."""
+        raw = await request(self.nc, subjects.exec_query("balances"), BalancesQuery())
+        (account,) = decode_balances_reply(raw).accounts  # type: ignore[union-attr]
+        (b,) = [b for b in account.balances if b.asset == asset]
+        return b
+
+
+B = TypeVar("B", bound=Bus)
+
+
+@asynccontextmanager
+async def collecting(nats_url: str, bus: type[B]) -> AsyncIterator[B]:
+    """A ``bus`` on a new connection, collecting every order event; closed on exit."""
+    nc = await nats.connect(nats_url)
+    b = bus(nc)
+
+    async def collect(msg) -> None:  # type: ignore[no-untyped-def]
+        b.events.append(decode_event(msg.data))
+
+    try:
+        await nc.subscribe(subjects.EXEC_EVT_ALL, cb=collect)
+        yield b
+    finally:
+        await nc.close()
