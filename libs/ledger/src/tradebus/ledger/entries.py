@@ -97,17 +97,14 @@ def fill_entries(fill: FillFacts) -> list[JournalEntry]:
             ref=fill.ref,
         ),
     ]
-    if fill.fee:
-        entries.append(
-            JournalEntry(
-                account=fill.account,
-                asset=fill.fee_asset,
-                amount=-fill.fee,
-                kind="fee",
-                ref=fill.ref,
-            )
-        )
-    return entries
+    return entries + _fee_entry(fill.account, fill.fee, fill.fee_asset, fill.ref)
+
+
+def _fee_entry(account: str, fee: Decimal, fee_asset: str, ref: str) -> list[JournalEntry]:
+    """The ``fee`` entry of a fill (a debit of ``fee`` in ``fee_asset``); none for a zero fee."""
+    if not fee:
+        return []
+    return [JournalEntry(account=account, asset=fee_asset, amount=-fee, kind="fee", ref=ref)]
 
 
 class PerpFillFacts(msgspec.Struct, frozen=True, kw_only=True):
@@ -153,17 +150,7 @@ def perp_fill_entries(fill: PerpFillFacts) -> list[JournalEntry]:
                 ref=fill.ref,
             )
         )
-    if fill.fee:
-        entries.append(
-            JournalEntry(
-                account=fill.account,
-                asset=fill.fee_asset,
-                amount=-fill.fee,
-                kind="fee",
-                ref=fill.ref,
-            )
-        )
-    return entries
+    return entries + _fee_entry(fill.account, fill.fee, fill.fee_asset, fill.ref)
 
 
 def deposit_entries(account: str, balances: dict[str, Decimal], ref: str) -> list[JournalEntry]:

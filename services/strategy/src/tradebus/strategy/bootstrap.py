@@ -132,7 +132,7 @@ async def run(settings: StrategySettings, stop: asyncio.Event) -> int:
     )
     control = Control(nc, supervisor)
     await control.start()
-    balances = Balances(nc, dispatcher, settings.balances_interval_seconds)
+    balances = Balances(nc, dispatcher, settings.account_refresh_seconds)
     volumes = GroupVolumes(buckets.volume, dispatcher, publisher, 0.5)
 
     async def supervise() -> None:

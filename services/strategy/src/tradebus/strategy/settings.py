@@ -39,7 +39,7 @@ class StrategySettings(Settings, frozen=True, kw_only=True):
     snapshot_interval_seconds
         How often bots whose state changed are snapshotted to KV ``bot_state``
         (bots that emit intents are snapshotted before each emission anyway).
-    balances_interval_seconds
+    account_refresh_seconds
         How often bots that use account balances get fresh ones.
     stop_timeout_seconds
         On shutdown, how long to wait for the bots' cancels to be confirmed.
@@ -53,6 +53,6 @@ class StrategySettings(Settings, frozen=True, kw_only=True):
     lease_seconds: float = 10.0
     heartbeat_seconds: float = 2.0
     snapshot_interval_seconds: float = 1.0
-    balances_interval_seconds: float = 5.0
+    account_refresh_seconds: float = 5.0
     stop_timeout_seconds: float = 10.0
     log_level: str = "info"
