@@ -1,0 +1,121 @@
+"""What a live venue's error means for us: retry, reject, halt, or find out.
+
+Every exception a live venue raises (ccxt's hierarchy, ``ccxt.base.errors``)
+is translated here, at the boundary, into one of four kinds:
+
+* ``transient``: the request did not change anything and may be sent again
+  after a back-off: rate limits (``RateLimitExceeded``/``DDoSProtection``),
+  the exchange unavailable or in maintenance, a network error on a request
+  that only reads;
+* ``permanent``: the venue refused the request for good; the intent is
+  rejected with a machine-readable ``reason`` (``insufficient_balance``,
+  ``invalid_order``, ``unknown_symbol``, ``order_not_found``,
+  ``venue_rejected``);
+* ``configuration``: the account cannot work as configured (authentication,
+  permissions, a suspended account, a restricted location): halt the
+  account and alert; retrying would only repeat the failure;
+* ``unknown_outcome``: a request that changes state (place, cancel) failed
+  in a way that does not tell whether the venue acted on it (a timeout, a
+  reset connection, an unreadable answer). Never retried blindly: the order
+  is marked ``unknown`` and resolved by asking the venue for its client id
+  before anything else is sent for the account (DESIGN.md, "Execution").
+
+Backpack answers a query for an order it does not know with
+``RESOURCE_NOT_FOUND``, which ccxt raises as ``ExchangeNotAvailable``
+(a transient class): :func:`is_not_found` recognises it, so a lookup by
+client id can tell "not there" from "try again".
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import ccxt
+import msgspec
+
+ErrorKind = Literal["transient", "permanent", "configuration", "unknown_outcome"]
+
+_CONFIGURATION: tuple[type[BaseException], ...] = (
+    ccxt.AuthenticationError,  # includes PermissionDenied, AccountSuspended, AccountNotEnabled
+    ccxt.RestrictedLocation,
+    ccxt.ManualInteractionNeeded,
+)
+_PERMANENT: tuple[tuple[type[BaseException], str], ...] = (
+    (ccxt.InsufficientFunds, "insufficient_balance"),
+    (ccxt.OrderNotFound, "order_not_found"),
+    (ccxt.InvalidOrder, "invalid_order"),
+    (ccxt.BadSymbol, "unknown_symbol"),
+    (ccxt.MarketClosed, "market_closed"),
+    (ccxt.BadRequest, "invalid_order"),
+    (ccxt.NotSupported, "not_supported"),
+    (ccxt.ExchangeError, "venue_rejected"),
+)
+_NO_EFFECT: tuple[type[BaseException], ...] = (
+    ccxt.RateLimitExceeded,  # and DDoSProtection: the request was refused, not executed
+    ccxt.DDoSProtection,
+    ccxt.OnMaintenance,
+    ccxt.InvalidNonce,  # refused before execution (clock or nonce)
+)
+NOT_FOUND_MARKERS = ("RESOURCE_NOT_FOUND", "not found")
+
+
+class VenueError(msgspec.Struct, frozen=True, kw_only=True):
+    """A venue exception, classified.
+
+    ``reason`` is a machine-readable code for rejections and alerts;
+    ``message`` the exception's text, safe to log (ccxt's messages carry the
+    exchange's answer, never the request's credentials); ``rate_limited``
+    says the venue asked us to slow down (429).
+    """
+
+    kind: ErrorKind
+    reason: str
+    message: str
+    rate_limited: bool = False
+
+
+def is_not_found(exc: BaseException) -> bool:
+    """The venue says the order does not exist (OrderNotFound, Backpack's RESOURCE_NOT_FOUND)."""
+    if isinstance(exc, ccxt.OrderNotFound):
+        return True
+    return isinstance(exc, ccxt.BaseError) and any(m in str(exc) for m in NOT_FOUND_MARKERS)
+
+
+def classify(exc: BaseException, *, changes_state: bool) -> VenueError:
+    """Translate a venue exception (see the module docstring for the kinds).
+
+    ``changes_state`` is True for requests that may act at the venue (place,
+    cancel): a network failure there has an unknown outcome. Exceptions that
+    are not ccxt's (a bug, a cancelled task) are not classified here: the
+    caller lets them propagate.
+
+    Raises
+    ------
+    TypeError
+        If ``exc`` is not a ccxt exception.
+    """
+    if not isinstance(exc, ccxt.BaseError):
+        raise TypeError(f"not a venue exception: {exc!r}")
+    message = str(exc)
+    name = type(exc).__name__
+    if isinstance(exc, _CONFIGURATION):
+        return VenueError(kind="configuration", reason=_snake(name), message=message)
+    if isinstance(exc, _NO_EFFECT):
+        limited = isinstance(exc, (ccxt.RateLimitExceeded, ccxt.DDoSProtection))
+        reason = "rate_limited" if limited else _snake(name)
+        return VenueError(kind="transient", reason=reason, message=message, rate_limited=limited)
+    if isinstance(exc, (ccxt.NetworkError, ccxt.BadResponse)):  # timeouts, resets, garbage
+        kind: ErrorKind = "unknown_outcome" if changes_state else "transient"
+        return VenueError(kind=kind, reason=_snake(name), message=message)
+    for cls, reason in _PERMANENT:
+        if isinstance(exc, cls):
+            return VenueError(kind="permanent", reason=reason, message=message)
+    kind = "unknown_outcome" if changes_state else "transient"
+    return VenueError(kind=kind, reason=_snake(name), message=message)
+
+
+def _snake(name: str) -> str:
+    out = [name[0].lower()]
+    for ch in name[1:]:
+        out.append(f"_{ch.lower()}" if ch.isupper() else ch)
+    return "".join(out)
