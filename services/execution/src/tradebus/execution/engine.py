@@ -285,7 +285,9 @@ class ExecutionEngine:
             return
         now = self._clock.now_ns()
         if row.status in ("new", "unknown"):
-            venue_order_id = await self._venues[row.account_id].find_order(str(row.client_order_id))
+            venue_order_id = await self._venues[row.account_id].find_order(
+                str(row.client_order_id), row.symbol
+            )
             if venue_order_id is None:
                 await self._send(row, intent.ts_init)  # the venue never got it: send it now
                 return
@@ -324,7 +326,7 @@ class ExecutionEngine:
         """Cancel one open order at the venue; publish :class:`OrderCanceled`. False if not open."""
         if row.status not in ("accepted", "partially_filled"):
             return False
-        if not await self._venues[row.account_id].cancel(str(row.client_order_id)):
+        if not await self._venues[row.account_id].cancel(str(row.client_order_id), row.symbol):
             return False
         now = self._clock.now_ns()
         await self._ledger.set_order_status(row.user_id, row.intent_id, "canceled", now)

@@ -372,14 +372,14 @@ class PaperVenue:
         """See :meth:`PaperExchange.place`."""
         return self.exchange.place(self.account, order)
 
-    async def cancel(self, client_order_id: str) -> bool:
+    async def cancel(self, client_order_id: str, symbol: str = "") -> bool:
         """See :meth:`PaperExchange.cancel`; only this account's orders."""
         order = self.exchange.find(client_order_id)
         if order is None or order.account != self.account:
             return False
         return self.exchange.cancel(client_order_id)
 
-    async def find_order(self, client_order_id: str) -> str | None:
+    async def find_order(self, client_order_id: str, symbol: str = "") -> str | None:
         """Venue order id of an order this account placed with that client id, if any."""
         if self.exchange.placed_by(client_order_id) != self.account:
             return None

@@ -89,12 +89,12 @@ class Venue(Protocol):
         """
         ...
 
-    async def cancel(self, client_order_id: str) -> bool:
-        """Cancel an open order; False if it is not open (unknown, filled, canceled)."""
+    async def cancel(self, client_order_id: str, symbol: str) -> bool:
+        """Cancel an open order of ``symbol``; False if not open (unknown, filled, canceled)."""
         ...
 
-    async def find_order(self, client_order_id: str) -> str | None:
-        """The venue's order id for ``client_order_id`` if the venue knows it, else None."""
+    async def find_order(self, client_order_id: str, symbol: str) -> str | None:
+        """The venue's order id for ``client_order_id`` on ``symbol``; None if it is unknown."""
         ...
 
     async def balances(self) -> list[AssetBalance]:

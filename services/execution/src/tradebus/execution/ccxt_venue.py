@@ -1,0 +1,217 @@
+"""A live venue account through ccxt (``ccxt.async_support``): Backpack first, any ccxt exchange.
+
+What it adds on top of ccxt:
+
+* **sizes**: prices and quantities are rounded to the market's tick and
+  step as ccxt loaded them (``precisionMode`` ``TICK_SIZE``: ``precision``
+  holds the increments): buy limits and quantities down, sell limits up, so
+  a limit is never worse than asked; the minimum quantity and minimum
+  notional (``limits.amount.min``, ``limits.cost.min``) are checked before
+  sending, and a too-small order is refused with ``below_minimum``;
+* **client ids**: the ledger's uint32 ``client_order_id`` goes out as ccxt's
+  ``clientOrderId`` (Backpack's ``clientId``), so an order whose placement
+  had an unknown outcome is found again by it (:meth:`find_order`);
+* **errors**: every call runs under the account's :class:`RateBudget` and
+  :func:`call_with_retries`; failures are classified once
+  (:mod:`tradebus.execution.venue_errors`): permanent ones become
+  :class:`~tradebus.execution.venue.VenueRejected`, the others
+  :class:`VenueUnavailable` with the classification attached;
+* **money**: every amount read back is a ``Decimal`` parsed from ccxt's
+  string fields, never a float.
+
+Keys are given to the ccxt client by the composition root from settings
+(``TRADEBUS_*_FILE`` secrets); this module never sees or logs them.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Any
+
+from tradebus.common.messages import AssetBalance
+from tradebus.execution.retry import Backoff, RateBudget, VenueCallError, call_with_retries
+from tradebus.execution.venue import VenueAck, VenueOrder, VenueRejected
+from tradebus.execution.venue_errors import VenueError, is_not_found
+
+
+class VenueUnavailable(Exception):
+    """A venue call failed without a definite refusal; ``error.kind`` says how.
+
+    ``unknown_outcome``: a place or cancel may or may not have happened (mark
+    the order ``unknown``, resolve it by client id); ``configuration``: halt
+    the account; ``transient``: the retries were used up.
+    """
+
+    def __init__(self, error: VenueError) -> None:
+        super().__init__(f"{error.kind}: {error.reason}: {error.message}")
+        self.error = error
+
+
+_RAISE = object()
+
+
+def _dec(value: Any) -> Decimal | None:
+    """A Decimal from ccxt's number or string (``None`` stays ``None``)."""
+    if value is None:
+        return None
+    return Decimal(str(value))
+
+
+def round_to(value: Decimal, increment: Decimal, up: bool) -> Decimal:
+    """``value`` rounded to a multiple of ``increment`` (> 0), up or down."""
+    steps = (value / increment).to_integral_value(rounding=ROUND_CEILING if up else ROUND_FLOOR)
+    return (steps * increment).normalize() if steps else Decimal(0)
+
+
+class CcxtVenue:
+    """One account on one ccxt exchange (the :class:`~tradebus.execution.venue.Venue` protocol).
+
+    Parameters
+    ----------
+    exchange
+        A configured ``ccxt.async_support`` exchange (keys set, URLs possibly
+        pointing at a local test server).
+    account
+        The tradebus account id.
+    budget, backoff
+        The account's rate budget and the retry back-off.
+    """
+
+    def __init__(
+        self, exchange: Any, account: str, budget: RateBudget, backoff: Backoff | None = None
+    ) -> None:
+        self.exchange = exchange
+        self.name: str = exchange.id
+        self.account = account
+        self._budget = budget
+        self._backoff = backoff or Backoff()
+
+    async def _call(
+        self, changes_state: bool, method: str, *args: Any, missing: Any = _RAISE
+    ) -> Any:
+        """``exchange.<method>(*args)`` under the budget and retries.
+
+        ``missing``: what to return when the venue says the order does not
+        exist (instead of raising).
+        """
+        fn = getattr(self.exchange, method)
+        try:
+            return await call_with_retries(
+                lambda: fn(*args),
+                budget=self._budget,
+                backoff=self._backoff,
+                changes_state=changes_state,
+            )
+        except VenueCallError as exc:
+            if missing is not _RAISE and exc.__cause__ is not None and is_not_found(exc.__cause__):
+                return missing
+            if exc.error.kind == "permanent":
+                raise VenueRejected(exc.error.reason, exc.error.message) from None
+            raise VenueUnavailable(exc.error) from None
+
+    async def start(self) -> None:
+        """Load the markets (retried while the venue is unavailable)."""
+        await self._call(False, "load_markets")
+
+    async def close(self) -> None:
+        """Close the HTTP session."""
+        await self.exchange.close()
+
+    def market(self, symbol: str) -> dict[str, Any]:
+        """The ccxt market of a native symbol (``SOL_USDC``).
+
+        Raises
+        ------
+        VenueRejected
+            ``unknown_symbol`` if the exchange has no such market.
+        """
+        found = self.exchange.markets_by_id.get(symbol) if self.exchange.markets_by_id else None
+        if not found:
+            raise VenueRejected("unknown_symbol", f"{self.name} has no market {symbol}")
+        return found[0] if isinstance(found, list) else found
+
+    def sized(self, order: VenueOrder) -> tuple[Decimal, Decimal | None]:
+        """``(qty, price)`` rounded to the market's step and tick and checked against minimums.
+
+        Raises
+        ------
+        VenueRejected
+            ``below_minimum`` if the rounded order is under the minimum quantity or notional.
+        """
+        market = self.market(order.symbol)
+        step = _dec(market["precision"].get("amount"))
+        tick = _dec(market["precision"].get("price"))
+        qty = round_to(order.qty, step, up=False) if step else order.qty
+        price = order.price
+        if price is not None and tick:
+            price = round_to(price, tick, up=order.side == "sell")
+        limits = market.get("limits") or {}
+        min_qty = _dec((limits.get("amount") or {}).get("min"))
+        min_cost = _dec((limits.get("cost") or {}).get("min"))
+        if qty <= 0 or (min_qty is not None and qty < min_qty):
+            raise VenueRejected(
+                "below_minimum", f"quantity {qty} of {order.symbol} is below {min_qty or 'a step'}"
+            )
+        if price is not None and min_cost is not None and qty * price < min_cost:
+            raise VenueRejected(
+                "below_minimum", f"notional {qty * price} of {order.symbol} is below {min_cost}"
+            )
+        return qty, price
+
+    async def place(self, order: VenueOrder) -> VenueAck:
+        """Place ``order`` with its client id.
+
+        Raises
+        ------
+        VenueRejected
+            Refused (sizes, funds, symbol, ...), with a reason.
+        VenueUnavailable
+            Outcome unknown (``unknown_outcome``), account misconfigured, or venue down.
+        """
+        qty, price = self.sized(order)
+        market = self.market(order.symbol)
+        placed = await self._call(
+            True,
+            "create_order",
+            market["symbol"],
+            order.order_type,
+            order.side,
+            str(qty),
+            None if price is None else str(price),
+            {"clientOrderId": int(order.client_order_id)},
+        )
+        return VenueAck(venue_order_id=str(placed["id"]))
+
+    async def cancel(self, client_order_id: str, symbol: str) -> bool:
+        """Cancel the open order with ``client_order_id``; False if it is not open."""
+        market = self.market(symbol)
+        params = {"clientId": int(client_order_id)}
+        done = await self._call(True, "cancel_order", None, market["symbol"], params, missing=None)
+        return done is not None
+
+    async def find_order(self, client_order_id: str, symbol: str) -> str | None:
+        """The venue's id of the order with ``client_order_id``, open or done; None if unknown."""
+        market = self.market(symbol)
+        for order in await self._call(False, "fetch_open_orders", market["symbol"]):
+            if str(order.get("clientOrderId")) == str(client_order_id):
+                return str(order["id"])
+        if self.exchange.has.get("fetchOrders"):
+            for order in await self._call(False, "fetch_orders", market["symbol"]):
+                if str(order.get("clientOrderId")) == str(client_order_id):
+                    return str(order["id"])
+        return None
+
+    async def balances(self) -> list[AssetBalance]:
+        """Every asset with a non-zero balance, from ``fetch_balance``."""
+        raw = await self._call(False, "fetch_balance")
+        out = []
+        for asset, row in sorted(raw.items()):
+            if not isinstance(row, dict) or "total" not in row:
+                continue
+            total = _dec(row.get("total")) or Decimal(0)
+            free = _dec(row.get("free")) or Decimal(0)
+            used = _dec(row.get("used"))
+            locked = used if used is not None else total - free
+            if total or locked:
+                out.append(AssetBalance(asset=asset, total=total, free=free, locked=locked))
+        return out
