@@ -36,8 +36,8 @@ from tests.support.binance_ws import BinanceWsServer, stream_of
 from tests.support.data import raw_feed_files
 from tests.support.services import eventually
 from tradebus.cli.localstack import free_port
-from tradebus.common.codec import decode_market
-from tradebus.common.messages import QuoteTick, TradeTick
+from tradebus.common.codec import decode_feed_status, decode_market
+from tradebus.common.messages import FeedStatus, QuoteTick, TradeTick
 from tradebus.marketdata.binance import stream_names
 from tradebus.marketdata.sources import merge_files
 
@@ -54,18 +54,30 @@ TIMEOUT = 20.0
 
 
 class Bus:
-    """A subscriber to ``md.>`` that keeps every message in arrival order."""
+    """A subscriber to ``md.>`` and ``feed.status.>`` that keeps every message in arrival order."""
 
     def __init__(self, nc: NATS) -> None:
         self.nc = nc
         self.messages: list[tuple[str, bytes]] = []
+        self.status_messages: list[tuple[str, bytes]] = []
         self.errors: list[Exception] = []
 
     async def _on_msg(self, msg: Msg) -> None:
         self.messages.append((msg.subject, msg.data))
 
+    async def _on_status(self, msg: Msg) -> None:
+        self.status_messages.append((msg.subject, msg.data))
+
     def ticks(self) -> list[tuple[str, QuoteTick | TradeTick]]:
         return [(subject, decode_market(data)) for subject, data in self.messages]
+
+    def statuses(self, venue: str = "binance") -> list[FeedStatus]:
+        """The :class:`FeedStatus` messages of ``venue``, in arrival order."""
+        return [
+            decode_feed_status(data)
+            for subject, data in self.status_messages
+            if subject == f"feed.status.{venue}"
+        ]
 
 
 async def open_bus(nats_url: str) -> Bus:
@@ -80,6 +92,7 @@ async def open_bus(nats_url: str) -> Bus:
     await nc.subscribe(
         "md.>", cb=bus._on_msg, pending_msgs_limit=1_000_000, pending_bytes_limit=1 << 30
     )
+    await nc.subscribe("feed.status.>", cb=bus._on_status)
     await nc.flush()
     return bus
 
@@ -88,7 +101,12 @@ class Marketdata:
     """The ``tradebus-marketdata`` process, configured only by environment variables."""
 
     def __init__(
-        self, tmp_path: Path, nats_url: str, ws_url: str, symbols: str = ",".join(SYMBOLS)
+        self,
+        tmp_path: Path,
+        nats_url: str,
+        ws_url: str,
+        symbols: str = ",".join(SYMBOLS),
+        settings: dict[str, str] | None = None,
     ) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEBUS_")}
         self.metrics_port = free_port()
@@ -98,6 +116,7 @@ class Marketdata:
             "TRADEBUS_BINANCE_WS_URL": ws_url,
             "TRADEBUS_METRICS_PORT": str(self.metrics_port),
         }
+        env |= settings or {}
         self.stderr_path = tmp_path / "marketdata.stderr"
         with self.stderr_path.open("wb") as stderr:
             self.proc = subprocess.Popen(
@@ -363,7 +382,6 @@ async def test_unknown_symbol_exits_2_with_message(
     assert server.connections == 0  # refused before connecting to the venue
 
 
-@pytest.mark.xfail(strict=True, reason="feed de-duplication: issue 4")
 async def test_resent_frames_are_published_once(
     tmp_path: Path, nats_url: str, bus: Bus, feed_files: list[Path]
 ) -> None:

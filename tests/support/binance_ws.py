@@ -35,12 +35,22 @@ Faults, per server (counts are of *new* frames, resends excluded):
 
 What was sent is recorded in :attr:`BinanceWsServer.sent_frames` (send order,
 resends included) and :attr:`BinanceWsServer.connections`.
+
+REST on the same port (the stale-feed fallback of the marketdata service):
+``GET /api/v3/ticker/bookTicker?symbol=<SYM>`` answers, as Binance does,
+``{"symbol","bidPrice","bidQty","askPrice","askQty"}``. The book is that of the
+market *now*: the next ``<sym>@bookTicker`` frame the stream has not sent yet
+(a stalled stream lags the market), else the last one sent. An unknown symbol
+gets HTTP 400 ``{"code":-1121,"msg":"Invalid symbol."}``; setting
+:attr:`BinanceWsServer.rest_status` to another status (503) makes every REST
+request fail with it. Requests are recorded in :attr:`BinanceWsServer.rest_requests`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,11 +60,15 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
+from websockets.http11 import Request, Response
 
 from tradebus.marketdata.sources import merge_files
 
 _STREAM_KEY = b'"stream":"'
 _YIELD_EVERY = 64  # frames sent between two yields to the event loop at full speed
+_LOOKAHEAD = 20_000  # frames scanned ahead of the cursor for the current book (REST)
+
+Frames = Iterator[tuple[int, bytes]]
 
 
 def stream_of(frame: bytes) -> str | None:
@@ -78,8 +92,8 @@ class _Selection:
     new connection resume where a dropped one stopped (``cursor``).
     """
 
-    def __init__(self, paths: list[Path], streams: frozenset[str], limit: int | None) -> None:
-        self._source: Iterator[tuple[int, bytes]] | None = merge_files(paths)
+    def __init__(self, source: Frames, streams: frozenset[str], limit: int | None) -> None:
+        self._source: Frames | None = source
         self._streams = streams
         self._limit = limit
         self.frames: list[tuple[int, bytes]] = []
@@ -99,6 +113,19 @@ class _Selection:
             else:
                 self._source = None
         return self.frames[index]
+
+    def current(self, stream: str) -> bytes | None:
+        """The next unsent frame of ``stream`` (the market now), else the last one sent."""
+        for index in range(self.cursor, self.cursor + _LOOKAHEAD):
+            item = self.get(index)
+            if item is None:
+                break
+            if stream_of(item[1]) == stream:
+                return item[1]
+        for _, frame in reversed(self.frames[: self.cursor]):
+            if stream_of(frame) == stream:
+                return frame
+        return None
 
 
 class BinanceWsServer:
@@ -121,6 +148,9 @@ class BinanceWsServer:
         Faults; see the module docstring.
     ping_interval
         Seconds between the server's pings (Binance: 20); None disables them.
+    ping_timeout
+        Seconds the server waits for the pong before closing the connection
+        (Binance: 60, the default; None waits forever).
     """
 
     def __init__(
@@ -134,6 +164,7 @@ class BinanceWsServer:
         stall_seconds: float = 0.0,
         resend_last: int = 0,
         ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 60.0,
     ) -> None:
         if speed is not None and speed <= 0:
             raise ValueError(f"speed must be > 0, got {speed}")
@@ -147,6 +178,7 @@ class BinanceWsServer:
         self._stall_seconds = stall_seconds
         self._resend_last = resend_last
         self._ping_interval = ping_interval
+        self._ping_timeout = ping_timeout
         self._selections: dict[frozenset[str], _Selection] = {}
         self._server: Server | None = None
         self.url = ""
@@ -158,6 +190,10 @@ class BinanceWsServer:
         """Connections dropped by the ``drop_after`` fault."""
         self.requests: list[str] = []
         """Request path (with query) of every connection."""
+        self.rest_requests: list[str] = []
+        """Path (with query) of every REST request."""
+        self.rest_status = 200
+        """HTTP status of every REST answer; anything but 200 answers an error body."""
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -169,12 +205,17 @@ class BinanceWsServer:
             0,
             compression=None,
             ping_interval=self._ping_interval,
-            ping_timeout=60 if self._ping_interval else None,
+            ping_timeout=self._ping_timeout if self._ping_interval else None,
             max_queue=None,
+            process_request=self._process_request,
         )
         port = next(iter(self._server.sockets)).getsockname()[1]
-        self.url = f"ws://127.0.0.1:{port}/stream"
+        self.rest_url = f"http://127.0.0.1:{port}"
+        self.url = self._ws_base(port)
         return self.url
+
+    def _ws_base(self, port: int) -> str:
+        return f"ws://127.0.0.1:{port}/stream"
 
     async def stop(self) -> None:
         """Close every connection and stop listening."""
@@ -209,22 +250,78 @@ class BinanceWsServer:
         selection = self._selections.get(frozenset(streams))
         return selection is not None and selection.get(selection.cursor) is None
 
+    def current_frame(self, stream: str) -> bytes | None:
+        """The market's current frame of ``stream`` (see :meth:`_Selection.current`)."""
+        for key, selection in self._selections.items():
+            if stream in key:
+                return selection.current(stream)
+        return None
+
+    # -- venue specifics (overridden by other venues' servers) ----------------
+
+    def _recorded(self) -> Frames:
+        """Every frame the server can send, in order."""
+        return merge_files(self._paths)
+
+    async def _requested_streams(self, ws: ServerConnection) -> list[str] | None:
+        """The streams the client asks for (Binance: in the URL); None after refusing it."""
+        path = ws.request.path if ws.request is not None else ""
+        parts = urlsplit(path)
+        names = [n for v in parse_qs(parts.query).get("streams", []) for n in v.split("/") if n]
+        if parts.path != "/stream" or not names:
+            await ws.close(CloseCode.POLICY_VIOLATION, "expected /stream?streams=<a>/<b>/...")
+            return None
+        return names
+
+    def _rest(self, path: str, query: dict[str, str]) -> tuple[int, object] | None:
+        """``(status, JSON body)`` of a REST request, None if the path is not served."""
+        if path != "/api/v3/ticker/bookTicker":
+            return None
+        symbol = query.get("symbol", "")
+        frame = self.current_frame(f"{symbol.lower()}@bookTicker")
+        if not symbol or frame is None:
+            return 400, {"code": -1121, "msg": "Invalid symbol."}
+        d = json.loads(frame)["data"]
+        return 200, {
+            "symbol": d["s"],
+            "bidPrice": d["b"],
+            "bidQty": d["B"],
+            "askPrice": d["a"],
+            "askQty": d["A"],
+        }
+
     # -- protocol ------------------------------------------------------------
+
+    def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
+        """Answer plain HTTP requests (REST); let WebSocket upgrades through."""
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return None
+        self.rest_requests.append(request.path)
+        parts = urlsplit(request.path)
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        answer = self._rest(parts.path, query)
+        if answer is None:
+            answer = (404, {"code": 404, "msg": "Not found"})
+        elif self.rest_status != 200:
+            answer = (self.rest_status, {"code": -1003, "msg": "Service unavailable."})
+        status, body = answer
+        response = ws.respond(status, json.dumps(body))
+        del response.headers["Content-Type"]
+        response.headers["Content-Type"] = "application/json"
+        return response
 
     async def _handle(self, ws: ServerConnection) -> None:
         self.connections += 1
         path = ws.request.path if ws.request is not None else ""
         self.requests.append(path)
-        parts = urlsplit(path)
-        names = [n for v in parse_qs(parts.query).get("streams", []) for n in v.split("/") if n]
-        if parts.path != "/stream" or not names:
-            await ws.close(CloseCode.POLICY_VIOLATION, "expected /stream?streams=<a>/<b>/...")
+        names = await self._requested_streams(ws)
+        if names is None:
             return
         key = frozenset(names)
         selection = self._selections.get(key)
         reconnect = selection is not None
         if selection is None:
-            selection = self._selections[key] = _Selection(self._paths, key, self._limit)
+            selection = self._selections[key] = _Selection(self._recorded(), key, self._limit)
 
         if reconnect and self._resend_last > 0:
             start = max(0, selection.cursor - self._resend_last)

@@ -25,6 +25,7 @@ from tradebus.common.messages import (
     BotsQuery,
     BotsReply,
     ErrorReply,
+    FeedStatus,
     Intent,
     MarketEvent,
     OrderEvent,
@@ -42,6 +43,7 @@ def encode(message: Any) -> bytes:
 
 
 _market = msgspec.json.Decoder(MarketEvent)
+_feed_status = msgspec.json.Decoder(FeedStatus)
 _intent = msgspec.json.Decoder(Intent)
 _event = msgspec.json.Decoder(OrderEvent)
 _balances_query = msgspec.json.Decoder(BalancesQuery)
@@ -56,6 +58,8 @@ _bot_command_reply = msgspec.json.Decoder(BotCommandReply | ErrorReply)
 
 decode_market = _market.decode
 """``bytes -> QuoteTick | TradeTick`` for ``md.*`` subjects."""
+decode_feed_status = _feed_status.decode
+"""``bytes -> FeedStatus`` for ``feed.status.*`` subjects."""
 decode_intent = _intent.decode
 """``bytes -> PlaceOrder | CancelOrder | CancelAll`` for ``intent.*`` subjects."""
 decode_event = _event.decode

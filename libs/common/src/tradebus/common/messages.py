@@ -92,6 +92,28 @@ class TradeTick(Message, kw_only=True):
 MarketEvent = QuoteTick | TradeTick
 
 
+class FeedStatus(Message, kw_only=True):
+    """State of one venue's market-data feed (``feed.status.<venue>``, core NATS).
+
+    Published by marketdata every few seconds and at once when ``connected``
+    or a symbol's staleness changes. ``connected``: the venue's WebSocket is
+    open. A symbol is stale when its stream sent nothing for the configured
+    ``TRADEBUS_STALE_SECONDS``; its quotes then come from REST polling until
+    the stream delivers again. ``stale`` is true while any symbol is stale.
+    ``last_message_age`` gives, per native symbol, the seconds since its last
+    stream message (since the feed started if none yet). ``reconnects``
+    counts re-established connections since the process started.
+    """
+
+    venue: str
+    connected: bool
+    stale: bool
+    stale_symbols: list[str] = []
+    last_message_age: dict[str, float] = {}
+    reconnects: int = 0
+    ts_event: int
+
+
 # --------------------------------------------------------------------------
 # Intents: intent.<user>.<source> (JetStream INTENTS)
 # --------------------------------------------------------------------------

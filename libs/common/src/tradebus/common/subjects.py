@@ -7,6 +7,7 @@ subject                            kind                producer -> consumer
 =================================  ==================  =========================
 ``md.quote.<venue>.<symbol>``      core NATS           marketdata -> hosts, paper
 ``md.trade.<venue>.<symbol>``      core NATS           marketdata -> hosts, paper
+``feed.status.<venue>``            core NATS           marketdata -> anyone
 ``intent.<user>.<source>``         JetStream INTENTS   strategy / person -> execution
 ``exec.evt.<user>.<source>``       JetStream EXEC      execution -> hosts, CLI
 ``exec.query.<verb>``              request/reply       reconciler, CLI -> execution
@@ -68,6 +69,14 @@ def md_symbol_wildcard(venue: str, symbol: str) -> str:
 
 
 MD_ALL = "md.>"
+
+
+def feed_status(venue: str) -> str:
+    """``feed.status.<venue>``: :class:`~tradebus.common.messages.FeedStatus` of one venue's feed.
+
+    Outside ``md.>`` on purpose: every ``md.>`` subscriber may assume ticks only.
+    """
+    return f"feed.status.{token(venue, 'venue')}"
 
 
 def intent(user: str, source: str) -> str:

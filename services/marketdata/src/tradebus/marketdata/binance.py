@@ -9,31 +9,28 @@ snapshot lines that hftbacktest's recorder interleaves (``{"lastUpdateId":..}``)
 * ``<sym>@trade`` -> :class:`TradeTick`. ``T`` (trade time, ms) gives
   ``ts_event``; ``m == true`` means the buyer was the maker, so the aggressor sold.
 * ``<sym>@depth*`` and depth snapshots are counted and skipped (no book yet).
+
+REST fallback (stale stream): ``GET /api/v3/ticker/bookTicker?symbol=<SYM>``
+(Binance "Market Data endpoints", symbol order book ticker) answers
+``{"symbol","bidPrice","bidQty","askPrice","askQty"}``: no update id and no
+time, so the quote gets ``update_id=None`` and ``ts_event = ts_recv``.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
-from enum import StrEnum
 
 import msgspec
 
 from tradebus.common.markets import MarketCatalog
 from tradebus.common.messages import QuoteTick, TradeTick
+from tradebus.marketdata.parsing import FrameKind, unified_symbols
+
+__all__ = ["BINANCE_REST_URL", "VENUE", "BinanceParser", "FrameKind", "combined_stream_url"]
 
 VENUE = "binance"
+BINANCE_REST_URL = "https://api.binance.com"
 _MS = 1_000_000
-
-
-class FrameKind(StrEnum):
-    """What a frame was, for counting."""
-
-    QUOTE = "quote"
-    TRADE = "trade"
-    DEPTH = "depth"
-    SNAPSHOT = "snapshot"
-    OTHER_SYMBOL = "other_symbol"
-    OTHER = "other"
 
 
 class _Envelope(msgspec.Struct):
@@ -59,9 +56,18 @@ class _Trade(msgspec.Struct):
     m: bool
 
 
+class _RestBookTicker(msgspec.Struct):
+    symbol: str
+    bidPrice: Decimal  # Binance's field names
+    bidQty: Decimal
+    askPrice: Decimal
+    askQty: Decimal
+
+
 _envelope = msgspec.json.Decoder(_Envelope)
 _book_ticker = msgspec.json.Decoder(_BookTicker)
 _trade = msgspec.json.Decoder(_Trade)
+_rest_book_ticker = msgspec.json.Decoder(_RestBookTicker)
 
 
 class BinanceParser:
@@ -83,11 +89,17 @@ class BinanceParser:
         self, catalog: MarketCatalog, venue: str = VENUE, only: set[str] | None = None
     ) -> None:
         self._venue = venue
-        self._unified = {
-            m.symbol: m.unified_symbol
-            for m in catalog.venue_markets(venue)
-            if only is None or m.symbol in only
-        }
+        self._unified = unified_symbols(catalog, venue, only)
+
+    @property
+    def venue(self) -> str:
+        """Venue name of the ticks (``binance``)."""
+        return self._venue
+
+    @property
+    def symbols(self) -> list[str]:
+        """Native symbols published (``BTCUSDT``)."""
+        return list(self._unified)
 
     def parse(
         self, raw: bytes, ts_recv: int, ts_init: int
@@ -151,6 +163,37 @@ class BinanceParser:
             return (FrameKind.DEPTH, None)
         return (FrameKind.OTHER, None)
 
+    def parse_rest_quote(
+        self, raw: bytes, symbol: str, ts_recv: int, ts_init: int
+    ) -> QuoteTick | None:
+        """The answer of ``GET /api/v3/ticker/bookTicker?symbol=<symbol>`` as a quote.
+
+        ``update_id`` is None and ``ts_event = ts_recv`` (the answer has neither).
+        Returns None if the answer is for another symbol or a side is empty
+        (Binance answers price ``0`` for an empty side).
+
+        Raises
+        ------
+        msgspec.DecodeError, msgspec.ValidationError
+            If the answer is not that endpoint's JSON.
+        """
+        q = _rest_book_ticker.decode(raw)
+        unified = self._unified.get(q.symbol)
+        if q.symbol != symbol or unified is None or not (q.bidPrice > 0 and q.askPrice > 0):
+            return None
+        return QuoteTick(
+            venue=self._venue,
+            symbol=q.symbol,
+            unified_symbol=unified,
+            bid=q.bidPrice,
+            bid_size=q.bidQty,
+            ask=q.askPrice,
+            ask_size=q.askQty,
+            ts_event=ts_recv,
+            ts_recv=ts_recv,
+            ts_init=ts_init,
+        )
+
 
 def stream_names(symbols: list[str]) -> list[str]:
     """Combined-stream names for ``symbols``: ``btcusdt@bookTicker``, ``btcusdt@trade``, ..."""
@@ -164,3 +207,8 @@ def stream_names(symbols: list[str]) -> list[str]:
 def combined_stream_url(base_url: str, symbols: list[str]) -> str:
     """``<base_url>?streams=a/b/c`` (Binance combined streams endpoint ``/stream``)."""
     return f"{base_url}?streams={'/'.join(stream_names(symbols))}"
+
+
+def rest_quote_url(base_url: str, symbol: str) -> str:
+    """``<base_url>/api/v3/ticker/bookTicker?symbol=<symbol>`` (weight 2 per call)."""
+    return f"{base_url.rstrip('/')}/api/v3/ticker/bookTicker?symbol={symbol}"

@@ -1,9 +1,19 @@
-"""Composition root of the marketdata service: settings -> source, parser, feed, NATS."""
+"""Composition root of the marketdata service: settings -> source, parser, feed, NATS.
+
+A replay (``TRADEBUS_REPLAY_FILES``) runs the plain :class:`Feed` over the
+files and exits at their end. A live feed (``TRADEBUS_FEED=binance`` or
+``backpack``) runs one :class:`LiveSource` connection for every symbol of the
+venue, with de-duplication, stale detection, the REST fallback and the
+``feed.status.<venue>`` publisher (:class:`LiveFeed`).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from tradebus.common.bus import connect
@@ -11,8 +21,13 @@ from tradebus.common.clock import LiveClock
 from tradebus.common.config import ConfigError
 from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.metrics import new_registry, serve_metrics
-from tradebus.marketdata.binance import BinanceParser, combined_stream_url
-from tradebus.marketdata.feed import Feed, FeedMetrics
+from tradebus.marketdata import backpack, binance
+from tradebus.marketdata.dedup import Deduplicator
+from tradebus.marketdata.feed import Feed, FeedMetrics, FeedStats
+from tradebus.marketdata.health import FeedHealth, HealthMetrics
+from tradebus.marketdata.live import LiveFeed
+from tradebus.marketdata.parsing import Parser
+from tradebus.marketdata.rest import RestMetrics, RestQuotePoller
 from tradebus.marketdata.settings import MarketdataSettings
 from tradebus.marketdata.sources import (
     FeedRefusedError,
@@ -24,62 +39,139 @@ from tradebus.marketdata.sources import (
 log = logging.getLogger(__name__)
 
 
-def build_source(
-    settings: MarketdataSettings, catalog: MarketCatalog, metrics: FeedMetrics
-) -> ReplaySource | LiveSource:
-    """The replay source when files are given, else the live WebSocket.
+def build_parser(settings: MarketdataSettings, catalog: MarketCatalog) -> Parser:
+    """The parser of ``settings.feed``, publishing ``settings.symbols`` (all if empty)."""
+    only = set(settings.symbols) or None
+    if settings.feed == "backpack":
+        return backpack.BackpackParser(catalog, only=only)
+    return binance.BinanceParser(catalog, only=only)
+
+
+def build_replay(settings: MarketdataSettings) -> ReplaySource:
+    """The replay source of ``TRADEBUS_REPLAY_FILES``.
 
     Raises
     ------
     ConfigError
-        If a replay file is missing, or a live symbol is not a configured market.
+        If a file is missing or the speed is invalid.
     """
-    if settings.replay_files:
-        paths = [Path(p) for p in settings.replay_files]
-        missing = [str(p) for p in paths if not p.is_file()]
-        if missing:
-            raise ConfigError(f"TRADEBUS_REPLAY_FILES: no such file(s): {', '.join(missing)}")
-        return ReplaySource(paths, settings.speed())
+    paths = [Path(p) for p in settings.replay_files]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise ConfigError(f"TRADEBUS_REPLAY_FILES: no such file(s): {', '.join(missing)}")
+    return ReplaySource(paths, settings.speed())
+
+
+def live_endpoints(
+    settings: MarketdataSettings,
+) -> tuple[str, list[str], Callable[[str], str]]:
+    """``(WebSocket URL, messages to send on connect, symbol -> REST quote URL)`` of the venue."""
+    if settings.feed == "backpack":
+        return (
+            settings.backpack_ws_url,
+            [backpack.subscribe_message(settings.symbols)],
+            functools.partial(backpack.rest_quote_url, settings.backpack_rest_url),
+        )
+    return (
+        binance.combined_stream_url(settings.binance_ws_url, settings.symbols),
+        [],
+        functools.partial(binance.rest_quote_url, settings.binance_rest_url),
+    )
+
+
+def check_live(settings: MarketdataSettings, catalog: MarketCatalog) -> None:
+    """Refuse a live feed without symbols, with unknown symbols or with bad periods.
+
+    Raises
+    ------
+    ConfigError
+        Naming the setting.
+    """
     if not settings.symbols:
-        raise ConfigError("TRADEBUS_SYMBOLS is required for a live feed (e.g. BTCUSDT,ETHUSDT)")
+        example = "SOL_USDC,BTC_USDC" if settings.feed == "backpack" else "BTCUSDT,ETHUSDT"
+        raise ConfigError(f"TRADEBUS_SYMBOLS is required for a live feed (e.g. {example})")
     unknown = [s for s in settings.symbols if (settings.feed, s) not in catalog]
     if unknown:
         raise ConfigError(f"TRADEBUS_SYMBOLS: not in the markets file: {', '.join(unknown)}")
+    settings.check_live()
+
+
+def build_live(
+    settings: MarketdataSettings,
+    parser: Parser,
+    metrics: FeedMetrics,
+    registry_metrics: tuple[HealthMetrics, RestMetrics],
+) -> tuple[LiveSource, FeedHealth, RestQuotePoller | None]:
+    """The venue's connection, its health (wired to the connection) and its REST poller."""
     venue = settings.feed
-    return LiveSource(
-        combined_stream_url(settings.binance_ws_url, settings.symbols),
-        on_connect=lambda: metrics.connected.labels(venue=venue).set(1),
-        on_disconnect=lambda: metrics.connected.labels(venue=venue).set(0),
-        on_reconnect=metrics.reconnects.labels(venue=venue).inc,
+    health_metrics, rest_metrics = registry_metrics
+    health = FeedHealth(venue, settings.symbols, settings.stale_seconds, health_metrics)
+    connected = metrics.connected.labels(venue=venue)
+    reconnects = metrics.reconnects.labels(venue=venue)
+    url, subscribe, rest_url = live_endpoints(settings)
+
+    def on_connect() -> None:
+        connected.set(1)
+        health.on_connect()
+
+    def on_disconnect() -> None:
+        connected.set(0)
+        health.on_disconnect()
+
+    def on_reconnect() -> None:
+        reconnects.inc()
+        health.on_reconnect()
+
+    source = LiveSource(
+        url,
+        subscribe,
+        on_connect=on_connect,
+        on_disconnect=on_disconnect,
+        on_reconnect=on_reconnect,
     )
+    poller = None
+    if settings.rest_poll_seconds > 0:
+        poller = RestQuotePoller(parser, rest_url, rest_metrics)
+    return source, health, poller
 
 
 async def run(settings: MarketdataSettings, stop: asyncio.Event) -> int:
     """Run the feed until the replay ends or ``stop`` is set; returns the exit status."""
     catalog = MarketCatalog.load(settings.markets_file or default_markets_path())
+    replay = build_replay(settings) if settings.replay_files else None
+    if replay is None:
+        check_live(settings, catalog)
     registry = new_registry()
     metrics = FeedMetrics(registry)
-    source = build_source(settings, catalog, metrics)
+    parser = build_parser(settings, catalog)
     server = serve_metrics(registry, settings.metrics_port)
     log.info("metrics endpoint", extra={"port": server.port})
     nc = await connect(settings.nats_url, "marketdata")
-    parser = BinanceParser(catalog, settings.feed, set(settings.symbols) or None)
-    feed = Feed(settings.feed, parser, nc.publish, LiveClock(), metrics)
-    task = asyncio.create_task(feed.run(source))
+    live: LiveFeed | None = None
+    if replay is not None:
+        feed = Feed(settings.feed, parser, nc.publish, LiveClock(), metrics)
+        job = feed.run(replay)
+    else:
+        source, health, poller = build_live(
+            settings, parser, metrics, (HealthMetrics(registry), RestMetrics(registry))
+        )
+        feed = Feed(settings.feed, parser, nc.publish, LiveClock(), metrics, Deduplicator(), health)
+        live = LiveFeed(
+            feed,
+            health,
+            nc.publish,
+            poller,
+            status_seconds=settings.status_seconds,
+            poll_seconds=settings.rest_poll_seconds,
+        )
+        job = live.run(source)
+    task = asyncio.create_task(job)
     stopper = asyncio.create_task(stop.wait())
     try:
         done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
         if task in done:
-            stats = task.result()
+            log_finished(task.result())
             metrics.finished.set(1)
-            log.info(
-                "replay finished",
-                extra={
-                    "frames": dict(stats.frames),
-                    "ticks": {f"{k}:{s}": n for (k, s), n in sorted(stats.ticks.items())},
-                    "parse_errors": stats.parse_errors,
-                },
-            )
         return 0
     except (ReplayFileError, FeedRefusedError) as exc:
         log.error("feed stopped", extra={"error": str(exc)})
@@ -87,5 +179,21 @@ async def run(settings: MarketdataSettings, stop: asyncio.Event) -> int:
     finally:
         for t in (task, stopper):
             t.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        if live is not None:
+            with contextlib.suppress(Exception):
+                await live.publish_status()  # the last word: disconnected
         await nc.drain()
         server.close()
+
+
+def log_finished(stats: FeedStats) -> None:
+    """Log the counts of a finished replay."""
+    log.info(
+        "replay finished",
+        extra={
+            "frames": dict(stats.frames),
+            "ticks": {f"{k}:{s}": n for (k, s), n in sorted(stats.ticks.items())},
+            "parse_errors": stats.parse_errors,
+        },
+    )

@@ -1,8 +1,12 @@
-"""The feed loop: frames from a source -> parser -> ticks published on NATS.
+"""The feed loop: frames from a source -> parser -> de-duplication -> ticks on NATS.
 
-Pure of venue specifics: the parser knows Binance, the source knows files or
-sockets, the publisher knows NATS. Counts every frame by kind and every tick
-published by symbol, in Prometheus and in :class:`FeedStats`.
+Pure of venue specifics: the parser knows Binance or Backpack, the source
+knows files or sockets, the publisher knows NATS. Counts every frame by kind
+and every tick published by symbol, in Prometheus and in :class:`FeedStats`.
+A live feed also has a :class:`~tradebus.marketdata.dedup.Deduplicator`
+(reconnects may resend) and a :class:`~tradebus.marketdata.health.FeedHealth`
+told of every stream message; REST fallback quotes enter through
+:meth:`Feed.publish_rest`, through the same de-duplication.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from tradebus.common import subjects
 from tradebus.common.clock import Clock
 from tradebus.common.codec import encode
 from tradebus.common.messages import QuoteTick, TradeTick
-from tradebus.marketdata.binance import BinanceParser, FrameKind
+from tradebus.marketdata.dedup import Deduplicator
+from tradebus.marketdata.health import FeedHealth
+from tradebus.marketdata.parsing import FrameKind, Parser
 from tradebus.marketdata.sources import Frame
 
 log = logging.getLogger(__name__)
@@ -71,6 +77,18 @@ class FeedMetrics:
             ["venue"],
             registry=registry,
         )
+        self.duplicates = PromCounter(
+            "tradebus_marketdata_duplicates_dropped",
+            "Ticks not published because they were already published (resends, REST echoes)",
+            ["venue", "symbol", "kind"],
+            registry=registry,
+        )
+        self.rest_quotes = PromCounter(
+            "tradebus_marketdata_rest_quotes_published",
+            "Quotes published from REST polling while the stream was stale",
+            ["venue", "symbol"],
+            registry=registry,
+        )
         self.ready = Gauge("tradebus_marketdata_ready", "1 once the feed runs", registry=registry)
         self.finished = Gauge(
             "tradebus_marketdata_replay_finished",
@@ -85,6 +103,8 @@ class FeedStats(msgspec.Struct, kw_only=True):
     frames: Counter[str] = msgspec.field(default_factory=Counter)
     ticks: Counter[tuple[str, str]] = msgspec.field(default_factory=Counter)
     parse_errors: int = 0
+    duplicates: int = 0
+    rest_quotes: int = 0
 
 
 class Feed:
@@ -95,28 +115,37 @@ class Feed:
     venue
         Venue name (label and subject token).
     parser
-        Frame parser (:class:`BinanceParser`).
+        Frame parser (:class:`~tradebus.marketdata.binance.BinanceParser`, ...).
     publish
         ``async publish(subject, payload)`` (core NATS).
     clock
         Stamps ``ts_init`` of every tick.
     metrics
         Prometheus metrics; may be shared by several feeds of one process.
+    dedup
+        Drops ticks already published (live feeds); None publishes every tick
+        (replays of recorded files, which hold each event once).
+    health
+        Told of every stream tick, duplicates included (live feeds).
     """
 
     def __init__(
         self,
         venue: str,
-        parser: BinanceParser,
+        parser: Parser,
         publish: Publish,
         clock: Clock,
         metrics: FeedMetrics,
+        dedup: Deduplicator | None = None,
+        health: FeedHealth | None = None,
     ) -> None:
         self._venue = venue
         self._parser = parser
         self._publish = publish
         self._clock = clock
         self._metrics = metrics
+        self._dedup = dedup
+        self._health = health
         self._subjects: dict[tuple[type, str], str] = {}
         self._tick_counters: dict[tuple[type, str], object] = {}
         self._last_frame = metrics.last_frame.labels(venue=venue)
@@ -152,7 +181,32 @@ class Feed:
         self.stats.frames[kind.value] += 1
         self._frame_counters[kind].inc()
         if tick is None:
+            if kind is FrameKind.CONTROL and self.stats.frames[kind.value] <= 10:
+                log.warning("venue answered", extra={"frame": raw[:200].decode(errors="replace")})
             return
+        if self._health is not None:
+            self._health.saw(tick.symbol)
+        if self._dedup is not None and not self._dedup.admit(tick, "stream"):
+            self._dropped(tick)
+            return
+        await self._send(tick)
+
+    async def publish_rest(self, tick: QuoteTick) -> bool:
+        """Publish a REST fallback quote unless it repeats what was published; True if sent."""
+        if self._dedup is not None and not self._dedup.admit(tick, "rest"):
+            self._dropped(tick)
+            return False
+        await self._send(tick)
+        self.stats.rest_quotes += 1
+        self._metrics.rest_quotes.labels(venue=self._venue, symbol=tick.symbol).inc()
+        return True
+
+    def _dropped(self, tick: QuoteTick | TradeTick) -> None:
+        self.stats.duplicates += 1
+        kind = "quote" if isinstance(tick, QuoteTick) else "trade"
+        self._metrics.duplicates.labels(venue=self._venue, symbol=tick.symbol, kind=kind).inc()
+
+    async def _send(self, tick: QuoteTick | TradeTick) -> None:
         subject = self._route(tick)
         await self._publish(subject, encode(tick))
         key = (type(tick), tick.symbol)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Literal
 
 from tradebus.common.config import ConfigError, Settings
+from tradebus.marketdata.backpack import BACKPACK_REST_URL, BACKPACK_WS_URL
+from tradebus.marketdata.binance import BINANCE_REST_URL
 
 BINANCE_WS_URL = "wss://stream.binance.com:9443/stream"
 
@@ -17,10 +19,13 @@ class MarketdataSettings(Settings, frozen=True, kw_only=True):
     nats_url
         NATS server URL.
     feed
-        Venue feed to run (``binance``).
+        Venue whose feed this process runs: ``binance`` or ``backpack``. One
+        process keeps one connection for every symbol of its venue; run one
+        process per venue.
     symbols
-        Native symbols to stream live (``BTCUSDT,ETHUSDT``); in a replay, an
-        optional filter (empty = every symbol in the files).
+        Native symbols to stream live (``BTCUSDT,ETHUSDT``; Backpack
+        ``SOL_USDC``); in a replay, an optional filter (empty = every symbol
+        in the files).
     replay_files
         Recorded raw-feed files (comma-separated); when set, the service
         replays them and exits at the end instead of connecting live.
@@ -28,6 +33,22 @@ class MarketdataSettings(Settings, frozen=True, kw_only=True):
         ``max`` (as fast as possible), or a multiple of real time (``1``, ``10``).
     binance_ws_url
         Base URL of Binance's combined-stream endpoint.
+    binance_rest_url
+        Base URL of Binance's REST API (stale-feed fallback).
+    backpack_ws_url
+        Backpack's WebSocket endpoint.
+    backpack_rest_url
+        Base URL of Backpack's REST API (stale-feed fallback).
+    stale_seconds
+        A symbol whose stream sent nothing for this long (seconds) is stale:
+        it is reported so, and its quotes come from REST polling until the
+        stream delivers again.
+    rest_poll_seconds
+        Period of the REST polls of each stale symbol, seconds; 0 disables
+        the REST fallback.
+    status_seconds
+        Period of the ``feed.status.<venue>`` message, seconds (it is also
+        sent at once on every change).
     markets_file
         Markets YAML; empty = the default shipped with tradebus-common.
     metrics_port
@@ -35,14 +56,35 @@ class MarketdataSettings(Settings, frozen=True, kw_only=True):
     """
 
     nats_url: str = "nats://127.0.0.1:4222"
-    feed: Literal["binance"] = "binance"
+    feed: Literal["binance", "backpack"] = "binance"
     symbols: list[str] = []
     replay_files: list[str] = []
     replay_speed: str = "max"
     binance_ws_url: str = BINANCE_WS_URL
+    binance_rest_url: str = BINANCE_REST_URL
+    backpack_ws_url: str = BACKPACK_WS_URL
+    backpack_rest_url: str = BACKPACK_REST_URL
+    stale_seconds: float = 10.0
+    rest_poll_seconds: float = 1.0
+    status_seconds: float = 5.0
     markets_file: str = ""
     metrics_port: int = 9100
     log_level: str = "info"
+
+    def check_live(self) -> None:
+        """Check the live-feed periods.
+
+        Raises
+        ------
+        ConfigError
+            If ``stale_seconds`` or ``status_seconds`` is not > 0, or
+            ``rest_poll_seconds`` is negative.
+        """
+        for name in ("stale_seconds", "status_seconds"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"TRADEBUS_{name.upper()}: must be > 0")
+        if not self.rest_poll_seconds >= 0:
+            raise ConfigError("TRADEBUS_REST_POLL_SECONDS: must be >= 0 (0 = no REST fallback)")
 
     def speed(self) -> float | None:
         """``replay_speed`` as a number, ``None`` for ``max``.

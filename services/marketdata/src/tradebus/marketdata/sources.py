@@ -16,7 +16,7 @@ import heapq
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 
 import websockets
@@ -104,43 +104,76 @@ STABLE_SECONDS = 10.0
 """A connection that lasted this long resets the reconnect backoff."""
 
 
+def backoff_delay(
+    attempt: int,
+    base: float = 0.25,
+    cap: float = 30.0,
+    rand: Callable[[], float] = random.random,
+) -> float:
+    """Seconds to wait before reconnect ``attempt`` (0, 1, 2, ...): exponential, jittered.
+
+    ``min(cap, base * 2**attempt)`` scaled by a uniform factor in [0.5, 1)
+    ("equal jitter"), so many clients dropped together do not return in step
+    and the delay never collapses to zero.
+    """
+    return min(cap, base * 2 ** min(attempt, 32)) * (0.5 + rand() / 2)
+
+
 class LiveSource:
     """Frames from a WebSocket URL, reconnecting with exponential backoff and jitter.
+
+    The one connection mechanism of every venue: Binance puts its streams in
+    the URL, Backpack subscribes with a message; both are re-established on
+    every reconnect. Protocol-level pings from the server are answered by
+    the WebSocket library; the client also pings every ``ping_interval``
+    seconds and drops a connection whose pong does not come within
+    ``ping_timeout`` (a dead TCP path), which then reconnects.
 
     Parameters
     ----------
     url
         Full stream URL (for Binance, the combined-stream URL).
+    subscribe
+        Text messages sent, in order, right after each connection opens
+        (Backpack's ``SUBSCRIBE`` request); empty for Binance.
     clock_ns
         Receive-time clock (``time.time_ns``).
     on_connect, on_disconnect, on_reconnect
-        Called when a connection opens, when it is lost, and when a lost
-        connection is re-established.
+        Called when a connection opens (after subscribing), when it is lost,
+        and when a lost connection is re-established.
     max_backoff
         Cap of the reconnect delay, seconds. The delay doubles after every
         failed or short-lived connection (one that lasted less than
         :data:`STABLE_SECONDS`), so a server that accepts and drops at once is
-        not hammered.
+        not hammered (:func:`backoff_delay`).
+    ping_interval, ping_timeout
+        Client keepalive, seconds (None disables).
     """
 
     def __init__(
         self,
         url: str,
+        subscribe: Sequence[str] = (),
         clock_ns: Callable[[], int] = time.time_ns,
         on_connect: Callable[[], None] = lambda: None,
         on_disconnect: Callable[[], None] = lambda: None,
         on_reconnect: Callable[[], None] = lambda: None,
         max_backoff: float = 30.0,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
     ) -> None:
         self._url = url
+        self._subscribe = list(subscribe)
         self._clock_ns = clock_ns
         self._on_connect = on_connect
         self._on_disconnect = on_disconnect
         self._on_reconnect = on_reconnect
         self._max_backoff = max_backoff
+        self._ping_interval = ping_interval
+        self._ping_timeout = ping_timeout
 
     async def frames(self) -> AsyncIterator[Frame]:
-        """Yield frames forever; a dropped connection is re-opened (pings are answered).
+        """Yield frames forever; a dropped connection is re-opened and re-subscribed.
 
         Raises
         ------
@@ -153,8 +186,16 @@ class LiveSource:
         while True:
             opened = time.monotonic()
             try:
-                async with connect(self._url, max_size=2**22, compression=None) as ws:
+                async with connect(
+                    self._url,
+                    max_size=2**22,
+                    compression=None,
+                    ping_interval=self._ping_interval,
+                    ping_timeout=self._ping_timeout,
+                ) as ws:
                     opened = time.monotonic()
+                    for message in self._subscribe:
+                        await ws.send(message)
                     if connected_before:
                         self._on_reconnect()
                     connected_before = True
@@ -180,6 +221,6 @@ class LiveSource:
                 log.warning("feed connection failed", extra={"error": repr(exc)})
             if time.monotonic() - opened >= STABLE_SECONDS:
                 attempt = 0
-            delay = min(self._max_backoff, 0.25 * 2**attempt) * (0.5 + random.random() / 2)
+            delay = backoff_delay(attempt, cap=self._max_backoff)
             attempt += 1
             await asyncio.sleep(delay)
