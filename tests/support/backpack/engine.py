@@ -1,0 +1,383 @@
+"""The exchange behind the local Backpack server: markets, balances, orders and matching.
+
+No I/O here: the REST and WebSocket layers call these methods and publish the
+:class:`Published` items they return. Orders match against the trades the
+test feeds (recorded trades replayed explicitly) by the paper fill model of
+shared/STRATEGIES.md, the rules of ``tradebus.execution.paper``:
+
+1. an order is live from the first market event after it is placed; it is
+   *marketable* if it is a market order, or a limit buy at or above (sell at or
+   below) the last trade price when it was placed;
+2. a passive limit buy at ``L`` fills at ``L`` when a trade prints strictly
+   below ``L``; a passive sell when a trade prints strictly above ``L``;
+3. a marketable order fills at the trade's price on the first trade within
+   its limit (an IOC/FOK one expires if that trade is not);
+4. fees are charged in the quote asset: maker bps on passive fills, taker bps
+   on marketable ones;
+5. within one trade, live orders fill in the order they were placed.
+
+Orders fill in full, unless ``partial_fills`` is set: then one trade fills at
+most its printed quantity, shared by the live orders in placement order.
+
+Funds: a buy locks ``price * quantity`` plus the larger fee rate, in the quote
+asset (a market buy: its ``quoteQuantity``, or the last price plus
+:data:`MARKET_LOCK_MARGIN`); a sell locks its quantity of the base asset.
+Fills release the lock pro rata. ``available = total - locked``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import ROUND_DOWN, Decimal
+from typing import Any
+
+from tests.support.backpack import wire
+from tests.support.backpack.market import (
+    BPS,
+    ZERO,
+    ApiError,
+    Balance,
+    Fill,
+    MarketSpec,
+    Order,
+    PublicTrade,
+    Published,
+    TickerStats,
+    private_streams,
+)
+from tests.support.backpack.payload import OrderRequest, check_min_notional, parse_order
+
+MARKET_LOCK_MARGIN = Decimal("0.05")
+
+
+@dataclass
+class _Book:
+    spec: MarketSpec
+    trade_ids: Iterator[int]
+    last_price: Decimal | None = None
+    quote: tuple[Decimal, Decimal, Decimal, Decimal] | None = None  # bid, qty, ask, qty
+    quote_updates: int = 0
+    open: dict[str, Order] = field(default_factory=dict)  # placement order
+    trades: deque[PublicTrade] = field(default_factory=lambda: deque(maxlen=1000))
+    stats: TickerStats = field(default_factory=TickerStats)
+
+
+class Exchange:
+    """Markets, accounts (by API key), orders and fills; see the module docstring."""
+
+    def __init__(
+        self,
+        markets: list[MarketSpec],
+        *,
+        maker_fee_bps: Decimal,
+        taker_fee_bps: Decimal,
+        partial_fills: bool = False,
+        clock_us: Callable[[], int] | None = None,
+    ) -> None:
+        self.markets = {m.symbol: m for m in markets}
+        self._books = {
+            m.symbol: _Book(
+                m,
+                itertools.count(
+                    m.trade_id_start if m.trade_id_start is not None else (i + 1) * 10_000_000
+                ),
+            )
+            for i, m in enumerate(markets)
+        }
+        self.maker_fee_bps = maker_fee_bps
+        self.taker_fee_bps = taker_fee_bps
+        self.partial_fills = partial_fills
+        self.clock_us = clock_us or (lambda: time.time_ns() // 1000)
+        self.accounts: dict[str, dict[str, Balance]] = {}
+        self.orders: dict[str, Order] = {}
+        """Every order accepted, by id, in placement order."""
+        self.fills: list[Fill] = []
+        self._order_ids = itertools.count(113_000_000_000)
+        self._seq = itertools.count(1)
+
+    # -- accounts ------------------------------------------------------------
+
+    def balance(self, account: str, asset: str) -> Balance:
+        """The balance of ``asset`` (created empty on first use)."""
+        return self.accounts.setdefault(account, {}).setdefault(asset, Balance())
+
+    def book(self, symbol: str) -> _Book:
+        """The book of ``symbol``; :class:`ApiError` ``INVALID_MARKET`` if unknown."""
+        book = self._books.get(symbol)
+        if book is None:
+            raise ApiError(400, "INVALID_MARKET", f"Invalid market {symbol}")
+        return book
+
+    # -- orders --------------------------------------------------------------
+
+    def execute(self, account: str, payload: Any) -> tuple[Order, list[Published]]:
+        """``POST /api/v1/order``: check, lock funds, accept (an IOC/FOK that cannot
+        take expires at once). Refusals: :mod:`tests.support.backpack.payload`, then
+        ``INVALID_ORDER`` for a post-only order that would take, and
+        ``INSUFFICIENT_FUNDS``."""
+        r = parse_order(payload, self.markets)
+        book = self._books[r.symbol]
+        check_min_notional(book.spec, r, book.last_price)
+        last = book.last_price
+        marketable = r.order_type == "Market" or (
+            last is not None
+            and r.price is not None
+            and (r.price >= last if r.side == "Bid" else r.price <= last)
+        )
+        if r.post_only and marketable:
+            raise ApiError(400, "INVALID_ORDER", "Order would immediately match and take")
+        asset, amount = self._lock(book, r)
+        funds = self.balance(account, asset)
+        if funds.available < amount:
+            raise ApiError(400, "INSUFFICIENT_FUNDS", "Insufficient funds")
+        funds.locked += amount
+        order = Order(
+            id=str(next(self._order_ids)),
+            account=account,
+            symbol=r.symbol,
+            side=r.side,
+            order_type=r.order_type,
+            client_id=r.client_id,
+            price=r.price,
+            quantity=r.quantity,
+            quote_quantity=r.quote_quantity,
+            time_in_force=r.time_in_force,
+            post_only=r.post_only,
+            self_trade_prevention=r.self_trade_prevention,
+            created_ms=self.clock_us() // 1000,
+            seq=next(self._seq),
+            marketable=marketable,
+            locked_asset=asset,
+            locked=amount,
+        )
+        self.orders[order.id] = order
+        book.open[order.id] = order
+        events = [self._order_event("orderAccepted", order)]
+        if r.time_in_force != "GTC" and not marketable:
+            reason = "ImmediateOrCancel" if r.time_in_force == "IOC" else "FillOrKill"
+            events.append(self._close(order, "Expired", reason))
+        return order, events
+
+    def _lock(self, book: _Book, r: OrderRequest) -> tuple[str, Decimal]:
+        """The asset and amount an order locks (module docstring)."""
+        spec, price, qty = book.spec, r.price, r.quantity
+        if r.side == "Ask":
+            assert qty is not None
+            return spec.base, qty
+        fee_rate = max(self.maker_fee_bps, self.taker_fee_bps) / BPS
+        if r.quote_quantity is not None:
+            return spec.quote, r.quote_quantity * (1 + fee_rate)
+        assert qty is not None
+        if price is None:
+            ref = book.last_price
+            if ref is None and book.quote is not None:
+                ref = book.quote[2]
+            if ref is None:
+                raise ApiError(400, "INVALID_ORDER", "No market price yet for a market order")
+            price = ref * (1 + MARKET_LOCK_MARGIN)
+        return spec.quote, price * qty * (1 + fee_rate)
+
+    def find_open(
+        self, account: str, symbol: str, order_id: Any, client_id: Any, what: str
+    ) -> Order:
+        """The open order of ``account`` on ``symbol`` with that id or client id (one of them)."""
+        book = self.book(symbol)
+        if (order_id is None) == (client_id is None):
+            raise ApiError(400, "INVALID_CLIENT_REQUEST", "Specify one of orderId or clientId")
+        for order in reversed(book.open.values()):
+            if order.account != account:
+                continue
+            if order_id is not None and order.id == str(order_id):
+                return order
+            if client_id is not None and str(order.client_id) == str(client_id):
+                return order
+        raise ApiError(404, "RESOURCE_NOT_FOUND", f"{what}: order not found")
+
+    def cancel(
+        self, account: str, symbol: str, order_id: Any, client_id: Any
+    ) -> tuple[Order, list[Published]]:
+        """``DELETE /api/v1/order``: cancel one open order, release its funds."""
+        order = self.find_open(account, symbol, order_id, client_id, "Cancel")
+        return order, [self._close(order, "Cancelled")]
+
+    def cancel_all(self, account: str, symbol: str) -> tuple[list[Order], list[Published]]:
+        """``DELETE /api/v1/orders``: cancel every open order of ``account`` on ``symbol``."""
+        book = self.book(symbol)
+        orders = [o for o in book.open.values() if o.account == account]
+        return orders, [self._close(o, "Cancelled") for o in orders]
+
+    def open_orders(self, account: str | None = None, symbol: str | None = None) -> list[Order]:
+        """Open orders (of ``account``, on ``symbol``) in placement order."""
+        books = [self.book(symbol)] if symbol else list(self._books.values())
+        found = [o for b in books for o in b.open.values()]
+        found = [o for o in found if account is None or o.account == account]
+        return sorted(found, key=lambda o: o.seq)
+
+    def _release(self, order: Order) -> None:
+        """Take ``order`` off the book and unlock what it still locks."""
+        self.balance(order.account, order.locked_asset).locked -= order.locked
+        order.locked = ZERO
+        self._books[order.symbol].open.pop(order.id, None)
+
+    def _close(self, order: Order, status: str, reason: str | None = None) -> Published:
+        """Cancel or expire open ``order``; its ``orderCancelled``/``orderExpired`` event."""
+        self._release(order)
+        order.status = status
+        order.expiry_reason = reason
+        event = "orderCancelled" if status == "Cancelled" else "orderExpired"
+        return self._order_event(event, order)
+
+    def _order_event(self, event: str, order: Order, fill: Fill | None = None) -> Published:
+        now = self.clock_us() if fill is None else fill.ts_us
+        return Published(
+            streams=private_streams(order.symbol),
+            data=wire.order_update(event, order, now, fill),
+            account=order.account,
+            kind=event,
+        )
+
+    # -- market data -----------------------------------------------------------
+
+    def on_quote(
+        self, symbol: str, bid: Decimal, bid_qty: Decimal, ask: Decimal, ask_qty: Decimal
+    ) -> list[Published]:
+        """A best bid/ask update: the ``bookTicker`` frame. Quotes fill nothing."""
+        book = self.book(symbol)
+        book.quote = (bid, bid_qty, ask, ask_qty)
+        book.quote_updates += 1
+        now = self.clock_us()
+        data = {
+            "e": "bookTicker",
+            "E": now,
+            "s": symbol,
+            "a": wire.dec(ask),
+            "A": wire.dec(ask_qty),
+            "b": wire.dec(bid),
+            "B": wire.dec(bid_qty),
+            "u": book.quote_updates,
+            "T": now,
+        }
+        return [Published(streams=(f"bookTicker.{symbol}",), data=data, kind="bookTicker")]
+
+    def on_trade(
+        self, symbol: str, price: Decimal, qty: Decimal, buyer_maker: bool = False
+    ) -> list[Published]:
+        """A public trade: fill the live orders (rules 2-5); then its ``trade`` and
+        ``ticker`` frames."""
+        book = self.book(symbol)
+        now = self.clock_us()
+        events: list[Published] = []
+        budget = qty if self.partial_fills else None
+        for order in list(book.open.values()):
+            before = order.executed_qty
+            events.extend(self._match(book, order, price, budget, now))
+            if budget is not None:
+                budget -= order.executed_qty - before
+        trade = PublicTrade(
+            trade_id=next(book.trade_ids),
+            price=price,
+            quantity=qty,
+            buyer_maker=buyer_maker,
+            ts_us=now,
+            buyer_order=str(next(self._order_ids)),
+            seller_order=str(next(self._order_ids)),
+        )
+        book.last_price = price
+        book.trades.append(trade)
+        book.stats.add(now, price, qty)
+        ticker = book.stats.frame(symbol, now)
+        events.append(Published((f"trade.{symbol}",), trade.frame(symbol), kind="trade"))
+        events.append(Published((f"ticker.{symbol}",), ticker, kind="ticker"))
+        return events
+
+    def _match(
+        self, book: _Book, order: Order, trade: Decimal, budget: Decimal | None, now: int
+    ) -> list[Published]:
+        limit = order.price
+        if order.marketable:
+            within = limit is None or (trade <= limit if order.side == "Bid" else trade >= limit)
+            fill_price = trade if within else None
+        else:
+            assert limit is not None
+            crossed = trade < limit if order.side == "Bid" else trade > limit
+            fill_price = limit if crossed else None
+        tif = order.time_in_force
+        if fill_price is None:
+            reason = {"IOC": "ImmediateOrCancel", "FOK": "FillOrKill"}.get(tif)
+            return [self._close(order, "Expired", reason)] if reason else []
+        if order.quote_quantity is not None:
+            qty = (order.quote_quantity / fill_price).quantize(
+                book.spec.step_size, rounding=ROUND_DOWN
+            )
+        else:
+            assert order.remaining is not None
+            qty = order.remaining
+        if budget is not None:
+            if budget <= 0:
+                reason = {"IOC": "ImmediateOrCancel", "FOK": "FillOrKill"}.get(tif)
+                return [self._close(order, "Expired", reason)] if reason else []
+            if budget < qty:
+                if tif == "FOK":
+                    return [self._close(order, "Expired", "FillOrKill")]
+                qty = budget.quantize(book.spec.step_size, rounding=ROUND_DOWN)
+        if qty <= 0:
+            return [self._close(order, "Expired", "InsufficientLiquidity")]
+        events = self.fill(order, fill_price, qty, maker=not order.marketable, ts_us=now)
+        if order.is_open and tif == "IOC":
+            events.append(self._close(order, "Expired", "ImmediateOrCancel"))
+        return events
+
+    def fill(
+        self, order: Order, price: Decimal, qty: Decimal, *, maker: bool, ts_us: int | None = None
+    ) -> list[Published]:
+        """Fill ``qty`` of open ``order`` at ``price``: settle funds, record the fill, its event.
+
+        A buy that cannot pay (a market buy after the price ran past its lock)
+        expires with ``InsufficientFunds`` instead.
+        """
+        spec = self.markets[order.symbol]
+        book = self._books[order.symbol]
+        notional = price * qty
+        fee = notional * (self.maker_fee_bps if maker else self.taker_fee_bps) / BPS
+        remaining = order.remaining if order.quote_quantity is None else qty
+        assert remaining is not None and 0 < qty <= remaining
+        release = order.locked if qty == remaining else order.locked * qty / remaining
+        base = self.balance(order.account, spec.base)
+        quote = self.balance(order.account, spec.quote)
+        if order.side == "Bid":
+            if quote.available + release < notional + fee:
+                return [self._close(order, "Expired", "InsufficientFunds")]
+            quote.locked -= release
+            quote.total -= notional + fee
+            base.total += qty
+        else:
+            base.locked -= release
+            base.total -= qty
+            quote.total += notional - fee
+        order.locked -= release
+        order.executed_qty += qty
+        order.executed_quote += notional
+        done = order.quote_quantity is not None or order.executed_qty == order.quantity
+        order.status = "Filled" if done else "PartiallyFilled"
+        record = Fill(
+            trade_id=next(book.trade_ids),
+            order_id=order.id,
+            client_id=order.client_id,
+            account=order.account,
+            symbol=order.symbol,
+            side=order.side,
+            price=price,
+            quantity=qty,
+            fee=fee,
+            fee_symbol=spec.quote,
+            is_maker=maker,
+            ts_us=ts_us if ts_us is not None else self.clock_us(),
+        )
+        self.fills.append(record)
+        if done:
+            self._release(order)
+        return [self._order_event("orderFill", order, record)]

@@ -1,0 +1,258 @@
+"""Backpack's JSON shapes: what the REST endpoints answer and what the streams carry.
+
+Every shape mirrors a documented Backpack object (docs.backpack.exchange, its
+OpenAPI/AsyncAPI schemas) and the samples ccxt parses
+(``ccxt/async_support/backpack.py`` ``parse_market``, ``parse_ticker``,
+``parse_order``, ``parse_trade``, ``parse_balance``; ``ccxt/pro/backpack.py``
+``parse_ws_bid_ask``, ``parse_ws_trade``, ``parse_ws_order``). Decimals are
+strings, REST times are milliseconds (``createdAt`` of live orders) or naive
+UTC ISO text (history), stream times ``E``/``T`` are microseconds.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tests.support.backpack.market import Fill, MarketSpec, Order
+
+
+def dec(value: Decimal | None) -> str | None:
+    """A decimal as Backpack writes it: plain notation, no trailing zeros (``"0"`` for zero)."""
+    if value is None:
+        return None
+    if value == 0:
+        return "0"
+    return format(value.normalize(), "f")
+
+
+def naive_iso(ts_ms: int) -> str:
+    """``2025-07-27T17:39:00.092``: UTC, no zone, milliseconds (history endpoints)."""
+    moment = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_ms % 1000:03d}"
+
+
+def error(code: str, message: str) -> dict[str, str]:
+    """The ``ApiErrorResponse`` body: ``{"code": <ApiErrorCode>, "message": ..}``."""
+    return {"code": code, "message": message}
+
+
+# -- public ------------------------------------------------------------------
+
+
+def market(spec: MarketSpec) -> dict[str, Any]:
+    """``GET /api/v1/markets`` item (Backpack ``Market``; ccxt ``parse_market``).
+
+    Backpack's filters have a price filter (tick size, min/max price, price
+    bands) and a quantity filter (step size, min/max quantity), and no
+    minimum notional: ccxt reports ``limits.cost.min = None`` for Backpack.
+    """
+    return {
+        "baseSymbol": spec.base,
+        "createdAt": "2024-01-01T00:00:00.000000",
+        "filters": {
+            "price": {
+                "borrowEntryFeeMaxMultiplier": None,
+                "borrowEntryFeeMinMultiplier": None,
+                "maxImpactMultiplier": "1.03",
+                "maxMultiplier": "1.25",
+                "maxPrice": dec(spec.max_price),
+                "meanMarkPriceBand": None,
+                "meanPremiumBand": None,
+                "minImpactMultiplier": "0.97",
+                "minMultiplier": "0.75",
+                "minPrice": dec(spec.min_price),
+                "tickSize": dec(spec.tick_size),
+            },
+            "quantity": {
+                "maxQuantity": dec(spec.max_quantity),
+                "minQuantity": dec(spec.min_quantity),
+                "stepSize": dec(spec.step_size),
+            },
+        },
+        "fundingInterval": None,
+        "fundingRateLowerBound": None,
+        "fundingRateUpperBound": None,
+        "imfFunction": None,
+        "marketType": "SPOT",
+        "mmfFunction": None,
+        "openInterestLimit": "0",
+        "orderBookState": "Open",
+        "quoteSymbol": spec.quote,
+        "symbol": spec.symbol,
+        "visible": True,
+    }
+
+
+def asset(symbol: str) -> dict[str, Any]:
+    """``GET /api/v1/assets`` item (ccxt ``fetch_currencies``, called by ``load_markets``)."""
+    return {
+        "coingeckoId": None,
+        "displayName": symbol,
+        "symbol": symbol,
+        "tokens": [
+            {
+                "blockchain": "Solana",
+                "contractAddress": None,
+                "depositEnabled": True,
+                "displayName": symbol,
+                "maximumWithdrawal": None,
+                "minimumDeposit": "0.0001",
+                "minimumWithdrawal": "0.0001",
+                "withdrawEnabled": True,
+                "withdrawalFee": "0",
+            }
+        ],
+    }
+
+
+# -- private REST --------------------------------------------------------------
+
+
+def _nulls(*names: str) -> dict[str, None]:
+    return dict.fromkeys(names)
+
+
+_TRIGGER_FIELDS = (
+    "stopLossLimitPrice",
+    "stopLossTriggerBy",
+    "stopLossTriggerPrice",
+    "takeProfitLimitPrice",
+    "takeProfitTriggerBy",
+    "takeProfitTriggerPrice",
+    "triggerBy",
+    "triggerPrice",
+    "triggerQuantity",
+)
+
+
+def order(o: Order) -> dict[str, Any]:
+    """A live-order object (``OrderType``: ``LimitOrder`` or ``MarketOrder``).
+
+    Answer of ``POST/GET/DELETE /api/v1/order``, ``GET/DELETE /api/v1/orders``
+    (ccxt ``parse_order``): ``createdAt`` in ms, ``clientId`` a uint32 or null.
+    """
+    body: dict[str, Any] = {
+        "clientId": o.client_id,
+        "createdAt": o.created_ms,
+        "executedQuantity": dec(o.executed_qty),
+        "executedQuoteQuantity": dec(o.executed_quote),
+        "id": o.id,
+        "orderType": o.order_type,
+        "reduceOnly": None,
+        "relatedOrderId": None,
+        "selfTradePrevention": o.self_trade_prevention,
+        "side": o.side,
+        "status": o.status,
+        "strategyId": None,
+        "symbol": o.symbol,
+        "timeInForce": o.time_in_force,
+        "triggeredAt": None,
+        **_nulls(*_TRIGGER_FIELDS),
+    }
+    if o.order_type == "Limit":
+        body.update(postOnly=o.post_only, price=dec(o.price), quantity=dec(o.quantity))
+    else:
+        body.update(quantity=dec(o.quantity), quoteQuantity=dec(o.quote_quantity))
+    return dict(sorted(body.items()))
+
+
+def order_history(o: Order) -> dict[str, Any]:
+    """``GET /wapi/v1/history/orders`` item (Backpack ``Order``): ``createdAt`` as naive ISO."""
+    body: dict[str, Any] = {
+        "clientId": o.client_id,
+        "createdAt": naive_iso(o.created_ms),
+        "executedQuantity": dec(o.executed_qty),
+        "executedQuoteQuantity": dec(o.executed_quote),
+        "expiryReason": o.expiry_reason,
+        "id": o.id,
+        "orderType": o.order_type,
+        "postOnly": o.post_only,
+        "price": dec(o.price),
+        "quantity": dec(o.quantity),
+        "quoteQuantity": dec(o.quote_quantity),
+        "selfTradePrevention": o.self_trade_prevention,
+        "side": o.side,
+        "status": o.status,
+        "strategyId": None,
+        "symbol": o.symbol,
+        "systemOrderType": None,
+        "timeInForce": o.time_in_force,
+        **_nulls(*_TRIGGER_FIELDS),
+    }
+    return dict(sorted(body.items()))
+
+
+def fill(f: Fill) -> dict[str, Any]:
+    """``GET /wapi/v1/history/fills`` item (``OrderFill``; ccxt ``parse_trade`` of fetchMyTrades).
+
+    ``clientId`` is text here (the schema says string), ``timestamp`` naive ISO.
+    """
+    return {
+        "clientId": None if f.client_id is None else str(f.client_id),
+        "fee": dec(f.fee),
+        "feeSymbol": f.fee_symbol,
+        "isMaker": f.is_maker,
+        "orderId": f.order_id,
+        "price": dec(f.price),
+        "quantity": dec(f.quantity),
+        "side": f.side,
+        "symbol": f.symbol,
+        "systemOrderType": None,
+        "timestamp": naive_iso(f.ts_us // 1000),
+        "tradeId": f.trade_id,
+    }
+
+
+# -- streams -------------------------------------------------------------------
+
+
+def order_update(event: str, o: Order, now_us: int, f: Fill | None = None) -> dict[str, Any]:
+    """``account.orderUpdate`` payload (AsyncAPI ``OrderUpdateEvent``; ccxt.pro ``parse_ws_order``).
+
+    ``event`` is ``orderAccepted``, ``orderFill``, ``orderCancelled`` or
+    ``orderExpired``. Optional letters are present only when they apply:
+    ``c`` if the order has a client id, ``q``/``Q``/``p`` as set on the
+    order, ``l L m n N t`` on fills, ``R`` on expiry.
+    """
+    data: dict[str, Any] = {
+        "e": event,
+        "E": now_us,
+        "s": o.symbol,
+        "S": o.side,
+        "o": o.order_type.upper(),
+        "f": o.time_in_force,
+        "X": o.status,
+        "i": o.id,
+        "z": dec(o.executed_qty),
+        "Z": dec(o.executed_quote),
+        "V": o.self_trade_prevention,
+        "T": now_us,
+        "O": "USER",
+        "r": False,
+    }
+    if o.client_id is not None:
+        data["c"] = o.client_id
+    if o.quantity is not None:
+        data["q"] = dec(o.quantity)
+    if o.quote_quantity is not None:
+        data["Q"] = dec(o.quote_quantity)
+    if o.price is not None:
+        data["p"] = dec(o.price)
+    if o.order_type == "Limit":
+        data["y"] = o.post_only
+    if f is not None:
+        data.update(
+            l=dec(f.quantity),
+            L=dec(f.price),
+            m=f.is_maker,
+            n=dec(f.fee),
+            N=f.fee_symbol,
+            t=f.trade_id,
+            T=f.ts_us,
+        )
+    if o.expiry_reason is not None and event == "orderExpired":
+        data["R"] = o.expiry_reason
+    return data
