@@ -183,18 +183,30 @@ class CcxtVenue:
         return VenueAck(venue_order_id=str(placed["id"]))
 
     async def cancel(self, client_order_id: str, symbol: str) -> bool:
-        """Cancel the open order with ``client_order_id``; False if it is not open."""
+        """Cancel the open order with ``client_order_id``; False if it is not open.
+
+        Found among the open orders first (any ccxt exchange can list them;
+        not every one cancels by client id), then cancelled by the venue's id.
+        """
         market = self.market(symbol)
-        params = {"clientId": int(client_order_id)}
-        done = await self._call(True, "cancel_order", None, market["symbol"], params, missing=None)
+        venue_id = await self._open_order_id(client_order_id, market["symbol"])
+        if venue_id is None:
+            return False
+        done = await self._call(True, "cancel_order", venue_id, market["symbol"], missing=None)
         return done is not None
+
+    async def _open_order_id(self, client_order_id: str, unified: str) -> str | None:
+        for order in await self._call(False, "fetch_open_orders", unified):
+            if str(order.get("clientOrderId")) == str(client_order_id):
+                return str(order["id"])
+        return None
 
     async def find_order(self, client_order_id: str, symbol: str) -> str | None:
         """The venue's id of the order with ``client_order_id``, open or done; None if unknown."""
         market = self.market(symbol)
-        for order in await self._call(False, "fetch_open_orders", market["symbol"]):
-            if str(order.get("clientOrderId")) == str(client_order_id):
-                return str(order["id"])
+        venue_id = await self._open_order_id(client_order_id, market["symbol"])
+        if venue_id is not None:
+            return venue_id
         if self.exchange.has.get("fetchOrders"):
             for order in await self._call(False, "fetch_orders", market["symbol"]):
                 if str(order.get("clientOrderId")) == str(client_order_id):

@@ -1,0 +1,149 @@
+"""CcxtVenue against the local Backpack server through the real ccxt client.
+
+Sizes and minimums, uint32 client ids, lookups by client id (open and done),
+cancels, balances as Decimals, and the error taxonomy at the boundary:
+INSUFFICIENT_FUNDS is a rejection with a reason, a 429 is retried after a
+back-off under the account's budget, a request executed but never answered
+is an unknown outcome that the client id resolves to exactly one order, and
+a bad signature is a configuration error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import pytest
+
+from tests.support.backpack import BackpackServer, Credentials, generate_credentials
+from tradebus.execution.ccxt_venue import CcxtVenue, VenueUnavailable
+from tradebus.execution.retry import Backoff, RateBudget
+from tradebus.execution.venue import VenueOrder, VenueRejected
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[BackpackServer]:
+    async with BackpackServer() as s:
+        yield s
+
+
+@pytest.fixture
+def account(server: BackpackServer) -> Credentials:
+    return server.add_account({"USDC": "10000"})
+
+
+async def open_venue(
+    server: BackpackServer, credentials: Credentials, timeout_ms: int = 3000
+) -> CcxtVenue:
+    client = server.ccxt_client(credentials, enableRateLimit=False, timeout=timeout_ms)
+    venue = CcxtVenue(
+        client, "bob-backpack", RateBudget(rate=50, burst=10), Backoff(base=0.05, cap=0.2)
+    )
+    await venue.start()
+    return venue
+
+
+def order(cid: int, qty: str, price: str | None, side: str = "buy") -> VenueOrder:
+    return VenueOrder(
+        client_order_id=str(cid),
+        intent_id=f"bob:1.1:b{cid}",
+        symbol="BTC_USDC",
+        side=side,  # type: ignore[arg-type]
+        order_type="limit" if price else "market",
+        price=Decimal(price) if price else None,
+        qty=Decimal(qty),
+        trigger_ts=None,
+    )
+
+
+async def test_place_find_cancel_and_balances(server: BackpackServer, account: Credentials) -> None:
+    venue = await open_venue(server, account)
+    try:
+        # rounded to the market's step (down) and tick (down for a buy) before sending
+        qty, price = venue.sized(order(7, "0.0123456789", "60000.123456"))
+        market = venue.market("BTC_USDC")
+        assert qty <= Decimal("0.0123456789") and price <= Decimal("60000.123456")
+        assert qty % Decimal(str(market["precision"]["amount"])) == 0
+        ack = await venue.place(order(7, "0.0123456789", "60000.123456"))
+        placed = server.order(client_id=7)
+        assert placed is not None and str(placed.id) == ack.venue_order_id
+        assert await venue.find_order("7", "BTC_USDC") == ack.venue_order_id
+        assert await venue.find_order("8", "BTC_USDC") is None
+        balances = {b.asset: b for b in await venue.balances()}
+        assert balances["USDC"].total == Decimal(10000)
+        assert balances["USDC"].locked > 0 and isinstance(balances["USDC"].free, Decimal)
+        assert await venue.cancel("7", "BTC_USDC") is True
+        assert await venue.cancel("7", "BTC_USDC") is False  # not open any more
+        assert await venue.find_order("7", "BTC_USDC") == ack.venue_order_id  # from history
+    finally:
+        await venue.close()
+
+
+async def test_refusals_carry_reasons(server: BackpackServer, account: Credentials) -> None:
+    venue = await open_venue(server, account)
+    try:
+        with pytest.raises(VenueRejected) as small:
+            await venue.place(order(1, "0.0000000001", "60000"))
+        assert small.value.reason == "below_minimum"
+        with pytest.raises(VenueRejected) as symbol:
+            await venue.place(
+                VenueOrder(
+                    client_order_id="2",
+                    intent_id="x",
+                    symbol="NOPE_USDC",
+                    side="buy",
+                    order_type="limit",
+                    price=Decimal(1),
+                    qty=Decimal(1),
+                    trigger_ts=None,
+                )
+            )
+        assert symbol.value.reason == "unknown_symbol"
+        server.insufficient_funds_next()
+        with pytest.raises(VenueRejected) as funds:
+            await venue.place(order(3, "0.01", "60000"))
+        assert funds.value.reason == "insufficient_balance"
+        assert server.order(client_id=3) is None
+    finally:
+        await venue.close()
+
+
+async def test_a_429_is_retried_and_the_order_placed_once(
+    server: BackpackServer, account: Credentials
+) -> None:
+    venue = await open_venue(server, account)
+    try:
+        server.rate_limit_next(2, match="orderExecute")
+        await venue.place(order(11, "0.01", "60000"))
+        assert [o.client_id for o in server.orders()] == [11]
+        # two refused with 429, then the third attempt, after the account's back-off
+        assert len(server.requests_for("orderExecute")) == 3
+    finally:
+        await venue.close()
+
+
+async def test_an_unanswered_place_is_an_unknown_outcome_resolved_by_client_id(
+    server: BackpackServer, account: Credentials
+) -> None:
+    venue = await open_venue(server, account, timeout_ms=500)
+    try:
+        server.stall_next("orderExecute")  # executes the order, never answers
+        with pytest.raises(VenueUnavailable) as unknown:
+            await venue.place(order(21, "0.01", "60000"))
+        assert unknown.value.error.kind == "unknown_outcome"
+        # no blind retry: exactly one order exists, and its client id finds it
+        assert [o.client_id for o in server.orders()] == [21]
+        assert await venue.find_order("21", "BTC_USDC") == str(server.orders()[0].id)
+    finally:
+        await venue.close()
+
+
+async def test_a_bad_key_is_a_configuration_error(server: BackpackServer) -> None:
+    stranger = generate_credentials()  # a key pair the server does not know
+    venue = await open_venue(server, stranger)
+    try:
+        with pytest.raises(VenueUnavailable) as bad:
+            await venue.balances()
+        assert bad.value.error.kind == "configuration"
+    finally:
+        await venue.close()
