@@ -220,6 +220,23 @@ class Ledger:
         )
         return None if record is None else _order(record)
 
+    async def get_order_by_venue_id(self, account_id: str, venue_order_id: str) -> OrderRow | None:
+        """The order of ``account_id`` the venue knows as ``venue_order_id``, or None."""
+        record = await self._pool.fetchrow(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE account_id = $1 AND venue_order_id = $2",
+            account_id,
+            venue_order_id,
+        )
+        return None if record is None else _order(record)
+
+    async def oldest_open_order_ns(self, account_id: str) -> int | None:
+        """When the oldest open order of ``account_id`` was created (ns), or None."""
+        return await self._pool.fetchval(
+            "SELECT min(created_ns) FROM orders WHERE account_id = $1 AND status = ANY($2::text[])",
+            account_id,
+            list(OPEN_STATUSES),
+        )
+
     async def open_orders(
         self, account_id: str, symbol: str | None = None, source: str | None = None
     ) -> list[OrderRow]:

@@ -17,6 +17,26 @@ YAML::
         leverage: "5"                # margin = notional / leverage (default 1)
         balances: {USDT: "10000"}
 
+A **live** account names a ccxt exchange id as its ``venue`` and where its
+keys are, never the keys themselves::
+
+      - id: bob-backpack
+        user: bob
+        venue: backpack              # any id of ccxt.exchanges
+        market_data: backpack        # the markets file's venue of its symbols
+        api_key_env: BOB_BACKPACK_API_KEY          # an environment variable, or
+        secret_file: /run/secrets/bob_backpack_secret  # a file (compose secret)
+        rate_per_second: 10          # the account's request budget
+        burst: 10
+        poll_seconds: 1              # how often its fills are fetched
+        timeout_seconds: 10          # per request; a place without answer is "unknown"
+        # api_url: http://127.0.0.1:8080   # optional: ccxt urls['api'] (tests, mirrors)
+
+Each of the API key and the secret comes from exactly one of ``*_env`` /
+``*_file``; they are read by the composition root only (:mod:`.keys`).
+``balances`` of a live account, if given, are its opening ledger deposits;
+if omitted, the venue's balances when the account is first created are.
+
 ``market_kind`` (``spot`` by default) says how the account trades; a market
 whose own ``kind`` is ``perpetual`` in the markets file is traded as a
 perpetual by every account (:func:`trades_perpetual`). Perpetual accounting
@@ -27,8 +47,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
 
+import ccxt
 import msgspec
 
 from tradebus.common.config import ConfigError, load_yaml
@@ -48,7 +68,7 @@ class AccountSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
     id: str
     user: str
-    venue: Literal["paper"] = "paper"
+    venue: str = "paper"
     market_data: str = "binance"
     balances: dict[str, Decimal] = {}
     maker_fee_bps: Decimal = Decimal(10)
@@ -56,6 +76,25 @@ class AccountSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     risk: RiskLimits = RiskLimits()
     market_kind: MarketKind = "spot"
     leverage: Decimal = Decimal(1)
+    # live accounts only
+    api_url: str | None = None
+    rate_per_second: float = 10.0
+    burst: int = 10
+    poll_seconds: float = 1.0
+    timeout_seconds: float = 10.0
+    api_key_env: str | None = None
+    api_key_file: str | None = None
+    secret_env: str | None = None
+    secret_file: str | None = None
+
+    @property
+    def live(self) -> bool:
+        """True for an account on a real exchange (through ccxt), False for paper."""
+        return self.venue != PAPER
+
+
+PAPER = "paper"
+_LIVE_ONLY = ("api_url", "api_key_env", "api_key_file", "secret_env", "secret_file")
 
 
 MAX_LEVERAGE = Decimal(125)
@@ -103,6 +142,34 @@ def validate_accounts(specs: list[AccountSpec]) -> list[str]:
             problems.append(f"{where}.risk.max_order_notional: must be > 0")
         if a.risk.max_open_orders is not None and a.risk.max_open_orders < 1:
             problems.append(f"{where}.risk.max_open_orders: must be >= 1")
+        problems.extend(_live_problems(where, a))
+    return problems
+
+
+def _live_problems(where: str, a: AccountSpec) -> list[str]:
+    """What is wrong with the venue and key fields of one account."""
+    if not a.live:
+        return [
+            f"{where}.{field}: only for live accounts (venue is paper)"
+            for field in _LIVE_ONLY
+            if getattr(a, field) is not None
+        ]
+    problems: list[str] = []
+    if a.venue not in ccxt.exchanges:
+        problems.append(f"{where}.venue: {a.venue!r} is neither paper nor a ccxt exchange id")
+    if a.market_kind != "spot":
+        problems.append(f"{where}.market_kind: live accounts trade spot only")
+    for name in ("api_key", "secret"):
+        env, file = getattr(a, f"{name}_env"), getattr(a, f"{name}_file")
+        if (env is None) == (file is None):
+            problems.append(f"{where}: give exactly one of {name}_env and {name}_file")
+    if not a.rate_per_second > 0:
+        problems.append(f"{where}.rate_per_second: must be > 0")
+    if a.burst < 1:
+        problems.append(f"{where}.burst: must be >= 1")
+    for field in ("poll_seconds", "timeout_seconds"):
+        if not getattr(a, field) > 0:
+            problems.append(f"{where}.{field}: must be > 0")
     return problems
 
 

@@ -1,16 +1,20 @@
 """Composition root of the execution service.
 
-Wires: migrations (under an advisory lock), accounts (ledger rows and paper
-venues), the engine, a core-NATS subscription to the market data of every
-paper venue, the ``exec.query.balances`` responder, and the durable pull
-consumer of ``INTENTS`` whose messages are acked only after the engine has
-committed them (transient failures are nak'ed with a delay and retried).
+Wires: migrations (under an advisory lock), accounts (ledger rows, paper
+venues, and a ccxt venue with its fill poller per live account), the
+engine, a core-NATS subscription to the market data of every paper venue,
+the ``exec.query.balances`` responder, and the durable pull consumer of
+``INTENTS`` whose messages are acked only after the engine has committed
+them (transient failures and venue outcomes still unknown are nak'ed with a
+delay and retried).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from decimal import Decimal
 
 import msgspec
 import nats.errors
@@ -25,7 +29,10 @@ from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.messages import BalancesReply, ErrorReply, Message, TradeTick
 from tradebus.common.metrics import new_registry, serve_metrics
 from tradebus.execution.accounts import AccountSpec, load_accounts
+from tradebus.execution.ccxt_venue import CcxtVenue, VenueUnavailable
 from tradebus.execution.engine import TRANSIENT_ERRORS, ExecutionEngine
+from tradebus.execution.keys import load_keys
+from tradebus.execution.live import FillPoller, live_venue
 from tradebus.execution.metrics import ExecutionMetrics
 from tradebus.execution.paper import PaperExchange, PaperVenue
 from tradebus.execution.settings import ExecutionSettings
@@ -44,10 +51,13 @@ ACK_WAIT_SECONDS = 30.0
 async def open_accounts(
     specs: list[AccountSpec], ledger: Ledger, catalog: MarketCatalog, now_ns: int
 ) -> tuple[dict[str, Venue], dict[str, PaperExchange]]:
-    """Create ledger accounts (with their starting deposits) and one paper venue per account."""
+    """Create ledger accounts (with their starting deposits) and one paper venue per paper
+    account (live accounts: :func:`open_live_accounts`)."""
     exchanges: dict[str, PaperExchange] = {}
     venues: dict[str, Venue] = {}
     for spec in specs:
+        if spec.live:
+            continue
         exchange = exchanges.get(spec.market_data)
         if exchange is None:
             exchange = exchanges[spec.market_data] = PaperExchange(catalog, spec.market_data)
@@ -63,6 +73,41 @@ async def open_accounts(
         deposits = deposit_entries(spec.id, dict(spec.balances), "initial")
         await ledger.ensure_account(spec.id, spec.user, spec.venue, deposits, now_ns)
     return venues, exchanges
+
+
+async def open_live_accounts(
+    specs: list[AccountSpec], ledger: Ledger, now_ns: int
+) -> tuple[dict[str, CcxtVenue], dict[str, str]]:
+    """A started :class:`CcxtVenue` per live account, and the accounts to halt (-> why).
+
+    Keys are read here (and only here). The venue's markets are loaded and
+    its balances asked once, so a bad key halts the account at start. A new
+    account's opening deposits are its ``balances`` if the file gives them,
+    else what the venue holds now.
+
+    Raises
+    ------
+    ConfigError
+        If a key's variable or file is missing or empty.
+    """
+    venues: dict[str, CcxtVenue] = {}
+    halted: dict[str, str] = {}
+    for spec in specs:
+        if not spec.live:
+            continue
+        venue = venues[spec.id] = live_venue(spec, load_keys(spec))
+        held: dict[str, Decimal] | None = None
+        try:
+            await venue.start()
+            held = {b.asset: b.total for b in await venue.balances()}
+        except VenueUnavailable as exc:
+            halted[spec.id] = exc.error.reason
+        opening = dict(spec.balances) if spec.balances else held
+        if opening is None:
+            continue  # not created until the venue can say what it holds
+        deposits = deposit_entries(spec.id, opening, "initial")
+        await ledger.ensure_account(spec.id, spec.user, spec.venue, deposits, now_ns)
+    return venues, halted
 
 
 async def consume_intents(
@@ -130,6 +175,8 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
         log.info("migrations applied", extra={"versions": applied})
     ledger = Ledger(pool)
     venues, exchanges = await open_accounts(specs, ledger, catalog, clock.now_ns())
+    live, halted = await open_live_accounts(specs, ledger, clock.now_ns())
+    venues.update(live)
     nc = await connect(settings.nats_url, "execution")
     js = nc.jetstream()
     await ensure_streams(js)
@@ -145,6 +192,15 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
         ledger, {s.id: s for s in specs}, venues, catalog, emit, clock, metrics, last_price
     )
     await engine.start()
+    for account, reason in halted.items():
+        engine.halt(account, reason)
+    by_id = {s.id: s for s in specs}
+    pollers = [
+        asyncio.create_task(
+            FillPoller(engine, ledger, venue, by_id[account]).run(stop), name=f"fills-{account}"
+        )
+        for account, venue in live.items()
+    ]
     tick_counters: dict[tuple[str, str], object] = {}
 
     async def on_market(msg: Msg) -> None:
@@ -181,6 +237,10 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
             reply = ErrorReply(error="bad_request", message=str(exc))
         except KeyError as exc:
             reply = ErrorReply(error="unknown_account", message=f"no account {exc}")
+        except VenueUnavailable as exc:
+            reply = ErrorReply(
+                error="venue_unavailable", message=f"{exc.error.kind}: {exc.error.reason}"
+            )
         await msg.respond(encode(reply))
 
     md_subs = [
@@ -201,8 +261,15 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
         for sub in (*md_subs, query_sub):
             await sub.unsubscribe()
         log.info("stopping: subscriptions closed")
+        for task in pollers:
+            task.cancel()
+        for task in pollers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         async with engine.lock:
             pass  # let an in-flight fill commit
+        for venue in live.values():
+            await venue.close()
         await nc.drain()
         log.info("stopping: nats drained")
         await pool.close()

@@ -19,8 +19,9 @@ What it adds on top of ccxt:
 * **money**: every amount read back is a ``Decimal`` parsed from ccxt's
   string fields, never a float.
 
-Keys are given to the ccxt client by the composition root from settings
-(``TRADEBUS_*_FILE`` secrets); this module never sees or logs them.
+Keys are given to the ccxt client by the composition root (the accounts
+file names an environment variable or a secret file: :mod:`.keys`,
+:mod:`.live`); this module never sees or logs them.
 """
 
 from __future__ import annotations
@@ -227,3 +228,17 @@ class CcxtVenue:
             if total or locked:
                 out.append(AssetBalance(asset=asset, total=total, free=free, locked=locked))
         return out
+
+    async def my_trades(self, since_ms: int | None, limit: int = 1000) -> list[dict[str, Any]]:
+        """The account's fills (ccxt trade structures) since ``since_ms`` (inclusive), every page.
+
+        Backpack answers newest first, ``limit`` at a time, paged by ``offset``;
+        other exchanges are asked for one page.
+        """
+        out: list[dict[str, Any]] = []
+        while True:
+            params = {"offset": len(out)} if self.name == "backpack" and out else {}
+            page = await self._call(False, "fetch_my_trades", None, since_ms, limit, params)
+            out.extend(page)
+            if len(page) < limit or self.name != "backpack":
+                return out

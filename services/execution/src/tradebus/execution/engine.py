@@ -16,6 +16,19 @@ The protocol (DESIGN.md, "Execution: at-least-once in, exactly-once out"):
 Fills are keyed by ``(venue, trade_id)``; a fill and its journal entries are
 one transaction and a duplicate is a no-op.
 
+A live venue (:class:`~tradebus.execution.ccxt_venue.CcxtVenue`) may also
+fail without an answer (:class:`VenueUnavailable`):
+
+* ``unknown_outcome`` on a place: the row is marked ``unknown`` and the
+  intent is not acked (:class:`RetryLater`); before anything else is sent for
+  that account, :meth:`ExecutionEngine.resolve_unknown` asks the venue for
+  the client id: found -> ``accepted``, not found -> sent now, once. A
+  redelivered intent resolves the same way (``_resume``);
+* ``configuration`` (bad key, permissions): the account is halted; its
+  intents are refused with ``account_halted``, one error is logged, the
+  other accounts keep trading;
+* ``transient`` (retries used up): the intent is not acked and comes again.
+
 All work runs under one lock, so the venue's state and the ledger move
 together: a balances snapshot taken under the lock names the last journal
 entry it reflects (its watermark), and a ``clamp_to_free`` sell is sized and
@@ -37,6 +50,7 @@ from tradebus.common.messages import AccountBalances, CancelAll, CancelOrder, Pl
 from tradebus.common.money import ZERO
 from tradebus.execution.accounts import AccountSpec, trades_perpetual
 from tradebus.execution.booking import fill_row
+from tradebus.execution.ccxt_venue import VenueUnavailable
 from tradebus.execution.events import EmitEvent, IntentContext, OrderEvents
 from tradebus.execution.intake import Refused, admit
 from tradebus.execution.metrics import ExecutionMetrics
@@ -46,6 +60,10 @@ from tradebus.execution.venue import Venue, VenueFill, VenueOrder, VenueRejected
 from tradebus.ledger.store import Ledger, NewOrder, OrderRow, Rejection
 
 log = logging.getLogger(__name__)
+
+
+class RetryLater(Exception):
+    """The venue could not be asked now: leave the intent unacked, it is redelivered."""
 
 
 class ExecutionEngine:
@@ -93,12 +111,16 @@ class ExecutionEngine:
         self._open: dict[str, set[str]] = {a: set() for a in accounts}  # account -> intent keys
         self.lock = asyncio.Lock()
         self.watermark = 0
+        self.halted: dict[str, str] = {}  # account -> why (the alert's reason)
+        self._unknown: set[str] = set()  # accounts that may have orders of unknown outcome
 
     async def start(self) -> None:
         """Load the open orders of every account and the ledger's journal watermark."""
         for account in self._accounts:
             for row in await self._ledger.open_orders(account):
                 self._open[account].add(_key(row.user_id, row.intent_id))
+                if row.status == "unknown":
+                    self._unknown.add(account)
         self.watermark = await self._ledger.last_journal_id()
         self._metrics.open_orders.set(sum(len(v) for v in self._open.values()))
 
@@ -113,6 +135,9 @@ class ExecutionEngine:
                 return
             ctx, intent, spec = door.ctx, door.intent, door.account
             self._metrics.intents.labels(type=type(intent).__name__).inc()
+            if spec.id in self.halted:
+                await self._refuse_halted(ctx, intent.intent_id, spec.id)
+                return
             try:
                 match intent:
                     case PlaceOrder():
@@ -121,6 +146,8 @@ class ExecutionEngine:
                         await self._cancel_one(ctx, intent)
                     case CancelAll():
                         await self._cancel_all(ctx, intent)
+            except VenueUnavailable as exc:
+                await self._unavailable(ctx, intent.intent_id, spec.id, exc)
             except TRANSIENT_ERRORS:
                 raise
             except (asyncpg.DataError, ValueError, ArithmeticError) as exc:
@@ -128,6 +155,72 @@ class ExecutionEngine:
                 refusal = Refusal("invalid_intent", f"{type(exc).__name__}: {exc}"[:500])
                 await self._refuse(ctx, intent.intent_id, intent.account, refusal)
             self._metrics.intent_seconds.observe((self._clock.now_ns() - started) / 1e9)
+
+    # ------------------------------------------------------------ live venues
+    def halt(self, account: str, reason: str) -> None:
+        """Stop trading ``account`` (a configuration error); alert once."""
+        if account in self.halted:
+            return
+        self.halted[account] = reason
+        log.error(
+            "account halted: the venue refuses its configuration (keys, permissions)",
+            extra={"alert": "account_halted", "account": account, "reason": reason},
+        )
+
+    async def _refuse_halted(self, ctx: IntentContext, intent_id: str, account: str) -> None:
+        refusal = Refusal("account_halted", f"account {account} is halted: {self.halted[account]}")
+        await self._refuse(ctx, intent_id, account, refusal)
+
+    async def _unavailable(
+        self, ctx: IntentContext, intent_id: str, account: str, exc: VenueUnavailable
+    ) -> None:
+        """A venue call of an intent failed without an answer (see the module docstring)."""
+        if exc.error.kind != "configuration":
+            raise RetryLater(f"{account}: {exc.error.kind}: {exc.error.reason}") from None
+        self.halt(account, exc.error.reason)
+        row = await self._ledger.get_order(ctx.user, intent_id)
+        if row is not None and row.account_id == account and row.status == "new":
+            await self._ledger.set_order_status(
+                row.user_id,
+                row.intent_id,
+                "rejected",
+                self._clock.now_ns(),
+                reason="account_halted",
+                only_from=("new",),
+            )
+            self._metrics.orders.labels(status="rejected").inc()
+            await self._events.rejected(row, "account_halted", self.halted[account])
+            return
+        await self._refuse_halted(ctx, intent_id, account)
+
+    async def resolve_unknown(self, account: str) -> None:
+        """Resolve every ``unknown`` order of ``account`` by its client id. Call under :attr:`lock`.
+
+        Found at the venue -> ``accepted`` with its id; not found -> sent now,
+        once. Raises :class:`VenueUnavailable` (or :class:`RetryLater`) if the
+        venue cannot tell yet: nothing else may go out for the account then.
+        """
+        if account not in self._unknown:
+            return
+        for row in await self._ledger.open_orders(account):
+            if row.status != "unknown":
+                continue
+            venue_order_id = await self._venues[account].find_order(
+                str(row.client_order_id), row.symbol
+            )
+            if venue_order_id is None:
+                log.warning(
+                    "unknown order not at the venue: sending it",
+                    extra={"account": account, "intent_id": row.intent_id},
+                )
+                await self._send(row, 0)
+            else:
+                log.info(
+                    "unknown order found at the venue",
+                    extra={"account": account, "intent_id": row.intent_id},
+                )
+                await self._accepted(row, venue_order_id, 0)
+        self._unknown.discard(account)
 
     async def _refuse(
         self, ctx: IntentContext, intent_id: str | None, account: str | None, refusal: Refusal
@@ -160,6 +253,7 @@ class ExecutionEngine:
             return None
 
     async def _place(self, ctx: IntentContext, spec: AccountSpec, intent: PlaceOrder) -> None:
+        await self.resolve_unknown(spec.id)
         existing = await self._ledger.get_order(ctx.user, intent.intent_id)
         if existing is not None:
             await self._resume(ctx, intent, existing)
@@ -236,6 +330,23 @@ class ExecutionEngine:
         )
         try:
             ack = await venue.place(order)
+        except VenueUnavailable as exc:
+            if exc.error.kind != "unknown_outcome":
+                raise
+            await self._ledger.set_order_status(
+                row.user_id, row.intent_id, "unknown", self._clock.now_ns(), only_from=("new",)
+            )
+            self._unknown.add(row.account_id)
+            self._metrics.orders.labels(status="unknown").inc()
+            log.warning(
+                "place outcome unknown: resolving by client id before the account sends more",
+                extra={
+                    "account": row.account_id,
+                    "intent_id": row.intent_id,
+                    "reason": exc.error.reason,
+                },
+            )
+            raise RetryLater(f"{row.account_id}: unknown outcome of {row.intent_id}") from None
         except VenueRejected as exc:
             log.info(
                 "venue rejected",
@@ -249,21 +360,27 @@ class ExecutionEngine:
             self._metrics.orders.labels(status="rejected").inc()
             await self._events.rejected(row, exc.reason, exc.message)
             return
+        await self._accepted(row, ack.venue_order_id, ts_init)
+
+    async def _accepted(self, row: OrderRow, venue_order_id: str, ts_init: int) -> None:
+        """The venue has the order of ``row`` as ``venue_order_id``: record and publish."""
         now = self._clock.now_ns()
-        await self._ledger.set_order_status(
+        changed = await self._ledger.set_order_status(
             row.user_id,
             row.intent_id,
             "accepted",
             now,
-            venue_order_id=ack.venue_order_id,
+            venue_order_id=venue_order_id,
             only_from=("new", "unknown"),
         )
-        self._open[row.account_id].add(_key(row.user_id, row.intent_id))
-        self._metrics.open_orders.inc()
+        key = _key(row.user_id, row.intent_id)
+        if changed and key not in self._open[row.account_id]:
+            self._open[row.account_id].add(key)
+            self._metrics.open_orders.inc()
         self._metrics.orders.labels(status="accepted").inc()
         if ts_init:
             self._metrics.intent_to_ack.observe(max(0, now - ts_init) / 1e9)
-        await self._events.accepted(row, ack.venue_order_id)
+        await self._events.accepted(row, venue_order_id)
 
     async def _resume(self, ctx: IntentContext, intent: PlaceOrder, row: OrderRow) -> None:
         """A redelivered (or repeated) intent: answer from the row, place at most once.
@@ -283,7 +400,6 @@ class ExecutionEngine:
             )
             await self._refuse(ctx, intent.intent_id, intent.account, refusal)
             return
-        now = self._clock.now_ns()
         if row.status in ("new", "unknown"):
             venue_order_id = await self._venues[row.account_id].find_order(
                 str(row.client_order_id), row.symbol
@@ -291,16 +407,7 @@ class ExecutionEngine:
             if venue_order_id is None:
                 await self._send(row, intent.ts_init)  # the venue never got it: send it now
                 return
-            await self._ledger.set_order_status(
-                row.user_id,
-                row.intent_id,
-                "accepted",
-                now,
-                venue_order_id=venue_order_id,
-                only_from=("new", "unknown"),
-            )
-            self._open[row.account_id].add(_key(row.user_id, row.intent_id))
-            await self._events.accepted(row, venue_order_id)
+            await self._accepted(row, venue_order_id, 0)
         elif row.status == "rejected":
             await self._events.rejected(row, row.reason or "rejected", "rejected by the venue")
         else:
@@ -308,6 +415,7 @@ class ExecutionEngine:
 
     # ----------------------------------------------------------------- cancels
     async def _cancel_one(self, ctx: IntentContext, intent: CancelOrder) -> None:
+        await self.resolve_unknown(intent.account)
         row = await self._ledger.get_order(ctx.user, intent.target_intent_id)
         if row is None or row.account_id != intent.account:
             await self._cancel_rejected(
@@ -318,6 +426,7 @@ class ExecutionEngine:
             await self._cancel_rejected(ctx, intent, "not_open", f"order is {row.status}")
 
     async def _cancel_all(self, ctx: IntentContext, intent: CancelAll) -> None:
+        await self.resolve_unknown(intent.account)
         source = ctx.source if intent.scope == "source" else None
         for row in await self._ledger.open_orders(intent.account, intent.symbol, source):
             await self._cancel_row(row, intent.intent_id)
@@ -377,17 +486,25 @@ class ExecutionEngine:
         ------
         KeyError
             If ``account`` is not configured.
+        VenueUnavailable
+            If a live venue cannot answer (a bad key also halts the account).
         """
         async with self.lock:
             ids = [account] if account is not None else sorted(self._accounts)
             out = []
             for account_id in ids:
                 venue = self._venues[account_id]
+                try:
+                    balances = await venue.balances()
+                except VenueUnavailable as exc:
+                    if exc.error.kind == "configuration":
+                        self.halt(account_id, exc.error.reason)
+                    raise
                 out.append(
                     AccountBalances(
                         account=account_id,
                         venue=venue.name,
-                        balances=await venue.balances(),
+                        balances=balances,
                         ledger_watermark=self.watermark,
                     )
                 )
@@ -399,6 +516,7 @@ def _key(user: str, intent_id: str) -> str:
 
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    RetryLater,
     OSError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,

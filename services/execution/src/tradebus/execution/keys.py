@@ -1,0 +1,122 @@
+"""API keys of live accounts: read once by the composition root, never shown.
+
+A key comes from an environment variable (``api_key_env``) or a file
+(``api_key_file``, e.g. a compose secret under ``/run/secrets``), as the
+accounts file says (:mod:`.accounts`). It is held in a :class:`Secret`,
+whose ``repr``/``str`` never show the value, and handed only to the ccxt
+client. Errors name the variable or the path, never the content.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from tradebus.common.config import ConfigError
+from tradebus.execution.accounts import AccountSpec
+
+
+class Secret:
+    """A secret string that does not print itself; :meth:`reveal` gives the value."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret itself: pass it to the venue client, nowhere else."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> tuple:  # never pickled with its value
+        raise TypeError("a Secret cannot be pickled")
+
+
+class RedactSecrets(logging.Filter):
+    """A log filter that replaces every registered secret in a record's message by ``***``.
+
+    ccxt logs each request with its headers at DEBUG (``X-API-Key`` among
+    them): the venue clients log through :data:`VENUE_HTTP_LOG`, which has
+    this filter, so no level setting can leak a key.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._values: set[str] = set()
+
+    def add(self, *secrets: Secret) -> None:
+        """Redact these secrets from now on."""
+        self._values.update(s.reveal() for s in secrets if s.reveal())
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._values:
+            return True
+        text = record.getMessage()
+        clean = text
+        for value in self._values:
+            clean = clean.replace(value, "***")
+        if clean != text:
+            record.msg, record.args = clean, ()
+        return True
+
+
+REDACT = RedactSecrets()
+VENUE_HTTP_LOG = logging.getLogger("tradebus.execution.venue_http")
+"""The logger ccxt clients of live accounts log through (requests at DEBUG), redacted."""
+VENUE_HTTP_LOG.addFilter(REDACT)
+logging.getLogger("ccxt.base.exchange").addFilter(REDACT)  # ccxt's default, in case
+
+
+class AccountKeys:
+    """The API key and secret of one live account."""
+
+    __slots__ = ("api_key", "secret")
+
+    def __init__(self, api_key: Secret, secret: Secret) -> None:
+        self.api_key = api_key
+        self.secret = secret
+
+    def __repr__(self) -> str:
+        return "AccountKeys(api_key=***, secret=***)"
+
+
+def _read(account: str, what: str, env: str | None, file: str | None, environ: Mapping) -> Secret:
+    if env is not None:
+        value = environ.get(env)
+        if not value:
+            raise ConfigError(f"account {account}: environment variable {env} ({what}) is not set")
+        return Secret(value.strip())
+    assert file is not None  # validated by load_accounts
+    try:
+        value = Path(file).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"account {account}: cannot read {what} file {file}: {exc.strerror}"
+        ) from None
+    if not value:
+        raise ConfigError(f"account {account}: {what} file {file} is empty")
+    return Secret(value)
+
+
+def load_keys(spec: AccountSpec, environ: Mapping[str, str] | None = None) -> AccountKeys:
+    """The keys of live account ``spec`` from its variables or files.
+
+    Raises
+    ------
+    ConfigError
+        Naming the variable or file that is missing or empty (never a value).
+    """
+    env = os.environ if environ is None else environ
+    keys = AccountKeys(
+        _read(spec.id, "API key", spec.api_key_env, spec.api_key_file, env),
+        _read(spec.id, "secret", spec.secret_env, spec.secret_file, env),
+    )
+    REDACT.add(keys.api_key, keys.secret)
+    return keys

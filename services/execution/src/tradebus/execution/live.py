@@ -1,0 +1,203 @@
+"""Live accounts: their ccxt venue, and the task that brings their fills into the ledger.
+
+* :func:`open_live_venue` builds the ccxt client of one account (keys from
+  :mod:`.keys`, ``api_url`` override, the account's :class:`RateBudget`)
+  and loads its markets.
+* :class:`FillPoller` asks the venue for the account's fills
+  (``fetch_my_trades`` since the last one seen) every ``poll_seconds`` and
+  books them through :meth:`ExecutionEngine.record_fills`. A fill is keyed
+  by ``<market id>:<venue trade id>`` (Backpack's trade ids repeat across
+  symbols), so one seen twice is booked once (the ledger's
+  ``(venue, trade_id)`` key); its order is found by client id (the ledger's,
+  sent with the order), else by the venue's order id. Each round also
+  resolves orders of unknown outcome (:meth:`ExecutionEngine.resolve_unknown`),
+  so one is settled even if no other intent comes for the account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from decimal import Decimal
+from typing import Any
+
+import ccxt.async_support
+
+from tradebus.execution.accounts import AccountSpec
+from tradebus.execution.ccxt_venue import CcxtVenue, VenueUnavailable
+from tradebus.execution.engine import RetryLater
+from tradebus.execution.keys import VENUE_HTTP_LOG, AccountKeys
+from tradebus.execution.retry import RateBudget
+from tradebus.execution.venue import VenueFill, VenueRejected
+from tradebus.ledger.store import Ledger, OrderRow
+
+log = logging.getLogger(__name__)
+
+LOOKBACK_MS = 60_000
+"""How far before the oldest open order (or the start) the first poll looks (clock skew)."""
+
+
+def ccxt_client(spec: AccountSpec, keys: AccountKeys, timeout_ms: int = 10_000) -> Any:
+    """A ``ccxt.async_support`` client of ``spec.venue`` with the account's keys.
+
+    ccxt's own throttle is off: the account's :class:`RateBudget` is the one budget.
+    """
+    cls = getattr(ccxt.async_support, spec.venue)
+    client = cls(
+        {
+            "apiKey": keys.api_key.reveal(),
+            "secret": keys.secret.reveal(),
+            "enableRateLimit": False,
+            "timeout": timeout_ms,
+            "logger": VENUE_HTTP_LOG,  # redacts the keys from ccxt's request logs
+        }
+    )
+    if spec.api_url:
+        api = client.urls.get("api")
+        if isinstance(api, dict):
+            client.urls["api"] = {
+                k: (spec.api_url if isinstance(v, str) else v) for k, v in api.items()
+            }
+        else:
+            client.urls["api"] = spec.api_url
+    return client
+
+
+def live_venue(spec: AccountSpec, keys: AccountKeys) -> CcxtVenue:
+    """The :class:`CcxtVenue` of a live account (markets not loaded yet: ``await start()``)."""
+    return CcxtVenue(
+        ccxt_client(spec, keys, int(spec.timeout_seconds * 1000)),
+        spec.id,
+        RateBudget(rate=spec.rate_per_second, burst=spec.burst),
+    )
+
+
+class FillPoller:
+    """Polls one live account's fills into the engine (module docstring).
+
+    Parameters
+    ----------
+    engine
+        The execution engine (``record_fills``, ``resolve_unknown``, ``lock``, ``halt``).
+    ledger
+        To find the order of a fill.
+    venue
+        The account's venue.
+    spec
+        The account.
+    """
+
+    def __init__(self, engine: Any, ledger: Ledger, venue: CcxtVenue, spec: AccountSpec) -> None:
+        self._engine = engine
+        self._ledger = ledger
+        self._venue = venue
+        self._spec = spec
+        self._since: int | None = None
+        self._seen: dict[str, int] = {}  # fill key -> venue ms, pruned below _since
+        self._unmatched: set[str] = set()  # fills of no order of ours (warned once)
+
+    async def start_point(self) -> int:
+        """Where the first poll starts: before the oldest open order, else now (venue ms)."""
+        oldest = await self._ledger.oldest_open_order_ns(self._spec.id)
+        start = oldest // 1_000_000 if oldest is not None else int(time.time() * 1000)
+        return start - LOOKBACK_MS
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll until ``stop`` is set or the account is halted."""
+        while not stop.is_set() and self._spec.id not in self._engine.halted:
+            try:
+                await self.poll_once()
+            except VenueUnavailable as exc:
+                if exc.error.kind == "configuration":
+                    self._engine.halt(self._spec.id, exc.error.reason)
+                    return
+                log.warning(
+                    "fill poll failed",
+                    extra={"account": self._spec.id, "reason": exc.error.reason},
+                )
+            except (RetryLater, VenueRejected) as exc:
+                log.warning("fill poll: %s", type(exc).__name__, extra={"account": self._spec.id})
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("fill poll crashed", extra={"account": self._spec.id})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._spec.poll_seconds)
+
+    async def poll_once(self) -> int:
+        """One round: resolve unknown orders, fetch new fills, book them; the number booked."""
+        if self._since is None:
+            self._since = await self.start_point()
+        async with self._engine.lock:
+            await self._engine.resolve_unknown(self._spec.id)
+        trades = await self._venue.my_trades(self._since)
+        fills: list[VenueFill] = []
+        keys: dict[str, int] = {}
+        for trade in sorted(trades, key=lambda t: t.get("timestamp") or 0):
+            key = self._key(trade)
+            if key in self._seen or key in keys:
+                continue
+            row = await self._order_of(trade)
+            if row is None:
+                if key not in self._unmatched:
+                    self._unmatched.add(key)
+                    log.warning(
+                        "a venue fill of no known order (yet)",
+                        extra={"account": self._spec.id, "trade": key},
+                    )
+                continue
+            fills.append(self._fill(trade, key, row))
+            keys[key] = int(trade.get("timestamp") or 0)
+        if fills:
+            async with self._engine.lock:
+                await self._engine.record_fills(fills)
+        self._seen.update(keys)
+        if keys:
+            self._since = max(self._since, max(keys.values()))
+            self._seen = {k: ts for k, ts in self._seen.items() if ts >= self._since}
+        return len(fills)
+
+    def _key(self, trade: dict[str, Any]) -> str:
+        info = trade.get("info") or {}
+        market_id = info.get("symbol") or self._venue.exchange.market(trade["symbol"])["id"]
+        return f"{market_id}:{trade['id']}"
+
+    async def _order_of(self, trade: dict[str, Any]) -> OrderRow | None:
+        info = trade.get("info") or {}
+        client_id = trade.get("clientOrderId") or info.get("clientId")
+        if client_id is not None and str(client_id).isdigit():
+            row = await self._ledger.get_order_by_client_id(int(client_id))
+            if row is not None and row.account_id == self._spec.id:
+                return row
+        if trade.get("order") is not None:
+            return await self._ledger.get_order_by_venue_id(self._spec.id, str(trade["order"]))
+        return None
+
+    def _fill(self, trade: dict[str, Any], key: str, row: OrderRow) -> VenueFill:
+        # Backpack's own decimal strings when it is Backpack (ccxt's unified numbers are floats)
+        info = (trade.get("info") or {}) if self._venue.name == "backpack" else {}
+        fee = trade.get("fee") or {}
+        fee_asset = fee.get("currency") or self._venue.market(row.symbol)["quote"]
+        fee_cost = info.get("fee") if info.get("fee") is not None else fee.get("cost")
+        return VenueFill(
+            venue=self._venue.name,
+            account=self._spec.id,
+            client_order_id=str(row.client_order_id),
+            intent_id=row.intent_id,
+            symbol=row.symbol,
+            side=trade.get("side") or row.side,  # type: ignore[arg-type]
+            price=_dec(info.get("price"), trade.get("price")),
+            qty=_dec(info.get("quantity"), trade.get("amount")),
+            fee=_dec(None, fee_cost) if fee_cost is not None else Decimal(0),
+            fee_asset=fee_asset,
+            liquidity="maker" if trade.get("takerOrMaker") == "maker" else "taker",
+            trade_id=key,
+            ts_event=int(trade.get("timestamp") or 0) * 1_000_000,
+        )
+
+
+def _dec(exact: Any, unified: Any) -> Decimal:
+    """The venue's own decimal text if it gave one, else ccxt's unified number as a Decimal."""
+    return Decimal(str(exact if exact is not None else unified))
