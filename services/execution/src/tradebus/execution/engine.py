@@ -33,12 +33,17 @@ All work runs under one lock, so the venue's state and the ledger move
 together: a balances snapshot taken under the lock names the last journal
 entry it reflects (its watermark), and a ``clamp_to_free`` sell is sized and
 placed with no other order or fill of the account in between.
+
+This module holds :class:`ExecutionEngine` (intake, placing, cancels, fills,
+balances); it delegates to :class:`~tradebus.execution.orders.VenueOrders`
+(sending persisted orders, open and ``unknown`` orders, cancels at the venue)
+and :class:`~tradebus.execution.refusals.Refusals` (refused intents, halted
+accounts, venue outages).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -54,16 +59,14 @@ from tradebus.execution.ccxt_venue import VenueUnavailable
 from tradebus.execution.events import EmitEvent, IntentContext, OrderEvents
 from tradebus.execution.intake import Refused, admit
 from tradebus.execution.metrics import ExecutionMetrics
+from tradebus.execution.orders import RetryLater, VenueOrders
+from tradebus.execution.refusals import Refusals
 from tradebus.execution.risk import Refusal, check_limits, check_order_shape
 from tradebus.execution.sizing import clamp_to_free, is_same_size, wants_free_balance
-from tradebus.execution.venue import Venue, VenueFill, VenueOrder, VenueRejected
-from tradebus.ledger.store import Ledger, NewOrder, OrderRow, Rejection
+from tradebus.execution.venue import Venue, VenueFill
+from tradebus.ledger.store import Ledger, NewOrder, OrderRow
 
-log = logging.getLogger(__name__)
-
-
-class RetryLater(Exception):
-    """The venue could not be asked now: leave the intent unacked, it is redelivered."""
+__all__ = ["TRANSIENT_ERRORS", "ExecutionEngine", "RetryLater"]
 
 
 class ExecutionEngine:
@@ -108,21 +111,22 @@ class ExecutionEngine:
         self._clock = clock
         self._metrics = metrics
         self._last_price = last_price
-        self._open: dict[str, set[str]] = {a: set() for a in accounts}  # account -> intent keys
+        self._orders = VenueOrders(ledger, list(accounts), venues, self._events, clock, metrics)
+        self._refusals = Refusals(ledger, self._events, clock, metrics)
         self.lock = asyncio.Lock()
         self.watermark = 0
-        self.halted: dict[str, str] = {}  # account -> why (the alert's reason)
-        self._unknown: set[str] = set()  # accounts that may have orders of unknown outcome
+
+    @property
+    def halted(self) -> dict[str, str]:
+        """Halted accounts: account -> why (the alert's reason)."""
+        return self._refusals.halted
 
     async def start(self) -> None:
         """Load the open orders of every account and the ledger's journal watermark."""
         for account in self._accounts:
-            for row in await self._ledger.open_orders(account):
-                self._open[account].add(_key(row.user_id, row.intent_id))
-                if row.status == "unknown":
-                    self._unknown.add(account)
+            await self._orders.load(account)
         self.watermark = await self._ledger.last_journal_id()
-        self._metrics.open_orders.set(sum(len(v) for v in self._open.values()))
+        self._metrics.open_orders.set(self._orders.open_count())
 
     # ------------------------------------------------------------------ intake
     async def handle_intent(self, subject: str, payload: bytes, stream_seq: int | None) -> None:
@@ -131,12 +135,12 @@ class ExecutionEngine:
             started = self._clock.now_ns()
             door = admit(subject, payload, stream_seq, self._accounts)
             if isinstance(door, Refused):
-                await self._refuse(door.ctx, door.intent_id, door.account, door.refusal)
+                await self._refusals.refuse(door.ctx, door.intent_id, door.account, door.refusal)
                 return
             ctx, intent, spec = door.ctx, door.intent, door.account
             self._metrics.intents.labels(type=type(intent).__name__).inc()
             if spec.id in self.halted:
-                await self._refuse_halted(ctx, intent.intent_id, spec.id)
+                await self._refusals.refuse_halted(ctx, intent.intent_id, spec.id)
                 return
             try:
                 match intent:
@@ -147,51 +151,19 @@ class ExecutionEngine:
                     case CancelAll():
                         await self._cancel_all(ctx, intent)
             except VenueUnavailable as exc:
-                await self._unavailable(ctx, intent.intent_id, spec.id, exc)
+                await self._refusals.unavailable(ctx, intent.intent_id, spec.id, exc)
             except TRANSIENT_ERRORS:
                 raise
             except (asyncpg.DataError, ValueError, ArithmeticError) as exc:
                 # values the ledger cannot hold (a 10**400 quantity): the intent is bad
                 refusal = Refusal("invalid_intent", f"{type(exc).__name__}: {exc}"[:500])
-                await self._refuse(ctx, intent.intent_id, intent.account, refusal)
+                await self._refusals.refuse(ctx, intent.intent_id, intent.account, refusal)
             self._metrics.intent_seconds.observe((self._clock.now_ns() - started) / 1e9)
 
     # ------------------------------------------------------------ live venues
     def halt(self, account: str, reason: str) -> None:
         """Stop trading ``account`` (a configuration error); alert once."""
-        if account in self.halted:
-            return
-        self.halted[account] = reason
-        log.error(
-            "account halted: the venue refuses its configuration (keys, permissions)",
-            extra={"alert": "account_halted", "account": account, "reason": reason},
-        )
-
-    async def _refuse_halted(self, ctx: IntentContext, intent_id: str, account: str) -> None:
-        refusal = Refusal("account_halted", f"account {account} is halted: {self.halted[account]}")
-        await self._refuse(ctx, intent_id, account, refusal)
-
-    async def _unavailable(
-        self, ctx: IntentContext, intent_id: str, account: str, exc: VenueUnavailable
-    ) -> None:
-        """A venue call of an intent failed without an answer (see the module docstring)."""
-        if exc.error.kind != "configuration":
-            raise RetryLater(f"{account}: {exc.error.kind}: {exc.error.reason}") from None
-        self.halt(account, exc.error.reason)
-        row = await self._ledger.get_order(ctx.user, intent_id)
-        if row is not None and row.account_id == account and row.status == "new":
-            await self._ledger.set_order_status(
-                row.user_id,
-                row.intent_id,
-                "rejected",
-                self._clock.now_ns(),
-                reason="account_halted",
-                only_from=("new",),
-            )
-            self._metrics.orders.labels(status="rejected").inc()
-            await self._events.rejected(row, "account_halted", self.halted[account])
-            return
-        await self._refuse_halted(ctx, intent_id, account)
+        self._refusals.halt(account, reason)
 
     async def resolve_unknown(self, account: str) -> None:
         """Resolve every ``unknown`` order of ``account`` by its client id. Call under :attr:`lock`.
@@ -200,50 +172,7 @@ class ExecutionEngine:
         once. Raises :class:`VenueUnavailable` (or :class:`RetryLater`) if the
         venue cannot tell yet: nothing else may go out for the account then.
         """
-        if account not in self._unknown:
-            return
-        for row in await self._ledger.open_orders(account):
-            if row.status != "unknown":
-                continue
-            venue_order_id = await self._venues[account].find_order(
-                str(row.client_order_id), row.symbol
-            )
-            if venue_order_id is None:
-                log.warning(
-                    "unknown order not at the venue: sending it",
-                    extra={"account": account, "intent_id": row.intent_id},
-                )
-                await self._send(row, 0)
-            else:
-                log.info(
-                    "unknown order found at the venue",
-                    extra={"account": account, "intent_id": row.intent_id},
-                )
-                await self._accepted(row, venue_order_id, 0)
-        self._unknown.discard(account)
-
-    async def _refuse(
-        self, ctx: IntentContext, intent_id: str | None, account: str | None, refusal: Refusal
-    ) -> None:
-        """Record and publish a refusal of an intent that never reached a venue."""
-        now = self._clock.now_ns()
-        self._metrics.rejects.labels(reason=refusal.reason).inc()
-        log.info("intent refused", extra={"subject": ctx.subject, "reason": refusal.reason})
-        await self._ledger.record_rejection(
-            Rejection(
-                stream_seq=ctx.stream_seq,
-                subject=ctx.subject,
-                user_id=ctx.user or None,
-                source=ctx.source or None,
-                intent_id=intent_id,
-                account_id=account,
-                reason=refusal.reason,
-                message=refusal.message,
-                payload=ctx.payload,
-                ts=now,
-            )
-        )
-        await self._events.refused(ctx, intent_id, account, refusal.reason, refusal.message)
+        await self._orders.resolve_unknown(account)
 
     # ------------------------------------------------------------------ places
     def _market(self, spec: AccountSpec, symbol: str) -> Market | None:
@@ -260,11 +189,11 @@ class ExecutionEngine:
             return
         earlier = await self._ledger.find_rejection(ctx.user, intent.intent_id)
         if earlier is not None:  # the same intent was refused before: refuse it the same way
-            await self._refuse(ctx, intent.intent_id, intent.account, Refusal(*earlier))
+            await self._refusals.refuse(ctx, intent.intent_id, intent.account, Refusal(*earlier))
             return
         vetted = await self._vet(spec, intent)
         if isinstance(vetted, Refusal):
-            await self._refuse(ctx, intent.intent_id, intent.account, vetted)
+            await self._refusals.refuse(ctx, intent.intent_id, intent.account, vetted)
             return
         intent = vetted
         row, created = await self._ledger.insert_order(
@@ -286,7 +215,7 @@ class ExecutionEngine:
         if not created:
             await self._resume(ctx, intent, row)
             return
-        await self._send(row, intent.ts_init)
+        await self._orders.send(row, intent.ts_init)
 
     async def _vet(self, spec: AccountSpec, intent: PlaceOrder) -> PlaceOrder | Refusal:
         """The order to persist for ``intent`` (sized by ``clamp_to_free``), or why not."""
@@ -303,7 +232,7 @@ class ExecutionEngine:
         refusal = refusal or check_limits(
             intent,
             spec.risk,
-            len(self._open[spec.id]),
+            self._orders.open_count(spec.id),
             self._last_price(spec.market_data, intent.symbol),
         )
         return intent if refusal is None else refusal
@@ -314,73 +243,6 @@ class ExecutionEngine:
             if balance.asset == asset:
                 return balance.free
         return ZERO
-
-    async def _send(self, row: OrderRow, ts_init: int) -> None:
-        """Ask the venue to place a persisted order; record and publish its answer."""
-        venue = self._venues[row.account_id]
-        order = VenueOrder(
-            client_order_id=str(row.client_order_id),
-            intent_id=row.intent_id,
-            symbol=row.symbol,
-            side=row.side,  # type: ignore[arg-type]
-            order_type=row.order_type,  # type: ignore[arg-type]
-            price=row.price,
-            qty=row.qty,
-            trigger_ts=row.trigger_ts,
-        )
-        try:
-            ack = await venue.place(order)
-        except VenueUnavailable as exc:
-            if exc.error.kind != "unknown_outcome":
-                raise
-            await self._ledger.set_order_status(
-                row.user_id, row.intent_id, "unknown", self._clock.now_ns(), only_from=("new",)
-            )
-            self._unknown.add(row.account_id)
-            self._metrics.orders.labels(status="unknown").inc()
-            log.warning(
-                "place outcome unknown: resolving by client id before the account sends more",
-                extra={
-                    "account": row.account_id,
-                    "intent_id": row.intent_id,
-                    "reason": exc.error.reason,
-                },
-            )
-            raise RetryLater(f"{row.account_id}: unknown outcome of {row.intent_id}") from None
-        except VenueRejected as exc:
-            log.info(
-                "venue rejected",
-                extra={"intent_id": row.intent_id, "reason": exc.reason, "detail": exc.message},
-            )
-            now = self._clock.now_ns()
-            await self._ledger.set_order_status(
-                row.user_id, row.intent_id, "rejected", now, reason=exc.reason
-            )
-            self._metrics.rejects.labels(reason=exc.reason).inc()
-            self._metrics.orders.labels(status="rejected").inc()
-            await self._events.rejected(row, exc.reason, exc.message)
-            return
-        await self._accepted(row, ack.venue_order_id, ts_init)
-
-    async def _accepted(self, row: OrderRow, venue_order_id: str, ts_init: int) -> None:
-        """The venue has the order of ``row`` as ``venue_order_id``: record and publish."""
-        now = self._clock.now_ns()
-        changed = await self._ledger.set_order_status(
-            row.user_id,
-            row.intent_id,
-            "accepted",
-            now,
-            venue_order_id=venue_order_id,
-            only_from=("new", "unknown"),
-        )
-        key = _key(row.user_id, row.intent_id)
-        if changed and key not in self._open[row.account_id]:
-            self._open[row.account_id].add(key)
-            self._metrics.open_orders.inc()
-        self._metrics.orders.labels(status="accepted").inc()
-        if ts_init:
-            self._metrics.intent_to_ack.observe(max(0, now - ts_init) / 1e9)
-        await self._events.accepted(row, venue_order_id)
 
     async def _resume(self, ctx: IntentContext, intent: PlaceOrder, row: OrderRow) -> None:
         """A redelivered (or repeated) intent: answer from the row, place at most once.
@@ -398,16 +260,16 @@ class ExecutionEngine:
             refusal = Refusal(
                 "duplicate_intent_id", f"intent id {intent.intent_id!r} was used for another order"
             )
-            await self._refuse(ctx, intent.intent_id, intent.account, refusal)
+            await self._refusals.refuse(ctx, intent.intent_id, intent.account, refusal)
             return
         if row.status in ("new", "unknown"):
             venue_order_id = await self._venues[row.account_id].find_order(
                 str(row.client_order_id), row.symbol
             )
             if venue_order_id is None:
-                await self._send(row, intent.ts_init)  # the venue never got it: send it now
+                await self._orders.send(row, intent.ts_init)  # the venue never got it: send it now
                 return
-            await self._accepted(row, venue_order_id, 0)
+            await self._orders.accepted(row, venue_order_id, 0)
         elif row.status == "rejected":
             await self._events.rejected(row, row.reason or "rejected", "rejected by the venue")
         else:
@@ -422,40 +284,20 @@ class ExecutionEngine:
                 ctx, intent, "unknown_order", "no such order on that account"
             )
             return
-        if not await self._cancel_row(row, intent.intent_id):
+        if not await self._orders.cancel(row, intent.intent_id):
             await self._cancel_rejected(ctx, intent, "not_open", f"order is {row.status}")
 
     async def _cancel_all(self, ctx: IntentContext, intent: CancelAll) -> None:
         await self.resolve_unknown(intent.account)
         source = ctx.source if intent.scope == "source" else None
         for row in await self._ledger.open_orders(intent.account, intent.symbol, source):
-            await self._cancel_row(row, intent.intent_id)
-
-    async def _cancel_row(self, row: OrderRow, cancel_intent_id: str) -> bool:
-        """Cancel one open order at the venue; publish :class:`OrderCanceled`. False if not open."""
-        if row.status not in ("accepted", "partially_filled"):
-            return False
-        if not await self._venues[row.account_id].cancel(str(row.client_order_id), row.symbol):
-            return False
-        now = self._clock.now_ns()
-        await self._ledger.set_order_status(row.user_id, row.intent_id, "canceled", now)
-        self._forget_open(row)
-        self._metrics.orders.labels(status="canceled").inc()
-        await self._events.canceled(row, cancel_intent_id)
-        return True
+            await self._orders.cancel(row, intent.intent_id)
 
     async def _cancel_rejected(
         self, ctx: IntentContext, intent: CancelOrder, reason: str, message: str
     ) -> None:
         self._metrics.cancel_rejects.labels(reason=reason).inc()
         await self._events.cancel_rejected(ctx, intent, reason, message)
-
-    def _forget_open(self, row: OrderRow) -> None:
-        keys = self._open[row.account_id]
-        key = _key(row.user_id, row.intent_id)
-        if key in keys:
-            keys.discard(key)
-            self._metrics.open_orders.dec()
 
     # ------------------------------------------------------------------- fills
     async def record_fills(self, fills: list[VenueFill]) -> None:
@@ -474,7 +316,7 @@ class ExecutionEngine:
         self._metrics.fills.labels(venue=fill.venue).inc()
         self._metrics.fill_to_ledger.observe(max(0, self._clock.now_ns() - now) / 1e9)
         if row.status == "filled":
-            self._forget_open(row)
+            self._orders.forget_open(row)
             self._metrics.orders.labels(status="filled").inc()
         await self._events.filled(row, fill)
 
@@ -509,10 +351,6 @@ class ExecutionEngine:
                     )
                 )
             return out
-
-
-def _key(user: str, intent_id: str) -> str:
-    return f"{user}\x00{intent_id}"
 
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (

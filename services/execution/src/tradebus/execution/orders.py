@@ -1,0 +1,203 @@
+"""Persisted orders at their venues: send, accept, cancel, and resolve unknown outcomes.
+
+:class:`VenueOrders` holds what the engine knows of its orders at the venues:
+the open orders of every account, and the accounts that may have an order of
+unknown outcome. It asks a venue to place or cancel an order whose ledger row
+already exists, records the answer in the ledger and publishes the event.
+
+A place that fails with ``unknown_outcome`` marks the row ``unknown`` and
+raises :class:`RetryLater`; :meth:`VenueOrders.resolve_unknown` then asks the
+venue for the client id before anything else goes out for the account: found
+-> ``accepted``, not found -> sent now, once.
+
+Every method runs under the engine's lock.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from tradebus.common.clock import Clock
+from tradebus.execution.ccxt_venue import VenueUnavailable
+from tradebus.execution.events import OrderEvents
+from tradebus.execution.metrics import ExecutionMetrics
+from tradebus.execution.venue import Venue, VenueOrder, VenueRejected
+from tradebus.ledger.store import Ledger, OrderRow
+
+log = logging.getLogger(__name__)
+
+
+class RetryLater(Exception):
+    """The venue could not be asked now: leave the intent unacked, it is redelivered."""
+
+
+def order_key(user: str, intent_id: str) -> str:
+    """The key of an order in the open-order sets: its user and intent id."""
+    return f"{user}\x00{intent_id}"
+
+
+class VenueOrders:
+    """Sends persisted orders to their venues and tracks open and unknown ones.
+
+    Parameters
+    ----------
+    ledger
+        The Postgres ledger.
+    accounts
+        The configured account ids.
+    venues
+        One venue per account id.
+    events
+        Publishes order events.
+    clock
+        Stamps row times.
+    metrics
+        Execution metrics.
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        accounts: list[str],
+        venues: dict[str, Venue],
+        events: OrderEvents,
+        clock: Clock,
+        metrics: ExecutionMetrics,
+    ) -> None:
+        self._ledger = ledger
+        self._venues = venues
+        self._events = events
+        self._clock = clock
+        self._metrics = metrics
+        self._open: dict[str, set[str]] = {a: set() for a in accounts}  # account -> intent keys
+        self._unknown: set[str] = set()  # accounts that may have orders of unknown outcome
+
+    async def load(self, account: str) -> None:
+        """Load the open orders of ``account`` from the ledger (at start)."""
+        for row in await self._ledger.open_orders(account):
+            self._open[account].add(order_key(row.user_id, row.intent_id))
+            if row.status == "unknown":
+                self._unknown.add(account)
+
+    def open_count(self, account: str | None = None) -> int:
+        """How many orders of ``account`` (of every account if ``None``) are open."""
+        if account is None:
+            return sum(len(v) for v in self._open.values())
+        return len(self._open[account])
+
+    async def resolve_unknown(self, account: str) -> None:
+        """Resolve every ``unknown`` order of ``account`` by its client id.
+
+        Found at the venue -> ``accepted`` with its id; not found -> sent now,
+        once. Raises :class:`VenueUnavailable` (or :class:`RetryLater`) if the
+        venue cannot tell yet: nothing else may go out for the account then.
+        """
+        if account not in self._unknown:
+            return
+        for row in await self._ledger.open_orders(account):
+            if row.status != "unknown":
+                continue
+            venue_order_id = await self._venues[account].find_order(
+                str(row.client_order_id), row.symbol
+            )
+            if venue_order_id is None:
+                log.warning(
+                    "unknown order not at the venue: sending it",
+                    extra={"account": account, "intent_id": row.intent_id},
+                )
+                await self.send(row, 0)
+            else:
+                log.info(
+                    "unknown order found at the venue",
+                    extra={"account": account, "intent_id": row.intent_id},
+                )
+                await self.accepted(row, venue_order_id, 0)
+        self._unknown.discard(account)
+
+    async def send(self, row: OrderRow, ts_init: int) -> None:
+        """Ask the venue to place a persisted order; record and publish its answer."""
+        venue = self._venues[row.account_id]
+        order = VenueOrder(
+            client_order_id=str(row.client_order_id),
+            intent_id=row.intent_id,
+            symbol=row.symbol,
+            side=row.side,  # type: ignore[arg-type]
+            order_type=row.order_type,  # type: ignore[arg-type]
+            price=row.price,
+            qty=row.qty,
+            trigger_ts=row.trigger_ts,
+        )
+        try:
+            ack = await venue.place(order)
+        except VenueUnavailable as exc:
+            if exc.error.kind != "unknown_outcome":
+                raise
+            await self._ledger.set_order_status(
+                row.user_id, row.intent_id, "unknown", self._clock.now_ns(), only_from=("new",)
+            )
+            self._unknown.add(row.account_id)
+            self._metrics.orders.labels(status="unknown").inc()
+            log.warning(
+                "place outcome unknown: resolving by client id before the account sends more",
+                extra={
+                    "account": row.account_id,
+                    "intent_id": row.intent_id,
+                    "reason": exc.error.reason,
+                },
+            )
+            raise RetryLater(f"{row.account_id}: unknown outcome of {row.intent_id}") from None
+        except VenueRejected as exc:
+            log.info(
+                "venue rejected",
+                extra={"intent_id": row.intent_id, "reason": exc.reason, "detail": exc.message},
+            )
+            now = self._clock.now_ns()
+            await self._ledger.set_order_status(
+                row.user_id, row.intent_id, "rejected", now, reason=exc.reason
+            )
+            self._metrics.rejects.labels(reason=exc.reason).inc()
+            self._metrics.orders.labels(status="rejected").inc()
+            await self._events.rejected(row, exc.reason, exc.message)
+            return
+        await self.accepted(row, ack.venue_order_id, ts_init)
+
+    async def accepted(self, row: OrderRow, venue_order_id: str, ts_init: int) -> None:
+        """The venue has the order of ``row`` as ``venue_order_id``: record and publish."""
+        now = self._clock.now_ns()
+        changed = await self._ledger.set_order_status(
+            row.user_id,
+            row.intent_id,
+            "accepted",
+            now,
+            venue_order_id=venue_order_id,
+            only_from=("new", "unknown"),
+        )
+        key = order_key(row.user_id, row.intent_id)
+        if changed and key not in self._open[row.account_id]:
+            self._open[row.account_id].add(key)
+            self._metrics.open_orders.inc()
+        self._metrics.orders.labels(status="accepted").inc()
+        if ts_init:
+            self._metrics.intent_to_ack.observe(max(0, now - ts_init) / 1e9)
+        await self._events.accepted(row, venue_order_id)
+
+    async def cancel(self, row: OrderRow, cancel_intent_id: str) -> bool:
+        """Cancel one open order at the venue; publish :class:`OrderCanceled`. False if not open."""
+        if row.status not in ("accepted", "partially_filled"):
+            return False
+        if not await self._venues[row.account_id].cancel(str(row.client_order_id), row.symbol):
+            return False
+        now = self._clock.now_ns()
+        await self._ledger.set_order_status(row.user_id, row.intent_id, "canceled", now)
+        self.forget_open(row)
+        self._metrics.orders.labels(status="canceled").inc()
+        await self._events.canceled(row, cancel_intent_id)
+        return True
+
+    def forget_open(self, row: OrderRow) -> None:
+        """``row`` is no longer open (canceled or filled)."""
+        keys = self._open[row.account_id]
+        key = order_key(row.user_id, row.intent_id)
+        if key in keys:
+            keys.discard(key)
+            self._metrics.open_orders.dec()

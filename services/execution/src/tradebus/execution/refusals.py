@@ -1,0 +1,111 @@
+"""Intents answered without a venue order: refusals, halted accounts, venue outages.
+
+:class:`Refusals` records a refused intent in the rejected-intents table and
+publishes :class:`OrderRejected`; it also holds the accounts halted by a
+``configuration`` error of their venue (bad key, permissions), whose intents
+are refused with ``account_halted`` while the other accounts keep trading.
+
+A venue call of an intent that failed without an answer
+(:class:`VenueUnavailable`) goes through :meth:`Refusals.unavailable`:
+``configuration`` halts the account, anything else raises
+:class:`RetryLater` so the intent is not acked and comes again.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from tradebus.common.clock import Clock
+from tradebus.execution.ccxt_venue import VenueUnavailable
+from tradebus.execution.events import IntentContext, OrderEvents
+from tradebus.execution.metrics import ExecutionMetrics
+from tradebus.execution.orders import RetryLater
+from tradebus.execution.risk import Refusal
+from tradebus.ledger.store import Ledger, Rejection
+
+log = logging.getLogger(__name__)
+
+
+class Refusals:
+    """Refuses intents and halts accounts (see the module docstring).
+
+    Parameters
+    ----------
+    ledger
+        The Postgres ledger.
+    events
+        Publishes order events.
+    clock
+        Stamps row times.
+    metrics
+        Execution metrics.
+    """
+
+    def __init__(
+        self, ledger: Ledger, events: OrderEvents, clock: Clock, metrics: ExecutionMetrics
+    ) -> None:
+        self._ledger = ledger
+        self._events = events
+        self._clock = clock
+        self._metrics = metrics
+        self.halted: dict[str, str] = {}  # account -> why (the alert's reason)
+
+    async def refuse(
+        self, ctx: IntentContext, intent_id: str | None, account: str | None, refusal: Refusal
+    ) -> None:
+        """Record and publish a refusal of an intent that never reached a venue."""
+        now = self._clock.now_ns()
+        self._metrics.rejects.labels(reason=refusal.reason).inc()
+        log.info("intent refused", extra={"subject": ctx.subject, "reason": refusal.reason})
+        await self._ledger.record_rejection(
+            Rejection(
+                stream_seq=ctx.stream_seq,
+                subject=ctx.subject,
+                user_id=ctx.user or None,
+                source=ctx.source or None,
+                intent_id=intent_id,
+                account_id=account,
+                reason=refusal.reason,
+                message=refusal.message,
+                payload=ctx.payload,
+                ts=now,
+            )
+        )
+        await self._events.refused(ctx, intent_id, account, refusal.reason, refusal.message)
+
+    def halt(self, account: str, reason: str) -> None:
+        """Stop trading ``account`` (a configuration error); alert once."""
+        if account in self.halted:
+            return
+        self.halted[account] = reason
+        log.error(
+            "account halted: the venue refuses its configuration (keys, permissions)",
+            extra={"alert": "account_halted", "account": account, "reason": reason},
+        )
+
+    async def refuse_halted(self, ctx: IntentContext, intent_id: str, account: str) -> None:
+        """Refuse an intent of a halted account with ``account_halted``."""
+        refusal = Refusal("account_halted", f"account {account} is halted: {self.halted[account]}")
+        await self.refuse(ctx, intent_id, account, refusal)
+
+    async def unavailable(
+        self, ctx: IntentContext, intent_id: str, account: str, exc: VenueUnavailable
+    ) -> None:
+        """A venue call of an intent failed without an answer (see the module docstring)."""
+        if exc.error.kind != "configuration":
+            raise RetryLater(f"{account}: {exc.error.kind}: {exc.error.reason}") from None
+        self.halt(account, exc.error.reason)
+        row = await self._ledger.get_order(ctx.user, intent_id)
+        if row is not None and row.account_id == account and row.status == "new":
+            await self._ledger.set_order_status(
+                row.user_id,
+                row.intent_id,
+                "rejected",
+                self._clock.now_ns(),
+                reason="account_halted",
+                only_from=("new",),
+            )
+            self._metrics.orders.labels(status="rejected").inc()
+            await self._events.rejected(row, "account_halted", self.halted[account])
+            return
+        await self.refuse_halted(ctx, intent_id, account)
