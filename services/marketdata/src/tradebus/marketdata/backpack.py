@@ -38,9 +38,8 @@ from decimal import Decimal
 
 import msgspec
 
-from tradebus.common.markets import MarketCatalog
 from tradebus.common.messages import QuoteTick, TradeTick
-from tradebus.marketdata.parsing import FrameKind, Tick, unified_symbols
+from tradebus.marketdata.parsing import FrameKind, ParserBase, Tick
 
 VENUE = "backpack"
 BACKPACK_WS_URL = "wss://ws.backpack.exchange"
@@ -87,35 +86,10 @@ _trade = msgspec.json.Decoder(_Trade, strict=False)
 _depth = msgspec.json.Decoder(_Depth, strict=False)
 
 
-class BackpackParser:
-    """Turn raw Backpack frames into ticks for the configured markets.
+class BackpackParser(ParserBase):
+    """Turn raw Backpack frames into ticks for the configured markets."""
 
-    Parameters
-    ----------
-    catalog
-        Markets; frames for a symbol not configured under ``venue`` are
-        :attr:`FrameKind.OTHER_SYMBOL` and not published.
-    venue
-        Venue name used in ticks and subjects (``backpack``).
-    only
-        If given, publish only these native symbols (``SOL_USDC``).
-    """
-
-    def __init__(
-        self, catalog: MarketCatalog, venue: str = VENUE, only: set[str] | None = None
-    ) -> None:
-        self._venue = venue
-        self._unified = unified_symbols(catalog, venue, only)
-
-    @property
-    def venue(self) -> str:
-        """Venue name of the ticks (``backpack``)."""
-        return self._venue
-
-    @property
-    def symbols(self) -> list[str]:
-        """Native symbols published (``SOL_USDC``)."""
-        return list(self._unified)
+    default_venue = VENUE
 
     def parse(self, raw: bytes, ts_recv: int, ts_init: int) -> tuple[FrameKind, Tick | None]:
         """Parse one frame received at ``ts_recv`` (ns); ``ts_init`` stamps the tick.

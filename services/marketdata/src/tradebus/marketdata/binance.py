@@ -22,9 +22,8 @@ from decimal import Decimal
 
 import msgspec
 
-from tradebus.common.markets import MarketCatalog
 from tradebus.common.messages import QuoteTick, TradeTick
-from tradebus.marketdata.parsing import FrameKind, unified_symbols
+from tradebus.marketdata.parsing import FrameKind, ParserBase
 
 __all__ = ["BINANCE_REST_URL", "VENUE", "BinanceParser", "FrameKind", "combined_stream_url"]
 
@@ -70,36 +69,10 @@ _trade = msgspec.json.Decoder(_Trade)
 _rest_book_ticker = msgspec.json.Decoder(_RestBookTicker)
 
 
-class BinanceParser:
-    """Turn raw frames into ticks; knows the unified symbol of each configured market.
+class BinanceParser(ParserBase):
+    """Turn raw frames into ticks; knows the unified symbol of each configured market."""
 
-    Parameters
-    ----------
-    catalog
-        Markets; a frame for a symbol not configured under ``venue`` is
-        reported as :attr:`FrameKind.OTHER_SYMBOL` and not published.
-    venue
-        Venue name used in ticks and subjects (``binance``).
-    only
-        If given, publish only these symbols; frames of others count as
-        :attr:`FrameKind.OTHER_SYMBOL`.
-    """
-
-    def __init__(
-        self, catalog: MarketCatalog, venue: str = VENUE, only: set[str] | None = None
-    ) -> None:
-        self._venue = venue
-        self._unified = unified_symbols(catalog, venue, only)
-
-    @property
-    def venue(self) -> str:
-        """Venue name of the ticks (``binance``)."""
-        return self._venue
-
-    @property
-    def symbols(self) -> list[str]:
-        """Native symbols published (``BTCUSDT``)."""
-        return list(self._unified)
+    default_venue = VENUE
 
     def parse(
         self, raw: bytes, ts_recv: int, ts_init: int

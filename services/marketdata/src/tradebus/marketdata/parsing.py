@@ -8,7 +8,7 @@ feed, the de-duplication and the health tracking never look inside frames.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from tradebus.common.markets import MarketCatalog
 from tradebus.common.messages import QuoteTick, TradeTick
@@ -63,3 +63,37 @@ def unified_symbols(
         for m in catalog.venue_markets(venue)
         if only is None or m.symbol in only
     }
+
+
+class ParserBase:
+    """What the venue parsers share: their venue name and the symbols they publish.
+
+    Parameters
+    ----------
+    catalog
+        Markets; frames for a symbol not configured under ``venue`` are
+        :attr:`FrameKind.OTHER_SYMBOL` and not published.
+    venue
+        Venue name used in ticks and subjects (default: the parser's venue).
+    only
+        If given, publish only these native symbols; frames of others count
+        as :attr:`FrameKind.OTHER_SYMBOL`.
+    """
+
+    default_venue: ClassVar[str]
+
+    def __init__(
+        self, catalog: MarketCatalog, venue: str | None = None, only: set[str] | None = None
+    ) -> None:
+        self._venue = venue or self.default_venue
+        self._unified = unified_symbols(catalog, self._venue, only)
+
+    @property
+    def venue(self) -> str:
+        """Venue name of the ticks."""
+        return self._venue
+
+    @property
+    def symbols(self) -> list[str]:
+        """Native symbols published."""
+        return list(self._unified)
