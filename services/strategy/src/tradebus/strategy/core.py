@@ -333,6 +333,12 @@ class BotBase:
     ctx: BotContext
     state: Any
 
+    def __init__(self, ctx: BotContext, params: Any, state: Any = None) -> None:
+        """Bind the bot's identity and parameters; ``state`` defaults to a new ``state_type()``."""
+        self.ctx = ctx
+        self.params = params
+        self.state = state if state is not None else self.state_type()
+
     def snapshot(self) -> bytes:
         """The whole state, JSON-encoded."""
         return msgspec.json.encode(self.state)

@@ -176,9 +176,7 @@ class LadderBot(BotBase):
     state_type = LadderState
 
     def __init__(self, ctx: BotContext, params: LadderParams, state: LadderState | None = None):
-        self.ctx = ctx
-        self.params = params
-        self.state = state or LadderState()
+        super().__init__(ctx, params, state)
         self._no_fill_ns = int(params.no_fill_restart_minutes * NS_PER_MINUTE)
         self._tp_floor: Decimal | None = None  # below this price take-profit cannot be reached
 

@@ -90,9 +90,7 @@ class MartingaleBot(BotBase):
     def __init__(
         self, ctx: BotContext, params: MartingaleParams, state: MartingaleState | None = None
     ):
-        self.ctx = ctx
-        self.params = params
-        self.state = state or MartingaleState()
+        super().__init__(ctx, params, state)
         self.worst_case = worst_case_capital(params)
         self._cooldown_ns = cooldown_ns(params)
         self._sl_trigger: Decimal | None = None  # avg * (1 - S/100), reset when avg moves

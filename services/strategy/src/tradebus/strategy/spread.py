@@ -106,9 +106,7 @@ class SpreadBot(BotBase):
     state_type = SpreadState
 
     def __init__(self, ctx: BotContext, params: SpreadParams, state: SpreadState | None = None):
-        self.ctx = ctx
-        self.params = params
-        self.state = state or SpreadState()
+        super().__init__(ctx, params, state)
         self._a, self._b = params.symbol_a, params.symbol_b
         self._markets = {s: ctx.market_of(s) for s in (self._a, self._b)}
 

@@ -131,9 +131,7 @@ class VolumeBot(BotBase):
     state_type = VolumeState
 
     def __init__(self, ctx: BotContext, params: VolumeParams, state: VolumeState | None = None):
-        self.ctx = ctx
-        self.params = params
-        self.state = state or VolumeState()
+        super().__init__(ctx, params, state)
         self._interval_ns = interval_ns(params)
 
     # ------------------------------------------------------------ group volume
