@@ -39,9 +39,11 @@ def new_order(intent_id: str, user: str = "alice", account: str = "alice-paper")
     )
 
 
-def fill_row(client_order_id: int, trade_id: str, qty: str = "0.01") -> FillRow:
+def fill_row(
+    client_order_id: int, trade_id: str, qty: str = "0.01", account: str = "alice-paper"
+) -> FillRow:
     facts = FillFacts(
-        account="alice-paper",
+        account=account,
         base="BTC",
         quote="USDT",
         side="buy",
@@ -55,7 +57,7 @@ def fill_row(client_order_id: int, trade_id: str, qty: str = "0.01") -> FillRow:
         venue="paper",
         trade_id=trade_id,
         client_order_id=client_order_id,
-        account_id="alice-paper",
+        account_id=account,
         symbol="BTCUSDT",
         side="buy",
         price=D("60000"),
@@ -140,6 +142,21 @@ async def test_a_fill_is_booked_once_and_moves_the_order(ledger: Ledger) -> None
         "USDT": D(1000) - D(240) - D("0.06"),
     }
     assert await ledger.open_orders("alice-paper") == []
+
+
+async def test_both_sides_of_a_trade_between_two_accounts_are_booked(ledger: Ledger) -> None:
+    """Two of our accounts that trade with each other get the same venue trade id."""
+    rows = {}
+    for user in ("alice", "bob"):
+        account = f"{user}-paper"
+        deposits = deposit_entries(account, {"USDT": D(1000)}, "initial")
+        await ledger.ensure_account(account, user, "paper", deposits, 1)
+        rows[account], _ = await ledger.insert_order(new_order("bot:1:b0", user, account))
+    for account, row in rows.items():
+        fill = fill_row(row.client_order_id, "T9", account=account)
+        assert await ledger.record_fill(fill) is not None
+        assert await ledger.record_fill(fill) is None
+        assert (await ledger.balances(account))["BTC"] == D("0.01")
 
 
 async def test_rejections_are_kept_once_per_stream_message(ledger: Ledger) -> None:

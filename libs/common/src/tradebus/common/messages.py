@@ -220,7 +220,7 @@ class OrderRejected(Message, kw_only=True):
 class OrderFilled(Message, kw_only=True):
     """A fill of the order placed by ``intent_id``.
 
-    ``trade_id`` is the venue's fill id; ``(venue, trade_id)`` is unique.
+    ``trade_id`` is the venue's fill id; ``(venue, account, trade_id)`` is unique.
     ``fee`` is charged in ``fee_asset``. ``cum_qty``/``leaves_qty`` give the
     order's filled and remaining quantity after this fill.
     """

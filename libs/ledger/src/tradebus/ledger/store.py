@@ -6,7 +6,8 @@ transaction. Idempotency (DESIGN.md, "Execution"):
 
 * an order row is keyed by its ``intent_id``: :meth:`Ledger.insert_order`
   returns the existing row on a redelivery instead of creating a second one;
-* a fill is keyed by ``(venue, trade_id)``: :meth:`Ledger.record_fill` books a
+* a fill is keyed by ``(venue, account_id, trade_id)`` (both sides of a trade
+  between two of our accounts are booked): :meth:`Ledger.record_fill` books a
   duplicate as a no-op;
 * a rejected intent is keyed by its JetStream stream sequence.
 """
@@ -297,7 +298,7 @@ class Ledger:
                 "INSERT INTO fills (venue, trade_id, client_order_id, account_id, symbol, side,"
                 " price, qty, fee, fee_asset, liquidity, ts_event, recorded_ns)"
                 " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)"
-                " ON CONFLICT (venue, trade_id) DO NOTHING RETURNING 1",
+                " ON CONFLICT (venue, account_id, trade_id) DO NOTHING RETURNING 1",
                 fill.venue,
                 fill.trade_id,
                 fill.client_order_id,

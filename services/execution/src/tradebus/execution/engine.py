@@ -13,7 +13,7 @@ The protocol (DESIGN.md, "Execution: at-least-once in, exactly-once out"):
 4. Ask the venue; record its answer; publish the event.
 5. The caller acks the JetStream message only after this returns.
 
-Fills are keyed by ``(venue, trade_id)``; a fill and its journal entries are
+Fills are keyed by ``(venue, account, trade_id)``; a fill and its journal entries are
 one transaction and a duplicate is a no-op.
 
 A live venue (:class:`~tradebus.execution.ccxt_venue.CcxtVenue`) may also

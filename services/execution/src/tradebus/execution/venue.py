@@ -37,7 +37,7 @@ class VenueAck(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class VenueFill(msgspec.Struct, frozen=True, kw_only=True):
-    """One fill reported by a venue; ``(venue, trade_id)`` is unique.
+    """One fill reported by a venue; ``(venue, account, trade_id)`` is unique.
 
     ``price`` is quote per base, ``qty`` base units, ``fee`` in ``fee_asset``.
     ``market_kind`` says how it was traded: a ``spot`` fill moves base and
