@@ -25,7 +25,7 @@ from tests.support.execution import Bus, collecting, execution_service, executio
 from tests.support.services import eventually
 from tradebus.common import subjects
 from tradebus.common.bus import request
-from tradebus.common.codec import decode_balances_reply
+from tradebus.common.codec import decode_balances_reply, decode_exec_alert
 from tradebus.common.config import ConfigError
 from tradebus.common.messages import BalancesQuery, OrderAccepted, OrderFilled, OrderRejected
 from tradebus.execution.accounts import load_accounts
@@ -41,6 +41,7 @@ accounts:
     venue: backpack
     market_data: backpack
     api_url: {url}
+    ws_url: {ws_url}
     api_key_env: {env}
     secret_file: {secret_file}
     rate_per_second: 50
@@ -71,7 +72,9 @@ def write_accounts(
     secret_file = tmp_path / "bob_backpack_secret"
     secret_file.write_text(creds.secret + "\n")
     monkeypatch.setenv(KEY_ENV, creds.api_key)
-    return ACCOUNTS.format(url=server.url, env=KEY_ENV, secret_file=secret_file)
+    return ACCOUNTS.format(
+        url=server.url, ws_url=server.ws_url, env=KEY_ENV, secret_file=secret_file
+    )
 
 
 @pytest.fixture
@@ -208,6 +211,13 @@ async def test_a_bad_key_halts_only_its_account(
         await eventually(lambda: bus.of(OrderRejected, "b-5"), what="second OrderRejected")
         assert server.orders() == []
         await assert_keys_nowhere(bus, database_url, caplog, stranger)
+        # the alert: on the bus for the owner (durable in EXEC), in the log, as a metric
+        js = bus.nc.jetstream()
+        raw = await js.get_last_msg(subjects.STREAM_EXEC, subjects.exec_alert("bob", "bob-bp"))
+        alert = decode_exec_alert(raw.data)
+        assert (alert.account, alert.venue) == ("bob-bp", "backpack")
+        assert alert.reason == "authentication_error"
+        assert "Check its API key, secret and permissions" in alert.message
     alerts = [r for r in caplog.records if getattr(r, "alert", None) == "account_halted"]
     assert len(alerts) == 1 and alerts[0].levelno == logging.ERROR
 

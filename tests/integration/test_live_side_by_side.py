@@ -55,6 +55,7 @@ accounts:
     venue: backpack
     market_data: backpack
     api_url: {url}
+    ws_url: {ws_url}
     api_key_env: {key_env}
     secret_env: {secret_env}
     rate_per_second: 50
@@ -134,7 +135,9 @@ async def test_paper_and_backpack_ladders_trade_side_by_side(
         creds = server.add_account({"USDC": "10000"})
         monkeypatch.setenv(KEY_ENV, creds.api_key)
         monkeypatch.setenv(SECRET_ENV, creds.secret)
-        accounts = ACCOUNTS.format(url=server.url, key_env=KEY_ENV, secret_env=SECRET_ENV)
+        accounts = ACCOUNTS.format(
+            url=server.url, ws_url=server.ws_url, key_env=KEY_ENV, secret_env=SECRET_ENV
+        )
         bots_file = tmp_path / "bots.yaml"
         bots_file.write_text(BOTS)
         strategy = StrategySettings(

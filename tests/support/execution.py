@@ -16,11 +16,12 @@ from typing import TypeVar
 
 import nats
 from nats.aio.client import Client as NATS
+from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from tests.support import ticks
 from tests.support.services import consumer_exists, service
 from tradebus.common import subjects
-from tradebus.common.bus import request
+from tradebus.common.bus import ensure_streams, request
 from tradebus.common.codec import decode_balances_reply, decode_event, encode
 from tradebus.common.messages import AssetBalance, BalancesQuery
 from tradebus.execution.bootstrap import run as run_execution
@@ -95,7 +96,12 @@ B = TypeVar("B", bound=Bus)
 
 @asynccontextmanager
 async def collecting(nats_url: str, bus: type[B]) -> AsyncIterator[B]:
-    """A ``bus`` on a new connection, collecting every order event; closed on exit."""
+    """A ``bus`` on a new connection, collecting every order event; closed on exit.
+
+    Events are read from the ``EXEC`` stream (what strategy hosts read), not
+    from core NATS: a republished event (same message id) is stored once, and
+    seen once here.
+    """
     nc = await nats.connect(nats_url)
     b = bus(nc)
 
@@ -103,7 +109,13 @@ async def collecting(nats_url: str, bus: type[B]) -> AsyncIterator[B]:
         b.events.append(decode_event(msg.data))
 
     try:
-        await nc.subscribe(subjects.EXEC_EVT_ALL, cb=collect)
+        await ensure_streams(nc.jetstream())
+        await nc.jetstream().subscribe(
+            subjects.EXEC_EVT_ALL,
+            cb=collect,
+            ordered_consumer=True,
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.NEW),
+        )
         yield b
     finally:
         await nc.close()

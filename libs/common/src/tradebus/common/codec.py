@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from tradebus.common.messages import (
+    AccountHalted,
     BalancesQuery,
     BalancesReply,
     BotCommand,
@@ -46,6 +47,7 @@ _market = msgspec.json.Decoder(MarketEvent)
 _feed_status = msgspec.json.Decoder(FeedStatus)
 _intent = msgspec.json.Decoder(Intent)
 _event = msgspec.json.Decoder(OrderEvent)
+_exec_alert = msgspec.json.Decoder(AccountHalted)
 _balances_query = msgspec.json.Decoder(BalancesQuery)
 _balances_reply = msgspec.json.Decoder(BalancesReply | ErrorReply)
 _recon_report = msgspec.json.Decoder(ReconReport)
@@ -64,6 +66,8 @@ decode_intent = _intent.decode
 """``bytes -> PlaceOrder | CancelOrder | CancelAll`` for ``intent.*`` subjects."""
 decode_event = _event.decode
 """``bytes -> OrderEvent`` for ``exec.evt.*`` subjects."""
+decode_exec_alert = _exec_alert.decode
+"""``bytes -> AccountHalted`` for ``exec.alert.*`` subjects."""
 decode_balances_query = _balances_query.decode
 decode_balances_reply = _balances_reply.decode
 decode_recon_report = _recon_report.decode

@@ -271,6 +271,26 @@ class CancelRejected(Message, kw_only=True):
 OrderEvent = OrderAccepted | OrderRejected | OrderFilled | OrderCanceled | CancelRejected
 
 
+class AccountHalted(Message, kw_only=True):
+    """An account stopped trading: its venue refuses its configuration.
+
+    Published on ``exec.alert.<user>.<account>`` (stream ``EXEC``).
+
+    ``reason`` is the machine-readable code (``authentication``,
+    ``permission_denied``, ``account_suspended``, ...), ``message`` says what
+    to do for people. Every intent for the account is refused with
+    ``account_halted`` until execution restarts with a working key; the other
+    accounts keep trading.
+    """
+
+    user: str
+    account: str
+    venue: str
+    reason: str
+    message: str
+    ts_event: int
+
+
 # --------------------------------------------------------------------------
 # Queries: exec.query.<verb> (request/reply)
 # --------------------------------------------------------------------------

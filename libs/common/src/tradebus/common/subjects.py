@@ -10,6 +10,7 @@ subject                            kind                producer -> consumer
 ``feed.status.<venue>``            core NATS           marketdata -> anyone
 ``intent.<user>.<source>``         JetStream INTENTS   strategy / person -> execution
 ``exec.evt.<user>.<source>``       JetStream EXEC      execution -> hosts, CLI
+``exec.alert.<user>.<account>``    JetStream EXEC      execution -> the user, ops
 ``exec.query.<verb>``              request/reply       reconciler, CLI -> execution
 ``recon.report.<account>``         JetStream RECON     reconciler -> anyone
 ``recon.alert.<account>``          JetStream RECON     reconciler -> anyone
@@ -109,6 +110,14 @@ def exec_evt(user: str, source: str) -> str:
 EXEC_EVT_ALL = "exec.evt.>"
 
 
+def exec_alert(user: str, account: str) -> str:
+    """``exec.alert.<user>.<account>``: an account needs its owner (:class:`AccountHalted`)."""
+    return f"exec.alert.{token(user, 'user')}.{token(account, 'account')}"
+
+
+EXEC_ALERT_ALL = "exec.alert.>"
+
+
 def exec_query(verb: str) -> str:
     """``exec.query.<verb>`` (``balances``)."""
     return f"exec.query.{token(verb, 'verb')}"
@@ -134,7 +143,7 @@ def ctl(area: str, verb: str) -> str:
 
 STREAM_SUBJECTS: dict[str, list[str]] = {
     STREAM_INTENTS: [INTENT_ALL],
-    STREAM_EXEC: [EXEC_EVT_ALL],
+    STREAM_EXEC: [EXEC_EVT_ALL, EXEC_ALERT_ALL],
     STREAM_RECON: [RECON_ALL],
 }
 """Which subjects each JetStream stream captures."""

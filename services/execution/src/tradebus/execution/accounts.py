@@ -28,9 +28,12 @@ keys are, never the keys themselves::
         secret_file: /run/secrets/bob_backpack_secret  # a file (compose secret)
         rate_per_second: 10          # the account's request budget
         burst: 10
-        poll_seconds: 1              # how often its fills are fetched
+        poll_seconds: 1              # fills polled this often while the order stream is down
+        backstop_seconds: 30         # ... and this often while it is up (a backstop)
+        # fill_stream: false         # no private order stream: fills by polling only
         timeout_seconds: 10          # per request; a place without answer is "unknown"
         # api_url: http://127.0.0.1:8080   # optional: ccxt urls['api'] (tests, mirrors)
+        # ws_url: ws://127.0.0.1:8081      # optional: ccxt.pro urls['api']['ws']
 
 Each of the API key and the secret comes from exactly one of ``*_env`` /
 ``*_file``; they are read by the composition root only (:mod:`.keys`).
@@ -78,9 +81,12 @@ class AccountSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     leverage: Decimal = Decimal(1)
     # live accounts only
     api_url: str | None = None
+    ws_url: str | None = None
     rate_per_second: float = 10.0
     burst: int = 10
+    fill_stream: bool = True
     poll_seconds: float = 1.0
+    backstop_seconds: float = 30.0
     timeout_seconds: float = 10.0
     api_key_env: str | None = None
     api_key_file: str | None = None
@@ -94,7 +100,7 @@ class AccountSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
 
 PAPER = "paper"
-_LIVE_ONLY = ("api_url", "api_key_env", "api_key_file", "secret_env", "secret_file")
+_LIVE_ONLY = ("api_url", "ws_url", "api_key_env", "api_key_file", "secret_env", "secret_file")
 
 
 MAX_LEVERAGE = Decimal(125)
@@ -167,7 +173,7 @@ def _live_problems(where: str, a: AccountSpec) -> list[str]:
         problems.append(f"{where}.rate_per_second: must be > 0")
     if a.burst < 1:
         problems.append(f"{where}.burst: must be >= 1")
-    for field in ("poll_seconds", "timeout_seconds"):
+    for field in ("poll_seconds", "backstop_seconds", "timeout_seconds"):
         if not getattr(a, field) > 0:
             problems.append(f"{where}.{field}: must be > 0")
     return problems

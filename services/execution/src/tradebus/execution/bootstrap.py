@@ -1,7 +1,8 @@
 """Composition root of the execution service.
 
 Wires: migrations (under an advisory lock), accounts (ledger rows, paper
-venues, and a ccxt venue with its fill poller per live account), the
+venues, and a ccxt venue with its fill poller and order stream per live
+account), the
 engine, a core-NATS subscription to the market data of every paper venue,
 the ``exec.query.balances`` responder, and the durable pull consumer of
 ``INTENTS`` whose messages are acked only after the engine has committed
@@ -34,6 +35,7 @@ from tradebus.execution.engine import TRANSIENT_ERRORS, ExecutionEngine
 from tradebus.execution.keys import load_keys
 from tradebus.execution.live import FillPoller, live_venue
 from tradebus.execution.metrics import ExecutionMetrics
+from tradebus.execution.order_stream import OrderStream, can_stream
 from tradebus.execution.paper import PaperExchange, PaperVenue
 from tradebus.execution.settings import ExecutionSettings
 from tradebus.execution.venue import Venue
@@ -110,6 +112,25 @@ async def open_live_accounts(
     return venues, halted
 
 
+def start_fill_tasks(
+    engine: ExecutionEngine,
+    ledger: Ledger,
+    live: dict[str, CcxtVenue],
+    specs: dict[str, AccountSpec],
+    stop: asyncio.Event,
+) -> list[asyncio.Task[None]]:
+    """Per live account: its fill poller, and its order stream if the exchange has one."""
+    tasks = []
+    for account, venue in live.items():
+        spec = specs[account]
+        poller = FillPoller(engine, ledger, venue, spec)
+        if can_stream(spec, venue.exchange):
+            stream = poller.stream = OrderStream(venue.exchange, poller, ledger, spec)
+            tasks.append(asyncio.create_task(stream.run(stop), name=f"stream-{account}"))
+        tasks.append(asyncio.create_task(poller.run(stop), name=f"fills-{account}"))
+    return tasks
+
+
 async def consume_intents(
     engine: ExecutionEngine,
     js,
@@ -181,8 +202,8 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
     js = nc.jetstream()
     await ensure_streams(js)
 
-    async def emit(user: str, source: str, event: Message, msg_id: str) -> None:
-        await publish_event(js, subjects.exec_evt(user, source), event, msg_id)
+    async def emit(subject: str, event: Message, msg_id: str) -> None:
+        await publish_event(js, subject, event, msg_id)
 
     def last_price(venue: str, symbol: str):  # type: ignore[no-untyped-def]
         exchange = exchanges.get(venue)
@@ -193,14 +214,8 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
     )
     await engine.start()
     for account, reason in halted.items():
-        engine.halt(account, reason)
-    by_id = {s.id: s for s in specs}
-    pollers = [
-        asyncio.create_task(
-            FillPoller(engine, ledger, venue, by_id[account]).run(stop), name=f"fills-{account}"
-        )
-        for account, venue in live.items()
-    ]
+        await engine.halt(account, reason)
+    pollers = start_fill_tasks(engine, ledger, live, {s.id: s for s in specs}, stop)
     tick_counters: dict[tuple[str, str], object] = {}
 
     async def on_market(msg: Msg) -> None:

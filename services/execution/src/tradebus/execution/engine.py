@@ -112,7 +112,7 @@ class ExecutionEngine:
         self._metrics = metrics
         self._last_price = last_price
         self._orders = VenueOrders(ledger, list(accounts), venues, self._events, clock, metrics)
-        self._refusals = Refusals(ledger, self._events, clock, metrics)
+        self._refusals = Refusals(ledger, accounts, self._events, clock, metrics)
         self.lock = asyncio.Lock()
         self.watermark = 0
 
@@ -161,9 +161,9 @@ class ExecutionEngine:
             self._metrics.intent_seconds.observe((self._clock.now_ns() - started) / 1e9)
 
     # ------------------------------------------------------------ live venues
-    def halt(self, account: str, reason: str) -> None:
-        """Stop trading ``account`` (a configuration error); alert once."""
-        self._refusals.halt(account, reason)
+    async def halt(self, account: str, reason: str) -> None:
+        """Stop trading ``account`` (a configuration error); alert once (log, metric, bus)."""
+        await self._refusals.halt(self._accounts[account], reason)
 
     async def resolve_unknown(self, account: str) -> None:
         """Resolve every ``unknown`` order of ``account`` by its client id. Call under :attr:`lock`.
@@ -340,7 +340,7 @@ class ExecutionEngine:
                     balances = await venue.balances()
                 except VenueUnavailable as exc:
                     if exc.error.kind == "configuration":
-                        self.halt(account_id, exc.error.reason)
+                        await self.halt(account_id, exc.error.reason)
                     raise
                 out.append(
                     AccountBalances(

@@ -1,7 +1,8 @@
-"""The order events execution publishes on ``exec.evt.<user>.<source>``, built in one place.
+"""The events execution publishes, built in one place: order events on
+``exec.evt.<user>.<source>``, account alerts on ``exec.alert.<user>.<account>``.
 
 Every event is published with a JetStream message id derived from what it is
-about (``acc:<user>:<intent>``, ``fill:<venue>:<trade id>``, ...), so a
+about (``acc:<user>:<intent>``, ``fill:<venue>:<account>:<trade id>``, ...), so a
 republish after a crash or a redelivery is stored once.
 """
 
@@ -11,9 +12,11 @@ from collections.abc import Awaitable, Callable
 
 import msgspec
 
+from tradebus.common import subjects
 from tradebus.common.clock import Clock
 from tradebus.common.ids import event_msg_id
 from tradebus.common.messages import (
+    AccountHalted,
     CancelOrder,
     CancelRejected,
     Message,
@@ -25,8 +28,8 @@ from tradebus.common.messages import (
 from tradebus.execution.venue import VenueFill
 from tradebus.ledger.store import OrderRow
 
-EmitEvent = Callable[[str, str, Message, str], Awaitable[None]]
-"""``emit(user, source, event, msg_id)``: publish an order event to JetStream."""
+EmitEvent = Callable[[str, Message, str], Awaitable[None]]
+"""``emit(subject, event, msg_id)``: publish an event to JetStream (stream ``EXEC``)."""
 
 
 class IntentContext(msgspec.Struct, frozen=True, kw_only=True):
@@ -77,7 +80,7 @@ class OrderEvents:
             venue_order_id=venue_order_id,
             ts_event=self._clock.now_ns(),
         )
-        await self._emit(row.user_id, row.source, event, _row_key("acc", row))
+        await self._emit(subjects.exec_evt(row.user_id, row.source), event, _row_key("acc", row))
 
     async def rejected(self, row: OrderRow, reason: str, message: str) -> None:
         """The venue refused the order of ``row``."""
@@ -90,7 +93,7 @@ class OrderEvents:
             message=message,
             ts_event=self._clock.now_ns(),
         )
-        await self._emit(row.user_id, row.source, event, _row_key("rej", row))
+        await self._emit(subjects.exec_evt(row.user_id, row.source), event, _row_key("rej", row))
 
     async def refused(
         self,
@@ -113,7 +116,8 @@ class OrderEvents:
             ts_event=self._clock.now_ns(),
         )
         key = intent_id if intent_id is not None else f"seq{ctx.stream_seq}"
-        await self._emit(ctx.user, ctx.source, event, event_msg_id("rej", f"{ctx.user}:{key}"))
+        msg_id = event_msg_id("rej", f"{ctx.user}:{key}")
+        await self._emit(subjects.exec_evt(ctx.user, ctx.source), event, msg_id)
 
     async def canceled(self, row: OrderRow, cancel_intent_id: str) -> None:
         """The order of ``row`` is canceled (told to the source that placed it)."""
@@ -127,7 +131,7 @@ class OrderEvents:
             cancel_intent_id=cancel_intent_id,
             ts_event=self._clock.now_ns(),
         )
-        await self._emit(row.user_id, row.source, event, _row_key("can", row))
+        await self._emit(subjects.exec_evt(row.user_id, row.source), event, _row_key("can", row))
 
     async def cancel_rejected(
         self, ctx: IntentContext, intent: CancelOrder, reason: str, message: str
@@ -143,7 +147,7 @@ class OrderEvents:
             ts_event=self._clock.now_ns(),
         )
         msg_id = event_msg_id("canrej", f"{ctx.user}:{intent.intent_id}")
-        await self._emit(ctx.user, ctx.source, event, msg_id)
+        await self._emit(subjects.exec_evt(ctx.user, ctx.source), event, msg_id)
 
     async def filled(self, row: OrderRow, fill: VenueFill) -> None:
         """A fill of the order of ``row`` (``row`` as updated by the fill)."""
@@ -164,9 +168,25 @@ class OrderEvents:
             leaves_qty=row.qty - row.filled_qty,
             ts_event=fill.ts_event,
         )
-        await self._emit(row.user_id, row.source, event, event_msg_id("fill", fill_ref(fill)))
+        subject = subjects.exec_evt(row.user_id, row.source)
+        await self._emit(subject, event, event_msg_id("fill", fill_ref(fill)))
+
+    async def account_halted(
+        self, user: str, account: str, venue: str, reason: str, message: str
+    ) -> None:
+        """The alert that ``account`` is halted, on ``exec.alert.<user>.<account>``."""
+        event = AccountHalted(
+            user=user,
+            account=account,
+            venue=venue,
+            reason=reason,
+            message=message,
+            ts_event=self._clock.now_ns(),
+        )
+        msg_id = event_msg_id("halt", f"{account}:{event.ts_event}")
+        await self._emit(subjects.exec_alert(user, account), event, msg_id)
 
 
 def fill_ref(fill: VenueFill) -> str:
-    """``<venue>:<trade id>``: the fill's unique key, also its journal reference."""
-    return f"{fill.venue}:{fill.trade_id}"
+    """``<venue>:<account>:<trade id>``: the fill's unique key, also its journal reference."""
+    return f"{fill.venue}:{fill.account}:{fill.trade_id}"

@@ -1,29 +1,35 @@
 """Live accounts: their ccxt venue, and the task that brings their fills into the ledger.
 
-* :func:`open_live_venue` builds the ccxt client of one account (keys from
-  :mod:`.keys`, ``api_url`` override, the account's :class:`RateBudget`)
-  and loads its markets.
+* :func:`ccxt_client` builds the ccxt client of one account (keys from
+  :mod:`.keys`, ``api_url``/``ws_url`` overrides): a ``ccxt.pro`` client when
+  ccxt.pro has the exchange (REST and the private order stream on one
+  client), else ``ccxt.async_support``; :func:`live_venue` wraps it with the
+  account's :class:`RateBudget`.
 * :class:`FillPoller` asks the venue for the account's fills
-  (``fetch_my_trades`` since the last one seen) every ``poll_seconds`` and
-  books them through :meth:`ExecutionEngine.record_fills`. A fill is keyed
-  by ``<market id>:<venue trade id>`` (Backpack's trade ids repeat across
-  symbols), so one seen twice is booked once (the ledger's
-  ``(venue, trade_id)`` key); its order is found by client id (the ledger's,
-  sent with the order), else by the venue's order id. Each round also
-  resolves orders of unknown outcome (:meth:`ExecutionEngine.resolve_unknown`),
-  so one is settled even if no other intent comes for the account.
+  (``fetch_my_trades`` since the last one seen) and books them through
+  :meth:`ExecutionEngine.record_fills`: every ``poll_seconds`` while the
+  account's order stream (:mod:`.order_stream`) is down or absent, every
+  ``backstop_seconds`` while it is up, and at once when the stream asks
+  (:meth:`FillPoller.wake`: it came back, or it saw a fill it could not
+  book). A fill is keyed by ``<market id>:<venue trade id>`` (Backpack's
+  trade ids repeat across symbols), so one seen twice, by the stream and by
+  a poll, is booked once (the ledger's ``(venue, account, trade_id)`` key);
+  its order is found by client id (the ledger's, sent with the order), else
+  by the venue's order id. Each round also resolves orders of unknown
+  outcome (:meth:`ExecutionEngine.resolve_unknown`), so one is settled even
+  if no other intent comes for the account.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import ccxt.async_support
+import ccxt.pro
 
 from tradebus.execution.accounts import AccountSpec
 from tradebus.execution.ccxt_venue import CcxtVenue, VenueUnavailable
@@ -38,14 +44,19 @@ log = logging.getLogger(__name__)
 LOOKBACK_MS = 60_000
 """How far before the oldest open order (or the start) the first poll looks (clock skew)."""
 
+REPOLL_MS = 10_000
+"""Each poll asks again for the fills of this window before the newest seen (late listings)."""
+
 
 def ccxt_client(spec: AccountSpec, keys: AccountKeys, timeout_ms: int = 10_000) -> Any:
-    """A ``ccxt.async_support`` client of ``spec.venue`` with the account's keys.
+    """A ccxt client of ``spec.venue`` with the account's keys (``ccxt.pro`` if it has it).
 
-    ccxt's own throttle is off: the account's :class:`RateBudget` is the one budget.
+    ``api_url`` replaces every REST URL of ``urls['api']``, ``ws_url`` every
+    WebSocket URL of ``urls['api']['ws']``. ccxt's own throttle is off: the
+    account's :class:`RateBudget` is the one budget.
     """
-    cls = getattr(ccxt.async_support, spec.venue)
-    client = cls(
+    module = ccxt.pro if spec.venue in ccxt.pro.exchanges else ccxt.async_support
+    client = getattr(module, spec.venue)(
         {
             "apiKey": keys.api_key.reveal(),
             "secret": keys.secret.reveal(),
@@ -54,14 +65,17 @@ def ccxt_client(spec: AccountSpec, keys: AccountKeys, timeout_ms: int = 10_000) 
             "logger": VENUE_HTTP_LOG,  # redacts the keys from ccxt's request logs
         }
     )
+    api = client.urls.get("api")
     if spec.api_url:
-        api = client.urls.get("api")
         if isinstance(api, dict):
-            client.urls["api"] = {
-                k: (spec.api_url if isinstance(v, str) else v) for k, v in api.items()
-            }
+            api = {k: (spec.api_url if isinstance(v, str) else v) for k, v in api.items()}
         else:
-            client.urls["api"] = spec.api_url
+            api = spec.api_url
+    if spec.ws_url and isinstance(api, dict) and isinstance(api.get("ws"), dict):
+        api = {**api, "ws": {k: spec.ws_url for k in api["ws"]}}
+    elif spec.ws_url and isinstance(api, dict) and isinstance(api.get("ws"), str):
+        api = {**api, "ws": spec.ws_url}
+    client.urls["api"] = api
     return client
 
 
@@ -72,6 +86,15 @@ def live_venue(spec: AccountSpec, keys: AccountKeys) -> CcxtVenue:
         spec.id,
         RateBudget(rate=spec.rate_per_second, burst=spec.burst),
     )
+
+
+class StreamState(Protocol):
+    """What the poller needs to know of the account's order stream."""
+
+    @property
+    def up(self) -> bool:
+        """True while the stream is connected and delivering."""
+        ...
 
 
 class FillPoller:
@@ -87,13 +110,24 @@ class FillPoller:
         The account's venue.
     spec
         The account.
+    stream
+        The account's order stream, if it has one (its ``up`` sets the period).
     """
 
-    def __init__(self, engine: Any, ledger: Ledger, venue: CcxtVenue, spec: AccountSpec) -> None:
+    def __init__(
+        self,
+        engine: Any,
+        ledger: Ledger,
+        venue: CcxtVenue,
+        spec: AccountSpec,
+        stream: StreamState | None = None,
+    ) -> None:
         self._engine = engine
         self._ledger = ledger
         self._venue = venue
         self._spec = spec
+        self.stream = stream
+        self._wake = asyncio.Event()
         self._since: int | None = None
         self._seen: dict[str, int] = {}  # fill key -> venue ms, pruned below _since
         self._unmatched: set[str] = set()  # fills of no order of ours (warned once)
@@ -106,12 +140,12 @@ class FillPoller:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until ``stop`` is set or the account is halted."""
-        while not stop.is_set() and self._spec.id not in self._engine.halted:
+        while not stop.is_set() and not self.halted:
             try:
                 await self.poll_once()
             except VenueUnavailable as exc:
                 if exc.error.kind == "configuration":
-                    self._engine.halt(self._spec.id, exc.error.reason)
+                    await self._engine.halt(self._spec.id, exc.error.reason)
                     return
                 log.warning(
                     "fill poll failed",
@@ -123,8 +157,38 @@ class FillPoller:
                 raise
             except Exception:
                 log.exception("fill poll crashed", extra={"account": self._spec.id})
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._spec.poll_seconds)
+            await self._pause(stop)
+
+    @property
+    def halted(self) -> bool:
+        """True once the account is halted (its tasks stop)."""
+        return self._spec.id in self._engine.halted
+
+    def wake(self) -> None:
+        """Poll now (the stream came back, or it saw a fill it could not book)."""
+        self._wake.set()
+
+    @property
+    def period(self) -> float:
+        """Seconds between polls now: ``backstop_seconds`` while the stream is up."""
+        up = self.stream is not None and self.stream.up
+        return self._spec.backstop_seconds if up else self._spec.poll_seconds
+
+    async def _pause(self, stop: asyncio.Event) -> None:
+        """Wait ``period`` seconds, or less if woken or stopped (re-checks the period)."""
+        deadline = time.monotonic() + self.period
+        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+        try:
+            while not stop.is_set() and not self._wake.is_set():
+                # the period shortens at once when the stream goes down
+                left = min(deadline, time.monotonic() + self.period) - time.monotonic()
+                if left <= 0:
+                    break
+                await asyncio.wait(waiters, timeout=min(left, 0.25))
+        finally:
+            for w in waiters:
+                w.cancel()
+        self._wake.clear()
 
     async def poll_once(self) -> int:
         """One round: resolve unknown orders, fetch new fills, book them; the number booked."""
@@ -133,6 +197,20 @@ class FillPoller:
         async with self._engine.lock:
             await self._engine.resolve_unknown(self._spec.id)
         trades = await self._venue.my_trades(self._since)
+        booked = await self.book(trades)
+        stamps = [int(t.get("timestamp") or 0) for t in trades]
+        if stamps:
+            # keep re-reading the last REPOLL_MS: a venue may list a fill late
+            self._since = max(self._since, max(stamps) - REPOLL_MS)
+            self._seen = {k: ts for k, ts in self._seen.items() if ts >= self._since}
+        return len(booked)
+
+    async def book(self, trades: list[dict[str, Any]]) -> list[VenueFill]:
+        """Book the ccxt trade structures not booked yet (from a poll or the stream).
+
+        Returns the fills booked now. A trade of no order in the ledger (yet)
+        is skipped with a warning (once), and booked by a later round.
+        """
         fills: list[VenueFill] = []
         keys: dict[str, int] = {}
         for trade in sorted(trades, key=lambda t: t.get("timestamp") or 0):
@@ -154,10 +232,7 @@ class FillPoller:
             async with self._engine.lock:
                 await self._engine.record_fills(fills)
         self._seen.update(keys)
-        if keys:
-            self._since = max(self._since, max(keys.values()))
-            self._seen = {k: ts for k, ts in self._seen.items() if ts >= self._since}
-        return len(fills)
+        return fills
 
     def _key(self, trade: dict[str, Any]) -> str:
         info = trade.get("info") or {}

@@ -74,6 +74,12 @@ class ExecutionMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.account_halted = Gauge(
+            "tradebus_execution_account_halted",
+            "1 while the account is halted (its venue refuses its keys or permissions)",
+            ["account", "reason"],
+            registry=registry,
+        )
         self.ready = Gauge(
             "tradebus_execution_ready", "1 once consuming intents", registry=registry
         )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 
 from tradebus.common.clock import Clock
+from tradebus.execution.accounts import AccountSpec
 from tradebus.execution.ccxt_venue import VenueUnavailable
 from tradebus.execution.events import IntentContext, OrderEvents
 from tradebus.execution.metrics import ExecutionMetrics
@@ -33,6 +34,8 @@ class Refusals:
     ----------
     ledger
         The Postgres ledger.
+    accounts
+        The configured accounts by id.
     events
         Publishes order events.
     clock
@@ -42,9 +45,15 @@ class Refusals:
     """
 
     def __init__(
-        self, ledger: Ledger, events: OrderEvents, clock: Clock, metrics: ExecutionMetrics
+        self,
+        ledger: Ledger,
+        accounts: dict[str, AccountSpec],
+        events: OrderEvents,
+        clock: Clock,
+        metrics: ExecutionMetrics,
     ) -> None:
         self._ledger = ledger
+        self._accounts = accounts
         self._events = events
         self._clock = clock
         self._metrics = metrics
@@ -73,15 +82,26 @@ class Refusals:
         )
         await self._events.refused(ctx, intent_id, account, refusal.reason, refusal.message)
 
-    def halt(self, account: str, reason: str) -> None:
-        """Stop trading ``account`` (a configuration error); alert once."""
-        if account in self.halted:
+    async def halt(self, account: AccountSpec, reason: str) -> None:
+        """Stop trading ``account`` (a configuration error); alert once.
+
+        The alert is an error log, the gauge ``tradebus_execution_account_halted``
+        and :class:`AccountHalted` on ``exec.alert.<user>.<account>``.
+        """
+        if account.id in self.halted:
             return
-        self.halted[account] = reason
+        self.halted[account.id] = reason
+        message = (
+            f"account {account.id} on {account.venue} is halted: the venue refuses its"
+            f" configuration ({reason}). Check its API key, secret and permissions, then"
+            " restart execution; its intents are refused with account_halted until then."
+        )
         log.error(
             "account halted: the venue refuses its configuration (keys, permissions)",
-            extra={"alert": "account_halted", "account": account, "reason": reason},
+            extra={"alert": "account_halted", "account": account.id, "reason": reason},
         )
+        self._metrics.account_halted.labels(account=account.id, reason=reason).set(1)
+        await self._events.account_halted(account.user, account.id, account.venue, reason, message)
 
     async def refuse_halted(self, ctx: IntentContext, intent_id: str, account: str) -> None:
         """Refuse an intent of a halted account with ``account_halted``."""
@@ -94,7 +114,7 @@ class Refusals:
         """A venue call of an intent failed without an answer (see the module docstring)."""
         if exc.error.kind != "configuration":
             raise RetryLater(f"{account}: {exc.error.kind}: {exc.error.reason}") from None
-        self.halt(account, exc.error.reason)
+        await self.halt(self._accounts[account], exc.error.reason)
         row = await self._ledger.get_order(ctx.user, intent_id)
         if row is not None and row.account_id == account and row.status == "new":
             await self._ledger.set_order_status(
