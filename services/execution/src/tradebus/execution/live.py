@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import ccxt.async_support
 import ccxt.pro
 
+from tradebus.common.ccxt_urls import override_urls
 from tradebus.execution.accounts import AccountSpec
 from tradebus.execution.ccxt_venue import CcxtVenue, VenueUnavailable
 from tradebus.execution.engine import RetryLater
@@ -65,17 +66,7 @@ def ccxt_client(spec: AccountSpec, keys: AccountKeys, timeout_ms: int = 10_000) 
             "logger": VENUE_HTTP_LOG,  # redacts the keys from ccxt's request logs
         }
     )
-    api = client.urls.get("api")
-    if spec.api_url:
-        if isinstance(api, dict):
-            api = {k: (spec.api_url if isinstance(v, str) else v) for k, v in api.items()}
-        else:
-            api = spec.api_url
-    if spec.ws_url and isinstance(api, dict) and isinstance(api.get("ws"), dict):
-        api = {**api, "ws": {k: spec.ws_url for k in api["ws"]}}
-    elif spec.ws_url and isinstance(api, dict) and isinstance(api.get("ws"), str):
-        api = {**api, "ws": spec.ws_url}
-    client.urls["api"] = api
+    override_urls(client, spec.api_url, spec.ws_url)
     return client
 
 

@@ -3,8 +3,10 @@
 A replay (``TRADEBUS_REPLAY_FILES``) runs the plain :class:`Feed` over the
 files and exits at their end. A live feed (``TRADEBUS_FEED=binance`` or
 ``backpack``) runs one :class:`LiveSource` connection for every symbol of the
-venue, with de-duplication, stale detection, the REST fallback and the
-``feed.status.<venue>`` publisher (:class:`LiveFeed`).
+venue (``TRADEBUS_FEED=ccxt``: one ccxt.pro client,
+:class:`~tradebus.marketdata.ccxt_source.CcxtSource`), with de-duplication,
+stale detection, the REST fallback and the ``feed.status.<venue>`` publisher
+(:class:`LiveFeed`).
 """
 
 from __future__ import annotations
@@ -22,16 +24,18 @@ from tradebus.common.config import ConfigError
 from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.metrics import new_registry, serve_metrics
 from tradebus.marketdata import backpack, binance
+from tradebus.marketdata.ccxt_parser import CcxtParser
 from tradebus.marketdata.dedup import Deduplicator
-from tradebus.marketdata.feed import Feed, FeedMetrics, FeedStats
+from tradebus.marketdata.feed import Feed, FeedMetrics, FeedStats, FrameSource
 from tradebus.marketdata.health import FeedHealth, HealthMetrics
 from tradebus.marketdata.live import LiveFeed
 from tradebus.marketdata.parsing import Parser
-from tradebus.marketdata.rest import RestMetrics, RestQuotePoller
+from tradebus.marketdata.rest import QuotePoller, RestMetrics, RestQuotePoller
 from tradebus.marketdata.settings import MarketdataSettings
 from tradebus.marketdata.sources import (
     FeedRefusedError,
     LiveSource,
+    Reconnects,
     ReplayFileError,
     ReplaySource,
 )
@@ -42,6 +46,8 @@ log = logging.getLogger(__name__)
 def build_parser(settings: MarketdataSettings, catalog: MarketCatalog) -> Parser:
     """The parser of ``settings.feed``, publishing ``settings.symbols`` (all if empty)."""
     only = set(settings.symbols) or None
+    if settings.feed == "ccxt":
+        return CcxtParser(catalog, settings.ccxt_exchange, only=only)
     if settings.feed == "backpack":
         return backpack.BackpackParser(catalog, only=only)
     return binance.BinanceParser(catalog, only=only)
@@ -88,9 +94,9 @@ def check_live(settings: MarketdataSettings, catalog: MarketCatalog) -> None:
         Naming the setting.
     """
     if not settings.symbols:
-        example = "SOL_USDC,BTC_USDC" if settings.feed == "backpack" else "BTCUSDT,ETHUSDT"
+        example = "BTCUSDT,ETHUSDT" if settings.feed == "binance" else "SOL_USDC,BTC_USDC"
         raise ConfigError(f"TRADEBUS_SYMBOLS is required for a live feed (e.g. {example})")
-    unknown = [s for s in settings.symbols if (settings.feed, s) not in catalog]
+    unknown = [s for s in settings.symbols if (settings.venue(), s) not in catalog]
     if unknown:
         raise ConfigError(f"TRADEBUS_SYMBOLS: not in the markets file: {', '.join(unknown)}")
     settings.check_live()
@@ -101,14 +107,13 @@ def build_live(
     parser: Parser,
     metrics: FeedMetrics,
     registry_metrics: tuple[HealthMetrics, RestMetrics],
-) -> tuple[LiveSource, FeedHealth, RestQuotePoller | None]:
+) -> tuple[FrameSource, FeedHealth, QuotePoller | None]:
     """The venue's connection, its health (wired to the connection) and its REST poller."""
-    venue = settings.feed
+    venue = settings.venue()
     health_metrics, rest_metrics = registry_metrics
     health = FeedHealth(venue, settings.symbols, settings.stale_seconds, health_metrics)
     connected = metrics.connected.labels(venue=venue)
     reconnects = metrics.reconnects.labels(venue=venue)
-    url, subscribe, rest_url = live_endpoints(settings)
 
     def on_connect() -> None:
         connected.set(1)
@@ -122,22 +127,50 @@ def build_live(
         reconnects.inc()
         health.on_reconnect()
 
-    source = LiveSource(
+    poll = settings.rest_poll_seconds > 0
+    if settings.feed == "ccxt":
+        from tradebus.marketdata import ccxt_rest, ccxt_source  # ccxt: only for this feed
+
+        exchange = ccxt_source.make_exchange(
+            settings.ccxt_exchange, settings.ccxt_ws_url, settings.ccxt_rest_url
+        )
+        source = ccxt_source.CcxtSource(
+            exchange,
+            settings.symbols,
+            reconnects=Reconnects(on_connect, on_disconnect, on_reconnect),
+        )
+        ccxt_poller = ccxt_rest.CcxtQuotePoller(exchange, parser, rest_metrics) if poll else None
+        return source, health, ccxt_poller
+    url, subscribe, rest_url = live_endpoints(settings)
+    live_source = LiveSource(
         url,
         subscribe,
         on_connect=on_connect,
         on_disconnect=on_disconnect,
         on_reconnect=on_reconnect,
     )
-    poller = None
-    if settings.rest_poll_seconds > 0:
-        poller = RestQuotePoller(parser, rest_url, rest_metrics)
-    return source, health, poller
+    poller = RestQuotePoller(parser, rest_url, rest_metrics) if poll else None
+    return live_source, health, poller
+
+
+def check_ccxt(settings: MarketdataSettings) -> None:
+    """Refuse ``TRADEBUS_FEED=ccxt`` without a ccxt.pro exchange that streams quotes and trades.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``TRADEBUS_CCXT_EXCHANGE``.
+    """
+    if settings.feed == "ccxt":
+        from tradebus.marketdata import ccxt_source  # imports ccxt: only for this feed
+
+        ccxt_source.check_exchange(settings.ccxt_exchange)
 
 
 async def run(settings: MarketdataSettings, stop: asyncio.Event) -> int:
     """Run the feed until the replay ends or ``stop`` is set; returns the exit status."""
     catalog = MarketCatalog.load(settings.markets_file or default_markets_path())
+    check_ccxt(settings)
     replay = build_replay(settings) if settings.replay_files else None
     if replay is None:
         check_live(settings, catalog)
@@ -149,13 +182,15 @@ async def run(settings: MarketdataSettings, stop: asyncio.Event) -> int:
     nc = await connect(settings.nats_url, "marketdata")
     live: LiveFeed | None = None
     if replay is not None:
-        feed = Feed(settings.feed, parser, nc.publish, LiveClock(), metrics)
+        feed = Feed(settings.venue(), parser, nc.publish, LiveClock(), metrics)
         job = feed.run(replay)
     else:
         source, health, poller = build_live(
             settings, parser, metrics, (HealthMetrics(registry), RestMetrics(registry))
         )
-        feed = Feed(settings.feed, parser, nc.publish, LiveClock(), metrics, Deduplicator(), health)
+        feed = Feed(
+            settings.venue(), parser, nc.publish, LiveClock(), metrics, Deduplicator(), health
+        )
         live = LiveFeed(
             feed,
             health,

@@ -26,7 +26,7 @@ from tradebus.common import subjects
 from tradebus.common.codec import encode
 from tradebus.marketdata.feed import Feed, FeedStats, FrameSource, Publish
 from tradebus.marketdata.health import FeedHealth
-from tradebus.marketdata.rest import RestQuotePoller
+from tradebus.marketdata.rest import QuotePoller
 
 
 class LiveFeed:
@@ -55,7 +55,7 @@ class LiveFeed:
         feed: Feed,
         health: FeedHealth,
         publish: Publish,
-        poller: RestQuotePoller | None,
+        poller: QuotePoller | None,
         *,
         status_seconds: float = 5.0,
         poll_seconds: float = 1.0,
@@ -115,7 +115,7 @@ class LiveFeed:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._health.changed.wait(), self._check_seconds)
 
-    async def _fallback(self, poller: RestQuotePoller) -> None:
+    async def _fallback(self, poller: QuotePoller) -> None:
         while True:
             stale = sorted(self._health.stale)
             if not stale:

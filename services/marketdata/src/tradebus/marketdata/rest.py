@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 import aiohttp
 import msgspec
@@ -25,6 +26,19 @@ from tradebus.marketdata.parsing import Parser
 log = logging.getLogger(__name__)
 
 LOG_EVERY_SECONDS = 30.0
+
+
+class QuotePoller(Protocol):
+    """What the live feed's REST fallback needs (:class:`RestQuotePoller`,
+    :class:`~tradebus.marketdata.ccxt_rest.CcxtQuotePoller`)."""
+
+    async def poll(self, symbol: str) -> QuoteTick | None:
+        """The current best bid/ask of native ``symbol``; None if the request failed."""
+        ...
+
+    async def close(self) -> None:
+        """Release the connection (idempotent)."""
+        ...
 
 
 class RestMetrics:

@@ -19,7 +19,8 @@ class MarketdataSettings(Settings, frozen=True, kw_only=True):
     nats_url
         NATS server URL.
     feed
-        Venue whose feed this process runs: ``binance`` or ``backpack``. One
+        Venue whose feed this process runs: ``binance``, ``backpack``, or
+        ``ccxt`` (any ccxt.pro exchange, named by ``ccxt_exchange``). One
         process keeps one connection for every symbol of its venue; run one
         process per venue.
     symbols
@@ -39,6 +40,12 @@ class MarketdataSettings(Settings, frozen=True, kw_only=True):
         Backpack's WebSocket endpoint.
     backpack_rest_url
         Base URL of Backpack's REST API (stale-feed fallback).
+    ccxt_exchange
+        ccxt exchange id of ``feed=ccxt`` (``okx``, ``bybit``, ``backpack``):
+        the venue of its ticks; symbols are its native market ids.
+    ccxt_ws_url, ccxt_rest_url
+        Replace ccxt's WebSocket / REST URLs of that exchange (tests, proxies);
+        empty = ccxt's own.
     stale_seconds
         A symbol whose stream sent nothing for this long (seconds) is stale:
         it is reported so, and its quotes come from REST polling until the
@@ -56,7 +63,7 @@ class MarketdataSettings(Settings, frozen=True, kw_only=True):
     """
 
     nats_url: str = "nats://127.0.0.1:4222"
-    feed: Literal["binance", "backpack"] = "binance"
+    feed: Literal["binance", "backpack", "ccxt"] = "binance"
     symbols: list[str] = []
     replay_files: list[str] = []
     replay_speed: str = "max"
@@ -64,12 +71,19 @@ class MarketdataSettings(Settings, frozen=True, kw_only=True):
     binance_rest_url: str = BINANCE_REST_URL
     backpack_ws_url: str = BACKPACK_WS_URL
     backpack_rest_url: str = BACKPACK_REST_URL
+    ccxt_exchange: str = ""
+    ccxt_ws_url: str = ""
+    ccxt_rest_url: str = ""
     stale_seconds: float = 10.0
     rest_poll_seconds: float = 1.0
     status_seconds: float = 5.0
     markets_file: str = ""
     metrics_port: int = 9100
     log_level: str = "info"
+
+    def venue(self) -> str:
+        """Venue of the ticks and subjects: ``feed``, or ``ccxt_exchange`` for ``feed=ccxt``."""
+        return self.ccxt_exchange if self.feed == "ccxt" else self.feed
 
     def check_live(self) -> None:
         """Check the live-feed periods.

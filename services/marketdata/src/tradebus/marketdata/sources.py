@@ -119,6 +119,70 @@ def backoff_delay(
     return min(cap, base * 2 ** min(attempt, 32)) * (0.5 + rand() / 2)
 
 
+class Reconnects:
+    """Connection bookkeeping shared by the live sources: callbacks, backoff, jitter.
+
+    A source calls :meth:`attempting` before each connection attempt,
+    :meth:`opened` once the connection delivers (or is subscribed),
+    :meth:`closed` when an opened connection is lost, and awaits
+    :meth:`pause` before trying again. The delay doubles after every failed
+    or short-lived connection (one that lasted less than :data:`STABLE_SECONDS`),
+    so a server that accepts and drops at once is not hammered
+    (:func:`backoff_delay`); a stable connection resets it.
+
+    Parameters
+    ----------
+    on_connect, on_disconnect, on_reconnect
+        Called when a connection opens, when an opened one is lost, and
+        (before ``on_connect``) when a lost connection is re-established.
+    max_backoff
+        Cap of the reconnect delay, seconds.
+    monotonic
+        Clock of the stability check, seconds.
+    """
+
+    def __init__(
+        self,
+        on_connect: Callable[[], None] = lambda: None,
+        on_disconnect: Callable[[], None] = lambda: None,
+        on_reconnect: Callable[[], None] = lambda: None,
+        max_backoff: float = 30.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._on_connect = on_connect
+        self._on_disconnect = on_disconnect
+        self._on_reconnect = on_reconnect
+        self._max_backoff = max_backoff
+        self._monotonic = monotonic
+        self._attempt = 0
+        self._connected_before = False
+        self._since = monotonic()
+
+    def attempting(self) -> None:
+        """A connection attempt starts now."""
+        self._since = self._monotonic()
+
+    def opened(self) -> None:
+        """The connection works: ``on_reconnect`` (if it is not the first), then ``on_connect``."""
+        self._since = self._monotonic()
+        if self._connected_before:
+            self._on_reconnect()
+        self._connected_before = True
+        self._on_connect()
+
+    def closed(self) -> None:
+        """An opened connection was lost: ``on_disconnect``."""
+        self._on_disconnect()
+
+    async def pause(self) -> None:
+        """Sleep the backoff delay before the next attempt."""
+        if self._monotonic() - self._since >= STABLE_SECONDS:
+            self._attempt = 0
+        delay = backoff_delay(self._attempt, cap=self._max_backoff)
+        self._attempt += 1
+        await asyncio.sleep(delay)
+
+
 class LiveSource:
     """Frames from a WebSocket URL, reconnecting with exponential backoff and jitter.
 
@@ -165,10 +229,7 @@ class LiveSource:
         self._url = url
         self._subscribe = list(subscribe)
         self._clock_ns = clock_ns
-        self._on_connect = on_connect
-        self._on_disconnect = on_disconnect
-        self._on_reconnect = on_reconnect
-        self._max_backoff = max_backoff
+        self._reconnects = Reconnects(on_connect, on_disconnect, on_reconnect, max_backoff)
         self._ping_interval = ping_interval
         self._ping_timeout = ping_timeout
 
@@ -181,10 +242,9 @@ class LiveSource:
             If the URL is invalid or the server answers the handshake with a
             client error other than 429 (retrying would not help).
         """
-        attempt = 0
-        connected_before = False
+        reconnects = self._reconnects
         while True:
-            opened = time.monotonic()
+            reconnects.attempting()
             try:
                 async with connect(
                     self._url,
@@ -193,20 +253,16 @@ class LiveSource:
                     ping_interval=self._ping_interval,
                     ping_timeout=self._ping_timeout,
                 ) as ws:
-                    opened = time.monotonic()
                     for message in self._subscribe:
                         await ws.send(message)
-                    if connected_before:
-                        self._on_reconnect()
-                    connected_before = True
-                    self._on_connect()
+                    reconnects.opened()
                     log.info("feed connected", extra={"url": self._url})
                     try:
                         async for message in ws:
                             data = message.encode() if isinstance(message, str) else message
                             yield self._clock_ns(), data
                     finally:
-                        self._on_disconnect()
+                        reconnects.closed()
                 log.warning("feed closed by server; reconnecting")
             except websockets.InvalidURI as exc:
                 raise FeedRefusedError(f"invalid feed URL {self._url}: {exc}") from None
@@ -219,8 +275,4 @@ class LiveSource:
                 log.warning("feed handshake failed", extra={"status": status})
             except (TimeoutError, OSError, websockets.WebSocketException) as exc:
                 log.warning("feed connection failed", extra={"error": repr(exc)})
-            if time.monotonic() - opened >= STABLE_SECONDS:
-                attempt = 0
-            delay = backoff_delay(attempt, cap=self._max_backoff)
-            attempt += 1
-            await asyncio.sleep(delay)
+            await reconnects.pause()
