@@ -33,13 +33,14 @@ from tradebus.strategy.settings import StrategySettings
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS: dict[str, Any] = {
     "marketdata": MarketdataSettings,
+    "marketdata-backpack": MarketdataSettings,
     "strategy": StrategySettings,
     "execution": ExecutionSettings,
     "reconciler": ReconcilerSettings,
     "migrate": MigrateSettings,
     "bots-apply": BotsApplySettings,
 }
-TRADEBUS = ("marketdata", "strategy", "execution", "reconciler")
+TRADEBUS = ("marketdata", "marketdata-backpack", "strategy", "execution", "reconciler")
 REQUIRED = {"nats", "postgres", "prometheus", "grafana", *SETTINGS}
 INTERPOLATION = re.compile(r"\$\{(\w+)(:?-([^}]*))?\}")
 CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
