@@ -307,3 +307,30 @@ def test_live_account_fields_are_validated(tmp_path: Path) -> None:
     shown = f"{keys!r} {keys.api_key} {keys.secret!r}"
     assert "the-secret" not in shown and "the-api-key" not in shown
     assert repr(Secret("x")) == "Secret('***')"
+
+
+async def test_a_venue_down_at_start_makes_its_intents_wait_not_fail(
+    nats_url: str,
+    database_url: str,
+    tmp_path: Path,
+    server: BackpackServer,
+    creds: Credentials,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # more failures than one call's retries: execution starts with the venue unreachable
+    outage = server.fail_next(503, "MAINTENANCE", "Exchange is under maintenance", count=7)
+    accounts = write_accounts(server, creds, tmp_path, monkeypatch)
+    settings = execution_settings(nats_url, database_url, tmp_path, accounts)
+    async with collecting(nats_url, Bus) as bus, execution_service(bus.nc, settings):
+        await bus.pub("intent.alice.manual", ALICE % "a-3")
+        await bus.pub("intent.bob.manual", BOB % ("b-7", "60000"))
+        await eventually(lambda: bus.of(OrderAccepted, "a-3"), what="paper OrderAccepted")
+        await eventually(lambda: bus.of(OrderAccepted, "b-7"), timeout=30, what="OrderAccepted")
+        assert outage.count == 0 and bus.of(OrderRejected) == []
+        (order,) = server.orders()
+        assert order.client_id == int(bus.of(OrderAccepted, "b-7")[0].client_order_id)
+        # the account was created with what the venue holds, once it answered
+        query = BalancesQuery(account="bob-bp")
+        raw = await request(bus.nc, subjects.exec_query("balances"), query)
+        (account,) = decode_balances_reply(raw).accounts  # type: ignore[union-attr]
+        assert {b.asset for b in account.balances} == {"USDC"}

@@ -29,6 +29,12 @@ from tradebus.execution.venue_errors import classify, is_not_found
         (ccxt.NetworkError("reset"), True, "unknown_outcome", "network_error"),
         (ccxt.ExchangeNotAvailable("502"), False, "transient", "exchange_not_available"),
         (ccxt.ExchangeError("something"), True, "permanent", "venue_rejected"),
+        (  # Backpack's maintenance answer, as ccxt raises it
+            ccxt.ExchangeError('backpack {"code": "MAINTENANCE", "message": "under maintenance"}'),
+            True,
+            "transient",
+            "exchange_error",
+        ),
     ],
 )
 def test_classification(exc: Exception, changes_state: bool, kind: str, reason: str) -> None:

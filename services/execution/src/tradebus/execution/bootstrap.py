@@ -2,9 +2,9 @@
 
 Wires: migrations (under an advisory lock), accounts (ledger rows, paper
 venues, and a ccxt venue with its fill poller and order stream per live
-account), the
-engine, a core-NATS subscription to the market data of every paper venue,
-the ``exec.query.balances`` responder, and the durable pull consumer of
+account: :mod:`.live_accounts`), the engine, a core-NATS subscription to the
+market data of every paper venue, the ``exec.query.balances`` responder, and
+the durable pull consumer of
 ``INTENTS`` whose messages are acked only after the engine has committed
 them (transient failures and venue outcomes still unknown are nak'ed with a
 delay and retried).
@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from decimal import Decimal
 
 import msgspec
 import nats.errors
@@ -30,12 +29,10 @@ from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.messages import BalancesReply, ErrorReply, Message, TradeTick
 from tradebus.common.metrics import new_registry, serve_metrics
 from tradebus.execution.accounts import AccountSpec, load_accounts
-from tradebus.execution.ccxt_venue import CcxtVenue, VenueUnavailable
+from tradebus.execution.ccxt_venue import VenueUnavailable
 from tradebus.execution.engine import TRANSIENT_ERRORS, ExecutionEngine
-from tradebus.execution.keys import load_keys
-from tradebus.execution.live import FillPoller, live_venue
+from tradebus.execution.live_accounts import open_live_accounts, start_live_tasks
 from tradebus.execution.metrics import ExecutionMetrics
-from tradebus.execution.order_stream import OrderStream, can_stream
 from tradebus.execution.paper import PaperExchange, PaperVenue
 from tradebus.execution.settings import ExecutionSettings
 from tradebus.execution.venue import Venue
@@ -75,60 +72,6 @@ async def open_accounts(
         deposits = deposit_entries(spec.id, dict(spec.balances), "initial")
         await ledger.ensure_account(spec.id, spec.user, spec.venue, deposits, now_ns)
     return venues, exchanges
-
-
-async def open_live_accounts(
-    specs: list[AccountSpec], ledger: Ledger, now_ns: int
-) -> tuple[dict[str, CcxtVenue], dict[str, str]]:
-    """A started :class:`CcxtVenue` per live account, and the accounts to halt (-> why).
-
-    Keys are read here (and only here). The venue's markets are loaded and
-    its balances asked once, so a bad key halts the account at start. A new
-    account's opening deposits are its ``balances`` if the file gives them,
-    else what the venue holds now.
-
-    Raises
-    ------
-    ConfigError
-        If a key's variable or file is missing or empty.
-    """
-    venues: dict[str, CcxtVenue] = {}
-    halted: dict[str, str] = {}
-    for spec in specs:
-        if not spec.live:
-            continue
-        venue = venues[spec.id] = live_venue(spec, load_keys(spec))
-        held: dict[str, Decimal] | None = None
-        try:
-            await venue.start()
-            held = {b.asset: b.total for b in await venue.balances()}
-        except VenueUnavailable as exc:
-            halted[spec.id] = exc.error.reason
-        opening = dict(spec.balances) if spec.balances else held
-        if opening is None:
-            continue  # not created until the venue can say what it holds
-        deposits = deposit_entries(spec.id, opening, "initial")
-        await ledger.ensure_account(spec.id, spec.user, spec.venue, deposits, now_ns)
-    return venues, halted
-
-
-def start_fill_tasks(
-    engine: ExecutionEngine,
-    ledger: Ledger,
-    live: dict[str, CcxtVenue],
-    specs: dict[str, AccountSpec],
-    stop: asyncio.Event,
-) -> list[asyncio.Task[None]]:
-    """Per live account: its fill poller, and its order stream if the exchange has one."""
-    tasks = []
-    for account, venue in live.items():
-        spec = specs[account]
-        poller = FillPoller(engine, ledger, venue, spec)
-        if can_stream(spec, venue.exchange):
-            stream = poller.stream = OrderStream(venue.exchange, poller, ledger, spec)
-            tasks.append(asyncio.create_task(stream.run(stop), name=f"stream-{account}"))
-        tasks.append(asyncio.create_task(poller.run(stop), name=f"fills-{account}"))
-    return tasks
 
 
 async def consume_intents(
@@ -196,7 +139,7 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
         log.info("migrations applied", extra={"versions": applied})
     ledger = Ledger(pool)
     venues, exchanges = await open_accounts(specs, ledger, catalog, clock.now_ns())
-    live, halted = await open_live_accounts(specs, ledger, clock.now_ns())
+    live, halted, connecting = await open_live_accounts(specs, ledger, clock.now_ns())
     venues.update(live)
     nc = await connect(settings.nats_url, "execution")
     js = nc.jetstream()
@@ -215,7 +158,7 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
     await engine.start()
     for account, reason in halted.items():
         await engine.halt(account, reason)
-    pollers = start_fill_tasks(engine, ledger, live, {s.id: s for s in specs}, stop)
+    pollers = start_live_tasks(engine, ledger, live, connecting, specs, clock, stop)
     tick_counters: dict[tuple[str, str], object] = {}
 
     async def on_market(msg: Msg) -> None:

@@ -64,6 +64,7 @@ from tradebus.execution.refusals import Refusals
 from tradebus.execution.risk import Refusal, check_limits, check_order_shape
 from tradebus.execution.sizing import clamp_to_free, is_same_size, wants_free_balance
 from tradebus.execution.venue import Venue, VenueFill
+from tradebus.execution.venue_errors import VenueError
 from tradebus.ledger.store import Ledger, NewOrder, OrderRow
 
 __all__ = ["TRANSIENT_ERRORS", "ExecutionEngine", "RetryLater"]
@@ -115,6 +116,8 @@ class ExecutionEngine:
         self._refusals = Refusals(ledger, accounts, self._events, clock, metrics)
         self.lock = asyncio.Lock()
         self.watermark = 0
+        self.connecting: set[str] = set()
+        """Live accounts whose venue has not answered since start: their intents wait."""
 
     @property
     def halted(self) -> dict[str, str]:
@@ -142,6 +145,8 @@ class ExecutionEngine:
             if spec.id in self.halted:
                 await self._refusals.refuse_halted(ctx, intent.intent_id, spec.id)
                 return
+            if spec.id in self.connecting:
+                raise RetryLater(f"{spec.id}: its venue has not answered since start")
             try:
                 match intent:
                     case PlaceOrder():
@@ -336,6 +341,13 @@ class ExecutionEngine:
             out = []
             for account_id in ids:
                 venue = self._venues[account_id]
+                if account_id in self.connecting:
+                    error = VenueError(
+                        kind="transient",
+                        reason="connecting",
+                        message=f"{account_id}: its venue has not answered since start",
+                    )
+                    raise VenueUnavailable(error)
                 try:
                     balances = await venue.balances()
                 except VenueUnavailable as exc:

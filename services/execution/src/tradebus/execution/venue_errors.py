@@ -20,6 +20,9 @@ is translated here, at the boundary, into one of four kinds:
   is marked ``unknown`` and resolved by asking the venue for its client id
   before anything else is sent for the account (DESIGN.md, "Execution").
 
+Backpack's ``MAINTENANCE`` error code arrives as a plain ``ExchangeError``; it
+is classified as transient like ccxt's ``OnMaintenance``.
+
 Backpack answers a query for an order it does not know with
 ``RESOURCE_NOT_FOUND``, which ccxt raises as ``ExchangeNotAvailable``
 (a transient class): :func:`is_not_found` recognises it, so a lookup by
@@ -57,6 +60,8 @@ _NO_EFFECT: tuple[type[BaseException], ...] = (
     ccxt.InvalidNonce,  # refused before execution (clock or nonce)
 )
 NOT_FOUND_MARKERS = ("RESOURCE_NOT_FOUND", "not found")
+MAINTENANCE_MARKERS = ('"MAINTENANCE"',)
+"""Backpack's ``MAINTENANCE`` code arrives as a plain ``ExchangeError``: nothing was done."""
 
 
 class VenueError(msgspec.Struct, frozen=True, kw_only=True):
@@ -100,7 +105,7 @@ def classify(exc: BaseException, *, changes_state: bool) -> VenueError:
     name = type(exc).__name__
     if isinstance(exc, _CONFIGURATION):
         return VenueError(kind="configuration", reason=_snake(name), message=message)
-    if isinstance(exc, _NO_EFFECT):
+    if isinstance(exc, _NO_EFFECT) or any(m in message for m in MAINTENANCE_MARKERS):
         limited = isinstance(exc, (ccxt.RateLimitExceeded, ccxt.DDoSProtection))
         reason = "rate_limited" if limited else _snake(name)
         return VenueError(kind="transient", reason=reason, message=message, rate_limited=limited)
