@@ -116,7 +116,9 @@ async def test_demo_replays_the_recorded_data_end_to_end(
         line = next(ln for ln in status.splitlines() if ln.strip().startswith(spec.id + " ["))
         assert f"[{spec.strategy} " in line, line
     assert "worst_case_capital=" in status and "progress_pct=" in status
-    assert "spread_pct=" in status
+    # spread-only fields (spread_pct shows only while a round has references: a round
+    # stopped out near the end of the replay leaves none, depending on fill timing)
+    assert "adds_done=" in status and "open_notional=" in status
 
     # every quote and trade line of the files was published exactly once
     expected = recorded_ticks(raw_feed_files(data_dir))
