@@ -197,7 +197,9 @@ async def test_a_bad_key_halts_only_its_account(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO)
-    stranger = generate_credentials()  # a key pair the server does not know
+    # the account's real API key, signed with another secret: a bad signature
+    real = server.add_account({"USDC": "10000"})
+    stranger = Credentials(api_key=real.api_key, secret=generate_credentials().secret)
     accounts = write_accounts(server, stranger, tmp_path, monkeypatch)
     settings = execution_settings(nats_url, database_url, tmp_path, accounts)
     async with collecting(nats_url, Bus) as bus, execution_service(bus.nc, settings):
@@ -210,6 +212,8 @@ async def test_a_bad_key_halts_only_its_account(
         await bus.pub("intent.bob.manual", BOB % ("b-5", "60000"))
         await eventually(lambda: bus.of(OrderRejected, "b-5"), what="second OrderRejected")
         assert server.orders() == []
+        refused = [r for r in server.requests if r.outcome == "auth"]
+        assert refused and all(r.error == "Invalid signature" for r in refused), refused
         await assert_keys_nowhere(bus, database_url, caplog, stranger)
         # the alert: on the bus for the owner (durable in EXEC), in the log, as a metric
         js = bus.nc.jetstream()
