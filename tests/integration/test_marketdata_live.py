@@ -339,6 +339,10 @@ async def test_feed_survives_dropped_connections(
     reconnects = metric(metrics, "tradebus_marketdata_reconnects_total", venue="binance")
     assert reconnects >= 1
     assert reconnects == server.connections - 1
+    # each gap is marked on feed.status: [lost, back] within the run
+    gaps = {tuple(s.last_gap) for s in bus.statuses() if s.last_gap}
+    assert 1 <= len(gaps) <= drops
+    assert all(t_start <= lost <= back <= t_end for lost, back in gaps), gaps
 
 
 async def test_sigterm_exits_zero(

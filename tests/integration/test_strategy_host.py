@@ -238,3 +238,32 @@ async def test_spec_changes_apply_live(nats_url: str, tmp_path: Path) -> None:
         cancels = [i for _, _, i in await stream_intents(nc) if isinstance(i, CancelOrder)]
         assert len(cancels) == 4
     await nc.close()
+
+
+async def test_bots_never_act_on_a_stale_price(nats_url: str, tmp_path: Path) -> None:
+    """A tick received long after its venue event time (resent after a reconnect) is dropped."""
+    bots = tmp_path / "bots.yaml"
+    bots.write_text(BOTS)
+    nc = await nats.connect(nats_url)
+    settings = msgspec.structs.replace(settings_for(nats_url, bots), max_price_age_seconds=2.0)
+
+    async def both_running() -> bool:
+        return len(await statuses(nc)) == 2
+
+    md = subjects.md_trade("binance", "BTCUSDT")
+    second = 1_000_000_000
+    async with service(run, settings, both_running):
+        late = msgspec.structs.replace(trade("60000", 10 * second, "BTCUSDT"), ts_event=5 * second)
+        await nc.publish(md, encode(late))  # 5 s old when received: stale
+        await nc.flush()
+        fresh = msgspec.structs.replace(
+            trade("61000", 20 * second, "BTCUSDT"), ts_event=19 * second
+        )
+        await nc.publish(md, encode(fresh))  # 1 s old: acted on
+        await eventually(lambda: _count(nc, 4), what="the ladder's 4 buys")
+        intents = [i for _, _, i in await stream_intents(nc) if isinstance(i, PlaceOrder)]
+        # every buy hangs below 61000 within 1 %: none was priced off the stale 60000
+        assert len(intents) == 4
+        assert all(i.price is not None and 60000 < i.price <= 61000 for i in intents)
+        assert (await statuses(nc))["alice-btc"].last_price == 61000
+    await nc.close()

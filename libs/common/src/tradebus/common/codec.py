@@ -28,6 +28,8 @@ from tradebus.common.messages import (
     ErrorReply,
     FeedStatus,
     Intent,
+    KillSwitchCommand,
+    KillSwitchReply,
     MarketEvent,
     OrderEvent,
     ReconReport,
@@ -48,6 +50,8 @@ _feed_status = msgspec.json.Decoder(FeedStatus)
 _intent = msgspec.json.Decoder(Intent)
 _event = msgspec.json.Decoder(OrderEvent)
 _exec_alert = msgspec.json.Decoder(AccountHalted)
+_killswitch_command = msgspec.json.Decoder(KillSwitchCommand)
+_killswitch_reply = msgspec.json.Decoder(KillSwitchReply | ErrorReply)
 _balances_query = msgspec.json.Decoder(BalancesQuery)
 _balances_reply = msgspec.json.Decoder(BalancesReply | ErrorReply)
 _recon_report = msgspec.json.Decoder(ReconReport)
@@ -68,6 +72,8 @@ decode_event = _event.decode
 """``bytes -> OrderEvent`` for ``exec.evt.*`` subjects."""
 decode_exec_alert = _exec_alert.decode
 """``bytes -> AccountHalted`` for ``exec.alert.*`` subjects."""
+decode_killswitch_command = _killswitch_command.decode
+decode_killswitch_reply = _killswitch_reply.decode
 decode_balances_query = _balances_query.decode
 decode_balances_reply = _balances_reply.decode
 decode_recon_report = _recon_report.decode

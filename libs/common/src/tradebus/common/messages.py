@@ -102,7 +102,9 @@ class FeedStatus(Message, kw_only=True):
     the stream delivers again. ``stale`` is true while any symbol is stale.
     ``last_message_age`` gives, per native symbol, the seconds since its last
     stream message (since the feed started if none yet). ``reconnects``
-    counts re-established connections since the process started.
+    counts re-established connections since the process started, and
+    ``last_gap`` marks the last one: ``[lost_ns, back_ns]`` (wall-clock ns),
+    the window in which the stream delivered nothing.
     """
 
     venue: str
@@ -111,6 +113,7 @@ class FeedStatus(Message, kw_only=True):
     stale_symbols: list[str] = []
     last_message_age: dict[str, float] = {}
     reconnects: int = 0
+    last_gap: list[int] = []
     ts_event: int
 
 
@@ -466,3 +469,34 @@ class BotCommandReply(Message, kw_only=True):
     message: str
     status: BotStatus | None = None
     host: str = ""
+
+
+# --------------------------------------------------------------------------
+# Kill switch: ctl.killswitch (request/reply to execution)
+# --------------------------------------------------------------------------
+
+KillSwitchAction = Literal["engage", "release", "status"]
+
+
+class KillSwitchCommand(Message, kw_only=True):
+    """Engage, release or show the kill switch of one ``account``, or of all (``None``).
+
+    Engaging cancels every open order of the accounts it covers and refuses
+    their new orders (``kill_switch``) until released; cancels still pass.
+    A global switch and an account's own switch are independent: releasing
+    one leaves the other engaged.
+    """
+
+    action: KillSwitchAction
+    account: str | None = None
+    reason: str = ""
+
+
+class KillSwitchReply(Message, kw_only=True):
+    """The kill switches after a command: ``global_reason`` if the global one is
+    engaged, ``accounts`` (account -> reason) of the engaged account switches,
+    and how many open orders the command canceled."""
+
+    global_reason: str | None
+    accounts: dict[str, str]
+    canceled: int = 0

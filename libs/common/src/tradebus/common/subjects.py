@@ -15,12 +15,15 @@ subject                            kind                producer -> consumer
 ``recon.report.<account>``         JetStream RECON     reconciler -> anyone
 ``recon.alert.<account>``          JetStream RECON     reconciler -> anyone
 ``ctl.<area>.<verb>``              request/reply       CLI -> services
+``ctl.killswitch``                 request/reply       operator -> execution
 KV ``bots``: ``<bot>``             JetStream KV        ``bots apply`` -> hosts
 KV ``bot_state``: ``<bot>``        JetStream KV        host -> host (snapshots)
 KV ``leases``: ``bot.<bot>``,      JetStream KV (TTL)  host replicas
 ``host.<replica>``
 KV ``group_volume``:               JetStream KV        host -> hosts (volume
 ``<group>.<bot>``                                      targets)
+KV ``killswitch``: ``global``,     JetStream KV        execution (kept across
+``account.<account>``                                  restarts)
 =================================  ==================  =========================
 
 ``<symbol>`` is the venue's native market id (``BTCUSDT``). Every token must
@@ -141,6 +144,10 @@ def ctl(area: str, verb: str) -> str:
     return f"ctl.{token(area, 'area')}.{token(verb, 'verb')}"
 
 
+CTL_KILLSWITCH = "ctl.killswitch"
+"""Request/reply to execution: engage, release or show the kill switch (``KillSwitchCommand``)."""
+
+
 STREAM_SUBJECTS: dict[str, list[str]] = {
     STREAM_INTENTS: [INTENT_ALL],
     STREAM_EXEC: [EXEC_EVT_ALL, EXEC_ALERT_ALL],
@@ -157,6 +164,8 @@ KV_LEASES = "leases"
 """Which host replica runs which bot (``bot.<bot>``), and live replicas (``host.<id>``)."""
 KV_GROUP_VOLUME = "group_volume"
 """Filled buy notional of each volume bot, ``<group>.<bot>``."""
+KV_KILLSWITCH = "killswitch"
+"""Engaged kill switches (``global``, ``account.<account>``) -> reason; kept across restarts."""
 
 
 def lease_key(bot: str) -> str:

@@ -86,6 +86,20 @@ class FillRow(msgspec.Struct, frozen=True, kw_only=True):
     entries: list[JournalEntry]
 
 
+class BookedFill(msgspec.Struct, frozen=True, kw_only=True):
+    """A fill as the ledger holds it (:meth:`Ledger.fill_history`); ``recorded_ns`` is when
+    execution booked it."""
+
+    account_id: str
+    symbol: str
+    side: str
+    price: Decimal
+    qty: Decimal
+    fee: Decimal
+    fee_asset: str
+    recorded_ns: int
+
+
 class Rejection(msgspec.Struct, frozen=True, kw_only=True):
     """A refused intent to keep (payload truncated to :data:`MAX_PAYLOAD_BYTES`)."""
 
@@ -376,6 +390,14 @@ class Ledger:
             list(FILL_KINDS),
         )
         return {r["asset"]: r["total"] for r in records}
+
+    async def fill_history(self) -> list[BookedFill]:
+        """Every booked fill of every account, in the order execution recorded them."""
+        records = await self._pool.fetch(
+            "SELECT account_id, symbol, side, price, qty, fee, fee_asset, recorded_ns"
+            " FROM fills ORDER BY recorded_ns, ts_event, trade_id"
+        )
+        return [BookedFill(**dict(r)) for r in records]
 
     async def last_journal_id(self) -> int:
         """Id of the newest journal entry (0 when empty)."""

@@ -10,7 +10,12 @@ YAML::
         balances: {USDT: "10000"}    # starting balances (paper)
         maker_fee_bps: "2"
         taker_fee_bps: "5"
-        risk: {max_order_notional: "5000", max_open_orders: 50}
+        risk:                        # all optional (execution/risk.py)
+          max_order_notional: "5000"
+          max_open_orders: 50
+          price_band_pct: "5"        # a limit more than 5% from the last trade is refused
+          max_daily_loss: "500"      # no new orders once today's realized P&L <= -500
+          max_orders_per_second: 20
       - id: dave-perp
         user: dave
         market_kind: perpetual       # every market traded as a linear USDT-margined perpetual
@@ -60,10 +65,17 @@ from tradebus.common.subjects import TOKEN_PATTERN
 
 
 class RiskLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Per-account limits; ``None`` means no limit. Notional is in the quote asset."""
+    """Per-account limits; ``None`` means no limit (:mod:`tradebus.execution.risk`).
+
+    ``max_order_notional`` and ``max_daily_loss`` are in the quote asset,
+    ``price_band_pct`` in percent of the last trade price.
+    """
 
     max_order_notional: Decimal | None = None
     max_open_orders: int | None = None
+    price_band_pct: Decimal | None = None
+    max_daily_loss: Decimal | None = None
+    max_orders_per_second: int | None = None
 
 
 class AccountSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -146,8 +158,14 @@ def validate_accounts(specs: list[AccountSpec]) -> list[str]:
         limit = a.risk.max_order_notional
         if limit is not None and not (limit.is_finite() and limit > 0):
             problems.append(f"{where}.risk.max_order_notional: must be > 0")
-        if a.risk.max_open_orders is not None and a.risk.max_open_orders < 1:
-            problems.append(f"{where}.risk.max_open_orders: must be >= 1")
+        for field in ("price_band_pct", "max_daily_loss"):
+            value = getattr(a.risk, field)
+            if value is not None and not (value.is_finite() and value > 0):
+                problems.append(f"{where}.risk.{field}: must be > 0")
+        for field in ("max_open_orders", "max_orders_per_second"):
+            count = getattr(a.risk, field)
+            if count is not None and count < 1:
+                problems.append(f"{where}.risk.{field}: must be >= 1")
         problems.extend(_live_problems(where, a))
     return problems
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from decimal import Decimal
 
 import msgspec
 import nats.errors
@@ -31,6 +32,7 @@ from tradebus.common.metrics import new_registry, serve_metrics
 from tradebus.execution.accounts import AccountSpec, load_accounts
 from tradebus.execution.ccxt_venue import VenueUnavailable
 from tradebus.execution.engine import TRANSIENT_ERRORS, ExecutionEngine
+from tradebus.execution.killswitch import KillSwitchControl
 from tradebus.execution.live_accounts import open_live_accounts, start_live_tasks
 from tradebus.execution.metrics import ExecutionMetrics
 from tradebus.execution.paper import PaperExchange, PaperVenue
@@ -148,9 +150,13 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
     async def emit(subject: str, event: Message, msg_id: str) -> None:
         await publish_event(js, subject, event, msg_id)
 
-    def last_price(venue: str, symbol: str):  # type: ignore[no-untyped-def]
+    trade_prices: dict[tuple[str, str], Decimal] = {}  # live accounts' markets
+
+    def last_price(venue: str, symbol: str) -> Decimal | None:
         exchange = exchanges.get(venue)
-        return None if exchange is None else exchange.last_trade(symbol)
+        if exchange is not None:
+            return exchange.last_trade(symbol)
+        return trade_prices.get((venue, symbol))
 
     engine = ExecutionEngine(
         ledger, {s.id: s for s in specs}, venues, catalog, emit, clock, metrics, last_price
@@ -159,6 +165,8 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
     for account, reason in halted.items():
         await engine.halt(account, reason)
     pollers = start_live_tasks(engine, ledger, live, connecting, specs, clock, stop)
+    kill_switch = KillSwitchControl(engine, metrics, clock)
+    await kill_switch.start(nc, js)
     tick_counters: dict[tuple[str, str], object] = {}
 
     async def on_market(msg: Msg) -> None:
@@ -210,6 +218,18 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
         )
         for venue in sorted(exchanges)
     ]
+
+    async def on_live_trade(msg: Msg) -> None:
+        with contextlib.suppress(msgspec.MsgspecError):
+            tick = decode_market(msg.data)
+            if isinstance(tick, TradeTick):
+                trade_prices[(tick.venue, tick.symbol)] = tick.price
+
+    live_markets = sorted({s.market_data for s in specs if s.live} - set(exchanges))
+    md_subs += [
+        await nc.subscribe(f"md.trade.{subjects.token(venue, 'venue')}.*", cb=on_live_trade)
+        for venue in live_markets
+    ]
     query_sub = await nc.subscribe(subjects.exec_query("balances"), cb=on_balances)
     await nc.flush()
     log.info("execution ready", extra={"accounts": sorted(venues)})
@@ -218,6 +238,7 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
     finally:
         for sub in (*md_subs, query_sub):
             await sub.unsubscribe()
+        await kill_switch.stop()
         log.info("stopping: subscriptions closed")
         for task in pollers:
             task.cancel()

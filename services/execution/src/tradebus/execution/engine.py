@@ -5,8 +5,9 @@ The protocol (DESIGN.md, "Execution: at-least-once in, exactly-once out"):
 1. Decode the intent; a bad payload, an unknown account or a user that does
    not own the account is answered with :class:`OrderRejected`, kept in the
    rejected-intents table, and never raises.
-2. Check the order's shape and the account's limits (pure, :mod:`.risk`);
-   size a ``clamp_to_free`` sell by the venue's free balance (:mod:`.sizing`).
+2. Vet it (:mod:`.vetting`): the kill switch, the order's shape and the
+   account's limits (pure, :mod:`.risk`); size a ``clamp_to_free`` sell by
+   the venue's free balance (:mod:`.sizing`).
 3. Insert the order row keyed by ``(user, intent_id)`` with its client order
    id, committed before the venue is asked. A row that exists means a
    redelivery: resume from its state, never place twice.
@@ -44,16 +45,16 @@ accounts, venue outages).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from decimal import Decimal
 
 import asyncpg
 
 from tradebus.common.clock import Clock
-from tradebus.common.markets import Market, MarketCatalog, UnknownMarketError
+from tradebus.common.markets import MarketCatalog
 from tradebus.common.messages import AccountBalances, CancelAll, CancelOrder, PlaceOrder
-from tradebus.common.money import ZERO
-from tradebus.execution.accounts import AccountSpec, trades_perpetual
+from tradebus.execution.accounts import AccountSpec
 from tradebus.execution.booking import fill_row
 from tradebus.execution.ccxt_venue import VenueUnavailable
 from tradebus.execution.events import EmitEvent, IntentContext, OrderEvents
@@ -61,13 +62,16 @@ from tradebus.execution.intake import Refused, admit
 from tradebus.execution.metrics import ExecutionMetrics
 from tradebus.execution.orders import RetryLater, VenueOrders
 from tradebus.execution.refusals import Refusals
-from tradebus.execution.risk import Refusal, check_limits, check_order_shape
-from tradebus.execution.sizing import clamp_to_free, is_same_size, wants_free_balance
+from tradebus.execution.risk import Refusal
+from tradebus.execution.sizing import is_same_size
 from tradebus.execution.venue import Venue, VenueFill
 from tradebus.execution.venue_errors import VenueError
+from tradebus.execution.vetting import Vetting
 from tradebus.ledger.store import Ledger, NewOrder, OrderRow
 
 __all__ = ["TRANSIENT_ERRORS", "ExecutionEngine", "RetryLater"]
+
+log = logging.getLogger(__name__)
 
 
 class ExecutionEngine:
@@ -118,16 +122,29 @@ class ExecutionEngine:
         self.watermark = 0
         self.connecting: set[str] = set()
         """Live accounts whose venue has not answered since start: their intents wait."""
+        self._vetting = Vetting(catalog, venues, self._orders.open_count, last_price, clock)
+        self.kill = self._vetting.kill
 
     @property
     def halted(self) -> dict[str, str]:
         """Halted accounts: account -> why (the alert's reason)."""
         return self._refusals.halted
 
+    @property
+    def accounts(self) -> dict[str, AccountSpec]:
+        """The configured accounts by id."""
+        return self._accounts
+
     async def start(self) -> None:
-        """Load the open orders of every account and the ledger's journal watermark."""
+        """Load the open orders of every account, the risk state (from every booked fill)
+        and the ledger's journal watermark."""
         for account in self._accounts:
             await self._orders.load(account)
+        for f in await self._ledger.fill_history():
+            spec = self._accounts.get(f.account_id)
+            if spec is not None:
+                facts = (f.side, f.qty, f.price, f.fee, f.fee_asset)
+                self._vetting.on_fill(spec, f.symbol, facts, f.recorded_ns)  # type: ignore[arg-type]
         self.watermark = await self._ledger.last_journal_id()
         self._metrics.open_orders.set(self._orders.open_count())
 
@@ -180,12 +197,6 @@ class ExecutionEngine:
         await self._orders.resolve_unknown(account)
 
     # ------------------------------------------------------------------ places
-    def _market(self, spec: AccountSpec, symbol: str) -> Market | None:
-        try:
-            return self._catalog.get(spec.market_data, symbol)
-        except UnknownMarketError:
-            return None
-
     async def _place(self, ctx: IntentContext, spec: AccountSpec, intent: PlaceOrder) -> None:
         await self.resolve_unknown(spec.id)
         existing = await self._ledger.get_order(ctx.user, intent.intent_id)
@@ -196,7 +207,7 @@ class ExecutionEngine:
         if earlier is not None:  # the same intent was refused before: refuse it the same way
             await self._refusals.refuse(ctx, intent.intent_id, intent.account, Refusal(*earlier))
             return
-        vetted = await self._vet(spec, intent)
+        vetted = await self._vetting.vet(spec, intent)
         if isinstance(vetted, Refusal):
             await self._refusals.refuse(ctx, intent.intent_id, intent.account, vetted)
             return
@@ -220,34 +231,8 @@ class ExecutionEngine:
         if not created:
             await self._resume(ctx, intent, row)
             return
+        self._vetting.on_place(spec.id)
         await self._orders.send(row, intent.ts_init)
-
-    async def _vet(self, spec: AccountSpec, intent: PlaceOrder) -> PlaceOrder | Refusal:
-        """The order to persist for ``intent`` (sized by ``clamp_to_free``), or why not."""
-        market = self._market(spec, intent.symbol)
-        if market is None:
-            return Refusal("unknown_symbol", f"no market {spec.market_data}:{intent.symbol}")
-        refusal = check_order_shape(intent, market)
-        perpetual = trades_perpetual(spec.market_kind, market)
-        if refusal is None and wants_free_balance(intent, perpetual):
-            sized = clamp_to_free(intent, market, await self._free(spec.id, market.base))
-            if isinstance(sized, Refusal):
-                return sized
-            intent, refusal = sized, check_order_shape(sized, market)
-        refusal = refusal or check_limits(
-            intent,
-            spec.risk,
-            self._orders.open_count(spec.id),
-            self._last_price(spec.market_data, intent.symbol),
-        )
-        return intent if refusal is None else refusal
-
-    async def _free(self, account: str, asset: str) -> Decimal:
-        """The venue's free balance of ``asset`` on ``account`` (zero if it holds none)."""
-        for balance in await self._venues[account].balances():
-            if balance.asset == asset:
-                return balance.free
-        return ZERO
 
     async def _resume(self, ctx: IntentContext, intent: PlaceOrder, row: OrderRow) -> None:
         """A redelivered (or repeated) intent: answer from the row, place at most once.
@@ -298,6 +283,26 @@ class ExecutionEngine:
         for row in await self._ledger.open_orders(intent.account, intent.symbol, source):
             await self._orders.cancel(row, intent.intent_id)
 
+    async def cancel_open_orders(self, account: str, cancel_id: str) -> int:
+        """Cancel every open order of ``account`` (kill switch); how many. Call under :attr:`lock`.
+
+        A venue that cannot be reached now is logged and skipped: its orders
+        stay open, and new ones are refused all the same.
+        """
+        if account in self.connecting or account in self.halted:
+            return 0
+        canceled = 0
+        try:
+            await self.resolve_unknown(account)
+            for row in await self._ledger.open_orders(account):
+                canceled += await self._orders.cancel(row, cancel_id)
+        except (VenueUnavailable, RetryLater) as exc:
+            log.error(
+                "kill switch: could not cancel at the venue",
+                extra={"account": account, "error": str(exc)},
+            )
+        return canceled
+
     async def _cancel_rejected(
         self, ctx: IntentContext, intent: CancelOrder, reason: str, message: str
     ) -> None:
@@ -318,6 +323,8 @@ class ExecutionEngine:
         if result is None:
             return  # already booked
         self.watermark, row = result
+        facts = (fill.side, fill.qty, fill.price, fill.fee, fill.fee_asset)
+        self._vetting.on_fill(spec, fill.symbol, facts, now)
         self._metrics.fills.labels(venue=fill.venue).inc()
         self._metrics.fill_to_ledger.observe(max(0, self._clock.now_ns() - now) / 1e9)
         if row.status == "filled":

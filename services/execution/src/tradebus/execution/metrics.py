@@ -80,6 +80,12 @@ class ExecutionMetrics:
             ["account", "reason"],
             registry=registry,
         )
+        self.killswitch_engaged = Gauge(
+            "tradebus_execution_killswitch_engaged",
+            "1 while the kill switch of the scope (global, or an account) is engaged",
+            ["scope"],
+            registry=registry,
+        )
         self.ready = Gauge(
             "tradebus_execution_ready", "1 once consuming intents", registry=registry
         )

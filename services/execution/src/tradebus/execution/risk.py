@@ -2,7 +2,23 @@
 
 Each check returns a :class:`Refusal` (machine-readable ``reason`` plus a
 message for people) or None. Order of checks: shape (positive, finite, on
-the market's increments, above its minimums), then the account's limits.
+the market's increments, above its minimums), then the account's limits
+(:func:`check_limits`, per account, all optional):
+
+==========================  ===========================  ==============================
+limit                       refusal ``reason``           refused when
+==========================  ===========================  ==============================
+``max_order_notional``      ``risk_max_notional``        price (or last price) x qty > it
+``max_open_orders``         ``risk_max_open_orders``     open orders >= it
+``price_band_pct``          ``risk_price_band``          |limit / last trade - 1| x 100 > it
+                            ``risk_no_reference_price``  no last trade price to compare with
+``max_daily_loss``          ``risk_daily_loss``          today's (UTC) realized P&L <= -it
+``max_orders_per_second``   ``risk_order_rate``          orders placed in the last second >= it
+==========================  ===========================  ==============================
+
+The state they need (open orders, last trade price, the day's realized P&L,
+recent placements) is given by the caller as a :class:`RiskSnapshot`
+(:mod:`tradebus.execution.risk_state` keeps it), so the checks stay pure.
 """
 
 from __future__ import annotations
@@ -64,22 +80,58 @@ def check_order_shape(intent: PlaceOrder, market: Market) -> Refusal | None:
     return None
 
 
-def check_limits(
-    intent: PlaceOrder,
-    limits: RiskLimits,
-    open_orders: int,
-    last_price: Decimal | None,
-) -> Refusal | None:
-    """The account's limits: order notional (at its price, or the last price) and open orders."""
-    price = intent.price if intent.price is not None else last_price
+class RiskSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """What the limits of one account are checked against, now.
+
+    ``last_price`` is the market's last trade price (quote per base; None
+    if none seen yet), ``daily_realized_pnl`` the account's realized P&L
+    since 00:00 UTC in the quote asset (negative is a loss), ``orders_last_second``
+    the orders placed in the last second.
+    """
+
+    open_orders: int = 0
+    last_price: Decimal | None = None
+    daily_realized_pnl: Decimal = Decimal(0)
+    orders_last_second: int = 0
+
+
+def check_limits(intent: PlaceOrder, limits: RiskLimits, now: RiskSnapshot) -> Refusal | None:
+    """The account's limits (module docstring), first refusal wins; None if within all."""
+    price = intent.price if intent.price is not None else now.last_price
     cap = limits.max_order_notional
     if cap is not None and price is not None and price * intent.qty > cap:
         return Refusal(
             "risk_max_notional", f"order notional {price * intent.qty} exceeds the limit {cap}"
         )
-    if limits.max_open_orders is not None and open_orders >= limits.max_open_orders:
+    if limits.max_open_orders is not None and now.open_orders >= limits.max_open_orders:
         return Refusal(
             "risk_max_open_orders",
-            f"{open_orders} open orders, the limit is {limits.max_open_orders}",
+            f"{now.open_orders} open orders, the limit is {limits.max_open_orders}",
+        )
+    band = limits.price_band_pct
+    if band is not None and intent.price is not None:
+        if now.last_price is None:
+            return Refusal(
+                "risk_no_reference_price",
+                f"no last trade price of {intent.symbol} yet to check the {band}% price band",
+            )
+        off = abs(intent.price / now.last_price - 1) * 100
+        if off > band:
+            return Refusal(
+                "risk_price_band",
+                f"limit {intent.price} is {off.quantize(Decimal('0.01'))}% from the last trade"
+                f" {now.last_price}; the band is {band}%",
+            )
+    loss = limits.max_daily_loss
+    if loss is not None and now.daily_realized_pnl <= -loss:
+        return Refusal(
+            "risk_daily_loss",
+            f"realized P&L today is {now.daily_realized_pnl}; the daily loss limit is {loss}",
+        )
+    rate = limits.max_orders_per_second
+    if rate is not None and now.orders_last_second >= rate:
+        return Refusal(
+            "risk_order_rate",
+            f"{now.orders_last_second} orders in the last second, the limit is {rate}",
         )
     return None

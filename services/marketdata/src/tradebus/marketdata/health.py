@@ -78,6 +78,9 @@ class FeedHealth:
         self.stale_seconds = stale_seconds
         self._monotonic = monotonic
         self._clock_ns = clock_ns
+        self._gap_start: int | None = None
+        self.last_gap: list[int] = []
+        """``[lost_ns, back_ns]`` of the last disconnection (empty if none yet)."""
         start = monotonic()
         self._last: dict[str, float] = dict.fromkeys(symbols, start)
         self.stale: set[str] = set()
@@ -101,13 +104,18 @@ class FeedHealth:
         self.changed.set()
 
     def on_disconnect(self) -> None:
-        """The WebSocket was lost."""
+        """The WebSocket was lost: a gap in the stream starts now."""
         self.connected = False
+        if self._gap_start is None:
+            self._gap_start = self._clock_ns()
         self.changed.set()
 
     def on_reconnect(self) -> None:
-        """A lost connection was re-established."""
+        """A lost connection was re-established: the gap is marked (:attr:`last_gap`)."""
         self.reconnects += 1
+        if self._gap_start is not None:
+            self.last_gap = [self._gap_start, self._clock_ns()]
+            self._gap_start = None
 
     def saw(self, symbol: str) -> None:
         """The stream delivered a message for ``symbol`` (duplicates included)."""
@@ -158,5 +166,6 @@ class FeedHealth:
             stale_symbols=sorted(self.stale),
             last_message_age={s: round(self.age(s), 3) for s in self._last},
             reconnects=self.reconnects,
+            last_gap=list(self.last_gap),
             ts_event=self._clock_ns(),
         )

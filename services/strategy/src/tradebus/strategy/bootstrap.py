@@ -64,7 +64,12 @@ async def run(settings: StrategySettings, stop: asyncio.Event) -> int:
             "bot file applied", extra={"file": settings.bots_file, **msgspec.to_builtins(result)}
         )
     publisher = IntentPublisher(js, LiveClock(), metrics)
-    dispatcher = Dispatcher(publisher, metrics, host=replica)
+    dispatcher = Dispatcher(
+        publisher,
+        metrics,
+        host=replica,
+        max_price_age_ns=int(settings.max_price_age_seconds * 1_000_000_000),
+    )
     ticks_since_yield = 0
 
     async def on_market(msg: Msg) -> None:

@@ -56,6 +56,12 @@ class HostMetrics:
             ["venue", "symbol"],
             registry=registry,
         )
+        self.stale_ticks = Counter(
+            "tradebus_strategy_stale_ticks",
+            "Ticks not given to bots: older than TRADEBUS_MAX_PRICE_AGE_SECONDS when received",
+            ["venue", "symbol"],
+            registry=registry,
+        )
         self.events = Counter(
             "tradebus_strategy_order_events",
             "Order events received, by type",
@@ -188,10 +194,14 @@ class Dispatcher:
         This replica's id, shown in status blocks.
     """
 
-    def __init__(self, sink: IntentSink, metrics: HostMetrics, host: str = "") -> None:
+    def __init__(
+        self, sink: IntentSink, metrics: HostMetrics, host: str = "", max_price_age_ns: int = 0
+    ) -> None:
         self._sink = sink
         self._metrics = metrics
         self.host = host
+        self.max_price_age_ns = max_price_age_ns
+        """Ticks received later than this after their event time are dropped (0: none)."""
         self.runners: dict[str, BotRunner] = {}
         self._by_market: dict[tuple[str, str], list[BotRunner]] = defaultdict(list)
         self._tick_counters: dict[tuple[str, str], Counter] = {}
@@ -265,6 +275,9 @@ class Dispatcher:
         if not runners:
             return 0
         self._tick_counters[key].inc()
+        if self.max_price_age_ns and tick.ts_recv - tick.ts_event > self.max_price_age_ns:
+            self._metrics.stale_ticks.labels(venue=tick.venue, symbol=tick.symbol).inc()
+            return 0  # a stale price: no bot acts on it
         is_trade = isinstance(tick, TradeTick)
         emitted = 0
         for runner in runners:

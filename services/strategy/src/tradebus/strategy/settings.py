@@ -43,6 +43,11 @@ class StrategySettings(Settings, frozen=True, kw_only=True):
         How often bots that use account balances get fresh ones.
     stop_timeout_seconds
         On shutdown, how long to wait for the bots' cancels to be confirmed.
+    max_price_age_seconds
+        A tick that reached marketdata more than this long after the venue's
+        own event time (``ts_recv - ts_event``: frames resent after a
+        reconnect, a lagging venue) is not given to bots: they never act on a
+        stale price. 0 disables the check.
     """
 
     nats_url: str = "nats://127.0.0.1:4222"
@@ -55,4 +60,9 @@ class StrategySettings(Settings, frozen=True, kw_only=True):
     snapshot_interval_seconds: float = 1.0
     account_refresh_seconds: float = 5.0
     stop_timeout_seconds: float = 10.0
+    max_price_age_seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.max_price_age_seconds >= 0:
+            raise ValueError("max_price_age_seconds must be >= 0 (0 = no check)")
     log_level: str = "info"

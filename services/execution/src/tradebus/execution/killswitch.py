@@ -1,0 +1,172 @@
+"""The kill switch: stop an account, or every account, from trading at once.
+
+Engaging a switch (``ctl.killswitch``, :class:`KillSwitchCommand`) cancels
+every open order of the accounts it covers and refuses their new orders with
+``kill_switch`` until it is released; cancels still pass, so bots can clean
+up. There is one global switch and one per account, independent of each
+other. Engaged switches are kept in the KV bucket ``killswitch`` (``global``,
+``account.<id>`` -> reason), so a restarted execution comes back with them
+engaged.
+
+:class:`KillSwitch` is the pure state; :class:`KillSwitchControl` is the
+shell that answers ``ctl.killswitch``, persists the switches and asks the
+engine to cancel.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from nats.aio.msg import Msg
+from nats.js.api import KeyValueConfig
+from nats.js.errors import BucketNotFoundError, NoKeysError
+
+from tradebus.common import subjects
+from tradebus.common.clock import Clock
+from tradebus.common.codec import decode_killswitch_command, encode
+from tradebus.common.messages import ErrorReply, KillSwitchCommand, KillSwitchReply, Message
+
+log = logging.getLogger(__name__)
+
+GLOBAL_KEY = "global"
+
+
+def account_key(account: str) -> str:
+    """``account.<account>``: the KV key of one account's switch."""
+    return f"account.{subjects.token(account, 'account')}"
+
+
+class KillSwitch:
+    """Which switches are engaged, and why."""
+
+    def __init__(self) -> None:
+        self.global_reason: str | None = None
+        self.accounts: dict[str, str] = {}
+
+    def blocking(self, account: str) -> str | None:
+        """Why ``account`` may not place orders now (None if it may)."""
+        if self.global_reason is not None:
+            return f"global kill switch engaged: {self.global_reason}"
+        if account in self.accounts:
+            return f"kill switch of {account} engaged: {self.accounts[account]}"
+        return None
+
+    def set(self, account: str | None, reason: str | None) -> None:
+        """Engage (``reason`` set) or release (None) the global or an account's switch."""
+        if account is None:
+            self.global_reason = reason
+        elif reason is None:
+            self.accounts.pop(account, None)
+        else:
+            self.accounts[account] = reason
+
+    def reply(self, canceled: int = 0) -> KillSwitchReply:
+        """The state as a reply."""
+        return KillSwitchReply(
+            global_reason=self.global_reason, accounts=dict(self.accounts), canceled=canceled
+        )
+
+
+class KillSwitchControl:
+    """Answers ``ctl.killswitch`` for execution (module docstring).
+
+    Parameters
+    ----------
+    engine
+        The execution engine: its ``kill`` (:class:`KillSwitch`), ``lock``,
+        ``accounts`` and ``cancel_open_orders(account, cancel_id)``.
+    metrics
+        Execution metrics (``killswitch_engaged`` gauge).
+    clock
+        Stamps the cancel ids.
+    """
+
+    def __init__(self, engine: Any, metrics: Any, clock: Clock) -> None:
+        self._engine = engine
+        self._metrics = metrics
+        self._clock = clock
+        self._kv: Any = None
+        self._sub: Any = None
+
+    async def start(self, nc: Any, js: Any) -> None:
+        """Load the engaged switches from KV, then answer ``ctl.killswitch``."""
+        try:
+            self._kv = await js.key_value(subjects.KV_KILLSWITCH)
+        except BucketNotFoundError:
+            self._kv = await js.create_key_value(
+                config=KeyValueConfig(bucket=subjects.KV_KILLSWITCH, history=5)
+            )
+        try:
+            keys = await self._kv.keys()
+        except NoKeysError:
+            keys = []
+        for key in keys:
+            reason = (await self._kv.get(key)).value.decode()
+            account = None if key == GLOBAL_KEY else key.removeprefix("account.")
+            self._apply(account, reason)
+            log.warning(
+                "kill switch engaged since before this start",
+                extra={"alert": "kill_switch", "scope": account or "global", "reason": reason},
+            )
+        self._sub = await nc.subscribe(subjects.CTL_KILLSWITCH, cb=self._on_request)
+
+    async def stop(self) -> None:
+        """Stop answering."""
+        if self._sub is not None:
+            await self._sub.unsubscribe()
+
+    def _apply(self, account: str | None, reason: str | None) -> None:
+        self._engine.kill.set(account, reason)
+        scope = account or "global"
+        self._metrics.killswitch_engaged.labels(scope=scope).set(0 if reason is None else 1)
+
+    async def _on_request(self, msg: Msg) -> None:
+        reply: Message
+        try:
+            reply = await self.handle(decode_killswitch_command(msg.data))
+        except msgspec.MsgspecError as exc:
+            reply = ErrorReply(error="bad_request", message=str(exc))
+        except KeyError as exc:
+            reply = ErrorReply(error="unknown_account", message=f"no account {exc}")
+        await msg.respond(encode(reply))
+
+    async def handle(self, command: KillSwitchCommand) -> KillSwitchReply:
+        """Carry out one command; the state after it.
+
+        Raises
+        ------
+        KeyError
+            If ``command.account`` is not a configured account.
+        """
+        account = command.account
+        if account is not None and account not in self._engine.accounts:
+            raise KeyError(account)
+        if command.action == "status":
+            return self._engine.kill.reply()
+        key = GLOBAL_KEY if account is None else account_key(account)
+        if command.action == "release":
+            await self._kv.delete(key)
+            self._apply(account, None)
+            log.warning("kill switch released", extra={"scope": account or "global"})
+            return self._engine.kill.reply()
+        reason = command.reason.strip() or "engaged by an operator"
+        await self._kv.put(key, reason.encode())  # first: a crash now still stops trading
+        async with self._engine.lock:
+            self._apply(account, reason)
+            cancel_id = f"killswitch:{self._clock.now_ns()}"
+            targets = sorted(self._engine.accounts) if account is None else [account]
+            canceled = 0
+            for target in targets:
+                canceled += await self._engine.cancel_open_orders(target, cancel_id)
+        log.error(
+            "kill switch engaged: open orders canceled, new orders refused",
+            extra={
+                "alert": "kill_switch",
+                "scope": account or "global",
+                "reason": reason,
+                "canceled": canceled,
+            },
+        )
+        return self._engine.kill.reply(canceled)

@@ -1,0 +1,99 @@
+"""What the risk limits are checked against: each account's realized P&L today and order rate.
+
+:class:`RiskState` follows every fill execution books and every order it
+places, and gives :func:`tradebus.execution.risk.check_limits` a
+:class:`~tradebus.execution.risk.RiskSnapshot` of one account:
+
+* **realized P&L today**: each account's position per symbol is kept with
+  the average-cost method of :class:`tradebus.common.positions.Position`
+  (STRATEGIES.md §1); the realized P&L a fill books counts for the UTC day
+  on which execution recorded it (the ledger's ``recorded_ns``, so a replay
+  of old market data still counts today). Fees are in the quote asset (a
+  fee charged in the base asset is valued at the fill price; one in a third
+  asset is not counted). On a spot account a sell beyond the position
+  execution has seen bought (coins deposited, not traded) realizes nothing:
+  their cost is unknown;
+* **order rate**: the times of the orders placed in the last second.
+
+It is rebuilt at start from the ledger's fills (:meth:`RiskState.replay`).
+Pure and synchronous; times are integer nanoseconds.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from decimal import Decimal
+
+from tradebus.common.markets import Market
+from tradebus.common.messages import Side
+from tradebus.common.money import ZERO
+from tradebus.common.positions import Position
+from tradebus.execution.risk import RiskSnapshot
+
+DAY_NS = 86_400 * 1_000_000_000
+SECOND_NS = 1_000_000_000
+
+
+class RiskState:
+    """Per account: positions per symbol, realized P&L per UTC day, recent placements."""
+
+    def __init__(self) -> None:
+        self._positions: dict[tuple[str, str], Position] = {}
+        self._daily: dict[tuple[str, int], Decimal] = defaultdict(lambda: ZERO)
+        self._placed: dict[str, deque[int]] = defaultdict(deque)
+
+    def on_fill(
+        self,
+        account: str,
+        market: Market,
+        perpetual: bool,
+        fill: tuple[Side, Decimal, Decimal, Decimal, str],
+        recorded_ns: int,
+    ) -> Decimal:
+        """Apply one booked fill ``(side, qty, price, fee, fee_asset)``; the P&L it realized."""
+        side, qty, price, fee, fee_asset = fill
+        if fee_asset == market.quote:
+            fee_quote = fee
+        elif fee_asset == market.base:
+            fee_quote = fee * price
+        else:
+            fee_quote = ZERO
+        position = self._positions.setdefault((account, market.symbol), Position())
+        if not perpetual and side == "sell":
+            held = max(position.qty, ZERO)
+            if held <= 0:
+                return ZERO
+            if qty > held:
+                fee_quote = fee_quote * held / qty
+                qty = held
+        before = position.realized_pnl
+        position.apply(side, qty, price, fee_quote)
+        realized = position.realized_pnl - before
+        self._daily[(account, recorded_ns // DAY_NS)] += realized
+        return realized
+
+    def on_place(self, account: str, now_ns: int) -> None:
+        """An order of ``account`` was sent to its venue at ``now_ns``."""
+        self._placed[account].append(now_ns)
+
+    def daily_realized_pnl(self, account: str, now_ns: int) -> Decimal:
+        """Realized P&L of ``account`` since 00:00 UTC of ``now_ns`` (quote)."""
+        return self._daily.get((account, now_ns // DAY_NS), ZERO)
+
+    def orders_last_second(self, account: str, now_ns: int) -> int:
+        """Orders placed by ``account`` in the second before ``now_ns``."""
+        times = self._placed[account]
+        while times and times[0] <= now_ns - SECOND_NS:
+            times.popleft()
+        return len(times)
+
+    def snapshot(
+        self, account: str, now_ns: int, open_orders: int, last_price: Decimal | None
+    ) -> RiskSnapshot:
+        """Everything :func:`~tradebus.execution.risk.check_limits` needs for ``account``."""
+        return RiskSnapshot(
+            open_orders=open_orders,
+            last_price=last_price,
+            daily_realized_pnl=self.daily_realized_pnl(account, now_ns),
+            orders_last_second=self.orders_last_second(account, now_ns),
+        )

@@ -1,0 +1,119 @@
+"""Step 2 of the execution protocol: may this order go out, and at what size?
+
+:class:`Vetting` answers for one new ``PlaceOrder``, in this order:
+
+1. the kill switch (:mod:`.killswitch`): ``kill_switch`` while engaged for
+   the account or globally;
+2. the market: ``unknown_symbol``;
+3. the order's shape (:func:`~tradebus.execution.risk.check_order_shape`);
+4. a ``clamp_to_free`` sell is sized by the venue's free balance
+   (:mod:`.sizing`) and checked again;
+5. the account's limits (:func:`~tradebus.execution.risk.check_limits`)
+   against a :class:`~tradebus.execution.risk_state.RiskState` snapshot:
+   open orders, last trade price, today's realized P&L, order rate.
+
+It also keeps that risk state: every booked fill (:meth:`Vetting.on_fill`)
+and every order sent (:meth:`Vetting.on_place`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+
+from tradebus.common.clock import Clock
+from tradebus.common.markets import Market, MarketCatalog, UnknownMarketError
+from tradebus.common.messages import PlaceOrder, Side
+from tradebus.common.money import ZERO
+from tradebus.execution.accounts import AccountSpec, trades_perpetual
+from tradebus.execution.killswitch import KillSwitch
+from tradebus.execution.risk import Refusal, check_limits, check_order_shape
+from tradebus.execution.risk_state import RiskState
+from tradebus.execution.sizing import clamp_to_free, wants_free_balance
+from tradebus.execution.venue import Venue
+
+FillFacts = tuple[Side, Decimal, Decimal, Decimal, str]
+"""``(side, qty, price, fee, fee_asset)`` of a booked fill."""
+
+
+class Vetting:
+    """Vets new orders (module docstring).
+
+    Parameters
+    ----------
+    catalog
+        Markets.
+    venues
+        Venue of each account (free balances for ``clamp_to_free``).
+    open_count
+        ``account -> open orders``.
+    last_price
+        ``(market venue, symbol) -> last trade price`` or None.
+    clock
+        Now, in ns.
+    """
+
+    def __init__(
+        self,
+        catalog: MarketCatalog,
+        venues: dict[str, Venue],
+        open_count: Callable[[str], int],
+        last_price: Callable[[str, str], Decimal | None],
+        clock: Clock,
+    ) -> None:
+        self._catalog = catalog
+        self._venues = venues
+        self._open_count = open_count
+        self._last_price = last_price
+        self._clock = clock
+        self.kill = KillSwitch()
+        self.risk = RiskState()
+
+    def market(self, spec: AccountSpec, symbol: str) -> Market | None:
+        """The market ``symbol`` of the account's market data venue, or None."""
+        try:
+            return self._catalog.get(spec.market_data, symbol)
+        except UnknownMarketError:
+            return None
+
+    async def vet(self, spec: AccountSpec, intent: PlaceOrder) -> PlaceOrder | Refusal:
+        """The order to persist for ``intent`` (sized by ``clamp_to_free``), or why not."""
+        blocked = self.kill.blocking(spec.id)
+        if blocked is not None:
+            return Refusal("kill_switch", blocked)
+        market = self.market(spec, intent.symbol)
+        if market is None:
+            return Refusal("unknown_symbol", f"no market {spec.market_data}:{intent.symbol}")
+        refusal = check_order_shape(intent, market)
+        perpetual = trades_perpetual(spec.market_kind, market)
+        if refusal is None and wants_free_balance(intent, perpetual):
+            sized = clamp_to_free(intent, market, await self._free(spec.id, market.base))
+            if isinstance(sized, Refusal):
+                return sized
+            intent, refusal = sized, check_order_shape(sized, market)
+        now = self.risk.snapshot(
+            spec.id,
+            self._clock.now_ns(),
+            self._open_count(spec.id),
+            self._last_price(spec.market_data, intent.symbol),
+        )
+        refusal = refusal or check_limits(intent, spec.risk, now)
+        return intent if refusal is None else refusal
+
+    async def _free(self, account: str, asset: str) -> Decimal:
+        """The venue's free balance of ``asset`` on ``account`` (zero if it holds none)."""
+        for balance in await self._venues[account].balances():
+            if balance.asset == asset:
+                return balance.free
+        return ZERO
+
+    def on_place(self, account: str) -> None:
+        """An order of ``account`` goes to its venue now."""
+        self.risk.on_place(account, self._clock.now_ns())
+
+    def on_fill(self, spec: AccountSpec, symbol: str, facts: FillFacts, recorded_ns: int) -> None:
+        """A fill of ``spec`` was booked at ``recorded_ns``: update the account's P&L."""
+        market = self.market(spec, symbol)
+        if market is not None:
+            perpetual = trades_perpetual(spec.market_kind, market)
+            self.risk.on_fill(spec.id, market, perpetual, facts, recorded_ns)
