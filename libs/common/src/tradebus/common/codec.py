@@ -19,6 +19,8 @@ import msgspec
 
 from tradebus.common.messages import (
     AccountHalted,
+    AdjustReply,
+    AdjustRequest,
     BalancesQuery,
     BalancesReply,
     BotCommand,
@@ -32,6 +34,7 @@ from tradebus.common.messages import (
     KillSwitchReply,
     MarketEvent,
     OrderEvent,
+    PaperAdjust,
     ReconReport,
     ReconRunReply,
     ReconRunRequest,
@@ -52,6 +55,9 @@ _event = msgspec.json.Decoder(OrderEvent)
 _exec_alert = msgspec.json.Decoder(AccountHalted)
 _killswitch_command = msgspec.json.Decoder(KillSwitchCommand)
 _killswitch_reply = msgspec.json.Decoder(KillSwitchReply | ErrorReply)
+_adjust_request = msgspec.json.Decoder(AdjustRequest)
+_adjust_reply = msgspec.json.Decoder(AdjustReply | ErrorReply)
+_paper_adjust = msgspec.json.Decoder(PaperAdjust)
 _balances_query = msgspec.json.Decoder(BalancesQuery)
 _balances_reply = msgspec.json.Decoder(BalancesReply | ErrorReply)
 _recon_report = msgspec.json.Decoder(ReconReport)
@@ -74,6 +80,9 @@ decode_exec_alert = _exec_alert.decode
 """``bytes -> AccountHalted`` for ``exec.alert.*`` subjects."""
 decode_killswitch_command = _killswitch_command.decode
 decode_killswitch_reply = _killswitch_reply.decode
+decode_adjust_request = _adjust_request.decode
+decode_adjust_reply = _adjust_reply.decode
+decode_paper_adjust = _paper_adjust.decode
 decode_balances_query = _balances_query.decode
 decode_balances_reply = _balances_reply.decode
 decode_recon_report = _recon_report.decode

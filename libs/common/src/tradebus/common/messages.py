@@ -358,14 +358,60 @@ class ReconRow(msgspec.Struct, frozen=True, kw_only=True):
     ok: bool
 
 
+DriftPolicy = Literal["alert", "adjust", "halt"]
+"""What the reconciler does about drift, per account (seed 001: "user sold by hand"):
+``alert`` only, ``adjust`` the ledger (adjustment entries valued at average cost), or
+``halt`` (pause the account's bots)."""
+
+
 class ReconReport(Message, kw_only=True):
-    """Result of reconciling one account: ``ok`` when every row is within tolerance."""
+    """Result of reconciling one account: ``ok`` when every row is within tolerance.
+
+    ``action`` is what the account's drift policy did about a drift
+    (``none`` when ok; ``alert``, ``adjusted``, ``halted``, or ``failed:<why>``).
+    """
 
     account: str
     status: Literal["ok", "drift"]
     rows: list[ReconRow]
     ledger_watermark: int
     ts_event: int
+    action: str = "none"
+
+
+class AdjustRow(msgspec.Struct, frozen=True, kw_only=True):
+    """One asset to adjust by ``amount`` (signed, in the asset); ``price`` is the
+    valuation price execution wrote it at (its average cost; None if none)."""
+
+    asset: str
+    amount: Decimal
+    price: Decimal | None = None
+
+
+class AdjustRequest(Message, kw_only=True):
+    """Ask execution to write adjustment entries (``exec.adjust``); ``ref`` makes it
+    idempotent (``recon:<report id>``): a second request with the same ref writes nothing."""
+
+    account: str
+    ref: str
+    rows: list[AdjustRow]
+
+
+class AdjustReply(Message, kw_only=True):
+    """The entries written (empty if ``ref`` had been applied before)."""
+
+    account: str
+    rows: list[AdjustRow]
+
+
+class PaperAdjust(Message, kw_only=True):
+    """Move a paper account's venue balance by hand, without the ledger knowing
+    (``ctl.paper.adjust``): what a user selling on the exchange's website does. For
+    demos and drift tests; live venues ignore it."""
+
+    account: str
+    asset: str
+    delta: Decimal
 
 
 class ReconRunRequest(Message, kw_only=True):

@@ -16,6 +16,8 @@ subject                            kind                producer -> consumer
 ``recon.alert.<account>``          JetStream RECON     reconciler -> anyone
 ``ctl.<area>.<verb>``              request/reply       CLI -> services
 ``ctl.killswitch``                 request/reply       operator -> execution
+``ctl.paper.adjust``               request/reply       operator -> execution
+``exec.adjust``                    request/reply       reconciler -> execution
 KV ``bots``: ``<bot>``             JetStream KV        ``bots apply`` -> hosts
 KV ``bot_state``: ``<bot>``        JetStream KV        host -> host (snapshots)
 KV ``leases``: ``bot.<bot>``,      JetStream KV (TTL)  host replicas
@@ -144,6 +146,10 @@ def ctl(area: str, verb: str) -> str:
     return f"ctl.{token(area, 'area')}.{token(verb, 'verb')}"
 
 
+EXEC_ADJUST = "exec.adjust"
+"""Request/reply to execution: write ledger adjustment entries (``AdjustRequest``)."""
+CTL_PAPER_ADJUST = "ctl.paper.adjust"
+"""Request/reply to execution: move a paper venue balance by hand (``PaperAdjust``)."""
 CTL_KILLSWITCH = "ctl.killswitch"
 """Request/reply to execution: engage, release or show the kill switch (``KillSwitchCommand``)."""
 

@@ -30,6 +30,7 @@ from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.messages import BalancesReply, ErrorReply, Message, TradeTick
 from tradebus.common.metrics import new_registry, serve_metrics
 from tradebus.execution.accounts import AccountSpec, load_accounts
+from tradebus.execution.adjust import AdjustControl
 from tradebus.execution.ccxt_venue import VenueUnavailable
 from tradebus.execution.engine import TRANSIENT_ERRORS, ExecutionEngine
 from tradebus.execution.killswitch import KillSwitchControl
@@ -167,6 +168,8 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
     pollers = start_live_tasks(engine, ledger, live, connecting, specs, clock, stop)
     kill_switch = KillSwitchControl(engine, metrics, clock)
     await kill_switch.start(nc, js)
+    adjustments = AdjustControl(engine, ledger, catalog, exchanges, clock)
+    await adjustments.start(nc)
     tick_counters: dict[tuple[str, str], object] = {}
 
     async def on_market(msg: Msg) -> None:
@@ -239,6 +242,7 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
         for sub in (*md_subs, query_sub):
             await sub.unsubscribe()
         await kill_switch.stop()
+        await adjustments.stop()
         log.info("stopping: subscriptions closed")
         for task in pollers:
             task.cancel()

@@ -124,6 +124,7 @@ class ExecutionEngine:
         """Live accounts whose venue has not answered since start: their intents wait."""
         self._vetting = Vetting(catalog, venues, self._orders.open_count, last_price, clock)
         self.kill = self._vetting.kill
+        self.risk = self._vetting.risk
 
     @property
     def halted(self) -> dict[str, str]:

@@ -72,6 +72,10 @@ class RiskState:
         self._daily[(account, recorded_ns // DAY_NS)] += realized
         return realized
 
+    def position(self, account: str, symbol: str) -> Position | None:
+        """The account's position in ``symbol`` as execution has seen it traded (or None)."""
+        return self._positions.get((account, symbol))
+
     def on_place(self, account: str, now_ns: int) -> None:
         """An order of ``account`` was sent to its venue at ``now_ns``."""
         self._placed[account].append(now_ns)

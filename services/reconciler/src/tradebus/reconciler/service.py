@@ -4,13 +4,16 @@ The reconciler holds no keys: venue balances come from execution over
 ``exec.query.balances``. Each account's ledger sum is taken up to the journal
 watermark of the venue snapshot, so fills booked after the snapshot are not
 mistaken for drift. Reports go to the ``recon_reports`` table and to
-``recon.report.<account>``; drift also goes to ``recon.alert.<account>``.
+``recon.report.<account>``; drift also goes to ``recon.alert.<account>``, after
+the account's drift policy acted on it (:mod:`.policies`: alert, adjust,
+halt; the report's ``action`` says what was done).
 """
 
 from __future__ import annotations
 
 import logging
 
+import msgspec
 from nats.aio.client import Client as NATS
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -21,6 +24,7 @@ from tradebus.common.codec import decode_balances_reply
 from tradebus.common.messages import BalancesQuery, ErrorReply, ReconReport
 from tradebus.ledger.store import Ledger
 from tradebus.reconciler.core import reconcile
+from tradebus.reconciler.policies import DriftActions, policy_for
 from tradebus.reconciler.settings import ReconcilerSettings
 
 log = logging.getLogger(__name__)
@@ -76,6 +80,7 @@ class Reconciler:
         self._settings = settings
         self._clock = clock
         self._metrics = metrics
+        self._actions = DriftActions(nc, settings.request_timeout_seconds)
 
     async def run_once(self, account: str | None = None) -> list[ReconReport]:
         """Reconcile one or every account; returns the reports.
@@ -110,6 +115,10 @@ class Reconciler:
                 snapshot.ledger_watermark,
                 self._clock.now_ns(),
             )
+            if report.status != "ok":
+                policy = policy_for(report.account, self._settings.drift_policies)
+                action = await self._actions.act(report, policy)
+                report = msgspec.structs.replace(report, action=action)
             report_id = await self._ledger.insert_recon_report(report)
             await self._publish(report, report_id)
             reports.append(report)
@@ -130,7 +139,10 @@ class Reconciler:
                 for r in report.rows
                 if not r.ok
             ]
-            log.warning("reconciliation drift", extra={"account": report.account, "assets": bad})
+            log.warning(
+                "reconciliation drift",
+                extra={"account": report.account, "assets": bad, "action": report.action},
+            )
             await publish_event(
                 self._js, subjects.recon_alert(report.account), report, f"alert:{report_id}"
             )

@@ -7,6 +7,7 @@ from decimal import Decimal
 import msgspec
 
 from tradebus.common.config import Settings
+from tradebus.common.messages import DriftPolicy
 
 
 class ReconcilerSettings(Settings, frozen=True, kw_only=True):
@@ -23,6 +24,10 @@ class ReconcilerSettings(Settings, frozen=True, kw_only=True):
     tolerances
         JSON object of absolute tolerance per asset, ``DEFAULT`` for the
         rest (seed 001): ``{"BTC": "0.0001", "DEFAULT": "0.00000001"}``.
+    drift_policies
+        JSON object of what to do about drift, per account, ``DEFAULT`` for
+        the rest: ``alert``, ``adjust`` or ``halt`` (:mod:`.policies`):
+        ``{"alice-paper": "adjust", "DEFAULT": "alert"}``.
     request_timeout_seconds
         How long to wait for execution's balances.
     metrics_port
@@ -34,6 +39,9 @@ class ReconcilerSettings(Settings, frozen=True, kw_only=True):
     interval_seconds: float = 60.0
     tolerances: dict[str, Decimal] = msgspec.field(
         default_factory=lambda: {"DEFAULT": Decimal("0.00000001")}
+    )
+    drift_policies: dict[str, DriftPolicy] = msgspec.field(
+        default_factory=lambda: {"DEFAULT": "alert"}
     )
     request_timeout_seconds: float = 5.0
     metrics_port: int = 9100

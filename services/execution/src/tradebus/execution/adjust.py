@@ -1,0 +1,162 @@
+"""Corrections of drift, by request: ledger adjustments and paper balances moved by hand.
+
+* ``exec.adjust`` (:class:`AdjustRequest`, from the reconciler when an
+  account's drift policy is ``adjust``): execution, the ledger's one writer,
+  writes one ``adjustment`` journal entry per asset, valued at the average
+  cost of the account's position in that asset (seed 001: what a user sold
+  by hand leaves at its cost, booking no P&L), and drops that quantity from
+  the position it tracks for the risk limits. Entries are never changed;
+  the request's ``ref`` makes it idempotent.
+* ``ctl.paper.adjust`` (:class:`PaperAdjust`): move a paper account's venue
+  balance without the ledger knowing, as a user selling on the exchange's
+  website would (demos and drift tests).
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+from nats.aio.msg import Msg
+
+from tradebus.common import subjects
+from tradebus.common.clock import Clock
+from tradebus.common.codec import decode_adjust_request, decode_paper_adjust, encode
+from tradebus.common.markets import MarketCatalog
+from tradebus.common.messages import AdjustReply, AdjustRequest, AdjustRow, ErrorReply, Message
+from tradebus.execution.paper import PaperExchange
+from tradebus.ledger.store import Ledger
+
+log = logging.getLogger(__name__)
+
+
+class AdjustControl:
+    """Answers ``exec.adjust`` and ``ctl.paper.adjust`` (module docstring).
+
+    Parameters
+    ----------
+    engine
+        The execution engine (``lock``, ``accounts``, ``risk``).
+    ledger
+        Where the adjustment entries go.
+    catalog
+        Markets (which symbol an asset is the base of).
+    paper
+        Paper exchanges by market-data venue.
+    clock
+        Entry times.
+    """
+
+    def __init__(
+        self,
+        engine: Any,
+        ledger: Ledger,
+        catalog: MarketCatalog,
+        paper: dict[str, PaperExchange],
+        clock: Clock,
+    ) -> None:
+        self._engine = engine
+        self._ledger = ledger
+        self._catalog = catalog
+        self._paper = paper
+        self._clock = clock
+        self._subs: list[Any] = []
+
+    async def start(self, nc: Any) -> None:
+        """Subscribe to both subjects."""
+        self._subs = [
+            await nc.subscribe(subjects.EXEC_ADJUST, cb=self._on_adjust),
+            await nc.subscribe(subjects.CTL_PAPER_ADJUST, cb=self._on_paper),
+        ]
+
+    async def stop(self) -> None:
+        """Unsubscribe."""
+        for sub in self._subs:
+            await sub.unsubscribe()
+
+    async def _on_adjust(self, msg: Msg) -> None:
+        reply: Message
+        try:
+            reply = await self.adjust(decode_adjust_request(msg.data))
+        except msgspec.MsgspecError as exc:
+            reply = ErrorReply(error="bad_request", message=str(exc))
+        except KeyError as exc:
+            reply = ErrorReply(error="unknown_account", message=f"no account {exc}")
+        await msg.respond(encode(reply))
+
+    async def adjust(self, request: AdjustRequest) -> AdjustReply:
+        """Write the adjustment entries of ``request`` (once per ``ref``).
+
+        Raises
+        ------
+        KeyError
+            If the account is not configured.
+        """
+        spec = self._engine.accounts[request.account]
+        async with self._engine.lock:
+            rows = [
+                AdjustRow(asset=r.asset, amount=r.amount, price=self._average_cost(spec, r.asset))
+                for r in request.rows
+                if r.amount != 0
+            ]
+            entries = [(r.asset, r.amount, r.price) for r in rows]
+            now = self._clock.now_ns()
+            written = await self._ledger.record_adjustment(spec.id, entries, request.ref, now)
+            if not written:
+                return AdjustReply(account=spec.id, rows=[])
+            for row in rows:
+                self._move_position(spec, row)
+        log.warning(
+            "ledger adjusted to the venue",
+            extra={"account": spec.id, "ref": request.ref, "rows": [str(r) for r in rows]},
+        )
+        return AdjustReply(account=spec.id, rows=rows)
+
+    def _symbols_of(self, spec: Any, asset: str) -> list[str]:
+        return [m.symbol for m in self._catalog.venue_markets(spec.market_data) if m.base == asset]
+
+    def _average_cost(self, spec: Any, asset: str) -> Decimal | None:
+        for symbol in self._symbols_of(spec, asset):
+            position = self._engine.risk.position(spec.id, symbol)
+            if position is not None and position.qty:
+                return position.avg_price
+        return None
+
+    def _move_position(self, spec: Any, row: AdjustRow) -> None:
+        """A base asset that left by hand leaves the tracked position at its cost."""
+        if row.amount >= 0:
+            return
+        for symbol in self._symbols_of(spec, row.asset):
+            position = self._engine.risk.position(spec.id, symbol)
+            if position is not None and position.qty > 0:
+                position.write_off(min(-row.amount, position.qty))
+                return
+
+    async def _on_paper(self, msg: Msg) -> None:
+        reply: Message
+        try:
+            command = decode_paper_adjust(msg.data)
+            spec = self._engine.accounts[command.account]
+            exchange = self._paper.get(spec.market_data)
+            if spec.live or exchange is None:
+                raise ValueError(f"{spec.id} is not a paper account")
+            async with self._engine.lock:
+                exchange.adjust(spec.id, command.asset, command.delta)
+                balances = exchange.balances(spec.id)
+            log.warning(
+                "paper balance moved by hand (the ledger does not know)",
+                extra={"account": spec.id, "asset": command.asset, "delta": str(command.delta)},
+            )
+            reply = AdjustReply(
+                account=spec.id,
+                rows=[AdjustRow(asset=b.asset, amount=b.total) for b in balances],
+            )
+        except msgspec.MsgspecError as exc:
+            reply = ErrorReply(error="bad_request", message=str(exc))
+        except KeyError as exc:
+            reply = ErrorReply(error="unknown_account", message=f"no account {exc}")
+        except ValueError as exc:
+            reply = ErrorReply(error="invalid", message=str(exc))
+        await msg.respond(encode(reply))
