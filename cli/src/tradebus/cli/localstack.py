@@ -215,8 +215,10 @@ class LocalPostgres:
         if result.returncode != 0:
             raise LocalServerError(f"initdb failed: {result.stderr.strip()[-2000:]}")
 
-    def start(self, timeout: float = 30.0) -> str:
+    def start(self, timeout: float = 30.0, port: int | None = None) -> str:
         """Initialise the cluster if needed, start the server, return the ``postgres`` DB URL.
+
+        ``port``: listen there (a restart on the same address); default a free port.
 
         Raises
         ------
@@ -227,7 +229,7 @@ class LocalPostgres:
         self._prepare()
         log = self.root / "postgres.log"
         for _ in range(5):
-            self.port = free_port()
+            self.port = port or free_port()
             args = [self._bin("postgres"), "-D", str(self.data), "-p", str(self.port),
                     "-h", "127.0.0.1", "-k", "", "-c", "max_connections=200"]  # fmt: skip
             if self.fast:

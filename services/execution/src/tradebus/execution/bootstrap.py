@@ -32,7 +32,7 @@ from tradebus.common.metrics import new_registry, serve_metrics
 from tradebus.execution.accounts import AccountSpec, load_accounts
 from tradebus.execution.adjust import AdjustControl
 from tradebus.execution.ccxt_venue import VenueUnavailable
-from tradebus.execution.engine import TRANSIENT_ERRORS, ExecutionEngine
+from tradebus.execution.engine import TRANSIENT_ERRORS, ExecutionEngine, RetryLater
 from tradebus.execution.killswitch import KillSwitchControl
 from tradebus.execution.live_accounts import open_live_accounts, start_live_tasks
 from tradebus.execution.metrics import ExecutionMetrics
@@ -120,10 +120,14 @@ async def _consume(
                 await engine.handle_intent(msg.subject, msg.data, msg.metadata.sequence.stream)
             except TRANSIENT_ERRORS as exc:
                 log.warning("transient failure; will retry", extra={"error": repr(exc)})
+                if not isinstance(exc, RetryLater):  # the database or the bus, not a venue
+                    engine.set_healthy(False, f"intents wait: {type(exc).__name__}")
                 for pending in msgs[i:]:
-                    await pending.nak(delay=1.0)
+                    with contextlib.suppress(nats.errors.Error, OSError):
+                        await pending.nak(delay=1.0)
                 await asyncio.sleep(1.0)
                 break
+            engine.set_healthy(True)
             await msg.ack()
 
 

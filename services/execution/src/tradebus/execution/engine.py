@@ -55,12 +55,12 @@ from tradebus.common.clock import Clock
 from tradebus.common.markets import MarketCatalog
 from tradebus.common.messages import AccountBalances, CancelAll, CancelOrder, PlaceOrder
 from tradebus.execution.accounts import AccountSpec
-from tradebus.execution.booking import fill_row
 from tradebus.execution.ccxt_venue import VenueUnavailable
 from tradebus.execution.events import EmitEvent, IntentContext, OrderEvents
+from tradebus.execution.fills import FillBooker
 from tradebus.execution.intake import Refused, admit
 from tradebus.execution.metrics import ExecutionMetrics
-from tradebus.execution.orders import RetryLater, VenueOrders
+from tradebus.execution.orders import TRANSIENT_ERRORS, RetryLater, VenueOrders
 from tradebus.execution.refusals import Refusals
 from tradebus.execution.risk import Refusal
 from tradebus.execution.sizing import is_same_size
@@ -119,12 +119,14 @@ class ExecutionEngine:
         self._orders = VenueOrders(ledger, list(accounts), venues, self._events, clock, metrics)
         self._refusals = Refusals(ledger, accounts, self._events, clock, metrics)
         self.lock = asyncio.Lock()
-        self.watermark = 0
         self.connecting: set[str] = set()
         """Live accounts whose venue has not answered since start: their intents wait."""
         self._vetting = Vetting(catalog, venues, self._orders.open_count, last_price, clock)
         self.kill = self._vetting.kill
         self.risk = self._vetting.risk
+        self._fills = FillBooker(
+            ledger, accounts, catalog, self._vetting, self._orders, self._events, metrics, clock
+        )
 
     @property
     def halted(self) -> dict[str, str]:
@@ -146,7 +148,7 @@ class ExecutionEngine:
             if spec is not None:
                 facts = (f.side, f.qty, f.price, f.fee, f.fee_asset)
                 self._vetting.on_fill(spec, f.symbol, facts, f.recorded_ns)  # type: ignore[arg-type]
-        self.watermark = await self._ledger.last_journal_id()
+        self._fills.watermark = await self._ledger.last_journal_id()
         self._metrics.open_orders.set(self._orders.open_count())
 
     # ------------------------------------------------------------------ intake
@@ -312,26 +314,23 @@ class ExecutionEngine:
 
     # ------------------------------------------------------------------- fills
     async def record_fills(self, fills: list[VenueFill]) -> None:
-        """Book venue fills in the ledger and publish them. Call under :attr:`lock`."""
-        for fill in fills:
-            await self._record_fill(fill)
+        """Book venue fills in the ledger and publish them, never dropping one
+        (:class:`~tradebus.execution.fills.FillBooker`). Call under :attr:`lock`."""
+        await self._fills.record(fills)
 
-    async def _record_fill(self, fill: VenueFill) -> None:
-        spec = self._accounts[fill.account]
-        market = self._catalog.get(spec.market_data, fill.symbol)
-        now = self._clock.now_ns()
-        result = await self._ledger.record_fill(fill_row(fill, market, now))
-        if result is None:
-            return  # already booked
-        self.watermark, row = result
-        facts = (fill.side, fill.qty, fill.price, fill.fee, fill.fee_asset)
-        self._vetting.on_fill(spec, fill.symbol, facts, now)
-        self._metrics.fills.labels(venue=fill.venue).inc()
-        self._metrics.fill_to_ledger.observe(max(0, self._clock.now_ns() - now) / 1e9)
-        if row.status == "filled":
-            self._orders.forget_open(row)
-            self._metrics.orders.labels(status="filled").inc()
-        await self._events.filled(row, fill)
+    @property
+    def healthy(self) -> bool:
+        """False while the ledger or the bus refuses writes (fills and intents wait)."""
+        return self._fills.healthy
+
+    def set_healthy(self, healthy: bool, why: str = "") -> None:
+        """Report the engine (un)healthy: the gauge, and a log on change."""
+        self._fills.set_healthy(healthy, why)
+
+    @property
+    def watermark(self) -> int:
+        """Id of the last journal entry execution wrote or saw at start."""
+        return self._fills.watermark
 
     # ----------------------------------------------------------------- queries
     async def balances(self, account: str | None = None) -> list[AccountBalances]:
@@ -371,13 +370,3 @@ class ExecutionEngine:
                     )
                 )
             return out
-
-
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    RetryLater,
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-)
-"""Errors that mean "try again later" (database or network down), not "bad intent"."""

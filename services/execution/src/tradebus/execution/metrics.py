@@ -86,6 +86,12 @@ class ExecutionMetrics:
             ["scope"],
             registry=registry,
         )
+        self.healthy = Gauge(
+            "tradebus_execution_healthy",
+            "1 while the ledger and the bus take writes; 0 while intents and fills wait",
+            registry=registry,
+        )
+        self.healthy.set(1)
         self.ready = Gauge(
             "tradebus_execution_ready", "1 once consuming intents", registry=registry
         )

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import logging
 
+import asyncpg
+
 from tradebus.common.clock import Clock
 from tradebus.execution.ccxt_venue import VenueUnavailable
 from tradebus.execution.events import OrderEvents
@@ -29,6 +31,16 @@ log = logging.getLogger(__name__)
 
 class RetryLater(Exception):
     """The venue could not be asked now: leave the intent unacked, it is redelivered."""
+
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    RetryLater,
+    OSError,  # TimeoutError (NATS publish acks included) and connection errors
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+)
+"""Errors that mean "try again later" (database, bus or venue down), not "bad intent"."""
 
 
 def order_key(user: str, intent_id: str) -> str:

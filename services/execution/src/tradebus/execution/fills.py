@@ -1,0 +1,123 @@
+"""Booking venue fills: ledger first, then the event, and never a fill dropped.
+
+:class:`FillBooker` books each fill in one ledger transaction keyed by
+``(venue, account, trade id)`` (a duplicate is a no-op), updates the risk
+state and open orders, then publishes :class:`OrderFilled`. While the
+database or NATS refuses writes it retries with back-off, under the
+engine's lock, so nothing else moves meanwhile; it reports the engine
+unhealthy (``tradebus_execution_healthy`` 0, an error log) and healthy
+again when it catches up. A fill booked whose event could not be published
+is published again before anything else (same message id: stored once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from tradebus.common.clock import Clock
+from tradebus.common.markets import MarketCatalog
+from tradebus.execution.accounts import AccountSpec
+from tradebus.execution.booking import fill_row
+from tradebus.execution.events import OrderEvents
+from tradebus.execution.metrics import ExecutionMetrics
+from tradebus.execution.orders import TRANSIENT_ERRORS
+from tradebus.execution.venue import VenueFill
+from tradebus.execution.vetting import Vetting
+from tradebus.ledger.store import Ledger, OrderRow
+
+log = logging.getLogger(__name__)
+
+MAX_RETRY_SECONDS = 5.0
+
+
+class FillBooker:
+    """Books fills for the engine (module docstring). Call :meth:`record` under the lock.
+
+    Parameters
+    ----------
+    ledger, accounts, catalog
+        Where fills go, the accounts, the markets.
+    vetting
+        Told of every booked fill (the risk state).
+    orders
+        Forgets orders that are filled (``forget_open``).
+    events
+        Publishes :class:`OrderFilled`.
+    metrics, clock
+        Counters, gauges and the time.
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        accounts: dict[str, AccountSpec],
+        catalog: MarketCatalog,
+        vetting: Vetting,
+        orders: Any,
+        events: OrderEvents,
+        metrics: ExecutionMetrics,
+        clock: Clock,
+    ) -> None:
+        self._ledger = ledger
+        self._accounts = accounts
+        self._catalog = catalog
+        self._vetting = vetting
+        self._orders = orders
+        self._events = events
+        self._metrics = metrics
+        self._clock = clock
+        self.watermark = 0
+        """Id of the last journal entry written (or seen at start)."""
+        self.healthy = True
+        self._unpublished: list[tuple[OrderRow, VenueFill]] = []
+
+    async def record(self, fills: list[VenueFill]) -> None:
+        """Book and publish ``fills``, retrying until the database and NATS take them."""
+        attempt = 0
+        while True:
+            try:
+                while self._unpublished:
+                    row, fill = self._unpublished[0]
+                    await self._events.filled(row, fill)
+                    self._unpublished.pop(0)
+                for fill in fills:
+                    await self._book(fill)
+            except TRANSIENT_ERRORS as exc:
+                self.set_healthy(False, f"fills wait: {type(exc).__name__}")
+                attempt += 1
+                await asyncio.sleep(min(MAX_RETRY_SECONDS, 0.1 * 2**attempt))
+                continue
+            self.set_healthy(True)
+            return
+
+    def set_healthy(self, healthy: bool, why: str = "") -> None:
+        """Report whether writes go through: the gauge, and a log on change."""
+        if healthy == self.healthy:
+            return
+        self.healthy = healthy
+        self._metrics.healthy.set(1 if healthy else 0)
+        if healthy:
+            log.warning("execution healthy again: catching up")
+        else:
+            log.error("execution unhealthy: intents wait in JetStream", extra={"why": why})
+
+    async def _book(self, fill: VenueFill) -> None:
+        spec = self._accounts[fill.account]
+        market = self._catalog.get(spec.market_data, fill.symbol)
+        now = self._clock.now_ns()
+        result = await self._ledger.record_fill(fill_row(fill, market, now))
+        if result is None:
+            return  # already booked
+        self.watermark, row = result
+        facts = (fill.side, fill.qty, fill.price, fill.fee, fill.fee_asset)
+        self._vetting.on_fill(spec, fill.symbol, facts, now)
+        self._metrics.fills.labels(venue=fill.venue).inc()
+        self._metrics.fill_to_ledger.observe(max(0, self._clock.now_ns() - now) / 1e9)
+        if row.status == "filled":
+            self._orders.forget_open(row)
+            self._metrics.orders.labels(status="filled").inc()
+        self._unpublished.append((row, fill))  # until its event is out
+        await self._events.filled(row, fill)
+        self._unpublished.pop()
