@@ -211,7 +211,11 @@ async def interrupt_when_trading(proc: asyncio.subprocess.Process, timeout: floa
 
 async def test_demo_live_mode_stops_cleanly_on_ctrl_c(data_dir: Path, tmp_path: Path) -> None:
     """``make demo`` without DATA: the live-feed path, against a local Binance-protocol server,
-    with nats-server and PostgreSQL started by the demo itself under ``--var``; Ctrl+C stops it."""
+    with nats-server and PostgreSQL started by the demo itself under ``--var``; Ctrl+C stops it.
+
+    That nats-server runs with ``deploy/nats/nats.conf``: every service connects as its own
+    user, and the whole run (bots trading, cancelling, reconciling) needs nothing the
+    config refuses."""
     var = tmp_path / "var"
     async with BinanceWsServer(raw_feed_files(data_dir), speed=20.0) as server:
         proc = await asyncio.create_subprocess_exec(
@@ -242,6 +246,12 @@ async def test_demo_live_mode_stops_cleanly_on_ctrl_c(data_dir: Path, tmp_path: 
     # the bots cancelled their orders on the way out: none was left open
     assert exit_log(var)["paper_orders_placed"] > 0
     assert exit_log(var, "strategy")["open_orders"] == 0
+    assert "users of" in output and "deploy/nats/nats.conf" in output
+    nats_log = (var / "nats" / "nats.log").read_text()
+    assert "Violation" not in nats_log, [ln for ln in nats_log.splitlines() if "Violation" in ln]
+    for service in ("marketdata", "strategy", "execution", "reconciler"):
+        log = (var / "logs" / f"{service}.log").read_text()
+        assert f'"nats://{service}:***@127.0.0.1:' in log, f"{service} did not log in as itself"
     assert_all_gone(started_pids(output))
 
 

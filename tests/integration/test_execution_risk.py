@@ -7,6 +7,7 @@ open orders, refuses new ones until released, and survives a restart.
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import AsyncIterator
 from decimal import Decimal as D
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 
 from tests.support.execution import Bus, collecting, execution_service, execution_settings
 from tests.support.services import eventually
+from tradebus.cli import killctl
 from tradebus.common import subjects
 from tradebus.common.bus import request
 from tradebus.common.codec import decode_killswitch_reply
@@ -161,7 +163,11 @@ async def test_kill_switch_cancels_refuses_and_survives_a_restart(
             assert (await refused(bus, "b-3")).reason == "kill_switch"
             await bus.pub("intent.alice.m", place("alice", "a-3", "59900"))
             await accepted(bus, "a-3")
-            await kill(bus, "release", "bob-paper")
+            # the CLI: tradebus killswitch engage/status/release
+            cli = argparse.Namespace(nats_url=nats_url, json=False, account="bob-paper")
+            out = await killctl.killswitch(argparse.Namespace(**vars(cli), verb="status"))
+            assert out == "global: released\nbob-paper: ENGAGED: test"
+            await killctl.killswitch(argparse.Namespace(**vars(cli), verb="release"))
             await bus.pub("intent.bob.m", place("bob", "b-4", "59000"))
             await accepted(bus, "b-4")
             assert (await kill(bus, "status")).accounts == {}

@@ -5,15 +5,18 @@ would only show up at ``docker compose up``: a ``TRADEBUS_*`` variable that is n
 setting (services refuse to start on unknown settings), a Dockerfile whose ``CMD`` or
 ``--package`` names nothing, an image that drags in another service's dependencies, a
 ``strategy`` that cannot be scaled, ``depends_on``/volumes/mounts pointing at nothing,
-Prometheus scraping the wrong host or port, and Grafana provisioning or dashboards that
-do not parse or query metrics no service exports.
+Prometheus scraping the wrong host or port, Grafana provisioning or dashboards that
+do not parse or query metrics no service exports, and a service connecting to NATS as
+a user ``deploy/nats/nats.conf`` does not have (or with another user's password).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import os
 import re
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from tradebus.cli.localstack import _venv_bin
+from tradebus.cli.natsauth import conf_users
 from tradebus.common.config import PREFIX, load_settings
 from tradebus.execution.settings import ExecutionSettings
 from tradebus.ledger.migrate import MigrateSettings
@@ -42,6 +47,15 @@ SETTINGS: dict[str, Any] = {
 }
 TRADEBUS = ("marketdata", "marketdata-backpack", "strategy", "execution", "reconciler")
 REQUIRED = {"nats", "postgres", "prometheus", "grafana", *SETTINGS}
+NATS_USER = {
+    "marketdata": "marketdata",
+    "marketdata-backpack": "marketdata",
+    "bots-apply": "strategy",  # writes KV bots, as the hosts do
+    "strategy": "strategy",
+    "execution": "execution",
+    "reconciler": "reconciler",
+}
+"""The NATS user of every service that connects to NATS (``deploy/nats/nats.conf``)."""
 INTERPOLATION = re.compile(r"\$\{(\w+)(:?-([^}]*))?\}")
 CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
 
@@ -287,3 +301,68 @@ def test_dockerignore_keeps_the_context_small() -> None:
     lines = set((ROOT / ".dockerignore").read_text().split())
     for entry in (".venv", ".git", ".tools", "var", "tests", "bench"):
         assert entry in lines, f".dockerignore should exclude {entry}"
+
+
+def nats_config() -> Path:
+    """The repository's nats.conf that the ``nats`` service runs with (``-c``)."""
+    command = services()["nats"]["command"]
+    assert "-c" in command, "nats: run nats-server with -c <deploy/nats/nats.conf>"
+    target = command[command.index("-c") + 1]
+    readonly = [t for s, t in mounts("nats") if t == target and s.startswith(".")]
+    volumes = services()["nats"]["volumes"]
+    assert readonly and any(str(v).endswith(f"{target}:ro") for v in volumes), (
+        f"nats: mount the config at {target} read-only"
+    )
+    path = host_path("nats", target)
+    assert path == ROOT / "deploy" / "nats" / "nats.conf", path
+    return path
+
+
+def nats_password_defaults() -> dict[str, str]:
+    """``variable -> default`` of the nats service's password variables."""
+    env = services()["nats"].get("environment") or {}
+    out = {}
+    for key, value in env.items():
+        match = INTERPOLATION.fullmatch(str(value))
+        assert match and match[1] == key, f"nats: {key} must be ${{{key}:-<default>}}"
+        out[key] = match[3]
+    return out
+
+
+def test_nats_gets_every_password_its_config_needs() -> None:
+    users = conf_users(nats_config())
+    defaults = nats_password_defaults()
+    missing = set(users.values()) - set(defaults)
+    assert not missing, f"nats: environment lacks {sorted(missing)} (nats.conf refers to them)"
+    # nats-server parses a variable's value as a config value: the defaults must be words
+    assert len(set(defaults.values())) == len(defaults), "one default password per user"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}, **defaults}
+    check = subprocess.run(
+        [str(_venv_bin("nats-server")), "-c", str(nats_config()), "-t"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+    assert check.returncode == 0, f"nats.conf with the compose defaults: {check.stderr}"
+
+
+@pytest.mark.parametrize("name", sorted(NATS_USER))
+def test_service_connects_as_its_own_nats_user(name: str) -> None:
+    users = conf_users(nats_config())
+    raw = str((services()[name].get("environment") or {}).get("TRADEBUS_NATS_URL", ""))
+    url = urlsplit(raw)
+    expected = NATS_USER[name]
+    assert url.username == expected, f"{name}: TRADEBUS_NATS_URL must log in as {expected}"
+    assert expected in users, f"nats.conf has no user {expected}"
+    password = INTERPOLATION.fullmatch(url.password or "")
+    assert password, f"{name}: the password must be ${{{users[expected]}:-<default>}}"
+    assert password[1] == users[expected], f"{name}: password variable is not {users[expected]}"
+    default = nats_password_defaults()[users[expected]]
+    assert password[3] == default, f"{name}: default password differs from the nats service's"
+    assert url.hostname == "nats"
+
+
+def test_every_nats_client_service_has_a_user() -> None:
+    clients = {n for n in services() if "TRADEBUS_NATS_URL" in tradebus_env(n)}
+    assert clients == set(NATS_USER), f"add {sorted(clients ^ set(NATS_USER))} to NATS_USER"

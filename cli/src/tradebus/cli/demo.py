@@ -1,7 +1,9 @@
 """``tradebus demo``: the whole stack on one machine, without Docker.
 
 1. Servers: nats-server and PostgreSQL from their wheels on free ports, data
-   under ``var/`` (or the servers of ``NATS_URL`` / ``DATABASE_URL``).
+   under ``var/`` (or the servers of ``NATS_URL`` / ``DATABASE_URL``); the local
+   nats-server runs with ``deploy/nats/nats.conf`` (every service as its own
+   user, passwords generated per run).
 2. Migrations with ``tradebus-migrate``; then execution, reconciler and
    strategy, then marketdata, each as its own process with the entry point
    compose uses.
@@ -51,6 +53,8 @@ class DemoOptions(msgspec.Struct, frozen=True, kw_only=True):
     database_url: str | None = None
     reset_streams: bool = False
     binance_ws_url: str = BINANCE_WS_URL
+    nats_config: Path | None = None
+    """Users and permissions of the local nats-server (unused with ``nats_url``)."""
 
 
 def say(text: str) -> None:
@@ -272,7 +276,9 @@ async def run_demo(opts: DemoOptions) -> int:
         replay_files(opts.data, set(symbols))
     opts.var.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(opts.var / "logs", ignore_errors=True)
-    stack = LocalStack(opts.var, opts.nats_url, opts.database_url, opts.reset_streams, say)
+    stack = LocalStack(
+        opts.var, opts.nats_url, opts.database_url, opts.reset_streams, say, opts.nats_config
+    )
     demo = Demo(opts, stack)
     _install_interrupts(demo)
     users = len({b.ctx.user for b in bots})

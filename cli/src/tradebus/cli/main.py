@@ -19,8 +19,9 @@ from pathlib import Path
 
 import msgspec
 
-from tradebus.cli import botctl
+from tradebus.cli import botctl, killctl
 from tradebus.cli.demo import BINANCE_WS_URL, DemoOptions, run_demo
+from tradebus.cli.natsauth import DEFAULT_CONF as DEFAULT_NATS_CONF
 from tradebus.cli.stack import StackError
 from tradebus.common.config import ConfigError
 
@@ -49,6 +50,13 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         "--reset-streams",
         action="store_true",
         help="delete tradebus streams left on an external NATS_URL by another run",
+    )
+    p.add_argument(
+        "--nats-config",
+        type=Path,
+        default=DEFAULT_NATS_CONF,
+        help="users and permissions of the local nats-server (default %(default)s; "
+        "passwords generated per run); not used with NATS_URL",
     )
 
 
@@ -146,7 +154,10 @@ def main(argv: list[str] | None = None) -> None:
     _demo_parser(sub)
     _bots_parser(sub)
     _intent_parser(sub)
+    killctl.add_parser(sub, _common)
     args = parser.parse_args(argv)
+    if args.command == "killswitch":
+        sys.exit(botctl.run(killctl.killswitch(args)))
     if args.command in ("bots", "intent"):
         try:
             sys.exit(_run_bots(args) if args.command == "bots" else _run_intent(args))
@@ -154,7 +165,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"tradebus {args.command}: {exc}", file=sys.stderr)
             sys.exit(2)
     if args.command == "demo":
-        for path in (args.bots, args.accounts):
+        external_nats = os.environ.get("NATS_URL")
+        for path in (args.bots, args.accounts, *([] if external_nats else [args.nats_config])):
             if not path.is_file():
                 parser.error(f"no such file: {path} (run from the repository root)")
         if args.data is not None and not args.data.is_dir():
@@ -171,6 +183,7 @@ def main(argv: list[str] | None = None) -> None:
             database_url=os.environ.get("DATABASE_URL") or None,
             reset_streams=args.reset_streams,
             binance_ws_url=args.binance_ws_url,
+            nats_config=args.nats_config.resolve(),
         )
         try:
             sys.exit(asyncio.run(run_demo(opts)))

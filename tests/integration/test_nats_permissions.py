@@ -1,0 +1,269 @@
+"""``deploy/nats/nats.conf`` really refuses what a user may not do, and allows what it must.
+
+One nats-server runs with the repository's config (passwords generated for the test,
+JetStream in a temp dir). The server answers a forbidden publish or subscription with
+``-ERR 'Permissions Violation ...'``, which nats-py hands to the error callback
+asynchronously: each refusal is asserted on that callback *and* on the message never
+arriving (in a stream or at a subscriber).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import msgspec
+import nats
+import pytest
+from nats.aio.client import Client as NATS
+from nats.js.api import AckPolicy, ConsumerConfig
+
+from tradebus.cli.localstack import LocalNats
+from tradebus.cli.natsauth import SERVICES, conf_users, generate_passwords, with_user
+from tradebus.common import subjects
+from tradebus.common.bus import MSG_ID, ensure_streams, publish_event
+from tradebus.strategy.kvstore import open_bots, open_buckets
+
+CONF = Path(__file__).resolve().parents[2] / "deploy" / "nats" / "nats.conf"
+PEOPLE = ("alice", "bob", "carol", "dave")
+SETTLE = 0.3
+"""Seconds to wait for a message that must not come (the server answers in microseconds)."""
+
+
+class Server(msgspec.Struct):
+    """The running server: its URL without credentials and each user's password."""
+
+    url: str
+    passwords: dict[str, str]
+
+
+class Conn(msgspec.Struct):
+    """A connection and the errors the server reported to it (lowercased)."""
+
+    nc: NATS
+    errors: list[str]
+
+    async def violations(self) -> list[str]:
+        """Permission errors reported so far (after a round trip to the server)."""
+        await self.nc.flush()
+        await asyncio.sleep(0.05)  # the error callback runs as its own task
+        return [e for e in self.errors if "permissions violation" in e]
+
+
+Connect = Callable[[str], Awaitable[Conn]]
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    passwords, env = generate_passwords(conf_users(CONF))
+    local = LocalNats(tmp_path / "nats", CONF, env)
+    yield Server(local.start(), passwords)
+    local.stop()
+
+
+@pytest.fixture
+async def connect(server: Server) -> AsyncIterator[Connect]:
+    """``await connect(user)``: a connection as ``user`` (people use their inbox prefix)."""
+    conns: list[NATS] = []
+
+    async def _connect(user: str) -> Conn:
+        errors: list[str] = []
+
+        async def on_error(exc: Exception) -> None:
+            errors.append(str(exc).lower())
+
+        extra = {"inbox_prefix": f"_INBOX_{user}"} if user in PEOPLE else {}
+        nc = await nats.connect(
+            with_user(server.url, user, server.passwords[user]),
+            error_cb=on_error,
+            allow_reconnect=False,
+            **extra,
+        )
+        conns.append(nc)
+        return Conn(nc, errors)
+
+    yield _connect
+    for nc in conns:
+        await nc.close()
+
+
+async def stream_subjects(nc: NATS, stream: str) -> list[str]:
+    """The subject of every message in ``stream`` (read as the operator)."""
+    js = nc.jetstream()
+    state = (await js.stream_info(stream)).state
+    if not state.messages:
+        return []
+    seqs = range(state.first_seq, state.last_seq + 1)
+    return [(await js.get_msg(stream, seq)).subject for seq in seqs]
+
+
+def test_config_declares_every_service_person_and_the_operator() -> None:
+    users = conf_users(CONF)
+    assert set(users) >= {*SERVICES, *PEOPLE, "operator"}
+    for user, variable in users.items():
+        assert variable == f"TRADEBUS_NATS_{user.upper()}_PASSWORD"
+    assert 'password: "' not in CONF.read_text() and "password: '" not in CONF.read_text()
+
+
+async def test_missing_password_variable_stops_the_server(tmp_path: Path) -> None:
+    from tradebus.cli.localstack import LocalServerError
+
+    _, env = generate_passwords(conf_users(CONF))
+    env.pop("TRADEBUS_NATS_BOB_PASSWORD")
+    with pytest.raises(LocalServerError, match="TRADEBUS_NATS_BOB_PASSWORD"):
+        LocalNats(tmp_path / "nats", CONF, env).start()
+
+
+async def test_wrong_password_is_refused(server: Server) -> None:
+    with pytest.raises(nats.errors.Error):
+        await nats.connect(with_user(server.url, "alice", "wrong"), allow_reconnect=False)
+
+
+async def test_a_person_sends_and_reads_only_as_themselves(connect: Connect) -> None:
+    operator = await connect("operator")
+    await ensure_streams(operator.nc.jetstream())
+    alice = await connect("alice")
+
+    # allowed: alice's own intent lands in INTENTS (JetStream ack on her own inbox)
+    ack = await alice.nc.jetstream().publish(
+        "intent.alice.manual", b"{}", headers={MSG_ID: "alice-1"}
+    )
+    assert ack.stream == subjects.STREAM_INTENTS
+    # allowed: her own events and alerts reach her
+    own_events: list[str] = []
+
+    async def on_own(msg) -> None:  # type: ignore[no-untyped-def]
+        own_events.append(msg.subject)
+
+    await alice.nc.subscribe("exec.evt.alice.>", cb=on_own)
+    await alice.nc.subscribe("exec.alert.alice.>", cb=on_own)
+    await alice.nc.flush()
+    assert await alice.violations() == []
+
+    # refused: publishing for bob, and as the operator's or a service's subjects
+    for subject in ("intent.bob.x", "exec.evt.alice.manual", "ctl.bots.stop", "md.quote.x.y"):
+        await alice.nc.publish(subject, b"{}")
+    refused = await alice.violations()
+    assert len(refused) == 4 and all("publish" in e for e in refused), refused
+
+    # refused: reading bob's events, every intent, the balances query, anyone's inbox
+    alice.errors.clear()
+    spy: list[str] = []
+
+    async def on_spy(msg) -> None:  # type: ignore[no-untyped-def]
+        spy.append(msg.subject)
+
+    for subject in ("exec.evt.bob.>", "exec.alert.bob.>", "intent.>", "exec.query.>", "_INBOX.>"):
+        await alice.nc.subscribe(subject, cb=on_spy)
+    refused = await alice.violations()
+    assert len(refused) == 5 and all("subscription" in e for e in refused), refused
+
+    for subject in ("exec.evt.bob.manual", "exec.alert.bob.bob-paper", "exec.evt.alice.manual"):
+        await operator.nc.publish(subject, b"{}")
+    await operator.nc.publish("exec.alert.alice.alice-paper", b"{}")
+    await operator.nc.flush()
+    await asyncio.sleep(SETTLE)
+    assert spy == []
+    assert sorted(own_events) == ["exec.alert.alice.alice-paper", "exec.evt.alice.manual"]
+    assert await stream_subjects(operator.nc, subjects.STREAM_INTENTS) == ["intent.alice.manual"]
+
+
+async def test_strategy_may_not_publish_events_nor_read_intents(connect: Connect) -> None:
+    operator = await connect("operator")
+    strategy = await connect("strategy")
+    await ensure_streams(strategy.nc.jetstream())  # allowed (module note in nats.conf)
+
+    # allowed: intents for any user, its KV buckets
+    js = strategy.nc.jetstream()
+    await js.publish("intent.bob.bob-ladder-btc", b"{}", headers={MSG_ID: "b1"})
+    buckets = await open_buckets(js, lease_seconds=5)
+    await buckets.state.put("bob-ladder-btc", b"snapshot")
+    assert (await buckets.state.get("bob-ladder-btc")).value == b"snapshot"
+    await buckets.leases.create("bot.bob-ladder-btc", b"replica-1")
+    await buckets.volume.put("volume-eth.bob-volume-eth", b"1")
+    await (await open_bots(js)).put("bob-ladder-btc", b"{}")
+    assert await strategy.violations() == []
+
+    # refused: order events, the operator's and execution's subjects
+    for subject in ("exec.evt.bob.bob-ladder-btc", "exec.alert.bob.bob-paper", "recon.report.x"):
+        await strategy.nc.publish(subject, b"{}")
+    refused = await strategy.violations()
+    assert len(refused) == 3, refused
+
+    # refused: reading intents (only execution, through its consumer) and execution's queries
+    strategy.errors.clear()
+    spy: list[str] = []
+
+    async def on_spy(msg) -> None:  # type: ignore[no-untyped-def]
+        spy.append(msg.subject)
+
+    for subject in ("intent.>", "exec.query.>", "ctl.killswitch", "recon.>"):
+        await strategy.nc.subscribe(subject, cb=on_spy)
+    refused = await strategy.violations()
+    assert len(refused) == 4 and all("subscription" in e for e in refused), refused
+    await operator.nc.publish("intent.alice.manual", b"{}")
+    await operator.nc.publish("exec.query.balances", b"{}")
+    await operator.nc.flush()
+    await asyncio.sleep(SETTLE)
+    assert spy == []
+    assert await stream_subjects(operator.nc, subjects.STREAM_EXEC) == []
+    # the operator's intent is in the stream; strategy's own was allowed
+    intents = await stream_subjects(operator.nc, subjects.STREAM_INTENTS)
+    assert intents == ["intent.bob.bob-ladder-btc", "intent.alice.manual"]
+
+
+async def test_execution_consumes_intents_and_publishes_events(connect: Connect) -> None:
+    alice = await connect("alice")
+    execution = await connect("execution")
+    js = execution.nc.jetstream()
+    await ensure_streams(js)
+    await alice.nc.jetstream().publish("intent.alice.manual", b"{}", headers={MSG_ID: "a1"})
+
+    psub = await js.pull_subscribe(
+        subjects.INTENT_ALL,
+        durable="execution",
+        stream=subjects.STREAM_INTENTS,
+        config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT),
+    )
+    (msg,) = await psub.fetch(1, timeout=5)
+    assert msg.subject == "intent.alice.manual"
+    await msg.ack()
+    events: list[str] = []
+
+    async def on_event(msg) -> None:  # type: ignore[no-untyped-def]
+        events.append(msg.subject)
+
+    await alice.nc.subscribe("exec.evt.alice.>", cb=on_event)
+    await alice.nc.flush()
+    await publish_event(js, subjects.exec_evt("alice", "manual"), {"type": "x"}, "evt-1")
+    kv = await js.create_key_value(bucket=subjects.KV_KILLSWITCH)
+    await kv.put("global", b"engaged")
+    assert await execution.violations() == []
+    await asyncio.sleep(SETTLE)
+    assert events == ["exec.evt.alice.manual"]
+
+    # refused: execution may not speak for users, nor delete a stream
+    await execution.nc.publish("intent.alice.manual", b"{}")
+    with pytest.raises(nats.errors.TimeoutError):  # refused requests are never answered
+        await execution.nc.jetstream(timeout=1).delete_stream(subjects.STREAM_INTENTS)
+    refused = await execution.violations()
+    assert len(refused) == 2, refused
+
+
+async def test_marketdata_and_reconciler_stay_in_their_lanes(connect: Connect) -> None:
+    marketdata = await connect("marketdata")
+    reconciler = await connect("reconciler")
+    await ensure_streams(reconciler.nc.jetstream())
+    await marketdata.nc.publish(subjects.md_quote("binance", "BTCUSDT"), b"{}")
+    await marketdata.nc.publish(subjects.feed_status("binance"), b"{}")
+    await publish_event(reconciler.nc.jetstream(), subjects.recon_report("x"), {}, "r1")
+    assert await marketdata.violations() == [] and await reconciler.violations() == []
+
+    await marketdata.nc.publish("intent.alice.manual", b"{}")
+    await marketdata.nc.publish("exec.evt.alice.manual", b"{}")
+    await marketdata.nc.subscribe("md.>")
+    await reconciler.nc.publish("intent.alice.manual", b"{}")
+    await reconciler.nc.subscribe("exec.evt.>")
+    assert len(await marketdata.violations()) == 3
+    assert len(await reconciler.violations()) == 2
