@@ -1,1 +1,1 @@
-"""Fault-injection tests: hostile input, bad configuration."""
+"""Fault-injection tests: real processes under hostile input, bad configuration and failures."""
