@@ -169,20 +169,9 @@ CASES = [
 ]
 
 
-VENUE_ELIDED = pytest.mark.xfail(
-    strict=True,
-    reason="finding: markets-file errors say `$.venues[...][1].tick_size` (msgspec elides the"
-    " dict key), so the bad venue is not named; MarketCatalog.load should report the path",
-)
-"""The markets file's bad-field path loses the venue name (reported, not fixed here)."""
-
-
 def params() -> list:
-    """The cases as ``pytest.param``s, the known findings marked."""
-    return [
-        pytest.param(*c[1:], id=c[0], marks=[VENUE_ELIDED] if "markets-tick" in c[0] else [])
-        for c in CASES
-    ]
+    """The cases as ``pytest.param``s."""
+    return [pytest.param(*c[1:], id=c[0]) for c in CASES]
 
 
 @pytest.mark.parametrize(("service", "env", "files", "names"), params())

@@ -698,16 +698,6 @@ async def test_hostile_intents_are_refused_recorded_and_survived(
         await nc.close()
 
 
-NOT_UTF8_WEDGES = pytest.mark.xfail(
-    strict=True,
-    reason="finding: nats-py 2.16 decodes a delivered subject with strict UTF-8"
-    " (Client._build_message); the UnicodeDecodeError ends Client._read_loop without a"
-    " reconnect, so execution's connection goes deaf for good (intents, market data,"
-    " balance queries) while the process lives; the message is redelivered after a restart",
-)
-"""One message on ``intent.>`` whose subject is not UTF-8 wedges execution (reported)."""
-
-
 async def order_ids(database_url: str) -> list[str]:
     """Intent ids of every order row, in stream order."""
     conn = await asyncpg.connect(database_url)
@@ -750,8 +740,8 @@ async def raw_pub(nats_url: str, subject: bytes, payload: bytes, header: bytes =
 @pytest.mark.parametrize(
     ("subject", "header", "reason"),
     [
-        pytest.param(b"intent.al\xffce.manual", b"", "bad_subject", marks=NOT_UTF8_WEDGES),
-        pytest.param(b"intent.alice.m\xc3", b"", "bad_subject", marks=NOT_UTF8_WEDGES),
+        (b"intent.al\xffce.manual", b"", "bad_subject"),
+        (b"intent.alice.m\xc3", b"", "bad_subject"),
         (b"intent.al\x00ce.manual", b"", "bad_subject"),
         (b"intent.alice.manual", b"NATS/1.0 \xff\xfe\r\n\r\n", "duplicate"),
         (b"intent.alice.manual", b"NATS/1.0 408 Request Timeout\r\n\r\n", "duplicate"),

@@ -27,6 +27,37 @@ DAY_SECONDS = 86_400.0
 DUPLICATE_WINDOW_SECONDS = 120.0
 MSG_ID = "Nats-Msg-Id"
 
+
+class TolerantClient(NATS):
+    """A nats-py client that survives a delivered subject that is not UTF-8.
+
+    nats-py 2.16 decodes every delivered subject strictly
+    (``Client._build_message``); one message on ``intent.>`` whose subject is
+    not UTF-8 (nats-server accepts any bytes) raised inside its read loop,
+    which ended without reconnecting: the service lived on, deaf. Subjects
+    and reply subjects are decoded with ``surrogateescape`` instead, so such
+    a message reaches the service, which refuses it (``bad_subject``).
+    Found by tests/faults/test_hostile_intents.py.
+    """
+
+    def _build_message(
+        self,
+        sid: int,
+        subject: bytes,
+        reply: bytes,
+        data: bytes,
+        headers: dict[str, str] | None,
+    ) -> Any:
+        return self.msg_class(
+            subject=subject.decode(errors="surrogateescape"),
+            reply=reply.decode(errors="surrogateescape"),
+            data=data,
+            headers=headers,
+            _client=self,
+            _sid=sid,
+        )
+
+
 STREAM_MAX_AGE_SECONDS: dict[str, float] = {
     subjects.STREAM_INTENTS: 7 * DAY_SECONDS,
     subjects.STREAM_EXEC: 7 * DAY_SECONDS,
@@ -45,7 +76,7 @@ async def connect(url: str, name: str, **options: Any) -> NATS:
         If no server answers within the connect timeout on the first try.
     """
 
-    nc = NATS()
+    nc = TolerantClient()
 
     async def on_error(exc: Exception) -> None:
         log.warning("nats error", extra={"error": repr(exc)})

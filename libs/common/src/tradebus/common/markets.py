@@ -55,6 +55,12 @@ class MarketsFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     venues: dict[str, list[Market]]
 
 
+class _RawMarketsFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The file's shape before each venue's markets are checked (:meth:`MarketCatalog.load`)."""
+
+    venues: dict[str, list[dict[str, object]]]
+
+
 class UnknownMarketError(KeyError):
     """No market with that venue and symbol is configured."""
 
@@ -78,7 +84,16 @@ class MarketCatalog:
             If the file is unreadable or invalid (the path of the bad field is named),
             or a size is not positive.
         """
-        parsed = load_yaml(path, MarketsFile)
+        raw = load_yaml(path, _RawMarketsFile)
+        venues: dict[str, list[Market]] = {}
+        for venue, items in raw.venues.items():
+            try:  # one venue at a time: msgspec's error path would not name the dict key
+                venues[venue] = msgspec.convert(items, list[Market])
+            except msgspec.ValidationError as exc:
+                where = str(exc).rpartition(" - at `$")
+                detail = f"$.venues.{venue}{where[2].rstrip('`')}: {where[0]}" if where[1] else exc
+                raise ConfigError(f"{path}: {detail}") from None
+        parsed = MarketsFile(venues=venues)
         for venue, markets in parsed.venues.items():
             if not TOKEN_PATTERN.match(venue):
                 raise ConfigError(f"{path}: $.venues: invalid venue name {venue!r}")
