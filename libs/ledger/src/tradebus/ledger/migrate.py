@@ -16,11 +16,12 @@ import asyncio
 import re
 import sys
 from importlib import resources
+from typing import Annotated
 
 import asyncpg
 import msgspec
 
-from tradebus.common.config import ConfigError, Settings, load_settings, redact_url
+from tradebus.common.config import SECRET, ConfigError, Settings, load_settings, redact_url
 
 ADVISORY_LOCK_KEY = 0x7472616465627573  # "tradebus" as a 64-bit integer
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -84,7 +85,7 @@ async def apply_migrations(conn: asyncpg.Connection) -> list[int]:
 class MigrateSettings(Settings, frozen=True, kw_only=True):
     """Settings of ``tradebus-migrate``: ``TRADEBUS_DATABASE_URL``."""
 
-    database_url: str
+    database_url: Annotated[str, SECRET]
 
 
 async def _run(url: str) -> list[int]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tradebus.common.config import Settings
+from typing import Annotated
+
+from tradebus.common.config import SECRET, Settings
 
 
 class ExecutionSettings(Settings, frozen=True, kw_only=True):
@@ -26,8 +28,8 @@ class ExecutionSettings(Settings, frozen=True, kw_only=True):
         Port of the Prometheus ``/metrics`` endpoint (0 = any free port).
     """
 
-    nats_url: str = "nats://127.0.0.1:4222"
-    database_url: str = "postgresql://tradebus@127.0.0.1:5432/tradebus"
+    nats_url: Annotated[str, SECRET] = "nats://127.0.0.1:4222"
+    database_url: Annotated[str, SECRET] = "postgresql://tradebus@127.0.0.1:5432/tradebus"
     accounts_file: str = "/etc/tradebus/accounts.yaml"
     markets_file: str = ""
     consumer: str = "execution"

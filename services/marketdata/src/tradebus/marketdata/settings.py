@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from tradebus.common.config import ConfigError, Settings
+from tradebus.common.config import SECRET, ConfigError, Settings
 from tradebus.marketdata.backpack import BACKPACK_REST_URL, BACKPACK_WS_URL
 from tradebus.marketdata.binance import BINANCE_REST_URL
 
@@ -62,7 +62,7 @@ class MarketdataSettings(Settings, frozen=True, kw_only=True):
         Port of the Prometheus ``/metrics`` endpoint (0 = any free port).
     """
 
-    nats_url: str = "nats://127.0.0.1:4222"
+    nats_url: Annotated[str, SECRET] = "nats://127.0.0.1:4222"
     feed: Literal["binance", "backpack", "ccxt"] = "binance"
     symbols: list[str] = []
     replay_files: list[str] = []

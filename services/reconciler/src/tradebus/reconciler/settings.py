@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Annotated
 
 import msgspec
 
-from tradebus.common.config import Settings
+from tradebus.common.config import SECRET, Settings
 from tradebus.common.messages import DriftPolicy
 
 
@@ -34,8 +35,8 @@ class ReconcilerSettings(Settings, frozen=True, kw_only=True):
         Port of the Prometheus ``/metrics`` endpoint (0 = any free port).
     """
 
-    nats_url: str = "nats://127.0.0.1:4222"
-    database_url: str = "postgresql://tradebus@127.0.0.1:5432/tradebus"
+    nats_url: Annotated[str, SECRET] = "nats://127.0.0.1:4222"
+    database_url: Annotated[str, SECRET] = "postgresql://tradebus@127.0.0.1:5432/tradebus"
     interval_seconds: float = 60.0
     tolerances: dict[str, Decimal] = msgspec.field(
         default_factory=lambda: {"DEFAULT": Decimal("0.00000001")}

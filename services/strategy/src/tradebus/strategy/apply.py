@@ -16,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import nats
 from nats.js import JetStreamContext
 
-from tradebus.common.config import ConfigError, Settings, load_settings
+from tradebus.common.config import SECRET, ConfigError, Settings, load_settings
 from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.strategy.botfile import load_specs
 from tradebus.strategy.kvstore import ApplyResult, apply_specs
@@ -29,7 +30,7 @@ from tradebus.strategy.kvstore import ApplyResult, apply_specs
 class BotsApplySettings(Settings, frozen=True, kw_only=True):
     """Settings of ``tradebus-bots-apply``."""
 
-    nats_url: str = "nats://127.0.0.1:4222"
+    nats_url: Annotated[str, SECRET] = "nats://127.0.0.1:4222"
     bots_file: str = "/etc/tradebus/bots.yaml"
     markets_file: str = ""
     prune: bool = True

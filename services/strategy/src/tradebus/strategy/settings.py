@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import re
 import socket
+from typing import Annotated
 
-from tradebus.common.config import Settings
+from tradebus.common.config import SECRET, Settings
 
 
 def default_replica_id() -> str:
@@ -50,7 +51,7 @@ class StrategySettings(Settings, frozen=True, kw_only=True):
         stale price. 0 disables the check.
     """
 
-    nats_url: str = "nats://127.0.0.1:4222"
+    nats_url: Annotated[str, SECRET] = "nats://127.0.0.1:4222"
     bots_file: str = ""
     markets_file: str = ""
     metrics_port: int = 9100
@@ -65,4 +66,5 @@ class StrategySettings(Settings, frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         if not self.max_price_age_seconds >= 0:
             raise ValueError("max_price_age_seconds must be >= 0 (0 = no check)")
+
     log_level: str = "info"
