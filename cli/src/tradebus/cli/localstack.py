@@ -90,8 +90,9 @@ class LocalNats:
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
 
-    def start(self, timeout: float = 15.0) -> str:
-        """Start the server; return its client URL.
+    def start(self, timeout: float = 15.0, port: int | None = None) -> str:
+        """Start the server (on ``port``: a restart on the same address; default a free
+        port); return its client URL.
 
         Raises
         ------
@@ -107,7 +108,7 @@ class LocalNats:
         args = [
             str(_venv_bin("nats-server")),
             *(["-c", str(self.config)] if self.config is not None else []),
-            "-a", "127.0.0.1", "-p", "-1", "-js",
+            "-a", "127.0.0.1", "-p", str(port) if port else "-1", "-js",
             "-sd", str(self.root / "jetstream"),
             "--ports_file_dir", str(ports_dir),
             "-l", str(log),
