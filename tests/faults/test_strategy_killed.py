@@ -23,7 +23,7 @@ import asyncpg
 import nats
 import pytest
 
-from tests.integration.test_strategy_replicas import BOT_GROUPS, HEARTBEAT_SECONDS, replica
+from tests.integration.test_strategy_replicas import HEARTBEAT_SECONDS, replica, write_configs
 from tests.support.data import raw_feed_files
 from tests.support.services import consumer_exists, eventually, service
 from tradebus.cli.botctl import gather_statuses
@@ -41,29 +41,11 @@ BOTS = 6 * USERS
 LEASE_SECONDS = 3.0
 
 
-def write_configs(tmp: Path) -> tuple[Path, Path]:
-    users = [f"k{i:02d}" for i in range(USERS)]
-    groups = ["btc-tight", "btc-wide", "btc-deep", "eth-tight", "eth-wide", "eth-deep"]
-    bots = tmp / "bots.yaml"
-    lines = [BOT_GROUPS, "users:"]
-    for user in users:
-        mine = ", ".join(f"{g}: {{}}" for g in groups)
-        lines.append(f"  - {{user: {user}, account: {user}-paper, strategies: {{{mine}}}}}")
-    bots.write_text("\n".join(lines) + "\n")
-    accounts = tmp / "accounts.yaml"
-    rows = ["accounts:"] + [
-        f'  - {{id: {u}-paper, user: {u}, balances: {{USDT: "100000"}}, maker_fee_bps: "1"}}'
-        for u in users
-    ]
-    accounts.write_text("\n".join(rows) + "\n")
-    return bots, accounts
-
-
 @pytest.mark.timeout(240)
 async def test_a_killed_host_resumes_every_bot_without_doubling_or_forgetting(
     nats_url: str, database_url: str, data_dir: Path, tmp_path: Path
 ) -> None:
-    bots_file, accounts_file = write_configs(tmp_path)
+    bots_file, accounts_file = write_configs(tmp_path, USERS, prefix="k")
     specs = load_specs(bots_file, MarketCatalog.load(default_markets_path()))
     files = [f for f in raw_feed_files(data_dir) if "2024-08-08" in f.name]
     nc = await nats.connect(nats_url)

@@ -60,8 +60,9 @@ strategies:
 """
 
 
-def write_configs(tmp: Path) -> tuple[Path, Path]:
-    users = [f"u{i:02d}" for i in range(USERS)]
+def write_configs(tmp: Path, users_count: int = USERS, prefix: str = "u") -> tuple[Path, Path]:
+    """A bots file (every user runs the six groups) and their paper accounts."""
+    users = [f"{prefix}{i:02d}" for i in range(users_count)]
     groups = ["btc-tight", "btc-wide", "btc-deep", "eth-tight", "eth-wide", "eth-deep"]
     bots = tmp / "bots.yaml"
     lines = [BOT_GROUPS, "users:"]
