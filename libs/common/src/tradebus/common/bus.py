@@ -8,14 +8,26 @@ event id) can retry without creating a second message.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import (
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
 
 from tradebus.common import subjects
 from tradebus.common.codec import encode
@@ -38,7 +50,20 @@ class TolerantClient(NATS):
     and reply subjects are decoded with ``surrogateescape`` instead, so such
     a message reaches the service, which refuses it (``bad_subject``).
     Found by tests/faults/test_hostile_intents.py.
+    ``reconnect_hooks`` are run (each as its own task) after every reconnect.
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reconnect_hooks: list[Callable[[], Awaitable[None]]] = []
+        self._hook_tasks: set[asyncio.Future[None]] = set()
+
+    def run_reconnect_hooks(self) -> None:
+        """Start every reconnect hook as its own task (kept until it ends)."""
+        for hook in self.reconnect_hooks:
+            task = asyncio.ensure_future(hook())
+            self._hook_tasks.add(task)
+            task.add_done_callback(self._hook_tasks.discard)
 
     def _build_message(
         self,
@@ -89,6 +114,7 @@ async def connect(url: str, name: str, **options: Any) -> NATS:
 
     async def on_reconnected() -> None:
         log.info("nats reconnected")
+        nc.run_reconnect_hooks()
 
     defaults: dict[str, Any] = {
         "name": name,
@@ -103,6 +129,99 @@ async def connect(url: str, name: str, **options: Any) -> NATS:
     log.info("connecting to nats", extra={"url": redact_url(url), "client": name})
     await nc.connect(url, **defaults)
     return nc
+
+
+class StreamTail:
+    """Every new message of a stream's ``subject``, in order, across server restarts.
+
+    A JetStream ordered consumer (ephemeral, in memory) is gone when
+    nats-server restarts. nats-py notices only when two idle heartbeats are
+    missed (10 s by default: the subscriber is deaf meanwhile), and then
+    recreates it from the last stream sequence it delivered, which is 0 if
+    none was delivered yet: the whole stream again. A tail starts at the
+    stream's next sequence (what ``DeliverPolicy.NEW`` means, but known),
+    remembers the sequence after the last message it handed on, and on every
+    reconnect of its client (a :class:`TolerantClient` from :func:`connect`)
+    replaces its consumer by a new one from there at once. A message below
+    that sequence (a re-delivery from nats-py's own recovery) is dropped, so
+    ``cb`` sees each message once, in stream order.
+    Found by tests/faults/test_nats_restart.py.
+    """
+
+    RETRY_SECONDS = 0.5
+
+    def __init__(
+        self, nc: NATS, stream: str, subject: str, cb: Callable[[Msg], Awaitable[None]]
+    ) -> None:
+        self._nc = nc
+        self._js = nc.jetstream()
+        self._stream = stream
+        self._subject = subject
+        self._cb = cb
+        self._sub: Subscription | None = None
+        self._lock = asyncio.Lock()
+        self._stopped = False
+        self.next_seq = 0
+        """Stream sequence of the next message to hand on."""
+
+    async def start(self) -> None:
+        """Tail from the stream's next message; resubscribe after each reconnect."""
+        info = await self._js.stream_info(self._stream)
+        self.next_seq = info.state.last_seq + 1
+        await self._subscribe()
+        if isinstance(self._nc, TolerantClient):
+            self._nc.reconnect_hooks.append(self.resubscribe)
+
+    async def _on_msg(self, msg: Msg) -> None:
+        seq = msg.metadata.sequence.stream
+        if seq < self.next_seq:
+            return
+        self.next_seq = seq + 1
+        await self._cb(msg)
+
+    async def _subscribe(self) -> None:
+        self._sub = await self._js.subscribe(
+            self._subject,
+            stream=self._stream,
+            cb=self._on_msg,
+            ordered_consumer=True,
+            config=ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self.next_seq
+            ),
+        )
+
+    async def resubscribe(self) -> None:
+        """Replace the consumer by a new one from :attr:`next_seq` (retried until it works)."""
+        async with self._lock:
+            while not self._stopped and not self._nc.is_closed:
+                old, self._sub = self._sub, None
+                if old is not None:
+                    with contextlib.suppress(Exception):
+                        await old.unsubscribe()
+                try:
+                    await self._subscribe()
+                except Exception as exc:
+                    log.warning(
+                        "stream tail not restored yet",
+                        extra={"stream": self._stream, "error": repr(exc)},
+                    )
+                    await asyncio.sleep(self.RETRY_SECONDS)
+                    continue
+                log.info(
+                    "stream tail restored",
+                    extra={"stream": self._stream, "from_seq": self.next_seq},
+                )
+                return
+
+    async def stop(self) -> None:
+        """Stop tailing."""
+        self._stopped = True
+        if isinstance(self._nc, TolerantClient) and self.resubscribe in self._nc.reconnect_hooks:
+            self._nc.reconnect_hooks.remove(self.resubscribe)
+        async with self._lock:
+            if self._sub is not None:
+                await self._sub.unsubscribe()
+                self._sub = None
 
 
 def stream_configs() -> list[StreamConfig]:

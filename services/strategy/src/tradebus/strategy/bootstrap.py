@@ -3,7 +3,8 @@
 Wiring: KV buckets (``bots``, ``bot_state``, ``leases``, ``group_volume``);
 one core-NATS subscription ``md.*.<venue>.<symbol>`` per market its bots
 trade (opened and closed as bots come and go); one JetStream ordered
-consumer of ``exec.evt.>`` started before any bot, so a resumed bot's
+consumer of ``exec.evt.>`` (a :class:`~tradebus.common.bus.StreamTail`, renewed
+after every reconnect) started before any bot, so a resumed bot's
 catch-up and the live events overlap and nothing falls between them; the
 ``ctl.bots.*`` responders; the publisher; and the supervisor's loop
 (heartbeat, leases, reassignment) with periodic snapshots, balances and
@@ -21,10 +22,9 @@ import logging
 import msgspec
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from tradebus.common import subjects
-from tradebus.common.bus import connect, ensure_streams
+from tradebus.common.bus import StreamTail, connect, ensure_streams
 from tradebus.common.clock import LiveClock
 from tradebus.common.codec import decode_event, decode_market
 from tradebus.common.markets import MarketCatalog, default_markets_path
@@ -129,12 +129,10 @@ async def run(settings: StrategySettings, stop: asyncio.Event) -> int:
             return
         dispatcher.on_order_event(user, source, msg.metadata.sequence.stream, event)
 
-    events_sub = await js.subscribe(
-        subjects.EXEC_EVT_ALL,
-        cb=on_event,
-        ordered_consumer=True,
-        config=ConsumerConfig(deliver_policy=DeliverPolicy.NEW),
-    )
+    # an ordered consumer that is replaced at once after a reconnect (a restarted
+    # nats-server has forgotten it): bots keep hearing their fills
+    events_tail = StreamTail(nc, subjects.STREAM_EXEC, subjects.EXEC_EVT_ALL, on_event)
+    await events_tail.start()
     control = Control(nc, supervisor)
     await control.start()
     balances = Balances(nc, dispatcher, settings.account_refresh_seconds)
@@ -189,7 +187,7 @@ async def run(settings: StrategySettings, stop: asyncio.Event) -> int:
     for task in tasks:
         task.cancel()
     await control.stop()
-    await events_sub.unsubscribe()
+    await events_tail.stop()
     await nc.drain()
     server.close()
     log.info("strategy host stopped", extra={"replica": replica, "open_orders": left})
