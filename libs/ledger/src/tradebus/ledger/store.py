@@ -14,15 +14,15 @@ transaction. Idempotency (DESIGN.md, "Execution"):
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 from typing import Literal
 
 import asyncpg
 import msgspec
 
-from tradebus.common.messages import ReconReport
 from tradebus.ledger.entries import FILL_KINDS, JournalEntry
+from tradebus.ledger.history import HistoryReads
+from tradebus.ledger.reconciliation import ReconciliationWrites
 
 OrderStatus = Literal[
     "new", "accepted", "partially_filled", "filled", "canceled", "rejected", "unknown"
@@ -86,20 +86,6 @@ class FillRow(msgspec.Struct, frozen=True, kw_only=True):
     entries: list[JournalEntry]
 
 
-class BookedFill(msgspec.Struct, frozen=True, kw_only=True):
-    """A fill as the ledger holds it (:meth:`Ledger.fill_history`); ``recorded_ns`` is when
-    execution booked it."""
-
-    account_id: str
-    symbol: str
-    side: str
-    price: Decimal
-    qty: Decimal
-    fee: Decimal
-    fee_asset: str
-    recorded_ns: int
-
-
 class Rejection(msgspec.Struct, frozen=True, kw_only=True):
     """A refused intent to keep (payload truncated to :data:`MAX_PAYLOAD_BYTES`)."""
 
@@ -142,7 +128,7 @@ def _order(record: asyncpg.Record) -> OrderRow:
     return OrderRow(**dict(record))
 
 
-class Ledger:
+class Ledger(HistoryReads, ReconciliationWrites):
     """The Postgres ledger behind an :class:`asyncpg.Pool`."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
@@ -341,6 +327,25 @@ class Ledger:
             last_id = await _insert_entries(conn, fill.entries, fill.ts)
             return last_id, _order(record)
 
+    # ------------------------------------------------- paper venue restore (reads)
+    async def open_orders_in_placement_order(self, account_id: str) -> list[OrderRow]:
+        """Open orders of an account in the order the venue most likely took them.
+
+        Accepted / partially filled rows first, by ``updated_ns`` (ns; the
+        paper venue fills in full, so an open paper row was last updated when
+        the venue accepted it), then ``new`` / ``unknown`` rows (the venue has
+        not answered them); ties by client order id. Used to rebuild the paper
+        venue, whose perpetual margin depends on placement order.
+        """
+        records = await self._pool.fetch(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE account_id = $1"
+            " AND status = ANY($2::text[])"
+            " ORDER BY status IN ('new', 'unknown'), updated_ns, client_order_id",
+            account_id,
+            list(OPEN_STATUSES),
+        )
+        return [_order(r) for r in records]
+
     # -------------------------------------------------------------- rejections
     async def record_rejection(self, rejection: Rejection) -> None:
         """Keep a refused intent; a redelivered one (same stream sequence) is kept once."""
@@ -391,56 +396,9 @@ class Ledger:
         )
         return {r["asset"]: r["total"] for r in records}
 
-    async def fill_history(self) -> list[BookedFill]:
-        """Every booked fill of every account, in the order execution recorded them."""
-        records = await self._pool.fetch(
-            "SELECT account_id, symbol, side, price, qty, fee, fee_asset, recorded_ns"
-            " FROM fills ORDER BY recorded_ns, ts_event, trade_id"
-        )
-        return [BookedFill(**dict(r)) for r in records]
-
     async def last_journal_id(self) -> int:
         """Id of the newest journal entry (0 when empty)."""
         return await self._pool.fetchval("SELECT coalesce(max(id), 0) FROM journal")
-
-    # ---------------------------------------------------------- reconciliation
-    async def record_adjustment(
-        self, account_id: str, rows: list[tuple[str, Decimal, Decimal | None]], ref: str, ts: int
-    ) -> bool:
-        """Write ``(asset, amount, price)`` adjustment entries once per ``ref``.
-
-        A drift is corrected by new entries (kind ``adjustment``, valued at
-        ``price``), never by changing old ones. Returns False, writing
-        nothing, if entries with this ``ref`` exist for the account.
-        """
-        async with self._pool.acquire() as conn, conn.transaction():
-            done = await conn.fetchval(
-                "SELECT 1 FROM journal WHERE account_id = $1 AND kind = 'adjustment'"
-                " AND ref = $2 LIMIT 1",
-                account_id,
-                ref,
-            )
-            if done:
-                return False
-            await conn.executemany(
-                "INSERT INTO journal (account_id, asset, amount, kind, ref, ts, price)"
-                " VALUES ($1, $2, $3, 'adjustment', $4, $5, $6)",
-                [(account_id, asset, amount, ref, ts, price) for asset, amount, price in rows],
-            )
-        return True
-
-    async def insert_recon_report(self, report: ReconReport) -> int:
-        """Store a reconciliation report; returns its id."""
-        rows = json.loads(msgspec.json.encode(report.rows))
-        return await self._pool.fetchval(
-            "INSERT INTO recon_reports (account_id, status, ledger_watermark, rows, ts)"
-            " VALUES ($1, $2, $3, $4::jsonb, $5) RETURNING id",
-            report.account,
-            report.status,
-            report.ledger_watermark,
-            json.dumps(rows),
-            report.ts_event,
-        )
 
 
 async def _insert_entries(conn: asyncpg.Connection, entries: list[JournalEntry], ts: int) -> int:

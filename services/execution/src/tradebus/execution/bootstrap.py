@@ -37,6 +37,7 @@ from tradebus.execution.killswitch import KillSwitchControl
 from tradebus.execution.live_accounts import open_live_accounts, start_live_tasks
 from tradebus.execution.metrics import ExecutionMetrics
 from tradebus.execution.paper import PaperExchange, PaperVenue
+from tradebus.execution.paper_restore import restore_account
 from tradebus.execution.settings import ExecutionSettings
 from tradebus.execution.venue import Venue
 from tradebus.ledger.entries import deposit_entries
@@ -54,7 +55,13 @@ async def open_accounts(
     specs: list[AccountSpec], ledger: Ledger, catalog: MarketCatalog, now_ns: int
 ) -> tuple[dict[str, Venue], dict[str, PaperExchange]]:
     """Create ledger accounts (with their starting deposits) and one paper venue per paper
-    account (live accounts: :func:`open_live_accounts`)."""
+    account (live accounts: :func:`open_live_accounts`).
+
+    A paper account's state (balances, resting orders, perpetual positions) is
+    rebuilt from the ledger, the source of truth (:mod:`.paper_restore`): on
+    the first start the ledger holds only the configured deposits; after a
+    restart it holds everything the previous run booked.
+    """
     exchanges: dict[str, PaperExchange] = {}
     venues: dict[str, Venue] = {}
     for spec in specs:
@@ -63,17 +70,10 @@ async def open_accounts(
         exchange = exchanges.get(spec.market_data)
         if exchange is None:
             exchange = exchanges[spec.market_data] = PaperExchange(catalog, spec.market_data)
-        exchange.open_account(
-            spec.id,
-            dict(spec.balances),
-            spec.maker_fee_bps,
-            spec.taker_fee_bps,
-            market_kind=spec.market_kind,
-            leverage=spec.leverage,
-        )
-        venues[spec.id] = PaperVenue(exchange, spec.id)
         deposits = deposit_entries(spec.id, dict(spec.balances), "initial")
         await ledger.ensure_account(spec.id, spec.user, spec.venue, deposits, now_ns)
+        await restore_account(exchange, ledger, spec)
+        venues[spec.id] = PaperVenue(exchange, spec.id)
     return venues, exchanges
 
 

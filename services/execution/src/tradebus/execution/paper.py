@@ -1,7 +1,9 @@
 """The paper venue: a deterministic simulated exchange fed by real market data.
 
-It keeps its own balances and resting orders (its own state, not the
-ledger's) and fills orders by the paper fill model of shared/STRATEGIES.md:
+It keeps its own balances and resting orders in memory; when execution
+starts they are rebuilt from the ledger, the source of truth
+(:mod:`tradebus.execution.paper_restore`). It fills orders by the paper fill
+model of shared/STRATEGIES.md:
 
 1. An order is live from the first market event after the one that caused it
    (``trigger_ts``, the ``ts_recv`` of the causing event; an order without one
@@ -170,9 +172,39 @@ class PaperExchange:
             raise VenueRejected("unknown_symbol", f"no market {order.symbol}") from None
         if order.client_order_id in self._placed:
             raise VenueRejected("duplicate_client_order_id", order.client_order_id)
+        perpetual = trades_perpetual(self.accounts[account].market_kind, market)
+        lock_price = None if order.side == "sell" and not perpetual else self._lock_price(order)
+        self._rest(account, order, market, lock_price, check_funds=True)
+        return VenueAck(venue_order_id=f"P{order.client_order_id}")
+
+    def restore_order(
+        self, account: str, order: VenueOrder, lock_price: Decimal | None
+    ) -> PaperOrder:
+        """Put back a resting order the ledger says the venue holds (:mod:`.paper_restore`).
+
+        Its funds are locked exactly as :meth:`place` would lock them now, at
+        ``lock_price`` (its limit, or for a market order a price the caller
+        chose; unused for a spot sell), without the funds check: the ledger is
+        the source of truth. The client id counts as placed.
+        """
+        market = self.market(order.symbol)
+        return self._rest(account, order, market, lock_price, check_funds=False)
+
+    def restore_placed(self, account: str, client_order_id: str) -> None:
+        """Remember that ``account`` placed ``client_order_id`` (done orders, at restore)."""
+        self._placed.setdefault(client_order_id, account)
+
+    def _rest(
+        self,
+        account: str,
+        order: VenueOrder,
+        market: Market,
+        lock_price: Decimal | None,
+        check_funds: bool,
+    ) -> PaperOrder:
+        """Lock ``order``'s funds at ``lock_price`` and rest it (placement order)."""
         acct = self.accounts[account]
         perpetual = trades_perpetual(acct.market_kind, market)
-        lock_price = None if order.side == "sell" and not perpetual else self._lock_price(order)
         if perpetual:
             assert lock_price is not None
             asset, resting = market.quote, self._resting(account, order.symbol)
@@ -182,10 +214,10 @@ class PaperExchange:
             asset, notional = market.quote, lock_price * order.qty
             amount = notional + bps_fee(notional, acct.lock_fee_bps)
         else:
-            asset, amount = market.base, order.qty
+            asset, amount, lock_price = market.base, order.qty, None
         balance = self._balance(account, asset)
         free = balance.total - balance.locked
-        if free < amount:
+        if check_funds and free < amount:
             raise VenueRejected(
                 "insufficient_balance", f"needs {amount} {asset}, free {free} {asset}"
             )
@@ -208,7 +240,7 @@ class PaperExchange:
         self._orders.setdefault(order.symbol, {})[order.client_order_id] = paper
         self._by_client_id[order.client_order_id] = paper
         self._placed[order.client_order_id] = account
-        return VenueAck(venue_order_id=f"P{order.client_order_id}")
+        return paper
 
     def _lock_price(self, order: VenueOrder) -> Decimal:
         """The price an order's funds lock at: its limit, else a margin over the last trade."""
