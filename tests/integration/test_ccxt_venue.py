@@ -10,12 +10,14 @@ a bad signature is a configuration error.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
 
 from tests.support.backpack import BackpackServer, Credentials, generate_credentials
+from tradebus.execution import ccxt_venue
 from tradebus.execution.ccxt_venue import CcxtVenue, VenueUnavailable
 from tradebus.execution.retry import Backoff, RateBudget
 from tradebus.execution.venue import VenueOrder, VenueRejected
@@ -145,5 +147,27 @@ async def test_a_bad_key_is_a_configuration_error(server: BackpackServer) -> Non
         with pytest.raises(VenueUnavailable) as bad:
             await venue.balances()
         assert bad.value.error.kind == "configuration"
+    finally:
+        await venue.close()
+
+
+async def test_a_done_order_deep_in_the_history_is_found(
+    server: BackpackServer, account: Credentials, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An order canceled long ago, behind more orders than one history page, is found
+    again by its client id (or it would be placed a second time)."""
+    monkeypatch.setattr(ccxt_venue, "HISTORY_PAGE", 20)
+    venue = await open_venue(server, account)
+    try:
+        since = time.time_ns()
+        await venue.place(order(30, "0.001", "50000"))
+        assert await venue.cancel("30", "BTC_USDC")
+        for cid in range(100, 160):  # 60 newer orders: three pages of 20
+            await venue.place(order(cid, "0.001", "50000"))
+        found = await venue.find_order("30", "BTC_USDC", since)
+        assert found == str(server.order(client_id=30).id)  # type: ignore[union-attr]
+        assert await venue.find_order("31", "BTC_USDC", since) is None
+        pages = [r.query.get("offset", "0") for r in server.requests_for("orderHistoryQueryAll")]
+        assert {"0", "20", "40", "60"} <= set(pages)
     finally:
         await venue.close()

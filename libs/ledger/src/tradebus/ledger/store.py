@@ -65,6 +65,8 @@ class OrderRow(msgspec.Struct, frozen=True, kw_only=True):
     status: OrderStatus
     reason: str | None
     trigger_ts: int | None
+    created_ns: int = 0
+    """When the row was inserted (ns), before the venue was asked."""
 
 
 class FillRow(msgspec.Struct, frozen=True, kw_only=True):

@@ -50,6 +50,21 @@ class VenueUnavailable(Exception):
 
 _RAISE = object()
 
+HISTORY_PAGE = 1000
+"""Orders per page of Backpack's order history (its maximum)."""
+HISTORY_MAX_PAGES = 50
+"""How many pages :meth:`CcxtVenue.find_order` reads at most (50,000 orders)."""
+HISTORY_SLACK_MS = 60_000
+"""Clock skew allowed between the ledger's creation time and the venue's."""
+
+
+def _client_match(orders: list[dict[str, Any]], client_order_id: str) -> str | None:
+    """The venue id of the order with that client id among ``orders``, or None."""
+    for order in orders:
+        if str(order.get("clientOrderId")) == str(client_order_id):
+            return str(order["id"])
+    return None
+
 
 def _dec(value: Any) -> Decimal | None:
     """A Decimal from ccxt's number or string (``None`` stays ``None``)."""
@@ -202,16 +217,37 @@ class CcxtVenue:
                 return str(order["id"])
         return None
 
-    async def find_order(self, client_order_id: str, symbol: str) -> str | None:
-        """The venue's id of the order with ``client_order_id``, open or done; None if unknown."""
+    async def find_order(
+        self, client_order_id: str, symbol: str, since_ns: int = 0
+    ) -> str | None:
+        """The venue's id of the order with ``client_order_id``, open or done; None if unknown.
+
+        The open orders first, then the order history back to ``since_ns``
+        (the ledger row's creation, less :data:`HISTORY_SLACK_MS` for clock
+        skew): Backpack lists it newest first, :data:`HISTORY_PAGE` at a time,
+        paged by ``offset`` (at most :data:`HISTORY_MAX_PAGES` pages); other
+        exchanges are asked ``fetch_orders(symbol, since)``. A done order
+        beyond the first page must still be found, or it would be sent twice.
+        """
         market = self.market(symbol)
         venue_id = await self._open_order_id(client_order_id, market["symbol"])
-        if venue_id is not None:
+        if venue_id is not None or not self.exchange.has.get("fetchOrders"):
             return venue_id
-        if self.exchange.has.get("fetchOrders"):
-            for order in await self._call(False, "fetch_orders", market["symbol"]):
-                if str(order.get("clientOrderId")) == str(client_order_id):
-                    return str(order["id"])
+        since_ms = max(0, since_ns // 1_000_000 - HISTORY_SLACK_MS) if since_ns else None
+        if self.name != "backpack":
+            orders = await self._call(False, "fetch_orders", market["symbol"], since_ms)
+            return _client_match(orders, client_order_id)
+        for page in range(HISTORY_MAX_PAGES):
+            params = {"offset": page * HISTORY_PAGE} if page else {}
+            orders = await self._call(
+                False, "fetch_orders", market["symbol"], None, HISTORY_PAGE, params
+            )
+            found = _client_match(orders, client_order_id)
+            oldest = min((o.get("timestamp") or 0 for o in orders), default=0)
+            if found is not None or len(orders) < HISTORY_PAGE:
+                return found
+            if since_ms is not None and oldest and oldest < since_ms:
+                return None  # older than the order can be
         return None
 
     async def balances(self) -> list[AssetBalance]:

@@ -257,7 +257,7 @@ class ExecutionEngine:
             return
         if row.status in ("new", "unknown"):
             venue_order_id = await self._venues[row.account_id].find_order(
-                str(row.client_order_id), row.symbol
+                str(row.client_order_id), row.symbol, row.created_ns
             )
             if venue_order_id is None:
                 await self._orders.send(row, intent.ts_init)  # the venue never got it: send it now

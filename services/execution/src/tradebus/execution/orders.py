@@ -110,7 +110,7 @@ class VenueOrders:
             if row.status != "unknown":
                 continue
             venue_order_id = await self._venues[account].find_order(
-                str(row.client_order_id), row.symbol
+                str(row.client_order_id), row.symbol, row.created_ns
             )
             if venue_order_id is None:
                 log.warning(

@@ -411,7 +411,9 @@ class PaperVenue:
             return False
         return self.exchange.cancel(client_order_id)
 
-    async def find_order(self, client_order_id: str, symbol: str = "") -> str | None:
+    async def find_order(
+        self, client_order_id: str, symbol: str = "", since_ns: int = 0
+    ) -> str | None:
         """Venue order id of an order this account placed with that client id, if any."""
         if self.exchange.placed_by(client_order_id) != self.account:
             return None
