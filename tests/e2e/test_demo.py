@@ -108,6 +108,10 @@ async def test_demo_replays_the_recorded_data_end_to_end(
         timeout=600,
     )
     assert code == 0, output
+    # the picture: prices, fills and each bot's P&L
+    png = var / "demo.png"
+    assert f"chart of prices, fills and each bot's P&L: {png}" in output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
     assert "== bot status ==" in output and all(bot in output for bot in BOT_IDS), output
     # all four strategies ran for several users, each showing its status block
     assert {s.strategy for s in SPECS} == {"ladder", "martingale", "spread", "volume"}

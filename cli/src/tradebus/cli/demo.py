@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import msgspec
 
+from tradebus.cli.chart import ChartFill, PriceSample, write_chart
 from tradebus.cli.processes import total
 from tradebus.cli.stack import LocalStack, StackError
 from tradebus.cli.summary import ledger_summary, render_bots, render_recon, render_statuses
@@ -259,6 +260,31 @@ async def _summary(db_url: str, statuses: dict[str, BotStatus]) -> str:
         await conn.close()
 
 
+async def _chart(db_url: str, prices: dict[str, list[PriceSample]], path: Path) -> Path | None:
+    """Draw the run's chart (:mod:`.chart`) from the ledger's fills and the sampled prices."""
+    conn = await asyncpg.connect(db_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT o.source, f.symbol, f.side, f.price, f.qty, f.fee, f.ts_event"
+            " FROM fills f JOIN orders o USING (client_order_id) ORDER BY f.ts_event"
+        )
+    finally:
+        await conn.close()
+    fills = [
+        ChartFill(
+            bot=r["source"],
+            symbol=r["symbol"],
+            side=r["side"],
+            price=r["price"],
+            qty=r["qty"],
+            fee=r["fee"],
+            ts_ns=r["ts_event"],
+        )
+        for r in rows
+    ]
+    return await asyncio.to_thread(write_chart, fills, prices, path)
+
+
 async def run_demo(opts: DemoOptions) -> int:
     """Run the demo; returns the process exit status (0 ok, 1 failure, 3 drift or no report).
 
@@ -292,6 +318,9 @@ async def run_demo(opts: DemoOptions) -> int:
         failed = True
     statuses, reports, codes = await demo.shutdown()
     table = await _summary(stack.database_url, statuses) if stack.services else ""
+    chart = None
+    if stack.services:
+        chart = await _chart(stack.database_url, stack.prices, opts.var / "demo.png")
     await stack.close()
     say("\n== bots (ledger) ==\n" + (table or "(nothing ran)"))
     if statuses:
@@ -303,6 +332,8 @@ async def run_demo(opts: DemoOptions) -> int:
     drift = [r.account for r in reports if r.status != "ok"]
     if drift:
         say(f"reconciliation DRIFT on {', '.join(drift)}")
+    if chart is not None:
+        say(f"chart of prices, fills and each bot's P&L: {chart}")
     say(f"logs in {opts.var / 'logs'}")
     if failed or bad_exits:
         return 1

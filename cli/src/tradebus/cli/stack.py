@@ -21,9 +21,11 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
+import msgspec
 import nats
 import nats.errors
 import nats.js.errors
@@ -47,11 +49,12 @@ from tradebus.cli.natsauth import (
 from tradebus.cli.processes import ServiceProcess, entry_point
 from tradebus.common import subjects
 from tradebus.common.bus import request
-from tradebus.common.codec import decode_recon_run_reply
+from tradebus.common.codec import decode_market, decode_recon_run_reply
 from tradebus.common.config import redact_url
 from tradebus.common.messages import BotStatus, ReconReport, ReconRunRequest
 
 LOCAL_DATABASE = "tradebus"
+PRICE_SAMPLE_NS = 1_000_000_000
 
 
 class StackError(RuntimeError):
@@ -97,6 +100,8 @@ class LocalStack:
         self.services: dict[str, ServiceProcess] = {}
         self.nc: NATS | None = None
         self.ticks: Counter[str] = Counter()
+        self.prices: dict[str, list[tuple[int, Decimal]]] = {}
+        """Per symbol, its last trade price once per second of event time (the chart's line)."""
         self.nats_url = ""
         self.database_url = ""
 
@@ -176,12 +181,25 @@ class LocalStack:
 
         async def count(msg) -> None:  # type: ignore[no-untyped-def]
             self.ticks[msg.subject] += 1
+            if msg.subject.startswith("md.trade."):
+                self._sample_price(msg.data)
 
         if not count_ticks:
             return
         await self.nc.subscribe(
             subjects.MD_ALL, cb=count, pending_msgs_limit=-1, pending_bytes_limit=-1
         )
+
+    def _sample_price(self, data: bytes) -> None:
+        try:
+            tick = decode_market(data)
+        except msgspec.MsgspecError:
+            return
+        series = self.prices.setdefault(tick.symbol, [])
+        if not series or tick.ts_event - series[-1][0] >= PRICE_SAMPLE_NS:
+            series.append((tick.ts_event, tick.price))  # type: ignore[union-attr]
+        else:
+            series[-1] = (series[-1][0], tick.price)  # type: ignore[union-attr]
 
     async def migrate(self) -> None:
         """Apply the ledger migrations with ``tradebus-migrate`` (as compose does)."""
