@@ -217,9 +217,7 @@ class CcxtVenue:
                 return str(order["id"])
         return None
 
-    async def find_order(
-        self, client_order_id: str, symbol: str, since_ns: int = 0
-    ) -> str | None:
+    async def find_order(self, client_order_id: str, symbol: str, since_ns: int = 0) -> str | None:
         """The venue's id of the order with ``client_order_id``, open or done; None if unknown.
 
         The open orders first, then the order history back to ``since_ns``

@@ -93,9 +93,7 @@ class Venue(Protocol):
         """Cancel an open order of ``symbol``; False if not open (unknown, filled, canceled)."""
         ...
 
-    async def find_order(
-        self, client_order_id: str, symbol: str, since_ns: int = 0
-    ) -> str | None:
+    async def find_order(self, client_order_id: str, symbol: str, since_ns: int = 0) -> str | None:
         """The venue's order id for ``client_order_id`` on ``symbol``; None if it is unknown.
 
         ``since_ns``: the order cannot be older than this (its ledger row's
