@@ -17,6 +17,7 @@ import msgspec
 import pytest
 
 from tests.support.execution import Bus, collecting, execution_service, execution_settings
+from tests.support.metrics import free_port, scrape, value
 from tests.support.services import eventually
 from tradebus.common import subjects
 from tradebus.common.bus import request
@@ -29,6 +30,7 @@ from tradebus.common.messages import (
     OrderFilled,
     OrderRejected,
 )
+from tradebus.execution.paper import PAPER_VENUE
 
 ACCOUNTS = """
 accounts:
@@ -191,3 +193,37 @@ async def test_the_readme_manual_order_examples_work_as_written(bus: Bus) -> Non
     await eventually(lambda: bus.of(OrderAccepted, "alice-manual-1"), what="OrderAccepted")
     await bus.pub("intent.alice.manual", examples["CancelOrder"])
     await eventually(lambda: bus.of(OrderCanceled, "alice-manual-1"), what="OrderCanceled")
+
+
+async def test_metrics_count_per_user_and_show_the_consumer_lag(
+    nats_url: str, database_url: str, tmp_path: Path
+) -> None:
+    """``orders``, ``rejects`` and ``fills_recorded`` carry the user; the lag gauges appear."""
+    port = free_port()
+    settings = msgspec.structs.replace(
+        execution_settings(nats_url, database_url, tmp_path, ACCOUNTS), metrics_port=port
+    )
+    async with collecting(nats_url, Bus) as bus, execution_service(bus.nc, settings):
+        await bus.pub("intent.alice.manual", PLACE % ("m-metrics", "0.01", "60000"))
+        await bus.pub("intent.bob.manual", PLACE % ("m-bob", "0.01", "60000"))  # not_owner
+        await eventually(lambda: bus.of(OrderAccepted, "m-metrics"), what="OrderAccepted")
+        await bus.tick("59999.99", 1)
+        await eventually(lambda: bus.of(OrderFilled, "m-metrics"), what="OrderFilled")
+        await eventually(lambda: bus.of(OrderRejected, "m-bob"), what="OrderRejected")
+
+        def lag_known() -> bool:
+            samples = scrape(port)
+            name = "tradebus_execution_consumer_ack_pending_messages"
+            return value(samples, name, consumer="execution") == 0
+
+        await eventually(lag_known, what="the consumer lag gauges")
+        samples = scrape(port)
+    for name, labels, expected in [
+        ("tradebus_execution_orders_total", {"status": "accepted", "user": "alice"}, 1),
+        ("tradebus_execution_orders_total", {"status": "filled", "user": "alice"}, 1),
+        ("tradebus_execution_rejects_total", {"reason": "not_owner", "user": "bob"}, 1),
+        ("tradebus_execution_fills_recorded_total", {"venue": PAPER_VENUE, "user": "alice"}, 1),
+        ("tradebus_execution_consumer_pending_messages", {"consumer": "execution"}, 0),
+        ("tradebus_execution_consumer_redelivered_messages", {"consumer": "execution"}, 0),
+    ]:
+        assert value(samples, name, **labels) == expected, (name, labels)

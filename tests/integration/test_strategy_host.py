@@ -14,6 +14,7 @@ import msgspec
 import nats
 from nats.aio.client import Client as NATS
 
+from tests.support.metrics import free_port, scrape, value
 from tests.support.services import eventually, service
 from tests.support.ticks import trade
 from tradebus.common import subjects
@@ -82,10 +83,19 @@ async def test_bots_trade_and_obey_the_control_verbs(nats_url: str, tmp_path: Pa
         return len(await statuses(nc)) == 2
 
     md = subjects.md_trade
-    async with service(run, settings_for(nats_url, bots), both_running):
+    port = free_port()
+    settings = msgspec.structs.replace(settings_for(nats_url, bots), metrics_port=port)
+    async with service(run, settings, both_running):
         await nc.publish(md("binance", "BTCUSDT"), encode(trade("60000", 1, "BTCUSDT")))
         await nc.publish(md("binance", "ETHUSDT"), encode(trade("3000", 2, "ETHUSDT")))
         await eventually(lambda: _count(nc, 6), what="6 intents in INTENTS")
+        bob = {"bot": "bob-eth", "user": "bob", "account": "bob-paper", "symbol": "ETHUSDT"}
+        await eventually(lambda: _has_bot_series(port, bob, True), what="bob-eth's position gauge")
+        samples = scrape(port)
+        alice = {"bot": "alice-btc", "user": "alice", "account": "alice-paper"}
+        for name in ("position", "realized_pnl", "unrealized_pnl"):  # no fills yet: flat
+            sample = f"tradebus_strategy_bot_{name}"
+            assert value(samples, sample, **alice, symbol="BTCUSDT") == 0, name
         first = await stream_intents(nc)
         places = [(s, i.intent_id) for s, _, i in first if isinstance(i, PlaceOrder)]
         run_a = places[0][1].split(":")[1].split(".")[0]
@@ -139,7 +149,15 @@ async def test_bots_trade_and_obey_the_control_verbs(nats_url: str, tmp_path: Pa
         result = await apply_specs(nc.jetstream(), specs)
         assert result.removed == ["bob-eth"]
         await eventually(lambda: _bots_are(nc, {"alice-btc"}), what="bob-eth to be retired")
+        await eventually(  # a bot that left the host has no series any more
+            lambda: _has_bot_series(port, bob, False), what="bob-eth's gauges removed"
+        )
     await nc.close()
+
+
+async def _has_bot_series(port: int, labels: dict[str, str], present: bool) -> bool:
+    found = value(scrape(port), "tradebus_strategy_bot_position", **labels) is not None
+    return found == present
 
 
 async def _count(nc: NATS, n: int) -> bool:

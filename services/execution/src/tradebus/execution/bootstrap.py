@@ -32,6 +32,7 @@ from tradebus.common.metrics import new_registry, serve_metrics
 from tradebus.execution.accounts import AccountSpec, load_accounts
 from tradebus.execution.adjust import AdjustControl
 from tradebus.execution.ccxt_venue import VenueUnavailable
+from tradebus.execution.consumer_lag import start_consumer_lag
 from tradebus.execution.engine import TRANSIENT_ERRORS, ExecutionEngine, RetryLater
 from tradebus.execution.killswitch import KillSwitchControl
 from tradebus.execution.live_accounts import open_live_accounts, start_live_tasks
@@ -170,6 +171,7 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
     for account, reason in halted.items():
         await engine.halt(account, reason)
     pollers = start_live_tasks(engine, ledger, live, connecting, specs, clock, stop)
+    pollers.append(start_consumer_lag(js, settings.consumer, metrics))  # cancelled with them
     kill_switch = KillSwitchControl(engine, metrics, clock)
     await kill_switch.start(nc, js)
     adjustments = AdjustControl(engine, ledger, catalog, exchanges, clock)

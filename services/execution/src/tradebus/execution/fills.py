@@ -113,11 +113,11 @@ class FillBooker:
         self.watermark, row = result
         facts = (fill.side, fill.qty, fill.price, fill.fee, fill.fee_asset)
         self._vetting.on_fill(spec, fill.symbol, facts, now)
-        self._metrics.fills.labels(venue=fill.venue).inc()
+        self._metrics.fills.labels(venue=fill.venue, user=row.user_id).inc()
         self._metrics.fill_to_ledger.observe(max(0, self._clock.now_ns() - now) / 1e9)
         if row.status == "filled":
             self._orders.forget_open(row)
-            self._metrics.orders.labels(status="filled").inc()
+            self._metrics.orders.labels(status="filled", user=row.user_id).inc()
         self._unpublished.append((row, fill))  # until its event is out
         await self._events.filled(row, fill)
         self._unpublished.pop()

@@ -19,14 +19,15 @@ class ExecutionMetrics:
         )
         self.orders = Counter(
             "tradebus_execution_orders",
-            "Order state changes, by new status",
-            ["status"],
+            "Order state changes, by new status and the order's user",
+            ["status", "user"],
             registry=registry,
         )
         self.rejects = Counter(
             "tradebus_execution_rejects",
-            "Refused intents and venue rejections, by reason",
-            ["reason"],
+            "Refused intents and venue rejections, by reason and user"
+            ' ("" when the subject names none)',
+            ["reason", "user"],
             registry=registry,
         )
         self.cancel_rejects = Counter(
@@ -37,8 +38,8 @@ class ExecutionMetrics:
         )
         self.fills = Counter(
             "tradebus_execution_fills_recorded",
-            "Fills booked in the ledger",
-            ["venue"],
+            "Fills booked in the ledger, by venue and the order's user",
+            ["venue", "user"],
             registry=registry,
         )
         self.venue_fills = Counter(
@@ -94,4 +95,22 @@ class ExecutionMetrics:
         self.healthy.set(1)
         self.ready = Gauge(
             "tradebus_execution_ready", "1 once consuming intents", registry=registry
+        )
+        self.consumer_pending = Gauge(
+            "tradebus_execution_consumer_pending_messages",
+            "Intents in INTENTS not yet delivered to the durable consumer",
+            ["consumer"],
+            registry=registry,
+        )
+        self.consumer_ack_pending = Gauge(
+            "tradebus_execution_consumer_ack_pending_messages",
+            "Intents delivered to the durable consumer and not acked yet",
+            ["consumer"],
+            registry=registry,
+        )
+        self.consumer_redelivered = Gauge(
+            "tradebus_execution_consumer_redelivered_messages",
+            "Intents of the durable consumer delivered more than once and not acked yet",
+            ["consumer"],
+            registry=registry,
         )

@@ -148,7 +148,7 @@ class VenueOrders:
                 row.user_id, row.intent_id, "unknown", self._clock.now_ns(), only_from=("new",)
             )
             self._unknown.add(row.account_id)
-            self._metrics.orders.labels(status="unknown").inc()
+            self._metrics.orders.labels(status="unknown", user=row.user_id).inc()
             log.warning(
                 "place outcome unknown: resolving by client id before the account sends more",
                 extra={
@@ -167,8 +167,8 @@ class VenueOrders:
             await self._ledger.set_order_status(
                 row.user_id, row.intent_id, "rejected", now, reason=exc.reason
             )
-            self._metrics.rejects.labels(reason=exc.reason).inc()
-            self._metrics.orders.labels(status="rejected").inc()
+            self._metrics.rejects.labels(reason=exc.reason, user=row.user_id).inc()
+            self._metrics.orders.labels(status="rejected", user=row.user_id).inc()
             await self._events.rejected(row, exc.reason, exc.message)
             return
         await self.accepted(row, ack.venue_order_id, ts_init)
@@ -188,7 +188,7 @@ class VenueOrders:
         if changed and key not in self._open[row.account_id]:
             self._open[row.account_id].add(key)
             self._metrics.open_orders.inc()
-        self._metrics.orders.labels(status="accepted").inc()
+        self._metrics.orders.labels(status="accepted", user=row.user_id).inc()
         if ts_init:
             self._metrics.intent_to_ack.observe(max(0, now - ts_init) / 1e9)
         await self._events.accepted(row, venue_order_id)
@@ -202,7 +202,7 @@ class VenueOrders:
         now = self._clock.now_ns()
         await self._ledger.set_order_status(row.user_id, row.intent_id, "canceled", now)
         self.forget_open(row)
-        self._metrics.orders.labels(status="canceled").inc()
+        self._metrics.orders.labels(status="canceled", user=row.user_id).inc()
         await self._events.canceled(row, cancel_intent_id)
         return True
 

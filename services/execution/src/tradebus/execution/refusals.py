@@ -64,7 +64,7 @@ class Refusals:
     ) -> None:
         """Record and publish a refusal of an intent that never reached a venue."""
         now = self._clock.now_ns()
-        self._metrics.rejects.labels(reason=refusal.reason).inc()
+        self._metrics.rejects.labels(reason=refusal.reason, user=ctx.user).inc()
         log.info("intent refused", extra={"subject": ctx.subject, "reason": refusal.reason})
         await self._ledger.record_rejection(
             Rejection(
@@ -125,7 +125,7 @@ class Refusals:
                 reason="account_halted",
                 only_from=("new",),
             )
-            self._metrics.orders.labels(status="rejected").inc()
+            self._metrics.orders.labels(status="rejected", user=row.user_id).inc()
             await self._events.rejected(row, "account_halted", self.halted[account])
             return
         await self.refuse_halted(ctx, intent_id, account)

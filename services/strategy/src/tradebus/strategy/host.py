@@ -29,6 +29,7 @@ from tradebus.common import subjects
 from tradebus.common.codec import encode
 from tradebus.common.messages import BotStatus, Intent, OrderEvent, QuoteTick, TradeTick
 from tradebus.common.metrics import LATENCY_BUCKETS
+from tradebus.strategy.bot_metrics import BotGauges
 from tradebus.strategy.core import Strategy
 from tradebus.strategy.kvstore import BotRecord, Lifecycle
 from tradebus.strategy.registry import BotSpec
@@ -101,6 +102,8 @@ class HostMetrics:
         self.ready = Gauge(
             "tradebus_strategy_ready", "1 once subscriptions are up", registry=registry
         )
+        self.bot_gauges = BotGauges(registry)
+        """Per-bot P&L and position (``tradebus_strategy_bot_*``)."""
 
 
 class BotRunner:
@@ -223,6 +226,7 @@ class Dispatcher:
     def remove(self, bot: str) -> tuple[BotRunner | None, list[tuple[str, str]]]:
         """Remove a bot; returns it and the markets no bot trades any more."""
         runner = self.runners.pop(bot, None)
+        self._metrics.bot_gauges.forget(bot)
         empty = []
         if runner is not None:
             for market in runner.core.ctx.all_markets():
@@ -379,9 +383,11 @@ class Dispatcher:
         return [r.status(self.host) for r in self.runners.values()]
 
     def update_state_gauge(self) -> None:
-        """Refresh ``tradebus_strategy_bots{state}``."""
+        """Refresh ``tradebus_strategy_bots{state}`` and the per-bot P&L and position gauges."""
         counts: dict[str, int] = defaultdict(int)
-        for status in self.statuses():
+        statuses = self.statuses()
+        for status in statuses:
             counts[status.state] += 1
+        self._metrics.bot_gauges.update(statuses)
         for state in STATES:
             self._metrics.bots.labels(state=state).set(counts.get(state, 0))

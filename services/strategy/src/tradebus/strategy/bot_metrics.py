@@ -1,0 +1,72 @@
+"""Per-bot P&L and position gauges of a strategy host (``tradebus_strategy_bot_*``).
+
+Set from each bot's :class:`BotStatus` whenever the host refreshes its
+gauges (every ``snapshot_interval_seconds``); a bot's series are removed when
+it leaves the host (handed over, dropped, retired), so a bot is exported by
+the one replica running it. Amounts are Decimal in the bots and floats here:
+P&L in the quote asset, position in the base asset (signed: short < 0).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Gauge
+
+from tradebus.common.messages import BotStatus
+
+BOT_LABELS = ("bot", "user", "account", "symbol")
+"""Labels of every per-bot gauge."""
+
+
+class BotGauges:
+    """``tradebus_strategy_bot_{realized_pnl,unrealized_pnl,position}{bot,user,account,symbol}``."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.realized_pnl = Gauge(
+            "tradebus_strategy_bot_realized_pnl",
+            "Realized P&L of the bot, in the quote asset",
+            BOT_LABELS,
+            registry=registry,
+        )
+        self.unrealized_pnl = Gauge(
+            "tradebus_strategy_bot_unrealized_pnl",
+            "Unrealized P&L of the bot's position at the last price, in the quote asset",
+            BOT_LABELS,
+            registry=registry,
+        )
+        self.position = Gauge(
+            "tradebus_strategy_bot_position",
+            "Position of the bot, in the base asset (short < 0)",
+            BOT_LABELS,
+            registry=registry,
+        )
+        self._labels: dict[str, tuple[str, str, str, str]] = {}  # bot -> its series' labels
+
+    def _gauges(self) -> tuple[Gauge, Gauge, Gauge]:
+        return self.realized_pnl, self.unrealized_pnl, self.position
+
+    def update(self, statuses: Iterable[BotStatus]) -> None:
+        """Set the gauges of every bot in ``statuses``; remove those of bots not among them."""
+        seen: set[str] = set()
+        for status in statuses:
+            labels = (status.bot, status.user, status.account, status.symbol)
+            if self._labels.get(status.bot, labels) != labels:
+                self.forget(status.bot)  # same bot, new account or symbol
+            self._labels[status.bot] = labels
+            seen.add(status.bot)
+            self.realized_pnl.labels(*labels).set(float(status.realized_pnl))
+            self.unrealized_pnl.labels(*labels).set(float(status.unrealized_pnl))
+            self.position.labels(*labels).set(float(status.position))
+        for bot in set(self._labels) - seen:
+            self.forget(bot)
+
+    def forget(self, bot: str) -> None:
+        """Remove the series of ``bot`` (it left the host); no-op if it has none."""
+        labels = self._labels.pop(bot, None)
+        if labels is None:
+            return
+        for gauge in self._gauges():
+            with contextlib.suppress(KeyError):
+                gauge.remove(*labels)

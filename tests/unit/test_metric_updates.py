@@ -1,0 +1,72 @@
+"""The per-bot gauges of a strategy host and execution's consumer-lag gauges, without a bus."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from types import SimpleNamespace
+
+import nats.errors
+from prometheus_client import CollectorRegistry
+
+from tradebus.common.messages import BotStatus
+from tradebus.execution.consumer_lag import record_consumer_info, refresh_consumer_lag
+from tradebus.execution.metrics import ExecutionMetrics
+from tradebus.strategy.bot_metrics import BotGauges
+
+LABELS = {"bot": "a-btc", "user": "alice", "account": "alice-paper", "symbol": "BTCUSDT"}
+
+
+def status(**fields: object) -> BotStatus:
+    base = {**LABELS, "strategy": "ladder", "venue": "binance"}
+    return BotStatus(**{**base, **fields})  # type: ignore[arg-type]
+
+
+def test_bot_gauges_follow_the_statuses_and_forget_bots_that_left() -> None:
+    registry = CollectorRegistry()
+    gauges = BotGauges(registry)
+    gauges.update(
+        [status(position=Decimal("0.5"), realized_pnl=Decimal("1.25"), unrealized_pnl=Decimal(-2))]
+    )
+    get = registry.get_sample_value
+    assert get("tradebus_strategy_bot_position", LABELS) == 0.5
+    assert get("tradebus_strategy_bot_realized_pnl", LABELS) == 1.25
+    assert get("tradebus_strategy_bot_unrealized_pnl", LABELS) == -2
+    gauges.update([status(symbol="ETHUSDT")])  # same bot on a new market: old series gone
+    assert get("tradebus_strategy_bot_position", LABELS) is None
+    assert get("tradebus_strategy_bot_position", {**LABELS, "symbol": "ETHUSDT"}) == 0
+    gauges.update([])  # the bot left the host
+    assert get("tradebus_strategy_bot_position", {**LABELS, "symbol": "ETHUSDT"}) is None
+    gauges.forget("never-here")
+
+
+class FakeJs:
+    def __init__(self, info: object | None) -> None:
+        self.info = info
+        self.asked: list[tuple[str, str]] = []
+
+    async def consumer_info(self, stream: str, consumer: str, timeout: float | None = None):
+        self.asked.append((stream, consumer))
+        if self.info is None:
+            raise nats.errors.TimeoutError
+        return self.info
+
+
+async def test_consumer_lag_gauges_come_from_the_consumer_info() -> None:
+    registry = CollectorRegistry()
+    metrics = ExecutionMetrics(registry)
+    info = SimpleNamespace(num_pending=7, num_ack_pending=3, num_redelivered=None)
+    js = FakeJs(info)
+    assert await refresh_consumer_lag(js, "execution", metrics)
+    assert js.asked == [("INTENTS", "execution")]
+    labels = {"consumer": "execution"}
+    get = registry.get_sample_value
+    assert get("tradebus_execution_consumer_pending_messages", labels) == 7
+    assert get("tradebus_execution_consumer_ack_pending_messages", labels) == 3
+    assert get("tradebus_execution_consumer_redelivered_messages", labels) == 0
+    # a failed query leaves the last values
+    assert not await refresh_consumer_lag(FakeJs(None), "execution", metrics)
+    assert get("tradebus_execution_consumer_pending_messages", labels) == 7
+    record_consumer_info(
+        metrics, "execution", SimpleNamespace(num_pending=0, num_ack_pending=0, num_redelivered=1)
+    )
+    assert get("tradebus_execution_consumer_redelivered_messages", labels) == 1
