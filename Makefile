@@ -6,6 +6,10 @@ UV_VERSION := 0.13.8
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
+# Prometheus' binaries (promtool checks and unit-tests deploy/prometheus) from Debian 12's
+# package, extracted into .tools/prometheus (no service installed). The script pins the
+# version: changing it there reinstalls.
+PROMETHEUS_BIN := $(TOOLS)/prometheus/bin
 BIN := $(VENV)/bin
 
 export UV_PYTHON := $(PYTHON)
@@ -29,7 +33,11 @@ $(VENV)/.installed: $(UV) uv.lock $(PYPROJECTS)
 	$(UV) sync --all-packages --frozen
 	@touch $@
 
-install: $(VENV)/.installed  ## create .venv with every package (pinned by uv.lock)
+$(PROMETHEUS_BIN)/promtool: deploy/prometheus/install-promtool.sh
+	deploy/prometheus/install-promtool.sh $(TOOLS)/prometheus
+	@touch $@
+
+install: $(VENV)/.installed $(PROMETHEUS_BIN)/promtool  ## .venv with every package (pinned by uv.lock), promtool
 
 demo: install  ## run the whole stack: live Binance feed, or DATA=<dir> to replay recordings
 	$(BIN)/tradebus demo $(DEMO_ARGS)
