@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections import deque
 
+import msgspec
 import nats.errors
 from nats.js import JetStreamContext
 
@@ -59,7 +60,13 @@ class IntentPublisher:
         self._idle.set()
 
     def submit(self, subject: str, intent: Intent, tick_ts_init: int | None) -> None:
-        """Queue one intent (never blocks)."""
+        """Queue one intent (never blocks).
+
+        Its ``ts_init`` is set to now (the host's clock, ns): a core stamps its
+        intents with the market event's time, which is the recording's time in
+        a replay; execution measures intent-to-ack latency from ``ts_init``.
+        """
+        intent = msgspec.structs.replace(intent, ts_init=self._clock.now_ns())
         item = (subject, encode(intent), intent.intent_id, type(intent).__name__, tick_ts_init)
         self._queue.append(item)
         self._idle.clear()
