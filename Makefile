@@ -17,9 +17,12 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 
 # Optional demo arguments: DATA=<dir of recorded raw feeds> DURATION=<seconds>
+# PROMETHEUS=1 (also run a real Prometheus with the repo's alert rules)
 DATA ?=
 DURATION ?=
-DEMO_ARGS := $(if $(DATA),--data $(DATA)) $(if $(DURATION),--duration $(DURATION))
+PROMETHEUS ?=
+DEMO_ARGS := $(if $(DATA),--data $(DATA)) $(if $(DURATION),--duration $(DURATION)) \
+	$(if $(PROMETHEUS),--with-prometheus)
 
 PYPROJECTS := pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml cli/pyproject.toml)
 

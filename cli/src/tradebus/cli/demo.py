@@ -30,6 +30,7 @@ import msgspec
 
 from tradebus.cli.chart import ChartFill, PriceSample, write_chart
 from tradebus.cli.processes import total
+from tradebus.cli.prom import LocalPrometheus
 from tradebus.cli.stack import LocalStack, StackError
 from tradebus.cli.summary import ledger_summary, render_bots, render_recon, render_statuses
 from tradebus.common.markets import MarketCatalog, default_markets_path
@@ -56,6 +57,8 @@ class DemoOptions(msgspec.Struct, frozen=True, kw_only=True):
     binance_ws_url: str = BINANCE_WS_URL
     nats_config: Path | None = None
     """Users and permissions of the local nats-server (unused with ``nats_url``)."""
+    with_prometheus: bool = False
+    """Also run a real Prometheus with the repo's rules, scraping every service."""
 
 
 def say(text: str) -> None:
@@ -105,6 +108,7 @@ class Demo:
         self.stack = stack
         self.interrupted = asyncio.Event()
         self.started = time.monotonic()
+        self.prometheus: LocalPrometheus | None = None
 
     async def start(self, symbols: list[str]) -> None:
         """Servers, migrations, then execution, reconciler, strategy, marketdata."""
@@ -130,6 +134,11 @@ class Demo:
             feed["TRADEBUS_REPLAY_SPEED"] = opts.speed
             say(f"replaying {len(files)} files from {opts.data} at speed {opts.speed}")
         stack.start_service("marketdata", feed)
+        if opts.with_prometheus:
+            self.prometheus = LocalPrometheus(stack.root / "prometheus")
+            targets = {name: [svc.metrics_port] for name, svc in stack.services.items()}
+            url = await asyncio.to_thread(self.prometheus.start, targets)
+            say(f"prometheus at {url} (alert rules of deploy/prometheus/rules)")
 
     # ------------------------------------------------------------------- status
     def status_line(self) -> str:
@@ -234,6 +243,8 @@ class Demo:
         for name in ("reconciler", "execution"):
             if name in services:
                 codes[name] = await stack.stop_service(name)
+        if self.prometheus is not None:
+            self.prometheus.stop()
         return statuses, reports, codes
 
 

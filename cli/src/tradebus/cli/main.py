@@ -42,6 +42,11 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--speed", default="max", help="replay speed: max, or a multiple of real time")
     p.add_argument("--recon-interval", type=float, default=10.0, help="seconds between runs")
     p.add_argument(
+        "--with-prometheus",
+        action="store_true",
+        help="also run a real Prometheus (make install provides it) with the repo's alert rules",
+    )
+    p.add_argument(
         "--binance-ws-url",
         default=BINANCE_WS_URL,
         help="live feed endpoint (Binance combined streams); for tests and mirrors",
@@ -184,6 +189,7 @@ def main(argv: list[str] | None = None) -> None:
             reset_streams=args.reset_streams,
             binance_ws_url=args.binance_ws_url,
             nats_config=args.nats_config.resolve(),
+            with_prometheus=args.with_prometheus,
         )
         try:
             sys.exit(asyncio.run(run_demo(opts)))
