@@ -188,3 +188,34 @@ def test_moving_a_balance_by_hand() -> None:
     ex = exchange(usdt="100")
     ex.adjust("a", "USDT", D("-40"))
     assert balances(ex)["USDT"] == (D(60), D(0))
+
+
+# ---------------------------------------------- late orders: the same fills as in time
+@pytest.mark.parametrize(
+    ("side", "limit", "path"),
+    [
+        ("buy", "99.5", ["99", "98"]),  # passive: filled at its limit by the first trade below
+        ("buy", "101", ["99", "98"]),  # marketable: at the next trade's price
+        ("sell", "100.5", ["101", "102"]),  # passive sell
+        ("buy", "95", ["99", "98"]),  # never filled by these trades
+    ],
+)
+def test_an_order_that_arrives_late_fills_as_if_it_had_arrived_in_time(
+    side: str, limit: str, path: list[str]
+) -> None:
+    """Execution may see an order after later market events (it lags the feed); the
+    order still goes live on the event right after its trigger and fills on the trade
+    that would have filled it, not on a later one."""
+    in_time, late = exchange(btc="1"), exchange(btc="1")
+    for ex in (in_time, late):
+        ex.on_trade(trade("100", 1))
+    o = order(side, limit, trigger=1)  # type: ignore[arg-type]
+    in_time.place("a", o)
+    fills_in_time = [f for ts, p in enumerate(path, 2) for f in in_time.on_trade(trade(p, ts))]
+    for ts, p in enumerate(path, 2):
+        late.on_trade(trade(p, ts))
+    late.place("a", o)
+    fills_late = late.take_late_fills("a")
+    assert fills_late == fills_in_time
+    assert late.take_late_fills("a") == []  # handed out once
+    assert balances(late) == balances(in_time)

@@ -183,6 +183,9 @@ class ExecutionEngine:
                 # values the ledger cannot hold (a 10**400 quantity): the intent is bad
                 refusal = Refusal("invalid_intent", f"{type(exc).__name__}: {exc}"[:500])
                 await self._refusals.refuse(ctx, intent.intent_id, intent.account, refusal)
+            late = getattr(self._venues[spec.id], "take_late_fills", None)
+            if late is not None and (fills := late()):
+                await self.record_fills(fills)  # a paper order that arrived after its fill
             self._metrics.intent_seconds.observe((self._clock.now_ns() - started) / 1e9)
 
     # ------------------------------------------------------------ live venues

@@ -46,6 +46,7 @@ from tradebus.common.messages import AssetBalance, QuoteTick, TradeTick
 from tradebus.common.money import ONE, ZERO, bps_fee
 from tradebus.execution import paper_perp
 from tradebus.execution.accounts import trades_perpetual
+from tradebus.execution.paper_rules import RecentEvents, fill_price, is_marketable
 from tradebus.execution.paper_state import PaperAccount, PaperBalance, PaperOrder
 from tradebus.execution.perp import PerpPosition
 from tradebus.execution.venue import VenueAck, VenueFill, VenueOrder, VenueRejected
@@ -76,6 +77,8 @@ class PaperExchange:
         self._by_client_id: dict[str, PaperOrder] = {}
         self._placed: dict[str, str] = {}  # every client id ever accepted -> account
         self._last_trade: dict[str, Decimal] = {}
+        self._recent = RecentEvents()
+        self._late_fills: list[VenueFill] = []
         self.fills_made = 0
 
     # ----------------------------------------------------------------- accounts
@@ -174,8 +177,32 @@ class PaperExchange:
             raise VenueRejected("duplicate_client_order_id", order.client_order_id)
         perpetual = trades_perpetual(self.accounts[account].market_kind, market)
         lock_price = None if order.side == "sell" and not perpetual else self._lock_price(order)
-        self._rest(account, order, market, lock_price, check_funds=True)
+        paper = self._rest(account, order, market, lock_price, check_funds=True)
+        self._catch_up(paper)
         return VenueAck(venue_order_id=f"P{order.client_order_id}")
+
+    def _catch_up(self, order: PaperOrder) -> None:
+        """An order that arrives after market events later than its trigger goes live on the
+        first of them and fills on the trade that would have filled it (:mod:`.paper_rules`);
+        such a fill waits in :meth:`take_late_fills`."""
+        if order.trigger_ts is None:
+            return
+        for _, trade, last in self._recent.after(order.symbol, order.trigger_ts):
+            if not order.live:
+                order.live = True
+                order.marketable = is_marketable(order, last)
+            if trade is not None:
+                price = fill_price(order, trade.price)
+                if price is not None:
+                    self._late_fills.append(self._fill(order, price, trade))
+                    return
+
+    def take_late_fills(self, account: str) -> list[VenueFill]:
+        """The fills :meth:`place` made for ``account``'s late orders (each handed out once)."""
+        mine = [f for f in self._late_fills if f.account == account]
+        if mine:
+            self._late_fills = [f for f in self._late_fills if f.account != account]
+        return mine
 
     def restore_order(
         self, account: str, order: VenueOrder, lock_price: Decimal | None
@@ -299,7 +326,7 @@ class PaperExchange:
         for o in orders.values():
             if not o.live and (o.trigger_ts is None or ts_recv > o.trigger_ts):
                 o.live = True
-                o.marketable = _is_marketable(o, last)
+                o.marketable = is_marketable(o, last)
             if o.live:
                 live.append(o)
         return live
@@ -307,14 +334,16 @@ class PaperExchange:
     def on_quote(self, tick: QuoteTick) -> None:
         """A quote is a market event: it makes due orders live; it fills nothing."""
         self._go_live(tick.symbol, tick.ts_recv)
+        self._recent.add(tick.symbol, tick.ts_recv, None, self._last_trade.get(tick.symbol))
 
     def on_trade(self, tick: TradeTick) -> list[VenueFill]:
         """Fill what this trade fills (rules 2-5); return the fills in placement order."""
         live = self._go_live(tick.symbol, tick.ts_recv)
+        self._recent.add(tick.symbol, tick.ts_recv, tick, self._last_trade.get(tick.symbol))
         self._last_trade[tick.symbol] = tick.price
         fills = []
         for order in live:
-            price = _fill_price(order, tick.price)
+            price = fill_price(order, tick.price)
             if price is not None:
                 fills.append(self._fill(order, price, tick))
         return fills
@@ -369,28 +398,6 @@ class PaperExchange:
             quote.total += notional - fee
 
 
-def _is_marketable(order: PaperOrder, last_trade: Decimal | None) -> bool:
-    """Rule 3's test, against the last trade price when the order goes live."""
-    if order.order_type == "market" or order.price is None:
-        return True
-    if last_trade is None:
-        return False
-    return order.price >= last_trade if order.side == "buy" else order.price <= last_trade
-
-
-def _fill_price(order: PaperOrder, trade: Decimal) -> Decimal | None:
-    """The price ``order`` fills at on a trade at ``trade``, or None (rules 2 and 3)."""
-    limit = order.price
-    if order.marketable:
-        if limit is None:
-            return trade
-        within = trade <= limit if order.side == "buy" else trade >= limit
-        return trade if within else None
-    assert limit is not None
-    crossed = trade < limit if order.side == "buy" else trade > limit
-    return limit if crossed else None
-
-
 class PaperVenue:
     """One account's view of a :class:`PaperExchange`, implementing :class:`Venue`."""
 
@@ -422,3 +429,7 @@ class PaperVenue:
     async def balances(self) -> list[AssetBalance]:
         """See :meth:`PaperExchange.balances`."""
         return self.exchange.balances(self.account)
+
+    def take_late_fills(self) -> list[VenueFill]:
+        """See :meth:`PaperExchange.take_late_fills`."""
+        return self.exchange.take_late_fills(self.account)
