@@ -1,0 +1,1 @@
+"""``tradebus backtest``: replay recorded market data through strategies offline."""
