@@ -7,6 +7,9 @@ existing servers instead of starting its own.
 ``tradebus bots apply|list|status|pause|resume|stop|start`` and
 ``tradebus intent place|cancel`` control a running stack over NATS
 (see :mod:`tradebus.cli.botctl`); ``--nats-url`` or ``NATS_URL`` says where.
+
+``tradebus backtest`` runs a strategy over recorded market data, offline
+(see :mod:`tradebus.cli.backtest.command`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 import msgspec
 
 from tradebus.cli import botctl, killctl
+from tradebus.cli.backtest import command as backtest
 from tradebus.cli.demo import BINANCE_WS_URL, DemoOptions, run_demo
 from tradebus.cli.natsauth import DEFAULT_CONF as DEFAULT_NATS_CONF
 from tradebus.cli.stack import StackError
@@ -160,7 +164,10 @@ def main(argv: list[str] | None = None) -> None:
     _bots_parser(sub)
     _intent_parser(sub)
     killctl.add_parser(sub, _common)
+    backtest.add_parser(sub)
     args = parser.parse_args(argv)
+    if args.command == "backtest":
+        sys.exit(backtest.run(args))
     if args.command == "killswitch":
         sys.exit(botctl.run(killctl.killswitch(args)))
     if args.command in ("bots", "intent"):
