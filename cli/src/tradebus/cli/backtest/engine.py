@@ -713,11 +713,29 @@ def open_events(setup: Setup, paths: list[Path], fmt: str) -> Iterator[QuoteTick
     """The events of the bot's markets from ``paths`` (:mod:`.readers`), merged by ``ts_recv``.
 
     A two-market bot (``spread``) reads the files once per symbol; ties keep
-    the primary symbol first, so a run is deterministic.
+    the primary symbol first, so a run is deterministic. Only ``binance-raw``
+    frames name their symbol: in the other formats a file holds one market,
+    so a spread takes one ``--data`` file per leg, in the legs' order
+    (``symbol_a`` first).
+
+    Raises
+    ------
+    ValueError
+        If a spread in a format without symbols is not given one file per leg.
     """
     from tradebus.cli.backtest.readers import read_events
 
-    streams = [read_events(paths, fmt, s, venue=VENUE) for s in setup.symbols]
+    symbols = list(setup.symbols)
+    if len(symbols) > 1 and fmt != "binance-raw":
+        if len(paths) != len(symbols):
+            raise ValueError(
+                f"{fmt} files hold one market each: give one --data file per leg"
+                f" ({', '.join(symbols)}, in that order), got {len(paths)}"
+            )
+        pairs = zip(paths, symbols, strict=True)
+        streams = [read_events([p], fmt, s, venue=VENUE) for p, s in pairs]
+        return heapq.merge(*streams, key=_ts_recv)
+    streams = [read_events(paths, fmt, s, venue=VENUE) for s in symbols]
     if len(streams) == 1:
         return streams[0]
     return heapq.merge(*streams, key=_ts_recv)

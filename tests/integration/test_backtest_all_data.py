@@ -1,0 +1,206 @@
+"""``tradebus backtest`` on every recorded file: ladder, martingale and volume on each one,
+spread on the BTC/ETH pairs (tick level and 4-hour bars).
+
+Each run goes through the command's own code (``tradebus.cli.backtest.command.run``)
+with a params file, writes ``fills.csv``, ``summary.json`` and ``report.png``,
+and must read every event of its files (the readers' count), trade where the
+data lets it (every run on trades or bars fills at least one order), and
+balance: the final position is what its fills add up to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import json
+from decimal import Decimal as D
+from pathlib import Path
+
+import pytest
+
+from tradebus.cli.backtest.command import add_parser, run
+from tradebus.cli.backtest.readers import estimate_events
+
+BINANCE = [
+    "binance-spot_{s}_rawfeed_2024-08-08_2354-2400Z.txt.gz",
+    "binance-spot_{s}_rawfeed_2024-08-09_0000-0005Z.txt.gz",
+]
+# name, files, format, symbol, base, quote, a fill is expected
+SETS = {
+    "binance-btc": (
+        [f.format(s="BTCUSDT") for f in BINANCE],
+        "binance-raw",
+        "BTCUSDT",
+        "BTC",
+        "USDT",
+        True,
+    ),
+    "binance-eth": (
+        [f.format(s="ETHUSDT") for f in BINANCE],
+        "binance-raw",
+        "ETHUSDT",
+        "ETH",
+        "USDT",
+        True,
+    ),
+    "tardis-quotes": (
+        ["binance-futures_BTCUSDT_quotes_2020-02-22_0000-0004Z.csv.gz"],
+        "tardis-quotes",
+        "BTCUSDT",
+        "BTC",
+        "USDT",
+        False,  # quotes only: the trades-only fill model fills nothing
+    ),
+    "ftx-1m": (
+        ["ftx_BTC-PERP_1m_2021-12-31_2022-02-01.csv.gz"],
+        "ohlcv-csv",
+        "BTC-PERP",
+        "BTC",
+        "USD",
+        True,
+    ),
+    "coinbase-btc-4h": (
+        ["coinbase_BTC-USD_4h_2016-05-18_2025-10-28.json.gz"],
+        "coinbase-candles",
+        "BTC-USD",
+        "BTC",
+        "USD",
+        True,
+    ),
+    "coinbase-eth-4h": (
+        ["coinbase_ETH-USD_4h_2016-05-18_2025-10-28.json.gz"],
+        "coinbase-candles",
+        "ETH-USD",
+        "ETH",
+        "USD",
+        True,
+    ),
+}
+STRATEGIES = {
+    "ladder": {
+        "total_quote": "2000",
+        "order_count": 5,
+        "max_drop_pct": "0.3",
+        "take_profit_pct": "0.1",
+    },
+    "martingale": {
+        "base_quote": "300",
+        "safety_quote": "200",
+        "max_safety_orders": 4,
+        "price_deviation_pct": "0.5",
+        "step_scale": "1.5",
+        "volume_scale": "1.5",
+        "take_profit_pct": "0.5",
+        "stop_loss_pct": "10",
+        "cooldown_seconds": "20",
+    },
+    "volume": {
+        "single_trade_quote": "100",
+        "trade_interval_seconds": "5",
+        "buy_offset_pct": "0.01",
+        "sell_profit_pct": "0.02",
+        "target_volume": "5000",
+        "max_open_sells": 5,
+    },
+}
+SPREAD = {
+    "leg_quote": "1000",
+    "entry_spread_pct": "0.03",
+    "adds": [{"spread_pct": "0.06", "multiplier": "1"}, {"spread_pct": "0.1", "multiplier": "2"}],
+    "take_profit": {"mode": "reversion", "exit_spread_pct": "0.015"},
+    "stop_loss_pct": "5",
+}
+
+
+def write_params(path: Path, params: dict) -> Path:
+    path.write_text(json.dumps(params))  # JSON is YAML
+    return path
+
+
+def backtest(args: list[str]) -> tuple[int, str]:
+    """``tradebus backtest ARGS`` in this process: exit status and output."""
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers(dest="command"))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        code = run(parser.parse_args(["backtest", *args]))
+    return code, out.getvalue()
+
+
+def check_outputs(out: Path, expected_events: int, fills_expected: bool) -> dict:
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["events"] == expected_events
+    with open(out / "fills.csv", newline="") as f:
+        fills = list(csv.DictReader(f))
+    assert len(fills) == summary["fills"]
+    assert (out / "report.png").read_bytes()[:4] == b"\x89PNG"
+    if fills_expected:
+        assert fills, summary
+    return summary
+
+
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+@pytest.mark.parametrize("dataset", sorted(SETS))
+def test_every_single_market_strategy_on_every_file(
+    strategy: str, dataset: str, data_dir: Path, tmp_path: Path
+) -> None:
+    files, fmt, symbol, base, quote, trades = SETS[dataset]
+    paths = [data_dir / f for f in files]
+    params = {
+        **STRATEGIES[strategy],
+        "symbol": symbol,
+        "base": base,
+        "quote": quote,
+        "tick_size": "0.01",
+        "step_size": "0.00001",
+        "maker_fee_bps": "1",
+        "taker_fee_bps": "2",
+        "balances": {quote: "100000"},
+    }
+    out = tmp_path / "out"
+    args = ["--strategy", strategy, "--params", str(write_params(tmp_path / "p.yaml", params))]
+    for p in paths:
+        args += ["--data", str(p)]
+    code, text = backtest([*args, "--format", fmt, "--out", str(out)])
+    assert code == 0, text
+    summary = check_outputs(out, estimate_events(paths, fmt, symbol), trades)
+    assert D(summary["final_position"]) == D(summary["buy_qty"]) - D(summary["sell_qty"])
+
+
+@pytest.mark.parametrize("pair", ["binance-tick", "coinbase-4h"])
+def test_spread_on_the_btc_eth_pair(pair: str, data_dir: Path, tmp_path: Path) -> None:
+    if pair == "binance-tick":
+        symbols, fmt = ("BTCUSDT", "ETHUSDT"), "binance-raw"
+        paths = [data_dir / f.format(s=s) for s in symbols for f in BINANCE]
+        quote = "USDT"
+    else:
+        symbols, fmt = ("BTC-USD", "ETH-USD"), "coinbase-candles"
+        paths = [data_dir / SETS["coinbase-btc-4h"][0][0], data_dir / SETS["coinbase-eth-4h"][0][0]]
+        quote = "USD"
+    market = {"tick_size": "0.01", "step_size": "0.00001", "quote": quote}
+    params = {
+        **SPREAD,
+        "symbol_a": symbols[0],
+        "symbol_b": symbols[1],
+        "markets": {
+            symbols[0]: {**market, "base": "BTC"},
+            symbols[1]: {**market, "base": "ETH"},
+        },
+        "maker_fee_bps": "1",
+        "taker_fee_bps": "2",
+        "balances": {quote: "100000"},
+    }
+    out = tmp_path / "out"
+    args = ["--strategy", "spread", "--params", str(write_params(tmp_path / "p.yaml", params))]
+    for p in paths:
+        args += ["--data", str(p)]
+    code, text = backtest([*args, "--format", fmt, "--out", str(out)])
+    assert code == 0, text
+    expected = (
+        sum(estimate_events(paths, fmt, s) for s in symbols)
+        if fmt == "binance-raw"
+        else sum(estimate_events([p], fmt) for p in paths)
+    )
+    check_outputs(out, expected, fills_expected=True)
