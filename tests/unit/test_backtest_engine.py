@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from tradebus.cli.backtest import command
-from tradebus.cli.backtest.engine import Backtest, SetupError, make_setup, run_backtest
+from tradebus.cli.backtest.engine import Backtest, run_backtest
 from tradebus.cli.backtest.report import FILLS_HEADER, write_outputs
+from tradebus.cli.backtest.setup import SetupError, make_setup
 from tradebus.cli.backtest.sweep import combinations, parse_sweeps, run_sweep
 from tradebus.common.messages import OrderRejected, QuoteTick, TradeTick
 

@@ -6,7 +6,7 @@
                       --format FORMAT --out DIR [--sweep 'take_profit_pct=0.5,1,2' ...]
 
 ``params.yaml`` holds the strategy's parameters plus the market and the
-account (:func:`tradebus.cli.backtest.engine.make_setup`)::
+account (:func:`tradebus.cli.backtest.setup.make_setup`)::
 
     symbol: BTCUSDT
     tick_size: "0.01"
@@ -171,15 +171,10 @@ def _where(path: Path, lines: dict[str, int], field: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``tradebus backtest``; the exit status."""
-    from tradebus.cli.backtest.engine import (
-        BacktestError,
-        SetupError,
-        make_setup,
-        open_events,
-        run_backtest,
-    )
+    from tradebus.cli.backtest.engine import BacktestError, open_events, run_backtest
     from tradebus.cli.backtest.readers import DataFileError
     from tradebus.cli.backtest.report import write_outputs
+    from tradebus.cli.backtest.setup import SetupError, make_setup
     from tradebus.cli.backtest.sweep import parse_sweeps, run_sweep
 
     err = sys.stderr

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tradebus.cli.backtest.engine import Fill, Result, encode_summary
+from tradebus.cli.backtest.accounting import Fill, Result, encode_summary
 
 FILLS_HEADER = "ts_ns,order_id,side,price,qty,fee,liquidity\n"
 FILLS_CSV = "fills.csv"

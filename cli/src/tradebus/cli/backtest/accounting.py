@@ -1,0 +1,206 @@
+"""A backtest's accounting: fills, positions, equity and drawdown, chart samples, summary.
+
+:class:`Books` is the money side of a run (:class:`~.engine.Backtest` drives
+it): it books each paper fill into a per-symbol
+:class:`~tradebus.common.positions.Position`, re-values the equity in the
+primary market's quote asset on every new price (starting quote balance +
+realized + unrealized P&L) and tracks its peak-to-trough drawdown, keeps the
+chart samples (:data:`MAX_SAMPLES` at most) and builds ``summary.json``'s
+figures. A run's outputs come back as a :class:`Result`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from tradebus.cli.backtest.setup import Setup
+from tradebus.common.markets import Market
+from tradebus.common.messages import BotStatus
+from tradebus.common.money import ZERO
+from tradebus.common.positions import Position
+from tradebus.execution.venue import VenueFill
+
+MAX_SAMPLES = 4096
+"""Chart samples kept (the stride doubles when full, so memory stays flat)."""
+
+
+@dataclass(frozen=True)
+class Fill:
+    """One fill of the run (quote-asset fee; ``ts_ns`` = the filling trade's ``ts_recv``)."""
+
+    ts_ns: int
+    order_id: str
+    symbol: str
+    side: str
+    price: Decimal
+    qty: Decimal
+    fee: Decimal
+    liquidity: str
+
+
+@dataclass
+class Sample:
+    """Chart samples: time, each symbol's price, equity (quote), primary position (base)."""
+
+    ts: list[int] = field(default_factory=list)
+    prices: list[tuple[Decimal | None, ...]] = field(default_factory=list)
+    equity: list[Decimal] = field(default_factory=list)
+    position: list[Decimal] = field(default_factory=list)
+
+
+@dataclass
+class Result:
+    """What a run produced: its fills, chart samples and summary (JSON-ready)."""
+
+    fills: list[Fill]
+    samples: Sample
+    summary: dict[str, Any]
+    symbols: tuple[str, ...]
+
+
+class Books:
+    """The run's money: fills, positions, equity and drawdown, chart samples (quote asset).
+
+    ``equity = initial quote + sum(qty_s * p_s) - k``, ``k`` the net cost of the
+    open positions (cost + fees - realized P&L); the drawdown is tracked on it.
+    """
+
+    def __init__(self, setup: Setup) -> None:
+        self.symbols = setup.symbols
+        self.fills: list[Fill] = []
+        self.positions = {s: Position() for s in setup.symbols}
+        quote = setup.markets[0].quote
+        self.initial = setup.balances.get(quote, ZERO)
+        self._k = -self.initial
+        self._qty = {s: ZERO for s in setup.symbols}
+        self.last: dict[str, Decimal | None] = {s: None for s in setup.symbols}
+        """Each symbol's last price (None until it has one)."""
+        self._peak: Decimal | None = None
+        self.equity = self.initial
+        self.max_drawdown = ZERO
+        self.samples = Sample()
+        self.stride = 1
+        """Sample every ``stride``-th event (doubles whenever the samples are full)."""
+
+    def book(self, fill: VenueFill, market: Market, ts: int) -> None:
+        """Record one fill (fee in ``market``'s quote asset) and apply it to its position."""
+        fee = fill.fee if fill.fee_asset == market.quote else fill.fee * fill.price
+        self.fills.append(
+            Fill(
+                ts,
+                fill.intent_id,
+                fill.symbol,
+                fill.side,
+                fill.price,
+                fill.qty,
+                fee,
+                fill.liquidity,
+            )
+        )
+        position = self.positions[fill.symbol]
+        before_k = position.open_cost + position.open_fees - position.realized_pnl
+        position.apply(fill.side, fill.qty, fill.price, fee)
+        self._k += position.open_cost + position.open_fees - position.realized_pnl - before_k
+        self._qty[fill.symbol] = position.qty
+
+    def mark(self, symbol: str, price: Decimal, filled: bool) -> None:
+        """A new price of ``symbol`` (after its fills): re-value and track the drawdown."""
+        self.last[symbol] = price
+        if not filled and not self._qty[symbol] and self._peak is not None:
+            return  # flat in this symbol: its price moves nothing
+        self._revalue()
+
+    def _revalue(self) -> None:
+        equity = -self._k
+        for s, qty in self._qty.items():
+            if qty:
+                p = self.last[s]
+                if p is not None:
+                    equity += qty * p
+        self.equity = equity
+        if self._peak is None or equity > self._peak:
+            self._peak = equity
+        elif self._peak - equity > self.max_drawdown:
+            self.max_drawdown = self._peak - equity
+
+    def sample(self, ts: int, force: bool = False) -> None:
+        """Take a chart sample at ``ts`` (``force``: the last one, unless ``ts`` has one)."""
+        sm = self.samples
+        if len(sm.ts) >= MAX_SAMPLES:
+            for series in (sm.ts, sm.prices, sm.equity, sm.position):
+                del series[1::2]
+            self.stride *= 2
+        if force and sm.ts and sm.ts[-1] == ts:
+            return
+        sm.ts.append(ts)
+        sm.prices.append(tuple(self.last.values()))
+        sm.equity.append(self.equity)
+        sm.position.append(self._qty[self.symbols[0]])
+
+    def summary(
+        self,
+        *,
+        strategy: str,
+        status: BotStatus,
+        events: int,
+        trades: int,
+        placed: int,
+        rejected: int,
+        open_orders: int,
+        last_ts: int | None,
+        elapsed: float,
+    ) -> dict[str, Any]:
+        """The run's figures (``summary.json``); money and quantities as decimal strings."""
+        symbols = self.symbols
+        single = len(symbols) == 1
+
+        def per_symbol(values: dict[str, Decimal]) -> str | dict[str, str]:
+            return str(values[symbols[0]]) if single else {s: str(v) for s, v in values.items()}
+
+        pos = self.positions
+        last = self.last
+        unrealized = sum(
+            (p.unrealized_pnl(last[s]) for s, p in pos.items() if last[s] is not None),
+            ZERO,
+        )
+        realized = sum((p.realized_pnl for p in pos.values()), ZERO)
+        return {
+            "strategy": strategy,
+            "symbols": list(symbols),
+            "events": events,
+            "trades": trades,
+            "quotes": events - trades,
+            "fills": len(self.fills),
+            "orders_placed": placed,
+            "orders_rejected": rejected,
+            "open_orders": open_orders,
+            "buy_qty": per_symbol({s: p.bought_qty for s, p in pos.items()}),
+            "sell_qty": per_symbol({s: p.sold_qty for s, p in pos.items()}),
+            "buy_quote": str(sum((p.bought_notional for p in pos.values()), ZERO)),
+            "sell_quote": str(sum((p.sold_notional for p in pos.values()), ZERO)),
+            "fees": str(sum((p.fees for p in pos.values()), ZERO)),
+            "realized_pnl": str(realized),
+            "unrealized_pnl": str(unrealized),
+            "final_position": per_symbol({s: p.qty for s, p in pos.items()}),
+            "final_price": per_symbol({s: v for s, v in last.items() if v is not None})
+            if all(v is not None for v in last.values())
+            else None,
+            "final_equity": str(self.initial + realized + unrealized),
+            "max_drawdown": str(self.max_drawdown),
+            "cycles_completed": status.cycles_completed,
+            "phase": status.phase,
+            "error": status.error,
+            "first_ts": self.samples.ts[0] if self.samples.ts else None,
+            "last_ts": last_ts,
+            "elapsed_seconds": round(elapsed, 6),
+            "events_per_second": round(events / elapsed) if elapsed > 0 else None,
+        }
+
+
+def encode_summary(summary: dict[str, Any]) -> bytes:
+    """``summary.json``'s bytes (sorted keys, indented)."""
+    return msgspec.json.format(msgspec.json.encode(summary, order="sorted"), indent=2) + b"\n"
