@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from tradebus.common.positions import Position
 
@@ -55,6 +56,27 @@ def pnl_series(fills: Sequence[ChartFill], prices: Sequence[PriceSample]) -> lis
     return out
 
 
+def plot_price_and_fills(
+    ax: Any, symbol: str, line: list[tuple[float, float]], fills: list[tuple[str, float, float]]
+) -> None:
+    """Draw a price line ``[(x, price)]`` and fills ``[(side, x, price)]`` (buys ▲, sells ▼)
+    on a matplotlib axis: the demo's chart and the backtest's report share it."""
+    ax.plot([x for x, _ in line], [y for _, y in line], lw=0.8, c="0.4")
+    for side, marker, color in (("buy", "^", "tab:green"), ("sell", "v", "tab:red")):
+        mine = [(x, y) for s, x, y in fills if s == side]
+        ax.scatter(
+            [x for x, _ in mine],
+            [y for _, y in mine],
+            marker=marker,
+            c=color,
+            s=18,
+            label=f"{side}s ({len(mine)})",
+            zorder=3,
+        )
+    ax.set_title(f"{symbol}: price and fills")
+    ax.legend(loc="upper left", fontsize=8)
+
+
 def write_chart(
     fills: Iterable[ChartFill], prices: dict[str, list[PriceSample]], path: Path
 ) -> Path | None:
@@ -80,20 +102,9 @@ def write_chart(
 
     for ax, symbol in zip(axes, symbols, strict=False):
         series = prices[symbol]
-        ax.plot([minutes(t) for t, _ in series], [float(p) for _, p in series], lw=0.8, c="0.4")
-        for side, marker, color in (("buy", "^", "tab:green"), ("sell", "v", "tab:red")):
-            mine = [f for f in by_symbol[symbol] if f.side == side]
-            ax.scatter(
-                [minutes(f.ts_ns) for f in mine],
-                [float(f.price) for f in mine],
-                marker=marker,
-                c=color,
-                s=18,
-                label=f"{side}s ({len(mine)})",
-                zorder=3,
-            )
-        ax.set_title(f"{symbol}: price and fills")
-        ax.legend(loc="upper left", fontsize=8)
+        line = [(minutes(t), float(p)) for t, p in series]
+        marks = [(f.side, minutes(f.ts_ns), float(f.price)) for f in by_symbol[symbol]]
+        plot_price_and_fills(ax, symbol, line, marks)
     pnl_ax = axes[-1]
     pnl_ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)
     legs = defaultdict(int)

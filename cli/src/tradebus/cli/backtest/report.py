@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tradebus.cli.backtest.accounting import Fill, Result, encode_summary
+from tradebus.cli.chart import plot_price_and_fills
 
 FILLS_HEADER = "ts_ns,order_id,side,price,qty,fee,liquidity\n"
 FILLS_CSV = "fills.csv"
@@ -58,20 +59,10 @@ def write_chart(result: Result, path: Path) -> Path:
     xs = [minutes(t) for t in sm.ts]
     for i, (ax, symbol) in enumerate(zip(axes, symbols, strict=False)):
         points = [(x, float(p[i])) for x, p in zip(xs, sm.prices, strict=True) if p[i] is not None]
-        ax.plot([x for x, _ in points], [y for _, y in points], lw=0.8, c="0.4")
-        for side, marker, color in (("buy", "^", "tab:green"), ("sell", "v", "tab:red")):
-            mine = [f for f in result.fills if f.symbol == symbol and f.side == side]
-            ax.scatter(
-                [minutes(f.ts_ns) for f in mine],
-                [float(f.price) for f in mine],
-                marker=marker,
-                c=color,
-                s=18,
-                label=f"{side}s ({len(mine)})",
-                zorder=3,
-            )
-        ax.set_title(f"{symbol}: price and fills")
-        ax.legend(loc="upper left", fontsize=8)
+        marks = [
+            (f.side, minutes(f.ts_ns), float(f.price)) for f in result.fills if f.symbol == symbol
+        ]
+        plot_price_and_fills(ax, symbol, points, marks)
     eq_ax, pos_ax = axes[-2], axes[-1]
     eq_ax.plot(xs, [float(v) for v in sm.equity], c="tab:blue", lw=0.9)
     s = result.summary
