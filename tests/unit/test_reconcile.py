@@ -51,3 +51,21 @@ def test_an_asset_missing_on_one_side_counts_as_zero() -> None:
 def test_negative_drift_uses_its_magnitude() -> None:
     report = reconcile("a", [bal("BTC", "0.99995")], {"BTC": D(1)}, TOL, 0, 1)
     assert report.status == "ok"
+
+
+def test_a_big_run_replies_with_its_drifting_reports_only() -> None:
+    """``ctl.recon.run``'s reply must fit one NATS message (1 MiB) whatever the accounts."""
+    from tradebus.common.codec import encode
+    from tradebus.common.messages import RECON_REPLY_REPORTS, ReconReport
+    from tradebus.reconciler.bootstrap import run_reply
+
+    def report(i: int, status: str) -> ReconReport:
+        return ReconReport(account=f"a{i}", status=status, rows=[], ledger_watermark=1, ts_event=1)
+
+    small = [report(i, "ok") for i in range(3)] + [report(3, "drift")]
+    assert run_reply(small).reports == small
+    big = [report(i, "drift" if i % 1000 == 0 else "ok") for i in range(10_000)]
+    reply = run_reply(big)
+    assert (reply.accounts, reply.drifting) == (10_000, 10)
+    assert [r.account for r in reply.reports] == [f"a{i}" for i in range(0, 10_000, 1000)]
+    assert len(reply.reports) <= RECON_REPLY_REPORTS and len(encode(reply)) < 1024 * 1024

@@ -414,6 +414,10 @@ class PaperAdjust(Message, kw_only=True):
     delta: Decimal
 
 
+RECON_REPLY_REPORTS = 500
+"""Reports a :class:`ReconRunReply` carries in full (about 200 bytes each, under 1 MiB)."""
+
+
 class ReconRunRequest(Message, kw_only=True):
     """Ask the reconciler to run now (``ctl.recon.run``)."""
 
@@ -421,9 +425,17 @@ class ReconRunRequest(Message, kw_only=True):
 
 
 class ReconRunReply(Message, kw_only=True):
-    """Reports of a run started by :class:`ReconRunRequest`."""
+    """What a run started by :class:`ReconRunRequest` found.
+
+    ``accounts`` reconciled, of which ``drifting`` are not ok; ``reports``
+    holds every report when the run covered at most ``RECON_REPLY_REPORTS``
+    accounts, else only the drifting ones (the rest are on
+    ``recon.report.<account>``): a reply must fit in one NATS message.
+    """
 
     reports: list[ReconReport]
+    accounts: int = 0
+    drifting: int = 0
 
 
 # --------------------------------------------------------------------------

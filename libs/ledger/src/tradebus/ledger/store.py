@@ -172,6 +172,10 @@ class Ledger(HistoryReads, ReconciliationWrites):
             await _insert_entries(conn, deposits, ts)
             return True
 
+    async def account_ids(self) -> list[str]:
+        """Every account of the ledger, by id."""
+        return [r["id"] for r in await self._pool.fetch("SELECT id FROM accounts ORDER BY id")]
+
     # ------------------------------------------------------------------ orders
     async def insert_order(self, order: NewOrder) -> tuple[OrderRow, bool]:
         """Insert ``order`` as ``new``; on an existing ``intent_id`` return that row.

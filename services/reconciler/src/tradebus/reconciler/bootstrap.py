@@ -13,7 +13,13 @@ from tradebus.common import subjects
 from tradebus.common.bus import connect, ensure_streams
 from tradebus.common.clock import LiveClock
 from tradebus.common.codec import decode_recon_run_request, encode
-from tradebus.common.messages import ErrorReply, Message, ReconRunReply
+from tradebus.common.messages import (
+    RECON_REPLY_REPORTS,
+    ErrorReply,
+    Message,
+    ReconReport,
+    ReconRunReply,
+)
 from tradebus.common.metrics import new_registry, serve_metrics
 from tradebus.ledger.migrate import apply_migrations
 from tradebus.ledger.store import Ledger, create_pool
@@ -23,6 +29,14 @@ from tradebus.reconciler.settings import ReconcilerSettings
 log = logging.getLogger(__name__)
 
 STARTUP_RETRY_SECONDS = 1.0
+
+
+def run_reply(reports: list[ReconReport]) -> ReconRunReply:
+    """The ``ctl.recon.run`` answer: every report of a small run, the drifting ones of a big
+    one (:data:`RECON_REPLY_REPORTS`), so it fits in one NATS message."""
+    drifting = [r for r in reports if r.status != "ok"]
+    shown = reports if len(reports) <= RECON_REPLY_REPORTS else drifting[:RECON_REPLY_REPORTS]
+    return ReconRunReply(reports=shown, accounts=len(reports), drifting=len(drifting))
 
 
 async def run(settings: ReconcilerSettings, stop: asyncio.Event) -> int:
@@ -42,7 +56,7 @@ async def run(settings: ReconcilerSettings, stop: asyncio.Event) -> int:
         try:
             req = decode_recon_run_request(msg.data or b'{"type":"ReconRunRequest"}')
             async with lock:
-                reply: Message = ReconRunReply(reports=await reconciler.run_once(req.account))
+                reply: Message = run_reply(await reconciler.run_once(req.account))
         except msgspec.MsgspecError as exc:
             reply = ErrorReply(error="bad_request", message=str(exc))
         except UnavailableError as exc:

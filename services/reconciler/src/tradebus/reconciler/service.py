@@ -21,7 +21,7 @@ from tradebus.common import subjects
 from tradebus.common.bus import publish_event, request
 from tradebus.common.clock import Clock
 from tradebus.common.codec import decode_balances_reply
-from tradebus.common.messages import BalancesQuery, ErrorReply, ReconReport
+from tradebus.common.messages import AccountBalances, BalancesQuery, ErrorReply, ReconReport
 from tradebus.ledger.store import Ledger
 from tradebus.reconciler.core import reconcile
 from tradebus.reconciler.policies import DriftActions, policy_for
@@ -83,13 +83,40 @@ class Reconciler:
         self._actions = DriftActions(nc, settings.request_timeout_seconds)
 
     async def run_once(self, account: str | None = None) -> list[ReconReport]:
-        """Reconcile one or every account; returns the reports.
+        """Reconcile one or every account of the ledger; returns the reports.
+
+        Execution is asked for each account's balances in its own request,
+        so a run of any number of accounts fits NATS' message size, and an
+        account whose venue cannot answer now (a live venue down) is skipped
+        and counted as an error while the others are reconciled.
 
         Raises
         ------
         UnavailableError
-            If execution does not answer or answers with an error.
+            If execution answers for none of the accounts (or the ledger has none yet).
         """
+        accounts = [account] if account is not None else await self._ledger.account_ids()
+        if not accounts:
+            raise UnavailableError("no accounts in the ledger yet")
+        reports = []
+        for account_id in accounts:
+            try:
+                snapshot = await self._snapshot(account_id)
+            except UnavailableError as exc:
+                if account is not None or len(accounts) == 1:
+                    raise
+                log.warning(
+                    "account not reconciled", extra={"account": account_id, "error": str(exc)}
+                )
+                continue
+            reports.append(await self._reconcile(snapshot))
+        if not reports:
+            raise UnavailableError("execution answered for none of the accounts")
+        self._metrics.last_run.set(self._clock.now_ns() / 1e9)
+        return reports
+
+    async def _snapshot(self, account: str) -> AccountBalances:
+        """Execution's venue balances of ``account`` with their ledger watermark."""
         try:
             raw = await request(
                 self._nc,
@@ -104,26 +131,27 @@ class Reconciler:
         if isinstance(reply, ErrorReply):
             self._metrics.runs.labels(result="error").inc()
             raise UnavailableError(f"{reply.error}: {reply.message}")
-        reports = []
-        for snapshot in reply.accounts:
-            ledger = await self._ledger.balances(snapshot.account, snapshot.ledger_watermark)
-            report = reconcile(
-                snapshot.account,
-                snapshot.balances,
-                ledger,
-                self._settings.tolerances,
-                snapshot.ledger_watermark,
-                self._clock.now_ns(),
-            )
-            if report.status != "ok":
-                policy = policy_for(report.account, self._settings.drift_policies)
-                action = await self._actions.act(report, policy)
-                report = msgspec.structs.replace(report, action=action)
-            report_id = await self._ledger.insert_recon_report(report)
-            await self._publish(report, report_id)
-            reports.append(report)
-        self._metrics.last_run.set(self._clock.now_ns() / 1e9)
-        return reports
+        (snapshot,) = reply.accounts
+        return snapshot
+
+    async def _reconcile(self, snapshot: AccountBalances) -> ReconReport:
+        """Compare, apply the drift policy, store and publish one account's report."""
+        ledger = await self._ledger.balances(snapshot.account, snapshot.ledger_watermark)
+        report = reconcile(
+            snapshot.account,
+            snapshot.balances,
+            ledger,
+            self._settings.tolerances,
+            snapshot.ledger_watermark,
+            self._clock.now_ns(),
+        )
+        if report.status != "ok":
+            policy = policy_for(report.account, self._settings.drift_policies)
+            action = await self._actions.act(report, policy)
+            report = msgspec.structs.replace(report, action=action)
+        report_id = await self._ledger.insert_recon_report(report)
+        await self._publish(report, report_id)
+        return report
 
     async def _publish(self, report: ReconReport, report_id: int) -> None:
         m = self._metrics
