@@ -27,6 +27,7 @@ from tradebus.common.codec import decode_adjust_request, decode_paper_adjust, en
 from tradebus.common.markets import MarketCatalog
 from tradebus.common.messages import AdjustReply, AdjustRequest, AdjustRow, ErrorReply, Message
 from tradebus.execution.paper import PaperExchange
+from tradebus.execution.replies import answer
 from tradebus.ledger.store import Ledger
 
 log = logging.getLogger(__name__)
@@ -77,14 +78,7 @@ class AdjustControl:
             await sub.unsubscribe()
 
     async def _on_adjust(self, msg: Msg) -> None:
-        reply: Message
-        try:
-            reply = await self.adjust(decode_adjust_request(msg.data))
-        except msgspec.MsgspecError as exc:
-            reply = ErrorReply(error="bad_request", message=str(exc))
-        except KeyError as exc:
-            reply = ErrorReply(error="unknown_account", message=f"no account {exc}")
-        await msg.respond(encode(reply))
+        await answer(msg, lambda data: self.adjust(decode_adjust_request(data)))
 
     async def adjust(self, request: AdjustRequest) -> AdjustReply:
         """Write the adjustment entries of ``request`` (once per ``ref``).

@@ -25,13 +25,12 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from tradebus.common import subjects
 from tradebus.common.bus import connect, ensure_streams, publish_event
 from tradebus.common.clock import LiveClock
-from tradebus.common.codec import decode_balances_query, decode_market, encode
+from tradebus.common.codec import decode_balances_query, decode_market
 from tradebus.common.markets import MarketCatalog, default_markets_path
-from tradebus.common.messages import BalancesReply, ErrorReply, Message, TradeTick
+from tradebus.common.messages import BalancesReply, Message, TradeTick
 from tradebus.common.metrics import new_registry, serve_metrics
 from tradebus.execution.accounts import AccountSpec, load_accounts
 from tradebus.execution.adjust import AdjustControl
-from tradebus.execution.ccxt_venue import VenueUnavailable
 from tradebus.execution.consumer_lag import start_consumer_lag
 from tradebus.execution.engine import TRANSIENT_ERRORS, ExecutionEngine, RetryLater
 from tradebus.execution.killswitch import KillSwitchControl
@@ -39,6 +38,7 @@ from tradebus.execution.live_accounts import open_live_accounts, start_live_task
 from tradebus.execution.metrics import ExecutionMetrics
 from tradebus.execution.paper import PaperExchange, PaperVenue
 from tradebus.execution.paper_restore import restore_account
+from tradebus.execution.replies import answer
 from tradebus.execution.settings import ExecutionSettings
 from tradebus.execution.venue import Venue
 from tradebus.ledger.entries import deposit_entries
@@ -202,21 +202,13 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
             else:
                 exchange.on_quote(tick)
 
+    async def balances_reply(data: bytes) -> Message:
+        query = decode_balances_query(data or b'{"type":"BalancesQuery"}')
+        accounts = await engine.balances(query.account)
+        return BalancesReply(accounts=accounts, ts_event=clock.now_ns())
+
     async def on_balances(msg: Msg) -> None:
-        try:
-            query = decode_balances_query(msg.data or b'{"type":"BalancesQuery"}')
-            reply: Message = BalancesReply(
-                accounts=await engine.balances(query.account), ts_event=clock.now_ns()
-            )
-        except msgspec.MsgspecError as exc:
-            reply = ErrorReply(error="bad_request", message=str(exc))
-        except KeyError as exc:
-            reply = ErrorReply(error="unknown_account", message=f"no account {exc}")
-        except VenueUnavailable as exc:
-            reply = ErrorReply(
-                error="venue_unavailable", message=f"{exc.error.kind}: {exc.error.reason}"
-            )
-        await msg.respond(encode(reply))
+        await answer(msg, balances_reply)
 
     md_subs = [
         await nc.subscribe(

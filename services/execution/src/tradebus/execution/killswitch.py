@@ -18,15 +18,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import msgspec
 from nats.aio.msg import Msg
 from nats.js.api import KeyValueConfig
 from nats.js.errors import BucketNotFoundError, NoKeysError
 
 from tradebus.common import subjects
 from tradebus.common.clock import Clock
-from tradebus.common.codec import decode_killswitch_command, encode
-from tradebus.common.messages import ErrorReply, KillSwitchCommand, KillSwitchReply, Message
+from tradebus.common.codec import decode_killswitch_command
+from tradebus.common.messages import KillSwitchCommand, KillSwitchReply
+from tradebus.execution.replies import answer
 
 log = logging.getLogger(__name__)
 
@@ -123,14 +123,7 @@ class KillSwitchControl:
         self._metrics.killswitch_engaged.labels(scope=scope).set(0 if reason is None else 1)
 
     async def _on_request(self, msg: Msg) -> None:
-        reply: Message
-        try:
-            reply = await self.handle(decode_killswitch_command(msg.data))
-        except msgspec.MsgspecError as exc:
-            reply = ErrorReply(error="bad_request", message=str(exc))
-        except KeyError as exc:
-            reply = ErrorReply(error="unknown_account", message=f"no account {exc}")
-        await msg.respond(encode(reply))
+        await answer(msg, lambda data: self.handle(decode_killswitch_command(data)))
 
     async def handle(self, command: KillSwitchCommand) -> KillSwitchReply:
         """Carry out one command; the state after it.
