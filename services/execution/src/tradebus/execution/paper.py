@@ -21,6 +21,12 @@ Marketability is decided when the order goes live, against the last trade
 price before that event, so the result does not depend on how far the
 execution service lags the market data.
 
+Late orders (an order placed after market events later than its trigger)
+need the recent market events (:class:`~.paper_rules.RecentEvents`); a
+caller that never places late orders (the backtest: every order is placed
+before the next event is fed) opens the exchange with ``late_orders=False``
+and the events are not recorded.
+
 Funds (spot): a buy locks ``price * qty`` plus the worst-case fee in the
 quote asset; a sell locks ``qty`` of the base asset. An order that cannot be
 funded is refused with ``insufficient_balance``.
@@ -37,6 +43,7 @@ the ledger journals, so the reconciler compares positions like assets.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 
 import msgspec
@@ -67,9 +74,16 @@ class PaperExchange:
         Market specifications.
     market_venue
         Which venue's market data drives it (``binance``).
+    late_orders
+        Whether an order may reach the exchange after market events later
+        than its ``trigger_ts`` (execution lagging the feed): the exchange
+        then remembers the recent events to fill such an order as if in
+        time. ``False`` (a caller that places every order before it feeds
+        the next event, as the backtest does) skips the bookkeeping; the
+        fills are the same for such a caller.
     """
 
-    def __init__(self, catalog: MarketCatalog, market_venue: str) -> None:
+    def __init__(self, catalog: MarketCatalog, market_venue: str, late_orders: bool = True) -> None:
         self._catalog = catalog
         self.market_venue = market_venue
         self.accounts: dict[str, PaperAccount] = {}
@@ -77,9 +91,14 @@ class PaperExchange:
         self._by_client_id: dict[str, PaperOrder] = {}
         self._placed: dict[str, str] = {}  # every client id ever accepted -> account
         self._last_trade: dict[str, Decimal] = {}
-        self._recent = RecentEvents()
+        self._recent = RecentEvents() if late_orders else None
         self._late_fills: list[VenueFill] = []
         self.fills_made = 0
+        self.waiting: dict[str, dict[str, PaperOrder]] = {}
+        """Resting orders not live yet: symbol -> client id -> order (placement order);
+        a symbol is present only while it has some. Read-only for callers: with
+        ``late_orders=False``, :meth:`on_quote` of a symbol absent here does nothing."""
+        self._screens: dict[str, _Screen] = {}  # symbol -> what its live orders can fill on
 
     # ----------------------------------------------------------------- accounts
     def open_account(
@@ -185,12 +204,11 @@ class PaperExchange:
         """An order that arrives after market events later than its trigger goes live on the
         first of them and fills on the trade that would have filled it (:mod:`.paper_rules`);
         such a fill waits in :meth:`take_late_fills`."""
-        if order.trigger_ts is None:
+        if order.trigger_ts is None or self._recent is None:
             return
         for _, trade, last in self._recent.after(order.symbol, order.trigger_ts):
             if not order.live:
-                order.live = True
-                order.marketable = is_marketable(order, last)
+                self._make_live(order, last)
             if trade is not None:
                 price = fill_price(order, trade.price)
                 if price is not None:
@@ -265,6 +283,7 @@ class PaperExchange:
             lock_price=lock_price,
         )
         self._orders.setdefault(order.symbol, {})[order.client_order_id] = paper
+        self.waiting.setdefault(order.symbol, {})[order.client_order_id] = paper
         self._by_client_id[order.client_order_id] = paper
         self._placed[order.client_order_id] = account
         return paper
@@ -293,6 +312,10 @@ class PaperExchange:
         if order is None:
             return False
         del self._orders[order.symbol][client_order_id]
+        if order.live:
+            self._screens.pop(order.symbol, None)
+        else:
+            self._unwait(order)
         self._balance(order.account, order.locked_asset).locked -= order.locked
         if order.perpetual:
             self._relock(order.account, order.symbol)
@@ -316,36 +339,64 @@ class PaperExchange:
         return [o for o in self._by_client_id.values() if o.account == account]
 
     # -------------------------------------------------------------- market data
-    def _go_live(self, symbol: str, ts_recv: int) -> list[PaperOrder]:
-        """Make due orders live (rule 1) and return the live ones, in placement order."""
-        orders = self._orders.get(symbol)
-        if not orders:
-            return []
+    def _make_live(self, order: PaperOrder, last: Decimal | None) -> None:
+        """Rule 1: ``order`` goes live; marketable against ``last``, the last trade before."""
+        order.live = True
+        order.marketable = is_marketable(order, last)
+        self._unwait(order)
+        self._screens.pop(order.symbol, None)
+
+    def _unwait(self, order: PaperOrder) -> None:
+        """``order`` is no longer waiting to go live (live, cancelled)."""
+        waiting = self.waiting.get(order.symbol)
+        if waiting is not None:
+            waiting.pop(order.client_order_id, None)
+            if not waiting:
+                del self.waiting[order.symbol]
+
+    def _go_live(self, symbol: str, ts_recv: int) -> None:
+        """Make due orders live (rule 1), in placement order."""
+        waiting = self.waiting.get(symbol)
+        if not waiting:
+            return
         last = self._last_trade.get(symbol)
-        live = []
-        for o in orders.values():
-            if not o.live and (o.trigger_ts is None or ts_recv > o.trigger_ts):
-                o.live = True
-                o.marketable = is_marketable(o, last)
-            if o.live:
-                live.append(o)
-        return live
+        due = [o for o in waiting.values() if o.trigger_ts is None or ts_recv > o.trigger_ts]
+        for o in due:
+            self._make_live(o, last)
 
     def on_quote(self, tick: QuoteTick) -> None:
         """A quote is a market event: it makes due orders live; it fills nothing."""
-        self._go_live(tick.symbol, tick.ts_recv)
-        self._recent.add(tick.symbol, tick.ts_recv, None, self._last_trade.get(tick.symbol))
+        symbol = tick.symbol
+        if symbol in self.waiting:
+            self._go_live(symbol, tick.ts_recv)
+        if self._recent is not None:
+            self._recent.add(symbol, tick.ts_recv, None, self._last_trade.get(symbol))
 
     def on_trade(self, tick: TradeTick) -> list[VenueFill]:
         """Fill what this trade fills (rules 2-5); return the fills in placement order."""
-        live = self._go_live(tick.symbol, tick.ts_recv)
-        self._recent.add(tick.symbol, tick.ts_recv, tick, self._last_trade.get(tick.symbol))
-        self._last_trade[tick.symbol] = tick.price
+        symbol = tick.symbol
+        if symbol in self.waiting:
+            self._go_live(symbol, tick.ts_recv)
+        last_trade = self._last_trade
+        if self._recent is not None:
+            self._recent.add(symbol, tick.ts_recv, tick, last_trade.get(symbol))
+        price = last_trade[symbol] = tick.price
+        orders = self._orders.get(symbol)
+        if not orders:
+            return []
+        screen = self._screens.get(symbol)
+        if screen is None:
+            screen = self._screens[symbol] = _Screen(orders.values())
+        if not screen.any_marketable and not (
+            (screen.buy is not None and price < screen.buy)
+            or (screen.sell is not None and price > screen.sell)
+        ):
+            return []  # no live order fills at this price (rules 2 and 3)
         fills = []
-        for order in live:
-            price = fill_price(order, tick.price)
-            if price is not None:
-                fills.append(self._fill(order, price, tick))
+        for order in [o for o in orders.values() if o.live]:
+            fill = fill_price(order, price)
+            if fill is not None:
+                fills.append(self._fill(order, fill, tick))
         return fills
 
     def _fill(self, order: PaperOrder, price: Decimal, tick: TradeTick) -> VenueFill:
@@ -361,6 +412,7 @@ class PaperExchange:
             self._settle_spot(order, notional, fee, market)
         del self._orders[order.symbol][order.client_order_id]
         del self._by_client_id[order.client_order_id]
+        self._screens.pop(order.symbol, None)
         if order.perpetual:
             self._relock(order.account, order.symbol)
         self.fills_made += 1
@@ -396,6 +448,29 @@ class PaperExchange:
             base.locked -= order.locked
             base.total -= order.qty
             quote.total += notional - fee
+
+
+class _Screen:
+    """What one symbol's live orders can fill on: a trade fills some order only if a
+    marketable order is live, or the trade prints below the highest passive buy limit
+    or above the lowest passive sell limit (rules 2 and 3). Rebuilt when they change."""
+
+    __slots__ = ("any_marketable", "buy", "sell")
+
+    def __init__(self, orders: Iterable[PaperOrder]) -> None:
+        self.any_marketable = False
+        self.buy: Decimal | None = None
+        self.sell: Decimal | None = None
+        for o in orders:
+            if not o.live:
+                continue
+            if o.marketable:
+                self.any_marketable = True
+            elif o.side == "buy":
+                if self.buy is None or o.price > self.buy:  # type: ignore[operator]
+                    self.buy = o.price
+            elif self.sell is None or o.price < self.sell:  # type: ignore[operator]
+                self.sell = o.price
 
 
 class PaperVenue:
