@@ -109,9 +109,11 @@ class Books:
 
     def mark(self, symbol: str, price: Decimal, filled: bool) -> None:
         """A new price of ``symbol`` (after its fills): re-value and track the drawdown."""
-        self.last[symbol] = price
-        if not filled and not self._qty[symbol] and self._peak is not None:
-            return  # flat in this symbol: its price moves nothing
+        last = self.last
+        same = price is last[symbol]  # the very object: the same value, written the same way
+        last[symbol] = price
+        if not filled and self._peak is not None and (same or not self._qty[symbol]):
+            return  # the same price, or flat in this symbol: the equity does not move
         self._revalue()
 
     def _revalue(self) -> None:

@@ -137,7 +137,9 @@ class Backtest:
         bot_quote, bot_trade = bot.on_quote, bot.on_trade
         books = self.books
         mark, sample = books.mark, books.sample
+        stride = books.stride  # changes only in sample()
         traded = self._traded
+        trade_type = TradeTick
         handle, on_fill = self._handle, self._on_fill
         wants_balances = self._wants_balances
         count, trades, ts = self.events, self.trades, self._ts
@@ -149,7 +151,7 @@ class Backtest:
                 if wants_balances and ts >= self._next_balances:
                     self._next_balances = ts + BALANCES_INTERVAL_NS
                     self._give_balances(ts)
-                if type(event) is TradeTick:
+                if type(event) is trade_type:
                     trades += 1
                     symbol = event.symbol
                     fills = exchange_trade(event)
@@ -163,9 +165,10 @@ class Backtest:
                     intents = bot_trade(event)
                     if intents:
                         handle(intents, ts)
-                    mark(symbol, event.price, bool(fills))
-                    if fills or count % books.stride == 0:
+                    mark(symbol, event.price, bool(fills))  # type: ignore[union-attr]
+                    if fills or count % stride == 0:
                         sample(ts)
+                        stride = books.stride
                 else:
                     symbol = event.symbol
                     if symbol in waiting:
@@ -175,8 +178,9 @@ class Backtest:
                         handle(intents, ts)
                     if symbol not in traded:
                         mark(symbol, event.mid, False)  # type: ignore[union-attr]
-                    if count % books.stride == 0:
+                    if count % stride == 0:
                         sample(ts)
+                        stride = books.stride
             except Exception as exc:
                 self._ts, self.events, self.trades = ts, count, trades
                 raise BacktestError(f"event {n + 1} (ts_recv {ts}): {exc!r}") from exc

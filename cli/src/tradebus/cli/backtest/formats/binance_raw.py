@@ -83,8 +83,8 @@ class _NotFast(Exception):
     """The frame is not one the fast path reads."""
 
 
-Frame = tuple[int, bytes, int]
-"""``(ts_recv, frame, line number)`` of one line of a file."""
+Frame = tuple[int, bytes, Path, int]
+"""``(ts_recv, frame, path, line number)`` of one line of a file."""
 
 
 def read_binance_raw(paths: list[Path], symbol: str, venue: str) -> Iterator[Event]:
@@ -108,9 +108,9 @@ def read_binance_raw(paths: list[Path], symbol: str, venue: str) -> Iterator[Eve
     decode_book, decode_trade = _book_ticker.decode, _trade.decode
     dec = _Decimals()
     if len(paths) == 1:
-        frames: Iterator[tuple[int, bytes, Path, int]] = _path_frames(paths[0])
+        frames = _frames(paths[0])
     else:
-        frames = heapq.merge(*(_path_frames(p) for p in paths), key=itemgetter(0))
+        frames = heapq.merge(*(_frames(p) for p in paths), key=itemgetter(0))
     for ts, raw, path, line in frames:
         if raw.endswith(b"}"):
             tick: Event | None = None
@@ -170,14 +170,8 @@ def count_binance_events(path: Path, symbol: str | None) -> int:
         return sum(1 for line in f if needles[0] in line or needles[1] in line)
 
 
-def _path_frames(path: Path) -> Iterator[tuple[int, bytes, Path, int]]:
-    """``(ts_recv, frame, path, line number)`` of every frame of ``path``."""
-    for ts, raw, line in _frames(path):
-        yield ts, raw, path, line
-
-
 def _frames(path: Path) -> Iterator[Frame]:
-    """``(ts_recv, frame, line number)`` of every non-blank line of one recorded file.
+    """``(ts_recv, frame, path, line number)`` of every non-blank line of one recorded file.
 
     The lines of :func:`tradebus.marketdata.sources.read_frames` (``.gz`` or
     text, ``\\r\\n`` stripped, blank lines skipped), split out of large chunks.
@@ -206,7 +200,7 @@ def _frames(path: Path) -> Iterator[Frame]:
                     head, sep, frame = line.partition(b" ")
                     if not sep or not head.isdigit():
                         raise DataFileError(f"{path}:{number}: expected '<ns> <json frame>'")
-                    yield int(head), frame, number
+                    yield int(head), frame, path, number
                 if not chunk:
                     return
     except (EOFError, gzip.BadGzipFile) as exc:
