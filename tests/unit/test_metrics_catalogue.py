@@ -21,7 +21,7 @@ from tradebus.marketdata.feed import FeedMetrics
 from tradebus.marketdata.health import HealthMetrics
 from tradebus.marketdata.rest import RestMetrics
 from tradebus.reconciler.service import ReconMetrics
-from tradebus.strategy.host import HostMetrics
+from tradebus.strategy.host_metrics import HostMetrics
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
 METRIC_CLASSES = {

@@ -31,7 +31,8 @@ from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.metrics import new_registry, serve_metrics
 from tradebus.strategy.botfile import load_specs
 from tradebus.strategy.control import Control
-from tradebus.strategy.host import Dispatcher, HostMetrics
+from tradebus.strategy.host import Dispatcher
+from tradebus.strategy.host_metrics import HostMetrics
 from tradebus.strategy.inputs import Balances, GroupVolumes
 from tradebus.strategy.kvstore import apply_specs, open_buckets
 from tradebus.strategy.publisher import IntentPublisher

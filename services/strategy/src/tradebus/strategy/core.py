@@ -268,6 +268,20 @@ def note_quote(state: PricedState, tick: QuoteTick) -> bool:
     return True
 
 
+class Wake(msgspec.Struct, frozen=True, kw_only=True):
+    """The ticks that can make a parked bot act (see :meth:`Strategy.wake`).
+
+    ``trade_at_or_above`` / ``trade_at_or_below``: a trade priced at or
+    beyond it (quote asset); ``at_ns``: any tick with ``ts_recv`` at or after
+    it (market time, ns). None: no tick wakes the bot by that test; a
+    ``Wake()`` with all three None is woken by order events only.
+    """
+
+    trade_at_or_above: Decimal | None = None
+    trade_at_or_below: Decimal | None = None
+    at_ns: int | None = None
+
+
 class Strategy(Protocol):
     """The interface the host drives. Every method returns the intents to publish.
 
@@ -290,6 +304,22 @@ class Strategy(Protocol):
 
     def on_order_event(self, event: OrderEvent) -> list[Intent]:
         """An event about one of the bot's orders."""
+        ...
+
+    def wake(self) -> Wake | None:
+        """Which ticks can make the bot act now; None: every tick (the safe answer).
+
+        A core returns a :class:`Wake` only if every tick outside it would
+        make ``on_trade``/``on_quote`` return no intents and change nothing
+        but what :meth:`note_tick` changes. The host then skips such ticks
+        and, before the bot's next call, applies only the last trade and the
+        last quote it skipped (:meth:`note_tick`), so every output is the
+        same as if the bot had seen every tick. Asked after every call.
+        """
+        ...
+
+    def note_tick(self, tick: QuoteTick | TradeTick) -> None:
+        """Record a tick that cannot make the bot act: its price and market time only."""
         ...
 
     def on_stop(self) -> list[Intent]:
@@ -364,6 +394,17 @@ class BotBase:
     def on_balances(self, balances: AccountBalances) -> list[Intent]:
         """Ignore balances (strategies that need them override this)."""
         return []
+
+    def wake(self) -> Wake | None:
+        """Every tick (cores that can say which ticks matter override this)."""
+        return None
+
+    def note_tick(self, tick: QuoteTick | TradeTick) -> None:
+        """Move the reference price and market time (:func:`note_trade`, :func:`note_quote`)."""
+        if isinstance(tick, TradeTick):
+            note_trade(self.state, tick)
+        else:
+            note_quote(self.state, tick)
 
     def on_restart(self) -> list[Intent]:
         """Leave ``stopped``: ``waiting`` for the next price (override for more)."""

@@ -6,8 +6,10 @@ failing bot from stopping the others, runs each bot's lifecycle (running,
 paused, stopped), and counts what happens.
 
 Dispatch is by market: the host subscribes once per ``(venue, symbol)`` and
-hands each tick to every running bot on that market, in the order the bots
-were added, so the same ticks always produce the same intents.
+hands each tick to the running bots of that market it can make act (a
+per-market wake index, :mod:`~tradebus.strategy.wake`: bots whose core says
+which ticks matter are skipped for the others, exactly), in the order the
+bots were added, so the same ticks always produce the same intents.
 
 Write-ahead: before a bot's intents are queued, its snapshot record (state
 plus the sequence of the last order event it saw) is queued ahead of them on
@@ -18,21 +20,22 @@ re-sends what is still unanswered; intent ids make that harmless).
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections import defaultdict
 from typing import Protocol
 
 import msgspec
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import Counter
 
 from tradebus.common import subjects
 from tradebus.common.codec import encode
 from tradebus.common.messages import BotStatus, Intent, OrderEvent, QuoteTick, TradeTick
-from tradebus.common.metrics import LATENCY_BUCKETS
-from tradebus.strategy.bot_metrics import BotGauges
-from tradebus.strategy.core import Strategy
+from tradebus.strategy.core import BotBase, Strategy
+from tradebus.strategy.host_metrics import HostMetrics
 from tradebus.strategy.kvstore import BotRecord, Lifecycle
 from tradebus.strategy.registry import BotSpec
+from tradebus.strategy.wake import MarketBots
 
 log = logging.getLogger(__name__)
 
@@ -45,65 +48,6 @@ class IntentSink(Protocol):
     def submit(self, subject: str, intent: Intent, tick_ts_init: int | None) -> None: ...
 
     def put_state(self, bot: str, record: bytes) -> None: ...
-
-
-class HostMetrics:
-    """Prometheus metrics of a strategy host (``tradebus_strategy_*``)."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.ticks = Counter(
-            "tradebus_strategy_ticks_received",
-            "Market ticks received",
-            ["venue", "symbol"],
-            registry=registry,
-        )
-        self.stale_ticks = Counter(
-            "tradebus_strategy_stale_ticks",
-            "Ticks not given to bots: older than TRADEBUS_MAX_PRICE_AGE_SECONDS when received",
-            ["venue", "symbol"],
-            registry=registry,
-        )
-        self.events = Counter(
-            "tradebus_strategy_order_events",
-            "Order events received, by type",
-            ["type"],
-            registry=registry,
-        )
-        self.intents = Counter(
-            "tradebus_strategy_intents_published",
-            "Intents acknowledged by JetStream, by type",
-            ["type"],
-            registry=registry,
-        )
-        self.bot_errors = Counter(
-            "tradebus_strategy_bot_errors",
-            "Exceptions raised by strategy cores",
-            ["strategy"],
-            registry=registry,
-        )
-        self.bots = Gauge(
-            "tradebus_strategy_bots", "Bots on this host, by state", ["state"], registry=registry
-        )
-        self.leases = Gauge(
-            "tradebus_strategy_leases_held", "Bot leases this replica holds", registry=registry
-        )
-        self.resumes = Counter(
-            "tradebus_strategy_bot_starts",
-            "Bots started on this host, by mode (fresh, resume)",
-            ["mode"],
-            registry=registry,
-        )
-        self.tick_to_intent = Histogram(
-            "tradebus_strategy_tick_to_intent_seconds",
-            "From a tick's creation in marketdata to its intent's JetStream ack",
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.ready = Gauge(
-            "tradebus_strategy_ready", "1 once subscriptions are up", registry=registry
-        )
-        self.bot_gauges = BotGauges(registry)
-        """Per-bot P&L and position (``tradebus_strategy_bot_*``)."""
 
 
 class BotRunner:
@@ -134,6 +78,18 @@ class BotRunner:
         self.buffered: list[tuple[int, OrderEvent]] = []
         self.dirty = False
         self.subject = subjects.intent(spec.user, spec.id)
+        self.rank = 0
+        """Order of calls on a tick (the order bots were added to the host)."""
+        self.parked = False
+        """Filed in its market's wake index (:mod:`~tradebus.strategy.wake`), skipping ticks."""
+        self.wake_gen = 0
+        self.wake_entries = 0
+        self.seen_seq = 0
+        """The market's tick sequence the core's state reflects."""
+        self.markets: list[MarketBots] = []
+        """Its markets' indexes while on a host (primary market first)."""
+        self.may_park = False
+        """One market and a core that can say which ticks matter (kept by the dispatcher)."""
 
     @property
     def bot(self) -> str:
@@ -206,36 +162,59 @@ class Dispatcher:
         self.max_price_age_ns = max_price_age_ns
         """Ticks received later than this after their event time are dropped (0: none)."""
         self.runners: dict[str, BotRunner] = {}
-        self._by_market: dict[tuple[str, str], list[BotRunner]] = defaultdict(list)
+        self._by_market: dict[tuple[str, str], MarketBots] = {}
         self._tick_counters: dict[tuple[str, str], Counter] = {}
+        self._ranks = itertools.count(1)
         self.stopped = False
 
     # ------------------------------------------------------------- membership
     def add(self, runner: BotRunner) -> list[tuple[str, str]]:
         """Add a bot; returns the markets that had no bot before (to subscribe to)."""
         self.runners[runner.bot] = runner
+        runner.rank = next(self._ranks)
         new = []
-        for market in runner.core.ctx.all_markets():
-            key = (runner.core.ctx.venue, market.symbol)
-            if not self._by_market[key]:
+        for key in self._keys(runner):
+            if key not in self._by_market:
                 new.append(key)
+                self._by_market[key] = MarketBots()
                 self._tick_counters[key] = self._metrics.ticks.labels(venue=key[0], symbol=key[1])
-            self._by_market[key].append(runner)
+            self._by_market[key].add(runner.bot, runner)
+        runner.markets = [self._by_market[key] for key in self._keys(runner)]
+        self._reindex(runner)
         return new
 
     def remove(self, bot: str) -> tuple[BotRunner | None, list[tuple[str, str]]]:
-        """Remove a bot; returns it and the markets no bot trades any more."""
+        """Remove a bot (its state caught up first); returns it and the markets no bot trades."""
         runner = self.runners.pop(bot, None)
         self._metrics.bot_gauges.forget(bot)
         empty = []
         if runner is not None:
-            for market in runner.core.ctx.all_markets():
-                key = (runner.core.ctx.venue, market.symbol)
-                self._by_market[key] = [r for r in self._by_market[key] if r is not runner]
-                if not self._by_market[key]:
+            self.sync(runner)
+            for key in self._keys(runner):
+                market = self._by_market[key]
+                market.remove(bot, runner)
+                if not market:
                     del self._by_market[key]
                     empty.append(key)
+            runner.markets = []
         return runner, empty
+
+    @staticmethod
+    def _keys(runner: BotRunner) -> list[tuple[str, str]]:
+        """``(venue, symbol)`` of every market of the bot, the primary one first."""
+        return [(runner.core.ctx.venue, m.symbol) for m in runner.core.ctx.all_markets()]
+
+    def sync(self, runner: BotRunner) -> None:
+        """Bring a parked bot's state up to its market's last tick (before reading or calling)."""
+        if runner.parked:
+            runner.markets[0].catch_up(runner)
+
+    def _reindex(self, runner: BotRunner) -> None:
+        """File the bot in its markets' wake index again, by its core's :meth:`wake` now."""
+        markets = runner.markets
+        runner.may_park = len(markets) == 1 and type(runner.core).wake is not BotBase.wake
+        for market in markets:
+            market.index(runner.bot, runner, runner.may_park)
 
     def markets(self) -> list[tuple[str, str]]:
         """Every ``(venue, symbol)`` some bot trades, sorted."""
@@ -252,9 +231,11 @@ class Dispatcher:
             self._sink.submit(runner.subject, intent, tick_ts_init)
 
     def save(self, runner: BotRunner) -> None:
-        """Queue the bot's snapshot record now."""
+        """Queue the bot's snapshot record now (and re-file it: its core may have changed)."""
+        self.sync(runner)
         self._sink.put_state(runner.bot, runner.record())
         runner.dirty = False
+        self._reindex(runner)
 
     def _fail(self, runner: BotRunner, exc: Exception) -> None:
         self._metrics.bot_errors.labels(strategy=runner.spec.strategy).inc()
@@ -262,12 +243,14 @@ class Dispatcher:
 
     def call(self, runner: BotRunner, method: str, *args: object) -> None:
         """Call a core method that returns intents; emit them; contain its errors."""
+        self.sync(runner)
         try:
             intents = getattr(runner.core, method)(*args)
         except Exception as exc:  # one failing bot must not stop the others
             self._fail(runner, exc)
-            return
+            intents = []
         self.emit(runner, intents, None)
+        self._reindex(runner)
 
     # ----------------------------------------------------------------- input
     def on_tick(self, tick: QuoteTick | TradeTick) -> int:
@@ -275,8 +258,8 @@ class Dispatcher:
         if self.stopped:
             return 0
         key = (tick.venue, tick.symbol)
-        runners = self._by_market.get(key)
-        if not runners:
+        market = self._by_market.get(key)
+        if not market:
             return 0
         self._tick_counters[key].inc()
         if self.max_price_age_ns and tick.ts_recv - tick.ts_event > self.max_price_age_ns:
@@ -284,18 +267,20 @@ class Dispatcher:
             return 0  # a stale price: no bot acts on it
         is_trade = isinstance(tick, TradeTick)
         emitted = 0
-        for runner in runners:
-            if not runner.takes_ticks:
-                continue
+        seq = market.seq + 1
+        for runner in market.due(tick, is_trade):
             bot = runner.core
             try:
                 intents = bot.on_trade(tick) if is_trade else bot.on_quote(tick)  # type: ignore[arg-type]
             except Exception as exc:
                 self._fail(runner, exc)
-                continue
+                intents = []
+            runner.seen_seq = seq
             if intents:
                 emitted += len(intents)
                 self.emit(runner, intents, tick.ts_init)
+            if runner.may_park:
+                self._reindex(runner)
         return emitted
 
     def on_order_event(self, user: str, source: str, seq: int, event: OrderEvent) -> None:
@@ -350,12 +335,14 @@ class Dispatcher:
         """
         if not persist:
             self.save(runner)
+        self.sync(runner)
         try:
             intents = runner.core.on_stop()
         except Exception as exc:
             self._fail(runner, exc)
             intents = []
         runner.lifecycle = "stopped"
+        self._reindex(runner)
         if persist:
             self.emit(runner, intents, None)
             self.save(runner)
@@ -376,11 +363,13 @@ class Dispatcher:
         return sum(r.core.status().open_orders for r in self.runners.values())
 
     def statuses(self, bot_id: str | None = None) -> list[BotStatus]:
-        """Status blocks of every bot, or of one (empty if not here)."""
+        """Status blocks of every bot, or of one (empty if not here), as of the last tick."""
+        runners = list(self.runners.values())
         if bot_id is not None:
-            runner = self.runners.get(bot_id)
-            return [] if runner is None else [runner.status(self.host)]
-        return [r.status(self.host) for r in self.runners.values()]
+            runners = [self.runners[bot_id]] if bot_id in self.runners else []
+        for runner in runners:
+            self.sync(runner)
+        return [r.status(self.host) for r in runners]
 
     def update_state_gauge(self) -> None:
         """Refresh ``tradebus_strategy_bots{state}`` and the per-bot P&L and position gauges."""

@@ -36,7 +36,6 @@ from typing import Literal
 
 import msgspec
 
-from tradebus.common.markets import Market
 from tradebus.common.messages import (
     BotStatus,
     CancelRejected,
@@ -51,99 +50,24 @@ from tradebus.common.messages import (
 )
 from tradebus.common.money import HUNDRED, ONE, ZERO, floor_to
 from tradebus.common.positions import Position
-from tradebus.strategy.common_checks import Problems, non_negative, positive
 from tradebus.strategy.core import (
     BotBase,
     BotContext,
     OrderTracker,
+    Wake,
     fee_in_quote,
     note_quote,
     note_trade,
 )
+from tradebus.strategy.ladder_params import LadderError, LadderParams, Level, plan_levels
 from tradebus.strategy.status_fields import bot_status, position_figures
+
+__all__ = ["LadderBot", "LadderError", "LadderParams", "LadderState", "Level", "plan_levels"]
 
 NS_PER_MINUTE = 60_000_000_000
 TAKE_PROFIT_SELL_FACTOR = Decimal("0.995")
 TP_SCREEN_MARGIN = Decimal("1e-20")
 """Relative margin of the cached take-profit screen; the exact test decides near the line."""
-
-
-class LadderParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Parameters of STRATEGIES.md §1 (percent parameters are in percent)."""
-
-    total_quote: Decimal
-    order_count: int
-    max_drop_pct: Decimal
-    take_profit_pct: Decimal
-    increment_pct: Decimal = ZERO
-    min_order_quote: Decimal = Decimal(10)
-    restart_after_take_profit: bool = True
-    no_fill_restart_minutes: Decimal = Decimal(60)
-    cancel_on_exit: bool = True
-
-    def problems(self) -> list[tuple[str, str]]:
-        """Every invalid field as ``(field, message)``; empty when valid."""
-        out = Problems()
-        check, d, nf = out.check, self.max_drop_pct, self.no_fill_restart_minutes
-        check("total_quote", positive(self.total_quote), "must be > 0")
-        check("order_count", 1 <= self.order_count <= 200, "must be between 1 and 200")
-        check("max_drop_pct", positive(d) and d < 100, "must be > 0 and < 100")
-        check("increment_pct", non_negative(self.increment_pct), "must be >= 0")
-        check("take_profit_pct", positive(self.take_profit_pct), "must be > 0")
-        check("min_order_quote", non_negative(self.min_order_quote), "must be >= 0")
-        check("no_fill_restart_minutes", non_negative(nf), "must be >= 0 (0 = never)")
-        return out.found
-
-
-class Level(msgspec.Struct, frozen=True, kw_only=True):
-    """One planned buy: level ``index`` (0 = nearest the price), limit price, quantity, quote."""
-
-    index: int
-    price: Decimal
-    qty: Decimal
-    quote: Decimal
-
-
-class LadderError(ValueError):
-    """No level of the ladder survives the minimum order size."""
-
-
-def plan_levels(p0: Decimal, params: LadderParams, market: Market) -> list[Level]:
-    """The buy levels of a cycle starting at reference price ``p0`` (STRATEGIES.md §1).
-
-    ``price_i = floor_tick(P0 - step*(i+1))``, ``quote_i = base * r**i * scale``,
-    ``qty_i = floor_step(quote_i / price_i)``; level ``i`` is kept only if
-    ``price_i * qty_i >= min_order_quote``.
-
-    Raises
-    ------
-    LadderError
-        If no level survives, naming the parameters that made it so.
-    """
-    n = params.order_count
-    lowest = p0 * (ONE - params.max_drop_pct / HUNDRED)
-    step = (p0 - lowest) / n
-    r = ONE + params.increment_pct / HUNDRED
-    q = params.total_quote
-    base = q / n if params.increment_pct == 0 else q * (r - ONE) / (r**n - ONE)
-    base = max(params.min_order_quote, base)
-    scale = min(ONE, q / sum(base * r**i for i in range(n)))
-    levels = []
-    for i in range(n):
-        price = floor_to(p0 - step * (i + 1), market.tick_size)
-        if price <= 0:
-            continue
-        quote = base * r**i * scale
-        qty = floor_to(quote / price, market.step_size)
-        if qty > 0 and price * qty >= params.min_order_quote:
-            levels.append(Level(index=i, price=price, qty=qty, quote=quote))
-    if not levels:
-        raise LadderError(
-            f"no ladder level reaches min_order_quote={params.min_order_quote} at price {p0}: "
-            f"total_quote={q}, order_count={n}, increment_pct={params.increment_pct}, "
-            f"step_size={market.step_size}; raise total_quote or lower order_count"
-        )
-    return levels
 
 
 Phase = Literal["waiting", "buying", "restarting", "closing", "stopped", "failed"]
@@ -236,12 +160,38 @@ class LadderBot(BotBase):
         p = self.state.last_price
         if avg is None or p is None:
             return False
+        if p < self._take_profit_floor(avg):
+            return False
+        return (p - avg) / avg * HUNDRED >= self.params.take_profit_pct
+
+    def _take_profit_floor(self, avg: Decimal) -> Decimal:
+        """A price a hair below ``avg * (1 + T/100)``: below it take-profit is not reached."""
         if self._tp_floor is None:
             trigger = avg * (ONE + self.params.take_profit_pct / HUNDRED)
             self._tp_floor = trigger - abs(trigger) * TP_SCREEN_MARGIN
-        if p < self._tp_floor:
-            return False
-        return (p - avg) / avg * HUNDRED >= self.params.take_profit_pct
+        return self._tp_floor
+
+    def wake(self) -> Wake | None:
+        """The ticks that can make the bot act (see :meth:`Strategy.wake`).
+
+        Every tick until the first trade (quote mids move ``p``) and while
+        ``waiting`` (any price starts a cycle). Otherwise only a trade at or
+        above the take-profit screen while a position is held (``buying`` or
+        ``restarting``), and, while ``buying`` with no fill, the first tick
+        ``M`` minutes into the cycle; ``closing``, ``stopped`` and ``failed``
+        bots act on order events only.
+        """
+        s = self.state
+        if not s.has_trade or s.phase == "waiting":
+            return None
+        above = None
+        avg = s.position.avg_price
+        if s.phase in ("buying", "restarting") and s.position.qty > 0 and avg is not None:
+            above = self._take_profit_floor(avg)
+        at_ns = None
+        if s.phase == "buying" and self._no_fill_ns and not s.cycle_buy_fills:
+            at_ns = s.cycle_start_ts + self._no_fill_ns
+        return Wake(trade_at_or_above=above, at_ns=at_ns)
 
     # ------------------------------------------------------------------ cycles
     def _start_cycle(self) -> list[Intent]:

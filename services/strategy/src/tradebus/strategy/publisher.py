@@ -24,7 +24,7 @@ from tradebus.common.bus import MSG_ID
 from tradebus.common.clock import Clock
 from tradebus.common.codec import encode
 from tradebus.common.messages import Intent
-from tradebus.strategy.host import HostMetrics
+from tradebus.strategy.host_metrics import HostMetrics
 
 log = logging.getLogger(__name__)
 
