@@ -1,11 +1,10 @@
-"""tradebus benchmarks: ``python -m bench`` (``make bench``).
+"""tradebus benchmarks: ``python -m bench`` (``make bench``) prints one table of every row.
 
-Benchmarks print figures measured on a real local stack; they never assert
-them (they are not timed tests) and exit non-zero only when the stack itself
-cannot run.
-
-One benchmark for now, :mod:`bench.hostbench`: the recorded Binance feeds
-replayed at full speed through marketdata -> NATS -> a strategy host running
-1,000 ladder bots (with execution's paper venue closing the loop), reporting
-ticks/s and the tick-to-intent latency observed on the bus.
+Benchmarks print figures measured on this machine with the recorded data;
+they never assert them (they are not timed tests). Each row has its module,
+runnable alone as ``python -m bench.<module>``, whose docstring gives the
+method and units: :mod:`bench.floor`, :mod:`bench.feedbench`,
+:mod:`bench.tickbench`, :mod:`bench.execbench`, :mod:`bench.reconbench`,
+:mod:`bench.enginebench`, :mod:`bench.startup`. :mod:`bench.__main__` runs
+them in sequence and :mod:`bench.table` prints the table.
 """

@@ -1,0 +1,118 @@
+"""Figures of one phase of :mod:`bench.tickbench`: host rate, latency sets, rows.
+
+Units: latencies in ms (``perf_counter_ns`` differences / 1e6), rates in
+ticks/s, CPU as a share of one core over the phase's wall time.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HOST_TICKS = "tradebus_strategy_ticks_received_total"
+INTENT_ID = re.compile(r":\d+\.(\d+):([a-z]+)\d*$")
+"""``<bot>:<run>.<cycle>:<leg>``: cycle number and leg kind (``b`` buy, ``s`` sell)."""
+
+
+def intent_set(intent_id: str) -> str:
+    """``burst`` for a first-cycle buy (every bot's first ladder), else ``later``."""
+    m = INTENT_ID.search(intent_id)
+    return "burst" if m and m.group(1) == "1" and m.group(2) == "b" else "later"
+
+
+def pct(values: list[float], q: float) -> float:
+    """Nearest-rank quantile ``q`` (0..1); NaN when empty."""
+    if not values:
+        return math.nan
+    s = sorted(values)
+    return s[max(0, math.ceil(q * len(s)) - 1)]
+
+
+def host_ticks(port: int) -> float | None:
+    """The host's tick counter, scraping only that metric; None if unreachable."""
+    url = f"http://127.0.0.1:{port}/metrics?name[]={HOST_TICKS}"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(HOST_TICKS)
+    )
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of process ``pid`` so far (``/proc/<pid>/stat``)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Phase:
+    """One publishing phase: ticks ``lo:hi`` at ``rate`` (None = as fast as possible)."""
+
+    name: str
+    lo: int
+    hi: int
+    rate: float | None
+    label: str = ""
+    """How the rows name it (``@ 10,000 ticks/s``)."""
+    t_first: int = 0
+    t_last: int = 0
+    t_caught_up: int | None = None
+    processed: float = 0.0
+    t_end: int = 0
+    settled: bool = False
+    latencies: dict[str, list[float]] = field(default_factory=dict)
+    cpu_end: tuple[float, ...] = ()
+    """:meth:`bench.tickbench.Run.cpu` when the host caught up (else at the end of the wait)."""
+
+    @property
+    def offered(self) -> float:
+        """Ticks/s actually published."""
+        span = (self.t_last - self.t_first) / 1e9
+        return (self.hi - self.lo) / span if span > 0 else math.nan
+
+    @property
+    def host_rate(self) -> float:
+        """Ticks/s the host processed in this phase (module docstring, 5)."""
+        if self.t_caught_up is not None:
+            return (self.hi - self.lo) / ((self.t_caught_up - self.t_first) / 1e9)
+        return self.processed / max(1e-9, (self.t_end - self.t_first) / 1e9)
+
+
+def latency_rows(bots: int, p: Phase, later: bool = True) -> list[dict]:
+    """p99 rows (p50, max, n in the detail) of a phase's intent sets.
+
+    The later set always when ``later`` (n/a when empty), the burst set when it has intents.
+    """
+    rows = []
+    for kind, label in (("later", "later intents"), ("burst", "start-up burst")):
+        v = p.latencies.get(kind, [])
+        if not v and (kind == "burst" or not later):
+            continue
+        rows.append({
+            "row": f"tick->intent p99, {bots:,} bots {p.label}, {label}",
+            "value": round(pct(v, 0.99), 2), "unit": "ms",
+            "detail": f"p50 {pct(v, 0.5):.2f}, max {max(v, default=math.nan):.1f} ms over"
+            f" {len(v):,} PlaceOrder; ticks offered at {p.offered:,.0f}/s",
+        })  # fmt: skip
+    return rows
+
+
+def host_row(bots: int, p: Phase) -> dict:
+    """Host ticks/s of a phase, with how far it got."""
+    got = "caught up" if p.t_caught_up else f"{p.processed:,.0f} processed before the cap"
+    return {
+        "row": f"host ticks/s, {bots:,} bots, offered at max",
+        "value": round(p.host_rate), "unit": "ticks/s",
+        "detail": f"{p.hi - p.lo:,} ticks offered at {p.offered:,.0f}/s; {got}"
+        f"{'' if p.settled else '; did not settle (cap)'}",
+    }  # fmt: skip
