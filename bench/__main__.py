@@ -39,14 +39,17 @@ class Progress:
         self.name = ""
         self.tty = sys.stderr.isatty()
         self.last = 0.0
+        self.text = ""
 
     def begin(self, name: str) -> None:
         self.step += 1
         self.name = name
         self.show(f"{name}: starting", force=True)
+        self.text = f"{name}: running"
 
     def show(self, text: str, force: bool = False) -> None:
         now = time.monotonic()
+        self.text = text
         if not force and now - self.last < (0.3 if self.tty else 5.0):
             return
         self.last = now
@@ -85,6 +88,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="tick: at most this long waiting for the host after a phase",
     )
     p.add_argument(
+        "--burst-drain-seconds",
+        type=float,
+        default=60.0,
+        help="tick: at most this long waiting for the start-up burst to be published",
+    )
+    p.add_argument(
         "--exec-seconds",
         type=float,
         default=60.0,
@@ -111,6 +120,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"data directory {args.data} does not exist (pass --data DIR)")
     if args.quick:
         args.bots, args.tick_seconds, args.drain_seconds = "1000", 3.0, 10.0
+        args.burst_drain_seconds = 15.0
         args.exec_seconds, args.exec_latency_seconds = 15.0, 5.0
     args.bot_counts = tuple(int(b) for b in args.bots.split(","))
     return args
@@ -126,7 +136,8 @@ async def step(name: str, args: argparse.Namespace, progress: Progress) -> list[
     if name == "tick":
         return await tickbench.run(
             d, args.bot_counts, args.rate, args.tick_seconds, args.drain_seconds,
-            say=progress.say, progress=progress.show,
+            args.burst_drain_seconds,
+            progress=progress.show,
         )  # fmt: skip
     if name == "exec":
         rows = await execbench.run(args.exec_seconds, 1000, args.exec_latency_seconds)
@@ -147,7 +158,7 @@ async def ticker(progress: Progress) -> None:
     """Keep the status line's clock moving while a step is quiet."""
     while True:
         await asyncio.sleep(1.0)
-        progress.show(f"{progress.name}: running")
+        progress.show(progress.text)
 
 
 async def run_all(args: argparse.Namespace) -> tuple[list[dict], list[str]]:
@@ -184,7 +195,8 @@ def header(args: argparse.Namespace, started: datetime) -> str:
         f"data: {args.data}",
         *(f"  {f.name} ({f.stat().st_size:,} B)" for f in files),
         f"steps: {', '.join(args.steps)}; tick: bots {args.bots}, rate {args.rate:,.0f}/s,"
-        f" {args.tick_seconds:g} s phases, drain <= {args.drain_seconds:g} s;"
+        f" {args.tick_seconds:g} s phases, drain <= {args.burst_drain_seconds:g} s after the"
+        f" start-up, {args.drain_seconds:g} s after the others;"
         f" exec: {args.exec_seconds:g} s sustained + {args.exec_latency_seconds:g} s @ 1,000/s",
     ]
     return "\n".join(lines)

@@ -28,7 +28,8 @@ Method
      at 90 % of the rate the host reached in the max phase: latency at the
      highest rate it sustains.
 
-   After each phase the run waits (at most ``drain_seconds``) until the host's
+   After each phase the run waits (at most ``burst_drain_seconds`` after the
+   start-up, ``drain_seconds`` after the others) until the host's
    counter ``tradebus_strategy_ticks_received_total`` (scraped every 0.2 s with
    a ``name[]`` filter, so the scrape costs the host little) has reached the
    ticks published and no intent came for 1 s. Execution is not waited for
@@ -67,8 +68,9 @@ from pathlib import Path
 import nats
 
 from bench import configs
+from bench import tickphase as tp
 from bench.feedbench import feed_run, raw_files
-from bench.tickphase import Phase, cpu_seconds, host_row, host_ticks, intent_set, latency_rows
+from bench.tickphase import Phase
 from tradebus.cli.processes import total
 from tradebus.cli.stack import LocalStack
 from tradebus.common import subjects
@@ -77,6 +79,7 @@ from tradebus.common.messages import PlaceOrder
 
 POLL = 0.2
 QUIET = 1.0
+IDLE = 3.0
 
 
 @dataclass
@@ -109,10 +112,9 @@ async def prepare(data: Path) -> Ticks:
 class Run:
     """One stack with ``bots`` ladder bots, its recorder and its tick counter polls."""
 
-    def __init__(self, ticks: Ticks, bots: int, root: Path, say, progress) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, ticks: Ticks, bots: int, root: Path, progress) -> None:  # type: ignore[no-untyped-def]
         self.ticks = ticks
         self.bots = bots
-        self.say = say
         self.progress = progress
         self.stack = LocalStack(root, say=lambda _line: None)
         self.sent = [0] * len(ticks.payloads)
@@ -120,6 +122,7 @@ class Run:
         self.intent_data: list[bytes] = []
         self.polls: list[tuple[int, float]] = []
         self.ready_s = 0.0
+        self.resent = 0
         self.nc: nats.NATS | None = None
 
     async def start(self) -> None:
@@ -155,7 +158,7 @@ class Run:
         """Append ``(perf_counter_ns, host tick counter)`` every ``POLL`` s."""
         port = self.stack.services["strategy"].metrics_port
         while True:
-            value = await asyncio.to_thread(host_ticks, port)
+            value = await asyncio.to_thread(tp.host_ticks, port)
             if value is not None:
                 self.polls.append((time.perf_counter_ns(), value))
             await asyncio.sleep(POLL)
@@ -197,18 +200,32 @@ class Run:
             f" | intents {len(self.intent_t):,}"
         )
 
+    def unchanged_for(self) -> float:
+        """Seconds since the host's tick counter last changed (0 when unknown)."""
+        if not self.polls:
+            return 0.0
+        last = self.polls[-1][1]
+        since = next((t for t, v in reversed(self.polls) if v != last), self.polls[0][0])
+        return (time.perf_counter_ns() - since) / 1e9
+
     async def drain(self, phase: Phase, cap: float) -> None:
-        """Wait until the host caught up, execution is idle and intents stopped (<= cap s)."""
+        """Wait until the host caught up and intents stopped (at most ``cap`` s).
+
+        Caught up: the counter reached the ticks published, or it has not moved
+        for ``IDLE`` s while no intent came (the ticks missing never reached the host).
+        """
         deadline = time.monotonic() + cap
         while time.monotonic() < deadline:
             self.stack.check_running("strategy", "execution")
-            caught = self.counter() >= phase.hi
-            if caught and phase.t_caught_up is None:
-                phase.t_caught_up = next(t for t, v in self.polls if v >= phase.hi)
-                phase.cpu_end = self.cpu()
+            value = self.counter()
             last = self.intent_t[-1] if self.intent_t else 0
-            quiet = (time.perf_counter_ns() - last) / 1e9 >= QUIET
-            if caught and quiet:
+            silent = (time.perf_counter_ns() - last) / 1e9
+            idle = self.unchanged_for() >= IDLE and silent >= IDLE
+            caught = value >= phase.hi or idle
+            if caught and phase.t_caught_up is None:
+                phase.t_caught_up = next(t for t, v in self.polls if v >= value)
+                phase.cpu_end = self.cpu()
+            if caught and silent >= QUIET:
                 phase.settled = True
                 break
             self.note(phase, f"draining ({deadline - time.monotonic():.0f} s left)")
@@ -217,14 +234,20 @@ class Run:
         phase.cpu_end = phase.cpu_end or self.cpu()
         before = max((v for t, v in self.polls if t <= phase.t_first), default=0.0)
         phase.processed = self.counter() - before
+        phase.short = phase.hi - int(self.counter())
 
     def latencies(self, phases: list[Phase]) -> int:
         """Split matched ``PlaceOrder`` latencies (ms) by phase and set (module docstring, 4)."""
         placed = 0
+        seen: set[str] = set()
         for p in phases:
             p.latencies = {"burst": [], "later": []}
         for t, data in zip(self.intent_t, self.intent_data, strict=False):
             intent = decode_intent(data)
+            if intent.intent_id in seen:  # sent again (no publish ack in time): first one counts
+                self.resent += 1
+                continue
+            seen.add(intent.intent_id)
             if not isinstance(intent, PlaceOrder):
                 continue
             placed += 1
@@ -233,10 +256,12 @@ class Run:
             i = self.ticks.first.get((intent.symbol, intent.trigger_ts))
             if i is None or not self.sent[i]:
                 continue
-            kind = intent_set(intent.intent_id)
+            kind, bot_run = tp.intent_set(intent.intent_id)
             for p in phases:
                 if p.lo <= i < p.hi:
                     p.latencies[kind].append((t - self.sent[i]) / 1e6)
+                    if kind == "burst":
+                        p.burst_runs.add(bot_run)
         return placed
 
     def cpu(self) -> tuple[float, ...]:
@@ -244,7 +269,7 @@ class Run:
         nats_proc = self.stack.nats_server.proc if self.stack.nats_server else None
         pids = [self.stack.services[s].pid for s in ("strategy", "execution")]
         pids += [nats_proc.pid if nats_proc else None, os.getpid()]
-        return (time.monotonic(), *(cpu_seconds(pid) for pid in pids))
+        return (time.monotonic(), *(tp.cpu_seconds(pid) for pid in pids))
 
     async def close(self) -> None:
         if self.nc is not None and not self.nc.is_closed:
@@ -254,7 +279,7 @@ class Run:
 
 async def run_phase(run: Run, p: Phase, drain_s: float) -> str:
     """Publish and drain one phase; a note of the host's backlog, CPU use and execution's."""
-    behind = max(0, p.lo - int(run.counter()))
+    behind = p.lo - int(run.counter())
     before = run.cpu()
     await run.publish(p)
     await run.drain(p, drain_s)
@@ -262,48 +287,38 @@ async def run_phase(run: Run, p: Phase, drain_s: float) -> str:
     host, ex, srv, me = ((b - a) / wall for a, b in zip(before[1:], p.cpu_end[1:], strict=True))
     pending = await run.stack.intents_pending()
     return (
-        f"host {behind:,} ticks behind at the start; CPU (publish -> host caught up, share of"
-        f" one core) host {host:.0%}, execution {ex:.0%}, nats-server {srv:.0%}, bench {me:.0%};"
+        f"host counter {behind:,} short of the ticks published at the start; CPU (publish ->"
+        f" host caught up, share of one core) host {host:.0%}, execution {ex:.0%},"
+        f" nats-server {srv:.0%}, bench {me:.0%};"
         f" {pending:,} intents pending in execution after the phase"
     )
 
 
-def plan(n: int, rate: float, offer_s: float) -> list[Phase]:
-    """Start-up, fixed and max phases over ``n`` ticks (module docstring, 3)."""
-    w = min(n // 8, int(rate * 2))
-    a = min(w + int(rate * offer_s), w + (n - w) // 3)
-    b = a + (n - a) // 2
-    return [
-        Phase("start-up", 0, w, rate, f"@ {rate:,.0f} ticks/s, first {w:,} ticks"),
-        Phase(f"{rate:,.0f}/s", w, a, rate, f"@ {rate:,.0f} ticks/s"),
-        Phase("max rate", a, b, None, "offered at max"),
-    ]
-
-
 async def one_run(
-    ticks: Ticks, bots: int, rate: float, offer_s: float, drain_s: float, say, progress
+    ticks: Ticks, bots: int, rate: float, offer_s: float, drains: tuple[float, float], progress
 ) -> tuple[list[dict], int | None]:  # type: ignore[no-untyped-def]
     """One stack, its four phases (module docstring); the rows and the host's peak RSS (KiB)."""
     n = len(ticks.payloads)
-    phases = plan(n, rate, offer_s)
+    phases = tp.plan(n, rate, offer_s)
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="tickbench-") as tmp:
-        run = Run(ticks, bots, Path(tmp), say, progress)
+        run = Run(ticks, bots, Path(tmp), progress)
         poller = None
         try:
             await run.start()
             poller = asyncio.create_task(run.poller())
             for p in phases:
-                notes.append(await run_phase(run, p, drain_s))
+                notes.append(await run_phase(run, p, drains[p is not phases[0]]))
             top = 0.9 * phases[-1].host_rate
             b = phases[-1].hi
             end = min(n, b + max(1, int(top * offer_s)))
             phases.append(Phase("90% of max", b, end, top, f"@ {top:,.0f} ticks/s (90% of max)"))
-            notes.append(await run_phase(run, phases[-1], drain_s))
+            notes.append(await run_phase(run, phases[-1], drains[1]))
             rss = run.stack.services["strategy"].peak_rss_kib()
             m = await asyncio.to_thread(run.stack.services["execution"].metrics)
             accepted = total(m, "tradebus_execution_orders_total", status="accepted")
             pending = await run.stack.intents_pending()
+            slow = tp.slow_consumers(run.stack.root / "nats" / "nats.log")
         finally:
             if poller is not None:
                 poller.cancel()
@@ -314,15 +329,17 @@ async def one_run(
         "detail": "tradebus-strategy start -> ready (bot file applied, bots running)",
     }]  # fmt: skip
     for i, (p, note) in enumerate(zip(phases, notes, strict=True)):
-        for r in latency_rows(bots, p, later=i > 0):
+        for r in tp.latency_rows(bots, p, later=i > 0):
             r["detail"] += f"; {note}"
             rows.append(r)
         if not p.rate:
-            rows.append(host_row(bots, p))
+            rows.append(tp.host_row(bots, p))
     rows.append({
-        "row": f"execution in the tick run, {bots:,} bots", "value": round(accepted),
+        "row": f"tick run, {bots:,} bots: orders accepted by execution", "value": round(accepted),
         "unit": "orders", "detail": f"orders accepted of {placed:,} PlaceOrder intents seen;"
-        f" {pending:,} intents pending at the end (no fill, no later intent until accepted)",
+        f" {pending:,} intents pending at the end (no fill, no later intent until accepted);"
+        f" {run.resent:,} intents seen again on intent.> (re-sent by the host, ignored);"
+        f" nats-server logged {slow:,} slow-consumer events",
     })  # fmt: skip
     return rows, rss
 
@@ -331,9 +348,9 @@ async def run(
     data: Path,
     bots: tuple[int, ...] = (1000, 10_000),
     rate: float = 10_000,
-    offer_seconds: float = 8.0,
-    drain_seconds: float = 20.0,
-    say=print,  # type: ignore[no-untyped-def]
+    offer_seconds: float = 5.0,
+    drain_seconds: float = 15.0,
+    burst_drain_seconds: float = 60.0,
     progress=print,  # type: ignore[no-untyped-def]
 ) -> list[dict]:
     """Prepare the ticks once, then one stack per bot count; the rows (module docstring)."""
@@ -341,7 +358,8 @@ async def run(
     rows: list[dict] = []
     rss: dict[int, int] = {}
     for n in bots:
-        got, peak = await one_run(ticks, n, rate, offer_seconds, drain_seconds, say, progress)
+        drains = (burst_drain_seconds, drain_seconds)
+        got, peak = await one_run(ticks, n, rate, offer_seconds, drains, progress)
         rows += got
         if peak:
             rss[n] = peak
@@ -374,12 +392,14 @@ def main() -> None:
     p.add_argument("--data", type=Path, default=Path("/work/shared/data"))
     p.add_argument("--bots", default="1000,10000", help="comma-separated bot counts")
     p.add_argument("--rate", type=float, default=10_000)
-    p.add_argument("--offer-seconds", type=float, default=8.0)
-    p.add_argument("--drain-seconds", type=float, default=20.0)
+    p.add_argument("--offer-seconds", type=float, default=5.0)
+    p.add_argument("--drain-seconds", type=float, default=15.0)
+    p.add_argument("--burst-drain-seconds", type=float, default=60.0)
     a = p.parse_args()
     err = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     bots = tuple(int(b) for b in a.bots.split(","))
-    print_rows(asyncio.run(run(a.data, bots, a.rate, a.offer_seconds, a.drain_seconds, err, err)))
+    drains = a.drain_seconds, a.burst_drain_seconds
+    print_rows(asyncio.run(run(a.data, bots, a.rate, a.offer_seconds, *drains, err)))
 
 
 if __name__ == "__main__":

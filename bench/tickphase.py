@@ -14,14 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 HOST_TICKS = "tradebus_strategy_ticks_received_total"
-INTENT_ID = re.compile(r":\d+\.(\d+):([a-z]+)\d*$")
-"""``<bot>:<run>.<cycle>:<leg>``: cycle number and leg kind (``b`` buy, ``s`` sell)."""
+INTENT_ID = re.compile(r"^(.*):(\d+)\.(\d+):([a-z]+)\d*$")
+"""``<bot>:<run>.<cycle>:<leg>``: bot, run, cycle number, leg kind (``b`` buy, ``s`` sell)."""
 
 
-def intent_set(intent_id: str) -> str:
-    """``burst`` for a first-cycle buy (every bot's first ladder), else ``later``."""
+def intent_set(intent_id: str) -> tuple[str, str]:
+    """(``burst`` for a first-cycle buy, else ``later``; ``<bot>:<run>``)."""
     m = INTENT_ID.search(intent_id)
-    return "burst" if m and m.group(1) == "1" and m.group(2) == "b" else "later"
+    if m is None:
+        return "later", ""
+    burst = m.group(3) == "1" and m.group(4) == "b"
+    return ("burst" if burst else "later"), f"{m.group(1)}:{m.group(2)}"
 
 
 def pct(values: list[float], q: float) -> float:
@@ -68,9 +71,13 @@ class Phase:
     t_last: int = 0
     t_caught_up: int | None = None
     processed: float = 0.0
+    short: int = 0
+    """Ticks published so far (all phases) minus the host's counter after the wait."""
     t_end: int = 0
     settled: bool = False
     latencies: dict[str, list[float]] = field(default_factory=dict)
+    burst_runs: set[str] = field(default_factory=set)
+    """``<bot>:<run>`` of the first-cycle buys triggered in this phase."""
     cpu_end: tuple[float, ...] = ()
     """:meth:`bench.tickbench.Run.cpu` when the host caught up (else at the end of the wait)."""
 
@@ -83,9 +90,8 @@ class Phase:
     @property
     def host_rate(self) -> float:
         """Ticks/s the host processed in this phase (module docstring, 5)."""
-        if self.t_caught_up is not None:
-            return (self.hi - self.lo) / ((self.t_caught_up - self.t_first) / 1e9)
-        return self.processed / max(1e-9, (self.t_end - self.t_first) / 1e9)
+        end = self.t_caught_up if self.t_caught_up is not None else self.t_end
+        return self.processed / max(1e-9, (end - self.t_first) / 1e9)
 
 
 def latency_rows(bots: int, p: Phase, later: bool = True) -> list[dict]:
@@ -104,15 +110,43 @@ def latency_rows(bots: int, p: Phase, later: bool = True) -> list[dict]:
             "detail": f"p50 {pct(v, 0.5):.2f}, max {max(v, default=math.nan):.1f} ms over"
             f" {len(v):,} PlaceOrder; ticks offered at {p.offered:,.0f}/s",
         })  # fmt: skip
+        if kind == "burst":
+            bots_ = len({r.rsplit(":", 1)[0] for r in p.burst_runs})
+            rows[-1]["detail"] += (
+                f"; first cycles of {bots_:,} bots in {len(p.burst_runs):,} bot runs"
+                " (a run starts each time a bot is started)"
+            )
     return rows
 
 
 def host_row(bots: int, p: Phase) -> dict:
     """Host ticks/s of a phase, with how far it got."""
-    got = "caught up" if p.t_caught_up else f"{p.processed:,.0f} processed before the cap"
+    got = f"{p.processed:,.0f} processed, " + ("caught up" if p.t_caught_up else "cap reached")
+    if p.short > 0:
+        got += f"; host counter {p.short:,} short of all ticks published"
     return {
         "row": f"host ticks/s, {bots:,} bots, offered at max",
         "value": round(p.host_rate), "unit": "ticks/s",
         "detail": f"{p.hi - p.lo:,} ticks offered at {p.offered:,.0f}/s; {got}"
         f"{'' if p.settled else '; did not settle (cap)'}",
     }  # fmt: skip
+
+
+def slow_consumers(log: Path) -> int:
+    """How many times nats-server logged a slow consumer (a client it dropped messages for)."""
+    try:
+        return log.read_text(errors="replace").lower().count("slow consumer")
+    except OSError:
+        return 0
+
+
+def plan(n: int, rate: float, offer_s: float) -> list[Phase]:
+    """Start-up, fixed and max phases over ``n`` ticks (module docstring, 3)."""
+    w = min(n // 8, int(rate * 2))
+    a = min(w + int(rate * offer_s), w + (n - w) // 3)
+    b = a + (n - a) // 2
+    return [
+        Phase("start-up", 0, w, rate, f"@ {rate:,.0f} ticks/s, first {w:,} ticks"),
+        Phase(f"{rate:,.0f}/s", w, a, rate, f"@ {rate:,.0f} ticks/s"),
+        Phase("max rate", a, b, None, "offered at max"),
+    ]
