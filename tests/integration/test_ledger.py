@@ -6,6 +6,7 @@ import asyncio
 from decimal import Decimal as D
 
 import asyncpg
+import msgspec
 import pytest
 
 from tradebus.ledger.entries import FillFacts, deposit_entries, fill_entries
@@ -116,6 +117,62 @@ async def test_an_intent_id_makes_one_order_per_user(ledger: Ledger) -> None:
     other, created_other = await ledger.insert_order(new_order("bot:1:b0", "bob", "bob-paper"))
     assert created_other and other.client_order_id != first.client_order_id
     assert 0 < first.client_order_id < 2**32  # Backpack's clientId is a uint32
+
+
+async def test_a_group_of_orders_is_inserted_found_and_moved_in_one_statement_each(
+    ledger: Ledger,
+) -> None:
+    for user in ("alice", "bob"):
+        await ledger.ensure_account(f"{user}-paper", user, "paper", [], 1)
+    existing, _ = await ledger.insert_order(new_order("o0"))
+    await ledger.record_rejection(
+        Rejection(
+            stream_seq=7,
+            subject="intent.alice.bot",
+            user_id="alice",
+            source="bot",
+            intent_id="r0",
+            account_id="alice-paper",
+            reason="risk_max_notional",
+            message="too big",
+            payload=b"{}",
+            ts=1,
+        )
+    )
+    keys = [("alice", "o0"), ("alice", "r0"), ("alice", "n0"), ("bob", "o0")]
+    assert await ledger.find_intents(keys) == {
+        ("alice", "o0"): existing,
+        ("alice", "r0"): ("risk_max_notional", "too big"),
+    }
+    orders = [new_order("n1"), new_order("o0"), new_order("n2", "bob", "bob-paper")]
+    rows = await ledger.insert_orders(orders)
+    assert sorted(rows) == [("alice", "n1"), ("bob", "n2")]  # o0 exists: left as it was
+    assert rows[("alice", "n1")].client_order_id < rows[("bob", "n2")].client_order_id
+    assert rows[("alice", "n1")] == await ledger.get_order("alice", "n1")
+    huge = msgspec.structs.replace(new_order("n4"), qty=D("1e200000"))
+    with pytest.raises(asyncpg.DataError):  # one value the ledger cannot hold: nothing goes in
+        await ledger.insert_orders([new_order("n3"), huge])
+    assert await ledger.get_order("alice", "n3") is None
+    changed = await ledger.set_orders_status(
+        [
+            (("alice", "n1"), "accepted", "P1", None),
+            (("bob", "n2"), "rejected", None, "insufficient_balance"),
+            (("alice", "gone"), "accepted", "P9", None),
+        ],
+        5,
+        only_from=("new", "unknown"),
+    )
+    assert changed == {("alice", "n1"), ("bob", "n2")}
+    n1, n2 = await ledger.get_order("alice", "n1"), await ledger.get_order("bob", "n2")
+    assert n1 is not None and (n1.status, n1.venue_order_id) == ("accepted", "P1")
+    assert n2 is not None and (n2.status, n2.reason) == ("rejected", "insufficient_balance")
+    # a row no longer new is not moved again
+    assert (
+        await ledger.set_orders_status(
+            [(("alice", "n1"), "rejected", None, "x")], 6, only_from=("new", "unknown")
+        )
+        == set()
+    )
 
 
 async def test_a_fill_is_booked_once_and_moves_the_order(ledger: Ledger) -> None:

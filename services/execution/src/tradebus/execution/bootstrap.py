@@ -6,8 +6,10 @@ account: :mod:`.live_accounts`), the engine, a core-NATS subscription to the
 market data of every paper venue, the ``exec.query.balances`` responder, and
 the durable pull consumer of
 ``INTENTS`` whose messages are acked only after the engine has committed
-them (transient failures and venue outcomes still unknown are nak'ed with a
-delay and retried).
+them and published their events (transient failures and venue outcomes still
+unknown are nak'ed with a delay and retried). Each fetch batch goes to the
+engine's group commit (:meth:`ExecutionEngine.handle_intents`), which takes
+as many leading messages as it can handle together.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 from decimal import Decimal
+from typing import Any
 
 import msgspec
 import nats.errors
@@ -23,9 +26,9 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from tradebus.common import subjects
-from tradebus.common.bus import connect, ensure_streams, publish_event
+from tradebus.common.bus import MSG_ID, connect, ensure_streams, publish_event
 from tradebus.common.clock import LiveClock
-from tradebus.common.codec import decode_balances_query, decode_market
+from tradebus.common.codec import decode_balances_query, decode_market, encode
 from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.messages import BalancesReply, Message, TradeTick
 from tradebus.common.metrics import new_registry, serve_metrics
@@ -116,9 +119,11 @@ async def _consume(
             log.warning("fetch failed", extra={"error": repr(exc)})
             await asyncio.sleep(0.5)
             continue
-        for i, msg in enumerate(msgs):
+        batch = [(m.subject, m.data, m.metadata.sequence.stream) for m in msgs]
+        i = 0
+        while i < len(msgs):
             try:
-                await engine.handle_intent(msg.subject, msg.data, msg.metadata.sequence.stream)
+                done = await engine.handle_intents(batch[i:])
             except TRANSIENT_ERRORS as exc:
                 log.warning("transient failure; will retry", extra={"error": repr(exc)})
                 if not isinstance(exc, RetryLater):  # the database or the bus, not a venue
@@ -129,7 +134,9 @@ async def _consume(
                 await asyncio.sleep(1.0)
                 break
             engine.set_healthy(True)
-            await msg.ack()
+            for msg in msgs[i : i + done]:
+                await msg.ack()
+            i += done
 
 
 async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
@@ -156,6 +163,9 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
     async def emit(subject: str, event: Message, msg_id: str) -> None:
         await publish_event(js, subject, event, msg_id)
 
+    async def emit_nowait(subject: str, event: Message, msg_id: str) -> asyncio.Future[Any]:
+        return await js.publish_async(subject, encode(event), headers={MSG_ID: msg_id})
+
     trade_prices: dict[tuple[str, str], Decimal] = {}  # live accounts' markets
 
     def last_price(venue: str, symbol: str) -> Decimal | None:
@@ -165,7 +175,15 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
         return trade_prices.get((venue, symbol))
 
     engine = ExecutionEngine(
-        ledger, {s.id: s for s in specs}, venues, catalog, emit, clock, metrics, last_price
+        ledger,
+        {s.id: s for s in specs},
+        venues,
+        catalog,
+        emit,
+        clock,
+        metrics,
+        last_price,
+        emit_nowait,
     )
     await engine.start()
     for account, reason in halted.items():

@@ -14,6 +14,9 @@ The protocol (DESIGN.md, "Execution: at-least-once in, exactly-once out"):
 4. Ask the venue; record its answer; publish the event.
 5. The caller acks the JetStream message only after this returns.
 
+One intent at a time (:meth:`ExecutionEngine.handle_intent`) or a group of
+them (:meth:`ExecutionEngine.handle_intents`, "Group commit" below).
+
 Fills are keyed by ``(venue, account, trade_id)``; a fill and its journal entries are
 one transaction and a duplicate is a no-op.
 
@@ -35,6 +38,28 @@ together: a balances snapshot taken under the lock names the last journal
 entry it reflects (its watermark), and a ``clamp_to_free`` sell is sized and
 placed with no other order or fill of the account in between.
 
+Group commit. :meth:`ExecutionEngine.handle_intents` takes a fetch batch
+and processes its leading ``PlaceOrder`` intents of paper accounts as one
+group, each step once for all of them, with the same guarantees:
+
+1. one query finds earlier rows and refusals of their intent ids; a hit is a
+   redelivery: the group stops before it, and it is handled alone (step 3's
+   resume, or refused the same way again);
+2. each is vetted; the rows of those that pass are inserted in one statement
+   (one commit) before any venue call; a value the ledger cannot hold fails
+   that statement, and the group is then handled one intent at a time;
+3. the venue calls, in stream order; their answers recorded in one statement;
+4. every event (accepted, rejected, refused) published, their JetStream acks
+   awaited together before this returns (the caller acks after that);
+5. late fills booked, as after a single intent.
+
+An intent of a live account, a cancel, a refusal at the door, or an intent
+id already in the group ends it. So does a second intent of an account whose
+vetting depends on its previous order (a ``clamp_to_free`` sell, an order
+with a ``trigger_ts``, or limits on open orders, daily loss or order rate):
+such an account has one intent per group, so each one is vetted against the
+state its predecessors left, exactly as one at a time.
+
 This module holds :class:`ExecutionEngine` (intake, placing, cancels, fills,
 balances); it delegates to :class:`~tradebus.execution.orders.VenueOrders`
 (sending persisted orders, open and ``unknown`` orders, cancels at the venue)
@@ -46,8 +71,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
+from typing import TypeGuard
 
 import asyncpg
 
@@ -56,9 +82,9 @@ from tradebus.common.markets import MarketCatalog
 from tradebus.common.messages import AccountBalances, CancelAll, CancelOrder, PlaceOrder
 from tradebus.execution.accounts import AccountSpec
 from tradebus.execution.ccxt_venue import VenueUnavailable
-from tradebus.execution.events import EmitEvent, IntentContext, OrderEvents
+from tradebus.execution.events import EmitEvent, EmitNowait, IntentContext, OrderEvents
 from tradebus.execution.fills import FillBooker
-from tradebus.execution.intake import Refused, admit
+from tradebus.execution.intake import Admitted, Refused, admit
 from tradebus.execution.metrics import ExecutionMetrics
 from tradebus.execution.orders import TRANSIENT_ERRORS, RetryLater, VenueOrders
 from tradebus.execution.refusals import Refusals
@@ -95,6 +121,9 @@ class ExecutionEngine:
         Execution metrics.
     last_price
         ``(market_venue, symbol) -> last trade price`` for notional limits of market orders.
+    emit_nowait
+        Publishes an event without awaiting its ack (a group's events' acks are
+        awaited together); by default each runs ``emit`` as its own task.
     """
 
     def __init__(
@@ -107,12 +136,13 @@ class ExecutionEngine:
         clock: Clock,
         metrics: ExecutionMetrics,
         last_price: Callable[[str, str], Decimal | None] = lambda venue, symbol: None,
+        emit_nowait: EmitNowait | None = None,
     ) -> None:
         self._ledger = ledger
         self._accounts = accounts
         self._venues = venues
         self._catalog = catalog
-        self._events = OrderEvents(emit, clock)
+        self._events = OrderEvents(emit, clock, emit_nowait)
         self._clock = clock
         self._metrics = metrics
         self._last_price = last_price
@@ -155,38 +185,162 @@ class ExecutionEngine:
     async def handle_intent(self, subject: str, payload: bytes, stream_seq: int | None) -> None:
         """Process one message of ``INTENTS``. Raises only on infrastructure errors."""
         async with self.lock:
-            started = self._clock.now_ns()
+            await self._handle(admit(subject, payload, stream_seq, self._accounts))
+
+    async def handle_intents(self, batch: Sequence[tuple[str, bytes, int | None]]) -> int:
+        """Process the first messages of ``batch`` (``(subject, payload, stream sequence)``
+        of a fetch of ``INTENTS``, in stream order); returns how many (at least one).
+
+        Leading ``PlaceOrder`` intents that can share a group (module docstring,
+        "Group commit") are processed together; otherwise the first message
+        alone, as :meth:`handle_intent`. The caller acks those messages after
+        this returns and hands the rest in again. Raises only on
+        infrastructure errors: then none of them may be acked.
+        """
+        async with self.lock:
+            group, first = self._group(batch)
+            if not group:
+                await self._handle(first)
+                return 1
+            return await self._place_group(group)
+
+    async def _handle(self, door: Admitted | Refused) -> None:
+        started = self._clock.now_ns()
+        if isinstance(door, Refused):
+            await self._refusals.refuse(door.ctx, door.intent_id, door.account, door.refusal)
+            return
+        ctx, intent, spec = door.ctx, door.intent, door.account
+        self._metrics.intents.labels(type=type(intent).__name__).inc()
+        if spec.id in self.halted:
+            await self._refusals.refuse_halted(ctx, intent.intent_id, spec.id)
+            return
+        if spec.id in self.connecting:
+            raise RetryLater(f"{spec.id}: its venue has not answered since start")
+        try:
+            match intent:
+                case PlaceOrder():
+                    await self._place(ctx, spec, intent)
+                case CancelOrder():
+                    await self._cancel_one(ctx, intent)
+                case CancelAll():
+                    await self._cancel_all(ctx, intent)
+        except VenueUnavailable as exc:
+            await self._refusals.unavailable(ctx, intent.intent_id, spec.id, exc)
+        except TRANSIENT_ERRORS:
+            raise
+        except (asyncpg.DataError, ValueError, ArithmeticError) as exc:
+            # values the ledger cannot hold (a 10**400 quantity): the intent is bad
+            await self._refusals.refuse(ctx, intent.intent_id, intent.account, _invalid(exc))
+        await self._record_late_fills(spec.id)
+        self._metrics.intent_seconds.observe((self._clock.now_ns() - started) / 1e9)
+
+    async def _record_late_fills(self, account: str) -> None:
+        late = getattr(self._venues[account], "take_late_fills", None)
+        if late is not None and (fills := late()):
+            await self.record_fills(fills)  # a paper order that arrived after its fill
+
+    # ------------------------------------------------------------ group commit
+    def _group(
+        self, batch: Sequence[tuple[str, bytes, int | None]]
+    ) -> tuple[list[Admitted], Admitted | Refused]:
+        """The leading intents of ``batch`` that can be placed as one group, and the first
+        message admitted (what to handle alone when the group is empty)."""
+        group: list[Admitted] = []
+        keys: set[tuple[str, str]] = set()
+        shared: dict[str, bool] = {}  # account in the group -> may it take more intents
+        first: Admitted | Refused | None = None
+        for subject, payload, stream_seq in batch:
             door = admit(subject, payload, stream_seq, self._accounts)
-            if isinstance(door, Refused):
-                await self._refusals.refuse(door.ctx, door.intent_id, door.account, door.refusal)
-                return
-            ctx, intent, spec = door.ctx, door.intent, door.account
-            self._metrics.intents.labels(type=type(intent).__name__).inc()
-            if spec.id in self.halted:
-                await self._refusals.refuse_halted(ctx, intent.intent_id, spec.id)
-                return
-            if spec.id in self.connecting:
-                raise RetryLater(f"{spec.id}: its venue has not answered since start")
+            if first is None:
+                first = door
+            if not isinstance(door, Admitted) or not isinstance(door.intent, PlaceOrder):
+                break
+            spec, intent = door.account, door.intent
+            if (
+                spec.live  # a venue that may not answer: one intent at a time
+                or spec.id in self.halted
+                or spec.id in self.connecting
+                or self._orders.has_unknown(spec.id)
+            ):
+                break
+            key = (door.ctx.user, intent.intent_id)
+            if key in keys:
+                break  # the same intent again: it must see the first one's row
+            alone = _needs_its_own_state(spec, intent)
+            if spec.id in shared and (alone or not shared[spec.id]):
+                break
+            shared[spec.id] = not alone and shared.get(spec.id, True)
+            keys.add(key)
+            group.append(door)
+        assert first is not None, "an empty batch"
+        return group, first
+
+    async def _place_group(self, group: list[Admitted]) -> int:
+        """Place a group of new intents with one round trip per step; how many were handled.
+
+        Lookup of earlier rows and refusals (one query), vetting, the order
+        rows (one insert, committed before any venue call), the venue calls,
+        their answers (one update), then every event, their JetStream acks
+        awaited together.
+        """
+        started = self._clock.now_ns()
+        keys = [(d.ctx.user, d.intent.intent_id) for d in group]
+        found = await self._ledger.find_intents(keys)
+        if found:  # a redelivery, or an intent refused before: on its own, in stream order
+            first = next(i for i, key in enumerate(keys) if key in found)
+            if first == 0:
+                await self._handle(group[0])
+                return 1
+            group = group[:first]
+        plan: list[tuple[Admitted, PlaceOrder | Refusal]] = []
+        for door in group:
             try:
-                match intent:
-                    case PlaceOrder():
-                        await self._place(ctx, spec, intent)
-                    case CancelOrder():
-                        await self._cancel_one(ctx, intent)
-                    case CancelAll():
-                        await self._cancel_all(ctx, intent)
-            except VenueUnavailable as exc:
-                await self._refusals.unavailable(ctx, intent.intent_id, spec.id, exc)
-            except TRANSIENT_ERRORS:
-                raise
-            except (asyncpg.DataError, ValueError, ArithmeticError) as exc:
-                # values the ledger cannot hold (a 10**400 quantity): the intent is bad
-                refusal = Refusal("invalid_intent", f"{type(exc).__name__}: {exc}"[:500])
-                await self._refusals.refuse(ctx, intent.intent_id, intent.account, refusal)
-            late = getattr(self._venues[spec.id], "take_late_fills", None)
-            if late is not None and (fills := late()):
-                await self.record_fills(fills)  # a paper order that arrived after its fill
-            self._metrics.intent_seconds.observe((self._clock.now_ns() - started) / 1e9)
+                vetted = await self._vetting.vet(door.account, door.intent)  # type: ignore[arg-type]
+            except (ValueError, ArithmeticError) as exc:
+                vetted = _invalid(exc)
+            plan.append((door, vetted))
+        try:
+            rows = await self._ledger.insert_orders(
+                [_new_order(d.ctx, v, self._clock.now_ns()) for d, v in plan if _placing(v)]
+            )
+        except (asyncpg.DataError, ValueError, ArithmeticError):
+            # a value the ledger cannot hold; nothing was inserted: one at a time finds which
+            for door in group:
+                await self._handle(door)
+            return len(group)
+        sends: list[tuple[OrderRow, int]] = []
+        conflicts: list[Admitted] = []
+        for door, vetted in plan:
+            if isinstance(vetted, PlaceOrder):
+                row = rows.get((door.ctx.user, vetted.intent_id))
+                if row is None:
+                    conflicts.append(door)  # inserted meanwhile by someone else: resume it
+                    continue
+                self._vetting.on_place(door.account.id)
+                sends.append((row, vetted.ts_init))
+        self._events.defer()
+        try:
+            failed = await self._orders.send_group(sends)
+            for door, vetted in plan:
+                ctx, intent_id = door.ctx, door.intent.intent_id
+                refusal = vetted if isinstance(vetted, Refusal) else None
+                if (ctx.user, intent_id) in failed:
+                    refusal = _invalid(failed[(ctx.user, intent_id)])
+                if refusal is not None:
+                    await self._refusals.refuse(ctx, intent_id, door.intent.account, refusal)
+            await self._events.flush()
+        except BaseException:
+            self._events.discard()
+            raise
+        for account in {door.account.id for door in group}:
+            await self._record_late_fills(account)
+        for door in conflicts:
+            await self._handle(door)
+        self._metrics.intents.labels(type="PlaceOrder").inc(len(group))
+        seconds = (self._clock.now_ns() - started) / 1e9
+        for _ in group:
+            self._metrics.intent_seconds.observe(seconds)
+        return len(group)
 
     # ------------------------------------------------------------ live venues
     async def halt(self, account: str, reason: str) -> None:
@@ -205,11 +359,11 @@ class ExecutionEngine:
     # ------------------------------------------------------------------ places
     async def _place(self, ctx: IntentContext, spec: AccountSpec, intent: PlaceOrder) -> None:
         await self.resolve_unknown(spec.id)
-        existing = await self._ledger.get_order(ctx.user, intent.intent_id)
-        if existing is not None:
-            await self._resume(ctx, intent, existing)
+        key = (ctx.user, intent.intent_id)
+        earlier = (await self._ledger.find_intents([key])).get(key)  # its row, or its refusal
+        if isinstance(earlier, OrderRow):
+            await self._resume(ctx, intent, earlier)
             return
-        earlier = await self._ledger.find_rejection(ctx.user, intent.intent_id)
         if earlier is not None:  # the same intent was refused before: refuse it the same way
             await self._refusals.refuse(ctx, intent.intent_id, intent.account, Refusal(*earlier))
             return
@@ -219,20 +373,7 @@ class ExecutionEngine:
             return
         intent = vetted
         row, created = await self._ledger.insert_order(
-            NewOrder(
-                intent_id=intent.intent_id,
-                account_id=intent.account,
-                user_id=ctx.user,
-                source=ctx.source,
-                symbol=intent.symbol,
-                side=intent.side,
-                order_type=intent.order_type,
-                price=intent.price,
-                qty=intent.qty,
-                trigger_ts=intent.trigger_ts,
-                stream_seq=ctx.stream_seq,
-                ts=self._clock.now_ns(),
-            )
+            _new_order(ctx, intent, self._clock.now_ns())
         )
         if not created:
             await self._resume(ctx, intent, row)
@@ -373,3 +514,48 @@ class ExecutionEngine:
                     )
                 )
             return out
+
+
+def _invalid(exc: Exception) -> Refusal:
+    """The refusal of an intent holding values the ledger or the venue cannot take."""
+    return Refusal("invalid_intent", f"{type(exc).__name__}: {exc}"[:500])
+
+
+def _placing(vetted: PlaceOrder | Refusal) -> TypeGuard[PlaceOrder]:
+    return isinstance(vetted, PlaceOrder)
+
+
+def _needs_its_own_state(spec: AccountSpec, intent: PlaceOrder) -> bool:
+    """True if vetting or placing ``intent`` depends on what the account's previous order
+    did (so no other intent of the account may share its group).
+
+    A ``clamp_to_free`` sell is sized by the venue's free balance; an order
+    with a ``trigger_ts`` may fill as it is placed; the account's open-order
+    count, daily P&L and order rate move with every order placed or filled.
+    """
+    limits = spec.risk
+    return (
+        intent.clamp_to_free
+        or intent.trigger_ts is not None
+        or limits.max_open_orders is not None
+        or limits.max_daily_loss is not None
+        or limits.max_orders_per_second is not None
+    )
+
+
+def _new_order(ctx: IntentContext, intent: PlaceOrder, now_ns: int) -> NewOrder:
+    """The order row of a vetted intent, before the venue is asked."""
+    return NewOrder(
+        intent_id=intent.intent_id,
+        account_id=intent.account,
+        user_id=ctx.user,
+        source=ctx.source,
+        symbol=intent.symbol,
+        side=intent.side,
+        order_type=intent.order_type,
+        price=intent.price,
+        qty=intent.qty,
+        trigger_ts=intent.trigger_ts,
+        stream_seq=ctx.stream_seq,
+        ts=now_ns,
+    )

@@ -4,11 +4,18 @@
 Every event is published with a JetStream message id derived from what it is
 about (``acc:<user>:<intent>``, ``fill:<venue>:<account>:<trade id>``, ...), so a
 republish after a crash or a redelivery is stored once.
+
+Each event is published and its JetStream ack awaited before the method
+returns, unless :meth:`OrderEvents.defer` is in force: then the events go out
+at once, in order, and :meth:`OrderEvents.flush` awaits all their acks
+together (one round trip for a group of intents instead of one per event).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import msgspec
 
@@ -30,6 +37,13 @@ from tradebus.ledger.store import OrderRow
 
 EmitEvent = Callable[[str, Message, str], Awaitable[None]]
 """``emit(subject, event, msg_id)``: publish an event to JetStream (stream ``EXEC``)."""
+
+EmitNowait = Callable[[str, Message, str], Awaitable["asyncio.Future[Any]"]]
+"""``await emit_nowait(subject, event, msg_id)``: publish an event to JetStream and
+return the future of its ack, without waiting for it (``publish_async``)."""
+
+FLUSH_TIMEOUT_SECONDS = 5.0
+"""How long :meth:`OrderEvents.flush` waits for the acks of ``emit_nowait``'s events."""
 
 
 class IntentContext(msgspec.Struct, frozen=True, kw_only=True):
@@ -58,11 +72,59 @@ class OrderEvents:
         Publishes one event (``exec.evt.<user>.<source>``) with a message id.
     clock
         Stamps ``ts_event`` of events execution originates.
+    emit_nowait
+        Publishes one event without waiting for its ack (used while deferring;
+        without it, each deferred ``emit`` runs as its own task).
     """
 
-    def __init__(self, emit: EmitEvent, clock: Clock) -> None:
+    def __init__(
+        self, emit: EmitEvent, clock: Clock, emit_nowait: EmitNowait | None = None
+    ) -> None:
         self._emit = emit
+        self._emit_nowait = emit_nowait
         self._clock = clock
+        self._deferred: list[asyncio.Future[Any]] | None = None
+
+    def defer(self) -> None:
+        """Publish the next events without awaiting their acks, until :meth:`flush`."""
+        if self._deferred is None:
+            self._deferred = []
+
+    async def flush(self) -> None:
+        """Await the acks of every event published since :meth:`defer`; stop deferring.
+
+        Raises the first failure, in publish order, once every ack has come
+        or :data:`FLUSH_TIMEOUT_SECONDS` have passed (an ack still missing
+        then is a :class:`TimeoutError`, like a publish timeout).
+        """
+        pending, self._deferred = self._deferred, None
+        if not pending:
+            return
+        _, late = await asyncio.wait(pending, timeout=FLUSH_TIMEOUT_SECONDS)
+        for future in late:
+            future.cancel()
+        failures: list[BaseException] = []
+        for future in pending:
+            if future in late or future.cancelled():
+                failures.append(TimeoutError("an event was not acknowledged by JetStream"))
+            elif (exc := future.exception()) is not None:
+                failures.append(exc)
+        if failures:
+            raise failures[0]
+
+    def discard(self) -> None:
+        """Stop deferring after a failure: wait for nothing (the publishes finish alone)."""
+        pending, self._deferred = self._deferred, None
+        for future in pending or ():
+            future.add_done_callback(_consume_result)
+
+    async def _publish(self, subject: str, event: Message, msg_id: str) -> None:
+        if self._deferred is None:
+            await self._emit(subject, event, msg_id)
+        elif self._emit_nowait is not None:
+            self._deferred.append(await self._emit_nowait(subject, event, msg_id))
+        else:
+            self._deferred.append(asyncio.ensure_future(self._emit(subject, event, msg_id)))
 
     async def accepted(self, row: OrderRow, venue_order_id: str) -> None:
         """The venue took the order of ``row``."""
@@ -80,7 +142,7 @@ class OrderEvents:
             venue_order_id=venue_order_id,
             ts_event=self._clock.now_ns(),
         )
-        await self._emit(subjects.exec_evt(row.user_id, row.source), event, _row_key("acc", row))
+        await self._publish(subjects.exec_evt(row.user_id, row.source), event, _row_key("acc", row))
 
     async def rejected(self, row: OrderRow, reason: str, message: str) -> None:
         """The venue refused the order of ``row``."""
@@ -93,7 +155,7 @@ class OrderEvents:
             message=message,
             ts_event=self._clock.now_ns(),
         )
-        await self._emit(subjects.exec_evt(row.user_id, row.source), event, _row_key("rej", row))
+        await self._publish(subjects.exec_evt(row.user_id, row.source), event, _row_key("rej", row))
 
     async def refused(
         self,
@@ -117,7 +179,7 @@ class OrderEvents:
         )
         key = intent_id if intent_id is not None else f"seq{ctx.stream_seq}"
         msg_id = event_msg_id("rej", f"{ctx.user}:{key}")
-        await self._emit(subjects.exec_evt(ctx.user, ctx.source), event, msg_id)
+        await self._publish(subjects.exec_evt(ctx.user, ctx.source), event, msg_id)
 
     async def canceled(self, row: OrderRow, cancel_intent_id: str) -> None:
         """The order of ``row`` is canceled (told to the source that placed it)."""
@@ -131,7 +193,7 @@ class OrderEvents:
             cancel_intent_id=cancel_intent_id,
             ts_event=self._clock.now_ns(),
         )
-        await self._emit(subjects.exec_evt(row.user_id, row.source), event, _row_key("can", row))
+        await self._publish(subjects.exec_evt(row.user_id, row.source), event, _row_key("can", row))
 
     async def cancel_rejected(
         self, ctx: IntentContext, intent: CancelOrder, reason: str, message: str
@@ -147,7 +209,7 @@ class OrderEvents:
             ts_event=self._clock.now_ns(),
         )
         msg_id = event_msg_id("canrej", f"{ctx.user}:{intent.intent_id}")
-        await self._emit(subjects.exec_evt(ctx.user, ctx.source), event, msg_id)
+        await self._publish(subjects.exec_evt(ctx.user, ctx.source), event, msg_id)
 
     async def filled(self, row: OrderRow, fill: VenueFill) -> None:
         """A fill of the order of ``row`` (``row`` as updated by the fill)."""
@@ -169,7 +231,7 @@ class OrderEvents:
             ts_event=fill.ts_event,
         )
         subject = subjects.exec_evt(row.user_id, row.source)
-        await self._emit(subject, event, event_msg_id("fill", fill_ref(fill)))
+        await self._publish(subject, event, event_msg_id("fill", fill_ref(fill)))
 
     async def account_halted(
         self, user: str, account: str, venue: str, reason: str, message: str
@@ -184,7 +246,12 @@ class OrderEvents:
             ts_event=self._clock.now_ns(),
         )
         msg_id = event_msg_id("halt", f"{account}:{event.ts_event}")
-        await self._emit(subjects.exec_alert(user, account), event, msg_id)
+        await self._publish(subjects.exec_alert(user, account), event, msg_id)
+
+
+def _consume_result(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: no "exception was never retrieved" warning
 
 
 def fill_ref(fill: VenueFill) -> str:

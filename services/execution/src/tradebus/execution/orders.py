@@ -97,6 +97,10 @@ class VenueOrders:
             return sum(len(v) for v in self._open.values())
         return len(self._open[account])
 
+    def has_unknown(self, account: str) -> bool:
+        """True if ``account`` may have orders of unknown outcome (resolve them first)."""
+        return account in self._unknown
+
     async def resolve_unknown(self, account: str) -> None:
         """Resolve every ``unknown`` order of ``account`` by its client id.
 
@@ -129,18 +133,8 @@ class VenueOrders:
     async def send(self, row: OrderRow, ts_init: int) -> None:
         """Ask the venue to place a persisted order; record and publish its answer."""
         venue = self._venues[row.account_id]
-        order = VenueOrder(
-            client_order_id=str(row.client_order_id),
-            intent_id=row.intent_id,
-            symbol=row.symbol,
-            side=row.side,  # type: ignore[arg-type]
-            order_type=row.order_type,  # type: ignore[arg-type]
-            price=row.price,
-            qty=row.qty,
-            trigger_ts=row.trigger_ts,
-        )
         try:
-            ack = await venue.place(order)
+            ack = await venue.place(_venue_order(row))
         except VenueUnavailable as exc:
             if exc.error.kind != "unknown_outcome":
                 raise
@@ -172,6 +166,72 @@ class VenueOrders:
             await self._events.rejected(row, exc.reason, exc.message)
             return
         await self.accepted(row, ack.venue_order_id, ts_init)
+
+    async def send_group(
+        self, orders: list[tuple[OrderRow, int]]
+    ) -> dict[tuple[str, str], Exception]:
+        """Place persisted ``new`` orders, in order; record every answer in one statement.
+
+        ``orders`` holds ``(row, ts_init)``. Only for venues that always answer
+        (paper: no :class:`VenueUnavailable`). Each answer is then recorded as
+        :meth:`send` records it, one ledger round trip and one commit for the
+        whole group, and its event published (:class:`OrderAccepted` or
+        :class:`OrderRejected`; the caller may defer their acks).
+
+        Returns the orders whose venue call raised :class:`ValueError` or
+        :class:`ArithmeticError` (a value the venue cannot take), by
+        ``(user, intent id)``: their rows stay ``new``, as :meth:`send` leaves them.
+        """
+        answers: list[tuple[OrderRow, int, str | None, VenueRejected | None]] = []
+        failed: dict[tuple[str, str], Exception] = {}
+        for row, ts_init in orders:
+            try:
+                ack = await self._venues[row.account_id].place(_venue_order(row))
+            except VenueRejected as exc:
+                answers.append((row, ts_init, None, exc))
+            except (ValueError, ArithmeticError) as exc:
+                failed[(row.user_id, row.intent_id)] = exc
+            else:
+                answers.append((row, ts_init, ack.venue_order_id, None))
+        now = self._clock.now_ns()
+        changed = await self._ledger.set_orders_status(
+            [
+                (
+                    (row.user_id, row.intent_id),
+                    "accepted" if rejected is None else "rejected",
+                    venue_order_id,
+                    None if rejected is None else rejected.reason,
+                )
+                for row, _, venue_order_id, rejected in answers
+            ],
+            now,
+            only_from=("new", "unknown"),
+        )
+        for row, ts_init, venue_order_id, rejected in answers:
+            if rejected is not None:
+                log.info(
+                    "venue rejected",
+                    extra={
+                        "intent_id": row.intent_id,
+                        "reason": rejected.reason,
+                        "detail": rejected.message,
+                    },
+                )
+                self._metrics.rejects.labels(reason=rejected.reason, user=row.user_id).inc()
+                self._metrics.orders.labels(status="rejected", user=row.user_id).inc()
+                await self._events.rejected(row, rejected.reason, rejected.message)
+                continue
+            assert venue_order_id is not None
+            key = order_key(row.user_id, row.intent_id)
+            open_keys = self._open[row.account_id]
+            if (row.user_id, row.intent_id) in changed and key not in open_keys:
+                open_keys.add(key)
+                self._metrics.open_orders.inc()
+            self._metrics.orders.labels(status="accepted", user=row.user_id).inc()
+            if ts_init:
+                self._metrics.intent_to_ack.observe(max(0, now - ts_init) / 1e9)
+            await self._events.accepted(row, venue_order_id)
+        return failed
 
     async def accepted(self, row: OrderRow, venue_order_id: str, ts_init: int) -> None:
         """The venue has the order of ``row`` as ``venue_order_id``: record and publish."""
@@ -213,3 +273,17 @@ class VenueOrders:
         if key in keys:
             keys.discard(key)
             self._metrics.open_orders.dec()
+
+
+def _venue_order(row: OrderRow) -> VenueOrder:
+    """The venue order of a persisted row."""
+    return VenueOrder(
+        client_order_id=str(row.client_order_id),
+        intent_id=row.intent_id,
+        symbol=row.symbol,
+        side=row.side,  # type: ignore[arg-type]
+        order_type=row.order_type,  # type: ignore[arg-type]
+        price=row.price,
+        qty=row.qty,
+        trigger_ts=row.trigger_ts,
+    )
