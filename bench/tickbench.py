@@ -32,7 +32,8 @@ Method
    start-up, ``drain_seconds`` after the others) until the host's
    counter ``tradebus_strategy_ticks_received_total`` (scraped every 0.2 s with
    a ``name[]`` filter, so the scrape costs the host little) has reached the
-   ticks published and no intent came for 1 s. Execution is not waited for
+   ticks published (or has not moved for 3 s: the rest never reached the host)
+   and no intent came for 1 s. Execution is not waited for
    (it lags far behind the first-cycle burst). Noted in the rows: the host's
    backlog at a phase's start, the CPU use (``/proc``, from the first publish
    to the host catching up) of host, execution, nats-server and this process,
@@ -40,7 +41,9 @@ Method
    the end.
 4. Tick-to-intent latency = an intent's arrival minus the publish time of its
    trigger tick (``PlaceOrder.trigger_ts`` = the tick's ``ts_recv``; first tick
-   with that ``(symbol, ts_recv)``). Two sets: **start-up burst** = first-cycle
+   with that ``(symbol, ts_recv)``); an intent id seen again (the host
+   re-sends a publish not acknowledged in time) counts once, at its first
+   arrival. Two sets: **start-up burst** = first-cycle
    buys (intent id ``<bot>:<run>.1:b<k>``: every bot's first ladder, all on the
    first ticks); **later** = every other ``PlaceOrder`` (buys of cycles >= 2,
    take-profit sells), nearly all emitted on a tick (a new cycle starts on the
@@ -212,7 +215,7 @@ class Run:
         """Wait until the host caught up and intents stopped (at most ``cap`` s).
 
         Caught up: the counter reached the ticks published, or it has not moved
-        for ``IDLE`` s while no intent came (the ticks missing never reached the host).
+        for ``IDLE`` s (the ticks missing never reached the host: lost).
         """
         deadline = time.monotonic() + cap
         while time.monotonic() < deadline:
@@ -220,8 +223,7 @@ class Run:
             value = self.counter()
             last = self.intent_t[-1] if self.intent_t else 0
             silent = (time.perf_counter_ns() - last) / 1e9
-            idle = self.unchanged_for() >= IDLE and silent >= IDLE
-            caught = value >= phase.hi or idle
+            caught = value >= phase.hi or self.unchanged_for() >= IDLE
             if caught and phase.t_caught_up is None:
                 phase.t_caught_up = next(t for t, v in self.polls if v >= value)
                 phase.cpu_end = self.cpu()
@@ -319,6 +321,7 @@ async def one_run(
             accepted = total(m, "tradebus_execution_orders_total", status="accepted")
             pending = await run.stack.intents_pending()
             slow = tp.slow_consumers(run.stack.root / "nats" / "nats.log")
+            drops = tp.disconnects(run.stack.services["strategy"].log_path)
         finally:
             if poller is not None:
                 poller.cancel()
@@ -339,7 +342,8 @@ async def one_run(
         "unit": "orders", "detail": f"orders accepted of {placed:,} PlaceOrder intents seen;"
         f" {pending:,} intents pending at the end (no fill, no later intent until accepted);"
         f" {run.resent:,} intents seen again on intent.> (re-sent by the host, ignored);"
-        f" nats-server logged {slow:,} slow-consumer events",
+        f" nats-server logged {slow:,} slow-consumer events; the host logged {drops:,}"
+        " NATS disconnections",
     })  # fmt: skip
     return rows, rss
 

@@ -140,6 +140,14 @@ def slow_consumers(log: Path) -> int:
         return 0
 
 
+def disconnects(log: Path) -> int:
+    """How many times a service logged ``nats disconnected`` (ticks sent meanwhile are lost)."""
+    try:
+        return log.read_text(errors="replace").count("nats disconnected")
+    except OSError:
+        return 0
+
+
 def plan(n: int, rate: float, offer_s: float) -> list[Phase]:
     """Start-up, fixed and max phases over ``n`` ticks (module docstring, 3)."""
     w = min(n // 8, int(rate * 2))
