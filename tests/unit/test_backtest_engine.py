@@ -126,7 +126,7 @@ def test_a_refused_order_is_rejected_to_the_bot() -> None:
         return core_event(event)
 
     bt.bot.on_order_event = spy  # type: ignore[method-assign]
-    bt.step(trade(1, "100"))
+    bt.feed([trade(1, "100")])
     rejected = [e for e in heard if isinstance(e, OrderRejected)]
     assert [(e.intent_id, e.reason) for e in rejected] == [("bt:1.1:b1", "insufficient_balance")]
     assert bt.summary(1.0)["orders_rejected"] == 1

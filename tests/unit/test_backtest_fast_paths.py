@@ -97,19 +97,25 @@ def test_binance_frames_the_fast_path_cannot_read_go_to_the_parser(tmp_path: Pat
     assert str(reader_error.value) == f"{bad}:2: bad Binance frame: {parser_error.value}"
 
 
-def test_run_is_step_by_step(data_dir: Path) -> None:
+def test_a_run_fed_event_by_event_and_one_that_hands_the_bot_every_event_agree(
+    data_dir: Path,
+) -> None:
+    """Skipping the ticks a parked ladder cannot act on changes nothing, nor does feeding
+    the events one call at a time."""
     setup = make_setup("ladder", LADDER)
     events = list(
         open_events(setup, [data_dir / f.format(s="BTCUSDT") for f in RAW], "binance-raw")
     )
     ran = Backtest(setup).run(events)
+    every = Backtest(setup, skip_ticks=False).run(events)
     stepped = Backtest(setup)
     for event in events:
-        stepped.step(event)
+        stepped.feed([event])
+    stepped.catch_up()
     stepped.books.sample(stepped._ts, force=True)
-    assert ran.fills == stepped.books.fills and len(ran.fills) > 2
-    assert ran.samples == stepped.books.samples
+    assert ran.fills == every.fills == stepped.books.fills and len(ran.fills) > 2
+    assert ran.samples == every.samples == stepped.books.samples
     summary = stepped.summary(1.0)
     for key in ("elapsed_seconds", "events_per_second"):
-        del ran.summary[key], summary[key]
-    assert ran.summary == summary
+        del ran.summary[key], every.summary[key], summary[key]
+    assert ran.summary == every.summary == summary

@@ -12,17 +12,21 @@ Per market event, exactly rule 5:
    as execution's ``events.py`` computes them);
 3. the bot sees the event itself (``on_trade``/``on_quote``).
 
-Intents the bot returns are handled at once, in order, as execution would:
-a place is checked (:func:`~tradebus.execution.risk.check_order_shape`), a
-``clamp_to_free`` spot sell sized by the free base balance
-(:func:`~tradebus.execution.sizing.clamp_to_free`), then placed with
-``trigger_ts`` = the event's ``ts_recv`` (live from the next event, rule 1);
-the bot hears :class:`OrderAccepted` or :class:`OrderRejected` right away,
-and :class:`OrderCanceled` / :class:`CancelRejected` for cancels. Intents it
+Intents the bot returns are handled at once, in order, as execution would
+(:class:`~tradebus.cli.backtest.executor.PaperDesk`); the bot hears
+:class:`OrderAccepted` or :class:`OrderRejected` right away, and
+:class:`OrderCanceled` / :class:`CancelRejected` for cancels. Intents it
 returns in answer are queued behind the current ones (first in, first out),
 which is the order the bus would deliver them in. A core that overrides
 ``on_balances`` gets the account's balances before the first event and then
 every :data:`BALANCES_INTERVAL_NS` of market time, like the host's poll.
+
+A bot is handed only the events that can make it act, as a strategy host
+does (:mod:`tradebus.strategy.wake`): a single-market core that says which
+ticks matter (:meth:`~tradebus.strategy.core.Strategy.wake`) skips the
+others, and is caught up on the last trade and quote it skipped
+(``note_tick``) before it is next called or read. The results are the same
+as calling it on every event (``tests/unit/test_backtest_fast_paths.py``).
 
 Not simulated: the account's risk limits and kill switch (no accounts
 file), stale-tick filtering (recorded data), and the latency between the
@@ -32,6 +36,7 @@ services (the bot always hears of its orders before the next event).
 from __future__ import annotations
 
 import heapq
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -40,50 +45,22 @@ from pathlib import Path
 from typing import Any
 
 from tradebus.cli.backtest.accounting import Books, Result
-from tradebus.cli.backtest.setup import ACCOUNT, BOT_ID, USER, VENUE, Setup
-from tradebus.common.messages import (
-    AccountBalances,
-    CancelAll,
-    CancelOrder,
-    CancelRejected,
-    Intent,
-    OrderAccepted,
-    OrderCanceled,
-    OrderEvent,
-    OrderFilled,
-    OrderRejected,
-    PlaceOrder,
-    QuoteTick,
-    TradeTick,
-)
-from tradebus.common.money import ZERO
-from tradebus.execution.accounts import trades_perpetual
-from tradebus.execution.paper import PaperExchange
-from tradebus.execution.risk import Refusal, check_order_shape
-from tradebus.execution.sizing import clamp_to_free, wants_free_balance
-from tradebus.execution.venue import VenueFill, VenueOrder, VenueRejected
+from tradebus.cli.backtest.executor import PaperDesk
+from tradebus.cli.backtest.setup import ACCOUNT, VENUE, Setup
+from tradebus.common.messages import AccountBalances, Intent, QuoteTick, TradeTick
+from tradebus.execution.venue import VenueFill
 from tradebus.strategy.core import BotBase, Strategy
 from tradebus.strategy.registry import build_bot
 
 BALANCES_INTERVAL_NS = 5_000_000_000
 """How often (market time) a core that wants balances is given them (the host polls too)."""
+NEVER_ABOVE = Decimal("Infinity")
+NEVER_BELOW = Decimal("-Infinity")
+NEVER_NS = sys.maxsize
 
 
 class BacktestError(RuntimeError):
     """The run could not go on (the core raised); names the event it was at."""
-
-
-class _Order:
-    """Execution's view of one order: its intent, client id, placed and filled quantity."""
-
-    __slots__ = ("client_id", "filled", "intent", "open", "qty")
-
-    def __init__(self, intent: PlaceOrder, client_id: str, qty: Decimal) -> None:
-        self.intent = intent
-        self.client_id = client_id
-        self.qty = qty
-        self.filled = ZERO
-        self.open = True
 
 
 Progress = Callable[[int], None]
@@ -93,43 +70,55 @@ Progress = Callable[[int], None]
 class Backtest:
     """One bot, one paper account, fed one stream of market events (see the module doc)."""
 
-    def __init__(self, setup: Setup, run: int = 1) -> None:
+    def __init__(self, setup: Setup, run: int = 1, skip_ticks: bool = True) -> None:
+        """``skip_ticks=False`` hands the bot every event (the check of the skipping)."""
         self.setup = setup
-        # every order is placed before the next event is fed: no late orders to replay
-        self.exchange = PaperExchange(setup.catalog, VENUE, late_orders=False)
-        self.exchange.open_account(
-            ACCOUNT,
-            dict(setup.balances),
-            setup.maker_fee_bps,
-            setup.taker_fee_bps,
-            market_kind=setup.market_kind,
-            leverage=setup.leverage,
-        )
+        self.desk = PaperDesk(setup)
+        self.exchange = self.desk.exchange
         self.bot: Strategy = build_bot(setup.spec, setup.catalog, run=run)
-        self._markets = {m.symbol: m for m in setup.markets}
-        self._orders: dict[str, _Order] = {}
-        self._client_seq = 0
         self._queue: deque[Intent] = deque()
         self._wants_balances = type(self.bot).on_balances is not BotBase.on_balances  # type: ignore[comparison-overlap]
+        self._may_park = (
+            skip_ticks and len(setup.markets) == 1 and type(self.bot).wake is not BotBase.wake  # type: ignore[comparison-overlap]
+        )
         self._next_balances = 0
         self.books = Books(setup)
-        self.rejected = 0
-        self.placed = 0
         self.events = 0
         self.trades = 0
         self._traded: set[str] = set()
         self._ts = 0
+        self._skipped_trade: TradeTick | None = None
+        self._skipped_quote: QuoteTick | None = None
+        self._quote_skipped_last = False
 
     # ---------------------------------------------------------------- driving
     def run(
         self, events: Iterable[QuoteTick | TradeTick], progress: Progress | None = None
     ) -> Result:
-        """Feed every event (in order) and return the result; ``progress`` every 8192 events.
-
-        The loop is :meth:`step` inlined (same order of work, same results),
-        with what it touches per event held in locals.
-        """
+        """Feed every event (in order) and return the result; ``progress`` every 8192 events."""
         started = time.perf_counter()
+        self.feed(events, progress)
+        elapsed = time.perf_counter() - started
+        self.catch_up()
+        self.books.sample(self._ts, force=True)
+        return Result(
+            fills=self.books.fills,
+            samples=self.books.samples,
+            summary=self.summary(elapsed),
+            symbols=self.setup.symbols,
+        )
+
+    def feed(
+        self, events: Iterable[QuoteTick | TradeTick], progress: Progress | None = None
+    ) -> int:
+        """Feed events (rule 5 for each); how many. Can be called again with the next ones.
+
+        Raises
+        ------
+        BacktestError
+            If the core (or the engine) raised, naming the event; errors of
+            the reader (a bad data file) pass through as they are.
+        """
         exchange = self.exchange
         waiting = exchange.waiting  # a quote of a symbol absent here is a no-op for the venue
         exchange_quote, exchange_trade = exchange.on_quote, exchange.on_trade
@@ -140,32 +129,43 @@ class Backtest:
         stride = books.stride  # changes only in sample()
         traded = self._traded
         trade_type = TradeTick
-        handle, on_fill = self._handle, self._on_fill
+        handle, on_fill, catch_up = self._handle, self._on_fill, self.catch_up
         wants_balances = self._wants_balances
         count, trades, ts = self.events, self.trades, self._ts
+        parked, above, below, at_ns = self._wake()
         n = 0
-        for event in events:  # errors of the reader (a bad data file) pass through as they are
+        for event in events:
             try:
                 ts = event.ts_recv
                 count += 1
                 if wants_balances and ts >= self._next_balances:
                     self._next_balances = ts + BALANCES_INTERVAL_NS
+                    catch_up()
                     self._give_balances(ts)
+                    parked, above, below, at_ns = self._wake()
                 if type(event) is trade_type:
                     trades += 1
                     symbol = event.symbol
+                    price = event.price  # type: ignore[union-attr]
                     fills = exchange_trade(event)
                     traded.add(symbol)
                     if fills:
+                        catch_up()
                         answers: list[Intent] = []
                         for fill in fills:
                             answers += on_fill(fill, ts)
                         if answers:
                             handle(answers, ts)
-                    intents = bot_trade(event)
-                    if intents:
-                        handle(intents, ts)
-                    mark(symbol, event.price, bool(fills))  # type: ignore[union-attr]
+                        parked, above, below, at_ns = self._wake()
+                    if not parked or price >= above or price <= below or ts >= at_ns:
+                        catch_up()
+                        intents = bot_trade(event)
+                        if intents:
+                            handle(intents, ts)
+                        parked, above, below, at_ns = self._wake()
+                    else:
+                        self._skipped_trade, self._quote_skipped_last = event, False  # type: ignore[assignment]
+                    mark(symbol, price, bool(fills))
                     if fills or count % stride == 0:
                         sample(ts)
                         stride = books.stride
@@ -173,9 +173,14 @@ class Backtest:
                     symbol = event.symbol
                     if symbol in waiting:
                         exchange_quote(event)  # type: ignore[arg-type]
-                    intents = bot_quote(event)  # type: ignore[arg-type]
-                    if intents:
-                        handle(intents, ts)
+                    if not parked or ts >= at_ns:
+                        catch_up()
+                        intents = bot_quote(event)  # type: ignore[arg-type]
+                        if intents:
+                            handle(intents, ts)
+                        parked, above, below, at_ns = self._wake()
+                    else:
+                        self._skipped_quote, self._quote_skipped_last = event, True  # type: ignore[assignment]
                     if symbol not in traded:
                         mark(symbol, event.mid, False)  # type: ignore[union-attr]
                     if count % stride == 0:
@@ -191,49 +196,42 @@ class Backtest:
         self._ts, self.events, self.trades = ts, count, trades
         if progress is not None:
             progress(n)
-        elapsed = time.perf_counter() - started
-        self.books.sample(self._ts, force=True)
-        return Result(
-            fills=self.books.fills,
-            samples=self.books.samples,
-            summary=self.summary(elapsed),
-            symbols=self.setup.symbols,
+        return n
+
+    # ------------------------------------------------------------------- wake
+    def _wake(self) -> tuple[bool, Decimal, Decimal, int]:
+        """``(parked, trade_at_or_above, trade_at_or_below, at_ns)`` of the bot now.
+
+        Not parked: every event goes to the bot (the bounds are then unused).
+        """
+        wake = self.bot.wake() if self._may_park else None
+        if wake is None:
+            return False, NEVER_ABOVE, NEVER_BELOW, NEVER_NS
+        above, below, at_ns = wake.trade_at_or_above, wake.trade_at_or_below, wake.at_ns
+        return (
+            True,
+            NEVER_ABOVE if above is None else above,
+            NEVER_BELOW if below is None else below,
+            NEVER_NS if at_ns is None else at_ns,
         )
 
-    def step(self, event: QuoteTick | TradeTick) -> None:
-        """One market event: fills first, then the bot sees the event (rule 5)."""
-        ts = event.ts_recv
-        self._ts = ts
-        self.events += 1
-        bot = self.bot
-        if self._wants_balances and ts >= self._next_balances:
-            self._next_balances = ts + BALANCES_INTERVAL_NS
-            self._give_balances(ts)
-        if type(event) is TradeTick:
-            self.trades += 1
-            fills = self.exchange.on_trade(event)
-            symbol, price = event.symbol, event.price
-            self._traded.add(symbol)
-            if fills:
-                answers: list[Intent] = []
-                for fill in fills:
-                    answers += self._on_fill(fill, ts)
-                if answers:
-                    self._handle(answers, ts)
-            intents = bot.on_trade(event)
+    def catch_up(self) -> None:
+        """Give the bot the last trade and quote it skipped, in their order (``note_tick``)."""
+        trade, quote = self._skipped_trade, self._skipped_quote
+        if trade is None and quote is None:
+            return
+        note = self.bot.note_tick
+        if self._quote_skipped_last:
+            if trade is not None:
+                note(trade)
+            if quote is not None:
+                note(quote)
         else:
-            self.exchange.on_quote(event)  # type: ignore[arg-type]
-            fills = None
-            symbol = event.symbol
-            price = None if symbol in self._traded else event.mid  # type: ignore[union-attr]
-            intents = bot.on_quote(event)  # type: ignore[arg-type]
-        if intents:
-            self._handle(intents, ts)
-        books = self.books
-        if price is not None:
-            books.mark(symbol, price, bool(fills))
-        if fills or self.events % books.stride == 0:
-            books.sample(ts)
+            if quote is not None:
+                note(quote)
+            if trade is not None:
+                note(trade)
+        self._skipped_trade = self._skipped_quote = None
 
     # ---------------------------------------------------------------- balances
     def _give_balances(self, ts: int) -> None:
@@ -247,35 +245,12 @@ class Backtest:
         if intents:
             self._handle(intents, ts)
 
-    # ------------------------------------------------------------------ fills
+    # ---------------------------------------------------------- fills, intents
     def _on_fill(self, fill: VenueFill, ts: int) -> list[Intent]:
         """Book one fill and tell the bot; return its answer (run after every fill is told)."""
-        order = self._orders[fill.intent_id]
-        order.filled += fill.qty
-        leaves = order.qty - order.filled
-        if leaves <= 0:
-            order.open = False
-        self.books.book(fill, self._markets[fill.symbol], ts)
-        event = OrderFilled(
-            intent_id=fill.intent_id,
-            user=USER,
-            source=BOT_ID,
-            account=ACCOUNT,
-            symbol=fill.symbol,
-            side=fill.side,
-            trade_id=fill.trade_id,
-            price=fill.price,
-            qty=fill.qty,
-            fee=fill.fee,
-            fee_asset=fill.fee_asset,
-            liquidity=fill.liquidity,
-            cum_qty=order.filled,
-            leaves_qty=leaves,
-            ts_event=fill.ts_event,
-        )
-        return self.bot.on_order_event(event)
+        self.books.book(fill, self.desk.markets[fill.symbol], ts)
+        return self.bot.on_order_event(self.desk.filled(fill))
 
-    # ---------------------------------------------------------------- intents
     def _handle(self, intents: list[Intent], ts: int) -> None:
         """Execute ``intents`` and what the bot answers to their events, first in, first out."""
         queue = self._queue
@@ -283,136 +258,27 @@ class Backtest:
         queue.extend(intents)
         if busy:
             return  # an outer call is draining the queue
+        execute, tell = self.desk.execute, self.bot.on_order_event
         while queue:
-            intent = queue[0]
-            if type(intent) is PlaceOrder:
-                event: OrderEvent | None = self._place(intent, ts)
-                events = [event] if event is not None else []
-            elif type(intent) is CancelOrder:
-                events = [self._cancel(intent, ts)]
-            else:
-                events = self._cancel_all(intent, ts)  # type: ignore[arg-type]
-            for ev in events:
-                answer = self.bot.on_order_event(ev)
+            for event in execute(queue[0], ts):
+                answer = tell(event)
                 if answer:
                     queue.extend(answer)
             queue.popleft()
 
-    def _reject(self, intent: PlaceOrder, reason: str, message: str, ts: int) -> OrderRejected:
-        self.rejected += 1
-        return OrderRejected(
-            intent_id=intent.intent_id,
-            user=USER,
-            source=BOT_ID,
-            account=intent.account,
-            reason=reason,
-            message=message,
-            ts_event=ts,
-        )
-
-    def _place(self, intent: PlaceOrder, ts: int) -> OrderEvent | None:
-        if intent.intent_id in self._orders:
-            return self._reject(
-                intent, "duplicate_intent_id", f"intent id {intent.intent_id!r} already used", ts
-            )
-        market = self._markets.get(intent.symbol)
-        if market is None:
-            return self._reject(intent, "unknown_symbol", f"no market {intent.symbol}", ts)
-        refusal = check_order_shape(intent, market)
-        perpetual = trades_perpetual(self.setup.market_kind, market)
-        if refusal is None and wants_free_balance(intent, perpetual):
-            bal = self.exchange.accounts[ACCOUNT].balance(market.base)
-            sized = clamp_to_free(intent, market, bal.total - bal.locked)
-            if isinstance(sized, Refusal):
-                refusal = sized
-            else:
-                intent, refusal = sized, check_order_shape(sized, market)
-        if refusal is not None:
-            return self._reject(intent, refusal.reason, refusal.message, ts)
-        self._client_seq += 1
-        client_id = str(self._client_seq)
-        order = VenueOrder(
-            client_order_id=client_id,
-            intent_id=intent.intent_id,
-            symbol=intent.symbol,
-            side=intent.side,
-            order_type=intent.order_type,
-            price=intent.price,
-            qty=intent.qty,
-            trigger_ts=ts,
-        )
-        try:
-            ack = self.exchange.place(ACCOUNT, order)
-        except VenueRejected as exc:
-            return self._reject(intent, exc.reason, exc.message, ts)
-        self.placed += 1
-        self._orders[intent.intent_id] = _Order(intent, client_id, intent.qty)
-        return OrderAccepted(
-            intent_id=intent.intent_id,
-            user=USER,
-            source=BOT_ID,
-            account=ACCOUNT,
-            symbol=intent.symbol,
-            side=intent.side,
-            order_type=intent.order_type,
-            price=intent.price,
-            qty=intent.qty,
-            client_order_id=client_id,
-            venue_order_id=ack.venue_order_id,
-            ts_event=ts,
-        )
-
-    def _canceled(self, order: _Order, cancel_id: str, ts: int) -> OrderCanceled:
-        order.open = False
-        return OrderCanceled(
-            intent_id=order.intent.intent_id,
-            user=USER,
-            source=BOT_ID,
-            account=ACCOUNT,
-            symbol=order.intent.symbol,
-            filled_qty=order.filled,
-            cancel_intent_id=cancel_id,
-            ts_event=ts,
-        )
-
-    def _cancel(self, intent: CancelOrder, ts: int) -> OrderEvent:
-        order = self._orders.get(intent.target_intent_id)
-        if order is None:
-            reason, message = "unknown_order", "no such order on that account"
-        elif order.open and self.exchange.cancel(order.client_id):
-            return self._canceled(order, intent.intent_id, ts)
-        else:
-            reason, message = "not_open", "order is not open"
-        return CancelRejected(
-            intent_id=intent.intent_id,
-            user=USER,
-            source=BOT_ID,
-            target_intent_id=intent.target_intent_id,
-            reason=reason,
-            message=message,
-            ts_event=ts,
-        )
-
-    def _cancel_all(self, intent: CancelAll, ts: int) -> list[OrderEvent]:
-        out: list[OrderEvent] = []
-        for order in list(self._orders.values()):
-            if not order.open or (intent.symbol and order.intent.symbol != intent.symbol):
-                continue
-            if self.exchange.cancel(order.client_id):
-                out.append(self._canceled(order, intent.intent_id, ts))
-        return out
-
     # ---------------------------------------------------------------- summary
     def summary(self, elapsed: float) -> dict[str, Any]:
         """The run's figures (:meth:`Books.summary`); money and quantities as decimal strings."""
+        self.catch_up()
+        desk = self.desk
         return self.books.summary(
             strategy=self.setup.spec.strategy,
             status=self.bot.status(),
             events=self.events,
             trades=self.trades,
-            placed=self.placed,
-            rejected=self.rejected,
-            open_orders=sum(1 for o in self._orders.values() if o.open),
+            placed=desk.placed,
+            rejected=desk.rejected,
+            open_orders=desk.open_orders(),
             last_ts=self._ts if self.events else None,
             elapsed=elapsed,
         )
