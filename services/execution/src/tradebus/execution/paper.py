@@ -39,34 +39,45 @@ for the position and for the part of each open order that would grow it.
 :meth:`PaperExchange.balances` reports the position as the pseudo-asset
 ``<symbol>-PERP`` (total = free = signed quantity, locked 0), which is what
 the ledger journals, so the reconciler compares positions like assets.
+
+This module holds :class:`PaperExchange` (accounts, placing, cancelling and
+the market-data entry points that apply the rules) and :class:`PaperVenue`,
+one account's view of it. The parts: :mod:`.paper_book` (resting orders,
+going live, the per-event fast path), :mod:`.paper_rules` (the rules as pure
+functions, recent events), :mod:`.paper_funds` (balances, locks, fees, spot
+settlement), :mod:`.paper_perp` (perpetual margin), :mod:`.paper_state` (the
+structs), :mod:`.paper_restore` (rebuilding from the ledger).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from decimal import Decimal
 
 import msgspec
 
 from tradebus.common.markets import Market, MarketCatalog, MarketKind, UnknownMarketError
 from tradebus.common.messages import AssetBalance, QuoteTick, TradeTick
-from tradebus.common.money import ONE, ZERO, bps_fee
-from tradebus.execution import paper_perp
+from tradebus.common.money import ONE
+from tradebus.execution import paper_funds, paper_perp
 from tradebus.execution.accounts import trades_perpetual
-from tradebus.execution.paper_rules import RecentEvents, fill_price, is_marketable
+from tradebus.execution.paper_book import PaperBook, TradeScreen
+from tradebus.execution.paper_funds import MARKET_BUY_LOCK_FACTOR
+from tradebus.execution.paper_rules import RecentEvents, fill_price
 from tradebus.execution.paper_state import PaperAccount, PaperBalance, PaperOrder
 from tradebus.execution.perp import PerpPosition
 from tradebus.execution.venue import VenueAck, VenueFill, VenueOrder, VenueRejected
-from tradebus.ledger.entries import POSITION_SUFFIX, position_asset
+from tradebus.ledger.entries import POSITION_SUFFIX
+
+__all__ = ["MARKET_BUY_LOCK_FACTOR", "PAPER_VENUE", "PaperExchange", "PaperVenue"]
 
 PAPER_VENUE = "paper"
-MARKET_BUY_LOCK_FACTOR = Decimal("1.05")
-"""A market buy (or a perpetual market order) without a price cap locks funds at this
-multiple of the last trade price."""
 
 
-class PaperExchange:
+class PaperExchange(PaperBook):
     """The simulated exchange for every paper account trading ``market_venue``'s markets.
+
+    Its resting orders and last trades are :class:`~.paper_book.PaperBook`'s;
+    the funds arithmetic is :mod:`.paper_funds`'.
 
     Parameters
     ----------
@@ -84,21 +95,13 @@ class PaperExchange:
     """
 
     def __init__(self, catalog: MarketCatalog, market_venue: str, late_orders: bool = True) -> None:
+        super().__init__()
         self._catalog = catalog
         self.market_venue = market_venue
         self.accounts: dict[str, PaperAccount] = {}
-        self._orders: dict[str, dict[str, PaperOrder]] = {}  # symbol -> client id -> order
-        self._by_client_id: dict[str, PaperOrder] = {}
-        self._placed: dict[str, str] = {}  # every client id ever accepted -> account
-        self._last_trade: dict[str, Decimal] = {}
         self._recent = RecentEvents() if late_orders else None
         self._late_fills: list[VenueFill] = []
         self.fills_made = 0
-        self.waiting: dict[str, dict[str, PaperOrder]] = {}
-        """Resting orders not live yet: symbol -> client id -> order (placement order);
-        a symbol is present only while it has some. Read-only for callers: with
-        ``late_orders=False``, :meth:`on_quote` of a symbol absent here does nothing."""
-        self._screens: dict[str, _Screen] = {}  # symbol -> what its live orders can fill on
 
     # ----------------------------------------------------------------- accounts
     def open_account(
@@ -134,16 +137,7 @@ class PaperExchange:
         the signed position (base units) and ``locked = 0``; their margin is
         in the quote asset's ``locked``.
         """
-        acct = self.accounts[account]
-        out = [
-            AssetBalance(asset=a, total=b.total, free=b.total - b.locked, locked=b.locked)
-            for a, b in acct.balances.items()
-        ]
-        out += [
-            AssetBalance(asset=position_asset(symbol), total=p.qty, free=p.qty, locked=ZERO)
-            for symbol, p in acct.positions.items()
-        ]
-        return sorted(out, key=lambda b: b.asset)
+        return paper_funds.report(self.accounts[account])
 
     def positions(self, account: str) -> dict[str, PerpPosition]:
         """Perpetual positions of ``account`` by symbol (copies; see :class:`PerpPosition`).
@@ -163,14 +157,7 @@ class PaperExchange:
         """
         if asset.endswith(POSITION_SUFFIX):
             raise ValueError(f"{asset} is a position; it moves only by fills")
-        self._balance(account, asset).total += delta
-
-    def _balance(self, account: str, asset: str) -> PaperBalance:
-        return self.accounts[account].balance(asset)
-
-    def last_trade(self, symbol: str) -> Decimal | None:
-        """The last trade price seen for ``symbol``, or None."""
-        return self._last_trade.get(symbol)
+        self.accounts[account].balance(asset).total += delta
 
     # ------------------------------------------------------------------- orders
     def market(self, symbol: str) -> Market:
@@ -195,7 +182,9 @@ class PaperExchange:
         if order.client_order_id in self._placed:
             raise VenueRejected("duplicate_client_order_id", order.client_order_id)
         perpetual = trades_perpetual(self.accounts[account].market_kind, market)
-        lock_price = None if order.side == "sell" and not perpetual else self._lock_price(order)
+        lock_price = None
+        if order.side != "sell" or perpetual:
+            lock_price = paper_funds.lock_price(order, self._last_trade.get(order.symbol))
         paper = self._rest(account, order, market, lock_price, check_funds=True)
         self._catch_up(paper)
         return VenueAck(venue_order_id=f"P{order.client_order_id}")
@@ -235,10 +224,6 @@ class PaperExchange:
         market = self.market(order.symbol)
         return self._rest(account, order, market, lock_price, check_funds=False)
 
-    def restore_placed(self, account: str, client_order_id: str) -> None:
-        """Remember that ``account`` placed ``client_order_id`` (done orders, at restore)."""
-        self._placed.setdefault(client_order_id, account)
-
     def _rest(
         self,
         account: str,
@@ -247,26 +232,14 @@ class PaperExchange:
         lock_price: Decimal | None,
         check_funds: bool,
     ) -> PaperOrder:
-        """Lock ``order``'s funds at ``lock_price`` and rest it (placement order)."""
+        """Lock ``order``'s funds at ``lock_price`` (:mod:`.paper_funds`) and rest it."""
         acct = self.accounts[account]
         perpetual = trades_perpetual(acct.market_kind, market)
-        if perpetual:
-            assert lock_price is not None
-            asset, resting = market.quote, self._resting(account, order.symbol)
-            amount = paper_perp.new_order_lock(acct, market, order, lock_price, resting)
-        elif order.side == "buy":
-            assert lock_price is not None
-            asset, notional = market.quote, lock_price * order.qty
-            amount = notional + bps_fee(notional, acct.lock_fee_bps)
-        else:
-            asset, amount, lock_price = market.base, order.qty, None
-        balance = self._balance(account, asset)
-        free = balance.total - balance.locked
-        if check_funds and free < amount:
-            raise VenueRejected(
-                "insufficient_balance", f"needs {amount} {asset}, free {free} {asset}"
-            )
-        balance.locked += amount
+        resting = self._resting(account, order.symbol) if perpetual else ()
+        asset, amount, lock_price = paper_funds.order_lock(
+            acct, market, order, lock_price, perpetual, resting
+        )
+        paper_funds.lock(acct, asset, amount, check_funds)
         paper = PaperOrder(
             account=account,
             client_order_id=order.client_order_id,
@@ -282,24 +255,8 @@ class PaperExchange:
             perpetual=perpetual,
             lock_price=lock_price,
         )
-        self._orders.setdefault(order.symbol, {})[order.client_order_id] = paper
-        self.waiting.setdefault(order.symbol, {})[order.client_order_id] = paper
-        self._by_client_id[order.client_order_id] = paper
-        self._placed[order.client_order_id] = account
+        self._add(paper)
         return paper
-
-    def _lock_price(self, order: VenueOrder) -> Decimal:
-        """The price an order's funds lock at: its limit, else a margin over the last trade."""
-        if order.price is not None:
-            return order.price
-        last = self._last_trade.get(order.symbol)
-        if last is None:
-            raise VenueRejected("no_market_price", f"no trade of {order.symbol} yet")
-        return last * MARKET_BUY_LOCK_FACTOR
-
-    def _resting(self, account: str, symbol: str) -> list[PaperOrder]:
-        """Resting orders of ``account`` on ``symbol`` in placement order."""
-        return [o for o in self._orders.get(symbol, {}).values() if o.account == account]
 
     def _relock(self, account: str, symbol: str) -> None:
         """Re-margin ``account``'s resting perpetual orders on ``symbol`` (placement order)."""
@@ -308,62 +265,15 @@ class PaperExchange:
 
     def cancel(self, client_order_id: str) -> bool:
         """Cancel a resting order and release its funds; False if it is not resting."""
-        order = self._by_client_id.pop(client_order_id, None)
+        order = self._take(client_order_id)
         if order is None:
             return False
-        del self._orders[order.symbol][client_order_id]
-        if order.live:
-            self._screens.pop(order.symbol, None)
-        else:
-            self._unwait(order)
-        self._balance(order.account, order.locked_asset).locked -= order.locked
+        paper_funds.release(self.accounts[order.account], order)
         if order.perpetual:
             self._relock(order.account, order.symbol)
         return True
 
-    def find(self, client_order_id: str) -> PaperOrder | None:
-        """The resting order with that client id, if any."""
-        return self._by_client_id.get(client_order_id)
-
-    @property
-    def orders_placed(self) -> int:
-        """Orders this exchange has accepted since it started."""
-        return len(self._placed)
-
-    def placed_by(self, client_order_id: str) -> str | None:
-        """The account that placed ``client_order_id`` (resting or done), or None."""
-        return self._placed.get(client_order_id)
-
-    def open_orders(self, account: str) -> list[PaperOrder]:
-        """Resting orders of ``account`` in placement order."""
-        return [o for o in self._by_client_id.values() if o.account == account]
-
     # -------------------------------------------------------------- market data
-    def _make_live(self, order: PaperOrder, last: Decimal | None) -> None:
-        """Rule 1: ``order`` goes live; marketable against ``last``, the last trade before."""
-        order.live = True
-        order.marketable = is_marketable(order, last)
-        self._unwait(order)
-        self._screens.pop(order.symbol, None)
-
-    def _unwait(self, order: PaperOrder) -> None:
-        """``order`` is no longer waiting to go live (live, cancelled)."""
-        waiting = self.waiting.get(order.symbol)
-        if waiting is not None:
-            waiting.pop(order.client_order_id, None)
-            if not waiting:
-                del self.waiting[order.symbol]
-
-    def _go_live(self, symbol: str, ts_recv: int) -> None:
-        """Make due orders live (rule 1), in placement order."""
-        waiting = self.waiting.get(symbol)
-        if not waiting:
-            return
-        last = self._last_trade.get(symbol)
-        due = [o for o in waiting.values() if o.trigger_ts is None or ts_recv > o.trigger_ts]
-        for o in due:
-            self._make_live(o, last)
-
     def on_quote(self, tick: QuoteTick) -> None:
         """A quote is a market event: it makes due orders live; it fills nothing."""
         symbol = tick.symbol
@@ -384,9 +294,9 @@ class PaperExchange:
         orders = self._orders.get(symbol)
         if not orders:
             return []
-        screen = self._screens.get(symbol)
+        screen = self._screens.get(symbol)  # the fast path, inline: most trades stop here
         if screen is None:
-            screen = self._screens[symbol] = _Screen(orders.values())
+            screen = self._screens[symbol] = TradeScreen(orders.values())
         if not screen.any_marketable and not (
             (screen.buy is not None and price < screen.buy)
             or (screen.sell is not None and price > screen.sell)
@@ -400,19 +310,10 @@ class PaperExchange:
         return fills
 
     def _fill(self, order: PaperOrder, price: Decimal, tick: TradeTick) -> VenueFill:
+        """Fill ``order`` in full at ``price`` on ``tick``: settle its funds, take it off."""
         market = self.market(order.symbol)
-        acct = self.accounts[order.account]
-        notional = price * order.qty
-        bps = acct.taker_fee_bps if order.marketable else acct.maker_fee_bps
-        fee = bps_fee(notional, bps)
-        realized = ZERO
-        if order.perpetual:
-            realized = paper_perp.settle_fill(acct, order, price, fee, market)
-        else:
-            self._settle_spot(order, notional, fee, market)
-        del self._orders[order.symbol][order.client_order_id]
-        del self._by_client_id[order.client_order_id]
-        self._screens.pop(order.symbol, None)
+        fee, realized = paper_funds.settle(self.accounts[order.account], order, price, market)
+        self._remove(order)
         if order.perpetual:
             self._relock(order.account, order.symbol)
         self.fills_made += 1
@@ -433,44 +334,6 @@ class PaperExchange:
             market_kind="perpetual" if order.perpetual else "spot",
             realized_pnl=realized,
         )
-
-    def _settle_spot(
-        self, order: PaperOrder, notional: Decimal, fee: Decimal, market: Market
-    ) -> None:
-        """Spot: release the lock, swap base and quote, pay the fee in quote."""
-        base = self._balance(order.account, market.base)
-        quote = self._balance(order.account, market.quote)
-        if order.side == "buy":
-            quote.locked -= order.locked
-            quote.total -= notional + fee
-            base.total += order.qty
-        else:
-            base.locked -= order.locked
-            base.total -= order.qty
-            quote.total += notional - fee
-
-
-class _Screen:
-    """What one symbol's live orders can fill on: a trade fills some order only if a
-    marketable order is live, or the trade prints below the highest passive buy limit
-    or above the lowest passive sell limit (rules 2 and 3). Rebuilt when they change."""
-
-    __slots__ = ("any_marketable", "buy", "sell")
-
-    def __init__(self, orders: Iterable[PaperOrder]) -> None:
-        self.any_marketable = False
-        self.buy: Decimal | None = None
-        self.sell: Decimal | None = None
-        for o in orders:
-            if not o.live:
-                continue
-            if o.marketable:
-                self.any_marketable = True
-            elif o.side == "buy":
-                if self.buy is None or o.price > self.buy:  # type: ignore[operator]
-                    self.buy = o.price
-            elif self.sell is None or o.price < self.sell:  # type: ignore[operator]
-                self.sell = o.price
 
 
 class PaperVenue:

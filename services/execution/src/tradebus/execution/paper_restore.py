@@ -57,7 +57,8 @@ import msgspec
 from tradebus.common.money import ZERO
 from tradebus.execution import perp
 from tradebus.execution.accounts import AccountSpec, trades_perpetual
-from tradebus.execution.paper import MARKET_BUY_LOCK_FACTOR, PaperExchange
+from tradebus.execution.paper import PaperExchange
+from tradebus.execution.paper_funds import MARKET_BUY_LOCK_FACTOR
 from tradebus.execution.perp import PerpPosition, notional_quantum
 from tradebus.execution.venue import VenueOrder
 from tradebus.ledger.entries import POSITION_SUFFIX

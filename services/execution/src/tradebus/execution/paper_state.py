@@ -1,7 +1,9 @@
 """The state of the paper venue: resting orders, balances and accounts (plain structs).
 
-Shared by :mod:`tradebus.execution.paper` (the exchange and its fill model)
-and :mod:`tradebus.execution.paper_perp` (perpetual funds). Amounts are
+Shared by :mod:`tradebus.execution.paper` (the exchange),
+:mod:`tradebus.execution.paper_book` (its order book),
+:mod:`tradebus.execution.paper_funds` (account funds) and
+:mod:`tradebus.execution.paper_perp` (perpetual funds). Amounts are
 Decimal: quantities in base units, prices in quote per base, balances in
 their asset, fees in basis points.
 """
