@@ -185,6 +185,19 @@ async def test_a_redelivered_batch_places_nothing_twice(harness: Harness) -> Non
     assert await harness.refusals() == [("too-big", "risk_max_notional")]  # kept once
 
 
+async def test_a_redelivery_in_the_middle_of_a_batch_ends_the_group_before_it(
+    harness: Harness,
+) -> None:
+    b1 = (*place("bob", "b1"), 1)
+    await harness.run([b1])
+    steps = await harness.run([(*place("alice", "a1"), 2), b1, (*place("alice", "a2"), 3)])
+    # a1 alone; b1 resumed from its row; a2's row, inserted with a1's, resumed and sent
+    assert steps == [1, 1, 1]
+    assert harness.exchange.orders_placed == 3
+    assert [e.intent_id for e in harness.of(OrderAccepted)] == ["b1", "a1", "b1", "a2"]
+    assert {status for status, _, _ in (await harness.rows()).values()} == {"accepted"}
+
+
 async def test_a_group_whose_events_fail_is_resumed_and_placed_once(harness: Harness) -> None:
     intents = batch(*(place(u, f"{u}-{n}") for n in range(2) for u in ("alice", "bob")))
     harness.fail_emits = 2
@@ -227,10 +240,10 @@ async def test_a_repeated_intent_id_in_a_batch_makes_one_order(harness: Harness)
 async def test_a_group_the_ledger_refuses_is_handled_one_intent_at_a_time(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def refuse_group(orders: object) -> None:
+    async def refuse_group(keys: object, orders: object) -> None:
         raise asyncpg.DataError("a value the ledger cannot hold")
 
-    monkeypatch.setattr(harness.engine._ledger, "insert_orders", refuse_group)
+    monkeypatch.setattr(harness.engine._ledger, "find_or_insert_orders", refuse_group)
     steps = await harness.run(batch(place("bob", "b1"), place("alice", "a1")))
     assert steps == [2]
     assert [e.intent_id for e in harness.of(OrderAccepted)] == ["b1", "a1"]

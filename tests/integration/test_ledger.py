@@ -119,7 +119,7 @@ async def test_an_intent_id_makes_one_order_per_user(ledger: Ledger) -> None:
     assert 0 < first.client_order_id < 2**32  # Backpack's clientId is a uint32
 
 
-async def test_a_group_of_orders_is_inserted_found_and_moved_in_one_statement_each(
+async def test_a_group_of_orders_is_found_inserted_and_moved_in_one_statement_each(
     ledger: Ledger,
 ) -> None:
     for user in ("alice", "bob"):
@@ -144,14 +144,15 @@ async def test_a_group_of_orders_is_inserted_found_and_moved_in_one_statement_ea
         ("alice", "o0"): existing,
         ("alice", "r0"): ("risk_max_notional", "too big"),
     }
-    orders = [new_order("n1"), new_order("o0"), new_order("n2", "bob", "bob-paper")]
-    rows = await ledger.insert_orders(orders)
-    assert sorted(rows) == [("alice", "n1"), ("bob", "n2")]  # o0 exists: left as it was
+    orders = [new_order(i) for i in ("n1", "o0", "r0")] + [new_order("n2", "bob", "bob-paper")]
+    found, rows = await ledger.find_or_insert_orders([*keys, ("alice", "n1")], orders)
+    assert found == await ledger.find_intents(keys)  # what was there before
+    assert sorted(rows) == [("alice", "n1"), ("bob", "n2")]  # o0 exists, r0 was refused
     assert rows[("alice", "n1")].client_order_id < rows[("bob", "n2")].client_order_id
     assert rows[("alice", "n1")] == await ledger.get_order("alice", "n1")
     huge = msgspec.structs.replace(new_order("n4"), qty=D("1e200000"))
     with pytest.raises(asyncpg.DataError):  # one value the ledger cannot hold: nothing goes in
-        await ledger.insert_orders([new_order("n3"), huge])
+        await ledger.find_or_insert_orders([], [new_order("n3"), huge])
     assert await ledger.get_order("alice", "n3") is None
     changed = await ledger.set_orders_status(
         [

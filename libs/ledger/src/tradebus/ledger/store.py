@@ -11,10 +11,11 @@ transaction. Idempotency (DESIGN.md, "Execution"):
   duplicate as a no-op;
 * a rejected intent is keyed by its JetStream stream sequence.
 
-The batch methods (:meth:`Ledger.find_intents`, :meth:`Ledger.insert_orders`,
-:meth:`Ledger.set_orders_status`) do for many orders in one round trip (and
-at most one commit) what their single-order counterparts do for one:
-execution's group commit (a fetch batch of intents at a time).
+The batch methods (:meth:`Ledger.find_intents`,
+:meth:`Ledger.find_or_insert_orders`, :meth:`Ledger.set_orders_status`) do
+for many orders in one round trip (and at most one commit) what their
+single-order counterparts do for one: execution's group commit (a fetch
+batch of intents at a time).
 """
 
 from __future__ import annotations
@@ -166,6 +167,59 @@ def _numeric_text(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
 
+_FIND_OR_INSERT_ORDERS = (
+    # what the ledger holds of the keys: one primary-key probe each (LIMIT 1: a
+    # lateral subquery, never turned into a join that could scan every order)
+    "WITH found AS (SELECT k.user_id AS k_user, k.intent_id AS k_intent,"
+    f" o.user_id IS NOT NULL AS has_order, {_ORDER_COLUMNS_OF_O},"
+    " r.reason AS r_reason, r.message AS r_message"
+    " FROM unnest($1::text[], $2::text[]) AS k(user_id, intent_id)"
+    f" LEFT JOIN LATERAL (SELECT {_ORDER_COLUMNS} FROM orders"
+    "   WHERE user_id = k.user_id AND intent_id = k.intent_id LIMIT 1) o ON true"
+    " LEFT JOIN LATERAL (SELECT ri.reason, ri.message FROM rejected_intents ri"
+    "   WHERE ri.user_id = k.user_id AND ri.intent_id = k.intent_id"
+    "   AND o.user_id IS NULL ORDER BY ri.id LIMIT 1) r ON true"
+    " WHERE o.user_id IS NOT NULL OR r.reason IS NOT NULL),"
+    # the new orders, unless found
+    " created AS (INSERT INTO orders (intent_id, account_id, user_id, source, symbol, side,"
+    " order_type, price, qty, status, trigger_ts, stream_seq, created_ns, updated_ns)"
+    " SELECT t.intent_id, t.account_id, t.user_id, t.source, t.symbol, t.side,"
+    " t.order_type, t.price::numeric, t.qty::numeric, 'new', t.trigger_ts,"
+    " t.stream_seq, t.ts, t.ts"
+    " FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[],"
+    " $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[],"
+    " $14::bigint[]) WITH ORDINALITY AS t(intent_id, account_id, user_id, source,"
+    " symbol, side, order_type, price, qty, trigger_ts, stream_seq, ts, n)"
+    " WHERE NOT EXISTS (SELECT 1 FROM found"
+    "   WHERE found.k_user = t.user_id AND found.k_intent = t.intent_id)"
+    " ORDER BY t.n"
+    f" ON CONFLICT (user_id, intent_id) DO NOTHING RETURNING {_ORDER_COLUMNS})"
+    " SELECT true AS created, user_id AS k_user, intent_id AS k_intent, true AS has_order,"
+    f" {_ORDER_COLUMNS}, NULL::text AS r_reason, NULL::text AS r_message FROM created"
+    " UNION ALL SELECT false, * FROM found"
+)
+
+
+def _find_or_insert_args(keys: list[IntentKey], orders: list[NewOrder]) -> list[list[object]]:
+    """The parameters of :data:`_FIND_OR_INSERT_ORDERS`: keys, then the orders column-wise."""
+    return [
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        [o.intent_id for o in orders],
+        [o.account_id for o in orders],
+        [o.user_id for o in orders],
+        [o.source for o in orders],
+        [o.symbol for o in orders],
+        [o.side for o in orders],
+        [o.order_type for o in orders],
+        [_numeric_text(o.price) for o in orders],
+        [_numeric_text(o.qty) for o in orders],
+        [o.trigger_ts for o in orders],
+        [o.stream_seq for o in orders],
+        [o.ts for o in orders],
+    ]
+
+
 class Ledger(HistoryReads, ReconciliationWrites):
     """The Postgres ledger behind an :class:`asyncpg.Pool`."""
 
@@ -256,67 +310,43 @@ class Ledger(HistoryReads, ReconciliationWrites):
         :meth:`get_order`), else the ``(reason, message)`` of its earliest
         refusal (as :meth:`find_rejection`); keys with neither are left out.
         """
-        if not keys:
-            return {}
-        # one primary-key probe per key (LIMIT 1: never turned into a hash join)
-        records = await self._pool.fetch(
-            f"SELECT k.user_id AS k_user, k.intent_id AS k_intent,"
-            f" o.user_id IS NOT NULL AS has_order, {_ORDER_COLUMNS_OF_O},"
-            " r.reason AS r_reason, r.message AS r_message"
-            " FROM unnest($1::text[], $2::text[]) AS k(user_id, intent_id)"
-            f" LEFT JOIN LATERAL (SELECT {_ORDER_COLUMNS} FROM orders"
-            "   WHERE user_id = k.user_id AND intent_id = k.intent_id LIMIT 1) o ON true"
-            " LEFT JOIN LATERAL (SELECT ri.reason, ri.message FROM rejected_intents ri"
-            "   WHERE ri.user_id = k.user_id AND ri.intent_id = k.intent_id"
-            "   AND o.user_id IS NULL ORDER BY ri.id LIMIT 1) r ON true"
-            " WHERE o.user_id IS NOT NULL OR r.reason IS NOT NULL",
-            [k[0] for k in keys],
-            [k[1] for k in keys],
-        )
-        found: dict[IntentKey, OrderRow | tuple[str, str]] = {}
-        for r in records:
-            key = (r["k_user"], r["k_intent"])
-            found[key] = _order_of(r) if r["has_order"] else (r["r_reason"], r["r_message"])
+        found, _ = await self._find_or_insert(keys, [])
         return found
 
-    async def insert_orders(self, orders: list[NewOrder]) -> dict[IntentKey, OrderRow]:
-        """Insert ``orders`` as ``new`` in one statement (one transaction, one commit).
+    async def find_or_insert_orders(
+        self, keys: list[IntentKey], orders: list[NewOrder]
+    ) -> tuple[dict[IntentKey, OrderRow | tuple[str, str]], dict[IntentKey, OrderRow]]:
+        """:meth:`find_intents` of ``keys`` and the insert of ``orders`` as ``new``, in
+        one statement (one round trip, one commit).
 
-        Client order ids are allocated in the order of ``orders``. Returns the
-        rows created, by ``(user_id, intent_id)``; an order whose key exists
-        already (a redelivery) is left as it is and missing from the result.
-        A value the ledger cannot hold fails the whole statement: nothing is
-        inserted.
+        An order is inserted only if its key has neither a row nor a refusal
+        (as the statement began: what it finds is what was there before).
+        Client order ids are allocated in the order of ``orders``. Returns
+        ``(found, created)``: what :meth:`find_intents` returns, and the rows
+        created by ``(user_id, intent_id)``. A value the ledger cannot hold
+        fails the whole statement: nothing is inserted.
         """
-        if not orders:
-            return {}
+        return await self._find_or_insert(keys, orders)
+
+    async def _find_or_insert(
+        self, keys: list[IntentKey], orders: list[NewOrder]
+    ) -> tuple[dict[IntentKey, OrderRow | tuple[str, str]], dict[IntentKey, OrderRow]]:
+        if not keys and not orders:
+            return {}, {}
         records = await self._pool.fetch(
-            "INSERT INTO orders (intent_id, account_id, user_id, source, symbol, side,"
-            " order_type, price, qty, status, trigger_ts, stream_seq, created_ns, updated_ns)"
-            " SELECT t.intent_id, t.account_id, t.user_id, t.source, t.symbol, t.side,"
-            " t.order_type, t.price::numeric, t.qty::numeric, 'new', t.trigger_ts,"
-            " t.stream_seq, t.ts, t.ts"
-            " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
-            " $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::bigint[],"
-            " $12::bigint[]) WITH ORDINALITY AS t(intent_id, account_id, user_id, source,"
-            " symbol, side, order_type, price, qty, trigger_ts, stream_seq, ts, n)"
-            " ORDER BY t.n"
-            f" ON CONFLICT (user_id, intent_id) DO NOTHING RETURNING {_ORDER_COLUMNS}",
-            [o.intent_id for o in orders],
-            [o.account_id for o in orders],
-            [o.user_id for o in orders],
-            [o.source for o in orders],
-            [o.symbol for o in orders],
-            [o.side for o in orders],
-            [o.order_type for o in orders],
-            [_numeric_text(o.price) for o in orders],
-            [_numeric_text(o.qty) for o in orders],
-            [o.trigger_ts for o in orders],
-            [o.stream_seq for o in orders],
-            [o.ts for o in orders],
+            _FIND_OR_INSERT_ORDERS, *_find_or_insert_args(keys, orders)
         )
-        rows = (_order(r) for r in records)
-        return {(row.user_id, row.intent_id): row for row in rows}
+        found: dict[IntentKey, OrderRow | tuple[str, str]] = {}
+        created: dict[IntentKey, OrderRow] = {}
+        for r in records:
+            key = (r["k_user"], r["k_intent"])
+            if r["created"]:
+                created[key] = _order_of(r)
+            elif r["has_order"]:
+                found[key] = _order_of(r)
+            else:
+                found[key] = (r["r_reason"], r["r_message"])
+        return found, created
 
     async def set_orders_status(
         self,

@@ -42,12 +42,14 @@ Group commit. :meth:`ExecutionEngine.handle_intents` takes a fetch batch
 and processes its leading ``PlaceOrder`` intents of paper accounts as one
 group, each step once for all of them, with the same guarantees:
 
-1. one query finds earlier rows and refusals of their intent ids; a hit is a
-   redelivery: the group stops before it, and it is handled alone (step 3's
-   resume, or refused the same way again);
-2. each is vetted; the rows of those that pass are inserted in one statement
-   (one commit) before any venue call; a value the ledger cannot hold fails
-   that statement, and the group is then handled one intent at a time;
+1. each is vetted (a pure function of the state: nothing is counted yet);
+2. one statement finds the rows and refusals the ledger already holds for
+   their intent ids, and inserts the rows of the vetted intents that have
+   neither (one commit, before any venue call). A hit is a redelivery: the
+   group stops before it, and it is handled alone (resumed from its row, or
+   refused the same way again); rows inserted for the intents after it are
+   resumed as theirs when they come again. A value the ledger cannot hold
+   fails the statement, and the group is then handled one intent at a time;
 3. the venue calls, in stream order; their answers recorded in one statement;
 4. every event (accepted, rejected, refused) published, their JetStream acks
    awaited together before this returns (the caller acks after that);
@@ -278,20 +280,12 @@ class ExecutionEngine:
     async def _place_group(self, group: list[Admitted]) -> int:
         """Place a group of new intents with one round trip per step; how many were handled.
 
-        Lookup of earlier rows and refusals (one query), vetting, the order
-        rows (one insert, committed before any venue call), the venue calls,
-        their answers (one update), then every event, their JetStream acks
-        awaited together.
+        Vetting, then the lookup of earlier rows and refusals and the insert
+        of the new rows (one statement, committed before any venue call), the
+        venue calls, their answers (one update), then every event, their
+        JetStream acks awaited together (module docstring, "Group commit").
         """
         started = self._clock.now_ns()
-        keys = [(d.ctx.user, d.intent.intent_id) for d in group]
-        found = await self._ledger.find_intents(keys)
-        if found:  # a redelivery, or an intent refused before: on its own, in stream order
-            first = next(i for i, key in enumerate(keys) if key in found)
-            if first == 0:
-                await self._handle(group[0])
-                return 1
-            group = group[:first]
         plan: list[tuple[Admitted, PlaceOrder | Refusal]] = []
         for door in group:
             try:
@@ -299,15 +293,23 @@ class ExecutionEngine:
             except (ValueError, ArithmeticError) as exc:
                 vetted = _invalid(exc)
             plan.append((door, vetted))
+        keys = [(d.ctx.user, d.intent.intent_id) for d in group]
         try:
-            rows = await self._ledger.insert_orders(
-                [_new_order(d.ctx, v, self._clock.now_ns()) for d, v in plan if _placing(v)]
+            found, rows = await self._ledger.find_or_insert_orders(
+                keys, [_new_order(d.ctx, v, self._clock.now_ns()) for d, v in plan if _placing(v)]
             )
         except (asyncpg.DataError, ValueError, ArithmeticError):
             # a value the ledger cannot hold; nothing was inserted: one at a time finds which
             for door in group:
                 await self._handle(door)
             return len(group)
+        if found:  # a redelivery, or an intent refused before: on its own, in stream order
+            first = next(i for i, key in enumerate(keys) if key in found)
+            if first == 0:
+                await self._handle(group[0])
+                return 1
+            # the rows inserted for the intents after it are resumed when they come again
+            group, plan = group[:first], plan[:first]
         sends: list[tuple[OrderRow, int]] = []
         conflicts: list[Admitted] = []
         for door, vetted in plan:
