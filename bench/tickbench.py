@@ -65,51 +65,22 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import nats
 
 from bench import configs
 from bench import tickphase as tp
-from bench.feedbench import feed_run, raw_files
-from bench.tickphase import Phase
+from bench.tickphase import Phase, Ticks
 from tradebus.cli.processes import total
 from tradebus.cli.stack import LocalStack
 from tradebus.common import subjects
-from tradebus.common.codec import decode_intent, decode_market
+from tradebus.common.codec import decode_intent
 from tradebus.common.messages import PlaceOrder
 
 POLL = 0.2
 QUIET = 1.0
 IDLE = 3.0
-
-
-@dataclass
-class Ticks:
-    """The recording, parsed and encoded once: subject, payload, trigger key per tick."""
-
-    subjects: list[str]
-    payloads: list[bytes]
-    first: dict[tuple[str, int], int]
-    """``(symbol, ts_recv)`` -> index of the first tick with it."""
-    files: list[Path]
-
-
-async def prepare(data: Path) -> Ticks:
-    """Parse and encode every tick of the raw files with marketdata's own feed code."""
-    files = raw_files(data)
-    kept: list[tuple[str, bytes]] = []
-
-    async def keep(subject: str, payload: bytes) -> None:
-        kept.append((subject, payload))
-
-    await feed_run(files, keep)
-    first: dict[tuple[str, int], int] = {}
-    for i, (_, payload) in enumerate(kept):
-        tick = decode_market(payload)
-        first.setdefault((tick.symbol, tick.ts_recv), i)
-    return Ticks([s for s, _ in kept], [p for _, p in kept], first, files)
 
 
 class Run:
@@ -223,9 +194,11 @@ class Run:
             value = self.counter()
             last = self.intent_t[-1] if self.intent_t else 0
             silent = (time.perf_counter_ns() - last) / 1e9
-            caught = value >= phase.hi or self.unchanged_for() >= IDLE
+            stalled = value < phase.hi and self.unchanged_for() >= IDLE
+            caught = value >= phase.hi or stalled
             if caught and phase.t_caught_up is None:
                 phase.t_caught_up = next(t for t, v in self.polls if v >= value)
+                phase.stalled = stalled
                 phase.cpu_end = self.cpu()
             if caught and silent >= QUIET:
                 phase.settled = True
@@ -320,6 +293,7 @@ async def one_run(
             m = await asyncio.to_thread(run.stack.services["execution"].metrics)
             accepted = total(m, "tradebus_execution_orders_total", status="accepted")
             pending = await run.stack.intents_pending()
+            counted = int(run.counter())
             slow = tp.slow_consumers(run.stack.root / "nats" / "nats.log")
             drops = tp.disconnects(run.stack.services["strategy"].log_path)
         finally:
@@ -341,6 +315,7 @@ async def one_run(
         "row": f"tick run, {bots:,} bots: orders accepted by execution", "value": round(accepted),
         "unit": "orders", "detail": f"orders accepted of {placed:,} PlaceOrder intents seen;"
         f" {pending:,} intents pending at the end (no fill, no later intent until accepted);"
+        f" host counted {counted:,} of the {phases[-1].hi:,} ticks published by the end;"
         f" {run.resent:,} intents seen again on intent.> (re-sent by the host, ignored);"
         f" nats-server logged {slow:,} slow-consumer events; the host logged {drops:,}"
         " NATS disconnections",
@@ -358,7 +333,7 @@ async def run(
     progress=print,  # type: ignore[no-untyped-def]
 ) -> list[dict]:
     """Prepare the ticks once, then one stack per bot count; the rows (module docstring)."""
-    ticks = await prepare(data)
+    ticks = await tp.prepare(data)
     rows: list[dict] = []
     rss: dict[int, int] = {}
     for n in bots:

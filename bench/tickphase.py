@@ -1,4 +1,4 @@
-"""Figures of one phase of :mod:`bench.tickbench`: host rate, latency sets, rows.
+"""Pieces of :mod:`bench.tickbench`: the recorded ticks, one phase's figures and rows.
 
 Units: latencies in ms (``perf_counter_ns`` differences / 1e6), rates in
 ticks/s, CPU as a share of one core over the phase's wall time.
@@ -13,9 +13,39 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.feedbench import feed_run, raw_files
+from tradebus.common.codec import decode_market
+
 HOST_TICKS = "tradebus_strategy_ticks_received_total"
 INTENT_ID = re.compile(r"^(.*):(\d+)\.(\d+):([a-z]+)\d*$")
 """``<bot>:<run>.<cycle>:<leg>``: bot, run, cycle number, leg kind (``b`` buy, ``s`` sell)."""
+
+
+@dataclass
+class Ticks:
+    """The recording, parsed and encoded once: subject, payload, trigger key per tick."""
+
+    subjects: list[str]
+    payloads: list[bytes]
+    first: dict[tuple[str, int], int]
+    """``(symbol, ts_recv)`` -> index of the first tick with it."""
+    files: list[Path]
+
+
+async def prepare(data: Path) -> Ticks:
+    """Parse and encode every tick of the raw files with marketdata's own feed code."""
+    files = raw_files(data)
+    kept: list[tuple[str, bytes]] = []
+
+    async def keep(subject: str, payload: bytes) -> None:
+        kept.append((subject, payload))
+
+    await feed_run(files, keep)
+    first: dict[tuple[str, int], int] = {}
+    for i, (_, payload) in enumerate(kept):
+        tick = decode_market(payload)
+        first.setdefault((tick.symbol, tick.ts_recv), i)
+    return Ticks([s for s, _ in kept], [p for _, p in kept], first, files)
 
 
 def intent_set(intent_id: str) -> tuple[str, str]:
@@ -72,6 +102,8 @@ class Phase:
     t_caught_up: int | None = None
     processed: float = 0.0
     short: int = 0
+    stalled: bool = False
+    """The wait ended because the host's counter stopped short (not at the ticks published)."""
     """Ticks published so far (all phases) minus the host's counter after the wait."""
     t_end: int = 0
     settled: bool = False
@@ -121,7 +153,10 @@ def latency_rows(bots: int, p: Phase, later: bool = True) -> list[dict]:
 
 def host_row(bots: int, p: Phase) -> dict:
     """Host ticks/s of a phase, with how far it got."""
-    got = f"{p.processed:,.0f} processed, " + ("caught up" if p.t_caught_up else "cap reached")
+    end = "caught up" if p.t_caught_up else "cap reached"
+    if p.stalled:
+        end = "counter stalled 3 s short (ticks lost, or the host blocked)"
+    got = f"{p.processed:,.0f} processed, {end}"
     if p.short > 0:
         got += f"; host counter {p.short:,} short of all ticks published"
     return {
