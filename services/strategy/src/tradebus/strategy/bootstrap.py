@@ -119,6 +119,7 @@ async def run(settings: StrategySettings, stop: asyncio.Event) -> int:
         replica,
         subscribe=lambda m: spawn(subscribe(m)),
         unsubscribe=lambda m: spawn(unsubscribe(m)),
+        heartbeat_seconds=settings.heartbeat_seconds,
     )
 
     async def on_event(msg: Msg) -> None:

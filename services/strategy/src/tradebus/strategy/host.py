@@ -8,8 +8,8 @@ paused, stopped), and counts what happens.
 Dispatch is by market: the host subscribes once per ``(venue, symbol)`` and
 hands each tick to the running bots of that market it can make act (a
 per-market wake index, :mod:`~tradebus.strategy.wake`: bots whose core says
-which ticks matter are skipped for the others, exactly), in the order the
-bots were added, so the same ticks always produce the same intents.
+which ticks matter are skipped for the others, exactly), in the order of the
+bot ids, so the same ticks always produce the same intents.
 
 Write-ahead: before a bot's intents are queued, its snapshot record (state
 plus the sequence of the last order event it saw) is queued ahead of them on
@@ -20,7 +20,6 @@ re-sends what is still unanswered; intent ids make that harmless).
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections import defaultdict
 from typing import Protocol
@@ -78,8 +77,8 @@ class BotRunner:
         self.buffered: list[tuple[int, OrderEvent]] = []
         self.dirty = False
         self.subject = subjects.intent(spec.user, spec.id)
-        self.rank = 0
-        """Order of calls on a tick (the order bots were added to the host)."""
+        self.rank = spec.id
+        """Order of calls on a tick: by bot id, whatever order the bots started in."""
         self.parked = False
         """Filed in its market's wake index (:mod:`~tradebus.strategy.wake`), skipping ticks."""
         self.wake_gen = 0
@@ -164,14 +163,12 @@ class Dispatcher:
         self.runners: dict[str, BotRunner] = {}
         self._by_market: dict[tuple[str, str], MarketBots] = {}
         self._tick_counters: dict[tuple[str, str], Counter] = {}
-        self._ranks = itertools.count(1)
         self.stopped = False
 
     # ------------------------------------------------------------- membership
     def add(self, runner: BotRunner) -> list[tuple[str, str]]:
         """Add a bot; returns the markets that had no bot before (to subscribe to)."""
         self.runners[runner.bot] = runner
-        runner.rank = next(self._ranks)
         new = []
         for key in self._keys(runner):
             if key not in self._by_market:

@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 
 STABLE_BEATS = 2
 """A replica must have been seen this many heartbeats before bots move to it."""
+START_CONCURRENCY = 64
+"""Bots claimed and started at once (each start is a few KV and stream round trips)."""
 
 
 def identity(spec: BotSpec) -> tuple[object, ...]:
@@ -69,6 +71,9 @@ class Supervisor:
         This replica's id.
     subscribe, unsubscribe
         Open/close the market data subscription of a ``(venue, symbol)``.
+    heartbeat_seconds
+        Lease renewal period: a long start of many bots renews the leases
+        already held at this pace, so none expires before its bot runs.
     """
 
     def __init__(
@@ -82,6 +87,7 @@ class Supervisor:
         replica: str,
         subscribe: Callable[[tuple[str, str]], object],
         unsubscribe: Callable[[tuple[str, str]], object],
+        heartbeat_seconds: float = 2.0,
     ) -> None:
         self._js = js
         self._b = buckets
@@ -102,6 +108,8 @@ class Supervisor:
         self.wake = asyncio.Event()
         self.started = asyncio.Event()
         self._broken: dict[str, BotSpec] = {}
+        self._heartbeat = heartbeat_seconds
+        self._last_beat = 0.0
 
     # ------------------------------------------------------------ assignment
     def preferred(self, bot: str) -> str | None:
@@ -131,6 +139,7 @@ class Supervisor:
 
     async def beat(self) -> None:
         """Heartbeat, renew leases (dropping lost bots), refresh the live replicas."""
+        self._last_beat = asyncio.get_running_loop().time()
         self.beats += 1
         await self.leases.beat()
         for bot in await self.leases.renew():
@@ -158,23 +167,35 @@ class Supervisor:
                     await self._hand_over(bot)
             if self.beats < STABLE_BEATS:  # let replicas starting with us show up first
                 return
-            for bot, spec in sorted(self.specs.items()):
-                if not spec.enabled or bot in self.dispatcher.runners:
-                    continue
-                if self._broken.get(bot) == spec:
-                    continue  # failed to build; wait for a corrected spec
-                if self.preferred(bot) == self.replica and await self.leases.claim(bot):
-                    try:
-                        await self.start_bot(spec)
-                    except (ValueError, msgspec.DecodeError) as exc:
-                        # a spec this host cannot run (e.g. a market missing from its
-                        # markets file): the others must still start
-                        self._broken[bot] = spec
-                        self._remove(bot)
-                        await self.leases.release(bot)
-                        log.error("bot cannot start", extra={"bot": bot, "error": str(exc)})
+            due = [
+                spec
+                for bot, spec in sorted(self.specs.items())
+                if spec.enabled
+                and bot not in self.dispatcher.runners
+                and self._broken.get(bot) != spec  # failed to build; wait for a corrected spec
+                and self.preferred(bot) == self.replica
+            ]
+            for start in range(0, len(due), START_CONCURRENCY):
+                chunk = due[start : start + START_CONCURRENCY]
+                await asyncio.gather(*(self._claim_and_start(spec) for spec in chunk))
+                if asyncio.get_running_loop().time() - self._last_beat >= self._heartbeat:
+                    await self.beat()  # thousands of starts outlast a lease: renew meanwhile
             self._metrics.leases.set(len(self.leases.held))
             self.started.set()
+
+    async def _claim_and_start(self, spec: BotSpec) -> None:
+        """Take the bot's lease if free and run it here."""
+        if not await self.leases.claim(spec.id):
+            return
+        try:
+            await self.start_bot(spec)
+        except (ValueError, msgspec.DecodeError) as exc:
+            # a spec this host cannot run (e.g. a market missing from its
+            # markets file): the others must still start
+            self._broken[spec.id] = spec
+            self._remove(spec.id)
+            await self.leases.release(spec.id)
+            log.error("bot cannot start", extra={"bot": spec.id, "error": str(exc)})
 
     # ------------------------------------------------------------- start/stop
     async def start_bot(self, spec: BotSpec, fresh: bool = False) -> BotRunner:

@@ -20,8 +20,8 @@ The :class:`~tradebus.strategy.core.Wake` contract makes this exact: every
 output is what the bot would have produced seeing every tick
 (``tests/unit/test_wake_index.py`` proves it against an unindexed host).
 
-Bots are called in the order they were added to the host (``rank``), as
-before, so a tick's intents leave in the same order.
+Bots are called in the order of their ids (``rank``), so a tick's intents
+leave in the same order whatever order the bots started in.
 
 Heap entries are never removed in place: re-parking a bot bumps its
 ``wake_gen`` and leaves the old entries stale, dropped when they reach the top
@@ -31,6 +31,7 @@ or when stale entries outnumber live ones (:meth:`MarketBots._compact`).
 from __future__ import annotations
 
 import heapq
+import itertools
 from decimal import Decimal
 from typing import Protocol
 
@@ -45,7 +46,7 @@ class Indexed(Protocol):
     """What the index needs of a bot runner (:class:`~tradebus.strategy.host.BotRunner`)."""
 
     core: Strategy
-    rank: int
+    rank: str
     wake_gen: int
     wake_entries: int
     seen_seq: int
@@ -53,8 +54,9 @@ class Indexed(Protocol):
     takes_ticks: bool
 
 
-Entry = tuple[Decimal | int, int, int, Indexed]
-"""``(key, rank, wake_gen, runner)``: rank is unique, so runners are never compared."""
+Entry = tuple[Decimal | int, str, int, Indexed]
+"""``(key, rank, wake_gen, runner)``: generations are unique per market, so two
+entries never tie and runners are never compared."""
 
 
 class MarketBots:
@@ -76,6 +78,7 @@ class MarketBots:
         self._below: list[Entry] = []
         self._timers: list[Entry] = []
         self._stale = 0
+        self._generations = itertools.count(1)
         self.seq = 0
         self._last_trade: TradeTick | None = None
         self._trade_seq = 0
@@ -148,7 +151,7 @@ class MarketBots:
             runner.wake_entries = 0
             if self._stale >= COMPACT_MIN_STALE and self._stale * 2 > self._heap_size():
                 self._compact()
-        runner.wake_gen += 1
+        runner.wake_gen = next(self._generations)
 
     def _heap_size(self) -> int:
         return len(self._above) + len(self._below) + len(self._timers)
@@ -219,5 +222,5 @@ class MarketBots:
         runner.seen_seq = self.seq
 
 
-def _rank(runner: Indexed) -> int:
+def _rank(runner: Indexed) -> str:
     return runner.rank
