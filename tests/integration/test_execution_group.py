@@ -3,18 +3,23 @@
 The engine is driven directly (:meth:`ExecutionEngine.handle_intents`, as the
 intent consumer calls it with each fetch batch) with paper venues and an
 ``emit`` that records the events, so a test can hand it the same batch twice
-(a redelivery) or make the bus fail half way.
+(a redelivery) or make the bus fail half way. Last, the ack futures of the
+events the service publishes for a group (:class:`EventAcks`).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal as D
 
 import asyncpg
+import nats.js.errors
 import pytest
 
+from tradebus.common import subjects
+from tradebus.common.bus import connect, ensure_streams
 from tradebus.common.clock import LiveClock
 from tradebus.common.codec import encode
 from tradebus.common.markets import MarketCatalog, default_markets_path
@@ -23,6 +28,7 @@ from tradebus.common.metrics import new_registry
 from tradebus.execution.accounts import AccountSpec, RiskLimits
 from tradebus.execution.bootstrap import open_accounts
 from tradebus.execution.engine import ExecutionEngine
+from tradebus.execution.event_acks import EventAcks
 from tradebus.execution.metrics import ExecutionMetrics
 from tradebus.execution.paper import PaperExchange
 from tradebus.ledger.migrate import apply_migrations
@@ -248,3 +254,32 @@ async def test_a_group_the_ledger_refuses_is_handled_one_intent_at_a_time(
     assert steps == [2]
     assert [e.intent_id for e in harness.of(OrderAccepted)] == ["b1", "a1"]
     assert harness.exchange.orders_placed == 2
+
+
+async def test_event_acks_resolve_or_fail_each_publish(nats_url: str) -> None:
+    nc = await connect(nats_url, "test")
+    try:
+        await ensure_streams(nc.jetstream())
+        acks = EventAcks(nc)
+        await acks.start()
+        event = OrderRejected(
+            intent_id="i1",
+            user="bob",
+            source="bot",
+            account=None,
+            reason="r",
+            message="m",
+            ts_event=1,
+        )
+        stored = await acks.publish("exec.evt.bob.bot", event, "rej:bob:i1")
+        again = await acks.publish("exec.evt.bob.bot", event, "rej:bob:i1")  # stored once
+        nowhere = await acks.publish("no.stream.here", event, "x")
+        assert await asyncio.wait_for(stored, 5) is None
+        assert await asyncio.wait_for(again, 5) is None
+        with pytest.raises(nats.js.errors.NoStreamResponseError):
+            await asyncio.wait_for(nowhere, 5)
+        assert acks.pending == 0
+        info = await nc.jetstream().stream_info(subjects.STREAM_EXEC)
+        assert info.state.messages == 1
+    finally:
+        await nc.close()

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import logging
 from decimal import Decimal
-from typing import Any
 
 import msgspec
 import nats.errors
@@ -26,9 +25,9 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from tradebus.common import subjects
-from tradebus.common.bus import MSG_ID, connect, ensure_streams, publish_event
+from tradebus.common.bus import connect, ensure_streams, publish_event
 from tradebus.common.clock import LiveClock
-from tradebus.common.codec import decode_balances_query, decode_market, encode
+from tradebus.common.codec import decode_balances_query, decode_market
 from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.messages import BalancesReply, Message, TradeTick
 from tradebus.common.metrics import new_registry, serve_metrics
@@ -36,6 +35,7 @@ from tradebus.execution.accounts import AccountSpec, load_accounts
 from tradebus.execution.adjust import AdjustControl
 from tradebus.execution.consumer_lag import start_consumer_lag
 from tradebus.execution.engine import TRANSIENT_ERRORS, ExecutionEngine, RetryLater
+from tradebus.execution.event_acks import EventAcks
 from tradebus.execution.killswitch import KillSwitchControl
 from tradebus.execution.live_accounts import open_live_accounts, start_live_tasks
 from tradebus.execution.metrics import ExecutionMetrics
@@ -163,8 +163,8 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
     async def emit(subject: str, event: Message, msg_id: str) -> None:
         await publish_event(js, subject, event, msg_id)
 
-    async def emit_nowait(subject: str, event: Message, msg_id: str) -> asyncio.Future[Any]:
-        return await js.publish_async(subject, encode(event), headers={MSG_ID: msg_id})
+    event_acks = EventAcks(nc)
+    await event_acks.start()
 
     trade_prices: dict[tuple[str, str], Decimal] = {}  # live accounts' markets
 
@@ -183,7 +183,7 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
         clock,
         metrics,
         last_price,
-        emit_nowait,
+        event_acks.publish,
     )
     await engine.start()
     for account, reason in halted.items():
