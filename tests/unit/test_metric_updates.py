@@ -70,3 +70,41 @@ async def test_consumer_lag_gauges_come_from_the_consumer_info() -> None:
         metrics, "execution", SimpleNamespace(num_pending=0, num_ack_pending=0, num_redelivered=1)
     )
     assert get("tradebus_execution_consumer_redelivered_messages", labels) == 1
+
+
+def test_a_big_host_refreshes_its_bots_gauges_a_thousand_at_a_time_in_turn() -> None:
+    from tests.support.markets import BTCUSDT_MIN, bot_context
+    from tests.unit.test_wake_index import Capture
+    from tradebus.strategy.host import GAUGE_BOTS_PER_REFRESH, BotRunner, Dispatcher
+    from tradebus.strategy.host_metrics import HostMetrics
+    from tradebus.strategy.ladder import LadderBot, LadderParams
+    from tradebus.strategy.registry import BotSpec
+
+    registry = CollectorRegistry()
+    dispatcher = Dispatcher(Capture(), HostMetrics(registry))
+    params = LadderParams(
+        total_quote=Decimal(100), order_count=2, max_drop_pct=Decimal(5), take_profit_pct=Decimal(1)
+    )
+    n = 2 * GAUGE_BOTS_PER_REFRESH + 500
+    for i in range(n):
+        ctx = bot_context(f"b{i:05d}", "u", "u-paper", "ladder", BTCUSDT_MIN)
+        spec = BotSpec(id=ctx.bot, user="u", account="u-paper", strategy="ladder", venue="binance")
+        dispatcher.add(BotRunner(LadderBot(ctx, params), spec))
+
+    def exported() -> set[str]:
+        return {
+            sample.labels["bot"]
+            for metric in registry.collect()
+            if metric.name == "tradebus_strategy_bot_position"
+            for sample in metric.samples
+        }
+
+    dispatcher.update_state_gauge()
+    assert len(exported()) == GAUGE_BOTS_PER_REFRESH
+    assert registry.get_sample_value("tradebus_strategy_bots", {"state": "running"}) == n
+    dispatcher.update_state_gauge()
+    assert len(exported()) == 2 * GAUGE_BOTS_PER_REFRESH
+    dispatcher.update_state_gauge()
+    assert len(exported()) == n  # every bot had its turn
+    dispatcher.remove("b00000")
+    assert len(exported()) == n - 1

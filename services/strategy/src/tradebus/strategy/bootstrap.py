@@ -185,7 +185,7 @@ async def run(settings: StrategySettings, stop: asyncio.Event) -> int:
     if left:
         log.warning("orders still open at exit", extra={"open_orders": left})
     await publisher.drain(settings.stop_timeout_seconds)
-    dispatcher.update_state_gauge()
+    dispatcher.update_state_gauge(every_bot=True)
     for task in tasks:
         task.cancel()
     await control.stop()

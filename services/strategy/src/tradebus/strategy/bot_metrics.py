@@ -1,7 +1,9 @@
 """Per-bot P&L and position gauges of a strategy host (``tradebus_strategy_bot_*``).
 
-Set from each bot's :class:`BotStatus` whenever the host refreshes its
-gauges (every ``snapshot_interval_seconds``); a bot's series are removed when
+Set from each bot's :class:`BotStatus` when the host refreshes its gauges
+(every ``snapshot_interval_seconds``, up to 1,000 bots per refresh in turn:
+on a host with more, a bot's values are refreshed every ``bots / 1,000``
+intervals); a bot's series are removed when
 it leaves the host (handed over, dropped, retired), so a bot is exported by
 the one replica running it. Amounts are Decimal in the bots and floats here:
 P&L in the quote asset, position in the base asset (signed: short < 0).
@@ -49,18 +51,21 @@ class BotGauges:
 
     def update(self, statuses: Iterable[BotStatus]) -> None:
         """Set the gauges of every bot in ``statuses``; remove those of bots not among them."""
-        seen: set[str] = set()
+        statuses = list(statuses)
+        self.set_many(statuses)
+        for bot in set(self._labels) - {s.bot for s in statuses}:
+            self.forget(bot)
+
+    def set_many(self, statuses: Iterable[BotStatus]) -> None:
+        """Set the gauges of the bots in ``statuses`` (the others keep theirs)."""
         for status in statuses:
             labels = (status.bot, status.user, status.account, status.symbol)
             if self._labels.get(status.bot, labels) != labels:
                 self.forget(status.bot)  # same bot, new account or symbol
             self._labels[status.bot] = labels
-            seen.add(status.bot)
             self.realized_pnl.labels(*labels).set(float(status.realized_pnl))
             self.unrealized_pnl.labels(*labels).set(float(status.unrealized_pnl))
             self.position.labels(*labels).set(float(status.position))
-        for bot in set(self._labels) - seen:
-            self.forget(bot)
 
     def forget(self, bot: str) -> None:
         """Remove the series of ``bot`` (it left the host); no-op if it has none."""
