@@ -365,8 +365,8 @@ class Dispatcher:
 
     # ---------------------------------------------------------------- status
     def open_orders(self) -> int:
-        """Open orders over all bots."""
-        return sum(r.core.status().open_orders for r in self.runners.values())
+        """Open orders over all bots (read from each core's order tracker, ``BotBase``)."""
+        return sum(len(r.core.state.orders.open_orders()) for r in self.runners.values())
 
     def statuses(self, bot_id: str | None = None) -> list[BotStatus]:
         """Status blocks of every bot, or of one (empty if not here), as of the last tick."""

@@ -354,7 +354,7 @@ class Supervisor:
                 deadline = loop.time() + stop_timeout
                 await self._publisher.drain(stop_timeout)
                 while self.dispatcher.open_orders() and loop.time() < deadline:
-                    await asyncio.sleep(0.05)
+                    await asyncio.sleep(0.2)
                 left = self.dispatcher.open_orders()
             await self.leases.leave()
             return left
