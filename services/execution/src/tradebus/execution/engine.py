@@ -57,10 +57,13 @@ group, each step once for all of them, with the same guarantees:
 
 An intent of a live account, a cancel, a refusal at the door, or an intent
 id already in the group ends it. So does a second intent of an account whose
-vetting depends on its previous order (a ``clamp_to_free`` sell, an order
-with a ``trigger_ts``, or limits on open orders, daily loss or order rate):
-such an account has one intent per group, so each one is vetted against the
-state its predecessors left, exactly as one at a time.
+vetting depends on its previous order (a ``clamp_to_free`` sell, or limits
+on open orders, daily loss or order rate): such an account has one intent
+per group, so each one is vetted against the state its predecessors left,
+exactly as one at a time. (An order that fills as it is placed, from the
+paper venue's recent events, changes the venue's balances before the next
+place of the group, in stream order, as one at a time; its fill is booked
+after the group's orders.)
 
 This module holds :class:`ExecutionEngine` (intake, placing, cancels, fills,
 balances); it delegates to :class:`~tradebus.execution.orders.VenueOrders`
@@ -531,14 +534,13 @@ def _needs_its_own_state(spec: AccountSpec, intent: PlaceOrder) -> bool:
     """True if vetting or placing ``intent`` depends on what the account's previous order
     did (so no other intent of the account may share its group).
 
-    A ``clamp_to_free`` sell is sized by the venue's free balance; an order
-    with a ``trigger_ts`` may fill as it is placed; the account's open-order
-    count, daily P&L and order rate move with every order placed or filled.
+    A ``clamp_to_free`` sell is sized by the venue's free balance; the
+    account's open-order count, daily P&L and order rate move with every
+    order placed or filled.
     """
     limits = spec.risk
     return (
         intent.clamp_to_free
-        or intent.trigger_ts is not None
         or limits.max_open_orders is not None
         or limits.max_daily_loss is not None
         or limits.max_orders_per_second is not None
