@@ -14,8 +14,9 @@ The protocol (DESIGN.md, "Execution: at-least-once in, exactly-once out"):
 4. Ask the venue; record its answer; publish the event.
 5. The caller acks the JetStream message only after this returns.
 
-One intent at a time (:meth:`ExecutionEngine.handle_intent`) or a group of
-them (:meth:`ExecutionEngine.handle_intents`, "Group commit" below).
+One intent at a time (:meth:`ExecutionEngine.handle_intent`), or a fetch batch's leading
+intents as one group with the same guarantees (:meth:`ExecutionEngine.handle_intents`;
+"group commit", :mod:`.group_commit`).
 
 Fills are keyed by ``(venue, account, trade_id)``; a fill and its journal entries are
 one transaction and a duplicate is a no-op.
@@ -38,38 +39,12 @@ together: a balances snapshot taken under the lock names the last journal
 entry it reflects (its watermark), and a ``clamp_to_free`` sell is sized and
 placed with no other order or fill of the account in between.
 
-Group commit. :meth:`ExecutionEngine.handle_intents` takes a fetch batch
-and processes its leading ``PlaceOrder`` intents of paper accounts as one
-group, each step once for all of them, with the same guarantees:
-
-1. each is vetted (a pure function of the state: nothing is counted yet);
-2. one statement finds the rows and refusals the ledger already holds for
-   their intent ids, and inserts the rows of the vetted intents that have
-   neither (one commit, before any venue call). A hit is a redelivery: the
-   group stops before it, and it is handled alone (resumed from its row, or
-   refused the same way again); rows inserted for the intents after it are
-   resumed as theirs when they come again. A value the ledger cannot hold
-   fails the statement, and the group is then handled one intent at a time;
-3. the venue calls, in stream order; their answers recorded in one statement;
-4. every event (accepted, rejected, refused) published, their JetStream acks
-   awaited together before this returns (the caller acks after that);
-5. late fills booked, as after a single intent.
-
-An intent of a live account, a cancel, a refusal at the door, or an intent
-id already in the group ends it. So does a second intent of an account whose
-vetting depends on its previous order (a ``clamp_to_free`` sell, or limits
-on open orders, daily loss or order rate): such an account has one intent
-per group, so each one is vetted against the state its predecessors left,
-exactly as one at a time. (An order that fills as it is placed, from the
-paper venue's recent events, changes the venue's balances before the next
-place of the group, in stream order, as one at a time; its fill is booked
-after the group's orders.)
-
 This module holds :class:`ExecutionEngine` (intake, placing, cancels, fills,
 balances); it delegates to :class:`~tradebus.execution.orders.VenueOrders`
-(sending persisted orders, open and ``unknown`` orders, cancels at the venue)
-and :class:`~tradebus.execution.refusals.Refusals` (refused intents, halted
-accounts, venue outages).
+(sending persisted orders, open and ``unknown`` orders, cancels at the venue),
+:class:`~tradebus.execution.refusals.Refusals` (refused intents, halted
+accounts, venue outages) and :class:`~tradebus.execution.group_commit.GroupCommit`
+(a fetch batch's intents placed as one group).
 """
 
 from __future__ import annotations
@@ -78,7 +53,6 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import TypeGuard
 
 import asyncpg
 
@@ -89,6 +63,7 @@ from tradebus.execution.accounts import AccountSpec
 from tradebus.execution.ccxt_venue import VenueUnavailable
 from tradebus.execution.events import EmitEvent, EmitNowait, IntentContext, OrderEvents
 from tradebus.execution.fills import FillBooker
+from tradebus.execution.group_commit import GroupCommit, invalid, new_order
 from tradebus.execution.intake import Admitted, Refused, admit
 from tradebus.execution.metrics import ExecutionMetrics
 from tradebus.execution.orders import TRANSIENT_ERRORS, RetryLater, VenueOrders
@@ -98,7 +73,7 @@ from tradebus.execution.sizing import is_same_size
 from tradebus.execution.venue import Venue, VenueFill
 from tradebus.execution.venue_errors import VenueError
 from tradebus.execution.vetting import Vetting
-from tradebus.ledger.store import Ledger, NewOrder, OrderRow
+from tradebus.ledger.store import Ledger, OrderRow
 
 __all__ = ["TRANSIENT_ERRORS", "ExecutionEngine", "RetryLater"]
 
@@ -162,6 +137,19 @@ class ExecutionEngine:
         self._fills = FillBooker(
             ledger, accounts, catalog, self._vetting, self._orders, self._events, metrics, clock
         )
+        self._group_commit = GroupCommit(
+            ledger,
+            accounts,
+            self._vetting,
+            self._orders,
+            self._refusals,
+            self._events,
+            clock,
+            metrics,
+            waiting=lambda account: account in self.halted or account in self.connecting,
+            handle=self._handle,
+            record_late_fills=self._record_late_fills,
+        )
 
     @property
     def halted(self) -> dict[str, str]:
@@ -196,18 +184,14 @@ class ExecutionEngine:
         """Process the first messages of ``batch`` (``(subject, payload, stream sequence)``
         of a fetch of ``INTENTS``, in stream order); returns how many (at least one).
 
-        Leading ``PlaceOrder`` intents that can share a group (module docstring,
-        "Group commit") are processed together; otherwise the first message
-        alone, as :meth:`handle_intent`. The caller acks those messages after
-        this returns and hands the rest in again. Raises only on
-        infrastructure errors: then none of them may be acked.
+        Leading ``PlaceOrder`` intents that can share a group (:mod:`.group_commit`)
+        are processed together; otherwise the first message alone, as
+        :meth:`handle_intent`. The caller acks those messages after this
+        returns and hands the rest in again. Raises only on infrastructure
+        errors: then none of them may be acked.
         """
         async with self.lock:
-            group, first = self._group(batch)
-            if not group:
-                await self._handle(first)
-                return 1
-            return await self._place_group(group)
+            return await self._group_commit.handle(batch)
 
     async def _handle(self, door: Admitted | Refused) -> None:
         started = self._clock.now_ns()
@@ -235,7 +219,7 @@ class ExecutionEngine:
             raise
         except (asyncpg.DataError, ValueError, ArithmeticError) as exc:
             # values the ledger cannot hold (a 10**400 quantity): the intent is bad
-            await self._refusals.refuse(ctx, intent.intent_id, intent.account, _invalid(exc))
+            await self._refusals.refuse(ctx, intent.intent_id, intent.account, invalid(exc))
         await self._record_late_fills(spec.id)
         self._metrics.intent_seconds.observe((self._clock.now_ns() - started) / 1e9)
 
@@ -243,109 +227,6 @@ class ExecutionEngine:
         late = getattr(self._venues[account], "take_late_fills", None)
         if late is not None and (fills := late()):
             await self.record_fills(fills)  # a paper order that arrived after its fill
-
-    # ------------------------------------------------------------ group commit
-    def _group(
-        self, batch: Sequence[tuple[str, bytes, int | None]]
-    ) -> tuple[list[Admitted], Admitted | Refused]:
-        """The leading intents of ``batch`` that can be placed as one group, and the first
-        message admitted (what to handle alone when the group is empty)."""
-        group: list[Admitted] = []
-        keys: set[tuple[str, str]] = set()
-        shared: dict[str, bool] = {}  # account in the group -> may it take more intents
-        first: Admitted | Refused | None = None
-        for subject, payload, stream_seq in batch:
-            door = admit(subject, payload, stream_seq, self._accounts)
-            if first is None:
-                first = door
-            if not isinstance(door, Admitted) or not isinstance(door.intent, PlaceOrder):
-                break
-            spec, intent = door.account, door.intent
-            if (
-                spec.live  # a venue that may not answer: one intent at a time
-                or spec.id in self.halted
-                or spec.id in self.connecting
-                or self._orders.has_unknown(spec.id)
-            ):
-                break
-            key = (door.ctx.user, intent.intent_id)
-            if key in keys:
-                break  # the same intent again: it must see the first one's row
-            alone = _needs_its_own_state(spec, intent)
-            if spec.id in shared and (alone or not shared[spec.id]):
-                break
-            shared[spec.id] = not alone and shared.get(spec.id, True)
-            keys.add(key)
-            group.append(door)
-        assert first is not None, "an empty batch"
-        return group, first
-
-    async def _place_group(self, group: list[Admitted]) -> int:
-        """Place a group of new intents with one round trip per step; how many were handled.
-
-        Vetting, then the lookup of earlier rows and refusals and the insert
-        of the new rows (one statement, committed before any venue call), the
-        venue calls, their answers (one update), then every event, their
-        JetStream acks awaited together (module docstring, "Group commit").
-        """
-        started = self._clock.now_ns()
-        plan: list[tuple[Admitted, PlaceOrder | Refusal]] = []
-        for door in group:
-            try:
-                vetted = await self._vetting.vet(door.account, door.intent)  # type: ignore[arg-type]
-            except (ValueError, ArithmeticError) as exc:
-                vetted = _invalid(exc)
-            plan.append((door, vetted))
-        keys = [(d.ctx.user, d.intent.intent_id) for d in group]
-        try:
-            found, rows = await self._ledger.find_or_insert_orders(
-                keys, [_new_order(d.ctx, v, self._clock.now_ns()) for d, v in plan if _placing(v)]
-            )
-        except (asyncpg.DataError, ValueError, ArithmeticError):
-            # a value the ledger cannot hold; nothing was inserted: one at a time finds which
-            for door in group:
-                await self._handle(door)
-            return len(group)
-        if found:  # a redelivery, or an intent refused before: on its own, in stream order
-            first = next(i for i, key in enumerate(keys) if key in found)
-            if first == 0:
-                await self._handle(group[0])
-                return 1
-            # the rows inserted for the intents after it are resumed when they come again
-            group, plan = group[:first], plan[:first]
-        sends: list[tuple[OrderRow, int]] = []
-        conflicts: list[Admitted] = []
-        for door, vetted in plan:
-            if isinstance(vetted, PlaceOrder):
-                row = rows.get((door.ctx.user, vetted.intent_id))
-                if row is None:
-                    conflicts.append(door)  # inserted meanwhile by someone else: resume it
-                    continue
-                self._vetting.on_place(door.account.id)
-                sends.append((row, vetted.ts_init))
-        self._events.defer()
-        try:
-            failed = await self._orders.send_group(sends)
-            for door, vetted in plan:
-                ctx, intent_id = door.ctx, door.intent.intent_id
-                refusal = vetted if isinstance(vetted, Refusal) else None
-                if (ctx.user, intent_id) in failed:
-                    refusal = _invalid(failed[(ctx.user, intent_id)])
-                if refusal is not None:
-                    await self._refusals.refuse(ctx, intent_id, door.intent.account, refusal)
-            await self._events.flush()
-        except BaseException:
-            self._events.discard()
-            raise
-        for account in {door.account.id for door in group}:
-            await self._record_late_fills(account)
-        for door in conflicts:
-            await self._handle(door)
-        self._metrics.intents.labels(type="PlaceOrder").inc(len(group))
-        seconds = (self._clock.now_ns() - started) / 1e9
-        for _ in group:
-            self._metrics.intent_seconds.observe(seconds)
-        return len(group)
 
     # ------------------------------------------------------------ live venues
     async def halt(self, account: str, reason: str) -> None:
@@ -377,9 +258,7 @@ class ExecutionEngine:
             await self._refusals.refuse(ctx, intent.intent_id, intent.account, vetted)
             return
         intent = vetted
-        row, created = await self._ledger.insert_order(
-            _new_order(ctx, intent, self._clock.now_ns())
-        )
+        row, created = await self._ledger.insert_order(new_order(ctx, intent, self._clock.now_ns()))
         if not created:
             await self._resume(ctx, intent, row)
             return
@@ -519,47 +398,3 @@ class ExecutionEngine:
                     )
                 )
             return out
-
-
-def _invalid(exc: Exception) -> Refusal:
-    """The refusal of an intent holding values the ledger or the venue cannot take."""
-    return Refusal("invalid_intent", f"{type(exc).__name__}: {exc}"[:500])
-
-
-def _placing(vetted: PlaceOrder | Refusal) -> TypeGuard[PlaceOrder]:
-    return isinstance(vetted, PlaceOrder)
-
-
-def _needs_its_own_state(spec: AccountSpec, intent: PlaceOrder) -> bool:
-    """True if vetting or placing ``intent`` depends on what the account's previous order
-    did (so no other intent of the account may share its group).
-
-    A ``clamp_to_free`` sell is sized by the venue's free balance; the
-    account's open-order count, daily P&L and order rate move with every
-    order placed or filled.
-    """
-    limits = spec.risk
-    return (
-        intent.clamp_to_free
-        or limits.max_open_orders is not None
-        or limits.max_daily_loss is not None
-        or limits.max_orders_per_second is not None
-    )
-
-
-def _new_order(ctx: IntentContext, intent: PlaceOrder, now_ns: int) -> NewOrder:
-    """The order row of a vetted intent, before the venue is asked."""
-    return NewOrder(
-        intent_id=intent.intent_id,
-        account_id=intent.account,
-        user_id=ctx.user,
-        source=ctx.source,
-        symbol=intent.symbol,
-        side=intent.side,
-        order_type=intent.order_type,
-        price=intent.price,
-        qty=intent.qty,
-        trigger_ts=intent.trigger_ts,
-        stream_seq=ctx.stream_seq,
-        ts=now_ns,
-    )
