@@ -11,103 +11,45 @@ transaction. Idempotency (DESIGN.md, "Execution"):
   duplicate as a no-op;
 * a rejected intent is keyed by its JetStream stream sequence.
 
-The batch methods (:meth:`Ledger.find_intents`,
-:meth:`Ledger.find_or_insert_orders`, :meth:`Ledger.set_orders_status`) do
-for many orders in one round trip (and at most one commit) what their
-single-order counterparts do for one: execution's group commit (a fetch
-batch of intents at a time).
+The batch statements (:mod:`tradebus.ledger.batches`) do for many orders in
+one round trip what the single-order methods here do for one; the row types
+are in :mod:`tradebus.ledger.rows` (and importable from here).
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
 
 import asyncpg
-import msgspec
 
+from tradebus.ledger.batches import BatchWrites
 from tradebus.ledger.entries import FILL_KINDS, JournalEntry
 from tradebus.ledger.history import HistoryReads
 from tradebus.ledger.reconciliation import ReconciliationWrites
+from tradebus.ledger.rows import (
+    OPEN_STATUSES,
+    ORDER_COLUMNS,
+    FillRow,
+    IntentKey,
+    NewOrder,
+    OrderRow,
+    OrderStatus,
+    Rejection,
+    order_row,
+)
 
-OrderStatus = Literal[
-    "new", "accepted", "partially_filled", "filled", "canceled", "rejected", "unknown"
+__all__ = [
+    "OPEN_STATUSES",
+    "FillRow",
+    "IntentKey",
+    "Ledger",
+    "NewOrder",
+    "OrderRow",
+    "OrderStatus",
+    "Rejection",
+    "create_pool",
+    "init_connection",
 ]
-OPEN_STATUSES: tuple[str, ...] = ("new", "accepted", "partially_filled", "unknown")
-
-
-class NewOrder(msgspec.Struct, frozen=True, kw_only=True):
-    """An order row before the venue is asked (status ``new``)."""
-
-    intent_id: str
-    account_id: str
-    user_id: str
-    source: str
-    symbol: str
-    side: str
-    order_type: str
-    price: Decimal | None
-    qty: Decimal
-    trigger_ts: int | None
-    stream_seq: int | None
-    ts: int
-
-
-class OrderRow(msgspec.Struct, frozen=True, kw_only=True):
-    """An order as the ledger knows it; ``(user_id, intent_id)`` is its key."""
-
-    user_id: str
-    intent_id: str
-    account_id: str
-    source: str
-    client_order_id: int
-    venue_order_id: str | None
-    symbol: str
-    side: str
-    order_type: str
-    price: Decimal | None
-    qty: Decimal
-    filled_qty: Decimal
-    status: OrderStatus
-    reason: str | None
-    trigger_ts: int | None
-    created_ns: int = 0
-    """When the row was inserted (ns), before the venue was asked."""
-
-
-class FillRow(msgspec.Struct, frozen=True, kw_only=True):
-    """A fill to record: its venue key, the order it fills and its journal entries."""
-
-    venue: str
-    trade_id: str
-    client_order_id: int
-    account_id: str
-    symbol: str
-    side: str
-    price: Decimal
-    qty: Decimal
-    fee: Decimal
-    fee_asset: str
-    liquidity: str
-    ts_event: int
-    ts: int
-    entries: list[JournalEntry]
-
-
-class Rejection(msgspec.Struct, frozen=True, kw_only=True):
-    """A refused intent to keep (payload truncated to :data:`MAX_PAYLOAD_BYTES`)."""
-
-    stream_seq: int | None
-    subject: str
-    user_id: str | None
-    source: str | None
-    intent_id: str | None
-    account_id: str | None
-    reason: str
-    message: str
-    payload: bytes
-    ts: int
-
 
 MAX_PAYLOAD_BYTES = 65_536
 
@@ -146,81 +88,7 @@ async def create_pool(url: str, min_size: int = 1, max_size: int = 4) -> asyncpg
     )
 
 
-_ORDER_COLUMNS = ", ".join(OrderRow.__struct_fields__)
-_ORDER_COLUMNS_OF_O = ", ".join(f"o.{c}" for c in OrderRow.__struct_fields__)
-
-IntentKey = tuple[str, str]
-"""``(user_id, intent_id)``: the key of an order row."""
-
-
-def _order(record: asyncpg.Record) -> OrderRow:
-    return OrderRow(**dict(record))
-
-
-def _order_of(record: asyncpg.Record) -> OrderRow:
-    """An :class:`OrderRow` from a record that holds its columns among others."""
-    return OrderRow(**{c: record[c] for c in OrderRow.__struct_fields__})
-
-
-def _numeric_text(value: Decimal | None) -> str | None:
-    """A NUMERIC as text for a ``text[]`` parameter (cast in SQL), as the codec sends it."""
-    return None if value is None else str(value)
-
-
-_FIND_OR_INSERT_ORDERS = (
-    # what the ledger holds of the keys: one primary-key probe each (LIMIT 1: a
-    # lateral subquery, never turned into a join that could scan every order)
-    "WITH found AS (SELECT k.user_id AS k_user, k.intent_id AS k_intent,"
-    f" o.user_id IS NOT NULL AS has_order, {_ORDER_COLUMNS_OF_O},"
-    " r.reason AS r_reason, r.message AS r_message"
-    " FROM unnest($1::text[], $2::text[]) AS k(user_id, intent_id)"
-    f" LEFT JOIN LATERAL (SELECT {_ORDER_COLUMNS} FROM orders"
-    "   WHERE user_id = k.user_id AND intent_id = k.intent_id LIMIT 1) o ON true"
-    " LEFT JOIN LATERAL (SELECT ri.reason, ri.message FROM rejected_intents ri"
-    "   WHERE ri.user_id = k.user_id AND ri.intent_id = k.intent_id"
-    "   AND o.user_id IS NULL ORDER BY ri.id LIMIT 1) r ON true"
-    " WHERE o.user_id IS NOT NULL OR r.reason IS NOT NULL),"
-    # the new orders, unless found
-    " created AS (INSERT INTO orders (intent_id, account_id, user_id, source, symbol, side,"
-    " order_type, price, qty, status, trigger_ts, stream_seq, created_ns, updated_ns)"
-    " SELECT t.intent_id, t.account_id, t.user_id, t.source, t.symbol, t.side,"
-    " t.order_type, t.price::numeric, t.qty::numeric, 'new', t.trigger_ts,"
-    " t.stream_seq, t.ts, t.ts"
-    " FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[],"
-    " $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[],"
-    " $14::bigint[]) WITH ORDINALITY AS t(intent_id, account_id, user_id, source,"
-    " symbol, side, order_type, price, qty, trigger_ts, stream_seq, ts, n)"
-    " WHERE NOT EXISTS (SELECT 1 FROM found"
-    "   WHERE found.k_user = t.user_id AND found.k_intent = t.intent_id)"
-    " ORDER BY t.n"
-    f" ON CONFLICT (user_id, intent_id) DO NOTHING RETURNING {_ORDER_COLUMNS})"
-    " SELECT true AS created, user_id AS k_user, intent_id AS k_intent, true AS has_order,"
-    f" {_ORDER_COLUMNS}, NULL::text AS r_reason, NULL::text AS r_message FROM created"
-    " UNION ALL SELECT false, * FROM found"
-)
-
-
-def _find_or_insert_args(keys: list[IntentKey], orders: list[NewOrder]) -> list[list[object]]:
-    """The parameters of :data:`_FIND_OR_INSERT_ORDERS`: keys, then the orders column-wise."""
-    return [
-        [k[0] for k in keys],
-        [k[1] for k in keys],
-        [o.intent_id for o in orders],
-        [o.account_id for o in orders],
-        [o.user_id for o in orders],
-        [o.source for o in orders],
-        [o.symbol for o in orders],
-        [o.side for o in orders],
-        [o.order_type for o in orders],
-        [_numeric_text(o.price) for o in orders],
-        [_numeric_text(o.qty) for o in orders],
-        [o.trigger_ts for o in orders],
-        [o.stream_seq for o in orders],
-        [o.ts for o in orders],
-    ]
-
-
-class Ledger(HistoryReads, ReconciliationWrites):
+class Ledger(BatchWrites, HistoryReads, ReconciliationWrites):
     """The Postgres ledger behind an :class:`asyncpg.Pool`."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
@@ -278,7 +146,7 @@ class Ledger(HistoryReads, ReconciliationWrites):
                 "INSERT INTO orders (intent_id, account_id, user_id, source, symbol, side,"
                 " order_type, price, qty, status, trigger_ts, stream_seq, created_ns, updated_ns)"
                 " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,'new',$10,$11,$12,$12)"
-                f" ON CONFLICT (user_id, intent_id) DO NOTHING RETURNING {_ORDER_COLUMNS}",
+                f" ON CONFLICT (user_id, intent_id) DO NOTHING RETURNING {ORDER_COLUMNS}",
                 order.intent_id,
                 order.account_id,
                 order.user_id,
@@ -293,117 +161,38 @@ class Ledger(HistoryReads, ReconciliationWrites):
                 order.ts,
             )
             if record is not None:
-                return _order(record), True
+                return order_row(record), True
             record = await conn.fetchrow(
-                f"SELECT {_ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND intent_id = $2",
+                f"SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND intent_id = $2",
                 order.user_id,
                 order.intent_id,
             )
-            return _order(record), False
-
-    async def find_intents(
-        self, keys: list[IntentKey]
-    ) -> dict[IntentKey, OrderRow | tuple[str, str]]:
-        """What the ledger already holds of these intents, in one round trip.
-
-        For each ``(user_id, intent_id)``: its order row if there is one (as
-        :meth:`get_order`), else the ``(reason, message)`` of its earliest
-        refusal (as :meth:`find_rejection`); keys with neither are left out.
-        """
-        found, _ = await self._find_or_insert(keys, [])
-        return found
-
-    async def find_or_insert_orders(
-        self, keys: list[IntentKey], orders: list[NewOrder]
-    ) -> tuple[dict[IntentKey, OrderRow | tuple[str, str]], dict[IntentKey, OrderRow]]:
-        """:meth:`find_intents` of ``keys`` and the insert of ``orders`` as ``new``, in
-        one statement (one round trip, one commit).
-
-        An order is inserted only if its key has neither a row nor a refusal
-        (as the statement began: what it finds is what was there before).
-        Client order ids are allocated in the order of ``orders``. Returns
-        ``(found, created)``: what :meth:`find_intents` returns, and the rows
-        created by ``(user_id, intent_id)``. A value the ledger cannot hold
-        fails the whole statement: nothing is inserted.
-        """
-        return await self._find_or_insert(keys, orders)
-
-    async def _find_or_insert(
-        self, keys: list[IntentKey], orders: list[NewOrder]
-    ) -> tuple[dict[IntentKey, OrderRow | tuple[str, str]], dict[IntentKey, OrderRow]]:
-        if not keys and not orders:
-            return {}, {}
-        records = await self._pool.fetch(
-            _FIND_OR_INSERT_ORDERS, *_find_or_insert_args(keys, orders)
-        )
-        found: dict[IntentKey, OrderRow | tuple[str, str]] = {}
-        created: dict[IntentKey, OrderRow] = {}
-        for r in records:
-            key = (r["k_user"], r["k_intent"])
-            if r["created"]:
-                created[key] = _order_of(r)
-            elif r["has_order"]:
-                found[key] = _order_of(r)
-            else:
-                found[key] = (r["r_reason"], r["r_message"])
-        return found, created
-
-    async def set_orders_status(
-        self,
-        updates: list[tuple[IntentKey, OrderStatus, str | None, str | None]],
-        ts: int,
-        only_from: tuple[str, ...] = OPEN_STATUSES,
-    ) -> set[IntentKey]:
-        """:meth:`set_order_status` for many orders in one statement (one commit).
-
-        ``updates`` holds ``((user_id, intent_id), status, venue_order_id,
-        reason)``; each order moves only if it is in one of ``only_from``.
-        Returns the keys of the rows that changed.
-        """
-        if not updates:
-            return set()
-        records = await self._pool.fetch(
-            "UPDATE orders o SET status = u.status, updated_ns = $6,"
-            " venue_order_id = COALESCE(u.venue_order_id, o.venue_order_id),"
-            " reason = COALESCE(u.reason, o.reason)"
-            " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])"
-            " AS u(user_id, intent_id, status, venue_order_id, reason)"
-            " WHERE o.user_id = u.user_id AND o.intent_id = u.intent_id"
-            " AND o.status = ANY($7::text[]) RETURNING o.user_id, o.intent_id",
-            [u[0][0] for u in updates],
-            [u[0][1] for u in updates],
-            [u[1] for u in updates],
-            [u[2] for u in updates],
-            [u[3] for u in updates],
-            ts,
-            list(only_from),
-        )
-        return {(r["user_id"], r["intent_id"]) for r in records}
+            return order_row(record), False
 
     async def get_order(self, user_id: str, intent_id: str) -> OrderRow | None:
         """The order ``user_id`` placed with ``intent_id``, or None."""
         record = await self._pool.fetchrow(
-            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND intent_id = $2",
+            f"SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND intent_id = $2",
             user_id,
             intent_id,
         )
-        return None if record is None else _order(record)
+        return None if record is None else order_row(record)
 
     async def get_order_by_client_id(self, client_order_id: int) -> OrderRow | None:
         """The order with that venue client order id, or None."""
         record = await self._pool.fetchrow(
-            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE client_order_id = $1", client_order_id
+            f"SELECT {ORDER_COLUMNS} FROM orders WHERE client_order_id = $1", client_order_id
         )
-        return None if record is None else _order(record)
+        return None if record is None else order_row(record)
 
     async def get_order_by_venue_id(self, account_id: str, venue_order_id: str) -> OrderRow | None:
         """The order of ``account_id`` the venue knows as ``venue_order_id``, or None."""
         record = await self._pool.fetchrow(
-            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE account_id = $1 AND venue_order_id = $2",
+            f"SELECT {ORDER_COLUMNS} FROM orders WHERE account_id = $1 AND venue_order_id = $2",
             account_id,
             venue_order_id,
         )
-        return None if record is None else _order(record)
+        return None if record is None else order_row(record)
 
     async def oldest_open_order_ns(self, account_id: str) -> int | None:
         """When the oldest open order of ``account_id`` was created (ns), or None."""
@@ -418,7 +207,7 @@ class Ledger(HistoryReads, ReconciliationWrites):
     ) -> list[OrderRow]:
         """Open orders of an account (oldest first), optionally of one symbol or source."""
         records = await self._pool.fetch(
-            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE account_id = $1"
+            f"SELECT {ORDER_COLUMNS} FROM orders WHERE account_id = $1"
             " AND status = ANY($2::text[])"
             " AND ($3::text IS NULL OR symbol = $3) AND ($4::text IS NULL OR source = $4)"
             " ORDER BY client_order_id",
@@ -427,7 +216,7 @@ class Ledger(HistoryReads, ReconciliationWrites):
             symbol,
             source,
         )
-        return [_order(r) for r in records]
+        return [order_row(r) for r in records]
 
     async def set_order_status(
         self,
@@ -494,13 +283,13 @@ class Ledger(HistoryReads, ReconciliationWrites):
                 "UPDATE orders SET filled_qty = filled_qty + $2, updated_ns = $3,"
                 " status = CASE WHEN filled_qty + $2 >= qty THEN 'filled'"
                 "               ELSE 'partially_filled' END"
-                f" WHERE client_order_id = $1 RETURNING {_ORDER_COLUMNS}",
+                f" WHERE client_order_id = $1 RETURNING {ORDER_COLUMNS}",
                 fill.client_order_id,
                 fill.qty,
                 fill.ts,
             )
             last_id = await _insert_entries(conn, fill.entries, fill.ts)
-            return last_id, _order(record)
+            return last_id, order_row(record)
 
     # ------------------------------------------------- paper venue restore (reads)
     async def open_orders_in_placement_order(self, account_id: str) -> list[OrderRow]:
@@ -513,13 +302,13 @@ class Ledger(HistoryReads, ReconciliationWrites):
         venue, whose perpetual margin depends on placement order.
         """
         records = await self._pool.fetch(
-            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE account_id = $1"
+            f"SELECT {ORDER_COLUMNS} FROM orders WHERE account_id = $1"
             " AND status = ANY($2::text[])"
             " ORDER BY status IN ('new', 'unknown'), updated_ns, client_order_id",
             account_id,
             list(OPEN_STATUSES),
         )
-        return [_order(r) for r in records]
+        return [order_row(r) for r in records]
 
     # -------------------------------------------------------------- rejections
     async def record_rejection(self, rejection: Rejection) -> None:

@@ -1,0 +1,112 @@
+"""The ledger's rows as Python values, and what reads them from records.
+
+:class:`NewOrder` (an order before the venue is asked), :class:`OrderRow`,
+:class:`FillRow`, :class:`Rejection`, the order statuses, and the column
+lists and record readers the ledger's statements share
+(:mod:`tradebus.ledger.store`, :mod:`tradebus.ledger.batches`).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+import asyncpg
+import msgspec
+
+from tradebus.ledger.entries import JournalEntry
+
+OrderStatus = Literal[
+    "new", "accepted", "partially_filled", "filled", "canceled", "rejected", "unknown"
+]
+OPEN_STATUSES: tuple[str, ...] = ("new", "accepted", "partially_filled", "unknown")
+
+
+class NewOrder(msgspec.Struct, frozen=True, kw_only=True):
+    """An order row before the venue is asked (status ``new``)."""
+
+    intent_id: str
+    account_id: str
+    user_id: str
+    source: str
+    symbol: str
+    side: str
+    order_type: str
+    price: Decimal | None
+    qty: Decimal
+    trigger_ts: int | None
+    stream_seq: int | None
+    ts: int
+
+
+class OrderRow(msgspec.Struct, frozen=True, kw_only=True):
+    """An order as the ledger knows it; ``(user_id, intent_id)`` is its key."""
+
+    user_id: str
+    intent_id: str
+    account_id: str
+    source: str
+    client_order_id: int
+    venue_order_id: str | None
+    symbol: str
+    side: str
+    order_type: str
+    price: Decimal | None
+    qty: Decimal
+    filled_qty: Decimal
+    status: OrderStatus
+    reason: str | None
+    trigger_ts: int | None
+    created_ns: int = 0
+    """When the row was inserted (ns), before the venue was asked."""
+
+
+class FillRow(msgspec.Struct, frozen=True, kw_only=True):
+    """A fill to record: its venue key, the order it fills and its journal entries."""
+
+    venue: str
+    trade_id: str
+    client_order_id: int
+    account_id: str
+    symbol: str
+    side: str
+    price: Decimal
+    qty: Decimal
+    fee: Decimal
+    fee_asset: str
+    liquidity: str
+    ts_event: int
+    ts: int
+    entries: list[JournalEntry]
+
+
+class Rejection(msgspec.Struct, frozen=True, kw_only=True):
+    """A refused intent to keep (payload truncated to :data:`MAX_PAYLOAD_BYTES`)."""
+
+    stream_seq: int | None
+    subject: str
+    user_id: str | None
+    source: str | None
+    intent_id: str | None
+    account_id: str | None
+    reason: str
+    message: str
+    payload: bytes
+    ts: int
+
+
+ORDER_COLUMNS = ", ".join(OrderRow.__struct_fields__)
+ORDER_COLUMNS_OF_O = ", ".join(f"o.{c}" for c in OrderRow.__struct_fields__)
+
+IntentKey = tuple[str, str]
+"""``(user_id, intent_id)``: the key of an order row."""
+
+
+def order_row(record: asyncpg.Record) -> OrderRow:
+    """An :class:`OrderRow` from a record of exactly its columns."""
+    return OrderRow(**dict(record))
+
+
+def order_row_of(record: asyncpg.Record) -> OrderRow:
+    """An :class:`OrderRow` from a record that holds its columns among others."""
+    return OrderRow(**{c: record[c] for c in OrderRow.__struct_fields__})
