@@ -16,6 +16,7 @@ Every method runs under the engine's lock.
 from __future__ import annotations
 
 import logging
+from decimal import Decimal
 
 import asyncpg
 
@@ -134,7 +135,7 @@ class VenueOrders:
         """Ask the venue to place a persisted order; record and publish its answer."""
         venue = self._venues[row.account_id]
         try:
-            ack = await venue.place(_venue_order(row))
+            ack = await venue.place(venue_order(row))
         except VenueUnavailable as exc:
             if exc.error.kind != "unknown_outcome":
                 raise
@@ -186,7 +187,7 @@ class VenueOrders:
         failed: dict[tuple[str, str], Exception] = {}
         for row, ts_init in orders:
             try:
-                ack = await self._venues[row.account_id].place(_venue_order(row))
+                ack = await self._venues[row.account_id].place(venue_order(row))
             except VenueRejected as exc:
                 answers.append((row, ts_init, None, exc))
             except (ValueError, ArithmeticError) as exc:
@@ -275,8 +276,8 @@ class VenueOrders:
             self._metrics.open_orders.dec()
 
 
-def _venue_order(row: OrderRow) -> VenueOrder:
-    """The venue order of a persisted row."""
+def venue_order(row: OrderRow, qty: Decimal | None = None) -> VenueOrder:
+    """The venue order of a persisted row, for ``qty`` (default: the row's whole quantity)."""
     return VenueOrder(
         client_order_id=str(row.client_order_id),
         intent_id=row.intent_id,
@@ -284,6 +285,6 @@ def _venue_order(row: OrderRow) -> VenueOrder:
         side=row.side,  # type: ignore[arg-type]
         order_type=row.order_type,  # type: ignore[arg-type]
         price=row.price,
-        qty=row.qty,
+        qty=row.qty if qty is None else qty,
         trigger_ts=row.trigger_ts,
     )

@@ -57,10 +57,10 @@ import msgspec
 from tradebus.common.money import ZERO
 from tradebus.execution import perp
 from tradebus.execution.accounts import AccountSpec, trades_perpetual
+from tradebus.execution.orders import venue_order
 from tradebus.execution.paper import PaperExchange
 from tradebus.execution.paper_funds import MARKET_BUY_LOCK_FACTOR
 from tradebus.execution.perp import PerpPosition, notional_quantum
-from tradebus.execution.venue import VenueOrder
 from tradebus.ledger.entries import POSITION_SUFFIX
 from tradebus.ledger.store import Ledger, OrderRow
 
@@ -124,7 +124,7 @@ async def restore_account(exchange: PaperExchange, ledger: Ledger, spec: Account
         lock_price = row.price
         if lock_price is None and not (row.side == "sell" and not _perpetual(exchange, spec, row)):
             lock_price = await _market_lock_price(exchange, ledger, row)
-        exchange.restore_order(spec.id, _venue_order(row), lock_price)
+        exchange.restore_order(spec.id, venue_order(row, row.qty - row.filled_qty), lock_price)
         resting += 1
     for client_order_id in await ledger.accepted_client_ids(spec.id):
         exchange.restore_placed(spec.id, str(client_order_id))
@@ -170,17 +170,3 @@ async def _market_lock_price(exchange: PaperExchange, ledger: Ledger, row: Order
         )
         return ZERO
     return price * MARKET_BUY_LOCK_FACTOR
-
-
-def _venue_order(row: OrderRow) -> VenueOrder:
-    """The venue's view of a resting ledger order: its remaining quantity."""
-    return VenueOrder(
-        client_order_id=str(row.client_order_id),
-        intent_id=row.intent_id,
-        symbol=row.symbol,
-        side=row.side,  # type: ignore[arg-type]
-        order_type=row.order_type,  # type: ignore[arg-type]
-        price=row.price,
-        qty=row.qty - row.filled_qty,
-        trigger_ts=row.trigger_ts,
-    )
