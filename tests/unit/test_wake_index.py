@@ -23,8 +23,9 @@ from prometheus_client import CollectorRegistry
 from tests.support.markets import BTCUSDT_MIN as BTC
 from tests.support.markets import bot_context
 from tests.support.sim import Sim, paper_exchange
+from tests.support.sinks import Capture
 from tests.support.ticks import quote, trade
-from tradebus.common.messages import Intent, OrderFilled, QuoteTick, TradeTick
+from tradebus.common.messages import OrderFilled, QuoteTick, TradeTick
 from tradebus.strategy.core import Wake
 from tradebus.strategy.host import BotRunner, Dispatcher
 from tradebus.strategy.host_metrics import HostMetrics
@@ -32,20 +33,6 @@ from tradebus.strategy.ladder import LadderBot, LadderParams
 from tradebus.strategy.registry import BotSpec
 
 S = 1_000_000_000
-
-
-class Capture:
-    """An :class:`~tradebus.strategy.host.IntentSink` that keeps what it is given."""
-
-    def __init__(self) -> None:
-        self.intents: list[tuple[str, Intent]] = []
-        self.states: dict[str, bytes] = {}
-
-    def submit(self, subject: str, intent: Intent, tick_ts_init: int | None) -> None:
-        self.intents.append((subject, intent))
-
-    def put_state(self, bot: str, record: bytes) -> None:
-        self.states[bot] = record
 
 
 class EveryTick:
