@@ -4,23 +4,26 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
+import msgspec
 import pytest
 
 from tests.support.markets import market
 from tradebus.common.messages import PlaceOrder
 from tradebus.execution.accounts import RiskLimits
-from tradebus.execution.risk import RiskSnapshot, check_limits, check_order_shape
+from tradebus.execution.risk import RiskSnapshot, check_limits, check_order_shape, is_closing
 from tradebus.execution.risk_state import DAY_NS, RiskState
 
 BTC = market("BTC", "USDT", step="0.00001", min_notional=D(5), min_qty=D("0.00001"))
 
 
-def place(qty: str, price: str | None = "60000", order_type: str = "limit") -> PlaceOrder:
+def place(
+    qty: str, price: str | None = "60000", order_type: str = "limit", side: str = "buy"
+) -> PlaceOrder:
     return PlaceOrder(
         intent_id="i",
         account="a",
         symbol="BTCUSDT",
-        side="buy",
+        side=side,  # type: ignore[arg-type]
         qty=D(qty),
         price=None if price is None else D(price),
         order_type=order_type,  # type: ignore[arg-type]
@@ -126,3 +129,93 @@ def test_risk_state_realized_pnl_by_utc_day_and_order_rate() -> None:
         state.on_place("a", day + t * 1_000_000)
     assert state.orders_last_second("a", day + 900_000_000) == 3
     assert state.orders_last_second("a", day + 1_150_000_000) == 1
+
+
+# ------------------------------------------------- closing orders and max_open_orders
+AT_LIMIT = RiskLimits(max_open_orders=3)
+
+
+def at_limit(
+    perpetual: bool = False, position: str | None = None, same_side_open: str = "0"
+) -> RiskSnapshot:
+    return RiskSnapshot(
+        open_orders=3,
+        perpetual=perpetual,
+        position=None if position is None else D(position),
+        same_side_open=D(same_side_open),
+    )
+
+
+def open_orders_reason(intent: PlaceOrder, now: RiskSnapshot) -> str | None:
+    refusal = check_limits(intent, AT_LIMIT, now)
+    return refusal.reason if refusal else None
+
+
+def test_a_spot_sell_passes_the_open_order_limit_and_a_buy_does_not() -> None:
+    sell, buy = place("0.01", side="sell"), place("0.01")
+    assert is_closing(sell, at_limit()) and not is_closing(buy, at_limit())
+    assert open_orders_reason(sell, at_limit()) is None  # a take-profit at the limit
+    assert open_orders_reason(buy, at_limit()) == "risk_max_open_orders"
+    # the intent's own clamp_to_free flag proves nothing: a clamped buy is still a buy
+    clamped = msgspec.structs.replace(buy, clamp_to_free=True)
+    assert open_orders_reason(clamped, at_limit()) == "risk_max_open_orders"
+    # far over the limit too: the exemption is not a reserve of a few orders
+    over = RiskSnapshot(open_orders=1_000)
+    assert check_limits(sell, AT_LIMIT, over) is None
+
+
+def test_a_closing_order_still_meets_every_other_limit() -> None:
+    limits = RiskLimits(
+        max_open_orders=3, max_order_notional=D(100), max_daily_loss=D(10), max_orders_per_second=2
+    )
+    sell = place("0.01", side="sell")  # 600 USDT
+    refusal = check_limits(sell, limits, at_limit())
+    assert refusal is not None and refusal.reason == "risk_max_notional"
+    small = place("0.001", side="sell")  # 60 USDT
+    assert check_limits(small, limits, at_limit()) is None
+    for now, reason in (
+        (RiskSnapshot(open_orders=3, daily_realized_pnl=D(-10)), "risk_daily_loss"),
+        (RiskSnapshot(open_orders=3, orders_last_second=2), "risk_order_rate"),
+    ):
+        refusal = check_limits(small, limits, now)
+        assert refusal is not None and refusal.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("side", "qty", "position", "same_side_open", "reason"),
+    [
+        # a long of 0.05: selling part or all of it back closes
+        ("sell", "0.01", "0.05", "0", None),
+        ("sell", "0.05", "0.05", "0", None),  # exactly flat
+        ("sell", "0.06", "0.05", "0", "risk_max_open_orders"),  # would flip to a short
+        ("buy", "0.01", "0.05", "0", "risk_max_open_orders"),  # would grow the long
+        # other open sells reduce it first: only what they leave may be closed
+        ("sell", "0.02", "0.05", "0.03", None),
+        ("sell", "0.03", "0.05", "0.03", "risk_max_open_orders"),
+        ("sell", "0.01", "0.05", "0.05", "risk_max_open_orders"),
+        ("sell", "0.01", "0.05", "0.08", "risk_max_open_orders"),
+        # a short: buying back closes, selling grows it
+        ("buy", "0.05", "-0.05", "0", None),
+        ("buy", "0.06", "-0.05", "0", "risk_max_open_orders"),
+        ("sell", "0.01", "-0.05", "0", "risk_max_open_orders"),
+        ("buy", "0.03", "-0.05", "0.02", None),
+        ("buy", "0.04", "-0.05", "0.02", "risk_max_open_orders"),
+        # flat: every order opens
+        ("sell", "0.01", "0", "0", "risk_max_open_orders"),
+        ("buy", "0.01", "0", "0", "risk_max_open_orders"),
+        # a position execution could not see: nothing is closing
+        ("sell", "0.01", None, "0", "risk_max_open_orders"),
+    ],
+)
+def test_a_perpetual_order_passes_the_open_order_limit_only_if_it_reduces_the_position(
+    side: str, qty: str, position: str | None, same_side_open: str, reason: str | None
+) -> None:
+    intent = place(qty, side=side)
+    now = at_limit(perpetual=True, position=position, same_side_open=same_side_open)
+    assert is_closing(intent, now) == (reason is None)
+    assert open_orders_reason(intent, now) == reason
+    # a market order is judged by its quantity alike
+    assert open_orders_reason(place(qty, None, "market", side), now) == reason
+    # under the limit nothing is refused
+    below = RiskSnapshot(open_orders=2, perpetual=True, position=now.position)
+    assert check_limits(intent, AT_LIMIT, below) is None

@@ -29,7 +29,7 @@ from __future__ import annotations
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
-from tradebus.common.messages import AssetBalance
+from tradebus.common.messages import AssetBalance, Side
 from tradebus.execution.retry import Backoff, RateBudget, VenueCallError, call_with_retries
 from tradebus.execution.venue import VenueAck, VenueOrder, VenueRejected
 from tradebus.execution.venue_errors import VenueError, is_not_found
@@ -246,6 +246,10 @@ class CcxtVenue:
                 return found
             if since_ms is not None and oldest and oldest < since_ms:
                 return None  # older than the order can be
+        return None
+
+    def perpetual_exposure(self, symbol: str, side: Side) -> None:
+        """None: live accounts trade spot (see :meth:`Venue.perpetual_exposure`)."""
         return None
 
     async def balances(self) -> list[AssetBalance]:

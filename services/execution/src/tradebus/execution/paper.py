@@ -56,8 +56,8 @@ from decimal import Decimal
 import msgspec
 
 from tradebus.common.markets import Market, MarketCatalog, MarketKind, UnknownMarketError
-from tradebus.common.messages import AssetBalance, QuoteTick, TradeTick
-from tradebus.common.money import ONE
+from tradebus.common.messages import AssetBalance, QuoteTick, Side, TradeTick
+from tradebus.common.money import ONE, ZERO
 from tradebus.execution import paper_funds, paper_perp
 from tradebus.execution.accounts import trades_perpetual
 from tradebus.execution.paper_book import PaperBook, TradeScreen
@@ -367,6 +367,20 @@ class PaperVenue:
     async def balances(self) -> list[AssetBalance]:
         """See :meth:`PaperExchange.balances`."""
         return self.exchange.balances(self.account)
+
+    def perpetual_exposure(self, symbol: str, side: Side) -> tuple[Decimal, Decimal]:
+        """This account's perpetual position in ``symbol`` and its resting orders' quantity
+        there on ``side`` (see :meth:`Venue.perpetual_exposure`)."""
+        held = self.exchange.positions(self.account).get(symbol)
+        resting = sum(
+            (
+                o.qty
+                for o in self.exchange.open_orders(self.account)
+                if o.symbol == symbol and o.side == side
+            ),
+            ZERO,
+        )
+        return (ZERO if held is None else held.qty), resting
 
     def take_late_fills(self) -> list[VenueFill]:
         """See :meth:`PaperExchange.take_late_fills`."""

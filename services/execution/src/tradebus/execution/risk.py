@@ -9,7 +9,7 @@ the market's increments, above its minimums), then the account's limits
 limit                       refusal ``reason``           refused when
 ==========================  ===========================  ==============================
 ``max_order_notional``      ``risk_max_notional``        price (or last price) x qty > it
-``max_open_orders``         ``risk_max_open_orders``     open orders >= it
+``max_open_orders``         ``risk_max_open_orders``     open orders >= it, unless closing
 ``price_band_pct``          ``risk_price_band``          |limit / last trade - 1| x 100 > it
                             ``risk_no_reference_price``  no last trade price to compare with
 ``max_daily_loss``          ``risk_daily_loss``          today's (UTC) realized P&L <= -it
@@ -17,8 +17,30 @@ limit                       refusal ``reason``           refused when
 ==========================  ===========================  ==============================
 
 The state they need (open orders, last trade price, the day's realized P&L,
-recent placements) is given by the caller as a :class:`RiskSnapshot`
-(:mod:`tradebus.execution.risk_state` keeps it), so the checks stay pure.
+recent placements, the position the order would reduce) is given by the
+caller as a :class:`RiskSnapshot` (:mod:`tradebus.execution.risk_state`
+keeps most of it; :mod:`tradebus.execution.vetting` reads the position from
+the venue), so the checks stay pure.
+
+**Closing orders are exempt from** ``max_open_orders`` (issue 14: a user's
+manual orders at the limit must not block a bot's take-profit or stop-loss
+and leave its position open). Execution decides what closes, never a flag of
+the intent (:func:`is_closing`):
+
+* spot: every sell. It can only sell base the account holds (the venue locks
+  it at placement, or refuses the order), so it can never add exposure; how
+  many such sells can be open is bounded by the holdings over the market's
+  step size and minimums;
+* perpetual: an order on the side opposite to the account's position in that
+  symbol whose quantity is at most the position less the quantity of the
+  account's open orders on the same side and symbol (those reduce it first,
+  as the venue's margin counts them: :func:`~tradebus.execution.perp.increasing_qty`),
+  so that even if every such order fills, the position only shrinks towards
+  flat; it can never flip or grow it. On a venue that does not show
+  execution its resting orders (only the paper venue does), no perpetual
+  order is closing.
+
+Every other limit applies to closing orders as to any other.
 """
 
 from __future__ import annotations
@@ -29,8 +51,9 @@ import msgspec
 
 from tradebus.common.markets import Market
 from tradebus.common.messages import PlaceOrder
-from tradebus.common.money import is_positive_finite
+from tradebus.common.money import ZERO, is_positive_finite
 from tradebus.execution.accounts import RiskLimits
+from tradebus.execution.perp import increasing_qty
 
 MAX_MAGNITUDE = 15
 """Quantities and prices of 10**15 or more are refused outright (no market trades them)."""
@@ -87,12 +110,34 @@ class RiskSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     if none seen yet), ``daily_realized_pnl`` the account's realized P&L
     since 00:00 UTC in the quote asset (negative is a loss), ``orders_last_second``
     the orders placed in the last second.
+
+    What :func:`is_closing` needs: ``perpetual`` (the account trades the
+    order's market as a perpetual); for a perpetual order, ``position`` (the
+    account's signed position in the order's symbol, base units; None when
+    not known) and ``same_side_open`` (base quantity of the account's open
+    orders on that symbol and on the order's side).
     """
 
     open_orders: int = 0
     last_price: Decimal | None = None
     daily_realized_pnl: Decimal = Decimal(0)
     orders_last_second: int = 0
+    perpetual: bool = False
+    position: Decimal | None = None
+    same_side_open: Decimal = ZERO
+
+
+def is_closing(intent: PlaceOrder, now: RiskSnapshot) -> bool:
+    """True if ``intent`` can only reduce the account's exposure (module docstring).
+
+    Spot: a sell. Perpetual: opposite to ``now.position`` and at most
+    ``|position| - same_side_open``; False when the position is unknown.
+    """
+    if not now.perpetual:
+        return intent.side == "sell"
+    if now.position is None:
+        return False
+    return increasing_qty(now.position, intent.side, intent.qty, now.same_side_open) == 0
 
 
 def check_limits(intent: PlaceOrder, limits: RiskLimits, now: RiskSnapshot) -> Refusal | None:
@@ -103,10 +148,12 @@ def check_limits(intent: PlaceOrder, limits: RiskLimits, now: RiskSnapshot) -> R
         return Refusal(
             "risk_max_notional", f"order notional {price * intent.qty} exceeds the limit {cap}"
         )
-    if limits.max_open_orders is not None and now.open_orders >= limits.max_open_orders:
+    most = limits.max_open_orders
+    if most is not None and now.open_orders >= most and not is_closing(intent, now):
         return Refusal(
             "risk_max_open_orders",
-            f"{now.open_orders} open orders, the limit is {limits.max_open_orders}",
+            f"{now.open_orders} open orders, the limit is {most}"
+            " (only an order that reduces a position may exceed it)",
         )
     band = limits.price_band_pct
     if band is not None and intent.price is not None:

@@ -92,12 +92,27 @@ class RiskState:
         return len(times)
 
     def snapshot(
-        self, account: str, now_ns: int, open_orders: int, last_price: Decimal | None
+        self,
+        account: str,
+        now_ns: int,
+        open_orders: int,
+        last_price: Decimal | None,
+        *,
+        perpetual: bool = False,
+        position: Decimal | None = None,
+        same_side_open: Decimal = ZERO,
     ) -> RiskSnapshot:
-        """Everything :func:`~tradebus.execution.risk.check_limits` needs for ``account``."""
+        """Everything :func:`~tradebus.execution.risk.check_limits` needs for ``account``.
+
+        ``perpetual``, ``position`` and ``same_side_open`` are the venue's
+        (:func:`~tradebus.execution.risk.is_closing`), given by the caller.
+        """
         return RiskSnapshot(
             open_orders=open_orders,
             last_price=last_price,
             daily_realized_pnl=self.daily_realized_pnl(account, now_ns),
             orders_last_second=self.orders_last_second(account, now_ns),
+            perpetual=perpetual,
+            position=position,
+            same_side_open=same_side_open,
         )

@@ -101,6 +101,13 @@ class Venue(Protocol):
         """
         ...
 
+    def perpetual_exposure(self, symbol: str, side: Side) -> tuple[Decimal, Decimal] | None:
+        """The account's signed perpetual position in ``symbol`` (base units, short < 0) and
+        the base quantity of its open orders there on ``side``; None if this venue does not
+        show execution both (then no perpetual order counts as closing:
+        :func:`tradebus.execution.risk.is_closing`)."""
+        ...
+
     async def balances(self) -> list[AssetBalance]:
         """Every asset balance of the account.
 

@@ -10,7 +10,12 @@
    (:mod:`.sizing`) and checked again;
 5. the account's limits (:func:`~tradebus.execution.risk.check_limits`)
    against a :class:`~tradebus.execution.risk_state.RiskState` snapshot:
-   open orders, last trade price, today's realized P&L, order rate.
+   open orders, last trade price, today's realized P&L, order rate, and
+   for a perpetual order that would otherwise be refused by
+   ``max_open_orders``, the venue's position in its symbol and the quantity
+   of the account's resting orders on its side (is it closing?
+   :func:`~tradebus.execution.risk.is_closing`), as the venue shows them
+   (:meth:`~tradebus.execution.venue.Venue.perpetual_exposure`).
 
 It also keeps that risk state: every booked fill (:meth:`Vetting.on_fill`)
 and every order sent (:meth:`Vetting.on_place`).
@@ -91,11 +96,19 @@ class Vetting:
             if isinstance(sized, Refusal):
                 return sized
             intent, refusal = sized, check_order_shape(sized, market)
+        open_orders = self._open_count(spec.id)
+        position, same_side_open = None, ZERO
+        most = spec.risk.max_open_orders
+        if perpetual and most is not None and open_orders >= most:
+            position, same_side_open = self._exposure(spec.id, intent)
         now = self.risk.snapshot(
             spec.id,
             self._clock.now_ns(),
-            self._open_count(spec.id),
+            open_orders,
             self._last_price(spec.market_data, intent.symbol),
+            perpetual=perpetual,
+            position=position,
+            same_side_open=same_side_open,
         )
         refusal = refusal or check_limits(intent, spec.risk, now)
         return intent if refusal is None else refusal
@@ -106,6 +119,13 @@ class Vetting:
             if balance.asset == asset:
                 return balance.free
         return ZERO
+
+    def _exposure(self, account: str, intent: PlaceOrder) -> tuple[Decimal | None, Decimal]:
+        """The venue's signed perpetual position of ``account`` in the intent's symbol and
+        the quantity of its resting orders there on the intent's side; ``(None, 0)``
+        from a venue that does not show them."""
+        exposure = self._venues[account].perpetual_exposure(intent.symbol, intent.side)
+        return exposure if exposure is not None else (None, ZERO)
 
     def on_place(self, account: str) -> None:
         """An order of ``account`` goes to its venue now."""
