@@ -30,6 +30,8 @@ import sys
 import time
 from pathlib import Path
 
+from tradebus.cli.processes import base_env
+
 PG_SYSTEM_USER = "tradebus-pg"
 PG_SUPERUSER = "postgres"
 
@@ -114,8 +116,8 @@ class LocalNats:
             "-l", str(log),
         ]  # fmt: skip
         with open(self.root / "nats.stderr", "wb") as err:  # config errors go here
-            self.proc = subprocess.Popen(
-                args, stdout=subprocess.DEVNULL, stderr=err, env={**os.environ, **self.env}
+            self.proc = subprocess.Popen(  # its passwords, and no other secret of ours
+                args, stdout=subprocess.DEVNULL, stderr=err, env={**base_env(), **self.env}
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -230,7 +232,7 @@ class LocalPostgres:
         result = subprocess.run(
             [self._bin("initdb"), "-D", str(self.data), "-U", PG_SUPERUSER, "--auth=trust",
              "--encoding=UTF8", "--locale=C", "--no-sync"],
-            capture_output=True, text=True, **self._run_as(),
+            capture_output=True, text=True, env=base_env(), **self._run_as(),
         )  # fmt: skip
         if result.returncode != 0:
             raise LocalServerError(f"initdb failed: {result.stderr.strip()[-2000:]}")
@@ -257,7 +259,7 @@ class LocalPostgres:
                          "-c", "full_page_writes=off"]  # fmt: skip
             with open(log, "ab") as out:
                 self.proc = subprocess.Popen(
-                    args, stdout=out, stderr=subprocess.STDOUT, **self._run_as()
+                    args, stdout=out, stderr=subprocess.STDOUT, env=base_env(), **self._run_as()
                 )
             if self._wait_ready(timeout):
                 return self.url()

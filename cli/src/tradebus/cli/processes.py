@@ -5,6 +5,13 @@ compose runs (``tradebus-marketdata`` ...), each in its own session (so the
 terminal's Ctrl+C reaches only the orchestrator, which stops them in order),
 with stdout and stderr in ``<logs>/<service>.log``, and reads their state from
 their Prometheus endpoints.
+
+A service process gets a minimal environment: the allow-listed variables of
+this one (:func:`base_env`: where programs, the locale, the time zone and
+Python are; nothing that holds a credential), its own ``TRADEBUS_*``
+settings, and only the variables named for it (``pass_env``: execution's API
+keys given through ``api_key_env``/``secret_env``). So a key given to the
+demo through the environment is in execution's environment alone.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -47,9 +55,24 @@ def total(samples: Samples, name: str, **labels: str) -> float:
     )
 
 
-def _clean_env() -> dict[str, str]:
-    """This process's environment without ``TRADEBUS_*`` (services reject unknown ones)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("TRADEBUS_")}
+BASE_ENV = frozenset(
+    {
+        *("PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "VIRTUAL_ENV"),
+        *("SSL_CERT_FILE", "SSL_CERT_DIR", "LD_LIBRARY_PATH"),
+    }
+)
+"""Variables every service process inherits (besides :data:`BASE_ENV_PREFIXES`): what a
+Python program needs to run and to verify TLS, never a credential. Proxy variables
+are left out on purpose (their URLs may carry a password)."""
+BASE_ENV_PREFIXES = ("LC_", "PYTHON")
+"""Prefixes of inherited variables: the locale categories, the interpreter's own."""
+
+
+def base_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The allow-listed part of ``environ`` (default ``os.environ``) that every service
+    process inherits: :data:`BASE_ENV` and :data:`BASE_ENV_PREFIXES`."""
+    env = os.environ if environ is None else environ
+    return {k: v for k, v in env.items() if k in BASE_ENV or k.startswith(BASE_ENV_PREFIXES)}
 
 
 def entry_point(name: str) -> str:
@@ -73,6 +96,9 @@ class ServiceProcess:
         Its ``TRADEBUS_METRICS_PORT`` (added to ``env``).
     service
         Which service it runs (console script ``tradebus-<service>``); default ``name``.
+    pass_env
+        Names of variables of this process's environment that it receives too (besides
+        :func:`base_env`): execution's key variables. A name that is not set is left out.
     """
 
     def __init__(
@@ -82,13 +108,21 @@ class ServiceProcess:
         log_dir: Path,
         metrics_port: int,
         service: str | None = None,
+        pass_env: Iterable[str] = (),
     ) -> None:
         self.name = name
         self.service = service or name
         self.metrics_port = metrics_port
         self.env = {**env, "TRADEBUS_METRICS_PORT": str(metrics_port)}
+        self.pass_env = tuple(pass_env)
         self.log_path = log_dir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def process_env(self) -> dict[str, str]:
+        """The whole environment it starts with: :func:`base_env`, the ``pass_env``
+        variables that are set, its settings."""
+        passed = {k: os.environ[k] for k in self.pass_env if k in os.environ}
+        return {**base_env(), **passed, **self.env}
 
     def start(self) -> None:
         """Launch the process (its own session, output to its log file)."""
@@ -96,7 +130,7 @@ class ServiceProcess:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [entry_point(f"tradebus-{self.service}")],
-                env={**_clean_env(), **self.env},
+                env=self.process_env(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

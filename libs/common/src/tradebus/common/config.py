@@ -39,6 +39,10 @@ SECRET = msgspec.Meta(extra={"secret": True})
 
 REDACTED = "***"
 
+DEFAULT_METRICS_HOST = "127.0.0.1"
+"""Where a service's ``/metrics`` listens unless ``TRADEBUS_METRICS_HOST`` says otherwise:
+loopback only, as its labels name users, accounts and their P&L."""
+
 T = TypeVar("T")
 S = TypeVar("S", bound="Settings")
 

@@ -13,6 +13,8 @@ from wsgiref.simple_server import WSGIServer
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.process_collector import ProcessCollector
 
+from tradebus.common.config import DEFAULT_METRICS_HOST
+
 LATENCY_BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0, 30.0, 60.0,
@@ -41,10 +43,14 @@ class MetricsServer:
         self._server.server_close()
 
 
-def serve_metrics(registry: CollectorRegistry, port: int, addr: str = "0.0.0.0") -> MetricsServer:
+def serve_metrics(
+    registry: CollectorRegistry, port: int, addr: str = DEFAULT_METRICS_HOST
+) -> MetricsServer:
     """Serve ``registry`` at ``http://addr:port/metrics`` from a daemon thread.
 
-    ``port=0`` binds a free port (read it from the result).
+    ``port=0`` binds a free port (read it from the result). ``addr`` is the
+    address to listen on: loopback by default (the metrics name users and
+    their P&L); ``0.0.0.0`` only where the network is private (compose).
 
     Raises
     ------

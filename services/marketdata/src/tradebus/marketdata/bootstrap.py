@@ -177,7 +177,7 @@ async def run(settings: MarketdataSettings, stop: asyncio.Event) -> int:
     registry = new_registry()
     metrics = FeedMetrics(registry)
     parser = build_parser(settings, catalog)
-    server = serve_metrics(registry, settings.metrics_port)
+    server = serve_metrics(registry, settings.metrics_port, settings.metrics_host)
     log.info("metrics endpoint", extra={"port": server.port})
     nc = await connect(settings.nats_url, "marketdata")
     live: LiveFeed | None = None

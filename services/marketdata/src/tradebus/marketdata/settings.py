@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from tradebus.common.config import SECRET, ConfigError, Settings
+from tradebus.common.config import DEFAULT_METRICS_HOST, SECRET, ConfigError, Settings
 from tradebus.marketdata.backpack import BACKPACK_REST_URL, BACKPACK_WS_URL
 from tradebus.marketdata.binance import BINANCE_REST_URL
 
@@ -60,6 +60,10 @@ class MarketdataSettings(Settings, frozen=True, kw_only=True):
         Markets YAML; empty = the default shipped with tradebus-common.
     metrics_port
         Port of the Prometheus ``/metrics`` endpoint (0 = any free port).
+    metrics_host
+        Address the ``/metrics`` endpoint listens on: loopback only by default (its
+        labels name users, accounts and their P&L); ``0.0.0.0`` for a scraper on
+        another host (compose sets it, the containers' network is private).
     """
 
     nats_url: Annotated[str, SECRET] = "nats://127.0.0.1:4222"
@@ -79,6 +83,7 @@ class MarketdataSettings(Settings, frozen=True, kw_only=True):
     status_seconds: float = 5.0
     markets_file: str = ""
     metrics_port: int = 9100
+    metrics_host: str = DEFAULT_METRICS_HOST
     log_level: str = "info"
 
     def venue(self) -> str:

@@ -28,7 +28,10 @@ from tradebus.reconciler.settings import ReconcilerSettings
 
 log = logging.getLogger(__name__)
 
-STARTUP_RETRY_SECONDS = 1.0
+RETRY_SECONDS = 1.0
+"""First delay before a failed run is tried again; it doubles up to :data:`RETRY_MAX_SECONDS`."""
+RETRY_MAX_SECONDS = 5.0
+"""Longest delay between failed runs (a run at start waits for execution to come up)."""
 
 
 def run_reply(reports: list[ReconReport]) -> ReconRunReply:
@@ -39,12 +42,36 @@ def run_reply(reports: list[ReconReport]) -> ReconRunReply:
     return ReconRunReply(reports=shown, accounts=len(reports), drifting=len(drifting))
 
 
+def retry_delay(failed_runs: int, interval: float) -> float:
+    """Seconds before the next run after ``failed_runs`` failed runs in a row (0: the
+    interval): :data:`RETRY_SECONDS`, doubling up to :data:`RETRY_MAX_SECONDS`, never
+    more than ``interval``."""
+    if failed_runs == 0:
+        return interval
+    backoff = RETRY_SECONDS * 2 ** min(failed_runs - 1, 16)
+    return min(interval, RETRY_MAX_SECONDS, backoff)
+
+
 async def run(settings: ReconcilerSettings, stop: asyncio.Event) -> int:
-    """Reconcile at start (as soon as execution answers) and every interval until ``stop``."""
+    """Reconcile at start (as soon as execution answers) and every interval until ``stop``.
+
+    A run that fails because Postgres or execution cannot be reached is tried
+    again (:func:`retry_delay`) and ``ctl.recon.run`` is answered with an
+    ``ErrorReply`` meanwhile: an outage never ends the process.
+
+    Raises
+    ------
+    OSError, asyncpg.PostgresError
+        If the ledger cannot be reached at start (migrations).
+    nats.errors.NoServersError
+        If NATS cannot be reached at start.
+    """
     registry = new_registry()
     metrics = ReconMetrics(registry)
-    server = serve_metrics(registry, settings.metrics_port)
-    pool = await create_pool(settings.database_url, max_size=2)
+    server = serve_metrics(registry, settings.metrics_port, settings.metrics_host)
+    # no connection floor: asyncpg would keep restoring it during an outage, logging a
+    # traceback each time; a run connects when it needs to
+    pool = await create_pool(settings.database_url, min_size=0, max_size=2)
     async with pool.acquire() as conn:
         await apply_migrations(conn)
     nc = await connect(settings.nats_url, "reconciler")
@@ -61,6 +88,9 @@ async def run(settings: ReconcilerSettings, stop: asyncio.Event) -> int:
             reply = ErrorReply(error="bad_request", message=str(exc))
         except UnavailableError as exc:
             reply = ErrorReply(error="unavailable", message=str(exc))
+        except Exception as exc:  # a bug: answer anyway, so the caller does not wait
+            log.exception("reconciliation request failed")
+            reply = ErrorReply(error="internal", message=repr(exc))
         await msg.respond(encode(reply))
 
     sub = await nc.subscribe(subjects.ctl("recon", "run"), cb=on_run)
@@ -76,10 +106,9 @@ async def run(settings: ReconcilerSettings, stop: asyncio.Event) -> int:
                 reports = await reconciler.run_once()
             drifting = [r.account for r in reports if r.status != "ok"]
             log.info("reconciled", extra={"accounts": len(reports), "drift": drifting})
-            delay = settings.interval_seconds
-        except UnavailableError as exc:
-            log.warning("reconciliation postponed", extra={"error": str(exc)})
-            delay = STARTUP_RETRY_SECONDS
+        except UnavailableError:
+            pass  # counted and logged by the reconciler (one warning per outage)
+        delay = retry_delay(reconciler.failed_runs, settings.interval_seconds)
     await sub.unsubscribe()
     await nc.drain()
     await pool.close()

@@ -7,12 +7,21 @@ mistaken for drift. Reports go to the ``recon_reports`` table and to
 ``recon.report.<account>``; drift also goes to ``recon.alert.<account>``, after
 the account's drift policy acted on it (:mod:`.policies`: alert, adjust,
 halt; the report's ``action`` says what was done).
+
+A run that cannot be done (the ledger or execution unreachable) raises
+:class:`UnavailableError` and is counted as an error; a failed run of every
+account also sets ``tradebus_reconciler_healthy`` to 0 and logs one warning
+per outage (the failed runs that follow are logged at debug), until a run
+succeeds again. The ledger pool reconnects by itself once Postgres is back.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+import asyncpg
 import msgspec
 from nats.aio.client import Client as NATS
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -57,10 +66,38 @@ class ReconMetrics:
             "Wall time of the last run",
             registry=registry,
         )
+        self.healthy = Gauge(
+            "tradebus_reconciler_healthy",
+            "1 while runs succeed; 0 after a run failed (ledger or execution unreachable)",
+            registry=registry,
+        )
+        self.healthy.set(1)
 
 
 class UnavailableError(RuntimeError):
-    """Execution did not answer the balances query."""
+    """A run cannot be done now: execution did not answer the balances query."""
+
+
+class LedgerUnavailableError(UnavailableError):
+    """The ledger (Postgres) cannot be reached now."""
+
+
+LEDGER_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # connection refused or reset, timeouts
+    asyncpg.PostgresConnectionError,  # the connection was lost (08xxx)
+    asyncpg.InterfaceError,  # a connection closed under the pool
+    asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up (57xxx)
+)
+"""Errors of a ledger call that mean "Postgres is not reachable now", not a bug."""
+
+
+@asynccontextmanager
+async def ledger_call() -> AsyncIterator[None]:
+    """Turn :data:`LEDGER_ERRORS` raised inside into :class:`LedgerUnavailableError`."""
+    try:
+        yield
+    except LEDGER_ERRORS as exc:
+        raise LedgerUnavailableError(f"ledger unavailable: {exc!r}") from exc
 
 
 class Reconciler:
@@ -81,6 +118,9 @@ class Reconciler:
         self._clock = clock
         self._metrics = metrics
         self._actions = DriftActions(nc, settings.request_timeout_seconds)
+        self._failure: type[UnavailableError] | None = None
+        self.failed_runs = 0
+        """Full runs failed in a row (0 after one succeeds)."""
 
     async def run_once(self, account: str | None = None) -> list[ReconReport]:
         """Reconcile one or every account of the ledger; returns the reports.
@@ -88,14 +128,54 @@ class Reconciler:
         Execution is asked for each account's balances in its own request,
         so a run of any number of accounts fits NATS' message size, and an
         account whose venue cannot answer now (a live venue down) is skipped
-        and counted as an error while the others are reconciled.
+        and counted as an error while the others are reconciled. A run of
+        every account (``account`` None) also sets the health gauge and logs
+        the start and the end of an outage (see the module docstring).
 
         Raises
         ------
+        LedgerUnavailableError
+            If Postgres cannot be reached (the run is counted as an error).
         UnavailableError
             If execution answers for none of the accounts (or the ledger has none yet).
         """
-        accounts = [account] if account is not None else await self._ledger.account_ids()
+        try:
+            reports = await self._run(account)
+        except UnavailableError as exc:
+            if isinstance(exc, LedgerUnavailableError):
+                self._metrics.runs.labels(result="error").inc()
+            if account is None:
+                self._run_failed(exc)
+            raise
+        if account is None:
+            self._run_succeeded()
+        return reports
+
+    def _run_failed(self, exc: UnavailableError) -> None:
+        """Unhealthy; a warning when an outage starts (or its cause changes), else debug."""
+        self._metrics.healthy.set(0)
+        self.failed_runs += 1
+        if type(exc) is not self._failure:
+            log.warning("reconciliation not possible now; retrying", extra={"error": str(exc)})
+        else:
+            log.debug("reconciliation still not possible", extra={"error": str(exc)})
+        self._failure = type(exc)
+
+    def _run_succeeded(self) -> None:
+        """Healthy again; says so after an outage."""
+        self._metrics.healthy.set(1)
+        if self.failed_runs:
+            log.info("reconciliation resumed", extra={"failed_runs": self.failed_runs})
+        self.failed_runs = 0
+        self._failure = None
+
+    async def _run(self, account: str | None) -> list[ReconReport]:
+        """:meth:`run_once` without the health bookkeeping."""
+        if account is not None:
+            accounts = [account]
+        else:
+            async with ledger_call():
+                accounts = await self._ledger.account_ids()
         if not accounts:
             raise UnavailableError("no accounts in the ledger yet")
         reports = []
@@ -136,7 +216,8 @@ class Reconciler:
 
     async def _reconcile(self, snapshot: AccountBalances) -> ReconReport:
         """Compare, apply the drift policy, store and publish one account's report."""
-        ledger = await self._ledger.balances(snapshot.account, snapshot.ledger_watermark)
+        async with ledger_call():
+            ledger = await self._ledger.balances(snapshot.account, snapshot.ledger_watermark)
         report = reconcile(
             snapshot.account,
             snapshot.balances,
@@ -149,7 +230,8 @@ class Reconciler:
             policy = policy_for(report.account, self._settings.drift_policies)
             action = await self._actions.act(report, policy)
             report = msgspec.structs.replace(report, action=action)
-        report_id = await self._ledger.insert_recon_report(report)
+        async with ledger_call():
+            report_id = await self._ledger.insert_recon_report(report)
         await self._publish(report, report_id)
         return report
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import msgspec
 
-from tradebus.common.config import SECRET, Settings
+from tradebus.common.config import DEFAULT_METRICS_HOST, SECRET, Settings
 from tradebus.common.messages import DriftPolicy
 
 
@@ -33,6 +33,10 @@ class ReconcilerSettings(Settings, frozen=True, kw_only=True):
         How long to wait for execution's balances.
     metrics_port
         Port of the Prometheus ``/metrics`` endpoint (0 = any free port).
+    metrics_host
+        Address the ``/metrics`` endpoint listens on: loopback only by default (its
+        labels name users, accounts and their P&L); ``0.0.0.0`` for a scraper on
+        another host (compose sets it, the containers' network is private).
     """
 
     nats_url: Annotated[str, SECRET] = "nats://127.0.0.1:4222"
@@ -46,4 +50,5 @@ class ReconcilerSettings(Settings, frozen=True, kw_only=True):
     )
     request_timeout_seconds: float = 5.0
     metrics_port: int = 9100
+    metrics_host: str = DEFAULT_METRICS_HOST
     log_level: str = "info"

@@ -7,7 +7,7 @@ import re
 import socket
 from typing import Annotated
 
-from tradebus.common.config import SECRET, Settings
+from tradebus.common.config import DEFAULT_METRICS_HOST, SECRET, Settings
 
 
 def default_replica_id() -> str:
@@ -30,6 +30,10 @@ class StrategySettings(Settings, frozen=True, kw_only=True):
         Markets YAML; empty = the default shipped with tradebus-common.
     metrics_port
         Port of the Prometheus ``/metrics`` endpoint (0 = any free port).
+    metrics_host
+        Address the ``/metrics`` endpoint listens on: loopback only by default (its
+        labels name users, accounts and their P&L); ``0.0.0.0`` for a scraper on
+        another host (compose sets it, the containers' network is private).
     replica_id
         This replica's name in KV ``leases``; empty = ``<hostname>-<pid>``.
     lease_seconds
@@ -55,6 +59,7 @@ class StrategySettings(Settings, frozen=True, kw_only=True):
     bots_file: str = ""
     markets_file: str = ""
     metrics_port: int = 9100
+    metrics_host: str = DEFAULT_METRICS_HOST
     replica_id: str = ""
     lease_seconds: float = 10.0
     heartbeat_seconds: float = 2.0
