@@ -215,6 +215,8 @@ async def run(
             stack.start_service("execution", {
                 "TRADEBUS_DATABASE_URL": stack.database_url,
                 "TRADEBUS_ACCOUNTS_FILE": str(accounts_file),
+
+                "TRADEBUS_INTENT_RATE": "0",  # the bench measures speed, not the quota
             })  # fmt: skip
             await stack.wait_ready("execution")
             bench = ExecBench(stack, accounts)

@@ -109,6 +109,8 @@ class Run:
         self.stack.start_service("execution", {
             "TRADEBUS_DATABASE_URL": self.stack.database_url,
             "TRADEBUS_ACCOUNTS_FILE": str(accounts_file),
+
+            "TRADEBUS_INTENT_RATE": "0",  # the bench measures speed, not the quota
         })  # fmt: skip
         await self.stack.wait_ready("execution")
         t = time.monotonic()

@@ -30,9 +30,10 @@ import nats
 import pytest
 
 from tests.support.data import BTC_RAW
-from tests.support.services import consumer_exists, eventually, service
+from tests.support.execution import execution_ready
+from tests.support.intents import intents_settled
+from tests.support.services import eventually, service
 from tradebus.cli.botctl import gather_statuses
-from tradebus.common import subjects
 from tradebus.common.positions import Position
 from tradebus.execution.bootstrap import run as run_execution
 from tradebus.execution.settings import ExecutionSettings
@@ -88,7 +89,6 @@ async def full_stack(
     bots = tmp / "bots.yaml"
     bots.write_text(ladder_yaml())
     nc = await nats.connect(nats_url)
-    js = nc.jetstream()
     execution = ExecutionSettings(
         nats_url=nats_url, database_url=database_url, accounts_file=str(accounts), metrics_port=0
     )
@@ -100,12 +100,11 @@ async def full_stack(
         return any(s.state == "running" for r in await gather_statuses(nc) for s in r.bots)
 
     async def settled() -> bool:
-        info = await js.consumer_info(subjects.STREAM_INTENTS, "execution")
-        return not info.num_pending and not info.num_ack_pending
+        return await intents_settled(nc)
 
     try:
         async with (
-            service(run_execution, execution, lambda: consumer_exists(nc, "INTENTS", "execution")),
+            service(run_execution, execution, lambda: execution_ready(nc)),
             service(run_strategy, strategy, bot_running),
         ):
             feed = MarketdataSettings(

@@ -217,8 +217,9 @@ async def test_demo_live_mode_stops_cleanly_on_ctrl_c(data_dir: Path, tmp_path: 
     """``make demo`` without DATA: the live-feed path, against a local Binance-protocol server,
     with nats-server and PostgreSQL started by the demo itself under ``--var``; Ctrl+C stops it.
 
-    That nats-server runs with ``deploy/nats/nats.conf``: every service connects as its own
-    user, and the whole run (bots trading, cancelling, reconciling) needs nothing the
+    That nats-server runs with the config of ``deploy/nats/nats.conf`` (made again for the
+    people of the accounts file): every service connects as its own user, one NATS account
+    per person, and the whole run (bots trading, cancelling, reconciling) needs nothing the
     config refuses."""
     var = tmp_path / "var"
     async with BinanceWsServer(raw_feed_files(data_dir), speed=20.0) as server:
@@ -250,7 +251,11 @@ async def test_demo_live_mode_stops_cleanly_on_ctrl_c(data_dir: Path, tmp_path: 
     # the bots cancelled their orders on the way out: none was left open
     assert exit_log(var)["paper_orders_placed"] > 0
     assert exit_log(var, "strategy")["open_orders"] == 0
-    assert "users of" in output and "deploy/nats/nats.conf" in output
+    # the demo's nats-server ran with the config made for the people of its accounts file,
+    # which for the shipped accounts file is exactly deploy/nats/nats.conf
+    conf = var / "nats" / "nats.conf"
+    assert "users of" in output and str(conf) in output
+    assert conf.read_text() == (REPO / "deploy" / "nats" / "nats.conf").read_text()
     nats_log = (var / "nats" / "nats.log").read_text()
     assert "Violation" not in nats_log, [ln for ln in nats_log.splitlines() if "Violation" in ln]
     for service in ("marketdata", "strategy", "execution", "reconciler"):

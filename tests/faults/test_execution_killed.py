@@ -49,6 +49,7 @@ from tests.support.execution import (
     execution_settings,
     reconciler_settings,
 )
+from tests.support.intents import consumer_totals
 from tests.support.services import eventually, service
 from tests.support.ticks import trade
 from tradebus.cli.localstack import free_port
@@ -205,8 +206,7 @@ class Flow:
 
 
 async def consumer_drained(js) -> bool:  # type: ignore[no-untyped-def]
-    info = await js.consumer_info(subjects.STREAM_INTENTS, "execution")
-    return info.num_pending == 0 and info.num_ack_pending == 0 and info.num_waiting >= 0
+    return await consumer_totals(js) == (0, 0)
 
 
 async def run_scenario(
@@ -301,14 +301,14 @@ async def killing(
         )
         deadline = time.monotonic() + (3.0 if mid_work else 0.0)
         while True:
-            info = await js.consumer_info(subjects.STREAM_INTENTS, "execution")
-            if not mid_work or info.num_ack_pending > stale or time.monotonic() > deadline:
+            _, ack_pending = await consumer_totals(js)
+            if not mid_work or ack_pending > stale or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.005)
         moments.append(round(time.monotonic() - t0, 2))
         execution.kill()
-        in_flight.append(max(0, info.num_ack_pending - stale))
-        stale = (await js.consumer_info(subjects.STREAM_INTENTS, "execution")).num_ack_pending
+        in_flight.append(max(0, ack_pending - stale))
+        stale = (await consumer_totals(js))[1]
         restarts.append(round(await execution.start(), 1))
     return moments, restarts, in_flight
 

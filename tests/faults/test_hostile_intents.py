@@ -5,7 +5,11 @@ entry point compose and ``make demo`` use) on the test's NATS and Postgres.
 Intents are published straight onto ``intent.>`` as a person or a bot could:
 random bytes, truncated JSON, wrong types, absurd numbers, other users'
 accounts, unknown symbols, ~1 MB payloads, reused intent ids, bad subjects,
-interleaved with valid orders. Every message is followed by its JetStream
+interleaved with valid orders. Random bytes almost never land inside a JSON
+string, so structure-aware cases put them there (:meth:`Generator.structured`):
+invalid UTF-8 in values and keys, surrogates as ``\\u`` escapes, raw control,
+bidi and zero-width characters, duplicate keys, deep nesting, huge numbers
+as text; one of each is in every run. Every message is followed by its JetStream
 stream sequence to what became of it:
 
 * a valid one is an order row (``orders.stream_seq``) and an ``OrderAccepted``;
@@ -33,6 +37,7 @@ from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import asyncpg
 import nats
@@ -41,12 +46,14 @@ import pytest
 from nats.aio.client import Client as NATS
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from tests.support.intents import intents_settled
 from tests.support.services import consumer_exists, eventually
 from tradebus.cli.processes import entry_point
 from tradebus.common import subjects
 from tradebus.common.bus import ensure_streams
 from tradebus.common.codec import decode_event
 from tradebus.common.messages import OrderAccepted, OrderRejected
+from tradebus.common.publish_acks import PublishAcks
 
 MAX_PAYLOAD = 1024 * 1024
 """nats-server's default ``max_payload`` (1 MiB)."""
@@ -81,6 +88,7 @@ class Sent:
     intent_id: str | None = None  # the (decodable, storable) intent id
     fields: tuple | None = None  # the order fields of a PlaceOrder that reaches the engine
     msg_id: str | None = None
+    stream: str | None = None  # where JetStream stored it (INTENTS_<user>)
     seq: int | None = None
     dropped: bool = False  # the stream dropped it (Nats-Msg-Id seen) or refused it
     outcome: str = ""
@@ -259,6 +267,180 @@ class Generator:
             f"bad_text:{key}", "alice", self._place(**{key: value}), {"invalid_intent"}
         )
 
+    # ------------------------------------------------------- structure-aware
+    def _raw(self, body: dict, **raw: bytes) -> bytes:
+        """``body`` as JSON, the values of ``raw``'s keys replaced by raw JSON text (bytes)."""
+        payload = json.dumps({**body, **{k: f"@{k}@" for k in raw}}).encode()
+        for key, value in raw.items():
+            payload = payload.replace(f'"@{key}@"'.encode(), value, 1)
+        return payload
+
+    def _shaped(
+        self,
+        kind: str,
+        payload: bytes,
+        reasons: set[str] | None,
+        intent_id: str | None = None,
+        fields: tuple | None = None,
+        user: str = "alice",
+    ) -> Sent:
+        """A structure-aware case: ``intent_id`` only where execution keeps a clean one."""
+        sent = self._sent(f"shaped:{kind}", user, payload, reasons)
+        sent.intent_id, sent.fields = intent_id, fields
+        if not reasons:
+            self.placed.append(sent)
+        return sent
+
+    def _bad_utf8(self, where: str) -> Sent:
+        bad = self.rng.choice(
+            [b"\xff", b"\x80", b"\xc0\x80", b"\xe2\x80", b"\xed\xa0\x80", b"\xf4\x90\x80\x80"]
+        )
+        body = self._place()
+        if where == "key":
+            payload = json.dumps(body).encode().replace(b'"account"', b'"acc' + bad + b'ount"')
+        else:
+            payload = self._raw(body, **{where: b'"x' + bad + b'y"'})
+        return self._shaped(f"utf8:{where}", payload, {"decode_error"})
+
+    def _surrogate(self, where: str) -> Sent:
+        escape = self.rng.choice([b"\\ud800", b"\\udfff", b"\\ud800A", b"\\udc00\\ud800"])
+        payload = self._raw(self._place(), **{where: b'"x' + escape + b'"'})
+        return self._shaped(f"surrogate:{where}", payload, {"decode_error"})
+
+    def _surrogate_pair(self, where: str) -> Sent:
+        """An emoji as an escaped surrogate pair: valid JSON, a printable character."""
+        body = self._place()
+        value = body[where] + "\U0001f600"
+        payload = self._raw(body, **{where: f'"{body[where]}\\ud83d\\ude00"'.encode()})
+        if where == "intent_id":
+            fields = tuple(str(body[k]) for k in ("account", "symbol", "side", "price", "qty"))
+            return self._shaped("surrogate_pair:intent_id", payload, None, value, fields)
+        reason = {"account": "unknown_account", "symbol": "unknown_symbol"}[where]
+        return self._shaped(f"surrogate_pair:{where}", payload, {reason}, body["intent_id"])
+
+    def _invisible(self, where: str) -> Sent:
+        """A control, bidi, zero-width or other invisible character, raw or escaped."""
+        ch = self.rng.choice(
+            "\x7f\x85\x9b\u202e\u202d\u2066\u2069\u200b\u200d\u2060\ufeff\u061c\u2028\u2029"
+            "\U000e0041\ufe0f\ue000\ufffe\u0378\x00\x1b"
+        )
+        if where == "target_intent_id":
+            body = {"type": "CancelOrder", "intent_id": f"fz-{self._next()}"}
+            body |= {"account": "alice-paper", where: f"fz-{self.n - 1}"}
+        else:
+            body = self._place()
+        lookalike = body[where][:3] + ch + body[where][3:]
+        payload = json.dumps({**body, where: lookalike}, ensure_ascii=self.rng.random() < 0.5)
+        if where == "side":
+            return self._shaped("invisible:side", payload.encode(), {"decode_error"})
+        kept = None if where == "intent_id" else body["intent_id"]
+        return self._shaped(f"invisible:{where}", payload.encode(), {"invalid_intent"}, kept)
+
+    def _raw_control(self, where: str) -> Sent:
+        """A raw control byte inside a string: JSON allows none below 0x20."""
+        ch = self.rng.choice([b"\x00", b"\x01", b"\n", b"\t", b"\x1b", b"\x1f"])
+        payload = self._raw(self._place(), **{where: b'"x' + ch + b'y"'})
+        return self._shaped(f"raw_control:{where}", payload, {"decode_error"})
+
+    def _duplicate_key(self, which: str) -> Sent:
+        """Two keys of one name: msgspec (like json.loads) keeps the last, and the owner
+        check is made on that account."""
+        last, first, reasons = {
+            "own_last": ("alice-paper", b'"account": "bob-paper"', None),
+            "foreign_last": ("bob-paper", b'"account": "alice-paper"', {"not_owner"}),
+            "intent_id": ("alice-paper", b'"intent_id": "fz-\\u202e-shadow"', None),
+            "type": ("alice-paper", b'"type": "CancelAll"', {"decode_error"}),
+        }[which]
+        body = self._place(account=last)
+        payload = json.dumps(body).encode().replace(b"{", b"{" + first + b", ", 1)
+        assert json.loads(payload)["account"] == last
+        if which == "type":
+            return self._shaped("dup_key:type", payload, reasons)
+        fields = tuple(str(body[k]) for k in ("account", "symbol", "side", "price", "qty"))
+        return self._shaped(f"dup_key:{which}", payload, reasons, body["intent_id"], fields)
+
+    def _nested(self, how: str) -> Sent:
+        depth = self.rng.randint(2_000, 10_000)
+        arrays, objects = b"[" * depth + b"]" * depth, b'{"a":' * depth + b"1" + b"}" * depth
+        payload = {
+            "objects": objects,
+            "arrays": arrays,
+            "arrays_in_a_field": self._raw(self._place(), note=arrays),
+            "objects_in_a_field": self._raw(self._place(), note=objects),
+            "arrays_as_qty": self._raw(self._place(), qty=arrays),
+            "unclosed": b'{"type":"PlaceOrder","note":' + b'{"a":' * depth,
+        }[how]
+        return self._shaped(f"nested:{how}", payload, {"decode_error"})
+
+    def _huge_number(self, which: str) -> Sent:
+        """A number as text no market trades: refused by the order checks or at the door."""
+        digits = b"1" + b"0" * self.rng.randint(400, 4000)
+        field, text, reasons = {
+            "qty_e999999": ("qty", b'"1e999999"', {"invalid_quantity"}),
+            "qty_e999999_number": ("qty", b"1e999999", {"invalid_quantity"}),
+            "qty_digits": ("qty", b'"' + digits + b'"', {"invalid_quantity"}),
+            "qty_digits_number": ("qty", digits, {"invalid_quantity"}),
+            "qty_tiny": ("qty", b'"1e-999999"', {"invalid_precision", "invalid_quantity"}),
+            "qty_nan": ("qty", b'"NaN"', {"invalid_quantity"}),
+            "qty_minus_zero": ("qty", b'"-0"', {"invalid_quantity"}),
+            "price_e999999": ("price", b'"1e999999"', {"invalid_price"}),
+            "ts_init_digits": ("ts_init", digits, {"invalid_intent"}),
+            "ts_init_5000_digits": ("ts_init", b"1" + b"0" * 5000, {"decode_error"}),
+            "trigger_ts_negative": ("trigger_ts", b"-" + b"9" * 30, {"invalid_intent"}),
+        }[which]
+        if field in ("qty", "price"):
+            reasons = reasons | {"invalid_intent"}  # a value the ledger or venue cannot take
+        payload = self._raw(self._place(), **{field: text})
+        return self._shaped(f"huge_number:{which}", payload, reasons)
+
+    STRUCTURED: ClassVar[list[tuple[str, str]]] = [
+        *(("_bad_utf8", w) for w in ["intent_id", "account", "symbol", "side", "type", "key"]),
+        ("_bad_utf8", "note"),
+        *(("_surrogate", w) for w in ["intent_id", "account", "symbol", "side"]),
+        *(("_surrogate_pair", w) for w in ["intent_id", "account", "symbol"]),
+        *(("_invisible", w) for w in ["intent_id", "account", "symbol", "target_intent_id"]),
+        ("_invisible", "side"),
+        *(("_raw_control", w) for w in ["intent_id", "account", "symbol", "side"]),
+        *(("_duplicate_key", w) for w in ["own_last", "foreign_last", "intent_id", "type"]),
+        *(
+            ("_nested", w)
+            for w in [
+                "objects",
+                "arrays",
+                "arrays_in_a_field",
+                "objects_in_a_field",
+                "arrays_as_qty",
+                "unclosed",
+            ]
+        ),
+        *(
+            ("_huge_number", w)
+            for w in [
+                "qty_e999999",
+                "qty_e999999_number",
+                "qty_digits",
+                "qty_digits_number",
+                "qty_tiny",
+                "qty_nan",
+                "qty_minus_zero",
+                "price_e999999",
+                "ts_init_digits",
+                "ts_init_5000_digits",
+                "trigger_ts_negative",
+            ]
+        ),
+    ]
+    """Every structure-aware case: (method, argument)."""
+
+    def structured(self) -> Sent:
+        """One random structure-aware case (:attr:`STRUCTURED`)."""
+        method, arg = self.rng.choice(self.STRUCTURED)
+        return getattr(self, method)(arg)
+
+    def every_structured(self) -> list[Sent]:
+        """One of each structure-aware case."""
+        return [getattr(self, method)(arg) for method, arg in self.STRUCTURED]
+
     def huge(self) -> Sent:
         """~1 MB, just under ``max_payload``: junk, a giant id, a giant symbol, deep nesting."""
         size = MAX_PAYLOAD - self.rng.randint(200, 2000)
@@ -306,6 +488,14 @@ class Generator:
         first = self.rng.choice(self.refused_ids)
         if f"{first.user}-paper" not in OWNER:
             return None  # a stranger has no account to reuse it on
+        try:
+            named = json.loads(first.payload).get("account")
+        except ValueError:
+            return None
+        if named != f"{first.user}-paper":
+            # execution orders a user's intents per account: an id refused on another
+            # account (or none) is not ordered against this one
+            return None
         assert first.user is not None and first.intent_id is not None
         body = self._place(intent_id=first.intent_id, account=f"{first.user}-paper")
         return self._sent("reuse_refused_id", first.user, body)
@@ -345,7 +535,7 @@ class Generator:
             self.random_bytes, self.truncated, self.wrong_type, self.wrong_type, self.bad_number,
             self.bad_number, self.off_grid, self.unknown_account, self.not_owner,
             self.unknown_symbol, self.bad_text, self.duplicate_id, self.reuse_refused_id,
-            self.bad_subject,
+            self.bad_subject, self.structured, self.structured,
         ]  # fmt: skip
         while True:
             sent = self.rng.choice(makers)()
@@ -380,7 +570,8 @@ def replay(sent: list[Sent]) -> None:
     orders: dict[tuple[str, str], tuple] = {}
     refusals: dict[tuple[str, str], str] = {}
     rejected_events: set[tuple[str, str]] = set()
-    for s in sorted((s for s in sent if not s.dropped), key=lambda s: s.seq or 0):
+    # each user's stream in its order (intent ids are per user: users do not interact)
+    for s in sorted((s for s in sent if not s.dropped), key=lambda s: (s.stream, s.seq or 0)):
         key = (s.user or "", s.intent_id or "")
         door = s.reasons & DOOR_REASONS
         if s.expect == "reject" and (door == s.reasons or s.intent_id is None or s.user is None):
@@ -442,6 +633,7 @@ async def execution(
         TRADEBUS_ACCOUNTS_FILE=str(accounts),
         TRADEBUS_METRICS_PORT=str(free_port()),
         TRADEBUS_LOG_LEVEL="warning",
+        TRADEBUS_INTENT_RATE="0",  # no rate limit: every message is judged on its own
     )
     log = open(tmp_path / "execution.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
@@ -454,7 +646,7 @@ async def execution(
             assert proc.poll() is None, (
                 f"execution exited: {(tmp_path / 'execution.log').read_text()[-3000:]}"
             )
-            return await consumer_exists(nc, subjects.STREAM_INTENTS, "execution")
+            return await consumer_exists(nc, subjects.STREAM_DEADLETTER, "execution-deadletters")
 
         await eventually(ready, timeout=60, what="execution to start")
         yield proc
@@ -488,34 +680,37 @@ async def publish_all(nc: NATS, sent: list[Sent]) -> float:
     Fills in each message's stream sequence, or ``dropped`` if the stream kept
     no new copy (duplicate message id) or nothing stored it.
     """
-    js = nc.jetstream(publish_async_max_pending=WINDOW)
+    acks = PublishAcks(nc)  # nats-py's publish_async never resolves an error reply
+    await acks.start()
     started = time.monotonic()
+    window: asyncio.Semaphore = asyncio.Semaphore(WINDOW)
     futures = []
     for s in sent:
         headers = {"Nats-Msg-Id": s.msg_id} if s.msg_id else None
-        futures.append(await js.publish_async(s.subject, s.payload, headers=headers))
+        await window.acquire()
+        future = await acks.publish(s.subject, s.payload, headers)
+        future.add_done_callback(lambda _: window.release())
+        futures.append(future)
     for s, future in zip(sent, futures, strict=True):
         try:
-            ack = await asyncio.wait_for(future, 60)
+            ack = json.loads(await asyncio.wait_for(future, 60))
         except (nats.errors.Error, TimeoutError) as exc:
             s.dropped, s.outcome, s.reason = True, "not_stored", type(exc).__name__
             continue
-        if ack.duplicate:
+        if ack.get("duplicate"):
             s.dropped, s.outcome = True, "stream_duplicate"
         else:
-            s.seq = ack.seq
+            s.stream, s.seq = ack["stream"], ack["seq"]
     return time.monotonic() - started
 
 
 async def drained(nc: NATS, proc: subprocess.Popen, timeout: float) -> float:
     """Wait until execution has acked everything; returns seconds waited."""
-    js = nc.jetstream()
     started = time.monotonic()
 
     async def done() -> bool:
         assert proc.poll() is None, "execution exited"
-        info = await js.consumer_info(subjects.STREAM_INTENTS, "execution")
-        return info.num_pending == 0 and info.num_ack_pending == 0
+        return await intents_settled(nc)
 
     await eventually(done, timeout=timeout, what="execution to drain INTENTS")
     return time.monotonic() - started
@@ -563,14 +758,14 @@ async def check(sent: list[Sent], database_url: str, events: Events, seed: int) 
     conn = await asyncpg.connect(database_url)
     try:
         rejected = {
-            r["stream_seq"]: r
+            (r["stream"], r["stream_seq"]): r
             for r in await conn.fetch(
-                "SELECT stream_seq, user_id, source, intent_id, reason, message"
+                "SELECT stream, stream_seq, user_id, source, intent_id, reason, message"
                 " FROM rejected_intents"
             )
         }
         orders = {
-            r["stream_seq"]: r
+            (subjects.intents_stream(r["user_id"]), r["stream_seq"]): r
             for r in await conn.fetch(
                 "SELECT stream_seq, user_id, intent_id, status, reason FROM orders"
             )
@@ -581,8 +776,8 @@ async def check(sent: list[Sent], database_url: str, events: Events, seed: int) 
     stored = [s for s in sent if not s.dropped]
     for s in stored:
         assert s.seq is not None
-        row = rejected.get(s.seq)
-        order = orders.get(s.seq)
+        row = rejected.get((s.stream, s.seq))
+        order = orders.get((s.stream, s.seq))
         if s.outcome == "answered":
             if row is not None or order is not None:
                 problems.append(f"seq {s.seq} {s.kind}: a repeat made a row")
@@ -615,7 +810,7 @@ async def check(sent: list[Sent], database_url: str, events: Events, seed: int) 
             want = 1 if s.event_expected else 0
             if len(got) != want or any(e.reason != s.reason for e in got):
                 problems.append(f"seq {s.seq} {s.kind}: OrderRejected events {got}, want {want}")
-    extra = set(rejected) - {s.seq for s in stored}
+    extra = set(rejected) - {(s.stream, s.seq) for s in stored}
     if extra:
         problems.append(f"rejections of unknown sequences: {sorted(extra)[:10]}")
     assert not problems, f"seed {seed}: {len(problems)} problems:\n" + "\n".join(problems[:40])
@@ -644,6 +839,8 @@ async def test_hostile_intents_are_refused_recorded_and_survived(
         twin.msg_id = twin.intent_id
         copy = Sent(**{**twin.__dict__, "kind": "msg_id_repeat", "source": twin.source})
         warmup = [twin, copy, *batch(gen, WARMUP, huge=12)]
+        for shaped in gen.every_structured():  # every structure-aware case, in every run
+            warmup.insert(gen.rng.randrange(2, len(warmup) + 1), shaped)
         t_pub, t_drain = await run_round(nc, execution, warmup, timeout=300)
         assert copy.dropped and copy.outcome == "stream_duplicate"
         rss_before = rss_kb(execution.pid)
@@ -673,8 +870,18 @@ async def test_hostile_intents_are_refused_recorded_and_survived(
             detail=lambda: f"{events.count} events",
         )
         await check(all_sent, database_url, events, seed)
-        info = await nc.jetstream().stream_info(subjects.STREAM_INTENTS)
-        print(f"stream INTENTS: {info.state.messages} messages, {info.state.bytes / 1e6:.1f} MB")
+        for user in ("alice", "bob"):
+            info = await nc.jetstream().stream_info(subjects.intents_stream(user))
+            print(
+                f"stream INTENTS_{user}: {info.state.messages} messages left"
+                f" ({info.state.bytes / 1e6:.3f} MB) of {info.state.last_seq} stored"
+            )
+        # the ~1 MB intents never reach execution: each user's stream stores at most
+        # its max_msg_size (8 KiB), and refuses the rest with an error ack
+        huge = [s for s in all_sent if s.kind.startswith("1mb") or s.kind == "valid_1mb"]
+        assert huge and all(s.outcome == "not_stored" for s in huge), {
+            (s.kind, s.outcome) for s in huge
+        }
         print(
             f"main round: {COUNT} intents, publish {t_pub:.1f}s + drain {t_drain:.1f}s"
             f" = {rate:.0f} intents/s"
@@ -764,7 +971,7 @@ async def test_bytes_no_client_would_send_do_not_wedge_execution(
     nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
-        stored = (await js.stream_info(subjects.STREAM_INTENTS)).state.messages
+        stored = (await js.stream_info(subjects.intents_stream("alice"))).state.last_seq
         ack = await js.publish("intent.alice.manual", payload.replace(b"raw-1", b"after-raw"))
         await drained(nc, execution, timeout=15)
         conn = await asyncpg.connect(database_url)

@@ -64,14 +64,14 @@ import pytest
 from nats.aio.client import Client as NATS
 
 from tests.support.data import BTC_RAW, ETH_RAW
-from tests.support.execution import execution_settings, reconciler_settings
-from tests.support.services import consumer_exists, eventually, service
+from tests.support.execution import execution_ready, execution_settings, reconciler_settings
+from tests.support.intents import IntentRecorder, intents_settled, intents_stored
+from tests.support.services import eventually, service
 from tradebus.cli.localstack import LocalNats, create_database, with_database
 from tradebus.common import subjects
 from tradebus.common.codec import (
     decode_balances_reply,
     decode_bots_reply,
-    decode_intent,
     decode_recon_run_reply,
 )
 from tradebus.common.messages import BalancesQuery, BotStatus, PlaceOrder
@@ -182,8 +182,7 @@ async def tailing_events(nc: NATS) -> bool:
 
 
 async def consumer_idle(nc: NATS) -> bool:
-    info = await nc.jetstream().consumer_info(subjects.STREAM_INTENTS, "execution")
-    return not info.num_pending and not info.num_ack_pending
+    return await intents_settled(nc)
 
 
 async def quiet(nc: NATS, database_url: str, timeout: float = 30.0) -> dict[str, BotStatus]:
@@ -193,7 +192,7 @@ async def quiet(nc: NATS, database_url: str, timeout: float = 30.0) -> dict[str,
 
     async def picture() -> tuple[Any, ...]:
         statuses = await bot_statuses(nc)
-        intents = (await js.stream_info(subjects.STREAM_INTENTS)).state.last_seq
+        intents = await intents_stored(nc)
         events = (await js.stream_info(subjects.STREAM_EXEC)).state.last_seq
         return (statuses, intents, events)
 
@@ -249,17 +248,13 @@ async def fills(database_url: str) -> list[Fill]:
     return sorted((r[0], r[1], r[2], r[3], r[4]) for r in rows)
 
 
-async def place_intents(nc: NATS) -> set[tuple[str, str]]:
-    """``(user, intent id)`` of every place intent stored in ``INTENTS``."""
-    js = nc.jetstream()
-    last = (await js.stream_info(subjects.STREAM_INTENTS)).state.last_seq
-    out = set()
-    for seq in range(1, last + 1):
-        msg = await js.get_msg(subjects.STREAM_INTENTS, seq)
-        intent = decode_intent(msg.data)
-        if isinstance(intent, PlaceOrder):
-            out.add((msg.subject.split(".")[1], intent.intent_id))
-    return out
+def place_intents(recorder: IntentRecorder) -> set[tuple[str, str]]:
+    """``(user, intent id)`` of every place intent the recorder saw published."""
+    return {
+        (subject.split(".")[1], intent.intent_id)
+        for subject, _, intent in recorder.records
+        if isinstance(intent, PlaceOrder)
+    }
 
 
 class Outcome(msgspec.Struct):
@@ -308,11 +303,10 @@ async def trading_run(
         finally:
             await conn.close()
 
+    recorder = await IntentRecorder().start(nc)
     try:
         async with (
-            service(
-                run_execution, execution, lambda: consumer_exists(nc, "INTENTS", "execution")
-            ) as exec_task,
+            service(run_execution, execution, lambda: execution_ready(nc)) as exec_task,
             service(run_strategy, strategy, lambda: answering(nc)) as host_task,
             service(run_reconciler, reconciler, recon_ready) as recon_task,
         ):
@@ -339,7 +333,7 @@ async def trading_run(
             assert await answering(nc)
             assert await consumer_idle(nc)
 
-            # no intent lost: every place intent in INTENTS and every order a bot counts
+            # no intent lost: every place intent published and every order a bot counts
             # has its order row
             conn = await asyncpg.connect(database_url)
             try:
@@ -347,7 +341,7 @@ async def trading_run(
             finally:
                 await conn.close()
             orders = {(r["user_id"], r["intent_id"]) for r in rows}
-            assert await place_intents(nc) <= orders
+            assert place_intents(recorder) and place_intents(recorder) <= orders
             for bot, status in statuses.items():
                 mine = sum(1 for r in rows if r["source"] == bot)
                 assert status.orders_placed == mine, (bot, status.orders_placed, mine)

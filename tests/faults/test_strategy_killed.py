@@ -25,9 +25,10 @@ import pytest
 
 from tests.integration.test_strategy_replicas import HEARTBEAT_SECONDS, replica, write_configs
 from tests.support.data import raw_feed_files
-from tests.support.services import consumer_exists, eventually, service
+from tests.support.execution import execution_ready
+from tests.support.intents import intents_settled
+from tests.support.services import eventually, service
 from tradebus.cli.botctl import gather_statuses
-from tradebus.common import subjects
 from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.execution.bootstrap import run as run_execution
 from tradebus.execution.settings import ExecutionSettings
@@ -61,9 +62,7 @@ async def test_a_killed_host_resumes_every_bot_without_doubling_or_forgetting(
     logs = tmp_path / "logs"
     host = replica("solo", nats_url, logs)
     try:
-        async with service(
-            run_execution, execution, lambda: consumer_exists(nc, "INTENTS", "execution")
-        ):
+        async with service(run_execution, execution, lambda: execution_ready(nc)):
 
             async def running() -> dict[str, object]:
                 return {s.bot: s for r in await gather_statuses(nc) for s in r.bots}
@@ -97,8 +96,7 @@ async def test_a_killed_host_resumes_every_bot_without_doubling_or_forgetting(
             md_stop.set()
 
             async def settled() -> bool:
-                info = await js.consumer_info(subjects.STREAM_INTENTS, "execution")
-                return not info.num_pending and not info.num_ack_pending
+                return await intents_settled(nc)
 
             await eventually(settled, 60, "execution to take every intent")
             await asyncio.sleep(2 * HEARTBEAT_SECONDS + 1)  # last events reach the bots

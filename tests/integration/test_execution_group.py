@@ -1,15 +1,16 @@
 """The engine's group commit on a real PostgreSQL: a fetch batch of intents at a time.
 
 The engine is driven directly (:meth:`ExecutionEngine.handle_intents`, as the
-intent consumer calls it with each fetch batch) with paper venues and an
+intent consumer calls it with each batch it takes from its fair queue) with paper venues and an
 ``emit`` that records the events, so a test can hand it the same batch twice
 (a redelivery) or make the bus fail half way. Last, the ack futures of the
-events the service publishes for a group (:class:`EventAcks`).
+events the service publishes for a group (:class:`PublishAcks`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal as D
@@ -25,10 +26,11 @@ from tradebus.common.codec import encode
 from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.messages import Message, OrderAccepted, OrderRejected, PlaceOrder
 from tradebus.common.metrics import new_registry
+from tradebus.common.publish_acks import PublishAcks
 from tradebus.execution.accounts import AccountSpec, RiskLimits
 from tradebus.execution.bootstrap import open_accounts
 from tradebus.execution.engine import ExecutionEngine
-from tradebus.execution.event_acks import EventAcks
+from tradebus.execution.intake import admit
 from tradebus.execution.metrics import ExecutionMetrics
 from tradebus.execution.paper import PaperExchange
 from tradebus.ledger.migrate import apply_migrations
@@ -89,7 +91,8 @@ class Harness:
         steps = []
         i = 0
         while i < len(batch):
-            done = await self.engine.handle_intents(batch[i:])
+            doors = [admit(*m, self.engine.accounts, "INTENTS_test") for m in batch[i:]]
+            done = await self.engine.handle_intents(doors)
             assert done >= 1
             steps.append(done)
             i += done
@@ -208,7 +211,8 @@ async def test_a_group_whose_events_fail_is_resumed_and_placed_once(harness: Har
     intents = batch(*(place(u, f"{u}-{n}") for n in range(2) for u in ("alice", "bob")))
     harness.fail_emits = 2
     with pytest.raises(TimeoutError):
-        await harness.engine.handle_intents(intents)  # nothing may be acked
+        doors = [admit(*m, harness.engine.accounts, "INTENTS_test") for m in intents]
+        await harness.engine.handle_intents(doors)  # nothing may be acked
     assert harness.exchange.orders_placed == 4  # committed rows, placed once
     await harness.run(intents)  # redelivered
     assert harness.exchange.orders_placed == 4
@@ -260,7 +264,7 @@ async def test_event_acks_resolve_or_fail_each_publish(nats_url: str) -> None:
     nc = await connect(nats_url, "test")
     try:
         await ensure_streams(nc.jetstream())
-        acks = EventAcks(nc)
+        acks = PublishAcks(nc)
         await acks.start()
         event = OrderRejected(
             intent_id="i1",
@@ -271,11 +275,12 @@ async def test_event_acks_resolve_or_fail_each_publish(nats_url: str) -> None:
             message="m",
             ts_event=1,
         )
-        stored = await acks.publish("exec.evt.bob.bot", event, "rej:bob:i1")
-        again = await acks.publish("exec.evt.bob.bot", event, "rej:bob:i1")  # stored once
-        nowhere = await acks.publish("no.stream.here", event, "x")
-        assert await asyncio.wait_for(stored, 5) is None
-        assert await asyncio.wait_for(again, 5) is None
+        data, msg_id = encode(event), {"Nats-Msg-Id": "rej:bob:i1"}
+        stored = await acks.publish("exec.evt.bob.bot", data, msg_id)
+        again = await acks.publish("exec.evt.bob.bot", data, msg_id)  # stored once
+        nowhere = await acks.publish("no.stream.here", data, {"Nats-Msg-Id": "x"})
+        assert json.loads(await asyncio.wait_for(stored, 5))["seq"] == 1
+        assert json.loads(await asyncio.wait_for(again, 5))["duplicate"]
         with pytest.raises(nats.js.errors.NoStreamResponseError):
             await asyncio.wait_for(nowhere, 5)
         assert acks.pending == 0

@@ -127,6 +127,7 @@ async def test_a_group_of_orders_is_found_inserted_and_moved_in_one_statement_ea
     existing, _ = await ledger.insert_order(new_order("o0"))
     await ledger.record_rejection(
         Rejection(
+            stream="INTENTS_alice",
             stream_seq=7,
             subject="intent.alice.bot",
             user_id="alice",
@@ -219,6 +220,7 @@ async def test_both_sides_of_a_trade_between_two_accounts_are_booked(ledger: Led
 
 async def test_rejections_are_kept_once_per_stream_message(ledger: Ledger) -> None:
     rejection = Rejection(
+        stream="INTENTS_alice",
         stream_seq=42,
         subject="intent.alice.manual",
         user_id="alice",
@@ -237,6 +239,12 @@ async def test_rejections_are_kept_once_per_stream_message(ledger: Ledger) -> No
     async with ledger._pool.acquire() as conn:
         rows = await conn.fetch("SELECT length(payload) AS n FROM rejected_intents")
     assert [r["n"] for r in rows] == [65_536]
+    # the same sequence in another user's stream is another message
+    bobs = msgspec.structs.replace(
+        rejection, stream="INTENTS_bob", user_id="bob", subject="intent.bob.manual"
+    )
+    await ledger.record_rejection(bobs)
+    assert await ledger.find_rejection("bob", "m1") == ("decode_error", "bad")
 
 
 async def test_watermark_leaves_out_only_fills_in_flight(ledger: Ledger) -> None:

@@ -1,10 +1,12 @@
 """``deploy/nats/nats.conf`` really refuses what a user may not do, and allows what it must.
 
 One nats-server runs with the repository's config (passwords generated for the test,
-JetStream in a temp dir). The server answers a forbidden publish or subscription with
+JetStream in a temp dir): the system account ``TRADEBUS`` (services, operator) and one
+account per person. The server answers a forbidden publish or subscription with
 ``-ERR 'Permissions Violation ...'``, which nats-py hands to the error callback
 asynchronously: each refusal is asserted on that callback *and* on the message never
-arriving (in a stream or at a subscriber).
+arriving (in a stream or at a subscriber). What a person's reply subjects can reach
+is in tests/security/test_reply_subjects.py.
 """
 
 from __future__ import annotations
@@ -19,10 +21,19 @@ import pytest
 from nats.aio.client import Client as NATS
 from nats.js.api import AckPolicy, ConsumerConfig
 
+from tests.support.intents import ensure_intent_streams
 from tradebus.cli.localstack import LocalNats
 from tradebus.cli.natsauth import SERVICES, conf_users, generate_passwords, with_user
 from tradebus.common import subjects
-from tradebus.common.bus import MSG_ID, ensure_streams, publish_event
+from tradebus.common.bus import (
+    MSG_ID,
+    IntentQuota,
+    deadletter_stream_config,
+    ensure_stream,
+    ensure_streams,
+    intents_stream_config,
+    publish_event,
+)
 from tradebus.strategy.kvstore import open_bots, open_buckets
 
 CONF = Path(__file__).resolve().parents[2] / "deploy" / "nats" / "nats.conf"
@@ -122,14 +133,17 @@ async def test_wrong_password_is_refused(server: Server) -> None:
 
 async def test_a_person_sends_and_reads_only_as_themselves(connect: Connect) -> None:
     operator = await connect("operator")
-    await ensure_streams(operator.nc.jetstream())
+    js = operator.nc.jetstream()
+    await ensure_streams(js)
+    await ensure_intent_streams(js, ["alice", "bob"])  # as execution makes them
     alice = await connect("alice")
 
-    # allowed: alice's own intent lands in INTENTS (JetStream ack on her own inbox)
+    # allowed: alice's own intent lands in her stream, marked as a person's (JetStream's
+    # ack comes back into her own account)
     ack = await alice.nc.jetstream().publish(
         "intent.alice.manual", b"{}", headers={MSG_ID: "alice-1"}
     )
-    assert ack.stream == subjects.STREAM_INTENTS
+    assert ack.stream == subjects.intents_stream("alice")
     # allowed: her own events and alerts reach her
     own_events: list[str] = []
 
@@ -147,32 +161,40 @@ async def test_a_person_sends_and_reads_only_as_themselves(connect: Connect) -> 
     refused = await alice.violations()
     assert len(refused) == 4 and all("publish" in e for e in refused), refused
 
-    # refused: reading bob's events, every intent, the balances query, anyone's inbox
+    # refused: reading bob's events, every intent, the balances query
     alice.errors.clear()
     spy: list[str] = []
 
     async def on_spy(msg) -> None:  # type: ignore[no-untyped-def]
         spy.append(msg.subject)
 
-    for subject in ("exec.evt.bob.>", "exec.alert.bob.>", "intent.>", "exec.query.>", "_INBOX.>"):
+    for subject in ("exec.evt.bob.>", "exec.alert.bob.>", "intent.>", "exec.query.>"):
         await alice.nc.subscribe(subject, cb=on_spy)
     refused = await alice.violations()
-    assert len(refused) == 5 and all("subscription" in e for e in refused), refused
+    assert len(refused) == 4 and all("subscription" in e for e in refused), refused
+    # allowed, and harmless: her account's inboxes hold only her own replies
+    await alice.nc.subscribe("_INBOX.>", cb=on_spy)
+    assert await alice.violations() == refused
 
     for subject in ("exec.evt.bob.manual", "exec.alert.bob.bob-paper", "exec.evt.alice.manual"):
         await operator.nc.publish(subject, b"{}")
     await operator.nc.publish("exec.alert.alice.alice-paper", b"{}")
+    await operator.nc.publish("_INBOX.someone", b"{}")
+    await operator.nc.request("intent.bob.manual", b"{}", timeout=2)  # a reply on _INBOX.
     await operator.nc.flush()
     await asyncio.sleep(SETTLE)
     assert spy == []
     assert sorted(own_events) == ["exec.alert.alice.alice-paper", "exec.evt.alice.manual"]
-    assert await stream_subjects(operator.nc, subjects.STREAM_INTENTS) == ["intent.alice.manual"]
+    assert await stream_subjects(operator.nc, subjects.intents_stream("alice")) == [
+        "person.intent.alice.manual"
+    ]
 
 
 async def test_strategy_may_not_publish_events_nor_read_intents(connect: Connect) -> None:
     operator = await connect("operator")
+    await ensure_intent_streams(operator.nc.jetstream(), ["alice", "bob"])
     strategy = await connect("strategy")
-    await ensure_streams(strategy.nc.jetstream())  # allowed (module note in nats.conf)
+    await ensure_streams(strategy.nc.jetstream())  # allowed: EXEC and RECON
 
     # allowed: intents for any user, its KV buckets
     js = strategy.nc.jetstream()
@@ -185,13 +207,25 @@ async def test_strategy_may_not_publish_events_nor_read_intents(connect: Connect
     await (await open_bots(js)).put("bob-ladder-btc", b"{}")
     assert await strategy.violations() == []
 
-    # refused: order events, the operator's and execution's subjects
-    for subject in ("exec.evt.bob.bob-ladder-btc", "exec.alert.bob.bob-paper", "recon.report.x"):
+    # refused: order events, the operator's and execution's subjects, a person's subjects
+    for subject in (
+        "exec.evt.bob.bob-ladder-btc",
+        "exec.alert.bob.bob-paper",
+        "recon.report.x",
+        "person.intent.bob.manual",
+    ):
         await strategy.nc.publish(subject, b"{}")
     refused = await strategy.violations()
-    assert len(refused) == 3, refused
+    assert len(refused) == 4, refused
+    # refused: making or changing a user's intent stream (execution's alone)
+    strategy.errors.clear()
+    with pytest.raises(nats.errors.TimeoutError):  # refused requests are never answered
+        await strategy.nc.jetstream(timeout=1).update_stream(
+            intents_stream_config("bob", IntentQuota(backlog_msgs=10**9))
+        )
+    assert len(await strategy.violations()) == 1
 
-    # refused: reading intents (only execution, through its consumer) and execution's queries
+    # refused: reading intents (only execution, through its consumers) and execution's queries
     strategy.errors.clear()
     spy: list[str] = []
 
@@ -208,9 +242,13 @@ async def test_strategy_may_not_publish_events_nor_read_intents(connect: Connect
     await asyncio.sleep(SETTLE)
     assert spy == []
     assert await stream_subjects(operator.nc, subjects.STREAM_EXEC) == []
-    # the operator's intent is in the stream; strategy's own was allowed
-    intents = await stream_subjects(operator.nc, subjects.STREAM_INTENTS)
-    assert intents == ["intent.bob.bob-ladder-btc", "intent.alice.manual"]
+    # the operator's intent is in alice's stream; strategy's own in bob's
+    assert await stream_subjects(operator.nc, subjects.intents_stream("alice")) == [
+        "intent.alice.manual"
+    ]
+    assert await stream_subjects(operator.nc, subjects.intents_stream("bob")) == [
+        "intent.bob.bob-ladder-btc"
+    ]
 
 
 async def test_execution_consumes_intents_and_publishes_events(connect: Connect) -> None:
@@ -218,16 +256,19 @@ async def test_execution_consumes_intents_and_publishes_events(connect: Connect)
     execution = await connect("execution")
     js = execution.nc.jetstream()
     await ensure_streams(js)
+    # its own streams: each person's INTENTS_<user>, and DEADLETTER, with their consumers
+    await ensure_intent_streams(js, ["alice"])
+    await ensure_stream(js, deadletter_stream_config("execution"))
     await alice.nc.jetstream().publish("intent.alice.manual", b"{}", headers={MSG_ID: "a1"})
 
-    psub = await js.pull_subscribe(
-        subjects.INTENT_ALL,
-        durable="execution",
-        stream=subjects.STREAM_INTENTS,
-        config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT),
+    stream = subjects.intents_stream("alice")
+    await js.add_consumer(
+        stream,
+        ConsumerConfig(name="execution", durable_name="execution", ack_policy=AckPolicy.EXPLICIT),
     )
+    psub = await js.pull_subscribe_bind(durable="execution", stream=stream)
     (msg,) = await psub.fetch(1, timeout=5)
-    assert msg.subject == "intent.alice.manual"
+    assert msg.subject == "person.intent.alice.manual"
     await msg.ack()
     events: list[str] = []
 
@@ -237,6 +278,7 @@ async def test_execution_consumes_intents_and_publishes_events(connect: Connect)
     await alice.nc.subscribe("exec.evt.alice.>", cb=on_event)
     await alice.nc.flush()
     await publish_event(js, subjects.exec_evt("alice", "manual"), {"type": "x"}, "evt-1")
+    await js.publish(subjects.deadletter_intent("alice"), b"{}")
     kv = await js.create_key_value(bucket=subjects.KV_KILLSWITCH)
     await kv.put("global", b"engaged")
     assert await execution.violations() == []
@@ -246,7 +288,7 @@ async def test_execution_consumes_intents_and_publishes_events(connect: Connect)
     # refused: execution may not speak for users, nor delete a stream
     await execution.nc.publish("intent.alice.manual", b"{}")
     with pytest.raises(nats.errors.TimeoutError):  # refused requests are never answered
-        await execution.nc.jetstream(timeout=1).delete_stream(subjects.STREAM_INTENTS)
+        await execution.nc.jetstream(timeout=1).delete_stream(stream)
     refused = await execution.violations()
     assert len(refused) == 2, refused
 

@@ -14,6 +14,7 @@ import msgspec
 import nats
 from nats.aio.client import Client as NATS
 
+from tests.support.intents import ensure_intent_streams, intent_streams, intents_stored
 from tests.support.metrics import free_port, scrape, value
 from tests.support.services import eventually, service
 from tests.support.ticks import trade
@@ -38,13 +39,17 @@ users:
 
 
 async def stream_intents(nc: NATS) -> list[tuple[str, str, object]]:
-    """(subject, Nats-Msg-Id, intent) of every message in INTENTS."""
+    """(subject, Nats-Msg-Id, intent) of every message in the users' intent streams, user
+    by user (no execution runs here to take them from these work queues)."""
     js = nc.jetstream()
-    info = await js.stream_info(subjects.STREAM_INTENTS)
     out = []
-    for seq in range(info.state.first_seq, info.state.last_seq + 1):
-        msg = await js.get_msg(subjects.STREAM_INTENTS, seq)
-        out.append((msg.subject, msg.headers["Nats-Msg-Id"], decode_intent(msg.data)))
+    for stream in sorted(await intent_streams(js)):
+        info = await js.stream_info(stream)
+        if not info.state.messages:
+            continue
+        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+            msg = await js.get_msg(stream, seq)
+            out.append((msg.subject, msg.headers["Nats-Msg-Id"], decode_intent(msg.data)))
     return out
 
 
@@ -78,6 +83,7 @@ async def test_bots_trade_and_obey_the_control_verbs(nats_url: str, tmp_path: Pa
     bots = tmp_path / "bots.yaml"
     bots.write_text(BOTS)
     nc = await nats.connect(nats_url)
+    await ensure_intent_streams(nc.jetstream(), ["alice", "bob"])  # as execution would
 
     async def both_running() -> bool:
         return len(await statuses(nc)) == 2
@@ -161,8 +167,7 @@ async def _has_bot_series(port: int, labels: dict[str, str], present: bool) -> b
 
 
 async def _count(nc: NATS, n: int) -> bool:
-    info = await nc.jetstream().stream_info(subjects.STREAM_INTENTS)
-    return info.state.messages >= n
+    return await intents_stored(nc) >= n
 
 
 async def _last_price(nc: NATS, bot: str, price: int) -> bool:
@@ -198,6 +203,7 @@ async def test_the_readme_nats_cli_examples_work(nats_url: str, tmp_path: Path) 
     bots = tmp_path / "bots.yaml"
     bots.write_text(README_BOTS)
     nc = await nats.connect(nats_url)
+    await ensure_intent_streams(nc.jetstream(), ["alice", "bob"])  # as execution would
 
     async def running() -> bool:
         return "alice-ladder-btc" in await statuses(nc)
@@ -220,6 +226,7 @@ async def test_spec_changes_apply_live(nats_url: str, tmp_path: Path) -> None:
     bots = tmp_path / "bots.yaml"
     bots.write_text(README_BOTS)
     nc = await nats.connect(nats_url)
+    await ensure_intent_streams(nc.jetstream(), ["alice", "bob"])  # as execution would
     js = nc.jetstream()
     md = subjects.md_trade
     async with service(
@@ -263,6 +270,7 @@ async def test_bots_never_act_on_a_stale_price(nats_url: str, tmp_path: Path) ->
     bots = tmp_path / "bots.yaml"
     bots.write_text(BOTS)
     nc = await nats.connect(nats_url)
+    await ensure_intent_streams(nc.jetstream(), ["alice", "bob"])  # as execution would
     settings = msgspec.structs.replace(settings_for(nats_url, bots), max_price_age_seconds=2.0)
 
     async def both_running() -> bool:

@@ -23,7 +23,9 @@ import nats
 import pytest
 
 from tests.support.data import raw_feed_files
-from tests.support.services import consumer_exists, eventually, service
+from tests.support.execution import execution_ready
+from tests.support.intents import intents_settled
+from tests.support.services import eventually, service
 from tradebus.cli.botctl import gather_statuses
 from tradebus.cli.localstack import free_port
 from tradebus.cli.processes import ServiceProcess
@@ -117,9 +119,7 @@ async def test_replicas_share_bots_and_survive_a_sigkill(
     names = ["r1", "r2", "r3"]
     procs = {n: replica(n, nats_url, tmp_path / "logs") for n in names}
     try:
-        async with service(
-            run_execution, execution, lambda: consumer_exists(nc, "INTENTS", "execution")
-        ):
+        async with service(run_execution, execution, lambda: execution_ready(nc)):
 
             async def placement() -> dict[str, str]:
                 return {s.bot: s.host or "" for r in await gather_statuses(nc) for s in r.bots}
@@ -161,8 +161,7 @@ async def test_replicas_share_bots_and_survive_a_sigkill(
             md_stop.set()
 
             async def settled() -> bool:
-                info = await js.consumer_info(subjects.STREAM_INTENTS, "execution")
-                return not info.num_pending and not info.num_ack_pending
+                return await intents_settled(nc)
 
             await eventually(settled, 60, "execution to take every intent")
             await asyncio.sleep(2 * HEARTBEAT_SECONDS + 1)  # last events reach the bots

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from tradebus.common.bus import ensure_streams
 from tradebus.common.clock import LiveClock
 from tradebus.common.markets import MarketCatalog, default_markets_path
+from tradebus.common.publish_acks import PublishAcks
 from tradebus.strategy.host import Dispatcher
 from tradebus.strategy.host_metrics import HostMetrics
 from tradebus.strategy.kvstore import apply_specs, open_buckets
@@ -55,7 +56,9 @@ async def test_a_long_start_renews_the_leases_it_already_holds(
     buckets = await open_buckets(js, LEASE_SECONDS)
     await apply_specs(js, [ladder(i) for i in range(BOTS)])
     metrics = HostMetrics(CollectorRegistry())
-    publisher = IntentPublisher(js, LiveClock(), metrics)
+    acks = PublishAcks(nc)
+    await acks.start()
+    publisher = IntentPublisher(acks, LiveClock(), metrics)
     supervisor = Supervisor(
         js,
         buckets,

@@ -44,11 +44,17 @@ def execution_settings(
     )
 
 
+async def execution_ready(nc: NATS) -> bool:
+    """True once execution's intake is up: every user's consumer exists, and the consumer
+    of the dead-letter advisories, made after them."""
+    return await consumer_exists(nc, subjects.STREAM_DEADLETTER, "execution-deadletters")
+
+
 def execution_service(
     nc: NATS, settings: ExecutionSettings
 ) -> AbstractAsyncContextManager[asyncio.Task[int]]:
-    """The execution service running ``settings``, ready once its INTENTS consumer exists."""
-    return service(run_execution, settings, lambda: consumer_exists(nc, "INTENTS", "execution"))
+    """The execution service running ``settings``, ready once its intake is up."""
+    return service(run_execution, settings, lambda: execution_ready(nc))
 
 
 def reconciler_settings(

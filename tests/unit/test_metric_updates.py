@@ -56,18 +56,20 @@ async def test_consumer_lag_gauges_come_from_the_consumer_info() -> None:
     metrics = ExecutionMetrics(registry)
     info = SimpleNamespace(num_pending=7, num_ack_pending=3, num_redelivered=None)
     js = FakeJs(info)
-    assert await refresh_consumer_lag(js, "execution", metrics)
-    assert js.asked == [("INTENTS", "execution")]
+    assert await refresh_consumer_lag(js, ["alice", "bob"], "execution", metrics)
+    assert js.asked == [("INTENTS_alice", "execution"), ("INTENTS_bob", "execution")]
     labels = {"consumer": "execution"}
     get = registry.get_sample_value
-    assert get("tradebus_execution_consumer_pending_messages", labels) == 7
-    assert get("tradebus_execution_consumer_ack_pending_messages", labels) == 3
+    assert get("tradebus_execution_consumer_pending_messages", labels) == 14  # summed
+    assert get("tradebus_execution_consumer_ack_pending_messages", labels) == 6
     assert get("tradebus_execution_consumer_redelivered_messages", labels) == 0
     # a failed query leaves the last values
-    assert not await refresh_consumer_lag(FakeJs(None), "execution", metrics)
-    assert get("tradebus_execution_consumer_pending_messages", labels) == 7
+    assert not await refresh_consumer_lag(FakeJs(None), ["alice"], "execution", metrics)
+    assert get("tradebus_execution_consumer_pending_messages", labels) == 14
     record_consumer_info(
-        metrics, "execution", SimpleNamespace(num_pending=0, num_ack_pending=0, num_redelivered=1)
+        metrics,
+        "execution",
+        [SimpleNamespace(num_pending=0, num_ack_pending=0, num_redelivered=1)],
     )
     assert get("tradebus_execution_consumer_redelivered_messages", labels) == 1
 

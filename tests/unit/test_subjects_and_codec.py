@@ -26,7 +26,13 @@ def test_builders() -> None:
     assert subjects.exec_evt("alice", "alice-ladder-btc") == "exec.evt.alice.alice-ladder-btc"
     assert subjects.recon_report("alice-paper") == "recon.report.alice-paper"
     assert subjects.ctl("bots", "status") == "ctl.bots.status"
-    assert subjects.parse_intent("intent.bob.bot-1") == ("bob", "bot-1")
+    assert subjects.parse_intent("intent.bob.bot-1") == ("bob", "bot-1", False)
+    assert subjects.person_intent("bob", "manual") == "person.intent.bob.manual"
+    assert subjects.parse_intent("person.intent.bob.manual") == ("bob", "manual", True)
+    assert subjects.intents_stream("bob") == "INTENTS_bob"
+    assert subjects.intents_stream_user("INTENTS_bob") == "bob"
+    assert subjects.intents_stream_user("KV_bots") is None
+    assert subjects.intents_stream_subjects("bob") == ["intent.bob.>", "person.intent.bob.>"]
 
 
 @pytest.mark.parametrize("bad", ["a.b", "*", ">", "a b", "", "x" * 65, "ü"])
@@ -38,7 +44,14 @@ def test_tokens_that_would_widen_or_break_a_subject_are_refused(bad: str) -> Non
 
 
 def test_parse_intent_needs_exactly_three_tokens() -> None:
-    for subject in ("intent.alice", "intent.alice.bot.extra", "exec.alice.bot"):
+    for subject in (
+        "intent.alice",
+        "intent.alice.bot.extra",
+        "exec.alice.bot",
+        "person.intent.alice",
+        "person.x.alice.bot",
+        "personintent.alice.bot",
+    ):
         with pytest.raises(subjects.SubjectError):
             subjects.parse_intent(subject)
 

@@ -283,8 +283,13 @@ async def send_intent(url: str, user: str, intent: Intent, wait: float, as_json:
                 encode(intent),
                 headers={MSG_ID: intent.intent_id},
             )
-        except nats.js.errors.NoStreamResponseError:
-            raise CommandError("no INTENTS stream answered (is execution running?)") from None
+        except (nats.js.errors.NoStreamResponseError, nats.errors.NoRespondersError):
+            raise CommandError(
+                f"no stream takes {user}'s intents (is execution running, and does its"
+                f" accounts file have an account of {user}?)"
+            ) from None
+        except nats.js.errors.APIError as exc:  # the user's quota: backlog, message size
+            raise CommandError(f"JetStream refused the intent: {exc.description}") from None
         if ack.duplicate:
             raise CommandError(f"intent id {intent.intent_id!r} was already used; pick a new --id")
         deadline = time.monotonic() + wait

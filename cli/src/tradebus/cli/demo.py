@@ -2,11 +2,14 @@
 
 1. Servers: nats-server and PostgreSQL from their wheels on free ports, data
    under ``var/`` (or the servers of ``NATS_URL`` / ``DATABASE_URL``); the local
-   nats-server runs with ``deploy/nats/nats.conf`` (every service as its own
-   user, passwords generated per run).
+   nats-server runs with the config :mod:`tradebus.cli.natsconf` makes for the
+   people of the accounts file, as ``deploy/nats/nats.conf`` is made (every
+   service as its own user, one NATS account per person, passwords generated
+   per run), or with ``--nats-config``.
 2. Migrations with ``tradebus-migrate``; then execution, reconciler and
    strategy, then marketdata, each as its own process with the entry point
-   compose uses.
+   compose uses, each with a minimal environment: live accounts' keys given
+   through variables (``api_key_env``, ``secret_env``) reach execution alone.
 3. A live status line; the end of the recorded data (``--data``), the
    duration, or Ctrl+C ends the run.
 4. Shutdown in order: the feed stops, the bots cancel their orders, the
@@ -29,6 +32,7 @@ import asyncpg
 import msgspec
 
 from tradebus.cli.chart import ChartFill, PriceSample, write_chart
+from tradebus.cli.natsconf import write_conf
 from tradebus.cli.processes import total
 from tradebus.cli.prom import LocalPrometheus
 from tradebus.cli.stack import LocalStack, StackError
@@ -87,6 +91,22 @@ def replay_files(data: Path, symbols: set[str]) -> list[Path]:
     return files
 
 
+def key_variables(accounts: Path) -> list[str]:
+    """Names of the variables the accounts file reads live keys from (``api_key_env``,
+    ``secret_env``): the only ones of this environment that execution receives besides
+    the allow-listed ones (:func:`tradebus.cli.processes.base_env`).
+
+    Raises
+    ------
+    ConfigError
+        If the accounts file is invalid (the message names every bad field).
+    """
+    from tradebus.execution.accounts import load_accounts  # ccxt: only when the demo runs
+
+    specs = load_accounts(accounts)
+    return sorted({name for s in specs for name in (s.api_key_env, s.secret_env) if name})
+
+
 def check_online(url: str) -> None:
     """Fail at once, with the way out, when the live feed at ``url`` cannot be reached."""
     parts = urlsplit(url)
@@ -111,13 +131,26 @@ class Demo:
         self.prometheus: LocalPrometheus | None = None
 
     async def start(self, symbols: list[str]) -> None:
-        """Servers, migrations, then execution, reconciler, strategy, marketdata."""
+        """Servers, migrations, then execution, reconciler, strategy, marketdata.
+
+        Raises
+        ------
+        ConfigError
+            Before anything starts, if the accounts file is invalid.
+        StackError
+            If a server or a service does not start.
+        """
         stack, opts = self.stack, self.opts
+        keys = key_variables(opts.accounts)
         await stack.start_servers()
         await stack.connect()
         await stack.migrate()
         db = {"TRADEBUS_DATABASE_URL": stack.database_url}
-        stack.start_service("execution", {**db, "TRADEBUS_ACCOUNTS_FILE": str(opts.accounts)})
+        stack.start_service(
+            "execution",
+            {**db, "TRADEBUS_ACCOUNTS_FILE": str(opts.accounts)},
+            pass_env=keys,
+        )
         interval = {"TRADEBUS_INTERVAL_SECONDS": str(opts.recon_interval)}
         stack.start_service("reconciler", {**db, **interval})
         stack.start_service(
@@ -313,8 +346,12 @@ async def run_demo(opts: DemoOptions) -> int:
         replay_files(opts.data, set(symbols))
     opts.var.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(opts.var / "logs", ignore_errors=True)
+    nats_config = opts.nats_config
+    if nats_config is None and opts.nats_url is None:
+        nats_config = opts.var / "nats" / "nats.conf"
+        write_conf(opts.accounts, nats_config)  # one NATS account per person of the file
     stack = LocalStack(
-        opts.var, opts.nats_url, opts.database_url, opts.reset_streams, say, opts.nats_config
+        opts.var, opts.nats_url, opts.database_url, opts.reset_streams, say, nats_config
     )
     demo = Demo(opts, stack)
     _install_interrupts(demo)

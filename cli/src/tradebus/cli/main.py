@@ -10,6 +10,9 @@ existing servers instead of starting its own.
 
 ``tradebus backtest`` runs a strategy over recorded market data, offline
 (see :mod:`tradebus.cli.backtest.command`).
+
+``tradebus nats-conf`` writes nats-server's accounts and permissions for the
+people of an accounts file (see :mod:`tradebus.cli.natsconf`).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 
 import msgspec
 
-from tradebus.cli import botctl, killctl
+from tradebus.cli import botctl, killctl, natsconf
 from tradebus.cli.backtest import command as backtest
 from tradebus.cli.demo import BINANCE_WS_URL, DemoOptions, run_demo
 from tradebus.cli.natsauth import DEFAULT_CONF as DEFAULT_NATS_CONF
@@ -63,10 +66,32 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument(
         "--nats-config",
         type=Path,
-        default=DEFAULT_NATS_CONF,
-        help="users and permissions of the local nats-server (default %(default)s; "
-        "passwords generated per run); not used with NATS_URL",
+        help="users and permissions of the local nats-server (default: made from the "
+        "users of --accounts, as `tradebus nats-conf` does; passwords generated per run); "
+        "not used with NATS_URL",
     )
+
+
+def _nats_conf_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "nats-conf",
+        help="write the nats-server config (one NATS account per person) for an accounts file",
+        description="Write nats-server's users, accounts and permissions for the people of "
+        "an accounts file: the system account TRADEBUS (services, operator) and one account "
+        "per person importing only their own intents, events and alerts.",
+    )
+    p.add_argument("-f", "--accounts", type=Path, default=Path("deploy/config/accounts.yaml"))
+    p.add_argument("-o", "--out", type=Path, default=DEFAULT_NATS_CONF)
+
+
+def _run_nats_conf(args: argparse.Namespace) -> int:
+    try:
+        people = natsconf.write_conf(args.accounts, args.out)
+    except (ConfigError, OSError) as exc:
+        print(f"tradebus nats-conf: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.out}: system account and {len(people)} people ({', '.join(people)})")
+    return 0
 
 
 def _common(p: argparse.ArgumentParser, json_flag: bool = True) -> None:
@@ -165,7 +190,10 @@ def main(argv: list[str] | None = None) -> None:
     _intent_parser(sub)
     killctl.add_parser(sub, _common)
     backtest.add_parser(sub)
+    _nats_conf_parser(sub)
     args = parser.parse_args(argv)
+    if args.command == "nats-conf":
+        sys.exit(_run_nats_conf(args))
     if args.command == "backtest":
         sys.exit(backtest.run(args))
     if args.command == "killswitch":
@@ -178,7 +206,8 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(2)
     if args.command == "demo":
         external_nats = os.environ.get("NATS_URL")
-        for path in (args.bots, args.accounts, *([] if external_nats else [args.nats_config])):
+        conf = [args.nats_config] if args.nats_config and not external_nats else []
+        for path in (args.bots, args.accounts, *conf):
             if not path.is_file():
                 parser.error(f"no such file: {path} (run from the repository root)")
         if args.data is not None and not args.data.is_dir():
@@ -195,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
             database_url=os.environ.get("DATABASE_URL") or None,
             reset_streams=args.reset_streams,
             binance_ws_url=args.binance_ws_url,
-            nats_config=args.nats_config.resolve(),
+            nats_config=args.nats_config.resolve() if args.nats_config else None,
             with_prometheus=args.with_prometheus,
         )
         try:

@@ -20,7 +20,7 @@ import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from pathlib import Path
 
@@ -46,7 +46,7 @@ from tradebus.cli.natsauth import (
     generate_passwords,
     with_user,
 )
-from tradebus.cli.processes import ServiceProcess, entry_point
+from tradebus.cli.processes import ServiceProcess, base_env, entry_point
 from tradebus.common import subjects
 from tradebus.common.bus import request
 from tradebus.common.codec import decode_market, decode_recon_run_reply
@@ -160,13 +160,7 @@ class LocalStack:
         """
         self.nc = await nats.connect(self.nats_url, name="tradebus-cli", max_reconnect_attempts=-1)
         js = self.nc.jetstream()
-        buckets = (
-            subjects.KV_BOTS,
-            subjects.KV_BOT_STATE,
-            subjects.KV_LEASES,
-            subjects.KV_GROUP_VOLUME,
-        )
-        for stream in [*subjects.STREAM_SUBJECTS, *(f"KV_{b}" for b in buckets)]:
+        for stream in await _tradebus_streams(js):
             try:
                 info = await js.stream_info(stream)
             except nats.js.errors.NotFoundError:
@@ -203,9 +197,9 @@ class LocalStack:
 
     async def migrate(self) -> None:
         """Apply the ledger migrations with ``tradebus-migrate`` (as compose does)."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEBUS_")}
         proc = await asyncio.create_subprocess_exec(
-            entry_point("tradebus-migrate"), env={**env, "TRADEBUS_DATABASE_URL": self.database_url}
+            entry_point("tradebus-migrate"),
+            env={**base_env(), "TRADEBUS_DATABASE_URL": self.database_url},  # never a key
         )
         if await proc.wait() != 0:
             raise StackError("tradebus-migrate failed")
@@ -247,13 +241,23 @@ class LocalStack:
         return with_user(self.nats_server.url, user, self._passwords[user])
 
     def start_service(
-        self, name: str, env: dict[str, str], nats_user: str | None = None
+        self,
+        name: str,
+        env: dict[str, str],
+        nats_user: str | None = None,
+        pass_env: Iterable[str] = (),
     ) -> ServiceProcess:
         """Launch ``tradebus-<name>`` with ``env`` and a NATS URL for ``nats_user`` (default
-        ``name``; only used when the stack runs NATS with a config)."""
+        ``name``; only used when the stack runs NATS with a config). Of this process's
+        environment it gets only the allow-listed part and the variables ``pass_env``
+        names (:class:`ServiceProcess`)."""
         url = self.user_url(nats_user or name)
         service = ServiceProcess(
-            name, {"TRADEBUS_NATS_URL": url, **env}, self.root / "logs", free_port()
+            name,
+            {"TRADEBUS_NATS_URL": url, **env},
+            self.root / "logs",
+            free_port(),
+            pass_env=pass_env,
         )
         service.start()
         self.services[name] = service
@@ -301,13 +305,24 @@ class LocalStack:
 
     # ---------------------------------------------------------- bus questions
     async def intents_pending(self) -> int:
-        """Intents not yet processed and acked by execution's durable consumer."""
+        """Intents not yet processed and acked by execution's durable consumers (every
+        user's ``INTENTS_<user>``)."""
         assert self.nc is not None
+        js = self.nc.jetstream()
+        pending = 0
         try:
-            info = await self.nc.jetstream().consumer_info(subjects.STREAM_INTENTS, "execution")
-        except (nats.js.errors.NotFoundError, nats.errors.TimeoutError):
+            streams = await _tradebus_streams(js)
+        except (nats.errors.Error, TimeoutError):
             return 0
-        return (info.num_pending or 0) + (info.num_ack_pending or 0)
+        for stream in streams:
+            if subjects.intents_stream_user(stream) is None:
+                continue
+            try:
+                info = await js.consumer_info(stream, "execution")
+            except (nats.js.errors.NotFoundError, nats.errors.TimeoutError):
+                continue
+            pending += (info.num_pending or 0) + (info.num_ack_pending or 0)
+        return pending
 
     async def bot_statuses(self) -> dict[str, BotStatus]:
         """Every bot's status block, gathered from every strategy host (``ctl.bots.list``)."""
@@ -329,6 +344,23 @@ class LocalStack:
                 return reply.reports
             self._say(f"reconciliation failed: {reply.message}")  # type: ignore[union-attr]
         return []
+
+
+_KV_BUCKETS = (
+    subjects.KV_BOTS,
+    subjects.KV_BOT_STATE,
+    subjects.KV_LEASES,
+    subjects.KV_GROUP_VOLUME,
+    subjects.KV_KILLSWITCH,
+)
+
+
+async def _tradebus_streams(js: nats.js.JetStreamContext) -> list[str]:
+    """The names of the streams tradebus keeps on this server (shared, per user, KV)."""
+    ours = {*subjects.STREAM_SUBJECTS, subjects.STREAM_DEADLETTER}
+    ours |= {f"KV_{b}" for b in _KV_BUCKETS}
+    names = [info.config.name for info in await js.streams_info()]
+    return [n for n in names if n in ours or subjects.intents_stream_user(n) is not None]
 
 
 async def _require_empty_ledger(db_url: str) -> None:

@@ -1,7 +1,10 @@
 """NATS connection, idempotent JetStream setup, and small publish/request helpers.
 
-The streams (DESIGN.md, "Bus"): ``INTENTS`` captures ``intent.>``, ``EXEC``
-captures ``exec.evt.>``, ``RECON`` captures ``recon.>``. They are file-backed
+The streams (DESIGN.md, "Bus"): each user's ``INTENTS_<user>`` captures that
+user's ``intent.<user>.>`` and ``person.intent.<user>.>`` (a work queue:
+execution's ack removes an intent; its limits are the user's quota), ``EXEC``
+captures ``exec.evt.>`` and ``exec.alert.>``, ``RECON`` captures ``recon.>``,
+``DEADLETTER`` keeps the intents execution gave up on. They are file-backed
 with a duplicate window, so a publisher that sets ``Nats-Msg-Id`` (intent id,
 event id) can retry without creating a second message.
 """
@@ -14,6 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NATS
@@ -84,10 +88,26 @@ class TolerantClient(NATS):
 
 
 STREAM_MAX_AGE_SECONDS: dict[str, float] = {
-    subjects.STREAM_INTENTS: 7 * DAY_SECONDS,
     subjects.STREAM_EXEC: 7 * DAY_SECONDS,
     subjects.STREAM_RECON: 30 * DAY_SECONDS,
 }
+INTENTS_MAX_AGE_SECONDS = 7 * DAY_SECONDS
+DEADLETTER_MAX_AGE_SECONDS = 30 * DAY_SECONDS
+
+
+class IntentQuota(msgspec.Struct, frozen=True, kw_only=True):
+    """The limits of one user's ``INTENTS_<user>`` stream, enforced by nats-server.
+
+    ``backlog_msgs`` and ``backlog_bytes`` bound the intents waiting for
+    execution (the stream is a work queue: an acked intent is gone); a
+    publish beyond them, or of a message over ``msg_bytes``, is refused by
+    JetStream with an error ack (``maximum messages exceeded``, ``message
+    size exceeds maximum allowed``) and never stored.
+    """
+
+    backlog_msgs: int = 10_000
+    backlog_bytes: int = 64 * 1024 * 1024
+    msg_bytes: int = 8 * 1024
 
 
 async def connect(url: str, name: str, **options: Any) -> NATS:
@@ -240,16 +260,56 @@ def stream_configs() -> list[StreamConfig]:
     ]
 
 
+def intents_stream_config(user: str, quota: IntentQuota) -> StreamConfig:
+    """The definition of ``INTENTS_<user>``: a work queue of the user's intents within ``quota``."""
+    return StreamConfig(
+        name=subjects.intents_stream(user),
+        subjects=subjects.intents_stream_subjects(user),
+        retention=RetentionPolicy.WORK_QUEUE,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.NEW,
+        max_msgs=quota.backlog_msgs,
+        max_bytes=quota.backlog_bytes,
+        max_msg_size=quota.msg_bytes,
+        max_age=INTENTS_MAX_AGE_SECONDS,
+        duplicate_window=DUPLICATE_WINDOW_SECONDS,
+    )
+
+
+def deadletter_stream_config(consumer: str) -> StreamConfig:
+    """The definition of ``DEADLETTER``: copies of the intents execution gave up on, and
+    JetStream's advisories of intents delivered ``max_deliver`` times to ``consumer``."""
+    return StreamConfig(
+        name=subjects.STREAM_DEADLETTER,
+        subjects=[
+            subjects.DEADLETTER_INTENT_ALL,
+            subjects.max_deliveries_advisory("*", consumer),
+        ],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        max_age=DEADLETTER_MAX_AGE_SECONDS,
+        max_bytes=256 * 1024 * 1024,
+        duplicate_window=DUPLICATE_WINDOW_SECONDS,
+    )
+
+
+async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    """Create the stream ``config`` defines, or update it to that definition. Idempotent."""
+    try:
+        await js.stream_info(config.name)
+    except nats.js.errors.NotFoundError:
+        await js.add_stream(config)
+        log.info("created stream", extra={"stream": config.name})
+    else:
+        await js.update_stream(config)
+
+
 async def ensure_streams(js: JetStreamContext) -> None:
-    """Create the streams, or update them to the current definition. Idempotent."""
+    """Create the shared streams (``EXEC``, ``RECON``), or update them to the current
+    definition. Idempotent."""
     for config in stream_configs():
-        try:
-            await js.stream_info(config.name)
-        except nats.js.errors.NotFoundError:
-            await js.add_stream(config)
-            log.info("created stream", extra={"stream": config.name})
-        else:
-            await js.update_stream(config)
+        await ensure_stream(js, config)
 
 
 async def publish_event(js: JetStreamContext, subject: str, message: Any, msg_id: str) -> None:

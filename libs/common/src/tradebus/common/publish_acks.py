@@ -1,13 +1,18 @@
-"""Events published to JetStream without waiting: each publish returns the future of its ack.
+"""JetStream publishes without waiting: each publish returns the future of its ack.
 
-What ``JetStreamContext.publish_async`` does, leaner for execution's group
-commit (one event per intent, up to a fetch batch in flight): a publish is
+What ``JetStreamContext.publish_async`` does, leaner, and without its defect:
+nats-py 2.16's ``publish_async`` never resolves the future of an error reply
+(``maximum messages exceeded``, ``message size exceeds maximum allowed``: a
+user's quota), so a publisher waiting on it waits forever. Here a publish is
 one core-NATS message with a reply subject on this connection's own ack
-inbox, and the ack resolves its future. An error reply (``{"error": ...}``)
+inbox, and the ack resolves its future (to the ack's JSON, ``{"stream", "seq",
+"duplicate"}``). An error reply (``{"error": ...}``)
 fails it with :class:`nats.js.errors.APIError`, no stream with
 :class:`nats.js.errors.NoStreamResponseError`. A future cancelled by its
-waiter (a timeout) is forgotten. The caller bounds the wait
-(:meth:`OrderEvents.flush <tradebus.execution.events.OrderEvents.flush>`).
+waiter (a timeout) is forgotten. The caller bounds the wait.
+
+Used by execution's group commit (one event per intent) and by the strategy
+host's intent publisher (intents and bot snapshots, in order).
 """
 
 from __future__ import annotations
@@ -20,20 +25,22 @@ import nats.js.errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
-from tradebus.common.bus import MSG_ID
-from tradebus.common.codec import encode
-from tradebus.common.messages import Message
-
 NO_RESPONDERS = "503"
 
 
-class EventAcks:
-    """Publishes events and resolves their JetStream acks (module docstring)."""
+class PublishAcks:
+    """Publishes to JetStream and resolves the acks (module docstring).
+
+    Parameters
+    ----------
+    nc
+        The connection to publish on (its own inbox receives the acks).
+    """
 
     def __init__(self, nc: NATS) -> None:
         self._nc = nc
         self._prefix = ""
-        self._pending: dict[str, asyncio.Future[None]] = {}
+        self._pending: dict[str, asyncio.Future[bytes]] = {}
         self._next = 0
 
     async def start(self) -> None:
@@ -46,17 +53,21 @@ class EventAcks:
         """Publishes whose ack has not come (nor been given up)."""
         return len(self._pending)
 
-    async def publish(self, subject: str, event: Message, msg_id: str) -> asyncio.Future[None]:
-        """Publish ``event`` with ``Nats-Msg-Id = msg_id``; the future of its ack."""
+    async def publish(
+        self, subject: str, payload: bytes, headers: dict[str, str] | None = None
+    ) -> asyncio.Future[bytes]:
+        """Publish ``payload`` (with ``headers``, e.g. ``Nats-Msg-Id``); the future of its ack.
+
+        Raises what the connection's publish raises (not connected, closed); the
+        future then is cancelled.
+        """
         self._next += 1
         token = str(self._next)
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._pending[token] = future
         future.add_done_callback(lambda _: self._pending.pop(token, None))
         try:
-            await self._nc.publish(
-                subject, encode(event), reply=self._prefix + token, headers={MSG_ID: msg_id}
-            )
+            await self._nc.publish(subject, payload, reply=self._prefix + token, headers=headers)
         except BaseException:
             future.cancel()
             raise
@@ -71,7 +82,7 @@ class EventAcks:
         elif b'"error"' in msg.data:
             future.set_exception(_api_error(msg.data))
         else:
-            future.set_result(None)
+            future.set_result(msg.data)
 
 
 def _api_error(data: bytes) -> Exception:

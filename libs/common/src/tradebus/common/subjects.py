@@ -8,7 +8,10 @@ subject                            kind                producer -> consumer
 ``md.quote.<venue>.<symbol>``      core NATS           marketdata -> hosts, paper
 ``md.trade.<venue>.<symbol>``      core NATS           marketdata -> hosts, paper
 ``feed.status.<venue>``            core NATS           marketdata -> anyone
-``intent.<user>.<source>``         JetStream INTENTS   strategy / person -> execution
+``intent.<user>.<source>``         JetStream           strategy, operator ->
+                                   INTENTS_<user>      execution (trusted)
+``person.intent.<user>.<source>``  JetStream           a person's own NATS account
+                                   INTENTS_<user>      -> execution (untrusted)
 ``exec.evt.<user>.<source>``       JetStream EXEC      execution -> hosts, CLI
 ``exec.alert.<user>.<account>``    JetStream EXEC      execution -> the user, ops
 ``exec.query.<verb>``              request/reply       reconciler, CLI -> execution
@@ -31,18 +34,32 @@ KV ``killswitch``: ``global``,     JetStream KV        execution (kept across
 ``<symbol>`` is the venue's native market id (``BTCUSDT``). Every token must
 match :data:`TOKEN_PATTERN`: no dots, spaces or wildcards, so a user name can
 never widen a subscription.
+
+Each user has a stream of their own, ``INTENTS_<user>``, holding both forms of
+their intents: its limits are that user's quota, its duplicate window is that
+user's alone (a guessed ``Nats-Msg-Id`` cannot drop another user's intent),
+and execution fetches each user's stream on its own (fair scheduling). A
+person publishes ``intent.<user>.<source>`` in their own NATS account; the
+service import of ``deploy/nats/nats.conf`` maps it to
+``person.intent.<user>.<source>`` in the system account, so execution knows
+which intents came from a person (whose times it never trusts) and which from
+the system's own services.
 """
 
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 """What a subject token (user, source, account, venue, symbol, verb) may be."""
 
-STREAM_INTENTS = "INTENTS"
+INTENTS_STREAM_PREFIX = "INTENTS_"
+"""Each user's intents are in stream ``INTENTS_<user>`` (:func:`intents_stream`)."""
 STREAM_EXEC = "EXEC"
 STREAM_RECON = "RECON"
+STREAM_DEADLETTER = "DEADLETTER"
+"""Intents execution gave up on, and JetStream's advisories of intents delivered too often."""
 
 MANUAL_SOURCE = "manual"
 """The source token people use for hand-made intents: ``intent.<user>.manual``."""
@@ -91,20 +108,74 @@ def intent(user: str, source: str) -> str:
 
 
 INTENT_ALL = "intent.>"
+"""Every intent published in the system account (a person's arrive as ``person.intent.>``)."""
+
+PERSON_PREFIX = "person."
+"""What the service import of a person's NATS account puts before their intent subjects."""
 
 
-def parse_intent(subject: str) -> tuple[str, str]:
-    """Split ``intent.<user>.<source>`` into ``(user, source)``.
+def person_intent(user: str, source: str) -> str:
+    """``person.intent.<user>.<source>``: ``intent.<user>.<source>`` as published by a
+    person from their own NATS account, seen in the system account."""
+    return PERSON_PREFIX + intent(user, source)
+
+
+class IntentSubject(NamedTuple):
+    """Who an intent subject says sent it: ``user``, ``source``, and whether a person
+    published it from their own NATS account (``from_person``: its times are not trusted)."""
+
+    user: str
+    source: str
+    from_person: bool
+
+
+def parse_intent(subject: str) -> IntentSubject:
+    """Split ``intent.<user>.<source>`` or ``person.intent.<user>.<source>``.
 
     Raises
     ------
     SubjectError
-        If the subject does not have exactly that shape with valid tokens.
+        If the subject does not have exactly one of those shapes with valid tokens.
     """
-    parts = subject.split(".")
+    from_person = subject.startswith(PERSON_PREFIX)
+    parts = subject[len(PERSON_PREFIX) if from_person else 0 :].split(".")
     if len(parts) != 3 or parts[0] != "intent":
         raise SubjectError(f"not an intent subject: {subject!r}")
-    return token(parts[1], "user"), token(parts[2], "source")
+    return IntentSubject(token(parts[1], "user"), token(parts[2], "source"), from_person)
+
+
+def intents_stream(user: str) -> str:
+    """``INTENTS_<user>``: the JetStream stream of one user's intents."""
+    return INTENTS_STREAM_PREFIX + token(user, "user")
+
+
+def intents_stream_subjects(user: str) -> list[str]:
+    """What ``INTENTS_<user>`` captures: the user's intents from the system's services
+    and from the user's own NATS account."""
+    return [f"intent.{token(user, 'user')}.>", f"{PERSON_PREFIX}intent.{user}.>"]
+
+
+def intents_stream_user(stream: str) -> str | None:
+    """The user of an ``INTENTS_<user>`` stream name, or None for any other stream."""
+    if not stream.startswith(INTENTS_STREAM_PREFIX):
+        return None
+    user = stream[len(INTENTS_STREAM_PREFIX) :]
+    return user if TOKEN_PATTERN.match(user) else None
+
+
+def deadletter_intent(user: str) -> str:
+    """``deadletter.intent.<user>``: a copy of an intent of ``user`` that execution gave up on
+    (stream :data:`STREAM_DEADLETTER`; headers say why)."""
+    return f"deadletter.intent.{token(user, 'user')}"
+
+
+DEADLETTER_INTENT_ALL = "deadletter.intent.>"
+
+
+def max_deliveries_advisory(stream: str, consumer: str) -> str:
+    """JetStream's advisory that a message of ``stream`` reached ``consumer``'s
+    ``max_deliver`` (``$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.<stream>.<consumer>``)."""
+    return f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.{consumer}"
 
 
 def exec_evt(user: str, source: str) -> str:
@@ -155,11 +226,11 @@ CTL_KILLSWITCH = "ctl.killswitch"
 
 
 STREAM_SUBJECTS: dict[str, list[str]] = {
-    STREAM_INTENTS: [INTENT_ALL],
     STREAM_EXEC: [EXEC_EVT_ALL, EXEC_ALERT_ALL],
     STREAM_RECON: [RECON_ALL],
 }
-"""Which subjects each JetStream stream captures."""
+"""Which subjects each shared JetStream stream captures (each user's ``INTENTS_<user>``:
+:func:`intents_stream_subjects`; ``DEADLETTER``: execution's own)."""
 
 
 KV_BOTS = "bots"

@@ -81,8 +81,13 @@ class FillRow(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Rejection(msgspec.Struct, frozen=True, kw_only=True):
-    """A refused intent to keep (payload truncated to :data:`MAX_PAYLOAD_BYTES`)."""
+    """A refused intent to keep (payload truncated to :data:`MAX_PAYLOAD_BYTES`).
 
+    ``stream`` and ``stream_seq`` say where it was stored (``INTENTS_<user>``); a
+    redelivery of the same message is kept once.
+    """
+
+    stream: str | None
     stream_seq: int | None
     subject: str
     user_id: str | None

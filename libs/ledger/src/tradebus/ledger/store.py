@@ -312,11 +312,12 @@ class Ledger(BatchWrites, HistoryReads, ReconciliationWrites):
 
     # -------------------------------------------------------------- rejections
     async def record_rejection(self, rejection: Rejection) -> None:
-        """Keep a refused intent; a redelivered one (same stream sequence) is kept once."""
+        """Keep a refused intent; a redelivered one (same stream and sequence) is kept once."""
         await self._pool.execute(
             "INSERT INTO rejected_intents (stream_seq, subject, user_id, source, intent_id,"
-            " account_id, reason, message, payload, ts) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"
-            " ON CONFLICT (stream_seq) DO NOTHING",
+            " account_id, reason, message, payload, ts, stream)"
+            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"
+            " ON CONFLICT (stream, stream_seq) DO NOTHING",
             rejection.stream_seq,
             rejection.subject,
             rejection.user_id,
@@ -327,6 +328,7 @@ class Ledger(BatchWrites, HistoryReads, ReconciliationWrites):
             rejection.message,
             rejection.payload[:MAX_PAYLOAD_BYTES],
             rejection.ts,
+            rejection.stream,
         )
 
     async def find_rejection(self, user_id: str, intent_id: str) -> tuple[str, str] | None:

@@ -4,12 +4,10 @@ Wires: migrations (under an advisory lock), accounts (ledger rows, paper
 venues, and a ccxt venue with its fill poller and order stream per live
 account: :mod:`.live_accounts`), the engine, a core-NATS subscription to the
 market data of every paper venue, the ``exec.query.balances`` responder, and
-the durable pull consumer of
-``INTENTS`` whose messages are acked only after the engine has committed
-them and published their events (transient failures and venue outcomes still
-unknown are nak'ed with a delay and retried). Each fetch batch goes to the
-engine's group commit (:meth:`ExecutionEngine.handle_intents`), which takes
-as many leading messages as it can handle together.
+the intake (:class:`~.intent_consumer.IntentConsumer`): one durable pull
+consumer per user's ``INTENTS_<user>`` stream, scheduled fairly across users
+and in order per account, acked only after the engine has committed the
+intents and published their events.
 """
 
 from __future__ import annotations
@@ -20,22 +18,22 @@ import logging
 from decimal import Decimal
 
 import msgspec
-import nats.errors
 from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from tradebus.common import subjects
-from tradebus.common.bus import connect, ensure_streams, publish_event
+from tradebus.common.bus import MSG_ID, IntentQuota, connect, ensure_streams, publish_event
 from tradebus.common.clock import LiveClock
-from tradebus.common.codec import decode_balances_query, decode_market
+from tradebus.common.codec import decode_balances_query, decode_market, encode
+from tradebus.common.config import ConfigError
 from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.messages import BalancesReply, Message, TradeTick
 from tradebus.common.metrics import new_registry, serve_metrics
+from tradebus.common.publish_acks import PublishAcks
 from tradebus.execution.accounts import AccountSpec, load_accounts
 from tradebus.execution.adjust import AdjustControl
 from tradebus.execution.consumer_lag import start_consumer_lag
-from tradebus.execution.engine import TRANSIENT_ERRORS, ExecutionEngine, RetryLater
-from tradebus.execution.event_acks import EventAcks
+from tradebus.execution.engine import ExecutionEngine
+from tradebus.execution.intent_consumer import IntakeSettings, IntentConsumer
 from tradebus.execution.killswitch import KillSwitchControl
 from tradebus.execution.live_accounts import open_live_accounts, start_live_tasks
 from tradebus.execution.metrics import ExecutionMetrics
@@ -81,71 +79,68 @@ async def open_accounts(
     return venues, exchanges
 
 
-async def consume_intents(
-    engine: ExecutionEngine,
-    js,
-    settings: ExecutionSettings,
-    stop: asyncio.Event,
-    metrics: ExecutionMetrics,
-) -> None:
-    """Pull intents and hand them to the engine; ack after commit, nak on transient errors."""
-    psub = await js.pull_subscribe(
-        subjects.INTENT_ALL,
-        durable=settings.consumer,
-        stream=subjects.STREAM_INTENTS,
-        config=ConsumerConfig(
-            ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
-            ack_wait=ACK_WAIT_SECONDS,
-            max_ack_pending=10_000,
+def intake_settings(settings: ExecutionSettings) -> IntakeSettings:
+    """How the intent consumer fetches, schedules and limits intents (from ``settings``)."""
+    return IntakeSettings(
+        consumer=settings.consumer,
+        fetch_batch=settings.fetch_batch,
+        user_inflight=settings.user_inflight,
+        ack_wait=ACK_WAIT_SECONDS,
+        max_deliver=settings.max_deliver,
+        rate=settings.intent_rate,
+        burst=settings.intent_burst,
+        quota=IntentQuota(
+            backlog_msgs=settings.intent_backlog,
+            backlog_bytes=settings.intent_backlog_bytes,
+            msg_bytes=settings.intent_max_bytes,
         ),
     )
-    metrics.ready.set(1)
-    try:
-        await _consume(engine, psub, settings, stop)
-    finally:
-        await psub.unsubscribe()
 
 
-async def _consume(
-    engine: ExecutionEngine, psub, settings: ExecutionSettings, stop: asyncio.Event
-) -> None:  # type: ignore[no-untyped-def]
-    while not stop.is_set():
-        try:
-            msgs = await psub.fetch(settings.fetch_batch, timeout=0.5)
-        except (nats.errors.TimeoutError, TimeoutError):
-            continue
-        except nats.errors.Error as exc:
-            log.warning("fetch failed", extra={"error": repr(exc)})
-            await asyncio.sleep(0.5)
-            continue
-        batch = [(m.subject, m.data, m.metadata.sequence.stream) for m in msgs]
-        i = 0
-        while i < len(msgs):
-            try:
-                done = await engine.handle_intents(batch[i:])
-            except TRANSIENT_ERRORS as exc:
-                log.warning("transient failure; will retry", extra={"error": repr(exc)})
-                if not isinstance(exc, RetryLater):  # the database or the bus, not a venue
-                    engine.set_healthy(False, f"intents wait: {type(exc).__name__}")
-                for pending in msgs[i:]:
-                    with contextlib.suppress(nats.errors.Error, OSError):
-                        await pending.nak(delay=1.0)
-                await asyncio.sleep(1.0)
-                break
-            engine.set_healthy(True)
-            for msg in msgs[i : i + done]:
-                await msg.ack()
-            i += done
+def check_settings(settings: ExecutionSettings) -> None:
+    """Refuse settings no intake can run with.
+
+    Raises
+    ------
+    ConfigError
+        Naming the variable and its value.
+    """
+    problems = [
+        f"TRADEBUS_{name.upper()}={value!r}: must be {rule}"
+        for name, value, ok, rule in (
+            ("fetch_batch", settings.fetch_batch, settings.fetch_batch >= 1, ">= 1"),
+            ("user_inflight", settings.user_inflight, settings.user_inflight >= 1, ">= 1"),
+            ("max_deliver", settings.max_deliver, settings.max_deliver >= 2, ">= 2"),
+            ("intent_rate", settings.intent_rate, settings.intent_rate >= 0, ">= 0"),
+            ("intent_burst", settings.intent_burst, settings.intent_burst >= 1, ">= 1"),
+            ("intent_backlog", settings.intent_backlog, settings.intent_backlog >= 1, ">= 1"),
+            (
+                "intent_backlog_bytes",
+                settings.intent_backlog_bytes,
+                settings.intent_backlog_bytes >= 1024,
+                ">= 1024",
+            ),
+            (
+                "intent_max_bytes",
+                settings.intent_max_bytes,
+                settings.intent_max_bytes >= 512,
+                ">= 512",
+            ),
+        )
+        if not ok
+    ]
+    if problems:
+        raise ConfigError("invalid settings:\n  " + "\n  ".join(problems))
 
 
 async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
     """Run execution until ``stop`` is set; returns the exit status."""
+    check_settings(settings)
     catalog = MarketCatalog.load(settings.markets_file or default_markets_path())
     specs = load_accounts(settings.accounts_file)
     registry = new_registry()
     metrics = ExecutionMetrics(registry)
-    server = serve_metrics(registry, settings.metrics_port)
+    server = serve_metrics(registry, settings.metrics_port, settings.metrics_host)
     clock = LiveClock()
     pool = await create_pool(settings.database_url)
     async with pool.acquire() as conn:
@@ -163,8 +158,11 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
     async def emit(subject: str, event: Message, msg_id: str) -> None:
         await publish_event(js, subject, event, msg_id)
 
-    event_acks = EventAcks(nc)
-    await event_acks.start()
+    acks = PublishAcks(nc)
+    await acks.start()
+
+    async def emit_nowait(subject: str, event: Message, msg_id: str) -> asyncio.Future[bytes]:
+        return await acks.publish(subject, encode(event), {MSG_ID: msg_id})
 
     trade_prices: dict[tuple[str, str], Decimal] = {}  # live accounts' markets
 
@@ -183,13 +181,14 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
         clock,
         metrics,
         last_price,
-        event_acks.publish,
+        emit_nowait,
     )
     await engine.start()
     for account, reason in halted.items():
         await engine.halt(account, reason)
     pollers = start_live_tasks(engine, ledger, live, connecting, specs, clock, stop)
-    pollers.append(start_consumer_lag(js, settings.consumer, metrics))  # cancelled with them
+    users = sorted({s.user for s in specs})
+    pollers.append(start_consumer_lag(js, users, settings.consumer, metrics))  # cancelled too
     kill_switch = KillSwitchControl(engine, metrics, clock)
     await kill_switch.start(nc, js)
     adjustments = AdjustControl(engine, ledger, catalog, exchanges, clock)
@@ -252,9 +251,13 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
     query_sub = await nc.subscribe(subjects.exec_query("balances"), cb=on_balances)
     await nc.flush()
     log.info("execution ready", extra={"accounts": sorted(venues)})
+    intake = IntentConsumer(engine, js, intake_settings(settings), metrics, users)
+    await intake.start()
+    metrics.ready.set(1)
     try:
-        await consume_intents(engine, js, settings, stop, metrics)
+        await intake.run(stop)
     finally:
+        await intake.close()
         for sub in (*md_subs, query_sub):
             await sub.unsubscribe()
         await kill_switch.stop()

@@ -180,18 +180,45 @@ class ExecutionEngine:
         async with self.lock:
             await self._handle(admit(subject, payload, stream_seq, self._accounts))
 
-    async def handle_intents(self, batch: Sequence[tuple[str, bytes, int | None]]) -> int:
-        """Process the first messages of ``batch`` (``(subject, payload, stream sequence)``
-        of a fetch of ``INTENTS``, in stream order); returns how many (at least one).
+    async def handle_intents(self, batch: Sequence[Admitted | Refused]) -> int:
+        """Process the first intents of ``batch`` (admitted or refused at the door by
+        :func:`~tradebus.execution.intake.admit`, in the order to handle them:
+        :meth:`~tradebus.execution.fair_queue.FairQueue.batch`); returns how many
+        (at least one).
 
         Leading ``PlaceOrder`` intents that can share a group (:mod:`.group_commit`)
-        are processed together; otherwise the first message alone, as
+        are processed together; otherwise the first intent alone, as
         :meth:`handle_intent`. The caller acks those messages after this
-        returns and hands the rest in again. Raises only on infrastructure
-        errors: then none of them may be acked.
+        returns and hands the rest in again. Raises :class:`RetryLater` when
+        the first intent's account must wait (its venue), another of
+        :data:`TRANSIENT_ERRORS` when the ledger or the bus is down: then none
+        of them may be acked.
         """
         async with self.lock:
             return await self._group_commit.handle(batch)
+
+    async def dead_letter(self, door: Admitted | Refused, why: str) -> bool:
+        """Give up on an intent that could not be handled (``why``): refuse it with
+        ``dead_letter`` (a row and an ``OrderRejected``), unless the ledger already holds
+        an order or a refusal for it (then that answer stands). True if refused now.
+
+        Raises only on infrastructure errors (:data:`TRANSIENT_ERRORS`).
+        """
+        async with self.lock:
+            ctx = door.ctx
+            intent_id = door.intent.intent_id if isinstance(door, Admitted) else door.intent_id
+            account = door.intent.account if isinstance(door, Admitted) else door.account
+            if intent_id is not None and ctx.user:
+                key = (ctx.user, intent_id)
+                if (await self._ledger.find_intents([key])).get(key) is not None:
+                    log.error(
+                        "dead letter already answered in the ledger",
+                        extra={"user": ctx.user, "intent_id": intent_id, "why": why},
+                    )
+                    return False
+            refusal = Refusal("dead_letter", f"execution gave up on this intent: {why}"[:500])
+            await self._refusals.refuse(ctx, intent_id, account, refusal)
+            return True
 
     async def _handle(self, door: Admitted | Refused) -> None:
         started = self._clock.now_ns()

@@ -50,6 +50,10 @@ class IntentContext(msgspec.Struct, frozen=True, kw_only=True):
     """Where an intent came from: subject, its tokens, JetStream sequence, raw payload.
 
     ``user`` and ``source`` are empty when the subject itself was malformed.
+    ``from_person``: a person published it from their own NATS account
+    (``person.intent.<user>.<source>``), so none of its times is trusted.
+    ``stream`` is the JetStream stream it was stored in (``INTENTS_<user>``;
+    empty when not known); with ``stream_seq`` it names the message.
     """
 
     subject: str
@@ -57,6 +61,8 @@ class IntentContext(msgspec.Struct, frozen=True, kw_only=True):
     source: str
     stream_seq: int | None
     payload: bytes
+    from_person: bool = False
+    stream: str = ""
 
 
 def _row_key(kind: str, row: OrderRow) -> str:

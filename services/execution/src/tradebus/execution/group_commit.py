@@ -1,9 +1,10 @@
-"""Group commit: a fetch batch of ``PlaceOrder`` intents placed as one group.
+"""Group commit: a batch of ``PlaceOrder`` intents placed as one group.
 
 :meth:`ExecutionEngine.handle_intents
-<tradebus.execution.engine.ExecutionEngine.handle_intents>` hands its fetch
-batch to :meth:`GroupCommit.handle`, which processes the batch's leading
-``PlaceOrder`` intents of paper accounts as one group, each step once for all
+<tradebus.execution.engine.ExecutionEngine.handle_intents>` hands its batch
+(intents admitted at the door, taken fairly from every user's lanes:
+:mod:`.fair_queue`) to :meth:`GroupCommit.handle`, which processes the batch's
+leading ``PlaceOrder`` intents of paper accounts as one group, each step once for all
 of them, with the same guarantees as one intent at a time (the engine's
 module docstring):
 
@@ -49,7 +50,7 @@ from tradebus.common.clock import Clock
 from tradebus.common.messages import PlaceOrder
 from tradebus.execution.accounts import AccountSpec
 from tradebus.execution.events import IntentContext, OrderEvents
-from tradebus.execution.intake import Admitted, Refused, admit
+from tradebus.execution.intake import Admitted, Refused
 from tradebus.execution.metrics import ExecutionMetrics
 from tradebus.execution.orders import VenueOrders
 from tradebus.execution.refusals import Refusals
@@ -57,12 +58,13 @@ from tradebus.execution.risk import Refusal
 from tradebus.execution.vetting import Vetting
 from tradebus.ledger.store import Ledger, NewOrder, OrderRow
 
-Batch = Sequence[tuple[str, bytes, int | None]]
-"""``(subject, payload, stream sequence)`` of a fetch of ``INTENTS``, in stream order."""
+Batch = Sequence[Admitted | Refused]
+"""Intents admitted (or refused) at the door, in the order they are to be handled
+(:meth:`tradebus.execution.fair_queue.FairQueue.batch`)."""
 
 
 class GroupCommit:
-    """Places the leading intents of a fetch batch as one group (see the module docstring).
+    """Places the leading intents of a batch as one group (see the module docstring).
 
     Parameters
     ----------
@@ -136,8 +138,7 @@ class GroupCommit:
         keys: set[tuple[str, str]] = set()
         shared: dict[str, bool] = {}  # account in the group -> may it take more intents
         first: Admitted | Refused | None = None
-        for subject, payload, stream_seq in batch:
-            door = admit(subject, payload, stream_seq, self._accounts)
+        for door in batch:
             if first is None:
                 first = door
             if not isinstance(door, Admitted) or not isinstance(door.intent, PlaceOrder):

@@ -98,7 +98,7 @@ class ExecutionMetrics:
         )
         self.consumer_pending = Gauge(
             "tradebus_execution_consumer_pending_messages",
-            "Intents in INTENTS not yet delivered to the durable consumer",
+            "Intents in every user's INTENTS_<user> not yet delivered to the durable consumer",
             ["consumer"],
             registry=registry,
         )
@@ -112,5 +112,28 @@ class ExecutionMetrics:
             "tradebus_execution_consumer_redelivered_messages",
             "Intents of the durable consumer delivered more than once and not acked yet",
             ["consumer"],
+            registry=registry,
+        )
+        self.intents_held = Gauge(
+            "tradebus_execution_intents_held",
+            "Intents fetched and not yet acked: waiting in their account's lane or being handled",
+            registry=registry,
+        )
+        self.lane_holds = Counter(
+            "tradebus_execution_lane_holds",
+            "Times an account's intents were held back (its venue must wait) while others flowed",
+            registry=registry,
+        )
+        self.handler_errors = Counter(
+            "tradebus_execution_handler_errors",
+            "Unexpected exceptions while handling an intent (a defect; the intent is retried"
+            " alone, then dead-lettered)",
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "tradebus_execution_dead_letters",
+            "Intents execution gave up on (copied to DEADLETTER, refused with dead_letter),"
+            " by user",
+            ["user"],
             registry=registry,
         )

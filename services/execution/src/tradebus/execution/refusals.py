@@ -68,6 +68,7 @@ class Refusals:
         log.info("intent refused", extra={"subject": ctx.subject, "reason": refusal.reason})
         await self._ledger.record_rejection(
             Rejection(
+                stream=ctx.stream or None,
                 stream_seq=ctx.stream_seq,
                 subject=ctx.subject,
                 user_id=ctx.user or None,

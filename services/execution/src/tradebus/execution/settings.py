@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from tradebus.common.config import SECRET, Settings
+from tradebus.common.config import DEFAULT_METRICS_HOST, SECRET, Settings
 
 
 class ExecutionSettings(Settings, frozen=True, kw_only=True):
@@ -21,11 +21,30 @@ class ExecutionSettings(Settings, frozen=True, kw_only=True):
     markets_file
         Markets YAML; empty = the default shipped with tradebus-common.
     consumer
-        Durable JetStream consumer name on ``INTENTS``.
+        Durable JetStream consumer name on every user's ``INTENTS_<user>``.
     fetch_batch
-        Intents fetched per pull.
+        Intents fetched per pull of one user's stream, and most handed to the engine at once.
+    user_inflight
+        Most intents of one user held by execution at once (fetched, not yet acked).
+    max_deliver
+        Deliveries of one intent before JetStream gives up on it (it is dead-lettered).
+    intent_rate
+        Intents per second each user (bots and own publishes together) may send on
+        average; 0 = no limit. More are refused with ``quota_intent_rate``.
+    intent_burst
+        Intents a user may send at once above ``intent_rate``.
+    intent_backlog
+        Most intents waiting in one user's stream; nats-server refuses more.
+    intent_backlog_bytes
+        Most bytes waiting in one user's stream; nats-server refuses more.
+    intent_max_bytes
+        Largest intent a user's stream stores (also the per-user NATS ``max_payload``).
     metrics_port
         Port of the Prometheus ``/metrics`` endpoint (0 = any free port).
+    metrics_host
+        Address the ``/metrics`` endpoint listens on: loopback only by default (its
+        labels name users, accounts and their P&L); ``0.0.0.0`` for a scraper on
+        another host (compose sets it, the containers' network is private).
     """
 
     nats_url: Annotated[str, SECRET] = "nats://127.0.0.1:4222"
@@ -34,5 +53,13 @@ class ExecutionSettings(Settings, frozen=True, kw_only=True):
     markets_file: str = ""
     consumer: str = "execution"
     fetch_batch: int = 64
+    user_inflight: int = 512
+    max_deliver: int = 10
+    intent_rate: float = 100.0
+    intent_burst: int = 1000
+    intent_backlog: int = 10_000
+    intent_backlog_bytes: int = 64 * 1024 * 1024
+    intent_max_bytes: int = 8 * 1024
     metrics_port: int = 9100
+    metrics_host: str = DEFAULT_METRICS_HOST
     log_level: str = "info"

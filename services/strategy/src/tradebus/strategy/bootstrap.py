@@ -29,6 +29,7 @@ from tradebus.common.clock import LiveClock
 from tradebus.common.codec import decode_event, decode_market
 from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.metrics import new_registry, serve_metrics
+from tradebus.common.publish_acks import PublishAcks
 from tradebus.strategy.botfile import load_specs
 from tradebus.strategy.control import Control
 from tradebus.strategy.host import Dispatcher
@@ -54,7 +55,7 @@ async def run(settings: StrategySettings, stop: asyncio.Event) -> int:
     subjects.token(replica, "replica")
     registry = new_registry()
     metrics = HostMetrics(registry)
-    server = serve_metrics(registry, settings.metrics_port)
+    server = serve_metrics(registry, settings.metrics_port, settings.metrics_host)
     nc = await connect(settings.nats_url, f"strategy-{replica}")
     js = nc.jetstream()
     await ensure_streams(js)
@@ -64,7 +65,9 @@ async def run(settings: StrategySettings, stop: asyncio.Event) -> int:
         log.info(
             "bot file applied", extra={"file": settings.bots_file, **msgspec.to_builtins(result)}
         )
-    publisher = IntentPublisher(js, LiveClock(), metrics)
+    acks = PublishAcks(nc)
+    await acks.start()
+    publisher = IntentPublisher(acks, LiveClock(), metrics)
     dispatcher = Dispatcher(
         publisher,
         metrics,

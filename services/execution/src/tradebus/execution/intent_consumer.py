@@ -1,0 +1,463 @@
+"""Execution's intake: every user's ``INTENTS_<user>`` fetched on its own, handled fairly.
+
+One durable pull consumer per user stream (:func:`tradebus.common.bus.intents_stream_config`),
+each fetched by its own task into the :class:`~.fair_queue.FairQueue` while
+that user holds fewer than ``user_inflight`` intents there, so one user's
+backlog never stands in front of another's. One loop hands the engine what
+:meth:`FairQueue.batch` takes (round-robin over users, in order within each
+account), acks what the engine handled, and:
+
+* :class:`~.orders.RetryLater` (the first intent's live account is
+  connecting, or its venue cannot answer now): that account's lane is held
+  for a back-off (1 s doubling to :data:`MAX_HOLD_SECONDS`); every other lane
+  keeps flowing. Nothing is nak'ed: the held intents stay where they are, in
+  order, kept *in progress* at JetStream (``+WPI`` every ``ack_wait / 3``)
+  so they are not redelivered meanwhile;
+* any other of :data:`~.orders.TRANSIENT_ERRORS` (the ledger or the bus
+  down): everything waits, the engine reports itself unhealthy, and the
+  same batch is tried again after a back-off;
+* any other exception is a defect met by one intent: its lane is held and
+  it is tried again, alone, up to ``max_attempts`` times; then execution
+  gives up on it (:meth:`IntentConsumer.give_up`): a copy with the error
+  goes to stream ``DEADLETTER`` (``deadletter.intent.<user>``), the intent
+  is refused with ``dead_letter`` (unless the ledger already answered it),
+  and it is acked. Execution never exits because of a message.
+
+An intent that took execution down with it is redelivered after the restart;
+the consumer's ``max_deliver`` bounds that: JetStream then stops delivering
+it and publishes a ``MAX_DELIVERIES`` advisory, which ``DEADLETTER``
+captures and :meth:`IntentConsumer.watch_dead_letters` turns into the same
+give-up (the intent is read back from its stream, then deleted from it).
+
+Each user's rate (:class:`~.intent_rate.IntentRate`, on the server's clock) is
+checked on the first delivery of each intent; an intent over it is refused
+with ``quota_intent_rate``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import NamedTuple
+
+import msgspec
+import nats.errors
+import nats.js.errors
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from tradebus.common import subjects
+from tradebus.common.bus import (
+    IntentQuota,
+    deadletter_stream_config,
+    ensure_stream,
+    intents_stream_config,
+)
+from tradebus.execution.accounts import AccountSpec
+from tradebus.execution.engine import TRANSIENT_ERRORS, ExecutionEngine, RetryLater
+from tradebus.execution.fair_queue import Delivery, FairQueue
+from tradebus.execution.intake import Admitted, Refused, admit
+from tradebus.execution.intent_rate import REASON as RATE_REASON
+from tradebus.execution.intent_rate import IntentRate
+from tradebus.execution.metrics import ExecutionMetrics
+from tradebus.execution.risk import Refusal
+
+log = logging.getLogger(__name__)
+
+IDLE_FETCH_SECONDS = 30.0
+"""How long an idle user's fetch waits for their next intent (returns at its arrival)."""
+BUSY_FETCH_SECONDS = 0.05
+"""How long a fetch waits for more when the stream had some (returns with what is there)."""
+MAX_HOLD_SECONDS = 10.0
+"""The longest a waiting account's lane is held before its head is tried again."""
+MAX_PAUSE_SECONDS = 5.0
+"""The longest everything waits before a ledger or bus outage is tried again."""
+DEADLETTER_CONSUMER_SUFFIX = "-deadletters"
+"""The dead-letter advisories' consumer is ``<consumer>-deadletters``."""
+
+
+class IntakeSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """How execution takes intents (from :class:`~.settings.ExecutionSettings`).
+
+    Attributes
+    ----------
+    consumer
+        Durable consumer name on every ``INTENTS_<user>``.
+    fetch_batch
+        Most intents one fetch of one user takes, and most handed to the engine at once.
+    user_inflight
+        Most intents of one user held by execution (fetched, not yet acked).
+    ack_wait
+        Seconds JetStream waits for an ack before redelivering (held intents are
+        kept in progress well within it).
+    max_deliver
+        Deliveries of one intent before JetStream gives up on it (dead letter).
+    max_attempts
+        Unexpected failures of one intent in this process before execution gives up on it.
+    rate, burst
+        Each user's intent rate limit (:class:`~.intent_rate.IntentRate`; rate 0: none).
+    quota
+        The limits of each user's stream (:class:`~tradebus.common.bus.IntentQuota`).
+    """
+
+    consumer: str = "execution"
+    fetch_batch: int = 64
+    user_inflight: int = 512
+    ack_wait: float = 30.0
+    max_deliver: int = 10
+    max_attempts: int = 3
+    rate: float = 100.0
+    burst: int = 1000
+    quota: IntentQuota = IntentQuota()
+
+
+class IntentConsumer:
+    """Fetches, schedules and acks every user's intents (see the module docstring).
+
+    Parameters
+    ----------
+    engine
+        Handles batches of intents.
+    js
+        JetStream context (system account).
+    settings
+        Consumer names, batch sizes, limits.
+    metrics
+        Execution metrics.
+    users
+        Every user of the accounts file: one stream and one consumer each.
+    clock
+        Monotonic seconds (holds, back-offs).
+    """
+
+    def __init__(
+        self,
+        engine: ExecutionEngine,
+        js: JetStreamContext,
+        settings: IntakeSettings,
+        metrics: ExecutionMetrics,
+        users: list[str],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._engine = engine
+        self._js = js
+        self._settings = settings
+        self._metrics = metrics
+        self._users = sorted(set(users))
+        self._clock = clock
+        self._accounts: dict[str, AccountSpec] = engine.accounts
+        self._queue = FairQueue()
+        self._rate = IntentRate(settings.rate, settings.burst)
+        self._wake = asyncio.Event()
+        self._room: dict[str, asyncio.Event] = {u: asyncio.Event() for u in self._users}
+        self._holds: dict[tuple[str, str], int] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._subs: list[JetStreamContext.PullSubscription] = []
+        self._isolate = False
+
+    @property
+    def queue(self) -> FairQueue:
+        """The intents held now."""
+        return self._queue
+
+    # ------------------------------------------------------------------ set-up
+    def consumer_config(self) -> ConsumerConfig:
+        """The durable pull consumer of every ``INTENTS_<user>``."""
+        s = self._settings
+        return ConsumerConfig(
+            name=s.consumer,
+            durable_name=s.consumer,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=s.ack_wait,
+            max_deliver=s.max_deliver,
+            max_ack_pending=max(1_000, 2 * s.user_inflight),
+        )
+
+    async def start(self) -> None:
+        """Create (or update) the ``DEADLETTER`` stream, each user's stream and consumer;
+        start fetching, keeping held intents in progress, and watching dead letters."""
+        await ensure_stream(self._js, deadletter_stream_config(self._settings.consumer))
+        config = self.consumer_config()
+        for user in self._users:
+            stream = subjects.intents_stream(user)
+            await ensure_stream(self._js, intents_stream_config(user, self._settings.quota))
+            await self._js.add_consumer(stream, config=config)
+            psub = await self._js.pull_subscribe_bind(
+                durable=self._settings.consumer, stream=stream
+            )
+            self._subs.append(psub)
+            self._tasks.append(asyncio.create_task(self._fetch(user, psub), name=f"fetch-{user}"))
+        dead = await self._js.pull_subscribe(
+            subjects.max_deliveries_advisory("*", self._settings.consumer),
+            durable=self._settings.consumer + DEADLETTER_CONSUMER_SUFFIX,
+            stream=subjects.STREAM_DEADLETTER,
+            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=60.0),
+        )
+        self._subs.append(dead)
+        self._tasks.append(asyncio.create_task(self.watch_dead_letters(dead), name="deadletters"))
+        self._tasks.append(asyncio.create_task(self._keep_in_progress(), name="in-progress"))
+
+    async def close(self) -> None:
+        """Stop fetching and watching; held intents stay unacked (redelivered after restart)."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for sub in self._subs:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        self._tasks.clear()
+        self._subs.clear()
+
+    # ---------------------------------------------------------------- fetching
+    async def _fetch(self, user: str, psub: JetStreamContext.PullSubscription) -> None:
+        """Fetch ``user``'s intents while they hold fewer than ``user_inflight`` here."""
+        idle = True
+        room = self._room[user]
+        while True:
+            free = self._settings.user_inflight - self._queue.count(user)
+            if free <= 0:
+                room.clear()
+                await room.wait()
+                continue
+            want = 1 if idle else min(free, self._settings.fetch_batch)
+            try:
+                msgs = await psub.fetch(
+                    want, timeout=IDLE_FETCH_SECONDS if idle else BUSY_FETCH_SECONDS
+                )
+            except (nats.errors.TimeoutError, TimeoutError):
+                idle = True
+                continue
+            except nats.errors.Error as exc:
+                log.warning("fetch failed", extra={"user": user, "error": repr(exc)})
+                await asyncio.sleep(0.5)
+                continue
+            idle = len(msgs) < want if want > 1 else False
+            for msg in msgs:
+                self._take(user, msg)
+            self._metrics.intents_held.set(len(self._queue))
+            self._wake.set()
+
+    def _take(self, user: str, msg: Msg) -> None:
+        """Admit one fetched message (never raises) and queue it in its lane."""
+        meta = msg.metadata
+        seq = meta.sequence.stream
+        door = admit(msg.subject, msg.data, seq, self._accounts, meta.stream)
+        if meta.num_delivered == 1:
+            sent_ns = int(meta.timestamp.timestamp() * 1e9)
+            if not self._rate.take(user, sent_ns):
+                door = _refused(door, Refusal(RATE_REASON, self._rate.message(user)))
+        self._queue.add(Delivery(msg, door, user, seq))
+
+    async def _keep_in_progress(self) -> None:
+        """Tell JetStream the held intents are still being worked on (no redelivery)."""
+        every = max(1.0, self._settings.ack_wait / 3)
+        while True:
+            await asyncio.sleep(every)
+            for delivery in self._queue:
+                with contextlib.suppress(nats.errors.Error, OSError):
+                    await delivery.msg.in_progress()
+
+    # -------------------------------------------------------------- scheduling
+    async def run(self, stop: asyncio.Event) -> None:
+        """Hand batches to the engine until ``stop`` is set (see the module docstring)."""
+        pause = 0.5
+        while not stop.is_set():
+            now = self._clock()
+            limit = 1 if self._isolate else self._settings.fetch_batch
+            batch = self._queue.batch(limit, now)
+            if not batch:
+                await self._idle(stop, now)
+                continue
+            try:
+                done = await self._engine.handle_intents([d.door for d in batch])
+            except RetryLater as exc:
+                self._hold(batch[0], str(exc))
+                continue
+            except TRANSIENT_ERRORS as exc:
+                log.warning("intents wait: transient failure", extra={"error": repr(exc)})
+                self._engine.set_healthy(False, f"intents wait: {type(exc).__name__}")
+                await asyncio.sleep(pause)
+                pause = min(MAX_PAUSE_SECONDS, pause * 2)
+                continue
+            except Exception as exc:  # a defect met by one intent: never exit because of it
+                await self._failed(batch[0], exc)
+                continue
+            pause = 0.5
+            self._isolate = False
+            self._engine.set_healthy(True)
+            await self._acked(batch[:done])
+
+    async def _idle(self, stop: asyncio.Event, now: float) -> None:
+        """Wait for a new intent, the end of a hold, or ``stop`` (at most half a second)."""
+        timeout = 0.5
+        release = self._queue.next_release()
+        if release is not None:
+            timeout = min(timeout, max(0.0, release - now))
+        self._wake.clear()
+        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def _acked(self, handled: list[Delivery]) -> None:
+        """Ack what the engine handled and forget it."""
+        for delivery in handled:
+            with contextlib.suppress(nats.errors.Error, OSError):
+                await delivery.msg.ack()
+            self._holds.pop((delivery.user, delivery.lane), None)
+        self._queue.remove(handled)
+        for user in {d.user for d in handled}:
+            self._room[user].set()
+        self._metrics.intents_held.set(len(self._queue))
+
+    def _hold(self, delivery: Delivery, why: str) -> None:
+        """Hold the lane of ``delivery`` (its account must wait) with a doubling back-off."""
+        key = (delivery.user, delivery.lane)
+        times = self._holds.get(key, 0)
+        self._holds[key] = times + 1
+        seconds = min(MAX_HOLD_SECONDS, 2.0**times)
+        self._queue.hold(delivery.user, delivery.lane, self._clock() + seconds)
+        self._metrics.lane_holds.inc()
+        if times == 0:
+            log.warning(
+                "account's intents wait; the others flow",
+                extra={"user": delivery.user, "account": delivery.lane, "why": why},
+            )
+
+    async def _failed(self, delivery: Delivery, exc: Exception) -> None:
+        """An unexpected exception handling ``delivery``: try it again alone, or give up."""
+        delivery.attempts += 1
+        self._isolate = True
+        self._metrics.handler_errors.inc()
+        log.error(
+            "intent failed unexpectedly",
+            exc_info=exc,
+            extra={"user": delivery.user, "seq": delivery.seq, "attempt": delivery.attempts},
+        )
+        if delivery.attempts < self._settings.max_attempts:
+            self._queue.hold(delivery.user, delivery.lane, self._clock() + delivery.attempts)
+            return
+        why = f"{type(exc).__name__}: {exc}"
+        try:
+            await self.give_up(delivery.user, delivery.door, why, StoredIntent.of(delivery.msg))
+        except TRANSIENT_ERRORS as err:
+            log.warning("dead letter waits", extra={"error": repr(err)})
+            self._queue.hold(delivery.user, delivery.lane, self._clock() + 1.0)
+            return
+        with contextlib.suppress(nats.errors.Error, OSError):
+            await delivery.msg.ack()
+        self._queue.remove([delivery])
+        self._room[delivery.user].set()
+
+    # ------------------------------------------------------------ dead letters
+    async def give_up(
+        self, user: str, door: Admitted | Refused, why: str, stored: StoredIntent
+    ) -> None:
+        """Dead-letter one intent: a copy to ``DEADLETTER`` (headers: why, where it came
+        from) and a ``dead_letter`` refusal unless the ledger answered it already. The
+        caller then removes it from its stream (ack, or delete).
+
+        Raises :data:`~.orders.TRANSIENT_ERRORS` when the bus or the ledger is down.
+        """
+        headers = {
+            "Tradebus-Error": _header_text(why),
+            "Tradebus-Subject": _header_text(stored.subject),
+            "Tradebus-Stream": stored.stream,
+            "Tradebus-Stream-Seq": str(stored.seq),
+            "Nats-Msg-Id": f"dead:{stored.stream}:{stored.seq}",
+        }
+        await self._js.publish(subjects.deadletter_intent(user), stored.data, headers=headers)
+        await self._engine.dead_letter(door, why)
+        self._metrics.dead_letters.labels(user=user).inc()
+        log.error("intent dead-lettered", extra={"user": user, "why": why})
+
+    async def watch_dead_letters(self, psub: JetStreamContext.PullSubscription) -> None:
+        """Turn each ``MAX_DELIVERIES`` advisory of an ``INTENTS_<user>`` message into a
+        dead letter: read the message back, give up on it, delete it from its stream."""
+        while True:
+            try:
+                msgs = await psub.fetch(16, timeout=IDLE_FETCH_SECONDS)
+            except (nats.errors.TimeoutError, TimeoutError):
+                continue
+            except nats.errors.Error as exc:
+                log.warning("dead-letter fetch failed", extra={"error": repr(exc)})
+                await asyncio.sleep(1.0)
+                continue
+            for advisory in msgs:
+                try:
+                    await self._advised(advisory)
+                except TRANSIENT_ERRORS as exc:
+                    log.warning("dead letter waits", extra={"error": repr(exc)})
+                    with contextlib.suppress(nats.errors.Error, OSError):
+                        await advisory.nak(delay=1.0)
+                    continue
+                with contextlib.suppress(nats.errors.Error, OSError):
+                    await advisory.ack()
+
+    async def _advised(self, advisory: Msg) -> None:
+        """Handle one ``MAX_DELIVERIES`` advisory (``{"stream", "stream_seq", "deliveries"}``)."""
+        try:
+            facts = json.loads(advisory.data)
+            stream, seq = str(facts["stream"]), int(facts["stream_seq"])
+        except (ValueError, KeyError, TypeError):
+            log.error("unreadable max-deliveries advisory", extra={"data": advisory.data[:200]})
+            return
+        user = subjects.intents_stream_user(stream)
+        if user is None:
+            return
+        try:
+            raw = await self._js.get_msg(stream, seq)
+        except nats.js.errors.NotFoundError:
+            return  # acked or deleted meanwhile
+        stored = StoredIntent(raw.subject or "", raw.data or b"", stream, seq)
+        deliveries = facts.get("deliveries", self._settings.max_deliver)
+        why = f"delivered {deliveries} times without being handled (execution stopped on it)"
+        held = self._queue.find(user, seq)
+        if held is not None:
+            self._queue.remove([held])
+        door = admit(stored.subject, stored.data, seq, self._accounts, stream)
+        await self.give_up(user, door, why, stored)
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await self._js.delete_msg(stream, seq)
+
+
+class StoredIntent(NamedTuple):
+    """An intent message as stored: subject, payload, stream and stream sequence."""
+
+    subject: str
+    data: bytes
+    stream: str
+    seq: int
+
+    @classmethod
+    def of(cls, msg: Msg) -> StoredIntent:
+        """The stored form of a delivered message."""
+        meta = msg.metadata
+        return cls(msg.subject, msg.data, meta.stream, meta.sequence.stream)
+
+
+def _refused(door: Admitted | Refused, refusal: Refusal) -> Refused:
+    """``door`` refused for ``refusal`` (keeping the intent id and account it names)."""
+    if isinstance(door, Refused):
+        return Refused(
+            ctx=door.ctx, intent_id=door.intent_id, account=door.account, refusal=refusal
+        )
+    return Refused(
+        ctx=door.ctx, intent_id=door.intent.intent_id, account=door.intent.account, refusal=refusal
+    )
+
+
+def _header_text(value: str) -> str:
+    """``value`` fit for a NATS header: one line of printable ASCII, at most 500 characters."""
+    clean = value.encode("ascii", "backslashreplace").decode("ascii")
+    return "".join(c if c.isprintable() else "?" for c in clean)[:500]
