@@ -43,7 +43,7 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 # --------------------------------------------------------------------------
 
 
-class QuoteTick(Message, kw_only=True):
+class QuoteTick(Message, frozen=True, kw_only=True):
     """Best bid and ask of one market (Binance ``bookTicker``).
 
     ``symbol`` is the venue's native market id (``BTCUSDT``);
@@ -70,7 +70,7 @@ class QuoteTick(Message, kw_only=True):
         return (self.bid + self.ask) / 2
 
 
-class TradeTick(Message, kw_only=True):
+class TradeTick(Message, frozen=True, kw_only=True):
     """One public trade (Binance ``trade``).
 
     ``aggressor`` is the taker's side: Binance ``m == true`` (buyer is maker)
@@ -92,7 +92,7 @@ class TradeTick(Message, kw_only=True):
 MarketEvent = QuoteTick | TradeTick
 
 
-class FeedStatus(Message, kw_only=True):
+class FeedStatus(Message, frozen=True, kw_only=True):
     """State of one venue's market-data feed (``feed.status.<venue>``, core NATS).
 
     Published by marketdata every few seconds and at once when ``connected``
@@ -122,7 +122,7 @@ class FeedStatus(Message, kw_only=True):
 # --------------------------------------------------------------------------
 
 
-class PlaceOrder(Message, kw_only=True):
+class PlaceOrder(Message, frozen=True, kw_only=True):
     """Place one order on ``account``.
 
     ``intent_id`` is unique forever and deterministic for strategies
@@ -152,7 +152,7 @@ class PlaceOrder(Message, kw_only=True):
     clamp_to_free: bool = False
 
 
-class CancelOrder(Message, kw_only=True):
+class CancelOrder(Message, frozen=True, kw_only=True):
     """Cancel the order that intent ``target_intent_id`` placed."""
 
     intent_id: str
@@ -161,7 +161,7 @@ class CancelOrder(Message, kw_only=True):
     ts_init: int = 0
 
 
-class CancelAll(Message, kw_only=True):
+class CancelAll(Message, frozen=True, kw_only=True):
     """Cancel open orders on ``account``, optionally of one ``symbol``.
 
     ``scope="source"`` cancels only orders placed from the same subject source
@@ -184,7 +184,7 @@ Intent = PlaceOrder | CancelOrder | CancelAll
 # --------------------------------------------------------------------------
 
 
-class OrderAccepted(Message, kw_only=True):
+class OrderAccepted(Message, frozen=True, kw_only=True):
     """The venue accepted the order placed by ``intent_id``."""
 
     intent_id: str
@@ -201,7 +201,7 @@ class OrderAccepted(Message, kw_only=True):
     ts_event: int
 
 
-class OrderRejected(Message, kw_only=True):
+class OrderRejected(Message, frozen=True, kw_only=True):
     """An intent was refused: by decoding, ownership, risk or the venue.
 
     ``reason`` is a machine-readable code (``decode_error``,
@@ -220,7 +220,7 @@ class OrderRejected(Message, kw_only=True):
     ts_event: int
 
 
-class OrderFilled(Message, kw_only=True):
+class OrderFilled(Message, frozen=True, kw_only=True):
     """A fill of the order placed by ``intent_id``.
 
     ``trade_id`` is the venue's fill id; ``(venue, account, trade_id)`` is unique.
@@ -245,7 +245,7 @@ class OrderFilled(Message, kw_only=True):
     ts_event: int
 
 
-class OrderCanceled(Message, kw_only=True):
+class OrderCanceled(Message, frozen=True, kw_only=True):
     """The order placed by ``intent_id`` is canceled (``filled_qty`` was filled)."""
 
     intent_id: str
@@ -259,7 +259,7 @@ class OrderCanceled(Message, kw_only=True):
     ts_event: int
 
 
-class CancelRejected(Message, kw_only=True):
+class CancelRejected(Message, frozen=True, kw_only=True):
     """The cancel ``intent_id`` could not cancel ``target_intent_id``."""
 
     intent_id: str
@@ -274,7 +274,7 @@ class CancelRejected(Message, kw_only=True):
 OrderEvent = OrderAccepted | OrderRejected | OrderFilled | OrderCanceled | CancelRejected
 
 
-class AccountHalted(Message, kw_only=True):
+class AccountHalted(Message, frozen=True, kw_only=True):
     """An account stopped trading: its venue refuses its configuration.
 
     Published on ``exec.alert.<user>.<account>`` (stream ``EXEC``).
@@ -299,7 +299,7 @@ class AccountHalted(Message, kw_only=True):
 # --------------------------------------------------------------------------
 
 
-class BalancesQuery(Message, kw_only=True):
+class BalancesQuery(Message, frozen=True, kw_only=True):
     """Ask execution for venue balances: one account, or all when ``None``."""
 
     account: str | None = None
@@ -328,14 +328,14 @@ class AccountBalances(msgspec.Struct, frozen=True, kw_only=True):
     ledger_watermark: int
 
 
-class BalancesReply(Message, kw_only=True):
+class BalancesReply(Message, frozen=True, kw_only=True):
     """Answer to :class:`BalancesQuery`."""
 
     accounts: list[AccountBalances]
     ts_event: int
 
 
-class ErrorReply(Message, kw_only=True):
+class ErrorReply(Message, frozen=True, kw_only=True):
     """Answer to a request that could not be served (``error`` is a code)."""
 
     error: str
@@ -364,7 +364,7 @@ DriftPolicy = Literal["alert", "adjust", "halt"]
 ``halt`` (pause the account's bots)."""
 
 
-class ReconReport(Message, kw_only=True):
+class ReconReport(Message, frozen=True, kw_only=True):
     """Result of reconciling one account: ``ok`` when every row is within tolerance.
 
     ``action`` is what the account's drift policy did about a drift
@@ -388,7 +388,7 @@ class AdjustRow(msgspec.Struct, frozen=True, kw_only=True):
     price: Decimal | None = None
 
 
-class AdjustRequest(Message, kw_only=True):
+class AdjustRequest(Message, frozen=True, kw_only=True):
     """Ask execution to write adjustment entries (``exec.adjust``); ``ref`` makes it
     idempotent (``recon:<report id>``): a second request with the same ref writes nothing."""
 
@@ -397,14 +397,14 @@ class AdjustRequest(Message, kw_only=True):
     rows: list[AdjustRow]
 
 
-class AdjustReply(Message, kw_only=True):
+class AdjustReply(Message, frozen=True, kw_only=True):
     """The entries written (empty if ``ref`` had been applied before)."""
 
     account: str
     rows: list[AdjustRow]
 
 
-class PaperAdjust(Message, kw_only=True):
+class PaperAdjust(Message, frozen=True, kw_only=True):
     """Move a paper account's venue balance by hand, without the ledger knowing
     (``ctl.paper.adjust``): what a user selling on the exchange's website does. For
     demos and drift tests; live venues ignore it."""
@@ -418,13 +418,13 @@ RECON_REPLY_REPORTS = 500
 """Reports a :class:`ReconRunReply` carries in full (about 200 bytes each, under 1 MiB)."""
 
 
-class ReconRunRequest(Message, kw_only=True):
+class ReconRunRequest(Message, frozen=True, kw_only=True):
     """Ask the reconciler to run now (``ctl.recon.run``)."""
 
     account: str | None = None
 
 
-class ReconRunReply(Message, kw_only=True):
+class ReconRunReply(Message, frozen=True, kw_only=True):
     """What a run started by :class:`ReconRunRequest` found.
 
     ``accounts`` reconciled, of which ``drifting`` are not ok; ``reports``
@@ -486,7 +486,7 @@ class BotStatus(msgspec.Struct, frozen=True, kw_only=True):
     details: dict[str, str | int | bool | None] = {}
 
 
-class BotsQuery(Message, kw_only=True):
+class BotsQuery(Message, frozen=True, kw_only=True):
     """``ctl.bots.status`` / ``ctl.bots.list`` request: one bot, or every bot when empty.
 
     Every strategy host answers a query for all bots with its own bots (gather
@@ -497,7 +497,7 @@ class BotsQuery(Message, kw_only=True):
     bot: str | None = None
 
 
-class BotsReply(Message, kw_only=True):
+class BotsReply(Message, frozen=True, kw_only=True):
     """Statuses of the bots a host runs; ``host`` is the replica that answered."""
 
     bots: list[BotStatus]
@@ -507,7 +507,7 @@ class BotsReply(Message, kw_only=True):
 StartMode = Literal["resume", "fresh"]
 
 
-class BotCommand(Message, kw_only=True):
+class BotCommand(Message, frozen=True, kw_only=True):
     """``ctl.bots.{pause,resume,stop,start}`` request for one bot.
 
     ``start`` takes ``mode``: ``resume`` (restore the last snapshot, then the
@@ -520,7 +520,7 @@ class BotCommand(Message, kw_only=True):
     mode: StartMode = "resume"
 
 
-class BotCommandReply(Message, kw_only=True):
+class BotCommandReply(Message, frozen=True, kw_only=True):
     """Answer to :class:`BotCommand`: the bot's status after the command."""
 
     ok: bool
@@ -536,7 +536,7 @@ class BotCommandReply(Message, kw_only=True):
 KillSwitchAction = Literal["engage", "release", "status"]
 
 
-class KillSwitchCommand(Message, kw_only=True):
+class KillSwitchCommand(Message, frozen=True, kw_only=True):
     """Engage, release or show the kill switch of one ``account``, or of all (``None``).
 
     Engaging cancels every open order of the accounts it covers and refuses
@@ -550,7 +550,7 @@ class KillSwitchCommand(Message, kw_only=True):
     reason: str = ""
 
 
-class KillSwitchReply(Message, kw_only=True):
+class KillSwitchReply(Message, frozen=True, kw_only=True):
     """The kill switches after a command: ``global_reason`` if the global one is
     engaged, ``accounts`` (account -> reason) of the engaged account switches,
     and how many open orders the command canceled."""

@@ -23,7 +23,7 @@ from nats.js import JetStreamContext
 
 from tradebus.common.config import SECRET, ConfigError, Settings, load_settings
 from tradebus.common.markets import MarketCatalog, default_markets_path
-from tradebus.strategy.botfile import load_specs
+from tradebus.strategies.botfile import load_specs
 from tradebus.strategy.kvstore import ApplyResult, apply_specs
 
 

@@ -30,7 +30,7 @@ from tradebus.common.codec import decode_event, decode_market
 from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.metrics import new_registry, serve_metrics
 from tradebus.common.publish_acks import PublishAcks
-from tradebus.strategy.botfile import load_specs
+from tradebus.strategies.botfile import load_specs
 from tradebus.strategy.control import Control
 from tradebus.strategy.host import Dispatcher
 from tradebus.strategy.host_metrics import HostMetrics

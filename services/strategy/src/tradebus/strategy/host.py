@@ -7,9 +7,11 @@ paused, stopped), and counts what happens.
 
 Dispatch is by market: the host subscribes once per ``(venue, symbol)`` and
 hands each tick to the running bots of that market it can make act (a
-per-market wake index, :mod:`~tradebus.strategy.wake`: bots whose core says
+per-market wake index, :mod:`~tradebus.strategies.wake`: bots whose core says
 which ticks matter are skipped for the others, exactly), in the order of the
-bot ids, so the same ticks always produce the same intents.
+bot ids, so the same ticks always produce the same intents. Inputs beyond
+ticks and order events (balances, group volume) reach only the cores that
+declare them (``Strategy.inputs``).
 
 Write-ahead: before a bot's intents are queued, its snapshot record (state
 plus the sequence of the last order event it saw) is queued ahead of them on
@@ -22,6 +24,8 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
+from decimal import Decimal
 from typing import Protocol
 
 import msgspec
@@ -29,12 +33,19 @@ from prometheus_client import Counter
 
 from tradebus.common import subjects
 from tradebus.common.codec import encode
-from tradebus.common.messages import BotStatus, Intent, OrderEvent, QuoteTick, TradeTick
-from tradebus.strategy.core import BotBase, Strategy
+from tradebus.common.messages import (
+    AccountBalances,
+    BotStatus,
+    Intent,
+    OrderEvent,
+    QuoteTick,
+    TradeTick,
+)
+from tradebus.strategies.core import BotBase, BotInput, Strategy
+from tradebus.strategies.registry import BotSpec
+from tradebus.strategies.wake import MarketBots
 from tradebus.strategy.host_metrics import HostMetrics
 from tradebus.strategy.kvstore import BotRecord, Lifecycle
-from tradebus.strategy.registry import BotSpec
-from tradebus.strategy.wake import MarketBots
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +93,7 @@ class BotRunner:
         self.rank = spec.id
         """Order of calls on a tick: by bot id, whatever order the bots started in."""
         self.parked = False
-        """Filed in its market's wake index (:mod:`~tradebus.strategy.wake`), skipping ticks."""
+        """Filed in its market's wake index (:mod:`~tradebus.strategies.wake`), skipping ticks."""
         self.wake_gen = 0
         self.wake_entries = 0
         self.seen_seq = 0
@@ -136,7 +147,7 @@ class BotRunner:
         """The ``state`` of :meth:`status` without building the status block."""
         if self.catching_up:
             return "starting"
-        return "failed" if getattr(self.core.state, "phase", None) == "failed" else self.lifecycle
+        return "failed" if self.core.state.phase == "failed" else self.lifecycle
 
     def status(self, host: str) -> BotStatus:
         """The core's status block with the host's lifecycle and replica id."""
@@ -247,11 +258,14 @@ class Dispatcher:
         self._metrics.bot_errors.labels(strategy=runner.spec.strategy).inc()
         log.exception("bot raised", extra={"bot": runner.bot, "error": repr(exc)})
 
-    def call(self, runner: BotRunner, method: str, *args: object) -> None:
-        """Call a core method that returns intents; emit them; contain its errors."""
+    def call(self, runner: BotRunner, action: Callable[[Strategy], list[Intent]]) -> None:
+        """Run ``action`` on the bot's core (caught up first); emit its intents; contain its errors.
+
+        ``action`` is a call of one core method, e.g. ``lambda core: core.resend()``.
+        """
         self.sync(runner)
         try:
-            intents = getattr(runner.core, method)(*args)
+            intents = action(runner.core)
         except Exception as exc:  # one failing bot must not stop the others
             self._fail(runner, exc)
             intents = []
@@ -306,7 +320,21 @@ class Dispatcher:
             return
         runner.event_seq = seq
         runner.dirty = True
-        self.call(runner, "on_order_event", event)
+        self.call(runner, lambda core: core.on_order_event(event))
+
+    def on_balances(self, runner: BotRunner, balances: AccountBalances) -> None:
+        """Hand the bot its account's balances if its core takes them
+        (:attr:`BotInput.BALANCES`)."""
+        if BotInput.BALANCES in runner.core.inputs:
+            self.call(runner, lambda core: core.on_balances(balances))
+
+    def on_group_volume(
+        self, runner: BotRunner, total: Decimal, by_user: dict[str, Decimal]
+    ) -> None:
+        """Hand the bot its group's volume (quote) if its core takes it
+        (:attr:`BotInput.GROUP_VOLUME`)."""
+        if BotInput.GROUP_VOLUME in runner.core.inputs:
+            self.call(runner, lambda core: core.on_group_volume(total, by_user))
 
     def finish_catch_up(self, runner: BotRunner) -> None:
         """End a resume: apply the live events buffered meanwhile; re-send the unanswered."""
@@ -314,7 +342,7 @@ class Dispatcher:
             self.apply_event(runner, seq, event)
         runner.buffered.clear()
         runner.catching_up = False
-        self.call(runner, "resend")
+        self.call(runner, lambda core: core.resend())
 
     # ------------------------------------------------------------- lifecycle
     def pause(self, runner: BotRunner) -> None:
@@ -327,7 +355,7 @@ class Dispatcher:
         """Give a paused or stopped bot ticks again, from its state."""
         if runner.lifecycle == "stopped":
             runner.lifecycle = "running"
-            self.call(runner, "on_restart")
+            self.call(runner, lambda core: core.on_restart())
         elif runner.lifecycle == "paused":
             runner.lifecycle = "running"
         self.save(runner)

@@ -1,13 +1,17 @@
 """Inputs a bot needs beyond ticks and its own order events, fetched by the host.
 
-* **Account balances** (``exec.query.balances``): given to the cores that
-  ask for them (they override ``on_balances``; martingale checks its
-  worst-case capital before its first order, STRATEGIES.md §2), every few
-  seconds and as soon as such a bot starts.
-* **Group volume** (KV ``group_volume``): each volume bot's filled buy
-  notional, written by the host that runs it; every host sums them per group
-  and tells its volume bots the total and the per-user split
-  (STRATEGIES.md §4: the target is the sum over all users of the strategy).
+A core names the inputs it takes in ``inputs`` (:class:`BotInput`); only
+those cores are asked or told:
+
+* **Account balances** (:attr:`BotInput.BALANCES`, ``exec.query.balances``):
+  given to ``on_balances`` (martingale checks its worst-case capital before
+  its first order, STRATEGIES.md §2), every few seconds and as soon as such
+  a bot starts.
+* **Group volume** (:attr:`BotInput.GROUP_VOLUME`, KV ``group_volume``): each
+  such bot's filled buy notional (``own_volume``), written by the host that
+  runs it; every host sums them per group and tells its bots of the group the
+  total and the per-user split (``on_group_volume``; STRATEGIES.md §4: the
+  target is the sum over all users of the strategy).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from tradebus.common import subjects
 from tradebus.common.bus import request
 from tradebus.common.codec import decode_balances_reply
 from tradebus.common.messages import BalancesQuery, BalancesReply
-from tradebus.strategy.core import BotBase
+from tradebus.strategies.core import BotInput
 from tradebus.strategy.host import BotRunner, Dispatcher
 from tradebus.strategy.publisher import IntentPublisher
 
@@ -39,15 +43,9 @@ class VolumeReport(msgspec.Struct, frozen=True, kw_only=True):
     volume: Decimal
 
 
-def wants_balances(runner: BotRunner) -> bool:
-    """The bot's core overrides ``on_balances``."""
-    method = getattr(type(runner.core), "on_balances", None)
-    return method is not None and method is not BotBase.on_balances
-
-
-def is_volume_bot(runner: BotRunner) -> bool:
-    """The bot takes a group volume (``on_group_volume``/``own_volume``)."""
-    return hasattr(runner.core, "on_group_volume") and hasattr(runner.core, "own_volume")
+def takes(runner: BotRunner, what: BotInput) -> bool:
+    """The bot's core declares the input ``what`` (``Strategy.inputs``)."""
+    return what in runner.core.inputs
 
 
 class Balances:
@@ -71,7 +69,7 @@ class Balances:
         """One round: ask execution once per account, give each bot of it the answer."""
         by_account: dict[str, list[BotRunner]] = {}
         for runner in self._dispatcher.runners.values():
-            if wants_balances(runner) and not runner.catching_up:
+            if takes(runner, BotInput.BALANCES) and not runner.catching_up:
                 by_account.setdefault(runner.spec.account, []).append(runner)
         for account, runners in by_account.items():
             try:
@@ -87,7 +85,7 @@ class Balances:
             for balances in reply.accounts:
                 if balances.account == account:
                     for runner in runners:
-                        self._dispatcher.call(runner, "on_balances", balances)
+                        self._dispatcher.on_balances(runner, balances)
 
 
 class GroupVolumes:
@@ -113,8 +111,8 @@ class GroupVolumes:
     def _tell(self, group: str) -> None:
         total, by_user = self.totals(group)
         for runner in self._dispatcher.runners.values():
-            if is_volume_bot(runner) and runner.core.ctx.group == group:
-                self._dispatcher.call(runner, "on_group_volume", total, by_user)
+            if takes(runner, BotInput.GROUP_VOLUME) and runner.core.ctx.group == group:
+                self._dispatcher.on_group_volume(runner, total, by_user)
 
     async def watch(self) -> None:
         """Follow KV ``group_volume`` forever."""
@@ -138,7 +136,7 @@ class GroupVolumes:
         """Forever: publish each local volume bot's volume when it changed."""
         while True:
             for runner in self._dispatcher.runners.values():
-                if not is_volume_bot(runner) or runner.catching_up:
+                if not takes(runner, BotInput.GROUP_VOLUME) or runner.catching_up:
                     continue
                 volume = runner.core.own_volume()
                 if self._reported.get(runner.bot) != volume:

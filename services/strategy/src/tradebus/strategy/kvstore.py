@@ -1,6 +1,6 @@
 """The strategy hosts' JetStream KV buckets: bot specs, bot snapshots, leases, volumes.
 
-* ``bots``: :class:`~tradebus.strategy.registry.BotSpec` JSON by bot id,
+* ``bots``: :class:`~tradebus.strategies.registry.BotSpec` JSON by bot id,
   written by :func:`apply_specs` (``tradebus bots apply -f FILE``); hosts
   watch it and pick up additions, changes and removals live.
 * ``bot_state``: one :class:`BotRecord` per bot: the core's snapshot, the
@@ -21,12 +21,12 @@ from nats.js.kv import KeyValue
 
 from tradebus.common import subjects
 from tradebus.common.codec import encode
-from tradebus.strategy.registry import BotSpec
+from tradebus.strategies.registry import BotSpec
 
 Lifecycle = Literal["running", "paused", "stopped"]
 
 
-class BotRecord(msgspec.Struct, kw_only=True):
+class BotRecord(msgspec.Struct, frozen=True, kw_only=True):
     """What KV ``bot_state`` keeps of a bot.
 
     ``state`` is the core's own snapshot (JSON ``null`` right after a fresh start);
@@ -70,7 +70,7 @@ async def _bucket(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:
         return await js.create_key_value(config=config)
 
 
-class Buckets(msgspec.Struct, kw_only=True):
+class Buckets(msgspec.Struct, frozen=True, kw_only=True):
     """Handles of the four buckets."""
 
     bots: KeyValue

@@ -2,12 +2,11 @@
 
 Source: shared/STRATEGIES.md §2 (seed 002). Holds :class:`MartingaleParams`
 with its validation (``problems()``), and the functions of the parameters
-alone that :mod:`tradebus.strategy.martingale` trades by: the base order
+alone that :mod:`tradebus.strategies.martingale.bot` trades by: the base order
 ``floor_tick(p * 1.005)``, the safety levels ``P_base * (1 - dev_j/100)`` with
 ``dev_j = d * (1 + s + ... + s**(j-1))``, the take-profit price
 ``floor_tick(avg * (1 + T/100))`` and the worst-case capital
 ``base_quote + sum(quote_j)`` checked against the free balance.
-:mod:`tradebus.strategy.martingale` re-exports the public names.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ import msgspec
 
 from tradebus.common.markets import Market
 from tradebus.common.money import HUNDRED, ONE, ZERO, floor_to
-from tradebus.strategy.common_checks import Problems, at_least, non_negative, positive
+from tradebus.strategies.common_checks import Problems, at_least, non_negative, positive
 
 NS_PER_SECOND = 1_000_000_000
 BASE_BUY_FACTOR = Decimal("1.005")

@@ -1,7 +1,7 @@
 """What a ``martingale`` bot remembers, and the status block built from it.
 
 Source: shared/STRATEGIES.md §2 (seed 002): the phases of a cycle, the state
-:class:`~tradebus.strategy.martingale.MartingaleBot` keeps (its snapshot), and
+:class:`~tradebus.strategies.martingale.bot.MartingaleBot` keeps (its snapshot), and
 the §2 status block with the martingale figures in ``details`` (worst-case
 capital, base price, safety orders filled, take-profit and stop-loss prices,
 next safety price, end of the cooldown).
@@ -17,14 +17,14 @@ import msgspec
 from tradebus.common.messages import BotStatus
 from tradebus.common.money import HUNDRED, ONE, ZERO, floor_to
 from tradebus.common.positions import Position
-from tradebus.strategy.core import BotContext, OrderTracker
-from tradebus.strategy.martingale_params import (
+from tradebus.strategies.core import BotContext, BotState
+from tradebus.strategies.martingale.params import (
     MartingaleParams,
     cooldown_ns,
     take_profit_price,
     worst_case_capital,
 )
-from tradebus.strategy.status_fields import bot_status, position_figures, text_or_none
+from tradebus.strategies.status_fields import bot_status, position_figures, text_or_none
 
 Phase = Literal["checking", "waiting", "entering", "active", "stop_loss", "closing", "cooldown",
                 "stopped", "failed"]  # fmt: skip
@@ -35,7 +35,7 @@ Phase = Literal["checking", "waiting", "entering", "active", "stop_loss", "closi
 RUNNING = frozenset({"entering", "active", "stop_loss", "closing"})
 
 
-class MartingaleState(msgspec.Struct, kw_only=True):
+class MartingaleState(BotState, kw_only=True):
     """Everything a martingale bot remembers; ``snapshot()`` is this, encoded.
 
     ``safety_ids`` maps level j to the intent id of its latest order;
@@ -70,7 +70,6 @@ class MartingaleState(msgspec.Struct, kw_only=True):
     cycles_completed: int = 0
     error: str | None = None
     position: Position = msgspec.field(default_factory=Position)
-    orders: OrderTracker = msgspec.field(default_factory=OrderTracker)
 
 
 def martingale_status(ctx: BotContext, prm: MartingaleParams, s: MartingaleState) -> BotStatus:

@@ -6,7 +6,7 @@ resolves to, what ``tradebus bots apply`` writes to KV ``bots``, and what a
 strategy host reads back to build the bot.
 
 Validation names the field of every problem; the bot file maps each field
-back to the line of YAML it came from (:mod:`tradebus.strategy.botfile`).
+back to the line of YAML it came from (:mod:`tradebus.strategies.botfile`).
 """
 
 from __future__ import annotations
@@ -19,11 +19,15 @@ import msgspec
 
 from tradebus.common.markets import MarketCatalog
 from tradebus.common.subjects import MANUAL_SOURCE, TOKEN_PATTERN
-from tradebus.strategy.core import BotContext, Strategy
-from tradebus.strategy.ladder import LadderBot, LadderParams
-from tradebus.strategy.martingale import MartingaleBot, MartingaleParams
-from tradebus.strategy.spread import SpreadBot, SpreadParams
-from tradebus.strategy.volume import VolumeBot, VolumeParams
+from tradebus.strategies.core import BotBase, BotContext, Strategy
+from tradebus.strategies.ladder.bot import LadderBot
+from tradebus.strategies.ladder.params import LadderParams
+from tradebus.strategies.martingale.bot import MartingaleBot
+from tradebus.strategies.martingale.params import MartingaleParams
+from tradebus.strategies.spread.bot import SpreadBot
+from tradebus.strategies.spread.params import SpreadParams
+from tradebus.strategies.volume.bot import VolumeBot
+from tradebus.strategies.volume.params import VolumeParams
 
 
 class BotSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -55,7 +59,7 @@ class StrategyKind(NamedTuple):
     """A strategy: its parameter struct, its core, and which symbols a bot trades."""
 
     params: type[Any]
-    bot: type[Any]
+    bot: type[BotBase[Any, Any]]
     symbols: Callable[[BotSpec, Any], list[str]]
 
 

@@ -32,16 +32,14 @@ leg the bot then fails with the reason (the next round would be refused the
 same way); a rejected close fails the bot at once, the position stays open.
 Time is market time (``ts_recv``); no clock, no I/O.
 
-This module holds the state and the bot; the parameters and their validation
-are in :mod:`~tradebus.strategy.spread_params`, re-exported here.
+This module holds the bot; the parameters and their validation are in
+:mod:`~tradebus.strategies.spread.params`, the state in
+:mod:`~tradebus.strategies.spread.state`.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
-
-import msgspec
 
 from tradebus.common.messages import (
     BotStatus,
@@ -58,50 +56,17 @@ from tradebus.common.messages import (
 )
 from tradebus.common.money import HUNDRED, ZERO, floor_to
 from tradebus.common.positions import Position
-from tradebus.strategy.core import BotBase, BotContext, OrderTracker, fee_in_quote
-from tradebus.strategy.spread_params import MAX_ADDS, SpreadAdd, SpreadParams, SpreadTakeProfit
-from tradebus.strategy.status_fields import bot_status, text_or_none
-
-# The strategy's public names, also those defined in its other modules (re-exported).
-__all__ = ["MAX_ADDS", "SpreadAdd", "SpreadBot", "SpreadParams", "SpreadState", "SpreadTakeProfit"]
+from tradebus.strategies.core import BotBase, BotContext, fee_in_quote
+from tradebus.strategies.spread.params import SpreadParams
+from tradebus.strategies.spread.state import Direction, SpreadState
+from tradebus.strategies.status_fields import bot_status, text_or_none
 
 BUY_FACTOR = Decimal("1.005")
 SELL_FACTOR = Decimal("0.995")
 
 
-Phase = Literal["waiting", "watching", "open", "closing", "stopped", "failed"]
-"""``waiting``: for both prices (new references); ``watching``: for the entry spread;
-``open``: a round holds legs (or waits for them); ``closing``: both legs are being closed."""
-Direction = Literal["", "short_a", "long_a"]
-"""``short_a``: short A, long B (entered at ``spread >= E``); ``long_a`` the opposite."""
-
-
-class SpreadState(msgspec.Struct, kw_only=True):
-    """Everything a spread bot remembers; ``snapshot()`` is this, encoded."""
-
-    phase: Phase = "waiting"
-    resume_phase: Phase = "waiting"
-    round: int = 0
-    rounds_completed: int = 0
-    round_traded: bool = False
-    ref_a: Decimal | None = None
-    ref_b: Decimal | None = None
-    prices: dict[str, Decimal] = {}
-    traded: dict[str, bool] = {}
-    last_ts: int = 0
-    direction: Direction = ""
-    adds_done: int = 0
-    closes: int = 0
-    broken: bool = False
-    fail_after_close: bool = False
-    error: str | None = None
-    pos_a: Position = msgspec.field(default_factory=Position)
-    pos_b: Position = msgspec.field(default_factory=Position)
-    orders: OrderTracker = msgspec.field(default_factory=OrderTracker)
-
-
-class SpreadBot(BotBase):
-    """A spread bot: a pure core driven by the host (:class:`~tradebus.strategy.core.Strategy`)."""
+class SpreadBot(BotBase[SpreadParams, SpreadState]):
+    """A spread bot: a pure core (:class:`~tradebus.strategies.core.Strategy`)."""
 
     state_type = SpreadState
 

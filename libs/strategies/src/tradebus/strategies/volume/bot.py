@@ -12,8 +12,10 @@ at the first event at or after each point of the grid ``first + k * interval``
 open, or ``max_open_sells`` loops wait for their sells) is skipped.
 
 Group volume: the bots of one ``ctx.group`` share ``target_volume`` (quote,
-summed filled buy notional). The host reads :meth:`VolumeBot.own_volume` and
-reports the group through :meth:`VolumeBot.on_group_volume`; the bot counts
+summed filled buy notional). The bot takes the input
+:attr:`~tradebus.strategies.core.BotInput.GROUP_VOLUME`: the host reads
+:meth:`VolumeBot.own_volume` and reports the group through
+:meth:`VolumeBot.on_group_volume`; the bot counts
 ``max(group total, own volume)``. It checks the target whenever that changes
 (an own buy fill, a report) and at every interval; once reached it enters
 ``target_reached`` at once, cancels its open buy and buys no more. Resting
@@ -33,16 +35,14 @@ someone else, or by a stop, is placed again at the next interval of a running
 bot; one rejected for another reason keeps its loop's slot and shows its
 error until the bot is restarted.
 
-This module holds the loops, the state and the bot; the parameters and the
-pure pricing are in :mod:`~tradebus.strategy.volume_params`, re-exported here.
+This module holds the bot; the parameters and the pure pricing are in
+:mod:`~tradebus.strategies.volume.params`, the loops and the state in
+:mod:`~tradebus.strategies.volume.state`.
 """
 
 from __future__ import annotations
 
 from decimal import ROUND_DOWN, Decimal
-from typing import Literal
-
-import msgspec
 
 from tradebus.common.messages import (
     BotStatus,
@@ -57,78 +57,30 @@ from tradebus.common.messages import (
     TradeTick,
 )
 from tradebus.common.money import HUNDRED, ZERO, floor_to
-from tradebus.common.positions import Position
-from tradebus.strategy.core import (
+from tradebus.strategies.core import (
     BotBase,
     BotContext,
-    OrderTracker,
+    BotInput,
     TrackedOrder,
     fee_in_quote,
     note_quote,
     note_trade,
 )
-from tradebus.strategy.status_fields import bot_status, position_figures
-from tradebus.strategy.volume_params import VolumeParams, buy_order, interval_ns, sell_price
-
-# The strategy's public names, also those defined in its other modules (re-exported).
-__all__ = ["Loop", "VolumeBot", "VolumeParams", "VolumeState", "buy_order", "sell_price"]
+from tradebus.strategies.status_fields import bot_status, position_figures
+from tradebus.strategies.volume.params import VolumeParams, buy_order, interval_ns, sell_price
+from tradebus.strategies.volume.state import Loop, VolumeState
 
 PROGRESS_PLACES = Decimal("0.01")
 
 
-class Loop(msgspec.Struct, kw_only=True):
-    """One buy->sell loop: its buy's fills (base ``qty``, quote ``cost``) and what left since."""
+class VolumeBot(BotBase[VolumeParams, VolumeState]):
+    """A volume bot: a pure core (:class:`~tradebus.strategies.core.Strategy`).
 
-    cycle: int
-    buy_id: str
-    qty: Decimal = ZERO
-    cost: Decimal = ZERO
-    buy_done: bool = False
-    sold: Decimal = ZERO
-    written_off: Decimal = ZERO
-    sells: int = 0
-    sell_id: str | None = None
-    stuck: bool = False
-
-    @property
-    def unsold(self) -> Decimal:
-        """Base quantity bought and not yet sold or written off."""
-        return self.qty - self.sold - self.written_off
-
-
-Phase = Literal["waiting", "trading", "target_reached", "stopped"]
-"""``waiting``: no market event yet; ``target_reached``: no more buys, sells still rest."""
-
-
-class VolumeState(msgspec.Struct, kw_only=True):
-    """Everything a volume bot remembers; ``snapshot()`` is this, encoded.
-
-    ``next_buy_ts`` is the market time (ns) of the next interval; ``own_volume``
-    this bot's filled buy notional (quote); ``group_volume`` and
-    ``user_volumes`` the largest group numbers the host reported.
+    Input: its group's volume (:attr:`BotInput.GROUP_VOLUME`).
     """
 
-    phase: Phase = "waiting"
-    loop: int = 0
-    loops: list[Loop] = msgspec.field(default_factory=list)
-    next_buy_ts: int | None = None
-    last_price: Decimal | None = None
-    has_trade: bool = False
-    last_ts: int = 0
-    own_volume: Decimal = ZERO
-    group_volume: Decimal = ZERO
-    user_volumes: dict[str, Decimal] = msgspec.field(default_factory=dict)
-    cycles_completed: int = 0
-    buy_error: str | None = None
-    error: str | None = None
-    position: Position = msgspec.field(default_factory=Position)
-    orders: OrderTracker = msgspec.field(default_factory=OrderTracker)
-
-
-class VolumeBot(BotBase):
-    """A volume bot: a pure core driven by the host (:class:`~tradebus.strategy.core.Strategy`)."""
-
     state_type = VolumeState
+    inputs = frozenset({BotInput.GROUP_VOLUME})
 
     def __init__(self, ctx: BotContext, params: VolumeParams, state: VolumeState | None = None):
         super().__init__(ctx, params, state)

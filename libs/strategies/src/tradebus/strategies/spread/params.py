@@ -5,7 +5,7 @@ its :class:`SpreadAdd` steps and :class:`SpreadTakeProfit` rule) and their
 validation, ``problems()``: ``0 <= exit_spread_pct < entry_spread_pct <
 adds[0].spread_pct < adds[1].spread_pct < ...``, at most ``MAX_ADDS`` adds,
 and ``leg_quote >= min_order_quote`` (else no leg could ever be placed).
-:mod:`tradebus.strategy.spread` trades by them and re-exports these names.
+:mod:`tradebus.strategies.spread.bot` trades by them.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Literal
 import msgspec
 
 from tradebus.common.money import ZERO
-from tradebus.strategy.common_checks import Problems, non_negative, positive
+from tradebus.strategies.common_checks import Problems, non_negative, positive
 
 MAX_ADDS = 20
 

@@ -19,9 +19,8 @@ market events, and a new cycle only once every order of the last one is done;
 a buy that fills after the sale reopens the cycle.
 
 This module holds the bot (how it trades); the parameters and the pure
-planning of orders are in :mod:`~tradebus.strategy.martingale_params`, the
-state and status block in :mod:`~tradebus.strategy.martingale_state`. Their
-public names are re-exported here.
+planning of orders are in :mod:`~tradebus.strategies.martingale.params`, the
+state and status block in :mod:`~tradebus.strategies.martingale.state`.
 """
 
 from __future__ import annotations
@@ -43,49 +42,39 @@ from tradebus.common.messages import (
     TradeTick,
 )
 from tradebus.common.money import HUNDRED, ONE, ZERO, floor_to
-from tradebus.strategy.core import (
+from tradebus.strategies.core import (
     BotBase,
     BotContext,
+    BotInput,
     TrackedOrder,
     fee_in_quote,
     note_quote,
     note_trade,
 )
-from tradebus.strategy.martingale_params import (
+from tradebus.strategies.martingale.params import (
     MartingaleParams,
-    SafetyLevel,
     base_order,
     cooldown_ns,
-    deviation_pct,
     plan_safety_orders,
     take_profit_price,
     worst_case_capital,
 )
-from tradebus.strategy.martingale_state import RUNNING, MartingaleState, martingale_status
-
-# The strategy's public names, also those defined in its other modules (re-exported).
-__all__ = [
-    "MartingaleBot",
-    "MartingaleParams",
-    "MartingaleState",
-    "SafetyLevel",
-    "base_order",
-    "deviation_pct",
-    "plan_safety_orders",
-    "worst_case_capital",
-]
+from tradebus.strategies.martingale.state import RUNNING, MartingaleState, martingale_status
 
 STOP_LOSS_SELL_FACTOR = Decimal("0.995")
 
 
-class MartingaleBot(BotBase):
-    """A martingale bot: a pure core driven by the host (:class:`~tradebus.strategy.core.Strategy`).
+class MartingaleBot(BotBase[MartingaleParams, MartingaleState]):
+    """A martingale bot: a pure core (:class:`~tradebus.strategies.core.Strategy`).
 
     Legs: ``b`` base, ``s<j>`` safety j (``s<j>r<k>`` re-placed after restart
     k), ``tp<n>`` the n-th take-profit, ``sl``/``sl<n>`` stop-loss sells.
+    Input: the account's balances (:attr:`BotInput.BALANCES`), checked against
+    the worst-case capital before the first cycle.
     """
 
     state_type = MartingaleState
+    inputs = frozenset({BotInput.BALANCES})
 
     def __init__(
         self, ctx: BotContext, params: MartingaleParams, state: MartingaleState | None = None

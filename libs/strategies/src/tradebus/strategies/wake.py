@@ -4,8 +4,8 @@ Handing every tick to every bot of its market costs one Python call per bot
 per tick: 10,000 bots at 10,000 ticks/s would be 10^8 calls a second. Most
 of those calls do nothing: a ladder bot holding a position acts only when a
 trade reaches its take-profit price or its no-fill deadline passes. A core
-says so through :meth:`~tradebus.strategy.core.Strategy.wake`, and the host
-*parks* it under that :class:`~tradebus.strategy.core.Wake`:
+says so through :meth:`~tradebus.strategies.core.Strategy.wake`, and the host
+*parks* it under that :class:`~tradebus.strategies.core.Wake`:
 
 * in a min-heap of ``trade_at_or_above`` prices, a max-heap of
   ``trade_at_or_below`` prices and a min-heap of ``at_ns`` deadlines, so a
@@ -16,7 +16,7 @@ says so through :meth:`~tradebus.strategy.core.Strategy.wake`, and the host
 A parked bot skips ticks; the market's last trade and last quote are kept
 (with their sequence numbers), and before the bot is called again the host
 replays the ones it missed with ``note_tick`` (:meth:`MarketBots.catch_up`).
-The :class:`~tradebus.strategy.core.Wake` contract makes this exact: every
+The :class:`~tradebus.strategies.core.Wake` contract makes this exact: every
 output is what the bot would have produced seeing every tick
 (``tests/unit/test_wake_index.py`` proves it against an unindexed host).
 
@@ -36,14 +36,14 @@ from decimal import Decimal
 from typing import Protocol
 
 from tradebus.common.messages import QuoteTick, TradeTick
-from tradebus.strategy.core import Strategy, Wake
+from tradebus.strategies.core import Strategy, Wake
 
 COMPACT_MIN_STALE = 1024
 """Rebuild the heaps once this many stale entries exist and they outnumber live ones."""
 
 
 class Indexed(Protocol):
-    """What the index needs of a bot runner (:class:`~tradebus.strategy.host.BotRunner`)."""
+    """What the index needs of a bot runner (the strategy host's ``BotRunner``)."""
 
     core: Strategy
     rank: str

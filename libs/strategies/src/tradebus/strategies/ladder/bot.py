@@ -34,8 +34,6 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Literal
 
-import msgspec
-
 from tradebus.common.messages import (
     BotStatus,
     CancelRejected,
@@ -49,20 +47,17 @@ from tradebus.common.messages import (
     TradeTick,
 )
 from tradebus.common.money import HUNDRED, ONE, ZERO, floor_to
-from tradebus.common.positions import Position
-from tradebus.strategy.core import (
+from tradebus.strategies.core import (
     BotBase,
     BotContext,
-    OrderTracker,
     Wake,
     fee_in_quote,
     note_quote,
     note_trade,
 )
-from tradebus.strategy.ladder_params import LadderError, LadderParams, Level, plan_levels
-from tradebus.strategy.status_fields import bot_status, position_figures
-
-__all__ = ["LadderBot", "LadderError", "LadderParams", "LadderState", "Level", "plan_levels"]
+from tradebus.strategies.ladder.params import LadderError, LadderParams, plan_levels
+from tradebus.strategies.ladder.state import LadderState
+from tradebus.strategies.status_fields import bot_status, position_figures
 
 NS_PER_MINUTE = 60_000_000_000
 TAKE_PROFIT_SELL_FACTOR = Decimal("0.995")
@@ -70,32 +65,12 @@ TP_SCREEN_MARGIN = Decimal("1e-20")
 """Relative margin of the cached take-profit screen; the exact test decides near the line."""
 
 
-Phase = Literal["waiting", "buying", "restarting", "closing", "stopped", "failed"]
-"""``restarting``: a no-fill restart waits for its cancels; ``closing``: a take-profit
-waits for its sell (and cancels)."""
+class LadderBot(BotBase[LadderParams, LadderState]):
+    """A ladder bot: a pure core (:class:`~tradebus.strategies.core.Strategy`).
 
-
-class LadderState(msgspec.Struct, kw_only=True):
-    """Everything a ladder bot remembers; ``snapshot()`` is this, encoded."""
-
-    phase: Phase = "waiting"
-    cycle: int = 0
-    cycle_start_ts: int = 0
-    cycle_buy_fills: int = 0
-    cycle_filled_quote: Decimal = ZERO
-    cycle_filled_qty: Decimal = ZERO
-    sells: int = 0
-    last_price: Decimal | None = None
-    has_trade: bool = False
-    last_ts: int = 0
-    cycles_completed: int = 0
-    error: str | None = None
-    position: Position = msgspec.field(default_factory=Position)
-    orders: OrderTracker = msgspec.field(default_factory=OrderTracker)
-
-
-class LadderBot(BotBase):
-    """A ladder bot: a pure core driven by the host (:class:`~tradebus.strategy.core.Strategy`)."""
+    Its parameters are :class:`~tradebus.strategies.ladder.params.LadderParams`,
+    its memory :class:`~tradebus.strategies.ladder.state.LadderState`.
+    """
 
     state_type = LadderState
 

@@ -8,7 +8,7 @@ import msgspec
 
 from tradebus.common.markets import Market
 from tradebus.common.money import HUNDRED, ONE, ZERO, floor_to
-from tradebus.strategy.common_checks import Problems, non_negative, positive
+from tradebus.strategies.common_checks import Problems, non_negative, positive
 
 
 class LadderParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

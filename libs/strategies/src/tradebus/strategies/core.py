@@ -5,18 +5,25 @@ it reads no clock and does no I/O; the host passes every market event and
 order event in, and publishes the intents it returns. The same inputs always
 give the same intents, with the same deterministic ids ``<bot>:<run>.<cycle>:<leg>``.
 
-Every core keeps its whole memory in one msgspec state struct with an
-``orders: OrderTracker`` field; :class:`BotBase` gives snapshot/restore (the
-host writes snapshots to KV ``bot_state``) and the re-sending of intents a
-resumed bot emitted but never heard back about. The helpers below hold what
-the cores do alike: the reference price from trades and quote mids, order
-bookkeeping (acceptance, fills, cancels) and fees in quote.
+The contract between a core and whatever drives it (the strategy host, the
+backtest) is :class:`Strategy`. Every core keeps its whole memory in one
+msgspec state struct derived from :class:`BotState` (its ``phase`` and its
+``orders``); :class:`BotBase`, generic over the parameters and that state,
+gives snapshot/restore (the host writes snapshots to KV ``bot_state``) and the
+re-sending of intents a resumed bot emitted but never heard back about. A
+core that needs more than ticks and its own order events names those inputs
+in :attr:`BotBase.inputs` (:class:`BotInput`); the driver calls the matching
+method only on the cores that name it. The helpers below hold what the cores
+do alike: the reference price from trades and quote mids, order bookkeeping
+(acceptance, fills, cancels) and fees in quote.
 """
 
 from __future__ import annotations
 
+import enum
+from abc import ABC, abstractmethod
 from decimal import Decimal
-from typing import Any, ClassVar, Literal, Protocol
+from typing import ClassVar, Generic, Literal, Protocol, TypeVar, cast
 
 import msgspec
 
@@ -235,6 +242,30 @@ class OrderTracker(msgspec.Struct, kw_only=True):
         self.orders = {k: o for k, o in self.orders.items() if o.is_open}
 
 
+class BotState(msgspec.Struct, kw_only=True):
+    """The base of every core's state struct: what the host and the backtest read of any bot.
+
+    ``phase`` is the core's phase (a core narrows it to its own ``Literal``;
+    ``"failed"`` means the bot stopped on an error and its status shows
+    why); ``orders`` every order the bot placed. A core's state adds its own
+    fields; the whole struct is the bot's snapshot.
+    """
+
+    phase: str = "waiting"
+    orders: OrderTracker = msgspec.field(default_factory=OrderTracker)
+
+
+class BotInput(enum.Enum):
+    """An input a core needs beyond ticks and its own order events (:attr:`BotBase.inputs`)."""
+
+    BALANCES = "balances"
+    """The venue balances of the bot's account, given to :meth:`Strategy.on_balances`
+    (the host polls execution every few seconds and as soon as the bot starts)."""
+    GROUP_VOLUME = "group_volume"
+    """The bot's group's filled buy notional: the host reads :meth:`Strategy.own_volume`
+    and reports every group total to :meth:`Strategy.on_group_volume`."""
+
+
 def fee_in_quote(fill: OrderFilled, market: Market) -> Decimal:
     """The fill's fee in the quote asset.
 
@@ -290,9 +321,20 @@ class Strategy(Protocol):
     entry, a volume buy) only in :meth:`on_quote`/:meth:`on_trade`; in answer
     to order events it only manages what is already exposed (a take-profit, a
     cancel). A paused bot gets no ticks, so it opens nothing new.
+
+    ``inputs`` names what the core needs beyond ticks and its order events;
+    a driver calls :meth:`on_balances` only on cores whose ``inputs`` hold
+    :attr:`BotInput.BALANCES`, and :meth:`own_volume`/:meth:`on_group_volume`
+    only on those holding :attr:`BotInput.GROUP_VOLUME`.
     """
 
     ctx: BotContext
+    inputs: ClassVar[frozenset[BotInput]]
+
+    @property
+    def state(self) -> BotState:
+        """The core's whole memory (its ``phase`` and ``orders`` readable by any driver)."""
+        ...
 
     def on_quote(self, tick: QuoteTick) -> list[Intent]:
         """A new best bid/ask of the bot's market."""
@@ -327,7 +369,16 @@ class Strategy(Protocol):
         ...
 
     def on_balances(self, balances: AccountBalances) -> list[Intent]:
-        """The venue balances of the bot's account (the host refreshes them periodically)."""
+        """The venue balances of the bot's account (input :attr:`BotInput.BALANCES`)."""
+        ...
+
+    def own_volume(self) -> Decimal:
+        """The bot's filled buy notional, quote asset (input :attr:`BotInput.GROUP_VOLUME`)."""
+        ...
+
+    def on_group_volume(self, total: Decimal, by_user: dict[str, Decimal]) -> list[Intent]:
+        """The group's filled buy notional (quote), in total and per user
+        (input :attr:`BotInput.GROUP_VOLUME`)."""
         ...
 
     def on_restart(self) -> list[Intent]:
@@ -351,24 +402,57 @@ class Strategy(Protocol):
         ...
 
 
-class BotBase:
-    """Shared plumbing of the cores: snapshot, restore, resend, no-op balance input.
+P = TypeVar("P")
+"""A core's parameter struct (frozen msgspec struct, e.g. ``LadderParams``)."""
+S = TypeVar("S", bound=BotState)
+"""A core's state struct (a :class:`BotState`, e.g. ``LadderState``)."""
 
-    A subclass sets ``state_type`` (a msgspec struct with an ``orders:
-    OrderTracker`` field) and keeps all of its memory in ``self.state``;
-    caches derived from the state are rebuilt in :meth:`_on_restore`.
+
+class BotBase(ABC, Generic[P, S]):
+    """Shared plumbing of the cores: snapshot, restore, resend, and the no-op inputs.
+
+    A subclass is ``BotBase[ItsParams, ItsState]``, sets ``state_type`` (its
+    :class:`BotState` subclass) and keeps all of its memory in ``self.state``;
+    caches derived from the state are rebuilt in :meth:`_on_restore`. It sets
+    ``inputs`` to the :class:`BotInput` s it takes and overrides their methods
+    (:meth:`on_balances`, :meth:`own_volume` and :meth:`on_group_volume`);
+    the defaults here take nothing and emit nothing.
     """
 
-    state_type: ClassVar[type[Any]]
+    state_type: ClassVar[type[BotState]]
+    inputs: ClassVar[frozenset[BotInput]] = frozenset()
     ctx: BotContext
-    state: Any
+    params: P
+    state: S
 
-    def __init__(self, ctx: BotContext, params: Any, state: Any = None) -> None:
+    def __init__(self, ctx: BotContext, params: P, state: S | None = None) -> None:
         """Bind the bot's identity and parameters; ``state`` defaults to a new ``state_type()``."""
         self.ctx = ctx
         self.params = params
-        self.state = state if state is not None else self.state_type()
+        self.state = state if state is not None else cast(S, self.state_type())
 
+    # ----------------------------------------------------- what a core does
+    @abstractmethod
+    def on_quote(self, tick: QuoteTick) -> list[Intent]:
+        """See :meth:`Strategy.on_quote`."""
+
+    @abstractmethod
+    def on_trade(self, tick: TradeTick) -> list[Intent]:
+        """See :meth:`Strategy.on_trade`."""
+
+    @abstractmethod
+    def on_order_event(self, event: OrderEvent) -> list[Intent]:
+        """See :meth:`Strategy.on_order_event`."""
+
+    @abstractmethod
+    def on_stop(self) -> list[Intent]:
+        """See :meth:`Strategy.on_stop`."""
+
+    @abstractmethod
+    def status(self) -> BotStatus:
+        """See :meth:`Strategy.status`."""
+
+    # ----------------------------------------------------------- plumbing
     def snapshot(self) -> bytes:
         """The whole state, JSON-encoded."""
         return msgspec.json.encode(self.state)
@@ -381,7 +465,7 @@ class BotBase:
         msgspec.DecodeError
             If ``data`` is not a snapshot of this strategy.
         """
-        self.state = msgspec.json.decode(data, type=self.state_type)
+        self.state = cast(S, msgspec.json.decode(data, type=self.state_type))
         self._on_restore()
 
     def _on_restore(self) -> None:
@@ -391,20 +475,35 @@ class BotBase:
         """See :meth:`OrderTracker.resend`."""
         return self.state.orders.resend(self.ctx)
 
+    # ------------------------------------------------------------- inputs
     def on_balances(self, balances: AccountBalances) -> list[Intent]:
-        """Ignore balances (strategies that need them override this)."""
+        """Ignore balances (cores with :attr:`BotInput.BALANCES` in ``inputs`` override this)."""
         return []
 
+    def own_volume(self) -> Decimal:
+        """No volume (cores with :attr:`BotInput.GROUP_VOLUME` in ``inputs`` override this)."""
+        return ZERO
+
+    def on_group_volume(self, total: Decimal, by_user: dict[str, Decimal]) -> list[Intent]:
+        """Ignore group volume (cores with :attr:`BotInput.GROUP_VOLUME` override this)."""
+        return []
+
+    # -------------------------------------------------------------- ticks
     def wake(self) -> Wake | None:
         """Every tick (cores that can say which ticks matter override this)."""
         return None
 
     def note_tick(self, tick: QuoteTick | TradeTick) -> None:
-        """Move the reference price and market time (:func:`note_trade`, :func:`note_quote`)."""
+        """Move the reference price and market time (:func:`note_trade`, :func:`note_quote`).
+
+        Only for a state with a reference price (:class:`PricedState`); a core
+        whose state has none keeps every tick (its :meth:`wake` is None).
+        """
+        state = cast(PricedState, self.state)
         if isinstance(tick, TradeTick):
-            note_trade(self.state, tick)
+            note_trade(state, tick)
         else:
-            note_quote(self.state, tick)
+            note_quote(state, tick)
 
     def on_restart(self) -> list[Intent]:
         """Leave ``stopped``: ``waiting`` for the next price (override for more)."""

@@ -14,7 +14,7 @@ from typing import Any
 from tradebus.common.messages import BotStatus
 from tradebus.common.money import HUNDRED, ZERO
 from tradebus.common.positions import Position
-from tradebus.strategy.core import BotContext, OrderTracker
+from tradebus.strategies.core import BotContext, OrderTracker
 
 
 def text_or_none(value: Decimal | None) -> str | None:

@@ -36,7 +36,7 @@ YAML that set the bad value (``users[2].strategies.volume.single_trade_quote:
 must be > 0``).
 
 A file with a plain ``bots:`` list of resolved specs (see
-:class:`~tradebus.strategy.registry.BotSpec`) is read as is.
+:class:`~tradebus.strategies.registry.BotSpec`) is read as is.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ import msgspec
 
 from tradebus.common.config import ConfigError, load_yaml
 from tradebus.common.markets import MarketCatalog
-from tradebus.strategy.registry import (
+from tradebus.strategies.registry import (
     STRATEGIES,
     BotSpec,
     normalize_params,

@@ -5,7 +5,7 @@ its validation (``problems()``: ``single_trade_quote >= min_order_quote``, an
 interval > 0, ...), the interval in market-time nanoseconds, the buy
 ``floor_tick(p * (1 + buy_offset_pct/100))`` of ``single_trade_quote`` and the
 sell ``floor_tick(F * (1 + sell_profit_pct/100))``.
-:mod:`tradebus.strategy.volume` trades by them and re-exports these names.
+:mod:`tradebus.strategies.volume.bot` trades by them.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import msgspec
 
 from tradebus.common.markets import Market
 from tradebus.common.money import HUNDRED, ONE, ZERO, floor_to
-from tradebus.strategy.common_checks import Problems, non_negative, positive
+from tradebus.strategies.common_checks import Problems, non_negative, positive
 
 NS_PER_SECOND = 1_000_000_000
 

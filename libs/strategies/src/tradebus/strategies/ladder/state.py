@@ -1,0 +1,40 @@
+"""What a ``ladder`` bot remembers (shared/STRATEGIES.md §1): its phase, cycle and position."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+import msgspec
+
+from tradebus.common.money import ZERO
+from tradebus.common.positions import Position
+from tradebus.strategies.core import BotState
+
+Phase = Literal["waiting", "buying", "restarting", "closing", "stopped", "failed"]
+"""``restarting``: a no-fill restart waits for its cancels; ``closing``: a take-profit
+waits for its sell (and cancels)."""
+
+
+class LadderState(BotState, kw_only=True):
+    """Everything a ladder bot remembers; ``snapshot()`` is this, encoded.
+
+    Market time and prices are those of the ticks (``last_ts`` ns, ``last_price``
+    quote asset); the cycle's fills are in quote (``cycle_filled_quote``) and
+    base (``cycle_filled_qty``); ``orders`` (from :class:`BotState`) holds every
+    order of the cycle.
+    """
+
+    phase: Phase = "waiting"
+    cycle: int = 0
+    cycle_start_ts: int = 0
+    cycle_buy_fills: int = 0
+    cycle_filled_quote: Decimal = ZERO
+    cycle_filled_qty: Decimal = ZERO
+    sells: int = 0
+    last_price: Decimal | None = None
+    has_trade: bool = False
+    last_ts: int = 0
+    cycles_completed: int = 0
+    error: str | None = None
+    position: Position = msgspec.field(default_factory=Position)

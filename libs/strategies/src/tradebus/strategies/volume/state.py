@@ -1,0 +1,60 @@
+"""What a ``volume`` bot remembers (shared/STRATEGIES.md §4): its loops, volumes and position."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+import msgspec
+
+from tradebus.common.money import ZERO
+from tradebus.common.positions import Position
+from tradebus.strategies.core import BotState
+
+
+class Loop(msgspec.Struct, kw_only=True):
+    """One buy->sell loop: its buy's fills (base ``qty``, quote ``cost``) and what left since."""
+
+    cycle: int
+    buy_id: str
+    qty: Decimal = ZERO
+    cost: Decimal = ZERO
+    buy_done: bool = False
+    sold: Decimal = ZERO
+    written_off: Decimal = ZERO
+    sells: int = 0
+    sell_id: str | None = None
+    stuck: bool = False
+
+    @property
+    def unsold(self) -> Decimal:
+        """Base quantity bought and not yet sold or written off."""
+        return self.qty - self.sold - self.written_off
+
+
+Phase = Literal["waiting", "trading", "target_reached", "stopped"]
+"""``waiting``: no market event yet; ``target_reached``: no more buys, sells still rest."""
+
+
+class VolumeState(BotState, kw_only=True):
+    """Everything a volume bot remembers; ``snapshot()`` is this, encoded.
+
+    ``next_buy_ts`` is the market time (ns) of the next interval; ``own_volume``
+    this bot's filled buy notional (quote); ``group_volume`` and
+    ``user_volumes`` the largest group numbers the host reported.
+    """
+
+    phase: Phase = "waiting"
+    loop: int = 0
+    loops: list[Loop] = msgspec.field(default_factory=list)
+    next_buy_ts: int | None = None
+    last_price: Decimal | None = None
+    has_trade: bool = False
+    last_ts: int = 0
+    own_volume: Decimal = ZERO
+    group_volume: Decimal = ZERO
+    user_volumes: dict[str, Decimal] = msgspec.field(default_factory=dict)
+    cycles_completed: int = 0
+    buy_error: str | None = None
+    error: str | None = None
+    position: Position = msgspec.field(default_factory=Position)
