@@ -23,20 +23,20 @@ from tradebus.common.clock import LiveClock
 from tradebus.common.config import ConfigError
 from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.metrics import new_registry, serve_metrics
-from tradebus.marketdata import backpack, binance
-from tradebus.marketdata.ccxt_parser import CcxtParser
+from tradebus.feeds import backpack, binance
+from tradebus.feeds.ccxt_parser import CcxtParser
+from tradebus.feeds.files import DataFileError
+from tradebus.feeds.parsing import Parser
 from tradebus.marketdata.dedup import Deduplicator
 from tradebus.marketdata.feed import Feed, FeedMetrics, FeedStats, FrameSource
 from tradebus.marketdata.health import FeedHealth, HealthMetrics
 from tradebus.marketdata.live import LiveFeed
-from tradebus.marketdata.parsing import Parser
 from tradebus.marketdata.rest import QuotePoller, RestMetrics, RestQuotePoller
 from tradebus.marketdata.settings import MarketdataSettings
 from tradebus.marketdata.sources import (
     FeedRefusedError,
     LiveSource,
     Reconnects,
-    ReplayFileError,
     ReplaySource,
 )
 
@@ -208,7 +208,7 @@ async def run(settings: MarketdataSettings, stop: asyncio.Event) -> int:
             log_finished(task.result())
             metrics.finished.set(1)
         return 0
-    except (ReplayFileError, FeedRefusedError) as exc:
+    except (DataFileError, FeedRefusedError) as exc:
         log.error("feed stopped", extra={"error": str(exc)})
         return 1
     finally:

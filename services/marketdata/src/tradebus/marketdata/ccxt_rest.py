@@ -2,7 +2,7 @@
 
 ``fetch_ticker`` first; where its ticker lacks a side (Backpack's ticker is
 24 h statistics), the top of ``fetch_order_book``. The answer becomes a
-quote frame of :mod:`tradebus.marketdata.ccxt_parser` (without update id:
+quote frame of :mod:`tradebus.feeds.ccxt_parser` (without update id:
 REST ids are not the stream's) and goes through the parser like the native
 venues' REST answers (:class:`~tradebus.marketdata.rest.RestQuotePoller`).
 """
@@ -18,9 +18,9 @@ from typing import Any
 import msgspec
 
 from tradebus.common.messages import QuoteTick
-from tradebus.marketdata.ccxt_parser import quote_frame
+from tradebus.feeds.ccxt_parser import quote_frame
+from tradebus.feeds.parsing import Parser
 from tradebus.marketdata.ccxt_source import TRANSIENT
-from tradebus.marketdata.parsing import Parser
 from tradebus.marketdata.rest import LOG_EVERY_SECONDS, RestMetrics
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class CcxtQuotePoller:
     exchange
         The feed's ccxt client (shared with :class:`CcxtSource`).
     parser
-        The feed's parser (:class:`~tradebus.marketdata.ccxt_parser.CcxtParser`).
+        The feed's parser (:class:`~tradebus.feeds.ccxt_parser.CcxtParser`).
     metrics
         Poll counters.
     clock_ns

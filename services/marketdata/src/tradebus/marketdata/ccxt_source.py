@@ -5,7 +5,7 @@ serves every symbol: quotes from ``watch_bids_asks(symbols)`` (or one
 ``watch_ticker`` per symbol where the exchange lacks ``watchBidsAsks``),
 trades from ``watch_trades_for_symbols(symbols)`` (or one ``watch_trades``
 per symbol). :class:`CcxtSource` yields each new ticker or trade as a frame
-of :mod:`tradebus.marketdata.ccxt_parser`, so the usual
+of :mod:`tradebus.feeds.ccxt_parser`, so the usual
 :class:`~tradebus.marketdata.feed.Feed` de-duplicates, tracks health and
 publishes. :class:`~tradebus.marketdata.ccxt_rest.CcxtQuotePoller` is the
 REST fallback.
@@ -31,8 +31,9 @@ import ccxt.pro
 
 from tradebus.common.ccxt_urls import override_urls
 from tradebus.common.config import ConfigError
-from tradebus.marketdata.ccxt_parser import quote_frame, trade_frame
-from tradebus.marketdata.sources import FeedRefusedError, Frame, Reconnects
+from tradebus.feeds.ccxt_parser import quote_frame, trade_frame
+from tradebus.feeds.parsing import Frame
+from tradebus.marketdata.sources import FeedRefusedError, Reconnects
 
 log = logging.getLogger(__name__)
 

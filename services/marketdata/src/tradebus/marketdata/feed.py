@@ -24,10 +24,9 @@ from tradebus.common import subjects
 from tradebus.common.clock import Clock
 from tradebus.common.codec import encode
 from tradebus.common.messages import QuoteTick, TradeTick
+from tradebus.feeds.parsing import Frame, FrameKind, Parser
 from tradebus.marketdata.dedup import Deduplicator
 from tradebus.marketdata.health import FeedHealth
-from tradebus.marketdata.parsing import FrameKind, Parser
-from tradebus.marketdata.sources import Frame
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +114,7 @@ class Feed:
     venue
         Venue name (label and subject token).
     parser
-        Frame parser (:class:`~tradebus.marketdata.binance.BinanceParser`, ...).
+        Frame parser (:class:`~tradebus.feeds.binance.BinanceParser`, ...).
     publish
         ``async publish(subject, payload)`` (core NATS).
     clock

@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client import Counter as PromCounter
 
 from tradebus.common.messages import QuoteTick
-from tradebus.marketdata.parsing import Parser
+from tradebus.feeds.parsing import Parser
 
 log = logging.getLogger(__name__)
 

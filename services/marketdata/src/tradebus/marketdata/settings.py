@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from tradebus.common.config import DEFAULT_METRICS_HOST, SECRET, ConfigError, Settings
-from tradebus.marketdata.backpack import BACKPACK_REST_URL, BACKPACK_WS_URL
-from tradebus.marketdata.binance import BINANCE_REST_URL
+from tradebus.feeds.backpack import BACKPACK_REST_URL, BACKPACK_WS_URL
+from tradebus.feeds.binance import BINANCE_REST_URL
 
 BINANCE_WS_URL = "wss://stream.binance.com:9443/stream"
 

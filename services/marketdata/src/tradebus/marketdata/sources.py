@@ -3,63 +3,27 @@
 A source is an async iterator of ``(ts_recv_ns, raw_frame_bytes)``; the
 :class:`~tradebus.marketdata.feed.Feed` parses and publishes whatever it yields.
 
-Recorded format (shared/data/README.md, hftbacktest's collector): one frame
-per line, ``<local receive time, ns> <raw JSON frame>``, gzip or plain text,
-local timestamps non-decreasing within a file.
+Recorded files are read by :func:`tradebus.feeds.readers.merge_files` (the
+capture format: one frame per line, ``<local receive time, ns> <raw JSON
+frame>``, gzip or plain text); this module paces them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gzip
-import heapq
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import websockets
 from websockets.asyncio.client import connect
 
+from tradebus.feeds.parsing import Frame
+from tradebus.feeds.readers import merge_files
+
 log = logging.getLogger(__name__)
-
-Frame = tuple[int, bytes]
-
-
-class ReplayFileError(ValueError):
-    """A recorded file has a line that is not ``<ns> <frame>``; names file and line."""
-
-
-def read_frames(path: Path) -> Iterator[Frame]:
-    """Yield ``(ts_recv, frame)`` of every line of one recorded file (``.gz`` or text).
-
-    Raises
-    ------
-    ReplayFileError
-        On a line without a space-separated integer timestamp.
-    OSError
-        If the file cannot be read.
-    """
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        for number, line in enumerate(f, start=1):
-            line = line.rstrip(b"\r\n")
-            if not line:
-                continue
-            head, sep, frame = line.partition(b" ")
-            if not sep or not head.isdigit():
-                raise ReplayFileError(f"{path}:{number}: expected '<ns> <json frame>'")
-            yield int(head), frame
-
-
-def merge_files(paths: list[Path]) -> Iterator[Frame]:
-    """Frames of several files merged by receive time (ties keep file order).
-
-    BTCUSDT and ETHUSDT captures interleave; a file and its continuation
-    (``..._2354-2400Z`` then ``..._0000-0005Z``) concatenate.
-    """
-    return heapq.merge(*(read_frames(p) for p in paths), key=lambda frame: frame[0])
 
 
 class ReplaySource:

@@ -34,17 +34,33 @@ without bid or ask (ccxt ``parse_ticker``), so the best bid/ask come from
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from decimal import Decimal
 
 import msgspec
 
 from tradebus.common.messages import QuoteTick, TradeTick
-from tradebus.marketdata.parsing import FrameKind, ParserBase, Tick
+from tradebus.feeds.parsing import FrameKind, ParserBase, Tick
 
 VENUE = "backpack"
 BACKPACK_WS_URL = "wss://ws.backpack.exchange"
 BACKPACK_REST_URL = "https://api.backpack.exchange"
 _US = 1_000
+
+CCXT_INFO_KEYS: Mapping[str, tuple[str, ...]] = {
+    "bid": ("b",),
+    "bidVolume": ("B",),
+    "ask": ("a",),
+    "askVolume": ("A",),
+    "price": ("p",),
+    "amount": ("q",),
+}
+"""Where ccxt's unified ticker and trade numbers are in this venue's raw messages (the
+``data`` of ``bookTicker`` and ``trade`` frames, below), which ccxt keeps as ``info``:
+the ccxt feed (:mod:`tradebus.feeds.ccxt_parser`) takes the exchange's text from there."""
+
+CCXT_UPDATE_ID_KEY = "u"
+"""The book update id of a ``bookTicker`` message (ccxt's ``info``), strictly increasing."""
 
 
 class _Envelope(msgspec.Struct):
@@ -90,6 +106,7 @@ class BackpackParser(ParserBase):
     """Turn raw Backpack frames into ticks for the configured markets."""
 
     default_venue = VENUE
+    frame_name = "Backpack"
 
     def parse(self, raw: bytes, ts_recv: int, ts_init: int) -> tuple[FrameKind, Tick | None]:
         """Parse one frame received at ``ts_recv`` (ns); ``ts_init`` stamps the tick.

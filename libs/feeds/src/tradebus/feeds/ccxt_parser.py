@@ -1,6 +1,6 @@
 """Frames of the generic ccxt.pro feed: ccxt's unified tickers and trades as compact JSON.
 
-:class:`~tradebus.marketdata.ccxt_source.CcxtSource` turns what ccxt.pro's
+The marketdata service's :class:`~tradebus.marketdata.ccxt_source.CcxtSource` turns what ccxt.pro's
 ``watch_bids_asks`` / ``watch_ticker`` and ``watch_trades_for_symbols`` /
 ``watch_trades`` return into frames, so the ccxt feed goes through the same
 :class:`~tradebus.marketdata.feed.Feed` (de-duplication, health, metrics,
@@ -15,7 +15,8 @@
 Money is a JSON string of the exchange's own text: ccxt's unified numbers
 are floats, so each is looked up in the raw ``info`` of the ticker or trade
 (known field names first, :data:`INFO_KEYS`, then any field whose value is
-that number) and only if absent converted with ``Decimal(str(x))``. Times
+that number) and only if absent converted with ``Decimal(str(x))``
+(:func:`tradebus.common.money.ccxt_decimal`, the one conversion). Times
 are ccxt's millisecond ``timestamp`` in ns (the receive time if it has none).
 The update id is the exchange's book sequence where ccxt keeps it in
 ``info`` (:data:`UPDATE_ID_KEYS`; Backpack and Binance ``u``), else absent:
@@ -26,30 +27,34 @@ the previous one.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Literal
 
 import msgspec
 
 from tradebus.common.markets import MarketCatalog
 from tradebus.common.messages import QuoteTick, TradeTick
-from tradebus.marketdata.parsing import FrameKind, ParserBase, Tick
+from tradebus.common.money import ccxt_decimal
+from tradebus.feeds import backpack, binance
+from tradebus.feeds.parsing import FrameKind, ParserBase, Tick
 
 _MS = 1_000_000
 
 INFO_KEYS: Mapping[str, Mapping[str, tuple[str, ...]]] = {
-    "backpack": {"bid": ("b",), "bidVolume": ("B",), "ask": ("a",), "askVolume": ("A",),
-                 "price": ("p",), "amount": ("q",)},
-    "binance": {"bid": ("b",), "bidVolume": ("B",), "ask": ("a",), "askVolume": ("A",),
-                "price": ("p",), "amount": ("q",)},
+    backpack.VENUE: backpack.CCXT_INFO_KEYS,
+    binance.VENUE: binance.CCXT_INFO_KEYS,
     "okx": {"bid": ("bidPx",), "bidVolume": ("bidSz",), "ask": ("askPx",),
             "askVolume": ("askSz",), "price": ("px",), "amount": ("sz",)},
     "bybit": {"bid": ("bid1Price",), "bidVolume": ("bid1Size",), "ask": ("ask1Price",),
               "askVolume": ("ask1Size",), "price": ("p",), "amount": ("v",)},
 }  # fmt: skip
-"""Where an exchange's raw ``info`` holds each unified field (a preference, checked)."""
+"""Where an exchange's raw ``info`` holds each unified field (a preference, checked);
+the venues parsed natively name their own fields (:mod:`.binance`, :mod:`.backpack`)."""
 
-UPDATE_ID_KEYS: Mapping[str, str] = {"backpack": "u", "binance": "u"}
+UPDATE_ID_KEYS: Mapping[str, str] = {
+    backpack.VENUE: backpack.CCXT_UPDATE_ID_KEY,
+    binance.VENUE: binance.CCXT_UPDATE_ID_KEY,
+}
 """The ``info`` field of an exchange's best bid/ask update id (strictly increasing)."""
 
 
@@ -80,35 +85,6 @@ _frame = msgspec.json.Decoder(CcxtQuote | CcxtTrade)
 _encode = msgspec.json.Encoder().encode
 
 
-def exact(value: Any, info: Any, keys: tuple[str, ...] = ()) -> Decimal:
-    """The exchange's own decimal text of ccxt's number ``value``.
-
-    ``info`` fields ``keys`` are tried first, then every top-level field; the
-    first whose value is a string or integer equal to ``value`` as a float
-    wins. A ``str`` or ``Decimal`` ``value`` (ccxt with ``number = str``) is
-    taken as is. Else ``Decimal(str(value))``.
-
-    Raises
-    ------
-    ValueError
-        If ``value`` is None or not a number.
-    """
-    if value is None or isinstance(value, bool):
-        raise ValueError("missing number")
-    if isinstance(value, (str, Decimal)):
-        return Decimal(value)
-    if isinstance(info, dict):
-        for key in (*keys, *info):
-            raw = info.get(key)
-            if isinstance(raw, (str, int)) and not isinstance(raw, bool):
-                try:
-                    if float(raw) == value:
-                        return Decimal(raw)
-                except (ValueError, InvalidOperation):
-                    continue
-    return Decimal(str(value))
-
-
 def _ts_ns(item: Mapping[str, Any], ts_recv: int) -> int:
     timestamp = item.get("timestamp")
     return int(timestamp) * _MS if isinstance(timestamp, int | float) else ts_recv
@@ -135,7 +111,7 @@ def quote_frame(
     keys = INFO_KEYS.get(exchange_id, {})
     info = ticker.get("info")
     prices = {
-        f: exact(ticker.get(f), info, keys.get(f, ()))
+        f: ccxt_decimal(ticker.get(f), info, keys.get(f, ()))
         for f in ("bid", "bidVolume", "ask", "askVolume")
     }
     key = UPDATE_ID_KEYS.get(exchange_id) if update_id else None
@@ -169,8 +145,8 @@ def trade_frame(exchange_id: str, native: str, trade: Mapping[str, Any], ts_recv
     side = trade.get("side")
     frame = CcxtTrade(
         s=native,
-        p=exact(trade.get("price"), info, keys.get("price", ())),
-        q=exact(trade.get("amount"), info, keys.get("amount", ())),
+        p=ccxt_decimal(trade.get("price"), info, keys.get("price", ())),
+        q=ccxt_decimal(trade.get("amount"), info, keys.get("amount", ())),
         i=str(trade["id"]),
         side=side if side in ("buy", "sell") else None,
         t=_ts_ns(trade, ts_recv),
@@ -193,6 +169,7 @@ class CcxtParser(ParserBase):
     """
 
     default_venue = "ccxt"
+    frame_name = "ccxt"
 
     def __init__(self, catalog: MarketCatalog, venue: str, only: set[str] | None = None) -> None:
         super().__init__(catalog, venue, only)
