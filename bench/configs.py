@@ -20,9 +20,9 @@ from pathlib import Path
 import msgspec
 
 from tradebus.common.markets import MarketCatalog, default_markets_path
-from tradebus.execution.accounts import AccountsFile, AccountSpec, load_accounts
-from tradebus.strategy.botfile import SpecList, load_specs
-from tradebus.strategy.registry import BotSpec
+from tradebus.engine.accounts import AccountsFile, AccountSpec, load_accounts
+from tradebus.strategies.botfile import SpecList, load_specs
+from tradebus.strategies.registry import BotSpec
 
 VENUE = "binance"
 SYMBOLS = ("BTCUSDT", "ETHUSDT")

@@ -36,7 +36,7 @@ from tradebus.common.bus import connect
 from tradebus.common.clock import LiveClock
 from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.metrics import new_registry
-from tradebus.marketdata.binance import BinanceParser
+from tradebus.feeds.binance import BinanceParser
 from tradebus.marketdata.feed import Feed, FeedMetrics, FeedStats
 from tradebus.marketdata.sources import ReplaySource
 

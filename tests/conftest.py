@@ -28,7 +28,7 @@ from tests.support.markets import BTCUSDT_MIN
 from tradebus.cli.localstack import LocalNats, LocalPostgres, create_database, with_database
 from tradebus.common.markets import MarketCatalog
 from tradebus.common.messages import QuoteTick, TradeTick
-from tradebus.marketdata.sources import read_frames
+from tradebus.feeds.readers import read_frames
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = REPO.parent / "shared" / "data"

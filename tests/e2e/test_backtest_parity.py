@@ -37,9 +37,9 @@ from tradebus.cli.botctl import gather_statuses
 from tradebus.common.positions import Position
 from tradebus.execution.bootstrap import run as run_execution
 from tradebus.execution.settings import ExecutionSettings
+from tradebus.feeds.readers import read_frames
 from tradebus.marketdata.bootstrap import run as run_marketdata
 from tradebus.marketdata.settings import MarketdataSettings
-from tradebus.marketdata.sources import read_frames
 from tradebus.strategy.bootstrap import run as run_strategy
 from tradebus.strategy.settings import StrategySettings
 

@@ -27,8 +27,8 @@ from tradebus.common import subjects
 from tradebus.common.codec import decode_event, decode_market
 from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.messages import OrderAccepted, OrderFilled, QuoteTick, TradeTick
-from tradebus.marketdata.sources import read_frames
-from tradebus.strategy.botfile import load_specs
+from tradebus.feeds.readers import read_frames
+from tradebus.strategies.botfile import load_specs
 
 REPO = Path(__file__).resolve().parents[2]
 TRADEBUS = str(Path(sys.executable).parent / "tradebus")

@@ -76,9 +76,9 @@ from tradebus.common.codec import (
 )
 from tradebus.common.messages import BalancesQuery, BotStatus, PlaceOrder
 from tradebus.execution.bootstrap import run as run_execution
+from tradebus.feeds.readers import read_frames
 from tradebus.marketdata.bootstrap import run as run_marketdata
 from tradebus.marketdata.settings import MarketdataSettings
-from tradebus.marketdata.sources import read_frames
 from tradebus.reconciler.bootstrap import run as run_reconciler
 from tradebus.strategy.bootstrap import run as run_strategy
 from tradebus.strategy.settings import StrategySettings

@@ -34,7 +34,7 @@ from tradebus.execution.bootstrap import run as run_execution
 from tradebus.execution.settings import ExecutionSettings
 from tradebus.marketdata.bootstrap import run as run_marketdata
 from tradebus.marketdata.settings import MarketdataSettings
-from tradebus.strategy.botfile import load_specs
+from tradebus.strategies.botfile import load_specs
 from tradebus.strategy.kvstore import apply_specs, open_buckets
 
 USERS = 10

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tradebus.cli.backtest.command import add_parser, run
-from tradebus.cli.backtest.readers import estimate_events
+from tradebus.feeds.readers import estimate_events
 
 BINANCE = [
     "binance-spot_{s}_rawfeed_2024-08-08_2354-2400Z.txt.gz",

@@ -17,10 +17,10 @@ from decimal import Decimal
 import pytest
 
 from tests.support.backpack import BackpackServer, Credentials, generate_credentials
+from tradebus.engine.venue import VenueOrder, VenueRejected, VenueUnavailable
 from tradebus.execution import ccxt_venue
-from tradebus.execution.ccxt_venue import CcxtVenue, VenueUnavailable
+from tradebus.execution.ccxt_venue import CcxtVenue
 from tradebus.execution.retry import Backoff, RateBudget
-from tradebus.execution.venue import VenueOrder, VenueRejected
 
 
 @pytest.fixture

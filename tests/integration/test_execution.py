@@ -30,7 +30,7 @@ from tradebus.common.messages import (
     OrderFilled,
     OrderRejected,
 )
-from tradebus.execution.paper import PAPER_VENUE
+from tradebus.engine.paper.exchange import PAPER_VENUE
 
 ACCOUNTS = """
 accounts:

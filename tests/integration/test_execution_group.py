@@ -27,12 +27,12 @@ from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.messages import Message, OrderAccepted, OrderRejected, PlaceOrder
 from tradebus.common.metrics import new_registry
 from tradebus.common.publish_acks import PublishAcks
-from tradebus.execution.accounts import AccountSpec, RiskLimits
+from tradebus.engine.accounts import AccountSpec, RiskLimits
+from tradebus.engine.core import ExecutionEngine
+from tradebus.engine.intake import admit
+from tradebus.engine.paper.exchange import PaperExchange
 from tradebus.execution.bootstrap import open_accounts
-from tradebus.execution.engine import ExecutionEngine
-from tradebus.execution.intake import admit
 from tradebus.execution.metrics import ExecutionMetrics
-from tradebus.execution.paper import PaperExchange
 from tradebus.ledger.migrate import apply_migrations
 from tradebus.ledger.store import Ledger, create_pool
 
@@ -116,6 +116,17 @@ async def harness(database_url: str) -> AsyncIterator[Harness]:
             raise TimeoutError("no JetStream ack")
         h.events.append((subject, event, msg_id))
 
+    async def emit_nowait(subject: str, event: Message, msg_id: str) -> asyncio.Future[bytes]:
+        """As the service's: the event is out, its ack a future (here resolved at once)."""
+        ack: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        try:
+            await emit(subject, event, msg_id)
+        except TimeoutError as exc:
+            ack.set_exception(exc)
+        else:
+            ack.set_result(b"{}")
+        return ack
+
     engine = ExecutionEngine(
         ledger,
         {s.id: s for s in SPECS},
@@ -124,6 +135,7 @@ async def harness(database_url: str) -> AsyncIterator[Harness]:
         emit,
         clock,
         ExecutionMetrics(new_registry()),
+        emit_nowait=emit_nowait,
     )
     await engine.start()
     h = Harness(engine, exchanges["binance"], database_url)
@@ -253,7 +265,7 @@ async def test_a_group_the_ledger_refuses_is_handled_one_intent_at_a_time(
     async def refuse_group(keys: object, orders: object) -> None:
         raise asyncpg.DataError("a value the ledger cannot hold")
 
-    monkeypatch.setattr(harness.engine._ledger, "find_or_insert_orders", refuse_group)
+    monkeypatch.setattr(harness.engine._store, "find_or_insert_orders", refuse_group)
     steps = await harness.run(batch(place("bob", "b1"), place("alice", "a1")))
     assert steps == [2]
     assert [e.intent_id for e in harness.of(OrderAccepted)] == ["b1", "a1"]

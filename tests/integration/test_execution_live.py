@@ -17,6 +17,7 @@ from decimal import Decimal as D
 from pathlib import Path
 
 import asyncpg
+import ccxt
 import msgspec
 import pytest
 
@@ -29,7 +30,7 @@ from tradebus.common.bus import request
 from tradebus.common.codec import decode_balances_reply, decode_exec_alert
 from tradebus.common.config import ConfigError
 from tradebus.common.messages import BalancesQuery, OrderAccepted, OrderFilled, OrderRejected
-from tradebus.execution.accounts import load_accounts
+from tradebus.engine.accounts import load_accounts
 from tradebus.execution.keys import Secret, load_keys
 
 KEY_ENV = "TRADEBUS_TEST_BOB_BACKPACK_KEY"
@@ -292,7 +293,7 @@ def test_live_account_fields_are_validated(tmp_path: Path) -> None:
         "  - {id: c, user: u, api_key_env: K}\n"
     )
     with pytest.raises(ConfigError) as bad:
-        load_accounts(path)
+        load_accounts(path, live_venues=ccxt.exchanges)
     text = str(bad.value)
     assert "accounts[0].venue" in text
     assert "accounts[1]: give exactly one of api_key_env and api_key_file" in text

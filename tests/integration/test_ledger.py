@@ -162,19 +162,13 @@ async def test_a_group_of_orders_is_found_inserted_and_moved_in_one_statement_ea
             (("alice", "gone"), "accepted", "P9", None),
         ],
         5,
-        only_from=("new", "unknown"),
     )
     assert changed == {("alice", "n1"), ("bob", "n2")}
     n1, n2 = await ledger.get_order("alice", "n1"), await ledger.get_order("bob", "n2")
     assert n1 is not None and (n1.status, n1.venue_order_id) == ("accepted", "P1")
     assert n2 is not None and (n2.status, n2.reason) == ("rejected", "insufficient_balance")
     # a row no longer new is not moved again
-    assert (
-        await ledger.set_orders_status(
-            [(("alice", "n1"), "rejected", None, "x")], 6, only_from=("new", "unknown")
-        )
-        == set()
-    )
+    assert await ledger.set_orders_status([(("alice", "n1"), "rejected", None, "x")], 6) == set()
 
 
 async def test_a_fill_is_booked_once_and_moves_the_order(ledger: Ledger) -> None:

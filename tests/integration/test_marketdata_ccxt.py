@@ -29,7 +29,7 @@ from tests.support.data import BTC_RAW, ETH_RAW, parse_ticks
 from tests.support.services import eventually
 from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.messages import QuoteTick, TradeTick
-from tradebus.marketdata.sources import read_frames
+from tradebus.feeds.readers import read_frames
 
 SYMBOLS = ["BTC_USDC", "ETH_USDC"]
 STREAMS = [f"{kind}.{s}" for s in SYMBOLS for kind in ("bookTicker", "trade")]

@@ -38,8 +38,8 @@ from tests.support.services import eventually
 from tradebus.cli.localstack import free_port
 from tradebus.common.codec import decode_feed_status, decode_market
 from tradebus.common.messages import FeedStatus, QuoteTick, TradeTick
-from tradebus.marketdata.binance import stream_names
-from tradebus.marketdata.sources import merge_files
+from tradebus.feeds.binance import stream_names
+from tradebus.feeds.readers import merge_files
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 STREAMS = stream_names(SYMBOLS)

@@ -16,7 +16,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from tradebus.common.markets import MarketCatalog, default_markets_path
-from tradebus.marketdata.binance import BinanceParser, rest_quote_url
+from tradebus.feeds.binance import BinanceParser, rest_quote_url
 from tradebus.marketdata.rest import RATE_LIMIT_FIRST_SECONDS, RestMetrics, RestQuotePoller
 
 QUOTE = (

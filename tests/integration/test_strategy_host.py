@@ -22,8 +22,8 @@ from tradebus.common import subjects
 from tradebus.common.codec import decode_bot_command_reply, decode_bots_reply, decode_intent, encode
 from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.messages import BotCommandReply, CancelAll, CancelOrder, ErrorReply, PlaceOrder
+from tradebus.strategies.botfile import load_specs
 from tradebus.strategy.bootstrap import run
-from tradebus.strategy.botfile import load_specs
 from tradebus.strategy.kvstore import apply_specs
 from tradebus.strategy.settings import StrategySettings
 

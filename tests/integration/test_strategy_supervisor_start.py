@@ -22,11 +22,11 @@ from tradebus.common.bus import ensure_streams
 from tradebus.common.clock import LiveClock
 from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.publish_acks import PublishAcks
+from tradebus.strategies.registry import BotSpec
 from tradebus.strategy.host import Dispatcher
 from tradebus.strategy.host_metrics import HostMetrics
 from tradebus.strategy.kvstore import apply_specs, open_buckets
 from tradebus.strategy.publisher import IntentPublisher
-from tradebus.strategy.registry import BotSpec
 from tradebus.strategy.supervisor import Supervisor
 
 BOTS = 400

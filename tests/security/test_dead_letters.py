@@ -21,8 +21,8 @@ import pytest
 
 from tests.security.conftest import PAPER_ACCOUNTS, Person, SecureNats, place, running_execution
 from tests.support.services import eventually
-from tradebus.execution.engine import ExecutionEngine
-from tradebus.execution.intake import Admitted, Refused
+from tradebus.engine.core import ExecutionEngine
+from tradebus.engine.intake import Admitted, Refused
 
 
 async def dead_rows(database_url: str) -> list[tuple[str, str, str]]:

@@ -6,7 +6,7 @@ manual orders use it up, a bot's take-profit used to be refused with
 Now an order that can only reduce the account's exposure (a *closing* order,
 decided by execution itself, never by a flag of the intent: on a spot account
 a sell, which can only sell base the account holds) is exempt from that
-limit; every opening order is still refused (:mod:`tradebus.execution.risk`).
+limit; every opening order is still refused (:mod:`tradebus.engine.risk`).
 
 Real NATS, real PostgreSQL and the real execution service: a paper spot
 account with ``max_open_orders: 3`` holding 0.05 BTC; the user fills the

@@ -62,7 +62,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
-from tradebus.marketdata.sources import merge_files
+from tradebus.feeds.readers import merge_files
 
 _STREAM_KEY = b'"stream":"'
 _YIELD_EVERY = 64  # frames sent between two yields to the event loop at full speed

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tradebus.common.markets import MarketCatalog
 from tradebus.common.messages import QuoteTick, TradeTick
-from tradebus.marketdata.binance import BinanceParser
+from tradebus.feeds.binance import BinanceParser
 
 BTC_RAW = [
     "binance-spot_BTCUSDT_rawfeed_2024-08-08_2354-2400Z.txt.gz",

@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from tradebus.common.markets import Market
-from tradebus.strategy.core import BotContext
+from tradebus.strategies.core import BotContext
 
 
 def market(base: str, quote: str, step: str, tick: str = "0.01", **kw: Any) -> Market:

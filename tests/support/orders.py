@@ -25,8 +25,8 @@ from tradebus.common.messages import (
     PlaceOrder,
     Side,
 )
-from tradebus.execution.venue import VenueOrder
-from tradebus.strategy.core import BotContext
+from tradebus.engine.venue import VenueOrder
+from tradebus.strategies.core import BotContext
 
 
 class OrderEvents:

@@ -36,9 +36,9 @@ from tradebus.common.messages import (
     TradeTick,
 )
 from tradebus.common.positions import Position
-from tradebus.execution.paper import PaperExchange
-from tradebus.execution.venue import VenueFill, VenueOrder, VenueRejected
-from tradebus.strategy.core import Strategy
+from tradebus.engine.paper.exchange import PaperExchange
+from tradebus.engine.venue import VenueFill, VenueOrder, VenueRejected
+from tradebus.strategies.core import Strategy
 
 
 def paper_exchange(

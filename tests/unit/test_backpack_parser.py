@@ -20,15 +20,16 @@ from tests.support.backpack_ws import to_backpack
 from tests.support.data import BTC_RAW
 from tradebus.common.markets import Market, MarketCatalog, default_markets_path
 from tradebus.common.messages import QuoteTick, TradeTick
-from tradebus.marketdata.backpack import (
+from tradebus.feeds.backpack import (
     BackpackParser,
     rest_quote_url,
     stream_names,
     subscribe_message,
 )
-from tradebus.marketdata.binance import BinanceParser
-from tradebus.marketdata.parsing import FrameKind
-from tradebus.marketdata.sources import read_frames
+from tradebus.feeds.binance import BinanceParser
+from tradebus.feeds.files import DataFileError
+from tradebus.feeds.parsing import FrameKind
+from tradebus.feeds.readers import read_frames
 
 TS_RECV = 1_754_517_402_451_000_123
 TS_INIT = TS_RECV + 7
@@ -209,3 +210,17 @@ def test_recorded_capture_in_backpack_format(data_dir: Path, parser: BackpackPar
                 e.aggressor,
             )
             assert b.ts_event == e.ts_event
+
+
+def test_recorded_frames_give_parse_s_ticks_and_name_a_bad_line(
+    data_dir: Path, parser: BackpackParser, tmp_path: Path
+) -> None:
+    """``recorded()`` (the generic loop of every parser): parse()'s ticks, ``file:line`` errors."""
+    frames = list(to_backpack(itertools.islice(read_frames(data_dir / BTC_RAW[0]), 3000)))
+    path = tmp_path / "capture.txt"
+    recorded = [(ts, raw, path, line) for line, (ts, raw) in enumerate(frames, start=1)]
+    ticks = list(parser.recorded(recorded))
+    assert len(ticks) > 2000
+    assert ticks == [t for ts, raw in frames if (t := parser.parse(raw, ts, ts)[1]) is not None]
+    with pytest.raises(DataFileError, match=rf"^{path}:7: bad Backpack frame: "):
+        list(parser.recorded([*recorded[:3], (1, b"{bad", path, 7)]))

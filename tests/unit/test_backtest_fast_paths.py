@@ -4,7 +4,7 @@
   called event by event: same fills, chart samples and summary.
 * The ``binance-raw`` reader's fast path (``data`` decoded straight into a
   typed struct, decimals through a cache) against
-  :class:`~tradebus.marketdata.binance.BinanceParser` on every frame of the
+  :class:`~tradebus.feeds.binance.BinanceParser` on every frame of the
   real captures, and frames the fast path cannot read handed to the parser
   (its ticks, its errors).
 """
@@ -18,12 +18,11 @@ import msgspec
 import pytest
 
 from tradebus.cli.backtest.engine import Backtest, open_events
-from tradebus.cli.backtest.formats.common import DataFileError
-from tradebus.cli.backtest.readers import read_events
 from tradebus.cli.backtest.setup import make_setup
 from tradebus.common.markets import Market, MarketCatalog
-from tradebus.marketdata.binance import BinanceParser
-from tradebus.marketdata.sources import merge_files
+from tradebus.feeds.binance import BinanceParser
+from tradebus.feeds.files import DataFileError
+from tradebus.feeds.readers import merge_files, read_events
 
 RAW = [
     "binance-spot_{s}_rawfeed_2024-08-08_2354-2400Z.txt.gz",

@@ -1,4 +1,4 @@
-"""The data readers of ``tradebus backtest`` (tradebus.cli.backtest.readers).
+"""The data readers of ``tradebus backtest`` (tradebus.feeds.readers).
 
 Every format is read from small files written by the test (plain and ``.gz``);
 ``binance-raw`` also from the first real BTCUSDT capture of shared/data,
@@ -18,17 +18,17 @@ import pytest
 
 from tests.support.data import BTC_RAW
 from tests.support.markets import BTCUSDT_MIN
-from tradebus.cli.backtest.readers import (
+from tradebus.common.markets import MarketCatalog
+from tradebus.common.messages import QuoteTick, TradeTick
+from tradebus.feeds.binance import BinanceParser
+from tradebus.feeds.readers import (
     FORMATS,
     DataFileError,
     count_lines,
     estimate_events,
     read_events,
+    read_frames,
 )
-from tradebus.common.markets import MarketCatalog
-from tradebus.common.messages import QuoteTick, TradeTick
-from tradebus.marketdata.binance import BinanceParser
-from tradebus.marketdata.sources import read_frames
 
 S = 1_000_000_000
 T0 = 1_700_000_000  # 2023-11-14 22:13:20 UTC, Unix seconds

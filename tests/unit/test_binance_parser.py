@@ -21,8 +21,11 @@ import pytest
 from tests.support.data import BTC_RAW, ETH_RAW
 from tradebus.common.markets import Market, MarketCatalog, default_markets_path
 from tradebus.common.messages import QuoteTick, TradeTick
-from tradebus.marketdata.binance import BinanceParser, FrameKind
-from tradebus.marketdata.sources import Frame, ReplayFileError, read_frames
+from tradebus.feeds.binance import BinanceParser, FrameKind
+from tradebus.feeds.files import DataFileError
+from tradebus.feeds.parsing import Frame, ParserBase, RecordedFrame
+from tradebus.feeds.readers import DataFileError as ReplayFileError
+from tradebus.feeds.readers import merge_recorded, read_frames
 
 BTC_0808, BTC_0809 = BTC_RAW
 ETH_0808, ETH_0809 = ETH_RAW
@@ -337,3 +340,98 @@ def test_read_frames_names_file_and_line(tmp_path: Path, bad: bytes, suffix: str
         next(frames)
     assert f"{path}:3:" in str(error.value)
     assert isinstance(error.value, ValueError)
+
+
+# --------------------------------------------------------------------------
+# recorded(): the fast path against parse(), frame by frame
+# --------------------------------------------------------------------------
+
+
+def generic(parser: BinanceParser, frames: list[RecordedFrame]) -> list[QuoteTick | TradeTick]:
+    """The ticks :meth:`BinanceParser.parse` gives for recorded frames (``ts_init = ts_recv``)."""
+    ticks = []
+    for ts, raw, _, _ in frames:
+        _, tick = parser.parse(raw, ts, ts)
+        if tick is not None:
+            ticks.append(tick)
+    return ticks
+
+
+@pytest.mark.parametrize(
+    "only", [None, {"BTCUSDT"}, {"ETHUSDT"}], ids=["both-symbols", "BTCUSDT", "ETHUSDT"]
+)
+def test_fast_path_gives_the_generic_path_s_ticks_on_every_recorded_file(
+    data_dir: Path, catalog: MarketCatalog, only: set[str] | None
+) -> None:
+    """Every frame of the four captures, merged: the same ticks, the same decimal text."""
+    parser = BinanceParser(catalog, only=only)
+    frames = list(merge_recorded([data_dir / name for name in BTC_RAW + ETH_RAW]))
+    fast = list(parser.recorded(frames))
+    plain = generic(parser, frames)
+    assert len(fast) == len(plain) > 50_000
+    assert fast == plain
+    assert msgspec.json.encode(fast) == msgspec.json.encode(plain)
+    assert list(ParserBase.recorded(parser, frames)) == plain  # the base class's generic loop
+    assert {t.symbol for t in fast} == (only or {"BTCUSDT", "ETHUSDT"})
+    # and the fast path did the work: parse() saw only depth, snapshots and other symbols
+    seen: list[bytes] = []
+    parse = parser.parse
+
+    def spy(raw: bytes, ts_recv: int, ts_init: int) -> tuple[FrameKind, object]:
+        seen.append(raw)
+        return parse(raw, ts_recv, ts_init)
+
+    parser.parse = spy  # type: ignore[method-assign]
+    assert list(parser.recorded(frames)) == plain
+    ours = tuple(f'{{"stream":"{s.lower()}@'.encode() for s in parser.symbols)
+    assert seen == [
+        raw
+        for _, raw, _, _ in frames
+        if stream_kind(raw) not in ("bookTicker", "trade") or not raw.startswith(ours)
+    ]
+
+
+def test_fast_path_of_one_market_named_by_its_native_symbol(data_dir: Path) -> None:
+    """``of_symbols`` (the backtest's parser): unified symbol = native symbol, both paths."""
+    parser = BinanceParser.of_symbols({"ETHUSDT": "ETHUSDT"}, "backtest")
+    frames = list(merge_recorded([data_dir / name for name in ETH_RAW]))
+    fast = list(parser.recorded(frames))
+    assert fast == generic(parser, frames)
+    assert {(t.venue, t.symbol, t.unified_symbol) for t in fast} == {
+        ("backtest", "ETHUSDT", "ETHUSDT")
+    }
+
+
+def test_recorded_frames_the_fast_path_cannot_read(tmp_path: Path, catalog: MarketCatalog) -> None:
+    """A number instead of text, another symbol's data under a configured stream, a
+    trailing field: parse()'s ticks; a bad frame: parse()'s error, named by file and line."""
+    book = (
+        '{{"stream":"btcusdt@bookTicker","data":{{"u":7,"s":"{s}","b":{b},'
+        '"B":"3.78826000","a":"61837.64000000","A":"1.54698000"}}{extra}}}'
+    )
+    lines = [
+        book.format(s="BTCUSDT", b="61837.63", extra=""),
+        book.format(s="ETHUSDT", b='"2680.01"', extra=""),
+        book.format(s="XYZUSDT", b='"1.5"', extra=""),
+        book.format(s="BTCUSDT", b='"61837.63000000"', extra=',"x":1'),
+        book.format(s="BTCUSDT", b='"61837.63000000"', extra=""),
+    ]
+    path = tmp_path / "feed.txt"
+    path.write_text("".join(f"{100 * i} {line}\n" for i, line in enumerate(lines, start=1)))
+    parser = BinanceParser(catalog)
+    frames = list(merge_recorded([path]))
+    ticks = list(parser.recorded(frames))
+    assert ticks == generic(parser, frames)
+    assert [(t.symbol, str(t.bid)) for t in ticks] == [  # type: ignore[union-attr]
+        ("BTCUSDT", "61837.63"),
+        ("ETHUSDT", "2680.01"),
+        ("BTCUSDT", "61837.63000000"),
+        ("BTCUSDT", "61837.63000000"),
+    ]
+    bad = tmp_path / "bad.txt"
+    bad.write_text("1 " + lines[4] + "\n\n3 " + lines[4].replace('"61837.63000000"', '"6x"', 1))
+    with pytest.raises(msgspec.ValidationError) as parse_error:
+        generic(parser, list(merge_recorded([bad])))
+    with pytest.raises(DataFileError) as recorded_error:
+        list(parser.recorded(merge_recorded([bad])))
+    assert str(recorded_error.value) == f"{bad}:3: bad Binance frame: {parse_error.value}"

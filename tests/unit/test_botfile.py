@@ -13,8 +13,8 @@ import pytest
 
 from tradebus.common.config import ConfigError
 from tradebus.common.markets import MarketCatalog, default_markets_path
-from tradebus.strategy.botfile import load_specs
-from tradebus.strategy.registry import BotSpec, build_bot
+from tradebus.strategies.botfile import load_specs
+from tradebus.strategies.registry import BotSpec, build_bot
 
 REPO = Path(__file__).resolve().parents[2]
 CATALOG = MarketCatalog.load(default_markets_path())

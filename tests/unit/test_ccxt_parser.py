@@ -22,9 +22,10 @@ import pytest
 from tradebus.common.config import ConfigError
 from tradebus.common.markets import Market, MarketCatalog
 from tradebus.common.messages import QuoteTick, TradeTick
-from tradebus.marketdata.ccxt_parser import CcxtParser, exact, quote_frame, trade_frame
+from tradebus.common.money import ccxt_decimal as exact
+from tradebus.feeds.ccxt_parser import CcxtParser, quote_frame, trade_frame
+from tradebus.feeds.parsing import FrameKind
 from tradebus.marketdata.ccxt_source import CcxtSource, check_exchange, make_exchange
-from tradebus.marketdata.parsing import FrameKind
 from tradebus.marketdata.settings import MarketdataSettings
 from tradebus.marketdata.sources import FeedRefusedError, Reconnects
 
@@ -115,6 +116,19 @@ def test_exact_prefers_info_text_then_any_equal_field_then_the_float() -> None:
     assert str(exact("2.10", {})) == "2.10"  # ccxt with number = str
     with pytest.raises(ValueError):
         exact(None, {})
+
+
+def test_the_one_conversion_also_serves_optional_numbers_and_execution_fills() -> None:
+    """``default`` for ccxt's missing numbers (market limits, balances); a fill's text."""
+    assert exact(None, {}, default=None) is None
+    assert exact(None, default=Decimal(0)) == 0
+    assert str(exact(0.01, default=None)) == "0.01"  # market precision: the float's repr
+    fill = {"price": "61837.63000000", "quantity": "0.00100", "fee": "0.0000010"}
+    assert str(exact(61837.63, fill, ("price",))) == "61837.63000000"
+    assert str(exact(0.001, fill, ("quantity",))) == "0.00100"
+    assert str(exact(None, fill, ("fee",), default=Decimal(0))) == "0"  # no number, no guess
+    with pytest.raises(ValueError):
+        exact(True, {})
 
 
 def test_a_ticker_without_a_side_or_a_trade_without_id_is_refused() -> None:

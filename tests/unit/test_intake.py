@@ -1,4 +1,4 @@
-"""Admission of intents (tradebus.execution.intake): the subject decides who sent it."""
+"""Admission of intents (tradebus.engine.intake): the subject decides who sent it."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tradebus.execution.accounts import AccountSpec
-from tradebus.execution.intake import (
+from tradebus.engine.accounts import AccountSpec
+from tradebus.engine.intake import (
     MAX_TEXT_CHARS,
     Admitted,
     Refused,
@@ -485,7 +485,7 @@ def test_any_exception_while_decoding_or_checking_is_a_refusal(
     """Whatever the decoder or a check raises (a library's new error, a bug), the message
     is refused as ``decode_error`` naming the exception's type, never raised: execution
     would exit, and the message, never acked, would stop every restart too."""
-    from tradebus.execution import intake
+    from tradebus.engine import intake
 
     def boom(*args: object) -> None:
         raise exc
@@ -509,7 +509,7 @@ def test_any_exception_while_decoding_or_checking_is_a_refusal(
 
 def test_memory_error_is_not_swallowed(monkeypatch: pytest.MonkeyPatch) -> None:
     """Running out of memory is the process's problem, not the message's: it propagates."""
-    from tradebus.execution import intake
+    from tradebus.engine import intake
 
     def boom(payload: bytes) -> None:
         raise MemoryError

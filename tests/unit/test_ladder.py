@@ -23,7 +23,8 @@ from tests.support.markets import bot_context
 from tests.support.orders import OrderEvents
 from tradebus.common.markets import Market
 from tradebus.common.messages import CancelOrder, CancelRejected, PlaceOrder
-from tradebus.strategy.ladder import LadderBot, LadderError, LadderParams, plan_levels
+from tradebus.strategies.ladder.bot import LadderBot
+from tradebus.strategies.ladder.params import LadderError, LadderParams, plan_levels
 
 MINUTE = 60_000_000_000
 

@@ -24,8 +24,9 @@ from tests.support.markets import bot_context
 from tests.support.sim import Sim, committed_at_venue, paper_exchange
 from tests.support.ticks import trade
 from tradebus.common.messages import PlaceOrder, QuoteTick, TradeTick
-from tradebus.strategy.core import BotContext
-from tradebus.strategy.ladder import LadderBot, LadderError, LadderParams, plan_levels
+from tradebus.strategies.core import BotContext
+from tradebus.strategies.ladder.bot import LadderBot
+from tradebus.strategies.ladder.params import LadderError, LadderParams, plan_levels
 
 money = st.decimals(min_value=D("0.01"), max_value=D("1000000"), places=2)
 pct = st.decimals(min_value=D("0.01"), max_value=D("50"), places=2)

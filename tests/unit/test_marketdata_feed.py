@@ -18,13 +18,14 @@ from tradebus.common.codec import decode_feed_status, decode_market, encode
 from tradebus.common.config import ConfigError, load_settings
 from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.messages import FeedStatus, QuoteTick, TradeTick
-from tradebus.marketdata.binance import BinanceParser, rest_quote_url
+from tradebus.feeds.binance import BinanceParser, rest_quote_url
+from tradebus.feeds.readers import read_frames
 from tradebus.marketdata.bootstrap import check_live, live_endpoints
 from tradebus.marketdata.dedup import Deduplicator
 from tradebus.marketdata.feed import Feed, FeedMetrics
 from tradebus.marketdata.health import FeedHealth, HealthMetrics
 from tradebus.marketdata.settings import MarketdataSettings
-from tradebus.marketdata.sources import backoff_delay, read_frames
+from tradebus.marketdata.sources import backoff_delay
 
 D = Decimal
 

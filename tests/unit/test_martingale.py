@@ -39,8 +39,8 @@ from tradebus.common.messages import (
     PlaceOrder,
     TradeTick,
 )
-from tradebus.strategy.martingale import (
-    MartingaleBot,
+from tradebus.strategies.martingale.bot import MartingaleBot
+from tradebus.strategies.martingale.params import (
     MartingaleParams,
     base_order,
     deviation_pct,

@@ -29,10 +29,10 @@ from tradebus.common.messages import (
     PlaceOrder,
     TradeTick,
 )
-from tradebus.execution.paper import PaperExchange
-from tradebus.strategy.core import BotContext
-from tradebus.strategy.martingale import (
-    MartingaleBot,
+from tradebus.engine.paper.exchange import PaperExchange
+from tradebus.strategies.core import BotContext
+from tradebus.strategies.martingale.bot import MartingaleBot
+from tradebus.strategies.martingale.params import (
     MartingaleParams,
     base_order,
     plan_safety_orders,

@@ -77,10 +77,11 @@ async def test_consumer_lag_gauges_come_from_the_consumer_info() -> None:
 def test_a_big_host_refreshes_its_bots_gauges_a_thousand_at_a_time_in_turn() -> None:
     from tests.support.markets import BTCUSDT_MIN, bot_context
     from tests.support.sinks import Capture
+    from tradebus.strategies.ladder.bot import LadderBot
+    from tradebus.strategies.ladder.params import LadderParams
+    from tradebus.strategies.registry import BotSpec
     from tradebus.strategy.host import GAUGE_BOTS_PER_REFRESH, BotRunner, Dispatcher
     from tradebus.strategy.host_metrics import HostMetrics
-    from tradebus.strategy.ladder import LadderBot, LadderParams
-    from tradebus.strategy.registry import BotSpec
 
     registry = CollectorRegistry()
     dispatcher = Dispatcher(Capture(), HostMetrics(registry))

@@ -13,8 +13,8 @@ from tests.support.orders import venue_order as order
 from tests.support.sim import paper_exchange
 from tests.support.ticks import trade
 from tradebus.common.messages import QuoteTick
-from tradebus.execution.paper import PaperExchange
-from tradebus.execution.venue import VenueRejected
+from tradebus.engine.paper.exchange import PaperExchange
+from tradebus.engine.venue import VenueRejected
 
 
 def exchange(usdt: str = "100000", btc: str = "0") -> PaperExchange:

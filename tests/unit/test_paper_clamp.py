@@ -1,5 +1,5 @@
 """``PlaceOrder.clamp_to_free``: a spot sell sized by the paper venue's free base balance
-(tradebus.execution.sizing), hand-computed."""
+(tradebus.engine.sizing), hand-computed."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from tests.support.markets import BTCUSDT as MARKET
 from tests.support.sim import paper_exchange
 from tests.support.ticks import trade
 from tradebus.common.messages import PlaceOrder
-from tradebus.execution.risk import Refusal
-from tradebus.execution.sizing import clamp_to_free, is_same_size, wants_free_balance
-from tradebus.execution.venue import VenueOrder
+from tradebus.engine.risk import Refusal
+from tradebus.engine.sizing import clamp_to_free, is_same_size, wants_free_balance
+from tradebus.engine.venue import VenueOrder
 
 
 def intent(qty: str, side: str = "sell", clamp: bool = True) -> PlaceOrder:

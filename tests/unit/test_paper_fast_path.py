@@ -21,10 +21,10 @@ from tests.support.markets import BTCUSDT, market
 from tests.support.ticks import quote, trade
 from tradebus.common.markets import MarketCatalog
 from tradebus.common.messages import QuoteTick, TradeTick
-from tradebus.execution.paper import PaperExchange
-from tradebus.execution.paper_rules import fill_price, is_marketable
-from tradebus.execution.paper_state import PaperOrder
-from tradebus.execution.venue import VenueFill, VenueOrder, VenueRejected
+from tradebus.engine.paper.exchange import PaperExchange
+from tradebus.engine.paper.rules import fill_price, is_marketable
+from tradebus.engine.paper.state import PaperOrder
+from tradebus.engine.venue import VenueFill, VenueOrder, VenueRejected
 
 ETHUSDT = market("ETH", "USDT", step="0.0001")
 

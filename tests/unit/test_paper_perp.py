@@ -1,4 +1,4 @@
-"""Perpetual positions on the paper venue (tradebus.execution.perp, paper_perp, paper).
+"""Perpetual positions on the paper venue (tradebus.engine.perp, paper_perp, paper).
 
 Hand-computed throughout. The account has 10000 USDT, leverage 2, maker 1 bps,
 taker 5 bps; an open order locks ``increasing_qty * price / 2`` plus 5 bps of
@@ -20,10 +20,10 @@ from tests.support.orders import venue_order as order
 from tests.support.sim import paper_exchange
 from tests.support.ticks import trade
 from tradebus.common.config import ConfigError
-from tradebus.execution.accounts import load_accounts
-from tradebus.execution.paper import PaperExchange
-from tradebus.execution.perp import PerpPosition, apply_fill, increasing_qty
-from tradebus.execution.venue import VenueFill, VenueRejected
+from tradebus.engine.accounts import load_accounts
+from tradebus.engine.paper.exchange import PaperExchange
+from tradebus.engine.perp import PerpPosition, apply_fill, increasing_qty
+from tradebus.engine.venue import VenueFill, VenueRejected
 from tradebus.ledger.entries import (
     PerpFillFacts,
     deposit_entries,

@@ -19,11 +19,11 @@ import pytest
 from tests.support.markets import BTCUSDT, ETHUSDT_PERP
 from tests.support.ticks import trade
 from tradebus.common.markets import MarketCatalog
-from tradebus.execution.accounts import AccountSpec
-from tradebus.execution.booking import fill_row
-from tradebus.execution.paper import PaperExchange, PaperVenue
+from tradebus.engine.accounts import AccountSpec
+from tradebus.engine.booking import fill_row
+from tradebus.engine.paper.exchange import PaperExchange, PaperVenue
+from tradebus.engine.venue import VenueOrder, VenueRejected
 from tradebus.execution.paper_restore import restore_account
-from tradebus.execution.venue import VenueOrder, VenueRejected
 from tradebus.ledger.entries import deposit_entries
 from tradebus.ledger.migrate import apply_migrations
 from tradebus.ledger.store import Ledger, NewOrder, create_pool

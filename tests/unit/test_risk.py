@@ -1,4 +1,4 @@
-"""Pre-trade checks (tradebus.execution.risk): order shape and account limits."""
+"""Pre-trade checks (tradebus.engine.risk): order shape and account limits."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 
 from tests.support.markets import market
 from tradebus.common.messages import PlaceOrder
-from tradebus.execution.accounts import RiskLimits
-from tradebus.execution.risk import RiskSnapshot, check_limits, check_order_shape, is_closing
-from tradebus.execution.risk_state import DAY_NS, RiskState
+from tradebus.engine.accounts import RiskLimits
+from tradebus.engine.risk import RiskSnapshot, check_limits, check_order_shape, is_closing
+from tradebus.engine.risk_state import DAY_NS, RiskState
 
 BTC = market("BTC", "USDT", step="0.00001", min_notional=D(5), min_qty=D("0.00001"))
 

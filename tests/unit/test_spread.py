@@ -19,7 +19,8 @@ from tests.support import ticks
 from tests.support.markets import bot_context, market
 from tests.support.orders import OrderEvents
 from tradebus.common.messages import CancelOrder, Intent, PlaceOrder, QuoteTick, TradeTick
-from tradebus.strategy.spread import SpreadBot, SpreadParams
+from tradebus.strategies.spread.bot import SpreadBot
+from tradebus.strategies.spread.params import SpreadParams
 
 A = market("AAA", "USDT", step="0.001", kind="perpetual")
 B = market("BBB", "USDT", step="0.01", kind="perpetual")

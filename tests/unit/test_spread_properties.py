@@ -45,8 +45,9 @@ from tradebus.common.messages import (
     TradeTick,
 )
 from tradebus.common.money import ZERO, floor_to
-from tradebus.marketdata.sources import merge_files
-from tradebus.strategy.spread import SpreadAdd, SpreadBot, SpreadParams, SpreadTakeProfit
+from tradebus.feeds.readers import merge_files
+from tradebus.strategies.spread.bot import SpreadBot
+from tradebus.strategies.spread.params import SpreadAdd, SpreadParams, SpreadTakeProfit
 
 CTX = bot_context("bob-spread", "bob", "bob-paper", "spread", BTC, ETH)
 EV = OrderEvents(CTX, reject_message="no margin")

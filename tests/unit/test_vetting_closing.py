@@ -2,7 +2,7 @@
 
 A perpetual paper account at its ``max_open_orders`` limit holding a long:
 a sell within the position less the account's other resting sells passes;
-a sell beyond it, or a buy, is refused (:func:`tradebus.execution.risk.is_closing`).
+a sell beyond it, or a buy, is refused (:func:`tradebus.engine.risk.is_closing`).
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from tests.support import ticks
 from tests.support.markets import BTCUSDT
 from tradebus.common.markets import MarketCatalog
 from tradebus.common.messages import PlaceOrder
-from tradebus.execution.accounts import AccountSpec, RiskLimits
-from tradebus.execution.paper import PaperExchange, PaperVenue
-from tradebus.execution.risk import Refusal
-from tradebus.execution.venue import VenueOrder
-from tradebus.execution.vetting import Vetting
+from tradebus.engine.accounts import AccountSpec, RiskLimits
+from tradebus.engine.paper.exchange import PaperExchange, PaperVenue
+from tradebus.engine.risk import Refusal
+from tradebus.engine.venue import VenueOrder
+from tradebus.engine.vetting import Vetting
 
 LIMIT = RiskLimits(max_open_orders=2)
 PERP = AccountSpec(id="p", user="u", market_kind="perpetual", leverage=D(5), risk=LIMIT)

@@ -20,7 +20,8 @@ from tests.support.markets import SOLUSDC as UNIT
 from tests.support.markets import bot_context
 from tests.support.orders import OrderEvents
 from tradebus.common.messages import CancelOrder, Intent, PlaceOrder
-from tradebus.strategy.volume import VolumeBot, VolumeParams
+from tradebus.strategies.volume.bot import VolumeBot
+from tradebus.strategies.volume.params import VolumeParams
 
 SEC = 1_000_000_000
 T0 = 1_000

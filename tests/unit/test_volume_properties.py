@@ -25,9 +25,10 @@ from tests.support.markets import bot_context
 from tests.support.sim import Sim, paper_exchange
 from tests.support.ticks import quote, trade
 from tradebus.common.messages import PlaceOrder, QuoteTick, TradeTick
-from tradebus.execution.paper import PaperExchange
-from tradebus.strategy.core import BotContext
-from tradebus.strategy.volume import VolumeBot, VolumeParams
+from tradebus.engine.paper.exchange import PaperExchange
+from tradebus.strategies.core import BotContext
+from tradebus.strategies.volume.bot import VolumeBot
+from tradebus.strategies.volume.params import VolumeParams
 
 SEC = 1_000_000_000
 

@@ -26,11 +26,12 @@ from tests.support.sim import Sim, paper_exchange
 from tests.support.sinks import Capture
 from tests.support.ticks import quote, trade
 from tradebus.common.messages import OrderFilled, QuoteTick, TradeTick
-from tradebus.strategy.core import Wake
+from tradebus.strategies.core import Wake
+from tradebus.strategies.ladder.bot import LadderBot
+from tradebus.strategies.ladder.params import LadderParams
+from tradebus.strategies.registry import BotSpec
 from tradebus.strategy.host import BotRunner, Dispatcher
 from tradebus.strategy.host_metrics import HostMetrics
-from tradebus.strategy.ladder import LadderBot, LadderParams
-from tradebus.strategy.registry import BotSpec
 
 S = 1_000_000_000
 

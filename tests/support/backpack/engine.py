@@ -3,7 +3,7 @@
 No I/O here: the REST and WebSocket layers call these methods and publish the
 :class:`Published` items they return. Orders match against the trades the
 test feeds (recorded trades replayed explicitly) by the paper fill model of
-shared/STRATEGIES.md, the rules of ``tradebus.execution.paper``:
+shared/STRATEGIES.md, the rules of ``tradebus.engine.paper.exchange``:
 
 1. an order is live from the first market event after it is placed; it is
    *marketable* if it is a market order, or a limit buy at or above (sell at or

@@ -1,7 +1,7 @@
 """Recorded Binance ticks (shared/data) to replay on the local Backpack server.
 
 The captures are Binance spot raw feeds; parsed by the one tradebus parser
-(:class:`tradebus.marketdata.binance.BinanceParser`, through
+(:class:`tradebus.feeds.binance.BinanceParser`, through
 :func:`tests.support.data.parse_ticks`), their trades and quotes are fed to
 :class:`~tests.support.backpack.server.BackpackServer` re-labelled as a
 Backpack symbol (``BTCUSDT`` -> ``BTC_USDC``): real prices, sizes and order
@@ -17,7 +17,7 @@ from tests.support.data import parse_ticks
 from tests.support.markets import BTCUSDT, market
 from tradebus.common.markets import MarketCatalog
 from tradebus.common.messages import QuoteTick, TradeTick
-from tradebus.marketdata.sources import read_frames
+from tradebus.feeds.readers import read_frames
 
 _CATALOG = MarketCatalog({"binance": [BTCUSDT, market("ETH", "USDT", step="0.0001")]})
 

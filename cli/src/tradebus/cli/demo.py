@@ -39,8 +39,8 @@ from tradebus.cli.stack import LocalStack, StackError
 from tradebus.cli.summary import ledger_summary, render_bots, render_recon, render_statuses
 from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.messages import BotStatus, ReconReport
-from tradebus.strategy.botfile import load_specs
-from tradebus.strategy.registry import build_bot
+from tradebus.strategies.botfile import load_specs
+from tradebus.strategies.registry import build_bot
 
 BINANCE_WS_URL = "wss://stream.binance.com:9443/stream"
 
@@ -101,7 +101,7 @@ def key_variables(accounts: Path) -> list[str]:
     ConfigError
         If the accounts file is invalid (the message names every bad field).
     """
-    from tradebus.execution.accounts import load_accounts  # ccxt: only when the demo runs
+    from tradebus.engine.accounts import load_accounts  # ccxt: only when the demo runs
 
     specs = load_accounts(accounts)
     return sorted({name for s in specs for name in (s.api_key_env, s.secret_env) if name})

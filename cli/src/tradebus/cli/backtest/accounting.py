@@ -22,7 +22,7 @@ from tradebus.common.markets import Market
 from tradebus.common.messages import BotStatus
 from tradebus.common.money import ZERO
 from tradebus.common.positions import Position
-from tradebus.execution.venue import VenueFill
+from tradebus.engine.venue import VenueFill
 
 MAX_SAMPLES = 4096
 """Chart samples kept (the stride doubles when full, so memory stays flat)."""

@@ -42,7 +42,7 @@ BAR_WIDTH = 30
 
 def _formats() -> tuple[str, ...] | None:
     try:
-        from tradebus.cli.backtest import readers
+        from tradebus.feeds import readers
     except ImportError:
         return None
     return getattr(readers, "FORMATS", None)
@@ -126,7 +126,7 @@ class ProgressBar:
 def _estimate(paths: list[Path], fmt: str, symbols: tuple[str, ...]) -> int | None:
     """The progress bar's total, if the readers can estimate it (else no total)."""
     try:
-        from tradebus.cli.backtest import readers
+        from tradebus.feeds import readers
 
         estimate = readers.estimate_events
     except (ImportError, AttributeError):
@@ -172,10 +172,10 @@ def _where(path: Path, lines: dict[str, int], field: str) -> str:
 def run(args: argparse.Namespace) -> int:
     """Run ``tradebus backtest``; the exit status."""
     from tradebus.cli.backtest.engine import BacktestError, open_events, run_backtest
-    from tradebus.cli.backtest.readers import DataFileError
     from tradebus.cli.backtest.report import write_outputs
     from tradebus.cli.backtest.setup import SetupError, make_setup
     from tradebus.cli.backtest.sweep import parse_sweeps, run_sweep
+    from tradebus.feeds.readers import DataFileError
 
     err = sys.stderr
     try:

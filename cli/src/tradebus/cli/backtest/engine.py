@@ -48,9 +48,9 @@ from tradebus.cli.backtest.accounting import Books, Result
 from tradebus.cli.backtest.executor import PaperDesk
 from tradebus.cli.backtest.setup import ACCOUNT, VENUE, Setup
 from tradebus.common.messages import AccountBalances, Intent, QuoteTick, TradeTick
-from tradebus.execution.venue import VenueFill
-from tradebus.strategy.core import BotBase, Strategy
-from tradebus.strategy.registry import build_bot
+from tradebus.engine.venue import VenueFill
+from tradebus.strategies.core import BotBase, Strategy
+from tradebus.strategies.registry import build_bot
 
 BALANCES_INTERVAL_NS = 5_000_000_000
 """How often (market time) a core that wants balances is given them (the host polls too)."""
@@ -292,7 +292,7 @@ def run_backtest(
 
 
 def open_events(setup: Setup, paths: list[Path], fmt: str) -> Iterator[QuoteTick | TradeTick]:
-    """The events of the bot's markets from ``paths`` (:mod:`.readers`), merged by ``ts_recv``.
+    """The bot's market events in ``paths`` (:mod:`tradebus.feeds.readers`), merged by ``ts_recv``.
 
     A two-market bot (``spread``) reads the files once per symbol; ties keep
     the primary symbol first, so a run is deterministic. Only ``binance-raw``
@@ -305,7 +305,7 @@ def open_events(setup: Setup, paths: list[Path], fmt: str) -> Iterator[QuoteTick
     ValueError
         If a spread in a format without symbols is not given one file per leg.
     """
-    from tradebus.cli.backtest.readers import read_events
+    from tradebus.feeds.readers import read_events
 
     symbols = list(setup.symbols)
     if len(symbols) > 1 and fmt != "binance-raw":

@@ -2,9 +2,9 @@
 
 What the execution service does between a bot and the paper venue, without
 the bus and the ledger: a place is checked
-(:func:`~tradebus.execution.risk.check_order_shape`), a ``clamp_to_free``
+(:func:`~tradebus.engine.risk.check_order_shape`), a ``clamp_to_free``
 spot sell sized by the free base balance
-(:func:`~tradebus.execution.sizing.clamp_to_free`), then placed with
+(:func:`~tradebus.engine.sizing.clamp_to_free`), then placed with
 ``trigger_ts`` = the current event's ``ts_recv`` (live from the next event,
 STRATEGIES.md paper fill model rule 1); cancels and cancel-alls are answered
 as execution answers them; fills become :class:`OrderFilled` with
@@ -29,11 +29,11 @@ from tradebus.common.messages import (
     PlaceOrder,
 )
 from tradebus.common.money import ZERO
-from tradebus.execution.accounts import trades_perpetual
-from tradebus.execution.paper import PaperExchange
-from tradebus.execution.risk import Refusal, check_order_shape
-from tradebus.execution.sizing import clamp_to_free, wants_free_balance
-from tradebus.execution.venue import VenueFill, VenueOrder, VenueRejected
+from tradebus.engine.accounts import trades_perpetual
+from tradebus.engine.paper.exchange import PaperExchange
+from tradebus.engine.risk import Refusal, check_order_shape
+from tradebus.engine.sizing import clamp_to_free, wants_free_balance
+from tradebus.engine.venue import VenueFill, VenueOrder, VenueRejected
 
 
 class _Order:

@@ -17,7 +17,7 @@ from typing import Any
 
 from tradebus.common.markets import Market, MarketCatalog, MarketKind
 from tradebus.common.money import ONE, ZERO
-from tradebus.strategy.registry import STRATEGIES, BotSpec, spec_problems
+from tradebus.strategies.registry import STRATEGIES, BotSpec, spec_problems
 
 VENUE = "backtest"
 """The venue name of the markets, the bot spec and the events of a backtest."""

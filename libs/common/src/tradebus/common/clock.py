@@ -20,3 +20,20 @@ class LiveClock:
     def now_ns(self) -> int:
         """Current wall-clock time, ns since the epoch."""
         return time.time_ns()
+
+
+class ManualClock:
+    """A clock that says what it is told (a replay's market time; tests).
+
+    Parameters
+    ----------
+    now
+        The time it starts at, ns since the epoch.
+    """
+
+    def __init__(self, now: int = 0) -> None:
+        self.now = now
+
+    def now_ns(self) -> int:
+        """The time last set, ns since the epoch."""
+        return self.now

@@ -48,15 +48,15 @@ if omitted, the venue's balances when the account is first created are.
 ``market_kind`` (``spot`` by default) says how the account trades; a market
 whose own ``kind`` is ``perpetual`` in the markets file is traded as a
 perpetual by every account (:func:`trades_perpetual`). Perpetual accounting
-is in :mod:`tradebus.execution.perp`.
+is in :mod:`tradebus.engine.perp`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from decimal import Decimal
 from pathlib import Path
 
-import ccxt
 import msgspec
 
 from tradebus.common.config import ConfigError, load_yaml
@@ -65,7 +65,7 @@ from tradebus.common.subjects import TOKEN_PATTERN
 
 
 class RiskLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Per-account limits; ``None`` means no limit (:mod:`tradebus.execution.risk`).
+    """Per-account limits; ``None`` means no limit (:mod:`tradebus.engine.risk`).
 
     ``max_order_notional`` and ``max_daily_loss`` are in the quote asset,
     ``price_band_pct`` in percent of the last trade price.
@@ -134,8 +134,14 @@ class AccountsFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     accounts: list[AccountSpec]
 
 
-def validate_accounts(specs: list[AccountSpec]) -> list[str]:
-    """Every problem as ``accounts[i].<field>: <message>``; empty when valid."""
+def validate_accounts(
+    specs: list[AccountSpec], live_venues: Collection[str] | None = None
+) -> list[str]:
+    """Every problem as ``accounts[i].<field>: <message>``; empty when valid.
+
+    ``live_venues``: the venue ids a live account may name (execution gives
+    ccxt's exchange ids); None accepts any.
+    """
     problems: list[str] = []
     seen: set[str] = set()
     for i, a in enumerate(specs):
@@ -166,11 +172,11 @@ def validate_accounts(specs: list[AccountSpec]) -> list[str]:
             count = getattr(a.risk, field)
             if count is not None and count < 1:
                 problems.append(f"{where}.risk.{field}: must be >= 1")
-        problems.extend(_live_problems(where, a))
+        problems.extend(_live_problems(where, a, live_venues))
     return problems
 
 
-def _live_problems(where: str, a: AccountSpec) -> list[str]:
+def _live_problems(where: str, a: AccountSpec, live_venues: Collection[str] | None) -> list[str]:
     """What is wrong with the venue and key fields of one account."""
     if not a.live:
         return [
@@ -179,7 +185,7 @@ def _live_problems(where: str, a: AccountSpec) -> list[str]:
             if getattr(a, field) is not None
         ]
     problems: list[str] = []
-    if a.venue not in ccxt.exchanges:
+    if live_venues is not None and a.venue not in live_venues:
         problems.append(f"{where}.venue: {a.venue!r} is neither paper nor a ccxt exchange id")
     if a.market_kind != "spot":
         problems.append(f"{where}.market_kind: live accounts trade spot only")
@@ -197,8 +203,10 @@ def _live_problems(where: str, a: AccountSpec) -> list[str]:
     return problems
 
 
-def load_accounts(path: str | Path) -> list[AccountSpec]:
-    """Read and validate an accounts file.
+def load_accounts(
+    path: str | Path, live_venues: Collection[str] | None = None
+) -> list[AccountSpec]:
+    """Read and validate an accounts file (``live_venues``: see :func:`validate_accounts`).
 
     Raises
     ------
@@ -206,7 +214,7 @@ def load_accounts(path: str | Path) -> list[AccountSpec]:
         Naming the path of every bad field.
     """
     parsed = load_yaml(path, AccountsFile)
-    problems = validate_accounts(parsed.accounts)
+    problems = validate_accounts(parsed.accounts, live_venues)
     if problems:
         raise ConfigError(f"{path}: invalid accounts file:\n  " + "\n  ".join(problems))
     return parsed.accounts

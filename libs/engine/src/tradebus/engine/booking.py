@@ -10,10 +10,10 @@ and the ledger must journal it the same way for reconciliation to match.
 from __future__ import annotations
 
 from tradebus.common.markets import Market
-from tradebus.execution.events import fill_ref
-from tradebus.execution.venue import VenueFill
+from tradebus.engine.events import fill_ref
+from tradebus.engine.venue import VenueFill
 from tradebus.ledger.entries import FillFacts, PerpFillFacts, fill_entries, perp_fill_entries
-from tradebus.ledger.store import FillRow
+from tradebus.ledger.rows import FillRow
 
 
 def fill_row(fill: VenueFill, market: Market, ts: int) -> FillRow:

@@ -40,10 +40,10 @@ entry it reflects (its watermark), and a ``clamp_to_free`` sell is sized and
 placed with no other order or fill of the account in between.
 
 This module holds :class:`ExecutionEngine` (intake, placing, cancels, fills,
-balances); it delegates to :class:`~tradebus.execution.orders.VenueOrders`
+balances); it delegates to :class:`~tradebus.engine.orders.VenueOrders`
 (sending persisted orders, open and ``unknown`` orders, cancels at the venue),
-:class:`~tradebus.execution.refusals.Refusals` (refused intents, halted
-accounts, venue outages) and :class:`~tradebus.execution.group_commit.GroupCommit`
+:class:`~tradebus.engine.refusals.Refusals` (refused intents, halted
+accounts, venue outages) and :class:`~tradebus.engine.group_commit.GroupCommit`
 (a fetch batch's intents placed as one group).
 """
 
@@ -54,26 +54,24 @@ import logging
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 
-import asyncpg
-
 from tradebus.common.clock import Clock
 from tradebus.common.markets import MarketCatalog
 from tradebus.common.messages import AccountBalances, CancelAll, CancelOrder, PlaceOrder
-from tradebus.execution.accounts import AccountSpec
-from tradebus.execution.ccxt_venue import VenueUnavailable
-from tradebus.execution.events import EmitEvent, EmitNowait, IntentContext, OrderEvents
-from tradebus.execution.fills import FillBooker
-from tradebus.execution.group_commit import GroupCommit, invalid, new_order
-from tradebus.execution.intake import Admitted, Refused, admit
-from tradebus.execution.metrics import ExecutionMetrics
-from tradebus.execution.orders import TRANSIENT_ERRORS, RetryLater, VenueOrders
-from tradebus.execution.refusals import Refusals
-from tradebus.execution.risk import Refusal
-from tradebus.execution.sizing import is_same_size
-from tradebus.execution.venue import Venue, VenueFill
-from tradebus.execution.venue_errors import VenueError
-from tradebus.execution.vetting import Vetting
-from tradebus.ledger.store import Ledger, OrderRow
+from tradebus.engine.accounts import AccountSpec
+from tradebus.engine.events import EmitEvent, EmitNowait, IntentContext, OrderEvents
+from tradebus.engine.fills import FillBooker
+from tradebus.engine.group_commit import GroupCommit, invalid, new_order
+from tradebus.engine.intake import Admitted, Refused, admit
+from tradebus.engine.metrics import EngineMetrics
+from tradebus.engine.orders import TRANSIENT_ERRORS, RetryLater, VenueOrders
+from tradebus.engine.refusals import Refusals
+from tradebus.engine.risk import Refusal
+from tradebus.engine.sizing import is_same_size
+from tradebus.engine.store import OrderStore
+from tradebus.engine.venue import Venue, VenueError, VenueFill, VenueUnavailable
+from tradebus.engine.vetting import Vetting
+from tradebus.ledger.errors import LEDGER_REFUSED_VALUE
+from tradebus.ledger.rows import OrderRow
 
 __all__ = ["TRANSIENT_ERRORS", "ExecutionEngine", "RetryLater"]
 
@@ -85,8 +83,10 @@ class ExecutionEngine:
 
     Parameters
     ----------
-    ledger
-        The Postgres ledger.
+    store
+        Where orders, refusals and fills are kept (:class:`~tradebus.engine.store.OrderStore`:
+        the Postgres ledger in the service, :class:`~tradebus.engine.store.MemoryStore`
+        in a backtest).
     accounts
         Account specs by id (owner, limits).
     venues
@@ -108,17 +108,17 @@ class ExecutionEngine:
 
     def __init__(
         self,
-        ledger: Ledger,
+        store: OrderStore,
         accounts: dict[str, AccountSpec],
         venues: dict[str, Venue],
         catalog: MarketCatalog,
         emit: EmitEvent,
         clock: Clock,
-        metrics: ExecutionMetrics,
+        metrics: EngineMetrics,
         last_price: Callable[[str, str], Decimal | None] = lambda venue, symbol: None,
         emit_nowait: EmitNowait | None = None,
     ) -> None:
-        self._ledger = ledger
+        self._store = store
         self._accounts = accounts
         self._venues = venues
         self._catalog = catalog
@@ -126,8 +126,8 @@ class ExecutionEngine:
         self._clock = clock
         self._metrics = metrics
         self._last_price = last_price
-        self._orders = VenueOrders(ledger, list(accounts), venues, self._events, clock, metrics)
-        self._refusals = Refusals(ledger, accounts, self._events, clock, metrics)
+        self._orders = VenueOrders(store, list(accounts), venues, self._events, clock, metrics)
+        self._refusals = Refusals(store, accounts, self._events, clock, metrics)
         self.lock = asyncio.Lock()
         self.connecting: set[str] = set()
         """Live accounts whose venue has not answered since start: their intents wait."""
@@ -135,10 +135,10 @@ class ExecutionEngine:
         self.kill = self._vetting.kill
         self.risk = self._vetting.risk
         self._fills = FillBooker(
-            ledger, accounts, catalog, self._vetting, self._orders, self._events, metrics, clock
+            store, accounts, catalog, self._vetting, self._orders, self._events, metrics, clock
         )
         self._group_commit = GroupCommit(
-            ledger,
+            store,
             accounts,
             self._vetting,
             self._orders,
@@ -166,12 +166,12 @@ class ExecutionEngine:
         and the ledger's journal watermark."""
         for account in self._accounts:
             await self._orders.load(account)
-        for f in await self._ledger.fill_history():
+        for f in await self._store.fill_history():
             spec = self._accounts.get(f.account_id)
             if spec is not None:
                 facts = (f.side, f.qty, f.price, f.fee, f.fee_asset)
                 self._vetting.on_fill(spec, f.symbol, facts, f.recorded_ns)  # type: ignore[arg-type]
-        self._fills.watermark = await self._ledger.last_journal_id()
+        self._fills.watermark = await self._store.last_journal_id()
         self._metrics.open_orders.set(self._orders.open_count())
 
     # ------------------------------------------------------------------ intake
@@ -182,7 +182,7 @@ class ExecutionEngine:
 
     async def handle_intents(self, batch: Sequence[Admitted | Refused]) -> int:
         """Process the first intents of ``batch`` (admitted or refused at the door by
-        :func:`~tradebus.execution.intake.admit`, in the order to handle them:
+        :func:`~tradebus.engine.intake.admit`, in the order to handle them:
         :meth:`~tradebus.execution.fair_queue.FairQueue.batch`); returns how many
         (at least one).
 
@@ -210,7 +210,7 @@ class ExecutionEngine:
             account = door.intent.account if isinstance(door, Admitted) else door.account
             if intent_id is not None and ctx.user:
                 key = (ctx.user, intent_id)
-                if (await self._ledger.find_intents([key])).get(key) is not None:
+                if (await self._store.find_intents([key])).get(key) is not None:
                     log.error(
                         "dead letter already answered in the ledger",
                         extra={"user": ctx.user, "intent_id": intent_id, "why": why},
@@ -244,15 +244,15 @@ class ExecutionEngine:
             await self._refusals.unavailable(ctx, intent.intent_id, spec.id, exc)
         except TRANSIENT_ERRORS:
             raise
-        except (asyncpg.DataError, ValueError, ArithmeticError) as exc:
+        except (*LEDGER_REFUSED_VALUE, ValueError, ArithmeticError) as exc:
             # values the ledger cannot hold (a 10**400 quantity): the intent is bad
             await self._refusals.refuse(ctx, intent.intent_id, intent.account, invalid(exc))
         await self._record_late_fills(spec.id)
         self._metrics.intent_seconds.observe((self._clock.now_ns() - started) / 1e9)
 
     async def _record_late_fills(self, account: str) -> None:
-        late = getattr(self._venues[account], "take_late_fills", None)
-        if late is not None and (fills := late()):
+        fills = self._venues[account].take_late_fills()
+        if fills:
             await self.record_fills(fills)  # a paper order that arrived after its fill
 
     # ------------------------------------------------------------ live venues
@@ -273,7 +273,7 @@ class ExecutionEngine:
     async def _place(self, ctx: IntentContext, spec: AccountSpec, intent: PlaceOrder) -> None:
         await self.resolve_unknown(spec.id)
         key = (ctx.user, intent.intent_id)
-        earlier = (await self._ledger.find_intents([key])).get(key)  # its row, or its refusal
+        earlier = (await self._store.find_intents([key])).get(key)  # its row, or its refusal
         if isinstance(earlier, OrderRow):
             await self._resume(ctx, intent, earlier)
             return
@@ -285,7 +285,7 @@ class ExecutionEngine:
             await self._refusals.refuse(ctx, intent.intent_id, intent.account, vetted)
             return
         intent = vetted
-        row, created = await self._ledger.insert_order(new_order(ctx, intent, self._clock.now_ns()))
+        row, created = await self._store.insert_order(new_order(ctx, intent, self._clock.now_ns()))
         if not created:
             await self._resume(ctx, intent, row)
             return
@@ -326,7 +326,7 @@ class ExecutionEngine:
     # ----------------------------------------------------------------- cancels
     async def _cancel_one(self, ctx: IntentContext, intent: CancelOrder) -> None:
         await self.resolve_unknown(intent.account)
-        row = await self._ledger.get_order(ctx.user, intent.target_intent_id)
+        row = await self._store.get_order(ctx.user, intent.target_intent_id)
         if row is None or row.account_id != intent.account:
             await self._cancel_rejected(
                 ctx, intent, "unknown_order", "no such order on that account"
@@ -338,7 +338,7 @@ class ExecutionEngine:
     async def _cancel_all(self, ctx: IntentContext, intent: CancelAll) -> None:
         await self.resolve_unknown(intent.account)
         source = ctx.source if intent.scope == "source" else None
-        for row in await self._ledger.open_orders(intent.account, intent.symbol, source):
+        for row in await self._store.open_orders(intent.account, intent.symbol, source):
             await self._orders.cancel(row, intent.intent_id)
 
     async def cancel_open_orders(self, account: str, cancel_id: str) -> int:
@@ -352,7 +352,7 @@ class ExecutionEngine:
         canceled = 0
         try:
             await self.resolve_unknown(account)
-            for row in await self._ledger.open_orders(account):
+            for row in await self._store.open_orders(account):
                 canceled += await self._orders.cancel(row, cancel_id)
         except (VenueUnavailable, RetryLater) as exc:
             log.error(
@@ -368,9 +368,15 @@ class ExecutionEngine:
         await self._events.cancel_rejected(ctx, intent, reason, message)
 
     # ------------------------------------------------------------------- fills
+    async def book_fills(self, fills: list[VenueFill]) -> None:
+        """Book fills a venue reported on its own (a paper venue's on a market event), under
+        :attr:`lock` (:meth:`record_fills`)."""
+        async with self.lock:
+            await self.record_fills(fills)
+
     async def record_fills(self, fills: list[VenueFill]) -> None:
         """Book venue fills in the ledger and publish them, never dropping one
-        (:class:`~tradebus.execution.fills.FillBooker`). Call under :attr:`lock`."""
+        (:class:`~tradebus.engine.fills.FillBooker`). Call under :attr:`lock`."""
         await self._fills.record(fills)
 
     @property

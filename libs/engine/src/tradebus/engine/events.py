@@ -32,8 +32,8 @@ from tradebus.common.messages import (
     OrderFilled,
     OrderRejected,
 )
-from tradebus.execution.venue import VenueFill
-from tradebus.ledger.store import OrderRow
+from tradebus.engine.venue import VenueFill
+from tradebus.ledger.rows import OrderRow
 
 EmitEvent = Callable[[str, Message, str], Awaitable[None]]
 """``emit(subject, event, msg_id)``: publish an event to JetStream (stream ``EXEC``)."""
@@ -80,7 +80,8 @@ class OrderEvents:
         Stamps ``ts_event`` of events execution originates.
     emit_nowait
         Publishes one event without waiting for its ack (used while deferring;
-        without it, each deferred ``emit`` runs as its own task).
+        without it, deferring changes nothing: each event is published and
+        awaited at once, as a backtest's in-memory sink is).
     """
 
     def __init__(
@@ -105,7 +106,7 @@ class OrderEvents:
         """
         pending, self._deferred = self._deferred, None
         if not pending:
-            return
+            return  # nothing deferred (or no emit_nowait: all published already)
         _, late = await asyncio.wait(pending, timeout=FLUSH_TIMEOUT_SECONDS)
         for future in late:
             future.cancel()
@@ -125,12 +126,10 @@ class OrderEvents:
             future.add_done_callback(_consume_result)
 
     async def _publish(self, subject: str, event: Message, msg_id: str) -> None:
-        if self._deferred is None:
+        if self._deferred is None or self._emit_nowait is None:
             await self._emit(subject, event, msg_id)
-        elif self._emit_nowait is not None:
-            self._deferred.append(await self._emit_nowait(subject, event, msg_id))
         else:
-            self._deferred.append(asyncio.ensure_future(self._emit(subject, event, msg_id)))
+            self._deferred.append(await self._emit_nowait(subject, event, msg_id))
 
     async def accepted(self, row: OrderRow, venue_order_id: str) -> None:
         """The venue took the order of ``row``."""

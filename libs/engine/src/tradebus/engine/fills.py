@@ -18,14 +18,15 @@ from typing import Any
 
 from tradebus.common.clock import Clock
 from tradebus.common.markets import MarketCatalog
-from tradebus.execution.accounts import AccountSpec
-from tradebus.execution.booking import fill_row
-from tradebus.execution.events import OrderEvents
-from tradebus.execution.metrics import ExecutionMetrics
-from tradebus.execution.orders import TRANSIENT_ERRORS
-from tradebus.execution.venue import VenueFill
-from tradebus.execution.vetting import Vetting
-from tradebus.ledger.store import Ledger, OrderRow
+from tradebus.engine.accounts import AccountSpec
+from tradebus.engine.booking import fill_row
+from tradebus.engine.events import OrderEvents
+from tradebus.engine.metrics import EngineMetrics
+from tradebus.engine.orders import TRANSIENT_ERRORS
+from tradebus.engine.store import OrderStore
+from tradebus.engine.venue import VenueFill
+from tradebus.engine.vetting import Vetting
+from tradebus.ledger.rows import OrderRow
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,8 @@ class FillBooker:
 
     Parameters
     ----------
-    ledger, accounts, catalog
-        Where fills go, the accounts, the markets.
+    store, accounts, catalog
+        Where fills go (:class:`~tradebus.engine.store.OrderStore`), the accounts, the markets.
     vetting
         Told of every booked fill (the risk state).
     orders
@@ -51,16 +52,16 @@ class FillBooker:
 
     def __init__(
         self,
-        ledger: Ledger,
+        store: OrderStore,
         accounts: dict[str, AccountSpec],
         catalog: MarketCatalog,
         vetting: Vetting,
         orders: Any,
         events: OrderEvents,
-        metrics: ExecutionMetrics,
+        metrics: EngineMetrics,
         clock: Clock,
     ) -> None:
-        self._ledger = ledger
+        self._store = store
         self._accounts = accounts
         self._catalog = catalog
         self._vetting = vetting
@@ -107,7 +108,7 @@ class FillBooker:
         spec = self._accounts[fill.account]
         market = self._catalog.get(spec.market_data, fill.symbol)
         now = self._clock.now_ns()
-        result = await self._ledger.record_fill(fill_row(fill, market, now))
+        result = await self._store.record_fill(fill_row(fill, market, now))
         if result is None:
             return  # already booked
         self.watermark, row = result

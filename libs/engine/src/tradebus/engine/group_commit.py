@@ -1,7 +1,7 @@
 """Group commit: a batch of ``PlaceOrder`` intents placed as one group.
 
 :meth:`ExecutionEngine.handle_intents
-<tradebus.execution.engine.ExecutionEngine.handle_intents>` hands its batch
+<tradebus.engine.core.ExecutionEngine.handle_intents>` hands its batch
 (intents admitted at the door, taken fairly from every user's lanes:
 :mod:`.fair_queue`) to :meth:`GroupCommit.handle`, which processes the batch's
 leading ``PlaceOrder`` intents of paper accounts as one group, each step once for all
@@ -44,19 +44,19 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeGuard
 
-import asyncpg
-
 from tradebus.common.clock import Clock
 from tradebus.common.messages import PlaceOrder
-from tradebus.execution.accounts import AccountSpec
-from tradebus.execution.events import IntentContext, OrderEvents
-from tradebus.execution.intake import Admitted, Refused
-from tradebus.execution.metrics import ExecutionMetrics
-from tradebus.execution.orders import VenueOrders
-from tradebus.execution.refusals import Refusals
-from tradebus.execution.risk import Refusal
-from tradebus.execution.vetting import Vetting
-from tradebus.ledger.store import Ledger, NewOrder, OrderRow
+from tradebus.engine.accounts import AccountSpec
+from tradebus.engine.events import IntentContext, OrderEvents
+from tradebus.engine.intake import Admitted, Refused
+from tradebus.engine.metrics import EngineMetrics
+from tradebus.engine.orders import VenueOrders
+from tradebus.engine.refusals import Refusals
+from tradebus.engine.risk import Refusal
+from tradebus.engine.store import OrderStore
+from tradebus.engine.vetting import Vetting
+from tradebus.ledger.errors import LEDGER_REFUSED_VALUE
+from tradebus.ledger.rows import NewOrder, OrderRow
 
 Batch = Sequence[Admitted | Refused]
 """Intents admitted (or refused) at the door, in the order they are to be handled
@@ -68,8 +68,8 @@ class GroupCommit:
 
     Parameters
     ----------
-    ledger
-        The Postgres ledger.
+    store
+        Where orders and refusals are kept (:class:`~tradebus.engine.store.OrderStore`).
     accounts
         Account specs by id.
     vetting
@@ -95,19 +95,19 @@ class GroupCommit:
 
     def __init__(
         self,
-        ledger: Ledger,
+        store: OrderStore,
         accounts: dict[str, AccountSpec],
         vetting: Vetting,
         orders: VenueOrders,
         refusals: Refusals,
         events: OrderEvents,
         clock: Clock,
-        metrics: ExecutionMetrics,
+        metrics: EngineMetrics,
         waiting: Callable[[str], bool],
         handle: Callable[[Admitted | Refused], Awaitable[None]],
         record_late_fills: Callable[[str], Awaitable[None]],
     ) -> None:
-        self._ledger = ledger
+        self._store = store
         self._accounts = accounts
         self._vetting = vetting
         self._orders = orders
@@ -180,10 +180,10 @@ class GroupCommit:
             plan.append((door, vetted))
         keys = [(d.ctx.user, d.intent.intent_id) for d in group]
         try:
-            found, rows = await self._ledger.find_or_insert_orders(
+            found, rows = await self._store.find_or_insert_orders(
                 keys, [new_order(d.ctx, v, self._clock.now_ns()) for d, v in plan if _placing(v)]
             )
-        except (asyncpg.DataError, ValueError, ArithmeticError):
+        except (*LEDGER_REFUSED_VALUE, ValueError, ArithmeticError):
             # a value the ledger cannot hold; nothing was inserted: one at a time finds which
             for door in group:
                 await self._handle(door)

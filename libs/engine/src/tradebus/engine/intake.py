@@ -40,9 +40,9 @@ import msgspec
 from tradebus.common import subjects
 from tradebus.common.codec import decode_intent
 from tradebus.common.messages import CancelAll, CancelOrder, Intent, PlaceOrder
-from tradebus.execution.accounts import AccountSpec
-from tradebus.execution.events import IntentContext
-from tradebus.execution.risk import Refusal
+from tradebus.engine.accounts import AccountSpec
+from tradebus.engine.events import IntentContext
+from tradebus.engine.risk import Refusal
 
 MAX_DECODE_MESSAGE = 500
 MAX_TEXT_CHARS = 200
@@ -162,6 +162,18 @@ def _admit(
         # msgspec quotes bad values (an unknown ``side``), so escape the message too
         refusal = Refusal("decode_error", safe_text(str(exc), MAX_DECODE_MESSAGE))
         return Refused(ctx=ctx, intent_id=None, account=None, refusal=refusal)
+    return admit_intent(ctx, intent, accounts)
+
+
+def admit_intent(
+    ctx: IntentContext, intent: Intent, accounts: dict[str, AccountSpec]
+) -> Admitted | Refused:
+    """The checks of :func:`admit` after decoding, for an intent that is already an object
+    (a backtest's, the tests' simulation's: ``ctx`` says who sent it).
+
+    Refusal reasons: ``invalid_intent``, ``unknown_account``, ``not_owner``
+    (see :func:`admit`). A person's ``trigger_ts`` is dropped.
+    """
     problem = bad_text_field(intent) or bad_time_field(intent)
     if problem is not None:
         intent_id = None if problem.startswith("intent_id") else intent.intent_id
@@ -172,10 +184,10 @@ def _admit(
     if spec is None:
         refusal = Refusal("unknown_account", f"no account {intent.account!r}")
         return Refused(ctx=ctx, intent_id=intent.intent_id, account=intent.account, refusal=refusal)
-    if spec.user != user:
-        refusal = Refusal("not_owner", f"account {intent.account!r} is not {user}'s")
+    if spec.user != ctx.user:
+        refusal = Refusal("not_owner", f"account {intent.account!r} is not {ctx.user}'s")
         return Refused(ctx=ctx, intent_id=intent.intent_id, account=intent.account, refusal=refusal)
-    if from_person and isinstance(intent, PlaceOrder) and intent.trigger_ts is not None:
+    if ctx.from_person and isinstance(intent, PlaceOrder) and intent.trigger_ts is not None:
         # a person's times are never trusted: their order goes live from its receipt
         intent = msgspec.structs.replace(intent, trigger_ts=None)
     return Admitted(ctx=ctx, intent=intent, account=spec)

@@ -18,14 +18,13 @@ from __future__ import annotations
 import logging
 from decimal import Decimal
 
-import asyncpg
-
 from tradebus.common.clock import Clock
-from tradebus.execution.ccxt_venue import VenueUnavailable
-from tradebus.execution.events import OrderEvents
-from tradebus.execution.metrics import ExecutionMetrics
-from tradebus.execution.venue import Venue, VenueOrder, VenueRejected
-from tradebus.ledger.store import Ledger, OrderRow
+from tradebus.engine.events import OrderEvents
+from tradebus.engine.metrics import EngineMetrics
+from tradebus.engine.store import OrderStore
+from tradebus.engine.venue import Venue, VenueOrder, VenueRejected, VenueUnavailable
+from tradebus.ledger.errors import LEDGER_UNAVAILABLE
+from tradebus.ledger.rows import OrderRow
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +36,7 @@ class RetryLater(Exception):
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     RetryLater,
     OSError,  # TimeoutError (NATS publish acks included) and connection errors
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
+    *LEDGER_UNAVAILABLE,
 )
 """Errors that mean "try again later" (database, bus or venue down), not "bad intent"."""
 
@@ -54,8 +51,8 @@ class VenueOrders:
 
     Parameters
     ----------
-    ledger
-        The Postgres ledger.
+    store
+        Where orders and refusals are kept (:class:`~tradebus.engine.store.OrderStore`).
     accounts
         The configured account ids.
     venues
@@ -70,14 +67,14 @@ class VenueOrders:
 
     def __init__(
         self,
-        ledger: Ledger,
+        store: OrderStore,
         accounts: list[str],
         venues: dict[str, Venue],
         events: OrderEvents,
         clock: Clock,
-        metrics: ExecutionMetrics,
+        metrics: EngineMetrics,
     ) -> None:
-        self._ledger = ledger
+        self._store = store
         self._venues = venues
         self._events = events
         self._clock = clock
@@ -87,7 +84,7 @@ class VenueOrders:
 
     async def load(self, account: str) -> None:
         """Load the open orders of ``account`` from the ledger (at start)."""
-        for row in await self._ledger.open_orders(account):
+        for row in await self._store.open_orders(account):
             self._open[account].add(order_key(row.user_id, row.intent_id))
             if row.status == "unknown":
                 self._unknown.add(account)
@@ -111,7 +108,7 @@ class VenueOrders:
         """
         if account not in self._unknown:
             return
-        for row in await self._ledger.open_orders(account):
+        for row in await self._store.open_orders(account):
             if row.status != "unknown":
                 continue
             venue_order_id = await self._venues[account].find_order(
@@ -139,8 +136,8 @@ class VenueOrders:
         except VenueUnavailable as exc:
             if exc.error.kind != "unknown_outcome":
                 raise
-            await self._ledger.set_order_status(
-                row.user_id, row.intent_id, "unknown", self._clock.now_ns(), only_from=("new",)
+            await self._store.set_order_status(
+                row.user_id, row.intent_id, "unknown", self._clock.now_ns()
             )
             self._unknown.add(row.account_id)
             self._metrics.orders.labels(status="unknown", user=row.user_id).inc()
@@ -159,7 +156,7 @@ class VenueOrders:
                 extra={"intent_id": row.intent_id, "reason": exc.reason, "detail": exc.message},
             )
             now = self._clock.now_ns()
-            await self._ledger.set_order_status(
+            await self._store.set_order_status(
                 row.user_id, row.intent_id, "rejected", now, reason=exc.reason
             )
             self._metrics.rejects.labels(reason=exc.reason, user=row.user_id).inc()
@@ -195,7 +192,7 @@ class VenueOrders:
             else:
                 answers.append((row, ts_init, ack.venue_order_id, None))
         now = self._clock.now_ns()
-        changed = await self._ledger.set_orders_status(
+        changed = await self._store.set_orders_status(
             [
                 (
                     (row.user_id, row.intent_id),
@@ -206,7 +203,6 @@ class VenueOrders:
                 for row, _, venue_order_id, rejected in answers
             ],
             now,
-            only_from=("new", "unknown"),
         )
         for row, ts_init, venue_order_id, rejected in answers:
             if rejected is not None:
@@ -237,13 +233,12 @@ class VenueOrders:
     async def accepted(self, row: OrderRow, venue_order_id: str, ts_init: int) -> None:
         """The venue has the order of ``row`` as ``venue_order_id``: record and publish."""
         now = self._clock.now_ns()
-        changed = await self._ledger.set_order_status(
+        changed = await self._store.set_order_status(
             row.user_id,
             row.intent_id,
             "accepted",
             now,
             venue_order_id=venue_order_id,
-            only_from=("new", "unknown"),
         )
         key = order_key(row.user_id, row.intent_id)
         if changed and key not in self._open[row.account_id]:
@@ -261,7 +256,7 @@ class VenueOrders:
         if not await self._venues[row.account_id].cancel(str(row.client_order_id), row.symbol):
             return False
         now = self._clock.now_ns()
-        await self._ledger.set_order_status(row.user_id, row.intent_id, "canceled", now)
+        await self._store.set_order_status(row.user_id, row.intent_id, "canceled", now)
         self.forget_open(row)
         self._metrics.orders.labels(status="canceled", user=row.user_id).inc()
         await self._events.canceled(row, cancel_intent_id)

@@ -16,13 +16,14 @@ from __future__ import annotations
 import logging
 
 from tradebus.common.clock import Clock
-from tradebus.execution.accounts import AccountSpec
-from tradebus.execution.ccxt_venue import VenueUnavailable
-from tradebus.execution.events import IntentContext, OrderEvents
-from tradebus.execution.metrics import ExecutionMetrics
-from tradebus.execution.orders import RetryLater
-from tradebus.execution.risk import Refusal
-from tradebus.ledger.store import Ledger, Rejection
+from tradebus.engine.accounts import AccountSpec
+from tradebus.engine.events import IntentContext, OrderEvents
+from tradebus.engine.metrics import EngineMetrics
+from tradebus.engine.orders import RetryLater
+from tradebus.engine.risk import Refusal
+from tradebus.engine.store import OrderStore
+from tradebus.engine.venue import VenueUnavailable
+from tradebus.ledger.rows import Rejection
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,8 @@ class Refusals:
 
     Parameters
     ----------
-    ledger
-        The Postgres ledger.
+    store
+        Where orders and refusals are kept (:class:`~tradebus.engine.store.OrderStore`).
     accounts
         The configured accounts by id.
     events
@@ -46,13 +47,13 @@ class Refusals:
 
     def __init__(
         self,
-        ledger: Ledger,
+        store: OrderStore,
         accounts: dict[str, AccountSpec],
         events: OrderEvents,
         clock: Clock,
-        metrics: ExecutionMetrics,
+        metrics: EngineMetrics,
     ) -> None:
-        self._ledger = ledger
+        self._store = store
         self._accounts = accounts
         self._events = events
         self._clock = clock
@@ -66,7 +67,7 @@ class Refusals:
         now = self._clock.now_ns()
         self._metrics.rejects.labels(reason=refusal.reason, user=ctx.user).inc()
         log.info("intent refused", extra={"subject": ctx.subject, "reason": refusal.reason})
-        await self._ledger.record_rejection(
+        await self._store.record_rejection(
             Rejection(
                 stream=ctx.stream or None,
                 stream_seq=ctx.stream_seq,
@@ -116,15 +117,14 @@ class Refusals:
         if exc.error.kind != "configuration":
             raise RetryLater(f"{account}: {exc.error.kind}: {exc.error.reason}") from None
         await self.halt(self._accounts[account], exc.error.reason)
-        row = await self._ledger.get_order(ctx.user, intent_id)
+        row = await self._store.get_order(ctx.user, intent_id)
         if row is not None and row.account_id == account and row.status == "new":
-            await self._ledger.set_order_status(
+            await self._store.set_order_status(
                 row.user_id,
                 row.intent_id,
                 "rejected",
                 self._clock.now_ns(),
                 reason="account_halted",
-                only_from=("new",),
             )
             self._metrics.orders.labels(status="rejected", user=row.user_id).inc()
             await self._events.rejected(row, "account_halted", self.halted[account])

@@ -18,8 +18,8 @@ limit                       refusal ``reason``           refused when
 
 The state they need (open orders, last trade price, the day's realized P&L,
 recent placements, the position the order would reduce) is given by the
-caller as a :class:`RiskSnapshot` (:mod:`tradebus.execution.risk_state`
-keeps most of it; :mod:`tradebus.execution.vetting` reads the position from
+caller as a :class:`RiskSnapshot` (:mod:`tradebus.engine.risk_state`
+keeps most of it; :mod:`tradebus.engine.vetting` reads the position from
 the venue), so the checks stay pure.
 
 **Closing orders are exempt from** ``max_open_orders`` (issue 14: a user's
@@ -34,7 +34,7 @@ the intent (:func:`is_closing`):
 * perpetual: an order on the side opposite to the account's position in that
   symbol whose quantity is at most the position less the quantity of the
   account's open orders on the same side and symbol (those reduce it first,
-  as the venue's margin counts them: :func:`~tradebus.execution.perp.increasing_qty`),
+  as the venue's margin counts them: :func:`~tradebus.engine.perp.increasing_qty`),
   so that even if every such order fills, the position only shrinks towards
   flat; it can never flip or grow it. On a venue that does not show
   execution its resting orders (only the paper venue does), no perpetual
@@ -52,8 +52,8 @@ import msgspec
 from tradebus.common.markets import Market
 from tradebus.common.messages import PlaceOrder
 from tradebus.common.money import ZERO, is_positive_finite
-from tradebus.execution.accounts import RiskLimits
-from tradebus.execution.perp import increasing_qty
+from tradebus.engine.accounts import RiskLimits
+from tradebus.engine.perp import increasing_qty
 
 MAX_MAGNITUDE = 15
 """Quantities and prices of 10**15 or more are refused outright (no market trades them)."""

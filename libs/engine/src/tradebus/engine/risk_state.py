@@ -1,8 +1,8 @@
 """What the risk limits are checked against: each account's realized P&L today and order rate.
 
 :class:`RiskState` follows every fill execution books and every order it
-places, and gives :func:`tradebus.execution.risk.check_limits` a
-:class:`~tradebus.execution.risk.RiskSnapshot` of one account:
+places, and gives :func:`tradebus.engine.risk.check_limits` a
+:class:`~tradebus.engine.risk.RiskSnapshot` of one account:
 
 * **realized P&L today**: each account's position per symbol is kept with
   the average-cost method of :class:`tradebus.common.positions.Position`
@@ -28,7 +28,7 @@ from tradebus.common.markets import Market
 from tradebus.common.messages import Side
 from tradebus.common.money import ZERO
 from tradebus.common.positions import Position
-from tradebus.execution.risk import RiskSnapshot
+from tradebus.engine.risk import RiskSnapshot
 
 DAY_NS = 86_400 * 1_000_000_000
 SECOND_NS = 1_000_000_000
@@ -102,10 +102,10 @@ class RiskState:
         position: Decimal | None = None,
         same_side_open: Decimal = ZERO,
     ) -> RiskSnapshot:
-        """Everything :func:`~tradebus.execution.risk.check_limits` needs for ``account``.
+        """Everything :func:`~tradebus.engine.risk.check_limits` needs for ``account``.
 
         ``perpetual``, ``position`` and ``same_side_open`` are the venue's
-        (:func:`~tradebus.execution.risk.is_closing`), given by the caller.
+        (:func:`~tradebus.engine.risk.is_closing`), given by the caller.
         """
         return RiskSnapshot(
             open_orders=open_orders,

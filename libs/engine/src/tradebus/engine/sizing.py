@@ -23,7 +23,7 @@ import msgspec
 from tradebus.common.markets import Market
 from tradebus.common.messages import PlaceOrder
 from tradebus.common.money import ZERO, floor_to
-from tradebus.execution.risk import Refusal
+from tradebus.engine.risk import Refusal
 
 
 def wants_free_balance(intent: PlaceOrder, perpetual: bool) -> bool:

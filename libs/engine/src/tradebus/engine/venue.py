@@ -1,14 +1,29 @@
-"""The venue interface execution talks to, and the errors a venue may answer with.
+"""The venue interface execution talks to, and the one hierarchy of venue errors.
 
-Two implementations (DESIGN.md, "Venues"): the paper venue (simulated, the
-default) and, later, the ccxt venue. Nothing outside the implementations
-branches on which one it is.
+Two implementations (DESIGN.md, "Venues"): the paper venue
+(:mod:`tradebus.engine.paper`, simulated, the default) and the ccxt venue of
+the execution service. Nothing outside the implementations branches on which
+one it is: what only one of them can do (late fills of the paper venue, a
+perpetual position it shows) is in the protocol, answered trivially by the other.
+
+What a venue call can end in (freqtrade's taxonomy, by what the caller must do):
+
+* an answer (:class:`VenueAck`, ``True``/``False``, a balance list);
+* :class:`VenueRejected`: a definite refusal, with a machine-readable reason;
+* :class:`VenueUnavailable`: no definite answer, its :class:`VenueError`'s
+  ``kind`` says what now: ``transient`` (retries used up: try later),
+  ``configuration`` (keys, permissions: halt the account), ``unknown_outcome``
+  (a place or cancel may have happened: resolve by client id), and
+  ``permanent`` for a classified refusal raised where no order exists yet.
+
+Each live venue translates its own exceptions into these at its boundary
+(the ccxt venue: ``tradebus.execution.venue_errors``).
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Protocol
+from typing import Literal, Protocol
 
 import msgspec
 
@@ -44,7 +59,7 @@ class VenueFill(msgspec.Struct, frozen=True, kw_only=True):
     quote; a ``perpetual`` fill moves the position, and ``realized_pnl``
     (quote, fees excluded, as venues report it: Binance USD-M
     ``realizedPnl``) is the P&L of the quantity it closed, zero if it only
-    opened or added (see :mod:`tradebus.execution.perp`).
+    opened or added (see :mod:`tradebus.engine.perp`).
     """
 
     venue: str
@@ -62,6 +77,37 @@ class VenueFill(msgspec.Struct, frozen=True, kw_only=True):
     ts_event: int
     market_kind: MarketKind = "spot"
     realized_pnl: Decimal = ZERO
+
+
+ErrorKind = Literal["transient", "permanent", "configuration", "unknown_outcome"]
+"""What a failed venue call means for the caller (module docstring)."""
+
+
+class VenueError(msgspec.Struct, frozen=True, kw_only=True):
+    """A venue exception, classified.
+
+    ``reason`` is a machine-readable code for rejections and alerts;
+    ``message`` the exception's text, safe to log (never the request's
+    credentials); ``rate_limited`` says the venue asked us to slow down (429).
+    """
+
+    kind: ErrorKind
+    reason: str
+    message: str
+    rate_limited: bool = False
+
+
+class VenueUnavailable(Exception):
+    """A venue call failed without a definite refusal; ``error.kind`` says how.
+
+    ``unknown_outcome``: a place or cancel may or may not have happened (mark
+    the order ``unknown``, resolve it by client id); ``configuration``: halt
+    the account; ``transient``: the retries were used up.
+    """
+
+    def __init__(self, error: VenueError) -> None:
+        super().__init__(f"{error.kind}: {error.reason}: {error.message}")
+        self.error = error
 
 
 class VenueRejected(Exception):
@@ -101,11 +147,17 @@ class Venue(Protocol):
         """
         ...
 
+    def take_late_fills(self) -> list[VenueFill]:
+        """Fills this venue made while placing an order that reached it late (the paper
+        venue matching an order against the events after its trigger); each handed out once.
+        A venue that reports fills on its own (a live venue: its order stream) has none."""
+        ...
+
     def perpetual_exposure(self, symbol: str, side: Side) -> tuple[Decimal, Decimal] | None:
         """The account's signed perpetual position in ``symbol`` (base units, short < 0) and
         the base quantity of its open orders there on ``side``; None if this venue does not
         show execution both (then no perpetual order counts as closing:
-        :func:`tradebus.execution.risk.is_closing`)."""
+        :func:`tradebus.engine.risk.is_closing`)."""
         ...
 
     async def balances(self) -> list[AssetBalance]:

@@ -5,17 +5,17 @@
 1. the kill switch (:mod:`.killswitch`): ``kill_switch`` while engaged for
    the account or globally;
 2. the market: ``unknown_symbol``;
-3. the order's shape (:func:`~tradebus.execution.risk.check_order_shape`);
+3. the order's shape (:func:`~tradebus.engine.risk.check_order_shape`);
 4. a ``clamp_to_free`` sell is sized by the venue's free balance
    (:mod:`.sizing`) and checked again;
-5. the account's limits (:func:`~tradebus.execution.risk.check_limits`)
-   against a :class:`~tradebus.execution.risk_state.RiskState` snapshot:
+5. the account's limits (:func:`~tradebus.engine.risk.check_limits`)
+   against a :class:`~tradebus.engine.risk_state.RiskState` snapshot:
    open orders, last trade price, today's realized P&L, order rate, and
    for a perpetual order that would otherwise be refused by
    ``max_open_orders``, the venue's position in its symbol and the quantity
    of the account's resting orders on its side (is it closing?
-   :func:`~tradebus.execution.risk.is_closing`), as the venue shows them
-   (:meth:`~tradebus.execution.venue.Venue.perpetual_exposure`).
+   :func:`~tradebus.engine.risk.is_closing`), as the venue shows them
+   (:meth:`~tradebus.engine.venue.Venue.perpetual_exposure`).
 
 It also keeps that risk state: every booked fill (:meth:`Vetting.on_fill`)
 and every order sent (:meth:`Vetting.on_place`).
@@ -30,12 +30,12 @@ from tradebus.common.clock import Clock
 from tradebus.common.markets import Market, MarketCatalog, UnknownMarketError
 from tradebus.common.messages import PlaceOrder, Side
 from tradebus.common.money import ZERO
-from tradebus.execution.accounts import AccountSpec, trades_perpetual
-from tradebus.execution.killswitch import KillSwitch
-from tradebus.execution.risk import Refusal, check_limits, check_order_shape
-from tradebus.execution.risk_state import RiskState
-from tradebus.execution.sizing import clamp_to_free, wants_free_balance
-from tradebus.execution.venue import Venue
+from tradebus.engine.accounts import AccountSpec, trades_perpetual
+from tradebus.engine.killswitch import KillSwitch
+from tradebus.engine.risk import Refusal, check_limits, check_order_shape
+from tradebus.engine.risk_state import RiskState
+from tradebus.engine.sizing import clamp_to_free, wants_free_balance
+from tradebus.engine.venue import Venue
 
 FillFacts = tuple[Side, Decimal, Decimal, Decimal, str]
 """``(side, qty, price, fee, fee_asset)`` of a booked fill."""

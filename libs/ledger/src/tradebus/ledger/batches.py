@@ -17,8 +17,8 @@ from decimal import Decimal
 
 import asyncpg
 
+from tradebus.common import order_status
 from tradebus.ledger.rows import (
-    OPEN_STATUSES,
     ORDER_COLUMNS,
     ORDER_COLUMNS_OF_O,
     IntentKey,
@@ -27,6 +27,12 @@ from tradebus.ledger.rows import (
     OrderStatus,
     order_row_of,
 )
+
+_ALLOWED_MOVES: tuple[list[str], list[str]] = (
+    [old.value for old, nxt in order_status.TRANSITIONS.items() for _ in nxt],
+    [new.value for nxt in order_status.TRANSITIONS.values() for new in nxt],
+)
+"""Every ``(old, new)`` move of the order state machine, as two parallel arrays."""
 
 
 def _numeric_text(value: Decimal | None) -> str | None:
@@ -143,12 +149,12 @@ class BatchWrites:
         self,
         updates: list[tuple[IntentKey, OrderStatus, str | None, str | None]],
         ts: int,
-        only_from: tuple[str, ...] = OPEN_STATUSES,
     ) -> set[IntentKey]:
         """:meth:`set_order_status` for many orders in one statement (one commit).
 
         ``updates`` holds ``((user_id, intent_id), status, venue_order_id,
-        reason)``; each order moves only if it is in one of ``only_from``.
+        reason)``; each order moves only if the order state machine allows it
+        from where it is (:func:`tradebus.common.order_status.can_become`).
         Returns the keys of the rows that changed.
         """
         if not updates:
@@ -160,13 +166,15 @@ class BatchWrites:
             " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])"
             " AS u(user_id, intent_id, status, venue_order_id, reason)"
             " WHERE o.user_id = u.user_id AND o.intent_id = u.intent_id"
-            " AND o.status = ANY($7::text[]) RETURNING o.user_id, o.intent_id",
+            " AND EXISTS (SELECT 1 FROM unnest($7::text[], $8::text[]) AS t(old, new)"
+            "             WHERE t.old = o.status AND t.new = u.status)"
+            " RETURNING o.user_id, o.intent_id",
             [u[0][0] for u in updates],
             [u[0][1] for u in updates],
             [u[1] for u in updates],
             [u[2] for u in updates],
             [u[3] for u in updates],
             ts,
-            list(only_from),
+            *_ALLOWED_MOVES,
         )
         return {(r["user_id"], r["intent_id"]) for r in records}

@@ -9,17 +9,16 @@ lists and record readers the ledger's statements share
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
 
 import asyncpg
 import msgspec
 
+from tradebus.common import order_status
+from tradebus.common.order_status import OrderStatus
 from tradebus.ledger.entries import JournalEntry
 
-OrderStatus = Literal[
-    "new", "accepted", "partially_filled", "filled", "canceled", "rejected", "unknown"
-]
-OPEN_STATUSES: tuple[str, ...] = ("new", "accepted", "partially_filled", "unknown")
+OPEN_STATUSES: tuple[str, ...] = tuple(sorted(s.value for s in order_status.OPEN))
+"""Statuses of an order that may still change (:mod:`tradebus.common.order_status`)."""
 
 
 class NewOrder(msgspec.Struct, frozen=True, kw_only=True):

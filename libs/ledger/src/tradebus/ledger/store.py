@@ -13,7 +13,8 @@ transaction. Idempotency (DESIGN.md, "Execution"):
 
 The batch statements (:mod:`tradebus.ledger.batches`) do for many orders in
 one round trip what the single-order methods here do for one; the row types
-are in :mod:`tradebus.ledger.rows` (and importable from here).
+are in :mod:`tradebus.ledger.rows`. Every status change is a compare-and-set
+under the order state machine (:mod:`tradebus.common.order_status`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from decimal import Decimal
 
 import asyncpg
 
+from tradebus.common import order_status
 from tradebus.ledger.batches import BatchWrites
 from tradebus.ledger.entries import FILL_KINDS, JournalEntry
 from tradebus.ledger.history import HistoryReads
@@ -30,26 +32,12 @@ from tradebus.ledger.rows import (
     OPEN_STATUSES,
     ORDER_COLUMNS,
     FillRow,
-    IntentKey,
     NewOrder,
     OrderRow,
     OrderStatus,
     Rejection,
     order_row,
 )
-
-__all__ = [
-    "OPEN_STATUSES",
-    "FillRow",
-    "IntentKey",
-    "Ledger",
-    "NewOrder",
-    "OrderRow",
-    "OrderStatus",
-    "Rejection",
-    "create_pool",
-    "init_connection",
-]
 
 MAX_PAYLOAD_BYTES = 65_536
 
@@ -227,9 +215,9 @@ class Ledger(BatchWrites, HistoryReads, ReconciliationWrites):
         *,
         venue_order_id: str | None = None,
         reason: str | None = None,
-        only_from: tuple[str, ...] = OPEN_STATUSES,
     ) -> bool:
-        """Move an order to ``status`` if it is currently in one of ``only_from``.
+        """Move an order to ``status`` if the order state machine allows it from where it is
+        (:func:`tradebus.common.order_status.sources`: compare-and-set).
 
         A fill recorded concurrently may already have moved it on; the guard
         keeps a late ``accepted`` from overwriting ``filled``. Returns True if
@@ -244,7 +232,7 @@ class Ledger(BatchWrites, HistoryReads, ReconciliationWrites):
             ts,
             venue_order_id,
             reason,
-            list(only_from),
+            list(order_status.sources(status)),
             user_id,
         )
         return result.endswith(" 1")
@@ -279,14 +267,18 @@ class Ledger(BatchWrites, HistoryReads, ReconciliationWrites):
             )
             if inserted is None:
                 return None
+            # order_status.after_fill: an open order becomes filled or partially filled,
+            # a terminal one keeps its status (its filled quantity still counts)
             record = await conn.fetchrow(
                 "UPDATE orders SET filled_qty = filled_qty + $2, updated_ns = $3,"
-                " status = CASE WHEN filled_qty + $2 >= qty THEN 'filled'"
+                " status = CASE WHEN status <> ALL($4::text[]) THEN status"
+                "               WHEN filled_qty + $2 >= qty THEN 'filled'"
                 "               ELSE 'partially_filled' END"
                 f" WHERE client_order_id = $1 RETURNING {ORDER_COLUMNS}",
                 fill.client_order_id,
                 fill.qty,
                 fill.ts,
+                list(OPEN_STATUSES),
             )
             last_id = await _insert_entries(conn, fill.entries, fill.ts)
             return last_id, order_row(record)

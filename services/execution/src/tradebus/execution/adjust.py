@@ -26,7 +26,7 @@ from tradebus.common.clock import Clock
 from tradebus.common.codec import decode_adjust_request, decode_paper_adjust, encode
 from tradebus.common.markets import MarketCatalog
 from tradebus.common.messages import AdjustReply, AdjustRequest, AdjustRow, ErrorReply, Message
-from tradebus.execution.paper import PaperExchange
+from tradebus.engine.paper.exchange import PaperExchange
 from tradebus.execution.replies import answer
 from tradebus.ledger.store import Ledger
 

@@ -17,6 +17,7 @@ import contextlib
 import logging
 from decimal import Decimal
 
+import ccxt
 import msgspec
 from nats.aio.msg import Msg
 
@@ -29,19 +30,19 @@ from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.messages import BalancesReply, Message, TradeTick
 from tradebus.common.metrics import new_registry, serve_metrics
 from tradebus.common.publish_acks import PublishAcks
-from tradebus.execution.accounts import AccountSpec, load_accounts
+from tradebus.engine.accounts import AccountSpec, load_accounts
+from tradebus.engine.core import ExecutionEngine
+from tradebus.engine.paper.exchange import PaperExchange, PaperVenue
+from tradebus.engine.venue import Venue
 from tradebus.execution.adjust import AdjustControl
 from tradebus.execution.consumer_lag import start_consumer_lag
-from tradebus.execution.engine import ExecutionEngine
 from tradebus.execution.intent_consumer import IntakeSettings, IntentConsumer
 from tradebus.execution.killswitch import KillSwitchControl
 from tradebus.execution.live_accounts import open_live_accounts, start_live_tasks
 from tradebus.execution.metrics import ExecutionMetrics
-from tradebus.execution.paper import PaperExchange, PaperVenue
 from tradebus.execution.paper_restore import restore_account
 from tradebus.execution.replies import answer
 from tradebus.execution.settings import ExecutionSettings
-from tradebus.execution.venue import Venue
 from tradebus.ledger.entries import deposit_entries
 from tradebus.ledger.migrate import apply_migrations
 from tradebus.ledger.store import Ledger, create_pool
@@ -137,7 +138,7 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
     """Run execution until ``stop`` is set; returns the exit status."""
     check_settings(settings)
     catalog = MarketCatalog.load(settings.markets_file or default_markets_path())
-    specs = load_accounts(settings.accounts_file)
+    specs = load_accounts(settings.accounts_file, live_venues=ccxt.exchanges)
     registry = new_registry()
     metrics = ExecutionMetrics(registry)
     server = serve_metrics(registry, settings.metrics_port, settings.metrics_host)

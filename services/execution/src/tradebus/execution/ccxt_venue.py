@@ -14,7 +14,7 @@ What it adds on top of ccxt:
 * **errors**: every call runs under the account's :class:`RateBudget` and
   :func:`call_with_retries`; failures are classified once
   (:mod:`tradebus.execution.venue_errors`): permanent ones become
-  :class:`~tradebus.execution.venue.VenueRejected`, the others
+  :class:`~tradebus.engine.venue.VenueRejected`, the others
   :class:`VenueUnavailable` with the classification attached;
 * **money**: every amount read back is a ``Decimal`` parsed from ccxt's
   string fields, never a float.
@@ -30,23 +30,16 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
 from tradebus.common.messages import AssetBalance, Side
+from tradebus.common.money import ccxt_decimal
+from tradebus.engine.venue import (
+    VenueAck,
+    VenueFill,
+    VenueOrder,
+    VenueRejected,
+    VenueUnavailable,
+)
 from tradebus.execution.retry import Backoff, RateBudget, VenueCallError, call_with_retries
-from tradebus.execution.venue import VenueAck, VenueOrder, VenueRejected
-from tradebus.execution.venue_errors import VenueError, is_not_found
-
-
-class VenueUnavailable(Exception):
-    """A venue call failed without a definite refusal; ``error.kind`` says how.
-
-    ``unknown_outcome``: a place or cancel may or may not have happened (mark
-    the order ``unknown``, resolve it by client id); ``configuration``: halt
-    the account; ``transient``: the retries were used up.
-    """
-
-    def __init__(self, error: VenueError) -> None:
-        super().__init__(f"{error.kind}: {error.reason}: {error.message}")
-        self.error = error
-
+from tradebus.execution.venue_errors import is_not_found
 
 _RAISE = object()
 
@@ -66,13 +59,6 @@ def _client_match(orders: list[dict[str, Any]], client_order_id: str) -> str | N
     return None
 
 
-def _dec(value: Any) -> Decimal | None:
-    """A Decimal from ccxt's number or string (``None`` stays ``None``)."""
-    if value is None:
-        return None
-    return Decimal(str(value))
-
-
 def round_to(value: Decimal, increment: Decimal, up: bool) -> Decimal:
     """``value`` rounded to a multiple of ``increment`` (> 0), up or down."""
     steps = (value / increment).to_integral_value(rounding=ROUND_CEILING if up else ROUND_FLOOR)
@@ -80,7 +66,7 @@ def round_to(value: Decimal, increment: Decimal, up: bool) -> Decimal:
 
 
 class CcxtVenue:
-    """One account on one ccxt exchange (the :class:`~tradebus.execution.venue.Venue` protocol).
+    """One account on one ccxt exchange (the :class:`~tradebus.engine.venue.Venue` protocol).
 
     Parameters
     ----------
@@ -155,15 +141,15 @@ class CcxtVenue:
             ``below_minimum`` if the rounded order is under the minimum quantity or notional.
         """
         market = self.market(order.symbol)
-        step = _dec(market["precision"].get("amount"))
-        tick = _dec(market["precision"].get("price"))
+        step = ccxt_decimal(market["precision"].get("amount"), default=None)
+        tick = ccxt_decimal(market["precision"].get("price"), default=None)
         qty = round_to(order.qty, step, up=False) if step else order.qty
         price = order.price
         if price is not None and tick:
             price = round_to(price, tick, up=order.side == "sell")
         limits = market.get("limits") or {}
-        min_qty = _dec((limits.get("amount") or {}).get("min"))
-        min_cost = _dec((limits.get("cost") or {}).get("min"))
+        min_qty = ccxt_decimal((limits.get("amount") or {}).get("min"), default=None)
+        min_cost = ccxt_decimal((limits.get("cost") or {}).get("min"), default=None)
         if qty <= 0 or (min_qty is not None and qty < min_qty):
             raise VenueRejected(
                 "below_minimum", f"quantity {qty} of {order.symbol} is below {min_qty or 'a step'}"
@@ -248,6 +234,10 @@ class CcxtVenue:
                 return None  # older than the order can be
         return None
 
+    def take_late_fills(self) -> list[VenueFill]:
+        """None: a live venue's fills come from its order stream and the fill poller."""
+        return []
+
     def perpetual_exposure(self, symbol: str, side: Side) -> None:
         """None: live accounts trade spot (see :meth:`Venue.perpetual_exposure`)."""
         return None
@@ -259,9 +249,9 @@ class CcxtVenue:
         for asset, row in sorted(raw.items()):
             if not isinstance(row, dict) or "total" not in row:
                 continue
-            total = _dec(row.get("total")) or Decimal(0)
-            free = _dec(row.get("free")) or Decimal(0)
-            used = _dec(row.get("used"))
+            total = ccxt_decimal(row.get("total"), default=None) or Decimal(0)
+            free = ccxt_decimal(row.get("free"), default=None) or Decimal(0)
+            used = ccxt_decimal(row.get("used"), default=None)
             locked = used if used is not None else total - free
             if total or locked:
                 out.append(AssetBalance(asset=asset, total=total, free=free, locked=locked))

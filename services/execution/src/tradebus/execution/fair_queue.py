@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
-from tradebus.execution.intake import Admitted, Refused
+from tradebus.engine.intake import Admitted, Refused
 
 DOOR_LANE = ""
 """The lane of a user's intents refused at the door (no account to wait for)."""

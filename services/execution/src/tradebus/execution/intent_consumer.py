@@ -58,14 +58,14 @@ from tradebus.common.bus import (
     ensure_stream,
     intents_stream_config,
 )
-from tradebus.execution.accounts import AccountSpec
-from tradebus.execution.engine import TRANSIENT_ERRORS, ExecutionEngine, RetryLater
+from tradebus.engine.accounts import AccountSpec
+from tradebus.engine.core import TRANSIENT_ERRORS, ExecutionEngine, RetryLater
+from tradebus.engine.intake import Admitted, Refused, admit
+from tradebus.engine.risk import Refusal
 from tradebus.execution.fair_queue import Delivery, FairQueue
-from tradebus.execution.intake import Admitted, Refused, admit
 from tradebus.execution.intent_rate import REASON as RATE_REASON
 from tradebus.execution.intent_rate import IntentRate
 from tradebus.execution.metrics import ExecutionMetrics
-from tradebus.execution.risk import Refusal
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from tradebus.common.config import ConfigError
-from tradebus.execution.accounts import AccountSpec
+from tradebus.engine.accounts import AccountSpec
 
 
 class Secret:

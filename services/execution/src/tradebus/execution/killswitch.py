@@ -8,9 +8,9 @@ other. Engaged switches are kept in the KV bucket ``killswitch`` (``global``,
 ``account.<id>`` -> reason), so a restarted execution comes back with them
 engaged.
 
-:class:`KillSwitch` is the pure state; :class:`KillSwitchControl` is the
-shell that answers ``ctl.killswitch``, persists the switches and asks the
-engine to cancel.
+:class:`~tradebus.engine.killswitch.KillSwitch` is the pure state (in the
+execution core); :class:`KillSwitchControl` is the shell that answers
+``ctl.killswitch``, persists the switches and asks the engine to cancel.
 """
 
 from __future__ import annotations
@@ -36,37 +36,6 @@ GLOBAL_KEY = "global"
 def account_key(account: str) -> str:
     """``account.<account>``: the KV key of one account's switch."""
     return f"account.{subjects.token(account, 'account')}"
-
-
-class KillSwitch:
-    """Which switches are engaged, and why."""
-
-    def __init__(self) -> None:
-        self.global_reason: str | None = None
-        self.accounts: dict[str, str] = {}
-
-    def blocking(self, account: str) -> str | None:
-        """Why ``account`` may not place orders now (None if it may)."""
-        if self.global_reason is not None:
-            return f"global kill switch engaged: {self.global_reason}"
-        if account in self.accounts:
-            return f"kill switch of {account} engaged: {self.accounts[account]}"
-        return None
-
-    def set(self, account: str | None, reason: str | None) -> None:
-        """Engage (``reason`` set) or release (None) the global or an account's switch."""
-        if account is None:
-            self.global_reason = reason
-        elif reason is None:
-            self.accounts.pop(account, None)
-        else:
-            self.accounts[account] = reason
-
-    def reply(self, canceled: int = 0) -> KillSwitchReply:
-        """The state as a reply."""
-        return KillSwitchReply(
-            global_reason=self.global_reason, accounts=dict(self.accounts), canceled=canceled
-        )
 
 
 class KillSwitchControl:

@@ -25,19 +25,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from decimal import Decimal
 from typing import Any, Protocol
 
 import ccxt.async_support
 import ccxt.pro
 
 from tradebus.common.ccxt_urls import override_urls
-from tradebus.execution.accounts import AccountSpec
-from tradebus.execution.ccxt_venue import CcxtVenue, VenueUnavailable
-from tradebus.execution.engine import RetryLater
+from tradebus.common.money import ZERO, ccxt_decimal
+from tradebus.engine.accounts import AccountSpec
+from tradebus.engine.core import RetryLater
+from tradebus.engine.venue import VenueFill, VenueRejected, VenueUnavailable
+from tradebus.execution.ccxt_venue import CcxtVenue
 from tradebus.execution.keys import VENUE_HTTP_LOG, AccountKeys
 from tradebus.execution.retry import RateBudget
-from tradebus.execution.venue import VenueFill, VenueRejected
 from tradebus.ledger.store import Ledger, OrderRow
 
 log = logging.getLogger(__name__)
@@ -246,7 +246,6 @@ class FillPoller:
         info = (trade.get("info") or {}) if self._venue.name == "backpack" else {}
         fee = trade.get("fee") or {}
         fee_asset = fee.get("currency") or self._venue.market(row.symbol)["quote"]
-        fee_cost = info.get("fee") if info.get("fee") is not None else fee.get("cost")
         return VenueFill(
             venue=self._venue.name,
             account=self._spec.id,
@@ -254,16 +253,11 @@ class FillPoller:
             intent_id=row.intent_id,
             symbol=row.symbol,
             side=trade.get("side") or row.side,  # type: ignore[arg-type]
-            price=_dec(info.get("price"), trade.get("price")),
-            qty=_dec(info.get("quantity"), trade.get("amount")),
-            fee=_dec(None, fee_cost) if fee_cost is not None else Decimal(0),
+            price=ccxt_decimal(trade.get("price"), info, ("price",)),
+            qty=ccxt_decimal(trade.get("amount"), info, ("quantity",)),
+            fee=ccxt_decimal(fee.get("cost"), info, ("fee",), default=ZERO),
             fee_asset=fee_asset,
             liquidity="maker" if trade.get("takerOrMaker") == "maker" else "taker",
             trade_id=key,
             ts_event=int(trade.get("timestamp") or 0) * 1_000_000,
         )
-
-
-def _dec(exact: Any, unified: Any) -> Decimal:
-    """The venue's own decimal text if it gave one, else ccxt's unified number as a Decimal."""
-    return Decimal(str(exact if exact is not None else unified))

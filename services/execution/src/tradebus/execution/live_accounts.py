@@ -17,14 +17,14 @@ import logging
 from collections.abc import Callable
 
 from tradebus.common.clock import LiveClock
-from tradebus.execution.accounts import AccountSpec
-from tradebus.execution.ccxt_venue import CcxtVenue, VenueUnavailable
-from tradebus.execution.engine import ExecutionEngine
+from tradebus.engine.accounts import AccountSpec
+from tradebus.engine.core import ExecutionEngine
+from tradebus.engine.venue import VenueRejected, VenueUnavailable
+from tradebus.execution.ccxt_venue import CcxtVenue
 from tradebus.execution.keys import load_keys
 from tradebus.execution.live import FillPoller, live_venue
 from tradebus.execution.order_stream import OrderStream, can_stream
 from tradebus.execution.retry import Backoff
-from tradebus.execution.venue import VenueRejected
 from tradebus.ledger.entries import deposit_entries
 from tradebus.ledger.store import Ledger
 

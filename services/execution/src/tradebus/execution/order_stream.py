@@ -32,12 +32,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from decimal import Decimal
 from typing import Any
 
 import ccxt
 
-from tradebus.execution.accounts import AccountSpec
+from tradebus.common.money import ZERO, ccxt_decimal
+from tradebus.engine.accounts import AccountSpec
 from tradebus.execution.live import FillPoller
 from tradebus.execution.retry import Backoff
 from tradebus.ledger.store import Ledger
@@ -198,7 +198,7 @@ class OrderStream:
             trade = backpack_fill(update)
             if trade is not None:
                 trades.append(trade)
-            elif Decimal(str(update.get("filled") or 0)) > 0:
+            elif ccxt_decimal(update.get("filled"), default=ZERO) > 0:
                 gap = True  # a fill we only know of: fetch it with its trade id
         if trades:
             self.fills_booked += len(await self._poller.book(trades))
@@ -214,7 +214,7 @@ class OrderStream:
             if client_id is None or executed is None:
                 continue
             row = await self._ledger.get_order_by_client_id(int(client_id))
-            if row is not None and row.filled_qty < Decimal(str(executed)):
+            if row is not None and row.filled_qty < ccxt_decimal(executed):
                 return True
         return False
 

@@ -1,6 +1,6 @@
 """Rebuild a paper account from the ledger when execution starts.
 
-The paper venue (:class:`~tradebus.execution.paper.PaperExchange`) lives in
+The paper venue (:class:`~tradebus.engine.paper.exchange.PaperExchange`) lives in
 memory, so a restarted execution would otherwise start it from the
 configured balances and disagree with the ledger. The ledger is the source
 of truth; :func:`restore_account` rebuilds one account from it:
@@ -55,12 +55,12 @@ from decimal import Decimal
 import msgspec
 
 from tradebus.common.money import ZERO
-from tradebus.execution import perp
-from tradebus.execution.accounts import AccountSpec, trades_perpetual
-from tradebus.execution.orders import venue_order
-from tradebus.execution.paper import PaperExchange
-from tradebus.execution.paper_funds import MARKET_BUY_LOCK_FACTOR
-from tradebus.execution.perp import PerpPosition, notional_quantum
+from tradebus.engine import perp
+from tradebus.engine.accounts import AccountSpec, trades_perpetual
+from tradebus.engine.orders import venue_order
+from tradebus.engine.paper.exchange import PaperExchange
+from tradebus.engine.paper.funds import MARKET_BUY_LOCK_FACTOR
+from tradebus.engine.perp import PerpPosition, notional_quantum
 from tradebus.ledger.entries import POSITION_SUFFIX
 from tradebus.ledger.store import Ledger, OrderRow
 

@@ -17,7 +17,7 @@ from nats.aio.msg import Msg
 
 from tradebus.common.codec import encode
 from tradebus.common.messages import ErrorReply, Message
-from tradebus.execution.ccxt_venue import VenueUnavailable
+from tradebus.engine.venue import VenueUnavailable
 
 
 async def answer(msg: Msg, work: Callable[[bytes], Awaitable[Message]]) -> None:

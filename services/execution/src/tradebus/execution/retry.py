@@ -25,7 +25,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from tradebus.execution.venue_errors import VenueError, classify
+from tradebus.engine.venue import VenueError
+from tradebus.execution.venue_errors import classify
 
 T = TypeVar("T")
 TOKEN_EPSILON = 1e-9

@@ -17,7 +17,7 @@ class ExecutionSettings(Settings, frozen=True, kw_only=True):
     database_url
         Postgres URL of the ledger (``postgresql://user:password@host:port/db``).
     accounts_file
-        Accounts YAML (see :mod:`tradebus.execution.accounts`).
+        Accounts YAML (see :mod:`tradebus.engine.accounts`).
     markets_file
         Markets YAML; empty = the default shipped with tradebus-common.
     consumer

@@ -1,7 +1,8 @@
 """What a live venue's error means for us: retry, reject, halt, or find out.
 
 Every exception a live venue raises (ccxt's hierarchy, ``ccxt.base.errors``)
-is translated here, at the boundary, into one of four kinds:
+is translated here, at the boundary, into one of the four kinds of
+:class:`~tradebus.engine.venue.VenueError` (the one hierarchy of venue errors):
 
 * ``transient``: the request did not change anything and may be sent again
   after a back-off: rate limits (``RateLimitExceeded``/``DDoSProtection``),
@@ -31,12 +32,9 @@ client id can tell "not there" from "try again".
 
 from __future__ import annotations
 
-from typing import Literal
-
 import ccxt
-import msgspec
 
-ErrorKind = Literal["transient", "permanent", "configuration", "unknown_outcome"]
+from tradebus.engine.venue import ErrorKind, VenueError
 
 _CONFIGURATION: tuple[type[BaseException], ...] = (
     ccxt.AuthenticationError,  # includes PermissionDenied, AccountSuspended, AccountNotEnabled
@@ -62,21 +60,6 @@ _NO_EFFECT: tuple[type[BaseException], ...] = (
 NOT_FOUND_MARKERS = ("RESOURCE_NOT_FOUND", "not found")
 MAINTENANCE_MARKERS = ('"MAINTENANCE"',)
 """Backpack's ``MAINTENANCE`` code arrives as a plain ``ExchangeError``: nothing was done."""
-
-
-class VenueError(msgspec.Struct, frozen=True, kw_only=True):
-    """A venue exception, classified.
-
-    ``reason`` is a machine-readable code for rejections and alerts;
-    ``message`` the exception's text, safe to log (ccxt's messages carry the
-    exchange's answer, never the request's credentials); ``rate_limited``
-    says the venue asked us to slow down (429).
-    """
-
-    kind: ErrorKind
-    reason: str
-    message: str
-    rate_limited: bool = False
 
 
 def is_not_found(exc: BaseException) -> bool:

@@ -1,6 +1,6 @@
 """The paper venue's order book: resting orders, going live, and the trade screens.
 
-:class:`PaperBook` (the base of :class:`~tradebus.execution.paper.PaperExchange`)
+:class:`PaperBook` (the base of :class:`~tradebus.engine.paper.exchange.PaperExchange`)
 holds every resting order of one paper exchange by symbol and by client id,
 in placement order, every client id it ever accepted, and the last trade
 price of each symbol, and makes orders live (rule 1 of the fill model,
@@ -11,7 +11,7 @@ The per-event fast path's state lives here too: the orders not live yet are
 kept apart (:attr:`PaperBook.waiting`), so an event of a symbol with none
 waiting skips them, and a :class:`TradeScreen` per symbol, dropped whenever
 the symbol's live orders change, lets
-:meth:`~tradebus.execution.paper.PaperExchange.on_trade` turn away a trade
+:meth:`~tradebus.engine.paper.exchange.PaperExchange.on_trade` turn away a trade
 that fills nothing before it scans the live orders.
 """
 
@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 
-from tradebus.execution.paper_rules import is_marketable
-from tradebus.execution.paper_state import PaperOrder
+from tradebus.engine.paper.rules import is_marketable
+from tradebus.engine.paper.state import PaperOrder
 
 
 class PaperBook:

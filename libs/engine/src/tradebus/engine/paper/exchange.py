@@ -33,7 +33,7 @@ funded is refused with ``insufficient_balance``.
 
 Perpetual markets (an account opened with ``market_kind="perpetual"``, or a
 market of kind ``perpetual``) fill by the same rules; only the funds differ
-(:mod:`tradebus.execution.perp`): a signed position per symbol, no base
+(:mod:`tradebus.engine.perp`): a signed position per symbol, no base
 asset, realized P&L and fees in the quote asset, and quote locked as margin
 for the position and for the part of each open order that would grow it.
 :meth:`PaperExchange.balances` reports the position as the pseudo-asset
@@ -58,14 +58,15 @@ import msgspec
 from tradebus.common.markets import Market, MarketCatalog, MarketKind, UnknownMarketError
 from tradebus.common.messages import AssetBalance, QuoteTick, Side, TradeTick
 from tradebus.common.money import ONE, ZERO
-from tradebus.execution import paper_funds, paper_perp
-from tradebus.execution.accounts import trades_perpetual
-from tradebus.execution.paper_book import PaperBook, TradeScreen
-from tradebus.execution.paper_funds import MARKET_BUY_LOCK_FACTOR
-from tradebus.execution.paper_rules import RecentEvents, fill_price
-from tradebus.execution.paper_state import PaperAccount, PaperBalance, PaperOrder
-from tradebus.execution.perp import PerpPosition
-from tradebus.execution.venue import VenueAck, VenueFill, VenueOrder, VenueRejected
+from tradebus.engine.accounts import trades_perpetual
+from tradebus.engine.paper import funds as paper_funds
+from tradebus.engine.paper import perp as paper_perp
+from tradebus.engine.paper.book import PaperBook, TradeScreen
+from tradebus.engine.paper.funds import MARKET_BUY_LOCK_FACTOR
+from tradebus.engine.paper.rules import RecentEvents, fill_price
+from tradebus.engine.paper.state import PaperAccount, PaperBalance, PaperOrder
+from tradebus.engine.perp import PerpPosition
+from tradebus.engine.venue import VenueAck, VenueFill, VenueOrder, VenueRejected
 from tradebus.ledger.entries import POSITION_SUFFIX
 
 __all__ = ["MARKET_BUY_LOCK_FACTOR", "PAPER_VENUE", "PaperExchange", "PaperVenue"]

@@ -1,11 +1,11 @@
 """Funds of the paper venue's accounts: balance report, order locks, fees, fill settlement.
 
-Functions over one account's state (:mod:`tradebus.execution.paper_state`)
-for :class:`~tradebus.execution.paper.PaperExchange`. Spot (funds rule of
-:mod:`tradebus.execution.paper`): a buy locks ``price * qty`` plus the
+Functions over one account's state (:mod:`tradebus.engine.paper.state`)
+for :class:`~tradebus.engine.paper.exchange.PaperExchange`. Spot (funds rule of
+:mod:`tradebus.engine.paper.exchange`): a buy locks ``price * qty`` plus the
 worst-case fee in the quote asset, a sell locks ``qty`` of the base asset; a
 fill releases the lock, swaps base and quote and pays the fee in quote.
-Perpetual margin and settlement are :mod:`tradebus.execution.paper_perp`'s;
+Perpetual margin and settlement are :mod:`tradebus.engine.paper.perp`'s;
 the functions here dispatch to it. Fees are charged in the quote asset:
 ``maker_fee_bps`` on passive fills, ``taker_fee_bps`` on marketable ones.
 """
@@ -18,9 +18,9 @@ from decimal import Decimal
 from tradebus.common.markets import Market
 from tradebus.common.messages import AssetBalance
 from tradebus.common.money import ZERO, bps_fee
-from tradebus.execution import paper_perp
-from tradebus.execution.paper_state import PaperAccount, PaperOrder
-from tradebus.execution.venue import VenueOrder, VenueRejected
+from tradebus.engine.paper import perp as paper_perp
+from tradebus.engine.paper.state import PaperAccount, PaperOrder
+from tradebus.engine.venue import VenueOrder, VenueRejected
 from tradebus.ledger.entries import position_asset
 
 MARKET_BUY_LOCK_FACTOR = Decimal("1.05")

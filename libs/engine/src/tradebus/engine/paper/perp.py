@@ -1,7 +1,7 @@
 """Perpetual funds of the paper venue: margin locks of orders, settlement of fills.
 
-The arithmetic is :mod:`tradebus.execution.perp`'s; this module applies it
-to the paper venue's state (:mod:`tradebus.execution.paper_state`). All
+The arithmetic is :mod:`tradebus.engine.perp`'s; this module applies it
+to the paper venue's state (:mod:`tradebus.engine.paper.state`). All
 locks are in the market's quote asset.
 """
 
@@ -13,10 +13,10 @@ from decimal import Decimal
 from tradebus.common.markets import Market
 from tradebus.common.messages import Side
 from tradebus.common.money import ZERO
-from tradebus.execution import perp
-from tradebus.execution.paper_state import PaperAccount, PaperOrder
-from tradebus.execution.perp import PerpPosition, notional_quantum
-from tradebus.execution.venue import VenueOrder
+from tradebus.engine import perp
+from tradebus.engine.paper.state import PaperAccount, PaperOrder
+from tradebus.engine.perp import PerpPosition, notional_quantum
+from tradebus.engine.venue import VenueOrder
 
 
 def order_lock(

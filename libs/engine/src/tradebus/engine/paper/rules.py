@@ -20,7 +20,7 @@ from collections import deque
 from decimal import Decimal
 
 from tradebus.common.messages import TradeTick
-from tradebus.execution.paper_state import PaperOrder
+from tradebus.engine.paper.state import PaperOrder
 
 RECENT_EVENTS = 20_000
 """Market events kept per symbol for late orders (at the recorded rates, minutes of data)."""

@@ -1,9 +1,9 @@
 """The state of the paper venue: resting orders, balances and accounts (plain structs).
 
-Shared by :mod:`tradebus.execution.paper` (the exchange),
-:mod:`tradebus.execution.paper_book` (its order book),
-:mod:`tradebus.execution.paper_funds` (account funds) and
-:mod:`tradebus.execution.paper_perp` (perpetual funds). Amounts are
+Shared by :mod:`tradebus.engine.paper.exchange` (the exchange),
+:mod:`tradebus.engine.paper.book` (its order book),
+:mod:`tradebus.engine.paper.funds` (account funds) and
+:mod:`tradebus.engine.paper.perp` (perpetual funds). Amounts are
 Decimal: quantities in base units, prices in quote per base, balances in
 their asset, fees in basis points.
 """
@@ -16,7 +16,7 @@ import msgspec
 
 from tradebus.common.markets import MarketKind
 from tradebus.common.money import ONE, ZERO
-from tradebus.execution.perp import PerpPosition
+from tradebus.engine.perp import PerpPosition
 
 
 class PaperOrder(msgspec.Struct, kw_only=True):
