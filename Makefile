@@ -1,5 +1,6 @@
 # tradebus: the commands a user runs. `make demo` runs the whole stack without Docker;
-# `make test` installs what it needs and runs the test suite (CI runs exactly this).
+# `make test` installs what it needs and runs the test suite; `make lint` runs the
+# checks (CI runs `make lint` then `make test`, .ci/run).
 
 PYTHON ?= python3
 UV_VERSION := 0.13.8
@@ -54,9 +55,11 @@ test-all: install  ## every test, slow ones included
 bench: install  ## every benchmark row in one table; prints figures, never fails on them
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
-lint: install
+lint: $(VENV)/.installed  ## ruff (lint and format), mypy (zero errors), import-linter contracts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff check --fix .
@@ -66,4 +69,4 @@ lock: $(UV)  ## re-resolve uv.lock after changing dependencies
 	$(UV) lock
 
 clean:
-	rm -rf $(VENV) $(TOOLS) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) var .pytest_cache .ruff_cache .mypy_cache .import_linter_cache

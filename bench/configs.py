@@ -19,6 +19,7 @@ from pathlib import Path
 
 import msgspec
 
+from tradebus.common.ids import AccountId, BotId, UserId
 from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.engine.accounts import AccountsFile, AccountSpec, load_accounts
 from tradebus.strategies.botfile import SpecList, load_specs
@@ -33,14 +34,14 @@ MAKER_FEE_BPS = Decimal(1)
 TAKER_FEE_BPS = Decimal(2)
 
 
-def user_name(index: int, users: int) -> str:
+def user_name(index: int, users: int) -> UserId:
     """``u07``: user ``index`` zero-padded to the width of the user count (at least 2)."""
-    return f"u{index:0{max(2, len(str(users - 1)))}d}"
+    return UserId(f"u{index:0{max(2, len(str(users - 1)))}d}")
 
 
-def account_name(user: str) -> str:
+def account_name(user: UserId) -> AccountId:
     """The one paper account of ``user``."""
-    return f"{user}-paper"
+    return AccountId(f"{user}-paper")
 
 
 def user_count(bots: int) -> int:
@@ -74,7 +75,7 @@ def bot_specs(count: int, seed: int = SEED) -> list[BotSpec]:
         user = user_name(i // BOTS_PER_USER, users)
         specs.append(
             BotSpec(
-                id=f"{user}-ladder-{i:0{width}d}",
+                id=BotId(f"{user}-ladder-{i:0{width}d}"),
                 user=user,
                 account=account_name(user),
                 strategy="ladder",
@@ -86,7 +87,7 @@ def bot_specs(count: int, seed: int = SEED) -> list[BotSpec]:
     return specs
 
 
-def account_specs(users: list[str]) -> list[AccountSpec]:
+def account_specs(users: list[UserId]) -> list[AccountSpec]:
     """One paper account per user, with enough USDT for all its bots and no risk limits."""
     return [
         AccountSpec(

@@ -3,7 +3,7 @@
 Method
 ------
 The in-process backtest engine of ``tradebus backtest``
-(:mod:`tradebus.cli.backtest.engine`: the strategy core the hosts run, the
+(:mod:`tradebus.backtest.engine`: the strategy core the hosts run, the
 paper fill model execution uses, no NATS, no database), one ladder bot on
 BTCUSDT with the parameters of ``docs/backtest-ladder.yaml`` but BTCUSDT's
 market sizes (tick 0.01, step 0.00001), 10,000 USDT, fees 10/20 bps.
@@ -35,8 +35,8 @@ import pstats
 import time
 from pathlib import Path
 
-from tradebus.cli.backtest.engine import open_events, run_backtest
-from tradebus.cli.backtest.setup import Setup, make_setup
+from tradebus.backtest.engine import open_events, run_backtest
+from tradebus.backtest.setup import Setup, make_setup
 
 DEFAULT_DATA = Path("/work/shared/data")
 SYMBOL = "BTCUSDT"
@@ -66,7 +66,7 @@ def files_of(data: Path) -> list[Path]:
     return files
 
 
-def profile(setup: Setup, events: list, top: int = 15) -> str:  # type: ignore[type-arg]
+def profile(setup: Setup, events: list, top: int = 15) -> str:
     """cProfile of one engine-only run: top ``top`` by cumulative and by own time."""
     prof = cProfile.Profile()
     prof.enable()
@@ -81,7 +81,7 @@ def profile(setup: Setup, events: list, top: int = 15) -> str:  # type: ignore[t
     return out.getvalue()
 
 
-def one(name: str, params: dict, files: list[Path]) -> tuple[list[dict], Setup, list]:  # type: ignore[type-arg]
+def one(name: str, params: dict, files: list[Path]) -> tuple[list[dict], Setup, list]:
     """(a) and (b) with ``params``; the rows, the setup and the parsed events."""
     setup = make_setup("ladder", params)
     started = time.perf_counter()

@@ -42,10 +42,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import nats
+from nats.aio.msg import Msg
+from nats.js.client import JetStreamContext
 
 from tradebus.cli.processes import Samples, total
 from tradebus.cli.stack import LocalStack
 from tradebus.common.codec import decode_event, encode
+from tradebus.common.ids import AccountId, IntentId
 from tradebus.common.messages import OrderAccepted, PlaceOrder
 
 WINDOW = 512
@@ -109,14 +112,14 @@ class ExecBench:
     def intent(self) -> tuple[str, bytes, str]:
         self.n += 1
         user = f"b{self.n % self.accounts}"
-        iid = f"x{self.n}"
+        iid = IntentId(f"x{self.n}")
         msg = PlaceOrder(
-            intent_id=iid, account=f"{user}-paper", symbol="BTCUSDT", side="buy",
+            intent_id=iid, account=AccountId(f"{user}-paper"), symbol="BTCUSDT", side="buy",
             qty=Decimal("0.001"), price=Decimal("20000"), ts_init=time.time_ns(),
         )  # fmt: skip
         return f"intent.{user}.bench", encode(msg), iid
 
-    async def on_event(self, msg) -> None:  # type: ignore[no-untyped-def]
+    async def on_event(self, msg: Msg) -> None:
         if not self.stamp:
             self.accepted += 1  # one event (OrderAccepted) per intent in this benchmark
             return
@@ -134,7 +137,7 @@ class ExecBench:
             self.stack.check_running("execution")
             await asyncio.sleep(0.2)
 
-    async def throughput(self, js, duration: float) -> dict:  # type: ignore[no-untyped-def]
+    async def throughput(self, js: JetStreamContext, duration: float) -> dict:
         execution = self.stack.services["execution"]
         start = time.monotonic()
         mark: tuple[float, int, float] | None = None
@@ -162,7 +165,7 @@ class ExecBench:
             f" {self.n:,} intents published in {end - start:.1f} s",
         }  # fmt: skip
 
-    async def latency(self, js, rate: int, seconds: float) -> list[dict]:  # type: ignore[no-untyped-def]
+    async def latency(self, js: JetStreamContext, rate: int, seconds: float) -> list[dict]:
         execution = self.stack.services["execution"]
         before = await asyncio.to_thread(execution.metrics)
         self.stamp, self.lat_ms, self.sent = True, [], {}

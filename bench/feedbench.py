@@ -37,7 +37,7 @@ from tradebus.common.clock import LiveClock
 from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.metrics import new_registry
 from tradebus.feeds.binance import BinanceParser
-from tradebus.marketdata.feed import Feed, FeedMetrics, FeedStats
+from tradebus.marketdata.feed import Feed, FeedMetrics, FeedStats, Publish
 from tradebus.marketdata.sources import ReplaySource
 
 DEFAULT_DATA = Path("/work/shared/data")
@@ -63,7 +63,7 @@ async def read_only(files: list[Path]) -> tuple[int, float]:
     return frames, time.perf_counter() - started
 
 
-async def feed_run(files: list[Path], publish) -> tuple[FeedStats, float]:  # type: ignore[no-untyped-def]
+async def feed_run(files: list[Path], publish: Publish) -> tuple[FeedStats, float]:
     """One replay through a fresh :class:`Feed` publishing with ``publish``."""
     catalog = MarketCatalog.load(default_markets_path())
     parser = BinanceParser(catalog, only=set(SYMBOLS))

@@ -38,6 +38,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import nats
+import nats.aio.msg
 
 from tradebus.cli.localstack import LocalNats
 from tradebus.common import codec

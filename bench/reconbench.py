@@ -8,8 +8,8 @@ USDT and a BTC deposit plus ``FILLS`` buys of 0.01 BTC, each booked as a BTC
 is synthetic: per account the balances the ledger should hold (so every report
 is ``ok``), as execution's ``exec.query.balances`` would answer. Then, for every
 account in turn, exactly what :meth:`Reconciler.run_once` does per account:
-``Ledger.balances(account, watermark)`` + ``reconcile(...)`` +
-``Ledger.insert_recon_report``. Row: **accounts reconciled per second**
+``ReconciliationLedger.balances(account, watermark)`` + ``reconcile(...)`` +
+``ReconciliationLedger.insert_recon_report``. Row: **accounts reconciled per second**
 (accounts / wall seconds of that loop), with the split between the ledger sum,
 the comparison and the report insert.
 
@@ -48,9 +48,12 @@ from tradebus.cli.stack import LocalStack
 from tradebus.common import subjects
 from tradebus.common.bus import request
 from tradebus.common.codec import decode_recon_run_reply
+from tradebus.common.ids import AccountId
 from tradebus.common.messages import AssetBalance, BalancesQuery, ReconRunRequest
 from tradebus.ledger.migrate import apply_migrations
-from tradebus.ledger.store import Ledger, create_pool
+from tradebus.ledger.pool import create_pool
+from tradebus.ledger.reconciliation import ReconciliationLedger
+from tradebus.ledger.store import Ledger
 from tradebus.reconciler.core import reconcile
 
 FILLS = 3
@@ -122,8 +125,8 @@ async def in_process(n: int) -> list[dict]:
             rows = n * (2 + 3 * FILLS)
             say(f"reconbench: {n:,} accounts, {rows:,} journal rows in {load_s:.1f} s")
             pool = await create_pool(url, max_size=2)
-            ledger = Ledger(pool)
-            watermark = await ledger.last_journal_id()
+            ledger = ReconciliationLedger(pool)
+            watermark = await Ledger(pool).last_journal_id()  # execution's, in production
             venue = [AssetBalance(asset=a, total=v, free=v, locked=Decimal(0))
                      for a, v in expected().items()]  # fmt: skip
             tolerances = {"DEFAULT": Decimal("0.00000001")}
@@ -132,7 +135,7 @@ async def in_process(n: int) -> list[dict]:
             start = time.perf_counter()
             for i in range(n):
                 a = time.perf_counter()
-                balances = await ledger.balances(f"r{i}-paper", watermark)
+                balances = await ledger.balances(AccountId(f"r{i}-paper"), watermark)
                 b = time.perf_counter()
                 report = reconcile(
                     f"r{i}-paper", venue, balances, tolerances, watermark, time.time_ns()

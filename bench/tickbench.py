@@ -65,9 +65,11 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import nats
+from nats.aio.msg import Msg
 
 from bench import configs
 from bench import tickphase as tp
@@ -82,11 +84,14 @@ POLL = 0.2
 QUIET = 1.0
 IDLE = 3.0
 
+Progress = Callable[[str], None]
+"""Where a run reports what it is doing (``print`` by default)."""
+
 
 class Run:
     """One stack with ``bots`` ladder bots, its recorder and its tick counter polls."""
 
-    def __init__(self, ticks: Ticks, bots: int, root: Path, progress) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, ticks: Ticks, bots: int, root: Path, progress: Progress) -> None:
         self.ticks = ticks
         self.bots = bots
         self.progress = progress
@@ -121,7 +126,7 @@ class Run:
         self.nc = await nats.connect(self.stack.nats_url, name="bench-ticks", pending_size=1 << 26)
         times, data = self.intent_t, self.intent_data
 
-        async def on_intent(msg) -> None:  # type: ignore[no-untyped-def]
+        async def on_intent(msg: Msg) -> None:
             times.append(time.perf_counter_ns())
             data.append(msg.data)
 
@@ -272,8 +277,13 @@ async def run_phase(run: Run, p: Phase, drain_s: float) -> str:
 
 
 async def one_run(
-    ticks: Ticks, bots: int, rate: float, offer_s: float, drains: tuple[float, float], progress
-) -> tuple[list[dict], int | None]:  # type: ignore[no-untyped-def]
+    ticks: Ticks,
+    bots: int,
+    rate: float,
+    offer_s: float,
+    drains: tuple[float, float],
+    progress: Progress,
+) -> tuple[list[dict], int | None]:
     """One stack, its four phases (module docstring); the rows and the host's peak RSS (KiB)."""
     n = len(ticks.payloads)
     phases = tp.plan(n, rate, offer_s)
@@ -332,7 +342,7 @@ async def run(
     offer_seconds: float = 5.0,
     drain_seconds: float = 15.0,
     burst_drain_seconds: float = 60.0,
-    progress=print,  # type: ignore[no-untyped-def]
+    progress: Progress = print,
 ) -> list[dict]:
     """Prepare the ticks once, then one stack per bot count; the rows (module docstring)."""
     ticks = await tp.prepare(data)

@@ -131,23 +131,26 @@ def latency_rows(bots: int, p: Phase, later: bool = True) -> list[dict]:
 
     The later set always when ``later`` (n/a when empty), the burst set when it has intents.
     """
-    rows = []
+    rows: list[dict] = []
     for kind, label in (("later", "later intents"), ("burst", "start-up burst")):
         v = p.latencies.get(kind, [])
         if not v and (kind == "burst" or not later):
             continue
-        rows.append({
-            "row": f"tick->intent p99, {bots:,} bots {p.label}, {label}",
-            "value": round(pct(v, 0.99), 2), "unit": "ms",
-            "detail": f"p50 {pct(v, 0.5):.2f}, max {max(v, default=math.nan):.1f} ms over"
-            f" {len(v):,} PlaceOrder; ticks offered at {p.offered:,.0f}/s",
-        })  # fmt: skip
+        detail = (
+            f"p50 {pct(v, 0.5):.2f}, max {max(v, default=math.nan):.1f} ms over"
+            f" {len(v):,} PlaceOrder; ticks offered at {p.offered:,.0f}/s"
+        )
         if kind == "burst":
             bots_ = len({r.rsplit(":", 1)[0] for r in p.burst_runs})
-            rows[-1]["detail"] += (
+            detail += (
                 f"; first cycles of {bots_:,} bots in {len(p.burst_runs):,} bot runs"
                 " (a run starts each time a bot is started)"
             )
+        rows.append({
+            "row": f"tick->intent p99, {bots:,} bots {p.label}, {label}",
+            "value": round(pct(v, 0.99), 2), "unit": "ms",
+            "detail": detail,
+        })  # fmt: skip
     return rows
 
 

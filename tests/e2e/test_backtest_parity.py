@@ -183,6 +183,7 @@ async def test_the_full_stack_and_the_backtest_fill_the_same(
     assert bt_fills == stack_fills
     position = Position()
     for side, price, qty, fee, _ in bt_fills:
-        position.apply(side, qty, price, fee)
+        assert side in ("buy", "sell"), side
+        position.apply("buy" if side == "buy" else "sell", qty, price, fee)
     assert D(summary["realized_pnl"]) == position.realized_pnl == stack_pnl
     assert D(summary["final_position"]) == stack_position == position.qty

@@ -20,6 +20,8 @@ import asyncpg
 import nats
 import psutil
 import pytest
+from nats.aio.msg import Msg
+from nats.js.client import JetStreamContext
 
 from tests.support.binance_ws import BinanceWsServer
 from tests.support.data import raw_feed_files
@@ -83,11 +85,13 @@ def exit_log(var: Path, service: str = "execution") -> dict:
     return record
 
 
-async def stream_events(js, stream: str) -> list:  # type: ignore[no-untyped-def]
+async def stream_events(js: JetStreamContext, stream: str) -> list:
     info = await js.stream_info(stream)
     events = []
     for seq in range(info.state.first_seq, info.state.last_seq + 1):
-        events.append(decode_event((await js.get_msg(stream, seq)).data))
+        data = (await js.get_msg(stream, seq)).data
+        assert data is not None
+        events.append(decode_event(data))
     return events
 
 
@@ -97,7 +101,7 @@ async def test_demo_replays_the_recorded_data_end_to_end(
     nc = await nats.connect(nats_url)
     seen: list[bytes] = []
 
-    async def on_tick(msg) -> None:  # type: ignore[no-untyped-def]
+    async def on_tick(msg: Msg) -> None:
         seen.append(msg.data)
 
     await nc.subscribe(subjects.MD_ALL, cb=on_tick, pending_msgs_limit=-1, pending_bytes_limit=-1)
@@ -152,7 +156,10 @@ async def test_demo_replays_the_recorded_data_end_to_end(
     conn = await asyncpg.connect(database_url)
     try:
         # every bot placed orders; none is left half-sent
-        per_bot = dict(await conn.fetch("SELECT source, count(*) FROM orders GROUP BY source"))
+        per_bot: dict[str, int] = {
+            r[0]: r[1]
+            for r in await conn.fetch("SELECT source, count(*) FROM orders GROUP BY source")
+        }
         assert set(per_bot) == set(BOT_IDS) and min(per_bot.values()) > 0
         assert (
             await conn.fetchval("SELECT count(*) FROM orders WHERE status IN ('new', 'unknown')")

@@ -22,6 +22,7 @@ import msgspec
 import nats
 import pytest
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 
 from tests.support.execution import (
     Bus,
@@ -36,6 +37,7 @@ from tradebus.common.bus import request
 from tradebus.common.codec import decode_adjust_reply, decode_bots_reply, decode_recon_report
 from tradebus.common.messages import (
     AdjustReply,
+    DriftPolicy,
     OrderAccepted,
     OrderFilled,
     PaperAdjust,
@@ -62,7 +64,11 @@ users:
   - {user: carol, account: carol-paper, strategies: {btc: {}}}
 """
 
-POLICIES = {"alice-paper": "adjust", "bob-paper": "halt", "DEFAULT": "alert"}
+POLICIES: dict[str, DriftPolicy] = {
+    "alice-paper": "adjust",
+    "bob-paper": "halt",
+    "DEFAULT": "alert",
+}
 
 
 class Recon:
@@ -72,10 +78,10 @@ class Recon:
         self.reports: list[ReconReport] = []
         self.alerts: list[ReconReport] = []
 
-    async def on_report(self, msg) -> None:  # type: ignore[no-untyped-def]
+    async def on_report(self, msg: Msg) -> None:
         self.reports.append(decode_recon_report(msg.data))
 
-    async def on_alert(self, msg) -> None:  # type: ignore[no-untyped-def]
+    async def on_alert(self, msg: Msg) -> None:
         self.alerts.append(decode_recon_report(msg.data))
 
     def last(self, account: str) -> ReconReport | None:
@@ -114,7 +120,7 @@ async def test_drift_is_reported_within_an_interval_and_each_policy_applied(
     reconciler = msgspec.structs.replace(
         reconciler_settings(nats_url, database_url, {"DEFAULT": D("0.00000001")}),
         interval_seconds=1.0,
-        drift_policies=POLICIES,  # type: ignore[arg-type]
+        drift_policies=POLICIES,
     )
     execution = execution_settings(nats_url, database_url, tmp_path, ACCOUNTS)
     recon = Recon()

@@ -40,8 +40,10 @@ import msgspec
 import nats
 import nats.errors
 import pytest
+from nats.aio.client import Client as NATS
+from nats.js.client import JetStreamContext
 
-from tests.support.backpack import BackpackServer
+from tests.support.backpack.server import BackpackServer
 from tests.support.execution import (
     Bus,
     collecting,
@@ -56,8 +58,12 @@ from tradebus.cli.localstack import free_port
 from tradebus.cli.processes import ServiceProcess
 from tradebus.common import subjects
 from tradebus.common.codec import decode_recon_run_reply, encode
-from tradebus.common.messages import CancelOrder, OrderAccepted, PlaceOrder
-from tradebus.ledger.store import Ledger, NewOrder, create_pool
+from tradebus.common.ids import AccountId, IntentId, UserId
+from tradebus.common.messages import CancelOrder, OrderAccepted, PlaceOrder, Side
+from tradebus.common.order_status import OrderStatus
+from tradebus.ledger.pool import create_pool
+from tradebus.ledger.rows import NewOrder
+from tradebus.ledger.store import Ledger
 from tradebus.reconciler.bootstrap import run as run_reconciler
 
 KEY_ENV = "KILLED_TEST_BOB_BP_KEY"  # not TRADEBUS_*: services refuse unknown ones
@@ -137,39 +143,44 @@ class Execution:
             assert self.proc.stop(30) == 0, self.proc.log_tail(40)
 
 
+SIDES: tuple[Side, ...] = ("buy", "sell")
+
+
 class Flow:
     """Seeded intents of many bots, market trades for both venues, and the bookkeeping."""
 
-    def __init__(self, rng: random.Random, nc, server: BackpackServer) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, rng: random.Random, nc: NATS, server: BackpackServer) -> None:
         self.rng = rng
         self.nc = nc
         self.js = nc.jetstream()
         self.server = server
         self.places: dict[str, tuple[str, str]] = {}  # intent id -> (user, account)
-        self.by_bot: dict[tuple[str, str], list[str]] = {}
+        self.by_bot: dict[tuple[str, str], list[IntentId]] = {}
         self.cancels = 0
         self.paper_price = D(60000)
         self.bp_price = D(60000)
         self.trades = 0
 
-    def bots(self) -> list[tuple[str, str, str]]:
+    def bots(self) -> list[tuple[str, str, AccountId]]:
         """``(user, bot, account)`` of every bot."""
         users = {**PAPER_USERS, "bob": "bob-bp"}
-        return [(u, f"{u}-b{i}", a) for u, a in users.items() for i in range(BOTS_PER_USER)]
+        return [
+            (u, f"{u}-b{i}", AccountId(a)) for u, a in users.items() for i in range(BOTS_PER_USER)
+        ]
 
     async def publish(self, n: int) -> None:
         """Publish place ``n`` (and now and then a cancel of an earlier place of its bot)."""
         user, bot, account = self.rng.choice(self.bots())
         live = account == "bob-bp"
         mid = self.bp_price if live else self.paper_price
-        side = self.rng.choice(("buy", "sell"))
+        side = self.rng.choice(SIDES)
         offset = D(self.rng.randint(0, 60))
         price = mid - offset if side == "buy" else mid + offset
         intent = PlaceOrder(
-            intent_id=f"{bot}:1.{n}:b0",
+            intent_id=IntentId(f"{bot}:1.{n}:b0"),
             account=account,
             symbol="BTC_USDC" if live else "BTCUSDT",
-            side=side,  # type: ignore[arg-type]
+            side=side,
             qty=D(self.rng.randint(1, 5)) / 1000,
             price=price,
             ts_init=time.time_ns(),
@@ -181,7 +192,7 @@ class Flow:
         if len(earlier) > 3 and self.rng.random() < 0.12:
             self.cancels += 1
             cancel = CancelOrder(
-                intent_id=f"{bot}:1.{n}:c",
+                intent_id=IntentId(f"{bot}:1.{n}:c"),
                 account=account,
                 target_intent_id=self.rng.choice(earlier[:-1]),
                 ts_init=time.time_ns(),
@@ -205,7 +216,7 @@ class Flow:
             await asyncio.sleep(0.05)
 
 
-async def consumer_drained(js) -> bool:  # type: ignore[no-untyped-def]
+async def consumer_drained(js: JetStreamContext) -> bool:
     return await consumer_totals(js) == (0, 0)
 
 
@@ -383,7 +394,7 @@ async def check_ledger(flow: Flow, server: BackpackServer, api_key: str, url: st
         await conn.close()
 
 
-async def check_reconciliation(nats_url: str, database_url: str, nc) -> None:  # type: ignore[no-untyped-def]
+async def check_reconciliation(nats_url: str, database_url: str, nc: NATS) -> None:
     settings = reconciler_settings(nats_url, database_url, {"DEFAULT": D("0.00000001")})
 
     async def reported() -> bool:
@@ -449,9 +460,9 @@ async def test_places_cut_off_before_the_paper_venue_answered_are_placed_once_af
         for intent_id in ("cut-new", "cut-unknown"):
             await ledger.insert_order(
                 NewOrder(
-                    intent_id=intent_id,
-                    account_id="alice-paper",
-                    user_id="alice",
+                    intent_id=IntentId(intent_id),
+                    account_id=AccountId("alice-paper"),
+                    user_id=UserId("alice"),
                     source="manual",
                     symbol="BTCUSDT",
                     side="buy",
@@ -463,7 +474,9 @@ async def test_places_cut_off_before_the_paper_venue_answered_are_placed_once_af
                     ts=time.time_ns(),
                 )
             )
-        await ledger.set_order_status("alice", "cut-unknown", "unknown", time.time_ns())
+        await ledger.set_order_status(
+            UserId("alice"), IntentId("cut-unknown"), OrderStatus.UNKNOWN, time.time_ns()
+        )
         await bus.pub("intent.alice.manual", CUT_OFF % "cut-new", "cut-new")
 
         async def statuses() -> dict[str, str]:

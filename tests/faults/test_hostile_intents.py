@@ -44,6 +44,7 @@ import nats
 import nats.errors
 import pytest
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from tests.support.intents import intents_settled
@@ -52,7 +53,7 @@ from tradebus.cli.processes import entry_point
 from tradebus.common import subjects
 from tradebus.common.bus import ensure_streams
 from tradebus.common.codec import decode_event
-from tradebus.common.messages import OrderAccepted, OrderRejected
+from tradebus.common.messages import OrderAccepted, OrderEvent, OrderRejected
 from tradebus.common.publish_acks import PublishAcks
 
 MAX_PAYLOAD = 1024 * 1024
@@ -115,7 +116,7 @@ class Generator:
     def _place(self, **over: object) -> dict:
         side = self.rng.choice(["buy", "sell"])
         price = "60000.00" if side == "buy" else "70000.00"
-        body = {
+        body: dict[str, object] = {
             "type": "PlaceOrder",
             "intent_id": f"fz-{self._next()}",
             "account": "alice-paper",
@@ -158,13 +159,13 @@ class Generator:
         return sent
 
     def valid_padded(self, size: int) -> Sent:
-        """A valid order padded with an unknown field to ``size`` bytes (accepted)."""
+        """A valid order padded with an unknown field to ``size`` bytes: over its user's
+        stream's message size, so never stored (its id is not reused as a placed one)."""
         body = self._place()
         base = len(json.dumps({**body, "pad": ""}).encode())
         body["pad"] = "p" * (size - base)
         sent = self._sent("valid_1mb", "alice", body)
         assert len(sent.payload) == size
-        self.placed.append(sent)
         return sent
 
     # ------------------------------------------------------------------ bad
@@ -567,7 +568,7 @@ def replay(sent: list[Sent]) -> None:
     re-answered, no new row; other fields: ``duplicate_intent_id``) or
     refused as the earlier refusal was.
     """
-    orders: dict[tuple[str, str], tuple] = {}
+    orders: dict[tuple[str, str], tuple | None] = {}
     refusals: dict[tuple[str, str], str] = {}
     rejected_events: set[tuple[str, str]] = set()
     # each user's stream in its order (intent ids are per user: users do not interact)
@@ -665,10 +666,10 @@ class Events:
     """Every order event on the EXEC stream, by ``(user, source)``."""
 
     def __init__(self) -> None:
-        self.by_source: dict[tuple[str, str], list] = defaultdict(list)
+        self.by_source: dict[tuple[str | None, str | None], list[OrderEvent]] = defaultdict(list)
         self.count = 0
 
-    async def collect(self, msg) -> None:  # type: ignore[no-untyped-def]
+    async def collect(self, msg: Msg) -> None:
         event = decode_event(msg.data)
         self.by_source[(event.user, event.source)].append(event)
         self.count += 1
@@ -764,7 +765,7 @@ async def check(sent: list[Sent], database_url: str, events: Events, seed: int) 
                 " FROM rejected_intents"
             )
         }
-        orders = {
+        orders: dict[tuple[str | None, int | None], asyncpg.Record] = {
             (subjects.intents_stream(r["user_id"]), r["stream_seq"]): r
             for r in await conn.fetch(
                 "SELECT stream_seq, user_id, intent_id, status, reason FROM orders"
@@ -806,10 +807,14 @@ async def check(sent: list[Sent], database_url: str, events: Events, seed: int) 
         if row is not None and not row["message"]:
             problems.append(f"seq {s.seq} {s.kind}: no message")
         if s.user is not None:
-            got = [e for e in events.by_source[(s.user, s.source)] if isinstance(e, OrderRejected)]
+            refused = [
+                e for e in events.by_source[(s.user, s.source)] if isinstance(e, OrderRejected)
+            ]
             want = 1 if s.event_expected else 0
-            if len(got) != want or any(e.reason != s.reason for e in got):
-                problems.append(f"seq {s.seq} {s.kind}: OrderRejected events {got}, want {want}")
+            if len(refused) != want or any(e.reason != s.reason for e in refused):
+                problems.append(
+                    f"seq {s.seq} {s.kind}: OrderRejected events {refused}, want {want}"
+                )
     extra = set(rejected) - {(s.stream, s.seq) for s in stored}
     if extra:
         problems.append(f"rejections of unknown sequences: {sorted(extra)[:10]}")

@@ -28,9 +28,11 @@ from tradebus.cli.localstack import LocalPostgres, create_database, free_port, w
 from tradebus.common import subjects
 from tradebus.common.bus import request
 from tradebus.common.codec import decode_balances_reply
+from tradebus.common.ids import AccountId
 from tradebus.common.messages import BalancesQuery, OrderAccepted, OrderFilled
 from tradebus.execution.settings import ExecutionSettings
-from tradebus.ledger.store import Ledger, create_pool
+from tradebus.ledger.history import LedgerHistory
+from tradebus.ledger.pool import create_pool
 
 ACCOUNTS = """
 accounts:
@@ -115,7 +117,7 @@ async def test_postgres_restart_loses_and_doubles_nothing(
 
     pool = await create_pool(database_url)
     try:
-        ledger = await Ledger(pool).balances("alice-paper")
+        ledger = await LedgerHistory(pool).balances(AccountId("alice-paper"))
         async with pool.acquire() as conn:
             orders = await conn.fetchval("SELECT count(*) FROM orders")
             fills = await conn.fetch("SELECT trade_id FROM fills")

@@ -30,6 +30,7 @@ from tests.support.intents import intents_settled
 from tests.support.services import eventually, service
 from tradebus.cli.botctl import gather_statuses
 from tradebus.common.markets import MarketCatalog, default_markets_path
+from tradebus.common.messages import BotStatus
 from tradebus.execution.bootstrap import run as run_execution
 from tradebus.execution.settings import ExecutionSettings
 from tradebus.marketdata.bootstrap import run as run_marketdata
@@ -64,14 +65,13 @@ async def test_a_killed_host_resumes_every_bot_without_doubling_or_forgetting(
     try:
         async with service(run_execution, execution, lambda: execution_ready(nc)):
 
-            async def running() -> dict[str, object]:
+            async def running() -> dict[str, BotStatus]:
                 return {s.bot: s for r in await gather_statuses(nc) for s in r.bots}
 
             async def all_running() -> bool:
                 statuses = await running()
                 return len(statuses) == BOTS and all(
-                    s.state == "running"
-                    for s in statuses.values()  # type: ignore[attr-defined]
+                    s.state == "running" for s in statuses.values()
                 )
 
             await eventually(all_running, 30, f"{BOTS} bots running")
@@ -86,7 +86,7 @@ async def test_a_killed_host_resumes_every_bot_without_doubling_or_forgetting(
             md = asyncio.create_task(run_marketdata(feed, md_stop))
             await asyncio.sleep(6)  # the bots trade for a while
             before = await running()
-            open_before = sum(s.open_orders for s in before.values())  # type: ignore[attr-defined]
+            open_before = sum(s.open_orders for s in before.values())
             assert open_before > 0, "the bots hold open orders when the host dies"
             host.signal(signal.SIGKILL)
             assert host.wait(10) is not None
@@ -125,9 +125,9 @@ async def test_a_killed_host_resumes_every_bot_without_doubling_or_forgetting(
         signed = f["qty"] if f["side"] == "buy" else -f["qty"]
         ledger[f["source"]] = ledger.get(f["source"], Decimal(0)) + signed
     mismatched = {
-        bot: (s.position, ledger.get(bot, Decimal(0)))  # type: ignore[attr-defined]
+        bot: (s.position, ledger.get(bot, Decimal(0)))
         for bot, s in statuses.items()
-        if s.position != ledger.get(bot, Decimal(0))  # type: ignore[attr-defined]
+        if s.position != ledger.get(bot, Decimal(0))
     }
     assert not mismatched
     assert sum(len(r) for r in runs.values()) == len(runs) > BOTS // 2

@@ -12,21 +12,17 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from decimal import Decimal
+from typing import Any
 
 import ccxt
 import pytest
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.support.backpack import (
-    BackpackServer,
-    Credentials,
-    generate_credentials,
-    sign,
-    signing_string,
-)
+from tests.support.backpack.auth import Credentials, generate_credentials, sign, signing_string
+from tests.support.backpack.server import BackpackServer
 from tradebus.common.messages import QuoteTick, TradeTick
 
 BTC = "BTC/USDC"
@@ -105,7 +101,7 @@ def test_signed_string_is_what_ccxt_signs() -> None:
     assert text.startswith("instruction=fillHistoryQueryAll&fillType=User&limit=50&symbol=")
     key.verify(base64.b64decode(h["X-Signature"]), text.encode())
 
-    batch = [dict(body, clientId=1), dict(body, clientId=2)]
+    batch: list[Mapping[str, Any]] = [dict(body, clientId=1), dict(body, clientId=2)]
     signed = ex.sign("api/v1/orders", "private", "POST", batch)
     h = signed["headers"]
     text = signing_string("orderExecute", batch, h["X-Timestamp"], h["X-Window"])
@@ -505,7 +501,7 @@ def _subscription(creds: Credentials, streams: list[str], skew_ms: int = 0) -> s
     )
 
 
-async def _next(ws, timeout: float = 2.0) -> dict:  # type: ignore[no-untyped-def]
+async def _next(ws: ClientConnection, timeout: float = 2.0) -> dict:
     return json.loads(await asyncio.wait_for(ws.recv(), timeout))
 
 

@@ -1,7 +1,7 @@
 """``tradebus backtest`` on every recorded file: ladder, martingale and volume on each one,
 spread on the BTC/ETH pairs (tick level and 4-hour bars).
 
-Each run goes through the command's own code (``tradebus.cli.backtest.command.run``)
+Each run goes through the command's own code (``tradebus.cli.backtest.run``)
 with a params file, writes ``fills.csv``, ``summary.json`` and ``report.png``,
 and must read every event of its files (the readers' count), trade where the
 data lets it (every run on trades or bars fills at least one order), and
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tradebus.cli.backtest.command import add_parser, run
+from tradebus.cli.backtest import add_parser, run
 from tradebus.feeds.readers import estimate_events
 
 BINANCE = [

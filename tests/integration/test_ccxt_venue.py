@@ -16,7 +16,9 @@ from decimal import Decimal
 
 import pytest
 
-from tests.support.backpack import BackpackServer, Credentials, generate_credentials
+from tests.support.backpack.auth import Credentials, generate_credentials
+from tests.support.backpack.server import BackpackServer
+from tradebus.common.ids import AccountId, IntentId
 from tradebus.engine.venue import VenueOrder, VenueRejected, VenueUnavailable
 from tradebus.execution import ccxt_venue
 from tradebus.execution.ccxt_venue import CcxtVenue
@@ -39,7 +41,10 @@ async def open_venue(
 ) -> CcxtVenue:
     client = server.ccxt_client(credentials, enableRateLimit=False, timeout=timeout_ms)
     venue = CcxtVenue(
-        client, "bob-backpack", RateBudget(rate=50, burst=10), Backoff(base=0.05, cap=0.2)
+        client,
+        AccountId("bob-backpack"),
+        RateBudget(rate=50, burst=10),
+        Backoff(base=0.05, cap=0.2),
     )
     await venue.start()
     return venue
@@ -48,7 +53,7 @@ async def open_venue(
 def order(cid: int, qty: str, price: str | None, side: str = "buy") -> VenueOrder:
     return VenueOrder(
         client_order_id=str(cid),
-        intent_id=f"bob:1.1:b{cid}",
+        intent_id=IntentId(f"bob:1.1:b{cid}"),
         symbol="BTC_USDC",
         side=side,  # type: ignore[arg-type]
         order_type="limit" if price else "market",
@@ -64,6 +69,7 @@ async def test_place_find_cancel_and_balances(server: BackpackServer, account: C
         # rounded to the market's step (down) and tick (down for a buy) before sending
         qty, price = venue.sized(order(7, "0.0123456789", "60000.123456"))
         market = venue.market("BTC_USDC")
+        assert price is not None
         assert qty <= Decimal("0.0123456789") and price <= Decimal("60000.123456")
         assert qty % Decimal(str(market["precision"]["amount"])) == 0
         ack = await venue.place(order(7, "0.0123456789", "60000.123456"))
@@ -91,7 +97,7 @@ async def test_refusals_carry_reasons(server: BackpackServer, account: Credentia
             await venue.place(
                 VenueOrder(
                     client_order_id="2",
-                    intent_id="x",
+                    intent_id=IntentId("x"),
                     symbol="NOPE_USDC",
                     side="buy",
                     order_type="limit",

@@ -16,6 +16,7 @@ from pathlib import Path
 import msgspec
 import pytest
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 
 from tests.support.execution import execution_service, execution_settings
 from tests.support.services import eventually, service
@@ -299,7 +300,7 @@ async def test_intent_place_and_cancel(
     place = ("intent", "place", *alice, "--symbol", "BTCUSDT", "--side", "buy")
     sent: list[tuple[str, bytes]] = []  # what the CLI publishes, as any subscriber sees it
 
-    async def on_intent(msg) -> None:  # type: ignore[no-untyped-def]
+    async def on_intent(msg: Msg) -> None:
         sent.append((msg.subject, msg.data))
 
     await nc.subscribe(subjects.INTENT_ALL, cb=on_intent)

@@ -22,6 +22,7 @@ from tests.support.services import eventually
 from tradebus.common import subjects
 from tradebus.common.bus import request
 from tradebus.common.codec import decode_balances_reply
+from tradebus.common.ids import AccountId
 from tradebus.common.messages import (
     BalancesQuery,
     CancelRejected,
@@ -65,6 +66,7 @@ async def test_manual_order_is_accepted_and_recorded(bus: Bus, database_url: str
     conn = await asyncpg.connect(database_url)
     row = await conn.fetchrow("SELECT status, client_order_id FROM orders WHERE intent_id='m-1'")
     await conn.close()
+    assert row is not None
     assert row["status"] == "accepted" and str(row["client_order_id"]) == event.client_order_id
 
 
@@ -142,7 +144,9 @@ async def test_a_trade_through_the_limit_fills_and_the_ledger_matches_the_venue(
         "maker",
     )
     reply = decode_balances_reply(
-        await request(bus.nc, subjects.exec_query("balances"), BalancesQuery(account="alice-paper"))
+        await request(
+            bus.nc, subjects.exec_query("balances"), BalancesQuery(account=AccountId("alice-paper"))
+        )
     )
     (venue,) = reply.accounts  # type: ignore[union-attr]
     venue_totals = {b.asset: b.total for b in venue.balances}

@@ -14,6 +14,7 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal as D
+from typing import TypeVar
 
 import asyncpg
 import nats.js.errors
@@ -23,8 +24,9 @@ from tradebus.common import subjects
 from tradebus.common.bus import connect, ensure_streams
 from tradebus.common.clock import LiveClock
 from tradebus.common.codec import encode
+from tradebus.common.ids import AccountId, IntentId, UserId
 from tradebus.common.markets import MarketCatalog, default_markets_path
-from tradebus.common.messages import Message, OrderAccepted, OrderRejected, PlaceOrder
+from tradebus.common.messages import Message, OrderAccepted, OrderEvent, OrderRejected, PlaceOrder
 from tradebus.common.metrics import new_registry
 from tradebus.common.publish_acks import PublishAcks
 from tradebus.engine.accounts import AccountSpec, RiskLimits
@@ -33,26 +35,31 @@ from tradebus.engine.intake import admit
 from tradebus.engine.paper.exchange import PaperExchange
 from tradebus.execution.bootstrap import open_accounts
 from tradebus.execution.metrics import ExecutionMetrics
+from tradebus.ledger.history import LedgerHistory
 from tradebus.ledger.migrate import apply_migrations
-from tradebus.ledger.store import Ledger, create_pool
+from tradebus.ledger.pool import create_pool
+from tradebus.ledger.store import Ledger
 
 Batch = list[tuple[str, bytes, int | None]]
 
 SPECS = [
     AccountSpec(
-        id="alice-paper",
-        user="alice",
+        id=AccountId("alice-paper"),
+        user=UserId("alice"),
         balances={"USDT": D("10000")},
         risk=RiskLimits(max_order_notional=D("5000")),
     ),
-    AccountSpec(id="bob-paper", user="bob", balances={"USDT": D("10000")}),
+    AccountSpec(id=AccountId("bob-paper"), user=UserId("bob"), balances={"USDT": D("10000")}),
     AccountSpec(
-        id="carol-paper",
-        user="carol",
+        id=AccountId("carol-paper"),
+        user=UserId("carol"),
         balances={"USDT": D("10000")},
         risk=RiskLimits(max_open_orders=2),
     ),
 ]
+
+
+E = TypeVar("E", bound=OrderEvent)
 
 
 @dataclass
@@ -65,7 +72,7 @@ class Harness:
     events: list[tuple[str, Message, str]] = field(default_factory=list)
     fail_emits: int = 0
 
-    def of(self, kind: type, intent_id: str | None = None) -> list:
+    def of(self, kind: type[E], intent_id: str | None = None) -> list[E]:
         return [
             e for _, e, _ in self.events if isinstance(e, kind) and intent_id in (None, e.intent_id)
         ]
@@ -107,7 +114,9 @@ async def harness(database_url: str) -> AsyncIterator[Harness]:
     ledger = Ledger(pool)
     catalog = MarketCatalog.load(default_markets_path())
     clock = LiveClock()
-    venues, exchanges = await open_accounts(SPECS, ledger, catalog, clock.now_ns())
+    venues, exchanges = await open_accounts(
+        SPECS, ledger, LedgerHistory(pool), catalog, clock.now_ns()
+    )
     h: Harness
 
     async def emit(subject: str, event: Message, msg_id: str) -> None:
@@ -145,8 +154,8 @@ async def harness(database_url: str) -> AsyncIterator[Harness]:
 
 def place(user: str, intent_id: str, qty: str = "0.01", price: str = "20000") -> tuple[str, bytes]:
     intent = PlaceOrder(
-        intent_id=intent_id,
-        account=f"{user}-paper",
+        intent_id=IntentId(intent_id),
+        account=AccountId(f"{user}-paper"),
         symbol="BTCUSDT",
         side="buy",
         qty=D(qty),
@@ -279,8 +288,8 @@ async def test_event_acks_resolve_or_fail_each_publish(nats_url: str) -> None:
         acks = PublishAcks(nc)
         await acks.start()
         event = OrderRejected(
-            intent_id="i1",
-            user="bob",
+            intent_id=IntentId("i1"),
+            user=UserId("bob"),
             source="bot",
             account=None,
             reason="r",

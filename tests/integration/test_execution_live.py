@@ -1,7 +1,7 @@
 """Execution with a live (ccxt) account on the local Backpack server, beside a paper account.
 
 Real NATS, real PostgreSQL, the real ccxt client against
-:class:`~tests.support.backpack.BackpackServer`: an intent is placed on the
+:class:`~tests.support.backpack.server.BackpackServer`: an intent is placed on the
 server with the ledger's client id, a fill there reaches the ledger and
 ``exec.evt`` once, a place executed but never answered leaves exactly one
 order (resolved by client id, never re-sent), a bad key halts only its
@@ -21,7 +21,8 @@ import ccxt
 import msgspec
 import pytest
 
-from tests.support.backpack import BackpackServer, Credentials, generate_credentials
+from tests.support.backpack.auth import Credentials, generate_credentials
+from tests.support.backpack.server import BackpackServer
 from tests.support.execution import Bus, collecting, execution_service, execution_settings
 from tests.support.intents import intent_streams
 from tests.support.services import eventually
@@ -29,6 +30,7 @@ from tradebus.common import subjects
 from tradebus.common.bus import request
 from tradebus.common.codec import decode_balances_reply, decode_exec_alert
 from tradebus.common.config import ConfigError
+from tradebus.common.ids import AccountId
 from tradebus.common.messages import BalancesQuery, OrderAccepted, OrderFilled, OrderRejected
 from tradebus.engine.accounts import load_accounts
 from tradebus.execution.keys import Secret, load_keys
@@ -154,7 +156,9 @@ async def test_live_order_is_placed_filled_once_and_balanced(
     assert status == "filled"
 
     # balances of the live account come from the venue, and match the ledger
-    raw = await request(bus.nc, subjects.exec_query("balances"), BalancesQuery(account="bob-bp"))
+    raw = await request(
+        bus.nc, subjects.exec_query("balances"), BalancesQuery(account=AccountId("bob-bp"))
+    )
     (account,) = decode_balances_reply(raw).accounts  # type: ignore[union-attr]
     venue = {b.asset: b.total for b in account.balances}
     server_side = server.balances(creds.api_key)
@@ -220,6 +224,7 @@ async def test_a_bad_key_halts_only_its_account(
         # the alert: on the bus for the owner (durable in EXEC), in the log, as a metric
         js = bus.nc.jetstream()
         raw = await js.get_last_msg(subjects.STREAM_EXEC, subjects.exec_alert("bob", "bob-bp"))
+        assert raw.data is not None
         alert = decode_exec_alert(raw.data)
         assert (alert.account, alert.venue) == ("bob-bp", "backpack")
         assert alert.reason == "authentication_error"
@@ -339,7 +344,7 @@ async def test_a_venue_down_at_start_makes_its_intents_wait_not_fail(
         (order,) = server.orders()
         assert order.client_id == int(bus.of(OrderAccepted, "b-7")[0].client_order_id)
         # the account was created with what the venue holds, once it answered
-        query = BalancesQuery(account="bob-bp")
+        query = BalancesQuery(account=AccountId("bob-bp"))
         raw = await request(bus.nc, subjects.exec_query("balances"), query)
         (account,) = decode_balances_reply(raw).accounts  # type: ignore[union-attr]
         assert {b.asset for b in account.balances} == {"USDC"}

@@ -20,7 +20,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.support.backpack import BackpackServer, Credentials
+from tests.support.backpack.auth import Credentials
+from tests.support.backpack.server import BackpackServer
 from tests.support.execution import Bus, collecting, execution_service, execution_settings
 from tests.support.services import eventually
 from tradebus.common.messages import OrderAccepted, OrderFilled

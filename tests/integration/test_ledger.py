@@ -3,31 +3,55 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from decimal import Decimal as D
 
 import asyncpg
 import msgspec
 import pytest
 
+from tradebus.common.ids import AccountId, IntentId, UserId
+from tradebus.common.order_status import OrderStatus as S
 from tradebus.ledger.entries import FillFacts, deposit_entries, fill_entries
+from tradebus.ledger.history import LedgerHistory
 from tradebus.ledger.migrate import apply_migrations, discover
-from tradebus.ledger.store import FillRow, Ledger, NewOrder, Rejection, create_pool
+from tradebus.ledger.pool import create_pool
+from tradebus.ledger.reconciliation import ReconciliationLedger
+from tradebus.ledger.rows import FillRow, IntentKey, NewOrder, Rejection
+from tradebus.ledger.store import Ledger
+
+ALICE, BOB = UserId("alice"), UserId("bob")
+ALICE_PAPER = AccountId("alice-paper")
+
+
+def key(user: UserId, intent_id: str) -> IntentKey:
+    return (user, IntentId(intent_id))
 
 
 @pytest.fixture
-async def ledger(database_url: str):  # type: ignore[no-untyped-def]
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     pool = await create_pool(database_url)
     async with pool.acquire() as conn:
         await apply_migrations(conn)
-    yield Ledger(pool)
+    yield pool
     await pool.close()
+
+
+@pytest.fixture
+def ledger(pool: asyncpg.Pool) -> Ledger:
+    return Ledger(pool)
+
+
+@pytest.fixture
+def history(pool: asyncpg.Pool) -> LedgerHistory:
+    return LedgerHistory(pool)
 
 
 def new_order(intent_id: str, user: str = "alice", account: str = "alice-paper") -> NewOrder:
     return NewOrder(
-        intent_id=intent_id,
-        account_id=account,
-        user_id=user,
+        intent_id=IntentId(intent_id),
+        account_id=AccountId(account),
+        user_id=UserId(user),
         source="bot",
         symbol="BTCUSDT",
         side="buy",
@@ -44,7 +68,7 @@ def fill_row(
     client_order_id: int, trade_id: str, qty: str = "0.01", account: str = "alice-paper"
 ) -> FillRow:
     facts = FillFacts(
-        account=account,
+        account=AccountId(account),
         base="BTC",
         quote="USDT",
         side="buy",
@@ -58,7 +82,7 @@ def fill_row(
         venue="paper",
         trade_id=trade_id,
         client_order_id=client_order_id,
-        account_id=account,
+        account_id=AccountId(account),
         symbol="BTCUSDT",
         side="buy",
         price=D("60000"),
@@ -97,18 +121,20 @@ async def test_migrations_apply_once_even_concurrently(database_url: str) -> Non
             await c.close()
 
 
-async def test_account_is_created_once_with_its_deposits(ledger: Ledger) -> None:
-    deposits = deposit_entries("alice-paper", {"USDT": D(1000)}, "initial")
-    assert await ledger.ensure_account("alice-paper", "alice", "paper", deposits, 1) is True
-    assert await ledger.ensure_account("alice-paper", "alice", "paper", deposits, 2) is False
-    assert await ledger.balances("alice-paper") == {"USDT": D(1000)}
+async def test_account_is_created_once_with_its_deposits(
+    ledger: Ledger, history: LedgerHistory
+) -> None:
+    deposits = deposit_entries(ALICE_PAPER, {"USDT": D(1000)}, "initial")
+    assert await ledger.ensure_account(ALICE_PAPER, ALICE, "paper", deposits, 1) is True
+    assert await ledger.ensure_account(ALICE_PAPER, ALICE, "paper", deposits, 2) is False
+    assert await history.balances(ALICE_PAPER) == {"USDT": D(1000)}
     with pytest.raises(ValueError, match="exists for user alice"):
-        await ledger.ensure_account("alice-paper", "mallory", "paper", [], 3)
+        await ledger.ensure_account(ALICE_PAPER, UserId("mallory"), "paper", [], 3)
 
 
 async def test_an_intent_id_makes_one_order_per_user(ledger: Ledger) -> None:
-    for user in ("alice", "bob"):
-        await ledger.ensure_account(f"{user}-paper", user, "paper", [], 1)
+    for user in (ALICE, BOB):
+        await ledger.ensure_account(AccountId(f"{user}-paper"), user, "paper", [], 1)
     first, created = await ledger.insert_order(new_order("bot:1:b0"))
     again, created_again = await ledger.insert_order(new_order("bot:1:b0"))
     assert (created, created_again) == (True, False)
@@ -122,60 +148,64 @@ async def test_an_intent_id_makes_one_order_per_user(ledger: Ledger) -> None:
 async def test_a_group_of_orders_is_found_inserted_and_moved_in_one_statement_each(
     ledger: Ledger,
 ) -> None:
-    for user in ("alice", "bob"):
-        await ledger.ensure_account(f"{user}-paper", user, "paper", [], 1)
+    for user in (ALICE, BOB):
+        await ledger.ensure_account(AccountId(f"{user}-paper"), user, "paper", [], 1)
     existing, _ = await ledger.insert_order(new_order("o0"))
     await ledger.record_rejection(
         Rejection(
             stream="INTENTS_alice",
             stream_seq=7,
             subject="intent.alice.bot",
-            user_id="alice",
+            user_id=ALICE,
             source="bot",
-            intent_id="r0",
-            account_id="alice-paper",
+            intent_id=IntentId("r0"),
+            account_id=ALICE_PAPER,
             reason="risk_max_notional",
             message="too big",
             payload=b"{}",
             ts=1,
         )
     )
-    keys = [("alice", "o0"), ("alice", "r0"), ("alice", "n0"), ("bob", "o0")]
+    keys = [key(ALICE, "o0"), key(ALICE, "r0"), key(ALICE, "n0"), key(BOB, "o0")]
     assert await ledger.find_intents(keys) == {
         ("alice", "o0"): existing,
         ("alice", "r0"): ("risk_max_notional", "too big"),
     }
     orders = [new_order(i) for i in ("n1", "o0", "r0")] + [new_order("n2", "bob", "bob-paper")]
-    found, rows = await ledger.find_or_insert_orders([*keys, ("alice", "n1")], orders)
+    found, rows = await ledger.find_or_insert_orders([*keys, key(ALICE, "n1")], orders)
     assert found == await ledger.find_intents(keys)  # what was there before
     assert sorted(rows) == [("alice", "n1"), ("bob", "n2")]  # o0 exists, r0 was refused
-    assert rows[("alice", "n1")].client_order_id < rows[("bob", "n2")].client_order_id
-    assert rows[("alice", "n1")] == await ledger.get_order("alice", "n1")
+    assert rows[key(ALICE, "n1")].client_order_id < rows[key(BOB, "n2")].client_order_id
+    assert rows[key(ALICE, "n1")] == await ledger.get_order(*key(ALICE, "n1"))
     huge = msgspec.structs.replace(new_order("n4"), qty=D("1e200000"))
     with pytest.raises(asyncpg.DataError):  # one value the ledger cannot hold: nothing goes in
         await ledger.find_or_insert_orders([], [new_order("n3"), huge])
-    assert await ledger.get_order("alice", "n3") is None
+    assert await ledger.get_order(*key(ALICE, "n3")) is None
     changed = await ledger.set_orders_status(
         [
-            (("alice", "n1"), "accepted", "P1", None),
-            (("bob", "n2"), "rejected", None, "insufficient_balance"),
-            (("alice", "gone"), "accepted", "P9", None),
+            (key(ALICE, "n1"), S.ACCEPTED, "P1", None),
+            (key(BOB, "n2"), S.REJECTED, None, "insufficient_balance"),
+            (key(ALICE, "gone"), S.ACCEPTED, "P9", None),
         ],
         5,
     )
     assert changed == {("alice", "n1"), ("bob", "n2")}
-    n1, n2 = await ledger.get_order("alice", "n1"), await ledger.get_order("bob", "n2")
+    n1, n2 = await ledger.get_order(*key(ALICE, "n1")), await ledger.get_order(*key(BOB, "n2"))
     assert n1 is not None and (n1.status, n1.venue_order_id) == ("accepted", "P1")
     assert n2 is not None and (n2.status, n2.reason) == ("rejected", "insufficient_balance")
     # a row no longer new is not moved again
-    assert await ledger.set_orders_status([(("alice", "n1"), "rejected", None, "x")], 6) == set()
+    assert await ledger.set_orders_status([(key(ALICE, "n1"), S.REJECTED, None, "x")], 6) == set()
 
 
-async def test_a_fill_is_booked_once_and_moves_the_order(ledger: Ledger) -> None:
-    deposits = deposit_entries("alice-paper", {"USDT": D(1000)}, "initial")
-    await ledger.ensure_account("alice-paper", "alice", "paper", deposits, 1)
+async def test_a_fill_is_booked_once_and_moves_the_order(
+    ledger: Ledger, history: LedgerHistory
+) -> None:
+    deposits = deposit_entries(ALICE_PAPER, {"USDT": D(1000)}, "initial")
+    await ledger.ensure_account(ALICE_PAPER, ALICE, "paper", deposits, 1)
     row, _ = await ledger.insert_order(new_order("bot:1:b0"))
-    assert await ledger.set_order_status("alice", "bot:1:b0", "accepted", 2, venue_order_id="P1")
+    assert await ledger.set_order_status(
+        *key(ALICE, "bot:1:b0"), S.ACCEPTED, 2, venue_order_id="P1"
+    )
     result = await ledger.record_fill(fill_row(row.client_order_id, "t1", qty="0.004"))
     assert result is not None
     watermark, after = result
@@ -184,24 +214,26 @@ async def test_a_fill_is_booked_once_and_moves_the_order(ledger: Ledger) -> None
     result = await ledger.record_fill(fill_row(row.client_order_id, "t2", qty="0.006"))
     assert result is not None and result[1].status == "filled"
     # a late 'accepted' must not overwrite 'filled'
-    assert not await ledger.set_order_status("alice", "bot:1:b0", "accepted", 3)
-    assert await ledger.balances("alice-paper") == {
+    assert not await ledger.set_order_status(*key(ALICE, "bot:1:b0"), S.ACCEPTED, 3)
+    assert await history.balances(ALICE_PAPER) == {
         "BTC": D("0.010"),
         "USDT": D(1000) - D(600) - D("0.12"),
     }
     # up to the first fill's watermark, only that fill counts
-    assert await ledger.balances("alice-paper", watermark) == {
+    assert await history.balances(ALICE_PAPER, watermark) == {
         "BTC": D("0.004"),
         "USDT": D(1000) - D(240) - D("0.06"),
     }
-    assert await ledger.open_orders("alice-paper") == []
+    assert await ledger.open_orders(ALICE_PAPER) == []
 
 
-async def test_both_sides_of_a_trade_between_two_accounts_are_booked(ledger: Ledger) -> None:
+async def test_both_sides_of_a_trade_between_two_accounts_are_booked(
+    ledger: Ledger, history: LedgerHistory
+) -> None:
     """Two of our accounts that trade with each other get the same venue trade id."""
     rows = {}
-    for user in ("alice", "bob"):
-        account = f"{user}-paper"
+    for user in (ALICE, BOB):
+        account = AccountId(f"{user}-paper")
         deposits = deposit_entries(account, {"USDT": D(1000)}, "initial")
         await ledger.ensure_account(account, user, "paper", deposits, 1)
         rows[account], _ = await ledger.insert_order(new_order("bot:1:b0", user, account))
@@ -209,17 +241,19 @@ async def test_both_sides_of_a_trade_between_two_accounts_are_booked(ledger: Led
         fill = fill_row(row.client_order_id, "T9", account=account)
         assert await ledger.record_fill(fill) is not None
         assert await ledger.record_fill(fill) is None
-        assert (await ledger.balances(account))["BTC"] == D("0.01")
+        assert (await history.balances(account))["BTC"] == D("0.01")
 
 
-async def test_rejections_are_kept_once_per_stream_message(ledger: Ledger) -> None:
+async def test_rejections_are_kept_once_per_stream_message(
+    ledger: Ledger, pool: asyncpg.Pool
+) -> None:
     rejection = Rejection(
         stream="INTENTS_alice",
         stream_seq=42,
         subject="intent.alice.manual",
-        user_id="alice",
+        user_id=ALICE,
         source="manual",
-        intent_id="m1",
+        intent_id=IntentId("m1"),
         account_id=None,
         reason="decode_error",
         message="bad",
@@ -228,28 +262,32 @@ async def test_rejections_are_kept_once_per_stream_message(ledger: Ledger) -> No
     )
     await ledger.record_rejection(rejection)
     await ledger.record_rejection(rejection)  # redelivered
-    assert await ledger.find_rejection("alice", "m1") == ("decode_error", "bad")
-    assert await ledger.find_rejection("bob", "m1") is None
-    async with ledger._pool.acquire() as conn:
+    assert await ledger.find_rejection(*key(ALICE, "m1")) == ("decode_error", "bad")
+    assert await ledger.find_rejection(*key(BOB, "m1")) is None
+    async with pool.acquire() as conn:
         rows = await conn.fetch("SELECT length(payload) AS n FROM rejected_intents")
     assert [r["n"] for r in rows] == [65_536]
     # the same sequence in another user's stream is another message
     bobs = msgspec.structs.replace(
-        rejection, stream="INTENTS_bob", user_id="bob", subject="intent.bob.manual"
+        rejection, stream="INTENTS_bob", user_id=BOB, subject="intent.bob.manual"
     )
     await ledger.record_rejection(bobs)
-    assert await ledger.find_rejection("bob", "m1") == ("decode_error", "bad")
+    assert await ledger.find_rejection(*key(BOB, "m1")) == ("decode_error", "bad")
 
 
-async def test_watermark_leaves_out_only_fills_in_flight(ledger: Ledger) -> None:
-    deposits = deposit_entries("alice-paper", {"USDT": D(1000)}, "initial")
-    await ledger.ensure_account("alice-paper", "alice", "paper", deposits, 1)
+async def test_watermark_leaves_out_only_fills_in_flight(
+    ledger: Ledger, pool: asyncpg.Pool
+) -> None:
+    recon = ReconciliationLedger(pool)
+    deposits = deposit_entries(ALICE_PAPER, {"USDT": D(1000)}, "initial")
+    await ledger.ensure_account(ALICE_PAPER, ALICE, "paper", deposits, 1)
     watermark = await ledger.last_journal_id()
     row, _ = await ledger.insert_order(new_order("bot:1:b0"))
     await ledger.record_fill(fill_row(row.client_order_id, "t1"))  # after the snapshot
-    async with ledger._pool.acquire() as conn:
+    async with pool.acquire() as conn:
         await conn.execute(
             "INSERT INTO journal (account_id, asset, amount, kind, ref, ts)"
             " VALUES ('alice-paper', 'USDT', -5, 'adjustment', 'hand', 0)"
         )
-    assert await ledger.balances("alice-paper", watermark) == {"USDT": D(995)}
+    assert await recon.account_ids() == ["alice-paper"]
+    assert await recon.balances(ALICE_PAPER, watermark) == {"USDT": D(995)}

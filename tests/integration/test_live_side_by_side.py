@@ -2,7 +2,7 @@
 
 Real NATS, real PostgreSQL, the real services in-process: execution with
 ``alice-paper`` (paper, Binance market data) and ``bob-backpack`` (venue
-backpack on the local :class:`~tests.support.backpack.BackpackServer`, keys
+backpack on the local :class:`~tests.support.backpack.server.BackpackServer`, keys
 from the environment), one strategy host with a ladder bot for each, a
 marketdata replay of the BTCUSDT recording for the paper account, and a live
 ``TRADEBUS_FEED=backpack`` marketdata on the server's WebSocket while the
@@ -23,11 +23,12 @@ import nats
 import pytest
 from nats.aio.client import Client as NATS
 
-from tests.support.backpack import BackpackServer
 from tests.support.backpack.recorded import binance_ticks
+from tests.support.backpack.server import BackpackServer
 from tests.support.data import BTC_RAW
 from tests.support.execution import (
     Bus,
+    E,
     collecting,
     execution_service,
     execution_settings,
@@ -119,8 +120,8 @@ async def reported(database_url: str) -> bool:
         await conn.close()
 
 
-def of_bot(bus: Bus, kind: type, bot: str) -> list:
-    return [e for e in bus.of(kind) if e.intent_id.startswith(f"{bot}:")]
+def of_bot(bus: Bus, kind: type[E], bot: str) -> list[E]:
+    return [e for e in bus.of(kind) if (e.intent_id or "").startswith(f"{bot}:")]
 
 
 async def test_paper_and_backpack_ladders_trade_side_by_side(

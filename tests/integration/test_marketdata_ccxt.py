@@ -73,7 +73,7 @@ def ccxt_md(tmp_path: Path, nats_url: str, server: BackpackServer, **extra: str)
 
 def served(server: BackpackServer, kind: str, symbol: str) -> list[tuple[Any, ...]]:
     """What the bus must carry for each frame first sent on ``<kind>.<symbol>``, in order."""
-    out = []
+    out: list[tuple[Any, ...]] = []
     for frame in server.ws.history[(f"{kind}.{symbol}", None)]:
         d = json.loads(frame)["data"]
         ts = int(d["E"]) // 1000 * 1_000_000  # ccxt's timestamp: ms
@@ -88,7 +88,7 @@ def served(server: BackpackServer, kind: str, symbol: str) -> list[tuple[Any, ..
 def published(bus: Bus, kind: str, symbol: str) -> list[tuple[Any, ...]]:
     """The ticks of ``md.<kind>.backpack.<symbol>``, as :func:`served` spells them."""
     assert not bus.errors, bus.errors
-    out = []
+    out: list[tuple[Any, ...]] = []
     for subject, t in bus.ticks():
         if subject != f"md.{kind}.backpack.{symbol}":
             continue
@@ -242,8 +242,11 @@ async def test_a_stale_ccxt_symbol_is_polled_over_ccxt_rest(
                 await server.feed_quote(s, "10.01", "1", "10.03", "2")
             await eventually(lambda: len(bus.messages) == 2, TIMEOUT, "the streamed quotes")
             # the book moves while the stream is silent: only REST can tell
-            server.exchange.book("BTC_USDC").quote = tuple(
-                Decimal(x) for x in ("10.05", "0.25", "10.07", "4")
+            server.exchange.book("BTC_USDC").quote = (
+                Decimal("10.05"),
+                Decimal("0.25"),
+                Decimal("10.07"),
+                Decimal("4"),
             )
 
             def rest_quote() -> bool:

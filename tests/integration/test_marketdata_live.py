@@ -421,7 +421,9 @@ async def test_binance_ws_server_speaks_the_protocol(feed_files: list[Path]) -> 
             first = [await ws.recv() for _ in range(20)]
             with pytest.raises(ConnectionClosedError):
                 await ws.recv()  # dropped after 20 frames, no close frame
-        assert all(f.startswith('{"stream":"ethusdt@trade","data":{') for f in first)
+        assert all(
+            isinstance(f, str) and f.startswith('{"stream":"ethusdt@trade","data":{') for f in first
+        )
         async with connect(f"{server.url}?streams=ethusdt@trade") as ws:
             second = [await ws.recv() for _ in range(15)]  # 5 resent + the last 10
             with pytest.raises(TimeoutError):

@@ -19,6 +19,7 @@ import msgspec
 import nats
 import pytest
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from tests.support.intents import ensure_intent_streams
@@ -99,6 +100,19 @@ async def connect(server: Server) -> AsyncIterator[Connect]:
         await nc.close()
 
 
+async def until_imported(sender: Conn, person: Conn, subject: str, heard: list[str]) -> None:
+    """Publish on ``subject`` as ``sender`` until the person's subscription has it (then
+    forget it): a stream import's interest is set up a moment after the SUB is flushed."""
+    for _ in range(200):
+        await sender.nc.publish(subject, b"{}")
+        await sender.nc.flush()
+        await asyncio.sleep(0.02)
+        if subject in heard:
+            heard[:] = [s for s in heard if s != subject]
+            return
+    raise AssertionError(f"{subject} never reached {person}")
+
+
 async def stream_subjects(nc: NATS, stream: str) -> list[str]:
     """The subject of every message in ``stream`` (read as the operator)."""
     js = nc.jetstream()
@@ -106,7 +120,12 @@ async def stream_subjects(nc: NATS, stream: str) -> list[str]:
     if not state.messages:
         return []
     seqs = range(state.first_seq, state.last_seq + 1)
-    return [(await js.get_msg(stream, seq)).subject for seq in seqs]
+    stored = []
+    for seq in seqs:
+        subject = (await js.get_msg(stream, seq)).subject
+        assert subject is not None
+        stored.append(subject)
+    return stored
 
 
 def test_config_declares_every_service_person_and_the_operator() -> None:
@@ -147,12 +166,14 @@ async def test_a_person_sends_and_reads_only_as_themselves(connect: Connect) -> 
     # allowed: her own events and alerts reach her
     own_events: list[str] = []
 
-    async def on_own(msg) -> None:  # type: ignore[no-untyped-def]
+    async def on_own(msg: Msg) -> None:
         own_events.append(msg.subject)
 
     await alice.nc.subscribe("exec.evt.alice.>", cb=on_own)
     await alice.nc.subscribe("exec.alert.alice.>", cb=on_own)
     await alice.nc.flush()
+    await until_imported(operator, alice, "exec.evt.alice.probe", own_events)
+    await until_imported(operator, alice, "exec.alert.alice.probe", own_events)
     assert await alice.violations() == []
 
     # refused: publishing for bob, and as the operator's or a service's subjects
@@ -165,7 +186,7 @@ async def test_a_person_sends_and_reads_only_as_themselves(connect: Connect) -> 
     alice.errors.clear()
     spy: list[str] = []
 
-    async def on_spy(msg) -> None:  # type: ignore[no-untyped-def]
+    async def on_spy(msg: Msg) -> None:
         spy.append(msg.subject)
 
     for subject in ("exec.evt.bob.>", "exec.alert.bob.>", "intent.>", "exec.query.>"):
@@ -229,7 +250,7 @@ async def test_strategy_may_not_publish_events_nor_read_intents(connect: Connect
     strategy.errors.clear()
     spy: list[str] = []
 
-    async def on_spy(msg) -> None:  # type: ignore[no-untyped-def]
+    async def on_spy(msg: Msg) -> None:
         spy.append(msg.subject)
 
     for subject in ("intent.>", "exec.query.>", "ctl.killswitch", "recon.>"):
@@ -272,11 +293,12 @@ async def test_execution_consumes_intents_and_publishes_events(connect: Connect)
     await msg.ack()
     events: list[str] = []
 
-    async def on_event(msg) -> None:  # type: ignore[no-untyped-def]
+    async def on_event(msg: Msg) -> None:
         events.append(msg.subject)
 
     await alice.nc.subscribe("exec.evt.alice.>", cb=on_event)
     await alice.nc.flush()
+    await until_imported(execution, alice, "exec.evt.alice.probe", events)
     await publish_event(js, subjects.exec_evt("alice", "manual"), {"type": "x"}, "evt-1")
     await js.publish(subjects.deadletter_intent("alice"), b"{}")
     kv = await js.create_key_value(bucket=subjects.KV_KILLSWITCH)

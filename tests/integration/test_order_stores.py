@@ -15,18 +15,21 @@ from typing import Any
 
 import pytest
 
+from tradebus.common.ids import AccountId, IntentId, UserId
+from tradebus.common.order_status import OrderStatus as S
 from tradebus.engine.store import MemoryStore, OrderStore
 from tradebus.ledger.entries import JournalEntry
 from tradebus.ledger.migrate import apply_migrations
-from tradebus.ledger.rows import FillRow, NewOrder, OrderRow, Rejection
-from tradebus.ledger.store import Ledger, create_pool
+from tradebus.ledger.pool import create_pool
+from tradebus.ledger.rows import FillRow, IntentKey, NewOrder, OrderRow, Rejection
+from tradebus.ledger.store import Ledger
 
 
 def order(intent_id: str, user: str = "alice", qty: str = "1") -> NewOrder:
     return NewOrder(
-        intent_id=intent_id,
-        account_id=f"{user}-paper",
-        user_id=user,
+        intent_id=IntentId(intent_id),
+        account_id=AccountId(f"{user}-paper"),
+        user_id=UserId(user),
         source="bot",
         symbol="BTCUSDT",
         side="buy",
@@ -40,12 +43,14 @@ def order(intent_id: str, user: str = "alice", qty: str = "1") -> NewOrder:
 
 
 def fill(client_order_id: int, trade_id: str, qty: str) -> FillRow:
-    entry = JournalEntry(account="alice-paper", asset="BTC", amount=D(qty), kind="fill", ref="r")
+    entry = JournalEntry(
+        account=AccountId("alice-paper"), asset="BTC", amount=D(qty), kind="fill", ref="r"
+    )
     return FillRow(
         venue="paper",
         trade_id=trade_id,
         client_order_id=client_order_id,
-        account_id="alice-paper",
+        account_id=AccountId("alice-paper"),
         symbol="BTCUSDT",
         side="buy",
         price=D("100"),
@@ -64,10 +69,10 @@ def refusal(intent_id: str, seq: int) -> Rejection:
         stream="INTENTS_alice",
         stream_seq=seq,
         subject="intent.alice.bot",
-        user_id="alice",
+        user_id=UserId("alice"),
         source="bot",
-        intent_id=intent_id,
-        account_id="alice-paper",
+        intent_id=IntentId(intent_id),
+        account_id=AccountId("alice-paper"),
         reason="risk_max_notional",
         message="too big",
         payload=b"{}",
@@ -82,6 +87,11 @@ def shown(row: OrderRow | None) -> tuple[Any, ...] | None:
     return (row.intent_id, row.client_order_id, row.status, row.filled_qty, row.venue_order_id)
 
 
+def key(intent_id: str) -> IntentKey:
+    """The key of alice's intent ``intent_id``."""
+    return (UserId("alice"), IntentId(intent_id))
+
+
 async def script(store: OrderStore) -> list[Any]:
     """Every kind of call, and what each answered."""
     out: list[Any] = []
@@ -92,14 +102,14 @@ async def script(store: OrderStore) -> list[Any]:
     await store.record_rejection(refusal("r1", 7))
     await store.record_rejection(refusal("r1", 7))  # the same message again: kept once
     found, made = await store.find_or_insert_orders(
-        [("alice", "a1"), ("alice", "r1"), ("alice", "a2")], [order("a2"), order("a3")]
+        [key("a1"), key("r1"), key("a2")], [order("a2"), order("a3")]
     )
     out.append({k: shown(v) if isinstance(v, OrderRow) else v for k, v in found.items()})
     out.append(sorted((k, shown(v)) for k, v in made.items()))
-    out.append(await store.set_order_status("alice", "a1", "accepted", 3, venue_order_id="v1"))
-    out.append(await store.set_order_status("alice", "a1", "unknown", 3))  # not from accepted
+    out.append(await store.set_order_status(*key("a1"), S.ACCEPTED, 3, venue_order_id="v1"))
+    out.append(await store.set_order_status(*key("a1"), S.UNKNOWN, 3))  # not from accepted
     moved = await store.set_orders_status(
-        [(("alice", "a2"), "rejected", None, "x"), (("alice", "a3"), "accepted", "v3", None)], 4
+        [(key("a2"), S.REJECTED, None, "x"), (key("a3"), S.ACCEPTED, "v3", None)], 4
     )
     out.append(sorted(moved))
     booked = await store.record_fill(fill(a1.client_order_id, "t1", "0.4"))
@@ -107,12 +117,12 @@ async def script(store: OrderStore) -> list[Any]:
     out.append(await store.record_fill(fill(a1.client_order_id, "t1", "0.4")))  # duplicate
     booked = await store.record_fill(fill(a1.client_order_id, "t2", "0.6"))
     out.append(shown(booked[1]) if booked else None)
-    out.append(await store.set_order_status("alice", "a1", "accepted", 5))  # late: filled
-    out.append(await store.set_order_status("alice", "a3", "canceled", 6))
+    out.append(await store.set_order_status(*key("a1"), S.ACCEPTED, 5))  # late: filled
+    out.append(await store.set_order_status(*key("a3"), S.CANCELED, 6))
     booked = await store.record_fill(fill(3, "t3", "0.5"))  # after the cancel: stays canceled
     out.append(shown(booked[1]) if booked else None)
-    out.append([shown(r) for r in await store.open_orders("alice-paper")])
-    out.append(shown(await store.get_order("alice", "a3")))
+    out.append([shown(r) for r in await store.open_orders(AccountId("alice-paper"))])
+    out.append(shown(await store.get_order(*key("a3"))))
     out.append(await store.last_journal_id())
     out.append([(f.qty, f.side) for f in await store.fill_history()])
     return out
@@ -124,7 +134,7 @@ async def ledger(database_url: str) -> AsyncIterator[Ledger]:
     async with pool.acquire() as conn:
         await apply_migrations(conn)
     store = Ledger(pool)
-    await store.ensure_account("alice-paper", "alice", "paper", [], 0)
+    await store.ensure_account(AccountId("alice-paper"), UserId("alice"), "paper", [], 0)
     yield store
     await pool.close()
 

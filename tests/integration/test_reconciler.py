@@ -12,12 +12,21 @@ from pathlib import Path
 
 import asyncpg
 import nats
+from nats.js.client import JetStreamContext
 
 from tests.support.execution import execution_service, execution_settings, reconciler_settings
 from tests.support.services import service
 from tradebus.common import subjects
 from tradebus.common.codec import decode_recon_report, decode_recon_run_reply
 from tradebus.reconciler.bootstrap import run as run_reconciler
+
+
+async def last_data(js: JetStreamContext, subject: str) -> bytes:
+    """The payload of the last message of ``RECON`` on ``subject``."""
+    data = (await js.get_last_msg("RECON", subject)).data
+    assert data is not None
+    return data
+
 
 ACCOUNTS = """
 accounts:
@@ -48,9 +57,7 @@ async def test_reports_ok_then_drift_when_the_ledger_moves_behind_the_venue(
     ):
         # the run at start: both accounts ok, published on recon.report.<account>
         js = nc.jetstream()
-        start = decode_recon_report(
-            (await js.get_last_msg("RECON", "recon.report.alice-paper")).data
-        )
+        start = decode_recon_report(await last_data(js, "recon.report.alice-paper"))
         assert start.status == "ok"
         assert [(r.asset, r.venue_total, r.ledger_total) for r in start.rows] == [
             ("BTC", D("0.5"), D("0.5")),
@@ -71,9 +78,7 @@ async def test_reports_ok_then_drift_when_the_ledger_moves_behind_the_venue(
         assert alice.status == "drift"
         btc = next(r for r in alice.rows if r.asset == "BTC")
         assert (btc.drift, btc.tolerance, btc.ok) == (D("0.0002"), D("0.0001"), False)
-        alert = decode_recon_report(
-            (await js.get_last_msg("RECON", "recon.alert.alice-paper")).data
-        )
+        alert = decode_recon_report(await last_data(js, "recon.alert.alice-paper"))
         assert alert.status == "drift"
         stored = await conn.fetch("SELECT account_id, status FROM recon_reports ORDER BY id")
         await conn.close()

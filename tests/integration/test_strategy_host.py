@@ -21,7 +21,16 @@ from tests.support.ticks import trade
 from tradebus.common import subjects
 from tradebus.common.codec import decode_bot_command_reply, decode_bots_reply, decode_intent, encode
 from tradebus.common.markets import MarketCatalog, default_markets_path
-from tradebus.common.messages import BotCommandReply, CancelAll, CancelOrder, ErrorReply, PlaceOrder
+from tradebus.common.messages import (
+    BotCommandReply,
+    BotsReply,
+    BotStatus,
+    CancelAll,
+    CancelOrder,
+    ErrorReply,
+    Intent,
+    PlaceOrder,
+)
 from tradebus.strategies.botfile import load_specs
 from tradebus.strategy.bootstrap import run
 from tradebus.strategy.kvstore import apply_specs
@@ -38,28 +47,29 @@ users:
 """
 
 
-async def stream_intents(nc: NATS) -> list[tuple[str, str, object]]:
+async def stream_intents(nc: NATS) -> list[tuple[str, str, Intent]]:
     """(subject, Nats-Msg-Id, intent) of every message in the users' intent streams, user
     by user (no execution runs here to take them from these work queues)."""
     js = nc.jetstream()
-    out = []
+    out: list[tuple[str, str, Intent]] = []
     for stream in sorted(await intent_streams(js)):
         info = await js.stream_info(stream)
         if not info.state.messages:
             continue
         for seq in range(info.state.first_seq, info.state.last_seq + 1):
             msg = await js.get_msg(stream, seq)
+            assert msg.subject is not None and msg.headers is not None and msg.data is not None
             out.append((msg.subject, msg.headers["Nats-Msg-Id"], decode_intent(msg.data)))
     return out
 
 
-async def statuses(nc: NATS) -> dict[str, object]:
+async def statuses(nc: NATS) -> dict[str, BotStatus]:
     try:
         raw = await nc.request(subjects.ctl("bots", "list"), b"{}", timeout=0.5)
     except Exception:
         return {}
     reply = decode_bots_reply(raw.data)
-    return {s.bot: s for s in getattr(reply, "bots", [])}
+    return {s.bot: s for s in reply.bots} if isinstance(reply, BotsReply) else {}
 
 
 async def command(nc: NATS, verb: str, body: bytes) -> BotCommandReply | ErrorReply:
@@ -116,7 +126,11 @@ async def test_bots_trade_and_obey_the_control_verbs(nats_url: str, tmp_path: Pa
 
         # pause: ticks no longer reach the bot; resume: they do again
         reply = await command(nc, "pause", b'{"bot":"alice-btc"}')
-        assert isinstance(reply, BotCommandReply) and reply.status.state == "paused"
+        assert (
+            isinstance(reply, BotCommandReply)
+            and reply.status is not None
+            and reply.status.state == "paused"
+        )
         await nc.publish(md("binance", "BTCUSDT"), encode(trade("61000", 3, "BTCUSDT")))
         await nc.flush()
         assert (await statuses(nc))["alice-btc"].last_price == 60000
@@ -128,12 +142,20 @@ async def test_bots_trade_and_obey_the_control_verbs(nats_url: str, tmp_path: Pa
 
         # stop cancels the open buys (cancel_on_exit); start resumes the state
         reply = await command(nc, "stop", b'{"bot":"alice-btc"}')
-        assert isinstance(reply, BotCommandReply) and reply.status.state == "stopped"
+        assert (
+            isinstance(reply, BotCommandReply)
+            and reply.status is not None
+            and reply.status.state == "stopped"
+        )
         await eventually(lambda: _count(nc, 10), what="4 cancels")
         cancels = [i for _, _, i in await stream_intents(nc) if isinstance(i, CancelOrder)]
         assert {c.target_intent_id for c in cancels} == {p[1] for p in places[:4]}
         reply = await command(nc, "start", b'{"bot":"alice-btc"}')
-        assert isinstance(reply, BotCommandReply) and reply.status.state == "running"
+        assert (
+            isinstance(reply, BotCommandReply)
+            and reply.status is not None
+            and reply.status.state == "running"
+        )
 
         # a fresh start cancels what an earlier run left and trades under a new run number
         reply = await command(nc, "start", b'{"bot":"bob-eth","mode":"fresh"}')

@@ -20,10 +20,11 @@ from prometheus_client import CollectorRegistry
 
 from tradebus.common.bus import ensure_streams
 from tradebus.common.clock import LiveClock
+from tradebus.common.ids import AccountId, BotId, UserId
 from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.publish_acks import PublishAcks
 from tradebus.strategies.registry import BotSpec
-from tradebus.strategy.host import Dispatcher
+from tradebus.strategy.host import BotRunner, Dispatcher
 from tradebus.strategy.host_metrics import HostMetrics
 from tradebus.strategy.kvstore import apply_specs, open_buckets
 from tradebus.strategy.publisher import IntentPublisher
@@ -38,9 +39,9 @@ START_SECONDS = 0.8
 def ladder(i: int) -> BotSpec:
     params = {"total_quote": "100", "order_count": 2, "max_drop_pct": "5", "take_profit_pct": "1"}
     return BotSpec(
-        id=f"u{i % 7}-ladder-{i:04d}",
-        user=f"u{i % 7}",
-        account=f"u{i % 7}-paper",
+        id=BotId(f"u{i % 7}-ladder-{i:04d}"),
+        user=UserId(f"u{i % 7}"),
+        account=AccountId(f"u{i % 7}-paper"),
         strategy="ladder",
         venue="binance",
         symbol="BTCUSDT",
@@ -73,7 +74,7 @@ async def test_a_long_start_renews_the_leases_it_already_holds(
     )
     start_bot = supervisor.start_bot
 
-    async def slow_start(spec: BotSpec, fresh: bool = False):  # type: ignore[no-untyped-def]
+    async def slow_start(spec: BotSpec, fresh: bool = False) -> BotRunner:
         await asyncio.sleep(START_SECONDS)
         return await start_bot(spec, fresh)
 

@@ -148,12 +148,18 @@ class Person:
     async def join(cls, secure: SecureNats, user: str) -> Person:
         """Connect as ``user`` and start collecting their events."""
         person = cls(user, await secure.connect(user))
+        probe = f"exec.evt.{user}.{PROBE_SOURCE}"
+        heard = asyncio.Event()
 
         async def collect(msg: Any) -> None:
+            if msg.subject == probe:
+                heard.set()
+                return
             person.events.append((time.monotonic(), decode_event(msg.data)))
 
         await person.conn.nc.subscribe(f"exec.evt.{user}.>", cb=collect)
         await person.conn.nc.flush()
+        await import_ready(secure, probe, heard)
         return person
 
     def answers(self, intent_id: str) -> list[Any]:
@@ -173,6 +179,28 @@ class Person:
             lambda: f"{len(self.events)} events of {self.user}",
         )
         return self.answers(intent_id)[0]
+
+
+PROBE_SOURCE = "subscription-probe"
+"""Source token of the messages that check a person's subscription reaches them."""
+
+
+async def import_ready(secure: SecureNats, subject: str, heard: asyncio.Event) -> None:
+    """Publish on ``subject`` in the system account until a person's subscription hears it.
+
+    A subscription in a person's account receives the system account's messages
+    through a stream import, whose interest nats-server sets up a moment after the
+    client's SUB is flushed (a message published at once is lost about 1 time in 25).
+    """
+    operator = await secure.connect("operator")
+    for _ in range(200):
+        await operator.nc.publish(subject, b"{}")
+        try:
+            await asyncio.wait_for(heard.wait(), 0.05)
+            return
+        except TimeoutError:
+            continue
+    raise AssertionError(f"{subject} never reached its subscriber")
 
 
 def place(

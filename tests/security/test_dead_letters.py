@@ -18,6 +18,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from nats.js.client import JetStreamContext
 
 from tests.security.conftest import PAPER_ACCOUNTS, Person, SecureNats, place, running_execution
 from tests.support.services import eventually
@@ -74,7 +75,7 @@ async def test_a_defect_on_one_intent_dead_letters_it_and_nothing_else_stops(
         operator = await secure_nats.connect("operator")
         js = operator.nc.jetstream()
         copy = await js.get_last_msg("DEADLETTER", "deadletter.intent.alice")
-        assert b"defect-1" in copy.data
+        assert copy.data is not None and b"defect-1" in copy.data
         assert copy.headers is not None and "KeyError" in copy.headers["Tradebus-Error"]
         assert copy.headers["Tradebus-Stream"] == "INTENTS_alice"
         assert (await js.stream_info("INTENTS_alice")).state.messages == 0  # acked
@@ -117,10 +118,10 @@ async def test_an_intent_that_keeps_killing_execution_is_dead_lettered_after_max
             lambda: _empty(ojs, "INTENTS_alice"), what="the dead intent deleted from its stream"
         )
         copy = await ojs.get_last_msg("DEADLETTER", "deadletter.intent.alice")
-        assert b"crash-1" in copy.data
+        assert copy.data is not None and b"crash-1" in copy.data
         assert not task.done()
     assert [(u, i) for u, i, _ in await dead_rows(database_url)] == [("alice", "crash-1")]
 
 
-async def _empty(js, stream: str) -> bool:  # type: ignore[no-untyped-def]
+async def _empty(js: JetStreamContext, stream: str) -> bool:
     return (await js.stream_info(stream)).state.messages == 0

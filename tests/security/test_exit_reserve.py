@@ -65,7 +65,11 @@ async def answer(bus: Bus, intent_id: str) -> OrderAccepted | OrderRejected:
         lambda: bus.of(OrderAccepted, intent_id) or bus.of(OrderRejected, intent_id),
         what=f"{intent_id} answered",
     )
-    (event,) = bus.of(OrderAccepted, intent_id) or bus.of(OrderRejected, intent_id)
+    accepted = bus.of(OrderAccepted, intent_id)
+    answers: list[OrderAccepted | OrderRejected] = [*accepted] or [
+        *bus.of(OrderRejected, intent_id)
+    ]
+    (event,) = answers
     return event
 
 

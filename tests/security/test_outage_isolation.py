@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.security.conftest import Person, SecureNats, place, running_execution
-from tests.support.backpack import BackpackServer
+from tests.support.backpack.server import BackpackServer
 from tests.support.services import eventually
 
 KEY_ENV = "TRADEBUS_TEST_SECURITY_BOB_KEY"

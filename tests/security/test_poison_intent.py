@@ -26,6 +26,8 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from tests.support.execution import Bus, collecting, execution_service, execution_settings
@@ -56,12 +58,12 @@ POISON = place(b"\xff")
 class Events(Bus):
     """A :class:`Bus` that also keeps the subject of every event on ``exec.evt.alice.manual``."""
 
-    def __init__(self, nc) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, nc: NATS) -> None:
         super().__init__(nc)
         self.manual: list[tuple[str, object]] = []
 
     async def follow(self) -> None:
-        async def keep(msg) -> None:  # type: ignore[no-untyped-def]
+        async def keep(msg: Msg) -> None:
             self.manual.append((msg.subject, decode_event(msg.data)))
 
         await self.js.subscribe(

@@ -67,7 +67,7 @@ def log_records(path: Path, start: int) -> list[dict]:
 async def ask_run(nc: nats.NATS) -> ErrorReply | ReconRunReply:
     """``ctl.recon.run`` for every account, as ``tradebus recon run`` asks it."""
     msg = await nc.request(subjects.ctl("recon", "run"), b'{"type":"ReconRunRequest"}', 10)
-    return decode_recon_run_reply(msg.data)  # type: ignore[return-value]
+    return decode_recon_run_reply(msg.data)
 
 
 @pytest.mark.timeout(120)

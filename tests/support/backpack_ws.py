@@ -1,7 +1,7 @@
 """A minimal local Backpack Exchange server: the public WebSocket streams and REST depth.
 
 Only what the marketdata feed uses; the full exchange (orders, signatures,
-account streams) is ``tests/support/backpack_server.py``. Same faults and
+account streams) is :mod:`tests.support.backpack`. Same faults and
 records as :class:`~tests.support.binance_ws.BinanceWsServer`, which it extends.
 
 Protocol facts used (Backpack "Streams" docs; ccxt 4.5 ``ccxt/pro/backpack.py``):

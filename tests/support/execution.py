@@ -16,6 +16,7 @@ from typing import TypeVar
 
 import nats
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from tests.support import ticks
@@ -23,7 +24,7 @@ from tests.support.services import consumer_exists, service
 from tradebus.common import subjects
 from tradebus.common.bus import ensure_streams, request
 from tradebus.common.codec import decode_balances_reply, decode_event, encode
-from tradebus.common.messages import AssetBalance, BalancesQuery
+from tradebus.common.messages import AssetBalance, BalancesQuery, BalancesReply, OrderEvent
 from tradebus.execution.bootstrap import run as run_execution
 from tradebus.execution.settings import ExecutionSettings
 from tradebus.reconciler.settings import ReconcilerSettings
@@ -70,13 +71,16 @@ def reconciler_settings(
     )
 
 
+E = TypeVar("E", bound=OrderEvent)
+
+
 class Bus:
     """A test's NATS connection and every order event it has seen."""
 
     def __init__(self, nc: NATS) -> None:
         self.nc = nc
         self.js = nc.jetstream()
-        self.events: list = []
+        self.events: list[OrderEvent] = []
 
     async def pub(self, subject: str, payload: str | bytes, msg_id: str | None = None) -> None:
         data = payload.encode() if isinstance(payload, str) else payload
@@ -86,13 +90,15 @@ class Bus:
         trade = ticks.trade(price, ts, aggressor="sell")
         await self.nc.publish(subjects.md_trade("binance", "BTCUSDT"), encode(trade))
 
-    def of(self, kind: type, intent_id: str | None = None) -> list:
+    def of(self, kind: type[E], intent_id: str | None = None) -> list[E]:
         return [e for e in self.events if isinstance(e, kind) and intent_id in (None, e.intent_id)]
 
     async def balance(self, asset: str) -> AssetBalance:
         """The venue's balance of ``asset`` in the only account execution has."""
         raw = await request(self.nc, subjects.exec_query("balances"), BalancesQuery())
-        (account,) = decode_balances_reply(raw).accounts  # type: ignore[union-attr]
+        reply = decode_balances_reply(raw)
+        assert isinstance(reply, BalancesReply), reply
+        (account,) = reply.accounts
         (b,) = [b for b in account.balances if b.asset == asset]
         return b
 
@@ -111,7 +117,7 @@ async def collecting(nats_url: str, bus: type[B]) -> AsyncIterator[B]:
     nc = await nats.connect(nats_url)
     b = bus(nc)
 
-    async def collect(msg) -> None:  # type: ignore[no-untyped-def]
+    async def collect(msg: Msg) -> None:
         b.events.append(decode_event(msg.data))
 
     try:

@@ -27,11 +27,8 @@ async def ensure_intent_streams(js: JetStreamContext, users: list[str]) -> None:
 
 async def intent_streams(js: JetStreamContext) -> list[str]:
     """The names of every ``INTENTS_<user>`` stream."""
-    return [
-        info.config.name
-        for info in await js.streams_info()
-        if subjects.intents_stream_user(info.config.name) is not None
-    ]
+    names = [info.config.name for info in await js.streams_info()]
+    return [n for n in names if n is not None and subjects.intents_stream_user(n) is not None]
 
 
 async def consumer_totals(js: JetStreamContext, consumer: str = "execution") -> tuple[int, int]:

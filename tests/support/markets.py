@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from tradebus.common.ids import AccountId, BotId, UserId
 from tradebus.common.markets import Market
 from tradebus.strategies.core import BotContext
 
@@ -44,9 +45,9 @@ def bot_context(
     fields (``group``, ``run``).
     """
     return BotContext(
-        bot=bot,
-        user=user,
-        account=account,
+        bot=BotId(bot),
+        user=UserId(user),
+        account=AccountId(account),
         strategy=strategy,
         venue="binance",
         market=markets[0],

@@ -9,9 +9,12 @@ of the order's market; every event has ``ts_event`` 0.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from itertools import count
+from typing import TypedDict
 
+from tradebus.common.ids import AccountId, IntentId, UserId
 from tradebus.common.messages import (
     CancelOrder,
     CancelRejected,
@@ -29,6 +32,14 @@ from tradebus.engine.venue import VenueOrder
 from tradebus.strategies.core import BotContext
 
 
+class _Who(TypedDict):
+    """Who every event of a bot names."""
+
+    user: UserId
+    source: str
+    account: AccountId
+
+
 class OrderEvents:
     """The order events of the bot ``ctx``.
 
@@ -42,7 +53,7 @@ class OrderEvents:
         self.ctx = ctx
         self.liquidity: Liquidity = liquidity
         self.reject_message = reject_message
-        self.who = {"user": ctx.user, "source": ctx.bot, "account": ctx.account}
+        self.who = _Who(user=ctx.user, source=ctx.bot, account=ctx.account)
 
     def accepted(self, p: Intent, qty: Decimal | None = None) -> OrderAccepted:
         """``p`` accepted, for ``qty`` if execution placed less (clamped to the free balance)."""
@@ -149,7 +160,7 @@ def venue_order(
     n = next(_venue_ids)
     return VenueOrder(
         client_order_id=str(n),
-        intent_id=f"i{n}",
+        intent_id=IntentId(f"i{n}"),
         symbol=symbol,
         side=side,
         order_type=order_type,
@@ -157,3 +168,17 @@ def venue_order(
         qty=Decimal(qty),
         trigger_ts=trigger,
     )
+
+
+def places(intents: Sequence[Intent]) -> list[PlaceOrder]:
+    """``intents``, each checked to be a :class:`PlaceOrder`."""
+    out = [i for i in intents if isinstance(i, PlaceOrder)]
+    assert len(out) == len(intents), f"not only places: {intents}"
+    return out
+
+
+def cancels(intents: Sequence[Intent]) -> list[CancelOrder]:
+    """``intents``, each checked to be a :class:`CancelOrder`."""
+    out = [i for i in intents if isinstance(i, CancelOrder)]
+    assert len(out) == len(intents), f"not only cancels: {intents}"
+    return out

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,12 +16,13 @@ from nats.aio.client import Client as NATS
 
 
 async def eventually(
-    check: Callable[[], Awaitable[bool] | bool],
+    check: Callable[[], object],
     timeout: float = 10.0,
     what: str = "condition",
     detail: Callable[[], str] | None = None,
 ) -> None:
-    """Poll ``check`` (sync or async) until it is true; fail the test after ``timeout``.
+    """Poll ``check`` (sync or async) until its result is true (a non-empty list too); fail
+    the test after ``timeout``.
 
     ``detail()`` is called only on failure, so the message shows the state then.
     """
@@ -49,7 +50,7 @@ async def consumer_exists(nc: NATS, stream: str, name: str) -> bool:
 
 @asynccontextmanager
 async def service(
-    run: Callable[[Any, asyncio.Event], Awaitable[int]],
+    run: Callable[[Any, asyncio.Event], Coroutine[Any, Any, int]],
     settings: Any,
     ready: Callable[[], Awaitable[bool]],
     timeout: float = 15.0,

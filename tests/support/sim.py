@@ -1,10 +1,14 @@
-"""A synchronous, in-process loop of strategy cores and the paper exchange, for tests.
+"""Strategy cores and the execution core wired together in one process, for tests.
 
-It follows the paper fill model's event order (STRATEGIES.md rule 5): each
-market event first fills live orders, the bots see those fills, then the bots
-see the event; intents are executed at once (place/cancel on the exchange)
-and their answers fed back. No NATS, no database: it tests the pure cores
-together. Intents are kept so tests can inspect them.
+The bots' intents are executed by the execution service's own core
+(:class:`~tradebus.engine.desk.PaperDesk`: the engine on an in-memory store
+and a paper venue, driven synchronously), so a test of the cores is a test
+against the rules execution enforces (intake, vetting, sizing, the order
+state machine, cancel-alls). It follows the paper fill model's event order
+(STRATEGIES.md rule 5): each market event first fills live orders, the bots
+see those fills, then the bots see the event; intents are executed at once
+and their answers fed back. No NATS, no database. Intents are kept so tests
+can inspect them.
 
 With ``lag`` the bots hear of their orders late, as over a real bus: every
 order event is held back for ``lag()`` market events (the venue acts at
@@ -18,27 +22,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
-from itertools import count
 from typing import Any
 
+from tradebus.common.clock import ManualClock
+from tradebus.common.ids import AccountId, UserId
 from tradebus.common.markets import Market, MarketCatalog
-from tradebus.common.messages import (
-    CancelAll,
-    CancelOrder,
-    CancelRejected,
-    Intent,
-    OrderAccepted,
-    OrderCanceled,
-    OrderFilled,
-    OrderRejected,
-    PlaceOrder,
-    QuoteTick,
-    TradeTick,
-)
+from tradebus.common.messages import Intent, Message, QuoteTick, TradeTick
 from tradebus.common.positions import Position
+from tradebus.engine.accounts import AccountSpec
+from tradebus.engine.desk import PaperDesk
 from tradebus.engine.paper.exchange import PaperExchange
-from tradebus.engine.venue import VenueFill, VenueOrder, VenueRejected
+from tradebus.engine.venue import VenueFill
 from tradebus.strategies.core import Strategy
+
+VENUE = "binance"
 
 
 def paper_exchange(
@@ -49,32 +46,57 @@ def paper_exchange(
 
     ``kw``: the account's other settings (``market_kind``, ``leverage``).
     """
-    exchange = PaperExchange(MarketCatalog({"binance": list(markets)}), "binance")
+    exchange = PaperExchange(MarketCatalog({VENUE: list(markets)}), VENUE)
     for account in accounts:
         exchange.open_account(
-            account, dict(balances), maker_fee_bps=Decimal(1), taker_fee_bps=Decimal(5), **kw
+            AccountId(account),
+            dict(balances),
+            maker_fee_bps=Decimal(1),
+            taker_fee_bps=Decimal(5),
+            **kw,
         )
     return exchange
 
 
 class Sim:
-    """Bots and a :class:`PaperExchange` wired together without I/O."""
+    """Bots and the execution core on ``exchange`` wired together without I/O.
+
+    Each account open on ``exchange`` belongs to the user of the bot that trades it.
+    """
 
     def __init__(
         self, exchange: PaperExchange, bots: list[Strategy], lag: Callable[[], int] | None = None
     ) -> None:
         self.exchange = exchange
-        self.bots = {b.ctx.bot: b for b in bots}
+        self.bots: dict[str, Strategy] = {b.ctx.bot: b for b in bots}
+        owners = {b.ctx.account: b.ctx.user for b in bots}
+        specs = [
+            AccountSpec(
+                id=account,
+                user=owners.get(account, UserId(account)),
+                market_data=VENUE,
+                maker_fee_bps=acct.maker_fee_bps,
+                taker_fee_bps=acct.taker_fee_bps,
+                market_kind=acct.market_kind,
+                leverage=acct.leverage,
+            )
+            for account, acct in exchange.accounts.items()
+        ]
+        self.clock = ManualClock()
+        self.desk = PaperDesk(
+            exchange.catalog, specs, self.clock, late_orders=True, exchanges={VENUE: exchange}
+        )
         self._lag = lag
-        self._held: list[tuple[int, Strategy, object]] = []  # (due event number, bot, event)
+        self._held: list[tuple[int, Strategy, Message]] = []  # (due event number, bot, event)
         self._events_seen = 0
         self.intents: list[Intent] = []
-        self.fills: list[VenueFill] = []
-        self._ids = count(1)
-        self._orders: dict[str, tuple[str, str]] = {}  # intent id -> (client id, bot)
-        self._clients: dict[str, tuple[str, str]] = {}  # client id -> (intent id, bot)
 
-    def _tell(self, bot: Strategy, event: object) -> None:
+    @property
+    def fills(self) -> list[VenueFill]:
+        """Every fill the venue made, in order."""
+        return self.desk.fills
+
+    def _tell(self, bot: Strategy, event: Message) -> None:
         """Deliver an order event now, or hold it back when the bots lag."""
         if self._lag is None:
             self._execute(bot, bot.on_order_event(event))  # type: ignore[arg-type]
@@ -91,116 +113,28 @@ class Sim:
                 self._execute(bot, bot.on_order_event(event))  # type: ignore[arg-type]
 
     def _execute(self, bot: Strategy, intents: list[Intent]) -> None:
+        ctx = bot.ctx
         for intent in intents:
             self.intents.append(intent)
-            for event in self._answer(bot, intent):
+            for event in self.desk.execute(ctx.user, ctx.bot, intent):
                 self._tell(bot, event)
-
-    def _answer(self, bot: Strategy, intent: Intent) -> list:
-        ctx = bot.ctx
-        base = {"user": ctx.user, "source": ctx.bot, "account": ctx.account}
-        if isinstance(intent, PlaceOrder):
-            cid = str(next(self._ids))
-            order = VenueOrder(
-                client_order_id=cid,
-                intent_id=intent.intent_id,
-                symbol=intent.symbol,
-                side=intent.side,
-                order_type=intent.order_type,
-                price=intent.price,
-                qty=intent.qty,
-                trigger_ts=intent.trigger_ts,
-            )
-            try:
-                ack = self.exchange.place(ctx.account, order)
-            except VenueRejected as exc:
-                return [
-                    OrderRejected(
-                        intent_id=intent.intent_id,
-                        reason=exc.reason,
-                        message=exc.message,
-                        ts_event=0,
-                        **base,
-                    )
-                ]
-            self._orders[intent.intent_id] = (cid, ctx.bot)
-            self._clients[cid] = (intent.intent_id, ctx.bot)
-            return [
-                OrderAccepted(
-                    intent_id=intent.intent_id,
-                    symbol=intent.symbol,
-                    side=intent.side,
-                    order_type=intent.order_type,
-                    price=intent.price,
-                    qty=intent.qty,
-                    client_order_id=cid,
-                    venue_order_id=ack.venue_order_id,
-                    ts_event=0,
-                    **base,
-                )
-            ]
-        if isinstance(intent, CancelOrder):
-            cid, _ = self._orders.get(intent.target_intent_id, ("", ""))
-            if cid and self.exchange.cancel(cid):
-                return [
-                    OrderCanceled(
-                        intent_id=intent.target_intent_id,
-                        symbol=ctx.market.symbol,
-                        filled_qty=Decimal(0),
-                        cancel_intent_id=intent.intent_id,
-                        ts_event=0,
-                        **base,
-                    )
-                ]
-            return [
-                CancelRejected(
-                    intent_id=intent.intent_id,
-                    user=ctx.user,
-                    source=ctx.bot,
-                    target_intent_id=intent.target_intent_id,
-                    reason="not_open",
-                    message="not open",
-                    ts_event=0,
-                )
-            ]
-        assert isinstance(intent, CancelAll)
-        raise NotImplementedError("CancelAll is not used by the strategy cores")
 
     def on_event(self, tick: QuoteTick | TradeTick) -> None:
         """One market event: fills first (in placement order), then every bot sees the event."""
         self._events_seen += 1
+        self.clock.now = tick.ts_recv
         self._deliver_due()
         if isinstance(tick, TradeTick):
-            fills = self.exchange.on_trade(tick)
+            events = self.desk.on_trade(tick)
         else:
-            self.exchange.on_quote(tick)
-            fills = []
-        for fill in fills:
-            self.fills.append(fill)
-            intent_id, bot_id = self._clients[fill.client_order_id]
-            bot = self.bots[bot_id]
-            event = OrderFilled(
-                intent_id=intent_id,
-                user=bot.ctx.user,
-                source=bot_id,
-                account=fill.account,
-                symbol=fill.symbol,
-                side=fill.side,
-                trade_id=fill.trade_id,
-                price=fill.price,
-                qty=fill.qty,
-                fee=fill.fee,
-                fee_asset=fill.fee_asset,
-                liquidity=fill.liquidity,
-                cum_qty=fill.qty,
-                leaves_qty=Decimal(0),
-                ts_event=fill.ts_event,
-            )
-            self._tell(bot, event)
+            self.desk.on_quote(tick)
+            events = []
+        for event in events:
+            self._tell(self.bots[_source(event)], event)
         for bot in self.bots.values():
             if bot.ctx.market.symbol != tick.symbol:
                 continue
-            intents = bot.on_trade(tick) if isinstance(tick, TradeTick) else bot.on_quote(tick)  # type: ignore[arg-type]
+            intents = bot.on_trade(tick) if isinstance(tick, TradeTick) else bot.on_quote(tick)
             self._execute(bot, intents)
 
     def stop(self) -> None:
@@ -213,12 +147,17 @@ class Sim:
             self._execute(bot, bot.on_order_event(event))  # type: ignore[arg-type]
 
 
+def _source(event: Message) -> str:
+    source: str = event.source  # type: ignore[attr-defined]
+    return source
+
+
 def committed_at_venue(sim: Sim, account: str) -> Decimal:
     """Open buy notional of ``account`` plus the cost of its position, as the venue knows them."""
     held = Position()
     for fill in sim.fills:
         if fill.account == account:
             held.apply(fill.side, fill.qty, fill.price, Decimal(0))
-    orders = sim.exchange.open_orders(account)
+    orders = sim.exchange.open_orders(AccountId(account))
     open_buys = sum((o.price * o.qty for o in orders if o.side == "buy" and o.price), Decimal(0))
     return open_buys + held.open_cost

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from tradebus.cli.backtest import command
-from tradebus.cli.backtest.engine import Backtest, run_backtest
-from tradebus.cli.backtest.report import FILLS_HEADER, write_outputs
-from tradebus.cli.backtest.setup import SetupError, make_setup
-from tradebus.cli.backtest.sweep import combinations, parse_sweeps, run_sweep
-from tradebus.common.messages import OrderRejected, QuoteTick, TradeTick
+from tradebus.backtest.engine import Backtest, run_backtest
+from tradebus.backtest.report import FILLS_HEADER, write_outputs
+from tradebus.backtest.setup import SetupError, make_setup
+from tradebus.backtest.sweep import combinations, parse_sweeps, run_sweep
+from tradebus.cli import backtest as command
+from tradebus.common.messages import Intent, OrderEvent, OrderRejected, QuoteTick, TradeTick
 
 S = 1_000_000_000
 PARAMS = {
@@ -121,7 +121,7 @@ def test_a_refused_order_is_rejected_to_the_bot() -> None:
     heard: list[object] = []
     core_event = bt.bot.on_order_event
 
-    def spy(event):  # type: ignore[no-untyped-def]
+    def spy(event: OrderEvent) -> list[Intent]:
         heard.append(event)
         return core_event(event)
 
@@ -197,7 +197,9 @@ def test_sweep_writes_one_row_per_combination(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "take_profit_pct=5,order_count=2" / "fills.csv").is_file()
 
 
-def test_command_reports_a_malformed_data_file(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_command_reports_a_malformed_data_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     params = tmp_path / "params.yaml"
     params.write_text(json.dumps(PARAMS))  # JSON is YAML
     data = _tardis(tmp_path / "trades.csv", PRICES)

@@ -17,9 +17,10 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from tradebus.cli.backtest.engine import Backtest, open_events
-from tradebus.cli.backtest.setup import make_setup
+from tradebus.backtest.engine import Backtest, open_events
+from tradebus.backtest.setup import make_setup
 from tradebus.common.markets import Market, MarketCatalog
+from tradebus.common.messages import QuoteTick, TradeTick
 from tradebus.feeds.binance import BinanceParser
 from tradebus.feeds.files import DataFileError
 from tradebus.feeds.readers import merge_files, read_events
@@ -44,13 +45,13 @@ LADDER = {
 }
 
 
-def parsed(paths: list[Path], symbol: str, venue: str) -> list[object]:
+def parsed(paths: list[Path], symbol: str, venue: str) -> list[QuoteTick | TradeTick]:
     """The ticks of ``paths`` as the parser alone makes them (frames merged by receive time)."""
     market = Market(
         symbol=symbol, base=symbol, quote="", tick_size=Decimal(1), step_size=Decimal(1)
     )
     parser = BinanceParser(MarketCatalog({venue: [market]}), venue=venue)
-    out = []
+    out: list[QuoteTick | TradeTick] = []
     for ts, raw in merge_files(paths):
         _, tick = parser.parse(raw, ts, ts)
         if tick is not None:

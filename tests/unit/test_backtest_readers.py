@@ -11,6 +11,7 @@ import gzip
 import itertools
 import json
 from collections import Counter
+from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
 
@@ -32,6 +33,14 @@ from tradebus.feeds.readers import (
 
 S = 1_000_000_000
 T0 = 1_700_000_000  # 2023-11-14 22:13:20 UTC, Unix seconds
+
+
+def trades(events: Iterable[QuoteTick | TradeTick]) -> list[TradeTick]:
+    """``events``, each checked to be a trade (the formats of trades and bars)."""
+    every = list(events)
+    out = [e for e in every if isinstance(e, TradeTick)]
+    assert len(out) == len(every), "a quote among the trades"
+    return out
 
 
 def write(path: Path, text: str) -> Path:
@@ -90,7 +99,7 @@ binance-futures,BTCUSDT,1582329601097000,1582329603600000,,unknown,9681.90,1
 
 def test_tardis_trades(tmp_path: Path, gz: str) -> None:
     path = write(tmp_path / f"trades.csv{gz}", TARDIS_TRADES)
-    ticks = list(read_events([path], "tardis-trades", "BTCUSDT", venue="binance-futures"))
+    ticks = trades(read_events([path], "tardis-trades", "BTCUSDT", venue="binance-futures"))
     assert ticks[0] == TradeTick(
         venue="binance-futures",
         symbol="BTCUSDT",
@@ -158,7 +167,7 @@ def test_tardis_columns_in_any_order_and_files_concatenated(tmp_path: Path) -> N
         "10.5,2,buy,1,2000,1000,X,ex\n",
     )
     second = write(tmp_path / "b.csv.gz", TARDIS_TRADES)
-    ticks = list(read_events([first, second], "tardis-trades", "X"))
+    ticks = trades(read_events([first, second], "tardis-trades", "X"))
     assert [t.trade_id for t in ticks] == ["1", "123", "124", "b.csv.gz:4"]
     assert (ticks[0].price, ticks[0].ts_event, ticks[0].ts_recv) == (
         Decimal("10.5"),
@@ -193,7 +202,7 @@ def ohlcv(rows: list[tuple[str, tuple[str, ...]]]) -> str:
 )
 def test_ohlcv_bar_order_spacing_and_ids(tmp_path: Path, gz: str, stamps: list[str]) -> None:
     path = write(tmp_path / f"bars.csv{gz}", ohlcv(list(zip(stamps, [UP, DOWN, UP], strict=True))))
-    ticks = list(read_events([path], "ohlcv-csv", "BTC-PERP", venue="ftx"))
+    ticks = trades(read_events([path], "ohlcv-csv", "BTC-PERP", venue="ftx"))
     assert all(isinstance(t, TradeTick) for t in ticks) and len(ticks) == 12
     assert {(t.venue, t.symbol, t.unified_symbol, t.aggressor) for t in ticks} == {
         ("ftx", "BTC-PERP", "BTC-PERP", None)
@@ -237,7 +246,7 @@ def test_ohlcv_extra_columns_and_microseconds(tmp_path: Path) -> None:
         tmp_path / "x.csv",
         f"timestamp,open,high,low,close,volume,trades\n{T0 * 10**6},1,2,0.5,1.5,4,9\n",
     )
-    ticks = list(read_events([path], "ohlcv-csv", "X"))
+    ticks = trades(read_events([path], "ohlcv-csv", "X"))
     assert [t.price for t in ticks] == [Decimal(1), Decimal("0.5"), Decimal(2), Decimal("1.5")]
     assert ticks[0].ts_event == T0 * S and ticks[0].size == Decimal(1)
 
@@ -261,7 +270,7 @@ def test_coinbase_candles_newest_first(tmp_path: Path, gz: str) -> None:
         ]
     }
     path = write(tmp_path / f"candles.json{gz}", json.dumps(doc, indent=2))
-    ticks = list(read_events([path], "coinbase-candles", "BTC-USD", venue="coinbase"))
+    ticks = trades(read_events([path], "coinbase-candles", "BTC-USD", venue="coinbase"))
     assert [str(t.price) for t in ticks] == [
         *("456.16", "456.81", "455.3", "456.02"),  # down bar
         *("20", "19", "22", "21"),  # up bar
@@ -281,7 +290,7 @@ def test_coinbase_numbers_are_exact_decimals(tmp_path: Path) -> None:
         tmp_path / "c.json",
         f'{{"candles":[{{"start":{T0},"low":0.1,"high":0.3,"open":0.1,"close":0.2,"volume":2}}]}}',
     )
-    ticks = list(read_events([path], "coinbase-candles", "X"))
+    ticks = trades(read_events([path], "coinbase-candles", "X"))
     assert [t.price for t in ticks] == [
         Decimal("0.1"),
         Decimal("0.1"),

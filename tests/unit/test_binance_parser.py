@@ -377,7 +377,9 @@ def test_fast_path_gives_the_generic_path_s_ticks_on_every_recorded_file(
     seen: list[bytes] = []
     parse = parser.parse
 
-    def spy(raw: bytes, ts_recv: int, ts_init: int) -> tuple[FrameKind, object]:
+    def spy(
+        raw: bytes, ts_recv: int, ts_init: int
+    ) -> tuple[FrameKind, QuoteTick | TradeTick | None]:
         seen.append(raw)
         return parse(raw, ts_recv, ts_init)
 

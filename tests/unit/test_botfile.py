@@ -80,7 +80,7 @@ users:
 
 
 def test_layers_merge_and_the_user_wins(tmp_path: Path) -> None:
-    specs = {s.id: s for s in load(tmp_path, LAYERED)}
+    specs: dict[str, BotSpec] = {s.id: s for s in load(tmp_path, LAYERED)}
     assert list(specs) == [
         "alice-ladder",
         "alice-eth-vol",
@@ -150,7 +150,9 @@ def test_a_group_applies_only_to_the_users_that_list_it(tmp_path: Path) -> None:
 
 
 def test_the_shipped_bot_file_resolves_to_eleven_bots() -> None:
-    specs = {s.id: s for s in load_specs(REPO / "deploy/config/bots.yaml", CATALOG)}
+    specs: dict[str, BotSpec] = {
+        s.id: s for s in load_specs(REPO / "deploy/config/bots.yaml", CATALOG)
+    }
     assert sorted(specs) == sorted(
         [
             "alice-ladder-btc",

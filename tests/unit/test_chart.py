@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal as D
 from pathlib import Path
 
-from tradebus.cli.chart import ChartFill, pnl_series, write_chart
+from tradebus.backtest.chart import ChartFill, pnl_series, write_chart
 
 S = 1_000_000_000
 

@@ -1,9 +1,11 @@
-"""Static checks of docker-compose.yml, the service Dockerfiles and deploy/ (no Docker needed).
+"""Static checks of docker-compose.yml, the Dockerfile and deploy/ (no Docker needed).
 
 Nothing here can be built or run in CI, so these tests guard against the mistakes that
 would only show up at ``docker compose up``: a ``TRADEBUS_*`` variable that is not a
-setting (services refuse to start on unknown settings), a Dockerfile whose ``CMD`` or
-``--package`` names nothing, an image that drags in another service's dependencies, a
+setting (services refuse to start on unknown settings), a service whose ``PACKAGE``
+build argument or command names nothing, a Dockerfile that does not give uv every
+workspace member, an image that drags in another service's dependencies (what it
+installs is resolved from uv.lock as ``uv sync --package`` does), a
 ``strategy`` that cannot be scaled, ``depends_on``/volumes/mounts pointing at nothing,
 Prometheus scraping the wrong host or port, Grafana provisioning or dashboards that
 do not parse or query metrics no service exports, and a service connecting to NATS as
@@ -12,6 +14,7 @@ a user ``deploy/nats/nats.conf`` does not have (or with another user's password)
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import json
 import os
@@ -56,6 +59,12 @@ NATS_USER = {
     "reconciler": "reconciler",
 }
 """The NATS user of every service that connects to NATS (``deploy/nats/nats.conf``)."""
+NOT_IN_IMAGE = {
+    "tradebus-strategy": {"ccxt", "asyncpg", "tradebus-ledger"},  # bots hold no keys, no ledger
+    "tradebus-marketdata": {"asyncpg", "tradebus-ledger"},
+    "tradebus-reconciler": {"ccxt"},  # asks execution for venue balances: no keys
+}
+"""Packages an image must not install (on top of other services, the CLI and the backtest)."""
 INTERPOLATION = re.compile(r"\$\{(\w+)(:?-([^}]*))?\}")
 CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
 
@@ -117,24 +126,69 @@ def lock() -> dict[str, dict[str, Any]]:
 
 
 def closure(dist: str) -> set[str]:
-    """Every package installed by ``uv sync --no-dev --package <dist>`` (markers ignored)."""
+    """Every package ``uv sync --frozen --no-dev --package <dist>`` installs, from uv.lock.
+
+    The package's dependencies, followed through the extras they ask for; markers
+    are ignored, so this is what the image may hold on any platform (for the checks
+    of what an image must not hold, more is the safe side). Checked against
+    ``uv export --frozen --no-dev --package <dist>`` when this was written.
+    """
     seen: set[str] = set()
     todo = [dist]
     while todo:
         name = todo.pop()
-        if name not in seen:
-            seen.add(name)
-            todo += [d["name"] for d in lock()[name].get("dependencies", [])]
+        if name in seen:
+            continue
+        seen.add(name)
+        package = lock()[name]
+        for dep in package.get("dependencies", []):
+            todo.append(dep["name"])
+            for extra in dep.get("extra", []):
+                optional = lock()[dep["name"]].get("optional-dependencies", {})
+                todo += [d["name"] for d in optional.get(extra, [])]
     return seen
 
 
-def dockerfile_of(name: str) -> Path:
+def workspace_members() -> dict[str, Path]:
+    """Every workspace distribution (name -> folder), from the root pyproject's members."""
+    root = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    folders = [f for g in root["tool"]["uv"]["workspace"]["members"] for f in ROOT.glob(g)]
+    return {pyproject(f)["name"]: f for f in folders if (f / "pyproject.toml").is_file()}
+
+
+def scripts_of(dist: str) -> dict[str, str]:
+    """Console scripts (name -> entry point) of the workspace packages an image of ``dist``
+    installs."""
+    members = workspace_members()
+    return {
+        script: entry
+        for d in sorted(closure(dist) & set(members))
+        for script, entry in pyproject(members[d]).get("scripts", {}).items()
+    }
+
+
+def dockerfile() -> str:
+    """The one Dockerfile of the tradebus images, continuation lines joined."""
+    return (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+
+
+def build_args(name: str) -> dict[str, str]:
+    """The build arguments of service ``name``, after checking it builds ./Dockerfile."""
     build = services()[name]["build"]
-    assert isinstance(build, dict), f"{name}: build: must name context and dockerfile"
+    assert isinstance(build, dict), f"{name}: build: must name context and args"
     assert (ROOT / build["context"]).resolve() == ROOT, f"{name}: build context must be ."
-    path = ROOT / build["dockerfile"]
-    assert path.is_file(), f"{name}: dockerfile {build['dockerfile']} does not exist"
-    return path
+    path = (ROOT / build["context"] / build.get("dockerfile", "Dockerfile")).resolve()
+    assert path == ROOT / "Dockerfile", f"{name}: build the one ./Dockerfile, not {path}"
+    args = build.get("args") or {}
+    return dict(a.split("=", 1) for a in args) if isinstance(args, list) else args
+
+
+def dockerfile_default(arg: str) -> str | None:
+    """The default of ``ARG <arg>=...`` in the image's last stage (None without one)."""
+    last_stage = re.split(r"^FROM\s", dockerfile(), flags=re.M)[-1]
+    match = re.search(rf"^ARG\s+{arg}(?:=(\S+))?\s*$", last_stage, re.M)
+    assert match, f"Dockerfile: the last stage must declare ARG {arg}"
+    return match[1]
 
 
 def test_required_services_exist() -> None:
@@ -153,39 +207,92 @@ def test_interpolations_have_defaults() -> None:
     assert not bare, f"{bare}: give a default (${{VAR:-default}}) so `up` works without .env"
 
 
-@pytest.mark.parametrize("name", sorted(SETTINGS))
-def test_dockerfile_matches_its_package(name: str) -> None:
-    path = dockerfile_of(name)
-    rel = path.relative_to(ROOT)
-    text = path.read_text().replace("\\\n", " ")  # join continuation lines
-    project = pyproject(path.parent)
-    package = re.search(r"--package\s+(\S+)", text)
-    assert package and package[1] == project["name"], f"{rel}: --package must be {project['name']}"
+def test_the_dockerfile_installs_one_package_as_a_non_root_user() -> None:
+    text = dockerfile()
+    stages = re.split(r"^FROM\s", text, flags=re.M)[1:]
+    assert len(stages) >= 2, "Dockerfile: a builder stage, then the image (the venv only)"
+    sync = re.search(r"^RUN\b.*\buv sync\b(.*)$", text, re.M)
+    assert sync, "Dockerfile: install with uv sync"
+    for flag in ("--frozen", "--no-dev", "--no-editable"):
+        assert flag in sync[1].split(), f"Dockerfile: uv sync {flag}"
+    package = re.search(r"--package\s+(\S+)", sync[1])
+    assert package and package[1].strip("\"'") in ("$PACKAGE", "${PACKAGE}"), (
+        "Dockerfile: uv sync --package $PACKAGE"
+    )
+    builder = next(s for s in stages if "uv sync" in s)
+    assert re.search(r"^ARG\s+PACKAGE\s*$", builder, re.M), "ARG PACKAGE, without a default"
     cmd = re.search(r"^CMD\s+(\[.*\])\s*$", text, re.M)
-    assert cmd, f'{rel}: needs an exec-form CMD ["<console script>"]'
-    script = json.loads(cmd[1])[0]
-    assert script in project.get("scripts", {}), f"{rel}: CMD {script} is not a console script"
-    # Scripts of the image's own workspace packages (execution's image has tradebus-migrate).
-    scripts: set[str] = set()
-    for dist in closure(project["name"]):
-        if "editable" in lock()[dist]["source"]:
-            scripts |= set(pyproject(ROOT / lock()[dist]["source"]["editable"]).get("scripts", {}))
+    assert cmd, 'Dockerfile: needs an exec-form CMD ["<program>"]'
+    users = re.findall(r"^USER\s+(\S+)", stages[-1], re.M)
+    assert users and users[-1] not in ("root", "0"), "Dockerfile: must run as a non-root USER"
+    env_in_image = re.search(r"^(ENV|ARG)\b[^\n]*\bTRADEBUS_", text, re.M)
+    assert not env_in_image, "Dockerfile: TRADEBUS_* belong in compose, not in the image"
+
+
+def test_the_dockerfile_gives_uv_every_workspace_member() -> None:
+    """uv reads uv.lock only with every member's pyproject.toml in place, whichever
+    package it installs; .dockerignore must not drop one either."""
+    text = dockerfile()
+    sources = [
+        item.rstrip("/")
+        for src in re.findall(r"^COPY\s+(?!--from)(.+)\s+\S+$", text, re.M)
+        for item in src.split()
+    ]
+    for item in sources:
+        assert (ROOT / item).exists(), f"Dockerfile: COPY source {item} does not exist"
+    ignored = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    needed = ["pyproject.toml", "uv.lock"]
+    needed += [str(f.relative_to(ROOT) / "pyproject.toml") for f in workspace_members().values()]
+    for path in needed:
+        parts = Path(path).parts
+        copied = any(path == s or parts[: len(Path(s).parts)] == Path(s).parts for s in sources)
+        assert copied, f"Dockerfile: no COPY gives uv {path}"
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        dropped = [p for p in ignored if any(fnmatch.fnmatch(x, p) for x in prefixes)]
+        assert not dropped, f".dockerignore {dropped} drops {path}"
+
+
+@pytest.mark.parametrize("name", sorted(SETTINGS))
+def test_image_installs_its_package_and_runs_its_command(name: str) -> None:
+    args = build_args(name)
+    package = args.get("PACKAGE")
+    members = workspace_members()
+    assert package is not None, f"{name}: build: args: must give PACKAGE"
+    assert package in members, f"{name}: build arg PACKAGE {package} is no workspace package"
+    assert members[package].parent.name == "services", f"{name}: PACKAGE must be a service"
+    scripts = scripts_of(package)
+    default = args.get("COMMAND") or (dockerfile_default("COMMAND") or "").replace(
+        "$PACKAGE", package
+    ).replace("${PACKAGE}", package)
+    assert default in scripts, f"{name}: default command {default!r} is not installed"
     command = services()[name].get("command")
     if command:
-        first = command[0] if isinstance(command, list) else command.split()[0]
-        assert first in scripts, f"{name}: command {first} is not installed in {rel}"
-    for src in re.findall(r"^COPY\s+(?!--from)(.+)\s+\S+$", text, re.M):
-        for item in src.split():
-            assert (ROOT / item).exists(), f"{rel}: COPY source {item} does not exist"
-    users = re.findall(r"^USER\s+(\S+)", text, re.M)
-    assert users and users[-1] not in ("root", "0"), f"{rel}: must run as a non-root USER"
-    env_in_image = re.search(r"^ENV\b[^\n]*\bTRADEBUS_", text, re.M)
-    assert not env_in_image, f"{rel}: TRADEBUS_* belong in compose, not in the image"
+        program = command[0] if isinstance(command, list) else command.split()[0]
+        assert program in scripts, f"{name}: command {program} is not installed by {package}"
+    else:
+        program = default
+    # the program is the one whose settings this file checks the environment against
+    runs = ".".join(scripts[program].split(":")[0].split(".")[:2])
+    settings = SETTINGS[name]
+    checked = ".".join(settings.__module__.split(".")[:2])
+    assert runs == checked, f"{name} runs {program} ({runs}), not {checked}'s {settings.__name__}"
 
 
-def test_strategy_image_has_no_ccxt_nor_asyncpg() -> None:
-    extra = closure("tradebus-strategy") & {"ccxt", "asyncpg", "tradebus-ledger"}
-    assert not extra, f"tradebus-strategy's image would install {sorted(extra)}"
+@pytest.mark.parametrize("name", sorted(SETTINGS))
+def test_image_holds_only_what_its_service_needs(name: str) -> None:
+    package = build_args(name)["PACKAGE"]
+    members = workspace_members()
+    service_dists = {d for d, f in members.items() if f.parent.name == "services"}
+    others = closure(package) & (
+        (service_dists - {package}) | {"tradebus-cli", "tradebus-backtest"}
+    )
+    assert not others, f"{name}: the {package} image would install {sorted(others)}"
+    extra = closure(package) & NOT_IN_IMAGE.get(package, set())
+    assert not extra, f"{name}: the {package} image would install {sorted(extra)}"
 
 
 @pytest.mark.parametrize("name", sorted(SETTINGS))

@@ -123,7 +123,7 @@ def test_uids_and_titles_are_unique() -> None:
     for key in ("uid", "title"):
         values = [d.get(key) for d in dashboards().values()]
         assert all(values), f"every dashboard needs a {key}"
-        assert len(set(values)) == len(values), f"duplicate {key}s: {sorted(values)}"
+        assert len(set(values)) == len(values), f"duplicate {key}s: {sorted(values, key=str)}"
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)

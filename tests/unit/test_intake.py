@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tradebus.common.ids import AccountId, UserId
 from tradebus.engine.accounts import AccountSpec
 from tradebus.engine.intake import (
     MAX_TEXT_CHARS,
@@ -19,8 +20,11 @@ from tradebus.engine.intake import (
 )
 
 ACCOUNTS = {
-    "alice-paper": AccountSpec(id="alice-paper", user="alice"),
-    "bob-paper": AccountSpec(id="bob-paper", user="bob"),
+    spec.id: spec
+    for spec in (
+        AccountSpec(id=AccountId("alice-paper"), user=UserId("alice")),
+        AccountSpec(id=AccountId("bob-paper"), user=UserId("bob")),
+    )
 }
 PLACE = (
     b'{"type":"PlaceOrder","intent_id":"i1","account":"%s","symbol":"BTCUSDT","side":"buy",'

@@ -20,7 +20,8 @@ from tests.support import ticks
 from tests.support.markets import BTCUSDT as BTC
 from tests.support.markets import SOLUSDC as UNIT
 from tests.support.markets import bot_context
-from tests.support.orders import OrderEvents
+from tests.support.orders import OrderEvents, cancels, places
+from tradebus.common.ids import IntentId, UserId
 from tradebus.common.markets import Market
 from tradebus.common.messages import CancelOrder, CancelRejected, PlaceOrder
 from tradebus.strategies.ladder.bot import LadderBot
@@ -119,10 +120,10 @@ accepted, filled, canceled, rejected = EV.accepted, EV.filled, EV.canceled, EV.r
 
 def start(**kw: object) -> tuple[LadderBot, list[PlaceOrder]]:
     bot = LadderBot(CTX, params(**kw))
-    buys = bot.on_trade(trade("100", 1_000))
+    buys = places(bot.on_trade(trade("100", 1_000)))
     for b in buys:
-        bot.on_order_event(accepted(b))  # type: ignore[arg-type]
-    return bot, buys  # type: ignore[return-value]
+        bot.on_order_event(accepted(b))
+    return bot, buys
 
 
 def test_first_event_starts_a_cycle_with_deterministic_ids() -> None:
@@ -136,7 +137,7 @@ def test_first_event_starts_a_cycle_with_deterministic_ids() -> None:
 
 def test_quote_mid_is_the_reference_before_any_trade() -> None:
     bot = LadderBot(CTX, params())
-    buys = bot.on_quote(quote("99.99", "100.01", 5))
+    buys = places(bot.on_quote(quote("99.99", "100.01", 5)))
     assert str(buys[0].price) == "98.00"  # P0 = mid = 100.00
 
 
@@ -175,7 +176,7 @@ def test_cycle_closes_with_realized_pnl_and_restarts() -> None:
     assert status.position == 0
     assert status.phase == "waiting"
     # new cycle at the next price 99.96: lowest 89.964, step 1.9992 -> 97.9608
-    restart = bot.on_trade(trade("99.96", 4_000))
+    restart = places(bot.on_trade(trade("99.96", 4_000)))
     assert [i.intent_id for i in restart][:1] == ["alice-ladder:1.2:b0"]
     assert str(restart[0].price) == "97.96"
 
@@ -201,9 +202,9 @@ def test_no_fill_restart_after_m_minutes_of_market_time() -> None:
     for b in buys:
         assert bot.on_order_event(canceled(b)) == []
     assert bot.status().phase == "waiting"
-    places = bot.on_quote(quote("100.4", "100.6", 1_000 + MINUTE + 1))
-    assert places[0].intent_id == "alice-ladder:1.2:b0"
-    assert str(places[0].price) == "98.49"  # floor_tick(100.5 - 2.01)
+    placed = places(bot.on_quote(quote("100.4", "100.6", 1_000 + MINUTE + 1)))
+    assert placed[0].intent_id == "alice-ladder:1.2:b0"
+    assert str(placed[0].price) == "98.49"  # floor_tick(100.5 - 2.01)
     assert bot.status().phase == "buying"
 
 
@@ -231,8 +232,8 @@ def test_a_buy_filled_during_closing_is_sold_too() -> None:
     sell = next(i for i in bot.on_trade(trade("99.96", 3_000)) if isinstance(i, PlaceOrder))
     bot.on_order_event(filled(buys[1], "96", "0"))  # filled before its cancel arrived
     cancel_b1 = CancelRejected(
-        intent_id=f"{buys[1].intent_id}:x",
-        user="alice",
+        intent_id=IntentId(f"{buys[1].intent_id}:x"),
+        user=UserId("alice"),
         source=CTX.bot,
         target_intent_id=buys[1].intent_id,
         reason="not_open",
@@ -242,9 +243,9 @@ def test_a_buy_filled_during_closing_is_sold_too() -> None:
     bot.on_order_event(cancel_b1)
     for b in buys[2:]:
         bot.on_order_event(canceled(b))
-    extra = bot.on_order_event(filled(sell, "99.96", "0"))
+    extra = places(bot.on_order_event(filled(sell, "99.96", "0")))
     assert [(i.intent_id, i.qty) for i in extra] == [("alice-ladder:1.1:s2", D("2.083"))]
-    assert bot.on_order_event(filled(extra[0], "99.9", "0")) == []  # type: ignore[arg-type]
+    assert bot.on_order_event(filled(extra[0], "99.9", "0")) == []
     assert bot.status().cycles_completed == 1
     restart = bot.on_trade(trade("99.9", 5_000))
     assert restart[0].intent_id == "alice-ladder:1.2:b0"
@@ -253,7 +254,7 @@ def test_a_buy_filled_during_closing_is_sold_too() -> None:
 def test_stop_cancels_open_orders_only_when_configured() -> None:
     bot, buys = start()
     bot.on_order_event(filled(buys[0], "98", "0"))
-    assert [c.target_intent_id for c in bot.on_stop()] == [b.intent_id for b in buys[1:]]
+    assert [c.target_intent_id for c in cancels(bot.on_stop())] == [b.intent_id for b in buys[1:]]
     assert bot.status().phase == "stopped"
     bot2, _ = start(cancel_on_exit=False)
     assert bot2.on_stop() == []

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 from decimal import Decimal as D
 
 import msgspec
@@ -23,7 +24,8 @@ from tests.support.markets import BTCUSDT_MIN as BTC
 from tests.support.markets import bot_context
 from tests.support.sim import Sim, committed_at_venue, paper_exchange
 from tests.support.ticks import trade
-from tradebus.common.messages import PlaceOrder, QuoteTick, TradeTick
+from tradebus.common.ids import AccountId
+from tradebus.common.messages import AssetBalance, PlaceOrder, QuoteTick, TradeTick
 from tradebus.strategies.core import BotContext
 from tradebus.strategies.ladder.bot import LadderBot
 from tradebus.strategies.ladder.params import LadderError, LadderParams, plan_levels
@@ -88,20 +90,20 @@ def _run(ticks: list[TradeTick | QuoteTick], params: LadderParams, usdt: str) ->
     sim = Sim(exchange, [bot])
     for tick in ticks:
         sim.on_event(tick)
-        held = {b.asset: b for b in exchange.balances("acct")}
+        held = {b.asset: b for b in exchange.balances(AccountId("acct"))}
         assert bot.status().position >= 0
         assert bot.status().position == held.get("BTC", _zero()).total
         assert all(b.total >= 0 and b.free >= 0 for b in held.values())
         committed = sum(
-            o.price * o.qty for o in exchange.open_orders("acct") if o.side == "buy" and o.price
+            o.price * o.qty
+            for o in exchange.open_orders(AccountId("acct"))
+            if o.side == "buy" and o.price
         )
         assert committed <= params.total_quote
     return sim
 
 
-def _zero():  # type: ignore[no-untyped-def]
-    from tradebus.common.messages import AssetBalance
-
+def _zero() -> AssetBalance:
     return AssetBalance(asset="BTC", total=D(0), free=D(0), locked=D(0))
 
 
@@ -130,7 +132,7 @@ def test_ladder_on_real_btc_data_trades_and_stays_consistent(btc_ticks: list) ->
     assert len({p.intent_id for p in places}) == len(places)  # ids never reused
     assert status.orders_placed == len(places)
     sim.stop()
-    assert sim.exchange.open_orders("acct") == []
+    assert sim.exchange.open_orders(AccountId("acct")) == []
 
 
 @given(
@@ -146,7 +148,7 @@ def test_a_bot_that_hears_late_never_commits_more_than_its_budget(
     steps: list[D],
     params: LadderParams,
     lag: int,
-    rnd,  # type: ignore[no-untyped-def]
+    rnd: random.Random,
 ) -> None:
     params = msgspec.structs.replace(params, no_fill_restart_minutes=D(1))  # restarts happen
     exchange = paper_exchange([BTC], {"USDT": D(10**9)}, "acct")

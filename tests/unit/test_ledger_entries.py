@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import random
 from decimal import Decimal as D
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tradebus.common.ids import AccountId
+from tradebus.common.messages import Side
 from tradebus.ledger.entries import (
     FILL_KINDS,
     FillFacts,
@@ -19,14 +22,14 @@ from tradebus.ledger.entries import (
 )
 
 
-def fact(side: str, qty: str, price: str, fee: str, ref: str = "paper:1") -> FillFacts:
+def fact(side: Side, qty: str, price: str, fee: str, ref: str = "paper:1") -> FillFacts:
     return FillFacts(
-        account="a",
+        account=AccountId("a"),
         base="BTC",
         quote="USDT",
         side=side,
         price=D(price),
-        qty=D(qty),  # type: ignore[arg-type]
+        qty=D(qty),
         fee=D(fee),
         fee_asset="USDT",
         ref=ref,
@@ -53,7 +56,7 @@ def test_zero_fee_books_no_fee_entry() -> None:
 
 
 def test_balances_are_sums_of_deposits_and_fills() -> None:
-    entries = deposit_entries("a", {"USDT": D(100000), "BTC": D(0)}, "initial")
+    entries = deposit_entries(AccountId("a"), {"USDT": D(100000), "BTC": D(0)}, "initial")
     entries += fill_entries(fact("buy", "0.5", "60000", "1.5", "paper:1"))
     entries += fill_entries(fact("sell", "0.2", "61000", "0.61", "paper:2"))
     assert sum_balances(entries) == {
@@ -64,7 +67,7 @@ def test_balances_are_sums_of_deposits_and_fills() -> None:
 
 def perp_fact(side: str, qty: str, pnl: str, fee: str, ref: str = "paper:1") -> PerpFillFacts:
     return PerpFillFacts(
-        account="a",
+        account=AccountId("a"),
         symbol="BTCUSDT",
         quote="USDT",
         side=side,  # type: ignore[arg-type]
@@ -92,7 +95,7 @@ def test_perpetual_fills_journal_the_position_realized_pnl_and_fee() -> None:
 
 
 def test_perpetual_balances_are_the_position_and_the_quote_net_of_pnl_and_fees() -> None:
-    entries = deposit_entries("a", {"USDT": D(1000)}, "initial")
+    entries = deposit_entries(AccountId("a"), {"USDT": D(1000)}, "initial")
     entries += perp_fill_entries(perp_fact("buy", "3", "0", "0.3", "paper:1"))
     entries += perp_fill_entries(perp_fact("sell", "2", "6", "0.2", "paper:2"))
     entries += perp_fill_entries(perp_fact("sell", "3", "2.5", "0.15", "paper:3"))
@@ -109,7 +112,7 @@ price = st.decimals(min_value=D("0.01"), max_value=D(100000), places=2)
 
 @given(st.lists(st.tuples(side, amount, price, amount), max_size=30), st.randoms())
 @settings(max_examples=200)
-def test_entries_conserve_value_and_order_does_not_matter(fills: list, rnd) -> None:  # type: ignore[no-untyped-def]
+def test_entries_conserve_value_and_order_does_not_matter(fills: list, rnd: random.Random) -> None:
     facts = [fact(s, str(q), str(p), str(f), f"paper:{i}") for i, (s, q, p, f) in enumerate(fills)]
     for f in facts:
         base, quote, *fee = fill_entries(f)

@@ -30,6 +30,7 @@ from tests.support.markets import BTCUSDT as BTC
 from tests.support.markets import SOLUSDC as UNIT
 from tests.support.markets import bot_context
 from tests.support.orders import OrderEvents
+from tradebus.common.ids import AccountId
 from tradebus.common.markets import Market
 from tradebus.common.messages import (
     AccountBalances,
@@ -158,7 +159,7 @@ accepted, filled, canceled, rejected = EV.accepted, EV.filled, EV.canceled, EV.r
 cancel_rejected = EV.cancel_rejected
 
 
-def balances(usdc: str, account: str = CTX.account) -> AccountBalances:
+def balances(usdc: str, account: AccountId = CTX.account) -> AccountBalances:
     free = D(usdc)
     return AccountBalances(
         account=account,
@@ -253,7 +254,7 @@ def test_too_little_free_quote_fails_naming_the_numbers() -> None:
 
 def test_balances_of_another_account_are_ignored() -> None:
     bot = MartingaleBot(CTX, params())
-    bot.on_balances(balances("10", account="bob-paper"))
+    bot.on_balances(balances("10", account=AccountId("bob-paper")))
     assert bot.status().phase == "checking"
 
 

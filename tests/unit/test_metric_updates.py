@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import nats.errors
 from prometheus_client import CollectorRegistry
 
+from tradebus.common.ids import AccountId, UserId
 from tradebus.common.messages import BotStatus
 from tradebus.execution.consumer_lag import record_consumer_info, refresh_consumer_lag
 from tradebus.execution.metrics import ExecutionMetrics
@@ -56,7 +57,7 @@ async def test_consumer_lag_gauges_come_from_the_consumer_info() -> None:
     metrics = ExecutionMetrics(registry)
     info = SimpleNamespace(num_pending=7, num_ack_pending=3, num_redelivered=None)
     js = FakeJs(info)
-    assert await refresh_consumer_lag(js, ["alice", "bob"], "execution", metrics)
+    assert await refresh_consumer_lag(js, [UserId("alice"), UserId("bob")], "execution", metrics)
     assert js.asked == [("INTENTS_alice", "execution"), ("INTENTS_bob", "execution")]
     labels = {"consumer": "execution"}
     get = registry.get_sample_value
@@ -64,7 +65,7 @@ async def test_consumer_lag_gauges_come_from_the_consumer_info() -> None:
     assert get("tradebus_execution_consumer_ack_pending_messages", labels) == 6
     assert get("tradebus_execution_consumer_redelivered_messages", labels) == 0
     # a failed query leaves the last values
-    assert not await refresh_consumer_lag(FakeJs(None), ["alice"], "execution", metrics)
+    assert not await refresh_consumer_lag(FakeJs(None), [UserId("alice")], "execution", metrics)
     assert get("tradebus_execution_consumer_pending_messages", labels) == 14
     record_consumer_info(
         metrics,
@@ -91,7 +92,13 @@ def test_a_big_host_refreshes_its_bots_gauges_a_thousand_at_a_time_in_turn() -> 
     n = 2 * GAUGE_BOTS_PER_REFRESH + 500
     for i in range(n):
         ctx = bot_context(f"b{i:05d}", "u", "u-paper", "ladder", BTCUSDT_MIN)
-        spec = BotSpec(id=ctx.bot, user="u", account="u-paper", strategy="ladder", venue="binance")
+        spec = BotSpec(
+            id=ctx.bot,
+            user=UserId("u"),
+            account=AccountId("u-paper"),
+            strategy="ladder",
+            venue="binance",
+        )
         dispatcher.add(BotRunner(LadderBot(ctx, params), spec))
 
     def exported() -> set[str]:

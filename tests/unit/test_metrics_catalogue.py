@@ -52,11 +52,12 @@ def metric_objects(holder: object) -> list[MetricWrapperBase]:
 
 def code_metrics() -> dict[str, tuple[str, str, tuple[str, ...]]]:
     """``{declared name: (service, type, labels)}`` of every tradebus metric."""
-    out = {}
+    out: dict[str, tuple[str, str, tuple[str, ...]]] = {}
     for service, classes in METRIC_CLASSES.items():
         for cls in classes:
             for metric in metric_objects(cls(CollectorRegistry())):
                 assert metric._name not in out, f"{metric._name} declared twice"
+                assert metric._type is not None, metric._name
                 out[metric._name] = (service, metric._type, tuple(metric._labelnames))
     return out
 
@@ -73,7 +74,7 @@ def exposed_names() -> dict[str, set[str]]:
                     else metric
                 )
                 {"counter": lambda c: c.inc(), "gauge": lambda c: c.set(1)}.get(
-                    metric._type, lambda c: c.observe(0.01)
+                    metric._type or "", lambda c: c.observe(0.01)
                 )(child)
     return {f.name: {s.name for s in f.samples} for f in registry.collect()}
 

@@ -12,9 +12,12 @@ from tests.support.markets import BTCUSDT
 from tests.support.orders import venue_order as order
 from tests.support.sim import paper_exchange
 from tests.support.ticks import trade
+from tradebus.common.ids import AccountId
 from tradebus.common.messages import QuoteTick
 from tradebus.engine.paper.exchange import PaperExchange
 from tradebus.engine.venue import VenueRejected
+
+ACCT = AccountId("a")
 
 
 def exchange(usdt: str = "100000", btc: str = "0") -> PaperExchange:
@@ -26,14 +29,14 @@ def quote(ts: int) -> QuoteTick:
 
 
 def balances(ex: PaperExchange) -> dict[str, tuple[D, D]]:
-    return {b.asset: (b.total, b.locked) for b in ex.balances("a")}
+    return {b.asset: (b.total, b.locked) for b in ex.balances(ACCT)}
 
 
 # ------------------------------------------------------------- rule 1: liveness
 def test_an_order_is_not_live_on_the_event_that_caused_it() -> None:
     ex = exchange()
     ex.on_trade(trade("100", 1))
-    ex.place("a", order("buy", "99", trigger=2))  # caused by the event at ts 2
+    ex.place(ACCT, order("buy", "99", trigger=2))  # caused by the event at ts 2
     assert ex.on_trade(trade("98", 2)) == []  # the causing event itself (or a tie)
     assert len(ex.on_trade(trade("98", 3))) == 1  # the first event after it
 
@@ -42,7 +45,7 @@ def test_a_quote_makes_an_order_live_but_fills_nothing() -> None:
     ex = exchange()
     ex.on_trade(trade("100", 1))
     o = order("buy", "99", trigger=1)
-    ex.place("a", o)
+    ex.place(ACCT, o)
     ex.on_quote(quote(2))
     resting = ex.find(o.client_order_id)
     assert resting is not None and resting.live
@@ -52,7 +55,7 @@ def test_a_quote_makes_an_order_live_but_fills_nothing() -> None:
 def test_a_manual_order_is_live_from_the_first_event_after_it_arrives() -> None:
     ex = exchange()
     ex.on_trade(trade("100", 1))
-    ex.place("a", order("buy", "99"))  # no trigger
+    ex.place(ACCT, order("buy", "99"))  # no trigger
     assert len(ex.on_trade(trade("98", 1))) == 1  # even an event with an old timestamp
 
 
@@ -60,7 +63,7 @@ def test_a_manual_order_is_live_from_the_first_event_after_it_arrives() -> None:
 def test_passive_buy_fills_only_when_a_trade_prints_strictly_below() -> None:
     ex = exchange()
     ex.on_trade(trade("100", 1))
-    ex.place("a", order("buy", "99", trigger=1))
+    ex.place(ACCT, order("buy", "99", trigger=1))
     assert ex.on_trade(trade("99", 2)) == []  # at the limit: no fill
     (fill,) = ex.on_trade(trade("98.5", 3))
     assert (fill.price, fill.qty, fill.liquidity) == (D("99"), D("0.1"), "maker")
@@ -69,7 +72,7 @@ def test_passive_buy_fills_only_when_a_trade_prints_strictly_below() -> None:
 def test_passive_sell_fills_only_when_a_trade_prints_strictly_above() -> None:
     ex = exchange(btc="1")
     ex.on_trade(trade("100", 1))
-    ex.place("a", order("sell", "101", trigger=1))
+    ex.place(ACCT, order("sell", "101", trigger=1))
     assert ex.on_trade(trade("101", 2)) == []
     (fill,) = ex.on_trade(trade("102", 3))
     assert (fill.price, fill.liquidity) == (D("101"), "maker")
@@ -79,7 +82,7 @@ def test_passive_sell_fills_only_when_a_trade_prints_strictly_above() -> None:
 def test_marketable_buy_fills_at_the_next_trade_price_within_its_limit() -> None:
     ex = exchange()
     ex.on_trade(trade("100", 1))
-    ex.place("a", order("buy", "100.5", trigger=1))  # limit >= last trade: marketable
+    ex.place(ACCT, order("buy", "100.5", trigger=1))  # limit >= last trade: marketable
     assert ex.on_trade(trade("100.6", 2)) == []  # outside the limit
     (fill,) = ex.on_trade(trade("100.2", 3))
     assert (fill.price, fill.liquidity) == (D("100.2"), "taker")
@@ -88,7 +91,7 @@ def test_marketable_buy_fills_at_the_next_trade_price_within_its_limit() -> None
 def test_marketable_sell_at_or_below_the_last_trade() -> None:
     ex = exchange(btc="1")
     ex.on_trade(trade("100", 1))
-    ex.place("a", order("sell", "99.5", trigger=1))
+    ex.place(ACCT, order("sell", "99.5", trigger=1))
     (fill,) = ex.on_trade(trade("99.9", 2))
     assert (fill.price, fill.liquidity) == (D("99.9"), "taker")
 
@@ -96,7 +99,7 @@ def test_marketable_sell_at_or_below_the_last_trade() -> None:
 def test_market_order_fills_at_the_next_trade() -> None:
     ex = exchange()
     ex.on_trade(trade("100", 1))
-    ex.place("a", order("buy", None, order_type="market", trigger=1))
+    ex.place(ACCT, order("buy", None, order_type="market", trigger=1))
     (fill,) = ex.on_trade(trade("103", 2))
     assert fill.price == D("103") and fill.liquidity == "taker"
 
@@ -105,7 +108,7 @@ def test_marketability_is_judged_against_the_price_when_the_order_goes_live() ->
     # execution may receive the order before it has seen the trade that caused it
     ex = exchange()
     ex.on_trade(trade("100", 1))
-    ex.place("a", order("buy", "99.5", trigger=2))  # the strategy saw a trade at 99 (ts 2)
+    ex.place(ACCT, order("buy", "99.5", trigger=2))  # the strategy saw a trade at 99 (ts 2)
     ex.on_trade(trade("99", 2))  # the causing event arrives: last trade is now 99
     (fill,) = ex.on_trade(trade("99.2", 3))  # 99.5 >= 99: marketable, fills at 99.2
     assert (fill.price, fill.liquidity) == (D("99.2"), "taker")
@@ -115,8 +118,8 @@ def test_marketability_is_judged_against_the_price_when_the_order_goes_live() ->
 def test_fees_in_quote_maker_and_taker() -> None:
     ex = exchange()
     ex.on_trade(trade("100", 1))
-    ex.place("a", order("buy", "99", qty="1", trigger=1))
-    ex.place("a", order("buy", "101", qty="1", trigger=1))
+    ex.place(ACCT, order("buy", "99", qty="1", trigger=1))
+    ex.place(ACCT, order("buy", "101", qty="1", trigger=1))
     passive, marketable = ex.on_trade(trade("98", 2))
     assert passive.fee == D("99") * D(1) / D(10_000)  # 1 bps
     assert marketable.fee == D("98") * D(5) / D(10_000)  # 5 bps at the fill price
@@ -129,8 +132,8 @@ def test_within_one_event_orders_fill_in_placement_order() -> None:
     ex.on_trade(trade("100", 1))
     first = order("buy", "97", trigger=1)
     second = order("buy", "99", trigger=1)
-    ex.place("a", first)
-    ex.place("a", second)
+    ex.place(ACCT, first)
+    ex.place(ACCT, second)
     fills = ex.on_trade(trade("96", 2))
     assert [f.client_order_id for f in fills] == [first.client_order_id, second.client_order_id]
 
@@ -139,7 +142,7 @@ def test_within_one_event_orders_fill_in_placement_order() -> None:
 def test_buy_locks_notional_plus_worst_fee_and_fill_settles_it() -> None:
     ex = exchange(usdt="1000")
     ex.on_trade(trade("100", 1))
-    ex.place("a", order("buy", "99", qty="1", trigger=1))
+    ex.place(ACCT, order("buy", "99", qty="1", trigger=1))
     assert balances(ex)["USDT"] == (D(1000), D(99) + D(99) * 5 / 10_000)
     (fill,) = ex.on_trade(trade("98", 2))
     assert balances(ex) == {"BTC": (D(1), D(0)), "USDT": (D(1000) - 99 - fill.fee, D(0))}
@@ -148,7 +151,7 @@ def test_buy_locks_notional_plus_worst_fee_and_fill_settles_it() -> None:
 def test_sell_locks_base_and_fill_credits_quote_minus_fee() -> None:
     ex = exchange(usdt="0", btc="2")
     ex.on_trade(trade("100", 1))
-    ex.place("a", order("sell", "101", qty="0.5", trigger=1))
+    ex.place(ACCT, order("sell", "101", qty="0.5", trigger=1))
     assert balances(ex)["BTC"] == (D(2), D("0.5"))
     (fill,) = ex.on_trade(trade("102", 2))
     assert balances(ex) == {"BTC": (D("1.5"), D(0)), "USDT": (D("50.5") - fill.fee, D(0))}
@@ -158,7 +161,7 @@ def test_cancel_releases_the_lock_and_a_canceled_order_cannot_fill() -> None:
     ex = exchange(usdt="1000")
     ex.on_trade(trade("100", 1))
     o = order("buy", "99", qty="1", trigger=1)
-    ex.place("a", o)
+    ex.place(ACCT, o)
     assert ex.cancel(o.client_order_id) is True
     assert ex.cancel(o.client_order_id) is False
     assert balances(ex)["USDT"] == (D(1000), D(0))
@@ -168,25 +171,25 @@ def test_cancel_releases_the_lock_and_a_canceled_order_cannot_fill() -> None:
 def test_refusals() -> None:
     ex = exchange(usdt="50")
     with pytest.raises(VenueRejected) as exc:
-        ex.place("a", order("buy", None, order_type="market"))
+        ex.place(ACCT, order("buy", None, order_type="market"))
     assert exc.value.reason == "no_market_price"
     ex.on_trade(trade("100", 1))
     with pytest.raises(VenueRejected) as exc:
-        ex.place("a", order("buy", "99", qty="1"))
+        ex.place(ACCT, order("buy", "99", qty="1"))
     assert exc.value.reason == "insufficient_balance"
     with pytest.raises(VenueRejected) as exc:
-        ex.place("a", order("sell", "99", qty="1"))
+        ex.place(ACCT, order("sell", "99", qty="1"))
     assert exc.value.reason == "insufficient_balance"
     dup = order("buy", "1", qty="0.1")
-    ex.place("a", dup)
+    ex.place(ACCT, dup)
     with pytest.raises(VenueRejected) as exc:
-        ex.place("a", dup)
+        ex.place(ACCT, dup)
     assert exc.value.reason == "duplicate_client_order_id"
 
 
 def test_moving_a_balance_by_hand() -> None:
     ex = exchange(usdt="100")
-    ex.adjust("a", "USDT", D("-40"))
+    ex.adjust(ACCT, "USDT", D("-40"))
     assert balances(ex)["USDT"] == (D(60), D(0))
 
 
@@ -210,12 +213,12 @@ def test_an_order_that_arrives_late_fills_as_if_it_had_arrived_in_time(
     for ex in (in_time, late):
         ex.on_trade(trade("100", 1))
     o = order(side, limit, trigger=1)  # type: ignore[arg-type]
-    in_time.place("a", o)
+    in_time.place(ACCT, o)
     fills_in_time = [f for ts, p in enumerate(path, 2) for f in in_time.on_trade(trade(p, ts))]
     for ts, p in enumerate(path, 2):
         late.on_trade(trade(p, ts))
-    late.place("a", o)
-    fills_late = late.take_late_fills("a")
+    late.place(ACCT, o)
+    fills_late = late.take_late_fills(ACCT)
     assert fills_late == fills_in_time
-    assert late.take_late_fills("a") == []  # handed out once
+    assert late.take_late_fills(ACCT) == []  # handed out once
     assert balances(late) == balances(in_time)

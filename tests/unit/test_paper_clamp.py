@@ -10,6 +10,7 @@ import pytest
 from tests.support.markets import BTCUSDT as MARKET
 from tests.support.sim import paper_exchange
 from tests.support.ticks import trade
+from tradebus.common.ids import AccountId, IntentId
 from tradebus.common.messages import PlaceOrder
 from tradebus.engine.risk import Refusal
 from tradebus.engine.sizing import clamp_to_free, is_same_size, wants_free_balance
@@ -18,8 +19,8 @@ from tradebus.engine.venue import VenueOrder
 
 def intent(qty: str, side: str = "sell", clamp: bool = True) -> PlaceOrder:
     return PlaceOrder(
-        intent_id="bot:1:tp",
-        account="a",
+        intent_id=IntentId("bot:1:tp"),
+        account=AccountId("a"),
         symbol="BTCUSDT",
         side=side,  # type: ignore[arg-type]
         qty=D(qty),
@@ -34,10 +35,10 @@ def free_btc(btc: str, resting_sell: str | None = None) -> D:
     ex.on_trade(trade("60000", 1))
     if resting_sell is not None:
         ex.place(
-            "a",
+            AccountId("a"),
             VenueOrder(
                 client_order_id="1",
-                intent_id="other",
+                intent_id=IntentId("other"),
                 symbol="BTCUSDT",
                 side="sell",
                 order_type="limit",
@@ -46,7 +47,7 @@ def free_btc(btc: str, resting_sell: str | None = None) -> D:
                 trigger_ts=None,
             ),
         )
-    (btc_balance,) = [b for b in ex.balances("a") if b.asset == "BTC"]
+    (btc_balance,) = [b for b in ex.balances(AccountId("a")) if b.asset == "BTC"]
     return btc_balance.free
 
 

@@ -19,14 +19,17 @@ import pytest
 
 from tests.support.markets import BTCUSDT, market
 from tests.support.ticks import quote, trade
+from tradebus.common.ids import AccountId, IntentId
 from tradebus.common.markets import MarketCatalog
-from tradebus.common.messages import QuoteTick, TradeTick
+from tradebus.common.messages import QuoteTick, Side, TradeTick
 from tradebus.engine.paper.exchange import PaperExchange
 from tradebus.engine.paper.rules import fill_price, is_marketable
 from tradebus.engine.paper.state import PaperOrder
 from tradebus.engine.venue import VenueFill, VenueOrder, VenueRejected
 
 ETHUSDT = market("ETH", "USDT", step="0.0001")
+A, B = AccountId("a"), AccountId("b")
+SIDES: tuple[Side, ...] = ("buy", "sell")
 
 
 class Plain(PaperExchange):
@@ -69,7 +72,7 @@ def session(seed: int, kind: str) -> list[PaperExchange]:
         PaperExchange(catalog, "binance", late_orders=False),
     ]
     for ex in exchanges:
-        for account in ("a", "b"):
+        for account in (A, B):
             ex.open_account(
                 account,
                 {"USDT": D(100_000), "BTC": D(2), "ETH": D(20)},
@@ -88,20 +91,19 @@ def session(seed: int, kind: str) -> list[PaperExchange]:
         prices[symbol] = (prices[symbol] + step * rng.randint(-3, 3)).quantize(D("0.01"))
         p = prices[symbol]
         if rng.random() < 0.6:
-            tick: TradeTick | QuoteTick = trade(p, ts, symbol=symbol)
-            outcome: object = [ex.on_trade(tick) for ex in exchanges]  # type: ignore[arg-type]
+            fills = [ex.on_trade(trade(p, ts, symbol=symbol)) for ex in exchanges]
+            assert fills[0] == fills[1] == fills[2], (seed, ts)
         else:
-            tick = quote(p - D("0.01"), p + D("0.01"), ts, symbol=symbol)
-            outcome = [ex.on_quote(tick) for ex in exchanges]  # type: ignore[arg-type]
-        assert outcome[0] == outcome[1] == outcome[2], (seed, ts)  # type: ignore[index]
+            for ex in exchanges:
+                ex.on_quote(quote(p - D("0.01"), p + D("0.01"), ts, symbol=symbol))
         for _ in range(rng.choice((0, 0, 0, 1, 2))):
             n += 1
-            side = rng.choice(("buy", "sell"))
+            side = rng.choice(SIDES)
             is_market = rng.random() < 0.15
             limit = None if is_market else (p + step * rng.randint(-6, 6)).quantize(D("0.01"))
             order = VenueOrder(
                 client_order_id=str(n),
-                intent_id=f"i{n}",
+                intent_id=IntentId(f"i{n}"),
                 symbol=rng.choice(("BTCUSDT", "ETHUSDT")),
                 side=side,
                 order_type="market" if is_market else "limit",
@@ -109,7 +111,7 @@ def session(seed: int, kind: str) -> list[PaperExchange]:
                 qty=D(rng.choice(("0.01", "0.1", "0.5"))),
                 trigger_ts=ts if rng.random() < 0.9 else None,
             )
-            account = rng.choice(("a", "b"))
+            account = rng.choice((A, B))
             answers = []
             for ex in exchanges:
                 try:
@@ -129,22 +131,22 @@ def session(seed: int, kind: str) -> list[PaperExchange]:
 def test_the_fast_path_fills_as_the_plain_loop(seed: int, kind: str) -> None:
     exchanges = session(seed, kind)
     assert exchanges[0].fills_made > 10  # the sessions do fill
-    for account in ("a", "b"):
+    for account in (A, B):
         states = [
             (ex.balances(account), ex.positions(account), ex.open_orders(account))
             for ex in exchanges
         ]
         assert states[0] == states[1] == states[2]
-    assert exchanges[1].take_late_fills("a") == exchanges[2].take_late_fills("a") == []
+    assert exchanges[1].take_late_fills(A) == exchanges[2].take_late_fills(A) == []
 
 
 def test_without_late_orders_a_quote_of_a_symbol_with_nothing_waiting_does_nothing() -> None:
     ex = PaperExchange(MarketCatalog({"binance": [BTCUSDT]}), "binance", late_orders=False)
-    ex.open_account("a", {"USDT": D(1000)}, maker_fee_bps=D(1), taker_fee_bps=D(5))
+    ex.open_account(A, {"USDT": D(1000)}, maker_fee_bps=D(1), taker_fee_bps=D(5))
     ex.on_trade(trade("100", 1))
     o = VenueOrder(
         client_order_id="1",
-        intent_id="i1",
+        intent_id=IntentId("i1"),
         symbol="BTCUSDT",
         side="buy",
         order_type="limit",
@@ -152,7 +154,7 @@ def test_without_late_orders_a_quote_of_a_symbol_with_nothing_waiting_does_nothi
         qty=D(1),
         trigger_ts=1,
     )
-    ex.place("a", o)
+    ex.place(A, o)
     assert set(ex.waiting) == {"BTCUSDT"}
     ex.on_quote(quote("99", "101", 2))
     assert ex.waiting == {}  # live now

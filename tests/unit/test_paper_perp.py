@@ -9,6 +9,7 @@ fill rules are the spot ones (STRATEGIES.md, paper fill model).
 from __future__ import annotations
 
 from decimal import Decimal as D
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -20,6 +21,7 @@ from tests.support.orders import venue_order as order
 from tests.support.sim import paper_exchange
 from tests.support.ticks import trade
 from tradebus.common.config import ConfigError
+from tradebus.common.ids import AccountId
 from tradebus.engine.accounts import load_accounts
 from tradebus.engine.paper.exchange import PaperExchange
 from tradebus.engine.perp import PerpPosition, apply_fill, increasing_qty
@@ -31,6 +33,8 @@ from tradebus.ledger.entries import (
     sum_balances,
 )
 
+ACCT = AccountId("p")
+
 
 def exchange(usdt: str = "10000", kind: str = "perpetual", leverage: str = "2") -> PaperExchange:
     markets = [MARKET, PERP_MARKET]
@@ -39,16 +43,16 @@ def exchange(usdt: str = "10000", kind: str = "perpetual", leverage: str = "2") 
 
 def held(ex: PaperExchange) -> dict[str, tuple[D, D, D]]:
     """``asset -> (total, free, locked)``."""
-    return {b.asset: (b.total, b.free, b.locked) for b in ex.balances("p")}
+    return {b.asset: (b.total, b.free, b.locked) for b in ex.balances(ACCT)}
 
 
 def journal_of(fills: list[VenueFill], usdt: str = "10000") -> dict[str, D]:
     """What the ledger would hold after ``fills`` (the entries execution books)."""
-    entries = deposit_entries("p", {"USDT": D(usdt)}, "initial")
+    entries = deposit_entries(ACCT, {"USDT": D(usdt)}, "initial")
     for f in fills:
         entries += perp_fill_entries(
             PerpFillFacts(
-                account="p",
+                account=ACCT,
                 symbol=f.symbol,
                 quote="USDT",
                 side=f.side,
@@ -66,7 +70,7 @@ def journal_of(fills: list[VenueFill], usdt: str = "10000") -> dict[str, D]:
 def test_open_long_locks_margin_and_needs_no_base_asset() -> None:
     ex = exchange()
     ex.on_trade(trade("100", 1))
-    ex.place("p", order("buy", "100", "10", trigger=1))  # at the last trade: marketable
+    ex.place(ACCT, order("buy", "100", "10", trigger=1))  # at the last trade: marketable
     # 10 * 100 / 2 = 500 margin, + 5 bps of 1000 = 0.5 worst-case fee
     assert held(ex)["USDT"] == (D(10000), D("9499.5"), D("500.5"))
     (fill,) = ex.on_trade(trade("99", 2))
@@ -76,14 +80,14 @@ def test_open_long_locks_margin_and_needs_no_base_asset() -> None:
         "BTCUSDT-PERP": (D(10), D(10), D(0)),
         "USDT": (D("9999.505"), D("9504.505"), D(495)),  # position margin 990 / 2
     }
-    (position,) = ex.positions("p").values()
+    (position,) = ex.positions(ACCT).values()
     assert (position.qty, position.avg_price, position.margin) == (D(10), D(99), D(495))
 
 
 def test_a_sell_when_flat_opens_a_short() -> None:
     ex = exchange()
     ex.on_trade(trade("100", 1))
-    ex.place("p", order("sell", "99", "1", trigger=1))  # 99 <= 100: marketable
+    ex.place(ACCT, order("sell", "99", "1", trigger=1))  # 99 <= 100: marketable
     assert held(ex)["USDT"][2] == D("49.5") + D("0.0495")
     (fill,) = ex.on_trade(trade("99.5", 2))
     assert (fill.side, fill.price, fill.fee, fill.realized_pnl) == (
@@ -96,7 +100,7 @@ def test_a_sell_when_flat_opens_a_short() -> None:
         "BTCUSDT-PERP": (D(-1), D(-1), D(0)),
         "USDT": (D("9999.95025"), D("9950.20025"), D("49.75")),
     }
-    position = ex.positions("p")["BTCUSDT"]
+    position = ex.positions(ACCT)["BTCUSDT"]
     assert position.avg_price == D("99.5")
     assert position.unrealized_pnl(D(90)) == D("9.5")  # short 1 from 99.5, marked at 90
     assert position.unrealized_pnl(D(100)) == D("-0.5")
@@ -108,18 +112,18 @@ def test_add_partial_close_flip_and_close_book_realized_pnl_and_fees() -> None:
     fills: list[VenueFill] = []
     ex.on_trade(trade("100", 1))
     # open: buy 2 @ 99 passive, fills at 99 (maker 0.0198)
-    ex.place("p", order("buy", "99", "2", trigger=1))
+    ex.place(ACCT, order("buy", "99", "2", trigger=1))
     assert held(ex)["USDT"][2] == D("99.099")  # 2 * 99 / 2 + 5 bps of 198
     fills += ex.on_trade(trade("98", 2))
     assert held(ex)["USDT"] == (D("9999.9802"), D("9900.9802"), D(99))
     # add: buy 1 @ 96 passive -> 3 @ avg 98, margin 147
-    ex.place("p", order("buy", "96", "1", trigger=3))
+    ex.place(ACCT, order("buy", "96", "1", trigger=3))
     fills += ex.on_trade(trade("95", 4))
-    position = ex.positions("p")["BTCUSDT"]
+    position = ex.positions(ACCT)["BTCUSDT"]
     assert (position.qty, position.avg_price, position.margin) == (D(3), D(98), D(147))
     assert held(ex)["USDT"] == (D("9999.9706"), D("9852.9706"), D(147))
     # partial close: sell 2 @ 101 passive; reducing, so it locks only the fee 0.101
-    ex.place("p", order("sell", "101", "2", trigger=5))
+    ex.place(ACCT, order("sell", "101", "2", trigger=5))
     assert held(ex)["USDT"][2] == D("147.101")
     (close,) = ex.on_trade(trade("102", 6))
     fills.append(close)
@@ -130,17 +134,17 @@ def test_add_partial_close_flip_and_close_book_realized_pnl_and_fees() -> None:
         "USDT": (D("10005.9504"), D("9956.9504"), D(49)),
     }
     # flip: sell 3 @ 100 (marketable): 1 reduces, 2 open a short -> lock 2*100/2 + 0.15
-    ex.place("p", order("sell", "100", "3", trigger=7))
+    ex.place(ACCT, order("sell", "100", "3", trigger=7))
     assert held(ex)["USDT"][2] == D(49) + D("100.15")
     (flip,) = ex.on_trade(trade("100.5", 8))
     fills.append(flip)
     # closes 1 from 98 at 100.5 (+2.5), opens short 2 @ 100.5; taker fee 301.5 * 5 bps
     assert (flip.realized_pnl, flip.fee, flip.liquidity) == (D("2.5"), D("0.15075"), "taker")
-    position = ex.positions("p")["BTCUSDT"]
+    position = ex.positions(ACCT)["BTCUSDT"]
     assert (position.qty, position.avg_price, position.margin) == (D(-2), D("100.5"), D("100.5"))
     assert held(ex)["USDT"] == (D("10008.29965"), D("9907.79965"), D("100.5"))
     # close the short: buy 2 @ 99 passive: +3 (2 * (100.5 - 99)); maker fee 0.0198
-    ex.place("p", order("buy", "99", "2", trigger=9))
+    ex.place(ACCT, order("buy", "99", "2", trigger=9))
     assert held(ex)["USDT"][2] == D("100.5") + D("0.099")  # reducing: the fee only
     (last,) = ex.on_trade(trade("98", 10))
     fills.append(last)
@@ -150,7 +154,7 @@ def test_add_partial_close_flip_and_close_book_realized_pnl_and_fees() -> None:
         "BTCUSDT-PERP": (D(0), D(0), D(0)),
         "USDT": (D("10011.27985"), D("10011.27985"), D(0)),
     }
-    assert ex.positions("p")["BTCUSDT"].realized_pnl == D("11.5")
+    assert ex.positions(ACCT)["BTCUSDT"].realized_pnl == D("11.5")
     # the ledger's journal of these fills says exactly what the venue says
     assert journal_of(fills) == {a: t for a, (t, _, _) in held(ex).items()}
 
@@ -160,16 +164,16 @@ def test_partial_closes_round_the_cost_share_to_the_notional_quantum() -> None:
     fills: list[VenueFill] = []
     ex.on_trade(trade("100", 1))
     for n, price in enumerate(("100", "100.01", "100.01")):  # 3 @ avg 100.00666...
-        ex.place("p", order("buy", price, "1", trigger=2 * n + 1))
+        ex.place(ACCT, order("buy", price, "1", trigger=2 * n + 1))
         fills += ex.on_trade(trade(price, 2 * n + 2))  # marketable: fills at the trade
-    ex.place("p", order("sell", "101", "1", trigger=6))
+    ex.place(ACCT, order("sell", "101", "1", trigger=6))
     (close,) = ex.on_trade(trade("101.01", 7))
     fills.append(close)
     # cost share 300.02 / 3 = 100.0066666... rounded half-even to 7 places (0.01 * 0.00001)
     assert close.realized_pnl == D(101) - D("100.0066667")
-    position = ex.positions("p")["BTCUSDT"]
+    position = ex.positions(ACCT)["BTCUSDT"]
     assert position.open_cost == D("200.0133333")
-    ex.place("p", order("sell", "101", "2", trigger=8))  # 101 <= 101.01: marketable
+    ex.place(ACCT, order("sell", "101", "2", trigger=8))  # 101 <= 101.01: marketable
     (final,) = ex.on_trade(trade("101.01", 9))
     fills.append(final)
     assert final.realized_pnl == D("202.02") - D("200.0133333")  # a full close books the rest
@@ -181,31 +185,31 @@ def test_partial_closes_round_the_cost_share_to_the_notional_quantum() -> None:
 def test_margin_rejects_and_reducing_orders_lock_only_fees() -> None:
     ex = exchange(usdt="100")
     ex.on_trade(trade("100", 1))
-    ex.place("p", order("buy", "99", "1", trigger=1))
+    ex.place(ACCT, order("buy", "99", "1", trigger=1))
     ex.on_trade(trade("98", 2))  # long 1 @ 99, margin 49.5, fee 0.0099
     assert held(ex)["USDT"] == (D("99.9901"), D("50.4901"), D("49.5"))
     with pytest.raises(VenueRejected) as exc:  # 1.1 * 98 / 2 + 0.0539 = 53.9539 > 50.4901
-        ex.place("p", order("buy", "98", "1.1"))
+        ex.place(ACCT, order("buy", "98", "1.1"))
     assert exc.value.reason == "insufficient_balance"
     assert "53.9539" in exc.value.message and "50.4901" in exc.value.message
-    ex.place("p", order("sell", "120", "1"))  # closes the long: 5 bps of 120 only
+    ex.place(ACCT, order("sell", "120", "1"))  # closes the long: 5 bps of 120 only
     assert held(ex)["USDT"][1] == D("50.4301")
     # a second sell of 1 finds the long already claimed: it would open a short
     with pytest.raises(VenueRejected) as exc:  # 1 * 121 / 2 + 0.0605 = 60.5605
-        ex.place("p", order("sell", "121", "1"))
+        ex.place(ACCT, order("sell", "121", "1"))
     assert exc.value.reason == "insufficient_balance"
-    ex.place("p", order("sell", "121", "0.5"))  # 30.25 + 0.03025
+    ex.place(ACCT, order("sell", "121", "0.5"))  # 30.25 + 0.03025
     assert held(ex)["USDT"][1] == D("20.14985")
 
 
 def test_cancel_re_margins_the_orders_behind_it() -> None:
     ex = exchange(usdt="100")
     ex.on_trade(trade("100", 1))
-    ex.place("p", order("buy", "99", "1", trigger=1))
+    ex.place(ACCT, order("buy", "99", "1", trigger=1))
     ex.on_trade(trade("98", 2))  # long 1, margin 49.5
     first = order("sell", "120", "1")
-    ex.place("p", first)  # reducing: 0.06
-    ex.place("p", order("sell", "121", "0.5"))  # behind it, opening: 30.28025
+    ex.place(ACCT, first)  # reducing: 0.06
+    ex.place(ACCT, order("sell", "121", "0.5"))  # behind it, opening: 30.28025
     assert held(ex)["USDT"][2] == D("49.5") + D("0.06") + D("30.28025")
     assert ex.cancel(first.client_order_id)
     assert held(ex)["USDT"][2] == D("49.5") + D("0.03025")  # now it reduces: the fee only
@@ -214,10 +218,10 @@ def test_cancel_re_margins_the_orders_behind_it() -> None:
 def test_a_fill_re_margins_a_reducing_order_that_now_opens() -> None:
     ex = exchange()
     ex.on_trade(trade("100", 1))
-    ex.place("p", order("buy", "100", "1", trigger=1))
+    ex.place(ACCT, order("buy", "100", "1", trigger=1))
     ex.on_trade(trade("100", 2))  # long 1 @ 100 (taker 0.05), margin 50
-    ex.place("p", order("sell", "105", "1", trigger=2))  # A: reducing, 0.0525
-    ex.place("p", order("sell", "101", "1", trigger=2))  # B: behind A, opening: 50.5 + 0.0505
+    ex.place(ACCT, order("sell", "105", "1", trigger=2))  # A: reducing, 0.0525
+    ex.place(ACCT, order("sell", "101", "1", trigger=2))  # B: behind A, opening: 50.5 + 0.0505
     assert held(ex)["USDT"][2] == D(50) + D("0.0525") + D("50.5505")
     (fill,) = ex.on_trade(trade("102", 3))  # B fills at 101 and closes the long
     assert fill.realized_pnl == D(1)
@@ -233,8 +237,8 @@ def test_leverage_one_locks_the_full_notional() -> None:
     ex = exchange(usdt="100", leverage="1")
     ex.on_trade(trade("100", 1))
     with pytest.raises(VenueRejected):
-        ex.place("p", order("sell", "100", "1"))  # 100 + 0.05 > 100
-    ex.place("p", order("sell", "100", "0.99"))  # 99 + 0.0495
+        ex.place(ACCT, order("sell", "100", "1"))  # 100 + 0.05 > 100
+    ex.place(ACCT, order("sell", "100", "0.99"))  # 99 + 0.0495
     assert held(ex)["USDT"][2] == D("99.0495")
 
 
@@ -243,30 +247,30 @@ def test_market_orders_lock_at_a_margin_over_the_last_trade_and_need_one() -> No
     ex = exchange()
     for side in ("buy", "sell"):
         with pytest.raises(VenueRejected) as exc:
-            ex.place("p", order(side, None, "1", order_type="market"))
+            ex.place(ACCT, order(side, None, "1", order_type="market"))
         assert exc.value.reason == "no_market_price"
     ex.on_trade(trade("100", 1))
-    ex.place("p", order("sell", None, "1", order_type="market"))
+    ex.place(ACCT, order("sell", None, "1", order_type="market"))
     assert held(ex)["USDT"][2] == D("52.5") + D("0.0525")  # at 105: 105 / 2 + 5 bps
 
 
 def test_a_perpetual_market_is_perpetual_for_a_spot_account() -> None:
     ex = exchange(kind="spot")
     ex.on_trade(trade("2000", 1, symbol="ETHUSDT"))
-    ex.place("p", order("sell", "2000", "1", trigger=1, symbol="ETHUSDT"))  # no ETH needed
+    ex.place(ACCT, order("sell", "2000", "1", trigger=1, symbol="ETHUSDT"))  # no ETH needed
     (fill,) = ex.on_trade(trade("2001", 2, symbol="ETHUSDT"))
     assert fill.market_kind == "perpetual"
     assert held(ex)["ETHUSDT-PERP"] == (D(-1), D(-1), D(0))
     # and a spot market stays spot: a sell needs BTC
     with pytest.raises(VenueRejected) as exc:
-        ex.place("p", order("sell", "100", "1"))
+        ex.place(ACCT, order("sell", "100", "1"))
     assert exc.value.reason == "insufficient_balance" and "BTC" in exc.value.message
 
 
 def test_positions_move_only_by_fills_and_leverage_is_at_least_one() -> None:
     ex = exchange()
     with pytest.raises(ValueError, match="position"):
-        ex.adjust("p", "BTCUSDT-PERP", D(1))
+        ex.adjust(ACCT, "BTCUSDT-PERP", D(1))
     with pytest.raises(ValueError, match="leverage"):
         exchange(leverage="0.5")
 
@@ -298,7 +302,7 @@ def test_apply_fill_short_side_and_flip_back() -> None:
     assert (p.qty, p.open_cost, p.realized_pnl) == (D(2), D(240), D(-40))
 
 
-def test_accounts_file_market_kind_and_leverage(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_accounts_file_market_kind_and_leverage(tmp_path: Path) -> None:
     path = tmp_path / "accounts.yaml"
     path.write_text(
         "accounts:\n"
@@ -338,12 +342,12 @@ def test_venue_equals_journal_and_pnl_adds_up(steps: list, leverage: str) -> Non
     ex.on_trade(trade("100", 0))
     fills: list[VenueFill] = []
     for ts, (side, qty, price) in enumerate(steps, start=1):
-        ex.place("p", order(side, None, str(qty), trigger=ts - 1, order_type="market"))
+        ex.place(ACCT, order(side, None, str(qty), trigger=ts - 1, order_type="market"))
         (fill,) = ex.on_trade(trade(price, ts))  # a market order fills at the next trade
         fills.append(fill)
         totals = {a: t for a, (t, _, _) in held(ex).items()}
         assert journal_of(fills, usdt="1000000000") == totals
-        position = ex.positions("p")["BTCUSDT"]
+        position = ex.positions(ACCT)["BTCUSDT"]
         cash = sum(((-f.qty if f.side == "buy" else f.qty) * f.price for f in fills), D(0))
         assert position.realized_pnl + position.unrealized_pnl(price) == cash + position.qty * price
         assert totals["BTCUSDT-PERP"] == position.qty

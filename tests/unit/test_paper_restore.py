@@ -12,33 +12,41 @@ realized P&L).
 from __future__ import annotations
 
 import itertools
+from collections.abc import AsyncIterator
 from decimal import Decimal as D
 
+import asyncpg
 import pytest
 
 from tests.support.markets import BTCUSDT, ETHUSDT_PERP
 from tests.support.ticks import trade
+from tradebus.common.ids import AccountId, IntentId, UserId
 from tradebus.common.markets import MarketCatalog
+from tradebus.common.messages import Side
+from tradebus.common.order_status import OrderStatus
 from tradebus.engine.accounts import AccountSpec
 from tradebus.engine.booking import fill_row
 from tradebus.engine.paper.exchange import PaperExchange, PaperVenue
 from tradebus.engine.venue import VenueOrder, VenueRejected
 from tradebus.execution.paper_restore import restore_account
 from tradebus.ledger.entries import deposit_entries
+from tradebus.ledger.history import LedgerHistory
 from tradebus.ledger.migrate import apply_migrations
-from tradebus.ledger.store import Ledger, NewOrder, create_pool
+from tradebus.ledger.pool import create_pool
+from tradebus.ledger.rows import NewOrder
+from tradebus.ledger.store import Ledger
 
 CATALOG = MarketCatalog({"binance": [BTCUSDT, ETHUSDT_PERP]})
 SPOT = AccountSpec(
-    id="s",
-    user="u",
+    id=AccountId("s"),
+    user=UserId("u"),
     balances={"USDT": D(10000), "BTC": D(1)},
     maker_fee_bps=D(1),
     taker_fee_bps=D(5),
 )
 PERP = AccountSpec(
-    id="p",
-    user="u",
+    id=AccountId("p"),
+    user=UserId("u"),
     balances={"USDT": D(10000)},
     maker_fee_bps=D(1),
     taker_fee_bps=D(5),
@@ -50,19 +58,21 @@ FAR = 10**18
 
 
 @pytest.fixture
-async def ledger(database_url: str):  # type: ignore[no-untyped-def]
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     pool = await create_pool(database_url)
     async with pool.acquire() as conn:
         await apply_migrations(conn)
-    yield Ledger(pool)
+    yield pool
     await pool.close()
 
 
 class Journaled:
-    """A paper exchange whose every step is journaled in ``ledger`` as execution does it."""
+    """A paper exchange whose every step is journaled in ``ledger`` as execution does it;
+    ``history`` reads the same ledger back."""
 
-    def __init__(self, ledger: Ledger) -> None:
-        self.ledger = ledger
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.ledger = Ledger(pool)
+        self.history = LedgerHistory(pool)
         self.exchange = PaperExchange(CATALOG, "binance")
         self.ts = itertools.count(1_000)
         self.intents = itertools.count(1)
@@ -82,7 +92,7 @@ class Journaled:
     async def place(
         self,
         account: str,
-        side: str,
+        side: Side,
         price: str | None,
         qty: str,
         symbol: str = "BTCUSDT",
@@ -92,9 +102,9 @@ class Journaled:
         """Persist the order, then (``send``) place it and record the acceptance."""
         row, _ = await self.ledger.insert_order(
             NewOrder(
-                intent_id=f"i{next(self.intents)}",
-                account_id=account,
-                user_id="u",
+                intent_id=IntentId(f"i{next(self.intents)}"),
+                account_id=AccountId(account),
+                user_id=UserId("u"),
                 source="bot",
                 symbol=symbol,
                 side=side,
@@ -112,15 +122,19 @@ class Journaled:
                 client_order_id=cid,
                 intent_id=row.intent_id,
                 symbol=symbol,
-                side=side,  # type: ignore[arg-type]
+                side=side,
                 order_type=row.order_type,  # type: ignore[arg-type]
                 price=row.price,
                 qty=row.qty,
                 trigger_ts=trigger,
             )
-            ack = self.exchange.place(account, order)
+            ack = self.exchange.place(AccountId(account), order)
             await self.ledger.set_order_status(
-                "u", row.intent_id, "accepted", next(self.ts), venue_order_id=ack.venue_order_id
+                UserId("u"),
+                row.intent_id,
+                OrderStatus.ACCEPTED,
+                next(self.ts),
+                venue_order_id=ack.venue_order_id,
             )
         return cid
 
@@ -135,34 +149,36 @@ class Journaled:
     async def cancel(self, cid: str) -> None:
         order = self.exchange.find(cid)
         assert order is not None and self.exchange.cancel(cid)
-        await self.ledger.set_order_status("u", order.intent_id, "canceled", next(self.ts))
+        await self.ledger.set_order_status(
+            UserId("u"), order.intent_id, OrderStatus.CANCELED, next(self.ts)
+        )
 
 
 async def restored(j: Journaled, *specs: AccountSpec) -> PaperExchange:
     exchange = PaperExchange(CATALOG, "binance")
     for spec in specs:
-        await restore_account(exchange, j.ledger, spec)
+        await restore_account(exchange, j.history, spec)
     return exchange
 
 
 def nonzero_balances(ex: PaperExchange, account: str) -> dict:
-    return {b.asset: b for b in ex.balances(account) if b.total or b.locked}
+    return {b.asset: b for b in ex.balances(AccountId(account)) if b.total or b.locked}
 
 
 def resting(ex: PaperExchange, account: str) -> list[tuple]:
-    fields = ("client_order_id", "symbol", "side", "order_type", "price", "qty", "trigger_ts")
-    fields += ("locked_asset", "locked", "perpetual", "lock_price")
-    return [tuple(getattr(o, f) for f in fields) for o in ex.open_orders(account)]
+    fields: tuple[str, ...] = ("client_order_id", "symbol", "side", "order_type", "price", "qty")
+    fields += ("trigger_ts", "locked_asset", "locked", "perpetual", "lock_price")
+    return [tuple(getattr(o, f) for f in fields) for o in ex.open_orders(AccountId(account))]
 
 
 def assert_same(a: PaperExchange, b: PaperExchange, account: str) -> None:
     assert nonzero_balances(b, account) == nonzero_balances(a, account)
     assert sorted(resting(b, account)) == sorted(resting(a, account))
-    assert b.positions(account) == a.positions(account)
+    assert b.positions(AccountId(account)) == a.positions(AccountId(account))
 
 
-async def test_spot_balances_locks_and_orders_are_rebuilt(ledger: Ledger) -> None:
-    j = Journaled(ledger)
+async def test_spot_balances_locks_and_orders_are_rebuilt(pool: asyncpg.Pool) -> None:
+    j = Journaled(pool)
     await j.open(SPOT)
     await j.trade("60000")
     await j.place("s", "buy", "59000", "0.05")
@@ -179,13 +195,13 @@ async def test_spot_balances_locks_and_orders_are_rebuilt(ledger: Ledger) -> Non
     ex = await restored(j, SPOT)
 
     assert_same(j.exchange, ex, "s")
-    assert len(ex.open_orders("s")) == 3
+    assert len(ex.open_orders(AccountId("s"))) == 3
     assert ex.find(unsent) is None
-    venue = PaperVenue(ex, "s")
+    venue = PaperVenue(ex, AccountId("s"))
     assert await venue.find_order(unsent) is None  # the engine sends it, once
     assert await venue.find_order(gone) == f"P{gone}"  # the venue did take it
     with pytest.raises(VenueRejected) as refused:
-        ex.place("s", VenueOrder(**_order(gone)))
+        ex.place(AccountId("s"), VenueOrder(**_order(gone)))
     assert refused.value.reason == "duplicate_client_order_id"
 
 
@@ -202,8 +218,8 @@ def _order(cid: str) -> dict:
     )
 
 
-async def test_restored_orders_fill_as_the_original_ones_would(ledger: Ledger) -> None:
-    j = Journaled(ledger)
+async def test_restored_orders_fill_as_the_original_ones_would(pool: asyncpg.Pool) -> None:
+    j = Journaled(pool)
     await j.open(SPOT)
     await j.trade("60000")
     await j.place("s", "buy", "59000", "0.05")
@@ -216,8 +232,8 @@ async def test_restored_orders_fill_as_the_original_ones_would(ledger: Ledger) -
     assert_same(j.exchange, ex, "s")
 
 
-async def test_perpetual_positions_margin_and_order_locks_are_rebuilt(ledger: Ledger) -> None:
-    j = Journaled(ledger)
+async def test_perpetual_positions_margin_and_order_locks_are_rebuilt(pool: asyncpg.Pool) -> None:
+    j = Journaled(pool)
     await j.open(PERP)
     await j.open(SPOT)
     eth = "ETHUSDT"
@@ -237,14 +253,14 @@ async def test_perpetual_positions_margin_and_order_locks_are_rebuilt(ledger: Le
     await j.place("p", "buy", None, "0.05", eth, trigger=FAR)  # a market order that rests
     await j.place("p", "buy", "2900", "0.01", eth, send=False)
     await j.place("s", "buy", "59000", "0.05")
-    position = j.exchange.positions("p")[eth]
+    position = j.exchange.positions(AccountId("p"))[eth]
     assert position.qty == D("-0.2") and position.realized_pnl != 0
 
     ex = await restored(j, SPOT, PERP)
 
     assert_same(j.exchange, ex, "p")
     assert_same(j.exchange, ex, "s")
-    assert ex.positions("p")[eth].avg_price == D("3005.5")
+    assert ex.positions(AccountId("p"))[eth].avg_price == D("3005.5")
     # and the restored venue keeps settling as the original does (position, relock)
     for price, ts in (("2945", 10**6), ("3100.5", 10**6 + 1)):
         assert ex.on_trade(trade(price, ts, symbol=eth)) == j.exchange.on_trade(
@@ -253,9 +269,9 @@ async def test_perpetual_positions_margin_and_order_locks_are_rebuilt(ledger: Le
         assert_same(j.exchange, ex, "p")
 
 
-async def test_restoring_an_open_account_is_refused(ledger: Ledger) -> None:
-    j = Journaled(ledger)
+async def test_restoring_an_open_account_is_refused(pool: asyncpg.Pool) -> None:
+    j = Journaled(pool)
     await j.open(SPOT)
     ex = await restored(j, SPOT)
     with pytest.raises(ValueError, match="already open"):
-        await restore_account(ex, ledger, SPOT)
+        await restore_account(ex, j.history, SPOT)

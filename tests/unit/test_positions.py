@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from decimal import Decimal as D
 
 from hypothesis import given, settings
@@ -58,7 +59,7 @@ fills = st.lists(
 
 @given(fills=fills, seed=st.randoms())
 @settings(max_examples=200)
-def test_shuffled_fills_give_the_same_position(fills: list, seed) -> None:  # type: ignore[no-untyped-def]
+def test_shuffled_fills_give_the_same_position(fills: list, seed: random.Random) -> None:
     a, b = Position(), Position()
     for side, qty, price in fills:
         a.apply(side, qty, price, D(0))

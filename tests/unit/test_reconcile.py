@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal as D
+from typing import Literal
 
 from tradebus.common.messages import AssetBalance
 from tradebus.reconciler.core import reconcile
@@ -59,7 +60,7 @@ def test_a_big_run_replies_with_its_drifting_reports_only() -> None:
     from tradebus.common.messages import RECON_REPLY_REPORTS, ReconReport
     from tradebus.reconciler.bootstrap import run_reply
 
-    def report(i: int, status: str) -> ReconReport:
+    def report(i: int, status: Literal["ok", "drift"]) -> ReconReport:
         return ReconReport(account=f"a{i}", status=status, rows=[], ledger_watermark=1, ts_event=1)
 
     small = [report(i, "ok") for i in range(3)] + [report(3, "drift")]

@@ -8,6 +8,7 @@ import msgspec
 import pytest
 
 from tests.support.markets import market
+from tradebus.common.ids import AccountId, IntentId
 from tradebus.common.messages import PlaceOrder
 from tradebus.engine.accounts import RiskLimits
 from tradebus.engine.risk import RiskSnapshot, check_limits, check_order_shape, is_closing
@@ -20,8 +21,8 @@ def place(
     qty: str, price: str | None = "60000", order_type: str = "limit", side: str = "buy"
 ) -> PlaceOrder:
     return PlaceOrder(
-        intent_id="i",
-        account="a",
+        intent_id=IntentId("i"),
+        account=AccountId("a"),
         symbol="BTCUSDT",
         side=side,  # type: ignore[arg-type]
         qty=D(qty),
@@ -54,7 +55,9 @@ def test_order_shape(qty: str, price: str | None, order_type: str, reason: str |
     assert (refusal.reason if refusal else None) == reason
 
 
-def snap(open_orders: int = 0, last: str | None = None, pnl: str = "0", rate: int = 0):  # type: ignore[no-untyped-def]
+def snap(
+    open_orders: int = 0, last: str | None = None, pnl: str = "0", rate: int = 0
+) -> RiskSnapshot:
     return RiskSnapshot(
         open_orders=open_orders,
         last_price=None if last is None else D(last),
@@ -109,26 +112,27 @@ def test_daily_loss_and_order_rate() -> None:
 
 
 def test_risk_state_realized_pnl_by_utc_day_and_order_rate() -> None:
+    a, b, p = AccountId("a"), AccountId("b"), AccountId("p")
     state = RiskState()
     day = DAY_NS * 20_000
-    state.on_fill("a", BTC, False, ("buy", D("1"), D("100"), D("0.1"), "USDT"), day + 1)
+    state.on_fill(a, BTC, False, ("buy", D("1"), D("100"), D("0.1"), "USDT"), day + 1)
     # a sell beyond what was bought realizes only on the bought part
-    pnl = state.on_fill("a", BTC, False, ("sell", D("2"), D("90"), D("0.2"), "USDT"), day + 2)
+    pnl = state.on_fill(a, BTC, False, ("sell", D("2"), D("90"), D("0.2"), "USDT"), day + 2)
     assert pnl == D("-10") - D("0.1") - D("0.1")  # loss, opening fee, half the closing fee
-    assert state.daily_realized_pnl("a", day + 3) == pnl
-    assert state.daily_realized_pnl("a", day + DAY_NS) == 0  # a new UTC day starts at zero
-    assert state.daily_realized_pnl("b", day + 3) == 0
+    assert state.daily_realized_pnl(a, day + 3) == pnl
+    assert state.daily_realized_pnl(a, day + DAY_NS) == 0  # a new UTC day starts at zero
+    assert state.daily_realized_pnl(b, day + 3) == 0
     # a fee in the base asset is valued at the fill price
-    state.on_fill("a", BTC, False, ("buy", D("1"), D("100"), D("0.001"), "BTC"), day + 4)
-    pnl = state.on_fill("a", BTC, False, ("sell", D("1"), D("110"), D("0"), "USDT"), day + 5)
+    state.on_fill(a, BTC, False, ("buy", D("1"), D("100"), D("0.001"), "BTC"), day + 4)
+    pnl = state.on_fill(a, BTC, False, ("sell", D("1"), D("110"), D("0"), "USDT"), day + 5)
     assert pnl == D("10") - D("0.1")
     # perpetual: a sell opens a short, and buying back realizes
-    state.on_fill("p", BTC, True, ("sell", D("1"), D("100"), D("0"), "USDT"), day)
-    assert state.on_fill("p", BTC, True, ("buy", D("1"), D("120"), D("0"), "USDT"), day) == -20
+    state.on_fill(p, BTC, True, ("sell", D("1"), D("100"), D("0"), "USDT"), day)
+    assert state.on_fill(p, BTC, True, ("buy", D("1"), D("120"), D("0"), "USDT"), day) == -20
     for t in (0, 100, 200):
-        state.on_place("a", day + t * 1_000_000)
-    assert state.orders_last_second("a", day + 900_000_000) == 3
-    assert state.orders_last_second("a", day + 1_150_000_000) == 1
+        state.on_place(a, day + t * 1_000_000)
+    assert state.orders_last_second(a, day + 900_000_000) == 3
+    assert state.orders_last_second(a, day + 1_150_000_000) == 1
 
 
 # ------------------------------------------------- closing orders and max_open_orders

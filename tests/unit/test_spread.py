@@ -457,7 +457,7 @@ def test_resend_repeats_unanswered_places_and_cancels() -> None:
     bot = start()
     legs = bot.on_trade(trade(A.symbol, "102", 3))
     assert bot.resend() == legs  # nothing heard yet: the same intents again
-    bot.on_order_event(accepted(legs[0]))  # type: ignore[arg-type]
+    bot.on_order_event(accepted(legs[0]))
     assert bot.resend() == legs[1:]
     cancels = bot.on_stop()
     assert bot.resend() == [cancels[0], legs[1], cancels[1]]  # in placement order

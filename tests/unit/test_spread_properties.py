@@ -69,13 +69,9 @@ class FillLoop:
     def feed(self, tick: TradeTick | QuoteTick) -> None:
         if isinstance(tick, TradeTick):
             for order in list(self.live):
-                price_ok = (
-                    tick.price <= order.price
-                    if order.side == "buy"
-                    else (
-                        tick.price >= order.price  # type: ignore[operator]
-                    )
-                )
+                limit = order.price
+                assert limit is not None, "the bot places limit orders only"
+                price_ok = tick.price <= limit if order.side == "buy" else tick.price >= limit
                 if order.symbol == tick.symbol and price_ok:
                     self.live.remove(order)
                     fee = floor_to(order.qty * tick.price * TAKER_BPS / 10_000, D("0.00000001"))

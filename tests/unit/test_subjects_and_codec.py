@@ -9,6 +9,7 @@ import pytest
 
 from tradebus.common import subjects
 from tradebus.common.codec import decode_event, decode_intent, decode_market, encode
+from tradebus.common.ids import AccountId, IntentId, UserId
 from tradebus.common.messages import (
     CancelAll,
     CancelOrder,
@@ -58,8 +59,8 @@ def test_parse_intent_needs_exactly_three_tokens() -> None:
 
 def test_money_is_a_json_string_and_messages_round_trip() -> None:
     place = PlaceOrder(
-        intent_id="a:1:b0",
-        account="acct",
+        intent_id=IntentId("a:1:b0"),
+        account=AccountId("acct"),
         symbol="BTCUSDT",
         side="buy",
         qty=D("0.00100"),
@@ -71,15 +72,19 @@ def test_money_is_a_json_string_and_messages_round_trip() -> None:
     assert b'"type":"PlaceOrder"' in raw and b'"qty":"0.00100"' in raw
     assert decode_intent(raw) == place
     for intent in (
-        CancelOrder(intent_id="c", account="acct", target_intent_id="a:1:b0"),
-        CancelAll(intent_id="x", account="acct", symbol="BTCUSDT", scope="account"),
+        CancelOrder(
+            intent_id=IntentId("c"), account=AccountId("acct"), target_intent_id=IntentId("a:1:b0")
+        ),
+        CancelAll(
+            intent_id=IntentId("x"), account=AccountId("acct"), symbol="BTCUSDT", scope="account"
+        ),
     ):
         assert decode_intent(encode(intent)) == intent
     fill = OrderFilled(
-        intent_id="a",
-        user="u",
+        intent_id=IntentId("a"),
+        user=UserId("u"),
         source="s",
-        account="acct",
+        account=AccountId("acct"),
         symbol="BTCUSDT",
         side="sell",
         trade_id="1.1",

@@ -13,17 +13,21 @@ import msgspec
 
 from tests.support import ticks
 from tests.support.markets import BTCUSDT
+from tradebus.common.ids import AccountId, IntentId, UserId
 from tradebus.common.markets import MarketCatalog
-from tradebus.common.messages import PlaceOrder
+from tradebus.common.messages import PlaceOrder, Side
 from tradebus.engine.accounts import AccountSpec, RiskLimits
 from tradebus.engine.paper.exchange import PaperExchange, PaperVenue
 from tradebus.engine.risk import Refusal
 from tradebus.engine.venue import VenueOrder
 from tradebus.engine.vetting import Vetting
 
+PERP_ACCT, SPOT_ACCT = AccountId("p"), AccountId("s")
 LIMIT = RiskLimits(max_open_orders=2)
-PERP = AccountSpec(id="p", user="u", market_kind="perpetual", leverage=D(5), risk=LIMIT)
-SPOT = AccountSpec(id="s", user="u", risk=LIMIT)
+PERP = AccountSpec(
+    id=PERP_ACCT, user=UserId("u"), market_kind="perpetual", leverage=D(5), risk=LIMIT
+)
+SPOT = AccountSpec(id=SPOT_ACCT, user=UserId("u"), risk=LIMIT)
 CATALOG = MarketCatalog({"binance": [BTCUSDT]})
 
 
@@ -32,12 +36,12 @@ class Clock:
         return 10**18
 
 
-def order(cid: str, side: str, qty: str, price: str) -> VenueOrder:
+def order(cid: str, side: Side, qty: str, price: str) -> VenueOrder:
     return VenueOrder(
         client_order_id=cid,
-        intent_id=cid,
+        intent_id=IntentId(cid),
         symbol="BTCUSDT",
-        side=side,  # type: ignore[arg-type]
+        side=side,
         order_type="limit",
         price=D(price),
         qty=D(qty),
@@ -47,8 +51,8 @@ def order(cid: str, side: str, qty: str, price: str) -> VenueOrder:
 
 def intent(side: str, qty: str, price: str = "60000", **kw: object) -> PlaceOrder:
     return PlaceOrder(
-        intent_id="x",
-        account="p",
+        intent_id=IntentId("x"),
+        account=PERP_ACCT,
         symbol="BTCUSDT",
         side=side,  # type: ignore[arg-type]
         qty=D(qty),
@@ -59,16 +63,16 @@ def intent(side: str, qty: str, price: str = "60000", **kw: object) -> PlaceOrde
 
 def setup() -> tuple[PaperExchange, Vetting]:
     exchange = PaperExchange(CATALOG, "binance")
-    exchange.open_account("p", {"USDT": D(10000)}, D(0), D(0), "perpetual", D(5))
-    exchange.open_account("s", {"USDT": D(10000), "BTC": D(1)}, D(0), D(0))
+    exchange.open_account(PERP_ACCT, {"USDT": D(10000)}, D(0), D(0), "perpetual", D(5))
+    exchange.open_account(SPOT_ACCT, {"USDT": D(10000), "BTC": D(1)}, D(0), D(0))
     exchange.on_trade(ticks.trade("60000", 1))
-    exchange.place("p", order("1", "buy", "0.05", "60000"))  # a long of 0.05
+    exchange.place(PERP_ACCT, order("1", "buy", "0.05", "60000"))  # a long of 0.05
     exchange.on_trade(ticks.trade("60000", 2))
     exchange.on_trade(ticks.trade("60000", 3))
-    assert exchange.positions("p")["BTCUSDT"].qty == D("0.05")
-    exchange.place("p", order("2", "sell", "0.03", "61000"))  # a take-profit resting
-    exchange.place("p", order("3", "buy", "0.01", "59000"))  # and a buy: two open, the limit
-    venues = {a: PaperVenue(exchange, a) for a in ("p", "s")}
+    assert exchange.positions(PERP_ACCT)["BTCUSDT"].qty == D("0.05")
+    exchange.place(PERP_ACCT, order("2", "sell", "0.03", "61000"))  # a take-profit resting
+    exchange.place(PERP_ACCT, order("3", "buy", "0.01", "59000"))  # and a buy: two open, the limit
+    venues = {a: PaperVenue(exchange, a) for a in (PERP_ACCT, SPOT_ACCT)}
     vetting = Vetting(
         CATALOG,
         venues,  # type: ignore[arg-type]
@@ -99,11 +103,11 @@ async def test_a_perpetual_order_at_the_limit_passes_only_if_it_reduces_the_posi
 async def test_a_perpetual_order_of_a_flat_account_is_never_closing() -> None:
     exchange, vetting = setup()
     exchange.cancel("2")
-    exchange.place("p", order("4", "sell", "0.05", "60000"))
+    exchange.place(PERP_ACCT, order("4", "sell", "0.05", "60000"))
     exchange.on_trade(ticks.trade("60001", 4))
     exchange.on_trade(ticks.trade("60001", 5))
-    assert exchange.positions("p")["BTCUSDT"].qty == 0
-    exchange.place("p", order("5", "buy", "0.01", "58000"))  # two open again
+    assert exchange.positions(PERP_ACCT)["BTCUSDT"].qty == 0
+    exchange.place(PERP_ACCT, order("5", "buy", "0.01", "58000"))  # two open again
     for side in ("buy", "sell"):
         refused = await vetting.vet(PERP, intent(side, "0.01"))
         assert reason(refused) == "risk_max_open_orders", side

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 from functools import partial
+from typing import Any
 
 from tests.support import ticks
 from tests.support.markets import SOLUSDC as UNIT
 from tests.support.markets import bot_context
 from tests.support.orders import OrderEvents
+from tradebus.common.ids import IntentId
 from tradebus.common.messages import CancelOrder, Intent, PlaceOrder
 from tradebus.strategies.volume.bot import VolumeBot
 from tradebus.strategies.volume.params import VolumeParams
@@ -28,8 +30,8 @@ T0 = 1_000
 CTX = bot_context("alice-volume", "alice", "alice-paper", "volume", UNIT, group="sol-volume")
 
 
-def params(**kw: object) -> VolumeParams:
-    base: dict[str, object] = {
+def params(**kw: Any) -> VolumeParams:
+    base: dict[str, Any] = {
         "single_trade_quote": D(100),
         "trade_interval_seconds": D(5),
         "buy_offset_pct": D("0.5"),
@@ -404,8 +406,9 @@ def test_snapshot_restore_mid_loop_gives_the_same_future() -> None:
     assert copy.snapshot() == bot.snapshot()
 
 
-def _place(bot: VolumeBot, iid: str) -> PlaceOrder:
+def _place(bot: VolumeBot, intent_id: str) -> PlaceOrder:
     """The intent of one of the bot's orders, rebuilt from its tracker."""
+    iid = IntentId(intent_id)
     o = bot.state.orders.orders[iid]
     return PlaceOrder(
         intent_id=iid,

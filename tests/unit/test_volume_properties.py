@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 from decimal import Decimal as D
 
 import msgspec
@@ -24,6 +25,7 @@ from tests.support.markets import BTCUSDT_MIN as BTC
 from tests.support.markets import bot_context
 from tests.support.sim import Sim, paper_exchange
 from tests.support.ticks import quote, trade
+from tradebus.common.ids import AccountId
 from tradebus.common.messages import PlaceOrder, QuoteTick, TradeTick
 from tradebus.engine.paper.exchange import PaperExchange
 from tradebus.strategies.core import BotContext
@@ -90,7 +92,11 @@ def _committed_at_venue(sim: Sim, account: str) -> D:
             sold[loop] = sold.get(loop, D(0)) + fill.qty
     held = sum((cost * (qty - sold.get(k, D(0))) / qty for k, (qty, cost) in bought.items()), D(0))
     open_buys = sum(
-        (o.price * o.qty for o in sim.exchange.open_orders(account) if o.side == "buy" and o.price),
+        (
+            o.price * o.qty
+            for o in sim.exchange.open_orders(AccountId(account))
+            if o.side == "buy" and o.price
+        ),
         D(0),
     )
     return open_buys + held
@@ -112,7 +118,7 @@ def test_position_matches_the_venue_and_capital_stays_bounded(
     sim = Sim(_exchange("acct-b"), [bot])
     for tick in _ticks(steps):
         sim.on_event(tick)
-        held = {b.asset: b for b in sim.exchange.balances("acct-b")}
+        held = {b.asset: b for b in sim.exchange.balances(AccountId("acct-b"))}
         btc = held["BTC"].total if "BTC" in held else D(0)
         assert bot.status().position >= 0
         assert bot.status().position == btc
@@ -123,7 +129,7 @@ def test_position_matches_the_venue_and_capital_stays_bounded(
     if status.filled_quote >= params.target_volume:
         assert status.phase == "target_reached"
     sim.stop()
-    assert sim.exchange.open_orders("acct-b") == []
+    assert sim.exchange.open_orders(AccountId("acct-b")) == []
 
 
 @given(
@@ -139,7 +145,7 @@ def test_a_bot_that_hears_late_never_commits_more_than_its_budget(
     steps: list[D],
     params: VolumeParams,
     lag: int,
-    rnd,  # type: ignore[no-untyped-def]
+    rnd: random.Random,
 ) -> None:
     bot = VolumeBot(_ctx(), params)
     sim = Sim(_exchange("acct-b"), [bot], lag=lambda: rnd.randint(0, lag))
@@ -147,7 +153,7 @@ def test_a_bot_that_hears_late_never_commits_more_than_its_budget(
         sim.on_event(tick)
         assert _committed_at_venue(sim, "acct-b") <= _budget(params)
     sim.stop()
-    held = {b.asset: b.total for b in sim.exchange.balances("acct-b")}
+    held = {b.asset: b.total for b in sim.exchange.balances(AccountId("acct-b"))}
     assert bot.status().position == held.get("BTC", D(0)) >= 0  # once it has heard everything
 
 
@@ -166,7 +172,7 @@ def _run_group(
         sim.on_event(tick)
         if n % report_every:
             continue
-        by_user = {b.ctx.user: b.own_volume() for b in bots}
+        by_user: dict[str, D] = {b.ctx.user: b.own_volume() for b in bots}
         total = sum(by_user.values(), D(0))
         for b in bots:
             sim._execute(b, b.on_group_volume(total, by_user))  # the host publishes these

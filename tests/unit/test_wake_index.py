@@ -25,7 +25,7 @@ from tests.support.markets import bot_context
 from tests.support.sim import Sim, paper_exchange
 from tests.support.sinks import Capture
 from tests.support.ticks import quote, trade
-from tradebus.common.messages import OrderFilled, QuoteTick, TradeTick
+from tradebus.common.messages import QuoteTick, TradeTick
 from tradebus.strategies.core import Wake
 from tradebus.strategies.ladder.bot import LadderBot
 from tradebus.strategies.ladder.params import LadderParams
@@ -36,14 +36,8 @@ from tradebus.strategy.host_metrics import HostMetrics
 S = 1_000_000_000
 
 
-class EveryTick:
-    """A core seen by a host that cannot skip ticks: ``wake()`` is always None."""
-
-    def __init__(self, core: Any) -> None:
-        self._core = core
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._core, name)
+class EveryTick(LadderBot):
+    """A ladder core seen by a host that cannot skip ticks: ``wake()`` is always None."""
 
     def wake(self) -> Wake | None:
         return None
@@ -58,13 +52,14 @@ class Host:
 
     def __init__(self, params: list[LadderParams], indexed: bool) -> None:
         accounts = [f"a{i}" for i in range(len(params))]
+        kind = LadderBot if indexed else EveryTick
         cores = [
-            LadderBot(bot_context(f"b{i}", f"u{i}", f"a{i}", "ladder", BTC), p)
+            kind(bot_context(f"b{i}", f"u{i}", f"a{i}", "ladder", BTC), p)
             for i, p in enumerate(params)
         ]
         balances = {"USDT": D(10**9), "BTC": D(0)}
         self.venue = Sim(paper_exchange([BTC], balances, *accounts), list(cores))
-        self.cores = {c.ctx.bot: c for c in cores}
+        self.cores: dict[str, LadderBot] = {c.ctx.bot: c for c in cores}
         self.sink = Capture()
         self.dispatcher = Dispatcher(self.sink, HostMetrics(CollectorRegistry()))
         self._seq = itertools.count(1)
@@ -74,7 +69,7 @@ class Host:
         for core in cores:
             spec = BotSpec(id=core.ctx.bot, user=core.ctx.user, account=core.ctx.account,
                            strategy="ladder", venue="binance", symbol="BTCUSDT")  # fmt: skip
-            self.dispatcher.add(BotRunner(core if indexed else EveryTick(core), spec))
+            self.dispatcher.add(BotRunner(core, spec))
 
     def _event(self, bot: str, event: Any) -> None:
         if self.lag:
@@ -96,24 +91,17 @@ class Host:
             subject, intent = self.sink.intents[self._done]
             self._done += 1
             bot = subject.rsplit(".", 1)[1]
-            for event in self.venue._answer(self.cores[bot], intent):
+            for event in self.venue.desk.execute(self.cores[bot].ctx.user, bot, intent):
                 self._event(bot, event)
 
     def tick(self, tick: TradeTick | QuoteTick) -> None:
         """Fills at the venue first (paper fill model), then the tick to the bots."""
+        self.venue.clock.now = tick.ts_recv
         if isinstance(tick, TradeTick):
-            for fill in self.venue.exchange.on_trade(tick):
-                intent_id, bot = self.venue._clients[fill.client_order_id]
-                core = self.cores[bot]
-                self._event(bot, OrderFilled(
-                    intent_id=intent_id, user=core.ctx.user, source=bot, account=fill.account,
-                    symbol=fill.symbol, side=fill.side, trade_id=fill.trade_id, price=fill.price,
-                    qty=fill.qty, fee=fill.fee, fee_asset=fill.fee_asset,
-                    liquidity=fill.liquidity, cum_qty=fill.qty, leaves_qty=D(0),
-                    ts_event=fill.ts_event,
-                ))  # fmt: skip
+            for event in self.venue.desk.on_trade(tick):
+                self._event(event.source, event)  # type: ignore[attr-defined]
         else:
-            self.venue.exchange.on_quote(tick)
+            self.venue.desk.on_quote(tick)
         self._drain()
         self.dispatcher.on_tick(tick)
         self._drain()

@@ -6,34 +6,3 @@ they mirror), ``engine`` (matching, funds), ``faults``, and ``recorded``
 (``binance_ticks``: shared/data captures to replay, kept out of this package's
 imports so the server does not depend on the marketdata parser).
 """
-
-from tests.support.backpack.auth import Credentials, generate_credentials, sign, signing_string
-from tests.support.backpack.faults import RequestRecord
-from tests.support.backpack.market import (
-    BTC_USDC,
-    ETH_USDC,
-    SOL_USDC,
-    Balance,
-    Fill,
-    MarketSpec,
-    Order,
-    spot_market,
-)
-from tests.support.backpack.server import BackpackServer
-
-__all__ = [
-    "BTC_USDC",
-    "ETH_USDC",
-    "SOL_USDC",
-    "BackpackServer",
-    "Balance",
-    "Credentials",
-    "Fill",
-    "MarketSpec",
-    "Order",
-    "RequestRecord",
-    "generate_credentials",
-    "sign",
-    "signing_string",
-    "spot_market",
-]

@@ -165,7 +165,7 @@ class WsHub:
 
     def receivers(self, item: Published) -> list[tuple[WsConnection, str]]:
         """The (connection, stream) pairs ``item`` goes to."""
-        out = []
+        out: list[tuple[WsConnection, str]] = []
         for conn in self.connections:
             if conn.closed or (item.account is not None and conn.account != item.account):
                 continue

@@ -32,6 +32,7 @@ from tradebus.cli.tables import render_table
 from tradebus.common import subjects
 from tradebus.common.bus import MSG_ID
 from tradebus.common.codec import decode_bot_command_reply, decode_bots_reply, decode_event, encode
+from tradebus.common.ids import IntentId
 from tradebus.common.messages import (
     BotCommand,
     BotCommandReply,
@@ -327,9 +328,9 @@ async def send_intent(url: str, user: str, intent: Intent, wait: float, as_json:
     return "\n".join(lines)
 
 
-def manual_id(prefix: str) -> str:
+def manual_id(prefix: str) -> IntentId:
     """A fresh manual intent id, ``<prefix>-<ns time>``."""
-    return f"{prefix}-{time.time_ns()}"
+    return IntentId(f"{prefix}-{time.time_ns()}")
 
 
 def place_intent(args: Any) -> PlaceOrder:

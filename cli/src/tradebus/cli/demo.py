@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import msgspec
 
-from tradebus.cli.chart import ChartFill, PriceSample, write_chart
+from tradebus.backtest.chart import ChartFill, PriceSample, write_chart
 from tradebus.cli.natsconf import write_conf
 from tradebus.cli.processes import total
 from tradebus.cli.prom import LocalPrometheus

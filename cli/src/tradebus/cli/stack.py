@@ -30,6 +30,7 @@ import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 
 from tradebus.cli.botctl import gather_statuses
 from tradebus.cli.localstack import (
@@ -51,7 +52,13 @@ from tradebus.common import subjects
 from tradebus.common.bus import request
 from tradebus.common.codec import decode_market, decode_recon_run_reply
 from tradebus.common.config import redact_url
-from tradebus.common.messages import BotStatus, ReconReport, ReconRunRequest
+from tradebus.common.messages import (
+    BotStatus,
+    ReconReport,
+    ReconRunReply,
+    ReconRunRequest,
+    TradeTick,
+)
 
 LOCAL_DATABASE = "tradebus"
 PRICE_SAMPLE_NS = 1_000_000_000
@@ -173,7 +180,7 @@ class LocalStack:
                     "from another run; use a fresh server or pass --reset-streams"
                 )
 
-        async def count(msg) -> None:  # type: ignore[no-untyped-def]
+        async def count(msg: Msg) -> None:
             self.ticks[msg.subject] += 1
             if msg.subject.startswith("md.trade."):
                 self._sample_price(msg.data)
@@ -189,11 +196,13 @@ class LocalStack:
             tick = decode_market(data)
         except msgspec.MsgspecError:
             return
+        if not isinstance(tick, TradeTick):
+            return
         series = self.prices.setdefault(tick.symbol, [])
         if not series or tick.ts_event - series[-1][0] >= PRICE_SAMPLE_NS:
-            series.append((tick.ts_event, tick.price))  # type: ignore[union-attr]
+            series.append((tick.ts_event, tick.price))
         else:
-            series[-1] = (series[-1][0], tick.price)  # type: ignore[union-attr]
+            series[-1] = (series[-1][0], tick.price)
 
     async def migrate(self) -> None:
         """Apply the ledger migrations with ``tradebus-migrate`` (as compose does)."""
@@ -340,9 +349,9 @@ class LocalStack:
                 await asyncio.sleep(1)
                 continue
             reply = decode_recon_run_reply(raw)
-            if hasattr(reply, "reports"):
+            if isinstance(reply, ReconRunReply):
                 return reply.reports
-            self._say(f"reconciliation failed: {reply.message}")  # type: ignore[union-attr]
+            self._say(f"reconciliation failed: {reply.message}")
         return []
 
 
@@ -360,7 +369,11 @@ async def _tradebus_streams(js: nats.js.JetStreamContext) -> list[str]:
     ours = {*subjects.STREAM_SUBJECTS, subjects.STREAM_DEADLETTER}
     ours |= {f"KV_{b}" for b in _KV_BUCKETS}
     names = [info.config.name for info in await js.streams_info()]
-    return [n for n in names if n in ours or subjects.intents_stream_user(n) is not None]
+    return [
+        n
+        for n in names
+        if n is not None and (n in ours or subjects.intents_stream_user(n) is not None)
+    ]
 
 
 async def _require_empty_ledger(db_url: str) -> None:

@@ -296,6 +296,8 @@ def deadletter_stream_config(consumer: str) -> StreamConfig:
 
 async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
     """Create the stream ``config`` defines, or update it to that definition. Idempotent."""
+    if config.name is None:
+        raise ValueError("a stream needs a name")
     try:
         await js.stream_info(config.name)
     except nats.js.errors.NotFoundError:

@@ -48,25 +48,37 @@ def encode(message: Any) -> bytes:
     return _encoder.encode(message)
 
 
-_market = msgspec.json.Decoder(MarketEvent)
+_market: msgspec.json.Decoder[MarketEvent] = msgspec.json.Decoder(MarketEvent)
 _feed_status = msgspec.json.Decoder(FeedStatus)
-_intent = msgspec.json.Decoder(Intent)
-_event = msgspec.json.Decoder(OrderEvent)
+_intent: msgspec.json.Decoder[Intent] = msgspec.json.Decoder(Intent)
+_event: msgspec.json.Decoder[OrderEvent] = msgspec.json.Decoder(OrderEvent)
 _exec_alert = msgspec.json.Decoder(AccountHalted)
 _killswitch_command = msgspec.json.Decoder(KillSwitchCommand)
-_killswitch_reply = msgspec.json.Decoder(KillSwitchReply | ErrorReply)
+_killswitch_reply: msgspec.json.Decoder[KillSwitchReply | ErrorReply] = msgspec.json.Decoder(
+    KillSwitchReply | ErrorReply
+)
 _adjust_request = msgspec.json.Decoder(AdjustRequest)
-_adjust_reply = msgspec.json.Decoder(AdjustReply | ErrorReply)
+_adjust_reply: msgspec.json.Decoder[AdjustReply | ErrorReply] = msgspec.json.Decoder(
+    AdjustReply | ErrorReply
+)
 _paper_adjust = msgspec.json.Decoder(PaperAdjust)
 _balances_query = msgspec.json.Decoder(BalancesQuery)
-_balances_reply = msgspec.json.Decoder(BalancesReply | ErrorReply)
+_balances_reply: msgspec.json.Decoder[BalancesReply | ErrorReply] = msgspec.json.Decoder(
+    BalancesReply | ErrorReply
+)
 _recon_report = msgspec.json.Decoder(ReconReport)
 _recon_run_request = msgspec.json.Decoder(ReconRunRequest)
-_recon_run_reply = msgspec.json.Decoder(ReconRunReply | ErrorReply)
+_recon_run_reply: msgspec.json.Decoder[ReconRunReply | ErrorReply] = msgspec.json.Decoder(
+    ReconRunReply | ErrorReply
+)
 _bots_query = msgspec.json.Decoder(BotsQuery)
-_bots_reply = msgspec.json.Decoder(BotsReply | ErrorReply)
+_bots_reply: msgspec.json.Decoder[BotsReply | ErrorReply] = msgspec.json.Decoder(
+    BotsReply | ErrorReply
+)
 _bot_command = msgspec.json.Decoder(BotCommand)
-_bot_command_reply = msgspec.json.Decoder(BotCommandReply | ErrorReply)
+_bot_command_reply: msgspec.json.Decoder[BotCommandReply | ErrorReply] = msgspec.json.Decoder(
+    BotCommandReply | ErrorReply
+)
 
 decode_market = _market.decode
 """``bytes -> QuoteTick | TradeTick`` for ``md.*`` subjects."""

@@ -1,4 +1,11 @@
-"""Deterministic identifiers.
+"""Identifiers: their types, and the deterministic ones.
+
+The ids that key the system's state are distinct types (``typing.NewType``
+over ``str``): a user's id where an account's is expected is a type error,
+not a silent miss in a dict. At run time and on the wire they are plain
+strings (msgspec encodes and decodes a NewType as its base type), so no
+message changes; values from outside (a subject token, a config file, a test)
+are wrapped where they enter, ``AccountId("alice-paper")``.
 
 Strategies emit intent ids ``<bot>:<run>.<cycle>:<leg>`` (DESIGN.md,
 "Execution"): the same bot in the same run and cycle placing the same leg
@@ -10,10 +17,26 @@ start never collides with the intents of an earlier run.
 
 from __future__ import annotations
 
+from typing import NewType
 
-def intent_id(bot: str, run: int, cycle: int, leg: str) -> str:
+UserId = NewType("UserId", str)
+"""A user: the ``<user>`` token of ``intent.<user>.<source>``, the owner of accounts and bots."""
+
+AccountId = NewType("AccountId", str)
+"""An account (one user's keys or paper balances on one venue), e.g. ``alice-paper``."""
+
+BotId = NewType("BotId", str)
+"""A bot (one strategy instance of a user), e.g. ``alice-ladder-btc``; the ``<source>`` of
+its intents."""
+
+IntentId = NewType("IntentId", str)
+"""An intent (a command to execution): unique per user forever, chosen by its sender;
+``(user, intent id)`` keys the order it places."""
+
+
+def intent_id(bot: str, run: int, cycle: int, leg: str) -> IntentId:
     """``<bot>:<run>.<cycle>:<leg>``, e.g. ``alice-ladder-btc:1.3:b0``."""
-    return f"{bot}:{run}.{cycle}:{leg}"
+    return IntentId(f"{bot}:{run}.{cycle}:{leg}")
 
 
 def event_msg_id(kind: str, key: str) -> str:

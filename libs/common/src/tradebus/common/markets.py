@@ -90,8 +90,8 @@ class MarketCatalog:
             try:  # one venue at a time: msgspec's error path would not name the dict key
                 venues[venue] = msgspec.convert(items, list[Market])
             except msgspec.ValidationError as exc:
-                where = str(exc).rpartition(" - at `$")
-                detail = f"$.venues.{venue}{where[2].rstrip('`')}: {where[0]}" if where[1] else exc
+                msg, at, path_in = str(exc).rpartition(" - at `$")
+                detail = f"$.venues.{venue}{path_in.rstrip('`')}: {msg}" if at else exc
                 raise ConfigError(f"{path}: {detail}") from None
         parsed = MarketsFile(venues=venues)
         for venue, markets in parsed.venues.items():

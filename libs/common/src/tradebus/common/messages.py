@@ -25,6 +25,8 @@ from typing import Literal
 
 import msgspec
 
+from tradebus.common.ids import AccountId, IntentId, UserId
+
 Side = Literal["buy", "sell"]
 """Order or aggressor side."""
 
@@ -139,8 +141,8 @@ class PlaceOrder(Message, frozen=True, kw_only=True):
     actually placed.
     """
 
-    intent_id: str
-    account: str
+    intent_id: IntentId
+    account: AccountId
     symbol: str
     side: Side
     qty: Decimal
@@ -155,9 +157,9 @@ class PlaceOrder(Message, frozen=True, kw_only=True):
 class CancelOrder(Message, frozen=True, kw_only=True):
     """Cancel the order that intent ``target_intent_id`` placed."""
 
-    intent_id: str
-    account: str
-    target_intent_id: str
+    intent_id: IntentId
+    account: AccountId
+    target_intent_id: IntentId
     ts_init: int = 0
 
 
@@ -169,8 +171,8 @@ class CancelAll(Message, frozen=True, kw_only=True):
     the account.
     """
 
-    intent_id: str
-    account: str
+    intent_id: IntentId
+    account: AccountId
     symbol: str | None = None
     scope: CancelScope = "source"
     ts_init: int = 0
@@ -187,10 +189,10 @@ Intent = PlaceOrder | CancelOrder | CancelAll
 class OrderAccepted(Message, frozen=True, kw_only=True):
     """The venue accepted the order placed by ``intent_id``."""
 
-    intent_id: str
-    user: str
+    intent_id: IntentId
+    user: UserId
     source: str
-    account: str
+    account: AccountId
     symbol: str
     side: Side
     order_type: OrderType
@@ -211,10 +213,10 @@ class OrderRejected(Message, frozen=True, kw_only=True):
     payload could not be decoded.
     """
 
-    intent_id: str | None
-    user: str
+    intent_id: IntentId | None
+    user: UserId
     source: str
-    account: str | None
+    account: AccountId | None
     reason: str
     message: str
     ts_event: int
@@ -228,10 +230,10 @@ class OrderFilled(Message, frozen=True, kw_only=True):
     order's filled and remaining quantity after this fill.
     """
 
-    intent_id: str
-    user: str
+    intent_id: IntentId
+    user: UserId
     source: str
-    account: str
+    account: AccountId
     symbol: str
     side: Side
     trade_id: str
@@ -248,13 +250,13 @@ class OrderFilled(Message, frozen=True, kw_only=True):
 class OrderCanceled(Message, frozen=True, kw_only=True):
     """The order placed by ``intent_id`` is canceled (``filled_qty`` was filled)."""
 
-    intent_id: str
-    user: str
+    intent_id: IntentId
+    user: UserId
     source: str
-    account: str
+    account: AccountId
     symbol: str
     filled_qty: Decimal
-    cancel_intent_id: str | None = None
+    cancel_intent_id: IntentId | None = None
     reason: str = "canceled"
     ts_event: int
 
@@ -262,10 +264,10 @@ class OrderCanceled(Message, frozen=True, kw_only=True):
 class CancelRejected(Message, frozen=True, kw_only=True):
     """The cancel ``intent_id`` could not cancel ``target_intent_id``."""
 
-    intent_id: str
-    user: str
+    intent_id: IntentId
+    user: UserId
     source: str
-    target_intent_id: str
+    target_intent_id: IntentId
     reason: str
     message: str
     ts_event: int
@@ -286,8 +288,8 @@ class AccountHalted(Message, frozen=True, kw_only=True):
     accounts keep trading.
     """
 
-    user: str
-    account: str
+    user: UserId
+    account: AccountId
     venue: str
     reason: str
     message: str
@@ -302,7 +304,7 @@ class AccountHalted(Message, frozen=True, kw_only=True):
 class BalancesQuery(Message, frozen=True, kw_only=True):
     """Ask execution for venue balances: one account, or all when ``None``."""
 
-    account: str | None = None
+    account: AccountId | None = None
 
 
 class AssetBalance(msgspec.Struct, frozen=True, kw_only=True):
@@ -322,7 +324,7 @@ class AccountBalances(msgspec.Struct, frozen=True, kw_only=True):
     than it, so fills in flight are not mistaken for drift.
     """
 
-    account: str
+    account: AccountId
     venue: str
     balances: list[AssetBalance]
     ledger_watermark: int
@@ -421,7 +423,7 @@ RECON_REPLY_REPORTS = 500
 class ReconRunRequest(Message, frozen=True, kw_only=True):
     """Ask the reconciler to run now (``ctl.recon.run``)."""
 
-    account: str | None = None
+    account: AccountId | None = None
 
 
 class ReconRunReply(Message, frozen=True, kw_only=True):
@@ -546,7 +548,7 @@ class KillSwitchCommand(Message, frozen=True, kw_only=True):
     """
 
     action: KillSwitchAction
-    account: str | None = None
+    account: AccountId | None = None
     reason: str = ""
 
 
@@ -556,5 +558,5 @@ class KillSwitchReply(Message, frozen=True, kw_only=True):
     and how many open orders the command canceled."""
 
     global_reason: str | None
-    accounts: dict[str, str]
+    accounts: dict[AccountId, str]
     canceled: int = 0

@@ -51,6 +51,8 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from tradebus.common.ids import UserId
+
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 """What a subject token (user, source, account, venue, symbol, verb) may be."""
 
@@ -124,7 +126,7 @@ class IntentSubject(NamedTuple):
     """Who an intent subject says sent it: ``user``, ``source``, and whether a person
     published it from their own NATS account (``from_person``: its times are not trusted)."""
 
-    user: str
+    user: UserId
     source: str
     from_person: bool
 
@@ -141,7 +143,8 @@ def parse_intent(subject: str) -> IntentSubject:
     parts = subject[len(PERSON_PREFIX) if from_person else 0 :].split(".")
     if len(parts) != 3 or parts[0] != "intent":
         raise SubjectError(f"not an intent subject: {subject!r}")
-    return IntentSubject(token(parts[1], "user"), token(parts[2], "source"), from_person)
+    user = UserId(token(parts[1], "user"))
+    return IntentSubject(user, token(parts[2], "source"), from_person)
 
 
 def intents_stream(user: str) -> str:
@@ -155,12 +158,12 @@ def intents_stream_subjects(user: str) -> list[str]:
     return [f"intent.{token(user, 'user')}.>", f"{PERSON_PREFIX}intent.{user}.>"]
 
 
-def intents_stream_user(stream: str) -> str | None:
+def intents_stream_user(stream: str) -> UserId | None:
     """The user of an ``INTENTS_<user>`` stream name, or None for any other stream."""
     if not stream.startswith(INTENTS_STREAM_PREFIX):
         return None
     user = stream[len(INTENTS_STREAM_PREFIX) :]
-    return user if TOKEN_PATTERN.match(user) else None
+    return UserId(user) if TOKEN_PATTERN.match(user) else None
 
 
 def deadletter_intent(user: str) -> str:

@@ -60,6 +60,7 @@ from pathlib import Path
 import msgspec
 
 from tradebus.common.config import ConfigError, load_yaml
+from tradebus.common.ids import AccountId, UserId
 from tradebus.common.markets import Market, MarketKind
 from tradebus.common.subjects import TOKEN_PATTERN
 
@@ -81,8 +82,8 @@ class RiskLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 class AccountSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One account of the accounts file."""
 
-    id: str
-    user: str
+    id: AccountId
+    user: UserId
     venue: str = "paper"
     market_data: str = "binance"
     balances: dict[str, Decimal] = {}

@@ -55,12 +55,13 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 
 from tradebus.common.clock import Clock
+from tradebus.common.ids import AccountId, IntentId
 from tradebus.common.markets import MarketCatalog
 from tradebus.common.messages import AccountBalances, CancelAll, CancelOrder, PlaceOrder
 from tradebus.engine.accounts import AccountSpec
 from tradebus.engine.events import EmitEvent, EmitNowait, IntentContext, OrderEvents
 from tradebus.engine.fills import FillBooker
-from tradebus.engine.group_commit import GroupCommit, invalid, new_order
+from tradebus.engine.group_commit import INVALID_VALUE_ERRORS, GroupCommit, invalid, new_order
 from tradebus.engine.intake import Admitted, Refused, admit
 from tradebus.engine.metrics import EngineMetrics
 from tradebus.engine.orders import TRANSIENT_ERRORS, RetryLater, VenueOrders
@@ -70,7 +71,6 @@ from tradebus.engine.sizing import is_same_size
 from tradebus.engine.store import OrderStore
 from tradebus.engine.venue import Venue, VenueError, VenueFill, VenueUnavailable
 from tradebus.engine.vetting import Vetting
-from tradebus.ledger.errors import LEDGER_REFUSED_VALUE
 from tradebus.ledger.rows import OrderRow
 
 __all__ = ["TRANSIENT_ERRORS", "ExecutionEngine", "RetryLater"]
@@ -109,8 +109,8 @@ class ExecutionEngine:
     def __init__(
         self,
         store: OrderStore,
-        accounts: dict[str, AccountSpec],
-        venues: dict[str, Venue],
+        accounts: dict[AccountId, AccountSpec],
+        venues: dict[AccountId, Venue],
         catalog: MarketCatalog,
         emit: EmitEvent,
         clock: Clock,
@@ -129,7 +129,7 @@ class ExecutionEngine:
         self._orders = VenueOrders(store, list(accounts), venues, self._events, clock, metrics)
         self._refusals = Refusals(store, accounts, self._events, clock, metrics)
         self.lock = asyncio.Lock()
-        self.connecting: set[str] = set()
+        self.connecting: set[AccountId] = set()
         """Live accounts whose venue has not answered since start: their intents wait."""
         self._vetting = Vetting(catalog, venues, self._orders.open_count, last_price, clock)
         self.kill = self._vetting.kill
@@ -152,12 +152,12 @@ class ExecutionEngine:
         )
 
     @property
-    def halted(self) -> dict[str, str]:
+    def halted(self) -> dict[AccountId, str]:
         """Halted accounts: account -> why (the alert's reason)."""
         return self._refusals.halted
 
     @property
-    def accounts(self) -> dict[str, AccountSpec]:
+    def accounts(self) -> dict[AccountId, AccountSpec]:
         """The configured accounts by id."""
         return self._accounts
 
@@ -226,7 +226,7 @@ class ExecutionEngine:
             await self._refusals.refuse(door.ctx, door.intent_id, door.account, door.refusal)
             return
         ctx, intent, spec = door.ctx, door.intent, door.account
-        self._metrics.intents.labels(type=type(intent).__name__).inc()
+        self._metrics.intents_received(type(intent).__name__)
         if spec.id in self.halted:
             await self._refusals.refuse_halted(ctx, intent.intent_id, spec.id)
             return
@@ -244,23 +244,23 @@ class ExecutionEngine:
             await self._refusals.unavailable(ctx, intent.intent_id, spec.id, exc)
         except TRANSIENT_ERRORS:
             raise
-        except (*LEDGER_REFUSED_VALUE, ValueError, ArithmeticError) as exc:
+        except INVALID_VALUE_ERRORS as exc:
             # values the ledger cannot hold (a 10**400 quantity): the intent is bad
             await self._refusals.refuse(ctx, intent.intent_id, intent.account, invalid(exc))
         await self._record_late_fills(spec.id)
         self._metrics.intent_seconds.observe((self._clock.now_ns() - started) / 1e9)
 
-    async def _record_late_fills(self, account: str) -> None:
+    async def _record_late_fills(self, account: AccountId) -> None:
         fills = self._venues[account].take_late_fills()
         if fills:
             await self.record_fills(fills)  # a paper order that arrived after its fill
 
     # ------------------------------------------------------------ live venues
-    async def halt(self, account: str, reason: str) -> None:
+    async def halt(self, account: AccountId, reason: str) -> None:
         """Stop trading ``account`` (a configuration error); alert once (log, metric, bus)."""
         await self._refusals.halt(self._accounts[account], reason)
 
-    async def resolve_unknown(self, account: str) -> None:
+    async def resolve_unknown(self, account: AccountId) -> None:
         """Resolve every ``unknown`` order of ``account`` by its client id. Call under :attr:`lock`.
 
         Found at the venue -> ``accepted`` with its id; not found -> sent now,
@@ -341,7 +341,7 @@ class ExecutionEngine:
         for row in await self._store.open_orders(intent.account, intent.symbol, source):
             await self._orders.cancel(row, intent.intent_id)
 
-    async def cancel_open_orders(self, account: str, cancel_id: str) -> int:
+    async def cancel_open_orders(self, account: AccountId, cancel_id: IntentId) -> int:
         """Cancel every open order of ``account`` (kill switch); how many. Call under :attr:`lock`.
 
         A venue that cannot be reached now is logged and skipped: its orders
@@ -364,7 +364,7 @@ class ExecutionEngine:
     async def _cancel_rejected(
         self, ctx: IntentContext, intent: CancelOrder, reason: str, message: str
     ) -> None:
-        self._metrics.cancel_rejects.labels(reason=reason).inc()
+        self._metrics.cancel_rejected(reason)
         await self._events.cancel_rejected(ctx, intent, reason, message)
 
     # ------------------------------------------------------------------- fills
@@ -394,7 +394,7 @@ class ExecutionEngine:
         return self._fills.watermark
 
     # ----------------------------------------------------------------- queries
-    async def balances(self, account: str | None = None) -> list[AccountBalances]:
+    async def balances(self, account: AccountId | None = None) -> list[AccountBalances]:
         """Venue balances of one or every account, with the ledger watermark they reflect.
 
         Raises

@@ -17,11 +17,13 @@ are not there.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import Decimal
 
 from prometheus_client import CollectorRegistry
 
 from tradebus.common import subjects
 from tradebus.common.clock import ManualClock
+from tradebus.common.ids import AccountId, UserId
 from tradebus.common.markets import MarketCatalog
 from tradebus.common.messages import AccountBalances, Intent, Message, QuoteTick, TradeTick
 from tradebus.engine.accounts import AccountSpec
@@ -50,6 +52,9 @@ class PaperDesk:
         Whether an order may reach a venue after events later than its trigger
         (see :class:`PaperExchange`); a backtest places every order before the
         next event, so it needs no replay of events.
+    exchanges
+        Paper venues to use (by market venue) instead of new ones; an account
+        already open on one keeps its balances and fees.
 
     Attributes
     ----------
@@ -67,15 +72,16 @@ class PaperDesk:
         accounts: Iterable[AccountSpec],
         clock: ManualClock,
         late_orders: bool = False,
+        exchanges: dict[str, PaperExchange] | None = None,
     ) -> None:
         self.clock = clock
         self.store = MemoryStore()
-        self.exchanges: dict[str, PaperExchange] = {}
+        self.exchanges: dict[str, PaperExchange] = dict(exchanges or {})
         self.fills: list[VenueFill] = []
         self._events: list[Message] = []
         self._seen: set[str] = set()
         specs = {spec.id: spec for spec in accounts}
-        venues: dict[str, Venue] = {}
+        venues: dict[AccountId, Venue] = {}
         for spec in specs.values():
             exchange = self.exchanges.get(spec.market_data)
             if exchange is None:
@@ -102,7 +108,7 @@ class PaperDesk:
         )
         run_sync(self.engine.start())
 
-    def _last_price(self, venue: str, symbol: str):  # type: ignore[no-untyped-def]
+    def _last_price(self, venue: str, symbol: str) -> Decimal | None:
         exchange = self.exchanges.get(venue)
         return exchange.last_trade(symbol) if exchange is not None else None
 
@@ -117,7 +123,7 @@ class PaperDesk:
         events, self._events = self._events, []
         return events
 
-    def execute(self, user: str, source: str, intent: Intent) -> list[Message]:
+    def execute(self, user: UserId, source: str, intent: Intent) -> list[Message]:
         """Handle one intent of ``source`` (a bot id, or ``manual``) of ``user``; the events it
         caused, in order (an answer, fills of an order that filled as it was placed)."""
         ctx = IntentContext(
@@ -146,7 +152,7 @@ class PaperDesk:
         if exchange is not None:
             exchange.on_quote(tick)
 
-    def balances(self, account: str) -> AccountBalances:
+    def balances(self, account: AccountId) -> AccountBalances:
         """The venue's balances of ``account`` now."""
         (balances,) = run_sync(self.engine.balances(account))
         return balances

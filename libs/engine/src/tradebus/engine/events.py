@@ -21,7 +21,7 @@ import msgspec
 
 from tradebus.common import subjects
 from tradebus.common.clock import Clock
-from tradebus.common.ids import event_msg_id
+from tradebus.common.ids import AccountId, IntentId, UserId, event_msg_id
 from tradebus.common.messages import (
     AccountHalted,
     CancelOrder,
@@ -57,7 +57,7 @@ class IntentContext(msgspec.Struct, frozen=True, kw_only=True):
     """
 
     subject: str
-    user: str
+    user: UserId
     source: str
     stream_seq: int | None
     payload: bytes
@@ -91,6 +91,15 @@ class OrderEvents:
         self._emit_nowait = emit_nowait
         self._clock = clock
         self._deferred: list[asyncio.Future[Any]] | None = None
+        self._subjects: dict[tuple[str, str], str] = {}
+
+    def _subject(self, user: str, source: str) -> str:
+        """``exec.evt.<user>.<source>``, built (and its tokens checked) once per pair."""
+        key = (user, source)
+        subject = self._subjects.get(key)
+        if subject is None:
+            subject = self._subjects[key] = subjects.exec_evt(user, source)
+        return subject
 
     def defer(self) -> None:
         """Publish the next events without awaiting their acks, until :meth:`flush`."""
@@ -147,7 +156,7 @@ class OrderEvents:
             venue_order_id=venue_order_id,
             ts_event=self._clock.now_ns(),
         )
-        await self._publish(subjects.exec_evt(row.user_id, row.source), event, _row_key("acc", row))
+        await self._publish(self._subject(row.user_id, row.source), event, _row_key("acc", row))
 
     async def rejected(self, row: OrderRow, reason: str, message: str) -> None:
         """The venue refused the order of ``row``."""
@@ -160,13 +169,13 @@ class OrderEvents:
             message=message,
             ts_event=self._clock.now_ns(),
         )
-        await self._publish(subjects.exec_evt(row.user_id, row.source), event, _row_key("rej", row))
+        await self._publish(self._subject(row.user_id, row.source), event, _row_key("rej", row))
 
     async def refused(
         self,
         ctx: IntentContext,
-        intent_id: str | None,
-        account: str | None,
+        intent_id: IntentId | None,
+        account: AccountId | None,
         reason: str,
         message: str,
     ) -> None:
@@ -184,9 +193,9 @@ class OrderEvents:
         )
         key = intent_id if intent_id is not None else f"seq{ctx.stream_seq}"
         msg_id = event_msg_id("rej", f"{ctx.user}:{key}")
-        await self._publish(subjects.exec_evt(ctx.user, ctx.source), event, msg_id)
+        await self._publish(self._subject(ctx.user, ctx.source), event, msg_id)
 
-    async def canceled(self, row: OrderRow, cancel_intent_id: str) -> None:
+    async def canceled(self, row: OrderRow, cancel_intent_id: IntentId) -> None:
         """The order of ``row`` is canceled (told to the source that placed it)."""
         event = OrderCanceled(
             intent_id=row.intent_id,
@@ -198,7 +207,7 @@ class OrderEvents:
             cancel_intent_id=cancel_intent_id,
             ts_event=self._clock.now_ns(),
         )
-        await self._publish(subjects.exec_evt(row.user_id, row.source), event, _row_key("can", row))
+        await self._publish(self._subject(row.user_id, row.source), event, _row_key("can", row))
 
     async def cancel_rejected(
         self, ctx: IntentContext, intent: CancelOrder, reason: str, message: str
@@ -214,7 +223,7 @@ class OrderEvents:
             ts_event=self._clock.now_ns(),
         )
         msg_id = event_msg_id("canrej", f"{ctx.user}:{intent.intent_id}")
-        await self._publish(subjects.exec_evt(ctx.user, ctx.source), event, msg_id)
+        await self._publish(self._subject(ctx.user, ctx.source), event, msg_id)
 
     async def filled(self, row: OrderRow, fill: VenueFill) -> None:
         """A fill of the order of ``row`` (``row`` as updated by the fill)."""
@@ -235,11 +244,11 @@ class OrderEvents:
             leaves_qty=row.qty - row.filled_qty,
             ts_event=fill.ts_event,
         )
-        subject = subjects.exec_evt(row.user_id, row.source)
+        subject = self._subject(row.user_id, row.source)
         await self._publish(subject, event, event_msg_id("fill", fill_ref(fill)))
 
     async def account_halted(
-        self, user: str, account: str, venue: str, reason: str, message: str
+        self, user: UserId, account: AccountId, venue: str, reason: str, message: str
     ) -> None:
         """The alert that ``account`` is halted, on ``exec.alert.<user>.<account>``."""
         event = AccountHalted(

@@ -17,6 +17,7 @@ import logging
 from typing import Any
 
 from tradebus.common.clock import Clock
+from tradebus.common.ids import AccountId
 from tradebus.common.markets import MarketCatalog
 from tradebus.engine.accounts import AccountSpec
 from tradebus.engine.booking import fill_row
@@ -53,7 +54,7 @@ class FillBooker:
     def __init__(
         self,
         store: OrderStore,
-        accounts: dict[str, AccountSpec],
+        accounts: dict[AccountId, AccountSpec],
         catalog: MarketCatalog,
         vetting: Vetting,
         orders: Any,
@@ -114,11 +115,11 @@ class FillBooker:
         self.watermark, row = result
         facts = (fill.side, fill.qty, fill.price, fill.fee, fill.fee_asset)
         self._vetting.on_fill(spec, fill.symbol, facts, now)
-        self._metrics.fills.labels(venue=fill.venue, user=row.user_id).inc()
+        self._metrics.fill_booked(fill.venue, row.user_id)
         self._metrics.fill_to_ledger.observe(max(0, self._clock.now_ns() - now) / 1e9)
         if row.status == "filled":
             self._orders.forget_open(row)
-            self._metrics.orders.labels(status="filled", user=row.user_id).inc()
+            self._metrics.order_status("filled", row.user_id)
         self._unpublished.append((row, fill))  # until its event is out
         await self._events.filled(row, fill)
         self._unpublished.pop()

@@ -45,6 +45,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeGuard
 
 from tradebus.common.clock import Clock
+from tradebus.common.ids import AccountId
 from tradebus.common.messages import PlaceOrder
 from tradebus.engine.accounts import AccountSpec
 from tradebus.engine.events import IntentContext, OrderEvents
@@ -56,7 +57,15 @@ from tradebus.engine.risk import Refusal
 from tradebus.engine.store import OrderStore
 from tradebus.engine.vetting import Vetting
 from tradebus.ledger.errors import LEDGER_REFUSED_VALUE
-from tradebus.ledger.rows import NewOrder, OrderRow
+from tradebus.ledger.rows import IntentKey, NewOrder, OrderRow
+
+INVALID_VALUE_ERRORS: tuple[type[Exception], ...] = (
+    *LEDGER_REFUSED_VALUE,
+    ValueError,
+    ArithmeticError,
+)
+"""A value the ledger or the venue cannot take (a 10**400 quantity): the intent is invalid
+(:func:`invalid`), never retried."""
 
 Batch = Sequence[Admitted | Refused]
 """Intents admitted (or refused) at the door, in the order they are to be handled
@@ -96,16 +105,16 @@ class GroupCommit:
     def __init__(
         self,
         store: OrderStore,
-        accounts: dict[str, AccountSpec],
+        accounts: dict[AccountId, AccountSpec],
         vetting: Vetting,
         orders: VenueOrders,
         refusals: Refusals,
         events: OrderEvents,
         clock: Clock,
         metrics: EngineMetrics,
-        waiting: Callable[[str], bool],
+        waiting: Callable[[AccountId], bool],
         handle: Callable[[Admitted | Refused], Awaitable[None]],
-        record_late_fills: Callable[[str], Awaitable[None]],
+        record_late_fills: Callable[[AccountId], Awaitable[None]],
     ) -> None:
         self._store = store
         self._accounts = accounts
@@ -123,10 +132,10 @@ class GroupCommit:
         """Process the first messages of ``batch``; how many (at least one).
 
         The leading intents that can share a group are placed together;
-        otherwise the first message is handled alone.
+        otherwise (a group of one, too) the first message is handled alone.
         """
         group, first = self._group(batch)
-        if not group:
+        if len(group) < 2:
             await self._handle(first)
             return 1
         return await self._place_group(group)
@@ -135,8 +144,8 @@ class GroupCommit:
         """The leading intents of ``batch`` that can be placed as one group, and the first
         message admitted (what to handle alone when the group is empty)."""
         group: list[Admitted] = []
-        keys: set[tuple[str, str]] = set()
-        shared: dict[str, bool] = {}  # account in the group -> may it take more intents
+        keys: set[IntentKey] = set()
+        shared: dict[AccountId, bool] = {}  # account in the group -> may it take more intents
         first: Admitted | Refused | None = None
         for door in batch:
             if first is None:
@@ -183,7 +192,7 @@ class GroupCommit:
             found, rows = await self._store.find_or_insert_orders(
                 keys, [new_order(d.ctx, v, self._clock.now_ns()) for d, v in plan if _placing(v)]
             )
-        except (*LEDGER_REFUSED_VALUE, ValueError, ArithmeticError):
+        except INVALID_VALUE_ERRORS:
             # a value the ledger cannot hold; nothing was inserted: one at a time finds which
             for door in group:
                 await self._handle(door)
@@ -223,7 +232,7 @@ class GroupCommit:
             await self._record_late_fills(account)
         for door in conflicts:
             await self._handle(door)
-        self._metrics.intents.labels(type="PlaceOrder").inc(len(group))
+        self._metrics.intents_received("PlaceOrder", len(group))
         seconds = (self._clock.now_ns() - started) / 1e9
         for _ in group:
             self._metrics.intent_seconds.observe(seconds)

@@ -39,6 +39,7 @@ import msgspec
 
 from tradebus.common import subjects
 from tradebus.common.codec import decode_intent
+from tradebus.common.ids import AccountId, IntentId, UserId
 from tradebus.common.messages import CancelAll, CancelOrder, Intent, PlaceOrder
 from tradebus.engine.accounts import AccountSpec
 from tradebus.engine.events import IntentContext
@@ -89,8 +90,8 @@ class Refused(msgspec.Struct, frozen=True, kw_only=True):
     """An intent refused at the door, with what could be read of it."""
 
     ctx: IntentContext
-    intent_id: str | None
-    account: str | None
+    intent_id: IntentId | None
+    account: AccountId | None
     refusal: Refusal
 
 
@@ -98,7 +99,7 @@ def admit(
     subject: str,
     payload: bytes,
     stream_seq: int | None,
-    accounts: dict[str, AccountSpec],
+    accounts: dict[AccountId, AccountSpec],
     stream: str = "",
 ) -> Admitted | Refused:
     """Decide whether the intent on ``subject`` may be acted on. Never raises (but
@@ -124,7 +125,7 @@ def _admit(
     subject: str,
     payload: bytes,
     stream_seq: int | None,
-    accounts: dict[str, AccountSpec],
+    accounts: dict[AccountId, AccountSpec],
     stream: str,
 ) -> Admitted | Refused:
     try:
@@ -132,7 +133,12 @@ def _admit(
     except subjects.SubjectError:
         kept = safe_text(subject, MAX_SUBJECT_CHARS)
         ctx = IntentContext(
-            subject=kept, user="", source="", stream_seq=stream_seq, payload=payload, stream=stream
+            subject=kept,
+            user=UserId(""),
+            source="",
+            stream_seq=stream_seq,
+            payload=payload,
+            stream=stream,
         )
         message = f"not an intent subject: {safe_text(subject, SHOW_CHARS)!r}"
         message += " (expected intent.<user>.<source>, tokens [A-Za-z0-9_-]{1,64})"
@@ -166,7 +172,7 @@ def _admit(
 
 
 def admit_intent(
-    ctx: IntentContext, intent: Intent, accounts: dict[str, AccountSpec]
+    ctx: IntentContext, intent: Intent, accounts: dict[AccountId, AccountSpec]
 ) -> Admitted | Refused:
     """The checks of :func:`admit` after decoding, for an intent that is already an object
     (a backtest's, the tests' simulation's: ``ctx`` says who sent it).
@@ -198,7 +204,7 @@ def _unreadable(
 ) -> Refused:
     """The refusal of a message whose decoding or checking raised ``exc`` (``decode_error``,
     named by the exception's type); the subject's user and source are kept if it has them."""
-    user = source = ""
+    user, source = UserId(""), ""
     try:
         parsed = subjects.parse_intent(subject)
         user, source, kept = parsed[0], parsed[1], subject
@@ -310,7 +316,7 @@ def bad_text_field(intent: Intent) -> str | None:
 def bad_time_field(intent: Intent) -> str | None:
     """``"<field> is out of range ..."`` for a time of ``intent`` that is negative or too
     large for the ledger (:data:`MAX_TIME_NS`), or None."""
-    times = [("ts_init", intent.ts_init)]
+    times: list[tuple[str, int | None]] = [("ts_init", intent.ts_init)]
     if isinstance(intent, PlaceOrder):
         times.append(("trigger_ts", intent.trigger_ts))
     for name, value in times:

@@ -9,6 +9,7 @@ keeping them across restarts is the execution service's
 
 from __future__ import annotations
 
+from tradebus.common.ids import AccountId
 from tradebus.common.messages import KillSwitchReply
 
 
@@ -17,9 +18,9 @@ class KillSwitch:
 
     def __init__(self) -> None:
         self.global_reason: str | None = None
-        self.accounts: dict[str, str] = {}
+        self.accounts: dict[AccountId, str] = {}
 
-    def blocking(self, account: str) -> str | None:
+    def blocking(self, account: AccountId) -> str | None:
         """Why ``account`` may not place orders now (None if it may)."""
         if self.global_reason is not None:
             return f"global kill switch engaged: {self.global_reason}"
@@ -27,7 +28,7 @@ class KillSwitch:
             return f"kill switch of {account} engaged: {self.accounts[account]}"
         return None
 
-    def set(self, account: str | None, reason: str | None) -> None:
+    def set(self, account: AccountId | None, reason: str | None) -> None:
         """Engage (``reason`` set) or release (None) the global or an account's switch."""
         if account is None:
             self.global_reason = reason

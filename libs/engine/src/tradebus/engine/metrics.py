@@ -6,6 +6,8 @@ a backtest gives them a registry nobody scrapes.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from tradebus.common.metrics import LATENCY_BUCKETS
@@ -103,3 +105,32 @@ class EngineMetrics:
             registry=registry,
         )
         self.healthy.set(1)
+        self._children: dict[tuple[object, ...], Any] = {}
+
+    def _child(self, metric: Counter, *values: str) -> Any:
+        """``metric.labels(*values)``, looked up once per label values (the hot path)."""
+        key = (id(metric), *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
+
+    def order_status(self, status: str, user: str) -> None:
+        """An order of ``user`` moved to ``status``."""
+        self._child(self.orders, status, user).inc()
+
+    def rejected(self, reason: str, user: str) -> None:
+        """An intent of ``user`` refused, or an order rejected by its venue, for ``reason``."""
+        self._child(self.rejects, reason, user).inc()
+
+    def intents_received(self, kind: str, count: int = 1) -> None:
+        """``count`` intents of type ``kind`` taken."""
+        self._child(self.intents, kind).inc(count)
+
+    def fill_booked(self, venue: str, user: str) -> None:
+        """A fill of ``user``'s order on ``venue`` booked."""
+        self._child(self.fills, venue, user).inc()
+
+    def cancel_rejected(self, reason: str) -> None:
+        """A cancel that could not cancel, for ``reason``."""
+        self._child(self.cancel_rejects, reason).inc()

@@ -19,12 +19,14 @@ import logging
 from decimal import Decimal
 
 from tradebus.common.clock import Clock
+from tradebus.common.ids import AccountId, IntentId, UserId
+from tradebus.common.order_status import OrderStatus
 from tradebus.engine.events import OrderEvents
 from tradebus.engine.metrics import EngineMetrics
 from tradebus.engine.store import OrderStore
 from tradebus.engine.venue import Venue, VenueOrder, VenueRejected, VenueUnavailable
 from tradebus.ledger.errors import LEDGER_UNAVAILABLE
-from tradebus.ledger.rows import OrderRow
+from tradebus.ledger.rows import IntentKey, OrderRow
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 """Errors that mean "try again later" (database, bus or venue down), not "bad intent"."""
 
 
-def order_key(user: str, intent_id: str) -> str:
+def order_key(user: UserId, intent_id: IntentId) -> str:
     """The key of an order in the open-order sets: its user and intent id."""
     return f"{user}\x00{intent_id}"
 
@@ -68,8 +70,8 @@ class VenueOrders:
     def __init__(
         self,
         store: OrderStore,
-        accounts: list[str],
-        venues: dict[str, Venue],
+        accounts: list[AccountId],
+        venues: dict[AccountId, Venue],
         events: OrderEvents,
         clock: Clock,
         metrics: EngineMetrics,
@@ -79,27 +81,29 @@ class VenueOrders:
         self._events = events
         self._clock = clock
         self._metrics = metrics
-        self._open: dict[str, set[str]] = {a: set() for a in accounts}  # account -> intent keys
-        self._unknown: set[str] = set()  # accounts that may have orders of unknown outcome
+        self._open: dict[AccountId, set[str]] = {
+            a: set() for a in accounts
+        }  # account -> intent keys
+        self._unknown: set[AccountId] = set()  # accounts that may have orders of unknown outcome
 
-    async def load(self, account: str) -> None:
+    async def load(self, account: AccountId) -> None:
         """Load the open orders of ``account`` from the ledger (at start)."""
         for row in await self._store.open_orders(account):
             self._open[account].add(order_key(row.user_id, row.intent_id))
             if row.status == "unknown":
                 self._unknown.add(account)
 
-    def open_count(self, account: str | None = None) -> int:
+    def open_count(self, account: AccountId | None = None) -> int:
         """How many orders of ``account`` (of every account if ``None``) are open."""
         if account is None:
             return sum(len(v) for v in self._open.values())
         return len(self._open[account])
 
-    def has_unknown(self, account: str) -> bool:
+    def has_unknown(self, account: AccountId) -> bool:
         """True if ``account`` may have orders of unknown outcome (resolve them first)."""
         return account in self._unknown
 
-    async def resolve_unknown(self, account: str) -> None:
+    async def resolve_unknown(self, account: AccountId) -> None:
         """Resolve every ``unknown`` order of ``account`` by its client id.
 
         Found at the venue -> ``accepted`` with its id; not found -> sent now,
@@ -137,10 +141,10 @@ class VenueOrders:
             if exc.error.kind != "unknown_outcome":
                 raise
             await self._store.set_order_status(
-                row.user_id, row.intent_id, "unknown", self._clock.now_ns()
+                row.user_id, row.intent_id, OrderStatus.UNKNOWN, self._clock.now_ns()
             )
             self._unknown.add(row.account_id)
-            self._metrics.orders.labels(status="unknown", user=row.user_id).inc()
+            self._metrics.order_status("unknown", row.user_id)
             log.warning(
                 "place outcome unknown: resolving by client id before the account sends more",
                 extra={
@@ -157,17 +161,15 @@ class VenueOrders:
             )
             now = self._clock.now_ns()
             await self._store.set_order_status(
-                row.user_id, row.intent_id, "rejected", now, reason=exc.reason
+                row.user_id, row.intent_id, OrderStatus.REJECTED, now, reason=exc.reason
             )
-            self._metrics.rejects.labels(reason=exc.reason, user=row.user_id).inc()
-            self._metrics.orders.labels(status="rejected", user=row.user_id).inc()
+            self._metrics.rejected(exc.reason, row.user_id)
+            self._metrics.order_status("rejected", row.user_id)
             await self._events.rejected(row, exc.reason, exc.message)
             return
         await self.accepted(row, ack.venue_order_id, ts_init)
 
-    async def send_group(
-        self, orders: list[tuple[OrderRow, int]]
-    ) -> dict[tuple[str, str], Exception]:
+    async def send_group(self, orders: list[tuple[OrderRow, int]]) -> dict[IntentKey, Exception]:
         """Place persisted ``new`` orders, in order; record every answer in one statement.
 
         ``orders`` holds ``(row, ts_init)``. Only for venues that always answer
@@ -181,7 +183,7 @@ class VenueOrders:
         ``(user, intent id)``: their rows stay ``new``, as :meth:`send` leaves them.
         """
         answers: list[tuple[OrderRow, int, str | None, VenueRejected | None]] = []
-        failed: dict[tuple[str, str], Exception] = {}
+        failed: dict[IntentKey, Exception] = {}
         for row, ts_init in orders:
             try:
                 ack = await self._venues[row.account_id].place(venue_order(row))
@@ -196,7 +198,7 @@ class VenueOrders:
             [
                 (
                     (row.user_id, row.intent_id),
-                    "accepted" if rejected is None else "rejected",
+                    OrderStatus.ACCEPTED if rejected is None else OrderStatus.REJECTED,
                     venue_order_id,
                     None if rejected is None else rejected.reason,
                 )
@@ -214,8 +216,8 @@ class VenueOrders:
                         "detail": rejected.message,
                     },
                 )
-                self._metrics.rejects.labels(reason=rejected.reason, user=row.user_id).inc()
-                self._metrics.orders.labels(status="rejected", user=row.user_id).inc()
+                self._metrics.rejected(rejected.reason, row.user_id)
+                self._metrics.order_status("rejected", row.user_id)
                 await self._events.rejected(row, rejected.reason, rejected.message)
                 continue
             assert venue_order_id is not None
@@ -224,7 +226,7 @@ class VenueOrders:
             if (row.user_id, row.intent_id) in changed and key not in open_keys:
                 open_keys.add(key)
                 self._metrics.open_orders.inc()
-            self._metrics.orders.labels(status="accepted", user=row.user_id).inc()
+            self._metrics.order_status("accepted", row.user_id)
             if ts_init:
                 self._metrics.intent_to_ack.observe(max(0, now - ts_init) / 1e9)
             await self._events.accepted(row, venue_order_id)
@@ -236,7 +238,7 @@ class VenueOrders:
         changed = await self._store.set_order_status(
             row.user_id,
             row.intent_id,
-            "accepted",
+            OrderStatus.ACCEPTED,
             now,
             venue_order_id=venue_order_id,
         )
@@ -244,21 +246,21 @@ class VenueOrders:
         if changed and key not in self._open[row.account_id]:
             self._open[row.account_id].add(key)
             self._metrics.open_orders.inc()
-        self._metrics.orders.labels(status="accepted", user=row.user_id).inc()
+        self._metrics.order_status("accepted", row.user_id)
         if ts_init:
             self._metrics.intent_to_ack.observe(max(0, now - ts_init) / 1e9)
         await self._events.accepted(row, venue_order_id)
 
-    async def cancel(self, row: OrderRow, cancel_intent_id: str) -> bool:
+    async def cancel(self, row: OrderRow, cancel_intent_id: IntentId) -> bool:
         """Cancel one open order at the venue; publish :class:`OrderCanceled`. False if not open."""
         if row.status not in ("accepted", "partially_filled"):
             return False
         if not await self._venues[row.account_id].cancel(str(row.client_order_id), row.symbol):
             return False
         now = self._clock.now_ns()
-        await self._store.set_order_status(row.user_id, row.intent_id, "canceled", now)
+        await self._store.set_order_status(row.user_id, row.intent_id, OrderStatus.CANCELED, now)
         self.forget_open(row)
-        self._metrics.orders.labels(status="canceled", user=row.user_id).inc()
+        self._metrics.order_status("canceled", row.user_id)
         await self._events.canceled(row, cancel_intent_id)
         return True
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import logging
 
 from tradebus.common.clock import Clock
+from tradebus.common.ids import AccountId, IntentId
+from tradebus.common.order_status import OrderStatus
 from tradebus.engine.accounts import AccountSpec
 from tradebus.engine.events import IntentContext, OrderEvents
 from tradebus.engine.metrics import EngineMetrics
@@ -48,7 +50,7 @@ class Refusals:
     def __init__(
         self,
         store: OrderStore,
-        accounts: dict[str, AccountSpec],
+        accounts: dict[AccountId, AccountSpec],
         events: OrderEvents,
         clock: Clock,
         metrics: EngineMetrics,
@@ -58,14 +60,18 @@ class Refusals:
         self._events = events
         self._clock = clock
         self._metrics = metrics
-        self.halted: dict[str, str] = {}  # account -> why (the alert's reason)
+        self.halted: dict[AccountId, str] = {}  # account -> why (the alert's reason)
 
     async def refuse(
-        self, ctx: IntentContext, intent_id: str | None, account: str | None, refusal: Refusal
+        self,
+        ctx: IntentContext,
+        intent_id: IntentId | None,
+        account: AccountId | None,
+        refusal: Refusal,
     ) -> None:
         """Record and publish a refusal of an intent that never reached a venue."""
         now = self._clock.now_ns()
-        self._metrics.rejects.labels(reason=refusal.reason, user=ctx.user).inc()
+        self._metrics.rejected(refusal.reason, ctx.user)
         log.info("intent refused", extra={"subject": ctx.subject, "reason": refusal.reason})
         await self._store.record_rejection(
             Rejection(
@@ -105,13 +111,15 @@ class Refusals:
         self._metrics.account_halted.labels(account=account.id, reason=reason).set(1)
         await self._events.account_halted(account.user, account.id, account.venue, reason, message)
 
-    async def refuse_halted(self, ctx: IntentContext, intent_id: str, account: str) -> None:
+    async def refuse_halted(
+        self, ctx: IntentContext, intent_id: IntentId, account: AccountId
+    ) -> None:
         """Refuse an intent of a halted account with ``account_halted``."""
         refusal = Refusal("account_halted", f"account {account} is halted: {self.halted[account]}")
         await self.refuse(ctx, intent_id, account, refusal)
 
     async def unavailable(
-        self, ctx: IntentContext, intent_id: str, account: str, exc: VenueUnavailable
+        self, ctx: IntentContext, intent_id: IntentId, account: AccountId, exc: VenueUnavailable
     ) -> None:
         """A venue call of an intent failed without an answer (see the module docstring)."""
         if exc.error.kind != "configuration":
@@ -122,11 +130,11 @@ class Refusals:
             await self._store.set_order_status(
                 row.user_id,
                 row.intent_id,
-                "rejected",
+                OrderStatus.REJECTED,
                 self._clock.now_ns(),
                 reason="account_halted",
             )
-            self._metrics.orders.labels(status="rejected", user=row.user_id).inc()
+            self._metrics.order_status("rejected", row.user_id)
             await self._events.rejected(row, "account_halted", self.halted[account])
             return
         await self.refuse_halted(ctx, intent_id, account)

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from decimal import Decimal
 
+from tradebus.common.ids import AccountId
 from tradebus.common.markets import Market
 from tradebus.common.messages import Side
 from tradebus.common.money import ZERO
@@ -38,13 +39,13 @@ class RiskState:
     """Per account: positions per symbol, realized P&L per UTC day, recent placements."""
 
     def __init__(self) -> None:
-        self._positions: dict[tuple[str, str], Position] = {}
-        self._daily: dict[tuple[str, int], Decimal] = defaultdict(lambda: ZERO)
-        self._placed: dict[str, deque[int]] = defaultdict(deque)
+        self._positions: dict[tuple[AccountId, str], Position] = {}
+        self._daily: dict[tuple[AccountId, int], Decimal] = defaultdict(lambda: ZERO)
+        self._placed: dict[AccountId, deque[int]] = defaultdict(deque)
 
     def on_fill(
         self,
-        account: str,
+        account: AccountId,
         market: Market,
         perpetual: bool,
         fill: tuple[Side, Decimal, Decimal, Decimal, str],
@@ -72,19 +73,19 @@ class RiskState:
         self._daily[(account, recorded_ns // DAY_NS)] += realized
         return realized
 
-    def position(self, account: str, symbol: str) -> Position | None:
+    def position(self, account: AccountId, symbol: str) -> Position | None:
         """The account's position in ``symbol`` as execution has seen it traded (or None)."""
         return self._positions.get((account, symbol))
 
-    def on_place(self, account: str, now_ns: int) -> None:
+    def on_place(self, account: AccountId, now_ns: int) -> None:
         """An order of ``account`` was sent to its venue at ``now_ns``."""
         self._placed[account].append(now_ns)
 
-    def daily_realized_pnl(self, account: str, now_ns: int) -> Decimal:
+    def daily_realized_pnl(self, account: AccountId, now_ns: int) -> Decimal:
         """Realized P&L of ``account`` since 00:00 UTC of ``now_ns`` (quote)."""
         return self._daily.get((account, now_ns // DAY_NS), ZERO)
 
-    def orders_last_second(self, account: str, now_ns: int) -> int:
+    def orders_last_second(self, account: AccountId, now_ns: int) -> int:
         """Orders placed by ``account`` in the second before ``now_ns``."""
         times = self._placed[account]
         while times and times[0] <= now_ns - SECOND_NS:
@@ -93,7 +94,7 @@ class RiskState:
 
     def snapshot(
         self,
-        account: str,
+        account: AccountId,
         now_ns: int,
         open_orders: int,
         last_price: Decimal | None,

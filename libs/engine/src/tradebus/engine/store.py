@@ -33,10 +33,10 @@ from typing import Protocol
 import msgspec
 
 from tradebus.common import order_status
+from tradebus.common.ids import AccountId, IntentId, UserId
 from tradebus.common.order_status import OrderStatus
 from tradebus.ledger.entries import JournalEntry
-from tradebus.ledger.history import BookedFill
-from tradebus.ledger.rows import FillRow, IntentKey, NewOrder, OrderRow, Rejection
+from tradebus.ledger.rows import BookedFill, FillRow, IntentKey, NewOrder, OrderRow, Rejection
 
 Found = OrderRow | tuple[str, str]
 """What a store holds of an intent id: its order row, or its earliest refusal
@@ -62,20 +62,20 @@ class OrderStore(Protocol):
         cannot hold fails the whole call and inserts nothing."""
         ...
 
-    async def get_order(self, user_id: str, intent_id: str) -> OrderRow | None:
+    async def get_order(self, user_id: UserId, intent_id: IntentId) -> OrderRow | None:
         """The order ``user_id`` placed with ``intent_id``, or None."""
         ...
 
     async def open_orders(
-        self, account_id: str, symbol: str | None = None, source: str | None = None
+        self, account_id: AccountId, symbol: str | None = None, source: str | None = None
     ) -> list[OrderRow]:
         """Open orders of an account by client order id, optionally of one symbol or source."""
         ...
 
     async def set_order_status(
         self,
-        user_id: str,
-        intent_id: str,
+        user_id: UserId,
+        intent_id: IntentId,
         status: OrderStatus,
         ts: int,
         *,
@@ -192,12 +192,12 @@ class MemoryStore:
                 created[key] = self._insert(order)
         return found, created
 
-    async def get_order(self, user_id: str, intent_id: str) -> OrderRow | None:
+    async def get_order(self, user_id: UserId, intent_id: IntentId) -> OrderRow | None:
         """See :meth:`OrderStore.get_order`."""
         return self._orders.get((user_id, intent_id))
 
     async def open_orders(
-        self, account_id: str, symbol: str | None = None, source: str | None = None
+        self, account_id: AccountId, symbol: str | None = None, source: str | None = None
     ) -> list[OrderRow]:
         """See :meth:`OrderStore.open_orders`."""
         return sorted(
@@ -214,8 +214,8 @@ class MemoryStore:
 
     async def set_order_status(
         self,
-        user_id: str,
-        intent_id: str,
+        user_id: UserId,
+        intent_id: IntentId,
         status: OrderStatus,
         ts: int,
         *,

@@ -35,6 +35,6 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     try:
         coro.send(None)
     except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
+        return done.value
     coro.close()
     raise WouldWait("a synchronous run met a port that waits; give it ports that never wait")

@@ -27,6 +27,7 @@ from typing import Literal, Protocol
 
 import msgspec
 
+from tradebus.common.ids import AccountId, IntentId
 from tradebus.common.markets import MarketKind
 from tradebus.common.messages import AssetBalance, Liquidity, OrderType, Side
 from tradebus.common.money import ZERO
@@ -36,7 +37,7 @@ class VenueOrder(msgspec.Struct, frozen=True, kw_only=True):
     """An order as sent to a venue. ``client_order_id`` was allocated by the ledger."""
 
     client_order_id: str
-    intent_id: str
+    intent_id: IntentId
     symbol: str
     side: Side
     order_type: OrderType
@@ -63,9 +64,9 @@ class VenueFill(msgspec.Struct, frozen=True, kw_only=True):
     """
 
     venue: str
-    account: str
+    account: AccountId
     client_order_id: str
-    intent_id: str
+    intent_id: IntentId
     symbol: str
     side: Side
     price: Decimal
@@ -123,7 +124,7 @@ class Venue(Protocol):
     """One account on one venue."""
 
     name: str
-    account: str
+    account: AccountId
 
     async def place(self, order: VenueOrder) -> VenueAck:
         """Place ``order``.

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from tradebus.common.clock import Clock
+from tradebus.common.ids import AccountId
 from tradebus.common.markets import Market, MarketCatalog, UnknownMarketError
 from tradebus.common.messages import PlaceOrder, Side
 from tradebus.common.money import ZERO
@@ -61,8 +62,8 @@ class Vetting:
     def __init__(
         self,
         catalog: MarketCatalog,
-        venues: dict[str, Venue],
-        open_count: Callable[[str], int],
+        venues: dict[AccountId, Venue],
+        open_count: Callable[[AccountId], int],
         last_price: Callable[[str, str], Decimal | None],
         clock: Clock,
     ) -> None:
@@ -113,21 +114,21 @@ class Vetting:
         refusal = refusal or check_limits(intent, spec.risk, now)
         return intent if refusal is None else refusal
 
-    async def _free(self, account: str, asset: str) -> Decimal:
+    async def _free(self, account: AccountId, asset: str) -> Decimal:
         """The venue's free balance of ``asset`` on ``account`` (zero if it holds none)."""
         for balance in await self._venues[account].balances():
             if balance.asset == asset:
                 return balance.free
         return ZERO
 
-    def _exposure(self, account: str, intent: PlaceOrder) -> tuple[Decimal | None, Decimal]:
+    def _exposure(self, account: AccountId, intent: PlaceOrder) -> tuple[Decimal | None, Decimal]:
         """The venue's signed perpetual position of ``account`` in the intent's symbol and
         the quantity of its resting orders there on the intent's side; ``(None, 0)``
         from a venue that does not show them."""
         exposure = self._venues[account].perpetual_exposure(intent.symbol, intent.side)
         return exposure if exposure is not None else (None, ZERO)
 
-    def on_place(self, account: str) -> None:
+    def on_place(self, account: AccountId) -> None:
         """An order of ``account`` goes to its venue now."""
         self.risk.on_place(account, self._clock.now_ns())
 

@@ -62,7 +62,7 @@ class DataFileError(ValueError):
 # --------------------------------------------------------------------------
 
 
-def open_binary(path: Path) -> IO[bytes]:
+def open_binary(path: Path) -> gzip.GzipFile | io.BufferedReader:
     """``path`` opened for binary reading, decompressed when its suffix is ``.gz``."""
     return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 

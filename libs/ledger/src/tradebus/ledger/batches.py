@@ -1,14 +1,21 @@
 """Ledger statements for many orders in one round trip: execution's group commit.
 
-:meth:`BatchWrites.find_intents`, :meth:`BatchWrites.find_or_insert_orders`
-and :meth:`BatchWrites.set_orders_status` do for a fetch batch of intents,
-in one statement (and at most one commit), what
+The SQL, its parameters and the reading of its records, with no I/O:
+:class:`~tradebus.ledger.store.Ledger` runs them. With them
+:meth:`~tradebus.ledger.store.Ledger.find_intents`,
+:meth:`~tradebus.ledger.store.Ledger.find_or_insert_orders` and
+:meth:`~tradebus.ledger.store.Ledger.set_orders_status` do for a fetch batch
+of intents, in one statement (and at most one commit), what
 :meth:`~tradebus.ledger.store.Ledger.get_order`,
 :meth:`~tradebus.ledger.store.Ledger.find_rejection`,
 :meth:`~tradebus.ledger.store.Ledger.insert_order` and
 :meth:`~tradebus.ledger.store.Ledger.set_order_status` do for one.
-:class:`BatchWrites` is a base of :class:`~tradebus.ledger.store.Ledger`
-(it needs its ``_pool``).
+
+* :data:`FIND_OR_INSERT_ORDERS` with :func:`find_or_insert_args`, read by
+  :func:`found_and_created`: what the ledger holds of some intent keys, and
+  the insert of the new orders (none: a pure lookup);
+* :data:`SET_ORDERS_STATUS` with :func:`set_orders_status_args`: many
+  compare-and-set status moves; its records are the keys that moved.
 """
 
 from __future__ import annotations
@@ -18,13 +25,13 @@ from decimal import Decimal
 import asyncpg
 
 from tradebus.common import order_status
+from tradebus.common.order_status import OrderStatus
 from tradebus.ledger.rows import (
     ORDER_COLUMNS,
     ORDER_COLUMNS_OF_O,
     IntentKey,
     NewOrder,
     OrderRow,
-    OrderStatus,
     order_row_of,
 )
 
@@ -40,7 +47,7 @@ def _numeric_text(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
 
-_FIND_OR_INSERT_ORDERS = (
+FIND_OR_INSERT_ORDERS = (
     # what the ledger holds of the keys: one primary-key probe each (LIMIT 1: a
     # lateral subquery, never turned into a join that could scan every order)
     "WITH found AS (SELECT k.user_id AS k_user, k.intent_id AS k_intent,"
@@ -71,10 +78,13 @@ _FIND_OR_INSERT_ORDERS = (
     f" {ORDER_COLUMNS}, NULL::text AS r_reason, NULL::text AS r_message FROM created"
     " UNION ALL SELECT false, * FROM found"
 )
+"""What the ledger holds of some ``(user_id, intent_id)`` keys (an order row, else the
+earliest refusal), and the insert as ``new`` of each order whose key has neither, client
+order ids allocated in the orders' order; one statement, one commit."""
 
 
-def _find_or_insert_args(keys: list[IntentKey], orders: list[NewOrder]) -> list[list[object]]:
-    """The parameters of :data:`_FIND_OR_INSERT_ORDERS`: keys, then the orders column-wise."""
+def find_or_insert_args(keys: list[IntentKey], orders: list[NewOrder]) -> list[list[object]]:
+    """The parameters of :data:`FIND_OR_INSERT_ORDERS`: keys, then the orders column-wise."""
     return [
         [k[0] for k in keys],
         [k[1] for k in keys],
@@ -93,88 +103,54 @@ def _find_or_insert_args(keys: list[IntentKey], orders: list[NewOrder]) -> list[
     ]
 
 
-class BatchWrites:
-    """The batch statements of the ledger (module docstring)."""
+def found_and_created(
+    records: list[asyncpg.Record],
+) -> tuple[dict[IntentKey, OrderRow | tuple[str, str]], dict[IntentKey, OrderRow]]:
+    """``(found, created)`` from the records of :data:`FIND_OR_INSERT_ORDERS`.
 
-    _pool: asyncpg.Pool
+    ``found`` maps each key the ledger held to its order row or to the
+    ``(reason, message)`` of its earliest refusal; ``created`` maps the key of
+    each order inserted to its new row.
+    """
+    found: dict[IntentKey, OrderRow | tuple[str, str]] = {}
+    created: dict[IntentKey, OrderRow] = {}
+    for r in records:
+        key = (r["k_user"], r["k_intent"])
+        if r["created"]:
+            created[key] = order_row_of(r)
+        elif r["has_order"]:
+            found[key] = order_row_of(r)
+        else:
+            found[key] = (r["r_reason"], r["r_message"])
+    return found, created
 
-    async def find_intents(
-        self, keys: list[IntentKey]
-    ) -> dict[IntentKey, OrderRow | tuple[str, str]]:
-        """What the ledger already holds of these intents, in one round trip.
 
-        For each ``(user_id, intent_id)``: its order row if there is one (as
-        :meth:`get_order`), else the ``(reason, message)`` of its earliest
-        refusal (as :meth:`find_rejection`); keys with neither are left out.
-        """
-        found, _ = await self._find_or_insert(keys, [])
-        return found
+SET_ORDERS_STATUS = (
+    "UPDATE orders o SET status = u.status, updated_ns = $6,"
+    " venue_order_id = COALESCE(u.venue_order_id, o.venue_order_id),"
+    " reason = COALESCE(u.reason, o.reason)"
+    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])"
+    " AS u(user_id, intent_id, status, venue_order_id, reason)"
+    " WHERE o.user_id = u.user_id AND o.intent_id = u.intent_id"
+    " AND EXISTS (SELECT 1 FROM unnest($7::text[], $8::text[]) AS t(old, new)"
+    "             WHERE t.old = o.status AND t.new = u.status)"
+    " RETURNING o.user_id, o.intent_id"
+)
+"""Move each order to its status where the order state machine allows it from where the
+order is; returns the ``user_id, intent_id`` of the rows that moved."""
 
-    async def find_or_insert_orders(
-        self, keys: list[IntentKey], orders: list[NewOrder]
-    ) -> tuple[dict[IntentKey, OrderRow | tuple[str, str]], dict[IntentKey, OrderRow]]:
-        """:meth:`find_intents` of ``keys`` and the insert of ``orders`` as ``new``, in
-        one statement (one round trip, one commit).
 
-        An order is inserted only if its key has neither a row nor a refusal
-        (as the statement began: what it finds is what was there before).
-        Client order ids are allocated in the order of ``orders``. Returns
-        ``(found, created)``: what :meth:`find_intents` returns, and the rows
-        created by ``(user_id, intent_id)``. A value the ledger cannot hold
-        fails the whole statement: nothing is inserted.
-        """
-        return await self._find_or_insert(keys, orders)
-
-    async def _find_or_insert(
-        self, keys: list[IntentKey], orders: list[NewOrder]
-    ) -> tuple[dict[IntentKey, OrderRow | tuple[str, str]], dict[IntentKey, OrderRow]]:
-        if not keys and not orders:
-            return {}, {}
-        records = await self._pool.fetch(
-            _FIND_OR_INSERT_ORDERS, *_find_or_insert_args(keys, orders)
-        )
-        found: dict[IntentKey, OrderRow | tuple[str, str]] = {}
-        created: dict[IntentKey, OrderRow] = {}
-        for r in records:
-            key = (r["k_user"], r["k_intent"])
-            if r["created"]:
-                created[key] = order_row_of(r)
-            elif r["has_order"]:
-                found[key] = order_row_of(r)
-            else:
-                found[key] = (r["r_reason"], r["r_message"])
-        return found, created
-
-    async def set_orders_status(
-        self,
-        updates: list[tuple[IntentKey, OrderStatus, str | None, str | None]],
-        ts: int,
-    ) -> set[IntentKey]:
-        """:meth:`set_order_status` for many orders in one statement (one commit).
-
-        ``updates`` holds ``((user_id, intent_id), status, venue_order_id,
-        reason)``; each order moves only if the order state machine allows it
-        from where it is (:func:`tradebus.common.order_status.can_become`).
-        Returns the keys of the rows that changed.
-        """
-        if not updates:
-            return set()
-        records = await self._pool.fetch(
-            "UPDATE orders o SET status = u.status, updated_ns = $6,"
-            " venue_order_id = COALESCE(u.venue_order_id, o.venue_order_id),"
-            " reason = COALESCE(u.reason, o.reason)"
-            " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])"
-            " AS u(user_id, intent_id, status, venue_order_id, reason)"
-            " WHERE o.user_id = u.user_id AND o.intent_id = u.intent_id"
-            " AND EXISTS (SELECT 1 FROM unnest($7::text[], $8::text[]) AS t(old, new)"
-            "             WHERE t.old = o.status AND t.new = u.status)"
-            " RETURNING o.user_id, o.intent_id",
-            [u[0][0] for u in updates],
-            [u[0][1] for u in updates],
-            [u[1] for u in updates],
-            [u[2] for u in updates],
-            [u[3] for u in updates],
-            ts,
-            *_ALLOWED_MOVES,
-        )
-        return {(r["user_id"], r["intent_id"]) for r in records}
+def set_orders_status_args(
+    updates: list[tuple[IntentKey, OrderStatus, str | None, str | None]], ts: int
+) -> list[object]:
+    """The parameters of :data:`SET_ORDERS_STATUS`: the updates column-wise, ``ts`` (ns),
+    and every allowed ``(old, new)`` move."""
+    return [
+        [u[0][0] for u in updates],
+        [u[0][1] for u in updates],
+        [u[1] for u in updates],
+        [u[2] for u in updates],
+        [u[3] for u in updates],
+        ts,
+        *_ALLOWED_MOVES,
+    ]

@@ -36,6 +36,7 @@ from typing import Literal
 
 import msgspec
 
+from tradebus.common.ids import AccountId
 from tradebus.common.messages import Side
 from tradebus.common.money import ZERO
 
@@ -58,7 +59,7 @@ def position_asset(symbol: str) -> str:
 class JournalEntry(msgspec.Struct, frozen=True, kw_only=True):
     """One signed movement of ``amount`` of ``asset`` on ``account``; ``ref`` says why."""
 
-    account: str
+    account: AccountId
     asset: str
     amount: Decimal
     kind: EntryKind
@@ -68,7 +69,7 @@ class JournalEntry(msgspec.Struct, frozen=True, kw_only=True):
 class FillFacts(msgspec.Struct, frozen=True, kw_only=True):
     """What the ledger needs to know of a fill to book it."""
 
-    account: str
+    account: AccountId
     base: str
     quote: str
     side: Side
@@ -100,7 +101,7 @@ def fill_entries(fill: FillFacts) -> list[JournalEntry]:
     return entries + _fee_entry(fill.account, fill.fee, fill.fee_asset, fill.ref)
 
 
-def _fee_entry(account: str, fee: Decimal, fee_asset: str, ref: str) -> list[JournalEntry]:
+def _fee_entry(account: AccountId, fee: Decimal, fee_asset: str, ref: str) -> list[JournalEntry]:
     """The ``fee`` entry of a fill (a debit of ``fee`` in ``fee_asset``); none for a zero fee."""
     if not fee:
         return []
@@ -115,7 +116,7 @@ class PerpFillFacts(msgspec.Struct, frozen=True, kw_only=True):
     price, zero for a fill that only opens or adds.
     """
 
-    account: str
+    account: AccountId
     symbol: str
     quote: str
     side: Side
@@ -153,7 +154,9 @@ def perp_fill_entries(fill: PerpFillFacts) -> list[JournalEntry]:
     return entries + _fee_entry(fill.account, fill.fee, fill.fee_asset, fill.ref)
 
 
-def deposit_entries(account: str, balances: dict[str, Decimal], ref: str) -> list[JournalEntry]:
+def deposit_entries(
+    account: AccountId, balances: dict[str, Decimal], ref: str
+) -> list[JournalEntry]:
     """One ``deposit`` entry per asset with a non-zero starting balance."""
     return [
         JournalEntry(account=account, asset=asset, amount=amount, kind="deposit", ref=ref)
@@ -162,9 +165,9 @@ def deposit_entries(account: str, balances: dict[str, Decimal], ref: str) -> lis
     ]
 
 
-def sum_balances(entries: Iterable[JournalEntry]) -> dict[tuple[str, str], Decimal]:
+def sum_balances(entries: Iterable[JournalEntry]) -> dict[tuple[AccountId, str], Decimal]:
     """Balance per ``(account, asset)``: the sum of its entries."""
-    totals: dict[tuple[str, str], Decimal] = {}
+    totals: dict[tuple[AccountId, str], Decimal] = {}
     for e in entries:
         key = (e.account, e.asset)
         totals[key] = totals.get(key, ZERO) + e.amount

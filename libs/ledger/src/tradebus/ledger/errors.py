@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import asyncpg
 
-LEDGER_UNAVAILABLE: tuple[type[BaseException], ...] = (
+LEDGER_UNAVAILABLE: tuple[type[Exception], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
 )
-LEDGER_REFUSED_VALUE: tuple[type[BaseException], ...] = (asyncpg.DataError,)
+LEDGER_REFUSED_VALUE: tuple[type[Exception], ...] = (asyncpg.DataError,)

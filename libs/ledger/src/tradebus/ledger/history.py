@@ -1,9 +1,12 @@
-"""Reads of the ledger's history: every fill booked, positions' fills, accepted orders.
+"""Reads of what the ledger has booked: balances, positions' fills, accepted orders.
 
-Used at start-up: execution's risk state replays every booked fill
-(:meth:`HistoryReads.fill_history`), and the paper venue is rebuilt from
-the ledger (:mod:`tradebus.execution.paper_restore`). :class:`HistoryReads`
-is a base of :class:`~tradebus.ledger.store.Ledger` (it needs its ``_pool``).
+:class:`LedgerHistory` is how the paper venue is rebuilt from the ledger when
+execution starts (:mod:`tradebus.execution.paper_restore`): journal sums,
+the open orders in placement order, the fills of each perpetual position,
+every client order id a venue accepted, the last fill price of a symbol. It
+only reads. :func:`journal_balances` is the one statement of a balance,
+which the reconciler's view of the ledger
+(:class:`tradebus.ledger.reconciliation.ReconciliationLedger`) reads too.
 """
 
 from __future__ import annotations
@@ -13,23 +16,13 @@ from decimal import Decimal
 import asyncpg
 import msgspec
 
-
-class BookedFill(msgspec.Struct, frozen=True, kw_only=True):
-    """A fill as the ledger holds it (:meth:`Ledger.fill_history`); ``recorded_ns`` is when
-    execution booked it."""
-
-    account_id: str
-    symbol: str
-    side: str
-    price: Decimal
-    qty: Decimal
-    fee: Decimal
-    fee_asset: str
-    recorded_ns: int
+from tradebus.common.ids import AccountId
+from tradebus.ledger.entries import FILL_KINDS
+from tradebus.ledger.rows import OPEN_STATUSES, ORDER_COLUMNS, OrderRow, order_row
 
 
 class PositionFill(msgspec.Struct, frozen=True, kw_only=True):
-    """A fill that moved a perpetual position (:meth:`Ledger.position_fills`).
+    """A fill that moved a perpetual position (:meth:`LedgerHistory.position_fills`).
 
     ``qty`` in base units (> 0), ``price`` in quote per base; ``journal_id``
     is the id of its position entry (booking order).
@@ -42,20 +35,60 @@ class PositionFill(msgspec.Struct, frozen=True, kw_only=True):
     journal_id: int
 
 
-class HistoryReads:
-    """History queries of :class:`~tradebus.ledger.store.Ledger`."""
+async def journal_balances(
+    pool: asyncpg.Pool, account_id: AccountId, up_to_id: int | None = None
+) -> dict[str, Decimal]:
+    """Ledger balance per asset of one account: the sum of its journal entries.
 
-    _pool: asyncpg.Pool
+    With ``up_to_id`` (a venue snapshot's watermark), the entries fills
+    book (``fill``, ``fee``, ``realized_pnl``: :data:`FILL_KINDS`) newer
+    than it are left out: they are fills the snapshot does not reflect
+    yet. Every other entry (deposits, adjustments) always counts, so
+    nothing written behind execution's back can hide from a comparison.
+    A perpetual position appears as its pseudo-asset (``BTCUSDT-PERP``).
+    """
+    records = await pool.fetch(
+        "SELECT asset, sum(amount) AS total FROM journal WHERE account_id = $1"
+        " AND ($2::bigint IS NULL OR id <= $2 OR kind <> ALL($3::text[]))"
+        " GROUP BY asset ORDER BY asset",
+        account_id,
+        up_to_id,
+        list(FILL_KINDS),
+    )
+    return {r["asset"]: r["total"] for r in records}
 
-    async def fill_history(self) -> list[BookedFill]:
-        """Every booked fill of every account, in the order execution recorded them."""
+
+class LedgerHistory:
+    """Reads of the ledger's history behind an :class:`asyncpg.Pool` (module docstring)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def balances(
+        self, account_id: AccountId, up_to_id: int | None = None
+    ) -> dict[str, Decimal]:
+        """Balance per asset of one account (:func:`journal_balances`)."""
+        return await journal_balances(self._pool, account_id, up_to_id)
+
+    async def open_orders_in_placement_order(self, account_id: AccountId) -> list[OrderRow]:
+        """Open orders of an account in the order the venue most likely took them.
+
+        Accepted / partially filled rows first, by ``updated_ns`` (ns; the
+        paper venue fills in full, so an open paper row was last updated when
+        the venue accepted it), then ``new`` / ``unknown`` rows (the venue has
+        not answered them); ties by client order id. Used to rebuild the paper
+        venue, whose perpetual margin depends on placement order.
+        """
         records = await self._pool.fetch(
-            "SELECT account_id, symbol, side, price, qty, fee, fee_asset, recorded_ns"
-            " FROM fills ORDER BY recorded_ns, ts_event, trade_id"
+            f"SELECT {ORDER_COLUMNS} FROM orders WHERE account_id = $1"
+            " AND status = ANY($2::text[])"
+            " ORDER BY status IN ('new', 'unknown'), updated_ns, client_order_id",
+            account_id,
+            list(OPEN_STATUSES),
         )
-        return [BookedFill(**dict(r)) for r in records]
+        return [order_row(r) for r in records]
 
-    async def accepted_client_ids(self, account_id: str) -> list[int]:
+    async def accepted_client_ids(self, account_id: AccountId) -> list[int]:
         """Client order ids of every order of ``account_id`` a venue ever accepted.
 
         That is, every row with a venue order id (open or done), ascending.
@@ -67,7 +100,9 @@ class HistoryReads:
         )
         return [r["client_order_id"] for r in records]
 
-    async def position_fills(self, account_id: str, position_asset: str) -> list[PositionFill]:
+    async def position_fills(
+        self, account_id: AccountId, position_asset: str
+    ) -> list[PositionFill]:
         """The fills that moved a perpetual position, in booking order.
 
         ``position_asset`` is the position's pseudo-asset (``BTCUSDT-PERP``).
@@ -86,7 +121,7 @@ class HistoryReads:
         )
         return [PositionFill(**dict(r)) for r in records]
 
-    async def last_fill_price(self, account_ids: list[str], symbol: str) -> Decimal | None:
+    async def last_fill_price(self, account_ids: list[AccountId], symbol: str) -> Decimal | None:
         """Price (quote per base) of the newest fill (by ``ts_event``) of ``symbol`` on
         any of ``account_ids``, or None."""
         return await self._pool.fetchval(

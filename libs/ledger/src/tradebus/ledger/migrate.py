@@ -20,6 +20,7 @@ from typing import Annotated
 
 import asyncpg
 import msgspec
+from asyncpg.pool import PoolConnectionProxy
 
 from tradebus.common.config import SECRET, ConfigError, Settings, load_settings, redact_url
 
@@ -55,8 +56,9 @@ def discover() -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
-async def apply_migrations(conn: asyncpg.Connection) -> list[int]:
-    """Apply every migration not yet recorded; return the versions applied now."""
+async def apply_migrations(conn: asyncpg.Connection | PoolConnectionProxy) -> list[int]:
+    """Apply every migration not yet recorded on ``conn`` (a connection of its own or one
+    of a pool); return the versions applied now."""
     await conn.execute("SELECT pg_advisory_lock($1)", ADVISORY_LOCK_KEY)
     try:
         await conn.execute(

@@ -1,9 +1,10 @@
-"""Ledger writes of the reconciler's results: its reports, and adjustments of drift.
+"""The ledger as the reconciler uses it: the accounts, their balances, and its reports.
 
-:class:`ReconciliationWrites` is a base of :class:`~tradebus.ledger.store.Ledger`
-(it needs its ``_pool``). Adjustment entries are written by execution, the
-ledger's one writer of journal entries, on the reconciler's request
-(``exec.adjust``); reports by the reconciler.
+:class:`ReconciliationLedger` is everything the reconciler reads from and
+writes to Postgres. It writes only reconciliation reports: adjustment
+entries are journal entries, written by execution, the ledger's one writer
+of them, on the reconciler's request (``exec.adjust``:
+:meth:`tradebus.ledger.store.Ledger.record_adjustment`).
 """
 
 from __future__ import annotations
@@ -14,38 +15,28 @@ from decimal import Decimal
 import asyncpg
 import msgspec
 
+from tradebus.common.ids import AccountId
 from tradebus.common.messages import ReconReport
+from tradebus.ledger.history import journal_balances
 
 
-class ReconciliationWrites:
-    """Reconciliation writes of :class:`~tradebus.ledger.store.Ledger`."""
+class ReconciliationLedger:
+    """The reconciler's reads and writes behind an :class:`asyncpg.Pool` (module docstring)."""
 
-    _pool: asyncpg.Pool
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
 
-    async def record_adjustment(
-        self, account_id: str, rows: list[tuple[str, Decimal, Decimal | None]], ref: str, ts: int
-    ) -> bool:
-        """Write ``(asset, amount, price)`` adjustment entries once per ``ref``.
+    async def account_ids(self) -> list[AccountId]:
+        """Every account of the ledger, by id."""
+        records = await self._pool.fetch("SELECT id FROM accounts ORDER BY id")
+        return [AccountId(r["id"]) for r in records]
 
-        A drift is corrected by new entries (kind ``adjustment``, valued at
-        ``price``), never by changing old ones. Returns False, writing
-        nothing, if entries with this ``ref`` exist for the account.
-        """
-        async with self._pool.acquire() as conn, conn.transaction():
-            done = await conn.fetchval(
-                "SELECT 1 FROM journal WHERE account_id = $1 AND kind = 'adjustment'"
-                " AND ref = $2 LIMIT 1",
-                account_id,
-                ref,
-            )
-            if done:
-                return False
-            await conn.executemany(
-                "INSERT INTO journal (account_id, asset, amount, kind, ref, ts, price)"
-                " VALUES ($1, $2, $3, 'adjustment', $4, $5, $6)",
-                [(account_id, asset, amount, ref, ts, price) for asset, amount, price in rows],
-            )
-        return True
+    async def balances(
+        self, account_id: AccountId, up_to_id: int | None = None
+    ) -> dict[str, Decimal]:
+        """Balance per asset of one account as of a venue snapshot's watermark
+        ``up_to_id`` (:func:`~tradebus.ledger.history.journal_balances`)."""
+        return await journal_balances(self._pool, account_id, up_to_id)
 
     async def insert_recon_report(self, report: ReconReport) -> int:
         """Store a reconciliation report; returns its id."""

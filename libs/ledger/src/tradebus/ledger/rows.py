@@ -1,9 +1,10 @@
 """The ledger's rows as Python values, and what reads them from records.
 
 :class:`NewOrder` (an order before the venue is asked), :class:`OrderRow`,
-:class:`FillRow`, :class:`Rejection`, the order statuses, and the column
-lists and record readers the ledger's statements share
-(:mod:`tradebus.ledger.store`, :mod:`tradebus.ledger.batches`).
+:class:`FillRow` (a fill to book), :class:`BookedFill` (a fill as booked),
+:class:`Rejection`, the order statuses, and the column lists and record
+readers the ledger's statements share (:mod:`tradebus.ledger.store`,
+:mod:`tradebus.ledger.batches`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncpg
 import msgspec
 
 from tradebus.common import order_status
+from tradebus.common.ids import AccountId, IntentId, UserId
 from tradebus.common.order_status import OrderStatus
 from tradebus.ledger.entries import JournalEntry
 
@@ -24,9 +26,9 @@ OPEN_STATUSES: tuple[str, ...] = tuple(sorted(s.value for s in order_status.OPEN
 class NewOrder(msgspec.Struct, frozen=True, kw_only=True):
     """An order row before the venue is asked (status ``new``)."""
 
-    intent_id: str
-    account_id: str
-    user_id: str
+    intent_id: IntentId
+    account_id: AccountId
+    user_id: UserId
     source: str
     symbol: str
     side: str
@@ -41,9 +43,9 @@ class NewOrder(msgspec.Struct, frozen=True, kw_only=True):
 class OrderRow(msgspec.Struct, frozen=True, kw_only=True):
     """An order as the ledger knows it; ``(user_id, intent_id)`` is its key."""
 
-    user_id: str
-    intent_id: str
-    account_id: str
+    user_id: UserId
+    intent_id: IntentId
+    account_id: AccountId
     source: str
     client_order_id: int
     venue_order_id: str | None
@@ -66,7 +68,7 @@ class FillRow(msgspec.Struct, frozen=True, kw_only=True):
     venue: str
     trade_id: str
     client_order_id: int
-    account_id: str
+    account_id: AccountId
     symbol: str
     side: str
     price: Decimal
@@ -79,6 +81,23 @@ class FillRow(msgspec.Struct, frozen=True, kw_only=True):
     entries: list[JournalEntry]
 
 
+class BookedFill(msgspec.Struct, frozen=True, kw_only=True):
+    """A fill as the ledger holds it (:meth:`~tradebus.ledger.store.Ledger.fill_history`).
+
+    ``price`` in quote per base, ``qty`` in base units, ``fee`` in
+    ``fee_asset``; ``recorded_ns`` is when execution booked it.
+    """
+
+    account_id: AccountId
+    symbol: str
+    side: str
+    price: Decimal
+    qty: Decimal
+    fee: Decimal
+    fee_asset: str
+    recorded_ns: int
+
+
 class Rejection(msgspec.Struct, frozen=True, kw_only=True):
     """A refused intent to keep (payload truncated to :data:`MAX_PAYLOAD_BYTES`).
 
@@ -89,10 +108,10 @@ class Rejection(msgspec.Struct, frozen=True, kw_only=True):
     stream: str | None
     stream_seq: int | None
     subject: str
-    user_id: str | None
+    user_id: UserId | None
     source: str | None
-    intent_id: str | None
-    account_id: str | None
+    intent_id: IntentId | None
+    account_id: AccountId | None
     reason: str
     message: str
     payload: bytes
@@ -102,7 +121,7 @@ class Rejection(msgspec.Struct, frozen=True, kw_only=True):
 ORDER_COLUMNS = ", ".join(OrderRow.__struct_fields__)
 ORDER_COLUMNS_OF_O = ", ".join(f"o.{c}" for c in OrderRow.__struct_fields__)
 
-IntentKey = tuple[str, str]
+IntentKey = tuple[UserId, IntentId]
 """``(user_id, intent_id)``: the key of an order row."""
 
 

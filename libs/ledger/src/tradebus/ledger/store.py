@@ -1,20 +1,30 @@
-"""Ledger writes and reads over asyncpg.
+"""The ledger as execution's order store, over asyncpg.
 
-Only execution calls the order/fill/journal writers; the reconciler calls
-:meth:`Ledger.insert_recon_report` and the reads. Every multi-row write is one
-transaction. Idempotency (DESIGN.md, "Execution"):
+:class:`Ledger` holds what execution, and only execution, writes
+(accounts, orders, refusals, fills and their journal entries, adjustment
+entries) and the reads its core needs: it is the execution service's
+:class:`tradebus.engine.store.OrderStore`. The reconciler reads and writes
+through :class:`tradebus.ledger.reconciliation.ReconciliationLedger`; the
+paper venue is rebuilt at start from
+:class:`tradebus.ledger.history.LedgerHistory`. Each takes a pool from
+:func:`tradebus.ledger.pool.create_pool`.
+
+Every multi-row write is one transaction. Idempotency (DESIGN.md, "Execution"):
 
 * an order row is keyed by its ``intent_id``: :meth:`Ledger.insert_order`
   returns the existing row on a redelivery instead of creating a second one;
 * a fill is keyed by ``(venue, account_id, trade_id)`` (both sides of a trade
   between two of our accounts are booked): :meth:`Ledger.record_fill` books a
   duplicate as a no-op;
-* a rejected intent is keyed by its JetStream stream sequence.
+* a rejected intent is keyed by its JetStream stream sequence;
+* adjustment entries are written once per ``ref``.
 
-The batch statements (:mod:`tradebus.ledger.batches`) do for many orders in
-one round trip what the single-order methods here do for one; the row types
-are in :mod:`tradebus.ledger.rows`. Every status change is a compare-and-set
-under the order state machine (:mod:`tradebus.common.order_status`).
+The batch methods (:meth:`Ledger.find_intents`,
+:meth:`Ledger.find_or_insert_orders`, :meth:`Ledger.set_orders_status`, whose
+statements are in :mod:`tradebus.ledger.batches`) do for many orders in one
+round trip what the single-order methods do for one; the row types are in
+:mod:`tradebus.ledger.rows`. Every status change is a compare-and-set under
+the order state machine (:mod:`tradebus.common.order_status`).
 """
 
 from __future__ import annotations
@@ -22,69 +32,44 @@ from __future__ import annotations
 from decimal import Decimal
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from tradebus.common import order_status
-from tradebus.ledger.batches import BatchWrites
-from tradebus.ledger.entries import FILL_KINDS, JournalEntry
-from tradebus.ledger.history import HistoryReads
-from tradebus.ledger.reconciliation import ReconciliationWrites
+from tradebus.common.ids import AccountId, IntentId, UserId
+from tradebus.common.order_status import OrderStatus
+from tradebus.ledger import batches
+from tradebus.ledger.entries import JournalEntry
 from tradebus.ledger.rows import (
     OPEN_STATUSES,
     ORDER_COLUMNS,
+    BookedFill,
     FillRow,
+    IntentKey,
     NewOrder,
     OrderRow,
-    OrderStatus,
     Rejection,
     order_row,
 )
 
 MAX_PAYLOAD_BYTES = 65_536
+"""Bytes of a refused intent's payload kept with its refusal (the rest is cut off)."""
 
 
-async def init_connection(conn: asyncpg.Connection) -> None:
-    """Read NUMERIC as text, so ``60000`` comes back as ``Decimal("60000")``, not ``6E+4``.
-
-    Pass as ``init=`` to :func:`asyncpg.create_pool`.
-    """
-    await conn.set_type_codec(
-        "numeric", encoder=str, decoder=Decimal, schema="pg_catalog", format="text"
-    )
-
-
-SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
-"""Session settings of every ledger connection.
-
-Each execution of a prepared statement is planned for its values and the
-table as it is now. A generic plan is fixed once, after five executions: on
-a young ledger (a few hundred orders, no statistics yet) it chose the
-``orders_by_source`` index for a primary-key lookup of an order, so every
-later lookup scanned all of that user's orders (1 ms at 25,000 orders, and
-growing). The ledger's statements are few and cheap to plan.
-"""
-
-
-async def create_pool(url: str, min_size: int = 1, max_size: int = 4) -> asyncpg.Pool:
-    """An asyncpg pool to the ledger with :func:`init_connection` and
-    :data:`SERVER_SETTINGS` applied."""
-    return await asyncpg.create_pool(
-        url,
-        min_size=min_size,
-        max_size=max_size,
-        init=init_connection,
-        server_settings=SERVER_SETTINGS,
-    )
-
-
-class Ledger(BatchWrites, HistoryReads, ReconciliationWrites):
-    """The Postgres ledger behind an :class:`asyncpg.Pool`."""
+class Ledger:
+    """Execution's order store: the Postgres ledger behind an :class:`asyncpg.Pool`
+    (module docstring)."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
     # ---------------------------------------------------------------- accounts
     async def ensure_account(
-        self, account_id: str, user_id: str, venue: str, deposits: list[JournalEntry], ts: int
+        self,
+        account_id: AccountId,
+        user_id: UserId,
+        venue: str,
+        deposits: list[JournalEntry],
+        ts: int,
     ) -> bool:
         """Create the account with its starting ``deposits`` unless it exists.
 
@@ -109,6 +94,7 @@ class Ledger(BatchWrites, HistoryReads, ReconciliationWrites):
                 existing = await conn.fetchrow(
                     "SELECT user_id, venue FROM accounts WHERE id = $1", account_id
                 )
+                assert existing is not None, "the insert conflicted with it"
                 if (existing["user_id"], existing["venue"]) != (user_id, venue):
                     raise ValueError(
                         f"account {account_id} exists for user {existing['user_id']} on "
@@ -117,10 +103,6 @@ class Ledger(BatchWrites, HistoryReads, ReconciliationWrites):
                 return False
             await _insert_entries(conn, deposits, ts)
             return True
-
-    async def account_ids(self) -> list[str]:
-        """Every account of the ledger, by id."""
-        return [r["id"] for r in await self._pool.fetch("SELECT id FROM accounts ORDER BY id")]
 
     # ------------------------------------------------------------------ orders
     async def insert_order(self, order: NewOrder) -> tuple[OrderRow, bool]:
@@ -155,9 +137,10 @@ class Ledger(BatchWrites, HistoryReads, ReconciliationWrites):
                 order.user_id,
                 order.intent_id,
             )
+            assert record is not None, "the insert conflicted with it"
             return order_row(record), False
 
-    async def get_order(self, user_id: str, intent_id: str) -> OrderRow | None:
+    async def get_order(self, user_id: UserId, intent_id: IntentId) -> OrderRow | None:
         """The order ``user_id`` placed with ``intent_id``, or None."""
         record = await self._pool.fetchrow(
             f"SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND intent_id = $2",
@@ -173,7 +156,9 @@ class Ledger(BatchWrites, HistoryReads, ReconciliationWrites):
         )
         return None if record is None else order_row(record)
 
-    async def get_order_by_venue_id(self, account_id: str, venue_order_id: str) -> OrderRow | None:
+    async def get_order_by_venue_id(
+        self, account_id: AccountId, venue_order_id: str
+    ) -> OrderRow | None:
         """The order of ``account_id`` the venue knows as ``venue_order_id``, or None."""
         record = await self._pool.fetchrow(
             f"SELECT {ORDER_COLUMNS} FROM orders WHERE account_id = $1 AND venue_order_id = $2",
@@ -182,7 +167,7 @@ class Ledger(BatchWrites, HistoryReads, ReconciliationWrites):
         )
         return None if record is None else order_row(record)
 
-    async def oldest_open_order_ns(self, account_id: str) -> int | None:
+    async def oldest_open_order_ns(self, account_id: AccountId) -> int | None:
         """When the oldest open order of ``account_id`` was created (ns), or None."""
         return await self._pool.fetchval(
             "SELECT min(created_ns) FROM orders WHERE account_id = $1 AND status = ANY($2::text[])",
@@ -191,7 +176,7 @@ class Ledger(BatchWrites, HistoryReads, ReconciliationWrites):
         )
 
     async def open_orders(
-        self, account_id: str, symbol: str | None = None, source: str | None = None
+        self, account_id: AccountId, symbol: str | None = None, source: str | None = None
     ) -> list[OrderRow]:
         """Open orders of an account (oldest first), optionally of one symbol or source."""
         records = await self._pool.fetch(
@@ -208,8 +193,8 @@ class Ledger(BatchWrites, HistoryReads, ReconciliationWrites):
 
     async def set_order_status(
         self,
-        user_id: str,
-        intent_id: str,
+        user_id: UserId,
+        intent_id: IntentId,
         status: OrderStatus,
         ts: int,
         *,
@@ -236,6 +221,63 @@ class Ledger(BatchWrites, HistoryReads, ReconciliationWrites):
             user_id,
         )
         return result.endswith(" 1")
+
+    # ----------------------------------------------------- orders, in batches
+    async def find_intents(
+        self, keys: list[IntentKey]
+    ) -> dict[IntentKey, OrderRow | tuple[str, str]]:
+        """What the ledger already holds of these intents, in one round trip.
+
+        For each ``(user_id, intent_id)``: its order row if there is one (as
+        :meth:`get_order`), else the ``(reason, message)`` of its earliest
+        refusal (as :meth:`find_rejection`); keys with neither are left out.
+        """
+        found, _ = await self._find_or_insert(keys, [])
+        return found
+
+    async def find_or_insert_orders(
+        self, keys: list[IntentKey], orders: list[NewOrder]
+    ) -> tuple[dict[IntentKey, OrderRow | tuple[str, str]], dict[IntentKey, OrderRow]]:
+        """:meth:`find_intents` of ``keys`` and the insert of ``orders`` as ``new``, in
+        one statement (one round trip, one commit).
+
+        An order is inserted only if its key has neither a row nor a refusal
+        (as the statement began: what it finds is what was there before).
+        Client order ids are allocated in the order of ``orders``. Returns
+        ``(found, created)``: what :meth:`find_intents` returns, and the rows
+        created by ``(user_id, intent_id)``. A value the ledger cannot hold
+        fails the whole statement: nothing is inserted.
+        """
+        return await self._find_or_insert(keys, orders)
+
+    async def _find_or_insert(
+        self, keys: list[IntentKey], orders: list[NewOrder]
+    ) -> tuple[dict[IntentKey, OrderRow | tuple[str, str]], dict[IntentKey, OrderRow]]:
+        if not keys and not orders:
+            return {}, {}
+        records = await self._pool.fetch(
+            batches.FIND_OR_INSERT_ORDERS, *batches.find_or_insert_args(keys, orders)
+        )
+        return batches.found_and_created(records)
+
+    async def set_orders_status(
+        self,
+        updates: list[tuple[IntentKey, OrderStatus, str | None, str | None]],
+        ts: int,
+    ) -> set[IntentKey]:
+        """:meth:`set_order_status` for many orders in one statement (one commit).
+
+        ``updates`` holds ``((user_id, intent_id), status, venue_order_id,
+        reason)``; each order moves only if the order state machine allows it
+        from where it is (:func:`tradebus.common.order_status.can_become`).
+        Returns the keys of the rows that changed.
+        """
+        if not updates:
+            return set()
+        records = await self._pool.fetch(
+            batches.SET_ORDERS_STATUS, *batches.set_orders_status_args(updates, ts)
+        )
+        return {(r["user_id"], r["intent_id"]) for r in records}
 
     # ------------------------------------------------------------------- fills
     async def record_fill(self, fill: FillRow) -> tuple[int, OrderRow] | None:
@@ -280,27 +322,9 @@ class Ledger(BatchWrites, HistoryReads, ReconciliationWrites):
                 fill.ts,
                 list(OPEN_STATUSES),
             )
+            assert record is not None, "a fill's order exists (foreign key)"
             last_id = await _insert_entries(conn, fill.entries, fill.ts)
             return last_id, order_row(record)
-
-    # ------------------------------------------------- paper venue restore (reads)
-    async def open_orders_in_placement_order(self, account_id: str) -> list[OrderRow]:
-        """Open orders of an account in the order the venue most likely took them.
-
-        Accepted / partially filled rows first, by ``updated_ns`` (ns; the
-        paper venue fills in full, so an open paper row was last updated when
-        the venue accepted it), then ``new`` / ``unknown`` rows (the venue has
-        not answered them); ties by client order id. Used to rebuild the paper
-        venue, whose perpetual margin depends on placement order.
-        """
-        records = await self._pool.fetch(
-            f"SELECT {ORDER_COLUMNS} FROM orders WHERE account_id = $1"
-            " AND status = ANY($2::text[])"
-            " ORDER BY status IN ('new', 'unknown'), updated_ns, client_order_id",
-            account_id,
-            list(OPEN_STATUSES),
-        )
-        return [order_row(r) for r in records]
 
     # -------------------------------------------------------------- rejections
     async def record_rejection(self, rejection: Rejection) -> None:
@@ -323,7 +347,7 @@ class Ledger(BatchWrites, HistoryReads, ReconciliationWrites):
             rejection.stream,
         )
 
-    async def find_rejection(self, user_id: str, intent_id: str) -> tuple[str, str] | None:
+    async def find_rejection(self, user_id: UserId, intent_id: IntentId) -> tuple[str, str] | None:
         """``(reason, message)`` of an earlier refusal of this user's intent id, or None."""
         record = await self._pool.fetchrow(
             "SELECT reason, message FROM rejected_intents WHERE user_id = $1 AND intent_id = $2"
@@ -333,33 +357,54 @@ class Ledger(BatchWrites, HistoryReads, ReconciliationWrites):
         )
         return None if record is None else (record["reason"], record["message"])
 
-    # ---------------------------------------------------------------- balances
-    async def balances(self, account_id: str, up_to_id: int | None = None) -> dict[str, Decimal]:
-        """Ledger balance per asset of one account: the sum of its journal entries.
+    # ----------------------------------------------------------------- journal
+    async def record_adjustment(
+        self,
+        account_id: AccountId,
+        rows: list[tuple[str, Decimal, Decimal | None]],
+        ref: str,
+        ts: int,
+    ) -> bool:
+        """Write ``(asset, amount, price)`` adjustment entries once per ``ref``.
 
-        With ``up_to_id`` (a venue snapshot's watermark), the entries fills
-        book (``fill``, ``fee``, ``realized_pnl``: :data:`FILL_KINDS`) newer
-        than it are left out: they are fills the snapshot does not reflect
-        yet. Every other entry (deposits, adjustments) always counts, so
-        nothing written behind execution's back can hide from a comparison.
-        A perpetual position appears as its pseudo-asset (``BTCUSDT-PERP``).
+        Execution writes them on the reconciler's request (``exec.adjust``):
+        a drift is corrected by new entries (kind ``adjustment``, valued at
+        ``price``), never by changing old ones. Returns False, writing
+        nothing, if entries with this ``ref`` exist for the account.
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            done = await conn.fetchval(
+                "SELECT 1 FROM journal WHERE account_id = $1 AND kind = 'adjustment'"
+                " AND ref = $2 LIMIT 1",
+                account_id,
+                ref,
+            )
+            if done:
+                return False
+            await conn.executemany(
+                "INSERT INTO journal (account_id, asset, amount, kind, ref, ts, price)"
+                " VALUES ($1, $2, $3, 'adjustment', $4, $5, $6)",
+                [(account_id, asset, amount, ref, ts, price) for asset, amount, price in rows],
+            )
+        return True
+
+    async def fill_history(self) -> list[BookedFill]:
+        """Every booked fill of every account, in the order execution recorded them.
+
+        Execution's risk state replays them at start.
         """
         records = await self._pool.fetch(
-            "SELECT asset, sum(amount) AS total FROM journal WHERE account_id = $1"
-            " AND ($2::bigint IS NULL OR id <= $2 OR kind <> ALL($3::text[]))"
-            " GROUP BY asset ORDER BY asset",
-            account_id,
-            up_to_id,
-            list(FILL_KINDS),
+            "SELECT account_id, symbol, side, price, qty, fee, fee_asset, recorded_ns"
+            " FROM fills ORDER BY recorded_ns, ts_event, trade_id"
         )
-        return {r["asset"]: r["total"] for r in records}
+        return [BookedFill(**dict(r)) for r in records]
 
     async def last_journal_id(self) -> int:
         """Id of the newest journal entry (0 when empty)."""
         return await self._pool.fetchval("SELECT coalesce(max(id), 0) FROM journal")
 
 
-async def _insert_entries(conn: asyncpg.Connection, entries: list[JournalEntry], ts: int) -> int:
+async def _insert_entries(conn: PoolConnectionProxy, entries: list[JournalEntry], ts: int) -> int:
     """Insert journal entries; return the id of the last one (0 if none)."""
     last = 0
     for e in entries:

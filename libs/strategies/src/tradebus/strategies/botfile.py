@@ -123,11 +123,11 @@ def resolve(doc: LayeredFile) -> tuple[list[BotSpec], list[dict[str, str]], list
             problems.append(f"defaults.{key}: unknown field (not a bot field or a parameter)")
     specs: list[BotSpec] = []
     provenance: list[dict[str, str]] = []
-    for group, block in doc.strategies.items():
-        kind = block.get("strategy", group)
+    for group, declared in doc.strategies.items():
+        kind = declared.get("strategy", group)
         if kind not in STRATEGIES:
             known_kinds = ", ".join(sorted(STRATEGIES))
-            where = f"strategies.{group}" + (".strategy" if "strategy" in block else "")
+            where = f"strategies.{group}" + (".strategy" if "strategy" in declared else "")
             problems.append(f"{where}: unknown strategy {kind!r} (known: {known_kinds})")
     for i, user_block in enumerate(doc.users):
         where_user = f"users[{i}]"
@@ -163,12 +163,12 @@ def resolve(doc: LayeredFile) -> tuple[list[BotSpec], list[dict[str, str]], list
                     {k: v for k, v in _layer(user_block, where_user).items() if k in user_fields}
                 )
                 merged.update(_layer(entry, where_bot))
-                where = _Where(
+                paths = _Where(
                     user=f"{where_user}.user",
                     strategy=f"strategies.{group}" + (".strategy" if "strategy" in block else ""),
                     bot=where_bot,
                 )
-                spec, prov = _make_spec(user, group, kind, merged, where, problems)
+                spec, prov = _make_spec(user, group, kind, merged, paths, problems)
                 if spec is not None:
                     specs.append(spec)
                     provenance.append(prov)
@@ -247,7 +247,7 @@ def load_specs(path: str | Path, catalog: MarketCatalog) -> list[BotSpec]:
     raw = load_yaml(path, dict)
     if "bots" in raw:
         specs = load_yaml(path, SpecList).bots
-        provenance = [{} for _ in specs]
+        provenance: list[dict[str, str]] = [{} for _ in specs]
         problems: list[str] = []
     else:
         specs, provenance, problems = resolve(load_yaml(path, LayeredFile))

@@ -27,7 +27,7 @@ from typing import ClassVar, Generic, Literal, Protocol, TypeVar, cast
 
 import msgspec
 
-from tradebus.common.ids import intent_id
+from tradebus.common.ids import AccountId, BotId, IntentId, UserId, intent_id
 from tradebus.common.markets import Market
 from tradebus.common.messages import (
     AccountBalances,
@@ -58,9 +58,9 @@ class BotContext(msgspec.Struct, frozen=True, kw_only=True):
     file the bot came from (bots of one group share a volume target).
     """
 
-    bot: str
-    user: str
-    account: str
+    bot: BotId
+    user: UserId
+    account: AccountId
     strategy: str
     venue: str
     market: Market
@@ -94,7 +94,7 @@ class TrackedOrder(msgspec.Struct, kw_only=True):
     resume (:meth:`OrderTracker.resend`).
     """
 
-    intent_id: str
+    intent_id: IntentId
     leg: str
     side: Side
     price: Decimal | None
@@ -131,9 +131,14 @@ class TrackedOrder(msgspec.Struct, kw_only=True):
 class OrderTracker(msgspec.Struct, kw_only=True):
     """The orders a bot placed, keyed by intent id, with counts for its status block."""
 
-    orders: dict[str, TrackedOrder] = msgspec.field(default_factory=dict)
+    orders: dict[IntentId, TrackedOrder] = msgspec.field(default_factory=dict)
     placed: int = 0
     filled: int = 0
+
+    def find(self, intent_id: IntentId | None) -> TrackedOrder | None:
+        """The order placed by ``intent_id``, or None (also for no id: a refusal of an
+        intent that could not be read)."""
+        return self.orders.get(intent_id) if intent_id is not None else None
 
     def place(
         self,
@@ -190,7 +195,7 @@ class OrderTracker(msgspec.Struct, kw_only=True):
     @staticmethod
     def _cancel_intent(ctx: BotContext, order: TrackedOrder) -> CancelOrder:
         return CancelOrder(
-            intent_id=f"{order.intent_id}:x",
+            intent_id=IntentId(f"{order.intent_id}:x"),
             account=ctx.account,
             target_intent_id=order.intent_id,
             ts_init=order.cancel_ts,

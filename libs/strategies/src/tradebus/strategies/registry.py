@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
+from tradebus.common.ids import AccountId, BotId, UserId
 from tradebus.common.markets import MarketCatalog
 from tradebus.common.subjects import MANUAL_SOURCE, TOKEN_PATTERN
 from tradebus.strategies.core import BotBase, BotContext, Strategy
@@ -39,9 +40,9 @@ class BotSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     strategy's parameters as JSON values (money as strings).
     """
 
-    id: str
-    user: str
-    account: str
+    id: BotId
+    user: UserId
+    account: AccountId
     strategy: str
     venue: str
     symbol: str | None = None

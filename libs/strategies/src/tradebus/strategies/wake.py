@@ -33,7 +33,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from decimal import Decimal
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from tradebus.common.messages import QuoteTick, TradeTick
 from tradebus.strategies.core import Strategy, Wake
@@ -54,12 +54,15 @@ class Indexed(Protocol):
     takes_ticks: bool
 
 
-Entry = tuple[Decimal | int, str, int, Indexed]
+R = TypeVar("R", bound=Indexed)
+"""The runner type of a :class:`MarketBots` (the host's ``BotRunner``, the backtest's)."""
+
+Entry = tuple[Decimal | int, str, int, R]
 """``(key, rank, wake_gen, runner)``: generations are unique per market, so two
 entries never tie and runners are never compared."""
 
 
-class MarketBots:
+class MarketBots(Generic[R]):
     """The bots of one market (venue, symbol), indexed by the ticks that can wake them.
 
     Attributes
@@ -71,12 +74,12 @@ class MarketBots:
     """
 
     def __init__(self) -> None:
-        self.members: dict[str, Indexed] = {}
-        self._every: dict[str, Indexed] = {}
-        self._every_sorted: list[Indexed] | None = []
-        self._above: list[Entry] = []
-        self._below: list[Entry] = []
-        self._timers: list[Entry] = []
+        self.members: dict[str, R] = {}
+        self._every: dict[str, R] = {}
+        self._every_sorted: list[R] | None = []
+        self._above: list[Entry[R]] = []
+        self._below: list[Entry[R]] = []
+        self._timers: list[Entry[R]] = []
         self._stale = 0
         self._generations = itertools.count(1)
         self.seq = 0
@@ -89,23 +92,23 @@ class MarketBots:
         return bool(self.members)
 
     # ------------------------------------------------------------ membership
-    def add(self, bot: str, runner: Indexed) -> None:
+    def add(self, bot: str, runner: R) -> None:
         """A new bot of the market (not indexed until :meth:`index`)."""
         self.members[bot] = runner
 
-    def remove(self, bot: str, runner: Indexed) -> None:
+    def remove(self, bot: str, runner: R) -> None:
         """Forget a bot (call :meth:`catch_up` first if its state must be current)."""
         self.unindex(bot, runner)
         self.members.pop(bot, None)
 
-    def unindex(self, bot: str, runner: Indexed) -> None:
+    def unindex(self, bot: str, runner: R) -> None:
         """Stop handing the bot ticks (paused, replaying events, leaving)."""
         self._invalidate(runner)
         runner.parked = False
         if self._every.pop(bot, None) is not None:
             self._every_sorted = None
 
-    def index(self, bot: str, runner: Indexed, may_park: bool) -> None:
+    def index(self, bot: str, runner: R, may_park: bool) -> None:
         """(Re)file the bot by its core's current :meth:`~Strategy.wake` (after every call).
 
         A bot that does not take ticks is taken out; one that may not be parked
@@ -128,7 +131,7 @@ class MarketBots:
             return
         self._park(bot, runner, wake)
 
-    def _park(self, bot: str, runner: Indexed, wake: Wake) -> None:
+    def _park(self, bot: str, runner: R, wake: Wake) -> None:
         if self._every.pop(bot, None) is not None:
             self._every_sorted = None
         self._invalidate(runner)
@@ -144,7 +147,7 @@ class MarketBots:
             heapq.heappush(self._timers, (wake.at_ns, rank, gen, runner))
             runner.wake_entries += 1
 
-    def _invalidate(self, runner: Indexed) -> None:
+    def _invalidate(self, runner: R) -> None:
         """Make the runner's heap entries stale."""
         if runner.wake_entries:
             self._stale += runner.wake_entries
@@ -165,13 +168,13 @@ class MarketBots:
         self._stale = 0
 
     # ------------------------------------------------------------------ ticks
-    def due(self, tick: QuoteTick | TradeTick, is_trade: bool) -> list[Indexed]:
+    def due(self, tick: QuoteTick | TradeTick, is_trade: bool) -> list[R]:
         """The bots to call for ``tick``, in rank order; records the tick as the market's last.
 
         Woken bots leave the index (the caller re-files them after the call)
         and are first caught up to the ticks they skipped.
         """
-        woken: list[Indexed] = []
+        woken: list[R] = []
         if is_trade:
             price = tick.price  # type: ignore[union-attr]
             self._pop(self._above, price, woken)
@@ -193,7 +196,7 @@ class MarketBots:
         woken.sort(key=_rank)
         return sorted(every + woken, key=_rank) if every else woken
 
-    def _pop(self, heap: list[Entry], reached: Decimal | int, woken: list[Indexed]) -> None:
+    def _pop(self, heap: list[Entry[R]], reached: Decimal | int, woken: list[R]) -> None:
         """Pop every entry whose key is at or below ``reached``; live ones wake their bot."""
         while heap and heap[0][0] <= reached:
             _, _, gen, runner = heapq.heappop(heap)
@@ -204,7 +207,7 @@ class MarketBots:
             self._invalidate(runner)  # its other entries go stale
             woken.append(runner)
 
-    def catch_up(self, runner: Indexed) -> None:
+    def catch_up(self, runner: R) -> None:
         """Replay to a parked bot the last trade and quote it skipped (``note_tick``)."""
         seen = runner.seen_seq
         if seen >= self.seq:

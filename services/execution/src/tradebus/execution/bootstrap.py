@@ -26,6 +26,7 @@ from tradebus.common.bus import MSG_ID, IntentQuota, connect, ensure_streams, pu
 from tradebus.common.clock import LiveClock
 from tradebus.common.codec import decode_balances_query, decode_market, encode
 from tradebus.common.config import ConfigError
+from tradebus.common.ids import AccountId
 from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.messages import BalancesReply, Message, TradeTick
 from tradebus.common.metrics import new_registry, serve_metrics
@@ -44,8 +45,10 @@ from tradebus.execution.paper_restore import restore_account
 from tradebus.execution.replies import answer
 from tradebus.execution.settings import ExecutionSettings
 from tradebus.ledger.entries import deposit_entries
+from tradebus.ledger.history import LedgerHistory
 from tradebus.ledger.migrate import apply_migrations
-from tradebus.ledger.store import Ledger, create_pool
+from tradebus.ledger.pool import create_pool
+from tradebus.ledger.store import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -55,18 +58,22 @@ ACK_WAIT_SECONDS = 30.0
 
 
 async def open_accounts(
-    specs: list[AccountSpec], ledger: Ledger, catalog: MarketCatalog, now_ns: int
-) -> tuple[dict[str, Venue], dict[str, PaperExchange]]:
+    specs: list[AccountSpec],
+    ledger: Ledger,
+    history: LedgerHistory,
+    catalog: MarketCatalog,
+    now_ns: int,
+) -> tuple[dict[AccountId, Venue], dict[str, PaperExchange]]:
     """Create ledger accounts (with their starting deposits) and one paper venue per paper
     account (live accounts: :func:`open_live_accounts`).
 
     A paper account's state (balances, resting orders, perpetual positions) is
-    rebuilt from the ledger, the source of truth (:mod:`.paper_restore`): on
+    rebuilt from the ledger's ``history``, the source of truth (:mod:`.paper_restore`): on
     the first start the ledger holds only the configured deposits; after a
     restart it holds everything the previous run booked.
     """
     exchanges: dict[str, PaperExchange] = {}
-    venues: dict[str, Venue] = {}
+    venues: dict[AccountId, Venue] = {}
     for spec in specs:
         if spec.live:
             continue
@@ -75,7 +82,7 @@ async def open_accounts(
             exchange = exchanges[spec.market_data] = PaperExchange(catalog, spec.market_data)
         deposits = deposit_entries(spec.id, dict(spec.balances), "initial")
         await ledger.ensure_account(spec.id, spec.user, spec.venue, deposits, now_ns)
-        await restore_account(exchange, ledger, spec)
+        await restore_account(exchange, history, spec)
         venues[spec.id] = PaperVenue(exchange, spec.id)
     return venues, exchanges
 
@@ -149,7 +156,9 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
     if applied:
         log.info("migrations applied", extra={"versions": applied})
     ledger = Ledger(pool)
-    venues, exchanges = await open_accounts(specs, ledger, catalog, clock.now_ns())
+    venues, exchanges = await open_accounts(
+        specs, ledger, LedgerHistory(pool), catalog, clock.now_ns()
+    )
     live, halted, connecting = await open_live_accounts(specs, ledger, clock.now_ns())
     venues.update(live)
     nc = await connect(settings.nats_url, "execution")

@@ -29,6 +29,7 @@ from __future__ import annotations
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
+from tradebus.common.ids import AccountId
 from tradebus.common.messages import AssetBalance, Side
 from tradebus.common.money import ccxt_decimal
 from tradebus.engine.venue import (
@@ -80,7 +81,7 @@ class CcxtVenue:
     """
 
     def __init__(
-        self, exchange: Any, account: str, budget: RateBudget, backoff: Backoff | None = None
+        self, exchange: Any, account: AccountId, budget: RateBudget, backoff: Backoff | None = None
     ) -> None:
         self.exchange = exchange
         self.name: str = exchange.id

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import nats.errors
 
 from tradebus.common import subjects
+from tradebus.common.ids import UserId
 from tradebus.execution.metrics import ExecutionMetrics
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def record_consumer_info(metrics: ExecutionMetrics, consumer: str, infos: list[A
 
 
 async def refresh_consumer_lag(
-    js: ConsumerInfoSource, users: list[str], consumer: str, metrics: ExecutionMetrics
+    js: ConsumerInfoSource, users: list[UserId], consumer: str, metrics: ExecutionMetrics
 ) -> bool:
     """Query the consumer of every user's stream once and set the gauges; False (gauges
     untouched) if a query failed."""
@@ -70,7 +71,7 @@ async def refresh_consumer_lag(
 
 async def watch_consumer_lag(
     js: ConsumerInfoSource,
-    users: list[str],
+    users: list[UserId],
     consumer: str,
     metrics: ExecutionMetrics,
     interval: float = LAG_INTERVAL_SECONDS,
@@ -86,7 +87,7 @@ async def watch_consumer_lag(
 
 
 def start_consumer_lag(
-    js: ConsumerInfoSource, users: list[str], consumer: str, metrics: ExecutionMetrics
+    js: ConsumerInfoSource, users: list[UserId], consumer: str, metrics: ExecutionMetrics
 ) -> asyncio.Task[None]:
     """Start :func:`watch_consumer_lag` as a task (the caller cancels it when stopping)."""
     return asyncio.create_task(

@@ -64,6 +64,7 @@ class Delivery:
         self.msg = msg
         self.door = door
         self.user = user
+        self.lane: str
         if isinstance(door, Admitted):
             self.lane = door.account.id
         else:  # a refusal that names an account waits behind that account's intents
@@ -142,6 +143,15 @@ class FairQueue:
     def next_release(self) -> float | None:
         """The earliest end of a hold, or None if no lane is held."""
         return min(self._held.values(), default=None)
+
+    def users_ready(self, now: float) -> int:
+        """How many users have an intent in a lane that is not held past ``now``."""
+        held = self._held
+        return sum(
+            1
+            for name, user in self._users.items()
+            if any(held.get((name, lane), 0.0) <= now for lane in user.lanes)
+        )
 
     def batch(self, limit: int, now: float) -> list[Delivery]:
         """Up to ``limit`` deliveries, round-robin over users and their lanes, each lane's

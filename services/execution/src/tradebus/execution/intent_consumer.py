@@ -58,6 +58,7 @@ from tradebus.common.bus import (
     ensure_stream,
     intents_stream_config,
 )
+from tradebus.common.ids import AccountId, UserId
 from tradebus.engine.accounts import AccountSpec
 from tradebus.engine.core import TRANSIENT_ERRORS, ExecutionEngine, RetryLater
 from tradebus.engine.intake import Admitted, Refused, admit
@@ -73,6 +74,12 @@ IDLE_FETCH_SECONDS = 30.0
 """How long an idle user's fetch waits for their next intent (returns at its arrival)."""
 BUSY_FETCH_SECONDS = 0.05
 """How long a fetch waits for more when the stream had some (returns with what is there)."""
+SHARED_BATCH = 16
+"""Most intents handed to the engine at once while more than one user has intents ready.
+
+A group's answers are published when the whole group is done, so the group's
+length is what another user's intent may wait behind; one user alone gets
+``fetch_batch`` (group commit's throughput)."""
 MAX_HOLD_SECONDS = 10.0
 """The longest a waiting account's lane is held before its head is tried again."""
 MAX_PAUSE_SECONDS = 5.0
@@ -141,7 +148,7 @@ class IntentConsumer:
         js: JetStreamContext,
         settings: IntakeSettings,
         metrics: ExecutionMetrics,
-        users: list[str],
+        users: list[UserId],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._engine = engine
@@ -150,7 +157,7 @@ class IntentConsumer:
         self._metrics = metrics
         self._users = sorted(set(users))
         self._clock = clock
-        self._accounts: dict[str, AccountSpec] = engine.accounts
+        self._accounts: dict[AccountId, AccountSpec] = engine.accounts
         self._queue = FairQueue()
         self._rate = IntentRate(settings.rate, settings.burst)
         self._wake = asyncio.Event()
@@ -272,6 +279,8 @@ class IntentConsumer:
         while not stop.is_set():
             now = self._clock()
             limit = 1 if self._isolate else self._settings.fetch_batch
+            if limit > SHARED_BATCH and self._queue.users_ready(now) > 1:
+                limit = SHARED_BATCH  # a group's events go out when it ends: keep it short
             batch = self._queue.batch(limit, now)
             if not batch:
                 await self._idle(stop, now)

@@ -38,7 +38,8 @@ from tradebus.engine.venue import VenueFill, VenueRejected, VenueUnavailable
 from tradebus.execution.ccxt_venue import CcxtVenue
 from tradebus.execution.keys import VENUE_HTTP_LOG, AccountKeys
 from tradebus.execution.retry import RateBudget
-from tradebus.ledger.store import Ledger, OrderRow
+from tradebus.ledger.rows import OrderRow
+from tradebus.ledger.store import Ledger
 
 log = logging.getLogger(__name__)
 

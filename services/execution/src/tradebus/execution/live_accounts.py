@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable
 
 from tradebus.common.clock import LiveClock
+from tradebus.common.ids import AccountId
 from tradebus.engine.accounts import AccountSpec
 from tradebus.engine.core import ExecutionEngine
 from tradebus.engine.venue import VenueRejected, VenueUnavailable
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 
 async def open_live_accounts(
     specs: list[AccountSpec], ledger: Ledger, now_ns: int
-) -> tuple[dict[str, CcxtVenue], dict[str, str], set[str]]:
+) -> tuple[dict[AccountId, CcxtVenue], dict[AccountId, str], set[AccountId]]:
     """A :class:`CcxtVenue` per live account, the accounts to halt (-> why), and the
     accounts whose venue did not answer (brought up later by :func:`connect_later`).
 
@@ -46,9 +47,9 @@ async def open_live_accounts(
     ConfigError
         If a key's variable or file is missing or empty.
     """
-    venues: dict[str, CcxtVenue] = {}
-    halted: dict[str, str] = {}
-    connecting: set[str] = set()
+    venues: dict[AccountId, CcxtVenue] = {}
+    halted: dict[AccountId, str] = {}
+    connecting: set[AccountId] = set()
     for spec in specs:
         if not spec.live:
             continue
@@ -131,8 +132,8 @@ async def connect_later(
 def start_fill_tasks(
     engine: ExecutionEngine,
     ledger: Ledger,
-    live: dict[str, CcxtVenue],
-    specs: dict[str, AccountSpec],
+    live: dict[AccountId, CcxtVenue],
+    specs: dict[AccountId, AccountSpec],
     stop: asyncio.Event,
 ) -> list[asyncio.Task[None]]:
     """Per live account: its fill poller, and its order stream if the exchange has one."""
@@ -150,8 +151,8 @@ def start_fill_tasks(
 def start_live_tasks(
     engine: ExecutionEngine,
     ledger: Ledger,
-    live: dict[str, CcxtVenue],
-    connecting: set[str],
+    live: dict[AccountId, CcxtVenue],
+    connecting: set[AccountId],
     specs: list[AccountSpec],
     clock: LiveClock,
     stop: asyncio.Event,
@@ -164,7 +165,7 @@ def start_live_tasks(
     engine.connecting.update(connecting)
     for account in sorted(connecting):
 
-        def on_ready(account: str = account) -> None:
+        def on_ready(account: AccountId = account) -> None:
             tasks.extend(start_fill_tasks(engine, ledger, {account: live[account]}, by_id, stop))
 
         job = connect_later(engine, ledger, by_id[account], live[account], clock, stop, on_ready)

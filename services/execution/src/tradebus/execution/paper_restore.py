@@ -6,13 +6,13 @@ configured balances and disagree with the ledger. The ledger is the source
 of truth; :func:`restore_account` rebuilds one account from it:
 
 * **Balances**: ``total`` of every asset is its journal sum
-  (:meth:`Ledger.balances`). ``locked`` is recomputed: the locks of the
+  (:meth:`LedgerHistory.balances`). ``locked`` is recomputed: the locks of the
   resting orders plus the margin of perpetual positions.
 * **Perpetual positions** (the ``<SYMBOL>-PERP`` pseudo-assets): the signed
   quantity is the journal sum; the open cost (hence the average entry price),
   the realized P&L and the margin come from replaying the account's fills of
   that symbol through :func:`perp.apply_fill` in booking order
-  (:meth:`Ledger.position_fills`), exactly as the venue applied them.
+  (:meth:`LedgerHistory.position_fills`), exactly as the venue applied them.
 * **Resting orders**: the ledger's open orders the venue had *accepted*
   (``accepted`` / ``partially_filled``), remaining quantity ``qty -
   filled_qty``, with their limit price, side, symbol, client order id and
@@ -62,7 +62,8 @@ from tradebus.engine.paper.exchange import PaperExchange
 from tradebus.engine.paper.funds import MARKET_BUY_LOCK_FACTOR
 from tradebus.engine.perp import PerpPosition, notional_quantum
 from tradebus.ledger.entries import POSITION_SUFFIX
-from tradebus.ledger.store import Ledger, OrderRow
+from tradebus.ledger.history import LedgerHistory
+from tradebus.ledger.rows import OrderRow
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,9 @@ class Restored(msgspec.Struct, frozen=True, kw_only=True):
     unanswered: int
 
 
-async def restore_account(exchange: PaperExchange, ledger: Ledger, spec: AccountSpec) -> Restored:
+async def restore_account(
+    exchange: PaperExchange, ledger: LedgerHistory, spec: AccountSpec
+) -> Restored:
     """Open ``spec``'s account on ``exchange`` with its state rebuilt from ``ledger``.
 
     The ledger account must exist (with its deposits). The exchange must not
@@ -140,7 +143,7 @@ async def restore_account(exchange: PaperExchange, ledger: Ledger, spec: Account
 
 
 async def _replay_position(
-    exchange: PaperExchange, ledger: Ledger, spec: AccountSpec, symbol: str, asset: str
+    exchange: PaperExchange, ledger: LedgerHistory, spec: AccountSpec, symbol: str, asset: str
 ) -> PerpPosition:
     """The position of ``symbol``: its fills replayed in booking order, with its margin."""
     quantum = notional_quantum(exchange.market(symbol))
@@ -156,7 +159,9 @@ def _perpetual(exchange: PaperExchange, spec: AccountSpec, row: OrderRow) -> boo
     return trades_perpetual(spec.market_kind, exchange.market(row.symbol))
 
 
-async def _market_lock_price(exchange: PaperExchange, ledger: Ledger, row: OrderRow) -> Decimal:
+async def _market_lock_price(
+    exchange: PaperExchange, ledger: LedgerHistory, row: OrderRow
+) -> Decimal:
     """The lock price of a restored market order (see the module docstring).
 
     Without any fill of the symbol on this exchange, the order locks only

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import ccxt
@@ -157,7 +158,7 @@ class CcxtSource:
         self._queue: Queue | None = None
         self._adopted: weakref.WeakSet[asyncio.Future[Any]] = weakref.WeakSet()
 
-    async def frames(self) -> AsyncIterator[Frame]:
+    async def frames(self) -> AsyncGenerator[Frame, None]:
         """Yield frames forever; a failed session is closed and started again.
 
         Raises
@@ -216,14 +217,15 @@ class CcxtSource:
         book = "bidsasks" if ex.has.get("watchBidsAsks") else "tickers"
         if not isinstance(getattr(ex, book), _Tap):
             setattr(ex, book, _Tap(getattr(ex, book), self._on_quote))
+        jobs: list[Callable[[], Awaitable[Any]]]
         if ex.has.get("watchBidsAsks"):
             jobs = [lambda: ex.watch_bids_asks(symbols)]
         else:
-            jobs = [lambda s=s: ex.watch_ticker(s) for s in symbols]
+            jobs = [functools.partial(ex.watch_ticker, s) for s in symbols]
         if ex.has.get("watchTradesForSymbols"):
             jobs.append(lambda: ex.watch_trades_for_symbols(symbols))
         else:
-            jobs += [lambda s=s: ex.watch_trades(s) for s in symbols]
+            jobs += [functools.partial(ex.watch_trades, s) for s in symbols]
         tasks = [asyncio.create_task(self._watch(job, queue)) for job in jobs]
         tasks.append(asyncio.create_task(self._connected(queue)))
         return tasks

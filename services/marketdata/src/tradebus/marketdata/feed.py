@@ -174,8 +174,8 @@ class Feed:
             self.stats.parse_errors += 1
             self._metrics.parse_errors.labels(venue=self._venue).inc()
             if self.stats.parse_errors <= 10:
-                frame = raw[:200].decode(errors="replace")
-                log.warning("unparsable frame", extra={"error": str(exc), "frame": frame})
+                head = raw[:200].decode(errors="replace")
+                log.warning("unparsable frame", extra={"error": str(exc), "frame": head})
             return
         self.stats.frames[kind.value] += 1
         self._frame_counters[kind].inc()

@@ -17,6 +17,7 @@ published at once.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -93,7 +94,7 @@ class FeedHealth:
         for symbol, gauge in self._stale_gauges.items():
             gauge.set(0)
             metrics.last_message_age.labels(venue=venue, symbol=symbol).set_function(
-                lambda s=symbol: self.age(s)
+                functools.partial(self.age, symbol)
             )
 
     # -- events ------------------------------------------------------------

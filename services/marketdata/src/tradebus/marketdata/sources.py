@@ -222,8 +222,8 @@ class LiveSource:
                     reconnects.opened()
                     log.info("feed connected", extra={"url": self._url})
                     try:
-                        async for message in ws:
-                            data = message.encode() if isinstance(message, str) else message
+                        async for received in ws:
+                            data = received.encode() if isinstance(received, str) else received
                             yield self._clock_ns(), data
                     finally:
                         reconnects.closed()

@@ -22,7 +22,8 @@ from tradebus.common.messages import (
 )
 from tradebus.common.metrics import new_registry, serve_metrics
 from tradebus.ledger.migrate import apply_migrations
-from tradebus.ledger.store import Ledger, create_pool
+from tradebus.ledger.pool import create_pool
+from tradebus.ledger.reconciliation import ReconciliationLedger
 from tradebus.reconciler.service import Reconciler, ReconMetrics, UnavailableError
 from tradebus.reconciler.settings import ReconcilerSettings
 
@@ -76,7 +77,7 @@ async def run(settings: ReconcilerSettings, stop: asyncio.Event) -> int:
         await apply_migrations(conn)
     nc = await connect(settings.nats_url, "reconciler")
     await ensure_streams(nc.jetstream())
-    reconciler = Reconciler(nc, Ledger(pool), settings, LiveClock(), metrics)
+    reconciler = Reconciler(nc, ReconciliationLedger(pool), settings, LiveClock(), metrics)
     lock = asyncio.Lock()  # one run at a time, timer or request
 
     async def on_run(msg: Msg) -> None:

@@ -62,7 +62,10 @@ def reconcile(
                 ok=abs(drift) <= tol,
             )
         )
-    status = "ok" if all(r.ok for r in rows) else "drift"
     return ReconReport(
-        account=account, status=status, rows=rows, ledger_watermark=watermark, ts_event=ts
+        account=account,
+        status="ok" if all(r.ok for r in rows) else "drift",
+        rows=rows,
+        ledger_watermark=watermark,
+        ts_event=ts,
     )

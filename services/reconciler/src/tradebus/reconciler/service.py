@@ -30,8 +30,9 @@ from tradebus.common import subjects
 from tradebus.common.bus import publish_event, request
 from tradebus.common.clock import Clock
 from tradebus.common.codec import decode_balances_reply
+from tradebus.common.ids import AccountId
 from tradebus.common.messages import AccountBalances, BalancesQuery, ErrorReply, ReconReport
-from tradebus.ledger.store import Ledger
+from tradebus.ledger.reconciliation import ReconciliationLedger
 from tradebus.reconciler.core import reconcile
 from tradebus.reconciler.policies import DriftActions, policy_for
 from tradebus.reconciler.settings import ReconcilerSettings
@@ -106,7 +107,7 @@ class Reconciler:
     def __init__(
         self,
         nc: NATS,
-        ledger: Ledger,
+        ledger: ReconciliationLedger,
         settings: ReconcilerSettings,
         clock: Clock,
         metrics: ReconMetrics,
@@ -122,7 +123,7 @@ class Reconciler:
         self.failed_runs = 0
         """Full runs failed in a row (0 after one succeeds)."""
 
-    async def run_once(self, account: str | None = None) -> list[ReconReport]:
+    async def run_once(self, account: AccountId | None = None) -> list[ReconReport]:
         """Reconcile one or every account of the ledger; returns the reports.
 
         Execution is asked for each account's balances in its own request,
@@ -169,7 +170,7 @@ class Reconciler:
         self.failed_runs = 0
         self._failure = None
 
-    async def _run(self, account: str | None) -> list[ReconReport]:
+    async def _run(self, account: AccountId | None) -> list[ReconReport]:
         """:meth:`run_once` without the health bookkeeping."""
         if account is not None:
             accounts = [account]
@@ -195,7 +196,7 @@ class Reconciler:
         self._metrics.last_run.set(self._clock.now_ns() / 1e9)
         return reports
 
-    async def _snapshot(self, account: str) -> AccountBalances:
+    async def _snapshot(self, account: AccountId) -> AccountBalances:
         """Execution's venue balances of ``account`` with their ledger watermark."""
         try:
             raw = await request(

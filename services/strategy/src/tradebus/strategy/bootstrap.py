@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 import msgspec
 from nats.aio.msg import Msg
@@ -107,8 +109,8 @@ async def run(settings: StrategySettings, stop: asyncio.Event) -> int:
         if sub is not None:
             await sub.unsubscribe()
 
-    def spawn(coro: object) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def spawn(coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
         pending.add(task)
         task.add_done_callback(pending.discard)
 

@@ -98,7 +98,7 @@ class BotRunner:
         self.wake_entries = 0
         self.seen_seq = 0
         """The market's tick sequence the core's state reflects."""
-        self.markets: list[MarketBots] = []
+        self.markets: list[MarketBots[BotRunner]] = []
         """Its markets' indexes while on a host (primary market first)."""
         self.may_park = False
         """One market and a core that can say which ticks matter (kept by the dispatcher)."""
@@ -152,7 +152,7 @@ class BotRunner:
     def status(self, host: str) -> BotStatus:
         """The core's status block with the host's lifecycle and replica id."""
         status = self.core.status()
-        state = "failed" if status.phase == "failed" else self.lifecycle
+        state: str = "failed" if status.phase == "failed" else self.lifecycle
         if self.catching_up:
             state = "starting"
         return msgspec.structs.replace(status, state=state, host=host)
@@ -180,7 +180,7 @@ class Dispatcher:
         self.max_price_age_ns = max_price_age_ns
         """Ticks received later than this after their event time are dropped (0: none)."""
         self.runners: dict[str, BotRunner] = {}
-        self._by_market: dict[tuple[str, str], MarketBots] = {}
+        self._by_market: dict[tuple[str, str], MarketBots[BotRunner]] = {}
         self._tick_counters: dict[tuple[str, str], Counter] = {}
         self._gauge_turn = 0
         self.stopped = False

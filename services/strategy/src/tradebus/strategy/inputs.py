@@ -28,6 +28,7 @@ from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 from tradebus.common import subjects
 from tradebus.common.bus import request
 from tradebus.common.codec import decode_balances_reply
+from tradebus.common.ids import AccountId
 from tradebus.common.messages import BalancesQuery, BalancesReply
 from tradebus.strategies.core import BotInput
 from tradebus.strategy.host import BotRunner, Dispatcher
@@ -67,7 +68,7 @@ class Balances:
 
     async def refresh(self) -> None:
         """One round: ask execution once per account, give each bot of it the answer."""
-        by_account: dict[str, list[BotRunner]] = {}
+        by_account: dict[AccountId, list[BotRunner]] = {}
         for runner in self._dispatcher.runners.values():
             if takes(runner, BotInput.BALANCES) and not runner.catching_up:
                 by_account.setdefault(runner.spec.account, []).append(runner)

@@ -201,8 +201,8 @@ class IntentPublisher:
             log.warning("intent publish not sent", extra={"error": repr(exc)})
         if futures:
             _, late = await asyncio.wait(futures, timeout=ACK_TIMEOUT_SECONDS)
-            for future in late:
-                future.cancel()
+            for unanswered in late:
+                unanswered.cancel()
         failed = []
         refused: dict[str, str] = {}
         now = self._clock.now_ns()

@@ -32,6 +32,7 @@ from nats.js.kv import KV_DEL, KV_PURGE
 
 from tradebus.common import subjects
 from tradebus.common.codec import decode_event, encode
+from tradebus.common.ids import intent_id
 from tradebus.common.markets import MarketCatalog
 from tradebus.common.messages import CancelAll
 from tradebus.strategies.registry import BotSpec, build_bot
@@ -202,7 +203,7 @@ class Supervisor:
         """Run ``spec`` here (lease already held): resume it, or start it fresh."""
         try:
             entry = await self._b.state.get(spec.id)
-            record, revision = decode_record(entry.value), entry.revision
+            record, revision = decode_record(entry.value or b""), entry.revision or 0
         except (KeyNotFoundError, msgspec.DecodeError):
             record, revision = None, 0
         if record is None or fresh or record.strategy != spec.strategy:
@@ -216,7 +217,9 @@ class Supervisor:
         self._add(runner)
         if cancel_previous:  # orders an earlier run left open at the venue
             cancel = CancelAll(
-                intent_id=f"{spec.id}:{run}.0:cancel-all", account=spec.account, scope="source"
+                intent_id=intent_id(spec.id, run, 0, "cancel-all"),
+                account=spec.account,
+                scope="source",
             )
             self._publisher.submit(runner.subject, cancel, None)
         self.dispatcher.save(runner)

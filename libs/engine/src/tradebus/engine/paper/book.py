@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 
+from tradebus.common.ids import AccountId
 from tradebus.engine.paper.rules import is_marketable
 from tradebus.engine.paper.state import PaperOrder
 
@@ -30,7 +31,7 @@ class PaperBook:
     def __init__(self) -> None:
         self._orders: dict[str, dict[str, PaperOrder]] = {}  # symbol -> client id -> order
         self._by_client_id: dict[str, PaperOrder] = {}
-        self._placed: dict[str, str] = {}  # every client id ever accepted -> account
+        self._placed: dict[str, AccountId] = {}  # every client id ever accepted -> account
         self._last_trade: dict[str, Decimal] = {}
         self.waiting: dict[str, dict[str, PaperOrder]] = {}
         """Resting orders not live yet: symbol -> client id -> order (placement order);
@@ -53,19 +54,19 @@ class PaperBook:
         """Orders this exchange has accepted since it started."""
         return len(self._placed)
 
-    def placed_by(self, client_order_id: str) -> str | None:
+    def placed_by(self, client_order_id: str) -> AccountId | None:
         """The account that placed ``client_order_id`` (resting or done), or None."""
         return self._placed.get(client_order_id)
 
-    def open_orders(self, account: str) -> list[PaperOrder]:
+    def open_orders(self, account: AccountId) -> list[PaperOrder]:
         """Resting orders of ``account`` in placement order."""
         return [o for o in self._by_client_id.values() if o.account == account]
 
-    def restore_placed(self, account: str, client_order_id: str) -> None:
+    def restore_placed(self, account: AccountId, client_order_id: str) -> None:
         """Remember that ``account`` placed ``client_order_id`` (done orders, at restore)."""
         self._placed.setdefault(client_order_id, account)
 
-    def _resting(self, account: str, symbol: str) -> list[PaperOrder]:
+    def _resting(self, account: AccountId, symbol: str) -> list[PaperOrder]:
         """Resting orders of ``account`` on ``symbol`` in placement order."""
         return [o for o in self._orders.get(symbol, {}).values() if o.account == account]
 

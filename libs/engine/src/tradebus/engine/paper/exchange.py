@@ -55,6 +55,7 @@ from decimal import Decimal
 
 import msgspec
 
+from tradebus.common.ids import AccountId
 from tradebus.common.markets import Market, MarketCatalog, MarketKind, UnknownMarketError
 from tradebus.common.messages import AssetBalance, QuoteTick, Side, TradeTick
 from tradebus.common.money import ONE, ZERO
@@ -99,15 +100,20 @@ class PaperExchange(PaperBook):
         super().__init__()
         self._catalog = catalog
         self.market_venue = market_venue
-        self.accounts: dict[str, PaperAccount] = {}
+        self.accounts: dict[AccountId, PaperAccount] = {}
         self._recent = RecentEvents() if late_orders else None
         self._late_fills: list[VenueFill] = []
         self.fills_made = 0
 
     # ----------------------------------------------------------------- accounts
+    @property
+    def catalog(self) -> MarketCatalog:
+        """The markets this venue trades (those of :attr:`market_venue`)."""
+        return self._catalog
+
     def open_account(
         self,
-        account: str,
+        account: AccountId,
         balances: dict[str, Decimal],
         maker_fee_bps: Decimal,
         taker_fee_bps: Decimal,
@@ -131,7 +137,7 @@ class PaperExchange(PaperBook):
             leverage=leverage,
         )
 
-    def balances(self, account: str) -> list[AssetBalance]:
+    def balances(self, account: AccountId) -> list[AssetBalance]:
         """Balances of ``account`` sorted by asset. Raises KeyError if unknown.
 
         Perpetual positions appear as ``<symbol>-PERP`` with ``total = free =``
@@ -140,7 +146,7 @@ class PaperExchange(PaperBook):
         """
         return paper_funds.report(self.accounts[account])
 
-    def positions(self, account: str) -> dict[str, PerpPosition]:
+    def positions(self, account: AccountId) -> dict[str, PerpPosition]:
         """Perpetual positions of ``account`` by symbol (copies; see :class:`PerpPosition`).
 
         ``PerpPosition.unrealized_pnl(exchange.last_trade(symbol))`` marks one
@@ -148,7 +154,7 @@ class PaperExchange(PaperBook):
         """
         return {s: msgspec.structs.replace(p) for s, p in self.accounts[account].positions.items()}
 
-    def adjust(self, account: str, asset: str, delta: Decimal) -> None:
+    def adjust(self, account: AccountId, asset: str, delta: Decimal) -> None:
         """Move a balance by hand ("the user sold on the exchange website").
 
         Raises
@@ -165,7 +171,7 @@ class PaperExchange(PaperBook):
         """The market ``symbol``; raises :class:`UnknownMarketError`."""
         return self._catalog.get(self.market_venue, symbol)
 
-    def place(self, account: str, order: VenueOrder) -> VenueAck:
+    def place(self, account: AccountId, order: VenueOrder) -> VenueAck:
         """Accept ``order`` and lock its funds.
 
         Raises
@@ -205,7 +211,7 @@ class PaperExchange(PaperBook):
                     self._late_fills.append(self._fill(order, price, trade))
                     return
 
-    def take_late_fills(self, account: str) -> list[VenueFill]:
+    def take_late_fills(self, account: AccountId) -> list[VenueFill]:
         """The fills :meth:`place` made for ``account``'s late orders (each handed out once)."""
         mine = [f for f in self._late_fills if f.account == account]
         if mine:
@@ -213,7 +219,7 @@ class PaperExchange(PaperBook):
         return mine
 
     def restore_order(
-        self, account: str, order: VenueOrder, lock_price: Decimal | None
+        self, account: AccountId, order: VenueOrder, lock_price: Decimal | None
     ) -> PaperOrder:
         """Put back a resting order the ledger says the venue holds (:mod:`.paper_restore`).
 
@@ -227,7 +233,7 @@ class PaperExchange(PaperBook):
 
     def _rest(
         self,
-        account: str,
+        account: AccountId,
         order: VenueOrder,
         market: Market,
         lock_price: Decimal | None,
@@ -259,7 +265,7 @@ class PaperExchange(PaperBook):
         self._add(paper)
         return paper
 
-    def _relock(self, account: str, symbol: str) -> None:
+    def _relock(self, account: AccountId, symbol: str) -> None:
         """Re-margin ``account``'s resting perpetual orders on ``symbol`` (placement order)."""
         resting = self._resting(account, symbol)
         paper_perp.relock(self.accounts[account], self.market(symbol), resting)
@@ -342,7 +348,7 @@ class PaperVenue:
 
     name = PAPER_VENUE
 
-    def __init__(self, exchange: PaperExchange, account: str) -> None:
+    def __init__(self, exchange: PaperExchange, account: AccountId) -> None:
         self.exchange = exchange
         self.account = account
 

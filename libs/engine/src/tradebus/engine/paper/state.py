@@ -14,6 +14,7 @@ from decimal import Decimal
 
 import msgspec
 
+from tradebus.common.ids import AccountId, IntentId
 from tradebus.common.markets import MarketKind
 from tradebus.common.money import ONE, ZERO
 from tradebus.engine.perp import PerpPosition
@@ -28,9 +29,9 @@ class PaperOrder(msgspec.Struct, kw_only=True):
     market order); ``perpetual`` says how it settles.
     """
 
-    account: str
+    account: AccountId
     client_order_id: str
-    intent_id: str
+    intent_id: IntentId
     symbol: str
     side: str
     order_type: str

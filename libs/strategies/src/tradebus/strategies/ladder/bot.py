@@ -245,7 +245,7 @@ class LadderBot(BotBase[LadderParams, LadderState]):
     def on_order_event(self, event: OrderEvent) -> list[Intent]:
         """Track the bot's orders and position; close the cycle when its sell is done."""
         s = self.state
-        order = s.orders.orders.get(event.intent_id)
+        order = s.orders.find(event.intent_id)
         if order is None:
             return []
         match event:

@@ -167,7 +167,7 @@ class MartingaleBot(BotBase[MartingaleParams, MartingaleState]):
             return []
         out: list[Intent] = []
         for lv in plan_safety_orders(s.base_price, self.params, self.ctx.market):
-            prev = s.orders.orders.get(s.safety_ids.get(lv.index, ""))
+            prev = s.orders.find(s.safety_ids.get(lv.index))
             if prev is not None and (prev.filled > 0 or self._is_busy(prev)):
                 continue
             leg = f"s{lv.index}" if prev is None else f"s{lv.index}r{s.restarts}"
@@ -266,7 +266,7 @@ class MartingaleBot(BotBase[MartingaleParams, MartingaleState]):
     def on_order_event(self, event: OrderEvent) -> list[Intent]:
         """Track orders and position; manage what is exposed (take-profit, stop-loss, cancels)."""
         s = self.state
-        order = s.orders.orders.get(event.intent_id or "")
+        order = s.orders.find(event.intent_id)
         if order is None:
             return []
         match event:

@@ -14,6 +14,7 @@ from typing import Literal
 
 import msgspec
 
+from tradebus.common.ids import IntentId
 from tradebus.common.messages import BotStatus
 from tradebus.common.money import HUNDRED, ONE, ZERO, floor_to
 from tradebus.common.positions import Position
@@ -55,7 +56,7 @@ class MartingaleState(BotState, kw_only=True):
     cycle_filled_quote: Decimal = ZERO
     cycle_filled_qty: Decimal = ZERO
     safeties_due: bool = False
-    safety_ids: dict[int, str] = msgspec.field(default_factory=dict)
+    safety_ids: dict[int, IntentId] = msgspec.field(default_factory=dict)
     safety_filled: int = 0
     tp_count: int = 0
     sl_count: int = 0
@@ -63,7 +64,7 @@ class MartingaleState(BotState, kw_only=True):
     sold: bool = False
     end_pending: bool = False
     cycle_end_ts: int | None = None
-    unsettled: dict[str, Decimal] = msgspec.field(default_factory=dict)
+    unsettled: dict[IntentId, Decimal] = msgspec.field(default_factory=dict)
     last_price: Decimal | None = None
     has_trade: bool = False
     last_ts: int = 0

@@ -227,7 +227,7 @@ class SpreadBot(BotBase[SpreadParams, SpreadState]):
     def on_order_event(self, event: OrderEvent) -> list[Intent]:
         """Track orders and leg positions; close a broken or exiting round when all is answered."""
         s = self.state
-        order = s.orders.orders.get(event.intent_id or "")
+        order = s.orders.find(event.intent_id)
         if order is None:
             return []
         closing_leg = order.leg[1:2] == "c"  # a0, b0, a1..: entry/adds; ac1, bc1..: closes

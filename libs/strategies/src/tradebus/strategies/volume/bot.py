@@ -176,7 +176,7 @@ class VolumeBot(BotBase[VolumeParams, VolumeState]):
         return sum(1 for lp in self.state.loops if lp.buy_done and floor_to(lp.unsold, step) > 0)
 
     def _sell_open(self, loop: Loop) -> bool:
-        order = self.state.orders.orders.get(loop.sell_id) if loop.sell_id else None
+        order = self.state.orders.find(loop.sell_id)
         return order is not None and order.is_open
 
     def _may_sell(self) -> bool:
@@ -226,7 +226,7 @@ class VolumeBot(BotBase[VolumeParams, VolumeState]):
     def on_order_event(self, event: OrderEvent) -> list[Intent]:
         """Track orders, position and volume; sell a done buy; check the target."""
         s = self.state
-        order = s.orders.orders.get(event.intent_id or "")
+        order = s.orders.find(event.intent_id)
         if order is None:
             return []
         loop = next((lp for lp in s.loops if event.intent_id in (lp.buy_id, lp.sell_id)), None)

@@ -7,6 +7,7 @@ from typing import Literal
 
 import msgspec
 
+from tradebus.common.ids import IntentId
 from tradebus.common.money import ZERO
 from tradebus.common.positions import Position
 from tradebus.strategies.core import BotState
@@ -16,14 +17,14 @@ class Loop(msgspec.Struct, kw_only=True):
     """One buy->sell loop: its buy's fills (base ``qty``, quote ``cost``) and what left since."""
 
     cycle: int
-    buy_id: str
+    buy_id: IntentId
     qty: Decimal = ZERO
     cost: Decimal = ZERO
     buy_done: bool = False
     sold: Decimal = ZERO
     written_off: Decimal = ZERO
     sells: int = 0
-    sell_id: str | None = None
+    sell_id: IntentId | None = None
     stuck: bool = False
 
     @property

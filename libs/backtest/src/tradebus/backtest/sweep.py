@@ -28,9 +28,9 @@ from typing import Any
 
 import yaml
 
-from tradebus.cli.backtest.engine import open_events, run_backtest
-from tradebus.cli.backtest.report import write_outputs
-from tradebus.cli.backtest.setup import SetupError, make_setup
+from tradebus.backtest.engine import open_events, run_backtest
+from tradebus.backtest.report import write_outputs
+from tradebus.backtest.setup import SetupError, make_setup
 
 SWEEP_CSV = "sweep.csv"
 Axis = tuple[str, list[str]]

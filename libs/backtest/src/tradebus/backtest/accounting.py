@@ -17,12 +17,11 @@ from typing import Any
 
 import msgspec
 
-from tradebus.cli.backtest.setup import Setup
+from tradebus.backtest.setup import Setup
 from tradebus.common.markets import Market
-from tradebus.common.messages import BotStatus
+from tradebus.common.messages import BotStatus, OrderFilled
 from tradebus.common.money import ZERO
 from tradebus.common.positions import Position
-from tradebus.engine.venue import VenueFill
 
 MAX_SAMPLES = 4096
 """Chart samples kept (the stride doubles when full, so memory stays flat)."""
@@ -86,8 +85,9 @@ class Books:
         self.stride = 1
         """Sample every ``stride``-th event (doubles whenever the samples are full)."""
 
-    def book(self, fill: VenueFill, market: Market, ts: int) -> None:
-        """Record one fill (fee in ``market``'s quote asset) and apply it to its position."""
+    def book(self, fill: OrderFilled, market: Market, ts: int) -> None:
+        """Record one fill (its event; fee in ``market``'s quote asset) and apply it to its
+        position."""
         fee = fill.fee if fill.fee_asset == market.quote else fill.fee * fill.price
         self.fills.append(
             Fill(
@@ -166,7 +166,7 @@ class Books:
         pos = self.positions
         last = self.last
         unrealized = sum(
-            (p.unrealized_pnl(last[s]) for s, p in pos.items() if last[s] is not None),
+            (p.unrealized_pnl(mark) for s, p in pos.items() if (mark := last[s]) is not None),
             ZERO,
         )
         realized = sum((p.realized_pnl for p in pos.values()), ZERO)

@@ -6,7 +6,7 @@
                       --format FORMAT --out DIR [--sweep 'take_profit_pct=0.5,1,2' ...]
 
 ``params.yaml`` holds the strategy's parameters plus the market and the
-account (:func:`tradebus.cli.backtest.setup.make_setup`)::
+account (:func:`tradebus.backtest.setup.make_setup`)::
 
     symbol: BTCUSDT
     tick_size: "0.01"
@@ -48,7 +48,7 @@ def _formats() -> tuple[str, ...] | None:
     return getattr(readers, "FORMATS", None)
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``tradebus backtest``."""
     formats = _formats()
     p = sub.add_parser(
@@ -171,10 +171,10 @@ def _where(path: Path, lines: dict[str, int], field: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``tradebus backtest``; the exit status."""
-    from tradebus.cli.backtest.engine import BacktestError, open_events, run_backtest
-    from tradebus.cli.backtest.report import write_outputs
-    from tradebus.cli.backtest.setup import SetupError, make_setup
-    from tradebus.cli.backtest.sweep import parse_sweeps, run_sweep
+    from tradebus.backtest.engine import BacktestError, open_events, run_backtest
+    from tradebus.backtest.report import write_outputs
+    from tradebus.backtest.setup import SetupError, make_setup
+    from tradebus.backtest.sweep import parse_sweeps, run_sweep
     from tradebus.feeds.readers import DataFileError
 
     err = sys.stderr

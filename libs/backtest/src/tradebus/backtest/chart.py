@@ -106,8 +106,8 @@ def write_chart(
         marks = [(f.side, minutes(f.ts_ns), float(f.price)) for f in by_symbol[symbol]]
         plot_price_and_fills(ax, symbol, line, marks)
     pnl_ax = axes[-1]
-    pnl_ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)
-    legs = defaultdict(int)
+    pnl_ax.set_prop_cycle(color=matplotlib.color_sequences["tab20"])
+    legs: defaultdict[str, int] = defaultdict(int)
     for bot, _ in by_bot:
         legs[bot] += 1
     for (bot, symbol), mine in sorted(by_bot.items()):

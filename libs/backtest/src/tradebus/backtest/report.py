@@ -3,19 +3,19 @@
 ``fills.csv``: ``ts_ns,order_id,side,price,qty,fee,liquidity``, one row per
 fill in the order they happened (``order_id`` is the intent id, ``fee`` in
 the quote asset, ``ts_ns`` the ``ts_recv`` of the trade that filled it).
-``summary.json``: :meth:`tradebus.cli.backtest.engine.Backtest.summary`.
+``summary.json``: :meth:`tradebus.backtest.engine.Backtest.summary`.
 ``report.png``: each symbol's price with the buy (▲) and sell (▼) fills, the
 equity curve (quote: starting quote balance + realized + unrealized P&L),
 and the position over time (matplotlib, Agg; the style of
-:mod:`tradebus.cli.chart`).
+:mod:`tradebus.backtest.chart`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tradebus.cli.backtest.accounting import Fill, Result, encode_summary
-from tradebus.cli.chart import plot_price_and_fills
+from tradebus.backtest.accounting import Fill, Result, encode_summary
+from tradebus.backtest.chart import plot_price_and_fills
 
 FILLS_HEADER = "ts_ns,order_id,side,price,qty,fee,liquidity\n"
 FILLS_CSV = "fills.csv"
@@ -58,7 +58,9 @@ def write_chart(result: Result, path: Path) -> Path:
 
     xs = [minutes(t) for t in sm.ts]
     for i, (ax, symbol) in enumerate(zip(axes, symbols, strict=False)):
-        points = [(x, float(p[i])) for x, p in zip(xs, sm.prices, strict=True) if p[i] is not None]
+        points = [
+            (x, float(v)) for x, p in zip(xs, sm.prices, strict=True) if (v := p[i]) is not None
+        ]
         marks = [
             (f.side, minutes(f.ts_ns), float(f.price)) for f in result.fills if f.symbol == symbol
         ]

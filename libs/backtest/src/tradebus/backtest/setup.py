@@ -15,17 +15,19 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from tradebus.common.ids import AccountId, BotId, UserId
 from tradebus.common.markets import Market, MarketCatalog, MarketKind
 from tradebus.common.money import ONE, ZERO
+from tradebus.engine.accounts import PAPER, AccountSpec
 from tradebus.strategies.registry import STRATEGIES, BotSpec, spec_problems
 
 VENUE = "backtest"
 """The venue name of the markets, the bot spec and the events of a backtest."""
-ACCOUNT = "backtest"
+ACCOUNT = AccountId("backtest")
 """The paper account a backtest's bot trades on."""
-USER = "backtest"
+USER = UserId("backtest")
 """The user a backtest's bot and its order events belong to."""
-BOT_ID = "bt"
+BOT_ID = BotId("bt")
 """The bot id of a backtest (the ``source`` of its order events)."""
 KNOWN_QUOTES = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "DAI", "USD", "EUR", "TRY", "BTC", "ETH")
 """Quote assets recognised at the end of a symbol when ``base``/``quote`` are not given."""
@@ -70,6 +72,20 @@ class Setup:
     def markets(self) -> tuple[Market, ...]:
         """The bot's markets, the primary one first."""
         return tuple(self.catalog.get(VENUE, s) for s in self.symbols)
+
+    def account(self) -> AccountSpec:
+        """The run's paper account, as execution's accounts file would declare it."""
+        return AccountSpec(
+            id=ACCOUNT,
+            user=USER,
+            venue=PAPER,
+            market_data=VENUE,
+            balances=dict(self.balances),
+            maker_fee_bps=self.maker_fee_bps,
+            taker_fee_bps=self.taker_fee_bps,
+            market_kind=self.market_kind,
+            leverage=self.leverage,
+        )
 
 
 def split_symbol(symbol: str) -> tuple[str, str] | None:

@@ -1,1 +1,0 @@
-"""``tradebus backtest``: replay recorded market data through strategies offline."""

@@ -1,0 +1,328 @@
+"""The backtest engine: one strategy core against the paper venue, no NATS, no database.
+
+A run is the live path with the bus and the ledger taken out, and nothing
+else: the core is built by :func:`tradebus.strategies.registry.build_bot`
+(the very code a strategy host runs); its intents are executed by the
+execution service's own core (:class:`~tradebus.engine.desk.PaperDesk`: the
+:class:`~tradebus.engine.core.ExecutionEngine` on an in-memory store and the
+paper venue, shared/STRATEGIES.md "Paper fill model"); it is handed ticks
+through the strategy host's own wake index
+(:class:`~tradebus.strategies.wake.MarketBots`). Per market event, exactly
+rule 5:
+
+1. the event fills the live orders (``PaperExchange.on_trade``; a quote only
+   makes due orders live, ``on_quote``), in placement order, and the engine
+   books them;
+2. the bot hears each fill as the :class:`OrderFilled` the engine published
+   (caught up first on the ticks it skipped);
+3. the bot sees the event itself (``on_trade``/``on_quote``) if the wake
+   index says it must (a parked core that says which ticks matter skips the
+   others, and is caught up on the last trade and quote it skipped,
+   ``note_tick``, before it is next called or read).
+
+Intents the bot returns are executed at once, in order, with the current
+event's ``ts_recv`` as their trigger (live from the next event, rule 1);
+the bot hears :class:`OrderAccepted` or :class:`OrderRejected` right away,
+and :class:`OrderCanceled` / :class:`CancelRejected` for cancels. Intents it
+returns in answer are queued behind the current ones (first in, first out),
+which is the order the bus would deliver them in. A core that takes account
+balances (:data:`~tradebus.strategies.core.BotInput.BALANCES`) gets the
+engine's answer before the first event and then every
+:data:`BALANCES_INTERVAL_NS` of market time, like the host's poll.
+
+Not simulated: the latency between the services (the bot always hears of
+its orders before the next event) and stale-tick filtering (recorded data).
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from tradebus.backtest.accounting import Books, Result
+from tradebus.backtest.setup import ACCOUNT, BOT_ID, USER, VENUE, Setup
+from tradebus.common import order_status
+from tradebus.common.clock import ManualClock
+from tradebus.common.messages import (
+    Intent,
+    Message,
+    OrderFilled,
+    PlaceOrder,
+    QuoteTick,
+    TradeTick,
+)
+from tradebus.engine.desk import PaperDesk
+from tradebus.strategies.core import BotBase, BotInput, Strategy
+from tradebus.strategies.registry import build_bot
+from tradebus.strategies.wake import MarketBots
+
+BALANCES_INTERVAL_NS = 5_000_000_000
+"""How often (market time) a core that wants balances is given them (the host polls too)."""
+
+
+class BacktestError(RuntimeError):
+    """The run could not go on (the core raised); names the event it was at."""
+
+
+Progress = Callable[[int], None]
+"""Called with the number of events processed so far."""
+
+
+class _Runner:
+    """The one bot of a run, as the wake index files it (``wake.Indexed``)."""
+
+    __slots__ = ("core", "parked", "rank", "seen_seq", "takes_ticks", "wake_entries", "wake_gen")
+
+    def __init__(self, core: Strategy) -> None:
+        self.core = core
+        self.rank = BOT_ID
+        self.wake_gen = 0
+        self.wake_entries = 0
+        self.seen_seq = 0
+        self.parked = False
+        self.takes_ticks = True
+
+
+class Backtest:
+    """One bot, one paper account, fed one stream of market events (see the module doc)."""
+
+    def __init__(self, setup: Setup, run: int = 1, skip_ticks: bool = True) -> None:
+        """``skip_ticks=False`` hands the bot every event (the check of the skipping)."""
+        self.setup = setup
+        self.clock = ManualClock()
+        self.desk = PaperDesk(setup.catalog, [setup.account()], self.clock)
+        self.exchange = self.desk.exchanges[VENUE]
+        self.bot: Strategy = build_bot(setup.spec, setup.catalog, run=run)
+        self._queue: deque[Intent] = deque()
+        self._wants_balances = BotInput.BALANCES in self.bot.inputs
+        self._may_park = (
+            skip_ticks and len(setup.markets) == 1 and type(self.bot).wake is not BotBase.wake
+        )
+        self._runner = _Runner(self.bot)
+        self._markets: dict[str, MarketBots[_Runner]] = {
+            m.symbol: MarketBots() for m in setup.markets
+        }
+        for market in self._markets.values():
+            market.add(BOT_ID, self._runner)
+            market.index(BOT_ID, self._runner, self._may_park)
+        self._primary = self._markets[setup.markets[0].symbol]
+        self._market_of = {m.symbol: m for m in setup.markets}
+        self._next_balances = 0
+        self.books = Books(setup)
+        self.events = 0
+        self.trades = 0
+        self._traded: set[str] = set()
+        self._ts = 0
+
+    # ---------------------------------------------------------------- driving
+    def run(
+        self, events: Iterable[QuoteTick | TradeTick], progress: Progress | None = None
+    ) -> Result:
+        """Feed every event (in order) and return the result; ``progress`` every 8192 events."""
+        started = time.perf_counter()
+        self.feed(events, progress)
+        elapsed = time.perf_counter() - started
+        self.catch_up()
+        self.books.sample(self._ts, force=True)
+        return Result(
+            fills=self.books.fills,
+            samples=self.books.samples,
+            summary=self.summary(elapsed),
+            symbols=self.setup.symbols,
+        )
+
+    def feed(
+        self, events: Iterable[QuoteTick | TradeTick], progress: Progress | None = None
+    ) -> int:
+        """Feed events (rule 5 for each); how many. Can be called again with the next ones.
+
+        Raises
+        ------
+        BacktestError
+            If the core (or the engine) raised, naming the event; errors of
+            the reader (a bad data file) pass through as they are.
+        """
+        desk, clock = self.desk, self.clock
+        books = self.books
+        mark, sample = books.mark, books.sample
+        stride = books.stride  # changes only in sample()
+        traded = self._traded
+        trade_type = TradeTick
+        markets = self._markets
+        wants_balances = self._wants_balances
+        count, trades, ts = self.events, self.trades, self._ts
+        n = 0
+        for event in events:
+            try:
+                ts = event.ts_recv
+                clock.now = ts
+                count += 1
+                if wants_balances and ts >= self._next_balances:
+                    self._next_balances = ts + BALANCES_INTERVAL_NS
+                    self._call(lambda core: core.on_balances(desk.balances(ACCOUNT)))
+                symbol = event.symbol
+                market = markets[symbol]
+                if type(event) is trade_type:
+                    trades += 1
+                    price = event.price
+                    filled = desk.on_trade(event)
+                    traded.add(symbol)
+                    if filled:
+                        self._tell_fills(filled, ts)
+                    self._tick(market, event, True)
+                    mark(symbol, price, bool(filled))
+                    if filled or count % stride == 0:
+                        sample(ts)
+                        stride = books.stride
+                else:
+                    desk.on_quote(event)  # type: ignore[arg-type]
+                    self._tick(market, event, False)
+                    if symbol not in traded:
+                        mark(symbol, event.mid, False)  # type: ignore[union-attr]
+                    if count % stride == 0:
+                        sample(ts)
+                        stride = books.stride
+            except Exception as exc:
+                self._ts, self.events, self.trades = ts, count, trades
+                raise BacktestError(f"event {n + 1} (ts_recv {ts}): {exc!r}") from exc
+            n += 1
+            if progress is not None and not n & 8191:
+                self._ts, self.events, self.trades = ts, count, trades
+                progress(n)
+        self._ts, self.events, self.trades = ts, count, trades
+        if progress is not None:
+            progress(n)
+        return n
+
+    def _tick(
+        self, market: MarketBots[_Runner], event: QuoteTick | TradeTick, is_trade: bool
+    ) -> None:
+        """Hand ``event`` to the bot if the wake index says so (as the host's ``on_tick``)."""
+        seq = market.seq + 1
+        for runner in market.due(event, is_trade):
+            core = runner.core
+            intents = core.on_trade(event) if is_trade else core.on_quote(event)  # type: ignore[arg-type]
+            runner.seen_seq = seq
+            if intents:
+                self._handle(intents)
+            self._reindex()
+
+    def _reindex(self) -> None:
+        if self._may_park:
+            self._primary.index(BOT_ID, self._runner, True)
+
+    def catch_up(self) -> None:
+        """Bring a parked bot up to the last trade and quote it skipped (``note_tick``)."""
+        if self._runner.parked:
+            self._primary.catch_up(self._runner)
+
+    def _call(self, action: Callable[[Strategy], list[Intent]]) -> None:
+        """Run one core method (caught up first), execute its intents, re-file the bot."""
+        self.catch_up()
+        intents = action(self.bot)
+        if intents:
+            self._handle(intents)
+        self._reindex()
+
+    # ---------------------------------------------------------- fills, intents
+    def _tell_fills(self, filled: list[Message], ts: int) -> None:
+        """Book the event's fills and tell the bot each; then execute what it answered."""
+        self.catch_up()
+        answers: list[Intent] = []
+        for event in filled:
+            if isinstance(event, OrderFilled):
+                self.books.book(event, self._market_of[event.symbol], ts)
+            answers += self.bot.on_order_event(event)  # type: ignore[arg-type]
+        if answers:
+            self._handle(answers)
+        self._reindex()
+
+    def _handle(self, intents: list[Intent]) -> None:
+        """Execute ``intents`` and what the bot answers to their events, first in, first out."""
+        queue = self._queue
+        busy = bool(queue)
+        queue.extend(intents)
+        if busy:
+            return  # an outer call is draining the queue
+        execute, tell, now = self.desk.execute, self.bot.on_order_event, self.clock.now
+        while queue:
+            intent = queue[0]
+            if type(intent) is PlaceOrder:
+                intent = _triggered(intent, now)
+            for event in execute(USER, BOT_ID, intent):
+                answer = tell(event)  # type: ignore[arg-type]
+                if answer:
+                    queue.extend(answer)
+            queue.popleft()
+
+    # ---------------------------------------------------------------- summary
+    def summary(self, elapsed: float) -> dict[str, Any]:
+        """The run's figures (:meth:`Books.summary`); money and quantities as decimal strings."""
+        self.catch_up()
+        rows = self.desk.store.orders()
+        refused_places = sum(1 for r in self.desk.store.rejections if r.intent_id is not None)
+        return self.books.summary(
+            strategy=self.setup.spec.strategy,
+            status=self.bot.status(),
+            events=self.events,
+            trades=self.trades,
+            placed=sum(1 for r in rows if r.venue_order_id is not None),
+            rejected=refused_places + sum(1 for r in rows if r.status == "rejected"),
+            open_orders=sum(1 for r in rows if r.status in order_status.OPEN),
+            last_ts=self._ts if self.events else None,
+            elapsed=elapsed,
+        )
+
+
+def _triggered(intent: PlaceOrder, ts: int) -> PlaceOrder:
+    """``intent`` caused by the event at ``ts`` (ns): live from the next event (rule 1)."""
+    return msgspec.structs.replace(intent, trigger_ts=ts)
+
+
+def run_backtest(
+    setup: Setup, events: Iterable[QuoteTick | TradeTick], progress: Progress | None = None
+) -> Result:
+    """Run ``setup``'s bot over ``events`` (see :class:`Backtest`)."""
+    return Backtest(setup).run(events, progress)
+
+
+def open_events(setup: Setup, paths: list[Path], fmt: str) -> Iterator[QuoteTick | TradeTick]:
+    """The bot's market events in ``paths`` (:mod:`tradebus.feeds.readers`), merged by ``ts_recv``.
+
+    A two-market bot (``spread``) reads the files once per symbol; ties keep
+    the primary symbol first, so a run is deterministic. Only ``binance-raw``
+    frames name their symbol: in the other formats a file holds one market,
+    so a spread takes one ``--data`` file per leg, in the legs' order
+    (``symbol_a`` first).
+
+    Raises
+    ------
+    ValueError
+        If a spread in a format without symbols is not given one file per leg.
+    """
+    from tradebus.feeds.readers import read_events
+
+    symbols = list(setup.symbols)
+    if len(symbols) > 1 and fmt != "binance-raw":
+        if len(paths) != len(symbols):
+            raise ValueError(
+                f"{fmt} files hold one market each: give one --data file per leg"
+                f" ({', '.join(symbols)}, in that order), got {len(paths)}"
+            )
+        pairs = zip(paths, symbols, strict=True)
+        streams = [read_events([p], fmt, s, venue=VENUE) for p, s in pairs]
+        return heapq.merge(*streams, key=_ts_recv)
+    streams = [read_events(paths, fmt, s, venue=VENUE) for s in symbols]
+    if len(streams) == 1:
+        return streams[0]
+    return heapq.merge(*streams, key=_ts_recv)
+
+
+def _ts_recv(event: QuoteTick | TradeTick) -> int:
+    return event.ts_recv
