@@ -33,8 +33,8 @@ from tests.support.data import BTC_RAW
 from tests.support.execution import execution_ready
 from tests.support.intents import intents_settled
 from tests.support.services import eventually, service
-from tradebus.cli.botctl import gather_statuses
 from tradebus.common.positions import Position
+from tradebus.control.bots import gather_statuses
 from tradebus.execution.bootstrap import run as run_execution
 from tradebus.execution.settings import ExecutionSettings
 from tradebus.feeds.readers import read_frames

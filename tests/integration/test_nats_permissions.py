@@ -35,7 +35,8 @@ from tradebus.common.bus import (
     intents_stream_config,
     publish_event,
 )
-from tradebus.strategy.kvstore import open_bots, open_buckets
+from tradebus.control.botstore import open_bots
+from tradebus.strategy.kvstore import open_buckets
 
 CONF = Path(__file__).resolve().parents[2] / "deploy" / "nats" / "nats.conf"
 PEOPLE = ("alice", "bob", "carol", "dave")

@@ -31,9 +31,9 @@ from tradebus.common.messages import (
     Intent,
     PlaceOrder,
 )
+from tradebus.control.botstore import apply_specs
 from tradebus.strategies.botfile import load_specs
 from tradebus.strategy.bootstrap import run
-from tradebus.strategy.kvstore import apply_specs
 from tradebus.strategy.settings import StrategySettings
 
 BOTS = """

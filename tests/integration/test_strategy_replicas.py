@@ -26,17 +26,18 @@ from tests.support.data import raw_feed_files
 from tests.support.execution import execution_ready
 from tests.support.intents import intents_settled
 from tests.support.services import eventually, service
-from tradebus.cli.botctl import gather_statuses
 from tradebus.cli.localstack import free_port
 from tradebus.cli.processes import ServiceProcess
 from tradebus.common import subjects
 from tradebus.common.markets import MarketCatalog, default_markets_path
+from tradebus.control.bots import gather_statuses
+from tradebus.control.botstore import apply_specs
 from tradebus.execution.bootstrap import run as run_execution
 from tradebus.execution.settings import ExecutionSettings
 from tradebus.marketdata.bootstrap import run as run_marketdata
 from tradebus.marketdata.settings import MarketdataSettings
 from tradebus.strategies.botfile import load_specs
-from tradebus.strategy.kvstore import apply_specs, open_buckets
+from tradebus.strategy.kvstore import open_buckets
 from tradebus.strategy.leases import Leases
 
 USERS = 50

@@ -23,10 +23,11 @@ from tradebus.common.clock import LiveClock
 from tradebus.common.ids import AccountId, BotId, UserId
 from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.publish_acks import PublishAcks
+from tradebus.control.botstore import apply_specs
 from tradebus.strategies.registry import BotSpec
 from tradebus.strategy.host import BotRunner, Dispatcher
 from tradebus.strategy.host_metrics import HostMetrics
-from tradebus.strategy.kvstore import apply_specs, open_buckets
+from tradebus.strategy.kvstore import open_buckets
 from tradebus.strategy.publisher import IntentPublisher
 from tradebus.strategy.supervisor import Supervisor
 

@@ -18,7 +18,9 @@ was refused or not answered, 2 bad input.
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
+import os
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -31,24 +33,18 @@ from nats.aio.client import Client as NATS
 from tradebus.cli.tables import render_table
 from tradebus.common import subjects
 from tradebus.common.bus import MSG_ID
-from tradebus.common.codec import decode_bot_command_reply, decode_bots_reply, decode_event, encode
+from tradebus.common.codec import decode_event, encode
 from tradebus.common.ids import IntentId
 from tradebus.common.messages import (
     BotCommand,
-    BotCommandReply,
-    BotsQuery,
-    BotsReply,
     BotStatus,
     CancelAll,
     CancelOrder,
-    ErrorReply,
     Intent,
     PlaceOrder,
 )
-from tradebus.strategy.apply import apply_file_to
-from tradebus.strategy.leases import Leases
-
-GATHER_SECONDS = 1.0
+from tradebus.control.bots import ControlError, gather_statuses, send_command
+from tradebus.control.botstore import BotManagedElsewhere, apply_file_to
 
 
 class CommandError(Exception):
@@ -64,6 +60,15 @@ class CommandError(Exception):
 
 def _dumps(value: Any) -> str:
     return json.dumps(msgspec.to_builtins(value), indent=2, default=str)
+
+
+def cli_actor() -> str:
+    """Who runs this CLI, for the audit log: ``cli:<login>``."""
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        login = str(os.getuid())
+    return f"cli:{login}"
 
 
 async def _quiet(exc: Exception) -> None:
@@ -92,6 +97,8 @@ async def apply_file(
     nc = await _connect(url)
     try:
         result = await apply_file_to(nc.jetstream(), path, markets, prune, dry_run)
+    except BotManagedElsewhere as exc:
+        raise CommandError(str(exc)) from None
     finally:
         await nc.close()
     if as_json:
@@ -107,40 +114,6 @@ async def apply_file(
         f"{len(result.removed)} removed, {len(result.unchanged)} unchanged"
     )
     return render_table(["BOT", "CHANGE"], rows) + "\n" + summary
-
-
-async def _live_hosts(nc: NATS) -> int | None:
-    try:
-        kv = await nc.jetstream().key_value(subjects.KV_LEASES)
-        return len(await Leases(kv, "cli").live_replicas() - {"cli"})
-    except Exception:
-        return None
-
-
-async def gather_statuses(nc: NATS, bot: str | None = None) -> list[BotsReply]:
-    """Send ``ctl.bots.list`` (or ``status`` for one bot) and collect every host's reply."""
-    expected = 1 if bot else await _live_hosts(nc)
-    inbox = nc.new_inbox()
-    sub = await nc.subscribe(inbox)
-    verb = "status" if bot else "list"
-    await nc.publish(subjects.ctl("bots", verb), encode(BotsQuery(bot=bot)), reply=inbox)
-    replies: list[BotsReply] = []
-    deadline = time.monotonic() + GATHER_SECONDS + (2.0 if bot else 0.0)
-    try:
-        while time.monotonic() < deadline and (expected is None or len(replies) < expected):
-            try:
-                msg = await sub.next_msg(timeout=max(0.01, deadline - time.monotonic()))
-            except nats.errors.TimeoutError:
-                break
-            if not msg.data:  # a "no responders" status: no host is up
-                break
-            reply = decode_bots_reply(msg.data)
-            if isinstance(reply, ErrorReply):
-                raise CommandError(f"{reply.error}: {reply.message}")
-            replies.append(reply)
-    finally:
-        await sub.unsubscribe()
-    return replies
 
 
 def _money(value: Decimal | None, places: int = 2) -> str:
@@ -208,6 +181,8 @@ async def list_bots(url: str, user: str | None, as_json: bool) -> str:
     nc = await _connect(url)
     try:
         replies = await gather_statuses(nc)
+    except ControlError as exc:
+        raise CommandError(str(exc)) from None
     finally:
         await nc.close()
     statuses = [s for r in replies for s in r.bots if user is None or s.user == user]
@@ -222,6 +197,8 @@ async def bot_status(url: str, bot: str, as_json: bool) -> str:
     nc = await _connect(url)
     try:
         replies = await gather_statuses(nc, bot)
+    except ControlError as exc:
+        raise CommandError(str(exc)) from None
     finally:
         await nc.close()
     statuses = [s for r in replies for s in r.bots]
@@ -234,17 +211,12 @@ async def command_bot(url: str, verb: str, bot: str, fresh: bool, as_json: bool)
     """``tradebus bots pause|resume|stop|start BOT``."""
     nc = await _connect(url)
     try:
-        command = BotCommand(bot=bot, mode="fresh" if fresh else "resume")
-        try:
-            msg = await nc.request(subjects.ctl("bots", verb), encode(command), timeout=5.0)
-        except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
-            raise CommandError(f"no strategy host answered {verb} for {bot!r}") from None
+        command = BotCommand(bot=bot, mode="fresh" if fresh else "resume", actor=cli_actor())
+        reply = await send_command(nc, verb, command)
+    except ControlError as exc:  # "no host answered" says it all; a refusal says its reason
+        raise CommandError(exc.message if exc.error == "no_host" else str(exc)) from None
     finally:
         await nc.close()
-    reply = decode_bot_command_reply(msg.data)
-    if isinstance(reply, ErrorReply):
-        raise CommandError(f"{reply.error}: {reply.message}")
-    assert isinstance(reply, BotCommandReply)
     if as_json:
         return _dumps(reply)
     state = f" (state {reply.status.state}, phase {reply.status.phase})" if reply.status else ""

@@ -32,7 +32,6 @@ import nats.js.errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
-from tradebus.cli.botctl import gather_statuses
 from tradebus.cli.localstack import (
     LocalNats,
     LocalPostgres,
@@ -59,6 +58,7 @@ from tradebus.common.messages import (
     ReconRunRequest,
     TradeTick,
 )
+from tradebus.control.bots import gather_statuses
 
 LOCAL_DATABASE = "tradebus"
 PRICE_SAMPLE_NS = 1_000_000_000

@@ -90,6 +90,7 @@ class TolerantClient(NATS):
 STREAM_MAX_AGE_SECONDS: dict[str, float] = {
     subjects.STREAM_EXEC: 7 * DAY_SECONDS,
     subjects.STREAM_RECON: 30 * DAY_SECONDS,
+    subjects.STREAM_AUDIT: 30 * DAY_SECONDS,  # a buffer: the gateway writes it to audit_log
 }
 INTENTS_MAX_AGE_SECONDS = 7 * DAY_SECONDS
 DEADLETTER_MAX_AGE_SECONDS = 30 * DAY_SECONDS
@@ -308,8 +309,8 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
 
 
 async def ensure_streams(js: JetStreamContext) -> None:
-    """Create the shared streams (``EXEC``, ``RECON``), or update them to the current
-    definition. Idempotent."""
+    """Create the shared streams (``EXEC``, ``RECON``, ``AUDIT``), or update them to the
+    current definition. Idempotent."""
     for config in stream_configs():
         await ensure_stream(js, config)
 

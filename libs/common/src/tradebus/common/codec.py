@@ -19,14 +19,18 @@ import msgspec
 
 from tradebus.common.messages import (
     AccountHalted,
+    AccountsSync,
+    AccountsSyncReply,
     AdjustReply,
     AdjustRequest,
+    AuditEvent,
     BalancesQuery,
     BalancesReply,
     BotCommand,
     BotCommandReply,
     BotsQuery,
     BotsReply,
+    BotStatusChanged,
     ErrorReply,
     FeedStatus,
     Intent,
@@ -71,6 +75,12 @@ _recon_run_request = msgspec.json.Decoder(ReconRunRequest)
 _recon_run_reply: msgspec.json.Decoder[ReconRunReply | ErrorReply] = msgspec.json.Decoder(
     ReconRunReply | ErrorReply
 )
+_accounts_sync = msgspec.json.Decoder(AccountsSync)
+_accounts_sync_reply: msgspec.json.Decoder[AccountsSyncReply | ErrorReply] = msgspec.json.Decoder(
+    AccountsSyncReply | ErrorReply
+)
+_audit_event = msgspec.json.Decoder(AuditEvent)
+_bot_status_changed = msgspec.json.Decoder(BotStatusChanged)
 _bots_query = msgspec.json.Decoder(BotsQuery)
 _bots_reply: msgspec.json.Decoder[BotsReply | ErrorReply] = msgspec.json.Decoder(
     BotsReply | ErrorReply
@@ -100,6 +110,12 @@ decode_balances_reply = _balances_reply.decode
 decode_recon_report = _recon_report.decode
 decode_recon_run_request = _recon_run_request.decode
 decode_recon_run_reply = _recon_run_reply.decode
+decode_accounts_sync = _accounts_sync.decode
+decode_accounts_sync_reply = _accounts_sync_reply.decode
+decode_audit_event = _audit_event.decode
+"""``bytes -> AuditEvent`` for ``audit.*`` subjects."""
+decode_bot_status_changed = _bot_status_changed.decode
+"""``bytes -> BotStatusChanged`` for ``bot.status.*`` subjects."""
 decode_bots_query = _bots_query.decode
 decode_bots_reply = _bots_reply.decode
 decode_bot_command = _bot_command.decode

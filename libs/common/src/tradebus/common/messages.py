@@ -21,7 +21,7 @@ One typed decoder per kind of subject is built once in :mod:`tradebus.common.cod
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -409,11 +409,12 @@ class AdjustReply(Message, frozen=True, kw_only=True):
 class PaperAdjust(Message, frozen=True, kw_only=True):
     """Move a paper account's venue balance by hand, without the ledger knowing
     (``ctl.paper.adjust``): what a user selling on the exchange's website does. For
-    demos and drift tests; live venues ignore it."""
+    demos and drift tests; live venues ignore it. ``actor``: who asked (audit log)."""
 
     account: str
     asset: str
     delta: Decimal
+    actor: str = ""
 
 
 RECON_REPLY_REPORTS = 500
@@ -421,9 +422,10 @@ RECON_REPLY_REPORTS = 500
 
 
 class ReconRunRequest(Message, frozen=True, kw_only=True):
-    """Ask the reconciler to run now (``ctl.recon.run``)."""
+    """Ask the reconciler to run now (``ctl.recon.run``); ``actor``: who asked (audit log)."""
 
     account: AccountId | None = None
+    actor: str = ""
 
 
 class ReconRunReply(Message, frozen=True, kw_only=True):
@@ -515,11 +517,14 @@ class BotCommand(Message, frozen=True, kw_only=True):
     ``start`` takes ``mode``: ``resume`` (restore the last snapshot, then the
     order events after it) or ``fresh`` (cancel the bot's open orders and
     forget its state). ``stop`` cancels the bot's orders when its
-    ``cancel_on_exit`` says so; ``pause`` keeps them.
+    ``cancel_on_exit`` says so; ``pause`` keeps them. ``actor`` names who asked
+    (``alice`` through the gateway, ``cli:<login>`` from the CLI; empty from a
+    bare ``nats req``): the host writes it to the audit log.
     """
 
     bot: str
     mode: StartMode = "resume"
+    actor: str = ""
 
 
 class BotCommandReply(Message, frozen=True, kw_only=True):
@@ -550,6 +555,7 @@ class KillSwitchCommand(Message, frozen=True, kw_only=True):
     action: KillSwitchAction
     account: AccountId | None = None
     reason: str = ""
+    actor: str = ""
 
 
 class KillSwitchReply(Message, frozen=True, kw_only=True):
@@ -560,3 +566,75 @@ class KillSwitchReply(Message, frozen=True, kw_only=True):
     global_reason: str | None
     accounts: dict[AccountId, str]
     canceled: int = 0
+
+
+# --------------------------------------------------------------------------
+# Bot status changes: bot.status.<user>.<bot> (core NATS, strategy hosts -> anyone)
+# --------------------------------------------------------------------------
+
+
+class BotStatusChanged(Message, frozen=True, kw_only=True):
+    """A bot's status after something about it changed (its lifecycle, phase, orders,
+    position or P&L), published by the host running it on ``bot.status.<user>.<bot>``;
+    ``ts_event`` is when the host published it (ns). At most about one per bot per
+    second while only prices move; every lifecycle change at once."""
+
+    status: BotStatus
+    ts_event: int
+
+
+# --------------------------------------------------------------------------
+# Accounts at run time: ctl.accounts.sync (request/reply to execution)
+# --------------------------------------------------------------------------
+
+
+class AccountsSync(Message, frozen=True, kw_only=True):
+    """Ask execution to load, reload or unload accounts from the ledger's
+    ``account_configs`` table (``ctl.accounts.sync``): ``account`` alone, or all of
+    them when None. A deleted account is unloaded: its open orders are canceled and
+    its new intents refused (``unknown_account``). ``actor``: who asked (audit log)."""
+
+    account: AccountId | None = None
+    actor: str = ""
+
+
+class AccountsSyncReply(Message, frozen=True, kw_only=True):
+    """What a sync did: accounts ``loaded`` (new or changed), ``unloaded``, and the
+    ``failed`` ones with why (account -> message; the message never holds a key)."""
+
+    loaded: list[AccountId] = []
+    unloaded: list[AccountId] = []
+    failed: dict[AccountId, str] = {}
+
+
+# --------------------------------------------------------------------------
+# Audit log: audit.<source> (JetStream AUDIT -> the gateway writes audit_log)
+# --------------------------------------------------------------------------
+
+AuditSource = Literal["gateway", "cli", "strategy", "execution", "reconciler"]
+
+
+class AuditEvent(Message, frozen=True, kw_only=True):
+    """One state-changing action, whoever made it (``audit.<source>``).
+
+    ``event_id`` is unique (a UUID; the stream's ``Nats-Msg-Id`` and the
+    ``audit_log`` row's key, so a republished event is written once);
+    ``ts_event`` when it happened (ns); ``actor`` who did it (a user id, ``cli:<login>``,
+    or a service); ``source`` the part of tradebus that did it; ``action`` a dotted
+    verb (``bot.pause``, ``account.create``, ``killswitch.engage``); ``target`` what it
+    acted on (``bot:alice-ladder``, ``account:alice-paper``, ``user:bob``);
+    ``user`` the owner of the target (None for the whole system); ``before`` and
+    ``after`` the target's values around the change (None where there is none);
+    ``details`` anything else (a reason, a mode). Never a secret.
+    """
+
+    event_id: str
+    ts_event: int
+    actor: str
+    source: AuditSource
+    action: str
+    target: str
+    user: UserId | None = None
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    details: dict[str, Any] = {}

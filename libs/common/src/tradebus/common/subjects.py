@@ -20,7 +20,11 @@ subject                            kind                producer -> consumer
 ``ctl.<area>.<verb>``              request/reply       CLI -> services
 ``ctl.killswitch``                 request/reply       operator -> execution
 ``ctl.paper.adjust``               request/reply       operator -> execution
+``ctl.accounts.sync``              request/reply       gateway, CLI -> execution
 ``exec.adjust``                    request/reply       reconciler -> execution
+``bot.status.<user>.<bot>``        core NATS           hosts -> gateway, the user
+``audit.<source>``                 JetStream AUDIT     every actor -> gateway
+                                                       (writes ``audit_log``)
 KV ``bots``: ``<bot>``             JetStream KV        ``bots apply`` -> hosts
 KV ``bot_state``: ``<bot>``        JetStream KV        host -> host (snapshots)
 KV ``leases``: ``bot.<bot>``,      JetStream KV (TTL)  host replicas
@@ -60,6 +64,9 @@ INTENTS_STREAM_PREFIX = "INTENTS_"
 """Each user's intents are in stream ``INTENTS_<user>`` (:func:`intents_stream`)."""
 STREAM_EXEC = "EXEC"
 STREAM_RECON = "RECON"
+STREAM_AUDIT = "AUDIT"
+"""State-changing actions of every part of tradebus, until the gateway writes them to
+``audit_log`` (:class:`~tradebus.common.messages.AuditEvent`)."""
 STREAM_DEADLETTER = "DEADLETTER"
 """Intents execution gave up on, and JetStream's advisories of intents delivered too often."""
 
@@ -226,11 +233,35 @@ CTL_PAPER_ADJUST = "ctl.paper.adjust"
 """Request/reply to execution: move a paper venue balance by hand (``PaperAdjust``)."""
 CTL_KILLSWITCH = "ctl.killswitch"
 """Request/reply to execution: engage, release or show the kill switch (``KillSwitchCommand``)."""
+CTL_ACCOUNTS_SYNC = "ctl.accounts.sync"
+"""Request/reply to execution: load or unload accounts of ``account_configs`` (``AccountsSync``)."""
+
+
+def bot_status(user: str, bot: str) -> str:
+    """``bot.status.<user>.<bot>``: a bot's :class:`~tradebus.common.messages.BotStatusChanged`."""
+    return f"bot.status.{token(user, 'user')}.{token(bot, 'bot')}"
+
+
+def bot_status_of(user: str) -> str:
+    """``bot.status.<user>.>``: the status changes of every bot of ``user``."""
+    return f"bot.status.{token(user, 'user')}.>"
+
+
+BOT_STATUS_ALL = "bot.status.>"
+
+
+def audit(source: str) -> str:
+    """``audit.<source>``: an :class:`~tradebus.common.messages.AuditEvent` made by ``source``."""
+    return f"audit.{token(source, 'source')}"
+
+
+AUDIT_ALL = "audit.>"
 
 
 STREAM_SUBJECTS: dict[str, list[str]] = {
     STREAM_EXEC: [EXEC_EVT_ALL, EXEC_ALERT_ALL],
     STREAM_RECON: [RECON_ALL],
+    STREAM_AUDIT: [AUDIT_ALL],
 }
 """Which subjects each shared JetStream stream captures (each user's ``INTENTS_<user>``:
 :func:`intents_stream_subjects`; ``DEADLETTER``: execution's own)."""

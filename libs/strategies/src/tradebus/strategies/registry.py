@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import msgspec
 
@@ -37,7 +37,9 @@ class BotSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     ``group`` is the strategy block of the bot file it came from (bots of one
     group share a volume target); ``symbol`` is the market of single-market
     strategies (``spread`` names its two in ``params``); ``params`` holds the
-    strategy's parameters as JSON values (money as strings).
+    strategy's parameters as JSON values (money as strings). ``managed_by``
+    says who writes it to KV ``bots``: a bot ``file`` (``tradebus bots apply``)
+    or the ``api`` (the gateway); neither changes the other's bots.
     """
 
     id: BotId
@@ -49,6 +51,7 @@ class BotSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     group: str = ""
     params: dict[str, Any] = {}
     enabled: bool = True
+    managed_by: Literal["file", "api"] = "file"
 
     @property
     def group_name(self) -> str:

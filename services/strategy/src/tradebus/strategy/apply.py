@@ -15,16 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import nats
-from nats.js import JetStreamContext
 
 from tradebus.common.config import SECRET, ConfigError, Settings, load_settings
-from tradebus.common.markets import MarketCatalog, default_markets_path
-from tradebus.strategies.botfile import load_specs
-from tradebus.strategy.kvstore import ApplyResult, apply_specs
+from tradebus.control.botstore import ApplyResult, BotManagedElsewhere, apply_file_to
 
 
 class BotsApplySettings(Settings, frozen=True, kw_only=True):
@@ -36,25 +32,6 @@ class BotsApplySettings(Settings, frozen=True, kw_only=True):
     prune: bool = True
     metrics_port: int = 0
     log_level: str = "info"
-
-
-async def apply_file_to(
-    js: JetStreamContext,
-    path: str | Path,
-    markets_file: str | Path | None = None,
-    prune: bool = True,
-    dry_run: bool = False,
-) -> ApplyResult:
-    """Validate the bot file ``path`` and make KV ``bots`` hold its bots.
-
-    Raises
-    ------
-    ConfigError
-        If the bot file or the markets file is invalid (nothing is written).
-    """
-    catalog = MarketCatalog.load(markets_file or default_markets_path())
-    specs = load_specs(path, catalog)
-    return await apply_specs(js, specs, prune=prune, dry_run=dry_run)
 
 
 async def apply_bot_file(
@@ -85,7 +62,7 @@ def main() -> None:
                 settings.nats_url, settings.bots_file, settings.markets_file, settings.prune
             )
         )
-    except ConfigError as exc:
+    except (ConfigError, BotManagedElsewhere) as exc:
         print(f"tradebus-bots-apply: {exc}", file=sys.stderr)
         sys.exit(2)
     except Exception as exc:

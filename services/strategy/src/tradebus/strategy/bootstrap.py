@@ -32,12 +32,13 @@ from tradebus.common.codec import decode_event, decode_market
 from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.metrics import new_registry, serve_metrics
 from tradebus.common.publish_acks import PublishAcks
+from tradebus.control.botstore import apply_specs
 from tradebus.strategies.botfile import load_specs
 from tradebus.strategy.control import Control
 from tradebus.strategy.host import Dispatcher
 from tradebus.strategy.host_metrics import HostMetrics
 from tradebus.strategy.inputs import Balances, GroupVolumes
-from tradebus.strategy.kvstore import apply_specs, open_buckets
+from tradebus.strategy.kvstore import open_buckets
 from tradebus.strategy.publisher import IntentPublisher
 from tradebus.strategy.settings import StrategySettings, default_replica_id
 from tradebus.strategy.supervisor import STABLE_BEATS, Supervisor

@@ -35,10 +35,11 @@ from tradebus.common.codec import decode_event, encode
 from tradebus.common.ids import intent_id
 from tradebus.common.markets import MarketCatalog
 from tradebus.common.messages import CancelAll
+from tradebus.control.botstore import decode_spec
 from tradebus.strategies.registry import BotSpec, build_bot
 from tradebus.strategy.host import BotRunner, Dispatcher
 from tradebus.strategy.host_metrics import HostMetrics
-from tradebus.strategy.kvstore import BotRecord, Buckets, decode_record, decode_spec
+from tradebus.strategy.kvstore import BotRecord, Buckets, decode_record
 from tradebus.strategy.leases import Leases, preferred_owner
 from tradebus.strategy.publisher import IntentPublisher
 

@@ -1,0 +1,241 @@
+"""The bot specs of JetStream KV ``bots``: one :class:`BotSpec` JSON per bot id.
+
+Strategy hosts watch the bucket and pick up additions, changes and removals
+live (added bots start, changed ones take their new parameters, removed or
+disabled ones stop, cancelling per ``cancel_on_exit``). Two writers share it:
+
+* a bot file (``tradebus bots apply -f FILE``, compose's ``bots-apply``):
+  :func:`apply_specs` makes the bucket hold the file's bots, and with ``prune``
+  deletes the *file's* bots that are no longer in it;
+* the gateway (people through the web API): :func:`create_spec`,
+  :func:`update_spec` and :func:`delete_spec`, one bot at a time, each
+  conditional on the revision the caller read (optimistic concurrency: two
+  edits of one bot never silently overwrite each other).
+
+``BotSpec.managed_by`` says which writer owns a bot, so a bot file never
+prunes or overwrites a bot made through the API, and the API never edits a
+bot of the file (:class:`BotManagedElsewhere`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+from tradebus.common import subjects
+from tradebus.common.codec import encode
+from tradebus.common.markets import MarketCatalog, default_markets_path
+from tradebus.strategies.botfile import load_specs
+from tradebus.strategies.registry import BotSpec
+
+BOTS_HISTORY = 5
+"""Revisions KV ``bots`` keeps per bot."""
+
+
+class BotStoreError(Exception):
+    """A change of KV ``bots`` was refused; the message names the bot and why."""
+
+
+class BotExists(BotStoreError):
+    """:func:`create_spec` of a bot id that is taken."""
+
+
+class BotNotFound(BotStoreError):
+    """The bot is not in KV ``bots`` (never was, or was deleted)."""
+
+
+class BotChanged(BotStoreError):
+    """The bot changed since the caller read it (another writer came first): read again."""
+
+
+class BotManagedElsewhere(BotStoreError):
+    """A bot file tried to change a bot of the API, or the other way round."""
+
+
+_spec = msgspec.json.Decoder(BotSpec)
+
+
+def decode_spec(data: bytes) -> BotSpec:
+    """Decode a ``bots`` value (raises ``msgspec.DecodeError`` if it is not one)."""
+    return _spec.decode(data)
+
+
+async def open_kv(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:
+    """Open the bucket of ``config``, creating it if it does not exist yet."""
+    try:
+        return await js.key_value(config.bucket)
+    except BucketNotFoundError:
+        return await js.create_key_value(config=config)
+
+
+async def open_bots(js: JetStreamContext) -> KeyValue:
+    """Open KV ``bots``, creating it if needed."""
+    return await open_kv(js, KeyValueConfig(bucket=subjects.KV_BOTS, history=BOTS_HISTORY))
+
+
+async def read_specs(kv: KeyValue) -> dict[str, BotSpec]:
+    """Every spec in KV ``bots`` by bot id."""
+    out: dict[str, BotSpec] = {}
+    try:
+        keys = await kv.keys()
+    except Exception as exc:  # nats-py raises NoKeysError on an empty bucket
+        if type(exc).__name__ == "NoKeysError":
+            return out
+        raise
+    for key in keys:
+        try:
+            entry = await kv.get(key)
+        except KeyNotFoundError:
+            continue
+        if entry.value:
+            out[key] = decode_spec(entry.value)
+    return out
+
+
+async def get_spec(kv: KeyValue, bot: str) -> tuple[BotSpec, int] | None:
+    """``(spec, revision)`` of ``bot``, or None when it is not in the bucket."""
+    try:
+        entry = await kv.get(subjects.token(bot, "bot"))
+    except KeyNotFoundError:  # KeyDeletedError is one too
+        return None
+    if not entry.value:
+        return None
+    return decode_spec(entry.value), int(entry.revision or 0)
+
+
+async def create_spec(kv: KeyValue, spec: BotSpec) -> int:
+    """Add a new bot (validated beforehand); returns its revision.
+
+    Raises
+    ------
+    BotExists
+        If a bot of that id exists.
+    """
+    try:  # nats-py's create also re-creates a deleted key
+        return int(await kv.create(spec.id, encode(spec)))
+    except KeyWrongLastSequenceError:
+        raise BotExists(f"bot {spec.id!r} exists") from None
+
+
+async def update_spec(kv: KeyValue, spec: BotSpec, revision: int) -> int:
+    """Replace bot ``spec.id`` if it is still at ``revision``; returns the new revision.
+
+    Raises
+    ------
+    BotNotFound
+        If the bot is not in the bucket.
+    BotManagedElsewhere
+        If the stored bot is managed by the other writer.
+    BotChanged
+        If the bot changed since ``revision``.
+    """
+    current = await get_spec(kv, spec.id)
+    if current is None:
+        raise BotNotFound(f"no bot {spec.id!r}")
+    if current[0].managed_by != spec.managed_by:
+        raise BotManagedElsewhere(
+            f"bot {spec.id!r} is managed by its {current[0].managed_by}, not the {spec.managed_by}"
+        )
+    try:
+        return int(await kv.update(spec.id, encode(spec), last=revision))
+    except KeyWrongLastSequenceError:
+        raise BotChanged(f"bot {spec.id!r} changed since revision {revision}") from None
+
+
+async def delete_spec(kv: KeyValue, bot: str, revision: int | None = None) -> None:
+    """Delete ``bot`` (its host stops it, cancelling per ``cancel_on_exit``); with
+    ``revision``, only if it is still at that revision.
+
+    Raises
+    ------
+    BotNotFound
+        If the bot is not in the bucket.
+    BotChanged
+        If ``revision`` is given and the bot changed since.
+    """
+    if await get_spec(kv, bot) is None:
+        raise BotNotFound(f"no bot {bot!r}")
+    try:
+        await kv.delete(bot, last=revision)
+    except KeyWrongLastSequenceError:
+        raise BotChanged(f"bot {bot!r} changed since revision {revision}") from None
+
+
+class ApplyResult(msgspec.Struct, kw_only=True):
+    """What :func:`apply_specs` changed, as bot ids."""
+
+    added: list[str]
+    changed: list[str]
+    removed: list[str]
+    unchanged: list[str]
+
+
+async def apply_specs(
+    js: JetStreamContext, specs: list[BotSpec], prune: bool = True, dry_run: bool = False
+) -> ApplyResult:
+    """Make KV ``bots`` hold ``specs`` (a bot file's, validated beforehand).
+
+    Writes new and changed specs; with ``prune`` deletes the bots of a file
+    (``managed_by == "file"``) that are not in ``specs`` (their hosts stop
+    them, cancelling per ``cancel_on_exit``). Bots made through the API are
+    never touched. ``dry_run`` only computes the result.
+
+    Raises
+    ------
+    BotManagedElsewhere
+        If a spec has the id of a bot made through the API (nothing is written).
+    """
+    bots = await open_bots(js)
+    current = await read_specs(bots)
+    taken = sorted(s.id for s in specs if s.id in current and current[s.id].managed_by != "file")
+    if taken:
+        raise BotManagedElsewhere(
+            f"bot id(s) {', '.join(taken)} belong to bots made through the API; rename them"
+        )
+    result = ApplyResult(added=[], changed=[], removed=[], unchanged=[])
+    for spec in specs:
+        old = current.get(spec.id)
+        if old is None:
+            result.added.append(spec.id)
+        elif encode(old) != encode(spec):
+            result.changed.append(spec.id)
+        else:
+            result.unchanged.append(spec.id)
+            continue
+        if not dry_run:
+            await bots.put(spec.id, encode(spec))
+    wanted = {s.id for s in specs}
+    if prune:
+        for bot in sorted(set(current) - wanted):
+            if current[bot].managed_by != "file":
+                continue
+            result.removed.append(bot)
+            if not dry_run:
+                await bots.delete(bot)
+    return result
+
+
+async def apply_file_to(
+    js: JetStreamContext,
+    path: str | Path,
+    markets_file: str | Path | None = None,
+    prune: bool = True,
+    dry_run: bool = False,
+) -> ApplyResult:
+    """Validate the bot file ``path`` and make KV ``bots`` hold its bots (:func:`apply_specs`).
+
+    Raises
+    ------
+    ConfigError
+        If the bot file or the markets file is invalid (nothing is written).
+    BotManagedElsewhere
+        If the file names a bot made through the API (nothing is written).
+    """
+    catalog = MarketCatalog.load(markets_file or default_markets_path())
+    specs = load_specs(path, catalog)
+    return await apply_specs(js, specs, prune=prune, dry_run=dry_run)
