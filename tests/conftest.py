@@ -6,6 +6,8 @@
 * ``data_dir``: the recorded market data, ``$TRADEBUS_DATA_DIR`` or ``../shared/data``.
 * ``btc_ticks``: the ticks of the start of the first BTCUSDT recording (per module).
 * ``nc``: a NATS connection to ``nats_url``.
+* ``secure_nats``: a nats-server in operator mode with fresh identities per test
+  (:mod:`tests.support.secure_nats`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import nats
 import pytest
 from nats.aio.client import Client as NATS
 
+from tests.support import secure_nats as secure_support
 from tests.support.data import BTC_RAW, parse_ticks
 from tests.support.markets import BTCUSDT_MIN
 from tradebus.cli.localstack import LocalNats, LocalPostgres, create_database, with_database
@@ -61,6 +64,14 @@ async def nc(nats_url: str) -> AsyncIterator[NATS]:
     conn = await nats.connect(nats_url)
     yield conn
     await conn.close()
+
+
+@pytest.fixture
+async def secure_nats(tmp_path: Path) -> AsyncIterator[secure_support.SecureNats]:
+    """A nats-server in operator mode (fresh identities, the shipped accounts file's people
+    preloaded) that lives for one test: :class:`tests.support.secure_nats.SecureNats`."""
+    async with secure_support.secure_nats(tmp_path / "secure-nats") as secure:
+        yield secure
 
 
 @pytest.fixture(scope="session")

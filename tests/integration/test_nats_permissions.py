@@ -1,30 +1,31 @@
-"""``deploy/nats/nats.conf`` really refuses what a user may not do, and allows what it must.
+"""The NATS identities really refuse what a user may not do, and allow what it must.
 
-One nats-server runs with the repository's config (passwords generated for the test,
-JetStream in a temp dir): the system account ``TRADEBUS`` (services, operator) and one
-account per person. The server answers a forbidden publish or subscription with
-``-ERR 'Permissions Violation ...'``, which nats-py hands to the error callback
-asynchronously: each refusal is asserted on that callback *and* on the message never
-arriving (in a stream or at a subscriber). What a person's reply subjects can reach
-is in tests/security/test_reply_subjects.py.
+One nats-server runs in operator mode with fresh identities (``secure_nats``:
+``tradebus nats-init``'s, JetStream in a temp dir): the account ``TRADEBUS``
+(services, gateway, operator, each user with its own allow-list of
+:mod:`tradebus.natsauth.permissions`) and one account per person. The server
+answers a forbidden publish or subscription with ``-ERR 'Permissions Violation
+...'``, which nats-py hands to the error callback asynchronously: each refusal
+is asserted on that callback *and* on the message never arriving (in a stream or
+at a subscriber). What a person's reply subjects can reach is in
+tests/security/test_reply_subjects.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import msgspec
 import nats
+import nats.errors
 import pytest
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from tests.support.intents import ensure_intent_streams
-from tradebus.cli.localstack import LocalNats
-from tradebus.cli.natsauth import SERVICES, conf_users, generate_passwords, with_user
+from tests.support.secure_nats import Conn, SecureNats
 from tradebus.common import subjects
 from tradebus.common.bus import (
     MSG_ID,
@@ -36,69 +37,22 @@ from tradebus.common.bus import (
     publish_event,
 )
 from tradebus.control.botstore import open_bots
+from tradebus.natsauth.accounts import person_credentials, system_user_creds
+from tradebus.natsauth.claims import KeyPair
+from tradebus.natsauth.identities import write_secret
+from tradebus.natsauth.permissions import GATEWAY_AUDIT
 from tradebus.strategy.kvstore import open_buckets
 
-CONF = Path(__file__).resolve().parents[2] / "deploy" / "nats" / "nats.conf"
-PEOPLE = ("alice", "bob", "carol", "dave")
 SETTLE = 0.3
 """Seconds to wait for a message that must not come (the server answers in microseconds)."""
-
-
-class Server(msgspec.Struct):
-    """The running server: its URL without credentials and each user's password."""
-
-    url: str
-    passwords: dict[str, str]
-
-
-class Conn(msgspec.Struct):
-    """A connection and the errors the server reported to it (lowercased)."""
-
-    nc: NATS
-    errors: list[str]
-
-    async def violations(self) -> list[str]:
-        """Permission errors reported so far (after a round trip to the server)."""
-        await self.nc.flush()
-        await asyncio.sleep(0.05)  # the error callback runs as its own task
-        return [e for e in self.errors if "permissions violation" in e]
-
 
 Connect = Callable[[str], Awaitable[Conn]]
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    passwords, env = generate_passwords(conf_users(CONF))
-    local = LocalNats(tmp_path / "nats", CONF, env)
-    yield Server(local.start(), passwords)
-    local.stop()
-
-
-@pytest.fixture
-async def connect(server: Server) -> AsyncIterator[Connect]:
-    """``await connect(user)``: a connection as ``user`` (people use their inbox prefix)."""
-    conns: list[NATS] = []
-
-    async def _connect(user: str) -> Conn:
-        errors: list[str] = []
-
-        async def on_error(exc: Exception) -> None:
-            errors.append(str(exc).lower())
-
-        extra = {"inbox_prefix": f"_INBOX_{user}"} if user in PEOPLE else {}
-        nc = await nats.connect(
-            with_user(server.url, user, server.passwords[user]),
-            error_cb=on_error,
-            allow_reconnect=False,
-            **extra,
-        )
-        conns.append(nc)
-        return Conn(nc, errors)
-
-    yield _connect
-    for nc in conns:
-        await nc.close()
+def connect(secure_nats: SecureNats) -> Connect:
+    """``await connect(user)``: a connection with ``user``'s credentials."""
+    return secure_nats.connect
 
 
 async def until_imported(sender: Conn, person: Conn, subject: str, heard: list[str]) -> None:
@@ -129,26 +83,28 @@ async def stream_subjects(nc: NATS, stream: str) -> list[str]:
     return stored
 
 
-def test_config_declares_every_service_person_and_the_operator() -> None:
-    users = conf_users(CONF)
-    assert set(users) >= {*SERVICES, *PEOPLE, "operator"}
-    for user, variable in users.items():
-        assert variable == f"TRADEBUS_NATS_{user.upper()}_PASSWORD"
-    assert 'password: "' not in CONF.read_text() and "password: '" not in CONF.read_text()
-
-
-async def test_missing_password_variable_stops_the_server(tmp_path: Path) -> None:
-    from tradebus.cli.localstack import LocalServerError
-
-    _, env = generate_passwords(conf_users(CONF))
-    env.pop("TRADEBUS_NATS_BOB_PASSWORD")
-    with pytest.raises(LocalServerError, match="TRADEBUS_NATS_BOB_PASSWORD"):
-        LocalNats(tmp_path / "nats", CONF, env).start()
-
-
-async def test_wrong_password_is_refused(server: Server) -> None:
-    with pytest.raises(nats.errors.Error):
-        await nats.connect(with_user(server.url, "alice", "wrong"), allow_reconnect=False)
+async def test_only_credentials_the_operator_signed_are_accepted(
+    secure_nats: SecureNats, tmp_path: Path
+) -> None:
+    # a user of an account the operator never signed: refused
+    stranger = KeyPair.generate("account")
+    forged = tmp_path / "forged.creds"
+    write_secret(forged, system_user_creds(stranger, "operator"))
+    with pytest.raises((nats.errors.Error, OSError)):
+        await secure_nats.connect(forged)
+    # a person's credentials for someone else's account: refused
+    identities = secure_nats.installation.identities
+    bob_account = secure_nats.registrar().account_public_key("bob")
+    with pytest.raises(ValueError, match="not the NATS account of alice"):
+        person_credentials(identities, "alice", bob_account, 60)
+    # expired credentials: refused
+    expired = tmp_path / "expired.creds"
+    account = secure_nats.registrar().account_public_key("alice")
+    write_secret(expired, person_credentials(identities, "alice", account, 1, now=1_000))
+    with pytest.raises((nats.errors.Error, OSError)):
+        await secure_nats.connect(expired)
+    # and the real ones work
+    assert (await secure_nats.connect("alice")).nc.is_connected
 
 
 async def test_a_person_sends_and_reads_only_as_themselves(connect: Connect) -> None:
@@ -178,10 +134,20 @@ async def test_a_person_sends_and_reads_only_as_themselves(connect: Connect) -> 
     assert await alice.violations() == []
 
     # refused: publishing for bob, and as the operator's or a service's subjects
-    for subject in ("intent.bob.x", "exec.evt.alice.manual", "ctl.bots.stop", "md.quote.x.y"):
+    forbidden = (
+        "intent.bob.x",
+        "exec.evt.alice.manual",
+        "ctl.bots.stop",
+        "md.quote.x.y",
+        "person.intent.alice.x",
+        "$KV.bots.alice-bot",
+        "$JS.API.STREAM.INFO.INTENTS_alice",
+        "$SYS.REQ.CLAIMS.UPDATE",
+    )
+    for subject in forbidden:
         await alice.nc.publish(subject, b"{}")
     refused = await alice.violations()
-    assert len(refused) == 4 and all("publish" in e for e in refused), refused
+    assert len(refused) == len(forbidden) and all("publish" in e for e in refused), refused
 
     # refused: reading bob's events, every intent, the balances query
     alice.errors.clear()
@@ -332,3 +298,176 @@ async def test_marketdata_and_reconciler_stay_in_their_lanes(connect: Connect) -
     await reconciler.nc.subscribe("exec.evt.>")
     assert len(await marketdata.violations()) == 3
     assert len(await reconciler.violations()) == 2
+
+
+async def test_every_service_ensures_the_shared_streams_and_audits_itself(
+    connect: Connect,
+) -> None:
+    """What each service's start asks (``ensure_streams``: EXEC, RECON, AUDIT) and its
+    audit trail (``audit.<service>``); marketdata does neither."""
+    operator = await connect("operator")
+    for name in ("strategy", "execution", "reconciler", "gateway"):
+        conn = await connect(name)
+        js = conn.nc.jetstream(timeout=3)
+        await ensure_streams(js)
+        ack = await js.publish(subjects.audit(name), b"{}")
+        assert ack.stream == subjects.STREAM_AUDIT
+        await conn.nc.publish(subjects.audit("someone-else"), b"{}")
+        refused = await conn.violations()
+        assert len(refused) == 1 and "audit.someone-else" in refused[0], (name, refused)
+    assert await stream_subjects(operator.nc, subjects.STREAM_AUDIT) == [
+        "audit.strategy", "audit.execution", "audit.reconciler", "audit.gateway",
+    ]  # fmt: skip
+    marketdata = await connect("marketdata")
+    await marketdata.nc.publish(subjects.audit("marketdata"), b"{}")
+    assert len(await marketdata.violations()) == 1
+
+
+async def test_strategy_statuses_and_execution_accounts_sync(connect: Connect) -> None:
+    strategy = await connect("strategy")
+    execution = await connect("execution")
+    gateway = await connect("gateway")
+    seen: list[str] = []
+
+    async def on_status(msg: Msg) -> None:
+        seen.append(msg.subject)
+
+    async def on_sync(msg: Msg) -> None:
+        await msg.respond(b"synced")
+
+    await gateway.nc.subscribe(subjects.BOT_STATUS_ALL, cb=on_status)
+    await execution.nc.subscribe(subjects.CTL_ACCOUNTS_SYNC, cb=on_sync)
+    await gateway.nc.flush()
+    await execution.nc.flush()
+    await strategy.nc.publish(subjects.bot_status("bob", "bob-ladder-btc"), b"{}")
+    reply = await gateway.nc.request(subjects.CTL_ACCOUNTS_SYNC, b"{}", timeout=3)
+    assert reply.data == b"synced"
+    await asyncio.sleep(SETTLE)
+    assert seen == ["bot.status.bob.bob-ladder-btc"]
+    for conn in (strategy, execution, gateway):
+        assert await conn.violations() == []
+
+
+async def test_the_gateway_does_what_the_api_needs_and_no_more(connect: Connect) -> None:
+    operator = await connect("operator")
+    ojs = operator.nc.jetstream()
+    await ensure_streams(ojs)
+    await ensure_intent_streams(ojs, ["alice"])
+    gateway = await connect("gateway")
+    js = gateway.nc.jetstream(timeout=3)
+
+    # a person's manual intent, as their own NATS intent would arrive
+    ack = await js.publish(subjects.person_intent("alice", "manual"), b"{}", headers={MSG_ID: "g1"})
+    assert ack.stream == subjects.intents_stream("alice")
+    # KV bots: read and write
+    bots = await open_bots(js)
+    await bots.put("alice-bot", b"{}")
+    assert (await bots.get("alice-bot")).value == b"{}"
+    # its durable consumer on AUDIT (the audit sink), and ordered reads of EXEC and AUDIT
+    await publish_event(ojs, subjects.audit("execution"), {"what": "x"}, "a1")
+    await publish_event(ojs, subjects.exec_evt("alice", "manual"), {"type": "x"}, "e1")
+    await js.add_consumer(
+        subjects.STREAM_AUDIT,
+        ConsumerConfig(
+            name=GATEWAY_AUDIT,
+            durable_name=GATEWAY_AUDIT,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+        ),
+    )
+    psub = await js.pull_subscribe_bind(durable=GATEWAY_AUDIT, stream=subjects.STREAM_AUDIT)
+    (msg,) = await psub.fetch(1, timeout=5)
+    assert msg.subject == "audit.execution"
+    await msg.ack()
+    for stream in (subjects.STREAM_EXEC, subjects.STREAM_AUDIT):
+        ordered = await js.subscribe(
+            ">", stream=stream, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
+        )
+        assert (await ordered.next_msg(timeout=5)).subject in (
+            "exec.evt.alice.manual",
+            "audit.execution",
+        )
+        await ordered.unsubscribe()
+    # balances and ctl.* requests go out (nobody answers here)
+    for subject in (subjects.exec_query("balances"), "ctl.bots.status", "ctl.killswitch"):
+        with pytest.raises(nats.errors.NoRespondersError):
+            await gateway.nc.request(subject, b"{}", timeout=1)
+    assert await gateway.violations() == []
+
+    # refused: the hosts' KV state, an order event, ticks, the claims update, streams
+    for subject in (
+        subjects.kv_subject(subjects.KV_BOT_STATE, "alice-bot"),
+        subjects.kv_subject(subjects.KV_KILLSWITCH, "global"),
+        "exec.evt.alice.manual",
+        "md.quote.binance.BTCUSDT",
+        "$SYS.REQ.CLAIMS.UPDATE",
+        "$JS.API.STREAM.DELETE.EXEC",
+        "$JS.API.STREAM.PURGE.INTENTS_alice",
+    ):
+        await gateway.nc.publish(subject, b"{}")
+    refused = await gateway.violations()
+    assert len(refused) == 7 and all("publish" in e for e in refused), refused
+    gateway.errors.clear()
+    for subject in ("intent.>", "md.>", "ctl.>"):
+        await gateway.nc.subscribe(subject)
+    assert len(await gateway.violations()) == 3
+
+
+async def test_claims_update_user_may_only_push_account_jwts(
+    secure_nats: SecureNats,
+) -> None:
+    updater = await secure_nats.connect(secure_nats.installation.sys_creds)
+    for subject in ("$SYS.REQ.SERVER.PING", "$SYS.REQ.ACCOUNT.PING.CONNZ", "intent.alice.x"):
+        await updater.nc.publish(subject, b"")
+    await updater.nc.subscribe("$SYS.ACCOUNT.>")
+    assert len(await updater.violations()) == 4
+
+
+async def test_a_person_added_at_run_time_uses_nats_without_a_restart(
+    secure_nats: SecureNats,
+) -> None:
+    """zoe is in no accounts file: the registrar pushes her account to the running
+    server; her credentials work at once; disabling her closes her connection."""
+    operator = await secure_nats.connect("operator")
+    ojs = operator.nc.jetstream()
+    await ensure_streams(ojs)
+    await ensure_intent_streams(ojs, ["zoe"])
+    with pytest.raises((nats.errors.Error, OSError)):  # unknown account: refused
+        await secure_nats.connect("zoe")
+    registrar = secure_nats.registrar()
+    account = await registrar.register("zoe")
+    assert account == await registrar.register("zoe")  # idempotent
+    closed = asyncio.Event()
+    zoe = await secure_nats.connect("zoe", closed_cb=_set(closed))
+    ack = await zoe.nc.jetstream().publish("intent.zoe.manual", b"{}", headers={MSG_ID: "z1"})
+    assert ack.stream == subjects.intents_stream("zoe")
+    events: list[str] = []
+
+    async def on_event(msg: Msg) -> None:
+        events.append(msg.subject)
+
+    await zoe.nc.subscribe("exec.evt.zoe.>", cb=on_event)
+    await zoe.nc.flush()
+    await until_imported(operator, zoe, "exec.evt.zoe.probe", events)
+    await zoe.nc.publish("intent.alice.manual", b"{}")
+    await zoe.nc.subscribe("exec.evt.alice.>")
+    assert len(await zoe.violations()) == 2
+
+    await registrar.disable("zoe", account)
+    await asyncio.wait_for(closed.wait(), 10)
+    with pytest.raises((nats.errors.Error, OSError)):
+        await secure_nats.connect("zoe")
+    await registrar.register("zoe")  # enabled again: new credentials work
+    assert (await secure_nats.connect("zoe")).nc.is_connected
+
+
+def _set(event: asyncio.Event) -> Callable[[], Awaitable[None]]:
+    async def callback() -> None:
+        event.set()
+
+    return callback
+
+
+async def test_people_of_the_accounts_file_are_preloaded(connect: Connect) -> None:
+    for person in ("alice", "bob", "carol", "dave"):
+        assert (await connect(person)).nc.is_connected

@@ -1,100 +1,41 @@
 """The attacks of tests/security run with the attacker's own credentials.
 
-* ``secure_nats``: a nats-server running the repository's ``deploy/nats/nats.conf``
-  (its people are alice, bob, carol and dave), passwords generated for the test,
-  JetStream in a temp dir. ``secure_nats.connect(user)`` connects as that user and
-  records every error the server reports to it.
+* ``secure_nats`` (tests/conftest.py, :mod:`tests.support.secure_nats`): a
+  nats-server in operator mode with fresh identities; its people (alice, bob,
+  carol, dave) each have a NATS account of their own. ``secure_nats.connect(user)``
+  connects with that user's ``.creds`` and records every error the server
+  reports to it.
 * :func:`running_execution`: the real execution service (``run(settings, stop)``)
-  connected as the NATS user ``execution``, on the test's PostgreSQL, with an
-  accounts file of the test; ready once it answers ``exec.query.balances``.
+  connected with the credentials of the NATS user ``execution``, on the test's
+  PostgreSQL, with an accounts file of the test; ready once it answers
+  ``exec.query.balances``.
 * :class:`Person`: a person's own connection, collecting their order events
   (``exec.evt.<user>.>``) with the time each arrived.
 
-Only what every version of tradebus has is used here (the config file, the
-password helpers, the service's ``run``, the bus protocol), so an attack can be
-run against an older checkout to see it succeed there.
+Only the bus protocol, the service's ``run`` and the NATS identities are used
+here, so an attack can be run against another checkout to compare.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import nats
-import pytest
 from nats.aio.client import Client as NATS
 
+from tests.support.secure_nats import Conn, SecureNats
 from tests.support.services import eventually, service
-from tradebus.cli.localstack import LocalNats
-from tradebus.cli.natsauth import conf_users, generate_passwords, with_user
 from tradebus.common import subjects
 from tradebus.common.codec import decode_event
 from tradebus.execution.bootstrap import run as run_execution
 from tradebus.execution.settings import ExecutionSettings
 
-REPO = Path(__file__).resolve().parents[2]
-CONF = REPO / "deploy" / "nats" / "nats.conf"
-
-
-@dataclass
-class Conn:
-    """A connection and the errors the server reported to it (lowercased)."""
-
-    nc: NATS
-    errors: list[str] = field(default_factory=list)
-
-
-@dataclass
-class SecureNats:
-    """The running server (URL without credentials) and every user's password."""
-
-    url: str
-    passwords: dict[str, str]
-    conns: list[NATS] = field(default_factory=list)
-
-    def user_url(self, user: str) -> str:
-        """``nats://<user>:<password>@...`` of this server."""
-        return with_user(self.url, user, self.passwords[user])
-
-    async def connect(self, user: str, **options: Any) -> Conn:
-        """Connect as ``user`` (closed at the end of the test)."""
-        conn = Conn(nc=NATS())
-
-        async def on_error(exc: Exception) -> None:
-            conn.errors.append(str(exc).lower())
-
-        options.setdefault("allow_reconnect", False)
-        if user not in ("operator", "execution", "strategy", "reconciler", "marketdata"):
-            options.setdefault("inbox_prefix", f"_INBOX_{user}")  # any version's conf allows it
-        conn.nc = await nats.connect(self.user_url(user), error_cb=on_error, **options)
-        self.conns.append(conn.nc)
-        return conn
-
-
-@pytest.fixture
-async def secure_nats(tmp_path: Path) -> AsyncIterator[SecureNats]:
-    passwords, env = generate_passwords(conf_users(CONF))
-    server = LocalNats(tmp_path / "nats", CONF, env)
-    secure = SecureNats(server.start(), passwords)
-    yield secure
-    for nc in secure.conns:
-        if not nc.is_closed:
-            await nc.close()
-    server.stop()
-
-
-@pytest.fixture
-def secure_nats_sync(tmp_path: Path) -> Iterator[SecureNats]:
-    """The same server for synchronous tests."""
-    passwords, env = generate_passwords(conf_users(CONF))
-    server = LocalNats(tmp_path / "nats", CONF, env)
-    yield SecureNats(server.start(), passwords)
-    server.stop()
+__all__ = ["Conn", "SecureNats"]
 
 
 async def execution_answers(nc: NATS) -> bool:
@@ -120,7 +61,8 @@ async def running_execution(
     path = tmp_path / "accounts.yaml"
     path.write_text(accounts)
     config = ExecutionSettings(
-        nats_url=secure.user_url("execution"),
+        nats_url=secure.url,
+        nats_creds=str(secure.creds("execution")),
         database_url=database_url,
         accounts_file=str(path),
         metrics_port=0,

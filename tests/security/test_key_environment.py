@@ -1,8 +1,8 @@
 """Keys given through ``api_key_env``/``secret_env`` are in execution's environment alone.
 
 The stack is started the way ``tradebus demo`` starts it (:class:`Demo.start
-<tradebus.cli.demo.Demo>`: nats-server with ``deploy/nats/nats.conf``, the
-migrations, then the four services as real processes), with the demo's
+<tradebus.cli.demo.Demo>`: nats-server in operator mode, the migrations, then
+the four services as real processes, each with its own NATS credentials), with the demo's
 accounts plus a live Backpack account whose keys come from two variables of
 this process. Its venue is a closed local port, so execution keeps running
 with the account ``connecting``. Then ``/proc/<pid>/environ`` of every
@@ -25,6 +25,7 @@ from tradebus.cli.demo import Demo, DemoOptions
 from tradebus.cli.localstack import free_port
 from tradebus.cli.processes import BASE_ENV, BASE_ENV_PREFIXES
 from tradebus.cli.stack import LocalStack
+from tradebus.natsauth.identities import people_of
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("execution", "reconciler", "strategy", "marketdata")
@@ -33,7 +34,7 @@ DECOY_VAR = "SOME_OTHER_SERVICE_TOKEN"
 
 
 def live_account(closed_port: int) -> str:
-    """Bob's live Backpack account (bob is a person of the demo and of ``nats.conf``): its
+    """Bob's live Backpack account (bob is a person of the demo, with a NATS account): its
     venue is a closed local port, its keys come from variables."""
     return f"""
   - id: bob-backpack
@@ -82,10 +83,14 @@ async def test_keys_reach_execution_alone(
         var=tmp_path / "var",
         database_url=database_url,
         binance_ws_url=f"ws://127.0.0.1:{closed}/stream",
-        nats_config=REPO / "deploy" / "nats" / "nats.conf",
     )
     stack = LocalStack(
-        opts.var, opts.nats_url, opts.database_url, say=lambda _: None, nats_config=opts.nats_config
+        opts.var,
+        opts.nats_url,
+        opts.database_url,
+        say=lambda _: None,
+        nats_auth=True,
+        people=people_of(accounts),
     )
     try:
         await Demo(opts, stack).start(["BTCUSDT", "ETHUSDT"])
@@ -102,7 +107,7 @@ async def test_keys_reach_execution_alone(
         for value in (api_key, secret, decoy)
     }
     assert holders == {api_key: ["execution"], secret: ["execution"], decoy: []}, holders
-    # nor does the local nats-server (it gets the NATS passwords, nothing else of ours)
+    # nor does the local nats-server (it gets nothing of ours at all)
     assert not {api_key, secret, decoy} & set(server_env.values())
     assert environs["execution"][KEY_VAR] == api_key
     assert environs["execution"][SECRET_VAR] == secret
@@ -116,8 +121,11 @@ async def test_keys_reach_execution_alone(
             and k not in own
         ]
         assert not extra, f"{name} inherited {extra}"
-    # each service has its own NATS password: none sees another's URL
-    urls = {name: env["TRADEBUS_NATS_URL"] for name, env in environs.items()}
+    # each service has its own NATS credentials: none is told of another's (or a key)
+    assert stack.nats_auth is not None
+    creds = {name: str(stack.nats_auth.creds[name]) for name in SERVICES}
     for name, env in environs.items():
-        others = [n for n, url in urls.items() if n != name and url in env.values()]
-        assert not others, f"{name} holds the NATS URL of {others}"
+        assert env["TRADEBUS_NATS_CREDS"] == creds[name]
+        others = [n for n, path in creds.items() if n != name and path in env.values()]
+        assert not others, f"{name} holds the NATS credentials of {others}"
+        assert not any(str(stack.nats_auth.directory / "keys") in v for v in env.values())

@@ -11,6 +11,15 @@ NATS CLI equivalent (README, "Controlling bots"):
   (JetStream, ``Nats-Msg-Id`` = intent id) and wait for the answer on
   ``exec.evt.<user>.manual``.
 
+Changes are audited: ``bots apply`` publishes one event per bot it writes
+(``audit.cli``); a ``ctl.*`` command carries ``actor = cli:<login>``
+(:func:`cli_actor`) and the service that carries it out records it. Manual
+intents are not audit events: the ledger keeps every order with its source.
+
+Every command connects with ``creds``, the path of a ``.creds`` file
+(``--nats-creds``: the operator's of ``tradebus nats-init``; "" none), given to
+it explicitly.
+
 Tables for people, ``--json`` for scripts. Exit status: 0 ok, 1 the request
 was refused or not answered, 2 bad input.
 """
@@ -18,9 +27,7 @@ was refused or not answered, 2 bad input.
 from __future__ import annotations
 
 import asyncio
-import getpass
 import json
-import os
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -31,9 +38,8 @@ import nats
 from nats.aio.client import Client as NATS
 
 from tradebus.cli.tables import render_table
-from tradebus.common import subjects
-from tradebus.common.bus import MSG_ID
-from tradebus.common.codec import decode_event, encode
+from tradebus.common.bus import check_creds
+from tradebus.common.clock import LiveClock
 from tradebus.common.ids import IntentId
 from tradebus.common.messages import (
     BotCommand,
@@ -43,6 +49,8 @@ from tradebus.common.messages import (
     Intent,
     PlaceOrder,
 )
+from tradebus.control import intents
+from tradebus.control.audit import AuditTrail, local_actor
 from tradebus.control.bots import ControlError, gather_statuses, send_command
 from tradebus.control.botstore import BotManagedElsewhere, apply_file_to
 
@@ -63,40 +71,60 @@ def _dumps(value: Any) -> str:
 
 
 def cli_actor() -> str:
-    """Who runs this CLI, for the audit log: ``cli:<login>``."""
-    try:
-        login = getpass.getuser()
-    except (KeyError, OSError):  # no name for this uid (a container)
-        login = str(os.getuid())
-    return f"cli:{login}"
+    """Who runs this CLI, for the audit log: ``cli:<login>`` (:func:`local_actor`)."""
+    return local_actor("cli")
 
 
 async def _quiet(exc: Exception) -> None:
     """nats-py's error callback: a failure is reported once, as a :class:`CommandError`."""
 
 
-async def _connect(url: str) -> NATS:
+async def _connect(url: str, creds: str = "") -> NATS:
+    """A connection to ``url`` with the ``.creds`` file ``creds`` ("" none: ``--nats-creds``).
+
+    Raises
+    ------
+    CommandError
+        If the credentials file is unusable or the server cannot be reached.
+    """
     # max_reconnect_attempts=0 would mean "retry forever" to nats-py: a command with the
     # server down would hang; one retry, soon, then give up
     try:
+        if creds:
+            check_creds(creds)
         return await nats.connect(
             url,
             connect_timeout=3,
             max_reconnect_attempts=1,
             reconnect_time_wait=0.2,
             error_cb=_quiet,
+            user_credentials=creds or None,
         )
     except Exception as exc:
         raise CommandError(f"cannot reach NATS at {url}: {exc!r}") from None
 
 
 async def apply_file(
-    url: str, path: Path, markets: Path | None, dry_run: bool, prune: bool, as_json: bool
+    url: str,
+    path: Path,
+    markets: Path | None,
+    dry_run: bool,
+    prune: bool,
+    as_json: bool,
+    creds: str = "",
 ) -> str:
-    """Validate ``path`` and write it to KV ``bots``; returns what to print."""
-    nc = await _connect(url)
+    """Validate ``path`` and write it to KV ``bots``; returns what to print.
+
+    Each bot added, changed or removed is recorded in the audit log
+    (``audit.cli``, by :func:`cli_actor`); a dry run records nothing.
+    """
+    nc = await _connect(url, creds)
+    js = nc.jetstream()
     try:
-        result = await apply_file_to(nc.jetstream(), path, markets, prune, dry_run)
+        audit = AuditTrail(js, "cli", LiveClock())
+        result = await apply_file_to(
+            js, path, markets, prune, dry_run, audit=audit, actor=cli_actor()
+        )
     except BotManagedElsewhere as exc:
         raise CommandError(str(exc)) from None
     finally:
@@ -176,9 +204,9 @@ def status_block(s: BotStatus) -> str:
     return "\n".join(lines)
 
 
-async def list_bots(url: str, user: str | None, as_json: bool) -> str:
+async def list_bots(url: str, user: str | None, as_json: bool, creds: str = "") -> str:
     """``tradebus bots list``."""
-    nc = await _connect(url)
+    nc = await _connect(url, creds)
     try:
         replies = await gather_statuses(nc)
     except ControlError as exc:
@@ -192,9 +220,9 @@ async def list_bots(url: str, user: str | None, as_json: bool) -> str:
     return bots_table(statuses) + f"\n{len(statuses)} bots on {hosts} host(s)"
 
 
-async def bot_status(url: str, bot: str, as_json: bool) -> str:
+async def bot_status(url: str, bot: str, as_json: bool, creds: str = "") -> str:
     """``tradebus bots status BOT``."""
-    nc = await _connect(url)
+    nc = await _connect(url, creds)
     try:
         replies = await gather_statuses(nc, bot)
     except ControlError as exc:
@@ -207,9 +235,11 @@ async def bot_status(url: str, bot: str, as_json: bool) -> str:
     return _dumps(statuses[0]) if as_json else status_block(statuses[0])
 
 
-async def command_bot(url: str, verb: str, bot: str, fresh: bool, as_json: bool) -> str:
+async def command_bot(
+    url: str, verb: str, bot: str, fresh: bool, as_json: bool, creds: str = ""
+) -> str:
     """``tradebus bots pause|resume|stop|start BOT``."""
-    nc = await _connect(url)
+    nc = await _connect(url, creds)
     try:
         command = BotCommand(bot=bot, mode="fresh" if fresh else "resume", actor=cli_actor())
         reply = await send_command(nc, verb, command)
@@ -223,64 +253,28 @@ async def command_bot(url: str, verb: str, bot: str, fresh: bool, as_json: bool)
     return f"{bot}: {reply.message}{state} [host {reply.host}]"
 
 
-def _answers(intent: Intent, event: Any) -> bool:
-    """True if ``event`` answers ``intent``.
-
-    An :class:`OrderCanceled` carries the intent id of the order it ends and,
-    in ``cancel_intent_id``, the cancel that ended it.
-    """
-    ids = (event.intent_id, getattr(event, "cancel_intent_id", None))
-    return intent.intent_id in ids
-
-
-FINAL_EVENTS = {
-    "PlaceOrder": ("OrderRejected", "OrderFilled", "OrderCanceled"),
-    "CancelOrder": ("OrderRejected", "OrderCanceled", "CancelRejected"),
-    "CancelAll": ("OrderRejected",),
-}
-"""Per intent type, the answers after which no other is expected."""
-SETTLE_SECONDS = 0.3
-"""After a non-final answer (an acceptance, one of a cancel-all's cancels), wait this much more."""
-
-
-async def send_intent(url: str, user: str, intent: Intent, wait: float, as_json: bool) -> str:
-    """Publish a manual intent and wait for execution's answers to it."""
-    nc = await _connect(url)
-    events: list[Any] = []
-    final = FINAL_EVENTS[type(intent).__name__]
+async def send_intent(
+    url: str, user: str, intent: Intent, wait: float, as_json: bool, creds: str = ""
+) -> str:
+    """Publish a manual intent and wait for execution's answers to it
+    (:func:`tradebus.control.intents.send_intent`)."""
+    nc = await _connect(url, creds)
     try:
-        sub = await nc.subscribe(subjects.exec_evt(user, subjects.MANUAL_SOURCE))
-        try:
-            ack = await nc.jetstream().publish(
-                subjects.intent(user, subjects.MANUAL_SOURCE),
-                encode(intent),
-                headers={MSG_ID: intent.intent_id},
-            )
-        except (nats.js.errors.NoStreamResponseError, nats.errors.NoRespondersError):
+        events = await intents.send_intent(nc, user, intent, wait)
+    except intents.IntentRefused as exc:
+        if exc.kind == "no_stream":
             raise CommandError(
                 f"no stream takes {user}'s intents (is execution running, and does its"
                 f" accounts file have an account of {user}?)"
             ) from None
-        except nats.js.errors.APIError as exc:  # the user's quota: backlog, message size
-            raise CommandError(f"JetStream refused the intent: {exc.description}") from None
-        if ack.duplicate:
-            raise CommandError(f"intent id {intent.intent_id!r} was already used; pick a new --id")
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            try:
-                msg = await sub.next_msg(timeout=max(0.01, deadline - time.monotonic()))
-            except nats.errors.TimeoutError:
-                break
-            event = decode_event(msg.data)
-            if not _answers(intent, event):
-                continue
-            events.append(event)
-            if type(event).__name__ in final:
-                break
-            deadline = min(deadline, time.monotonic() + SETTLE_SECONDS)
+        if exc.kind == "duplicate":
+            raise CommandError(
+                f"intent id {intent.intent_id!r} was already used; pick a new --id"
+            ) from None
+        raise CommandError(exc.message) from None
     finally:
         await nc.close()
-    refused = any(type(e).__name__ in ("OrderRejected", "CancelRejected") for e in events)
+    refused = any(intents.is_refusal(e) for e in events)
     if as_json:
         output = _dumps({"intent": intent, "events": events})
         if refused:  # the exit status says so in JSON mode too
@@ -291,7 +285,7 @@ async def send_intent(url: str, user: str, intent: Intent, wait: float, as_json:
     lines = [f"sent {intent.intent_id}"]
     for e in events:
         if type(e).__name__ == "OrderCanceled":
-            detail = f"{e.intent_id} {e.reason}"
+            detail = f"{e.intent_id} {getattr(e, 'reason', '')}"
         else:
             detail = getattr(e, "reason", None) or getattr(e, "venue_order_id", None) or ""
         lines.append(f"  {type(e).__name__} {detail} {getattr(e, 'message', '')}".rstrip())

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 import nats.errors
 
-from tradebus.cli.botctl import CommandError, _connect
+from tradebus.cli.botctl import CommandError, _connect, cli_actor
 from tradebus.common import subjects
 from tradebus.common.codec import decode_killswitch_reply, encode
 from tradebus.common.messages import ErrorReply, KillSwitchCommand, KillSwitchReply
@@ -54,9 +54,12 @@ async def killswitch(args: argparse.Namespace) -> str:
         If execution does not answer or refuses the command.
     """
     command = KillSwitchCommand(
-        action=args.verb, account=args.account, reason=getattr(args, "reason", "")
+        action=args.verb,
+        account=args.account,
+        reason=getattr(args, "reason", ""),
+        actor=cli_actor(),  # execution records engage/release in the audit log
     )
-    nc = await _connect(args.nats_url)
+    nc = await _connect(args.nats_url, getattr(args, "nats_creds", ""))
     try:
         msg = await nc.request(subjects.CTL_KILLSWITCH, encode(command), timeout=30)
     except (nats.errors.NoRespondersError, nats.errors.TimeoutError):

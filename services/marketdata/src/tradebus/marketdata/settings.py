@@ -16,8 +16,9 @@ class MarketdataSettings(Settings, frozen=True, kw_only=True):
 
     Attributes
     ----------
-    nats_url
-        NATS server URL.
+    nats_url, nats_creds
+        NATS server URL, and the path of this service's ``.creds`` file (operator
+        mode, ``tradebus nats-init``; empty: connect without credentials).
     feed
         Venue whose feed this process runs: ``binance``, ``backpack``, or
         ``ccxt`` (any ccxt.pro exchange, named by ``ccxt_exchange``). One
@@ -67,6 +68,7 @@ class MarketdataSettings(Settings, frozen=True, kw_only=True):
     """
 
     nats_url: Annotated[str, SECRET] = "nats://127.0.0.1:4222"
+    nats_creds: Annotated[str, SECRET] = ""
     feed: Literal["binance", "backpack", "ccxt"] = "binance"
     symbols: list[str] = []
     replay_files: list[str] = []

@@ -16,8 +16,9 @@ class ReconcilerSettings(Settings, frozen=True, kw_only=True):
 
     Attributes
     ----------
-    nats_url
-        NATS server URL.
+    nats_url, nats_creds
+        NATS server URL, and the path of this service's ``.creds`` file (operator
+        mode, ``tradebus nats-init``; empty: connect without credentials).
     database_url
         Postgres URL of the ledger (read, plus report rows).
     interval_seconds
@@ -40,6 +41,7 @@ class ReconcilerSettings(Settings, frozen=True, kw_only=True):
     """
 
     nats_url: Annotated[str, SECRET] = "nats://127.0.0.1:4222"
+    nats_creds: Annotated[str, SECRET] = ""
     database_url: Annotated[str, SECRET] = "postgresql://tradebus@127.0.0.1:5432/tradebus"
     interval_seconds: float = 60.0
     tolerances: dict[str, Decimal] = msgspec.field(

@@ -21,8 +21,9 @@ class StrategySettings(Settings, frozen=True, kw_only=True):
 
     Attributes
     ----------
-    nats_url
-        NATS server URL.
+    nats_url, nats_creds
+        NATS server URL, and the path of this service's ``.creds`` file (operator
+        mode, ``tradebus nats-init``; empty: connect without credentials).
     bots_file
         If set, apply this bot file to KV ``bots`` at start-up (what
         ``tradebus bots apply -f`` does); empty = run what KV ``bots`` holds.
@@ -56,6 +57,7 @@ class StrategySettings(Settings, frozen=True, kw_only=True):
     """
 
     nats_url: Annotated[str, SECRET] = "nats://127.0.0.1:4222"
+    nats_creds: Annotated[str, SECRET] = ""
     bots_file: str = ""
     markets_file: str = ""
     metrics_port: int = 9100

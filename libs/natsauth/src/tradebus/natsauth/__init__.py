@@ -1,0 +1,1 @@
+"""tradebus NATS identities in operator mode (see :mod:`tradebus.natsauth.identities`)."""
