@@ -1,20 +1,22 @@
 """The end-of-run summary: per user and bot from the ledger, per account from reconciliation.
 
-Numbers come from the ledger (orders, fills, fees; position and P&L by the
-average-cost method of :mod:`tradebus.common.positions`), priced at the last
-trade each bot saw; state and cycles come from the bots' status blocks.
+Numbers come from the ledger: orders counted here, fills, fees, position and
+P&L from :func:`tradebus.ledger.reports.pnl.pnl_by_bot` (the average-cost
+method of :mod:`tradebus.common.positions`), priced at the last trade each
+bot saw; state and cycles come from the bots' status blocks.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-import asyncpg
 import msgspec
 
 from tradebus.cli.tables import render_table
+from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.messages import BotStatus, ReconReport
-from tradebus.common.positions import Position
+from tradebus.ledger.reports.pnl import MarketPnl, MarketResolver, pnl_by_bot
+from tradebus.ledger.reports.scope import ALL_USERS, LedgerReader
 
 
 class BotSummary(msgspec.Struct, kw_only=True):
@@ -36,34 +38,38 @@ class BotSummary(msgspec.Struct, kw_only=True):
 
 
 async def ledger_summary(
-    conn: asyncpg.Connection, statuses: dict[str, BotStatus]
+    conn: LedgerReader,
+    statuses: dict[str, BotStatus],
+    catalog: MarketCatalog | None = None,
 ) -> list[BotSummary]:
     """Summarise every ``(user, source, symbol)`` that placed orders, from the ledger.
 
-    ``statuses`` (bot id -> status) adds state, cycles and the last price;
-    without a status the unrealized P&L is zero.
+    ``statuses`` (bot id -> status) adds state, cycles and the last price, and
+    says which market data each bot's account trades on; without a status the
+    unrealized P&L is zero. ``catalog`` (the shipped markets file by default)
+    gives each market's base and quote asset, to count fees in the quote asset.
     """
-    orders = {
+    orders: dict[tuple[str, str, str], int] = {
         (r["user_id"], r["source"], r["symbol"]): r["n"]
         for r in await conn.fetch(
             "SELECT user_id, source, symbol, count(*) AS n FROM orders GROUP BY 1, 2, 3"
         )
     }
-    fills = await conn.fetch(
-        "SELECT o.user_id, o.source, f.symbol, f.side, f.price, f.qty, f.fee"
-        " FROM fills f JOIN orders o USING (client_order_id)"
-        " ORDER BY f.ts_event, f.recorded_ns, f.trade_id"
+    markets = MarketResolver(
+        catalog or MarketCatalog.load(default_markets_path()),
+        data_venues={s.account: s.venue for s in statuses.values()},
     )
-    positions: dict[tuple[str, str, str], Position] = {}
-    fill_counts: dict[tuple[str, str, str], int] = {}
-    for f in fills:
-        key = (f["user_id"], f["source"], f["symbol"])
-        positions.setdefault(key, Position()).apply(f["side"], f["qty"], f["price"], f["fee"])
-        fill_counts[key] = fill_counts.get(key, 0) + 1
+    marks = {
+        (s.venue, s.symbol): s.last_price for s in statuses.values() if s.last_price is not None
+    }
+    pnl: dict[tuple[str, str, str], MarketPnl] = {}
+    for r in await pnl_by_bot(conn, ALL_USERS, markets=markets, marks=marks):
+        bot_key = (str(r.user), r.bot or "", r.symbol)
+        pnl[bot_key] = r if bot_key not in pnl else _together(pnl[bot_key], r)
     rows = []
-    for key in sorted(orders):
+    for key in sorted(orders.keys() | pnl.keys()):
         user, source, symbol = key
-        pos = positions.get(key, Position())
+        row = pnl.get(key)
         status = statuses.get(source)
         last = status.last_price if status is not None else None
         rows.append(
@@ -71,19 +77,38 @@ async def ledger_summary(
                 user=user,
                 bot=source,
                 symbol=symbol,
-                orders=orders[key],
-                fills=fill_counts.get(key, 0),
-                avg_price=pos.avg_price,
-                position=pos.qty,
-                realized_pnl=pos.realized_pnl,
-                unrealized_pnl=pos.unrealized_pnl(last) if last is not None else Decimal(0),
-                fees=pos.fees,
+                orders=orders.get(key, 0),
+                fills=0 if row is None else row.fills,
+                avg_price=None if row is None else row.avg_price,
+                position=Decimal(0) if row is None else row.position,
+                realized_pnl=Decimal(0) if row is None else row.realized_pnl,
+                unrealized_pnl=Decimal(0)
+                if row is None or row.unrealized_pnl is None
+                else row.unrealized_pnl,
+                fees=Decimal(0) if row is None else row.fees,
                 state=status.state if status is not None else "-",
                 cycles=status.cycles_completed if status is not None else 0,
                 last_price=last,
             )
         )
     return rows
+
+
+def _together(a: MarketPnl, b: MarketPnl) -> MarketPnl:
+    """One summary row of a bot that traded one symbol in two accounts: the sums (an
+    average price only if one of them holds a position)."""
+    unrealized = None
+    if a.unrealized_pnl is not None and b.unrealized_pnl is not None:
+        unrealized = a.unrealized_pnl + b.unrealized_pnl
+    return msgspec.structs.replace(
+        a,
+        fills=a.fills + b.fills,
+        position=a.position + b.position,
+        avg_price=a.avg_price if not b.position else b.avg_price if not a.position else None,
+        realized_pnl=a.realized_pnl + b.realized_pnl,
+        unrealized_pnl=unrealized,
+        fees=a.fees + b.fees,
+    )
 
 
 def _fmt(value: Decimal | None, places: int) -> str:

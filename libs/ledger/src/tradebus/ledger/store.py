@@ -289,9 +289,13 @@ class Ledger:
         """
         async with self._pool.acquire() as conn, conn.transaction():
             inserted = await conn.fetchval(
+                # user_id and source are the order's (history by user and bot, migration
+                # 0007); no such order leaves them NULL and the insert fails (NOT NULL)
                 "INSERT INTO fills (venue, trade_id, client_order_id, account_id, symbol, side,"
-                " price, qty, fee, fee_asset, liquidity, ts_event, recorded_ns)"
-                " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)"
+                " price, qty, fee, fee_asset, liquidity, ts_event, recorded_ns, user_id, source)"
+                " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,"
+                " (SELECT o.user_id FROM orders o WHERE o.client_order_id = $3),"
+                " (SELECT o.source FROM orders o WHERE o.client_order_id = $3))"
                 " ON CONFLICT (venue, account_id, trade_id) DO NOTHING RETURNING 1",
                 fill.venue,
                 fill.trade_id,

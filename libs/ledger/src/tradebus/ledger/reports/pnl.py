@@ -1,0 +1,511 @@
+"""Position and P&L from the ledger's fills, per bot or account and market, and over time.
+
+The arithmetic is :class:`tradebus.common.positions.Position`'s (average
+cost; STRATEGIES.md §1), applied to the fills of each ``(bot or account,
+market)`` in the order of the venue's trade time (``ts_event``; ties in
+booking order). This module only chooses the fills and converts fees:
+
+* money is in the market's quote asset. A fee charged in the quote asset
+  counts as charged; a fee charged in the base asset (Backpack charges buys
+  in the asset bought) counts as ``fee * fill price``, and the position is
+  the filled quantity (the fee is a cost, not a smaller position: as
+  execution's risk state and the strategies count it); a fee in any other
+  asset (BNB) cannot be priced here, is left out of the P&L and is reported
+  per asset in ``other_fees``. A market :class:`MarketResolver` does not
+  know has no base or quote: all its fees are ``other_fees``;
+* a time range ``[since_ns, until_ns)`` (of ``ts_event``, ns) reports what
+  happened in it: every fill before ``until_ns`` is applied (the position
+  entering the range matters to what a sell in it realizes), and realized
+  P&L, fees, volumes and fill counts are the differences between the state
+  at ``since_ns`` and at ``until_ns``; position, average price and
+  unrealized P&L are those at ``until_ns``;
+* unrealized P&L is ``Position.unrealized_pnl(mark)`` at the mark the
+  caller passes for the market (``mark_source`` ``given``). Without one, and
+  with ``last_fill_marks=True``, the mark is the price of the latest fill of
+  that market (data venue and symbol) among the fills the report read
+  (before ``until_ns``; ``mark_source`` ``last_fill``): a stale price when
+  the market moved since, but the right one for a range that ended in the
+  past. Otherwise it is None (``mark_source`` None).
+
+Each report reads its fills in one snapshot (a repeatable-read, read-only
+transaction) and streams them (a server-side cursor), so memory does not
+grow with the ledger; the time grows linearly with the fills before
+``until_ns`` (about 4 ms per 1,000 fills on a small test machine: see the
+timing test of tests/integration/test_ledger_reports.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from typing import ClassVar, Literal
+
+import asyncpg
+import msgspec
+from asyncpg.pool import PoolConnectionProxy
+
+from tradebus.common.ids import AccountId, UserId
+from tradebus.common.markets import Market, MarketCatalog
+from tradebus.common.money import ZERO
+from tradebus.common.positions import Position
+from tradebus.ledger.reports.scope import (
+    LedgerReader,
+    ReportArgumentError,
+    UserScope,
+    Where,
+    check_limit,
+    check_text,
+    check_time_range,
+    check_user,
+)
+
+Marks = Mapping[tuple[str, str], Decimal]
+"""Prices to value open positions at: ``(market-data venue, symbol) -> price`` (quote per
+base), e.g. ``{("binance", "BTCUSDT"): Decimal("60000")}``."""
+
+MAX_POINTS = 10_000
+"""The most points :func:`pnl_series` may be asked for."""
+
+_PREFETCH = 2000
+
+
+class MarketResolver:
+    """Finds the market of the fills of an account: its assets, and the venue whose prices
+    mark it.
+
+    A fill's venue is where it traded: a live venue (``backpack``), which is
+    also where its market data comes from, or ``paper``, whose fills trade on
+    another venue's data (the account's ``market_data``: ``binance`` by
+    default). ``data_venues`` maps each paper account to that venue; the
+    gateway and the CLI know it from the bots' specs (``BotStatus.venue`` /
+    ``BotSpec.venue`` with ``account``). A fill's market is
+    ``catalog[(data venue, symbol)]``, the data venue being
+    ``data_venues.get(account, fill venue)``.
+    """
+
+    def __init__(self, catalog: MarketCatalog, *, data_venues: Mapping[str, str]) -> None:
+        self._catalog = catalog
+        self._data_venues = dict(data_venues)
+        self._found: dict[tuple[str, str, str], Market | None] = {}
+
+    def data_venue(self, account: str, venue: str) -> str:
+        """The venue whose market data prices ``account``'s fills on ``venue``."""
+        return self._data_venues.get(account, venue)
+
+    def market(self, account: str, venue: str, symbol: str) -> Market | None:
+        """The market of ``account``'s fills of ``symbol`` on ``venue``, or None if the
+        catalog does not have it."""
+        where = (account, venue, symbol)
+        if where not in self._found:
+            key = (self.data_venue(account, venue), symbol)
+            self._found[where] = self._catalog.get(*key) if key in self._catalog else None
+        return self._found[where]
+
+
+def fee_in_quote(
+    fee: Decimal, fee_asset: str, price: Decimal, market: Market | None
+) -> Decimal | None:
+    """A fill's fee in the quote asset: as charged if in the quote asset, ``fee * price`` if
+    in the base asset (``price`` quote per base), None in any other asset or an unknown
+    market."""
+    if market is None:
+        return None
+    if fee_asset == market.quote:
+        return fee
+    if fee_asset == market.base:
+        return fee * price
+    return None
+
+
+class MarketPnl(msgspec.Struct, frozen=True, kw_only=True):
+    """Position and P&L of one market for one bot (:func:`pnl_by_bot`) or one account
+    (:func:`pnl_by_account`, ``bot`` None), over the range asked (module docstring).
+
+    Quantities in the base asset; ``avg_price``, ``mark`` in quote per base;
+    every other amount in the quote asset. ``venue`` is where the fills
+    traded, ``data_venue`` the venue whose prices mark them (the key of
+    ``marks``); ``base`` / ``quote`` None for a market the resolver does not
+    know. ``fills`` counts the fills in the range, ``first_fill_ns`` /
+    ``last_fill_ns`` their ``ts_event`` (None without any). ``position`` is
+    signed (short < 0), ``avg_price`` None when flat; ``unrealized_pnl`` is
+    None without a mark (zero when flat); ``mark_source`` says where the mark
+    came from (``given``: the caller's ``marks``; ``last_fill``: the latest
+    fill price; None: no mark). ``other_fees`` holds the fees that are in
+    neither the base nor the quote asset, per asset, left out of the P&L.
+    """
+
+    TIME_FIELDS: ClassVar[dict[str, str]] = {
+        "first_fill_ns": "first_fill_at",
+        "last_fill_ns": "last_fill_at",
+    }
+    """Time fields (int ns) and the name of their ISO-8601 column in CSV."""
+
+    user: UserId
+    bot: str | None
+    account: AccountId
+    venue: str
+    data_venue: str
+    symbol: str
+    base: str | None
+    quote: str | None
+    fills: int
+    position: Decimal
+    avg_price: Decimal | None
+    realized_pnl: Decimal
+    fees: Decimal
+    other_fees: dict[str, Decimal]
+    bought_qty: Decimal
+    bought_notional: Decimal
+    sold_qty: Decimal
+    sold_notional: Decimal
+    mark: Decimal | None
+    mark_source: Literal["given", "last_fill"] | None = None
+    unrealized_pnl: Decimal | None
+    first_fill_ns: int | None
+    last_fill_ns: int | None
+
+
+class PnlPoint(msgspec.Struct, frozen=True, kw_only=True):
+    """A bot's P&L just after one of its fills (:func:`pnl_series`).
+
+    The fill: ``ts_event`` (ns), ``account``, ``venue``, ``symbol``,
+    ``side``, ``price`` (quote per base), ``qty`` (base). Its market after
+    it: ``position`` (signed, base), ``avg_price`` (None when flat). The
+    bot's totals over every market charted (quote asset): ``realized_pnl``
+    and ``fees`` since the start of the range, ``unrealized_pnl`` of every
+    open position each at its market's latest fill price, and ``pnl`` =
+    realized + unrealized.
+    """
+
+    TIME_FIELDS: ClassVar[dict[str, str]] = {"ts_event": "time"}
+    """Time fields (int ns) and the name of their ISO-8601 column in CSV."""
+
+    ts_event: int
+    account: AccountId
+    venue: str
+    symbol: str
+    side: str
+    price: Decimal
+    qty: Decimal
+    position: Decimal
+    avg_price: Decimal | None
+    realized_pnl: Decimal
+    fees: Decimal
+    unrealized_pnl: Decimal
+    pnl: Decimal
+
+
+# ----------------------------------------------------------------------- reports
+async def pnl_by_bot(
+    db: LedgerReader,
+    user: UserScope,
+    *,
+    markets: MarketResolver,
+    marks: Marks,
+    bot: str | None = None,
+    since_ns: int | None = None,
+    until_ns: int | None = None,
+    last_fill_marks: bool = False,
+) -> list[MarketPnl]:
+    """Position and P&L per bot and market of ``user`` (:data:`~.scope.ALL_USERS`: everyone).
+
+    One row per ``(user, bot, account, venue, symbol)`` with fills before
+    ``until_ns``, sorted by those; ``bot`` keeps one bot's rows (a bot id or
+    ``manual``). The bot is the source of the filled order. Ranges, fees,
+    marks and ``last_fill_marks``: module docstring.
+
+    Raises
+    ------
+    ReportArgumentError
+        An argument is invalid; ``field`` names it.
+    """
+    user_id = check_user(user)
+    check_time_range(since_ns, until_ns)
+    where = Where()
+    where.equal("user_id", user_id)
+    where.equal("source", check_text("bot", bot))
+    return await _pnl(
+        db, where, markets, marks, since_ns, until_ns, by_bot=True, last_fill_marks=last_fill_marks
+    )
+
+
+async def pnl_by_account(
+    db: LedgerReader,
+    user: UserScope,
+    *,
+    markets: MarketResolver,
+    marks: Marks,
+    account: str | None = None,
+    since_ns: int | None = None,
+    until_ns: int | None = None,
+    last_fill_marks: bool = False,
+) -> list[MarketPnl]:
+    """Position and P&L per account and market of ``user`` (:data:`~.scope.ALL_USERS`:
+    everyone), all bots' and manual fills together (``bot`` None).
+
+    One row per ``(user, account, venue, symbol)`` with fills before
+    ``until_ns``, sorted by those; ``account`` keeps one account's rows. An
+    account's P&L is that of its fills in one position per market, which is
+    not the sum of its bots' rows when they trade the same market (each bot
+    averages its own cost). Ranges, fees, marks and ``last_fill_marks``:
+    module docstring.
+
+    Raises
+    ------
+    ReportArgumentError
+        An argument is invalid; ``field`` names it.
+    """
+    user_id = check_user(user)
+    check_time_range(since_ns, until_ns)
+    where = Where()
+    where.equal("user_id", user_id)
+    where.equal("account_id", check_text("account", account))
+    return await _pnl(
+        db, where, markets, marks, since_ns, until_ns, by_bot=False, last_fill_marks=last_fill_marks
+    )
+
+
+async def pnl_series(
+    db: LedgerReader,
+    user: UserScope,
+    bot: str,
+    *,
+    markets: MarketResolver,
+    symbol: str | None = None,
+    since_ns: int | None = None,
+    until_ns: int | None = None,
+    max_points: int = 1000,
+) -> list[PnlPoint]:
+    """A bot's P&L after each of its fills in ``[since_ns, until_ns)``, for charts.
+
+    The fills of ``bot`` (of one ``symbol`` if given) are applied as in
+    :func:`pnl_by_bot`, one position per ``(account, venue, symbol)``;
+    each fill in the range gives a :class:`PnlPoint` (realized P&L and fees
+    counted from the start of the range). With more fills than
+    ``max_points`` (1..10000), the range from its first to its last fill is
+    cut into ``max_points`` equal time buckets and only the last point of
+    each bucket is kept, so the last point is always the bot's latest state
+    in the range. Totals add the markets' quote amounts as they are: chart
+    one ``symbol`` of a bot whose markets have different quote assets.
+
+    Raises
+    ------
+    ReportArgumentError
+        An argument is invalid; ``field`` names it.
+    """
+    user_id = check_user(user)
+    check_time_range(since_ns, until_ns)
+    check_limit(max_points, "max_points", MAX_POINTS)
+    if check_text("bot", bot) is None:
+        raise ReportArgumentError("bot", "a series is of one bot: expected its id, got None")
+
+    def bot_fills(since: int | None) -> Where:
+        where = Where()
+        where.equal("user_id", user_id)
+        where.equal("source", bot)
+        where.equal("symbol", check_text("symbol", symbol))
+        where.time_range("ts_event", since, until_ns)
+        return where
+
+    async with _snapshot(db) as conn:
+        in_range = bot_fills(since_ns)
+        span = await conn.fetchrow(
+            f"SELECT min(ts_event) AS first, max(ts_event) AS last FROM fills {in_range.sql()}",
+            *in_range.args,
+        )
+        if span is None or span["first"] is None:
+            return []
+        first, last = span["first"], span["last"]
+        width = -(-(last - first + 1) // max_points)  # ceil: max_points buckets cover it
+        positions: dict[tuple[str, str, str, str], Position] = {}
+        last_price: dict[tuple[str, str, str, str], Decimal] = {}
+        at_start: tuple[Decimal, Decimal] | None = None  # realized P&L, fees
+        points: list[PnlPoint] = []
+        pending: tuple[int, PnlPoint] | None = None  # the last point of the current bucket
+        async for f in _fills(conn, bot_fills(None)):
+            key = (f["user_id"], f["account_id"], f["venue"], f["symbol"])
+            counted = since_ns is None or f["ts_event"] >= since_ns
+            if counted and at_start is None:
+                at_start = _totals(positions)
+            position = positions.get(key)
+            if position is None:
+                position = positions[key] = Position()
+            _apply(position, f, markets)
+            last_price[key] = f["price"]
+            if at_start is None:
+                continue
+            realized, fees = _totals(positions)
+            unrealized = sum(
+                (p.unrealized_pnl(last_price[k]) for k, p in positions.items() if p.qty), ZERO
+            )
+            point = PnlPoint(
+                ts_event=f["ts_event"],
+                account=f["account_id"],
+                venue=f["venue"],
+                symbol=f["symbol"],
+                side=f["side"],
+                price=f["price"],
+                qty=f["qty"],
+                position=position.qty,
+                avg_price=position.avg_price,
+                realized_pnl=realized - at_start[0],
+                fees=fees - at_start[1],
+                unrealized_pnl=unrealized,
+                pnl=realized - at_start[0] + unrealized,
+            )
+            bucket = min((f["ts_event"] - first) // width, max_points - 1)
+            if pending is not None and pending[0] != bucket:
+                points.append(pending[1])
+            pending = (bucket, point)
+        if pending is not None:
+            points.append(pending[1])
+        return points
+
+
+# --------------------------------------------------------------------- internals
+_FILL_COLUMNS = (
+    "user_id, source, account_id, venue, symbol, side, price, qty, fee, fee_asset, ts_event"
+)
+
+
+@asynccontextmanager
+async def _snapshot(
+    db: LedgerReader,
+) -> AsyncIterator[asyncpg.Connection | PoolConnectionProxy]:
+    """A connection inside one read-only repeatable-read transaction (one snapshot of the
+    ledger), or inside the transaction the caller's connection already has."""
+    if isinstance(db, asyncpg.Pool):
+        async with (
+            db.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            yield conn
+    elif db.is_in_transaction():
+        yield db
+    else:
+        async with db.transaction(isolation="repeatable_read", readonly=True):
+            yield db
+
+
+async def _fills(
+    conn: asyncpg.Connection | PoolConnectionProxy, where: Where
+) -> AsyncIterator[asyncpg.Record]:
+    """The fills ``where`` selects, in the order they are applied, streamed."""
+    query = f"SELECT {_FILL_COLUMNS} FROM fills {where.sql()} ORDER BY ts_event, seq"
+    async for record in conn.cursor(query, *where.args, prefetch=_PREFETCH):
+        yield record
+
+
+def _totals(positions: dict[tuple[str, str, str, str], Position]) -> tuple[Decimal, Decimal]:
+    """Realized P&L and fees (quote) of ``positions`` together."""
+    realized = sum((p.realized_pnl for p in positions.values()), ZERO)
+    return realized, sum((p.fees for p in positions.values()), ZERO)
+
+
+def _apply(position: Position, fill: asyncpg.Record, markets: MarketResolver) -> None:
+    """Apply ``fill`` to ``position``, its fee in the quote asset (none if it cannot be)."""
+    market = markets.market(fill["account_id"], fill["venue"], fill["symbol"])
+    fee = fee_in_quote(fill["fee"], fill["fee_asset"], fill["price"], market)
+    position.apply(fill["side"], fill["qty"], fill["price"], ZERO if fee is None else fee)
+
+
+class _Group:
+    """The running state of one row of :func:`_pnl`."""
+
+    __slots__ = ("at_start", "fills", "first_ns", "last_ns", "other_fees", "position")
+
+    def __init__(self) -> None:
+        self.position = Position()
+        self.at_start: Position | None = None
+        self.fills = 0
+        self.first_ns: int | None = None
+        self.last_ns: int | None = None
+        self.other_fees: dict[str, Decimal] = {}
+
+
+async def _pnl(
+    db: LedgerReader,
+    where: Where,
+    markets: MarketResolver,
+    marks: Marks,
+    since_ns: int | None,
+    until_ns: int | None,
+    *,
+    by_bot: bool,
+    last_fill_marks: bool,
+) -> list[MarketPnl]:
+    """The rows of :func:`pnl_by_bot` / :func:`pnl_by_account` of the fills ``where``
+    selects."""
+    where.time_range("ts_event", None, until_ns)
+    groups: dict[tuple[str, str, str, str, str], _Group] = {}
+    last_prices: dict[tuple[str, str], Decimal] = {}  # (data venue, symbol): latest fill's
+    async with _snapshot(db) as conn:
+        async for f in _fills(conn, where):
+            key = (
+                f["user_id"],
+                f["source"] if by_bot else "",
+                f["account_id"],
+                f["venue"],
+                f["symbol"],
+            )
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = _Group()
+            in_range = since_ns is None or f["ts_event"] >= since_ns
+            if in_range and group.at_start is None:
+                group.at_start = msgspec.structs.replace(group.position)
+            market = markets.market(f["account_id"], f["venue"], f["symbol"])
+            fee = fee_in_quote(f["fee"], f["fee_asset"], f["price"], market)
+            if fee is None:
+                fee = ZERO
+                if in_range:
+                    asset = f["fee_asset"]
+                    group.other_fees[asset] = group.other_fees.get(asset, ZERO) + f["fee"]
+            group.position.apply(f["side"], f["qty"], f["price"], fee)
+            last_prices[(markets.data_venue(f["account_id"], f["venue"]), f["symbol"])] = f["price"]
+            if in_range:
+                group.fills += 1
+                group.last_ns = f["ts_event"]
+                if group.first_ns is None:
+                    group.first_ns = f["ts_event"]
+    rows = []
+    for key in sorted(groups):
+        user_id, source, account, venue, symbol = key
+        group = groups[key]
+        end = group.position
+        start = group.at_start or end  # no fill in the range: nothing happened in it
+        market = markets.market(account, venue, symbol)
+        data_venue = markets.data_venue(account, venue)
+        mark = marks.get((data_venue, symbol))
+        mark_source: Literal["given", "last_fill"] | None = None if mark is None else "given"
+        if mark is None and last_fill_marks:
+            mark, mark_source = last_prices[(data_venue, symbol)], "last_fill"
+        rows.append(
+            MarketPnl(
+                user=UserId(user_id),
+                bot=source if by_bot else None,
+                account=AccountId(account),
+                venue=venue,
+                data_venue=data_venue,
+                symbol=symbol,
+                base=None if market is None else market.base,
+                quote=None if market is None else market.quote,
+                fills=group.fills,
+                position=end.qty,
+                avg_price=end.avg_price,
+                realized_pnl=end.realized_pnl - start.realized_pnl,
+                fees=end.fees - start.fees,
+                other_fees=group.other_fees,
+                bought_qty=end.bought_qty - start.bought_qty,
+                bought_notional=end.bought_notional - start.bought_notional,
+                sold_qty=end.sold_qty - start.sold_qty,
+                sold_notional=end.sold_notional - start.sold_notional,
+                mark=mark,
+                mark_source=mark_source,
+                unrealized_pnl=None if mark is None else end.unrealized_pnl(mark),
+                first_fill_ns=group.first_ns,
+                last_fill_ns=group.last_ns,
+            )
+        )
+    return rows
