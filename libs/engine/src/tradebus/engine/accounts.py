@@ -45,6 +45,15 @@ Each of the API key and the secret comes from exactly one of ``*_env`` /
 ``balances`` of a live account, if given, are its opening ledger deposits;
 if omitted, the venue's balances when the account is first created are.
 
+An account added at run time (through the gateway; the ledger table
+``account_configs``) holds the same fields, and a live one ``sealed: true``
+instead of the ``*_env``/``*_file`` fields: its credentials are sealed to
+execution's public key in the row (:mod:`tradebus.common.sealed`) and
+execution opens them when it loads the account. Which credentials a venue
+needs is ccxt's ``requiredCredentials`` of the exchange (``apiKey``,
+``secret``, and ``password``, ``uid``... where the venue asks for one):
+:func:`credential_problems`. ``sealed`` is refused in the accounts file.
+
 ``market_kind`` (``spot`` by default) says how the account trades; a market
 whose own ``kind`` is ``perpetual`` in the markets file is traded as a
 perpetual by every account (:func:`trades_perpetual`). Perpetual accounting
@@ -53,7 +62,7 @@ is in :mod:`tradebus.engine.perp`.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from decimal import Decimal
 from pathlib import Path
 
@@ -105,6 +114,8 @@ class AccountSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     api_key_file: str | None = None
     secret_env: str | None = None
     secret_file: str | None = None
+    sealed: bool = False
+    """The credentials are sealed in the account's ``account_configs`` row (run time only)."""
 
     @property
     def live(self) -> bool:
@@ -113,7 +124,8 @@ class AccountSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
 
 PAPER = "paper"
-_LIVE_ONLY = ("api_url", "ws_url", "api_key_env", "api_key_file", "secret_env", "secret_file")
+_KEY_SOURCES = ("api_key_env", "api_key_file", "secret_env", "secret_file")
+_LIVE_ONLY = ("api_url", "ws_url", *_KEY_SOURCES)
 
 
 MAX_LEVERAGE = Decimal(125)
@@ -179,21 +191,31 @@ def validate_accounts(
 
 def _live_problems(where: str, a: AccountSpec, live_venues: Collection[str] | None) -> list[str]:
     """What is wrong with the venue and key fields of one account."""
+    problems: list[str] = []
     if not a.live:
-        return [
+        problems += [
             f"{where}.{field}: only for live accounts (venue is paper)"
             for field in _LIVE_ONLY
             if getattr(a, field) is not None
         ]
-    problems: list[str] = []
+        if a.sealed:
+            problems.append(f"{where}.sealed: only for live accounts (venue is paper)")
+        return problems
     if live_venues is not None and a.venue not in live_venues:
         problems.append(f"{where}.venue: {a.venue!r} is neither paper nor a ccxt exchange id")
     if a.market_kind != "spot":
         problems.append(f"{where}.market_kind: live accounts trade spot only")
-    for name in ("api_key", "secret"):
-        env, file = getattr(a, f"{name}_env"), getattr(a, f"{name}_file")
-        if (env is None) == (file is None):
-            problems.append(f"{where}: give exactly one of {name}_env and {name}_file")
+    if a.sealed:
+        problems.extend(
+            f"{where}.{field}: not with sealed credentials"
+            for field in _KEY_SOURCES
+            if getattr(a, field) is not None
+        )
+    else:
+        for name in ("api_key", "secret"):
+            env, file = getattr(a, f"{name}_env"), getattr(a, f"{name}_file")
+            if (env is None) == (file is None):
+                problems.append(f"{where}: give exactly one of {name}_env and {name}_file")
     if not a.rate_per_second > 0:
         problems.append(f"{where}.rate_per_second: must be > 0")
     if a.burst < 1:
@@ -216,6 +238,36 @@ def load_accounts(
     """
     parsed = load_yaml(path, AccountsFile)
     problems = validate_accounts(parsed.accounts, live_venues)
+    problems += [
+        f"accounts[{i}].sealed: only for accounts added at run time (the file names key"
+        " variables or files)"
+        for i, a in enumerate(parsed.accounts)
+        if a.sealed
+    ]
     if problems:
         raise ConfigError(f"{path}: invalid accounts file:\n  " + "\n  ".join(problems))
     return parsed.accounts
+
+
+def credential_problems(
+    venue: str, given: Collection[str], required: Mapping[str, bool], where: str = "credentials"
+) -> list[str]:
+    """What is wrong with the credential names ``given`` for an account on ``venue``.
+
+    ``required`` is ccxt's ``requiredCredentials`` of the exchange
+    (``getattr(ccxt, venue)().requiredCredentials``: every credential name
+    ccxt knows -> whether this exchange needs it). A name ccxt does not know
+    is refused, and so is a required one that is missing; each problem is
+    ``<where>.<name>: <message>``. Values are never looked at here.
+    """
+    problems = [
+        f"{where}.{name}: required by {venue}"
+        for name, needed in required.items()
+        if needed and name not in given
+    ]
+    problems += [
+        f"{where}.{name}: not a credential ccxt knows (one of {', '.join(sorted(required))})"
+        for name in sorted(given)
+        if name not in required
+    ]
+    return problems

@@ -120,6 +120,7 @@ class ExecutionEngine:
     ) -> None:
         self._store = store
         self._accounts = accounts
+        self._retired: dict[AccountId, AccountSpec] = {}
         self._venues = venues
         self._catalog = catalog
         self._events = OrderEvents(emit, clock, emit_nowait)
@@ -135,7 +136,15 @@ class ExecutionEngine:
         self.kill = self._vetting.kill
         self.risk = self._vetting.risk
         self._fills = FillBooker(
-            store, accounts, catalog, self._vetting, self._orders, self._events, metrics, clock
+            store,
+            accounts,
+            catalog,
+            self._vetting,
+            self._orders,
+            self._events,
+            metrics,
+            clock,
+            retired=self._retired,
         )
         self._group_commit = GroupCommit(
             store,
@@ -174,6 +183,89 @@ class ExecutionEngine:
         self._fills.watermark = await self._store.last_journal_id()
         self._metrics.open_orders.set(self._orders.open_count())
 
+    # -------------------------------------------------------- accounts at run time
+    async def add_account(self, spec: AccountSpec, venue: Venue) -> None:
+        """Start trading ``spec`` on ``venue`` without a restart. Call under :attr:`lock`.
+
+        Its open orders are loaded from the store and its risk state rebuilt
+        from its booked fills (as :meth:`start` does for every account); only
+        then is it in :attr:`accounts`, so an intent is admitted for it once
+        everything it needs is there.
+
+        Raises
+        ------
+        ValueError
+            If an account with that id is loaded already.
+        """
+        if spec.id in self._accounts:
+            raise ValueError(f"account {spec.id} is loaded already")
+        self._retired.pop(spec.id, None)
+        self._venues[spec.id] = venue
+        self._orders.add_account(spec.id)
+        await self._orders.load(spec.id)
+        for f in await self._store.fill_history():
+            if f.account_id == spec.id:
+                facts = (f.side, f.qty, f.price, f.fee, f.fee_asset)
+                self._vetting.on_fill(spec, f.symbol, facts, f.recorded_ns)  # type: ignore[arg-type]
+        self._accounts[spec.id] = spec
+        self._metrics.open_orders.set(self._orders.open_count())
+
+    def replace_spec(self, spec: AccountSpec) -> AccountSpec:
+        """Use ``spec`` for the loaded account of the same id from now on (its limits,
+        fees as the engine sees them); the spec it replaces. Call under :attr:`lock`.
+
+        Raises
+        ------
+        KeyError
+            If no such account is loaded.
+        """
+        before = self._accounts[spec.id]
+        self._accounts[spec.id] = spec
+        return before
+
+    def remove_account(self, account: AccountId) -> AccountSpec:
+        """Stop trading ``account`` without a restart; its spec. Call under :attr:`lock`,
+        after :meth:`cancel_open_orders`.
+
+        From now on its intents are refused as ``unknown_account`` (also those
+        admitted before and not handled yet), exactly as those of an account
+        that never existed; its halt, connecting state and kill switch are
+        forgotten. A fill of it that is still reported is booked all the same
+        (the money moved at the venue).
+
+        Raises
+        ------
+        KeyError
+            If no such account is loaded.
+        """
+        spec = self._accounts.pop(account)
+        self._retired[account] = spec
+        self._orders.remove_account(account)
+        self._venues.pop(account, None)
+        self._refusals.halted.pop(account, None)
+        self.connecting.discard(account)
+        self.kill.set(account, None)
+        self._vetting.risk.forget(account)
+        self._metrics.open_orders.set(self._orders.open_count())
+        return spec
+
+    def _current(self, door: Admitted | Refused) -> Admitted | Refused:
+        """``door`` as the loaded accounts say now: an intent admitted for an account
+        unloaded since is refused ``unknown_account``; one admitted with a replaced spec
+        gets the current one."""
+        if not isinstance(door, Admitted):
+            return door
+        spec = self._accounts.get(door.account.id)
+        if spec is door.account:
+            return door
+        if spec is None:
+            account = door.intent.account
+            refusal = Refusal("unknown_account", f"no account {account!r}")
+            return Refused(
+                ctx=door.ctx, intent_id=door.intent.intent_id, account=account, refusal=refusal
+            )
+        return Admitted(ctx=door.ctx, intent=door.intent, account=spec)
+
     # ------------------------------------------------------------------ intake
     async def handle_intent(self, subject: str, payload: bytes, stream_seq: int | None) -> None:
         """Process one message of ``INTENTS``. Raises only on infrastructure errors."""
@@ -195,7 +287,7 @@ class ExecutionEngine:
         of them may be acked.
         """
         async with self.lock:
-            return await self._group_commit.handle(batch)
+            return await self._group_commit.handle([self._current(d) for d in batch])
 
     async def dead_letter(self, door: Admitted | Refused, why: str) -> bool:
         """Give up on an intent that could not be handled (``why``): refuse it with
@@ -251,7 +343,8 @@ class ExecutionEngine:
         self._metrics.intent_seconds.observe((self._clock.now_ns() - started) / 1e9)
 
     async def _record_late_fills(self, account: AccountId) -> None:
-        fills = self._venues[account].take_late_fills()
+        venue = self._venues.get(account)
+        fills = venue.take_late_fills() if venue is not None else []
         if fills:
             await self.record_fills(fills)  # a paper order that arrived after its fill
 

@@ -49,6 +49,9 @@ class FillBooker:
         Publishes :class:`OrderFilled`.
     metrics, clock
         Counters, gauges and the time.
+    retired
+        Accounts unloaded at run time: a fill of theirs still reported is booked
+        with their last spec (the money moved at the venue).
     """
 
     def __init__(
@@ -61,9 +64,11 @@ class FillBooker:
         events: OrderEvents,
         metrics: EngineMetrics,
         clock: Clock,
+        retired: dict[AccountId, AccountSpec] | None = None,
     ) -> None:
         self._store = store
         self._accounts = accounts
+        self._retired = retired if retired is not None else {}
         self._catalog = catalog
         self._vetting = vetting
         self._orders = orders
@@ -106,7 +111,7 @@ class FillBooker:
             log.error("execution unhealthy: intents wait in JetStream", extra={"why": why})
 
     async def _book(self, fill: VenueFill) -> None:
-        spec = self._accounts[fill.account]
+        spec = self._accounts.get(fill.account) or self._retired[fill.account]
         market = self._catalog.get(spec.market_data, fill.symbol)
         now = self._clock.now_ns()
         result = await self._store.record_fill(fill_row(fill, market, now))

@@ -86,6 +86,15 @@ class VenueOrders:
         }  # account -> intent keys
         self._unknown: set[AccountId] = set()  # accounts that may have orders of unknown outcome
 
+    def add_account(self, account: AccountId) -> None:
+        """Track ``account`` (added at run time) with no open order yet (:meth:`load` them)."""
+        self._open.setdefault(account, set())
+
+    def remove_account(self, account: AccountId) -> None:
+        """Forget ``account`` (unloaded at run time) and whatever of it was still open."""
+        self._open.pop(account, None)
+        self._unknown.discard(account)
+
     async def load(self, account: AccountId) -> None:
         """Load the open orders of ``account`` from the ledger (at start)."""
         for row in await self._store.open_orders(account):
@@ -266,7 +275,9 @@ class VenueOrders:
 
     def forget_open(self, row: OrderRow) -> None:
         """``row`` is no longer open (canceled or filled)."""
-        keys = self._open[row.account_id]
+        keys = self._open.get(row.account_id)
+        if keys is None:
+            return  # an account unloaded since
         key = order_key(row.user_id, row.intent_id)
         if key in keys:
             keys.discard(key)

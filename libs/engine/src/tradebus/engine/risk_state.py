@@ -73,6 +73,14 @@ class RiskState:
         self._daily[(account, recorded_ns // DAY_NS)] += realized
         return realized
 
+    def forget(self, account: AccountId) -> None:
+        """Drop everything kept for ``account`` (unloaded at run time)."""
+        for key in [k for k in self._positions if k[0] == account]:
+            del self._positions[key]
+        for day in [k for k in self._daily if k[0] == account]:
+            del self._daily[day]
+        self._placed.pop(account, None)
+
     def position(self, account: AccountId, symbol: str) -> Position | None:
         """The account's position in ``symbol`` as execution has seen it traded (or None)."""
         return self._positions.get((account, symbol))

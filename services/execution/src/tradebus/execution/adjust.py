@@ -10,6 +10,13 @@
 * ``ctl.paper.adjust`` (:class:`PaperAdjust`): move a paper account's venue
   balance without the ledger knowing, as a user selling on the exchange's
   website would (demos and drift tests).
+
+Both are recorded in the audit log (``audit.execution``) before they are
+answered, target ``account:<id>``, user its owner: ``ledger.adjust`` (actor
+``reconciler``, the one requester of ``exec.adjust``; ``after`` the entries
+written, ``details`` the ``ref``; a repeated ``ref`` writes and records
+nothing) and ``paper.adjust`` (actor the request's ``actor``; ``before`` and
+``after`` the venue balance of the asset).
 """
 
 from __future__ import annotations
@@ -25,7 +32,15 @@ from tradebus.common import subjects
 from tradebus.common.clock import Clock
 from tradebus.common.codec import decode_adjust_request, decode_paper_adjust, encode
 from tradebus.common.markets import MarketCatalog
-from tradebus.common.messages import AdjustReply, AdjustRequest, AdjustRow, ErrorReply, Message
+from tradebus.common.messages import (
+    AdjustReply,
+    AdjustRequest,
+    AdjustRow,
+    AssetBalance,
+    ErrorReply,
+    Message,
+)
+from tradebus.control.audit import AuditTrail
 from tradebus.engine.paper.exchange import PaperExchange
 from tradebus.execution.replies import answer
 from tradebus.ledger.store import Ledger
@@ -47,8 +62,14 @@ class AdjustControl:
     paper
         Paper exchanges by market-data venue.
     clock
-        Entry times.
+        Entry and audit event times.
+    audit
+        Publishes the audit events (default: built by :meth:`start` on its
+        connection's JetStream, source ``execution``).
     """
+
+    ADJUST_ACTOR = "reconciler"
+    """The actor of ``exec.adjust``: only the reconciler asks for it."""
 
     def __init__(
         self,
@@ -57,16 +78,20 @@ class AdjustControl:
         catalog: MarketCatalog,
         paper: dict[str, PaperExchange],
         clock: Clock,
+        audit: AuditTrail | None = None,
     ) -> None:
         self._engine = engine
         self._ledger = ledger
         self._catalog = catalog
         self._paper = paper
         self._clock = clock
+        self._audit = audit
         self._subs: list[Any] = []
 
     async def start(self, nc: Any) -> None:
         """Subscribe to both subjects."""
+        if self._audit is None:
+            self._audit = AuditTrail(nc.jetstream(), "execution", self._clock)
         self._subs = [
             await nc.subscribe(subjects.EXEC_ADJUST, cb=self._on_adjust),
             await nc.subscribe(subjects.CTL_PAPER_ADJUST, cb=self._on_paper),
@@ -106,6 +131,15 @@ class AdjustControl:
             "ledger adjusted to the venue",
             extra={"account": spec.id, "ref": request.ref, "rows": [str(r) for r in rows]},
         )
+        if self._audit is not None:
+            await self._audit.record(
+                self.ADJUST_ACTOR,
+                "ledger.adjust",
+                f"account:{spec.id}",
+                user=spec.user,
+                after={"entries": rows},
+                details={"ref": request.ref},
+            )
         return AdjustReply(account=spec.id, rows=rows)
 
     def _symbols_of(self, spec: Any, asset: str) -> list[str]:
@@ -137,12 +171,23 @@ class AdjustControl:
             if spec.live or exchange is None:
                 raise ValueError(f"{spec.id} is not a paper account")
             async with self._engine.lock:
+                before = _total(exchange.balances(spec.id), command.asset)
                 exchange.adjust(spec.id, command.asset, command.delta)
                 balances = exchange.balances(spec.id)
             log.warning(
                 "paper balance moved by hand (the ledger does not know)",
                 extra={"account": spec.id, "asset": command.asset, "delta": str(command.delta)},
             )
+            if self._audit is not None:
+                await self._audit.record(
+                    command.actor,
+                    "paper.adjust",
+                    f"account:{spec.id}",
+                    user=spec.user,
+                    before={"asset": command.asset, "total": before},
+                    after={"asset": command.asset, "total": _total(balances, command.asset)},
+                    details={"delta": command.delta},
+                )
             reply = AdjustReply(
                 account=spec.id,
                 rows=[AdjustRow(asset=b.asset, amount=b.total) for b in balances],
@@ -154,3 +199,8 @@ class AdjustControl:
         except ValueError as exc:
             reply = ErrorReply(error="invalid", message=str(exc))
         await msg.respond(encode(reply))
+
+
+def _total(balances: list[AssetBalance], asset: str) -> Decimal:
+    """The total of ``asset`` among ``balances`` (0 if absent)."""
+    return next((b.total for b in balances if b.asset == asset), Decimal(0))

@@ -3,11 +3,14 @@
 Wires: migrations (under an advisory lock), accounts (ledger rows, paper
 venues, and a ccxt venue with its fill poller and order stream per live
 account: :mod:`.live_accounts`), the engine, a core-NATS subscription to the
-market data of every paper venue, the ``exec.query.balances`` responder, and
-the intake (:class:`~.intent_consumer.IntentConsumer`): one durable pull
-consumer per user's ``INTENTS_<user>`` stream, scheduled fairly across users
-and in order per account, acked only after the engine has committed the
-intents and published their events.
+market data of every paper venue (:mod:`.market_feed`), the
+``exec.query.balances`` responder, the accounts added at run time (the
+ledger's ``account_configs``, loaded at start and on ``ctl.accounts.sync``:
+:mod:`.accounts_sync`), and the intake
+(:class:`~.intent_consumer.IntentConsumer`): one durable pull consumer per
+user's ``INTENTS_<user>`` stream, scheduled fairly across users and in order
+per account, acked only after the engine has committed the intents and
+published their events.
 """
 
 from __future__ import annotations
@@ -15,35 +18,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from decimal import Decimal
 
 import ccxt
-import msgspec
+from nacl.public import PrivateKey
 from nats.aio.msg import Msg
 
 from tradebus.common import subjects
 from tradebus.common.bus import MSG_ID, IntentQuota, connect, ensure_streams, publish_event
 from tradebus.common.clock import LiveClock
-from tradebus.common.codec import decode_balances_query, decode_market, encode
+from tradebus.common.codec import decode_balances_query, encode
 from tradebus.common.config import ConfigError
 from tradebus.common.ids import AccountId
 from tradebus.common.markets import MarketCatalog, default_markets_path
-from tradebus.common.messages import BalancesReply, Message, TradeTick
+from tradebus.common.messages import BalancesReply, Message
 from tradebus.common.metrics import new_registry, serve_metrics
 from tradebus.common.publish_acks import PublishAcks
+from tradebus.common.sealed import SealedError, load_private_key
+from tradebus.control.audit import AuditTrail
 from tradebus.engine.accounts import AccountSpec, load_accounts
 from tradebus.engine.core import ExecutionEngine
 from tradebus.engine.paper.exchange import PaperExchange, PaperVenue
 from tradebus.engine.venue import Venue
+from tradebus.execution.accounts_sync import AccountLoader
 from tradebus.execution.adjust import AdjustControl
 from tradebus.execution.consumer_lag import start_consumer_lag
 from tradebus.execution.intent_consumer import IntakeSettings, IntentConsumer
 from tradebus.execution.killswitch import KillSwitchControl
 from tradebus.execution.live_accounts import open_live_accounts, start_live_tasks
+from tradebus.execution.market_feed import MarketFeed
 from tradebus.execution.metrics import ExecutionMetrics
 from tradebus.execution.paper_restore import restore_account
 from tradebus.execution.replies import answer
 from tradebus.execution.settings import ExecutionSettings
+from tradebus.ledger.account_configs import AccountConfig, AccountConfigs
 from tradebus.ledger.entries import deposit_entries
 from tradebus.ledger.history import LedgerHistory
 from tradebus.ledger.migrate import apply_migrations
@@ -52,8 +59,6 @@ from tradebus.ledger.store import Ledger
 
 log = logging.getLogger(__name__)
 
-MD_PENDING_MSGS = 2_000_000
-MD_PENDING_BYTES = 1024 * 1024 * 1024
 ACK_WAIT_SECONDS = 30.0
 
 
@@ -85,6 +90,39 @@ async def open_accounts(
         await restore_account(exchange, history, spec)
         venues[spec.id] = PaperVenue(exchange, spec.id)
     return venues, exchanges
+
+
+def load_seal_key(settings: ExecutionSettings) -> PrivateKey | None:
+    """Execution's private key for sealed credentials (``TRADEBUS_SEAL_KEY_FILE``), or None
+    when not set (live accounts added at run time are then loaded halted).
+
+    Raises
+    ------
+    ConfigError
+        If the file is set but cannot be read or holds no key (never its content).
+    """
+    if not settings.seal_key_file:
+        return None
+    try:
+        return load_private_key(settings.seal_key_file)
+    except SealedError as exc:
+        raise ConfigError(f"TRADEBUS_SEAL_KEY_FILE: {exc}") from None
+
+
+def check_unique(specs: list[AccountSpec], rows: list[AccountConfig], accounts_file: str) -> None:
+    """Refuse an account id that is both in the accounts file and added at run time.
+
+    Raises
+    ------
+    ConfigError
+        Naming every such id.
+    """
+    both = sorted({s.id for s in specs} & {r.account_id for r in rows})
+    if both:
+        raise ConfigError(
+            f"account {', '.join(both)}: both in {accounts_file} and added at run time"
+            " (account_configs); remove it from the file"
+        )
 
 
 def intake_settings(settings: ExecutionSettings) -> IntakeSettings:
@@ -146,6 +184,7 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
     check_settings(settings)
     catalog = MarketCatalog.load(settings.markets_file or default_markets_path())
     specs = load_accounts(settings.accounts_file, live_venues=ccxt.exchanges)
+    seal_key = load_seal_key(settings)
     registry = new_registry()
     metrics = ExecutionMetrics(registry)
     server = serve_metrics(registry, settings.metrics_port, settings.metrics_host)
@@ -156,12 +195,15 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
     if applied:
         log.info("migrations applied", extra={"versions": applied})
     ledger = Ledger(pool)
+    configs = AccountConfigs(pool)
+    rows = await configs.active()
+    check_unique(specs, rows, settings.accounts_file)
     venues, exchanges = await open_accounts(
         specs, ledger, LedgerHistory(pool), catalog, clock.now_ns()
     )
     live, halted, connecting = await open_live_accounts(specs, ledger, clock.now_ns())
     venues.update(live)
-    nc = await connect(settings.nats_url, "execution")
+    nc = await connect(settings.nats_url, "execution", creds=settings.nats_creds)
     js = nc.jetstream()
     await ensure_streams(js)
 
@@ -174,14 +216,7 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
     async def emit_nowait(subject: str, event: Message, msg_id: str) -> asyncio.Future[bytes]:
         return await acks.publish(subject, encode(event), {MSG_ID: msg_id})
 
-    trade_prices: dict[tuple[str, str], Decimal] = {}  # live accounts' markets
-
-    def last_price(venue: str, symbol: str) -> Decimal | None:
-        exchange = exchanges.get(venue)
-        if exchange is not None:
-            return exchange.last_trade(symbol)
-        return trade_prices.get((venue, symbol))
-
+    feed = MarketFeed(nc, exchanges, metrics)
     engine = ExecutionEngine(
         ledger,
         {s.id: s for s in specs},
@@ -190,44 +225,23 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
         emit,
         clock,
         metrics,
-        last_price,
+        feed.last_price,
         emit_nowait,
     )
+    feed.attach(engine)
     await engine.start()
     for account, reason in halted.items():
         await engine.halt(account, reason)
     pollers = start_live_tasks(engine, ledger, live, connecting, specs, clock, stop)
-    users = sorted({s.user for s in specs})
-    pollers.append(start_consumer_lag(js, users, settings.consumer, metrics))  # cancelled too
+    intake = IntentConsumer(
+        engine, js, intake_settings(settings), metrics, sorted({s.user for s in specs})
+    )
+    # the intake's own list of users: it changes as accounts come and go
+    pollers.append(start_consumer_lag(js, intake.users, settings.consumer, metrics))
     kill_switch = KillSwitchControl(engine, metrics, clock)
     await kill_switch.start(nc, js)
     adjustments = AdjustControl(engine, ledger, catalog, exchanges, clock)
     await adjustments.start(nc)
-    tick_counters: dict[tuple[str, str], object] = {}
-
-    async def on_market(msg: Msg) -> None:
-        try:
-            tick = decode_market(msg.data)
-        except msgspec.MsgspecError:
-            return
-        exchange = exchanges.get(tick.venue)
-        if exchange is None:
-            return
-        key = (tick.venue, tick.symbol)
-        counter = tick_counters.get(key)
-        if counter is None:
-            counter = tick_counters[key] = metrics.ticks.labels(
-                venue=tick.venue, symbol=tick.symbol
-            )
-        counter.inc()  # type: ignore[attr-defined]
-        async with engine.lock:
-            if isinstance(tick, TradeTick):
-                fills = exchange.on_trade(tick)
-                if fills:
-                    metrics.venue_fills.labels(venue="paper").inc(len(fills))
-                    await engine.record_fills(fills)
-            else:
-                exchange.on_quote(tick)
 
     async def balances_reply(data: bytes) -> Message:
         query = decode_balances_query(data or b'{"type":"BalancesQuery"}')
@@ -237,39 +251,41 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
     async def on_balances(msg: Msg) -> None:
         await answer(msg, balances_reply)
 
-    md_subs = [
-        await nc.subscribe(
-            f"md.*.{subjects.token(venue, 'venue')}.*",
-            cb=on_market,
-            pending_msgs_limit=MD_PENDING_MSGS,
-            pending_bytes_limit=MD_PENDING_BYTES,
-        )
-        for venue in sorted(exchanges)
-    ]
-
-    async def on_live_trade(msg: Msg) -> None:
-        with contextlib.suppress(msgspec.MsgspecError):
-            tick = decode_market(msg.data)
-            if isinstance(tick, TradeTick):
-                trade_prices[(tick.venue, tick.symbol)] = tick.price
-
-    live_markets = sorted({s.market_data for s in specs if s.live} - set(exchanges))
-    md_subs += [
-        await nc.subscribe(f"md.trade.{subjects.token(venue, 'venue')}.*", cb=on_live_trade)
-        for venue in live_markets
-    ]
+    for market_venue in sorted(exchanges):
+        await feed.watch_paper(market_venue)
+    for market_venue in sorted({s.market_data for s in specs if s.live}):
+        await feed.watch_live(market_venue)
+    loader = AccountLoader(
+        engine=engine,
+        ledger=ledger,
+        history=LedgerHistory(pool),
+        configs=configs,
+        catalog=catalog,
+        exchanges=exchanges,
+        feed=feed,
+        intake=intake,
+        seal_key=seal_key,
+        audit=AuditTrail(js, "execution", clock),
+        clock=clock,
+        stop=stop,
+        file_accounts={s.id for s in specs},
+    )
+    started = await loader.load_at_start(rows)
+    if started.failed:
+        log.error("accounts added at run time that did not load", extra={"failed": started.failed})
+    await loader.start(nc)
     query_sub = await nc.subscribe(subjects.exec_query("balances"), cb=on_balances)
     await nc.flush()
-    log.info("execution ready", extra={"accounts": sorted(venues)})
-    intake = IntentConsumer(engine, js, intake_settings(settings), metrics, users)
+    log.info("execution ready", extra={"accounts": sorted(engine.accounts)})
     await intake.start()
     metrics.ready.set(1)
     try:
         await intake.run(stop)
     finally:
         await intake.close()
-        for sub in (*md_subs, query_sub):
-            await sub.unsubscribe()
+        await feed.close()
+        await query_sub.unsubscribe()
+        await loader.close()
         await kill_switch.stop()
         await adjustments.stop()
         log.info("stopping: subscriptions closed")

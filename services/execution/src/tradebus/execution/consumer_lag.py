@@ -54,7 +54,7 @@ async def refresh_consumer_lag(
     """Query the consumer of every user's stream once and set the gauges; False (gauges
     untouched) if a query failed."""
     infos = []
-    for user in users:
+    for user in list(users):  # users come and go at run time
         try:
             infos.append(
                 await js.consumer_info(subjects.intents_stream(user), consumer, timeout=2.0)

@@ -37,6 +37,7 @@ with ``quota_intent_rate``.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import json
 import logging
@@ -137,7 +138,8 @@ class IntentConsumer:
     metrics
         Execution metrics.
     users
-        Every user of the accounts file: one stream and one consumer each.
+        Every user with an account at start: one stream and one consumer each (more
+        come and go at run time: :meth:`add_user`, :meth:`remove_user`).
     clock
         Monotonic seconds (holds, back-offs).
     """
@@ -165,12 +167,21 @@ class IntentConsumer:
         self._holds: dict[tuple[str, str], int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._subs: list[JetStreamContext.PullSubscription] = []
+        self._fetchers: dict[str, tuple[asyncio.Task[None], JetStreamContext.PullSubscription]]
+        self._fetchers = {}
+        self._started = False
         self._isolate = False
 
     @property
     def queue(self) -> FairQueue:
         """The intents held now."""
         return self._queue
+
+    @property
+    def users(self) -> list[UserId]:
+        """The users whose streams are fetched (sorted; the same list object, kept up to
+        date by :meth:`add_user` and :meth:`remove_user`)."""
+        return self._users
 
     # ------------------------------------------------------------------ set-up
     def consumer_config(self) -> ConsumerConfig:
@@ -190,16 +201,9 @@ class IntentConsumer:
         """Create (or update) the ``DEADLETTER`` stream, each user's stream and consumer;
         start fetching, keeping held intents in progress, and watching dead letters."""
         await ensure_stream(self._js, deadletter_stream_config(self._settings.consumer))
-        config = self.consumer_config()
-        for user in self._users:
-            stream = subjects.intents_stream(user)
-            await ensure_stream(self._js, intents_stream_config(user, self._settings.quota))
-            await self._js.add_consumer(stream, config=config)
-            psub = await self._js.pull_subscribe_bind(
-                durable=self._settings.consumer, stream=stream
-            )
-            self._subs.append(psub)
-            self._tasks.append(asyncio.create_task(self._fetch(user, psub), name=f"fetch-{user}"))
+        for user in list(self._users):
+            await self._open_user(user)
+        self._started = True
         dead = await self._js.pull_subscribe(
             subjects.max_deliveries_advisory("*", self._settings.consumer),
             durable=self._settings.consumer + DEADLETTER_CONSUMER_SUFFIX,
@@ -210,8 +214,54 @@ class IntentConsumer:
         self._tasks.append(asyncio.create_task(self.watch_dead_letters(dead), name="deadletters"))
         self._tasks.append(asyncio.create_task(self._keep_in_progress(), name="in-progress"))
 
+    async def _open_user(self, user: UserId) -> None:
+        """Create (or update) ``user``'s stream and durable consumer; start fetching it."""
+        stream = subjects.intents_stream(user)
+        await ensure_stream(self._js, intents_stream_config(user, self._settings.quota))
+        await self._js.add_consumer(stream, config=self.consumer_config())
+        psub = await self._js.pull_subscribe_bind(durable=self._settings.consumer, stream=stream)
+        task = asyncio.create_task(self._fetch(user, psub), name=f"fetch-{user}")
+        self._fetchers[user] = (task, psub)
+
+    async def add_user(self, user: UserId) -> None:
+        """Take ``user``'s intents from now on (their first account was loaded at run time):
+        their ``INTENTS_<user>`` stream and durable consumer are created if new, and
+        fetched fairly with everyone else's. No-op for a user already taken."""
+        if user in self._users:
+            return
+        bisect.insort(self._users, user)
+        self._room.setdefault(user, asyncio.Event())
+        if self._started:
+            try:
+                await self._open_user(user)
+            except BaseException:
+                self._users.remove(user)
+                raise
+        log.info("intake: user added", extra={"user": user})
+
+    async def remove_user(self, user: UserId) -> None:
+        """Stop fetching ``user``'s stream (their last account was unloaded). Intents of
+        theirs fetched already are still handled (refused: no such account); the stream
+        and its consumer stay, so nothing sent meanwhile is lost."""
+        if user not in self._users:
+            return
+        self._users.remove(user)
+        fetcher = self._fetchers.pop(user, None)
+        if fetcher is not None:
+            task, psub = fetcher
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            with contextlib.suppress(Exception):
+                await psub.unsubscribe()
+        log.info("intake: user removed", extra={"user": user})
+
     async def close(self) -> None:
         """Stop fetching and watching; held intents stay unacked (redelivered after restart)."""
+        for user in list(self._fetchers):
+            task, psub = self._fetchers.pop(user)
+            self._tasks.append(task)
+            self._subs.append(psub)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -2,7 +2,9 @@
 
 A key comes from an environment variable (``api_key_env``) or a file
 (``api_key_file``, e.g. a compose secret under ``/run/secrets``), as the
-accounts file says (:mod:`.accounts`). It is held in a :class:`Secret`,
+accounts file says (:mod:`.accounts`); or, for an account added at run time,
+from its credentials sealed to execution (:func:`keys_from_credentials`,
+opened by :mod:`.accounts_sync`). It is held in a :class:`Secret`,
 whose ``repr``/``str`` never show the value, and handed only to the ccxt
 client. Errors name the variable or the path, never the content.
 """
@@ -75,16 +77,42 @@ logging.getLogger("ccxt.base.exchange").addFilter(REDACT)  # ccxt's default, in 
 
 
 class AccountKeys:
-    """The API key and secret of one live account."""
+    """The API key and secret of one live account, and any other credential its venue
+    needs (``extra``: ccxt credential name -> value, e.g. ``password``, ``uid``)."""
 
-    __slots__ = ("api_key", "secret")
+    __slots__ = ("api_key", "extra", "secret")
 
-    def __init__(self, api_key: Secret, secret: Secret) -> None:
+    def __init__(
+        self, api_key: Secret, secret: Secret, extra: dict[str, Secret] | None = None
+    ) -> None:
         self.api_key = api_key
         self.secret = secret
+        self.extra = dict(extra or {})
+
+    def ccxt_options(self) -> dict[str, str]:
+        """The credentials as ccxt's constructor options (``apiKey``, ``secret``, ...)."""
+        options = {name: value.reveal() for name, value in self.extra.items()}
+        options["apiKey"] = self.api_key.reveal()
+        options["secret"] = self.secret.reveal()
+        return options
 
     def __repr__(self) -> str:
-        return "AccountKeys(api_key=***, secret=***)"
+        names = "".join(f", {name}=***" for name in sorted(self.extra))
+        return f"AccountKeys(api_key=***, secret=***{names})"
+
+
+def keys_from_credentials(credentials: dict[str, str]) -> AccountKeys:
+    """The keys of an account from its opened credentials (ccxt names: ``apiKey``,
+    ``secret``, ``password``, ...), registered for redaction from the venue logs.
+
+    A venue that needs no ``apiKey`` or ``secret`` gets empty ones (ccxt's default).
+    """
+    secrets = {name: Secret(value) for name, value in credentials.items()}
+    keys = AccountKeys(
+        secrets.pop("apiKey", Secret("")), secrets.pop("secret", Secret("")), secrets
+    )
+    REDACT.add(keys.api_key, keys.secret, *keys.extra.values())
+    return keys
 
 
 def _read(account: str, what: str, env: str | None, file: str | None, environ: Mapping) -> Secret:

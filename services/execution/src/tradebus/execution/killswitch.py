@@ -11,6 +11,12 @@ engaged.
 :class:`~tradebus.engine.killswitch.KillSwitch` is the pure state (in the
 execution core); :class:`KillSwitchControl` is the shell that answers
 ``ctl.killswitch``, persists the switches and asks the engine to cancel.
+
+Each engage and release is recorded in the audit log (``audit.execution``)
+before it is answered: action ``killswitch.engage`` / ``killswitch.release``,
+target ``account:<id>`` (user: its owner) or ``global`` (no user), actor the
+command's ``actor``, ``before``/``after`` the switch's reason (None while
+released) and, after an engage, the orders it canceled.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from tradebus.common import subjects
 from tradebus.common.clock import Clock
 from tradebus.common.codec import decode_killswitch_command
 from tradebus.common.messages import KillSwitchCommand, KillSwitchReply
+from tradebus.control.audit import AuditTrail
 from tradebus.execution.replies import answer
 
 log = logging.getLogger(__name__)
@@ -49,18 +56,26 @@ class KillSwitchControl:
     metrics
         Execution metrics (``killswitch_engaged`` gauge).
     clock
-        Stamps the cancel ids.
+        Stamps the cancel ids and the audit events.
+    audit
+        Publishes the audit events (default: built by :meth:`start` on its
+        JetStream context, source ``execution``).
     """
 
-    def __init__(self, engine: Any, metrics: Any, clock: Clock) -> None:
+    def __init__(
+        self, engine: Any, metrics: Any, clock: Clock, audit: AuditTrail | None = None
+    ) -> None:
         self._engine = engine
         self._metrics = metrics
         self._clock = clock
+        self._audit = audit
         self._kv: Any = None
         self._sub: Any = None
 
     async def start(self, nc: Any, js: Any) -> None:
         """Load the engaged switches from KV, then answer ``ctl.killswitch``."""
+        if self._audit is None:
+            self._audit = AuditTrail(js, "execution", self._clock)
         try:
             self._kv = await js.key_value(subjects.KV_KILLSWITCH)
         except BucketNotFoundError:
@@ -108,10 +123,12 @@ class KillSwitchControl:
         if command.action == "status":
             return self._engine.kill.reply()
         key = GLOBAL_KEY if account is None else account_key(account)
+        before = self._reason(account)
         if command.action == "release":
             await self._kv.delete(key)
             self._apply(account, None)
             log.warning("kill switch released", extra={"scope": account or "global"})
+            await self._record(command, before, {"reason": None})
             return self._engine.kill.reply()
         reason = command.reason.strip() or "engaged by an operator"
         await self._kv.put(key, reason.encode())  # first: a crash now still stops trading
@@ -131,4 +148,27 @@ class KillSwitchControl:
                 "canceled": canceled,
             },
         )
+        await self._record(command, before, {"reason": reason, "canceled": canceled})
         return self._engine.kill.reply(canceled)
+
+    def _reason(self, account: str | None) -> str | None:
+        """Why the switch of ``account`` (None: the global one) is engaged; None if not."""
+        kill = self._engine.kill
+        return kill.global_reason if account is None else kill.accounts.get(account)
+
+    async def _record(
+        self, command: KillSwitchCommand, before: str | None, after: dict[str, Any]
+    ) -> None:
+        """The audit event of an engage or release."""
+        if self._audit is None:  # not started: nothing answers commands yet
+            return
+        account = command.account
+        spec = None if account is None else self._engine.accounts.get(account)
+        await self._audit.record(
+            command.actor,
+            f"killswitch.{command.action}",
+            "global" if account is None else f"account:{account}",
+            user=None if spec is None else spec.user,
+            before={"reason": before},
+            after=after,
+        )

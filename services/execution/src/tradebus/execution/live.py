@@ -60,8 +60,7 @@ def ccxt_client(spec: AccountSpec, keys: AccountKeys, timeout_ms: int = 10_000) 
     module = ccxt.pro if spec.venue in ccxt.pro.exchanges else ccxt.async_support
     client = getattr(module, spec.venue)(
         {
-            "apiKey": keys.api_key.reveal(),
-            "secret": keys.secret.reveal(),
+            **keys.ccxt_options(),
             "enableRateLimit": False,
             "timeout": timeout_ms,
             "logger": VENUE_HTTP_LOG,  # redacts the keys from ccxt's request logs

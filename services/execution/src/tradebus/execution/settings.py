@@ -12,14 +12,19 @@ class ExecutionSettings(Settings, frozen=True, kw_only=True):
 
     Attributes
     ----------
-    nats_url
-        NATS server URL.
+    nats_url, nats_creds
+        NATS server URL, and the path of this service's ``.creds`` file (operator
+        mode, ``tradebus nats-init``; empty: connect without credentials).
     database_url
         Postgres URL of the ledger (``postgresql://user:password@host:port/db``).
     accounts_file
         Accounts YAML (see :mod:`tradebus.engine.accounts`).
     markets_file
         Markets YAML; empty = the default shipped with tradebus-common.
+    seal_key_file
+        Execution's private key (``tradebus seal-keys``: ``execution.key``), which opens
+        the credentials of live accounts added at run time (:mod:`tradebus.common.sealed`);
+        empty: such accounts are loaded halted.
     consumer
         Durable JetStream consumer name on every user's ``INTENTS_<user>``.
     fetch_batch
@@ -48,9 +53,11 @@ class ExecutionSettings(Settings, frozen=True, kw_only=True):
     """
 
     nats_url: Annotated[str, SECRET] = "nats://127.0.0.1:4222"
+    nats_creds: Annotated[str, SECRET] = ""
     database_url: Annotated[str, SECRET] = "postgresql://tradebus@127.0.0.1:5432/tradebus"
     accounts_file: str = "/etc/tradebus/accounts.yaml"
     markets_file: str = ""
+    seal_key_file: Annotated[str, SECRET] = ""
     consumer: str = "execution"
     fetch_batch: int = 64
     user_inflight: int = 512

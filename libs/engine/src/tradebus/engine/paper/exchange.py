@@ -137,6 +137,19 @@ class PaperExchange(PaperBook):
             leverage=leverage,
         )
 
+    def close_account(self, account: AccountId) -> int:
+        """Remove ``account`` (unloaded at run time): its resting orders leave the book
+        (their funds with them) and its late fills are dropped; how many orders were
+        still resting. No-op (0) if it is not open."""
+        if account not in self.accounts:
+            return 0
+        resting = self.open_orders(account)
+        for order in resting:
+            self._take(order.client_order_id)
+        self._late_fills = [f for f in self._late_fills if f.account != account]
+        del self.accounts[account]
+        return len(resting)
+
     def balances(self, account: AccountId) -> list[AssetBalance]:
         """Balances of ``account`` sorted by asset. Raises KeyError if unknown.
 
