@@ -15,7 +15,9 @@ never hold a secret: callers pass specs and settings, never keys.
 
 from __future__ import annotations
 
+import getpass
 import logging
+import os
 import uuid
 from typing import Any
 
@@ -33,6 +35,18 @@ log = logging.getLogger(__name__)
 
 UNKNOWN_ACTOR = "nats"
 """The actor of a ``ctl.*`` request that named none (a bare ``nats req``)."""
+PUBLISH_TIMEOUT_SECONDS = 2.0
+"""How long :meth:`AuditTrail.publish` waits for JetStream's ack."""
+
+
+def local_actor(prefix: str = "cli") -> str:
+    """``<prefix>:<login>``: the person running this process (the CLI, a one-shot), for
+    the ``actor`` of what it does; the numeric uid when it has no login name (a container)."""
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid
+        login = str(os.getuid())
+    return f"{prefix}:{login}"
 
 
 def as_json(value: Any) -> dict[str, Any] | None:
@@ -48,13 +62,30 @@ class AuditTrail:
     ``execution``, ``reconciler``).
 
     ``js`` is a JetStream context of a connection allowed to publish
-    ``audit.<source>``; ``clock`` gives the event times.
+    ``audit.<source>``; ``clock`` gives the event times; ``timeout`` (seconds)
+    bounds the wait for JetStream's ack of each event.
+
+    What goes in ``before``/``after``/``details`` is the caller's to choose and
+    must never be a secret: bot specs, account settings without credentials,
+    lifecycle states, reasons, balances.
     """
 
-    def __init__(self, js: JetStreamContext, source: AuditSource, clock: Clock) -> None:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        source: AuditSource,
+        clock: Clock,
+        timeout: float = PUBLISH_TIMEOUT_SECONDS,
+    ) -> None:
         self._js = js
         self._source: AuditSource = source
         self._clock = clock
+        self._timeout = timeout
+
+    @property
+    def source(self) -> AuditSource:
+        """The part of tradebus whose events these are (``audit.<source>``)."""
+        return self._source
 
     def event(
         self,
@@ -90,7 +121,10 @@ class AuditTrail:
             undoes the change or is only logged: :meth:`record`).
         """
         await self._js.publish(
-            subjects.audit(self._source), encode(event), headers={MSG_ID: event.event_id}
+            subjects.audit(self._source),
+            encode(event),
+            timeout=self._timeout,
+            headers={MSG_ID: event.event_id},
         )
 
     async def record(self, actor: str, action: str, target: str, **fields: Any) -> AuditEvent:

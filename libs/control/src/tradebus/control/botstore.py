@@ -30,6 +30,7 @@ from nats.js.kv import KeyValue
 from tradebus.common import subjects
 from tradebus.common.codec import encode
 from tradebus.common.markets import MarketCatalog, default_markets_path
+from tradebus.control.audit import AuditTrail
 from tradebus.strategies.botfile import load_specs
 from tradebus.strategies.registry import BotSpec
 
@@ -176,7 +177,12 @@ class ApplyResult(msgspec.Struct, kw_only=True):
 
 
 async def apply_specs(
-    js: JetStreamContext, specs: list[BotSpec], prune: bool = True, dry_run: bool = False
+    js: JetStreamContext,
+    specs: list[BotSpec],
+    prune: bool = True,
+    dry_run: bool = False,
+    audit: AuditTrail | None = None,
+    actor: str = "",
 ) -> ApplyResult:
     """Make KV ``bots`` hold ``specs`` (a bot file's, validated beforehand).
 
@@ -184,6 +190,12 @@ async def apply_specs(
     (``managed_by == "file"``) that are not in ``specs`` (their hosts stop
     them, cancelling per ``cancel_on_exit``). Bots made through the API are
     never touched. ``dry_run`` only computes the result.
+
+    With ``audit``, each write is recorded as it is made (``bot.create``,
+    ``bot.update``, ``bot.delete``; target ``bot:<id>``, user the bot's owner,
+    before/after the whole spec, which holds no secret), by ``actor``
+    (``cli:<login>``); a dry run records nothing. An event that cannot be
+    published is logged, and the write stands (:meth:`AuditTrail.record`).
 
     Raises
     ------
@@ -209,6 +221,9 @@ async def apply_specs(
             continue
         if not dry_run:
             await bots.put(spec.id, encode(spec))
+            if audit is not None:
+                action = "bot.create" if old is None else "bot.update"
+                await _record(audit, actor, action, spec.id, spec.user, old, spec)
     wanted = {s.id for s in specs}
     if prune:
         for bot in sorted(set(current) - wanted):
@@ -217,7 +232,31 @@ async def apply_specs(
             result.removed.append(bot)
             if not dry_run:
                 await bots.delete(bot)
+                if audit is not None:
+                    old = current[bot]
+                    await _record(audit, actor, "bot.delete", bot, old.user, old, None)
     return result
+
+
+async def _record(
+    audit: AuditTrail,
+    actor: str,
+    action: str,
+    bot: str,
+    user: str,
+    before: BotSpec | None,
+    after: BotSpec | None,
+) -> None:
+    """One audit event of a bot file's change."""
+    await audit.record(
+        actor,
+        action,
+        f"bot:{bot}",
+        user=user,
+        before=before,
+        after=after,
+        details={"managed_by": "file"},
+    )
 
 
 async def apply_file_to(
@@ -226,8 +265,11 @@ async def apply_file_to(
     markets_file: str | Path | None = None,
     prune: bool = True,
     dry_run: bool = False,
+    audit: AuditTrail | None = None,
+    actor: str = "",
 ) -> ApplyResult:
-    """Validate the bot file ``path`` and make KV ``bots`` hold its bots (:func:`apply_specs`).
+    """Validate the bot file ``path`` and make KV ``bots`` hold its bots (:func:`apply_specs`,
+    which records each change to ``audit`` as ``actor`` when given).
 
     Raises
     ------
@@ -238,4 +280,4 @@ async def apply_file_to(
     """
     catalog = MarketCatalog.load(markets_file or default_markets_path())
     specs = load_specs(path, catalog)
-    return await apply_specs(js, specs, prune=prune, dry_run=dry_run)
+    return await apply_specs(js, specs, prune=prune, dry_run=dry_run, audit=audit, actor=actor)

@@ -1,4 +1,12 @@
-"""Composition root of the reconciler: ledger pool, NATS, the timer and ``ctl.recon.run``."""
+"""Composition root of the reconciler: ledger pool, NATS, the timer and ``ctl.recon.run``.
+
+A run asked for over ``ctl.recon.run`` is recorded in the audit log
+(``audit.reconciler``) once it is done: action ``recon.run``, actor the
+request's ``actor``, target ``account:<id>`` (user its owner) or
+``accounts`` (every account), ``after`` the accounts reconciled and drifting.
+Timer runs act on no one's behalf and are not recorded; what a drift policy
+does is (:mod:`.policies`).
+"""
 
 from __future__ import annotations
 
@@ -21,6 +29,8 @@ from tradebus.common.messages import (
     ReconRunReply,
 )
 from tradebus.common.metrics import new_registry, serve_metrics
+from tradebus.control.audit import AuditTrail
+from tradebus.ledger.audit import account_owner
 from tradebus.ledger.migrate import apply_migrations
 from tradebus.ledger.pool import create_pool
 from tradebus.ledger.reconciliation import ReconciliationLedger
@@ -75,16 +85,27 @@ async def run(settings: ReconcilerSettings, stop: asyncio.Event) -> int:
     pool = await create_pool(settings.database_url, min_size=0, max_size=2)
     async with pool.acquire() as conn:
         await apply_migrations(conn)
-    nc = await connect(settings.nats_url, "reconciler")
-    await ensure_streams(nc.jetstream())
-    reconciler = Reconciler(nc, ReconciliationLedger(pool), settings, LiveClock(), metrics)
+    nc = await connect(settings.nats_url, "reconciler", creds=settings.nats_creds)
+    js = nc.jetstream()
+    await ensure_streams(js)
+    clock = LiveClock()
+    audit = AuditTrail(js, "reconciler", clock)
+
+    async def owner(account: str) -> str | None:
+        return await account_owner(pool, account)
+
+    reconciler = Reconciler(
+        nc, ReconciliationLedger(pool), settings, clock, metrics, audit=audit, owner=owner
+    )
     lock = asyncio.Lock()  # one run at a time, timer or request
 
     async def on_run(msg: Msg) -> None:
         try:
             req = decode_recon_run_request(msg.data or b'{"type":"ReconRunRequest"}')
             async with lock:
-                reply: Message = run_reply(await reconciler.run_once(req.account))
+                run = run_reply(await reconciler.run_once(req.account))
+            reply: Message = run
+            await record_run(req.actor, req.account, run)
         except msgspec.MsgspecError as exc:
             reply = ErrorReply(error="bad_request", message=str(exc))
         except UnavailableError as exc:
@@ -93,6 +114,19 @@ async def run(settings: ReconcilerSettings, stop: asyncio.Event) -> int:
             log.exception("reconciliation request failed")
             reply = ErrorReply(error="internal", message=repr(exc))
         await msg.respond(encode(reply))
+
+    async def record_run(actor: str, account: str | None, run: ReconRunReply) -> None:
+        user = None
+        if account is not None:
+            with contextlib.suppress(Exception):  # the event goes out without its user
+                user = await owner(account)
+        await audit.record(
+            actor,
+            "recon.run",
+            "accounts" if account is None else f"account:{account}",
+            user=user,
+            after={"accounts": run.accounts, "drifting": run.drifting},
+        )
 
     sub = await nc.subscribe(subjects.ctl("recon", "run"), cb=on_run)
     log.info("reconciler ready", extra={"interval_seconds": settings.interval_seconds})

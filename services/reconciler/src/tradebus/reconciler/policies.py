@@ -13,19 +13,26 @@
 
 :class:`DriftActions` carries a policy out and says what it did (the
 report's ``action``: ``alert``, ``adjusted``, ``halted:<n> bots``, or
-``failed:<why>``).
+``failed:<why>``). An ``adjust`` or ``halt`` is recorded in the audit log
+(``audit.reconciler``, actor ``reconciler``): action ``drift.adjust`` /
+``drift.halt``, target ``account:<id>``, user its owner, ``before`` the
+drifting assets, ``after`` what was done. What it asked for is recorded by
+whoever carried it out, with the same actor: execution's ``ledger.adjust``,
+the strategy hosts' ``bot.pause``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 import nats.errors
 from nats.aio.client import Client as NATS
 
 from tradebus.common import subjects
 from tradebus.common.bus import request
+from tradebus.common.clock import LiveClock
 from tradebus.common.codec import (
     decode_adjust_reply,
     decode_bot_command_reply,
@@ -41,12 +48,18 @@ from tradebus.common.messages import (
     ErrorReply,
     ReconReport,
 )
+from tradebus.control.audit import AuditTrail
 
 log = logging.getLogger(__name__)
 
 DEFAULT_KEY = "DEFAULT"
 LIST_SECONDS = 1.0
 """How long replies of the strategy hosts to ``ctl.bots.list`` are collected."""
+ACTOR = "reconciler"
+"""The actor of what a drift policy does (audit log, ``ctl.bots.pause``)."""
+
+OwnerLookup = Callable[[str], Awaitable[str | None]]
+"""The user owning an account (None if unknown): the ``user`` of an audit event."""
 
 
 def policy_for(account: str, policies: dict[str, DriftPolicy]) -> DriftPolicy:
@@ -63,26 +76,61 @@ class DriftActions:
         NATS connection.
     timeout
         Seconds to wait for execution or a strategy host to answer.
+    audit
+        Publishes the audit events (default: on ``nc``'s JetStream, source
+        ``reconciler``, the live clock).
+    owner
+        Looks up an account's user for the events (default: none, ``user`` None).
     """
 
-    def __init__(self, nc: NATS, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        nc: NATS,
+        timeout: float = 5.0,
+        audit: AuditTrail | None = None,
+        owner: OwnerLookup | None = None,
+    ) -> None:
         self._nc = nc
         self._timeout = timeout
+        self._audit = audit or AuditTrail(nc.jetstream(), "reconciler", LiveClock())
+        self._owner = owner
 
     async def act(self, report: ReconReport, policy: DriftPolicy) -> str:
         """Apply ``policy`` to a drifting ``report``; the action taken."""
+        if policy not in ("adjust", "halt"):
+            return "alert"
         try:
             if policy == "adjust":
-                return await self._adjust(report)
-            if policy == "halt":
-                return await self._halt(report.account)
+                action = await self._adjust(report)
+            else:
+                action = await self._halt(report.account)
         except (nats.errors.Error, TimeoutError, RuntimeError) as exc:
             log.error(
                 "drift policy failed",
                 extra={"account": report.account, "policy": policy, "error": repr(exc)},
             )
-            return f"failed:{type(exc).__name__}"
-        return "alert"
+            action = f"failed:{type(exc).__name__}"
+        await self._record(report, policy, action)
+        return action
+
+    async def _record(self, report: ReconReport, policy: DriftPolicy, action: str) -> None:
+        """The audit event of a policy carried out (or tried)."""
+        user = None
+        if self._owner is not None:
+            try:
+                user = await self._owner(report.account)
+            except Exception as exc:  # the event still goes out, without its user
+                log.warning("account owner unknown", extra={"error": repr(exc)})
+        drift = {r.asset: r.drift for r in report.rows if not r.ok}
+        await self._audit.record(
+            ACTOR,
+            f"drift.{policy}",
+            f"account:{report.account}",
+            user=user,
+            before={"drift": drift},
+            after={"action": action},
+            details={"ledger_watermark": report.ledger_watermark},
+        )
 
     async def _adjust(self, report: ReconReport) -> str:
         rows = [AdjustRow(asset=r.asset, amount=r.drift) for r in report.rows if not r.ok]
@@ -98,7 +146,9 @@ class DriftActions:
         paused = 0
         for bot in await self._running_bots(account):
             raw = await self._nc.request(
-                subjects.ctl("bots", "pause"), encode(BotCommand(bot=bot)), timeout=self._timeout
+                subjects.ctl("bots", "pause"),
+                encode(BotCommand(bot=bot, actor=ACTOR)),
+                timeout=self._timeout,
             )
             reply = decode_bot_command_reply(raw.data)
             if isinstance(reply, ErrorReply):

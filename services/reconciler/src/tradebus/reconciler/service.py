@@ -32,9 +32,10 @@ from tradebus.common.clock import Clock
 from tradebus.common.codec import decode_balances_reply
 from tradebus.common.ids import AccountId
 from tradebus.common.messages import AccountBalances, BalancesQuery, ErrorReply, ReconReport
+from tradebus.control.audit import AuditTrail
 from tradebus.ledger.reconciliation import ReconciliationLedger
 from tradebus.reconciler.core import reconcile
-from tradebus.reconciler.policies import DriftActions, policy_for
+from tradebus.reconciler.policies import DriftActions, OwnerLookup, policy_for
 from tradebus.reconciler.settings import ReconcilerSettings
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,11 @@ async def ledger_call() -> AsyncIterator[None]:
 
 
 class Reconciler:
-    """Runs reconciliations (see module docstring)."""
+    """Runs reconciliations (see module docstring).
+
+    ``audit`` and ``owner`` go to the drift policies (:class:`DriftActions`):
+    what they do is recorded in the audit log.
+    """
 
     def __init__(
         self,
@@ -111,6 +116,8 @@ class Reconciler:
         settings: ReconcilerSettings,
         clock: Clock,
         metrics: ReconMetrics,
+        audit: AuditTrail | None = None,
+        owner: OwnerLookup | None = None,
     ) -> None:
         self._nc = nc
         self._js = nc.jetstream()
@@ -118,7 +125,8 @@ class Reconciler:
         self._settings = settings
         self._clock = clock
         self._metrics = metrics
-        self._actions = DriftActions(nc, settings.request_timeout_seconds)
+        audit = audit or AuditTrail(self._js, "reconciler", clock)
+        self._actions = DriftActions(nc, settings.request_timeout_seconds, audit, owner)
         self._failure: type[UnavailableError] | None = None
         self.failed_runs = 0
         """Full runs failed in a row (0 after one succeeds)."""

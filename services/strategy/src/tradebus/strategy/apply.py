@@ -5,7 +5,8 @@ core of ``tradebus bots apply -f FILE``. Strategy hosts pick the specs up
 live: added bots start, changed ones take their new parameters, removed or
 disabled ones stop (cancelling per ``cancel_on_exit``).
 
-Settings (``TRADEBUS_*``): ``NATS_URL``, ``BOTS_FILE``, ``MARKETS_FILE``,
+Settings (``TRADEBUS_*``): ``NATS_URL``, ``NATS_CREDS`` (its ``.creds`` file, operator
+mode: the strategy hosts' user), ``BOTS_FILE``, ``MARKETS_FILE``,
 ``PRUNE`` (delete bots not in the file, default true). Exit status 0 on
 success, 2 on an invalid file (every bad field named by its YAML path), 1
 when NATS cannot be reached.
@@ -19,7 +20,10 @@ from typing import Annotated
 
 import nats
 
+from tradebus.common.bus import CredentialsError, check_creds, ensure_streams
+from tradebus.common.clock import LiveClock
 from tradebus.common.config import SECRET, ConfigError, Settings, load_settings
+from tradebus.control.audit import AuditTrail, local_actor
 from tradebus.control.botstore import ApplyResult, BotManagedElsewhere, apply_file_to
 
 
@@ -27,6 +31,7 @@ class BotsApplySettings(Settings, frozen=True, kw_only=True):
     """Settings of ``tradebus-bots-apply``."""
 
     nats_url: Annotated[str, SECRET] = "nats://127.0.0.1:4222"
+    nats_creds: Annotated[str, SECRET] = ""
     bots_file: str = "/etc/tradebus/bots.yaml"
     markets_file: str = ""
     prune: bool = True
@@ -35,20 +40,47 @@ class BotsApplySettings(Settings, frozen=True, kw_only=True):
 
 
 async def apply_bot_file(
-    nats_url: str, path: str, markets_file: str = "", prune: bool = True, dry_run: bool = False
+    nats_url: str,
+    path: str,
+    markets_file: str = "",
+    prune: bool = True,
+    dry_run: bool = False,
+    actor: str | None = None,
+    creds: str = "",
 ) -> ApplyResult:
-    """Connect to ``nats_url`` and :func:`apply_file_to` it.
+    """Connect to ``nats_url`` (with the ``.creds`` file ``creds``, if given) and
+    :func:`apply_file_to` it.
+
+    Each bot written is recorded in the audit log as done by ``actor``
+    (default ``bots-apply:<login>`` of this process, :func:`local_actor`), on
+    ``audit.strategy``: this one-shot connects as the strategy hosts' user. It
+    makes the shared streams first (``AUDIT`` among them), as the hosts do,
+    since it may run before any service has; a dry run records nothing.
 
     Raises
     ------
     ConfigError
         If the bot file or the markets file is invalid.
+    CredentialsError
+        If ``creds`` is not a readable ``.creds`` file.
     OSError, nats.errors.Error
-        If NATS cannot be reached.
+        If NATS cannot be reached or refuses the credentials.
     """
-    nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=3)
+    if creds:
+        check_creds(creds)
+    nc = await nats.connect(
+        nats_url,
+        connect_timeout=5,
+        max_reconnect_attempts=3,
+        user_credentials=creds or None,
+    )
     try:
-        return await apply_file_to(nc.jetstream(), path, markets_file, prune, dry_run)
+        js = nc.jetstream()
+        if not dry_run:
+            await ensure_streams(js)
+        audit = AuditTrail(js, "strategy", LiveClock())
+        who = actor if actor is not None else local_actor("bots-apply")
+        return await apply_file_to(js, path, markets_file, prune, dry_run, audit=audit, actor=who)
     finally:
         await nc.close()
 
@@ -59,10 +91,14 @@ def main() -> None:
         settings = load_settings(BotsApplySettings)
         result = asyncio.run(
             apply_bot_file(
-                settings.nats_url, settings.bots_file, settings.markets_file, settings.prune
+                settings.nats_url,
+                settings.bots_file,
+                settings.markets_file,
+                settings.prune,
+                creds=settings.nats_creds,
             )
         )
-    except (ConfigError, BotManagedElsewhere) as exc:
+    except (ConfigError, BotManagedElsewhere, CredentialsError) as exc:
         print(f"tradebus-bots-apply: {exc}", file=sys.stderr)
         sys.exit(2)
     except Exception as exc:

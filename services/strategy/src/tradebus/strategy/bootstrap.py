@@ -6,9 +6,10 @@ trade (opened and closed as bots come and go); one JetStream ordered
 consumer of ``exec.evt.>`` (a :class:`~tradebus.common.bus.StreamTail`, renewed
 after every reconnect) started before any bot, so a resumed bot's
 catch-up and the live events overlap and nothing falls between them; the
-``ctl.bots.*`` responders; the publisher; and the supervisor's loop
-(heartbeat, leases, reassignment) with periodic snapshots, balances and
-group volumes.
+``ctl.bots.*`` responders; the publisher; the bots' status changes on
+``bot.status.<user>.<bot>`` (:mod:`~tradebus.strategy.status_events`); and
+the supervisor's loop (heartbeat, leases, reassignment) with periodic
+snapshots, balances and group volumes.
 
 Shutdown: hand the bots to other live replicas, or, as the last replica,
 stop them (cancels per ``cancel_on_exit``) and wait for the cancels.
@@ -41,6 +42,7 @@ from tradebus.strategy.inputs import Balances, GroupVolumes
 from tradebus.strategy.kvstore import open_buckets
 from tradebus.strategy.publisher import IntentPublisher
 from tradebus.strategy.settings import StrategySettings, default_replica_id
+from tradebus.strategy.status_events import StatusEvents
 from tradebus.strategy.supervisor import STABLE_BEATS, Supervisor
 
 log = logging.getLogger(__name__)
@@ -59,7 +61,7 @@ async def run(settings: StrategySettings, stop: asyncio.Event) -> int:
     registry = new_registry()
     metrics = HostMetrics(registry)
     server = serve_metrics(registry, settings.metrics_port, settings.metrics_host)
-    nc = await connect(settings.nats_url, f"strategy-{replica}")
+    nc = await connect(settings.nats_url, f"strategy-{replica}", creds=settings.nats_creds)
     js = nc.jetstream()
     await ensure_streams(js)
     buckets = await open_buckets(js, settings.lease_seconds)
@@ -77,6 +79,7 @@ async def run(settings: StrategySettings, stop: asyncio.Event) -> int:
         host=replica,
         max_price_age_ns=int(settings.max_price_age_seconds * 1_000_000_000),
     )
+    status_events = StatusEvents(nc.publish, dispatcher)  # bot.status.<user>.<bot>
     ticks_since_yield = 0
 
     async def on_market(msg: Msg) -> None:
@@ -180,6 +183,7 @@ async def run(settings: StrategySettings, stop: asyncio.Event) -> int:
         asyncio.create_task(volumes.report()),
         asyncio.create_task(balances.run()),
         asyncio.create_task(snapshots()),
+        asyncio.create_task(status_events.run()),
         asyncio.create_task(supervise()),
     ]
     await nc.flush()
@@ -194,6 +198,7 @@ async def run(settings: StrategySettings, stop: asyncio.Event) -> int:
     dispatcher.update_state_gauge(every_bot=True)
     for task in tasks:
         task.cancel()
+    await status_events.close()  # the bots' last statuses (stopped, or handed over)
     await control.stop()
     await events_tail.stop()
     await nc.drain()

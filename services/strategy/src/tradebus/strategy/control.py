@@ -13,6 +13,14 @@ Examples (NATS CLI)::
     nats req ctl.bots.pause  '{"bot":"alice-ladder-btc"}'
     nats req ctl.bots.start  '{"bot":"alice-ladder-btc","mode":"fresh"}'
     nats req ctl.bots.list   '{}' --replies 0 --timeout 1s
+
+Every command the replica carries out is recorded in the audit log
+(``audit.strategy``) before it is answered: action ``bot.<verb>``, target
+``bot:<id>``, user the bot's owner, actor the command's ``actor`` (``nats``
+when it names none), ``before``/``after`` the bot's state (and the start
+mode); a command that changed nothing (pausing a paused bot) is recorded
+too, with equal before and after. Commands refused (``unknown_bot``,
+``not_running``, ``bad_request``) changed nothing and are not recorded.
 """
 
 from __future__ import annotations
@@ -26,8 +34,11 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from tradebus.common import subjects
+from tradebus.common.clock import LiveClock
 from tradebus.common.codec import decode_bot_command, decode_bots_query, encode
 from tradebus.common.messages import BotCommand, BotCommandReply, BotsReply, ErrorReply
+from tradebus.control.audit import AuditTrail
+from tradebus.strategy.host import BotRunner
 from tradebus.strategy.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -39,11 +50,16 @@ COMMAND_VERBS = ("pause", "resume", "stop", "start")
 
 
 class Control:
-    """The ``ctl.bots.*`` responders of one replica."""
+    """The ``ctl.bots.*`` responders of one replica.
 
-    def __init__(self, nc: NATS, supervisor: Supervisor) -> None:
+    ``audit`` publishes the audit events of the commands carried out
+    (default: on ``nc``'s JetStream, stamped by the live clock).
+    """
+
+    def __init__(self, nc: NATS, supervisor: Supervisor, audit: AuditTrail | None = None) -> None:
         self._nc = nc
         self._sup = supervisor
+        self._audit = audit or AuditTrail(nc.jetstream(), "strategy", LiveClock())
         self._subs: list[Subscription] = []
 
     async def start(self) -> None:
@@ -110,10 +126,23 @@ class Control:
         if runner is None:
             await self._absent(msg, command.bot)
             return
+        owner, before = runner.spec.user, _state(runner)
         message = await self._apply(verb, command)
         runner = self._sup.dispatcher.runners.get(command.bot)
         status = runner.status(self._sup.replica) if runner is not None else None
         log.info("bot command", extra={"bot": command.bot, "verb": verb, "result": message})
+        after = _state(runner) if runner is not None else {"state": "absent"}
+        if verb == "start":
+            after["mode"] = command.mode
+        await self._audit.record(
+            command.actor,
+            f"bot.{verb}",
+            f"bot:{command.bot}",
+            user=owner,
+            before=before,
+            after=after,
+            details={"host": self._sup.replica, "result": message},
+        )
         reply = BotCommandReply(ok=True, message=message, status=status, host=self._sup.replica)
         await self._respond(msg, reply)
 
@@ -137,3 +166,9 @@ class Control:
             return "started fresh (open orders cancelled, state forgotten)"
         dispatcher.resume(runner)
         return "running" if before != "running" else "already running"
+
+
+def _state(runner: BotRunner) -> dict[str, object]:
+    """What a command changes, for the audit log: the bot's state (``running``,
+    ``paused``, ``stopped``, ``failed``, ``starting``) and run number."""
+    return {"state": runner.state_name(), "run": runner.core.ctx.run}

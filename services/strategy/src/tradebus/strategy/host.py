@@ -62,6 +62,14 @@ class IntentSink(Protocol):
     def put_state(self, bot: str, record: bytes) -> None: ...
 
 
+class StatusWatch(Protocol):
+    """Told where a bot's status may have changed (:mod:`tradebus.strategy.status_events`)."""
+
+    def touch(self, runner: BotRunner) -> None: ...
+
+    def gone(self, runner: BotRunner) -> None: ...
+
+
 class BotRunner:
     """One bot as the host runs it: its core, spec, lifecycle and event position.
 
@@ -102,6 +110,8 @@ class BotRunner:
         """Its markets' indexes while on a host (primary market first)."""
         self.may_park = False
         """One market and a core that can say which ticks matter (kept by the dispatcher)."""
+        self.shown_phase: str | None = None
+        """The core's phase when its status was last published (``status_events``)."""
 
     @property
     def bot(self) -> str:
@@ -184,6 +194,8 @@ class Dispatcher:
         self._tick_counters: dict[tuple[str, str], Counter] = {}
         self._gauge_turn = 0
         self.stopped = False
+        self.status_events: StatusWatch | None = None
+        """Told of bots whose status may have changed (none: nothing is published)."""
 
     # ------------------------------------------------------------- membership
     def add(self, runner: BotRunner) -> list[tuple[str, str]]:
@@ -198,6 +210,8 @@ class Dispatcher:
             self._by_market[key].add(runner.bot, runner)
         runner.markets = [self._by_market[key] for key in self._keys(runner)]
         self._reindex(runner)
+        if self.status_events is not None:
+            self.status_events.touch(runner)
         return new
 
     def remove(self, bot: str) -> tuple[BotRunner | None, list[tuple[str, str]]]:
@@ -207,6 +221,8 @@ class Dispatcher:
         empty = []
         if runner is not None:
             self.sync(runner)
+            if self.status_events is not None:
+                self.status_events.gone(runner)
             for key in self._keys(runner):
                 market = self._by_market[key]
                 market.remove(bot, runner)
@@ -242,6 +258,8 @@ class Dispatcher:
         """Queue the bot's snapshot record, then its intents (write-ahead)."""
         if not intents:
             return
+        if self.status_events is not None:
+            self.status_events.touch(runner)
         self._sink.put_state(runner.bot, runner.record())
         runner.dirty = False
         for intent in intents:
@@ -253,9 +271,13 @@ class Dispatcher:
         self._sink.put_state(runner.bot, runner.record())
         runner.dirty = False
         self._reindex(runner)
+        if self.status_events is not None:
+            self.status_events.touch(runner)
 
     def _fail(self, runner: BotRunner, exc: Exception) -> None:
         self._metrics.bot_errors.labels(strategy=runner.spec.strategy).inc()
+        if self.status_events is not None:
+            self.status_events.touch(runner)
         log.exception("bot raised", extra={"bot": runner.bot, "error": repr(exc)})
 
     def call(self, runner: BotRunner, action: Callable[[Strategy], list[Intent]]) -> None:
@@ -288,6 +310,7 @@ class Dispatcher:
         is_trade = isinstance(tick, TradeTick)
         emitted = 0
         seq = market.seq + 1
+        watch = self.status_events
         for runner in market.due(tick, is_trade):
             bot = runner.core
             try:
@@ -299,6 +322,8 @@ class Dispatcher:
             if intents:
                 emitted += len(intents)
                 self.emit(runner, intents, tick.ts_init)
+            elif watch is not None and bot.state.phase != runner.shown_phase:
+                watch.touch(runner)  # a new phase without intents: shown at once too
             if runner.may_park:
                 self._reindex(runner)
         return emitted
@@ -321,6 +346,8 @@ class Dispatcher:
         runner.event_seq = seq
         runner.dirty = True
         self.call(runner, lambda core: core.on_order_event(event))
+        if self.status_events is not None:
+            self.status_events.touch(runner)
 
     def on_balances(self, runner: BotRunner, balances: AccountBalances) -> None:
         """Hand the bot its account's balances if its core takes them
@@ -343,6 +370,8 @@ class Dispatcher:
         runner.buffered.clear()
         runner.catching_up = False
         self.call(runner, lambda core: core.resend())
+        if self.status_events is not None:
+            self.status_events.touch(runner)  # no longer "starting"
 
     # ------------------------------------------------------------- lifecycle
     def pause(self, runner: BotRunner) -> None:
