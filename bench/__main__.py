@@ -3,7 +3,8 @@
 Steps, in this order (``--only`` picks some): ``floor`` (:mod:`bench.floor`),
 ``feed`` (:mod:`bench.feedbench`), ``tick`` (:mod:`bench.tickbench`),
 ``exec`` (:mod:`bench.execbench`), ``recon`` (:mod:`bench.reconbench`),
-``engine`` (:mod:`bench.enginebench`), ``startup`` (:mod:`bench.startup`).
+``engine`` (:mod:`bench.enginebench`), ``startup`` (:mod:`bench.startup`),
+``gateway`` (:mod:`bench.gatewaybench`).
 Each step's module docstring says its method and units. Progress goes to
 stderr, the table (:mod:`bench.table`) to stdout.
 
@@ -22,11 +23,21 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import enginebench, execbench, feedbench, floor, reconbench, startup, table, tickbench
+from bench import (
+    enginebench,
+    execbench,
+    feedbench,
+    floor,
+    gatewaybench,
+    reconbench,
+    startup,
+    table,
+    tickbench,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
-STEPS = ("floor", "feed", "tick", "exec", "recon", "engine", "startup")
+STEPS = ("floor", "feed", "tick", "exec", "recon", "engine", "startup", "gateway")
 
 
 class Progress:
@@ -151,6 +162,8 @@ async def step(name: str, args: argparse.Namespace, progress: Progress) -> list[
     if name == "engine":
         rows, _ = await asyncio.to_thread(enginebench.run, d, False)
         return rows
+    if name == "gateway":
+        return await gatewaybench.run(5.0 if args.quick else 10.0, progress=progress.show)
     return await asyncio.to_thread(startup.run, d)
 
 

@@ -17,6 +17,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from tradebus.common.metrics import new_registry
 from tradebus.execution.metrics import ExecutionMetrics
+from tradebus.gateway.metrics import GatewayMetrics
 from tradebus.marketdata.feed import FeedMetrics
 from tradebus.marketdata.health import HealthMetrics
 from tradebus.marketdata.rest import RestMetrics
@@ -29,12 +30,14 @@ METRIC_CLASSES = {
     "strategy": (HostMetrics,),
     "execution": (ExecutionMetrics,),
     "reconciler": (ReconMetrics,),
+    "gateway": (GatewayMetrics,),
 }
-NAME = re.compile(r"^tradebus_(marketdata|strategy|execution|reconciler)_[a-z_]+$")
+NAME = re.compile(r"^tradebus_(marketdata|strategy|execution|reconciler|gateway)_[a-z_]+$")
 ID_LABELS = {"order_id", "intent_id", "client_order_id", "trade_id", "venue_order_id", "id"}
 BOUNDED_LABELS = {
     *("venue", "symbol", "account", "user", "bot", "reason", "status", "host"),
     *("kind", "type", "state", "mode", "result", "strategy", "scope", "asset", "consumer"),
+    *("route", "method"),
 }
 ROW = re.compile(r"^\| `(?P<name>[a-z_]+)` \| (?P<type>\w+) \| [^|]+ \| (?P<labels>[^|]+) \|")
 

@@ -6,13 +6,22 @@ existing servers instead of starting its own.
 
 ``tradebus bots apply|list|status|pause|resume|stop|start`` and
 ``tradebus intent place|cancel`` control a running stack over NATS
-(see :mod:`tradebus.cli.botctl`); ``--nats-url`` or ``NATS_URL`` says where.
+(see :mod:`tradebus.cli.botctl`); ``--nats-url`` or ``NATS_URL`` says where,
+``--nats-creds`` or ``TRADEBUS_NATS_CREDS`` with which credentials (the
+operator's ``.creds`` of ``tradebus nats-init``).
 
 ``tradebus backtest`` runs a strategy over recorded market data, offline
 (see :mod:`tradebus.cli.backtest`).
 
-``tradebus nats-conf`` writes nats-server's accounts and permissions for the
-people of an accounts file (see :mod:`tradebus.cli.natsconf`).
+``tradebus nats-init`` makes the NATS operator, accounts, keys and credentials
+of an installation and nats-server's config; ``tradebus nats-creds USER``
+prints a person's credentials (see :mod:`tradebus.cli.natsinit`).
+
+``tradebus users create --admin NAME`` makes the gateway's first admin (the password
+from a prompt or ``--password-file``; see :mod:`tradebus.cli.users`).
+
+``tradebus seal-keys --dir DIR`` makes execution's key pair for sealed exchange
+credentials (see :mod:`tradebus.cli.sealkeys`).
 """
 
 from __future__ import annotations
@@ -25,9 +34,9 @@ from pathlib import Path
 
 import msgspec
 
-from tradebus.cli import backtest, botctl, killctl, natsconf
+from tradebus.cli import backtest, botctl, killctl, natsinit, sealkeys, users
 from tradebus.cli.demo import BINANCE_WS_URL, DemoOptions, run_demo
-from tradebus.cli.natsauth import DEFAULT_CONF as DEFAULT_NATS_CONF
+from tradebus.cli.demo_gateway import DEFAULT_GATEWAY_PORT
 from tradebus.cli.stack import StackError
 from tradebus.common.config import ConfigError
 
@@ -48,6 +57,13 @@ def _demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--speed", default="max", help="replay speed: max, or a multiple of real time")
     p.add_argument("--recon-interval", type=float, default=10.0, help="seconds between runs")
     p.add_argument(
+        "--gateway-port",
+        type=int,
+        default=DEFAULT_GATEWAY_PORT,
+        help=f"the gateway's port on 127.0.0.1 (default {DEFAULT_GATEWAY_PORT}; another free"
+        " one if it is taken)",
+    )
+    p.add_argument(
         "--with-prometheus",
         action="store_true",
         help="also run a real Prometheus (make install provides it) with the repo's alert rules",
@@ -63,34 +79,12 @@ def _demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="delete tradebus streams left on an external NATS_URL by another run",
     )
     p.add_argument(
-        "--nats-config",
+        "--nats-dir",
         type=Path,
-        help="users and permissions of the local nats-server (default: made from the "
-        "users of --accounts, as `tradebus nats-conf` does; passwords generated per run); "
+        help="the NATS identities of the local nats-server (operator mode; made by "
+        "`tradebus nats-init` if absent, kept across runs; default VAR/nats/auth); "
         "not used with NATS_URL",
     )
-
-
-def _nats_conf_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "nats-conf",
-        help="write the nats-server config (one NATS account per person) for an accounts file",
-        description="Write nats-server's users, accounts and permissions for the people of "
-        "an accounts file: the system account TRADEBUS (services, operator) and one account "
-        "per person importing only their own intents, events and alerts.",
-    )
-    p.add_argument("-f", "--accounts", type=Path, default=Path("deploy/config/accounts.yaml"))
-    p.add_argument("-o", "--out", type=Path, default=DEFAULT_NATS_CONF)
-
-
-def _run_nats_conf(args: argparse.Namespace) -> int:
-    try:
-        people = natsconf.write_conf(args.accounts, args.out)
-    except (ConfigError, OSError) as exc:
-        print(f"tradebus nats-conf: {exc}", file=sys.stderr)
-        return 2
-    print(f"{args.out}: system account and {len(people)} people ({', '.join(people)})")
-    return 0
 
 
 def _common(p: argparse.ArgumentParser, json_flag: bool = True) -> None:
@@ -98,6 +92,12 @@ def _common(p: argparse.ArgumentParser, json_flag: bool = True) -> None:
         "--nats-url",
         default=os.environ.get("NATS_URL") or "nats://127.0.0.1:4222",
         help="NATS server (default: $NATS_URL or nats://127.0.0.1:4222)",
+    )
+    p.add_argument(
+        "--nats-creds",
+        default=os.environ.get("TRADEBUS_NATS_CREDS", ""),
+        help="the operator's .creds file of `tradebus nats-init` (default:"
+        " $TRADEBUS_NATS_CREDS; none: connect without credentials)",
     )
     if json_flag:
         p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -156,18 +156,18 @@ def _intent_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 
 def _run_bots(args: argparse.Namespace) -> int:
-    url = args.nats_url
+    url, creds = args.nats_url, args.nats_creds
     if args.verb == "apply":
         coro = botctl.apply_file(
-            url, args.file, args.markets, args.dry_run, not args.no_prune, args.json
+            url, args.file, args.markets, args.dry_run, not args.no_prune, args.json, creds
         )
     elif args.verb == "list":
-        coro = botctl.list_bots(url, args.user, args.json)
+        coro = botctl.list_bots(url, args.user, args.json, creds)
     elif args.verb == "status":
-        coro = botctl.bot_status(url, args.bot, args.json)
+        coro = botctl.bot_status(url, args.bot, args.json, creds)
     else:
         fresh = getattr(args, "fresh", False)
-        coro = botctl.command_bot(url, args.verb, args.bot, fresh, args.json)
+        coro = botctl.command_bot(url, args.verb, args.bot, fresh, args.json, creds)
     return botctl.run(coro)
 
 
@@ -177,7 +177,10 @@ def _run_intent(args: argparse.Namespace) -> int:
     except (ArithmeticError, ValueError, msgspec.ValidationError) as exc:
         print(f"tradebus intent: {exc}", file=sys.stderr)
         return 2
-    return botctl.run(botctl.send_intent(args.nats_url, args.user, intent, args.wait, args.json))
+    sending = botctl.send_intent(
+        args.nats_url, args.user, intent, args.wait, args.json, args.nats_creds
+    )
+    return botctl.run(sending)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -189,10 +192,18 @@ def main(argv: list[str] | None = None) -> None:
     _intent_parser(sub)
     killctl.add_parser(sub, _common)
     backtest.add_parser(sub)
-    _nats_conf_parser(sub)
+    natsinit.add_parsers(sub)
+    sealkeys.add_parser(sub)
+    users.add_parser(sub)
     args = parser.parse_args(argv)
-    if args.command == "nats-conf":
-        sys.exit(_run_nats_conf(args))
+    if args.command == "users":
+        sys.exit(users.run(args))
+    if args.command == "seal-keys":
+        sys.exit(sealkeys.run(args))
+    if args.command == "nats-init":
+        sys.exit(natsinit.run_init(args))
+    if args.command == "nats-creds":
+        sys.exit(natsinit.run_creds(args))
     if args.command == "backtest":
         sys.exit(backtest.run(args))
     if args.command == "killswitch":
@@ -204,9 +215,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"tradebus {args.command}: {exc}", file=sys.stderr)
             sys.exit(2)
     if args.command == "demo":
-        external_nats = os.environ.get("NATS_URL")
-        conf = [args.nats_config] if args.nats_config and not external_nats else []
-        for path in (args.bots, args.accounts, *conf):
+        for path in (args.bots, args.accounts):
             if not path.is_file():
                 parser.error(f"no such file: {path} (run from the repository root)")
         if args.data is not None and not args.data.is_dir():
@@ -223,8 +232,9 @@ def main(argv: list[str] | None = None) -> None:
             database_url=os.environ.get("DATABASE_URL") or None,
             reset_streams=args.reset_streams,
             binance_ws_url=args.binance_ws_url,
-            nats_config=args.nats_config.resolve() if args.nats_config else None,
+            nats_dir=args.nats_dir.resolve() if args.nats_dir else None,
             with_prometheus=args.with_prometheus,
+            gateway_port=args.gateway_port,
         )
         try:
             sys.exit(asyncio.run(run_demo(opts)))

@@ -1,0 +1,5 @@
+"""``python -m tradebus.gateway``."""
+
+from tradebus.gateway.main import main
+
+main()
