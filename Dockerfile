@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # One image per tradebus service, all from this file: PACKAGE names the
 # workspace distribution to install (tradebus-marketdata, tradebus-strategy,
-# tradebus-execution, tradebus-reconciler), COMMAND the console script the
+# tradebus-execution, tradebus-reconciler, tradebus-gateway; tradebus-cli with
+# COMMAND=tradebus for the operator's CLI), COMMAND the console script the
 # image runs by default (PACKAGE's own script unless told). Build from the
 # repository root:
 #   docker build --build-arg PACKAGE=tradebus-execution -t tradebus-execution:local .

@@ -18,12 +18,14 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 
 # Optional demo arguments: DATA=<dir of recorded raw feeds> DURATION=<seconds>
+# SPEED=<replay speed: max (default) or a multiple of real time, e.g. 1>
 # PROMETHEUS=1 (also run a real Prometheus with the repo's alert rules)
 DATA ?=
 DURATION ?=
+SPEED ?=
 PROMETHEUS ?=
 DEMO_ARGS := $(if $(DATA),--data $(DATA)) $(if $(DURATION),--duration $(DURATION)) \
-	$(if $(PROMETHEUS),--with-prometheus)
+	$(if $(SPEED),--speed $(SPEED)) $(if $(PROMETHEUS),--with-prometheus)
 
 PYPROJECTS := pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml cli/pyproject.toml)
 

@@ -30,6 +30,8 @@ from tradebus.common.codec import decode_event, decode_market
 from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.messages import OrderAccepted, OrderFilled, QuoteTick, TradeTick
 from tradebus.feeds.readers import read_frames
+from tradebus.natsauth.accounts import person_account_key
+from tradebus.natsauth.identities import Identities
 from tradebus.strategies.botfile import load_specs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -224,10 +226,10 @@ async def test_demo_live_mode_stops_cleanly_on_ctrl_c(data_dir: Path, tmp_path: 
     """``make demo`` without DATA: the live-feed path, against a local Binance-protocol server,
     with nats-server and PostgreSQL started by the demo itself under ``--var``; Ctrl+C stops it.
 
-    That nats-server runs with the config of ``deploy/nats/nats.conf`` (made again for the
-    people of the accounts file): every service connects as its own user, one NATS account
-    per person, and the whole run (bots trading, cancelling, reconciling) needs nothing the
-    config refuses."""
+    That nats-server runs in operator mode with the identities of ``tradebus nats-init``
+    (the people of the accounts file preloaded): every service connects with its own
+    credentials, one NATS account per person, and the whole run (bots trading,
+    cancelling, reconciling) needs nothing their permissions refuse."""
     var = tmp_path / "var"
     async with BinanceWsServer(raw_feed_files(data_dir), speed=20.0) as server:
         proc = await asyncio.create_subprocess_exec(
@@ -258,16 +260,19 @@ async def test_demo_live_mode_stops_cleanly_on_ctrl_c(data_dir: Path, tmp_path: 
     # the bots cancelled their orders on the way out: none was left open
     assert exit_log(var)["paper_orders_placed"] > 0
     assert exit_log(var, "strategy")["open_orders"] == 0
-    # the demo's nats-server ran with the config made for the people of its accounts file,
-    # which for the shipped accounts file is exactly deploy/nats/nats.conf
-    conf = var / "nats" / "nats.conf"
-    assert "users of" in output and str(conf) in output
-    assert conf.read_text() == (REPO / "deploy" / "nats" / "nats.conf").read_text()
+    # the demo's nats-server ran in operator mode, every person of its accounts file with a
+    # NATS account of their own and credentials for the NATS CLI
+    auth = var / "nats" / "auth"
+    assert f"operator mode: {auth}" in output
+    identities = Identities.load(auth)
+    conf = (auth / "nats.conf").read_text()
+    for person in ("alice", "bob", "carol", "dave"):
+        assert person_account_key(identities, person).public_key in conf, person
+        assert (auth / "people" / f"{person}.creds").is_file(), person
+    assert "nats --server" in output and "--creds" in output
     nats_log = (var / "nats" / "nats.log").read_text()
-    assert "Violation" not in nats_log, [ln for ln in nats_log.splitlines() if "Violation" in ln]
-    for service in ("marketdata", "strategy", "execution", "reconciler"):
-        log = (var / "logs" / f"{service}.log").read_text()
-        assert f'"nats://{service}:***@127.0.0.1:' in log, f"{service} did not log in as itself"
+    refused = [ln for ln in nats_log.splitlines() if "Violation" in ln]
+    assert not refused, refused  # no permission refused, no connection without credentials
     assert_all_gone(started_pids(output))
 
 

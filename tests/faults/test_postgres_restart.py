@@ -110,7 +110,15 @@ async def test_postgres_restart_loses_and_doubles_nothing(
             lambda: len(bus.of(OrderAccepted)) == 2 * PHASE, timeout=60, what="caught up"
         )
         await trade()
-        await eventually(lambda: len(bus.of(OrderFilled)) == 2 * PHASE, what="all filled")
+        await eventually(
+            lambda: len(bus.of(OrderFilled)) == 2 * PHASE,
+            timeout=30,  # the held fills are flushed after the catch-up; slow under CI load
+            what="all filled",
+            detail=lambda: (
+                f"{len(bus.of(OrderFilled))} fills of {2 * PHASE}"
+                f" ({len({e.trade_id for e in bus.of(OrderFilled)})} distinct trades)"
+            ),
+        )
         await eventually(lambda: healthy(port) == 1, what="healthy again")
         raw = await request(bus.nc, subjects.exec_query("balances"), BalancesQuery())
         (venue,) = decode_balances_reply(raw).accounts  # type: ignore[union-attr]

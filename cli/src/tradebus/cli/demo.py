@@ -2,14 +2,18 @@
 
 1. Servers: nats-server and PostgreSQL from their wheels on free ports, data
    under ``var/`` (or the servers of ``NATS_URL`` / ``DATABASE_URL``); the local
-   nats-server runs with the config :mod:`tradebus.cli.natsconf` makes for the
-   people of the accounts file, as ``deploy/nats/nats.conf`` is made (every
-   service as its own user, one NATS account per person, passwords generated
-   per run), or with ``--nats-config``.
+   nats-server runs in operator mode as compose's does (``tradebus nats-init``:
+   identities under ``var/nats/auth``, made once and kept; every service as
+   its own user with its own ``.creds``; one NATS account per person of the
+   accounts file, and each person's ``.creds`` written for the NATS CLI).
 2. Migrations with ``tradebus-migrate``; then execution, reconciler and
-   strategy, then marketdata, each as its own process with the entry point
-   compose uses, each with a minimal environment: live accounts' keys given
-   through variables (``api_key_env``, ``secret_env``) reach execution alone.
+   strategy, then the gateway, then marketdata, each as its own process with
+   the entry point compose uses, each with a minimal environment: live
+   accounts' keys given through variables (``api_key_env``, ``secret_env``)
+   reach execution alone. The gateway serves the web API on 127.0.0.1
+   (``--gateway-port``, 8080 if free), with an admin and a login per person of
+   the accounts file (random passwords, printed and kept in
+   ``var/gateway/logins``; :mod:`tradebus.cli.demo_gateway`).
 3. A live status line; the end of the recorded data (``--data``), the
    duration, or Ctrl+C ends the run.
 4. Shutdown in order: the feed stops, the bots cancel their orders, the
@@ -32,13 +36,22 @@ import asyncpg
 import msgspec
 
 from tradebus.backtest.chart import ChartFill, PriceSample, write_chart
-from tradebus.cli.natsconf import write_conf
+from tradebus.cli.demo_gateway import (
+    DEFAULT_GATEWAY_PORT,
+    ServiceKeys,
+    create_logins,
+    gateway_env,
+    gateway_port,
+    service_keys,
+)
 from tradebus.cli.processes import total
 from tradebus.cli.prom import LocalPrometheus
 from tradebus.cli.stack import LocalStack, StackError
 from tradebus.cli.summary import ledger_summary, render_bots, render_recon, render_statuses
+from tradebus.cli.users import UsersError
 from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.messages import BotStatus, ReconReport
+from tradebus.natsauth.identities import people_of
 from tradebus.strategies.botfile import load_specs
 from tradebus.strategies.registry import build_bot
 
@@ -59,10 +72,13 @@ class DemoOptions(msgspec.Struct, frozen=True, kw_only=True):
     database_url: str | None = None
     reset_streams: bool = False
     binance_ws_url: str = BINANCE_WS_URL
-    nats_config: Path | None = None
-    """Users and permissions of the local nats-server (unused with ``nats_url``)."""
+    nats_dir: Path | None = None
+    """The NATS identities of the local nats-server (default ``var/nats/auth``; unused
+    with ``nats_url``)."""
     with_prometheus: bool = False
     """Also run a real Prometheus with the repo's rules, scraping every service."""
+    gateway_port: int = DEFAULT_GATEWAY_PORT
+    """The gateway's port on 127.0.0.1 (another free one if it is taken)."""
 
 
 def say(text: str) -> None:
@@ -142,13 +158,19 @@ class Demo:
         """
         stack, opts = self.stack, self.opts
         keys = key_variables(opts.accounts)
+        service_keys_ = service_keys(stack.root)
         await stack.start_servers()
+        self.show_nats_cli()
         await stack.connect()
         await stack.migrate()
         db = {"TRADEBUS_DATABASE_URL": stack.database_url}
         stack.start_service(
             "execution",
-            {**db, "TRADEBUS_ACCOUNTS_FILE": str(opts.accounts)},
+            {
+                **db,
+                "TRADEBUS_ACCOUNTS_FILE": str(opts.accounts),
+                "TRADEBUS_SEAL_KEY_FILE": str(service_keys_.seal_private),
+            },
             pass_env=keys,
         )
         interval = {"TRADEBUS_INTERVAL_SECONDS": str(opts.recon_interval)}
@@ -157,6 +179,7 @@ class Demo:
             "strategy", {"TRADEBUS_BOTS_FILE": str(opts.bots), "TRADEBUS_HEARTBEAT_SECONDS": "0.5"}
         )
         await stack.wait_ready("execution", "strategy")
+        await self.start_gateway(service_keys_)
         feed = {
             "TRADEBUS_SYMBOLS": ",".join(symbols),
             "TRADEBUS_BINANCE_WS_URL": opts.binance_ws_url,
@@ -172,6 +195,47 @@ class Demo:
             targets = {name: [svc.metrics_port] for name, svc in stack.services.items()}
             url = await asyncio.to_thread(self.prometheus.start, targets)
             say(f"prometheus at {url} (alert rules of deploy/prometheus/rules)")
+
+    async def start_gateway(self, keys: ServiceKeys) -> None:
+        """The gateway with the demo's logins; say its URL, docs page and logins.
+
+        Raises
+        ------
+        StackError
+            If a login cannot be made or the gateway does not start.
+        """
+        stack = self.stack
+        try:
+            logins = await create_logins(
+                stack.database_url, people_of(self.opts.accounts), stack.root / "gateway"
+            )
+        except UsersError as exc:
+            raise StackError(f"gateway logins: {exc}") from None
+        port = gateway_port(self.opts.gateway_port)
+        stack.start_service("gateway", gateway_env(stack.database_url, port, keys, stack.nats_auth))
+        await stack.wait_ready("gateway")
+        url = f"http://127.0.0.1:{port}"
+        say(
+            f"gateway   {url}   API docs: {url}/api/docs   events: ws://127.0.0.1:{port}/api/v1/events"
+        )
+        shown = ", ".join(f"{x.user} / {x.password}" for x in logins)
+        say(f"          logins ({_shown(stack.root / 'gateway' / 'logins')}): {shown}")
+
+    def show_nats_cli(self) -> None:
+        """In operator mode: write each person's ``.creds`` and say how the NATS CLI
+        uses them (their own intents and events only)."""
+        auth = self.stack.nats_auth
+        if auth is None or not auth.people:
+            return
+        paths = {user: self.stack.person_creds(user) for user in auth.people}
+        folder = _shown(paths[auth.people[0]].parent)
+        first = auth.people[0]
+        say(f"NATS CLI  each person's credentials (7 days) in {folder}/<user>.creds, e.g.")
+        say(
+            f"            nats --server {self.stack.nats_url} --creds {_shown(paths[first])}"
+            f" sub 'exec.evt.{first}.>'"
+        )
+        say(f"          the operator's: {_shown(Path(self.stack.nats_creds('operator')))}")
 
     # ------------------------------------------------------------------- status
     def status_line(self) -> str:
@@ -259,6 +323,8 @@ class Demo:
         """Stop in order; returns bot statuses, the final reconciliation and exit codes."""
         stack, services = self.stack, self.stack.services
         codes: dict[str, int | None] = {}
+        if "gateway" in services:  # no one changes anything during the shutdown
+            codes["gateway"] = await stack.stop_service("gateway")
         if "marketdata" in services:
             codes["marketdata"] = await stack.stop_service("marketdata")
         statuses: dict[str, BotStatus] = {}
@@ -279,6 +345,14 @@ class Demo:
         if self.prometheus is not None:
             self.prometheus.stop()
         return statuses, reports, codes
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is below it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _install_interrupts(demo: Demo) -> None:
@@ -346,12 +420,15 @@ async def run_demo(opts: DemoOptions) -> int:
         replay_files(opts.data, set(symbols))
     opts.var.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(opts.var / "logs", ignore_errors=True)
-    nats_config = opts.nats_config
-    if nats_config is None and opts.nats_url is None:
-        nats_config = opts.var / "nats" / "nats.conf"
-        write_conf(opts.accounts, nats_config)  # one NATS account per person of the file
     stack = LocalStack(
-        opts.var, opts.nats_url, opts.database_url, opts.reset_streams, say, nats_config
+        opts.var,
+        opts.nats_url,
+        opts.database_url,
+        opts.reset_streams,
+        say,
+        nats_auth=True,  # operator mode, one NATS account per person of the file
+        people=people_of(opts.accounts),
+        nats_dir=opts.nats_dir,
     )
     demo = Demo(opts, stack)
     _install_interrupts(demo)
