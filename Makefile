@@ -49,7 +49,7 @@ demo: install  ## run the whole stack: live Binance feed, or DATA=<dir> to repla
 	$(BIN)/tradebus demo $(DEMO_ARGS)
 
 test: install  ## the test suite (about 15 minutes or less on 2 cores)
-	$(BIN)/pytest -m "not slow" -p no:cacheprovider
+	$(BIN)/pytest -m "not slow" -p no:cacheprovider --durations=15
 
 test-all: install  ## every test, slow ones included
 	$(BIN)/pytest -p no:cacheprovider

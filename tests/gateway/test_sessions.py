@@ -43,7 +43,9 @@ async def test_missing_expired_and_tampered_tokens_are_401(gateway: Gateway) -> 
     token = alice.tokens["access_token"]
     client = gateway.client()
     claims = jwt.decode(token, options={"verify_signature": False})
-    forged = jwt.encode({**claims, "role": "admin"}, "not-the-secret", algorithm="HS256")
+    forged = jwt.encode(
+        {**claims, "role": "admin"}, "not-the-secret-but-just-as-long-as-one", algorithm="HS256"
+    )
     expired = jwt.encode(
         {**claims, "exp": claims["iat"] - 10}, gateway.settings.jwt_secret, algorithm="HS256"
     )
