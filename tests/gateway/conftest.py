@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import argon2
 import httpx
 import pytest
 
@@ -34,6 +35,8 @@ from tradebus.gateway.settings import GatewaySettings
 from tradebus.ledger.pool import create_pool
 from tradebus.ledger.users import Role, Users
 
+CHEAP_PASSWORDS = Passwords(argon2.PasswordHasher(time_cost=1, memory_cost=1024))
+"""argon2id with the least cost a gateway accepts: the tests' users sign in in ~1 ms."""
 ADMIN = "root"
 ADMIN_PASSWORD = "root-password-for-tests"
 
@@ -84,7 +87,7 @@ class Gateway:
         password = password or secrets.token_urlsafe(12)
         pool = await create_pool(self.database_url)
         try:
-            hashed = await Passwords().hash(password)
+            hashed = await CHEAP_PASSWORDS.hash(password)
             await Users(pool).create(UserId(user), role, hashed, "test", 1)
         finally:
             await pool.close()
@@ -112,6 +115,8 @@ def gateway_settings(nats_url: str, database_url: str, **overrides: Any) -> Gate
         "http_port": free_port(),
         "jwt_secret": secrets.token_urlsafe(32),
         "metrics_port": 0,
+        "password_memory_kib": 1024,  # cheap hashes: a test makes a few users
+        "password_time_cost": 1,
     }
     values.update(overrides)
     return GatewaySettings(**values)

@@ -296,7 +296,9 @@ async def test_the_connection_closes_when_the_token_expires_unless_renewed(
     gateway: Gateway,
 ) -> None:
     await gateway.add_user("alice", "alice-password-1")
-    tokens = AccessTokens(gateway.settings.jwt_secret, 2)
+    # JWT times are whole seconds: a token of LIFE seconds expires within LIFE-1 to LIFE s.
+    life = 4
+    tokens = AccessTokens(gateway.settings.jwt_secret, life)
     client = await watch(gateway, tokens.issue(UserId("alice"), "user"))
     await client.ws.send(json.dumps({"type": "auth", "token": tokens.issue(UserId("bob"), "user")}))
     close = await closed(client, timeout=5)  # bob is no user: his token is refused
@@ -304,16 +306,16 @@ async def test_the_connection_closes_when_the_token_expires_unless_renewed(
 
     client = await watch(gateway, tokens.issue(UserId("alice"), "user"))
     started = time.monotonic()
-    await asyncio.sleep(1.2)
+    await asyncio.sleep(1.0)  # well before the first token expires
     fresh = AccessTokens(gateway.settings.jwt_secret, 600).issue(UserId("alice"), "user")
     await client.ws.send(json.dumps({"type": "auth", "token": fresh}))
     await client.read_until(lambda f: any(x["type"] == "renewed" for x in f))
-    await client.read_for(1.5)  # past the first token's expiry: still open
-    assert client.ws.close_code is None and time.monotonic() - started > 2.5
+    await client.read_for(life + 0.5 - (time.monotonic() - started))  # past its expiry
+    assert client.ws.close_code is None and time.monotonic() - started > life
     await client.ws.close()
 
     client = await watch(gateway, tokens.issue(UserId("alice"), "user"))
-    close = await closed(client, timeout=5)
+    close = await closed(client, timeout=life + 2)
     assert close.rcvd is not None and close.rcvd.code == 1008
     assert "expired" in close.rcvd.reason
 

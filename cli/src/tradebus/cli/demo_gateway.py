@@ -22,7 +22,7 @@ from pathlib import Path
 import msgspec
 
 from tradebus.cli.localstack import free_port
-from tradebus.cli.users import create_user
+from tradebus.cli.users import create_users
 from tradebus.common.sealed import write_key_pair
 from tradebus.ledger.users import Role
 from tradebus.natsauth.identities import Installation
@@ -86,8 +86,7 @@ async def create_logins(database_url: str, people: list[str], folder: Path) -> l
     """
     logins = [Login(user=DEMO_ADMIN, password=secrets.token_urlsafe(12), role="admin")]
     logins += [Login(user=p, password=secrets.token_urlsafe(12), role="user") for p in people]
-    for login in logins:
-        await create_user(database_url, login.user, login.role, login.password)
+    await create_users(database_url, [(x.user, x.role, x.password) for x in logins])
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "logins"
     path.unlink(missing_ok=True)

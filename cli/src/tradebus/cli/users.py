@@ -133,31 +133,48 @@ async def create_user(database_url: str, name: str, role: Role, password: str) -
     UsersError
         Bad name (2), the database cannot be reached (2), the user exists (1).
     """
-    if not TOKEN_PATTERN.match(name):
-        raise UsersError(f"name {name!r}: use 1-64 of A-Z a-z 0-9 _ - (it is a NATS subject token)")
+    await create_users(database_url, [(name, role, password)])
+
+
+async def create_users(database_url: str, users: list[tuple[str, Role, str]]) -> None:
+    """:func:`create_user` for each ``(name, role, password)`` of ``users``, on one
+    connection pool; the hashes are computed side by side in worker threads.
+
+    Raises
+    ------
+    UsersError
+        As :func:`create_user`, for the first user that fails (those before it are made).
+    """
+    for name, _, _ in users:
+        if not TOKEN_PATTERN.match(name):
+            raise UsersError(
+                f"name {name!r}: use 1-64 of A-Z a-z 0-9 _ - (it is a NATS subject token)"
+            )
     pool = await _connect(database_url)
     try:
         async with pool.acquire() as conn:
             await apply_migrations(conn)
-        hashed = Passwords().hash_now(password)
+        passwords = Passwords()
+        hashes = await asyncio.gather(*(passwords.hash(password) for _, _, password in users))
         actor = local_actor()
-        now = LiveClock().now_ns()
-        try:
-            row = await Users(pool).create(UserId(name), role, hashed, actor, now)
-        except UserExists:
-            raise UsersError(f"user {name!r} exists already", status=1) from None
-        after = {"id": row.id, "role": row.role, "disabled": False, "nats": None}
-        event = AuditEvent(
-            event_id=uuid.uuid4().hex,
-            ts_event=now,
-            actor=actor,
-            source="cli",
-            action="user.create",
-            target=f"user:{row.id}",
-            user=row.id,
-            after=after,
-        )
-        await AuditLog(pool).write([event])
+        for (name, role, _), hashed in zip(users, hashes, strict=True):
+            now = LiveClock().now_ns()
+            try:
+                row = await Users(pool).create(UserId(name), role, hashed, actor, now)
+            except UserExists:
+                raise UsersError(f"user {name!r} exists already", status=1) from None
+            after = {"id": row.id, "role": row.role, "disabled": False, "nats": None}
+            event = AuditEvent(
+                event_id=uuid.uuid4().hex,
+                ts_event=now,
+                actor=actor,
+                source="cli",
+                action="user.create",
+                target=f"user:{row.id}",
+                user=row.id,
+                after=after,
+            )
+            await AuditLog(pool).write([event])
     finally:
         await pool.close()
 

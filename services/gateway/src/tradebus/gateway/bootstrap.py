@@ -18,6 +18,7 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+import argon2
 import uvicorn
 
 from tradebus.common.bus import connect, ensure_streams
@@ -42,6 +43,8 @@ from tradebus.natsauth.registrar import PeopleRegistrar, RegistrarError
 
 log = logging.getLogger(__name__)
 
+MIN_PASSWORD_MEMORY_KIB = 1024
+"""The least argon2 memory a gateway accepts (KiB)."""
 POOL_SIZE = 10
 """Ledger connections of the gateway (its queries are short; 100 clients share them)."""
 SINK_STOP_SECONDS = 10.0
@@ -69,6 +72,14 @@ def check_settings(settings: GatewaySettings) -> None:
         problems.append(
             f"TRADEBUS_LOGIN_WINDOW_SECONDS={settings.login_window_seconds!r}: must be > 0"
         )
+    if settings.password_memory_kib < MIN_PASSWORD_MEMORY_KIB:
+        problems.append(
+            f"TRADEBUS_PASSWORD_MEMORY_KIB={settings.password_memory_kib!r}: must be >="
+            f" {MIN_PASSWORD_MEMORY_KIB}"
+        )
+    if settings.password_time_cost < 1:
+        cost = settings.password_time_cost
+        problems.append(f"TRADEBUS_PASSWORD_TIME_COST={cost!r}: must be >= 1")
     if settings.max_body_bytes < 1024:
         problems.append(f"TRADEBUS_MAX_BODY_BYTES={settings.max_body_bytes!r}: must be >= 1024")
     nats_keys = (
@@ -171,7 +182,11 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> int:
         js=js,
         catalog=catalog,
         clock=clock,
-        passwords=Passwords(),
+        passwords=Passwords(
+            argon2.PasswordHasher(
+                time_cost=settings.password_time_cost, memory_cost=settings.password_memory_kib
+            )
+        ),
         tokens=AccessTokens(settings.jwt_secret, settings.access_token_seconds),
         throttle=LoginThrottle(settings.login_max_failures, settings.login_window_seconds),
         audit=AuditTrail(js, "gateway", clock),

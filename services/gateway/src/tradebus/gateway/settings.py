@@ -49,6 +49,12 @@ class GatewaySettings(Settings, frozen=True, kw_only=True):
         a SYS-account user allowed only claim updates, the operator signing
         key, and the key that signs people's user credentials. All empty: the
         gateway manages no NATS accounts (``/api/v1/me/nats-credentials`` says so).
+    password_memory_kib, password_time_cost
+        argon2id's memory (KiB) and passes for new password hashes. The defaults
+        are RFC 9106's second recommended option (64 MiB, 3 passes), about 0.15 s
+        a hash on one core; a small machine may lower them (OWASP's floor is
+        19 MiB and 2 passes). Existing hashes keep the parameters they were made
+        with.
     metrics_port, metrics_host
         The Prometheus ``/metrics`` endpoint (loopback unless told otherwise).
     """
@@ -71,6 +77,8 @@ class GatewaySettings(Settings, frozen=True, kw_only=True):
     nats_sys_creds: Annotated[str, SECRET] = ""
     nats_operator_signing_key_file: Annotated[str, SECRET] = ""
     nats_people_signing_key_file: Annotated[str, SECRET] = ""
+    password_memory_kib: int = 65536
+    password_time_cost: int = 3
     metrics_port: int = 9105
     metrics_host: str = DEFAULT_METRICS_HOST
     log_level: str = "info"
