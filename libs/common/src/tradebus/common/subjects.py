@@ -44,7 +44,7 @@ their intents: its limits are that user's quota, its duplicate window is that
 user's alone (a guessed ``Nats-Msg-Id`` cannot drop another user's intent),
 and execution fetches each user's stream on its own (fair scheduling). A
 person publishes ``intent.<user>.<source>`` in their own NATS account; the
-service import of ``deploy/nats/nats.conf`` maps it to
+service import of their NATS account (:mod:`tradebus.natsauth.accounts`) maps it to
 ``person.intent.<user>.<source>`` in the system account, so execution knows
 which intents came from a person (whose times it never trusts) and which from
 the system's own services.
