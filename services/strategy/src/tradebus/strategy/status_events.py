@@ -119,8 +119,9 @@ class StatusEvents:
         :meth:`gone`).
     clock
         ``ts_event`` of the messages (ns).
-    price_interval, price_budget
-        :data:`PRICE_INTERVAL_SECONDS`, :data:`PRICE_BOTS_PER_ROUND`.
+    refresh_seconds, refresh_budget
+        Seconds between rounds of last-price updates (:data:`PRICE_INTERVAL_SECONDS`),
+        and bots per round (:data:`PRICE_BOTS_PER_ROUND`).
     now
         Monotonic seconds (the throttle).
     """
@@ -130,15 +131,15 @@ class StatusEvents:
         publish: Publish,
         dispatcher: Dispatcher,
         clock: Clock | None = None,
-        price_interval: float = PRICE_INTERVAL_SECONDS,
-        price_budget: int = PRICE_BOTS_PER_ROUND,
+        refresh_seconds: float = PRICE_INTERVAL_SECONDS,
+        refresh_budget: int = PRICE_BOTS_PER_ROUND,
         now: Callable[[], float] = time.monotonic,
     ) -> None:
         self._publish = publish
         self._dispatcher = dispatcher
         self._clock = clock or LiveClock()
-        self._interval = price_interval
-        self._budget = price_budget
+        self._interval = refresh_seconds
+        self._budget = refresh_budget
         self._now = now
         self._due: dict[str, BotRunner] = {}
         self._finals: list[BotStatus] = []
@@ -248,7 +249,7 @@ class StatusEvents:
 
     async def run(self) -> None:
         """Forever: flush touched bots as they come (batched every :data:`FLUSH_SECONDS` at
-        most), and a price round every ``price_interval``."""
+        most), and a price round every ``refresh_seconds``."""
         next_round = self._now() + self._interval
         while True:
             wait = max(0.0, next_round - self._now())

@@ -30,6 +30,7 @@ from tradebus.common.order_status import OrderStatus
 from tradebus.ledger.reports.scope import (
     LedgerReader,
     Page,
+    Report,
     ReportArgumentError,
     UserScope,
     Where,
@@ -169,24 +170,11 @@ async def orders_page(
     where.equal("o.symbol", check_text("symbol", symbol))
     where.equal("o.status", status)
     where.time_range("o.created_ns", since_ns, until_ns)
-    if cursor is not None:
-        after = decode_cursor(cursor, "orders", newest_first)
-        where.add(
-            f"(o.created_ns, o.client_order_id) {'<' if newest_first else '>'} ({{}}, {{}})", *after
-        )
-    direction = "DESC" if newest_first else "ASC"
-    records = await db.fetch(
-        f"{_ORDERS_SELECT} {where.sql()}"
-        f" ORDER BY o.created_ns {direction}, o.client_order_id {direction}"
-        f" LIMIT {where.param(limit + 1)}",
-        *where.args,
-    )
-    items = [_order_record(r) for r in records[:limit]]
-    next_cursor = None
-    if len(records) > limit:
-        last = items[-1]
-        next_cursor = encode_cursor("orders", newest_first, (last.created_ns, last.client_order_id))
-    return Page(items=items, next_cursor=next_cursor)
+    records, next_cursor = await _keyset(
+        db, _ORDERS_SELECT, where, "orders", ("o.created_ns", "o.client_order_id"),
+        cursor, limit, newest_first,
+    )  # fmt: skip
+    return Page(items=[_order_record(r) for r in records], next_cursor=next_cursor)
 
 
 async def fills_page(
@@ -225,21 +213,47 @@ async def fills_page(
     where.equal("f.account_id", check_text("account", account))
     where.equal("f.symbol", check_text("symbol", symbol))
     where.time_range("f.ts_event", since_ns, until_ns)
+    records, next_cursor = await _keyset(
+        db, _FILLS_SELECT, where, "fills", ("f.ts_event", "f.seq"), cursor, limit, newest_first
+    )
+    return Page(items=[_fill_record(r) for r in records], next_cursor=next_cursor)
+
+
+async def _keyset(
+    db: LedgerReader,
+    select: str,
+    where: Where,
+    report: Report,
+    keys: tuple[str, str],
+    cursor: str | None,
+    limit: int,
+    newest_first: bool,
+) -> tuple[list[asyncpg.Record], str | None]:
+    """One keyset page of ``select`` under ``where``, ordered by the two columns ``keys``
+    (a time and a unique tie-breaker): at most ``limit`` records after ``cursor``, and
+    the cursor of the next page (None on the last).
+
+    Raises
+    ------
+    InvalidCursor
+        ``cursor`` is not one ``report`` made for this direction.
+    """
+    first, second = keys
     if cursor is not None:
-        after = decode_cursor(cursor, "fills", newest_first)
-        where.add(f"(f.ts_event, f.seq) {'<' if newest_first else '>'} ({{}}, {{}})", *after)
+        after = decode_cursor(cursor, report, newest_first)
+        where.add(f"({first}, {second}) {'<' if newest_first else '>'} ({{}}, {{}})", *after)
     direction = "DESC" if newest_first else "ASC"
     records = await db.fetch(
-        f"{_FILLS_SELECT} {where.sql()}"
-        f" ORDER BY f.ts_event {direction}, f.seq {direction} LIMIT {where.param(limit + 1)}",
+        f"{select} {where.sql()} ORDER BY {first} {direction}, {second} {direction}"
+        f" LIMIT {where.param(limit + 1)}",
         *where.args,
     )
-    items = [_fill_record(r) for r in records[:limit]]
-    next_cursor = None
-    if len(records) > limit:
-        last = records[limit - 1]
-        next_cursor = encode_cursor("fills", newest_first, (last["ts_event"], last["seq"]))
-    return Page(items=items, next_cursor=next_cursor)
+    if len(records) <= limit:
+        return list(records), None
+    last = records[limit - 1]
+    columns = (first.split(".")[-1], second.split(".")[-1])
+    next_cursor = encode_cursor(report, newest_first, (last[columns[0]], last[columns[1]]))
+    return list(records[:limit]), next_cursor
 
 
 def _order_record(r: asyncpg.Record) -> OrderRecord:

@@ -309,6 +309,15 @@ async def _marks(ctx: GatewayContext, until_ns: int | None) -> dict[tuple[str, s
     }
 
 
+def _pnl_answer(
+    name: str, rows: list[MarketPnl], since_ns: int | None, until_ns: int | None, fmt: str
+) -> Response[PnlReport] | Stream:
+    """A P&L report as JSON, or as the CSV download ``<name>.csv`` when ``fmt`` is csv."""
+    if fmt == "csv":
+        return _csv_download(name, MarketPnl, Page(items=rows, next_cursor=None), None)
+    return Response(PnlReport(rows=rows, since_ns=since_ns, until_ns=until_ns))
+
+
 def _csv_download(
     name: str,
     record_type: type[R],
@@ -464,9 +473,7 @@ async def pnl_bots(
             last_fill_marks=True,
         )
     )
-    if format == "csv":
-        return _csv_download("pnl-bots", MarketPnl, Page(items=rows, next_cursor=None), None)
-    return Response(PnlReport(rows=rows, since_ns=since_ns, until_ns=until_ns))
+    return _pnl_answer("pnl-bots", rows, since_ns, until_ns, format)
 
 
 @get(
@@ -501,9 +508,7 @@ async def pnl_accounts(
             last_fill_marks=True,
         )
     )
-    if format == "csv":
-        return _csv_download("pnl-accounts", MarketPnl, Page(items=rows, next_cursor=None), None)
-    return Response(PnlReport(rows=rows, since_ns=since_ns, until_ns=until_ns))
+    return _pnl_answer("pnl-accounts", rows, since_ns, until_ns, format)
 
 
 @get(
