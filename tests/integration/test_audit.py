@@ -26,6 +26,7 @@ import pytest
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
+from tests.support.bot_files import BOTS_V1, BOTS_V2
 from tests.support.execution import execution_service, execution_settings, reconciler_settings
 from tests.support.services import eventually, service
 from tradebus.cli.botctl import cli_actor
@@ -62,35 +63,6 @@ from tradebus.strategy.apply import apply_bot_file
 from tradebus.strategy.bootstrap import run as run_strategy
 from tradebus.strategy.settings import StrategySettings
 
-LADDER = (
-    'symbol: BTCUSDT, total_quote: "1000", order_count: 4, max_drop_pct: "1", '
-    'take_profit_pct: "0.5"'
-)
-VOLUME = (
-    'symbol: ETHUSDT, single_trade_quote: "100", trade_interval_seconds: "5", '
-    'buy_offset_pct: "0.01", sell_profit_pct: "0.02", target_volume: "5000"'
-)
-BOTS_V1 = f"""
-defaults: {{venue: binance}}
-strategies:
-  btc: {{strategy: ladder, {LADDER}}}
-  vol: {{strategy: volume, {VOLUME}}}
-users:
-  - {{user: alice, account: alice-paper, strategies: {{btc: {{}}}}}}
-  - {{user: bob, account: bob-paper, strategies: {{vol: {{}}}}}}
-  - {{user: carol, account: carol-paper, strategies: {{btc: {{order_count: 2}}}}}}
-"""
-# alice unchanged, bob's bot changed, carol's removed, dave's added
-BOTS_V2 = f"""
-defaults: {{venue: binance}}
-strategies:
-  btc: {{strategy: ladder, {LADDER}}}
-  vol: {{strategy: volume, {VOLUME}}}
-users:
-  - {{user: alice, account: alice-paper, strategies: {{btc: {{}}}}}}
-  - {{user: bob, account: bob-paper, strategies: {{vol: {{trade_interval_seconds: "9"}}}}}}
-  - {{user: dave, account: dave-paper, strategies: {{vol: {{}}}}}}
-"""
 ACCOUNTS = """
 accounts:
   - {id: alice-paper, user: alice, balances: {USDT: "10000", BTC: "0.5"}}
