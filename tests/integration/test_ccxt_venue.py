@@ -177,3 +177,39 @@ async def test_a_done_order_deep_in_the_history_is_found(
         assert {"0", "20", "40", "60"} <= set(pages)
     finally:
         await venue.close()
+
+
+async def test_an_answer_ccxt_cannot_parse_is_the_venue_unavailable_not_a_crash() -> None:
+    """Something else answering on the venue's address (here: a 200 with markets lacking
+    every field, as any HTTP server might send) makes ccxt's parser raise a TypeError;
+    the venue is then unavailable (retried, its account held), never an exception that
+    would stop execution."""
+    from aiohttp import web
+
+    async def anything(_: web.Request) -> web.Response:  # every path: assets, markets...
+        return web.json_response([{"symbol": "X"}])
+
+    app = web.Application()
+    app.router.add_get("/{path:.*}", anything)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    import ccxt.async_support as ccxt_async
+
+    client = ccxt_async.backpack({"enableRateLimit": False, "timeout": 2000})
+    client.urls["api"] = {
+        "public": f"http://127.0.0.1:{port}",
+        "private": f"http://127.0.0.1:{port}",
+    }
+    venue = CcxtVenue(
+        client, AccountId("bob-backpack"), RateBudget(rate=50, burst=10), Backoff(0.01, 0.02)
+    )
+    try:
+        with pytest.raises(VenueUnavailable) as raised:
+            await venue.start()
+        assert "unexpected answer" in str(raised.value.error.message)
+    finally:
+        await client.close()
+        await runner.cleanup()

@@ -16,13 +16,13 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import socket
 import time
 from pathlib import Path
 
 import pytest
 
 from tradebus.cli.demo import Demo, DemoOptions
-from tradebus.cli.localstack import free_port
 from tradebus.cli.processes import BASE_ENV, BASE_ENV_PREFIXES
 from tradebus.cli.stack import LocalStack
 from tradebus.natsauth.identities import people_of
@@ -71,7 +71,11 @@ async def test_keys_reach_execution_alone(
     monkeypatch.setenv(KEY_VAR, api_key)
     monkeypatch.setenv(SECRET_VAR, secret)
     monkeypatch.setenv(DECOY_VAR, decoy)
-    closed = free_port()
+    # a port bound but not listening: connections are refused, and no server of the test
+    # can be given it meanwhile (a free port could be, and would answer the venue's calls)
+    closed_socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    closed_socket.bind(("127.0.0.1", 0))
+    closed = closed_socket.getsockname()[1]
     accounts = tmp_path / "accounts.yaml"
     demo_accounts = (REPO / "deploy" / "config" / "accounts.yaml").read_text()
     accounts.write_text(demo_accounts.rstrip("\n") + "\n" + live_account(closed))
@@ -101,6 +105,7 @@ async def test_keys_reach_execution_alone(
         stack.check_running(*SERVICES)  # still the processes we read
     finally:
         await stack.close()
+        closed_socket.close()
 
     holders = {
         value: sorted(name for name, env in environs.items() if value in env.values())

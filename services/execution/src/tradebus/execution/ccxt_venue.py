@@ -29,6 +29,8 @@ from __future__ import annotations
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
+import ccxt
+
 from tradebus.common.ids import AccountId
 from tradebus.common.messages import AssetBalance, Side
 from tradebus.common.money import ccxt_decimal
@@ -98,9 +100,19 @@ class CcxtVenue:
         exist (instead of raising).
         """
         fn = getattr(self.exchange, method)
+
+        async def venue_call() -> Any:
+            try:
+                return await fn(*args)
+            except ccxt.BaseError:
+                raise
+            except Exception as exc:  # ccxt choked on what the venue sent: a bad answer
+                message = f"{self.name} {method}: unexpected answer ({exc!r})"
+                raise ccxt.BadResponse(message) from exc
+
         try:
             return await call_with_retries(
-                lambda: fn(*args),
+                venue_call,
                 budget=self._budget,
                 backoff=self._backoff,
                 changes_state=changes_state,
