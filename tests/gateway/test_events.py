@@ -348,6 +348,8 @@ async def test_a_slow_client_is_closed_with_its_resume_seq_and_never_slows_anoth
         max_queue=4,
         compression=None,
     )
+    # registered before the first event (it has no since_seq: it gets what comes after)
+    await slow.read_until(lambda frames: any(f["type"] == "ready" for f in frames))
     fast = await watch(gateway, token, max_queue=None)  # its library reads all it can
     watchers.extend([slow, fast])
 
