@@ -123,12 +123,15 @@ async def test_lifecycle_orders_and_fills_are_published_in_order_and_prices_thro
         assert subject == subjects.bot_status("alice", BOT)
         assert first.status.bot == BOT and first.status.host == "test-host"
         assert first.ts_event > 0
+        assert first.status.price_ts is None  # no tick yet
 
         # the first trade places 4 buys: shown at once
         await nc.publish(md, encode(trade("60000", 1)))
         await eventually(lambda: latest(lambda s: s.orders_placed == 4), what="4 orders shown")
         assert seen.last().status.phase == "buying"  # type: ignore[union-attr]
         assert seen.last().status.open_orders == 4  # type: ignore[union-attr]
+        # the price's time is the tick's market time, not the host's clock
+        assert seen.last().status.price_ts == 1  # type: ignore[union-attr]
 
         await command(nc, "pause")
         await eventually(lambda: latest(lambda s: s.state == "paused"), what="paused shown")
@@ -184,6 +187,7 @@ async def test_lifecycle_orders_and_fills_are_published_in_order_and_prices_thro
         assert len(price_only) <= 4, [m.status.last_price for _, m in price_only]
         assert all(m.status.orders_filled == 1 for _, m in price_only)
         assert price_only[-1][1].status.last_price == price  # the last price gets out
+        assert price_only[-1][1].status.price_ts == 10 + price
         times = [m.ts_event for _, m in price_only]
         gaps = [(b - a) / 1e9 for a, b in itertools.pairwise(times)]
         assert all(gap > 0.9 for gap in gaps), gaps

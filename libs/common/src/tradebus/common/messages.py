@@ -458,7 +458,10 @@ class BotStatus(msgspec.Struct, frozen=True, kw_only=True):
     ``position``. Percentages are in percent. ``details`` holds what only one
     strategy has (martingale worst-case capital, spread legs, volume target),
     as JSON scalars (money as decimal strings). ``host`` is the strategy host
-    replica running the bot.
+    replica running the bot. ``price_ts`` is the market time (ns, the venue's
+    ``ts_event``; the recorded time in a replay) of the latest tick of the
+    bot's markets when the block was built, None before the first: the time
+    to plot ``last_price`` at, beside fills' ``ts_event``.
     """
 
     bot: str
@@ -487,6 +490,7 @@ class BotStatus(msgspec.Struct, frozen=True, kw_only=True):
     realized_pnl: Decimal = Decimal(0)
     error: str | None = None
     host: str | None = None
+    price_ts: int | None = None
     details: dict[str, str | int | bool | None] = {}
 
 

@@ -167,6 +167,14 @@ class MarketBots(Generic[R]):
             heap[:] = live
         self._stale = 0
 
+    @property
+    def last_ts(self) -> int | None:
+        """The market time (``ts_event``, ns) of the latest tick seen, None before any."""
+        trade, quote = self._last_trade, self._last_quote
+        if trade is None:
+            return None if quote is None else quote.ts_event
+        return trade.ts_event if quote is None else max(trade.ts_event, quote.ts_event)
+
     # ------------------------------------------------------------------ ticks
     def due(self, tick: QuoteTick | TradeTick, is_trade: bool) -> list[R]:
         """The bots to call for ``tick``, in rank order; records the tick as the market's last.

@@ -160,12 +160,15 @@ class BotRunner:
         return "failed" if self.core.state.phase == "failed" else self.lifecycle
 
     def status(self, host: str) -> BotStatus:
-        """The core's status block with the host's lifecycle and replica id."""
+        """The core's status block with the host's lifecycle, replica id and the market time
+        of its markets' latest tick (``price_ts``)."""
         status = self.core.status()
         state: str = "failed" if status.phase == "failed" else self.lifecycle
         if self.catching_up:
             state = "starting"
-        return msgspec.structs.replace(status, state=state, host=host)
+        seen = [ts for ts in (market.last_ts for market in self.markets) if ts is not None]
+        price_ts = max(seen) if seen else None
+        return msgspec.structs.replace(status, state=state, host=host, price_ts=price_ts)
 
 
 class Dispatcher:
