@@ -120,6 +120,12 @@ class MarketCatalog:
         except KeyError:
             raise UnknownMarketError(f"unknown market {venue}:{symbol}") from None
 
+    def all_markets(self) -> list[tuple[str, Market]]:
+        """Every configured market as ``(venue, market)``, by venue then symbol."""
+        return sorted(
+            ((v, m) for (v, _), m in self._markets.items()), key=lambda vm: (vm[0], vm[1].symbol)
+        )
+
     def venue_markets(self, venue: str) -> list[Market]:
         """Every configured market of ``venue``."""
         return [m for (v, _), m in self._markets.items() if v == venue]

@@ -41,6 +41,7 @@ from tradebus.gateway.routes.bots import bots_router
 from tradebus.gateway.routes.events import events_router
 from tradebus.gateway.routes.history import history_router
 from tradebus.gateway.routes.intents import intents_router
+from tradebus.gateway.routes.markets import markets_router
 from tradebus.gateway.routes.session import auth_router, me_router
 from tradebus.gateway.routes.users import users_router
 
@@ -81,6 +82,7 @@ def api_routers() -> list[Router]:
         users_router,
         bots_router,
         intents_router,
+        markets_router,
         history_router,
         audit_router,
         events_router,
