@@ -32,6 +32,7 @@ from tradebus.gateway.audit_sink import AuditSink
 from tradebus.gateway.context import GatewayContext
 from tradebus.gateway.events import EventHub
 from tradebus.gateway.metrics import GatewayMetrics
+from tradebus.gateway.prices import MarketPrices
 from tradebus.gateway.security import AccessTokens, LoginThrottle, Passwords
 from tradebus.gateway.settings import MIN_JWT_SECRET_CHARS, GatewaySettings
 from tradebus.ledger.audit import AuditLog
@@ -195,7 +196,8 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> int:
         metrics=metrics,
     )
     app = create_app(ctx)
-    events = EventHub(nc)  # /api/v1/events: one feed per process, fanned out
+    # /api/v1/events: one feed per process, fanned out; the statuses' prices kept for charts
+    events = EventHub(nc, prices=MarketPrices(lambda venue, symbol: (venue, symbol) in catalog))
     await events.start()
     app.state.events = events
     server = EmbeddedServer(

@@ -61,6 +61,7 @@ from tradebus.common import subjects
 from tradebus.common.bus import StreamTail
 from tradebus.common.codec import decode_bot_status_changed, decode_event, encode
 from tradebus.common.messages import BotStatus, BotStatusChanged
+from tradebus.gateway.prices import MarketPrices
 
 log = logging.getLogger(__name__)
 
@@ -279,10 +280,16 @@ class EventHub:
         The gateway's NATS connection.
     queue_limit
         Frames per subscriber (:data:`QUEUE_LIMIT` by default).
+    prices
+        Keeps each market's prices from the statuses seen (the price charts), if given.
     """
 
-    def __init__(self, nc: NATS, queue_limit: int | None = None) -> None:
+    def __init__(
+        self, nc: NATS, queue_limit: int | None = None, prices: MarketPrices | None = None
+    ) -> None:
         self._nc = nc
+        self.prices = prices
+        """Where the statuses' prices are kept for the price charts (None: nowhere)."""
         self._js: JetStreamContext = nc.jetstream()
         self._limit = queue_limit or QUEUE_LIMIT
         self._by_user: dict[str, set[Subscriber]] = {}
@@ -407,6 +414,8 @@ class EventHub:
             log.warning("bot status on another subject", extra={"subject": msg.subject})
             return
         self._statuses[status.bot] = (changed, time.monotonic())
+        if self.prices is not None:
+            self.prices.see(status)
         if self._everyone or status.user in self._by_user:
             text = status_frame(status.bot, status.user, changed.ts_event, status)
             self._deliver(status.user, 0, text)
