@@ -44,6 +44,7 @@ from tradebus.gateway.routes.intents import intents_router
 from tradebus.gateway.routes.markets import markets_router
 from tradebus.gateway.routes.session import auth_router, me_router
 from tradebus.gateway.routes.users import users_router
+from tradebus.gateway.web import web_routers
 
 API_VERSION = "1"
 REQUEST_LOG_FIELDS: tuple[RequestExtractorField, ...] = ("method", "path")
@@ -126,7 +127,7 @@ def create_app(ctx: GatewayContext) -> Litestar:
         response_log_fields=RESPONSE_LOG_FIELDS,
     )
     return Litestar(
-        route_handlers=[healthz, *api_routers()],
+        route_handlers=[healthz, *api_routers(), *web_routers(settings.web_dir)],
         dependencies={
             "ctx": Provide(provide_ctx, use_cache=True),
             "principal": Provide(provide_principal),

@@ -57,6 +57,10 @@ class GatewaySettings(Settings, frozen=True, kw_only=True):
         with.
     metrics_port, metrics_host
         The Prometheus ``/metrics`` endpoint (loopback unless told otherwise).
+    web_dir
+        The built web page (``web/dist`` after ``npm run build``), served at ``/``
+        with every non-API path answering its ``index.html`` (:mod:`.web`); empty
+        (the default): no page, ``/`` is a JSON 404.
     """
 
     nats_url: Annotated[str, SECRET] = "nats://127.0.0.1:4222"
@@ -82,6 +86,7 @@ class GatewaySettings(Settings, frozen=True, kw_only=True):
     metrics_port: int = 9105
     metrics_host: str = DEFAULT_METRICS_HOST
     log_level: str = "info"
+    web_dir: str = ""
 
     @property
     def url(self) -> str:
