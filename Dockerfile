@@ -8,6 +8,18 @@
 #   docker build --build-arg PACKAGE=tradebus-execution -t tradebus-execution:local .
 # docker-compose.yml builds each service this way (build.args).
 
+# The web page (web/, issue 17): built once with Node (npm ci pinned by
+# web/package-lock.json, then vite build) and copied into every image as
+# /app/web; only the gateway serves it (TRADEBUS_WEB_DIR in compose). The
+# stage is shared by every image's build, so BuildKit builds it once.
+FROM node:20-slim AS web
+WORKDIR /web
+COPY web/package.json web/package-lock.json ./
+RUN --mount=type=cache,target=/root/.npm \
+    npm ci --no-audit --no-fund
+COPY web/ ./
+RUN npm run build && test -f dist/index.html
+
 FROM python:3.11-slim AS builder
 ARG PACKAGE
 RUN test -n "$PACKAGE" || { echo "build with --build-arg PACKAGE=<distribution>" >&2; exit 1; }
@@ -38,6 +50,8 @@ RUN groupadd --system --gid 10001 tradebus \
 # programs (the execution image also runs tradebus-migrate), and each program
 # rejects TRADEBUS_* variables it does not know.
 COPY --from=builder /app/.venv /app/.venv
+# The built page (static files only; read-only for the service).
+COPY --from=web /web/dist /app/web
 # The default command, under one name for every image (CMD takes no build
 # arguments); the build fails here if PACKAGE does not install COMMAND.
 RUN ln -s "$COMMAND" /app/.venv/bin/tradebus-service \

@@ -20,16 +20,29 @@ export UV_LINK_MODE := copy
 # Optional demo arguments: DATA=<dir of recorded raw feeds> DURATION=<seconds>
 # SPEED=<replay speed: max (default) or a multiple of real time, e.g. 1>
 # PROMETHEUS=1 (also run a real Prometheus with the repo's alert rules)
+# STAY=1|0 (after the replay keep the stack up until Ctrl+C, or not; default: on in a terminal)
 DATA ?=
 DURATION ?=
 SPEED ?=
 PROMETHEUS ?=
+STAY ?=
 DEMO_ARGS := $(if $(DATA),--data $(DATA)) $(if $(DURATION),--duration $(DURATION)) \
-	$(if $(SPEED),--speed $(SPEED)) $(if $(PROMETHEUS),--with-prometheus)
+	$(if $(SPEED),--speed $(SPEED)) $(if $(PROMETHEUS),--with-prometheus) \
+	$(if $(STAY),$(if $(filter 0,$(STAY)),--no-stay,--stay))
 
 PYPROJECTS := pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml cli/pyproject.toml)
 
-.PHONY: install demo test test-all bench lint format lock clean
+.PHONY: install demo test test-all bench lint format lock clean web-skipped
+
+# The web page (web/, issue 17): built into web/dist when Node.js is present (npm ci when
+# web/package-lock.json changes, npm run build when a source changes); skipped otherwise.
+NODE := $(shell command -v node 2>/dev/null)
+WEB_SOURCES := $(shell find web -path web/node_modules -prune -o -path web/dist -prune -o -type f -print 2>/dev/null)
+ifeq ($(NODE),)
+WEB_PAGE := web-skipped
+else
+WEB_PAGE := $(if $(wildcard web/package-lock.json),web/dist/index.html)
+endif
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -43,25 +56,38 @@ $(PROMETHEUS_BIN)/promtool: deploy/prometheus/install-promtool.sh
 	deploy/prometheus/install-promtool.sh $(TOOLS)/prometheus
 	@touch $@
 
-install: $(VENV)/.installed $(PROMETHEUS_BIN)/promtool  ## .venv with every package (pinned by uv.lock), promtool
+web/node_modules/.package-lock.json: web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+
+web/dist/index.html: web/node_modules/.package-lock.json $(WEB_SOURCES)
+	cd web && npm run build
+	@touch $@
+
+web-skipped:
+	@echo "Node.js not found: the web page (web/dist) is not built; install Node.js 20+ and rerun make install"
+
+install: $(VENV)/.installed $(PROMETHEUS_BIN)/promtool $(WEB_PAGE)  ## .venv with every package (pinned by uv.lock), promtool, the web page
 
 demo: install  ## run the whole stack: live Binance feed, or DATA=<dir> to replay recordings
 	$(BIN)/tradebus demo $(DEMO_ARGS)
 
 test: install  ## the test suite (about 15 minutes or less on 2 cores)
+	$(if $(NODE),cd web && npm test --silent,@echo "Node.js not found: the web page's unit tests do not run")
 	$(BIN)/pytest -m "not slow" -p no:cacheprovider --durations=15
 
 test-all: install  ## every test, slow ones included
+	$(if $(NODE),cd web && npm test --silent)
 	$(BIN)/pytest -p no:cacheprovider
 
 bench: install  ## every benchmark row in one table; prints figures, never fails on them
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
-lint: $(VENV)/.installed  ## ruff (lint and format), mypy (zero errors), import-linter contracts
+lint: $(VENV)/.installed $(if $(NODE),web/node_modules/.package-lock.json)  ## ruff (lint and format), mypy (zero errors), import-linter contracts, the web page's types
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(if $(NODE),cd web && npm run --silent typecheck,@echo "Node.js not found: the web page's types are not checked")
 
 format: install
 	$(BIN)/ruff check --fix .
@@ -71,4 +97,4 @@ lock: $(UV)  ## re-resolve uv.lock after changing dependencies
 	$(UV) lock
 
 clean:
-	rm -rf $(VENV) $(TOOLS) var .pytest_cache .ruff_cache .mypy_cache .import_linter_cache
+	rm -rf $(VENV) $(TOOLS) var web/dist web/node_modules .pytest_cache .ruff_cache .mypy_cache .import_linter_cache

@@ -445,6 +445,29 @@ def test_dockerignore_keeps_the_context_small() -> None:
         assert entry in lines, f".dockerignore should exclude {entry}"
 
 
+def test_the_gateway_image_serves_the_page_built_in_a_node_stage() -> None:
+    """The page is built from web/'s lock file in a Node stage (never from a host's
+    node_modules or dist) and copied where the gateway's TRADEBUS_WEB_DIR points."""
+    stages = re.split(r"^FROM\s", dockerfile(), flags=re.M)[1:]
+    node = [s for s in stages if re.match(r"node:\S+\s+AS\s+(\S+)", s)]
+    assert len(node) == 1, "Dockerfile: one Node stage (FROM node:<version> AS <name>) builds web/"
+    name = re.match(r"node:\S+\s+AS\s+(\S+)", node[0])[1]  # type: ignore[index]
+    assert re.search(r"^RUN\b.*\bnpm ci\b", node[0], re.M), "the Node stage: npm ci (the lock)"
+    assert re.search(r"^RUN\b.*\bnpm run build\b", node[0], re.M), "the Node stage: npm run build"
+    for path in ("web/package.json", "web/package-lock.json"):
+        assert (ROOT / path).is_file(), f"{path} is missing"
+    copied = re.findall(rf"^COPY\s+--from={name}\s+(\S+)\s+(\S+)\s*$", stages[-1], re.M)
+    assert copied, f"the image's stage must COPY --from={name} the built page"
+    assert any(src.rstrip("/").endswith("/dist") for src, _ in copied), "copy web's dist/"
+    web_dir = tradebus_env("gateway").get(f"{PREFIX}WEB_DIR")
+    assert web_dir in {dst.rstrip("/") for _, dst in copied}, (
+        f"gateway: {PREFIX}WEB_DIR must name the folder the Dockerfile copies the page to"
+    )
+    ignored = set((ROOT / ".dockerignore").read_text().split())
+    for entry in ("web/node_modules", "web/dist"):
+        assert entry in ignored, f".dockerignore should exclude {entry} (the stage builds them)"
+
+
 def nats_auth_mounts(name: str) -> list[dict[str, Any]]:
     """The mounts of the volume ``nats-auth`` (nats-init's identities) in service ``name``."""
     volumes = services()[name].get("volumes") or []
