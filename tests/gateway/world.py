@@ -9,6 +9,7 @@ Import the ``world`` fixture into a test module to use it. ``alice`` and
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,17 @@ async def host_answers(bus: Bus) -> bool:
 @pytest.fixture
 async def world(nats_url: str, database_url: str, tmp_path: Path) -> AsyncIterator[World]:
     """Execution, a strategy host and the gateway, with alice and bob signed in."""
-    settings = gateway_settings(nats_url, database_url)
+    async with running_world(nats_url, database_url, tmp_path) as running:
+        yield running
+
+
+@asynccontextmanager
+async def running_world(
+    nats_url: str, database_url: str, tmp_path: Path, **gateway: Any
+) -> AsyncIterator[World]:
+    """Execution, a strategy host and the gateway (its settings ``gateway`` overriding the
+    tests' defaults, e.g. ``web_dir``), with alice and bob signed in."""
+    settings = gateway_settings(nats_url, database_url, **gateway)
     gw = Gateway(url=settings.url, settings=settings, database_url=database_url)
     strategy = StrategySettings(
         nats_url=nats_url,

@@ -15,7 +15,9 @@
    the accounts file (random passwords, printed and kept in
    ``var/gateway/logins``; :mod:`tradebus.cli.demo_gateway`).
 3. A live status line; the end of the recorded data (``--data``), the
-   duration, or Ctrl+C ends the run.
+   duration, or Ctrl+C ends the run. With ``--stay`` (the default for a replay
+   on a terminal) the end of the data does not: the stack settles, then stays
+   up, bots, gateway and web page included, until Ctrl+C.
 4. Shutdown in order: the feed stops, the bots cancel their orders, the
    intents drain, a final reconciliation runs, the services and servers stop.
 5. A summary per user and bot, and the reconciliation of every account.
@@ -24,6 +26,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import signal
 import socket
@@ -39,6 +42,7 @@ from tradebus.backtest.chart import ChartFill, PriceSample, write_chart
 from tradebus.cli.demo_gateway import (
     DEFAULT_GATEWAY_PORT,
     ServiceKeys,
+    built_page,
     create_logins,
     gateway_env,
     gateway_port,
@@ -79,6 +83,10 @@ class DemoOptions(msgspec.Struct, frozen=True, kw_only=True):
     """Also run a real Prometheus with the repo's rules, scraping every service."""
     gateway_port: int = DEFAULT_GATEWAY_PORT
     """The gateway's port on 127.0.0.1 (another free one if it is taken)."""
+    stay: bool = False
+    """With ``data``: when the replay has ended and the stack settled, keep every service
+    running (bots with their state, positions and fills; the gateway and its page) until
+    Ctrl+C, instead of stopping at once."""
 
 
 def say(text: str) -> None:
@@ -145,6 +153,8 @@ class Demo:
         self.interrupted = asyncio.Event()
         self.started = time.monotonic()
         self.prometheus: LocalPrometheus | None = None
+        self.gateway_url = ""
+        """``http://127.0.0.1:<port>`` once the gateway is up."""
 
     async def start(self, symbols: list[str]) -> None:
         """Servers, migrations, then execution, reconciler, strategy, marketdata.
@@ -212,13 +222,21 @@ class Demo:
         except UsersError as exc:
             raise StackError(f"gateway logins: {exc}") from None
         port = gateway_port(self.opts.gateway_port)
-        stack.start_service("gateway", gateway_env(stack.database_url, port, keys, stack.nats_auth))
+        page = built_page()
+        stack.start_service(
+            "gateway", gateway_env(stack.database_url, port, keys, stack.nats_auth, page)
+        )
         await stack.wait_ready("gateway")
         url = f"http://127.0.0.1:{port}"
+        self.gateway_url = url
         say(
             f"gateway   {url}   API docs: {url}/api/docs   events: ws://127.0.0.1:{port}/api/v1/events"
         )
         shown = ", ".join(f"{x.user} / {x.password}" for x in logins)
+        if page is not None:
+            say(f"web page: {url}/   log in with: {shown}")
+        else:
+            say("          no web page: web/dist is not built (`make install` with Node.js)")
         say(f"          logins ({_shown(stack.root / 'gateway' / 'logins')}): {shown}")
 
     def show_nats_cli(self) -> None:
@@ -273,8 +291,17 @@ class Demo:
                 continue
             raise StackError(f"{name} exited with status {code}:\n{service.log_tail()}")
 
-    async def run_until_end(self) -> None:
-        """Show status until the data ends (and the stack settles), the time is up, or Ctrl+C."""
+    async def run_until_end(self) -> bool:
+        """Show status until the data ends (and the stack settles), the time is up, or Ctrl+C.
+
+        Returns True when the end was the end of the replayed data (not the time, not Ctrl+C).
+
+        Raises
+        ------
+        StackError
+            If a service dies.
+        """
+        replay_ended = False
         interval = 0.5 if sys.stdout.isatty() else 5.0
         last_shown = 0.0
         deadline = None if self.opts.duration is None else time.monotonic() + self.opts.duration
@@ -288,9 +315,29 @@ class Demo:
                 break
             if self.opts.data is not None and self.stack.services["marketdata"].returncode() == 0:
                 await self.wait_settled()
+                replay_ended = not self.interrupted.is_set()
                 break
             await asyncio.sleep(0.2)
         self.show(await asyncio.to_thread(self.status_line), final=True)
+        return replay_ended
+
+    async def stay_up(self) -> None:
+        """After the replay: keep every service running, say so, and wait for Ctrl+C.
+
+        Raises
+        ------
+        StackError
+            If a service dies meanwhile.
+        """
+        url = f"{self.gateway_url}/" if self.gateway_url else "(no gateway)"
+        say(
+            f"replay finished; the stack stays up for the web page and the API at {url}"
+            " \N{EM DASH} Ctrl+C stops it"
+        )
+        while not self.interrupted.is_set():
+            self.check_alive()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.interrupted.wait(), 1.0)
 
     async def wait_settled(self, timeout: float = 300.0) -> None:
         """After the replay: wait until every tick is processed and no intent is in flight."""
@@ -437,7 +484,8 @@ async def run_demo(opts: DemoOptions) -> int:
     failed = False
     try:
         await demo.start(symbols)
-        await demo.run_until_end()
+        if await demo.run_until_end() and opts.stay:
+            await demo.stay_up()
     except StackError as exc:
         say(f"error: {exc}")
         failed = True

@@ -10,6 +10,7 @@
   (readable by the owner only), so the demo's people can sign in and see
   their bots.
 * :func:`gateway_env`: the gateway's ``TRADEBUS_*`` settings for the stack.
+* :func:`built_page`: the web page's build (``web/dist``, ``make install``), if built.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from tradebus.ledger.users import Role
 from tradebus.natsauth.identities import Installation
 from tradebus.natsauth.init import write_token_secret
 
+REPO = Path(__file__).resolve().parents[4]
 DEMO_ADMIN = "admin"
 """The demo's admin login."""
 DEFAULT_GATEWAY_PORT = 8080
@@ -96,11 +98,23 @@ async def create_logins(database_url: str, people: list[str], folder: Path) -> l
     return logins
 
 
+def built_page(repo: Path = REPO) -> Path | None:
+    """The web page's build folder (``<repo>/web/dist``, made by ``make install`` when
+    Node.js is present), or None when it holds no ``index.html``."""
+    dist = repo / "web" / "dist"
+    return dist if (dist / "index.html").is_file() else None
+
+
 def gateway_env(
-    database_url: str, port: int, keys: ServiceKeys, nats_auth: Installation | None
+    database_url: str,
+    port: int,
+    keys: ServiceKeys,
+    nats_auth: Installation | None,
+    web_dir: Path | None = None,
 ) -> dict[str, str]:
     """The gateway's settings on 127.0.0.1:``port`` for the demo's stack (its NATS URL and
-    credentials are the stack's to add)."""
+    credentials are the stack's to add); with ``web_dir`` (:func:`built_page`) it also
+    serves the web page at ``/``."""
     env = {
         "TRADEBUS_DATABASE_URL": database_url,
         "TRADEBUS_HTTP_HOST": "127.0.0.1",
@@ -113,4 +127,6 @@ def gateway_env(
         env["TRADEBUS_NATS_SYS_CREDS"] = str(nats_auth.sys_creds)
         env["TRADEBUS_NATS_OPERATOR_SIGNING_KEY_FILE"] = str(nats_auth.operator_signing_key)
         env["TRADEBUS_NATS_PEOPLE_SIGNING_KEY_FILE"] = str(nats_auth.people_signing_key)
+    if web_dir is not None:
+        env["TRADEBUS_WEB_DIR"] = str(web_dir)
     return env

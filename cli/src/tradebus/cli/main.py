@@ -64,6 +64,13 @@ def _demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         " one if it is taken)",
     )
     p.add_argument(
+        "--stay",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="with --data: when the replay ends, keep the stack (bots, gateway, web page) up"
+        " until Ctrl+C (default: on when the output is a terminal, off otherwise)",
+    )
+    p.add_argument(
         "--with-prometheus",
         action="store_true",
         help="also run a real Prometheus (make install provides it) with the repo's alert rules",
@@ -85,6 +92,14 @@ def _demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "`tradebus nats-init` if absent, kept across runs; default VAR/nats/auth); "
         "not used with NATS_URL",
     )
+
+
+def _stays(flag: bool | None, replaying: bool) -> bool:
+    """Whether the demo stays up after its replay: ``--stay`` / ``--no-stay`` if given,
+    else when replaying (``--data``) with the output on a terminal."""
+    if flag is not None:
+        return flag
+    return replaying and sys.stdout.isatty()
 
 
 def _common(p: argparse.ArgumentParser, json_flag: bool = True) -> None:
@@ -235,6 +250,7 @@ def main(argv: list[str] | None = None) -> None:
             nats_dir=args.nats_dir.resolve() if args.nats_dir else None,
             with_prometheus=args.with_prometheus,
             gateway_port=args.gateway_port,
+            stay=_stays(args.stay, args.data is not None),
         )
         try:
             sys.exit(asyncio.run(run_demo(opts)))
