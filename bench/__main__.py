@@ -4,7 +4,7 @@ Steps, in this order (``--only`` picks some): ``floor`` (:mod:`bench.floor`),
 ``feed`` (:mod:`bench.feedbench`), ``tick`` (:mod:`bench.tickbench`),
 ``exec`` (:mod:`bench.execbench`), ``recon`` (:mod:`bench.reconbench`),
 ``engine`` (:mod:`bench.enginebench`), ``startup`` (:mod:`bench.startup`),
-``gateway`` (:mod:`bench.gatewaybench`).
+``gateway`` (:mod:`bench.gatewaybench`), ``web`` (:mod:`bench.webbench`).
 Each step's module docstring says its method and units. Progress goes to
 stderr, the table (:mod:`bench.table`) to stdout.
 
@@ -33,11 +33,12 @@ from bench import (
     startup,
     table,
     tickbench,
+    webbench,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
-STEPS = ("floor", "feed", "tick", "exec", "recon", "engine", "startup", "gateway")
+STEPS = ("floor", "feed", "tick", "exec", "recon", "engine", "startup", "gateway", "web")
 
 
 class Progress:
@@ -164,6 +165,8 @@ async def step(name: str, args: argparse.Namespace, progress: Progress) -> list[
         return rows
     if name == "gateway":
         return await gatewaybench.run(5.0 if args.quick else 10.0, progress=progress.show)
+    if name == "web":
+        return await webbench.run(5.0 if args.quick else 10.0, progress=progress.show)
     return await asyncio.to_thread(startup.run, d)
 
 

@@ -39,12 +39,9 @@ import argparse
 import asyncio
 import itertools
 import secrets
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -53,8 +50,7 @@ import nats
 from nats.js import JetStreamContext
 from websockets.asyncio.client import ClientConnection, connect
 
-from tradebus.cli.localstack import free_port
-from tradebus.cli.stack import LocalStack
+from bench.gatewaystack import gateway_stack, pct, row, say
 from tradebus.common import subjects
 from tradebus.common.codec import encode
 from tradebus.common.ids import AccountId, BotId, IntentId, UserId
@@ -79,20 +75,6 @@ LAG = 150
 PUBLISH_WINDOW = 256
 SEC = 1_000_000_000
 T0 = 1_700_000_000 * SEC
-
-
-def say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
-def row(name: str, value: object, unit: str, detail: str) -> dict[str, Any]:
-    """One result row."""
-    return {"row": name, "value": value, "unit": unit, "detail": detail}
-
-
-def pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
 
 
 def user_of(i: int) -> str:
@@ -297,33 +279,19 @@ async def run(
     seconds: float = 10.0, rate: float = 200.0, progress: Callable[[str], None] = say
 ) -> list[dict[str, Any]]:
     """Start the stack and the gateway, seed, run each phase; the rows."""
-    with tempfile.TemporaryDirectory(prefix="gatewaybench-") as tmp:
-        root = Path(tmp)
-        stack = LocalStack(root, say=say)
-        nc = None
-        watchers: list[Watcher] = []
-        readers: list[asyncio.Task[None]] = []
+
+    async def seeded(database_url: str, nc: nats.NATS) -> dict[str, str]:
+        t = time.monotonic()
+        passwords = await seed(database_url, nc.jetstream(publish_async_max_pending=PUBLISH_WINDOW))
+        say(f"gatewaybench: seeded in {time.monotonic() - t:.0f} s")
+        return passwords
+
+    watchers: list[Watcher] = []
+    readers: list[asyncio.Task[None]] = []
+    async with gateway_stack("gatewaybench-", seeded) as running:
         try:
-            await stack.start_servers()
-            await stack.connect(count_ticks=False)
-            await stack.migrate()
-            nc = await nats.connect(stack.nats_url)
-            js = nc.jetstream(publish_async_max_pending=PUBLISH_WINDOW)
-            t = time.monotonic()
-            passwords = await seed(stack.database_url, js)
-            say(f"gatewaybench: seeded in {time.monotonic() - t:.0f} s")
-            secret = root / "jwt-secret"
-            secret.write_text(secrets.token_urlsafe(48))
-            secret.chmod(0o600)
-            port = free_port()
-            stack.start_service("gateway", {
-                "TRADEBUS_DATABASE_URL": stack.database_url,
-                "TRADEBUS_HTTP_PORT": str(port),
-                "TRADEBUS_JWT_SECRET_FILE": str(secret),
-                "TRADEBUS_LOG_LEVEL": "warning",
-            })  # fmt: skip
-            await stack.wait_ready("gateway")
-            base = f"http://127.0.0.1:{port}"
+            js = running.nc.jetstream(publish_async_max_pending=PUBLISH_WINDOW)
+            passwords, base = running.seeded, running.base
             clients = await sign_in(base, passwords)
             rows = []
             data = (
@@ -372,7 +340,7 @@ async def run(
                     round(pct(lat, 0.99), 1), "ms",
                     f"max {max(lat, default=float('nan')):.0f} ms"),
             ]  # fmt: skip
-            rss = stack.services["gateway"].peak_rss_kib()
+            rss = running.stack.services["gateway"].peak_rss_kib()
             rows.append(row("gateway peak RSS", round((rss or 0) / 1024), "MiB", "VmHWM"))
             return rows
         finally:
@@ -380,9 +348,6 @@ async def run(
                 task.cancel()
             for w in watchers:
                 await w.ws.close()
-            if nc is not None:
-                await nc.close()
-            await stack.close()
 
 
 def main() -> None:
