@@ -135,6 +135,27 @@ def test_first_event_starts_a_cycle_with_deterministic_ids() -> None:
     assert bot.status().phase == "buying"
 
 
+def test_status_shows_the_resting_levels_and_the_take_profit_price_and_distance() -> None:
+    bot, buys = start()
+    prices = sorted((b.price for b in buys if b.price is not None), reverse=True)
+    details = bot.status().details
+    assert details["open_levels"] == len(buys) == len(prices)
+    assert (details["next_level_price"], details["last_level_price"]) == (
+        str(prices[0]),
+        str(prices[-1]),
+    )
+    assert details["take_profit_price"] is None and details["take_profit_distance_pct"] is None
+    # the top level fills at 98: take profit at 98 * 1.02 = 99.96, 2 % above avg
+    bot.on_order_event(filled(buys[0], "98", "0"))
+    bot.on_trade(trade("98.5", 2_000))
+    details = bot.status().details
+    assert details["open_levels"] == len(buys) - 1
+    assert details["next_level_price"] == str(prices[1])
+    assert D(str(details["take_profit_price"])) == D("99.96")
+    # (99.96 - 98.5) / 98.5 * 100
+    assert D(str(details["take_profit_distance_pct"])) == (D("99.96") - D("98.5")) / D("98.5") * 100
+
+
 def test_quote_mid_is_the_reference_before_any_trade() -> None:
     bot = LadderBot(CTX, params())
     buys = places(bot.on_quote(quote("99.99", "100.01", 5)))

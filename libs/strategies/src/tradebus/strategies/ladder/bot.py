@@ -57,7 +57,7 @@ from tradebus.strategies.core import (
 )
 from tradebus.strategies.ladder.params import LadderError, LadderParams, plan_levels
 from tradebus.strategies.ladder.state import LadderState
-from tradebus.strategies.status_fields import bot_status, position_figures
+from tradebus.strategies.status_fields import bot_status, position_figures, text_or_none
 
 NS_PER_MINUTE = 60_000_000_000
 TAKE_PROFIT_SELL_FACTOR = Decimal("0.995")
@@ -307,12 +307,31 @@ class LadderBot(BotBase[LadderParams, LadderState]):
         return []
 
     def status(self) -> BotStatus:
-        """The status block of STRATEGIES.md §1."""
+        """The status block of STRATEGIES.md §1, with in ``details``: the ladder's resting
+        buy levels (``open_levels``, the highest ``next_level_price`` and the lowest
+        ``last_level_price``) and the take-profit price ``avg * (1 + T/100)``
+        (``take_profit_price``) with its distance from the last price in percent
+        (``take_profit_distance_pct``, ``(tp - p) / p * 100``; None without a position)."""
         s, pos, t = self.state, self.state.position, self.params.take_profit_pct
         p, avg = s.last_price, pos.avg_price
         progress = ZERO
+        tp_price = tp_distance = None
         if avg is not None and p is not None:
             progress = max(ZERO, min(HUNDRED, (p - avg) / avg * HUNDRED / t * HUNDRED))
+        if avg is not None and pos.qty > 0:
+            tp_price = avg * (ONE + t / HUNDRED)
+            if p:
+                tp_distance = (tp_price - p) / p * HUNDRED
+        levels = sorted(
+            (o.price for o in s.orders.open_orders("buy") if o.price is not None), reverse=True
+        )
+        details: dict[str, str | int | bool | None] = {
+            "open_levels": len(levels),
+            "next_level_price": text_or_none(levels[0] if levels else None),
+            "last_level_price": text_or_none(levels[-1] if levels else None),
+            "take_profit_price": text_or_none(tp_price),
+            "take_profit_distance_pct": text_or_none(tp_distance),
+        }
         return bot_status(
             self.ctx,
             s.orders,
@@ -325,4 +344,5 @@ class LadderBot(BotBase[LadderParams, LadderState]):
             take_profit_progress_pct=progress,
             cycles_completed=s.cycles_completed,
             error=s.error,
+            details=details,
         )
