@@ -36,9 +36,13 @@ PUBLIC = {
     ("POST", "/api/v1/auth/refresh"),
 }
 """Operations anyone may call (everything else requires a signed-in caller)."""
-SHARED = {("GET", "/api/v1/markets/{venue}/{symbol}/prices")}
-"""Operations with a path parameter that name something every user shares (a market),
-not anything of a user's: bob may read them (they must still leak nothing of alice's)."""
+SHARED = {
+    ("GET", "/api/v1/markets/{venue}/{symbol}/prices"),
+    ("GET", "/api/v1/venues/{venue}"),
+}
+"""Operations with a path parameter that name something every user shares (a market or
+a venue), not anything of a user's: bob may read them (they must still leak nothing of
+alice's)."""
 MARKER_QUOTE = "1234.5"
 """alice's bot's ``total_quote``: a value of hers no answer to bob may hold."""
 BODIES: dict[tuple[str, str], dict[str, Any]] = {

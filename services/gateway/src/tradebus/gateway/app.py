@@ -44,6 +44,7 @@ from tradebus.gateway.routes.intents import intents_router
 from tradebus.gateway.routes.markets import markets_router
 from tradebus.gateway.routes.session import auth_router, me_router
 from tradebus.gateway.routes.users import users_router
+from tradebus.gateway.routes.venues import venues_router
 from tradebus.gateway.web import web_routers
 
 API_VERSION = "1"
@@ -84,6 +85,7 @@ def api_routers() -> list[Router]:
         bots_router,
         intents_router,
         markets_router,
+        venues_router,
         history_router,
         audit_router,
         events_router,
