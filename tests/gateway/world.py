@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
 from tests.gateway.conftest import ADMIN, Gateway, Session, gateway_settings
@@ -23,6 +24,7 @@ from tests.support.services import eventually, service
 from tradebus.common import subjects
 from tradebus.common.codec import decode_audit_event, encode
 from tradebus.common.messages import AuditEvent, BotsQuery
+from tradebus.common.sealed import write_key_pair
 from tradebus.gateway.bootstrap import run as run_gateway
 from tradebus.strategy.bootstrap import run as run_strategy
 from tradebus.strategy.settings import StrategySettings
@@ -98,8 +100,12 @@ async def running_world(
     nats_url: str, database_url: str, tmp_path: Path, **gateway: Any
 ) -> AsyncIterator[World]:
     """Execution, a strategy host and the gateway (its settings ``gateway`` overriding the
-    tests' defaults, e.g. ``web_dir``), with alice and bob signed in."""
-    settings = gateway_settings(nats_url, database_url, **gateway)
+    tests' defaults, e.g. ``web_dir``), with alice and bob signed in. Execution has a seal
+    key pair (``tmp_path/seal``), so live accounts can be added through the API."""
+    private, public, _ = write_key_pair(tmp_path / "seal")
+    settings = gateway_settings(
+        nats_url, database_url, **{"seal_public_key_file": str(public), **gateway}
+    )
     gw = Gateway(url=settings.url, settings=settings, database_url=database_url)
     strategy = StrategySettings(
         nats_url=nats_url,
@@ -119,7 +125,10 @@ async def running_world(
 
     try:
         async with collecting(nats_url, Bus) as bus:
-            exec_settings = execution_settings(nats_url, database_url, tmp_path, ACCOUNTS)
+            exec_settings = msgspec.structs.replace(
+                execution_settings(nats_url, database_url, tmp_path, ACCOUNTS),
+                seal_key_file=str(private),
+            )
             async with (
                 execution_service(bus.nc, exec_settings),
                 service(run_strategy, strategy, lambda: host_answers(bus)),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pytest
@@ -34,6 +34,8 @@ BOT = "erin-ladder"
 """The id the gateway gives erin's first ladder (``<user>-<strategy>``)."""
 FILL_WAIT_MS = 120_000
 """How long the first fill may take once the recorded ticks are published (ms)."""
+CENT = Decimal("0.01")
+"""BTCUSDT's tick size."""
 NO_RELOAD = "window.__tradebusNoReload"
 """A mark set in the page: still there later means the page was not reloaded."""
 
@@ -146,6 +148,16 @@ async def test_a_user_runs_a_bot_from_the_page_and_watches_its_fills(
     assert re.fullmatch(r"\d+\.\d{5}", qty), qty
     ledger_prices = {f"{Decimal(f['price']).quantize(Decimal('0.01')):,}" for f in fills["items"]}
     assert price in ledger_prices, (price, ledger_prices)
+    # the ladder's own status, as the host reports it: resting levels, take-profit price
+    details = (await world.admin.get(f"/api/v1/bots/{BOT}")).json()["status"]["details"]
+    take_profit = details["take_profit_price"]
+    shown = (
+        "–" if take_profit is None else f"{Decimal(take_profit).quantize(CENT, ROUND_HALF_UP):,}"
+    )
+    await expect(page.get_by_test_id("detail-take_profit_price")).to_have_text(
+        shown, timeout=WAIT_MS
+    )
+    await expect(page.get_by_test_id("detail-open_levels")).to_have_text(re.compile(r"^\d+$"))
     await shots.take(page, "bot")
     await check_accessibility(page, "bot")
 

@@ -129,3 +129,23 @@ export function BotControls(props: { id: string; onDone?: (r: CommandResult) => 
     </span>
   );
 }
+
+/** Newest / Newer / Older buttons of a keyset-paged list and the page number: `cursors` holds
+ * the cursor of each page seen (`[null]`: the newest page), `next` the shown page's next_cursor. */
+export function Pager(props: { cursors: (string | null)[]; setCursors: (c: (string | null)[]) => void; next: string | null | undefined }) {
+  const { cursors, setCursors, next } = props;
+  return (
+    <>
+      <button type="button" disabled={cursors.length === 1} onClick={() => setCursors([null])}>
+        Newest
+      </button>
+      <button type="button" disabled={cursors.length === 1} onClick={() => setCursors(cursors.slice(0, -1))}>
+        Newer
+      </button>
+      <button type="button" disabled={!next} onClick={() => next && setCursors([...cursors, next])}>
+        Older
+      </button>
+      <span>page {cursors.length}</span>
+    </>
+  );
+}

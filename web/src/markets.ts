@@ -17,9 +17,12 @@ function placesOf(increment: string): number {
 /** Lookup of each market's {@link Places} by venue and symbol; the same object every time. */
 export class Markets {
   private readonly byKey = new Map<string, Places>();
+  /** The venues with markets (the market-data venues an account can trade on), sorted. */
+  readonly venues: string[];
 
   constructor(items: MarketInfo[] = []) {
     for (const m of items) this.byKey.set(`${m.venue}:${m.symbol}`, { price: placesOf(m.tick_size), qty: placesOf(m.step_size) });
+    this.venues = [...new Set(items.map((m) => m.venue))].sort();
   }
 
   /** The places of `venue`'s `symbol`; undefined for a market the gateway does not list. */

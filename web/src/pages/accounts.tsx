@@ -122,8 +122,6 @@ function AccountRow(props: { account: AccountView }) {
   );
 }
 
-const VENUES = ["paper", "binance", "bybit", "okx", "kraken", "coinbase", "backpack"];
-const KEY_FIELDS: Record<string, string[]> = { okx: ["apiKey", "secret", "password"], coinbase: ["apiKey", "secret"] };
 
 /** Parse `USDT=10000, BTC=0.5` into a balances object; throws naming the bad part. */
 export function parseBalances(text: string): Record<string, string> {
@@ -137,20 +135,36 @@ export function parseBalances(text: string): Record<string, string> {
 }
 
 function AccountForm(props: { onAdded: () => void }) {
-  const { api } = useApp();
+  const { api, markets } = useApp();
   const [id, setId] = useState("");
   const [venue, setVenue] = useState("paper");
+  const [feed, setFeed] = useState<string | null>(null); // market data; null: follow the venue
+  const dataVenues = markets.venues.length ? markets.venues : ["binance"];
+  const marketData = feed ?? (dataVenues.includes(venue) ? venue : dataVenues.includes("binance") ? "binance" : dataVenues[0]);
   const [balances, setBalances] = useState("USDT=10000");
   const [keys, setKeys] = useState<Record<string, string>>({});
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [message, setMessage] = useState<string | null>(null);
-  const keyFields = venue === "paper" ? [] : KEY_FIELDS[venue] ?? ["apiKey", "secret"];
+  // the venues and, for the one chosen, the credentials it requires (ccxt's requiredCredentials)
+  const [venues, setVenues] = useState<string[]>(["paper"]);
+  const [keyFields, setKeyFields] = useState<string[]>([]);
+  useEffect(() => {
+    api.get<{ venues: string[] }>("/api/v1/venues").then((v) => setVenues(v.venues), (err) => setMessage(errorText(err)));
+  }, []);
+  useEffect(() => {
+    setKeyFields([]);
+    if (venue === "paper") return;
+    api.get<{ credentials: string[] }>(`/api/v1/venues/${encodeURIComponent(venue)}`).then(
+      (v) => setKeyFields(v.credentials),
+      (err) => setMessage(errorText(err)),
+    );
+  }, [venue]);
 
   const submit = async (e: Event) => {
     e.preventDefault();
     setErrors({});
     setMessage(null);
-    const body: Record<string, unknown> = { id, venue };
+    const body: Record<string, unknown> = { id, venue, market_data: marketData };
     if (venue === "paper") {
       try {
         body.balances = parseBalances(balances);
@@ -181,13 +195,24 @@ function AccountForm(props: { onAdded: () => void }) {
       <label>
         Venue
         <select data-testid="account-form-venue" value={venue} onChange={(e) => setVenue((e.target as HTMLSelectElement).value)}>
-          {VENUES.map((v) => (
+          {venues.map((v) => (
             <option key={v} value={v}>
               {v}
             </option>
           ))}
         </select>
         <FieldError errors={errors} field="venue" />
+      </label>
+      <label>
+        Market data (the prices its bots trade on)
+        <select data-testid="account-form-market-data" value={marketData} onChange={(e) => setFeed((e.target as HTMLSelectElement).value)}>
+          {dataVenues.map((v) => (
+            <option key={v} value={v}>
+              {v}
+            </option>
+          ))}
+        </select>
+        <FieldError errors={errors} field="market_data" />
       </label>
       {venue === "paper" ? (
         <label>
@@ -199,12 +224,12 @@ function AccountForm(props: { onAdded: () => void }) {
         keyFields.map((k) => (
           <label key={k}>
             {k}
-            <input type="password" autocomplete="new-password" value={keys[k] ?? ""} onInput={(e) => setKeys({ ...keys, [k]: (e.target as HTMLInputElement).value })} />
+            <input type="password" autocomplete="new-password" data-testid={`account-form-key-${k}`} value={keys[k] ?? ""} onInput={(e) => setKeys({ ...keys, [k]: (e.target as HTMLInputElement).value })} />
             <FieldError errors={errors} field={`credentials.${k}`} />
           </label>
         ))
       )}
-      <OtherFieldErrors errors={errors} shown={["id", "venue", "balances", ...keyFields.map((k) => `credentials.${k}`)]} />
+      <OtherFieldErrors errors={errors} shown={["id", "venue", "market_data", "balances", ...keyFields.map((k) => `credentials.${k}`)]} />
       {message && <p class="error" role="alert">{message}</p>}
       <button type="submit" data-testid="account-form-submit">
         Add

@@ -1,7 +1,7 @@
 // Admin pages: users, all bots, the audit log (the API refuses non-admins with 403).
 import { useEffect, useState } from "preact/hooks";
 import { query } from "../api";
-import { errorText, useApp } from "../components";
+import { Pager, errorText, useApp } from "../components";
 import { fmtTime } from "../format";
 import type { AuditRow, Bot, Page, UserView } from "../types";
 import { BotsTable } from "./bots";
@@ -82,12 +82,7 @@ export function AuditPage() {
       <h1 id="audit-title">Audit log</h1>
       {error && <p class="error" role="alert">{error}</p>}
       <div class="row">
-        <button type="button" disabled={cursors.length === 1} onClick={() => setCursors(cursors.slice(0, -1))}>
-          Newer
-        </button>
-        <button type="button" disabled={!page?.next_cursor} onClick={() => page?.next_cursor && setCursors([...cursors, page.next_cursor])}>
-          Older
-        </button>
+        <Pager cursors={cursors} setCursors={setCursors} next={page?.next_cursor} />
       </div>
       <table data-testid="audit-table">
         <thead>

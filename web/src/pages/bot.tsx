@@ -3,7 +3,7 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { ApiError, query } from "../api";
 import { PnlChart, PriceChart, type ChartFill, type ChartOrder } from "../charts";
-import { BotControls, FieldError, OtherFieldErrors, errorText, useApp } from "../components";
+import { BotControls, FieldError, OtherFieldErrors, Pager, errorText, useApp } from "../components";
 import { Precision, fmtDec, fmtMoney, fmtPct, fmtTime, mulDec } from "../format";
 import type { Bot, FillRecord, OrderRecord, Page, PnlSeries, PnlPoint, PriceTrail } from "../types";
 import { sign } from "./bots";
@@ -226,7 +226,7 @@ export function BotPage(props: { id: string }) {
       <h2>P&amp;L</h2>
       <PnlChart points={pnl} />
 
-      <StrategyStatus bot={bot} />
+      <StrategyStatus bot={bot} pricePlaces={places} />
       <ParamsEditor bot={bot} onSaved={setBot} />
 
       <h2>Fills</h2>
@@ -326,16 +326,7 @@ function HistoryTable<T>(props: {
         <a href={`${path}${query({ bot: props.bot, format: "csv" })}`} data-testid={`csv-${props.kind}`} onClick={(e) => void csv(e)}>
           Download CSV
         </a>
-        <button type="button" disabled={cursors.length === 1} onClick={() => setCursors([null])}>
-          Newest
-        </button>
-        <button type="button" disabled={cursors.length === 1} onClick={() => setCursors(cursors.slice(0, -1))}>
-          Newer
-        </button>
-        <button type="button" disabled={!page?.next_cursor} onClick={() => page?.next_cursor && setCursors([...cursors, page.next_cursor])}>
-          Older
-        </button>
-        <span>page {cursors.length}</span>
+        <Pager cursors={cursors} setCursors={setCursors} next={page?.next_cursor} />
       </div>
       {error && <p class="error" role="alert">{error}</p>}
       <table data-testid={`${props.kind}-table`}>
@@ -365,8 +356,23 @@ const LABELS: Record<string, string> = {
   position_value: "Position value",
 };
 
+/** A `details` key for people: "take_profit_distance_pct" -> "Take profit distance (%)". */
+function detailLabel(key: string): string {
+  const words = key.replace(/_pct$/, "").replace(/_/g, " ");
+  return `${words.charAt(0).toUpperCase()}${words.slice(1)}${key.endsWith("_pct") ? " (%)" : ""}`;
+}
+
+/** A `details` value: prices to the market's tick, percentages to 2 places, decimals trimmed. */
+function detailText(key: string, value: string | number | boolean | null, pricePlaces?: number): string {
+  if (value === null) return "–";
+  if (typeof value !== "string") return String(value);
+  if (key.endsWith("_pct")) return fmtDec(value, 2);
+  if (key.endsWith("_price")) return fmtDec(value, pricePlaces);
+  return fmtDec(value);
+}
+
 /** The strategy's own status: ladder levels, safety orders, spread legs, volume progress (`status.details`). */
-function StrategyStatus(props: { bot: Bot }) {
+function StrategyStatus(props: { bot: Bot; pricePlaces?: number }) {
   const s = props.bot.status;
   return (
     <section data-testid="strategy-status" aria-labelledby="strategy-status-title">
@@ -390,8 +396,10 @@ function StrategyStatus(props: { bot: Bot }) {
           <dt>{LABELS.position_value}</dt>
           <dd>{fmtMoney(s.position_value)}</dd>
           {Object.entries(s.details).map(([k, v]) => [
-            <dt key={`${k}-k`}>{k.replace(/_/g, " ")}</dt>,
-            <dd key={`${k}-v`}>{typeof v === "string" ? fmtDec(v) : v === null ? "–" : String(v)}</dd>,
+            <dt key={`${k}-k`}>{detailLabel(k)}</dt>,
+            <dd key={`${k}-v`} data-testid={`detail-${k}`}>
+              {detailText(k, v, props.pricePlaces)}
+            </dd>,
           ])}
         </dl>
       )}
