@@ -50,7 +50,7 @@ import nats
 from nats.js import JetStreamContext
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.gatewaystack import gateway_stack, pct, row, say
+from bench.gatewaystack import gateway_stack, pct, print_rows, row, say
 from tradebus.common import subjects
 from tradebus.common.codec import encode
 from tradebus.common.ids import AccountId, BotId, IntentId, UserId
@@ -355,8 +355,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=10.0, help="measured seconds of each phase")
     p.add_argument("--rate", type=float, default=200.0, help="events/s of the latency phase")
     a = p.parse_args()
-    for r in asyncio.run(run(a.seconds, a.rate)):
-        print(f"{r['row']:<52} {r['value']!s:>10} {r['unit']:<9} {r['detail']}")
+    print_rows(asyncio.run(run(a.seconds, a.rate)))
 
 
 if __name__ == "__main__":

@@ -42,6 +42,12 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
 
 
+def print_rows(rows: list[dict[str, Any]]) -> None:
+    """The rows, one line each (a module run on its own, ``python -m bench.<module>``)."""
+    for r in rows:
+        print(f"{r['row']:<52} {r['value']!s:>10} {r['unit']:<9} {r['detail']}")
+
+
 @dataclass
 class GatewayStack(Generic[S]):
     """A running stack: its servers and services, a NATS connection, the gateway's URL and

@@ -276,22 +276,6 @@ async def test_demo_live_mode_stops_cleanly_on_ctrl_c(data_dir: Path, tmp_path: 
     assert_all_gone(started_pids(output))
 
 
-async def read_until(
-    proc: asyncio.subprocess.Process, lines: list[str], text: str, timeout: float
-) -> str:
-    """Read the demo's output into ``lines`` until a line holds ``text``; return that line."""
-    assert proc.stdout is not None
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        line = await asyncio.wait_for(proc.stdout.readline(), deadline - loop.time())
-        if not line:
-            raise AssertionError(f"the demo ended before {text!r}:\n{''.join(lines)}")
-        lines.append(line.decode())
-        if text in lines[-1]:
-            return lines[-1]
-
-
 async def test_demo_without_data_offline_fails_at_once_with_the_way_out(tmp_path: Path) -> None:
     from tradebus.cli.localstack import free_port
 

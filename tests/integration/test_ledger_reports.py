@@ -817,6 +817,7 @@ async def test_csv_text(pool: asyncpg.Pool, books: Books) -> None:
 
 
 # ------------------------------------------------------------------------ timing
+@pytest.mark.slow  # a figure, not a check: `make test-all`
 async def test_timing_with_100k_fills(pool: asyncpg.Pool, books: Books) -> None:
     """Prints how long reports take over 100,000 fills of alice and 10,000 of bob (not
     asserted: a figure for the bench row)."""
