@@ -236,6 +236,7 @@ async def test_admin_pages_and_a_refused_login(
     await expect(page.get_by_test_id("login-user")).to_be_visible(timeout=WAIT_MS)
     await page.goto(f"{world.gateway.url}/#/admin/users")
     await expect(page.get_by_test_id("login-user")).to_be_visible(timeout=WAIT_MS)
-    assert "next=" in page.url, f"the login page forgot the wanted route: {page.url}"
+    # the login page keeps the wanted route (the address follows a moment after the page)
+    await expect(page).to_have_url(re.compile(r"#/login\?next=%2Fadmin%2Fusers"), timeout=WAIT_MS)
 
     assert not errors, f"uncaught errors in the page: {errors}"

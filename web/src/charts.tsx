@@ -124,6 +124,18 @@ export function PriceChart(props: { prices: Map<number, number>; fills: ChartFil
   return <div class="chart chart-price" ref={box} data-testid="price-chart" role="figure" aria-label="Price chart with the bot's fills and resting orders" />;
 }
 
+/** Time axis labels in the browser's zone, 24-hour like the price chart's: "13:05:09", or
+ * "08-09 13:05" when the ticks span more than a day (`ticks` in seconds). */
+function timeTicks(ticks: number[]): string[] {
+  const span = ticks.length > 1 ? ticks[ticks.length - 1] - ticks[0] : 0;
+  const p = (n: number) => String(n).padStart(2, "0");
+  return ticks.map((t) => {
+    const d = new Date(t * 1000);
+    const clock = `${p(d.getHours())}:${p(d.getMinutes())}`;
+    return span > 86_400 ? `${p(d.getMonth() + 1)}-${p(d.getDate())} ${clock}` : `${clock}:${p(d.getSeconds())}`;
+  });
+}
+
 /** The P&L chart: realized, unrealized and total P&L after each fill (quote asset). */
 export function PnlChart(props: { points: PnlPoint[] }) {
   const box = useRef<HTMLDivElement>(null);
@@ -142,7 +154,7 @@ export function PnlChart(props: { points: PnlPoint[] }) {
         { label: "unrealized", stroke: "#bf8700", width: 2 },
         { label: "total", stroke: "#0969da", width: 2 },
       ],
-      axes: [{}, { values: (_u, ticks) => ticks.map((t) => fmtDec(String(t))) }],
+      axes: [{ space: 90, values: (_u, ticks) => timeTicks(ticks) }, { values: (_u, ticks) => ticks.map((t) => fmtDec(String(t))) }],
     };
     const p = new uPlot(opts, [[], [], [], []], box.current);
     plot.current = p;
