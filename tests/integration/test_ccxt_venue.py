@@ -4,8 +4,9 @@ Sizes and minimums, uint32 client ids, lookups by client id (open and done),
 cancels, balances as Decimals, and the error taxonomy at the boundary:
 INSUFFICIENT_FUNDS is a rejection with a reason, a 429 is retried after a
 back-off under the account's budget, a request executed but never answered
-is an unknown outcome that the client id resolves to exactly one order, and
-a bad signature is a configuration error.
+is an unknown outcome that the client id resolves to exactly one order, a
+bad signature is a configuration error, and an expired request is sent again
+after the clock offset is measured again.
 """
 
 from __future__ import annotations
@@ -213,3 +214,31 @@ async def test_an_answer_ccxt_cannot_parse_is_the_venue_unavailable_not_a_crash(
     finally:
         await client.close()
         await runner.cleanup()
+
+
+@pytest.mark.parametrize("auth_errors", ["text", "json"])
+async def test_an_expired_request_is_retried_after_the_clock_is_synced_and_halts_nothing(
+    auth_errors: str,
+) -> None:
+    """Backpack refuses a request signed outside its window with ``401 Request has
+    expired`` (plain text; ``INVALID_CLIENT_REQUEST`` in its JSON form). That is our
+    clock, not our key: the venue re-syncs its offset (ccxt ``load_time_difference``) and
+    the request goes through, once, and the account is not halted (issue 18, item 4)."""
+    async with BackpackServer(auth_errors=auth_errors) as server:
+        credentials = server.add_account({"USDC": "10000"})
+        venue = await open_venue(server, credentials)
+        try:
+            # our clock drifted 20 s behind the venue's (its window is 5 s)
+            venue.exchange.options["timeDifference"] = 20_000
+            ack = await venue.place(order(31, "0.01", "60000"))
+            assert [o.client_id for o in server.orders()] == [31]
+            assert str(server.orders()[0].id) == ack.venue_order_id
+            refused = [r for r in server.requests_for("orderExecute") if r.outcome == "auth"]
+            assert len(refused) == 1, "the expired request was sent again unchanged"
+            assert abs(venue.exchange.options["timeDifference"]) < 2_000  # synced
+            # reads recover the same way
+            venue.exchange.options["timeDifference"] = 30_000
+            assert {b.asset for b in await venue.balances()} >= {"USDC"}
+            assert abs(venue.exchange.options["timeDifference"]) < 2_000
+        finally:
+            await venue.close()

@@ -35,6 +35,20 @@ from tradebus.execution.venue_errors import classify, is_not_found
             "transient",
             "exchange_error",
         ),
+        (  # Backpack's 401 for a request outside its window: our clock, not our key
+            ccxt.AuthenticationError("backpack POST .../api/v1/order 401 Request has expired"),
+            True,
+            "transient",
+            "request_expired",
+        ),
+        (  # the same in its JSON form, which ccxt raises as a plain ExchangeError
+            ccxt.ExchangeError(
+                'backpack {"code": "INVALID_CLIENT_REQUEST", "message": "Request has expired"}'
+            ),
+            True,
+            "transient",
+            "request_expired",
+        ),
     ],
 )
 def test_classification(exc: Exception, changes_state: bool, kind: str, reason: str) -> None:

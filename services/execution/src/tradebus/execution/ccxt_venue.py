@@ -26,6 +26,7 @@ file names an environment variable or a secret file: :mod:`.keys`,
 
 from __future__ import annotations
 
+import logging
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
@@ -36,13 +37,16 @@ from tradebus.common.messages import AssetBalance, Side
 from tradebus.common.money import ccxt_decimal
 from tradebus.engine.venue import (
     VenueAck,
+    VenueError,
     VenueFill,
     VenueOrder,
     VenueRejected,
     VenueUnavailable,
 )
 from tradebus.execution.retry import Backoff, RateBudget, VenueCallError, call_with_retries
-from tradebus.execution.venue_errors import is_not_found
+from tradebus.execution.venue_errors import REQUEST_EXPIRED, is_not_found
+
+log = logging.getLogger(__name__)
 
 _RAISE = object()
 
@@ -50,6 +54,8 @@ HISTORY_PAGE = 1000
 """Orders per page of Backpack's order history (its maximum)."""
 HISTORY_MAX_PAGES = 50
 """How many pages :meth:`CcxtVenue.find_order` reads at most (50,000 orders)."""
+MAX_CLOCK_OFFSET_MS = 24 * 3600 * 1000
+"""A venue time further than this from ours is a misread, not a clock offset."""
 HISTORY_SLACK_MS = 60_000
 """Clock skew allowed between the ledger's creation time and the venue's."""
 
@@ -59,6 +65,16 @@ def _client_match(orders: list[dict[str, Any]], client_order_id: str) -> str | N
     for order in orders:
         if str(order.get("clientOrderId")) == str(client_order_id):
             return str(order["id"])
+    return None
+
+
+def _plausible_ms(value: object, now_ms: int) -> int | None:
+    """``value`` (an int, or the digits of a text body) as ms since the epoch if it is
+    within :data:`MAX_CLOCK_OFFSET_MS` of ``now_ms``; else None."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if abs(value - now_ms) <= MAX_CLOCK_OFFSET_MS else None
     return None
 
 
@@ -116,6 +132,7 @@ class CcxtVenue:
                 budget=self._budget,
                 backoff=self._backoff,
                 changes_state=changes_state,
+                before_retry=self._before_retry,
             )
         except VenueCallError as exc:
             if missing is not _RAISE and exc.__cause__ is not None and is_not_found(exc.__cause__):
@@ -123,6 +140,51 @@ class CcxtVenue:
             if exc.error.kind == "permanent":
                 raise VenueRejected(exc.error.reason, exc.error.message) from None
             raise VenueUnavailable(exc.error) from None
+
+    async def _before_retry(self, error: VenueError) -> None:
+        """After an expired request (our clock, or its offset, is off the venue's): measure
+        the offset again (:meth:`measure_clock_offset`), so the next attempt is signed in
+        the venue's time."""
+        if error.reason == REQUEST_EXPIRED:
+            await self.measure_clock_offset()
+
+    async def measure_clock_offset(self) -> int | None:
+        """Set ccxt's ``timeDifference`` (ms our clock is ahead of the venue's; its signed
+        requests' timestamps subtract it) from the venue's time endpoint; return it, or
+        None when the venue's time could not be read (logged; the offset stays).
+
+        ccxt's own ``load_time_difference`` is not used: its Backpack ``fetch_time`` reads
+        the first character of the plain-number body Backpack answers ``/api/v1/time``
+        with, so it would set an offset of about the whole epoch. A reported time more
+        than :data:`MAX_CLOCK_OFFSET_MS` from ours is taken from the raw body instead.
+        """
+        ex = self.exchange
+        try:
+            before = ex.milliseconds()
+            reported = await ex.fetch_time()
+            after = ex.milliseconds()
+        except Exception as exc:
+            log.warning(
+                "the venue's time could not be read",
+                extra={"account": self.account, "venue": self.name, "error": repr(exc)},
+            )
+            return None
+        venue_ms = _plausible_ms(reported, after)
+        if venue_ms is None:  # ccxt could not read it: the body it received
+            venue_ms = _plausible_ms(getattr(ex, "last_http_response", None), after)
+        if venue_ms is None:
+            log.warning(
+                "the venue's time is unreadable or implausible",
+                extra={"account": self.account, "venue": self.name, "reported": repr(reported)},
+            )
+            return None
+        offset = (before + after) // 2 - venue_ms
+        ex.options["timeDifference"] = offset
+        log.warning(
+            "request expired at the venue: clock offset measured again",
+            extra={"account": self.account, "venue": self.name, "offset_ms": offset},
+        )
+        return offset
 
     async def start(self) -> None:
         """Load the markets (retried while the venue is unavailable)."""

@@ -118,10 +118,14 @@ async def call_with_retries(
     attempts: int = 5,
     sleep: Sleep | None = None,
     on_retry: Callable[[VenueError, float], None] | None = None,
+    before_retry: Callable[[VenueError], Awaitable[None]] | None = None,
 ) -> T:
     """Run ``call()`` under ``budget``, retrying transient failures up to ``attempts`` times.
 
     A rate-limit answer also pauses the whole account for the back-off delay.
+    ``on_retry(error, delay)`` is told of each retry; ``before_retry(error)`` is awaited
+    after the delay and before the next attempt (e.g. to re-sync the clock offset after
+    an expired request).
 
     Raises
     ------
@@ -150,6 +154,8 @@ async def call_with_retries(
             if on_retry is not None:
                 on_retry(error, delay)
             await sleep(delay)
+            if before_retry is not None:
+                await before_retry(error)
 
 
 class VenueCallError(Exception):

@@ -24,6 +24,13 @@ is translated here, at the boundary, into one of the four kinds of
 Backpack's ``MAINTENANCE`` error code arrives as a plain ``ExchangeError``; it
 is classified as transient like ccxt's ``OnMaintenance``.
 
+Backpack refuses a request signed outside its receive window with ``401
+Request has expired`` (ccxt raises ``AuthenticationError``; the JSON form,
+``INVALID_CLIENT_REQUEST``, a plain ``ExchangeError``). That is our clock (or
+its offset from the venue's), not our key, and nothing was executed: it is
+``transient`` with reason ``request_expired``, and the caller re-syncs the
+clock offset before sending it again (:class:`~tradebus.execution.ccxt_venue.CcxtVenue`).
+
 Backpack answers a query for an order it does not know with
 ``RESOURCE_NOT_FOUND``, which ccxt raises as ``ExchangeNotAvailable``
 (a transient class): :func:`is_not_found` recognises it, so a lookup by
@@ -57,6 +64,11 @@ _NO_EFFECT: tuple[type[BaseException], ...] = (
     ccxt.OnMaintenance,
     ccxt.InvalidNonce,  # refused before execution (clock or nonce)
 )
+EXPIRED_MARKERS = ("Request has expired",)
+"""Backpack's answer to a request outside its receive window (Backpack API docs,
+"Authentication": ``X-Timestamp`` and ``X-Window``, at most 60,000 ms)."""
+REQUEST_EXPIRED = "request_expired"
+"""The ``reason`` of an expired request (transient: sync the clock, send it again)."""
 NOT_FOUND_MARKERS = ("RESOURCE_NOT_FOUND", "not found")
 MAINTENANCE_MARKERS = ('"MAINTENANCE"',)
 """Backpack's ``MAINTENANCE`` code arrives as a plain ``ExchangeError``: nothing was done."""
@@ -86,6 +98,8 @@ def classify(exc: BaseException, *, changes_state: bool) -> VenueError:
         raise TypeError(f"not a venue exception: {exc!r}")
     message = str(exc)
     name = type(exc).__name__
+    if any(m in message for m in EXPIRED_MARKERS):  # before AuthenticationError: our clock
+        return VenueError(kind="transient", reason=REQUEST_EXPIRED, message=message)
     if isinstance(exc, _CONFIGURATION):
         return VenueError(kind="configuration", reason=_snake(name), message=message)
     if isinstance(exc, _NO_EFFECT) or any(m in message for m in MAINTENANCE_MARKERS):
