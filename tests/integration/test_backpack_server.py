@@ -590,3 +590,22 @@ async def test_market_ioc_and_quote_quantity_orders(
     assert server.balances(account.api_key)["USDC"].locked == 0
     trade_ids = [f.trade_id for f in server.fills()]
     assert len(set(trade_ids)) == 2 and all(i >= 10_000_000 for i in trade_ids)
+
+
+async def test_every_self_trade_prevention_value_of_the_api_is_accepted(
+    server: BackpackServer, client: ccxt.Exchange
+) -> None:
+    """Backpack's ``selfTradePrevention`` takes ``RejectTaker`` (the default),
+    ``RejectMaker``, ``RejectBoth`` and ``Allow``; each is kept on the order (issue 18,
+    item 6: ``Allow`` was refused)."""
+    await client.load_markets()
+    await server.feed_trade("BTC_USDC", "60000", "0.01")
+    base = {"symbol": "BTC_USDC", "side": "Bid", "orderType": "Limit", "quantity": "0.001"}
+    for i, mode in enumerate(("RejectTaker", "RejectMaker", "RejectBoth", "Allow")):
+        answer = await client.privatePostApiV1Order(
+            {**base, "price": str(59000 - i), "selfTradePrevention": mode}
+        )
+        assert answer["selfTradePrevention"] == mode, answer
+    with pytest.raises(ccxt.ExchangeNotAvailable, match="selfTradePrevention"):
+        await client.privatePostApiV1Order({**base, "price": "58000", "selfTradePrevention": "No"})
+    assert len(server.orders()) == 4

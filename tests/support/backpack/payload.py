@@ -5,7 +5,7 @@ Mirrors ``OrderExecutePayload`` of the Backpack API docs and what
 (``Bid``/``Ask``), ``orderType`` (``Limit``/``Market``), ``price``,
 ``quantity`` or ``quoteQuantity`` (decimal strings), ``clientId`` (uint32),
 ``postOnly`` (bool), ``timeInForce`` (``GTC``/``IOC``/``FOK``),
-``selfTradePrevention``.
+``selfTradePrevention`` (``RejectTaker``, ``RejectMaker``, ``RejectBoth``, ``Allow``).
 
 Two kinds of refusal, as on Backpack:
 
@@ -123,7 +123,7 @@ def parse_order(payload: Any, markets: dict[str, MarketSpec]) -> OrderRequest:
         self_trade_prevention=_enum(
             payload,
             "selfTradePrevention",
-            ("RejectTaker", "RejectMaker", "RejectBoth"),
+            ("RejectTaker", "RejectMaker", "RejectBoth", "Allow"),
             "RejectTaker",
         ),
         post_only=_bool(payload, "postOnly"),
