@@ -55,6 +55,16 @@ def test_order_shape(qty: str, price: str | None, order_type: str, reason: str |
     assert (refusal.reason if refusal else None) == reason
 
 
+def test_an_immediate_or_cancel_order_is_refused_not_left_resting() -> None:
+    """No venue path honours ``time_in_force: ioc`` yet (issue 18): it is refused with a
+    clear reason instead of resting as a good-till-cancelled order."""
+    ioc = msgspec.structs.replace(place("0.001"), time_in_force="ioc")
+    refusal = check_order_shape(ioc, BTC)
+    assert refusal is not None and refusal.reason == "not_supported"
+    assert "time_in_force" in refusal.message and "ioc" in refusal.message
+    assert check_order_shape(place("0.001"), BTC) is None  # gtc, the default
+
+
 def snap(
     open_orders: int = 0, last: str | None = None, pnl: str = "0", rate: int = 0
 ) -> RiskSnapshot:

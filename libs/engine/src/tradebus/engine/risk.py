@@ -67,7 +67,15 @@ class Refusal(msgspec.Struct, frozen=True):
 
 
 def check_order_shape(intent: PlaceOrder, market: Market) -> Refusal | None:
-    """Check qty and price: positive, finite, on the market's increments, above its minimums."""
+    """Check the time in force (only ``gtc`` is carried to a venue yet: an ``ioc`` order is
+    refused as ``not_supported`` rather than left resting), then qty and price: positive,
+    finite, on the market's increments, above its minimums."""
+    if intent.time_in_force != "gtc":
+        return Refusal(
+            "not_supported",
+            f"time_in_force {intent.time_in_force!r} is not supported yet: orders rest until"
+            " filled or canceled (gtc); send a limit order and cancel it instead",
+        )
     if not is_positive_finite(intent.qty):
         return Refusal(
             "invalid_quantity", f"qty must be a positive finite number, got {intent.qty}"
