@@ -30,7 +30,7 @@ import msgspec
 from litestar import Request, Router, get
 from litestar.params import Parameter
 
-from tradebus.common.markets import MarketKind
+from tradebus.common.markets import Market
 from tradebus.gateway.auth import SECURED
 from tradebus.gateway.context import Caller, Ctx
 from tradebus.gateway.errors import not_found
@@ -38,18 +38,11 @@ from tradebus.gateway.events import EventHub
 from tradebus.gateway.params import SymbolPath, VenuePath
 
 
-class MarketInfo(msgspec.Struct, frozen=True, kw_only=True):
-    """One tradable market and its increments (module docstring)."""
+class MarketInfo(Market, frozen=True, kw_only=True):
+    """One tradable market (:class:`~tradebus.common.markets.Market`: symbol, assets, kind
+    and increments) and its ``venue`` (module docstring)."""
 
     venue: str
-    symbol: str
-    base: str
-    quote: str
-    kind: MarketKind
-    tick_size: Decimal
-    step_size: Decimal
-    min_notional: Decimal
-    min_qty: Decimal
 
 
 @get("/", security=SECURED, summary="The markets bots can trade, with their precision")
@@ -61,17 +54,7 @@ async def list_markets(
     """Every configured market (of ``venue`` when given), by venue then symbol."""
     del principal  # signed in is enough: markets are the same for everyone
     return [
-        MarketInfo(
-            venue=v,
-            symbol=m.symbol,
-            base=m.base,
-            quote=m.quote,
-            kind=m.kind,
-            tick_size=m.tick_size,
-            step_size=m.step_size,
-            min_notional=m.min_notional,
-            min_qty=m.min_qty,
-        )
+        MarketInfo(venue=v, **msgspec.structs.asdict(m))
         for v, m in ctx.catalog.all_markets()
         if venue is None or v == venue
     ]
