@@ -102,15 +102,18 @@ async def test_accounts_kill_switch_parameters_and_a_short_session_on_the_page(
     assert KEY not in str(stored) and SECRET not in str(stored)
 
     # The kill switch: engaged, then released, from the page; execution agrees each time.
+    # (the box flips on the click; the state text is execution's answer)
     switch = page.get_by_test_id("killswitch-alice-paper")
-    await expect(switch).not_to_be_checked(timeout=WAIT_MS)
+    state = page.get_by_test_id("killswitch-state-alice-paper")
+    await expect(state).to_have_text("off", timeout=WAIT_MS)
     await switch.click()
-    await expect(switch).to_be_checked(timeout=WAIT_MS)
-    await expect(page.get_by_test_id("account-row-alice-paper")).to_contain_text("engaged")
+    await expect(state).to_contain_text("engaged", timeout=WAIT_MS)
+    await expect(switch).to_be_checked()
     assert await kill_switch(await api(), "alice-paper")
     await shots.take(page, "accounts-kill-switch")
     await switch.click()
-    await expect(switch).not_to_be_checked(timeout=WAIT_MS)
+    await expect(state).to_have_text("off", timeout=WAIT_MS)
+    await expect(switch).not_to_be_checked()
     assert not await kill_switch(await api(), "alice-paper")
 
     # Parameters: the API's field-named error under the field, then a saved revision.

@@ -78,13 +78,17 @@ function AccountRow(props: { account: AccountView }) {
     api.request<KillSwitchState>("POST", `${path}/killswitch`, { action: "status" }).then(setKill, () => setKill(null));
   }, [a.id]);
 
+  const [busy, setBusy] = useState(false);
   const toggle = async () => {
     setError(null);
+    setBusy(true);
     try {
       const action = kill?.engaged ? "release" : "engage";
       setKill(await api.request<KillSwitchState>("POST", `${path}/killswitch`, { action, reason: "from the web page" }));
     } catch (err) {
       setError(errorText(err));
+    } finally {
+      setBusy(false);
     }
   };
 
@@ -108,8 +112,9 @@ function AccountRow(props: { account: AccountView }) {
       <td data-testid={`recon-${a.id}`}>{recon ? `${recon.status} at ${fmtTime(recon.ts)}` : "none yet"}</td>
       <td>
         <label>
-          <input type="checkbox" data-testid={`killswitch-${a.id}`} checked={kill?.engaged ?? false} onChange={() => void toggle()} />{" "}
-          {kill?.engaged ? `engaged${kill.reason ? `: ${kill.reason}` : ""}` : "off"}
+          <input type="checkbox" data-testid={`killswitch-${a.id}`} checked={kill?.engaged ?? false} disabled={busy} onChange={() => void toggle()} />{" "}
+          {/* execution's answer, not the box's click: the state it confirmed */}
+          <span data-testid={`killswitch-state-${a.id}`}>{busy ? "…" : kill?.engaged ? `engaged${kill.reason ? `: ${kill.reason}` : ""}` : "off"}</span>
         </label>
         {kill?.global_engaged && <div class="error">global kill switch engaged</div>}
         {error && (
