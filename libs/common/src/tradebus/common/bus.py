@@ -33,6 +33,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
+from nats.js.kv import KeyValue
 
 from tradebus.common import subjects
 from tradebus.common.codec import encode
@@ -371,3 +372,54 @@ async def request(nc: NATS, subject: str, message: Any, timeout: float = 5.0) ->
     """
     reply = await nc.request(subject, encode(message), timeout=timeout)
     return reply.data
+
+
+KV_EMPTY_WATCH_GRACE_SECONDS = 0.1
+"""How long a KV read that found no key waits for entries still in flight."""
+KV_WATCH_INACTIVE_SECONDS = 5.0
+"""The server drops a stopped watch's consumer after this long (nats-py's default:
+5 minutes, i.e. hundreds of idle consumers on a busy bucket)."""
+
+
+async def kv_live_entries(
+    kv: KeyValue, pattern: str, *, timeout: float = 5.0, headers_only: bool = False
+) -> dict[str, bytes]:
+    """The keys of ``kv`` matching ``pattern`` that are present now, with their values
+    (``b""`` each when ``headers_only``): one watch of the last entry per key, deletes
+    and expiry markers skipped.
+
+    nats-py's watch may put its "nothing to read" marker first while the first
+    entries are still on their way (its consumer-info reply overtook them), so a
+    read that sees the marker before any key waits
+    :data:`KV_EMPTY_WATCH_GRACE_SECONDS` more. Without that, a busy machine saw
+    both live strategy replicas as none once in ~2,400 reads, and
+    ``tradebus bots list`` answered with no bots (one CI failure).
+
+    Raises
+    ------
+    nats.errors.TimeoutError
+        If the server sends nothing for ``timeout`` seconds.
+    """
+    watcher = await kv.watch(
+        pattern,
+        ignore_deletes=True,
+        meta_only=headers_only,
+        inactive_threshold=KV_WATCH_INACTIVE_SECONDS,
+    )
+    out: dict[str, bytes] = {}
+    try:
+        while True:
+            entry = await watcher.updates(timeout=timeout)
+            if entry is None and not out:
+                try:
+                    entry = await watcher.updates(timeout=KV_EMPTY_WATCH_GRACE_SECONDS)
+                except nats.errors.TimeoutError:
+                    return out
+            if entry is None:
+                return out
+            if entry.operation is None:  # a put
+                out[entry.key] = entry.value or b""
+            if entry.delta == 0:
+                return out
+    finally:
+        await watcher.stop()

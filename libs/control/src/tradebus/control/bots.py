@@ -16,6 +16,7 @@ import nats.errors
 from nats.aio.client import Client as NATS
 
 from tradebus.common import subjects
+from tradebus.common.bus import kv_live_entries
 from tradebus.common.codec import decode_bot_command_reply, decode_bots_reply, encode
 from tradebus.common.messages import (
     BotCommand,
@@ -32,8 +33,6 @@ ONE_BOT_EXTRA_SECONDS = 2.0
 """... and this much longer for one bot's (its host may be starting it)."""
 COMMAND_TIMEOUT_SECONDS = 5.0
 WATCH_SECONDS = 2.0
-WATCH_INACTIVE = 5.0
-"""A finished watch's consumer goes away after this long idle (nats-py's default: 5 minutes)."""
 
 COMMAND_VERBS = ("pause", "resume", "stop", "start")
 
@@ -57,25 +56,9 @@ async def live_hosts(nc: NATS) -> int | None:
     its full time)."""
     try:
         kv = await nc.jetstream().key_value(subjects.KV_LEASES)
-        watcher = await kv.watch(
-            "host.*", headers_only=True, ignore_deletes=True, inactive_threshold=WATCH_INACTIVE
-        )
-    except Exception:  # no bucket yet, no permission
+        return len(await kv_live_entries(kv, "host.*", timeout=WATCH_SECONDS, headers_only=True))
+    except Exception:  # no bucket yet, no permission, no answer
         return None
-    hosts: set[str] = set()
-    try:
-        while True:
-            entry = await watcher.updates(timeout=WATCH_SECONDS)
-            if entry is None:
-                return len(hosts)
-            if entry.operation is None:  # a put (deletes are skipped)
-                hosts.add(entry.key)
-            if entry.delta == 0:
-                return len(hosts)
-    except nats.errors.TimeoutError:
-        return None
-    finally:
-        await watcher.stop()
 
 
 async def gather_statuses(nc: NATS, bot: str | None = None) -> list[BotsReply]:

@@ -25,18 +25,13 @@ import asyncio
 import hashlib
 import logging
 
-import nats.errors
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from tradebus.common import subjects
+from tradebus.common.bus import kv_live_entries
 
 log = logging.getLogger(__name__)
-
-EMPTY_WATCH_GRACE_SECONDS = 0.1
-"""How long a watch that found no key waits for entries still in flight."""
-WATCH_INACTIVE_SECONDS = 5.0
-"""The server drops a stopped watch's consumer after this long."""
 
 RENEW_CONCURRENCY = 256
 """Lease renewals in flight at once."""
@@ -74,42 +69,14 @@ class Leases:
         """Announce that this replica is alive."""
         await self._kv.put(subjects.host_key(self.replica), self.replica.encode())
 
-    async def _entries(self, pattern: str) -> dict[str, bytes]:
-        """Live keys matching ``pattern`` with their values (one watch, deletes skipped)."""
-        # stopping a watch leaves its consumer on the server until it has been inactive
-        # for inactive_threshold (nats-py's default: 5 minutes, i.e. hundreds of them)
-        watcher = await self._kv.watch(
-            pattern, ignore_deletes=True, inactive_threshold=WATCH_INACTIVE_SECONDS
-        )
-        out: dict[str, bytes] = {}
-        try:
-            while True:
-                entry = await watcher.updates(timeout=5.0)
-                if entry is None and not out:
-                    # nats-py may signal "nothing to read" while the first entries are
-                    # still on their way (its consumer-info reply overtook them): a
-                    # live key would look absent. Give them a moment to arrive.
-                    try:
-                        entry = await watcher.updates(timeout=EMPTY_WATCH_GRACE_SECONDS)
-                    except nats.errors.TimeoutError:
-                        return out
-                if entry is None:
-                    return out
-                if entry.value:
-                    out[entry.key] = entry.value
-                if entry.delta == 0:
-                    return out
-        finally:
-            await watcher.stop()
-
     async def live_replicas(self) -> set[str]:
         """Replicas whose heartbeat has not expired (this one included)."""
-        keys = await self._entries("host.*")
+        keys = await kv_live_entries(self._kv, "host.*")
         return {k.split(".", 1)[1] for k in keys} | {self.replica}
 
     async def owners(self) -> dict[str, str]:
         """Bot id -> replica of every lease currently held (by anyone)."""
-        entries = await self._entries("bot.*")
+        entries = await kv_live_entries(self._kv, "bot.*")
         return {k.split(".", 1)[1]: v.decode() for k, v in entries.items()}
 
     async def claim(self, bot: str) -> bool:
