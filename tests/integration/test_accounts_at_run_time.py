@@ -296,7 +296,8 @@ async def test_a_live_account_with_sealed_keys_trades_and_its_keys_show_nowhere(
     (fill,) = await server.feed_trade("BTC_USDC", "59990", "1")
     await eventually(lambda: bus.of(OrderFilled, "b-1"), what="bob's fill")
     assert bus.of(OrderFilled, "b-1")[0].trade_id == f"BTC_USDC:{fill.trade_id}"
-    assert (await balances(bus, "bob-bp"))["BTC"] == D("0.01")
+    # Backpack takes the buy's fee (2 bps maker) from the BTC bought
+    assert (await balances(bus, "bob-bp"))["BTC"] == D("0.01") - D("0.01") * 2 / 10_000
 
     # deleting it cancels what rests at the venue
     await bus.pub("intent.bob.manual", PLACE % ("b-2", "bob-bp", "BTC_USDC", "0.01", "50000"))

@@ -167,11 +167,10 @@ async def test_balance_orders_and_cancels_by_client_id(
     sell = await client.create_order(BTC, "limit", "sell", 0.002, 61000, {"clientOrderId": 12})
     third = await client.create_order(BTC, "limit", "buy", 0.001, 58000, {"clientOrderId": 13})
 
-    # a buy locks price * qty plus the larger fee rate (5 bps) in USDC; a sell its BTC
+    # a buy locks price * qty in USDC (its fee is taken in BTC, from what it buys); a sell
+    # locks its BTC
     balances = server.balances(account.api_key)
-    assert balances["USDC"].locked == Decimal("59") * Decimal("1.0005") + Decimal("58") * Decimal(
-        "1.0005"
-    )
+    assert balances["USDC"].locked == Decimal("59") + Decimal("58")
     assert balances["BTC"].locked == Decimal("0.002")
     assert (await client.fetch_balance())["BTC"]["used"] == 0.002
 
@@ -277,14 +276,17 @@ async def test_fill_from_recorded_btc_trades(
     by_order = {t["order"]: t for t in mine}
     maker = by_order[passive["id"]]
     assert (maker["price"], maker["amount"], maker["takerOrMaker"]) == (float(limit), 0.01, "maker")
-    assert maker["fee"] == {"cost": float(limit * Decimal("0.01") * 2 / 10000), "currency": "USDC"}
+    # a buy's fee is taken in the asset bought (Backpack: feeSymbol BTC on a Bid fill)
+    assert maker["fee"] == {"cost": float(Decimal("0.01") * 2 / 10000), "currency": "BTC"}
     assert by_order[taker["id"]]["takerOrMaker"] == "taker"
     assert len({t["id"] for t in mine}) == 2  # unique trade ids
 
     balances = server.balances(account.api_key)
-    spent = sum(f.price * f.quantity + f.fee for f in fills)
+    spent = sum(f.price * f.quantity for f in fills)
     assert balances["USDC"].total == Decimal(100000) - spent
-    assert balances["BTC"].total == Decimal("1.011")
+    assert {f.fee_symbol for f in fills} == {"BTC"}
+    assert balances["BTC"].total == Decimal("1.011") - sum(f.fee for f in fills)
+    assert fills[0].fee == Decimal("0.001") * 5 / 10000  # taker
     assert balances["USDC"].locked == balances["BTC"].locked == 0
     status = {o["id"]: o["status"] for o in await client.fetch_orders(BTC)}
     assert status == {passive["id"]: "closed", taker["id"]: "closed"}
@@ -482,8 +484,8 @@ async def test_ws_signed_order_updates_via_ccxt_pro(
     )
     assert (fill["m"], fill["n"], fill["N"], fill["t"], fill["c"]) == (
         True,
-        "0.0118",
-        "USDC",
+        "0.0000002",  # 2 bps of 0.001 BTC, in BTC
+        "BTC",
         record.trade_id,
         77,
     )

@@ -697,11 +697,18 @@ async def test_a_fee_in_the_base_asset_counts_at_the_fill_price(
     assert (row.data_venue, row.base, row.quote) == ("backpack", "SOL", "USDC")
     assert row.fees == D("0.460")  # 0.3 + 0.16
     assert row.other_fees == {"BNB": D("0.0001")}
-    # sell 1 of 2 bought for 300 (fees 0.3): 160 - 150 - 0.16 - 0.15;
-    # sell 0.5 of the 1 left (cost 150, fees 0.15), its BNB fee unpriced: 85 - 75 - 0.075
-    assert row.realized_pnl == D("9.69") + D("9.925")
-    assert (row.position, row.avg_price) == (D("0.5"), D(150))
-    assert row.unrealized_pnl == D("0.5") * 180 - 75 - D("0.075")
+    # the buy delivered 2 - 0.002 = 1.998 SOL for 300 (avg 150, fees 0.3 USDC);
+    # sell 1 of them: 160 - 150 - 0.16 - 0.3 / 1.998;
+    # sell 0.5 of the 0.998 left, its BNB fee unpriced: 85 - 75 - its share of the open fees
+    received, opening = D("1.998"), D("0.3")
+    first = D(160) - 150 - D("0.16") - opening / received
+    left_fees = opening * (received - 1) / received
+    second = D(85) - 75 - left_fees * D("0.5") / (received - 1)
+    near = D("1e-20")
+    assert abs(row.realized_pnl - (first + second)) < near
+    assert (row.position, row.avg_price) == (D("0.498"), D(150))
+    assert row.unrealized_pnl is not None
+    assert abs(row.unrealized_pnl - (D("0.498") * 30 - left_fees * D("0.498") / D("0.998"))) < near
     # a market the resolver does not know: fees are unpriced, not guessed
     unknown = MarketResolver(MarketCatalog({}), data_venues={})
     (row,) = await pnl_by_bot(pool, ALICE, markets=unknown, marks=marks)

@@ -9,6 +9,10 @@ marketdata replay of the BTCUSDT recording for the paper account, and a live
 server replays the same recording as ``BTC_USDC`` (its matching engine fills
 bob's orders on those trades). Both bots place, fill and take profit; bob's
 ledger equals the server's balances; a reconciliation run is ok for both.
+
+Bob's account already holds BTC of his own, and Backpack takes a buy's fee in
+the BTC bought (issue 18, item 1): the take-profit must sell exactly what the
+buy delivered (floored to the step), never bob's own BTC.
 """
 
 from __future__ import annotations
@@ -82,6 +86,8 @@ users:
   - {user: bob, account: bob-backpack, strategies: {btc-bp: {}}}
 """
 ALICE_BOT, BOB_BOT = "alice-btc-paper", "bob-btc-bp"
+BOB_OWN_BTC = D("0.5")
+BTC_STEP = D("0.00001")
 
 
 async def bot_statuses(nc: NATS) -> dict[str, BotStatus]:
@@ -133,7 +139,7 @@ async def test_paper_and_backpack_ladders_trade_side_by_side(
 ) -> None:
     recording = data_dir / BTC_RAW[0]
     async with BackpackServer() as server:
-        creds = server.add_account({"USDC": "10000"})
+        creds = server.add_account({"USDC": "10000", "BTC": str(BOB_OWN_BTC)})
         monkeypatch.setenv(KEY_ENV, creds.api_key)
         monkeypatch.setenv(SECRET_ENV, creds.secret)
         accounts = ACCOUNTS.format(
@@ -232,10 +238,18 @@ async def test_paper_and_backpack_ladders_trade_side_by_side(
                     what="bob's ledger to equal the server's balances",
                     detail=lambda: f"server: {venue}",
                 )
-                # the position was sold; fees (2 bps maker, 5 bps taker) are paid in USDC
-                assert "BTC" not in venue and venue["USDC"] != D("10000"), venue
-                sides = {o.side for o in server.orders(creds.api_key) if o.status == "Filled"}
-                assert sides == {"Bid", "Ask"}
+                # the buy's fee was taken in BTC; the take-profit sold what the buy delivered
+                # (floored to the step) and left bob's own BTC alone
+                buys = [f for f in server.fills(creds.api_key) if f.side == "Bid"]
+                sells = [f for f in server.fills(creds.api_key) if f.side == "Ask"]
+                assert buys and sells and {f.fee_symbol for f in buys} == {"BTC"}
+                received = sum((f.quantity - f.fee for f in buys), D(0))
+                sold = sum((f.quantity for f in sells), D(0))
+                assert sold == (received // BTC_STEP) * BTC_STEP, (received, sold)
+                assert venue["BTC"] == BOB_OWN_BTC + received - sold
+                assert {f.fee_symbol for f in sells} == {"USDC"} and venue["USDC"] != D(10000)
+                # the bot holds the dust under one step, as the account does
+                assert (await bot_status(nc, BOB_BOT)).position == received - sold < BTC_STEP
 
                 # reconciliation: ok for both accounts
                 async with service(run_reconciler, reconciler, lambda: reported(database_url)):

@@ -181,6 +181,18 @@ def test_take_profit_cancels_buys_and_sells_the_position() -> None:
     assert bot.status().phase == "closing"
 
 
+def test_take_profit_sells_the_net_quantity_when_the_buy_fee_is_taken_in_base() -> None:
+    # Backpack charges a buy's fee in the asset bought: 2.040 bought, 0.0021 kept as fee,
+    # so the account holds 2.0379 and the take-profit sells floor_step(2.0379) = 2.037
+    bot, buys = start()
+    fill = msgspec.structs.replace(filled(buys[0], "98"), fee=D("0.0021"), fee_asset="SOL")
+    bot.on_order_event(fill)
+    status = bot.status()
+    assert (status.position, status.avg_price) == (D("2.0379"), D(98))
+    sell = next(i for i in bot.on_trade(trade("99.96", 3_000)) if isinstance(i, PlaceOrder))
+    assert sell.qty == D("2.037")
+
+
 def test_cycle_closes_with_realized_pnl_and_restarts() -> None:
     bot, buys = start()
     bot.on_order_event(filled(buys[0], "98", "0.02"))

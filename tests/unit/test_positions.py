@@ -8,7 +8,20 @@ from decimal import Decimal as D
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tradebus.common.positions import Position
+from tradebus.common.markets import Market
+from tradebus.common.positions import Position, position_change
+
+ETH_SPOT = Market(
+    symbol="ETH_USDC", base="ETH", quote="USDC", tick_size=D("0.01"), step_size=D("0.0001")
+)
+ETH_PERP = Market(
+    symbol="ETH_USDC_PERP",
+    base="ETH",
+    quote="USDC",
+    tick_size=D("0.01"),
+    step_size=D("0.0001"),
+    kind="perpetual",
+)
 
 
 def test_average_price_and_fees_of_an_open_position() -> None:
@@ -35,6 +48,29 @@ def test_partial_close_realizes_its_share_of_the_opening_fees() -> None:
     p.apply("sell", D(1), D(110), D("0.05"))
     assert p.realized_pnl == D(10) - D("0.05") - D("0.1")
     assert (p.qty, p.avg_price, p.open_fees) == (D(1), D(100), D("0.1"))
+
+
+def test_a_spot_buy_charged_in_the_base_asset_holds_what_the_account_received() -> None:
+    # Backpack: a Bid fill of 0.1 ETH at 2000 with fee 0.0001 ETH delivers 0.0999 ETH
+    p = Position()
+    fee = p.apply_fill("buy", D("0.1"), D(2000), D("0.0001"), "ETH", ETH_SPOT)
+    assert fee == D("0.2")  # in USDC, at the fill price
+    assert (p.qty, p.avg_price, p.fees) == (D("0.0999"), D(2000), D("0.2"))
+    # selling all of it at 2100 (fee in USDC) realizes proceeds - what was paid - fees
+    p.apply_fill("sell", D("0.0999"), D(2100), D("0.1"), "USDC", ETH_SPOT)
+    assert p.qty == 0
+    assert p.realized_pnl == D("0.0999") * 2100 - D("0.1") * 2000 - D("0.1")
+
+
+def test_base_fees_move_contracts_only_on_spot_and_other_assets_count_nothing() -> None:
+    assert position_change("buy", D(1), D(2000), D("0.001"), "ETH", ETH_PERP) == (D(1), D(2))
+    assert position_change("sell", D(1), D(2000), D("0.001"), "ETH", ETH_SPOT) == (
+        D("1.001"),
+        D(2),
+    )
+    assert position_change("buy", D(1), D(2000), D("0.3"), "USDC", ETH_SPOT) == (D(1), D("0.3"))
+    assert position_change("buy", D(1), D(2000), D("0.01"), "BNB", ETH_SPOT) == (D(1), None)
+    assert position_change("buy", D(1), D(2000), D("0.01"), "ETH", None) == (D(1), None)
 
 
 def test_a_fill_through_zero_opens_the_other_side_at_its_price() -> None:

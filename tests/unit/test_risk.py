@@ -132,10 +132,11 @@ def test_risk_state_realized_pnl_by_utc_day_and_order_rate() -> None:
     assert state.daily_realized_pnl(a, day + 3) == pnl
     assert state.daily_realized_pnl(a, day + DAY_NS) == 0  # a new UTC day starts at zero
     assert state.daily_realized_pnl(b, day + 3) == 0
-    # a fee in the base asset is valued at the fill price
+    # a buy's fee in the base asset is valued at the fill price, and the account received
+    # 1 - 0.001 BTC: that is all a sell can close
     state.on_fill(a, BTC, False, ("buy", D("1"), D("100"), D("0.001"), "BTC"), day + 4)
     pnl = state.on_fill(a, BTC, False, ("sell", D("1"), D("110"), D("0"), "USDT"), day + 5)
-    assert pnl == D("10") - D("0.1")
+    assert pnl == D("0.999") * 10 - D("0.1")
     # perpetual: a sell opens a short, and buying back realizes
     state.on_fill(p, BTC, True, ("sell", D("1"), D("100"), D("0"), "USDT"), day)
     assert state.on_fill(p, BTC, True, ("buy", D("1"), D("120"), D("0"), "USDT"), day) == -20

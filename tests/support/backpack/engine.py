@@ -12,16 +12,20 @@ shared/STRATEGIES.md, the rules of ``tradebus.engine.paper.exchange``:
    below ``L``; a passive sell when a trade prints strictly above ``L``;
 3. a marketable order fills at the trade's price on the first trade within
    its limit (an IOC/FOK one expires if that trade is not);
-4. fees are charged in the quote asset: maker bps on passive fills, taker bps
-   on marketable ones;
+4. fees are charged in the asset received, as Backpack does: a buy (Bid) pays
+   its fee in the base asset (a Bid fill has ``feeSymbol`` the base, ccxt's
+   backpack ``fetchMyTrades`` fixture; ``N`` in ``account.orderUpdate``), a sell
+   (Ask) in the quote asset; maker bps on passive fills, taker bps on
+   marketable ones;
 5. within one trade, live orders fill in the order they were placed.
 
 Orders fill in full, unless ``partial_fills`` is set: then one trade fills at
 most its printed quantity, shared by the live orders in placement order.
 
-Funds: a buy locks ``price * quantity`` plus the larger fee rate, in the quote
-asset (a market buy: its ``quoteQuantity``, or the last price plus
-:data:`MARKET_LOCK_MARGIN`); a sell locks its quantity of the base asset.
+Funds: a buy locks ``price * quantity`` in the quote asset, no fee (its fee is
+taken from the base it receives; a market buy: its ``quoteQuantity``, or the
+last price plus :data:`MARKET_LOCK_MARGIN`); a sell locks its quantity of the
+base asset.
 Fills release the lock pro rata. ``available = total - locked``.
 """
 
@@ -168,9 +172,8 @@ class Exchange:
         if r.side == "Ask":
             assert qty is not None
             return spec.base, qty
-        fee_rate = max(self.maker_fee_bps, self.taker_fee_bps) / BPS
         if r.quote_quantity is not None:
-            return spec.quote, r.quote_quantity * (1 + fee_rate)
+            return spec.quote, r.quote_quantity
         assert qty is not None
         if price is None:
             ref = book.last_price
@@ -179,7 +182,7 @@ class Exchange:
             if ref is None:
                 raise ApiError(400, "INVALID_ORDER", "No market price yet for a market order")
             price = ref * (1 + MARKET_LOCK_MARGIN)
-        return spec.quote, price * qty * (1 + fee_rate)
+        return spec.quote, price * qty
 
     def find_open(
         self, account: str, symbol: str, order_id: Any, client_id: Any, what: str
@@ -342,19 +345,21 @@ class Exchange:
         spec = self.markets[order.symbol]
         book = self._books[order.symbol]
         notional = price * qty
-        fee = notional * (self.maker_fee_bps if maker else self.taker_fee_bps) / BPS
+        rate = (self.maker_fee_bps if maker else self.taker_fee_bps) / BPS
         remaining = order.remaining if order.quote_quantity is None else qty
         assert remaining is not None and 0 < qty <= remaining
         release = order.locked if qty == remaining else order.locked * qty / remaining
         base = self.balance(order.account, spec.base)
         quote = self.balance(order.account, spec.quote)
-        if order.side == "Bid":
-            if quote.available + release < notional + fee:
+        if order.side == "Bid":  # the fee is taken from the base received (rule 4)
+            if quote.available + release < notional:
                 return [self._close(order, "Expired", "InsufficientFunds")]
+            fee, fee_symbol = qty * rate, spec.base
             quote.locked -= release
-            quote.total -= notional + fee
-            base.total += qty
+            quote.total -= notional
+            base.total += qty - fee
         else:
+            fee, fee_symbol = notional * rate, spec.quote
             base.locked -= release
             base.total -= qty
             quote.total += notional - fee
@@ -373,7 +378,7 @@ class Exchange:
             price=price,
             quantity=qty,
             fee=fee,
-            fee_symbol=spec.quote,
+            fee_symbol=fee_symbol,
             is_maker=maker,
             ts_us=ts_us if ts_us is not None else self.clock_us(),
         )

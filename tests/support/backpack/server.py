@@ -59,7 +59,7 @@ class BackpackServer:
     markets
         Spot markets served (default BTC_USDC and ETH_USDC with Backpack's increments).
     maker_fee_bps, taker_fee_bps
-        Fees charged in the quote asset on passive / marketable fills.
+        Fees on passive / marketable fills, in the asset received (a buy's in base).
     partial_fills
         If true, one trade fills at most its printed quantity (orders may fill
         in parts); else orders fill in full (the paper fill model).

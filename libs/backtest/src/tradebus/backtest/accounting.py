@@ -21,7 +21,7 @@ from tradebus.backtest.setup import Setup
 from tradebus.common.markets import Market
 from tradebus.common.messages import BotStatus, OrderFilled
 from tradebus.common.money import ZERO
-from tradebus.common.positions import Position
+from tradebus.common.positions import Position, position_change
 
 MAX_SAMPLES = 4096
 """Chart samples kept (the stride doubles when full, so memory stays flat)."""
@@ -88,7 +88,10 @@ class Books:
     def book(self, fill: OrderFilled, market: Market, ts: int) -> None:
         """Record one fill (its event; fee in ``market``'s quote asset) and apply it to its
         position."""
-        fee = fill.fee if fill.fee_asset == market.quote else fill.fee * fill.price
+        moved, fee_quote = position_change(
+            fill.side, fill.qty, fill.price, fill.fee, fill.fee_asset, market
+        )
+        fee = ZERO if fee_quote is None else fee_quote
         self.fills.append(
             Fill(
                 ts,
@@ -103,7 +106,7 @@ class Books:
         )
         position = self.positions[fill.symbol]
         before_k = position.open_cost + position.open_fees - position.realized_pnl
-        position.apply(fill.side, fill.qty, fill.price, fee)
+        position.apply(fill.side, moved, fill.price, fee)
         self._k += position.open_cost + position.open_fees - position.realized_pnl - before_k
         self._qty[fill.symbol] = position.qty
 

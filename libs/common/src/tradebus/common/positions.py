@@ -14,6 +14,14 @@ Definitions (STRATEGIES.md §1 and the paper fill model rule 6):
   opening fees of the closed quantity. A cycle that opens and closes fully
   therefore realizes ``sell proceeds - buy cost - all fees``;
 * unrealized P&L at price ``p`` = ``position * (p - avg_price) - open_fees``.
+
+A fee charged in the base asset of a spot market changes what the account
+holds: Backpack takes a buy's fee in the asset bought (a Bid fill has
+``feeSymbol`` the base, docs.backpack.exchange ``OrderFill``; ccxt's backpack
+``parse_trade`` fixture), so a buy of ``q`` delivers ``q - fee``. The position
+therefore moves by what the account received or gave up (:func:`position_change`),
+and the fee counts in quote at the fill price, so that a take-profit sells what
+is really there and the realized P&L stays ``proceeds - cost - fees``.
 """
 
 from __future__ import annotations
@@ -22,8 +30,32 @@ from decimal import Decimal
 
 import msgspec
 
+from tradebus.common.markets import Market
 from tradebus.common.messages import Side
 from tradebus.common.money import ZERO
+
+
+def position_change(
+    side: Side, qty: Decimal, price: Decimal, fee: Decimal, fee_asset: str, market: Market | None
+) -> tuple[Decimal, Decimal | None]:
+    """How far a fill moves the position (a quantity > 0 in base units, in the fill's
+    direction) and its fee in the quote asset.
+
+    * fee in quote: ``(qty, fee)``;
+    * fee in base: ``fee * price`` in quote; on a spot market the base received
+      is ``qty - fee`` on a buy and the base given up ``qty + fee`` on a sell
+      (module docstring); on a perpetual the fee moves no contracts;
+    * fee in another asset (BNB) or an unknown market: ``(qty, None)``.
+    """
+    if market is None:
+        return qty, None
+    if fee_asset == market.quote:
+        return qty, fee
+    if fee_asset != market.base:
+        return qty, None
+    if market.kind == "spot" and fee:
+        qty = qty - fee if side == "buy" else qty + fee
+    return qty, fee * price
 
 
 class Position(msgspec.Struct, kw_only=True):
@@ -90,6 +122,22 @@ class Position(msgspec.Struct, kw_only=True):
             self.qty = remainder if side == "buy" else -remainder
             self.open_cost = self.qty * price
             self.open_fees = fee - closing_fee
+
+    def apply_fill(
+        self,
+        side: Side,
+        qty: Decimal,
+        price: Decimal,
+        fee: Decimal,
+        fee_asset: str,
+        market: Market | None,
+    ) -> Decimal | None:
+        """Apply one fill as charged (:func:`position_change`); returns its fee in quote,
+        None if it has none (then it counts as 0 here)."""
+        moved, fee_quote = position_change(side, qty, price, fee, fee_asset, market)
+        if moved > 0:
+            self.apply(side, moved, price, ZERO if fee_quote is None else fee_quote)
+        return fee_quote
 
     def write_off(self, qty: Decimal) -> None:
         """Drop ``qty`` (0 < qty <= |position|) of the open position at its average cost.

@@ -28,7 +28,7 @@ from tradebus.common.ids import AccountId
 from tradebus.common.markets import Market
 from tradebus.common.messages import Side
 from tradebus.common.money import ZERO
-from tradebus.common.positions import Position
+from tradebus.common.positions import Position, position_change
 from tradebus.engine.risk import RiskSnapshot
 
 DAY_NS = 86_400 * 1_000_000_000
@@ -52,13 +52,9 @@ class RiskState:
         recorded_ns: int,
     ) -> Decimal:
         """Apply one booked fill ``(side, qty, price, fee, fee_asset)``; the P&L it realized."""
-        side, qty, price, fee, fee_asset = fill
-        if fee_asset == market.quote:
-            fee_quote = fee
-        elif fee_asset == market.base:
-            fee_quote = fee * price
-        else:
-            fee_quote = ZERO
+        side, gross, price, fee, fee_asset = fill
+        qty, fee_or_none = position_change(side, gross, price, fee, fee_asset, market)
+        fee_quote = ZERO if fee_or_none is None else fee_or_none
         position = self._positions.setdefault((account, market.symbol), Position())
         if not perpetual and side == "sell":
             held = max(position.qty, ZERO)

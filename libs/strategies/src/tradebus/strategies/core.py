@@ -43,6 +43,7 @@ from tradebus.common.messages import (
     TradeTick,
 )
 from tradebus.common.money import ZERO
+from tradebus.common.positions import Position, position_change
 
 OrderStatus = Literal["pending", "accepted", "filled", "canceled", "rejected"]
 TERMINAL: frozenset[str] = frozenset({"filled", "canceled", "rejected"})
@@ -271,15 +272,18 @@ class BotInput(enum.Enum):
     and reports every group total to :meth:`Strategy.on_group_volume`."""
 
 
-def fee_in_quote(fill: OrderFilled, market: Market) -> Decimal:
-    """The fill's fee in the quote asset.
+def booked_change(fill: OrderFilled, market: Market) -> tuple[Decimal, Decimal]:
+    """How far ``fill`` moves the bot's position (base units, > 0) and its fee in quote:
+    :func:`tradebus.common.positions.position_change`, a fee in another asset (BNB)
+    counting as 0. A spot buy whose fee the venue takes in the base asset (Backpack)
+    adds ``qty - fee``, so a take-profit sells what the account received."""
+    qty, fee = position_change(fill.side, fill.qty, fill.price, fill.fee, fill.fee_asset, market)
+    return qty, ZERO if fee is None else fee
 
-    As charged if in quote, converted at the fill price if in base; a fee in
-    another asset (e.g. BNB) counts as 0.
-    """
-    if fill.fee_asset == market.base:
-        return fill.fee * fill.price
-    return fill.fee if fill.fee_asset == market.quote else ZERO
+
+def apply_fill(position: Position, fill: OrderFilled, market: Market) -> None:
+    """Apply ``fill`` to ``position`` as the venue charged it (:func:`booked_change`)."""
+    position.apply_fill(fill.side, fill.qty, fill.price, fill.fee, fill.fee_asset, market)
 
 
 class PricedState(Protocol):

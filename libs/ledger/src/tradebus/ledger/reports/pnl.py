@@ -103,21 +103,6 @@ class MarketResolver:
         return self._found[where]
 
 
-def fee_in_quote(
-    fee: Decimal, fee_asset: str, price: Decimal, market: Market | None
-) -> Decimal | None:
-    """A fill's fee in the quote asset: as charged if in the quote asset, ``fee * price`` if
-    in the base asset (``price`` quote per base), None in any other asset or an unknown
-    market."""
-    if market is None:
-        return None
-    if fee_asset == market.quote:
-        return fee
-    if fee_asset == market.base:
-        return fee * price
-    return None
-
-
 class MarketPnl(msgspec.Struct, frozen=True, kw_only=True):
     """Position and P&L of one market for one bot (:func:`pnl_by_bot`) or one account
     (:func:`pnl_by_account`, ``bot`` None), over the range asked (module docstring).
@@ -406,8 +391,9 @@ def _totals(positions: dict[tuple[str, str, str, str], Position]) -> tuple[Decim
 def _apply(position: Position, fill: asyncpg.Record, markets: MarketResolver) -> None:
     """Apply ``fill`` to ``position``, its fee in the quote asset (none if it cannot be)."""
     market = markets.market(fill["account_id"], fill["venue"], fill["symbol"])
-    fee = fee_in_quote(fill["fee"], fill["fee_asset"], fill["price"], market)
-    position.apply(fill["side"], fill["qty"], fill["price"], ZERO if fee is None else fee)
+    position.apply_fill(
+        fill["side"], fill["qty"], fill["price"], fill["fee"], fill["fee_asset"], market
+    )
 
 
 class _Group:
@@ -456,13 +442,12 @@ async def _pnl(
             if in_range and group.at_start is None:
                 group.at_start = msgspec.structs.replace(group.position)
             market = markets.market(f["account_id"], f["venue"], f["symbol"])
-            fee = fee_in_quote(f["fee"], f["fee_asset"], f["price"], market)
-            if fee is None:
-                fee = ZERO
-                if in_range:
-                    asset = f["fee_asset"]
-                    group.other_fees[asset] = group.other_fees.get(asset, ZERO) + f["fee"]
-            group.position.apply(f["side"], f["qty"], f["price"], fee)
+            fee = group.position.apply_fill(
+                f["side"], f["qty"], f["price"], f["fee"], f["fee_asset"], market
+            )
+            if fee is None and in_range:
+                asset = f["fee_asset"]
+                group.other_fees[asset] = group.other_fees.get(asset, ZERO) + f["fee"]
             last_prices[(markets.data_venue(f["account_id"], f["venue"]), f["symbol"])] = f["price"]
             if in_range:
                 group.fills += 1

@@ -51,7 +51,7 @@ from tradebus.strategies.core import (
     BotBase,
     BotContext,
     Wake,
-    fee_in_quote,
+    apply_fill,
     note_quote,
     note_trade,
 )
@@ -283,7 +283,7 @@ class LadderBot(BotBase[LadderParams, LadderState]):
     def _apply_fill(self, fill: OrderFilled) -> None:
         s = self.state
         s.orders.record_fill(s.orders.orders[fill.intent_id], fill.qty)
-        s.position.apply(fill.side, fill.qty, fill.price, fee_in_quote(fill, self.ctx.market))
+        apply_fill(s.position, fill, self.ctx.market)
         self._tp_floor = None  # the average moved
         if fill.side == "buy":
             s.cycle_buy_fills += 1

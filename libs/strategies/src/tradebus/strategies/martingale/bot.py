@@ -47,7 +47,7 @@ from tradebus.strategies.core import (
     BotContext,
     BotInput,
     TrackedOrder,
-    fee_in_quote,
+    booked_change,
     note_quote,
     note_trade,
 )
@@ -312,12 +312,13 @@ class MartingaleBot(BotBase[MartingaleParams, MartingaleState]):
         reported = s.unsettled.get(order.intent_id)
         if reported is not None and order.filled >= reported:  # every fill now heard
             del s.unsettled[order.intent_id]
-        fee, qty = fee_in_quote(fill, self.ctx.market), fill.qty
+        moved, fee = booked_change(fill, self.ctx.market)
+        qty = moved
         if fill.side == "sell":  # spot: never below zero, whatever was written off
-            qty = min(qty, max(s.position.qty, ZERO))
+            qty = min(moved, max(s.position.qty, ZERO))
             if qty <= 0:
                 return
-            fee = fee * qty / fill.qty
+            fee = fee * qty / moved
         s.position.apply(fill.side, qty, fill.price, fee)
         self._sl_trigger = None
         if fill.side == "buy":

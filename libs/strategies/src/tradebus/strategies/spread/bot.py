@@ -56,7 +56,7 @@ from tradebus.common.messages import (
 )
 from tradebus.common.money import HUNDRED, ZERO, floor_to
 from tradebus.common.positions import Position
-from tradebus.strategies.core import BotBase, BotContext, fee_in_quote
+from tradebus.strategies.core import BotBase, BotContext, apply_fill
 from tradebus.strategies.spread.params import SpreadParams
 from tradebus.strategies.spread.state import Direction, SpreadState
 from tradebus.strategies.status_fields import bot_status, text_or_none
@@ -270,8 +270,7 @@ class SpreadBot(BotBase[SpreadParams, SpreadState]):
         s = self.state
         order = s.orders.orders[fill.intent_id]
         s.orders.record_fill(order, fill.qty)
-        fee = fee_in_quote(fill, self._markets[order.symbol])
-        self._pos(order.symbol).apply(fill.side, fill.qty, fill.price, fee)
+        apply_fill(self._pos(order.symbol), fill, self._markets[order.symbol])
         s.round_traded = True
 
     # --------------------------------------------------------------- lifecycle

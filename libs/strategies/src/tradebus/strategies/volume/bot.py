@@ -62,7 +62,7 @@ from tradebus.strategies.core import (
     BotContext,
     BotInput,
     TrackedOrder,
-    fee_in_quote,
+    booked_change,
     note_quote,
     note_trade,
 )
@@ -277,12 +277,13 @@ class VolumeBot(BotBase[VolumeParams, VolumeState]):
         if order.is_open and (order.filled >= order.qty or fill.leaves_qty <= 0):
             order.status = "filled"
             s.orders.filled += 1
-        s.position.apply(fill.side, fill.qty, fill.price, fee_in_quote(fill, self.ctx.market))
+        qty, fee = booked_change(fill, self.ctx.market)
+        s.position.apply(fill.side, qty, fill.price, fee)
         if fill.side == "buy":
             s.own_volume += fill.qty * fill.price
             if loop is not None:
-                loop.qty += fill.qty
-                loop.cost += fill.qty * fill.price
+                loop.qty += qty  # what the account received (net of a base-asset fee)
+                loop.cost += qty * fill.price
         elif loop is not None:
             loop.sold += fill.qty
 
