@@ -183,13 +183,18 @@ async def test_cli_apply_and_a_paused_bot_are_audited_once(
         replica_id="audit-host",
     )
 
+    runs: dict[str, int] = {}
+
     async def all_running() -> bool:
         try:
             raw = await nc.request(subjects.ctl("bots", "list"), b"{}", timeout=0.5)
         except Exception:
             return False
         reply = decode_bots_reply(raw.data)
-        return isinstance(reply, BotsReply) and len(reply.bots) == 3
+        if not isinstance(reply, BotsReply):
+            return False
+        runs.update({s.bot: s.run for s in reply.bots})
+        return len(reply.bots) == 3
 
     async with service(run_strategy, settings, all_running):
         code, out = await tradebus(capsys, "bots", "pause", "alice-btc", *url)
@@ -214,8 +219,10 @@ async def test_cli_apply_and_a_paused_bot_are_audited_once(
         ]
         pause = only(rows, "bot.pause")
         assert (pause.actor, pause.source, pause.user) == (me, "strategy", "alice")
-        assert pause.before == {"state": "running", "run": 1}
-        assert pause.after == {"state": "paused", "run": 1}
+        # a fresh start's run is its state record's KV revision: 1, 2 or 3 by start order
+        run = runs["alice-btc"]
+        assert pause.before == {"state": "running", "run": run}
+        assert pause.after == {"state": "paused", "run": run}
         assert pause.details["host"] == "audit-host"
         update = only(rows, "bot.update")
         assert (update.actor, update.source, update.user) == (me, "cli", "bob")

@@ -232,8 +232,20 @@ async def test_order_refusals_map_to_ccxt_errors(
     # which ccxt maps by status alone, to ExchangeNotAvailable
     with pytest.raises(ccxt.ExchangeNotAvailable, match="clientId"):
         await client.privatePostApiV1Order({**base, "price": "59000", "clientId": 2**32})
+    # the price band: at most 25 % from the last trade (minMultiplier/maxMultiplier)
+    with pytest.raises(ccxt.InvalidOrder, match="INVALID_PRICE"):
+        await client.create_order(BTC, "limit", "buy", 0.001, 44999.9)
+    with pytest.raises(ccxt.InvalidOrder, match="too far from the last active price"):
+        await client.create_order(BTC, "limit", "sell", 0.001, 75000.1)
     assert server.orders() == []
-    assert [r.outcome for r in server.requests_for("orderExecute")] == ["error"] * 5
+    assert [r.outcome for r in server.requests_for("orderExecute")] == ["error"] * 7
+    filters = (await client.publicGetApiV1Market({"symbol": "BTC_USDC"}))["filters"]["price"]
+    assert (filters["minMultiplier"], filters["maxMultiplier"]) == ("0.75", "1.25")
+    within = [
+        await client.create_order(BTC, "limit", "buy", 0.001, 45000),
+        await client.create_order(BTC, "limit", "buy", 0.001, 59000.1),
+    ]
+    assert [o["status"] for o in within] == ["open", "open"]
 
 
 # -- matching ------------------------------------------------------------------------

@@ -18,6 +18,15 @@ from tradebus.execution.venue_errors import classify, is_not_found
         (ccxt.PermissionDenied("no trading"), False, "configuration", "permission_denied"),
         (ccxt.InsufficientFunds("INSUFFICIENT_FUNDS"), True, "permanent", "insufficient_balance"),
         (ccxt.InvalidOrder("price tick"), True, "permanent", "invalid_order"),
+        (  # Backpack's price band, as ccxt raises it
+            ccxt.InvalidOrder(
+                'backpack {"code":"INVALID_PRICE","message":"Price is too far from the last'
+                ' active price"}'
+            ),
+            True,
+            "permanent",
+            "invalid_price",
+        ),
         (ccxt.OrderNotFound("gone"), True, "permanent", "order_not_found"),
         (ccxt.BadSymbol("FOO_BAR"), True, "permanent", "unknown_symbol"),
         (ccxt.RateLimitExceeded("429"), True, "transient", "rate_limited"),

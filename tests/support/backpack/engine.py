@@ -53,7 +53,12 @@ from tests.support.backpack.market import (
     TickerStats,
     private_streams,
 )
-from tests.support.backpack.payload import OrderRequest, check_min_notional, parse_order
+from tests.support.backpack.payload import (
+    OrderRequest,
+    check_min_notional,
+    check_price_band,
+    parse_order,
+)
 
 MARKET_LOCK_MARGIN = Decimal("0.05")
 
@@ -127,6 +132,7 @@ class Exchange:
         book = self._books[r.symbol]
         check_min_notional(book.spec, r, book.last_price)
         last = book.last_price
+        check_price_band(book.spec, r, last)
         marketable = r.order_type == "Market" or (
             last is not None
             and r.price is not None

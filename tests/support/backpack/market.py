@@ -58,6 +58,12 @@ class MarketSpec:
     min_price: Decimal | None = None
     max_price: Decimal | None = None
     min_notional: Decimal | None = None
+    band_min_multiplier: Decimal = Decimal("0.75")
+    band_max_multiplier: Decimal = Decimal("1.25")
+    """The price band (``filters.price.minMultiplier``/``maxMultiplier``): a limit
+    price below ``min * last`` or above ``max * last`` is refused with
+    ``INVALID_PRICE`` ("Price is too far from the last active price", the answer
+    ccxt's backpack error map quotes)."""
     trade_id_start: int | None = None
     """First trade id of the market. Backpack numbers trades per symbol, so its ids can
     repeat across symbols; by default the server starts market ``i`` (in the order

@@ -203,3 +203,13 @@ def check_min_notional(spec: MarketSpec, r: OrderRequest, last: Decimal | None) 
         return
     if notional < spec.min_notional:
         raise ApiError(400, "INVALID_ORDER", "Order value is below the minimum")
+
+
+def check_price_band(spec: MarketSpec, r: OrderRequest, last: Decimal | None) -> None:
+    """A limit price outside the market's band around the last trade price
+    (:attr:`MarketSpec.band_min_multiplier`, ``band_max_multiplier``) is refused
+    with ``INVALID_PRICE``; before the first trade there is no band."""
+    if r.price is None or last is None:
+        return
+    if not spec.band_min_multiplier * last <= r.price <= spec.band_max_multiplier * last:
+        raise ApiError(400, "INVALID_PRICE", "Price is too far from the last active price")

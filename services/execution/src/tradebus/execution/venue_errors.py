@@ -10,7 +10,7 @@ is translated here, at the boundary, into one of the four kinds of
   that only reads;
 * ``permanent``: the venue refused the request for good; the intent is
   rejected with a machine-readable ``reason`` (``insufficient_balance``,
-  ``invalid_order``, ``unknown_symbol``, ``order_not_found``,
+  ``invalid_order``, ``invalid_price``, ``unknown_symbol``, ``order_not_found``,
   ``venue_rejected``);
 * ``configuration``: the account cannot work as configured (authentication,
   permissions, a suspended account, a restricted location): halt the
@@ -30,6 +30,11 @@ Request has expired`` (ccxt raises ``AuthenticationError``; the JSON form,
 its offset from the venue's), not our key, and nothing was executed: it is
 ``transient`` with reason ``request_expired``, and the caller re-syncs the
 clock offset before sending it again (:class:`~tradebus.execution.ccxt_venue.CcxtVenue`).
+
+An order priced outside the venue's price band (Backpack: ``INVALID_PRICE``,
+"Price is too far from the last active price"; ccxt raises ``InvalidOrder``)
+is ``permanent`` with its own reason, ``invalid_price``, so a bot can say why
+its far level was refused rather than report a generic ``invalid_order``.
 
 Backpack answers a query for an order it does not know with
 ``RESOURCE_NOT_FOUND``, which ccxt raises as ``ExchangeNotAvailable``
@@ -58,6 +63,10 @@ _PERMANENT: tuple[tuple[type[BaseException], str], ...] = (
     (ccxt.NotSupported, "not_supported"),
     (ccxt.ExchangeError, "venue_rejected"),
 )
+INVALID_PRICE = "invalid_price"
+"""The reason of an order refused for its price (outside the venue's band)."""
+PRICE_BAND_MARKERS = ("INVALID_PRICE", "too far from the last")
+"""How Backpack's price-band refusal reads in ccxt's exception text."""
 _NO_EFFECT: tuple[type[BaseException], ...] = (
     ccxt.RateLimitExceeded,  # and DDoSProtection: the request was refused, not executed
     ccxt.DDoSProtection,
@@ -109,6 +118,8 @@ def classify(exc: BaseException, *, changes_state: bool) -> VenueError:
     if isinstance(exc, (ccxt.NetworkError, ccxt.BadResponse)):  # timeouts, resets, garbage
         kind: ErrorKind = "unknown_outcome" if changes_state else "transient"
         return VenueError(kind=kind, reason=_snake(name), message=message)
+    if isinstance(exc, ccxt.InvalidOrder) and any(m in message for m in PRICE_BAND_MARKERS):
+        return VenueError(kind="permanent", reason=INVALID_PRICE, message=message)
     for cls, reason in _PERMANENT:
         if isinstance(exc, cls):
             return VenueError(kind="permanent", reason=reason, message=message)
