@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import nats
@@ -71,7 +72,7 @@ async def backpack_stack(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     bots: str,
-    balances: dict[str, str],
+    balances: dict[str, str | Decimal | int],
     first_price: str,
 ) -> AsyncIterator[Stack]:
     """Execution, a strategy host running ``bots`` (a bot file for user bob), and the
@@ -157,12 +158,12 @@ async def test_a_ladder_level_outside_the_price_band_is_refused_once_and_reporte
             what="two levels placed, two refused",
             detail=lambda: f"{bus.of(OrderRejected)}",
         )
-        refused = sorted(bus.of(OrderRejected), key=lambda r: r.intent_id)
-        assert [r.intent_id.rsplit(":", 1)[1] for r in refused] == ["b2", "b3"]
+        refused = sorted(bus.of(OrderRejected), key=lambda r: str(r.intent_id))
+        assert [str(r.intent_id).rsplit(":", 1)[1] for r in refused] == ["b2", "b3"]
         assert {r.reason for r in refused} == {"invalid_price"}
         assert all("too far from the last active price" in r.message for r in refused)
-        resting = sorted(o.price for o in server.open_orders(stack.creds.api_key))
-        assert [str(p) for p in resting] == ["48000", "54000"]
+        resting = sorted(str(o.price) for o in server.open_orders(stack.creds.api_key))
+        assert resting == ["48000", "54000"]
 
         async def reported() -> bool:
             status = await stack.status("bob-far")
