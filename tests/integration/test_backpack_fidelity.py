@@ -11,8 +11,9 @@ and fills orders on them.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -24,7 +25,12 @@ from nats.aio.client import Client as NATS
 from tests.support.backpack.server import BackpackServer, Credentials
 from tests.support.execution import Bus, collecting, execution_service, execution_settings
 from tests.support.services import eventually, service
-from tradebus.common.messages import BotStatus, OrderAccepted, OrderRejected
+from tradebus.common.messages import (
+    BotStatus,
+    OrderAccepted,
+    OrderFilled,
+    OrderRejected,
+)
 from tradebus.control.bots import bot_statuses
 from tradebus.marketdata.bootstrap import run as run_marketdata
 from tradebus.marketdata.settings import MarketdataSettings
@@ -71,13 +77,15 @@ async def backpack_stack(
     database_url: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    bots: str,
+    bots: str | None,
     balances: dict[str, str | Decimal | int],
     first_price: str,
+    partial_fills: bool = False,
 ) -> AsyncIterator[Stack]:
-    """Execution, a strategy host running ``bots`` (a bot file for user bob), and the
-    Backpack feed, around a server whose BTC_USDC last traded at ``first_price``."""
-    async with BackpackServer() as server:
+    """Execution, a strategy host running ``bots`` (a bot file for user bob; none if
+    None), and the Backpack feed, around a server whose BTC_USDC last traded at
+    ``first_price``; execution's order stream is subscribed."""
+    async with BackpackServer(partial_fills=partial_fills) as server:
         creds = server.add_account(balances)
         monkeypatch.setenv(KEY_ENV, creds.api_key)
         monkeypatch.setenv(SECRET_ENV, creds.secret)
@@ -85,7 +93,7 @@ async def backpack_stack(
             url=server.url, ws_url=server.ws_url, key_env=KEY_ENV, secret_env=SECRET_ENV
         )
         bots_file = tmp_path / "bots.yaml"
-        bots_file.write_text(bots)
+        bots_file.write_text(bots or "")
         strategy = StrategySettings(
             nats_url=nats_url,
             bots_file=str(bots_file),
@@ -114,14 +122,16 @@ async def backpack_stack(
             return bool(await bot_statuses(nc))
 
         try:
-            async with (
-                collecting(nats_url, Bus) as bus,
-                execution_service(
-                    bus.nc, execution_settings(nats_url, database_url, tmp_path, accounts)
-                ),
-                service(run_strategy, strategy, running),
-                service(run_marketdata, feed, subscribed),
-            ):
+            async with AsyncExitStack() as running_stack:
+                bus = await running_stack.enter_async_context(collecting(nats_url, Bus))
+                settings = execution_settings(nats_url, database_url, tmp_path, accounts)
+                await running_stack.enter_async_context(execution_service(bus.nc, settings))
+                await server.wait_subscribed("account.orderUpdate", creds.api_key)
+                if bots is not None:
+                    await running_stack.enter_async_context(
+                        service(run_strategy, strategy, running)
+                    )
+                await running_stack.enter_async_context(service(run_marketdata, feed, subscribed))
                 await server.feed_trade("BTC_USDC", first_price, "0.01")
                 yield Stack(server, creds, bus, nc)
         finally:
@@ -177,3 +187,44 @@ async def test_a_ladder_level_outside_the_price_band_is_refused_once_and_reporte
         await asyncio.sleep(2)
         assert len(server.requests_for("orderExecute")) == 4
         assert len(bus.of(OrderRejected)) == 2
+
+
+IOC_BUY = (
+    '{"type":"PlaceOrder","intent_id":"%s","account":"bob-backpack","symbol":"BTC_USDC",'
+    '"side":"buy","qty":"0.01","price":"60200","time_in_force":"ioc"}'
+)
+
+
+async def test_an_ioc_partial_fill_is_booked_within_a_second(
+    nats_url: str, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 18, items 3 and 5: ``time_in_force: ioc`` reaches Backpack (it rested as a
+    good-till-canceled order before), the venue takes what the touch offers inside the
+    order request and expires the rest, and the fill is booked within a second from the
+    account's order stream, not left to the 30-second backstop poll."""
+    async with backpack_stack(
+        nats_url,
+        database_url,
+        tmp_path,
+        monkeypatch,
+        None,
+        {"USDC": "10000"},
+        "60000",
+        partial_fills=True,
+    ) as stack:
+        bus, server = stack.bus, stack.server
+        await server.feed_quote("BTC_USDC", "60090", "1", "60100", "0.004")
+        await bus.pub("intent.bob.manual", IOC_BUY % "m-1")
+        await eventually(lambda: server.fills(stack.creds.api_key), what="the venue's fill")
+        filled_at = time.monotonic()
+        (order,) = server.orders(stack.creds.api_key)
+        assert (order.time_in_force, order.status, order.executed_qty) == (
+            "IOC",
+            "Expired",
+            Decimal("0.004"),
+        )
+        await eventually(lambda: bus.of(OrderFilled, "m-1"), timeout=5, what="the fill booked")
+        booked_in = time.monotonic() - filled_at
+        (fill,) = bus.of(OrderFilled, "m-1")
+        assert (fill.qty, fill.price, fill.liquidity) == (Decimal("0.004"), Decimal(60100), "taker")
+        assert booked_in < 1.0, f"booked {booked_in:.2f} s after the venue filled it"

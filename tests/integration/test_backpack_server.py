@@ -586,24 +586,31 @@ async def test_ws_dropped_mid_fill_loses_nothing_on_rest(
 async def test_market_ioc_and_quote_quantity_orders(
     server: BackpackServer, account: Credentials, client: ccxt.Exchange
 ) -> None:
-    """A market order waits for the next trade and fills at its price (taker); an IOC that
-    cannot take expires at once; a market buy by cost sends ``quoteQuantity``."""
+    """A market or IOC order takes at once, and the answer to the order request says
+    ``Filled`` with the executed quantity (issue 18, item 3): at the last trade price before
+    any quote, at the touch after one; an IOC that cannot take expires at once; a market
+    buy by cost sends ``quoteQuantity``."""
     await server.feed_trade("BTC_USDC", "60000", "0.01")
     market = await client.create_order(BTC, "market", "buy", 0.001, None, {"clientOrderId": 1})
-    assert market["status"] == "open"
+    assert (market["status"], market["info"]["status"]) == ("closed", "Filled")
+    assert market["info"]["executedQuantity"] == "0.001"
     ioc = await client.create_order(BTC, "limit", "buy", 0.001, 50000, {"timeInForce": "IOC"})
     assert (ioc["status"], ioc["info"]["status"]) == ("canceled", "Expired")
+    await server.feed_quote("BTC_USDC", "60090", "0.5", "60100", "0.5")
+    taking = await client.create_order(BTC, "limit", "buy", 0.001, 60200, {"timeInForce": "IOC"})
+    assert (taking["info"]["status"], taking["info"]["executedQuantity"]) == ("Filled", "0.001")
     # (ccxt's create_market_buy_order_with_cost needs an option backpack lacks: use ``cost``)
     by_cost = await client.create_order(BTC, "market", "buy", None, None, {"cost": 100})
     assert by_cost["info"]["quoteQuantity"] == "100"
-    await server.feed_trade("BTC_USDC", "60100", "0.5")
+    assert by_cost["info"]["status"] == "Filled"
     fills = {f.order_id: f for f in server.fills(account.api_key)}
-    assert fills[market["id"]].price == Decimal("60100") and not fills[market["id"]].is_maker
+    assert fills[market["id"]].price == Decimal("60000") and not fills[market["id"]].is_maker
+    assert fills[taking["id"]].price == Decimal("60100")  # the ask
     assert fills[by_cost["id"]].quantity == Decimal("0.00166")  # floor(100 / 60100, step)
     assert server.open_orders() == []
     assert server.balances(account.api_key)["USDC"].locked == 0
     trade_ids = [f.trade_id for f in server.fills()]
-    assert len(set(trade_ids)) == 2 and all(i >= 10_000_000 for i in trade_ids)
+    assert len(set(trade_ids)) == 3 and all(i >= 10_000_000 for i in trade_ids)
 
 
 async def test_every_self_trade_prevention_value_of_the_api_is_accepted(

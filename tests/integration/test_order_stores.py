@@ -25,7 +25,7 @@ from tradebus.ledger.rows import FillRow, IntentKey, NewOrder, OrderRow, Rejecti
 from tradebus.ledger.store import Ledger
 
 
-def order(intent_id: str, user: str = "alice", qty: str = "1") -> NewOrder:
+def order(intent_id: str, user: str = "alice", qty: str = "1", tif: str = "gtc") -> NewOrder:
     return NewOrder(
         intent_id=IntentId(intent_id),
         account_id=AccountId(f"{user}-paper"),
@@ -39,6 +39,7 @@ def order(intent_id: str, user: str = "alice", qty: str = "1") -> NewOrder:
         trigger_ts=None,
         stream_seq=None,
         ts=1,
+        time_in_force=tif,
     )
 
 
@@ -84,7 +85,14 @@ def shown(row: OrderRow | None) -> tuple[Any, ...] | None:
     """What must agree (times are each store's own)."""
     if row is None:
         return None
-    return (row.intent_id, row.client_order_id, row.status, row.filled_qty, row.venue_order_id)
+    return (
+        row.intent_id,
+        row.client_order_id,
+        row.status,
+        row.filled_qty,
+        row.venue_order_id,
+        row.time_in_force,
+    )
 
 
 def key(intent_id: str) -> IntentKey:
@@ -102,7 +110,7 @@ async def script(store: OrderStore) -> list[Any]:
     await store.record_rejection(refusal("r1", 7))
     await store.record_rejection(refusal("r1", 7))  # the same message again: kept once
     found, made = await store.find_or_insert_orders(
-        [key("a1"), key("r1"), key("a2")], [order("a2"), order("a3")]
+        [key("a1"), key("r1"), key("a2")], [order("a2"), order("a3", tif="ioc")]
     )
     out.append({k: shown(v) if isinstance(v, OrderRow) else v for k, v in found.items()})
     out.append(sorted((k, shown(v)) for k, v in made.items()))
@@ -140,4 +148,6 @@ async def ledger(database_url: str) -> AsyncIterator[Ledger]:
 
 
 async def test_the_postgres_ledger_and_the_memory_store_answer_alike(ledger: Ledger) -> None:
-    assert await script(ledger) == await script(MemoryStore())
+    answers = await script(ledger)
+    assert answers == await script(MemoryStore())
+    assert "ioc" in str(answers)  # a3's time in force is kept (migration 0008)

@@ -55,11 +55,12 @@ def test_order_shape(qty: str, price: str | None, order_type: str, reason: str |
     assert (refusal.reason if refusal else None) == reason
 
 
-def test_an_immediate_or_cancel_order_is_refused_not_left_resting() -> None:
-    """No venue path honours ``time_in_force: ioc`` yet (issue 18): it is refused with a
-    clear reason instead of resting as a good-till-cancelled order."""
+def test_an_immediate_or_cancel_order_is_refused_where_it_would_rest() -> None:
+    """The paper venue rests every order: ``time_in_force: ioc`` is refused there with a
+    clear reason instead of resting as a good-till-cancelled order (issue 18)."""
     ioc = msgspec.structs.replace(place("0.001"), time_in_force="ioc")
-    refusal = check_order_shape(ioc, BTC)
+    assert check_order_shape(ioc, BTC) is None  # a live venue expires what does not fill
+    refusal = check_order_shape(ioc, BTC, immediate_or_cancel=False)
     assert refusal is not None and refusal.reason == "not_supported"
     assert "time_in_force" in refusal.message and "ioc" in refusal.message
     assert check_order_shape(place("0.001"), BTC) is None  # gtc, the default

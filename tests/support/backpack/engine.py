@@ -8,6 +8,12 @@ shared/STRATEGIES.md, the rules of ``tradebus.engine.paper.exchange``:
 1. an order is live from the first market event after it is placed; it is
    *marketable* if it is a market order, or a limit buy at or above (sell at or
    below) the last trade price when it was placed;
+   except: a marketable *market*, IOC or FOK order takes at once, inside the
+   order request, at the touch (the best ask for a buy, the best bid for a
+   sell; the last trade price before any quote), and the response already says
+   ``Filled`` with its executed quantity, as Backpack answers (issue 18, item 3).
+   With ``partial_fills`` it takes at most the touch's size; what it cannot
+   take expires (IOC, market) or nothing fills (FOK);
 2. a passive limit buy at ``L`` fills at ``L`` when a trade prints strictly
    below ``L``; a passive sell when a trade prints strictly above ``L``;
 3. a marketable order fills at the trade's price on the first trade within
@@ -170,7 +176,45 @@ class Exchange:
         if r.time_in_force != "GTC" and not marketable:
             reason = "ImmediateOrCancel" if r.time_in_force == "IOC" else "FillOrKill"
             events.append(self._close(order, "Expired", reason))
+        elif marketable and (r.order_type == "Market" or r.time_in_force != "GTC"):
+            events.extend(self._take_now(book, order))
         return order, events
+
+    def _take_now(self, book: _Book, order: Order) -> list[Published]:
+        """A marketable market/IOC/FOK order takes at the touch inside its request (rule 1)."""
+        touch = self._touch(book, order.side)
+        tif = order.time_in_force
+        rest = "FillOrKill" if tif == "FOK" else "ImmediateOrCancel"
+        if touch is None:
+            return []  # no price at all: it waits for the next trade
+        price, size = touch
+        limit = order.price
+        if limit is not None and (price > limit if order.side == "Bid" else price < limit):
+            return [self._close(order, "Expired", rest)]
+        if order.quote_quantity is not None:
+            qty = (order.quote_quantity / price).quantize(book.spec.step_size, rounding=ROUND_DOWN)
+        else:
+            assert order.remaining is not None
+            qty = order.remaining
+        if self.partial_fills and size is not None and size < qty:
+            if tif == "FOK":
+                return [self._close(order, "Expired", rest)]
+            qty = size.quantize(book.spec.step_size, rounding=ROUND_DOWN)
+        if qty <= 0:
+            return [self._close(order, "Expired", "InsufficientLiquidity")]
+        events = self.fill(order, price, qty, maker=False)
+        if order.is_open:
+            events.append(self._close(order, "Expired", rest))
+        return events
+
+    @staticmethod
+    def _touch(book: _Book, side: str) -> tuple[Decimal, Decimal | None] | None:
+        """The price (and size) a taker on ``side`` meets now: the quote's other side, else
+        the last trade price (size unknown); None before any."""
+        if book.quote is not None:
+            bid, bid_qty, ask, ask_qty = book.quote
+            return (ask, ask_qty) if side == "Bid" else (bid, bid_qty)
+        return None if book.last_price is None else (book.last_price, None)
 
     def _lock(self, book: _Book, r: OrderRequest) -> tuple[str, Decimal]:
         """The asset and amount an order locks (module docstring)."""

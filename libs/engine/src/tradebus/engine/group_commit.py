@@ -259,6 +259,7 @@ def new_order(ctx: IntentContext, intent: PlaceOrder, now_ns: int) -> NewOrder:
         trigger_ts=intent.trigger_ts,
         stream_seq=ctx.stream_seq,
         ts=now_ns,
+        time_in_force=intent.time_in_force,
     )
 
 

@@ -295,4 +295,5 @@ def venue_order(row: OrderRow, qty: Decimal | None = None) -> VenueOrder:
         price=row.price,
         qty=row.qty if qty is None else qty,
         trigger_ts=row.trigger_ts,
+        time_in_force=row.time_in_force,  # type: ignore[arg-type]
     )

@@ -66,15 +66,19 @@ class Refusal(msgspec.Struct, frozen=True):
     message: str
 
 
-def check_order_shape(intent: PlaceOrder, market: Market) -> Refusal | None:
-    """Check the time in force (only ``gtc`` is carried to a venue yet: an ``ioc`` order is
-    refused as ``not_supported`` rather than left resting), then qty and price: positive,
-    finite, on the market's increments, above its minimums."""
-    if intent.time_in_force != "gtc":
+def check_order_shape(
+    intent: PlaceOrder, market: Market, *, immediate_or_cancel: bool = True
+) -> Refusal | None:
+    """Check the time in force (an ``ioc`` order on a venue that cannot expire it,
+    ``immediate_or_cancel`` False, is refused as ``not_supported`` rather than left
+    resting), then qty and price: positive, finite, on the market's increments, above
+    its minimums."""
+    if intent.time_in_force != "gtc" and not immediate_or_cancel:
         return Refusal(
             "not_supported",
-            f"time_in_force {intent.time_in_force!r} is not supported yet: orders rest until"
-            " filled or canceled (gtc); send a limit order and cancel it instead",
+            f"time_in_force {intent.time_in_force!r} is not supported on this venue: its"
+            " orders rest until filled or canceled (gtc); send a limit order and cancel it"
+            " instead",
         )
     if not is_positive_finite(intent.qty):
         return Refusal(

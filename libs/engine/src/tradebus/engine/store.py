@@ -174,6 +174,7 @@ class MemoryStore:
             reason=None,
             trigger_ts=order.trigger_ts,
             created_ns=order.ts,
+            time_in_force=order.time_in_force,
         )
         key = (order.user_id, order.intent_id)
         self._orders[key] = row

@@ -29,7 +29,7 @@ import msgspec
 
 from tradebus.common.ids import AccountId, IntentId
 from tradebus.common.markets import MarketKind
-from tradebus.common.messages import AssetBalance, Liquidity, OrderType, Side
+from tradebus.common.messages import AssetBalance, Liquidity, OrderType, Side, TimeInForce
 from tradebus.common.money import ZERO
 
 
@@ -44,6 +44,7 @@ class VenueOrder(msgspec.Struct, frozen=True, kw_only=True):
     price: Decimal | None
     qty: Decimal
     trigger_ts: int | None
+    time_in_force: TimeInForce = "gtc"
 
 
 class VenueAck(msgspec.Struct, frozen=True, kw_only=True):

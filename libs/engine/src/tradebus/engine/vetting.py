@@ -33,6 +33,7 @@ from tradebus.common.messages import PlaceOrder, Side
 from tradebus.common.money import ZERO
 from tradebus.engine.accounts import AccountSpec, trades_perpetual
 from tradebus.engine.killswitch import KillSwitch
+from tradebus.engine.paper.exchange import PAPER_VENUE
 from tradebus.engine.risk import Refusal, check_limits, check_order_shape
 from tradebus.engine.risk_state import RiskState
 from tradebus.engine.sizing import clamp_to_free, wants_free_balance
@@ -90,13 +91,14 @@ class Vetting:
         market = self.market(spec, intent.symbol)
         if market is None:
             return Refusal("unknown_symbol", f"no market {spec.market_data}:{intent.symbol}")
-        refusal = check_order_shape(intent, market)
+        ioc = spec.venue != PAPER_VENUE  # the paper venue rests every order (gtc)
+        refusal = check_order_shape(intent, market, immediate_or_cancel=ioc)
         perpetual = trades_perpetual(spec.market_kind, market)
         if refusal is None and wants_free_balance(intent, perpetual):
             sized = clamp_to_free(intent, market, await self._free(spec.id, market.base))
             if isinstance(sized, Refusal):
                 return sized
-            intent, refusal = sized, check_order_shape(sized, market)
+            intent, refusal = sized, check_order_shape(sized, market, immediate_or_cancel=ioc)
         open_orders = self._open_count(spec.id)
         position, same_side_open = None, ZERO
         most = spec.risk.max_open_orders

@@ -38,6 +38,7 @@ class NewOrder(msgspec.Struct, frozen=True, kw_only=True):
     trigger_ts: int | None
     stream_seq: int | None
     ts: int
+    time_in_force: str = "gtc"
 
 
 class OrderRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -60,6 +61,8 @@ class OrderRow(msgspec.Struct, frozen=True, kw_only=True):
     trigger_ts: int | None
     created_ns: int = 0
     """When the row was inserted (ns), before the venue was asked."""
+    time_in_force: str = "gtc"
+    """``gtc`` or ``ioc``, as the intent asked (migration 0008)."""
 
 
 class FillRow(msgspec.Struct, frozen=True, kw_only=True):

@@ -114,8 +114,8 @@ class Ledger:
         async with self._pool.acquire() as conn:
             record = await conn.fetchrow(
                 "INSERT INTO orders (intent_id, account_id, user_id, source, symbol, side,"
-                " order_type, price, qty, status, trigger_ts, stream_seq, created_ns, updated_ns)"
-                " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,'new',$10,$11,$12,$12)"
+                " order_type, price, qty, status, trigger_ts, stream_seq, created_ns, updated_ns,"
+                " time_in_force) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,'new',$10,$11,$12,$12,$13)"
                 f" ON CONFLICT (user_id, intent_id) DO NOTHING RETURNING {ORDER_COLUMNS}",
                 order.intent_id,
                 order.account_id,
@@ -129,6 +129,7 @@ class Ledger:
                 order.trigger_ts,
                 order.stream_seq,
                 order.ts,
+                order.time_in_force,
             )
             if record is not None:
                 return order_row(record), True

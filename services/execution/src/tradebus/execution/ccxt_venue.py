@@ -236,7 +236,8 @@ class CcxtVenue:
         return qty, price
 
     async def place(self, order: VenueOrder) -> VenueAck:
-        """Place ``order`` with its client id.
+        """Place ``order`` with its client id (and, for ``ioc``, ccxt's unified
+        ``timeInForce: IOC``: the venue fills what it can at once and expires the rest).
 
         Raises
         ------
@@ -247,6 +248,9 @@ class CcxtVenue:
         """
         qty, price = self.sized(order)
         market = self.market(order.symbol)
+        params: dict[str, object] = {"clientOrderId": int(order.client_order_id)}
+        if order.time_in_force != "gtc":
+            params["timeInForce"] = order.time_in_force.upper()
         placed = await self._call(
             True,
             "create_order",
@@ -255,7 +259,7 @@ class CcxtVenue:
             order.side,
             str(qty),
             None if price is None else str(price),
-            {"clientOrderId": int(order.client_order_id)},
+            params,
         )
         return VenueAck(venue_order_id=str(placed["id"]))
 

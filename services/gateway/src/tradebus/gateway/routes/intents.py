@@ -24,8 +24,8 @@ JetStream's reason); no stream taking the caller's intents (503: execution
 is not running or has not loaded the account yet). Each intent sent is
 audited (``intent.place``, ``intent.cancel``, ``intent.cancel_all``).
 Execution's own refusals come back as ``OrderRejected`` events, e.g.
-``not_supported`` for ``"time_in_force": "ioc"``, which no venue path
-carries yet.
+``not_supported`` for ``"time_in_force": "ioc"`` on a paper account (its
+orders rest until filled or canceled; live venues take ``ioc``).
 """
 
 from __future__ import annotations
