@@ -228,3 +228,50 @@ async def test_an_ioc_partial_fill_is_booked_within_a_second(
         (fill,) = bus.of(OrderFilled, "m-1")
         assert (fill.qty, fill.price, fill.liquidity) == (Decimal("0.004"), Decimal(60100), "taker")
         assert booked_in < 1.0, f"booked {booked_in:.2f} s after the venue filled it"
+
+
+GTC_BUY = (
+    '{"type":"PlaceOrder","intent_id":"%s","account":"bob-backpack","symbol":"BTC_USDC",'
+    '"side":"buy","qty":"0.001","price":"59000"}'
+)
+
+
+async def test_a_fill_ccxt_pro_folds_into_the_expiry_is_fetched_at_once(
+    nats_url: str, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 18, item 5: ccxt.pro keeps one update per order between two reads. While
+    the order stream books one fill (a resting buy's), an IOC's acceptance, fill and
+    expiry arrive; the next read holds only the ``orderExpired`` update, with no fill in
+    it but the executed quantity ``z`` ahead of the ledger. The stream must fetch that
+    fill at once, not leave it to the 30-second backstop poll."""
+    async with backpack_stack(
+        nats_url,
+        database_url,
+        tmp_path,
+        monkeypatch,
+        None,
+        {"USDC": "10000"},
+        "60000",
+        partial_fills=True,
+    ) as stack:
+        bus, server = stack.bus, stack.server
+        await server.feed_quote("BTC_USDC", "60090", "1", "60100", "0.004")
+        await bus.pub("intent.bob.manual", GTC_BUY % "g-1")
+        await eventually(lambda: bus.of(OrderAccepted, "g-1"), what="the resting buy")
+        server.hold_ws_frames()
+        await server.feed_trade("BTC_USDC", "58999", "0.01")  # fills the resting buy
+        await bus.pub("intent.bob.manual", IOC_BUY % "m-1")
+        await eventually(
+            lambda: any(o.status == "Expired" for o in server.orders(stack.creds.api_key)),
+            what="the IOC taken and expired at the venue",
+        )
+        # g-1's fill (and the public trade, to the feed), then, while the stream books
+        # that fill, m-1's acceptance, fill and expiry at once
+        assert await server.release_ws_frames(pause=0.002) == 5
+        released = time.monotonic()
+        await eventually(lambda: bus.of(OrderFilled, "g-1"), timeout=5, what="g-1's fill")
+        await eventually(lambda: bus.of(OrderFilled, "m-1"), timeout=5, what="m-1's fill")
+        booked_in = time.monotonic() - released
+        assert booked_in < 1.0, f"booked {booked_in:.2f} s after the stream told"
+        (fill,) = bus.of(OrderFilled, "m-1")
+        assert (fill.qty, fill.price) == (Decimal("0.004"), Decimal(60100))

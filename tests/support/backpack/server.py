@@ -107,6 +107,7 @@ class BackpackServer:
             ping_interval,
         )
         self._drop_on_fill: str | None = None
+        self._held_frames: list[list[Published]] | None = None
         self._queue: list[TradeTick | QuoteTick] = []
         self._queue_symbol: str | None = None
         self._stopping = asyncio.Event()
@@ -285,6 +286,9 @@ class BackpackServer:
         async with self._publishing:
             while self.pending:
                 items, self.pending = self.pending, []
+                if self._held_frames is not None:
+                    self._held_frames.append(items)
+                    continue
                 for item in items:
                     await self._publish(item)
 
@@ -349,6 +353,24 @@ class BackpackServer:
         if when not in ("before", "after"):
             raise ValueError(f"when must be 'before' or 'after', got {when!r}")
         self._drop_on_fill = when
+
+    def hold_ws_frames(self) -> None:
+        """Keep every frame the exchange produces from now on (the requests and fills go
+        on) until :meth:`release_ws_frames`."""
+        self._held_frames = []
+
+    async def release_ws_frames(self, pause: float = 0.0) -> int:
+        """Send the held frames: what each request or trade produced in one TCP write per
+        connection, ``pause`` seconds between them. A client busy with the first batch
+        then reads a whole later one at once, and ccxt.pro keeps one update per order
+        (issue 18, item 5). The number of frames sent."""
+        held, self._held_frames = self._held_frames or [], None
+        sent = 0
+        for i, batch in enumerate(held):
+            if i and pause:
+                await asyncio.sleep(pause)
+            sent += self.ws.deliver_together(batch)
+        return sent
 
     async def resend_ws_frames(self, count: int, stream: str | None = None) -> int:
         """Send each connection its last ``count`` frames (of ``stream``) again."""

@@ -182,6 +182,26 @@ class WsHub:
                 sent += 1
         return sent
 
+    def deliver_together(self, items: Iterable[Published]) -> int:
+        """Send ``items`` to their receivers as one TCP write per connection (plain text
+        frames, RFC 6455 §5.2, unmasked as a server's are): a client then reads them all
+        at once, as it may when a venue's updates leave back to back. The number of frames."""
+        frames: dict[int, tuple[WsConnection, list[str]]] = {}
+        for item in items:
+            for conn, stream in self.receivers(item):
+                text = json.dumps({"stream": stream, "data": item.data}, separators=(",", ":"))
+                frames.setdefault(id(conn), (conn, []))[1].append(text)
+                self.history[(stream, item.account)].append(text)
+        sent = 0
+        for conn, texts in frames.values():
+            if conn.closed or not isinstance(conn.transport, asyncio.WriteTransport):
+                continue
+            conn.transport.write(b"".join(_text_frame(t) for t in texts))
+            conn.sent.extend(texts)
+            self.sent_frames.extend(texts)
+            sent += len(texts)
+        return sent
+
     async def _write(self, conn: WsConnection, text: str) -> bool:
         if conn.closed:
             return False
@@ -238,3 +258,16 @@ class WsHub:
             not c.closed and stream in c.streams and (account is None or c.account == account)
             for c in self.connections
         )
+
+
+def _text_frame(text: str) -> bytes:
+    """One final, unmasked WebSocket text frame holding ``text`` (RFC 6455 §5.2)."""
+    payload = text.encode()
+    size = len(payload)
+    if size < 126:
+        header = bytes([0x81, size])
+    elif size < 1 << 16:
+        header = bytes([0x81, 126]) + size.to_bytes(2, "big")
+    else:
+        header = bytes([0x81, 127]) + size.to_bytes(8, "big")
+    return header + payload

@@ -13,10 +13,15 @@ ledger, so a fill seen by both the stream and a poll is booked once:
   ``watch_orders`` keeps the raw event in ``info``): an ``orderFill`` event
   carries the fill itself (``t`` trade id, ``l`` quantity, ``L`` price,
   ``n``/``N`` fee and its asset, ``m`` maker, ``T`` engine time in µs) and
-  the order's executed quantity ``z``, which is booked as a trade; when
-  ``z`` is ahead of what the ledger holds for the order, a fill was missed
-  (ccxt keeps one update per order between two reads) and the poller is
-  woken;
+  the order's executed quantity ``z``, which is booked as a trade. ccxt.pro
+  keeps one update per order between two reads, and a watch returns only
+  when a *new* message arrives: updates that came while the stream was busy
+  booking wait in its order cache until the account's next message (an IOC's
+  fill folded into its ``orderExpired``, issue 18, item 5). So after each
+  read the stream also handles the cached orders whose state changed since
+  it last saw them, and whenever an update's ``z`` (a fill, an expiry, a
+  cancel) is ahead of what the ledger holds for the order, a fill was missed
+  and the poller is woken;
 * other exchanges' order updates: a fill shows as a larger ``filled``; the
   poller is woken to fetch it with its trade id.
 
@@ -120,6 +125,8 @@ class OrderStream:
         self._hook_connection_loss()
         self.fills_booked = 0
         """Fills this stream booked (those a poll booked first are not counted)."""
+        self._seen: dict[str, tuple[Any, Any]] = {}
+        """Venue order id -> (event, executed quantity) of its last update handled."""
 
     def _hook_connection_loss(self) -> None:
         """Be told by ccxt.pro of every closed connection, not only of those a watch awaits.
@@ -163,6 +170,7 @@ class OrderStream:
                 updates = await self._watch()
                 attempt = 0
                 await self._handle(updates)
+                await self._handle_cached()
             except asyncio.CancelledError:
                 raise
             except (ccxt.BaseError, OSError) as exc:
@@ -195,6 +203,7 @@ class OrderStream:
         trades: list[dict[str, Any]] = []
         gap = False
         for update in updates:
+            self._seen[str(update.get("id"))] = _state(update)
             trade = backpack_fill(update)
             if trade is not None:
                 trades.append(trade)
@@ -202,21 +211,38 @@ class OrderStream:
                 gap = True  # a fill we only know of: fetch it with its trade id
         if trades:
             self.fills_booked += len(await self._poller.book(trades))
-            gap = gap or await self._behind(updates)
-        if gap:
+        if gap or await self._behind(updates):
             self._poller.wake()
+
+    async def _handle_cached(self) -> None:
+        """Handle the orders ccxt.pro updated in its cache while the stream was busy
+        (module docstring); Backpack's order updates only."""
+        if self._client.has.get("watchMyTrades") and self._client.id != "backpack":
+            return
+        cached = list(getattr(self._client, "orders", None) or [])
+        late = [o for o in cached if self._seen.get(str(o.get("id"))) != _state(o)]
+        if len(self._seen) > 2 * len(cached):  # forget orders the cache dropped
+            self._seen = {str(o.get("id")): _state(o) for o in cached}
+        if late:
+            await self._handle(late)
 
     async def _behind(self, updates: list[dict[str, Any]]) -> bool:
         """True if an order's executed quantity ``z`` is ahead of the ledger's."""
         for update in updates:
             info = update.get("info") or {}
             client_id, executed = info.get("c"), info.get("z")
-            if client_id is None or executed is None:
+            if client_id is None or ccxt_decimal(executed, default=ZERO) <= 0:
                 continue
             row = await self._ledger.get_order_by_client_id(int(client_id))
             if row is not None and row.filled_qty < ccxt_decimal(executed):
                 return True
         return False
+
+
+def _state(order: dict[str, Any]) -> tuple[Any, Any]:
+    """What tells two updates of one order apart: Backpack's event and executed quantity."""
+    info = order.get("info") or {}
+    return info.get("e"), info.get("z")
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
