@@ -485,6 +485,7 @@ async def test_ws_signed_order_updates_via_ccxt_pro(
     assert subscribe["signature"][0] == account.api_key
     events = _frames(server, "account.orderUpdate.BTC_USDC")
     assert [e["e"] for e in events] == ["orderAccepted", "orderFill"]
+    assert "t" in events[0] and events[0]["t"] is None  # no trade behind an acceptance
     fill = events[1]
     (record,) = server.fills(account.api_key)
     assert (fill["X"], fill["l"], fill["L"], fill["z"], fill["Z"]) == (

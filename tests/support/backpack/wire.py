@@ -215,7 +215,9 @@ def order_update(event: str, o: Order, now_us: int, f: Fill | None = None) -> di
     ``event`` is ``orderAccepted``, ``orderFill``, ``orderCancelled`` or
     ``orderExpired``. Optional letters are present only when they apply:
     ``c`` if the order has a client id, ``q``/``Q``/``p`` as set on the
-    order, ``l L m n N t`` on fills, ``R`` on expiry.
+    order, ``l L m n N`` on fills, ``R`` on expiry. ``t``, the trade id, is
+    always there: the fill's on a fill, ``null`` otherwise (as a captured
+    ``orderAccepted`` shows; added to the stream 2024-02-24, Backpack's changelog).
     """
     data: dict[str, Any] = {
         "e": event,
@@ -232,6 +234,7 @@ def order_update(event: str, o: Order, now_us: int, f: Fill | None = None) -> di
         "T": now_us,
         "O": "USER",
         "r": False,
+        "t": None,
     }
     if o.client_id is not None:
         data["c"] = o.client_id
