@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from tests.support.backpack.auth import Credentials, generate_credentials
 from tests.support.backpack.server import BackpackServer
@@ -23,6 +24,7 @@ from tradebus.common.ids import AccountId, IntentId
 from tradebus.engine.venue import VenueOrder, VenueRejected, VenueUnavailable
 from tradebus.execution import ccxt_venue
 from tradebus.execution.ccxt_venue import CcxtVenue
+from tradebus.execution.metrics import VenueClockCollector
 from tradebus.execution.retry import Backoff, RateBudget
 
 
@@ -240,5 +242,26 @@ async def test_an_expired_request_is_retried_after_the_clock_is_synced_and_halts
             venue.exchange.options["timeDifference"] = 30_000
             assert {b.asset for b in await venue.balances()} >= {"USDC"}
             assert abs(venue.exchange.options["timeDifference"]) < 2_000
+        finally:
+            await venue.close()
+
+
+async def test_the_clock_offset_is_measured_at_start_and_exported_for_the_drift_alert() -> None:
+    """A venue whose clock runs 3 s ahead of ours: execution measures the offset when the
+    account starts (signed requests are stamped in the venue's time from the first), and
+    ``tradebus_execution_venue_clock_offset_seconds`` shows it for the alert
+    ``TradebusVenueClockDrift`` (issue 18, item 4)."""
+    ahead_us = 3_000_000
+    async with BackpackServer(clock_us=lambda: time.time_ns() // 1000 + ahead_us) as server:
+        credentials = server.add_account({"USDC": "10000"})
+        venue = await open_venue(server, credentials)
+        try:
+            registry = CollectorRegistry()
+            registry.register(VenueClockCollector({AccountId("bob-backpack"): venue}))
+            metric = "tradebus_execution_venue_clock_offset_seconds"
+            labels = {"account": "bob-backpack", "venue": "backpack"}
+            offset = registry.get_sample_value(metric, labels)
+            assert offset is not None and abs(offset + 3.0) < 0.5, offset
+            assert venue.exchange.options["timeDifference"] == venue.clock_offset_ms
         finally:
             await venue.close()

@@ -46,7 +46,7 @@ from tradebus.execution.intent_consumer import IntakeSettings, IntentConsumer
 from tradebus.execution.killswitch import KillSwitchControl
 from tradebus.execution.live_accounts import open_live_accounts, start_live_tasks
 from tradebus.execution.market_feed import MarketFeed
-from tradebus.execution.metrics import ExecutionMetrics
+from tradebus.execution.metrics import ExecutionMetrics, VenueClockCollector
 from tradebus.execution.paper_restore import restore_account
 from tradebus.execution.replies import answer
 from tradebus.execution.settings import ExecutionSettings
@@ -203,6 +203,7 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
     )
     live, halted, connecting = await open_live_accounts(specs, ledger, clock.now_ns())
     venues.update(live)
+    registry.register(VenueClockCollector(venues))  # the engine's own dict, kept current
     nc = await connect(settings.nats_url, "execution", creds=settings.nats_creds)
     js = nc.jetstream()
     await ensure_streams(js)

@@ -57,6 +57,9 @@ HISTORY_MAX_PAGES = 50
 MAX_CLOCK_OFFSET_MS = 24 * 3600 * 1000
 """A venue time further than this from ours is a misread, not a clock offset."""
 HISTORY_SLACK_MS = 60_000
+CLOCK_DRIFT_WARN_MS = 1_000
+"""An offset from the venue's clock beyond this is logged as a warning (Backpack signs
+requests for a 5-second window; the alert TradebusVenueClockDrift fires on it too)."""
 """Clock skew allowed between the ledger's creation time and the venue's."""
 
 
@@ -106,6 +109,9 @@ class CcxtVenue:
         self.account = account
         self._budget = budget
         self._backoff = backoff or Backoff()
+        self.clock_offset_ms: int | None = None
+        """The last measured offset of our clock from the venue's (ms, ours minus theirs),
+        None until measured (:meth:`measure_clock_offset`)."""
 
     async def _call(
         self, changes_state: bool, method: str, *args: Any, missing: Any = _RAISE
@@ -146,12 +152,14 @@ class CcxtVenue:
         the offset again (:meth:`measure_clock_offset`), so the next attempt is signed in
         the venue's time."""
         if error.reason == REQUEST_EXPIRED:
-            await self.measure_clock_offset()
+            await self.measure_clock_offset("request expired at the venue")
 
-    async def measure_clock_offset(self) -> int | None:
+    async def measure_clock_offset(self, why: str = "measured") -> int | None:
         """Set ccxt's ``timeDifference`` (ms our clock is ahead of the venue's; its signed
-        requests' timestamps subtract it) from the venue's time endpoint; return it, or
-        None when the venue's time could not be read (logged; the offset stays).
+        requests' timestamps subtract it) and :attr:`clock_offset_ms` from the venue's
+        time endpoint; return it, or None when the venue's time could not be read (logged;
+        the offset stays). ``why`` goes in the log line, a warning unless the offset is
+        within :data:`CLOCK_DRIFT_WARN_MS` of a routine measurement.
 
         ccxt's own ``load_time_difference`` is not used: its Backpack ``fetch_time`` reads
         the first character of the plain-number body Backpack answers ``/api/v1/time``
@@ -180,15 +188,21 @@ class CcxtVenue:
             return None
         offset = (before + after) // 2 - venue_ms
         ex.options["timeDifference"] = offset
-        log.warning(
-            "request expired at the venue: clock offset measured again",
+        self.clock_offset_ms = offset
+        drifting = abs(offset) > CLOCK_DRIFT_WARN_MS or why != "measured"
+        log.log(
+            logging.WARNING if drifting else logging.INFO,
+            f"clock offset from the venue: {why}",
             extra={"account": self.account, "venue": self.name, "offset_ms": offset},
         )
         return offset
 
     async def start(self) -> None:
-        """Load the markets (retried while the venue is unavailable)."""
+        """Load the markets (retried while the venue is unavailable), then measure the
+        clock offset from the venue's (:meth:`measure_clock_offset`; signed requests are
+        stamped in the venue's time from the first)."""
         await self._call(False, "load_markets")
+        await self.measure_clock_offset()
 
     async def close(self) -> None:
         """Close the HTTP session."""

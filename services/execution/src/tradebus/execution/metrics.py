@@ -3,9 +3,15 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from collections.abc import Iterator, Mapping
 
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from tradebus.common.ids import AccountId
 from tradebus.engine.metrics import EngineMetrics
+from tradebus.engine.venue import Venue
 
 
 class ExecutionMetrics(EngineMetrics):
@@ -63,3 +69,26 @@ class ExecutionMetrics(EngineMetrics):
             ["user"],
             registry=registry,
         )
+
+
+class VenueClockCollector(Collector):
+    """``tradebus_execution_venue_clock_offset_seconds{account, venue}``: how far our clock
+    is ahead of each live venue's (negative: behind), as last measured (at start, and
+    after a request the venue refused as expired), read at each scrape from the engine's
+    venues (accounts added or removed at run time included). The alert
+    ``TradebusVenueClockDrift`` fires on it."""
+
+    def __init__(self, venues: Mapping[AccountId, Venue]) -> None:
+        self._venues = venues
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "tradebus_execution_venue_clock_offset_seconds",
+            "Our clock minus the live venue's, as last measured from its time endpoint",
+            labels=["account", "venue"],
+        )
+        for account, venue in sorted(self._venues.items()):
+            offset = getattr(venue, "clock_offset_ms", None)
+            if offset is not None:
+                family.add_metric([account, venue.name], offset / 1000)
+        yield family
