@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+import asyncpg
 import nats
 import pytest
 from nats.aio.client import Client as NATS
@@ -28,10 +29,12 @@ from tests.support.services import eventually, service
 from tradebus.common.messages import (
     BotStatus,
     OrderAccepted,
+    OrderCanceled,
     OrderFilled,
     OrderRejected,
 )
 from tradebus.control.bots import bot_statuses
+from tradebus.execution.order_stream import CANCELED_GRACE_SECONDS
 from tradebus.marketdata.bootstrap import run as run_marketdata
 from tradebus.marketdata.settings import MarketdataSettings
 from tradebus.strategy.bootstrap import run as run_strategy
@@ -228,6 +231,15 @@ async def test_an_ioc_partial_fill_is_booked_within_a_second(
         (fill,) = bus.of(OrderFilled, "m-1")
         assert (fill.qty, fill.price, fill.liquidity) == (Decimal("0.004"), Decimal(60100), "taker")
         assert booked_in < 1.0, f"booked {booked_in:.2f} s after the venue filled it"
+        # the unfilled rest expired at the venue: the order is closed here too, its source told
+        await eventually(lambda: bus.of(OrderCanceled, "m-1"), what="the rest expired")
+        (ended,) = bus.of(OrderCanceled, "m-1")
+        assert (ended.reason, ended.filled_qty, ended.cancel_intent_id) == (
+            "expired",
+            Decimal("0.004"),
+            None,
+        )
+        assert await order_status(database_url, "m-1") == "canceled"
 
 
 GTC_BUY = (
@@ -275,3 +287,53 @@ async def test_a_fill_ccxt_pro_folds_into_the_expiry_is_fetched_at_once(
         assert booked_in < 1.0, f"booked {booked_in:.2f} s after the stream told"
         (fill,) = bus.of(OrderFilled, "m-1")
         assert (fill.qty, fill.price) == (Decimal("0.004"), Decimal(60100))
+        await eventually(lambda: bus.of(OrderCanceled, "m-1"), what="the rest expired")
+
+
+async def test_an_order_canceled_at_the_venue_is_closed_here_and_its_source_told(
+    nats_url: str, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An order canceled at the venue (by hand, in its web page) is closed in the ledger
+    and its source hears ``OrderCanceled`` (reason ``canceled_at_venue``); a cancel sent
+    through execution is told once, as the cancel it was."""
+    async with backpack_stack(
+        nats_url, database_url, tmp_path, monkeypatch, None, {"USDC": "10000"}, "60000"
+    ) as stack:
+        bus, server = stack.bus, stack.server
+        await bus.pub("intent.bob.manual", GTC_BUY % "g-1")
+        await bus.pub("intent.bob.manual", GTC_BUY % "g-2")
+        await eventually(
+            lambda: bus.of(OrderAccepted, "g-1") and bus.of(OrderAccepted, "g-2"),
+            what="two resting buys",
+        )
+        by_hand = stack.server.ccxt_client(stack.creds, enableRateLimit=False)
+        try:
+            (accepted,) = bus.of(OrderAccepted, "g-1")
+            await by_hand.cancel_order(accepted.venue_order_id, "BTC/USDC")
+        finally:
+            await by_hand.close()
+        await eventually(lambda: bus.of(OrderCanceled, "g-1"), what="g-1 closed here", timeout=8)
+        (ended,) = bus.of(OrderCanceled, "g-1")
+        assert (ended.reason, ended.cancel_intent_id) == ("canceled_at_venue", None)
+        assert await order_status(database_url, "g-1") == "canceled"
+        # a cancel of ours: one OrderCanceled, naming the cancel
+        await bus.pub("intent.bob.manual", CANCEL % ("c-2", "g-2"))
+        await eventually(lambda: bus.of(OrderCanceled, "g-2"), what="g-2 canceled")
+        await asyncio.sleep(CANCELED_GRACE_SECONDS + 0.5)
+        (ours,) = bus.of(OrderCanceled, "g-2")
+        assert (ours.reason, ours.cancel_intent_id) == ("canceled", "c-2")
+        assert server.open_orders(stack.creds.api_key) == []
+
+
+CANCEL = '{"type":"CancelOrder","intent_id":"%s","account":"bob-backpack","target_intent_id":"%s"}'
+
+
+async def order_status(database_url: str, intent_id: str) -> str | None:
+    """The ledger's status of bob's order ``intent_id``."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetchval(
+            "SELECT status FROM orders WHERE user_id = 'bob' AND intent_id = $1", intent_id
+        )
+    finally:
+        await conn.close()

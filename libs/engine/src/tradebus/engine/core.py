@@ -55,7 +55,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 
 from tradebus.common.clock import Clock
-from tradebus.common.ids import AccountId, IntentId
+from tradebus.common.ids import AccountId, IntentId, UserId
 from tradebus.common.markets import MarketCatalog
 from tradebus.common.messages import AccountBalances, CancelAll, CancelOrder, PlaceOrder
 from tradebus.engine.accounts import AccountSpec
@@ -466,6 +466,15 @@ class ExecutionEngine:
         :attr:`lock` (:meth:`record_fills`)."""
         async with self.lock:
             await self.record_fills(fills)
+
+    async def ended_at_venue(self, user: UserId, intent: IntentId, reason: str) -> bool:
+        """The venue ended an open order by itself (an IOC's unfilled rest expired, or it
+        was canceled at the venue): the ledger marks it canceled and its source hears
+        :class:`~tradebus.common.messages.OrderCanceled` with ``reason``. Call under
+        :attr:`lock`. False if the order is not open at the venue (not accepted yet, or
+        already ended)."""
+        row = await self._store.get_order(user, intent)
+        return row is not None and await self._orders.ended_at_venue(row, reason)
 
     async def record_fills(self, fills: list[VenueFill]) -> None:
         """Book venue fills in the ledger and publish them, never dropping one

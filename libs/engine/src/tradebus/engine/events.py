@@ -195,8 +195,12 @@ class OrderEvents:
         msg_id = event_msg_id("rej", f"{ctx.user}:{key}")
         await self._publish(self._subject(ctx.user, ctx.source), event, msg_id)
 
-    async def canceled(self, row: OrderRow, cancel_intent_id: IntentId) -> None:
-        """The order of ``row`` is canceled (told to the source that placed it)."""
+    async def canceled(
+        self, row: OrderRow, cancel_intent_id: IntentId | None, reason: str = "canceled"
+    ) -> None:
+        """The order of ``row`` is canceled (told to the source that placed it): by a cancel
+        intent, or by the venue itself (``cancel_intent_id`` None, ``reason`` ``expired``
+        for an IOC's unfilled rest, ``canceled_at_venue`` for one canceled there)."""
         event = OrderCanceled(
             intent_id=row.intent_id,
             user=row.user_id,
@@ -205,6 +209,7 @@ class OrderEvents:
             symbol=row.symbol,
             filled_qty=row.filled_qty,
             cancel_intent_id=cancel_intent_id,
+            reason=reason,
             ts_event=self._clock.now_ns(),
         )
         await self._publish(self._subject(row.user_id, row.source), event, _row_key("can", row))

@@ -273,6 +273,18 @@ class VenueOrders:
         await self._events.canceled(row, cancel_intent_id)
         return True
 
+    async def ended_at_venue(self, row: OrderRow, reason: str) -> bool:
+        """The venue ended open ``row`` itself (no cancel intent): mark it canceled and tell
+        its source, with ``reason``. False unless it is accepted or partially filled."""
+        if row.status not in ("accepted", "partially_filled"):
+            return False
+        now = self._clock.now_ns()
+        await self._store.set_order_status(row.user_id, row.intent_id, OrderStatus.CANCELED, now)
+        self.forget_open(row)
+        self._metrics.order_status("canceled", row.user_id)
+        await self._events.canceled(row, None, reason)
+        return True
+
     def forget_open(self, row: OrderRow) -> None:
         """``row`` is no longer open (canceled or filled)."""
         keys = self._open.get(row.account_id)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from decimal import Decimal
 from typing import Any, Protocol
 
 import ccxt.async_support
@@ -32,6 +33,7 @@ import ccxt.pro
 
 from tradebus.common.ccxt_urls import override_urls
 from tradebus.common.money import ZERO, ccxt_decimal
+from tradebus.common.order_status import CANCELABLE, TERMINAL
 from tradebus.engine.accounts import AccountSpec
 from tradebus.engine.core import RetryLater
 from tradebus.engine.venue import VenueFill, VenueRejected, VenueUnavailable
@@ -47,6 +49,10 @@ LOOKBACK_MS = 60_000
 """How far before the oldest open order (or the start) the first poll looks (clock skew)."""
 
 REPOLL_MS = 10_000
+ENDED_WAIT_SECONDS = 0.1
+ENDED_WAIT_ROUNDS = 100
+"""How often, and how long (10 s), an order the venue ended is looked at until it can be
+closed: the venue may report the end before execution has the answer to its request."""
 """Each poll asks again for the fills of this window before the newest seen (late listings)."""
 
 
@@ -195,6 +201,33 @@ class FillPoller:
             self._since = max(self._since, max(stamps) - REPOLL_MS)
             self._seen = {k: ts for k, ts in self._seen.items() if ts >= self._since}
         return len(booked)
+
+    async def order_ended(self, client_id: int, executed: Decimal, reason: str) -> bool:
+        """The venue ended the order with ``client_id`` itself after ``executed`` (base
+        units) of it filled (an IOC's rest expired; an order canceled at the venue): book
+        its fills first (a poll, when the ledger holds less), then close it
+        (:meth:`~tradebus.engine.core.ExecutionEngine.ended_at_venue`) once execution has
+        its acceptance. True if it was closed here."""
+        for _ in range(ENDED_WAIT_ROUNDS):
+            row = await self._ledger.get_order_by_client_id(client_id)
+            if row is None or row.account_id != self._spec.id or row.status in TERMINAL:
+                return False
+            if row.filled_qty < executed:
+                try:
+                    await self.poll_once()
+                except (VenueUnavailable, RetryLater, VenueRejected):
+                    self.wake()  # the poller books them when the venue answers
+            elif row.status in CANCELABLE:
+                async with self._engine.lock:
+                    return bool(
+                        await self._engine.ended_at_venue(row.user_id, row.intent_id, reason)
+                    )
+            await asyncio.sleep(ENDED_WAIT_SECONDS)
+        log.warning(
+            "an order the venue ended is still open here",
+            extra={"account": self._spec.id, "client_order_id": client_id, "reason": reason},
+        )
+        return False
 
     async def book(self, trades: list[dict[str, Any]]) -> list[VenueFill]:
         """Book the ccxt trade structures not booked yet (from a poll or the stream).

@@ -21,7 +21,10 @@ ledger, so a fill seen by both the stream and a poll is booked once:
   read the stream also handles the cached orders whose state changed since
   it last saw them, and whenever an update's ``z`` (a fill, an expiry, a
   cancel) is ahead of what the ledger holds for the order, a fill was missed
-  and the poller is woken;
+  and the poller is woken. An ``orderExpired`` update (an IOC's unfilled rest)
+  closes the order in the ledger once its fills are booked; an
+  ``orderCancelled`` one does too if, :data:`CANCELED_GRACE_SECONDS` later,
+  no cancel of ours has closed it (it was canceled at the venue);
 * other exchanges' order updates: a fill shows as a larger ``filled``; the
   poller is woken to fetch it with its trade id.
 
@@ -37,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from decimal import Decimal
 from typing import Any
 
 import ccxt
@@ -48,6 +52,12 @@ from tradebus.execution.retry import Backoff
 from tradebus.ledger.store import Ledger
 
 log = logging.getLogger(__name__)
+
+CANCELED_AT_VENUE = "canceled_at_venue"
+ENDED_BY = {"orderExpired": "expired", "orderCancelled": CANCELED_AT_VENUE}
+"""Backpack's event -> the ``OrderCanceled`` reason of an order the venue ended."""
+CANCELED_GRACE_SECONDS = 2.0
+"""How long an ``orderCancelled`` waits for a cancel of ours to close the order first."""
 
 
 def can_stream(spec: AccountSpec, client: Any) -> bool:
@@ -127,6 +137,7 @@ class OrderStream:
         """Fills this stream booked (those a poll booked first are not counted)."""
         self._seen: dict[str, tuple[Any, Any]] = {}
         """Venue order id -> (event, executed quantity) of its last update handled."""
+        self._endings: set[asyncio.Task[None]] = set()
 
     def _hook_connection_loss(self) -> None:
         """Be told by ccxt.pro of every closed connection, not only of those a watch awaits.
@@ -172,6 +183,7 @@ class OrderStream:
                 await self._handle(updates)
                 await self._handle_cached()
             except asyncio.CancelledError:
+                self._stop_endings()
                 raise
             except (ccxt.BaseError, OSError) as exc:
                 self._watching = False
@@ -189,6 +201,11 @@ class OrderStream:
                 log.exception("order stream crashed", extra={"account": account})
                 await _sleep_unless(stop, self._backoff.cap)
         self._watching = False
+        self._stop_endings()
+
+    def _stop_endings(self) -> None:
+        for task in self._endings:
+            task.cancel()
 
     async def _watch(self) -> list[dict[str, Any]]:
         has = self._client.has
@@ -213,6 +230,29 @@ class OrderStream:
             self.fills_booked += len(await self._poller.book(trades))
         if gap or await self._behind(updates):
             self._poller.wake()
+        for update in updates:
+            self._maybe_ended(update)
+
+    def _maybe_ended(self, update: dict[str, Any]) -> None:
+        """Close the order of an ``orderExpired``/``orderCancelled`` update (module
+        docstring), in a task of its own: the stream reads on meanwhile."""
+        info = update.get("info") or {}
+        reason = ENDED_BY.get(str(info.get("e")))
+        client_id = info.get("c")
+        if reason is None or client_id is None or not str(client_id).isdigit():
+            return
+        executed = ccxt_decimal(info.get("z"), default=ZERO)
+        task = asyncio.create_task(self._end(int(client_id), executed, reason))
+        self._endings.add(task)
+        task.add_done_callback(self._endings.discard)
+
+    async def _end(self, client_id: int, executed: Decimal, reason: str) -> None:
+        if reason == CANCELED_AT_VENUE:
+            await asyncio.sleep(CANCELED_GRACE_SECONDS)  # our own cancel closes it first
+        try:
+            await self._poller.order_ended(client_id, executed, reason)
+        except Exception:
+            log.exception("closing an order the venue ended failed", extra={"client": client_id})
 
     async def _handle_cached(self) -> None:
         """Handle the orders ccxt.pro updated in its cache while the stream was busy
