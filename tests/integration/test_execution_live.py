@@ -33,7 +33,7 @@ from tradebus.common.config import ConfigError
 from tradebus.common.ids import AccountId
 from tradebus.common.messages import BalancesQuery, OrderAccepted, OrderFilled, OrderRejected
 from tradebus.engine.accounts import load_accounts
-from tradebus.execution.keys import Secret, load_keys
+from tradebus.execution.keys import Secret, load_keys, required_credentials
 
 KEY_ENV = "TRADEBUS_TEST_BOB_BACKPACK_KEY"
 
@@ -321,6 +321,46 @@ def test_live_account_fields_are_validated(tmp_path: Path) -> None:
     shown = f"{keys!r} {keys.api_key} {keys.secret!r}"
     assert "the-secret" not in shown and "the-api-key" not in shown
     assert repr(Secret("x")) == "Secret('***')"
+
+
+def test_a_venue_that_needs_a_passphrase_gets_it_from_the_file_or_a_clear_refusal(
+    tmp_path: Path,
+) -> None:
+    """OKX signs with a passphrase (ccxt's ``password``): an accounts-file entry names it
+    as ``password_env``/``password_file``, and one that does not is refused at start,
+    naming the missing credential, never a value (issue 18)."""
+    path = tmp_path / "accounts.yaml"
+    path.write_text(
+        "accounts:\n"
+        "  - {id: o, user: u, venue: okx, api_key_env: K, secret_env: S}\n"
+        "  - {id: p, user: u, venue: okx, api_key_env: K, secret_env: S, password_env: P,"
+        " password_file: /x}\n"
+        "  - {id: q, user: u, password_env: P}\n"
+    )
+    with pytest.raises(ConfigError) as bad:
+        load_accounts(path, live_venues=ccxt.exchanges)
+    text = str(bad.value)
+    assert "accounts[1]: give at most one of password_env and password_file" in text
+    assert "accounts[2].password_env: only for live accounts" in text
+    assert "accounts[0]" not in text  # what the venue requires is checked by execution
+
+    path.write_text("accounts:\n  - {id: o, user: u, venue: okx, api_key_env: K, secret_env: S}\n")
+    (spec,) = load_accounts(path, live_venues=ccxt.exchanges)
+    env = {"K": "the-key", "S": "the-secret", "P": "the-passphrase"}
+    okx = required_credentials("okx")
+    assert okx["password"] and not required_credentials("backpack")["password"]
+    with pytest.raises(
+        ConfigError,
+        match="account o: venue okx requires password: give password_env or password_file",
+    ):
+        load_keys(spec, env, required=okx)
+    keys = load_keys(msgspec.structs.replace(spec, password_env="P"), env, required=okx)
+    assert keys.ccxt_options() == {
+        "apiKey": "the-key",
+        "secret": "the-secret",
+        "password": "the-passphrase",
+    }
+    assert "the-passphrase" not in repr(keys) and "password=***" in repr(keys)
 
 
 async def test_a_venue_down_at_start_makes_its_intents_wait_not_fail(

@@ -41,7 +41,11 @@ keys are, never the keys themselves::
         # ws_url: ws://127.0.0.1:8081      # optional: ccxt.pro urls['api']['ws']
 
 Each of the API key and the secret comes from exactly one of ``*_env`` /
-``*_file``; they are read by the composition root only (:mod:`.keys`).
+``*_file``; a venue that also asks for a passphrase (OKX: ccxt's ``password``)
+or a user id (``uid``) gets it from ``password_env``/``password_file`` or
+``uid_env``/``uid_file``. They are read by execution's composition root only
+(``tradebus.execution.keys``), which refuses an account whose venue requires a
+credential it does not name.
 ``balances`` of a live account, if given, are its opening ledger deposits;
 if omitted, the venue's balances when the account is first created are.
 
@@ -114,6 +118,10 @@ class AccountSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     api_key_file: str | None = None
     secret_env: str | None = None
     secret_file: str | None = None
+    password_env: str | None = None
+    password_file: str | None = None
+    uid_env: str | None = None
+    uid_file: str | None = None
     sealed: bool = False
     """The credentials are sealed in the account's ``account_configs`` row (run time only)."""
 
@@ -124,7 +132,18 @@ class AccountSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
 
 PAPER = "paper"
-_KEY_SOURCES = ("api_key_env", "api_key_file", "secret_env", "secret_file")
+_KEY_SOURCES = (
+    "api_key_env",
+    "api_key_file",
+    "secret_env",
+    "secret_file",
+    "password_env",
+    "password_file",
+    "uid_env",
+    "uid_file",
+)
+FILE_CREDENTIALS = {"apiKey": "api_key", "secret": "secret", "password": "password", "uid": "uid"}
+"""ccxt's credential name -> the accounts-file field prefix (``<prefix>_env``/``_file``)."""
 _LIVE_ONLY = ("api_url", "ws_url", *_KEY_SOURCES)
 
 
@@ -216,6 +235,9 @@ def _live_problems(where: str, a: AccountSpec, live_venues: Collection[str] | No
             env, file = getattr(a, f"{name}_env"), getattr(a, f"{name}_file")
             if (env is None) == (file is None):
                 problems.append(f"{where}: give exactly one of {name}_env and {name}_file")
+        for name in ("password", "uid"):
+            if getattr(a, f"{name}_env") is not None and getattr(a, f"{name}_file") is not None:
+                problems.append(f"{where}: give at most one of {name}_env and {name}_file")
     if not a.rate_per_second > 0:
         problems.append(f"{where}.rate_per_second: must be > 0")
     if a.burst < 1:

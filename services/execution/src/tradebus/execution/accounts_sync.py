@@ -67,7 +67,12 @@ from tradebus.engine.paper.exchange import PaperExchange, PaperVenue
 from tradebus.engine.venue import VenueRejected, VenueUnavailable
 from tradebus.execution.ccxt_venue import CcxtVenue
 from tradebus.execution.intent_consumer import IntentConsumer
-from tradebus.execution.keys import AccountKeys, Secret, keys_from_credentials
+from tradebus.execution.keys import (
+    AccountKeys,
+    Secret,
+    keys_from_credentials,
+    required_credentials,
+)
 from tradebus.execution.live import live_venue
 from tradebus.execution.live_accounts import (
     connect_later,
@@ -89,11 +94,6 @@ CHANGEABLE = frozenset({"risk"})
 
 class AccountProblem(Exception):
     """A row that cannot be loaded at all (its settings are invalid); the message says why."""
-
-
-def required_credentials(venue: str) -> dict[str, bool]:
-    """ccxt's ``requiredCredentials`` of exchange ``venue`` (name -> needed)."""
-    return dict(getattr(ccxt, venue)().requiredCredentials)
 
 
 def spec_of(row: AccountConfig) -> AccountSpec:

@@ -16,8 +16,10 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+import ccxt
+
 from tradebus.common.config import ConfigError
-from tradebus.engine.accounts import AccountSpec
+from tradebus.engine.accounts import FILE_CREDENTIALS, AccountSpec
 
 
 class Secret:
@@ -133,18 +135,44 @@ def _read(account: str, what: str, env: str | None, file: str | None, environ: M
     return Secret(value)
 
 
-def load_keys(spec: AccountSpec, environ: Mapping[str, str] | None = None) -> AccountKeys:
-    """The keys of live account ``spec`` from its variables or files.
+def load_keys(
+    spec: AccountSpec,
+    environ: Mapping[str, str] | None = None,
+    required: Mapping[str, bool] | None = None,
+) -> AccountKeys:
+    """The keys of live account ``spec`` from its variables or files: the API key and
+    secret, and the passphrase (ccxt ``password``) and ``uid`` where the account names
+    them. ``required`` is ccxt's ``requiredCredentials`` of the venue
+    (:func:`required_credentials`); None checks nothing more.
 
     Raises
     ------
     ConfigError
-        Naming the variable or file that is missing or empty (never a value).
+        Naming the variable or file that is missing or empty (never a value), or the
+        credential the venue requires and the account does not name.
     """
     env = os.environ if environ is None else environ
-    keys = AccountKeys(
-        _read(spec.id, "API key", spec.api_key_env, spec.api_key_file, env),
-        _read(spec.id, "secret", spec.secret_env, spec.secret_file, env),
-    )
-    REDACT.add(keys.api_key, keys.secret)
+    extra: dict[str, Secret] = {}
+    for name, field in FILE_CREDENTIALS.items():
+        source_env, source_file = getattr(spec, f"{field}_env"), getattr(spec, f"{field}_file")
+        if name in ("apiKey", "secret") or source_env is not None or source_file is not None:
+            what = {"apiKey": "API key", "password": "passphrase"}.get(name, name)
+            extra[name] = _read(spec.id, what, source_env, source_file, env)
+    missing = [n for n, needed in (required or {}).items() if needed and n not in extra]
+    for name in missing:
+        prefix = FILE_CREDENTIALS.get(name)
+        how = (
+            f"give {prefix}_env or {prefix}_file"
+            if prefix
+            else "the accounts file cannot hold it: add the account through the gateway"
+            " (POST /api/v1/accounts), which takes every credential ccxt names"
+        )
+        raise ConfigError(f"account {spec.id}: venue {spec.venue} requires {name}: {how}")
+    keys = AccountKeys(extra.pop("apiKey"), extra.pop("secret"), extra)
+    REDACT.add(keys.api_key, keys.secret, *keys.extra.values())
     return keys
+
+
+def required_credentials(venue: str) -> dict[str, bool]:
+    """ccxt's ``requiredCredentials`` of exchange ``venue`` (name -> needed)."""
+    return dict(getattr(ccxt, venue)().requiredCredentials)

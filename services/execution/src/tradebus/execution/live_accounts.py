@@ -22,7 +22,7 @@ from tradebus.engine.accounts import AccountSpec
 from tradebus.engine.core import ExecutionEngine
 from tradebus.engine.venue import VenueRejected, VenueUnavailable
 from tradebus.execution.ccxt_venue import CcxtVenue
-from tradebus.execution.keys import load_keys
+from tradebus.execution.keys import load_keys, required_credentials
 from tradebus.execution.live import FillPoller, live_venue
 from tradebus.execution.order_stream import OrderStream, can_stream
 from tradebus.execution.retry import Backoff
@@ -53,7 +53,8 @@ async def open_live_accounts(
     for spec in specs:
         if not spec.live:
             continue
-        venue = venues[spec.id] = live_venue(spec, load_keys(spec))
+        keys = load_keys(spec, required=required_credentials(spec.venue))
+        venue = venues[spec.id] = live_venue(spec, keys)
         try:
             await connect_live_account(spec, venue, ledger, now_ns)
         except VenueUnavailable as exc:
