@@ -86,7 +86,7 @@ async def test_an_okx_account_needs_its_passphrase_and_a_wrong_one_halts_it_alon
             raw = await request(bus.nc, subjects.exec_query("balances"), query)
             reply = decode_balances_reply(raw)
             assert isinstance(reply, BalancesReply), reply
-            held = {a.account: {b.asset: b.total for b in a.balances} for a in reply.accounts}
+            held = {str(a.account): {b.asset: b.total for b in a.balances} for a in reply.accounts}
             assert held["carol-okx"]["USDT"] == 5000
         # OKX's own refusals: the passphrase of dave's key, the signature of erin's
         assert {"50105", "50113"} <= set(okx.refusals), okx.refusals
