@@ -50,6 +50,8 @@ INSTRUCTIONS: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v1/orders"): "orderCancelAll",
     ("GET", "/wapi/v1/history/fills"): "fillHistoryQueryAll",
     ("GET", "/wapi/v1/history/orders"): "orderHistoryQueryAll",
+    ("GET", "/api/v1/position"): "positionQuery",
+    ("GET", "/wapi/v1/history/funding"): "fundingHistoryQueryAll",
 }
 """(method, path) -> instruction of the private endpoints this server serves (ccxt's table)."""
 

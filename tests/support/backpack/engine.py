@@ -32,6 +32,12 @@ Funds: a buy locks ``price * quantity`` in the quote asset, no fee (its fee is
 taken from the base it receives; a market buy: its ``quoteQuantity``, or the
 last price plus :data:`MARKET_LOCK_MARGIN`); a sell locks its quantity of the
 base asset.
+
+Perpetual markets (``MarketSpec.perp``): an order of either side locks its
+initial margin, ``notional * imf``, in the quote asset; a fill moves the
+account's position (:mod:`tests.support.backpack.perp`), and its realized P&L
+and its fee (in the quote asset, either side) settle in the quote balance. A
+``reduceOnly`` order that would open or grow the position is refused.
 Fills release the lock pro rata. ``available = total - locked``.
 """
 
@@ -65,6 +71,7 @@ from tests.support.backpack.payload import (
     check_price_band,
     parse_order,
 )
+from tests.support.backpack.perp import FundingPayment, PerpPosition
 
 MARKET_LOCK_MARGIN = Decimal("0.05")
 
@@ -111,6 +118,10 @@ class Exchange:
         self.orders: dict[str, Order] = {}
         """Every order accepted, by id, in placement order."""
         self.fills: list[Fill] = []
+        self.positions: dict[tuple[str, str], PerpPosition] = {}
+        """(account, symbol) -> position, perpetual markets only."""
+        self.funding: list[FundingPayment] = []
+        self._position_ids = itertools.count(4_238_420_000)
         self._order_ids = itertools.count(113_000_000_000)
         self._seq = itertools.count(1)
 
@@ -146,6 +157,8 @@ class Exchange:
         )
         if r.post_only and marketable:
             raise ApiError(400, "INVALID_ORDER", "Order would immediately match and take")
+        if r.reduce_only:
+            self._check_reduces(account, book.spec, r)
         asset, amount = self._lock(book, r)
         funds = self.balance(account, asset)
         if funds.available < amount:
@@ -164,6 +177,7 @@ class Exchange:
             time_in_force=r.time_in_force,
             post_only=r.post_only,
             self_trade_prevention=r.self_trade_prevention,
+            reduce_only=r.reduce_only,
             created_ms=self.clock_us() // 1000,
             seq=next(self._seq),
             marketable=marketable,
@@ -216,9 +230,50 @@ class Exchange:
             return (ask, ask_qty) if side == "Bid" else (bid, bid_qty)
         return None if book.last_price is None else (book.last_price, None)
 
+    def position(self, account: str, symbol: str) -> PerpPosition:
+        """The position of ``account`` in perpetual ``symbol`` (created flat on first use)."""
+        key = (account, symbol)
+        if key not in self.positions:
+            self.positions[key] = PerpPosition(account, symbol, next(self._position_ids))
+        return self.positions[key]
+
+    def _check_reduces(self, account: str, spec: MarketSpec, r: OrderRequest) -> None:
+        """A reduce-only order must shrink the position, by at most its size."""
+        if not spec.perp:
+            raise ApiError(400, "INVALID_ORDER", "Reduce only orders are for futures markets")
+        held = self.position(account, spec.symbol).net_qty
+        reduces = (held > 0 and r.side == "Ask") or (held < 0 and r.side == "Bid")
+        if not reduces or (r.quantity is not None and r.quantity > abs(held)):
+            raise ApiError(400, "INVALID_ORDER", "Reduce only order would increase the position")
+
+    def apply_funding(
+        self, symbol: str, rate: Decimal, interval_end_ms: int
+    ) -> list[FundingPayment]:
+        """End a funding interval of perpetual ``symbol`` at ``rate`` (:mod:`.perp`)."""
+        book = self.book(symbol)
+        mark = book.last_price
+        if mark is None:
+            raise ValueError(f"no price for {symbol} yet: nothing to mark the positions at")
+        paid = []
+        for position in self.positions.values():
+            if position.symbol != symbol or position.net_qty == 0:
+                continue
+            amount = -position.net_qty * mark * rate
+            self.balance(position.account, book.spec.quote).total += amount
+            position.funding += amount
+            paid.append(FundingPayment(position.account, symbol, amount, rate, interval_end_ms))
+        self.funding.extend(paid)
+        return paid
+
     def _lock(self, book: _Book, r: OrderRequest) -> tuple[str, Decimal]:
         """The asset and amount an order locks (module docstring)."""
         spec, price, qty = book.spec, r.price, r.quantity
+        if spec.perp:
+            assert qty is not None
+            ref = price or book.last_price or (book.quote[2] if book.quote else None)
+            if ref is None:
+                raise ApiError(400, "INVALID_ORDER", "No market price yet for a market order")
+            return spec.quote, ref * qty * spec.imf
         if r.side == "Ask":
             assert qty is not None
             return spec.base, qty
@@ -399,9 +454,14 @@ class Exchange:
         remaining = order.remaining if order.quote_quantity is None else qty
         assert remaining is not None and 0 < qty <= remaining
         release = order.locked if qty == remaining else order.locked * qty / remaining
-        base = self.balance(order.account, spec.base)
         quote = self.balance(order.account, spec.quote)
-        if order.side == "Bid":  # the fee is taken from the base received (rule 4)
+        base = None if spec.perp else self.balance(order.account, spec.base)
+        if base is None:  # a perpetual: the position moves; P&L and the fee settle in quote
+            fee, fee_symbol = notional * rate, spec.quote
+            quote.locked -= release
+            realized = self.position(order.account, spec.symbol).apply(order.side, qty, price)
+            quote.total += realized - fee
+        elif order.side == "Bid":  # the fee is taken from the base received (rule 4)
             if quote.available + release < notional:
                 return [self._close(order, "Expired", "InsufficientFunds")]
             fee, fee_symbol = qty * rate, spec.base

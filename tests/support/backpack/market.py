@@ -64,6 +64,14 @@ class MarketSpec:
     price below ``min * last`` or above ``max * last`` is refused with
     ``INVALID_PRICE`` ("Price is too far from the last active price", the answer
     ccxt's backpack error map quotes)."""
+    perp: bool = False
+    """A perpetual future (``marketType: PERP``, symbol ``<BASE>_<QUOTE>_PERP``): fills
+    move the account's position, not its base asset (:mod:`tests.support.backpack.perp`)."""
+    imf: Decimal = Decimal("0.02")
+    """Initial margin fraction (``imfFunction.base``): an order locks ``notional * imf``."""
+    mmf: Decimal = Decimal("0.0125")
+    """Maintenance margin fraction (``mmfFunction.base``)."""
+    funding_interval_ms: int = 28_800_000
     trade_id_start: int | None = None
     """First trade id of the market. Backpack numbers trades per symbol, so its ids can
     repeat across symbols; by default the server starts market ``i`` (in the order
@@ -87,10 +95,27 @@ def spot_market(
     )
 
 
+def perp_market(base: str, quote: str, tick: str, step: str, **kw: Any) -> MarketSpec:
+    """Perpetual ``<BASE>_<QUOTE>_PERP`` (min price = tick, min quantity = step)."""
+    return MarketSpec(
+        symbol=f"{base}_{quote}_PERP",
+        base=base,
+        quote=quote,
+        tick_size=Decimal(tick),
+        step_size=Decimal(step),
+        min_quantity=Decimal(step),
+        min_price=Decimal(tick),
+        perp=True,
+        **kw,
+    )
+
+
 BTC_USDC = spot_market("BTC", "USDC", tick="0.1", step="0.00001")
 """Backpack's BTC_USDC increments (tick 0.1, step 0.00001)."""
 ETH_USDC = spot_market("ETH", "USDC", tick="0.01", step="0.0001")
 SOL_USDC = spot_market("SOL", "USDC", tick="0.01", step="0.01")
+BTC_USDC_PERP = perp_market("BTC", "USDC", tick="0.1", step="0.0001")
+ETH_USDC_PERP = perp_market("ETH", "USDC", tick="0.01", step="0.001")
 
 
 def private_streams(symbol: str) -> tuple[str, str]:
@@ -131,6 +156,7 @@ class Order:
     marketable: bool
     locked_asset: str
     locked: Decimal
+    reduce_only: bool = False
     status: str = "New"
     executed_qty: Decimal = ZERO
     executed_quote: Decimal = ZERO

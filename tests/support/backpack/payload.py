@@ -5,7 +5,8 @@ Mirrors ``OrderExecutePayload`` of the Backpack API docs and what
 (``Bid``/``Ask``), ``orderType`` (``Limit``/``Market``), ``price``,
 ``quantity`` or ``quoteQuantity`` (decimal strings), ``clientId`` (uint32),
 ``postOnly`` (bool), ``timeInForce`` (``GTC``/``IOC``/``FOK``),
-``selfTradePrevention`` (``RejectTaker``, ``RejectMaker``, ``RejectBoth``, ``Allow``).
+``selfTradePrevention`` (``RejectTaker``, ``RejectMaker``, ``RejectBoth``, ``Allow``),
+``reduceOnly`` (bool; perpetual markets, checked by the exchange).
 
 Two kinds of refusal, as on Backpack:
 
@@ -36,7 +37,6 @@ _UNSUPPORTED = (
     "stopLossLimitPrice",
     "takeProfitTriggerPrice",
     "takeProfitLimitPrice",
-    "reduceOnly",
     "autoBorrow",
     "autoBorrowRepay",
     "autoLend",
@@ -58,6 +58,7 @@ class OrderRequest:
     price: Decimal | None
     quantity: Decimal | None
     quote_quantity: Decimal | None
+    reduce_only: bool = False
 
 
 def payload_error(key: str, where: str = "OrderExecutePayload") -> PayloadError:
@@ -131,6 +132,7 @@ def parse_order(payload: Any, markets: dict[str, MarketSpec]) -> OrderRequest:
         price=_decimal(payload, "price"),
         quantity=_decimal(payload, "quantity"),
         quote_quantity=_decimal(payload, "quoteQuantity"),
+        reduce_only=_bool(payload, "reduceOnly"),
     )
     for key in _UNSUPPORTED:
         if payload.get(key) not in (None, False):

@@ -20,8 +20,11 @@ Private, signed (instruction in brackets):
 * ``DELETE /api/v1/order`` [orderCancel], ``DELETE /api/v1/orders``
   [orderCancelAll] (per symbol), ``GET /api/v1/orders`` [orderQueryAll];
 * ``GET /wapi/v1/history/fills`` [fillHistoryQueryAll],
-  ``GET /wapi/v1/history/orders`` [orderHistoryQueryAll]: newest first,
-  ``limit`` (default 100, at most 1000) and ``offset``.
+  ``GET /wapi/v1/history/orders`` [orderHistoryQueryAll],
+  ``GET /wapi/v1/history/funding`` [fundingHistoryQueryAll]: newest first,
+  ``limit`` (default 100, at most 1000) and ``offset``;
+* ``GET /api/v1/position`` [positionQuery]: the open perpetual positions
+  (optionally of one ``symbol``).
 
 Refusals: JSON ``{"code", "message"}`` with the documented ``ApiErrorCode``;
 unreadable payloads: 400 plain text; a refused signature or a stale
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import json
 import time
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -104,6 +108,8 @@ class Rest:
             "orderCancelAll": self.cancel_all,
             "fillHistoryQueryAll": self.fill_history,
             "orderHistoryQueryAll": self.order_history,
+            "positionQuery": self.positions,
+            "fundingHistoryQueryAll": self.funding_history,
         }
 
     # -- dispatch ------------------------------------------------------------
@@ -321,3 +327,26 @@ class Rest:
             and (order_id is None or o.id == order_id)
         ]
         return 200, [wire.order_history(o) for o in _page(orders, query)]
+
+    def positions(self, account: str, query: dict[str, str], body: Any) -> Result:
+        symbol = query.get("symbol")
+        user_id = self.server.user_id(account)
+        found = [
+            wire.position(p, self.exchange.markets[p.symbol], self._mark(p.symbol), user_id)
+            for p in self.exchange.positions.values()
+            if p.account == account and p.net_qty and (symbol is None or p.symbol == symbol)
+        ]
+        return 200, found
+
+    def _mark(self, symbol: str) -> Decimal:
+        return self.exchange.book(symbol).last_price or Decimal(0)
+
+    def funding_history(self, account: str, query: dict[str, str], body: Any) -> Result:
+        symbol = query.get("symbol")
+        paid = [
+            f
+            for f in self.exchange.funding
+            if f.account == account and (symbol is None or f.symbol == symbol)
+        ]
+        user_id = self.server.user_id(account)
+        return 200, [wire.funding(f, user_id) for f in _page(paid, query)]

@@ -44,6 +44,7 @@ from tests.support.backpack.market import (
     Order,
     Published,
 )
+from tests.support.backpack.perp import FundingPayment
 from tests.support.backpack.rest import Rest
 from tests.support.backpack.ws import WsHub
 from tradebus.common.messages import QuoteTick, TradeTick
@@ -191,6 +192,24 @@ class BackpackServer:
         for asset, amount in (balances or {}).items():
             self.deposit(credentials.api_key, asset, amount)
         return credentials
+
+    def user_id(self, api_key: str) -> int:
+        """Backpack's numeric user id of an account (its order among the accounts)."""
+        return 1_813_870 + sorted(self.exchange.accounts).index(api_key)
+
+    def apply_funding(self, symbol: str, rate: Number) -> list[FundingPayment]:
+        """End a funding interval of perpetual ``symbol`` now: every open position pays
+        (or receives) ``netQuantity * markPrice * rate`` in the quote asset."""
+        now_ms = self.exchange.clock_us() // 1000
+        return self.exchange.apply_funding(symbol, Decimal(rate), now_ms)
+
+    def positions(self, api_key: str) -> dict[str, Decimal]:
+        """The open perpetual positions of an account: symbol -> net quantity."""
+        return {
+            p.symbol: p.net_qty
+            for p in self.exchange.positions.values()
+            if p.account == api_key and p.net_qty
+        }
 
     def deposit(self, api_key: str, asset: str, amount: Number) -> None:
         """Add ``amount`` of ``asset`` to an account (negative: withdraw)."""

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tests.support.backpack.market import Fill, MarketSpec, Order
+    from tests.support.backpack.perp import FundingPayment, PerpPosition
 
 
 def dec(value: Decimal | None) -> str | None:
@@ -48,8 +49,11 @@ def market(spec: MarketSpec) -> dict[str, Any]:
     Backpack's filters have a price filter (tick size, min/max price, price
     bands) and a quantity filter (step size, min/max quantity), and no
     minimum notional: ccxt reports ``limits.cost.min = None`` for Backpack.
+    A perpetual (``marketType: PERP``) has its funding interval and bounds and
+    its margin functions (ccxt's backpack ``fetchMarkets`` fixture of
+    ``SOL_USDC_PERP``).
     """
-    return {
+    body: dict[str, Any] = {
         "baseSymbol": spec.base,
         "createdAt": "2024-01-01T00:00:00.000000",
         "filters": {
@@ -84,6 +88,17 @@ def market(spec: MarketSpec) -> dict[str, Any]:
         "symbol": spec.symbol,
         "visible": True,
     }
+    if spec.perp:
+        body.update(
+            fundingInterval=str(spec.funding_interval_ms),
+            fundingRateLowerBound="-100",
+            fundingRateUpperBound="100",
+            imfFunction={"base": dec(spec.imf), "factor": "0.0001275", "type": "sqrt"},
+            marketType="PERP",
+            mmfFunction={"base": dec(spec.mmf), "factor": "0.0000765", "type": "sqrt"},
+            openInterestLimit="4000000",
+        )
+    return body
 
 
 def asset(symbol: str) -> dict[str, Any]:
@@ -141,7 +156,7 @@ def order(o: Order) -> dict[str, Any]:
         "executedQuoteQuantity": dec(o.executed_quote),
         "id": o.id,
         "orderType": o.order_type,
-        "reduceOnly": None,
+        "reduceOnly": o.reduce_only or None,
         "relatedOrderId": None,
         "selfTradePrevention": o.self_trade_prevention,
         "side": o.side,
@@ -206,6 +221,55 @@ def fill(f: Fill) -> dict[str, Any]:
     }
 
 
+def position(p: PerpPosition, spec: MarketSpec, mark: Decimal, user_id: int) -> dict[str, Any]:
+    """``GET /api/v1/position`` item (``FuturePositionWithMargin``; ccxt ``parse_position``).
+
+    ``netExposureQuantity`` would add the worst case of open orders; here it is the
+    position itself. The liquidation price is estimated for an isolated position
+    backed by its initial margin: ``entry * (1 - imf + mmf)`` for a long, ``entry *
+    (1 + imf - mmf)`` for a short.
+    """
+    entry = p.entry_price
+    long = p.net_qty > 0
+    liquidation = entry * (1 - spec.imf + spec.mmf) if long else entry * (1 + spec.imf - spec.mmf)
+    unrealized = p.net_qty * mark - p.net_cost
+    return {
+        "breakEvenPrice": dec(entry),
+        "cumulativeFundingPayment": dec(p.funding),
+        "cumulativeInterest": "0",
+        "entryPrice": dec(entry),
+        "estLiquidationPrice": dec(liquidation if p.net_qty else Decimal(0)),
+        "imf": dec(spec.imf),
+        "imfFunction": {"base": dec(spec.imf), "factor": "0.0001275", "type": "sqrt"},
+        "markPrice": dec(mark),
+        "mmf": dec(spec.mmf),
+        "mmfFunction": {"base": dec(spec.mmf), "factor": "0.0000765", "type": "sqrt"},
+        "netCost": dec(p.net_cost),
+        "netExposureNotional": dec(abs(p.net_qty) * mark),
+        "netExposureQuantity": dec(abs(p.net_qty)),
+        "netQuantity": dec(p.net_qty),
+        "pnlRealized": dec(p.realized),
+        "pnlUnrealized": dec(unrealized),
+        "positionId": str(p.position_id),
+        "subaccountId": None,
+        "symbol": p.symbol,
+        "userId": user_id,
+    }
+
+
+def funding(f: FundingPayment, user_id: int) -> dict[str, Any]:
+    """``GET /wapi/v1/history/funding`` item (ccxt ``parse_income``): ``quantity`` received
+    (negative: paid), ``intervalEndTimestamp`` naive ISO."""
+    return {
+        "fundingRate": dec(f.rate),
+        "intervalEndTimestamp": naive_iso(f.interval_end_ms),
+        "quantity": dec(f.quantity),
+        "subaccountId": None,
+        "symbol": f.symbol,
+        "userId": user_id,
+    }
+
+
 # -- streams -------------------------------------------------------------------
 
 
@@ -233,7 +297,7 @@ def order_update(event: str, o: Order, now_us: int, f: Fill | None = None) -> di
         "V": o.self_trade_prevention,
         "T": now_us,
         "O": "USER",
-        "r": False,
+        "r": o.reduce_only,
         "t": None,
     }
     if o.client_id is not None:
