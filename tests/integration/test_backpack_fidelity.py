@@ -12,134 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
-import nats
 import pytest
-from nats.aio.client import Client as NATS
 
-from tests.support.backpack.server import BackpackServer, Credentials
-from tests.support.execution import Bus, collecting, execution_service, execution_settings
-from tests.support.services import eventually, service
+from tests.support.backpack.stack import backpack_stack
+from tests.support.services import eventually
 from tradebus.common.messages import (
-    BotStatus,
     OrderAccepted,
     OrderCanceled,
     OrderFilled,
     OrderRejected,
 )
-from tradebus.control.bots import bot_statuses
 from tradebus.execution.order_stream import CANCELED_GRACE_SECONDS
-from tradebus.marketdata.bootstrap import run as run_marketdata
-from tradebus.marketdata.settings import MarketdataSettings
-from tradebus.strategy.bootstrap import run as run_strategy
-from tradebus.strategy.settings import StrategySettings
-
-KEY_ENV = "TRADEBUS_TEST_FIDELITY_BP_KEY"
-SECRET_ENV = "TRADEBUS_TEST_FIDELITY_BP_SECRET"
-
-ACCOUNTS = """
-accounts:
-  - id: bob-backpack
-    user: bob
-    venue: backpack
-    market_data: backpack
-    api_url: {url}
-    ws_url: {ws_url}
-    api_key_env: {key_env}
-    secret_env: {secret_env}
-    rate_per_second: 50
-    burst: 20
-    poll_seconds: 0.2
-    timeout_seconds: 2
-"""
-
-
-@dataclass
-class Stack:
-    """The running stack around one Backpack account."""
-
-    server: BackpackServer
-    creds: Credentials
-    bus: Bus
-    nc: NATS
-
-    async def status(self, bot: str) -> BotStatus | None:
-        found = {s.bot: s for s in await bot_statuses(self.nc)}
-        return found.get(bot)
-
-
-@asynccontextmanager
-async def backpack_stack(
-    nats_url: str,
-    database_url: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    bots: str | None,
-    balances: dict[str, str | Decimal | int],
-    first_price: str,
-    partial_fills: bool = False,
-) -> AsyncIterator[Stack]:
-    """Execution, a strategy host running ``bots`` (a bot file for user bob; none if
-    None), and the Backpack feed, around a server whose BTC_USDC last traded at
-    ``first_price``; execution's order stream is subscribed."""
-    async with BackpackServer(partial_fills=partial_fills) as server:
-        creds = server.add_account(balances)
-        monkeypatch.setenv(KEY_ENV, creds.api_key)
-        monkeypatch.setenv(SECRET_ENV, creds.secret)
-        accounts = ACCOUNTS.format(
-            url=server.url, ws_url=server.ws_url, key_env=KEY_ENV, secret_env=SECRET_ENV
-        )
-        bots_file = tmp_path / "bots.yaml"
-        bots_file.write_text(bots or "")
-        strategy = StrategySettings(
-            nats_url=nats_url,
-            bots_file=str(bots_file),
-            metrics_port=0,
-            stop_timeout_seconds=0.2,
-            heartbeat_seconds=0.2,
-            lease_seconds=2,
-            replica_id="fidelity",
-        )
-        feed = MarketdataSettings(
-            nats_url=nats_url,
-            feed="backpack",
-            symbols=["BTC_USDC"],
-            backpack_ws_url=server.ws_url,
-            backpack_rest_url=server.url,
-            stale_seconds=30,
-            rest_poll_seconds=0,
-            metrics_port=0,
-        )
-        nc = await nats.connect(nats_url)
-
-        async def subscribed() -> bool:
-            return server.ws.subscribed("trade.BTC_USDC", None)
-
-        async def running() -> bool:
-            return bool(await bot_statuses(nc))
-
-        try:
-            async with AsyncExitStack() as running_stack:
-                bus = await running_stack.enter_async_context(collecting(nats_url, Bus))
-                settings = execution_settings(nats_url, database_url, tmp_path, accounts)
-                await running_stack.enter_async_context(execution_service(bus.nc, settings))
-                await server.wait_subscribed("account.orderUpdate", creds.api_key)
-                if bots is not None:
-                    await running_stack.enter_async_context(
-                        service(run_strategy, strategy, running)
-                    )
-                await running_stack.enter_async_context(service(run_marketdata, feed, subscribed))
-                await server.feed_trade("BTC_USDC", first_price, "0.01")
-                yield Stack(server, creds, bus, nc)
-        finally:
-            await nc.close()
-
 
 FAR_LADDER = """
 defaults: {venue: backpack, symbol: BTC_USDC}
@@ -163,7 +50,7 @@ async def test_a_ladder_level_outside_the_price_band_is_refused_once_and_reporte
         monkeypatch,
         FAR_LADDER,
         {"USDC": "10000"},
-        "60000",
+        {"BTC_USDC": "60000"},
     ) as stack:
         bus, server = stack.bus, stack.server
         await eventually(
@@ -212,7 +99,7 @@ async def test_an_ioc_partial_fill_is_booked_within_a_second(
         monkeypatch,
         None,
         {"USDC": "10000"},
-        "60000",
+        {"BTC_USDC": "60000"},
         partial_fills=True,
     ) as stack:
         bus, server = stack.bus, stack.server
@@ -263,7 +150,7 @@ async def test_a_fill_ccxt_pro_folds_into_the_expiry_is_fetched_at_once(
         monkeypatch,
         None,
         {"USDC": "10000"},
-        "60000",
+        {"BTC_USDC": "60000"},
         partial_fills=True,
     ) as stack:
         bus, server = stack.bus, stack.server
@@ -297,7 +184,13 @@ async def test_an_order_canceled_at_the_venue_is_closed_here_and_its_source_told
     and its source hears ``OrderCanceled`` (reason ``canceled_at_venue``); a cancel sent
     through execution is told once, as the cancel it was."""
     async with backpack_stack(
-        nats_url, database_url, tmp_path, monkeypatch, None, {"USDC": "10000"}, "60000"
+        nats_url,
+        database_url,
+        tmp_path,
+        monkeypatch,
+        None,
+        {"USDC": "10000"},
+        {"BTC_USDC": "60000"},
     ) as stack:
         bus, server = stack.bus, stack.server
         await bus.pub("intent.bob.manual", GTC_BUY % "g-1")

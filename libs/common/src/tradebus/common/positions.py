@@ -104,11 +104,8 @@ class Position(msgspec.Struct, kw_only=True):
             return
         closing = min(qty, abs(self.qty))
         direction = 1 if self.qty > 0 else -1
-        if closing == abs(self.qty):  # a full close books the open cost exactly
-            cost_share, fee_share = self.open_cost, self.open_fees
-        else:
-            share = closing / abs(self.qty)
-            cost_share, fee_share = self.open_cost * share, self.open_fees * share
+        cost_share = _share(self.open_cost, closing, self.qty)
+        fee_share = _share(self.open_fees, closing, self.qty)
         closing_fee = fee * closing / qty
         self.realized_pnl += direction * closing * price - cost_share - closing_fee - fee_share
         self.open_cost -= cost_share
@@ -155,3 +152,24 @@ class Position(msgspec.Struct, kw_only=True):
         if self.qty == 0:
             self.open_cost = ZERO
             self.open_fees = ZERO
+
+
+def _share(amount: Decimal, closing: Decimal, qty: Decimal) -> Decimal:
+    """The part of ``amount`` (open cost or fees) of ``closing`` out of position ``qty``:
+    all of it on a full close (exactly), in proportion otherwise."""
+    if closing == abs(qty):
+        return amount
+    return amount * (closing / abs(qty))
+
+
+def price_pnl(position: Position, side: Side, qty: Decimal, price: Decimal) -> Decimal:
+    """The P&L a fill of ``qty`` at ``price`` would realize on ``position``, fees left out:
+    the closed quantity's price difference against the average entry, the open cost shared
+    out as :meth:`Position.apply` does; zero for a fill that only opens or adds. What a
+    venue that does not report a perpetual fill's realized P&L (Backpack) would book."""
+    signed = qty if side == "buy" else -qty
+    if position.qty == 0 or (position.qty > 0) == (signed > 0):
+        return ZERO
+    closing = min(qty, abs(position.qty))
+    direction = 1 if position.qty > 0 else -1
+    return direction * closing * price - _share(position.open_cost, closing, position.qty)

@@ -222,8 +222,6 @@ def _live_problems(where: str, a: AccountSpec, live_venues: Collection[str] | No
         return problems
     if live_venues is not None and a.venue not in live_venues:
         problems.append(f"{where}.venue: {a.venue!r} is neither paper nor a ccxt exchange id")
-    if a.market_kind != "spot":
-        problems.append(f"{where}.market_kind: live accounts trade spot only")
     if a.sealed:
         problems.extend(
             f"{where}.{field}: not with sealed credentials"

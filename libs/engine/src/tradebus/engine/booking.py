@@ -10,6 +10,7 @@ and the ledger must journal it the same way for reconciliation to match.
 from __future__ import annotations
 
 from tradebus.common.markets import Market
+from tradebus.common.money import ZERO
 from tradebus.engine.events import fill_ref
 from tradebus.engine.venue import VenueFill
 from tradebus.ledger.entries import FillFacts, PerpFillFacts, fill_entries, perp_fill_entries
@@ -27,7 +28,7 @@ def fill_row(fill: VenueFill, market: Market, ts: int) -> FillRow:
                 quote=market.quote,
                 side=fill.side,
                 qty=fill.qty,
-                realized_pnl=fill.realized_pnl,
+                realized_pnl=ZERO if fill.realized_pnl is None else fill.realized_pnl,
                 fee=fill.fee,
                 fee_asset=fill.fee_asset,
                 ref=ref,

@@ -16,6 +16,8 @@ import asyncio
 import logging
 from typing import Any
 
+import msgspec
+
 from tradebus.common.clock import Clock
 from tradebus.common.ids import AccountId
 from tradebus.common.markets import MarketCatalog
@@ -113,6 +115,9 @@ class FillBooker:
     async def _book(self, fill: VenueFill) -> None:
         spec = self._accounts.get(fill.account) or self._retired[fill.account]
         market = self._catalog.get(spec.market_data, fill.symbol)
+        if fill.market_kind == "perpetual" and fill.realized_pnl is None:
+            realized = self._vetting.price_pnl(spec, fill.symbol, fill.side, fill.qty, fill.price)
+            fill = msgspec.structs.replace(fill, realized_pnl=realized)
         now = self._clock.now_ns()
         result = await self._store.record_fill(fill_row(fill, market, now))
         if result is None:

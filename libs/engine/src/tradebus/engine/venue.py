@@ -78,7 +78,9 @@ class VenueFill(msgspec.Struct, frozen=True, kw_only=True):
     trade_id: str
     ts_event: int
     market_kind: MarketKind = "spot"
-    realized_pnl: Decimal = ZERO
+    realized_pnl: Decimal | None = ZERO
+    """None: the venue does not report it (Backpack's fills); execution computes it from
+    the account's position when it books the fill (:func:`~tradebus.common.positions.price_pnl`)."""
 
 
 ErrorKind = Literal["transient", "permanent", "configuration", "unknown_outcome"]

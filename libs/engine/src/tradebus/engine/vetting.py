@@ -31,6 +31,7 @@ from tradebus.common.ids import AccountId
 from tradebus.common.markets import Market, MarketCatalog, UnknownMarketError
 from tradebus.common.messages import PlaceOrder, Side
 from tradebus.common.money import ZERO
+from tradebus.common.positions import Position, price_pnl
 from tradebus.engine.accounts import AccountSpec, trades_perpetual
 from tradebus.engine.killswitch import KillSwitch
 from tradebus.engine.paper.exchange import PAPER_VENUE
@@ -133,6 +134,14 @@ class Vetting:
     def on_place(self, account: AccountId) -> None:
         """An order of ``account`` goes to its venue now."""
         self.risk.on_place(account, self._clock.now_ns())
+
+    def price_pnl(
+        self, spec: AccountSpec, symbol: str, side: Side, qty: Decimal, price: Decimal
+    ) -> Decimal:
+        """What a perpetual fill realizes on the account's position, fees left out
+        (:func:`~tradebus.common.positions.price_pnl`), before it is applied."""
+        position = self.risk.position(spec.id, symbol) or Position()
+        return price_pnl(position, side, qty, price)
 
     def on_fill(self, spec: AccountSpec, symbol: str, facts: FillFacts, recorded_ns: int) -> None:
         """A fill of ``spec`` was booked at ``recorded_ns``: update the account's P&L."""

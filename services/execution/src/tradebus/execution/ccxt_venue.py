@@ -34,7 +34,7 @@ import ccxt
 
 from tradebus.common.ids import AccountId
 from tradebus.common.messages import AssetBalance, Side
-from tradebus.common.money import ccxt_decimal
+from tradebus.common.money import ZERO, ccxt_decimal
 from tradebus.engine.venue import (
     VenueAck,
     VenueError,
@@ -45,6 +45,7 @@ from tradebus.engine.venue import (
 )
 from tradebus.execution.retry import Backoff, RateBudget, VenueCallError, call_with_retries
 from tradebus.execution.venue_errors import REQUEST_EXPIRED, is_not_found
+from tradebus.ledger.entries import position_asset
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +103,17 @@ class CcxtVenue:
     """
 
     def __init__(
-        self, exchange: Any, account: AccountId, budget: RateBudget, backoff: Backoff | None = None
+        self,
+        exchange: Any,
+        account: AccountId,
+        budget: RateBudget,
+        backoff: Backoff | None = None,
+        *,
+        perpetual: bool = False,
     ) -> None:
         self.exchange = exchange
+        self.perpetual = perpetual
+        """The account trades perpetuals: its positions are part of its balances."""
         self.name: str = exchange.id
         self.account = account
         self._budget = budget
@@ -336,7 +345,9 @@ class CcxtVenue:
         return None
 
     async def balances(self) -> list[AssetBalance]:
-        """Every asset with a non-zero balance, from ``fetch_balance``."""
+        """Every asset with a non-zero balance, from ``fetch_balance``; for an account that
+        trades perpetuals, also each open position as its pseudo-asset
+        (:func:`~tradebus.ledger.entries.position_asset`), signed (:meth:`positions`)."""
         raw = await self._call(False, "fetch_balance")
         out = []
         for asset, row in sorted(raw.items()):
@@ -348,6 +359,29 @@ class CcxtVenue:
             locked = used if used is not None else total - free
             if total or locked:
                 out.append(AssetBalance(asset=asset, total=total, free=free, locked=locked))
+        if self.perpetual:
+            for symbol, qty in sorted((await self.positions()).items()):
+                asset = position_asset(symbol)
+                out.append(AssetBalance(asset=asset, total=qty, free=qty, locked=Decimal(0)))
+        return out
+
+    async def positions(self) -> dict[str, Decimal]:
+        """The open perpetual positions: native symbol -> signed quantity in base units
+        (short < 0). Backpack's own ``netQuantity`` (ccxt's ``contracts`` is its
+        ``netExposureQuantity``, which adds the worst case of open orders); other venues:
+        ``contracts * contractSize``, negative for a short."""
+        out: dict[str, Decimal] = {}
+        for p in await self._call(False, "fetch_positions"):
+            info = p.get("info") or {}
+            market = self.exchange.market(p["symbol"])
+            if self.name == "backpack" and info.get("netQuantity") is not None:
+                qty = Decimal(str(info["netQuantity"]))
+            else:
+                contracts = ccxt_decimal(p.get("contracts"), default=ZERO)
+                size = ccxt_decimal(market.get("contractSize"), default=Decimal(1))
+                qty = contracts * size * (-1 if p.get("side") == "short" else 1)
+            if qty:
+                out[market["id"]] = qty
         return out
 
     async def my_trades(self, since_ms: int | None, limit: int = 1000) -> list[dict[str, Any]]:

@@ -82,6 +82,7 @@ def live_venue(spec: AccountSpec, keys: AccountKeys) -> CcxtVenue:
         ccxt_client(spec, keys, int(spec.timeout_seconds * 1000)),
         spec.id,
         RateBudget(rate=spec.rate_per_second, burst=spec.burst),
+        perpetual=spec.market_kind == "perpetual",
     )
 
 
@@ -293,4 +294,8 @@ class FillPoller:
             liquidity="maker" if trade.get("takerOrMaker") == "maker" else "taker",
             trade_id=key,
             ts_event=int(trade.get("timestamp") or 0) * 1_000_000,
+            # a contract moves the position; its realized P&L, which Backpack's fills do
+            # not carry, is computed when the fill is booked
+            market_kind="perpetual" if self._venue.market(row.symbol).get("contract") else "spot",
+            realized_pnl=None,
         )

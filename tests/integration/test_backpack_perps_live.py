@@ -1,0 +1,109 @@
+"""Perpetual futures on a live Backpack account, through the whole stack (issue 18).
+
+An account with ``market_kind: perpetual`` trades ``BTC_USDC_PERP`` on the local
+Backpack server (:mod:`tests.support.backpack.stack`): a short is opened and
+closed by manual intents. Backpack's fills carry no realized P&L, so execution
+computes it from the account's position when it books each fill; the ledger's
+USDC and position then equal the venue's, and a reconciliation run, which reads
+the venue's positions beside its balances, is ok.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from tests.support.backpack.market import BTC_USDC_PERP
+from tests.support.backpack.stack import backpack_stack
+from tests.support.execution import reconciler_settings
+from tests.support.services import eventually, service
+from tradebus.common import subjects
+from tradebus.common.codec import decode_recon_run_reply
+from tradebus.common.messages import OrderAccepted, OrderFilled
+from tradebus.ledger.entries import position_asset
+from tradebus.reconciler.bootstrap import run as run_reconciler
+
+PLACE = (
+    '{"type":"PlaceOrder","intent_id":"%s","account":"bob-backpack",'
+    '"symbol":"BTC_USDC_PERP","side":"%s","qty":"%s","price":"%s"}'
+)
+POSITION = position_asset("BTC_USDC_PERP")
+
+
+async def ledger(database_url: str) -> dict[str, D]:
+    """bob-backpack's journal, summed per asset (zeros left out)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT asset, sum(amount) AS total FROM journal"
+            " WHERE account_id = 'bob-backpack' GROUP BY asset"
+        )
+    finally:
+        await conn.close()
+    return {r["asset"]: D(r["total"]) for r in rows if r["total"]}
+
+
+async def test_a_short_on_a_backpack_perpetual_is_booked_as_the_venue_settles_it(
+    nats_url: str, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with backpack_stack(
+        nats_url,
+        database_url,
+        tmp_path,
+        monkeypatch,
+        None,
+        {"USDC": "10000"},
+        {"BTC_USDC_PERP": "60000"},
+        markets=(BTC_USDC_PERP,),
+        market_kind="perpetual",
+    ) as stack:
+        bus, server, key = stack.bus, stack.server, stack.creds.api_key
+        await bus.pub("intent.bob.manual", PLACE % ("s-1", "sell", "0.01", "60010"))
+        await eventually(lambda: bus.of(OrderAccepted, "s-1"), what="the short accepted")
+        await server.feed_trade("BTC_USDC_PERP", "60020", "0.5")
+        await eventually(lambda: bus.of(OrderFilled, "s-1"), what="the short filled")
+        assert server.positions(key) == {"BTC_USDC_PERP": D("-0.01")}
+        await eventually(
+            lambda: _has(database_url, POSITION, D("-0.01")), what="the position in the ledger"
+        )
+
+        await bus.pub("intent.bob.manual", PLACE % ("b-1", "buy", "0.01", "59990"))
+        await eventually(lambda: bus.of(OrderAccepted, "b-1"), what="the close accepted")
+        await server.feed_trade("BTC_USDC_PERP", "59980", "0.5")
+        await eventually(lambda: bus.of(OrderFilled, "b-1"), what="the close filled")
+        assert server.positions(key) == {}
+
+        # realized 0.01 * (60010 - 59990) = 0.2, fees 2 bps of each side, all in USDC
+        venue = {a: b.total for a, b in server.balances(key).items() if b.total}
+        fees = (D("600.1") + D("599.9")) * 2 / 10_000
+        assert venue == {"USDC": D(10_000) + D("0.2") - fees}
+        await eventually(
+            lambda: _equals(database_url, venue),
+            what="the ledger to equal the venue",
+            detail=lambda: f"venue {venue}",
+        )
+        reconciler = reconciler_settings(nats_url, database_url, {"DEFAULT": D("0.00000001")})
+
+        async def reported() -> bool:
+            conn = await asyncpg.connect(database_url)
+            try:
+                return bool(await conn.fetchval("SELECT count(*) FROM recon_reports"))
+            finally:
+                await conn.close()
+
+        async with service(run_reconciler, reconciler, reported):
+            raw = await stack.nc.request(subjects.ctl("recon", "run"), b"{}", timeout=10)
+            reply = decode_recon_run_reply(raw.data)
+            (report,) = reply.reports  # type: ignore[union-attr]
+            assert report.status == "ok", report
+
+
+async def _has(database_url: str, asset: str, amount: D) -> bool:
+    return (await ledger(database_url)).get(asset) == amount
+
+
+async def _equals(database_url: str, venue: dict[str, D]) -> bool:
+    return await ledger(database_url) == venue
