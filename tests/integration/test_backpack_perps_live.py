@@ -3,9 +3,11 @@
 An account with ``market_kind: perpetual`` trades ``BTC_USDC_PERP`` on the local
 Backpack server (:mod:`tests.support.backpack.stack`): a short is opened and
 closed by manual intents. Backpack's fills carry no realized P&L, so execution
-computes it from the account's position when it books each fill; the ledger's
-USDC and position then equal the venue's, and a reconciliation run, which reads
-the venue's positions beside its balances, is ok.
+computes it from the account's position when it books each fill. A funding
+payment made while the short is open is booked once as a ``funding`` journal
+entry. The ledger's USDC and position then equal the venue's, and a
+reconciliation run, which reads the venue's positions beside its balances, is
+ok.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ async def test_a_short_on_a_backpack_perpetual_is_booked_as_the_venue_settles_it
         {"BTC_USDC_PERP": "60000"},
         markets=(BTC_USDC_PERP,),
         market_kind="perpetual",
+        backstop_seconds=0.5,  # funding has no stream: it is polled
     ) as stack:
         bus, server, key = stack.bus, stack.server, stack.creds.api_key
         await bus.pub("intent.bob.manual", PLACE % ("s-1", "sell", "0.01", "60010"))
@@ -69,6 +72,13 @@ async def test_a_short_on_a_backpack_perpetual_is_booked_as_the_venue_settles_it
         await eventually(
             lambda: _has(database_url, POSITION, D("-0.01")), what="the position in the ledger"
         )
+        # a funding interval ends: the short receives 0.01 * 60020 * 0.0001 in USDC
+        (paid,) = server.apply_funding("BTC_USDC_PERP", "0.0001")
+        assert paid.quantity == D("0.06002")
+        async def funding_booked() -> bool:
+            return await _funding(database_url) == [D("0.06002")]
+
+        await eventually(funding_booked, what="the funding payment booked")
 
         await bus.pub("intent.bob.manual", PLACE % ("b-1", "buy", "0.01", "59990"))
         await eventually(lambda: bus.of(OrderAccepted, "b-1"), what="the close accepted")
@@ -76,10 +86,11 @@ async def test_a_short_on_a_backpack_perpetual_is_booked_as_the_venue_settles_it
         await eventually(lambda: bus.of(OrderFilled, "b-1"), what="the close filled")
         assert server.positions(key) == {}
 
-        # realized 0.01 * (60010 - 59990) = 0.2, fees 2 bps of each side, all in USDC
+        # realized 0.01 * (60010 - 59990) = 0.2, funding 0.06002, fees 2 bps of each side,
+        # all in USDC
         venue = {a: b.total for a, b in server.balances(key).items() if b.total}
         fees = (D("600.1") + D("599.9")) * 2 / 10_000
-        assert venue == {"USDC": D(10_000) + D("0.2") - fees}
+        assert venue == {"USDC": D(10_000) + D("0.2") + D("0.06002") - fees}
         await eventually(
             lambda: _equals(database_url, venue),
             what="the ledger to equal the venue",
@@ -99,6 +110,17 @@ async def test_a_short_on_a_backpack_perpetual_is_booked_as_the_venue_settles_it
             reply = decode_recon_run_reply(raw.data)
             (report,) = reply.reports  # type: ignore[union-attr]
             assert report.status == "ok", report
+
+
+async def _funding(database_url: str) -> list[D]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT amount FROM journal WHERE account_id = 'bob-backpack' AND kind = 'funding'"
+        )
+    finally:
+        await conn.close()
+    return [D(r["amount"]) for r in rows]
 
 
 async def _has(database_url: str, asset: str, amount: D) -> bool:

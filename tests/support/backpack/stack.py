@@ -47,6 +47,7 @@ accounts:
     rate_per_second: 50
     burst: 20
     poll_seconds: 0.2
+    backstop_seconds: {backstop_seconds}
     timeout_seconds: 2
 """
 
@@ -79,11 +80,13 @@ async def backpack_stack(
     partial_fills: bool = False,
     markets: Sequence[MarketSpec] = (BTC_USDC, ETH_USDC),
     market_kind: str = "spot",
+    backstop_seconds: float = 30.0,
 ) -> AsyncIterator[Stack]:
     """Execution, a strategy host running ``bots`` (a bot file for user bob; none if
     None), and the Backpack feed of the ``first_prices`` symbols, around a server with
     ``markets`` where each of those symbols last traded at its price; execution's
-    order stream is subscribed. The account trades ``market_kind``."""
+    order stream is subscribed. The account trades ``market_kind``; its fills and
+    funding are polled every ``backstop_seconds`` while its order stream is up."""
     async with BackpackServer(markets, partial_fills=partial_fills) as server:
         creds = server.add_account(balances)
         monkeypatch.setenv(KEY_ENV, creds.api_key)
@@ -94,6 +97,7 @@ async def backpack_stack(
             key_env=KEY_ENV,
             secret_env=SECRET_ENV,
             market_kind=market_kind,
+            backstop_seconds=backstop_seconds,
         )
         bots_file = tmp_path / "bots.yaml"
         bots_file.write_text(bots or "")

@@ -47,6 +47,17 @@ class VenueOrder(msgspec.Struct, frozen=True, kw_only=True):
     time_in_force: TimeInForce = "gtc"
 
 
+class VenueFunding(msgspec.Struct, frozen=True, kw_only=True):
+    """One funding payment of a perpetual position, as the venue reports it: ``amount``
+    of ``asset`` received (negative: paid) for ``symbol`` (native id) at the end of the
+    interval ``interval_end_ms`` (venue ms)."""
+
+    symbol: str
+    asset: str
+    amount: Decimal
+    interval_end_ms: int
+
+
 class VenueAck(msgspec.Struct, frozen=True, kw_only=True):
     """The venue took the order: its own order id."""
 

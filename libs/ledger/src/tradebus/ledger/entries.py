@@ -23,7 +23,8 @@ sell         ``-qty`` (fill)             ``+realized_pnl`` (realized_pnl)  ``-fe
 
 The venue reports the same pseudo-asset in its balances (total = signed
 position), so the reconciler compares positions like any other asset.
-Unrealized P&L is never journaled.
+Unrealized P&L is never journaled. A funding payment of a position is one
+``funding`` entry in the quote asset (negative when paid; :func:`funding_ref`).
 
 The balance of an asset is the sum of its entries (DESIGN.md, "Ledger").
 """
@@ -40,12 +41,18 @@ from tradebus.common.ids import AccountId
 from tradebus.common.messages import Side
 from tradebus.common.money import ZERO
 
-EntryKind = Literal["deposit", "withdrawal", "fill", "fee", "realized_pnl", "adjustment"]
+EntryKind = Literal["deposit", "withdrawal", "fill", "fee", "realized_pnl", "adjustment", "funding"]
 
 FILL_KINDS: tuple[EntryKind, ...] = ("fill", "fee", "realized_pnl")
 """The kinds a fill books (one transaction with the fill row)."""
 
 POSITION_SUFFIX = "-PERP"
+
+
+def funding_ref(symbol: str, interval_end_ms: int) -> str:
+    """The ``ref`` of the funding entry of ``symbol``'s interval ending at
+    ``interval_end_ms``: one payment per position and interval, booked once."""
+    return f"funding:{symbol}:{interval_end_ms}"
 
 
 def position_asset(symbol: str) -> str:

@@ -393,6 +393,24 @@ class Ledger:
             )
         return True
 
+    async def record_funding(
+        self, account_id: AccountId, asset: str, amount: Decimal, ref: str, ts: int
+    ) -> bool:
+        """Write one ``funding`` entry (received > 0, paid < 0, in ``asset``) once per
+        ``ref`` (:func:`~tradebus.ledger.entries.funding_ref`, migration 0009); False if
+        it was booked before."""
+        done = await self._pool.fetchval(
+            "INSERT INTO journal (account_id, asset, amount, kind, ref, ts)"
+            " VALUES ($1, $2, $3, 'funding', $4, $5)"
+            " ON CONFLICT (account_id, ref) WHERE kind = 'funding' DO NOTHING RETURNING id",
+            account_id,
+            asset,
+            amount,
+            ref,
+            ts,
+        )
+        return done is not None
+
     async def fill_history(self) -> list[BookedFill]:
         """Every booked fill of every account, in the order execution recorded them.
 

@@ -39,6 +39,7 @@ from tradebus.engine.venue import (
     VenueAck,
     VenueError,
     VenueFill,
+    VenueFunding,
     VenueOrder,
     VenueRejected,
     VenueUnavailable,
@@ -363,6 +364,25 @@ class CcxtVenue:
             for symbol, qty in sorted((await self.positions()).items()):
                 asset = position_asset(symbol)
                 out.append(AssetBalance(asset=asset, total=qty, free=qty, locked=Decimal(0)))
+        return out
+
+    async def funding_payments(self, since_ms: int | None, limit: int) -> list[VenueFunding]:
+        """The account's funding payments since ``since_ms`` (ccxt ``fetch_funding_history``;
+        Backpack: ``GET /wapi/v1/history/funding``, newest ``limit``): each in the market's
+        settle asset, received > 0, paid < 0, Backpack's own decimal text."""
+        rows = await self._call(False, "fetch_funding_history", None, since_ms, limit)
+        out = []
+        for row in rows:
+            market = self.exchange.market(row["symbol"])
+            amount = ccxt_decimal(row.get("amount"), row.get("info"), ("quantity",))
+            out.append(
+                VenueFunding(
+                    symbol=market["id"],
+                    asset=market.get("settle") or market["quote"],
+                    amount=amount,
+                    interval_end_ms=int(row["timestamp"]),
+                )
+            )
         return out
 
     async def positions(self) -> dict[str, Decimal]:

@@ -40,6 +40,7 @@ from tradebus.engine.venue import VenueFill, VenueRejected, VenueUnavailable
 from tradebus.execution.ccxt_venue import CcxtVenue
 from tradebus.execution.keys import VENUE_HTTP_LOG, AccountKeys
 from tradebus.execution.retry import RateBudget
+from tradebus.ledger.entries import funding_ref
 from tradebus.ledger.rows import OrderRow
 from tradebus.ledger.store import Ledger
 
@@ -49,6 +50,11 @@ LOOKBACK_MS = 60_000
 """How far before the oldest open order (or the start) the first poll looks (clock skew)."""
 
 REPOLL_MS = 10_000
+FUNDING_FIRST_PAGE = 1000
+FUNDING_PAGE = 100
+FUNDING_SLACK_MS = 8 * 3600 * 1000
+"""Funding is read again back to one (8-hour) interval before the newest seen: a venue
+may list a payment late; the ledger books each once."""
 ENDED_WAIT_SECONDS = 0.1
 ENDED_WAIT_ROUNDS = 100
 """How often, and how long (10 s), an order the venue ended is looked at until it can be
@@ -128,6 +134,7 @@ class FillPoller:
         self._wake = asyncio.Event()
         self._since: int | None = None
         self._seen: dict[str, int] = {}  # fill key -> venue ms, pruned below _since
+        self._funding_since: int | None = None  # venue ms; None: not read yet
         self._unmatched: set[str] = set()  # fills of no order of ours (warned once)
 
     async def start_point(self) -> int:
@@ -196,12 +203,37 @@ class FillPoller:
             await self._engine.resolve_unknown(self._spec.id)
         trades = await self._venue.my_trades(self._since)
         booked = await self.book(trades)
+        if self._venue.perpetual:
+            await self._book_funding()
         stamps = [int(t.get("timestamp") or 0) for t in trades]
         if stamps:
             # keep re-reading the last REPOLL_MS: a venue may list a fill late
             self._since = max(self._since, max(stamps) - REPOLL_MS)
             self._seen = {k: ts for k, ts in self._seen.items() if ts >= self._since}
         return len(booked)
+
+    async def _book_funding(self) -> int:
+        """Book the funding payments not booked yet, each once (journal kind ``funding``,
+        :func:`~tradebus.ledger.entries.funding_ref`). The first round reads the venue's
+        newest :data:`FUNDING_FIRST_PAGE` (payments made while execution was down), later
+        ones the last :data:`FUNDING_PAGE` since the newest seen less one interval."""
+        since = self._funding_since
+        limit = FUNDING_FIRST_PAGE if since is None else FUNDING_PAGE
+        booked = 0
+        now = time.time_ns()
+        for payment in await self._venue.funding_payments(since, limit):
+            ref = funding_ref(payment.symbol, payment.interval_end_ms)
+            if payment.amount and await self._ledger.record_funding(
+                self._spec.id, payment.asset, payment.amount, ref, now
+            ):
+                booked += 1
+                log.info(
+                    "funding booked",
+                    extra={"account": self._spec.id, "symbol": payment.symbol, "ref": ref},
+                )
+            newest = payment.interval_end_ms - FUNDING_SLACK_MS
+            self._funding_since = max(self._funding_since or 0, newest)
+        return booked
 
     async def order_ended(self, client_id: int, executed: Decimal, reason: str) -> bool:
         """The venue ended the order with ``client_id`` itself after ``executed`` (base
