@@ -75,6 +75,7 @@ async def test_a_short_on_a_backpack_perpetual_is_booked_as_the_venue_settles_it
         # a funding interval ends: the short receives 0.01 * 60020 * 0.0001 in USDC
         (paid,) = server.apply_funding("BTC_USDC_PERP", "0.0001")
         assert paid.quantity == D("0.06002")
+
         async def funding_booked() -> bool:
             return await _funding(database_url) == [D("0.06002")]
 
