@@ -24,8 +24,11 @@ from tests.support.execution import reconciler_settings
 from tests.support.services import eventually, service
 from tradebus.common import subjects
 from tradebus.common.codec import decode_recon_run_reply
+from tradebus.common.ids import UserId
+from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.messages import OrderAccepted, OrderFilled
 from tradebus.ledger.entries import position_asset
+from tradebus.ledger.reports.pnl import MarketResolver, pnl_by_account
 from tradebus.reconciler.bootstrap import run as run_reconciler
 
 PLACE = (
@@ -105,6 +108,23 @@ async def test_a_short_on_a_backpack_perpetual_is_booked_as_the_venue_settles_it
                 return bool(await conn.fetchval("SELECT count(*) FROM recon_reports"))
             finally:
                 await conn.close()
+
+        # the account's P&L: realized price difference, funding and fees
+        pool = await asyncpg.create_pool(database_url)
+        try:
+            catalog = MarketCatalog.load(default_markets_path())
+            (row,) = await pnl_by_account(
+                pool, UserId("bob"), markets=MarketResolver(catalog, data_venues={}), marks={}
+            )
+        finally:
+            await pool.close()
+        assert (row.symbol, row.position, row.funding, row.fees) == (
+            "BTC_USDC_PERP",
+            0,
+            D("0.06002"),
+            fees,
+        )
+        assert row.realized_pnl == D("0.2") + D("0.06002") - fees
 
         async with service(run_reconciler, reconciler, reported):
             raw = await stack.nc.request(subjects.ctl("recon", "run"), b"{}", timeout=10)

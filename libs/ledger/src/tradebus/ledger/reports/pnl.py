@@ -149,6 +149,10 @@ class MarketPnl(msgspec.Struct, frozen=True, kw_only=True):
     unrealized_pnl: Decimal | None
     first_fill_ns: int | None
     last_fill_ns: int | None
+    funding: Decimal = ZERO
+    """Funding the account's perpetual position received (< 0: paid) in the range, in
+    the quote asset, already in ``realized_pnl``. Account rows only: a payment belongs
+    to the account's position, not to one of the bots that trade it."""
 
 
 class PnlPoint(msgspec.Struct, frozen=True, kw_only=True):
@@ -243,12 +247,48 @@ async def pnl_by_account(
     """
     user_id = check_user(user)
     check_time_range(since_ns, until_ns)
+    account = check_text("account", account)
     where = Where()
     where.equal("user_id", user_id)
-    where.equal("account_id", check_text("account", account))
-    return await _pnl(
+    where.equal("account_id", account)
+    rows = await _pnl(
         db, where, markets, marks, since_ns, until_ns, by_bot=False, last_fill_marks=last_fill_marks
     )
+    paid = await _funding(db, user_id, account, since_ns, until_ns)
+    return [
+        msgspec.structs.replace(row, funding=f, realized_pnl=row.realized_pnl + f)
+        if (f := paid.get((row.account, row.symbol)))
+        else row
+        for row in rows
+    ]
+
+
+async def _funding(
+    db: LedgerReader,
+    user_id: str | None,
+    account: str | None,
+    since_ns: int | None,
+    until_ns: int | None,
+) -> dict[tuple[str, str], Decimal]:
+    """Funding booked per ``(account, symbol)`` (journal kind ``funding``, its ref
+    ``funding:<symbol>:<ms>``), booked in ``[since_ns, until_ns)``."""
+    async with _snapshot(db) as conn:
+        records = await conn.fetch(
+            "SELECT j.account_id, j.ref, j.amount FROM journal j"
+            " JOIN accounts a ON a.id = j.account_id WHERE j.kind = 'funding'"
+            " AND ($1::text IS NULL OR a.user_id = $1)"
+            " AND ($2::text IS NULL OR j.account_id = $2)"
+            " AND ($3::bigint IS NULL OR j.ts >= $3) AND ($4::bigint IS NULL OR j.ts < $4)",
+            user_id,
+            account,
+            since_ns,
+            until_ns,
+        )
+    paid: dict[tuple[str, str], Decimal] = {}
+    for r in records:
+        key = (r["account_id"], r["ref"].split(":")[1])
+        paid[key] = paid.get(key, ZERO) + r["amount"]
+    return paid
 
 
 async def pnl_series(
