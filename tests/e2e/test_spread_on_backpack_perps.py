@@ -133,6 +133,8 @@ async def test_a_spread_bot_opens_adds_is_funded_and_takes_profit_on_backpack_pe
 
         await eventually(round_closed, what="the round closed")
         assert server.positions(key) == {}
+        # the two closes, and only they, were reduce-only at the venue
+        assert [o.reduce_only for o in server.orders(key)] == [False] * 4 + [True] * 2
 
         venue = {a: b.total for a, b in server.balances(key).items() if b.total}
         assert set(venue) == {"USDC"}

@@ -26,7 +26,7 @@ from tradebus.common import subjects
 from tradebus.common.codec import decode_recon_run_reply
 from tradebus.common.ids import UserId
 from tradebus.common.markets import MarketCatalog, default_markets_path
-from tradebus.common.messages import OrderAccepted, OrderFilled
+from tradebus.common.messages import OrderAccepted, OrderFilled, OrderRejected
 from tradebus.ledger.entries import position_asset
 from tradebus.ledger.reports.pnl import MarketResolver, pnl_by_account
 from tradebus.reconciler.bootstrap import run as run_reconciler
@@ -35,6 +35,7 @@ PLACE = (
     '{"type":"PlaceOrder","intent_id":"%s","account":"bob-backpack",'
     '"symbol":"BTC_USDC_PERP","side":"%s","qty":"%s","price":"%s"}'
 )
+CLOSE = PLACE[:-1] + ',"reduce_only":true}'
 POSITION = position_asset("BTC_USDC_PERP")
 
 
@@ -84,11 +85,17 @@ async def test_a_short_on_a_backpack_perpetual_is_booked_as_the_venue_settles_it
 
         await eventually(funding_booked, what="the funding payment booked")
 
-        await bus.pub("intent.bob.manual", PLACE % ("b-1", "buy", "0.01", "59990"))
+        # reduce-only: more than the position is refused before the venue is asked
+        await bus.pub("intent.bob.manual", CLOSE % ("b-0", "buy", "0.02", "59990"))
+        await eventually(lambda: bus.of(OrderRejected, "b-0"), what="the oversized close")
+        (refused,) = bus.of(OrderRejected, "b-0")
+        assert refused.reason == "invalid_order" and "reduce_only" in refused.message
+        await bus.pub("intent.bob.manual", CLOSE % ("b-1", "buy", "0.01", "59990"))
         await eventually(lambda: bus.of(OrderAccepted, "b-1"), what="the close accepted")
         await server.feed_trade("BTC_USDC_PERP", "59980", "0.5")
         await eventually(lambda: bus.of(OrderFilled, "b-1"), what="the close filled")
         assert server.positions(key) == {}
+        assert [o.reduce_only for o in server.orders(key)] == [False, True]  # told the venue
 
         # realized 0.01 * (60010 - 59990) = 0.2, funding 0.06002, fees 2 bps of each side,
         # all in USDC

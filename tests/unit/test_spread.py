@@ -280,6 +280,9 @@ def test_reversion_exit_closes_both_legs_and_books_the_round() -> None:
         ("bob-spread:1.1:ac1", "AAAUSDT", "buy", "9.803", "101.00"),
         ("bob-spread:1.1:bc1", "BBBUSDT", "sell", "20.00", "49.75"),
     ]
+    # closes of a perpetual leg are reduce-only; entries are not
+    assert [p.reduce_only for p in places(close)] == [True, True]
+    assert [p.reduce_only for p in legs] == [False, False]
     assert bot.status().phase == "closing"
     assert fill_all(bot, places(close), "100.5", "50", fee="0.1") == []
     s = bot.status()

@@ -138,7 +138,9 @@ class PlaceOrder(Message, frozen=True, kw_only=True):
     free base balance, floored to the step size, so a bot whose position was
     partly sold by hand sells what is really there (seed 001's real-position
     check, STRATEGIES.md §1); :class:`OrderAccepted` carries the quantity
-    actually placed.
+    actually placed. ``reduce_only`` (perpetual markets): the order may only
+    shrink the position, never open or grow one; execution refuses one that
+    would (``invalid_order``) and the venue is told (ccxt ``reduceOnly``).
     """
 
     intent_id: IntentId
@@ -152,6 +154,7 @@ class PlaceOrder(Message, frozen=True, kw_only=True):
     ts_init: int = 0
     trigger_ts: int | None = None
     clamp_to_free: bool = False
+    reduce_only: bool = False
 
 
 class CancelOrder(Message, frozen=True, kw_only=True):

@@ -260,6 +260,7 @@ def new_order(ctx: IntentContext, intent: PlaceOrder, now_ns: int) -> NewOrder:
         stream_seq=ctx.stream_seq,
         ts=now_ns,
         time_in_force=intent.time_in_force,
+        reduce_only=intent.reduce_only,
     )
 
 

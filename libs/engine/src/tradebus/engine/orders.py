@@ -308,4 +308,5 @@ def venue_order(row: OrderRow, qty: Decimal | None = None) -> VenueOrder:
         qty=row.qty if qty is None else qty,
         trigger_ts=row.trigger_ts,
         time_in_force=row.time_in_force,  # type: ignore[arg-type]
+        reduce_only=row.reduce_only,
     )

@@ -175,6 +175,7 @@ class MemoryStore:
             trigger_ts=order.trigger_ts,
             created_ns=order.ts,
             time_in_force=order.time_in_force,
+            reduce_only=order.reduce_only,
         )
         key = (order.user_id, order.intent_id)
         self._orders[key] = row

@@ -45,6 +45,7 @@ class VenueOrder(msgspec.Struct, frozen=True, kw_only=True):
     qty: Decimal
     trigger_ts: int | None
     time_in_force: TimeInForce = "gtc"
+    reduce_only: bool = False
 
 
 class VenueFunding(msgspec.Struct, frozen=True, kw_only=True):

@@ -95,6 +95,8 @@ class Vetting:
         ioc = spec.venue != PAPER_VENUE  # the paper venue rests every order (gtc)
         refusal = check_order_shape(intent, market, immediate_or_cancel=ioc)
         perpetual = trades_perpetual(spec.market_kind, market)
+        if refusal is None and intent.reduce_only:
+            refusal = self._check_reduces(spec, intent, perpetual)
         if refusal is None and wants_free_balance(intent, perpetual):
             sized = clamp_to_free(intent, market, await self._free(spec.id, market.base))
             if isinstance(sized, Refusal):
@@ -134,6 +136,28 @@ class Vetting:
     def on_place(self, account: AccountId) -> None:
         """An order of ``account`` goes to its venue now."""
         self.risk.on_place(account, self._clock.now_ns())
+
+    def _check_reduces(
+        self, spec: AccountSpec, intent: PlaceOrder, perpetual: bool
+    ) -> Refusal | None:
+        """A ``reduce_only`` order must shrink the account's perpetual position, by at
+        most its size (the venue would refuse it, or cut it down, otherwise)."""
+        if not perpetual:
+            return Refusal(
+                "invalid_order",
+                f"reduce_only is for perpetual markets; account {spec.id} trades"
+                f" {intent.symbol} spot",
+            )
+        position = self.risk.position(spec.id, intent.symbol)
+        held = ZERO if position is None else position.qty
+        reduces = (held > 0 and intent.side == "sell") or (held < 0 and intent.side == "buy")
+        if not reduces or intent.qty > abs(held):
+            return Refusal(
+                "invalid_order",
+                f"reduce_only: a {intent.side} of {intent.qty} would not reduce the position"
+                f" of {held} {intent.symbol}",
+            )
+        return None
 
     def price_pnl(
         self, spec: AccountSpec, symbol: str, side: Side, qty: Decimal, price: Decimal

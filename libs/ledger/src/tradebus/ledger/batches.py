@@ -63,15 +63,15 @@ FIND_OR_INSERT_ORDERS = (
     # the new orders, unless found
     " created AS (INSERT INTO orders (intent_id, account_id, user_id, source, symbol, side,"
     " order_type, price, qty, status, trigger_ts, stream_seq, created_ns, updated_ns,"
-    " time_in_force)"
+    " time_in_force, reduce_only)"
     " SELECT t.intent_id, t.account_id, t.user_id, t.source, t.symbol, t.side,"
     " t.order_type, t.price::numeric, t.qty::numeric, 'new', t.trigger_ts,"
-    " t.stream_seq, t.ts, t.ts, t.time_in_force"
+    " t.stream_seq, t.ts, t.ts, t.time_in_force, t.reduce_only"
     " FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[],"
     " $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[],"
-    " $14::bigint[], $15::text[]) WITH ORDINALITY AS t(intent_id, account_id, user_id,"
-    " source, symbol, side, order_type, price, qty, trigger_ts, stream_seq, ts,"
-    " time_in_force, n)"
+    " $14::bigint[], $15::text[], $16::boolean[]) WITH ORDINALITY AS t(intent_id,"
+    " account_id, user_id, source, symbol, side, order_type, price, qty, trigger_ts,"
+    " stream_seq, ts, time_in_force, reduce_only, n)"
     " WHERE NOT EXISTS (SELECT 1 FROM found"
     "   WHERE found.k_user = t.user_id AND found.k_intent = t.intent_id)"
     " ORDER BY t.n"
@@ -103,6 +103,7 @@ def find_or_insert_args(keys: list[IntentKey], orders: list[NewOrder]) -> list[l
         [o.stream_seq for o in orders],
         [o.ts for o in orders],
         [o.time_in_force for o in orders],
+        [o.reduce_only for o in orders],
     ]
 
 

@@ -39,6 +39,7 @@ class NewOrder(msgspec.Struct, frozen=True, kw_only=True):
     stream_seq: int | None
     ts: int
     time_in_force: str = "gtc"
+    reduce_only: bool = False
 
 
 class OrderRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -63,6 +64,8 @@ class OrderRow(msgspec.Struct, frozen=True, kw_only=True):
     """When the row was inserted (ns), before the venue was asked."""
     time_in_force: str = "gtc"
     """``gtc`` or ``ioc``, as the intent asked (migration 0008)."""
+    reduce_only: bool = False
+    """The order may only shrink a perpetual position (migration 0010)."""
 
 
 class FillRow(msgspec.Struct, frozen=True, kw_only=True):

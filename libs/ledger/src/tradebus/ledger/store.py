@@ -115,7 +115,8 @@ class Ledger:
             record = await conn.fetchrow(
                 "INSERT INTO orders (intent_id, account_id, user_id, source, symbol, side,"
                 " order_type, price, qty, status, trigger_ts, stream_seq, created_ns, updated_ns,"
-                " time_in_force) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,'new',$10,$11,$12,$12,$13)"
+                " time_in_force, reduce_only)"
+                " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,'new',$10,$11,$12,$12,$13,$14)"
                 f" ON CONFLICT (user_id, intent_id) DO NOTHING RETURNING {ORDER_COLUMNS}",
                 order.intent_id,
                 order.account_id,
@@ -130,6 +131,7 @@ class Ledger:
                 order.stream_seq,
                 order.ts,
                 order.time_in_force,
+                order.reduce_only,
             )
             if record is not None:
                 return order_row(record), True

@@ -105,6 +105,7 @@ class TrackedOrder(msgspec.Struct, kw_only=True):
     trigger_ts: int | None = None
     ts_init: int = 0
     clamp_to_free: bool = False
+    reduce_only: bool = False
     filled: Decimal = ZERO
     status: OrderStatus = "pending"
     cancel_sent: bool = False
@@ -155,6 +156,7 @@ class OrderTracker(msgspec.Struct, kw_only=True):
         symbol: str | None = None,
         order_type: OrderType = "limit",
         clamp_to_free: bool = False,
+        reduce_only: bool = False,
     ) -> PlaceOrder:
         """Record and return a GTC order intent ``<bot>:<run>.<cycle>:<leg>``.
 
@@ -173,6 +175,7 @@ class OrderTracker(msgspec.Struct, kw_only=True):
             trigger_ts=trigger_ts,
             ts_init=ts,
             clamp_to_free=clamp_to_free,
+            reduce_only=reduce_only,
         )
         self.orders[iid] = order
         self.placed += 1
@@ -191,6 +194,7 @@ class OrderTracker(msgspec.Struct, kw_only=True):
             ts_init=order.ts_init,
             trigger_ts=order.trigger_ts,
             clamp_to_free=order.clamp_to_free,
+            reduce_only=order.reduce_only,
         )
 
     @staticmethod

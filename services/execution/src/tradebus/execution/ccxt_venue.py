@@ -275,6 +275,8 @@ class CcxtVenue:
         params: dict[str, object] = {"clientOrderId": int(order.client_order_id)}
         if order.time_in_force != "gtc":
             params["timeInForce"] = order.time_in_force.upper()
+        if order.reduce_only:
+            params["reduceOnly"] = True
         placed = await self._call(
             True,
             "create_order",

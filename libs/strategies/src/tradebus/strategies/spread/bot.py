@@ -193,8 +193,9 @@ class SpreadBot(BotBase[SpreadParams, SpreadState]):
             qty = floor_to(abs(pos.qty), self._markets[symbol].step_size)
             if qty > 0:
                 side: Side = "sell" if pos.qty > 0 else "buy"
-                clamp = side == "sell" and self._markets[symbol].kind == "spot"
-                out.append(self._place(symbol, f"{name}c{s.closes + 1}", side, qty, clamp))
+                spot = self._markets[symbol].kind == "spot"
+                leg = f"{name}c{s.closes + 1}"
+                out.append(self._place(symbol, leg, side, qty, side == "sell" and spot, not spot))
         if out:
             s.closes += 1
         else:
@@ -215,12 +216,29 @@ class SpreadBot(BotBase[SpreadParams, SpreadState]):
         return floor_to(self.state.prices[symbol] * factor, self._markets[symbol].tick_size)
 
     def _place(
-        self, symbol: str, leg: str, side: Side, qty: Decimal, clamp: bool = False
+        self,
+        symbol: str,
+        leg: str,
+        side: Side,
+        qty: Decimal,
+        clamp: bool = False,
+        reduce_only: bool = False,
     ) -> Intent:
-        """A marketable GTC limit, id ``<bot>:<run>.<round>:<leg>``, live from the next event."""
+        """A marketable GTC limit, id ``<bot>:<run>.<round>:<leg>``, live from the next event;
+        a close on a perpetual market is reduce-only."""
         s, ts, price = self.state, self.state.last_ts, self._limit(symbol, side)
         return s.orders.place(
-            self.ctx, s.round, leg, side, price, qty, ts, ts, symbol=symbol, clamp_to_free=clamp
+            self.ctx,
+            s.round,
+            leg,
+            side,
+            price,
+            qty,
+            ts,
+            ts,
+            symbol=symbol,
+            clamp_to_free=clamp,
+            reduce_only=reduce_only,
         )
 
     # ------------------------------------------------------------ order events
