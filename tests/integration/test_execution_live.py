@@ -34,6 +34,7 @@ from tradebus.common.ids import AccountId
 from tradebus.common.messages import BalancesQuery, OrderAccepted, OrderFilled, OrderRejected
 from tradebus.engine.accounts import load_accounts
 from tradebus.execution.keys import Secret, load_keys, required_credentials
+from tradebus.execution.live import ccxt_client
 
 KEY_ENV = "TRADEBUS_TEST_BOB_BACKPACK_KEY"
 
@@ -388,3 +389,27 @@ async def test_a_venue_down_at_start_makes_its_intents_wait_not_fail(
         raw = await request(bus.nc, subjects.exec_query("balances"), query)
         (account,) = decode_balances_reply(raw).accounts  # type: ignore[union-attr]
         assert {b.asset for b in account.balances} == {"USDC"}
+
+
+def test_an_account_on_a_testnet_talks_to_it_and_a_venue_without_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    """``sandbox: true`` puts the account on the venue's testnet (ccxt's ``urls['test']``:
+    Binance's spot testnet here), for live accounts only; a venue ccxt knows no testnet
+    of (Backpack) is refused naming the field (issue 18, "Testnets")."""
+    path = tmp_path / "accounts.yaml"
+    path.write_text(
+        "accounts:\n"
+        "  - {id: t, user: u, venue: binance, sandbox: true, api_key_env: K, secret_env: S}\n"
+        "  - {id: b, user: u, venue: backpack, sandbox: true, api_key_env: K, secret_env: S}\n"
+        "  - {id: p, user: u, sandbox: true}\n"
+    )
+    with pytest.raises(ConfigError, match=r"accounts\[2\].sandbox: only for live accounts"):
+        load_accounts(path, live_venues=ccxt.exchanges)
+    path.write_text("\n".join(path.read_text().splitlines()[:3]) + "\n")
+    testnet, backpack = load_accounts(path, live_venues=ccxt.exchanges)
+    keys = load_keys(testnet, {"K": "the-key", "S": "the-secret"})
+    client = ccxt_client(testnet, keys)
+    assert client.urls["api"]["public"] == "https://testnet.binance.vision/api/v3"
+    with pytest.raises(ConfigError, match="sandbox: ccxt knows no testnet or sandbox of backpack"):
+        ccxt_client(backpack, keys)

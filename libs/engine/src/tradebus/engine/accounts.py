@@ -37,6 +37,7 @@ keys are, never the keys themselves::
         backstop_seconds: 30         # ... and this often while it is up (a backstop)
         # fill_stream: false         # no private order stream: fills by polling only
         timeout_seconds: 10          # per request; a place without answer is "unknown"
+        # sandbox: true                    # the venue's testnet, where ccxt has one
         # api_url: http://127.0.0.1:8080   # optional: ccxt urls['api'] (tests, mirrors)
         # ws_url: ws://127.0.0.1:8081      # optional: ccxt.pro urls['api']['ws']
 
@@ -124,6 +125,10 @@ class AccountSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     uid_file: str | None = None
     sealed: bool = False
     """The credentials are sealed in the account's ``account_configs`` row (run time only)."""
+    sandbox: bool | None = None
+    """Trade on the venue's testnet or sandbox (ccxt ``set_sandbox_mode``; ccxt's
+    ``urls['test']``, e.g. Binance's spot testnet and USD-M futures testnet). Live
+    accounts only; execution refuses it for a venue that has none."""
 
     @property
     def live(self) -> bool:
@@ -144,7 +149,7 @@ _KEY_SOURCES = (
 )
 FILE_CREDENTIALS = {"apiKey": "api_key", "secret": "secret", "password": "password", "uid": "uid"}
 """ccxt's credential name -> the accounts-file field prefix (``<prefix>_env``/``_file``)."""
-_LIVE_ONLY = ("api_url", "ws_url", *_KEY_SOURCES)
+_LIVE_ONLY = ("api_url", "ws_url", "sandbox", *_KEY_SOURCES)
 
 
 MAX_LEVERAGE = Decimal(125)

@@ -73,7 +73,7 @@ from tradebus.execution.keys import (
     keys_from_credentials,
     required_credentials,
 )
-from tradebus.execution.live import live_venue
+from tradebus.execution.live import has_sandbox, live_venue
 from tradebus.execution.live_accounts import (
     connect_later,
     connect_live_account,
@@ -123,6 +123,8 @@ def spec_of(row: AccountConfig) -> AccountSpec:
         problems.append(f"{where}.sealed_credentials: missing")
     if not spec.live and row.sealed_credentials is not None:
         problems.append(f"{where}.sealed_credentials: a paper account has no keys")
+    if spec.live and spec.sandbox and not has_sandbox(spec.venue):
+        problems.append(f"{where}.sandbox: ccxt knows no testnet or sandbox of {spec.venue}")
     if problems:
         raise AccountProblem("; ".join(problems))
     return spec

@@ -32,6 +32,7 @@ import ccxt.async_support
 import ccxt.pro
 
 from tradebus.common.ccxt_urls import override_urls
+from tradebus.common.config import ConfigError
 from tradebus.common.money import ZERO, ccxt_decimal
 from tradebus.common.order_status import CANCELABLE, TERMINAL
 from tradebus.engine.accounts import AccountSpec
@@ -50,24 +51,34 @@ LOOKBACK_MS = 60_000
 """How far before the oldest open order (or the start) the first poll looks (clock skew)."""
 
 REPOLL_MS = 10_000
+"""Each poll asks again for the fills of this window before the newest seen (late listings)."""
+
 FUNDING_FIRST_PAGE = 1000
+"""Funding payments read on the first round (those made while execution was down)."""
 FUNDING_PAGE = 100
+"""... and on every later round."""
 FUNDING_SLACK_MS = 8 * 3600 * 1000
 """Funding is read again back to one (8-hour) interval before the newest seen: a venue
 may list a payment late; the ledger books each once."""
+
 ENDED_WAIT_SECONDS = 0.1
 ENDED_WAIT_ROUNDS = 100
 """How often, and how long (10 s), an order the venue ended is looked at until it can be
 closed: the venue may report the end before execution has the answer to its request."""
-"""Each poll asks again for the fills of this window before the newest seen (late listings)."""
 
 
 def ccxt_client(spec: AccountSpec, keys: AccountKeys, timeout_ms: int = 10_000) -> Any:
     """A ccxt client of ``spec.venue`` with the account's keys (``ccxt.pro`` if it has it).
 
-    ``api_url`` replaces every REST URL of ``urls['api']``, ``ws_url`` every
-    WebSocket URL of ``urls['api']['ws']``. ccxt's own throttle is off: the
-    account's :class:`RateBudget` is the one budget.
+    ``sandbox`` switches the client to the venue's testnet (ccxt
+    ``set_sandbox_mode``); then ``api_url`` replaces every REST URL of
+    ``urls['api']``, ``ws_url`` every WebSocket URL of ``urls['api']['ws']``.
+    ccxt's own throttle is off: the account's :class:`RateBudget` is the one budget.
+
+    Raises
+    ------
+    ConfigError
+        ``sandbox`` for a venue ccxt knows no testnet or sandbox of.
     """
     module = ccxt.pro if spec.venue in ccxt.pro.exchanges else ccxt.async_support
     client = getattr(module, spec.venue)(
@@ -78,8 +89,20 @@ def ccxt_client(spec: AccountSpec, keys: AccountKeys, timeout_ms: int = 10_000) 
             "logger": VENUE_HTTP_LOG,  # redacts the keys from ccxt's request logs
         }
     )
+    if spec.sandbox:
+        if not has_sandbox(spec.venue):
+            raise ConfigError(
+                f"account {spec.id}: sandbox: ccxt knows no testnet or sandbox of {spec.venue};"
+                " remove sandbox, or point api_url at one"
+            )
+        client.set_sandbox_mode(True)
     override_urls(client, spec.api_url, spec.ws_url)
     return client
+
+
+def has_sandbox(venue: str) -> bool:
+    """True if ccxt knows a testnet or sandbox of exchange ``venue`` (``urls['test']``)."""
+    return bool(getattr(ccxt.async_support, venue)().urls.get("test"))
 
 
 def live_venue(spec: AccountSpec, keys: AccountKeys) -> CcxtVenue:
