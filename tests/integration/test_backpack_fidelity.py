@@ -18,9 +18,14 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from tests.support.backpack.market import BTC_USDC, spot_market
 from tests.support.backpack.stack import backpack_stack
 from tests.support.services import eventually
+from tradebus.common import subjects
+from tradebus.common.codec import decode_markets_reply, encode
 from tradebus.common.messages import (
+    MarketsQuery,
+    MarketsReply,
     OrderAccepted,
     OrderCanceled,
     OrderFilled,
@@ -230,3 +235,58 @@ async def order_status(database_url: str, intent_id: str) -> str | None:
         )
     finally:
         await conn.close()
+
+
+DOGE_LADDER = """
+defaults: {venue: backpack, symbol: DOGE_USDC}
+strategies:
+  doge: {strategy: ladder, total_quote: "100", order_count: 2, max_drop_pct: "2",
+         take_profit_pct: "1"}
+users:
+  - {user: bob, account: bob-backpack, strategies: {doge: {}}}
+"""
+
+
+async def test_markets_come_from_the_venue_and_the_host_learns_them_from_execution(
+    nats_url: str, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``DOGE_USDC`` is in no markets file: execution loads it from the venue (ccxt
+    ``load_markets``), answers ``exec.query.markets`` with it, and the strategy host,
+    which asks before it reads its bot file, builds a ladder on it with the venue's
+    increments (tick 0.00001, step 1); BTC_USDC's rules are the venue's too."""
+    doge = spot_market("DOGE", "USDC", tick="0.00001", step="1")
+    # only the feed checks its symbols against a markets file (left as it is): give it one
+    feed_markets = tmp_path / "feed-markets.yaml"
+    feed_markets.write_text(
+        "venues:\n  backpack:\n    - {symbol: DOGE_USDC, base: DOGE, quote: USDC,"
+        ' tick_size: "0.00001", step_size: "1"}\n'
+    )
+    async with backpack_stack(
+        nats_url,
+        database_url,
+        tmp_path,
+        monkeypatch,
+        DOGE_LADDER,
+        {"USDC": "10000"},
+        {"DOGE_USDC": "0.12345"},
+        markets=(BTC_USDC, doge),
+        feed_markets_file=str(feed_markets),
+    ) as stack:
+        raw = await stack.nc.request(
+            subjects.exec_query("markets"), encode(MarketsQuery(venue="backpack")), timeout=5
+        )
+        reply = decode_markets_reply(raw.data)
+        assert isinstance(reply, MarketsReply), reply
+        told = {m.symbol: m for m in reply.venues["backpack"]}
+        assert (told["DOGE_USDC"].tick_size, told["DOGE_USDC"].step_size) == (
+            Decimal("0.00001"),
+            Decimal(1),
+        )
+        assert told["DOGE_USDC"].kind == "spot" and told["BTC_USDC"].tick_size == Decimal("0.1")
+        bus = stack.bus
+        await eventually(lambda: len(bus.of(OrderAccepted)) == 2, what="the ladder's two levels")
+        resting = stack.server.open_orders(stack.creds.api_key)
+        assert {o.symbol for o in resting} == {"DOGE_USDC"}
+        for order in resting:
+            assert order.price is not None and order.quantity is not None
+            assert order.price % Decimal("0.00001") == 0 and order.quantity % 1 == 0

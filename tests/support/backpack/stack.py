@@ -81,12 +81,14 @@ async def backpack_stack(
     markets: Sequence[MarketSpec] = (BTC_USDC, ETH_USDC),
     market_kind: str = "spot",
     backstop_seconds: float = 30.0,
+    feed_markets_file: str = "",
 ) -> AsyncIterator[Stack]:
     """Execution, a strategy host running ``bots`` (a bot file for user bob; none if
     None), and the Backpack feed of the ``first_prices`` symbols, around a server with
     ``markets`` where each of those symbols last traded at its price; execution's
     order stream is subscribed. The account trades ``market_kind``; its fills and
-    funding are polled every ``backstop_seconds`` while its order stream is up."""
+    funding are polled every ``backstop_seconds`` while its order stream is up. The
+    feed checks its symbols against ``feed_markets_file`` (default: the shipped one)."""
     async with BackpackServer(markets, partial_fills=partial_fills) as server:
         creds = server.add_account(balances)
         monkeypatch.setenv(KEY_ENV, creds.api_key)
@@ -119,6 +121,7 @@ async def backpack_stack(
             stale_seconds=30,
             rest_poll_seconds=0,
             metrics_port=0,
+            markets_file=feed_markets_file,
         )
         nc = await nats.connect(nats_url)
 

@@ -37,6 +37,8 @@ from tradebus.common.messages import (
     KillSwitchCommand,
     KillSwitchReply,
     MarketEvent,
+    MarketsQuery,
+    MarketsReply,
     OrderEvent,
     PaperAdjust,
     ReconReport,
@@ -66,6 +68,10 @@ _adjust_reply: msgspec.json.Decoder[AdjustReply | ErrorReply] = msgspec.json.Dec
     AdjustReply | ErrorReply
 )
 _paper_adjust = msgspec.json.Decoder(PaperAdjust)
+_markets_query = msgspec.json.Decoder(MarketsQuery)
+_markets_reply: msgspec.json.Decoder[MarketsReply | ErrorReply] = msgspec.json.Decoder(
+    MarketsReply | ErrorReply
+)
 _balances_query = msgspec.json.Decoder(BalancesQuery)
 _balances_reply: msgspec.json.Decoder[BalancesReply | ErrorReply] = msgspec.json.Decoder(
     BalancesReply | ErrorReply
@@ -105,6 +111,8 @@ decode_killswitch_reply = _killswitch_reply.decode
 decode_adjust_request = _adjust_request.decode
 decode_adjust_reply = _adjust_reply.decode
 decode_paper_adjust = _paper_adjust.decode
+decode_markets_query = _markets_query.decode
+decode_markets_reply = _markets_reply.decode
 decode_balances_query = _balances_query.decode
 decode_balances_reply = _balances_reply.decode
 decode_recon_report = _recon_report.decode

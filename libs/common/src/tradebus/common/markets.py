@@ -133,6 +133,18 @@ class MarketCatalog:
     def __contains__(self, key: tuple[str, str]) -> bool:
         return key in self._markets
 
+    def update(self, venues: dict[str, list[Market]]) -> list[tuple[str, Market]]:
+        """Take ``venues``' markets as they are now, in place (every holder of this catalog
+        sees them): a venue's own answer replaces the file's entry of the same symbol and
+        adds the symbols the file lacks. Returns the ``(venue, market)`` that changed."""
+        changed = []
+        for venue, markets in venues.items():
+            for market in markets:
+                if self._markets.get((venue, market.symbol)) != market:
+                    self._markets[(venue, market.symbol)] = market
+                    changed.append((venue, market))
+        return changed
+
 
 def default_markets_path() -> Path:
     """The markets file shipped with tradebus-common (Binance spot majors)."""

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import msgspec
 
 from tradebus.common.ids import AccountId, IntentId, UserId
+from tradebus.common.markets import Market
 
 Side = Literal["buy", "sell"]
 """Order or aggressor side."""
@@ -302,6 +303,21 @@ class AccountHalted(Message, frozen=True, kw_only=True):
 # --------------------------------------------------------------------------
 # Queries: exec.query.<verb> (request/reply)
 # --------------------------------------------------------------------------
+
+
+class MarketsQuery(Message, frozen=True, kw_only=True):
+    """Ask execution for the markets it trades by: one market-data venue's, or all when
+    ``venue`` is None (``exec.query.markets``)."""
+
+    venue: str | None = None
+
+
+class MarketsReply(Message, frozen=True, kw_only=True):
+    """Market-data venue -> its markets: what a live venue answered (ccxt
+    ``load_markets``, refreshed by execution), the markets file for the others."""
+
+    venues: dict[str, list[Market]]
+    ts_event: int
 
 
 class BalancesQuery(Message, frozen=True, kw_only=True):

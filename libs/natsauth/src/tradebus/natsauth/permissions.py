@@ -112,6 +112,7 @@ def strategy() -> UserNats:
         pub=[
             subjects.INTENT_ALL,  # intents of every user's bots (trusted)
             subjects.exec_query("balances"),  # account balances (request)
+            subjects.exec_query("markets"),  # the venues' market rules (request)
             subjects.BOT_STATUS_ALL,  # each bot's status changes
             subjects.audit("strategy"),  # what it did on someone's behalf (ctl.bots.*)
             subjects.audit("cli"),  # tradebus-bots-apply (as this user): the bots it wrote

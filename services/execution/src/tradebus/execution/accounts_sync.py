@@ -400,7 +400,7 @@ class AccountLoader:
     async def _load_live(self, spec: AccountSpec, row: AccountConfig) -> str | None:
         """Bring a live account up (module docstring); why it is halted or waiting, if so."""
         keys, problem = self._keys(spec, row)
-        venue = live_venue(spec, keys)
+        venue = live_venue(spec, keys, self._catalog)
         halted: str | None = None
         connecting = False
         if problem is not None:

@@ -26,11 +26,11 @@ from nats.aio.msg import Msg
 from tradebus.common import subjects
 from tradebus.common.bus import MSG_ID, IntentQuota, connect, ensure_streams, publish_event
 from tradebus.common.clock import LiveClock
-from tradebus.common.codec import decode_balances_query, encode
+from tradebus.common.codec import decode_balances_query, decode_markets_query, encode
 from tradebus.common.config import ConfigError
 from tradebus.common.ids import AccountId
 from tradebus.common.markets import MarketCatalog, default_markets_path
-from tradebus.common.messages import BalancesReply, Message
+from tradebus.common.messages import BalancesReply, MarketsReply, Message
 from tradebus.common.metrics import new_registry, serve_metrics
 from tradebus.common.publish_acks import PublishAcks
 from tradebus.common.sealed import SealedError, load_private_key
@@ -38,9 +38,10 @@ from tradebus.control.audit import AuditTrail
 from tradebus.engine.accounts import AccountSpec, load_accounts
 from tradebus.engine.core import ExecutionEngine
 from tradebus.engine.paper.exchange import PaperExchange, PaperVenue
-from tradebus.engine.venue import Venue
+from tradebus.engine.venue import Venue, VenueRejected, VenueUnavailable
 from tradebus.execution.accounts_sync import AccountLoader
 from tradebus.execution.adjust import AdjustControl
+from tradebus.execution.ccxt_venue import CcxtVenue
 from tradebus.execution.consumer_lag import start_consumer_lag
 from tradebus.execution.intent_consumer import IntakeSettings, IntentConsumer
 from tradebus.execution.killswitch import KillSwitchControl
@@ -179,6 +180,25 @@ def check_settings(settings: ExecutionSettings) -> None:
         raise ConfigError("invalid settings:\n  " + "\n  ".join(problems))
 
 
+async def refresh_markets(
+    venues: dict[AccountId, CcxtVenue], every_seconds: float, stop: asyncio.Event
+) -> None:
+    """Load each live venue's markets again every ``every_seconds`` (a venue that does
+    not answer is tried at the next round), until ``stop``."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_seconds)
+            return
+        for account, venue in list(venues.items()):
+            try:
+                changed = await venue.refresh_markets()
+            except (VenueUnavailable, VenueRejected) as exc:
+                log.warning("markets not refreshed", extra={"account": account, "error": str(exc)})
+                continue
+            if changed:
+                log.info("markets refreshed", extra={"account": account, "changed": changed})
+
+
 async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
     """Run execution until ``stop`` is set; returns the exit status."""
     check_settings(settings)
@@ -201,7 +221,7 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
     venues, exchanges = await open_accounts(
         specs, ledger, LedgerHistory(pool), catalog, clock.now_ns()
     )
-    live, halted, connecting = await open_live_accounts(specs, ledger, clock.now_ns())
+    live, halted, connecting = await open_live_accounts(specs, ledger, clock.now_ns(), catalog)
     venues.update(live)
     registry.register(VenueClockCollector(venues))  # the engine's own dict, kept current
     nc = await connect(settings.nats_url, "execution", creds=settings.nats_creds)
@@ -252,6 +272,15 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
     async def on_balances(msg: Msg) -> None:
         await answer(msg, balances_reply)
 
+    async def markets_reply(data: bytes) -> Message:
+        query = decode_markets_query(data or b'{"type":"MarketsQuery"}')
+        names = [query.venue] if query.venue else sorted({v for v, _ in catalog.all_markets()})
+        venues = {name: catalog.venue_markets(name) for name in names}
+        return MarketsReply(venues=venues, ts_event=clock.now_ns())
+
+    async def on_markets(msg: Msg) -> None:
+        await answer(msg, markets_reply)
+
     for market_venue in sorted(exchanges):
         await feed.watch_paper(market_venue)
     for market_venue in sorted({s.market_data for s in specs if s.live}):
@@ -276,6 +305,12 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
         log.error("accounts added at run time that did not load", extra={"failed": started.failed})
     await loader.start(nc)
     query_sub = await nc.subscribe(subjects.exec_query("balances"), cb=on_balances)
+    markets_sub = await nc.subscribe(subjects.exec_query("markets"), cb=on_markets)
+    pollers.append(
+        asyncio.create_task(
+            refresh_markets(live, settings.markets_refresh_seconds, stop), name="markets"
+        )
+    )
     await nc.flush()
     log.info("execution ready", extra={"accounts": sorted(engine.accounts)})
     await intake.start()
@@ -286,6 +321,7 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
         await intake.close()
         await feed.close()
         await query_sub.unsubscribe()
+        await markets_sub.unsubscribe()
         await loader.close()
         await kill_switch.stop()
         await adjustments.stop()

@@ -31,8 +31,10 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
 import ccxt
+from ccxt.base.decimal_to_precision import TICK_SIZE
 
 from tradebus.common.ids import AccountId
+from tradebus.common.markets import Market, MarketCatalog
 from tradebus.common.messages import AssetBalance, Side
 from tradebus.common.money import ZERO, ccxt_decimal
 from tradebus.engine.venue import (
@@ -73,6 +75,18 @@ def _client_match(orders: list[dict[str, Any]], client_order_id: str) -> str | N
     return None
 
 
+def _increment(value: object, mode: int) -> Decimal | None:
+    """A market's price or amount increment from ccxt's ``precision``: the increment
+    itself in ccxt's ``TICK_SIZE`` mode, ``10**-n`` for ``n`` decimal places; None when
+    unknown or not positive."""
+    number = ccxt_decimal(value, default=None)
+    if number is None or number <= 0:
+        return None
+    if mode == TICK_SIZE:
+        return number
+    return Decimal(1).scaleb(-int(number))
+
+
 def _plausible_ms(value: object, now_ms: int) -> int | None:
     """``value`` (an int, or the digits of a text body) as ms since the epoch if it is
     within :data:`MAX_CLOCK_OFFSET_MS` of ``now_ms``; else None."""
@@ -111,10 +125,14 @@ class CcxtVenue:
         backoff: Backoff | None = None,
         *,
         perpetual: bool = False,
+        catalog: MarketCatalog | None = None,
+        market_venue: str = "",
     ) -> None:
         self.exchange = exchange
         self.perpetual = perpetual
         """The account trades perpetuals: its positions are part of its balances."""
+        self._catalog = catalog
+        self._market_venue = market_venue or exchange.id
         self.name: str = exchange.id
         self.account = account
         self._budget = budget
@@ -212,7 +230,62 @@ class CcxtVenue:
         clock offset from the venue's (:meth:`measure_clock_offset`; signed requests are
         stamped in the venue's time from the first)."""
         await self._call(False, "load_markets")
+        self._take_markets()
         await self.measure_clock_offset()
+
+    async def refresh_markets(self) -> int:
+        """Load the venue's markets again (ccxt ``load_markets(reload=True)``) and take
+        them into the catalog; the number of markets that changed."""
+        await self._call(False, "load_markets", True)
+        return self._take_markets()
+
+    def _take_markets(self) -> int:
+        """Put the loaded markets into the catalog (:meth:`venue_markets`); how many
+        changed (each logged)."""
+        if self._catalog is None:
+            return 0
+        changed = self._catalog.update({self._market_venue: self.venue_markets()})
+        for venue, market in changed:
+            log.info(
+                "market from the venue",
+                extra={
+                    "venue": venue,
+                    "symbol": market.symbol,
+                    "tick": str(market.tick_size),
+                    "step": str(market.step_size),
+                    "kind": market.kind,
+                },
+            )
+        return len(changed)
+
+    def venue_markets(self) -> list[Market]:
+        """The venue's active spot and perpetual (swap) markets as ccxt loaded them, as
+        :class:`~tradebus.common.markets.Market` (native id, increments from ccxt's
+        ``precision`` in its tick-size mode, minimums from ``limits``). Where a spot and
+        a swap market share an id (Binance), the account's kind wins."""
+        found: dict[str, Market] = {}
+        for m in (self.exchange.markets or {}).values():
+            swap = bool(m.get("swap"))
+            if m.get("active") is False or not (m.get("spot") or swap):
+                continue
+            tick = _increment(m["precision"].get("price"), self.exchange.precisionMode)
+            step = _increment(m["precision"].get("amount"), self.exchange.precisionMode)
+            if tick is None or step is None:
+                continue
+            limits = m.get("limits") or {}
+            market = Market(
+                symbol=m["id"],
+                base=m["base"],
+                quote=m["quote"],
+                tick_size=tick,
+                step_size=step,
+                min_notional=ccxt_decimal((limits.get("cost") or {}).get("min"), default=ZERO),
+                min_qty=ccxt_decimal((limits.get("amount") or {}).get("min"), default=ZERO),
+                kind="perpetual" if swap else "spot",
+            )
+            if m["id"] not in found or swap == self.perpetual:
+                found[m["id"]] = market
+        return sorted(found.values(), key=lambda market: market.symbol)
 
     async def close(self) -> None:
         """Close the HTTP session."""

@@ -33,6 +33,7 @@ import ccxt.pro
 
 from tradebus.common.ccxt_urls import override_urls
 from tradebus.common.config import ConfigError
+from tradebus.common.markets import MarketCatalog
 from tradebus.common.money import ZERO, ccxt_decimal
 from tradebus.common.order_status import CANCELABLE, TERMINAL
 from tradebus.engine.accounts import AccountSpec
@@ -105,13 +106,16 @@ def has_sandbox(venue: str) -> bool:
     return bool(getattr(ccxt.async_support, venue)().urls.get("test"))
 
 
-def live_venue(spec: AccountSpec, keys: AccountKeys) -> CcxtVenue:
-    """The :class:`CcxtVenue` of a live account (markets not loaded yet: ``await start()``)."""
+def live_venue(spec: AccountSpec, keys: AccountKeys, catalog: MarketCatalog) -> CcxtVenue:
+    """The :class:`CcxtVenue` of a live account (markets not loaded yet: ``await start()``);
+    the markets it loads go into ``catalog`` under the account's ``market_data`` venue."""
     return CcxtVenue(
         ccxt_client(spec, keys, int(spec.timeout_seconds * 1000)),
         spec.id,
         RateBudget(rate=spec.rate_per_second, burst=spec.burst),
         perpetual=spec.market_kind == "perpetual",
+        catalog=catalog,
+        market_venue=spec.market_data,
     )
 
 

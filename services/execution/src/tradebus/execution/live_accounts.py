@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from tradebus.common.clock import LiveClock
 from tradebus.common.ids import AccountId
+from tradebus.common.markets import MarketCatalog
 from tradebus.engine.accounts import AccountSpec
 from tradebus.engine.core import ExecutionEngine
 from tradebus.engine.venue import VenueRejected, VenueUnavailable
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 
 
 async def open_live_accounts(
-    specs: list[AccountSpec], ledger: Ledger, now_ns: int
+    specs: list[AccountSpec], ledger: Ledger, now_ns: int, catalog: MarketCatalog
 ) -> tuple[dict[AccountId, CcxtVenue], dict[AccountId, str], set[AccountId]]:
     """A :class:`CcxtVenue` per live account, the accounts to halt (-> why), and the
     accounts whose venue did not answer (brought up later by :func:`connect_later`).
@@ -54,7 +55,7 @@ async def open_live_accounts(
         if not spec.live:
             continue
         keys = load_keys(spec, required=required_credentials(spec.venue))
-        venue = venues[spec.id] = live_venue(spec, keys)
+        venue = venues[spec.id] = live_venue(spec, keys, catalog)
         try:
             await connect_live_account(spec, venue, ledger, now_ns)
         except VenueUnavailable as exc:

@@ -44,6 +44,9 @@ class ExecutionSettings(Settings, frozen=True, kw_only=True):
         Most bytes waiting in one user's stream; nats-server refuses more.
     intent_max_bytes
         Largest intent a user's stream stores (also the per-user NATS ``max_payload``).
+    markets_refresh_seconds
+        How often each live venue's markets are loaded again (ccxt ``load_markets``) and
+        taken into the catalog that ``exec.query.markets`` answers from.
     metrics_port
         Port of the Prometheus ``/metrics`` endpoint (0 = any free port).
     metrics_host
@@ -67,6 +70,7 @@ class ExecutionSettings(Settings, frozen=True, kw_only=True):
     intent_backlog: int = 10_000
     intent_backlog_bytes: int = 64 * 1024 * 1024
     intent_max_bytes: int = 8 * 1024
+    markets_refresh_seconds: float = 3600.0
     metrics_port: int = 9100
     metrics_host: str = DEFAULT_METRICS_HOST
     log_level: str = "info"

@@ -40,6 +40,7 @@ from tradebus.strategy.host import Dispatcher
 from tradebus.strategy.host_metrics import HostMetrics
 from tradebus.strategy.inputs import Balances, GroupVolumes
 from tradebus.strategy.kvstore import open_buckets
+from tradebus.strategy.markets import keep_learning, learn_markets
 from tradebus.strategy.publisher import IntentPublisher
 from tradebus.strategy.settings import StrategySettings, default_replica_id
 from tradebus.strategy.status_events import StatusEvents
@@ -55,13 +56,14 @@ YIELD_EVERY_TICKS = 16
 async def run(settings: StrategySettings, stop: asyncio.Event) -> int:
     """Run the host until ``stop`` is set; returns the exit status."""
     catalog = MarketCatalog.load(settings.markets_file or default_markets_path())
-    specs = load_specs(settings.bots_file, catalog) if settings.bots_file else None
     replica = settings.replica_id or default_replica_id()
     subjects.token(replica, "replica")
     registry = new_registry()
     metrics = HostMetrics(registry)
     server = serve_metrics(registry, settings.metrics_port, settings.metrics_host)
     nc = await connect(settings.nats_url, f"strategy-{replica}", creds=settings.nats_creds)
+    await learn_markets(nc, catalog)  # the venues' own rules, before any bot is built
+    specs = load_specs(settings.bots_file, catalog) if settings.bots_file else None
     js = nc.jetstream()
     await ensure_streams(js)
     buckets = await open_buckets(js, settings.lease_seconds)
@@ -185,12 +187,13 @@ async def run(settings: StrategySettings, stop: asyncio.Event) -> int:
         asyncio.create_task(snapshots()),
         asyncio.create_task(status_events.run()),
         asyncio.create_task(supervise()),
+        asyncio.create_task(keep_learning(nc, catalog)),
     ]
     await nc.flush()
 
     await stop.wait()
     log.info("stopping host", extra={"replica": replica, "bots": len(dispatcher.runners)})
-    tasks[-1].cancel()  # no more reassignment while leaving
+    tasks[-2].cancel()  # no more reassignment while leaving
     left = await supervisor.shutdown(settings.stop_timeout_seconds)
     if left:
         log.warning("orders still open at exit", extra={"open_orders": left})
