@@ -109,6 +109,22 @@ async def test_a_spread_bot_opens_adds_is_funded_and_takes_profit_on_backpack_pe
             "BTC_USDC_PERP": D("-0.0198"),
             "ETH_USDC_PERP": D("0.4"),
         }
+        # the bot's status shows its account's margin ratio and its legs' liquidation
+        # prices, as the venue estimates them
+
+        async def risk_shown() -> bool:
+            status = await stack.status(BOT)
+            details = {} if status is None else status.details
+            return details.get("margin_ratio") is not None and all(
+                details.get(f"{s}.liquidation_price") for s in ("BTC_USDC_PERP", "ETH_USDC_PERP")
+            )
+
+        await eventually(risk_shown, what="the margin ratio and liquidation prices in the status")
+        status = await stack.status(BOT)
+        assert status is not None
+        assert D(str(status.details["BTC_USDC_PERP.liquidation_price"])) > D(60600)  # short
+        assert D(str(status.details["ETH_USDC_PERP.liquidation_price"])) < D(3000)  # long
+        assert 0 < D(str(status.details["margin_ratio"])) < D("0.01")
         # a funding interval ends: the short receives, the long pays (rate 0.01 %)
         server.apply_funding("BTC_USDC_PERP", "0.0001")
         server.apply_funding("ETH_USDC_PERP", "0.0001")

@@ -23,10 +23,17 @@ from tests.support.backpack.stack import backpack_stack
 from tests.support.execution import reconciler_settings
 from tests.support.services import eventually, service
 from tradebus.common import subjects
-from tradebus.common.codec import decode_recon_run_reply
-from tradebus.common.ids import UserId
+from tradebus.common.bus import request
+from tradebus.common.codec import decode_balances_reply, decode_recon_run_reply
+from tradebus.common.ids import AccountId, UserId
 from tradebus.common.markets import MarketCatalog, default_markets_path
-from tradebus.common.messages import OrderAccepted, OrderFilled, OrderRejected
+from tradebus.common.messages import (
+    BalancesQuery,
+    BalancesReply,
+    OrderAccepted,
+    OrderFilled,
+    OrderRejected,
+)
 from tradebus.ledger.entries import position_asset
 from tradebus.ledger.reports.pnl import MarketResolver, pnl_by_account
 from tradebus.reconciler.bootstrap import run as run_reconciler
@@ -66,6 +73,7 @@ async def test_a_short_on_a_backpack_perpetual_is_booked_as_the_venue_settles_it
         markets=(BTC_USDC_PERP,),
         market_kind="perpetual",
         backstop_seconds=0.5,  # funding has no stream: it is polled
+        risk='{max_margin_ratio: "0.0005"}',
     ) as stack:
         bus, server, key = stack.bus, stack.server, stack.creds.api_key
         await bus.pub("intent.bob.manual", PLACE % ("s-1", "sell", "0.01", "60010"))
@@ -76,6 +84,29 @@ async def test_a_short_on_a_backpack_perpetual_is_booked_as_the_venue_settles_it
         await eventually(
             lambda: _has(database_url, POSITION, D("-0.01")), what="the position in the ledger"
         )
+        # the venue's view of the position and the account's margin ratio: maintenance
+        # margin 0.01 * 60020 * 0.0125 over equity 10000 - fee + unrealized
+        query = BalancesQuery(account=AccountId("bob-backpack"))
+        answer = decode_balances_reply(
+            await request(stack.nc, subjects.exec_query("balances"), query)
+        )
+        assert isinstance(answer, BalancesReply), answer
+        (account,) = answer.accounts
+        (position,) = account.positions
+        assert (position.symbol, position.qty, position.entry_price) == (
+            "BTC_USDC_PERP",
+            D("-0.01"),
+            D(60010),
+        )
+        assert position.liquidation_price is not None and position.liquidation_price > 60010
+        maintenance = D("0.01") * 60020 * D("0.0125")
+        equity = D(10_000) - D("600.1") * 2 / 10_000 + D("-0.01") * (60020 - 60010)
+        assert account.margin_ratio == maintenance / equity  # 0.00075, over the 0.0005 limit
+        # past max_margin_ratio only reduce-only orders go out
+        await bus.pub("intent.bob.manual", PLACE % ("s-2", "sell", "0.01", "60030"))
+        await eventually(lambda: bus.of(OrderRejected, "s-2"), what="the opening order refused")
+        (refused,) = bus.of(OrderRejected, "s-2")
+        assert refused.reason == "risk_margin_ratio", refused
         # a funding interval ends: the short receives 0.01 * 60020 * 0.0001 in USDC
         (paid,) = server.apply_funding("BTC_USDC_PERP", "0.0001")
         assert paid.quantity == D("0.06002")

@@ -3,7 +3,9 @@
 Each service's metric classes are instantiated on a fresh registry (no
 service runs), every metric is touched once so that its exposed sample names
 appear, and the result is compared with the tables of ``docs/metrics.md``:
-names, types and label sets, plus the naming and label rules.
+names, types and label sets, plus the naming and label rules. Metrics read at
+scrape time by a custom collector (:data:`COLLECTORS`) are collected once from
+an instance that has one sample to show.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 
+from tradebus.common.ids import AccountId
 from tradebus.common.metrics import new_registry
-from tradebus.execution.metrics import ExecutionMetrics
+from tradebus.execution.metrics import ExecutionMetrics, VenueClockCollector
 from tradebus.gateway.metrics import GatewayMetrics
 from tradebus.marketdata.feed import FeedMetrics
 from tradebus.marketdata.health import HealthMetrics
@@ -32,6 +35,16 @@ METRIC_CLASSES = {
     "reconciler": (ReconMetrics,),
     "gateway": (GatewayMetrics,),
 }
+
+
+class _MeasuredVenue:
+    """A venue whose clock offset was measured (what :class:`VenueClockCollector` reads)."""
+
+    name = "backpack"
+    clock_offset_ms = 120
+
+
+COLLECTORS = {"execution": (VenueClockCollector({AccountId("a"): _MeasuredVenue()}),)}  # type: ignore[dict-item]
 NAME = re.compile(r"^tradebus_(marketdata|strategy|execution|reconciler|gateway)_[a-z_]+$")
 ID_LABELS = {"order_id", "intent_id", "client_order_id", "trade_id", "venue_order_id", "id"}
 BOUNDED_LABELS = {
@@ -62,6 +75,11 @@ def code_metrics() -> dict[str, tuple[str, str, tuple[str, ...]]]:
                 assert metric._name not in out, f"{metric._name} declared twice"
                 assert metric._type is not None, metric._name
                 out[metric._name] = (service, metric._type, tuple(metric._labelnames))
+    for service, collectors in COLLECTORS.items():
+        for collector in collectors:
+            for family in collector.collect():
+                assert family.name not in out, f"{family.name} declared twice"
+                out[family.name] = (service, family.type, tuple(family.samples[0].labels))
     return out
 
 
@@ -79,6 +97,9 @@ def exposed_names() -> dict[str, set[str]]:
                 {"counter": lambda c: c.inc(), "gauge": lambda c: c.set(1)}.get(
                     metric._type or "", lambda c: c.observe(0.01)
                 )(child)
+    for collectors in COLLECTORS.values():
+        for collector in collectors:
+            registry.register(collector)
     return {f.name: {s.name for s in f.samples} for f in registry.collect()}
 
 

@@ -49,6 +49,7 @@ accounts:
     poll_seconds: 0.2
     backstop_seconds: {backstop_seconds}
     timeout_seconds: 2
+    risk: {risk}
 """
 
 
@@ -82,13 +83,15 @@ async def backpack_stack(
     market_kind: str = "spot",
     backstop_seconds: float = 30.0,
     feed_markets_file: str = "",
+    risk: str = "{}",
 ) -> AsyncIterator[Stack]:
     """Execution, a strategy host running ``bots`` (a bot file for user bob; none if
     None), and the Backpack feed of the ``first_prices`` symbols, around a server with
     ``markets`` where each of those symbols last traded at its price; execution's
     order stream is subscribed. The account trades ``market_kind``; its fills and
     funding are polled every ``backstop_seconds`` while its order stream is up. The
-    feed checks its symbols against ``feed_markets_file`` (default: the shipped one)."""
+    feed checks its symbols against ``feed_markets_file`` (default: the shipped one).
+    ``risk`` is the account's ``risk`` limits (YAML flow mapping)."""
     async with BackpackServer(markets, partial_fills=partial_fills) as server:
         creds = server.add_account(balances)
         monkeypatch.setenv(KEY_ENV, creds.api_key)
@@ -100,6 +103,7 @@ async def backpack_stack(
             secret_env=SECRET_ENV,
             market_kind=market_kind,
             backstop_seconds=backstop_seconds,
+            risk=risk,
         )
         bots_file = tmp_path / "bots.yaml"
         bots_file.write_text(bots or "")

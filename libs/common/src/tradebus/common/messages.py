@@ -335,18 +335,38 @@ class AssetBalance(msgspec.Struct, frozen=True, kw_only=True):
     locked: Decimal
 
 
+class PositionRisk(msgspec.Struct, frozen=True, kw_only=True):
+    """One open perpetual position as the venue sees it (prices in ``settle`` per base):
+    ``qty`` signed (short < 0, base units), ``entry_price``, ``mark_price``, the venue's
+    estimated ``liquidation_price`` (None where it gives none) and ``maintenance_margin``
+    (``|qty| * mark * mmf``, in ``settle``; None where the venue gives no fraction)."""
+
+    symbol: str
+    settle: str
+    qty: Decimal
+    entry_price: Decimal | None = None
+    mark_price: Decimal | None = None
+    liquidation_price: Decimal | None = None
+    maintenance_margin: Decimal | None = None
+
+
 class AccountBalances(msgspec.Struct, frozen=True, kw_only=True):
     """Venue balances of one account.
 
     ``ledger_watermark`` is the id of the last journal entry that this venue
     snapshot already reflects: the reconciler leaves out fill entries newer
-    than it, so fills in flight are not mistaken for drift.
+    than it, so fills in flight are not mistaken for drift. An account that
+    trades perpetuals also has its open ``positions`` and ``margin_ratio``:
+    the positions' maintenance margin over the account's equity (settle
+    balance plus unrealized P&L at the mark); at 1 the venue liquidates.
     """
 
     account: AccountId
     venue: str
     balances: list[AssetBalance]
     ledger_watermark: int
+    positions: list[PositionRisk] = []
+    margin_ratio: Decimal | None = None
 
 
 class BalancesReply(Message, frozen=True, kw_only=True):

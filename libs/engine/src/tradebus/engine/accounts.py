@@ -83,7 +83,9 @@ class RiskLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     """Per-account limits; ``None`` means no limit (:mod:`tradebus.engine.risk`).
 
     ``max_order_notional`` and ``max_daily_loss`` are in the quote asset,
-    ``price_band_pct`` in percent of the last trade price.
+    ``price_band_pct`` in percent of the last trade price. ``max_margin_ratio``
+    (perpetual accounts, 0 to 1): once the account's margin ratio as last
+    measured reaches it, only orders that reduce a position go out.
     """
 
     max_order_notional: Decimal | None = None
@@ -91,6 +93,7 @@ class RiskLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     price_band_pct: Decimal | None = None
     max_daily_loss: Decimal | None = None
     max_orders_per_second: int | None = None
+    max_margin_ratio: Decimal | None = None
 
 
 class AccountSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

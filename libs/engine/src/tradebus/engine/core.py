@@ -50,6 +50,7 @@ accounts, venue outages) and :class:`~tradebus.engine.group_commit.GroupCommit`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from decimal import Decimal
@@ -57,7 +58,15 @@ from decimal import Decimal
 from tradebus.common.clock import Clock
 from tradebus.common.ids import AccountId, IntentId, UserId
 from tradebus.common.markets import MarketCatalog
-from tradebus.common.messages import AccountBalances, CancelAll, CancelOrder, PlaceOrder
+from tradebus.common.messages import (
+    AccountBalances,
+    AssetBalance,
+    CancelAll,
+    CancelOrder,
+    PlaceOrder,
+    PositionRisk,
+)
+from tradebus.common.money import ZERO
 from tradebus.engine.accounts import AccountSpec
 from tradebus.engine.events import EmitEvent, EmitNowait, IntentContext, OrderEvents
 from tradebus.engine.fills import FillBooker
@@ -66,7 +75,7 @@ from tradebus.engine.intake import Admitted, Refused, admit
 from tradebus.engine.metrics import EngineMetrics
 from tradebus.engine.orders import TRANSIENT_ERRORS, RetryLater, VenueOrders
 from tradebus.engine.refusals import Refusals
-from tradebus.engine.risk import Refusal
+from tradebus.engine.risk import Refusal, margin_ratio
 from tradebus.engine.sizing import is_same_size
 from tradebus.engine.store import OrderStore
 from tradebus.engine.venue import Venue, VenueError, VenueFill, VenueUnavailable
@@ -467,6 +476,23 @@ class ExecutionEngine:
         async with self.lock:
             await self.record_fills(fills)
 
+    def _note_margin(
+        self, account: AccountId, balances: list[AssetBalance], positions: list[PositionRisk]
+    ) -> Decimal | None:
+        """The account's margin ratio from a venue snapshot (:func:`~.risk.margin_ratio`),
+        kept for ``max_margin_ratio`` and shown as ``tradebus_execution_margin_ratio``."""
+        settle = {p.settle for p in positions}
+        held = sum((b.total for b in balances if b.asset in settle), ZERO)
+        ratio = margin_ratio(positions, held) if len(settle) == 1 else None
+        if ratio is None:
+            self._vetting.risk.margin_ratios.pop(account, None)
+            with contextlib.suppress(KeyError):  # no series yet
+                self._metrics.margin_ratio.remove(account)
+            return None
+        self._vetting.risk.margin_ratios[account] = ratio
+        self._metrics.margin_ratio.labels(account=account).set(float(ratio))
+        return ratio
+
     async def ended_at_venue(self, user: UserId, intent: IntentId, reason: str) -> bool:
         """The venue ended an open order by itself (an IOC's unfilled rest expired, or it
         was canceled at the venue): the ledger marks it canceled and its source hears
@@ -524,12 +550,15 @@ class ExecutionEngine:
                     if exc.error.kind == "configuration":
                         await self.halt(account_id, exc.error.reason)
                     raise
+                positions = venue.positions_seen()
                 out.append(
                     AccountBalances(
                         account=account_id,
                         venue=venue.name,
                         balances=balances,
                         ledger_watermark=self.watermark,
+                        positions=positions,
+                        margin_ratio=self._note_margin(account_id, balances, positions),
                     )
                 )
             return out

@@ -87,6 +87,13 @@ class EngineMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.margin_ratio = Gauge(
+            "tradebus_execution_margin_ratio",
+            "A perpetual account's maintenance margin over its equity, as last measured at"
+            " its venue (the venue liquidates at 1)",
+            ["account"],
+            registry=registry,
+        )
         self.account_halted = Gauge(
             "tradebus_execution_account_halted",
             "1 while the account is halted (its venue refuses its keys or permissions)",

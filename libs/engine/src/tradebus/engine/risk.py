@@ -50,7 +50,7 @@ from decimal import Decimal
 import msgspec
 
 from tradebus.common.markets import Market
-from tradebus.common.messages import PlaceOrder
+from tradebus.common.messages import PlaceOrder, PositionRisk
 from tradebus.common.money import ZERO, is_positive_finite
 from tradebus.engine.accounts import RiskLimits
 from tradebus.engine.perp import increasing_qty
@@ -194,3 +194,36 @@ def check_limits(intent: PlaceOrder, limits: RiskLimits, now: RiskSnapshot) -> R
             f"{now.orders_last_second} orders in the last second, the limit is {rate}",
         )
     return None
+
+
+def margin_ratio(positions: list[PositionRisk], settle_balance: Decimal) -> Decimal | None:
+    """The account's margin ratio: the positions' maintenance margin over its equity,
+    ``settle_balance + sum(qty * (mark - entry))`` (Binance USD-M's "margin ratio =
+    maintenance margin / margin balance"; the venue liquidates at 1). None without a
+    position, or when a position lacks its mark, entry or maintenance margin; a
+    non-positive equity is ``Decimal("Infinity")``."""
+    if not positions:
+        return None
+    needed, unrealized = ZERO, ZERO
+    for p in positions:
+        if p.maintenance_margin is None or p.mark_price is None or p.entry_price is None:
+            return None
+        needed += p.maintenance_margin
+        unrealized += p.qty * (p.mark_price - p.entry_price)
+    equity = settle_balance + unrealized
+    return needed / equity if equity > 0 else Decimal("Infinity")
+
+
+def check_margin_ratio(
+    intent: PlaceOrder, limits: RiskLimits, ratio: Decimal | None
+) -> Refusal | None:
+    """``max_margin_ratio``: refuse an order that is not reduce-only once the account's last
+    measured ``ratio`` reached the limit."""
+    most = limits.max_margin_ratio
+    if most is None or ratio is None or ratio < most or intent.reduce_only:
+        return None
+    return Refusal(
+        "risk_margin_ratio",
+        f"the account's margin ratio is {ratio.quantize(Decimal('0.0001'))}, the limit is"
+        f" {most}: only reduce-only orders go out until it is lower",
+    )

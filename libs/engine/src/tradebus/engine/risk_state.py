@@ -42,6 +42,8 @@ class RiskState:
         self._positions: dict[tuple[AccountId, str], Position] = {}
         self._daily: dict[tuple[AccountId, int], Decimal] = defaultdict(lambda: ZERO)
         self._placed: dict[AccountId, deque[int]] = defaultdict(deque)
+        self.margin_ratios: dict[AccountId, Decimal] = {}
+        """The margin ratio of each perpetual account as last measured at its venue."""
 
     def on_fill(
         self,
@@ -76,6 +78,7 @@ class RiskState:
         for day in [k for k in self._daily if k[0] == account]:
             del self._daily[day]
         self._placed.pop(account, None)
+        self.margin_ratios.pop(account, None)
 
     def position(self, account: AccountId, symbol: str) -> Position | None:
         """The account's position in ``symbol`` as execution has seen it traded (or None)."""

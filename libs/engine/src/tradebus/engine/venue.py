@@ -29,7 +29,14 @@ import msgspec
 
 from tradebus.common.ids import AccountId, IntentId
 from tradebus.common.markets import MarketKind
-from tradebus.common.messages import AssetBalance, Liquidity, OrderType, Side, TimeInForce
+from tradebus.common.messages import (
+    AssetBalance,
+    Liquidity,
+    OrderType,
+    PositionRisk,
+    Side,
+    TimeInForce,
+)
 from tradebus.common.money import ZERO
 
 
@@ -174,6 +181,11 @@ class Venue(Protocol):
         the base quantity of its open orders there on ``side``; None if this venue does not
         show execution both (then no perpetual order counts as closing:
         :func:`tradebus.engine.risk.is_closing`)."""
+        ...
+
+    def positions_seen(self) -> list[PositionRisk]:
+        """The open perpetual positions, with the venue's risk figures, that the last
+        :meth:`balances` saw; empty where the venue gives none (the paper venue)."""
         ...
 
     async def balances(self) -> list[AssetBalance]:

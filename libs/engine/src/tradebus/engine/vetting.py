@@ -35,7 +35,7 @@ from tradebus.common.positions import Position, price_pnl
 from tradebus.engine.accounts import AccountSpec, trades_perpetual
 from tradebus.engine.killswitch import KillSwitch
 from tradebus.engine.paper.exchange import PAPER_VENUE
-from tradebus.engine.risk import Refusal, check_limits, check_order_shape
+from tradebus.engine.risk import Refusal, check_limits, check_margin_ratio, check_order_shape
 from tradebus.engine.risk_state import RiskState
 from tradebus.engine.sizing import clamp_to_free, wants_free_balance
 from tradebus.engine.venue import Venue
@@ -117,6 +117,8 @@ class Vetting:
             same_side_open=same_side_open,
         )
         refusal = refusal or check_limits(intent, spec.risk, now)
+        ratio = self.risk.margin_ratios.get(spec.id)
+        refusal = refusal or check_margin_ratio(intent, spec.risk, ratio)
         return intent if refusal is None else refusal
 
     async def _free(self, account: AccountId, asset: str) -> Decimal:

@@ -35,7 +35,7 @@ from ccxt.base.decimal_to_precision import TICK_SIZE
 
 from tradebus.common.ids import AccountId
 from tradebus.common.markets import Market, MarketCatalog
-from tradebus.common.messages import AssetBalance, Side
+from tradebus.common.messages import AssetBalance, PositionRisk, Side
 from tradebus.common.money import ZERO, ccxt_decimal
 from tradebus.engine.venue import (
     VenueAck,
@@ -133,6 +133,7 @@ class CcxtVenue:
         """The account trades perpetuals: its positions are part of its balances."""
         self._catalog = catalog
         self._market_venue = market_venue or exchange.id
+        self._positions_seen: list[PositionRisk] = []
         self.name: str = exchange.id
         self.account = account
         self._budget = budget
@@ -417,7 +418,9 @@ class CcxtVenue:
         return []
 
     def perpetual_exposure(self, symbol: str, side: Side) -> None:
-        """None: live accounts trade spot (see :meth:`Venue.perpetual_exposure`)."""
+        """None: execution does not mirror a live venue's positions and resting orders
+        order by order, so no live perpetual order counts as closing for
+        ``max_open_orders`` (see :meth:`Venue.perpetual_exposure`)."""
         return None
 
     async def balances(self) -> list[AssetBalance]:
@@ -436,9 +439,9 @@ class CcxtVenue:
             if total or locked:
                 out.append(AssetBalance(asset=asset, total=total, free=free, locked=locked))
         if self.perpetual:
-            for symbol, qty in sorted((await self.positions()).items()):
-                asset = position_asset(symbol)
-                out.append(AssetBalance(asset=asset, total=qty, free=qty, locked=Decimal(0)))
+            for p in sorted(await self.positions(), key=lambda p: p.symbol):
+                asset = position_asset(p.symbol)
+                out.append(AssetBalance(asset=asset, total=p.qty, free=p.qty, locked=ZERO))
         return out
 
     async def funding_payments(self, since_ms: int | None, limit: int) -> list[VenueFunding]:
@@ -460,12 +463,14 @@ class CcxtVenue:
             )
         return out
 
-    async def positions(self) -> dict[str, Decimal]:
-        """The open perpetual positions: native symbol -> signed quantity in base units
-        (short < 0). Backpack's own ``netQuantity`` (ccxt's ``contracts`` is its
-        ``netExposureQuantity``, which adds the worst case of open orders); other venues:
-        ``contracts * contractSize``, negative for a short."""
-        out: dict[str, Decimal] = {}
+    async def positions(self) -> list[PositionRisk]:
+        """The open perpetual positions with the venue's risk figures (ccxt
+        ``fetch_positions``): the signed quantity in base units (short < 0; Backpack's own
+        ``netQuantity``, as ccxt's ``contracts`` is its ``netExposureQuantity``, which adds
+        the worst case of open orders; other venues ``contracts * contractSize``), entry,
+        mark and estimated liquidation prices, and the maintenance margin ``|qty| * mark *
+        maintenanceMarginPercentage`` (Backpack ``mmf``)."""
+        out: list[PositionRisk] = []
         for p in await self._call(False, "fetch_positions"):
             info = p.get("info") or {}
             market = self.exchange.market(p["symbol"])
@@ -475,9 +480,34 @@ class CcxtVenue:
                 contracts = ccxt_decimal(p.get("contracts"), default=ZERO)
                 size = ccxt_decimal(market.get("contractSize"), default=Decimal(1))
                 qty = contracts * size * (-1 if p.get("side") == "short" else 1)
-            if qty:
-                out[market["id"]] = qty
+            if not qty:
+                continue
+            mark = ccxt_decimal(p.get("markPrice"), info, ("markPrice",), default=None)
+            mmf = ccxt_decimal(p.get("maintenanceMarginPercentage"), info, ("mmf",), default=None)
+            liquidation = ccxt_decimal(
+                p.get("liquidationPrice"), info, ("estLiquidationPrice",), default=None
+            )
+            out.append(
+                PositionRisk(
+                    symbol=market["id"],
+                    settle=market.get("settle") or market["quote"],
+                    qty=qty,
+                    entry_price=ccxt_decimal(
+                        p.get("entryPrice"), info, ("entryPrice",), default=None
+                    ),
+                    mark_price=mark,
+                    liquidation_price=liquidation or None,
+                    maintenance_margin=None
+                    if mark is None or mmf is None
+                    else abs(qty) * mark * mmf,
+                )
+            )
+        self._positions_seen = out
         return out
+
+    def positions_seen(self) -> list[PositionRisk]:
+        """The positions the last :meth:`balances` (or :meth:`positions`) read."""
+        return list(self._positions_seen)
 
     async def my_trades(self, since_ms: int | None, limit: int = 1000) -> list[dict[str, Any]]:
         """The account's fills (ccxt trade structures) since ``since_ms`` (inclusive), every page.

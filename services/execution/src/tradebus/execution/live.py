@@ -232,6 +232,7 @@ class FillPoller:
         booked = await self.book(trades)
         if self._venue.perpetual:
             await self._book_funding()
+            await self._engine.balances(self._spec.id)  # positions and margin ratio, measured
         stamps = [int(t.get("timestamp") or 0) for t in trades]
         if stamps:
             # keep re-reading the last REPOLL_MS: a venue may list a fill late

@@ -70,6 +70,10 @@ class StatusWatch(Protocol):
     def gone(self, runner: BotRunner) -> None: ...
 
 
+RATIO_PLACES = Decimal("0.0001")
+"""A margin ratio is shown to four decimal places."""
+
+
 class BotRunner:
     """One bot as the host runs it: its core, spec, lifecycle and event position.
 
@@ -112,6 +116,11 @@ class BotRunner:
         """One market and a core that can say which ticks matter (kept by the dispatcher)."""
         self.shown_phase: str | None = None
         """The core's phase when its status was last published (``status_events``)."""
+        self.account_risk: AccountBalances | None = None
+        """Its account's last venue snapshot, on a perpetual market (:attr:`trades_perpetual`)."""
+        self.trades_perpetual = any(m.kind == "perpetual" for m in core.ctx.all_markets())
+        """A market of the bot is a perpetual: its status shows the account's margin ratio
+        and its positions' liquidation prices."""
 
     @property
     def bot(self) -> str:
@@ -168,7 +177,25 @@ class BotRunner:
             state = "starting"
         seen = [ts for ts in (market.last_ts for market in self.markets) if ts is not None]
         price_ts = max(seen) if seen else None
+        if self.account_risk is not None:
+            status = msgspec.structs.replace(status, details=self._with_risk(status.details))
         return msgspec.structs.replace(status, state=state, host=host, price_ts=price_ts)
+
+    def _with_risk(
+        self, details: dict[str, str | int | bool | None]
+    ) -> dict[str, str | int | bool | None]:
+        """``details`` plus the account's ``margin_ratio`` and, per market of the bot with a
+        position, ``<symbol>.liquidation_price`` (the venue's estimate)."""
+        risk = self.account_risk
+        assert risk is not None
+        out = dict(details)
+        ratio = risk.margin_ratio
+        out["margin_ratio"] = None if ratio is None else str(ratio.quantize(RATIO_PLACES))
+        mine = {m.symbol for m in self.core.ctx.all_markets()}
+        for position in risk.positions:
+            if position.symbol in mine and position.liquidation_price is not None:
+                out[f"{position.symbol}.liquidation_price"] = str(position.liquidation_price)
+        return out
 
 
 class Dispatcher:
@@ -355,6 +382,8 @@ class Dispatcher:
     def on_balances(self, runner: BotRunner, balances: AccountBalances) -> None:
         """Hand the bot its account's balances if its core takes them
         (:attr:`BotInput.BALANCES`)."""
+        if runner.trades_perpetual:
+            runner.account_risk = balances
         if BotInput.BALANCES in runner.core.inputs:
             self.call(runner, lambda core: core.on_balances(balances))
 

@@ -6,7 +6,9 @@ those cores are asked or told:
 * **Account balances** (:attr:`BotInput.BALANCES`, ``exec.query.balances``):
   given to ``on_balances`` (martingale checks its worst-case capital before
   its first order, STRATEGIES.md §2), every few seconds and as soon as such
-  a bot starts.
+  a bot starts. A bot on a perpetual market is asked for too: its status
+  shows its account's margin ratio and each of its positions' liquidation
+  price as the venue estimates them.
 * **Group volume** (:attr:`BotInput.GROUP_VOLUME`, KV ``group_volume``): each
   such bot's filled buy notional (``own_volume``), written by the host that
   runs it; every host sums them per group and tells its bots of the group the
@@ -70,7 +72,8 @@ class Balances:
         """One round: ask execution once per account, give each bot of it the answer."""
         by_account: dict[AccountId, list[BotRunner]] = {}
         for runner in self._dispatcher.runners.values():
-            if takes(runner, BotInput.BALANCES) and not runner.catching_up:
+            wanted = takes(runner, BotInput.BALANCES) or runner.trades_perpetual
+            if wanted and not runner.catching_up:
                 by_account.setdefault(runner.spec.account, []).append(runner)
         for account, runners in by_account.items():
             try:

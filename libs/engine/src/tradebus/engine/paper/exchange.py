@@ -57,7 +57,7 @@ import msgspec
 
 from tradebus.common.ids import AccountId
 from tradebus.common.markets import Market, MarketCatalog, MarketKind, UnknownMarketError
-from tradebus.common.messages import AssetBalance, QuoteTick, Side, TradeTick
+from tradebus.common.messages import AssetBalance, PositionRisk, QuoteTick, Side, TradeTick
 from tradebus.common.money import ONE, ZERO
 from tradebus.engine.accounts import trades_perpetual
 from tradebus.engine.paper import funds as paper_funds
@@ -383,6 +383,11 @@ class PaperVenue:
         if self.exchange.placed_by(client_order_id) != self.account:
             return None
         return f"P{client_order_id}"
+
+    def positions_seen(self) -> list[PositionRisk]:
+        """None of the venue's risk figures: the paper venue neither marks nor liquidates
+        (:mod:`tradebus.engine.perp`)."""
+        return []
 
     async def balances(self) -> list[AssetBalance]:
         """See :meth:`PaperExchange.balances`."""
