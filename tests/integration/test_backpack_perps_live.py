@@ -74,8 +74,11 @@ async def test_a_short_on_a_backpack_perpetual_is_booked_as_the_venue_settles_it
         market_kind="perpetual",
         backstop_seconds=0.5,  # funding has no stream: it is polled
         risk='{max_margin_ratio: "0.0005"}',
+        leverage="5",
     ) as stack:
         bus, server, key = stack.bus, stack.server, stack.creds.api_key
+        # the account's leverage was set at the venue when it started (leverageLimit)
+        assert server.exchange.leverage == {key: 5}
         await bus.pub("intent.bob.manual", PLACE % ("s-1", "sell", "0.01", "60010"))
         await eventually(lambda: bus.of(OrderAccepted, "s-1"), what="the short accepted")
         await server.feed_trade("BTC_USDC_PERP", "60020", "0.5")

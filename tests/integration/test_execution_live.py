@@ -297,6 +297,8 @@ def test_live_account_fields_are_validated(tmp_path: Path) -> None:
         "  - {id: a, user: u, venue: nosuchexchange, api_key_env: K, secret_env: S}\n"
         "  - {id: b, user: u, venue: backpack, api_key_env: K, api_key_file: /x, burst: 0}\n"
         "  - {id: c, user: u, api_key_env: K}\n"
+        "  - {id: d, user: u, venue: backpack, market_kind: perpetual, leverage: '2.5',"
+        " api_key_env: K, secret_env: S}\n"
     )
     with pytest.raises(ConfigError) as bad:
         load_accounts(path, live_venues=ccxt.exchanges)
@@ -306,6 +308,7 @@ def test_live_account_fields_are_validated(tmp_path: Path) -> None:
     assert "accounts[1]: give exactly one of secret_env and secret_file" in text
     assert "accounts[1].burst" in text
     assert "accounts[2].api_key_env: only for live accounts" in text
+    assert "accounts[3].leverage: a live venue takes a whole number" in text
 
     path.write_text(
         "accounts:\n  - {id: b, user: u, venue: backpack, api_key_env: K, secret_file: /nope}\n"

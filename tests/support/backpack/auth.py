@@ -51,6 +51,8 @@ INSTRUCTIONS: dict[tuple[str, str], str] = {
     ("GET", "/wapi/v1/history/fills"): "fillHistoryQueryAll",
     ("GET", "/wapi/v1/history/orders"): "orderHistoryQueryAll",
     ("GET", "/api/v1/position"): "positionQuery",
+    ("GET", "/api/v1/account"): "accountQuery",
+    ("PATCH", "/api/v1/account"): "accountUpdate",
     ("GET", "/wapi/v1/history/funding"): "fundingHistoryQueryAll",
 }
 """(method, path) -> instruction of the private endpoints this server serves (ccxt's table)."""

@@ -121,6 +121,8 @@ class Exchange:
         self.positions: dict[tuple[str, str], PerpPosition] = {}
         """(account, symbol) -> position, perpetual markets only."""
         self.funding: list[FundingPayment] = []
+        self.leverage: dict[str, int] = {}
+        """Account -> its ``leverageLimit`` (``PATCH /api/v1/account``; 1 until set)."""
         self._position_ids = itertools.count(4_238_420_000)
         self._order_ids = itertools.count(113_000_000_000)
         self._seq = itertools.count(1)

@@ -24,7 +24,10 @@ Private, signed (instruction in brackets):
   ``GET /wapi/v1/history/funding`` [fundingHistoryQueryAll]: newest first,
   ``limit`` (default 100, at most 1000) and ``offset``;
 * ``GET /api/v1/position`` [positionQuery]: the open perpetual positions
-  (optionally of one ``symbol``).
+  (optionally of one ``symbol``);
+* ``GET /api/v1/account`` [accountQuery], ``PATCH /api/v1/account``
+  [accountUpdate]: the account's settings; ``leverageLimit`` (a positive
+  integer as text, at most 50) is the one the server keeps.
 
 Refusals: JSON ``{"code", "message"}`` with the documented ``ApiErrorCode``;
 unreadable payloads: 400 plain text; a refused signature or a stale
@@ -53,6 +56,7 @@ if TYPE_CHECKING:
     from tests.support.backpack.server import BackpackServer
 
 Result = tuple[int, Any]
+MAX_LEVERAGE = 50
 
 
 def _limit(query: dict[str, str], default: int = 100, most: int = 1000) -> tuple[int, int]:
@@ -109,6 +113,8 @@ class Rest:
             "fillHistoryQueryAll": self.fill_history,
             "orderHistoryQueryAll": self.order_history,
             "positionQuery": self.positions,
+            "accountQuery": self.account_settings,
+            "accountUpdate": self.update_account,
             "fundingHistoryQueryAll": self.funding_history,
         }
 
@@ -350,3 +356,35 @@ class Rest:
         ]
         user_id = self.server.user_id(account)
         return 200, [wire.funding(f, user_id) for f in _page(paid, query)]
+
+    def account_settings(self, account: str, query: dict[str, str], body: Any) -> Result:
+        return 200, self._settings(account)
+
+    def _settings(self, account: str) -> dict[str, Any]:
+        leverage = self.exchange.leverage.get(account, 1)
+        return {
+            "autoBorrowSettlements": True,
+            "autoLend": False,
+            "autoRealizePnl": True,
+            "autoRepayBorrows": True,
+            "borrowLimit": "0",
+            "futuresMakerFee": "2",
+            "futuresTakerFee": "5",
+            "leverageLimit": str(leverage),
+            "limitOrders": 0,
+            "liquidating": False,
+            "positionLimit": "0",
+            "spotMakerFee": "2",
+            "spotTakerFee": "5",
+            "triggerOrders": 0,
+        }
+
+    def update_account(self, account: str, query: dict[str, str], body: Any) -> Result:
+        body = body if isinstance(body, dict) else {}
+        value = body.get("leverageLimit")
+        if value is not None:
+            text = str(value)
+            if not text.isdigit() or not 1 <= int(text) <= MAX_LEVERAGE:
+                raise ApiError(400, "INVALID_CLIENT_REQUEST", "Invalid leverage limit")
+            self.exchange.leverage[account] = int(text)
+        return 200, None

@@ -50,6 +50,7 @@ accounts:
     backstop_seconds: {backstop_seconds}
     timeout_seconds: 2
     risk: {risk}
+    leverage: "{leverage}"
 """
 
 
@@ -84,6 +85,7 @@ async def backpack_stack(
     backstop_seconds: float = 30.0,
     feed_markets_file: str = "",
     risk: str = "{}",
+    leverage: str = "1",
 ) -> AsyncIterator[Stack]:
     """Execution, a strategy host running ``bots`` (a bot file for user bob; none if
     None), and the Backpack feed of the ``first_prices`` symbols, around a server with
@@ -91,7 +93,8 @@ async def backpack_stack(
     order stream is subscribed. The account trades ``market_kind``; its fills and
     funding are polled every ``backstop_seconds`` while its order stream is up. The
     feed checks its symbols against ``feed_markets_file`` (default: the shipped one).
-    ``risk`` is the account's ``risk`` limits (YAML flow mapping)."""
+    ``risk`` is the account's ``risk`` limits (YAML flow mapping), ``leverage`` its
+    leverage."""
     async with BackpackServer(markets, partial_fills=partial_fills) as server:
         creds = server.add_account(balances)
         monkeypatch.setenv(KEY_ENV, creds.api_key)
@@ -104,6 +107,7 @@ async def backpack_stack(
             market_kind=market_kind,
             backstop_seconds=backstop_seconds,
             risk=risk,
+            leverage=leverage,
         )
         bots_file = tmp_path / "bots.yaml"
         bots_file.write_text(bots or "")

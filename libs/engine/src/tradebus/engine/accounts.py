@@ -19,7 +19,8 @@ YAML::
       - id: dave-perp
         user: dave
         market_kind: perpetual       # every market traded as a linear USDT-margined perpetual
-        leverage: "5"                # margin = notional / leverage (default 1)
+        leverage: "5"                # margin = notional / leverage (default 1); a live
+                                     # perpetual account's is set at its venue at start
         balances: {USDT: "10000"}
 
 A **live** account names a ccxt exchange id as its ``venue`` and where its
@@ -201,6 +202,8 @@ def validate_accounts(
                 problems.append(f"{where}.{field}: must be >= 0 and < 10000")
         if not (a.leverage.is_finite() and 1 <= a.leverage <= MAX_LEVERAGE):
             problems.append(f"{where}.leverage: must be >= 1 and <= {MAX_LEVERAGE}")
+        elif a.live and a.leverage != a.leverage.to_integral_value():
+            problems.append(f"{where}.leverage: a live venue takes a whole number")
         limit = a.risk.max_order_notional
         if limit is not None and not (limit.is_finite() and limit > 0):
             problems.append(f"{where}.risk.max_order_notional: must be > 0")

@@ -127,6 +127,7 @@ class CcxtVenue:
         perpetual: bool = False,
         catalog: MarketCatalog | None = None,
         market_venue: str = "",
+        leverage: Decimal | None = None,
     ) -> None:
         self.exchange = exchange
         self.perpetual = perpetual
@@ -134,6 +135,7 @@ class CcxtVenue:
         self._catalog = catalog
         self._market_venue = market_venue or exchange.id
         self._positions_seen: list[PositionRisk] = []
+        self._leverage = leverage
         self.name: str = exchange.id
         self.account = account
         self._budget = budget
@@ -233,6 +235,29 @@ class CcxtVenue:
         await self._call(False, "load_markets")
         self._take_markets()
         await self.measure_clock_offset()
+        if self.perpetual and self._leverage is not None:
+            await self.set_leverage(self._leverage)
+
+    async def set_leverage(self, leverage: Decimal) -> None:
+        """Set the account's leverage at the venue where it is account-wide and settable:
+        Backpack's ``leverageLimit`` (``PATCH /api/v1/account``, instruction
+        ``accountUpdate``; a whole number). Other venues set it per market (ccxt
+        ``set_leverage``) or on their web page: logged, not changed here.
+
+        Raises
+        ------
+        VenueRejected
+            The venue refuses the value.
+        """
+        if self.name != "backpack":
+            log.info(
+                "leverage is not set through this venue's account: set it per market there",
+                extra={"account": self.account, "venue": self.name, "leverage": str(leverage)},
+            )
+            return
+        limit = str(int(leverage))
+        await self._call(False, "privatePatchApiV1Account", {"leverageLimit": limit})
+        log.info("leverage set", extra={"account": self.account, "leverage_limit": limit})
 
     async def refresh_markets(self) -> int:
         """Load the venue's markets again (ccxt ``load_markets(reload=True)``) and take

@@ -116,6 +116,7 @@ def live_venue(spec: AccountSpec, keys: AccountKeys, catalog: MarketCatalog) -> 
         perpetual=spec.market_kind == "perpetual",
         catalog=catalog,
         market_venue=spec.market_data,
+        leverage=spec.leverage if spec.market_kind == "perpetual" else None,
     )
 
 
