@@ -109,7 +109,7 @@ async def traded() -> AsyncIterator[tuple[BackpackServer, Any]]:
 async def test_the_server_answers_every_endpoint_in_ccxts_documented_shape(
     traded: tuple[BackpackServer, Any],
 ) -> None:
-    server, client = traded
+    _, client = traded
 
     async def raw(call: Any) -> Any:
         """The JSON the server sent (ccxt hands numbers on as text)."""
