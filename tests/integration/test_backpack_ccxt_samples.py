@@ -39,7 +39,8 @@ def ccxt_samples(method: str) -> list[Any]:
     )
     text = re.sub(r"\b(False|True|None)\b", lambda m: SAMPLE_NAMES[m.group(1)], text)
     decoder = json.JSONDecoder()
-    found, at = [], 0
+    found: list[Any] = []
+    at = 0
     while True:
         starts = [i for i in (text.find("{", at), text.find("[", at)) if i >= 0]
         if not starts:
