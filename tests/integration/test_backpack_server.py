@@ -631,3 +631,24 @@ async def test_every_self_trade_prevention_value_of_the_api_is_accepted(
     with pytest.raises(ccxt.ExchangeNotAvailable, match="selfTradePrevention"):
         await client.privatePostApiV1Order({**base, "price": "58000", "selfTradePrevention": "No"})
     assert len(server.orders()) == 4
+
+
+async def test_depth_shows_every_level_of_the_book(
+    server: BackpackServer, client: ccxt.Exchange
+) -> None:
+    """``GET /api/v1/depth`` lists every resting level (issue 18, item 6: it had one); a
+    plain quote afterwards is one level a side again."""
+    await client.load_markets()
+    await server.feed_depth(
+        "BTC_USDC",
+        bids=[("59990", "0.5"), ("59980", "1"), ("59970", "2")],
+        asks=[("60010", "0.4"), ("60030", "1.5"), ("60020", "0.8")],
+    )
+    book = await client.fetch_order_book(BTC)
+    assert book["bids"] == [[59990.0, 0.5], [59980.0, 1.0], [59970.0, 2.0]]  # best first
+    assert book["asks"] == [[60010.0, 0.4], [60020.0, 0.8], [60030.0, 1.5]]
+    raw = await client.publicGetApiV1Depth({"symbol": "BTC_USDC"})
+    assert [level[0] for level in raw["bids"]] == ["59970", "59980", "59990"]  # ascending
+    await server.feed_quote("BTC_USDC", "59995", "1", "60005", "1")
+    book = await client.fetch_order_book(BTC)
+    assert (book["bids"], book["asks"]) == ([[59995.0, 1.0]], [[60005.0, 1.0]])

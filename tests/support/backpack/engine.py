@@ -83,6 +83,9 @@ class _Book:
     last_price: Decimal | None = None
     quote: tuple[Decimal, Decimal, Decimal, Decimal] | None = None  # bid, qty, ask, qty
     quote_updates: int = 0
+    depth: tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]] | None = None
+    """Bids and asks, each by price ascending, as ``feed_depth`` set them (None: the quote's
+    one level)."""
     open: dict[str, Order] = field(default_factory=dict)  # placement order
     trades: deque[PublicTrade] = field(default_factory=lambda: deque(maxlen=1000))
     stats: TickerStats = field(default_factory=TickerStats)
@@ -358,6 +361,7 @@ class Exchange:
         """A best bid/ask update: the ``bookTicker`` frame. Quotes fill nothing."""
         book = self.book(symbol)
         book.quote = (bid, bid_qty, ask, ask_qty)
+        book.depth = None  # a plain quote: one level a side
         book.quote_updates += 1
         now = self.clock_us()
         data = {

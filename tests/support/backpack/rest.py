@@ -222,7 +222,10 @@ class Rest:
         book = self.exchange.book(_symbol(query) or "")
         bids: list[list[str | None]] = []
         asks: list[list[str | None]] = []
-        if book.quote is not None:
+        if book.depth is not None:  # every level, each side by price ascending, as Backpack
+            bids = [[wire.dec(p), wire.dec(q)] for p, q in book.depth[0]]
+            asks = [[wire.dec(p), wire.dec(q)] for p, q in book.depth[1]]
+        elif book.quote is not None:
             bid, bid_qty, ask, ask_qty = book.quote
             bids, asks = [[wire.dec(bid), wire.dec(bid_qty)]], [[wire.dec(ask), wire.dec(ask_qty)]]
         return 200, {

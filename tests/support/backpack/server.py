@@ -239,6 +239,23 @@ class BackpackServer:
         )
         await self.publish_pending()
 
+    async def feed_depth(
+        self,
+        symbol: str,
+        bids: Sequence[tuple[Number, Number]],
+        asks: Sequence[tuple[Number, Number]],
+    ) -> None:
+        """Set the resting book ``GET /api/v1/depth`` shows (``(price, qty)`` levels, in any
+        order) and publish its best bid/ask; as quotes, the levels fill nothing."""
+        depth = (
+            sorted((Decimal(p), Decimal(q)) for p, q in bids),
+            sorted((Decimal(p), Decimal(q)) for p, q in asks),
+        )
+        (bid, bid_qty), (ask, ask_qty) = depth[0][-1], depth[1][0]
+        self.pending.extend(self.exchange.on_quote(symbol, bid, bid_qty, ask, ask_qty))
+        self.exchange.book(symbol).depth = depth
+        await self.publish_pending()
+
     async def feed(self, tick: TradeTick | QuoteTick, symbol: str | None = None) -> list[Fill]:
         """Feed a recorded tradebus tick as ``symbol`` (default: the tick's own symbol).
 
