@@ -4,6 +4,7 @@ paid into the quote balance, and the funding history (issue 18)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
@@ -85,3 +86,36 @@ async def test_a_short_is_opened_funded_and_closed_reduce_only(
     assert "BTC" not in server.balances(creds.api_key)  # a perpetual holds no base asset
     fills = server.fills(creds.api_key)
     assert [(f.side, f.fee_symbol) for f in fills] == [("Ask", "USDC"), ("Bid", "USDC")]
+
+
+async def test_the_position_stream_tells_ccxt_pro_of_the_position(server: BackpackServer) -> None:
+    """``account.positionUpdate``: a fill that opens, grows or closes a position pushes
+    ``positionOpened``/``positionAdjusted``/``positionClosed`` (ccxt.pro
+    ``watch_positions``)."""
+    creds = server.add_account({"USDC": "10000"})
+    pro = server.ccxt_client(creds, pro=True, enableRateLimit=False)
+    rest = server.ccxt_client(creds, enableRateLimit=False)
+    try:
+        await pro.load_markets()
+        await rest.load_markets()
+        await server.feed_trade("BTC_USDC_PERP", "60000", "0.5")
+        watching = asyncio.create_task(pro.watch_positions([PERP]))
+        await server.wait_subscribed("account.positionUpdate.BTC_USDC_PERP", creds.api_key)
+        await rest.create_order(PERP, "limit", "sell", 0.01, 60010)
+        await server.feed_trade("BTC_USDC_PERP", "60020", "0.5")
+        (position,) = await asyncio.wait_for(watching, 5)
+        assert (position["side"], position["contracts"], position["info"]["e"]) == (
+            "short",
+            "0.01",
+            "positionOpened",
+        )
+        assert position["info"]["q"] == "-0.01"
+        watching = asyncio.create_task(pro.watch_positions([PERP]))
+        await asyncio.sleep(0)
+        await rest.create_order(PERP, "limit", "buy", 0.01, 59990, {"reduceOnly": True})
+        await server.feed_trade("BTC_USDC_PERP", "59980", "0.5")
+        (position,) = await asyncio.wait_for(watching, 5)
+        assert (position["info"]["e"], position["info"]["q"]) == ("positionClosed", "0")
+    finally:
+        await pro.close()
+        await rest.close()

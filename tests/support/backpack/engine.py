@@ -462,11 +462,15 @@ class Exchange:
         release = order.locked if qty == remaining else order.locked * qty / remaining
         quote = self.balance(order.account, spec.quote)
         base = None if spec.perp else self.balance(order.account, spec.base)
+        moved: Published | None = None
         if base is None:  # a perpetual: the position moves; P&L and the fee settle in quote
             fee, fee_symbol = notional * rate, spec.quote
             quote.locked -= release
-            realized = self.position(order.account, spec.symbol).apply(order.side, qty, price)
+            position = self.position(order.account, spec.symbol)
+            was = position.net_qty
+            realized = position.apply(order.side, qty, price)
             quote.total += realized - fee
+            moved = self._position_event(position, was, price, ts_us)
         elif order.side == "Bid":  # the fee is taken from the base received (rule 4)
             if quote.available + release < notional:
                 return [self._close(order, "Expired", "InsufficientFunds")]
@@ -501,4 +505,26 @@ class Exchange:
         self.fills.append(record)
         if done:
             self._release(order)
-        return [self._order_event("orderFill", order, record)]
+        events = [self._order_event("orderFill", order, record)]
+        return events if moved is None else [*events, moved]
+
+    def _position_event(
+        self, position: PerpPosition, was: Decimal, mark: Decimal, ts_us: int | None
+    ) -> Published:
+        """The ``account.positionUpdate`` frame of a fill that moved ``position`` (from
+        ``was``): opened from flat, closed to flat, adjusted otherwise."""
+        if was == 0:
+            event = "positionOpened"
+        elif position.net_qty == 0:
+            event = "positionClosed"
+        else:
+            event = "positionAdjusted"
+        spec = self.markets[position.symbol]
+        now = ts_us if ts_us is not None else self.clock_us()
+        symbol = position.symbol
+        return Published(
+            streams=("account.positionUpdate", f"account.positionUpdate.{symbol}"),
+            data=wire.position_update(event, position, spec, mark, now),
+            account=position.account,
+            kind=event,
+        )

@@ -230,15 +230,13 @@ def position(p: PerpPosition, spec: MarketSpec, mark: Decimal, user_id: int) -> 
     (1 + imf - mmf)`` for a short.
     """
     entry = p.entry_price
-    long = p.net_qty > 0
-    liquidation = entry * (1 - spec.imf + spec.mmf) if long else entry * (1 + spec.imf - spec.mmf)
     unrealized = p.net_qty * mark - p.net_cost
     return {
         "breakEvenPrice": dec(entry),
         "cumulativeFundingPayment": dec(p.funding),
         "cumulativeInterest": "0",
         "entryPrice": dec(entry),
-        "estLiquidationPrice": dec(liquidation if p.net_qty else Decimal(0)),
+        "estLiquidationPrice": dec(_liquidation(p, spec)),
         "imf": dec(spec.imf),
         "imfFunction": {"base": dec(spec.imf), "factor": "0.0001275", "type": "sqrt"},
         "markPrice": dec(mark),
@@ -254,6 +252,44 @@ def position(p: PerpPosition, spec: MarketSpec, mark: Decimal, user_id: int) -> 
         "subaccountId": None,
         "symbol": p.symbol,
         "userId": user_id,
+    }
+
+
+def _liquidation(p: PerpPosition, spec: MarketSpec) -> Decimal:
+    """An isolated position's liquidation estimate: ``entry * (1 - imf + mmf)`` for a long,
+    ``entry * (1 + imf - mmf)`` for a short; 0 when flat."""
+    if not p.net_qty:
+        return Decimal(0)
+    if p.net_qty > 0:
+        return p.entry_price * (1 - spec.imf + spec.mmf)
+    return p.entry_price * (1 + spec.imf - spec.mmf)
+
+
+def position_update(
+    event: str, p: PerpPosition, spec: MarketSpec, mark: Decimal, now_us: int
+) -> dict[str, Any]:
+    """``account.positionUpdate`` payload (AsyncAPI ``PositionUpdateEvent``; ccxt.pro
+    ``parse_ws_position``): ``event`` is ``positionOpened``, ``positionAdjusted`` or
+    ``positionClosed``; ``q`` the net quantity, ``Q`` and ``n`` the net exposure, ``b``
+    break-even and ``B`` entry price, ``M`` mark, ``l`` liquidation estimate, ``f``/``m``
+    the margin fractions, ``p``/``P`` realized/unrealized P&L."""
+    return {
+        "e": event,
+        "E": now_us,
+        "s": p.symbol,
+        "b": dec(p.entry_price),
+        "B": dec(p.entry_price),
+        "f": dec(spec.imf),
+        "M": dec(mark),
+        "m": dec(spec.mmf),
+        "q": dec(p.net_qty),
+        "Q": dec(abs(p.net_qty)),
+        "n": dec(abs(p.net_qty) * mark),
+        "i": p.position_id,
+        "l": dec(_liquidation(p, spec)),
+        "p": dec(p.realized),
+        "P": dec(p.net_qty * mark - p.net_cost),
+        "T": now_us,
     }
 
 

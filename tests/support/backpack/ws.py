@@ -6,7 +6,8 @@ Mirrors the "Streams" section of the Backpack API docs and what
 * the client sends ``{"method": "SUBSCRIBE", "params": ["bookTicker.SOL_USDC",
   "trade.SOL_USDC"]}`` (``UNSUBSCRIBE`` likewise); a successful subscription
   is not acknowledged, data simply starts to flow;
-* private streams (``account.orderUpdate``, ``account.orderUpdate.<symbol>``)
+* private streams (``account.orderUpdate``, ``account.positionUpdate``, each also
+  ``.<symbol>``)
   need ``"signature": [<verifying key>, <signature>, <timestamp ms>, <window ms>]``
   over ``instruction=subscribe&timestamp=<ts>&window=<window>``;
 * every message is one text frame ``{"stream": <name>, "data": {...}}`` with
@@ -70,7 +71,11 @@ class WsHub:
     ) -> None:
         symbols = list(symbols)
         self.public = {f"{k}.{s}" for s in symbols for k in ("bookTicker", "trade", "ticker")}
-        self.private = {"account.orderUpdate"} | {f"account.orderUpdate.{s}" for s in symbols}
+        self.private = {
+            f"account.{kind}{suffix}"
+            for kind in ("orderUpdate", "positionUpdate")
+            for suffix in ("", *(f".{s}" for s in symbols))
+        }
         self._is_account = is_account
         self._now_ms = now_ms
         self._ping_interval = ping_interval
