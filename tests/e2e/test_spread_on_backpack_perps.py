@@ -23,12 +23,9 @@ import pytest
 
 from tests.support.backpack.market import BTC_USDC_PERP, ETH_USDC_PERP
 from tests.support.backpack.stack import Stack, backpack_stack
-from tests.support.execution import reconciler_settings
-from tests.support.services import eventually, service
-from tradebus.common import subjects
-from tradebus.common.codec import decode_recon_run_reply
+from tests.support.execution import journal_totals, reconcile_now
+from tests.support.services import eventually
 from tradebus.common.messages import OrderAccepted, OrderFilled
-from tradebus.reconciler.bootstrap import run as run_reconciler
 
 BOTS = """
 defaults: {venue: backpack}
@@ -45,19 +42,6 @@ users:
   - {user: bob, account: bob-backpack, strategies: {pair: {}}}
 """
 BOT = "bob-pair"
-
-
-async def journal(database_url: str) -> dict[str, D]:
-    """bob-backpack's journal summed per asset (zeros left out)."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        rows = await conn.fetch(
-            "SELECT asset, sum(amount) AS total FROM journal"
-            " WHERE account_id = 'bob-backpack' GROUP BY asset"
-        )
-    finally:
-        await conn.close()
-    return {r["asset"]: D(r["total"]) for r in rows if r["total"]}
 
 
 def of_bot(stack: Stack, kind: type[OrderAccepted] | type[OrderFilled]) -> list[object]:
@@ -166,20 +150,9 @@ async def test_a_spread_bot_opens_adds_is_funded_and_takes_profit_on_backpack_pe
         assert status is not None
         assert status.realized_pnl == venue["USDC"] - D(10_000) - sum(paid, D(0))
 
-        reconciler = reconciler_settings(nats_url, database_url, {"DEFAULT": D("0.00000001")})
-
-        async def reported() -> bool:
-            conn = await asyncpg.connect(database_url)
-            try:
-                return bool(await conn.fetchval("SELECT count(*) FROM recon_reports"))
-            finally:
-                await conn.close()
-
-        async with service(run_reconciler, reconciler, reported):
-            raw = await stack.nc.request(subjects.ctl("recon", "run"), b"{}", timeout=10)
-            (report,) = decode_recon_run_reply(raw.data).reports  # type: ignore[union-attr]
-            assert report.status == "ok", report
+        (report,) = (await reconcile_now(nats_url, database_url, stack.nc)).values()
+        assert report.status == "ok", report
 
 
 async def _journal_is(database_url: str, venue: dict[str, D]) -> bool:
-    return await journal(database_url) == venue
+    return await journal_totals(database_url, "bob-backpack") == venue

@@ -49,22 +49,21 @@ from tests.support.execution import (
     collecting,
     execution_service,
     execution_settings,
-    reconciler_settings,
+    reconcile_now,
 )
 from tests.support.intents import consumer_totals
-from tests.support.services import eventually, service
+from tests.support.services import eventually
 from tests.support.ticks import trade
 from tradebus.cli.localstack import free_port
 from tradebus.cli.processes import ServiceProcess
 from tradebus.common import subjects
-from tradebus.common.codec import decode_recon_run_reply, encode
+from tradebus.common.codec import encode
 from tradebus.common.ids import AccountId, IntentId, UserId
 from tradebus.common.messages import CancelOrder, OrderAccepted, PlaceOrder, Side
 from tradebus.common.order_status import OrderStatus
 from tradebus.ledger.pool import create_pool
 from tradebus.ledger.rows import NewOrder
 from tradebus.ledger.store import Ledger
-from tradebus.reconciler.bootstrap import run as run_reconciler
 
 KEY_ENV = "KILLED_TEST_BOB_BP_KEY"  # not TRADEBUS_*: services refuse unknown ones
 PAPER_USERS = {"alice": "alice-paper", "carol": "carol-paper", "dave": "dave-perp"}
@@ -395,26 +394,14 @@ async def check_ledger(flow: Flow, server: BackpackServer, api_key: str, url: st
 
 
 async def check_reconciliation(nats_url: str, database_url: str, nc: NATS) -> None:
-    settings = reconciler_settings(nats_url, database_url, {"DEFAULT": D("0.00000001")})
-
-    async def reported() -> bool:
-        conn = await asyncpg.connect(database_url)
-        try:
-            return bool(await conn.fetchval("SELECT count(*) FROM recon_reports"))
-        finally:
-            await conn.close()
-
-    async with service(run_reconciler, settings, reported, timeout=60):
-        raw = await nc.request(subjects.ctl("recon", "run"), b"{}", timeout=30)
-        reply = decode_recon_run_reply(raw.data)
-        reports = {r.account: r for r in reply.reports}  # type: ignore[union-attr]
-        bad = {
-            a: [msgspec.structs.asdict(row) for row in r.rows if not row.ok]
-            for a, r in reports.items()
-            if r.status != "ok"
-        }
-        assert sorted(reports) == ["alice-paper", "bob-bp", "carol-paper", "dave-perp"]
-        assert bad == {}
+    reports = await reconcile_now(nats_url, database_url, nc)
+    bad = {
+        a: [msgspec.structs.asdict(row) for row in r.rows if not row.ok]
+        for a, r in reports.items()
+        if r.status != "ok"
+    }
+    assert sorted(reports) == ["alice-paper", "bob-bp", "carol-paper", "dave-perp"]
+    assert bad == {}
 
 
 async def test_execution_killed_3_times_300_intents(

@@ -20,13 +20,12 @@ import pytest
 
 from tests.support.backpack.market import BTC_USDC_PERP
 from tests.support.backpack.stack import backpack_stack
-from tests.support.execution import reconciler_settings
-from tests.support.services import eventually, service
+from tests.support.execution import journal_totals, reconcile_now
+from tests.support.services import eventually
 from tradebus.common import subjects
 from tradebus.common.bus import request
-from tradebus.common.codec import decode_balances_reply, decode_recon_run_reply
-from tradebus.common.ids import AccountId, UserId
-from tradebus.common.markets import MarketCatalog, default_markets_path
+from tradebus.common.codec import decode_balances_reply
+from tradebus.common.ids import AccountId
 from tradebus.common.messages import (
     BalancesQuery,
     BalancesReply,
@@ -35,8 +34,6 @@ from tradebus.common.messages import (
     OrderRejected,
 )
 from tradebus.ledger.entries import position_asset
-from tradebus.ledger.reports.pnl import MarketResolver, pnl_by_account
-from tradebus.reconciler.bootstrap import run as run_reconciler
 
 PLACE = (
     '{"type":"PlaceOrder","intent_id":"%s","account":"bob-backpack",'
@@ -44,19 +41,6 @@ PLACE = (
 )
 CLOSE = PLACE[:-1] + ',"reduce_only":true}'
 POSITION = position_asset("BTC_USDC_PERP")
-
-
-async def ledger(database_url: str) -> dict[str, D]:
-    """bob-backpack's journal, summed per asset (zeros left out)."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        rows = await conn.fetch(
-            "SELECT asset, sum(amount) AS total FROM journal"
-            " WHERE account_id = 'bob-backpack' GROUP BY asset"
-        )
-    finally:
-        await conn.close()
-    return {r["asset"]: D(r["total"]) for r in rows if r["total"]}
 
 
 async def test_a_short_on_a_backpack_perpetual_is_booked_as_the_venue_settles_it(
@@ -141,37 +125,8 @@ async def test_a_short_on_a_backpack_perpetual_is_booked_as_the_venue_settles_it
             what="the ledger to equal the venue",
             detail=lambda: f"venue {venue}",
         )
-        reconciler = reconciler_settings(nats_url, database_url, {"DEFAULT": D("0.00000001")})
-
-        async def reported() -> bool:
-            conn = await asyncpg.connect(database_url)
-            try:
-                return bool(await conn.fetchval("SELECT count(*) FROM recon_reports"))
-            finally:
-                await conn.close()
-
-        # the account's P&L: realized price difference, funding and fees
-        pool = await asyncpg.create_pool(database_url)
-        try:
-            catalog = MarketCatalog.load(default_markets_path())
-            (row,) = await pnl_by_account(
-                pool, UserId("bob"), markets=MarketResolver(catalog, data_venues={}), marks={}
-            )
-        finally:
-            await pool.close()
-        assert (row.symbol, row.position, row.funding, row.fees) == (
-            "BTC_USDC_PERP",
-            0,
-            D("0.06002"),
-            fees,
-        )
-        assert row.realized_pnl == D("0.2") + D("0.06002") - fees
-
-        async with service(run_reconciler, reconciler, reported):
-            raw = await stack.nc.request(subjects.ctl("recon", "run"), b"{}", timeout=10)
-            reply = decode_recon_run_reply(raw.data)
-            (report,) = reply.reports  # type: ignore[union-attr]
-            assert report.status == "ok", report
+        (report,) = (await reconcile_now(nats_url, database_url, stack.nc)).values()
+        assert report.status == "ok", report
 
 
 async def _funding(database_url: str) -> list[D]:
@@ -186,8 +141,8 @@ async def _funding(database_url: str) -> list[D]:
 
 
 async def _has(database_url: str, asset: str, amount: D) -> bool:
-    return (await ledger(database_url)).get(asset) == amount
+    return (await journal_totals(database_url, "bob-backpack")).get(asset) == amount
 
 
 async def _equals(database_url: str, venue: dict[str, D]) -> bool:
-    return await ledger(database_url) == venue
+    return await journal_totals(database_url, "bob-backpack") == venue

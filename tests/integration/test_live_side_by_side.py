@@ -36,6 +36,7 @@ from tests.support.execution import (
     collecting,
     execution_service,
     execution_settings,
+    journal_totals,
     reconciler_settings,
 )
 from tests.support.services import eventually, service
@@ -103,18 +104,6 @@ async def bot_status(nc: NATS, bot: str) -> BotStatus:
     raw = await nc.request(subjects.ctl("bots", "status"), body, timeout=3)
     (status,) = decode_bots_reply(raw.data).bots  # type: ignore[union-attr]
     return status
-
-
-async def ledger(database_url: str, account: str) -> dict[str, D]:
-    conn = await asyncpg.connect(database_url)
-    try:
-        rows = await conn.fetch(
-            "SELECT asset, sum(amount) AS total FROM journal WHERE account_id = $1 GROUP BY asset",
-            account,
-        )
-    finally:
-        await conn.close()
-    return {r["asset"]: D(r["total"]) for r in rows if r["total"]}
 
 
 async def reported(database_url: str) -> bool:
@@ -272,7 +261,7 @@ async def done(nc: NATS, bot: str) -> bool:
 
 
 async def ledger_is(database_url: str, account: str, expected: dict[str, D]) -> bool:
-    return await ledger(database_url, account) == expected
+    return await journal_totals(database_url, account) == expected
 
 
 async def drive(server: BackpackServer, finished: Callable[[], Awaitable[bool]], bus: Bus) -> None:

@@ -1,8 +1,9 @@
 """The execution service (and the reconciler) in integration tests.
 
 Their settings on the test's NATS and database, the execution service run
-until its intent consumer exists, and :class:`Bus`: a connection that
-collects every order event execution publishes.
+until its intent consumer exists, :class:`Bus`: a connection that collects
+every order event execution publishes, an account's journal totals and a
+reconciliation run on request (:func:`reconcile_now`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
 
+import asyncpg
 import nats
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -23,10 +25,23 @@ from tests.support import ticks
 from tests.support.services import consumer_exists, service
 from tradebus.common import subjects
 from tradebus.common.bus import ensure_streams, request
-from tradebus.common.codec import decode_balances_reply, decode_event, encode
-from tradebus.common.messages import AssetBalance, BalancesQuery, BalancesReply, OrderEvent
+from tradebus.common.codec import (
+    decode_balances_reply,
+    decode_event,
+    decode_recon_run_reply,
+    encode,
+)
+from tradebus.common.messages import (
+    AssetBalance,
+    BalancesQuery,
+    BalancesReply,
+    OrderEvent,
+    ReconReport,
+    ReconRunReply,
+)
 from tradebus.execution.bootstrap import run as run_execution
 from tradebus.execution.settings import ExecutionSettings
+from tradebus.reconciler.bootstrap import run as run_reconciler
 from tradebus.reconciler.settings import ReconcilerSettings
 
 
@@ -131,3 +146,38 @@ async def collecting(nats_url: str, bus: type[B]) -> AsyncIterator[B]:
         yield b
     finally:
         await nc.close()
+
+
+async def journal_totals(database_url: str, account: str) -> dict[str, Decimal]:
+    """``account``'s journal summed per asset, zero sums left out."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT asset, sum(amount) AS total FROM journal WHERE account_id = $1 GROUP BY asset",
+            account,
+        )
+    finally:
+        await conn.close()
+    return {r["asset"]: Decimal(r["total"]) for r in rows if r["total"]}
+
+
+async def reconcile_now(
+    nats_url: str, database_url: str, nc: NATS, timeout: float = 30.0
+) -> dict[str, ReconReport]:
+    """Run the reconciler (tolerance 1e-8 for every asset) until its run at start is
+    stored, ask it for a run of every account (``ctl.recon.run``) and return the
+    reports by account."""
+    settings = reconciler_settings(nats_url, database_url, {"DEFAULT": Decimal("0.00000001")})
+
+    async def reported() -> bool:
+        conn = await asyncpg.connect(database_url)
+        try:
+            return bool(await conn.fetchval("SELECT count(*) FROM recon_reports"))
+        finally:
+            await conn.close()
+
+    async with service(run_reconciler, settings, reported, timeout=60):
+        raw = await nc.request(subjects.ctl("recon", "run"), b"{}", timeout=timeout)
+        reply = decode_recon_run_reply(raw.data)
+        assert isinstance(reply, ReconRunReply), reply
+        return {r.account: r for r in reply.reports}
