@@ -267,12 +267,12 @@ class CcxtVenue:
 
     def _take_markets(self) -> int:
         """Put the loaded markets into the catalog (:meth:`venue_markets`); how many
-        changed (each logged)."""
+        changed (one log line; each market at debug level: a venue lists thousands)."""
         if self._catalog is None:
             return 0
         changed = self._catalog.update({self._market_venue: self.venue_markets()})
         for venue, market in changed:
-            log.info(
+            log.debug(
                 "market from the venue",
                 extra={
                     "venue": venue,
@@ -280,6 +280,15 @@ class CcxtVenue:
                     "tick": str(market.tick_size),
                     "step": str(market.step_size),
                     "kind": market.kind,
+                },
+            )
+        if changed:
+            log.info(
+                "markets from the venue",
+                extra={
+                    "account": self.account,
+                    "venue": self._market_venue,
+                    "changed": len(changed),
                 },
             )
         return len(changed)

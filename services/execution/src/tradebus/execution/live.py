@@ -66,6 +66,9 @@ ENDED_WAIT_SECONDS = 0.1
 ENDED_WAIT_ROUNDS = 100
 """How often, and how long (10 s), an order the venue ended is looked at until it can be
 closed: the venue may report the end before execution has the answer to its request."""
+ENDED_POLL_EVERY = 10
+"""... and every how many looks its fills are asked for again while the ledger lacks some
+(once a second: a venue may list a fill late, and the account's request budget is shared)."""
 
 
 def ccxt_client(spec: AccountSpec, keys: AccountKeys, timeout_ms: int = 10_000) -> Any:
@@ -270,11 +273,14 @@ class FillPoller:
         its fills first (a poll, when the ledger holds less), then close it
         (:meth:`~tradebus.engine.core.ExecutionEngine.ended_at_venue`) once execution has
         its acceptance. True if it was closed here."""
-        for _ in range(ENDED_WAIT_ROUNDS):
+        for attempt in range(ENDED_WAIT_ROUNDS):
             row = await self._ledger.get_order_by_client_id(client_id)
             if row is None or row.account_id != self._spec.id or row.status in TERMINAL:
                 return False
             if row.filled_qty < executed:
+                if attempt % ENDED_POLL_EVERY:  # the fill history may list it late
+                    await asyncio.sleep(ENDED_WAIT_SECONDS)
+                    continue
                 try:
                     await self.poll_once()
                 except (VenueUnavailable, RetryLater, VenueRejected):

@@ -47,8 +47,10 @@ async def learn_markets(nc: NATS, catalog: MarketCatalog) -> int | None:
         log.warning("execution refused to tell its markets", extra={"error": reply.message})
         return None
     changed = catalog.update(reply.venues)
+    if changed:
+        log.info("market rules from execution", extra={"changed": len(changed)})
     for venue, market in changed:
-        log.info(
+        log.debug(
             "market rules from execution",
             extra={
                 "venue": venue,
