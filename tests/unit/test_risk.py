@@ -9,9 +9,16 @@ import pytest
 
 from tests.support.markets import market
 from tradebus.common.ids import AccountId, IntentId
-from tradebus.common.messages import PlaceOrder
+from tradebus.common.messages import PlaceOrder, PositionRisk
 from tradebus.engine.accounts import RiskLimits
-from tradebus.engine.risk import RiskSnapshot, check_limits, check_order_shape, is_closing
+from tradebus.engine.risk import (
+    RiskSnapshot,
+    check_limits,
+    check_margin_ratio,
+    check_order_shape,
+    is_closing,
+    margin_ratio,
+)
 from tradebus.engine.risk_state import DAY_NS, RiskState
 
 BTC = market("BTC", "USDT", step="0.00001", min_notional=D(5), min_qty=D("0.00001"))
@@ -235,3 +242,29 @@ def test_a_perpetual_order_passes_the_open_order_limit_only_if_it_reduces_the_po
     # under the limit nothing is refused
     below = RiskSnapshot(open_orders=2, perpetual=True, position=now.position)
     assert check_limits(intent, AT_LIMIT, below) is None
+
+
+def test_margin_ratio_is_maintenance_margin_over_equity_and_its_limit_lets_reduce_only_out() -> (
+    None
+):
+    short = PositionRisk(
+        symbol="BTC_USDC_PERP",
+        settle="USDC",
+        qty=D("-0.1"),
+        entry_price=D(60000),
+        mark_price=D(61000),
+        maintenance_margin=D("0.1") * 61000 * D("0.0125"),  # 76.25
+    )
+    # equity: 1000 - 0.1 * (61000 - 60000) = 900
+    assert margin_ratio([short], D(1000)) == D("76.25") / 900
+    assert margin_ratio([], D(1000)) is None
+    assert margin_ratio([msgspec.structs.replace(short, mark_price=None)], D(1000)) is None
+    assert margin_ratio([short], D(100)) == D("Infinity")  # the equity is gone
+    limits = RiskLimits(max_margin_ratio=D("0.08"))
+    refusal = check_margin_ratio(place("0.001"), limits, D("0.0847"))
+    assert refusal is not None and refusal.reason == "risk_margin_ratio"
+    assert "0.0847" in refusal.message and "0.08" in refusal.message
+    closing = msgspec.structs.replace(place("0.001"), reduce_only=True)
+    assert check_margin_ratio(closing, limits, D("0.0847")) is None
+    assert check_margin_ratio(place("0.001"), limits, D("0.05")) is None
+    assert check_margin_ratio(place("0.001"), RiskLimits(), D("0.9")) is None

@@ -186,14 +186,14 @@ async def run(settings: StrategySettings, stop: asyncio.Event) -> int:
         asyncio.create_task(balances.run()),
         asyncio.create_task(snapshots()),
         asyncio.create_task(status_events.run()),
-        asyncio.create_task(supervise()),
+        supervision := asyncio.create_task(supervise()),
         asyncio.create_task(keep_learning(nc, catalog)),
     ]
     await nc.flush()
 
     await stop.wait()
     log.info("stopping host", extra={"replica": replica, "bots": len(dispatcher.runners)})
-    tasks[-2].cancel()  # no more reassignment while leaving
+    supervision.cancel()  # no more reassignment while leaving
     left = await supervisor.shutdown(settings.stop_timeout_seconds)
     if left:
         log.warning("orders still open at exit", extra={"open_orders": left})

@@ -190,7 +190,10 @@ class BotRunner:
         assert risk is not None
         out = dict(details)
         ratio = risk.margin_ratio
-        out["margin_ratio"] = None if ratio is None else str(ratio.quantize(RATIO_PLACES))
+        if ratio is None:
+            out["margin_ratio"] = None
+        else:  # Infinity when the account's equity is gone
+            out["margin_ratio"] = str(ratio.quantize(RATIO_PLACES) if ratio.is_finite() else ratio)
         mine = {m.symbol for m in self.core.ctx.all_markets()}
         for position in risk.positions:
             if position.symbol in mine and position.liquidation_price is not None:
