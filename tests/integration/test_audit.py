@@ -27,11 +27,11 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from tests.support.bot_files import BOTS_V1, BOTS_V2
+from tests.support.cli import tradebus as run_tradebus
 from tests.support.execution import execution_service, execution_settings, reconciler_settings
 from tests.support.services import eventually, service
 from tradebus.cli.botctl import cli_actor
 from tradebus.cli.localstack import LocalPostgres, create_database, with_database
-from tradebus.cli.main import main
 from tradebus.common import subjects
 from tradebus.common.bus import ensure_streams, request
 from tradebus.common.clock import LiveClock, ManualClock
@@ -72,18 +72,9 @@ accounts:
 
 # --------------------------------------------------------------------------- helpers
 async def tradebus(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
-    """Run ``tradebus ARGV`` in a thread; its exit status and stdout + stderr."""
-
-    def call() -> int:
-        try:
-            main(list(argv))
-        except SystemExit as exc:
-            return int(exc.code or 0)
-        raise AssertionError("tradebus did not exit")
-
-    code = await asyncio.to_thread(call)
-    out = capsys.readouterr()
-    return code, out.out + out.err
+    """Run ``tradebus ARGV``; its exit status and stdout + stderr."""
+    code, out, err = await run_tradebus(capsys, *argv)
+    return code, out + err
 
 
 async def migrated_pool(database_url: str) -> asyncpg.Pool:

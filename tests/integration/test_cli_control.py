@@ -8,7 +8,6 @@ NATS equivalents (plain JSON bodies, no ``type`` field) are checked too.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,9 +18,9 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
 from tests.support.bot_files import BOTS_V1, BOTS_V2, LADDER
+from tests.support.cli import tradebus
 from tests.support.execution import execution_service, execution_settings
 from tests.support.services import eventually, service
-from tradebus.cli.main import main
 from tradebus.common import subjects
 from tradebus.common.codec import decode_bots_reply
 from tradebus.common.messages import BotsReply
@@ -44,21 +43,6 @@ accounts:
   - {id: alice-paper, user: alice, balances: {USDT: "10000"}}
   - {id: bob-paper, user: bob, balances: {USDT: "10000"}}
 """
-
-
-async def tradebus(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """Run ``tradebus ARGV`` in a thread; its exit status, stdout and stderr."""
-
-    def call() -> int:
-        try:
-            main(list(argv))
-        except SystemExit as exc:
-            return int(exc.code or 0)
-        raise AssertionError("tradebus did not exit")
-
-    code = await asyncio.to_thread(call)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def status_fields(block: str) -> dict[str, str]:

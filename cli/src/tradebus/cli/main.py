@@ -34,7 +34,7 @@ from pathlib import Path
 
 import msgspec
 
-from tradebus.cli import backtest, botctl, killctl, natsinit, sealkeys, users
+from tradebus.cli import backtest, botctl, killctl, natsinit, reconctl, sealkeys, users
 from tradebus.cli.demo import BINANCE_WS_URL, DemoOptions, run_demo
 from tradebus.cli.demo_gateway import DEFAULT_GATEWAY_PORT
 from tradebus.cli.stack import StackError
@@ -206,6 +206,7 @@ def main(argv: list[str] | None = None) -> None:
     _bots_parser(sub)
     _intent_parser(sub)
     killctl.add_parser(sub, _common)
+    reconctl.add_parser(sub, _common)
     backtest.add_parser(sub)
     natsinit.add_parsers(sub)
     sealkeys.add_parser(sub)
@@ -223,6 +224,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(backtest.run(args))
     if args.command == "killswitch":
         sys.exit(botctl.run(killctl.killswitch(args)))
+    if args.command == "recon":
+        sys.exit(botctl.run(reconctl.recon_run(args)))
     if args.command in ("bots", "intent"):
         try:
             sys.exit(_run_bots(args) if args.command == "bots" else _run_intent(args))
