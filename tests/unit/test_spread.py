@@ -200,13 +200,16 @@ def test_entry_long_a_short_b() -> None:
     assert bot.status().details["direction"] == "long_a"
 
 
-def test_a_leg_under_the_minimum_means_no_entry() -> None:
-    # leg_quote 10: B 10/50 = 0.20 -> 10.00 is fine, A 10/102 = 0.098 -> 9.996 < 10
+def test_an_entry_with_a_leg_under_the_minimum_fails_the_bot_clearly() -> None:
+    # leg_quote 10: B 10/50 = 0.20 -> 10.00 is fine, A 10/102 = 0.098 -> 9.996 < 10.
+    # STRATEGIES.md §3: such an entry fails the bot with a clear error (it waited forever)
     bot = start(leg_quote="10", adds=[])
     assert bot.on_trade(trade(A.symbol, "102", 3)) == []
-    assert (bot.status().phase, bot.status().error) == ("watching", None)
-    # at 102.04 (spread 2.04): 10/102.04 = 0.0980 -> still 9.99; at 125: 0.080 -> 10.00
-    assert len(bot.on_trade(trade(A.symbol, "125", 4))) == 2
+    s = bot.status()
+    assert s.phase == "failed" and s.error is not None
+    assert "AAAUSDT leg of 10 at 102 is 0.098 (9.996)" in s.error
+    assert "min_order_quote=10" in s.error and "raise leg_quote" in s.error
+    assert bot.on_trade(trade(A.symbol, "125", 4)) == []  # failed: nothing more
 
 
 def test_leg_quote_below_min_order_quote_fails_clearly() -> None:
@@ -254,6 +257,17 @@ def test_adds_only_in_the_direction_of_the_round() -> None:
     assert bot.on_trade(trade(B.symbol, "50", 5)) == []
     assert bot.on_trade(trade(A.symbol, "102.99", 6)) == []  # spread 2.99
     assert len(bot.on_trade(trade(A.symbol, "103", 7))) == 2  # spread 3.00
+
+
+def test_an_add_with_a_leg_under_the_minimum_is_skipped_and_the_next_follows() -> None:
+    # add 0 is 10.05 a leg: A at 106 floors to 0.094 (9.964 < 10). STRATEGIES.md §3: that
+    # add is skipped (it blocked every later add), and add 1 (spread 5, 1000 a leg) is
+    # placed at the same decision
+    adds = [{"spread_pct": "3", "multiplier": "0.01005"}, {"spread_pct": "5", "multiplier": "1"}]
+    bot, _ = entered(adds=adds)
+    add = bot.on_trade(trade(A.symbol, "106", 4))  # spread 6: past both thresholds
+    assert [p.intent_id for p in places(add)] == ["bob-spread:1.1:a2", "bob-spread:1.1:b2"]
+    assert bot.status().details["adds_done"] == 2
 
 
 def test_an_add_that_can_never_reach_the_minimum_is_skipped() -> None:

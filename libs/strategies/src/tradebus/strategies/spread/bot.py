@@ -17,9 +17,12 @@ first trade.
   event takes new references (a new round, the next ``cycle`` of intent ids).
 
 Every order is a GTC marketable limit: buys at ``floor_tick(p * 1.005)``,
-sells at ``floor_tick(p * 0.995)``. A leg under ``min_order_quote`` means no
-entry (or add) at that price; if ``leg_quote < min_order_quote`` the bot
-fails, it can never trade. Legs are on perpetual (or margin) markets, so sells
+sells at ``floor_tick(p * 0.995)``. A pair with a leg under ``min_order_quote``
+(``floor_step(quote / p) * p < m``) is not placed at all (STRATEGIES.md §3):
+such an add is skipped and the next one may follow at the same decision;
+such an entry fails the bot with the leg and amount named; and if
+``leg_quote < min_order_quote`` the bot fails at once, it can never trade.
+Legs are on perpetual (or margin) markets, so sells
 are never clamped to the free balance, except the closing sell of a long leg
 on a spot market (seed 001's real-position check, as in the ladder).
 
@@ -108,9 +111,13 @@ class SpreadBot(BotBase[SpreadParams, SpreadState]):
         if s.phase == "watching":
             e = self.params.entry_spread_pct
             direction: Direction = "short_a" if spread >= e else "long_a" if spread <= -e else ""
-            out = self._open_legs(direction, self.params.leg_quote, 0) if direction else []
-            if out:
-                s.direction, s.phase = direction, "open"
+            if not direction:
+                return []
+            out, under = self._open_legs(direction, self.params.leg_quote, 0)
+            if under is not None:
+                s.phase, s.error = "failed", f"entry not placed: {under}; raise leg_quote"
+                return []
+            s.direction, s.phase = direction, "open"
             return out
         if self._exit_reached(spread):
             return self._close()
@@ -140,11 +147,12 @@ class SpreadBot(BotBase[SpreadParams, SpreadState]):
                 "no leg can ever be placed; raise leg_quote"
             )
 
-    def _open_legs(self, direction: Direction, quote: Decimal, index: int) -> list[Intent]:
-        """Both legs of ``quote`` notional each (A first), or none if one is under the minimum.
-
-        ``qty = floor_step(quote / p)``; a leg is kept only if ``qty * p >= min_order_quote``.
-        """
+    def _open_legs(
+        self, direction: Direction, quote: Decimal, index: int
+    ) -> tuple[list[Intent], str | None]:
+        """Both legs of ``quote`` notional each (A first), or none and why: the first leg
+        under the minimum (``qty = floor_step(quote / p)``, kept only if
+        ``qty * p >= min_order_quote``)."""
         s = self.state
         a_side: Side = "sell" if direction == "short_a" else "buy"
         b_side: Side = "buy" if a_side == "sell" else "sell"
@@ -153,24 +161,25 @@ class SpreadBot(BotBase[SpreadParams, SpreadState]):
             price = s.prices[symbol]
             qty = floor_to(quote / price, self._markets[symbol].step_size)
             if qty <= 0 or qty * price < self.params.min_order_quote:
-                return []
+                return [], (
+                    f"the {symbol} leg of {quote} at {price} is {qty} ({qty * price}),"
+                    f" below min_order_quote={self.params.min_order_quote}"
+                )
             legs.append((symbol, f"{name}{index}", side, qty))
-        return [self._place(sym, leg, side, qty) for sym, leg, side, qty in legs]
+        return [self._place(sym, leg, side, qty) for sym, leg, side, qty in legs], None
 
     def _add(self, spread: Decimal) -> list[Intent]:
-        """Add ``adds[adds_done]`` once the spread reaches it in the round's direction."""
+        """Add ``adds[adds_done]`` once the spread reaches it in the round's direction; an
+        add with a leg under the minimum is skipped and the next one is looked at."""
         s, p = self.state, self.params
-        if s.adds_done >= len(p.adds):
-            return []
-        add = p.adds[s.adds_done]
         signed = spread if s.direction == "short_a" else -spread
-        if signed < add.spread_pct:
-            return []
-        quote = p.leg_quote * add.multiplier
-        out = self._open_legs(s.direction, quote, s.adds_done + 1)
-        if out or quote < p.min_order_quote:  # placed, or it can never be: go on to the next
-            s.adds_done += 1
-        return out
+        while s.adds_done < len(p.adds) and signed >= p.adds[s.adds_done].spread_pct:
+            quote = p.leg_quote * p.adds[s.adds_done].multiplier
+            out, _under = self._open_legs(s.direction, quote, s.adds_done + 1)
+            s.adds_done += 1  # placed, or skipped for good (STRATEGIES.md §3)
+            if out:
+                return out
+        return []
 
     def _exit_reached(self, spread: Decimal) -> bool:
         """Stop-loss or take-profit (STRATEGIES.md §3) on the round's open legs."""
