@@ -65,9 +65,8 @@ async def test_a_spread_bot_opens_adds_is_funded_and_takes_profit_on_backpack_pe
         database_url,
         tmp_path,
         monkeypatch,
-        BOTS,
-        {"USDC": "10000"},
-        {"BTC_USDC_PERP": "60000", "ETH_USDC_PERP": "3000"},
+        bots=BOTS,
+        first_prices={"BTC_USDC_PERP": "60000", "ETH_USDC_PERP": "3000"},
         markets=(BTC_USDC_PERP, ETH_USDC_PERP),
         market_kind="perpetual",
         backstop_seconds=0.5,  # funding has no stream: it is polled

@@ -53,9 +53,7 @@ async def test_a_ladder_level_outside_the_price_band_is_refused_once_and_reporte
         database_url,
         tmp_path,
         monkeypatch,
-        FAR_LADDER,
-        {"USDC": "10000"},
-        {"BTC_USDC": "60000"},
+        bots=FAR_LADDER,
     ) as stack:
         bus, server = stack.bus, stack.server
         await eventually(
@@ -102,9 +100,6 @@ async def test_an_ioc_partial_fill_is_booked_within_a_second(
         database_url,
         tmp_path,
         monkeypatch,
-        None,
-        {"USDC": "10000"},
-        {"BTC_USDC": "60000"},
         partial_fills=True,
     ) as stack:
         bus, server = stack.bus, stack.server
@@ -153,9 +148,6 @@ async def test_a_fill_ccxt_pro_folds_into_the_expiry_is_fetched_at_once(
         database_url,
         tmp_path,
         monkeypatch,
-        None,
-        {"USDC": "10000"},
-        {"BTC_USDC": "60000"},
         partial_fills=True,
     ) as stack:
         bus, server = stack.bus, stack.server
@@ -193,9 +185,6 @@ async def test_an_order_canceled_at_the_venue_is_closed_here_and_its_source_told
         database_url,
         tmp_path,
         monkeypatch,
-        None,
-        {"USDC": "10000"},
-        {"BTC_USDC": "60000"},
     ) as stack:
         bus, server = stack.bus, stack.server
         await bus.pub("intent.bob.manual", GTC_BUY % "g-1")
@@ -266,9 +255,8 @@ async def test_markets_come_from_the_venue_and_the_host_learns_them_from_executi
         database_url,
         tmp_path,
         monkeypatch,
-        DOGE_LADDER,
-        {"USDC": "10000"},
-        {"DOGE_USDC": "0.12345"},
+        bots=DOGE_LADDER,
+        first_prices={"DOGE_USDC": "0.12345"},
         markets=(BTC_USDC, doge),
         feed_markets_file=str(feed_markets),
     ) as stack:

@@ -51,9 +51,7 @@ async def test_a_short_on_a_backpack_perpetual_is_booked_as_the_venue_settles_it
         database_url,
         tmp_path,
         monkeypatch,
-        None,
-        {"USDC": "10000"},
-        {"BTC_USDC_PERP": "60000"},
+        first_prices={"BTC_USDC_PERP": "60000"},
         markets=(BTC_USDC_PERP,),
         market_kind="perpetual",
         backstop_seconds=0.5,  # funding has no stream: it is polled

@@ -75,10 +75,10 @@ async def backpack_stack(
     database_url: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    bots: str | None,
-    balances: dict[str, str | Decimal | int],
-    first_prices: dict[str, str],
     *,
+    bots: str | None = None,
+    balances: dict[str, str | Decimal | int] | None = None,
+    first_prices: dict[str, str] | None = None,
     partial_fills: bool = False,
     markets: Sequence[MarketSpec] = (BTC_USDC, ETH_USDC),
     market_kind: str = "spot",
@@ -88,15 +88,17 @@ async def backpack_stack(
     leverage: str = "1",
 ) -> AsyncIterator[Stack]:
     """Execution, a strategy host running ``bots`` (a bot file for user bob; none if
-    None), and the Backpack feed of the ``first_prices`` symbols, around a server with
-    ``markets`` where each of those symbols last traded at its price; execution's
-    order stream is subscribed. The account trades ``market_kind``; its fills and
+    None), and the Backpack feed of the ``first_prices`` symbols (default BTC_USDC at
+    60000), around a server with ``markets`` where each of those symbols last traded at
+    its price, bob holding ``balances`` (default 10000 USDC); execution's order stream
+    is subscribed. The account trades ``market_kind``; its fills and
     funding are polled every ``backstop_seconds`` while its order stream is up. The
     feed checks its symbols against ``feed_markets_file`` (default: the shipped one).
     ``risk`` is the account's ``risk`` limits (YAML flow mapping), ``leverage`` its
     leverage."""
+    first_prices = first_prices or {"BTC_USDC": "60000"}
     async with BackpackServer(markets, partial_fills=partial_fills) as server:
-        creds = server.add_account(balances)
+        creds = server.add_account(balances or {"USDC": "10000"})
         monkeypatch.setenv(KEY_ENV, creds.api_key)
         monkeypatch.setenv(SECRET_ENV, creds.secret)
         accounts = ACCOUNTS.format(

@@ -35,11 +35,13 @@ from typing import Any
 
 import msgspec
 import nats
+import nats.errors
 from nats.aio.client import Client as NATS
 
 from tradebus.cli.tables import render_table
 from tradebus.common.bus import check_creds
 from tradebus.common.clock import LiveClock
+from tradebus.common.codec import encode
 from tradebus.common.ids import IntentId
 from tradebus.common.messages import (
     BotCommand,
@@ -102,6 +104,25 @@ async def _connect(url: str, creds: str = "") -> NATS:
         )
     except Exception as exc:
         raise CommandError(f"cannot reach NATS at {url}: {exc!r}") from None
+
+
+async def ask(args: Any, subject: str, message: Any, who: str, timeout: float) -> bytes:
+    """Send ``message`` on request subject ``subject`` (``args``: ``--nats-url``,
+    ``--nats-creds``) and return the answer's bytes.
+
+    Raises
+    ------
+    CommandError
+        If NATS cannot be reached, or ``who`` (the service that answers) does not.
+    """
+    nc = await _connect(args.nats_url, getattr(args, "nats_creds", ""))
+    try:
+        msg = await nc.request(subject, encode(message), timeout=timeout)
+    except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+        raise CommandError(f"{who} did not answer {subject} (is it running?)") from None
+    finally:
+        await nc.close()
+    return msg.data
 
 
 async def apply_file(

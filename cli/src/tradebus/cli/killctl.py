@@ -12,11 +12,10 @@ import argparse
 from typing import Any
 
 import msgspec
-import nats.errors
 
-from tradebus.cli.botctl import CommandError, _connect, cli_actor
+from tradebus.cli.botctl import CommandError, ask, cli_actor
 from tradebus.common import subjects
-from tradebus.common.codec import decode_killswitch_reply, encode
+from tradebus.common.codec import decode_killswitch_reply
 from tradebus.common.messages import ErrorReply, KillSwitchCommand, KillSwitchReply
 
 
@@ -59,14 +58,8 @@ async def killswitch(args: argparse.Namespace) -> str:
         reason=getattr(args, "reason", ""),
         actor=cli_actor(),  # execution records engage/release in the audit log
     )
-    nc = await _connect(args.nats_url, getattr(args, "nats_creds", ""))
-    try:
-        msg = await nc.request(subjects.CTL_KILLSWITCH, encode(command), timeout=30)
-    except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
-        raise CommandError("execution did not answer ctl.killswitch (is it running?)") from None
-    finally:
-        await nc.close()
-    reply = decode_killswitch_reply(msg.data)
+    data = await ask(args, subjects.CTL_KILLSWITCH, command, "execution", 30)
+    reply = decode_killswitch_reply(data)
     if isinstance(reply, ErrorReply):
         raise CommandError(f"{reply.error}: {reply.message}")
     return msgspec.json.encode(reply).decode() if args.json else render(reply)

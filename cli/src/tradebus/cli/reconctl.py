@@ -14,12 +14,11 @@ import argparse
 from typing import Any
 
 import msgspec
-import nats.errors
 
-from tradebus.cli.botctl import CommandError, _connect, cli_actor
+from tradebus.cli.botctl import CommandError, ask, cli_actor
 from tradebus.cli.tables import render_table
 from tradebus.common import subjects
-from tradebus.common.codec import decode_recon_run_reply, encode
+from tradebus.common.codec import decode_recon_run_reply
 from tradebus.common.ids import AccountId
 from tradebus.common.messages import ErrorReply, ReconRunReply, ReconRunRequest
 
@@ -72,16 +71,9 @@ async def recon_run(args: argparse.Namespace) -> str:
     request = ReconRunRequest(
         account=AccountId(args.account) if args.account else None, actor=cli_actor()
     )
-    nc = await _connect(args.nats_url, getattr(args, "nats_creds", ""))
-    try:
-        msg = await nc.request(
-            subjects.ctl("recon", "run"), encode(request), timeout=RUN_TIMEOUT_SECONDS
-        )
-    except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
-        raise CommandError("the reconciler did not answer ctl.recon.run (is it running?)") from None
-    finally:
-        await nc.close()
-    reply = decode_recon_run_reply(msg.data)
+    subject = subjects.ctl("recon", "run")
+    data = await ask(args, subject, request, "the reconciler", RUN_TIMEOUT_SECONDS)
+    reply = decode_recon_run_reply(data)
     if isinstance(reply, ErrorReply):
         raise CommandError(f"{reply.error}: {reply.message}")
     text = msgspec.json.encode(reply).decode() if args.json else render(reply)
