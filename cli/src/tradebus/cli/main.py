@@ -10,6 +10,10 @@ existing servers instead of starting its own.
 ``--nats-creds`` or ``TRADEBUS_NATS_CREDS`` with which credentials (the
 operator's ``.creds`` of ``tradebus nats-init``).
 
+``tradebus groups start|stop|pause|resume|status GROUP`` does the same for every bot
+of a strategy group, ``status`` with the group's volume target and progress (see
+:mod:`tradebus.cli.groupctl`).
+
 ``tradebus backtest`` runs a strategy over recorded market data, offline
 (see :mod:`tradebus.cli.backtest`).
 
@@ -34,7 +38,16 @@ from pathlib import Path
 
 import msgspec
 
-from tradebus.cli import backtest, botctl, killctl, natsinit, reconctl, sealkeys, users
+from tradebus.cli import (
+    backtest,
+    botctl,
+    groupctl,
+    killctl,
+    natsinit,
+    reconctl,
+    sealkeys,
+    users,
+)
 from tradebus.cli.demo import BINANCE_WS_URL, DemoOptions, run_demo
 from tradebus.cli.demo_gateway import DEFAULT_GATEWAY_PORT
 from tradebus.cli.stack import StackError
@@ -205,6 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     _demo_parser(sub)
     _bots_parser(sub)
     _intent_parser(sub)
+    groupctl.add_parser(sub, _common)
     killctl.add_parser(sub, _common)
     reconctl.add_parser(sub, _common)
     backtest.add_parser(sub)
@@ -226,6 +240,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(botctl.run(killctl.killswitch(args)))
     if args.command == "recon":
         sys.exit(botctl.run(reconctl.recon_run(args)))
+    if args.command == "groups":
+        sys.exit(botctl.run(groupctl.groups(args)))
     if args.command in ("bots", "intent"):
         try:
             sys.exit(_run_bots(args) if args.command == "bots" else _run_intent(args))

@@ -42,7 +42,7 @@ This module holds the bot; the parameters and the pure pricing are in
 
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 
 from tradebus.common.messages import (
     BotStatus,
@@ -56,7 +56,7 @@ from tradebus.common.messages import (
     QuoteTick,
     TradeTick,
 )
-from tradebus.common.money import HUNDRED, ZERO, floor_to
+from tradebus.common.money import ZERO, floor_to
 from tradebus.strategies.core import (
     BotBase,
     BotContext,
@@ -67,10 +67,14 @@ from tradebus.strategies.core import (
     note_trade,
 )
 from tradebus.strategies.status_fields import bot_status, position_figures
-from tradebus.strategies.volume.params import VolumeParams, buy_order, interval_ns, sell_price
+from tradebus.strategies.volume.params import (
+    VolumeParams,
+    buy_order,
+    interval_ns,
+    progress_pct,
+    sell_price,
+)
 from tradebus.strategies.volume.state import Loop, VolumeState
-
-PROGRESS_PLACES = Decimal("0.01")
 
 
 class VolumeBot(BotBase[VolumeParams, VolumeState]):
@@ -310,9 +314,7 @@ class VolumeBot(BotBase[VolumeParams, VolumeState]):
         """The status block of STRATEGIES.md §4: target, group total, progress, per-user volume."""
         s, pos, target = self.state, self.state.position, self.params.target_volume
         group = self.group_volume()
-        progress = group / target * HUNDRED if target > 0 else ZERO
-        if progress.adjusted() < 20:  # quantize needs the digits; huge ratios are shown as is
-            progress = progress.quantize(PROGRESS_PLACES, ROUND_DOWN)
+        progress = progress_pct(group, target)
         users = dict(s.user_volumes)
         users[self.ctx.user] = max(users.get(self.ctx.user, ZERO), s.own_volume)
         details: dict[str, str | int | bool | None] = {
