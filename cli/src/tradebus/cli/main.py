@@ -14,6 +14,9 @@ operator's ``.creds`` of ``tradebus nats-init``).
 of a strategy group, ``status`` with the group's volume target and progress (see
 :mod:`tradebus.cli.groupctl`).
 
+``tradebus import volume-config FILE [-o OUT]`` converts the original volume bot's
+config file (seed 004) into a bot file (see :mod:`tradebus.cli.importctl`).
+
 ``tradebus backtest`` runs a strategy over recorded market data, offline
 (see :mod:`tradebus.cli.backtest`).
 
@@ -42,6 +45,7 @@ from tradebus.cli import (
     backtest,
     botctl,
     groupctl,
+    importctl,
     killctl,
     natsinit,
     reconctl,
@@ -219,6 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     _bots_parser(sub)
     _intent_parser(sub)
     groupctl.add_parser(sub, _common)
+    importctl.add_parser(sub)
     killctl.add_parser(sub, _common)
     reconctl.add_parser(sub, _common)
     backtest.add_parser(sub)
@@ -240,6 +245,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(botctl.run(killctl.killswitch(args)))
     if args.command == "recon":
         sys.exit(botctl.run(reconctl.recon_run(args)))
+    if args.command == "import":
+        sys.exit(importctl.run(args))
     if args.command == "groups":
         sys.exit(botctl.run(groupctl.groups(args)))
     if args.command in ("bots", "intent"):
