@@ -24,6 +24,7 @@ from tests.support.ticks import trade
 from tradebus.common import subjects
 from tradebus.common.codec import encode
 from tradebus.common.messages import OrderFilled
+from tradebus.strategies.volume.bot import NO_OTO_OFFER, OTO_EMULATION
 from tradebus.strategy.bootstrap import run as run_strategy
 from tradebus.strategy.settings import StrategySettings
 
@@ -213,7 +214,11 @@ async def test_group_verbs_and_status_on_the_real_stack(
             assert final["is_running"] is True  # running, its buys done; sells still rest
             # the bots' own status blocks count the same group total
             code, out, _ = await tradebus(capsys, "bots", "status", "bob-vol", "--json", *url)
-            assert json.loads(out)["details"]["group_volume"] == final["total_volume"]
+            details = json.loads(out)["details"]
+            assert details["group_volume"] == final["total_volume"]
+            # on the paper venue OTO is emulated, and the status says so
+            assert details["oto"] == "emulated"
+            assert details["oto_why"] == f"{NO_OTO_OFFER}; {OTO_EMULATION}"
 
             # the table for people
             code, out = await cli("status", "vol")

@@ -21,6 +21,12 @@ summed filled buy notional). The bot takes the input
 ``target_reached`` at once, cancels its open buy and buys no more. Resting
 sells are kept: they close loops already bought.
 
+One-triggers-other: seed 004 places OTO orders (the sell goes live when the buy
+fills). The bot emulates them on every venue: it places the sell itself when it
+hears of the buy's fill. No venue tradebus trades offers that order through ccxt's
+unified API (:mod:`tradebus.execution.oto`); the status says ``oto: emulated`` and
+why (``oto_why``, from the market's ``oto``).
+
 Capital: a buy is placed only on a market event and only while fewer than
 ``max_open_sells`` loops hold base, so the quote at the venue (open buy plus
 held cost) stays within ``single_trade_quote * max_open_sells`` however late
@@ -75,6 +81,12 @@ from tradebus.strategies.volume.params import (
     sell_price,
 )
 from tradebus.strategies.volume.state import Loop, VolumeState
+
+
+OTO_EMULATION = "the bot places each sell when its buy fills"
+"""How the volume loop's one-triggers-other order is made on every venue (STRATEGIES.md §4)."""
+NO_OTO_OFFER = "no live venue reported an OTO order for this market (paper venue, markets file)"
+"""The reason shown when the market's ``oto`` is empty (no ccxt venue answered for it)."""
 
 
 class VolumeBot(BotBase[VolumeParams, VolumeState]):
@@ -311,7 +323,9 @@ class VolumeBot(BotBase[VolumeParams, VolumeState]):
         return self._check_target()
 
     def status(self) -> BotStatus:
-        """The status block of STRATEGIES.md §4: target, group total, progress, per-user volume."""
+        """The status block of STRATEGIES.md §4: target, group total, progress, per-user
+        volume; and ``oto: emulated`` with why (``oto_why``: what the venue offers, the
+        market's :attr:`~tradebus.common.markets.Market.oto`)."""
         s, pos, target = self.state, self.state.position, self.params.target_volume
         group = self.group_volume()
         progress = progress_pct(group, target)
@@ -324,6 +338,8 @@ class VolumeBot(BotBase[VolumeParams, VolumeState]):
             "progress_pct": str(progress),
             "own_volume": str(s.own_volume),
             "open_sells": self._waiting_sells(),
+            "oto": "emulated",
+            "oto_why": f"{self.ctx.market.oto or NO_OTO_OFFER}; {OTO_EMULATION}",
         }
         details.update({f"user_volume.{u}": str(v) for u, v in sorted(users.items())})
         return bot_status(
