@@ -18,6 +18,7 @@ from typing import Any
 
 from tradebus.cli.botctl import CommandError, _connect, _dumps, cli_actor
 from tradebus.cli.tables import render_table
+from tradebus.common.messages import StartMode
 from tradebus.common.subjects import TOKEN_PATTERN
 from tradebus.control.bots import COMMAND_VERBS, ControlError
 from tradebus.control.groups import (
@@ -116,7 +117,7 @@ async def groups(args: argparse.Namespace) -> str:
         if args.verb == "status":
             status = await group_status(nc, args.group)
             return _dumps(status) if args.json else render_status(status)
-        mode = "fresh" if getattr(args, "fresh", False) else "resume"
+        mode: StartMode = "fresh" if getattr(args, "fresh", False) else "resume"
         result = await command_group(nc, args.verb, args.group, mode, cli_actor())
     except (GroupNotFound, ControlError) as exc:
         raise CommandError(str(exc)) from None

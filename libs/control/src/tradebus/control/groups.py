@@ -220,7 +220,7 @@ def summarize(
                 phase=status.phase if status else "",
                 volume=(report.volume if report else Decimal(0)) if kind == VOLUME else None,
                 target_volume=_decimal_param(spec, "target_volume"),
-                host=status.host if status else "",
+                host=(status.host or "") if status else "",
             )
         )
     target = total = progress = None

@@ -82,7 +82,6 @@ from tradebus.strategies.volume.params import (
 )
 from tradebus.strategies.volume.state import Loop, VolumeState
 
-
 OTO_EMULATION = "the bot places each sell when its buy fills"
 """How the volume loop's one-triggers-other order is made on every venue (STRATEGIES.md §4)."""
 NO_OTO_OFFER = "no live venue reported an OTO order for this market (paper venue, markets file)"
