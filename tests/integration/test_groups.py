@@ -262,6 +262,29 @@ async def test_group_verbs_and_status_on_the_real_stack(
             )
             assert [(b["bot"], b["state"]) for b in ladder["bots"]] == [("alice-btc", "running")]
 
+            # pause and resume reach every bot of the group too
+            for verb, state in (("pause", "paused"), ("resume", "running")):
+                code, out = await cli(verb, "vol", "--json")
+                assert code == 0, out
+                assert [r["state"] for r in json.loads(out)["bots"]] == [state, state, None]
+                states = [b["state"] for b in (await status())["bots"]]
+                assert states == [state, state, "disabled"]
+
+            # a fresh start gives every bot of the group a new run
+            async def runs() -> list[int]:
+                found = []
+                for bot in VOL_BOTS[:2]:
+                    _, out, _ = await tradebus(capsys, "bots", "status", bot, "--json", *url)
+                    found.append(json.loads(out)["run"])
+                return found
+
+            before = await runs()
+            code, out = await cli("start", "vol", "--fresh")
+            assert code == 0 and out.splitlines()[-1] == "start vol: 2 of 3 bots", out
+            assert "started fresh" in out
+            after = await runs()
+            assert all(a != b for a, b in zip(after, before, strict=True)), (before, after)
+
             # no such group: one clear line, exit 1
             for args in (("status", "nope"), ("stop", "nope")):
                 code, out = await cli(*args)
