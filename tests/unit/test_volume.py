@@ -22,7 +22,7 @@ from tests.support.markets import bot_context
 from tests.support.orders import OrderEvents
 from tradebus.common.ids import IntentId
 from tradebus.common.messages import CancelOrder, Intent, PlaceOrder
-from tradebus.strategies.volume.bot import VolumeBot
+from tradebus.strategies.volume.bot import NO_OTO_OFFER, OTO_EMULATION, VolumeBot
 from tradebus.strategies.volume.params import VolumeParams
 
 SEC = 1_000_000_000
@@ -457,6 +457,8 @@ def test_status_block() -> None:
         "progress_pct": "39.96",
         "own_volume": "99.6990",
         "open_sells": 1,
+        "oto": "emulated",
+        "oto_why": f"{NO_OTO_OFFER}; {OTO_EMULATION}",
         "user_volume.alice": "99.699",
         "user_volume.bob": "300",
     }

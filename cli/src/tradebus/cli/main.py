@@ -10,6 +10,13 @@ existing servers instead of starting its own.
 ``--nats-creds`` or ``TRADEBUS_NATS_CREDS`` with which credentials (the
 operator's ``.creds`` of ``tradebus nats-init``).
 
+``tradebus groups start|stop|pause|resume|status GROUP`` does the same for every bot
+of a strategy group, ``status`` with the group's volume target and progress (see
+:mod:`tradebus.cli.groupctl`).
+
+``tradebus import volume-config FILE [-o OUT]`` converts the original volume bot's
+config file (seed 004) into a bot file (see :mod:`tradebus.cli.importctl`).
+
 ``tradebus backtest`` runs a strategy over recorded market data, offline
 (see :mod:`tradebus.cli.backtest`).
 
@@ -34,7 +41,17 @@ from pathlib import Path
 
 import msgspec
 
-from tradebus.cli import backtest, botctl, killctl, natsinit, reconctl, sealkeys, users
+from tradebus.cli import (
+    backtest,
+    botctl,
+    groupctl,
+    importctl,
+    killctl,
+    natsinit,
+    reconctl,
+    sealkeys,
+    users,
+)
 from tradebus.cli.demo import BINANCE_WS_URL, DemoOptions, run_demo
 from tradebus.cli.demo_gateway import DEFAULT_GATEWAY_PORT
 from tradebus.cli.stack import StackError
@@ -205,6 +222,8 @@ def main(argv: list[str] | None = None) -> None:
     _demo_parser(sub)
     _bots_parser(sub)
     _intent_parser(sub)
+    groupctl.add_parser(sub, _common)
+    importctl.add_parser(sub)
     killctl.add_parser(sub, _common)
     reconctl.add_parser(sub, _common)
     backtest.add_parser(sub)
@@ -226,6 +245,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(botctl.run(killctl.killswitch(args)))
     if args.command == "recon":
         sys.exit(botctl.run(reconctl.recon_run(args)))
+    if args.command == "import":
+        sys.exit(importctl.run(args))
+    if args.command == "groups":
+        sys.exit(botctl.run(groupctl.groups(args)))
     if args.command in ("bots", "intent"):
         try:
             sys.exit(_run_bots(args) if args.command == "bots" else _run_intent(args))

@@ -115,7 +115,7 @@ def _market(
 ) -> Market | None:
     """The market ``symbol`` from the file's (possibly per-symbol) fields."""
     found = len(problems)
-    sizes: dict[str, Decimal] = {}
+    sizes: dict[str, Any] = {}  # Decimal increments; Any: Market also has str fields
     for name in ("tick_size", "step_size"):
         if raw.get(name) is None:
             problems.append((f"{where}{name}", "required"))

@@ -32,6 +32,11 @@ class Market(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     assets; ``tick_size`` is the price increment (quote), ``step_size`` the
     quantity increment (base), ``min_notional`` the smallest order value in
     the quote asset, ``min_qty`` the smallest quantity in the base asset.
+    ``oto`` says what the venue offers toward a one-triggers-other order (a buy whose
+    sell the venue places when it fills) on this market, as execution read it from
+    ccxt (:func:`tradebus.execution.oto.oto_offer`); empty where no live venue said
+    (the paper venue, the markets file). The volume bot emulates OTO everywhere and
+    shows this as the reason.
     """
 
     symbol: str
@@ -42,6 +47,7 @@ class Market(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     min_notional: Decimal = Decimal(0)
     min_qty: Decimal = Decimal(0)
     kind: MarketKind = "spot"
+    oto: str = ""
 
     @property
     def unified_symbol(self) -> str:

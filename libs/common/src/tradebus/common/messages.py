@@ -579,6 +579,16 @@ class BotCommandReply(Message, frozen=True, kw_only=True):
     host: str = ""
 
 
+class VolumeReport(msgspec.Struct, frozen=True, kw_only=True):
+    """A value of KV ``group_volume`` (key ``<group>.<bot>``): one volume bot's filled buy
+    notional (quote asset) and its owner, written by the host running the bot; the
+    hosts sum a group's values toward its ``target_volume`` (STRATEGIES.md §4), and
+    ``tradebus groups status`` reports them."""
+
+    user: str
+    volume: Decimal
+
+
 # --------------------------------------------------------------------------
 # Kill switch: ctl.killswitch (request/reply to execution)
 # --------------------------------------------------------------------------

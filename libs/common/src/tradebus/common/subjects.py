@@ -294,6 +294,11 @@ def group_volume_key(group: str, bot: str) -> str:
     return f"{token(group, 'group')}.{token(bot, 'bot')}"
 
 
+def group_volume_keys(group: str) -> str:
+    """``<group>.*``: every bot's key of one group in KV ``group_volume``."""
+    return f"{token(group, 'group')}.*"
+
+
 def kv_subject(bucket: str, key: str) -> str:
     """``$KV.<bucket>.<key>``: publishing here is a KV put (JetStream KV protocol)."""
     return f"$KV.{bucket}.{key}"

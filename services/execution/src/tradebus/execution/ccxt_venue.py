@@ -46,6 +46,7 @@ from tradebus.engine.venue import (
     VenueRejected,
     VenueUnavailable,
 )
+from tradebus.execution.oto import oto_offer
 from tradebus.execution.retry import Backoff, RateBudget, VenueCallError, call_with_retries
 from tradebus.execution.venue_errors import REQUEST_EXPIRED, is_not_found
 from tradebus.ledger.entries import position_asset
@@ -317,6 +318,7 @@ class CcxtVenue:
                 min_notional=ccxt_decimal((limits.get("cost") or {}).get("min"), default=ZERO),
                 min_qty=ccxt_decimal((limits.get("amount") or {}).get("min"), default=ZERO),
                 kind="perpetual" if swap else "spot",
+                oto=oto_offer(self.exchange, m),
             )
             if m["id"] not in found or swap == self.perpetual:
                 found[m["id"]] = market

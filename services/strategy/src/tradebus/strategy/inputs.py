@@ -31,19 +31,12 @@ from tradebus.common import subjects
 from tradebus.common.bus import request
 from tradebus.common.codec import decode_balances_reply
 from tradebus.common.ids import AccountId
-from tradebus.common.messages import BalancesQuery, BalancesReply
+from tradebus.common.messages import BalancesQuery, BalancesReply, VolumeReport
 from tradebus.strategies.core import BotInput
 from tradebus.strategy.host import BotRunner, Dispatcher
 from tradebus.strategy.publisher import IntentPublisher
 
 log = logging.getLogger(__name__)
-
-
-class VolumeReport(msgspec.Struct, frozen=True, kw_only=True):
-    """A value of KV ``group_volume``: one bot's filled buy notional (quote asset)."""
-
-    user: str
-    volume: Decimal
 
 
 def takes(runner: BotRunner, what: BotInput) -> bool:

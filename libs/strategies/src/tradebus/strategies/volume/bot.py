@@ -21,6 +21,12 @@ summed filled buy notional). The bot takes the input
 ``target_reached`` at once, cancels its open buy and buys no more. Resting
 sells are kept: they close loops already bought.
 
+One-triggers-other: seed 004 places OTO orders (the sell goes live when the buy
+fills). The bot emulates them on every venue: it places the sell itself when it
+hears of the buy's fill. No venue tradebus trades offers that order through ccxt's
+unified API (:mod:`tradebus.execution.oto`); the status says ``oto: emulated`` and
+why (``oto_why``, from the market's ``oto``).
+
 Capital: a buy is placed only on a market event and only while fewer than
 ``max_open_sells`` loops hold base, so the quote at the venue (open buy plus
 held cost) stays within ``single_trade_quote * max_open_sells`` however late
@@ -42,7 +48,7 @@ This module holds the bot; the parameters and the pure pricing are in
 
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 
 from tradebus.common.messages import (
     BotStatus,
@@ -56,7 +62,7 @@ from tradebus.common.messages import (
     QuoteTick,
     TradeTick,
 )
-from tradebus.common.money import HUNDRED, ZERO, floor_to
+from tradebus.common.money import ZERO, floor_to
 from tradebus.strategies.core import (
     BotBase,
     BotContext,
@@ -67,10 +73,19 @@ from tradebus.strategies.core import (
     note_trade,
 )
 from tradebus.strategies.status_fields import bot_status, position_figures
-from tradebus.strategies.volume.params import VolumeParams, buy_order, interval_ns, sell_price
+from tradebus.strategies.volume.params import (
+    VolumeParams,
+    buy_order,
+    interval_ns,
+    progress_pct,
+    sell_price,
+)
 from tradebus.strategies.volume.state import Loop, VolumeState
 
-PROGRESS_PLACES = Decimal("0.01")
+OTO_EMULATION = "the bot places each sell when its buy fills"
+"""How the volume loop's one-triggers-other order is made on every venue (STRATEGIES.md §4)."""
+NO_OTO_OFFER = "no live venue reported an OTO order for this market (paper venue, markets file)"
+"""The reason shown when the market's ``oto`` is empty (no ccxt venue answered for it)."""
 
 
 class VolumeBot(BotBase[VolumeParams, VolumeState]):
@@ -307,12 +322,12 @@ class VolumeBot(BotBase[VolumeParams, VolumeState]):
         return self._check_target()
 
     def status(self) -> BotStatus:
-        """The status block of STRATEGIES.md §4: target, group total, progress, per-user volume."""
+        """The status block of STRATEGIES.md §4: target, group total, progress, per-user
+        volume; and ``oto: emulated`` with why (``oto_why``: what the venue offers, the
+        market's :attr:`~tradebus.common.markets.Market.oto`)."""
         s, pos, target = self.state, self.state.position, self.params.target_volume
         group = self.group_volume()
-        progress = group / target * HUNDRED if target > 0 else ZERO
-        if progress.adjusted() < 20:  # quantize needs the digits; huge ratios are shown as is
-            progress = progress.quantize(PROGRESS_PLACES, ROUND_DOWN)
+        progress = progress_pct(group, target)
         users = dict(s.user_volumes)
         users[self.ctx.user] = max(users.get(self.ctx.user, ZERO), s.own_volume)
         details: dict[str, str | int | bool | None] = {
@@ -322,6 +337,8 @@ class VolumeBot(BotBase[VolumeParams, VolumeState]):
             "progress_pct": str(progress),
             "own_volume": str(s.own_volume),
             "open_sells": self._waiting_sells(),
+            "oto": "emulated",
+            "oto_why": f"{self.ctx.market.oto or NO_OTO_OFFER}; {OTO_EMULATION}",
         }
         details.update({f"user_volume.{u}": str(v) for u, v in sorted(users.items())})
         return bot_status(

@@ -10,7 +10,7 @@ sell ``floor_tick(F * (1 + sell_profit_pct/100))``.
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 import msgspec
 
@@ -19,6 +19,7 @@ from tradebus.common.money import HUNDRED, ONE, ZERO, floor_to
 from tradebus.strategies.common_checks import Problems, non_negative, positive
 
 NS_PER_SECOND = 1_000_000_000
+PROGRESS_PLACES = Decimal("0.01")
 
 
 class VolumeParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -76,3 +77,15 @@ def buy_order(p: Decimal, params: VolumeParams, market: Market) -> tuple[Decimal
 def sell_price(f: Decimal, params: VolumeParams, market: Market) -> Decimal:
     """A loop's sell price ``floor_tick(F * (1 + sell_profit_pct/100))``, F its buy's average."""
     return floor_to(f * (ONE + params.sell_profit_pct / HUNDRED), market.tick_size)
+
+
+def progress_pct(volume: Decimal, target: Decimal) -> Decimal:
+    """A group's progress toward its target in percent, ``volume / target * 100`` rounded
+    down to 0.01 (STRATEGIES.md §4 status, seed 004's ``progress``); 0 when ``target`` is
+    not positive, and a ratio too large to quantize is returned unrounded."""
+    if target <= 0:
+        return ZERO
+    progress = volume / target * HUNDRED
+    if progress.adjusted() < 20:  # quantize needs the digits; huge ratios are shown as is
+        progress = progress.quantize(PROGRESS_PLACES, ROUND_DOWN)
+    return progress
