@@ -77,6 +77,7 @@ import msgspec
 from tradebus.common.config import ConfigError, load_yaml
 from tradebus.common.ids import AccountId, UserId
 from tradebus.common.markets import Market, MarketKind
+from tradebus.common.messages import ReconMode
 from tradebus.common.subjects import TOKEN_PATTERN
 
 
@@ -97,8 +98,32 @@ class RiskLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     max_margin_ratio: Decimal | None = None
 
 
+class Reconciliation(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How the reconciler treats the account (seed 001's ``reconciliation.enabled`` and
+    ``logDetailedReport``).
+
+    ``enabled`` (default true): reconciled at the reconciler's start, on its timer and on
+    ``tradebus recon run``; false: never (``recon run`` says it is off, and its venue is
+    not asked). ``detailed_report`` (default true): the report lists every asset and
+    position compared (venue, ledger, difference, tolerance); false: only the drifting ones.
+    """
+
+    enabled: bool = True
+    detailed_report: bool = True
+
+    @property
+    def mode(self) -> ReconMode:
+        """``off``, ``detailed`` or ``short`` (``AccountBalances.reconciliation``)."""
+        if not self.enabled:
+            return "off"
+        return "detailed" if self.detailed_report else "short"
+
+
 class AccountSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """One account of the accounts file."""
+    """One account of the accounts file.
+
+    ``reconciliation``: :class:`Reconciliation`.
+    """
 
     id: AccountId
     user: UserId
@@ -110,6 +135,7 @@ class AccountSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     risk: RiskLimits = RiskLimits()
     market_kind: MarketKind = "spot"
     leverage: Decimal = Decimal(1)
+    reconciliation: Reconciliation = Reconciliation()
     # live accounts only
     api_url: str | None = None
     ws_url: str | None = None

@@ -522,8 +522,14 @@ class ExecutionEngine:
         return self._fills.watermark
 
     # ----------------------------------------------------------------- queries
-    async def balances(self, account: AccountId | None = None) -> list[AccountBalances]:
+    async def balances(
+        self, account: AccountId | None = None, reconcile: bool = False
+    ) -> list[AccountBalances]:
         """Venue balances of one or every account, with the ledger watermark they reflect.
+
+        Each carries the account's ``reconciliation`` mode. With ``reconcile`` (the
+        reconciler asks), an account whose reconciliation is off is answered without
+        asking its venue: no balances, mode ``off``.
 
         Raises
         ------
@@ -536,7 +542,19 @@ class ExecutionEngine:
             ids = [account] if account is not None else sorted(self._accounts)
             out = []
             for account_id in ids:
+                mode = self._accounts[account_id].reconciliation.mode
                 venue = self._venues[account_id]
+                if reconcile and mode == "off":
+                    out.append(
+                        AccountBalances(
+                            account=account_id,
+                            venue=venue.name,
+                            balances=[],
+                            ledger_watermark=self.watermark,
+                            reconciliation=mode,
+                        )
+                    )
+                    continue
                 if account_id in self.connecting:
                     error = VenueError(
                         kind="transient",
@@ -559,6 +577,7 @@ class ExecutionEngine:
                         ledger_watermark=self.watermark,
                         positions=positions,
                         margin_ratio=self._note_margin(account_id, balances, positions),
+                        reconciliation=mode,
                     )
                 )
             return out
