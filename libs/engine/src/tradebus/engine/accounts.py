@@ -71,6 +71,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from decimal import Decimal
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 
@@ -119,10 +120,39 @@ class Reconciliation(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
         return "detailed" if self.detailed_report else "short"
 
 
+CancelAtStart = Literal["none", "unknown", "all"]
+"""Which open orders of an account execution cancels when it starts the account
+(:class:`AtStart`)."""
+
+
+class AtStart(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What execution does once each time it starts the account: when execution starts,
+    and when it loads an account added at run time (seed 000's ``cancelAllOrders`` and
+    ``sellNonUsdcAssets`` / ``sellNonUsdcMinValue``; ``tradebus.execution.account_start``).
+
+    ``cancel_open_orders`` (default ``none``): ``unknown`` cancels the orders open at the
+    venue that the ledger does not know (placed outside tradebus: the venue's web page,
+    another program); ``all`` also every open order of the ledger, the bots' and manual
+    ones (their sources hear ``OrderCanceled``). Bots' orders are never canceled unless
+    ``all`` is asked for.
+
+    ``sweep_assets`` (default false): sell, at market, every asset other than
+    ``sweep_quote`` (default ``USDC``) whose free balance, less what the account's bots
+    hold of it by the ledger, is worth more than ``sweep_min_value`` (default 10, in
+    ``sweep_quote``, at the venue's last price) into ``sweep_quote``; an asset without a
+    ``<asset>_<quote>`` market is left. Each asset is logged and audited.
+    """
+
+    cancel_open_orders: CancelAtStart = "none"
+    sweep_assets: bool = False
+    sweep_min_value: Decimal = Decimal(10)
+    sweep_quote: str = "USDC"
+
+
 class AccountSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One account of the accounts file.
 
-    ``reconciliation``: :class:`Reconciliation`.
+    ``reconciliation``: :class:`Reconciliation`; ``at_start``: :class:`AtStart`.
     """
 
     id: AccountId
@@ -136,6 +166,7 @@ class AccountSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     market_kind: MarketKind = "spot"
     leverage: Decimal = Decimal(1)
     reconciliation: Reconciliation = Reconciliation()
+    at_start: AtStart = AtStart()
     # live accounts only
     api_url: str | None = None
     ws_url: str | None = None
@@ -241,6 +272,14 @@ def validate_accounts(
             count = getattr(a.risk, field)
             if count is not None and count < 1:
                 problems.append(f"{where}.risk.{field}: must be >= 1")
+        value = a.at_start.sweep_min_value
+        if not (value.is_finite() and value >= 0):
+            problems.append(f"{where}.at_start.sweep_min_value: must be >= 0 (got {value})")
+        if not TOKEN_PATTERN.match(a.at_start.sweep_quote):
+            problems.append(
+                f"{where}.at_start.sweep_quote: must match {TOKEN_PATTERN.pattern}"
+                f" (got {a.at_start.sweep_quote!r})"
+            )
         problems.extend(_live_problems(where, a, live_venues))
     return problems
 

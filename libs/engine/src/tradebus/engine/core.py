@@ -67,7 +67,7 @@ from tradebus.common.messages import (
     PositionRisk,
 )
 from tradebus.common.money import ZERO
-from tradebus.engine.accounts import AccountSpec
+from tradebus.engine.accounts import AccountSpec, CancelAtStart
 from tradebus.engine.events import EmitEvent, EmitNowait, IntentContext, OrderEvents
 from tradebus.engine.fills import FillBooker
 from tradebus.engine.group_commit import INVALID_VALUE_ERRORS, GroupCommit, invalid, new_order
@@ -78,7 +78,13 @@ from tradebus.engine.refusals import Refusals
 from tradebus.engine.risk import Refusal, margin_ratio
 from tradebus.engine.sizing import is_same_size
 from tradebus.engine.store import OrderStore
-from tradebus.engine.venue import Venue, VenueError, VenueFill, VenueUnavailable
+from tradebus.engine.venue import (
+    Venue,
+    VenueError,
+    VenueFill,
+    VenueOpenOrder,
+    VenueUnavailable,
+)
 from tradebus.engine.vetting import Vetting
 from tradebus.ledger.rows import OrderRow
 
@@ -462,6 +468,43 @@ class ExecutionEngine:
                 extra={"account": account, "error": str(exc)},
             )
         return canceled
+
+    async def cancel_at_start(
+        self, account: AccountId, scope: CancelAtStart, cancel_id: IntentId
+    ) -> tuple[list[VenueOpenOrder], list[OrderRow]]:
+        """Cancel the account's open orders as its ``at_start.cancel_open_orders`` says
+        (:class:`~tradebus.engine.accounts.AtStart`); the venue's orders the ledger does not
+        know that were canceled, and the ledger's orders canceled. Takes :attr:`lock`.
+
+        ``unknown``: every order open at the venue whose client id is not one of the
+        account's open orders in the ledger, canceled by its venue id. ``all``: those, and
+        every open order of the ledger (canceled as a ``CancelAll`` would: the row closed,
+        ``OrderCanceled`` with ``cancel_id`` to its source). ``none``: nothing.
+
+        Raises
+        ------
+        VenueUnavailable, RetryLater
+            If the venue cannot be asked now.
+        """
+        if scope == "none":
+            return [], []
+        async with self.lock:
+            await self.resolve_unknown(account)
+            venue = self._venues[account]
+            ours = await self._store.open_orders(account)
+            known = {(str(r.client_order_id), r.symbol) for r in ours}
+            foreign = []
+            for order in await venue.open_orders():
+                if (order.client_order_id, order.symbol) in known:
+                    continue
+                if await venue.cancel_by_venue_id(order.venue_order_id, order.symbol):
+                    foreign.append(order)
+            canceled = []
+            if scope == "all":
+                for row in ours:
+                    if await self._orders.cancel(row, cancel_id):
+                        canceled.append(row)
+            return foreign, canceled
 
     async def _cancel_rejected(
         self, ctx: IntentContext, intent: CancelOrder, reason: str, message: str

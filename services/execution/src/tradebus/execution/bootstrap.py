@@ -39,6 +39,7 @@ from tradebus.engine.accounts import AccountSpec, load_accounts
 from tradebus.engine.core import ExecutionEngine
 from tradebus.engine.paper.exchange import PaperExchange, PaperVenue
 from tradebus.engine.venue import Venue, VenueRejected, VenueUnavailable
+from tradebus.execution.account_start import AccountStart
 from tradebus.execution.accounts_sync import AccountLoader
 from tradebus.execution.adjust import AdjustControl
 from tradebus.execution.ccxt_venue import CcxtVenue
@@ -253,7 +254,8 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
     await engine.start()
     for account, reason in halted.items():
         await engine.halt(account, reason)
-    pollers = start_live_tasks(engine, ledger, live, connecting, specs, clock, stop)
+    at_start = AccountStart(engine, ledger, catalog, AuditTrail(js, "execution", clock), clock)
+    pollers = start_live_tasks(engine, ledger, live, connecting, specs, clock, stop, at_start.begin)
     intake = IntentConsumer(
         engine, js, intake_settings(settings), metrics, sorted({s.user for s in specs})
     )
@@ -299,11 +301,15 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
         clock=clock,
         stop=stop,
         file_accounts={s.id for s in specs},
+        at_start=at_start,
     )
     started = await loader.load_at_start(rows)
     if started.failed:
         log.error("accounts added at run time that did not load", extra={"failed": started.failed})
     await loader.start(nc)
+    for spec in specs:  # before any intent: the accounts file's at_start options
+        if spec.id not in engine.connecting and spec.id not in engine.halted:
+            await at_start.run(spec, venues[spec.id])
     query_sub = await nc.subscribe(subjects.exec_query("balances"), cb=on_balances)
     markets_sub = await nc.subscribe(subjects.exec_query("markets"), cb=on_markets)
     pollers.append(
@@ -323,6 +329,7 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
         await query_sub.unsubscribe()
         await markets_sub.unsubscribe()
         await loader.close()
+        await at_start.close()
         await kill_switch.stop()
         await adjustments.stop()
         log.info("stopping: subscriptions closed")
