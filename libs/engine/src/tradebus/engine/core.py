@@ -147,9 +147,13 @@ class ExecutionEngine:
         self.lock = asyncio.Lock()
         self.connecting: set[AccountId] = set()
         """Live accounts whose venue has not answered since start: their intents wait."""
-        self._vetting = Vetting(catalog, venues, self._orders.open_count, last_price, clock)
+        self._vetting = Vetting(
+            catalog, venues, self._orders.open_count, last_price, clock, store.open_orders
+        )
         self.kill = self._vetting.kill
         self.risk = self._vetting.risk
+        self.groups = self._vetting.groups
+        """Which bot is in which capped strategy group (:mod:`.group_capital`)."""
         self._fills = FillBooker(
             store,
             accounts,
@@ -194,7 +198,7 @@ class ExecutionEngine:
             spec = self._accounts.get(f.account_id)
             if spec is not None:
                 facts = (f.side, f.qty, f.price, f.fee, f.fee_asset)
-                self._vetting.on_fill(spec, f.symbol, facts, f.recorded_ns)  # type: ignore[arg-type]
+                self._vetting.on_fill(spec, f.symbol, facts, f.recorded_ns, f.source)  # type: ignore[arg-type]
         self._fills.watermark = await self._store.last_journal_id()
         self._metrics.open_orders.set(self._orders.open_count())
 
@@ -221,7 +225,7 @@ class ExecutionEngine:
         for f in await self._store.fill_history():
             if f.account_id == spec.id:
                 facts = (f.side, f.qty, f.price, f.fee, f.fee_asset)
-                self._vetting.on_fill(spec, f.symbol, facts, f.recorded_ns)  # type: ignore[arg-type]
+                self._vetting.on_fill(spec, f.symbol, facts, f.recorded_ns, f.source)  # type: ignore[arg-type]
         self._accounts[spec.id] = spec
         self._metrics.open_orders.set(self._orders.open_count())
 
@@ -388,7 +392,7 @@ class ExecutionEngine:
         if earlier is not None:  # the same intent was refused before: refuse it the same way
             await self._refusals.refuse(ctx, intent.intent_id, intent.account, Refusal(*earlier))
             return
-        vetted = await self._vetting.vet(spec, intent)
+        vetted = await self._vetting.vet(spec, intent, ctx.source)
         if isinstance(vetted, Refusal):
             await self._refusals.refuse(ctx, intent.intent_id, intent.account, vetted)
             return

@@ -42,6 +42,7 @@ from tradebus.engine.venue import Venue, VenueRejected, VenueUnavailable
 from tradebus.execution.account_start import AccountStart
 from tradebus.execution.accounts_sync import AccountLoader
 from tradebus.execution.adjust import AdjustControl
+from tradebus.execution.bot_groups import BotGroups
 from tradebus.execution.ccxt_venue import CcxtVenue
 from tradebus.execution.consumer_lag import start_consumer_lag
 from tradebus.execution.intent_consumer import IntakeSettings, IntentConsumer
@@ -307,6 +308,8 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
     if started.failed:
         log.error("accounts added at run time that did not load", extra={"failed": started.failed})
     await loader.start(nc)
+    bot_groups = BotGroups(js, engine.groups)
+    await bot_groups.start()  # before any intent: the strategy groups' capital caps
     for spec in specs:  # before any intent: the accounts file's at_start options
         if spec.id not in engine.connecting and spec.id not in engine.halted:
             await at_start.run(spec, venues[spec.id])
@@ -330,6 +333,7 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
         await markets_sub.unsubscribe()
         await loader.close()
         await at_start.close()
+        await bot_groups.close()
         await kill_switch.stop()
         await adjustments.stop()
         log.info("stopping: subscriptions closed")
