@@ -190,9 +190,9 @@ async def test_sweep_at_start_sells_sol_leaves_dust_and_what_a_bot_holds(
         assert (sold.symbol, sold.side, sold.qty, sold.price) == ("SOL_USDC", "sell", D(5), D(150))
         assert sold.intent_id.startswith("sweep:bob-bp:SOL:")
         audit = [e for e in await audit_events(bus) if e.action == "account.sweep"]
-        assert [(e.target, e.after["symbol"], D(e.after["qty"])) for e in audit] == [
-            ("account:bob-bp", "SOL_USDC", D(5))
-        ]
+        assert [
+            (e.target, e.after and e.after["symbol"], e.after and D(e.after["qty"])) for e in audit
+        ] == [("account:bob-bp", "SOL_USDC", D(5))]
     lines = {r.asset: r.getMessage() for r in caplog.records if hasattr(r, "asset")}
     assert lines == {
         "BTC": "sweep: BTC left (held_by_bots)",

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tradebus.common.config import ConfigError
+from tradebus.common.ids import AccountId
 from tradebus.common.markets import Market
 from tradebus.common.messages import AssetBalance
 from tradebus.engine.accounts import AtStart, load_accounts
@@ -48,7 +49,7 @@ def bal(asset: str, free: str) -> AssetBalance:
 
 def fill(source: str, symbol: str, side: str, qty: str, fee: str, fee_asset: str) -> BookedFill:
     return BookedFill(
-        account_id="a", symbol=symbol, side=side, price=D(1), qty=D(qty), fee=D(fee),
+        account_id=AccountId("a"), symbol=symbol, side=side, price=D(1), qty=D(qty), fee=D(fee),
         fee_asset=fee_asset, recorded_ns=0, source=source,
     )  # fmt: skip
 
