@@ -107,6 +107,11 @@ def test_bad_at_start_and_reconciliation_settings_name_the_field(tmp_path: Path)
         load_accounts(path)
     assert "accounts[0].at_start.sweep_min_value: must be >= 0 (got -1)" in str(bad.value)
     assert "accounts[0].at_start.sweep_quote: must match" in str(bad.value)
+    path.write_text(
+        "accounts:\n  - {id: a, user: u, market_kind: perpetual, at_start: {sweep_assets: true}}\n"
+    )
+    with pytest.raises(ConfigError, match=r"accounts\[0\].at_start.sweep_assets: only for spot"):
+        load_accounts(path)
     path.write_text("accounts:\n  - {id: a, user: u, at_start: {cancel_open_orders: some}}\n")
     with pytest.raises(ConfigError, match=r"at_start.cancel_open_orders"):
         load_accounts(path)

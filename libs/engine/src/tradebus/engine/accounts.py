@@ -140,7 +140,8 @@ class AtStart(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     ``sweep_quote`` (default ``USDC``) whose free balance, less what the account's bots
     hold of it by the ledger, is worth more than ``sweep_min_value`` (default 10, in
     ``sweep_quote``, at the venue's last price) into ``sweep_quote``; an asset without a
-    ``<asset>_<quote>`` market is left. Each asset is logged and audited.
+    ``<asset>_<quote>`` market is left. Each asset is logged and audited. Spot accounts
+    only (``market_kind: spot``).
     """
 
     cancel_open_orders: CancelAtStart = "none"
@@ -275,6 +276,11 @@ def validate_accounts(
         value = a.at_start.sweep_min_value
         if not (value.is_finite() and value >= 0):
             problems.append(f"{where}.at_start.sweep_min_value: must be >= 0 (got {value})")
+        if a.at_start.sweep_assets and a.market_kind != "spot":
+            problems.append(
+                f"{where}.at_start.sweep_assets: only for spot accounts (market_kind is"
+                f" {a.market_kind}: its orders open perpetual positions)"
+            )
         if not TOKEN_PATTERN.match(a.at_start.sweep_quote):
             problems.append(
                 f"{where}.at_start.sweep_quote: must match {TOKEN_PATTERN.pattern}"
