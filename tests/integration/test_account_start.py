@@ -33,7 +33,7 @@ from tests.support.execution import (
     execution_settings,
 )
 from tests.support.services import eventually
-from tradebus.common.messages import OrderAccepted, OrderCanceled, OrderFilled
+from tradebus.common.messages import AuditEvent, OrderAccepted, OrderCanceled, OrderFilled
 
 KEY_ENV = "TRADEBUS_TEST_AT_START_KEY"
 SECRET_ENV = "TRADEBUS_TEST_AT_START_SECRET"
@@ -135,11 +135,12 @@ async def test_cancel_open_orders_at_start_unknown_then_all(
     logged = [r for r in caplog.records if "placed outside tradebus" in r.getMessage()]
     assert [r.venue_order_id for r in logged] == [outside]  # type: ignore[attr-defined]
 
-    outside = await place_outside(server, creds, "48000")
+    first_outside, outside = outside, await place_outside(server, creds, "48000")
     async with execution(*run, "{cancel_open_orders: all}") as bus:
         await eventually(lambda: at_start_done(caplog, 2), what="the cancels at start")
         assert server.open_orders(creds.api_key) == []
         await eventually(lambda: bus.of(OrderCanceled, "bob-ladder:1:0"), what="bot hears it")
+        audit = [e.after for e in await audit_events(bus) if e.action == "account.cancel_at_start"]
     conn = await asyncpg.connect(database_url)
     try:
         status = await conn.fetchval("SELECT status FROM orders WHERE intent_id = 'bob-ladder:1:0'")
@@ -150,6 +151,10 @@ async def test_cancel_open_orders_at_start_unknown_then_all(
     assert [(r.scope, r.outside, r.ledger) for r in done] == [  # type: ignore[attr-defined]
         ("unknown", 1, 0),
         ("all", 1, 1),
+    ]
+    assert audit == [
+        {"scope": "unknown", "outside": [first_outside], "ledger": []},
+        {"scope": "all", "outside": [outside], "ledger": ["bob-ladder:bob-ladder:1:0"]},
     ]
 
 
@@ -189,15 +194,24 @@ async def test_sweep_at_start_sells_sol_leaves_dust_and_what_a_bot_holds(
         (sold,) = sweep_fills()
         assert (sold.symbol, sold.side, sold.qty, sold.price) == ("SOL_USDC", "sell", D(5), D(150))
         assert sold.intent_id.startswith("sweep:bob-bp:SOL:")
-        audit = [e for e in await audit_events(bus) if e.action == "account.sweep"]
+
+        async def swept() -> list[AuditEvent]:
+            return [e for e in await audit_events(bus) if e.action == "account.sweep"]
+
+        await eventually(swept, what="the sweep's audit event")
+        audit = await swept()
         assert [
             (e.target, e.after and e.after["symbol"], e.after and D(e.after["qty"])) for e in audit
         ] == [("account:bob-bp", "SOL_USDC", D(5))]
     lines = {r.asset: r.getMessage() for r in caplog.records if hasattr(r, "asset")}
+    sold_line = lines.pop("SOL")  # the order's status then: its fill may be booked already
+    assert sold_line in (
+        "sweep: SOL sold into USDC (accepted)",
+        "sweep: SOL sold into USDC (filled)",
+    )
     assert lines == {
         "BTC": "sweep: BTC left (held_by_bots)",
         "ETH": "sweep: ETH left (below_minimum)",
-        "SOL": "sweep: SOL sold into USDC (accepted)",
     }
     conn = await asyncpg.connect(database_url)
     try:

@@ -70,6 +70,21 @@ async def open_buys(database_url: str, bots: tuple[str, ...]) -> D:
     return D(value)
 
 
+async def bought(database_url: str, bots: tuple[str, ...]) -> D:
+    """The cost of what the bots bought (none sold here), from the ledger's fills."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        value = await conn.fetchval(
+            "SELECT coalesce(sum(f.price * f.qty), 0) FROM fills f JOIN orders o"
+            " ON o.client_order_id = f.client_order_id WHERE o.source = ANY($1)"
+            " AND f.side = 'buy'",
+            list(bots),
+        )
+    finally:
+        await conn.close()
+    return D(value)
+
+
 async def test_two_ladders_of_one_group_never_commit_more_than_total_capital(
     nats_url: str, database_url: str, tmp_path: Path
 ) -> None:
@@ -124,4 +139,7 @@ async def test_two_ladders_of_one_group_never_commit_more_than_total_capital(
             await eventually(lambda: len(bus.of(OrderFilled)) >= 2, what="fills")
             await bus.nc.publish(md, encode(trade("59350", 3)))
             assert await open_buys(database_url, GROUP) < committed
+            held = await bought(database_url, GROUP)
+            assert held > D(390)  # both first levels
+            assert await open_buys(database_url, GROUP) + held <= CAP
             assert len(bus.of(OrderRejected)) == 1

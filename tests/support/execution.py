@@ -188,6 +188,8 @@ async def reconcile_now(
 async def audit_events(bus: Bus) -> list[AuditEvent]:
     """Every audit event in the ``AUDIT`` stream so far, in order."""
     info = await bus.js.stream_info(subjects.STREAM_AUDIT)
+    if not info.state.messages:
+        return []
     events = []
     for seq in range(info.state.first_seq, info.state.last_seq + 1):
         msg = await bus.js.get_msg(subjects.STREAM_AUDIT, seq)
