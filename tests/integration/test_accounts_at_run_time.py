@@ -26,13 +26,18 @@ import pytest
 
 from tests.support.backpack.auth import Credentials, generate_credentials
 from tests.support.backpack.server import BackpackServer
-from tests.support.execution import Bus, collecting, execution_service, execution_settings
+from tests.support.execution import (
+    Bus,
+    audit_events,
+    collecting,
+    execution_service,
+    execution_settings,
+)
 from tests.support.services import eventually
 from tradebus.common import subjects
 from tradebus.common.bus import request
 from tradebus.common.codec import (
     decode_accounts_sync_reply,
-    decode_audit_event,
     decode_balances_reply,
     encode,
 )
@@ -41,7 +46,6 @@ from tradebus.common.ids import AccountId, UserId
 from tradebus.common.messages import (
     AccountsSync,
     AccountsSyncReply,
-    AuditEvent,
     BalancesQuery,
     BalancesReply,
     OrderAccepted,
@@ -148,15 +152,6 @@ async def sync(bus: Bus, account: str | None = None, actor: str = "admin") -> Ac
     reply = decode_accounts_sync_reply(raw)
     assert isinstance(reply, AccountsSyncReply), reply
     return reply
-
-
-async def audit_events(bus: Bus) -> list[AuditEvent]:
-    info = await bus.js.stream_info(subjects.STREAM_AUDIT)
-    events = []
-    for seq in range(info.state.first_seq, info.state.last_seq + 1):
-        msg = await bus.js.get_msg(subjects.STREAM_AUDIT, seq)
-        events.append(decode_audit_event(msg.data or b""))
-    return events
 
 
 async def balances(bus: Bus, account: str) -> dict[str, D]:

@@ -282,6 +282,26 @@ async def test_execution_consumes_intents_and_publishes_events(connect: Connect)
     assert len(refused) == 2, refused
 
 
+async def test_execution_reads_kv_bots_and_never_writes_it(connect: Connect) -> None:
+    """The strategy groups' capital caps (tradebus.execution.bot_groups): execution makes
+    KV ``bots`` if missing and watches it; writing a spec is refused."""
+    execution = await connect("execution")
+    js = execution.nc.jetstream(timeout=2)
+    bots = await open_bots(js)
+    strategy = await connect("strategy")
+    await (await open_bots(strategy.nc.jetstream())).put("alice-dual-a", b'{"id":"x"}')
+    watcher = await bots.watchall()
+    entry = await watcher.updates(timeout=2)
+    assert entry is not None and (entry.key, entry.value) == ("alice-dual-a", b'{"id":"x"}')
+    assert (await bots.get("alice-dual-a")).value == b'{"id":"x"}'
+    await watcher.stop()
+    assert await execution.violations() == []
+
+    with pytest.raises(nats.errors.TimeoutError):  # refused requests are never answered
+        await bots.put("alice-dual-a", b"{}")
+    assert len(await execution.violations()) == 1
+
+
 async def test_marketdata_and_reconciler_stay_in_their_lanes(connect: Connect) -> None:
     marketdata = await connect("marketdata")
     reconciler = await connect("reconciler")

@@ -26,6 +26,7 @@ from tests.support.services import consumer_exists, service
 from tradebus.common import subjects
 from tradebus.common.bus import ensure_streams, request
 from tradebus.common.codec import (
+    decode_audit_event,
     decode_balances_reply,
     decode_event,
     decode_recon_run_reply,
@@ -33,6 +34,7 @@ from tradebus.common.codec import (
 )
 from tradebus.common.messages import (
     AssetBalance,
+    AuditEvent,
     BalancesQuery,
     BalancesReply,
     OrderEvent,
@@ -181,3 +183,15 @@ async def reconcile_now(
         reply = decode_recon_run_reply(raw.data)
         assert isinstance(reply, ReconRunReply), reply
         return {r.account: r for r in reply.reports}
+
+
+async def audit_events(bus: Bus) -> list[AuditEvent]:
+    """Every audit event in the ``AUDIT`` stream so far, in order."""
+    info = await bus.js.stream_info(subjects.STREAM_AUDIT)
+    if not info.state.messages:
+        return []
+    events = []
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        msg = await bus.js.get_msg(subjects.STREAM_AUDIT, seq)
+        events.append(decode_audit_event(msg.data or b""))
+    return events

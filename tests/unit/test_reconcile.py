@@ -6,7 +6,7 @@ from decimal import Decimal as D
 from typing import Literal
 
 from tradebus.common.messages import AssetBalance
-from tradebus.reconciler.core import reconcile
+from tradebus.reconciler.core import reconcile, short
 
 
 def bal(asset: str, total: str) -> AssetBalance:
@@ -59,14 +59,27 @@ def test_a_big_run_replies_with_its_drifting_reports_only() -> None:
     from tradebus.common.codec import encode
     from tradebus.common.messages import RECON_REPLY_REPORTS, ReconReport
     from tradebus.reconciler.bootstrap import run_reply
+    from tradebus.reconciler.service import ReconRun
 
     def report(i: int, status: Literal["ok", "drift"]) -> ReconReport:
         return ReconReport(account=f"a{i}", status=status, rows=[], ledger_watermark=1, ts_event=1)
 
     small = [report(i, "ok") for i in range(3)] + [report(3, "drift")]
-    assert run_reply(small).reports == small
+    assert run_reply(ReconRun(small, [])).reports == small
     big = [report(i, "drift" if i % 1000 == 0 else "ok") for i in range(10_000)]
-    reply = run_reply(big)
+    reply = run_reply(ReconRun(big, []))
     assert (reply.accounts, reply.drifting) == (10_000, 10)
     assert [r.account for r in reply.reports] == [f"a{i}" for i in range(0, 10_000, 1000)]
     assert len(reply.reports) <= RECON_REPLY_REPORTS and len(encode(reply)) < 1024 * 1024
+
+
+def test_a_short_report_keeps_only_the_drifting_assets() -> None:
+    venue = [bal("BTC", "0.5"), bal("ETH", "2"), bal("USDT", "100")]
+    ledger = {"BTC": D("0.5"), "ETH": D("1.9"), "USDT": D("100")}
+    report = reconcile("a", venue, ledger, TOL, 7, 1)
+    assert [r.asset for r in report.rows] == ["BTC", "ETH", "USDT"] and report.detailed
+    brief = short(report)
+    assert (brief.status, brief.detailed) == ("drift", False)
+    assert [(r.asset, r.drift) for r in brief.rows] == [("ETH", D("0.1"))]
+    ok = short(reconcile("a", venue[:1], ledger | {"ETH": D(0), "USDT": D(0)}, TOL, 7, 1))
+    assert (ok.status, ok.rows) == ("ok", [])

@@ -5,7 +5,9 @@ compares each account's venue balances (and perpetual positions) with the
 ledger, applies the account's drift policy, stores the reports and answers
 with them (every report when the run covered at most ``RECON_REPLY_REPORTS``
 accounts, else the drifting ones). The exit status is 0 when every account is
-ok, 1 when one drifts or the reconciler cannot be asked, 2 for bad arguments.
+ok, 1 when one drifts or the reconciler cannot be asked, 2 for bad arguments. An
+account whose reconciliation is off (accounts file ``reconciliation.enabled: false``)
+is not reconciled: ``reconciliation is off for this account`` (exit 0).
 """
 
 from __future__ import annotations
@@ -37,11 +39,18 @@ def add_parser(sub: Any, common: Any) -> None:
 
 
 def render(reply: ReconRunReply) -> str:
-    """The reports as text for people: a line per account, a table of its assets."""
+    """The reports as text for people: a line per account, a table of its assets (every
+    asset compared, or only the drifting ones for an account with a short report); the
+    accounts whose reconciliation is off."""
+    if reply.off and not reply.accounts and len(reply.off) == 1:
+        return f"{reply.off[0]}: reconciliation is off for this account"
     parts = [f"{reply.accounts} account(s) reconciled, {reply.drifting} drifting"]
+    if reply.off:
+        parts.append(f"reconciliation is off for: {', '.join(reply.off)}")
     for report in reply.reports:
         action = "" if report.action == "none" else f" ({report.action})"
-        parts.append(f"\n{report.account}: {report.status}{action}")
+        kind = "" if report.detailed else ", short report: drifting assets only"
+        parts.append(f"\n{report.account}: {report.status}{action}{kind}")
         rows = [
             (
                 r.asset,

@@ -321,9 +321,15 @@ class MarketsReply(Message, frozen=True, kw_only=True):
 
 
 class BalancesQuery(Message, frozen=True, kw_only=True):
-    """Ask execution for venue balances: one account, or all when ``None``."""
+    """Ask execution for venue balances: one account, or all when ``None``.
+
+    ``reconcile``: the reconciler asks, to compare them with the ledger. An account whose
+    reconciliation is off (accounts file ``reconciliation.enabled: false``) is then
+    answered without asking its venue: no balances, ``reconciliation`` ``off``.
+    """
 
     account: AccountId | None = None
+    reconcile: bool = False
 
 
 class AssetBalance(msgspec.Struct, frozen=True, kw_only=True):
@@ -350,6 +356,11 @@ class PositionRisk(msgspec.Struct, frozen=True, kw_only=True):
     maintenance_margin: Decimal | None = None
 
 
+ReconMode = Literal["detailed", "short", "off"]
+"""How an account is reconciled (:class:`AccountBalances`): every asset in the report,
+only the drifting ones, or not at all."""
+
+
 class AccountBalances(msgspec.Struct, frozen=True, kw_only=True):
     """Venue balances of one account.
 
@@ -367,6 +378,10 @@ class AccountBalances(msgspec.Struct, frozen=True, kw_only=True):
     ledger_watermark: int
     positions: list[PositionRisk] = []
     margin_ratio: Decimal | None = None
+    reconciliation: ReconMode = "detailed"
+    """How the account wants to be reconciled (its accounts-file ``reconciliation``):
+    ``detailed`` (the report lists every asset compared), ``short`` (only drifting
+    assets) or ``off`` (not reconciled)."""
 
 
 class BalancesReply(Message, frozen=True, kw_only=True):
@@ -410,6 +425,8 @@ class ReconReport(Message, frozen=True, kw_only=True):
 
     ``action`` is what the account's drift policy did about a drift
     (``none`` when ok; ``alert``, ``adjusted``, ``halted``, or ``failed:<why>``).
+    ``rows`` holds every asset compared (a ``detailed`` report, the default) or only
+    the drifting ones (``detailed`` False: the account's ``reconciliation.detailed_report``).
     """
 
     account: str
@@ -418,6 +435,7 @@ class ReconReport(Message, frozen=True, kw_only=True):
     ledger_watermark: int
     ts_event: int
     action: str = "none"
+    detailed: bool = True
 
 
 class AdjustRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -479,6 +497,8 @@ class ReconRunReply(Message, frozen=True, kw_only=True):
     reports: list[ReconReport]
     accounts: int = 0
     drifting: int = 0
+    off: list[AccountId] = []
+    """Accounts not reconciled because their reconciliation is off (accounts file)."""
 
 
 # --------------------------------------------------------------------------

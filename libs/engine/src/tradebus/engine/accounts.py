@@ -71,12 +71,14 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from decimal import Decimal
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 
 from tradebus.common.config import ConfigError, load_yaml
 from tradebus.common.ids import AccountId, UserId
 from tradebus.common.markets import Market, MarketKind
+from tradebus.common.messages import ReconMode
 from tradebus.common.subjects import TOKEN_PATTERN
 
 
@@ -97,8 +99,62 @@ class RiskLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     max_margin_ratio: Decimal | None = None
 
 
+class Reconciliation(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How the reconciler treats the account (seed 001's ``reconciliation.enabled`` and
+    ``logDetailedReport``).
+
+    ``enabled`` (default true): reconciled at the reconciler's start, on its timer and on
+    ``tradebus recon run``; false: never (``recon run`` says it is off, and its venue is
+    not asked). ``detailed_report`` (default true): the report lists every asset and
+    position compared (venue, ledger, difference, tolerance); false: only the drifting ones.
+    """
+
+    enabled: bool = True
+    detailed_report: bool = True
+
+    @property
+    def mode(self) -> ReconMode:
+        """``off``, ``detailed`` or ``short`` (``AccountBalances.reconciliation``)."""
+        if not self.enabled:
+            return "off"
+        return "detailed" if self.detailed_report else "short"
+
+
+CancelAtStart = Literal["none", "unknown", "all"]
+"""Which open orders of an account execution cancels when it starts the account
+(:class:`AtStart`)."""
+
+
+class AtStart(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What execution does once each time it starts the account: when execution starts,
+    and when it loads an account added at run time (seed 000's ``cancelAllOrders`` and
+    ``sellNonUsdcAssets`` / ``sellNonUsdcMinValue``; ``tradebus.execution.account_start``).
+
+    ``cancel_open_orders`` (default ``none``): ``unknown`` cancels the orders open at the
+    venue that the ledger does not know (placed outside tradebus: the venue's web page,
+    another program); ``all`` also every open order of the ledger, the bots' and manual
+    ones (their sources hear ``OrderCanceled``). Bots' orders are never canceled unless
+    ``all`` is asked for.
+
+    ``sweep_assets`` (default false): sell, at market, every asset other than
+    ``sweep_quote`` (default ``USDC``) whose free balance, less what the account's bots
+    hold of it by the ledger, is worth more than ``sweep_min_value`` (default 10, in
+    ``sweep_quote``, at the venue's last price) into ``sweep_quote``; an asset without a
+    ``<asset>_<quote>`` market is left. Each asset is logged and audited. Spot accounts
+    only (``market_kind: spot``).
+    """
+
+    cancel_open_orders: CancelAtStart = "none"
+    sweep_assets: bool = False
+    sweep_min_value: Decimal = Decimal(10)
+    sweep_quote: str = "USDC"
+
+
 class AccountSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """One account of the accounts file."""
+    """One account of the accounts file.
+
+    ``reconciliation``: :class:`Reconciliation`; ``at_start``: :class:`AtStart`.
+    """
 
     id: AccountId
     user: UserId
@@ -110,6 +166,8 @@ class AccountSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     risk: RiskLimits = RiskLimits()
     market_kind: MarketKind = "spot"
     leverage: Decimal = Decimal(1)
+    reconciliation: Reconciliation = Reconciliation()
+    at_start: AtStart = AtStart()
     # live accounts only
     api_url: str | None = None
     ws_url: str | None = None
@@ -215,6 +273,19 @@ def validate_accounts(
             count = getattr(a.risk, field)
             if count is not None and count < 1:
                 problems.append(f"{where}.risk.{field}: must be >= 1")
+        value = a.at_start.sweep_min_value
+        if not (value.is_finite() and value >= 0):
+            problems.append(f"{where}.at_start.sweep_min_value: must be >= 0 (got {value})")
+        if a.at_start.sweep_assets and a.market_kind != "spot":
+            problems.append(
+                f"{where}.at_start.sweep_assets: only for spot accounts (market_kind is"
+                f" {a.market_kind}: its orders open perpetual positions)"
+            )
+        if not TOKEN_PATTERN.match(a.at_start.sweep_quote):
+            problems.append(
+                f"{where}.at_start.sweep_quote: must match {TOKEN_PATTERN.pattern}"
+                f" (got {a.at_start.sweep_quote!r})"
+            )
         problems.extend(_live_problems(where, a, live_venues))
     return problems
 

@@ -67,7 +67,7 @@ from tradebus.common.messages import (
     PositionRisk,
 )
 from tradebus.common.money import ZERO
-from tradebus.engine.accounts import AccountSpec
+from tradebus.engine.accounts import AccountSpec, CancelAtStart
 from tradebus.engine.events import EmitEvent, EmitNowait, IntentContext, OrderEvents
 from tradebus.engine.fills import FillBooker
 from tradebus.engine.group_commit import INVALID_VALUE_ERRORS, GroupCommit, invalid, new_order
@@ -78,7 +78,13 @@ from tradebus.engine.refusals import Refusals
 from tradebus.engine.risk import Refusal, margin_ratio
 from tradebus.engine.sizing import is_same_size
 from tradebus.engine.store import OrderStore
-from tradebus.engine.venue import Venue, VenueError, VenueFill, VenueUnavailable
+from tradebus.engine.venue import (
+    Venue,
+    VenueError,
+    VenueFill,
+    VenueOpenOrder,
+    VenueUnavailable,
+)
 from tradebus.engine.vetting import Vetting
 from tradebus.ledger.rows import OrderRow
 
@@ -141,9 +147,13 @@ class ExecutionEngine:
         self.lock = asyncio.Lock()
         self.connecting: set[AccountId] = set()
         """Live accounts whose venue has not answered since start: their intents wait."""
-        self._vetting = Vetting(catalog, venues, self._orders.open_count, last_price, clock)
+        self._vetting = Vetting(
+            catalog, venues, self._orders.open_count, last_price, clock, store.open_orders
+        )
         self.kill = self._vetting.kill
         self.risk = self._vetting.risk
+        self.groups = self._vetting.groups
+        """Which bot is in which capped strategy group (:mod:`.group_capital`)."""
         self._fills = FillBooker(
             store,
             accounts,
@@ -188,7 +198,7 @@ class ExecutionEngine:
             spec = self._accounts.get(f.account_id)
             if spec is not None:
                 facts = (f.side, f.qty, f.price, f.fee, f.fee_asset)
-                self._vetting.on_fill(spec, f.symbol, facts, f.recorded_ns)  # type: ignore[arg-type]
+                self._vetting.on_fill(spec, f.symbol, facts, f.recorded_ns, f.source)  # type: ignore[arg-type]
         self._fills.watermark = await self._store.last_journal_id()
         self._metrics.open_orders.set(self._orders.open_count())
 
@@ -215,7 +225,7 @@ class ExecutionEngine:
         for f in await self._store.fill_history():
             if f.account_id == spec.id:
                 facts = (f.side, f.qty, f.price, f.fee, f.fee_asset)
-                self._vetting.on_fill(spec, f.symbol, facts, f.recorded_ns)  # type: ignore[arg-type]
+                self._vetting.on_fill(spec, f.symbol, facts, f.recorded_ns, f.source)  # type: ignore[arg-type]
         self._accounts[spec.id] = spec
         self._metrics.open_orders.set(self._orders.open_count())
 
@@ -382,7 +392,7 @@ class ExecutionEngine:
         if earlier is not None:  # the same intent was refused before: refuse it the same way
             await self._refusals.refuse(ctx, intent.intent_id, intent.account, Refusal(*earlier))
             return
-        vetted = await self._vetting.vet(spec, intent)
+        vetted = await self._vetting.vet(spec, intent, ctx.source)
         if isinstance(vetted, Refusal):
             await self._refusals.refuse(ctx, intent.intent_id, intent.account, vetted)
             return
@@ -463,6 +473,43 @@ class ExecutionEngine:
             )
         return canceled
 
+    async def cancel_at_start(
+        self, account: AccountId, scope: CancelAtStart, cancel_id: IntentId
+    ) -> tuple[list[VenueOpenOrder], list[OrderRow]]:
+        """Cancel the account's open orders as its ``at_start.cancel_open_orders`` says
+        (:class:`~tradebus.engine.accounts.AtStart`); the venue's orders the ledger does not
+        know that were canceled, and the ledger's orders canceled. Takes :attr:`lock`.
+
+        ``unknown``: every order open at the venue whose client id is not one of the
+        account's open orders in the ledger, canceled by its venue id. ``all``: those, and
+        every open order of the ledger (canceled as a ``CancelAll`` would: the row closed,
+        ``OrderCanceled`` with ``cancel_id`` to its source). ``none``: nothing.
+
+        Raises
+        ------
+        VenueUnavailable, RetryLater
+            If the venue cannot be asked now.
+        """
+        if scope == "none":
+            return [], []
+        async with self.lock:
+            await self.resolve_unknown(account)
+            venue = self._venues[account]
+            ours = await self._store.open_orders(account)
+            known = {(str(r.client_order_id), r.symbol) for r in ours}
+            foreign = []
+            for order in await venue.open_orders():
+                if (order.client_order_id, order.symbol) in known:
+                    continue
+                if await venue.cancel_by_venue_id(order.venue_order_id, order.symbol):
+                    foreign.append(order)
+            canceled = []
+            if scope == "all":
+                for row in ours:
+                    if await self._orders.cancel(row, cancel_id):
+                        canceled.append(row)
+            return foreign, canceled
+
     async def _cancel_rejected(
         self, ctx: IntentContext, intent: CancelOrder, reason: str, message: str
     ) -> None:
@@ -522,8 +569,14 @@ class ExecutionEngine:
         return self._fills.watermark
 
     # ----------------------------------------------------------------- queries
-    async def balances(self, account: AccountId | None = None) -> list[AccountBalances]:
+    async def balances(
+        self, account: AccountId | None = None, reconcile: bool = False
+    ) -> list[AccountBalances]:
         """Venue balances of one or every account, with the ledger watermark they reflect.
+
+        Each carries the account's ``reconciliation`` mode. With ``reconcile`` (the
+        reconciler asks), an account whose reconciliation is off is answered without
+        asking its venue: no balances, mode ``off``.
 
         Raises
         ------
@@ -536,7 +589,19 @@ class ExecutionEngine:
             ids = [account] if account is not None else sorted(self._accounts)
             out = []
             for account_id in ids:
+                mode = self._accounts[account_id].reconciliation.mode
                 venue = self._venues[account_id]
+                if reconcile and mode == "off":
+                    out.append(
+                        AccountBalances(
+                            account=account_id,
+                            venue=venue.name,
+                            balances=[],
+                            ledger_watermark=self.watermark,
+                            reconciliation=mode,
+                        )
+                    )
+                    continue
                 if account_id in self.connecting:
                     error = VenueError(
                         kind="transient",
@@ -559,6 +624,7 @@ class ExecutionEngine:
                         ledger_watermark=self.watermark,
                         positions=positions,
                         margin_ratio=self._note_margin(account_id, balances, positions),
+                        reconciliation=mode,
                     )
                 )
             return out

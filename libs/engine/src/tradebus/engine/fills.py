@@ -124,7 +124,7 @@ class FillBooker:
             return  # already booked
         self.watermark, row = result
         facts = (fill.side, fill.qty, fill.price, fill.fee, fill.fee_asset)
-        self._vetting.on_fill(spec, fill.symbol, facts, now)
+        self._vetting.on_fill(spec, fill.symbol, facts, now, row.source)
         self._metrics.fill_booked(fill.venue, row.user_id)
         self._metrics.fill_to_ledger.observe(max(0, self._clock.now_ns() - now) / 1e9)
         if row.status == "filled":

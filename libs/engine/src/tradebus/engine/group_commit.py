@@ -26,7 +26,9 @@ id already in the group ends it. So does a second intent of an account whose
 vetting depends on its previous order (a ``clamp_to_free`` sell, or limits
 on open orders, daily loss or order rate): such an account has one intent
 per group, so each one is vetted against the state its predecessors left,
-exactly as one at a time. (An order that fills as it is placed, from the
+exactly as one at a time. A bot of a strategy group with a ``total_capital`` also
+has one intent per group: its buys are checked against what its group's orders
+commit. (An order that fills as it is placed, from the
 paper venue's recent events, changes the venue's balances before the next
 place of the group, in stream order, as one at a time; its fill is booked
 after the group's orders.)
@@ -162,7 +164,9 @@ class GroupCommit:
             key = (door.ctx.user, intent.intent_id)
             if key in keys:
                 break  # the same intent again: it must see the first one's row
-            alone = _needs_its_own_state(spec, intent)
+            alone = _needs_its_own_state(spec, intent) or self._vetting.capped(
+                spec, door.ctx.source
+            )
             if spec.id in shared and (alone or not shared[spec.id]):
                 break
             shared[spec.id] = not alone and shared.get(spec.id, True)
@@ -183,7 +187,7 @@ class GroupCommit:
         plan: list[tuple[Admitted, PlaceOrder | Refusal]] = []
         for door in group:
             try:
-                vetted = await self._vetting.vet(door.account, door.intent)  # type: ignore[arg-type]
+                vetted = await self._vetting.vet(door.account, door.intent, door.ctx.source)  # type: ignore[arg-type]
             except (ValueError, ArithmeticError) as exc:
                 vetted = invalid(exc)
             plan.append((door, vetted))

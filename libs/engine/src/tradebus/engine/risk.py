@@ -14,7 +14,11 @@ limit                       refusal ``reason``           refused when
                             ``risk_no_reference_price``  no last trade price to compare with
 ``max_daily_loss``          ``risk_daily_loss``          today's (UTC) realized P&L <= -it
 ``max_orders_per_second``   ``risk_order_rate``          orders placed in the last second >= it
+group ``total_capital``     ``group_capital``            a group's buy: committed + notional > it
 ==========================  ===========================  ==============================
+
+The last is a strategy group's cap, not the account's (:mod:`tradebus.engine.group_capital`,
+:func:`check_group_capital`).
 
 The state they need (open orders, last trade price, the day's realized P&L,
 recent placements, the position the order would reduce) is given by the
@@ -227,3 +231,34 @@ def check_margin_ratio(
         f"the account's margin ratio is {ratio.quantize(Decimal('0.0001'))}, the limit is"
         f" {most}: only reduce-only orders go out until it is lower",
     )
+
+
+def check_group_capital(
+    intent: PlaceOrder,
+    group: str,
+    total_capital: Decimal,
+    committed: Decimal,
+    last_price: Decimal | None,
+) -> Refusal | None:
+    """A strategy group's shared cap (docs/strategies.md, "Group capital cap"): refuse a
+    buy of one of its bots when ``committed + price x qty > total_capital``, ``price`` the
+    limit (a market order: ``last_price``; refused when there is none to value it).
+    ``committed`` is what the group's bots commit now (quote,
+    :func:`tradebus.engine.group_capital.committed_quote`). Sells pass."""
+    if intent.side != "buy":
+        return None
+    price = intent.price if intent.price is not None else last_price
+    if price is None:
+        return Refusal(
+            "group_capital",
+            f"no last trade price of {intent.symbol} to value a market buy against group"
+            f" {group}'s total_capital {total_capital}",
+        )
+    notional = price * intent.qty
+    if committed + notional > total_capital:
+        return Refusal(
+            "group_capital",
+            f"group {group} commits {committed} of its total_capital {total_capital};"
+            f" this buy of {notional} would take it to {committed + notional}",
+        )
+    return None

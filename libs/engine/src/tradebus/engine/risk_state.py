@@ -40,6 +40,8 @@ class RiskState:
 
     def __init__(self) -> None:
         self._positions: dict[tuple[AccountId, str], Position] = {}
+        self._by_source: dict[tuple[AccountId, str, str], Position] = {}
+        """(account, source, symbol) -> the position that source's fills built (spot)."""
         self._daily: dict[tuple[AccountId, int], Decimal] = defaultdict(lambda: ZERO)
         self._placed: dict[AccountId, deque[int]] = defaultdict(deque)
         self.margin_ratios: dict[AccountId, Decimal] = {}
@@ -52,11 +54,19 @@ class RiskState:
         perpetual: bool,
         fill: tuple[Side, Decimal, Decimal, Decimal, str],
         recorded_ns: int,
+        source: str = "",
     ) -> Decimal:
-        """Apply one booked fill ``(side, qty, price, fee, fee_asset)``; the P&L it realized."""
+        """Apply one booked fill ``(side, qty, price, fee, fee_asset)`` of an order from
+        ``source``; the P&L it realized. A spot fill also moves that source's own position
+        (:meth:`source_positions`: what a group's bots hold)."""
         side, gross, price, fee, fee_asset = fill
         qty, fee_or_none = position_change(side, gross, price, fee, fee_asset, market)
         fee_quote = ZERO if fee_or_none is None else fee_or_none
+        if source and not perpetual:
+            mine = self._by_source.setdefault((account, source, market.symbol), Position())
+            sold = min(qty, max(mine.qty, ZERO)) if side == "sell" else qty
+            if sold > 0:
+                mine.apply(side, sold, price, ZERO)
         position = self._positions.setdefault((account, market.symbol), Position())
         if not perpetual and side == "sell":
             held = max(position.qty, ZERO)
@@ -75,6 +85,8 @@ class RiskState:
         """Drop everything kept for ``account`` (unloaded at run time)."""
         for key in [k for k in self._positions if k[0] == account]:
             del self._positions[key]
+        for source_key in [k for k in self._by_source if k[0] == account]:
+            del self._by_source[source_key]
         for day in [k for k in self._daily if k[0] == account]:
             del self._daily[day]
         self._placed.pop(account, None)
@@ -83,6 +95,13 @@ class RiskState:
     def position(self, account: AccountId, symbol: str) -> Position | None:
         """The account's position in ``symbol`` as execution has seen it traded (or None)."""
         return self._positions.get((account, symbol))
+
+    def source_positions(self, account: AccountId, sources: frozenset[str]) -> list[Position]:
+        """The spot positions of ``account`` that the fills of ``sources`` built (a group's
+        bots' holdings: :func:`~tradebus.engine.group_capital.committed_quote`)."""
+        return [
+            p for (a, source, _), p in self._by_source.items() if a == account and source in sources
+        ]
 
     def on_place(self, account: AccountId, now_ns: int) -> None:
         """An order of ``account`` was sent to its venue at ``now_ns``."""

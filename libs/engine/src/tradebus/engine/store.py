@@ -278,6 +278,7 @@ class MemoryStore:
             fee=fill.fee,
             fee_asset=fill.fee_asset,
             recorded_ns=fill.ts,
+            source=row.source,
         )
         self.journal.extend(fill.entries)
         return (len(self.journal) if fill.entries else 0), row

@@ -55,6 +55,19 @@ class VenueOrder(msgspec.Struct, frozen=True, kw_only=True):
     reduce_only: bool = False
 
 
+class VenueOpenOrder(msgspec.Struct, frozen=True, kw_only=True):
+    """An order open at the venue as it lists them, whoever placed it: ``client_order_id``
+    is the id tradebus gave it (None for an order placed without one, e.g. on the venue's
+    web page); ``symbol`` the native market id; ``qty`` what is still open (base units)."""
+
+    venue_order_id: str
+    client_order_id: str | None
+    symbol: str
+    side: Side
+    price: Decimal | None
+    qty: Decimal
+
+
 class VenueFunding(msgspec.Struct, frozen=True, kw_only=True):
     """One funding payment of a perpetual position, as the venue reports it: ``amount``
     of ``asset`` received (negative: paid) for ``symbol`` (native id) at the end of the
@@ -168,6 +181,21 @@ class Venue(Protocol):
         ``since_ns``: the order cannot be older than this (its ledger row's
         creation): how far back the venue's order history is searched.
         """
+        ...
+
+    async def open_orders(self) -> list[VenueOpenOrder]:
+        """Every order open at the venue on this account, in every market, whoever placed
+        it (tradebus or not): what ``at_start.cancel_open_orders`` looks at."""
+        ...
+
+    async def cancel_by_venue_id(self, venue_order_id: str, symbol: str) -> bool:
+        """Cancel the open order ``venue_order_id`` of ``symbol`` (one that may have no
+        client id of ours); False if it is not open."""
+        ...
+
+    async def last_price(self, symbol: str) -> Decimal | None:
+        """The venue's last trade price of ``symbol`` (quote per base), None if it has
+        none: what ``at_start.sweep_assets`` values an asset at."""
         ...
 
     def take_late_fills(self) -> list[VenueFill]:

@@ -15,7 +15,11 @@
    ``max_open_orders``, the venue's position in its symbol and the quantity
    of the account's resting orders on its side (is it closing?
    :func:`~tradebus.engine.risk.is_closing`), as the venue shows them
-   (:meth:`~tradebus.engine.venue.Venue.perpetual_exposure`).
+   (:meth:`~tradebus.engine.venue.Venue.perpetual_exposure`);
+6. for a buy of a bot in a strategy group with a ``total_capital``
+   (:attr:`Vetting.groups`), the group's cap
+   (:func:`~tradebus.engine.risk.check_group_capital`) against what the group's bots
+   commit: their open buy orders in the ledger and the positions their fills built.
 
 It also keeps that risk state: every booked fill (:meth:`Vetting.on_fill`)
 and every order sent (:meth:`Vetting.on_place`).
@@ -23,7 +27,7 @@ and every order sent (:meth:`Vetting.on_place`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 from tradebus.common.clock import Clock
@@ -33,12 +37,20 @@ from tradebus.common.messages import PlaceOrder, Side
 from tradebus.common.money import ZERO
 from tradebus.common.positions import Position, price_pnl
 from tradebus.engine.accounts import AccountSpec, trades_perpetual
+from tradebus.engine.group_capital import GroupCaps, committed_quote
 from tradebus.engine.killswitch import KillSwitch
 from tradebus.engine.paper.exchange import PAPER_VENUE
-from tradebus.engine.risk import Refusal, check_limits, check_margin_ratio, check_order_shape
+from tradebus.engine.risk import (
+    Refusal,
+    check_group_capital,
+    check_limits,
+    check_margin_ratio,
+    check_order_shape,
+)
 from tradebus.engine.risk_state import RiskState
 from tradebus.engine.sizing import clamp_to_free, wants_free_balance
 from tradebus.engine.venue import Venue
+from tradebus.ledger.rows import OrderRow
 
 FillFacts = tuple[Side, Decimal, Decimal, Decimal, str]
 """``(side, qty, price, fee, fee_asset)`` of a booked fill."""
@@ -59,6 +71,9 @@ class Vetting:
         ``(market venue, symbol) -> last trade price`` or None.
     clock
         Now, in ns.
+    open_orders
+        ``account -> its open order rows`` (the ledger's): what a capped group's bots
+        have open (none by default).
     """
 
     def __init__(
@@ -68,14 +83,18 @@ class Vetting:
         open_count: Callable[[AccountId], int],
         last_price: Callable[[str, str], Decimal | None],
         clock: Clock,
+        open_orders: Callable[[AccountId], Awaitable[list[OrderRow]]] | None = None,
     ) -> None:
         self._catalog = catalog
         self._venues = venues
         self._open_count = open_count
         self._last_price = last_price
         self._clock = clock
+        self._open_orders = open_orders
         self.kill = KillSwitch()
         self.risk = RiskState()
+        self.groups = GroupCaps()
+        """Which bot is in which capped strategy group (kept by the execution service)."""
 
     def market(self, spec: AccountSpec, symbol: str) -> Market | None:
         """The market ``symbol`` of the account's market data venue, or None."""
@@ -84,8 +103,11 @@ class Vetting:
         except UnknownMarketError:
             return None
 
-    async def vet(self, spec: AccountSpec, intent: PlaceOrder) -> PlaceOrder | Refusal:
-        """The order to persist for ``intent`` (sized by ``clamp_to_free``), or why not."""
+    async def vet(
+        self, spec: AccountSpec, intent: PlaceOrder, source: str = ""
+    ) -> PlaceOrder | Refusal:
+        """The order to persist for ``intent`` from ``source`` (the subject's: a bot id,
+        ``manual``) sized by ``clamp_to_free``, or why not."""
         blocked = self.kill.blocking(spec.id)
         if blocked is not None:
             return Refusal("kill_switch", blocked)
@@ -119,7 +141,31 @@ class Vetting:
         refusal = refusal or check_limits(intent, spec.risk, now)
         ratio = self.risk.margin_ratios.get(spec.id)
         refusal = refusal or check_margin_ratio(intent, spec.risk, ratio)
+        if refusal is None and intent.side == "buy":
+            refusal = await self._check_group(spec, intent, source)
         return intent if refusal is None else refusal
+
+    def capped(self, spec: AccountSpec, source: str) -> bool:
+        """True if ``source`` is a bot of a strategy group with a ``total_capital`` on
+        ``spec``'s account (its buys depend on what the group's previous orders did)."""
+        return self.groups.of(spec.user, spec.id, source) is not None
+
+    async def _check_group(
+        self, spec: AccountSpec, intent: PlaceOrder, source: str
+    ) -> Refusal | None:
+        """The strategy group's ``total_capital`` (:mod:`.group_capital`)."""
+        group = self.groups.of(spec.user, spec.id, source)
+        if group is None:
+            return None
+        rows = await self._open_orders(spec.id) if self._open_orders is not None else []
+        committed = committed_quote(
+            rows,
+            self.risk.source_positions(spec.id, group.bots),
+            group.bots,
+            lambda symbol: self._last_price(spec.market_data, symbol),
+        )
+        last = self._last_price(spec.market_data, intent.symbol)
+        return check_group_capital(intent, group.group, group.total_capital, committed, last)
 
     async def _free(self, account: AccountId, asset: str) -> Decimal:
         """The venue's free balance of ``asset`` on ``account`` (zero if it holds none)."""
@@ -169,9 +215,12 @@ class Vetting:
         position = self.risk.position(spec.id, symbol) or Position()
         return price_pnl(position, side, qty, price)
 
-    def on_fill(self, spec: AccountSpec, symbol: str, facts: FillFacts, recorded_ns: int) -> None:
-        """A fill of ``spec`` was booked at ``recorded_ns``: update the account's P&L."""
+    def on_fill(
+        self, spec: AccountSpec, symbol: str, facts: FillFacts, recorded_ns: int, source: str = ""
+    ) -> None:
+        """A fill of ``spec``'s order from ``source`` was booked at ``recorded_ns``: update
+        the account's P&L and positions (the source's too)."""
         market = self.market(spec, symbol)
         if market is not None:
             perpetual = trades_perpetual(spec.market_kind, market)
-            self.risk.on_fill(spec.id, market, perpetual, facts, recorded_ns)
+            self.risk.on_fill(spec.id, market, perpetual, facts, recorded_ns, source)

@@ -91,7 +91,8 @@ class BookedFill(msgspec.Struct, frozen=True, kw_only=True):
     """A fill as the ledger holds it (:meth:`~tradebus.ledger.store.Ledger.fill_history`).
 
     ``price`` in quote per base, ``qty`` in base units, ``fee`` in
-    ``fee_asset``; ``recorded_ns`` is when execution booked it.
+    ``fee_asset``; ``recorded_ns`` is when execution booked it; ``source`` the
+    source of its order (a bot id, ``manual``...).
     """
 
     account_id: AccountId
@@ -102,6 +103,7 @@ class BookedFill(msgspec.Struct, frozen=True, kw_only=True):
     fee: Decimal
     fee_asset: str
     recorded_ns: int
+    source: str = ""
 
 
 class Rejection(msgspec.Struct, frozen=True, kw_only=True):

@@ -418,9 +418,19 @@ class Ledger:
 
         Execution's risk state replays them at start.
         """
+        return await self._fills("")
+
+    async def account_fills(self, account_id: AccountId) -> list[BookedFill]:
+        """Every booked fill of ``account_id`` with its order's source, in booking order."""
+        return await self._fills(" WHERE f.account_id = $1", account_id)
+
+    async def _fills(self, where: str, *args: object) -> list[BookedFill]:
         records = await self._pool.fetch(
-            "SELECT account_id, symbol, side, price, qty, fee, fee_asset, recorded_ns"
-            " FROM fills ORDER BY recorded_ns, ts_event, trade_id"
+            "SELECT f.account_id, f.symbol, f.side, f.price, f.qty, f.fee, f.fee_asset,"
+            " f.recorded_ns, o.source FROM fills f"
+            " JOIN orders o ON o.client_order_id = f.client_order_id"
+            f"{where} ORDER BY f.recorded_ns, f.ts_event, f.trade_id",
+            *args,
         )
         return [BookedFill(**dict(r)) for r in records]
 

@@ -71,6 +71,20 @@ def _kv(*buckets: str) -> list[str]:
     return allowed
 
 
+def _read_kv(bucket: str) -> list[str]:
+    """Reading KV ``bucket`` with nats-py (get, keys, watch; making it, empty, if it does
+    not exist), never writing a key of it."""
+    stream = f"KV_{bucket}"
+    return [
+        f"$JS.API.STREAM.INFO.{stream}",
+        f"$JS.API.STREAM.CREATE.{stream}",  # an empty bucket, as its writers make it
+        f"$JS.API.DIRECT.GET.{stream}.>",
+        f"$JS.API.STREAM.MSG.GET.{stream}",
+        f"$JS.API.CONSUMER.*.{stream}",
+        f"$JS.API.CONSUMER.*.{stream}.>",
+    ]
+
+
 def _read_streams(*streams: str) -> list[str]:
     """Ordered consumers and single-message reads on ``streams`` (a stream looked up by
     subject: ``STREAM.NAMES``; flow control on ``$JS.FC``)."""
@@ -136,6 +150,9 @@ def execution() -> UserNats:
         f"$JS.API.STREAM.{op}.KV_{bucket}"
         for bucket in _HOST_BUCKETS
         for op in ("INFO", "CREATE", "UPDATE", "MSG.GET", "MSG.DELETE")
+        # KV bots is read (its strategy groups' capital caps; made empty if missing, as
+        # the hosts would), never written
+        if not (bucket == subjects.KV_BOTS and op in ("INFO", "CREATE", "MSG.GET"))
     ]
     return _user(
         pub=[
@@ -151,6 +168,7 @@ def execution() -> UserNats:
             *_durable("*", "execution"),
             *_durable(subjects.STREAM_DEADLETTER, "execution-deadletters"),
             *_kv(subjects.KV_KILLSWITCH),  # engaged kill switches, kept across restarts
+            *_read_kv(subjects.KV_BOTS),  # the strategy groups' capital caps (read only)
             "$JS.FC.>",
         ],
         pub_deny=not_its_own,

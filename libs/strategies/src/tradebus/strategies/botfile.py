@@ -29,8 +29,10 @@
 
 The user's value wins over the group's, which wins over ``defaults``. A bot's
 id is ``<user>-<group>[-<name>]`` unless it sets ``id``. Bot fields:
-``id``, ``name``, ``account``, ``venue``, ``symbol``, ``enabled``; every other
-key is a parameter of the strategy. A key of ``defaults`` applies to the bots
+``id``, ``name``, ``account``, ``venue``, ``symbol``, ``enabled``, and, in a group
+block only, ``total_capital`` (the group's shared capital cap: every bot of the
+group on one account together; :class:`~tradebus.strategies.registry.BotSpec`); every
+other key is a parameter of the strategy. A key of ``defaults`` applies to the bots
 whose strategy has it. Every problem is reported at once, at the path of the
 YAML that set the bad value (``users[2].strategies.volume.single_trade_quote:
 must be > 0``).
@@ -56,9 +58,11 @@ from tradebus.strategies.registry import (
     validate_specs,
 )
 
-SPEC_FIELDS = {"id", "name", "account", "venue", "symbol", "enabled"}
+SPEC_FIELDS = {"id", "name", "account", "venue", "symbol", "enabled", "total_capital"}
 """Keys of a layer that are about the bot, not the strategy."""
 GROUP_ONLY_FIELDS = {"strategy"}
+GROUP_LEVEL_FIELDS = {"total_capital"}
+"""Bot fields only a strategy group sets (``strategies.<group>``), for all its bots."""
 USER_FIELDS = {"user", "account", "venue", "enabled", "strategies"}
 
 
@@ -119,7 +123,9 @@ def resolve(doc: LayeredFile) -> tuple[list[BotSpec], list[dict[str, str]], list
     problems: list[str] = []
     known = _every_known_field()
     for key in doc.defaults:
-        if key not in known:
+        if key in GROUP_LEVEL_FIELDS:
+            problems.append(_group_level("defaults", key))
+        elif key not in known:
             problems.append(f"defaults.{key}: unknown field (not a bot field or a parameter)")
     specs: list[BotSpec] = []
     provenance: list[dict[str, str]] = []
@@ -152,6 +158,8 @@ def resolve(doc: LayeredFile) -> tuple[list[BotSpec], list[dict[str, str]], list
             if kind not in STRATEGIES:
                 continue
             for entry, where_bot in _bot_entries(value, where_group, problems):
+                problems += [_group_level(where_bot, k) for k in entry if k in GROUP_LEVEL_FIELDS]
+                entry = {k: v for k, v in entry.items() if k not in GROUP_LEVEL_FIELDS}
                 merged: Layer = {}
                 fields = param_fields(kind) | SPEC_FIELDS
                 merged.update(
@@ -173,6 +181,10 @@ def resolve(doc: LayeredFile) -> tuple[list[BotSpec], list[dict[str, str]], list
                     specs.append(spec)
                     provenance.append(prov)
     return specs, provenance, problems
+
+
+def _group_level(where: str, key: str) -> str:
+    return f"{where}.{key}: a strategy group's setting: set it under strategies.<group>"
 
 
 class _Where(NamedTuple):

@@ -40,6 +40,12 @@ class BotSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     strategy's parameters as JSON values (money as strings). ``managed_by``
     says who writes it to KV ``bots``: a bot ``file`` (``tradebus bots apply``)
     or the ``api`` (the gateway); neither changes the other's bots.
+    ``total_capital`` (quote asset; None: no cap) is the group's shared capital cap,
+    set at the group level of the bot file (``strategies.<group>.total_capital``, seed
+    001's dual strategy ``totalCapital``): execution refuses a buy of one of the group's
+    bots on the account that would take the quote the group's bots commit (their open
+    buy orders' notional plus the cost of the positions they hold) above it
+    (``group_capital``; docs/strategies.md).
     """
 
     id: BotId
@@ -52,6 +58,7 @@ class BotSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     params: dict[str, Any] = {}
     enabled: bool = True
     managed_by: Literal["file", "api"] = "file"
+    total_capital: Decimal | None = None
 
     @property
     def group_name(self) -> str:
@@ -133,6 +140,9 @@ def spec_problems(spec: BotSpec, catalog: MarketCatalog) -> list[tuple[str, str]
             problems.append((field, f"must match {TOKEN_PATTERN.pattern} (got {value!r})"))
     if spec.id == MANUAL_SOURCE:
         problems.append(("id", f"{MANUAL_SOURCE!r} is reserved for manual orders"))
+    cap = spec.total_capital
+    if cap is not None and not (cap.is_finite() and cap > 0):
+        problems.append(("total_capital", f"must be > 0 (got {cap})"))
     kind = STRATEGIES.get(spec.strategy)
     if kind is None:
         known = ", ".join(sorted(STRATEGIES))

@@ -65,6 +65,7 @@ from tradebus.engine.accounts import AccountSpec, credential_problems, validate_
 from tradebus.engine.core import ExecutionEngine
 from tradebus.engine.paper.exchange import PaperExchange, PaperVenue
 from tradebus.engine.venue import VenueRejected, VenueUnavailable
+from tradebus.execution.account_start import AccountStart
 from tradebus.execution.ccxt_venue import CcxtVenue
 from tradebus.execution.intent_consumer import IntentConsumer
 from tradebus.execution.keys import (
@@ -175,6 +176,7 @@ class AccountLoader:
         clock: LiveClock,
         stop: asyncio.Event,
         file_accounts: set[AccountId],
+        at_start: AccountStart | None = None,
     ) -> None:
         self._engine = engine
         self._ledger = ledger
@@ -189,6 +191,7 @@ class AccountLoader:
         self._clock = clock
         self._stop = stop
         self._file_accounts = set(file_accounts)
+        self._at_start = at_start
         self._loaded: set[AccountId] = set()  # run-time accounts in the engine now
         self._live: dict[AccountId, CcxtVenue] = {}
         self._tasks: dict[AccountId, list[asyncio.Task[None]]] = {}
@@ -375,8 +378,11 @@ class AccountLoader:
                 exchange = PaperExchange(self._catalog, spec.market_data)
                 self._exchanges[spec.market_data] = exchange
             await restore_account(exchange, self._history, spec)
-            await self._engine.add_account(spec, PaperVenue(exchange, spec.id))
+            venue = PaperVenue(exchange, spec.id)
+            await self._engine.add_account(spec, venue)
         await self._feed.watch_paper(spec.market_data)
+        if self._at_start is not None:
+            self._at_start.begin(spec, venue)
 
     def _keys(self, spec: AccountSpec, row: AccountConfig) -> tuple[AccountKeys, str | None]:
         """The account's keys, or empty ones and why they cannot be had (never a key)."""
@@ -441,6 +447,8 @@ class AccountLoader:
                         self._engine, self._ledger, {spec.id: venue}, {spec.id: spec}, self._stop
                     )
                 )
+                if self._at_start is not None:
+                    self._at_start.begin(spec, venue)
 
             job = connect_later(
                 self._engine, self._ledger, spec, venue, self._clock, self._stop, on_ready
@@ -452,6 +460,8 @@ class AccountLoader:
                     self._engine, self._ledger, {spec.id: venue}, {spec.id: spec}, self._stop
                 )
             )
+            if self._at_start is not None:
+                self._at_start.begin(spec, venue)
         return problem
 
     async def _unload(

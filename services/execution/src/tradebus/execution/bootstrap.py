@@ -39,8 +39,10 @@ from tradebus.engine.accounts import AccountSpec, load_accounts
 from tradebus.engine.core import ExecutionEngine
 from tradebus.engine.paper.exchange import PaperExchange, PaperVenue
 from tradebus.engine.venue import Venue, VenueRejected, VenueUnavailable
+from tradebus.execution.account_start import AccountStart
 from tradebus.execution.accounts_sync import AccountLoader
 from tradebus.execution.adjust import AdjustControl
+from tradebus.execution.bot_groups import BotGroups
 from tradebus.execution.ccxt_venue import CcxtVenue
 from tradebus.execution.consumer_lag import start_consumer_lag
 from tradebus.execution.intent_consumer import IntakeSettings, IntentConsumer
@@ -253,7 +255,8 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
     await engine.start()
     for account, reason in halted.items():
         await engine.halt(account, reason)
-    pollers = start_live_tasks(engine, ledger, live, connecting, specs, clock, stop)
+    at_start = AccountStart(engine, ledger, catalog, AuditTrail(js, "execution", clock), clock)
+    pollers = start_live_tasks(engine, ledger, live, connecting, specs, clock, stop, at_start.begin)
     intake = IntentConsumer(
         engine, js, intake_settings(settings), metrics, sorted({s.user for s in specs})
     )
@@ -266,7 +269,7 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
 
     async def balances_reply(data: bytes) -> Message:
         query = decode_balances_query(data or b'{"type":"BalancesQuery"}')
-        accounts = await engine.balances(query.account)
+        accounts = await engine.balances(query.account, query.reconcile)
         return BalancesReply(accounts=accounts, ts_event=clock.now_ns())
 
     async def on_balances(msg: Msg) -> None:
@@ -299,11 +302,17 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
         clock=clock,
         stop=stop,
         file_accounts={s.id for s in specs},
+        at_start=at_start,
     )
     started = await loader.load_at_start(rows)
     if started.failed:
         log.error("accounts added at run time that did not load", extra={"failed": started.failed})
     await loader.start(nc)
+    bot_groups = BotGroups(js, engine.groups)
+    await bot_groups.start()  # before any intent: the strategy groups' capital caps
+    for spec in specs:  # before any intent: the accounts file's at_start options
+        if spec.id not in engine.connecting and spec.id not in engine.halted:
+            await at_start.run(spec, venues[spec.id])
     query_sub = await nc.subscribe(subjects.exec_query("balances"), cb=on_balances)
     markets_sub = await nc.subscribe(subjects.exec_query("markets"), cb=on_markets)
     pollers.append(
@@ -323,6 +332,8 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
         await query_sub.unsubscribe()
         await markets_sub.unsubscribe()
         await loader.close()
+        await at_start.close()
+        await bot_groups.close()
         await kill_switch.stop()
         await adjustments.stop()
         log.info("stopping: subscriptions closed")

@@ -42,6 +42,7 @@ from tradebus.engine.venue import (
     VenueError,
     VenueFill,
     VenueFunding,
+    VenueOpenOrder,
     VenueOrder,
     VenueRejected,
     VenueUnavailable,
@@ -448,6 +449,41 @@ class CcxtVenue:
             if since_ms is not None and oldest and oldest < since_ms:
                 return None  # older than the order can be
         return None
+
+    async def open_orders(self) -> list[VenueOpenOrder]:
+        """Every open order of the account at the venue (ccxt ``fetch_open_orders`` without a
+        symbol: Backpack ``GET /api/v1/orders``), ours or not."""
+        out = []
+        for order in await self._call(False, "fetch_open_orders"):
+            market = self.exchange.markets.get(order.get("symbol")) or {}
+            client = order.get("clientOrderId")
+            remaining = order.get("remaining")
+            qty = ccxt_decimal(remaining if remaining is not None else order.get("amount"))
+            out.append(
+                VenueOpenOrder(
+                    venue_order_id=str(order["id"]),
+                    client_order_id=None if client in (None, "") else str(client),
+                    symbol=str(market.get("id") or order.get("symbol")),
+                    side=order["side"],
+                    price=ccxt_decimal(order.get("price"), default=None),
+                    qty=qty,
+                )
+            )
+        return out
+
+    async def cancel_by_venue_id(self, venue_order_id: str, symbol: str) -> bool:
+        """Cancel the venue's order ``venue_order_id`` of native ``symbol``; False if it is
+        not open (any more)."""
+        market = self.market(symbol)
+        done = await self._call(
+            True, "cancel_order", venue_order_id, market["symbol"], missing=None
+        )
+        return done is not None
+
+    async def last_price(self, symbol: str) -> Decimal | None:
+        """The ticker's last trade price of native ``symbol`` (ccxt ``fetch_ticker``)."""
+        ticker = await self._call(False, "fetch_ticker", self.market(symbol)["symbol"])
+        return ccxt_decimal(ticker.get("last"), default=None)
 
     def take_late_fills(self) -> list[VenueFill]:
         """None: a live venue's fills come from its order stream and the fill poller."""

@@ -158,9 +158,11 @@ def start_live_tasks(
     specs: list[AccountSpec],
     clock: LiveClock,
     stop: asyncio.Event,
+    at_start: Callable[[AccountSpec, CcxtVenue], None] = lambda spec, venue: None,
 ) -> list[asyncio.Task[None]]:
     """The fill tasks of the connected live accounts, and a :func:`connect_later` per
-    account still connecting (which adds the account's fill tasks to the list once up)."""
+    account still connecting (which adds the account's fill tasks to the list once up,
+    and calls ``at_start(spec, venue)``: the account's ``at_start`` options)."""
     by_id = {s.id: s for s in specs}
     ready = {a: v for a, v in live.items() if a not in connecting}
     tasks = start_fill_tasks(engine, ledger, ready, by_id, stop)
@@ -169,6 +171,7 @@ def start_live_tasks(
 
         def on_ready(account: AccountId = account) -> None:
             tasks.extend(start_fill_tasks(engine, ledger, {account: live[account]}, by_id, stop))
+            at_start(by_id[account], live[account])
 
         job = connect_later(engine, ledger, by_id[account], live[account], clock, stop, on_ready)
         tasks.append(asyncio.create_task(job, name=f"connect-{account}"))

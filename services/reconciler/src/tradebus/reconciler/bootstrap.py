@@ -25,7 +25,6 @@ from tradebus.common.messages import (
     RECON_REPLY_REPORTS,
     ErrorReply,
     Message,
-    ReconReport,
     ReconRunReply,
 )
 from tradebus.common.metrics import new_registry, serve_metrics
@@ -34,7 +33,7 @@ from tradebus.ledger.audit import account_owner
 from tradebus.ledger.migrate import apply_migrations
 from tradebus.ledger.pool import create_pool
 from tradebus.ledger.reconciliation import ReconciliationLedger
-from tradebus.reconciler.service import Reconciler, ReconMetrics, UnavailableError
+from tradebus.reconciler.service import Reconciler, ReconMetrics, ReconRun, UnavailableError
 from tradebus.reconciler.settings import ReconcilerSettings
 
 log = logging.getLogger(__name__)
@@ -45,12 +44,14 @@ RETRY_MAX_SECONDS = 5.0
 """Longest delay between failed runs (a run at start waits for execution to come up)."""
 
 
-def run_reply(reports: list[ReconReport]) -> ReconRunReply:
+def run_reply(run: ReconRun) -> ReconRunReply:
     """The ``ctl.recon.run`` answer: every report of a small run, the drifting ones of a big
-    one (:data:`RECON_REPLY_REPORTS`), so it fits in one NATS message."""
+    one (:data:`RECON_REPLY_REPORTS`), so it fits in one NATS message; and the accounts
+    whose reconciliation is off."""
+    reports = run.reports
     drifting = [r for r in reports if r.status != "ok"]
     shown = reports if len(reports) <= RECON_REPLY_REPORTS else drifting[:RECON_REPLY_REPORTS]
-    return ReconRunReply(reports=shown, accounts=len(reports), drifting=len(drifting))
+    return ReconRunReply(reports=shown, accounts=len(reports), drifting=len(drifting), off=run.off)
 
 
 def retry_delay(failed_runs: int, interval: float) -> float:
@@ -138,7 +139,7 @@ async def run(settings: ReconcilerSettings, stop: asyncio.Event) -> int:
             break
         try:
             async with lock:
-                reports = await reconciler.run_once()
+                reports = (await reconciler.run_once()).reports
             drifting = [r.account for r in reports if r.status != "ok"]
             log.info("reconciled", extra={"accounts": len(reports), "drift": drifting})
         except UnavailableError:

@@ -4,12 +4,15 @@ Source: seed 001 (startup and scheduled reconciliation of exchange balance
 against local statistics, with per-asset tolerances, ``DEFAULT`` for the
 rest). For each asset held on either side: ``drift = venue_total -
 ledger_total``; the asset is ok when ``|drift| <= tolerance``; the account is
-ok when every asset is.
+ok when every asset is. A short report (:func:`short`) keeps only the drifting
+assets; a detailed one (the default) every asset compared.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
+
+import msgspec
 
 from tradebus.common.messages import AssetBalance, ReconReport, ReconRow
 from tradebus.common.money import ZERO
@@ -68,4 +71,12 @@ def reconcile(
         rows=rows,
         ledger_watermark=watermark,
         ts_event=ts,
+    )
+
+
+def short(report: ReconReport) -> ReconReport:
+    """``report`` as a short report: only its rows beyond tolerance (the account's
+    ``reconciliation.detailed_report: false``); its status is unchanged."""
+    return msgspec.structs.replace(
+        report, rows=[r for r in report.rows if not r.ok], detailed=False
     )

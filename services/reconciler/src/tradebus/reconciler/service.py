@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import NamedTuple
 
 import asyncpg
 import msgspec
@@ -31,10 +32,15 @@ from tradebus.common.bus import publish_event, request
 from tradebus.common.clock import Clock
 from tradebus.common.codec import decode_balances_reply
 from tradebus.common.ids import AccountId
-from tradebus.common.messages import AccountBalances, BalancesQuery, ErrorReply, ReconReport
+from tradebus.common.messages import (
+    AccountBalances,
+    BalancesQuery,
+    ErrorReply,
+    ReconReport,
+)
 from tradebus.control.audit import AuditTrail
 from tradebus.ledger.reconciliation import ReconciliationLedger
-from tradebus.reconciler.core import reconcile
+from tradebus.reconciler.core import reconcile, short
 from tradebus.reconciler.policies import DriftActions, OwnerLookup, policy_for
 from tradebus.reconciler.settings import ReconcilerSettings
 
@@ -74,6 +80,14 @@ class ReconMetrics:
             registry=registry,
         )
         self.healthy.set(1)
+
+
+class ReconRun(NamedTuple):
+    """What one run did: the ``reports`` of the accounts reconciled, and the accounts
+    left ``off`` because their reconciliation is off (accounts file)."""
+
+    reports: list[ReconReport]
+    off: list[AccountId]
 
 
 class UnavailableError(RuntimeError):
@@ -131,8 +145,10 @@ class Reconciler:
         self.failed_runs = 0
         """Full runs failed in a row (0 after one succeeds)."""
 
-    async def run_once(self, account: AccountId | None = None) -> list[ReconReport]:
-        """Reconcile one or every account of the ledger; returns the reports.
+    async def run_once(self, account: AccountId | None = None) -> ReconRun:
+        """Reconcile one or every account of the ledger; returns the reports, and the
+        accounts whose reconciliation is off (execution says so, without asking their
+        venue: they get no report, no metric and no drift policy).
 
         Execution is asked for each account's balances in its own request,
         so a run of any number of accounts fits NATS' message size, and an
@@ -149,7 +165,7 @@ class Reconciler:
             If execution answers for none of the accounts (or the ledger has none yet).
         """
         try:
-            reports = await self._run(account)
+            run = await self._run(account)
         except UnavailableError as exc:
             if isinstance(exc, LedgerUnavailableError):
                 self._metrics.runs.labels(result="error").inc()
@@ -158,7 +174,7 @@ class Reconciler:
             raise
         if account is None:
             self._run_succeeded()
-        return reports
+        return run
 
     def _run_failed(self, exc: UnavailableError) -> None:
         """Unhealthy; a warning when an outage starts (or its cause changes), else debug."""
@@ -178,7 +194,7 @@ class Reconciler:
         self.failed_runs = 0
         self._failure = None
 
-    async def _run(self, account: AccountId | None) -> list[ReconReport]:
+    async def _run(self, account: AccountId | None) -> ReconRun:
         """:meth:`run_once` without the health bookkeeping."""
         if account is not None:
             accounts = [account]
@@ -187,7 +203,8 @@ class Reconciler:
                 accounts = await self._ledger.account_ids()
         if not accounts:
             raise UnavailableError("no accounts in the ledger yet")
-        reports = []
+        reports: list[ReconReport] = []
+        off: list[AccountId] = []
         for account_id in accounts:
             try:
                 snapshot = await self._snapshot(account_id)
@@ -198,11 +215,15 @@ class Reconciler:
                     "account not reconciled", extra={"account": account_id, "error": str(exc)}
                 )
                 continue
+            if snapshot.reconciliation == "off":
+                log.info("reconciliation is off for this account", extra={"account": account_id})
+                off.append(account_id)
+                continue
             reports.append(await self._reconcile(snapshot))
-        if not reports:
+        if not reports and not off:
             raise UnavailableError("execution answered for none of the accounts")
         self._metrics.last_run.set(self._clock.now_ns() / 1e9)
-        return reports
+        return ReconRun(reports, off)
 
     async def _snapshot(self, account: AccountId) -> AccountBalances:
         """Execution's venue balances of ``account`` with their ledger watermark."""
@@ -210,7 +231,7 @@ class Reconciler:
             raw = await request(
                 self._nc,
                 subjects.exec_query("balances"),
-                BalancesQuery(account=account),
+                BalancesQuery(account=account, reconcile=True),
                 timeout=self._settings.request_timeout_seconds,
             )
         except Exception as exc:  # no responders, timeout, connection down
@@ -235,6 +256,22 @@ class Reconciler:
             snapshot.ledger_watermark,
             self._clock.now_ns(),
         )
+        self._measure(report)
+        if snapshot.reconciliation == "short":
+            report = short(report)
+        if report.detailed:
+            log.info(
+                "reconciliation report",
+                extra={
+                    "account": report.account,
+                    "status": report.status,
+                    "assets": [
+                        f"{r.asset} venue {r.venue_total} ledger {r.ledger_total}"
+                        f" drift {r.drift} (tolerance {r.tolerance})"
+                        for r in report.rows
+                    ],
+                },
+            )
         if report.status != "ok":
             policy = policy_for(report.account, self._settings.drift_policies)
             action = await self._actions.act(report, policy)
@@ -244,12 +281,15 @@ class Reconciler:
         await self._publish(report, report_id)
         return report
 
-    async def _publish(self, report: ReconReport, report_id: int) -> None:
+    def _measure(self, report: ReconReport) -> None:
+        """The metrics of a full report (every asset, whatever the report keeps)."""
         m = self._metrics
         m.runs.labels(result=report.status).inc()
         m.account_ok.labels(account=report.account).set(1 if report.status == "ok" else 0)
         for row in report.rows:
             m.drift.labels(account=report.account, asset=row.asset).set(float(row.drift))
+
+    async def _publish(self, report: ReconReport, report_id: int) -> None:
         msg_id = f"recon:{report_id}"
         await publish_event(self._js, subjects.recon_report(report.account), report, msg_id)
         if report.status != "ok":

@@ -67,7 +67,7 @@ from tradebus.engine.paper.funds import MARKET_BUY_LOCK_FACTOR
 from tradebus.engine.paper.rules import RecentEvents, fill_price
 from tradebus.engine.paper.state import PaperAccount, PaperBalance, PaperOrder
 from tradebus.engine.perp import PerpPosition
-from tradebus.engine.venue import VenueAck, VenueFill, VenueOrder, VenueRejected
+from tradebus.engine.venue import VenueAck, VenueFill, VenueOpenOrder, VenueOrder, VenueRejected
 from tradebus.ledger.entries import POSITION_SUFFIX
 
 __all__ = ["MARKET_BUY_LOCK_FACTOR", "PAPER_VENUE", "PaperExchange", "PaperVenue"]
@@ -406,6 +406,28 @@ class PaperVenue:
             ZERO,
         )
         return (ZERO if held is None else held.qty), resting
+
+    async def open_orders(self) -> list[VenueOpenOrder]:
+        """This account's resting orders (every one was placed by tradebus)."""
+        return [
+            VenueOpenOrder(
+                venue_order_id=f"P{o.client_order_id}",
+                client_order_id=o.client_order_id,
+                symbol=o.symbol,
+                side=o.side,  # type: ignore[arg-type]
+                price=o.price,
+                qty=o.qty,
+            )
+            for o in self.exchange.open_orders(self.account)
+        ]
+
+    async def cancel_by_venue_id(self, venue_order_id: str, symbol: str) -> bool:
+        """Cancel by the venue id this venue gave (``P<client id>``)."""
+        return await self.cancel(venue_order_id.removeprefix("P"), symbol)
+
+    async def last_price(self, symbol: str) -> Decimal | None:
+        """The last trade of ``symbol`` this paper exchange saw."""
+        return self.exchange.last_trade(symbol)
 
     def take_late_fills(self) -> list[VenueFill]:
         """See :meth:`PaperExchange.take_late_fills`."""
