@@ -241,7 +241,8 @@ def set_average(
     old = position.avg_price
     position.set_average(price)
     memory.adjustments += 1
-    memory.last_action = f"average set by hand: {old} -> {price}"
+    shown = "none" if old is None else old.normalize()
+    memory.last_action = f"average set by hand: {shown} -> {price}"
     return PositionCheckResult(
         outcome="average",
         position=position.qty,
