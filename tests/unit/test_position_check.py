@@ -23,7 +23,8 @@ from tradebus.common.positions import Position
 from tradebus.strategies.ladder.bot import LadderBot
 from tradebus.strategies.ladder.params import LadderParams
 from tradebus.strategies.position_check import PositionCheck, above_threshold
-from tradebus.strategies.registry import typed_params
+from tradebus.strategies.registry import BotSpec, typed_params
+from tradebus.strategy.host import BotRunner
 
 CTX = bot_context("alice-ladder", "alice", "alice-paper", "ladder", UNIT)
 trade = partial(ticks.trade, symbol=UNIT.symbol)
@@ -183,10 +184,8 @@ def test_reduce_writes_off_a_shortfall_and_only_reports_an_extra() -> None:
 
 
 def test_adopt_without_a_price_only_reports() -> None:
-    bot = LadderBot(
-        CTX,
-        LadderParams(**{**LADDER, "position_check": PositionCheck(enabled=True, action="adopt")}),
-    )  # type: ignore[arg-type]
+    check = {"enabled": True, "action": "adopt"}
+    bot = LadderBot(CTX, msgspec.convert({**LADDER, "position_check": check}, LadderParams))
     bot.check_position(D(1))
     result = bot.check_position(D(1))
     assert result is not None and result.outcome == "alert"
@@ -254,3 +253,29 @@ def test_a_position_at_average_zero_pauses_take_profit_until_set() -> None:
     bot.set_average(D(98))
     out = bot.on_trade(trade("150", 3_000))
     assert any(getattr(i, "side", None) == "sell" for i in out)
+
+
+def test_the_hosts_status_flags_a_zero_average_and_the_check_findings() -> None:
+    # the host's status block (what the gauges and alert rules read)
+    bot = bot_with_position(action="alert")
+    spec = BotSpec(
+        id=CTX.bot, user=CTX.user, account=CTX.account, strategy="ladder", venue="binance"
+    )
+    runner = BotRunner(bot, spec)
+    shown = runner.status("h")
+    assert (shown.position_mismatch, shown.average_missing, shown.position_check) == (
+        False,
+        False,
+        None,
+    )
+    bot.check_position(D(1))
+    shown = runner.status("h")
+    assert shown.position_mismatch and shown.position_difference == D("-1.040")
+    assert shown.position_check is not None and "difference -1.040" in shown.position_check
+    bot.state.position = Position(qty=D("2.040"), open_cost=D(0))
+    assert runner.status("h").average_missing
+    bot.check_position(D("2.040"))  # in line again
+    bot.set_average(D(97))
+    shown = runner.status("h")
+    assert not shown.average_missing and not shown.position_mismatch and shown.avg_price == D(97)
+    assert shown.position_check == "average set by hand: 0 -> 97"
