@@ -19,12 +19,14 @@ from tests.support import ticks
 from tests.support.markets import SOLUSDC as UNIT
 from tests.support.markets import bot_context
 from tests.support.orders import OrderEvents, places
+from tradebus.common.messages import AccountBalances, AssetBalance, BotPosition
 from tradebus.common.positions import Position
 from tradebus.strategies.ladder.bot import LadderBot
 from tradebus.strategies.ladder.params import LadderParams
 from tradebus.strategies.position_check import PositionCheck, above_threshold
 from tradebus.strategies.registry import BotSpec, typed_params
 from tradebus.strategy.host import BotRunner
+from tradebus.strategy.position_checks import PositionChecks, held_for
 
 CTX = bot_context("alice-ladder", "alice", "alice-paper", "ladder", UNIT)
 trade = partial(ticks.trade, symbol=UNIT.symbol)
@@ -279,3 +281,57 @@ def test_the_hosts_status_flags_a_zero_average_and_the_check_findings() -> None:
     shown = runner.status("h")
     assert not shown.average_missing and not shown.position_mismatch and shown.avg_price == D(97)
     assert shown.position_check == "average set by hand: 0 -> 97"
+
+
+# ------------------------------------------------------------- the host's schedule
+class _Market:
+    def __init__(self) -> None:
+        self.seq = 0
+
+
+def scheduled(**check: object) -> tuple[PositionChecks, BotRunner, _Market]:
+    bot = bot_with_position(**check)
+    spec = BotSpec(
+        id=CTX.bot, user=CTX.user, account=CTX.account, strategy="ladder", venue="binance"
+    )
+    runner = BotRunner(bot, spec)
+    market = _Market()
+    runner.markets = [market]  # type: ignore[list-item]
+    return PositionChecks(None, None), runner, market  # type: ignore[arg-type]
+
+
+def test_a_bot_is_checked_at_start_then_every_interval() -> None:
+    checks, runner, market = scheduled(interval_seconds=D(10))
+    assert checks._due(runner, 100.0)  # never checked: at once
+    checks._last[runner.bot], checks._seq[runner.bot] = 100.0, market.seq
+    market.seq += 5  # ticks do not count without on_tick
+    assert not checks._due(runner, 105.0)
+    assert checks._due(runner, 110.0)
+    runner.lifecycle = "paused"
+    assert not checks._due(runner, 120.0)
+
+
+def test_on_tick_checks_on_ticks_at_most_once_a_second() -> None:
+    checks, runner, market = scheduled(interval_seconds=D(60), on_tick=True)
+    checks._last[runner.bot], checks._seq[runner.bot] = 100.0, market.seq
+    assert not checks._due(runner, 102.0)  # no tick since
+    market.seq += 1
+    assert not checks._due(runner, 100.5)  # a tick, but within the second
+    assert checks._due(runner, 101.0)
+
+
+def test_held_is_the_account_total_less_the_other_bots_positions() -> None:
+    _, runner, _ = scheduled()
+    balances = AccountBalances(
+        account=CTX.account,
+        venue="paper",
+        balances=[AssetBalance(asset="SOL", total=D(10), free=D(8), locked=D(2))],
+        ledger_watermark=1,
+        bot_positions=[
+            BotPosition(source=CTX.bot, asset="SOL", qty=D(3)),  # the bot itself
+            BotPosition(source="alice-other", asset="SOL", qty=D("2.5")),
+            BotPosition(source="alice-other", asset="BTC", qty=D(1)),  # another asset
+            BotPosition(source="manual", asset="SOL", qty=D(4)),  # behind the bots' backs
+        ],
+    )
+    assert held_for(runner, balances) == D("7.5")
