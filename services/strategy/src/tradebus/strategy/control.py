@@ -181,6 +181,10 @@ class Control:
         if runner is None:
             await self._absent(msg, command.bot)
             return
+        if runner.catching_up:  # its state is still being rebuilt from its events
+            error = f"bot {command.bot!r} is starting; try again"
+            await self._respond(msg, ErrorReply(error="not_running", message=error))
+            return
         dispatcher.sync(runner)
         try:
             result = runner.core.set_average(command.price)
