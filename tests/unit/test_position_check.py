@@ -23,7 +23,12 @@ from tradebus.common.messages import AccountBalances, AssetBalance, BotPosition
 from tradebus.common.positions import Position
 from tradebus.strategies.ladder.bot import LadderBot
 from tradebus.strategies.ladder.params import LadderParams
-from tradebus.strategies.position_check import PositionCheck, above_threshold
+from tradebus.strategies.position_check import (
+    PositionCheck,
+    PositionCheckState,
+    above_threshold,
+    run_check,
+)
 from tradebus.strategies.registry import BotSpec, typed_params
 from tradebus.strategy.host import BotRunner
 from tradebus.strategy.position_checks import PositionChecks, held_for
@@ -335,3 +340,13 @@ def test_held_is_the_account_total_less_the_other_bots_positions() -> None:
         ],
     )
     assert held_for(runner, balances) == D("7.5")
+
+
+def test_a_huge_difference_is_reported_not_raised() -> None:
+    memory = PositionCheckState()
+    position = Position(qty=D("1e-8"), open_cost=D("1e-3"))
+    settings = PositionCheck(enabled=True)
+    for _ in range(2):
+        result = run_check(settings, memory, position, D("1e30"), D(100), "x:1:position:")
+    assert result.outcome == "alert" and memory.alert is not None
+    assert f"{D('1e40'):.2f} %" in memory.alert  # 1e30 / 1e-8 * 100

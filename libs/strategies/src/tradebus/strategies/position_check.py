@@ -170,7 +170,7 @@ def run_check(
         return base
     memory.above += 1
     pct = difference_pct(qty, difference)
-    shown = "flat position" if pct is None else f"{pct.quantize(Decimal('0.01'))} %"
+    shown = "flat position" if pct is None else f"{pct:.2f} %"
     memory.alert = (
         f"position {qty} but the account holds {held} for the bot "
         f"(difference {difference}, {shown}; threshold {settings.position_difference_threshold} %)"
