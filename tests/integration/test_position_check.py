@@ -10,7 +10,9 @@ Then ``ctl.paper.adjust`` moves each account's BTC behind the bots' backs,
 as a user on the exchange's website would:
 
 * alice sells part of it: ``alice-a`` reports the difference (status and
-  metric figures), its position is unchanged, nothing is journaled;
+  metric figures), its position is unchanged, nothing is journaled; then a
+  manual order (``intent.alice.manual``) buys some: it counts as held for
+  ``alice-a`` too (manual orders are not netted out like the bots');
 * bob buys more: ``bob-a`` adopts it at the last price, journaled
   (``bot_adjustments`` kind ``adopt``), and is in line at the next check;
 * carol sells part: ``carol-a`` writes it off at its average cost
@@ -35,7 +37,13 @@ from tests.support.services import eventually, service
 from tradebus.common import subjects
 from tradebus.common.bus import request
 from tradebus.common.codec import decode_adjust_reply, decode_bots_reply
-from tradebus.common.messages import AdjustReply, BotStatus, PaperAdjust
+from tradebus.common.messages import (
+    AdjustReply,
+    BotStatus,
+    OrderAccepted,
+    OrderFilled,
+    PaperAdjust,
+)
 from tradebus.strategy.bootstrap import run as run_strategy
 from tradebus.strategy.settings import StrategySettings
 
@@ -160,6 +168,20 @@ async def test_position_checks_alert_adopt_and_reduce_net_of_the_other_bots(
         assert alice.position_difference == -sold
         assert alice.position == positions["alice-a"]
         assert alice.position_check is not None and f"difference {-sold}" in alice.position_check
+        # a manual order is a change behind the bots' backs too: alice buys 0.002 BTC
+        await bus.pub(
+            "intent.alice.manual",
+            '{"type":"PlaceOrder","intent_id":"m-1","account":"alice-paper",'
+            '"symbol":"BTCUSDT","side":"buy","qty":"0.002","price":"59500"}',
+        )
+        await eventually(lambda: bus.of(OrderAccepted, "m-1"), what="the manual buy accepted")
+        await bus.tick("59000", 3)
+        await eventually(lambda: bus.of(OrderFilled, "m-1"), what="the manual buy filled")
+        await eventually(
+            lambda: _one(nc, "alice-a", lambda s: s.position_difference == -sold + D("0.002")),
+            timeout=5,
+            what="alice-a counting the manual buy as held for it",
+        )
 
         # adopt: bob-a takes the extra BTC at the last price (59000), then is in line
         await eventually(
