@@ -40,6 +40,28 @@ def test_bot_gauges_follow_the_statuses_and_forget_bots_that_left() -> None:
     gauges.forget("never-here")
 
 
+def test_position_check_gauges_follow_the_statuses() -> None:
+    registry = CollectorRegistry()
+    gauges = BotGauges(registry)
+    get = registry.get_sample_value
+    gauges.update([status(position=Decimal("0.5"))])  # never checked
+    assert get("tradebus_strategy_bot_position_difference", LABELS) == 0
+    assert get("tradebus_strategy_bot_position_mismatch", LABELS) == 0
+    assert get("tradebus_strategy_bot_average_missing", LABELS) == 0
+    found = status(
+        position=Decimal("0.5"),
+        position_difference=Decimal("-0.25"),
+        position_mismatch=True,
+        average_missing=True,
+    )
+    gauges.update([found])
+    assert get("tradebus_strategy_bot_position_difference", LABELS) == -0.25
+    assert get("tradebus_strategy_bot_position_mismatch", LABELS) == 1
+    assert get("tradebus_strategy_bot_average_missing", LABELS) == 1
+    gauges.update([])
+    assert get("tradebus_strategy_bot_position_mismatch", LABELS) is None
+
+
 class FakeJs:
     def __init__(self, info: object | None) -> None:
         self.info = info

@@ -38,6 +38,12 @@ export interface BotStatus {
   /** Market time (ns) of the latest tick behind last_price; null before the first. */
   price_ts?: number | null;
   details: Record<string, string | number | boolean | null>;
+  /** Position check: last finding or correction; held - position; above its threshold. */
+  position_check?: string | null;
+  position_difference?: Dec | null;
+  position_mismatch?: boolean;
+  /** A position held at an average price of 0 (set it: POST /api/v1/bots/{id}/average). */
+  average_missing?: boolean;
 }
 
 export interface BotSpec {

@@ -45,6 +45,7 @@ from tradebus.common.codec import encode
 from tradebus.common.ids import IntentId
 from tradebus.common.messages import (
     BotCommand,
+    BotSetAverage,
     BotStatus,
     CancelAll,
     CancelOrder,
@@ -54,6 +55,7 @@ from tradebus.common.messages import (
 from tradebus.control import intents
 from tradebus.control.audit import AuditTrail, local_actor
 from tradebus.control.bots import ControlError, gather_statuses, send_command
+from tradebus.control.bots import set_average as control_set_average
 from tradebus.control.botstore import BotManagedElsewhere, apply_file_to
 
 
@@ -272,6 +274,22 @@ async def command_bot(
         return _dumps(reply)
     state = f" (state {reply.status.state}, phase {reply.status.phase})" if reply.status else ""
     return f"{bot}: {reply.message}{state} [host {reply.host}]"
+
+
+async def set_average(url: str, bot: str, price: Decimal, as_json: bool, creds: str = "") -> str:
+    """``tradebus bots set-average BOT PRICE``: set the bot's average entry price by hand
+    (quote per base); the ledger journals the correction."""
+    nc = await _connect(url, creds)
+    try:
+        command = BotSetAverage(bot=bot, price=price, actor=cli_actor())
+        reply = await control_set_average(nc, command)
+    except ControlError as exc:
+        raise CommandError(exc.message if exc.error == "no_host" else str(exc)) from None
+    finally:
+        await nc.close()
+    if as_json:
+        return _dumps(reply)
+    return f"{bot}: {reply.message} [host {reply.host}]"
 
 
 async def send_intent(

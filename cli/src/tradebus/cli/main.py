@@ -37,6 +37,7 @@ import argparse
 import asyncio
 import os
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import msgspec
@@ -163,6 +164,12 @@ def _bots_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
                 "--fresh", action="store_true", help="cancel its orders and forget its state"
             )
         _common(cmd)
+    average = verbs.add_parser(
+        "set-average", help="set a bot's average entry price by hand (journaled in the ledger)"
+    )
+    average.add_argument("bot")
+    average.add_argument("price", help="average entry price, quote per base (> 0)")
+    _common(average)
 
 
 def _intent_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -197,6 +204,20 @@ def _run_bots(args: argparse.Namespace) -> int:
         coro = botctl.list_bots(url, args.user, args.json, creds)
     elif args.verb == "status":
         coro = botctl.bot_status(url, args.bot, args.json, creds)
+    elif args.verb == "set-average":
+        try:
+            price = Decimal(args.price)
+        except ArithmeticError:
+            print(
+                f"tradebus bots set-average: price: not a number: {args.price!r}", file=sys.stderr
+            )
+            return 2
+        if not price.is_finite() or price <= 0:
+            print(
+                f"tradebus bots set-average: price: must be > 0 (got {args.price})", file=sys.stderr
+            )
+            return 2
+        coro = botctl.set_average(url, args.bot, price, args.json, creds)
     else:
         fresh = getattr(args, "fresh", False)
         coro = botctl.command_bot(url, args.verb, args.bot, fresh, args.json, creds)

@@ -26,8 +26,11 @@ from tradebus.common.messages import (
     AuditEvent,
     BalancesQuery,
     BalancesReply,
+    BotAdjustment,
+    BotAdjustReply,
     BotCommand,
     BotCommandReply,
+    BotSetAverage,
     BotsQuery,
     BotsReply,
     BotStatusChanged,
@@ -68,6 +71,11 @@ _adjust_reply: msgspec.json.Decoder[AdjustReply | ErrorReply] = msgspec.json.Dec
     AdjustReply | ErrorReply
 )
 _paper_adjust = msgspec.json.Decoder(PaperAdjust)
+_bot_adjustment = msgspec.json.Decoder(BotAdjustment)
+_bot_adjust_reply: msgspec.json.Decoder[BotAdjustReply | ErrorReply] = msgspec.json.Decoder(
+    BotAdjustReply | ErrorReply
+)
+_bot_set_average = msgspec.json.Decoder(BotSetAverage)
 _markets_query = msgspec.json.Decoder(MarketsQuery)
 _markets_reply: msgspec.json.Decoder[MarketsReply | ErrorReply] = msgspec.json.Decoder(
     MarketsReply | ErrorReply
@@ -111,6 +119,9 @@ decode_killswitch_reply = _killswitch_reply.decode
 decode_adjust_request = _adjust_request.decode
 decode_adjust_reply = _adjust_reply.decode
 decode_paper_adjust = _paper_adjust.decode
+decode_bot_adjustment = _bot_adjustment.decode
+decode_bot_adjust_reply = _bot_adjust_reply.decode
+decode_bot_set_average = _bot_set_average.decode
 decode_markets_query = _markets_query.decode
 decode_markets_reply = _markets_reply.decode
 decode_balances_query = _balances_query.decode

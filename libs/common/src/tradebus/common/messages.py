@@ -326,10 +326,13 @@ class BalancesQuery(Message, frozen=True, kw_only=True):
     ``reconcile``: the reconciler asks, to compare them with the ledger. An account whose
     reconciliation is off (accounts file ``reconciliation.enabled: false``) is then
     answered without asking its venue: no balances, ``reconciliation`` ``off``.
+    ``bot_positions``: also each source's ledger position per base asset
+    (:attr:`AccountBalances.bot_positions`; the strategy host's position checks).
     """
 
     account: AccountId | None = None
     reconcile: bool = False
+    bot_positions: bool = False
 
 
 class AssetBalance(msgspec.Struct, frozen=True, kw_only=True):
@@ -361,6 +364,17 @@ ReconMode = Literal["detailed", "short", "off"]
 only the drifting ones, or not at all."""
 
 
+class BotPosition(msgspec.Struct, frozen=True, kw_only=True):
+    """The ledger position of one order source (a bot id, or ``manual``) of an account in
+    one base ``asset``: its fills (base received less a base fee on a buy, base given up
+    plus a base fee on a sell) plus its position corrections (``bot_adjustments``), in
+    base units."""
+
+    source: str
+    asset: str
+    qty: Decimal
+
+
 class AccountBalances(msgspec.Struct, frozen=True, kw_only=True):
     """Venue balances of one account.
 
@@ -370,6 +384,8 @@ class AccountBalances(msgspec.Struct, frozen=True, kw_only=True):
     trades perpetuals also has its open ``positions`` and ``margin_ratio``:
     the positions' maintenance margin over the account's equity (settle
     balance plus unrealized P&L at the mark); at 1 the venue liquidates.
+    ``bot_positions``: every order source's ledger position per base asset
+    at the same watermark, when the query asked for them.
     """
 
     account: AccountId
@@ -382,6 +398,7 @@ class AccountBalances(msgspec.Struct, frozen=True, kw_only=True):
     """How the account wants to be reconciled (its accounts-file ``reconciliation``):
     ``detailed`` (the report lists every asset compared), ``short`` (only drifting
     assets) or ``off`` (not reconciled)."""
+    bot_positions: list[BotPosition] = []
 
 
 class BalancesReply(Message, frozen=True, kw_only=True):
@@ -463,6 +480,48 @@ class AdjustReply(Message, frozen=True, kw_only=True):
     rows: list[AdjustRow]
 
 
+BotAdjustmentKind = Literal["adopt", "reduce", "average"]
+"""A correction of one bot's position: ``adopt`` (a position check took what the account
+holds beyond the bot's position, at the current price), ``reduce`` (it wrote off what the
+account no longer holds, at average cost), ``average`` (the average price set by hand)."""
+
+
+class BotAdjustment(Message, frozen=True, kw_only=True):
+    """Ask execution to journal a correction of one bot's position (``exec.bot_adjust``,
+    from the strategy host running the bot; table ``bot_adjustments``).
+
+    ``qty``: how far the bot's position moved (signed, base units of ``asset``, 0 for
+    ``average``); ``price``: the valuation (quote per base): the current price of an
+    adoption, the average cost of a write-off, the new average set by hand;
+    ``old_average``/``new_average`` around the change; ``held`` what the position check
+    found the account holding for the bot (None for ``average``); ``actor`` who asked
+    (``strategy`` for a check, the person for a set average). ``ref``
+    (``<bot>:<run>:position:<n>``) makes it idempotent. ``ts_event``: when the bot made
+    the correction (ns)."""
+
+    account: AccountId
+    user: UserId
+    bot: str
+    symbol: str
+    asset: str
+    kind: BotAdjustmentKind
+    qty: Decimal
+    price: Decimal | None
+    old_average: Decimal | None = None
+    new_average: Decimal | None = None
+    held: Decimal | None = None
+    actor: str = ""
+    ref: str
+    ts_event: int
+
+
+class BotAdjustReply(Message, frozen=True, kw_only=True):
+    """Answer to :class:`BotAdjustment`: ``written`` False if ``ref`` was journaled before."""
+
+    ref: str
+    written: bool
+
+
 class PaperAdjust(Message, frozen=True, kw_only=True):
     """Move a paper account's venue balance by hand, without the ledger knowing
     (``ctl.paper.adjust``): what a user selling on the exchange's website does. For
@@ -521,6 +580,13 @@ class BotStatus(msgspec.Struct, frozen=True, kw_only=True):
     ``ts_event``; the recorded time in a replay) of the latest tick of the
     bot's markets when the block was built, None before the first: the time
     to plot ``last_price`` at, beside fills' ``ts_event``.
+
+    Position check (docs/strategies.md "Position check"): ``position_check`` the
+    last finding or correction for people (None when off or in line),
+    ``position_difference`` the last check's ``held - position`` (base units),
+    ``position_mismatch`` True while it is above the threshold uncorrected;
+    ``average_missing`` True when a position is held at an average price of 0
+    (seed 001: set it with ``tradebus bots set-average``).
     """
 
     bot: str
@@ -551,6 +617,10 @@ class BotStatus(msgspec.Struct, frozen=True, kw_only=True):
     host: str | None = None
     price_ts: int | None = None
     details: dict[str, str | int | bool | None] = {}
+    position_check: str | None = None
+    position_difference: Decimal | None = None
+    position_mismatch: bool = False
+    average_missing: bool = False
 
 
 class BotsQuery(Message, frozen=True, kw_only=True):
@@ -572,6 +642,17 @@ class BotsReply(Message, frozen=True, kw_only=True):
 
 
 StartMode = Literal["resume", "fresh"]
+
+
+class BotSetAverage(Message, frozen=True, kw_only=True):
+    """``ctl.bots.set-average``: set one bot's average entry price by hand (seed 001's
+    ``setManualAveragePrice``), in quote per base (> 0). The host running the bot sets it
+    and has execution journal the correction (:class:`BotAdjustment`, kind ``average``);
+    answered with :class:`BotCommandReply`. ``actor``: who asked (audit log)."""
+
+    bot: str
+    price: Decimal
+    actor: str = ""
 
 
 class BotCommand(Message, frozen=True, kw_only=True):

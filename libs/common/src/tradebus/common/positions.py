@@ -75,6 +75,7 @@ class Position(msgspec.Struct, kw_only=True):
     sold_qty: Decimal = ZERO
     sold_notional: Decimal = ZERO
     written_off_qty: Decimal = ZERO
+    adopted_qty: Decimal = ZERO
 
     @property
     def avg_price(self) -> Decimal | None:
@@ -152,6 +153,37 @@ class Position(msgspec.Struct, kw_only=True):
         if self.qty == 0:
             self.open_cost = ZERO
             self.open_fees = ZERO
+
+    def adopt(self, qty: Decimal, price: Decimal) -> None:
+        """Take ``qty`` (> 0, base units) the account holds beyond the position into a long
+        position at ``price`` (> 0, quote per base): ``qty += q``, ``open_cost += q * price``.
+
+        No fee and no traded notional are booked: nothing was traded (seed 001's "virtual
+        buy", docs/strategies.md "Position check").
+
+        Raises
+        ------
+        ValueError
+            If ``qty`` or ``price`` is not > 0, or the position is short.
+        """
+        if qty <= 0 or price <= 0 or self.qty < 0:
+            raise ValueError(f"cannot adopt {qty} at {price} into a position of {self.qty}")
+        self.qty += qty
+        self.open_cost += qty * price
+        self.adopted_qty += qty
+
+    def set_average(self, price: Decimal) -> None:
+        """Set the average entry price of the open position to ``price`` (> 0) by hand:
+        ``open_cost = qty * price`` (seed 001's ``setManualAveragePrice``).
+
+        Raises
+        ------
+        ValueError
+            If ``price`` is not > 0 or the position is flat.
+        """
+        if not price > 0 or not self.qty:
+            raise ValueError(f"cannot set the average of a position of {self.qty} to {price}")
+        self.open_cost = self.qty * price
 
 
 def _share(amount: Decimal, closing: Decimal, qty: Decimal) -> Decimal:

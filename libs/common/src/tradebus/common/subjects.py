@@ -229,6 +229,8 @@ def ctl(area: str, verb: str) -> str:
 
 EXEC_ADJUST = "exec.adjust"
 """Request/reply to execution: write ledger adjustment entries (``AdjustRequest``)."""
+EXEC_BOT_ADJUST = "exec.bot_adjust"
+"""Request/reply to execution: journal a correction of a bot's position (``BotAdjustment``)."""
 CTL_PAPER_ADJUST = "ctl.paper.adjust"
 """Request/reply to execution: move a paper venue balance by hand (``PaperAdjust``)."""
 CTL_KILLSWITCH = "ctl.killswitch"

@@ -21,6 +21,7 @@ from tradebus.common.codec import decode_bot_command_reply, decode_bots_reply, e
 from tradebus.common.messages import (
     BotCommand,
     BotCommandReply,
+    BotSetAverage,
     BotsQuery,
     BotsReply,
     BotStatus,
@@ -122,6 +123,30 @@ async def send_command(
         msg = await nc.request(subjects.ctl("bots", verb), encode(command), timeout=timeout)
     except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
         message = f"no strategy host answered {verb} for {command.bot!r}"
+        raise ControlError("no_host", message) from None
+    reply = decode_bot_command_reply(msg.data)
+    if isinstance(reply, ErrorReply):
+        raise ControlError(reply.error, reply.message)
+    return reply
+
+
+async def set_average(
+    nc: NATS, command: BotSetAverage, timeout: float = COMMAND_TIMEOUT_SECONDS
+) -> BotCommandReply:
+    """Send ``ctl.bots.set-average``: set one bot's average entry price by hand (seed 001).
+
+    Raises
+    ------
+    ControlError
+        ``no_host`` if no host answered in ``timeout`` seconds; otherwise the host's
+        refusal (``unknown_bot``, ``not_running``, ``bad_request``, ``invalid``: no
+        position, or a price that is not > 0).
+    """
+    try:
+        subject = subjects.ctl("bots", "set-average")
+        msg = await nc.request(subject, encode(command), timeout=timeout)
+    except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
+        message = f"no strategy host answered set-average for {command.bot!r}"
         raise ControlError("no_host", message) from None
     reply = decode_bot_command_reply(msg.data)
     if isinstance(reply, ErrorReply):

@@ -141,3 +141,36 @@ def order_row(record: asyncpg.Record) -> OrderRow:
 def order_row_of(record: asyncpg.Record) -> OrderRow:
     """An :class:`OrderRow` from a record that holds its columns among others."""
     return OrderRow(**{c: record[c] for c in OrderRow.__struct_fields__})
+
+
+class BotAdjustmentRow(msgspec.Struct, frozen=True, kw_only=True):
+    """One row of ``bot_adjustments`` (migration 0011), in column order: a correction of a
+    bot's position (``source``) in ``asset``; ``qty`` signed base units, prices in quote
+    per base, ``ts`` ns. See :class:`tradebus.common.messages.BotAdjustment`."""
+
+    account_id: AccountId
+    user_id: UserId
+    source: str
+    symbol: str
+    asset: str
+    kind: str
+    qty: Decimal
+    price: Decimal | None
+    old_average: Decimal | None
+    new_average: Decimal | None
+    held: Decimal | None
+    actor: str
+    ref: str
+    ts: int
+
+
+class SourceFills(msgspec.Struct, frozen=True, kw_only=True):
+    """An order source's fills of one account summed per ``symbol``, ``side`` and
+    ``fee_asset``: total ``qty`` (base) and ``fee`` (in ``fee_asset``)."""
+
+    source: str
+    symbol: str
+    side: str
+    fee_asset: str
+    qty: Decimal
+    fee: Decimal

@@ -17,7 +17,8 @@ Every multi-row write is one transaction. Idempotency (DESIGN.md, "Execution"):
   between two of our accounts are booked): :meth:`Ledger.record_fill` books a
   duplicate as a no-op;
 * a rejected intent is keyed by its JetStream stream sequence;
-* adjustment entries are written once per ``ref``.
+* adjustment entries are written once per ``ref``, and so are a bot's position
+  corrections (``bot_adjustments``, once per account and ``ref``).
 
 The batch methods (:meth:`Ledger.find_intents`,
 :meth:`Ledger.find_or_insert_orders`, :meth:`Ledger.set_orders_status`, whose
@@ -32,6 +33,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import asyncpg
+import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
 from tradebus.common import order_status
@@ -43,11 +45,13 @@ from tradebus.ledger.rows import (
     OPEN_STATUSES,
     ORDER_COLUMNS,
     BookedFill,
+    BotAdjustmentRow,
     FillRow,
     IntentKey,
     NewOrder,
     OrderRow,
     Rejection,
+    SourceFills,
     order_row,
 )
 
@@ -394,6 +398,37 @@ class Ledger:
                 [(account_id, asset, amount, ref, ts, price) for asset, amount, price in rows],
             )
         return True
+
+    async def record_bot_adjustment(self, row: BotAdjustmentRow) -> bool:
+        """Journal one correction of a bot's position (migration 0011) once per
+        ``(account, ref)``; False, writing nothing, if it was journaled before."""
+        done = await self._pool.fetchval(
+            "INSERT INTO bot_adjustments (account_id, user_id, source, symbol, asset, kind,"
+            " qty, price, old_average, new_average, held, actor, ref, ts)"
+            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)"
+            " ON CONFLICT (account_id, ref) DO NOTHING RETURNING id",
+            *msgspec.structs.astuple(row),
+        )
+        return done is not None
+
+    async def source_fills(self, account_id: AccountId) -> list[SourceFills]:
+        """Every order source's fills of an account summed per symbol, side and fee asset
+        (what :func:`tradebus.common.positions.position_change` needs per group)."""
+        rows = await self._pool.fetch(
+            "SELECT source, symbol, side, fee_asset, sum(qty) AS qty, sum(fee) AS fee"
+            " FROM fills WHERE account_id = $1 GROUP BY source, symbol, side, fee_asset",
+            account_id,
+        )
+        return [SourceFills(**dict(r)) for r in rows]
+
+    async def source_adjustments(self, account_id: AccountId) -> dict[tuple[str, str], Decimal]:
+        """``(source, asset) -> qty`` summed over the account's bot position corrections."""
+        rows = await self._pool.fetch(
+            "SELECT source, asset, sum(qty) AS qty FROM bot_adjustments"
+            " WHERE account_id = $1 GROUP BY source, asset",
+            account_id,
+        )
+        return {(r["source"], r["asset"]): r["qty"] for r in rows}
 
     async def record_funding(
         self, account_id: AccountId, asset: str, amount: Decimal, ref: str, ts: int

@@ -127,6 +127,7 @@ def strategy() -> UserNats:
             subjects.INTENT_ALL,  # intents of every user's bots (trusted)
             subjects.exec_query("balances"),  # account balances (request)
             subjects.exec_query("markets"),  # the venues' market rules (request)
+            subjects.EXEC_BOT_ADJUST,  # journal a bot's position correction (request)
             subjects.BOT_STATUS_ALL,  # each bot's status changes
             subjects.audit("strategy"),  # what it did on someone's behalf (ctl.bots.*)
             subjects.audit("cli"),  # tradebus-bots-apply (as this user): the bots it wrote
@@ -178,6 +179,7 @@ def execution() -> UserNats:
             "_INBOX.>",
             "exec.query.>",  # balances
             subjects.EXEC_ADJUST,  # ledger adjustments (reconciler)
+            subjects.EXEC_BOT_ADJUST,  # bots' position corrections (strategy hosts)
             subjects.CTL_KILLSWITCH,  # operator
             subjects.CTL_PAPER_ADJUST,  # operator
             subjects.CTL_ACCOUNTS_SYNC,  # gateway, CLI: accounts added or changed at run time

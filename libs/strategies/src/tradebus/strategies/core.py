@@ -44,6 +44,13 @@ from tradebus.common.messages import (
 )
 from tradebus.common.money import ZERO
 from tradebus.common.positions import Position, position_change
+from tradebus.strategies.position_check import (
+    PositionCheck,
+    PositionCheckResult,
+    PositionCheckState,
+    run_check,
+    set_average,
+)
 
 OrderStatus = Literal["pending", "accepted", "filled", "canceled", "rejected"]
 TERMINAL: frozenset[str] = frozenset({"filled", "canceled", "rejected"})
@@ -257,12 +264,14 @@ class BotState(msgspec.Struct, kw_only=True):
 
     ``phase`` is the core's phase (a core narrows it to its own ``Literal``;
     ``"failed"`` means the bot stopped on an error and its status shows
-    why); ``orders`` every order the bot placed. A core's state adds its own
+    why); ``orders`` every order the bot placed; ``position_check`` what its
+    position checks found (:mod:`tradebus.strategies.position_check`). A core's state adds its own
     fields; the whole struct is the bot's snapshot.
     """
 
     phase: str = "waiting"
     orders: OrderTracker = msgspec.field(default_factory=OrderTracker)
+    position_check: PositionCheckState = msgspec.field(default_factory=PositionCheckState)
 
 
 class BotInput(enum.Enum):
@@ -398,6 +407,30 @@ class Strategy(Protocol):
         """A stopped bot is started again with its state kept: go on from that state."""
         ...
 
+    def position_check(self) -> PositionCheck | None:
+        """The bot's position check settings when it is on, else None."""
+        ...
+
+    def tracked_position(self) -> Position | None:
+        """The position a position check or a set average acts on; None if the core has
+        none that can be checked."""
+        ...
+
+    def check_position(self, held: Decimal) -> PositionCheckResult | None:
+        """Compare the position with ``held`` (base units the account holds for the bot)
+        and act as the settings say; None when the check is off."""
+        ...
+
+    def set_average(self, price: Decimal) -> PositionCheckResult:
+        """Set the average entry price of the position by hand (quote per base).
+
+        Raises
+        ------
+        ValueError
+            If the core has no such position, it is flat, or ``price`` is not > 0.
+        """
+        ...
+
     def status(self) -> BotStatus:
         """The bot's status block (``phase`` set; the host fills in ``state``)."""
         ...
@@ -523,3 +556,53 @@ class BotBase(ABC, Generic[P, S]):
         if self.state.phase == "stopped":
             self.state.phase = "waiting"
         return []
+
+    # ----------------------------------------------------- position check
+    def position_check(self) -> PositionCheck | None:
+        """None: the core has no position check (cores that have one override this)."""
+        return None
+
+    def tracked_position(self) -> Position | None:
+        """None: no position to check or correct (cores that have one override this)."""
+        return None
+
+    def _reference_price(self) -> Decimal | None:
+        """The price an adoption is valued at (default: none)."""
+        return None
+
+    def _position_moved(self) -> None:
+        """Drop caches derived from the position after a correction (default: nothing)."""
+
+    def _ref_prefix(self) -> str:
+        return f"{self.ctx.bot}:{self.ctx.run}:position:"
+
+    def check_position(self, held: Decimal) -> PositionCheckResult | None:
+        """One position check (:func:`~tradebus.strategies.position_check.run_check`):
+        ``held`` is what the account holds for the bot, base units; None when the
+        check is off or the core has no position to check."""
+        settings, position = self.position_check(), self.tracked_position()
+        if settings is None or position is None:
+            return None
+        memory = self.state.position_check
+        result = run_check(
+            settings, memory, position, held, self._reference_price(), self._ref_prefix()
+        )
+        if result.qty:
+            self._position_moved()
+        return result
+
+    def set_average(self, price: Decimal) -> PositionCheckResult:
+        """Set the position's average entry price by hand
+        (:func:`~tradebus.strategies.position_check.set_average`).
+
+        Raises
+        ------
+        ValueError
+            If the core has no position to correct, it is flat, or ``price`` is not > 0.
+        """
+        position = self.tracked_position()
+        if position is None:
+            raise ValueError(f"a {self.ctx.strategy} bot has no average price to set")
+        result = set_average(self.state.position_check, position, price, self._ref_prefix())
+        self._position_moved()
+        return result

@@ -10,13 +10,21 @@
 * ``ctl.paper.adjust`` (:class:`PaperAdjust`): move a paper account's venue
   balance without the ledger knowing, as a user selling on the exchange's
   website would (demos and drift tests).
+* ``exec.bot_adjust`` (:class:`BotAdjustment`, from the strategy host running
+  the bot): journal a correction of one bot's position (a position check's
+  adopt or reduce, an average price set by hand) in ``bot_adjustments``
+  (migration 0011), once per ``ref``. It attributes holdings to the bot; the
+  account's balances do not move. :meth:`AdjustControl.bot_positions` sums each
+  source's fills and corrections per base asset for the balances reply.
 
 Both are recorded in the audit log (``audit.execution``) before they are
 answered, target ``account:<id>``, user its owner: ``ledger.adjust`` (actor
 ``reconciler``, the one requester of ``exec.adjust``; ``after`` the entries
 written, ``details`` the ``ref``; a repeated ``ref`` writes and records
-nothing) and ``paper.adjust`` (actor the request's ``actor``; ``before`` and
-``after`` the venue balance of the asset).
+nothing), ``paper.adjust`` (actor the request's ``actor``; ``before`` and
+``after`` the venue balance of the asset) and ``bot.position.<kind>``
+(target ``bot:<id>``, actor the request's; ``before``/``after`` the bot's
+average price, ``details`` quantity, price and ``ref``; once per ``ref``).
 """
 
 from __future__ import annotations
@@ -30,19 +38,30 @@ from nats.aio.msg import Msg
 
 from tradebus.common import subjects
 from tradebus.common.clock import Clock
-from tradebus.common.codec import decode_adjust_request, decode_paper_adjust, encode
+from tradebus.common.codec import (
+    decode_adjust_request,
+    decode_bot_adjustment,
+    decode_paper_adjust,
+    encode,
+)
 from tradebus.common.markets import MarketCatalog
 from tradebus.common.messages import (
+    AccountBalances,
     AdjustReply,
     AdjustRequest,
     AdjustRow,
     AssetBalance,
+    BotAdjustment,
+    BotAdjustReply,
+    BotPosition,
     ErrorReply,
     Message,
 )
+from tradebus.common.positions import position_change
 from tradebus.control.audit import AuditTrail
 from tradebus.engine.paper.exchange import PaperExchange
 from tradebus.execution.replies import answer
+from tradebus.ledger.rows import BotAdjustmentRow
 from tradebus.ledger.store import Ledger
 
 log = logging.getLogger(__name__)
@@ -95,6 +114,7 @@ class AdjustControl:
         self._subs = [
             await nc.subscribe(subjects.EXEC_ADJUST, cb=self._on_adjust),
             await nc.subscribe(subjects.CTL_PAPER_ADJUST, cb=self._on_paper),
+            await nc.subscribe(subjects.EXEC_BOT_ADJUST, cb=self._on_bot_adjust),
         ]
 
     async def stop(self) -> None:
@@ -141,6 +161,87 @@ class AdjustControl:
                 details={"ref": request.ref},
             )
         return AdjustReply(account=spec.id, rows=rows)
+
+    async def _on_bot_adjust(self, msg: Msg) -> None:
+        await answer(msg, lambda data: self.bot_adjust(decode_bot_adjustment(data)))
+
+    async def bot_adjust(self, request: BotAdjustment) -> BotAdjustReply:
+        """Journal one correction of a bot's position once per ``ref`` (module docstring).
+
+        Raises
+        ------
+        KeyError
+            If the account is not configured.
+        ValueError
+            If the request's user does not own the account.
+        """
+        spec = self._engine.accounts[request.account]
+        if spec.user != request.user:
+            raise ValueError(f"account {spec.id} is not {request.user}'s")
+        row = BotAdjustmentRow(
+            account_id=spec.id,
+            user_id=request.user,
+            source=request.bot,
+            symbol=request.symbol,
+            asset=request.asset,
+            kind=request.kind,
+            qty=request.qty,
+            price=request.price,
+            old_average=request.old_average,
+            new_average=request.new_average,
+            held=request.held,
+            actor=request.actor or "strategy",
+            ref=request.ref,
+            ts=request.ts_event,
+        )
+        written = await self._ledger.record_bot_adjustment(row)
+        if written and self._audit is not None:
+            log.warning(
+                "bot position corrected",
+                extra={"bot": request.bot, "kind": request.kind, "qty": str(request.qty)},
+            )
+            await self._audit.record(
+                row.actor,
+                f"bot.position.{request.kind}",
+                f"bot:{request.bot}",
+                user=request.user,
+                before={"average": request.old_average},
+                after={"average": request.new_average},
+                details={
+                    "qty": request.qty,
+                    "price": request.price,
+                    "held": request.held,
+                    "ref": request.ref,
+                },
+            )
+        return BotAdjustReply(ref=request.ref, written=written)
+
+    async def bot_positions(self, balances: AccountBalances) -> AccountBalances:
+        """``balances`` with every order source's ledger position per base asset
+        (:attr:`AccountBalances.bot_positions`): its fills as the venue charged them
+        (:func:`~tradebus.common.positions.position_change`) plus its corrections."""
+        spec = self._engine.accounts[balances.account]
+        totals: dict[tuple[str, str], Decimal] = {}
+        for group in await self._ledger.source_fills(spec.id):
+            if (spec.market_data, group.symbol) not in self._catalog:
+                continue
+            market = self._catalog.get(spec.market_data, group.symbol)
+            if market.kind != "spot":
+                continue
+            moved, _ = position_change(
+                "buy" if group.side == "buy" else "sell",
+                group.qty,
+                Decimal(1),  # the fee's quote value is not needed here
+                group.fee,
+                group.fee_asset,
+                market,
+            )
+            key = (group.source, market.base)
+            totals[key] = totals.get(key, Decimal(0)) + (moved if group.side == "buy" else -moved)
+        for key, qty in (await self._ledger.source_adjustments(spec.id)).items():
+            totals[key] = totals.get(key, Decimal(0)) + qty
+        rows = [BotPosition(source=s, asset=a, qty=q) for (s, a), q in sorted(totals.items())]
+        return msgspec.structs.replace(balances, bot_positions=rows)
 
     def _symbols_of(self, spec: Any, asset: str) -> list[str]:
         return [m.symbol for m in self._catalog.venue_markets(spec.market_data) if m.base == asset]

@@ -270,6 +270,8 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
     async def balances_reply(data: bytes) -> Message:
         query = decode_balances_query(data or b'{"type":"BalancesQuery"}')
         accounts = await engine.balances(query.account, query.reconcile)
+        if query.bot_positions:
+            accounts = [await adjustments.bot_positions(a) for a in accounts]
         return BalancesReply(accounts=accounts, ts_event=clock.now_ns())
 
     async def on_balances(msg: Msg) -> None:

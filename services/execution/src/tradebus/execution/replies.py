@@ -5,7 +5,8 @@ Every responder of execution (``exec.query.balances``, ``exec.adjust``,
 failures a requester can act on become an :class:`ErrorReply` with a
 machine-readable ``error``: ``bad_request`` (the payload does not decode),
 ``unknown_account`` (no such account is configured), ``venue_unavailable``
-(a live venue cannot answer now).
+(a live venue cannot answer now), ``invalid`` (a request the work refuses, e.g. a
+bot correction for an account its user does not own).
 """
 
 from __future__ import annotations
@@ -33,4 +34,6 @@ async def answer(msg: Msg, work: Callable[[bytes], Awaitable[Message]]) -> None:
         reply = ErrorReply(
             error="venue_unavailable", message=f"{exc.error.kind}: {exc.error.reason}"
         )
+    except ValueError as exc:
+        reply = ErrorReply(error="invalid", message=str(exc))
     await msg.respond(encode(reply))

@@ -41,6 +41,7 @@ from tradebus.strategy.host_metrics import HostMetrics
 from tradebus.strategy.inputs import Balances, GroupVolumes
 from tradebus.strategy.kvstore import open_buckets
 from tradebus.strategy.markets import keep_learning, learn_markets
+from tradebus.strategy.position_checks import PositionChecks
 from tradebus.strategy.publisher import IntentPublisher
 from tradebus.strategy.settings import StrategySettings, default_replica_id
 from tradebus.strategy.status_events import StatusEvents
@@ -146,7 +147,8 @@ async def run(settings: StrategySettings, stop: asyncio.Event) -> int:
     # nats-server has forgotten it): bots keep hearing their fills
     events_tail = StreamTail(nc, subjects.STREAM_EXEC, subjects.EXEC_EVT_ALL, on_event)
     await events_tail.start()
-    control = Control(nc, supervisor)
+    checks = PositionChecks(nc, dispatcher)
+    control = Control(nc, supervisor, checks=checks)
     await control.start()
     balances = Balances(nc, dispatcher, settings.account_refresh_seconds)
     volumes = GroupVolumes(buckets.volume, dispatcher, publisher, 0.5)
@@ -184,6 +186,7 @@ async def run(settings: StrategySettings, stop: asyncio.Event) -> int:
         asyncio.create_task(volumes.watch()),
         asyncio.create_task(volumes.report()),
         asyncio.create_task(balances.run()),
+        asyncio.create_task(checks.run()),
         asyncio.create_task(snapshots()),
         asyncio.create_task(status_events.run()),
         supervision := asyncio.create_task(supervise()),

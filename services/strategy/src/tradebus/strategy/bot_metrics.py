@@ -7,6 +7,13 @@ intervals); a bot's series are removed when
 it leaves the host (handed over, dropped, retired), so a bot is exported by
 the one replica running it. Amounts are Decimal in the bots and floats here:
 P&L in the quote asset, position in the base asset (signed: short < 0).
+
+The position check's findings (docs/strategies.md "Position check") are
+gauges too: ``tradebus_strategy_bot_position_difference`` (the last check's
+``held - position``, base units; 0 before the first), ``..._position_mismatch``
+(1 while it is above the threshold and uncorrected) and
+``..._average_missing`` (1 while a position is held at an average price of 0);
+the alert rules ``BotPositionMismatch`` and ``BotAverageMissing`` watch them.
 """
 
 from __future__ import annotations
@@ -23,7 +30,8 @@ BOT_LABELS = ("bot", "user", "account", "symbol")
 
 
 class BotGauges:
-    """``tradebus_strategy_bot_{realized_pnl,unrealized_pnl,position}{bot,user,account,symbol}``."""
+    """``tradebus_strategy_bot_{realized_pnl,unrealized_pnl,position,position_difference,
+    position_mismatch,average_missing}{bot,user,account,symbol}``."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.realized_pnl = Gauge(
@@ -44,10 +52,36 @@ class BotGauges:
             BOT_LABELS,
             registry=registry,
         )
+        self.position_difference = Gauge(
+            "tradebus_strategy_bot_position_difference",
+            "Last position check of the bot: what its account holds for it minus its position,"
+            " in the base asset",
+            BOT_LABELS,
+            registry=registry,
+        )
+        self.position_mismatch = Gauge(
+            "tradebus_strategy_bot_position_mismatch",
+            "1 while the bot's last position check is above its threshold and uncorrected",
+            BOT_LABELS,
+            registry=registry,
+        )
+        self.average_missing = Gauge(
+            "tradebus_strategy_bot_average_missing",
+            "1 while the bot holds a position at an average price of 0",
+            BOT_LABELS,
+            registry=registry,
+        )
         self._labels: dict[str, tuple[str, str, str, str]] = {}  # bot -> its series' labels
 
-    def _gauges(self) -> tuple[Gauge, Gauge, Gauge]:
-        return self.realized_pnl, self.unrealized_pnl, self.position
+    def _gauges(self) -> tuple[Gauge, ...]:
+        return (
+            self.realized_pnl,
+            self.unrealized_pnl,
+            self.position,
+            self.position_difference,
+            self.position_mismatch,
+            self.average_missing,
+        )
 
     def update(self, statuses: Iterable[BotStatus]) -> None:
         """Set the gauges of every bot in ``statuses``; remove those of bots not among them."""
@@ -66,6 +100,10 @@ class BotGauges:
             self.realized_pnl.labels(*labels).set(float(status.realized_pnl))
             self.unrealized_pnl.labels(*labels).set(float(status.unrealized_pnl))
             self.position.labels(*labels).set(float(status.position))
+            difference = status.position_difference or 0
+            self.position_difference.labels(*labels).set(float(difference))
+            self.position_mismatch.labels(*labels).set(int(status.position_mismatch))
+            self.average_missing.labels(*labels).set(int(status.average_missing))
 
     def forget(self, bot: str) -> None:
         """Remove the series of ``bot`` (it left the host); no-op if it has none."""

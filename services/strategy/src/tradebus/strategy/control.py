@@ -13,6 +13,13 @@ Examples (NATS CLI)::
     nats req ctl.bots.pause  '{"bot":"alice-ladder-btc"}'
     nats req ctl.bots.start  '{"bot":"alice-ladder-btc","mode":"fresh"}'
     nats req ctl.bots.list   '{}' --replies 0 --timeout 1s
+    nats req ctl.bots.set-average '{"bot":"alice-ladder-btc","price":"50000"}'
+
+``set-average`` (:class:`BotSetAverage`) sets the bot's average entry price by
+hand (seed 001); the host saves the bot's snapshot, has execution journal the
+correction (``exec.bot_adjust``, kind ``average``: who, when, old and new
+average) and records ``bot.set-average`` in the audit log. A bot without a
+position, or a price that is not > 0, is refused (``invalid``).
 
 Every command the replica carries out is recorded in the audit log
 (``audit.strategy``) before it is answered: action ``bot.<verb>``, target
@@ -35,10 +42,16 @@ from nats.aio.subscription import Subscription
 
 from tradebus.common import subjects
 from tradebus.common.clock import LiveClock
-from tradebus.common.codec import decode_bot_command, decode_bots_query, encode
+from tradebus.common.codec import (
+    decode_bot_command,
+    decode_bot_set_average,
+    decode_bots_query,
+    encode,
+)
 from tradebus.common.messages import BotCommand, BotCommandReply, BotsReply, ErrorReply
 from tradebus.control.audit import AuditTrail
 from tradebus.strategy.host import BotRunner
+from tradebus.strategy.position_checks import PositionChecks
 from tradebus.strategy.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -47,19 +60,28 @@ ABSENT_GRACE_SECONDS = 0.25
 """How long the preferred replica waits before saying a bot runs nowhere."""
 QUERY_VERBS = ("list", "status")
 COMMAND_VERBS = ("pause", "resume", "stop", "start")
+SET_AVERAGE = "set-average"
 
 
 class Control:
     """The ``ctl.bots.*`` responders of one replica.
 
     ``audit`` publishes the audit events of the commands carried out
-    (default: on ``nc``'s JetStream, stamped by the live clock).
+    (default: on ``nc``'s JetStream, stamped by the live clock); ``checks``
+    journals an average set by hand (default: on ``nc``).
     """
 
-    def __init__(self, nc: NATS, supervisor: Supervisor, audit: AuditTrail | None = None) -> None:
+    def __init__(
+        self,
+        nc: NATS,
+        supervisor: Supervisor,
+        audit: AuditTrail | None = None,
+        checks: PositionChecks | None = None,
+    ) -> None:
         self._nc = nc
         self._sup = supervisor
         self._audit = audit or AuditTrail(nc.jetstream(), "strategy", LiveClock())
+        self._checks = checks or PositionChecks(nc, supervisor.dispatcher)
         self._subs: list[Subscription] = []
 
     async def start(self) -> None:
@@ -72,6 +94,8 @@ class Control:
                 await self._command(verb, msg)
 
             self._subs.append(await self._nc.subscribe(subjects.ctl("bots", verb), cb=handler))
+        subject = subjects.ctl("bots", SET_AVERAGE)
+        self._subs.append(await self._nc.subscribe(subject, cb=self._set_average))
 
     async def stop(self) -> None:
         """Unsubscribe."""
@@ -143,6 +167,49 @@ class Control:
             after=after,
             details={"host": self._sup.replica, "result": message},
         )
+        reply = BotCommandReply(ok=True, message=message, status=status, host=self._sup.replica)
+        await self._respond(msg, reply)
+
+    async def _set_average(self, msg: Msg) -> None:
+        try:
+            command = decode_bot_set_average(msg.data or b"{}")
+        except msgspec.MsgspecError as exc:
+            await self._respond(msg, ErrorReply(error="bad_request", message=str(exc)))
+            return
+        dispatcher = self._sup.dispatcher
+        runner = dispatcher.runners.get(command.bot)
+        if runner is None:
+            await self._absent(msg, command.bot)
+            return
+        if runner.catching_up:  # its state is still being rebuilt from its events
+            error = f"bot {command.bot!r} is starting; try again"
+            await self._respond(msg, ErrorReply(error="not_running", message=error))
+            return
+        dispatcher.sync(runner)
+        try:
+            result = runner.core.set_average(command.price)
+        except ValueError as exc:
+            error = f"bot {command.bot}: price {command.price}: {exc}"
+            await self._respond(msg, ErrorReply(error="invalid", message=error))
+            return
+        dispatcher.save(runner)  # the snapshot first, then the journal
+        actor = command.actor or "nats"
+        journaled = await self._checks.journal(runner, result, actor)
+        before, after = {"average": result.old_average}, {"average": result.new_average}
+        await self._audit.record(
+            actor,
+            f"bot.{SET_AVERAGE}",
+            f"bot:{command.bot}",
+            user=runner.spec.user,
+            before=before,
+            after=after,
+            details={"host": self._sup.replica, "ref": result.ref, "journaled": journaled},
+        )
+        message = f"average price set to {result.new_average} (was {result.old_average})"
+        if not journaled:
+            message += "; the ledger has not journaled it yet (see the host's log)"
+        log.info("bot command", extra={"bot": command.bot, "verb": SET_AVERAGE})
+        status = runner.status(self._sup.replica)
         reply = BotCommandReply(ok=True, message=message, status=status, host=self._sup.replica)
         await self._respond(msg, reply)
 

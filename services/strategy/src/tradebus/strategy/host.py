@@ -42,6 +42,7 @@ from tradebus.common.messages import (
     TradeTick,
 )
 from tradebus.strategies.core import BotBase, BotInput, Strategy
+from tradebus.strategies.position_check import average_missing
 from tradebus.strategies.registry import BotSpec
 from tradebus.strategies.wake import MarketBots
 from tradebus.strategy.host_metrics import HostMetrics
@@ -170,7 +171,9 @@ class BotRunner:
 
     def status(self, host: str) -> BotStatus:
         """The core's status block with the host's lifecycle, replica id and the market time
-        of its markets' latest tick (``price_ts``)."""
+        of its markets' latest tick (``price_ts``), and what its position checks found
+        (``position_check``, ``position_difference``, ``position_mismatch``,
+        ``average_missing``: :mod:`tradebus.strategies.position_check`)."""
         status = self.core.status()
         state: str = "failed" if status.phase == "failed" else self.lifecycle
         if self.catching_up:
@@ -179,7 +182,18 @@ class BotRunner:
         price_ts = max(seen) if seen else None
         if self.account_risk is not None:
             status = msgspec.structs.replace(status, details=self._with_risk(status.details))
-        return msgspec.structs.replace(status, state=state, host=host, price_ts=price_ts)
+        checked = self.core.state.position_check
+        position = self.core.tracked_position()
+        return msgspec.structs.replace(
+            status,
+            state=state,
+            host=host,
+            price_ts=price_ts,
+            position_check=checked.alert or checked.last_action,
+            position_difference=checked.difference,
+            position_mismatch=checked.alert is not None,
+            average_missing=position is not None and average_missing(position),
+        )
 
     def _with_risk(
         self, details: dict[str, str | int | bool | None]

@@ -7,7 +7,8 @@ record) when something a person watches changes:
 * **at once** (within :data:`FLUSH_SECONDS`, batched) when its *key* changes:
   state (lifecycle, ``starting``, ``failed``), phase, run, cycle, orders
   placed/filled/open, filled quantity and notional, position, average price,
-  cycles completed, realized P&L, error or host (:func:`status_key`);
+  cycles completed, realized P&L, error, host or position check finding
+  (:func:`status_key`);
 * **at most once per** :data:`PRICE_INTERVAL_SECONDS` per bot while only the
   price moves (last price, position value, unrealized P&L, take-profit
   progress, ``details``);
@@ -62,7 +63,7 @@ Publish = Callable[[str, bytes], Awaitable[None]]
 
 StatusKey = tuple[
     str, str, int, int, int, int, int, Decimal, Decimal, Decimal, Decimal | None, int, Decimal,
-    str | None, str | None,
+    str | None, str | None, str | None,
 ]  # fmt: skip
 
 
@@ -85,6 +86,7 @@ def status_key(status: BotStatus) -> StatusKey:
         status.realized_pnl,
         status.error,
         status.host,
+        status.position_check,
     )
 
 

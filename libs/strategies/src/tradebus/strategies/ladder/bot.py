@@ -47,6 +47,7 @@ from tradebus.common.messages import (
     TradeTick,
 )
 from tradebus.common.money import HUNDRED, ONE, ZERO, floor_to
+from tradebus.common.positions import Position
 from tradebus.strategies.core import (
     BotBase,
     BotContext,
@@ -57,6 +58,7 @@ from tradebus.strategies.core import (
 )
 from tradebus.strategies.ladder.params import LadderError, LadderParams, plan_levels
 from tradebus.strategies.ladder.state import LadderState
+from tradebus.strategies.position_check import PositionCheck
 from tradebus.strategies.status_fields import bot_status, position_figures, text_or_none
 
 NS_PER_MINUTE = 60_000_000_000
@@ -133,7 +135,7 @@ class LadderBot(BotBase[LadderParams, LadderState]):
         """``(p - avg) / avg * 100 >= T`` (STRATEGIES.md §1), screened by a cached price."""
         avg = self.state.position.avg_price
         p = self.state.last_price
-        if avg is None or p is None:
+        if not avg or p is None:  # no average (or zero: set it by hand, seed 001)
             return False
         if p < self._take_profit_floor(avg):
             return False
@@ -161,7 +163,7 @@ class LadderBot(BotBase[LadderParams, LadderState]):
             return None
         above = None
         avg = s.position.avg_price
-        if s.phase in ("buying", "restarting") and s.position.qty > 0 and avg is not None:
+        if s.phase in ("buying", "restarting") and s.position.qty > 0 and avg:
             above = self._take_profit_floor(avg)
         at_ns = None
         if s.phase == "buying" and self._no_fill_ns and not s.cycle_buy_fills:
@@ -316,7 +318,7 @@ class LadderBot(BotBase[LadderParams, LadderState]):
         p, avg = s.last_price, pos.avg_price
         progress = ZERO
         tp_price = tp_distance = None
-        if avg is not None and p is not None:
+        if avg and p is not None:
             progress = max(ZERO, min(HUNDRED, (p - avg) / avg * HUNDRED / t * HUNDRED))
         if avg is not None and pos.qty > 0:
             tp_price = avg * (ONE + t / HUNDRED)
@@ -346,3 +348,20 @@ class LadderBot(BotBase[LadderParams, LadderState]):
             error=s.error,
             details=details,
         )
+
+    # ---------------------------------------------------------- position check
+    def position_check(self) -> PositionCheck | None:
+        """``params.position_check`` when enabled (docs/strategies.md "Position check")."""
+        settings = self.params.position_check
+        return settings if settings.enabled else None
+
+    def tracked_position(self) -> Position:
+        """The bot's position (base units, average cost in quote)."""
+        return self.state.position
+
+    def _reference_price(self) -> Decimal | None:
+        return self.state.last_price
+
+    def _position_moved(self) -> None:
+        """An adoption, a write-off or a new average moves the take-profit line."""
+        self._tp_floor = None

@@ -9,10 +9,17 @@ import msgspec
 from tradebus.common.markets import Market
 from tradebus.common.money import HUNDRED, ONE, ZERO, floor_to
 from tradebus.strategies.common_checks import Problems, non_negative, positive
+from tradebus.strategies.position_check import PositionCheck
 
 
 class LadderParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Parameters of STRATEGIES.md §1 (percent parameters are in percent)."""
+    """Parameters of STRATEGIES.md §1 (percent parameters are in percent).
+
+    ``position_check``: the per-bot position check (seed 001, docs/strategies.md
+    "Position check"), off by default: ``{enabled: false, interval_seconds: 60,
+    on_tick: false, position_difference_threshold: 5 (percent), action: alert}``
+    (:class:`~tradebus.strategies.position_check.PositionCheck`).
+    """
 
     total_quote: Decimal
     order_count: int
@@ -23,6 +30,7 @@ class LadderParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     restart_after_take_profit: bool = True
     no_fill_restart_minutes: Decimal = Decimal(60)
     cancel_on_exit: bool = True
+    position_check: PositionCheck = PositionCheck()
 
     def problems(self) -> list[tuple[str, str]]:
         """Every invalid field as ``(field, message)``; empty when valid."""
@@ -35,7 +43,7 @@ class LadderParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         check("take_profit_pct", positive(self.take_profit_pct), "must be > 0")
         check("min_order_quote", non_negative(self.min_order_quote), "must be >= 0")
         check("no_fill_restart_minutes", non_negative(nf), "must be >= 0 (0 = never)")
-        return out.found
+        return out.found + self.position_check.problems()
 
 
 class Level(msgspec.Struct, frozen=True, kw_only=True):

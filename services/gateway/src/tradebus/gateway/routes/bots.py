@@ -27,6 +27,11 @@
   ``/resume``, ``/stop``: ``ctl.bots.<verb>`` to the host that runs it, as the
   caller (``actor``); the host's refusal is 409 with its reason
   (``not_running``, ``unknown_bot``...), no host answering 503.
+* ``POST /api/v1/bots/{id}/average`` ``{"price": "50000"}``: set the bot's
+  average entry price by hand (seed 001; ``ctl.bots.set-average`` as the
+  caller). The price must be > 0 (400 naming ``price``); a bot without a
+  position is 409 ``invalid``. The host has execution journal the correction
+  (``bot_adjustments``, kind ``average``: who, when, old and new average).
 
 Bots of the bot file (``managed_by: file``) are listed and can be commanded
 by their owner, but not changed or deleted here (409: edit the bot file).
@@ -38,6 +43,7 @@ them out.
 from __future__ import annotations
 
 import logging
+from decimal import Decimal
 from typing import Annotated, Any
 
 import msgspec
@@ -46,9 +52,9 @@ from litestar.params import JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from tradebus.common.ids import AccountId, BotId
-from tradebus.common.messages import BotCommand, BotStatus, StartMode
+from tradebus.common.messages import BotCommand, BotSetAverage, BotStatus, StartMode
 from tradebus.common.subjects import TOKEN_PATTERN
-from tradebus.control.bots import ControlError, send_command
+from tradebus.control.bots import ControlError, send_command, set_average
 from tradebus.control.botstore import (
     BotChanged,
     BotExists,
@@ -99,6 +105,13 @@ class StartRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     orders cancelled, its state forgotten)."""
 
     mode: StartMode = "resume"
+
+
+class AverageRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The average entry price to set on a bot, quote per base (> 0; required, checked
+    after the bot is found to be the caller's)."""
+
+    price: Decimal | None = None
 
 
 class Bot(msgspec.Struct, frozen=True, kw_only=True):
@@ -353,6 +366,43 @@ async def stop_bot(ctx: Ctx, principal: Caller, bot_id: BotIdPath) -> CommandRes
     return await _command(ctx, principal, bot_id, "stop")
 
 
+@post(
+    "/{bot_id:str}/average",
+    status_code=HTTP_200_OK,
+    security=SECURED,
+    summary="Set a bot's average entry price",
+)
+async def set_bot_average(
+    ctx: Ctx,
+    principal: Caller,
+    bot_id: BotIdPath,
+    data: JSONBody[AverageRequest | None] = None,
+) -> CommandResult:
+    """Set the bot's average entry price by hand; the ledger journals the correction."""
+    spec, _ = await visible_bot(ctx, principal, bot_id)  # 404 before anything else
+    price = data.price if data is not None else None
+    if price is None:
+        raise invalid("price", "required")
+    if not price.is_finite() or price <= 0:
+        raise invalid("price", f"must be > 0 (got {price})")
+    command = BotSetAverage(bot=spec.id, price=price, actor=principal.actor())
+    try:
+        reply = await set_average(ctx.nc, command)
+    except ControlError as exc:
+        status = 503 if exc.error == "no_host" else 409
+        raise ApiError(status, exc.error, exc.message) from None
+    finally:
+        ctx.statuses.changed()
+    return CommandResult(
+        bot=spec.id,
+        command="set-average",
+        ok=reply.ok,
+        message=reply.message,
+        status=reply.status,
+        host=reply.host,
+    )
+
+
 bots_router = Router(
     path="/api/v1/bots",
     route_handlers=[
@@ -365,8 +415,17 @@ bots_router = Router(
         pause_bot,
         resume_bot,
         stop_bot,
+        set_bot_average,
     ],
     tags=["bots"],
 )
 
-__all__ = ["Bot", "BotCreate", "BotUpdate", "CommandResult", "bots_router", "visible_bot"]
+__all__ = [
+    "AverageRequest",
+    "Bot",
+    "BotCreate",
+    "BotUpdate",
+    "CommandResult",
+    "bots_router",
+    "visible_bot",
+]
