@@ -276,6 +276,7 @@ class MartingaleBot(BotBase[MartingaleParams, MartingaleState]):
         s = self.state
         s.cycles_completed += 1
         s.phase, s.safeties_due = "cooldown", False
+        s.trail_peak = None
 
     def _sell(self, leg: str, price: Decimal, qty: Decimal) -> Intent:
         s = self.state
