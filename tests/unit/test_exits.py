@@ -205,6 +205,19 @@ def test_ladder_stop_loss_has_priority_over_the_trailing_take_profit() -> None:
     assert (bot.status().phase, bot.status().details["stop_losses"]) == ("stopped", 1)
 
 
+def test_ladder_trailing_re_arms_at_the_new_level_when_a_buy_fills() -> None:
+    bot, buys = ladder(trailing_take_profit_pct=D(1))
+    bot.on_trade(trade("99.96", 2_000))  # armed at 99.96
+    bot.on_order_event(filled(buys[1], "96", "0"))  # a late fill: avg 96.98965...
+    assert bot.status().details["trailing_peak"] is None
+    # (2.040 * 98 + 2.083 * 96) / 4.123 = 96.989570...; level * 1.02 = 98.92936...
+    assert bot.on_trade(trade("97", 3_000)) == []  # below the old trailing stop: no sale
+    assert bot.on_trade(trade("98.92", 4_000)) == []
+    assert bot.on_trade(trade("98.93", 5_000)) == []  # armed again at 98.93
+    assert bot.status().details["trailing_peak"] == "98.93"
+    assert str(sell_of(bot.on_trade(trade("97.94", 6_000))).price) == "97.45"  # <= 97.9407
+
+
 def test_ladder_wake_covers_the_stop_loss_and_the_trailing_thresholds() -> None:
     bot, _ = ladder(trailing_take_profit_pct=D(1), stop_loss_pct=D(5))
     # take-profit screen a hair below 99.96; stop-loss 93.1
@@ -298,13 +311,18 @@ def test_martingale_trailing_take_profit_rests_no_sell_and_sells_on_the_fall_bac
     assert status.details["trailing_peak"] is None  # disarmed with the cycle
 
 
-def test_martingale_trailing_stays_armed_when_a_safety_order_fills() -> None:
+def test_martingale_trailing_re_arms_at_the_new_level_when_a_safety_order_fills() -> None:
     bot, _, safeties = mg_in_cycle(trailing_take_profit_pct=D(5))
     bot.on_trade(mg.trade("101.50", 3 * mg.SECOND))  # armed: stop 96.425
     assert mg.tell(bot, mg.filled(safeties[0], "98")) == []  # still no resting sell
-    assert bot.status().details["trailing_peak"] == "101.50"
-    out = bot.on_trade(mg.trade("96.42", 4 * mg.SECOND))
-    assert mg.brief(out) == [("tt", "sell", "95.93", "1.505")]  # floor_tick(95.9379)
+    # avg 99.32226 (0.995 at 100, 0.510 at 98): disarmed; the level is now 100.81
+    assert bot.status().details["trailing_peak"] is None
+    assert bot.on_trade(mg.trade("96.42", 4 * mg.SECOND)) == []  # not armed: no sale
+    assert bot.on_trade(mg.trade("100.80", 5 * mg.SECOND)) == []
+    assert bot.on_trade(mg.trade("100.81", 6 * mg.SECOND)) == []  # armed again
+    assert bot.status().details["trailing_stop_price"] == "95.7695"  # 100.81 * 0.95
+    out = bot.on_trade(mg.trade("95.76", 7 * mg.SECOND))
+    assert mg.brief(out) == [("tt", "sell", "95.28", "1.505")]  # floor_tick(95.2812)
 
 
 def test_martingale_stop_loss_has_priority_over_the_trailing_take_profit() -> None:

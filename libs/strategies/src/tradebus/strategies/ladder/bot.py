@@ -368,6 +368,7 @@ class LadderBot(BotBase[LadderParams, LadderState]):
         apply_fill(s.position, fill, self.ctx.market)
         self._tp_floor = self._sl_trigger = None  # the average moved
         if fill.side == "buy":
+            s.trail_peak = None  # the take-profit level moved: trailing re-arms at the new one
             s.cycle_buy_fills += 1
             s.cycle_filled_quote += fill.qty * fill.price
             s.cycle_filled_qty += fill.qty

@@ -374,6 +374,7 @@ class MartingaleBot(BotBase[MartingaleParams, MartingaleState]):
                 s.base_filled_quote += qty * fill.price
                 s.base_filled_qty += qty
             s.tp_stale, s.sold, s.end_pending, s.cycle_end_ts = True, False, False, None
+            s.trail_peak = None  # the take-profit level moved: trailing re-arms at the new one
             if s.phase == "closing":  # a buy filled after the sale: the cycle goes on
                 s.phase = "active"
         elif self._sellable() <= 0:
