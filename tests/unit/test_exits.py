@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 from functools import partial
+from pathlib import Path
 
 import msgspec
 
@@ -26,6 +27,7 @@ from tests.support.markets import SOLUSDC as UNIT
 from tests.support.markets import bot_context
 from tests.support.orders import OrderEvents
 from tests.unit import test_martingale as mg
+from tests.unit.test_botfile import LADDER, problems
 from tradebus.common.messages import CancelOrder, Intent, PlaceOrder
 from tradebus.strategies.core import Wake
 from tradebus.strategies.ladder.bot import LadderBot
@@ -87,11 +89,36 @@ def test_ladder_exit_settings_default_to_off_and_are_validated() -> None:
     )
     bad = msgspec.structs.replace(p, stop_loss_pct=D(100), trailing_take_profit_pct=D(-1))
     assert dict(bad.problems()) == {
-        "stop_loss_pct": "must be >= 0 and < 100 (0 = off)",
-        "trailing_take_profit_pct": "must be >= 0 and < 100 (0 = off)",
+        "stop_loss_pct": "must be >= 0 and < 100 (0 = off), not 100",
+        "trailing_take_profit_pct": "must be >= 0 and < 100 (0 = off), not -1",
     }
     nan = msgspec.structs.replace(p, stop_loss_pct=D("NaN"))
-    assert dict(nan.problems()) == {"stop_loss_pct": "must be >= 0 and < 100 (0 = off)"}
+    assert dict(nan.problems()) == {"stop_loss_pct": "must be >= 0 and < 100 (0 = off), not NaN"}
+
+
+def test_a_bad_exit_setting_in_a_bot_file_is_named_at_its_path(tmp_path: Path) -> None:
+    lines = problems(
+        tmp_path,
+        f"""
+        defaults: {{venue: binance, take_profit_pct: "0.5"}}
+        strategies:
+          ladder: {{{LADDER}, stop_loss_pct: "5"}}
+          mg: {{strategy: martingale, symbol: BTCUSDT, base_quote: "100", safety_quote: "50",
+                max_safety_orders: 2, price_deviation_pct: "1"}}
+        users:
+          - user: alice
+            account: alice-paper
+            strategies:
+              ladder: {{trailing_take_profit_pct: "100", restart_after_stop_loss: true}}
+              mg: {{trailing_take_profit_pct: "-0.5"}}
+        """,
+    )
+    assert lines == [
+        "users[0].strategies.ladder.trailing_take_profit_pct: must be >= 0 and < 100 (0 = off),"
+        " not 100",
+        "users[0].strategies.mg.trailing_take_profit_pct: must be >= 0 and < 100 (0 = off),"
+        " not -0.5",
+    ]
 
 
 # ------------------------------------------------------------ ladder: stop-loss

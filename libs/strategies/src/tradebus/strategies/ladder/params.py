@@ -52,12 +52,12 @@ class LadderParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         check(
             "stop_loss_pct",
             non_negative(sl) and sl < HUNDRED,
-            "must be >= 0 and < 100 (0 = off)",
+            f"must be >= 0 and < 100 (0 = off), not {sl}",
         )
         check(
             "trailing_take_profit_pct",
             non_negative(tr) and tr < HUNDRED,
-            "must be >= 0 and < 100 (0 = off)",
+            f"must be >= 0 and < 100 (0 = off), not {tr}",
         )
         return out.found
 

@@ -71,7 +71,7 @@ class MartingaleParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
         check(
             "trailing_take_profit_pct",
             non_negative(tr) and tr < HUNDRED,
-            "must be >= 0 and < 100 (0 = off)",
+            f"must be >= 0 and < 100 (0 = off), not {tr}",
         )
         check("min_order_quote", non_negative(self.min_order_quote), "must be >= 0")
         if not out.found and n and deviation_pct(n, self) >= HUNDRED:
