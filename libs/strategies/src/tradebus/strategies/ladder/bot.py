@@ -9,12 +9,13 @@ cancelled and the position is sold with a marketable limit at
 default) a new one starts at the current price. If no buy fills within ``M``
 minutes, the buys are cancelled and a new cycle starts at the current price.
 
-Exits beyond §1 (docs/strategies.md, "Stop-loss and trailing take-profit"):
+Exits beyond §1 (docs/strategies.md, "Exits"):
 with ``stop_loss_pct`` S the position is sold the same way once
 ``p <= avg * (1 - S/100)`` (checked before the take-profit), and the bot then
 stops unless ``restart_after_stop_loss``; with ``trailing_take_profit_pct`` Tr
 reaching the take-profit only arms a trailing exit that follows the highest
-price since and sells once ``p <= peak * (1 - Tr/100)``.
+price since and sells once ``p <= peak * (1 - Tr/100)`` (a buy fill disarms
+it: the take-profit level moved).
 
 Time is market time: the ``ts_recv`` of the events the host passes in, so a
 replay behaves exactly like the live run it recorded.

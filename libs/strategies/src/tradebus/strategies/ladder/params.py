@@ -13,15 +13,17 @@ from tradebus.strategies.common_checks import Problems, non_negative, positive
 
 class LadderParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Parameters of STRATEGIES.md §1 (percent parameters are in percent), and the exits
-    of docs/strategies.md ("Stop-loss and trailing take-profit"):
+    of docs/strategies.md ("Exits"):
 
     ``stop_loss_pct`` S (default 0 = off): with a position, sell it marketably
     once ``p <= avg * (1 - S/100)``; the cycle then closes with its loss and a
     new one starts only if ``restart_after_stop_loss`` (default false: the bot
-    stops, as 3Commas and Freqtrade do). ``trailing_take_profit_pct`` Tr
+    stops and its user decides whether to trade on after a loss; 3Commas offers
+    the same choice of stop-loss action). ``trailing_take_profit_pct`` Tr
     (default 0 = off: sell as soon as the take-profit is reached): once
     ``p >= avg * (1 + T/100)``, follow the highest ``p`` since (the peak) and
-    sell once ``p <= peak * (1 - Tr/100)``.
+    sell once ``p <= peak * (1 - Tr/100)``; a buy fill disarms it (it re-arms
+    at the new average's level).
     """
 
     total_quote: Decimal

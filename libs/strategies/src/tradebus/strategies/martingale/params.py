@@ -30,11 +30,11 @@ class MartingaleParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     ``cooldown_seconds`` is market time between a cycle's end and the next
     cycle; ``stop_loss_pct`` 0 means no stop-loss. ``trailing_take_profit_pct``
     Tr (default 0 = off: the resting take-profit sell of §2) replaces that
-    sell by a trailing exit (docs/strategies.md, "Stop-loss and trailing
-    take-profit"): no take-profit order rests; once ``p`` reaches the
-    take-profit price ``floor_tick(avg * (1 + T/100))`` the bot follows the
-    highest ``p`` since (the peak) and sells marketably once
-    ``p <= peak * (1 - Tr/100)``; the stop-loss is checked first.
+    sell by a trailing exit (docs/strategies.md, "Exits"): no take-profit
+    order rests; once ``p`` reaches the take-profit price
+    ``floor_tick(avg * (1 + T/100))`` the bot follows the highest ``p`` since
+    (the peak) and sells marketably once ``p <= peak * (1 - Tr/100)``; a buy
+    fill disarms it (it re-arms at the new price); the stop-loss is checked first.
     """
 
     base_quote: Decimal
