@@ -33,6 +33,7 @@ from tests.support.data import BTC_RAW
 from tests.support.execution import execution_ready
 from tests.support.intents import intents_settled
 from tests.support.services import eventually, service
+from tradebus.common.messages import BotStatus
 from tradebus.common.positions import Position
 from tradebus.control.bots import gather_statuses
 from tradebus.execution.bootstrap import run as run_execution
@@ -68,8 +69,8 @@ def write_slice(data_dir: Path, out: Path) -> Path:
     return out
 
 
-def ladder_yaml() -> str:
-    params = ", ".join(f"{k}: {json.dumps(v)}" for k, v in LADDER.items())
+def ladder_yaml(ladder: dict[str, object]) -> str:
+    params = ", ".join(f"{k}: {json.dumps(v)}" for k, v in ladder.items())
     return (
         "defaults: {venue: binance}\n"
         f"strategies:\n  btc: {{strategy: ladder, symbol: BTCUSDT, {params}}}\n"
@@ -78,16 +79,43 @@ def ladder_yaml() -> str:
 
 
 async def full_stack(
-    nats_url: str, database_url: str, data: Path, tmp: Path
+    nats_url: str,
+    database_url: str,
+    data: Path,
+    tmp: Path,
+    ladder: dict[str, object] = LADDER,
 ) -> tuple[list[tuple], D, D]:
-    """Fills ``(side, price, qty, fee, liquidity)``, realized P&L and position via the stack."""
+    """Fills ``(side, price, qty, fee, liquidity)``, realized P&L and position via the stack
+    (one ladder bot with parameters ``ladder``)."""
+    status = await full_stack_status(nats_url, database_url, data, tmp, ladder)
+    fills = await ledger_fills(database_url)
+    return fills, status.realized_pnl, status.position
+
+
+async def ledger_fills(database_url: str) -> list[tuple]:
+    """Every fill in the ledger as ``(side, price, qty, fee, liquidity)``, in order."""
+    db = await asyncpg.connect(database_url)
+    try:
+        rows = await db.fetch(
+            "SELECT side, price, qty, fee, liquidity FROM fills"
+            " ORDER BY ts_event, recorded_ns, trade_id"
+        )
+    finally:
+        await db.close()
+    return [(r["side"], r["price"], r["qty"], r["fee"], r["liquidity"]) for r in rows]
+
+
+async def full_stack_status(
+    nats_url: str, database_url: str, data: Path, tmp: Path, ladder: dict[str, object]
+) -> BotStatus:
+    """Replay ``data`` through the stack with one ladder bot (``ladder``); its last status."""
     accounts = tmp / "accounts.yaml"
     accounts.write_text(
         'accounts:\n  - {id: alice-paper, user: alice, balances: {USDT: "10000"}, '
         f'maker_fee_bps: "{FEES["maker_fee_bps"]}", taker_fee_bps: "{FEES["taker_fee_bps"]}"}}\n'
     )
     bots = tmp / "bots.yaml"
-    bots.write_text(ladder_yaml())
+    bots.write_text(ladder_yaml(ladder))
     nc = await nats.connect(nats_url)
     execution = ExecutionSettings(
         nats_url=nats_url, database_url=database_url, accounts_file=str(accounts), metrics_port=0
@@ -114,24 +142,15 @@ async def full_stack(
             await eventually(settled, 60, "execution to take every intent")
             await asyncio.sleep(1.5)  # the last events reach the bot
             (status,) = [s for r in await gather_statuses(nc) for s in r.bots]
-        db = await asyncpg.connect(database_url)
-        try:
-            rows = await db.fetch(
-                "SELECT side, price, qty, fee, liquidity FROM fills"
-                " ORDER BY ts_event, recorded_ns, trade_id"
-            )
-        finally:
-            await db.close()
     finally:
         await nc.close()
-    fills = [(r["side"], r["price"], r["qty"], r["fee"], r["liquidity"]) for r in rows]
-    return fills, status.realized_pnl, status.position
+    return status
 
 
-def backtest_params(path: Path) -> Path:
+def backtest_params(path: Path, ladder: dict[str, object] = LADDER) -> Path:
     """The ladder's parameters plus BTCUSDT's market (markets.yaml) and the account's fees."""
     params = path
-    lines = [f"{k}: {json.dumps(v)}" for k, v in {**LADDER, **FEES}.items()]
+    lines = [f"{k}: {json.dumps(v)}" for k, v in {**ladder, **FEES}.items()]
     lines += [
         "symbol: BTCUSDT",
         'tick_size: "0.01"',
@@ -144,15 +163,8 @@ def backtest_params(path: Path) -> Path:
     return params
 
 
-@pytest.mark.timeout(300)
-async def test_the_full_stack_and_the_backtest_fill_the_same(
-    nats_url: str, database_url: str, data_dir: Path, tmp_path: Path
-) -> None:
-    data = write_slice(data_dir, tmp_path / "slice.gz")
-    stack_fills, stack_pnl, stack_position = await full_stack(
-        nats_url, database_url, data, tmp_path
-    )
-    params, out = backtest_params(tmp_path / "params.yaml"), tmp_path / "bt"
+async def backtest(params: Path, data: Path, out: Path) -> tuple[list[tuple], dict]:
+    """``tradebus backtest --format binance-raw`` of a ladder: its fills and summary."""
     proc = await asyncio.create_subprocess_exec(
         str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "tradebus"),
         "backtest",
@@ -172,11 +184,24 @@ async def test_the_full_stack_and_the_backtest_fill_the_same(
     output, _ = await proc.communicate()
     assert proc.returncode == 0, output.decode()
     with open(out / "fills.csv", newline="") as f:
-        bt_fills = [
+        fills = [
             (r["side"], D(r["price"]), D(r["qty"]), D(r["fee"]), r["liquidity"])
             for r in csv.DictReader(f)
         ]
-    summary = json.loads((out / "summary.json").read_text())
+    return fills, json.loads((out / "summary.json").read_text())
+
+
+@pytest.mark.timeout(300)
+async def test_the_full_stack_and_the_backtest_fill_the_same(
+    nats_url: str, database_url: str, data_dir: Path, tmp_path: Path
+) -> None:
+    data = write_slice(data_dir, tmp_path / "slice.gz")
+    stack_fills, stack_pnl, stack_position = await full_stack(
+        nats_url, database_url, data, tmp_path
+    )
+    bt_fills, summary = await backtest(
+        backtest_params(tmp_path / "params.yaml"), data, tmp_path / "bt"
+    )
 
     assert len(stack_fills) >= 3, "the slice must fill buys and the take-profit"
     assert {f[0] for f in stack_fills} == {"buy", "sell"}

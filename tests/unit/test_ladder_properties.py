@@ -40,6 +40,9 @@ ladder_params = st.builds(
     increment_pct=st.one_of(st.just(D(0)), pct),
     take_profit_pct=pct,
     min_order_quote=st.decimals(min_value=D(0), max_value=D(50), places=2),
+    stop_loss_pct=st.one_of(st.just(D(0)), pct),
+    restart_after_stop_loss=st.booleans(),
+    trailing_take_profit_pct=st.one_of(st.just(D(0)), pct),
 )
 
 

@@ -608,6 +608,8 @@ def test_status_block() -> None:
         "stop_loss_price": "89.39",  # floor_tick(99.32226 * 0.9)
         "next_safety_price": "95.00",
         "cooldown_until_ns": None,
+        "trailing_peak": None,  # trailing take-profit off
+        "trailing_stop_price": None,
     }
     bot.on_trade(trade("100", 4 * SECOND))
     pct = (100 - avg) / avg * 100 / D("1.5") * 100

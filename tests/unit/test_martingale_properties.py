@@ -61,6 +61,7 @@ mg_params = st.builds(
     stop_loss_pct=st.one_of(st.just(D(0)), _dec("0.05", "10")),
     cooldown_seconds=st.integers(0, 20).map(D),
     min_order_quote=_dec("0", "20"),
+    trailing_take_profit_pct=st.one_of(st.just(D(0)), _dec("0.01", "3")),
 )
 
 

@@ -36,18 +36,23 @@ def documented_settings() -> dict[str, dict[str, str]]:
 
 
 def default_text(field: msgspec.structs.FieldInfo) -> str:
-    """A field's default as the README writes it: ``required`` or the value in backticks."""
+    """A field's default as the README writes it: ``required``, ``below`` for a block of
+    settings (a struct, whose fields have rows of their own), or the value in backticks."""
     if field.required:
         return "required"
     value: Any = field.default
     if value is msgspec.NODEFAULT:
         value = field.default_factory()
+    if isinstance(value, msgspec.Struct):
+        return "below"
     if isinstance(value, bool):
         text = "true" if value else "false"
     elif isinstance(value, Decimal):
         text = format(value.normalize(), "f")
     elif value is None:
         text = "none"
+    elif isinstance(value, str):
+        text = value
     elif isinstance(value, (list, dict)):
         text = msgspec.json.encode(value).decode()
     else:
@@ -55,12 +60,22 @@ def default_text(field: msgspec.structs.FieldInfo) -> str:
     return f"`{text}`"
 
 
+def expected_settings(params: type[msgspec.Struct], prefix: str = "") -> dict[str, str]:
+    """``{setting: default text}`` of a parameter struct; a block's fields as ``block.field``."""
+    out: dict[str, str] = {}
+    for field in msgspec.structs.fields(params):
+        name = f"{prefix}{field.name}"
+        out[name] = default_text(field)
+        if out[name] == "below":
+            out.update(expected_settings(type(field.default), f"{name}."))
+    return out
+
+
 @pytest.mark.parametrize("strategy", sorted(STRATEGIES))
 def test_every_setting_is_documented_with_its_default(strategy: str) -> None:
     documented = documented_settings().get(strategy)
     assert documented is not None, f"README.md has no '### {strategy}' under '## Strategies'"
-    fields = msgspec.structs.fields(STRATEGIES[strategy].params)
-    expected = {f.name: default_text(f) for f in fields}
+    expected = expected_settings(STRATEGIES[strategy].params)
     missing = sorted(set(expected) - set(documented))
     unknown = sorted(set(documented) - set(expected))
     assert not missing, f"{strategy}: settings not in README.md: {missing}"

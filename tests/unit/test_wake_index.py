@@ -130,6 +130,9 @@ ladder_params = st.builds(
     min_order_quote=st.just(D(5)),
     no_fill_restart_minutes=st.sampled_from([D(0), D(1), D("2.5")]),
     restart_after_take_profit=st.booleans(),
+    stop_loss_pct=st.sampled_from([D(0), D(0), D("0.05"), D("0.3")]),
+    restart_after_stop_loss=st.booleans(),
+    trailing_take_profit_pct=st.sampled_from([D(0), D(0), D("0.02"), D("0.1")]),
 )
 step = st.tuples(
     st.sampled_from(["trade", "trade", "trade", "quote", "pause", "resume", "status", "events"]),
@@ -190,6 +193,9 @@ def test_recorded_btcusdt_through_200_bots_gives_the_same_intents_with_and_witho
             max_drop_pct=D("0.05") * (1 + i % 5),
             take_profit_pct=D("0.01") * (1 + i % 4),
             no_fill_restart_minutes=D(i % 3),
+            stop_loss_pct=D("0.02") * (i % 4),  # 0, 0.02, 0.04, 0.06 %
+            restart_after_stop_loss=i % 8 < 6,
+            trailing_take_profit_pct=D("0.01") * (i % 3),  # 0, 0.01, 0.02 %
         )
         for i in range(200)
     ]
@@ -202,6 +208,14 @@ def test_recorded_btcusdt_through_200_bots_gives_the_same_intents_with_and_witho
     assert indexed.snapshots() == every.snapshots()
     parked = sum(r.parked for r in indexed.dispatcher.runners.values())
     assert parked > 100  # most bots skip most ticks
+    cores = every.cores.values()
+    assert sum(c.state.stop_losses for c in cores) > 10  # stop-losses happened
+    sold_trailing = [
+        c
+        for c in cores
+        if c.params.trailing_take_profit_pct and c.state.cycles_completed > c.state.stop_losses
+    ]
+    assert len(sold_trailing) > 10  # and trailing take-profits
 
 
 def test_a_restarting_bot_that_hears_of_a_late_fill_takes_profit_on_the_next_trade() -> None:

@@ -13,12 +13,22 @@ from tradebus.strategies.position_check import PositionCheck
 
 
 class LadderParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Parameters of STRATEGIES.md §1 (percent parameters are in percent).
+    """Parameters of STRATEGIES.md §1 (percent parameters are in percent), and the exits
+    of docs/strategies.md ("Exits"):
 
     ``position_check``: the per-bot position check (seed 001, docs/strategies.md
     "Position check"), off by default: ``{enabled: false, interval_seconds: 60,
     on_tick: false, position_difference_threshold: 5 (percent), action: alert}``
     (:class:`~tradebus.strategies.position_check.PositionCheck`).
+    ``stop_loss_pct`` S (default 0 = off): with a position, sell it marketably
+    once ``p <= avg * (1 - S/100)``; the cycle then closes with its loss and a
+    new one starts only if ``restart_after_stop_loss`` (default false: the bot
+    stops and its user decides whether to trade on after a loss; 3Commas offers
+    the same choice of stop-loss action). ``trailing_take_profit_pct`` Tr
+    (default 0 = off: sell as soon as the take-profit is reached): once
+    ``p >= avg * (1 + T/100)``, follow the highest ``p`` since (the peak) and
+    sell once ``p <= peak * (1 - Tr/100)``; a buy fill disarms it (it re-arms
+    at the new average's level).
     """
 
     total_quote: Decimal
@@ -30,6 +40,9 @@ class LadderParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     restart_after_take_profit: bool = True
     no_fill_restart_minutes: Decimal = Decimal(60)
     cancel_on_exit: bool = True
+    stop_loss_pct: Decimal = ZERO
+    restart_after_stop_loss: bool = False
+    trailing_take_profit_pct: Decimal = ZERO
     position_check: PositionCheck = PositionCheck()
 
     def problems(self) -> list[tuple[str, str]]:
@@ -43,6 +56,17 @@ class LadderParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         check("take_profit_pct", positive(self.take_profit_pct), "must be > 0")
         check("min_order_quote", non_negative(self.min_order_quote), "must be >= 0")
         check("no_fill_restart_minutes", non_negative(nf), "must be >= 0 (0 = never)")
+        sl, tr = self.stop_loss_pct, self.trailing_take_profit_pct
+        check(
+            "stop_loss_pct",
+            non_negative(sl) and sl < HUNDRED,
+            f"must be >= 0 and < 100 (0 = off), not {sl}",
+        )
+        check(
+            "trailing_take_profit_pct",
+            non_negative(tr) and tr < HUNDRED,
+            f"must be >= 0 and < 100 (0 = off), not {tr}",
+        )
         return out.found + self.position_check.problems()
 
 

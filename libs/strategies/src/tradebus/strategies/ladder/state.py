@@ -13,7 +13,9 @@ from tradebus.strategies.core import BotState
 
 Phase = Literal["waiting", "buying", "restarting", "closing", "stopped", "failed"]
 """``restarting``: a no-fill restart waits for its cancels; ``closing``: a take-profit
-waits for its sell (and cancels)."""
+or a stop-loss (``exit``) waits for its sell (and cancels)."""
+Exit = Literal["take_profit", "stop_loss"]
+"""Why a cycle is closing: its take-profit (also trailing) or its stop-loss."""
 
 
 class LadderState(BotState, kw_only=True):
@@ -22,7 +24,10 @@ class LadderState(BotState, kw_only=True):
     Market time and prices are those of the ticks (``last_ts`` ns, ``last_price``
     quote asset); the cycle's fills are in quote (``cycle_filled_quote``) and
     base (``cycle_filled_qty``); ``orders`` (from :class:`BotState`) holds every
-    order of the cycle.
+    order of the cycle. ``exit`` says why the cycle is ``closing``;
+    ``trail_peak`` is the highest ``p`` since the take-profit level was reached
+    (None: the trailing take-profit is not armed); ``stop_losses`` counts the
+    cycles a stop-loss closed. These three have defaults, so older snapshots load.
     """
 
     phase: Phase = "waiting"
@@ -38,3 +43,6 @@ class LadderState(BotState, kw_only=True):
     cycles_completed: int = 0
     error: str | None = None
     position: Position = msgspec.field(default_factory=Position)
+    exit: Exit = "take_profit"
+    trail_peak: Decimal | None = None
+    stop_losses: int = 0

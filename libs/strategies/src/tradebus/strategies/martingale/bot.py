@@ -7,9 +7,13 @@ every buy fill the take-profit is (re)placed as a limit sell of the whole
 position at ``floor_tick(avg * (1 + T/100))``. If ``p <= avg * (1 - S/100)``
 everything is canceled and the position sold at ``floor_tick(p * 0.995)``. A
 cycle ends when its position is sold; the next starts ``cooldown_seconds`` of
-market time (``ts_recv``) later. Before its first order the bot waits for the
-account's balances (phase ``checking``) and fails if the free quote balance
-is below the worst-case capital ``base_quote + sum(quote_j)``.
+market time (``ts_recv``) later. With ``trailing_take_profit_pct`` Tr no
+take-profit rests: reaching ``floor_tick(avg * (1 + T/100))`` arms a trailing
+exit that follows the highest price since and sells at ``floor_tick(p * 0.995)``
+once ``p <= peak * (1 - Tr/100)`` (docs/strategies.md; the stop-loss first).
+Before its first order the bot waits for the account's balances (phase
+``checking``) and fails if the free quote balance is below the worst-case
+capital ``base_quote + sum(quote_j)``.
 
 The bot hears of its orders after the venue acts on them, so: at most one
 sell is ever open (the old take-profit locks the base asset, so the new one
@@ -59,7 +63,12 @@ from tradebus.strategies.martingale.params import (
     take_profit_price,
     worst_case_capital,
 )
-from tradebus.strategies.martingale.state import RUNNING, MartingaleState, martingale_status
+from tradebus.strategies.martingale.state import (
+    MARKET_EXITS,
+    RUNNING,
+    MartingaleState,
+    martingale_status,
+)
 
 STOP_LOSS_SELL_FACTOR = Decimal("0.995")
 
@@ -68,7 +77,8 @@ class MartingaleBot(BotBase[MartingaleParams, MartingaleState]):
     """A martingale bot: a pure core (:class:`~tradebus.strategies.core.Strategy`).
 
     Legs: ``b`` base, ``s<j>`` safety j (``s<j>r<k>`` re-placed after restart
-    k), ``tp<n>`` the n-th take-profit, ``sl``/``sl<n>`` stop-loss sells.
+    k), ``tp<n>`` the n-th take-profit, ``sl``/``sl<n>`` stop-loss sells,
+    ``tt``/``tt<n>`` trailing take-profit sells.
     Input: the account's balances (:attr:`BotInput.BALANCES`), checked against
     the worst-case capital before the first cycle.
     """
@@ -118,8 +128,11 @@ class MartingaleBot(BotBase[MartingaleParams, MartingaleState]):
             s.cycle_end_ts, s.end_pending = s.last_ts, False
         if s.phase == "waiting" or (s.phase == "cooldown" and self._cooled_down()):
             return self._start_cycle()
-        if s.phase in ("entering", "active") and self._stop_loss_reached():
-            s.phase, s.safeties_due = "stop_loss", False
+        if s.phase in ("entering", "active"):
+            if self._stop_loss_reached():  # first: the stop-loss has priority
+                s.phase, s.safeties_due = "stop_loss", False
+            elif self._trailing_fell_back():
+                s.phase, s.safeties_due = "trailing_exit", False
         out = self._place_safeties() if s.phase == "active" and s.safeties_due else []
         return out + self._manage()
 
@@ -136,6 +149,24 @@ class MartingaleBot(BotBase[MartingaleParams, MartingaleState]):
         if self._sl_trigger is None:
             self._sl_trigger = s.position.open_cost / s.position.qty * (ONE - sl / HUNDRED)
         return s.last_price <= self._sl_trigger
+
+    def _trailing_fell_back(self) -> bool:
+        """The trailing take-profit (docs/strategies.md): with ``Tr > 0`` and a position,
+        ``p >= floor_tick(avg * (1 + T/100))`` arms it (``trail_peak = p``), a higher ``p``
+        raises the peak, and ``p <= peak * (1 - Tr/100)`` sells (True)."""
+        s, tr = self.state, self.params.trailing_take_profit_pct
+        p, avg = s.last_price, s.position.avg_price
+        if not tr or s.sold or s.position.qty <= 0 or p is None or avg is None:
+            return False
+        peak = s.trail_peak
+        if peak is None:
+            if p >= take_profit_price(avg, self.params, self.ctx.market):
+                s.trail_peak = p
+            return False
+        if p > peak:
+            s.trail_peak = p
+            return False
+        return p <= peak * (ONE - tr / HUNDRED)
 
     # ------------------------------------------------------------------ cycles
     def _start_cycle(self) -> list[Intent]:
@@ -155,7 +186,8 @@ class MartingaleBot(BotBase[MartingaleParams, MartingaleState]):
         s.base_filled_quote = s.base_filled_qty = s.cycle_filled_quote = s.cycle_filled_qty = ZERO
         s.safety_filled = s.tp_count = s.sl_count = 0
         s.tp_stale = s.sold = s.end_pending = False
-        s.cycle_end_ts = None
+        s.cycle_end_ts = s.trail_peak = None
+        s.tt_count = 0
         s.phase = "entering"
         return [s.orders.place(self.ctx, s.cycle, "b", "buy", price, qty, s.last_ts, s.last_ts)]
 
@@ -194,8 +226,8 @@ class MartingaleBot(BotBase[MartingaleParams, MartingaleState]):
             if not s.sold:
                 return self._manage_take_profit()
             s.phase, s.safeties_due = "closing", False
-        if s.phase == "stop_loss":
-            return self._manage_stop_loss()
+        if s.phase in MARKET_EXITS:
+            return self._manage_market_exit()
         if s.phase == "closing":
             out = self._cancel(s.orders.open_orders())
             if not self._busy():
@@ -213,20 +245,27 @@ class MartingaleBot(BotBase[MartingaleParams, MartingaleState]):
             return self._cancel(sells)
         s.tp_stale = False
         qty, avg = self._sellable(), s.position.avg_price
-        if qty <= 0 or avg is None:
+        if qty <= 0 or avg is None or self.params.trailing_take_profit_pct:
             return []
         price = take_profit_price(avg, self.params, self.ctx.market)
         s.tp_count += 1
         return [self._sell(f"tp{s.tp_count}", price, qty)]
 
-    def _manage_stop_loss(self) -> list[Intent]:
-        """Cancel everything else; once no other sell is open, sell at ``floor_tick(p * 0.995)``."""
+    def _manage_market_exit(self) -> list[Intent]:
+        """Stop-loss or trailing take-profit: cancel everything else; once no other sell
+        is open, sell at ``floor_tick(p * 0.995)`` (legs ``sl<n>`` / ``tt<n>``)."""
         s = self.state
-        out = self._cancel([o for o in s.orders.open_orders() if not o.leg.startswith("sl")])
+        prefix = MARKET_EXITS[s.phase]
+        out = self._cancel([o for o in s.orders.open_orders() if not o.leg.startswith(prefix)])
         qty = self._sellable()
         if qty > 0 and s.last_price is not None and not self._busy("sell"):
-            s.sl_count += 1
-            leg = "sl" if s.sl_count == 1 else f"sl{s.sl_count}"
+            if prefix == "sl":
+                s.sl_count += 1
+                count = s.sl_count
+            else:
+                s.tt_count += 1
+                count = s.tt_count
+            leg = prefix if count == 1 else f"{prefix}{count}"
             price = floor_to(s.last_price * STOP_LOSS_SELL_FACTOR, self.ctx.market.tick_size)
             out.append(self._sell(leg, price, qty))
         elif qty <= 0 and not self._busy():
@@ -237,6 +276,7 @@ class MartingaleBot(BotBase[MartingaleParams, MartingaleState]):
         s = self.state
         s.cycles_completed += 1
         s.phase, s.safeties_due = "cooldown", False
+        s.trail_peak = None
 
     def _sell(self, leg: str, price: Decimal, qty: Decimal) -> Intent:
         s = self.state
@@ -287,7 +327,13 @@ class MartingaleBot(BotBase[MartingaleParams, MartingaleState]):
     def _rejected(self, order: TrackedOrder, event: OrderRejected) -> None:
         s, why = self.state, f"{event.reason}: {event.message}"
         if order.side == "sell" and order.clamp_to_free and event.reason == "insufficient_balance":
-            self._write_off(s.position.qty)  # nothing left to sell: sold by hand
+            base = self.ctx.market.base  # nothing left to sell: sold by hand
+            s.error = (
+                f"sell {order.leg} skipped: the account holds less than one step of the bot's "
+                f"{order.qty} {base} ({event.message}); the bot's {s.position.qty} {base} "
+                "is written off and the cycle closed"
+            )
+            self._write_off(s.position.qty)
         elif order.side == "sell":
             self._fail(f"sell {order.leg} rejected: {why}")
         elif order.leg == "b":
@@ -328,6 +374,7 @@ class MartingaleBot(BotBase[MartingaleParams, MartingaleState]):
                 s.base_filled_quote += qty * fill.price
                 s.base_filled_qty += qty
             s.tp_stale, s.sold, s.end_pending, s.cycle_end_ts = True, False, False, None
+            s.trail_peak = None  # the take-profit level moved: trailing re-arms at the new one
             if s.phase == "closing":  # a buy filled after the sale: the cycle goes on
                 s.phase = "active"
         elif self._sellable() <= 0:

@@ -28,7 +28,13 @@ class MartingaleParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     """Parameters of STRATEGIES.md §2: money in the quote asset, percents in percent.
 
     ``cooldown_seconds`` is market time between a cycle's end and the next
-    cycle; ``stop_loss_pct`` 0 means no stop-loss.
+    cycle; ``stop_loss_pct`` 0 means no stop-loss. ``trailing_take_profit_pct``
+    Tr (default 0 = off: the resting take-profit sell of §2) replaces that
+    sell by a trailing exit (docs/strategies.md, "Exits"): no take-profit
+    order rests; once ``p`` reaches the take-profit price
+    ``floor_tick(avg * (1 + T/100))`` the bot follows the highest ``p`` since
+    (the peak) and sells marketably once ``p <= peak * (1 - Tr/100)``; a buy
+    fill disarms it (it re-arms at the new price); the stop-loss is checked first.
     """
 
     base_quote: Decimal
@@ -42,6 +48,7 @@ class MartingaleParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     cooldown_seconds: Decimal = ZERO
     min_order_quote: Decimal = Decimal(10)
     cancel_on_exit: bool = True
+    trailing_take_profit_pct: Decimal = ZERO
 
     def problems(self) -> list[tuple[str, str]]:
         """Every invalid field as ``(field, message)``; empty when valid."""
@@ -60,6 +67,12 @@ class MartingaleParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
             "stop_loss_pct", non_negative(sl) and sl < HUNDRED, "must be >= 0 and < 100 (0 = none)"
         )
         check("cooldown_seconds", non_negative(self.cooldown_seconds), "must be >= 0")
+        tr = self.trailing_take_profit_pct
+        check(
+            "trailing_take_profit_pct",
+            non_negative(tr) and tr < HUNDRED,
+            f"must be >= 0 and < 100 (0 = off), not {tr}",
+        )
         check("min_order_quote", non_negative(self.min_order_quote), "must be >= 0")
         if not out.found and n and deviation_pct(n, self) >= HUNDRED:
             deepest = deviation_pct(n, self)

@@ -27,13 +27,16 @@ from tradebus.strategies.martingale.params import (
 )
 from tradebus.strategies.status_fields import bot_status, position_figures, text_or_none
 
-Phase = Literal["checking", "waiting", "entering", "active", "stop_loss", "closing", "cooldown",
-                "stopped", "failed"]  # fmt: skip
+Phase = Literal["checking", "waiting", "entering", "active", "stop_loss", "trailing_exit",
+                "closing", "cooldown", "stopped", "failed"]  # fmt: skip
 """``checking``: waits for balances; ``waiting``: the next market event opens a cycle;
 ``entering``: the base order is out; ``active``: safety orders and take-profit rest;
-``stop_loss``: cancels, then sells; ``closing``: sold, leftover orders being canceled;
+``stop_loss``: cancels, then sells; ``trailing_exit``: the trailing take-profit fell
+back: cancels, then sells; ``closing``: sold, leftover orders being canceled;
 ``cooldown``: cycle done, the next waits for ``cooldown_until``."""
-RUNNING = frozenset({"entering", "active", "stop_loss", "closing"})
+RUNNING = frozenset({"entering", "active", "stop_loss", "trailing_exit", "closing"})
+MARKET_EXITS: dict[str, str] = {"stop_loss": "sl", "trailing_exit": "tt"}
+"""The phases that sell the position marketably, with the legs of their sells."""
 
 
 class MartingaleState(BotState, kw_only=True):
@@ -43,7 +46,9 @@ class MartingaleState(BotState, kw_only=True):
     ``unsettled`` maps a canceled order to the filled quantity its cancel
     reported, while some of those fills are still unheard; ``sold``: the
     position was sold (cycle over once nothing is open); ``end_pending``: the
-    next market event stamps ``cycle_end_ts``.
+    next market event stamps ``cycle_end_ts``; ``trail_peak``: the highest ``p``
+    since the trailing take-profit was armed (None: not armed), ``tt_count`` its
+    sells (both with defaults, so older snapshots load).
     """
 
     phase: Phase = "checking"
@@ -71,10 +76,14 @@ class MartingaleState(BotState, kw_only=True):
     cycles_completed: int = 0
     error: str | None = None
     position: Position = msgspec.field(default_factory=Position)
+    trail_peak: Decimal | None = None
+    tt_count: int = 0
 
 
 def martingale_status(ctx: BotContext, prm: MartingaleParams, s: MartingaleState) -> BotStatus:
-    """The status block of STRATEGIES.md §2, martingale figures in ``details``."""
+    """The status block of STRATEGIES.md §2, martingale figures in ``details``
+    (with the trailing take-profit's ``trailing_peak`` and ``trailing_stop_price``
+    ``peak * (1 - Tr/100)``, None until armed)."""
     pos, tick = s.position, ctx.market.tick_size
     p, avg = s.last_price, pos.avg_price
     progress = tp_price = sl_price = None
@@ -85,6 +94,8 @@ def martingale_status(ctx: BotContext, prm: MartingaleParams, s: MartingaleState
         if p is not None:
             pct = (p - avg) / avg * HUNDRED / prm.take_profit_pct * HUNDRED
             progress = max(ZERO, min(HUNDRED, pct))
+    peak, tr = s.trail_peak, prm.trailing_take_profit_pct
+    trail_stop = None if peak is None else peak * (ONE - tr / HUNDRED)
     safeties = [o.price for o in s.orders.open_orders("buy") if o.leg != "b" and o.price]
     end = s.cycle_end_ts
     return bot_status(
@@ -108,5 +119,7 @@ def martingale_status(ctx: BotContext, prm: MartingaleParams, s: MartingaleState
             "stop_loss_price": text_or_none(sl_price),
             "next_safety_price": text_or_none(max(safeties, default=None)),
             "cooldown_until_ns": None if end is None else end + cooldown_ns(prm),
+            "trailing_peak": text_or_none(peak),
+            "trailing_stop_price": text_or_none(trail_stop),
         },
     )
