@@ -16,6 +16,8 @@ from decimal import Decimal as D
 from functools import partial
 from typing import Any
 
+import msgspec
+
 from tests.support import ticks
 from tests.support.markets import SOLUSDC as UNIT
 from tests.support.markets import bot_context
@@ -149,6 +151,37 @@ def test_sell_fill_completes_the_loop_with_realized_pnl() -> None:
     # proceeds 0.995 * 101.2 = 100.694; cost 99.699; fee 0.1
     assert (s.cycles_completed, s.position, s.realized_pnl) == (1, D(0), D("0.895"))
     assert s.details["open_sells"] == 0
+
+
+def test_overlapping_loops_realize_each_sell_against_its_own_buy() -> None:
+    """STRATEGIES.md §4 and rule 6: a loop's P&L is its sell's proceeds - its buy's cost -
+    both fees, whatever other loops are open (not the average cost of all of them)."""
+    bot, b1 = start(max_open_sells=10)
+    s1 = one_loop(bot, b1)  # 0.995 bought at 100.2 (no fee), sell at 101.20
+    (b2,) = bot.on_trade(trade("110", T0 + 5 * SEC))
+    # 110 * 1.005 = 110.55; 100 / 110.55 = 0.9045 -> 0.904
+    assert places([b2]) == [("alice-volume:1.2:b", "buy", "110.55", "0.904")]
+    bot.on_order_event(accepted(b2))
+    (s2,) = bot.on_order_event(filled(b2, "110.55", fee="0.05"))
+    assert places([s2]) == [("alice-volume:1.2:s", "sell", "111.65", "0.904")]
+    bot.on_order_event(accepted(s2))
+    held = bot.status()
+    assert (held.position, held.filled_quote) == (D("1.899"), D("199.6362"))
+    # loop 1 sells while loop 2 (bought higher) is open:
+    # 0.995 * 101.2 - 0.995 * 100.2 - 0 - 0.1 = 0.895 (average cost gave -4.0335771458...)
+    bot.on_order_event(filled(s1, "101.2", fee="0.1"))
+    s = bot.status()
+    assert (s.realized_pnl, s.position, s.avg_price) == (D("0.895"), D("0.904"), D("110.55"))
+    assert (
+        s.unrealized_pnl
+        == bot.status().unrealized_pnl
+        == D("0.904") * (110 - D("110.55")) - D("0.05")
+    )
+    # loop 2: 0.904 * 111.65 - 0.904 * 110.55 - 0.05 - 0.1 = 0.8444
+    bot.on_order_event(filled(s2, "111.65", fee="0.1"))
+    s = bot.status()
+    assert (s.realized_pnl, s.position, s.cycles_completed) == (D("1.7394"), D(0), 2)
+    assert str(s.realized_pnl) == "1.73940"  # exact: no division left a tail
 
 
 def test_intervals_run_on_market_time_anchored_at_the_first_event() -> None:
@@ -460,3 +493,28 @@ def test_status_block() -> None:
         "user_volume.alice": "99.699",
         "user_volume.bob": "300",
     }
+
+
+def test_a_snapshot_from_before_loops_were_booked_apart_loads() -> None:
+    """An older snapshot holds one average-cost ``position`` and no ``book``: it loads,
+    each open loop keeps its own cost, and the next sell realizes against it."""
+    bot, b1 = start(max_open_sells=10)
+    s1 = one_loop(bot, b1)
+    (b2,) = bot.on_trade(trade("110", T0 + 5 * SEC))
+    bot.on_order_event(accepted(b2))
+    bot.on_order_event(filled(b2, "110.55", fee="0.05"))
+    state = msgspec.json.decode(bot.snapshot())
+    del state["book"]
+    state["position"] = {"qty": "1.899", "open_cost": "199.6362", "open_fees": "0.05"}
+    old = VolumeBot(CTX, params(max_open_sells=10))
+    old.restore(msgspec.json.encode(state))
+    assert (old.status().position, old.status().avg_price) == (
+        D("1.899"),
+        D("199.6362") / D("1.899"),
+    )
+    old.on_order_event(filled(s1, "101.2", fee="0.1"))
+    s = old.status()
+    # loop 1's share of the open fees: 0.05 * 0.995 / 1.899
+    assert s.realized_pnl == D("0.995") - D("0.1") - D("0.05") * D("0.995") / D("1.899")
+    assert (s.position, s.avg_price) == (D("0.904"), D("110.55"))
+    assert old.state.position is None and b'position":null' in old.snapshot()

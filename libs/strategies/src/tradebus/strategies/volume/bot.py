@@ -44,6 +44,7 @@ from __future__ import annotations
 
 from decimal import ROUND_DOWN, Decimal
 
+from tradebus.common.ids import cycle_of
 from tradebus.common.messages import (
     BotStatus,
     CancelRejected,
@@ -57,6 +58,7 @@ from tradebus.common.messages import (
     TradeTick,
 )
 from tradebus.common.money import HUNDRED, ZERO, floor_to
+from tradebus.common.positions import CycleBook, Position
 from tradebus.strategies.core import (
     BotBase,
     BotContext,
@@ -263,11 +265,13 @@ class VolumeBot(BotBase[VolumeParams, VolumeState]):
 
     def _write_off(self, loop: Loop | None, qty: Decimal) -> None:
         """The account holds less than the loop bought: drop the difference (seed 001)."""
-        qty = min(qty, self.state.position.qty)
+        if loop is None:
+            return
+        cycle = cycle_of(loop.buy_id)
+        qty = min(qty, self.state.book.held(cycle))
         if qty > 0:
-            self.state.position.write_off(qty)
-            if loop is not None:
-                loop.written_off += qty
+            self.state.book.write_off(cycle, qty)
+            loop.written_off += qty
 
     def _apply_fill(self, order: TrackedOrder, loop: Loop | None, fill: OrderFilled) -> None:
         s = self.state
@@ -278,7 +282,7 @@ class VolumeBot(BotBase[VolumeParams, VolumeState]):
             order.status = "filled"
             s.orders.filled += 1
         qty, fee = booked_change(fill, self.ctx.market)
-        s.position.apply(fill.side, qty, fill.price, fee)
+        s.book.apply(cycle_of(fill.intent_id), fill.side, qty, fill.price, fee)
         if fill.side == "buy":
             s.own_volume += fill.qty * fill.price
             if loop is not None:
@@ -286,6 +290,30 @@ class VolumeBot(BotBase[VolumeParams, VolumeState]):
                 loop.cost += qty * fill.price
         elif loop is not None:
             loop.sold += fill.qty
+
+    def _on_restore(self) -> None:
+        """A snapshot from before loops were booked apart (one average-cost ``position``):
+        each open loop's cycle gets its unsold base at the loop's buy price and its share
+        of the open fees; what was realized so far stays realized."""
+        s = self.state
+        old, s.position = s.position, None
+        if old is None:
+            return
+        held, fees = old.qty, old.open_fees
+        book = s.book = CycleBook(total=old)
+        book.total.qty, book.total.open_cost, book.total.open_fees = ZERO, ZERO, ZERO
+        for loop in s.loops:
+            unsold = loop.unsold
+            if unsold > 0 and loop.qty > 0 and held > 0:
+                book.cycles[cycle_of(loop.buy_id)] = Position(
+                    qty=unsold,
+                    open_cost=loop.cost * unsold / loop.qty,
+                    open_fees=fees * unsold / held,
+                )
+        for position in book.cycles.values():
+            book.total.qty += position.qty
+            book.total.open_cost += position.open_cost
+            book.total.open_fees += position.open_fees
 
     # --------------------------------------------------------------- lifecycle
     def on_stop(self) -> list[Intent]:
@@ -308,7 +336,7 @@ class VolumeBot(BotBase[VolumeParams, VolumeState]):
 
     def status(self) -> BotStatus:
         """The status block of STRATEGIES.md §4: target, group total, progress, per-user volume."""
-        s, pos, target = self.state, self.state.position, self.params.target_volume
+        s, pos, target = self.state, self.state.book.total, self.params.target_volume
         group = self.group_volume()
         progress = group / target * HUNDRED if target > 0 else ZERO
         if progress.adjusted() < 20:  # quantize needs the digits; huge ratios are shown as is

@@ -9,7 +9,7 @@ import msgspec
 
 from tradebus.common.ids import IntentId
 from tradebus.common.money import ZERO
-from tradebus.common.positions import Position
+from tradebus.common.positions import CycleBook, Position
 from tradebus.strategies.core import BotState
 
 
@@ -42,7 +42,11 @@ class VolumeState(BotState, kw_only=True):
 
     ``next_buy_ts`` is the market time (ns) of the next interval; ``own_volume``
     this bot's filled buy notional (quote); ``group_volume`` and
-    ``user_volumes`` the largest group numbers the host reported.
+    ``user_volumes`` the largest group numbers the host reported. ``book``
+    is the position booked per loop (STRATEGIES.md §4, rule 6: each sell
+    realizes against its own loop's buy); ``position`` is only read from a
+    snapshot older than ``book`` (one average-cost position), which
+    :meth:`~tradebus.strategies.volume.bot.VolumeBot.restore` moves into ``book``.
     """
 
     phase: Phase = "waiting"
@@ -58,4 +62,5 @@ class VolumeState(BotState, kw_only=True):
     cycles_completed: int = 0
     buy_error: str | None = None
     error: str | None = None
-    position: Position = msgspec.field(default_factory=Position)
+    book: CycleBook = msgspec.field(default_factory=CycleBook)
+    position: Position | None = None
