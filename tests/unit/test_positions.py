@@ -216,3 +216,21 @@ def test_a_cycle_book_keeps_the_same_cash_as_one_position(
         for n in [sum(1 for b in buys if b[0] == cycle)]
     )
     assert book.total.realized_pnl == expected
+
+
+def test_a_sell_beyond_its_cycle_closes_the_other_open_cycles_oldest_first() -> None:
+    """A late buy fill of cycle 1 after cycle 2 opened: cycle 2's sell of everything
+    closes its own base, then cycle 1's, so no cycle stays open against another."""
+    book = CycleBook()
+    book.apply("b:1.2", "buy", D(1), D(100), D("0.1"))
+    book.apply("b:1.1", "buy", D("0.5"), D(90), D("0.05"))  # late fill of cycle 1
+    book.apply("b:1.2", "sell", D("1.5"), D(110), D("0.3"))
+    # cycle 2: 110 - 100 - 0.1 - 0.2 = 9.7; cycle 1: 55 - 45 - 0.05 - 0.1 = 9.85
+    assert (book.total.realized_pnl, book.total.qty, book.total.open_cost) == (
+        D("19.55"),
+        0,
+        0,
+    )
+    assert book.cycles == {} and book.total.fees == D("0.45")
+    book.apply("b:1.3", "sell", D(1), D(100), D(0))  # nothing open: it opens a short
+    assert (book.held("b:1.3"), book.total.qty, book.total.avg_price) == (D(-1), D(-1), D(100))

@@ -183,12 +183,14 @@ class CycleBook(msgspec.Struct, kw_only=True):
     cycles: dict[str, Position] = msgspec.field(default_factory=dict)
 
     def apply(self, cycle: str, side: Side, qty: Decimal, price: Decimal, fee: Decimal) -> None:
-        """Apply one fill of ``qty`` (> 0, base) at ``price`` with ``fee`` (quote) to ``cycle``."""
-        position = self.cycles.get(cycle)
-        if position is None:
-            position = self.cycles[cycle] = Position()
-        before = _open_figures(position)
-        position.apply(side, qty, price, fee)
+        """Apply one fill of ``qty`` (> 0, base) at ``price`` with ``fee`` (quote) to ``cycle``.
+
+        A fill that reduces more than ``cycle`` holds (a late fill of an earlier
+        cycle left base that a later cycle's sell takes with it) closes the rest
+        against the other open cycles, oldest first, then opens what is still
+        left in ``cycle``; its fee is shared out by quantity. So no cycle stays
+        open against another of the opposite sign.
+        """
         t = self.total
         t.fees += fee
         if side == "buy":
@@ -197,7 +199,27 @@ class CycleBook(msgspec.Struct, kw_only=True):
         else:
             t.sold_qty += qty
             t.sold_notional += qty * price
-        self._moved(cycle, position, before)
+        parts = [(cycle, qty)]
+        own = self.cycles.get(cycle)
+        held = ZERO if own is None else (own.qty if side == "sell" else -own.qty)
+        if qty > held:  # more than its own cycle holds: the rest closes the others first
+            parts = [(cycle, held)] if held > 0 else []
+            left = qty - max(held, ZERO)
+            for key, other in list(self.cycles.items()):
+                other_held = other.qty if side == "sell" else -other.qty
+                if key != cycle and other_held > 0 and left > 0:
+                    parts.append((key, min(left, other_held)))
+                    left -= min(left, other_held)
+            if left > 0:
+                parts.append((cycle, left))
+        for key, part in parts:
+            position = self.cycles.get(key)
+            if position is None:
+                position = self.cycles[key] = Position()
+            before = _open_figures(position)
+            share = fee if part == qty else fee * part / qty
+            position.apply(side, part, price, share)
+            self._moved(key, position, before)
 
     def apply_fill(
         self,
