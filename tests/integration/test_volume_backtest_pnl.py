@@ -63,3 +63,21 @@ def test_each_loop_realizes_its_own_sell_minus_its_own_buy(data_dir: Path) -> No
     assert D(summary["final_equity"]) == D(100_000) + pnl
     final = D(summary["final_price"])
     assert abs(average.realized_pnl + average.unrealized_pnl(final) - pnl) < D("1E-15")
+
+
+def run_volume(data_dir: Path, **params: object) -> list[tuple[str, str, D, D]]:
+    setup = make_setup("volume", {**PARAMS, **params})
+    events = open_events(setup, [data_dir / f for f in BTC_RAW], "binance-raw")
+    return [(f.order_id, f.side, f.price, f.qty) for f in run_backtest(setup, events).fills]
+
+
+def test_a_backtest_is_a_group_of_one_and_pauses_on_market_time(data_dir: Path) -> None:
+    """``max_concurrent_users``: the backtest's one bot always has its turn (the same
+    fills); ``max_price_volatility_pct``: fewer buys, the same on every run."""
+    plain = run_volume(data_dir, max_open_sells=100)
+    assert run_volume(data_dir, max_open_sells=100, max_concurrent_users=2) == plain
+    pause = {"max_price_volatility_pct": "0.05", "volatility_window_seconds": "30"}
+    calm = run_volume(data_dir, max_open_sells=100, **pause)
+    assert calm == run_volume(data_dir, max_open_sells=100, **pause)
+    buys = [f for f in calm if f[1] == "buy"]
+    assert 0 < len(buys) < len([f for f in plain if f[1] == "buy"])

@@ -13,7 +13,10 @@ those cores are asked or told:
   such bot's filled buy notional (``own_volume``), written by the host that
   runs it; every host sums them per group and tells its bots of the group the
   total and the per-user split (``on_group_volume``; STRATEGIES.md §4: the
-  target is the sum over all users of the strategy).
+  target is the sum over all users of the strategy). Each report also says
+  whether the bot is in play and holds a turn (``group_turn``), and every
+  host hands its bots the group's users in play with their turns, from which
+  a bot with ``max_concurrent_users`` takes a turn (docs/strategies.md).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable, Collection
 from decimal import Decimal
 
 import msgspec
@@ -40,10 +44,13 @@ log = logging.getLogger(__name__)
 
 
 class VolumeReport(msgspec.Struct, frozen=True, kw_only=True):
-    """A value of KV ``group_volume``: one bot's filled buy notional (quote asset)."""
+    """A value of KV ``group_volume``: one bot's filled buy notional (quote asset), and
+    ``turn``: None if the bot is out of play (stopped, target reached), else whether it
+    holds a turn (``Strategy.group_turn``)."""
 
     user: str
     volume: Decimal
+    turn: bool | None = None
 
 
 def takes(runner: BotRunner, what: BotInput) -> bool:
@@ -96,27 +103,45 @@ class GroupVolumes:
     """Publishes this host's volume bots' volumes and hands every group's total to them."""
 
     def __init__(
-        self, kv: KeyValue, dispatcher: Dispatcher, publisher: IntentPublisher, interval: float
+        self,
+        kv: KeyValue,
+        dispatcher: Dispatcher,
+        publisher: IntentPublisher,
+        interval: float,
+        members: Callable[[str], Collection[str]] | None = None,
     ) -> None:
+        """``members(group)``: the ids of every bot of ``group`` in KV ``bots`` (whichever
+        replica runs it); the group's turns are handed out only once each has reported,
+        so that every bot decides on the whole group (None: on what was heard)."""
+        self._members = members
         self._kv = kv
         self._dispatcher = dispatcher
         self._publisher = publisher
         self._interval = interval
         self._table: dict[str, dict[str, VolumeReport]] = {}
-        self._reported: dict[str, Decimal] = {}
+        self._reported: dict[str, tuple[Decimal, bool | None]] = {}
 
-    def totals(self, group: str) -> tuple[Decimal, dict[str, Decimal]]:
-        """``(total, by_user)`` of a group as last heard."""
+    def totals(self, group: str) -> tuple[Decimal, dict[str, Decimal], dict[str, bool] | None]:
+        """``(total, by_user, turns)`` of a group as last heard; ``turns``: its users in
+        play and whether each holds a turn (a user with several bots: if any holds one),
+        None until every bot of the group has reported."""
         by_user: dict[str, Decimal] = {}
-        for report in self._table.get(group, {}).values():
+        turns: dict[str, bool] = {}
+        reports = self._table.get(group, {})
+        for report in reports.values():
             by_user[report.user] = by_user.get(report.user, Decimal(0)) + report.volume
-        return sum(by_user.values(), Decimal(0)), by_user
+            if report.turn is not None:
+                turns[report.user] = turns.get(report.user, False) or report.turn
+        total = sum(by_user.values(), Decimal(0))
+        if self._members is not None and any(b not in reports for b in self._members(group)):
+            return total, by_user, None
+        return total, by_user, turns
 
     def _tell(self, group: str) -> None:
-        total, by_user = self.totals(group)
+        total, by_user, turns = self.totals(group)
         for runner in self._dispatcher.runners.values():
             if takes(runner, BotInput.GROUP_VOLUME) and runner.core.ctx.group == group:
-                self._dispatcher.on_group_volume(runner, total, by_user)
+                self._dispatcher.on_group_volume(runner, total, by_user, turns)
 
     async def watch(self) -> None:
         """Follow KV ``group_volume`` forever."""
@@ -136,16 +161,32 @@ class GroupVolumes:
                     continue
             self._tell(group)
 
+    def _leave(self, bot: str) -> None:
+        """A bot this host reported left it (removed, or its lease lost): it is out of play
+        here, so a turn it held is freed (its volume stays counted)."""
+        volume, turn = self._reported.pop(bot)
+        for group, reports in self._table.items():
+            report = reports.get(bot)
+            if report is not None and turn is not None:
+                left = VolumeReport(user=report.user, volume=volume, turn=None)
+                key = subjects.group_volume_key(group, bot)
+                self._publisher.put_kv(subjects.KV_GROUP_VOLUME, key, msgspec.json.encode(left))
+
     async def report(self) -> None:
         """Forever: publish each local volume bot's volume when it changed."""
         while True:
-            for runner in self._dispatcher.runners.values():
+            runners = self._dispatcher.runners
+            for bot in [b for b in self._reported if b not in runners]:
+                self._leave(bot)
+            for runner in runners.values():
                 if not takes(runner, BotInput.GROUP_VOLUME) or runner.catching_up:
                     continue
-                volume = runner.core.own_volume()
-                if self._reported.get(runner.bot) != volume:
-                    self._reported[runner.bot] = volume
-                    report = VolumeReport(user=runner.spec.user, volume=volume)
+                volume, turn = runner.core.own_volume(), runner.core.group_turn()
+                if runner.lifecycle == "stopped":
+                    turn = None
+                if self._reported.get(runner.bot) != (volume, turn):
+                    self._reported[runner.bot] = (volume, turn)
+                    report = VolumeReport(user=runner.spec.user, volume=volume, turn=turn)
                     key = subjects.group_volume_key(runner.core.ctx.group, runner.bot)
                     self._publisher.put_kv(
                         subjects.KV_GROUP_VOLUME, key, msgspec.json.encode(report)

@@ -42,6 +42,7 @@ This module holds the bot; the parameters and the pure pricing are in
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import ROUND_DOWN, Decimal
 
 from tradebus.common.ids import cycle_of
@@ -69,10 +70,18 @@ from tradebus.strategies.core import (
     note_trade,
 )
 from tradebus.strategies.status_fields import bot_status, position_figures
-from tradebus.strategies.volume.params import VolumeParams, buy_order, interval_ns, sell_price
-from tradebus.strategies.volume.state import Loop, VolumeState
+from tradebus.strategies.volume.params import (
+    VolumeParams,
+    buy_order,
+    interval_ns,
+    sell_price,
+    window_ns,
+)
+from tradebus.strategies.volume.state import Loop, PriceAt, VolumeState
 
 PROGRESS_PLACES = Decimal("0.01")
+IN_PLAY = ("waiting", "trading")
+"""Phases in which a bot buys, or will: it holds or seeks a turn (``max_concurrent_users``)."""
 
 
 class VolumeBot(BotBase[VolumeParams, VolumeState]):
@@ -87,6 +96,7 @@ class VolumeBot(BotBase[VolumeParams, VolumeState]):
     def __init__(self, ctx: BotContext, params: VolumeParams, state: VolumeState | None = None):
         super().__init__(ctx, params, state)
         self._interval_ns = interval_ns(params)
+        self._window_ns = window_ns(params)
 
     # ------------------------------------------------------------ group volume
     def own_volume(self) -> Decimal:
@@ -97,12 +107,20 @@ class VolumeBot(BotBase[VolumeParams, VolumeState]):
         """The group's volume as the bot knows it: ``max(reported total, own volume)``."""
         return max(self.state.group_volume, self.state.own_volume)
 
-    def on_group_volume(self, total: Decimal, by_user: dict[str, Decimal]) -> list[Intent]:
-        """The host's report of the group's filled buy notional, in total and per user.
+    def on_group_volume(
+        self,
+        total: Decimal,
+        by_user: dict[str, Decimal],
+        turns: Mapping[str, bool] | None = None,
+    ) -> list[Intent]:
+        """The host's report of the group's filled buy notional, in total and per user, and
+        of its users in play (``turns``: user -> holds a turn, :meth:`group_turn`).
 
-        Reports only raise what the bot knows (volume never shrinks; a stale
-        report changes nothing). Places nothing; if the target is reached it
-        cancels the open buy and enters ``target_reached`` at once.
+        Volume reports only raise what the bot knows (volume never shrinks; a
+        stale report changes nothing). Places nothing; if the target is
+        reached it cancels the open buy and enters ``target_reached`` at once.
+        ``turns`` (None: not reported) replaces the bot's view of the group's
+        turns, from which it may take one (``max_concurrent_users``).
         """
         s = self.state
         if total.is_finite():
@@ -110,7 +128,48 @@ class VolumeBot(BotBase[VolumeParams, VolumeState]):
         for user, volume in by_user.items():
             if volume.is_finite():
                 s.user_volumes[user] = max(s.user_volumes.get(user, ZERO), volume)
-        return self._check_target()
+        if turns is not None:
+            s.turns = dict(turns)
+        out = self._check_target()
+        self._decide_turn()
+        return out
+
+    def group_turn(self) -> bool | None:
+        """For the host's group report: None if the bot is out of play (stopped, or the
+        target reached), else whether it holds a turn (always, without
+        ``max_concurrent_users``)."""
+        if self.state.phase not in IN_PLAY:
+            return None
+        return self.state.turn or not self.params.max_concurrent_users
+
+    def _decide_turn(self) -> None:
+        """Take a turn if one is free (docs/strategies.md): a bot holding one keeps it while
+        in play; free turns (``max_concurrent_users`` minus the other users holding one)
+        go to the waiting users in play, this one included, in the order of their names.
+        No turn is taken before the host's first report of the group."""
+        s, n = self.state, self.params.max_concurrent_users
+        if s.phase not in IN_PLAY:
+            s.turn = False
+        elif not n:
+            s.turn = True
+        elif not s.turn and s.turns is not None:
+            me = self.ctx.user
+            holding = sum(1 for user, held in s.turns.items() if held and user != me)
+            waiting = sorted({user for user, held in s.turns.items() if not held} | {me})
+            s.turn = me in waiting[: max(0, n - holding)]
+
+    def _turn_text(self) -> str:
+        """The status of the bot's turn (``max_concurrent_users``)."""
+        s, n = self.state, self.params.max_concurrent_users
+        if s.turn:
+            return "trading"
+        if s.phase not in IN_PLAY:
+            return "out of play"
+        if s.turns is None:
+            return "waiting for a turn: the group not heard yet"
+        me = self.ctx.user
+        holders = sorted(user for user, held in s.turns.items() if held and user != me)
+        return f"waiting for a turn: {len(holders)} of {n} users trading ({', '.join(holders)})"
 
     def _reached(self) -> bool:
         return self.group_volume() >= self.params.target_volume
@@ -141,6 +200,8 @@ class VolumeBot(BotBase[VolumeParams, VolumeState]):
             return []
         if s.next_buy_ts is None:
             s.next_buy_ts = s.last_ts
+        if self.params.max_price_volatility_pct:
+            self._watch_volatility()
         if s.last_ts < s.next_buy_ts:
             return []
         s.next_buy_ts += ((s.last_ts - s.next_buy_ts) // self._interval_ns + 1) * self._interval_ns
@@ -148,14 +209,43 @@ class VolumeBot(BotBase[VolumeParams, VolumeState]):
         if self._reached():
             return out + self._check_target()
         s.phase = "trading"  # a raised target (new params on a restored state) resumes
+        self._decide_turn()
         return out + self._buy()
+
+    def _watch_volatility(self) -> None:
+        """Keep the window's high and low of ``p`` and pause or resume the buys
+        (``max_price_volatility_pct``; docs/strategies.md)."""
+        s, p, now = self.state, self.state.last_price, self.state.last_ts
+        if p is None:
+            return
+        highs, lows = s.highs, s.lows
+        while highs and highs[-1].price <= p:
+            highs.pop()
+        highs.append(PriceAt(now, p))
+        while lows and lows[-1].price >= p:
+            lows.pop()
+        lows.append(PriceAt(now, p))
+        start = now - self._window_ns
+        while highs[0].ts < start:
+            highs.pop(0)
+        while lows[0].ts < start:
+            lows.pop(0)
+        high, low, limit = highs[0].price, lows[0].price, self.params.max_price_volatility_pct
+        moved = (high - low) / low * HUNDRED if low > 0 else ZERO
+        s.pause = None
+        if moved > limit:
+            s.pause = (
+                f"buying paused: the price moved {moved.quantize(PROGRESS_PLACES, ROUND_DOWN)}% "
+                f"({low} to {high}) within {self.params.volatility_window_seconds} s, "
+                f"above max_price_volatility_pct={limit}"
+            )
 
     def _buy(self) -> list[Intent]:
         """The interval's buy, unless the last buy is open or too many sells wait."""
         s, market = self.state, self.ctx.market
         p, quote = s.last_price, self.params.single_trade_quote
         busy = s.orders.open_orders("buy") or self._waiting_sells() >= self.params.max_open_sells
-        if p is None or busy:
+        if p is None or busy or s.pause is not None or not s.turn:
             return []
         price, qty = buy_order(p, self.params, market)
         if qty <= 0 or price * qty < self.params.min_order_quote:
@@ -345,6 +435,7 @@ class VolumeBot(BotBase[VolumeParams, VolumeState]):
         users[self.ctx.user] = max(users.get(self.ctx.user, ZERO), s.own_volume)
         details: dict[str, str | int | bool | None] = {
             "group": self.ctx.group,
+            "strategy_name": self.params.strategy_name or self.ctx.group,
             "target_volume": str(target),
             "group_volume": str(group),
             "progress_pct": str(progress),
@@ -352,6 +443,10 @@ class VolumeBot(BotBase[VolumeParams, VolumeState]):
             "open_sells": self._waiting_sells(),
         }
         details.update({f"user_volume.{u}": str(v) for u, v in sorted(users.items())})
+        if self.params.max_price_volatility_pct:
+            details["buying_paused"] = s.pause
+        if self.params.max_concurrent_users:
+            details["turn"] = self._turn_text()
         return bot_status(
             self.ctx,
             s.orders,
