@@ -12,8 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import nats
+import pytest
 from nats.aio.client import Client as NATS
 
+from tests.support.cli import tradebus
 from tests.support.execution import execution_service, execution_settings
 from tests.support.services import eventually, service
 from tests.support.ticks import trade
@@ -60,7 +62,9 @@ async def statuses(nc: NATS) -> dict[str, BotStatus]:
     return {s.bot: s for s in reply.bots} if isinstance(reply, BotsReply) else {}
 
 
-async def test_three_users_two_turns(nats_url: str, database_url: str, tmp_path: Path) -> None:
+async def test_three_users_two_turns(
+    nats_url: str, database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bots = tmp_path / "bots.yaml"
     bots.write_text(BOTS)
     nc = await nats.connect(nats_url)
@@ -109,6 +113,13 @@ async def test_three_users_two_turns(nats_url: str, database_url: str, tmp_path:
             assert now["alice-vol"].orders_placed >= 1 and now["bob-vol"].orders_placed >= 1
             assert now["carol-vol"].orders_placed == 0  # it never bought
             assert now["carol-vol"].details["strategy_name"] == "BTC volume"
+            code, out, _ = await tradebus(capsys, "bots", "list", "--nats-url", nats_url)
+            assert code == 0 and out.splitlines()[0].split()[-2:] == ["GROUP", "HOST"], out
+            assert all(line.endswith("BTC volume  turns-host") for line in out.splitlines()[2:5])
+            code, out, _ = await tradebus(
+                capsys, "bots", "status", "carol-vol", "--nats-url", nats_url
+            )
+            assert code == 0 and "waiting for a turn: 2 of 2 users trading (alice, bob)" in out
 
             raw = await nc.request(subjects.ctl("bots", "stop"), b'{"bot":"alice-vol"}', timeout=3)
             assert isinstance(decode_bot_command_reply(raw.data), BotCommandReply)

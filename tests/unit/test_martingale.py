@@ -429,6 +429,23 @@ def test_without_cooldown_the_closing_event_starts_the_next_cycle_at_its_price()
     assert bot.status().phase == "entering"
 
 
+def test_without_cooldown_a_late_fill_of_the_last_cycle_is_sold_by_the_next() -> None:
+    c = in_cycle()
+    bot = c.bot
+    tell(bot, filled(c.tp1, "101.50"))
+    (base2,) = places(bot.on_trade(trade("101.6", 3 * SECOND)))
+    (tp1,) = places(tell(bot, accepted(base2), filled(c.s1, "98")))  # s1 filled before
+    assert (tp1.intent_id, tp1.qty, bot.status().position) == (  # its cancel: cycle 2 sells it
+        "alice-mg:1.2:tp1",
+        D("0.510"),
+        D("0.510"),
+    )
+    tell(bot, accepted(tp1))
+    assert cancels(tell(bot, filled(base2, "102.10"))) == [tp1.intent_id]
+    (tp2,) = places(tell(bot, canceled(tp1)))
+    assert (tp2.intent_id, tp2.qty) == ("alice-mg:1.2:tp2", D("0.510") + base2.qty)
+
+
 def test_with_a_cooldown_no_new_cycle_while_a_leftover_cancel_is_unconfirmed() -> None:
     c = in_cycle(cooldown_seconds=D(1))
     bot = c.bot
