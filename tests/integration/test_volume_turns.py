@@ -9,6 +9,7 @@ alice is stopped, carol takes the freed turn and buys.
 
 from __future__ import annotations
 
+from decimal import Decimal as D
 from pathlib import Path
 
 import nats
@@ -23,6 +24,7 @@ from tradebus.common import subjects
 from tradebus.common.codec import decode_bot_command_reply, decode_bots_reply, encode
 from tradebus.common.messages import BotCommandReply, BotsReply, BotStatus
 from tradebus.strategy.bootstrap import run as run_strategy
+from tradebus.strategy.inputs import GroupVolumes, VolumeReport
 from tradebus.strategy.settings import StrategySettings
 
 SEC = 1_000_000_000
@@ -135,3 +137,16 @@ async def test_three_users_two_turns(
             await eventually(carol_buys, what="carol's first buy")
     finally:
         await nc.close()
+
+
+def test_the_group_view_waits_for_every_member_and_forgets_removed_bots() -> None:
+    """``GroupVolumes.totals``: no turns before every bot of the group in KV ``bots`` has
+    reported; a report of a bot no longer there holds no turn, its volume still counts."""
+    members = {"g": ["a-vol", "b-vol"]}
+    volumes = GroupVolumes(None, None, None, 0.5, members=lambda g: members[g])  # type: ignore[arg-type]
+    volumes._table["g"] = {"a-vol": VolumeReport(user="a", volume=D(10), turn=True)}
+    assert volumes.totals("g") == (D(10), {"a": D(10)}, None)  # b-vol not heard yet
+    volumes._table["g"]["b-vol"] = VolumeReport(user="b", volume=D(5), turn=False)
+    assert volumes.totals("g") == (D(15), {"a": D(10), "b": D(5)}, {"a": True, "b": False})
+    members["g"] = ["b-vol"]  # a-vol removed from the bot file
+    assert volumes.totals("g") == (D(15), {"a": D(10), "b": D(5)}, {"b": False})

@@ -124,16 +124,18 @@ class GroupVolumes:
     def totals(self, group: str) -> tuple[Decimal, dict[str, Decimal], dict[str, bool] | None]:
         """``(total, by_user, turns)`` of a group as last heard; ``turns``: its users in
         play and whether each holds a turn (a user with several bots: if any holds one),
-        None until every bot of the group has reported."""
+        None until every bot of the group has reported. A bot no longer in KV ``bots``
+        (removed from the file) holds no turn; its volume still counts."""
         by_user: dict[str, Decimal] = {}
         turns: dict[str, bool] = {}
         reports = self._table.get(group, {})
-        for report in reports.values():
+        members = None if self._members is None else set(self._members(group))
+        for bot, report in reports.items():
             by_user[report.user] = by_user.get(report.user, Decimal(0)) + report.volume
-            if report.turn is not None:
+            if report.turn is not None and (members is None or bot in members):
                 turns[report.user] = turns.get(report.user, False) or report.turn
         total = sum(by_user.values(), Decimal(0))
-        if self._members is not None and any(b not in reports for b in self._members(group)):
+        if members is not None and not members <= reports.keys():
             return total, by_user, None
         return total, by_user, turns
 
@@ -161,24 +163,10 @@ class GroupVolumes:
                     continue
             self._tell(group)
 
-    def _leave(self, bot: str) -> None:
-        """A bot this host reported left it (removed, or its lease lost): it is out of play
-        here, so a turn it held is freed (its volume stays counted)."""
-        volume, turn = self._reported.pop(bot)
-        for group, reports in self._table.items():
-            report = reports.get(bot)
-            if report is not None and turn is not None:
-                left = VolumeReport(user=report.user, volume=volume, turn=None)
-                key = subjects.group_volume_key(group, bot)
-                self._publisher.put_kv(subjects.KV_GROUP_VOLUME, key, msgspec.json.encode(left))
-
     async def report(self) -> None:
         """Forever: publish each local volume bot's volume when it changed."""
         while True:
-            runners = self._dispatcher.runners
-            for bot in [b for b in self._reported if b not in runners]:
-                self._leave(bot)
-            for runner in runners.values():
+            for runner in self._dispatcher.runners.values():
                 if not takes(runner, BotInput.GROUP_VOLUME) or runner.catching_up:
                     continue
                 volume, turn = runner.core.own_volume(), runner.core.group_turn()
