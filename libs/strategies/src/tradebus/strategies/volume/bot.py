@@ -35,6 +35,16 @@ someone else, or by a stop, is placed again at the next interval of a running
 bot; one rejected for another reason keeps its loop's slot and shows its
 error until the bot is restarted.
 
+Realized P&L is booked per loop (§4, rule 6; :class:`~tradebus.common.positions.CycleBook`
+keyed by the loop's intent ids): a sell realizes against its own loop's buy,
+``proceeds - cost - both fees``, whatever other loops are open.
+
+Seed 004's group settings (docs/strategies.md): with ``max_price_volatility_pct``
+the buys pause while the reference price moved more than that within
+``volatility_window_seconds`` of market time; with ``max_concurrent_users`` the
+bot buys only while it holds one of the group's turns (:meth:`VolumeBot.group_turn`,
+the host's report in :meth:`VolumeBot.on_group_volume`).
+
 This module holds the bot; the parameters and the pure pricing are in
 :mod:`~tradebus.strategies.volume.params`, the loops and the state in
 :mod:`~tradebus.strategies.volume.state`.
