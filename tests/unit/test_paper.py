@@ -13,7 +13,7 @@ from tests.support.orders import venue_order as order
 from tests.support.sim import paper_exchange
 from tests.support.ticks import trade
 from tradebus.common.ids import AccountId
-from tradebus.common.messages import QuoteTick
+from tradebus.common.messages import QuoteTick, Side
 from tradebus.engine.paper.exchange import PaperExchange
 from tradebus.engine.venue import VenueRejected
 
@@ -101,7 +101,7 @@ def test_marketable_sell_at_or_below_the_last_trade() -> None:
     [("sell", "99.5", "99.4", "99.6"), ("buy", "100.5", "100.6", "100.4")],
 )
 def test_a_marketable_order_that_misses_its_limit_stays_open_and_fills_in_full_later(
-    side: str, limit: str, beyond: str, within: str
+    side: Side, limit: str, beyond: str, within: str
 ) -> None:
     """Rule 3: a marketable order whose next trade is beyond its limit stays open and fills
     in full, as taker, at the first later trade within its limit."""
