@@ -110,7 +110,7 @@ class Books:
         intent: str | None = None,
     ) -> OrderRow:
         """An order accepted by its venue at ``ts``."""
-        intent_id = IntentId(intent or f"{bot}:1.{next(self._intents)}:b0")
+        intent_id = IntentId(intent or f"{bot}:1.1:o{next(self._intents)}")  # one cycle
         row, created = await self.ledger.insert_order(
             NewOrder(
                 intent_id=intent_id,
@@ -649,6 +649,34 @@ async def test_pnl_of_a_bot_by_hand_and_by_position(pool: asyncpg.Pool, books: B
         D("0.05"),
         None,
     )
+
+
+async def test_a_bots_pnl_is_booked_per_cycle(pool: asyncpg.Pool, books: Books) -> None:
+    """Rule 6: overlapping volume loops (cycles 1 and 2 of ``vol``'s intent ids): loop 1's
+    sell realizes against loop 1's buy, exactly proceeds - cost - both fees."""
+    o = functools.partial(books.order, ALICE, "alice-paper", "vol")
+    b1 = await o("buy", "0.001", "60000", T0 + SEC, intent="vol:1.1:b")
+    await books.fill(b1, "0.001", "60000", "0.006", T0 + SEC)
+    b2 = await o("buy", "0.001", "66000", T0 + 2 * SEC, intent="vol:1.2:b")
+    await books.fill(b2, "0.001", "66000", "0.0066", T0 + 2 * SEC)
+    s1 = await o("sell", "0.001", "60600", T0 + 3 * SEC, intent="vol:1.1:s")
+    await books.fill(s1, "0.001", "60600", "0.00606", T0 + 3 * SEC)
+    markets, marks = resolver("alice-paper"), {("binance", "BTCUSDT"): D(65000)}
+    (row,) = await pnl_by_bot(pool, ALICE, markets=markets, marks=marks)
+    # 60.6 - 60 - 0.006 - 0.00606 (the average cost of both loops gave -2.41236)
+    assert str(row.realized_pnl) == "0.58794"
+    assert (row.position, row.avg_price) == (D("0.001"), D(66000))
+    assert row.unrealized_pnl == D("0.001") * (65000 - 66000) - D("0.0066")
+    points = await pnl_series(pool, ALICE, "vol", markets=markets)
+    assert points[-1].realized_pnl == row.realized_pnl
+    (account,) = await pnl_by_account(pool, ALICE, markets=markets, marks=marks)
+    assert account.realized_pnl == D("-2.41236")  # an account's one position: average cost
+    # loop 2 closes: 65.34 - 66 - 0.0066 - 0.006534; the sum is exact
+    s2 = await o("sell", "0.001", "65340", T0 + 4 * SEC, intent="vol:1.2:s")
+    await books.fill(s2, "0.001", "65340", "0.006534", T0 + 4 * SEC)
+    (row,) = await pnl_by_bot(pool, ALICE, markets=markets, marks=marks)
+    assert str(row.realized_pnl) == "-0.085194"  # 0.58794 - 0.673134 (no tail)
+    assert (row.position, row.avg_price, row.unrealized_pnl) == (0, None, 0)
 
 
 def assert_is_position(row: MarketPnl, fills: list[FillRecord], mark: D) -> None:

@@ -412,18 +412,53 @@ def test_without_cooldown_the_next_cycle_starts_at_the_same_event() -> None:
     ]
 
 
-def test_no_new_cycle_while_a_leftover_cancel_is_unconfirmed() -> None:
+def test_without_cooldown_the_closing_event_starts_the_next_cycle_at_its_price() -> None:
+    """STRATEGIES.md §2: with cooldown 0 the next cycle starts at the closing event itself,
+    at its price, without waiting for the leftover safety orders' cancels."""
     c = in_cycle()
+    bot = c.bot
+    out = tell(bot, filled(c.tp1, "101.50"))  # step 1 of the event: its fill
+    assert cancels(out) == [s.intent_id for s in c.safeties]
+    out = bot.on_trade(trade("101.6", 3 * SECOND))  # step 2: the event itself
+    assert [(p.intent_id, str(p.price)) for p in places(out)] == [
+        ("alice-mg:1.2:b", "102.10")  # floor_tick(101.6 * 1.005) = 102.108 -> 102.10
+    ]
+    s = bot.status()
+    assert (s.cycles_completed, s.cycle, s.phase) == (1, 2, "entering")
+    tell(bot, *[canceled(x) for x in c.safeties])  # the cancels confirmed later change nothing
+    assert bot.status().phase == "entering"
+
+
+def test_without_cooldown_a_late_fill_of_the_last_cycle_is_sold_by_the_next() -> None:
+    c = in_cycle()
+    bot = c.bot
+    tell(bot, filled(c.tp1, "101.50"))
+    (base2,) = places(bot.on_trade(trade("101.6", 3 * SECOND)))
+    (tp1,) = places(tell(bot, accepted(base2), filled(c.s1, "98")))  # s1 filled before
+    assert (tp1.intent_id, tp1.qty, bot.status().position) == (  # its cancel: cycle 2 sells it
+        "alice-mg:1.2:tp1",
+        D("0.510"),
+        D("0.510"),
+    )
+    tell(bot, accepted(tp1))
+    assert cancels(tell(bot, filled(base2, "102.10"))) == [tp1.intent_id]
+    (tp2,) = places(tell(bot, canceled(tp1)))
+    assert (tp2.intent_id, tp2.qty) == ("alice-mg:1.2:tp2", D("0.510") + base2.qty)
+
+
+def test_with_a_cooldown_no_new_cycle_while_a_leftover_cancel_is_unconfirmed() -> None:
+    c = in_cycle(cooldown_seconds=D(1))
     bot = c.bot
     tell(bot, filled(c.tp1, "101.50"), canceled(c.s1), canceled(c.s2))
     assert bot.on_trade(trade("101", 3 * SECOND)) == []
     assert bot.status().phase == "closing"
     tell(bot, canceled(c.s3))
+    assert bot.on_trade(trade("101", 4 * SECOND - 1)) == []  # it ended at 3 s: cooling down
     assert places(bot.on_trade(trade("101", 4 * SECOND)))
 
 
 def test_a_buy_filled_after_the_sale_reopens_the_cycle() -> None:
-    c = in_cycle()
+    c = in_cycle(cooldown_seconds=D(1))  # with 0 the next cycle does not wait (above)
     bot = c.bot
     tell(bot, filled(c.tp1, "101.50"))  # cancels for s1..s3 sent
     out = tell(bot, filled(c.s1, "98"))  # ... but s1 had filled

@@ -13,7 +13,7 @@ from tests.support.orders import venue_order as order
 from tests.support.sim import paper_exchange
 from tests.support.ticks import trade
 from tradebus.common.ids import AccountId
-from tradebus.common.messages import QuoteTick
+from tradebus.common.messages import QuoteTick, Side
 from tradebus.engine.paper.exchange import PaperExchange
 from tradebus.engine.venue import VenueRejected
 
@@ -94,6 +94,26 @@ def test_marketable_sell_at_or_below_the_last_trade() -> None:
     ex.place(ACCT, order("sell", "99.5", trigger=1))
     (fill,) = ex.on_trade(trade("99.9", 2))
     assert (fill.price, fill.liquidity) == (D("99.9"), "taker")
+
+
+@pytest.mark.parametrize(
+    ("side", "limit", "beyond", "within"),
+    [("sell", "99.5", "99.4", "99.6"), ("buy", "100.5", "100.6", "100.4")],
+)
+def test_a_marketable_order_that_misses_its_limit_stays_open_and_fills_in_full_later(
+    side: Side, limit: str, beyond: str, within: str
+) -> None:
+    """Rule 3: a marketable order whose next trade is beyond its limit stays open and fills
+    in full, as taker, at the first later trade within its limit."""
+    ex = exchange(btc="1")
+    ex.on_trade(trade("100", 1))
+    ex.place(ACCT, order(side, limit, qty="0.5", trigger=1))  # marketable against 100
+    assert ex.on_trade(trade(beyond, 2, size="0.001")) == []  # beyond its limit
+    assert ex.on_trade(trade(beyond, 3, size="0.001")) == []
+    assert len(ex.open_orders(ACCT)) == 1
+    (fill,) = ex.on_trade(trade(within, 4, size="0.001"))  # a tiny trade: still in full
+    assert (fill.side, fill.price, fill.qty, fill.liquidity) == (side, D(within), D("0.5"), "taker")
+    assert ex.open_orders(ACCT) == []
 
 
 def test_market_order_fills_at_the_next_trade() -> None:

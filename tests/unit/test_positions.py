@@ -8,8 +8,9 @@ from decimal import Decimal as D
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tradebus.common.ids import cycle_of
 from tradebus.common.markets import Market
-from tradebus.common.positions import Position, position_change
+from tradebus.common.positions import CycleBook, Position, position_change
 
 ETH_SPOT = Market(
     symbol="ETH_USDC", base="ETH", quote="USDC", tick_size=D("0.01"), step_size=D("0.0001")
@@ -131,3 +132,105 @@ def test_average_within_range_and_cycle_pnl_identity(buys: list, exit_price: D) 
     cost = sum(q * price for q, price in buys)
     assert p.qty == 0
     assert p.realized_pnl == qty * exit_price - cost - fee * (len(buys) + 1)
+
+
+def test_cycle_of_an_intent_id() -> None:
+    assert cycle_of("alice-volume:1.12:s2") == "alice-volume:1.12"
+    assert cycle_of("a:b:3.4:b0") == "a:b:3.4"  # a bot id may hold a colon
+    for other in ("manual-1", "alice:x.1:b", "alice:1.1", ":1.1:b", "alice:1.1:", "a:1.²:b"):
+        assert cycle_of(other) == ""
+
+
+def test_a_cycle_book_closes_each_cycle_against_its_own_cost() -> None:
+    """Rule 6: two overlapping cycles, each realizing proceeds - cost - its fees exactly."""
+    book = CycleBook()
+    book.apply("b:1.1", "buy", D(1), D(100), D("0.1"))
+    book.apply("b:1.2", "buy", D(1), D(110), D("0.1"))
+    t = book.total
+    assert (t.qty, t.avg_price, t.open_fees, t.bought_notional) == (D(2), D(105), D("0.2"), D(210))
+    book.apply("b:1.1", "sell", D(1), D(101), D("0.1"))  # closes cycle 1 only
+    assert (t.realized_pnl, t.qty, t.avg_price, t.open_fees) == (D("0.8"), D(1), D(110), D("0.1"))
+    assert t.unrealized_pnl(D(111)) == D("0.9")
+    assert list(book.cycles) == ["b:1.2"]
+    book.apply("b:1.2", "sell", D(1), D(108), D("0.1"))
+    assert (t.realized_pnl, t.qty, t.open_cost, t.fees, book.cycles) == (
+        D("-1.4"),
+        D(0),
+        D(0),
+        D("0.4"),
+        {},
+    )
+    average = Position()  # the average cost the volume bot used to book
+    for side, qty, price in (("buy", 1, 100), ("buy", 1, 110), ("sell", 1, 101)):
+        average.apply(side, D(qty), D(price), D("0.1"))  # type: ignore[arg-type]
+    assert average.realized_pnl == D("-4.2")
+
+
+def test_a_cycle_book_writes_off_within_its_cycle() -> None:
+    book = CycleBook()
+    book.apply_fill("b:1.1", "buy", D(2), D(100), D("0.002"), "ETH", ETH_SPOT)  # fee in base
+    assert (book.held("b:1.1"), book.total.open_fees) == (D("1.998"), D("0.200"))
+    book.write_off("b:1.1", D("0.998"))
+    assert (book.held("b:1.1"), book.total.written_off_qty) == (D(1), D("0.998"))
+    try:
+        book.write_off("b:1.9", D(1))
+    except ValueError as e:
+        assert "b:1.9" in str(e)
+    else:
+        raise AssertionError("a cycle that holds nothing cannot write off")
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(1, 4),
+            st.decimals(min_value=D("0.001"), max_value=D(5), places=3),
+            st.decimals(min_value=D(1), max_value=D(1000), places=2),
+        ),
+        max_size=30,
+    )
+)
+@settings(max_examples=100, deadline=None)
+def test_a_cycle_book_keeps_the_same_cash_as_one_position(
+    buys: list[tuple[int, D, D]],
+) -> None:
+    """Per cycle or on average cost, realized + unrealized P&L is the same money: only
+    its split differs. Every cycle sold in full realizes its own proceeds - cost - fees."""
+    book, average, price = CycleBook(), Position(), D(500)
+    for cycle, qty, p in buys:
+        book.apply(f"b:1.{cycle}", "buy", qty, p, D("0.01"))
+        average.apply("buy", qty, p, D("0.01"))
+    for key in sorted(book.cycles):
+        held = book.held(key)
+        book.apply(key, "sell", held, price, D("0.02"))
+        average.apply("sell", held, price, D("0.02"))
+    assert book.total.qty == average.qty == 0 and book.cycles == {}
+    assert abs(book.total.realized_pnl - average.realized_pnl) < D("1E-18")  # rounding only
+    per_cycle: dict[int, tuple[D, D]] = {}
+    for cycle, qty, p in buys:
+        q, c = per_cycle.get(cycle, (D(0), D(0)))
+        per_cycle[cycle] = (q + qty, c + qty * p)
+    expected = sum(
+        (q * price - c - D("0.01") * n - D("0.02"))
+        for cycle, (q, c) in per_cycle.items()
+        for n in [sum(1 for b in buys if b[0] == cycle)]
+    )
+    assert book.total.realized_pnl == expected
+
+
+def test_a_sell_beyond_its_cycle_closes_the_other_open_cycles_oldest_first() -> None:
+    """A late buy fill of cycle 1 after cycle 2 opened: cycle 2's sell of everything
+    closes its own base, then cycle 1's, so no cycle stays open against another."""
+    book = CycleBook()
+    book.apply("b:1.2", "buy", D(1), D(100), D("0.1"))
+    book.apply("b:1.1", "buy", D("0.5"), D(90), D("0.05"))  # late fill of cycle 1
+    book.apply("b:1.2", "sell", D("1.5"), D(110), D("0.3"))
+    # cycle 2: 110 - 100 - 0.1 - 0.2 = 9.7; cycle 1: 55 - 45 - 0.05 - 0.1 = 9.85
+    assert (book.total.realized_pnl, book.total.qty, book.total.open_cost) == (
+        D("19.55"),
+        0,
+        0,
+    )
+    assert book.cycles == {} and book.total.fees == D("0.45")
+    book.apply("b:1.3", "sell", D(1), D(100), D(0))  # nothing open: it opens a short
+    assert (book.held("b:1.3"), book.total.qty, book.total.avg_price) == (D(-1), D(-1), D(100))

@@ -52,7 +52,7 @@ def default_text(field: msgspec.structs.FieldInfo) -> str:
     elif value is None:
         text = "none"
     elif isinstance(value, str):
-        text = value
+        text = value or '""'
     elif isinstance(value, (list, dict)):
         text = msgspec.json.encode(value).decode()
     else:

@@ -350,6 +350,46 @@ def test_stop_loss_on_the_open_notional() -> None:
     ]
 
 
+def test_an_add_passed_meanwhile_is_placed_only_if_its_threshold_still_holds() -> None:
+    """§3: the strategy decides once the round's last open leg fills; an add whose
+    threshold was passed while a leg was open is placed only if it still holds then."""
+    bot = start()
+    legs = places(bot.on_trade(trade(A.symbol, "102", 3)))
+    for leg in legs:
+        bot.on_order_event(accepted(leg))
+    bot.on_order_event(filled(legs[0], "102"))
+    assert bot.on_trade(trade(A.symbol, "104", 4)) == []  # spread 4 > 3, but leg B is open
+    assert bot.on_trade(trade(A.symbol, "102.5", 5)) == []  # back to 2.5
+    assert bot.on_order_event(filled(legs[1], "50")) == []
+    assert bot.on_trade(trade(A.symbol, "102.5", 6)) == []  # 2.5 < 3: no add
+    assert bot.status().details["adds_done"] == 0
+    assert [p.intent_id for p in places(bot.on_trade(trade(A.symbol, "103", 7)))] == [
+        "bob-spread:1.1:a1",
+        "bob-spread:1.1:b1",
+    ]
+
+
+def test_an_event_reaching_both_the_stop_loss_and_an_add_closes_the_round() -> None:
+    """§3: on an event where both an exit and the next add are reached, the round is closed
+    and the add is not placed."""
+    bot, _ = entered(stop_loss_pct="2")  # adds at 3 % and 5 % stay
+    close = bot.on_trade(trade(A.symbol, "106.09", 5))  # spread 6.09 and -40.09 of P&L
+    assert [p.intent_id for p in places(close)] == ["bob-spread:1.1:ac1", "bob-spread:1.1:bc1"]
+    assert (bot.status().phase, bot.status().details["adds_done"]) == ("closing", 0)
+
+
+def test_the_round_pnl_counts_the_fees_paid_so_far() -> None:
+    """§3: a round's P&L is sum(qty * (p - avg)) - fees paid; the position exit fires on it."""
+    bot = start(take_profit={"mode": "position", "profit_pct": "1"})
+    legs = places(bot.on_trade(trade(A.symbol, "102", 3)))
+    fill_all(bot, legs, "102", "50", fee="0.5")  # 1 of fees
+    # target 19.99906 (1 % of 1999.906): 9.803 * 2.05 - 1 = 19.09615 is not enough
+    assert bot.on_trade(trade(A.symbol, "99.95", 4)) == []
+    assert bot.status().unrealized_pnl == D("9.803") * D("2.05") - 1
+    close = bot.on_trade(trade(A.symbol, "99.85", 5))  # 9.803 * 2.15 - 1 = 20.07645
+    assert [p.intent_id for p in places(close)] == ["bob-spread:1.1:ac1", "bob-spread:1.1:bc1"]
+
+
 def test_no_exit_while_an_add_is_unanswered() -> None:
     bot, _ = entered()
     assert len(bot.on_trade(trade(A.symbol, "103", 4))) == 2  # add 0 out

@@ -16,6 +16,8 @@ from decimal import Decimal as D
 from functools import partial
 from typing import Any
 
+import msgspec
+
 from tests.support import ticks
 from tests.support.markets import SOLUSDC as UNIT
 from tests.support.markets import bot_context
@@ -149,6 +151,37 @@ def test_sell_fill_completes_the_loop_with_realized_pnl() -> None:
     # proceeds 0.995 * 101.2 = 100.694; cost 99.699; fee 0.1
     assert (s.cycles_completed, s.position, s.realized_pnl) == (1, D(0), D("0.895"))
     assert s.details["open_sells"] == 0
+
+
+def test_overlapping_loops_realize_each_sell_against_its_own_buy() -> None:
+    """STRATEGIES.md §4 and rule 6: a loop's P&L is its sell's proceeds - its buy's cost -
+    both fees, whatever other loops are open (not the average cost of all of them)."""
+    bot, b1 = start(max_open_sells=10)
+    s1 = one_loop(bot, b1)  # 0.995 bought at 100.2 (no fee), sell at 101.20
+    (b2,) = bot.on_trade(trade("110", T0 + 5 * SEC))
+    # 110 * 1.005 = 110.55; 100 / 110.55 = 0.9045 -> 0.904
+    assert places([b2]) == [("alice-volume:1.2:b", "buy", "110.55", "0.904")]
+    bot.on_order_event(accepted(b2))
+    (s2,) = bot.on_order_event(filled(b2, "110.55", fee="0.05"))
+    assert places([s2]) == [("alice-volume:1.2:s", "sell", "111.65", "0.904")]
+    bot.on_order_event(accepted(s2))
+    held = bot.status()
+    assert (held.position, held.filled_quote) == (D("1.899"), D("199.6362"))
+    # loop 1 sells while loop 2 (bought higher) is open:
+    # 0.995 * 101.2 - 0.995 * 100.2 - 0 - 0.1 = 0.895 (average cost gave -4.0335771458...)
+    bot.on_order_event(filled(s1, "101.2", fee="0.1"))
+    s = bot.status()
+    assert (s.realized_pnl, s.position, s.avg_price) == (D("0.895"), D("0.904"), D("110.55"))
+    assert (
+        s.unrealized_pnl
+        == bot.status().unrealized_pnl
+        == D("0.904") * (110 - D("110.55")) - D("0.05")
+    )
+    # loop 2: 0.904 * 111.65 - 0.904 * 110.55 - 0.05 - 0.1 = 0.8444
+    bot.on_order_event(filled(s2, "111.65", fee="0.1"))
+    s = bot.status()
+    assert (s.realized_pnl, s.position, s.cycles_completed) == (D("1.7394"), D(0), 2)
+    assert str(s.realized_pnl) == "1.73940"  # exact: no division left a tail
 
 
 def test_intervals_run_on_market_time_anchored_at_the_first_event() -> None:
@@ -452,6 +485,7 @@ def test_status_block() -> None:
     assert s.unrealized_pnl == D("0.995") * (D(101) - D("100.2"))
     assert s.details == {
         "group": "sol-volume",
+        "strategy_name": "sol-volume",  # the group's name by default
         "target_volume": "1000",
         "group_volume": "399.699",
         "progress_pct": "39.96",
@@ -462,3 +496,144 @@ def test_status_block() -> None:
         "user_volume.alice": "99.699",
         "user_volume.bob": "300",
     }
+
+
+def test_a_snapshot_from_before_loops_were_booked_apart_loads() -> None:
+    """An older snapshot holds one average-cost ``position`` and no ``book``: it loads,
+    each open loop keeps its own cost, and the next sell realizes against it."""
+    bot, b1 = start(max_open_sells=10)
+    s1 = one_loop(bot, b1)
+    (b2,) = bot.on_trade(trade("110", T0 + 5 * SEC))
+    bot.on_order_event(accepted(b2))
+    bot.on_order_event(filled(b2, "110.55", fee="0.05"))
+    state = msgspec.json.decode(bot.snapshot())
+    del state["book"]
+    state["position"] = {"qty": "1.899", "open_cost": "199.6362", "open_fees": "0.05"}
+    old = VolumeBot(CTX, params(max_open_sells=10))
+    old.restore(msgspec.json.encode(state))
+    assert (old.status().position, old.status().avg_price) == (
+        D("1.899"),
+        D("199.6362") / D("1.899"),
+    )
+    old.on_order_event(filled(s1, "101.2", fee="0.1"))
+    s = old.status()
+    # loop 1's share of the open fees: 0.05 * 0.995 / 1.899
+    assert s.realized_pnl == D("0.995") - D("0.1") - D("0.05") * D("0.995") / D("1.899")
+    assert (s.position, s.avg_price) == (D("0.904"), D("110.55"))
+    assert old.state.position is None and b'position":null' in old.snapshot()
+
+
+# ------------------------------------------------- seed 004's group settings
+def test_strategy_name_is_shown_and_checked() -> None:
+    bot = VolumeBot(CTX, params(strategy_name="KOGE 刷量策略"))
+    assert bot.status().details["strategy_name"] == "KOGE 刷量策略"
+    assert params(strategy_name="x" * 100).problems() == []
+    assert params(strategy_name="a\nb", max_price_volatility_pct=D(-1)).problems() == [
+        ("strategy_name", "must be at most 100 printable characters, got 'a\\nb'"),
+        ("max_price_volatility_pct", "must be >= 0 (0 = off), got -1"),
+    ]
+    assert dict(
+        params(
+            strategy_name="y" * 101, volatility_window_seconds=D(0), max_concurrent_users=-1
+        ).problems()
+    ).keys() == {"strategy_name", "volatility_window_seconds", "max_concurrent_users"}
+
+
+def test_buys_pause_while_the_price_moves_more_than_the_limit_within_the_window() -> None:
+    """max_price_volatility_pct 2 over 10 s: (high - low) / low * 100 of the reference
+    prices of the last 10 s of market time (both ends in), checked at every interval."""
+    bot, b1 = start(max_price_volatility_pct=D(2), volatility_window_seconds=D(10))
+    one_loop(bot, b1)
+    assert bot.status().details["buying_paused"] is None
+    assert bot.on_trade(trade("102.5", T0 + 3 * SEC)) == []  # 2.5 % above 100: paused
+    # interval 2 (T0 + 5 s): the window [T0 - 5 s, T0 + 5 s] holds 100 and 102.5
+    assert bot.on_trade(trade("102", T0 + 5 * SEC)) == []
+    reason = bot.status().details["buying_paused"]
+    assert reason == (
+        "buying paused: the price moved 2.50% (100 to 102.5) within 10 s, "
+        "above max_price_volatility_pct=2"
+    )
+    assert bot.status().phase == "trading" and bot.status().error is None
+    # T0 + 10 s: 100 (at T0) is still in the window [T0, T0 + 10 s]: still paused
+    assert bot.on_trade(trade("102", T0 + 10 * SEC)) == []
+    # T0 + 10 s + 1 ns: 100 has left; 102 to 102.5 is 0.49 %: calm, the next interval buys
+    assert bot.on_trade(trade("102", T0 + 10 * SEC + 1)) == []
+    assert bot.status().details["buying_paused"] is None
+    (b2,) = bot.on_trade(trade("102", T0 + 15 * SEC))
+    assert places([b2])[0][:2] == ("alice-volume:1.2:b", "buy")
+
+
+def test_the_volatility_pause_stops_buys_not_sells_and_survives_a_snapshot() -> None:
+    bot, b1 = start(max_price_volatility_pct=D(1), volatility_window_seconds=D(60))
+    bot.on_trade(trade("95", T0 + 1))  # 5.26 % within the window
+    copy = VolumeBot(CTX, params(max_price_volatility_pct=D(1), volatility_window_seconds=D(60)))
+    copy.restore(bot.snapshot())
+    for b in (bot, copy):
+        (sell,) = b.on_order_event(filled(b1, "100.2"))  # the loop still sells
+        assert places([sell])[0][1] == "sell"
+        b.on_order_event(accepted(sell))
+        assert b.on_trade(trade("96", T0 + 5 * SEC)) == []  # no buy: paused
+    assert copy.snapshot() == bot.snapshot()
+
+
+def test_off_by_default_the_window_is_not_kept() -> None:
+    bot, _ = start()
+    bot.on_trade(trade("50", T0 + 1))
+    assert (bot.state.highs, bot.state.lows, bot.state.pause) == ([], [], None)
+    assert "buying_paused" not in bot.status().details
+
+
+def _turn_bot(user: str) -> VolumeBot:
+    ctx = bot_context(f"{user}-volume", user, f"{user}-paper", "volume", UNIT, group="g")
+    return VolumeBot(ctx, params(max_concurrent_users=2, max_open_sells=10))
+
+
+def test_at_most_max_concurrent_users_buy_and_the_rest_wait_their_turn() -> None:
+    """Three users, max_concurrent_users 2: the host's report names the users in play and
+    who holds a turn; free turns go to waiting users by name; a turn is kept while its bot
+    is in play and freed when it stops."""
+    bots = {u: _turn_bot(u) for u in ("carol", "alice", "bob")}
+    # before any report nobody buys
+    for b in bots.values():
+        assert b.on_trade(trade("100", T0)) == []
+        assert b.group_turn() is False
+        assert b.status().details["turn"] == "waiting for a turn: the group not heard yet"
+
+    def report() -> dict[str, bool]:
+        view = {u: t for u, b in bots.items() if (t := b.group_turn()) is not None}
+        for b in bots.values():
+            b.on_group_volume(D(0), {}, view)
+        return view
+
+    assert report() == {"carol": False, "alice": False, "bob": False}
+    assert {u: b.group_turn() for u, b in bots.items()} == {
+        "carol": False,
+        "alice": True,
+        "bob": True,
+    }
+    assert report() == {"carol": False, "alice": True, "bob": True}  # the next report
+    assert bots["carol"].status().details["turn"] == (
+        "waiting for a turn: 2 of 2 users trading (alice, bob)"
+    )
+    buys = {u: places(b.on_trade(trade("100", T0 + 5 * SEC))) for u, b in bots.items()}
+    assert buys["carol"] == [] and buys["alice"] and buys["bob"]
+    # a late report that still shows nobody holding changes nothing for holders
+    bots["alice"].on_group_volume(D(0), {}, {"alice": False, "bob": False, "carol": False})
+    assert bots["alice"].group_turn() is True
+    # alice stops: out of play; at the next report carol takes the free turn
+    bots["alice"].on_stop()
+    assert bots["alice"].group_turn() is None
+    assert report() == {"carol": False, "bob": True}
+    assert (bots["carol"].group_turn(), bots["carol"].status().details["turn"]) == (
+        True,
+        "trading",
+    )
+    assert places(bots["carol"].on_trade(trade("100", T0 + 10 * SEC)))[0][1] == "buy"
+
+
+def test_a_turn_is_freed_when_the_target_is_reached() -> None:
+    bot = _turn_bot("alice")
+    bot.on_group_volume(D(0), {}, {})  # alone in the group
+    assert bot.on_trade(trade("100", T0)) != [] and bot.group_turn() is True
+    bot.on_group_volume(D(10_000), {"bob": D(10_000)})
+    assert (bot.status().phase, bot.group_turn()) == ("target_reached", None)

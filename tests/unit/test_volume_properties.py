@@ -25,7 +25,7 @@ from tests.support.markets import BTCUSDT_MIN as BTC
 from tests.support.markets import bot_context
 from tests.support.sim import Sim, paper_exchange
 from tests.support.ticks import quote, trade
-from tradebus.common.ids import AccountId
+from tradebus.common.ids import AccountId, cycle_of
 from tradebus.common.messages import PlaceOrder, QuoteTick, TradeTick
 from tradebus.engine.paper.exchange import PaperExchange
 from tradebus.strategies.core import BotContext
@@ -241,3 +241,54 @@ def test_a_group_on_real_btc_data_trades_to_its_target(btc_ticks: list) -> None:
     sim.stop()
     for b in bots:
         assert sim.exchange.open_orders(b.ctx.account) == []
+
+
+@given(steps=walk, params=volume_params())
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_realized_pnl_is_the_sum_of_the_closed_loops(steps: list[D], params: VolumeParams) -> None:
+    """STRATEGIES.md §4, rule 6: the bot's realized P&L is, exactly, the sum over its
+    closed loops of that loop's sell proceeds - buy cost - both fees (from the venue's
+    fills, grouped by the loop of their intent ids)."""
+    bot = VolumeBot(_ctx(), params)
+    sim = Sim(_exchange("acct-b"), [bot])
+    for tick in _ticks(steps):
+        sim.on_event(tick)
+    loops: dict[str, dict[str, D]] = {}
+    for f in sim.fills:
+        loop = loops.setdefault(cycle_of(f.intent_id), {"buy": D(0), "sell": D(0), "fees": D(0)})
+        loop[f.side] += f.qty * f.price
+        loop["fees"] += f.fee
+        loop[f"{f.side}_qty"] = loop.get(f"{f.side}_qty", D(0)) + f.qty
+    closed = [v for v in loops.values() if v.get("sell_qty") == v.get("buy_qty")]
+    assert bot.status().realized_pnl == sum(
+        (v["sell"] - v["buy"] - v["fees"] for v in closed), D(0)
+    )
+    assert bot.status().cycles_completed == len(closed)
+
+
+@given(steps=walk, params=volume_params(), limit=st.integers(1, 3))
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_no_more_than_max_concurrent_users_ever_buy_at_once(
+    steps: list[D], params: VolumeParams, limit: int
+) -> None:
+    """Four users, ``max_concurrent_users`` 1 to 3, a host reporting every bot's turn after
+    every event: at no time do more than ``limit`` users hold a turn, and only holders
+    place buys; the first turns go by name."""
+    params = msgspec.structs.replace(params, max_concurrent_users=limit, target_volume=D(10**9))
+    bots = [VolumeBot(_ctx(f"b{i}", f"u{i}"), params) for i in (3, 1, 0, 2)]
+    sim = Sim(_exchange(*(b.ctx.account for b in bots)), list(bots))
+    buyers: set[str] = set()
+    for tick in _ticks(steps):
+        before = len(sim.intents)
+        sim.on_event(tick)
+        buyers |= {
+            i.account.removeprefix("acct-b")
+            for i in sim.intents[before:]
+            if isinstance(i, PlaceOrder) and i.side == "buy"
+        }
+        view: dict[str, bool] = {b.ctx.user: t for b in bots if (t := b.group_turn()) is not None}
+        for b in bots:
+            sim._execute(b, b.on_group_volume(D(0), {}, view))  # the host publishes these
+        holders = {b.ctx.user for b in bots if b.group_turn()}
+        assert holders == {f"u{i}" for i in range(limit)}  # from the first report on, by name
+    assert buyers <= {str(i) for i in range(limit)}  # the others never buy

@@ -191,6 +191,7 @@ def bots_table(statuses: list[BotStatus]) -> str:
         "UPNL",
         "RPNL",
         "CYCLES",
+        "GROUP",
         "HOST",
     ]
     rows = [
@@ -210,6 +211,7 @@ def bots_table(statuses: list[BotStatus]) -> str:
             _money(s.unrealized_pnl),
             _money(s.realized_pnl, 4),
             s.cycles_completed,
+            str(s.details.get("strategy_name") or "-"),  # a volume group's display name
             s.host or "-",
         )
         for s in sorted(statuses, key=lambda s: (s.user, s.bot))

@@ -1,8 +1,8 @@
 """The end-of-run summary: per user and bot from the ledger, per account from reconciliation.
 
 Numbers come from the ledger: orders counted here, fills, fees, position and
-P&L from :func:`tradebus.ledger.reports.pnl.pnl_by_bot` (the average-cost
-method of :mod:`tradebus.common.positions`), priced at the last trade each
+P&L from :func:`tradebus.ledger.reports.pnl.pnl_by_bot` (booked per cycle,
+:class:`tradebus.common.positions.CycleBook`), priced at the last trade each
 bot saw; state and cycles come from the bots' status blocks.
 """
 

@@ -2,7 +2,8 @@
 
 :class:`Books` is the money side of a run (:class:`~.engine.Backtest` drives
 it): it books each paper fill into a per-symbol
-:class:`~tradebus.common.positions.Position`, re-values the equity in the
+:class:`~tradebus.common.positions.CycleBook` (realized P&L per cycle of the
+fill's intent id, STRATEGIES.md fill model rule 6), re-values the equity in the
 primary market's quote asset on every new price (starting quote balance +
 realized + unrealized P&L) and tracks its peak-to-trough drawdown, keeps the
 chart samples (:data:`MAX_SAMPLES` at most) and builds ``summary.json``'s
@@ -18,10 +19,11 @@ from typing import Any
 import msgspec
 
 from tradebus.backtest.setup import Setup
+from tradebus.common.ids import cycle_of
 from tradebus.common.markets import Market
 from tradebus.common.messages import BotStatus, OrderFilled
 from tradebus.common.money import ZERO
-from tradebus.common.positions import Position, position_change
+from tradebus.common.positions import CycleBook, Position, position_change
 
 MAX_SAMPLES = 4096
 """Chart samples kept (the stride doubles when full, so memory stays flat)."""
@@ -71,7 +73,9 @@ class Books:
     def __init__(self, setup: Setup) -> None:
         self.symbols = setup.symbols
         self.fills: list[Fill] = []
-        self.positions = {s: Position() for s in setup.symbols}
+        self.books = {s: CycleBook() for s in setup.symbols}
+        self.positions: dict[str, Position] = {s: b.total for s, b in self.books.items()}
+        """Each symbol's position, the sum of its cycles (read only)."""
         quote = setup.markets[0].quote
         self.initial = setup.balances.get(quote, ZERO)
         self._k = -self.initial
@@ -106,7 +110,7 @@ class Books:
         )
         position = self.positions[fill.symbol]
         before_k = position.open_cost + position.open_fees - position.realized_pnl
-        position.apply(fill.side, moved, fill.price, fee)
+        self.books[fill.symbol].apply(cycle_of(fill.intent_id), fill.side, moved, fill.price, fee)
         self._k += position.open_cost + position.open_fees - position.realized_pnl - before_k
         self._qty[fill.symbol] = position.qty
 

@@ -1,9 +1,10 @@
 """The demo's picture: each symbol's price with the fills on it, and each bot's P&L over time.
 
 :func:`pnl_series` computes, from a bot's fills and the symbol's price
-samples, its P&L at every sample: realized (average cost,
-:class:`tradebus.common.positions.Position`; STRATEGIES.md §1) plus the
-open position's unrealized P&L at that price. :func:`write_chart` draws
+samples, its P&L at every sample: realized plus the open position's
+unrealized P&L at that price (one :class:`~tradebus.common.positions.Position`:
+the sum is the same whether realized P&L is booked per cycle or on average
+cost, so the chart needs no intent ids). :func:`write_chart` draws
 one price panel per symbol (buys ▲, sells ▼ at their fill price and time)
 and one panel of every bot's P&L, and writes a PNG (matplotlib, Agg: no
 screen needed). Money is Decimal until it is drawn.

@@ -57,6 +57,7 @@ from tradebus.common.messages import (
     QuoteTick,
     TradeTick,
 )
+from tradebus.common.money import ZERO
 from tradebus.engine.desk import PaperDesk
 from tradebus.strategies.core import BotBase, BotInput, Strategy
 from tradebus.strategies.registry import build_bot
@@ -101,6 +102,8 @@ class Backtest:
         self.bot: Strategy = build_bot(setup.spec, setup.catalog, run=run)
         self._queue: deque[Intent] = deque()
         self._wants_balances = BotInput.BALANCES in self.bot.inputs
+        if BotInput.GROUP_VOLUME in self.bot.inputs:  # a group of one: its own volume
+            self._handle(self.bot.on_group_volume(ZERO, {}, {}))  # and nobody else in play
         self._may_park = (
             skip_ticks and len(setup.markets) == 1 and type(self.bot).wake is not BotBase.wake
         )

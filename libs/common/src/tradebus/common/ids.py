@@ -39,6 +39,31 @@ def intent_id(bot: str, run: int, cycle: int, leg: str) -> IntentId:
     return IntentId(f"{bot}:{run}.{cycle}:{leg}")
 
 
+def cycle_of(iid: str) -> str:
+    """The cycle an intent id belongs to: ``<bot>:<run>.<cycle>`` of ``<bot>:<run>.<cycle>:<leg>``.
+
+    A strategy's cycle (a ladder or martingale cycle, a spread round, a volume
+    loop) is what STRATEGIES.md's fill-model rule 6 books realized P&L by. An
+    id of another shape (a manual intent ``manual-1``) belongs to no cycle and
+    gives ``""``: such fills share one position per market (average cost).
+    """
+    head, sep, leg = iid.rpartition(":")
+    bot, sep2, numbers = head.rpartition(":")
+    run, dot, cycle = numbers.partition(".")
+    if (
+        sep
+        and sep2
+        and bot
+        and leg
+        and dot
+        and (run + cycle).isascii()
+        and run.isdigit()
+        and cycle.isdigit()
+    ):
+        return head
+    return ""
+
+
 def event_msg_id(kind: str, key: str) -> str:
     """JetStream message id of an order event: ``<kind>:<key>``.
 

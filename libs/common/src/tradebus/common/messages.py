@@ -684,10 +684,13 @@ class VolumeReport(msgspec.Struct, frozen=True, kw_only=True):
     """A value of KV ``group_volume`` (key ``<group>.<bot>``): one volume bot's filled buy
     notional (quote asset) and its owner, written by the host running the bot; the
     hosts sum a group's values toward its ``target_volume`` (STRATEGIES.md §4), and
-    ``tradebus groups status`` reports them."""
+    ``tradebus groups status`` reports them. ``turn``: None if the bot is out of play
+    (stopped, target reached), else whether it holds one of the group's turns
+    (``max_concurrent_users``; ``Strategy.group_turn``)."""
 
     user: str
     volume: Decimal
+    turn: bool | None = None
 
 
 # --------------------------------------------------------------------------

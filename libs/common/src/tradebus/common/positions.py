@@ -1,4 +1,4 @@
-"""Position, average price and P&L of a stream of fills (average-cost method).
+"""Position, average price and P&L of a stream of fills (average cost, and per cycle).
 
 Used wherever tradebus reports what a bot or account holds: strategy status
 blocks, the demo summary, the ledger report. Quantities are in the base
@@ -22,6 +22,12 @@ holds: Backpack takes a buy's fee in the asset bought (a Bid fill has
 therefore moves by what the account received or gave up (:func:`position_change`),
 and the fee counts in quote at the fill price, so that a take-profit sells what
 is really there and the realized P&L stays ``proceeds - cost - fees``.
+
+A bot's realized P&L is booked per cycle (rule 6): :class:`CycleBook` keeps
+one :class:`Position` per cycle of its intent ids, so that the sell of one
+volume loop realizes against that loop's buy, not against the average cost of
+every loop open at the time. An account's position (execution's risk state,
+the ledger's account report) has no cycles and stays on average cost.
 """
 
 from __future__ import annotations
@@ -184,6 +190,125 @@ class Position(msgspec.Struct, kw_only=True):
         if not price > 0 or not self.qty:
             raise ValueError(f"cannot set the average of a position of {self.qty} to {price}")
         self.open_cost = self.qty * price
+
+
+class CycleBook(msgspec.Struct, kw_only=True):
+    """A bot's position in one market booked per cycle (STRATEGIES.md, fill model rule 6).
+
+    A cycle (a ladder or martingale cycle, a spread round, a volume loop: the
+    ``<bot>:<run>.<cycle>`` of its intent ids, :func:`tradebus.common.ids.cycle_of`)
+    has its own :class:`Position`: a sell closes the buys of its own cycle, so
+    a cycle that closes fully realizes exactly ``its sell proceeds - its buy
+    cost - all of its fees`` (no division), however many other cycles are open
+    at the time (overlapping volume loops). Fills of no cycle (key ``""``,
+    manual intents) share one average-cost position.
+
+    ``total`` is the sum over the cycles (quantities in base, money in quote):
+    the open position (``qty``, ``open_cost``, ``open_fees``, so ``avg_price``
+    and ``unrealized_pnl`` are those of every open cycle together), the
+    ``realized_pnl`` summed over the cycles, and the fees and volumes of every
+    fill. Read it as any :class:`Position`; change it only through this book.
+    ``cycles`` holds the cycles not flat; one is dropped when it is.
+    """
+
+    total: Position = msgspec.field(default_factory=Position)
+    cycles: dict[str, Position] = msgspec.field(default_factory=dict)
+
+    def apply(self, cycle: str, side: Side, qty: Decimal, price: Decimal, fee: Decimal) -> None:
+        """Apply one fill of ``qty`` (> 0, base) at ``price`` with ``fee`` (quote) to ``cycle``.
+
+        A fill that reduces more than ``cycle`` holds (a late fill of an earlier
+        cycle left base that a later cycle's sell takes with it) closes the rest
+        against the other open cycles, oldest first, then opens what is still
+        left in ``cycle``; its fee is shared out by quantity. So no cycle stays
+        open against another of the opposite sign.
+        """
+        t = self.total
+        t.fees += fee
+        if side == "buy":
+            t.bought_qty += qty
+            t.bought_notional += qty * price
+        else:
+            t.sold_qty += qty
+            t.sold_notional += qty * price
+        parts = [(cycle, qty)]
+        own = self.cycles.get(cycle)
+        held = ZERO if own is None else (own.qty if side == "sell" else -own.qty)
+        if qty > held:  # more than its own cycle holds: the rest closes the others first
+            parts = [(cycle, held)] if held > 0 else []
+            left = qty - max(held, ZERO)
+            for key, other in list(self.cycles.items()):
+                other_held = other.qty if side == "sell" else -other.qty
+                if key != cycle and other_held > 0 and left > 0:
+                    parts.append((key, min(left, other_held)))
+                    left -= min(left, other_held)
+            if left > 0:
+                parts.append((cycle, left))
+        for key, part in parts:
+            position = self.cycles.get(key)
+            if position is None:
+                position = self.cycles[key] = Position()
+            before = _open_figures(position)
+            share = fee if part == qty else fee * part / qty
+            position.apply(side, part, price, share)
+            self._moved(key, position, before)
+
+    def apply_fill(
+        self,
+        cycle: str,
+        side: Side,
+        qty: Decimal,
+        price: Decimal,
+        fee: Decimal,
+        fee_asset: str,
+        market: Market | None,
+    ) -> Decimal | None:
+        """:meth:`Position.apply_fill` for ``cycle``: apply one fill as charged
+        (:func:`position_change`); returns its fee in quote, None if it has none."""
+        moved, fee_quote = position_change(side, qty, price, fee, fee_asset, market)
+        if moved > 0:
+            self.apply(cycle, side, moved, price, ZERO if fee_quote is None else fee_quote)
+        return fee_quote
+
+    def write_off(self, cycle: str, qty: Decimal) -> None:
+        """Drop ``qty`` of ``cycle``'s open position at its average cost
+        (:meth:`Position.write_off`).
+
+        Raises
+        ------
+        ValueError
+            If ``cycle`` holds less than ``qty`` (or nothing).
+        """
+        position = self.cycles.get(cycle)
+        if position is None:
+            raise ValueError(f"cannot write off {qty} of cycle {cycle!r}: it holds nothing")
+        before = _open_figures(position)
+        position.write_off(qty)
+        self.total.written_off_qty += qty
+        self._moved(cycle, position, before)
+
+    def held(self, cycle: str) -> Decimal:
+        """The open quantity of ``cycle`` (signed, base; 0 if it holds nothing)."""
+        position = self.cycles.get(cycle)
+        return ZERO if position is None else position.qty
+
+    def _moved(
+        self, cycle: str, position: Position, before: tuple[Decimal, Decimal, Decimal, Decimal]
+    ) -> None:
+        """Carry ``cycle``'s change into ``total``; forget the cycle once it is flat."""
+        t = self.total
+        t.qty += position.qty - before[0]
+        t.open_cost += position.open_cost - before[1]
+        t.open_fees += position.open_fees - before[2]
+        t.realized_pnl += position.realized_pnl - before[3]
+        if position.qty == 0:
+            del self.cycles[cycle]
+        if not self.cycles:  # nothing open: exactly flat, whatever the sums rounded to
+            t.qty, t.open_cost, t.open_fees = ZERO, ZERO, ZERO
+
+
+def _open_figures(position: Position) -> tuple[Decimal, Decimal, Decimal, Decimal]:
+    return position.qty, position.open_cost, position.open_fees, position.realized_pnl
 
 
 def _share(amount: Decimal, closing: Decimal, qty: Decimal) -> Decimal:

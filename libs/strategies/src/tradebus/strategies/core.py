@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import ClassVar, Generic, Literal, Protocol, TypeVar, cast
 
@@ -282,7 +283,8 @@ class BotInput(enum.Enum):
     (the host polls execution every few seconds and as soon as the bot starts)."""
     GROUP_VOLUME = "group_volume"
     """The bot's group's filled buy notional: the host reads :meth:`Strategy.own_volume`
-    and reports every group total to :meth:`Strategy.on_group_volume`."""
+    and :meth:`Strategy.group_turn` and reports every group total, and which users are
+    in play holding a turn, to :meth:`Strategy.on_group_volume`."""
 
 
 def booked_change(fill: OrderFilled, market: Market) -> tuple[Decimal, Decimal]:
@@ -398,8 +400,19 @@ class Strategy(Protocol):
         """The bot's filled buy notional, quote asset (input :attr:`BotInput.GROUP_VOLUME`)."""
         ...
 
-    def on_group_volume(self, total: Decimal, by_user: dict[str, Decimal]) -> list[Intent]:
-        """The group's filled buy notional (quote), in total and per user
+    def on_group_volume(
+        self,
+        total: Decimal,
+        by_user: dict[str, Decimal],
+        turns: Mapping[str, bool] | None = None,
+    ) -> list[Intent]:
+        """The group's filled buy notional (quote), in total and per user, and its users in
+        play with whether each holds a turn (``turns``, None: not reported)
+        (input :attr:`BotInput.GROUP_VOLUME`)."""
+        ...
+
+    def group_turn(self) -> bool | None:
+        """None if the bot is out of its group's play, else whether it holds a turn
         (input :attr:`BotInput.GROUP_VOLUME`)."""
         ...
 
@@ -530,9 +543,18 @@ class BotBase(ABC, Generic[P, S]):
         """No volume (cores with :attr:`BotInput.GROUP_VOLUME` in ``inputs`` override this)."""
         return ZERO
 
-    def on_group_volume(self, total: Decimal, by_user: dict[str, Decimal]) -> list[Intent]:
+    def on_group_volume(
+        self,
+        total: Decimal,
+        by_user: dict[str, Decimal],
+        turns: Mapping[str, bool] | None = None,
+    ) -> list[Intent]:
         """Ignore group volume (cores with :attr:`BotInput.GROUP_VOLUME` override this)."""
         return []
+
+    def group_turn(self) -> bool | None:
+        """Out of any group's play (cores with :attr:`BotInput.GROUP_VOLUME` override this)."""
+        return None
 
     # -------------------------------------------------------------- ticks
     def wake(self) -> Wake | None:

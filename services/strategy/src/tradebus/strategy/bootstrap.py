@@ -151,7 +151,15 @@ async def run(settings: StrategySettings, stop: asyncio.Event) -> int:
     control = Control(nc, supervisor, checks=checks)
     await control.start()
     balances = Balances(nc, dispatcher, settings.account_refresh_seconds)
-    volumes = GroupVolumes(buckets.volume, dispatcher, publisher, 0.5)
+    volumes = GroupVolumes(
+        buckets.volume,
+        dispatcher,
+        publisher,
+        0.5,
+        members=lambda group: [
+            b for b, spec in supervisor.specs.items() if spec.group_name == group
+        ],
+    )
 
     async def supervise() -> None:
         ready = False

@@ -405,12 +405,16 @@ class Dispatcher:
             self.call(runner, lambda core: core.on_balances(balances))
 
     def on_group_volume(
-        self, runner: BotRunner, total: Decimal, by_user: dict[str, Decimal]
+        self,
+        runner: BotRunner,
+        total: Decimal,
+        by_user: dict[str, Decimal],
+        turns: dict[str, bool] | None = None,
     ) -> None:
-        """Hand the bot its group's volume (quote) if its core takes it
+        """Hand the bot its group's volume (quote) and turns if its core takes them
         (:attr:`BotInput.GROUP_VOLUME`)."""
         if BotInput.GROUP_VOLUME in runner.core.inputs:
-            self.call(runner, lambda core: core.on_group_volume(total, by_user))
+            self.call(runner, lambda core: core.on_group_volume(total, by_user, turns))
 
     def finish_catch_up(self, runner: BotRunner) -> None:
         """End a resume: apply the live events buffered meanwhile; re-send the unanswered."""

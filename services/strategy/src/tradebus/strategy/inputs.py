@@ -13,7 +13,10 @@ those cores are asked or told:
   such bot's filled buy notional (``own_volume``), written by the host that
   runs it; every host sums them per group and tells its bots of the group the
   total and the per-user split (``on_group_volume``; STRATEGIES.md §4: the
-  target is the sum over all users of the strategy).
+  target is the sum over all users of the strategy). Each report also says
+  whether the bot is in play and holds a turn (``group_turn``), and every
+  host hands its bots the group's users in play with their turns, from which
+  a bot with ``max_concurrent_users`` takes a turn (docs/strategies.md).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable, Collection
 from decimal import Decimal
 
 import msgspec
@@ -89,27 +93,47 @@ class GroupVolumes:
     """Publishes this host's volume bots' volumes and hands every group's total to them."""
 
     def __init__(
-        self, kv: KeyValue, dispatcher: Dispatcher, publisher: IntentPublisher, interval: float
+        self,
+        kv: KeyValue,
+        dispatcher: Dispatcher,
+        publisher: IntentPublisher,
+        interval: float,
+        members: Callable[[str], Collection[str]] | None = None,
     ) -> None:
+        """``members(group)``: the ids of every bot of ``group`` in KV ``bots`` (whichever
+        replica runs it); the group's turns are handed out only once each has reported,
+        so that every bot decides on the whole group (None: on what was heard)."""
+        self._members = members
         self._kv = kv
         self._dispatcher = dispatcher
         self._publisher = publisher
         self._interval = interval
         self._table: dict[str, dict[str, VolumeReport]] = {}
-        self._reported: dict[str, Decimal] = {}
+        self._reported: dict[str, tuple[Decimal, bool | None]] = {}
 
-    def totals(self, group: str) -> tuple[Decimal, dict[str, Decimal]]:
-        """``(total, by_user)`` of a group as last heard."""
+    def totals(self, group: str) -> tuple[Decimal, dict[str, Decimal], dict[str, bool] | None]:
+        """``(total, by_user, turns)`` of a group as last heard; ``turns``: its users in
+        play and whether each holds a turn (a user with several bots: if any holds one),
+        None until every bot of the group has reported. A bot no longer in KV ``bots``
+        (removed from the file) holds no turn; its volume still counts."""
         by_user: dict[str, Decimal] = {}
-        for report in self._table.get(group, {}).values():
+        turns: dict[str, bool] = {}
+        reports = self._table.get(group, {})
+        members = None if self._members is None else set(self._members(group))
+        for bot, report in reports.items():
             by_user[report.user] = by_user.get(report.user, Decimal(0)) + report.volume
-        return sum(by_user.values(), Decimal(0)), by_user
+            if report.turn is not None and (members is None or bot in members):
+                turns[report.user] = turns.get(report.user, False) or report.turn
+        total = sum(by_user.values(), Decimal(0))
+        if members is not None and not members <= reports.keys():
+            return total, by_user, None
+        return total, by_user, turns
 
     def _tell(self, group: str) -> None:
-        total, by_user = self.totals(group)
+        total, by_user, turns = self.totals(group)
         for runner in self._dispatcher.runners.values():
             if takes(runner, BotInput.GROUP_VOLUME) and runner.core.ctx.group == group:
-                self._dispatcher.on_group_volume(runner, total, by_user)
+                self._dispatcher.on_group_volume(runner, total, by_user, turns)
 
     async def watch(self) -> None:
         """Follow KV ``group_volume`` forever."""
@@ -135,10 +159,12 @@ class GroupVolumes:
             for runner in self._dispatcher.runners.values():
                 if not takes(runner, BotInput.GROUP_VOLUME) or runner.catching_up:
                     continue
-                volume = runner.core.own_volume()
-                if self._reported.get(runner.bot) != volume:
-                    self._reported[runner.bot] = volume
-                    report = VolumeReport(user=runner.spec.user, volume=volume)
+                volume, turn = runner.core.own_volume(), runner.core.group_turn()
+                if runner.lifecycle == "stopped":
+                    turn = None
+                if self._reported.get(runner.bot) != (volume, turn):
+                    self._reported[runner.bot] = (volume, turn)
+                    report = VolumeReport(user=runner.spec.user, volume=volume, turn=turn)
                     key = subjects.group_volume_key(runner.core.ctx.group, runner.bot)
                     self._publisher.put_kv(
                         subjects.KV_GROUP_VOLUME, key, msgspec.json.encode(report)

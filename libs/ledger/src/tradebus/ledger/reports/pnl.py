@@ -1,9 +1,15 @@
 """Position and P&L from the ledger's fills, per bot or account and market, and over time.
 
-The arithmetic is :class:`tradebus.common.positions.Position`'s (average
-cost; STRATEGIES.md §1), applied to the fills of each ``(bot or account,
-market)`` in the order of the venue's trade time (``ts_event``; ties in
-booking order). This module only chooses the fills and converts fees:
+The arithmetic is :class:`tradebus.common.positions.Position`'s, applied to
+the fills of each ``(bot or account, market)`` in the order of the venue's
+trade time (``ts_event``; ties in booking order). A bot's fills are booked per
+cycle (:class:`~tradebus.common.positions.CycleBook`, the ``<bot>:<run>.<cycle>``
+of the filled order's intent id; STRATEGIES.md fill model rule 6): a sell
+realizes against the buys of its own cycle (a volume loop against its own buy,
+not the average of every open loop), and a closed cycle books exactly its
+proceeds - cost - fees. An account's fills (every bot and manual order
+together) form one average-cost position per market. This module only chooses
+the fills and converts fees:
 
 * money is in the market's quote asset. A fee charged in the quote asset
   counts as charged; a fee charged in the base asset (Backpack charges buys
@@ -45,10 +51,10 @@ import asyncpg
 import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
-from tradebus.common.ids import AccountId, UserId
+from tradebus.common.ids import AccountId, UserId, cycle_of
 from tradebus.common.markets import Market, MarketCatalog
 from tradebus.common.money import ZERO
-from tradebus.common.positions import Position
+from tradebus.common.positions import CycleBook, Position
 from tradebus.ledger.reports.scope import (
     LedgerReader,
     ReportArgumentError,
@@ -343,7 +349,7 @@ async def pnl_series(
             return []
         first, last = span["first"], span["last"]
         width = -(-(last - first + 1) // max_points)  # ceil: max_points buckets cover it
-        positions: dict[tuple[str, str, str, str], Position] = {}
+        books: dict[tuple[str, str, str, str], CycleBook] = {}
         last_price: dict[tuple[str, str, str, str], Decimal] = {}
         at_start: tuple[Decimal, Decimal] | None = None  # realized P&L, fees
         points: list[PnlPoint] = []
@@ -352,17 +358,19 @@ async def pnl_series(
             key = (f["user_id"], f["account_id"], f["venue"], f["symbol"])
             counted = since_ns is None or f["ts_event"] >= since_ns
             if counted and at_start is None:
-                at_start = _totals(positions)
-            position = positions.get(key)
-            if position is None:
-                position = positions[key] = Position()
-            _apply(position, f, markets)
+                at_start = _totals(books)
+            book = books.get(key)
+            if book is None:
+                book = books[key] = CycleBook()
+            _apply(book, f, markets)
+            position = book.total
             last_price[key] = f["price"]
             if at_start is None:
                 continue
-            realized, fees = _totals(positions)
+            realized, fees = _totals(books)
             unrealized = sum(
-                (p.unrealized_pnl(last_price[k]) for k, p in positions.items() if p.qty), ZERO
+                (b.total.unrealized_pnl(last_price[k]) for k, b in books.items() if b.total.qty),
+                ZERO,
             )
             point = PnlPoint(
                 ts_event=f["ts_event"],
@@ -390,7 +398,9 @@ async def pnl_series(
 
 # --------------------------------------------------------------------- internals
 _FILL_COLUMNS = (
-    "user_id, source, account_id, venue, symbol, side, price, qty, fee, fee_asset, ts_event"
+    "user_id, source, account_id, venue, symbol, side, price, qty, fee, fee_asset, ts_event,"
+    " (SELECT o.intent_id FROM orders o WHERE o.client_order_id = fills.client_order_id)"
+    " AS intent_id"
 )
 
 
@@ -422,27 +432,35 @@ async def _fills(
         yield record
 
 
-def _totals(positions: dict[tuple[str, str, str, str], Position]) -> tuple[Decimal, Decimal]:
-    """Realized P&L and fees (quote) of ``positions`` together."""
-    realized = sum((p.realized_pnl for p in positions.values()), ZERO)
-    return realized, sum((p.fees for p in positions.values()), ZERO)
+def _totals(books: dict[tuple[str, str, str, str], CycleBook]) -> tuple[Decimal, Decimal]:
+    """Realized P&L and fees (quote) of ``books`` together."""
+    realized = sum((b.total.realized_pnl for b in books.values()), ZERO)
+    return realized, sum((b.total.fees for b in books.values()), ZERO)
 
 
-def _apply(position: Position, fill: asyncpg.Record, markets: MarketResolver) -> None:
-    """Apply ``fill`` to ``position``, its fee in the quote asset (none if it cannot be)."""
+def _apply(book: CycleBook, fill: asyncpg.Record, markets: MarketResolver) -> None:
+    """Apply ``fill`` to its cycle of ``book``, its fee in the quote asset (none if it
+    cannot be)."""
     market = markets.market(fill["account_id"], fill["venue"], fill["symbol"])
-    position.apply_fill(
-        fill["side"], fill["qty"], fill["price"], fill["fee"], fill["fee_asset"], market
+    book.apply_fill(
+        cycle_of(fill["intent_id"]),
+        fill["side"],
+        fill["qty"],
+        fill["price"],
+        fill["fee"],
+        fill["fee_asset"],
+        market,
     )
 
 
 class _Group:
     """The running state of one row of :func:`_pnl`."""
 
-    __slots__ = ("at_start", "fills", "first_ns", "last_ns", "other_fees", "position")
+    __slots__ = ("at_start", "book", "fills", "first_ns", "last_ns", "other_fees", "position")
 
     def __init__(self) -> None:
-        self.position = Position()
+        self.book = CycleBook()
+        self.position = self.book.total
         self.at_start: Position | None = None
         self.fills = 0
         self.first_ns: int | None = None
@@ -482,8 +500,9 @@ async def _pnl(
             if in_range and group.at_start is None:
                 group.at_start = msgspec.structs.replace(group.position)
             market = markets.market(f["account_id"], f["venue"], f["symbol"])
-            fee = group.position.apply_fill(
-                f["side"], f["qty"], f["price"], f["fee"], f["fee_asset"], market
+            cycle = cycle_of(f["intent_id"]) if by_bot else ""  # an account: average cost
+            fee = group.book.apply_fill(
+                cycle, f["side"], f["qty"], f["price"], f["fee"], f["fee_asset"], market
             )
             if fee is None and in_range:
                 asset = f["fee_asset"]

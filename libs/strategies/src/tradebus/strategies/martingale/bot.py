@@ -6,8 +6,11 @@ limit buy of ``base_quote`` at ``floor_tick(p * 1.005)``; once it is filled at
 every buy fill the take-profit is (re)placed as a limit sell of the whole
 position at ``floor_tick(avg * (1 + T/100))``. If ``p <= avg * (1 - S/100)``
 everything is canceled and the position sold at ``floor_tick(p * 0.995)``. A
-cycle ends when its position is sold; the next starts ``cooldown_seconds`` of
-market time (``ts_recv``) later. With ``trailing_take_profit_pct`` Tr no
+cycle ends when its position is sold; the next starts at the first event whose
+market time (``ts_recv``) is >= the close + ``cooldown_seconds``; with 0, at the
+closing event itself, at its price, without waiting for the leftover safety
+orders' cancels (a buy of the old cycle that fills later joins the position
+the next cycle's take-profit sells). With ``trailing_take_profit_pct`` Tr no
 take-profit rests: reaching ``floor_tick(avg * (1 + T/100))`` arms a trailing
 exit that follows the highest price since and sells at ``floor_tick(p * 0.995)``
 once ``p <= peak * (1 - Tr/100)`` (docs/strategies.md; the stop-loss first).
@@ -19,8 +22,8 @@ The bot hears of its orders after the venue acts on them, so: at most one
 sell is ever open (the old take-profit locks the base asset, so the new one
 is placed once the old one is confirmed canceled or filled, and for what is
 left of the position); new capital (base and safety orders) is placed only on
-market events, and a new cycle only once every order of the last one is done;
-a buy that fills after the sale reopens the cycle.
+market events, and (with a cooldown) a new cycle only once every order of the
+last one is done; a buy that fills after the sale, before that, reopens the cycle.
 
 This module holds the bot (how it trades); the parameters and the pure
 planning of orders are in :mod:`~tradebus.strategies.martingale.params`, the
@@ -139,6 +142,8 @@ class MartingaleBot(BotBase[MartingaleParams, MartingaleState]):
     def _cooled_down(self) -> bool:
         s = self.state
         end = s.cycle_end_ts
+        if not self._cooldown_ns:  # the closing event itself starts the next cycle (§2)
+            return True
         return (end is None or s.last_ts >= end + self._cooldown_ns) and not self._busy()
 
     def _stop_loss_reached(self) -> bool:
@@ -228,9 +233,9 @@ class MartingaleBot(BotBase[MartingaleParams, MartingaleState]):
             s.phase, s.safeties_due = "closing", False
         if s.phase in MARKET_EXITS:
             return self._manage_market_exit()
-        if s.phase == "closing":
+        if s.phase == "closing":  # with cooldown 0 the cancels are not waited for (§2)
             out = self._cancel(s.orders.open_orders())
-            if not self._busy():
+            if not self._cooldown_ns or not self._busy():
                 self._complete()
             return out
         return []

@@ -41,6 +41,16 @@ someone else, or by a stop, is placed again at the next interval of a running
 bot; one rejected for another reason keeps its loop's slot and shows its
 error until the bot is restarted.
 
+Realized P&L is booked per loop (§4, rule 6; :class:`~tradebus.common.positions.CycleBook`
+keyed by the loop's intent ids): a sell realizes against its own loop's buy,
+``proceeds - cost - both fees``, whatever other loops are open.
+
+Seed 004's group settings (docs/strategies.md): with ``max_price_volatility_pct``
+the buys pause while the reference price moved more than that within
+``volatility_window_seconds`` of market time; with ``max_concurrent_users`` the
+bot buys only while it holds one of the group's turns (:meth:`VolumeBot.group_turn`,
+the host's report in :meth:`VolumeBot.on_group_volume`).
+
 This module holds the bot; the parameters and the pure pricing are in
 :mod:`~tradebus.strategies.volume.params`, the loops and the state in
 :mod:`~tradebus.strategies.volume.state`.
@@ -48,8 +58,10 @@ This module holds the bot; the parameters and the pure pricing are in
 
 from __future__ import annotations
 
-from decimal import Decimal
+from collections.abc import Mapping
+from decimal import ROUND_DOWN, Decimal
 
+from tradebus.common.ids import cycle_of
 from tradebus.common.messages import (
     BotStatus,
     CancelRejected,
@@ -62,7 +74,8 @@ from tradebus.common.messages import (
     QuoteTick,
     TradeTick,
 )
-from tradebus.common.money import ZERO, floor_to
+from tradebus.common.money import HUNDRED, ZERO, floor_to
+from tradebus.common.positions import CycleBook, Position
 from tradebus.strategies.core import (
     BotBase,
     BotContext,
@@ -74,18 +87,22 @@ from tradebus.strategies.core import (
 )
 from tradebus.strategies.status_fields import bot_status, position_figures
 from tradebus.strategies.volume.params import (
+    PROGRESS_PLACES,
     VolumeParams,
     buy_order,
     interval_ns,
     progress_pct,
     sell_price,
+    window_ns,
 )
-from tradebus.strategies.volume.state import Loop, VolumeState
+from tradebus.strategies.volume.state import Loop, PriceAt, VolumeState
 
 OTO_EMULATION = "the bot places each sell when its buy fills"
 """How the volume loop's one-triggers-other order is made on every venue (STRATEGIES.md §4)."""
 NO_OTO_OFFER = "no live venue reported an OTO order for this market (paper venue, markets file)"
 """The reason shown when the market's ``oto`` is empty (no ccxt venue answered for it)."""
+IN_PLAY = ("waiting", "trading")
+"""Phases in which a bot buys, or will: it holds or seeks a turn (``max_concurrent_users``)."""
 
 
 class VolumeBot(BotBase[VolumeParams, VolumeState]):
@@ -100,6 +117,7 @@ class VolumeBot(BotBase[VolumeParams, VolumeState]):
     def __init__(self, ctx: BotContext, params: VolumeParams, state: VolumeState | None = None):
         super().__init__(ctx, params, state)
         self._interval_ns = interval_ns(params)
+        self._window_ns = window_ns(params)
 
     # ------------------------------------------------------------ group volume
     def own_volume(self) -> Decimal:
@@ -110,12 +128,20 @@ class VolumeBot(BotBase[VolumeParams, VolumeState]):
         """The group's volume as the bot knows it: ``max(reported total, own volume)``."""
         return max(self.state.group_volume, self.state.own_volume)
 
-    def on_group_volume(self, total: Decimal, by_user: dict[str, Decimal]) -> list[Intent]:
-        """The host's report of the group's filled buy notional, in total and per user.
+    def on_group_volume(
+        self,
+        total: Decimal,
+        by_user: dict[str, Decimal],
+        turns: Mapping[str, bool] | None = None,
+    ) -> list[Intent]:
+        """The host's report of the group's filled buy notional, in total and per user, and
+        of its users in play (``turns``: user -> holds a turn, :meth:`group_turn`).
 
-        Reports only raise what the bot knows (volume never shrinks; a stale
-        report changes nothing). Places nothing; if the target is reached it
-        cancels the open buy and enters ``target_reached`` at once.
+        Volume reports only raise what the bot knows (volume never shrinks; a
+        stale report changes nothing). Places nothing; if the target is
+        reached it cancels the open buy and enters ``target_reached`` at once.
+        ``turns`` (None: not reported) replaces the bot's view of the group's
+        turns, from which it may take one (``max_concurrent_users``).
         """
         s = self.state
         if total.is_finite():
@@ -123,7 +149,48 @@ class VolumeBot(BotBase[VolumeParams, VolumeState]):
         for user, volume in by_user.items():
             if volume.is_finite():
                 s.user_volumes[user] = max(s.user_volumes.get(user, ZERO), volume)
-        return self._check_target()
+        if turns is not None:
+            s.turns = dict(turns)
+        out = self._check_target()
+        self._decide_turn()
+        return out
+
+    def group_turn(self) -> bool | None:
+        """For the host's group report: None if the bot is out of play (stopped, or the
+        target reached), else whether it holds a turn (always, without
+        ``max_concurrent_users``)."""
+        if self.state.phase not in IN_PLAY:
+            return None
+        return self.state.turn or not self.params.max_concurrent_users
+
+    def _decide_turn(self) -> None:
+        """Take a turn if one is free (docs/strategies.md): a bot holding one keeps it while
+        in play; free turns (``max_concurrent_users`` minus the other users holding one)
+        go to the waiting users in play, this one included, in the order of their names.
+        No turn is taken before the host's first report of the group."""
+        s, n = self.state, self.params.max_concurrent_users
+        if s.phase not in IN_PLAY:
+            s.turn = False
+        elif not n:
+            s.turn = True
+        elif not s.turn and s.turns is not None:
+            me = self.ctx.user
+            holding = sum(1 for user, held in s.turns.items() if held and user != me)
+            waiting = sorted({user for user, held in s.turns.items() if not held} | {me})
+            s.turn = me in waiting[: max(0, n - holding)]
+
+    def _turn_text(self) -> str:
+        """The status of the bot's turn (``max_concurrent_users``)."""
+        s, n = self.state, self.params.max_concurrent_users
+        if s.turn:
+            return "trading"
+        if s.phase not in IN_PLAY:
+            return "out of play"
+        if s.turns is None:
+            return "waiting for a turn: the group not heard yet"
+        me = self.ctx.user
+        holders = sorted(user for user, held in s.turns.items() if held and user != me)
+        return f"waiting for a turn: {len(holders)} of {n} users trading ({', '.join(holders)})"
 
     def _reached(self) -> bool:
         return self.group_volume() >= self.params.target_volume
@@ -154,6 +221,8 @@ class VolumeBot(BotBase[VolumeParams, VolumeState]):
             return []
         if s.next_buy_ts is None:
             s.next_buy_ts = s.last_ts
+        if self.params.max_price_volatility_pct:
+            self._watch_volatility()
         if s.last_ts < s.next_buy_ts:
             return []
         s.next_buy_ts += ((s.last_ts - s.next_buy_ts) // self._interval_ns + 1) * self._interval_ns
@@ -161,14 +230,43 @@ class VolumeBot(BotBase[VolumeParams, VolumeState]):
         if self._reached():
             return out + self._check_target()
         s.phase = "trading"  # a raised target (new params on a restored state) resumes
+        self._decide_turn()
         return out + self._buy()
+
+    def _watch_volatility(self) -> None:
+        """Keep the window's high and low of ``p`` and pause or resume the buys
+        (``max_price_volatility_pct``; docs/strategies.md)."""
+        s, p, now = self.state, self.state.last_price, self.state.last_ts
+        if p is None:
+            return
+        highs, lows = s.highs, s.lows
+        while highs and highs[-1].price <= p:
+            highs.pop()
+        highs.append(PriceAt(now, p))
+        while lows and lows[-1].price >= p:
+            lows.pop()
+        lows.append(PriceAt(now, p))
+        start = now - self._window_ns
+        while highs[0].ts < start:
+            highs.pop(0)
+        while lows[0].ts < start:
+            lows.pop(0)
+        high, low, limit = highs[0].price, lows[0].price, self.params.max_price_volatility_pct
+        moved = (high - low) / low * HUNDRED if low > 0 else ZERO
+        s.pause = None
+        if moved > limit:
+            s.pause = (
+                f"buying paused: the price moved {moved.quantize(PROGRESS_PLACES, ROUND_DOWN)}% "
+                f"({low} to {high}) within {self.params.volatility_window_seconds} s, "
+                f"above max_price_volatility_pct={limit}"
+            )
 
     def _buy(self) -> list[Intent]:
         """The interval's buy, unless the last buy is open or too many sells wait."""
         s, market = self.state, self.ctx.market
         p, quote = s.last_price, self.params.single_trade_quote
         busy = s.orders.open_orders("buy") or self._waiting_sells() >= self.params.max_open_sells
-        if p is None or busy:
+        if p is None or busy or s.pause is not None or not s.turn:
             return []
         price, qty = buy_order(p, self.params, market)
         if qty <= 0 or price * qty < self.params.min_order_quote:
@@ -278,11 +376,13 @@ class VolumeBot(BotBase[VolumeParams, VolumeState]):
 
     def _write_off(self, loop: Loop | None, qty: Decimal) -> None:
         """The account holds less than the loop bought: drop the difference (seed 001)."""
-        qty = min(qty, self.state.position.qty)
+        if loop is None:
+            return
+        cycle = cycle_of(loop.buy_id)
+        qty = min(qty, self.state.book.held(cycle))
         if qty > 0:
-            self.state.position.write_off(qty)
-            if loop is not None:
-                loop.written_off += qty
+            self.state.book.write_off(cycle, qty)
+            loop.written_off += qty
 
     def _apply_fill(self, order: TrackedOrder, loop: Loop | None, fill: OrderFilled) -> None:
         s = self.state
@@ -293,7 +393,7 @@ class VolumeBot(BotBase[VolumeParams, VolumeState]):
             order.status = "filled"
             s.orders.filled += 1
         qty, fee = booked_change(fill, self.ctx.market)
-        s.position.apply(fill.side, qty, fill.price, fee)
+        s.book.apply(cycle_of(fill.intent_id), fill.side, qty, fill.price, fee)
         if fill.side == "buy":
             s.own_volume += fill.qty * fill.price
             if loop is not None:
@@ -301,6 +401,30 @@ class VolumeBot(BotBase[VolumeParams, VolumeState]):
                 loop.cost += qty * fill.price
         elif loop is not None:
             loop.sold += fill.qty
+
+    def _on_restore(self) -> None:
+        """A snapshot from before loops were booked apart (one average-cost ``position``):
+        each open loop's cycle gets its unsold base at the loop's buy price and its share
+        of the open fees; what was realized so far stays realized."""
+        s = self.state
+        old, s.position = s.position, None
+        if old is None:
+            return
+        held, fees = old.qty, old.open_fees
+        book = s.book = CycleBook(total=old)
+        book.total.qty, book.total.open_cost, book.total.open_fees = ZERO, ZERO, ZERO
+        for loop in s.loops:
+            unsold = loop.unsold
+            if unsold > 0 and loop.qty > 0 and held > 0:
+                book.cycles[cycle_of(loop.buy_id)] = Position(
+                    qty=unsold,
+                    open_cost=loop.cost * unsold / loop.qty,
+                    open_fees=fees * unsold / held,
+                )
+        for position in book.cycles.values():
+            book.total.qty += position.qty
+            book.total.open_cost += position.open_cost
+            book.total.open_fees += position.open_fees
 
     # --------------------------------------------------------------- lifecycle
     def on_stop(self) -> list[Intent]:
@@ -325,13 +449,14 @@ class VolumeBot(BotBase[VolumeParams, VolumeState]):
         """The status block of STRATEGIES.md §4: target, group total, progress, per-user
         volume; and ``oto: emulated`` with why (``oto_why``: what the venue offers, the
         market's :attr:`~tradebus.common.markets.Market.oto`)."""
-        s, pos, target = self.state, self.state.position, self.params.target_volume
+        s, pos, target = self.state, self.state.book.total, self.params.target_volume
         group = self.group_volume()
         progress = progress_pct(group, target)
         users = dict(s.user_volumes)
         users[self.ctx.user] = max(users.get(self.ctx.user, ZERO), s.own_volume)
         details: dict[str, str | int | bool | None] = {
             "group": self.ctx.group,
+            "strategy_name": self.params.strategy_name or self.ctx.group,
             "target_volume": str(target),
             "group_volume": str(group),
             "progress_pct": str(progress),
@@ -341,6 +466,10 @@ class VolumeBot(BotBase[VolumeParams, VolumeState]):
             "oto_why": f"{self.ctx.market.oto or NO_OTO_OFFER}; {OTO_EMULATION}",
         }
         details.update({f"user_volume.{u}": str(v) for u, v in sorted(users.items())})
+        if self.params.max_price_volatility_pct:
+            details["buying_paused"] = s.pause
+        if self.params.max_concurrent_users:
+            details["turn"] = self._turn_text()
         return bot_status(
             self.ctx,
             s.orders,

@@ -20,6 +20,8 @@ from tradebus.strategies.common_checks import Problems, non_negative, positive
 
 NS_PER_SECOND = 1_000_000_000
 PROGRESS_PLACES = Decimal("0.01")
+MAX_NAME = 100
+"""The longest ``strategy_name``."""
 
 
 class VolumeParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -29,6 +31,22 @@ class VolumeParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     bots stop; ``max_open_sells`` the number of loops whose sell is not yet
     filled beyond which the bot skips its buys; ``min_order_quote`` the
     smallest buy notional the bot places.
+
+    Seed 004's group settings (exact rules in docs/strategies.md, "The volume
+    loop: volatility pause and turns"):
+
+    * ``strategy_name`` (default ``""``: the group's name): the group's display
+      name, shown in the status block's details (at most 100 characters, no
+      control characters);
+    * ``max_price_volatility_pct`` (default 0: off; seed 004's
+      ``max_price_volatility_percentage``): the buys pause while the reference
+      price moved more than this, ``(high - low) / low * 100``, over the last
+      ``volatility_window_seconds`` of market time (default 60, > 0), and
+      resume once it moved no more than this; sells go on;
+    * ``max_concurrent_users`` (default 0: no limit; seed 004's
+      ``max_concurrent_users``): at most this many users of the group buy at
+      once; the others wait their turn (by user name), which comes when a user
+      trading leaves (its bot stopped, or the target reached).
     """
 
     single_trade_quote: Decimal
@@ -39,6 +57,10 @@ class VolumeParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     max_open_sells: int = 10
     min_order_quote: Decimal = Decimal(10)
     cancel_on_exit: bool = True
+    strategy_name: str = ""
+    max_price_volatility_pct: Decimal = ZERO
+    volatility_window_seconds: Decimal = Decimal(60)
+    max_concurrent_users: int = 0
 
     def problems(self) -> list[tuple[str, str]]:
         """Every invalid field as ``(field, message)``; empty when valid."""
@@ -55,12 +77,38 @@ class VolumeParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         check("target_volume", positive(self.target_volume), "must be > 0")
         check("max_open_sells", self.max_open_sells >= 1, "must be >= 1")
         check("min_order_quote", m_ok, "must be >= 0")
+        name = self.strategy_name
+        check(
+            "strategy_name",
+            len(name) <= MAX_NAME and name.isprintable(),
+            f"must be at most {MAX_NAME} printable characters, got {name!r}",
+        )
+        check(
+            "max_price_volatility_pct",
+            non_negative(self.max_price_volatility_pct),
+            f"must be >= 0 (0 = off), got {self.max_price_volatility_pct}",
+        )
+        check(
+            "volatility_window_seconds",
+            positive(self.volatility_window_seconds),
+            f"must be > 0, got {self.volatility_window_seconds}",
+        )
+        check(
+            "max_concurrent_users",
+            self.max_concurrent_users >= 0,
+            f"must be >= 0 (0 = no limit), got {self.max_concurrent_users}",
+        )
         return out.found
 
 
 def interval_ns(params: VolumeParams) -> int:
     """``trade_interval_seconds`` in nanoseconds of market time (at least 1)."""
     return max(1, int(params.trade_interval_seconds * NS_PER_SECOND))
+
+
+def window_ns(params: VolumeParams) -> int:
+    """``volatility_window_seconds`` in nanoseconds of market time (at least 1)."""
+    return max(1, int(params.volatility_window_seconds * NS_PER_SECOND))
 
 
 def buy_order(p: Decimal, params: VolumeParams, market: Market) -> tuple[Decimal, Decimal]:

@@ -9,7 +9,7 @@ import msgspec
 
 from tradebus.common.ids import IntentId
 from tradebus.common.money import ZERO
-from tradebus.common.positions import Position
+from tradebus.common.positions import CycleBook, Position
 from tradebus.strategies.core import BotState
 
 
@@ -33,6 +33,13 @@ class Loop(msgspec.Struct, kw_only=True):
         return self.qty - self.sold - self.written_off
 
 
+class PriceAt(msgspec.Struct, array_like=True):
+    """A reference price (quote) at a market time (ns): one entry of the volatility window."""
+
+    ts: int
+    price: Decimal
+
+
 Phase = Literal["waiting", "trading", "target_reached", "stopped"]
 """``waiting``: no market event yet; ``target_reached``: no more buys, sells still rest."""
 
@@ -42,7 +49,18 @@ class VolumeState(BotState, kw_only=True):
 
     ``next_buy_ts`` is the market time (ns) of the next interval; ``own_volume``
     this bot's filled buy notional (quote); ``group_volume`` and
-    ``user_volumes`` the largest group numbers the host reported.
+    ``user_volumes`` the largest group numbers the host reported. ``book``
+    is the position booked per loop (STRATEGIES.md §4, rule 6: each sell
+    realizes against its own loop's buy); ``position`` is only read from a
+    snapshot older than ``book`` (one average-cost position), which
+    :meth:`~tradebus.strategies.volume.bot.VolumeBot.restore` moves into ``book``.
+
+    ``highs`` / ``lows``: the window's running maximum and minimum of the
+    reference price (monotonic queues, oldest first: the first of each is the
+    window's high / low); ``pause`` why the buys pause (None: they do not).
+    ``turns``: the group's users in play as the host last reported them, and
+    whether each holds a turn (None: no report heard yet); ``turn``: this bot
+    holds one (``max_concurrent_users``).
     """
 
     phase: Phase = "waiting"
@@ -58,4 +76,10 @@ class VolumeState(BotState, kw_only=True):
     cycles_completed: int = 0
     buy_error: str | None = None
     error: str | None = None
-    position: Position = msgspec.field(default_factory=Position)
+    book: CycleBook = msgspec.field(default_factory=CycleBook)
+    position: Position | None = None
+    highs: list[PriceAt] = msgspec.field(default_factory=list)
+    lows: list[PriceAt] = msgspec.field(default_factory=list)
+    pause: str | None = None
+    turns: dict[str, bool] | None = None
+    turn: bool = False
