@@ -30,7 +30,7 @@ DEMO_ARGS := $(if $(DATA),--data $(DATA)) $(if $(DURATION),--duration $(DURATION
 	$(if $(SPEED),--speed $(SPEED)) $(if $(PROMETHEUS),--with-prometheus) \
 	$(if $(STAY),$(if $(filter 0,$(STAY)),--no-stay,--stay))
 
-PYPROJECTS := pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml cli/pyproject.toml)
+PYPROJECTS := pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml cli/pyproject.toml examples/*/pyproject.toml)
 
 .PHONY: install demo test test-all bench lint format lock clean web-skipped
 
