@@ -6,6 +6,7 @@ Money is ``Decimal``; prices in the quote asset, quantities in the base asset.
 from __future__ import annotations
 
 from decimal import Decimal
+from itertools import pairwise
 
 import msgspec
 
@@ -43,7 +44,8 @@ class GridParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         elif low.is_finite() and high <= low:
             out.append(("upper_price", f"must be above lower_price {low} (got {high})"))
         if not 2 <= self.grid_levels <= MAX_LEVELS:
-            out.append(("grid_levels", f"must be between 2 and {MAX_LEVELS} (got {self.grid_levels})"))
+            got = self.grid_levels
+            out.append(("grid_levels", f"must be between 2 and {MAX_LEVELS} (got {got})"))
         if not (self.quote_per_level.is_finite() and self.quote_per_level > 0):
             out.append(("quote_per_level", f"must be > 0 (got {self.quote_per_level})"))
         return out
@@ -65,7 +67,7 @@ def level_prices(params: GridParams, market: Market) -> list[Decimal]:
     n, low = params.grid_levels, params.lower_price
     step = (params.upper_price - low) / (n - 1)
     prices = [floor_to(low + step * i, market.tick_size) for i in range(n)]
-    if any(b <= a for a, b in zip(prices, prices[1:], strict=False)):
+    if any(b <= a for a, b in pairwise(prices)):
         raise GridError(
             f"levels {step} apart are finer than tick_size {market.tick_size}: "
             "lower grid_levels or widen lower_price..upper_price"

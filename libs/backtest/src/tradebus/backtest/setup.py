@@ -187,7 +187,8 @@ def make_setup(
         symbol=symbol,
         params=_normalize(params),
     )
-    typed_problems = [p for p in spec_problems(spec, MarketCatalog({}), strategies) if p[0] != "venue"]
+    found = spec_problems(spec, MarketCatalog({}), strategies)
+    typed_problems = [p for p in found if p[0] != "venue"]
     names = ("symbol_a", "symbol_b") if strategy == "spread" else ()
     wanted = [params.get(n) for n in names] if names else [symbol]
     symbols = [s for s in wanted if isinstance(s, str) and s]

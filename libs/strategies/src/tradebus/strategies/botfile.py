@@ -153,7 +153,7 @@ def resolve(
                 problems.append(f"{where_group}: no strategy group {group!r} under strategies")
                 continue
             kind = block.get("strategy", group)
-            if kind not in strategies:
+            if not isinstance(kind, str) or kind not in strategies:
                 continue
             for entry, where_bot in _bot_entries(value, where_group, problems):
                 merged: Layer = {}
