@@ -35,7 +35,7 @@ from tests.support.plugins import broken_plugins, fresh_catalog
 from tests.support.services import eventually, service
 from tradebus.common.bus import ensure_streams
 from tradebus.common.ids import AccountId, BotId, UserId
-from tradebus.common.messages import BotStatus
+from tradebus.common.messages import BotStatus, Side
 from tradebus.common.positions import Position
 from tradebus.control.bots import gather_statuses
 from tradebus.control.botstore import apply_specs
@@ -92,6 +92,15 @@ def pairs(fills: list[dict[str, str]], step: D) -> list[Trip]:
     return trips
 
 
+def replay(fills: list[dict[str, str]]) -> Position:
+    """The position the fills make (average cost, fees in the quote asset)."""
+    position = Position()
+    for row in fills:
+        side: Side = "buy" if row["side"] == "buy" else "sell"
+        position.apply(side, D(row["qty"]), D(row["price"]), D(row["fee"]))
+    return position
+
+
 async def run_cli(*argv: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         str(TRADEBUS),
@@ -134,10 +143,7 @@ async def test_the_grid_backtests_on_recorded_data(data_dir: Path, tmp_path: Pat
     assert {D(f["price"]) for f in fills} <= levels
     for trip in trips:  # resting orders: a round trip earns one step less both fees
         assert trip.sell_quote - trip.buy_quote == trip.sell_qty * 25
-    position = Position()
-    for f in fills:
-        side = "buy" if f["side"] == "buy" else "sell"
-        position.apply(side, D(f["qty"]), D(f["price"]), D(f["fee"]))
+    position = replay(fills)
     assert D(summary["realized_pnl"]) == position.realized_pnl
     assert D(summary["final_position"]) == position.qty
 
@@ -243,10 +249,7 @@ async def test_the_grid_trades_on_the_full_stack_beside_a_broken_plugin(
     print(f"full stack: {len(fills)} fills, {len(trips)} round trips")
     assert status.cycles_completed == len(trips) and status.details["round_trips"] == len(trips)
     assert status.phase == "running" and status.error is None
-    position = Position()
-    for f in fills:
-        side = "buy" if f["side"] == "buy" else "sell"
-        position.apply(side, D(f["qty"]), D(f["price"]), D(f["fee"]))
+    position = replay(fills)
     assert status.position == position.qty and status.realized_pnl == position.realized_pnl
     profit = sum((t.profit for t in trips), D(0))
     assert D(str(status.details["grid_profit"])) == profit > 0

@@ -106,7 +106,7 @@ def test_kind_problems_of_a_core_that_is_not_a_bot() -> None:
     class Half(BotBase[GridParams, GridState]):  # no on_trade, on_quote...
         state_type = GridState
 
-    assert kind_problems(StrategyKind(GridParams, Half)) == [
+    assert kind_problems(StrategyKind(GridParams, Half)) == [  # type: ignore[type-abstract]
         "bot: test_kind_problems_of_a_core_that_is_not_a_bot.<locals>.Half does not implement "
         "on_order_event, on_quote, on_stop, on_trade, status"
     ]
