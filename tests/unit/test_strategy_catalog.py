@@ -20,7 +20,7 @@ from tradebus.common.config import ConfigError
 from tradebus.common.ids import AccountId, BotId, UserId
 from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.strategies.botfile import load_specs
-from tradebus.strategies.builtin import LADDER
+from tradebus.strategies.builtin import LADDER, SPREAD
 from tradebus.strategies.catalog import StrategyCatalog, StrategyKind, kind_problems
 from tradebus.strategies.core import BotBase
 from tradebus.strategies.registry import BotSpec, build_bot, spec_problems
@@ -149,3 +149,22 @@ def test_a_bot_of_a_broken_plugin_is_a_problem_at_its_yaml_path(
     with pytest.raises(SetupError) as setup:
         make_setup("raises", {"symbol": "BTCUSDT"})
     assert setup.value.problems == [("strategy", broken.broken["raises"])]
+
+
+def test_the_backtest_trades_the_symbols_a_plugin_names() -> None:
+    """A two-market plug-in (here the spread core under another name) backtests on the
+    symbols its ``symbols()`` gives, as a built-in spread does."""
+    catalog = StrategyCatalog(kinds={"pair": SPREAD})
+    raw = {
+        "symbol_a": "BTCUSDT",
+        "symbol_b": "ETHUSDT",
+        "leg_quote": "1000",
+        "entry_spread_pct": "0.03",
+        "take_profit": {"mode": "reversion", "exit_spread_pct": "0.015"},
+        "tick_size": "0.01",
+        "step_size": "0.0001",
+        "balances": {"USDT": "10000"},
+    }
+    setup = make_setup("pair", raw, catalog)
+    assert setup.symbols == ("BTCUSDT", "ETHUSDT")
+    assert [m.symbol for m in setup.markets] == ["BTCUSDT", "ETHUSDT"]

@@ -20,7 +20,7 @@ from tradebus.common.markets import Market, MarketCatalog, MarketKind
 from tradebus.common.money import ONE, ZERO
 from tradebus.engine.accounts import PAPER, AccountSpec
 from tradebus.strategies.catalog import StrategyCatalog, strategy_catalog
-from tradebus.strategies.registry import BotSpec, spec_problems
+from tradebus.strategies.registry import BotSpec, spec_problems, typed_params
 
 VENUE = "backtest"
 """The venue name of the markets, the bot spec and the events of a backtest."""
@@ -156,7 +156,9 @@ def make_setup(
     per-symbol market fields (a spread's two legs).
 
     ``strategy`` is any strategy of ``strategies`` (default: the installed
-    ones, user plug-ins included).
+    ones, user plug-ins included); the run's markets are the symbols its
+    ``symbols()`` names for valid parameters (``symbol``; a spread's
+    ``symbol_a`` and ``symbol_b``).
 
     Raises
     ------
@@ -189,8 +191,13 @@ def make_setup(
     )
     found = spec_problems(spec, MarketCatalog({}), strategies)
     typed_problems = [p for p in found if p[0] != "venue"]
-    names = ("symbol_a", "symbol_b") if strategy == "spread" else ()
-    wanted = [params.get(n) for n in names] if names else [symbol]
+    typed, typed_found = typed_params(strategy, spec.params, strategies)
+    wanted: list[Any]
+    if typed is not None and not typed_found and all(f != "strategy" for f, _ in found):
+        wanted = strategies.kinds[strategy].symbols(spec, typed)  # a plug-in's too
+    else:  # the symbols the file names, so their market fields are checked as well
+        names = ("symbol_a", "symbol_b") if strategy == "spread" else ()
+        wanted = [params.get(n) for n in names] if names else [symbol]
     symbols = [s for s in wanted if isinstance(s, str) and s]
     problems += [(f.removeprefix("params."), m) for f, m in typed_problems]
     markets = []
