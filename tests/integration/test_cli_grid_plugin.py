@@ -80,3 +80,34 @@ async def test_a_bot_of_a_broken_plugin_is_named_with_its_package_and_entry_poin
         "strategy: bot: NeedsFieldBot.state_type (NeedsField): every field needs a default "
         "(a snapshot taken before it was added must load); none for counter"
     ]
+
+
+async def test_tradebus_strategies_lists_each_strategy_and_each_broken_plugin(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with fresh_catalog():
+        code, out, err = await tradebus(capsys, "strategies")
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0].split() == ["STRATEGY", "KIND", "FROM"]
+    assert [line.split()[:2] for line in lines[2:]] == [
+        ["grid", "plug-in"],
+        ["ladder", "built-in"],
+        ["martingale", "built-in"],
+        ["spread", "built-in"],
+        ["volume", "built-in"],
+    ]
+    assert lines[2].endswith(
+        "entry point grid = tradebus_grid:GRID of package tradebus-example-grid 0.1.0"
+    )
+    monkeypatch.syspath_prepend(str(broken_plugins(tmp_path / "site")))
+    with fresh_catalog():
+        code, out, err = await tradebus(capsys, "strategies")
+    assert code == 1 and len(out.splitlines()) == 7
+    assert sorted(line.split()[4] for line in err.splitlines()) == [
+        "'loose'", "'missing'", "'nanstate'", "'needsfield'", "'notakind'", "'raises'",
+    ]  # fmt: skip
+    assert all(
+        line.startswith("tradebus strategies: strategy plug-in '") for line in err.splitlines()
+    )
+    assert "of package tradebus-broken 0.1) failed to load: RuntimeError" in err

@@ -11,7 +11,8 @@ existing servers instead of starting its own.
 operator's ``.creds`` of ``tradebus nats-init``).
 
 ``tradebus backtest`` runs a strategy over recorded market data, offline
-(see :mod:`tradebus.cli.backtest`).
+(see :mod:`tradebus.cli.backtest`); ``tradebus strategies`` lists the
+strategies installed, users' plug-ins included (:mod:`tradebus.cli.strategies`).
 
 ``tradebus nats-init`` makes the NATS operator, accounts, keys and credentials
 of an installation and nats-server's config; ``tradebus nats-creds USER``
@@ -34,7 +35,16 @@ from pathlib import Path
 
 import msgspec
 
-from tradebus.cli import backtest, botctl, killctl, natsinit, reconctl, sealkeys, users
+from tradebus.cli import (
+    backtest,
+    botctl,
+    killctl,
+    natsinit,
+    reconctl,
+    sealkeys,
+    strategies,
+    users,
+)
 from tradebus.cli.demo import BINANCE_WS_URL, DemoOptions, run_demo
 from tradebus.cli.demo_gateway import DEFAULT_GATEWAY_PORT
 from tradebus.cli.stack import StackError
@@ -208,6 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     killctl.add_parser(sub, _common)
     reconctl.add_parser(sub, _common)
     backtest.add_parser(sub)
+    strategies.add_parser(sub)
     natsinit.add_parsers(sub)
     sealkeys.add_parser(sub)
     users.add_parser(sub)
@@ -222,6 +233,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(natsinit.run_creds(args))
     if args.command == "backtest":
         sys.exit(backtest.run(args))
+    if args.command == "strategies":
+        sys.exit(strategies.run(args))
     if args.command == "killswitch":
         sys.exit(botctl.run(killctl.killswitch(args)))
     if args.command == "recon":

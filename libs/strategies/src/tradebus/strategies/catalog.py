@@ -151,13 +151,15 @@ class StrategyCatalog:
     strategy that failed to load to the reason (naming its package and entry
     point); ``problems`` lists every load problem, also those that left a
     usable strategy (a plug-in that clashes with a built-in name);
-    ``builtin`` the names of the built-in strategies.
+    ``builtin`` the names of the built-in strategies; ``sources`` where each
+    usable strategy comes from (:func:`describe` of its entry point).
     """
 
     kinds: Mapping[str, StrategyKind]
     broken: Mapping[str, str] = field(default_factory=dict)
     problems: tuple[str, ...] = ()
     builtin: frozenset[str] = frozenset()
+    sources: Mapping[str, str] = field(default_factory=dict)
 
     def get(self, name: str) -> StrategyKind | None:
         """The kind named ``name``, or None (unknown or broken)."""
@@ -220,7 +222,8 @@ class StrategyCatalog:
                 continue
             kinds[ep.name] = obj
             owner[ep.name] = ep
-        return cls(kinds=kinds, broken=broken, problems=tuple(problems), builtin=builtin)
+        sources = {name: describe(owner[name]) for name in kinds}
+        return cls(kinds, broken, tuple(problems), builtin, sources)
 
 
 @cache
