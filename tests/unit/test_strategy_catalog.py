@@ -168,3 +168,24 @@ def test_the_backtest_trades_the_symbols_a_plugin_names() -> None:
     setup = make_setup("pair", raw, catalog)
     assert setup.symbols == ("BTCUSDT", "ETHUSDT")
     assert [m.symbol for m in setup.markets] == ["BTCUSDT", "ETHUSDT"]
+
+
+class _Touchy(GridParams, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    def problems(self) -> list[tuple[str, str]]:
+        raise RuntimeError("bug in the plug-in")
+
+
+def test_a_plugin_whose_validation_raises_is_a_problem_not_a_crash() -> None:
+    catalog = StrategyCatalog(kinds={"touchy": StrategyKind(_Touchy, GRID.bot)})
+    spec = BotSpec(
+        id=BotId("a"),
+        user=UserId("alice"),
+        account=AccountId("alice-paper"),
+        strategy="touchy",
+        venue="binance",
+        symbol="BTCUSDT",
+        params={"lower_price": "1", "upper_price": "2", "grid_levels": 2, "quote_per_level": "9"},
+    )
+    assert spec_problems(spec, MARKETS, catalog) == [
+        ("params", "touchy: checking the parameters raised RuntimeError('bug in the plug-in')")
+    ]

@@ -72,7 +72,8 @@ def typed_params(
     """Convert ``params`` to the strategy's parameter struct, checking every field.
 
     Returns ``(params or None, problems)`` where each problem is
-    ``(field path, message)`` and field paths are relative to ``params``.
+    ``(field path, message)`` and field paths are relative to ``params``
+    (empty when the strategy's own ``problems()`` raised: the message says so).
     Every field is converted on its own, so all type errors show at once.
 
     Raises
@@ -99,8 +100,11 @@ def typed_params(
             problems.append((f"{name}{suffix}", where[0]))
     if problems:
         return None, problems
-    typed = msgspec.convert(params, kind.params, strict=False)
-    return typed, list(typed.problems())
+    try:
+        typed = msgspec.convert(params, kind.params, strict=False)
+        return typed, list(typed.problems())
+    except Exception as exc:  # a plug-in's validation code: a problem of the spec, not a crash
+        return None, [("", f"{strategy}: checking the parameters raised {exc!r}")]
 
 
 def spec_problems(
@@ -124,7 +128,7 @@ def spec_problems(
     if kind is None:
         return [*problems, ("strategy", strategies.unknown(spec.strategy))]
     params, param_problems = typed_params(spec.strategy, spec.params, strategies)
-    problems += [(f"params.{f}", m) for f, m in param_problems]
+    problems += [(f"params.{f}" if f else "params", m) for f, m in param_problems]
     if params is None:
         return problems
     try:
