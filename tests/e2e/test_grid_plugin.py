@@ -7,8 +7,8 @@ its own that declares the entry point ``grid``, runs where the built-ins run.
 * the full stack on replayed data (the marketdata replay of a recorded slice,
   NATS, a strategy host, execution with the paper venue, the Postgres ledger):
   the grid trades its round trips while a bot of a broken plug-in beside it is
-  refused with a log line naming the package and entry point, and the host
-  runs on;
+  refused with a log line naming the package and entry point, a bot whose
+  ``status()`` raises is shown failed, and the host runs on;
 * a broken plug-in named by ``tradebus backtest`` gives exit status 2 and a
   message naming the package and entry point, no traceback.
 """
@@ -217,7 +217,14 @@ async def test_the_grid_trades_on_the_full_stack_beside_a_broken_plugin(
             await ensure_streams(js)
             await open_buckets(js, strategy.lease_seconds)
             # specs written to KV bots as the API would: the host's catalogue decides
-            await apply_specs(js, [spec("alice-grid", "grid", grid), spec("alice-x", "raises", {})])
+            await apply_specs(
+                js,
+                [
+                    spec("alice-grid", "grid", grid),
+                    spec("alice-x", "raises", {}),  # its plug-in fails to load
+                    spec("alice-y", "badstatus", grid),  # loads; its status() raises
+                ],
+            )
             async with (
                 service(run_execution, execution, lambda: execution_ready(nc)),
                 service(run_strategy, strategy, grid_running),
@@ -235,13 +242,19 @@ async def test_the_grid_trades_on_the_full_stack_beside_a_broken_plugin(
                 "SELECT o.intent_id AS order_id, f.side, f.price, f.qty, f.fee, "
                 "f.ts_event AS ts_ns FROM fills f "
                 "JOIN orders o ON o.client_order_id = f.client_order_id "
+                "WHERE o.intent_id LIKE 'alice-grid:%' "
                 "ORDER BY f.ts_event, f.recorded_ns, f.trade_id"
             )
         finally:
             await db.close()
     finally:
         await nc.close()
-    assert set(bots) == {"alice-grid"}  # the broken plug-in's bot does not run
+    assert set(bots) == {"alice-grid", "alice-y"}  # the broken plug-in's bot does not run
+    assert (bots["alice-y"].state, bots["alice-y"].phase, bots["alice-y"].error) == (
+        "failed",
+        "failed",
+        "status() raised RuntimeError('status is broken')",
+    )
     status = bots["alice-grid"]
     fills = [{k: str(v) for k, v in dict(r).items()} for r in rows]
     trips = pairs(fills, D(25))

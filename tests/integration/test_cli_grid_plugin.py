@@ -103,7 +103,7 @@ async def test_tradebus_strategies_lists_each_strategy_and_each_broken_plugin(
     monkeypatch.syspath_prepend(str(broken_plugins(tmp_path / "site")))
     with fresh_catalog():
         code, out, err = await tradebus(capsys, "strategies")
-    assert code == 1 and len(out.splitlines()) == 7
+    assert code == 1 and len(out.splitlines()) == 8  # badstatus loads
     assert sorted(line.split()[4] for line in err.splitlines()) == [
         "'loose'", "'missing'", "'nanstate'", "'needsfield'", "'notakind'", "'raises'",
     ]  # fmt: skip

@@ -65,7 +65,13 @@ class NaNBot(GridBot):
     state_type = NaNState
 
 
+class BadStatusBot(GridBot):  # loads (every rule holds) but its status() raises
+    def status(self):
+        raise RuntimeError("status is broken")
+
+
 NOT_A_KIND = {"params": GridParams, "bot": GridBot}
+BAD_STATUS = StrategyKind(GridParams, BadStatusBot)
 LOOSE = StrategyKind(LooseParams, GridBot)
 NEEDS_FIELD = StrategyKind(GridParams, NeedsFieldBot)
 NAN_STATE = StrategyKind(GridParams, NaNBot)
@@ -81,7 +87,8 @@ def broken_plugins(root: Path) -> Path:
     Entry points of ``tradebus-broken``: ``missing`` (its module does not
     exist), ``raises`` (its module raises on import), ``notakind``, ``loose``
     (params not frozen), ``needsfield`` (a state field without a default),
-    ``nanstate`` (a state that restores unequal).
+    ``nanstate`` (a state that restores unequal); ``badstatus`` loads (it breaks
+    no rule that can be checked) but its core's ``status()`` raises.
     """
     return install_plugin(
         root,
@@ -93,6 +100,7 @@ def broken_plugins(root: Path) -> Path:
             "loose": "tradebus_broken:LOOSE",
             "needsfield": "tradebus_broken:NEEDS_FIELD",
             "nanstate": "tradebus_broken:NAN_STATE",
+            "badstatus": "tradebus_broken:BAD_STATUS",
         },
         {
             "tradebus_broken.py": BROKEN_MODULE,

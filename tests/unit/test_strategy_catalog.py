@@ -49,7 +49,7 @@ def test_the_built_ins_and_the_grid_come_from_their_packages_entry_points() -> N
 
 
 def test_each_broken_plugin_is_named_and_kept_out(broken: StrategyCatalog) -> None:
-    assert broken.names() == ["grid", "ladder", "martingale", "spread", "volume"]
+    assert broken.names() == ["badstatus", "grid", "ladder", "martingale", "spread", "volume"]
     assert set(broken.broken) == {"missing", "raises", "notakind", "loose", "needsfield",
                                   "nanstate"}  # fmt: skip
     for name, message in broken.broken.items():
@@ -75,7 +75,7 @@ def test_each_broken_plugin_is_named_and_kept_out(broken: StrategyCatalog) -> No
         "bot: NaNBot.state_type (NaNState) restores unequal to its snapshot"
     )
     assert broken.unknown("nobody") == (
-        "unknown strategy 'nobody' (known: grid, ladder, martingale, spread, volume)"
+        "unknown strategy 'nobody' (known: badstatus, grid, ladder, martingale, spread, volume)"
     )
 
 
