@@ -28,12 +28,13 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never
 WORKDIR /app
-# The uv workspace (members libs/*, services/*, cli) needs every member's
-# pyproject.toml to read uv.lock, whichever package is installed.
+# The uv workspace (members libs/*, services/*, cli, examples/*) needs every
+# member's pyproject.toml to read uv.lock, whichever package is installed.
 COPY pyproject.toml uv.lock ./
 COPY libs/ libs/
 COPY services/ services/
 COPY cli/ cli/
+COPY examples/ examples/
 # Only PACKAGE and its own dependencies, pinned by uv.lock, installed as
 # wheels (not editable) so the venv works without the sources.
 RUN --mount=type=cache,target=/root/.cache/uv \

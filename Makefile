@@ -21,16 +21,18 @@ export UV_LINK_MODE := copy
 # SPEED=<replay speed: max (default) or a multiple of real time, e.g. 1>
 # PROMETHEUS=1 (also run a real Prometheus with the repo's alert rules)
 # STAY=1|0 (after the replay keep the stack up until Ctrl+C, or not; default: on in a terminal)
+# BOTS=<bot file> (default deploy/config/bots.yaml; e.g. examples/grid-bot/bots.yaml)
 DATA ?=
 DURATION ?=
 SPEED ?=
 PROMETHEUS ?=
 STAY ?=
-DEMO_ARGS := $(if $(DATA),--data $(DATA)) $(if $(DURATION),--duration $(DURATION)) \
+BOTS ?=
+DEMO_ARGS := $(if $(DATA),--data $(DATA)) $(if $(BOTS),--bots $(BOTS)) $(if $(DURATION),--duration $(DURATION)) \
 	$(if $(SPEED),--speed $(SPEED)) $(if $(PROMETHEUS),--with-prometheus) \
 	$(if $(STAY),$(if $(filter 0,$(STAY)),--no-stay,--stay))
 
-PYPROJECTS := pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml cli/pyproject.toml)
+PYPROJECTS := pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml cli/pyproject.toml examples/*/pyproject.toml)
 
 .PHONY: install demo test test-all bench lint format lock clean web-skipped
 

@@ -18,7 +18,7 @@ from tradebus.strategies.registry import BotSpec, build_bot
 
 REPO = Path(__file__).resolve().parents[2]
 CATALOG = MarketCatalog.load(default_markets_path())
-KNOWN = "ladder, martingale, spread, volume"
+KNOWN = "grid, ladder, martingale, spread, volume"  # the built-ins and examples/grid-bot
 
 LADDER = 'symbol: BTCUSDT, total_quote: "1000", order_count: 5, max_drop_pct: "1"'
 VOLUME = (
@@ -232,12 +232,12 @@ def test_a_plain_bots_list_still_loads(tmp_path: Path) -> None:
           - {id: a, user: alice, account: alice-paper, strategy: ladder, venue: binance,
              symbol: BTCUSDT, params: {total_quote: "0", order_count: 4, max_drop_pct: "1",
                                        take_profit_pct: "0.5"}}
-          - {id: a, user: alice, account: alice-paper, strategy: grid, venue: binance}
+          - {id: a, user: alice, account: alice-paper, strategy: rocket, venue: binance}
         """,
     ) == [
         "bots[0].params.total_quote: must be > 0",
         "bots[1].id: duplicate bot id 'a'",
-        f"bots[1].strategy: unknown strategy 'grid' (known: {KNOWN})",
+        f"bots[1].strategy: unknown strategy 'rocket' (known: {KNOWN})",
     ]
 
 
@@ -479,9 +479,9 @@ def test_unknown_strategy_kind_and_unreadable_files(tmp_path: Path) -> None:
     assert problems(tmp_path, text) == [
         f"strategies.spread.strategy: unknown strategy 'spreads' (known: {KNOWN})"
     ]
-    text = yaml_with().replace("spread: {strategy: spread,", "grid: {")
+    text = yaml_with().replace("spread: {strategy: spread,", "rocket: {")
     assert problems(tmp_path, text) == [
-        f"strategies.grid: unknown strategy 'grid' (known: {KNOWN})",
+        f"strategies.rocket: unknown strategy 'rocket' (known: {KNOWN})",
         "users[0].strategies.spread: no strategy group 'spread' under strategies",
     ]
     with pytest.raises(ConfigError, match="unknown field `strategy`"):

@@ -57,7 +57,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description="Replay recorded market data through one strategy core and the paper "
         "fill model (STRATEGIES.md); write fills.csv, summary.json and report.png.",
     )
-    p.add_argument("--strategy", required=True, help="ladder, martingale, spread or volume")
+    p.add_argument(
+        "--strategy",
+        required=True,
+        help="ladder, martingale, spread, volume or an installed plug-in's (e.g. grid)",
+    )
     p.add_argument("--params", type=Path, required=True, help="strategy, market and account YAML")
     p.add_argument(
         "--data", type=Path, action="append", required=True, help="a data file (repeatable)"

@@ -18,7 +18,8 @@ of a strategy group, ``status`` with the group's volume target and progress (see
 config file (seed 004) into a bot file (see :mod:`tradebus.cli.importctl`).
 
 ``tradebus backtest`` runs a strategy over recorded market data, offline
-(see :mod:`tradebus.cli.backtest`).
+(see :mod:`tradebus.cli.backtest`); ``tradebus strategies`` lists the
+strategies installed, users' plug-ins included (:mod:`tradebus.cli.strategies`).
 
 ``tradebus nats-init`` makes the NATS operator, accounts, keys and credentials
 of an installation and nats-server's config; ``tradebus nats-creds USER``
@@ -51,6 +52,7 @@ from tradebus.cli import (
     natsinit,
     reconctl,
     sealkeys,
+    strategies,
     users,
 )
 from tradebus.cli.demo import BINANCE_WS_URL, DemoOptions, run_demo
@@ -248,6 +250,7 @@ def main(argv: list[str] | None = None) -> None:
     killctl.add_parser(sub, _common)
     reconctl.add_parser(sub, _common)
     backtest.add_parser(sub)
+    strategies.add_parser(sub)
     natsinit.add_parsers(sub)
     sealkeys.add_parser(sub)
     users.add_parser(sub)
@@ -262,6 +265,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(natsinit.run_creds(args))
     if args.command == "backtest":
         sys.exit(backtest.run(args))
+    if args.command == "strategies":
+        sys.exit(strategies.run(args))
     if args.command == "killswitch":
         sys.exit(botctl.run(killctl.killswitch(args)))
     if args.command == "recon":

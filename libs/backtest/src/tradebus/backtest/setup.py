@@ -19,7 +19,8 @@ from tradebus.common.ids import AccountId, BotId, UserId
 from tradebus.common.markets import Market, MarketCatalog, MarketKind
 from tradebus.common.money import ONE, ZERO
 from tradebus.engine.accounts import PAPER, AccountSpec
-from tradebus.strategies.registry import STRATEGIES, BotSpec, spec_problems
+from tradebus.strategies.catalog import StrategyCatalog, strategy_catalog
+from tradebus.strategies.registry import BotSpec, spec_problems, typed_params
 
 VENUE = "backtest"
 """The venue name of the markets, the bot spec and the events of a backtest."""
@@ -141,7 +142,9 @@ def _market(
     return Market(symbol=symbol, base=str(base), quote=str(quote), kind=kind, **sizes)
 
 
-def make_setup(strategy: str, raw: Mapping[str, Any]) -> Setup:
+def make_setup(
+    strategy: str, raw: Mapping[str, Any], strategies: StrategyCatalog | None = None
+) -> Setup:
     """Build the bot spec, markets and account of a run from a params file's mapping.
 
     ``raw`` holds the strategy's parameters plus ``symbol`` (single-market
@@ -152,15 +155,21 @@ def make_setup(strategy: str, raw: Mapping[str, Any]) -> Setup:
     ``leverage``, and ``markets`` ({symbol: {tick_size: ..., ...}}) for
     per-symbol market fields (a spread's two legs).
 
+    ``strategy`` is any strategy of ``strategies`` (default: the installed
+    ones, user plug-ins included); the run's markets are the symbols its
+    ``symbols()`` names for valid parameters (``symbol``; a spread's
+    ``symbol_a`` and ``symbol_b``).
+
     Raises
     ------
     SetupError
         Naming every bad field (strategy parameters by their own name, with
-        the strategy's validation messages).
+        the strategy's validation messages); an unknown strategy, or one
+        whose plug-in failed to load (naming its package and entry point).
     """
-    if strategy not in STRATEGIES:
-        known = ", ".join(sorted(STRATEGIES))
-        raise SetupError([("strategy", f"unknown strategy {strategy!r} (known: {known})")])
+    strategies = strategies or strategy_catalog()
+    if strategy not in strategies:
+        raise SetupError([("strategy", strategies.unknown(strategy))])
     problems: list[tuple[str, str]] = []
     params = {k: v for k, v in raw.items() if k not in SETUP_FIELDS}
     per_symbol = raw.get("markets") or {}
@@ -180,9 +189,15 @@ def make_setup(strategy: str, raw: Mapping[str, Any]) -> Setup:
         symbol=symbol,
         params=_normalize(params),
     )
-    typed_problems = [p for p in spec_problems(spec, MarketCatalog({})) if p[0] != "venue"]
-    names = ("symbol_a", "symbol_b") if strategy == "spread" else ()
-    wanted = [params.get(n) for n in names] if names else [symbol]
+    found = spec_problems(spec, MarketCatalog({}), strategies)
+    typed_problems = [p for p in found if p[0] != "venue"]
+    typed, typed_found = typed_params(strategy, spec.params, strategies)
+    wanted: list[Any]
+    if typed is not None and not typed_found and all(f != "strategy" for f, _ in found):
+        wanted = strategies.kinds[strategy].symbols(spec, typed)  # a plug-in's too
+    else:  # the symbols the file names, so their market fields are checked as well
+        names = ("symbol_a", "symbol_b") if strategy == "spread" else ()
+        wanted = [params.get(n) for n in names] if names else [symbol]
     symbols = [s for s in wanted if isinstance(s, str) and s]
     problems += [(f.removeprefix("params."), m) for f, m in typed_problems]
     markets = []

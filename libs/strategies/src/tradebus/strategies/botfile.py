@@ -50,8 +50,8 @@ import msgspec
 
 from tradebus.common.config import ConfigError, load_yaml
 from tradebus.common.markets import MarketCatalog
+from tradebus.strategies.catalog import StrategyCatalog, strategy_catalog
 from tradebus.strategies.registry import (
-    STRATEGIES,
     BotSpec,
     normalize_params,
     param_fields,
@@ -88,10 +88,10 @@ def _layer(values: dict[str, Any], path: str, skip: set[str] = frozenset()) -> L
     return {k: (v, f"{path}.{k}") for k, v in values.items() if k not in skip}
 
 
-def _every_known_field() -> set[str]:
+def _every_known_field(strategies: StrategyCatalog) -> set[str]:
     known = set(SPEC_FIELDS)
-    for name in STRATEGIES:
-        known |= param_fields(name)
+    for name in strategies.names():
+        known |= param_fields(name, strategies)
     return known
 
 
@@ -113,15 +113,20 @@ def _bot_entries(value: Any, where: str, problems: list[str]) -> list[tuple[dict
     return []
 
 
-def resolve(doc: LayeredFile) -> tuple[list[BotSpec], list[dict[str, str]], list[str]]:
+def resolve(
+    doc: LayeredFile, strategies: StrategyCatalog | None = None
+) -> tuple[list[BotSpec], list[dict[str, str]], list[str]]:
     """Merge the layers into specs.
 
     Returns ``(specs, provenance, problems)``: ``provenance[i]`` maps each
     field of spec ``i`` (``account``, ``params.total_quote``...) to the YAML
-    path that set it; ``problems`` are structural errors found while merging.
+    path that set it; ``problems`` are structural errors found while merging
+    (a strategy that is unknown, or whose plug-in failed to load, at the path
+    that names it). ``strategies``: default the installed ones.
     """
+    strategies = strategies or strategy_catalog()
     problems: list[str] = []
-    known = _every_known_field()
+    known = _every_known_field(strategies)
     for key in doc.defaults:
         if key in GROUP_LEVEL_FIELDS:
             problems.append(_group_level("defaults", key))
@@ -131,10 +136,9 @@ def resolve(doc: LayeredFile) -> tuple[list[BotSpec], list[dict[str, str]], list
     provenance: list[dict[str, str]] = []
     for group, declared in doc.strategies.items():
         kind = declared.get("strategy", group)
-        if kind not in STRATEGIES:
-            known_kinds = ", ".join(sorted(STRATEGIES))
+        if kind not in strategies:
             where = f"strategies.{group}" + (".strategy" if "strategy" in declared else "")
-            problems.append(f"{where}: unknown strategy {kind!r} (known: {known_kinds})")
+            problems.append(f"{where}: {strategies.unknown(str(kind))}")
     for i, user_block in enumerate(doc.users):
         where_user = f"users[{i}]"
         for key in user_block:
@@ -155,13 +159,13 @@ def resolve(doc: LayeredFile) -> tuple[list[BotSpec], list[dict[str, str]], list
                 problems.append(f"{where_group}: no strategy group {group!r} under strategies")
                 continue
             kind = block.get("strategy", group)
-            if kind not in STRATEGIES:
+            if not isinstance(kind, str) or kind not in strategies:
                 continue
             for entry, where_bot in _bot_entries(value, where_group, problems):
                 problems += [_group_level(where_bot, k) for k in entry if k in GROUP_LEVEL_FIELDS]
                 entry = {k: v for k, v in entry.items() if k not in GROUP_LEVEL_FIELDS}
                 merged: Layer = {}
-                fields = param_fields(kind) | SPEC_FIELDS
+                fields = param_fields(kind, strategies) | SPEC_FIELDS
                 merged.update(
                     {k: v for k, v in _layer(doc.defaults, "defaults").items() if k in fields}
                 )
@@ -247,8 +251,12 @@ def _make_spec(
     return msgspec.convert(data, BotSpec, strict=False), prov
 
 
-def load_specs(path: str | Path, catalog: MarketCatalog) -> list[BotSpec]:
+def load_specs(
+    path: str | Path, catalog: MarketCatalog, strategies: StrategyCatalog | None = None
+) -> list[BotSpec]:
     """Read a bot file (layered or a ``bots:`` list) and validate every bot.
+
+    ``strategies``: the strategies bots may name (default: the installed ones).
 
     Raises
     ------
@@ -262,8 +270,8 @@ def load_specs(path: str | Path, catalog: MarketCatalog) -> list[BotSpec]:
         provenance: list[dict[str, str]] = [{} for _ in specs]
         problems: list[str] = []
     else:
-        specs, provenance, problems = resolve(load_yaml(path, LayeredFile))
-    for i, field, message in validate_specs(specs, catalog):
+        specs, provenance, problems = resolve(load_yaml(path, LayeredFile), strategies)
+    for i, field, message in validate_specs(specs, catalog, strategies):
         where = _where(specs[i], provenance[i], i, field)
         if where is None and message == "required":  # no layer set it
             name = field.removeprefix("params.")

@@ -7,28 +7,23 @@ strategy host reads back to build the bot.
 
 Validation names the field of every problem; the bot file maps each field
 back to the line of YAML it came from (:mod:`tradebus.strategies.botfile`).
+Strategies come from a :class:`~tradebus.strategies.catalog.StrategyCatalog`
+(every function takes one as ``strategies``; default: the installed
+strategies, :func:`~tradebus.strategies.catalog.strategy_catalog`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import msgspec
 
 from tradebus.common.ids import AccountId, BotId, UserId
 from tradebus.common.markets import MarketCatalog
 from tradebus.common.subjects import MANUAL_SOURCE, TOKEN_PATTERN
-from tradebus.strategies.core import BotBase, BotContext, Strategy
-from tradebus.strategies.ladder.bot import LadderBot
-from tradebus.strategies.ladder.params import LadderParams
-from tradebus.strategies.martingale.bot import MartingaleBot
-from tradebus.strategies.martingale.params import MartingaleParams
-from tradebus.strategies.spread.bot import SpreadBot
-from tradebus.strategies.spread.params import SpreadParams
-from tradebus.strategies.volume.bot import VolumeBot
-from tradebus.strategies.volume.params import VolumeParams
+from tradebus.strategies.catalog import StrategyCatalog, strategy_catalog
+from tradebus.strategies.core import BotContext, Strategy
 
 
 class BotSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -66,46 +61,34 @@ class BotSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
         return self.group or self.strategy
 
 
-class StrategyKind(NamedTuple):
-    """A strategy: its parameter struct, its core, and which symbols a bot trades."""
-
-    params: type[Any]
-    bot: type[BotBase[Any, Any]]
-    symbols: Callable[[BotSpec, Any], list[str]]
-
-
-def _own_symbol(spec: BotSpec, params: Any) -> list[str]:
-    return [spec.symbol] if spec.symbol else []
-
-
-STRATEGIES: dict[str, StrategyKind] = {
-    "ladder": StrategyKind(LadderParams, LadderBot, _own_symbol),
-    "martingale": StrategyKind(MartingaleParams, MartingaleBot, _own_symbol),
-    "spread": StrategyKind(SpreadParams, SpreadBot, lambda spec, p: p.symbols()),
-    "volume": StrategyKind(VolumeParams, VolumeBot, _own_symbol),
-}
-"""Strategy name -> kind (STRATEGIES.md §1-§4)."""
-
 BOT_FIELDS = ("id", "user", "account", "venue", "symbol")
 """Spec fields that must be subject tokens."""
 
 
-def param_fields(strategy: str) -> set[str]:
+def param_fields(strategy: str, strategies: StrategyCatalog | None = None) -> set[str]:
     """Names of the parameters of ``strategy`` (empty for an unknown one)."""
-    kind = STRATEGIES.get(strategy)
+    kind = (strategies or strategy_catalog()).get(strategy)
     if kind is None:
         return set()
     return {f.name for f in msgspec.structs.fields(kind.params)}
 
 
-def typed_params(strategy: str, params: dict[str, Any]) -> tuple[Any, list[tuple[str, str]]]:
+def typed_params(
+    strategy: str, params: dict[str, Any], strategies: StrategyCatalog | None = None
+) -> tuple[Any, list[tuple[str, str]]]:
     """Convert ``params`` to the strategy's parameter struct, checking every field.
 
     Returns ``(params or None, problems)`` where each problem is
-    ``(field path, message)`` and field paths are relative to ``params``.
+    ``(field path, message)`` and field paths are relative to ``params``
+    (empty when the strategy's own ``problems()`` raised: the message says so).
     Every field is converted on its own, so all type errors show at once.
+
+    Raises
+    ------
+    KeyError
+        If ``strategy`` is not in the catalogue.
     """
-    kind = STRATEGIES[strategy]
+    kind = (strategies or strategy_catalog()).kinds[strategy]
     problems: list[tuple[str, str]] = []
     fields = {f.name: f for f in msgspec.structs.fields(kind.params)}
     for name in params:
@@ -124,15 +107,23 @@ def typed_params(strategy: str, params: dict[str, Any]) -> tuple[Any, list[tuple
             problems.append((f"{name}{suffix}", where[0]))
     if problems:
         return None, problems
-    typed = msgspec.convert(params, kind.params, strict=False)
-    return typed, list(typed.problems())
+    try:
+        typed = msgspec.convert(params, kind.params, strict=False)
+        return typed, list(typed.problems())
+    except Exception as exc:  # a plug-in's validation code: a problem of the spec, not a crash
+        return None, [("", f"{strategy}: checking the parameters raised {exc!r}")]
 
 
-def spec_problems(spec: BotSpec, catalog: MarketCatalog) -> list[tuple[str, str]]:
+def spec_problems(
+    spec: BotSpec, catalog: MarketCatalog, strategies: StrategyCatalog | None = None
+) -> list[tuple[str, str]]:
     """Every problem of one spec as ``(field path, message)``; empty when valid.
 
     Paths: ``id``, ``account``, ``symbol``, ``strategy``, ``params.<name>``.
+    A strategy whose plug-in failed to load is a ``strategy`` problem naming
+    its package and entry point.
     """
+    strategies = strategies or strategy_catalog()
     problems: list[tuple[str, str]] = []
     for field in BOT_FIELDS:
         value = getattr(spec, field)
@@ -143,15 +134,17 @@ def spec_problems(spec: BotSpec, catalog: MarketCatalog) -> list[tuple[str, str]
     cap = spec.total_capital
     if cap is not None and not (cap.is_finite() and cap > 0):
         problems.append(("total_capital", f"must be > 0 (got {cap})"))
-    kind = STRATEGIES.get(spec.strategy)
+    kind = strategies.get(spec.strategy)
     if kind is None:
-        known = ", ".join(sorted(STRATEGIES))
-        return [*problems, ("strategy", f"unknown strategy {spec.strategy!r} (known: {known})")]
-    params, param_problems = typed_params(spec.strategy, spec.params)
-    problems += [(f"params.{f}", m) for f, m in param_problems]
+        return [*problems, ("strategy", strategies.unknown(spec.strategy))]
+    params, param_problems = typed_params(spec.strategy, spec.params, strategies)
+    problems += [(f"params.{f}" if f else "params", m) for f, m in param_problems]
     if params is None:
         return problems
-    symbols = kind.symbols(spec, params)
+    try:
+        symbols = kind.symbols(spec, params)
+    except Exception as exc:  # a plug-in's code: its error is the spec's problem, not a crash
+        return [*problems, ("strategy", f"{spec.strategy}: symbols() raised {exc!r}")]
     if not symbols:
         problems.append(("symbol", "required"))
     if not catalog.venue_markets(spec.venue):  # the venue is what is wrong, not the symbols
@@ -164,7 +157,9 @@ def spec_problems(spec: BotSpec, catalog: MarketCatalog) -> list[tuple[str, str]
     return problems
 
 
-def validate_specs(specs: list[BotSpec], catalog: MarketCatalog) -> list[tuple[int, str, str]]:
+def validate_specs(
+    specs: list[BotSpec], catalog: MarketCatalog, strategies: StrategyCatalog | None = None
+) -> list[tuple[int, str, str]]:
     """Problems of a list of specs as ``(index, field path, message)``, duplicates included."""
     out: list[tuple[int, str, str]] = []
     seen: set[str] = set()
@@ -172,23 +167,27 @@ def validate_specs(specs: list[BotSpec], catalog: MarketCatalog) -> list[tuple[i
         if spec.id in seen:
             out.append((i, "id", f"duplicate bot id {spec.id!r}"))
         seen.add(spec.id)
-        out += [(i, f, m) for f, m in spec_problems(spec, catalog)]
+        out += [(i, f, m) for f, m in spec_problems(spec, catalog, strategies)]
     return out
 
 
-def build_bot(spec: BotSpec, catalog: MarketCatalog, run: int = 1) -> Strategy:
+def build_bot(
+    spec: BotSpec, catalog: MarketCatalog, run: int = 1, strategies: StrategyCatalog | None = None
+) -> Strategy:
     """The core for a valid ``spec`` in run ``run``.
 
     Raises
     ------
     ValueError
-        If the spec is invalid (the message lists the problems).
+        If the spec is invalid (the message lists the problems; a strategy
+        whose plug-in failed to load is named with its package and entry point).
     """
-    problems = spec_problems(spec, catalog)
+    strategies = strategies or strategy_catalog()
+    problems = spec_problems(spec, catalog, strategies)
     if problems:
         raise ValueError("; ".join(f"{f}: {m}" for f, m in problems))
-    kind = STRATEGIES[spec.strategy]
-    params, _ = typed_params(spec.strategy, spec.params)
+    kind = strategies.kinds[spec.strategy]
+    params, _ = typed_params(spec.strategy, spec.params, strategies)
     markets = tuple(catalog.get(spec.venue, s) for s in kind.symbols(spec, params))
     ctx = BotContext(
         bot=spec.id,
@@ -201,7 +200,10 @@ def build_bot(spec: BotSpec, catalog: MarketCatalog, run: int = 1) -> Strategy:
         run=run,
         group=spec.group_name,
     )
-    return kind.bot(ctx, params)
+    try:
+        return kind.bot(ctx, params)
+    except Exception as exc:  # a plug-in's constructor: one bot fails, not its host
+        raise ValueError(f"strategy: {spec.strategy}: building the core raised {exc!r}") from exc
 
 
 def _decimal_text(value: Any) -> Any:

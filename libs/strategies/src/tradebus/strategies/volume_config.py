@@ -49,7 +49,7 @@ import msgspec
 
 from tradebus.common.config import ConfigError
 from tradebus.common.markets import MarketCatalog
-from tradebus.strategies.registry import STRATEGIES
+from tradebus.strategies.volume.params import VolumeParams
 
 VOLUME = "volume"
 
@@ -138,7 +138,7 @@ class _Converter:
         self.venue = venue
         self.quote = quote
         self.users = users
-        fields = msgspec.structs.fields(STRATEGIES[VOLUME].params)
+        fields = msgspec.structs.fields(VolumeParams)
         self.known = {f.name for f in fields}
         self.decimals = {f.name for f in fields if f.type is Decimal}
         self.warnings: list[str] = []

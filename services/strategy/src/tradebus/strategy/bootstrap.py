@@ -35,6 +35,7 @@ from tradebus.common.metrics import new_registry, serve_metrics
 from tradebus.common.publish_acks import PublishAcks
 from tradebus.control.botstore import apply_specs
 from tradebus.strategies.botfile import load_specs
+from tradebus.strategies.catalog import strategy_catalog
 from tradebus.strategy.control import Control
 from tradebus.strategy.host import Dispatcher
 from tradebus.strategy.host_metrics import HostMetrics
@@ -57,6 +58,8 @@ YIELD_EVERY_TICKS = 16
 async def run(settings: StrategySettings, stop: asyncio.Event) -> int:
     """Run the host until ``stop`` is set; returns the exit status."""
     catalog = MarketCatalog.load(settings.markets_file or default_markets_path())
+    for problem in strategy_catalog().problems:  # its bots fail alone, each with this reason
+        log.error("strategy plug-in not loaded", extra={"error": problem})
     replica = settings.replica_id or default_replica_id()
     subjects.token(replica, "replica")
     registry = new_registry()

@@ -173,8 +173,24 @@ class BotRunner:
         """The core's status block with the host's lifecycle, replica id and the market time
         of its markets' latest tick (``price_ts``), and what its position checks found
         (``position_check``, ``position_difference``, ``position_mismatch``,
-        ``average_missing``: :mod:`tradebus.strategies.position_check`)."""
-        status = self.core.status()
+        ``average_missing``: :mod:`tradebus.strategies.position_check`). A core whose
+        ``status()`` raises (a plug-in's bug) shows as ``failed`` with the error, and the
+        others' blocks still go out."""
+        try:
+            status = self.core.status()
+        except Exception as exc:
+            ctx = self.core.ctx
+            status = BotStatus(
+                bot=ctx.bot,
+                user=ctx.user,
+                account=ctx.account,
+                strategy=ctx.strategy,
+                venue=ctx.venue,
+                symbol=ctx.market.symbol,
+                phase="failed",
+                run=ctx.run,
+                error=f"status() raised {exc!r}",
+            )
         state: str = "failed" if status.phase == "failed" else self.lifecycle
         if self.catching_up:
             state = "starting"
