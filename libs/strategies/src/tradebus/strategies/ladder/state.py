@@ -11,9 +11,10 @@ from tradebus.common.money import ZERO
 from tradebus.common.positions import Position
 from tradebus.strategies.core import BotState
 
-Phase = Literal["waiting", "buying", "restarting", "closing", "stopped", "failed"]
+Phase = Literal["waiting", "buying", "restarting", "closing", "flattening", "stopped", "failed"]
 """``restarting``: a no-fill restart waits for its cancels; ``closing``: a take-profit
-waits for its sell (and cancels)."""
+waits for its sell (and cancels); ``flattening``: a force exit waits for its cancels
+and its market sell."""
 
 
 class LadderState(BotState, kw_only=True):

@@ -28,11 +28,12 @@ from tradebus.strategies.martingale.params import (
 from tradebus.strategies.status_fields import bot_status, position_figures, text_or_none
 
 Phase = Literal["checking", "waiting", "entering", "active", "stop_loss", "closing", "cooldown",
-                "stopped", "failed"]  # fmt: skip
+                "flattening", "stopped", "failed"]  # fmt: skip
 """``checking``: waits for balances; ``waiting``: the next market event opens a cycle;
 ``entering``: the base order is out; ``active``: safety orders and take-profit rest;
 ``stop_loss``: cancels, then sells; ``closing``: sold, leftover orders being canceled;
-``cooldown``: cycle done, the next waits for ``cooldown_until``."""
+``cooldown``: cycle done, the next waits for ``cooldown_until``; ``flattening``: a force
+exit waits for its cancels and its market sell."""
 RUNNING = frozenset({"entering", "active", "stop_loss", "closing"})
 
 
