@@ -44,11 +44,11 @@ def _closes(sim: Sim) -> list[PlaceOrder]:
     return [i for i in sim.intents if isinstance(i, PlaceOrder) and i.intent_id.endswith(":f1")]
 
 
-def _ladder(**kw: object) -> tuple[Sim, LadderBot]:
+def _ladder() -> tuple[Sim, LadderBot]:
     ctx = bot_context("al", "alice", "alice-paper", "ladder", SOLUSDC)
     params = LadderParams(
-        total_quote=D(1000), order_count=5, max_drop_pct=D(10), take_profit_pct=D(2), **kw
-    )  # type: ignore[arg-type]
+        total_quote=D(1000), order_count=5, max_drop_pct=D(10), take_profit_pct=D(2)
+    )
     bot = LadderBot(ctx, params)
     return Sim(paper_exchange([SOLUSDC], FUNDS, "alice-paper"), [bot]), bot
 
@@ -128,7 +128,7 @@ def test_martingale_flatten_cancels_take_profit_and_safeties_then_sells() -> Non
         max_safety_orders=3,
         price_deviation_pct=D(1),
         take_profit_pct=D(2),
-    )  # type: ignore[call-arg]
+    )
     bot = MartingaleBot(ctx, params)
     sim = Sim(paper_exchange([SOLUSDC], FUNDS, "bob-paper"), [bot])
     sim.poll_balances("mg")
@@ -203,7 +203,7 @@ def test_volume_flatten_cancels_buys_and_sells_every_loop() -> None:
         sell_profit_pct=D(5),
         target_volume=D(100_000),
         max_open_sells=5,
-    )  # type: ignore[call-arg]
+    )
     bot = VolumeBot(ctx, params)
     sim = Sim(paper_exchange([SOLUSDC], FUNDS, "dave-paper"), [bot])
     sim.on_event(trade("100", 0, SOL))  # loop 1 buys 1.000 at 100

@@ -6,7 +6,7 @@ NATS CLI equivalent (README, "Controlling bots"):
 * ``bots apply -f FILE``: resolve and validate the layered bot file, write KV ``bots``;
 * ``bots list`` / ``bots status BOT``: ``ctl.bots.list`` / ``ctl.bots.status``,
   gathering the answer of every host replica;
-* ``bots pause|resume|stop BOT``, ``bots start BOT [--fresh]``: ``ctl.bots.<verb>``;
+* ``bots pause|resume|stop|flatten BOT``, ``bots start BOT [--fresh]``: ``ctl.bots.<verb>``;
 * ``intent place`` / ``intent cancel``: publish on ``intent.<user>.manual``
   (JetStream, ``Nats-Msg-Id`` = intent id) and wait for the answer on
   ``exec.evt.<user>.manual``.
@@ -259,7 +259,7 @@ async def bot_status(url: str, bot: str, as_json: bool, creds: str = "") -> str:
 async def command_bot(
     url: str, verb: str, bot: str, fresh: bool, as_json: bool, creds: str = ""
 ) -> str:
-    """``tradebus bots pause|resume|stop|start BOT``."""
+    """``tradebus bots pause|resume|stop|start|flatten BOT``."""
     nc = await _connect(url, creds)
     try:
         command = BotCommand(bot=bot, mode="fresh" if fresh else "resume", actor=cli_actor())

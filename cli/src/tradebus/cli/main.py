@@ -4,7 +4,7 @@
 (see :mod:`tradebus.cli.demo`). ``NATS_URL`` and ``DATABASE_URL`` make it use
 existing servers instead of starting its own.
 
-``tradebus bots apply|list|status|pause|resume|stop|start`` and
+``tradebus bots apply|list|status|pause|resume|stop|start|flatten`` and
 ``tradebus intent place|cancel`` control a running stack over NATS
 (see :mod:`tradebus.cli.botctl`); ``--nats-url`` or ``NATS_URL`` says where,
 ``--nats-creds`` or ``TRADEBUS_NATS_CREDS`` with which credentials (the
@@ -138,6 +138,7 @@ def _bots_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         ("resume", "trade again after pause or stop"),
         ("stop", "stop; cancel open orders if cancel_on_exit"),
         ("start", "start a stopped bot (resume its state, or --fresh)"),
+        ("flatten", "force exit: cancel its orders, close its position at market, stop"),
     ):
         cmd = verbs.add_parser(verb, help=text)
         cmd.add_argument("bot")

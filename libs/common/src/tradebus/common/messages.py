@@ -555,12 +555,13 @@ StartMode = Literal["resume", "fresh"]
 
 
 class BotCommand(Message, frozen=True, kw_only=True):
-    """``ctl.bots.{pause,resume,stop,start}`` request for one bot.
+    """``ctl.bots.{pause,resume,stop,start,flatten}`` request for one bot.
 
     ``start`` takes ``mode``: ``resume`` (restore the last snapshot, then the
     order events after it) or ``fresh`` (cancel the bot's open orders and
     forget its state). ``stop`` cancels the bot's orders when its
-    ``cancel_on_exit`` says so; ``pause`` keeps them. ``actor`` names who asked
+    ``cancel_on_exit`` says so; ``pause`` keeps them; ``flatten`` cancels them,
+    closes the bot's position at market and stops it (docs/strategies.md). ``actor`` names who asked
     (``alice`` through the gateway, ``cli:<login>`` from the CLI; empty from a
     bare ``nats req``): the host writes it to the audit log.
     """

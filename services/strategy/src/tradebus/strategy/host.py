@@ -49,7 +49,7 @@ from tradebus.strategy.kvstore import BotRecord, Lifecycle
 
 log = logging.getLogger(__name__)
 
-STATES = ("running", "paused", "stopped", "failed", "starting")
+STATES = ("running", "paused", "flattening", "stopped", "failed", "starting")
 GAUGE_BOTS_PER_REFRESH = 1000
 """Bots whose per-bot gauges one refresh sets (the others wait their turn)."""
 
@@ -132,7 +132,7 @@ class BotRunner:
 
     @property
     def lifecycle(self) -> Lifecycle:
-        """``running``, ``paused`` or ``stopped``."""
+        """``running``, ``paused``, ``flattening`` or ``stopped``."""
         return self._lifecycle
 
     @lifecycle.setter
@@ -379,6 +379,8 @@ class Dispatcher:
         runner.event_seq = seq
         runner.dirty = True
         self.call(runner, lambda core: core.on_order_event(event))
+        if runner.lifecycle == "flattening":
+            self._end_flatten(runner)
         if self.status_events is not None:
             self.status_events.touch(runner)
 
@@ -447,6 +449,25 @@ class Dispatcher:
         else:
             for intent in intents:
                 self._sink.submit(runner.subject, intent, None)
+
+    def flatten(self, runner: BotRunner) -> None:
+        """Force exit: no more ticks (lifecycle ``flattening``); the core cancels its orders
+        and closes its position (:meth:`Strategy.flatten`); the bot is ``stopped`` once
+        its core is, at once when there was nothing to close."""
+        self.sync(runner)
+        runner.lifecycle = "flattening"
+        self._reindex(runner)
+        self.call(runner, lambda core: core.flatten())
+        self._end_flatten(runner)
+        self.save(runner)
+
+    def _end_flatten(self, runner: BotRunner) -> None:
+        """A flattening bot whose core stopped (closed) or failed (a close refused) is
+        ``stopped``; its status shows the core's error, if any."""
+        if runner.core.state.phase in ("stopped", "failed"):
+            runner.lifecycle = "stopped"
+            self._reindex(runner)
+            self.save(runner)
 
     def stop_all(self) -> None:
         """Host shutdown: stop every bot (cancels per ``cancel_on_exit``), ignore further ticks."""

@@ -21,7 +21,9 @@ from nats.js.kv import KeyValue
 from tradebus.common import subjects
 from tradebus.control.botstore import open_bots, open_kv
 
-Lifecycle = Literal["running", "paused", "stopped"]
+Lifecycle = Literal["running", "paused", "flattening", "stopped"]
+"""``flattening``: a force exit (``ctl.bots.flatten``) waits for its cancels and closes;
+the bot gets no ticks and is ``stopped`` once its core is (docs/strategies.md)."""
 
 
 class BotRecord(msgspec.Struct, frozen=True, kw_only=True):

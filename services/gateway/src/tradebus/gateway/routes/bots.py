@@ -24,7 +24,8 @@
 * ``DELETE /api/v1/bots/{id}`` (``If-Match`` optional): its host stops it
   (cancelling its orders per ``cancel_on_exit``) and forgets it.
 * ``POST /api/v1/bots/{id}/start`` ``{"mode": "resume"|"fresh"}``, ``/pause``,
-  ``/resume``, ``/stop``: ``ctl.bots.<verb>`` to the host that runs it, as the
+  ``/resume``, ``/stop``, ``/flatten`` (force exit: cancel, close the position at
+  market, stop; docs/strategies.md): ``ctl.bots.<verb>`` to the host that runs it, as the
   caller (``actor``); the host's refusal is 409 with its reason
   (``not_running``, ``unknown_bot``...), no host answering 503.
 
@@ -353,6 +354,13 @@ async def stop_bot(ctx: Ctx, principal: Caller, bot_id: BotIdPath) -> CommandRes
     return await _command(ctx, principal, bot_id, "stop")
 
 
+@post("/{bot_id:str}/flatten", status_code=HTTP_200_OK, security=SECURED, summary="Flatten a bot")
+async def flatten_bot(ctx: Ctx, principal: Caller, bot_id: BotIdPath) -> CommandResult:
+    """Force exit: cancel its open orders, close its position at market, then stop it
+    (docs/strategies.md, "Force exit")."""
+    return await _command(ctx, principal, bot_id, "flatten")
+
+
 bots_router = Router(
     path="/api/v1/bots",
     route_handlers=[
@@ -365,6 +373,7 @@ bots_router = Router(
         pause_bot,
         resume_bot,
         stop_bot,
+        flatten_bot,
     ],
     tags=["bots"],
 )
