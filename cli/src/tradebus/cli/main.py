@@ -4,7 +4,7 @@
 (see :mod:`tradebus.cli.demo`). ``NATS_URL`` and ``DATABASE_URL`` make it use
 existing servers instead of starting its own.
 
-``tradebus bots apply|list|status|pause|resume|stop|start|flatten`` and
+``tradebus bots apply|list|status|pause|resume|stop|start|flatten|dry-run`` and
 ``tradebus intent place|cancel`` control a running stack over NATS
 (see :mod:`tradebus.cli.botctl`); ``--nats-url`` or ``NATS_URL`` says where,
 ``--nats-creds`` or ``TRADEBUS_NATS_CREDS`` with which credentials (the
@@ -147,6 +147,12 @@ def _bots_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
                 "--fresh", action="store_true", help="cancel its orders and forget its state"
             )
         _common(cmd)
+    dry = verbs.add_parser(
+        "dry-run", help="what a dry-run bot did: its intents and simulated fills"
+    )
+    dry.add_argument("bot")
+    dry.add_argument("--limit", type=int, default=100, help="the last N records (default 100)")
+    _common(dry)
 
 
 def _intent_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -181,6 +187,8 @@ def _run_bots(args: argparse.Namespace) -> int:
         coro = botctl.list_bots(url, args.user, args.json, creds)
     elif args.verb == "status":
         coro = botctl.bot_status(url, args.bot, args.json, creds)
+    elif args.verb == "dry-run":
+        coro = botctl.dry_run_log(url, args.bot, args.limit, args.json, creds)
     else:
         fresh = getattr(args, "fresh", False)
         coro = botctl.command_bot(url, args.verb, args.bot, fresh, args.json, creds)

@@ -500,7 +500,10 @@ class BotStatus(msgspec.Struct, frozen=True, kw_only=True):
     replica running the bot. ``price_ts`` is the market time (ns, the venue's
     ``ts_event``; the recorded time in a replay) of the latest tick of the
     bot's markets when the block was built, None before the first: the time
-    to plot ``last_price`` at, beside fills' ``ts_event``.
+    to plot ``last_price`` at, beside fills' ``ts_event``. ``dry_run``: the bot's
+    ``execute_trades`` is false: its orders go to its own paper venue in the host,
+    never to its account (``details`` then counts ``dry_run_intents`` and
+    ``dry_run_fills``; stream ``DRYRUN`` keeps them, :class:`DryRunRecord`).
     """
 
     bot: str
@@ -531,6 +534,7 @@ class BotStatus(msgspec.Struct, frozen=True, kw_only=True):
     host: str | None = None
     price_ts: int | None = None
     details: dict[str, str | int | bool | None] = {}
+    dry_run: bool = False
 
 
 class BotsQuery(Message, frozen=True, kw_only=True):
@@ -615,6 +619,24 @@ class KillSwitchReply(Message, frozen=True, kw_only=True):
 # --------------------------------------------------------------------------
 # Bot status changes: bot.status.<user>.<bot> (core NATS, strategy hosts -> anyone)
 # --------------------------------------------------------------------------
+
+
+class DryRunRecord(Message, frozen=True, kw_only=True):
+    """One thing a dry-run bot (``execute_trades: false``) did, on ``dryrun.<user>.<bot>``
+    (stream ``DRYRUN``): an ``intent`` it emitted (never sent to its account's venue)
+    or an ``event`` its simulated venue answered (acceptance, fill, cancel, refusal),
+    exactly one of the two. ``run`` is the bot's run number, ``seq`` counts the bot's
+    records in that run from 1, ``ts_event`` is the market time (ns, ``ts_recv`` of the
+    tick the bot had seen last) it happened at."""
+
+    bot: str
+    user: str
+    account: str
+    run: int
+    seq: int
+    ts_event: int
+    intent: Intent | None = None
+    event: OrderEvent | None = None
 
 
 class BotStatusChanged(Message, frozen=True, kw_only=True):

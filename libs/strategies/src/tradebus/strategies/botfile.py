@@ -29,7 +29,8 @@
 
 The user's value wins over the group's, which wins over ``defaults``. A bot's
 id is ``<user>-<group>[-<name>]`` unless it sets ``id``. Bot fields:
-``id``, ``name``, ``account``, ``venue``, ``symbol``, ``enabled``; every other
+``id``, ``name``, ``account``, ``venue``, ``symbol``, ``enabled``, ``execute_trades``,
+``dry_run_wallet`` (a dry run, README "Dry run"); every other
 key is a parameter of the strategy. A key of ``defaults`` applies to the bots
 whose strategy has it. Every problem is reported at once, at the path of the
 YAML that set the bad value (``users[2].strategies.volume.single_trade_quote:
@@ -56,10 +57,19 @@ from tradebus.strategies.registry import (
     validate_specs,
 )
 
-SPEC_FIELDS = {"id", "name", "account", "venue", "symbol", "enabled"}
+SPEC_FIELDS = {
+    "id",
+    "name",
+    "account",
+    "venue",
+    "symbol",
+    "enabled",
+    "execute_trades",
+    "dry_run_wallet",
+}
 """Keys of a layer that are about the bot, not the strategy."""
 GROUP_ONLY_FIELDS = {"strategy"}
-USER_FIELDS = {"user", "account", "venue", "enabled", "strategies"}
+USER_FIELDS = {"user", "account", "venue", "enabled", "execute_trades", "strategies"}
 
 
 class LayeredFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -158,7 +168,7 @@ def resolve(doc: LayeredFile) -> tuple[list[BotSpec], list[dict[str, str]], list
                     {k: v for k, v in _layer(doc.defaults, "defaults").items() if k in fields}
                 )
                 merged.update(_layer(block, f"strategies.{group}", GROUP_ONLY_FIELDS))
-                user_fields = {"account", "venue", "enabled"}
+                user_fields = {"account", "venue", "enabled", "execute_trades"}
                 merged.update(
                     {k: v for k, v in _layer(user_block, where_user).items() if k in user_fields}
                 )

@@ -40,6 +40,11 @@ class BotSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     strategy's parameters as JSON values (money as strings). ``managed_by``
     says who writes it to KV ``bots``: a bot ``file`` (``tradebus bots apply``)
     or the ``api`` (the gateway); neither changes the other's bots.
+    ``execute_trades`` (default true): false makes a dry run: the bot trades the
+    live feed but its orders go to a paper venue of its own in the strategy host
+    (the engine's paper fill model), never to its account, whatever the account
+    is; ``dry_run_wallet`` is that venue's starting balances (asset -> amount;
+    empty: :data:`DRY_RUN_QUOTE` of each quote asset the bot trades).
     """
 
     id: BotId
@@ -52,6 +57,8 @@ class BotSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     params: dict[str, Any] = {}
     enabled: bool = True
     managed_by: Literal["file", "api"] = "file"
+    execute_trades: bool = True
+    dry_run_wallet: dict[str, Decimal] = {}
 
     @property
     def group_name(self) -> str:
@@ -81,6 +88,9 @@ STRATEGIES: dict[str, StrategyKind] = {
 
 BOT_FIELDS = ("id", "user", "account", "venue", "symbol")
 """Spec fields that must be subject tokens."""
+DRY_RUN_QUOTE = Decimal(10_000)
+"""A dry-run bot's simulated balance of each quote asset it trades when its
+``dry_run_wallet`` is empty (README, "Dry run")."""
 
 
 def param_fields(strategy: str) -> set[str]:
@@ -133,6 +143,17 @@ def spec_problems(spec: BotSpec, catalog: MarketCatalog) -> list[tuple[str, str]
             problems.append((field, f"must match {TOKEN_PATTERN.pattern} (got {value!r})"))
     if spec.id == MANUAL_SOURCE:
         problems.append(("id", f"{MANUAL_SOURCE!r} is reserved for manual orders"))
+    for asset, amount in spec.dry_run_wallet.items():
+        if not TOKEN_PATTERN.match(asset):
+            problems.append(
+                ("dry_run_wallet", f"asset must match {TOKEN_PATTERN.pattern} (got {asset!r})")
+            )
+        elif not amount.is_finite() or amount < 0:
+            problems.append(
+                (f"dry_run_wallet.{asset}", f"must be a finite amount >= 0 (got {amount})")
+            )
+    if spec.dry_run_wallet and spec.execute_trades:
+        problems.append(("dry_run_wallet", "only for a dry run: set execute_trades: false"))
     kind = STRATEGIES.get(spec.strategy)
     if kind is None:
         known = ", ".join(sorted(STRATEGIES))

@@ -44,6 +44,7 @@ from tradebus.common.messages import (
 from tradebus.strategies.core import BotBase, BotInput, Strategy
 from tradebus.strategies.registry import BotSpec
 from tradebus.strategies.wake import MarketBots
+from tradebus.strategy.dryrun import DryRun
 from tradebus.strategy.host_metrics import HostMetrics
 from tradebus.strategy.kvstore import BotRecord, Lifecycle
 
@@ -121,6 +122,9 @@ class BotRunner:
         self.trades_perpetual = any(m.kind == "perpetual" for m in core.ctx.all_markets())
         """A market of the bot is a perpetual: its status shows the account's margin ratio
         and its positions' liquidation prices."""
+        self.dry: DryRun | None = None
+        """A dry run's simulated venue (``execute_trades: false``): its intents go there,
+        never to the sink (:mod:`tradebus.strategy.dryrun`)."""
 
     @property
     def bot(self) -> str:
@@ -159,6 +163,7 @@ class BotRunner:
                 event_seq=self.event_seq,
                 lifecycle=self.lifecycle,
                 state=msgspec.Raw(self.core.snapshot()),
+                execute_trades=self.spec.execute_trades,
             )
         )
 
@@ -179,6 +184,13 @@ class BotRunner:
         price_ts = max(seen) if seen else None
         if self.account_risk is not None:
             status = msgspec.structs.replace(status, details=self._with_risk(status.details))
+        if self.dry is not None:
+            details = {
+                **status.details,
+                "dry_run_intents": self.dry.intents,
+                "dry_run_fills": self.dry.fills,
+            }
+            status = msgspec.structs.replace(status, dry_run=True, details=details)
         return msgspec.structs.replace(status, state=state, host=host, price_ts=price_ts)
 
     def _with_risk(
@@ -224,6 +236,8 @@ class Dispatcher:
         """Ticks received later than this after their event time are dropped (0: none)."""
         self.runners: dict[str, BotRunner] = {}
         self._by_market: dict[tuple[str, str], MarketBots[BotRunner]] = {}
+        self._dry: dict[tuple[str, str], list[BotRunner]] = {}
+        """Per market, the dry-run bots whose simulated venue it feeds."""
         self._tick_counters: dict[tuple[str, str], Counter] = {}
         self._gauge_turn = 0
         self.stopped = False
@@ -242,6 +256,9 @@ class Dispatcher:
                 self._tick_counters[key] = self._metrics.ticks.labels(venue=key[0], symbol=key[1])
             self._by_market[key].add(runner.bot, runner)
         runner.markets = [self._by_market[key] for key in self._keys(runner)]
+        if runner.dry is not None:
+            for key in self._keys(runner):
+                self._dry.setdefault(key, []).append(runner)
         self._reindex(runner)
         if self.status_events is not None:
             self.status_events.touch(runner)
@@ -257,6 +274,11 @@ class Dispatcher:
             if self.status_events is not None:
                 self.status_events.gone(runner)
             for key in self._keys(runner):
+                dry = self._dry.get(key)
+                if dry is not None and runner in dry:
+                    dry.remove(runner)
+                    if not dry:
+                        del self._dry[key]
                 market = self._by_market[key]
                 market.remove(bot, runner)
                 if not market:
@@ -295,8 +317,40 @@ class Dispatcher:
             self.status_events.touch(runner)
         self._sink.put_state(runner.bot, runner.record())
         runner.dirty = False
+        self._send(runner, intents, tick_ts_init)
+
+    def _send(self, runner: BotRunner, intents: list[Intent], tick_ts_init: int | None) -> None:
+        """The bot's intents to the sink, or, for a dry run, to its simulated venue."""
+        if runner.dry is not None:
+            self._simulate(runner, intents)
+            return
         for intent in intents:
             self._sink.submit(runner.subject, intent, tick_ts_init)
+
+    def _simulate(self, runner: BotRunner, intents: list[Intent]) -> None:
+        """Execute a dry-run bot's intents on its simulated venue and give it the answers;
+        intents it answers with queue behind (first in, first out, as the bus would
+        deliver them; the backtest's order)."""
+        dry = runner.dry
+        assert dry is not None
+        busy = bool(dry.queue)
+        dry.queue.extend(intents)
+        if busy:
+            return  # an outer call is draining the queue
+        while dry.queue:
+            for event in dry.execute(dry.queue[0]):
+                self._apply_simulated(runner, event)
+            dry.queue.popleft()
+
+    def _apply_simulated(self, runner: BotRunner, event: OrderEvent) -> None:
+        """An event of a dry-run bot's simulated venue: as :meth:`apply_event`, without a
+        stream sequence (it never was on the bus)."""
+        runner.dirty = True
+        self.call(runner, lambda core: core.on_order_event(event))
+        if runner.lifecycle == "flattening":
+            self._end_flatten(runner)
+        if self.status_events is not None:
+            self.status_events.touch(runner)
 
     def save(self, runner: BotRunner) -> None:
         """Queue the bot's snapshot record now (and re-file it: its core may have changed)."""
@@ -340,6 +394,10 @@ class Dispatcher:
         if self.max_price_age_ns and tick.ts_recv - tick.ts_event > self.max_price_age_ns:
             self._metrics.stale_ticks.labels(venue=tick.venue, symbol=tick.symbol).inc()
             return 0  # a stale price: no bot acts on it
+        for runner in list(self._dry.get(key, ())):  # the simulated venues fill first (rule 5)
+            assert runner.dry is not None
+            for event in runner.dry.on_tick(tick):
+                self._apply_simulated(runner, event)
         is_trade = isinstance(tick, TradeTick)
         emitted = 0
         seq = market.seq + 1
@@ -387,6 +445,8 @@ class Dispatcher:
     def on_balances(self, runner: BotRunner, balances: AccountBalances) -> None:
         """Hand the bot its account's balances if its core takes them
         (:attr:`BotInput.BALANCES`)."""
+        if runner.dry is not None:  # a dry run's account is its simulated one
+            balances = runner.dry.balances()
         if runner.trades_perpetual:
             runner.account_risk = balances
         if BotInput.BALANCES in runner.core.inputs:
@@ -447,8 +507,7 @@ class Dispatcher:
             self.emit(runner, intents, None)
             self.save(runner)
         else:
-            for intent in intents:
-                self._sink.submit(runner.subject, intent, None)
+            self._send(runner, intents, None)
 
     def flatten(self, runner: BotRunner) -> None:
         """Force exit: no more ticks (lifecycle ``flattening``); the core cancels its orders

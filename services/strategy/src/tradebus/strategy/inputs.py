@@ -6,9 +6,10 @@ those cores are asked or told:
 * **Account balances** (:attr:`BotInput.BALANCES`, ``exec.query.balances``):
   given to ``on_balances`` (martingale checks its worst-case capital before
   its first order, STRATEGIES.md §2), every few seconds and as soon as such
-  a bot starts. A bot on a perpetual market is asked for too: its status
-  shows its account's margin ratio and each of its positions' liquidation
-  price as the venue estimates them.
+  a bot starts; a dry-run bot is given its simulated account's instead. A
+  bot on a perpetual market is asked for too: its status shows its account's
+  margin ratio and each of its positions' liquidation price as the venue
+  estimates them.
 * **Group volume** (:attr:`BotInput.GROUP_VOLUME`, KV ``group_volume``): each
   such bot's filled buy notional (``own_volume``), written by the host that
   runs it; every host sums them per group and tells its bots of the group the
@@ -73,7 +74,9 @@ class Balances:
         by_account: dict[AccountId, list[BotRunner]] = {}
         for runner in self._dispatcher.runners.values():
             wanted = takes(runner, BotInput.BALANCES) or runner.trades_perpetual
-            if wanted and not runner.catching_up:
+            if wanted and runner.dry is not None:  # its simulated account: nothing to ask
+                self._dispatcher.on_balances(runner, runner.dry.balances())
+            elif wanted and not runner.catching_up:
                 by_account.setdefault(runner.spec.account, []).append(runner)
         for account, runners in by_account.items():
             try:
