@@ -14,6 +14,7 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
 import pytest
 from nats.aio.client import Client as NATS
 
@@ -145,3 +146,61 @@ async def test_cli_flatten_sells_the_position_at_market_and_stops_the_bot(
             ("running", "flattening"),
             ("stopped", "stopped"),
         ]
+
+
+async def test_a_flatten_goes_on_after_the_host_restarts(
+    nats_url: str, database_url: str, nc: NATS, tmp_path: Path
+) -> None:
+    """The host leaves (as the last replica: it cancels the bot's open orders, the close
+    among them) before the close fills; the next host resumes the bot still flattening,
+    hears the cancel, closes again, and stops it once that close fills."""
+    bots = tmp_path / "bots.yaml"
+    bots.write_text(BOTS)
+    host = StrategySettings(
+        nats_url=nats_url,
+        bots_file=str(bots),
+        metrics_port=0,
+        stop_timeout_seconds=1,
+        heartbeat_seconds=0.2,
+        lease_seconds=1,
+        replica_id="flatten-host",
+    )
+    md = subjects.md_trade("binance", "BTCUSDT")
+    ts = 0
+
+    async def tick(price: str) -> None:
+        nonlocal ts
+        ts += 1_000_000_000
+        await nc.publish(md, encode(trade(price, ts, "BTCUSDT", aggressor="sell")))
+
+    async def running() -> bool:
+        return (s := await status(nc)) is not None
+
+    settings = execution_settings(nats_url, database_url, tmp_path, ACCOUNTS)
+    async with execution_service(nc, settings):
+        async with service(run_strategy, host, running):
+            await tick("60000")
+
+            async def one_level_bought() -> bool:
+                await tick("59800")
+                s = await status(nc)
+                return s is not None and s.position > 0
+
+            await eventually(one_level_bought, what="the first level to fill")
+            raw = await nc.request(subjects.ctl("bots", "flatten"), b'{"bot":"alice-btc"}', 3)
+            assert b'"state":"flattening"' in raw.data
+        assert await btc_held(nc) > 0  # no trade since: the close did not fill
+        again = msgspec.structs.replace(host, replica_id="flatten-host-2")
+        async with service(run_strategy, again, running):
+            s = await status(nc)
+            assert s is not None and (s.state, s.phase) == ("flattening", "flattening")
+
+            async def stopped() -> bool:
+                await tick("59790")
+                s = await status(nc)
+                return s is not None and s.state == "stopped"
+
+            await eventually(stopped, what="the resumed flatten to close")
+            s = await status(nc)
+            assert s is not None and (s.position, s.open_orders) == (0, 0)
+            assert await btc_held(nc) == 0

@@ -467,6 +467,8 @@ class Dispatcher:
         runner.buffered.clear()
         runner.catching_up = False
         self.call(runner, lambda core: core.resend())
+        if runner.lifecycle == "flattening":  # it may have closed before the last record
+            self._end_flatten(runner)
         if self.status_events is not None:
             self.status_events.touch(runner)  # no longer "starting"
 
