@@ -174,7 +174,7 @@ async def test_a_flatten_goes_on_after_the_host_restarts(
         await nc.publish(md, encode(trade(price, ts, "BTCUSDT", aggressor="sell")))
 
     async def running() -> bool:
-        return (s := await status(nc)) is not None
+        return await status(nc) is not None
 
     settings = execution_settings(nats_url, database_url, tmp_path, ACCOUNTS)
     async with execution_service(nc, settings):
