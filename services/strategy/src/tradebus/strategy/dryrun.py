@@ -103,6 +103,8 @@ class DryRun:
         self.clock = ManualClock()
         self.desk = PaperDesk(MarketCatalog({spec.venue: list(markets)}), [account], self.clock)
         self.queue: deque[Intent] = deque()
+        self.holding = False
+        """True while the host tells the bot a tick's fills: its answers wait in :attr:`queue`."""
         self.intents = 0
         self.fills = 0
         self._seq = 0

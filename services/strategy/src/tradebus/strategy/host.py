@@ -333,14 +333,31 @@ class Dispatcher:
         deliver them; the backtest's order)."""
         dry = runner.dry
         assert dry is not None
-        busy = bool(dry.queue)
+        busy = bool(dry.queue) or dry.holding
         dry.queue.extend(intents)
         if busy:
-            return  # an outer call is draining the queue
+            return  # an outer call is draining the queue, or fills are still being told
         while dry.queue:
             for event in dry.execute(dry.queue[0]):
                 self._apply_simulated(runner, event)
             dry.queue.popleft()
+
+    def _simulated_fills(self, runner: BotRunner, tick: QuoteTick | TradeTick) -> None:
+        """A tick reaches a dry-run bot's simulated venue: the bot hears each fill it makes,
+        then what it answered is executed, in order (the backtest's order, so a dry run
+        trades exactly as ``tradebus backtest`` on the same ticks)."""
+        dry = runner.dry
+        assert dry is not None
+        events = dry.on_tick(tick)
+        if not events:
+            return
+        dry.holding = True
+        try:
+            for event in events:
+                self._apply_simulated(runner, event)
+        finally:
+            dry.holding = False
+        self._simulate(runner, [])
 
     def _apply_simulated(self, runner: BotRunner, event: OrderEvent) -> None:
         """An event of a dry-run bot's simulated venue: as :meth:`apply_event`, without a
@@ -395,9 +412,7 @@ class Dispatcher:
             self._metrics.stale_ticks.labels(venue=tick.venue, symbol=tick.symbol).inc()
             return 0  # a stale price: no bot acts on it
         for runner in list(self._dry.get(key, ())):  # the simulated venues fill first (rule 5)
-            assert runner.dry is not None
-            for event in runner.dry.on_tick(tick):
-                self._apply_simulated(runner, event)
+            self._simulated_fills(runner, tick)
         is_trade = isinstance(tick, TradeTick)
         emitted = 0
         seq = market.seq + 1

@@ -43,7 +43,7 @@ from tradebus.common.markets import MarketCatalog
 from tradebus.common.messages import CancelAll
 from tradebus.control.botstore import decode_spec
 from tradebus.strategies.registry import BotSpec, build_bot
-from tradebus.strategy.dryrun import DryRun
+from tradebus.strategy.dryrun import DryRun, Recorder
 from tradebus.strategy.host import BotRunner, Dispatcher
 from tradebus.strategy.host_metrics import HostMetrics
 from tradebus.strategy.kvstore import BotRecord, Buckets, decode_record
@@ -71,6 +71,23 @@ def identity(spec: BotSpec) -> tuple[object, ...]:
         spec.execute_trades,
         tuple(sorted(spec.dry_run_wallet.items())),
     )
+
+
+def build_runner(
+    spec: BotSpec, catalog: MarketCatalog, run: int, record: Recorder, **kw: Any
+) -> BotRunner:
+    """A runner of ``spec`` in run ``run`` (``kw``: :class:`BotRunner`'s), with its
+    simulated venue if it is a dry run (its records go to ``record``).
+
+    Raises
+    ------
+    ValueError
+        If the spec is invalid (:func:`~tradebus.strategies.registry.build_bot`).
+    """
+    runner = BotRunner(build_bot(spec, catalog, run), spec, **kw)
+    if not spec.execute_trades:
+        runner.dry = DryRun(spec, runner.core.ctx.all_markets(), run, record)
+    return runner
 
 
 class Supervisor:
@@ -232,13 +249,7 @@ class Supervisor:
         return await self._resume(spec, record, revision)
 
     def _runner(self, spec: BotSpec, run: int, **kw: Any) -> BotRunner:
-        """A runner of ``spec`` in run ``run`` (``kw``: :class:`BotRunner`'s), with its
-        simulated venue if it is a dry run."""
-        runner = BotRunner(build_bot(spec, self._catalog, run), spec, **kw)
-        if not spec.execute_trades:
-            markets = runner.core.ctx.all_markets()
-            runner.dry = DryRun(spec, markets, run, self._publisher.put_record)
-        return runner
+        return build_runner(spec, self._catalog, run, self._publisher.put_record, **kw)
 
     async def _start_fresh(self, spec: BotSpec, cancel_previous: bool) -> BotRunner:
         record = BotRecord(strategy=spec.strategy, run=0, execute_trades=spec.execute_trades)
