@@ -12,6 +12,7 @@ marketdata on the server's WebSocket), and a paper one.
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from nats.aio.client import Client as NATS
 from tests.support.backpack.stack import backpack_stack
 from tests.support.cli import tradebus
 from tests.support.execution import Bus, collecting, execution_service, execution_settings
+from tests.support.intents import ensure_intent_streams
 from tests.support.services import eventually, service
 from tests.support.ticks import trade
 from tradebus.common import subjects
@@ -186,3 +188,57 @@ async def test_a_dry_run_ladder_on_a_paper_account_trades_its_own_simulated_wall
             if isinstance(r.intent, PlaceOrder) and r.intent.side == "sell"
         ]
         assert sell.clamp_to_free
+
+
+VOLUME_BOTS = """
+defaults: {venue: binance}
+strategies:
+  vol: {strategy: volume, symbol: BTCUSDT, single_trade_quote: "100",
+        trade_interval_seconds: "1", buy_offset_pct: "0", sell_profit_pct: "1",
+        target_volume: "100000"}
+users:
+  - {user: alice, account: alice-paper, strategies: {vol: {}}}
+  - {user: bob, account: bob-paper, execute_trades: false, strategies: {vol: {}}}
+"""
+
+
+async def test_a_dry_run_volume_bot_adds_nothing_to_its_group_volume(
+    nats_url: str, nc: NATS, tmp_path: Path
+) -> None:
+    """The group target counts traded volume: a dry-run bot's simulated buys are not
+    reported to KV ``group_volume``, while a live bot of the group reports its own."""
+    bots = tmp_path / "bots.yaml"
+    bots.write_text(VOLUME_BOTS)
+    await ensure_intent_streams(nc.jetstream(), ["alice"])  # as execution would
+    host = StrategySettings(
+        nats_url=nats_url,
+        bots_file=str(bots),
+        metrics_port=0,
+        stop_timeout_seconds=0.2,
+        heartbeat_seconds=0.2,
+        lease_seconds=2,
+        replica_id="vol-host",
+    )
+
+    async def both() -> bool:
+        return len(await bot_statuses(nc)) == 2
+
+    md = subjects.md_trade("binance", "BTCUSDT")
+    async with service(run_strategy, host, both):
+        kv = await nc.jetstream().key_value(subjects.KV_GROUP_VOLUME)
+        ts = 0
+
+        async def simulated_volume() -> bool:
+            nonlocal ts
+            for price in ("60000", "59990"):
+                ts += 1_000_000_000
+                await nc.publish(md, encode(trade(price, ts, "BTCUSDT")))
+            (s,) = await bot_statuses(nc, "bob-vol")
+            return Decimal(str(s.details["own_volume"])) > 0
+
+        await eventually(simulated_volume, what="the dry-run bot's simulated buy")
+        await asyncio.sleep(1.5)  # several report rounds (every 0.5 s)
+        keys = set(await kv.keys())
+        assert "vol.bob-vol" not in keys
+        (alice,) = await bot_statuses(nc, "alice-vol")  # live, no execution: nothing filled
+        assert alice.orders_placed > 0 and not alice.dry_run

@@ -14,7 +14,8 @@ those cores are asked or told:
   such bot's filled buy notional (``own_volume``), written by the host that
   runs it; every host sums them per group and tells its bots of the group the
   total and the per-user split (``on_group_volume``; STRATEGIES.md §4: the
-  target is the sum over all users of the strategy).
+  target is the sum over all users of the strategy). A dry-run bot's simulated
+  volume is not reported (it traded nothing); it is told the group's total.
 """
 
 from __future__ import annotations
@@ -144,6 +145,8 @@ class GroupVolumes:
         while True:
             for runner in self._dispatcher.runners.values():
                 if not takes(runner, BotInput.GROUP_VOLUME) or runner.catching_up:
+                    continue
+                if runner.dry is not None:  # simulated volume is no one's traded volume
                     continue
                 volume = runner.core.own_volume()
                 if self._reported.get(runner.bot) != volume:
