@@ -4,7 +4,7 @@ Alice's ladder holds a bought level; on its page Flatten asks first (cancelling
 keeps the bot running); confirmed, the page shows the bot ``flattening``, and,
 once the paper venue has filled the market sell, ``stopped``, without a reload;
 the API agrees that the position is gone. The page passes axe-core with the
-question open.
+question open. A dry-run bot's page says that its orders are simulated, with counts.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ async def test_flatten_from_the_bot_page(web_world: World, browser: Browser) -> 
     await expect(page.get_by_test_id("bot-page")).to_be_visible(timeout=WAIT_MS)
     state = page.get_by_test_id(f"bot-state-{bot}")
     await expect(state).to_have_text("running", timeout=WAIT_MS)
+    await expect(page.get_by_test_id(f"bot-mode-{bot}")).to_have_text("sent to the account")
 
     await page.get_by_test_id(f"bot-flatten-{bot}").click()
     await expect(page.get_by_test_id("confirm-ok")).to_be_visible()
@@ -72,4 +73,24 @@ async def test_flatten_from_the_bot_page(web_world: World, browser: Browser) -> 
     await eventually(stopped, what="the close to fill")
     await expect(state).to_have_text("stopped", timeout=WAIT_MS)
     assert Decimal((await status())["position"]) == 0
+
+    # a dry-run bot's page says so
+    dry = await alice.post(
+        "/api/v1/bots", json=ladder("alice-paper", name="dry", execute_trades=False)
+    )
+    assert dry.status_code == 201, dry.text
+    dry_id = dry.json()["id"]
+    await wait_state(alice, dry_id, "running")
+
+    async def placed() -> bool:
+        await tick("60000")  # the first places 4 simulated buys; later ones change nothing
+        shown = (await alice.get(f"/api/v1/bots/{dry_id}")).json()["status"] or {}
+        return bool(shown.get("details", {}).get("dry_run_intents") == 4)
+
+    await eventually(placed, what="the dry-run bot's simulated buys")
+    await page.goto(f"{world.gateway.url}/#/bots/{dry_id}")
+    await expect(page.get_by_test_id(f"bot-mode-{dry_id}")).to_have_text(
+        "dry run: simulated, never sent to the account (4 intents, 0 fills)", timeout=WAIT_MS
+    )
+    await check_accessibility(page, "dry-run bot")
     assert not errors, f"uncaught errors in the page: {errors}"

@@ -38,6 +38,8 @@ export interface BotStatus {
   /** Market time (ns) of the latest tick behind last_price; null before the first. */
   price_ts?: number | null;
   details: Record<string, string | number | boolean | null>;
+  /** The bot's execute_trades is false: its orders go to a simulated venue, not its account. */
+  dry_run?: boolean;
 }
 
 export interface BotSpec {
@@ -51,6 +53,8 @@ export interface BotSpec {
   params: Record<string, unknown>;
   enabled: boolean;
   managed_by: string;
+  /** false: a dry run (README, "Dry run"). */
+  execute_trades?: boolean;
   [key: string]: unknown;
 }
 
