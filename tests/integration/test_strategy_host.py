@@ -221,7 +221,7 @@ def readme_ctl_examples() -> list[tuple[str, bytes]]:
 async def test_the_readme_nats_cli_examples_work(nats_url: str, tmp_path: Path) -> None:
     examples = readme_ctl_examples()
     verbs = {subject.rsplit(".", 1)[1] for subject, _ in examples}
-    assert verbs == {"status", "pause", "resume", "stop", "start", "list"}
+    assert verbs == {"status", "pause", "resume", "stop", "start", "flatten", "list"}
     bots = tmp_path / "bots.yaml"
     bots.write_text(README_BOTS)
     nc = await nats.connect(nats_url)

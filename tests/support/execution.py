@@ -32,6 +32,7 @@ from tradebus.common.codec import (
     decode_recon_run_reply,
     encode,
 )
+from tradebus.common.ids import AccountId
 from tradebus.common.messages import (
     AssetBalance,
     AuditEvent,
@@ -110,13 +111,15 @@ class Bus:
     def of(self, kind: type[E], intent_id: str | None = None) -> list[E]:
         return [e for e in self.events if isinstance(e, kind) and intent_id in (None, e.intent_id)]
 
-    async def balance(self, asset: str) -> AssetBalance:
-        """The venue's balance of ``asset`` in the only account execution has."""
-        raw = await request(self.nc, subjects.exec_query("balances"), BalancesQuery())
+    async def balance(self, asset: str, account: str | None = None) -> AssetBalance:
+        """The venue's balance of ``asset`` in ``account`` (default: the only account
+        execution has)."""
+        query = BalancesQuery(account=AccountId(account) if account else None)
+        raw = await request(self.nc, subjects.exec_query("balances"), query)
         reply = decode_balances_reply(raw)
         assert isinstance(reply, BalancesReply), reply
-        (account,) = reply.accounts
-        (b,) = [b for b in account.balances if b.asset == asset]
+        (balances,) = reply.accounts
+        (b,) = [b for b in balances.balances if b.asset == asset]
         return b
 
 

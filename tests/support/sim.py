@@ -132,10 +132,20 @@ class Sim:
         for event in events:
             self._tell(self.bots[_source(event)], event)
         for bot in self.bots.values():
-            if bot.ctx.market.symbol != tick.symbol:
+            if tick.symbol not in {m.symbol for m in bot.ctx.all_markets()}:
                 continue
             intents = bot.on_trade(tick) if isinstance(tick, TradeTick) else bot.on_quote(tick)
             self._execute(bot, intents)
+
+    def poll_balances(self, bot: str) -> None:
+        """Give ``bot`` its account's venue balances (the host's poll); execute its answer."""
+        target = self.bots[bot]
+        self._execute(target, target.on_balances(self.desk.balances(target.ctx.account)))
+
+    def flatten(self, bot: str) -> None:
+        """Force exit of ``bot``: execute its cancels and closes (and what their answers cause)."""
+        target = self.bots[bot]
+        self._execute(target, target.flatten())
 
     def stop(self) -> None:
         """Stop every bot, execute its cancels, deliver everything held back."""

@@ -449,7 +449,7 @@ def test_structural_errors_of_users(tmp_path: Path) -> None:
     pattern = "^[A-Za-z0-9_-]{1,64}$"
     assert lines == [
         "users[1].colour: unknown field "
-        "(known: ['account', 'enabled', 'strategies', 'user', 'venue'])",
+        "(known: ['account', 'enabled', 'execute_trades', 'strategies', 'user', 'venue'])",
         "users[1].strategies.grid: no strategy group 'grid' under strategies",
         "users[2].user: required",
         "users[3].strategies.ladder[1]: expected a mapping of bot settings",

@@ -74,15 +74,15 @@ export function OtherFieldErrors(props: { errors: Record<string, string>; shown:
   );
 }
 
-/** Start / pause / resume / stop of one bot; stop asks first; a refusal is shown. */
+/** Start / pause / resume / stop / flatten of one bot; stop and flatten ask first; a refusal is shown. */
 export function BotControls(props: { id: string; onDone?: (r: CommandResult) => void }) {
   const { api } = useApp();
-  const [asking, setAsking] = useState(false);
+  const [asking, setAsking] = useState<"stop" | "flatten" | null>(null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const id = props.id;
 
-  const run = async (verb: "start" | "pause" | "resume" | "stop") => {
+  const run = async (verb: "start" | "pause" | "resume" | "stop" | "flatten") => {
     setBusy(true);
     setError(null);
     try {
@@ -97,6 +97,11 @@ export function BotControls(props: { id: string; onDone?: (r: CommandResult) => 
     }
   };
 
+  const questions = {
+    stop: `Stop ${id}? Its open orders are cancelled if its cancel_on_exit says so.`,
+    flatten: `Flatten ${id}? Its open orders are cancelled, its position is sold (or bought back) at market, then it stops.`,
+  };
+
   return (
     <span class="controls">
       <button type="button" data-testid={`bot-start-${id}`} disabled={busy} onClick={() => void run("start")}>
@@ -108,8 +113,11 @@ export function BotControls(props: { id: string; onDone?: (r: CommandResult) => 
       <button type="button" data-testid={`bot-resume-${id}`} disabled={busy} onClick={() => void run("resume")}>
         Resume
       </button>
-      <button type="button" class="danger" data-testid={`bot-stop-${id}`} disabled={busy} onClick={() => setAsking(true)}>
+      <button type="button" class="danger" data-testid={`bot-stop-${id}`} disabled={busy} onClick={() => setAsking("stop")}>
         Stop
+      </button>
+      <button type="button" class="danger" data-testid={`bot-flatten-${id}`} disabled={busy} onClick={() => setAsking("flatten")}>
+        Flatten
       </button>
       {error && (
         <span class="error" role="alert" data-testid="bot-error">
@@ -118,12 +126,13 @@ export function BotControls(props: { id: string; onDone?: (r: CommandResult) => 
       )}
       {asking && (
         <Confirm
-          message={`Stop ${id}? Its open orders are cancelled if its cancel_on_exit says so.`}
+          message={questions[asking]}
           onOk={() => {
-            setAsking(false);
-            void run("stop");
+            const verb = asking;
+            setAsking(null);
+            void run(verb);
           }}
-          onCancel={() => setAsking(false)}
+          onCancel={() => setAsking(null)}
         />
       )}
     </span>

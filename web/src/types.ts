@@ -44,6 +44,8 @@ export interface BotStatus {
   position_mismatch?: boolean;
   /** A position held at an average price of 0 (set it: POST /api/v1/bots/{id}/average). */
   average_missing?: boolean;
+  /** The bot's execute_trades is false: its orders go to a simulated venue, not its account. */
+  dry_run?: boolean;
 }
 
 export interface BotSpec {
@@ -57,6 +59,8 @@ export interface BotSpec {
   params: Record<string, unknown>;
   enabled: boolean;
   managed_by: string;
+  /** false: a dry run (README, "Dry run"). */
+  execute_trades?: boolean;
   [key: string]: unknown;
 }
 

@@ -222,6 +222,35 @@ def test_stop_cancels_and_restart_places_the_grid_again() -> None:
     assert kept.on_stop() == []
 
 
+def test_flatten_cancels_then_sells_the_position_at_market_and_stops() -> None:
+    bot = new_bot()
+    buys = places(bot.on_trade(trade("103.5", 1)))
+    b3 = buys[3]
+    (sell,) = places(bot.on_order_event(filled(b3)))
+    cancels = bot.flatten()
+    assert bot.state.phase == "flattening"
+    targets = [c.target_intent_id for c in cancels if isinstance(c, CancelOrder)]
+    assert targets == [b.intent_id for b in buys[:3]] + [sell.intent_id]
+    for order in [*buys[:3], sell]:
+        out = bot.on_order_event(canceled(order, D(0)))
+    (close,) = places(out)  # the last cancel confirmed: the position goes at market
+    assert (close.side, close.order_type, close.price) == ("sell", "market", None)
+    assert close.qty == b3.qty
+    assert close.intent_id == "g:1.0:f1" and close.clamp_to_free
+    assert bot.on_trade(trade("90", 5)) == []  # no new buy while flattening
+    done = OrderFilled(
+        intent_id=close.intent_id, user=CTX.user, source=CTX.bot, account=CTX.account,
+        symbol="BTCUSDT", side="sell", trade_id="t-close", price=D("103.2"), qty=close.qty,
+        fee=D("0.05"), fee_asset="USDT", liquidity="taker", cum_qty=close.qty,
+        leaves_qty=D(0), ts_event=6,
+    )  # fmt: skip
+    assert bot.on_order_event(done) == []
+    assert bot.state.phase == "stopped" and bot.state.position.qty == 0
+    assert bot.state.position.realized_pnl == b3.qty * (D("103.2") - 103) - D("0.01") - D("0.05")
+    idle = new_bot()
+    assert idle.flatten() == [] and idle.state.phase == "stopped"  # nothing open or held
+
+
 def test_a_restored_snapshot_trades_exactly_as_the_original() -> None:
     bot = new_bot()
     b4 = places(bot.on_trade(trade("104.5", 1)))[4]

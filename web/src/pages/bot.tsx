@@ -195,6 +195,12 @@ export function BotPage(props: { id: string }) {
         </dd>
         <dt>Account</dt>
         <dd>{bot.spec.account}</dd>
+        <dt>Orders</dt>
+        <dd data-testid={`bot-mode-${id}`}>
+          {bot.spec.execute_trades === false
+            ? `dry run: simulated, never sent to the account (${s?.details?.dry_run_intents ?? 0} intents, ${s?.details?.dry_run_fills ?? 0} fills)`
+            : "sent to the account"}
+        </dd>
         <dt>State</dt>
         <dd data-testid={`bot-state-${id}`} class={`state state-${s?.state ?? "stopped"}`}>
           {s?.state ?? "stopped"}

@@ -6,7 +6,8 @@ NATS CLI equivalent (README, "Controlling bots"):
 * ``bots apply -f FILE``: resolve and validate the layered bot file, write KV ``bots``;
 * ``bots list`` / ``bots status BOT``: ``ctl.bots.list`` / ``ctl.bots.status``,
   gathering the answer of every host replica;
-* ``bots pause|resume|stop BOT``, ``bots start BOT [--fresh]``: ``ctl.bots.<verb>``;
+* ``bots pause|resume|stop|flatten BOT``, ``bots start BOT [--fresh]``: ``ctl.bots.<verb>``;
+* ``bots dry-run BOT [--limit N]``: what a dry-run bot did (stream ``DRYRUN``);
 * ``intent place`` / ``intent cancel``: publish on ``intent.<user>.manual``
   (JetStream, ``Nats-Msg-Id`` = intent id) and wait for the answer on
   ``exec.evt.<user>.manual``.
@@ -56,7 +57,8 @@ from tradebus.control import intents
 from tradebus.control.audit import AuditTrail, local_actor
 from tradebus.control.bots import ControlError, gather_statuses, send_command
 from tradebus.control.bots import set_average as control_set_average
-from tradebus.control.botstore import BotManagedElsewhere, apply_file_to
+from tradebus.control.botstore import BotManagedElsewhere, apply_file_to, get_spec, open_bots
+from tradebus.control.dryrun import describe, dry_run_records
 
 
 class CommandError(Exception):
@@ -200,7 +202,7 @@ def bots_table(statuses: list[BotStatus]) -> str:
             s.user,
             s.strategy,
             s.symbol,
-            s.state,
+            f"{s.state}(dry-run)" if s.dry_run else s.state,
             s.phase,
             s.orders_placed,
             s.orders_filled,
@@ -263,7 +265,7 @@ async def bot_status(url: str, bot: str, as_json: bool, creds: str = "") -> str:
 async def command_bot(
     url: str, verb: str, bot: str, fresh: bool, as_json: bool, creds: str = ""
 ) -> str:
-    """``tradebus bots pause|resume|stop|start BOT``."""
+    """``tradebus bots pause|resume|stop|start|flatten BOT``."""
     nc = await _connect(url, creds)
     try:
         command = BotCommand(bot=bot, mode="fresh" if fresh else "resume", actor=cli_actor())
@@ -292,6 +294,30 @@ async def set_average(url: str, bot: str, price: Decimal, as_json: bool, creds: 
     if as_json:
         return _dumps(reply)
     return f"{bot}: {reply.message} [host {reply.host}]"
+
+
+async def dry_run_log(url: str, bot: str, limit: int, as_json: bool, creds: str = "") -> str:
+    """``tradebus bots dry-run BOT``: the last ``limit`` intents of a dry-run bot and its
+    simulated venue's answers (:func:`tradebus.control.dryrun.dry_run_records`)."""
+    if limit < 1:
+        raise CommandError(f"--limit must be >= 1 (got {limit})")
+    nc = await _connect(url, creds)
+    try:
+        found = await get_spec(await open_bots(nc.jetstream()), bot)
+        if found is None:
+            raise CommandError(f"no bot {bot!r} in KV bots")
+        spec, _ = found
+        records = await dry_run_records(nc.jetstream(), spec.user, bot, limit)
+    finally:
+        await nc.close()
+    if as_json:
+        return _dumps(records)
+    mode = "dry run" if not spec.execute_trades else "trades (execute_trades: true)"
+    if not records:
+        return f"{bot}: {mode}; no dry-run records"
+    rows = [(r.run, r.seq, r.ts_event, describe(r)) for r in records]
+    table = render_table(["RUN", "SEQ", "TS", "WHAT"], rows)
+    return f"{table}\n{bot}: {mode}; {len(records)} records"
 
 
 async def send_intent(

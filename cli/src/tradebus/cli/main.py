@@ -4,7 +4,7 @@
 (see :mod:`tradebus.cli.demo`). ``NATS_URL`` and ``DATABASE_URL`` make it use
 existing servers instead of starting its own.
 
-``tradebus bots apply|list|status|pause|resume|stop|start`` and
+``tradebus bots apply|list|status|pause|resume|stop|start|flatten|dry-run`` and
 ``tradebus intent place|cancel`` control a running stack over NATS
 (see :mod:`tradebus.cli.botctl`); ``--nats-url`` or ``NATS_URL`` says where,
 ``--nats-creds`` or ``TRADEBUS_NATS_CREDS`` with which credentials (the
@@ -158,6 +158,7 @@ def _bots_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         ("resume", "trade again after pause or stop"),
         ("stop", "stop; cancel open orders if cancel_on_exit"),
         ("start", "start a stopped bot (resume its state, or --fresh)"),
+        ("flatten", "force exit: cancel its orders, close its position at market, stop"),
     ):
         cmd = verbs.add_parser(verb, help=text)
         cmd.add_argument("bot")
@@ -172,6 +173,12 @@ def _bots_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     average.add_argument("bot")
     average.add_argument("price", help="average entry price, quote per base (> 0)")
     _common(average)
+    dry = verbs.add_parser(
+        "dry-run", help="what a dry-run bot did: its intents and simulated fills"
+    )
+    dry.add_argument("bot")
+    dry.add_argument("--limit", type=int, default=100, help="the last N records (default 100)")
+    _common(dry)
 
 
 def _intent_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -220,6 +227,8 @@ def _run_bots(args: argparse.Namespace) -> int:
             )
             return 2
         coro = botctl.set_average(url, args.bot, price, args.json, creds)
+    elif args.verb == "dry-run":
+        coro = botctl.dry_run_log(url, args.bot, args.limit, args.json, creds)
     else:
         fresh = getattr(args, "fresh", False)
         coro = botctl.command_bot(url, args.verb, args.bot, fresh, args.json, creds)

@@ -30,8 +30,11 @@ from tradebus.strategies.core import (
     TrackedOrder,
     apply_fill,
     booked_change,
+    cancel_all_but_closes,
+    is_close,
     note_quote,
     note_trade,
+    place_close,
 )
 from tradebus_grid.params import GridError, GridParams, buy_qty, level_prices
 from tradebus_grid.state import GridLevel, GridState, grid_status
@@ -141,6 +144,9 @@ class GridBot(BotBase[GridParams, GridState]):
         order = s.orders.find(event.intent_id)
         if order is None:
             return []
+        if is_close(order):
+            self._on_close_event(order, event)
+            return self._flatten_step() if s.phase == "flattening" else []
         match event:
             case OrderAccepted():
                 order.accept(event.qty)
@@ -154,6 +160,8 @@ class GridBot(BotBase[GridParams, GridState]):
                 self._release(order)
                 self._fail(f"{order.side} {order.leg} at {order.price} rejected: "
                            f"{event.reason}: {event.message}")  # fmt: skip
+        if s.phase == "flattening":
+            return self._flatten_step()
         return self._place_sells() if s.phase == "running" else []
 
     def _level_of(self, order: TrackedOrder) -> GridLevel:
@@ -207,6 +215,47 @@ class GridBot(BotBase[GridParams, GridState]):
         if s.phase == "stopped":
             s.phase = s.resume_phase
         return []
+
+    def flatten(self) -> list[Intent]:
+        """Force exit (tradebus docs/strategies.md, "Force exit"): cancel every open order,
+        then sell the whole position at market (clamped to the free base balance); the
+        bot is ``stopped`` once sold, at once when nothing is open or held."""
+        self.state.phase = "flattening"
+        return self._flatten_step()
+
+    def _flatten_step(self) -> list[Intent]:
+        s = self.state
+        out = cancel_all_but_closes(self.ctx, s, s.last_ts)
+        if s.orders.open_orders():
+            return out
+        qty = floor_to(s.position.qty, self.ctx.market.step_size)
+        if qty > 0:
+            close = place_close(self.ctx, s, 0, "sell", qty, s.last_ts, clamp_to_free=True)
+            return [*out, close]
+        for level in s.levels.values():  # nothing left to sell: every level is idle
+            level.held = level.cost = level.proceeds = ZERO
+        s.phase = "stopped"
+        return out
+
+    def _on_close_event(self, order: TrackedOrder, event: OrderEvent) -> None:
+        """A force exit's market sell: it sells the position, not a level's buy."""
+        s = self.state
+        match event:
+            case OrderAccepted():
+                cut = order.accept(event.qty)  # the account held less (sold by hand)
+                if cut > 0 and s.position.qty > 0:
+                    s.position.write_off(min(cut, s.position.qty))
+            case OrderFilled():
+                s.orders.record_fill(order, event.qty)
+                qty, fee = booked_change(event, self.ctx.market)
+                sold = min(qty, max(s.position.qty, ZERO))
+                if sold > 0:
+                    s.position.apply("sell", sold, event.price, fee)
+            case OrderCanceled():
+                order.status = "canceled"
+            case OrderRejected():
+                order.status = "rejected"
+                self._fail(f"force exit sell rejected: {event.reason}: {event.message}")
 
     def _on_restore(self) -> None:
         self._prices = None

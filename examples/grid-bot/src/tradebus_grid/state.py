@@ -19,9 +19,10 @@ from tradebus.strategies.core import BotContext, BotState
 from tradebus.strategies.status_fields import bot_status, position_figures, text_or_none
 from tradebus_grid.params import GridParams
 
-Phase = Literal["waiting", "running", "stopped", "failed"]
-"""``waiting``: no price yet; ``running``: the grid trades; ``stopped``: stopped by
-its user; ``failed``: stopped on an error (``error`` says which)."""
+Phase = Literal["waiting", "running", "flattening", "stopped", "failed"]
+"""``waiting``: no price yet; ``running``: the grid trades; ``flattening``: a force
+exit waits for its cancels and its market sell; ``stopped``: stopped by its user;
+``failed``: stopped on an error (``error`` says which)."""
 
 
 class GridLevel(msgspec.Struct, kw_only=True):

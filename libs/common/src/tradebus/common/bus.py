@@ -93,6 +93,7 @@ STREAM_MAX_AGE_SECONDS: dict[str, float] = {
     subjects.STREAM_EXEC: 7 * DAY_SECONDS,
     subjects.STREAM_RECON: 30 * DAY_SECONDS,
     subjects.STREAM_AUDIT: 30 * DAY_SECONDS,  # a buffer: the gateway writes it to audit_log
+    subjects.STREAM_DRYRUN: 7 * DAY_SECONDS,
 }
 INTENTS_MAX_AGE_SECONDS = 7 * DAY_SECONDS
 DEADLETTER_MAX_AGE_SECONDS = 30 * DAY_SECONDS
@@ -343,7 +344,7 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
 
 
 async def ensure_streams(js: JetStreamContext) -> None:
-    """Create the shared streams (``EXEC``, ``RECON``, ``AUDIT``), or update them to the
+    """Create the shared streams (``EXEC``, ``RECON``, ``AUDIT``, ``DRYRUN``), or update them to the
     current definition. Idempotent."""
     for config in stream_configs():
         await ensure_stream(js, config)

@@ -34,6 +34,7 @@ from tradebus.common.messages import (
     BotsQuery,
     BotsReply,
     BotStatusChanged,
+    DryRunRecord,
     ErrorReply,
     FeedStatus,
     Intent,
@@ -95,6 +96,7 @@ _accounts_sync_reply: msgspec.json.Decoder[AccountsSyncReply | ErrorReply] = msg
 )
 _audit_event = msgspec.json.Decoder(AuditEvent)
 _bot_status_changed = msgspec.json.Decoder(BotStatusChanged)
+_dry_run_record = msgspec.json.Decoder(DryRunRecord)
 _bots_query = msgspec.json.Decoder(BotsQuery)
 _bots_reply: msgspec.json.Decoder[BotsReply | ErrorReply] = msgspec.json.Decoder(
     BotsReply | ErrorReply
@@ -133,6 +135,8 @@ decode_accounts_sync = _accounts_sync.decode
 decode_accounts_sync_reply = _accounts_sync_reply.decode
 decode_audit_event = _audit_event.decode
 """``bytes -> AuditEvent`` for ``audit.*`` subjects."""
+decode_dry_run_record = _dry_run_record.decode
+"""``bytes -> DryRunRecord`` for ``dryrun.*`` subjects."""
 decode_bot_status_changed = _bot_status_changed.decode
 """``bytes -> BotStatusChanged`` for ``bot.status.*`` subjects."""
 decode_bots_query = _bots_query.decode

@@ -587,6 +587,10 @@ class BotStatus(msgspec.Struct, frozen=True, kw_only=True):
     ``position_mismatch`` True while it is above the threshold uncorrected;
     ``average_missing`` True when a position is held at an average price of 0
     (seed 001: set it with ``tradebus bots set-average``).
+    to plot ``last_price`` at, beside fills' ``ts_event``. ``dry_run``: the bot's
+    ``execute_trades`` is false: its orders go to its own paper venue in the host,
+    never to its account (``details`` then counts ``dry_run_intents`` and
+    ``dry_run_fills``; stream ``DRYRUN`` keeps them, :class:`DryRunRecord`).
     """
 
     bot: str
@@ -621,6 +625,7 @@ class BotStatus(msgspec.Struct, frozen=True, kw_only=True):
     position_difference: Decimal | None = None
     position_mismatch: bool = False
     average_missing: bool = False
+    dry_run: bool = False
 
 
 class BotsQuery(Message, frozen=True, kw_only=True):
@@ -656,12 +661,13 @@ class BotSetAverage(Message, frozen=True, kw_only=True):
 
 
 class BotCommand(Message, frozen=True, kw_only=True):
-    """``ctl.bots.{pause,resume,stop,start}`` request for one bot.
+    """``ctl.bots.{pause,resume,stop,start,flatten}`` request for one bot.
 
     ``start`` takes ``mode``: ``resume`` (restore the last snapshot, then the
     order events after it) or ``fresh`` (cancel the bot's open orders and
     forget its state). ``stop`` cancels the bot's orders when its
-    ``cancel_on_exit`` says so; ``pause`` keeps them. ``actor`` names who asked
+    ``cancel_on_exit`` says so; ``pause`` keeps them; ``flatten`` cancels them,
+    closes the bot's position at market and stops it (docs/strategies.md). ``actor`` names who asked
     (``alice`` through the gateway, ``cli:<login>`` from the CLI; empty from a
     bare ``nats req``): the host writes it to the audit log.
     """
@@ -728,6 +734,24 @@ class KillSwitchReply(Message, frozen=True, kw_only=True):
 # --------------------------------------------------------------------------
 # Bot status changes: bot.status.<user>.<bot> (core NATS, strategy hosts -> anyone)
 # --------------------------------------------------------------------------
+
+
+class DryRunRecord(Message, frozen=True, kw_only=True):
+    """One thing a dry-run bot (``execute_trades: false``) did, on ``dryrun.<user>.<bot>``
+    (stream ``DRYRUN``): an ``intent`` it emitted (never sent to its account's venue)
+    or an ``event`` its simulated venue answered (acceptance, fill, cancel, refusal),
+    exactly one of the two. ``run`` is the bot's run number, ``seq`` counts the bot's
+    records in that run from 1, ``ts_event`` is the market time (ns, ``ts_recv`` of the
+    tick the bot had seen last) it happened at."""
+
+    bot: str
+    user: str
+    account: str
+    run: int
+    seq: int
+    ts_event: int
+    intent: Intent | None = None
+    event: OrderEvent | None = None
 
 
 class BotStatusChanged(Message, frozen=True, kw_only=True):

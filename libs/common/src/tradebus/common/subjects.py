@@ -25,6 +25,8 @@ subject                            kind                producer -> consumer
 ``bot.status.<user>.<bot>``        core NATS           hosts -> gateway, the user
 ``audit.<source>``                 JetStream AUDIT     every actor -> gateway
                                                        (writes ``audit_log``)
+``dryrun.<user>.<bot>``            JetStream DRYRUN    hosts -> CLI, gateway (what
+                                                       dry-run bots did)
 KV ``bots``: ``<bot>``             JetStream KV        ``bots apply`` -> hosts
 KV ``bot_state``: ``<bot>``        JetStream KV        host -> host (snapshots)
 KV ``leases``: ``bot.<bot>``,      JetStream KV (TTL)  host replicas
@@ -67,6 +69,9 @@ STREAM_RECON = "RECON"
 STREAM_AUDIT = "AUDIT"
 """State-changing actions of every part of tradebus, until the gateway writes them to
 ``audit_log`` (:class:`~tradebus.common.messages.AuditEvent`)."""
+STREAM_DRYRUN = "DRYRUN"
+"""What dry-run bots did: their intents and their simulated venue's answers
+(:class:`~tradebus.common.messages.DryRunRecord`)."""
 STREAM_DEADLETTER = "DEADLETTER"
 """Intents execution gave up on, and JetStream's advisories of intents delivered too often."""
 
@@ -260,10 +265,20 @@ def audit(source: str) -> str:
 AUDIT_ALL = "audit.>"
 
 
+def dry_run(user: str, bot: str) -> str:
+    """``dryrun.<user>.<bot>``: a :class:`~tradebus.common.messages.DryRunRecord` of a
+    dry-run bot (``execute_trades: false``)."""
+    return f"dryrun.{token(user, 'user')}.{token(bot, 'bot')}"
+
+
+DRYRUN_ALL = "dryrun.>"
+
+
 STREAM_SUBJECTS: dict[str, list[str]] = {
     STREAM_EXEC: [EXEC_EVT_ALL, EXEC_ALERT_ALL],
     STREAM_RECON: [RECON_ALL],
     STREAM_AUDIT: [AUDIT_ALL],
+    STREAM_DRYRUN: [DRYRUN_ALL],
 }
 """Which subjects each shared JetStream stream captures (each user's ``INTENTS_<user>``:
 :func:`intents_stream_subjects`; ``DEADLETTER``: execution's own)."""

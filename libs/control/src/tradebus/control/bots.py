@@ -35,7 +35,7 @@ ONE_BOT_EXTRA_SECONDS = 2.0
 COMMAND_TIMEOUT_SECONDS = 5.0
 WATCH_SECONDS = 2.0
 
-COMMAND_VERBS = ("pause", "resume", "stop", "start")
+COMMAND_VERBS = ("pause", "resume", "stop", "start", "flatten")
 
 
 class ControlError(Exception):
@@ -107,7 +107,8 @@ async def bot_statuses(nc: NATS, bot: str | None = None) -> list[BotStatus]:
 async def send_command(
     nc: NATS, verb: str, command: BotCommand, timeout: float = COMMAND_TIMEOUT_SECONDS
 ) -> BotCommandReply:
-    """Send ``ctl.bots.<verb>`` (``pause``, ``resume``, ``stop``, ``start``) for one bot.
+    """Send ``ctl.bots.<verb>`` (``pause``, ``resume``, ``stop``, ``start``, ``flatten``)
+    for one bot.
 
     Raises
     ------

@@ -39,7 +39,7 @@ RESPONSES = ResponsePermission(max=1, ttl=0)
 """A service answering requests: one reply per request received, to its reply subject
 (nats.conf's ``allow_responses: true``)."""
 
-_SHARED_STREAMS = tuple(subjects.STREAM_SUBJECTS)  # EXEC, RECON, AUDIT
+_SHARED_STREAMS = tuple(subjects.STREAM_SUBJECTS)  # EXEC, RECON, AUDIT, DRYRUN
 _HOST_BUCKETS = (
     subjects.KV_BOTS,
     subjects.KV_BOT_STATE,
@@ -129,6 +129,7 @@ def strategy() -> UserNats:
             subjects.exec_query("markets"),  # the venues' market rules (request)
             subjects.EXEC_BOT_ADJUST,  # journal a bot's position correction (request)
             subjects.BOT_STATUS_ALL,  # each bot's status changes
+            subjects.DRYRUN_ALL,  # what its dry-run bots did (stream DRYRUN)
             subjects.audit("strategy"),  # what it did on someone's behalf (ctl.bots.*)
             subjects.audit("cli"),  # tradebus-bots-apply (as this user): the bots it wrote
             "$JS.API.INFO",
@@ -220,7 +221,12 @@ def gateway() -> UserNats:
             subjects.audit("gateway"),
             "$JS.API.INFO",
             *_ensure(*_SHARED_STREAMS),
-            *_read_streams(subjects.STREAM_EXEC, subjects.STREAM_RECON, subjects.STREAM_AUDIT),
+            *_read_streams(
+                subjects.STREAM_EXEC,
+                subjects.STREAM_RECON,
+                subjects.STREAM_AUDIT,
+                subjects.STREAM_DRYRUN,  # a dry-run bot's records (GET /api/v1/bots/{id}/dry-run)
+            ),
             *_durable(subjects.STREAM_AUDIT, GATEWAY_AUDIT),
             *_kv(subjects.KV_BOTS),
         ],

@@ -29,10 +29,11 @@
 
 The user's value wins over the group's, which wins over ``defaults``. A bot's
 id is ``<user>-<group>[-<name>]`` unless it sets ``id``. Bot fields:
-``id``, ``name``, ``account``, ``venue``, ``symbol``, ``enabled``, and, in a group
-block only, ``total_capital`` (the group's shared capital cap: every bot of the
-group on one account together; :class:`~tradebus.strategies.registry.BotSpec`); every
-other key is a parameter of the strategy. A key of ``defaults`` applies to the bots
+``id``, ``name``, ``account``, ``venue``, ``symbol``, ``enabled``, ``execute_trades``,
+``dry_run_wallet`` (a dry run, README "Dry run"), and, in a group block only,
+``total_capital`` (the group's shared capital cap: every bot of the group on one
+account together; :class:`~tradebus.strategies.registry.BotSpec`); every other
+key is a parameter of the strategy. A key of ``defaults`` applies to the bots
 whose strategy has it. Every problem is reported at once, at the path of the
 YAML that set the bad value (``users[2].strategies.volume.single_trade_quote:
 must be > 0``).
@@ -58,12 +59,22 @@ from tradebus.strategies.registry import (
     validate_specs,
 )
 
-SPEC_FIELDS = {"id", "name", "account", "venue", "symbol", "enabled", "total_capital"}
+SPEC_FIELDS = {
+    "id",
+    "name",
+    "account",
+    "venue",
+    "symbol",
+    "enabled",
+    "execute_trades",
+    "dry_run_wallet",
+    "total_capital",
+}
 """Keys of a layer that are about the bot, not the strategy."""
 GROUP_ONLY_FIELDS = {"strategy"}
 GROUP_LEVEL_FIELDS = {"total_capital"}
 """Bot fields only a strategy group sets (``strategies.<group>``), for all its bots."""
-USER_FIELDS = {"user", "account", "venue", "enabled", "strategies"}
+USER_FIELDS = {"user", "account", "venue", "enabled", "execute_trades", "strategies"}
 
 
 class LayeredFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -170,7 +181,7 @@ def resolve(
                     {k: v for k, v in _layer(doc.defaults, "defaults").items() if k in fields}
                 )
                 merged.update(_layer(block, f"strategies.{group}", GROUP_ONLY_FIELDS))
-                user_fields = {"account", "venue", "enabled"}
+                user_fields = {"account", "venue", "enabled", "execute_trades"}
                 merged.update(
                     {k: v for k, v in _layer(user_block, where_user).items() if k in user_fields}
                 )

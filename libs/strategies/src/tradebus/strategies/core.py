@@ -265,14 +265,18 @@ class BotState(msgspec.Struct, kw_only=True):
 
     ``phase`` is the core's phase (a core narrows it to its own ``Literal``;
     ``"failed"`` means the bot stopped on an error and its status shows
-    why); ``orders`` every order the bot placed; ``position_check`` what its
-    position checks found (:mod:`tradebus.strategies.position_check`). A core's state adds its own
+    why; ``"flattening"`` that a force exit waits for its cancels and its
+    close, :meth:`Strategy.flatten`); ``orders`` every order the bot placed;
+    ``position_check`` what its position checks found
+    (:mod:`tradebus.strategies.position_check`). A core's state adds its own
     fields; the whole struct is the bot's snapshot.
     """
 
     phase: str = "waiting"
     orders: OrderTracker = msgspec.field(default_factory=OrderTracker)
     position_check: PositionCheckState = msgspec.field(default_factory=PositionCheckState)
+    flattens: int = 0
+    """Closing orders a force exit placed so far (their legs are ``f1``, ``f2``...)."""
 
 
 class BotInput(enum.Enum):
@@ -299,6 +303,57 @@ def booked_change(fill: OrderFilled, market: Market) -> tuple[Decimal, Decimal]:
 def apply_fill(position: Position, fill: OrderFilled, market: Market) -> None:
     """Apply ``fill`` to ``position`` as the venue charged it (:func:`booked_change`)."""
     position.apply_fill(fill.side, fill.qty, fill.price, fill.fee, fill.fee_asset, market)
+
+
+FLATTEN_LEG = "f"
+"""The leg prefix of a force exit's closing orders (``f1``, ``f2``...)."""
+
+
+def is_close(order: TrackedOrder) -> bool:
+    """Whether ``order`` is a closing order of a force exit (leg ``f<n>``)."""
+    return order.leg[:1] == FLATTEN_LEG and order.leg[1:].isdigit()
+
+
+def cancel_all_but_closes(ctx: BotContext, state: BotState, ts: int) -> list[Intent]:
+    """The cancels a force exit sends: every open order of the bot but its own closes
+    (each once, :meth:`OrderTracker.cancel`)."""
+    orders = state.orders
+    return orders.cancel_all(ctx, [o for o in orders.open_orders() if not is_close(o)], ts)
+
+
+def place_close(
+    ctx: BotContext,
+    state: BotState,
+    cycle: int,
+    side: Side,
+    qty: Decimal,
+    ts: int,
+    *,
+    symbol: str | None = None,
+    clamp_to_free: bool = False,
+    reduce_only: bool = False,
+) -> PlaceOrder:
+    """A force exit's closing order: a GTC market order (no limit price) of ``qty`` (base
+    units) on ``symbol`` (default: the bot's market), leg ``f<n>`` (``n`` counts the bot's
+    closes, :attr:`BotState.flattens`), id ``<bot>:<run>.<cycle>:f<n>``, caused by the
+    market event at ``ts`` (ns). ``clamp_to_free`` for a spot sell (sell what the account
+    holds, seed 001), ``reduce_only`` on a perpetual market (never opens a position).
+    Source: docs/strategies.md, "Force exit"."""
+    state.flattens += 1
+    return state.orders.place(
+        ctx,
+        cycle,
+        f"{FLATTEN_LEG}{state.flattens}",
+        side,
+        None,
+        qty,
+        ts,
+        ts,
+        symbol=symbol,
+        order_type="market",
+        clamp_to_free=clamp_to_free,
+        reduce_only=reduce_only,
+    )
 
 
 class PricedState(Protocol):
@@ -390,6 +445,17 @@ class Strategy(Protocol):
 
     def on_stop(self) -> list[Intent]:
         """The bot is being stopped: return the cancels its config asks for."""
+        ...
+
+    def flatten(self) -> list[Intent]:
+        """Force exit: close the position at market and stop (docs/strategies.md, "Force exit").
+
+        The phase becomes ``flattening``: every open order is cancelled; once
+        none is open, the position is closed by market orders (:func:`place_close`);
+        once those are done and nothing is left to close, the phase is
+        ``stopped`` (at once when there is nothing to cancel or close). No new
+        capital is committed meanwhile, whatever ticks arrive.
+        """
         ...
 
     def on_balances(self, balances: AccountBalances) -> list[Intent]:
@@ -506,6 +572,10 @@ class BotBase(ABC, Generic[P, S]):
     @abstractmethod
     def on_stop(self) -> list[Intent]:
         """See :meth:`Strategy.on_stop`."""
+
+    @abstractmethod
+    def flatten(self) -> list[Intent]:
+        """See :meth:`Strategy.flatten`."""
 
     @abstractmethod
     def status(self) -> BotStatus:

@@ -41,6 +41,11 @@ class BotSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     bots on the account that would take the quote the group's bots commit (their open
     buy orders' notional plus the cost of the positions they hold) above it
     (``group_capital``; docs/strategies.md).
+    ``execute_trades`` (default true): false makes a dry run: the bot trades the
+    live feed but its orders go to a paper venue of its own in the strategy host
+    (the engine's paper fill model), never to its account, whatever the account
+    is; ``dry_run_wallet`` is that venue's starting balances (asset -> amount;
+    empty: :data:`DRY_RUN_QUOTE` of each quote asset the bot trades).
     """
 
     id: BotId
@@ -54,6 +59,8 @@ class BotSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     enabled: bool = True
     managed_by: Literal["file", "api"] = "file"
     total_capital: Decimal | None = None
+    execute_trades: bool = True
+    dry_run_wallet: dict[str, Decimal] = {}
 
     @property
     def group_name(self) -> str:
@@ -63,6 +70,9 @@ class BotSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 
 BOT_FIELDS = ("id", "user", "account", "venue", "symbol")
 """Spec fields that must be subject tokens."""
+DRY_RUN_QUOTE = Decimal(10_000)
+"""A dry-run bot's simulated balance of each quote asset it trades when its
+``dry_run_wallet`` is empty (README, "Dry run")."""
 
 
 def param_fields(strategy: str, strategies: StrategyCatalog | None = None) -> set[str]:
@@ -134,6 +144,17 @@ def spec_problems(
     cap = spec.total_capital
     if cap is not None and not (cap.is_finite() and cap > 0):
         problems.append(("total_capital", f"must be > 0 (got {cap})"))
+    for asset, amount in spec.dry_run_wallet.items():
+        if not TOKEN_PATTERN.match(asset):
+            problems.append(
+                ("dry_run_wallet", f"asset must match {TOKEN_PATTERN.pattern} (got {asset!r})")
+            )
+        elif not amount.is_finite() or amount < 0:
+            problems.append(
+                (f"dry_run_wallet.{asset}", f"must be a finite amount >= 0 (got {amount})")
+            )
+    if spec.dry_run_wallet and spec.execute_trades:
+        problems.append(("dry_run_wallet", "only for a dry run: set execute_trades: false"))
     kind = strategies.get(spec.strategy)
     if kind is None:
         return [*problems, ("strategy", strategies.unknown(spec.strategy))]

@@ -1,4 +1,4 @@
-"""``ctl.bots.*``: list, status, pause, resume, stop and start bots by request/reply.
+"""``ctl.bots.*``: list, status, pause, resume, stop, start and flatten bots by request/reply.
 
 Every replica subscribes. A question about all bots (``{}``) is answered by
 every replica with its own bots (``BotsReply.host`` says which; gather them
@@ -12,6 +12,7 @@ Examples (NATS CLI)::
     nats req ctl.bots.status '{"bot":"alice-ladder-btc"}'
     nats req ctl.bots.pause  '{"bot":"alice-ladder-btc"}'
     nats req ctl.bots.start  '{"bot":"alice-ladder-btc","mode":"fresh"}'
+    nats req ctl.bots.flatten '{"bot":"alice-ladder-btc"}'
     nats req ctl.bots.list   '{}' --replies 0 --timeout 1s
     nats req ctl.bots.set-average '{"bot":"alice-ladder-btc","price":"50000"}'
 
@@ -59,7 +60,7 @@ log = logging.getLogger(__name__)
 ABSENT_GRACE_SECONDS = 0.25
 """How long the preferred replica waits before saying a bot runs nowhere."""
 QUERY_VERBS = ("list", "status")
-COMMAND_VERBS = ("pause", "resume", "stop", "start")
+COMMAND_VERBS = ("pause", "resume", "stop", "start", "flatten")
 SET_AVERAGE = "set-average"
 
 
@@ -228,11 +229,25 @@ class Control:
                 return "already stopped"
             dispatcher.stop(runner)
             return "stopped (orders cancelled per cancel_on_exit)"
+        if verb == "flatten":
+            return self._flatten(runner)
         if command.mode == "fresh":
             await self._sup.restart_fresh(command.bot)
             return "started fresh (open orders cancelled, state forgotten)"
         dispatcher.resume(runner)
         return "running" if before != "running" else "already running"
+
+    def _flatten(self, runner: BotRunner) -> str:
+        """Force exit (docs/strategies.md, "Force exit"); what it did, for the reply."""
+        if runner.lifecycle == "flattening":
+            return "already flattening"
+        self._sup.dispatcher.flatten(runner)
+        if runner.lifecycle == "flattening":
+            return "flattening: open orders cancelled, the position closes at market, then stopped"
+        error = runner.core.status().error
+        if runner.core.state.phase == "failed" and error:
+            return f"stopped; flatten failed: {error}"
+        return "stopped (nothing left to close)"
 
 
 def _state(runner: BotRunner) -> dict[str, object]:

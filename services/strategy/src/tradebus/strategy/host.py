@@ -45,12 +45,13 @@ from tradebus.strategies.core import BotBase, BotInput, Strategy
 from tradebus.strategies.position_check import average_missing
 from tradebus.strategies.registry import BotSpec
 from tradebus.strategies.wake import MarketBots
+from tradebus.strategy.dryrun import DryRun
 from tradebus.strategy.host_metrics import HostMetrics
 from tradebus.strategy.kvstore import BotRecord, Lifecycle
 
 log = logging.getLogger(__name__)
 
-STATES = ("running", "paused", "stopped", "failed", "starting")
+STATES = ("running", "paused", "flattening", "stopped", "failed", "starting")
 GAUGE_BOTS_PER_REFRESH = 1000
 """Bots whose per-bot gauges one refresh sets (the others wait their turn)."""
 
@@ -122,6 +123,9 @@ class BotRunner:
         self.trades_perpetual = any(m.kind == "perpetual" for m in core.ctx.all_markets())
         """A market of the bot is a perpetual: its status shows the account's margin ratio
         and its positions' liquidation prices."""
+        self.dry: DryRun | None = None
+        """A dry run's simulated venue (``execute_trades: false``): its intents go there,
+        never to the sink (:mod:`tradebus.strategy.dryrun`)."""
 
     @property
     def bot(self) -> str:
@@ -133,7 +137,7 @@ class BotRunner:
 
     @property
     def lifecycle(self) -> Lifecycle:
-        """``running``, ``paused`` or ``stopped``."""
+        """``running``, ``paused``, ``flattening`` or ``stopped``."""
         return self._lifecycle
 
     @lifecycle.setter
@@ -160,6 +164,7 @@ class BotRunner:
                 event_seq=self.event_seq,
                 lifecycle=self.lifecycle,
                 state=msgspec.Raw(self.core.snapshot()),
+                execute_trades=self.spec.execute_trades,
             )
         )
 
@@ -198,6 +203,13 @@ class BotRunner:
         price_ts = max(seen) if seen else None
         if self.account_risk is not None:
             status = msgspec.structs.replace(status, details=self._with_risk(status.details))
+        if self.dry is not None:
+            details = {
+                **status.details,
+                "dry_run_intents": self.dry.intents,
+                "dry_run_fills": self.dry.fills,
+            }
+            status = msgspec.structs.replace(status, dry_run=True, details=details)
         checked = self.core.state.position_check
         position = self.core.tracked_position()
         return msgspec.structs.replace(
@@ -254,6 +266,8 @@ class Dispatcher:
         """Ticks received later than this after their event time are dropped (0: none)."""
         self.runners: dict[str, BotRunner] = {}
         self._by_market: dict[tuple[str, str], MarketBots[BotRunner]] = {}
+        self._dry: dict[tuple[str, str], list[BotRunner]] = {}
+        """Per market, the dry-run bots whose simulated venue it feeds."""
         self._tick_counters: dict[tuple[str, str], Counter] = {}
         self._gauge_turn = 0
         self.stopped = False
@@ -272,6 +286,9 @@ class Dispatcher:
                 self._tick_counters[key] = self._metrics.ticks.labels(venue=key[0], symbol=key[1])
             self._by_market[key].add(runner.bot, runner)
         runner.markets = [self._by_market[key] for key in self._keys(runner)]
+        if runner.dry is not None:
+            for key in self._keys(runner):
+                self._dry.setdefault(key, []).append(runner)
         self._reindex(runner)
         if self.status_events is not None:
             self.status_events.touch(runner)
@@ -287,6 +304,11 @@ class Dispatcher:
             if self.status_events is not None:
                 self.status_events.gone(runner)
             for key in self._keys(runner):
+                dry = self._dry.get(key)
+                if dry is not None and runner in dry:
+                    dry.remove(runner)
+                    if not dry:
+                        del self._dry[key]
                 market = self._by_market[key]
                 market.remove(bot, runner)
                 if not market:
@@ -325,8 +347,57 @@ class Dispatcher:
             self.status_events.touch(runner)
         self._sink.put_state(runner.bot, runner.record())
         runner.dirty = False
+        self._send(runner, intents, tick_ts_init)
+
+    def _send(self, runner: BotRunner, intents: list[Intent], tick_ts_init: int | None) -> None:
+        """The bot's intents to the sink, or, for a dry run, to its simulated venue."""
+        if runner.dry is not None:
+            self._simulate(runner, intents)
+            return
         for intent in intents:
             self._sink.submit(runner.subject, intent, tick_ts_init)
+
+    def _simulate(self, runner: BotRunner, intents: list[Intent]) -> None:
+        """Execute a dry-run bot's intents on its simulated venue and give it the answers;
+        intents it answers with queue behind (first in, first out, as the bus would
+        deliver them; the backtest's order)."""
+        dry = runner.dry
+        assert dry is not None
+        busy = bool(dry.queue) or dry.holding
+        dry.queue.extend(intents)
+        if busy:
+            return  # an outer call is draining the queue, or fills are still being told
+        while dry.queue:
+            for event in dry.execute(dry.queue[0]):
+                self._apply_simulated(runner, event)
+            dry.queue.popleft()
+
+    def _simulated_fills(self, runner: BotRunner, tick: QuoteTick | TradeTick) -> None:
+        """A tick reaches a dry-run bot's simulated venue: the bot hears each fill it makes,
+        then what it answered is executed, in order (the backtest's order, so a dry run
+        trades exactly as ``tradebus backtest`` on the same ticks)."""
+        dry = runner.dry
+        assert dry is not None
+        events = dry.on_tick(tick)
+        if not events:
+            return
+        dry.holding = True
+        try:
+            for event in events:
+                self._apply_simulated(runner, event)
+        finally:
+            dry.holding = False
+        self._simulate(runner, [])
+
+    def _apply_simulated(self, runner: BotRunner, event: OrderEvent) -> None:
+        """An event of a dry-run bot's simulated venue: as :meth:`apply_event`, without a
+        stream sequence (it never was on the bus)."""
+        runner.dirty = True
+        self.call(runner, lambda core: core.on_order_event(event))
+        if runner.lifecycle == "flattening":
+            self._end_flatten(runner)
+        if self.status_events is not None:
+            self.status_events.touch(runner)
 
     def save(self, runner: BotRunner) -> None:
         """Queue the bot's snapshot record now (and re-file it: its core may have changed)."""
@@ -370,6 +441,8 @@ class Dispatcher:
         if self.max_price_age_ns and tick.ts_recv - tick.ts_event > self.max_price_age_ns:
             self._metrics.stale_ticks.labels(venue=tick.venue, symbol=tick.symbol).inc()
             return 0  # a stale price: no bot acts on it
+        for runner in list(self._dry.get(key, ())):  # the simulated venues fill first (rule 5)
+            self._simulated_fills(runner, tick)
         is_trade = isinstance(tick, TradeTick)
         emitted = 0
         seq = market.seq + 1
@@ -409,12 +482,16 @@ class Dispatcher:
         runner.event_seq = seq
         runner.dirty = True
         self.call(runner, lambda core: core.on_order_event(event))
+        if runner.lifecycle == "flattening":
+            self._end_flatten(runner)
         if self.status_events is not None:
             self.status_events.touch(runner)
 
     def on_balances(self, runner: BotRunner, balances: AccountBalances) -> None:
         """Hand the bot its account's balances if its core takes them
         (:attr:`BotInput.BALANCES`)."""
+        if runner.dry is not None:  # a dry run's account is its simulated one
+            balances = runner.dry.balances()
         if runner.trades_perpetual:
             runner.account_risk = balances
         if BotInput.BALANCES in runner.core.inputs:
@@ -439,6 +516,8 @@ class Dispatcher:
         runner.buffered.clear()
         runner.catching_up = False
         self.call(runner, lambda core: core.resend())
+        if runner.lifecycle == "flattening":  # it may have closed before the last record
+            self._end_flatten(runner)
         if self.status_events is not None:
             self.status_events.touch(runner)  # no longer "starting"
 
@@ -479,8 +558,26 @@ class Dispatcher:
             self.emit(runner, intents, None)
             self.save(runner)
         else:
-            for intent in intents:
-                self._sink.submit(runner.subject, intent, None)
+            self._send(runner, intents, None)
+
+    def flatten(self, runner: BotRunner) -> None:
+        """Force exit: no more ticks (lifecycle ``flattening``); the core cancels its orders
+        and closes its position (:meth:`Strategy.flatten`); the bot is ``stopped`` once
+        its core is, at once when there was nothing to close."""
+        self.sync(runner)
+        runner.lifecycle = "flattening"
+        self._reindex(runner)
+        self.call(runner, lambda core: core.flatten())
+        self._end_flatten(runner)
+        self.save(runner)
+
+    def _end_flatten(self, runner: BotRunner) -> None:
+        """A flattening bot whose core stopped (closed) or failed (a close refused) is
+        ``stopped``; its status shows the core's error, if any."""
+        if runner.core.state.phase in ("stopped", "failed"):
+            runner.lifecycle = "stopped"
+            self._reindex(runner)
+            self.save(runner)
 
     def stop_all(self) -> None:
         """Host shutdown: stop every bot (cancels per ``cancel_on_exit``), ignore further ticks."""

@@ -6,14 +6,16 @@ those cores are asked or told:
 * **Account balances** (:attr:`BotInput.BALANCES`, ``exec.query.balances``):
   given to ``on_balances`` (martingale checks its worst-case capital before
   its first order, STRATEGIES.md §2), every few seconds and as soon as such
-  a bot starts. A bot on a perpetual market is asked for too: its status
-  shows its account's margin ratio and each of its positions' liquidation
-  price as the venue estimates them.
+  a bot starts; a dry-run bot is given its simulated account's instead. A
+  bot on a perpetual market is asked for too: its status shows its account's
+  margin ratio and each of its positions' liquidation price as the venue
+  estimates them.
 * **Group volume** (:attr:`BotInput.GROUP_VOLUME`, KV ``group_volume``): each
   such bot's filled buy notional (``own_volume``), written by the host that
   runs it; every host sums them per group and tells its bots of the group the
   total and the per-user split (``on_group_volume``; STRATEGIES.md §4: the
-  target is the sum over all users of the strategy). Each report also says
+  target is the sum over all users of the strategy). A dry-run bot's simulated
+  volume is not reported (it traded nothing); it is told the group's total. Each report also says
   whether the bot is in play and holds a turn (``group_turn``), and every
   host hands its bots the group's users in play with their turns, from which
   a bot with ``max_concurrent_users`` takes a turn (docs/strategies.md).
@@ -70,7 +72,9 @@ class Balances:
         by_account: dict[AccountId, list[BotRunner]] = {}
         for runner in self._dispatcher.runners.values():
             wanted = takes(runner, BotInput.BALANCES) or runner.trades_perpetual
-            if wanted and not runner.catching_up:
+            if wanted and runner.dry is not None:  # its simulated account: nothing to ask
+                self._dispatcher.on_balances(runner, runner.dry.balances())
+            elif wanted and not runner.catching_up:
                 by_account.setdefault(runner.spec.account, []).append(runner)
         for account, runners in by_account.items():
             try:
@@ -158,6 +162,8 @@ class GroupVolumes:
         while True:
             for runner in self._dispatcher.runners.values():
                 if not takes(runner, BotInput.GROUP_VOLUME) or runner.catching_up:
+                    continue
+                if runner.dry is not None:  # simulated volume is no one's traded volume
                     continue
                 volume, turn = runner.core.own_volume(), runner.core.group_turn()
                 if runner.lifecycle == "stopped":

@@ -21,7 +21,9 @@ from nats.js.kv import KeyValue
 from tradebus.common import subjects
 from tradebus.control.botstore import open_bots, open_kv
 
-Lifecycle = Literal["running", "paused", "stopped"]
+Lifecycle = Literal["running", "paused", "flattening", "stopped"]
+"""``flattening``: a force exit (``ctl.bots.flatten``) waits for its cancels and closes;
+the bot gets no ticks and is ``stopped`` once its core is (docs/strategies.md)."""
 
 
 class BotRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -31,7 +33,9 @@ class BotRecord(msgspec.Struct, frozen=True, kw_only=True):
     ``event_seq`` the ``EXEC`` stream sequence of the last order event the
     snapshot reflects (resume replays the bot's events after it); ``run`` the
     run number in the bot's intent ids; ``lifecycle`` survives moves between
-    replicas, so a paused bot stays paused.
+    replicas, so a paused bot stays paused; ``execute_trades`` whether that run
+    sent its orders to its account (false: a dry run, whose simulated venue is
+    not kept: such a bot starts fresh, :mod:`tradebus.strategy.dryrun`).
     """
 
     strategy: str
@@ -39,6 +43,7 @@ class BotRecord(msgspec.Struct, frozen=True, kw_only=True):
     event_seq: int = 0
     lifecycle: Lifecycle = "running"
     state: msgspec.Raw = msgspec.Raw(b"null")
+    execute_trades: bool = True
 
     @property
     def snapshot(self) -> bytes | None:

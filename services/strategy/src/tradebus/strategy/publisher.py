@@ -112,6 +112,13 @@ class IntentPublisher:
         self._idle.clear()
         self._wake.set()
 
+    def put_record(self, subject: str, payload: bytes) -> None:
+        """Queue a JetStream publish of a record (no message id; a dry-run bot's
+        :class:`~tradebus.common.messages.DryRunRecord`); it keeps its place in the order."""
+        self._queue.append(Item(subject, payload, None, None, None, None))
+        self._idle.clear()
+        self._wake.set()
+
     def put_state(self, bot: str, record: bytes) -> None:
         """Queue the snapshot record of ``bot`` for KV ``bot_state``."""
         self.put_kv(subjects.KV_BOT_STATE, bot, record)

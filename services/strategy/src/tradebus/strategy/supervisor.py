@@ -12,6 +12,11 @@ The supervisor watches KV ``bots`` (specs), takes and renews leases
 * **fresh** otherwise, or when asked: a new run number (the revision of the
   new record), the bot's open orders from earlier runs cancelled.
 
+A dry-run bot (``execute_trades: false``) always starts fresh: its
+simulated venue (:class:`~tradebus.strategy.dryrun.DryRun`) lives in this
+host's memory; the cancel-all of a fresh start goes to its account only if
+its last run was not a dry run (orders of a live run may rest there).
+
 It also hands bots over to a replica that should run them (final snapshot,
 then release), retires removed or disabled bots (cancels per
 ``cancel_on_exit``), applies changed parameters to a running bot (state
@@ -24,6 +29,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 from nats.js import JetStreamContext
@@ -37,6 +43,7 @@ from tradebus.common.markets import MarketCatalog
 from tradebus.common.messages import CancelAll
 from tradebus.control.botstore import decode_spec
 from tradebus.strategies.registry import BotSpec, build_bot
+from tradebus.strategy.dryrun import DryRun, Recorder
 from tradebus.strategy.host import BotRunner, Dispatcher
 from tradebus.strategy.host_metrics import HostMetrics
 from tradebus.strategy.kvstore import BotRecord, Buckets, decode_record
@@ -52,8 +59,35 @@ START_CONCURRENCY = 64
 
 
 def identity(spec: BotSpec) -> tuple[object, ...]:
-    """What a bot *is*: changing any of it restarts the bot fresh; params may change live."""
-    return (spec.user, spec.account, spec.strategy, spec.venue, spec.symbol, spec.group_name)
+    """What a bot *is*: changing any of it restarts the bot fresh; params may change live.
+    A dry run's settings are part of it (its simulated venue starts anew)."""
+    return (
+        spec.user,
+        spec.account,
+        spec.strategy,
+        spec.venue,
+        spec.symbol,
+        spec.group_name,
+        spec.execute_trades,
+        tuple(sorted(spec.dry_run_wallet.items())),
+    )
+
+
+def build_runner(
+    spec: BotSpec, catalog: MarketCatalog, run: int, record: Recorder, **kw: Any
+) -> BotRunner:
+    """A runner of ``spec`` in run ``run`` (``kw``: :class:`BotRunner`'s), with its
+    simulated venue if it is a dry run (its records go to ``record``).
+
+    Raises
+    ------
+    ValueError
+        If the spec is invalid (:func:`~tradebus.strategies.registry.build_bot`).
+    """
+    runner = BotRunner(build_bot(spec, catalog, run), spec, **kw)
+    if not spec.execute_trades:
+        runner.dry = DryRun(spec, runner.core.ctx.all_markets(), run, record)
+    return runner
 
 
 class Supervisor:
@@ -207,14 +241,21 @@ class Supervisor:
             record, revision = decode_record(entry.value or b""), entry.revision or 0
         except (KeyNotFoundError, msgspec.DecodeError):
             record, revision = None, 0
-        if record is None or fresh or record.strategy != spec.strategy:
-            return await self._start_fresh(spec, cancel_previous=record is not None or fresh)
+        dry = not spec.execute_trades
+        if record is None or fresh or dry or record.strategy != spec.strategy:
+            was_live = record.execute_trades if record is not None else True
+            cancel = (record is not None or fresh) and was_live
+            return await self._start_fresh(spec, cancel_previous=cancel)
         return await self._resume(spec, record, revision)
 
+    def _runner(self, spec: BotSpec, run: int, **kw: Any) -> BotRunner:
+        return build_runner(spec, self._catalog, run, self._publisher.put_record, **kw)
+
     async def _start_fresh(self, spec: BotSpec, cancel_previous: bool) -> BotRunner:
-        run = await self._b.state.put(spec.id, encode(BotRecord(strategy=spec.strategy, run=0)))
+        record = BotRecord(strategy=spec.strategy, run=0, execute_trades=spec.execute_trades)
+        run = await self._b.state.put(spec.id, encode(record))
         info = await self._js.stream_info(subjects.STREAM_EXEC)
-        runner = BotRunner(build_bot(spec, self._catalog, run), spec, event_seq=info.state.last_seq)
+        runner = self._runner(spec, run, event_seq=info.state.last_seq)
         self._add(runner)
         if cancel_previous:  # orders an earlier run left open at the venue
             cancel = CancelAll(

@@ -66,8 +66,11 @@ from tradebus.strategies.core import (
     TrackedOrder,
     Wake,
     apply_fill,
+    cancel_all_but_closes,
+    is_close,
     note_quote,
     note_trade,
+    place_close,
 )
 from tradebus.strategies.ladder.params import LadderError, LadderParams, plan_levels
 from tradebus.strategies.ladder.state import Exit, LadderState
@@ -213,7 +216,8 @@ class LadderBot(BotBase[LadderParams, LadderState]):
         above its peak, which such a trade raises), and a trade at or below the
         higher of the stop-loss trigger and the trailing trigger; and, while
         ``buying`` with no fill, the first tick ``M`` minutes into the cycle.
-        ``closing``, ``stopped`` and ``failed`` bots act on order events only.
+        ``closing``, ``flattening``, ``stopped`` and ``failed`` bots act on order
+        events only.
         """
         s = self.state
         if not s.has_trade or s.phase == "waiting":
@@ -334,15 +338,17 @@ class LadderBot(BotBase[LadderParams, LadderState]):
                 if order.clamp_to_free and event.reason == "insufficient_balance":
                     self._skip_exit(order, event)  # nothing left to sell: sold by hand
                 elif order.side == "sell":
+                    what = "force exit" if is_close(order) else _EXIT_NAMES[s.exit]
                     s.phase = "failed"
-                    why = f"{event.reason}: {event.message}"
-                    s.error = f"{_EXIT_NAMES[s.exit]} sell rejected: {why}"
+                    s.error = f"{what} sell rejected: {event.reason}: {event.message}"
                 else:  # the cycle goes on with its other levels; the status shows why
                     s.error = f"buy {order.leg} rejected: {event.reason}: {event.message}"
             case CancelRejected():
                 pass
         if s.phase == "closing":
             return self._maybe_close()
+        if s.phase == "flattening":
+            return self._flatten_step()
         if s.phase == "restarting":
             self._maybe_restart()
         return []
@@ -381,6 +387,26 @@ class LadderBot(BotBase[LadderParams, LadderState]):
         """Stop trading; cancel every open order if ``cancel_on_exit``."""
         self.state.phase = "stopped"
         return self._cancel_open() if self.params.cancel_on_exit else []
+
+    def flatten(self) -> list[Intent]:
+        """Force exit (docs/strategies.md, "Force exit"): cancel the open orders, then sell
+        the position at market (clamped to the free base balance); ``stopped`` once sold."""
+        self.state.phase = "flattening"
+        return self._flatten_step()
+
+    def _flatten_step(self) -> list[Intent]:
+        s = self.state
+        out = cancel_all_but_closes(self.ctx, s, s.last_ts)
+        if s.orders.open_orders():
+            return out
+        qty = floor_to(s.position.qty, self.ctx.market.step_size)
+        if qty > 0:
+            return [
+                *out,
+                place_close(self.ctx, s, s.cycle, "sell", qty, s.last_ts, clamp_to_free=True),
+            ]
+        s.phase = "stopped"
+        return out
 
     def _on_restore(self) -> None:
         self._tp_floor = self._sl_trigger = None

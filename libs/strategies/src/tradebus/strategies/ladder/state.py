@@ -11,9 +11,10 @@ from tradebus.common.money import ZERO
 from tradebus.common.positions import Position
 from tradebus.strategies.core import BotState
 
-Phase = Literal["waiting", "buying", "restarting", "closing", "stopped", "failed"]
+Phase = Literal["waiting", "buying", "restarting", "closing", "flattening", "stopped", "failed"]
 """``restarting``: a no-fill restart waits for its cancels; ``closing``: a take-profit
-or a stop-loss (``exit``) waits for its sell (and cancels)."""
+or a stop-loss (``exit``) waits for its sell (and cancels); ``flattening``: a force exit
+waits for its cancels and its market sell."""
 Exit = Literal["take_profit", "stop_loss"]
 """Why a cycle is closing: its take-profit (also trailing) or its stop-loss."""
 

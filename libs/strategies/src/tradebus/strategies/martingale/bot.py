@@ -55,8 +55,10 @@ from tradebus.strategies.core import (
     BotInput,
     TrackedOrder,
     booked_change,
+    cancel_all_but_closes,
     note_quote,
     note_trade,
+    place_close,
 )
 from tradebus.strategies.martingale.params import (
     MartingaleParams,
@@ -327,6 +329,8 @@ class MartingaleBot(BotBase[MartingaleParams, MartingaleState]):
             case OrderRejected():
                 order.status = "rejected"
                 self._rejected(order, event)
+        if s.phase == "flattening":
+            return self._flatten_step()
         return self._manage() if s.phase in RUNNING else []
 
     def _rejected(self, order: TrackedOrder, event: OrderRejected) -> None:
@@ -393,6 +397,28 @@ class MartingaleBot(BotBase[MartingaleParams, MartingaleState]):
             s.resume_phase = s.phase
         s.phase = "stopped"
         return self._cancel(s.orders.open_orders()) if self.params.cancel_on_exit else []
+
+    def flatten(self) -> list[Intent]:
+        """Force exit (docs/strategies.md, "Force exit"): cancel every open order, then
+        sell the position at market once nothing is open or unsettled; ``stopped`` once
+        sold. Started again, the bot opens a new cycle (``checking`` if it never had one)."""
+        s = self.state
+        s.phase, s.safeties_due = "flattening", False
+        return self._flatten_step()
+
+    def _flatten_step(self) -> list[Intent]:
+        s = self.state
+        out = cancel_all_but_closes(self.ctx, s, s.last_ts)
+        if self._busy():
+            return out
+        qty = self._sellable()
+        if qty > 0:
+            return [
+                *out,
+                place_close(self.ctx, s, s.cycle, "sell", qty, s.last_ts, clamp_to_free=True),
+            ]
+        s.phase, s.resume_phase = "stopped", "waiting" if s.cycle else "checking"
+        return out
 
     def on_restart(self) -> list[Intent]:
         """Go on from the state: the next market event re-places what the stop canceled.

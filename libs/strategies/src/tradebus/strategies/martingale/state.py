@@ -28,12 +28,13 @@ from tradebus.strategies.martingale.params import (
 from tradebus.strategies.status_fields import bot_status, position_figures, text_or_none
 
 Phase = Literal["checking", "waiting", "entering", "active", "stop_loss", "trailing_exit",
-                "closing", "cooldown", "stopped", "failed"]  # fmt: skip
+                "closing", "cooldown", "flattening", "stopped", "failed"]  # fmt: skip
 """``checking``: waits for balances; ``waiting``: the next market event opens a cycle;
 ``entering``: the base order is out; ``active``: safety orders and take-profit rest;
 ``stop_loss``: cancels, then sells; ``trailing_exit``: the trailing take-profit fell
 back: cancels, then sells; ``closing``: sold, leftover orders being canceled;
-``cooldown``: cycle done, the next waits for ``cooldown_until``."""
+``cooldown``: cycle done, the next waits for ``cooldown_until``; ``flattening``: a force
+exit waits for its cancels and its market sell."""
 RUNNING = frozenset({"entering", "active", "stop_loss", "trailing_exit", "closing"})
 MARKET_EXITS: dict[str, str] = {"stop_loss": "sl", "trailing_exit": "tt"}
 """The phases that sell the position marketably, with the legs of their sells."""

@@ -59,7 +59,14 @@ from tradebus.common.messages import (
 )
 from tradebus.common.money import HUNDRED, ZERO, floor_to
 from tradebus.common.positions import Position
-from tradebus.strategies.core import BotBase, BotContext, apply_fill
+from tradebus.strategies.core import (
+    BotBase,
+    BotContext,
+    apply_fill,
+    cancel_all_but_closes,
+    is_close,
+    place_close,
+)
 from tradebus.strategies.spread.params import SpreadParams
 from tradebus.strategies.spread.state import Direction, SpreadState
 from tradebus.strategies.status_fields import bot_status, text_or_none
@@ -257,7 +264,8 @@ class SpreadBot(BotBase[SpreadParams, SpreadState]):
         order = s.orders.find(event.intent_id)
         if order is None:
             return []
-        closing_leg = order.leg[1:2] == "c"  # a0, b0, a1..: entry/adds; ac1, bc1..: closes
+        # a0, b0, a1..: entry/adds; ac1, bc1..: closes; f1, f2..: a force exit's closes
+        closing_leg = order.leg[1:2] == "c" or is_close(order)
         match event:
             case OrderAccepted():
                 if cut := order.accept(event.qty):  # a clamped spot sell: sold by hand
@@ -280,6 +288,8 @@ class SpreadBot(BotBase[SpreadParams, SpreadState]):
                     s.error = f"{order.side} {order.symbol} ({order.leg}) rejected: {why}"
             case CancelRejected():
                 pass
+        if s.phase == "flattening":
+            return self._flatten_step()
         quiet = not s.orders.open_orders()
         if quiet and (s.phase == "closing" or (s.phase == "open" and s.broken)):
             return self._close()
@@ -310,6 +320,44 @@ class SpreadBot(BotBase[SpreadParams, SpreadState]):
         if not self.params.cancel_on_exit:
             return []
         return s.orders.cancel_all(self.ctx, s.orders.open_orders(), s.last_ts)
+
+    def flatten(self) -> list[Intent]:
+        """Force exit (docs/strategies.md, "Force exit"): cancel the open orders, then close
+        both legs at market (reduce-only on a perpetual, clamped on a spot sell); once both
+        are flat the round ends and the bot is ``stopped`` (started again: a new round)."""
+        self.state.phase = "flattening"
+        return self._flatten_step()
+
+    def _flatten_step(self) -> list[Intent]:
+        s = self.state
+        out = cancel_all_but_closes(self.ctx, s, s.last_ts)
+        if s.orders.open_orders():
+            return out
+        for symbol, pos in ((self._a, s.pos_a), (self._b, s.pos_b)):
+            market = self._markets[symbol]
+            qty = floor_to(abs(pos.qty), market.step_size)
+            if qty > 0:
+                side: Side = "sell" if pos.qty > 0 else "buy"
+                spot = market.kind == "spot"
+                out.append(
+                    place_close(
+                        self.ctx,
+                        s,
+                        s.round,
+                        side,
+                        qty,
+                        s.last_ts,
+                        symbol=symbol,
+                        clamp_to_free=side == "sell" and spot,
+                        reduce_only=not spot,
+                    )
+                )
+        if s.orders.open_orders():
+            return out
+        s.direction, s.adds_done, s.broken = "", 0, False
+        s.ref_a = s.ref_b = None
+        s.phase, s.resume_phase = "stopped", "waiting"
+        return out
 
     def on_restart(self) -> list[Intent]:
         """Go on from the phase the stop interrupted (a broken round is closed at the next tick)."""

@@ -10,9 +10,10 @@ import msgspec
 from tradebus.common.positions import Position
 from tradebus.strategies.core import BotState
 
-Phase = Literal["waiting", "watching", "open", "closing", "stopped", "failed"]
+Phase = Literal["waiting", "watching", "open", "closing", "flattening", "stopped", "failed"]
 """``waiting``: for both prices (new references); ``watching``: for the entry spread;
-``open``: a round holds legs (or waits for them); ``closing``: both legs are being closed."""
+``open``: a round holds legs (or waits for them); ``closing``: both legs are being closed;
+``flattening``: a force exit waits for its cancels and its market closes."""
 Direction = Literal["", "short_a", "long_a"]
 """``short_a``: short A, long B (entered at ``spread >= E``); ``long_a`` the opposite."""
 

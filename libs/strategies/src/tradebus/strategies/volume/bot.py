@@ -82,8 +82,10 @@ from tradebus.strategies.core import (
     BotInput,
     TrackedOrder,
     booked_change,
+    cancel_all_but_closes,
     note_quote,
     note_trade,
+    place_close,
 )
 from tradebus.strategies.status_fields import bot_status, position_figures
 from tradebus.strategies.volume.params import (
@@ -217,7 +219,7 @@ class VolumeBot(BotBase[VolumeParams, VolumeState]):
         s = self.state
         if s.phase == "waiting":
             s.phase = "trading"
-        if s.phase == "stopped":
+        if s.phase in ("stopped", "flattening"):
             return []
         if s.next_buy_ts is None:
             s.next_buy_ts = s.last_ts
@@ -372,6 +374,8 @@ class VolumeBot(BotBase[VolumeParams, VolumeState]):
             if order.side == "buy" and not order.is_open:
                 loop.buy_done = True
             out = self._settle(loop)
+        if s.phase == "flattening":
+            return out + self._flatten_step()
         return out + self._check_target()
 
     def _write_off(self, loop: Loop | None, qty: Decimal) -> None:
@@ -431,6 +435,34 @@ class VolumeBot(BotBase[VolumeParams, VolumeState]):
         """Stop trading; cancel every open order (the buy and the sells) if ``cancel_on_exit``."""
         self.state.phase = "stopped"
         return self._cancel(self.state.orders.open_orders()) if self.params.cancel_on_exit else []
+
+    def flatten(self) -> list[Intent]:
+        """Force exit (docs/strategies.md, "Force exit"): cancel the open buy and sells;
+        once nothing is open, sell every loop's unsold base at market, one order per loop
+        (the loop's own sell, so its P&L stays the loop's); ``stopped`` once sold. A loop
+        whose close is rejected keeps its base and shows the error."""
+        self.state.phase = "flattening"
+        return self._flatten_step()
+
+    def _flatten_step(self) -> list[Intent]:
+        s, step = self.state, self.ctx.market.step_size
+        out = cancel_all_but_closes(self.ctx, s, s.last_ts)
+        if s.orders.open_orders():
+            return out
+        for loop in list(s.loops):
+            qty = floor_to(loop.unsold, step)
+            if qty > 0 and not loop.stuck:
+                close = place_close(
+                    self.ctx, s, loop.cycle, "sell", qty, s.last_ts, clamp_to_free=True
+                )
+                loop.sells += 1
+                loop.sell_id = close.intent_id
+                out.append(close)
+            elif qty <= 0:
+                out += self._settle(loop)  # nothing sellable left: the loop is over
+        if not s.orders.open_orders():
+            s.phase = "stopped"
+        return out
 
     def on_restart(self) -> list[Intent]:
         """Go on from the kept state: the next interval sells what waits and buys as usual.

@@ -40,8 +40,9 @@ class PriceAt(msgspec.Struct, array_like=True):
     price: Decimal
 
 
-Phase = Literal["waiting", "trading", "target_reached", "stopped"]
-"""``waiting``: no market event yet; ``target_reached``: no more buys, sells still rest."""
+Phase = Literal["waiting", "trading", "target_reached", "flattening", "stopped"]
+"""``waiting``: no market event yet; ``target_reached``: no more buys, sells still rest;
+``flattening``: a force exit waits for its cancels and its market sells."""
 
 
 class VolumeState(BotState, kw_only=True):

@@ -1,7 +1,8 @@
 """Bots: create, read, change and delete bot specs (KV ``bots``), and command them.
 
 * ``POST /api/v1/bots`` ``{"strategy", "account", "params", "symbol"?, "venue"?,
-  "id"?, "name"?, "group"?, "enabled"?}``: a bot of the caller's, on one of their
+  "id"?, "name"?, "group"?, "enabled"?, "execute_trades"?, "dry_run_wallet"?}``: a bot
+  of the caller's (``execute_trades: false``: a dry run, README "Dry run"), on one of their
   accounts. ``venue`` (the market data it trades on) defaults to the account's
   market-data venue; ``id`` to ``<user>-<strategy>[-<name>]`` as a bot file
   names bots, and an id given must start with ``<user>-`` (no one can take
@@ -24,7 +25,8 @@
 * ``DELETE /api/v1/bots/{id}`` (``If-Match`` optional): its host stops it
   (cancelling its orders per ``cancel_on_exit``) and forgets it.
 * ``POST /api/v1/bots/{id}/start`` ``{"mode": "resume"|"fresh"}``, ``/pause``,
-  ``/resume``, ``/stop``: ``ctl.bots.<verb>`` to the host that runs it, as the
+  ``/resume``, ``/stop``, ``/flatten`` (force exit: cancel, close the position at
+  market, stop; docs/strategies.md): ``ctl.bots.<verb>`` to the host that runs it, as the
   caller (``actor``); the host's refusal is 409 with its reason
   (``not_running``, ``unknown_bot``...), no host answering 503.
 * ``POST /api/v1/bots/{id}/average`` ``{"price": "50000"}``: set the bot's
@@ -32,6 +34,8 @@
   caller). The price must be > 0 (400 naming ``price``); a bot without a
   position is 409 ``invalid``. The host has execution journal the correction
   (``bot_adjustments``, kind ``average``: who, when, old and new average).
+* ``GET /api/v1/bots/{id}/dry-run`` ``?limit=``: a dry-run bot's last intents and
+  the answers of its simulated venue (stream ``DRYRUN``).
 
 Bots of the bot file (``managed_by: file``) are listed and can be commanded
 by their owner, but not changed or deleted here (409: edit the bot file).
@@ -52,7 +56,7 @@ from litestar.params import JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from tradebus.common.ids import AccountId, BotId
-from tradebus.common.messages import BotCommand, BotSetAverage, BotStatus, StartMode
+from tradebus.common.messages import BotCommand, BotSetAverage, BotStatus, DryRunRecord, StartMode
 from tradebus.common.subjects import TOKEN_PATTERN
 from tradebus.control.bots import ControlError, send_command, set_average
 from tradebus.control.botstore import (
@@ -64,6 +68,7 @@ from tradebus.control.botstore import (
     delete_spec,
     update_spec,
 )
+from tradebus.control.dryrun import dry_run_records
 from tradebus.gateway.auth import SECURED
 from tradebus.gateway.context import Caller, Ctx, GatewayContext, Principal
 from tradebus.gateway.errors import ApiError, ErrorDetail, invalid, invalid_fields, not_found
@@ -89,6 +94,8 @@ class BotCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     name: Token | None = None
     group: Token | None = None
     enabled: bool = True
+    execute_trades: bool = True
+    dry_run_wallet: dict[str, Decimal] = {}
 
 
 class BotUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -218,6 +225,8 @@ async def create_bot(ctx: Ctx, principal: Caller, data: JSONBody[BotCreate]) -> 
         params=normalize_params(data.params),
         enabled=data.enabled,
         managed_by="api",
+        execute_trades=data.execute_trades,
+        dry_run_wallet=data.dry_run_wallet,
     )
     _problems(spec, ctx)
     try:
@@ -403,6 +412,28 @@ async def set_bot_average(
     )
 
 
+@post("/{bot_id:str}/flatten", status_code=HTTP_200_OK, security=SECURED, summary="Flatten a bot")
+async def flatten_bot(ctx: Ctx, principal: Caller, bot_id: BotIdPath) -> CommandResult:
+    """Force exit: cancel its open orders, close its position at market, then stop it
+    (docs/strategies.md, "Force exit")."""
+    return await _command(ctx, principal, bot_id, "flatten")
+
+
+@get("/{bot_id:str}/dry-run", security=SECURED, summary="What a dry-run bot did")
+async def dry_run_log(
+    ctx: Ctx,
+    principal: Caller,
+    bot_id: BotIdPath,
+    limit: Annotated[int, Parameter(description="the last N records", ge=1, le=10_000)] = 100,
+) -> list[DryRunRecord]:
+    """The last ``limit`` records of a dry-run bot (``execute_trades: false``), oldest
+    first: each intent it emitted (never sent to its account) and each answer of its
+    simulated venue (stream ``DRYRUN``); empty for a bot that never ran dry. 404 if it
+    is not the caller's."""
+    spec, _ = await visible_bot(ctx, principal, bot_id)
+    return await dry_run_records(ctx.js, spec.user, spec.id, limit)
+
+
 bots_router = Router(
     path="/api/v1/bots",
     route_handlers=[
@@ -416,6 +447,8 @@ bots_router = Router(
         resume_bot,
         stop_bot,
         set_bot_average,
+        flatten_bot,
+        dry_run_log,
     ],
     tags=["bots"],
 )
