@@ -285,6 +285,17 @@ async def test_group_verbs_and_status_on_the_real_stack(
             after = await runs()
             assert all(a != b for a, b in zip(after, before, strict=True)), (before, after)
 
+            # a group flatten force-exits every enabled bot: each ends stopped
+            code, out = await cli("flatten", "vol", "--json")
+            assert code == 0, out
+            assert [r["bot"] for r in json.loads(out)["bots"]] == VOL_BOTS
+            for _ in range(50):
+                states = [b["state"] for b in (await status())["bots"]]
+                if states == ["stopped", "stopped", "disabled"]:
+                    break
+                await asyncio.sleep(0.2)
+            assert states == ["stopped", "stopped", "disabled"]
+
             # no such group: one clear line, exit 1
             for args in (("status", "nope"), ("stop", "nope")):
                 code, out = await cli(*args)

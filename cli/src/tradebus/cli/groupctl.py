@@ -34,6 +34,7 @@ VERB_HELP = {
     "stop": "stop every bot of the group (cancel open orders if cancel_on_exit)",
     "pause": "pause every bot of the group (no new orders; open ones stay)",
     "resume": "resume every bot of the group",
+    "flatten": "force exit every bot of the group: cancel, close at market, then stop",
 }
 
 
