@@ -30,11 +30,10 @@ from tradebus.strategies.core import (
     TrackedOrder,
     apply_fill,
     booked_change,
-    cancel_all_but_closes,
+    flatten_long,
     is_close,
     note_quote,
     note_trade,
-    place_close,
 )
 from tradebus_grid.params import GridError, GridParams, buy_qty, level_prices
 from tradebus_grid.state import GridLevel, GridState, grid_status
@@ -225,17 +224,13 @@ class GridBot(BotBase[GridParams, GridState]):
 
     def _flatten_step(self) -> list[Intent]:
         s = self.state
-        out = cancel_all_but_closes(self.ctx, s, s.last_ts)
-        if s.orders.open_orders():
+        out = flatten_long(self.ctx, s, s.position.qty, 0, s.last_ts)
+        if out is not None:
             return out
-        qty = floor_to(s.position.qty, self.ctx.market.step_size)
-        if qty > 0:
-            close = place_close(self.ctx, s, 0, "sell", qty, s.last_ts, clamp_to_free=True)
-            return [*out, close]
         for level in s.levels.values():  # nothing left to sell: every level is idle
             level.held = level.cost = level.proceeds = ZERO
         s.phase = "stopped"
-        return out
+        return []
 
     def _on_close_event(self, order: TrackedOrder, event: OrderEvent) -> None:
         """A force exit's market sell: it sells the position, not a level's buy."""

@@ -43,7 +43,7 @@ from tradebus.common.messages import (
     Side,
     TradeTick,
 )
-from tradebus.common.money import ZERO
+from tradebus.common.money import ZERO, floor_to
 from tradebus.common.positions import Position, position_change
 from tradebus.strategies.position_check import (
     PositionCheck,
@@ -354,6 +354,24 @@ def place_close(
         clamp_to_free=clamp_to_free,
         reduce_only=reduce_only,
     )
+
+
+def flatten_long(
+    ctx: BotContext, state: BotState, qty: Decimal, cycle: int, ts: int
+) -> list[Intent] | None:
+    """One step of the force exit of a long spot position of ``qty`` base units (a ladder's,
+    a grid's): the cancels of every open order but the closes; once none is open, a
+    market sell of ``floor_step(qty)`` (:func:`place_close`, clamped to the free base
+    balance, seed 001) in ``cycle``, caused by the market event at ``ts`` (ns). None when
+    the exit is done (nothing open, nothing to sell): the caller then stops.
+    Source: docs/strategies.md, "Force exit"."""
+    out = cancel_all_but_closes(ctx, state, ts)
+    if state.orders.open_orders():
+        return out
+    sellable = floor_to(qty, ctx.market.step_size)
+    if sellable > 0:
+        return [*out, place_close(ctx, state, cycle, "sell", sellable, ts, clamp_to_free=True)]
+    return None
 
 
 class PricedState(Protocol):

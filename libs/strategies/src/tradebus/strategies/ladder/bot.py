@@ -66,11 +66,10 @@ from tradebus.strategies.core import (
     TrackedOrder,
     Wake,
     apply_fill,
-    cancel_all_but_closes,
+    flatten_long,
     is_close,
     note_quote,
     note_trade,
-    place_close,
 )
 from tradebus.strategies.ladder.params import LadderError, LadderParams, plan_levels
 from tradebus.strategies.ladder.state import Exit, LadderState
@@ -396,16 +395,10 @@ class LadderBot(BotBase[LadderParams, LadderState]):
 
     def _flatten_step(self) -> list[Intent]:
         s = self.state
-        out = cancel_all_but_closes(self.ctx, s, s.last_ts)
-        if s.orders.open_orders():
-            return out
-        qty = floor_to(s.position.qty, self.ctx.market.step_size)
-        if qty > 0:
-            return [
-                *out,
-                place_close(self.ctx, s, s.cycle, "sell", qty, s.last_ts, clamp_to_free=True),
-            ]
-        s.phase = "stopped"
+        out = flatten_long(self.ctx, s, s.position.qty, s.cycle, s.last_ts)
+        if out is None:
+            s.phase = "stopped"
+            return []
         return out
 
     def _on_restore(self) -> None:
