@@ -25,12 +25,7 @@ async def test_flatten_closes_the_position_and_stops_the_bot_of_its_owner_only(
     assert created.status_code == 201, created.text
     bot = created.json()["id"]
     await wait_state(alice, bot, "running")
-    ts = 0
-
-    async def tick(price: str) -> None:
-        nonlocal ts
-        ts += 1_000_000_000
-        await bus.tick(price, ts)
+    tick = bus.tick
 
     async def shown() -> dict[str, Any]:
         status: dict[str, Any] = (await alice.get(f"/api/v1/bots/{bot}")).json()["status"] or {}

@@ -21,10 +21,10 @@ from nats.aio.client import Client as NATS
 from tests.support.cli import tradebus
 from tests.support.execution import execution_service, execution_settings
 from tests.support.services import eventually, service
-from tests.support.ticks import trade
+from tests.support.ticks import TradeTape
 from tradebus.common import subjects
 from tradebus.common.bus import request
-from tradebus.common.codec import decode_audit_event, decode_balances_reply, encode
+from tradebus.common.codec import decode_audit_event, decode_balances_reply
 from tradebus.common.messages import BalancesQuery, BalancesReply, BotStatus
 from tradebus.control.bots import bot_statuses
 from tradebus.strategy.bootstrap import run as run_strategy
@@ -45,6 +45,19 @@ accounts:
 """
 
 
+def host_settings(nats_url: str, bots: Path, **timing: float) -> StrategySettings:
+    """A strategy host running the bot file ``bots``, with a fast heartbeat and ``timing``
+    (``stop_timeout_seconds``, ``lease_seconds``)."""
+    return StrategySettings(
+        nats_url=nats_url,
+        bots_file=str(bots),
+        metrics_port=0,
+        heartbeat_seconds=0.2,
+        replica_id="flatten-host",
+        **timing,  # type: ignore[arg-type]
+    )
+
+
 async def status(nc: NATS) -> BotStatus | None:
     found = await bot_statuses(nc, BOT)
     return found[0] if found else None
@@ -63,22 +76,8 @@ async def test_cli_flatten_sells_the_position_at_market_and_stops_the_bot(
 ) -> None:
     bots = tmp_path / "bots.yaml"
     bots.write_text(BOTS)
-    host = StrategySettings(
-        nats_url=nats_url,
-        bots_file=str(bots),
-        metrics_port=0,
-        stop_timeout_seconds=0.2,
-        heartbeat_seconds=0.2,
-        lease_seconds=2,
-        replica_id="flatten-host",
-    )
-    md = subjects.md_trade("binance", "BTCUSDT")
-    ts = 0
-
-    async def tick(price: str) -> None:
-        nonlocal ts
-        ts += 1_000_000_000
-        await nc.publish(md, encode(trade(price, ts, "BTCUSDT", aggressor="sell")))
+    host = host_settings(nats_url, bots, stop_timeout_seconds=0.2, lease_seconds=2)
+    tick = TradeTape(nc)
 
     async def running() -> bool:
         return (s := await status(nc)) is not None and s.state == "running"
@@ -156,22 +155,8 @@ async def test_a_flatten_goes_on_after_the_host_restarts(
     hears the cancel, closes again, and stops it once that close fills."""
     bots = tmp_path / "bots.yaml"
     bots.write_text(BOTS)
-    host = StrategySettings(
-        nats_url=nats_url,
-        bots_file=str(bots),
-        metrics_port=0,
-        stop_timeout_seconds=1,
-        heartbeat_seconds=0.2,
-        lease_seconds=1,
-        replica_id="flatten-host",
-    )
-    md = subjects.md_trade("binance", "BTCUSDT")
-    ts = 0
-
-    async def tick(price: str) -> None:
-        nonlocal ts
-        ts += 1_000_000_000
-        await nc.publish(md, encode(trade(price, ts, "BTCUSDT", aggressor="sell")))
+    host = host_settings(nats_url, bots, stop_timeout_seconds=1, lease_seconds=1)
+    tick = TradeTape(nc)
 
     async def running() -> bool:
         return await status(nc) is not None

@@ -30,7 +30,6 @@ from tradebus.common.codec import (
     decode_balances_reply,
     decode_event,
     decode_recon_run_reply,
-    encode,
 )
 from tradebus.common.ids import AccountId
 from tradebus.common.messages import (
@@ -99,14 +98,16 @@ class Bus:
         self.nc = nc
         self.js = nc.jetstream()
         self.events: list[OrderEvent] = []
+        self.tape = ticks.TradeTape(nc)
 
     async def pub(self, subject: str, payload: str | bytes, msg_id: str | None = None) -> None:
         data = payload.encode() if isinstance(payload, str) else payload
         await self.js.publish(subject, data, headers={"Nats-Msg-Id": msg_id} if msg_id else None)
 
-    async def tick(self, price: str, ts: int) -> None:
-        trade = ticks.trade(price, ts, aggressor="sell")
-        await self.nc.publish(subjects.md_trade("binance", "BTCUSDT"), encode(trade))
+    async def tick(self, price: str, ts: int | None = None) -> None:
+        """A BTCUSDT trade at ``price`` (a seller's) received at ``ts`` (ns; default: a
+        second of market time after the last one)."""
+        await self.tape(price, ts)
 
     def of(self, kind: type[E], intent_id: str | None = None) -> list[E]:
         return [e for e in self.events if isinstance(e, kind) and intent_id in (None, e.intent_id)]

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from nats.aio.client import Client as NATS
+
+from tradebus.common import subjects
+from tradebus.common.codec import encode
 from tradebus.common.messages import QuoteTick, Side, TradeTick
+
+NS_PER_SECOND = 1_000_000_000
 
 
 def trade(
@@ -46,3 +52,21 @@ def quote(
         ts_recv=ts,
         ts_init=ts,
     )
+
+
+class TradeTape:
+    """Publishes the trades of one market to NATS (``md.trade.<venue>.<symbol>``), as
+    marketdata does: each one second of market time after the last, unless given a time."""
+
+    def __init__(
+        self, nc: NATS, symbol: str = "BTCUSDT", venue: str = "binance", aggressor: Side = "sell"
+    ) -> None:
+        self.nc, self.symbol, self.venue, self.aggressor = nc, symbol, venue, aggressor
+        self.ts = 0
+        """The market time (ns) of the last trade published."""
+
+    async def __call__(self, price: str | Decimal, ts: int | None = None) -> None:
+        """Publish a trade at ``price``, received at ``ts`` (default: a second after the last)."""
+        self.ts = self.ts + NS_PER_SECOND if ts is None else ts
+        tick = trade(price, self.ts, self.symbol, self.venue, self.aggressor)
+        await self.nc.publish(subjects.md_trade(self.venue, self.symbol), encode(tick))

@@ -27,12 +27,7 @@ async def test_flatten_from_the_bot_page(web_world: World, browser: Browser) -> 
     assert created.status_code == 201, created.text
     bot = created.json()["id"]
     await wait_state(alice, bot, "running")
-    ts = 0
-
-    async def tick(price: str) -> None:
-        nonlocal ts
-        ts += 1_000_000_000
-        await world.bus.tick(price, ts)
+    tick = world.bus.tick
 
     async def status() -> dict[str, Any]:
         shown: dict[str, Any] = (await alice.get(f"/api/v1/bots/{bot}")).json()["status"] or {}
