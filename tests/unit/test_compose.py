@@ -78,7 +78,10 @@ SERVICE_KEYS = "service-keys"
 NATS_AUTH = "nats-auth"
 """The volume of nats-init's identities."""
 NOT_IN_IMAGE = {
-    "tradebus-strategy": {"ccxt", "asyncpg", "tradebus-ledger"},  # bots hold no keys, no ledger
+    # Bots hold no keys. The ledger's package comes in (not its database: the strategy
+    # service has no DATABASE_URL) with the engine, whose paper venue runs a dry-run
+    # bot's orders and imports the ledger's entry types (README "Dry run").
+    "tradebus-strategy": {"ccxt"},
     "tradebus-marketdata": {"asyncpg", "tradebus-ledger"},
     "tradebus-reconciler": {"ccxt"},  # asks execution for venue balances: no keys
 }

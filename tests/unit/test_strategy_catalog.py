@@ -108,7 +108,7 @@ def test_kind_problems_of_a_core_that_is_not_a_bot() -> None:
 
     assert kind_problems(StrategyKind(GridParams, Half)) == [  # type: ignore[type-abstract]
         "bot: test_kind_problems_of_a_core_that_is_not_a_bot.<locals>.Half does not implement "
-        "on_order_event, on_quote, on_stop, on_trade, status"
+        "flatten, on_order_event, on_quote, on_stop, on_trade, status"
     ]
     assert kind_problems(StrategyKind(dict, GRID.bot, "BTCUSDT")) == [  # type: ignore[arg-type]
         "params: <class 'dict'> is not a msgspec.Struct class",

@@ -137,12 +137,12 @@ def test_the_first_price_places_a_buy_at_every_level_below_it() -> None:
     assert [(b.side, b.price, b.qty) for b in buys] == [
         ("buy", D(100 + i), buy_qty(D(100 + i), PARAMS, MARKET)) for i in range(6)
     ]
-    assert [b.intent_id for b in buys] == [f"g:1.1:b{i}" for i in range(6)]
+    assert [b.intent_id for b in buys] == [f"g:1.{i + 1}:b{i}" for i in range(6)]
     assert all(b.trigger_ts == 2 and b.ts_init == 2 for b in buys)
     # the price rises above level 6: it buys too; level 10 (the top) never buys
     more = places(bot.on_trade(trade("111", 3)))
     assert [(b.price, b.intent_id) for b in more] == [
-        (D(100 + i), f"g:1.1:b{i}") for i in range(6, 10)
+        (D(100 + i), f"g:1.{i + 1}:b{i}") for i in range(6, 10)
     ]
 
 
@@ -154,7 +154,7 @@ def test_a_filled_buy_is_sold_one_level_up_and_a_round_trip_buys_again() -> None
     half = D("0.2")
     assert bot.on_order_event(filled(b5, half)) == []  # not done yet: no sell
     (sell,) = places(bot.on_order_event(filled(b5, b5.qty - half)))
-    assert (sell.side, sell.price, sell.qty, sell.intent_id) == ("sell", D(106), b5.qty, "g:1.2:s5")
+    assert (sell.side, sell.price, sell.qty, sell.intent_id) == ("sell", D(106), b5.qty, "g:1.6:s5")
     assert bot.on_trade(trade("105.2", 2)) == []  # level 5 holds: no buy while it sells
     assert bot.on_order_event(filled(sell)) == []
     s = bot.state
@@ -165,7 +165,7 @@ def test_a_filled_buy_is_sold_one_level_up_and_a_round_trip_buys_again() -> None
     assert bot.status().cycles_completed == 1
     assert bot.on_trade(trade("105", 3)) == []  # the rule is price_i < p
     (again,) = places(bot.on_trade(trade("105.01", 4)))
-    assert (again.price, again.intent_id) == (D(105), "g:1.3:b5")
+    assert (again.price, again.intent_id) == (D(105), "g:1.7:b5")
 
 
 def test_a_fee_in_the_base_asset_is_not_sold() -> None:
@@ -182,6 +182,16 @@ def test_a_partly_filled_buy_canceled_from_outside_sells_what_it_got() -> None:
     bot.on_order_event(filled(b2, D("0.1")))
     (sell,) = places(bot.on_order_event(canceled(b2, D("0.1"))))
     assert (sell.price, sell.qty) == (D(103), D("0.1"))
+
+
+def test_a_sale_canceled_from_outside_is_placed_again_in_the_same_round() -> None:
+    bot = new_bot()
+    b2 = places(bot.on_trade(trade("102.5", 1)))[2]
+    (sell,) = places(bot.on_order_event(filled(b2)))
+    (again,) = places(bot.on_order_event(canceled(sell, D(0))))
+    assert (sell.intent_id, again.intent_id) == ("g:1.3:s2", "g:1.3:s2r2")  # round 3: b2's
+    assert (again.price, again.qty) == (D(103), b2.qty)
+    assert bot.on_order_event(filled(again)) == [] and bot.state.round_trips == 1
 
 
 def test_a_refused_order_fails_the_bot() -> None:
@@ -216,7 +226,7 @@ def test_stop_cancels_and_restart_places_the_grid_again() -> None:
     assert bot.state.phase == "stopped"
     assert bot.on_restart() == []
     again = places(bot.on_trade(trade("102.5", 3)))
-    assert [a.intent_id for a in again] == [IntentId(f"g:1.2:b{i}") for i in range(3)]
+    assert [a.intent_id for a in again] == [IntentId(f"g:1.{i + 4}:b{i}") for i in range(3)]
     kept = new_bot(msgspec.structs.replace(PARAMS, cancel_on_exit=False))
     kept.on_trade(trade("102.5", 1))
     assert kept.on_stop() == []

@@ -43,8 +43,11 @@ class GridBot(BotBase[GridParams, GridState]):
     """A grid bot on one spot market.
 
     Legs: ``b<i>`` the buy of level ``i`` at ``price_i``, ``s<i>`` the sale of
-    that buy at ``price_(i+1)``; the cycle number of an intent id
-    ``<bot>:<run>.<n>:<leg>`` is the level's ``n``-th order.
+    that buy at ``price_(i+1)`` (``s<i>r<k>`` the ``k``-th, if one is placed
+    again); a buy and its sales are one round, whose number is the cycle ``n``
+    of their intent ids ``<bot>:<run>.<n>:<leg>`` (rounds numbered bot-wide
+    from 1), so tradebus books each round's realized P&L on its own
+    (STRATEGIES.md, fill model rule 6).
     """
 
     state_type = GridState
@@ -128,8 +131,14 @@ class GridBot(BotBase[GridParams, GridState]):
         s = self.state
         level = s.levels.setdefault(i, GridLevel())
         level.placed += 1
-        leg = f"{'b' if side == 'buy' else 's'}{i}"
-        place = s.orders.place(self.ctx, level.placed, leg, side, price, qty, s.last_ts, s.last_ts)
+        if side == "buy":  # a buy starts a round: the cycle its sells share
+            s.rounds += 1
+            level.round, level.sells = s.rounds, 0
+            leg = f"b{i}"
+        else:
+            level.sells += 1
+            leg = f"s{i}" if level.sells == 1 else f"s{i}r{level.sells}"
+        place = s.orders.place(self.ctx, level.round, leg, side, price, qty, s.last_ts, s.last_ts)
         level.order = place.intent_id
         return place
 
@@ -164,7 +173,8 @@ class GridBot(BotBase[GridParams, GridState]):
         return self._place_sells() if s.phase == "running" else []
 
     def _level_of(self, order: TrackedOrder) -> GridLevel:
-        return self.state.levels.setdefault(int(order.leg[1:]), GridLevel())
+        index = int(order.leg[1:].split("r", 1)[0])  # b<i>, s<i> or s<i>r<k>
+        return self.state.levels.setdefault(index, GridLevel())
 
     def _release(self, order: TrackedOrder) -> None:
         level = self._level_of(order)

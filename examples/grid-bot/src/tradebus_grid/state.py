@@ -32,8 +32,11 @@ class GridLevel(msgspec.Struct, kw_only=True):
     ``order``: the level's open order (buy or sell), None when idle;
     ``held``: base bought at this level and not sold yet; ``cost``: the quote
     those buys cost, fees included; ``proceeds``: the quote the sell brought
-    in so far, net of fees; ``placed``: orders placed (numbers the intent ids);
-    ``round_trips``: buys sold one level up.
+    in so far, net of fees; ``placed``: orders placed; ``round``: the cycle
+    number of the level's current round (its buy and the sells of what it
+    bought share it: the intent ids' cycle, by which tradebus books realized
+    P&L); ``sells``: sells placed in that round; ``round_trips``: buys sold
+    one level up.
     """
 
     order: IntentId | None = None
@@ -41,6 +44,8 @@ class GridLevel(msgspec.Struct, kw_only=True):
     cost: Decimal = ZERO
     proceeds: Decimal = ZERO
     placed: int = 0
+    round: int = 0
+    sells: int = 0
     round_trips: int = 0
 
 
@@ -50,13 +55,15 @@ class GridState(BotState, kw_only=True):
     ``levels`` maps a level index to its :class:`GridLevel` (levels that
     never traded are absent); ``grid_profit``: the sum over completed round
     trips of sell proceeds minus buy cost (quote, fees included);
-    ``resume_phase``: the phase a stop interrupted.
+    ``resume_phase``: the phase a stop interrupted; ``rounds``: rounds started
+    (a level's buy starts one; it numbers the cycles).
     """
 
     phase: Phase = "waiting"
     resume_phase: Phase = "waiting"
     levels: dict[int, GridLevel] = msgspec.field(default_factory=dict)
     round_trips: int = 0
+    rounds: int = 0
     grid_profit: Decimal = ZERO
     bought_quote: Decimal = ZERO
     bought_qty: Decimal = ZERO
