@@ -28,6 +28,7 @@ from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSe
 from nats.js.kv import KeyValue
 
 from tradebus.common import subjects
+from tradebus.common.bus import kv_live_entries
 from tradebus.common.codec import encode
 from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.control.audit import AuditTrail
@@ -80,22 +81,11 @@ async def open_bots(js: JetStreamContext) -> KeyValue:
 
 
 async def read_specs(kv: KeyValue) -> dict[str, BotSpec]:
-    """Every spec in KV ``bots`` by bot id."""
-    out: dict[str, BotSpec] = {}
-    try:
-        keys = await kv.keys()
-    except Exception as exc:  # nats-py raises NoKeysError on an empty bucket
-        if type(exc).__name__ == "NoKeysError":
-            return out
-        raise
-    for key in keys:
-        try:
-            entry = await kv.get(key)
-        except KeyNotFoundError:
-            continue
-        if entry.value:
-            out[key] = decode_spec(entry.value)
-    return out
+    """Every spec in KV ``bots`` by bot id (one watch of the live keys,
+    :func:`~tradebus.common.bus.kv_live_entries`: ``kv.keys()`` may end before the first
+    key arrives on a busy machine)."""
+    entries = await kv_live_entries(kv, ">")
+    return {key: decode_spec(value) for key, value in sorted(entries.items()) if value}
 
 
 async def get_spec(kv: KeyValue, bot: str) -> tuple[BotSpec, int] | None:

@@ -26,9 +26,10 @@ from typing import Any
 
 from nats.aio.msg import Msg
 from nats.js.api import KeyValueConfig
-from nats.js.errors import BucketNotFoundError, NoKeysError
+from nats.js.errors import BucketNotFoundError
 
 from tradebus.common import subjects
+from tradebus.common.bus import kv_live_entries
 from tradebus.common.clock import Clock
 from tradebus.common.codec import decode_killswitch_command
 from tradebus.common.messages import KillSwitchCommand, KillSwitchReply
@@ -82,12 +83,10 @@ class KillSwitchControl:
             self._kv = await js.create_key_value(
                 config=KeyValueConfig(bucket=subjects.KV_KILLSWITCH, history=5)
             )
-        try:
-            keys = await self._kv.keys()
-        except NoKeysError:
-            keys = []
-        for key in keys:
-            reason = (await self._kv.get(key)).value.decode()
+        # kv_live_entries, not kv.keys(): nats-py's listing may end before the first key
+        # arrives on a busy machine, and an engaged switch would be forgotten at restart
+        for key, value in sorted((await kv_live_entries(self._kv, ">")).items()):
+            reason = value.decode()
             account = None if key == GLOBAL_KEY else key.removeprefix("account.")
             self._apply(account, reason)
             log.warning(
