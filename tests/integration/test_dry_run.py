@@ -24,6 +24,7 @@ from tests.support.cli import tradebus
 from tests.support.execution import Bus, collecting, execution_service, execution_settings
 from tests.support.intents import ensure_intent_streams
 from tests.support.services import eventually, service
+from tests.support.strategy_host import host_settings
 from tests.support.ticks import trade
 from tradebus.common import subjects
 from tradebus.common.codec import encode
@@ -36,7 +37,6 @@ from tradebus.common.messages import (
 from tradebus.control.bots import bot_statuses
 from tradebus.control.dryrun import dry_run_records
 from tradebus.strategy.bootstrap import run as run_strategy
-from tradebus.strategy.settings import StrategySettings
 
 LIVE_DRY = """
 defaults: {venue: backpack, symbol: BTC_USDC}
@@ -138,15 +138,7 @@ async def test_a_dry_run_ladder_on_a_paper_account_trades_its_own_simulated_wall
 ) -> None:
     bots = tmp_path / "bots.yaml"
     bots.write_text(PAPER_DRY)
-    host = StrategySettings(
-        nats_url=nats_url,
-        bots_file=str(bots),
-        metrics_port=0,
-        stop_timeout_seconds=0.2,
-        heartbeat_seconds=0.2,
-        lease_seconds=2,
-        replica_id="dry-host",
-    )
+    host = host_settings(nats_url, "dry-host", bots)
     bot = "alice-btc"
 
     async def status() -> BotStatus | None:
@@ -210,15 +202,7 @@ async def test_a_dry_run_volume_bot_adds_nothing_to_its_group_volume(
     bots = tmp_path / "bots.yaml"
     bots.write_text(VOLUME_BOTS)
     await ensure_intent_streams(nc.jetstream(), ["alice"])  # as execution would
-    host = StrategySettings(
-        nats_url=nats_url,
-        bots_file=str(bots),
-        metrics_port=0,
-        stop_timeout_seconds=0.2,
-        heartbeat_seconds=0.2,
-        lease_seconds=2,
-        replica_id="vol-host",
-    )
+    host = host_settings(nats_url, "vol-host", bots)
 
     async def both() -> bool:
         return len(await bot_statuses(nc)) == 2

@@ -21,6 +21,7 @@ from nats.aio.client import Client as NATS
 from tests.support.cli import tradebus
 from tests.support.execution import execution_service, execution_settings
 from tests.support.services import eventually, service
+from tests.support.strategy_host import host_settings
 from tests.support.ticks import TradeTape
 from tradebus.common import subjects
 from tradebus.common.bus import request
@@ -28,7 +29,6 @@ from tradebus.common.codec import decode_audit_event, decode_balances_reply
 from tradebus.common.messages import BalancesQuery, BalancesReply, BotStatus
 from tradebus.control.bots import bot_statuses
 from tradebus.strategy.bootstrap import run as run_strategy
-from tradebus.strategy.settings import StrategySettings
 
 BOT = "alice-btc"
 BOTS = """
@@ -43,19 +43,6 @@ ACCOUNTS = """
 accounts:
   - {id: alice-paper, user: alice, balances: {USDT: "10000"}}
 """
-
-
-def host_settings(nats_url: str, bots: Path, **timing: float) -> StrategySettings:
-    """A strategy host running the bot file ``bots``, with a fast heartbeat and ``timing``
-    (``stop_timeout_seconds``, ``lease_seconds``)."""
-    return StrategySettings(
-        nats_url=nats_url,
-        bots_file=str(bots),
-        metrics_port=0,
-        heartbeat_seconds=0.2,
-        replica_id="flatten-host",
-        **timing,  # type: ignore[arg-type]
-    )
 
 
 async def status(nc: NATS) -> BotStatus | None:
@@ -76,7 +63,7 @@ async def test_cli_flatten_sells_the_position_at_market_and_stops_the_bot(
 ) -> None:
     bots = tmp_path / "bots.yaml"
     bots.write_text(BOTS)
-    host = host_settings(nats_url, bots, stop_timeout_seconds=0.2, lease_seconds=2)
+    host = host_settings(nats_url, "flatten-host", bots)
     tick = TradeTape(nc)
 
     async def running() -> bool:
@@ -155,7 +142,7 @@ async def test_a_flatten_goes_on_after_the_host_restarts(
     hears the cancel, closes again, and stops it once that close fills."""
     bots = tmp_path / "bots.yaml"
     bots.write_text(BOTS)
-    host = host_settings(nats_url, bots, stop_timeout_seconds=1, lease_seconds=1)
+    host = host_settings(nats_url, "flatten-host", bots, stop_timeout_seconds=1, lease_seconds=1)
     tick = TradeTape(nc)
 
     async def running() -> bool:

@@ -19,13 +19,13 @@ import asyncpg
 
 from tests.support.execution import Bus, collecting, execution_service, execution_settings
 from tests.support.services import eventually, service
+from tests.support.strategy_host import host_settings
 from tests.support.ticks import trade
 from tradebus.common import subjects
 from tradebus.common.codec import encode
 from tradebus.common.messages import OrderAccepted, OrderFilled, OrderRejected
 from tradebus.control.bots import bot_statuses
 from tradebus.strategy.bootstrap import run as run_strategy
-from tradebus.strategy.settings import StrategySettings
 
 ACCOUNTS = """
 accounts:
@@ -90,15 +90,7 @@ async def test_two_ladders_of_one_group_never_commit_more_than_total_capital(
 ) -> None:
     bots_file = tmp_path / "bots.yaml"
     bots_file.write_text(BOTS)
-    strategy = StrategySettings(
-        nats_url=nats_url,
-        bots_file=str(bots_file),
-        metrics_port=0,
-        stop_timeout_seconds=0.2,
-        heartbeat_seconds=0.2,
-        lease_seconds=2,
-        replica_id="group-capital",
-    )
+    strategy = host_settings(nats_url, "group-capital", bots_file)
     execution = execution_settings(nats_url, database_url, tmp_path, ACCOUNTS)
     md = subjects.md_trade("binance", "BTCUSDT")
 

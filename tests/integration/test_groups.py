@@ -20,13 +20,13 @@ from nats.aio.client import Client as NATS
 from tests.support.cli import tradebus
 from tests.support.execution import Bus, collecting, execution_service, execution_settings
 from tests.support.services import eventually, service
+from tests.support.strategy_host import host_settings
 from tests.support.ticks import trade
 from tradebus.common import subjects
 from tradebus.common.codec import encode
 from tradebus.common.messages import OrderFilled
 from tradebus.strategies.volume.bot import NO_OTO_OFFER, OTO_EMULATION
 from tradebus.strategy.bootstrap import run as run_strategy
-from tradebus.strategy.settings import StrategySettings
 
 ACCOUNTS = """
 accounts:
@@ -62,18 +62,6 @@ class Fills(Bus):
             ),
             Decimal(0),
         )
-
-
-def host_settings(nats_url: str) -> StrategySettings:
-    return StrategySettings(
-        nats_url=nats_url,
-        metrics_port=0,
-        stop_timeout_seconds=0.2,
-        heartbeat_seconds=0.2,
-        lease_seconds=2,
-        snapshot_interval_seconds=0.2,
-        replica_id="group-host",
-    )
 
 
 async def test_group_verbs_and_status_on_the_real_stack(
@@ -128,7 +116,11 @@ async def test_group_verbs_and_status_on_the_real_stack(
                 "disabled",
             ]
 
-        async with service(run_strategy, host_settings(nats_url), hosted):
+        async with service(
+            run_strategy,
+            host_settings(nats_url, "group-host", snapshot_interval_seconds=0.2),
+            hosted,
+        ):
             # before any trade: the group is running, nothing bought yet
             first = await status()
             assert first["group"] == "vol" and first["strategy"] == "volume"

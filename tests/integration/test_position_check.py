@@ -34,6 +34,7 @@ from nats.aio.client import Client as NATS
 
 from tests.support.execution import Bus, collecting, execution_service, execution_settings
 from tests.support.services import eventually, service
+from tests.support.strategy_host import host_settings
 from tradebus.common import subjects
 from tradebus.common.bus import request
 from tradebus.common.codec import decode_adjust_reply, decode_bots_reply
@@ -45,7 +46,6 @@ from tradebus.common.messages import (
     PaperAdjust,
 )
 from tradebus.strategy.bootstrap import run as run_strategy
-from tradebus.strategy.settings import StrategySettings
 
 ACCOUNTS = """
 accounts:
@@ -111,14 +111,7 @@ async def test_position_checks_alert_adopt_and_reduce_net_of_the_other_bots(
 ) -> None:
     bots = tmp_path / "bots.yaml"
     bots.write_text(BOTS)
-    strategy = StrategySettings(
-        nats_url=nats_url,
-        bots_file=str(bots),
-        metrics_port=0,
-        heartbeat_seconds=0.2,
-        lease_seconds=2,
-        replica_id="poscheck-host",
-    )
+    strategy = host_settings(nats_url, "poscheck-host", bots)
     execution = execution_settings(nats_url, database_url, tmp_path, ACCOUNTS)
     nc = await nats.connect(nats_url)
 

@@ -19,13 +19,13 @@ from nats.aio.client import Client as NATS
 from tests.support.cli import tradebus
 from tests.support.execution import execution_service, execution_settings
 from tests.support.services import eventually, service
+from tests.support.strategy_host import host_settings
 from tests.support.ticks import trade
 from tradebus.common import subjects
 from tradebus.common.codec import decode_bot_command_reply, decode_bots_reply, encode
 from tradebus.common.messages import BotCommandReply, BotsReply, BotStatus
 from tradebus.strategy.bootstrap import run as run_strategy
 from tradebus.strategy.inputs import GroupVolumes, VolumeReport
-from tradebus.strategy.settings import StrategySettings
 
 SEC = 1_000_000_000
 BOTS = """
@@ -70,15 +70,7 @@ async def test_three_users_two_turns(
     bots = tmp_path / "bots.yaml"
     bots.write_text(BOTS)
     nc = await nats.connect(nats_url)
-    settings = StrategySettings(
-        nats_url=nats_url,
-        bots_file=str(bots),
-        metrics_port=0,
-        stop_timeout_seconds=0.2,
-        heartbeat_seconds=0.2,
-        lease_seconds=2,
-        replica_id="turns-host",
-    )
+    settings = host_settings(nats_url, "turns-host", bots)
     clock = iter(range(1, 10_000))
 
     async def tick() -> None:  # one second of market time per trade
