@@ -441,8 +441,9 @@ class Dispatcher:
         if self.max_price_age_ns and tick.ts_recv - tick.ts_event > self.max_price_age_ns:
             self._metrics.stale_ticks.labels(venue=tick.venue, symbol=tick.symbol).inc()
             return 0  # a stale price: no bot acts on it
-        for runner in list(self._dry.get(key, ())):  # the simulated venues fill first (rule 5)
-            self._simulated_fills(runner, tick)
+        if dry := self._dry.get(key):  # the simulated venues fill first (fill model rule 5)
+            for runner in list(dry):
+                self._simulated_fills(runner, tick)
         is_trade = isinstance(tick, TradeTick)
         emitted = 0
         seq = market.seq + 1
