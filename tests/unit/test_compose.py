@@ -36,7 +36,7 @@ from tradebus.gateway.settings import GatewaySettings
 from tradebus.ledger.migrate import MigrateSettings
 from tradebus.marketdata.settings import MarketdataSettings
 from tradebus.natsauth.identities import CONF
-from tradebus.natsauth.init import NatsInitSettings
+from tradebus.natsauth.init import PEOPLE_CREDS_DIR, NatsInitSettings
 from tradebus.natsauth.init import run as run_nats_init
 from tradebus.natsauth.permissions import SYSTEM_USERS
 from tradebus.reconciler.settings import ReconcilerSettings
@@ -60,7 +60,9 @@ SCRAPED = (*TRADEBUS, "gateway")
 """The services Prometheus scrapes (the gateway publishes its HTTP port, the others none)."""
 TOOLS = {"cli": "tradebus-cli"}
 """Services run on demand only (``docker compose run --rm cli ...``) -> their package."""
-REQUIRED = {"nats", "postgres", "prometheus", "grafana", *SETTINGS, *TOOLS}
+NATS_BOX = "nats-box"
+"""The NATS CLI on demand (``docker compose run --rm nats-box nats ...``), a pinned image."""
+REQUIRED = {"nats", "postgres", "prometheus", "grafana", NATS_BOX, *SETTINGS, *TOOLS}
 NATS_USER = {
     "marketdata": "marketdata",
     "marketdata-backpack": "marketdata",
@@ -589,7 +591,8 @@ def test_service_connects_with_its_own_nats_credentials(name: str) -> None:
 def test_every_nats_client_service_has_a_user() -> None:
     clients = {n for n in services() if "TRADEBUS_NATS_URL" in tradebus_env(n)}
     assert clients == set(NATS_USER), f"add {sorted(clients ^ set(NATS_USER))} to NATS_USER"
-    holders = {n for n in services() if nats_auth_mounts(n)} - {"nats-init", "nats", *TOOLS}
+    holders = {n for n in services() if nats_auth_mounts(n)} - {"nats-init", "nats", NATS_BOX}
+    holders -= set(TOOLS)
     assert holders == set(NATS_USER), f"{sorted(holders ^ set(NATS_USER))}: nats-auth mounts"
 
 
@@ -644,3 +647,23 @@ def test_the_cli_runs_on_demand_with_the_operators_credentials() -> None:
     assert env["TRADEBUS_NATS_CREDS"] == mount["target"] and mount.get("read_only")
     assert urlsplit(env["NATS_URL"]).hostname == "nats"
     assert urlsplit(env["DATABASE_URL"]).hostname == "postgres"
+
+
+def test_nats_box_runs_the_nats_cli_with_the_peoples_credentials() -> None:
+    """``docker compose run --rm nats-box nats --creds /creds/<person>.creds ...``: the
+    people's credentials nats-init issues, read-only, and the operator's; nothing else of
+    the identities (no key)."""
+    box = services()[NATS_BOX]
+    assert box.get("profiles") == ["tools"], "nats-box: only with `docker compose run`"
+    assert "build" not in box and re.fullmatch(r"natsio/nats-box:\d+\.\d+\.\d+", box["image"])
+    assert urlsplit(box["environment"]["NATS_URL"]).hostname == "nats"
+    assert box["depends_on"]["nats"] == {"condition": "service_healthy"}
+    held = {m["volume"]["subpath"]: m for m in nats_auth_mounts(NATS_BOX)}
+    assert set(held) == {PEOPLE_CREDS_DIR, "creds/operator.creds"}, sorted(held)
+    assert all(m.get("read_only") for m in held.values()), "nats-box: mount read-only"
+    people = held[PEOPLE_CREDS_DIR]["target"]
+    init = load_settings(NatsInitSettings, tradebus_env("nats-init"))
+    assert init.people_creds_hours > 0, "nats-init: TRADEBUS_PEOPLE_CREDS_HOURS issues them"
+    command = f"docker compose run --rm nats-box nats --creds {people}/alice.creds"
+    readme = (ROOT / "README.md").read_text()
+    assert f"{command} pub intent.alice.manual" in readme, f"README: document `{command} pub`"

@@ -19,6 +19,9 @@ driven by settings instead of a command line, so it runs from a service image
 * ``TRADEBUS_TOKEN_SECRET_FILE``: also make the gateway's token-signing secret
   there (48 random bytes, URL-safe base64, mode 0600; kept if there), which the
   gateway reads as ``TRADEBUS_JWT_SECRET_FILE``. Empty: none.
+* ``TRADEBUS_PEOPLE_CREDS_HOURS``: also (re)issue the credentials of every person
+  preloaded, as ``<NATS_DIR>/people/<name>.creds`` (mode 0600), valid that many hours:
+  what compose's ``nats-box`` mounts for the NATS CLI (README "Manual orders"). 0: none.
 
 Exit status: 0 done, 2 bad settings or files (the reason on stderr).
 """
@@ -33,7 +36,14 @@ from pathlib import Path
 from tradebus.common.config import ConfigError, Settings, load_settings
 from tradebus.common.sealed import SealedError, write_key_pair
 from tradebus.common.subjects import SubjectError
-from tradebus.natsauth.identities import IdentityError, Installation, init_installation, people_of
+from tradebus.natsauth.accounts import person_account_key, person_credentials
+from tradebus.natsauth.identities import (
+    IdentityError,
+    Installation,
+    init_installation,
+    people_of,
+    write_secret,
+)
 
 
 class NatsInitSettings(Settings, frozen=True, kw_only=True):
@@ -45,6 +55,7 @@ class NatsInitSettings(Settings, frozen=True, kw_only=True):
     file_owner: str = ""
     seal_dir: str = ""
     token_secret_file: str = ""
+    people_creds_hours: float = 0.0
     log_level: str = "info"
 
 
@@ -100,15 +111,42 @@ def write_token_secret(path: Path) -> bool:
     return True
 
 
-def run(settings: NatsInitSettings) -> Installation:
-    """Make (or keep) the identities of ``settings`` and write nats-server's config; and
-    execution's sealing key pair if ``seal_dir`` is set, the gateway's token secret if
-    ``token_secret_file`` is.
+PEOPLE_CREDS_DIR = "people"
+"""Where :func:`write_people_creds` puts the people's ``.creds`` (under the identities)."""
+
+
+def write_people_creds(done: Installation, hours: float) -> dict[str, Path]:
+    """Issue a ``.creds`` file valid ``hours`` hours for every person preloaded in
+    ``done`` (``<dir>/people/<name>.creds``, mode 0600, replacing an older one); name ->
+    path.
 
     Raises
     ------
     ConfigError
-        If the accounts file or ``file_owner`` is invalid.
+        If ``hours`` is not positive, or under a second.
+    """
+    seconds = int(hours * 3600)
+    if seconds <= 0:
+        raise ConfigError(f"TRADEBUS_PEOPLE_CREDS_HOURS={hours}: must be a positive number")
+    folder = done.directory / PEOPLE_CREDS_DIR
+    written = {}
+    for person in done.people:
+        account = person_account_key(done.identities, person).public_key
+        path = folder / f"{person}.creds"
+        write_secret(path, person_credentials(done.identities, person, account, seconds))
+        written[person] = path
+    return written
+
+
+def run(settings: NatsInitSettings) -> Installation:
+    """Make (or keep) the identities of ``settings`` and write nats-server's config; and
+    execution's sealing key pair if ``seal_dir`` is set, the gateway's token secret if
+    ``token_secret_file`` is, the people's credentials if ``people_creds_hours`` is.
+
+    Raises
+    ------
+    ConfigError
+        If the accounts file, ``file_owner`` or ``people_creds_hours`` is invalid.
     IdentityError, SubjectError, OSError
         As :func:`~tradebus.natsauth.identities.init_installation`.
     SealedError
@@ -118,6 +156,8 @@ def run(settings: NatsInitSettings) -> Installation:
     people = people_of(Path(settings.accounts_file)) if settings.accounts_file else []
     directory = Path(settings.nats_dir)
     done = init_installation(directory, people, settings.resolver_dir or None)
+    if settings.people_creds_hours:
+        write_people_creds(done, settings.people_creds_hours)
     if owner is not None:
         give_to(directory, owner)
     if settings.seal_dir:
@@ -147,3 +187,6 @@ def main() -> None:
         print(f"sealing key pair of execution in {settings.seal_dir}")
     if settings.token_secret_file:
         print(f"gateway's token secret: {settings.token_secret_file}")
+    if settings.people_creds_hours and done.people:
+        folder = done.directory / PEOPLE_CREDS_DIR
+        print(f"people's credentials ({settings.people_creds_hours:g} h): {folder}")
