@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import importlib.util
 import json
 import os
 import re
@@ -58,6 +59,12 @@ SETTINGS: dict[str, Any] = {
 TRADEBUS = ("marketdata", "marketdata-backpack", "strategy", "execution", "reconciler")
 SCRAPED = (*TRADEBUS, "gateway")
 """The services Prometheus scrapes (the gateway publishes its HTTP port, the others none)."""
+EXPORTERS = {
+    "nats-exporter": r"(?:^|\s)-port[= ](\d+)(?:\s|$)",
+    "postgres-exporter": r"(?:^|\s)--web\.listen-address[= ]:(\d+)(?:\s|$)",
+}
+"""Exporter services Prometheus scrapes too (a job each) -> how their command names the
+port they serve metrics on."""
 TOOLS = {"cli": "tradebus-cli"}
 """Services run on demand only (``docker compose run --rm cli ...``) -> their package."""
 NATS_BOX = "nats-box"
@@ -126,6 +133,15 @@ def settings_of(name: str) -> Any:
 
 def metrics_port(name: str) -> int:
     return settings_of(name).metrics_port
+
+
+def exporter_port(name: str) -> int:
+    """The port exporter service ``name`` serves metrics on, from its command."""
+    command = services()[name]["command"]
+    text = " ".join(command) if isinstance(command, list) else command
+    match = re.search(EXPORTERS[name], text)
+    assert match, f"{name}: the command names no metrics port ({command})"
+    return int(match[1])
 
 
 def mounts(name: str) -> list[tuple[str, str]]:
@@ -230,6 +246,23 @@ def test_required_services_exist() -> None:
     migrate, execution = services()["migrate"], services()["execution"]
     same = (migrate["build"], migrate.get("image")) == (execution["build"], execution.get("image"))
     assert same, "migrate must build and name the same image as execution"
+
+
+def test_every_image_of_ours_is_the_one_dockerfile_with_a_package() -> None:
+    """Issue 20: one Dockerfile with a build argument, not one per service. Every service
+    compose builds builds ./Dockerfile with PACKAGE naming a workspace distribution, and
+    the repository holds no other Dockerfile."""
+    built = [n for n, s in services().items() if "build" in s]
+    assert built, "docker-compose.yml builds nothing"
+    members = workspace_members()
+    for name in built:
+        package = build_args(name).get("PACKAGE")  # asserts context . and ./Dockerfile
+        assert package in members, f"{name}: build arg PACKAGE {package!r} is no distribution"
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    dockerfiles = [p for p in tracked if re.search(r"(^|/)(Dockerfile|[^/]*\.Dockerfile)", p)]
+    assert dockerfiles == ["Dockerfile"], f"one Dockerfile only, found {dockerfiles}"
 
 
 def test_interpolations_have_defaults() -> None:
@@ -421,7 +454,8 @@ def test_prometheus_scrapes_every_service() -> None:
         for path in files:
             assert isinstance(read_yaml(path).get("groups"), list), f"{path}: no groups list"
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    assert set(jobs) == set(SCRAPED), f"scrape jobs {sorted(jobs)} != {sorted(SCRAPED)}"
+    expected = {*SCRAPED, *EXPORTERS}
+    assert set(jobs) == expected, f"scrape jobs {sorted(jobs)} != {sorted(expected)}"
     for name, job in jobs.items():
         targets = [t for sc in job.get("static_configs", []) for t in sc["targets"]]
         for sd in job.get("dns_sd_configs", []):
@@ -431,7 +465,8 @@ def test_prometheus_scrapes_every_service() -> None:
         for target in targets:
             host, _, port = target.rpartition(":")
             assert host == name, f"job {name} scrapes {host}"
-            assert int(port) == metrics_port(name), f"job {name}: port {port} != metrics port"
+            served = exporter_port(name) if name in EXPORTERS else metrics_port(name)
+            assert int(port) == served, f"job {name}: port {port} != metrics port {served}"
     assert "dns_sd_configs" in jobs["strategy"], "strategy: use DNS so every replica is scraped"
 
 
@@ -647,6 +682,11 @@ def test_the_cli_runs_on_demand_with_the_operators_credentials() -> None:
     assert env["TRADEBUS_NATS_CREDS"] == mount["target"] and mount.get("read_only")
     assert urlsplit(env["NATS_URL"]).hostname == "nats"
     assert urlsplit(env["DATABASE_URL"]).hostname == "postgres"
+    assert cli["entrypoint"] == ["tradebus"], "cli: `docker compose run --rm cli <verb>`"
+    # each variable it is given is one the CLI reads (a misspelt one would be ignored)
+    sources = (ROOT / "cli" / "src").rglob("*.py")
+    read = {v for p in sources for v in re.findall(r"os\.environ\.get\(\"(\w+)\"", p.read_text())}
+    assert set(env) <= read, f"cli: {sorted(set(env) - read)} are not read by the CLI"
 
 
 def test_nats_box_runs_the_nats_cli_with_the_peoples_credentials() -> None:
@@ -667,3 +707,36 @@ def test_nats_box_runs_the_nats_cli_with_the_peoples_credentials() -> None:
     command = f"docker compose run --rm nats-box nats --creds {people}/alice.creds"
     readme = (ROOT / "README.md").read_text()
     assert f"{command} pub intent.alice.manual" in readme, f"README: document `{command} pub`"
+
+
+def test_the_exporters_read_nats_monitoring_and_the_ledger() -> None:
+    """prometheus-nats-exporter polls the monitoring port nats-server opens (``-m``);
+    postgres_exporter connects to the ledger's database; both pinned, neither published."""
+    nats_command = services()["nats"]["command"]
+    monitoring = nats_command[nats_command.index("-m") + 1]
+    exporter = services()["nats-exporter"]
+    assert f"http://nats:{monitoring}" in exporter["command"], "nats-exporter: poll nats' -m"
+    assert "-varz" in exporter["command"], "nats-exporter: -varz (the dashboard's metrics)"
+    dsn = urlsplit(services()["postgres-exporter"]["environment"]["DATA_SOURCE_NAME"])
+    assert (dsn.hostname, dsn.port, dsn.username, dsn.path) == (
+        "postgres",
+        5432,
+        services()["postgres"]["environment"]["POSTGRES_USER"],
+        "/" + services()["postgres"]["environment"]["POSTGRES_DB"],
+    )
+    for name in EXPORTERS:
+        service = services()[name]
+        assert "build" not in service and not service.get("ports"), f"{name}: image, no port"
+        assert re.match(r"v?\d", service["image"].rpartition(":")[2]), f"{name}: pin the image"
+        assert service.get("restart") == "unless-stopped", f"{name}: restart policy"
+
+
+def test_the_exporters_metrics_come_from_scraped_exporters() -> None:
+    """Every exporter whose metrics the dashboards use is a compose service with a scrape
+    job (``deploy/grafana/dashboards_lib/exporters.py`` is keyed by service)."""
+    path = ROOT / "deploy" / "grafana" / "dashboards_lib" / "exporters.py"
+    spec = importlib.util.spec_from_file_location("grafana_exporters", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert set(module.EXPORTER_METRICS) == set(EXPORTERS)

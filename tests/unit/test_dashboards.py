@@ -4,7 +4,8 @@ The dashboards are written by ``deploy/grafana/generate.py`` and committed; thes
 fail when the committed JSON is stale, when a dashboard does not parse or shares its uid
 or title, when a panel or variable uses another datasource than the provisioned
 Prometheus one, when a query names a metric no service or library defines (a typo, or a
-metric since renamed), when it uses Grafana-only interval variables, and when the
+metric since renamed; the compose exporters' metrics are listed in
+``dashboards_lib/exporters.py``), when it uses Grafana-only interval variables, and when the
 per-user dashboard shows something not filtered by ``user="$user"``.
 """
 
@@ -64,6 +65,18 @@ def declared_metrics() -> frozenset[str]:
     return frozenset(names)
 
 
+@functools.cache
+def exporter_metrics() -> dict[str, frozenset[str]]:
+    """Compose exporter -> the metrics of it the dashboards may query (their catalogue,
+    ``deploy/grafana/dashboards_lib/exporters.py``)."""
+    path = GRAFANA / "dashboards_lib" / "exporters.py"
+    spec = importlib.util.spec_from_file_location("grafana_exporters", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return dict(module.EXPORTER_METRICS)
+
+
 def datasource_uid() -> str:
     path = GRAFANA / "provisioning" / "datasources" / "prometheus.yml"
     sources = yaml.safe_load(path.read_text())["datasources"]
@@ -102,7 +115,8 @@ def metric_names(expr: str) -> set[str]:
 def is_known(name: str) -> bool:
     if name.startswith("tradebus_"):
         return bool({name, SUFFIX.sub("", name)} & declared_metrics())
-    return name == "up" or name in PROCESS
+    exported = {m for names in exporter_metrics().values() for m in names}
+    return name == "up" or name in PROCESS or name in exported
 
 
 def test_committed_json_is_what_the_generator_writes() -> None:
@@ -196,3 +210,12 @@ def test_per_user_dashboard_filters_by_user() -> None:
         assert selectors, f"not a tradebus query: {expr}"
         for name, matchers in selectors:
             assert 'user="$user"' in matchers, f"{name} is not filtered by user: {expr}"
+
+
+def test_each_exporter_has_a_panel_and_the_catalogue_is_used() -> None:
+    """One panel at least per compose exporter, and no catalogued name left unqueried
+    (the catalogue lists what the dashboards use, nothing more)."""
+    queried = {m for d in dashboards().values() for e in exprs(d) for m in metric_names(e)}
+    for exporter, names in exporter_metrics().items():
+        assert names & queried, f"no panel shows {exporter}'s metrics"
+        assert names <= queried, f"{exporter}: {sorted(names - queried)} catalogued, unused"

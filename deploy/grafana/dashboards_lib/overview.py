@@ -164,4 +164,29 @@ def overview() -> Board:
         mappings=UP_DOWN,
         steps=ONE_GOOD,
     )
+    b.row("Bus and database (Docker Compose: the exporters)")
+    b.timeseries(
+        "NATS messages / s",
+        "Messages nats-server received from publishers and delivered to subscribers, over"
+        " every account (prometheus-nats-exporter). Deliveries far above receipts: many"
+        " subscribers per message; both at 0 while bots run: nothing reaches the bus.",
+        target("sum(rate(gnatsd_varz_in_msgs[1m]))", "received"),
+        target("sum(rate(gnatsd_varz_out_msgs[1m]))", "delivered"),
+        w=12,
+        unit="ops",
+    )
+    b.timeseries(
+        "Ledger database",
+        "The ledger's PostgreSQL (postgres_exporter, database tradebus): connections open,"
+        " transactions committed and rolled back per second. Rollbacks should stay near 0;"
+        " connections near the services' pool sizes.",
+        target('sum(pg_stat_database_numbackends{datname="tradebus"})', "connections"),
+        target('sum(rate(pg_stat_database_xact_commit{datname="tradebus"}[1m]))', "commits / s"),
+        target(
+            'sum(rate(pg_stat_database_xact_rollback{datname="tradebus"}[1m]))',
+            "rollbacks / s",
+        ),
+        w=12,
+        unit="short",
+    )
     return b
