@@ -104,8 +104,12 @@ async def test_a_person_publishes_their_manual_intent_with_the_mounted_creds(
         await operator.close()
 
 
-def test_people_creds_need_a_positive_lifetime(tmp_path: Path) -> None:
+def test_people_creds_need_a_lifetime_and_drop_who_left(tmp_path: Path) -> None:
     done = run_nats_init(NatsInitSettings(nats_dir=str(tmp_path / "auth")))
     with pytest.raises(ConfigError, match="TRADEBUS_PEOPLE_CREDS_HOURS=-1"):
         write_people_creds(done, -1)
-    assert write_people_creds(done, 1) == {}  # no people preloaded: nothing written
+    gone = tmp_path / "auth" / "people" / "zoe.creds"  # issued when zoe was in the file
+    gone.parent.mkdir(parents=True)
+    gone.write_text("old")
+    assert write_people_creds(done, 1) == {}  # no people preloaded: nothing written,
+    assert gone.parent.is_dir() and not gone.exists()  # the folder nats-box mounts kept

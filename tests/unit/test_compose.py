@@ -704,6 +704,8 @@ def test_nats_box_runs_the_nats_cli_with_the_peoples_credentials() -> None:
     people = held[PEOPLE_CREDS_DIR]["target"]
     init = load_settings(NatsInitSettings, tradebus_env("nats-init"))
     assert init.people_creds_hours > 0, "nats-init: TRADEBUS_PEOPLE_CREDS_HOURS issues them"
+    readers = {"0:0", init.file_owner}  # the files are the owner's, mode 0600
+    assert box.get("user") in readers, f"nats-box: run as one of {sorted(readers)}"
     command = f"docker compose run --rm nats-box nats --creds {people}/alice.creds"
     readme = (ROOT / "README.md").read_text()
     assert f"{command} pub intent.alice.manual" in readme, f"README: document `{command} pub`"

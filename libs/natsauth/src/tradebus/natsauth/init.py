@@ -117,8 +117,9 @@ PEOPLE_CREDS_DIR = "people"
 
 def write_people_creds(done: Installation, hours: float) -> dict[str, Path]:
     """Issue a ``.creds`` file valid ``hours`` hours for every person preloaded in
-    ``done`` (``<dir>/people/<name>.creds``, mode 0600, replacing an older one); name ->
-    path.
+    ``done`` (``<dir>/people/<name>.creds``, mode 0600, replacing an older one; the
+    folder is made even without people, and the file of anyone not preloaded any more
+    is removed); name -> path.
 
     Raises
     ------
@@ -129,12 +130,16 @@ def write_people_creds(done: Installation, hours: float) -> dict[str, Path]:
     if seconds <= 0:
         raise ConfigError(f"TRADEBUS_PEOPLE_CREDS_HOURS={hours}: must be a positive number")
     folder = done.directory / PEOPLE_CREDS_DIR
+    folder.mkdir(mode=0o700, exist_ok=True)  # even empty: compose mounts it (nats-box)
     written = {}
     for person in done.people:
         account = person_account_key(done.identities, person).public_key
         path = folder / f"{person}.creds"
         write_secret(path, person_credentials(done.identities, person, account, seconds))
         written[person] = path
+    for stale in folder.glob("*.creds"):  # someone no longer in the accounts file
+        if stale.stem not in written:
+            stale.unlink()
     return written
 
 
