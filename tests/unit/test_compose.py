@@ -15,6 +15,7 @@ more of the identities volume than its own ``.creds``).
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 import functools
 import importlib.util
@@ -23,11 +24,13 @@ import os
 import re
 import subprocess
 import tomllib
+from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import jsonschema
 import yaml
 
 from tradebus.cli.localstack import _venv_bin
@@ -235,6 +238,22 @@ def dockerfile_default(arg: str) -> str | None:
     match = re.search(rf"^ARG\s+{arg}(?:=(\S+))?\s*$", last_stage, re.M)
     assert match, f"Dockerfile: the last stage must declare ARG {arg}"
     return match[1]
+
+
+def test_the_file_is_valid_against_the_compose_specification() -> None:
+    """The compose-spec JSON Schema (as vendored by check-jsonschema) accepts the file:
+    a misspelt key, a wrong type or a long-syntax mount Docker would reject fails here."""
+    schema_file = resources.files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json"
+    schema = json.loads(schema_file.read_text())
+    validator = jsonschema.Draft7Validator(schema)
+    errors = [
+        f"{'/'.join(str(p) for p in e.absolute_path)}: {e.message}"
+        for e in validator.iter_errors(compose())
+    ]
+    assert errors == []
+    broken = copy.deepcopy(compose())
+    broken["services"]["nats"]["healthcheck"]["retires"] = 3
+    assert any("retires" in e.message for e in validator.iter_errors(broken))
 
 
 def test_required_services_exist() -> None:
