@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
 import jsonschema
+import pytest
 import yaml
 
 from tradebus.cli.localstack import _venv_bin
