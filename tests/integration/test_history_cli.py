@@ -20,14 +20,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal as D
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from tests.support.cli import tradebus
 from tests.support.ledger_books import Books
 from tradebus.common.ids import UserId
+from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.ledger.migrate import apply_migrations
 from tradebus.ledger.pool import create_pool
+from tradebus.ledger.reports.pnl import MarketResolver, day_starts, pnl_by_bot, pnl_by_bot_per_day
+from tradebus.ledger.reports.scope import ALL_USERS
 from tradebus.ledger.store import Ledger
 
 ALICE, BOB = UserId("alice"), UserId("bob")
@@ -344,3 +348,57 @@ async def test_relative_times_empty_answers_and_bad_input(
     assert code == 2 and "--cursor" in err
     code, _, err = await tradebus(capsys, "history", "orders", "--limit", "0", *db)
     assert code == 2 and "--limit" in err
+
+
+async def test_days_add_up_to_the_range_report(world: World) -> None:
+    """The day rows of a range sum to :func:`pnl_by_bot`'s row for it (one implementation
+    of the booking), in any zone; a day boundary only splits the counts."""
+    pool = await create_pool(world.url)
+    try:
+        markets = MarketResolver(
+            MarketCatalog.load(default_markets_path()),
+            data_venues={"alice-paper": "binance", "bob-paper": "binance"},
+        )
+        # loop 5 is open when the range starts (bought at 34h, sold at 36h); Bob traded
+        # before it only
+        since, until = DAY0 + 34 * HOUR + 1800 * SEC, DAY0 + 60 * HOUR + 1
+        whole = {
+            (r.bot, r.account, r.symbol): r
+            for r in await pnl_by_bot(
+                pool, ALL_USERS, markets=markets, marks={}, since_ns=since, until_ns=until
+            )
+        }
+        for zone in (UTC, ZoneInfo("America/New_York"), ZoneInfo("Asia/Kathmandu")):
+            days = await pnl_by_bot_per_day(
+                pool, ALL_USERS, markets=markets, zone=zone, since_ns=since, until_ns=until
+            )
+            assert len({d.day for d in days}) >= 2
+            for key, row in whole.items():
+                mine = [d for d in days if (d.bot, d.account, d.symbol) == key]
+                if not mine:
+                    assert row.fills == 0 and key[0] == "b-grid"
+                    continue
+                assert sum(d.fills for d in mine) == row.fills
+                assert sum(d.realized_pnl for d in mine) == row.realized_pnl
+                assert sum(d.fees for d in mine) == row.fees
+                assert sum(d.volume for d in mine) == row.bought_notional + row.sold_notional
+                assert mine[-1].position == row.position
+                for d in mine:  # each day row starts at that day's midnight there (or since)
+                    start = datetime.fromtimestamp(d.day_start_ns // SEC, zone)
+                    assert f"{start:%Y-%m-%d}" == d.day
+                    assert d.day_start_ns == since or f"{start:%H:%M}" == "00:00"
+    finally:
+        await pool.close()
+
+
+def test_day_starts_follow_the_zone_s_clock_changes() -> None:
+    """Berlin's day of the change to summer time (2024-03-31) has 23 hours."""
+    berlin = ZoneInfo("Europe/Berlin")
+    since = int(datetime(2024, 3, 30, 12, tzinfo=UTC).timestamp()) * SEC
+    last = int(datetime(2024, 4, 1, 12, tzinfo=UTC).timestamp()) * SEC
+    starts = day_starts(berlin, since, last)
+    assert [datetime.fromtimestamp(s // SEC, UTC).isoformat() for s in starts] == [
+        "2024-03-30T12:00:00+00:00",
+        "2024-03-30T23:00:00+00:00",  # midnight CET
+        "2024-03-31T22:00:00+00:00",  # midnight CEST
+    ]
