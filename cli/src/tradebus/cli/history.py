@@ -83,8 +83,8 @@ from tradebus.ledger.reports.scope import (
 DEFAULT_DATABASE_URL = "postgresql://tradebus@127.0.0.1:5432/tradebus"
 DEFAULT_LIMIT = 50
 CONNECT_TIMEOUT_SECONDS = 10.0
-TABLE_WIDTH = 240
-"""Columns of the table when the output is not a terminal (no wrapping in a pipe or file)."""
+_UNBOUNDED = 10_000
+"""Columns to measure a table's natural width in (:func:`_print`)."""
 
 _NS = 1_000_000_000
 _AGE = re.compile(r"(\d+)\s*([smhdw])")
@@ -417,7 +417,7 @@ async def _records(
     else:
         table = _fills_table(shown.items, markets, query)
     table.caption = (
-        f"{len(shown.items)} {args.verb}, newest first ({_filters(args, query)});"
+        f"{args.verb}: {len(shown.items)} shown, newest first ({_filters(args, query)});"
         f" times in {query.zone_name}"
     )
     _print(table, out)
@@ -613,14 +613,10 @@ def _csv_file(path: Path) -> TextIO:
 
 
 def _print(table: Table, out: TextIO) -> None:
-    """``table`` on ``out``: as wide as the terminal, or :data:`TABLE_WIDTH` columns (no
-    colour) when ``out`` is not one, so that a pipe or file gets whole lines."""
+    """``table`` on ``out`` at its natural width, however narrow the terminal (a long
+    line wraps in the terminal or scrolls in ``less -S``; a cell is never folded or cut),
+    without colour when ``out`` is not a terminal."""
     tty = out.isatty()
-    console = Console(
-        file=out,
-        width=None if tty else TABLE_WIDTH,
-        no_color=not tty,
-        highlight=False,
-        soft_wrap=False,
-    )
-    console.print(table)
+    natural = Console(width=_UNBOUNDED).measure(table).maximum
+    console = Console(file=out, width=natural, no_color=not tty, highlight=False, soft_wrap=False)
+    console.print(table, crop=False)
