@@ -28,6 +28,9 @@ prints a person's credentials (see :mod:`tradebus.cli.natsinit`).
 ``tradebus users create --admin NAME`` makes the gateway's first admin (the password
 from a prompt or ``--password-file``; see :mod:`tradebus.cli.users`).
 
+``tradebus history orders|fills|pnl`` shows the ledger's orders, fills and P&L per
+bot and day, from Postgres (see :mod:`tradebus.cli.history`).
+
 ``tradebus seal-keys --dir DIR`` makes execution's key pair for sealed exchange
 credentials (see :mod:`tradebus.cli.sealkeys`).
 """
@@ -47,6 +50,7 @@ from tradebus.cli import (
     backtest,
     botctl,
     groupctl,
+    history,
     importctl,
     killctl,
     natsinit,
@@ -263,9 +267,12 @@ def main(argv: list[str] | None = None) -> None:
     natsinit.add_parsers(sub)
     sealkeys.add_parser(sub)
     users.add_parser(sub)
+    history.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "users":
         sys.exit(users.run(args))
+    if args.command == "history":
+        sys.exit(history.run(args))
     if args.command == "seal-keys":
         sys.exit(sealkeys.run(args))
     if args.command == "nats-init":

@@ -7,7 +7,7 @@ convert through float.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from decimal import ROUND_FLOOR, Decimal, InvalidOperation
+from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from typing import Any, TypeVar, overload
 
 ZERO = Decimal(0)
@@ -34,6 +34,38 @@ def floor_to(value: Decimal, increment: Decimal) -> Decimal:
         raise ValueError(f"increment must be > 0, got {increment}")
     steps = (value / increment).to_integral_value(rounding=ROUND_FLOOR)
     return (steps * increment).quantize(increment)
+
+
+def places_of(step: Decimal) -> int:
+    """The decimal places of an increment: ``0.01`` -> 2, ``0.5`` -> 1, ``10`` -> 0."""
+    exponent = step.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+def format_amount(value: Decimal, places: int | Decimal | None = None) -> str:
+    """``value`` as text for people: plain notation, never an exponent (``0``, not
+    ``0E-8``), never more digits than asked.
+
+    ``places`` is a number of decimal places (``2``), or a market's increment
+    (its ``tick_size`` for a price, ``step_size`` for a quantity: ``0.001``
+    means 3 places); the value is rounded half-even to it and keeps trailing
+    zeros so that a column lines up (``format_amount(Decimal("1.5"), 2) ==
+    "1.50"``). ``None``: the value's own digits, trailing zeros dropped
+    (``-2.3393967719999999999`` stays as long: give ``places`` where a market
+    is known). A NaN or infinity is shown as Python writes it; a negative zero
+    as ``0``.
+    """
+    if not value.is_finite():
+        return str(value)
+    if places is None:
+        shown = value.normalize()
+    else:
+        digits = places_of(places) if isinstance(places, Decimal) else max(0, places)
+        exact = Context(prec=max(28, value.adjusted() + digits + 2))  # never InvalidOperation
+        shown = value.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_EVEN, context=exact)
+    if shown.is_zero():
+        shown = abs(shown)
+    return f"{shown:f}"
 
 
 def is_positive_finite(value: Decimal | None) -> bool:

@@ -22,7 +22,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import asyncpg
 import msgspec
@@ -35,13 +35,11 @@ from tradebus.common.ids import UserId
 from tradebus.common.messages import BotStatus
 from tradebus.control.bots import bot_statuses
 from tradebus.control.botstore import decode_spec, get_spec, open_bots
+from tradebus.ledger.reports.pnl import PAPER as PAPER  # the gateway's routes' name
+from tradebus.ledger.reports.pnl import account_data_venues, data_venue_of
 from tradebus.strategies.registry import BotSpec
 
 log = logging.getLogger(__name__)
-
-PAPER = "paper"
-DEFAULT_MARKET_DATA = "binance"
-"""The market-data venue of a paper account that names none (``AccountSpec.market_data``)."""
 
 T = TypeVar("T")
 
@@ -182,13 +180,6 @@ class AccountInfo(msgspec.Struct, frozen=True, kw_only=True):
     source: str
 
 
-def _data_venue(venue: str, spec: dict[str, Any] | None) -> str:
-    if venue != PAPER:
-        return venue
-    market_data = (spec or {}).get("market_data")
-    return market_data if isinstance(market_data, str) and market_data else DEFAULT_MARKET_DATA
-
-
 async def account_info(pool: asyncpg.Pool, account_id: str) -> AccountInfo | None:
     """The account ``account_id`` (module docstring), or None if no table knows it."""
     row = await pool.fetchrow(
@@ -202,7 +193,7 @@ async def account_info(pool: asyncpg.Pool, account_id: str) -> AccountInfo | Non
             id=account_id,
             owner=UserId(row["user_id"]),
             venue=venue,
-            data_venue=_data_venue(venue, spec if isinstance(spec, dict) else None),
+            data_venue=data_venue_of(venue, spec if isinstance(spec, dict) else None),
             active=row["deleted_ns"] is None,
             source="api",
         )
@@ -213,26 +204,13 @@ async def account_info(pool: asyncpg.Pool, account_id: str) -> AccountInfo | Non
         id=account_id,
         owner=UserId(row["user_id"]),
         venue=row["venue"],
-        data_venue=_data_venue(row["venue"], None),
+        data_venue=data_venue_of(row["venue"], None),
         active=True,
         source="file",
     )
 
 
 async def data_venues(pool: asyncpg.Pool, user: UserId | None) -> dict[str, str]:
-    """Account id -> market-data venue of ``user``'s accounts (everyone's for None), from
-    both tables (for :class:`tradebus.ledger.reports.pnl.MarketResolver`)."""
-    out: dict[str, str] = {}
-    for row in await pool.fetch(
-        "SELECT id, venue FROM accounts WHERE $1::text IS NULL OR user_id = $1", user
-    ):
-        out[row["id"]] = _data_venue(row["venue"], None)
-    for row in await pool.fetch(
-        "SELECT account_id, spec::text AS spec FROM account_configs"
-        " WHERE $1::text IS NULL OR user_id = $1",
-        user,
-    ):
-        spec = msgspec.json.decode(row["spec"])
-        if isinstance(spec, dict):
-            out[row["account_id"]] = _data_venue(str(spec.get("venue") or PAPER), spec)
-    return out
+    """Account id -> market-data venue of ``user``'s accounts (everyone's for None)
+    (:func:`tradebus.ledger.reports.pnl.account_data_venues`)."""
+    return await account_data_venues(pool, user)

@@ -42,10 +42,12 @@ timing test of tests/integration/test_ledger_reports.py).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import bisect
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import asyncpg
 import msgspec
@@ -107,6 +109,43 @@ class MarketResolver:
             key = (self.data_venue(account, venue), symbol)
             self._found[where] = self._catalog.get(*key) if key in self._catalog else None
         return self._found[where]
+
+
+PAPER = "paper"
+"""The venue of a paper account's orders and fills."""
+DEFAULT_MARKET_DATA = "binance"
+"""The market data a paper account trades on when its settings name none
+(:class:`tradebus.engine.accounts.AccountSpec` ``market_data``)."""
+
+
+def data_venue_of(venue: str, spec: Mapping[str, Any] | None) -> str:
+    """The venue whose market data prices an account on ``venue``: the venue itself, or for
+    a paper account the ``market_data`` of its settings ``spec`` (an accounts-file entry as
+    JSON; :data:`DEFAULT_MARKET_DATA` without one)."""
+    if venue != PAPER:
+        return venue
+    market_data = (spec or {}).get("market_data")
+    return market_data if isinstance(market_data, str) and market_data else DEFAULT_MARKET_DATA
+
+
+async def account_data_venues(db: LedgerReader, user: UserId | None) -> dict[str, str]:
+    """Account id -> market-data venue (:func:`data_venue_of`) of ``user``'s accounts
+    (everyone's for None), from the accounts file's table ``accounts`` and the gateway's
+    ``account_configs`` (which wins): the ``data_venues`` of :class:`MarketResolver`."""
+    out: dict[str, str] = {}
+    for row in await db.fetch(
+        "SELECT id, venue FROM accounts WHERE $1::text IS NULL OR user_id = $1", user
+    ):
+        out[row["id"]] = data_venue_of(row["venue"], None)
+    for row in await db.fetch(
+        "SELECT account_id, spec::text AS spec FROM account_configs"
+        " WHERE $1::text IS NULL OR user_id = $1",
+        user,
+    ):
+        spec = msgspec.json.decode(row["spec"])
+        if isinstance(spec, dict):
+            out[row["account_id"]] = data_venue_of(str(spec.get("venue") or PAPER), spec)
+    return out
 
 
 class MarketPnl(msgspec.Struct, frozen=True, kw_only=True):
@@ -220,9 +259,11 @@ async def pnl_by_bot(
     where = Where()
     where.equal("user_id", user_id)
     where.equal("source", check_text("bot", bot))
-    return await _pnl(
-        db, where, markets, marks, since_ns, until_ns, by_bot=True, last_fill_marks=last_fill_marks
-    )
+    rows = await _pnl(
+        db, where, markets, marks, [since_ns], until_ns, by_bot=True,
+        last_fill_marks=last_fill_marks,
+    )  # fmt: skip
+    return [row for _, row in rows]
 
 
 async def pnl_by_account(
@@ -257,9 +298,13 @@ async def pnl_by_account(
     where = Where()
     where.equal("user_id", user_id)
     where.equal("account_id", account)
-    rows = await _pnl(
-        db, where, markets, marks, since_ns, until_ns, by_bot=False, last_fill_marks=last_fill_marks
-    )
+    rows = [
+        row
+        for _, row in await _pnl(
+            db, where, markets, marks, [since_ns], until_ns, by_bot=False,
+            last_fill_marks=last_fill_marks,
+        )
+    ]  # fmt: skip
     paid = await _funding(db, user_id, account, since_ns, until_ns)
     return [
         msgspec.structs.replace(row, funding=f, realized_pnl=row.realized_pnl + f)
@@ -396,6 +441,167 @@ async def pnl_series(
         return points
 
 
+class DayPnl(msgspec.Struct, frozen=True, kw_only=True):
+    """What one bot did in one market on one day (:func:`pnl_by_bot_per_day`).
+
+    ``day`` is the calendar date (``2024-03-01``) in the report's time zone
+    and ``day_start_ns`` when the row's period starts (ns: that day's
+    midnight there, or the report's ``since_ns`` on its first day).
+    ``realized_pnl``, ``fees``, ``volume`` (bought + sold notional) and the
+    notionals are in the ``quote`` asset, booked as :func:`pnl_by_bot` books
+    them (per cycle, fees in quote; ``other_fees`` per asset, left out);
+    quantities in the base asset. ``position`` (signed) and ``avg_price``
+    (None when flat) are those after the day's last fill; ``fills`` counts
+    the day's fills, ``first_fill_ns`` / ``last_fill_ns`` their ``ts_event``.
+    """
+
+    TIME_FIELDS: ClassVar[dict[str, str]] = {
+        "day_start_ns": "day_start_at",
+        "first_fill_ns": "first_fill_at",
+        "last_fill_ns": "last_fill_at",
+    }
+    """Time fields (int ns) and the name of their ISO-8601 column in CSV."""
+
+    day: str
+    day_start_ns: int
+    user: UserId
+    bot: str
+    account: AccountId
+    venue: str
+    symbol: str
+    base: str | None
+    quote: str | None
+    fills: int
+    realized_pnl: Decimal
+    fees: Decimal
+    other_fees: dict[str, Decimal]
+    volume: Decimal
+    bought_qty: Decimal
+    bought_notional: Decimal
+    sold_qty: Decimal
+    sold_notional: Decimal
+    position: Decimal
+    avg_price: Decimal | None
+    first_fill_ns: int | None
+    last_fill_ns: int | None
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NS = 1_000_000_000
+
+
+def local_date(ts_ns: int, zone: tzinfo) -> date:
+    """The calendar date in ``zone`` at ``ts_ns`` (ns since the epoch)."""
+    return (_EPOCH + timedelta(microseconds=ts_ns // 1000)).astimezone(zone).date()
+
+
+def midnight_ns(day: date, zone: tzinfo) -> int:
+    """When ``day`` starts in ``zone``, in ns since the epoch (its first instant: a zone
+    whose clocks skip midnight starts the day at the time they skip to, as
+    :mod:`zoneinfo` resolves it)."""
+    delta = datetime(day.year, day.month, day.day, tzinfo=zone) - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * _NS
+
+
+def day_starts(zone: tzinfo, since_ns: int, last_ns: int) -> list[int]:
+    """The start of each day in ``zone`` from ``since_ns`` to ``last_ns`` (ns): ``since_ns``
+    itself, then every midnight after it up to ``last_ns``."""
+    starts = [since_ns]
+    day = local_date(since_ns, zone)
+    while True:
+        day += timedelta(days=1)
+        start = midnight_ns(day, zone)
+        if start > last_ns:
+            return starts
+        if start > starts[-1]:
+            starts.append(start)
+
+
+async def pnl_by_bot_per_day(
+    db: LedgerReader,
+    user: UserScope,
+    *,
+    markets: MarketResolver,
+    zone: tzinfo,
+    bot: str | None = None,
+    account: str | None = None,
+    symbol: str | None = None,
+    since_ns: int | None = None,
+    until_ns: int | None = None,
+) -> list[DayPnl]:
+    """What each bot of ``user`` (:data:`~.scope.ALL_USERS`: everyone) did per market and
+    calendar day in ``zone``, in ``[since_ns, until_ns)`` (of ``ts_event``, ns).
+
+    The fills are applied as :func:`pnl_by_bot` applies them (per cycle,
+    every fill before ``until_ns``; the state entering the range counts),
+    and each day's row holds the changes over that day: the sum of the rows
+    over the days of a range is :func:`pnl_by_bot`'s row for it. Days start
+    at midnight in ``zone`` (the first at ``since_ns``, or at the midnight
+    before the first fill without it); a row per ``(day, user, bot,
+    account, venue, symbol)`` with fills that day, oldest day first. ``bot``
+    (a bot id or ``manual``), ``account`` and ``symbol`` keep their rows only.
+
+    Raises
+    ------
+    ReportArgumentError
+        An argument is invalid; ``field`` names it.
+    """
+    user_id = check_user(user)
+    check_time_range(since_ns, until_ns)
+    bot = check_text("bot", bot)
+    account = check_text("account", account)
+    symbol = check_text("symbol", symbol)
+
+    def chosen() -> Where:
+        where = Where()
+        where.equal("user_id", user_id)
+        where.equal("source", bot)
+        where.equal("account_id", account)
+        where.equal("symbol", symbol)
+        return where
+
+    in_range = chosen()
+    in_range.time_range("ts_event", since_ns, until_ns)
+    span = await db.fetchrow(
+        f"SELECT min(ts_event) AS first, max(ts_event) AS last FROM fills {in_range.sql()}",
+        *in_range.args,
+    )
+    if span is None or span["first"] is None:
+        return []
+    first = since_ns if since_ns is not None else midnight_ns(local_date(span["first"], zone), zone)
+    starts = day_starts(zone, first, span["last"])
+    rows = await _pnl(
+        db, chosen(), markets, {}, starts, until_ns, by_bot=True, last_fill_marks=False
+    )
+    return [
+        DayPnl(
+            day=local_date(starts[period], zone).isoformat(),
+            day_start_ns=starts[period],
+            user=r.user,
+            bot=r.bot or "",
+            account=r.account,
+            venue=r.venue,
+            symbol=r.symbol,
+            base=r.base,
+            quote=r.quote,
+            fills=r.fills,
+            realized_pnl=r.realized_pnl,
+            fees=r.fees,
+            other_fees=r.other_fees,
+            volume=r.bought_notional + r.sold_notional,
+            bought_qty=r.bought_qty,
+            bought_notional=r.bought_notional,
+            sold_qty=r.sold_qty,
+            sold_notional=r.sold_notional,
+            position=r.position,
+            avg_price=r.avg_price,
+            first_fill_ns=r.first_fill_ns,
+            last_fill_ns=r.last_fill_ns,
+        )
+        for period, r in rows
+    ]
+
+
 # --------------------------------------------------------------------- internals
 _FILL_COLUMNS = (
     "user_id, source, account_id, venue, symbol, side, price, qty, fee, fee_asset, ts_event,"
@@ -454,18 +660,49 @@ def _apply(book: CycleBook, fill: asyncpg.Record, markets: MarketResolver) -> No
 
 
 class _Group:
-    """The running state of one row of :func:`_pnl`."""
+    """The running state of one ``(user, bot or account, market)`` of :func:`_pnl`: its
+    book, and the counts of the period it last had a fill in (``period``; -1: none yet)."""
 
-    __slots__ = ("at_start", "book", "fills", "first_ns", "last_ns", "other_fees", "position")
+    __slots__ = (
+        "at_start",
+        "book",
+        "fills",
+        "first_ns",
+        "last_ns",
+        "other_fees",
+        "period",
+        "position",
+    )
 
     def __init__(self) -> None:
         self.book = CycleBook()
         self.position = self.book.total
+        self.period = -1
         self.at_start: Position | None = None
         self.fills = 0
         self.first_ns: int | None = None
         self.last_ns: int | None = None
         self.other_fees: dict[str, Decimal] = {}
+
+    def enter(self, period: int) -> None:
+        """Start counting ``period``: the position now is its start."""
+        self.period = period
+        self.at_start = msgspec.structs.replace(self.position)
+        self.fills = 0
+        self.first_ns = self.last_ns = None
+        self.other_fees = {}
+
+
+_GroupKey = tuple[str, str, str, str, str]
+
+
+def _period_of(starts: Sequence[int | None], ts_ns: int) -> int:
+    """The index of the period ``ts_ns`` is in (periods start at ``starts``, ascending; the
+    last ends at the report's ``until_ns``), -1 before the first; ``[None]``: one period
+    open at the start."""
+    if starts[0] is None:
+        return 0
+    return bisect.bisect_right(starts, ts_ns) - 1  # type: ignore[type-var]
 
 
 async def _pnl(
@@ -473,16 +710,26 @@ async def _pnl(
     where: Where,
     markets: MarketResolver,
     marks: Marks,
-    since_ns: int | None,
+    starts: Sequence[int | None],
     until_ns: int | None,
     *,
     by_bot: bool,
     last_fill_marks: bool,
-) -> list[MarketPnl]:
-    """The rows of :func:`pnl_by_bot` / :func:`pnl_by_account` of the fills ``where``
-    selects."""
+) -> list[tuple[int, MarketPnl]]:
+    """``(period index, row)`` of the fills ``where`` selects, per period (module docstring).
+
+    The periods start at ``starts`` (ascending ns; ``[since_ns]`` for one
+    period, ``since_ns`` None for one open at the start); the last ends at
+    ``until_ns``. With one period, every group with fills before
+    ``until_ns`` has a row, marked as the module docstring says (that of
+    :func:`pnl_by_bot` / :func:`pnl_by_account`). With several, a group has
+    a row for each period it has fills in, without a mark (the rows of
+    :func:`pnl_by_bot_per_day`). Sorted by period, then group.
+    """
+    single = len(starts) == 1
     where.time_range("ts_event", None, until_ns)
-    groups: dict[tuple[str, str, str, str, str], _Group] = {}
+    groups: dict[_GroupKey, _Group] = {}
+    rows: list[tuple[int, _GroupKey, MarketPnl]] = []
     last_prices: dict[tuple[str, str], Decimal] = {}  # (data venue, symbol): latest fill's
     async with _snapshot(db) as conn:
         async for f in _fills(conn, where):
@@ -496,60 +743,81 @@ async def _pnl(
             group = groups.get(key)
             if group is None:
                 group = groups[key] = _Group()
-            in_range = since_ns is None or f["ts_event"] >= since_ns
-            if in_range and group.at_start is None:
-                group.at_start = msgspec.structs.replace(group.position)
+            period = _period_of(starts, f["ts_event"])
+            if period >= 0 and period != group.period:
+                if group.period >= 0:  # the group's last period is over: its row
+                    closed = _row(key, group, markets, None, None, by_bot=by_bot)
+                    rows.append((group.period, key, closed))
+                group.enter(period)
             market = markets.market(f["account_id"], f["venue"], f["symbol"])
             cycle = cycle_of(f["intent_id"]) if by_bot else ""  # an account: average cost
             fee = group.book.apply_fill(
                 cycle, f["side"], f["qty"], f["price"], f["fee"], f["fee_asset"], market
             )
-            if fee is None and in_range:
+            last_prices[(markets.data_venue(f["account_id"], f["venue"]), f["symbol"])] = f["price"]
+            if period < 0:
+                continue
+            if fee is None:
                 asset = f["fee_asset"]
                 group.other_fees[asset] = group.other_fees.get(asset, ZERO) + f["fee"]
-            last_prices[(markets.data_venue(f["account_id"], f["venue"]), f["symbol"])] = f["price"]
-            if in_range:
-                group.fills += 1
-                group.last_ns = f["ts_event"]
-                if group.first_ns is None:
-                    group.first_ns = f["ts_event"]
-    rows = []
-    for key in sorted(groups):
-        user_id, source, account, venue, symbol = key
-        group = groups[key]
-        end = group.position
-        start = group.at_start or end  # no fill in the range: nothing happened in it
-        market = markets.market(account, venue, symbol)
+            group.fills += 1
+            group.last_ns = f["ts_event"]
+            if group.first_ns is None:
+                group.first_ns = f["ts_event"]
+    for key, group in groups.items():
+        if not single:
+            if group.period >= 0:
+                closed = _row(key, group, markets, None, None, by_bot=by_bot)
+                rows.append((group.period, key, closed))
+            continue
+        _, _, account, venue, symbol = key
         data_venue = markets.data_venue(account, venue)
         mark = marks.get((data_venue, symbol))
         mark_source: Literal["given", "last_fill"] | None = None if mark is None else "given"
         if mark is None and last_fill_marks:
             mark, mark_source = last_prices[(data_venue, symbol)], "last_fill"
-        rows.append(
-            MarketPnl(
-                user=UserId(user_id),
-                bot=source if by_bot else None,
-                account=AccountId(account),
-                venue=venue,
-                data_venue=data_venue,
-                symbol=symbol,
-                base=None if market is None else market.base,
-                quote=None if market is None else market.quote,
-                fills=group.fills,
-                position=end.qty,
-                avg_price=end.avg_price,
-                realized_pnl=end.realized_pnl - start.realized_pnl,
-                fees=end.fees - start.fees,
-                other_fees=group.other_fees,
-                bought_qty=end.bought_qty - start.bought_qty,
-                bought_notional=end.bought_notional - start.bought_notional,
-                sold_qty=end.sold_qty - start.sold_qty,
-                sold_notional=end.sold_notional - start.sold_notional,
-                mark=mark,
-                mark_source=mark_source,
-                unrealized_pnl=None if mark is None else end.unrealized_pnl(mark),
-                first_fill_ns=group.first_ns,
-                last_fill_ns=group.last_ns,
-            )
-        )
-    return rows
+        rows.append((0, key, _row(key, group, markets, mark, mark_source, by_bot=by_bot)))
+    rows.sort(key=lambda r: (r[0], r[1]))
+    return [(period, row) for period, _, row in rows]
+
+
+def _row(
+    key: _GroupKey,
+    group: _Group,
+    markets: MarketResolver,
+    mark: Decimal | None,
+    mark_source: Literal["given", "last_fill"] | None,
+    *,
+    by_bot: bool,
+) -> MarketPnl:
+    """The row of ``group`` for its current period: the changes since its start, the
+    position now, valued at ``mark`` (None: not valued)."""
+    user_id, source, account, venue, symbol = key
+    end = group.position
+    start = group.at_start or end  # no fill in the range: nothing happened in it
+    market = markets.market(account, venue, symbol)
+    return MarketPnl(
+        user=UserId(user_id),
+        bot=source if by_bot else None,
+        account=AccountId(account),
+        venue=venue,
+        data_venue=markets.data_venue(account, venue),
+        symbol=symbol,
+        base=None if market is None else market.base,
+        quote=None if market is None else market.quote,
+        fills=group.fills,
+        position=end.qty,
+        avg_price=end.avg_price,
+        realized_pnl=end.realized_pnl - start.realized_pnl,
+        fees=end.fees - start.fees,
+        other_fees=group.other_fees,
+        bought_qty=end.bought_qty - start.bought_qty,
+        bought_notional=end.bought_notional - start.bought_notional,
+        sold_qty=end.sold_qty - start.sold_qty,
+        sold_notional=end.sold_notional - start.sold_notional,
+        mark=mark,
+        mark_source=mark_source,
+        unrealized_pnl=None if mark is None else end.unrealized_pnl(mark),
+        first_fill_ns=group.first_ns,
+        last_fill_ns=group.last_ns,
+    )
