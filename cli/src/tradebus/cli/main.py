@@ -121,8 +121,9 @@ def _demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p = sub.add_parser(
         "demo",
         help="run the whole stack locally (live Binance feed, or --data to replay recordings)",
-        description="Start NATS and Postgres (or use NATS_URL / DATABASE_URL), the four "
-        "services and the demo bots; paper-trade on the live public Binance feed until "
+        description="Start NATS and Postgres (or use NATS_URL / DATABASE_URL), the five "
+        "services (execution, reconciler, strategy, gateway, marketdata) and the demo bots; "
+        "paper-trade on the live public Binance feed until "
         "Ctrl+C or --duration, or replay recorded raw feeds with --data; print a summary.",
     )
     p.add_argument("--data", type=Path, help="replay the Binance raw-feed recordings in DIR")
