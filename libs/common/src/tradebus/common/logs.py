@@ -33,10 +33,6 @@ class JsonFormatter(MsgspecFormatter):
     docstring); string values are passed through :func:`~tradebus.common.config.redact_url`.
     """
 
-    converter = time.gmtime
-    default_time_format = "%Y-%m-%dT%H:%M:%S"
-    default_msec_format = "%s.%03dZ"
-
     def __init__(self, service: str) -> None:
         super().__init__(
             ["asctime", "levelname", "name", "message"],
@@ -50,6 +46,11 @@ class JsonFormatter(MsgspecFormatter):
             static_fields={"service": service},
             reserved_attrs=sorted(_STANDARD),
         )
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        """``ts``: the record's time in UTC, ``2026-01-31T12:00:00.123Z``."""
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        return f"{stamp}.{int(record.msecs):03d}Z"
 
     def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
         """Lower-case level, the fixed fields first, every string redacted."""
