@@ -34,7 +34,10 @@ DEMO_ARGS := $(if $(DATA),--data $(DATA)) $(if $(BOTS),--bots $(BOTS)) $(if $(DU
 
 PYPROJECTS := pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml cli/pyproject.toml examples/*/pyproject.toml)
 
-.PHONY: install demo test test-all bench lint format lock clean web-skipped
+.PHONY: install cli demo test test-all bench lint format lock clean web-skipped
+
+# Where `make cli` links the tradebus command (on PATH in most distributions' login shells).
+CLI_DIR ?= $(HOME)/.local/bin
 
 # The web page (web/, issue 17): built into web/dist when Node.js is present (npm ci when
 # web/package-lock.json changes, npm run build when a source changes); skipped otherwise.
@@ -53,6 +56,8 @@ $(UV):
 $(VENV)/.installed: $(UV) uv.lock $(PYPROJECTS)
 	$(UV) sync --all-packages --frozen
 	@touch $@
+	@echo "The tradebus command is $(BIN)/tradebus. Put it on PATH: \`source $(BIN)/activate\`" \
+		"(this shell), or \`make cli\` (a link in ~/.local/bin, every shell)."
 
 $(PROMETHEUS_BIN)/promtool: deploy/prometheus/install-promtool.sh
 	deploy/prometheus/install-promtool.sh $(TOOLS)/prometheus
@@ -69,6 +74,13 @@ web-skipped:
 	@echo "Node.js not found: the web page (web/dist) is not built; install Node.js 20+ and rerun make install"
 
 install: $(VENV)/.installed $(PROMETHEUS_BIN)/promtool $(WEB_PAGE)  ## .venv with every package (pinned by uv.lock), promtool, the web page
+
+cli: $(VENV)/.installed  ## put `tradebus` on PATH: a link to .venv/bin/tradebus in CLI_DIR (~/.local/bin)
+	@mkdir -p $(CLI_DIR)
+	@ln -sfn $(abspath $(BIN))/tradebus $(CLI_DIR)/tradebus
+	@echo "linked $(CLI_DIR)/tradebus -> $(abspath $(BIN))/tradebus"
+	@case ":$$PATH:" in *":$(CLI_DIR):"*) echo "tradebus is on PATH: try \`tradebus --help\`";; \
+		*) echo "$(CLI_DIR) is not on PATH: add \`export PATH=\"$(CLI_DIR):\$$PATH\"\` to your shell's rc";; esac
 
 demo: install  ## run the whole stack: live Binance feed, or DATA=<dir> to replay recordings
 	$(BIN)/tradebus demo $(DEMO_ARGS)

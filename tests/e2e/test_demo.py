@@ -126,6 +126,17 @@ async def test_demo_replays_the_recorded_data_end_to_end(
         line = next(ln for ln in status.splitlines() if ln.strip().startswith(spec.id + " ["))
         assert f"[{spec.strategy} " in line, line
     assert "worst_case_capital=" in status and "progress_pct=" in status
+    # the tables are taken after the bots stopped (issue 20, item 7): every bot's state,
+    # in the ledger's table and in the status table, is the stopped one, none running
+    assert output.index("stopping bots (cancel_on_exit)") < output.index("== bots (ledger) ==")
+    ledger_table = output.split("== bots (ledger) ==", 1)[1].split("== bot status ==", 1)[0]
+    stopped = re.compile(r"\bstopped\b")
+    for bot in BOT_IDS:
+        name = rf"(?<![\w-]){re.escape(bot)}(?![\w-])"
+        rows = [ln for ln in ledger_table.splitlines() if re.search(name, ln)]
+        rows += [ln for ln in status.splitlines() if re.match(rf"\W*{name}(?! \[)", ln)]
+        assert len(rows) >= 2, (bot, output)
+        assert all(stopped.search(ln) and "running" not in ln for ln in rows), (bot, rows)
     # spread-only fields (spread_pct shows only while a round has references: a round
     # stopped out near the end of the replay leaves none, depending on fill timing)
     assert "adds_done=" in status and "open_notional=" in status
@@ -293,3 +304,58 @@ async def test_demo_without_data_offline_fails_at_once_with_the_way_out(tmp_path
 async def test_demo_rejects_a_data_dir_without_recordings(tmp_path: Path, flag: str) -> None:
     code, output = await run_demo([flag, str(tmp_path), "--var", str(tmp_path / "v")], {}, 30)
     assert code == 2 and "no Binance raw-feed recordings" in output
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--speed", "fast"], "argument --speed: must be 'max' or a multiple of real time > 0"),
+        (["--speed", "0"], "argument --speed: must be 'max' or a multiple of real time > 0"),
+        (["--speed", "-2"], "(got '-2')"),
+        (["--speed", "nan"], "argument --speed:"),
+        (["--duration", "0"], "argument --duration: must be a number of seconds > 0 (got '0')"),
+        (["--duration", "soon"], "argument --duration: must be a number of seconds > 0"),
+        (["--recon-interval", "-1"], "argument --recon-interval: must be a number of seconds"),
+        (["--gateway-port", "99999"], "argument --gateway-port: must be a port number"),
+        (["--data", "no/such/dir"], "--data: no such directory: no/such/dir"),
+        (["--bots", "no/such.yaml"], "--bots: no such file: no/such.yaml"),
+    ],
+)
+async def test_demo_refuses_a_bad_option_before_anything_starts(
+    tmp_path: Path, data_dir: Path, args: list[str], said: str
+) -> None:
+    """Issue 20, item 6: ``demo --speed fast`` used to start every service and then fail in
+    marketdata. Every option is checked first: exit status 2, the option and its value
+    named, nothing started (no ``var/``)."""
+    var = tmp_path / "var"
+    extra = [] if "--data" in args else ["--data", str(data_dir)]
+    code, output = await run_demo([*args, *extra, "--var", str(var)], {}, timeout=60)
+    assert code == 2, output
+    assert said in output, output
+    assert "Traceback" not in output
+    assert not var.exists(), "something started"
+
+
+@pytest.mark.parametrize("which", ["bots", "accounts"])
+async def test_demo_names_a_bad_bot_or_accounts_file_before_anything_starts(
+    tmp_path: Path, data_dir: Path, which: str
+) -> None:
+    """A bot or accounts file that does not load stops the demo before any server starts,
+    naming the option, the file and the bad field."""
+    source = (REPO / "deploy" / "config" / f"{which}.yaml").read_text()
+    bad = tmp_path / f"{which}.yaml"
+    if which == "bots":
+        bad.write_text(source.replace('total_quote: "2000"', 'total_quote: "-5"', 1))
+        field = "total_quote"
+    else:
+        bad.write_text(source.replace("user: alice", "user: [alice]", 1))
+        field = "user"
+    assert bad.read_text() != source
+    var = tmp_path / "var"
+    code, output = await run_demo(
+        ["--data", str(data_dir), f"--{which}", str(bad), "--var", str(var)], {}, timeout=60
+    )
+    assert code == 2, output
+    assert f"--{which} {bad}" in output and field in output, output
+    assert "Traceback" not in output
+    assert not var.exists(), "something started"

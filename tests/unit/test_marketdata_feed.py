@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 from decimal import Decimal
 from pathlib import Path
 
@@ -128,13 +129,17 @@ def test_rest_quotes_with_update_ids() -> None:
 # --------------------------------------------------------------------------
 
 
-def test_backoff_is_exponential_capped_and_jittered() -> None:
-    assert [backoff_delay(n, rand=lambda: 0.0) for n in range(4)] == [0.125, 0.25, 0.5, 1.0]
-    assert backoff_delay(3, rand=lambda: 0.999999) == pytest.approx(2.0, rel=1e-5)
-    assert backoff_delay(10, cap=30.0, rand=lambda: 0.0) == 15.0
-    assert backoff_delay(10_000, cap=30.0, rand=lambda: 0.5) == 22.5  # no overflow
+def test_backoff_is_exponential_capped_and_jittered(monkeypatch: pytest.MonkeyPatch) -> None:
     delays = {backoff_delay(2) for _ in range(50)}
-    assert len(delays) > 1 and all(0.5 <= d < 1.0 for d in delays)
+    assert len(delays) > 1 and all(0.5 <= d <= 1.0 for d in delays)
+    # the random half at its ends (tenacity draws it with random.uniform)
+    monkeypatch.setattr(random, "uniform", lambda low, high: low)
+    assert [backoff_delay(n) for n in range(4)] == [0.125, 0.25, 0.5, 1.0]
+    assert backoff_delay(10, cap=30.0) == 15.0
+    assert backoff_delay(10_000, cap=30.0) == 15.0  # no overflow
+    monkeypatch.setattr(random, "uniform", lambda low, high: high)
+    assert backoff_delay(3) == pytest.approx(2.0)
+    assert backoff_delay(10_000, cap=30.0) == 30.0
 
 
 # --------------------------------------------------------------------------

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import random
-
 import ccxt
 import pytest
 
+from tradebus.engine.venue import VenueError
 from tradebus.execution.retry import Backoff, RateBudget, VenueCallError, call_with_retries
 from tradebus.execution.venue_errors import classify, is_not_found
 
@@ -79,7 +78,7 @@ def test_only_venue_exceptions_are_classified() -> None:
 
 
 def test_backoff_is_jittered_exponential_and_capped() -> None:
-    backoff = Backoff(base=0.5, cap=4.0, rng=random.Random(7))
+    backoff = Backoff(base=0.5, cap=4.0)
     for attempt, ceiling in [(0, 0.5), (1, 1.0), (2, 2.0), (3, 4.0), (10, 4.0)]:
         delays = [backoff.delay(attempt) for _ in range(200)]
         assert min(delays) >= 0 and max(delays) <= ceiling
@@ -136,7 +135,7 @@ async def test_transient_failures_are_retried_then_succeed() -> None:
     result = await call_with_retries(
         call,
         budget=budget,
-        backoff=Backoff(base=1.0, cap=8.0, rng=random.Random(1)),
+        backoff=Backoff(base=1.0, cap=8.0),
         changes_state=True,
         sleep=t.sleep,
         on_retry=lambda error, delay: retried.append(error.reason),
@@ -192,3 +191,55 @@ async def test_retries_give_up_after_the_attempts() -> None:
             sleep=t.sleep,
         )
     assert calls == 4 and raised.value.error.kind == "transient"
+
+
+async def test_retries_wait_the_jittered_backoff_and_a_429_pauses_the_account() -> None:
+    """The retry loop (tenacity) waits within the full-jitter window of each retry, pauses
+    the account's budget for the wait after a rate-limit answer, and runs ``before_retry``
+    after the wait, before the next attempt, with the error that caused it."""
+    t = FakeTime()
+    budget = RateBudget(rate=1000, burst=10, clock=t.clock, sleep=t.sleep)
+    answers: list[object] = [
+        ccxt.RateLimitExceeded("429"),
+        ccxt.ExchangeNotAvailable("502"),
+        ccxt.OnMaintenance("503"),
+        "ok",
+    ]
+    seen: list[tuple[str, str, float]] = []
+
+    async def call() -> str:
+        seen.append(("call", "", t.now))
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer  # type: ignore[return-value]
+
+    def on_retry(error: VenueError, delay: float) -> None:
+        seen.append(("retry", error.reason, delay))
+        if error.rate_limited:  # the whole account waits, not only this call
+            assert budget.paused_for == pytest.approx(delay)
+
+    async def before_retry(error: VenueError) -> None:
+        seen.append(("before", error.reason, t.now))
+
+    result = await call_with_retries(
+        call,
+        budget=budget,
+        backoff=Backoff(base=1.0, cap=3.0),
+        changes_state=False,
+        sleep=t.sleep,
+        on_retry=on_retry,
+        before_retry=before_retry,
+    )
+    assert result == "ok"
+    assert [kind for kind, _, _ in seen] == ["call", "retry", "before"] * 3 + ["call"]
+    delays = [value for kind, _, value in seen if kind == "retry"]
+    assert t.slept == delays  # nothing else slept: the budget had tokens
+    for n, delay in enumerate(delays):
+        assert 0 <= delay <= min(3.0, 1.0 * 2**n)  # retry n+1: full jitter, capped
+    reasons = [reason for kind, reason, _ in seen if kind == "before"]
+    assert reasons == ["rate_limited", "exchange_not_available", "on_maintenance"]
+    # before_retry ran after the wait: at the time of the next attempt, not of the failure
+    befores = [value for kind, _, value in seen if kind == "before"]
+    calls = [value for kind, _, value in seen if kind == "call"]
+    assert befores == calls[1:]

@@ -37,6 +37,8 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import msgspec
+import nats.errors
+from nats.aio.msg import Msg
 
 from tradebus.backtest.chart import ChartFill, PriceSample, write_chart
 from tradebus.cli.demo_gateway import (
@@ -53,6 +55,9 @@ from tradebus.cli.prom import LocalPrometheus
 from tradebus.cli.stack import LocalStack, StackError
 from tradebus.cli.summary import ledger_summary, render_bots, render_recon, render_statuses
 from tradebus.cli.users import UsersError
+from tradebus.common import subjects
+from tradebus.common.codec import decode_bot_status_changed
+from tradebus.common.config import ConfigError
 from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.messages import BotStatus, ReconReport
 from tradebus.natsauth.identities import people_of
@@ -155,19 +160,25 @@ class Demo:
         self.prometheus: LocalPrometheus | None = None
         self.gateway_url = ""
         """``http://127.0.0.1:<port>`` once the gateway is up."""
+        self.codes: dict[str, int | None] = {}
+        """Exit status of each service stopped (:meth:`shutdown`)."""
 
-    async def start(self, symbols: list[str]) -> None:
+    async def start(self, symbols: list[str], keys: list[str] | None = None) -> None:
         """Servers, migrations, then execution, reconciler, strategy, marketdata.
+
+        ``keys``: the variables execution alone receives (default: read from the accounts
+        file, :func:`key_variables`; :func:`prepare` has read them already).
 
         Raises
         ------
         ConfigError
-            Before anything starts, if the accounts file is invalid.
+            Before anything starts, if ``keys`` is None and the accounts file is invalid.
         StackError
             If a server or a service does not start.
         """
         stack, opts = self.stack, self.opts
-        keys = key_variables(opts.accounts)
+        if keys is None:
+            keys = key_variables(opts.accounts)
         service_keys_ = service_keys(stack.root)
         await stack.start_servers()
         self.show_nats_cli()
@@ -364,21 +375,49 @@ class Demo:
         say("warning: the stack did not settle before the timeout")
 
     # ----------------------------------------------------------------- shutdown
+    async def stop_bots(self) -> dict[str, BotStatus]:
+        """Stop the strategy host(s) and return every bot's status as of after the stop.
+
+        The hosts stop their bots (their cancels go out per ``cancel_on_exit``) and, on
+        the way out, publish each bot's final status (``stopped``) on ``bot.status.>``
+        (:mod:`tradebus.strategy.status_events`); those replace the statuses gathered
+        before the stop (``ctl.bots.list``), which remain for a bot whose final one did
+        not arrive (a host killed, not stopped).
+        """
+        stack = self.stack
+        assert stack.nc is not None
+        statuses = await stack.bot_statuses()
+        final: dict[str, BotStatus] = {}
+
+        async def on_status(msg: Msg) -> None:
+            with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
+                changed = decode_bot_status_changed(msg.data)
+                final[changed.status.bot] = changed.status
+
+        sub = await stack.nc.subscribe(subjects.BOT_STATUS_ALL, cb=on_status)
+        await stack.nc.flush()
+        say("stopping bots (cancel_on_exit) ...")
+        self.codes["strategy"] = await stack.stop_service("strategy", 40)
+        # the host published its last statuses before it exited: draining the subscription
+        # (a round trip to the server, then every message handed to on_status) brings them in
+        with contextlib.suppress(nats.errors.Error):
+            await sub.drain()
+        statuses.update(final)
+        return statuses
+
     async def shutdown(
         self,
     ) -> tuple[dict[str, BotStatus], list[ReconReport], dict[str, int | None]]:
         """Stop in order; returns bot statuses, the final reconciliation and exit codes."""
         stack, services = self.stack, self.stack.services
-        codes: dict[str, int | None] = {}
+        codes = self.codes
         if "gateway" in services:  # no one changes anything during the shutdown
             codes["gateway"] = await stack.stop_service("gateway")
         if "marketdata" in services:
             codes["marketdata"] = await stack.stop_service("marketdata")
         statuses: dict[str, BotStatus] = {}
         if "strategy" in services:
-            statuses = await stack.bot_statuses()
-            say("stopping bots (cancel_on_exit) ...")
-            codes["strategy"] = await stack.stop_service("strategy", 40)
+            statuses = await self.stop_bots()
         reports: list[ReconReport] = []
         if "execution" in services and services["execution"].returncode() is None:
             deadline = time.monotonic() + 30
@@ -450,21 +489,80 @@ async def _chart(db_url: str, prices: dict[str, list[PriceSample]], path: Path) 
     return await asyncio.to_thread(write_chart, fills, prices, path)
 
 
+class DemoPlan(msgspec.Struct, frozen=True, kw_only=True):
+    """What the checked inputs of a demo run hold (:func:`prepare`)."""
+
+    bots: int
+    """Bots of the bot file."""
+    users: int
+    """Users owning them."""
+    symbols: list[str]
+    """Every market the bots trade (the feed's symbols)."""
+    key_variables: list[str]
+    """Variables live keys are read from (:func:`key_variables`), for execution alone."""
+
+
+def prepare(opts: DemoOptions) -> DemoPlan:
+    """Check every input of the run before anything starts (no server, no ``var/``).
+
+    The options' own shapes (``--speed``, ``--duration``, ``--recon-interval``,
+    ``--gateway-port``) are checked by the command line parser; this checks what needs
+    the files: the bot file loads and builds, the accounts file loads, and the replay
+    directory holds recordings of the bots' symbols (or the live feed is reachable).
+
+    Raises
+    ------
+    ConfigError
+        ``--bots FILE: ...`` or ``--accounts FILE: ...`` naming every bad field.
+    StackError
+        ``--data DIR: ...`` without recordings for the bots' symbols; ``--speed`` or
+        ``--duration`` out of range; offline without ``--data``.
+    """
+    if opts.duration is not None and not opts.duration > 0:
+        raise StackError(f"--duration: must be > 0 seconds (got {opts.duration})")
+    if opts.speed != "max":
+        try:
+            speed = float(opts.speed)
+        except ValueError:
+            speed = 0.0
+        if not speed > 0:
+            raise StackError(f"--speed: must be 'max' or a number > 0 (got {opts.speed!r})")
+    catalog = MarketCatalog.load(default_markets_path())
+    try:
+        bots = [build_bot(spec, catalog) for spec in load_specs(opts.bots, catalog)]
+    except ConfigError as exc:
+        raise ConfigError(f"--bots {exc}") from None
+    try:
+        keys = key_variables(opts.accounts)
+    except ConfigError as exc:
+        raise ConfigError(f"--accounts {exc}") from None
+    symbols = sorted({m.symbol for b in bots for m in b.ctx.all_markets()})
+    if opts.data is None:
+        check_online(opts.binance_ws_url)
+    else:
+        try:
+            replay_files(opts.data, set(symbols))
+        except StackError as exc:
+            raise StackError(f"--data: {exc}") from None
+    return DemoPlan(
+        bots=len(bots),
+        users=len({b.ctx.user for b in bots}),
+        symbols=symbols,
+        key_variables=keys,
+    )
+
+
 async def run_demo(opts: DemoOptions) -> int:
     """Run the demo; returns the process exit status (0 ok, 1 failure, 3 drift or no report).
 
     Raises
     ------
-    StackError
-        Before anything starts: offline without ``--data``, or no recordings in it.
+    StackError, ConfigError
+        Before anything starts (:func:`prepare`): a bad option, bot or accounts file,
+        offline without ``--data``, or no recordings in it.
     """
-    catalog = MarketCatalog.load(default_markets_path())
-    bots = [build_bot(spec, catalog) for spec in load_specs(opts.bots, catalog)]
-    symbols = sorted({m.symbol for b in bots for m in b.ctx.all_markets()})
-    if opts.data is None:
-        check_online(opts.binance_ws_url)
-    else:
-        replay_files(opts.data, set(symbols))
+    plan = prepare(opts)
+    symbols = plan.symbols
     opts.var.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(opts.var / "logs", ignore_errors=True)
     stack = LocalStack(
@@ -479,11 +577,10 @@ async def run_demo(opts: DemoOptions) -> int:
     )
     demo = Demo(opts, stack)
     _install_interrupts(demo)
-    users = len({b.ctx.user for b in bots})
-    say(f"tradebus demo: {len(bots)} bots, {users} users, {', '.join(symbols)}")
+    say(f"tradebus demo: {plan.bots} bots, {plan.users} users, {', '.join(symbols)}")
     failed = False
     try:
-        await demo.start(symbols)
+        await demo.start(symbols, plan.key_variables)
         if await demo.run_until_end() and opts.stay:
             await demo.stay_up()
     except StackError as exc:

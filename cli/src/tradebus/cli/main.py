@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import sys
 from decimal import Decimal
@@ -65,24 +66,90 @@ from tradebus.cli.stack import StackError
 from tradebus.common.config import ConfigError
 
 
+def speed_arg(text: str) -> str:
+    """``--speed``: ``max``, or a finite multiple of real time > 0 (``1``, ``0.5``, ``20``).
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        Otherwise, naming the value (argparse adds the option; exit status 2).
+    """
+    if text.strip().lower() == "max":
+        return "max"
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(
+            f"must be 'max' or a multiple of real time > 0, e.g. 1 (got {text!r})"
+        )
+    return text.strip()
+
+
+def positive_seconds(text: str) -> float:
+    """A number of seconds > 0 (``--duration``, ``--recon-interval``).
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        Otherwise, naming the value (argparse adds the option; exit status 2).
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0 (got {text!r})")
+    return value
+
+
+def port_arg(text: str) -> int:
+    """A TCP port, 1 to 65535 (``--gateway-port``).
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        Otherwise, naming the value.
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"must be a port number, 1 to 65535 (got {text!r})")
+    return value
+
+
 def _demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "demo",
         help="run the whole stack locally (live Binance feed, or --data to replay recordings)",
-        description="Start NATS and Postgres (or use NATS_URL / DATABASE_URL), the four "
-        "services and the demo bots; paper-trade on the live public Binance feed until "
+        description="Start NATS and Postgres (or use NATS_URL / DATABASE_URL), the five "
+        "services (execution, reconciler, strategy, gateway, marketdata) and the demo bots; "
+        "paper-trade on the live public Binance feed until "
         "Ctrl+C or --duration, or replay recorded raw feeds with --data; print a summary.",
     )
     p.add_argument("--data", type=Path, help="replay the Binance raw-feed recordings in DIR")
-    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--duration", type=positive_seconds, help="stop after this many seconds (> 0)")
     p.add_argument("--bots", type=Path, default=Path("deploy/config/bots.yaml"))
     p.add_argument("--accounts", type=Path, default=Path("deploy/config/accounts.yaml"))
     p.add_argument("--var", type=Path, default=Path("var"), help="data and logs (default ./var)")
-    p.add_argument("--speed", default="max", help="replay speed: max, or a multiple of real time")
-    p.add_argument("--recon-interval", type=float, default=10.0, help="seconds between runs")
+    p.add_argument(
+        "--speed",
+        type=speed_arg,
+        default="max",
+        help="replay speed: max (default), or a multiple of real time > 0 (1: as recorded)",
+    )
+    p.add_argument(
+        "--recon-interval",
+        type=positive_seconds,
+        default=10.0,
+        help="seconds between reconciliations (> 0)",
+    )
     p.add_argument(
         "--gateway-port",
-        type=int,
+        type=port_arg,
         default=DEFAULT_GATEWAY_PORT,
         help=f"the gateway's port on 127.0.0.1 (default {DEFAULT_GATEWAY_PORT}; another free"
         " one if it is taken)",
@@ -298,9 +365,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"tradebus {args.command}: {exc}", file=sys.stderr)
             sys.exit(2)
     if args.command == "demo":
-        for path in (args.bots, args.accounts):
+        for option, path in (("--bots", args.bots), ("--accounts", args.accounts)):
             if not path.is_file():
-                parser.error(f"no such file: {path} (run from the repository root)")
+                parser.error(f"{option}: no such file: {path} (run from the repository root)")
         if args.data is not None and not args.data.is_dir():
             parser.error(f"--data: no such directory: {args.data}")
         opts = DemoOptions(

@@ -1,6 +1,7 @@
 """Service processes of the local stack: start with their real entry points, watch, stop.
 
-``tradebus demo`` launches the four services with the same console scripts
+``tradebus demo`` launches the services (execution, reconciler, strategy, gateway,
+marketdata) with the same console scripts
 compose runs (``tradebus-marketdata`` ...), each in its own session (so the
 terminal's Ctrl+C reaches only the orchestrator, which stops them in order),
 with stdout and stderr in ``<logs>/<service>.log``, and reads their state from

@@ -2,16 +2,22 @@
 
 * :class:`Backoff`: exponential back-off with full jitter
   (delay_n = uniform(0, min(cap, base * 2**n)); "Exponential Backoff And
-  Jitter", AWS Architecture Blog, 2015), shared by feeds and venues.
+  Jitter", AWS Architecture Blog, 2015): tenacity's ``wait_random_exponential``,
+  shared by the venue calls, the order stream's reconnects and live accounts'
+  start-up retries.
 * :class:`RateBudget`: a token bucket per account (``rate`` requests per
   second, ``burst`` at once) that every request of the account draws from,
   orders, cancels, polls and balance queries alike; when the venue answers
   429 the whole account pauses (:meth:`RateBudget.penalize`), so one busy
-  bot cannot get the account banned.
+  bot cannot get the account banned. Our own code: tenacity retries one call
+  and has no budget shared across calls (docs/design.md, "Own code kept, and why").
 * :func:`call_with_retries`: run a venue call under the budget, retrying only
   what :mod:`tradebus.execution.venue_errors` classifies as ``transient``;
   everything else is raised to the caller at once. A state-changing request
-  is never retried after an unknown outcome.
+  is never retried after an unknown outcome (its placement is looked up by the
+  ledger's client order id instead, :mod:`tradebus.execution.ccxt_venue`). The
+  retry loop is tenacity's (``AsyncRetrying``: stop after ``attempts``, wait
+  :class:`Backoff`, retry on transient errors only).
 
 Time comes from an injected clock (monotonic seconds) and sleep function, so
 tests drive it without waiting.
@@ -20,10 +26,17 @@ tests drive it without waiting.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
 
 from tradebus.engine.venue import VenueError
 from tradebus.execution.venue_errors import classify
@@ -35,18 +48,29 @@ Monotonic = Callable[[], float]
 
 
 class Backoff:
-    """Delays for attempt 0, 1, 2, ...: ``uniform(0, min(cap, base * 2**attempt))`` seconds."""
+    """Delays for attempt 0, 1, 2, ...: ``uniform(0, min(cap, base * 2**attempt))`` seconds.
 
-    def __init__(self, base: float = 0.25, cap: float = 30.0, rng: random.Random | None = None):
+    ``wait`` is the same as tenacity's wait strategy (``wait_random_exponential``, whose
+    attempt numbers start at 1: attempt ``n`` here is its ``n + 1``).
+
+    Raises
+    ------
+    ValueError
+        Unless ``0 < base <= cap``.
+    """
+
+    def __init__(self, base: float = 0.25, cap: float = 30.0) -> None:
         if base <= 0 or cap < base:
             raise ValueError(f"need 0 < base <= cap, got base={base}, cap={cap}")
         self.base = base
         self.cap = cap
-        self._rng = rng or random.Random()
+        self.wait = wait_random_exponential(multiplier=base, max=cap)
 
     def delay(self, attempt: int) -> float:
         """The jittered delay before retry number ``attempt`` (0-based), in seconds."""
-        return self._rng.uniform(0.0, min(self.cap, self.base * 2 ** min(attempt, 62)))
+        state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+        state.attempt_number = min(attempt, 62) + 1
+        return float(self.wait(state))
 
 
 class RateBudget:
@@ -122,10 +146,11 @@ async def call_with_retries(
 ) -> T:
     """Run ``call()`` under ``budget``, retrying transient failures up to ``attempts`` times.
 
-    A rate-limit answer also pauses the whole account for the back-off delay.
-    ``on_retry(error, delay)`` is told of each retry; ``before_retry(error)`` is awaited
-    after the delay and before the next attempt (e.g. to re-sync the clock offset after
-    an expired request).
+    Each attempt first takes a token of ``budget``. The n-th retry waits
+    ``backoff``'s delay for attempt n (1, 2, ...); a rate-limit answer also pauses the
+    whole account for that delay. ``on_retry(error, delay)`` is told of each retry;
+    ``before_retry(error)`` is awaited after the delay and before the next attempt
+    (e.g. to re-sync the clock offset after an expired request).
 
     Raises
     ------
@@ -134,9 +159,10 @@ async def call_with_retries(
         the attempts are used up. Exceptions that are not the venue's (bugs,
         cancellation) propagate unchanged.
     """
-    sleep = sleep or asyncio.sleep
-    attempt = 0
-    while True:
+    pause = sleep or asyncio.sleep
+    last: list[VenueError] = []
+
+    async def attempt() -> T:
         await budget.acquire()
         try:
             return await call()
@@ -145,17 +171,35 @@ async def call_with_retries(
                 error = classify(exc, changes_state=changes_state)
             except TypeError:
                 raise exc from None
-            attempt += 1
-            if error.kind != "transient" or attempt >= attempts:
-                raise VenueCallError(error) from exc
-            delay = backoff.delay(attempt)
-            if error.rate_limited:
-                budget.penalize(delay)
-            if on_retry is not None:
-                on_retry(error, delay)
-            await sleep(delay)
-            if before_retry is not None:
-                await before_retry(error)
+            raise VenueCallError(error) from exc
+
+    def transient(exc: BaseException) -> bool:
+        return isinstance(exc, VenueCallError) and exc.error.kind == "transient"
+
+    def before_sleep(state: RetryCallState) -> None:
+        assert state.outcome is not None
+        failed = state.outcome.exception()
+        assert isinstance(failed, VenueCallError)
+        last[:] = [failed.error]
+        if failed.error.rate_limited:
+            budget.penalize(state.upcoming_sleep)
+        if on_retry is not None:
+            on_retry(failed.error, state.upcoming_sleep)
+
+    async def wait_then_prepare(seconds: float) -> None:
+        await pause(seconds)
+        if before_retry is not None:
+            await before_retry(last[0])
+
+    retrying = AsyncRetrying(
+        sleep=wait_then_prepare,
+        stop=stop_after_attempt(attempts),
+        wait=backoff.wait,
+        retry=retry_if_exception(transient),
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    return await retrying(attempt)
 
 
 class VenueCallError(Exception):

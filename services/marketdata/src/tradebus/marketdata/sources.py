@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import websockets
+from tenacity import RetryCallState, wait_exponential, wait_random_exponential
 from websockets.asyncio.client import connect
 
 from tradebus.feeds.parsing import Frame
@@ -68,19 +68,24 @@ STABLE_SECONDS = 10.0
 """A connection that lasted this long resets the reconnect backoff."""
 
 
-def backoff_delay(
-    attempt: int,
-    base: float = 0.25,
-    cap: float = 30.0,
-    rand: Callable[[], float] = random.random,
-) -> float:
+def backoff_delay(attempt: int, base: float = 0.25, cap: float = 30.0) -> float:
     """Seconds to wait before reconnect ``attempt`` (0, 1, 2, ...): exponential, jittered.
 
     ``min(cap, base * 2**attempt)`` scaled by a uniform factor in [0.5, 1)
     ("equal jitter"), so many clients dropped together do not return in step
-    and the delay never collapses to zero.
+    and the delay never collapses to zero. Computed by tenacity's wait strategies:
+    half of it fixed (``wait_exponential``), half random (``wait_random_exponential``),
+    tenacity's attempt ``attempt + 1``. The reconnect loop itself is ours
+    (:class:`Reconnects`: the attempts start again after a stable connection;
+    docs/design.md, "Own code kept, and why").
     """
-    return min(cap, base * 2 ** min(attempt, 32)) * (0.5 + rand() / 2)
+    half_cap = cap / 2
+    wait = wait_exponential(multiplier=base / 2, max=half_cap) + wait_random_exponential(
+        multiplier=base / 2, max=half_cap
+    )
+    state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+    state.attempt_number = min(attempt, 32) + 1
+    return float(wait(state))
 
 
 class Reconnects:
