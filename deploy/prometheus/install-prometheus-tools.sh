@@ -2,8 +2,8 @@
 # Installs the Prometheus tools into DEST/bin from Debian 12's packages, pinned below:
 #   prometheus              -> prometheus, promtool
 #   prometheus-alertmanager -> alertmanager (Debian names it prometheus-alertmanager), amtool
-# `apt-get download` + `dpkg-deb -x`, so nothing is installed system-wide and no service
-# is set up or started. No PyPI wheel ships these binaries, and GitHub releases are not
+# `apt-get download` + `dpkg-deb -x`, so no package is installed and no service is set up
+# or started (only Alertmanager's two default templates go to Debian's path, below). No PyPI wheel ships these binaries, and GitHub releases are not
 # reachable from every machine this project runs on. The compose file runs the same
 # upstream versions (prom/prometheus, prom/alertmanager; tests/unit/test_compose.py).
 #
@@ -102,6 +102,17 @@ for entry in "${BINARIES[@]}"; do
     source=${entry#*<-}
     install -m 0755 "$work/${source%%:*}/${source#*:}" "$DEST/bin/$name.tmp"
     mv -f "$DEST/bin/$name.tmp" "$DEST/bin/$name"
+done
+# Debian's alertmanager reads its default notification templates from this fixed path
+# (a Debian patch; upstream embeds them) and refuses to start without them: the one
+# thing put outside DEST, two data files owned by no package, left alone if present.
+templates=/usr/share/prometheus/alertmanager
+for tmpl in default.tmpl email.tmpl; do
+    if ! cmp -s "$work/prometheus-alertmanager$templates/$tmpl" "$templates/$tmpl"; then
+        say "installing $templates/$tmpl (Debian's alertmanager reads it there)"
+        sudo_if_needed install -D -m 0644 "$work/prometheus-alertmanager$templates/$tmpl" \
+            "$templates/$tmpl"
+    fi
 done
 mv -f "$work/VERSIONS" "$DEST/VERSIONS"
 rm -f "$DEST/VERSION"  # the promtool-only script's

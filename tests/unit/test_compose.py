@@ -425,7 +425,8 @@ def test_every_scrape_job_names_a_deployed_service() -> None:
     ``docker compose up`` runs."""
     config = read_yaml(host_path("prometheus", "/etc/prometheus/prometheus.yml"))
     for job in config["scrape_configs"]:
-        hosts = {t.rpartition(":")[0] for sc in job.get("static_configs", []) for t in sc["targets"]}
+        static = [t for sc in job.get("static_configs", []) for t in sc["targets"]]
+        hosts = {t.rpartition(":")[0] for t in static}
         hosts |= {h for sd in job.get("dns_sd_configs", []) for h in sd["names"]}
         assert hosts, f"job {job['job_name']}: no target"
         for host in hosts:

@@ -171,7 +171,8 @@ def _launch(name: str, args: list[str], log: Path, url: str) -> subprocess.Popen
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise LocalServerError(f"{name} exited with {proc.returncode}; see {log}")
+            last = (log.read_text(errors="replace").strip().splitlines() or [""])[-1]
+            raise LocalServerError(f"{name} exited with {proc.returncode}: {last} (log: {log})")
         try:
             with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as response:
                 if response.status == 200:
