@@ -10,9 +10,13 @@ stands where the notifier is in compose and gets Alertmanager's payload, version
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from tests.support.alerting import Alerting
+from tests.support.alerting import Alerting, MetricsTarget, real_rule
+from tradebus.cli.prom import LocalPrometheus
 
 FIRING = """\
 # TYPE tradebus_execution_account_halted gauge
@@ -62,3 +66,36 @@ def test_a_firing_rule_reaches_the_webhook_by_severity_and_resolves(alerting: Al
     )
     assert resolved["receiver"] == "operators-critical"
     assert resolved["alerts"][0]["endsAt"] > resolved["alerts"][0]["startsAt"]
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        time.sleep(0.2)
+
+
+def test_a_finished_service_is_no_longer_scraped_so_service_down_ends(tmp_path: Path) -> None:
+    """The demo's replay ends and its marketdata exits while the stack stays up: dropping
+    its target (``LocalPrometheus.set_targets``, as the demo does) ends its ``up`` series
+    within seconds, so TradebusServiceDown's expression no longer finds it down."""
+    marketdata, execution = MetricsTarget(), MetricsTarget()
+    prometheus = LocalPrometheus(tmp_path / "prometheus", tmp_path / "no-rules")
+    down = real_rule("TradebusServiceDown")["expr"]
+    try:
+        marketdata.set("tradebus_marketdata_connected 1\n")
+        execution.set("tradebus_execution_ready 1\n")
+        prometheus.start({"marketdata": [marketdata.port], "execution": [execution.port]})
+        wait_until(lambda: len(prometheus.query("up == 1")["result"]) == 2, "both up")
+        marketdata.close()  # the replay ended: nothing serves its port any more
+        wait_until(lambda: bool(prometheus.query(down)["result"]), "marketdata down")
+        (series,) = prometheus.query(down)["result"]
+        assert series["metric"]["job"] == "marketdata"
+
+        prometheus.set_targets({"execution": [execution.port]})
+        wait_until(lambda: not prometheus.query(down)["result"], "marketdata no longer down")
+        assert [t["labels"]["job"] for t in prometheus.active_targets()] == ["execution"]
+        assert prometheus.query('up{job="execution"} == 1')["result"]
+    finally:
+        prometheus.stop()
+        execution.close()

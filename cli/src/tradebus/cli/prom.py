@@ -248,9 +248,14 @@ class LocalPrometheus:
 
     def set_targets(self, targets: dict[str, list[int]]) -> None:
         """Scrape ``{job: [metrics ports]}`` from now on (config rewritten, then reloaded
-        with SIGHUP): a job left out is no longer scraped, so its ``up`` series ends
-        (within 5 minutes, Prometheus' staleness) instead of reading 0 forever."""
-        self.targets = {job: list(ports) for job, ports in targets.items()}
+        with SIGHUP). A job left out is kept with no target: Prometheus then ends the
+        series of its old targets, ``up`` included, with staleness markers about two
+        scrape intervals later, instead of reading ``up == 0`` forever. (A job removed
+        from the config keeps its last ``up`` for 5 minutes: Prometheus writes no
+        staleness markers when a whole scrape pool goes away.)"""
+        self.targets = {job: [] for job in self.targets} | {
+            job: list(ports) for job, ports in targets.items()
+        }
         self._write_config()
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGHUP)
