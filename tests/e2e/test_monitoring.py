@@ -98,10 +98,16 @@ async def test_every_panel_and_alert_query_works_on_the_trading_stack(
             prometheus.url = m.group(1).decode()
         if m := AM_LINE.search(line):
             alertmanager = m.group(1).decode()
-    # the demo's Prometheus sends its alerts to the demo's Alertmanager
-    with urllib.request.urlopen(f"{prometheus.url}/api/v1/alertmanagers", timeout=10) as r:
-        active = json.loads(r.read())["data"]["activeAlertmanagers"]
-    assert [a["url"] for a in active] == [f"{alertmanager}/api/v2/alerts"], active
+    # the demo's Prometheus sends its alerts to the demo's Alertmanager (found within seconds)
+    wired = [f"{alertmanager}/api/v2/alerts"]
+    active: list[str] = []
+    for _ in range(100):
+        with urllib.request.urlopen(f"{prometheus.url}/api/v1/alertmanagers", timeout=10) as r:
+            active = [a["url"] for a in json.loads(r.read())["data"]["activeAlertmanagers"]]
+        if active:
+            break
+        await asyncio.sleep(0.2)
+    assert active == wired, active
     with urllib.request.urlopen(f"{alertmanager}/api/v2/status", timeout=10) as r:
         routes = json.loads(r.read())["config"]["original"]
     assert "operators-critical" in routes, "the demo's Alertmanager: deploy/alertmanager's routes"
