@@ -7,10 +7,12 @@ UV_VERSION := 0.13.8
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
-# Prometheus' binaries (promtool checks and unit-tests deploy/prometheus) from Debian 12's
-# package, extracted into .tools/prometheus (no service installed). The script pins the
-# version: changing it there reinstalls.
+# The Prometheus tools (prometheus, promtool, alertmanager, amtool) from Debian 12's
+# packages, extracted into .tools/prometheus (no service installed): for the tests and
+# `make demo PROMETHEUS=1` only, so `make install` and `make demo` work on any OS. The
+# script pins the versions: changing them there reinstalls.
 PROMETHEUS_BIN := $(TOOLS)/prometheus/bin
+PROMETHEUS_TOOLS := $(PROMETHEUS_BIN)/.installed
 BIN := $(VENV)/bin
 
 export UV_PYTHON := $(PYTHON)
@@ -19,7 +21,7 @@ export UV_LINK_MODE := copy
 
 # Optional demo arguments: DATA=<dir of recorded raw feeds> DURATION=<seconds>
 # SPEED=<replay speed: max (default) or a multiple of real time, e.g. 1>
-# PROMETHEUS=1 (also run a real Prometheus with the repo's alert rules)
+# PROMETHEUS=1 (also run a real Prometheus with the repo's alert rules and an Alertmanager)
 # STAY=1|0 (after the replay keep the stack up until Ctrl+C, or not; default: on in a terminal)
 # BOTS=<bot file> (default deploy/config/bots.yaml; e.g. examples/grid-bot/bots.yaml)
 DATA ?=
@@ -34,7 +36,7 @@ DEMO_ARGS := $(if $(DATA),--data $(DATA)) $(if $(BOTS),--bots $(BOTS)) $(if $(DU
 
 PYPROJECTS := pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml cli/pyproject.toml examples/*/pyproject.toml)
 
-.PHONY: install cli demo test test-all bench lint format lock clean web-skipped
+.PHONY: install cli prometheus-tools demo test test-all bench lint format lock clean web-skipped
 
 # Where `make cli` links the tradebus command (on PATH in most distributions' login shells).
 CLI_DIR ?= $(HOME)/.local/bin
@@ -59,8 +61,8 @@ $(VENV)/.installed: $(UV) uv.lock $(PYPROJECTS)
 	@echo "The tradebus command is $(BIN)/tradebus. Put it on PATH: \`source $(BIN)/activate\`" \
 		"(this shell), or \`make cli\` (a link in ~/.local/bin, every shell)."
 
-$(PROMETHEUS_BIN)/promtool: deploy/prometheus/install-promtool.sh
-	deploy/prometheus/install-promtool.sh $(TOOLS)/prometheus
+$(PROMETHEUS_TOOLS): deploy/prometheus/install-prometheus-tools.sh
+	deploy/prometheus/install-prometheus-tools.sh $(TOOLS)/prometheus
 	@touch $@
 
 web/node_modules/.package-lock.json: web/package-lock.json
@@ -73,7 +75,7 @@ web/dist/index.html: web/node_modules/.package-lock.json $(WEB_SOURCES)
 web-skipped:
 	@echo "Node.js not found: the web page (web/dist) is not built; install Node.js 20+ and rerun make install"
 
-install: $(VENV)/.installed $(PROMETHEUS_BIN)/promtool $(WEB_PAGE)  ## .venv with every package (pinned by uv.lock), promtool, the web page
+install: $(VENV)/.installed $(WEB_PAGE)  ## .venv with every package (pinned by uv.lock), the web page
 
 cli: $(VENV)/.installed  ## put `tradebus` on PATH: a link to .venv/bin/tradebus in CLI_DIR (~/.local/bin)
 	@mkdir -p $(CLI_DIR)
@@ -82,14 +84,16 @@ cli: $(VENV)/.installed  ## put `tradebus` on PATH: a link to .venv/bin/tradebus
 	@case ":$$PATH:" in *":$(CLI_DIR):"*) echo "tradebus is on PATH: try \`tradebus --help\`";; \
 		*) echo "$(CLI_DIR) is not on PATH: add \`export PATH=\"$(CLI_DIR):\$$PATH\"\` to your shell's rc";; esac
 
-demo: install  ## run the whole stack: live Binance feed, or DATA=<dir> to replay recordings
+prometheus-tools: $(PROMETHEUS_TOOLS)  ## prometheus, promtool, alertmanager, amtool into .tools (Debian)
+
+demo: install $(if $(PROMETHEUS),$(PROMETHEUS_TOOLS))  ## run the whole stack: live Binance feed, or DATA=<dir> to replay recordings
 	$(BIN)/tradebus demo $(DEMO_ARGS)
 
-test: install  ## the test suite (about 15 minutes or less on 2 cores)
+test: install $(PROMETHEUS_TOOLS)  ## the test suite (about 15 minutes or less on 2 cores)
 	$(if $(NODE),cd web && npm test --silent,@echo "Node.js not found: the web page's unit tests do not run")
 	$(BIN)/pytest -m "not slow" -p no:cacheprovider --durations=15
 
-test-all: install  ## every test, slow ones included
+test-all: install $(PROMETHEUS_TOOLS)  ## every test, slow ones included
 	$(if $(NODE),cd web && npm test --silent)
 	$(BIN)/pytest -p no:cacheprovider
 

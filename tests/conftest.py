@@ -8,6 +8,8 @@
 * ``nc``: a NATS connection to ``nats_url``.
 * ``secure_nats``: a nats-server in operator mode with fresh identities per test
   (:mod:`tests.support.secure_nats`).
+* ``alerting``: a real Prometheus and Alertmanager between a metrics target and a webhook
+  receiver (:mod:`tests.support.alerting`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import pytest
 from nats.aio.client import Client as NATS
 
 from tests.support import secure_nats as secure_support
+from tests.support.alerting import alerting  # noqa: F401 (a fixture)
 from tests.support.data import BTC_RAW, parse_ticks
 from tests.support.markets import BTCUSDT_MIN
 from tradebus.cli.localstack import LocalNats, LocalPostgres, create_database, with_database

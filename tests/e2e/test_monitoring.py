@@ -1,12 +1,13 @@
 """Every dashboard panel and every alert rule, evaluated by a real Prometheus on the trading stack.
 
 ``tradebus demo --with-prometheus`` replays the recorded data through the
-whole local stack and runs a real Prometheus (``make install`` puts the
+whole local stack and runs a real Prometheus (``make test`` puts the
 binary in ``.tools``) with the repository's alert rules, scraping every
-service each second. While the bots trade, every PromQL expression of every
-panel of every dashboard in ``deploy/grafana/dashboards`` (the per-user one
-for each user) and of every alert rule in ``deploy/prometheus/rules`` goes
-through Prometheus' HTTP API. A query error fails the test, and so does a
+service each second and alerting a real Alertmanager (checked wired).
+While the bots trade, every PromQL expression of every panel of every
+dashboard in ``deploy/grafana/dashboards`` (the per-user one for each user)
+and of every alert rule in ``deploy/prometheus/rules`` goes through
+Prometheus' HTTP API. A query error fails the test, and so does a
 panel query that returns no series: a dashboard whose queries return
 nothing is worse than none. Alert expressions may be empty (nothing is
 wrong); they must parse and evaluate. So may the panels of the exporters only
@@ -21,6 +22,7 @@ import json
 import os
 import re
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ TRADEBUS = str(REPO / ".venv" / "bin" / "tradebus")
 DASHBOARDS = REPO / "deploy" / "grafana" / "dashboards"
 RULES = REPO / "deploy" / "prometheus" / "rules"
 URL_LINE = re.compile(rb"prometheus at (http://127\.0\.0\.1:\d+)")
+AM_LINE = re.compile(rb"alertmanager at (http://127\.0\.0\.1:\d+)")
 
 
 def panel_queries() -> Iterator[tuple[str, str, str]]:
@@ -96,12 +99,28 @@ async def test_every_panel_and_alert_query_works_on_the_trading_stack(
     assert proc.stdout is not None
     output: list[bytes] = []
     prometheus = LocalPrometheus(tmp_path / "unused")
-    while not prometheus.url:
+    alertmanager = ""
+    while not (prometheus.url and alertmanager):
         line = await asyncio.wait_for(proc.stdout.readline(), 120)
         assert line, b"".join(output).decode()
         output.append(line)
         if m := URL_LINE.search(line):
             prometheus.url = m.group(1).decode()
+        if m := AM_LINE.search(line):
+            alertmanager = m.group(1).decode()
+    # the demo's Prometheus sends its alerts to the demo's Alertmanager (found within seconds)
+    wired = [f"{alertmanager}/api/v2/alerts"]
+    active: list[str] = []
+    for _ in range(100):
+        with urllib.request.urlopen(f"{prometheus.url}/api/v1/alertmanagers", timeout=10) as r:
+            active = [a["url"] for a in json.loads(r.read())["data"]["activeAlertmanagers"]]
+        if active:
+            break
+        await asyncio.sleep(0.2)
+    assert active == wired, active
+    with urllib.request.urlopen(f"{alertmanager}/api/v2/status", timeout=10) as r:
+        routes = json.loads(r.read())["config"]["original"]
+    assert "operators-critical" in routes, "the demo's Alertmanager: deploy/alertmanager's routes"
 
     async def drain() -> None:
         assert proc.stdout is not None

@@ -6,9 +6,9 @@ tests that show each alert firing (and not firing) on made-up series. Every aler
 have both kinds of test there, a ``for:``, a ``severity`` and annotations for the
 operator, and may only query metrics the services declare.
 
-promtool comes from ``make install`` (Debian's prometheus package extracted into
-.tools/prometheus, see deploy/prometheus/install-promtool.sh), or ``$PROMTOOL``. Without
-it these tests fail: they are never skipped.
+promtool comes from ``make test`` (Debian's prometheus package extracted into
+.tools/prometheus, see deploy/prometheus/install-prometheus-tools.sh), or ``$PROMTOOL``.
+Without it these tests fail: they are never skipped.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def promtool() -> str:
     path = Path(os.environ.get("PROMTOOL") or ROOT / ".tools" / "prometheus" / "bin" / "promtool")
     if not (path.is_file() and os.access(path, os.X_OK)):
         pytest.fail(
-            f"promtool not found at {path}: run `make install` (it extracts Debian's"
+            f"promtool not found at {path}: run `make prometheus-tools` (it extracts Debian's"
             " prometheus package into .tools/prometheus), or set PROMTOOL=/path/to/promtool",
             pytrace=False,
         )

@@ -72,7 +72,7 @@ TOOLS = {"cli": "tradebus-cli"}
 """Services run on demand only (``docker compose run --rm cli ...``) -> their package."""
 NATS_BOX = "nats-box"
 """The NATS CLI on demand (``docker compose run --rm nats-box nats ...``), a pinned image."""
-REQUIRED = {"nats", "postgres", "prometheus", "grafana", NATS_BOX, *SETTINGS, *TOOLS}
+REQUIRED = {"nats", "postgres", "prometheus", "alertmanager", "grafana", NATS_BOX, *SETTINGS, *TOOLS}
 NATS_USER = {
     "marketdata": "marketdata",
     "marketdata-backpack": "marketdata",
@@ -487,6 +487,87 @@ def test_prometheus_scrapes_every_service() -> None:
             served = exporter_port(name) if name in EXPORTERS else metrics_port(name)
             assert int(port) == served, f"job {name}: port {port} != metrics port {served}"
     assert "dns_sd_configs" in jobs["strategy"], "strategy: use DNS so every replica is scraped"
+
+
+def deployed() -> set[str]:
+    """The long-running services ``docker compose up`` starts: not in a profile (run on
+    demand), not a one-shot step (``restart: "no"``)."""
+    return {
+        name
+        for name, svc in services().items()
+        if not svc.get("profiles") and str(svc.get("restart", "")) != "no"
+    }
+
+
+def test_every_scrape_job_names_a_deployed_service() -> None:
+    """A job whose service does not run is ``up == 0`` forever (TradebusServiceDown never
+    resolves), or, found by DNS, no target at all: every job must scrape a service that
+    ``docker compose up`` runs."""
+    config = read_yaml(host_path("prometheus", "/etc/prometheus/prometheus.yml"))
+    for job in config["scrape_configs"]:
+        static = [t for sc in job.get("static_configs", []) for t in sc["targets"]]
+        hosts = {t.rpartition(":")[0] for t in static}
+        hosts |= {h for sd in job.get("dns_sd_configs", []) for h in sd["names"]}
+        assert hosts, f"job {job['job_name']}: no target"
+        for host in hosts:
+            assert host in deployed(), f"job {job['job_name']} scrapes {host}: not deployed"
+    rules = host_path("prometheus", "/etc/prometheus/rules/tradebus.yml")
+    down = [
+        r
+        for g in read_yaml(rules)["groups"]
+        for r in g["rules"]
+        if r.get("alert") == "TradebusServiceDown"
+    ]
+    (rule,) = down
+    jobs = {j["job_name"] for j in config["scrape_configs"]}
+    watched = set(re.search(r'job=~"([^"]+)"', rule["expr"])[1].split("|"))  # type: ignore[index]
+    assert watched <= jobs, f"TradebusServiceDown watches jobs no one scrapes: {watched - jobs}"
+
+
+def pinned_upstream(package: str) -> str:
+    """The upstream version of the Debian ``package`` the tests run (pinned in
+    deploy/prometheus/install-prometheus-tools.sh): ``2.42.0`` of ``2.42.0+ds-5+deb12u1``."""
+    script = (ROOT / "deploy" / "prometheus" / "install-prometheus-tools.sh").read_text()
+    pinned = re.search(rf'^\s*"{re.escape(package)}=([^"]+)"', script, re.M)
+    assert pinned, f"install-prometheus-tools.sh pins no {package}"
+    return re.split(r"[+-]", pinned[1])[0]
+
+
+@pytest.mark.parametrize(
+    ("service", "image", "package"),
+    [
+        ("prometheus", "prom/prometheus", "prometheus"),
+        ("alertmanager", "prom/alertmanager", "prometheus-alertmanager"),
+    ],
+)
+def test_prometheus_and_alertmanager_run_the_versions_the_tests_run(
+    service: str, image: str, package: str
+) -> None:
+    """The rules, prometheus.yml and alertmanager.yml are checked and run by the Debian
+    binaries of install-prometheus-tools.sh: compose runs those versions."""
+    assert services()[service]["image"] == f"{image}:v{pinned_upstream(package)}"
+
+
+def test_prometheus_sends_alerts_to_alertmanager() -> None:
+    config = read_yaml(host_path("prometheus", "/etc/prometheus/prometheus.yml"))
+    managers = config["alerting"]["alertmanagers"]
+    targets = [t for m in managers for sc in m["static_configs"] for t in sc["targets"]]
+    assert targets == ["alertmanager:9093"], targets
+    am = services()["alertmanager"]
+    command = am["command"]
+    flag = "--config.file="
+    (config_file,) = [c.removeprefix(flag) for c in command if c.startswith(flag)]
+    am_config = read_yaml(host_path("alertmanager", config_file))
+    assert am_config["receivers"], "alertmanager.yml: no receivers"
+    listen = [c for c in command if c.startswith("--web.listen-address=")]
+    assert not listen or listen[0].endswith(":9093"), "alertmanager listens on 9093"
+    storage = [c.split("=", 1)[1] for c in command if c.startswith("--storage.path=")]
+    assert storage and any(t == storage[0] for _, t in mounts("alertmanager")), (
+        "alertmanager: keep silences on a volume (--storage.path)"
+    )
+    ports = am.get("ports") or []
+    assert ports and all(str(p).startswith("127.0.0.1:") for p in ports), "127.0.0.1 only"
+    assert str(ports[0]).endswith(":9093")
 
 
 @functools.cache

@@ -50,8 +50,9 @@ from tradebus.cli.demo_gateway import (
     gateway_port,
     service_keys,
 )
+from tradebus.cli.localstack import LocalServerError
 from tradebus.cli.processes import total
-from tradebus.cli.prom import LocalPrometheus
+from tradebus.cli.prom import LocalAlertmanager, LocalPrometheus, find_tool
 from tradebus.cli.stack import LocalStack, StackError
 from tradebus.cli.summary import ledger_summary, render_bots, render_recon, render_statuses
 from tradebus.cli.users import UsersError
@@ -85,7 +86,8 @@ class DemoOptions(msgspec.Struct, frozen=True, kw_only=True):
     """The NATS identities of the local nats-server (default ``var/nats/auth``; unused
     with ``nats_url``)."""
     with_prometheus: bool = False
-    """Also run a real Prometheus with the repo's rules, scraping every service."""
+    """Also run a real Prometheus with the repo's rules, scraping every service, and an
+    Alertmanager with the repo's routes that its alerts go to."""
     gateway_port: int = DEFAULT_GATEWAY_PORT
     """The gateway's port on 127.0.0.1 (another free one if it is taken)."""
     stay: bool = False
@@ -149,6 +151,21 @@ def check_online(url: str) -> None:
         ) from None
 
 
+def check_prometheus_tools() -> None:
+    """Fail at once, with the way out, when ``--with-prometheus`` has no binaries to run.
+
+    Raises
+    ------
+    StackError
+        Naming the missing binary and how to get it.
+    """
+    for name in ("prometheus", "alertmanager"):
+        try:
+            find_tool(name)
+        except LocalServerError as exc:
+            raise StackError(f"--with-prometheus: {exc}") from None
+
+
 class Demo:
     """One run: which services with which settings, status, end, ordered shutdown."""
 
@@ -158,6 +175,7 @@ class Demo:
         self.interrupted = asyncio.Event()
         self.started = time.monotonic()
         self.prometheus: LocalPrometheus | None = None
+        self.alertmanager: LocalAlertmanager | None = None
         self.gateway_url = ""
         """``http://127.0.0.1:<port>`` once the gateway is up."""
         self.codes: dict[str, int | None] = {}
@@ -212,10 +230,52 @@ class Demo:
             say(f"replaying {len(files)} files from {opts.data} at speed {opts.speed}")
         stack.start_service("marketdata", feed)
         if opts.with_prometheus:
-            self.prometheus = LocalPrometheus(stack.root / "prometheus")
-            targets = {name: [svc.metrics_port] for name, svc in stack.services.items()}
-            url = await asyncio.to_thread(self.prometheus.start, targets)
-            say(f"prometheus at {url} (alert rules of deploy/prometheus/rules)")
+            await self.start_prometheus()
+
+    async def start_prometheus(self) -> None:
+        """Alertmanager (the routes of deploy/alertmanager; no receiver reachable, so the
+        alerts stay in it), then Prometheus scraping every service, alerting it; say both
+        URLs.
+
+        Raises
+        ------
+        StackError
+            If a binary is missing or does not start.
+        """
+        root = self.stack.root
+        self.alertmanager = LocalAlertmanager(root / "alertmanager")
+        self.prometheus = LocalPrometheus(root / "prometheus")
+        try:
+            am_url = await asyncio.to_thread(self.alertmanager.start)
+            url = await asyncio.to_thread(
+                self.prometheus.start,
+                self.running_targets(),
+                alertmanager=self.alertmanager.address,
+            )
+        except LocalServerError as exc:
+            raise StackError(str(exc)) from None
+        say(f"prometheus at {url} (alert rules of deploy/prometheus/rules)")
+        say(
+            f"alertmanager at {am_url} (routes of deploy/alertmanager; its alerts:"
+            f" .tools/prometheus/bin/amtool --alertmanager.url={am_url} alert)"
+        )
+
+    def running_targets(self) -> dict[str, list[int]]:
+        """``{service: [metrics port]}`` of the services running now."""
+        return {
+            name: [svc.metrics_port]
+            for name, svc in self.stack.services.items()
+            if svc.returncode() is None
+        }
+
+    def drop_finished_targets(self) -> None:
+        """Stop scraping services that have exited (the replay's marketdata): a target no
+        one serves reads ``up == 0`` and TradebusServiceDown would fire for as long as the
+        stack stays up."""
+        if self.prometheus is not None and set(self.running_targets()) != set(
+            self.prometheus.targets
+        ):
+            self.prometheus.set_targets(self.running_targets())
 
     async def start_gateway(self, keys: ServiceKeys) -> None:
         """The gateway with the demo's logins; say its URL, docs page and logins.
@@ -325,6 +385,7 @@ class Demo:
             if deadline is not None and now >= deadline:
                 break
             if self.opts.data is not None and self.stack.services["marketdata"].returncode() == 0:
+                self.drop_finished_targets()
                 await self.wait_settled()
                 replay_ended = not self.interrupted.is_set()
                 break
@@ -430,6 +491,8 @@ class Demo:
                 codes[name] = await stack.stop_service(name)
         if self.prometheus is not None:
             self.prometheus.stop()
+        if self.alertmanager is not None:
+            self.alertmanager.stop()
         return statuses, reports, codes
 
 
@@ -516,7 +579,8 @@ def prepare(opts: DemoOptions) -> DemoPlan:
         ``--bots FILE: ...`` or ``--accounts FILE: ...`` naming every bad field.
     StackError
         ``--data DIR: ...`` without recordings for the bots' symbols; ``--speed`` or
-        ``--duration`` out of range; offline without ``--data``.
+        ``--duration`` out of range; offline without ``--data``; ``--with-prometheus``
+        without the Prometheus tools.
     """
     if opts.duration is not None and not opts.duration > 0:
         raise StackError(f"--duration: must be > 0 seconds (got {opts.duration})")
@@ -537,6 +601,8 @@ def prepare(opts: DemoOptions) -> DemoPlan:
     except ConfigError as exc:
         raise ConfigError(f"--accounts {exc}") from None
     symbols = sorted({m.symbol for b in bots for m in b.ctx.all_markets()})
+    if opts.with_prometheus:
+        check_prometheus_tools()
     if opts.data is None:
         check_online(opts.binance_ws_url)
     else:

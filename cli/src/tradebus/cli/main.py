@@ -164,7 +164,8 @@ def _demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument(
         "--with-prometheus",
         action="store_true",
-        help="also run a real Prometheus (make install provides it) with the repo's alert rules",
+        help="also run a real Prometheus with the repo's alert rules and an Alertmanager with"
+        " its routes (make prometheus-tools provides both)",
     )
     p.add_argument(
         "--binance-ws-url",

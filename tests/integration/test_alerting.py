@@ -1,0 +1,101 @@
+"""An alert of a real rule, fired by a real Prometheus, reaches a webhook through a real
+Alertmanager, routed by its severity.
+
+The rules are deploy/prometheus/rules' own (expr, labels, annotations; ``for:`` cut to a
+second), Alertmanager's routes are deploy/alertmanager/alertmanager.yml's (timings cut to a
+second), and the scrape target is a local ``/metrics`` the test sets: an account halted
+(critical) and the kill switch engaged (warning), then both cleared. The webhook receiver
+stands where the notifier is in compose and gets Alertmanager's payload, version 4.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.support.alerting import Alerting, MetricsTarget, real_rule
+from tradebus.cli.prom import LocalPrometheus
+
+FIRING = """\
+# TYPE tradebus_execution_account_halted gauge
+tradebus_execution_account_halted{account="alice-binance",reason="invalid api key"} 1
+# TYPE tradebus_execution_killswitch_engaged gauge
+tradebus_execution_killswitch_engaged{scope="global"} 1
+"""
+CLEARED = FIRING.replace("} 1\n", "} 0\n")
+
+
+def alert_of(payload: dict[str, Any], status: str, name: str) -> bool:
+    return payload.get("status") == status and any(
+        a["labels"].get("alertname") == name for a in payload.get("alerts", [])
+    )
+
+
+def test_a_firing_rule_reaches_the_webhook_by_severity_and_resolves(alerting: Alerting) -> None:
+    alerting.target.set(FIRING)
+    alerting.start(["TradebusAccountHalted", "TradebusKillSwitchEngaged"])
+
+    path, critical = alerting.receiver.wait_for(
+        lambda p: alert_of(p, "firing", "TradebusAccountHalted")
+    )
+    assert path == "/v1/alertmanager"
+    assert critical["version"] == "4"
+    assert critical["receiver"] == "operators-critical"
+    assert critical["groupLabels"] == {"alertname": "TradebusAccountHalted", "severity": "critical"}
+    (alert,) = critical["alerts"]
+    assert alert["status"] == "firing"
+    assert alert["labels"]["severity"] == "critical"
+    assert alert["labels"]["account"] == "alice-binance"
+    assert alert["labels"]["job"] == "execution"
+    assert alert["annotations"]["summary"] == "Account alice-binance halted: invalid api key"
+    assert "deploy/config/accounts.yaml" in alert["annotations"]["description"]
+    assert alert["startsAt"] and alert["fingerprint"]
+
+    _, warning = alerting.receiver.wait_for(
+        lambda p: alert_of(p, "firing", "TradebusKillSwitchEngaged")
+    )
+    assert warning["receiver"] == "operators-warning"
+    assert warning["commonLabels"]["severity"] == "warning"
+    assert warning["commonAnnotations"]["summary"] == "Kill switch engaged: global"
+
+    alerting.target.set(CLEARED)
+    _, resolved = alerting.receiver.wait_for(
+        lambda p: alert_of(p, "resolved", "TradebusAccountHalted")
+    )
+    assert resolved["receiver"] == "operators-critical"
+    assert resolved["alerts"][0]["endsAt"] > resolved["alerts"][0]["startsAt"]
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        time.sleep(0.2)
+
+
+def test_a_finished_service_is_no_longer_scraped_so_service_down_ends(tmp_path: Path) -> None:
+    """The demo's replay ends and its marketdata exits while the stack stays up: dropping
+    its target (``LocalPrometheus.set_targets``, as the demo does) ends its ``up`` series
+    within seconds, so TradebusServiceDown's expression no longer finds it down."""
+    marketdata, execution = MetricsTarget(), MetricsTarget()
+    prometheus = LocalPrometheus(tmp_path / "prometheus", tmp_path / "no-rules")
+    down = real_rule("TradebusServiceDown")["expr"]
+    try:
+        marketdata.set("tradebus_marketdata_connected 1\n")
+        execution.set("tradebus_execution_ready 1\n")
+        prometheus.start({"marketdata": [marketdata.port], "execution": [execution.port]})
+        wait_until(lambda: len(prometheus.query("up == 1")["result"]) == 2, "both up")
+        marketdata.close()  # the replay ended: nothing serves its port any more
+        wait_until(lambda: bool(prometheus.query(down)["result"]), "marketdata down")
+        (series,) = prometheus.query(down)["result"]
+        assert series["metric"]["job"] == "marketdata"
+
+        prometheus.set_targets({"execution": [execution.port]})
+        wait_until(lambda: not prometheus.query(down)["result"], "marketdata no longer down")
+        assert [t["labels"]["job"] for t in prometheus.active_targets()] == ["execution"]
+        assert prometheus.query('up{job="execution"} == 1')["result"]
+    finally:
+        prometheus.stop()
+        execution.close()
