@@ -12,8 +12,12 @@ and the position over time (matplotlib, Agg; the style of
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 
+from tradebus.backtest import stats
 from tradebus.backtest.accounting import Fill, Result, encode_summary
 from tradebus.backtest.chart import plot_price_and_fills
 
@@ -30,6 +34,115 @@ def write_fills(fills: list[Fill], path: Path) -> None:
         f"{f.ts_ns},{f.order_id},{f.side},{f.price},{f.qty},{f.fee},{f.liquidity}\n" for f in fills
     ]
     path.write_text("".join(rows), encoding="utf-8")
+
+
+def utc(ts_ns: int | None) -> str:
+    """``2024-08-08 23:54:14 UTC`` for a ns timestamp ("-" for None)."""
+    if ts_ns is None:
+        return "-"
+    return datetime.fromtimestamp(ts_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def money(value: Any, places: int = 2) -> str:
+    """A decimal string for people: ``places`` decimals with thousands separators, more
+    (up to 8 significant) for amounts under 1; as it is if it is no number."""
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {money(v, places)}" for k, v in value.items())
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return str(value)
+    if number and abs(number) < 1:
+        return f"{number.quantize(Decimal('1e-8')).normalize():f}"
+    return f"{number.quantize(Decimal(1).scaleb(-places)):,}"
+
+
+def _pct(value: float | None, signed: bool = False) -> str:
+    """A percentage, 2 decimals (4 for a small one that 2 would show as 0)."""
+    if value is None:
+        return "-"
+    places = 4 if value and abs(value) < 0.005 else 2
+    return f"{value:+,.{places}f} %" if signed else f"{value:,.{places}f} %"
+
+
+def duration(days: float) -> str:
+    """``3,449.96 days``, or hours/minutes/seconds under a day."""
+    seconds = days * 86_400
+    if days >= 1:
+        return f"{days:,.2f} days"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    if seconds >= 60:
+        return f"{int(seconds // 60)} min {int(seconds % 60)} s"
+    return f"{seconds:.1f} s"
+
+
+def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """``summary.json``'s figures as ``(label, text)`` rows, for people (the CLI's table and
+    the report's panel): money to 2 decimals, times in UTC, n/a with its reason."""
+    s = summary
+    days = float(s.get("days") or 0)
+    rate = s.get("events_per_second") or 0
+    rows = [
+        ("period", f"{utc(s.get('first_ts'))} → {utc(s.get('last_ts'))} ({duration(days)})"),
+        ("events", f"{s['events']:,} ({s['trades']:,} trades, {rate:,} ev/s)"),
+        (
+            "orders",
+            f"{s['orders_placed']:,} placed, {s['orders_rejected']:,} rejected, "
+            f"{s['open_orders']:,} open at the end; {s['fills']:,} fills",
+        ),
+        ("realized P&L", money(s["realized_pnl"])),
+        ("unrealized P&L", money(s["unrealized_pnl"])),
+        ("fees", money(s["fees"])),
+        ("final equity", f"{money(s['final_equity'])} ({_pct(s.get('return_pct'), True)})"),
+        ("final position", money(s["final_position"], 8)),
+    ]
+    closed, won = s.get("cycles_closed", 0), s.get("cycles_won", 0)
+    rows.append(("cycles", f"{s['cycles_completed']:,} completed, {closed:,} closed, {won:,} won"))
+    win = s.get("win_rate_pct")
+    rows.append(
+        (
+            "win rate",
+            "n/a (no closed cycle)" if win is None else f"{_pct(win)} ({won} of {closed} cycles)",
+        )
+    )
+    pf = s.get("profit_factor")
+    gross = f"gross profit {money(s.get('gross_profit'))} / gross loss {money(s.get('gross_loss'))}"
+    rows.append(
+        (
+            "profit factor",
+            (f"{pf:,.2f} ({gross})" if pf is not None else f"n/a: no losing cycle ({gross})")
+            if closed
+            else "n/a (no closed cycle)",
+        )
+    )
+    rows.append(("Sharpe (daily, √365)", stats.ratio_text(s.get("sharpe"), days, "n/a (no variation)")))
+    rows.append(("Sortino (daily, √365)", stats.ratio_text(s.get("sortino"), days, "n/a (no losing day)")))
+    dd = f"{money(s['max_drawdown'])}"
+    if s.get("max_drawdown_pct") is not None:
+        dd += f" ({_pct(s['max_drawdown_pct'])} of the peak)"
+    if s.get("max_drawdown_trough_ts") is not None:
+        recovery = s.get("max_drawdown_recovery_ts")
+        dd += (
+            f", peak {utc(s.get('max_drawdown_peak_ts'))}, trough {utc(s['max_drawdown_trough_ts'])}, "
+            + (f"recovered {utc(recovery)}" if recovery is not None else "not recovered")
+        )
+    rows.append(("max drawdown", dd))
+    rows.append(("exposure", f"{_pct(s.get('exposure_pct'))} of the time in a position"))
+    bh = s.get("buy_and_hold_return_pct")
+    rows.append(
+        (
+            "buy and hold",
+            "n/a (no price)"
+            if bh is None
+            else f"{s['buy_and_hold_symbol']} {money(s['buy_and_hold_first_price'])} → "
+            f"{money(s['buy_and_hold_last_price'])}: {_pct(bh, True)}, "
+            f"equity {money(s['buy_and_hold_equity'])}",
+        )
+    )
+    return rows
 
 
 def write_outputs(result: Result, out: Path, chart: bool = True) -> None:
