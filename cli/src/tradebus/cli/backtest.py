@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
@@ -85,6 +86,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=[],
         metavar="NAME=V1,V2,...",
         help="run every combination of these values in parallel (repeatable)",
+    )
+    p.add_argument(
+        "--objective",
+        default="pnl",
+        choices=("pnl", "sharpe", "sortino", "profit_factor", "drawdown", "win_rate"),
+        help="what a sweep's combinations are ranked by (default: pnl, realized + unrealized)",
     )
     p.add_argument("--workers", type=int, help="sweep processes (default: the CPU count)")
     p.add_argument("--no-chart", action="store_true", help="skip report.png")
@@ -192,6 +199,46 @@ def check_symbols(paths: list[Path], fmt: str, symbols: tuple[str, ...]) -> int 
     return sum(counts[s] for s in symbols)
 
 
+RANKED_ROWS_SHOWN = 20
+"""A sweep prints its best combinations (``ranking.csv`` holds them all)."""
+
+
+def ranking_table(
+    rows: list[tuple[dict[str, str], dict[str, Any]]], names: list[str], objective: str
+) -> Table:
+    """A sweep's combinations best first by ``objective`` (:func:`tradebus.backtest.sweep.rank`),
+    the first :data:`RANKED_ROWS_SHOWN`, as a rich table."""
+    from tradebus.backtest.report import money
+    from tradebus.backtest.sweep import combo_dir, rank
+
+    def num(value: Any, fmt: str = ",.2f") -> str:
+        return "n/a" if value is None else format(value, fmt)
+
+    table = Table(title=f"sweep ranked by {objective}")
+    table.add_column("#")
+    table.add_column("dir", overflow="fold")
+    for column in names:
+        table.add_column(column, overflow="fold")
+    for column in ("P&L", "return", "Sharpe", "Sortino", "profit factor", "win rate", "max DD"):
+        table.add_column(column, justify="right")
+    for place, (number, combo, s) in enumerate(rank(rows, objective)[:RANKED_ROWS_SHOWN], 1):
+        pnl = money(str(Decimal(s["realized_pnl"]) + Decimal(s["unrealized_pnl"])))
+        pf = s.get("profit_factor")
+        table.add_row(
+            str(place),
+            combo_dir(combo, number, len(rows)),
+            *(combo[n] for n in names),
+            pnl,
+            f"{num(s.get('return_pct'), '+,.2f')} %",
+            num(s.get("sharpe")),
+            num(s.get("sortino")),
+            num(pf) if pf is not None or not s.get("cycles_closed") else "no loss",
+            f"{num(s.get('win_rate_pct'), '.1f')} %",
+            f"{num(s.get('max_drawdown_pct'), '.2f')} %",
+        )
+    return table
+
+
 def summary_table(summary: dict[str, Any], out: Path) -> Table:
     """The run's summary (:func:`tradebus.backtest.report.summary_rows`) as a rich table."""
     from tradebus.backtest.report import summary_rows
@@ -258,7 +305,7 @@ def run(args: argparse.Namespace) -> int:
         total = check_symbols(args.data, args.format, base.symbols)
         if axes:
 
-            def done(i: int, n: int, combo: dict[str, str]) -> None:
+            def done(i: int, n: int, combo: dict[str, str]) -> None:  # one log line each
                 text = ",".join(f"{k}={v}" for k, v in combo.items())
                 print(f"backtest: {i}/{n} done ({text})", file=err, flush=True)
 
@@ -273,9 +320,15 @@ def run(args: argparse.Namespace) -> int:
                 args.workers,
                 done,
                 chart,
+                args.objective,
             )
             took = time.monotonic() - started
-            print(f"{len(rows)} runs in {took:.1f}s -> {args.out / 'sweep.csv'}")
+            out.print(ranking_table(rows, [n for n, _ in axes], args.objective))
+            out.print(
+                f"{len(rows)} runs in {took:.1f}s -> {args.out}: sweep.csv, ranking.csv, "
+                "index.json",
+                highlight=False,
+            )
             return 0
         setup = base
         if total is None:
