@@ -207,7 +207,8 @@ def ranking_table(
     rows: list[tuple[dict[str, str], dict[str, Any]]], names: list[str], objective: str
 ) -> Table:
     """A sweep's combinations best first by ``objective`` (:func:`tradebus.backtest.sweep.rank`),
-    the first :data:`RANKED_ROWS_SHOWN`, as a rich table."""
+    the first :data:`RANKED_ROWS_SHOWN`, as a rich table (``run``: the number its output
+    directory starts with)."""
     from tradebus.backtest.report import money
     from tradebus.backtest.sweep import combo_dir, rank
 
@@ -216,7 +217,7 @@ def ranking_table(
 
     table = Table(title=f"sweep ranked by {objective}")
     table.add_column("#")
-    table.add_column("dir", overflow="fold")
+    table.add_column("run")  # its directory's number: 005-take_profit_pct_5-...
     for column in names:
         table.add_column(column, overflow="fold")
     for column in ("P&L", "return", "Sharpe", "Sortino", "profit factor", "win rate", "max DD"):
@@ -226,7 +227,7 @@ def ranking_table(
         pf = s.get("profit_factor")
         table.add_row(
             str(place),
-            combo_dir(combo, number, len(rows)),
+            combo_dir(combo, number, len(rows)).split("-", 1)[0],
             *(combo[n] for n in names),
             pnl,
             f"{num(s.get('return_pct'), '+,.2f')} %",
