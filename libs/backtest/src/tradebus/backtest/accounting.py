@@ -284,6 +284,7 @@ class Books:
         peak, trough, recovery = self.drawdown_dates
         dd_pct = self.max_drawdown / self._dd_peak * 100 if self._dd_peak > 0 else None
         return {
+            "initial_equity": str(self.initial),
             "return_pct": _pct(
                 (final_equity / self.initial - 1) * 100 if self.initial > 0 else None
             ),

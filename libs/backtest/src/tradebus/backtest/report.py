@@ -4,9 +4,11 @@
 fill in the order they happened (``order_id`` is the intent id, ``fee`` in
 the quote asset, ``ts_ns`` the ``ts_recv`` of the trade that filled it).
 ``summary.json``: :meth:`tradebus.backtest.engine.Backtest.summary`.
-``report.png``: each symbol's price with the buy (▲) and sell (▼) fills, the
-equity curve (quote: starting quote balance + realized + unrealized P&L),
-and the position over time (matplotlib, Agg; the style of
+``report.png``: each symbol's price with the buy (▲) and sell (▼) fills, for
+a spread both legs and their spread, the equity curve (quote: starting quote
+balance + realized + unrealized P&L) beside buy-and-hold, the position over
+time, against clock time (UTC), and the summary's figures
+(:func:`report_figure`; matplotlib, Agg; the style of
 :mod:`tradebus.backtest.chart`).
 """
 
@@ -118,8 +120,12 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
             else "n/a (no closed cycle)",
         )
     )
-    rows.append(("Sharpe (daily, √365)", stats.ratio_text(s.get("sharpe"), days, "n/a (no variation)")))
-    rows.append(("Sortino (daily, √365)", stats.ratio_text(s.get("sortino"), days, "n/a (no losing day)")))
+    rows.append(
+        ("Sharpe (daily, √365)", stats.ratio_text(s.get("sharpe"), days, "n/a (no variation)"))
+    )
+    rows.append(
+        ("Sortino (daily, √365)", stats.ratio_text(s.get("sortino"), days, "n/a (no losing day)"))
+    )
     dd = f"{money(s['max_drawdown'])}"
     if s.get("max_drawdown_pct") is not None:
         dd += f" ({_pct(s['max_drawdown_pct'])} of the peak)"
@@ -154,40 +160,128 @@ def write_outputs(result: Result, out: Path, chart: bool = True) -> None:
         write_chart(result, out / REPORT_PNG)
 
 
-def write_chart(result: Result, path: Path) -> Path:
-    """Draw ``report.png``: price + fills per symbol, equity, position."""
+def report_figure(result: Result) -> Any:
+    """The figure of ``report.png`` (a matplotlib ``Figure``, not yet saved).
+
+    Panels, top to bottom, sharing a clock-time x axis (UTC,
+    :func:`tradebus.backtest.chart.time_axis`): each symbol's price with its
+    fills (:func:`~tradebus.backtest.chart.plot_price_and_fills`; log scale
+    for a wide range); for two symbols (a spread) both legs' % change since
+    their first price and the spread ``chg_a - chg_b`` (STRATEGIES.md §3, on
+    the first prices: the bot itself re-references each round); the equity
+    with the buy-and-hold equity of the primary symbol
+    (:mod:`tradebus.backtest.stats`; log scale for a wide range); the primary
+    symbol's position; then the summary's figures as text
+    (:func:`summary_rows`).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sm, symbols = result.samples, result.symbols
-    rows = len(symbols) + 2
-    fig, axes = plt.subplots(rows, 1, figsize=(12, 2.8 * rows), sharex=True)
-    t0 = sm.ts[0] if sm.ts else 0
+    from tradebus.backtest.chart import plot_price_and_fills, time_axis, times, wants_log
 
-    def minutes(ts: int) -> float:
-        return (ts - t0) / 60e9
+    sm, symbols, s = result.samples, result.symbols, result.summary
+    spread = len(symbols) == 2
+    rows = s_rows = summary_rows(s)
+    panels = len(symbols) + (1 if spread else 0) + 2
+    heights = [2.8] * panels + [0.22 * len(rows) + 0.4]
+    fig, axes = plt.subplots(
+        panels + 1, 1, figsize=(12, sum(heights)), gridspec_kw={"height_ratios": heights}
+    )
+    plots, text_ax = list(axes[:-1]), axes[-1]
+    for ax in plots[1:]:
+        ax.sharex(plots[0])
+    xs = list(sm.ts)
+    t = times(xs)
 
-    xs = [minutes(t) for t in sm.ts]
-    for i, (ax, symbol) in enumerate(zip(axes, symbols, strict=False)):
-        points = [
+    def leg(i: int) -> tuple[list[int], list[float]]:
+        pairs = [
             (x, float(v)) for x, p in zip(xs, sm.prices, strict=True) if (v := p[i]) is not None
         ]
+        return [x for x, _ in pairs], [y for _, y in pairs]
+
+    for i, (ax, symbol) in enumerate(zip(plots, symbols, strict=False)):
         marks = [
-            (f.side, minutes(f.ts_ns), float(f.price)) for f in result.fills if f.symbol == symbol
+            (s["strategy"], f.side, f.ts_ns, float(f.price))
+            for f in result.fills
+            if f.symbol == symbol
         ]
-        plot_price_and_fills(ax, symbol, points, marks)
-    eq_ax, pos_ax = axes[-2], axes[-1]
-    eq_ax.plot(xs, [float(v) for v in sm.equity], c="tab:blue", lw=0.9)
-    s = result.summary
+        plot_price_and_fills(ax, symbol, leg(i), marks)
+    k = len(symbols)
+    if spread:
+        ax = plots[k]
+        both = [
+            (x, float(a), float(b))
+            for x, (a, b) in zip(xs, sm.prices, strict=True)
+            if a is not None and b is not None
+        ]
+        if both:
+            _, a0, b0 = both[0]
+            bt = times([x for x, _, _ in both])
+            chg_a = [(a / a0 - 1) * 100 for _, a, _ in both]
+            chg_b = [(b / b0 - 1) * 100 for _, _, b in both]
+            ax.plot(bt, chg_a, lw=0.8, c="tab:blue", label=f"{symbols[0]} (chg_a)")
+            ax.plot(bt, chg_b, lw=0.8, c="tab:orange", label=f"{symbols[1]} (chg_b)")
+            ax.plot(
+                bt,
+                [a - b for a, b in zip(chg_a, chg_b, strict=True)],
+                lw=1.0,
+                c="k",
+                label="spread chg_a - chg_b",
+            )
+        ax.axhline(0, c="0.7", lw=0.6)
+        ax.set_title("spread: both legs' % change since their first price, and their difference")
+        ax.set_ylabel("%")
+        ax.legend(loc="upper left", fontsize=7)
+        time_axis(ax)
+        k += 1
+    eq_ax, pos_ax = plots[k], plots[k + 1]
+    equity = [float(v) for v in sm.equity]
+    eq_ax.plot(t, equity, c="tab:blue", lw=0.9, label="equity (strategy)")
+    hold: list[float] = []
+    first, initial = s.get("buy_and_hold_first_price"), s.get("initial_equity")
+    if first is not None and initial is not None and float(first) > 0:
+        px, py = leg(0)
+        scale = float(initial) / float(first)
+        hold = [p * scale for p in py]
+        eq_ax.plot(times(px), hold, c="0.55", lw=0.9, ls="--", label=f"buy and hold {symbols[0]}")
+    if wants_log(equity, hold):
+        eq_ax.set_yscale("log")
     eq_ax.set_title(
-        f"equity (quote): realized {s['realized_pnl']}, max drawdown {s['max_drawdown']}"
+        f"equity (quote): realized {money(s['realized_pnl'])}, "
+        f"max drawdown {money(s['max_drawdown'])}, buy and hold "
+        + (
+            "n/a"
+            if s.get("buy_and_hold_return_pct") is None
+            else f"{s['buy_and_hold_return_pct']:+,.2f} %"
+        )
     )
-    pos_ax.step(xs, [float(v) for v in sm.position], where="post", c="tab:purple", lw=0.9)
+    eq_ax.legend(loc="upper left", fontsize=7)
+    time_axis(eq_ax)
+    pos_ax.step(t, [float(v) for v in sm.position], where="post", c="tab:purple", lw=0.9)
     pos_ax.set_title(f"{symbols[0]} position (base)")
-    pos_ax.set_xlabel("minutes since the first event")
+    time_axis(pos_ax)
+    text_ax.axis("off")
+    width = max(len(label) for label, _ in s_rows)
+    text_ax.text(
+        0.0,
+        1.0,
+        "\n".join(f"{label:<{width}}  {value}" for label, value in s_rows),
+        family="monospace",
+        fontsize=8,
+        va="top",
+        transform=text_ax.transAxes,
+    )
     fig.tight_layout()
+    return fig
+
+
+def write_chart(result: Result, path: Path) -> Path:
+    """Draw ``report.png`` (:func:`report_figure`) into ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig = report_figure(result)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
