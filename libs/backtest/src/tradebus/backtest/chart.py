@@ -156,7 +156,23 @@ def plot_price_and_fills(
 def write_chart(
     fills: Iterable[ChartFill], prices: dict[str, list[PriceSample]], path: Path
 ) -> Path | None:
-    """Draw the chart of a run into ``path`` (PNG); None when there is nothing to draw."""
+    """Draw the chart of a run (:func:`chart_figure`) into ``path`` (PNG); None when there
+    is nothing to draw."""
+    import matplotlib.pyplot as plt
+
+    fig = chart_figure(fills, prices)
+    if fig is None:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def chart_figure(fills: Iterable[ChartFill], prices: dict[str, list[PriceSample]]) -> Any:
+    """The demo's chart as a matplotlib ``Figure``: one price panel per symbol with every
+    bot's fills (:func:`plot_price_and_fills`), then each bot's P&L (:func:`pnl_series`),
+    all on clock time; None when there is no price to draw."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -193,7 +209,4 @@ def write_chart(
     time_axis(pnl_ax)
     pnl_ax.legend(loc="upper left", fontsize=7, ncol=3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig
