@@ -54,9 +54,7 @@ def test_cycle_figures() -> None:
 
 
 @given(
-    st.lists(
-        st.decimals(min_value=-1000, max_value=1000, allow_nan=False, places=4), max_size=40
-    )
+    st.lists(st.decimals(min_value=-1000, max_value=1000, allow_nan=False, places=4), max_size=40)
 )
 def test_profit_factor_is_gross_profit_over_gross_loss(pnls: list[D]) -> None:
     c = stats.cycle_stats(pnls)
