@@ -58,7 +58,7 @@ def money(value: Any, places: int = 2) -> str:
         return str(value)
     if number and abs(number) < 1:
         return f"{number.quantize(Decimal('1e-8')).normalize():f}"
-    return f"{number.quantize(Decimal(1).scaleb(-places)):,}"
+    return f"{number.quantize(Decimal(1).scaleb(-places)):,f}"
 
 
 def _pct(value: float | None, signed: bool = False) -> str:
