@@ -15,21 +15,21 @@ import numpy as np
 import pytest
 
 matplotlib.use("Agg")
-import matplotlib.dates as mdates  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
 
-from tests.unit.test_backtest_engine import PARAMS, PRICES, S, _tardis, run  # noqa: E402
-from tradebus.backtest.accounting import Result, Sample  # noqa: E402
-from tradebus.backtest.chart import TIME_LABEL, ChartFill, chart_figure  # noqa: E402
-from tradebus.backtest.report import report_figure  # noqa: E402
-from tradebus.backtest.sweep import (  # noqa: E402
+from tests.unit.test_backtest_engine import PARAMS, PRICES, S, _tardis, run
+from tradebus.backtest.accounting import Result, Sample
+from tradebus.backtest.chart import TIME_LABEL, ChartFill, chart_figure
+from tradebus.backtest.report import report_figure
+from tradebus.backtest.sweep import (
     combo_dir,
     objective_value,
     parse_sweeps,
     rank,
     run_sweep,
 )
-from tradebus.cli import backtest as command  # noqa: E402
+from tradebus.cli import backtest as command
 
 T0 = 1_723_161_254 * S  # 2024-08-08 23:54:14 UTC
 

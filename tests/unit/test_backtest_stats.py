@@ -82,7 +82,9 @@ def _at(event, ts: int):
 def test_the_hand_computed_ladder_over_three_utc_days() -> None:
     # trades 1-3 on day 1 (the last seconds before midnight), 4-8 on day 2, 9 on day 4
     t = [DAY_NS - 4 * S + i * S for i in range(1, 9)] + [3 * DAY_NS + S]
-    events = [_at(trade(i, p), ts) for i, (p, ts) in enumerate(zip([*PRICES, "94"], t), 1)]
+    events = [
+        _at(trade(i, p), ts) for i, (p, ts) in enumerate(zip([*PRICES, "94"], t, strict=True), 1)
+    ]
     s = run_backtest(make_setup("ladder", PARAMS), events).summary
     # the fills of test_hand_computed_ladder_cycle: b0 95 x 1.052 on trade 3, b1 90 x 1.111
     # on 4, s1 99 x 2.163 on 7 (cycle 1 closes: +13.578796), cycle 2's b0 94.05 x 1.063 on 8
@@ -96,7 +98,7 @@ def test_the_hand_computed_ladder_over_three_utc_days() -> None:
     # trade 8: + 1.063 x (94 - 94.05) - 0.09997515 = 10013.42567085 (day 2's close and,
     # the price unchanged, day 4's)
     closes = [9999.88954, 10013.42567085, 10013.42567085]
-    returns = [b / a - 1 for a, b in zip([10000.0, *closes], closes)]
+    returns = [b / a - 1 for a, b in zip([10000.0, *closes], closes, strict=False)]
     assert s["daily_returns"] == 3
     assert s["sharpe"] == round(statistics.mean(returns) / statistics.stdev(returns) * SQRT365, 4)
     downside = math.sqrt(sum(min(r, 0) ** 2 for r in returns) / 3)
@@ -120,8 +122,8 @@ def test_the_hand_computed_ladder_over_three_utc_days() -> None:
 
 
 def test_a_run_of_seconds_has_no_daily_ratios() -> None:
-    s = run_backtest(make_setup("ladder", PARAMS), [trade(i, p) for i, p in enumerate(PRICES, 1)])
-    s = s.summary
+    events = [trade(i, p) for i, p in enumerate(PRICES, 1)]
+    s = run_backtest(make_setup("ladder", PARAMS), events).summary
     assert s["sharpe"] is None and s["sortino"] is None
     rows = dict(summary_rows(s))
     assert rows["Sharpe (daily, √365)"] == "n/a (needs ≥ 2 days)"

@@ -199,6 +199,39 @@ def check_symbols(paths: list[Path], fmt: str, symbols: tuple[str, ...]) -> int 
     return sum(counts[s] for s in symbols)
 
 
+class SweepProgress:
+    """A sweep's combinations done, on stderr: a rich bar on a terminal, else one line each."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self._bar: Progress | None = None
+        if bool(getattr(stream, "isatty", lambda: False)()):
+            self._bar = Progress(
+                TextColumn("sweep"),
+                BarColumn(bar_width=BAR_WIDTH),
+                MofNCompleteColumn(),
+                TextColumn("runs  last: {task.fields[last]}"),
+                TimeRemainingColumn(),
+                console=Console(file=stream),
+            )
+            self._task = self._bar.add_task("runs", total=None, last="-")
+            self._bar.start()
+
+    def __call__(self, i: int, n: int, combo: dict[str, str]) -> None:
+        """Combination ``combo`` finished, the ``i``-th of ``n`` to finish."""
+        text = ",".join(f"{k}={v}" for k, v in combo.items())
+        if self._bar is not None:
+            self._bar.update(self._task, completed=i, total=n, last=text)
+        else:
+            print(f"backtest: {i}/{n} done ({text})", file=self.stream, flush=True)
+
+    def stop(self) -> None:
+        """Stop the bar (idempotent)."""
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
 RANKED_ROWS_SHOWN = 20
 """A sweep prints its best combinations (``ranking.csv`` holds them all)."""
 
@@ -208,7 +241,7 @@ def ranking_table(
 ) -> Table:
     """A sweep's combinations best first by ``objective`` (:func:`tradebus.backtest.sweep.rank`),
     the first :data:`RANKED_ROWS_SHOWN`, as a rich table (``run``: the number its output
-    directory starts with)."""
+    directory starts with; ``PF``: the profit factor, "no loss" when no cycle lost)."""
     from tradebus.backtest.report import money
     from tradebus.backtest.sweep import combo_dir, rank
 
@@ -220,8 +253,8 @@ def ranking_table(
     table.add_column("run")  # its directory's number: 005-take_profit_pct_5-...
     for column in names:
         table.add_column(column, overflow="fold")
-    for column in ("P&L", "return", "Sharpe", "Sortino", "profit factor", "win rate", "max DD"):
-        table.add_column(column, justify="right")
+    for column in ("P&L", "Sharpe", "Sortino", "PF", "win rate", "max DD"):
+        table.add_column(column, justify="right", overflow="fold")  # never an elided number
     for place, (number, combo, s) in enumerate(rank(rows, objective)[:RANKED_ROWS_SHOWN], 1):
         pnl = money(str(Decimal(s["realized_pnl"]) + Decimal(s["unrealized_pnl"])))
         pf = s.get("profit_factor")
@@ -230,7 +263,6 @@ def ranking_table(
             combo_dir(combo, number, len(rows)).split("-", 1)[0],
             *(combo[n] for n in names),
             pnl,
-            f"{num(s.get('return_pct'), '+,.2f')} %",
             num(s.get("sharpe")),
             num(s.get("sortino")),
             num(pf) if pf is not None or not s.get("cycles_closed") else "no loss",
@@ -305,24 +337,23 @@ def run(args: argparse.Namespace) -> int:
         base = make_setup(args.strategy, raw)  # the base file itself first: its lines are known
         total = check_symbols(args.data, args.format, base.symbols)
         if axes:
-
-            def done(i: int, n: int, combo: dict[str, str]) -> None:  # one log line each
-                text = ",".join(f"{k}={v}" for k, v in combo.items())
-                print(f"backtest: {i}/{n} done ({text})", file=err, flush=True)
-
+            bar = SweepProgress(err)
             started = time.monotonic()
-            rows = run_sweep(
-                args.strategy,
-                raw,
-                axes,
-                args.data,
-                args.format,
-                args.out,
-                args.workers,
-                done,
-                chart,
-                args.objective,
-            )
+            try:
+                rows = run_sweep(
+                    args.strategy,
+                    raw,
+                    axes,
+                    args.data,
+                    args.format,
+                    args.out,
+                    args.workers,
+                    bar,
+                    chart,
+                    args.objective,
+                )
+            finally:
+                bar.stop()
             took = time.monotonic() - started
             out.print(ranking_table(rows, [n for n, _ in axes], args.objective))
             out.print(

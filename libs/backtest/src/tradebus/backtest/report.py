@@ -132,7 +132,8 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
     if s.get("max_drawdown_trough_ts") is not None:
         recovery = s.get("max_drawdown_recovery_ts")
         dd += (
-            f", peak {utc(s.get('max_drawdown_peak_ts'))}, trough {utc(s['max_drawdown_trough_ts'])}, "
+            f", peak {utc(s.get('max_drawdown_peak_ts'))}, "
+            f"trough {utc(s['max_drawdown_trough_ts'])}, "
             + (f"recovered {utc(recovery)}" if recovery is not None else "not recovered")
         )
     rows.append(("max drawdown", dd))
@@ -179,7 +180,7 @@ def report_figure(result: Result) -> Any:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from tradebus.backtest.chart import plot_price_and_fills, time_axis, times, wants_log
+    from tradebus.backtest.chart import time_axis, times, wants_log
 
     sm, symbols, s = result.samples, result.symbols, result.summary
     spread = len(symbols) == 2

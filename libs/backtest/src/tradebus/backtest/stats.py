@@ -1,4 +1,4 @@
-"""A backtest's comparison figures: win rate, profit factor, Sharpe, Sortino, exposure, buy-and-hold.
+"""A backtest's comparison figures: win rate, profit factor, Sharpe, Sortino, buy-and-hold.
 
 Pure functions of what :class:`~tradebus.backtest.accounting.Books` records
 (docs/backtest.md defines every figure; the summary keys are in brackets):
@@ -96,7 +96,8 @@ def daily_returns(initial: float, closes: Sequence[float]) -> np.ndarray:
     equity = np.asarray([initial, *closes], dtype=float)
     before, after = equity[:-1], equity[1:]
     ok = before > 0
-    return after[ok] / before[ok] - 1.0  # type: ignore[no-any-return]
+    returns: np.ndarray = after[ok] / before[ok] - 1.0
+    return returns
 
 
 def span_days(first_ts: int | None, last_ts: int | None) -> float:

@@ -31,9 +31,9 @@ import math
 import os
 import re
 from collections.abc import Callable, Mapping
-from decimal import Decimal
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
