@@ -337,7 +337,7 @@ def run(args: argparse.Namespace) -> int:
         base = make_setup(args.strategy, raw)  # the base file itself first: its lines are known
         total = check_symbols(args.data, args.format, base.symbols)
         if axes:
-            bar = SweepProgress(err)
+            runs = SweepProgress(err)
             started = time.monotonic()
             try:
                 rows = run_sweep(
@@ -348,12 +348,12 @@ def run(args: argparse.Namespace) -> int:
                     args.format,
                     args.out,
                     args.workers,
-                    bar,
+                    runs,
                     chart,
                     args.objective,
                 )
             finally:
-                bar.stop()
+                runs.stop()
             took = time.monotonic() - started
             out.print(ranking_table(rows, [n for n, _ in axes], args.objective))
             out.print(
