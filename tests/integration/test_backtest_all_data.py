@@ -138,7 +138,27 @@ def check_outputs(out: Path, expected_events: int, fills_expected: bool) -> dict
     assert (out / "report.png").read_bytes()[:4] == b"\x89PNG"
     if fills_expected:
         assert fills, summary
+    for key in COMPARISON:
+        assert key in summary, key
+    if summary["days"] < 2:
+        assert summary["sharpe"] is None and summary["sortino"] is None
     return summary
+
+
+COMPARISON = (
+    "win_rate_pct",
+    "profit_factor",
+    "sharpe",
+    "sortino",
+    "max_drawdown_pct",
+    "max_drawdown_peak_ts",
+    "max_drawdown_trough_ts",
+    "max_drawdown_recovery_ts",
+    "exposure_pct",
+    "buy_and_hold_return_pct",
+    "buy_and_hold_equity",
+)
+"""The figures runs are compared by (docs/backtest.md), in every summary."""
 
 
 @pytest.mark.parametrize("strategy", sorted(STRATEGIES))
@@ -204,3 +224,59 @@ def test_spread_on_the_btc_eth_pair(pair: str, data_dir: Path, tmp_path: Path) -
         else sum(estimate_events([p], fmt) for p in paths)
     )
     check_outputs(out, expected, fills_expected=True)
+
+
+def _ladder_params(path: Path, symbol: str, base: str, quote: str) -> Path:
+    params = {
+        **STRATEGIES["ladder"],
+        "symbol": symbol,
+        "base": base,
+        "quote": quote,
+        "tick_size": "0.01",
+        "step_size": "0.00001",
+        "maker_fee_bps": "1",
+        "taker_fee_bps": "2",
+        "balances": {quote: "100000"},
+    }
+    return write_params(path, params)
+
+
+def test_nine_years_of_bars_give_every_figure(data_dir: Path, tmp_path: Path) -> None:
+    files, fmt, symbol, base, quote, _ = SETS["coinbase-btc-4h"]
+    params = _ladder_params(tmp_path / "p.yaml", symbol, base, quote)
+    out = tmp_path / "out"
+    args = ["--strategy", "ladder", "--params", str(params), "--data", str(data_dir / files[0])]
+    code, text = backtest([*args, "--format", fmt, "--out", str(out), "--no-chart"])
+    assert code == 0, text
+    s = json.loads((out / "summary.json").read_text())
+    assert s["days"] > 3400 and s["daily_returns"] > 3000
+    assert s["sharpe"] is not None and s["sortino"] is not None
+    assert s["cycles_closed"] > 0 and 0 <= s["win_rate_pct"] <= 100
+    assert D(s["gross_profit"]) - D(s["gross_loss"]) <= D(s["realized_pnl"]) + D("1e-9")
+    assert s["first_ts"] <= s["max_drawdown_peak_ts"] <= s["max_drawdown_trough_ts"]
+    assert 0 < s["exposure_pct"] <= 100
+    # 2016-05-18 04:00 opens at 456.16; 2025-10-28 00:00's bar closes at 113,912.05
+    assert (s["buy_and_hold_first_price"], s["buy_and_hold_last_price"]) == ("456.16", "113912.05")
+    assert s["buy_and_hold_return_pct"] == round((113912.05 / 456.16 - 1) * 100, 4)
+    for label in ("win rate", "profit factor", "Sharpe", "Sortino", "max drawdown", "exposure"):
+        assert label in text
+    assert "buy and hold" in text and "+24,871.95 %" in text
+    assert "UTC" in text and "Traceback" not in text
+
+
+def test_a_symbol_the_data_does_not_hold_is_refused_before_the_run(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    files, fmt, _, base, quote, _ = SETS["binance-btc"]
+    params = _ladder_params(tmp_path / "p.yaml", "DOGEUSDT", base, quote)
+    out = tmp_path / "out"
+    args = ["--strategy", "ladder", "--params", str(params)]
+    for f in files:
+        args += ["--data", str(data_dir / f)]
+    code, text = backtest([*args, "--format", fmt, "--out", str(out)])
+    assert code == 2, text
+    assert "no events of DOGEUSDT" in text
+    btc = estimate_events([data_dir / f for f in files], fmt, "BTCUSDT")
+    assert f"symbols in the data: BTCUSDT ({btc:,} events)" in text
+    assert "0 events" not in text and "Traceback" not in text
+    assert not out.exists()  # nothing ran

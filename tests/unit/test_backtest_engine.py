@@ -194,7 +194,7 @@ def test_sweep_writes_one_row_per_combination(tmp_path: Path) -> None:
     assert by[("5", "2")]["cycles_completed"] == "1"  # the hand-computed run above
     assert D(by[("5", "2")]["realized_pnl"]) == D("13.578796")
     assert by[("50", "2")]["cycles_completed"] == "0"
-    assert (tmp_path / "out" / "take_profit_pct=5,order_count=2" / "fills.csv").is_file()
+    assert (tmp_path / "out" / "002-take_profit_pct_5-order_count_2" / "fills.csv").is_file()
 
 
 def test_command_reports_a_malformed_data_file(

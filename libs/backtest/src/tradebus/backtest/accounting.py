@@ -7,7 +7,11 @@ fill's intent id, STRATEGIES.md fill model rule 6), re-values the equity in the
 primary market's quote asset on every new price (starting quote balance +
 realized + unrealized P&L) and tracks its peak-to-trough drawdown, keeps the
 chart samples (:data:`MAX_SAMPLES` at most) and builds ``summary.json``'s
-figures. A run's outputs come back as a :class:`Result`.
+figures. For the comparison figures (:mod:`tradebus.backtest.stats`) it also
+keeps each closed cycle's realized P&L, the equity at the close of every UTC
+day, the dates of the max drawdown's peak, trough and recovery, the time a
+position was held, and each symbol's first price. A run's outputs come back
+as a :class:`Result`.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 
 import msgspec
 
+from tradebus.backtest import stats
 from tradebus.backtest.setup import Setup
 from tradebus.common.ids import cycle_of
 from tradebus.common.markets import Market
@@ -83,8 +88,25 @@ class Books:
         self.last: dict[str, Decimal | None] = {s: None for s in setup.symbols}
         """Each symbol's last price (None until it has one)."""
         self._peak: Decimal | None = None
+        self._peak_ts: int | None = None
         self.equity = self.initial
         self.max_drawdown = ZERO
+        self.drawdown_dates: tuple[int | None, int | None, int | None] = (None, None, None)
+        """The max drawdown's (peak, trough, recovery) times, ns (recovery: equity back at
+        the peak's; None while it is not)."""
+        self._dd_peak = ZERO
+        self.first: dict[str, Decimal | None] = {s: None for s in setup.symbols}
+        """Each symbol's first price (trade, or quote mid before any trade)."""
+        self.closed_cycles: dict[str, Decimal] = {}
+        """Realized P&L (quote) per cycle id that closed, both legs of a spread round summed."""
+        self.day_end = 0
+        """The end (ns, 00:00 UTC) of the current day; the engine calls :meth:`new_day` at it."""
+        self.day_closes: list[Decimal] = []
+        """The equity at the close of each UTC day done (not the current one)."""
+        self.first_ts: int | None = None
+        self.held_ns = 0
+        """Market time (ns) during which some symbol held a position (until the last fill)."""
+        self._held_since: int | None = None
         self.samples = Sample()
         self.stride = 1
         """Sample every ``stride``-th event (doubles whenever the samples are full)."""
@@ -110,20 +132,43 @@ class Books:
         )
         position = self.positions[fill.symbol]
         before_k = position.open_cost + position.open_fees - position.realized_pnl
-        self.books[fill.symbol].apply(cycle_of(fill.intent_id), fill.side, moved, fill.price, fee)
+        book = self.books[fill.symbol]
+        open_before = dict(book.cycles)
+        book.apply(cycle_of(fill.intent_id), fill.side, moved, fill.price, fee)
         self._k += position.open_cost + position.open_fees - position.realized_pnl - before_k
         self._qty[fill.symbol] = position.qty
+        for key, cycle in open_before.items():
+            if book.cycles.get(key) is not cycle:  # went flat (and maybe opened again)
+                self.closed_cycles[key] = self.closed_cycles.get(key, ZERO) + cycle.realized_pnl
+        held = any(self._qty.values())
+        if held and self._held_since is None:
+            self._held_since = ts
+        elif not held and self._held_since is not None:
+            self.held_ns += ts - self._held_since
+            self._held_since = None
 
-    def mark(self, symbol: str, price: Decimal, filled: bool) -> None:
-        """A new price of ``symbol`` (after its fills): re-value and track the drawdown."""
+    def mark(self, symbol: str, price: Decimal, filled: bool, ts: int = 0) -> None:
+        """A new price of ``symbol`` at ``ts`` (ns; after its fills): re-value and track the
+        drawdown."""
         last = self.last
-        same = price is last[symbol]  # the very object: the same value, written the same way
+        before = last[symbol]
+        same = price is before  # the very object: the same value, written the same way
         last[symbol] = price
+        if before is None:
+            self.first[symbol] = price
         if not filled and self._peak is not None and (same or not self._qty[symbol]):
             return  # the same price, or flat in this symbol: the equity does not move
-        self._revalue()
+        self._revalue(ts)
 
-    def _revalue(self) -> None:
+    def new_day(self, ts: int) -> None:
+        """The first event at or after :attr:`day_end` (or the run's first): close the day."""
+        if self.first_ts is None:
+            self.first_ts = ts
+        else:
+            self.day_closes.append(self.equity)
+        self.day_end = (ts // stats.DAY_NS + 1) * stats.DAY_NS
+
+    def _revalue(self, ts: int) -> None:
         equity = -self._k
         for s, qty in self._qty.items():
             if qty:
@@ -133,8 +178,14 @@ class Books:
         self.equity = equity
         if self._peak is None or equity > self._peak:
             self._peak = equity
+            self._peak_ts = ts
         elif self._peak - equity > self.max_drawdown:
             self.max_drawdown = self._peak - equity
+            self._dd_peak = self._peak
+            self.drawdown_dates = (self._peak_ts, ts, None)
+        dates = self.drawdown_dates
+        if dates[1] is not None and dates[2] is None and equity >= self._dd_peak:
+            self.drawdown_dates = (dates[0], dates[1], ts)
 
     def sample(self, ts: int, force: bool = False) -> None:
         """Take a chart sample at ``ts`` (``force``: the last one, unless ``ts`` has one)."""
@@ -177,6 +228,7 @@ class Books:
             ZERO,
         )
         realized = sum((p.realized_pnl for p in pos.values()), ZERO)
+        final_equity = self.initial + realized + unrealized
         return {
             "strategy": strategy,
             "symbols": list(symbols),
@@ -198,7 +250,7 @@ class Books:
             "final_price": per_symbol({s: v for s, v in last.items() if v is not None})
             if all(v is not None for v in last.values())
             else None,
-            "final_equity": str(self.initial + realized + unrealized),
+            "final_equity": str(final_equity),
             "max_drawdown": str(self.max_drawdown),
             "cycles_completed": status.cycles_completed,
             "phase": status.phase,
@@ -207,7 +259,69 @@ class Books:
             "last_ts": last_ts,
             "elapsed_seconds": round(elapsed, 6),
             "events_per_second": round(events / elapsed) if elapsed > 0 else None,
+            **self.comparison(final_equity, last_ts),
         }
+
+    def comparison(self, final_equity: Decimal, last_ts: int | None) -> dict[str, Any]:
+        """The figures runs are compared by (:mod:`tradebus.backtest.stats` defines each):
+        ratios as floats (rounded), money as decimal strings, times as ns (None: n/a)."""
+        open_cycles = set().union(*(b.cycles for b in self.books.values()))
+        pnls = [p for c, p in self.closed_cycles.items() if c not in open_cycles]
+        cycles = stats.cycle_stats(pnls)
+        first_ts = self.first_ts
+        days = stats.span_days(first_ts, last_ts)
+        returns = stats.daily_returns(
+            float(self.initial), [float(e) for e in [*self.day_closes, final_equity]]
+        )
+        long_enough = days >= stats.MIN_DAYS
+        held = self.held_ns
+        if self._held_since is not None and last_ts is not None:
+            held += last_ts - self._held_since
+        primary = self.symbols[0]
+        bh_equity, bh_return = stats.buy_and_hold(
+            self.initial, self.first[primary], self.last[primary]
+        )
+        peak, trough, recovery = self.drawdown_dates
+        dd_pct = self.max_drawdown / self._dd_peak * 100 if self._dd_peak > 0 else None
+        return {
+            "initial_equity": str(self.initial),
+            "return_pct": _pct(
+                (final_equity / self.initial - 1) * 100 if self.initial > 0 else None
+            ),
+            "cycles_closed": cycles.closed,
+            "cycles_won": cycles.won,
+            "win_rate_pct": _round(None if cycles.win_rate is None else cycles.win_rate * 100),
+            "gross_profit": str(cycles.gross_profit),
+            "gross_loss": str(cycles.gross_loss),
+            "profit_factor": _round(cycles.profit_factor),
+            "days": round(days, 4),
+            "daily_returns": len(returns),
+            "sharpe": _round(stats.sharpe(returns)) if long_enough else None,
+            "sortino": _round(stats.sortino(returns)) if long_enough else None,
+            "max_drawdown_pct": _pct(dd_pct),
+            "max_drawdown_peak_ts": peak,
+            "max_drawdown_trough_ts": trough,
+            "max_drawdown_recovery_ts": recovery,
+            "exposure_pct": _round(stats.exposure_pct(held, first_ts, last_ts)),
+            "buy_and_hold_symbol": primary,
+            "buy_and_hold_first_price": _text(self.first[primary]),
+            "buy_and_hold_last_price": _text(self.last[primary]),
+            "buy_and_hold_equity": _text(bh_equity),
+            "buy_and_hold_return_pct": _pct(bh_return),
+        }
+
+
+def _round(value: float | None, places: int = 4) -> float | None:
+    return None if value is None else round(value, places)
+
+
+def _pct(value: Decimal | None) -> float | None:
+    """A percentage from Decimal money figures, as a float of 4 decimals."""
+    return None if value is None else round(float(value), 4)
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
 
 
 def encode_summary(summary: dict[str, Any]) -> bytes:

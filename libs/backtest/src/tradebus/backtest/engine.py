@@ -160,11 +160,15 @@ class Backtest:
         markets = self._markets
         wants_balances = self._wants_balances
         count, trades, ts = self.events, self.trades, self._ts
+        day_end = books.day_end
         n = 0
         for event in events:
             try:
                 ts = event.ts_recv
                 clock.now = ts
+                if ts >= day_end:  # a new UTC day (or the first event): the daily returns
+                    books.new_day(ts)
+                    day_end = books.day_end
                 count += 1
                 if wants_balances and ts >= self._next_balances:
                     self._next_balances = ts + BALANCES_INTERVAL_NS
@@ -179,7 +183,7 @@ class Backtest:
                     if filled:
                         self._tell_fills(filled, ts)
                     self._tick(market, event, True)
-                    mark(symbol, price, bool(filled))
+                    mark(symbol, price, bool(filled), ts)
                     if filled or count % stride == 0:
                         sample(ts)
                         stride = books.stride
@@ -187,7 +191,7 @@ class Backtest:
                     desk.on_quote(event)  # type: ignore[arg-type]
                     self._tick(market, event, False)
                     if symbol not in traded:
-                        mark(symbol, event.mid, False)  # type: ignore[union-attr]
+                        mark(symbol, event.mid, False, ts)  # type: ignore[union-attr]
                     if count % stride == 0:
                         sample(ts)
                         stride = books.stride

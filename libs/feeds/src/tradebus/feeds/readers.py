@@ -102,6 +102,8 @@ from __future__ import annotations
 import gzip
 import heapq
 import itertools
+import re
+from collections import Counter
 from collections.abc import Iterator
 from operator import itemgetter
 from pathlib import Path
@@ -118,6 +120,7 @@ __all__ = [
     "DataFileError",
     "count_lines",
     "estimate_events",
+    "events_by_symbol",
     "merge_files",
     "merge_recorded",
     "read_events",
@@ -233,6 +236,39 @@ def estimate_events(paths: list[Path], fmt: str, symbol: str | None = None) -> i
             rows = max(count_lines(path) - 1, 0)
             total += 4 * rows if fmt == "ohlcv-csv" else rows
     return total
+
+
+_BINANCE_EVENT = re.compile(rb'"stream":"([a-z0-9]+)@(?:trade|bookTicker)"')
+
+
+def events_by_symbol(paths: list[Path], fmt: str) -> dict[str, int] | None:
+    """The events of each symbol the files hold, for the formats whose files name it.
+
+    ``binance-raw``: the ``<sym>@trade`` and ``<sym>@bookTicker`` frames per
+    native symbol (upper case, ``BTCUSDT``), a text scan like
+    :func:`estimate_events`. The other formats hold one market whose rows
+    become ticks of the caller's symbol (the Tardis ``symbol`` column is not
+    checked): None.
+
+    Raises
+    ------
+    ValueError
+        If ``fmt`` is not one of :data:`FORMATS`.
+    OSError
+        If a file cannot be read.
+    """
+    _check_format(fmt)
+    if fmt != "binance-raw":
+        return None
+    counts: Counter[str] = Counter()
+    search = _BINANCE_EVENT.search
+    for path in map(Path, paths):
+        with open_binary(path) as f:
+            for line in f:
+                found = search(line, 0, 80)
+                if found is not None:
+                    counts[found.group(1).decode().upper()] += 1
+    return dict(counts)
 
 
 def _check_format(fmt: str) -> None:
