@@ -373,8 +373,8 @@ def place_intent(args: Any) -> PlaceOrder:
         account=args.account,
         symbol=args.symbol,
         side=args.side,
-        qty=Decimal(args.qty),
-        price=Decimal(args.price) if args.price is not None else None,
+        qty=args.qty,
+        price=args.price,
         order_type=args.type,
         ts_init=time.time_ns(),
     )

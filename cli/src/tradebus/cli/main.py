@@ -38,7 +38,6 @@ import argparse
 import asyncio
 import os
 import sys
-from decimal import Decimal
 from pathlib import Path
 
 import msgspec
@@ -55,6 +54,7 @@ from tradebus.cli import (
     strategies,
     users,
 )
+from tradebus.cli.args import decimal_arg
 from tradebus.cli.demo import BINANCE_WS_URL, DemoOptions, run_demo
 from tradebus.cli.demo_gateway import DEFAULT_GATEWAY_PORT
 from tradebus.cli.stack import StackError
@@ -171,7 +171,9 @@ def _bots_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "set-average", help="set a bot's average entry price by hand (journaled in the ledger)"
     )
     average.add_argument("bot")
-    average.add_argument("price", help="average entry price, quote per base (> 0)")
+    average.add_argument(
+        "price", type=decimal_arg(), help="average entry price, quote per base (> 0)"
+    )
     _common(average)
     dry = verbs.add_parser(
         "dry-run", help="what a dry-run bot did: its intents and simulated fills"
@@ -194,8 +196,12 @@ def _intent_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         _common(cmd)
     place.add_argument("--symbol", required=True)
     place.add_argument("--side", choices=["buy", "sell"], required=True)
-    place.add_argument("--qty", required=True, help="quantity in the base asset")
-    place.add_argument("--price", help="limit price (worst price for --type market)")
+    place.add_argument(
+        "--qty", required=True, type=decimal_arg(), help="quantity in the base asset (> 0)"
+    )
+    place.add_argument(
+        "--price", type=decimal_arg(), help="limit price (worst price for --type market)"
+    )
     place.add_argument("--type", choices=["limit", "market"], default="limit")
     target = cancel.add_mutually_exclusive_group(required=True)
     target.add_argument("--target", help="intent id of the order to cancel")
@@ -214,19 +220,7 @@ def _run_bots(args: argparse.Namespace) -> int:
     elif args.verb == "status":
         coro = botctl.bot_status(url, args.bot, args.json, creds)
     elif args.verb == "set-average":
-        try:
-            price = Decimal(args.price)
-        except ArithmeticError:
-            print(
-                f"tradebus bots set-average: price: not a number: {args.price!r}", file=sys.stderr
-            )
-            return 2
-        if not price.is_finite() or price <= 0:
-            print(
-                f"tradebus bots set-average: price: must be > 0 (got {args.price})", file=sys.stderr
-            )
-            return 2
-        coro = botctl.set_average(url, args.bot, price, args.json, creds)
+        coro = botctl.set_average(url, args.bot, args.price, args.json, creds)
     elif args.verb == "dry-run":
         coro = botctl.dry_run_log(url, args.bot, args.limit, args.json, creds)
     else:

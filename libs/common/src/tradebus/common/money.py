@@ -107,3 +107,78 @@ def ccxt_decimal(
                 except (ValueError, InvalidOperation):
                     continue
     return Decimal(str(value))
+
+
+# ----------------------------------------------------------------------------- display
+
+SIGNIFICANT_DIGITS = 8
+"""Significant digits :func:`format_amount` keeps when no market precision is known."""
+
+
+def _places_of(step: Decimal) -> int:
+    """Decimal places of an increment: ``0.00001`` -> 5, ``0.5`` -> 1, ``10`` -> 0."""
+    exponent = step.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+def format_amount(
+    value: Decimal | int | str | None,
+    places: int | None = None,
+    step: Decimal | str | None = None,
+    *,
+    digits: int = SIGNIFICANT_DIGITS,
+    grouping: bool = False,
+) -> str:
+    """A number for people: fixed point, never an exponent (``0E-8``) nor 28 digits.
+
+    The one display formatter of money, prices and quantities (CLI tables, bot
+    status, the demo's summary, history pages). Precision, first that applies:
+
+    * ``step``: the market's increment (its ``tick_size`` for prices, ``step_size``
+      for quantities): as many decimal places as the increment has
+      (``format_amount(Decimal("98.123"), step=Decimal("0.01")) == "98.12"``);
+    * ``places``: that many decimal places (``format_amount(x, 4)``);
+    * otherwise ``digits`` significant digits, trailing zeros dropped
+      (``-2.339396771999999999999999980`` -> ``"-2.3393968"``; ``0E-8`` -> ``"0"``).
+
+    Rounding is half-even (display only: booked amounts are never rounded here).
+    ``grouping`` adds thousands separators (``1,234.5``). ``None`` is ``"-"``; a
+    text ``value`` that is not a number, NaN or an infinity is returned as text;
+    a negative zero is ``"0"``.
+    """
+    if value is None:
+        return "-"
+    try:
+        number = value if isinstance(value, Decimal) else Decimal(value)
+    except (ArithmeticError, ValueError, TypeError):
+        return str(value)
+    if not number.is_finite():
+        return str(value)
+    if step is not None:
+        places = _places_of(Decimal(step))
+    if places is not None:
+        shown = number.quantize(Decimal(1).scaleb(-places))
+    elif number.is_zero():
+        shown = ZERO
+    else:
+        # keep `digits` significant digits, then drop trailing zeros
+        adjusted = number.adjusted()
+        exponent = min(0, adjusted - digits + 1)
+        shown = number.quantize(Decimal(1).scaleb(exponent)).normalize()
+    if shown.is_zero():
+        shown = abs(shown)
+        if places is None:
+            shown = ZERO
+    return f"{shown:,f}" if grouping else f"{shown:f}"
+
+
+def format_price(value: Decimal | int | str | None, tick_size: Decimal | None = None) -> str:
+    """A price with the market's precision (``tick_size``), or :func:`format_amount`'s
+    significant digits when the market is unknown."""
+    return format_amount(value, step=tick_size)
+
+
+def format_qty(value: Decimal | int | str | None, step_size: Decimal | None = None) -> str:
+    """A base-asset quantity with the market's precision (``step_size``), or
+    :func:`format_amount`'s significant digits when the market is unknown."""
+    return format_amount(value, step=step_size)
