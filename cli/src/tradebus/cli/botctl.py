@@ -35,14 +35,14 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import nats
 import nats.errors
 from nats.aio.client import Client as NATS
 
 from tradebus.cli.tables import render_table
-from tradebus.common.bus import check_creds
+from tradebus.common.bus import CredentialsError, NatsUnavailable, connect_once
 from tradebus.common.clock import LiveClock
 from tradebus.common.codec import encode
+from tradebus.common.config import redact_url
 from tradebus.common.ids import IntentId
 from tradebus.common.messages import (
     BotCommand,
@@ -81,33 +81,21 @@ def cli_actor() -> str:
     return local_actor("cli")
 
 
-async def _quiet(exc: Exception) -> None:
-    """nats-py's error callback: a failure is reported once, as a :class:`CommandError`."""
-
-
 async def _connect(url: str, creds: str = "") -> NATS:
-    """A connection to ``url`` with the ``.creds`` file ``creds`` ("" none: ``--nats-creds``).
+    """A connection to ``url`` with the ``.creds`` file ``creds`` ("" none: ``--nats-creds``)
+    (:func:`tradebus.common.bus.connect_once`: one quick retry, then give up).
 
     Raises
     ------
     CommandError
-        If the credentials file is unusable or the server cannot be reached.
+        If the credentials file is unusable, the server cannot be reached (the message
+        names its URL), or it refuses the credentials ("NATS refused the credentials
+        (authorization violation) at URL").
     """
-    # max_reconnect_attempts=0 would mean "retry forever" to nats-py: a command with the
-    # server down would hang; one retry, soon, then give up
     try:
-        if creds:
-            check_creds(creds)
-        return await nats.connect(
-            url,
-            connect_timeout=3,
-            max_reconnect_attempts=1,
-            reconnect_time_wait=0.2,
-            error_cb=_quiet,
-            user_credentials=creds or None,
-        )
-    except Exception as exc:
-        raise CommandError(f"cannot reach NATS at {url}: {exc!r}") from None
+        return await connect_once(url, creds)
+    except (CredentialsError, NatsUnavailable) as exc:
+        raise CommandError(str(exc)) from None
 
 
 async def ask(args: Any, subject: str, message: Any, who: str, timeout: float) -> bytes:
@@ -240,6 +228,8 @@ async def list_bots(url: str, user: str | None, as_json: bool, creds: str = "") 
         raise CommandError(str(exc)) from None
     finally:
         await nc.close()
+    if not replies:
+        raise CommandError(f"no strategy host answered at {redact_url(url)} (is one running?)")
     statuses = [s for r in replies for s in r.bots if user is None or s.user == user]
     if as_json:
         return _dumps(statuses)

@@ -8,7 +8,8 @@ existing servers instead of starting its own.
 ``tradebus intent place|cancel`` control a running stack over NATS
 (see :mod:`tradebus.cli.botctl`); ``--nats-url`` or ``NATS_URL`` says where,
 ``--nats-creds`` or ``TRADEBUS_NATS_CREDS`` with which credentials (the
-operator's ``.creds`` of ``tradebus nats-init``).
+operator's ``.creds`` of ``tradebus nats-init``); without them, the running
+demo's server and credentials (:mod:`tradebus.cli.connection`).
 
 ``tradebus groups start|stop|pause|resume|status GROUP`` does the same for every bot
 of a strategy group, ``status`` with the group's volume target and progress (see
@@ -55,6 +56,7 @@ from tradebus.cli import (
     users,
 )
 from tradebus.cli.args import decimal_arg
+from tradebus.cli.connection import resolve_nats
 from tradebus.cli.demo import BINANCE_WS_URL, DemoOptions, run_demo
 from tradebus.cli.demo_gateway import DEFAULT_GATEWAY_PORT
 from tradebus.cli.stack import StackError
@@ -125,8 +127,9 @@ def _stays(flag: bool | None, replaying: bool) -> bool:
 def _common(p: argparse.ArgumentParser, json_flag: bool = True) -> None:
     p.add_argument(
         "--nats-url",
-        default=os.environ.get("NATS_URL") or "nats://127.0.0.1:4222",
-        help="NATS server (default: $NATS_URL or nats://127.0.0.1:4222)",
+        default=os.environ.get("NATS_URL") or "",
+        help="NATS server (default: $NATS_URL, else the running demo's (var/demo/"
+        "connection.json, its operator credentials too), else nats://127.0.0.1:4222)",
     )
     p.add_argument(
         "--nats-creds",
@@ -258,6 +261,8 @@ def main(argv: list[str] | None = None) -> None:
     sealkeys.add_parser(sub)
     users.add_parser(sub)
     args = parser.parse_args(argv)
+    if hasattr(args, "nats_url"):
+        resolve_nats(args)
     if args.command == "users":
         sys.exit(users.run(args))
     if args.command == "seal-keys":

@@ -74,8 +74,10 @@ def render_table(
     )
     for i, name in enumerate(header):
         column = [row[i] for row in cells if i < len(row) and row[i] not in ("", "-")]
-        right = i >= right_from if right_from is not None else bool(column) and all(
-            _is_number(c) for c in column
+        right = (
+            i >= right_from
+            if right_from is not None
+            else bool(column) and all(_is_number(c) for c in column)
         )
         table.add_column(name, justify="right" if right else "left", no_wrap=True)
     for row in cells:
