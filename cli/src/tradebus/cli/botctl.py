@@ -57,7 +57,13 @@ from tradebus.control import intents
 from tradebus.control.audit import AuditTrail, local_actor
 from tradebus.control.bots import ControlError, gather_statuses, send_command
 from tradebus.control.bots import set_average as control_set_average
-from tradebus.control.botstore import BotManagedElsewhere, apply_file_to, get_spec, open_bots
+from tradebus.control.botstore import (
+    BotManagedElsewhere,
+    apply_file_to,
+    change_lines,
+    get_spec,
+    open_bots,
+)
 from tradebus.control.dryrun import describe, dry_run_records
 
 
@@ -154,7 +160,7 @@ async def apply_file(
         f"{verb} {path}: {len(result.added)} added, {len(result.changed)} changed, "
         f"{len(result.removed)} removed, {len(result.unchanged)} unchanged"
     )
-    return render_table(["BOT", "CHANGE"], rows) + "\n" + summary
+    return "\n".join([render_table(["BOT", "CHANGE"], rows), *change_lines(result), summary])
 
 
 def _money(value: Decimal | None, places: int = 2) -> str:

@@ -24,7 +24,12 @@ from tradebus.common.bus import CredentialsError, check_creds, ensure_streams
 from tradebus.common.clock import LiveClock
 from tradebus.common.config import SECRET, ConfigError, Settings, load_settings
 from tradebus.control.audit import AuditTrail, local_actor
-from tradebus.control.botstore import ApplyResult, BotManagedElsewhere, apply_file_to
+from tradebus.control.botstore import (
+    ApplyResult,
+    BotManagedElsewhere,
+    apply_file_to,
+    change_lines,
+)
 
 
 class BotsApplySettings(Settings, frozen=True, kw_only=True):
@@ -107,6 +112,8 @@ def main() -> None:
     for what in ("added", "changed", "removed", "unchanged"):
         bots = getattr(result, what)
         print(f"{what:9} {len(bots):4}  {' '.join(bots)}".rstrip())
+    for line in change_lines(result):
+        print(f"  {line}")
 
 
 if __name__ == "__main__":
