@@ -38,12 +38,14 @@ import msgspec
 import nats.errors
 from nats.aio.client import Client as NATS
 
+from tradebus.cli.figures import format_figure, market_of
 from tradebus.cli.tables import render_table
 from tradebus.common.bus import CredentialsError, NatsUnavailable, connect_once
 from tradebus.common.clock import LiveClock
 from tradebus.common.codec import encode
 from tradebus.common.config import redact_url
 from tradebus.common.ids import IntentId
+from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.messages import (
     BotCommand,
     BotSetAverage,
@@ -163,14 +165,10 @@ async def apply_file(
     return "\n".join([render_table(["BOT", "CHANGE"], rows), *change_lines(result), summary])
 
 
-def _money(value: Decimal | None, places: int = 2) -> str:
-    if value is None:
-        return "-"
-    return f"{value:,.{places}f}"
-
-
-def bots_table(statuses: list[BotStatus]) -> str:
-    """One line per bot: the columns people watch."""
+def bots_table(statuses: list[BotStatus], catalog: MarketCatalog | None = None) -> str:
+    """One line per bot: the columns people watch, each number with its market's precision
+    (``catalog``: the shipped markets file by default; :mod:`tradebus.cli.figures`)."""
+    catalog = catalog or MarketCatalog.load(default_markets_path())
     header = [
         "BOT",
         "USER",
@@ -190,38 +188,45 @@ def bots_table(statuses: list[BotStatus]) -> str:
         "GROUP",
         "HOST",
     ]
-    rows = [
-        (
-            s.bot,
-            s.user,
-            s.strategy,
-            s.symbol,
-            f"{s.state}(dry-run)" if s.dry_run else s.state,
-            s.phase,
-            s.orders_placed,
-            s.orders_filled,
-            s.open_orders,
-            f"{s.position.normalize():f}",
-            _money(s.avg_price),
-            _money(s.last_price),
-            _money(s.unrealized_pnl),
-            _money(s.realized_pnl, 4),
-            s.cycles_completed,
-            str(s.details.get("strategy_name") or "-"),  # a volume group's display name
-            s.host or "-",
+    rows = []
+    for s in sorted(statuses, key=lambda s: (s.user, s.bot)):
+        market = market_of(catalog, s.venue, s.symbol)
+        rows.append(
+            (
+                s.bot,
+                s.user,
+                s.strategy,
+                s.symbol,
+                f"{s.state}(dry-run)" if s.dry_run else s.state,
+                s.phase,
+                s.orders_placed,
+                s.orders_filled,
+                s.open_orders,
+                format_figure("position", s.position, market),
+                format_figure("avg_price", s.avg_price, market),
+                format_figure("last_price", s.last_price, market),
+                format_figure("unrealized_pnl", s.unrealized_pnl, market),
+                format_figure("realized_pnl", s.realized_pnl, market),
+                s.cycles_completed,
+                str(s.details.get("strategy_name") or "-"),  # a volume group's display name
+                s.host or "-",
+            )
         )
-        for s in sorted(statuses, key=lambda s: (s.user, s.bot))
-    ]
     return render_table(header, rows)
 
 
-def status_block(s: BotStatus) -> str:
-    """The full status block of one bot, one field per line."""
-    fields = msgspec.to_builtins(s)
+def status_block(s: BotStatus, catalog: MarketCatalog | None = None) -> str:
+    """The full status block of one bot, one field per line, each number with its market's
+    precision (:func:`tradebus.cli.figures.format_figure`)."""
+    catalog = catalog or MarketCatalog.load(default_markets_path())
+    market = market_of(catalog, s.venue, s.symbol)
+    fields = {name: getattr(s, name) for name in s.__struct_fields__}
     details = fields.pop("details", {}) or {}
     width = max(len(k) for k in [*fields, *details])
-    lines = [f"{k.ljust(width)}  {'-' if v is None else v}" for k, v in fields.items()]
-    lines += [f"{k.ljust(width)}  {'-' if v is None else v}" for k, v in sorted(details.items())]
+    lines = [f"{k.ljust(width)}  {format_figure(k, v, market)}" for k, v in fields.items()]
+    lines += [
+        f"{k.ljust(width)}  {format_figure(k, v, market)}" for k, v in sorted(details.items())
+    ]
     return "\n".join(lines)
 
 

@@ -23,6 +23,7 @@ from tradebus.common import subjects
 from tradebus.common.codec import decode_recon_run_reply
 from tradebus.common.ids import AccountId
 from tradebus.common.messages import ErrorReply, ReconRunReply, ReconRunRequest
+from tradebus.common.money import format_amount
 
 VERDICT = {True: "ok", False: "DRIFT"}
 RUN_TIMEOUT_SECONDS = 60.0
@@ -54,10 +55,10 @@ def render(reply: ReconRunReply) -> str:
         rows = [
             (
                 r.asset,
-                r.ledger_total,
-                r.venue_total,
-                r.drift,
-                r.tolerance,
+                format_amount(r.ledger_total),
+                format_amount(r.venue_total),
+                format_amount(r.drift),
+                format_amount(r.tolerance),
                 "ok" if r.ok else "DRIFT",
             )
             for r in report.rows

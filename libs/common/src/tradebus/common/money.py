@@ -182,3 +182,11 @@ def format_qty(value: Decimal | int | str | None, step_size: Decimal | None = No
     """A base-asset quantity with the market's precision (``step_size``), or
     :func:`format_amount`'s significant digits when the market is unknown."""
     return format_amount(value, step=step_size)
+
+
+def format_positions(positions: Mapping[str, Decimal | str], step: Decimal | None = None) -> str:
+    """Positions per asset or symbol as one readable list: ``BTC 0.0100, ETH 1.5``
+    (:func:`format_amount`, in key order; ``-`` when empty)."""
+    if not positions:
+        return "-"
+    return ", ".join(f"{k} {format_amount(v, step=step)}" for k, v in sorted(positions.items()))
