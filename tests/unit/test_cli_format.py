@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from tradebus.cli.args import decimal_arg
 from tradebus.cli.botctl import bots_table, status_block
-from tradebus.cli.figures import format_figure
+from tradebus.cli.figures import RECON_DIGITS, format_figure
 from tradebus.cli.main import main
 from tradebus.cli.summary import BotSummary, render_bots
 from tradebus.cli.tables import render_table
@@ -175,3 +175,18 @@ def test_demo_summary_figures() -> None:
     lines = render_bots([row]).splitlines()
     assert lines[2].split()[7:] == ["64123.46", "0.00000", "-2.3394", "0.0000", "0.0641"]
     assert lines[3].split() == ["total", "3", "2", "-2.3394", "0.0000", "0.0641"]
+
+
+def test_a_spread_legs_details_use_their_own_markets() -> None:
+    status = _status(
+        strategy="spread",
+        symbol="BTCUSDT/ETHUSDT",
+        details={"BTCUSDT.avg_price": "61644.000000", "ETHUSDT.position": "0.37340000"},
+    )
+    block = dict(line.split(None, 1) for line in status_block(status).splitlines())
+    assert block["BTCUSDT.avg_price"] == "61644.00"  # tick 0.01
+    assert block["ETHUSDT.position"] == "0.3734"  # step 0.0001
+
+
+def test_reconciliation_balances_keep_their_digits() -> None:
+    assert format_amount(Decimal("17881.83704061730"), digits=RECON_DIGITS) == "17881.8370406173"

@@ -38,7 +38,7 @@ import msgspec
 import nats.errors
 from nats.aio.client import Client as NATS
 
-from tradebus.cli.figures import format_figure, market_of
+from tradebus.cli.figures import detail_market, format_figure, market_of
 from tradebus.cli.tables import render_table
 from tradebus.common.bus import CredentialsError, NatsUnavailable, connect_once
 from tradebus.common.clock import LiveClock
@@ -225,7 +225,8 @@ def status_block(s: BotStatus, catalog: MarketCatalog | None = None) -> str:
     width = max(len(k) for k in [*fields, *details])
     lines = [f"{k.ljust(width)}  {format_figure(k, v, market)}" for k, v in fields.items()]
     lines += [
-        f"{k.ljust(width)}  {format_figure(k, v, market)}" for k, v in sorted(details.items())
+        f"{k.ljust(width)}  {format_figure(k, v, detail_market(catalog, s.venue, k, market))}"
+        for k, v in sorted(details.items())
     ]
     return "\n".join(lines)
 

@@ -47,6 +47,22 @@ def market_of(
     return next((m for _, m in catalog.all_markets() if m.symbol == symbol), None)
 
 
+RECON_DIGITS = 15
+"""Significant digits of reconciliation balances: enough that a ledger and a venue
+total that differ are never shown alike (the drift column says by how much)."""
+
+
+def detail_market(
+    catalog: MarketCatalog | None, venue: str | None, name: str, market: Market | None
+) -> Market | None:
+    """The market a status detail is about: ``<SYMBOL>.<figure>`` details (a spread's
+    legs: ``BTCUSDT.avg_price``) name theirs; others are about the bot's ``market``."""
+    symbol, dot, _ = name.rpartition(".")
+    if dot and symbol:
+        return market_of(catalog, venue, symbol) or market
+    return market
+
+
 def format_figure(name: str, value: object, market: Market | None = None) -> str:
     """``value`` of the status figure ``name`` (a field or a detail: ``avg_price``,
     ``leg_a.position``, ``take_profit_progress_pct``) for people; text that is not a

@@ -12,7 +12,13 @@ from decimal import Decimal
 
 import msgspec
 
-from tradebus.cli.figures import QUOTE_PLACES, format_figure, market_of
+from tradebus.cli.figures import (
+    QUOTE_PLACES,
+    RECON_DIGITS,
+    detail_market,
+    format_figure,
+    market_of,
+)
 from tradebus.cli.tables import render_table
 from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.messages import BotStatus, ReconReport
@@ -183,10 +189,10 @@ def render_recon(reports: list[ReconReport]) -> str:
                     rep.account,
                     rep.status.upper(),
                     row.asset,
-                    format_amount(row.venue_total),
-                    format_amount(row.ledger_total),
-                    format_amount(row.drift),
-                    format_amount(row.tolerance),
+                    format_amount(row.venue_total, digits=RECON_DIGITS),
+                    format_amount(row.ledger_total, digits=RECON_DIGITS),
+                    format_amount(row.drift, digits=RECON_DIGITS),
+                    format_amount(row.tolerance, digits=RECON_DIGITS),
                 )
             )
     return render_table(table[0], table[1:], right_from=3)
@@ -205,7 +211,7 @@ def render_statuses(statuses: list[BotStatus], catalog: MarketCatalog | None = N
         if s.strategy == "ladder":
             parts.append(f"take-profit progress {s.take_profit_progress_pct:.0f}%")
         parts += [
-            f"{k}={format_figure(k, v, market)}"
+            f"{k}={format_figure(k, v, detail_market(catalog, s.venue, k, market))}"
             for k, v in sorted(s.details.items())
             if v is not None
         ]
