@@ -46,7 +46,7 @@ def test_strategy_stops_on_the_first_sigterm_while_nats_is_unreachable(tmp_path:
             seen += line
         assert "nats error" in seen, seen
         proc.send_signal(signal.SIGTERM)  # the first one
-        out, err = proc.communicate(timeout=10)
+        _, err = proc.communicate(timeout=10)
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)

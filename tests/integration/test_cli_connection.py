@@ -86,9 +86,9 @@ def test_the_default_server_is_named_on_stderr(
     args = argparse.Namespace(nats_url="", nats_creds="")
     resolve_nats(args, in_tmp / "var")
     assert (args.nats_url, args.nats_creds) == (DEFAULT_NATS_URL, "")
+    where = in_tmp / "var" / "demo" / "connection.json"
     assert capsys.readouterr().err == (
-        f"tradebus: no --nats-url, NATS_URL or running demo ({in_tmp / 'var/demo/connection.json'}):"
-        f" using {DEFAULT_NATS_URL}\n"
+        f"tradebus: no --nats-url, NATS_URL or running demo ({where}): using {DEFAULT_NATS_URL}\n"
     )
     given = argparse.Namespace(nats_url="nats://example:4222", nats_creds="")
     resolve_nats(given, in_tmp / "var")  # said on the command line: used, nothing said

@@ -209,7 +209,7 @@ async def test_bots_apply_list_status_and_lifecycle(
 
         # a changed file: every kind of change at once, each changed value old -> new
         # (a dry run first: it shows the same and writes nothing), and the host follows it
-        for dry_run, verb in (("--dry-run",), "would apply"), ((), "applied"):
+        for dry_run, done in (("--dry-run",), "would apply"), ((), "applied"):
             code, out, _ = await tradebus(capsys, "bots", "apply", "-f", str(v2), *dry_run, *url)
             assert code == 0, out
             assert {tuple(line.split()) for line in out.splitlines()[2:6]} == {
@@ -220,7 +220,7 @@ async def test_bots_apply_list_status_and_lifecycle(
             }
             assert out.splitlines()[6:] == [
                 "bob-vol: trade_interval_seconds 5 \N{RIGHTWARDS ARROW} 9",
-                f"{verb} {v2}: 1 added, 1 changed, 1 removed, 1 unchanged",
+                f"{done} {v2}: 1 added, 1 changed, 1 removed, 1 unchanged",
             ]
 
         async def follows() -> bool:
