@@ -7,7 +7,7 @@ convert through float.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from decimal import ROUND_FLOOR, Decimal, InvalidOperation
+from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from typing import Any, TypeVar, overload
 
 ZERO = Decimal(0)
@@ -34,6 +34,61 @@ def floor_to(value: Decimal, increment: Decimal) -> Decimal:
         raise ValueError(f"increment must be > 0, got {increment}")
     steps = (value / increment).to_integral_value(rounding=ROUND_FLOOR)
     return (steps * increment).quantize(increment)
+
+
+SIGNIFICANT_DIGITS = 8
+"""Significant digits :func:`format_amount` keeps when no precision is given."""
+
+
+def places_of(step: Decimal) -> int:
+    """The decimal places of an increment: ``0.01`` -> 2, ``0.5`` -> 1, ``10`` -> 0."""
+    exponent = step.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+def format_amount(
+    value: Decimal | int | str | None,
+    places: int | Decimal | None = None,
+    *,
+    digits: int = SIGNIFICANT_DIGITS,
+    grouping: bool = False,
+) -> str:
+    """A number for people: plain notation, never an exponent (``0E-8``) nor 28 digits.
+
+    The one display formatter of money, prices and quantities (CLI tables, bot
+    status, the demo's summary, history pages). ``places`` is a number of
+    decimal places (``2``), or a market's increment (its ``tick_size`` for a
+    price, ``step_size`` for a quantity: ``Decimal("0.001")`` means 3 places);
+    the value is rounded half-even to it and keeps trailing zeros so that a
+    column lines up (``format_amount(Decimal("1.5"), 2) == "1.50"``). ``None``:
+    ``digits`` significant digits, trailing zeros dropped
+    (``-2.339396771999999999999999980`` -> ``-2.3393968``; ``0E-8`` -> ``0``;
+    the integer part is never rounded). Display only: booked amounts are never
+    rounded here.
+
+    ``grouping`` adds thousands separators (``1,234.5``). ``None`` is ``-``; a
+    text that is not a number, a NaN or an infinity is shown as it is; a negative
+    zero as ``0``.
+    """
+    if value is None:
+        return "-"
+    try:
+        number = value if isinstance(value, Decimal) else Decimal(value)
+    except (ArithmeticError, ValueError, TypeError):
+        return str(value)
+    if not number.is_finite():
+        return str(value)
+    if places is None:
+        exponent = 0 if number.is_zero() else min(0, number.adjusted() - digits + 1)
+    else:
+        exponent = -(places_of(places) if isinstance(places, Decimal) else max(0, places))
+    exact = Context(prec=max(28, number.adjusted() - exponent + 2))  # never InvalidOperation
+    shown = number.quantize(Decimal(1).scaleb(exponent), rounding=ROUND_HALF_EVEN, context=exact)
+    if places is None:
+        shown = shown.normalize(context=exact)
+    if shown.is_zero():
+        shown = abs(shown)
+    return f"{shown:,f}" if grouping else f"{shown:f}"
 
 
 def is_positive_finite(value: Decimal | None) -> bool:
@@ -109,79 +164,16 @@ def ccxt_decimal(
     return Decimal(str(value))
 
 
-# ----------------------------------------------------------------------------- display
-
-SIGNIFICANT_DIGITS = 8
-"""Significant digits :func:`format_amount` keeps when no market precision is known."""
-
-
-def _places_of(step: Decimal) -> int:
-    """Decimal places of an increment: ``0.00001`` -> 5, ``0.5`` -> 1, ``10`` -> 0."""
-    exponent = step.normalize().as_tuple().exponent
-    return max(0, -exponent) if isinstance(exponent, int) else 0
-
-
-def format_amount(
-    value: Decimal | int | str | None,
-    places: int | None = None,
-    step: Decimal | str | None = None,
-    *,
-    digits: int = SIGNIFICANT_DIGITS,
-    grouping: bool = False,
-) -> str:
-    """A number for people: fixed point, never an exponent (``0E-8``) nor 28 digits.
-
-    The one display formatter of money, prices and quantities (CLI tables, bot
-    status, the demo's summary, history pages). Precision, first that applies:
-
-    * ``step``: the market's increment (its ``tick_size`` for prices, ``step_size``
-      for quantities): as many decimal places as the increment has
-      (``format_amount(Decimal("98.123"), step=Decimal("0.01")) == "98.12"``);
-    * ``places``: that many decimal places (``format_amount(x, 4)``);
-    * otherwise ``digits`` significant digits, trailing zeros dropped
-      (``-2.339396771999999999999999980`` -> ``"-2.3393968"``; ``0E-8`` -> ``"0"``).
-
-    Rounding is half-even (display only: booked amounts are never rounded here).
-    ``grouping`` adds thousands separators (``1,234.5``). ``None`` is ``"-"``; a
-    text ``value`` that is not a number, NaN or an infinity is returned as text;
-    a negative zero is ``"0"``.
-    """
-    if value is None:
-        return "-"
-    try:
-        number = value if isinstance(value, Decimal) else Decimal(value)
-    except (ArithmeticError, ValueError, TypeError):
-        return str(value)
-    if not number.is_finite():
-        return str(value)
-    if step is not None:
-        places = _places_of(Decimal(step))
-    if places is not None:
-        shown = number.quantize(Decimal(1).scaleb(-places))
-    elif number.is_zero():
-        shown = ZERO
-    else:
-        # keep `digits` significant digits, then drop trailing zeros
-        adjusted = number.adjusted()
-        exponent = min(0, adjusted - digits + 1)
-        shown = number.quantize(Decimal(1).scaleb(exponent)).normalize()
-    if shown.is_zero():
-        shown = abs(shown)
-        if places is None:
-            shown = ZERO
-    return f"{shown:,f}" if grouping else f"{shown:f}"
-
-
 def format_price(value: Decimal | int | str | None, tick_size: Decimal | None = None) -> str:
     """A price with the market's precision (``tick_size``), or :func:`format_amount`'s
     significant digits when the market is unknown."""
-    return format_amount(value, step=tick_size)
+    return format_amount(value, tick_size)
 
 
 def format_qty(value: Decimal | int | str | None, step_size: Decimal | None = None) -> str:
     """A base-asset quantity with the market's precision (``step_size``), or
     :func:`format_amount`'s significant digits when the market is unknown."""
-    return format_amount(value, step=step_size)
+    return format_amount(value, step_size)
 
 
 def format_positions(positions: Mapping[str, Decimal | str], step: Decimal | None = None) -> str:
@@ -189,4 +181,4 @@ def format_positions(positions: Mapping[str, Decimal | str], step: Decimal | Non
     (:func:`format_amount`, in key order; ``-`` when empty)."""
     if not positions:
         return "-"
-    return ", ".join(f"{k} {format_amount(v, step=step)}" for k, v in sorted(positions.items()))
+    return ", ".join(f"{k} {format_amount(v, step)}" for k, v in sorted(positions.items()))
