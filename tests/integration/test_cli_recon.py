@@ -162,7 +162,8 @@ async def test_reconciliation_switched_off_and_short_reports_per_account(
             assert code == 1, out
             assert "bob-paper: drift (alert), short report: drifting assets only" in out
             rows = [line.split() for line in out.splitlines() if line[:4] in ("USDT", "BTC ")]
-            assert rows == [["BTC", "0.1002", "0.1", "-0.0002", "1E-8", "DRIFT"]]
+            # the tolerance 1E-8 shown as people write it
+            assert rows == [["BTC", "0.1002", "0.1", "-0.0002", "0.00000001", "DRIFT"]]
             assert (await stored())["bob-paper"] == ["BTC"]
             assert "carol-paper" not in await stored()
     finally:

@@ -35,15 +35,17 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import nats
 import nats.errors
 from nats.aio.client import Client as NATS
 
+from tradebus.cli.figures import detail_market, format_figure, market_of
 from tradebus.cli.tables import render_table
-from tradebus.common.bus import check_creds
+from tradebus.common.bus import CredentialsError, NatsUnavailable, connect_once
 from tradebus.common.clock import LiveClock
 from tradebus.common.codec import encode
+from tradebus.common.config import redact_url
 from tradebus.common.ids import IntentId
+from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.messages import (
     BotCommand,
     BotSetAverage,
@@ -57,7 +59,13 @@ from tradebus.control import intents
 from tradebus.control.audit import AuditTrail, local_actor
 from tradebus.control.bots import ControlError, gather_statuses, send_command
 from tradebus.control.bots import set_average as control_set_average
-from tradebus.control.botstore import BotManagedElsewhere, apply_file_to, get_spec, open_bots
+from tradebus.control.botstore import (
+    BotManagedElsewhere,
+    apply_file_to,
+    change_lines,
+    get_spec,
+    open_bots,
+)
 from tradebus.control.dryrun import describe, dry_run_records
 
 
@@ -81,33 +89,21 @@ def cli_actor() -> str:
     return local_actor("cli")
 
 
-async def _quiet(exc: Exception) -> None:
-    """nats-py's error callback: a failure is reported once, as a :class:`CommandError`."""
-
-
 async def _connect(url: str, creds: str = "") -> NATS:
-    """A connection to ``url`` with the ``.creds`` file ``creds`` ("" none: ``--nats-creds``).
+    """A connection to ``url`` with the ``.creds`` file ``creds`` ("" none: ``--nats-creds``)
+    (:func:`tradebus.common.bus.connect_once`: one quick retry, then give up).
 
     Raises
     ------
     CommandError
-        If the credentials file is unusable or the server cannot be reached.
+        If the credentials file is unusable, the server cannot be reached (the message
+        names its URL), or it refuses the credentials ("NATS refused the credentials
+        (authorization violation) at URL").
     """
-    # max_reconnect_attempts=0 would mean "retry forever" to nats-py: a command with the
-    # server down would hang; one retry, soon, then give up
     try:
-        if creds:
-            check_creds(creds)
-        return await nats.connect(
-            url,
-            connect_timeout=3,
-            max_reconnect_attempts=1,
-            reconnect_time_wait=0.2,
-            error_cb=_quiet,
-            user_credentials=creds or None,
-        )
-    except Exception as exc:
-        raise CommandError(f"cannot reach NATS at {url}: {exc!r}") from None
+        return await connect_once(url, creds)
+    except (CredentialsError, NatsUnavailable) as exc:
+        raise CommandError(str(exc)) from None
 
 
 async def ask(args: Any, subject: str, message: Any, who: str, timeout: float) -> bytes:
@@ -166,17 +162,13 @@ async def apply_file(
         f"{verb} {path}: {len(result.added)} added, {len(result.changed)} changed, "
         f"{len(result.removed)} removed, {len(result.unchanged)} unchanged"
     )
-    return render_table(["BOT", "CHANGE"], rows) + "\n" + summary
+    return "\n".join([render_table(["BOT", "CHANGE"], rows), *change_lines(result), summary])
 
 
-def _money(value: Decimal | None, places: int = 2) -> str:
-    if value is None:
-        return "-"
-    return f"{value:,.{places}f}"
-
-
-def bots_table(statuses: list[BotStatus]) -> str:
-    """One line per bot: the columns people watch."""
+def bots_table(statuses: list[BotStatus], catalog: MarketCatalog | None = None) -> str:
+    """One line per bot: the columns people watch, each number with its market's precision
+    (``catalog``: the shipped markets file by default; :mod:`tradebus.cli.figures`)."""
+    catalog = catalog or MarketCatalog.load(default_markets_path())
     header = [
         "BOT",
         "USER",
@@ -196,38 +188,46 @@ def bots_table(statuses: list[BotStatus]) -> str:
         "GROUP",
         "HOST",
     ]
-    rows = [
-        (
-            s.bot,
-            s.user,
-            s.strategy,
-            s.symbol,
-            f"{s.state}(dry-run)" if s.dry_run else s.state,
-            s.phase,
-            s.orders_placed,
-            s.orders_filled,
-            s.open_orders,
-            f"{s.position.normalize():f}",
-            _money(s.avg_price),
-            _money(s.last_price),
-            _money(s.unrealized_pnl),
-            _money(s.realized_pnl, 4),
-            s.cycles_completed,
-            str(s.details.get("strategy_name") or "-"),  # a volume group's display name
-            s.host or "-",
+    rows = []
+    for s in sorted(statuses, key=lambda s: (s.user, s.bot)):
+        market = market_of(catalog, s.venue, s.symbol)
+        rows.append(
+            (
+                s.bot,
+                s.user,
+                s.strategy,
+                s.symbol,
+                f"{s.state}(dry-run)" if s.dry_run else s.state,
+                s.phase,
+                s.orders_placed,
+                s.orders_filled,
+                s.open_orders,
+                format_figure("position", s.position, market),
+                format_figure("avg_price", s.avg_price, market),
+                format_figure("last_price", s.last_price, market),
+                format_figure("unrealized_pnl", s.unrealized_pnl, market),
+                format_figure("realized_pnl", s.realized_pnl, market),
+                s.cycles_completed,
+                str(s.details.get("strategy_name") or "-"),  # a volume group's display name
+                s.host or "-",
+            )
         )
-        for s in sorted(statuses, key=lambda s: (s.user, s.bot))
-    ]
     return render_table(header, rows)
 
 
-def status_block(s: BotStatus) -> str:
-    """The full status block of one bot, one field per line."""
-    fields = msgspec.to_builtins(s)
+def status_block(s: BotStatus, catalog: MarketCatalog | None = None) -> str:
+    """The full status block of one bot, one field per line, each number with its market's
+    precision (:func:`tradebus.cli.figures.format_figure`)."""
+    catalog = catalog or MarketCatalog.load(default_markets_path())
+    market = market_of(catalog, s.venue, s.symbol)
+    fields = {name: getattr(s, name) for name in s.__struct_fields__}
     details = fields.pop("details", {}) or {}
     width = max(len(k) for k in [*fields, *details])
-    lines = [f"{k.ljust(width)}  {'-' if v is None else v}" for k, v in fields.items()]
-    lines += [f"{k.ljust(width)}  {'-' if v is None else v}" for k, v in sorted(details.items())]
+    lines = [f"{k.ljust(width)}  {format_figure(k, v, market)}" for k, v in fields.items()]
+    lines += [
+        f"{k.ljust(width)}  {format_figure(k, v, detail_market(catalog, s.venue, k, market))}"
+        for k, v in sorted(details.items())
+    ]
     return "\n".join(lines)
 
 
@@ -240,6 +240,8 @@ async def list_bots(url: str, user: str | None, as_json: bool, creds: str = "") 
         raise CommandError(str(exc)) from None
     finally:
         await nc.close()
+    if not replies:
+        raise CommandError(f"no strategy host answered at {redact_url(url)} (is one running?)")
     statuses = [s for r in replies for s in r.bots if user is None or s.user == user]
     if as_json:
         return _dumps(statuses)
@@ -373,8 +375,8 @@ def place_intent(args: Any) -> PlaceOrder:
         account=args.account,
         symbol=args.symbol,
         side=args.side,
-        qty=Decimal(args.qty),
-        price=Decimal(args.price) if args.price is not None else None,
+        qty=args.qty,
+        price=args.price,
         order_type=args.type,
         ts_init=time.time_ns(),
     )

@@ -21,12 +21,17 @@
 4. Shutdown in order: the feed stops, the bots cancel their orders, the
    intents drain, a final reconciliation runs, the services and servers stop.
 5. A summary per user and bot, and the reconciliation of every account.
+
+While it runs, ``<var>/demo/connection.json`` says where its NATS is and with
+which operator credentials, so that ``tradebus bots list`` and the other
+commands find it without flags (:mod:`tradebus.cli.connection`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import signal
 import socket
@@ -41,6 +46,7 @@ import nats.errors
 from nats.aio.msg import Msg
 
 from tradebus.backtest.chart import ChartFill, PriceSample, write_chart
+from tradebus.cli.connection import DemoConnection, remove_connection, write_connection
 from tradebus.cli.demo_gateway import (
     DEFAULT_GATEWAY_PORT,
     ServiceKeys,
@@ -62,6 +68,7 @@ from tradebus.common.config import ConfigError
 from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.messages import BotStatus, ReconReport
 from tradebus.natsauth.identities import people_of
+from tradebus.natsauth.permissions import OPERATOR
 from tradebus.strategies.botfile import load_specs
 from tradebus.strategies.registry import build_bot
 
@@ -199,6 +206,7 @@ class Demo:
             keys = key_variables(opts.accounts)
         service_keys_ = service_keys(stack.root)
         await stack.start_servers()
+        self.publish_connection()
         self.show_nats_cli()
         await stack.connect()
         await stack.migrate()
@@ -219,6 +227,7 @@ class Demo:
         )
         await stack.wait_ready("execution", "strategy")
         await self.start_gateway(service_keys_)
+        self.publish_connection()
         feed = {
             "TRADEBUS_SYMBOLS": ",".join(symbols),
             "TRADEBUS_BINANCE_WS_URL": opts.binance_ws_url,
@@ -309,6 +318,24 @@ class Demo:
         else:
             say("          no web page: web/dist is not built (`make install` with Node.js)")
         say(f"          logins ({_shown(stack.root / 'gateway' / 'logins')}): {shown}")
+
+    def publish_connection(self) -> None:
+        """Write ``<var>/demo/connection.json`` so that ``tradebus bots list`` & co. find
+        this demo's NATS (and its operator credentials) without flags
+        (:mod:`tradebus.cli.connection`); :func:`run_demo` removes it at the end."""
+        stack = self.stack
+        write_connection(
+            self.opts.var,
+            DemoConnection(
+                nats_url=stack.nats_url,
+                nats_creds=str(Path(stack.nats_creds(OPERATOR)).resolve())
+                if stack.nats_auth
+                else "",
+                database_url=stack.database_url if stack.pg_server is not None else "",
+                gateway_url=self.gateway_url,
+                pid=os.getpid(),
+            ),
+        )
 
     def show_nats_cli(self) -> None:
         """In operator mode: write each person's ``.creds`` and say how the NATS CLI
@@ -652,6 +679,8 @@ async def run_demo(opts: DemoOptions) -> int:
     except StackError as exc:
         say(f"error: {exc}")
         failed = True
+    finally:
+        remove_connection(opts.var)  # the CLI no longer finds this demo: it is stopping
     statuses, reports, codes = await demo.shutdown()
     table = await _summary(stack.database_url, statuses) if stack.services else ""
     chart = None

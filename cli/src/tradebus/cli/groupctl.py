@@ -19,6 +19,7 @@ from typing import Any
 from tradebus.cli.botctl import CommandError, _connect, _dumps, cli_actor
 from tradebus.cli.tables import render_table
 from tradebus.common.messages import StartMode
+from tradebus.common.money import format_amount
 from tradebus.common.subjects import TOKEN_PATTERN
 from tradebus.control.bots import COMMAND_VERBS, ControlError
 from tradebus.control.groups import (
@@ -69,7 +70,7 @@ def add_parser(sub: Any, common: Any) -> None:
 
 
 def _money(value: Decimal | None) -> str:
-    return "-" if value is None else f"{value.normalize():f}"
+    return format_amount(value)
 
 
 def render_status(status: GroupStatus) -> str:

@@ -8,7 +8,8 @@ existing servers instead of starting its own.
 ``tradebus intent place|cancel`` control a running stack over NATS
 (see :mod:`tradebus.cli.botctl`); ``--nats-url`` or ``NATS_URL`` says where,
 ``--nats-creds`` or ``TRADEBUS_NATS_CREDS`` with which credentials (the
-operator's ``.creds`` of ``tradebus nats-init``).
+operator's ``.creds`` of ``tradebus nats-init``); without them, the running
+demo's server and credentials (:mod:`tradebus.cli.connection`).
 
 ``tradebus groups start|stop|pause|resume|status GROUP`` does the same for every bot
 of a strategy group, ``status`` with the group's volume target and progress (see
@@ -42,7 +43,6 @@ import asyncio
 import math
 import os
 import sys
-from decimal import Decimal
 from pathlib import Path
 
 import msgspec
@@ -60,6 +60,8 @@ from tradebus.cli import (
     strategies,
     users,
 )
+from tradebus.cli.args import decimal_arg
+from tradebus.cli.connection import resolve_nats
 from tradebus.cli.demo import BINANCE_WS_URL, DemoOptions, run_demo
 from tradebus.cli.demo_gateway import DEFAULT_GATEWAY_PORT
 from tradebus.cli.stack import StackError
@@ -197,8 +199,9 @@ def _stays(flag: bool | None, replaying: bool) -> bool:
 def _common(p: argparse.ArgumentParser, json_flag: bool = True) -> None:
     p.add_argument(
         "--nats-url",
-        default=os.environ.get("NATS_URL") or "nats://127.0.0.1:4222",
-        help="NATS server (default: $NATS_URL or nats://127.0.0.1:4222)",
+        default=os.environ.get("NATS_URL") or "",
+        help="NATS server (default: $NATS_URL, else the running demo's (var/demo/"
+        "connection.json, its operator credentials too), else nats://127.0.0.1:4222)",
     )
     p.add_argument(
         "--nats-creds",
@@ -243,7 +246,9 @@ def _bots_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "set-average", help="set a bot's average entry price by hand (journaled in the ledger)"
     )
     average.add_argument("bot")
-    average.add_argument("price", help="average entry price, quote per base (> 0)")
+    average.add_argument(
+        "price", type=decimal_arg(), help="average entry price, quote per base (> 0)"
+    )
     _common(average)
     dry = verbs.add_parser(
         "dry-run", help="what a dry-run bot did: its intents and simulated fills"
@@ -266,8 +271,12 @@ def _intent_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         _common(cmd)
     place.add_argument("--symbol", required=True)
     place.add_argument("--side", choices=["buy", "sell"], required=True)
-    place.add_argument("--qty", required=True, help="quantity in the base asset")
-    place.add_argument("--price", help="limit price (worst price for --type market)")
+    place.add_argument(
+        "--qty", required=True, type=decimal_arg(), help="quantity in the base asset (> 0)"
+    )
+    place.add_argument(
+        "--price", type=decimal_arg(), help="limit price (worst price for --type market)"
+    )
     place.add_argument("--type", choices=["limit", "market"], default="limit")
     target = cancel.add_mutually_exclusive_group(required=True)
     target.add_argument("--target", help="intent id of the order to cancel")
@@ -286,19 +295,7 @@ def _run_bots(args: argparse.Namespace) -> int:
     elif args.verb == "status":
         coro = botctl.bot_status(url, args.bot, args.json, creds)
     elif args.verb == "set-average":
-        try:
-            price = Decimal(args.price)
-        except ArithmeticError:
-            print(
-                f"tradebus bots set-average: price: not a number: {args.price!r}", file=sys.stderr
-            )
-            return 2
-        if not price.is_finite() or price <= 0:
-            print(
-                f"tradebus bots set-average: price: must be > 0 (got {args.price})", file=sys.stderr
-            )
-            return 2
-        coro = botctl.set_average(url, args.bot, price, args.json, creds)
+        coro = botctl.set_average(url, args.bot, args.price, args.json, creds)
     elif args.verb == "dry-run":
         coro = botctl.dry_run_log(url, args.bot, args.limit, args.json, creds)
     else:
@@ -337,6 +334,8 @@ def main(argv: list[str] | None = None) -> None:
     users.add_parser(sub)
     history.add_parser(sub)
     args = parser.parse_args(argv)
+    if hasattr(args, "nats_url"):
+        resolve_nats(args)
     if args.command == "users":
         sys.exit(users.run(args))
     if args.command == "history":

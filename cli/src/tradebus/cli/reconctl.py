@@ -18,11 +18,13 @@ from typing import Any
 import msgspec
 
 from tradebus.cli.botctl import CommandError, ask, cli_actor
+from tradebus.cli.figures import RECON_DIGITS
 from tradebus.cli.tables import render_table
 from tradebus.common import subjects
 from tradebus.common.codec import decode_recon_run_reply
 from tradebus.common.ids import AccountId
 from tradebus.common.messages import ErrorReply, ReconRunReply, ReconRunRequest
+from tradebus.common.money import format_amount
 
 VERDICT = {True: "ok", False: "DRIFT"}
 RUN_TIMEOUT_SECONDS = 60.0
@@ -54,10 +56,10 @@ def render(reply: ReconRunReply) -> str:
         rows = [
             (
                 r.asset,
-                r.ledger_total,
-                r.venue_total,
-                r.drift,
-                r.tolerance,
+                format_amount(r.ledger_total, digits=RECON_DIGITS),
+                format_amount(r.venue_total, digits=RECON_DIGITS),
+                format_amount(r.drift, digits=RECON_DIGITS),
+                format_amount(r.tolerance, digits=RECON_DIGITS),
                 "ok" if r.ok else "DRIFT",
             )
             for r in report.rows

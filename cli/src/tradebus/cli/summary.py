@@ -12,9 +12,17 @@ from decimal import Decimal
 
 import msgspec
 
+from tradebus.cli.figures import (
+    QUOTE_PLACES,
+    RECON_DIGITS,
+    detail_market,
+    format_figure,
+    market_of,
+)
 from tradebus.cli.tables import render_table
 from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.messages import BotStatus, ReconReport
+from tradebus.common.money import format_amount
 from tradebus.ledger.reports.pnl import MarketPnl, MarketResolver, pnl_by_bot
 from tradebus.ledger.reports.scope import ALL_USERS, LedgerReader
 
@@ -111,14 +119,11 @@ def _together(a: MarketPnl, b: MarketPnl) -> MarketPnl:
     )
 
 
-def _fmt(value: Decimal | None, places: int) -> str:
-    if value is None:
-        return "-"
-    return f"{value.quantize(Decimal(1).scaleb(-places)):,}"
-
-
-def render_bots(rows: list[BotSummary]) -> str:
-    """A plain-text table of :func:`ledger_summary` rows, users grouped, with totals."""
+def render_bots(rows: list[BotSummary], catalog: MarketCatalog | None = None) -> str:
+    """A table of :func:`ledger_summary` rows, users grouped, with totals; prices and
+    positions with their market's precision (``catalog``, the shipped markets file by
+    default), money with :data:`~tradebus.cli.figures.QUOTE_PLACES` places."""
+    catalog = catalog or MarketCatalog.load(default_markets_path())
     header = (
         "user",
         "bot",
@@ -135,6 +140,7 @@ def render_bots(rows: list[BotSummary]) -> str:
     )
     table = [header]
     for r in rows:
+        market = market_of(catalog, None, r.symbol)
         table.append(
             (
                 r.user,
@@ -144,11 +150,11 @@ def render_bots(rows: list[BotSummary]) -> str:
                 str(r.cycles),
                 str(r.orders),
                 str(r.fills),
-                _fmt(r.avg_price, 2),
-                _fmt(r.position, 5),
-                _fmt(r.realized_pnl, 4),
-                _fmt(r.unrealized_pnl, 4),
-                _fmt(r.fees, 4),
+                format_figure("avg_price", r.avg_price, market),
+                format_figure("position", r.position, market),
+                _money(r.realized_pnl),
+                _money(r.unrealized_pnl),
+                _money(r.fees),
             )
         )
     realized = sum((r.realized_pnl for r in rows), Decimal(0))
@@ -165,9 +171,9 @@ def render_bots(rows: list[BotSummary]) -> str:
             str(sum(r.fills for r in rows)),
             "",
             "",
-            _fmt(realized, 4),
-            _fmt(unrealized, 4),
-            _fmt(fees, 4),
+            _money(realized),
+            _money(unrealized),
+            _money(fees),
         )
     )
     return render_table(table[0], table[1:], right_from=4)
@@ -183,40 +189,38 @@ def render_recon(reports: list[ReconReport]) -> str:
                     rep.account,
                     rep.status.upper(),
                     row.asset,
-                    f"{row.venue_total.normalize():f}",
-                    f"{row.ledger_total.normalize():f}",
-                    f"{row.drift.normalize():f}",
-                    f"{row.tolerance.normalize():f}",
+                    format_amount(row.venue_total, digits=RECON_DIGITS),
+                    format_amount(row.ledger_total, digits=RECON_DIGITS),
+                    format_amount(row.drift, digits=RECON_DIGITS),
+                    format_amount(row.tolerance, digits=RECON_DIGITS),
                 )
             )
     return render_table(table[0], table[1:], right_from=3)
 
 
-def render_statuses(statuses: list[BotStatus]) -> str:
-    """Every bot's status block: the common columns, then each bot's own details."""
+def render_statuses(statuses: list[BotStatus], catalog: MarketCatalog | None = None) -> str:
+    """Every bot's status block: the common columns, then each bot's own details, each
+    number with its market's precision (:func:`tradebus.cli.figures.format_figure`)."""
     from tradebus.cli.botctl import bots_table
 
-    lines = [bots_table(statuses)]
+    catalog = catalog or MarketCatalog.load(default_markets_path())
+    lines = [bots_table(statuses, catalog)]
     for s in sorted(statuses, key=lambda s: (s.user, s.bot)):
+        market = market_of(catalog, s.venue, s.symbol)
         parts = []
         if s.strategy == "ladder":
             parts.append(f"take-profit progress {s.take_profit_progress_pct:.0f}%")
-        parts += [f"{k}={_short(v)}" for k, v in sorted(s.details.items()) if v is not None]
+        parts += [
+            f"{k}={format_figure(k, v, detail_market(catalog, s.venue, k, market))}"
+            for k, v in sorted(s.details.items())
+            if v is not None
+        ]
         if s.error:
             parts.append(f"error: {s.error}")
         lines.append(f"  {s.bot} [{s.strategy} {s.phase}]" + (": " + ", ".join(parts)))
     return "\n".join(lines)
 
 
-def _short(value: object, places: int = 8) -> str:
-    """A detail value for people: long decimals rounded to ``places``, zeros trimmed."""
-    if not isinstance(value, str):
-        return str(value)
-    try:
-        number = Decimal(value)
-    except ArithmeticError:
-        return value
-    if not number.is_finite() or number.as_tuple().exponent >= -places:  # type: ignore[operator]
-        return value
-    rounded = number.quantize(Decimal(1).scaleb(-places)).normalize()
-    return f"{rounded:f}"
+def _money(value: Decimal) -> str:
+    """Quote-asset money of the summary."""
+    return format_amount(value, QUOTE_PLACES)

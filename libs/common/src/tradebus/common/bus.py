@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NATS
@@ -424,3 +425,67 @@ async def kv_live_entries(
                 return out
     finally:
         await watcher.stop()
+
+
+# ------------------------------------------------------------------ one-shot clients
+
+
+class NatsUnavailable(Exception):
+    """A one-shot client could not connect: the message says why in one line, naming the
+    server (its URL, password redacted): refused credentials, refused connection, timeout."""
+
+
+def connect_failure(url: str, errors: list[BaseException]) -> str:
+    """One line for people on why connecting to ``url`` failed, from the errors nats-py
+    reported (its error callback and the final exception): an authorization violation
+    (the server's ``-ERR 'Authorization Violation'``) says the credentials were refused,
+    not ``NoServersError``; anything else names the server and the socket's error."""
+    shown = redact_url(url)
+    texts = [str(e).lower() for e in errors]
+    if any("authorization violation" in t or "authentication" in t for t in texts):
+        return f"NATS refused the credentials (authorization violation) at {shown}"
+    for err in errors:
+        if isinstance(err, ConnectionRefusedError):
+            return f"cannot reach NATS at {shown}: connection refused"
+        if isinstance(err, (TimeoutError, nats.errors.TimeoutError)):
+            return f"cannot reach NATS at {shown}: timed out"
+        if isinstance(err, OSError):
+            return f"cannot reach NATS at {shown}: {err.strerror or err}"
+    return f"cannot reach NATS at {shown}: no server answered"
+
+
+async def connect_once(url: str, creds: str = "", timeout: float = 3.0, **options: Any) -> NATS:
+    """A connection for a one-shot client (the CLI, ``tradebus-bots-apply``): one quick
+    retry, then give up, quietly (nats-py's default error callback prints tracebacks).
+
+    ``creds``: the path of a ``.creds`` file ("" none). ``options`` go to
+    :func:`nats.connect`. nats-py treats ``max_reconnect_attempts=0`` as "forever",
+    so a command with the server down would hang: one retry after 0.2 s instead.
+
+    Raises
+    ------
+    CredentialsError
+        If ``creds`` is not a readable ``.creds`` file.
+    NatsUnavailable
+        If the server cannot be reached or refuses the credentials
+        (:func:`connect_failure` says which).
+    """
+    if creds:
+        check_creds(creds)
+    errors: list[BaseException] = []
+
+    async def remember(exc: Exception) -> None:
+        errors.append(exc)
+
+    settings: dict[str, Any] = {
+        "connect_timeout": timeout,
+        "max_reconnect_attempts": 1,
+        "reconnect_time_wait": 0.2,
+        "error_cb": remember,
+        "user_credentials": creds or None,
+    }
+    settings.update(options)
+    try:
+        return await nats.connect(url, **settings)
+    except (OSError, TimeoutError, ValueError, nats.errors.Error) as exc:
+        raise NatsUnavailable(connect_failure(url, [*errors, exc])) from None

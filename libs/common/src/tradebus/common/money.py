@@ -36,36 +36,59 @@ def floor_to(value: Decimal, increment: Decimal) -> Decimal:
     return (steps * increment).quantize(increment)
 
 
+SIGNIFICANT_DIGITS = 8
+"""Significant digits :func:`format_amount` keeps when no precision is given."""
+
+
 def places_of(step: Decimal) -> int:
     """The decimal places of an increment: ``0.01`` -> 2, ``0.5`` -> 1, ``10`` -> 0."""
     exponent = step.normalize().as_tuple().exponent
     return max(0, -exponent) if isinstance(exponent, int) else 0
 
 
-def format_amount(value: Decimal, places: int | Decimal | None = None) -> str:
-    """``value`` as text for people: plain notation, never an exponent (``0``, not
-    ``0E-8``), never more digits than asked.
+def format_amount(
+    value: Decimal | int | str | None,
+    places: int | Decimal | None = None,
+    *,
+    digits: int = SIGNIFICANT_DIGITS,
+    grouping: bool = False,
+) -> str:
+    """A number for people: plain notation, never an exponent (``0E-8``) nor 28 digits.
 
-    ``places`` is a number of decimal places (``2``), or a market's increment
-    (its ``tick_size`` for a price, ``step_size`` for a quantity: ``0.001``
-    means 3 places); the value is rounded half-even to it and keeps trailing
-    zeros so that a column lines up (``format_amount(Decimal("1.5"), 2) ==
-    "1.50"``). ``None``: the value's own digits, trailing zeros dropped
-    (``-2.3393967719999999999`` stays as long: give ``places`` where a market
-    is known). A NaN or infinity is shown as Python writes it; a negative zero
-    as ``0``.
+    The one display formatter of money, prices and quantities (CLI tables, bot
+    status, the demo's summary, history pages). ``places`` is a number of
+    decimal places (``2``), or a market's increment (its ``tick_size`` for a
+    price, ``step_size`` for a quantity: ``Decimal("0.001")`` means 3 places);
+    the value is rounded half-even to it and keeps trailing zeros so that a
+    column lines up (``format_amount(Decimal("1.5"), 2) == "1.50"``). ``None``:
+    ``digits`` significant digits, trailing zeros dropped
+    (``-2.339396771999999999999999980`` -> ``-2.3393968``; ``0E-8`` -> ``0``;
+    the integer part is never rounded). Display only: booked amounts are never
+    rounded here.
+
+    ``grouping`` adds thousands separators (``1,234.5``). ``None`` is ``-``; a
+    text that is not a number, a NaN or an infinity is shown as it is; a negative
+    zero as ``0``.
     """
-    if not value.is_finite():
+    if value is None:
+        return "-"
+    try:
+        number = value if isinstance(value, Decimal) else Decimal(value)
+    except (ArithmeticError, ValueError, TypeError):
+        return str(value)
+    if not number.is_finite():
         return str(value)
     if places is None:
-        shown = value.normalize()
+        exponent = 0 if number.is_zero() else min(0, number.adjusted() - digits + 1)
     else:
-        digits = places_of(places) if isinstance(places, Decimal) else max(0, places)
-        exact = Context(prec=max(28, value.adjusted() + digits + 2))  # never InvalidOperation
-        shown = value.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_EVEN, context=exact)
+        exponent = -(places_of(places) if isinstance(places, Decimal) else max(0, places))
+    exact = Context(prec=max(28, number.adjusted() - exponent + 2))  # never InvalidOperation
+    shown = number.quantize(Decimal(1).scaleb(exponent), rounding=ROUND_HALF_EVEN, context=exact)
+    if places is None:
+        shown = shown.normalize(context=exact)
     if shown.is_zero():
         shown = abs(shown)
-    return f"{shown:f}"
+    return f"{shown:,f}" if grouping else f"{shown:f}"
 
 
 def is_positive_finite(value: Decimal | None) -> bool:
@@ -139,3 +162,23 @@ def ccxt_decimal(
                 except (ValueError, InvalidOperation):
                     continue
     return Decimal(str(value))
+
+
+def format_price(value: Decimal | int | str | None, tick_size: Decimal | None = None) -> str:
+    """A price with the market's precision (``tick_size``), or :func:`format_amount`'s
+    significant digits when the market is unknown."""
+    return format_amount(value, tick_size)
+
+
+def format_qty(value: Decimal | int | str | None, step_size: Decimal | None = None) -> str:
+    """A base-asset quantity with the market's precision (``step_size``), or
+    :func:`format_amount`'s significant digits when the market is unknown."""
+    return format_amount(value, step_size)
+
+
+def format_positions(positions: Mapping[str, Decimal | str], step: Decimal | None = None) -> str:
+    """Positions per asset or symbol as one readable list: ``BTC 0.0100, ETH 1.5``
+    (:func:`format_amount`, in key order; ``-`` when empty)."""
+    if not positions:
+        return "-"
+    return ", ".join(f"{k} {format_amount(v, step)}" for k, v in sorted(positions.items()))

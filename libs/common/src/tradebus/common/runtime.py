@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -12,6 +13,37 @@ from tradebus.common.config import ConfigError, Settings, load_settings
 from tradebus.common.logs import setup_logging
 
 S = TypeVar("S", bound=Settings)
+T = TypeVar("T")
+
+
+class Stopped(Exception):
+    """The service was asked to stop (SIGTERM, SIGINT) before it was up: the message says
+    what it was waiting for. :func:`service_main` prints it as one line and exits 0."""
+
+
+async def unless_stopped(step: Awaitable[T], stop: asyncio.Event, waiting_for: str) -> T:
+    """Await a start-up ``step`` (connecting to NATS, which retries forever while the
+    server is unreachable) unless ``stop`` is set first: then cancel it.
+
+    Raises
+    ------
+    Stopped
+        If ``stop`` was set before ``step`` finished; its message is ``stopped while
+        waiting for <waiting_for>``.
+    """
+    task = asyncio.ensure_future(step)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+    raise Stopped(f"stopped while waiting for {waiting_for}")
+
 
 try:  # uvloop is a dependency on Linux/macOS; fall back to asyncio elsewhere
     import uvloop
@@ -56,7 +88,8 @@ def service_main(
     Reads ``settings_type`` from the environment and runs ``run(settings, stop)``
     under :func:`run_service`. A :class:`ConfigError`, at start or raised by
     ``run`` while building the service, is printed as ``<name>: <message>``
-    and exits with status 2.
+    and exits with status 2; a :class:`Stopped` (a signal before the service was up,
+    :func:`unless_stopped`) as ``<name>: stopped while waiting for ...``, status 0.
     """
     try:
         settings = load_settings(settings_type)
@@ -71,5 +104,8 @@ def service_main(
         except ConfigError as exc:
             print(f"tradebus-{name}: {exc}", file=sys.stderr)
             return 2
+        except Stopped as exc:
+            print(f"tradebus-{name}: {exc}", file=sys.stderr)
+            return 0
 
     run_service(service)

@@ -20,6 +20,7 @@ bot of the file (:class:`BotManagedElsewhere`).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import msgspec
 from nats.js import JetStreamContext
@@ -157,13 +158,82 @@ async def delete_spec(kv: KeyValue, bot: str, revision: int | None = None) -> No
         raise BotChanged(f"bot {bot!r} changed since revision {revision}") from None
 
 
-class ApplyResult(msgspec.Struct, kw_only=True):
-    """What :func:`apply_specs` changed, as bot ids."""
+class SpecChange(msgspec.Struct, frozen=True, kw_only=True):
+    """One value of a bot spec that a bot file changes.
+
+    ``path``: where, dotted, a strategy parameter by its own name
+    (``take_profit_pct``, ``levels.0.price``), any other field of the spec by
+    its field name (``enabled``, ``dry_run_wallet.USDT``); ``old`` / ``new``:
+    the JSON values (money as strings), ``None`` when absent on that side.
+    """
+
+    path: str
+    old: Any = None
+    new: Any = None
+
+
+class ApplyResult(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What :func:`apply_specs` changed, as bot ids; ``changes``: per changed bot, each
+    value that changes (:func:`spec_changes`)."""
 
     added: list[str]
     changed: list[str]
     removed: list[str]
     unchanged: list[str]
+    changes: dict[str, list[SpecChange]] = {}
+
+
+def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
+    if isinstance(value, dict) and value:
+        for key, item in value.items():
+            _flatten(item, f"{prefix}.{key}" if prefix else str(key), out)
+    elif isinstance(value, list) and value and any(isinstance(v, (dict, list)) for v in value):
+        for i, item in enumerate(value):
+            _flatten(item, f"{prefix}.{i}" if prefix else str(i), out)
+    else:
+        out[prefix] = value
+
+
+def _differences(before: dict[str, Any], after: dict[str, Any]) -> list[SpecChange]:
+    return [
+        SpecChange(path=p, old=before.get(p), new=after.get(p))
+        for p in sorted(before.keys() | after.keys())
+        if before.get(p) != after.get(p)
+    ]
+
+
+def spec_changes(old: BotSpec, new: BotSpec) -> list[SpecChange]:
+    """Every value that differs between two specs of one bot, by path (:class:`SpecChange`):
+    strategy parameters first, then the other fields, each in path order."""
+    flat: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    for spec in (old, new):
+        fields = msgspec.to_builtins(spec)
+        params: dict[str, Any] = {}
+        _flatten(fields.pop("params", {}) or {}, "", params)
+        rest: dict[str, Any] = {}
+        for key, value in fields.items():
+            _flatten(value, key, rest)
+        flat.append((params, rest))
+    (old_params, old_rest), (new_params, new_rest) = flat
+    return _differences(old_params, new_params) + _differences(old_rest, new_rest)
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "(unset)"
+    if isinstance(value, str):
+        return value
+    return msgspec.json.encode(value).decode()
+
+
+def change_lines(result: ApplyResult) -> list[str]:
+    """One line per changed value, for people: ``bot: path old → new``
+    (``alice-btc: take_profit_pct 1.5 → 2``); ``(unset)`` for a value added or removed."""
+    return [
+        f"{bot}: {c.path} {_shown(c.old)} \N{RIGHTWARDS ARROW} {_shown(c.new)}"
+        for bot in result.changed
+        for c in result.changes.get(bot, [])
+    ]
 
 
 async def apply_specs(
@@ -206,6 +276,7 @@ async def apply_specs(
             result.added.append(spec.id)
         elif encode(old) != encode(spec):
             result.changed.append(spec.id)
+            result.changes[spec.id] = spec_changes(old, spec)
         else:
             result.unchanged.append(spec.id)
             continue

@@ -27,12 +27,13 @@ from tradebus.common import subjects
 from tradebus.common.bus import MSG_ID, IntentQuota, connect, ensure_streams, publish_event
 from tradebus.common.clock import LiveClock
 from tradebus.common.codec import decode_balances_query, decode_markets_query, encode
-from tradebus.common.config import ConfigError
+from tradebus.common.config import ConfigError, redact_url
 from tradebus.common.ids import AccountId
 from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.messages import BalancesReply, MarketsReply, Message
 from tradebus.common.metrics import new_registry, serve_metrics
 from tradebus.common.publish_acks import PublishAcks
+from tradebus.common.runtime import unless_stopped
 from tradebus.common.sealed import SealedError, load_private_key
 from tradebus.control.audit import AuditTrail
 from tradebus.engine.accounts import AccountSpec, load_accounts
@@ -226,7 +227,11 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
     live, halted, connecting = await open_live_accounts(specs, ledger, clock.now_ns(), catalog)
     venues.update(live)
     registry.register(VenueClockCollector(venues))  # the engine's own dict, kept current
-    nc = await connect(settings.nats_url, "execution", creds=settings.nats_creds)
+    nc = await unless_stopped(  # SIGTERM works while NATS is unreachable (connect retries)
+        connect(settings.nats_url, "execution", creds=settings.nats_creds),
+        stop,
+        f"NATS at {redact_url(settings.nats_url)}",
+    )
     js = nc.jetstream()
     await ensure_streams(js)
 

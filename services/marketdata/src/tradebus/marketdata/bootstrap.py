@@ -20,9 +20,10 @@ from pathlib import Path
 
 from tradebus.common.bus import connect
 from tradebus.common.clock import LiveClock
-from tradebus.common.config import ConfigError
+from tradebus.common.config import ConfigError, redact_url
 from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.metrics import new_registry, serve_metrics
+from tradebus.common.runtime import unless_stopped
 from tradebus.feeds import backpack, binance
 from tradebus.feeds.ccxt_parser import CcxtParser
 from tradebus.feeds.files import DataFileError
@@ -179,7 +180,11 @@ async def run(settings: MarketdataSettings, stop: asyncio.Event) -> int:
     parser = build_parser(settings, catalog)
     server = serve_metrics(registry, settings.metrics_port, settings.metrics_host)
     log.info("metrics endpoint", extra={"port": server.port})
-    nc = await connect(settings.nats_url, "marketdata", creds=settings.nats_creds)
+    nc = await unless_stopped(  # SIGTERM works while NATS is unreachable (connect retries)
+        connect(settings.nats_url, "marketdata", creds=settings.nats_creds),
+        stop,
+        f"NATS at {redact_url(settings.nats_url)}",
+    )
     live: LiveFeed | None = None
     if replay is not None:
         feed = Feed(settings.venue(), parser, nc.publish, LiveClock(), metrics)

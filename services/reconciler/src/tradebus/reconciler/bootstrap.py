@@ -21,6 +21,7 @@ from tradebus.common import subjects
 from tradebus.common.bus import connect, ensure_streams
 from tradebus.common.clock import LiveClock
 from tradebus.common.codec import decode_recon_run_request, encode
+from tradebus.common.config import redact_url
 from tradebus.common.messages import (
     RECON_REPLY_REPORTS,
     ErrorReply,
@@ -28,6 +29,7 @@ from tradebus.common.messages import (
     ReconRunReply,
 )
 from tradebus.common.metrics import new_registry, serve_metrics
+from tradebus.common.runtime import unless_stopped
 from tradebus.control.audit import AuditTrail
 from tradebus.ledger.audit import account_owner
 from tradebus.ledger.migrate import apply_migrations
@@ -86,7 +88,11 @@ async def run(settings: ReconcilerSettings, stop: asyncio.Event) -> int:
     pool = await create_pool(settings.database_url, min_size=0, max_size=2)
     async with pool.acquire() as conn:
         await apply_migrations(conn)
-    nc = await connect(settings.nats_url, "reconciler", creds=settings.nats_creds)
+    nc = await unless_stopped(  # SIGTERM works while NATS is unreachable (connect retries)
+        connect(settings.nats_url, "reconciler", creds=settings.nats_creds),
+        stop,
+        f"NATS at {redact_url(settings.nats_url)}",
+    )
     js = nc.jetstream()
     await ensure_streams(js)
     clock = LiveClock()

@@ -18,13 +18,16 @@ import asyncio
 import sys
 from typing import Annotated
 
-import nats
-
-from tradebus.common.bus import CredentialsError, check_creds, ensure_streams
+from tradebus.common.bus import CredentialsError, NatsUnavailable, connect_once, ensure_streams
 from tradebus.common.clock import LiveClock
 from tradebus.common.config import SECRET, ConfigError, Settings, load_settings
 from tradebus.control.audit import AuditTrail, local_actor
-from tradebus.control.botstore import ApplyResult, BotManagedElsewhere, apply_file_to
+from tradebus.control.botstore import (
+    ApplyResult,
+    BotManagedElsewhere,
+    apply_file_to,
+    change_lines,
+)
 
 
 class BotsApplySettings(Settings, frozen=True, kw_only=True):
@@ -63,17 +66,10 @@ async def apply_bot_file(
         If the bot file or the markets file is invalid.
     CredentialsError
         If ``creds`` is not a readable ``.creds`` file.
-    OSError, nats.errors.Error
-        If NATS cannot be reached or refuses the credentials.
+    NatsUnavailable
+        If NATS cannot be reached or refuses the credentials (one line naming the URL).
     """
-    if creds:
-        check_creds(creds)
-    nc = await nats.connect(
-        nats_url,
-        connect_timeout=5,
-        max_reconnect_attempts=3,
-        user_credentials=creds or None,
-    )
+    nc = await connect_once(nats_url, creds, timeout=5, max_reconnect_attempts=3)
     try:
         js = nc.jetstream()
         if not dry_run:
@@ -101,12 +97,17 @@ def main() -> None:
     except (ConfigError, BotManagedElsewhere, CredentialsError) as exc:
         print(f"tradebus-bots-apply: {exc}", file=sys.stderr)
         sys.exit(2)
-    except Exception as exc:
-        print(f"tradebus-bots-apply: cannot apply: {exc!r}", file=sys.stderr)
+    except NatsUnavailable as exc:
+        print(f"tradebus-bots-apply: not applied: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except Exception as exc:  # a JetStream error after connecting: still one line
+        print(f"tradebus-bots-apply: not applied: {exc!r}", file=sys.stderr)
         sys.exit(1)
     for what in ("added", "changed", "removed", "unchanged"):
         bots = getattr(result, what)
         print(f"{what:9} {len(bots):4}  {' '.join(bots)}".rstrip())
+    for line in change_lines(result):
+        print(f"  {line}")
 
 
 if __name__ == "__main__":

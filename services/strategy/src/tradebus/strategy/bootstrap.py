@@ -30,9 +30,11 @@ from tradebus.common import subjects
 from tradebus.common.bus import StreamTail, connect, ensure_streams
 from tradebus.common.clock import LiveClock
 from tradebus.common.codec import decode_event, decode_market
+from tradebus.common.config import redact_url
 from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.metrics import new_registry, serve_metrics
 from tradebus.common.publish_acks import PublishAcks
+from tradebus.common.runtime import unless_stopped
 from tradebus.control.botstore import apply_specs
 from tradebus.strategies.botfile import load_specs
 from tradebus.strategies.catalog import strategy_catalog
@@ -65,7 +67,11 @@ async def run(settings: StrategySettings, stop: asyncio.Event) -> int:
     registry = new_registry()
     metrics = HostMetrics(registry)
     server = serve_metrics(registry, settings.metrics_port, settings.metrics_host)
-    nc = await connect(settings.nats_url, f"strategy-{replica}", creds=settings.nats_creds)
+    nc = await unless_stopped(  # SIGTERM works while NATS is unreachable (connect retries)
+        connect(settings.nats_url, f"strategy-{replica}", creds=settings.nats_creds),
+        stop,
+        f"NATS at {redact_url(settings.nats_url)}",
+    )
     await learn_markets(nc, catalog)  # the venues' own rules, before any bot is built
     specs = load_specs(settings.bots_file, catalog) if settings.bots_file else None
     js = nc.jetstream()
