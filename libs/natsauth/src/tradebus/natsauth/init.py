@@ -102,7 +102,7 @@ def write_token_secret(path: Path) -> bool:
 
 def run(settings: NatsInitSettings) -> Installation:
     """Make (or keep) the identities of ``settings`` and write nats-server's config; and
-    execution's sealing key pair if ``seal_dir`` is set, the gateway's token secret if
+    execution's and the notifier's sealing key pairs if ``seal_dir`` is set, the gateway's token secret if
     ``token_secret_file`` is.
 
     Raises
@@ -122,6 +122,7 @@ def run(settings: NatsInitSettings) -> Installation:
         give_to(directory, owner)
     if settings.seal_dir:
         write_key_pair(settings.seal_dir)
+        write_key_pair(settings.seal_dir, "notifier")  # users' notification channels
         if owner is not None:
             give_to(Path(settings.seal_dir), owner)
     if settings.token_secret_file:
