@@ -113,7 +113,7 @@ def alert_message(payload: WebhookPayload) -> tuple[str, str, str]:
         name = payload.alerts[0].labels.get("alertname", "alerts")
     title = f"[{payload.status.upper()}:{len(payload.alerts)}] {level} {name}".rstrip()
     lines = [alert_line(a) for a in payload.alerts[:MAX_ALERTS_LISTED]]
-    more = len(payload.alerts) - MAX_ALERTS_LISTED + payload.truncated_alerts
+    more = max(0, len(payload.alerts) - MAX_ALERTS_LISTED) + payload.truncated_alerts
     if more > 0:
         lines.append(f"... and {more} more")
     if payload.status == "resolved":

@@ -40,14 +40,14 @@ from tradebus.notify.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
-KV_KILLSWITCH_PREFIX = f"$KV.{subjects.KV_KILLSWITCH}."
+KV_KILLSWITCH_PREFIX = subjects.kv_subject(subjects.KV_KILLSWITCH, "")
 """Subject prefix of a put to KV ``killswitch`` (its key follows)."""
 SUBSCRIPTIONS = (
     subjects.EXEC_EVT_ALL,
     subjects.EXEC_ALERT_ALL,
-    "recon.alert.>",
+    subjects.RECON_ALERT_ALL,
     subjects.BOT_STATUS_ALL,
-    KV_KILLSWITCH_PREFIX + ">",
+    subjects.kv_subject(subjects.KV_KILLSWITCH, ">"),
 )
 """What the notifier listens to (core NATS; its NATS user may read only these)."""
 
