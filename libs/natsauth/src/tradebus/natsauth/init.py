@@ -102,8 +102,8 @@ def write_token_secret(path: Path) -> bool:
 
 def run(settings: NatsInitSettings) -> Installation:
     """Make (or keep) the identities of ``settings`` and write nats-server's config; and
-    execution's and the notifier's sealing key pairs if ``seal_dir`` is set, the gateway's token secret if
-    ``token_secret_file`` is.
+    execution's and the notifier's sealing key pairs if ``seal_dir`` is set, the gateway's
+    token secret if ``token_secret_file`` is.
 
     Raises
     ------
