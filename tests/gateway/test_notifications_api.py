@@ -21,6 +21,7 @@ from tests.support.services import service
 from tests.support.webhooks import WebhookReceiver
 from tradebus.common import subjects
 from tradebus.common.codec import encode
+from tradebus.common.ids import AccountId, IntentId, UserId
 from tradebus.common.messages import OrderFilled
 from tradebus.common.sealed import write_key_pair
 from tradebus.notifier.bootstrap import run as run_notifier
@@ -32,10 +33,10 @@ BOB_TOKEN = "bob-webhook-token-91c2"
 
 def fill(user: str, source: str) -> OrderFilled:
     return OrderFilled(
-        intent_id="i-1",
-        user=user,
+        intent_id=IntentId("i-1"),
+        user=UserId(user),
         source=source,
-        account=f"{user}-paper",
+        account=AccountId(f"{user}-paper"),
         symbol="BTCUSDT",
         side="sell",
         trade_id=f"t-{source}",

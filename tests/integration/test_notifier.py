@@ -25,6 +25,7 @@ from tests.support.metrics import free_port, scrape
 from tests.support.webhooks import WebhookReceiver
 from tradebus.common import subjects
 from tradebus.common.codec import encode
+from tradebus.common.ids import AccountId, IntentId, UserId
 from tradebus.common.messages import AccountHalted, OrderFilled
 from tradebus.notifier import bootstrap
 from tradebus.notifier.settings import NotifierSettings
@@ -36,10 +37,10 @@ def fill(
     user: str, source: str, qty: str = "0.01", price: str = "64000.50", n: int = 1
 ) -> OrderFilled:
     return OrderFilled(
-        intent_id=f"i-{n}",
-        user=user,
+        intent_id=IntentId(f"i-{n}"),
+        user=UserId(user),
         source=source,
-        account=f"{user}-paper",
+        account=AccountId(f"{user}-paper"),
         symbol="BTCUSDT",
         side="buy",
         trade_id=f"t-{user}-{n}",
@@ -176,8 +177,8 @@ async def test_a_fill_reaches_its_user_only_and_a_flood_is_one_digest(
 
 async def test_mute_by_kind_and_by_bot(stack: Stack, nats_url: str) -> None:
     halted = AccountHalted(
-        user="bob",
-        account="bob-paper",
+        user=UserId("bob"),
+        account=AccountId("bob-paper"),
         venue="paper",
         reason="auth_failed",
         message="venue refused the keys",
