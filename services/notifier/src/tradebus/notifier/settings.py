@@ -17,8 +17,8 @@ class NotifierSettings(Settings, frozen=True, kw_only=True):
     notifications_file
         The notifications file (:mod:`tradebus.notify.channels`): the operators' Apprise
         URLs, each user's channels and mute options, account owners. Empty: none. It
-        holds tokens: a secret file (``TRADEBUS_NOTIFICATIONS_FILE_FILE`` is not needed,
-        mount it like a compose secret).
+        holds tokens: keep it out of version control once filled in (or mount it as a
+        compose secret).
     database_url
         Postgres URL of the ledger, for the settings users saved through the gateway
         and the owners of accounts; empty: the file only.
@@ -42,7 +42,7 @@ class NotifierSettings(Settings, frozen=True, kw_only=True):
 
     nats_url: Annotated[str, SECRET] = "nats://127.0.0.1:4222"
     nats_creds: Annotated[str, SECRET] = ""
-    notifications_file: Annotated[str, SECRET] = ""
+    notifications_file: str = ""
     database_url: Annotated[str, SECRET] = ""
     seal_private_key_file: Annotated[str, SECRET] = ""
     refresh_seconds: float = 15.0
