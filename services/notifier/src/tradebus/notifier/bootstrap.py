@@ -145,6 +145,7 @@ async def run(settings: NotifierSettings, stop: asyncio.Event) -> int:
     await runner.setup()
     site = web.TCPSite(runner, settings.http_host, settings.http_port)
     await site.start()
+    metrics.ready.set(1)
     log.info(
         "notifier ready",
         extra={
@@ -169,6 +170,7 @@ async def run(settings: NotifierSettings, stop: asyncio.Event) -> int:
                 await asyncio.wait_for(stop.wait(), timeout=settings.batch_seconds)
             notifier.flush()
     finally:
+        metrics.ready.set(0)
         refresher.cancel()
         for sub in subs:
             await sub.unsubscribe()

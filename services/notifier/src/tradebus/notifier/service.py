@@ -82,6 +82,11 @@ class NotifierMetrics:
             "Notices waiting for the next digest window",
             registry=registry,
         )
+        self.ready = Gauge(
+            "tradebus_notifier_ready",
+            "1 once it listens on the bus and for Alertmanager",
+            registry=registry,
+        )
 
     def delivered(self, scope: str, ok: bool) -> None:
         """One channel's outcome (:class:`~tradebus.notify.delivery.Deliverer` hook)."""
