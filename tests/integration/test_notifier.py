@@ -17,6 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import nats
 import pytest
 import yaml
@@ -26,7 +27,14 @@ from tests.support.webhooks import WebhookReceiver
 from tradebus.common import subjects
 from tradebus.common.codec import encode
 from tradebus.common.ids import AccountId, IntentId, UserId
-from tradebus.common.messages import AccountHalted, OrderFilled
+from tradebus.common.messages import (
+    AccountHalted,
+    BotStatus,
+    BotStatusChanged,
+    OrderFilled,
+    ReconReport,
+    ReconRow,
+)
 from tradebus.notifier import bootstrap
 from tradebus.notifier.settings import NotifierSettings
 
@@ -248,3 +256,52 @@ async def test_a_failing_channel_is_retried_counted_and_logged_without_its_url(
     assert logged  # the capture works: DEBUG and up of every logger
     for secret in SECRETS:
         assert secret not in logged
+
+
+async def test_take_profits_kill_switch_and_drift_reach_the_owner(
+    stack: Stack, nats_url: str
+) -> None:
+    """A bot's status change (take-profit), a kill switch put into KV ``killswitch`` the way
+    execution puts it, and a drift report naming only an account (its owner from the
+    notifications file): alice hears of each, in one digest or several."""
+    base = BotStatus(
+        bot="ladder-1", user="alice", account="alice-paper", strategy="ladder",
+        venue="binance", symbol="BTCUSDT",
+    )  # fmt: skip
+    done = msgspec.structs.replace(base, cycles_completed=1, realized_pnl=Decimal("4.20000000"))
+    report = ReconReport(
+        account="alice-paper",
+        status="drift",
+        rows=[
+            ReconRow(asset="BTC", venue_total=Decimal("0.5"), ledger_total=Decimal("0.4"),
+                     drift=Decimal("0.1"), tolerance=Decimal("0"), ok=False),
+        ],
+        ledger_watermark=1,
+        ts_event=1,
+    )  # fmt: skip
+    await publish(
+        nats_url,
+        (subjects.bot_status("alice", "ladder-1"), BotStatusChanged(status=base, ts_event=1)),
+        (subjects.bot_status("alice", "ladder-1"), BotStatusChanged(status=done, ts_event=2)),
+        (subjects.recon_alert("alice-paper"), report),
+    )
+    nc = await nats.connect(nats_url)
+    kv = await nc.jetstream().create_key_value(bucket=subjects.KV_KILLSWITCH)
+    await kv.put("account.alice-paper", b"venue outage")
+    await nc.close()
+    path = "/alice-secret-token"
+    async with asyncio.timeout(10):
+        while True:
+            messages = stack.receiver.messages(path)
+            texts = [line for m in messages for line in m["message"].splitlines()]
+            if len(texts) >= 3:
+                break
+            await stack.receiver.wait_for(path, len(messages) + 1)
+    assert sorted(texts) == sorted(
+        [
+            "alice · bot ladder-1 · take-profit on BTCUSDT: cycle 1 closed, realized P&L 4.2",
+            "alice · account alice-paper drift: BTC venue 0.5 ledger 0.4 (drift 0.1, tolerance 0)",
+            "alice · kill switch engaged on account alice-paper: venue outage",
+        ]
+    )
+    assert stack.receiver.messages("/bob-secret-token") == []

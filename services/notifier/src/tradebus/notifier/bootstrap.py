@@ -18,6 +18,7 @@ import contextlib
 import logging
 
 import asyncpg
+import msgspec
 from aiohttp import web
 from nats.aio.msg import Msg
 
@@ -28,7 +29,13 @@ from tradebus.ledger.notification_settings import account_owners, all_notificati
 from tradebus.notifier.service import SUBSCRIPTIONS, Notifier, NotifierMetrics, Recipients
 from tradebus.notifier.settings import NotifierSettings
 from tradebus.notify.alertmanager import PayloadError, decode_payload
-from tradebus.notify.channels import UserChannels, load_notifications, merge, quiet_apprise
+from tradebus.notify.channels import (
+    EVENT_KINDS,
+    UserChannels,
+    load_notifications,
+    merge,
+    quiet_apprise,
+)
 from tradebus.notify.delivery import Deliverer
 
 log = logging.getLogger(__name__)
@@ -77,10 +84,14 @@ async def read_recipients(settings: NotifierSettings, pool: asyncpg.Pool | None)
                         "saved channels cannot be opened",
                         extra={"user": row.user_id, "error": str(exc)},
                     )
-            api_users[row.user_id] = UserChannels(
-                channels=channels,
-                mute=[m for m in row.mute],  # type: ignore[misc]
-                mute_bots=row.mute_bots,
+            # the gateway checked the kinds; one it no longer knows is dropped
+            api_users[row.user_id] = msgspec.convert(
+                {
+                    "channels": channels,
+                    "mute": [m for m in row.mute if m in EVENT_KINDS],
+                    "mute_bots": row.mute_bots,
+                },
+                UserChannels,
             )
     return Recipients(operators=operators, users=merge(file_users, api_users), owners=owners)
 
