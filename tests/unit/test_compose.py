@@ -87,6 +87,8 @@ NOT_IN_IMAGE = {
     "tradebus-strategy": {"ccxt"},
     "tradebus-marketdata": {"asyncpg", "tradebus-ledger"},
     "tradebus-reconciler": {"ccxt"},  # asks execution for venue balances: no keys
+    # talks to people through Apprise, never to a venue; no web framework of the gateway
+    "tradebus-notifier": {"ccxt", "tradebus-engine", "litestar"},
 }
 """Packages an image must not install (on top of other services, the CLI and the backtest)."""
 INTERPOLATION = re.compile(r"\$\{(\w+)(:?-([^}]*))?\}")
