@@ -38,7 +38,11 @@ from tradebus.common.messages import (
 from tradebus.notifier import bootstrap
 from tradebus.notifier.settings import NotifierSettings
 
-SECRETS = ("alice-secret-token", "bob-secret-token", "carol-secret-token", "ops-secret-token")
+TOKEN = "alertmanager-token-5e1f"
+"""The bearer token Alertmanager sends (``http_config.authorization``)."""
+SECRETS = (
+    "alice-secret-token", "bob-secret-token", "carol-secret-token", "ops-secret-token", TOKEN,
+)  # fmt: skip
 
 
 def fill(
@@ -97,11 +101,11 @@ class Stack:
         self.http_port = http_port
         self.metrics_port = metrics_port
 
-    def post(self, body: bytes) -> tuple[int, dict[str, Any]]:
+    def post(self, body: bytes, token: str = TOKEN) -> tuple[int, dict[str, Any]]:
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.http_port}/v1/alertmanager",
             data=body,
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
         )
         try:
             with urllib.request.urlopen(request, timeout=5) as response:
@@ -135,6 +139,7 @@ async def stack(
         batch_seconds=0.3,
         attempts=2,
         backoff_seconds=0.05,
+        alertmanager_token=TOKEN,
     )
     stop = asyncio.Event()
     task = asyncio.create_task(bootstrap.run(settings, stop))
@@ -230,6 +235,11 @@ async def test_an_alertmanager_group_reaches_the_operators(stack: Stack) -> None
     assert "job=execution" in message["message"]
     assert message["type"] == "failure"
     assert stack.receiver.messages("/alice-secret-token") == []
+
+    status, answer = await asyncio.to_thread(stack.post, json.dumps(ALERT_GROUP).encode(), "x")
+    assert (status, answer["error"]) == (401, "unauthorized")
+    await asyncio.sleep(0.5)
+    assert len(stack.receiver.messages("/ops-secret-token")) == 1  # the refused one: nothing
 
     bad = dict(ALERT_GROUP, alerts=[{"status": 3}])
     status, answer = await asyncio.to_thread(stack.post, json.dumps(bad).encode())

@@ -8,13 +8,15 @@
   (events published while the notifier is down are not sent later).
 * HTTP (aiohttp): ``POST /v1/alertmanager`` takes Alertmanager's webhook payload
   version 4 and answers 200 ``{"channels": n}``; a body that is not one answers 400
-  with the field at fault. ``GET /healthz`` answers 200.
+  with the field at fault; without the bearer token (``TRADEBUS_ALERTMANAGER_TOKEN``,
+  when set) 401. ``GET /healthz`` answers 200.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 
 import asyncpg
@@ -96,10 +98,19 @@ async def read_recipients(settings: NotifierSettings, pool: asyncpg.Pool | None)
     return Recipients(operators=operators, users=merge(file_users, api_users), owners=owners)
 
 
-def alertmanager_app(notifier: Notifier) -> web.Application:
-    """The aiohttp application of the Alertmanager receiver (module docstring)."""
+def alertmanager_app(notifier: Notifier, token: str = "") -> web.Application:
+    """The aiohttp application of the Alertmanager receiver (module docstring); with a
+    ``token``, a request without ``Authorization: Bearer <token>`` answers 401."""
+    expected = f"Bearer {token}".encode()
 
     async def receive(request: web.Request) -> web.Response:
+        if token and not hmac.compare_digest(
+            request.headers.get("Authorization", "").encode(), expected
+        ):
+            return web.json_response(
+                {"error": "unauthorized", "message": "Authorization: Bearer <token> required"},
+                status=401,
+            )
         body = await request.read()
         try:
             payload = decode_payload(body)
@@ -152,7 +163,7 @@ async def run(settings: NotifierSettings, stop: asyncio.Event) -> int:
         notifier.on_bus_message(msg.subject, msg.data, msg.headers)
 
     subs = [await nc.subscribe(subject, cb=on_msg) for subject in SUBSCRIPTIONS]
-    runner = web.AppRunner(alertmanager_app(notifier), access_log=None)
+    runner = web.AppRunner(alertmanager_app(notifier, settings.alertmanager_token), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.http_host, settings.http_port)
     await site.start()

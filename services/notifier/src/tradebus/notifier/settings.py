@@ -31,6 +31,11 @@ class NotifierSettings(Settings, frozen=True, kw_only=True):
         Where Alertmanager's webhook receiver listens: ``POST /v1/alertmanager``
         (Alertmanager's ``webhook_configs: [{url: http://<notifier>:9095/v1/alertmanager}]``).
         Loopback by default; compose sets ``0.0.0.0``.
+    alertmanager_token
+        If set, ``POST /v1/alertmanager`` requires ``Authorization: Bearer <token>``
+        (Alertmanager's ``webhook_configs[].http_config.authorization.credentials_file``);
+        a secret (``TRADEBUS_ALERTMANAGER_TOKEN_FILE`` reads it from a file). Empty: the
+        receiver trusts its network (loopback by default; compose's private network).
     batch_seconds
         Window of a user's digest: notices wait at most this long, a user gets at most
         one message per window (:mod:`tradebus.notify.outbox`).
@@ -48,6 +53,7 @@ class NotifierSettings(Settings, frozen=True, kw_only=True):
     refresh_seconds: float = 15.0
     http_host: str = "127.0.0.1"
     http_port: int = 9095
+    alertmanager_token: Annotated[str, SECRET] = ""
     batch_seconds: float = 2.0
     attempts: int = 3
     backoff_seconds: float = 1.0
