@@ -320,6 +320,42 @@ async def test_marketdata_and_reconciler_stay_in_their_lanes(connect: Connect) -
     assert len(await reconciler.violations()) == 2
 
 
+async def test_the_notifier_reads_every_users_events_and_publishes_nothing(
+    connect: Connect,
+) -> None:
+    notifier = await connect("notifier")
+    operator = await connect("operator")
+    heard: list[str] = []
+
+    async def on_msg(msg: Msg) -> None:
+        heard.append(msg.subject)
+
+    for subject in ("exec.evt.>", "exec.alert.>", "recon.alert.>", "bot.status.>"):
+        await notifier.nc.subscribe(subject, cb=on_msg)
+    await notifier.nc.subscribe("$KV.killswitch.>", cb=on_msg)
+    await notifier.nc.flush()
+    sent = [
+        subjects.exec_evt("alice", "ladder-1"),
+        subjects.exec_evt("bob", "manual"),
+        subjects.exec_alert("bob", "bob-paper"),
+        subjects.recon_alert("alice-paper"),
+        subjects.bot_status("carol", "grid-1"),
+        subjects.kv_subject(subjects.KV_KILLSWITCH, "global"),
+    ]
+    for subject in sent:
+        await operator.nc.publish(subject, b"{}")
+    await operator.nc.flush()
+    await asyncio.sleep(SETTLE)
+    assert sorted(heard) == sorted(sent)
+    assert await notifier.violations() == []
+
+    await notifier.nc.publish(subjects.intent("alice", "manual"), b"{}")
+    await notifier.nc.publish(subjects.exec_evt("alice", "ladder-1"), b"{}")
+    await notifier.nc.subscribe("intent.>")
+    await notifier.nc.subscribe("md.>")
+    assert len(await notifier.violations()) == 4
+
+
 async def test_every_service_ensures_the_shared_streams_and_audits_itself(
     connect: Connect,
 ) -> None:

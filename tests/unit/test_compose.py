@@ -43,6 +43,7 @@ from tradebus.natsauth.identities import CONF
 from tradebus.natsauth.init import PEOPLE_CREDS_DIR, NatsInitSettings
 from tradebus.natsauth.init import run as run_nats_init
 from tradebus.natsauth.permissions import SYSTEM_USERS
+from tradebus.notifier.settings import NotifierSettings
 from tradebus.reconciler.settings import ReconcilerSettings
 from tradebus.strategy.apply import BotsApplySettings
 from tradebus.strategy.settings import StrategySettings
@@ -58,6 +59,7 @@ SETTINGS: dict[str, Any] = {
     "bots-apply": BotsApplySettings,
     "nats-init": NatsInitSettings,
     "gateway": GatewaySettings,
+    "notifier": NotifierSettings,
 }
 TRADEBUS = ("marketdata", "marketdata-backpack", "strategy", "execution", "reconciler")
 SCRAPED = (*TRADEBUS, "gateway")
@@ -90,6 +92,7 @@ NATS_USER = {
     "execution": "execution",
     "reconciler": "reconciler",
     "gateway": "gateway",
+    "notifier": "notifier",
 }
 """The NATS user of every service that connects to NATS (its ``.creds`` of nats-init)."""
 REGISTRAR_FILES = {"creds/sys.creds", "keys/operator-signing.nk", "keys/people-signing.nk"}
@@ -105,6 +108,8 @@ NOT_IN_IMAGE = {
     "tradebus-strategy": {"ccxt"},
     "tradebus-marketdata": {"asyncpg", "tradebus-ledger"},
     "tradebus-reconciler": {"ccxt"},  # asks execution for venue balances: no keys
+    # talks to people through Apprise, never to a venue; no web framework of the gateway
+    "tradebus-notifier": {"ccxt", "tradebus-engine", "litestar"},
 }
 """Packages an image must not install (on top of other services, the CLI and the backtest)."""
 INTERPOLATION = re.compile(r"\$\{(\w+)(:?-([^}]*))?\}")
@@ -726,7 +731,10 @@ def test_the_gateway_registers_people_and_seals_with_execution_public_key() -> N
     keys = service_keys_mounts("gateway")
     assert keys.get(settings.seal_public_key_file) == "seal/execution.pub"
     assert keys.get(env["TRADEBUS_JWT_SECRET_FILE"]) == "gateway/token.secret"
-    assert set(keys.values()) == {"seal/execution.pub", "gateway/token.secret"}
+    assert keys.get(settings.notify_public_key_file) == "seal/notifier.pub"
+    assert set(keys.values()) == {
+        "seal/execution.pub", "gateway/token.secret", "seal/notifier.pub",
+    }  # fmt: skip
     ports = services()["gateway"].get("ports") or []
     assert ports and all(str(p).startswith("127.0.0.1:") for p in ports), "gateway: 127.0.0.1"
     assert str(ports[0]).endswith(f":{settings.http_port}"), "gateway: publish its HTTP port"
@@ -754,6 +762,21 @@ def test_execution_alone_holds_its_sealing_key() -> None:
     assert private == {"execution"}, f"the private sealing key is mounted in {sorted(private)}"
     settings = load_settings(ExecutionSettings, tradebus_env("execution"))
     assert service_keys_mounts("execution") == {settings.seal_key_file: "seal/execution.key"}
+
+
+def test_the_notifier_alone_opens_saved_channels_and_listens_for_alertmanager() -> None:
+    """The notifier: its private key (no one else's), the notifications file of the
+    config folder, Alertmanager's receiver on the compose network only, metrics too."""
+    settings = load_settings(NotifierSettings, tradebus_env("notifier"))
+    assert service_keys_mounts("notifier") == {settings.seal_private_key_file: "seal/notifier.key"}
+    holders = {n for n in services() if "seal/notifier.key" in service_keys_mounts(n).values()}
+    assert holders == {"notifier"}, f"the notifier's private key is mounted in {sorted(holders)}"
+    folder, _, name = settings.notifications_file.rpartition("/")
+    assert (host_path("notifier", folder) / name).is_file(), "notifier: no notifications file"
+    assert settings.http_host == "0.0.0.0" and settings.http_port == 9095
+    assert settings.metrics_host == "0.0.0.0"
+    assert not services()["notifier"].get("ports"), "notifier: publish no port"
+    assert services()["notifier"].get("restart") == "unless-stopped"
 
 
 def test_the_cli_runs_on_demand_with_the_operators_credentials() -> None:

@@ -10,6 +10,8 @@ KEYS = ServiceKeys(
     seal_private=Path("/k/execution.key"),
     seal_public=Path("/k/execution.pub"),
     token_secret=Path("/k/token.secret"),
+    notify_private=Path("/k/notifier.key"),
+    notify_public=Path("/k/notifier.pub"),
 )
 
 
@@ -29,3 +31,9 @@ def test_the_gateway_serves_the_built_page(tmp_path: Path) -> None:
     with_page = gateway_env("postgresql://x", 8080, KEYS, None, tmp_path)
     assert with_page["TRADEBUS_WEB_DIR"] == str(tmp_path)
     assert {k: v for k, v in with_page.items() if k != "TRADEBUS_WEB_DIR"} == without
+
+
+def test_the_gateway_seals_channels_to_the_notifiers_key() -> None:
+    env = gateway_env("postgresql://x", 8080, KEYS, None)
+    assert env["TRADEBUS_NOTIFY_PUBLIC_KEY_FILE"] == "/k/notifier.pub"
+    assert "/k/notifier.key" not in env.values()

@@ -24,6 +24,7 @@ from tradebus.gateway.metrics import GatewayMetrics
 from tradebus.marketdata.feed import FeedMetrics
 from tradebus.marketdata.health import HealthMetrics
 from tradebus.marketdata.rest import RestMetrics
+from tradebus.notifier.service import NotifierMetrics
 from tradebus.reconciler.service import ReconMetrics
 from tradebus.strategy.host_metrics import HostMetrics
 
@@ -34,6 +35,7 @@ METRIC_CLASSES = {
     "execution": (ExecutionMetrics,),
     "reconciler": (ReconMetrics,),
     "gateway": (GatewayMetrics,),
+    "notifier": (NotifierMetrics,),
 }
 
 
@@ -45,7 +47,7 @@ class _MeasuredVenue:
 
 
 COLLECTORS = {"execution": (VenueClockCollector({AccountId("a"): _MeasuredVenue()}),)}  # type: ignore[dict-item]
-NAME = re.compile(r"^tradebus_(marketdata|strategy|execution|reconciler|gateway)_[a-z_]+$")
+NAME = re.compile(r"^tradebus_(marketdata|strategy|execution|reconciler|gateway|notifier)_[a-z_]+$")
 ID_LABELS = {"order_id", "intent_id", "client_order_id", "trade_id", "venue_order_id", "id"}
 BOUNDED_LABELS = {
     *("venue", "symbol", "account", "user", "bot", "reason", "status", "host"),

@@ -161,11 +161,15 @@ def test_system_users_stay_in_their_lanes() -> None:
         assert ">" not in allowed and "$JS.API.>" not in allowed, name
         assert "$SYS.REQ.CLAIMS.UPDATE" not in allowed, name  # the registrar's SYS user only
         audits = [s for s in allowed if s.startswith("audit.")]
-        if name != "marketdata":
+        if name not in ("marketdata", "notifier"):
             assert f"audit.{name}" in audits, name
             for stream in ("EXEC", "RECON", "AUDIT"):
                 assert f"$JS.API.STREAM.CREATE.{stream}" in allowed or name == "execution"
     assert "audit.gateway" in everything["gateway"].pub.allow
+    assert everything["notifier"].pub.deny == [">"]  # it reads, never publishes
+    assert set(everything["notifier"].sub.allow) == {
+        "exec.evt.>", "exec.alert.>", "recon.alert.>", "bot.status.>", "$KV.killswitch.>",
+    }  # fmt: skip
     assert "ctl.accounts.sync" in everything["execution"].sub.allow
     assert "bot.status.>" in everything["strategy"].pub.allow
     assert "$KV.bot_state.>" not in everything["gateway"].pub.allow

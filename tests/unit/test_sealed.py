@@ -56,6 +56,21 @@ def test_key_pair_is_never_overwritten(tmp_path: Path, capsys: pytest.CaptureFix
         write_key_pair(tmp_path)
 
 
+def test_the_notifier_has_a_pair_of_its_own(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["seal-keys", "--dir", str(tmp_path), "--name", "notifier"])
+    assert done.value.code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notifier.key", "notifier.pub"]
+    assert stat.S_IMODE((tmp_path / "notifier.key").stat().st_mode) == 0o600
+    execution, _, _ = write_key_pair(tmp_path)
+    box = seal(load_public_key(tmp_path / "notifier.pub"), {"1": "tgram://bot-token/123"})
+    with pytest.raises(SealedError):
+        open_sealed(load_private_key(execution), box)
+    assert open_sealed(load_private_key(tmp_path / "notifier.key"), box) == {
+        "1": "tgram://bot-token/123"
+    }
+
+
 def test_another_key_cannot_open_it() -> None:
     mine, other = generate_private_key(), generate_private_key()
     box = seal(public_key_b64(mine), CREDS)

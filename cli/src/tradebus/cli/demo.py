@@ -13,7 +13,10 @@
    reach execution alone. The gateway serves the web API on 127.0.0.1
    (``--gateway-port``, 8080 if free), with an admin and a login per person of
    the accounts file (random passwords, printed and kept in
-   ``var/gateway/logins``; :mod:`tradebus.cli.demo_gateway`).
+   ``var/gateway/logins``; :mod:`tradebus.cli.demo_gateway`). The notifier
+   follows (the ``notifications.yaml`` beside the accounts file, if there is
+   one; channels users save through the gateway; Alertmanager's receiver on a
+   free port, printed).
 3. A live status line; the end of the recorded data (``--data``), the
    duration, or Ctrl+C ends the run. With ``--stay`` (the default for a replay
    on a terminal) the end of the data does not: the stack settles, then stays
@@ -56,7 +59,7 @@ from tradebus.cli.demo_gateway import (
     gateway_port,
     service_keys,
 )
-from tradebus.cli.localstack import LocalServerError
+from tradebus.cli.localstack import LocalServerError, free_port
 from tradebus.cli.processes import total
 from tradebus.cli.prom import LocalAlertmanager, LocalPrometheus, find_tool
 from tradebus.cli.stack import LocalStack, StackError
@@ -187,6 +190,8 @@ class Demo:
         """``http://127.0.0.1:<port>`` once the gateway is up."""
         self.codes: dict[str, int | None] = {}
         """Exit status of each service stopped (:meth:`shutdown`)."""
+        self.notifier_url = ""
+        """The notifier's Alertmanager receiver (``.../v1/alertmanager``) once it is up."""
 
     async def start(self, symbols: list[str], keys: list[str] | None = None) -> None:
         """Servers, migrations, then execution, reconciler, strategy, marketdata.
@@ -227,6 +232,7 @@ class Demo:
         )
         await stack.wait_ready("execution", "strategy")
         await self.start_gateway(service_keys_)
+        await self.start_notifier(service_keys_)
         self.publish_connection()
         feed = {
             "TRADEBUS_SYMBOLS": ",".join(symbols),
@@ -336,6 +342,29 @@ class Demo:
                 pid=os.getpid(),
             ),
         )
+
+    async def start_notifier(self, keys: ServiceKeys) -> None:
+        """The notifier (README "Notifications"); say where Alertmanager posts to.
+
+        Raises
+        ------
+        StackError
+            If it does not start (e.g. an invalid notifications file).
+        """
+        stack = self.stack
+        port = free_port()
+        env = {
+            "TRADEBUS_DATABASE_URL": stack.database_url,
+            "TRADEBUS_SEAL_PRIVATE_KEY_FILE": str(keys.notify_private),
+            "TRADEBUS_HTTP_PORT": str(port),
+        }
+        notifications = self.opts.accounts.parent / "notifications.yaml"
+        if notifications.is_file():
+            env["TRADEBUS_NOTIFICATIONS_FILE"] = str(notifications)
+        stack.start_service("notifier", env)
+        await stack.wait_ready("notifier")
+        self.notifier_url = f"http://127.0.0.1:{port}/v1/alertmanager"
+        say(f"notifier  Alertmanager webhook: {self.notifier_url}")
 
     def show_nats_cli(self) -> None:
         """In operator mode: write each person's ``.creds`` and say how the NATS CLI

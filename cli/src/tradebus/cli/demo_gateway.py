@@ -36,11 +36,14 @@ DEFAULT_GATEWAY_PORT = 8080
 
 
 class ServiceKeys(msgspec.Struct, frozen=True, kw_only=True):
-    """Paths of execution's sealing key pair and of the gateway's token secret."""
+    """Paths of execution's and the notifier's sealing key pairs and of the gateway's
+    token secret."""
 
     seal_private: Path
     seal_public: Path
     token_secret: Path
+    notify_private: Path
+    notify_public: Path
 
 
 class Login(msgspec.Struct, frozen=True, kw_only=True):
@@ -62,9 +65,16 @@ def service_keys(var: Path) -> ServiceKeys:
         If the files cannot be written.
     """
     private, public, _ = write_key_pair(var / "keys" / "seal")
+    notify_private, notify_public, _ = write_key_pair(var / "keys" / "seal", "notifier")
     token = var / "keys" / "gateway" / "token.secret"
     write_token_secret(token)
-    return ServiceKeys(seal_private=private, seal_public=public, token_secret=token)
+    return ServiceKeys(
+        seal_private=private,
+        seal_public=public,
+        token_secret=token,
+        notify_private=notify_private,
+        notify_public=notify_public,
+    )
 
 
 def gateway_port(wanted: int) -> int:
@@ -122,6 +132,7 @@ def gateway_env(
         "TRADEBUS_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "TRADEBUS_JWT_SECRET_FILE": str(keys.token_secret),
         "TRADEBUS_SEAL_PUBLIC_KEY_FILE": str(keys.seal_public),
+        "TRADEBUS_NOTIFY_PUBLIC_KEY_FILE": str(keys.notify_public),
     }
     if nats_auth is not None:  # people's NATS accounts at run time
         env["TRADEBUS_NATS_SYS_CREDS"] = str(nats_auth.sys_creds)

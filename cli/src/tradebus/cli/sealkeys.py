@@ -4,7 +4,8 @@ Writes ``DIR/execution.key`` (the private key, mode 0600: give it to execution
 only, as ``TRADEBUS_SEAL_KEY_FILE``) and ``DIR/execution.pub`` (the public key:
 the gateway seals the exchange keys users add with it;
 :mod:`tradebus.common.sealed`). Idempotent: existing files are kept, never
-overwritten.
+overwritten. ``--name notifier`` makes ``notifier.key``/``notifier.pub`` the same way:
+the gateway seals the notification channels users save (Apprise URLs) to it.
 """
 
 from __future__ import annotations
@@ -27,12 +28,19 @@ def add_parser(sub: Any) -> None:
         "exist.",
     )
     p.add_argument("--dir", type=Path, required=True, help="where the two files go")
+    p.add_argument(
+        "--name",
+        choices=("execution", "notifier"),
+        default="execution",
+        help="whose pair: execution (exchange keys, the default) or notifier (the channels "
+        "users save through the gateway: the gateway's notify_public_key_file)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Make the key pair; print where it is. 0 on success, 2 on a bad directory or key file."""
     try:
-        private, public, created = write_key_pair(args.dir)
+        private, public, created = write_key_pair(args.dir, args.name)
     except (SealedError, OSError) as exc:
         print(f"tradebus seal-keys: {exc}", file=sys.stderr)
         return 2

@@ -70,8 +70,10 @@ def _decode_key(text: str, what: str) -> bytes:
     return raw
 
 
-def write_key_pair(directory: str | Path) -> tuple[Path, Path, bool]:
-    """Make ``execution.key`` (0600) and ``execution.pub`` in ``directory`` unless they exist.
+def write_key_pair(directory: str | Path, name: str = "execution") -> tuple[Path, Path, bool]:
+    """Make ``<name>.key`` (0600) and ``<name>.pub`` in ``directory`` unless they exist
+    (``execution``: exchange credentials; ``notifier``: the channels users save through
+    the gateway, sealed the same way).
 
     Returns ``(private_path, public_path, created)``. Idempotent: an existing
     private key is kept (its public file is written if missing, from it);
@@ -89,7 +91,7 @@ def write_key_pair(directory: str | Path) -> tuple[Path, Path, bool]:
     """
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
-    private_path, public_path = folder / PRIVATE_KEY_FILE, folder / PUBLIC_KEY_FILE
+    private_path, public_path = folder / f"{name}.key", folder / f"{name}.pub"
     created = False
     if not private_path.exists():
         key = generate_private_key()

@@ -224,6 +224,8 @@ def recon_alert(account: str) -> str:
     return f"recon.alert.{token(account, 'account')}"
 
 
+RECON_ALERT_ALL = "recon.alert.>"
+"""Every account's drift alerts (the notifier)."""
 RECON_ALL = "recon.>"
 
 

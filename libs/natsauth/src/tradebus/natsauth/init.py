@@ -145,8 +145,9 @@ def write_people_creds(done: Installation, hours: float) -> dict[str, Path]:
 
 def run(settings: NatsInitSettings) -> Installation:
     """Make (or keep) the identities of ``settings`` and write nats-server's config; and
-    execution's sealing key pair if ``seal_dir`` is set, the gateway's token secret if
-    ``token_secret_file`` is, the people's credentials if ``people_creds_hours`` is.
+    execution's and the notifier's sealing key pairs if ``seal_dir`` is set, the gateway's
+    token secret if ``token_secret_file`` is, the people's credentials if
+    ``people_creds_hours`` is.
 
     Raises
     ------
@@ -167,6 +168,7 @@ def run(settings: NatsInitSettings) -> Installation:
         give_to(directory, owner)
     if settings.seal_dir:
         write_key_pair(settings.seal_dir)
+        write_key_pair(settings.seal_dir, "notifier")  # users' notification channels
         if owner is not None:
             give_to(Path(settings.seal_dir), owner)
     if settings.token_secret_file:

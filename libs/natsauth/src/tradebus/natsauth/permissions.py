@@ -30,7 +30,9 @@ SERVICES = ("marketdata", "strategy", "execution", "reconciler")
 """The users of the four services (a service's user is its name)."""
 GATEWAY = "gateway"
 """The web API's user."""
-SYSTEM_USERS = (*SERVICES, OPERATOR, GATEWAY)
+NOTIFIER = "notifier"
+"""The notifier's user: it reads every user's events, and publishes nothing."""
+SYSTEM_USERS = (*SERVICES, OPERATOR, GATEWAY, NOTIFIER)
 """Every user of the account ``TRADEBUS``."""
 GATEWAY_AUDIT = "gateway-audit"
 """The gateway's durable consumer on ``AUDIT`` (``tradebus.gateway.audit_sink.DURABLE``)."""
@@ -241,6 +243,23 @@ def gateway() -> UserNats:
     )
 
 
+def notifier() -> UserNats:
+    """The notifier: it reads every user's order events, account alerts, drift alerts,
+    bot statuses and kill switch changes (core subscriptions; a KV put is a message on
+    ``$KV.killswitch.<key>``) and publishes nothing on the bus."""
+    return _user(
+        pub=[],
+        pub_deny=[">"],
+        sub=[
+            subjects.EXEC_EVT_ALL,
+            subjects.EXEC_ALERT_ALL,
+            subjects.RECON_ALERT_ALL,
+            subjects.BOT_STATUS_ALL,
+            subjects.kv_subject(subjects.KV_KILLSWITCH, ">"),
+        ],
+    )
+
+
 def operator() -> UserNats:
     """Everything (no permissions at all)."""
     return UserNats(
@@ -261,6 +280,7 @@ SYSTEM_PERMISSIONS = {
     "reconciler": reconciler,
     OPERATOR: operator,
     GATEWAY: gateway,
+    NOTIFIER: notifier,
 }
 """Each user of ``TRADEBUS`` and the function making its permissions."""
 

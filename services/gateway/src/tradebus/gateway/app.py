@@ -42,6 +42,7 @@ from tradebus.gateway.routes.events import events_router
 from tradebus.gateway.routes.history import history_router
 from tradebus.gateway.routes.intents import intents_router
 from tradebus.gateway.routes.markets import markets_router
+from tradebus.gateway.routes.notifications import notifications_router
 from tradebus.gateway.routes.session import auth_router, me_router
 from tradebus.gateway.routes.users import users_router
 from tradebus.gateway.routes.venues import venues_router
@@ -89,6 +90,7 @@ def api_routers() -> list[Router]:
         history_router,
         audit_router,
         events_router,
+        notifications_router,
     ]
 
 

@@ -97,8 +97,9 @@ def check_settings(settings: GatewaySettings) -> None:
         raise ConfigError("invalid settings:\n  " + "\n  ".join(problems))
 
 
-def read_seal_public_key(path: str) -> str | None:
-    """Execution's public key (base64 text) from ``path``; None when no path is set.
+def read_seal_public_key(path: str, setting: str = "TRADEBUS_SEAL_PUBLIC_KEY_FILE") -> str | None:
+    """A public key (base64 text: execution's, or the notifier's) from ``path``; None
+    when no path is set. Errors name ``setting``.
 
     Raises
     ------
@@ -110,10 +111,10 @@ def read_seal_public_key(path: str) -> str | None:
     try:
         key = Path(path).read_text().strip()
     except OSError as exc:
-        message = f"TRADEBUS_SEAL_PUBLIC_KEY_FILE: cannot read {path}: {exc.strerror}"
+        message = f"{setting}: cannot read {path}: {exc.strerror}"
         raise ConfigError(message) from None
     if not key:
-        raise ConfigError(f"TRADEBUS_SEAL_PUBLIC_KEY_FILE: {path} is empty")
+        raise ConfigError(f"{setting}: {path} is empty")
     return key
 
 
@@ -163,6 +164,9 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> int:
     check_settings(settings)
     catalog = MarketCatalog.load(settings.markets_file or default_markets_path())
     seal_public_key = read_seal_public_key(settings.seal_public_key_file)
+    notify_public_key = read_seal_public_key(
+        settings.notify_public_key_file, "TRADEBUS_NOTIFY_PUBLIC_KEY_FILE"
+    )
     registry = new_registry()
     metrics = GatewayMetrics(registry)
     metrics_server = serve_metrics(registry, settings.metrics_port, settings.metrics_host)
@@ -193,6 +197,7 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> int:
         audit=AuditTrail(js, "gateway", clock),
         people=people,
         seal_public_key=seal_public_key,
+        notify_public_key=notify_public_key,
         metrics=metrics,
     )
     app = create_app(ctx)

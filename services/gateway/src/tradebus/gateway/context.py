@@ -99,6 +99,9 @@ class GatewayContext:
     seal_public_key
         Execution's public key (base64) that exchange credentials are sealed
         to, or None when not configured (live accounts then cannot be added).
+    notify_public_key
+        The notifier's public key (base64) that users' notification channels are
+        sealed to, or None when not configured (channels then cannot be saved).
     metrics
         The gateway's metrics (None: not counted, as in some tests).
     bots, statuses
@@ -121,6 +124,7 @@ class GatewayContext:
         audit: AuditTrail,
         people: NatsPeople | None = None,
         seal_public_key: str | None = None,
+        notify_public_key: str | None = None,
         metrics: GatewayMetrics | None = None,
     ) -> None:
         self.settings = settings
@@ -137,6 +141,7 @@ class GatewayContext:
         self.audit = audit
         self.people = people
         self.seal_public_key = seal_public_key
+        self.notify_public_key = notify_public_key
         self.metrics = metrics
         self.bots = BotSpecs(js)
         self.statuses = BotStatuses(nc)

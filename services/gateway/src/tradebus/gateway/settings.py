@@ -44,6 +44,10 @@ class GatewaySettings(Settings, frozen=True, kw_only=True):
     seal_public_key_file
         Execution's public key (``tradebus seal-keys``): exchange credentials
         are sealed to it and stored only as ciphertext.
+    notify_public_key_file
+        The notifier's public key (``tradebus seal-keys --name notifier``): the
+        notification channels users save (``/api/v1/me/notifications``) are sealed to
+        it and stored only as ciphertext.
     nats_sys_creds, nats_operator_signing_key_file, nats_people_signing_key_file
         What registering people as NATS accounts takes (``tradebus nats-init``):
         a SYS-account user allowed only claim updates, the operator signing
@@ -78,6 +82,7 @@ class GatewaySettings(Settings, frozen=True, kw_only=True):
     max_body_bytes: int = 1024 * 1024
     markets_file: str = ""
     seal_public_key_file: str = ""
+    notify_public_key_file: str = ""
     nats_sys_creds: Annotated[str, SECRET] = ""
     nats_operator_signing_key_file: Annotated[str, SECRET] = ""
     nats_people_signing_key_file: Annotated[str, SECRET] = ""
