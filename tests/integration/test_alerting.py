@@ -5,18 +5,26 @@ The rules are deploy/prometheus/rules' own (expr, labels, annotations; ``for:`` 
 second), Alertmanager's routes are deploy/alertmanager/alertmanager.yml's (timings cut to a
 second), and the scrape target is a local ``/metrics`` the test sets: an account halted
 (critical) and the kill switch engaged (warning), then both cleared. The webhook receiver
-stands where the notifier is in compose and gets Alertmanager's payload, version 4.
+stands where the notifier is in compose and gets Alertmanager's payload, version 4; the
+last test puts the real notifier there, which delivers to the operators' channel.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from tests.support.alerting import Alerting, MetricsTarget, real_rule
+from tests.support.metrics import free_port
+from tests.support.webhooks import WebhookReceiver
 from tradebus.cli.prom import LocalPrometheus
+from tradebus.notifier import bootstrap
+from tradebus.notifier.settings import NotifierSettings
 
 FIRING = """\
 # TYPE tradebus_execution_account_halted gauge
@@ -99,3 +107,51 @@ def test_a_finished_service_is_no_longer_scraped_so_service_down_ends(tmp_path: 
     finally:
         prometheus.stop()
         execution.close()
+
+
+async def test_a_firing_rule_reaches_the_operators_channel_through_the_notifier(
+    alerting: Alerting, nats_url: str, tmp_path: Path
+) -> None:
+    """The whole chain of compose: a real rule fires in Prometheus, Alertmanager routes it
+    to the notifier's ``/v1/alertmanager``, and the notifier delivers it through Apprise
+    to the operators' channel (a local webhook), and nowhere else."""
+    channels = await WebhookReceiver().start()
+    notifications = tmp_path / "notifications.yaml"
+    notifications.write_text(
+        yaml.safe_dump(
+            {
+                "operators": [channels.url("/ops")],
+                "users": {"alice": {"channels": [channels.url("/alice")]}},
+            }
+        )
+    )
+    settings = NotifierSettings(
+        nats_url=nats_url,
+        notifications_file=str(notifications),
+        http_port=free_port(),
+        metrics_port=free_port(),
+        batch_seconds=0.2,
+    )
+    stop = asyncio.Event()
+    notifier = asyncio.create_task(bootstrap.run(settings, stop))
+    try:
+        alerting.target.set(FIRING)
+        await asyncio.to_thread(
+            alerting.start,
+            ["TradebusAccountHalted"],
+            webhook_url=f"http://127.0.0.1:{settings.http_port}/v1/alertmanager",
+        )
+        (message,) = await channels.wait_for("/ops", timeout=30)
+        assert message["title"] == "[FIRING:1] critical TradebusAccountHalted"
+        assert "Account alice-binance halted: invalid api key" in message["message"]
+        assert message["type"] == "failure"
+
+        alerting.target.set(CLEARED)
+        _, resolved = await channels.wait_for("/ops", 2, timeout=30)
+        assert resolved["title"].startswith("[RESOLVED")
+        assert "TradebusAccountHalted" in resolved["title"]
+        assert channels.messages("/alice") == []
+    finally:
+        stop.set()
+        assert await notifier == 0
+        await channels.stop()

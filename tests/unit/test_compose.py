@@ -62,7 +62,7 @@ SETTINGS: dict[str, Any] = {
     "notifier": NotifierSettings,
 }
 TRADEBUS = ("marketdata", "marketdata-backpack", "strategy", "execution", "reconciler")
-SCRAPED = (*TRADEBUS, "gateway")
+SCRAPED = (*TRADEBUS, "gateway", "notifier")
 """The services Prometheus scrapes (the gateway publishes its HTTP port, the others none)."""
 EXPORTERS = {
     "nats-exporter": r"(?:^|\s)-port[= ](\d+)(?:\s|$)",

@@ -28,6 +28,7 @@ ROW_OF = {
     "ExecutionSettings": "execution",
     "ReconcilerSettings": "reconciler",
     "GatewaySettings": "gateway",
+    "NotifierSettings": "notifier",
     "BotsApplySettings": "bots-apply (one-shot)",
     "MigrateSettings": "migrate (one-shot)",
     "NatsInitSettings": "nats-init (one-shot)",
