@@ -248,9 +248,9 @@ class Demo:
             await self.start_prometheus()
 
     async def start_prometheus(self) -> None:
-        """Alertmanager (the routes of deploy/alertmanager; no receiver reachable, so the
-        alerts stay in it), then Prometheus scraping every service, alerting it; say both
-        URLs.
+        """Alertmanager (the routes of deploy/alertmanager, its receivers posting to the
+        demo's notifier, which delivers to the operators' channels of the notifications
+        file, if any), then Prometheus scraping every service, alerting it; say both URLs.
 
         Raises
         ------
@@ -261,7 +261,7 @@ class Demo:
         self.alertmanager = LocalAlertmanager(root / "alertmanager")
         self.prometheus = LocalPrometheus(root / "prometheus")
         try:
-            am_url = await asyncio.to_thread(self.alertmanager.start)
+            am_url = await asyncio.to_thread(self.alertmanager.start, self.notifier_url or None)
             url = await asyncio.to_thread(
                 self.prometheus.start,
                 self.running_targets(),
