@@ -49,7 +49,13 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from tradebus.common.config import ConfigError, load_yaml
+from tradebus.common.configfile import (
+    FileErrors,
+    Problem,
+    convert_fields,
+    read_doc,
+    unknown,
+)
 from tradebus.common.markets import MarketCatalog
 from tradebus.strategies.catalog import StrategyCatalog, strategy_catalog
 from tradebus.strategies.registry import (
@@ -244,22 +250,16 @@ def _make_spec(
         "params": normalize_params(params),
         **values,
     }
-    ok = True
-    for field in msgspec.structs.fields(BotSpec):  # one by one, so every bad field shows
-        if field.name not in data:
-            if field.required:
-                problems.append(_required(bot_id, field.name, group))
-                ok = False
-            continue
-        try:
-            msgspec.convert(data[field.name], field.type, strict=False)
-        except msgspec.ValidationError as exc:
-            where_set = prov.get(field.name) or f"bot {bot_id}: {field.name}"
-            problems.append(f"{where_set}: {str(exc).split(' - at')[0]}")
-            ok = False
-    if not ok:
-        return None, prov
-    return msgspec.convert(data, BotSpec, strict=False), prov
+    spec, found = convert_fields(data, BotSpec, "", strict=False)  # every bad field shows
+    for path, message, _ in found:
+        field = path.split(".", 1)[0].split("[", 1)[0]
+        if message == "required" and path == field:
+            problems.append(_required(bot_id, field, group))
+        elif prov.get(field):
+            problems.append(f"{prov[field]}{path[len(field) :]}: {message}")
+        else:
+            problems.append(f"bot {bot_id}: {path}: {message}")
+    return spec, prov
 
 
 def load_specs(
@@ -271,17 +271,49 @@ def load_specs(
 
     Raises
     ------
-    ConfigError
-        If the file cannot be read or parsed, or listing every invalid field
-        as ``<yaml path>: <message>``, all at once.
+    FileErrors
+        (a :class:`ConfigError`) listing every error of the file at once, one line
+        each: ``<file>:<line>: <yaml path>: <message>`` (:mod:`tradebus.common.configfile`);
+        also for an unreadable or empty file and a YAML syntax error.
     """
-    raw = load_yaml(path, dict)
-    if "bots" in raw:
-        specs = load_yaml(path, SpecList).bots
-        provenance: list[dict[str, str]] = [{} for _ in specs]
-        problems: list[str] = []
+    doc = read_doc(path, "bot")
+    found, specs = bot_problems(doc.data, catalog, strategies)
+    if found:
+        raise FileErrors(doc, "bot", found)
+    return specs
+
+
+def bot_problems(
+    data: dict[str, Any], catalog: MarketCatalog, strategies: StrategyCatalog | None = None
+) -> tuple[list[Problem], list[BotSpec]]:
+    """Every error of a bot file's YAML mapping ``data`` as ``(yaml path, message)``
+    (a bot's missing field, which no line of the file sets, as ``bot <id>: ...``), and
+    its specs (every bot when there is no error). A value of the wrong type is reported
+    once: the range and cross-field checks of the rest run all the same."""
+    specs: list[BotSpec] = []
+    provenance: list[dict[str, str]] = []
+    problems: list[str] = []
+    converted: list[Problem] = []
+    if "bots" in data:
+        converted += [Problem(k, unknown(k, ["bots"])) for k in data if k != "bots"]
+        items = data["bots"] if isinstance(data["bots"], list) else []
+        if not isinstance(data["bots"], list):
+            converted.append(Problem("bots", "expected a list of bots"))
+        for i, item in enumerate(items):
+            where = f"bots[{i}]"
+            if not isinstance(item, dict):
+                converted.append(Problem(where, "expected a mapping of bot fields"))
+                continue
+            spec, found = convert_fields(item, BotSpec, where, strict=False)
+            converted += found
+            if spec is not None:
+                specs.append(spec)
+                provenance.append({})
     else:
-        specs, provenance, problems = resolve(load_yaml(path, LayeredFile), strategies)
+        layered, found = convert_fields(data, LayeredFile, "", strict=False)
+        converted += found
+        if layered is not None:
+            specs, provenance, problems = resolve(layered, strategies)
     for i, field, message in validate_specs(specs, catalog, strategies):
         where = _where(specs[i], provenance[i], i, field)
         if where is None and message == "required":  # no layer set it
@@ -291,10 +323,14 @@ def load_specs(
             problems.append(f"bot {specs[i].id}: {field}: {message}")
         else:
             problems.append(f"{where}: {message}")
-    if problems:
-        unique = list(dict.fromkeys(problems))
-        raise ConfigError(f"{path}: invalid bot file:\n  " + "\n  ".join(unique))
-    return specs
+    out = list(converted)
+    for text in problems:
+        at, _, message = text.partition(": ")
+        if at.startswith("bot "):  # "bot <id>: <field>: <message>": not a path of the file
+            out.append(Problem("", text))
+        else:
+            out.append(Problem(at, message))
+    return list(dict.fromkeys(out)), specs
 
 
 def _where(spec: BotSpec, provenance: dict[str, str], i: int, field: str) -> str | None:

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from tradebus.common.configfile import below, convert_fields
 from tradebus.common.ids import AccountId, BotId, UserId
 from tradebus.common.markets import MarketCatalog
 from tradebus.common.subjects import MANUAL_SOURCE, TOKEN_PATTERN
@@ -90,38 +91,42 @@ def typed_params(
 
     Returns ``(params or None, problems)`` where each problem is
     ``(field path, message)`` and field paths are relative to ``params``
-    (empty when the strategy's own ``problems()`` raised: the message says so).
-    Every field is converted on its own, so all type errors show at once.
+    (``adds[1].spread_pct``; empty when the strategy's own ``problems()`` raised:
+    the message says so). Every field is converted on its own, nested ones
+    included (:func:`tradebus.common.configfile.convert_fields`), so all type
+    errors show at once, and the strategy's range checks run on the fields that
+    converted, so they show in the same pass. ``params`` is None unless every
+    value converted.
 
     Raises
     ------
     KeyError
         If ``strategy`` is not in the catalogue.
     """
+    typed, complete, problems = _checked_params(strategy, params, strategies)
+    return (typed if complete else None), problems
+
+
+def _checked_params(
+    strategy: str, params: dict[str, Any], strategies: StrategyCatalog | None
+) -> tuple[Any, bool, list[tuple[str, str]]]:
+    """:func:`typed_params`, and the struct even when some values did not convert (each
+    at its default: ``complete`` is False), for the checks that need only the rest."""
     kind = (strategies or strategy_catalog()).kinds[strategy]
-    problems: list[tuple[str, str]] = []
-    fields = {f.name: f for f in msgspec.structs.fields(kind.params)}
-    for name in params:
-        if name not in fields:
-            problems.append((name, f"unknown parameter of {strategy}"))
-    for name, field in fields.items():
-        if name not in params:
-            if field.required:
-                problems.append((name, "required"))
-            continue
-        try:
-            msgspec.convert(params[name], field.type, strict=False)
-        except msgspec.ValidationError as exc:
-            where = str(exc).rsplit(" - at `$", 1)
-            suffix = where[1].rstrip("`") if len(where) == 2 else ""
-            problems.append((f"{name}{suffix}", where[0]))
-    if problems:
-        return None, problems
-    try:
-        typed = msgspec.convert(params, kind.params, strict=False)
-        return typed, list(typed.problems())
+    fields = {f.encode_name for f in msgspec.structs.fields(kind.params)}
+    problems = [(name, f"unknown parameter of {strategy}") for name in params if name not in fields]
+    known = {k: v for k, v in params.items() if k in fields}
+    typed, found = convert_fields(known, kind.params, "", strict=False)
+    problems += [(path, message) for path, message, _ in found]
+    if typed is None:
+        return None, False, problems
+    try:  # on the values that converted (a bad one at its default), so ranges show too
+        checks = list(typed.problems())
     except Exception as exc:  # a plug-in's validation code: a problem of the spec, not a crash
-        return None, [("", f"{strategy}: checking the parameters raised {exc!r}")]
+        return None, False, [*problems, ("", f"{strategy}: checking the parameters raised {exc!r}")]
+    bad = [p.path for p in found]
+    problems += [(f, m) for f, m in checks if not below(f, bad)]
+    return typed, not found and len(known) == len(params), problems
 
 
 def spec_problems(
@@ -158,9 +163,9 @@ def spec_problems(
     kind = strategies.get(spec.strategy)
     if kind is None:
         return [*problems, ("strategy", strategies.unknown(spec.strategy))]
-    params, param_problems = typed_params(spec.strategy, spec.params, strategies)
+    params, _, param_problems = _checked_params(spec.strategy, spec.params, strategies)
     problems += [(f"params.{f}" if f else "params", m) for f, m in param_problems]
-    if params is None:
+    if params is None:  # a required parameter is missing or bad: its markets are unknown
         return problems
     try:
         symbols = kind.symbols(spec, params)
