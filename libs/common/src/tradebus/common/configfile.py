@@ -159,6 +159,9 @@ def read_doc(path: str | Path, kind: str) -> YamlDoc:
 def _syntax(exc: yaml.YAMLError) -> Problem:
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     context = getattr(exc, "context", None)
+    started = getattr(exc, "context_mark", None)
+    if context and started is not None:
+        context = f"{context} that starts at line {started.line + 1}"
     text = f"YAML syntax error: {problem}" + (f" ({context})" if context else "")
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     return Problem("", text, mark.line + 1 if mark is not None else None)
@@ -325,3 +328,53 @@ def below(path: str, bad: Iterable[str]) -> bool:
     """True if ``path`` is one of ``bad`` or lies under one (to drop a range check's
     problem about a field whose value was already reported as of the wrong type)."""
     return any(path == b or path.startswith((f"{b}.", f"{b}[")) for b in bad)
+
+
+# ---------------------------------------------------------------- JSON Schema
+
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+DECIMAL_PATTERN = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
+"""A decimal number written as text (``"0.5"``, ``"1e-3"``): what msgspec reads as a Decimal."""
+INTEGER_PATTERN = r"^\s*[-+]?\d+\s*$"
+_BOOLEAN_TEXT = ["true", "false", "True", "False", "TRUE", "FALSE", "1", "0"]
+
+
+def file_schema(
+    root: dict[str, Any], defs: dict[str, Any], title: str, strict: bool = True
+) -> dict[str, Any]:
+    """A JSON Schema (draft 2020-12) of a YAML file, from msgspec's schema of its structs
+    (``msgspec.json.schema_components`` with ``ref_template="#/$defs/{name}"``).
+
+    ``root`` is the schema of the file's top mapping, ``defs`` its components. msgspec
+    writes a Decimal as a string of format ``decimal``; the loader also takes a YAML
+    number, so such a value is "a decimal string (:data:`DECIMAL_PATTERN`) or a number".
+    ``strict=False`` (the bot file, converted with ``msgspec.convert(strict=False)``)
+    also lets integers, numbers and booleans be written as text, as the loader does.
+    """
+    schema = {"$schema": JSON_SCHEMA_DIALECT, "title": title, **root, "$defs": defs}
+    out = _yaml_values(schema, strict)
+    assert isinstance(out, dict)
+    return out
+
+
+def _yaml_values(node: Any, strict: bool) -> Any:
+    if isinstance(node, list):
+        return [_yaml_values(item, strict) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: _yaml_values(v, strict) for k, v in node.items()}
+    kind = node.get("type")
+    keep = {k: v for k, v in node.items() if k in ("default", "description", "title")}
+    rest = {k: v for k, v in node.items() if k not in keep}
+    text_decimal = {"type": "string", "pattern": DECIMAL_PATTERN}
+    if kind == "string" and node.get("format") == "decimal":
+        return {"anyOf": [text_decimal, {"type": "number"}], **keep}
+    if strict:
+        return node
+    if kind == "integer":
+        return {"anyOf": [rest, {"type": "string", "pattern": INTEGER_PATTERN}], **keep}
+    if kind == "number":
+        return {"anyOf": [rest, text_decimal], **keep}
+    if kind == "boolean":
+        return {"anyOf": [rest, {"enum": _BOOLEAN_TEXT}], **keep}
+    return node

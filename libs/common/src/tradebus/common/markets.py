@@ -19,7 +19,15 @@ from typing import Any, Literal
 
 import msgspec
 
-from tradebus.common.configfile import FileErrors, Problem, convert_fields, join, read_doc, unknown
+from tradebus.common.configfile import (
+    FileErrors,
+    Problem,
+    convert_fields,
+    file_schema,
+    join,
+    read_doc,
+    unknown,
+)
 from tradebus.common.subjects import TOKEN_PATTERN
 
 MarketKind = Literal["spot", "perpetual"]
@@ -166,6 +174,12 @@ class MarketCatalog:
                     self._markets[(venue, market.symbol)] = market
                     changed.append((venue, market))
         return changed
+
+
+def markets_file_schema() -> dict[str, Any]:
+    """The JSON Schema of the markets file (``tradebus config schema markets``)."""
+    (root,), defs = msgspec.json.schema_components([MarketsFile], ref_template="#/$defs/{name}")
+    return file_schema(root, defs, "tradebus markets file")
 
 
 def default_markets_path() -> Path:

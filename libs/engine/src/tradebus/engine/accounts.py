@@ -75,7 +75,14 @@ from typing import Any, Literal
 
 import msgspec
 
-from tradebus.common.configfile import FileErrors, Problem, below, convert_fields, read_doc
+from tradebus.common.configfile import (
+    FileErrors,
+    Problem,
+    below,
+    convert_fields,
+    file_schema,
+    read_doc,
+)
 from tradebus.common.ids import AccountId, UserId
 from tradebus.common.markets import Market, MarketKind
 from tradebus.common.messages import ReconMode
@@ -392,6 +399,14 @@ def account_problems(
         if not below(at, bad):
             problems.append(Problem(at, message))
     return problems, specs
+
+
+def accounts_file_schema() -> dict[str, Any]:
+    """The JSON Schema of the accounts file (``tradebus config schema accounts``; README
+    "Configuration files"): its types and fields, not the cross-field checks of
+    :func:`load_accounts`."""
+    (root,), defs = msgspec.json.schema_components([AccountsFile], ref_template="#/$defs/{name}")
+    return file_schema(root, defs, "tradebus accounts file")
 
 
 def credential_problems(

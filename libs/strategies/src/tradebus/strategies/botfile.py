@@ -53,6 +53,7 @@ from tradebus.common.configfile import (
     FileErrors,
     Problem,
     convert_fields,
+    file_schema,
     read_doc,
     unknown,
 )
@@ -81,6 +82,7 @@ GROUP_ONLY_FIELDS = {"strategy"}
 GROUP_LEVEL_FIELDS = {"total_capital"}
 """Bot fields only a strategy group sets (``strategies.<group>``), for all its bots."""
 USER_FIELDS = {"user", "account", "venue", "enabled", "execute_trades", "strategies"}
+"""Keys of a user block (``users[i]``)."""
 
 
 class LayeredFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -346,3 +348,83 @@ def _where(spec: BotSpec, provenance: dict[str, str], i: int, field: str) -> str
         if key and field.startswith(key) and field[len(key) : len(key) + 1] in (".", "["):
             return provenance[key] + field[len(key) :]
     return None
+
+
+USER_ENTRY_FIELDS = ("account", "venue", "enabled", "execute_trades")
+"""A user block's bot fields (``users[i].<field>``), for all of the user's bots."""
+
+
+def bot_file_schema(strategies: StrategyCatalog | None = None) -> dict[str, Any]:
+    """The JSON Schema of the bot file (``tradebus config schema bots``; README
+    "Configuration files"), for the strategies installed (``strategies``; plug-ins
+    included): a group naming its ``strategy`` takes that strategy's parameters, every
+    other layer the parameters of any strategy. Types and fields only: what is required
+    of a bot once its layers merge, markets, ids and ranges are :func:`load_specs`'s.
+    """
+    strategies = strategies or strategy_catalog()
+    names = sorted(strategies.names())
+    kinds = [strategies.kinds[n] for n in names]
+    ref = "#/$defs/{name}"
+    (spec_root, *params_roots), defs = msgspec.json.schema_components(
+        [BotSpec, *(k.params for k in kinds)], ref_template=ref
+    )
+    spec_props = defs[spec_root["$ref"].rsplit("/", 1)[1]]["properties"]
+    bot_props = {f: spec_props[f] for f in sorted(SPEC_FIELDS - GROUP_LEVEL_FIELDS - {"name"})}
+    bot_props["name"] = {"type": "string", "description": "the bot's id is <user>-<group>-<name>"}
+    params_of: dict[str, dict[str, Any]] = {}
+    for name, root in zip(names, params_roots, strict=True):
+        params_of[name] = dict(defs[root["$ref"].rsplit("/", 1)[1]]["properties"])
+    every: dict[str, Any] = {}
+    for props in params_of.values():
+        for key, schema in props.items():
+            if key in every and every[key] != schema:
+                every[key] = {"anyOf": [*every[key].get("anyOf", [every[key]]), schema]}
+            else:
+                every.setdefault(key, schema)
+
+    def layer(props: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "object", "properties": props, "additionalProperties": False}
+
+    group_extra = {"total_capital": spec_props["total_capital"]}
+    defs["AnyBotLayer"] = layer({**bot_props, **every})
+    defs["AnyGroup"] = layer({**bot_props, **group_extra, **every})
+    kind_enum = {"enum": names, "description": "the strategy (default: the group's name)"}
+    cases: list[dict[str, Any]] = [
+        {"if": {"not": {"required": ["strategy"]}}, "then": {"$ref": "#/$defs/AnyGroup"}}
+    ]
+    for name in names:
+        defs[f"Group_{name}"] = layer(
+            {"strategy": kind_enum, **bot_props, **group_extra, **params_of[name]}
+        )
+        cases.append(
+            {
+                "if": {"properties": {"strategy": {"const": name}}, "required": ["strategy"]},
+                "then": {"$ref": f"#/$defs/Group_{name}"},
+            }
+        )
+    defs["Group"] = {"type": "object", "properties": {"strategy": kind_enum}, "allOf": cases}
+    entry = {"$ref": "#/$defs/AnyBotLayer"}
+    user_props: dict[str, Any] = {
+        "user": {"type": "string"},
+        **{f: spec_props[f] for f in USER_ENTRY_FIELDS},
+        "strategies": {
+            "type": "object",
+            "description": "group -> this user's bot: {}, its settings, or a list of bots",
+            "additionalProperties": {
+                "anyOf": [{"type": "null"}, entry, {"type": "array", "items": entry}]
+            },
+        },
+    }
+    defs["User"] = {**layer(user_props), "required": ["user"]}
+    root = {
+        "type": "object",
+        "description": "defaults -> strategies -> users (a layered file), or a bots: list",
+        "properties": {
+            "defaults": {"$ref": "#/$defs/AnyBotLayer"},
+            "strategies": {"type": "object", "additionalProperties": {"$ref": "#/$defs/Group"}},
+            "users": {"type": "array", "items": {"$ref": "#/$defs/User"}},
+            "bots": {"type": "array", "items": spec_root},
+        },
+        "additionalProperties": False,
+    }
+    return file_schema(root, defs, "tradebus bot file", strict=False)
