@@ -414,7 +414,8 @@ def test_spread_parameters_map_to_their_yaml_paths(tmp_path: Path) -> None:
     text = yaml_with().replace("spread: {}", 'spread: {symbol_b: DOGEUSDT, leg_quote: "abc"}')
     assert problems(tmp_path, text) == [
         "users[0].strategies.spread.leg_quote: Invalid decimal string (value 'abc')",
-    ]  # a required parameter that does not convert: no struct to ask for the markets
+        "users[0].strategies.spread.symbol_b: no market binance:DOGEUSDT in the markets file",
+    ]  # a required parameter that does not convert stops no other check
     text = yaml_with().replace(
         "spread: {}",
         'spread: {symbol_b: DOGEUSDT, take_profit: {mode: reversion, exit_spread_pct: "1"}}',

@@ -114,10 +114,10 @@ def check(paths: list[Path], kind: str | None, markets: Path | None) -> tuple[in
             if what == "accounts":
                 live = _live_venues() if _has_live(_read(path)) else None
                 accounts = load_accounts(path, live)
-                lines.append(f"{path}: ok (accounts file, {len(accounts)} accounts)")
+                lines.append(f"{path}: ok (accounts file, {_count(len(accounts), 'account')})")
             elif what == "markets":
                 n = len(MarketCatalog.load(path).all_markets())
-                lines.append(f"{path}: ok (markets file, {n} markets)")
+                lines.append(f"{path}: ok (markets file, {_count(n, 'market')})")
             elif what == "bots":
                 if catalog is None:
                     try:
@@ -128,7 +128,7 @@ def check(paths: list[Path], kind: str | None, markets: Path | None) -> tuple[in
                         lines.append(f"{path}: not checked: invalid markets file {exc.file}")
                         continue
                 specs = load_specs(path, catalog)
-                lines.append(f"{path}: ok (bot file, {len(specs)} bots)")
+                lines.append(f"{path}: ok (bot file, {_count(len(specs), 'bot')})")
             else:
                 failed = True
                 read_doc(path, "config")  # unreadable, empty, not YAML: says so, at its line
@@ -143,6 +143,10 @@ def check(paths: list[Path], kind: str | None, markets: Path | None) -> tuple[in
             failed = True
             lines.append(f"{path}: {exc}")
     return (1 if failed else 0), lines
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
 
 
 def _live_venues() -> list[str] | None:

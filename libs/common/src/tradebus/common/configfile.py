@@ -30,8 +30,9 @@ import types
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, NamedTuple, TypeVar, get_args, get_origin
+from typing import Annotated, Any, Literal, NamedTuple, TypeVar, get_args, get_origin
 
 import msgspec
 import yaml
@@ -275,7 +276,11 @@ def _show(value: Any) -> str:
 
 
 def convert_fields(
-    data: dict[str, Any], type_: type[T], path: str = "", strict: bool = True
+    data: dict[str, Any],
+    type_: type[T],
+    path: str = "",
+    strict: bool = True,
+    placeholders: bool = False,
 ) -> tuple[T | None, list[Problem]]:
     """Convert the mapping ``data`` to the struct ``type_``, checking every field.
 
@@ -283,7 +288,9 @@ def convert_fields(
     missing required field and bad value, each at its path under ``path``. ``obj``
     is the struct with each bad field at its default, so that range and cross-field
     checks can still run on the rest (the caller drops what they say about a field
-    already reported); None when a required field is missing or bad.
+    already reported: :func:`says_nothing_new`); None when a required field is missing
+    or bad, unless ``placeholders``: then such a field of a plain type holds a
+    placeholder (:func:`placeholder`: only for running the other fields' checks).
     """
     problems: list[Problem] = []
     fields = msgspec.structs.fields(type_)
@@ -299,20 +306,67 @@ def convert_fields(
         if f.encode_name not in data:
             if f.required:
                 problems.append(Problem(where, "required"))
-                complete = False
+                complete = _stand_in(f, values) if placeholders else False
             continue
         ok, converted, found = convert_value(data[f.encode_name], f.type, where, strict)
         problems += found
         if ok:
             values[f.name] = converted
         elif f.required:
-            complete = False
+            complete = _stand_in(f, values) if placeholders else False
     if not complete:
         return None, problems
     try:
         return type_(**values), problems
     except (TypeError, ValueError) as exc:  # a struct's own __post_init__
         return None, [*problems, Problem(path, str(exc))]
+
+
+_PLACEHOLDERS: dict[Any, Any] = {
+    Decimal: Decimal(1),
+    int: 1,
+    float: 1.0,
+    str: "x",
+    bool: False,
+}
+
+
+def placeholder(type_: Any) -> tuple[bool, Any]:
+    """A value of ``type_`` that stands for a missing or bad one, to run the checks of the
+    other fields: ``(True, value)``, or ``(False, None)`` for a type without one (a
+    struct). Never shown: what checks say about it is dropped."""
+    tp = _strip(type_)
+    tp = _strip(_optional(tp) or tp)
+    if tp in _PLACEHOLDERS:
+        return True, _PLACEHOLDERS[tp]
+    origin = get_origin(tp)
+    if origin is Literal:
+        return True, get_args(tp)[0]
+    if origin in (list, dict):
+        return True, origin()
+    return False, None
+
+
+def _stand_in(f: msgspec.structs.FieldInfo, values: dict[str, Any]) -> bool:
+    ok, value = placeholder(f.type)
+    if ok:
+        values[f.name] = value
+    return ok
+
+
+def says_nothing_new(path: str, message: str, bad: Iterable[str]) -> bool:
+    """True if a check's problem ``(path, message)`` is about a field already reported
+    as missing or of the wrong type (paths ``bad``): at or under it, or naming it (a
+    cross-field check such as ``must be < entry_spread_pct``), as its value there is a
+    default or a :func:`placeholder`."""
+    for b in bad:
+        if below(path, [b]):
+            return True
+        name = _LAST_PART.search(b)
+        word = (name.group(0).lstrip(".") if name else b).strip()
+        if word and not word.startswith("[") and re.search(rf"\b{re.escape(word)}\b", message):
+            return True
+    return False
 
 
 def unknown(key: object, known: Iterable[str]) -> str:

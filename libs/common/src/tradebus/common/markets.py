@@ -26,6 +26,7 @@ from tradebus.common.configfile import (
     file_schema,
     join,
     read_doc,
+    says_nothing_new,
     unknown,
 )
 from tradebus.common.subjects import TOKEN_PATTERN
@@ -71,8 +72,8 @@ class MarketsFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
 def market_problems(data: dict[str, Any]) -> tuple[list[Problem], dict[str, list[Market]]]:
     """Every error of a markets file's YAML mapping ``data`` (paths
-    ``venues.<venue>[i].<field>``), and its markets by venue (every one when there is no
-    error)."""
+    ``venues.<venue>[i].<field>``), and its markets by venue (meaningful only when there
+    is no error)."""
     problems = [Problem(k, unknown(k, ["venues"])) for k in data if k != "venues"]
     raw = data.get("venues")
     if not isinstance(raw, dict):
@@ -92,19 +93,20 @@ def market_problems(data: dict[str, Any]) -> tuple[list[Problem], dict[str, list
             if not isinstance(item, dict):
                 problems.append(Problem(at, "expected a mapping of market fields"))
                 continue
-            market, found = convert_fields(item, Market, at)
+            market, found = convert_fields(item, Market, at, placeholders=True)
             problems += found
             if market is None:
                 continue
             venues[str(venue)].append(market)
+            checks = []
             if not TOKEN_PATTERN.match(market.symbol):
-                problems.append(Problem(f"{at}.symbol", f"invalid symbol {market.symbol!r}"))
+                checks.append(Problem(f"{at}.symbol", f"invalid symbol {market.symbol!r}"))
             for field in ("tick_size", "step_size"):
                 value = getattr(market, field)
-                if f"{at}.{field}" in {p.path for p in found}:
-                    continue
                 if not (value.is_finite() and value > 0):
-                    problems.append(Problem(f"{at}.{field}", f"must be > 0 (got {value})"))
+                    checks.append(Problem(f"{at}.{field}", f"must be > 0 (got {value})"))
+            bad = [p.path for p in found]
+            problems += [p for p in checks if not says_nothing_new(p.path, p.message, bad)]
     return problems, venues
 
 

@@ -78,10 +78,10 @@ import msgspec
 from tradebus.common.configfile import (
     FileErrors,
     Problem,
-    below,
     convert_fields,
     file_schema,
     read_doc,
+    says_nothing_new,
 )
 from tradebus.common.ids import AccountId, UserId
 from tradebus.common.markets import Market, MarketKind
@@ -365,7 +365,8 @@ def account_problems(
     data: dict[str, Any], live_venues: Collection[str] | None = None
 ) -> tuple[list[Problem], list[AccountSpec]]:
     """Every error of the accounts file's YAML mapping ``data`` (paths ``accounts[i]...``),
-    and its accounts (every one when there is no error; otherwise those that converted)."""
+    and its accounts (meaningful only when there is no error: a missing or bad value is a
+    default or a placeholder there, to run the other checks)."""
     problems = [
         Problem(key, "unknown field (known: accounts)") for key in data if key != "accounts"
     ]
@@ -381,7 +382,7 @@ def account_problems(
         if not isinstance(item, dict):
             problems.append(Problem(where, f"expected a mapping of account fields, got {item!r}"))
             continue
-        spec, found = convert_fields(item, AccountSpec, where)
+        spec, found = convert_fields(item, AccountSpec, where, placeholders=True)
         problems += found
         bad += [p.path for p in found]
         if spec is not None:
@@ -396,7 +397,7 @@ def account_problems(
     ]
     for text in checks:
         at, _, message = text.partition(": ")
-        if not below(at, bad):
+        if not says_nothing_new(at, message, bad):
             problems.append(Problem(at, message))
     return problems, specs
 
