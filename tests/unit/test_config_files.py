@@ -117,8 +117,8 @@ def test_a_markets_file_reports_every_error_at_once(tmp_path: Path) -> None:
     assert errors(exc) == [
         f"{path}:3: venues.binance[0].tick_size: must be > 0 (got 0)",
         f"{path}:4: venues.binance[1].tick_size: Invalid decimal string (value 'abc')",
-        f"{path}:5: venues.binance[2].symbol: invalid symbol 'A B'",
         f"{path}:5: venues.binance[2].base: required",
+        f"{path}:5: venues.binance[2].symbol: invalid symbol 'A B'",
     ]  # a missing field stops no other check
 
 
