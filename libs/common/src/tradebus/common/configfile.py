@@ -39,7 +39,7 @@ import yaml
 
 from tradebus.common.config import ConfigError
 
-T = TypeVar("T")
+T = TypeVar("T", bound=msgspec.Struct)
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -295,7 +295,8 @@ def convert_fields(
     problems: list[Problem] = []
     fields = msgspec.structs.fields(type_)
     names = {f.encode_name for f in fields}
-    if getattr(type_, "__struct_config__", None) and type_.__struct_config__.forbid_unknown_fields:
+    config = getattr(type_, "__struct_config__", None)
+    if config is not None and config.forbid_unknown_fields:
         problems += [
             Problem(join(path, key), unknown(key, names)) for key in data if key not in names
         ]

@@ -302,11 +302,11 @@ def bot_problems(
         if not isinstance(data["bots"], list):
             converted.append(Problem("bots", "expected a list of bots"))
         for i, item in enumerate(items):
-            where = f"bots[{i}]"
+            at = f"bots[{i}]"
             if not isinstance(item, dict):
-                converted.append(Problem(where, "expected a mapping of bot fields"))
+                converted.append(Problem(at, "expected a mapping of bot fields"))
                 continue
-            spec, found = convert_fields(item, BotSpec, where, strict=False)
+            spec, found = convert_fields(item, BotSpec, at, strict=False)
             converted += found
             if spec is not None:
                 specs.append(spec)
