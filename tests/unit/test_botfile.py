@@ -439,7 +439,8 @@ def test_missing_values_say_where_to_set_them(tmp_path: Path) -> None:
     assert problems(tmp_path, text) == [
         f"bot alice-ladder: account: required {where.format('ladder')}",
         f"bot alice-spread: account: required {where.format('spread')}",
-    ]
+        f"bot alice-ladder: take_profit_pct: required {where.format('ladder')}",
+    ]  # a missing bot field hides none of the bot's other errors
     text = yaml_with().replace('take_profit_pct: "0.5"', "").replace("symbol: BTCUSDT, ", "")
     assert problems(tmp_path, text) == [
         f"bot alice-ladder: take_profit_pct: required {where.format('ladder')}",

@@ -288,3 +288,18 @@ def test_the_schemas_flag_what_an_editor_should_underline() -> None:
     bad_accounts = yaml.safe_load(ACCOUNTS_THREE_KINDS)
     found = {e.json_path for e in _validator(accounts).iter_errors(bad_accounts)}
     assert found == {"$.accounts[0].leverage", "$.accounts[0].risk", "$.accounts[1]"}
+
+
+def test_a_bot_missing_a_field_still_has_its_other_errors_reported(tmp_path: Path) -> None:
+    text = BOTS_THREE_KINDS.replace("    account: alice-paper\n", "").replace(", colour: red", "")
+    path = write(tmp_path, "bots.yaml", text)
+    with pytest.raises(FileErrors) as exc:
+        load_specs(path, CATALOG)
+    assert errors(exc) == [
+        f"{path}:8: strategies.ladder.take_profit_pct: must be > 0",
+        f"{path}:9: strategies.ladder.increment_pct: Invalid decimal string (value 'lots')",
+        f"{path}:13: users[0].strategies.ladder.symbol: no market binance:DOGEUSDT in the"
+        " markets file",
+        f"{path}: bot alice-ladder: account: required (set it in defaults, strategies.ladder"
+        " or the user's entry)",
+    ]

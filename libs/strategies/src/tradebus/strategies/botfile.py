@@ -55,6 +55,7 @@ from tradebus.common.configfile import (
     convert_fields,
     file_schema,
     read_doc,
+    says_nothing_new,
     unknown,
 )
 from tradebus.common.markets import MarketCatalog
@@ -99,6 +100,9 @@ class SpecList(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     bots: list[BotSpec]
 
 
+REPORTED = "<reported>"
+"""The key of a spec's provenance that lists its fields already reported (:func:`resolve`)."""
+
 Layer = dict[str, tuple[Any, str]]
 """key -> (value, YAML path that set it)."""
 
@@ -139,9 +143,12 @@ def resolve(
 
     Returns ``(specs, provenance, problems)``: ``provenance[i]`` maps each
     field of spec ``i`` (``account``, ``params.total_quote``...) to the YAML
-    path that set it; ``problems`` are structural errors found while merging
-    (a strategy that is unknown, or whose plug-in failed to load, at the path
-    that names it). ``strategies``: default the installed ones.
+    path that set it, and :data:`REPORTED` to the spec's fields already reported
+    as missing or of the wrong type (comma-separated; a default or a stand-in holds
+    their place, so that the spec's other checks still run); ``problems`` are
+    structural errors found while merging (a strategy that is unknown, or whose
+    plug-in failed to load, at the path that names it) and bot fields of the wrong
+    type. ``strategies``: default the installed ones.
     """
     strategies = strategies or strategy_catalog()
     problems: list[str] = []
@@ -252,8 +259,9 @@ def _make_spec(
         "params": normalize_params(params),
         **values,
     }
-    spec, found = convert_fields(data, BotSpec, "", strict=False)  # every bad field shows
-    for path, message, _ in found:
+    spec, found = convert_fields(data, BotSpec, "", strict=False, placeholders=True)
+    prov[REPORTED] = ",".join(p.path for p in found)
+    for path, message, _ in found:  # every bad field shows
         field = path.split(".", 1)[0].split("[", 1)[0]
         if message == "required" and path == field:
             problems.append(_required(bot_id, field, group))
@@ -317,6 +325,8 @@ def bot_problems(
         if layered is not None:
             specs, provenance, problems = resolve(layered, strategies)
     for i, field, message in validate_specs(specs, catalog, strategies):
+        if says_nothing_new(field, message, _reported(provenance[i])):
+            continue
         where = _where(specs[i], provenance[i], i, field)
         if where is None and message == "required":  # no layer set it
             name = field.removeprefix("params.")
@@ -333,6 +343,10 @@ def bot_problems(
         else:
             out.append(Problem(at, message))
     return list(dict.fromkeys(out)), specs
+
+
+def _reported(provenance: dict[str, str]) -> list[str]:
+    return [f for f in provenance.get(REPORTED, "").split(",") if f]
 
 
 def _where(spec: BotSpec, provenance: dict[str, str], i: int, field: str) -> str | None:
