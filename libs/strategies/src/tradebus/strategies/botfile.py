@@ -34,9 +34,9 @@ id is ``<user>-<group>[-<name>]`` unless it sets ``id``. Bot fields:
 ``total_capital`` (the group's shared capital cap: every bot of the group on one
 account together; :class:`~tradebus.strategies.registry.BotSpec`); every other
 key is a parameter of the strategy. A key of ``defaults`` applies to the bots
-whose strategy has it. Every problem is reported at once, at the path of the
-YAML that set the bad value (``users[2].strategies.volume.single_trade_quote:
-must be > 0``).
+whose strategy has it. Every problem is reported at once, at the line and path of
+the YAML that set the bad value (``bots.yaml:31: users[2].strategies.volume.single_trade_quote:
+must be > 0``; :mod:`tradebus.common.configfile`).
 
 A file with a plain ``bots:`` list of resolved specs (see
 :class:`~tradebus.strategies.registry.BotSpec`) is read as is.
