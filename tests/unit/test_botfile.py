@@ -311,8 +311,8 @@ def test_every_problem_is_reported_at_once_at_its_yaml_path(tmp_path: Path) -> N
             f"strategies.typo.strategy: unknown strategy 'laddr' (known: {KNOWN})",
             "users[0].strategies.nosuch: no strategy group 'nosuch' under strategies",
             "strategies.ladder.total_quote: must be > 0",
-            "bot bob-ladder-eth: order_count: required "
-            "(set it in defaults, strategies.ladder-eth or the user's entry)",
+            "users[1].strategies.ladder-eth.order_count: required (bot bob-ladder-eth: set it "
+            "in the user's entry, strategies.ladder-eth or defaults)",
             "users[1].strategies.ladder.order_count: Expected `int`, got `str` (value 'abc')",
             "strategies.mart.symbol: no market binance:DOGEUSDT in the markets file",
             "users[2].strategies.spread.adds[1].spread_pct: "
@@ -435,19 +435,20 @@ def test_spread_parameters_map_to_their_yaml_paths(tmp_path: Path) -> None:
 
 def test_missing_values_say_where_to_set_them(tmp_path: Path) -> None:
     text = yaml_with().replace('take_profit_pct: "0.5"', "").replace("account: alice-paper", "")
-    where = "(set it in defaults, strategies.{} or the user's entry)"
+    where = "(bot alice-{0}: set it in the user's entry, strategies.{0} or defaults)"
+    at = "users[0].strategies"
     assert problems(tmp_path, text) == [
-        f"bot alice-ladder: account: required {where.format('ladder')}",
-        f"bot alice-spread: account: required {where.format('spread')}",
-        f"bot alice-ladder: take_profit_pct: required {where.format('ladder')}",
-    ]  # a missing bot field hides none of the bot's other errors
+        f"{at}.ladder.account: required {where.format('ladder')}",
+        f"{at}.ladder.take_profit_pct: required {where.format('ladder')}",
+        f"{at}.spread.account: required {where.format('spread')}",
+    ]  # a missing bot field hides none of the bot's other errors; each at the bot's entry
     text = yaml_with().replace('take_profit_pct: "0.5"', "").replace("symbol: BTCUSDT, ", "")
     assert problems(tmp_path, text) == [
-        f"bot alice-ladder: take_profit_pct: required {where.format('ladder')}",
+        f"{at}.ladder.take_profit_pct: required {where.format('ladder')}",
     ]
     text = yaml_with().replace("symbol: BTCUSDT, ", "")
     assert problems(tmp_path, text) == [
-        f"bot alice-ladder: symbol: required {where.format('ladder')}",
+        f"{at}.ladder.symbol: required {where.format('ladder')}",
     ]
 
 

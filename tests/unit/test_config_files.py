@@ -298,8 +298,8 @@ def test_a_bot_missing_a_field_still_has_its_other_errors_reported(tmp_path: Pat
     assert errors(exc) == [
         f"{path}:8: strategies.ladder.take_profit_pct: must be > 0",
         f"{path}:9: strategies.ladder.increment_pct: Invalid decimal string (value 'lots')",
+        f"{path}:13: users[0].strategies.ladder.account: required (bot alice-ladder: set it in"
+        " the user's entry, strategies.ladder or defaults)",
         f"{path}:13: users[0].strategies.ladder.symbol: no market binance:DOGEUSDT in the"
         " markets file",
-        f"{path}: bot alice-ladder: account: required (set it in defaults, strategies.ladder"
-        " or the user's entry)",
     ]

@@ -54,6 +54,7 @@ from tradebus.common.configfile import (
     Problem,
     convert_fields,
     file_schema,
+    join,
     read_doc,
     says_nothing_new,
     unknown,
@@ -100,6 +101,8 @@ class SpecList(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     bots: list[BotSpec]
 
 
+ENTRY = "<entry>"
+"""The key of a spec's provenance that holds the path of the bot's entry in ``users``."""
 REPORTED = "<reported>"
 """The key of a spec's provenance that lists its fields already reported (:func:`resolve`)."""
 
@@ -228,10 +231,11 @@ class _Where(NamedTuple):
     """The user's entry of the bot (``users[i].strategies.<group>[j]``)."""
 
 
-def _required(bot_id: str, field: str, group: str) -> str:
+def _required(entry: str, bot_id: str, field: str, group: str) -> str:
+    """A field no layer set, at its place in the bot's own entry (``entry``)."""
     return (
-        f"bot {bot_id}: {field}: required (set it in defaults, "
-        f"strategies.{group} or the user's entry)"
+        f"{entry}.{field}: required (bot {bot_id}: set it in the user's entry, "
+        f"strategies.{group} or defaults)"
     )
 
 
@@ -261,14 +265,15 @@ def _make_spec(
     }
     spec, found = convert_fields(data, BotSpec, "", strict=False, placeholders=True)
     prov[REPORTED] = ",".join(p.path for p in found)
+    prov[ENTRY] = where.bot
     for path, message, _ in found:  # every bad field shows
         field = path.split(".", 1)[0].split("[", 1)[0]
         if message == "required" and path == field:
-            problems.append(_required(bot_id, field, group))
+            problems.append(_required(where.bot, bot_id, field, group))
         elif prov.get(field):
             problems.append(f"{prov[field]}{path[len(field) :]}: {message}")
         else:
-            problems.append(f"bot {bot_id}: {path}: {message}")
+            problems.append(f"{where.bot}.{path}: {message}")
     return spec, prov
 
 
@@ -297,7 +302,7 @@ def bot_problems(
     data: dict[str, Any], catalog: MarketCatalog, strategies: StrategyCatalog | None = None
 ) -> tuple[list[Problem], list[BotSpec]]:
     """Every error of a bot file's YAML mapping ``data`` as ``(yaml path, message)``
-    (a bot's missing field, which no line of the file sets, as ``bot <id>: ...``), and
+    (a bot's field that no layer sets at its place in the bot's entry of ``users``), and
     its specs (every bot when there is no error). A value of the wrong type is reported
     once: the range and cross-field checks of the rest run all the same."""
     specs: list[BotSpec] = []
@@ -320,7 +325,7 @@ def bot_problems(
                 specs.append(spec)
                 provenance.append({})
     else:
-        layered, found = convert_fields(data, LayeredFile, "", strict=False)
+        layered, found = convert_fields(_empty_as_nothing(data), LayeredFile, "", strict=False)
         converted += found
         if layered is not None:
             specs, provenance, problems = resolve(layered, strategies)
@@ -328,21 +333,34 @@ def bot_problems(
         if says_nothing_new(field, message, _reported(provenance[i])):
             continue
         where = _where(specs[i], provenance[i], i, field)
+        entry = provenance[i].get(ENTRY, f"bots[{i}]")
+        name = field.removeprefix("params.").removeprefix("params")
         if where is None and message == "required":  # no layer set it
-            name = field.removeprefix("params.")
-            problems.append(_required(specs[i].id, name, specs[i].group_name))
+            problems.append(_required(entry, specs[i].id, name, specs[i].group_name))
         elif where is None:
-            problems.append(f"bot {specs[i].id}: {field}: {message}")
+            problems.append(f"{join(entry, name) if name else entry}: {message}")
         else:
             problems.append(f"{where}: {message}")
     out = list(converted)
     for text in problems:
         at, _, message = text.partition(": ")
-        if at.startswith("bot "):  # "bot <id>: <field>: <message>": not a path of the file
-            out.append(Problem("", text))
-        else:
-            out.append(Problem(at, message))
+        out.append(Problem(at, message))
     return list(dict.fromkeys(out)), specs
+
+
+def _empty_as_nothing(data: dict[str, Any]) -> dict[str, Any]:
+    """A layered file's ``defaults:``, ``strategies:``, ``users:`` or group with nothing
+    under it (YAML null) as an empty one, as a user's ``<group>:`` with nothing under it
+    is one bot with the group's settings."""
+    out = {
+        k: v
+        for k, v in data.items()
+        if not (k in ("defaults", "strategies", "users") and v is None)
+    }
+    groups = out.get("strategies")
+    if isinstance(groups, dict):
+        out["strategies"] = {g: {} if v is None else v for g, v in groups.items()}
+    return out
 
 
 def _reported(provenance: dict[str, str]) -> list[str]:
