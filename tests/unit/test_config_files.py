@@ -303,3 +303,23 @@ def test_a_bot_missing_a_field_still_has_its_other_errors_reported(tmp_path: Pat
         f"{path}:13: users[0].strategies.ladder.symbol: no market binance:DOGEUSDT in the"
         " markets file",
     ]
+
+
+def test_a_layer_with_nothing_under_it_is_empty(tmp_path: Path) -> None:
+    text = """\
+    defaults:
+    strategies:
+      ladder:
+    users:
+      - user: alice
+        account: alice-paper
+        strategies: {ladder: }
+    """
+    path = write(tmp_path, "bots.yaml", text)
+    with pytest.raises(FileErrors) as exc:
+        load_specs(path, CATALOG)
+    where = "(bot alice-ladder: set it in the user's entry, strategies.ladder or defaults)"
+    assert errors(exc) == [  # what alice's bot lacks, all of it, at her entry's line
+        f"{path}:7: users[0].strategies.ladder.{field}: required {where}"
+        for field in ("venue", "total_quote", "order_count", "max_drop_pct", "take_profit_pct")
+    ]
