@@ -100,11 +100,12 @@ test-all: install $(PROMETHEUS_TOOLS)  ## every test, slow ones included
 bench: install  ## every benchmark row in one table; prints figures, never fails on them
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
-lint: $(VENV)/.installed $(if $(NODE),web/node_modules/.package-lock.json)  ## ruff (lint and format), mypy (zero errors), import-linter contracts, the web page's types
+lint: $(VENV)/.installed $(if $(NODE),web/node_modules/.package-lock.json)  ## ruff (lint and format), mypy (zero errors), import-linter contracts, the shipped config files, the web page's types
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/tradebus config check deploy/config/*.yaml examples/*/bots.yaml
 	$(if $(NODE),cd web && npm run --silent typecheck,@echo "Node.js not found: the web page's types are not checked")
 
 format: install

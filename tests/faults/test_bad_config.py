@@ -183,6 +183,75 @@ def test_a_bad_setting_stops_the_service_at_start_naming_it(
     nats_url: str,
     tmp_path: Path,
 ) -> None:
+    output = start(service, env, files, nats_url, tmp_path)
+    assert names in output, f"{names!r} not named in: {output[-2000:]}"
+
+
+ACCOUNTS_THREE_ERRORS = """\
+accounts:
+  - id: alice-paper
+    user: alice
+    leverage: lots
+    maker_fee_bps: "-1"
+  - user: bob
+"""
+BOTS_THREE_ERRORS = BOTS_BAD_TOTAL.replace(
+    'take_profit_pct: "0.08"', 'take_profit_pct: "-1"'
+).replace('max_drop_pct: "0.3"', 'max_drop_pct: "0.3"\n    colour: red')
+
+
+@pytest.mark.parametrize(
+    ("service", "env", "name", "text", "expected"),
+    [
+        pytest.param(
+            "execution",
+            {"TRADEBUS_DATABASE_URL": DB, "TRADEBUS_ACCOUNTS_FILE": "@accounts.yaml"},
+            "accounts.yaml",
+            ACCOUNTS_THREE_ERRORS,
+            [
+                ":4: accounts[0].leverage: Invalid decimal string (value 'lots')",
+                ":5: accounts[0].maker_fee_bps: must be >= 0 and < 10000",
+                ":6: accounts[1].id: required",
+            ],
+            id="execution-accounts",
+        ),
+        pytest.param(
+            "strategy",
+            {"TRADEBUS_BOTS_FILE": "@bots.yaml"},
+            "bots.yaml",
+            BOTS_THREE_ERRORS,
+            [
+                ":10: strategies.ladder.colour: unknown parameter of ladder",
+                ":11: strategies.ladder.take_profit_pct: must be > 0",
+                ":16: users[0].strategies.ladder.total_quote: Invalid decimal string (value"
+                " 'lots')",
+            ],
+            id="strategy-bots",
+        ),
+    ],
+)
+def test_a_bad_file_at_start_prints_every_error_one_line_each(
+    service: str,
+    env: dict[str, str],
+    name: str,
+    text: str,
+    expected: list[str],
+    nats_url: str,
+    tmp_path: Path,
+) -> None:
+    output = start(service, env, {name: text}, nats_url, tmp_path)
+    file = tmp_path / name
+    assert f"{file}: invalid " in output and f"file ({len(expected)} errors):" in output
+    found = [line.strip() for line in output.splitlines() if line.strip().startswith(f"{file}:")]
+    assert found == [f"{file}{line}" for line in expected], output
+
+
+def start(
+    service: str, env: dict[str, str], files: dict[str, str], nats_url: str, tmp_path: Path
+) -> str:
+    """Run ``tradebus-<service>`` with ``env`` (``@<name>``: the path of file ``<name>`` of
+    ``files``, written to ``tmp_path``); its output. Fails unless it exits non-zero, within
+    :data:`START_LIMIT_SECONDS`, and without a traceback."""
     paths: dict[str, Path] = {}
     for name, text in files.items():
         paths[name] = tmp_path / name
@@ -207,5 +276,5 @@ def test_a_bad_setting_stops_the_service_at_start_naming_it(
     output = done.stdout + done.stderr
     print(f"\n{service} exit {done.returncode} in {took:.1f}s: {output.strip()[-400:]}")
     assert done.returncode != 0, output
-    assert names in output, f"{names!r} not named in: {output[-2000:]}"
     assert "Traceback" not in output, f"a traceback instead of a message: {output[-3000:]}"
+    return output

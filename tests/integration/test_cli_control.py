@@ -231,7 +231,7 @@ async def test_bots_apply_list_status_and_lifecycle(
         # an invalid file changes nothing: exit 2, the message names the YAML path
         code, out, err = await tradebus(capsys, "bots", "apply", "-f", str(bad), *url)
         assert code == 2 and out == ""
-        assert f"tradebus bots: {bad}: invalid bot file:" in err
+        assert f"tradebus bots: {bad}: invalid bot file (1 error):" in err
         assert "users[1].strategies.btc.total_quote: must be > 0" in err
         code, out, _ = await tradebus(capsys, "bots", "apply", "-f", str(v2), "--json", *url)
         assert json.loads(out)["unchanged"] == ["alice-btc", "bob-vol", "dave-vol"]

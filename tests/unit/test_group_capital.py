@@ -127,9 +127,10 @@ def test_total_capital_is_a_group_setting_of_the_bot_file(tmp_path: Path) -> Non
     with pytest.raises(ConfigError) as bad:
         load_specs(path, CATALOG)
     lines = [line.strip() for line in str(bad.value).splitlines()[1:]]
-    assert lines == [
-        "defaults.total_capital: a strategy group's setting: set it under strategies.<group>",
-        "users[0].strategies.dual.total_capital: a strategy group's setting: set it under"
+    assert lines == [  # in the order of the file's lines, each at its line
+        f"{path}:2: defaults.total_capital: a strategy group's setting: set it under"
         " strategies.<group>",
-        "strategies.dual.total_capital: must be > 0 (got -1)",
+        f"{path}:4: strategies.dual.total_capital: must be > 0 (got -1)",
+        f"{path}:6: users[0].strategies.dual.total_capital: a strategy group's setting: set it"
+        " under strategies.<group>",
     ]

@@ -84,7 +84,13 @@ def test_settings_are_off_by_default_and_validated_by_field_path() -> None:
         ("position_check.action", "must be one of alert, adopt, reduce (got 'sell')"),
     ]
     _, problems = typed_params("ladder", {**LADDER, "position_check": {"every": 1}})
-    assert problems == [("position_check", "Object contains unknown field `every`")]
+    assert problems == [
+        (
+            "position_check.every",
+            "unknown field (known: action, enabled, interval_seconds, on_tick,"
+            " position_difference_threshold)",
+        )
+    ]
 
 
 def test_a_bot_with_the_check_off_is_not_checked() -> None:

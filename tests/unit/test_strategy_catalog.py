@@ -131,7 +131,7 @@ def test_a_bot_of_a_broken_plugin_is_a_problem_at_its_yaml_path(
     with pytest.raises(ConfigError) as err:
         load_specs(path, MARKETS)
     assert str(err.value).splitlines()[1:] == [
-        "  strategies.mine.strategy: strategy plug-in 'raises' (entry point raises = "
+        f"  {path}:3: strategies.mine.strategy: strategy plug-in 'raises' (entry point raises = "
         f"tradebus_raises:KIND {BROKEN}) failed to load: RuntimeError: no API key in the "
         "environment"
     ]

@@ -213,8 +213,8 @@ def _catalog() -> MarketCatalog:
         ),
         (  # a value the original took and tradebus refuses: named in the converted file
             lambda t: t.replace("single_trade_amount_usdt: 20", "single_trade_amount_usdt: 0"),
-            "the converted bot file: invalid bot file:\n  users[2].strategies.koge_volume_boost"
-            ".single_trade_quote: must be > 0",
+            "the converted bot file: invalid bot file (1 error):\n  the converted bot file:40:"
+            " users[2].strategies.koge_volume_boost.single_trade_quote: must be > 0",
         ),
     ],
 )

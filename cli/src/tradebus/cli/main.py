@@ -18,6 +18,10 @@ of a strategy group, ``status`` with the group's volume target and progress (see
 ``tradebus import volume-config FILE [-o OUT]`` converts the original volume bot's
 config file (seed 004) into a bot file (see :mod:`tradebus.cli.importctl`).
 
+``tradebus config check FILE...`` checks bot, accounts and markets files offline and
+prints every error; ``tradebus config schema KIND`` prints a file's JSON Schema (see
+:mod:`tradebus.cli.configctl`).
+
 ``tradebus backtest`` runs a strategy over recorded market data, offline
 (see :mod:`tradebus.cli.backtest`); ``tradebus strategies`` lists the
 strategies installed, users' plug-ins included (:mod:`tradebus.cli.strategies`).
@@ -50,6 +54,7 @@ import msgspec
 from tradebus.cli import (
     backtest,
     botctl,
+    configctl,
     groupctl,
     history,
     importctl,
@@ -325,6 +330,7 @@ def main(argv: list[str] | None = None) -> None:
     _intent_parser(sub)
     groupctl.add_parser(sub, _common)
     importctl.add_parser(sub)
+    configctl.add_parser(sub)
     killctl.add_parser(sub, _common)
     reconctl.add_parser(sub, _common)
     backtest.add_parser(sub)
@@ -354,6 +360,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(botctl.run(killctl.killswitch(args)))
     if args.command == "recon":
         sys.exit(botctl.run(reconctl.recon_run(args)))
+    if args.command == "config":
+        sys.exit(configctl.run(args))
     if args.command == "import":
         sys.exit(importctl.run(args))
     if args.command == "groups":

@@ -13,9 +13,9 @@ Values are text: lists are comma-separated (or JSON), dicts are JSON, the rest
 is converted by msgspec (``"8000" -> 8000``, ``"true" -> True``,
 ``"0.5" -> Decimal("0.5")``).
 
-Domain files (bots, accounts, markets) are YAML decoded straight into typed
-structs by :func:`load_yaml`; errors name the path of the bad field
-(``$.bots[2].params.total_quote``).
+Domain files (bots, accounts, markets) are checked as a whole, every error at
+its line, by :mod:`tradebus.common.configfile`; :func:`load_yaml` decodes a YAML
+file straight into a typed struct (the first error, at its path) for the rest.
 """
 
 from __future__ import annotations

@@ -15,11 +15,20 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
-from tradebus.common.config import ConfigError, load_yaml
+from tradebus.common.configfile import (
+    FileErrors,
+    Problem,
+    convert_fields,
+    file_schema,
+    join,
+    read_doc,
+    says_nothing_new,
+    unknown,
+)
 from tradebus.common.subjects import TOKEN_PATTERN
 
 MarketKind = Literal["spot", "perpetual"]
@@ -61,10 +70,44 @@ class MarketsFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     venues: dict[str, list[Market]]
 
 
-class _RawMarketsFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """The file's shape before each venue's markets are checked (:meth:`MarketCatalog.load`)."""
-
-    venues: dict[str, list[dict[str, object]]]
+def market_problems(data: dict[str, Any]) -> tuple[list[Problem], dict[str, list[Market]]]:
+    """Every error of a markets file's YAML mapping ``data`` (paths
+    ``venues.<venue>[i].<field>``), and its markets by venue (meaningful only when there
+    is no error)."""
+    problems = [Problem(k, unknown(k, ["venues"])) for k in data if k != "venues"]
+    raw = data.get("venues")
+    if not isinstance(raw, dict):
+        what = "required" if raw is None else "expected a mapping of venue -> list of markets"
+        return [*problems, Problem("venues", what)], {}
+    venues: dict[str, list[Market]] = {}
+    for venue, items in raw.items():
+        where = join("venues", venue)
+        if not TOKEN_PATTERN.match(str(venue)):
+            problems.append(Problem(where, f"invalid venue name {venue!r}"))
+        if not isinstance(items, list):
+            problems.append(Problem(where, "expected a list of markets"))
+            continue
+        venues[str(venue)] = []
+        for i, item in enumerate(items):
+            at = join(where, i)
+            if not isinstance(item, dict):
+                problems.append(Problem(at, "expected a mapping of market fields"))
+                continue
+            market, found = convert_fields(item, Market, at, placeholders=True)
+            problems += found
+            if market is None:
+                continue
+            venues[str(venue)].append(market)
+            checks = []
+            if not TOKEN_PATTERN.match(market.symbol):
+                checks.append(Problem(f"{at}.symbol", f"invalid symbol {market.symbol!r}"))
+            for field in ("tick_size", "step_size"):
+                value = getattr(market, field)
+                if not (value.is_finite() and value > 0):
+                    checks.append(Problem(f"{at}.{field}", f"must be > 0 (got {value})"))
+            bad = [p.path for p in found]
+            problems += [p for p in checks if not says_nothing_new(p.path, p.message, bad)]
+    return problems, venues
 
 
 class UnknownMarketError(KeyError):
@@ -86,32 +129,15 @@ class MarketCatalog:
 
         Raises
         ------
-        ConfigError
-            If the file is unreadable or invalid (the path of the bad field is named),
-            or a size is not positive.
+        FileErrors
+            (a :class:`ConfigError`) listing every error of the file at once, each as
+            ``<file>:<line>: <path>: <message>`` (:mod:`tradebus.common.configfile`).
         """
-        raw = load_yaml(path, _RawMarketsFile)
-        venues: dict[str, list[Market]] = {}
-        for venue, items in raw.venues.items():
-            try:  # one venue at a time: msgspec's error path would not name the dict key
-                venues[venue] = msgspec.convert(items, list[Market])
-            except msgspec.ValidationError as exc:
-                msg, at, path_in = str(exc).rpartition(" - at `$")
-                detail = f"$.venues.{venue}{path_in.rstrip('`')}: {msg}" if at else exc
-                raise ConfigError(f"{path}: {detail}") from None
-        parsed = MarketsFile(venues=venues)
-        for venue, markets in parsed.venues.items():
-            if not TOKEN_PATTERN.match(venue):
-                raise ConfigError(f"{path}: $.venues: invalid venue name {venue!r}")
-            for i, m in enumerate(markets):
-                where = f"{path}: $.venues.{venue}[{i}]"
-                if not TOKEN_PATTERN.match(m.symbol):
-                    raise ConfigError(f"{where}.symbol: invalid symbol {m.symbol!r}")
-                for field in ("tick_size", "step_size"):
-                    value = getattr(m, field)
-                    if not (value.is_finite() and value > 0):
-                        raise ConfigError(f"{where}.{field}: must be > 0")
-        return cls(parsed.venues)
+        doc = read_doc(path, "markets")
+        problems, venues = market_problems(doc.data)
+        if problems:
+            raise FileErrors(doc, "markets", problems)
+        return cls(venues)
 
     def get(self, venue: str, symbol: str) -> Market:
         """The market ``symbol`` of ``venue``.
@@ -150,6 +176,12 @@ class MarketCatalog:
                     self._markets[(venue, market.symbol)] = market
                     changed.append((venue, market))
         return changed
+
+
+def markets_file_schema() -> dict[str, Any]:
+    """The JSON Schema of the markets file (``tradebus config schema markets``)."""
+    (root,), defs = msgspec.json.schema_components([MarketsFile], ref_template="#/$defs/{name}")
+    return file_schema(root, defs, "tradebus markets file")
 
 
 def default_markets_path() -> Path:

@@ -71,11 +71,18 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
-from tradebus.common.config import ConfigError, load_yaml
+from tradebus.common.configfile import (
+    FileErrors,
+    Problem,
+    convert_fields,
+    file_schema,
+    read_doc,
+    says_nothing_new,
+)
 from tradebus.common.ids import AccountId, UserId
 from tradebus.common.markets import Market, MarketKind
 from tradebus.common.messages import ReconMode
@@ -234,17 +241,20 @@ class AccountsFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
 
 def validate_accounts(
-    specs: list[AccountSpec], live_venues: Collection[str] | None = None
+    specs: list[AccountSpec],
+    live_venues: Collection[str] | None = None,
+    paths: list[str] | None = None,
 ) -> list[str]:
     """Every problem as ``accounts[i].<field>: <message>``; empty when valid.
 
     ``live_venues``: the venue ids a live account may name (execution gives
-    ccxt's exchange ids); None accepts any.
+    ccxt's exchange ids); None accepts any. ``paths``: each spec's own path
+    (default ``accounts[i]``, ``i`` its index in ``specs``).
     """
     problems: list[str] = []
     seen: set[str] = set()
     for i, a in enumerate(specs):
-        where = f"accounts[{i}]"
+        where = paths[i] if paths is not None else f"accounts[{i}]"
         for field in ("id", "user", "market_data"):
             if not TOKEN_PATTERN.match(getattr(a, field)):
                 problems.append(f"{where}.{field}: must match {TOKEN_PATTERN.pattern}")
@@ -333,22 +343,71 @@ def load_accounts(
 ) -> list[AccountSpec]:
     """Read and validate an accounts file (``live_venues``: see :func:`validate_accounts`).
 
+    Every error of the file is found in one pass (:mod:`tradebus.common.configfile`):
+    each account is converted field by field, and the range and cross-field checks
+    run on every account whose required fields are sound (a field of the wrong type
+    is reported once, as such).
+
     Raises
     ------
-    ConfigError
-        Naming the path of every bad field.
+    FileErrors
+        (a :class:`ConfigError`) listing every error as ``<file>:<line>: <path>:
+        <message>``; also for an unreadable or empty file and a YAML syntax error.
     """
-    parsed = load_yaml(path, AccountsFile)
-    problems = validate_accounts(parsed.accounts, live_venues)
-    problems += [
-        f"accounts[{i}].sealed: only for accounts added at run time (the file names key"
+    doc = read_doc(path, "accounts")
+    problems, specs = account_problems(doc.data, live_venues)
+    if problems:
+        raise FileErrors(doc, "accounts", problems)
+    return specs
+
+
+def account_problems(
+    data: dict[str, Any], live_venues: Collection[str] | None = None
+) -> tuple[list[Problem], list[AccountSpec]]:
+    """Every error of the accounts file's YAML mapping ``data`` (paths ``accounts[i]...``),
+    and its accounts (meaningful only when there is no error: a missing or bad value is a
+    default or a placeholder there, to run the other checks)."""
+    problems = [
+        Problem(key, "unknown field (known: accounts)") for key in data if key != "accounts"
+    ]
+    items = data.get("accounts")
+    if not isinstance(items, list):
+        what = "required" if items is None else f"expected a list of accounts, got {items!r}"
+        return [*problems, Problem("accounts", what)], []
+    specs: list[AccountSpec] = []
+    paths: list[str] = []
+    bad: list[str] = []
+    for i, item in enumerate(items):
+        where = f"accounts[{i}]"
+        if not isinstance(item, dict):
+            problems.append(Problem(where, f"expected a mapping of account fields, got {item!r}"))
+            continue
+        spec, found = convert_fields(item, AccountSpec, where, placeholders=True)
+        problems += found
+        bad += [p.path for p in found]
+        if spec is not None:
+            specs.append(spec)
+            paths.append(where)
+    checks = validate_accounts(specs, live_venues, paths)
+    checks += [
+        f"{where}.sealed: only for accounts added at run time (the file names key"
         " variables or files)"
-        for i, a in enumerate(parsed.accounts)
+        for where, a in zip(paths, specs, strict=True)
         if a.sealed
     ]
-    if problems:
-        raise ConfigError(f"{path}: invalid accounts file:\n  " + "\n  ".join(problems))
-    return parsed.accounts
+    for text in checks:
+        at, _, message = text.partition(": ")
+        if not says_nothing_new(at, message, bad):
+            problems.append(Problem(at, message))
+    return problems, specs
+
+
+def accounts_file_schema() -> dict[str, Any]:
+    """The JSON Schema of the accounts file (``tradebus config schema accounts``; README
+    "Configuration files"): its types and fields, not the cross-field checks of
+    :func:`load_accounts`."""
+    (root,), defs = msgspec.json.schema_components([AccountsFile], ref_template="#/$defs/{name}")
+    return file_schema(root, defs, "tradebus accounts file")
 
 
 def credential_problems(

@@ -34,9 +34,9 @@ id is ``<user>-<group>[-<name>]`` unless it sets ``id``. Bot fields:
 ``total_capital`` (the group's shared capital cap: every bot of the group on one
 account together; :class:`~tradebus.strategies.registry.BotSpec`); every other
 key is a parameter of the strategy. A key of ``defaults`` applies to the bots
-whose strategy has it. Every problem is reported at once, at the path of the
-YAML that set the bad value (``users[2].strategies.volume.single_trade_quote:
-must be > 0``).
+whose strategy has it. Every problem is reported at once, at the line and path of
+the YAML that set the bad value (``bots.yaml:31: users[2].strategies.volume.single_trade_quote:
+must be > 0``; :mod:`tradebus.common.configfile`).
 
 A file with a plain ``bots:`` list of resolved specs (see
 :class:`~tradebus.strategies.registry.BotSpec`) is read as is.
@@ -49,7 +49,16 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from tradebus.common.config import ConfigError, load_yaml
+from tradebus.common.configfile import (
+    FileErrors,
+    Problem,
+    convert_fields,
+    file_schema,
+    join,
+    read_doc,
+    says_nothing_new,
+    unknown,
+)
 from tradebus.common.markets import MarketCatalog
 from tradebus.strategies.catalog import StrategyCatalog, strategy_catalog
 from tradebus.strategies.registry import (
@@ -75,6 +84,7 @@ GROUP_ONLY_FIELDS = {"strategy"}
 GROUP_LEVEL_FIELDS = {"total_capital"}
 """Bot fields only a strategy group sets (``strategies.<group>``), for all its bots."""
 USER_FIELDS = {"user", "account", "venue", "enabled", "execute_trades", "strategies"}
+"""Keys of a user block (``users[i]``)."""
 
 
 class LayeredFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -90,6 +100,11 @@ class SpecList(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
     bots: list[BotSpec]
 
+
+ENTRY = "<entry>"
+"""The key of a spec's provenance that holds the path of the bot's entry in ``users``."""
+REPORTED = "<reported>"
+"""The key of a spec's provenance that lists its fields already reported (:func:`resolve`)."""
 
 Layer = dict[str, tuple[Any, str]]
 """key -> (value, YAML path that set it)."""
@@ -131,9 +146,12 @@ def resolve(
 
     Returns ``(specs, provenance, problems)``: ``provenance[i]`` maps each
     field of spec ``i`` (``account``, ``params.total_quote``...) to the YAML
-    path that set it; ``problems`` are structural errors found while merging
-    (a strategy that is unknown, or whose plug-in failed to load, at the path
-    that names it). ``strategies``: default the installed ones.
+    path that set it, and :data:`REPORTED` to the spec's fields already reported
+    as missing or of the wrong type (comma-separated; a default or a stand-in holds
+    their place, so that the spec's other checks still run); ``problems`` are
+    structural errors found while merging (a strategy that is unknown, or whose
+    plug-in failed to load, at the path that names it) and bot fields of the wrong
+    type. ``strategies``: default the installed ones.
     """
     strategies = strategies or strategy_catalog()
     problems: list[str] = []
@@ -213,10 +231,11 @@ class _Where(NamedTuple):
     """The user's entry of the bot (``users[i].strategies.<group>[j]``)."""
 
 
-def _required(bot_id: str, field: str, group: str) -> str:
+def _required(entry: str, bot_id: str, field: str, group: str) -> str:
+    """A field no layer set, at its place in the bot's own entry (``entry``)."""
     return (
-        f"bot {bot_id}: {field}: required (set it in defaults, "
-        f"strategies.{group} or the user's entry)"
+        f"{entry}.{field}: required (bot {bot_id}: set it in the user's entry, "
+        f"strategies.{group} or defaults)"
     )
 
 
@@ -244,22 +263,18 @@ def _make_spec(
         "params": normalize_params(params),
         **values,
     }
-    ok = True
-    for field in msgspec.structs.fields(BotSpec):  # one by one, so every bad field shows
-        if field.name not in data:
-            if field.required:
-                problems.append(_required(bot_id, field.name, group))
-                ok = False
-            continue
-        try:
-            msgspec.convert(data[field.name], field.type, strict=False)
-        except msgspec.ValidationError as exc:
-            where_set = prov.get(field.name) or f"bot {bot_id}: {field.name}"
-            problems.append(f"{where_set}: {str(exc).split(' - at')[0]}")
-            ok = False
-    if not ok:
-        return None, prov
-    return msgspec.convert(data, BotSpec, strict=False), prov
+    spec, found = convert_fields(data, BotSpec, "", strict=False, placeholders=True)
+    prov[REPORTED] = ",".join(p.path for p in found)
+    prov[ENTRY] = where.bot
+    for path, message, _ in found:  # every bad field shows
+        field = path.split(".", 1)[0].split("[", 1)[0]
+        if message == "required" and path == field:
+            problems.append(_required(where.bot, bot_id, field, group))
+        elif prov.get(field):
+            problems.append(f"{prov[field]}{path[len(field) :]}: {message}")
+        else:
+            problems.append(f"{where.bot}.{path}: {message}")
+    return spec, prov
 
 
 def load_specs(
@@ -271,30 +286,85 @@ def load_specs(
 
     Raises
     ------
-    ConfigError
-        If the file cannot be read or parsed, or listing every invalid field
-        as ``<yaml path>: <message>``, all at once.
+    FileErrors
+        (a :class:`ConfigError`) listing every error of the file at once, one line
+        each: ``<file>:<line>: <yaml path>: <message>`` (:mod:`tradebus.common.configfile`);
+        also for an unreadable or empty file and a YAML syntax error.
     """
-    raw = load_yaml(path, dict)
-    if "bots" in raw:
-        specs = load_yaml(path, SpecList).bots
-        provenance: list[dict[str, str]] = [{} for _ in specs]
-        problems: list[str] = []
+    doc = read_doc(path, "bot")
+    found, specs = bot_problems(doc.data, catalog, strategies)
+    if found:
+        raise FileErrors(doc, "bot", found)
+    return specs
+
+
+def bot_problems(
+    data: dict[str, Any], catalog: MarketCatalog, strategies: StrategyCatalog | None = None
+) -> tuple[list[Problem], list[BotSpec]]:
+    """Every error of a bot file's YAML mapping ``data`` as ``(yaml path, message)``
+    (a bot's field that no layer sets at its place in the bot's entry of ``users``), and
+    its specs (every bot when there is no error). A value of the wrong type is reported
+    once: the range and cross-field checks of the rest run all the same."""
+    specs: list[BotSpec] = []
+    provenance: list[dict[str, str]] = []
+    problems: list[str] = []
+    converted: list[Problem] = []
+    if "bots" in data:
+        converted += [Problem(k, unknown(k, ["bots"])) for k in data if k != "bots"]
+        items = data["bots"] if isinstance(data["bots"], list) else []
+        if not isinstance(data["bots"], list):
+            converted.append(Problem("bots", "expected a list of bots"))
+        for i, item in enumerate(items):
+            at = f"bots[{i}]"
+            if not isinstance(item, dict):
+                converted.append(Problem(at, "expected a mapping of bot fields"))
+                continue
+            spec, found = convert_fields(item, BotSpec, at, strict=False)
+            converted += found
+            if spec is not None:
+                specs.append(spec)
+                provenance.append({})
     else:
-        specs, provenance, problems = resolve(load_yaml(path, LayeredFile), strategies)
+        layered, found = convert_fields(_empty_as_nothing(data), LayeredFile, "", strict=False)
+        converted += found
+        if layered is not None:
+            specs, provenance, problems = resolve(layered, strategies)
     for i, field, message in validate_specs(specs, catalog, strategies):
+        if says_nothing_new(field, message, _reported(provenance[i])):
+            continue
         where = _where(specs[i], provenance[i], i, field)
+        entry = provenance[i].get(ENTRY, f"bots[{i}]")
+        name = field.removeprefix("params.").removeprefix("params")
         if where is None and message == "required":  # no layer set it
-            name = field.removeprefix("params.")
-            problems.append(_required(specs[i].id, name, specs[i].group_name))
+            problems.append(_required(entry, specs[i].id, name, specs[i].group_name))
         elif where is None:
-            problems.append(f"bot {specs[i].id}: {field}: {message}")
+            problems.append(f"{join(entry, name) if name else entry}: {message}")
         else:
             problems.append(f"{where}: {message}")
-    if problems:
-        unique = list(dict.fromkeys(problems))
-        raise ConfigError(f"{path}: invalid bot file:\n  " + "\n  ".join(unique))
-    return specs
+    out = list(converted)
+    for text in problems:
+        at, _, message = text.partition(": ")
+        out.append(Problem(at, message))
+    return list(dict.fromkeys(out)), specs
+
+
+def _empty_as_nothing(data: dict[str, Any]) -> dict[str, Any]:
+    """A layered file's ``defaults:``, ``strategies:``, ``users:`` or group with nothing
+    under it (YAML null) as an empty one, as a user's ``<group>:`` with nothing under it
+    is one bot with the group's settings."""
+    out = {
+        k: v
+        for k, v in data.items()
+        if not (k in ("defaults", "strategies", "users") and v is None)
+    }
+    groups = out.get("strategies")
+    if isinstance(groups, dict):
+        out["strategies"] = {g: {} if v is None else v for g, v in groups.items()}
+    return out
+
+
+def _reported(provenance: dict[str, str]) -> list[str]:
+    return [f for f in provenance.get(REPORTED, "").split(",") if f]
 
 
 def _where(spec: BotSpec, provenance: dict[str, str], i: int, field: str) -> str | None:
@@ -310,3 +380,83 @@ def _where(spec: BotSpec, provenance: dict[str, str], i: int, field: str) -> str
         if key and field.startswith(key) and field[len(key) : len(key) + 1] in (".", "["):
             return provenance[key] + field[len(key) :]
     return None
+
+
+USER_ENTRY_FIELDS = ("account", "venue", "enabled", "execute_trades")
+"""A user block's bot fields (``users[i].<field>``), for all of the user's bots."""
+
+
+def bot_file_schema(strategies: StrategyCatalog | None = None) -> dict[str, Any]:
+    """The JSON Schema of the bot file (``tradebus config schema bots``; README
+    "Configuration files"), for the strategies installed (``strategies``; plug-ins
+    included): a group naming its ``strategy`` takes that strategy's parameters, every
+    other layer the parameters of any strategy. Types and fields only: what is required
+    of a bot once its layers merge, markets, ids and ranges are :func:`load_specs`'s.
+    """
+    strategies = strategies or strategy_catalog()
+    names = sorted(strategies.names())
+    kinds = [strategies.kinds[n] for n in names]
+    ref = "#/$defs/{name}"
+    (spec_root, *params_roots), defs = msgspec.json.schema_components(
+        [BotSpec, *(k.params for k in kinds)], ref_template=ref
+    )
+    spec_props = defs[spec_root["$ref"].rsplit("/", 1)[1]]["properties"]
+    bot_props = {f: spec_props[f] for f in sorted(SPEC_FIELDS - GROUP_LEVEL_FIELDS - {"name"})}
+    bot_props["name"] = {"type": "string", "description": "the bot's id is <user>-<group>-<name>"}
+    params_of: dict[str, dict[str, Any]] = {}
+    for name, root in zip(names, params_roots, strict=True):
+        params_of[name] = dict(defs[root["$ref"].rsplit("/", 1)[1]]["properties"])
+    every: dict[str, Any] = {}
+    for props in params_of.values():
+        for key, schema in props.items():
+            if key in every and every[key] != schema:
+                every[key] = {"anyOf": [*every[key].get("anyOf", [every[key]]), schema]}
+            else:
+                every.setdefault(key, schema)
+
+    def layer(props: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "object", "properties": props, "additionalProperties": False}
+
+    group_extra = {"total_capital": spec_props["total_capital"]}
+    defs["AnyBotLayer"] = layer({**bot_props, **every})
+    defs["AnyGroup"] = layer({**bot_props, **group_extra, **every})
+    kind_enum = {"enum": names, "description": "the strategy (default: the group's name)"}
+    cases: list[dict[str, Any]] = [
+        {"if": {"not": {"required": ["strategy"]}}, "then": {"$ref": "#/$defs/AnyGroup"}}
+    ]
+    for name in names:
+        defs[f"Group_{name}"] = layer(
+            {"strategy": kind_enum, **bot_props, **group_extra, **params_of[name]}
+        )
+        cases.append(
+            {
+                "if": {"properties": {"strategy": {"const": name}}, "required": ["strategy"]},
+                "then": {"$ref": f"#/$defs/Group_{name}"},
+            }
+        )
+    defs["Group"] = {"type": "object", "properties": {"strategy": kind_enum}, "allOf": cases}
+    entry = {"$ref": "#/$defs/AnyBotLayer"}
+    user_props: dict[str, Any] = {
+        "user": {"type": "string"},
+        **{f: spec_props[f] for f in USER_ENTRY_FIELDS},
+        "strategies": {
+            "type": "object",
+            "description": "group -> this user's bot: {}, its settings, or a list of bots",
+            "additionalProperties": {
+                "anyOf": [{"type": "null"}, entry, {"type": "array", "items": entry}]
+            },
+        },
+    }
+    defs["User"] = {**layer(user_props), "required": ["user"]}
+    root = {
+        "type": "object",
+        "description": "defaults -> strategies -> users (a layered file), or a bots: list",
+        "properties": {
+            "defaults": {"$ref": "#/$defs/AnyBotLayer"},
+            "strategies": {"type": "object", "additionalProperties": {"$ref": "#/$defs/Group"}},
+            "users": {"type": "array", "items": {"$ref": "#/$defs/User"}},
+            "bots": {"type": "array", "items": spec_root},
+        },
+        "additionalProperties": False,
+    }
+    return file_schema(root, defs, "tradebus bot file", strict=False)

@@ -15,10 +15,11 @@ strategies, :func:`~tradebus.strategies.catalog.strategy_catalog`).
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import msgspec
 
+from tradebus.common.configfile import convert_fields, says_nothing_new
 from tradebus.common.ids import AccountId, BotId, UserId
 from tradebus.common.markets import MarketCatalog
 from tradebus.common.subjects import MANUAL_SOURCE, TOKEN_PATTERN
@@ -90,38 +91,63 @@ def typed_params(
 
     Returns ``(params or None, problems)`` where each problem is
     ``(field path, message)`` and field paths are relative to ``params``
-    (empty when the strategy's own ``problems()`` raised: the message says so).
-    Every field is converted on its own, so all type errors show at once.
+    (``adds[1].spread_pct``; empty when the strategy's own ``problems()`` raised:
+    the message says so). Every field is converted on its own, nested ones
+    included (:func:`tradebus.common.configfile.convert_fields`), so all type
+    errors show at once, and the strategy's range checks run on the fields that
+    converted, so they show in the same pass. ``params`` is None unless every
+    value converted.
 
     Raises
     ------
     KeyError
         If ``strategy`` is not in the catalogue.
     """
+    checked = _checked_params(strategy, params, strategies)
+    return (checked.typed if checked.complete else None), checked.problems
+
+
+class _Checked(NamedTuple):
+    """What :func:`_checked_params` found."""
+
+    typed: Any
+    """The parameter struct; None when it could not be built at all."""
+    complete: bool
+    """Every value converted: ``typed`` is the parameters as given."""
+    stand_in: bool
+    """A required value was missing or bad: ``typed`` holds a placeholder there."""
+    problems: list[tuple[str, str]]
+
+
+def _checked_params(
+    strategy: str, params: dict[str, Any], strategies: StrategyCatalog | None
+) -> _Checked:
+    """:func:`typed_params`, and the struct even when some values did not convert (each
+    at its default, or a placeholder for a required one), for the checks that need only
+    the rest; what the checks say about a reported field is dropped."""
     kind = (strategies or strategy_catalog()).kinds[strategy]
-    problems: list[tuple[str, str]] = []
-    fields = {f.name: f for f in msgspec.structs.fields(kind.params)}
-    for name in params:
-        if name not in fields:
-            problems.append((name, f"unknown parameter of {strategy}"))
-    for name, field in fields.items():
-        if name not in params:
-            if field.required:
-                problems.append((name, "required"))
-            continue
-        try:
-            msgspec.convert(params[name], field.type, strict=False)
-        except msgspec.ValidationError as exc:
-            where = str(exc).rsplit(" - at `$", 1)
-            suffix = where[1].rstrip("`") if len(where) == 2 else ""
-            problems.append((f"{name}{suffix}", where[0]))
-    if problems:
-        return None, problems
-    try:
-        typed = msgspec.convert(params, kind.params, strict=False)
-        return typed, list(typed.problems())
+    fields = {f.encode_name for f in msgspec.structs.fields(kind.params)}
+    problems = [(name, f"unknown parameter of {strategy}") for name in params if name not in fields]
+    known = {k: v for k, v in params.items() if k in fields}
+    typed, found = convert_fields(known, kind.params, "", strict=False, placeholders=True)
+    problems += [(path, message) for path, message, _ in found]
+    if typed is None:
+        return _Checked(None, False, False, problems)
+    bad = [p.path for p in found if p.message != "required" or p.path in params]
+    missing = [p.path for p in found if p.message == "required" and p.path not in params]
+    stand_in = any(
+        f.required for f in msgspec.structs.fields(kind.params) if f.name in bad + missing
+    )
+    try:  # on the values that converted (a bad one at its default), so ranges show too
+        checks = list(typed.problems())
     except Exception as exc:  # a plug-in's validation code: a problem of the spec, not a crash
-        return None, [("", f"{strategy}: checking the parameters raised {exc!r}")]
+        if stand_in:  # a placeholder the plug-in's checks did not take: the rest is reported
+            return _Checked(None, False, True, problems)
+        raised = ("", f"{strategy}: checking the parameters raised {exc!r}")
+        return _Checked(None, False, False, [*problems, raised])
+    problems += [(f, m) for f, m in checks if not says_nothing_new(f, m, bad + missing)]
+    complete = not found and len(known) == len(params)
+    return _Checked(typed, complete, stand_in, problems)
 
 
 def spec_problems(
@@ -158,14 +184,21 @@ def spec_problems(
     kind = strategies.get(spec.strategy)
     if kind is None:
         return [*problems, ("strategy", strategies.unknown(spec.strategy))]
-    params, param_problems = typed_params(spec.strategy, spec.params, strategies)
-    problems += [(f"params.{f}" if f else "params", m) for f, m in param_problems]
-    if params is None:
+    checked = _checked_params(spec.strategy, spec.params, strategies)
+    problems += [(f"params.{f}" if f else "params", m) for f, m in checked.problems]
+    if checked.typed is None:
         return problems
     try:
-        symbols = kind.symbols(spec, params)
+        symbols = kind.symbols(spec, checked.typed)
     except Exception as exc:  # a plug-in's code: its error is the spec's problem, not a crash
+        if checked.stand_in:  # on a placeholder: the missing or bad value is reported
+            return problems
         return [*problems, ("strategy", f"{spec.strategy}: symbols() raised {exc!r}")]
+    if checked.stand_in:  # only the markets the spec names itself, not a placeholder's
+        given = [spec.symbol, *spec.params.values()]
+        symbols = [s for s in symbols if s in given]
+        if not symbols:
+            return problems
     if not symbols:
         problems.append(("symbol", "required"))
     if not catalog.venue_markets(spec.venue):  # the venue is what is wrong, not the symbols
