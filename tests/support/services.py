@@ -14,6 +14,8 @@ from typing import Any
 
 from nats.aio.client import Client as NATS
 
+from tradebus.common.runtime import Stopped
+
 
 async def eventually(
     check: Callable[[], object],
@@ -55,7 +57,9 @@ async def service(
     ready: Callable[[], Awaitable[bool]],
     timeout: float = 15.0,
 ) -> AsyncIterator[asyncio.Task[int]]:
-    """Start ``run(settings, stop)`` as a task, wait for ``ready()``, stop it on exit (status 0)."""
+    """Start ``run(settings, stop)`` as a task, wait for ``ready()``, stop it on exit (status 0,
+    or :class:`~tradebus.common.runtime.Stopped` if it was still connecting to NATS, which
+    :func:`~tradebus.common.runtime.service_main` turns into status 0)."""
     stop = asyncio.Event()
     task = asyncio.create_task(run(settings, stop))
 
@@ -69,5 +73,8 @@ async def service(
         yield task
     finally:
         stop.set()
-        code = await asyncio.wait_for(task, 30)
+        try:
+            code = await asyncio.wait_for(task, 30)
+        except Stopped:  # stopped while still connecting: a clean exit, as service_main says
+            code = 0
         assert code == 0, f"service exited with {code}"

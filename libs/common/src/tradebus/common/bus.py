@@ -376,8 +376,9 @@ async def request(nc: NATS, subject: str, message: Any, timeout: float = 5.0) ->
     return reply.data
 
 
-KV_EMPTY_WATCH_GRACE_SECONDS = 0.1
-"""How long a KV read that found no key waits for entries still in flight."""
+KV_EMPTY_WATCH_GRACE_SECONDS = 1.0
+"""How long a KV read that found no key, in a bucket that holds messages, waits for
+entries still in flight (an empty bucket answers at once)."""
 KV_WATCH_INACTIVE_SECONDS = 5.0
 """The server drops a stopped watch's consumer after this long (nats-py's default:
 5 minutes, i.e. hundreds of idle consumers on a busy bucket)."""
@@ -392,10 +393,12 @@ async def kv_live_entries(
 
     nats-py's watch may put its "nothing to read" marker first while the first
     entries are still on their way (its consumer-info reply overtook them), so a
-    read that sees the marker before any key waits
-    :data:`KV_EMPTY_WATCH_GRACE_SECONDS` more. Without that, a busy machine saw
-    both live strategy replicas as none once in ~2,400 reads, and
-    ``tradebus bots list`` answered with no bots (one CI failure).
+    read that sees the marker before any key asks the bucket's message count and,
+    unless it is empty, waits :data:`KV_EMPTY_WATCH_GRACE_SECONDS` more. Without
+    that, a busy machine saw both live strategy replicas as none once in ~2,400
+    reads, and ``tradebus bots list`` answered with no bots (one CI failure); a
+    grace of 0.1 s was still too short under load (the gateway listed none of four
+    bots just created).
 
     Raises
     ------
@@ -413,6 +416,8 @@ async def kv_live_entries(
         while True:
             entry = await watcher.updates(timeout=timeout)
             if entry is None and not out:
+                if (await kv.status()).values == 0:
+                    return out
                 try:
                     entry = await watcher.updates(timeout=KV_EMPTY_WATCH_GRACE_SECONDS)
                 except nats.errors.TimeoutError:
