@@ -323,3 +323,29 @@ def test_a_layer_with_nothing_under_it_is_empty(tmp_path: Path) -> None:
         f"{path}:7: users[0].strategies.ladder.{field}: required {where}"
         for field in ("venue", "total_quote", "order_count", "max_drop_pct", "take_profit_pct")
     ]
+
+
+def test_config_check_reads_the_notifiers_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The notifications file (README "Notifications") is told by its keys and checked as
+    the notifier reads it: the shipped one is valid, a bad mute kind is named, once."""
+    shipped = REPO / "deploy" / "config" / "notifications.yaml"
+    code, lines = run(["config", "check", str(shipped)], capsys)
+    assert (code, lines) == (
+        0,
+        [f"{shipped}: ok (notifications file, 0 operator channels, 0 users)"],
+    )
+    good = write(
+        tmp_path,
+        "n.yaml",
+        "operators: ['json://127.0.0.1:9/ops']\n"
+        "users:\n  alice: {channels: ['json://127.0.0.1:9/a'], mute: [fill]}\n",
+    )
+    code, lines = run(["config", "check", str(good)], capsys)
+    assert (code, lines) == (0, [f"{good}: ok (notifications file, 1 operator channel, 1 user)"])
+    bad = write(tmp_path, "bad.yaml", "users:\n  alice: {channels: [], mute: [fills]}\n")
+    code, lines = run(["config", "check", str(bad)], capsys)
+    assert code == 1
+    (line,) = lines
+    assert line.startswith(f"{bad}: ") and "'fills'" in line and "mute" in line

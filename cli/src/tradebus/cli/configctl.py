@@ -28,9 +28,13 @@ from tradebus.common.config import ConfigError
 from tradebus.common.configfile import FileErrors, read_doc
 from tradebus.common.markets import MarketCatalog, default_markets_path, markets_file_schema
 from tradebus.engine.accounts import PAPER, accounts_file_schema, load_accounts
+from tradebus.notify.channels import load_notifications
 from tradebus.strategies.botfile import bot_file_schema, load_specs
 
 KINDS = ("bots", "accounts", "markets")
+"""The kinds of file with a JSON Schema (``config schema``)."""
+CHECKED = (*KINDS, "notifications")
+"""The kinds of file ``config check`` reads (the notifier's file too: README "Notifications")."""
 SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "bots": bot_file_schema,
     "accounts": accounts_file_schema,
@@ -52,7 +56,7 @@ def add_parser(sub: Any) -> None:
         "Exit 0 if every file is valid, 1 otherwise.",
     )
     check.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    check.add_argument("--kind", choices=KINDS, help="the files' kind (default: by content)")
+    check.add_argument("--kind", choices=CHECKED, help="the files' kind (default: by content)")
     check.add_argument(
         "--markets",
         type=Path,
@@ -70,6 +74,10 @@ def kind_of(data: Any) -> str | None:
     if not isinstance(data, dict):
         return None
     keys = set(data)
+    if "operators" in keys or (
+        isinstance(data.get("users"), dict) and not keys & (_BOT_KEYS - {"users"})
+    ):
+        return "notifications"
     if "accounts" in keys:
         return "accounts"
     if "venues" in keys:
@@ -115,6 +123,11 @@ def check(paths: list[Path], kind: str | None, markets: Path | None) -> tuple[in
                 live = _live_venues() if _has_live(_read(path)) else None
                 accounts = load_accounts(path, live)
                 lines.append(f"{path}: ok (accounts file, {_count(len(accounts), 'account')})")
+            elif what == "notifications":
+                notifications = load_notifications(path)
+                people = _count(len(notifications.users), "user")
+                operators = _count(len(notifications.operators), "operator channel")
+                lines.append(f"{path}: ok (notifications file, {operators}, {people})")
             elif what == "markets":
                 n = len(MarketCatalog.load(path).all_markets())
                 lines.append(f"{path}: ok (markets file, {_count(n, 'market')})")
@@ -133,15 +146,16 @@ def check(paths: list[Path], kind: str | None, markets: Path | None) -> tuple[in
                 failed = True
                 read_doc(path, "config")  # unreadable, empty, not YAML: says so, at its line
                 lines.append(
-                    f"{path}: not a bot, accounts or markets file (top keys: defaults/"
-                    "strategies/users or bots; accounts; venues): give --kind"
+                    f"{path}: not a bot, accounts, markets or notifications file (top keys: "
+                    "defaults/strategies/users or bots; accounts; venues; operators): give --kind"
                 )
         except FileErrors as exc:
             failed = True
             lines += exc.lines
         except ConfigError as exc:
             failed = True
-            lines.append(f"{path}: {exc}")
+            text = str(exc)
+            lines.append(text if text.startswith(f"{path}:") else f"{path}: {text}")
     return (1 if failed else 0), lines
 
 
