@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,94 +22,16 @@ import msgspec
 import pytest
 
 from tests.gateway.conftest import Gateway, Session
-from tradebus.common.ids import AccountId, IntentId, UserId
+from tests.support.ledger_books import SEC, T0, Books
+from tradebus.common.ids import UserId
 from tradebus.common.markets import MarketCatalog, default_markets_path
-from tradebus.common.order_status import OrderStatus
 from tradebus.gateway.routes.history import FillsPage, PnlReport, PnlSeries
-from tradebus.ledger.entries import FillFacts, deposit_entries, fill_entries
 from tradebus.ledger.pool import create_pool
 from tradebus.ledger.reports.pnl import MarketResolver, pnl_by_account, pnl_by_bot, pnl_series
 from tradebus.ledger.reports.scope import encode_cursor
-from tradebus.ledger.rows import FillRow, NewOrder, OrderRow
 from tradebus.ledger.store import Ledger
 
-SEC = 1_000_000_000
-T0 = 1_700_000_000 * SEC
-"""2023-11-14T22:13:20Z"""
 ALICE, BOB = UserId("alice"), UserId("bob")
-
-
-class Books:
-    """Writes orders and fills through the ledger the way execution does."""
-
-    def __init__(self, ledger: Ledger, first: int = 1) -> None:
-        self.ledger = ledger
-        self._trades = itertools.count(first)
-        self._intents = itertools.count(first)
-
-    async def account(self, account: str, user: UserId) -> None:
-        deposits = deposit_entries(AccountId(account), {"USDT": D(100_000)}, "initial")
-        await self.ledger.ensure_account(AccountId(account), user, "paper", deposits, T0)
-
-    async def order(
-        self, user: UserId, account: str, bot: str, side: str, qty: str, price: str, ts: int
-    ) -> OrderRow:
-        intent_id = IntentId(f"{bot}:1.{next(self._intents)}:b0")
-        row, created = await self.ledger.insert_order(
-            NewOrder(
-                intent_id=intent_id,
-                account_id=AccountId(account),
-                user_id=user,
-                source=bot,
-                symbol="BTCUSDT",
-                side=side,
-                order_type="limit",
-                price=D(price),
-                qty=D(qty),
-                trigger_ts=ts,
-                stream_seq=None,
-                ts=ts,
-            )
-        )
-        assert created
-        await self.ledger.set_order_status(
-            user, intent_id, OrderStatus.ACCEPTED, ts, venue_order_id=f"V{row.client_order_id}"
-        )
-        return row
-
-    async def fill(self, order: OrderRow, qty: str, price: str, fee: str, ts: int) -> str:
-        trade_id = f"T{next(self._trades)}"
-        facts = FillFacts(
-            account=order.account_id,
-            base="BTC",
-            quote="USDT",
-            side="buy" if order.side == "buy" else "sell",
-            price=D(price),
-            qty=D(qty),
-            fee=D(fee),
-            fee_asset="USDT",
-            ref=f"paper:{order.account_id}:{trade_id}",
-        )
-        booked = await self.ledger.record_fill(
-            FillRow(
-                venue="paper",
-                trade_id=trade_id,
-                client_order_id=order.client_order_id,
-                account_id=order.account_id,
-                symbol=order.symbol,
-                side=order.side,
-                price=D(price),
-                qty=D(qty),
-                fee=D(fee),
-                fee_asset="USDT",
-                liquidity="maker",
-                ts_event=ts,
-                ts=ts + 1000,
-                entries=fill_entries(facts),
-            )
-        )
-        assert booked is not None
-        return trade_id
 
 
 @dataclass
@@ -127,7 +48,7 @@ async def world(gateway: Gateway) -> AsyncIterator[World]:
     """Alice: 30 orders of two bots and some manual ones on two accounts, most of them
     filled (several sharing a time); Bob: 6 orders of his bot."""
     pool = await create_pool(gateway.database_url)
-    books = Books(Ledger(pool))
+    books = Books(Ledger(pool), cycle_per_order=True)
     for account, user in (("alice-paper", ALICE), ("alice-2", ALICE), ("bob-paper", BOB)):
         await books.account(account, user)
     for i in range(30):
@@ -210,7 +131,7 @@ async def test_pages_walk_every_row_once_with_filters_and_scope(world: World) ->
 
     # a fill booked while paging is not seen twice and nothing is skipped
     page = (await alice.get("/api/v1/history/fills", params={"limit": 10})).json()
-    books = Books(Ledger(world.pool), first=1000)
+    books = Books(Ledger(world.pool), first=1000, cycle_per_order=True)
     late = await books.order(ALICE, "alice-paper", "a-ladder", "buy", "1", "100", T0 + 100 * SEC)
     new_trade = await books.fill(late, "1", "100", "0", T0 + 100 * SEC)
     rest, _ = await walk(alice, "/api/v1/history/fills", limit=10, cursor=page["next_cursor"])

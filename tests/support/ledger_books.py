@@ -28,12 +28,18 @@ BTCUSDT = Market(
 
 
 class Books:
-    """Writes orders and fills through the ledger the way execution does."""
+    """Writes orders and fills through the ledger the way execution does.
 
-    def __init__(self, ledger: Ledger, first: int = 1) -> None:
+    Trade ids and default intent ids count from ``first``. By default every order of
+    a bot is in one cycle (``<bot>:1.1:o<n>``); with ``cycle_per_order`` each order
+    is a cycle of its own (``<bot>:1.<n>:b0``).
+    """
+
+    def __init__(self, ledger: Ledger, first: int = 1, cycle_per_order: bool = False) -> None:
         self.ledger = ledger
-        self._trades = itertools.count(first)  # trade ids and default intent ids from `first`
+        self._trades = itertools.count(first)
         self._intents = itertools.count(first)
+        self._cycle_per_order = cycle_per_order
 
     async def account(self, account: str, user: UserId, venue: str = "paper") -> None:
         deposits = deposit_entries(AccountId(account), {"USDT": D(100_000)}, "initial")
@@ -52,7 +58,10 @@ class Books:
         intent: str | None = None,
     ) -> OrderRow:
         """An order accepted by its venue at ``ts``."""
-        intent_id = IntentId(intent or f"{bot}:1.1:o{next(self._intents)}")  # one cycle
+        if intent is None:
+            n = next(self._intents)
+            intent = f"{bot}:1.{n}:b0" if self._cycle_per_order else f"{bot}:1.1:o{n}"
+        intent_id = IntentId(intent)
         row, created = await self.ledger.insert_order(
             NewOrder(
                 intent_id=intent_id,
