@@ -254,11 +254,7 @@ async def pnl_by_bot(
     ReportArgumentError
         An argument is invalid; ``field`` names it.
     """
-    user_id = check_user(user)
-    check_time_range(since_ns, until_ns)
-    where = Where()
-    where.equal("user_id", user_id)
-    where.equal("source", check_text("bot", bot))
+    where = _chosen_fills(user, since_ns, until_ns, bot=bot)
     rows = await _pnl(
         db, where, markets, marks, [since_ns], until_ns, by_bot=True,
         last_fill_marks=last_fill_marks,
@@ -292,12 +288,8 @@ async def pnl_by_account(
     ReportArgumentError
         An argument is invalid; ``field`` names it.
     """
+    where = _chosen_fills(user, since_ns, until_ns, account=account)
     user_id = check_user(user)
-    check_time_range(since_ns, until_ns)
-    account = check_text("account", account)
-    where = Where()
-    where.equal("user_id", user_id)
-    where.equal("account_id", account)
     rows = [
         row
         for _, row in await _pnl(
@@ -370,36 +362,25 @@ async def pnl_series(
     ReportArgumentError
         An argument is invalid; ``field`` names it.
     """
-    user_id = check_user(user)
+    check_user(user)
     check_time_range(since_ns, until_ns)
     check_limit(max_points, "max_points", MAX_POINTS)
     if check_text("bot", bot) is None:
         raise ReportArgumentError("bot", "a series is of one bot: expected its id, got None")
-
-    def bot_fills(since: int | None) -> Where:
-        where = Where()
-        where.equal("user_id", user_id)
-        where.equal("source", bot)
-        where.equal("symbol", check_text("symbol", symbol))
-        where.time_range("ts_event", since, until_ns)
-        return where
+    chosen = _chosen_fills(user, since_ns, until_ns, bot=bot, symbol=symbol)
 
     async with _snapshot(db) as conn:
-        in_range = bot_fills(since_ns)
-        span = await conn.fetchrow(
-            f"SELECT min(ts_event) AS first, max(ts_event) AS last FROM fills {in_range.sql()}",
-            *in_range.args,
-        )
-        if span is None or span["first"] is None:
+        span = await _fill_span(conn, chosen, since_ns, until_ns)
+        if span is None:
             return []
-        first, last = span["first"], span["last"]
+        first, last = span
         width = -(-(last - first + 1) // max_points)  # ceil: max_points buckets cover it
         books: dict[tuple[str, str, str, str], CycleBook] = {}
         last_price: dict[tuple[str, str, str, str], Decimal] = {}
         at_start: tuple[Decimal, Decimal] | None = None  # realized P&L, fees
         points: list[PnlPoint] = []
         pending: tuple[int, PnlPoint] | None = None  # the last point of the current bucket
-        async for f in _fills(conn, bot_fills(None)):
+        async for f in _fills(conn, chosen.with_time_range("ts_event", None, until_ns)):
             key = (f["user_id"], f["account_id"], f["venue"], f["symbol"])
             counted = since_ns is None or f["ts_event"] >= since_ns
             if counted and at_start is None:
@@ -546,33 +527,13 @@ async def pnl_by_bot_per_day(
     ReportArgumentError
         An argument is invalid; ``field`` names it.
     """
-    user_id = check_user(user)
-    check_time_range(since_ns, until_ns)
-    bot = check_text("bot", bot)
-    account = check_text("account", account)
-    symbol = check_text("symbol", symbol)
-
-    def chosen() -> Where:
-        where = Where()
-        where.equal("user_id", user_id)
-        where.equal("source", bot)
-        where.equal("account_id", account)
-        where.equal("symbol", symbol)
-        return where
-
-    in_range = chosen()
-    in_range.time_range("ts_event", since_ns, until_ns)
-    span = await db.fetchrow(
-        f"SELECT min(ts_event) AS first, max(ts_event) AS last FROM fills {in_range.sql()}",
-        *in_range.args,
-    )
-    if span is None or span["first"] is None:
+    chosen = _chosen_fills(user, since_ns, until_ns, bot=bot, account=account, symbol=symbol)
+    span = await _fill_span(db, chosen, since_ns, until_ns)
+    if span is None:
         return []
-    first = since_ns if since_ns is not None else midnight_ns(local_date(span["first"], zone), zone)
-    starts = day_starts(zone, first, span["last"])
-    rows = await _pnl(
-        db, chosen(), markets, {}, starts, until_ns, by_bot=True, last_fill_marks=False
-    )
+    first = since_ns if since_ns is not None else midnight_ns(local_date(span[0], zone), zone)
+    starts = day_starts(zone, first, span[1])
+    rows = await _pnl(db, chosen, markets, {}, starts, until_ns, by_bot=True, last_fill_marks=False)
     return [
         DayPnl(
             day=local_date(starts[period], zone).isoformat(),
@@ -608,6 +569,45 @@ _FILL_COLUMNS = (
     " (SELECT o.intent_id FROM orders o WHERE o.client_order_id = fills.client_order_id)"
     " AS intent_id"
 )
+
+
+_FILTER_COLUMNS = {"bot": "source", "account": "account_id", "symbol": "symbol"}
+"""The report argument that keeps the fills of one value and the fills column it is."""
+
+
+def _chosen_fills(
+    user: UserScope, since_ns: int | None, until_ns: int | None, **filters: str | None
+) -> Where:
+    """The fills of ``user`` whose ``bot`` / ``account`` / ``symbol`` (``filters``; None:
+    any) are those given, after checking ``user``, the time range and the filters
+    (the range is not in the conditions: each report applies it its own way).
+
+    Raises
+    ------
+    ReportArgumentError
+        An argument is invalid; ``field`` names it.
+    """
+    where = Where()
+    where.equal("user_id", check_user(user))
+    check_time_range(since_ns, until_ns)
+    for field, value in filters.items():
+        where.equal(_FILTER_COLUMNS[field], check_text(field, value))
+    return where
+
+
+async def _fill_span(
+    db: LedgerReader, where: Where, since_ns: int | None, until_ns: int | None
+) -> tuple[int, int] | None:
+    """The ``ts_event`` (ns) of the first and the last fill ``where`` selects in
+    ``[since_ns, until_ns)``, or None without any."""
+    in_range = where.with_time_range("ts_event", since_ns, until_ns)
+    span = await db.fetchrow(
+        f"SELECT min(ts_event) AS first, max(ts_event) AS last FROM fills {in_range.sql()}",
+        *in_range.args,
+    )
+    if span is None or span["first"] is None:
+        return None
+    return span["first"], span["last"]
 
 
 @asynccontextmanager

@@ -234,6 +234,13 @@ class Where:
         if until_ns is not None:
             self.add(f"{column} < {{}}", until_ns)
 
+    def with_time_range(self, column: str, since_ns: int | None, until_ns: int | None) -> Where:
+        """A copy of these conditions with :meth:`time_range` added (these stay as they are)."""
+        copy = Where()
+        copy.conditions, copy.args = list(self.conditions), list(self.args)
+        copy.time_range(column, since_ns, until_ns)
+        return copy
+
     def sql(self) -> str:
         """``WHERE c1 AND c2 ...``, or an empty string without conditions."""
         return "WHERE " + " AND ".join(self.conditions) if self.conditions else ""
