@@ -13,14 +13,20 @@ server it uses, so it never talks to another server silently.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import os
 import sys
 from pathlib import Path
 
+import asyncpg
 import msgspec
 
 from tradebus.common.config import redact_url
+from tradebus.ledger.pool import create_pool
+
+DATABASE_TIMEOUT_SECONDS = 10.0
+"""How long :func:`connect_database` waits for PostgreSQL."""
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 DEFAULT_VAR = Path("var")
@@ -107,3 +113,28 @@ def resolve_nats(args: argparse.Namespace, var: Path = DEFAULT_VAR) -> None:
         f" ({connection_path(var)})",
         file=sys.stderr,
     )
+
+
+class DatabaseUnreachable(Exception):
+    """PostgreSQL did not answer :func:`connect_database`; the message is for people."""
+
+
+async def connect_database(database_url: str, what: str = "the database") -> asyncpg.Pool:
+    """A ledger pool (:func:`tradebus.ledger.pool.create_pool`) on ``database_url``, for a
+    CLI command, within :data:`DATABASE_TIMEOUT_SECONDS`.
+
+    Raises
+    ------
+    DatabaseUnreachable
+        It could not connect: the message names ``what`` and the URL without its
+        password (:func:`~tradebus.common.config.redact_url`), the reason, and how to
+        choose another database.
+    """
+    try:
+        return await asyncio.wait_for(create_pool(database_url), DATABASE_TIMEOUT_SECONDS)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        reason = type(exc).__name__ if isinstance(exc, TimeoutError) else str(exc)
+        raise DatabaseUnreachable(
+            f"cannot reach {what} {redact_url(database_url)}: {reason}"
+            " (set --database-url or DATABASE_URL)"
+        ) from None

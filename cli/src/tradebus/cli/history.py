@@ -57,12 +57,12 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from tradebus.cli.connection import DatabaseUnreachable, connect_database
 from tradebus.common.config import ConfigError, redact_url
 from tradebus.common.ids import UserId
 from tradebus.common.markets import Market, MarketCatalog, default_markets_path
 from tradebus.common.money import ZERO, format_amount, places_of
 from tradebus.common.order_status import OrderStatus
-from tradebus.ledger.pool import create_pool
 from tradebus.ledger.reports.export import CsvFormat
 from tradebus.ledger.reports.history import FillRecord, OrderRecord, fills_page, orders_page
 from tradebus.ledger.reports.pnl import (
@@ -82,7 +82,6 @@ from tradebus.ledger.reports.scope import (
 
 DEFAULT_DATABASE_URL = "postgresql://tradebus@127.0.0.1:5432/tradebus"
 DEFAULT_LIMIT = 50
-CONNECT_TIMEOUT_SECONDS = 10.0
 _UNBOUNDED = 10_000
 """Columns to measure a table's natural width in (:func:`_print`)."""
 
@@ -302,13 +301,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 async def _run(args: argparse.Namespace, query: Query, catalog: MarketCatalog, out: TextIO) -> None:
     try:
-        pool = await asyncio.wait_for(create_pool(args.database_url), CONNECT_TIMEOUT_SECONDS)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-        reason = type(exc).__name__ if isinstance(exc, TimeoutError) else str(exc)
-        raise HistoryError(
-            f"cannot reach the ledger {redact_url(args.database_url)}: {reason}"
-            " (set --database-url or DATABASE_URL)"
-        ) from None
+        pool = await connect_database(args.database_url, "the ledger")
+    except DatabaseUnreachable as exc:
+        raise HistoryError(str(exc)) from None
     try:
         user = None if query.user is ALL_USERS else query.user
         markets = MarketResolver(catalog, data_venues=await account_data_venues(pool, user))

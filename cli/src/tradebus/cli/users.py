@@ -32,8 +32,8 @@ from typing import Any
 
 import asyncpg
 
+from tradebus.cli.connection import DatabaseUnreachable, connect_database
 from tradebus.common.clock import LiveClock
-from tradebus.common.config import redact_url
 from tradebus.common.ids import UserId
 from tradebus.common.messages import AuditEvent
 from tradebus.common.subjects import TOKEN_PATTERN
@@ -41,11 +41,9 @@ from tradebus.control.audit import local_actor
 from tradebus.ledger.audit import AuditLog
 from tradebus.ledger.migrate import apply_migrations
 from tradebus.ledger.passwords import PasswordRejected, Passwords, check_new_password
-from tradebus.ledger.pool import create_pool
 from tradebus.ledger.users import Role, UserExists, Users
 
 DEFAULT_DATABASE_URL = "postgresql://tradebus@127.0.0.1:5432/tradebus"
-CONNECT_TIMEOUT_SECONDS = 10.0
 
 
 class UsersError(Exception):
@@ -116,13 +114,9 @@ def read_password(password_file: str | None) -> str:
 
 async def _connect(database_url: str) -> asyncpg.Pool:
     try:
-        return await asyncio.wait_for(create_pool(database_url), CONNECT_TIMEOUT_SECONDS)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-        reason = type(exc).__name__ if isinstance(exc, TimeoutError) else str(exc)
-        raise UsersError(
-            f"cannot reach the database {redact_url(database_url)}: {reason}"
-            " (set --database-url or DATABASE_URL)"
-        ) from None
+        return await connect_database(database_url)
+    except DatabaseUnreachable as exc:
+        raise UsersError(str(exc)) from None
 
 
 async def create_user(database_url: str, name: str, role: Role, password: str) -> None:
