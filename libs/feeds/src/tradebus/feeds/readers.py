@@ -261,13 +261,8 @@ def events_by_symbol(paths: list[Path], fmt: str) -> dict[str, int] | None:
     if fmt != "binance-raw":
         return None
     counts: Counter[str] = Counter()
-    search = _BINANCE_EVENT.search
     for path in map(Path, paths):
-        with open_binary(path) as f:
-            for line in f:
-                found = search(line, 0, 80)
-                if found is not None:
-                    counts[found.group(1).decode().upper()] += 1
+        counts.update(_binance_events_by_symbol(path))
     return dict(counts)
 
 
@@ -278,10 +273,21 @@ def _check_format(fmt: str) -> None:
 
 def _count_binance_events(path: Path, symbol: str | None) -> int:
     """Lines of ``<symbol>@trade`` and ``<symbol>@bookTicker`` frames (any symbol if None)."""
-    prefix = b'"' + symbol.lower().encode() if symbol else b""
-    needles = (prefix + b'@trade"', prefix + b'@bookTicker"')
+    counts = _binance_events_by_symbol(path)
+    return sum(counts.values()) if symbol is None else counts[symbol.upper()]
+
+
+def _binance_events_by_symbol(path: Path) -> Counter[str]:
+    """Lines of ``<sym>@trade`` and ``<sym>@bookTicker`` frames per native symbol (upper
+    case) of one ``binance-raw`` file: a text scan of each line's start, no parsing."""
+    counts: Counter[str] = Counter()
+    search = _BINANCE_EVENT.search
     with open_binary(path) as f:
-        return sum(1 for line in f if needles[0] in line or needles[1] in line)
+        for line in f:
+            found = search(line, 0, 80)
+            if found is not None:
+                counts[found.group(1).decode().upper()] += 1
+    return counts
 
 
 # --------------------------------------------------------------------------
