@@ -32,6 +32,8 @@ tradebus_execution_account_halted{account="alice-binance",reason="invalid api ke
 # TYPE tradebus_execution_killswitch_engaged gauge
 tradebus_execution_killswitch_engaged{scope="global"} 1
 """
+HOOK = "/v1/alertmanager"
+"""Where Alertmanager posts (the notifier's path)."""
 CLEARED = FIRING.replace("} 1\n", "} 0\n")
 
 
@@ -41,39 +43,51 @@ def alert_of(payload: dict[str, Any], status: str, name: str) -> bool:
     )
 
 
-def test_a_firing_rule_reaches_the_webhook_by_severity_and_resolves(alerting: Alerting) -> None:
-    alerting.target.set(FIRING)
-    alerting.start(["TradebusAccountHalted", "TradebusKillSwitchEngaged"])
+async def test_a_firing_rule_reaches_the_webhook_by_severity_and_resolves(
+    alerting: Alerting,
+) -> None:
+    receiver = await WebhookReceiver().start()
+    try:
+        alerting.target.set(FIRING)
+        await asyncio.to_thread(
+            alerting.start,
+            ["TradebusAccountHalted", "TradebusKillSwitchEngaged"],
+            receiver.http_url(HOOK),
+        )
 
-    path, critical = alerting.receiver.wait_for(
-        lambda p: alert_of(p, "firing", "TradebusAccountHalted")
-    )
-    assert path == "/v1/alertmanager"
-    assert critical["version"] == "4"
-    assert critical["receiver"] == "operators-critical"
-    assert critical["groupLabels"] == {"alertname": "TradebusAccountHalted", "severity": "critical"}
-    (alert,) = critical["alerts"]
-    assert alert["status"] == "firing"
-    assert alert["labels"]["severity"] == "critical"
-    assert alert["labels"]["account"] == "alice-binance"
-    assert alert["labels"]["job"] == "execution"
-    assert alert["annotations"]["summary"] == "Account alice-binance halted: invalid api key"
-    assert "deploy/config/accounts.yaml" in alert["annotations"]["description"]
-    assert alert["startsAt"] and alert["fingerprint"]
+        critical = await receiver.wait_for_match(
+            HOOK, lambda p: alert_of(p, "firing", "TradebusAccountHalted")
+        )
+        assert critical["version"] == "4"
+        assert critical["receiver"] == "operators-critical"
+        assert critical["groupLabels"] == {
+            "alertname": "TradebusAccountHalted",
+            "severity": "critical",
+        }
+        (alert,) = critical["alerts"]
+        assert alert["status"] == "firing"
+        assert alert["labels"]["severity"] == "critical"
+        assert alert["labels"]["account"] == "alice-binance"
+        assert alert["labels"]["job"] == "execution"
+        assert alert["annotations"]["summary"] == "Account alice-binance halted: invalid api key"
+        assert "deploy/config/accounts.yaml" in alert["annotations"]["description"]
+        assert alert["startsAt"] and alert["fingerprint"]
 
-    _, warning = alerting.receiver.wait_for(
-        lambda p: alert_of(p, "firing", "TradebusKillSwitchEngaged")
-    )
-    assert warning["receiver"] == "operators-warning"
-    assert warning["commonLabels"]["severity"] == "warning"
-    assert warning["commonAnnotations"]["summary"] == "Kill switch engaged: global"
+        warning = await receiver.wait_for_match(
+            HOOK, lambda p: alert_of(p, "firing", "TradebusKillSwitchEngaged")
+        )
+        assert warning["receiver"] == "operators-warning"
+        assert warning["commonLabels"]["severity"] == "warning"
+        assert warning["commonAnnotations"]["summary"] == "Kill switch engaged: global"
 
-    alerting.target.set(CLEARED)
-    _, resolved = alerting.receiver.wait_for(
-        lambda p: alert_of(p, "resolved", "TradebusAccountHalted")
-    )
-    assert resolved["receiver"] == "operators-critical"
-    assert resolved["alerts"][0]["endsAt"] > resolved["alerts"][0]["startsAt"]
+        alerting.target.set(CLEARED)
+        resolved = await receiver.wait_for_match(
+            HOOK, lambda p: alert_of(p, "resolved", "TradebusAccountHalted")
+        )
+        assert resolved["receiver"] == "operators-critical"
+        assert resolved["alerts"][0]["endsAt"] > resolved["alerts"][0]["startsAt"]
+    finally:
+        await receiver.stop()
 
 
 def wait_until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:

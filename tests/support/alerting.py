@@ -2,25 +2,21 @@
 
 * :class:`MetricsTarget`: a ``/metrics`` endpoint serving whatever exposition text the
   test sets (the scrape target it controls, standing in for a service).
-* :class:`WebhookReceiver`: a local HTTP server recording every POST, as Alertmanager's
-  webhook receivers (the notifier, in compose) get them: Alertmanager's webhook payload,
-  version 4 (https://prometheus.io/docs/alerting/latest/configuration/#webhook_config).
 * :func:`rules_copy`: real rules of ``deploy/prometheus/rules`` (same expr, labels and
   annotations) with a short ``for:``, so that they fire in seconds.
 * :class:`Alerting`, and the fixture :func:`alerting` (registered in tests/conftest.py):
   Prometheus (:class:`tradebus.cli.prom.LocalPrometheus`) scraping the target every second
   and evaluating the rules, its alerts sent to Alertmanager
   (:class:`tradebus.cli.prom.LocalAlertmanager`: deploy/alertmanager/alertmanager.yml,
-  the routes by severity, timings of a second), which posts to the receiver, or to the
-  ``webhook_url`` given (e.g. the notifier's ``/v1/alertmanager``, to chain through it).
+  the routes by severity, timings of a second), which posts to the ``webhook_url`` given:
+  a :class:`tests.support.webhooks.WebhookReceiver`'s, or the notifier's
+  ``/v1/alertmanager`` to chain through it.
 """
 
 from __future__ import annotations
 
-import json
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -77,52 +73,6 @@ class MetricsTarget(_Server):
         self.text = text
 
 
-class _HookHandler(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        receiver: WebhookReceiver = self.server.owner  # type: ignore[attr-defined]
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        with receiver.lock:
-            receiver.posts.append((self.path, json.loads(body)))
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class WebhookReceiver(_Server):
-    """Records every POST as ``(path, decoded JSON body)`` in :attr:`posts`."""
-
-    def __init__(self) -> None:
-        self.posts: list[tuple[str, dict[str, Any]]] = []
-        self.lock = threading.Lock()
-        super().__init__(_HookHandler)
-
-    def url(self, path: str = "/v1/alertmanager") -> str:
-        """Its URL at ``path`` (the notifier's path by default)."""
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def wait_for(
-        self, match: Callable[[dict[str, Any]], bool], timeout: float = 20.0
-    ) -> tuple[str, dict[str, Any]]:
-        """The first ``(path, payload)`` received whose payload ``match``es.
-
-        Raises
-        ------
-        AssertionError
-            If none arrives within ``timeout`` seconds (listing what did).
-        """
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.lock:
-                found = [(p, b) for p, b in self.posts if match(b)]
-            if found:
-                return found[0]
-            time.sleep(0.1)
-        raise AssertionError(f"no matching webhook post in {timeout} s; received {self.posts}")
-
-
 def real_rule(name: str) -> dict[str, Any]:
     """The alerting rule ``name`` of deploy/prometheus/rules, as written there.
 
@@ -150,20 +100,17 @@ def rules_copy(folder: Path, names: list[str], for_: str = "1s") -> Path:
 
 
 class Alerting:
-    """A metrics target, a webhook receiver, and (after :meth:`start`) Prometheus and
-    Alertmanager between them, all under ``root``."""
+    """A metrics target and (after :meth:`start`) Prometheus and Alertmanager alerting a
+    webhook, all under ``root``."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.target = MetricsTarget()
-        self.receiver = WebhookReceiver()
         self.prometheus = LocalPrometheus(root / "prometheus", root / "rules")
         self.alertmanager = LocalAlertmanager(root / "alertmanager")
 
-    def start(
-        self, rules: list[str], job: str = "execution", webhook_url: str | None = None
-    ) -> None:
-        """Alertmanager posting to ``webhook_url`` (default: :attr:`receiver`) with
+    def start(self, rules: list[str], webhook_url: str, job: str = "execution") -> None:
+        """Alertmanager posting to ``webhook_url`` with
         :data:`FAST` timings, then Prometheus scraping :attr:`target` as ``job`` every
         second with the real ``rules`` (``for: 1s``), alerting that Alertmanager.
 
@@ -173,7 +120,7 @@ class Alerting:
             If a binary is missing (``make prometheus-tools``) or does not start.
         """
         rules_copy(self.root / "rules", rules)
-        self.alertmanager.start(webhook_url or self.receiver.url(), FAST)
+        self.alertmanager.start(webhook_url, FAST)
         self.prometheus.start(
             {job: [self.target.port]}, scrape_seconds=1.0, alertmanager=self.alertmanager.address
         )
@@ -182,7 +129,6 @@ class Alerting:
         """Stop everything it started."""
         self.prometheus.stop()
         self.alertmanager.stop()
-        self.receiver.close()
         self.target.close()
 
 

@@ -1,16 +1,20 @@
-"""A local webhook receiver: the network edge of notification tests.
+"""A local webhook receiver: the network edge of notification and alerting tests.
 
 Apprise's ``json://127.0.0.1:<port>/<path>`` POSTs ``{"version": "1.0", "title": ...,
-"message": ..., "type": ...}`` (Apprise's JSON plugin); :class:`WebhookReceiver`
-records each body under its path, so one receiver serves several channels (one
-path each) and a test sees which channel got what. Paths listed in ``failing``
-answer 500 (a channel that is down).
+"message": ..., "type": ...}`` (Apprise's JSON plugin); Alertmanager's webhook
+receivers POST its webhook payload, version 4
+(https://prometheus.io/docs/alerting/latest/configuration/#webhook_config), to
+:meth:`WebhookReceiver.http_url`. :class:`WebhookReceiver` records each JSON body
+under its path, so one receiver serves several channels (one path each) and a test
+sees which channel got what. Paths listed in ``failing`` answer 500 (a channel that
+is down).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -52,6 +56,10 @@ class WebhookReceiver:
         """The Apprise URL of channel ``path`` (``/alice-token`` -> ``json://...``)."""
         return f"json://127.0.0.1:{self.port}{path}"
 
+    def http_url(self, path: str) -> str:
+        """The plain HTTP URL of ``path`` (for senders other than Apprise: Alertmanager)."""
+        return f"http://127.0.0.1:{self.port}{path}"
+
     def messages(self, path: str) -> list[dict[str, Any]]:
         """What channel ``path`` received, oldest first."""
         return self.received.get(path, [])
@@ -71,6 +79,27 @@ class WebhookReceiver:
                 self._arrived.clear()
                 await self._arrived.wait()
         return self.messages(path)
+
+    async def wait_for_match(
+        self, path: str, match: Callable[[dict[str, Any]], bool], timeout: float = 20.0
+    ) -> dict[str, Any]:
+        """The first message of ``path`` that ``match``es, once it has arrived.
+
+        Raises
+        ------
+        AssertionError
+            If none arrives in ``timeout`` seconds (listing what did).
+        """
+        try:
+            async with asyncio.timeout(timeout):
+                while not (found := [m for m in self.messages(path) if match(m)]):
+                    self._arrived.clear()
+                    await self._arrived.wait()
+        except TimeoutError:
+            raise AssertionError(
+                f"no matching POST to {path} in {timeout} s; received {self.received}"
+            ) from None
+        return found[0]
 
     async def stop(self) -> None:
         """Stop listening."""
