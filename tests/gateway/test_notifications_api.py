@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
@@ -17,14 +16,13 @@ import pytest
 
 from tests.gateway.conftest import Gateway, gateway_settings, running_gateway
 from tests.support.metrics import free_port
-from tests.support.services import service
+from tests.support.orders import whole_fill
+from tests.support.services import running_notifier
 from tests.support.webhooks import WebhookReceiver
 from tradebus.common import subjects
 from tradebus.common.codec import encode
-from tradebus.common.ids import AccountId, IntentId, UserId
 from tradebus.common.messages import OrderFilled
 from tradebus.common.sealed import write_key_pair
-from tradebus.notifier.bootstrap import run as run_notifier
 from tradebus.notifier.settings import NotifierSettings
 
 ALICE_TOKEN = "alice-webhook-token-7f3a"
@@ -32,23 +30,10 @@ BOB_TOKEN = "bob-webhook-token-91c2"
 
 
 def fill(user: str, source: str) -> OrderFilled:
-    return OrderFilled(
-        intent_id=IntentId("i-1"),
-        user=UserId(user),
-        source=source,
-        account=AccountId(f"{user}-paper"),
-        symbol="BTCUSDT",
-        side="sell",
-        trade_id=f"t-{source}",
-        price=Decimal("64000.00"),
-        qty=Decimal("0.00100000"),
-        fee=Decimal("0.0128"),
-        fee_asset="USDT",
-        liquidity="taker",
-        cum_qty=Decimal("0.001"),
-        leaves_qty=Decimal("0"),
-        ts_event=1,
-    )
+    return whole_fill(
+        user, source, "sell", "0.00100000", "64000.00", "0.0128",
+        liquidity="taker", trade_id=f"t-{source}",
+    )  # fmt: skip
 
 
 @pytest.fixture
@@ -127,12 +112,7 @@ async def test_saved_channels_are_sealed_and_reach_only_their_user(
         batch_seconds=0.2,
         refresh_seconds=0.5,
     )
-
-    async def ready() -> bool:
-        return True
-
-    async with service(run_notifier, settings, ready):
-        await asyncio.sleep(0.3)  # its subscriptions are made before it serves HTTP
+    async with running_notifier(settings):
         await nc.publish(subjects.exec_evt("alice", "quiet-1"), encode(fill("alice", "quiet-1")))
         await nc.publish(subjects.exec_evt("alice", "ladder-1"), encode(fill("alice", "ladder-1")))
         await nc.flush()

@@ -21,9 +21,9 @@ import yaml
 
 from tests.support.alerting import Alerting, MetricsTarget, real_rule
 from tests.support.metrics import free_port
+from tests.support.services import running_notifier
 from tests.support.webhooks import WebhookReceiver
 from tradebus.cli.prom import LocalPrometheus
-from tradebus.notifier import bootstrap
 from tradebus.notifier.settings import NotifierSettings
 
 FIRING = """\
@@ -146,26 +146,23 @@ async def test_a_firing_rule_reaches_the_operators_channel_through_the_notifier(
         metrics_port=free_port(),
         batch_seconds=0.2,
     )
-    stop = asyncio.Event()
-    notifier = asyncio.create_task(bootstrap.run(settings, stop))
     try:
-        alerting.target.set(FIRING)
-        await asyncio.to_thread(
-            alerting.start,
-            ["TradebusAccountHalted"],
-            webhook_url=f"http://127.0.0.1:{settings.http_port}/v1/alertmanager",
-        )
-        (message,) = await channels.wait_for("/ops", timeout=30)
-        assert message["title"] == "[FIRING:1] critical TradebusAccountHalted"
-        assert "Account alice-binance halted: invalid api key" in message["message"]
-        assert message["type"] == "failure"
+        async with running_notifier(settings):
+            alerting.target.set(FIRING)
+            await asyncio.to_thread(
+                alerting.start,
+                ["TradebusAccountHalted"],
+                webhook_url=f"http://127.0.0.1:{settings.http_port}/v1/alertmanager",
+            )
+            (message,) = await channels.wait_for("/ops", timeout=30)
+            assert message["title"] == "[FIRING:1] critical TradebusAccountHalted"
+            assert "Account alice-binance halted: invalid api key" in message["message"]
+            assert message["type"] == "failure"
 
-        alerting.target.set(CLEARED)
-        _, resolved = await channels.wait_for("/ops", 2, timeout=30)
-        assert resolved["title"].startswith("[RESOLVED")
-        assert "TradebusAccountHalted" in resolved["title"]
-        assert channels.messages("/alice") == []
+            alerting.target.set(CLEARED)
+            _, resolved = await channels.wait_for("/ops", 2, timeout=30)
+            assert resolved["title"].startswith("[RESOLVED")
+            assert "TradebusAccountHalted" in resolved["title"]
+            assert channels.messages("/alice") == []
     finally:
-        stop.set()
-        assert await notifier == 0
         await channels.stop()

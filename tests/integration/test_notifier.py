@@ -23,10 +23,12 @@ import pytest
 import yaml
 
 from tests.support.metrics import free_port, scrape
+from tests.support.orders import whole_fill
+from tests.support.services import running_notifier
 from tests.support.webhooks import WebhookReceiver
 from tradebus.common import subjects
 from tradebus.common.codec import encode
-from tradebus.common.ids import AccountId, IntentId, UserId
+from tradebus.common.ids import AccountId, UserId
 from tradebus.common.messages import (
     AccountHalted,
     BotStatus,
@@ -35,7 +37,6 @@ from tradebus.common.messages import (
     ReconReport,
     ReconRow,
 )
-from tradebus.notifier import bootstrap
 from tradebus.notifier.settings import NotifierSettings
 
 TOKEN = "alertmanager-token-5e1f"
@@ -48,23 +49,7 @@ SECRETS = (
 def fill(
     user: str, source: str, qty: str = "0.01", price: str = "64000.50", n: int = 1
 ) -> OrderFilled:
-    return OrderFilled(
-        intent_id=IntentId(f"i-{n}"),
-        user=UserId(user),
-        source=source,
-        account=AccountId(f"{user}-paper"),
-        symbol="BTCUSDT",
-        side="buy",
-        trade_id=f"t-{user}-{n}",
-        price=Decimal(price),
-        qty=Decimal(qty),
-        fee=Decimal("0E-8"),
-        fee_asset="USDT",
-        liquidity="maker",
-        cum_qty=Decimal(qty),
-        leaves_qty=Decimal("0E-8"),
-        ts_event=1_700_000_000_000_000_000,
-    )
+    return whole_fill(user, source, "buy", qty, price, "0E-8", n=n)
 
 
 ALERT_GROUP: dict[str, Any] = {
@@ -141,16 +126,11 @@ async def stack(
         backoff_seconds=0.05,
         alertmanager_token=TOKEN,
     )
-    stop = asyncio.Event()
-    task = asyncio.create_task(bootstrap.run(settings, stop))
-    async with asyncio.timeout(10):
-        while not any("notifier ready" in r.getMessage() for r in caplog.records):
-            assert not task.done(), task
-            await asyncio.sleep(0.05)
-    yield Stack(receiver, settings.http_port, settings.metrics_port)
-    stop.set()
-    assert await task == 0
-    await receiver.stop()
+    try:
+        async with running_notifier(settings):
+            yield Stack(receiver, settings.http_port, settings.metrics_port)
+    finally:
+        await receiver.stop()
 
 
 def notices_in(message: dict[str, Any]) -> int:

@@ -182,3 +182,37 @@ def cancels(intents: Sequence[Intent]) -> list[CancelOrder]:
     out = [i for i in intents if isinstance(i, CancelOrder)]
     assert len(out) == len(intents), f"not only cancels: {intents}"
     return out
+
+
+def whole_fill(
+    user: str,
+    source: str,
+    side: Side,
+    qty: str,
+    price: str,
+    fee: str = "0",
+    *,
+    liquidity: Liquidity = "maker",
+    n: int = 1,
+    trade_id: str | None = None,
+) -> OrderFilled:
+    """A fill of all of order ``i-<n>`` of bot ``source`` of ``user`` on ``<user>-paper``
+    (BTCUSDT, fee in USDT, nothing left), at ``ts_event`` 1.7e18 ns; trade id
+    ``t-<user>-<n>`` unless given. Amounts are decimal strings."""
+    return OrderFilled(
+        intent_id=IntentId(f"i-{n}"),
+        user=UserId(user),
+        source=source,
+        account=AccountId(f"{user}-paper"),
+        symbol="BTCUSDT",
+        side=side,
+        trade_id=trade_id or f"t-{user}-{n}",
+        price=Decimal(price),
+        qty=Decimal(qty),
+        fee=Decimal(fee),
+        fee_asset="USDT",
+        liquidity=liquidity,
+        cum_qty=Decimal(qty),
+        leaves_qty=Decimal(0),
+        ts_event=1_700_000_000_000_000_000,
+    )

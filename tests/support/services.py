@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nats.aio.client import Client as NATS
 
 from tradebus.common.runtime import Stopped
+
+if TYPE_CHECKING:
+    from tradebus.notifier.settings import NotifierSettings
 
 
 async def eventually(
@@ -78,3 +83,25 @@ async def service(
         except Stopped:  # stopped while still connecting: a clean exit, as service_main says
             code = 0
         assert code == 0, f"service exited with {code}"
+
+
+@asynccontextmanager
+async def running_notifier(settings: NotifierSettings) -> AsyncIterator[asyncio.Task[int]]:
+    """The notifier (:func:`tradebus.notifier.bootstrap.run`) with ``settings``, once it is
+    ready (``GET /healthz`` on its ``http_port`` answers: it has subscribed on the bus and
+    listens for Alertmanager); stopped on exit as :func:`service` stops it."""
+    from tradebus.notifier import bootstrap
+
+    def healthy() -> bool:
+        url = f"http://127.0.0.1:{settings.http_port}/healthz"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return bool(response.status == 200)
+        except (OSError, urllib.error.URLError):
+            return False
+
+    async def ready() -> bool:
+        return await asyncio.to_thread(healthy)
+
+    async with service(bootstrap.run, settings, ready) as task:
+        yield task
