@@ -119,6 +119,35 @@ def write_params(path: Path, params: dict) -> Path:
     return path
 
 
+def single_market(strategy: str, symbol: str, base: str, quote: str) -> dict:
+    """The test parameters of ``strategy`` on one market (0.01 tick, 0.00001 step, fees of
+    1 and 2 bps, 100,000 of ``quote`` to start with)."""
+    return {
+        **STRATEGIES[strategy],
+        "symbol": symbol,
+        "base": base,
+        "quote": quote,
+        "tick_size": "0.01",
+        "step_size": "0.00001",
+        "maker_fee_bps": "1",
+        "taker_fee_bps": "2",
+        "balances": {quote: "100000"},
+    }
+
+
+def run_backtest(
+    tmp_path: Path, strategy: str, params: dict, paths: list[Path], fmt: str, *extra: str
+) -> tuple[int, str, Path]:
+    """``tradebus backtest`` of ``strategy`` with ``params`` (written under ``tmp_path``)
+    on the ``paths`` of format ``fmt``: exit status, output, and its ``--out`` folder."""
+    out = tmp_path / "out"
+    args = ["--strategy", strategy, "--params", str(write_params(tmp_path / "p.yaml", params))]
+    for p in paths:
+        args += ["--data", str(p)]
+    code, text = backtest([*args, "--format", fmt, "--out", str(out), *extra])
+    return code, text, out
+
+
 def backtest(args: list[str]) -> tuple[int, str]:
     """``tradebus backtest ARGS`` in this process: exit status and output."""
     parser = argparse.ArgumentParser()
@@ -168,22 +197,8 @@ def test_every_single_market_strategy_on_every_file(
 ) -> None:
     files, fmt, symbol, base, quote, trades = SETS[dataset]
     paths = [data_dir / f for f in files]
-    params = {
-        **STRATEGIES[strategy],
-        "symbol": symbol,
-        "base": base,
-        "quote": quote,
-        "tick_size": "0.01",
-        "step_size": "0.00001",
-        "maker_fee_bps": "1",
-        "taker_fee_bps": "2",
-        "balances": {quote: "100000"},
-    }
-    out = tmp_path / "out"
-    args = ["--strategy", strategy, "--params", str(write_params(tmp_path / "p.yaml", params))]
-    for p in paths:
-        args += ["--data", str(p)]
-    code, text = backtest([*args, "--format", fmt, "--out", str(out)])
+    params = single_market(strategy, symbol, base, quote)
+    code, text, out = run_backtest(tmp_path, strategy, params, paths, fmt)
     assert code == 0, text
     summary = check_outputs(out, estimate_events(paths, fmt, symbol), trades)
     assert D(summary["final_position"]) == D(summary["buy_qty"]) - D(summary["sell_qty"])
@@ -212,11 +227,7 @@ def test_spread_on_the_btc_eth_pair(pair: str, data_dir: Path, tmp_path: Path) -
         "taker_fee_bps": "2",
         "balances": {quote: "100000"},
     }
-    out = tmp_path / "out"
-    args = ["--strategy", "spread", "--params", str(write_params(tmp_path / "p.yaml", params))]
-    for p in paths:
-        args += ["--data", str(p)]
-    code, text = backtest([*args, "--format", fmt, "--out", str(out)])
+    code, text, out = run_backtest(tmp_path, "spread", params, paths, fmt)
     assert code == 0, text
     expected = (
         sum(estimate_events(paths, fmt, s) for s in symbols)
@@ -226,27 +237,12 @@ def test_spread_on_the_btc_eth_pair(pair: str, data_dir: Path, tmp_path: Path) -
     check_outputs(out, expected, fills_expected=True)
 
 
-def _ladder_params(path: Path, symbol: str, base: str, quote: str) -> Path:
-    params = {
-        **STRATEGIES["ladder"],
-        "symbol": symbol,
-        "base": base,
-        "quote": quote,
-        "tick_size": "0.01",
-        "step_size": "0.00001",
-        "maker_fee_bps": "1",
-        "taker_fee_bps": "2",
-        "balances": {quote: "100000"},
-    }
-    return write_params(path, params)
-
-
 def test_nine_years_of_bars_give_every_figure(data_dir: Path, tmp_path: Path) -> None:
     files, fmt, symbol, base, quote, _ = SETS["coinbase-btc-4h"]
-    params = _ladder_params(tmp_path / "p.yaml", symbol, base, quote)
-    out = tmp_path / "out"
-    args = ["--strategy", "ladder", "--params", str(params), "--data", str(data_dir / files[0])]
-    code, text = backtest([*args, "--format", fmt, "--out", str(out), "--no-chart"])
+    params = single_market("ladder", symbol, base, quote)
+    code, text, out = run_backtest(
+        tmp_path, "ladder", params, [data_dir / files[0]], fmt, "--no-chart"
+    )
     assert code == 0, text
     s = json.loads((out / "summary.json").read_text())
     assert s["days"] > 3400 and s["daily_returns"] > 3000
@@ -268,15 +264,12 @@ def test_a_symbol_the_data_does_not_hold_is_refused_before_the_run(
     data_dir: Path, tmp_path: Path
 ) -> None:
     files, fmt, _, base, quote, _ = SETS["binance-btc"]
-    params = _ladder_params(tmp_path / "p.yaml", "DOGEUSDT", base, quote)
-    out = tmp_path / "out"
-    args = ["--strategy", "ladder", "--params", str(params)]
-    for f in files:
-        args += ["--data", str(data_dir / f)]
-    code, text = backtest([*args, "--format", fmt, "--out", str(out)])
+    params = single_market("ladder", "DOGEUSDT", base, quote)
+    paths = [data_dir / f for f in files]
+    code, text, out = run_backtest(tmp_path, "ladder", params, paths, fmt)
     assert code == 2, text
     assert "no events of DOGEUSDT" in text
-    btc = estimate_events([data_dir / f for f in files], fmt, "BTCUSDT")
+    btc = estimate_events(paths, fmt, "BTCUSDT")
     assert f"symbols in the data: BTCUSDT ({btc:,} events)" in text
     assert "0 events" not in text and "Traceback" not in text
     assert not out.exists()  # nothing ran
