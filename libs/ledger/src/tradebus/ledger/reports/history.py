@@ -35,9 +35,7 @@ from tradebus.ledger.reports.scope import (
     UserScope,
     Where,
     check_limit,
-    check_text,
-    check_time_range,
-    check_user,
+    chosen_rows,
     decode_cursor,
     encode_cursor,
 )
@@ -158,16 +156,10 @@ async def orders_page(
     InvalidCursor
         ``cursor`` is not one this report made for this direction.
     """
-    user_id = check_user(user)
+    where = chosen_rows(user, since_ns, until_ns, "o.", bot=bot, account=account, symbol=symbol)
     check_limit(limit)
-    check_time_range(since_ns, until_ns)
     if status is not None and status not in _STATUSES:
         raise ReportArgumentError("status", f"expected one of {sorted(_STATUSES)}, got {status!r}")
-    where = Where()
-    where.equal("o.user_id", user_id)
-    where.equal("o.source", check_text("bot", bot))
-    where.equal("o.account_id", check_text("account", account))
-    where.equal("o.symbol", check_text("symbol", symbol))
     where.equal("o.status", status)
     where.time_range("o.created_ns", since_ns, until_ns)
     records, next_cursor = await _keyset(
@@ -204,14 +196,8 @@ async def fills_page(
     InvalidCursor
         ``cursor`` is not one this report made for this direction.
     """
-    user_id = check_user(user)
+    where = chosen_rows(user, since_ns, until_ns, "f.", bot=bot, account=account, symbol=symbol)
     check_limit(limit)
-    check_time_range(since_ns, until_ns)
-    where = Where()
-    where.equal("f.user_id", user_id)
-    where.equal("f.source", check_text("bot", bot))
-    where.equal("f.account_id", check_text("account", account))
-    where.equal("f.symbol", check_text("symbol", symbol))
     where.time_range("f.ts_event", since_ns, until_ns)
     records, next_cursor = await _keyset(
         db, _FILLS_SELECT, where, "fills", ("f.ts_event", "f.seq"), cursor, limit, newest_first

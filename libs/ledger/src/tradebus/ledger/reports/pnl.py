@@ -66,6 +66,7 @@ from tradebus.ledger.reports.scope import (
     check_text,
     check_time_range,
     check_user,
+    chosen_rows,
 )
 
 Marks = Mapping[tuple[str, str], Decimal]
@@ -254,7 +255,7 @@ async def pnl_by_bot(
     ReportArgumentError
         An argument is invalid; ``field`` names it.
     """
-    where = _chosen_fills(user, since_ns, until_ns, bot=bot)
+    where = chosen_rows(user, since_ns, until_ns, bot=bot)
     rows = await _pnl(
         db, where, markets, marks, [since_ns], until_ns, by_bot=True,
         last_fill_marks=last_fill_marks,
@@ -288,7 +289,7 @@ async def pnl_by_account(
     ReportArgumentError
         An argument is invalid; ``field`` names it.
     """
-    where = _chosen_fills(user, since_ns, until_ns, account=account)
+    where = chosen_rows(user, since_ns, until_ns, account=account)
     user_id = check_user(user)
     rows = [
         row
@@ -367,7 +368,7 @@ async def pnl_series(
     check_limit(max_points, "max_points", MAX_POINTS)
     if check_text("bot", bot) is None:
         raise ReportArgumentError("bot", "a series is of one bot: expected its id, got None")
-    chosen = _chosen_fills(user, since_ns, until_ns, bot=bot, symbol=symbol)
+    chosen = chosen_rows(user, since_ns, until_ns, bot=bot, symbol=symbol)
 
     async with _snapshot(db) as conn:
         span = await _fill_span(conn, chosen, since_ns, until_ns)
@@ -527,7 +528,7 @@ async def pnl_by_bot_per_day(
     ReportArgumentError
         An argument is invalid; ``field`` names it.
     """
-    chosen = _chosen_fills(user, since_ns, until_ns, bot=bot, account=account, symbol=symbol)
+    chosen = chosen_rows(user, since_ns, until_ns, bot=bot, account=account, symbol=symbol)
     span = await _fill_span(db, chosen, since_ns, until_ns)
     if span is None:
         return []
@@ -569,30 +570,6 @@ _FILL_COLUMNS = (
     " (SELECT o.intent_id FROM orders o WHERE o.client_order_id = fills.client_order_id)"
     " AS intent_id"
 )
-
-
-_FILTER_COLUMNS = {"bot": "source", "account": "account_id", "symbol": "symbol"}
-"""The report argument that keeps the fills of one value and the fills column it is."""
-
-
-def _chosen_fills(
-    user: UserScope, since_ns: int | None, until_ns: int | None, **filters: str | None
-) -> Where:
-    """The fills of ``user`` whose ``bot`` / ``account`` / ``symbol`` (``filters``; None:
-    any) are those given, after checking ``user``, the time range and the filters
-    (the range is not in the conditions: each report applies it its own way).
-
-    Raises
-    ------
-    ReportArgumentError
-        An argument is invalid; ``field`` names it.
-    """
-    where = Where()
-    where.equal("user_id", check_user(user))
-    check_time_range(since_ns, until_ns)
-    for field, value in filters.items():
-        where.equal(_FILTER_COLUMNS[field], check_text(field, value))
-    return where
 
 
 async def _fill_span(

@@ -244,3 +244,33 @@ class Where:
     def sql(self) -> str:
         """``WHERE c1 AND c2 ...``, or an empty string without conditions."""
         return "WHERE " + " AND ".join(self.conditions) if self.conditions else ""
+
+
+_FILTER_COLUMNS = {"bot": "source", "account": "account_id", "symbol": "symbol"}
+"""A report's filter argument and the ``orders`` / ``fills`` column it keeps one value of."""
+
+
+def chosen_rows(
+    user: UserScope,
+    since_ns: int | None,
+    until_ns: int | None,
+    prefix: str = "",
+    **filters: str | None,
+) -> Where:
+    """Check a report's common arguments and start its conditions: the ``orders`` or
+    ``fills`` rows (columns named ``<prefix><column>``, e.g. ``f.source``) of ``user``
+    (:data:`ALL_USERS`: everyone) whose ``bot`` / ``account`` / ``symbol`` (``filters``;
+    None: any) are those given. The time range ``[since_ns, until_ns)`` is checked but
+    not added: each report applies it to its own column.
+
+    Raises
+    ------
+    ReportArgumentError
+        ``user``, ``since_ns`` / ``until_ns`` or a filter is invalid; ``field`` names it.
+    """
+    where = Where()
+    where.equal(f"{prefix}user_id", check_user(user))
+    check_time_range(since_ns, until_ns)
+    for field, value in filters.items():
+        where.equal(prefix + _FILTER_COLUMNS[field], check_text(field, value))
+    return where
