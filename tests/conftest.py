@@ -9,7 +9,7 @@
 * ``secure_nats``: a nats-server in operator mode with fresh identities per test
   (:mod:`tests.support.secure_nats`).
 * ``alerting``: a real Prometheus and Alertmanager between a metrics target and a webhook
-  receiver (:mod:`tests.support.alerting`).
+  URL (:mod:`tests.support.alerting`; a receiver: :mod:`tests.support.webhooks`).
 """
 
 from __future__ import annotations
