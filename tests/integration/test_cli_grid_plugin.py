@@ -54,9 +54,9 @@ async def test_a_grid_bot_file_is_validated_with_the_path_of_each_bad_parameter(
     code, out, err = await tradebus(capsys, "bots", "apply", "-f", str(bad), "--dry-run", *url)
     assert code == 2 and out == ""
     assert err.splitlines()[1:] == [
-        "  strategies.grid.upper_price: must be above lower_price 60000 (got 59000)",
-        "  strategies.grid.grid_levels: must be between 2 and 200 (got 1)",
-        "  users[0].strategies.grid.quote_per_level: must be > 0 (got -5)",
+        f"  {bad}:7: strategies.grid.upper_price: must be above lower_price 60000 (got 59000)",
+        f"  {bad}:8: strategies.grid.grid_levels: must be between 2 and 200 (got 1)",
+        f"  {bad}:13: users[0].strategies.grid.quote_per_level: must be > 0 (got -5)",
     ]
 
 
@@ -75,7 +75,7 @@ async def test_a_bot_of_a_broken_plugin_is_named_with_its_package_and_entry_poin
     )
     assert code == 2 and out == "" and "Traceback" not in err
     assert err.splitlines()[1:] == [
-        "  strategies.mine.strategy: strategy plug-in 'needsfield' (entry point needsfield = "
+        f"  {path}:3: strategies.mine.strategy: strategy plug-in 'needsfield' (entry point needsfield = "
         "tradebus_broken:NEEDS_FIELD of package tradebus-broken 0.1) breaks the rules of a "
         "strategy: bot: NeedsFieldBot.state_type (NeedsField): every field needs a default "
         "(a snapshot taken before it was added must load); none for counter"
