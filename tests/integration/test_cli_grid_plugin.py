@@ -75,8 +75,9 @@ async def test_a_bot_of_a_broken_plugin_is_named_with_its_package_and_entry_poin
     )
     assert code == 2 and out == "" and "Traceback" not in err
     assert err.splitlines()[1:] == [
-        f"  {path}:3: strategies.mine.strategy: strategy plug-in 'needsfield' (entry point needsfield = "
-        "tradebus_broken:NEEDS_FIELD of package tradebus-broken 0.1) breaks the rules of a "
+        f"  {path}:3: strategies.mine.strategy: strategy plug-in 'needsfield' "
+        "(entry point needsfield = tradebus_broken:NEEDS_FIELD of package tradebus-broken 0.1) "
+        "breaks the rules of a "
         "strategy: bot: NeedsFieldBot.state_type (NeedsField): every field needs a default "
         "(a snapshot taken before it was added must load); none for counter"
     ]
