@@ -376,9 +376,6 @@ async def request(nc: NATS, subject: str, message: Any, timeout: float = 5.0) ->
     return reply.data
 
 
-KV_EMPTY_WATCH_GRACE_SECONDS = 1.0
-"""How long a KV read that found no key, in a bucket that holds messages, waits for
-entries still in flight (an empty bucket answers at once)."""
 KV_WATCH_INACTIVE_SECONDS = 5.0
 """The server drops a stopped watch's consumer after this long (nats-py's default:
 5 minutes, i.e. hundreds of idle consumers on a busy bucket)."""
@@ -392,13 +389,12 @@ async def kv_live_entries(
     and expiry markers skipped.
 
     nats-py's watch may put its "nothing to read" marker first while the first
-    entries are still on their way (its consumer-info reply overtook them), so a
-    read that sees the marker before any key asks the bucket's message count and,
-    unless it is empty, waits :data:`KV_EMPTY_WATCH_GRACE_SECONDS` more. Without
-    that, a busy machine saw both live strategy replicas as none once in ~2,400
-    reads, and ``tradebus bots list`` answered with no bots (one CI failure); a
-    grace of 0.1 s was still too short under load (the gateway listed none of four
-    bots just created).
+    entries are still on their way (its consumer-info reply overtook them): a busy
+    machine saw both live strategy replicas as none once in ~2,400 reads, and the
+    gateway listed none of four bots just created. So a watch that ends before any
+    key is not trusted: :func:`_kv_entries_by_subject` asks the stream which of the
+    pattern's subjects hold messages and reads each key's last value directly, an
+    exact answer with no grace period to guess (nothing to read: one request).
 
     Raises
     ------
@@ -416,12 +412,7 @@ async def kv_live_entries(
         while True:
             entry = await watcher.updates(timeout=timeout)
             if entry is None and not out:
-                if (await kv.status()).values == 0:
-                    return out
-                try:
-                    entry = await watcher.updates(timeout=KV_EMPTY_WATCH_GRACE_SECONDS)
-                except nats.errors.TimeoutError:
-                    return out
+                return await _kv_entries_by_subject(kv, pattern, headers_only)
             if entry is None:
                 return out
             if entry.operation is None:  # a put
@@ -430,6 +421,29 @@ async def kv_live_entries(
                 return out
     finally:
         await watcher.stop()
+
+
+async def _kv_entries_by_subject(
+    kv: KeyValue, pattern: str, headers_only: bool
+) -> dict[str, bytes]:
+    """:func:`kv_live_entries` read without a watch: the subjects of ``pattern`` that
+    hold messages (JetStream's stream info with a subject filter), then each key's last
+    entry (``kv.get``; a deleted or purged key is skipped).
+
+    nats-py's KeyValue keeps its JetStream context, stream and subject prefix in private
+    attributes (``_js``, ``_stream``, ``_pre``; nats-py is pinned by uv.lock).
+    """
+    prefix: str = kv._pre
+    info = await kv._js.stream_info(kv._stream, subjects_filter=prefix + pattern)
+    out: dict[str, bytes] = {}
+    for subject in sorted(info.state.subjects or {}):
+        key = subject.removeprefix(prefix)
+        try:
+            entry = await kv.get(key)
+        except nats.js.errors.KeyNotFoundError:
+            continue
+        out[key] = b"" if headers_only else entry.value or b""
+    return out
 
 
 # ------------------------------------------------------------------ one-shot clients
