@@ -24,7 +24,7 @@ from tests.support.cli import tradebus
 from tests.support.execution import Bus, collecting, execution_service, execution_settings
 from tests.support.intents import ensure_intent_streams
 from tests.support.services import eventually, service
-from tests.support.strategy_host import host_settings
+from tests.support.strategy_host import host_settings, running_status
 from tests.support.ticks import trade
 from tradebus.common import subjects
 from tradebus.common.codec import encode
@@ -142,8 +142,7 @@ async def test_a_dry_run_ladder_on_a_paper_account_trades_its_own_simulated_wall
     bot = "alice-btc"
 
     async def status() -> BotStatus | None:
-        found = await bot_statuses(nc, bot)
-        return found[0] if found else None
+        return await running_status(nc, bot)
 
     async def running() -> bool:
         return await status() is not None

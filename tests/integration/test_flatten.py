@@ -21,13 +21,12 @@ from nats.aio.client import Client as NATS
 from tests.support.cli import tradebus
 from tests.support.execution import execution_service, execution_settings
 from tests.support.services import eventually, service
-from tests.support.strategy_host import host_settings
+from tests.support.strategy_host import host_settings, running_status
 from tests.support.ticks import TradeTape
 from tradebus.common import subjects
 from tradebus.common.bus import request
 from tradebus.common.codec import decode_audit_event, decode_balances_reply
 from tradebus.common.messages import BalancesQuery, BalancesReply, BotStatus
-from tradebus.control.bots import bot_statuses
 from tradebus.strategy.bootstrap import run as run_strategy
 
 BOT = "alice-btc"
@@ -46,8 +45,7 @@ accounts:
 
 
 async def status(nc: NATS) -> BotStatus | None:
-    found = await bot_statuses(nc, BOT)
-    return found[0] if found else None
+    return await running_status(nc, BOT)
 
 
 async def btc_held(nc: NATS) -> Decimal:

@@ -6,7 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+from nats.aio.client import Client as NATS
 
+from tradebus.common.messages import BotStatus
+from tradebus.control.bots import ControlError, bot_statuses
 from tradebus.strategy.settings import StrategySettings
 
 TEST_HOST = StrategySettings(
@@ -32,3 +35,22 @@ def host_settings(
         bots_file=str(bots) if bots is not None else "",
         **overrides,
     )
+
+
+async def running_status(nc: NATS, bot: str) -> BotStatus | None:
+    """``bot``'s status from the host running it; None while no host runs it yet (no
+    answer, or a host that knows it answering ``not_running``: starting or moving, as a
+    readiness probe may ask in the instant between a host claiming the bot and running it).
+
+    Raises
+    ------
+    ControlError
+        Any other refusal (``unknown_bot``, ``bad_request``).
+    """
+    try:
+        found = await bot_statuses(nc, bot)
+    except ControlError as exc:
+        if exc.error == "not_running":
+            return None
+        raise
+    return found[0] if found else None
