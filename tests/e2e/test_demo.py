@@ -26,6 +26,7 @@ from nats.js.client import JetStreamContext
 
 from tests.support.binance_ws import BinanceWsServer
 from tests.support.data import raw_feed_files
+from tradebus.cli.main import main as cli_main
 from tradebus.common import subjects
 from tradebus.common.codec import decode_event, decode_market
 from tradebus.common.markets import MarketCatalog, default_markets_path
@@ -335,8 +336,10 @@ async def test_demo_without_data_offline_fails_at_once_with_the_way_out(tmp_path
 
 
 @pytest.mark.parametrize("flag", ["--data"])
-async def test_demo_rejects_a_data_dir_without_recordings(tmp_path: Path, flag: str) -> None:
-    code, output = await run_demo([flag, str(tmp_path), "--var", str(tmp_path / "v")], {}, 30)
+def test_demo_rejects_a_data_dir_without_recordings(
+    tmp_path: Path, flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, output = demo_in_process([flag, str(tmp_path), "--var", str(tmp_path / "v")], capsys)
     assert code == 2 and "no Binance raw-feed recordings" in output
 
 
@@ -355,24 +358,53 @@ async def test_demo_rejects_a_data_dir_without_recordings(tmp_path: Path, flag: 
         (["--bots", "no/such.yaml"], "--bots: no such file: no/such.yaml"),
     ],
 )
-async def test_demo_refuses_a_bad_option_before_anything_starts(
-    tmp_path: Path, data_dir: Path, args: list[str], said: str
+def test_demo_refuses_a_bad_option_before_anything_starts(
+    tmp_path: Path,
+    data_dir: Path,
+    args: list[str],
+    said: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Issue 20, item 6: ``demo --speed fast`` used to start every service and then fail in
     marketdata. Every option is checked first: exit status 2, the option and its value
-    named, nothing started (no ``var/``)."""
+    named, nothing started (no ``var/``). In process (the CLI's ``main``); the installed
+    command is run by the test below."""
     var = tmp_path / "var"
     extra = [] if "--data" in args else ["--data", str(data_dir)]
-    code, output = await run_demo([*args, *extra, "--var", str(var)], {}, timeout=60)
+    code, output = demo_in_process([*args, *extra, "--var", str(var)], capsys)
     assert code == 2, output
     assert said in output, output
     assert "Traceback" not in output
     assert not var.exists(), "something started"
 
 
+async def test_the_demo_command_refuses_a_bad_option_before_anything_starts(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    """The same check through the installed ``tradebus`` command, for one option."""
+    var = tmp_path / "var"
+    code, output = await run_demo(
+        ["--speed", "fast", "--data", str(data_dir), "--var", str(var)], {}, timeout=60
+    )
+    assert code == 2, output
+    assert "argument --speed: must be 'max' or a multiple of real time > 0" in output, output
+    assert "Traceback" not in output
+    assert not var.exists(), "something started"
+
+
+def demo_in_process(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """``tradebus demo ARGS`` through the CLI's ``main`` in this process, for arguments it
+    must refuse before starting anything: (exit status, stdout and stderr)."""
+    with pytest.raises(SystemExit) as exited:
+        cli_main(["demo", *args])
+    captured = capsys.readouterr()
+    code = exited.value.code
+    return (code if isinstance(code, int) else 1), captured.out + captured.err
+
+
 @pytest.mark.parametrize("which", ["bots", "accounts"])
-async def test_demo_names_a_bad_bot_or_accounts_file_before_anything_starts(
-    tmp_path: Path, data_dir: Path, which: str
+def test_demo_names_a_bad_bot_or_accounts_file_before_anything_starts(
+    tmp_path: Path, data_dir: Path, which: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A bot or accounts file that does not load stops the demo before any server starts,
     naming the option, the file and the bad field."""
@@ -386,8 +418,8 @@ async def test_demo_names_a_bad_bot_or_accounts_file_before_anything_starts(
         field = "user"
     assert bad.read_text() != source
     var = tmp_path / "var"
-    code, output = await run_demo(
-        ["--data", str(data_dir), f"--{which}", str(bad), "--var", str(var)], {}, timeout=60
+    code, output = demo_in_process(
+        ["--data", str(data_dir), f"--{which}", str(bad), "--var", str(var)], capsys
     )
     assert code == 2, output
     assert f"--{which} {bad}" in output and field in output, output

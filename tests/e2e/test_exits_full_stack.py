@@ -44,6 +44,7 @@ def average(fills: list[tuple]) -> D:
     return sum((p * q for p, q in buys), D(0)) / sum((q for _, q in buys), D(0))
 
 
+@pytest.mark.slow  # make test-all; the trailing take-profit below is the exits' full-stack run
 @pytest.mark.timeout(300)
 async def test_a_stop_loss_through_the_full_stack(
     nats_url: str, database_url: str, data_dir: Path, tmp_path: Path

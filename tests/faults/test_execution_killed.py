@@ -404,6 +404,15 @@ async def check_reconciliation(nats_url: str, database_url: str, nc: NATS) -> No
     assert bad == {}
 
 
+async def test_execution_killed_twice_150_intents(
+    nats_url: str, database_url: str, tmp_path: Path
+) -> None:
+    """Two kills in ``make test``; three and more (the 10-kill run) in ``make test-all``."""
+    await run_scenario(Scenario(intents=150, kills=2, seconds=10), nats_url, database_url, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
 async def test_execution_killed_3_times_300_intents(
     nats_url: str, database_url: str, tmp_path: Path
 ) -> None:

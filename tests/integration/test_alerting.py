@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.support.alerting import Alerting, MetricsTarget, real_rule
@@ -43,6 +44,7 @@ def alert_of(payload: dict[str, Any], status: str, name: str) -> bool:
     )
 
 
+@pytest.mark.slow  # make test-all; make test runs the whole chain (the notifier test below)
 async def test_a_firing_rule_reaches_the_webhook_by_severity_and_resolves(
     alerting: Alerting,
 ) -> None:
