@@ -1,4 +1,4 @@
-"""The ladder of docs/strategies.md section 1 in hftbacktest 2.4 (numba), timed on the peers' trades.
+"""The ladder of docs/strategies.md section 1 in hftbacktest 2.4 (numba), on the peers' trades.
 
 Standalone: run by the peers' virtualenv's Python (``.tools/peers``), it
 imports only hftbacktest and numpy (numba comes with hftbacktest).
@@ -29,8 +29,6 @@ import sys
 import time
 
 import numpy as np
-from numba import njit
-
 from hftbacktest import (
     FILLED,
     GTC,
@@ -38,6 +36,7 @@ from hftbacktest import (
     BacktestAsset,
     HashMapMarketDepthBacktest,
 )
+from numba import njit
 
 TIMEOUT_NS = 3_600_000_000_000
 
@@ -127,10 +126,7 @@ def ladder(hbt, tick, step, total_quote, n, drop_pct, inc_pct, tp_pct, min_quote
             any_fill = False
             lowest = p * (1.0 - drop_pct / 100.0)
             gap = (p - lowest) / n
-            if inc_pct == 0:
-                base = total_quote / n
-            else:
-                base = total_quote * (r - 1.0) / (r**n - 1.0)
+            base = total_quote / n if inc_pct == 0 else total_quote * (r - 1.0) / (r**n - 1.0)
             base = max(min_quote, base)
             s = 0.0
             for i in range(n):

@@ -34,6 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -159,7 +160,8 @@ def write_inputs(trades: Trades, out: Path) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     columns = to_columns(trades)
     paths = {"columns": out / "trades.npz", "hftbacktest": out / "hftbacktest.npy"}
-    np.savez(paths["columns"], **columns)
+    named: dict[str, Any] = columns  # np.savez's stub would take a key for allow_pickle
+    np.savez(paths["columns"], **named)
     np.save(paths["hftbacktest"], to_hftbacktest(columns))
     return paths
 
@@ -167,7 +169,9 @@ def write_inputs(trades: Trades, out: Path) -> dict[str, Path]:
 def ticks_of_columns(columns: dict[str, np.ndarray], symbol: str = SYMBOL) -> list[TradeTick]:
     """:class:`TradeTick` messages back from :func:`to_columns` (exact: from the decimal text)."""
     out = []
-    for i, (price, size) in enumerate(zip(columns["price_text"], columns["size_text"], strict=True)):
+    for i, (price, size) in enumerate(
+        zip(columns["price_text"], columns["size_text"], strict=True)
+    ):
         ts = int(columns["ts_recv"][i])
         out.append(
             TradeTick(
