@@ -97,7 +97,11 @@ def counts(r: dict) -> str:
 
 
 def rows_of(ours: dict, peers: list[tuple[str, dict | str]]) -> list[dict]:
-    """The step's rows from tradebus's result and each peer's (a result, or an error text)."""
+    """The step's rows from tradebus's result and each peer's.
+
+    A peer's entry is its result, or a text: ``not installed: ...`` for a peer
+    the virtualenv lacks, any other text the reason it failed.
+    """
     ours_rate = ours["events"] / ours["seconds"]
     rows = [
         {
@@ -110,7 +114,8 @@ def rows_of(ours: dict, peers: list[tuple[str, dict | str]]) -> list[dict]:
     ]
     for label, r in peers:
         if isinstance(r, str):
-            rows.append({"row": f"peers: {label}: FAILED", "value": None, "unit": "", "detail": r})
+            what = "not installed" if r.startswith("not installed") else "FAILED"
+            rows.append({"row": f"peers: {label}: {what}", "value": None, "unit": "", "detail": r})
             continue
         rate = r["events"] / r["seconds"]
         flag = ""
@@ -147,7 +152,10 @@ def run(data: Path, peers_dir: Path = PEERS_DIR) -> list[dict]:
     results: list[tuple[str, dict | str]] = []
     for package, script, what, label in PEERS:
         if not has_package(python, package):
-            results.append((label, f"{package} not in {python} (needs Python >= 3.12)"))
+            why = (
+                f"{package} is not in {python}; it needs a Python >= 3.12 (bench/peers/install.sh)"
+            )
+            results.append((label, f"not installed: {why}"))
             continue
         try:
             results.append(

@@ -87,10 +87,13 @@ def test_counts_that_differ_are_flagged() -> None:
     ours["rss_mib"] = 100.0
     near = ours | {"engine": "x", "version": "1", "seconds": 0.25, "placed": 95, "filled": 47}
     far = near | {"filled": 30}
-    rows = peers.rows_of(ours, [("near", near), ("far", far), ("broken", "exited 1")])
+    rows = peers.rows_of(
+        ours, [("near", near), ("far", far), ("broken", "exited 1"), ("absent", "not installed: x")]
+    )
     by = {r["row"]: r for r in rows}
     assert "COUNTS DIFFER" not in by["peers: near 1, active ladder"]["detail"]
     assert "COUNTS DIFFER" in by["peers: far 1, active ladder"]["detail"]
     assert by["peers: far 1, active ladder"]["value"] == 4000
     assert by["peers: tradebus ÷ near (events/s)"]["value"] == 0.5
     assert by["peers: broken: FAILED"]["detail"] == "exited 1"
+    assert by["peers: absent: not installed"]["value"] is None
