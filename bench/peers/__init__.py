@@ -47,7 +47,7 @@ TOLERANCE = 0.10
 """A peer's placed or filled count differing from tradebus's by more than this is flagged."""
 NOT_INSTALLED = "not installed: run make bench-peers"
 PEERS = (
-    ("hftbacktest", "hftbacktest_ladder.py", "hftbacktest", "hftbacktest (numba)"),
+    ("hftbacktest", "hftbacktest_ladder.py", "hftbacktest", "hftbacktest"),
     ("nautilus_trader", "nautilus_ladder.py", "columns", "NautilusTrader"),
 )
 """(package, script, input, label) of each peer."""
@@ -132,7 +132,8 @@ def rows_of(ours: dict, peers: list[tuple[str, dict | str]]) -> list[dict]:
                 "row": f"peers: tradebus ÷ {label} (events/s)",
                 "value": round(ours_rate / rate, 3),
                 "unit": "x",
-                "detail": f"RSS tradebus ÷ {label}: {ours['rss_mib'] / r['rss_mib']:.2f}",
+                "detail": f"{ours_rate / rate:.3f}; peak RSS tradebus ÷ {label}:"
+                f" {ours['rss_mib'] / r['rss_mib']:.2f}",
             },
         ]
     return rows
