@@ -36,7 +36,7 @@ DEMO_ARGS := $(if $(DATA),--data $(DATA)) $(if $(BOTS),--bots $(BOTS)) $(if $(DU
 
 PYPROJECTS := pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml cli/pyproject.toml examples/*/pyproject.toml)
 
-.PHONY: install cli prometheus-tools demo test test-all bench lint format lock clean web-skipped
+.PHONY: install cli prometheus-tools demo test test-all bench bench-peers lint format lock clean web-skipped
 
 # Where `make cli` links the tradebus command (on PATH in most distributions' login shells).
 CLI_DIR ?= $(HOME)/.local/bin
@@ -99,6 +99,12 @@ test-all: install $(PROMETHEUS_TOOLS)  ## every test, slow ones included
 
 bench: install  ## every benchmark row in one table; prints figures, never fails on them
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# The peers of issue 21 (hftbacktest; NautilusTrader with a Python >= 3.12) in their own
+# virtualenv, .tools/peers/venv (never .venv): bench/peers/install.sh, fast when present.
+bench-peers: install  ## install the peers' own venv (.tools/peers) and run only the bench's peers step
+	UV_PYTHON= bench/peers/install.sh $(UV) $(TOOLS)/peers
+	$(BIN)/python -m bench --only peers $(BENCH_ARGS)
 
 lint: $(VENV)/.installed $(if $(NODE),web/node_modules/.package-lock.json)  ## ruff (lint and format), mypy (zero errors), import-linter contracts, the shipped config files, the web page's types
 	$(BIN)/ruff check .

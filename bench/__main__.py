@@ -4,7 +4,9 @@ Steps, in this order (``--only`` picks some): ``floor`` (:mod:`bench.floor`),
 ``feed`` (:mod:`bench.feedbench`), ``tick`` (:mod:`bench.tickbench`),
 ``exec`` (:mod:`bench.execbench`), ``recon`` (:mod:`bench.reconbench`),
 ``engine`` (:mod:`bench.enginebench`), ``startup`` (:mod:`bench.startup`),
-``gateway`` (:mod:`bench.gatewaybench`), ``web`` (:mod:`bench.webbench`).
+``gateway`` (:mod:`bench.gatewaybench`), ``web`` (:mod:`bench.webbench`),
+``peers`` (:mod:`bench.peers`: hftbacktest and NautilusTrader on the same trades;
+"not installed" until ``make bench-peers``).
 Each step's module docstring says its method and units. Progress goes to
 stderr, the table (:mod:`bench.table`) to stdout.
 
@@ -29,6 +31,7 @@ from bench import (
     feedbench,
     floor,
     gatewaybench,
+    peers,
     reconbench,
     startup,
     table,
@@ -38,7 +41,9 @@ from bench import (
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
-STEPS = ("floor", "feed", "tick", "exec", "recon", "engine", "startup", "gateway", "web")
+STEPS = (
+    "floor", "feed", "tick", "exec", "recon", "engine", "startup", "gateway", "web", "peers",
+)  # fmt: skip
 
 
 class Progress:
@@ -167,6 +172,8 @@ async def step(name: str, args: argparse.Namespace, progress: Progress) -> list[
         return await gatewaybench.run(5.0 if args.quick else 10.0, progress=progress.show)
     if name == "web":
         return await webbench.run(5.0 if args.quick else 10.0, progress=progress.show)
+    if name == "peers":
+        return await asyncio.to_thread(peers.run, d)
     return await asyncio.to_thread(startup.run, d)
 
 
