@@ -1,0 +1,532 @@
+"""Market events as columns: parsed once, cached by the files' content hash, screened in bulk.
+
+:class:`EventColumns` holds the events :func:`tradebus.feeds.readers.read_events`
+yields for one market, as numpy columns instead of one
+:class:`~tradebus.common.messages.QuoteTick`/:class:`~tradebus.common.messages.TradeTick`
+object per event:
+
+* ``ts_recv``, ``ts_event``, ``ts_init`` (int64 ns) and ``is_trade`` (bool);
+* ``px`` (float64): a trade's price (NaN for a quote), only for the engine's
+  *screens* (:meth:`tradebus.backtest.engine.Backtest.feed_columns`), which compare it
+  conservatively (an event the float says may act goes through the exact path);
+* the exact text of every decimal (``a``/``b``/``c``/``d``, bytes columns: a trade's
+  price, size, trade id and aggressor; a quote's bid, bid size, ask and ask size) and a
+  quote's ``update_id`` (``uid``, with ``has_uid``).
+
+:meth:`EventColumns.tick` rebuilds event ``i`` as the very tick the reader gives:
+``Decimal(text)`` of the text the reader made its decimal from, so values *and*
+exponents are the reader's (``str()`` of a figure computed from them is the same).
+
+Reading (:func:`load_columns`): a fast reader for ``binance-raw`` captures (one
+regular-expression pass over the decompressed text, kept only if every quote and trade
+frame of the file has the recorder's byte layout, every line has its ``<ns> `` head and
+each file's receive times never decrease; otherwise, and for the other formats, the
+columns are made from :func:`~tradebus.feeds.readers.read_events`' ticks, the one
+parser). The columns are saved as numpy ``.npz`` (uncompressed columns) under
+``cache_dir``, named by the SHA-256 of the files' bytes, the format, the symbol, the
+venue and :data:`LAYOUT`: a second run skips parsing, and a file that changes gets a
+new name (its old entry is never read again).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tradebus.common.messages import QuoteTick, TradeTick
+
+LAYOUT = "columns-v1"
+"""Version of the cached layout: part of every cache key (bump it when the columns change)."""
+
+_AGGRESSOR = {b"": None, b"buy": "buy", b"sell": "sell"}
+
+_COLUMNS = (
+    "ts_recv",
+    "ts_event",
+    "ts_init",
+    "is_trade",
+    "px",
+    "rank",
+    "a",
+    "b",
+    "c",
+    "d",
+    "uid",
+    "has_uid",
+)
+
+EXACT_DIGITS = 15
+"""Significant digits a decimal may have for its float to be exact enough: two decimals of
+at most 15 significant digits have distinct doubles, in the same order (``DBL_DIG``)."""
+
+
+@dataclass(frozen=True)
+class EventColumns:
+    """One market's events as columns (module doc); ``len()`` is the number of events."""
+
+    venue: str
+    symbol: str
+    ts_recv: npt.NDArray[np.int64]
+    ts_event: npt.NDArray[np.int64]
+    ts_init: npt.NDArray[np.int64]
+    is_trade: npt.NDArray[np.bool_]
+    px: npt.NDArray[np.float64]
+    rank: npt.NDArray[np.int64]
+    """Each trade's price rank among the data set's trade prices (equal prices, equal
+    ranks; -1 for quotes), or all -1 when a price has more than :data:`EXACT_DIGITS`
+    significant digits (the ranks of floats would then not be exact)."""
+    a: npt.NDArray[np.bytes_]
+    b: npt.NDArray[np.bytes_]
+    c: npt.NDArray[np.bytes_]
+    d: npt.NDArray[np.bytes_]
+    uid: npt.NDArray[np.int64]
+    has_uid: npt.NDArray[np.bool_]
+
+    def __len__(self) -> int:
+        return int(self.ts_recv.shape[0])
+
+    @cached_property
+    def trade_index(self) -> npt.NDArray[np.int64]:
+        """Positions of the trades, in order."""
+        return np.flatnonzero(self.is_trade)
+
+    @cached_property
+    def quote_index(self) -> npt.NDArray[np.int64]:
+        """Positions of the quotes, in order."""
+        return np.flatnonzero(~self.is_trade)
+
+    @cached_property
+    def last_trade_at(self) -> npt.NDArray[np.int64]:
+        """Per event, the position of the last trade at or before it (-1: none yet)."""
+        n = len(self)
+        at = np.where(self.is_trade, np.arange(n, dtype=np.int64), -1)
+        return np.maximum.accumulate(at) if n else at
+
+    def tick(self, i: int) -> QuoteTick | TradeTick:
+        """Event ``i`` as the reader's tick (``unified_symbol = symbol``)."""
+        ts = int(self.ts_recv[i])
+        if self.is_trade[i]:
+            return TradeTick(
+                venue=self.venue,
+                symbol=self.symbol,
+                unified_symbol=self.symbol,
+                price=Decimal(self.a[i].decode()),
+                size=Decimal(self.b[i].decode()),
+                aggressor=_AGGRESSOR[self.d[i]],  # type: ignore[arg-type]
+                trade_id=self.c[i].decode(),
+                ts_event=int(self.ts_event[i]),
+                ts_recv=ts,
+                ts_init=int(self.ts_init[i]),
+            )
+        return QuoteTick(
+            venue=self.venue,
+            symbol=self.symbol,
+            unified_symbol=self.symbol,
+            bid=Decimal(self.a[i].decode()),
+            bid_size=Decimal(self.b[i].decode()),
+            ask=Decimal(self.c[i].decode()),
+            ask_size=Decimal(self.d[i].decode()),
+            ts_event=int(self.ts_event[i]),
+            ts_recv=ts,
+            ts_init=int(self.ts_init[i]),
+            update_id=int(self.uid[i]) if self.has_uid[i] else None,
+        )
+
+    def price(self, i: int) -> Decimal:
+        """The exact price of trade ``i`` (its reader's decimal)."""
+        return Decimal(self.a[i].decode())
+
+    def prices(self, trades: list[int]) -> list[Decimal]:
+        """The exact prices of ``trades`` (event positions), in order."""
+        made: dict[bytes, Decimal] = {}
+        out = []
+        for text in self.a[np.array(trades, dtype=np.int64)].tolist():
+            price = made.get(text)
+            if price is None:
+                price = made[text] = Decimal(text.decode())
+            out.append(price)
+        return out
+
+    def ticks(self, start: int = 0) -> Iterator[QuoteTick | TradeTick]:
+        """The events from ``start`` on as ticks, in order (the per-event path)."""
+        venue, symbol = self.venue, self.symbol
+        s = slice(start, None)
+        for trade, ts, ts_event, ts_init, a, b, c, d, uid, has in zip(
+            self.is_trade[s].tolist(),
+            self.ts_recv[s].tolist(),
+            self.ts_event[s].tolist(),
+            self.ts_init[s].tolist(),
+            self.a[s].tolist(),
+            self.b[s].tolist(),
+            self.c[s].tolist(),
+            self.d[s].tolist(),
+            self.uid[s].tolist(),
+            self.has_uid[s].tolist(),
+            strict=True,
+        ):
+            if trade:
+                yield TradeTick(
+                    venue=venue,
+                    symbol=symbol,
+                    unified_symbol=symbol,
+                    price=Decimal(a.decode()),
+                    size=Decimal(b.decode()),
+                    aggressor=_AGGRESSOR[d],  # type: ignore[arg-type]
+                    trade_id=c.decode(),
+                    ts_event=ts_event,
+                    ts_recv=ts,
+                    ts_init=ts_init,
+                )
+            else:
+                yield QuoteTick(
+                    venue=venue,
+                    symbol=symbol,
+                    unified_symbol=symbol,
+                    bid=Decimal(a.decode()),
+                    bid_size=Decimal(b.decode()),
+                    ask=Decimal(c.decode()),
+                    ask_size=Decimal(d.decode()),
+                    ts_event=ts_event,
+                    ts_recv=ts,
+                    ts_init=ts_init,
+                    update_id=uid if has else None,
+                )
+
+    # ------------------------------------------------------------------ making
+    @classmethod
+    def from_ticks(
+        cls, ticks: Iterable[QuoteTick | TradeTick], venue: str, symbol: str
+    ) -> EventColumns:
+        """Columns of ``ticks`` (all of ``venue``/``symbol``, ``unified_symbol = symbol``).
+
+        Raises
+        ------
+        ValueError
+            If a tick is of another market (columns hold one).
+        """
+        ts_recv: list[int] = []
+        ts_event: list[int] = []
+        ts_init: list[int] = []
+        trade: list[bool] = []
+        px: list[float] = []
+        a: list[str] = []
+        b: list[str] = []
+        c: list[str] = []
+        d: list[str] = []
+        uid: list[int] = []
+        has: list[bool] = []
+        nan = float("nan")
+        for t in ticks:
+            if t.venue != venue or t.symbol != symbol or t.unified_symbol != symbol:
+                raise ValueError(f"tick of {t.venue}/{t.symbol}, expected {venue}/{symbol}")
+            ts_recv.append(t.ts_recv)
+            ts_event.append(t.ts_event)
+            ts_init.append(t.ts_init)
+            if type(t) is TradeTick:
+                trade.append(True)
+                px.append(float(t.price))
+                a.append(str(t.price))
+                b.append(str(t.size))
+                c.append(t.trade_id)
+                d.append(t.aggressor or "")
+                uid.append(-1)
+                has.append(False)
+            else:
+                q: QuoteTick = t  # type: ignore[assignment]
+                trade.append(False)
+                px.append(nan)
+                a.append(str(q.bid))
+                b.append(str(q.bid_size))
+                c.append(str(q.ask))
+                d.append(str(q.ask_size))
+                uid.append(-1 if q.update_id is None else q.update_id)
+                has.append(q.update_id is not None)
+        return _finish(
+            venue=venue,
+            symbol=symbol,
+            ts_recv=np.array(ts_recv, dtype=np.int64),
+            ts_event=np.array(ts_event, dtype=np.int64),
+            ts_init=np.array(ts_init, dtype=np.int64),
+            is_trade=np.array(trade, dtype=np.bool_),
+            px=np.array(px, dtype=np.float64),
+            a=_bytes(a),
+            b=_bytes(b),
+            c=_bytes(c),
+            d=_bytes(d),
+            uid=np.array(uid, dtype=np.int64),
+            has_uid=np.array(has, dtype=np.bool_),
+        )
+
+    def save(self, path: Path) -> None:
+        """Write the columns to ``path`` (``.npz``, uncompressed; atomically)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("wb") as f:
+            np.savez(
+                f,
+                venue=np.array(self.venue),
+                symbol=np.array(self.symbol),
+                **{name: getattr(self, name) for name in _COLUMNS},
+            )
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> EventColumns:
+        """Columns saved by :meth:`save`."""
+        with np.load(path, allow_pickle=False) as z:
+            return cls(
+                venue=str(z["venue"]),
+                symbol=str(z["symbol"]),
+                **{name: z[name] for name in _COLUMNS},
+            )
+
+
+def _finish(**columns: Any) -> EventColumns:
+    """The columns with their price ranks (:attr:`EventColumns.rank`)."""
+    is_trade, px, texts = columns["is_trade"], columns["px"], columns["a"]
+    rank = np.full(is_trade.shape[0], -1, dtype=np.int64)
+    if bool(is_trade.any()):
+        distinct = np.unique(texts[is_trade]).tolist()
+        if all(_digits(t) <= EXACT_DIGITS for t in distinct):
+            rank[is_trade] = np.unique(px[is_trade], return_inverse=True)[1].reshape(-1)
+    return EventColumns(rank=rank, **columns)
+
+
+def _digits(text: bytes) -> int:
+    """Significant digits of a plain decimal text (trailing zeros counted; 99 for any other
+    notation)."""
+    body = text.lstrip(b"+-").replace(b".", b"", 1).lstrip(b"0")
+    return len(body) if body.isdigit() or not body else 99
+
+
+def _bytes(texts: list[str]) -> npt.NDArray[np.bytes_]:
+    if not texts:
+        return np.zeros(0, dtype="S1")
+    return np.array([t.encode() for t in texts], dtype=np.bytes_)
+
+
+# ---------------------------------------------------------------------- cache
+def cache_key(paths: list[Path], fmt: str, symbol: str, venue: str) -> str:
+    """The cache name of these files read as ``fmt`` for ``symbol``: SHA-256 of their bytes
+    (in order), the format, symbol, venue and :data:`LAYOUT`."""
+    h = hashlib.sha256()
+    for p in paths:
+        with open(p, "rb") as f:
+            h.update(hashlib.file_digest(f, "sha256").digest())
+    h.update(f"\0{fmt}\0{symbol}\0{venue}\0{LAYOUT}".encode())
+    return h.hexdigest()
+
+
+def load_columns(
+    paths: list[Path],
+    fmt: str,
+    symbol: str,
+    venue: str,
+    cache_dir: Path | None = None,
+) -> EventColumns:
+    """The events of ``paths`` (one market, :func:`~tradebus.feeds.readers.read_events`'
+    arguments) as columns, from ``cache_dir`` when these very bytes were read before.
+
+    Raises
+    ------
+    ValueError, FileNotFoundError, DataFileError
+        As :func:`~tradebus.feeds.readers.read_events` (the cache is only written after a
+        complete read).
+    """
+    paths = [Path(p) for p in paths]
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such data file")
+    entry = None
+    if cache_dir is not None:
+        entry = Path(cache_dir) / f"{cache_key(paths, fmt, symbol, venue)}.npz"
+        if entry.is_file():
+            try:
+                return EventColumns.load(entry)
+            except (OSError, ValueError, KeyError):
+                pass  # a damaged entry: read the files again
+    cols = parse_columns(paths, fmt, symbol, venue)
+    if entry is not None:
+        cols.save(entry)
+    return cols
+
+
+def parse_columns(paths: list[Path], fmt: str, symbol: str, venue: str) -> EventColumns:
+    """Read ``paths`` into columns (no cache): the fast reader where it applies (module
+    doc), else the columns of :func:`~tradebus.feeds.readers.read_events`' ticks."""
+    from tradebus.feeds.readers import read_events
+
+    if fmt == "binance-raw":
+        fast = _binance_raw(paths, symbol, venue)
+        if fast is not None:
+            return fast
+    return EventColumns.from_ticks(read_events(paths, fmt, symbol, venue=venue), venue, symbol)
+
+
+# ---------------------------------------------------------- binance-raw, fast
+_TS_DIGITS = 19
+"""Digits of a capture line's receive time (ns since the epoch, 2001 to 2286)."""
+
+_MS = 1_000_000
+
+
+def _line_patterns(symbol: str) -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
+    """The recorder's byte layout of ``symbol``'s trade and quote lines (one match = one line)."""
+    low, up = re.escape(symbol.lower().encode()), re.escape(symbol.encode())
+    num = rb'"(\d+(?:\.\d+)?)"'
+    trade = re.compile(
+        rb"(\d{19}) \{\"stream\":\"" + low + rb'@trade","data":\{"e":"trade","E":\d+,"s":"'
+        + up + rb'","t":(\d+),"p":' + num + rb',"q":' + num
+        + rb',"T":(\d+),"m":(true|false),"M":(?:true|false)\}\}\r?\n'
+    )
+    book = re.compile(
+        rb"(\d{19}) \{\"stream\":\"" + low + rb'@bookTicker","data":\{"u":(\d+),"s":"' + up
+        + rb'","b":' + num + rb',"B":' + num + rb',"a":' + num + rb',"A":' + num
+        + rb"\}\}\r?\n"
+    )
+    return trade, book
+
+
+def _binance_raw(paths: list[Path], symbol: str, venue: str) -> EventColumns | None:
+    """The fast reader of ``binance-raw`` captures, or None where it does not apply."""
+    parts = []
+    for path in paths:
+        part = _binance_file(path, symbol)
+        if part is None:
+            return None
+        parts.append(part)
+    ts = np.concatenate([p[0] for p in parts])
+    order = np.argsort(ts, kind="stable")  # = heapq.merge of sorted files, ties in file order
+    cols = [np.concatenate([p[k] for p in parts])[order] for k in range(1, 10)]
+    is_trade, ts_event, a, b, c, d, uid, px, has_uid = cols
+    ts = ts[order]
+    return _finish(
+        venue=venue,
+        symbol=symbol,
+        ts_recv=ts,
+        ts_event=ts_event,
+        ts_init=ts.copy(),
+        is_trade=is_trade,
+        px=px,
+        a=a,
+        b=b,
+        c=c,
+        d=d,
+        uid=uid,
+        has_uid=has_uid,
+    )
+
+
+def _binance_file(path: Path, symbol: str) -> tuple[npt.NDArray, ...] | None:  # type: ignore[type-arg]
+    """One capture's events of ``symbol`` as columns (in file order), or None if a line is
+    not in the layout the fast reader knows (the parser then reads the files).
+
+    Lines are found with numpy on the bytes; the quote and trade lines of ``symbol`` are
+    gathered and read by one regular expression each, which must match every one of them.
+    """
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        inflate = zlib.decompressobj(31)
+        try:
+            text = inflate.decompress(raw) + inflate.flush()
+        except zlib.error:
+            return None
+        if inflate.unused_data or not inflate.eof:
+            return None  # several gzip members, or a cut file: left to the reader
+    else:
+        text = raw
+    if text and not text.endswith(b"\n"):
+        text += b"\n"
+    buf = np.frombuffer(text, dtype=np.uint8)
+    ends = np.flatnonzero(buf == 10)
+    starts = np.empty_like(ends)
+    starts[:1] = 0
+    starts[1:] = ends[:-1] + 1
+    length = ends - starts
+    blank = (length == 0) | ((length == 1) & (buf[np.maximum(ends - 1, 0)] == 13))
+    if bool(np.any(~blank & (length <= _TS_DIGITS + 12))):
+        return None  # too short for '<ns> <frame>': the reader names the line
+    keep_lines = ~blank
+    s = starts[keep_lines]
+    head = buf[s[:, None] + np.arange(_TS_DIGITS + 1)]
+    if bool(np.any(head[:, :_TS_DIGITS] - 48 > 9)) or bool(np.any(head[:, _TS_DIGITS] != 32)):
+        return None  # a receive time of another width, or none
+    ts_all = (head[:, :_TS_DIGITS].astype(np.int64) - 48) @ (
+        10 ** np.arange(_TS_DIGITS - 1, -1, -1, dtype=np.int64)
+    )
+    if ts_all.size > 1 and bool(np.any(np.diff(ts_all) < 0)):
+        return None  # receive times go back: the reader's merge order is its own
+    low = symbol.lower().encode()
+    tp = b'{"stream":"%s@trade","data":' % low
+    bp = b'{"stream":"%s@bookTicker","data":' % low
+    width = max(len(tp), len(bp))
+    body = buf[np.minimum(s[:, None] + (_TS_DIGITS + 1) + np.arange(width), len(buf) - 1)]
+    is_t = np.all(body[:, : len(tp)] == np.frombuffer(tp, dtype=np.uint8), axis=1)
+    is_q = np.all(body[:, : len(bp)] == np.frombuffer(bp, dtype=np.uint8), axis=1)
+    n_t, n_q = int(is_t.sum()), int(is_q.sum())
+    if text.count(b'@trade"') != n_t or text.count(b'@bookTicker"') != n_q:
+        return None  # another market's quotes or trades, or another layout: the parser
+    if text.count(b'{"stream":"') + text.count(b'{"lastUpdateId":') != int(keep_lines.sum()):
+        return None  # a frame of another shape
+    line_kind = np.zeros(len(ends), dtype=np.int8)
+    idx = np.flatnonzero(keep_lines)
+    line_kind[idx[is_t]] = 1
+    line_kind[idx[is_q]] = 2
+    per_byte = np.repeat(line_kind, length + 1)
+    trade_re, book_re = _line_patterns(symbol)
+    trades = trade_re.findall(buf[per_byte == 1].tobytes())
+    books = book_re.findall(buf[per_byte == 2].tobytes())
+    if len(trades) != n_t or len(books) != n_q:
+        return None  # a quote or trade line in another layout
+    n = n_t + n_q
+    t_cols = list(zip(*trades, strict=True)) if trades else [()] * 7
+    q_cols = list(zip(*books, strict=True)) if books else [()] * 6
+    ts = np.concatenate([ts_all[is_t], ts_all[is_q]])
+    is_trade = np.zeros(n, dtype=np.bool_)
+    is_trade[:n_t] = True
+    ts_event = ts.copy()
+    if n_t:
+        ts_event[:n_t] = np.array(t_cols[4], dtype=np.int64) * _MS
+    a = _concat_bytes(t_cols[2], q_cols[2])
+    b = _concat_bytes(t_cols[3], q_cols[3])
+    c = _concat_bytes(t_cols[1], q_cols[4])
+    d = _concat_bytes(tuple(b"sell" if m == b"true" else b"buy" for m in t_cols[5]), q_cols[5])
+    uid = np.full(n, -1, dtype=np.int64)
+    if n_q:
+        uid[n_t:] = np.array(q_cols[1], dtype=np.int64)
+    has_uid = ~is_trade
+    px = np.full(n, np.nan, dtype=np.float64)
+    if n_t:
+        px[:n_t] = a[:n_t].astype(np.float64)
+    # back to file order
+    pos = np.concatenate([np.flatnonzero(is_t), np.flatnonzero(is_q)])
+    order = np.argsort(pos, kind="stable")
+    return (
+        ts[order],
+        is_trade[order],
+        ts_event[order],
+        a[order],
+        b[order],
+        c[order],
+        d[order],
+        uid[order],
+        px[order],
+        has_uid[order],
+    )
+
+
+def _concat_bytes(first: tuple[bytes, ...], second: tuple[bytes, ...]) -> npt.NDArray[np.bytes_]:
+    values = list(first) + list(second)
+    if not values:
+        return np.zeros(0, dtype="S1")
+    return np.array(values, dtype=np.bytes_)
