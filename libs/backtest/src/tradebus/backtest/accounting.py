@@ -214,8 +214,15 @@ class Books:
 
     def _halve(self) -> None:
         sm = self.samples
-        for series in (sm.ts, sm.prices, sm.equity, sm.position, self._pending, self._pending_state):
-            del series[1::2]  # type: ignore[attr-defined]
+        for series in (
+            sm.ts,
+            sm.prices,
+            sm.equity,
+            sm.position,
+            self._pending,
+            self._pending_state,
+        ):
+            del series[1::2]
         self.stride *= 2
 
     def sample_passed(
@@ -317,7 +324,7 @@ class Books:
         """
         qty = self._qty[symbol]
         if not qty or self._peak is None or prices.size == 0 or int(ranks.min()) < 0:
-            return index.tolist()  # type: ignore[no-any-return]
+            return index.tolist()
         q = float(abs(qty))
         c = float(-self._k)
         v = -prices if qty < 0 else prices
@@ -348,7 +355,7 @@ class Books:
             within = segment[deeper]
             deeper = deeper[np.append(within[1:] != within[:-1], True)]
         keep[deeper] = True
-        return index[keep].tolist()  # type: ignore[no-any-return]
+        return index[keep].tolist()
 
     def summary(
         self,

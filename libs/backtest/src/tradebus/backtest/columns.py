@@ -35,8 +35,8 @@ import re
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from functools import cached_property
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -267,6 +267,11 @@ class EventColumns:
             has_uid=np.array(has, dtype=np.bool_),
         )
 
+    @classmethod
+    def build(cls, **columns: Any) -> EventColumns:
+        """Columns from their arrays (every field but :attr:`rank`, which is computed)."""
+        return _finish(**columns)
+
     def save(self, path: Path) -> None:
         """Write the columns to ``path`` (``.npz``, uncompressed; atomically)."""
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -366,10 +371,13 @@ def parse_columns(paths: list[Path], fmt: str, symbol: str, venue: str) -> Event
     doc), else the columns of :func:`~tradebus.feeds.readers.read_events`' ticks."""
     from tradebus.feeds.readers import read_events
 
+    fast = None
     if fmt == "binance-raw":
         fast = _binance_raw(paths, symbol, venue)
-        if fast is not None:
-            return fast
+    elif fmt == "tardis-quotes":
+        fast = _tardis_quotes(paths, symbol, venue)
+    if fast is not None:
+        return fast
     return EventColumns.from_ticks(read_events(paths, fmt, symbol, venue=venue), venue, symbol)
 
 
@@ -385,13 +393,29 @@ def _line_patterns(symbol: str) -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
     low, up = re.escape(symbol.lower().encode()), re.escape(symbol.encode())
     num = rb'"(\d+(?:\.\d+)?)"'
     trade = re.compile(
-        rb"(\d{19}) \{\"stream\":\"" + low + rb'@trade","data":\{"e":"trade","E":\d+,"s":"'
-        + up + rb'","t":(\d+),"p":' + num + rb',"q":' + num
+        rb"(\d{19}) \{\"stream\":\""
+        + low
+        + rb'@trade","data":\{"e":"trade","E":\d+,"s":"'
+        + up
+        + rb'","t":(\d+),"p":'
+        + num
+        + rb',"q":'
+        + num
         + rb',"T":(\d+),"m":(true|false),"M":(?:true|false)\}\}\r?\n'
     )
     book = re.compile(
-        rb"(\d{19}) \{\"stream\":\"" + low + rb'@bookTicker","data":\{"u":(\d+),"s":"' + up
-        + rb'","b":' + num + rb',"B":' + num + rb',"a":' + num + rb',"A":' + num
+        rb"(\d{19}) \{\"stream\":\""
+        + low
+        + rb'@bookTicker","data":\{"u":(\d+),"s":"'
+        + up
+        + rb'","b":'
+        + num
+        + rb',"B":'
+        + num
+        + rb',"a":'
+        + num
+        + rb',"A":'
+        + num
         + rb"\}\}\r?\n"
     )
     return trade, book
@@ -427,7 +451,7 @@ def _binance_raw(paths: list[Path], symbol: str, venue: str) -> EventColumns | N
     )
 
 
-def _binance_file(path: Path, symbol: str) -> tuple[npt.NDArray, ...] | None:  # type: ignore[type-arg]
+def _binance_file(path: Path, symbol: str) -> tuple[npt.NDArray, ...] | None:
     """One capture's events of ``symbol`` as columns (in file order), or None if a line is
     not in the layout the fast reader knows (the parser then reads the files).
 
@@ -523,6 +547,81 @@ def _binance_file(path: Path, symbol: str) -> tuple[npt.NDArray, ...] | None:  #
         px[order],
         has_uid[order],
     )
+
+
+# -------------------------------------------------------- tardis-quotes, fast
+_TARDIS_QUOTES_HEADER = (
+    b"exchange,symbol,timestamp,local_timestamp,ask_amount,ask_price,bid_price,bid_amount"
+)
+
+
+def _tardis_quotes(paths: list[Path], symbol: str, venue: str) -> EventColumns | None:
+    """The fast reader of Tardis ``quotes`` CSV files (concatenated in order), or None where
+    a file is not in the plain layout it knows (the reader then reads the files)."""
+    parts = [_tardis_quotes_file(p) for p in paths]
+    if any(p is None for p in parts):
+        return None
+    rows = np.concatenate([p for p in parts if p is not None]) if parts else np.zeros((0, 8), "S1")
+    full = np.all(np.strings.str_len(rows[:, 4:8]) > 0, axis=1)  # an empty side: skipped
+    rows = rows[full]
+    ts_event, ts_recv, ask_amount, ask, bid, bid_amount = (rows[:, k] for k in range(2, 8))
+    for times in (ts_event, ts_recv):
+        if not bool(np.all(np.strings.isdigit(times))) or bool(
+            np.any(np.strings.str_len(times) > 17)
+        ):
+            return None
+    for texts, positive in ((ask, True), (bid, True), (ask_amount, False), (bid_amount, False)):
+        plain = np.strings.replace(texts, b".", b"", count=1)
+        if not bool(np.all(np.strings.isdigit(plain))) or bool(
+            np.any(np.strings.startswith(texts, b"."))
+        ):
+            return None  # not plain digits: the reader's decimal rules decide
+        if bool(np.any(np.strings.endswith(texts, b"."))):
+            return None
+        if positive and bool(np.any(texts.astype(np.float64) <= 0)):
+            return None
+    n = rows.shape[0]
+    recv = ts_recv.astype(np.int64) * 1000
+    return _finish(
+        venue=venue,
+        symbol=symbol,
+        ts_recv=recv,
+        ts_event=ts_event.astype(np.int64) * 1000,
+        ts_init=recv.copy(),
+        is_trade=np.zeros(n, dtype=np.bool_),
+        px=np.full(n, np.nan, dtype=np.float64),
+        a=bid.astype(np.bytes_),
+        b=bid_amount.astype(np.bytes_),
+        c=ask.astype(np.bytes_),
+        d=ask_amount.astype(np.bytes_),
+        uid=np.full(n, -1, dtype=np.int64),
+        has_uid=np.zeros(n, dtype=np.bool_),
+    )
+
+
+def _tardis_quotes_file(path: Path) -> npt.NDArray[np.bytes_] | None:
+    """The data rows of one file as an (n, 8) bytes array, or None if not plain."""
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        inflate = zlib.decompressobj(31)
+        try:
+            text = inflate.decompress(raw) + inflate.flush()
+        except zlib.error:
+            return None
+        if inflate.unused_data or not inflate.eof:
+            return None
+    else:
+        text = raw
+    head, sep, body = text.partition(b"\n")
+    if not sep or head != _TARDIS_QUOTES_HEADER or not body.endswith(b"\n"):
+        return None
+    if any(ch in body for ch in (b'"', b"\r", b" ", b"\t", b"\n\n")):
+        return None  # quoting, blanks, blank lines: the csv reader's rules
+    n = body.count(b"\n")
+    fields = body.replace(b"\n", b",").split(b",")[:-1]
+    if len(fields) != 8 * n:
+        return None  # a row of another width: the reader names it
+    return np.array(fields, dtype=np.bytes_).reshape(n, 8)
 
 
 def _concat_bytes(first: tuple[bytes, ...], second: tuple[bytes, ...]) -> npt.NDArray[np.bytes_]:

@@ -329,9 +329,9 @@ class Backtest:
         cols: EventColumns,
         i: int,
         j: int,
-        trade_idx: np.ndarray,  # type: ignore[type-arg]
-        quote_idx: np.ndarray,  # type: ignore[type-arg]
-        last_trade_at: np.ndarray,  # type: ignore[type-arg]
+        trade_idx: np.ndarray,
+        quote_idx: np.ndarray,
+        last_trade_at: np.ndarray,
     ) -> None:
         """Events ``i..j-1`` act on nothing (:meth:`_next_stop`): their bookkeeping at once."""
         count = j - i
