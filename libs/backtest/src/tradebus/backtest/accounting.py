@@ -270,29 +270,31 @@ class Books:
 
     def resolve(self, prices_of: Callable[[list[int]], list[Decimal]]) -> None:
         """Make the samples :meth:`sample_passed` left pending; ``prices_of(keys)`` gives
-        the prices of their keys."""
+        the prices of their keys (the same object for the same price: the equity is
+        computed once per price and state)."""
         sm = self.samples
-        at = [n for n, key in enumerate(self._pending) if key is not None]
+        pending, states = self._pending, self._pending_state
+        at = [n for n, key in enumerate(pending) if key is not None]
         if not at:
             return
-        keys = [self._pending[n] for n in at]
-        prices = prices_of(keys)  # type: ignore[arg-type]
-        made: dict[tuple[int, int], Decimal] = {}  # (state, key) -> equity: prices repeat
-        for n, key, price in zip(at, keys, prices, strict=True):
-            state = self._pending_state[n]
+        prices = prices_of([pending[n] for n in at])  # type: ignore[misc]
+        made: dict[tuple[int, int], Decimal] = {}  # (state, price) -> equity: prices repeat
+        for n, price in zip(at, prices, strict=True):
+            state = states[n]
             qty, neg_k, flat = state  # type: ignore[misc]
             sm.prices[n] = (price,)
             if qty:
-                equity = made.get((id(state), key))  # type: ignore[arg-type]
+                key = (id(state), id(price))
+                equity = made.get(key)
                 if equity is None:
                     equity = neg_k
                     equity += qty * price
-                    made[(id(state), key)] = equity  # type: ignore[index]
+                    made[key] = equity
                 sm.equity[n] = equity
             else:
                 sm.equity[n] = flat
-            self._pending[n] = None
-            self._pending_state[n] = None
+        self._pending = [None] * len(pending)
+        self._pending_state = [None] * len(states)
 
     def extremes(
         self,

@@ -147,7 +147,8 @@ class EventColumns:
         return Decimal(self.a[i].decode())
 
     def prices(self, trades: list[int]) -> list[Decimal]:
-        """The exact prices of ``trades`` (event positions), in order."""
+        """The exact prices of ``trades`` (event positions), in order; one object per
+        distinct text."""
         made: dict[bytes, Decimal] = {}
         out = []
         for text in self.a[np.array(trades, dtype=np.int64)].tolist():
@@ -157,10 +158,11 @@ class EventColumns:
             out.append(price)
         return out
 
-    def ticks(self, start: int = 0) -> Iterator[QuoteTick | TradeTick]:
-        """The events from ``start`` on as ticks, in order (the per-event path)."""
+    def ticks(self, start: int = 0, stop: int | None = None) -> Iterator[QuoteTick | TradeTick]:
+        """The events ``start`` to ``stop`` (excluded; None: to the end) as ticks, in order
+        (the per-event path)."""
         venue, symbol = self.venue, self.symbol
-        s = slice(start, None)
+        s = slice(start, stop)
         for trade, ts, ts_event, ts_init, a, b, c, d, uid, has in zip(
             self.is_trade[s].tolist(),
             self.ts_recv[s].tolist(),

@@ -266,6 +266,10 @@ class Backtest:
         i = 0
         reported = 0
         feed, tick = self.feed, cols.tick
+        if first_trade > 0:  # before the first trade every event marks the quote mid
+            feed(cols.ticks(0, first_trade), progress, 0)
+            i = first_trade
+            reported = i >> 13
         while i < n:
             j = self._next_stop(cols, i, first_trade)
             if j > i:
