@@ -96,9 +96,7 @@ def test_a_second_read_comes_from_the_cache(
     cache = tmp_path / "cache"
     first = load_columns([path], "binance-raw", "BTCUSDT", "paper", cache)
     entries = list(cache.iterdir())
-    assert [e.name for e in entries] == [
-        cache_key([path], "binance-raw", "BTCUSDT", "paper") + ".npz"
-    ]
+    assert [e.name for e in entries] == [cache_key([path], "binance-raw", "BTCUSDT", "paper")]
 
     def no_parsing(*args: object) -> EventColumns:
         raise AssertionError("parsed again")
@@ -128,7 +126,7 @@ def test_a_changed_file_is_read_again(tmp_path: Path) -> None:
     assert new_key != key
     after = load_columns([path], "binance-raw", "BTCUSDT", "paper", cache)
     assert list(after.ticks()) == ticks_of([path]) != list(before.ticks())
-    assert sorted(e.name for e in cache.iterdir()) == sorted([key + ".npz", new_key + ".npz"])
+    assert sorted(e.name for e in cache.iterdir()) == sorted([key, new_key])
     # and the key names the format and the symbol too
     assert cache_key([path], "binance-raw", "ETHUSDT", "paper") != new_key
 

@@ -22,8 +22,8 @@ regular-expression pass over the decompressed text, kept only if every quote and
 frame of the file has the recorder's byte layout, every line has its ``<ns> `` head and
 each file's receive times never decrease; otherwise, and for the other formats, the
 columns are made from :func:`~tradebus.feeds.readers.read_events`' ticks, the one
-parser). The columns are saved as numpy ``.npz`` (uncompressed columns) under
-``cache_dir``, named by the SHA-256 of the files' bytes, the format, the symbol, the
+parser). The columns are saved as a directory of numpy ``.npy`` files (loaded
+memory-mapped) under ``cache_dir``, named by the SHA-256 of the files' bytes, the format, the symbol, the
 venue and :data:`LAYOUT`: a second run skips parsing, and a file that changes gets a
 new name (its old entry is never read again).
 """
@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
+import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -275,27 +277,44 @@ class EventColumns:
         return _finish(**columns)
 
     def save(self, path: Path) -> None:
-        """Write the columns to ``path`` (``.npz``, uncompressed; atomically)."""
+        """Write the columns to the directory ``path`` (one ``.npy`` file per column),
+        atomically: a temporary directory renamed into place (a reader never sees half an
+        entry; if another process saved it first, its entry stays)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with tmp.open("wb") as f:
-            np.savez(
-                f,
-                venue=np.array(self.venue),
-                symbol=np.array(self.symbol),
-                **{name: getattr(self, name) for name in _COLUMNS},
-            )
-        tmp.replace(path)
+        tmp = Path(tempfile.mkdtemp(prefix=path.name + ".", dir=path.parent))
+        try:
+            np.save(tmp / "venue.npy", np.array(self.venue))
+            np.save(tmp / "symbol.npy", np.array(self.symbol))
+            for name in _COLUMNS:
+                np.save(tmp / f"{name}.npy", getattr(self, name))
+            try:
+                tmp.rename(path)
+            except OSError:
+                if not path.is_dir():
+                    raise
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
 
     @classmethod
     def load(cls, path: Path) -> EventColumns:
-        """Columns saved by :meth:`save`."""
-        with np.load(path, allow_pickle=False) as z:
-            return cls(
-                venue=str(z["venue"]),
-                symbol=str(z["symbol"]),
-                **{name: z[name] for name in _COLUMNS},
-            )
+        """Columns saved by :meth:`save`, memory-mapped read-only (a column is read from
+        disk as it is used: the texts only at the events that need their tick).
+
+        Raises
+        ------
+        OSError, ValueError
+            If the entry is missing or damaged.
+        """
+
+        def column(name: str) -> Any:
+            return np.asarray(np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False))
+
+        return cls(
+            venue=str(np.load(path / "venue.npy", allow_pickle=False)),
+            symbol=str(np.load(path / "symbol.npy", allow_pickle=False)),
+            **{name: column(name) for name in _COLUMNS},
+        )
 
 
 def _finish(**columns: Any) -> EventColumns:
@@ -356,12 +375,12 @@ def load_columns(
             raise FileNotFoundError(f"{path}: no such data file")
     entry = None
     if cache_dir is not None:
-        entry = Path(cache_dir) / f"{cache_key(paths, fmt, symbol, venue)}.npz"
-        if entry.is_file():
+        entry = Path(cache_dir) / cache_key(paths, fmt, symbol, venue)
+        if entry.is_dir():
             try:
                 return EventColumns.load(entry)
             except (OSError, ValueError, KeyError):
-                pass  # a damaged entry: read the files again
+                shutil.rmtree(entry, ignore_errors=True)  # damaged: read the files again
     cols = parse_columns(paths, fmt, symbol, venue)
     if entry is not None:
         cols.save(entry)
