@@ -23,9 +23,9 @@ frame of the file has the recorder's byte layout, every line has its ``<ns> `` h
 each file's receive times never decrease; otherwise, and for the other formats, the
 columns are made from :func:`~tradebus.feeds.readers.read_events`' ticks, the one
 parser). The columns are saved as a directory of numpy ``.npy`` files (loaded
-memory-mapped) under ``cache_dir``, named by the SHA-256 of the files' bytes, the format, the symbol, the
-venue and :data:`LAYOUT`: a second run skips parsing, and a file that changes gets a
-new name (its old entry is never read again).
+memory-mapped) under ``cache_dir``, named by the SHA-256 of the files' bytes, the
+format, the symbol, the venue and :data:`LAYOUT`: a second run skips parsing, and a
+file that changes gets a new name (its old entry is never read again).
 """
 
 from __future__ import annotations
