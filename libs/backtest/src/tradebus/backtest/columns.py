@@ -17,21 +17,23 @@ object per event:
 ``Decimal(text)`` of the text the reader made its decimal from, so values *and*
 exponents are the reader's (``str()`` of a figure computed from them is the same).
 
-Reading (:func:`load_columns`): a fast reader for ``binance-raw`` captures (one
-regular-expression pass over the decompressed text, kept only if every quote and trade
-frame of the file has the recorder's byte layout, every line has its ``<ns> `` head and
-each file's receive times never decrease; otherwise, and for the other formats, the
-columns are made from :func:`~tradebus.feeds.readers.read_events`' ticks, the one
-parser). The columns are saved as a directory of numpy ``.npy`` files (loaded
-memory-mapped) under ``cache_dir``, named by the SHA-256 of the files' bytes, the
-format, the symbol, the venue and :data:`LAYOUT`: a second run skips parsing, and a
-file that changes gets a new name (its old entry is never read again).
+Reading (:func:`load_columns`): a fast reader for ``binance-raw`` captures, kept only
+if every line has its ``<ns> `` head and is a quote, trade or depth frame of the symbol
+or a depth snapshot, the quote and trade frames have the recorder's byte layout and
+each file's receive times never decrease (the quotes' and trades' ``data`` objects are
+gathered with numpy and decoded by msgspec as one JSON array each; depth frames and
+snapshots, which give no tick, are not decoded), and one for plain Tardis ``quotes``
+CSV files; otherwise, and for the other formats, the columns are made from
+:func:`~tradebus.feeds.readers.read_events`' ticks, the one parser. The columns are
+saved as a directory of numpy ``.npy`` files (loaded memory-mapped) under
+``cache_dir``, named by the SHA-256 of the files' bytes, the format, the symbol, the
+venue and :data:`LAYOUT`: a second run skips parsing, and a file that changes gets a
+new name (its old entry is never read again).
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import shutil
 import tempfile
 import zlib
@@ -42,6 +44,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 
@@ -409,39 +412,6 @@ _TS_DIGITS = 19
 _MS = 1_000_000
 
 
-def _line_patterns(symbol: str) -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
-    """The recorder's byte layout of ``symbol``'s trade and quote lines (one match = one line)."""
-    low, up = re.escape(symbol.lower().encode()), re.escape(symbol.encode())
-    num = rb'"(\d+(?:\.\d+)?)"'
-    trade = re.compile(
-        rb"(\d{19}) \{\"stream\":\""
-        + low
-        + rb'@trade","data":\{"e":"trade","E":\d+,"s":"'
-        + up
-        + rb'","t":(\d+),"p":'
-        + num
-        + rb',"q":'
-        + num
-        + rb',"T":(\d+),"m":(true|false),"M":(?:true|false)\}\}\r?\n'
-    )
-    book = re.compile(
-        rb"(\d{19}) \{\"stream\":\""
-        + low
-        + rb'@bookTicker","data":\{"u":(\d+),"s":"'
-        + up
-        + rb'","b":'
-        + num
-        + rb',"B":'
-        + num
-        + rb',"a":'
-        + num
-        + rb',"A":'
-        + num
-        + rb"\}\}\r?\n"
-    )
-    return trade, book
-
-
 def _binance_raw(paths: list[Path], symbol: str, venue: str) -> EventColumns | None:
     """The fast reader of ``binance-raw`` captures, or None where it does not apply."""
     parts = []
@@ -514,28 +484,55 @@ def _binance_file(path: Path, symbol: str) -> tuple[npt.NDArray, ...] | None:
     low = symbol.lower().encode()
     tp = b'{"stream":"%s@trade","data":' % low
     bp = b'{"stream":"%s@bookTicker","data":' % low
+    dp = b'{"stream":"%s@depth' % low
+    sp = b'{"lastUpdateId":'
     width = max(len(tp), len(bp))
     body = buf[np.minimum(s[:, None] + (_TS_DIGITS + 1) + np.arange(width), len(buf) - 1)]
-    is_t = np.all(body[:, : len(tp)] == np.frombuffer(tp, dtype=np.uint8), axis=1)
-    is_q = np.all(body[:, : len(bp)] == np.frombuffer(bp, dtype=np.uint8), axis=1)
+
+    def starts_with(prefix: bytes) -> npt.NDArray[np.bool_]:
+        return np.all(body[:, : len(prefix)] == np.frombuffer(prefix, dtype=np.uint8), axis=1)
+
+    is_t, is_q = starts_with(tp), starts_with(bp)
+    if not bool(np.all(is_t | is_q | starts_with(dp) | starts_with(sp))):
+        return None  # another market's frames, or another kind: the parser reads them
     n_t, n_q = int(is_t.sum()), int(is_q.sum())
-    if text.count(b'@trade"') != n_t or text.count(b'@bookTicker"') != n_q:
-        return None  # another market's quotes or trades, or another layout: the parser
-    if text.count(b'{"stream":"') + text.count(b'{"lastUpdateId":') != int(keep_lines.sum()):
-        return None  # a frame of another shape
     line_kind = np.zeros(len(ends), dtype=np.int8)
     idx = np.flatnonzero(keep_lines)
     line_kind[idx[is_t]] = 1
     line_kind[idx[is_q]] = 2
-    per_byte = np.repeat(line_kind, length + 1)
-    trade_re, book_re = _line_patterns(symbol)
-    trades = trade_re.findall(buf[per_byte == 1].tobytes())
-    books = book_re.findall(buf[per_byte == 2].tobytes())
-    if len(trades) != n_t or len(books) != n_q:
-        return None  # a quote or trade line in another layout
+    del line_kind
+    lines_t, lines_q = idx[is_t], idx[is_q]
+    if bool(np.any(buf[ends[lines_t] - 1] != _CLOSE)) or bool(
+        np.any(buf[ends[lines_q] - 1] != _CLOSE)
+    ):
+        return None  # something after the frame: the reader's rules
+    trade_data = _data_objects(text, starts[lines_t] + _TS_DIGITS + 1 + len(tp), ends[lines_t])
+    book_data = _data_objects(text, starts[lines_q] + _TS_DIGITS + 1 + len(bp), ends[lines_q])
+    try:
+        trades = _decode_trades(trade_data)
+        books = _decode_books(book_data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None  # the parser names what is wrong
+    sym = symbol
+    if any(t.s != sym for t in trades) or any(q.s != sym for q in books):
+        return None  # a frame whose symbol is not its stream's: the parser decides
+    t_cols = [
+        (),
+        tuple(str(t.t) for t in trades),
+        tuple(t.p for t in trades),
+        tuple(t.q for t in trades),
+        tuple(t.T for t in trades),
+        tuple(t.m for t in trades),
+    ]
+    q_cols = [
+        (),
+        tuple(q.u for q in books),
+        tuple(q.b for q in books),
+        tuple(q.B for q in books),
+        tuple(q.a for q in books),
+        tuple(q.A for q in books),
+    ]
     n = n_t + n_q
-    t_cols = list(zip(*trades, strict=True)) if trades else [()] * 7
-    q_cols = list(zip(*books, strict=True)) if books else [()] * 6
     ts = np.concatenate([ts_all[is_t], ts_all[is_q]])
     is_trade = np.zeros(n, dtype=np.bool_)
     is_trade[:n_t] = True
@@ -545,7 +542,13 @@ def _binance_file(path: Path, symbol: str) -> tuple[npt.NDArray, ...] | None:
     a = _concat_bytes(t_cols[2], q_cols[2])
     b = _concat_bytes(t_cols[3], q_cols[3])
     c = _concat_bytes(t_cols[1], q_cols[4])
-    d = _concat_bytes(tuple(b"sell" if m == b"true" else b"buy" for m in t_cols[5]), q_cols[5])
+    d = _concat_bytes(tuple("sell" if m else "buy" for m in t_cols[5]), q_cols[5])
+    for texts in (a, b, c[n_t:], d[n_t:]):
+        plain = np.strings.replace(texts, b".", b"", count=1)
+        if not bool(np.all(np.strings.isdigit(plain))) or bool(
+            np.any(np.strings.startswith(texts, b".") | np.strings.endswith(texts, b"."))
+        ):
+            return None  # not plain decimals: the parser's rules
     uid = np.full(n, -1, dtype=np.int64)
     if n_q:
         uid[n_t:] = np.array(q_cols[1], dtype=np.int64)
@@ -645,8 +648,44 @@ def _tardis_quotes_file(path: Path) -> npt.NDArray[np.bytes_] | None:
     return np.array(fields, dtype=np.bytes_).reshape(n, 8)
 
 
-def _concat_bytes(first: tuple[bytes, ...], second: tuple[bytes, ...]) -> npt.NDArray[np.bytes_]:
+def _concat_bytes(first: tuple[Any, ...], second: tuple[Any, ...]) -> npt.NDArray[np.bytes_]:
     values = list(first) + list(second)
     if not values:
         return np.zeros(0, dtype="S1")
     return np.array(values, dtype=np.bytes_)
+
+
+_CLOSE = ord("}")
+
+
+class _TradeData(msgspec.Struct):
+    """``data`` of a ``trade`` frame: the fields the parser reads, decimals as text."""
+
+    s: str
+    t: int
+    p: str
+    q: str
+    T: int
+    m: bool
+
+
+class _BookData(msgspec.Struct):
+    """``data`` of a ``bookTicker`` frame: the fields the parser reads, decimals as text."""
+
+    u: int
+    s: str
+    b: str
+    B: str
+    a: str
+    A: str
+
+
+_decode_trades = msgspec.json.Decoder(list[_TradeData]).decode
+_decode_books = msgspec.json.Decoder(list[_BookData]).decode
+
+
+def _data_objects(text: bytes, begin: npt.NDArray[np.int64], end: npt.NDArray[np.int64]) -> bytes:
+    """``[obj,obj,...]``: ``text[begin[i]:end[i] - 1]`` of every line ``i`` (each frame's
+    ``data`` object, the envelope's closing brace dropped), as one JSON array."""
+    parts = [text[x : y - 1] for x, y in zip(begin.tolist(), end.tolist(), strict=True)]
+    return b"[" + b",".join(parts) + b"]"
