@@ -61,20 +61,34 @@ def test_the_fast_reader_gives_the_reader_s_ticks(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "odd",
+    ("odd", "fast"),
     [
-        # the same trade, keys in another order: the parser reads it, the fast reader not
-        '{"stream":"btcusdt@trade","data":{"s":"BTCUSDT","e":"trade","E":1,"t":9,'
-        '"p":"61837.50","q":"1","T":1723161255342,"m":true,"M":true}}',
+        # the same trade, keys in another order: JSON all the same (msgspec reads it)
+        (
+            '{"stream":"btcusdt@trade","data":{"s":"BTCUSDT","e":"trade","E":1,"t":9,'
+            '"p":"61837.50","q":"1","T":1723161255342,"m":true,"M":true}}',
+            True,
+        ),
+        # a price as a JSON number: the parser's rules (the fast reader wants text)
+        (TRADE.format(t=1, p="1.5", m="true").replace('"p":"1.5"', '"p":1.5'), False),
         # another market's trade
-        TRADE.format(t=1, p="1.5", m="true").replace("btcusdt", "ethusdt").replace("BTC", "ETH"),
+        (
+            TRADE.format(t=1, p="1.5", m="true")
+            .replace("btcusdt", "ethusdt")
+            .replace("BTC", "ETH"),
+            False,
+        ),
+        # a frame with something after it
+        (TRADE.format(t=1, p="1.5", m="true") + " ", False),
     ],
 )
-def test_frames_the_fast_reader_does_not_know_go_to_the_parser(odd: str, tmp_path: Path) -> None:
+def test_frames_the_fast_reader_does_not_know_go_to_the_parser(
+    odd: str, fast: bool, tmp_path: Path
+) -> None:
     text = lines(5)
     text.insert(3, f"1723161254087896570 {odd}")
     path = capture(tmp_path / "odd.txt", text)
-    assert columns._binance_raw([path], "BTCUSDT", "paper") is None
+    assert (columns._binance_raw([path], "BTCUSDT", "paper") is not None) is fast
     cols = parse_columns([path], "binance-raw", "BTCUSDT", "paper")
     assert list(cols.ticks()) == ticks_of([path])
 
