@@ -4,6 +4,7 @@ cache keyed by the files' content, and the fast ``binance-raw`` reader's fall-ba
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 import numpy as np
@@ -110,7 +111,9 @@ def test_a_second_read_comes_from_the_cache(
     cache = tmp_path / "cache"
     first = load_columns([path], "binance-raw", "BTCUSDT", "paper", cache)
     entries = list(cache.iterdir())
-    assert [e.name for e in entries] == [cache_key([path], "binance-raw", "BTCUSDT", "paper")]
+    assert [e.name for e in entries if e.name != "hashes"] == [
+        cache_key([path], "binance-raw", "BTCUSDT", "paper")
+    ]
 
     def no_parsing(*args: object) -> EventColumns:
         raise AssertionError("parsed again")
@@ -133,16 +136,41 @@ def test_a_changed_file_is_read_again(tmp_path: Path) -> None:
     text = path.read_bytes().replace(b'"p":"61837.05"', b'"p":"61837.06"', 1)
     assert len(text) == stat.st_size
     path.write_bytes(text)
-    import os
-
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     new_key = cache_key([path], "binance-raw", "BTCUSDT", "paper")
     assert new_key != key
     after = load_columns([path], "binance-raw", "BTCUSDT", "paper", cache)
     assert list(after.ticks()) == ticks_of([path]) != list(before.ticks())
-    assert sorted(e.name for e in cache.iterdir()) == sorted([key, new_key])
+    entries = sorted(e.name for e in cache.iterdir() if e.name != "hashes")
+    assert entries == sorted([key, new_key])
     # and the key names the format and the symbol too
     assert cache_key([path], "binance-raw", "ETHUSDT", "paper") != new_key
+
+
+def test_a_file_s_hash_is_remembered_until_it_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unchanged file is not read again for its key (its hash is remembered by its stat
+    signature); any write changes the file's change time, so it is hashed again even
+    with its size and modification time put back."""
+    monkeypatch.setattr(columns, "RACY_NS", 0)  # the file was just written
+    path = capture(tmp_path / "a.txt", lines(10))
+    memo = tmp_path / "memo"
+    key = cache_key([path], "binance-raw", "BTCUSDT", "paper", memo)
+    assert key == cache_key([path], "binance-raw", "BTCUSDT", "paper")  # the same hash
+    real = columns.hashlib.file_digest
+
+    def unread(*args: object, **kwargs: object) -> object:
+        raise AssertionError("read again")
+
+    monkeypatch.setattr(columns.hashlib, "file_digest", unread)
+    assert cache_key([path], "binance-raw", "BTCUSDT", "paper", memo) == key
+    monkeypatch.setattr(columns.hashlib, "file_digest", real)
+    stat = path.stat()
+    path.write_bytes(path.read_bytes().replace(b'"p":"61837.05"', b'"p":"61837.06"', 1))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size
+    assert cache_key([path], "binance-raw", "BTCUSDT", "paper", memo) != key
 
 
 def test_columns_of_any_format_round_trip(data_dir: Path, tmp_path: Path) -> None:
@@ -151,4 +179,5 @@ def test_columns_of_any_format_round_trip(data_dir: Path, tmp_path: Path) -> Non
     ticks = list(read_events([path], "tardis-quotes", "BTCUSDT", venue="paper"))
     assert len(cols) == len(ticks) > 9000
     assert list(cols.ticks()) == ticks
-    assert list(EventColumns.load(next(tmp_path.iterdir())).ticks()) == ticks
+    entry = tmp_path / cache_key([path], "tardis-quotes", "BTCUSDT", "paper")
+    assert list(EventColumns.load(entry).ticks()) == ticks

@@ -27,15 +27,18 @@ CSV files; otherwise, and for the other formats, the columns are made from
 :func:`~tradebus.feeds.readers.read_events`' ticks, the one parser. The columns are
 saved as a directory of numpy ``.npy`` files (loaded memory-mapped) under
 ``cache_dir``, named by the SHA-256 of the files' bytes, the format, the symbol, the
-venue and :data:`LAYOUT`: a second run skips parsing, and a file that changes gets a
-new name (its old entry is never read again).
+venue and :data:`LAYOUT` (:func:`cache_key`; each file's hash remembered by its stat
+signature, so an unchanged file is not read at all): a second run skips parsing, and a
+file that changes gets a new name (its old entry is never read again).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import tempfile
+import time
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -345,15 +348,57 @@ def _bytes(texts: list[str]) -> npt.NDArray[np.bytes_]:
 
 
 # ---------------------------------------------------------------------- cache
-def cache_key(paths: list[Path], fmt: str, symbol: str, venue: str) -> str:
-    """The cache name of these files read as ``fmt`` for ``symbol``: SHA-256 of their bytes
-    (in order), the format, symbol, venue and :data:`LAYOUT`."""
+RACY_NS = 2_000_000_000
+"""A file changed less than this long ago (ns) has its hash computed every time (not
+remembered): a write within the file system's time granularity could leave the times
+as they were."""
+
+
+def cache_key(
+    paths: list[Path], fmt: str, symbol: str, venue: str, memo: Path | None = None
+) -> str:
+    """The cache name of these files read as ``fmt`` for ``symbol``: SHA-256 of their
+    contents' SHA-256 (in order), the format, symbol, venue and :data:`LAYOUT`.
+
+    ``memo``: a directory where each file's content hash is remembered under its stat
+    signature (path, device, inode, size, modification and change times: any write
+    changes the change time), so an unchanged file is not read again; a file changed
+    in the last :data:`RACY_NS` is hashed every time.
+    """
     h = hashlib.sha256()
     for p in paths:
-        with open(p, "rb") as f:
-            h.update(hashlib.file_digest(f, "sha256").digest())
+        h.update(bytes.fromhex(_file_digest(Path(p), memo)))
     h.update(f"\0{fmt}\0{symbol}\0{venue}\0{LAYOUT}".encode())
     return h.hexdigest()
+
+
+def _file_digest(path: Path, memo: Path | None) -> str:
+    """SHA-256 (hex) of the file's bytes, remembered in ``memo`` by its stat signature."""
+    entry = None
+    if memo is not None:
+        st = path.stat()
+        signature = (
+            f"{path.resolve()}\0{st.st_dev}\0{st.st_ino}\0{st.st_size}"
+            f"\0{st.st_mtime_ns}\0{st.st_ctime_ns}"
+        )
+        entry = memo / hashlib.sha256(signature.encode()).hexdigest()
+        if time.time_ns() - st.st_ctime_ns < RACY_NS:
+            entry = None  # just written: its times may not show the next write
+        else:
+            try:
+                digest = entry.read_text(encoding="ascii")
+                if len(digest) == 64:
+                    return digest
+            except (OSError, UnicodeDecodeError):
+                pass
+    with open(path, "rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    if entry is not None:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        tmp = entry.with_name(f"{entry.name}.{os.getpid()}.tmp")
+        tmp.write_text(digest, encoding="ascii")
+        tmp.replace(entry)
+    return digest
 
 
 def load_columns(
@@ -378,7 +423,8 @@ def load_columns(
             raise FileNotFoundError(f"{path}: no such data file")
     entry = None
     if cache_dir is not None:
-        entry = Path(cache_dir) / cache_key(paths, fmt, symbol, venue)
+        cache_dir = Path(cache_dir)
+        entry = cache_dir / cache_key(paths, fmt, symbol, venue, cache_dir / "hashes")
         if entry.is_dir():
             try:
                 return EventColumns.load(entry)
