@@ -373,10 +373,11 @@ def run(data: Path = DEFAULT_DATA, with_profile: bool = True) -> tuple[list[dict
     """Runs (a) and (b) for both ladders, the columnar rows (and the profiles); return the
     rows and the profiles."""
     files = files_of(data)
+    columnar = columnar_rows(data, files)  # first: no per-event lists alive for the GC to scan
     rows, _, _ = one("docs", PARAMS, files)
     active_rows, setup, events = one("active", ACTIVE, files)
     rows += active_rows
-    rows += columnar_rows(data, files)
+    rows += columnar
     text = ""
     if with_profile:
         text = profile(setup, events)
