@@ -81,6 +81,8 @@ def test_the_fast_reader_gives_the_reader_s_ticks(tmp_path: Path) -> None:
         ),
         # a frame with something after it
         (TRADE.format(t=1, p="1.5", m="true") + " ", False),
+        # a depth frame that is not JSON: the parser's error
+        (DEPTH[:-3], False),
     ],
 )
 def test_frames_the_fast_reader_does_not_know_go_to_the_parser(
@@ -90,8 +92,14 @@ def test_frames_the_fast_reader_does_not_know_go_to_the_parser(
     text.insert(3, f"1723161254087896570 {odd}")
     path = capture(tmp_path / "odd.txt", text)
     assert (columns._binance_raw([path], "BTCUSDT", "paper") is not None) is fast
-    cols = parse_columns([path], "binance-raw", "BTCUSDT", "paper")
-    assert list(cols.ticks()) == ticks_of([path])
+    try:
+        ticks = ticks_of([path])
+    except DataFileError as exc:  # the bad depth frame: the same error, named by the parser
+        with pytest.raises(DataFileError) as ours:
+            parse_columns([path], "binance-raw", "BTCUSDT", "paper")
+        assert str(ours.value) == str(exc)
+        return
+    assert list(parse_columns([path], "binance-raw", "BTCUSDT", "paper").ticks()) == ticks
 
 
 def test_a_bad_line_is_the_reader_s_error(tmp_path: Path) -> None:

@@ -22,7 +22,8 @@ if every line has its ``<ns> `` head and is a quote, trade or depth frame of the
 or a depth snapshot, the quote and trade frames have the recorder's byte layout and
 each file's receive times never decrease (the quotes' and trades' ``data`` objects are
 gathered with numpy and decoded by msgspec as one JSON array each; depth frames and
-snapshots, which give no tick, are not decoded), and one for plain Tardis ``quotes``
+snapshots, which give no tick, only checked as JSON envelopes as the parser checks
+them), and one for plain Tardis ``quotes``
 CSV files; otherwise, and for the other formats, the columns are made from
 :func:`~tradebus.feeds.readers.read_events`' ticks, the one parser. The columns are
 saved as a directory of numpy ``.npy`` files (loaded memory-mapped) under
@@ -554,9 +555,12 @@ def _binance_file(path: Path, symbol: str) -> tuple[npt.NDArray, ...] | None:
         return None  # something after the frame: the reader's rules
     trade_data = _data_objects(text, starts[lines_t] + _TS_DIGITS + 1 + len(tp), ends[lines_t])
     book_data = _data_objects(text, starts[lines_q] + _TS_DIGITS + 1 + len(bp), ends[lines_q])
+    others = idx[~(is_t | is_q)]  # depth frames and snapshots: checked as the parser does
+    other_frames = _data_objects(text, starts[others] + _TS_DIGITS + 1, ends[others] + 1)
     try:
         trades = _decode_trades(trade_data)
         books = _decode_books(book_data)
+        _decode_frames(other_frames)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None  # the parser names what is wrong
     sym = symbol
@@ -726,6 +730,14 @@ class _BookData(msgspec.Struct):
     A: str
 
 
+class _Frame(msgspec.Struct):
+    """A frame's envelope as the parser decodes it first (its JSON and types checked)."""
+
+    stream: str = ""
+    data: msgspec.Raw = msgspec.Raw(b"null")
+
+
+_decode_frames = msgspec.json.Decoder(list[_Frame]).decode
 _decode_trades = msgspec.json.Decoder(list[_TradeData]).decode
 _decode_books = msgspec.json.Decoder(list[_BookData]).decode
 
