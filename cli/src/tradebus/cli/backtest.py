@@ -95,6 +95,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--workers", type=int, help="sweep processes (default: the CPU count)")
     p.add_argument("--no-chart", action="store_true", help="skip report.png")
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path("var/cache/backtest"),
+        help="where the parsed columns of data files are kept, by content hash, so a second "
+        "run skips parsing (default var/cache/backtest)",
+    )
+    p.add_argument("--no-cache", action="store_true", help="parse the data files every run")
 
 
 class ProgressBar:
@@ -318,7 +326,7 @@ def _where(path: Path, lines: dict[str, int], field: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``tradebus backtest``; the exit status."""
-    from tradebus.backtest.engine import BacktestError, open_events, run_backtest
+    from tradebus.backtest.engine import BacktestError, market_events, run_backtest
     from tradebus.backtest.report import write_outputs
     from tradebus.backtest.setup import SetupError, make_setup
     from tradebus.backtest.sweep import parse_sweeps, run_sweep
@@ -333,6 +341,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"tradebus backtest: {exc}", file=err)
         return 2
     chart = not args.no_chart
+    cache_dir = None if args.no_cache else args.cache_dir
     try:
         base = make_setup(args.strategy, raw)  # the base file itself first: its lines are known
         total = check_symbols(args.data, args.format, base.symbols)
@@ -351,6 +360,7 @@ def run(args: argparse.Namespace) -> int:
                     runs,
                     chart,
                     args.objective,
+                    cache_dir,
                 )
             finally:
                 runs.stop()
@@ -367,7 +377,8 @@ def run(args: argparse.Namespace) -> int:
             total = _estimate(args.data, args.format, setup.symbols)
         bar = ProgressBar(total, err)
         try:
-            backtest_result = run_backtest(setup, open_events(setup, args.data, args.format), bar)
+            events = market_events(setup, args.data, args.format, cache_dir)
+            backtest_result = run_backtest(setup, events, bar)
         finally:
             bar.stop()
         bar.close(backtest_result.summary["events"])

@@ -16,11 +16,14 @@ as a :class:`Result`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import msgspec
+import numpy as np
+import numpy.typing as npt
 
 from tradebus.backtest import stats
 from tradebus.backtest.setup import Setup
@@ -32,6 +35,9 @@ from tradebus.common.positions import CycleBook, Position, position_change
 
 MAX_SAMPLES = 4096
 """Chart samples kept (the stride doubles when full, so memory stays flat)."""
+
+EXTREMES_MARGIN = 1e-9
+"""Relative margin (of the price) of :meth:`Books.extremes`' float comparisons."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,11 @@ class Books:
         self.samples = Sample()
         self.stride = 1
         """Sample every ``stride``-th event (doubles whenever the samples are full)."""
+        self._pending: list[int | None] = []
+        """Per sample (in step with :attr:`samples`): None, or the key of the price of a
+        sample whose price and equity are still to be made (:meth:`sample_passed`)."""
+        self._pending_state: list[tuple[Decimal, Decimal, Decimal] | None] = []
+        """Per sample: ``(qty, -k, equity if flat)`` of a pending one (else None)."""
 
     def book(self, fill: OrderFilled, market: Market, ts: int) -> None:
         """Record one fill (its event; fee in ``market``'s quote asset) and apply it to its
@@ -191,15 +202,162 @@ class Books:
         """Take a chart sample at ``ts`` (``force``: the last one, unless ``ts`` has one)."""
         sm = self.samples
         if len(sm.ts) >= MAX_SAMPLES:
-            for series in (sm.ts, sm.prices, sm.equity, sm.position):
-                del series[1::2]
-            self.stride *= 2
+            self._halve()
         if force and sm.ts and sm.ts[-1] == ts:
             return
         sm.ts.append(ts)
         sm.prices.append(tuple(self.last.values()))
         sm.equity.append(self.equity)
         sm.position.append(self._qty[self.symbols[0]])
+        self._pending.append(None)
+        self._pending_state.append(None)
+
+    def _halve(self) -> None:
+        sm = self.samples
+        for series in (
+            sm.ts,
+            sm.prices,
+            sm.equity,
+            sm.position,
+            self._pending,
+            self._pending_state,
+        ):
+            del series[1::2]
+        self.stride *= 2
+
+    def sample_passed(
+        self,
+        first: int,
+        last: int,
+        ts: npt.NDArray[np.int64],
+        keys: npt.NDArray[np.int64],
+        base: int,
+    ) -> None:
+        """The samples :meth:`sample` would take at the events counted ``first..last``
+        (1-based counts of the run; events that fill nothing, while the equity moves only
+        with the price of the single symbol), taken at once.
+
+        The event counted ``c`` is at ``ts[c - base]`` (ns) and its last trade price is
+        known by ``keys[c - base]``, which :meth:`resolve` turns into the price; the
+        price and equity of the samples kept are made there: the equity
+        ``-k + qty * price`` (the current one when flat) is what :meth:`_revalue`
+        computes at that event.
+        """
+        sm = self.samples
+        qty = self._qty[self.symbols[0]]
+        state = (qty, -self._k, self.equity)
+        c = first - 1
+        while True:
+            stride = self.stride
+            nxt = (c // stride + 1) * stride
+            if nxt > last:
+                return
+            if len(sm.ts) >= MAX_SAMPLES:
+                self._halve()  # as sample() does: then this sample is taken all the same
+                top = nxt
+            else:
+                top = min(last, nxt + (MAX_SAMPLES - len(sm.ts) - 1) * stride)
+            picked = slice(nxt - base, top - base + 1, stride)
+            taken = ts[picked].tolist()
+            many = len(taken)
+            sm.ts.extend(taken)
+            sm.prices.extend([()] * many)  # made by resolve()
+            sm.equity.extend([ZERO] * many)
+            sm.position.extend([qty] * many)
+            self._pending.extend(keys[picked].tolist())
+            self._pending_state.extend([state] * many)
+            c = top
+
+    def resolve(self, prices_of: Callable[[list[int]], list[Decimal]]) -> None:
+        """Make the samples :meth:`sample_passed` left pending; ``prices_of(keys)`` gives
+        the prices of their keys (the same object for the same price: the equity is
+        computed once per price and state)."""
+        sm = self.samples
+        pending, states = self._pending, self._pending_state
+        at = [n for n, key in enumerate(pending) if key is not None]
+        if not at:
+            return
+        prices = prices_of([pending[n] for n in at])  # type: ignore[misc]
+        made: dict[tuple[int, int], Decimal] = {}  # (state, price) -> equity: prices repeat
+        for n, price in zip(at, prices, strict=True):
+            state = states[n]
+            qty, neg_k, flat = state  # type: ignore[misc]
+            sm.prices[n] = (price,)
+            if qty:
+                key = (id(state), id(price))
+                equity = made.get(key)
+                if equity is None:
+                    equity = neg_k
+                    equity += qty * price
+                    made[key] = equity
+                sm.equity[n] = equity
+            else:
+                sm.equity[n] = flat
+        self._pending = [None] * len(pending)
+        self._pending_state = [None] * len(states)
+
+    def extremes(
+        self,
+        symbol: str,
+        prices: npt.NDArray[np.float64],
+        ranks: npt.NDArray[np.int64],
+        index: npt.NDArray[np.int64],
+    ) -> list[int]:
+        """Which of some trades of ``symbol`` (events ``index``, in order; none fills) can
+        move the peak, the max drawdown or its recovery: :meth:`mark` need see only those
+        (and the last) to end in the state it ends in seeing them all.
+
+        ``prices`` are the trades' prices as floats and ``ranks`` their exact order
+        (equal prices, equal ranks; a negative rank: unknown, every trade is returned).
+        With the position fixed the equity ``-k + qty * price`` is monotonic in the price,
+        so in price units (``v = price``, or ``-price`` if short) an event can matter
+        only if
+
+        * ``v`` is above every earlier one of the trades (strictly: an equal one was
+          seen first) and reaches the peak, or the peak of a pending recovery;
+        * ``v`` is below every earlier one since the last such maximum (strictly) and
+          its drop from the running peak reaches the running max drawdown; of several
+          such in one stretch between maxima only the last is needed: each is lower
+          than the one before under the same peak (none of them can be a peak or a
+          recovery), so the last one's drawdown replaces theirs.
+
+        The comparisons with the books' Decimal figures are in floats with a margin of
+        :data:`EXTREMES_MARGIN` of the price, so the set holds every event that matters.
+        """
+        qty = self._qty[symbol]
+        if not qty or self._peak is None or prices.size == 0 or int(ranks.min()) < 0:
+            return index.tolist()
+        q = float(abs(qty))
+        c = float(-self._k)
+        v = -prices if qty < 0 else prices
+        r = -ranks if qty < 0 else ranks
+        r = r - r.min()
+        m = EXTREMES_MARGIN * float(np.max(np.abs(prices))) + 1e-300
+        prior = np.empty_like(r)
+        prior[0] = -1
+        np.maximum.accumulate(r[:-1], out=prior[1:])
+        is_max = r > prior
+        threshold = (float(self._peak) - c) / q
+        dates = self.drawdown_dates
+        if dates[1] is not None and dates[2] is None:  # a recovery pending
+            threshold = min(threshold, (float(self._dd_peak) - c) / q)
+        keep = is_max & (v >= threshold - m)
+        segment = np.cumsum(is_max)
+        u = segment * (int(r.max()) + 1) - r  # lower since the last maximum
+        prior_u = np.empty_like(u)
+        prior_u[0] = -1
+        np.maximum.accumulate(u[:-1], out=prior_u[1:])
+        is_low = u > prior_u
+        drop = np.maximum(np.maximum.accumulate(v), (float(self._peak) - c) / q) - v
+        record = np.empty_like(drop)
+        record[0] = float(self.max_drawdown) / q
+        np.maximum(np.maximum.accumulate(drop[:-1]), record[0], out=record[1:])
+        deeper = np.flatnonzero(is_low & (drop >= record - m))
+        if deeper.size > 1:  # of those in one segment, the last overrides the others
+            within = segment[deeper]
+            deeper = deeper[np.append(within[1:] != within[:-1], True)]
+        keep[deeper] = True
+        return index[keep].tolist()
 
     def summary(
         self,

@@ -39,7 +39,7 @@ from typing import Any
 
 import yaml
 
-from tradebus.backtest.engine import open_events, run_backtest
+from tradebus.backtest.engine import market_events, run_backtest
 from tradebus.backtest.report import write_outputs
 from tradebus.backtest.setup import SetupError, make_setup
 
@@ -182,12 +182,13 @@ class Job:
     fmt: str
     out: Path
     chart: bool = True
+    cache_dir: Path | None = None
 
 
 def run_job(job: Job) -> dict[str, Any]:
     """Run one combination in this process, write its outputs, return its summary."""
     setup = make_setup(job.strategy, job.raw)
-    result = run_backtest(setup, open_events(setup, job.paths, job.fmt))
+    result = run_backtest(setup, market_events(setup, job.paths, job.fmt, job.cache_dir))
     write_outputs(result, job.out, chart=job.chart)
     return result.summary
 
@@ -203,12 +204,15 @@ def run_sweep(
     on_done: Callable[[int, int, dict[str, str]], None] | None = None,
     chart: bool = True,
     objective: str = "pnl",
+    cache_dir: Path | None = None,
 ) -> list[tuple[dict[str, str], dict[str, Any]]]:
     """Run every combination in parallel; write ``sweep.csv``, ``index.json`` and
     ``ranking.csv`` (by ``objective``) in ``out``; return (combo, summary) rows in the
     listed order.
 
-    Every combination is validated before any starts.
+    Every combination is validated before any starts. With ``cache_dir`` the data is
+    parsed once, here, into its cached columns, which every worker then loads
+    (:func:`~tradebus.backtest.engine.market_events`).
 
     Raises
     ------
@@ -231,7 +235,9 @@ def run_sweep(
         except SetupError as exc:
             where = ",".join(f"{k}={v}" for k, v in combo.items())
             raise SetupError([(f"[{where}] {f}", m) for f, m in exc.problems]) from None
-        jobs.append(Job(strategy, params, list(paths), fmt, out / name, chart))
+        jobs.append(Job(strategy, params, list(paths), fmt, out / name, chart, cache_dir))
+    if cache_dir is not None and jobs:
+        market_events(make_setup(strategy, jobs[0].raw), list(paths), fmt, cache_dir)
     workers = min(len(jobs), workers or os.cpu_count() or 1)
     summaries: list[dict[str, Any] | None] = [None] * len(jobs)
     with ProcessPoolExecutor(max_workers=workers) as pool:

@@ -176,6 +176,45 @@ class MarketBots(Generic[R]):
         return trade.ts_event if quote is None else max(trade.ts_event, quote.ts_event)
 
     # ------------------------------------------------------------------ ticks
+    def wake_bounds(self) -> tuple[Decimal | int | None, Decimal | int | None, int | None]:
+        """``(lowest trade_at_or_above, highest trade_at_or_below, earliest at_ns)`` of the
+        heaps' tops, stale entries included (None: that heap is empty).
+
+        A trade strictly between the two prices, at a ``ts_recv`` before the time, wakes
+        nobody parked (:meth:`due` would return only the bots called on every tick): a
+        caller may then take many such ticks at once with :meth:`pass_ticks`.
+        """
+        above = self._above[0][0] if self._above else None
+        below = -self._below[0][0] if self._below else None
+        timer = self._timers[0][0] if self._timers else None
+        return above, below, timer  # type: ignore[return-value]
+
+    def pass_ticks(
+        self,
+        count: int,
+        last_trade: TradeTick | None,
+        trade_at: int,
+        last_quote: QuoteTick | None,
+        quote_at: int,
+    ) -> None:
+        """``count`` ticks that wake nobody (:meth:`wake_bounds`) and that no bot is called on
+        every tick for went by: what :meth:`due` records of them.
+
+        ``last_trade``/``last_quote`` are the last of each kind among them (None: none),
+        ``trade_at``/``quote_at`` their positions (1 = the first of the ``count``).
+        """
+        seq = self.seq
+        if last_trade is not None:
+            self._last_trade, self._trade_seq = last_trade, seq + trade_at
+        if last_quote is not None:
+            self._last_quote, self._quote_seq = last_quote, seq + quote_at
+        self.seq = seq + count
+
+    @property
+    def every_count(self) -> int:
+        """How many bots are called on every tick (not parked)."""
+        return len(self._every)
+
     def due(self, tick: QuoteTick | TradeTick, is_trade: bool) -> list[R]:
         """The bots to call for ``tick``, in rank order; records the tick as the market's last.
 

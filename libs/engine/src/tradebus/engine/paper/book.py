@@ -62,6 +62,29 @@ class PaperBook:
         """Resting orders of ``account`` in placement order."""
         return [o for o in self._by_client_id.values() if o.account == account]
 
+    def trade_screen(self, symbol: str) -> TradeScreen | None:
+        """What ``symbol``'s live orders can fill on (None: no resting order of it), the
+        screen :meth:`~tradebus.engine.paper.exchange.PaperExchange.on_trade` uses: a
+        trade it turns away fills nothing. For a caller that screens many trades at once
+        (the backtest's columnar path); read only."""
+        orders = self._orders.get(symbol)
+        if not orders:
+            return None
+        screen = self._screens.get(symbol)
+        if screen is None:
+            screen = self._screens[symbol] = TradeScreen(orders.values())
+        return screen
+
+    def pass_trades(self, symbol: str, last_price: Decimal) -> None:
+        """Trades of ``symbol`` that fill nothing went by, the last at ``last_price``.
+
+        For a caller that screened them itself (:meth:`trade_screen`, no order of the
+        symbol waiting to go live, no recent events kept): what
+        :meth:`~tradebus.engine.paper.exchange.PaperExchange.on_trade` would have done
+        with each of them, which is keeping the last trade price.
+        """
+        self._last_trade[symbol] = last_price
+
     def restore_placed(self, account: AccountId, client_order_id: str) -> None:
         """Remember that ``account`` placed ``client_order_id`` (done orders, at restore)."""
         self._placed.setdefault(client_order_id, account)
