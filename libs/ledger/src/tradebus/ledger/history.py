@@ -75,16 +75,19 @@ async def journal_balances_many(
     summed as :func:`journal_balances` sums it; the result holds one dict per
     pair, in the same order (``{}`` for an account without entries; a pair given
     twice is answered twice). The pairs travel as two arrays (``unnest``), so any
-    number fits one statement; the journal is read once (a hash join for a run of
-    every account).
+    number fits one statement, and each is summed by :func:`journal_balances`'
+    statement (a ``LATERAL`` subquery: the same index scan per account, in the
+    server; faster than a hash join of the whole journal, measured at 10,000
+    accounts of 11 entries).
     """
     if not accounts:
         return []
     records = await pool.fetch(
-        "SELECT w.n, j.asset, sum(j.amount) AS total"
-        " FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS w(account_id, up_to, n)"
-        f" JOIN journal j ON j.account_id = w.account_id WHERE {_counted('w.up_to')}"
-        " GROUP BY w.n, j.asset ORDER BY w.n, j.asset",
+        "SELECT w.n, s.asset, s.total"
+        " FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS w(account_id, up_to, n),"
+        " LATERAL (SELECT asset, sum(amount) AS total FROM journal j"
+        f"  WHERE account_id = w.account_id AND {_counted('w.up_to')} GROUP BY asset) s"
+        " ORDER BY w.n, s.asset",
         [a for a, _ in accounts],
         [w for _, w in accounts],
         list(FILL_KINDS),
