@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from decimal import Decimal as D
 
@@ -11,6 +12,7 @@ import msgspec
 import pytest
 
 from tradebus.common.ids import AccountId, IntentId, UserId
+from tradebus.common.messages import ReconReport, ReconRow
 from tradebus.common.order_status import OrderStatus as S
 from tradebus.ledger.entries import FillFacts, deposit_entries, fill_entries
 from tradebus.ledger.history import LedgerHistory
@@ -291,3 +293,84 @@ async def test_watermark_leaves_out_only_fills_in_flight(
         )
     assert await recon.account_ids() == ["alice-paper"]
     assert await recon.balances(ALICE_PAPER, watermark) == {"USDT": D(995)}
+
+
+async def test_balances_of_many_accounts_in_one_query_match_each_account_alone(
+    pool: asyncpg.Pool,
+) -> None:
+    """The reconciler's one query per run sums every (account, watermark) pair exactly as
+    the one-account statement does: fills newer than the pair's watermark left out,
+    every other entry counted."""
+    recon = ReconciliationLedger(pool)
+    kinds = ["deposit", "fill", "fee", "realized_pnl", "adjustment", "funding"]
+    accounts = [AccountId(f"acct-{i}") for i in range(7)]
+    watermarks: list[int | None] = [None]
+    async with pool.acquire() as conn:
+        await conn.executemany(
+            "INSERT INTO accounts (id, user_id, venue, created_ns) VALUES ($1, 'u', 'paper', 0)",
+            [(a,) for a in accounts],
+        )
+        for step in range(6):  # entries of every kind, interleaved across the accounts
+            for i, account in enumerate(accounts[:6]):  # acct-6 has no entries
+                await conn.execute(
+                    "INSERT INTO journal (account_id, asset, amount, kind, ref, ts)"
+                    " VALUES ($1, $2, $3, $4, 'test', 0)",
+                    account,
+                    ("BTC", "USDT", "BTCUSDT-PERP")[(i + step) % 3],
+                    D(f"{i + 1}.{step}") * (-1 if step % 2 else 1),
+                    kinds[(i + step) % len(kinds)],
+                )
+            watermarks.append(await conn.fetchval("SELECT max(id) FROM journal"))
+    pairs = [(a, w) for a in accounts for w in watermarks]
+    pairs += [(AccountId("nobody"), None), pairs[3], (accounts[0], 0)]  # unknown, twice, before all
+    many = await recon.balances_many(pairs)
+    assert many == [await recon.balances(a, w) for a, w in pairs]
+    # not vacuous: a watermark leaves fills out, and only those
+    assert many[pairs.index((accounts[1], watermarks[1]))] != many[pairs.index((accounts[1], None))]
+    # acct-0 before its first entry: no fill, fee or realized P&L; the rest counts
+    assert many[-1] == {"BTC": D("1.0"), "USDT": D("1.4"), "BTCUSDT-PERP": D("-1.5")}
+    assert many[pairs.index((accounts[6], None))] == {} and many[-3] == {}
+    assert await recon.balances_many([]) == []
+
+
+async def test_reports_are_stored_in_one_insert_with_their_ids_in_order(
+    pool: asyncpg.Pool,
+) -> None:
+    recon = ReconciliationLedger(pool)
+    row = ReconRow(
+        asset="BTC", venue_total=D("1.5"), ledger_total=D("1.25"), drift=D("0.25"),
+        tolerance=D("1E-8"), ok=False,
+    )  # fmt: skip
+    reports = [
+        ReconReport(
+            account=f"acct-{9 - i}",
+            status="drift" if i % 2 else "ok",
+            rows=[row] * (i % 3),
+            ledger_watermark=100 + i,
+            ts_event=1000 + i,
+            action="alert" if i % 2 else "none",
+        )
+        for i in range(10)
+    ]
+    first = await recon.insert_recon_report(reports[0])
+    ids = await recon.insert_recon_reports(reports[1:])
+    assert ids == sorted(ids) and ids[0] > first
+    async with pool.acquire() as conn:
+        stored = await conn.fetch(
+            "SELECT id, account_id, status, ledger_watermark, rows, ts FROM recon_reports"
+            " ORDER BY id"
+        )
+    assert [r["id"] for r in stored] == [first, *ids]
+    assert [
+        (r["account_id"], r["status"], r["ledger_watermark"], json.loads(r["rows"]), r["ts"])
+        for r in stored
+    ] == [
+        (r.account, r.status, r.ledger_watermark, json.loads(msgspec.json.encode(r.rows)),
+         r.ts_event)
+        for r in reports
+    ]  # fmt: skip
+    assert json.loads(stored[1]["rows"]) == [{
+        "asset": "BTC", "venue_total": "1.5", "ledger_total": "1.25", "drift": "0.25",
+        "tolerance": "1E-8", "ok": False,
+    }]  # fmt: skip
+    assert await recon.insert_recon_reports([]) == []

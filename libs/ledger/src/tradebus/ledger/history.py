@@ -4,13 +4,15 @@
 execution starts (:mod:`tradebus.execution.paper_restore`): journal sums,
 the open orders in placement order, the fills of each perpetual position,
 every client order id a venue accepted, the last fill price of a symbol. It
-only reads. :func:`journal_balances` is the one statement of a balance,
-which the reconciler's view of the ledger
+only reads. :func:`journal_balances` is the one statement of a balance
+(:func:`journal_balances_many` the same for many accounts in one query), which
+the reconciler's view of the ledger
 (:class:`tradebus.ledger.reconciliation.ReconciliationLedger`) reads too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 
 import asyncpg
@@ -35,6 +37,13 @@ class PositionFill(msgspec.Struct, frozen=True, kw_only=True):
     journal_id: int
 
 
+def _counted(up_to: str) -> str:
+    """The SQL condition under which a journal row ``j`` counts towards a balance taken
+    at watermark ``up_to`` (an SQL expression, NULL: no watermark); ``$3`` is
+    :data:`FILL_KINDS` (:func:`journal_balances`). One statement of it for both reads."""
+    return f"({up_to} IS NULL OR j.id <= {up_to} OR j.kind <> ALL($3::text[]))"
+
+
 async def journal_balances(
     pool: asyncpg.Pool, account_id: AccountId, up_to_id: int | None = None
 ) -> dict[str, Decimal]:
@@ -48,14 +57,45 @@ async def journal_balances(
     A perpetual position appears as its pseudo-asset (``BTCUSDT-PERP``).
     """
     records = await pool.fetch(
-        "SELECT asset, sum(amount) AS total FROM journal WHERE account_id = $1"
-        " AND ($2::bigint IS NULL OR id <= $2 OR kind <> ALL($3::text[]))"
-        " GROUP BY asset ORDER BY asset",
+        "SELECT asset, sum(amount) AS total FROM journal j WHERE account_id = $1"
+        f" AND {_counted('$2::bigint')} GROUP BY asset ORDER BY asset",
         account_id,
         up_to_id,
         list(FILL_KINDS),
     )
     return {r["asset"]: r["total"] for r in records}
+
+
+async def journal_balances_many(
+    pool: asyncpg.Pool, accounts: Sequence[tuple[AccountId, int | None]]
+) -> list[dict[str, Decimal]]:
+    """:func:`journal_balances` of many accounts in one query (the reconciler's run).
+
+    ``accounts`` holds ``(account id, watermark or None)`` pairs, each
+    summed as :func:`journal_balances` sums it; the result holds one dict per
+    pair, in the same order (``{}`` for an account without entries; a pair given
+    twice is answered twice). The pairs travel as two arrays (``unnest``), so any
+    number fits one statement, and each is summed by :func:`journal_balances`'
+    statement (a ``LATERAL`` subquery: the same index scan per account, in the
+    server; faster than a hash join of the whole journal, measured at 10,000
+    accounts of 11 entries).
+    """
+    if not accounts:
+        return []
+    records = await pool.fetch(
+        "SELECT w.n, s.asset, s.total"
+        " FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS w(account_id, up_to, n),"
+        " LATERAL (SELECT asset, sum(amount) AS total FROM journal j"
+        f"  WHERE account_id = w.account_id AND {_counted('w.up_to')} GROUP BY asset) s"
+        " ORDER BY w.n, s.asset",
+        [a for a, _ in accounts],
+        [w for _, w in accounts],
+        list(FILL_KINDS),
+    )
+    out: list[dict[str, Decimal]] = [{} for _ in accounts]
+    for n, asset, total in records:
+        out[n - 1][asset] = total
+    return out
 
 
 class LedgerHistory:

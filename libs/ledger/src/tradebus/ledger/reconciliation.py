@@ -9,7 +9,7 @@ of them, on the reconciler's request (``exec.adjust``:
 
 from __future__ import annotations
 
-import json
+from collections.abc import Sequence
 from decimal import Decimal
 
 import asyncpg
@@ -17,7 +17,10 @@ import msgspec
 
 from tradebus.common.ids import AccountId
 from tradebus.common.messages import ReconReport
-from tradebus.ledger.history import journal_balances
+from tradebus.ledger.history import journal_balances, journal_balances_many
+
+_ROWS = msgspec.json.Encoder()
+"""Encodes a report's rows for their ``jsonb`` column (decimals as JSON strings)."""
 
 
 class ReconciliationLedger:
@@ -38,15 +41,39 @@ class ReconciliationLedger:
         ``up_to_id`` (:func:`~tradebus.ledger.history.journal_balances`)."""
         return await journal_balances(self._pool, account_id, up_to_id)
 
+    async def balances_many(
+        self, accounts: Sequence[tuple[AccountId, int | None]]
+    ) -> list[dict[str, Decimal]]:
+        """:meth:`balances` of every ``(account, watermark)`` pair in one query, in the
+        pairs' order (:func:`~tradebus.ledger.history.journal_balances_many`)."""
+        return await journal_balances_many(self._pool, accounts)
+
     async def insert_recon_report(self, report: ReconReport) -> int:
         """Store a reconciliation report; returns its id."""
-        rows = json.loads(msgspec.json.encode(report.rows))
-        return await self._pool.fetchval(
+        (report_id,) = await self.insert_recon_reports([report])
+        return report_id
+
+    async def insert_recon_reports(self, reports: Sequence[ReconReport]) -> list[int]:
+        """Store reconciliation reports in one statement; returns their ids, in the
+        reports' order (ascending: ids are taken in that order).
+
+        The columns travel as arrays (``unnest``), so any number of reports is one
+        round trip; ``rows`` is stored as ``jsonb`` of the report's rows (decimals
+        as JSON strings, as the reports are published).
+        """
+        if not reports:
+            return []
+        ids = await self._pool.fetch(
             "INSERT INTO recon_reports (account_id, status, ledger_watermark, rows, ts)"
-            " VALUES ($1, $2, $3, $4::jsonb, $5) RETURNING id",
-            report.account,
-            report.status,
-            report.ledger_watermark,
-            json.dumps(rows),
-            report.ts_event,
+            " SELECT a, s, w, r::jsonb, t FROM unnest($1::text[], $2::text[], $3::bigint[],"
+            " $4::text[], $5::bigint[]) WITH ORDINALITY AS u(a, s, w, r, t, n) ORDER BY n"
+            " RETURNING id",
+            [r.account for r in reports],
+            [r.status for r in reports],
+            [r.ledger_watermark for r in reports],
+            [_ROWS.encode(r.rows).decode() for r in reports],
+            [r.ts_event for r in reports],
         )
+        # one statement takes the ids of its rows from the sequence in insertion order
+        # (ORDER BY n), and the sequence only grows: sorted ids are the reports' order
+        return sorted(r["id"] for r in ids)

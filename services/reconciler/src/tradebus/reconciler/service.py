@@ -3,7 +3,9 @@
 The reconciler holds no keys: venue balances come from execution over
 ``exec.query.balances``. Each account's ledger sum is taken up to the journal
 watermark of the venue snapshot, so fills booked after the snapshot are not
-mistaken for drift. Reports go to the ``recon_reports`` table and to
+mistaken for drift; the ledger sums of every account of a run come from one
+query (each account up to its own snapshot's watermark), and the run's
+reports are stored in one insert. Reports go to the ``recon_reports`` table and to
 ``recon.report.<account>``; drift also goes to ``recon.alert.<account>``, after
 the account's drift policy acted on it (:mod:`.policies`: alert, adjust,
 halt; the report's ``action`` says what was done).
@@ -20,6 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from typing import NamedTuple
 
 import asyncpg
@@ -203,27 +206,37 @@ class Reconciler:
                 accounts = await self._ledger.account_ids()
         if not accounts:
             raise UnavailableError("no accounts in the ledger yet")
-        reports: list[ReconReport] = []
+        alone = account is not None or len(accounts) == 1
         off: list[AccountId] = []
-        for account_id in accounts:
-            try:
-                snapshot = await self._snapshot(account_id)
-            except UnavailableError as exc:
-                if account is not None or len(accounts) == 1:
-                    raise
-                log.warning(
-                    "account not reconciled", extra={"account": account_id, "error": str(exc)}
-                )
-                continue
-            if snapshot.reconciliation == "off":
-                log.info("reconciliation is off for this account", extra={"account": account_id})
-                off.append(account_id)
-                continue
-            reports.append(await self._reconcile(snapshot))
+        snapshots = [
+            snapshot
+            for account_id in accounts
+            if (snapshot := await self._usable_snapshot(account_id, alone, off)) is not None
+        ]
+        reports = await self._reconcile(snapshots, off, confirm=not alone)
         if not reports and not off:
             raise UnavailableError("execution answered for none of the accounts")
         self._metrics.last_run.set(self._clock.now_ns() / 1e9)
         return ReconRun(reports, off)
+
+    async def _usable_snapshot(
+        self, account: AccountId, alone: bool, off: list[AccountId]
+    ) -> AccountBalances | None:
+        """:meth:`_snapshot` of ``account``, or None if it is not to be reconciled now:
+        execution could not answer for it (logged; raised instead if the run is of
+        this account ``alone``), or its reconciliation is off (added to ``off``)."""
+        try:
+            snapshot = await self._snapshot(account)
+        except UnavailableError as exc:
+            if alone:
+                raise
+            log.warning("account not reconciled", extra={"account": account, "error": str(exc)})
+            return None
+        if snapshot.reconciliation == "off":
+            log.info("reconciliation is off for this account", extra={"account": account})
+            off.append(account)
+            return None
+        return snapshot
 
     async def _snapshot(self, account: AccountId) -> AccountBalances:
         """Execution's venue balances of ``account`` with their ledger watermark."""
@@ -244,11 +257,53 @@ class Reconciler:
         (snapshot,) = reply.accounts
         return snapshot
 
-    async def _reconcile(self, snapshot: AccountBalances) -> ReconReport:
-        """Compare, apply the drift policy, store and publish one account's report."""
+    async def _reconcile(
+        self, snapshots: list[AccountBalances], off: list[AccountId], confirm: bool
+    ) -> list[ReconReport]:
+        """Compare, apply the drift policies, store and publish the reports of
+        ``snapshots``: one ledger query for all of them (each up to its own
+        watermark), one insert of every report, each published (:meth:`_publish`).
+
+        With ``confirm`` (a run of several accounts), an account found drifting is
+        reconciled again alone before its report is kept or its policy acts: a fresh
+        snapshot and its own ledger sum right after it (accounts that cannot be
+        reconciled now are left out or added to ``off`` as in :meth:`_usable_snapshot`).
+        The batch's ledger sums are taken after every snapshot of the run, so an
+        entry execution books meanwhile that always counts (a deposit, a funding
+        payment, an adjustment) would look like drift; confirming keeps the gap
+        between a drift report's snapshot and its ledger sum one request long, as
+        when each account was summed right after its own snapshot.
+        """
+        if not snapshots:
+            return []
         async with ledger_call():
-            ledger = await self._ledger.balances(snapshot.account, snapshot.ledger_watermark)
-        report = reconcile(
+            ledgers = await self._ledger.balances_many(
+                [(s.account, s.ledger_watermark) for s in snapshots]
+            )
+        reports = []
+        for snapshot, ledger in zip(snapshots, ledgers, strict=True):
+            report = self._compare(snapshot, ledger)
+            if confirm and report.status != "ok":
+                again = await self._usable_snapshot(snapshot.account, False, off)
+                if again is None:
+                    continue
+                snapshot = again
+                async with ledger_call():
+                    ledger = await self._ledger.balances(
+                        snapshot.account, snapshot.ledger_watermark
+                    )
+                report = self._compare(snapshot, ledger)
+            reports.append(await self._act(snapshot, report))
+        async with ledger_call():
+            report_ids = await self._ledger.insert_recon_reports(reports)
+        for report, report_id in zip(reports, report_ids, strict=True):
+            await self._publish(report, report_id)
+        return reports
+
+    def _compare(self, snapshot: AccountBalances, ledger: dict[str, Decimal]) -> ReconReport:
+        """The full report of ``snapshot`` against the account's ``ledger`` balances
+        (taken at the snapshot's watermark): :func:`~tradebus.reconciler.core.reconcile`."""
+        return reconcile(
             snapshot.account,
             snapshot.balances,
             ledger,
@@ -256,6 +311,10 @@ class Reconciler:
             snapshot.ledger_watermark,
             self._clock.now_ns(),
         )
+
+    async def _act(self, snapshot: AccountBalances, report: ReconReport) -> ReconReport:
+        """The report to keep of a full ``report``: measured, shortened if the account
+        asks so, logged, and acted on by the account's drift policy if it drifts."""
         self._measure(report)
         if snapshot.reconciliation == "short":
             report = short(report)
@@ -276,9 +335,6 @@ class Reconciler:
             policy = policy_for(report.account, self._settings.drift_policies)
             action = await self._actions.act(report, policy)
             report = msgspec.structs.replace(report, action=action)
-        async with ledger_call():
-            report_id = await self._ledger.insert_recon_report(report)
-        await self._publish(report, report_id)
         return report
 
     def _measure(self, report: ReconReport) -> None:
