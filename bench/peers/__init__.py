@@ -105,13 +105,29 @@ def rows_of(ours: dict, peers: list[tuple[str, dict | str]]) -> list[dict]:
     ours_rate = ours["events"] / ours["seconds"]
     rows = [
         {
-            "row": "peers: tradebus engine, active ladder (pre-parsed)",
+            "row": "peers: tradebus engine, active ladder (columns in memory)",
             "value": round(ours_rate),
             "unit": "events/s",
             "detail": f"{ours['events']:,} trades in {ours['seconds']:.3f} s (best of 3);"
             f" {counts(ours)}",
         }
     ]
+    if "per_event_seconds" in ours:
+        same = (ours["per_event_placed"], ours["per_event_filled"]) == (
+            ours["placed"],
+            ours["filled"],
+        )
+        rows.append(
+            {
+                "row": "peers: tradebus engine, active ladder (pre-parsed ticks, per event)",
+                "value": round(ours["events"] / ours["per_event_seconds"]),
+                "unit": "events/s",
+                "detail": f"{ours['events']:,} trades in {ours['per_event_seconds']:.3f} s"
+                f" (best of 3); placed {ours['per_event_placed']:,},"
+                f" filled {ours['per_event_filled']:,}"
+                + ("" if same else "; COUNTS DIFFER from the columns' run"),
+            }
+        )
     for label, r in peers:
         if isinstance(r, str):
             what = "not installed" if r.startswith("not installed") else "FAILED"

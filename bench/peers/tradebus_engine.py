@@ -6,8 +6,8 @@ trades of ``trades.npz`` (:mod:`bench.peers.trades`), turned back into
 :class:`~tradebus.common.messages.TradeTick` first (not timed: the
 "pre-parsed" figure of :mod:`bench.enginebench`). Best of ``repeat`` runs.
 
-When the faster engine of issue 21 exposes its own timing function in
-:mod:`bench.enginebench`, switch :func:`time_tradebus` to it (here only).
+It times both paths of the one engine: the columns (what a cached
+``tradebus backtest`` runs) and the per-event feed of pre-parsed ticks.
 
 ``python -m bench.peers.tradebus_engine trades.npz`` prints the result as
 one JSON line, as the peers' scripts do: run that way (a fresh process,
@@ -37,17 +37,31 @@ def time_tradebus(columns_path: Path, repeat: int = 3) -> dict:
     """Time the engine on the trades of ``columns_path``; the peers' JSON fields.
 
     Returns ``{"engine", "version", "events", "seconds", "placed", "filled",
-    "rss_mib"}``: ``seconds`` the best of ``repeat`` wall times of
-    ``run_backtest`` alone (``time.perf_counter``), ``placed`` and ``filled``
-    the summary's ``orders_placed`` and ``fills``.
+    "cycles", "rss_mib", "per_event_seconds", "per_event_placed",
+    "per_event_filled"}``: ``seconds`` the best of ``repeat`` wall times of the
+    engine on the trades as columns in memory
+    (:func:`bench.enginebench.time_tradebus_on_trades`, the path ``tradebus
+    backtest`` takes on cached data), ``placed`` and ``filled`` its summary's
+    ``orders_placed`` and ``fills``; ``per_event_*`` the same trades fed one
+    :class:`~tradebus.common.messages.TradeTick` at a time (``run_backtest``
+    on pre-parsed ticks, the engine before issue 21). Both must agree.
     """
     from importlib.metadata import version
 
+    from bench.enginebench import time_tradebus_on_trades
     from tradebus.backtest.engine import run_backtest
     from tradebus.backtest.setup import make_setup
 
     with np.load(columns_path) as z:
-        ticks = ticks_of_columns({k: z[k] for k in z.files})
+        columns = {k: z[k] for k in z.files}
+    fast = time_tradebus_on_trades(
+        columns["ts_recv"],
+        columns["price_text"],
+        columns["size_text"],
+        repeat=repeat,
+        sells=~columns["buyer_aggressor"].astype(bool),
+    )
+    ticks = ticks_of_columns(columns)
     setup = make_setup("ladder", ACTIVE)
     best = float("inf")
     summary: dict = {}
@@ -59,11 +73,14 @@ def time_tradebus(columns_path: Path, repeat: int = 3) -> dict:
     return {
         "engine": "tradebus",
         "version": version("tradebus-backtest"),
-        "events": len(ticks),
-        "seconds": best,
-        "placed": summary["orders_placed"],
-        "filled": summary["fills"],
-        "cycles": summary["cycles_completed"],
+        "events": fast["events"],
+        "seconds": fast["seconds"],
+        "placed": fast["orders_placed"],
+        "filled": fast["fills"],
+        "cycles": fast["cycles"],
+        "per_event_seconds": best,
+        "per_event_placed": summary["orders_placed"],
+        "per_event_filled": summary["fills"],
         "rss_mib": peak_rss_mib(),
     }
 
