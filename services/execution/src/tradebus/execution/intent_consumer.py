@@ -68,6 +68,7 @@ from tradebus.execution.fair_queue import Delivery, FairQueue
 from tradebus.execution.intent_rate import REASON as RATE_REASON
 from tradebus.execution.intent_rate import IntentRate
 from tradebus.execution.metrics import ExecutionMetrics
+from tradebus.execution.shard import Shard
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,8 @@ MAX_HOLD_SECONDS = 10.0
 MAX_PAUSE_SECONDS = 5.0
 """The longest everything waits before a ledger or bus outage is tried again."""
 DEADLETTER_CONSUMER_SUFFIX = "-deadletters"
-"""The dead-letter advisories' consumer is ``<consumer>-deadletters``."""
+"""The dead-letter advisories' consumer is ``<consumer>-deadletters`` (shard ``i`` of several:
+``<consumer>-deadletters-<i>``; each sees every advisory and handles its own users')."""
 
 
 class IntakeSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -111,6 +113,9 @@ class IntakeSettings(msgspec.Struct, frozen=True, kw_only=True):
         Each user's intent rate limit (:class:`~.intent_rate.IntentRate`; rate 0: none).
     quota
         The limits of each user's stream (:class:`~tradebus.common.bus.IntentQuota`).
+    shard
+        Which users' streams this process owns (:class:`~.shard.Shard`); its dead-letter
+        advisories consumer is ``<consumer>-deadletters<shard suffix>``.
     """
 
     consumer: str = "execution"
@@ -122,6 +127,7 @@ class IntakeSettings(msgspec.Struct, frozen=True, kw_only=True):
     rate: float = 100.0
     burst: int = 1000
     quota: IntentQuota = IntentQuota()
+    shard: Shard = Shard()
 
 
 class IntentConsumer:
@@ -206,7 +212,9 @@ class IntentConsumer:
         self._started = True
         dead = await self._js.pull_subscribe(
             subjects.max_deliveries_advisory("*", self._settings.consumer),
-            durable=self._settings.consumer + DEADLETTER_CONSUMER_SUFFIX,
+            durable=self._settings.consumer
+            + DEADLETTER_CONSUMER_SUFFIX
+            + self._settings.shard.suffix(),
             stream=subjects.STREAM_DEADLETTER,
             config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=60.0),
         )
@@ -472,8 +480,8 @@ class IntentConsumer:
             log.error("unreadable max-deliveries advisory", extra={"data": advisory.data[:200]})
             return
         user = subjects.intents_stream_user(stream)
-        if user is None:
-            return
+        if user is None or not self._settings.shard.owns(user):
+            return  # not a user's stream, or another shard's user (that shard gives up)
         try:
             raw = await self._js.get_msg(stream, seq)
         except nats.js.errors.NotFoundError:
