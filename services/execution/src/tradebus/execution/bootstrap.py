@@ -227,7 +227,8 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
     metrics = ExecutionMetrics(registry)
     server = serve_metrics(registry, settings.metrics_port, settings.metrics_host)
     clock = LiveClock()
-    pool = await create_pool(settings.database_url)
+    # execution's statements leave no session state: no reset round trip after each one
+    pool = await create_pool(settings.database_url, light_reset=True)
     async with pool.acquire() as conn:
         applied = await apply_migrations(conn)
     if applied:

@@ -7,6 +7,13 @@ backlog never stands in front of another's. One loop hands the engine what
 :meth:`FairQueue.batch` takes (round-robin over users, in order within each
 account), acks what the engine handled, and:
 
+* a group's intents are acked once JetStream has stored their events; the
+  loop does not wait for that: it hands the engine the next batch meanwhile
+  (at most :data:`PIPELINE_DEPTH` groups' acks outstanding), so the next
+  group's ledger round trips overlap this group's event acks. If those acks
+  fail, the group's intents are nak'ed: redelivered, they resume from their
+  committed rows and their events go out again (same message ids);
+
 * :class:`~.orders.RetryLater` (the first intent's live account is
   connecting, or its venue cannot answer now): that account's lane is held
   for a back-off (1 s doubling to :data:`MAX_HOLD_SECONDS`); every other lane
@@ -38,12 +45,13 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import collections
 import contextlib
 import json
 import logging
 import time
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import msgspec
 import nats.errors
@@ -62,6 +70,7 @@ from tradebus.common.bus import (
 from tradebus.common.ids import AccountId, UserId
 from tradebus.engine.accounts import AccountSpec
 from tradebus.engine.core import TRANSIENT_ERRORS, ExecutionEngine, RetryLater
+from tradebus.engine.events import await_acks
 from tradebus.engine.intake import Admitted, Refused, admit
 from tradebus.engine.risk import Refusal
 from tradebus.execution.fair_queue import Delivery, FairQueue
@@ -76,12 +85,16 @@ IDLE_FETCH_SECONDS = 30.0
 """How long an idle user's fetch waits for their next intent (returns at its arrival)."""
 BUSY_FETCH_SECONDS = 0.05
 """How long a fetch waits for more when the stream had some (returns with what is there)."""
-SHARED_BATCH = 16
-"""Most intents handed to the engine at once while more than one user has intents ready.
+SHARED_BATCH = 64
+"""Most intents handed to the engine at once while more than one user has intents ready
+(the batch is taken round-robin over users, so no user fills it alone).
 
-A group's answers are published when the whole group is done, so the group's
-length is what another user's intent may wait behind; one user alone gets
-``fetch_batch`` (group commit's throughput)."""
+It was 16 (a group's answers are published when the whole group is done); with
+the group's event acks pipelined the group's own time is short, and larger
+groups halve the ledger and bus round trips per intent (execbench, 20 users:
+CPU per intent 0.25 -> 0.16 ms, throughput x2-3 on a loaded machine)."""
+PIPELINE_DEPTH = 4
+"""Most groups whose events' acks are awaited while the engine works on the next batches."""
 MAX_HOLD_SECONDS = 10.0
 """The longest a waiting account's lane is held before its head is tried again."""
 MAX_PAUSE_SECONDS = 5.0
@@ -177,6 +190,7 @@ class IntentConsumer:
         self._fetchers = {}
         self._started = False
         self._isolate = False
+        self._storing: collections.deque[asyncio.Task[None]] = collections.deque()
 
     @property
     def queue(self) -> FairQueue:
@@ -265,7 +279,11 @@ class IntentConsumer:
         log.info("intake: user removed", extra={"user": user})
 
     async def close(self) -> None:
-        """Stop fetching and watching; held intents stay unacked (redelivered after restart)."""
+        """Stop fetching and watching; held intents stay unacked (redelivered after restart).
+        Groups handled already are acked once their events' acks come."""
+        while self._storing:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._storing.popleft()
         for user in list(self._fetchers):
             task, psub = self._fetchers.pop(user)
             self._tasks.append(task)
@@ -344,7 +362,7 @@ class IntentConsumer:
                 await self._idle(stop, now)
                 continue
             try:
-                done = await self._engine.handle_intents([d.door for d in batch])
+                done, acks = await self._engine.handle_intents_detached([d.door for d in batch])
             except RetryLater as exc:
                 self._hold(batch[0], str(exc))
                 continue
@@ -360,7 +378,40 @@ class IntentConsumer:
             pause = 0.5
             self._isolate = False
             self._engine.set_healthy(True)
-            await self._acked(batch[:done])
+            if acks:
+                await self._pipeline(batch[:done], acks)
+            else:
+                await self._acked(batch[:done])
+
+    async def _pipeline(self, handled: list[Delivery], acks: list[asyncio.Future[Any]]) -> None:
+        """Take ``handled`` out of the queue now; ack them once ``acks`` have come (a task),
+        waiting first for the oldest such task when :data:`PIPELINE_DEPTH` are under way."""
+        while self._storing and self._storing[0].done():
+            self._storing.popleft()
+        if len(self._storing) >= PIPELINE_DEPTH:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._storing.popleft()
+        self._forget(handled)
+        self._storing.append(
+            asyncio.create_task(self._ack_when_stored(handled, acks), name="ack-group")
+        )
+
+    async def _ack_when_stored(
+        self, handled: list[Delivery], acks: list[asyncio.Future[Any]]
+    ) -> None:
+        """Ack ``handled`` once JetStream stored their events; nak them if it did not."""
+        try:
+            await await_acks(acks)
+        except TRANSIENT_ERRORS as exc:
+            log.warning("events not stored: intents handed in again", extra={"error": repr(exc)})
+            self._engine.set_healthy(False, f"events not stored: {type(exc).__name__}")
+            for delivery in handled:
+                with contextlib.suppress(nats.errors.Error, OSError):
+                    await delivery.msg.nak()
+            return
+        for delivery in handled:
+            with contextlib.suppress(nats.errors.Error, OSError):
+                await delivery.msg.ack()
 
     async def _idle(self, stop: asyncio.Event, now: float) -> None:
         """Wait for a new intent, the end of a hold, or ``stop`` (at most half a second)."""
@@ -381,6 +432,11 @@ class IntentConsumer:
         for delivery in handled:
             with contextlib.suppress(nats.errors.Error, OSError):
                 await delivery.msg.ack()
+        self._forget(handled)
+
+    def _forget(self, handled: list[Delivery]) -> None:
+        """Take ``handled`` out of the queue (and their lanes' holds); let their users fetch."""
+        for delivery in handled:
             self._holds.pop((delivery.user, delivery.lane), None)
         self._queue.remove(handled)
         for user in {d.user for d in handled}:
