@@ -279,7 +279,7 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
     at_start = AccountStart(engine, ledger, catalog, AuditTrail(js, "execution", clock), clock)
     pollers = start_live_tasks(engine, ledger, live, connecting, specs, clock, stop, at_start.begin)
     intake = IntentConsumer(
-        engine, js, intake_settings(settings), metrics, sorted({s.user for s in specs})
+        engine, nc, js, intake_settings(settings), metrics, sorted({s.user for s in specs})
     )
     # the intake's own list of users: it changes as accounts come and go
     pollers.append(start_consumer_lag(js, intake.users, settings.consumer, metrics))

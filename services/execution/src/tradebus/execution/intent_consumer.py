@@ -1,8 +1,9 @@
 """Execution's intake: every user's ``INTENTS_<user>`` fetched on its own, handled fairly.
 
 One durable pull consumer per user stream (:func:`tradebus.common.bus.intents_stream_config`),
-each fetched by its own task into the :class:`~.fair_queue.FairQueue` while
-that user holds fewer than ``user_inflight`` intents there, so one user's
+each kept fed by a standing pull request (:class:`~.pull.Puller`) into the
+:class:`~.fair_queue.FairQueue` while that user holds fewer than
+``user_inflight`` intents there, so one user's
 backlog never stands in front of another's. One loop hands the engine what
 :meth:`FairQueue.batch` takes (round-robin over users, in order within each
 account), acks what the engine handled, and:
@@ -56,6 +57,7 @@ from typing import Any, NamedTuple
 import msgspec
 import nats.errors
 import nats.js.errors
+from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -77,14 +79,13 @@ from tradebus.execution.fair_queue import Delivery, FairQueue
 from tradebus.execution.intent_rate import REASON as RATE_REASON
 from tradebus.execution.intent_rate import IntentRate
 from tradebus.execution.metrics import ExecutionMetrics
+from tradebus.execution.pull import Puller
 from tradebus.execution.shard import Shard
 
 log = logging.getLogger(__name__)
 
 IDLE_FETCH_SECONDS = 30.0
-"""How long an idle user's fetch waits for their next intent (returns at its arrival)."""
-BUSY_FETCH_SECONDS = 0.05
-"""How long a fetch waits for more when the stream had some (returns with what is there)."""
+"""How long a fetch of dead-letter advisories waits for the next one."""
 SHARED_BATCH = 64
 """Most intents handed to the engine at once while more than one user has intents ready
 (the batch is taken round-robin over users, so no user fills it alone).
@@ -112,7 +113,7 @@ class IntakeSettings(msgspec.Struct, frozen=True, kw_only=True):
     consumer
         Durable consumer name on every ``INTENTS_<user>``.
     fetch_batch
-        Most intents one fetch of one user takes, and most handed to the engine at once.
+        Most intents handed to the engine at once (one group commit).
     user_inflight
         Most intents of one user held by execution (fetched, not yet acked).
     ack_wait
@@ -150,8 +151,10 @@ class IntentConsumer:
     ----------
     engine
         Handles batches of intents.
+    nc
+        NATS connection (system account): the pull requests.
     js
-        JetStream context (system account).
+        JetStream context on ``nc``.
     settings
         Consumer names, batch sizes, limits.
     metrics
@@ -166,6 +169,7 @@ class IntentConsumer:
     def __init__(
         self,
         engine: ExecutionEngine,
+        nc: NATS,
         js: JetStreamContext,
         settings: IntakeSettings,
         metrics: ExecutionMetrics,
@@ -173,6 +177,7 @@ class IntentConsumer:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._engine = engine
+        self._nc = nc
         self._js = js
         self._settings = settings
         self._metrics = metrics
@@ -186,8 +191,7 @@ class IntentConsumer:
         self._holds: dict[tuple[str, str], int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._subs: list[JetStreamContext.PullSubscription] = []
-        self._fetchers: dict[str, tuple[asyncio.Task[None], JetStreamContext.PullSubscription]]
-        self._fetchers = {}
+        self._fetchers: dict[str, asyncio.Task[None]] = {}
         self._started = False
         self._isolate = False
         self._storing: collections.deque[asyncio.Task[None]] = collections.deque()
@@ -241,9 +245,17 @@ class IntentConsumer:
         stream = subjects.intents_stream(user)
         await ensure_stream(self._js, intents_stream_config(user, self._settings.quota))
         await self._js.add_consumer(stream, config=self.consumer_config())
-        psub = await self._js.pull_subscribe_bind(durable=self._settings.consumer, stream=stream)
-        task = asyncio.create_task(self._fetch(user, psub), name=f"fetch-{user}")
-        self._fetchers[user] = (task, psub)
+        room = self._room[user]
+        limit = self._settings.user_inflight
+        puller = Puller(
+            self._nc,
+            stream,
+            self._settings.consumer,
+            lambda msg: self._took(user, msg),
+            lambda: limit - self._queue.count(user),
+            room,
+        )
+        self._fetchers[user] = asyncio.create_task(puller.run(), name=f"fetch-{user}")
 
     async def add_user(self, user: UserId) -> None:
         """Take ``user``'s intents from now on (their first account was loaded at run time):
@@ -268,14 +280,11 @@ class IntentConsumer:
         if user not in self._users:
             return
         self._users.remove(user)
-        fetcher = self._fetchers.pop(user, None)
-        if fetcher is not None:
-            task, psub = fetcher
+        task = self._fetchers.pop(user, None)
+        if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-            with contextlib.suppress(Exception):
-                await psub.unsubscribe()
         log.info("intake: user removed", extra={"user": user})
 
     async def close(self) -> None:
@@ -285,9 +294,7 @@ class IntentConsumer:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._storing.popleft()
         for user in list(self._fetchers):
-            task, psub = self._fetchers.pop(user)
-            self._tasks.append(task)
-            self._subs.append(psub)
+            self._tasks.append(self._fetchers.pop(user))
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -300,33 +307,11 @@ class IntentConsumer:
         self._subs.clear()
 
     # ---------------------------------------------------------------- fetching
-    async def _fetch(self, user: str, psub: JetStreamContext.PullSubscription) -> None:
-        """Fetch ``user``'s intents while they hold fewer than ``user_inflight`` here."""
-        idle = True
-        room = self._room[user]
-        while True:
-            free = self._settings.user_inflight - self._queue.count(user)
-            if free <= 0:
-                room.clear()
-                await room.wait()
-                continue
-            want = 1 if idle else min(free, self._settings.fetch_batch)
-            try:
-                msgs = await psub.fetch(
-                    want, timeout=IDLE_FETCH_SECONDS if idle else BUSY_FETCH_SECONDS
-                )
-            except (nats.errors.TimeoutError, TimeoutError):
-                idle = True
-                continue
-            except nats.errors.Error as exc:
-                log.warning("fetch failed", extra={"user": user, "error": repr(exc)})
-                await asyncio.sleep(0.5)
-                continue
-            idle = len(msgs) < want if want > 1 else False
-            for msg in msgs:
-                self._take(user, msg)
-            self._metrics.intents_held.set(len(self._queue))
-            self._wake.set()
+    def _took(self, user: str, msg: Msg) -> None:
+        """Queue a message of ``user``'s stream (:meth:`_take`) and wake the scheduler."""
+        self._take(user, msg)
+        self._metrics.intents_held.set(len(self._queue))
+        self._wake.set()
 
     def _take(self, user: str, msg: Msg) -> None:
         """Admit one fetched message (never raises) and queue it in its lane."""

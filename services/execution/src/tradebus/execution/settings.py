@@ -28,7 +28,7 @@ class ExecutionSettings(Settings, frozen=True, kw_only=True):
     consumer
         Durable JetStream consumer name on every user's ``INTENTS_<user>``.
     fetch_batch
-        Intents fetched per pull of one user's stream, and most handed to the engine at once.
+        Most intents handed to the engine at once (one group commit).
     user_inflight
         Most intents of one user held by execution at once (fetched, not yet acked).
     max_deliver
