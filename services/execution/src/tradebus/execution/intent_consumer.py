@@ -315,13 +315,10 @@ class IntentConsumer:
 
     def _take(self, user: str, msg: Msg) -> None:
         """Admit one fetched message (never raises) and queue it in its lane."""
-        meta = msg.metadata
-        seq = meta.sequence.stream
-        door = admit(msg.subject, msg.data, seq, self._accounts, meta.stream)
-        if meta.num_delivered == 1:
-            sent_ns = int(meta.timestamp.timestamp() * 1e9)
-            if not self._rate.take(user, sent_ns):
-                door = _refused(door, Refusal(RATE_REASON, self._rate.message(user)))
+        stream, seq, delivered, sent_ns = ack_facts(msg)
+        door = admit(msg.subject, msg.data, seq, self._accounts, stream)
+        if delivered == 1 and not self._rate.take(user, sent_ns):
+            door = _refused(door, Refusal(RATE_REASON, self._rate.message(user)))
         self._queue.add(Delivery(msg, door, user, seq))
 
     async def _keep_in_progress(self) -> None:
@@ -552,6 +549,22 @@ class StoredIntent(NamedTuple):
         """The stored form of a delivered message."""
         meta = msg.metadata
         return cls(msg.subject, msg.data, meta.stream, meta.sequence.stream)
+
+
+def ack_facts(msg: Msg) -> tuple[str, int, int, int]:
+    """``(stream, stream sequence, deliveries, stored at ns)`` of a JetStream message.
+
+    Read from its reply subject, ``$JS.ACK.<stream>.<consumer>.<delivered>.<stream
+    seq>.<consumer seq>.<ns>.<pending>``, without nats-py's ``msg.metadata`` (which
+    builds a datetime, ~10 µs a message, and rounds the time to a float); any
+    other form (with a domain) is read by ``msg.metadata``.
+    """
+    tokens = (msg.reply or "").split(".")
+    if len(tokens) == 9 and tokens[0] == "$JS" and tokens[1] == "ACK":
+        return tokens[2], int(tokens[5]), int(tokens[4]), int(tokens[7])
+    meta = msg.metadata
+    sent_ns = int(meta.timestamp.timestamp() * 1e9)
+    return meta.stream, meta.sequence.stream, meta.num_delivered, sent_ns
 
 
 def _refused(door: Admitted | Refused, refusal: Refusal) -> Refused:
