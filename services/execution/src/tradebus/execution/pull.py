@@ -101,13 +101,13 @@ class Puller:
                 await sub.unsubscribe()
 
     async def _on_msg(self, msg: Msg) -> None:
-        status = msg.headers.get("Status") if msg.headers else None
-        if status is None:
+        if msg.reply:  # a stored message: its reply is its ack subject (whatever its headers)
             self._left -= 1
             if self._left <= 0:
                 self._done.set()
             self._take(msg)
             return
+        status = msg.headers.get("Status") if msg.headers else None
         if status == "100":
             return  # idle heartbeat or flow control
         if status == "409":
