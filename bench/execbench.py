@@ -26,6 +26,14 @@ Rows:
   ``tradebus_execution_intent_to_ack_seconds`` (``ts_init`` to venue ack),
   read as the upper bound of the bucket holding the quantile.
 * execution's peak RSS (``VmHWM``, MiB).
+* **CPU per intent** (ms): execution's user + system CPU time (``/proc/<pid>/stat``)
+  over the measured throughput window, divided by the intents accepted in it.
+
+With ``shards`` > 1 the run starts that many execution processes
+(``TRADEBUS_EXECUTION_SHARD`` of ``TRADEBUS_EXECUTION_SHARDS``: each owns the users in
+its partition of ``partition(N, 1)`` on ``intent.<user>.>``), on the same NATS
+and ledger; counters, histograms and CPU are summed over them, and every row
+says ``(N shards)``.
 
 Everything (both servers, execution and this publisher) shares the machine's
 cores. Run: ``python -m bench.execbench [--duration 60] [--rate 1000]``.
@@ -35,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -87,6 +96,29 @@ def hist_quantile(before: Samples, after: Samples, q: float) -> float:
     return float("nan")
 
 
+def merged(samples: list[Samples]) -> Samples:
+    """The histogram and counter samples of several processes, summed label by label."""
+    out: Samples = {}
+    for name in (ACK_HIST, ACCEPTED):
+        sums: dict[tuple[tuple[str, str], ...], float] = {}
+        for s in samples:
+            for lab, v in s.get(name, []):
+                key = tuple(sorted(lab.items()))
+                sums[key] = sums.get(key, 0.0) + v
+        out[name] = [(dict(k), v) for k, v in sums.items()]
+    return out
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by the processes ``pids`` (``/proc/<pid>/stat``)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total_ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total_ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return total_ticks / tick
+
+
 def row(name: str, value: object, unit: str, detail: str) -> dict:
     """One result row."""
     return {"row": name, "value": value, "unit": unit, "detail": detail}
@@ -100,9 +132,12 @@ def pct(values: list[float], q: float) -> float:
 class ExecBench:
     """One run: the stack, the publisher and the ``exec.evt.>`` recorder."""
 
-    def __init__(self, stack: LocalStack, accounts: int) -> None:
+    def __init__(self, stack: LocalStack, accounts: int, shards: int = 1) -> None:
         self.stack = stack
         self.accounts = accounts
+        self.names = ["execution"] + [f"execution-{i}" for i in range(1, shards)]
+        self.tag = "" if shards == 1 else f" ({shards} shards)"
+        self.cpu_ms = float("nan")
         self.n = 0
         self.sent: dict[str, int] = {}  # intent id -> publish wall ns (latency run only)
         self.lat_ms: list[float] = []
@@ -134,40 +169,55 @@ class ExecBench:
     async def drain(self, timeout: float = 600.0) -> None:
         deadline = time.monotonic() + timeout
         while await self.stack.intents_pending() > 0 and time.monotonic() < deadline:
-            self.stack.check_running("execution")
+            self.stack.check_running(*self.names)
             await asyncio.sleep(0.2)
 
+    async def metrics(self) -> Samples:
+        """Every execution process's samples, summed."""
+        services = [self.stack.services[n] for n in self.names]
+        return merged([await asyncio.to_thread(s.metrics) for s in services])
+
+    def pids(self) -> list[int]:
+        return [pid for n in self.names if (pid := self.stack.services[n].pid) is not None]
+
     async def throughput(self, js: JetStreamContext, duration: float) -> dict:
-        execution = self.stack.services["execution"]
         start = time.monotonic()
-        mark: tuple[float, int, float] | None = None
+        mark: tuple[float, int, float, float] | None = None
         while (now := time.monotonic()) - start < duration:
             if mark is None and now - start >= WARMUP:
-                m = await asyncio.to_thread(execution.metrics)
-                mark = (now, self.accepted, total(m, ACCEPTED, status="accepted"))
+                m = await self.metrics()
+                mark = (
+                    now,
+                    self.accepted,
+                    total(m, ACCEPTED, status="accepted"),
+                    cpu_seconds(self.pids()),
+                )
             if self.n - self.accepted >= BACKLOG:
-                self.stack.check_running("execution")
+                self.stack.check_running(*self.names)
                 await asyncio.sleep(0.005)
                 continue
             for _ in range(256):
                 subject, data, _iid = self.intent()
                 await js.publish_async(subject, data)
         end = time.monotonic()
-        m = await asyncio.to_thread(execution.metrics)
+        cpu = cpu_seconds(self.pids())
+        m = await self.metrics()
         assert mark is not None
         secs = end - mark[0]
         bus_rate = (self.accepted - mark[1]) / secs
-        metric_rate = (total(m, ACCEPTED, status="accepted") - mark[2]) / secs
+        accepted = total(m, ACCEPTED, status="accepted") - mark[2]
+        metric_rate = accepted / secs
+        self.cpu_ms = (cpu - mark[3]) * 1000 / accepted if accepted else float("nan")
         return {
-            "row": "execution throughput", "value": round(bus_rate), "unit": "intents/s",
+            "row": f"execution throughput{self.tag}", "value": round(bus_rate),
+            "unit": "intents/s",
             "detail": f"{self.accepted - mark[1]:,} OrderAccepted in {secs:.1f} s"
             f" after {WARMUP:.0f} s warm-up; execution's accepted counter: {metric_rate:,.0f}/s;"
             f" {self.n:,} intents published in {end - start:.1f} s",
         }  # fmt: skip
 
     async def latency(self, js: JetStreamContext, rate: int, seconds: float) -> list[dict]:
-        execution = self.stack.services["execution"]
-        before = await asyncio.to_thread(execution.metrics)
+        before = await self.metrics()
         self.stamp, self.lat_ms, self.sent = True, [], {}
         count = int(rate * seconds)
         t0 = time.monotonic()
@@ -185,26 +235,32 @@ class ExecBench:
         deadline = time.monotonic() + 30
         while len(self.lat_ms) < count and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
-        after = await asyncio.to_thread(execution.metrics)
+        after = await self.metrics()
         h50, h99 = (hist_quantile(before, after, q) * 1000 for q in (0.5, 0.99))
         lat = self.lat_ms
         detail = (
             f"offered {offered:,.0f} intents/s for {seconds:.0f} s; {len(lat):,}/{count:,} acked"
         )
         hist = "bucket upper bound, ts_init -> venue ack"
+        t = self.tag
         return [
-            row(f"intent->ack p50 @ {rate}/s (bus)", round(pct(lat, 0.5), 2), "ms", detail),
-            row(f"intent->ack p99 @ {rate}/s (bus)", round(pct(lat, 0.99), 2), "ms",
+            row(f"intent->ack p50 @ {rate}/s (bus){t}", round(pct(lat, 0.5), 2), "ms", detail),
+            row(f"intent->ack p99 @ {rate}/s (bus){t}", round(pct(lat, 0.99), 2), "ms",
                 f"max {max(lat, default=float('nan')):.1f} ms"),
-            row(f"intent->ack p50 @ {rate}/s (execution histogram)", h50, "ms", hist),
-            row(f"intent->ack p99 @ {rate}/s (execution histogram)", h99, "ms", hist),
+            row(f"intent->ack p50 @ {rate}/s (execution histogram){t}", h50, "ms", hist),
+            row(f"intent->ack p99 @ {rate}/s (execution histogram){t}", h99, "ms", hist),
         ]  # fmt: skip
 
 
 async def run(
-    duration: float = 60.0, rate: int = 1000, latency_seconds: float = 20.0, accounts: int = 20
+    duration: float = 60.0,
+    rate: int = 1000,
+    latency_seconds: float = 20.0,
+    accounts: int = 20,
+    shards: int = 1,
 ) -> list[dict]:
-    """Start the stack, run the throughput then the latency phase, return the rows."""
+    """Start the stack (``shards`` execution processes), run the throughput then the latency
+    phase, return the rows."""
     with tempfile.TemporaryDirectory(prefix="execbench-") as tmp:
         root = Path(tmp)
         stack = LocalStack(root, say=say)
@@ -215,14 +271,16 @@ async def run(
             await stack.migrate()
             accounts_file = root / "accounts.yaml"
             accounts_file.write_text(accounts_yaml(accounts))
-            stack.start_service("execution", {
-                "TRADEBUS_DATABASE_URL": stack.database_url,
-                "TRADEBUS_ACCOUNTS_FILE": str(accounts_file),
-
-                "TRADEBUS_INTENT_RATE": "0",  # the bench measures speed, not the quota
-            })  # fmt: skip
-            await stack.wait_ready("execution")
-            bench = ExecBench(stack, accounts)
+            bench = ExecBench(stack, accounts, shards)
+            for index, name in enumerate(bench.names):
+                stack.start_service(name, {
+                    "TRADEBUS_DATABASE_URL": stack.database_url,
+                    "TRADEBUS_ACCOUNTS_FILE": str(accounts_file),
+                    "TRADEBUS_INTENT_RATE": "0",  # the bench measures speed, not the quota
+                    "TRADEBUS_EXECUTION_SHARD": str(index),
+                    "TRADEBUS_EXECUTION_SHARDS": str(shards),
+                }, service_name="execution")  # fmt: skip
+            await stack.wait_ready(*bench.names)
             nc = await nats.connect(stack.nats_url, pending_size=64 * 1024 * 1024)
             await nc.subscribe(
                 "exec.evt.>", cb=bench.on_event, pending_msgs_limit=-1, pending_bytes_limit=-1
@@ -235,11 +293,23 @@ async def run(
             await bench.drain()
             say(f"execbench: latency at {rate}/s for {latency_seconds:.0f} s")
             rows += await bench.latency(js, rate, latency_seconds)
-            rss = stack.services["execution"].peak_rss_kib()
-            mib = round((rss or 0) / 1024)
-            rows.append(row("execution peak RSS", mib, "MiB", f"VmHWM, {bench.n:,} orders resting"))
+            tag = bench.tag
+            rows.insert(
+                1,
+                row(
+                    f"execution CPU per intent{tag}",
+                    round(bench.cpu_ms, 3),
+                    "ms",
+                    "user + system CPU of execution over the throughput window / intents accepted",
+                ),
+            )
+            rss = sum(stack.services[n].peak_rss_kib() or 0 for n in bench.names)
+            mib = round(rss / 1024)
+            rows.append(
+                row(f"execution peak RSS{tag}", mib, "MiB", f"VmHWM, {bench.n:,} orders resting")
+            )
             wall = round(time.monotonic() - t)
-            rows.append(row("wall", wall, "s", f"{accounts} paper accounts, after start-up"))
+            rows.append(row(f"wall{tag}", wall, "s", f"{accounts} paper accounts, after start-up"))
             return rows
         finally:
             if nc is not None:
@@ -253,8 +323,9 @@ def main() -> None:
     p.add_argument("--rate", type=int, default=1000, help="offered rate of the latency run")
     p.add_argument("--latency-seconds", type=float, default=20.0)
     p.add_argument("--accounts", type=int, default=20)
+    p.add_argument("--shards", type=int, default=1, help="execution processes")
     a = p.parse_args()
-    for row in asyncio.run(run(a.duration, a.rate, a.latency_seconds, a.accounts)):
+    for row in asyncio.run(run(a.duration, a.rate, a.latency_seconds, a.accounts, a.shards)):
         print(f"{row['row']:<48} {row['value']!s:>10} {row['unit']:<10} {row['detail']}")
 
 

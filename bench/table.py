@@ -28,6 +28,7 @@ TARGETS = {
     "host peak RSS, 10,000 bots": "< 200 MB (190.7 MiB)",
     "execution throughput": "> 5,000 intents/s",
     "intent->ack p99 @ 1000/s": "< 5 ms",
+    "execution CPU per intent": "< 0.1 ms",
     "engine parse + ": "> 1,000,000 events/s",
     "start-up: invocation -> first order placed": "< 10 s",
 }

@@ -14,7 +14,9 @@ refusal the sender sees, while every other intent keeps flowing:
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -43,17 +45,19 @@ async def test_a_defect_on_one_intent_dead_letters_it_and_nothing_else_stops(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    handle = ExecutionEngine.handle_intents
+    handle = ExecutionEngine.handle_intents_detached  # what the intake calls
     attempts: list[str] = []
 
-    async def with_a_defect(self: ExecutionEngine, batch: list[Admitted | Refused]) -> int:
+    async def with_a_defect(
+        self: ExecutionEngine, batch: list[Admitted | Refused]
+    ) -> tuple[int, list[asyncio.Future[Any]]]:
         first = batch[0]
         if isinstance(first, Admitted) and first.intent.intent_id.startswith("defect"):
             attempts.append(first.intent.intent_id)
             raise KeyError("a defect met by this intent only")
         return await handle(self, batch)
 
-    monkeypatch.setattr(ExecutionEngine, "handle_intents", with_a_defect)
+    monkeypatch.setattr(ExecutionEngine, "handle_intents_detached", with_a_defect)
     async with running_execution(secure_nats, database_url, tmp_path, PAPER_ACCOUNTS) as task:
         alice = await Person.join(secure_nats, "alice")
         bob = await Person.join(secure_nats, "bob")

@@ -279,12 +279,14 @@ class LocalStack:
         env: dict[str, str],
         nats_user: str | None = None,
         pass_env: Iterable[str] = (),
+        service_name: str | None = None,
     ) -> ServiceProcess:
-        """Launch ``tradebus-<name>`` with ``env``, the NATS URL and, in operator mode, the
-        ``.creds`` of ``nats_user`` (default ``name``) in ``TRADEBUS_NATS_CREDS``. Of this
-        process's environment it gets only the allow-listed part and the variables
-        ``pass_env`` names (:class:`ServiceProcess`)."""
-        creds = self.nats_creds(nats_user or name)
+        """Launch ``tradebus-<service_name>`` (default ``name``: another instance of a service,
+        e.g. ``execution-1``, gives its service) with ``env``, the NATS URL and, in operator
+        mode, the ``.creds`` of ``nats_user`` (default the service) in
+        ``TRADEBUS_NATS_CREDS``. Of this process's environment it gets only the
+        allow-listed part and the variables ``pass_env`` names (:class:`ServiceProcess`)."""
+        creds = self.nats_creds(nats_user or service_name or name)
         nats_env = {"TRADEBUS_NATS_URL": self.nats_url}
         if creds:
             nats_env["TRADEBUS_NATS_CREDS"] = creds
@@ -293,6 +295,7 @@ class LocalStack:
             {**nats_env, **env},
             self.root / "logs",
             free_port(),
+            service=service_name,
             pass_env=pass_env,
         )
         service.start()

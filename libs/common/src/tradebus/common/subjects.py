@@ -170,6 +170,37 @@ def intents_stream_subjects(user: str) -> list[str]:
     return [f"intent.{token(user, 'user')}.>", f"{PERSON_PREFIX}intent.{user}.>"]
 
 
+INTENT_PARTITION_TRANSFORM = ("intent.*.>", "intent.{{wildcard(1)}}.{{partition(%d,1)}}.>")
+"""NATS subject mapping ``partition(N, 1)`` of ``intent.<user>.>`` (source, destination with
+``%d`` = N): what :func:`intent_partition` computes, as a server ``mappings`` entry or a
+stream ``subject_transform`` would apply it."""
+
+
+def intent_partition(user: str, partitions: int) -> int:
+    """The partition of ``intent.<user>.>`` among ``partitions``: what nats-server's subject
+    mapping ``partition(partitions, 1)`` (:data:`INTENT_PARTITION_TRANSFORM`) gives it.
+
+    The server hashes the mapped wildcard's token with 32-bit FNV-1a and takes it
+    modulo the number of partitions (``getHashPartition`` in nats-server's
+    ``server/subject_transform.go``); the same here, so a process finds its
+    users without asking the server (proved against a real server in
+    ``tests/integration/test_execution_shards.py``). Result in ``[0, partitions)``.
+
+    Raises
+    ------
+    SubjectError
+        If ``user`` is not a valid token.
+    ValueError
+        If ``partitions`` < 1.
+    """
+    if partitions < 1:
+        raise ValueError(f"partitions={partitions!r}: must be >= 1")
+    h = 0x811C9DC5
+    for byte in token(user, "user").encode():
+        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return h % partitions
+
+
 def intents_stream_user(stream: str) -> UserId | None:
     """The user of an ``INTENTS_<user>`` stream name, or None for any other stream."""
     if not stream.startswith(INTENTS_STREAM_PREFIX):

@@ -54,6 +54,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from decimal import Decimal
+from typing import Any
 
 from tradebus.common.clock import Clock
 from tradebus.common.ids import AccountId, IntentId, UserId
@@ -307,6 +308,21 @@ class ExecutionEngine:
         """
         async with self.lock:
             return await self._group_commit.handle([self._current(d) for d in batch])
+
+    async def handle_intents_detached(
+        self, batch: Sequence[Admitted | Refused]
+    ) -> tuple[int, list[asyncio.Future[Any]]]:
+        """:meth:`handle_intents` up to the publish of the events: how many intents were
+        processed, and the futures of their events' JetStream acks, awaited by the
+        caller (:func:`~tradebus.engine.events.await_acks`) outside the engine's
+        lock, so the next batch's ledger round trips overlap them. The intents
+        may be acked only after that returns; if it raises (one of
+        :data:`TRANSIENT_ERRORS`), they must be handed in again (their rows are
+        committed: they resume, and their events go out again under the same
+        message ids). Raises as :meth:`handle_intents`.
+        """
+        async with self.lock:
+            return await self._group_commit.handle_detached([self._current(d) for d in batch])
 
     async def dead_letter(self, door: Admitted | Refused, why: str) -> bool:
         """Give up on an intent that could not be handled (``why``): refuse it with

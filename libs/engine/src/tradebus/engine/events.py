@@ -8,7 +8,9 @@ republish after a crash or a redelivery is stored once.
 Each event is published and its JetStream ack awaited before the method
 returns, unless :meth:`OrderEvents.defer` is in force: then the events go out
 at once, in order, and :meth:`OrderEvents.flush` awaits all their acks
-together (one round trip for a group of intents instead of one per event).
+together (one round trip for a group of intents instead of one per event),
+or :meth:`OrderEvents.detach` hands them to the caller, who awaits them
+(:func:`await_acks`) while the engine goes on with the next group.
 """
 
 from __future__ import annotations
@@ -109,24 +111,16 @@ class OrderEvents:
     async def flush(self) -> None:
         """Await the acks of every event published since :meth:`defer`; stop deferring.
 
-        Raises the first failure, in publish order, once every ack has come
-        or :data:`FLUSH_TIMEOUT_SECONDS` have passed (an ack still missing
-        then is a :class:`TimeoutError`, like a publish timeout).
+        Raises as :func:`await_acks`.
         """
+        await await_acks(self.detach())
+
+    def detach(self) -> list[asyncio.Future[Any]]:
+        """Stop deferring; the ack futures of every event published since :meth:`defer`
+        (empty if none, or without ``emit_nowait``: all published and acked already),
+        for the caller to await with :func:`await_acks`."""
         pending, self._deferred = self._deferred, None
-        if not pending:
-            return  # nothing deferred (or no emit_nowait: all published already)
-        _, late = await asyncio.wait(pending, timeout=FLUSH_TIMEOUT_SECONDS)
-        for future in late:
-            future.cancel()
-        failures: list[BaseException] = []
-        for future in pending:
-            if future in late or future.cancelled():
-                failures.append(TimeoutError("an event was not acknowledged by JetStream"))
-            elif (exc := future.exception()) is not None:
-                failures.append(exc)
-        if failures:
-            raise failures[0]
+        return pending or []
 
     def discard(self) -> None:
         """Stop deferring after a failure: wait for nothing (the publishes finish alone)."""
@@ -266,6 +260,28 @@ class OrderEvents:
         )
         msg_id = event_msg_id("halt", f"{account}:{event.ts_event}")
         await self._publish(subjects.exec_alert(user, account), event, msg_id)
+
+
+async def await_acks(pending: list[asyncio.Future[Any]]) -> None:
+    """Await the JetStream acks ``pending`` (:meth:`OrderEvents.detach`).
+
+    Raises the first failure, in publish order, once every ack has come or
+    :data:`FLUSH_TIMEOUT_SECONDS` have passed (an ack still missing then is a
+    :class:`TimeoutError`, like a publish timeout).
+    """
+    if not pending:
+        return
+    _, late = await asyncio.wait(pending, timeout=FLUSH_TIMEOUT_SECONDS)
+    for future in late:
+        future.cancel()
+    failures: list[BaseException] = []
+    for future in pending:
+        if future in late or future.cancelled():
+            failures.append(TimeoutError("an event was not acknowledged by JetStream"))
+        elif (exc := future.exception()) is not None:
+            failures.append(exc)
+    if failures:
+        raise failures[0]
 
 
 def _consume_result(future: asyncio.Future[Any]) -> None:

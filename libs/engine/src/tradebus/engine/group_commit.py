@@ -18,7 +18,10 @@ module docstring):
    fails the statement, and the group is then handled one intent at a time;
 3. the venue calls, in stream order; their answers recorded in one statement;
 4. every event (accepted, rejected, refused) published, their JetStream acks
-   awaited together before this returns (the caller acks after that);
+   awaited together before this returns (the caller acks after that), or,
+   with :meth:`GroupCommit.handle_detached`, handed to the caller, who acks the
+   intents once they have come while the engine goes on with the next group
+   (pipelined: the next group's lookup and insert overlap this group's acks);
 5. late fills booked, as after a single intent.
 
 An intent of a live account, a cancel, a refusal at the door, or an intent
@@ -43,14 +46,15 @@ cannot take) and :func:`new_order` (the order row of a vetted intent).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeGuard
+from typing import Any, TypeGuard
 
 from tradebus.common.clock import Clock
 from tradebus.common.ids import AccountId
 from tradebus.common.messages import PlaceOrder
 from tradebus.engine.accounts import AccountSpec
-from tradebus.engine.events import IntentContext, OrderEvents
+from tradebus.engine.events import IntentContext, OrderEvents, await_acks
 from tradebus.engine.intake import Admitted, Refused
 from tradebus.engine.metrics import EngineMetrics
 from tradebus.engine.orders import VenueOrders
@@ -136,10 +140,20 @@ class GroupCommit:
         The leading intents that can share a group are placed together;
         otherwise (a group of one, too) the first message is handled alone.
         """
+        done, acks = await self.handle_detached(batch)
+        await await_acks(acks)
+        return done
+
+    async def handle_detached(self, batch: Batch) -> tuple[int, list[asyncio.Future[Any]]]:
+        """:meth:`handle`, without awaiting the JetStream acks of the group's events: how
+        many messages were processed, and the futures of those acks (for
+        :func:`~tradebus.engine.events.await_acks`; the messages may be acked only
+        after it returns). A message handled alone has its events acked already.
+        """
         group, first = self._group(batch)
         if len(group) < 2:
             await self._handle(first)
-            return 1
+            return 1, []
         return await self._place_group(group)
 
     def _group(self, batch: Batch) -> tuple[list[Admitted], Admitted | Refused]:
@@ -175,8 +189,9 @@ class GroupCommit:
         assert first is not None, "an empty batch"
         return group, first
 
-    async def _place_group(self, group: list[Admitted]) -> int:
-        """Place a group of new intents with one round trip per step; how many were handled.
+    async def _place_group(self, group: list[Admitted]) -> tuple[int, list[asyncio.Future[Any]]]:
+        """Place a group of new intents with one round trip per step; how many were handled,
+        and the futures of their events' JetStream acks (not awaited here).
 
         Vetting, then the lookup of earlier rows and refusals and the insert
         of the new rows (one statement, committed before any venue call), the
@@ -200,12 +215,12 @@ class GroupCommit:
             # a value the ledger cannot hold; nothing was inserted: one at a time finds which
             for door in group:
                 await self._handle(door)
-            return len(group)
+            return len(group), []
         if found:  # a redelivery, or an intent refused before: on its own, in stream order
             first = next(i for i, key in enumerate(keys) if key in found)
             if first == 0:
                 await self._handle(group[0])
-                return 1
+                return 1, []
             # the rows inserted for the intents after it are resumed when they come again
             group, plan = group[:first], plan[:first]
         sends: list[tuple[OrderRow, int]] = []
@@ -228,19 +243,29 @@ class GroupCommit:
                     refusal = invalid(failed[(ctx.user, intent_id)])
                 if refusal is not None:
                     await self._refusals.refuse(ctx, intent_id, door.intent.account, refusal)
-            await self._events.flush()
         except BaseException:
             self._events.discard()
             raise
-        for account in {door.account.id for door in group}:
-            await self._record_late_fills(account)
-        for door in conflicts:
-            await self._handle(door)
+        acks = self._events.detach()
+        try:
+            for account in {door.account.id for door in group}:
+                await self._record_late_fills(account)
+            for door in conflicts:
+                await self._handle(door)
+        except BaseException:
+            for future in acks:  # the batch is tried again: its events go out again
+                future.add_done_callback(_consume_result)
+            raise
         self._metrics.intents_received("PlaceOrder", len(group))
         seconds = (self._clock.now_ns() - started) / 1e9
         for _ in group:
             self._metrics.intent_seconds.observe(seconds)
-        return len(group)
+        return len(group), acks
+
+
+def _consume_result(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: no "exception was never retrieved" warning
 
 
 def invalid(exc: Exception) -> Refusal:

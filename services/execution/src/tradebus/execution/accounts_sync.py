@@ -45,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import ccxt
@@ -158,6 +159,10 @@ class AccountLoader:
         Set when execution stops (ends fill tasks and retries).
     file_accounts
         Ids of the accounts file's accounts (never loaded or unloaded here).
+    owns
+        ``user -> True`` if this process owns the user's accounts (:mod:`.shard`; default:
+        every user). Rows of other users are left to their shard, and so is a request
+        naming one of their accounts (no answer from here).
     """
 
     def __init__(
@@ -177,7 +182,9 @@ class AccountLoader:
         stop: asyncio.Event,
         file_accounts: set[AccountId],
         at_start: AccountStart | None = None,
+        owns: Callable[[str], bool] | None = None,
     ) -> None:
+        self._owns = owns
         self._engine = engine
         self._ledger = ledger
         self._history = history
@@ -233,29 +240,44 @@ class AccountLoader:
             reply = ErrorReply(error="bad_request", message=str(exc))
         else:
             try:
-                reply = await self.sync(request)
+                answered = await self.sync(request)
             except Exception as exc:  # the ledger or the bus down: say so, keep answering
                 log.exception("accounts sync failed")
                 reply = ErrorReply(error="unavailable", message=f"sync failed: {exc!r}"[:500])
+            else:
+                if answered is None:
+                    return  # another execution shard's account: that shard answers
+                reply = answered
         await msg.respond(encode(reply))
 
     # ------------------------------------------------------------------- sync
     async def load_at_start(self, rows: list[AccountConfig]) -> AccountsSyncReply:
-        """Load the active rows (execution's start; no audit events: nothing changed)."""
+        """Load the active rows of this shard's users (execution's start; no audit events:
+        nothing changed)."""
         async with self._lock:
             reply = AccountsSyncReply()
-            for row in rows:
+            for row in filter(self._ours, rows):
                 await self._apply(row, "", reply, audit=False)
             return reply
 
-    async def sync(self, request: AccountsSync) -> AccountsSyncReply:
-        """Re-read one account (``request.account``) or every row; load, unload or change
-        what differs from what is loaded. Raises only on infrastructure errors."""
+    def _ours(self, row: AccountConfig) -> bool:
+        return self._owns is None or self._owns(row.user_id)
+
+    async def sync(self, request: AccountsSync) -> AccountsSyncReply | None:
+        """Re-read one account (``request.account``) or every row of this shard's users;
+        load, unload or change what differs from what is loaded. None: the account is
+        another shard's (or, with several shards, none loaded it and it has no row).
+        Raises only on infrastructure errors."""
         async with self._lock:
             reply = AccountsSyncReply()
             if request.account is not None:
                 account = request.account
                 row = await self._configs.get(account)
+                if account not in self._file_accounts and self._owns is not None:
+                    if row is None and account not in self._loaded:
+                        return None
+                    if row is not None and not self._ours(row):
+                        return None
                 if account in self._file_accounts:
                     reply.failed[account] = (
                         f"{account} is an account of the accounts file: change the file and"
@@ -270,6 +292,7 @@ class AccountLoader:
                     await self._apply(row, request.actor, reply)
             else:
                 rows = await self._configs.by_user(None, include_deleted=True)
+                rows = [r for r in rows if self._ours(r)]
                 for row in rows:
                     if row.account_id not in self._file_accounts:
                         await self._apply(row, request.actor, reply)

@@ -85,6 +85,9 @@ class AdjustControl:
     audit
         Publishes the audit events (default: built by :meth:`start` on its
         connection's JetStream, source ``execution``).
+    quiet_unknown
+        Leave a request naming an account this process does not have unanswered
+        (another execution shard owns it: :mod:`.shard`).
     """
 
     ADJUST_ACTOR = "reconciler"
@@ -98,7 +101,9 @@ class AdjustControl:
         paper: dict[str, PaperExchange],
         clock: Clock,
         audit: AuditTrail | None = None,
+        quiet_unknown: bool = False,
     ) -> None:
+        self._quiet_unknown = quiet_unknown
         self._engine = engine
         self._ledger = ledger
         self._catalog = catalog
@@ -123,7 +128,9 @@ class AdjustControl:
             await sub.unsubscribe()
 
     async def _on_adjust(self, msg: Msg) -> None:
-        await answer(msg, lambda data: self.adjust(decode_adjust_request(data)))
+        await answer(
+            msg, lambda data: self.adjust(decode_adjust_request(data)), self._quiet_unknown
+        )
 
     async def adjust(self, request: AdjustRequest) -> AdjustReply:
         """Write the adjustment entries of ``request`` (once per ``ref``).
@@ -163,7 +170,9 @@ class AdjustControl:
         return AdjustReply(account=spec.id, rows=rows)
 
     async def _on_bot_adjust(self, msg: Msg) -> None:
-        await answer(msg, lambda data: self.bot_adjust(decode_bot_adjustment(data)))
+        await answer(
+            msg, lambda data: self.bot_adjust(decode_bot_adjustment(data)), self._quiet_unknown
+        )
 
     async def bot_adjust(self, request: BotAdjustment) -> BotAdjustReply:
         """Journal one correction of a bot's position once per ``ref`` (module docstring).
@@ -296,6 +305,8 @@ class AdjustControl:
         except msgspec.MsgspecError as exc:
             reply = ErrorReply(error="bad_request", message=str(exc))
         except KeyError as exc:
+            if self._quiet_unknown:
+                return  # another execution shard's account
             reply = ErrorReply(error="unknown_account", message=f"no account {exc}")
         except ValueError as exc:
             reply = ErrorReply(error="invalid", message=str(exc))

@@ -54,6 +54,7 @@ from tradebus.execution.metrics import ExecutionMetrics, VenueClockCollector
 from tradebus.execution.paper_restore import restore_account
 from tradebus.execution.replies import answer
 from tradebus.execution.settings import ExecutionSettings
+from tradebus.execution.shard import Shard
 from tradebus.ledger.account_configs import AccountConfig, AccountConfigs
 from tradebus.ledger.entries import deposit_entries
 from tradebus.ledger.history import LedgerHistory
@@ -144,7 +145,19 @@ def intake_settings(settings: ExecutionSettings) -> IntakeSettings:
             backlog_bytes=settings.intent_backlog_bytes,
             msg_bytes=settings.intent_max_bytes,
         ),
+        shard=shard_of(settings),
     )
+
+
+def shard_of(settings: ExecutionSettings) -> Shard:
+    """This process's shard (``TRADEBUS_EXECUTION_SHARD`` of ``TRADEBUS_EXECUTION_SHARDS``).
+
+    Raises
+    ------
+    ConfigError
+        Naming the variable and its value when out of range.
+    """
+    return Shard(settings.execution_shard, settings.execution_shards)
 
 
 def check_settings(settings: ExecutionSettings) -> None:
@@ -205,14 +218,17 @@ async def refresh_markets(
 async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
     """Run execution until ``stop`` is set; returns the exit status."""
     check_settings(settings)
+    shard = shard_of(settings)
     catalog = MarketCatalog.load(settings.markets_file or default_markets_path())
-    specs = load_accounts(settings.accounts_file, live_venues=ccxt.exchanges)
+    every_spec = load_accounts(settings.accounts_file, live_venues=ccxt.exchanges)
+    specs = [s for s in every_spec if shard.owns(s.user)]  # the accounts of this shard's users
     seal_key = load_seal_key(settings)
     registry = new_registry()
     metrics = ExecutionMetrics(registry)
     server = serve_metrics(registry, settings.metrics_port, settings.metrics_host)
     clock = LiveClock()
-    pool = await create_pool(settings.database_url)
+    # execution's statements leave no session state: no reset round trip after each one
+    pool = await create_pool(settings.database_url, light_reset=True)
     async with pool.acquire() as conn:
         applied = await apply_migrations(conn)
     if applied:
@@ -220,7 +236,7 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
     ledger = Ledger(pool)
     configs = AccountConfigs(pool)
     rows = await configs.active()
-    check_unique(specs, rows, settings.accounts_file)
+    check_unique(every_spec, rows, settings.accounts_file)
     venues, exchanges = await open_accounts(
         specs, ledger, LedgerHistory(pool), catalog, clock.now_ns()
     )
@@ -263,13 +279,15 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
     at_start = AccountStart(engine, ledger, catalog, AuditTrail(js, "execution", clock), clock)
     pollers = start_live_tasks(engine, ledger, live, connecting, specs, clock, stop, at_start.begin)
     intake = IntentConsumer(
-        engine, js, intake_settings(settings), metrics, sorted({s.user for s in specs})
+        engine, nc, js, intake_settings(settings), metrics, sorted({s.user for s in specs})
     )
     # the intake's own list of users: it changes as accounts come and go
     pollers.append(start_consumer_lag(js, intake.users, settings.consumer, metrics))
-    kill_switch = KillSwitchControl(engine, metrics, clock)
+    kill_switch = KillSwitchControl(engine, metrics, clock, quiet_unknown=not shard.alone)
     await kill_switch.start(nc, js)
-    adjustments = AdjustControl(engine, ledger, catalog, exchanges, clock)
+    adjustments = AdjustControl(
+        engine, ledger, catalog, exchanges, clock, quiet_unknown=not shard.alone
+    )
     await adjustments.start(nc)
 
     async def balances_reply(data: bytes) -> Message:
@@ -280,7 +298,7 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
         return BalancesReply(accounts=accounts, ts_event=clock.now_ns())
 
     async def on_balances(msg: Msg) -> None:
-        await answer(msg, balances_reply)
+        await answer(msg, balances_reply, quiet_unknown=not shard.alone)
 
     async def markets_reply(data: bytes) -> Message:
         query = decode_markets_query(data or b'{"type":"MarketsQuery"}')
@@ -308,8 +326,9 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
         audit=AuditTrail(js, "execution", clock),
         clock=clock,
         stop=stop,
-        file_accounts={s.id for s in specs},
+        file_accounts={s.id for s in every_spec},
         at_start=at_start,
+        owns=None if shard.alone else shard.owns,
     )
     started = await loader.load_at_start(rows)
     if started.failed:
@@ -328,7 +347,10 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
         )
     )
     await nc.flush()
-    log.info("execution ready", extra={"accounts": sorted(engine.accounts)})
+    log.info(
+        "execution ready",
+        extra={"accounts": sorted(engine.accounts), "shard": f"{shard.index}/{shard.count}"},
+    )
     await intake.start()
     metrics.ready.set(1)
     try:

@@ -61,11 +61,20 @@ class KillSwitchControl:
     audit
         Publishes the audit events (default: built by :meth:`start` on its
         JetStream context, source ``execution``).
+    quiet_unknown
+        Leave a command naming an account this process does not have unanswered
+        (another execution shard owns it: :mod:`.shard`).
     """
 
     def __init__(
-        self, engine: Any, metrics: Any, clock: Clock, audit: AuditTrail | None = None
+        self,
+        engine: Any,
+        metrics: Any,
+        clock: Clock,
+        audit: AuditTrail | None = None,
+        quiet_unknown: bool = False,
     ) -> None:
+        self._quiet_unknown = quiet_unknown
         self._engine = engine
         self._metrics = metrics
         self._clock = clock
@@ -106,7 +115,9 @@ class KillSwitchControl:
         self._metrics.killswitch_engaged.labels(scope=scope).set(0 if reason is None else 1)
 
     async def _on_request(self, msg: Msg) -> None:
-        await answer(msg, lambda data: self.handle(decode_killswitch_command(data)))
+        await answer(
+            msg, lambda data: self.handle(decode_killswitch_command(data)), self._quiet_unknown
+        )
 
     async def handle(self, command: KillSwitchCommand) -> KillSwitchReply:
         """Carry out one command; the state after it.

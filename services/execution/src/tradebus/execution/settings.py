@@ -28,7 +28,7 @@ class ExecutionSettings(Settings, frozen=True, kw_only=True):
     consumer
         Durable JetStream consumer name on every user's ``INTENTS_<user>``.
     fetch_batch
-        Intents fetched per pull of one user's stream, and most handed to the engine at once.
+        Most intents handed to the engine at once (one group commit).
     user_inflight
         Most intents of one user held by execution at once (fetched, not yet acked).
     max_deliver
@@ -47,6 +47,11 @@ class ExecutionSettings(Settings, frozen=True, kw_only=True):
     markets_refresh_seconds
         How often each live venue's markets are loaded again (ccxt ``load_markets``) and
         taken into the catalog that ``exec.query.markets`` answers from.
+    execution_shard, execution_shards
+        This process is shard ``execution_shard`` of ``execution_shards`` execution
+        processes sharing the ledger; it owns the users (and their accounts) in that
+        partition of ``partition(execution_shards, 1)`` on ``intent.<user>.>``
+        (:mod:`.shard`).
     metrics_port
         Port of the Prometheus ``/metrics`` endpoint (0 = any free port).
     metrics_host
@@ -71,6 +76,8 @@ class ExecutionSettings(Settings, frozen=True, kw_only=True):
     intent_backlog_bytes: int = 64 * 1024 * 1024
     intent_max_bytes: int = 8 * 1024
     markets_refresh_seconds: float = 3600.0
+    execution_shard: int = 0
+    execution_shards: int = 1
     metrics_port: int = 9100
     metrics_host: str = DEFAULT_METRICS_HOST
     log_level: str = "info"
