@@ -90,7 +90,8 @@ REPLICAS = 3
 REPLAY_SPEED = "30"
 """Three times test_nats_restart.py's: the fills depend only on the ticks and intents."""
 EXECUTION_PROCESSES = 1
-"""Execution processes on the cluster (shards, once execution partitions intents)."""
+"""Execution processes on the cluster, each run with the same settings (``cluster_run``'s
+``executions``): 2 once execution partitions the users' intents into shards."""
 STRATEGY_REPLICAS = ("host-a", "host-b")
 DOWN_SECONDS = 3.0
 """How long the killed node stays down."""
@@ -454,6 +455,7 @@ async def stack_run(
                 assert replicas.get(name) == REPLICAS, (name, replicas)
             phase("checked")
             print(f"[cluster] kill={kill} phases (s): {phases}")
+            print(f"[cluster] bots per host: {Counter(s.host for s in final.values())}")
             return Outcome(await fills(database_url), final, open_before, len(rows), failover)
     finally:
         await nc.close()
