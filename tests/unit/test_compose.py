@@ -72,6 +72,8 @@ EXPORTERS = {
 port they serve metrics on."""
 TOOLS = {"cli": "tradebus-cli"}
 """Services run on demand only (``docker compose run --rm cli ...``) -> their package."""
+NATS_NODES = ("nats", "nats-2", "nats-3")
+"""nats-server and the two more nodes of the optional profile ``cluster``."""
 NATS_BOX = "nats-box"
 """The NATS CLI on demand (``docker compose run --rm nats-box nats ...``), a pinned image."""
 REQUIRED = {
@@ -664,6 +666,32 @@ def test_nats_runs_the_config_of_nats_init_and_nothing_else_of_it() -> None:
     assert not services()["nats"].get("environment"), "nats: no secret in its environment"
 
 
+def test_the_cluster_profile_adds_two_nodes_of_the_same_server_and_config() -> None:
+    """Profile ``cluster``: nats-2 and nats-3 run nats' image with nats-init's config, each
+    with its own name and store, routing to the two others; nats joins them only when
+    .env sets its cluster listener and routes (empty by default: it runs alone)."""
+    main = services()["nats"]
+    assert "--cluster=${NATS_CLUSTER_LISTEN:-}" in main["command"]
+    assert "--routes=${NATS_ROUTES:-}" in main["command"]
+    assert main["command"][main["command"].index("-n") + 1] == "nats"
+    stores = {"nats-data"}
+    for name in NATS_NODES[1:]:
+        node = services()[name]
+        assert node["profiles"] == ["cluster"], f"{name}: profile cluster only"
+        assert node["image"] == main["image"], f"{name}: the image nats runs"
+        command = node["command"]
+        assert command[: command.index("-n")] == main["command"][: command.index("-n")]
+        assert command[command.index("-n") + 1] == name, f"{name}: server_name {name}"
+        assert nats_auth_mounts(name) == nats_auth_mounts("nats"), f"{name}: nats-init's config"
+        routes = next(a for a in command if a.startswith("--routes=")).removeprefix("--routes=")
+        peers = {urlsplit(u).hostname for u in routes.split(",")}
+        assert peers == set(NATS_NODES) - {name}, f"{name}: routes to the other nodes"
+        (store,) = [s for s, t in mounts(name) if t == "/data"]
+        assert store not in stores, f"{name}: a store of its own"
+        stores.add(store)
+    assert "nats://nats-2:6222,nats://nats-3:6222" in (ROOT / ".env.example").read_text()
+
+
 def test_nats_init_config_is_valid_for_nats_server(tmp_path: Path) -> None:
     """The config nats-init writes (operator, accounts preloaded, full resolver), checked
     by the nats-server compose runs (same version, ``-t``)."""
@@ -716,7 +744,7 @@ def test_service_connects_with_its_own_nats_credentials(name: str) -> None:
 def test_every_nats_client_service_has_a_user() -> None:
     clients = {n for n in services() if "TRADEBUS_NATS_URL" in tradebus_env(n)}
     assert clients == set(NATS_USER), f"add {sorted(clients ^ set(NATS_USER))} to NATS_USER"
-    holders = {n for n in services() if nats_auth_mounts(n)} - {"nats-init", "nats", NATS_BOX}
+    holders = {n for n in services() if nats_auth_mounts(n)} - {"nats-init", *NATS_NODES, NATS_BOX}
     holders -= set(TOOLS)
     assert holders == set(NATS_USER), f"{sorted(holders ^ set(NATS_USER))}: nats-auth mounts"
 

@@ -33,6 +33,7 @@ from nats.js.api import (
     RetentionPolicy,
     StorageType,
     StreamConfig,
+    StreamInfo,
 )
 from nats.js.kv import KeyValue
 
@@ -58,12 +59,25 @@ class TolerantClient(NATS):
     a message reaches the service, which refuses it (``bad_subject``).
     Found by tests/faults/test_hostile_intents.py.
     ``reconnect_hooks`` are run (each as its own task) after every reconnect.
+    ``stream_replicas`` (``None``: not set) is the replica count of every stream
+    and KV bucket created or updated through :meth:`jetstream`
+    (:class:`ReplicatedJetStream`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, stream_replicas: int | None = None) -> None:
         super().__init__()
+        if stream_replicas is not None and stream_replicas < 1:
+            raise ValueError(f"stream_replicas must be at least 1, not {stream_replicas}")
+        self.stream_replicas = stream_replicas
         self.reconnect_hooks: list[Callable[[], Awaitable[None]]] = []
         self._hook_tasks: set[asyncio.Future[None]] = set()
+
+    def jetstream(self, **opts: Any) -> JetStreamContext:
+        """A JetStream context (nats-py's ``**opts``); a :class:`ReplicatedJetStream` when
+        this client was given ``stream_replicas``."""
+        if self.stream_replicas is None:
+            return super().jetstream(**opts)
+        return ReplicatedJetStream(self, self.stream_replicas, **opts)
 
     def run_reconnect_hooks(self) -> None:
         """Start every reconnect hook as its own task (kept until it ends)."""
@@ -88,6 +102,41 @@ class TolerantClient(NATS):
             _client=self,
             _sid=sid,
         )
+
+
+class ReplicatedJetStream(JetStreamContext):
+    """A JetStream context that creates and updates every stream with ``replicas`` copies.
+
+    On a NATS cluster (``TRADEBUS_STREAM_REPLICAS=3``) a stream or KV bucket then
+    survives the loss of a node: JetStream keeps ``replicas`` copies on distinct
+    servers, elects a leader among them and accepts a write once a majority has it.
+    Every stream and bucket a service creates goes through its client's context
+    (:meth:`TolerantClient.jetstream`): the shared streams (:func:`ensure_streams`),
+    each user's ``INTENTS_<user>`` and ``DEADLETTER`` (execution's intake), and the
+    KV buckets (``create_key_value`` makes its stream with :meth:`add_stream`), so
+    the setting is given once, at :func:`connect`. A KV bucket that exists already
+    keeps its replicas (it is opened, not updated); a stream is updated to them
+    (JetStream moves its copies). Server default without it: 1.
+
+    Raises (from nats-server, on :meth:`add_stream`/:meth:`update_stream`)
+    ----------------------------------------------------------------------
+    nats.js.errors.ServiceUnavailableError, nats.js.errors.BadRequestError
+        If the cluster has fewer than ``replicas`` servers with JetStream.
+    """
+
+    def __init__(self, conn: NATS, replicas: int, **opts: Any) -> None:
+        super().__init__(conn, **opts)
+        self.replicas = replicas
+
+    async def add_stream(self, config: StreamConfig | None = None, **params: Any) -> StreamInfo:
+        """``JetStreamContext.add_stream`` with ``num_replicas`` = :attr:`replicas`."""
+        config = (config or StreamConfig()).evolve(**params, num_replicas=self.replicas)
+        return await super().add_stream(config)
+
+    async def update_stream(self, config: StreamConfig | None = None, **params: Any) -> StreamInfo:
+        """``JetStreamContext.update_stream`` with ``num_replicas`` = :attr:`replicas`."""
+        config = (config or StreamConfig()).evolve(**params, num_replicas=self.replicas)
+        return await super().update_stream(config)
 
 
 STREAM_MAX_AGE_SECONDS: dict[str, float] = {
@@ -138,10 +187,17 @@ def check_creds(path: str) -> None:
             raise CredentialsError(f"NATS credentials {path}: no {block} (not a .creds file)")
 
 
-async def connect(url: str, name: str, creds: str = "", **options: Any) -> NATS:
+async def connect(
+    url: str, name: str, creds: str = "", stream_replicas: int | None = None, **options: Any
+) -> NATS:
     """Connect to NATS at ``url`` as client ``name``, reconnecting forever.
 
-    ``creds``: the path of a ``.creds`` file (a user JWT and its nkey seed,
+    ``url`` may list several servers of a cluster, comma-separated
+    (``nats://n1:4222,nats://n2:4222``): the client connects to one, and moves to
+    another when it goes (it also learns the cluster's other servers from the one it
+    reached). ``stream_replicas``: how many copies JetStream keeps of every stream and
+    KV bucket this client creates (:class:`ReplicatedJetStream`; ``None``: the
+    server's default, 1). ``creds``: the path of a ``.creds`` file (a user JWT and its nkey seed,
     operator mode: ``tradebus nats-init``); empty: no credentials (or those of
     the URL). ``options`` are passed to :func:`nats.connect` and override the
     defaults.
@@ -158,7 +214,7 @@ async def connect(url: str, name: str, creds: str = "", **options: Any) -> NATS:
     if creds:
         check_creds(creds)
         options.setdefault("user_credentials", creds)
-    nc = TolerantClient()
+    nc = TolerantClient(stream_replicas)
 
     async def on_error(exc: Exception) -> None:
         log.warning("nats error", extra={"error": repr(exc)})
@@ -184,7 +240,8 @@ async def connect(url: str, name: str, creds: str = "", **options: Any) -> NATS:
     }
     defaults.update(options)
     log.info("connecting to nats", extra={"url": redact_url(url), "client": name})
-    await nc.connect(url, **defaults)
+    servers = [server.strip() for server in url.split(",") if server.strip()]
+    await nc.connect(servers, **defaults)
     return nc
 
 
@@ -332,15 +389,21 @@ def deadletter_stream_config(consumer: str) -> StreamConfig:
 
 
 async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
-    """Create the stream ``config`` defines, or update it to that definition. Idempotent."""
+    """Create the stream ``config`` defines, or update it to that definition. Idempotent.
+
+    A definition without ``num_replicas`` keeps an existing stream's replicas (a
+    client without ``stream_replicas`` never scales a cluster's streams down); a
+    :class:`ReplicatedJetStream` sets its own."""
     if config.name is None:
         raise ValueError("a stream needs a name")
     try:
-        await js.stream_info(config.name)
+        info = await js.stream_info(config.name)
     except nats.js.errors.NotFoundError:
         await js.add_stream(config)
         log.info("created stream", extra={"stream": config.name})
     else:
+        if config.num_replicas is None:
+            config = config.evolve(num_replicas=info.config.num_replicas)
         await js.update_stream(config)
 
 
@@ -473,11 +536,18 @@ def connect_failure(url: str, errors: list[BaseException]) -> str:
     return f"cannot reach NATS at {shown}: no server answered"
 
 
-async def connect_once(url: str, creds: str = "", timeout: float = 3.0, **options: Any) -> NATS:
+async def connect_once(
+    url: str,
+    creds: str = "",
+    timeout: float = 3.0,
+    stream_replicas: int | None = None,
+    **options: Any,
+) -> NATS:
     """A connection for a one-shot client (the CLI, ``tradebus-bots-apply``): one quick
     retry, then give up, quietly (nats-py's default error callback prints tracebacks).
 
-    ``creds``: the path of a ``.creds`` file ("" none). ``options`` go to
+    ``creds``: the path of a ``.creds`` file ("" none). ``url`` and ``stream_replicas``
+    as for :func:`connect`. ``options`` go to
     :func:`nats.connect`. nats-py treats ``max_reconnect_attempts=0`` as "forever",
     so a command with the server down would hang: one retry after 0.2 s instead.
 
@@ -504,7 +574,9 @@ async def connect_once(url: str, creds: str = "", timeout: float = 3.0, **option
         "user_credentials": creds or None,
     }
     settings.update(options)
+    nc = TolerantClient(stream_replicas)
     try:
-        return await nats.connect(url, **settings)
+        await nc.connect([u.strip() for u in url.split(",") if u.strip()], **settings)
+        return nc
     except (OSError, TimeoutError, ValueError, nats.errors.Error) as exc:
         raise NatsUnavailable(connect_failure(url, [*errors, exc])) from None

@@ -244,7 +244,12 @@ async def run(settings: ExecutionSettings, stop: asyncio.Event) -> int:
     venues.update(live)
     registry.register(VenueClockCollector(venues))  # the engine's own dict, kept current
     nc = await unless_stopped(  # SIGTERM works while NATS is unreachable (connect retries)
-        connect(settings.nats_url, "execution", creds=settings.nats_creds),
+        connect(
+            settings.nats_url,
+            "execution",
+            creds=settings.nats_creds,
+            stream_replicas=settings.stream_replicas,
+        ),
         stop,
         f"NATS at {redact_url(settings.nats_url)}",
     )

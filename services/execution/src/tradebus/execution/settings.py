@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import msgspec
+
 from tradebus.common.config import DEFAULT_METRICS_HOST, SECRET, Settings
 
 
@@ -15,6 +17,9 @@ class ExecutionSettings(Settings, frozen=True, kw_only=True):
     nats_url, nats_creds
         NATS server URL, and the path of this service's ``.creds`` file (operator
         mode, ``tradebus nats-init``; empty: connect without credentials).
+    stream_replicas
+        Copies JetStream keeps of every stream and KV bucket this service creates
+        (1; 3 on a three-node NATS cluster, README "A NATS cluster").
     database_url
         Postgres URL of the ledger (``postgresql://user:password@host:port/db``).
     accounts_file
@@ -62,6 +67,7 @@ class ExecutionSettings(Settings, frozen=True, kw_only=True):
 
     nats_url: Annotated[str, SECRET] = "nats://127.0.0.1:4222"
     nats_creds: Annotated[str, SECRET] = ""
+    stream_replicas: Annotated[int, msgspec.Meta(ge=1)] = 1
     database_url: Annotated[str, SECRET] = "postgresql://tradebus@127.0.0.1:5432/tradebus"
     accounts_file: str = "/etc/tradebus/accounts.yaml"
     markets_file: str = ""

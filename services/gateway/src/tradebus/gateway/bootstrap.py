@@ -176,7 +176,12 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> int:
         applied = await apply_migrations(conn)
     if applied:
         log.info("migrations applied", extra={"versions": applied})
-    nc = await connect(settings.nats_url, "gateway", creds=settings.nats_creds)
+    nc = await connect(
+        settings.nats_url,
+        "gateway",
+        creds=settings.nats_creds,
+        stream_replicas=settings.stream_replicas,
+    )
     js = nc.jetstream()
     await ensure_streams(js)
     people = await open_people(settings)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import msgspec
+
 from tradebus.common.config import DEFAULT_METRICS_HOST, SECRET, Settings
 
 MIN_JWT_SECRET_CHARS = 32
@@ -17,6 +19,9 @@ class GatewaySettings(Settings, frozen=True, kw_only=True):
     nats_url, nats_creds
         NATS server URL, and the path of the gateway user's ``.creds`` file
         (operator mode; empty without authentication).
+    stream_replicas
+        Copies JetStream keeps of every stream and KV bucket this service creates
+        (1; 3 on a three-node NATS cluster, README "A NATS cluster").
     database_url
         Postgres URL of the ledger: read-only queries, plus the gateway's own
         tables (users, sessions, account configurations, the audit log).
@@ -69,6 +74,7 @@ class GatewaySettings(Settings, frozen=True, kw_only=True):
 
     nats_url: Annotated[str, SECRET] = "nats://127.0.0.1:4222"
     nats_creds: Annotated[str, SECRET] = ""
+    stream_replicas: Annotated[int, msgspec.Meta(ge=1)] = 1
     database_url: Annotated[str, SECRET] = "postgresql://tradebus@127.0.0.1:5432/tradebus"
     http_host: str = "127.0.0.1"
     http_port: int = 8080

@@ -89,7 +89,12 @@ async def run(settings: ReconcilerSettings, stop: asyncio.Event) -> int:
     async with pool.acquire() as conn:
         await apply_migrations(conn)
     nc = await unless_stopped(  # SIGTERM works while NATS is unreachable (connect retries)
-        connect(settings.nats_url, "reconciler", creds=settings.nats_creds),
+        connect(
+            settings.nats_url,
+            "reconciler",
+            creds=settings.nats_creds,
+            stream_replicas=settings.stream_replicas,
+        ),
         stop,
         f"NATS at {redact_url(settings.nats_url)}",
     )

@@ -19,6 +19,9 @@ class ReconcilerSettings(Settings, frozen=True, kw_only=True):
     nats_url, nats_creds
         NATS server URL, and the path of this service's ``.creds`` file (operator
         mode, ``tradebus nats-init``; empty: connect without credentials).
+    stream_replicas
+        Copies JetStream keeps of every stream and KV bucket this service creates
+        (1; 3 on a three-node NATS cluster, README "A NATS cluster").
     database_url
         Postgres URL of the ledger (read, plus report rows).
     interval_seconds
@@ -42,6 +45,7 @@ class ReconcilerSettings(Settings, frozen=True, kw_only=True):
 
     nats_url: Annotated[str, SECRET] = "nats://127.0.0.1:4222"
     nats_creds: Annotated[str, SECRET] = ""
+    stream_replicas: Annotated[int, msgspec.Meta(ge=1)] = 1
     database_url: Annotated[str, SECRET] = "postgresql://tradebus@127.0.0.1:5432/tradebus"
     interval_seconds: float = 60.0
     tolerances: dict[str, Decimal] = msgspec.field(

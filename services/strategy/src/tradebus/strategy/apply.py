@@ -18,6 +18,8 @@ import asyncio
 import sys
 from typing import Annotated
 
+import msgspec
+
 from tradebus.common.bus import CredentialsError, NatsUnavailable, connect_once, ensure_streams
 from tradebus.common.clock import LiveClock
 from tradebus.common.config import SECRET, ConfigError, Settings, load_settings
@@ -35,6 +37,8 @@ class BotsApplySettings(Settings, frozen=True, kw_only=True):
 
     nats_url: Annotated[str, SECRET] = "nats://127.0.0.1:4222"
     nats_creds: Annotated[str, SECRET] = ""
+    stream_replicas: Annotated[int, msgspec.Meta(ge=1)] = 1
+    """Copies JetStream keeps of the streams and KV bucket ``bots`` if this makes them."""
     bots_file: str = "/etc/tradebus/bots.yaml"
     markets_file: str = ""
     prune: bool = True
@@ -50,9 +54,11 @@ async def apply_bot_file(
     dry_run: bool = False,
     actor: str | None = None,
     creds: str = "",
+    stream_replicas: int | None = None,
 ) -> ApplyResult:
     """Connect to ``nats_url`` (with the ``.creds`` file ``creds``, if given) and
-    :func:`apply_file_to` it.
+    :func:`apply_file_to` it. ``stream_replicas``: as for
+    :func:`~tradebus.common.bus.connect` (streams and buckets it makes).
 
     Each bot written is recorded in the audit log as done by ``actor``
     (default ``bots-apply:<login>`` of this process, :func:`local_actor`), on
@@ -69,7 +75,9 @@ async def apply_bot_file(
     NatsUnavailable
         If NATS cannot be reached or refuses the credentials (one line naming the URL).
     """
-    nc = await connect_once(nats_url, creds, timeout=5, max_reconnect_attempts=3)
+    nc = await connect_once(
+        nats_url, creds, timeout=5, stream_replicas=stream_replicas, max_reconnect_attempts=3
+    )
     try:
         js = nc.jetstream()
         if not dry_run:
@@ -92,6 +100,7 @@ def main() -> None:
                 settings.markets_file,
                 settings.prune,
                 creds=settings.nats_creds,
+                stream_replicas=settings.stream_replicas,
             )
         )
     except (ConfigError, BotManagedElsewhere, CredentialsError) as exc:

@@ -68,7 +68,12 @@ async def run(settings: StrategySettings, stop: asyncio.Event) -> int:
     metrics = HostMetrics(registry)
     server = serve_metrics(registry, settings.metrics_port, settings.metrics_host)
     nc = await unless_stopped(  # SIGTERM works while NATS is unreachable (connect retries)
-        connect(settings.nats_url, f"strategy-{replica}", creds=settings.nats_creds),
+        connect(
+            settings.nats_url,
+            f"strategy-{replica}",
+            creds=settings.nats_creds,
+            stream_replicas=settings.stream_replicas,
+        ),
         stop,
         f"NATS at {redact_url(settings.nats_url)}",
     )

@@ -7,6 +7,8 @@ import re
 import socket
 from typing import Annotated
 
+import msgspec
+
 from tradebus.common.config import DEFAULT_METRICS_HOST, SECRET, Settings
 
 
@@ -24,6 +26,9 @@ class StrategySettings(Settings, frozen=True, kw_only=True):
     nats_url, nats_creds
         NATS server URL, and the path of this service's ``.creds`` file (operator
         mode, ``tradebus nats-init``; empty: connect without credentials).
+    stream_replicas
+        Copies JetStream keeps of every stream and KV bucket this service creates
+        (1; 3 on a three-node NATS cluster, README "A NATS cluster").
     bots_file
         If set, apply this bot file to KV ``bots`` at start-up (what
         ``tradebus bots apply -f`` does); empty = run what KV ``bots`` holds.
@@ -58,6 +63,7 @@ class StrategySettings(Settings, frozen=True, kw_only=True):
 
     nats_url: Annotated[str, SECRET] = "nats://127.0.0.1:4222"
     nats_creds: Annotated[str, SECRET] = ""
+    stream_replicas: Annotated[int, msgspec.Meta(ge=1)] = 1
     bots_file: str = ""
     markets_file: str = ""
     metrics_port: int = 9100
