@@ -25,6 +25,7 @@ Paths have one style everywhere: keys joined by ``.``, list items by ``[i]``
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import types
 import typing
@@ -275,6 +276,14 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+@functools.cache
+def struct_fields(type_: type) -> tuple[msgspec.structs.FieldInfo, ...]:
+    """:func:`msgspec.structs.fields` of the struct type ``type_``, resolved once per type:
+    resolving a struct's annotations costs about 0.1 ms a call, a third of a 10,000-bot
+    host's start-up when done for every bot (py-spy)."""
+    return msgspec.structs.fields(type_)
+
+
 def convert_fields(
     data: dict[str, Any],
     type_: type[T],
@@ -293,7 +302,7 @@ def convert_fields(
     placeholder (:func:`placeholder`: only for running the other fields' checks).
     """
     problems: list[Problem] = []
-    fields = msgspec.structs.fields(type_)
+    fields = struct_fields(type_)
     names = {f.encode_name for f in fields}
     config = getattr(type_, "__struct_config__", None)
     if config is not None and config.forbid_unknown_fields:

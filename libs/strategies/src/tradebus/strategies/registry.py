@@ -19,7 +19,7 @@ from typing import Any, Literal, NamedTuple
 
 import msgspec
 
-from tradebus.common.configfile import convert_fields, says_nothing_new
+from tradebus.common.configfile import convert_fields, says_nothing_new, struct_fields
 from tradebus.common.ids import AccountId, BotId, UserId
 from tradebus.common.markets import MarketCatalog
 from tradebus.common.subjects import MANUAL_SOURCE, TOKEN_PATTERN
@@ -81,7 +81,7 @@ def param_fields(strategy: str, strategies: StrategyCatalog | None = None) -> se
     kind = (strategies or strategy_catalog()).get(strategy)
     if kind is None:
         return set()
-    return {f.name for f in msgspec.structs.fields(kind.params)}
+    return {f.name for f in struct_fields(kind.params)}
 
 
 def typed_params(
@@ -126,7 +126,7 @@ def _checked_params(
     at its default, or a placeholder for a required one), for the checks that need only
     the rest; what the checks say about a reported field is dropped."""
     kind = (strategies or strategy_catalog()).kinds[strategy]
-    fields = {f.encode_name for f in msgspec.structs.fields(kind.params)}
+    fields = {f.encode_name for f in struct_fields(kind.params)}
     problems = [(name, f"unknown parameter of {strategy}") for name in params if name not in fields]
     known = {k: v for k, v in params.items() if k in fields}
     typed, found = convert_fields(known, kind.params, "", strict=False, placeholders=True)
@@ -136,7 +136,7 @@ def _checked_params(
     bad = [p.path for p in found if p.message != "required" or p.path in params]
     missing = [p.path for p in found if p.message == "required" and p.path not in params]
     stand_in = any(
-        f.required for f in msgspec.structs.fields(kind.params) if f.name in bad + missing
+        f.required for f in struct_fields(kind.params) if f.name in bad + missing
     )
     try:  # on the values that converted (a bad one at its default), so ranges show too
         checks = list(typed.problems())

@@ -141,6 +141,7 @@ async def run(settings: StrategySettings, stop: asyncio.Event) -> int:
         subscribe=lambda m: spawn(subscribe(m)),
         unsubscribe=lambda m: spawn(unsubscribe(m)),
         heartbeat_seconds=settings.heartbeat_seconds,
+        lease_seconds=settings.lease_seconds,
     )
 
     async def on_event(msg: Msg) -> None:

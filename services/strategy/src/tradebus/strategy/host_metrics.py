@@ -46,7 +46,9 @@ class HostMetrics:
             "tradebus_strategy_bots", "Bots on this host, by state", ["state"], registry=registry
         )
         self.leases = Gauge(
-            "tradebus_strategy_leases_held", "Bot leases this replica holds", registry=registry
+            "tradebus_strategy_leases_held",
+            "Bots this replica runs under its replica lease (0 while it holds none)",
+            registry=registry,
         )
         self.resumes = Counter(
             "tradebus_strategy_bot_starts",
