@@ -140,8 +140,12 @@ def read_doc(path: str | Path, kind: str) -> YamlDoc:
         reason = exc.strerror if isinstance(exc, OSError) else f"not UTF-8 text ({exc.reason})"
         raise FileErrors(doc, kind, [Problem("", f"cannot read: {reason}")]) from None
     try:
-        node = yaml.compose(text, Loader=_LOADER)
-        data = yaml.load(text, Loader=_LOADER)
+        loader = _LOADER(text)  # parsed once: the node (lines) and the data built from it
+        try:
+            node = loader.get_single_node()
+            data = None if node is None else loader.construct_document(node)
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         raise FileErrors(doc, kind, [_syntax(exc)]) from None
     if node is None or data is None:

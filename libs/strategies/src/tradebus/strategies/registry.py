@@ -135,9 +135,7 @@ def _checked_params(
         return _Checked(None, False, False, problems)
     bad = [p.path for p in found if p.message != "required" or p.path in params]
     missing = [p.path for p in found if p.message == "required" and p.path not in params]
-    stand_in = any(
-        f.required for f in struct_fields(kind.params) if f.name in bad + missing
-    )
+    stand_in = any(f.required for f in struct_fields(kind.params) if f.name in bad + missing)
     try:  # on the values that converted (a bad one at its default), so ranges show too
         checks = list(typed.problems())
     except Exception as exc:  # a plug-in's validation code: a problem of the spec, not a crash

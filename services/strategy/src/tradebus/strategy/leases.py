@@ -29,6 +29,7 @@ its new owner only once its old owner's lease shows it released.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import Iterable
@@ -114,6 +115,9 @@ class Leases:
         """Revision of our lease entry; None while we hold no lease."""
         self.view: tuple[str, ...] = ()
         """The view published with our lease (empty while we hold none)."""
+        self._writing = asyncio.Lock()
+        """One write of our key at a time: two compare-and-sets on one revision would
+        make the second look like a lost lease."""
 
     @property
     def held(self) -> bool:
@@ -125,7 +129,8 @@ class Leases:
         (an earlier process of this replica id whose key has not expired yet)."""
         published = tuple(sorted(set(view) | {self.replica}))
         try:
-            self.revision = await self._kv.create(self._key, _encode(published))
+            async with self._writing:
+                self.revision = await self._kv.create(self._key, _encode(published))
         except KeyWrongLastSequenceError:
             return False
         except Exception as exc:  # "key exists" is reported as an API error by some servers
@@ -192,7 +197,8 @@ class Leases:
 
     async def leave(self) -> None:
         """Give our lease up (clean shutdown, after the bots were handed over or stopped)."""
-        revision, self.revision, self.view = self.revision, None, ()
+        async with self._writing:
+            revision, self.revision, self.view = self.revision, None, ()
         if revision is None:
             return
         try:

@@ -253,7 +253,7 @@ class Supervisor:
         if self.leases.held:
             try:
                 await self.leases.renew()
-                self._renewed_at = now
+                self._renewed_at = max(self._renewed_at, now)
                 return True
             except LeaseLost:
                 self._drop_all("lease lost")
@@ -271,6 +271,24 @@ class Supervisor:
             extra={"replica": self.replica},
         )
         return False
+
+    async def keep_alive(self) -> None:
+        """Renew our lease every heartbeat whatever the supervision round is doing (a long
+        start, a slow hand-over), forever; a lost lease drops every bot at once (the next
+        round takes the lease anew). Renewals and the round's own are one at a time."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._heartbeat / 2)
+            if not self.leases.held or loop.time() - self._renewed_at < self._heartbeat:
+                continue
+            now = loop.time()
+            try:
+                await self.leases.renew()
+                self._renewed_at = max(self._renewed_at, now)
+            except LeaseLost:
+                self._drop_all("lease lost")
+            except Exception as exc:  # NATS hiccup: the round sees it too, and decides
+                log.warning("lease renewal failed", extra={"error": repr(exc)})
 
     def _drop_all(self, why: str) -> None:
         """Stop running every bot at once, touching nothing (its new owner resumes it)."""
