@@ -150,6 +150,10 @@ class Leases:
         LeaseLost
             If the key expired or changed under us (our revision is forgotten).
         """
+        async with self._writing:
+            await self._renew(view)
+
+    async def _renew(self, view: Iterable[str] | None) -> None:
         if self.revision is None:
             raise LeaseLost(self.replica)
         published = self.view if view is None else tuple(sorted(set(view) | {self.replica}))
