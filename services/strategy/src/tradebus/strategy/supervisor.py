@@ -305,7 +305,11 @@ class Supervisor:
                 spec = self.specs.get(bot)
                 if spec is None or not spec.enabled:
                     await self._retire(bot, removed=spec is None)
-                elif spec != runner.spec and self._broken.get(bot) != spec:
+                elif (
+                    spec is not runner.spec  # the same object: unchanged (cheap for 10,000)
+                    and spec != runner.spec
+                    and self._broken.get(bot) != spec
+                ):
                     try:
                         await self._update(runner, spec)
                     except (ValueError, msgspec.DecodeError) as exc:
