@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 import pytest
 from nats.aio.client import Client as NATS
@@ -29,7 +28,7 @@ from tradebus.control.botstore import apply_specs
 from tradebus.strategies.registry import BotSpec
 from tradebus.strategy.host import BotRunner, Dispatcher
 from tradebus.strategy.host_metrics import HostMetrics
-from tradebus.strategy.kvstore import open_buckets
+from tradebus.strategy.kvstore import BotRecord, open_buckets
 from tradebus.strategy.publisher import IntentPublisher
 from tradebus.strategy.supervisor import Supervisor
 
@@ -78,9 +77,14 @@ async def test_a_long_start_renews_the_leases_it_already_holds(
     )
     start_bot = supervisor.start_bot
 
-    async def slow_start(spec: BotSpec, fresh: bool = False, **kw: Any) -> BotRunner:
+    async def slow_start(
+        spec: BotSpec,
+        fresh: bool = False,
+        record: tuple[BotRecord | None, int] | None = None,
+        exec_seq: int | None = None,
+    ) -> BotRunner:
         await asyncio.sleep(START_SECONDS)
-        return await start_bot(spec, fresh, **kw)
+        return await start_bot(spec, fresh, record, exec_seq)
 
     supervisor.start_bot = slow_start  # type: ignore[method-assign]
     tasks = [asyncio.create_task(publisher.run()), asyncio.create_task(supervisor.watch_specs())]

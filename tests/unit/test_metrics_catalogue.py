@@ -88,9 +88,9 @@ def code_metrics() -> dict[str, tuple[str, str, tuple[str, ...]]]:
                 assert metric._type is not None, metric._name
                 out[metric._name] = (service, metric._type, tuple(metric._labelnames))
             for held in held_collectors(holder):
-                for family in held.collect():
-                    assert family.name not in out, f"{family.name} declared twice"
-                    out[family.name] = (service, family.type, tuple(family.samples[0].labels))
+                for counted in held.collect():
+                    assert counted.name not in out, f"{counted.name} declared twice"
+                    out[counted.name] = (service, counted.type, tuple(counted.samples[0].labels))
     for service, collectors in COLLECTORS.items():
         for collector in collectors:
             for family in collector.collect():
