@@ -26,6 +26,7 @@ from tradebus.common.markets import MarketCatalog, default_markets_path
 from tradebus.common.publish_acks import PublishAcks
 from tradebus.control.botstore import apply_specs
 from tradebus.strategies.registry import BotSpec
+from tradebus.strategy import supervisor as supervisor_module
 from tradebus.strategy.host import BotRunner, Dispatcher
 from tradebus.strategy.host_metrics import HostMetrics
 from tradebus.strategy.kvstore import BotRecord, open_buckets
@@ -52,8 +53,9 @@ def ladder(i: int) -> BotSpec:
 
 
 async def test_a_long_start_renews_the_leases_it_already_holds(
-    nc: NATS, caplog: pytest.LogCaptureFixture
+    nc: NATS, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(supervisor_module, "START_CONCURRENCY", 64)  # 7 slow chunks
     js = nc.jetstream()
     await ensure_streams(js)
     buckets = await open_buckets(js, LEASE_SECONDS)
