@@ -26,6 +26,8 @@ TARGETS = {
     "tick->intent p99, 1,000 bots @ 10,000 ticks/s, later": "< 2 ms",
     "host ticks/s, 10,000 bots": "> 100,000 ticks/s",
     "host peak RSS, 10,000 bots": "< 200 MB (190.7 MiB)",
+    "host start-up, 10,000 bots": "< 5 s",
+    "first-cycle burst, 10,000 bots": "< 2 s",
     "execution throughput": "> 5,000 intents/s",
     "intent->ack p99 @ 1000/s": "< 5 ms",
     "execution CPU per intent": "< 0.1 ms",

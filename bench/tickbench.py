@@ -246,6 +246,20 @@ class Run:
                         p.burst_runs.add(bot_run)
         return placed
 
+    def burst_published(self, t0: int) -> tuple[int, float]:
+        """First-cycle buys seen on ``intent.>`` (intent ids ``<bot>:<run>.1:b<k>``, each
+        once) and the seconds from ``t0`` (``perf_counter_ns``, the first tick published)
+        to the arrival of the last of them."""
+        seen: set[str] = set()
+        last = t0
+        for t, data in zip(self.intent_t, self.intent_data, strict=False):
+            iid = decode_intent(data).intent_id
+            if iid in seen or tp.intent_set(iid)[0] != "burst":
+                continue
+            seen.add(iid)
+            last = max(last, t)
+        return len(seen), (last - t0) / 1e9
+
     def cpu(self) -> tuple[float, ...]:
         """(monotonic s, CPU s of: the host, execution, nats-server, this process)."""
         nats_proc = self.stack.nats_server.proc if self.stack.nats_server else None
@@ -313,9 +327,15 @@ async def one_run(
                 poller.cancel()
             await run.close()
     placed = run.latencies(phases)
+    burst, burst_s = run.burst_published(phases[0].t_first)
     rows = [{
         "row": f"host start-up, {bots:,} bots", "value": round(run.ready_s, 1), "unit": "s",
         "detail": "tradebus-strategy start -> ready (bot file applied, bots running)",
+    }, {
+        "row": f"first-cycle burst, {bots:,} bots: {burst:,} intents published in",
+        "value": round(burst_s, 2), "unit": "s",
+        "detail": "first tick published -> the last first-cycle buy (<bot>:<run>.1:b<k>, each"
+        " id once) seen on intent.> (the host sends it to JetStream)",
     }]  # fmt: skip
     for i, (p, note) in enumerate(zip(phases, notes, strict=True)):
         for r in tp.latency_rows(bots, p, later=i > 0):

@@ -121,8 +121,11 @@ class Phase:
 
     @property
     def host_rate(self) -> float:
-        """Ticks/s the host processed in this phase (module docstring, 5)."""
-        end = self.t_caught_up if self.t_caught_up is not None else self.t_end
+        """Ticks/s the host processed in this phase (module docstring, 5). After a stall
+        (the counter stood still for 3 s, perhaps before it moved at all in this phase,
+        then went on) ``processed`` is counted at the end of the wait: so is the time."""
+        caught = self.t_caught_up is not None and not self.stalled
+        end = self.t_caught_up if caught and self.t_caught_up is not None else self.t_end
         return self.processed / max(1e-9, (end - self.t_first) / 1e9)
 
 

@@ -1,6 +1,6 @@
 """The strategy host on a real NATS: KV specs in, intents out, lifecycle by ctl.bots.*.
 
-The host applies a layered bot file to KV ``bots``, claims the bots' leases,
+The host applies a layered bot file to KV ``bots``, takes its replica lease (its bots follow),
 turns ticks into intents with ``Nats-Msg-Id`` = intent id, answers the
 ``ctl.bots`` verbs, and picks up spec changes live.
 """

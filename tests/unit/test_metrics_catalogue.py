@@ -26,7 +26,7 @@ from tradebus.marketdata.health import HealthMetrics
 from tradebus.marketdata.rest import RestMetrics
 from tradebus.notifier.service import NotifierMetrics
 from tradebus.reconciler.service import ReconMetrics
-from tradebus.strategy.host_metrics import HostMetrics
+from tradebus.strategy.host_metrics import HostMetrics, TickCounts
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
 METRIC_CLASSES = {
@@ -57,6 +57,15 @@ BOUNDED_LABELS = {
 ROW = re.compile(r"^\| `(?P<name>[a-z_]+)` \| (?P<type>\w+) \| [^|]+ \| (?P<labels>[^|]+) \|")
 
 
+def held_collectors(holder: object) -> list[TickCounts]:
+    """The custom collectors a metrics class instance holds (read at scrape time), each
+    given one sample to show."""
+    found = [v for v in vars(holder).values() if isinstance(v, TickCounts)]
+    for collector in found:
+        collector.counts[("x", "x")] = 1
+    return found
+
+
 def metric_objects(holder: object) -> list[MetricWrapperBase]:
     """The metrics held by a metrics class instance, also in nested tradebus holders."""
     found = []
@@ -73,10 +82,15 @@ def code_metrics() -> dict[str, tuple[str, str, tuple[str, ...]]]:
     out: dict[str, tuple[str, str, tuple[str, ...]]] = {}
     for service, classes in METRIC_CLASSES.items():
         for cls in classes:
-            for metric in metric_objects(cls(CollectorRegistry())):
+            holder = cls(CollectorRegistry())
+            for metric in metric_objects(holder):
                 assert metric._name not in out, f"{metric._name} declared twice"
                 assert metric._type is not None, metric._name
                 out[metric._name] = (service, metric._type, tuple(metric._labelnames))
+            for held in held_collectors(holder):
+                for counted in held.collect():
+                    assert counted.name not in out, f"{counted.name} declared twice"
+                    out[counted.name] = (service, counted.type, tuple(counted.samples[0].labels))
     for service, collectors in COLLECTORS.items():
         for collector in collectors:
             for family in collector.collect():
@@ -90,7 +104,9 @@ def exposed_names() -> dict[str, set[str]]:
     registry = new_registry()
     for classes in METRIC_CLASSES.values():
         for cls in classes:
-            for metric in metric_objects(cls(registry)):
+            holder = cls(registry)
+            held_collectors(holder)
+            for metric in metric_objects(holder):
                 child = (
                     metric.labels(*["x"] * len(metric._labelnames))
                     if metric._labelnames

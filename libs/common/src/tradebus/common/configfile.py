@@ -25,6 +25,7 @@ Paths have one style everywhere: keys joined by ``.``, list items by ``[i]``
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import types
 import typing
@@ -139,8 +140,12 @@ def read_doc(path: str | Path, kind: str) -> YamlDoc:
         reason = exc.strerror if isinstance(exc, OSError) else f"not UTF-8 text ({exc.reason})"
         raise FileErrors(doc, kind, [Problem("", f"cannot read: {reason}")]) from None
     try:
-        node = yaml.compose(text, Loader=_LOADER)
-        data = yaml.load(text, Loader=_LOADER)
+        loader = _LOADER(text)  # parsed once: the node (lines) and the data built from it
+        try:
+            node = loader.get_single_node()
+            data = None if node is None else loader.construct_document(node)
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         raise FileErrors(doc, kind, [_syntax(exc)]) from None
     if node is None or data is None:
@@ -275,6 +280,18 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def struct_fields(type_: Any) -> tuple[msgspec.structs.FieldInfo, ...]:
+    """:func:`msgspec.structs.fields` of the struct type ``type_``, resolved once per type:
+    resolving a struct's annotations costs about 0.1 ms a call, a third of a 10,000-bot
+    host's start-up when done for every bot (py-spy)."""
+    return _fields(type_)
+
+
+@functools.cache
+def _fields(type_: Any) -> tuple[msgspec.structs.FieldInfo, ...]:
+    return msgspec.structs.fields(type_)
+
+
 def convert_fields(
     data: dict[str, Any],
     type_: type[T],
@@ -293,7 +310,7 @@ def convert_fields(
     placeholder (:func:`placeholder`: only for running the other fields' checks).
     """
     problems: list[Problem] = []
-    fields = msgspec.structs.fields(type_)
+    fields = struct_fields(type_)
     names = {f.encode_name for f in fields}
     config = getattr(type_, "__struct_config__", None)
     if config is not None and config.forbid_unknown_fields:

@@ -322,20 +322,16 @@ KV_BOTS = "bots"
 KV_BOT_STATE = "bot_state"
 """Each bot's last snapshot record by bot id."""
 KV_LEASES = "leases"
-"""Which host replica runs which bot (``bot.<bot>``), and live replicas (``host.<id>``)."""
+"""One lease per strategy host replica, ``host.<id>`` (its view of the replicas: which bots
+it runs follows from it, ``tradebus.strategy.leases``)."""
 KV_GROUP_VOLUME = "group_volume"
 """Filled buy notional of each volume bot, ``<group>.<bot>``."""
 KV_KILLSWITCH = "killswitch"
 """Engaged kill switches (``global``, ``account.<account>``) -> reason; kept across restarts."""
 
 
-def lease_key(bot: str) -> str:
-    """``bot.<bot>``: the lease of one bot in KV ``leases``."""
-    return f"bot.{token(bot, 'bot')}"
-
-
 def host_key(replica: str) -> str:
-    """``host.<replica>``: a replica's heartbeat in KV ``leases``."""
+    """``host.<replica>``: a replica's lease (and heartbeat) in KV ``leases``."""
     return f"host.{token(replica, 'replica')}"
 
 

@@ -19,7 +19,7 @@ from typing import Any, Literal, NamedTuple
 
 import msgspec
 
-from tradebus.common.configfile import convert_fields, says_nothing_new
+from tradebus.common.configfile import convert_fields, says_nothing_new, struct_fields
 from tradebus.common.ids import AccountId, BotId, UserId
 from tradebus.common.markets import MarketCatalog
 from tradebus.common.subjects import MANUAL_SOURCE, TOKEN_PATTERN
@@ -81,7 +81,7 @@ def param_fields(strategy: str, strategies: StrategyCatalog | None = None) -> se
     kind = (strategies or strategy_catalog()).get(strategy)
     if kind is None:
         return set()
-    return {f.name for f in msgspec.structs.fields(kind.params)}
+    return {f.name for f in struct_fields(kind.params)}
 
 
 def typed_params(
@@ -126,7 +126,7 @@ def _checked_params(
     at its default, or a placeholder for a required one), for the checks that need only
     the rest; what the checks say about a reported field is dropped."""
     kind = (strategies or strategy_catalog()).kinds[strategy]
-    fields = {f.encode_name for f in msgspec.structs.fields(kind.params)}
+    fields = {f.encode_name for f in struct_fields(kind.params)}
     problems = [(name, f"unknown parameter of {strategy}") for name in params if name not in fields]
     known = {k: v for k, v in params.items() if k in fields}
     typed, found = convert_fields(known, kind.params, "", strict=False, placeholders=True)
@@ -135,9 +135,7 @@ def _checked_params(
         return _Checked(None, False, False, problems)
     bad = [p.path for p in found if p.message != "required" or p.path in params]
     missing = [p.path for p in found if p.message == "required" and p.path not in params]
-    stand_in = any(
-        f.required for f in msgspec.structs.fields(kind.params) if f.name in bad + missing
-    )
+    stand_in = any(f.required for f in struct_fields(kind.params) if f.name in bad + missing)
     try:  # on the values that converted (a bad one at its default), so ranges show too
         checks = list(typed.problems())
     except Exception as exc:  # a plug-in's validation code: a problem of the spec, not a crash
@@ -159,7 +157,14 @@ def spec_problems(
     A strategy whose plug-in failed to load is a ``strategy`` problem naming
     its package and entry point.
     """
-    strategies = strategies or strategy_catalog()
+    return _examine(spec, catalog, strategies or strategy_catalog())[0]
+
+
+def _examine(
+    spec: BotSpec, catalog: MarketCatalog, strategies: StrategyCatalog
+) -> tuple[list[tuple[str, str]], _Checked | None]:
+    """:func:`spec_problems`, and its parameters as checked (None for an unknown strategy),
+    so a caller building the bot converts them once."""
     problems: list[tuple[str, str]] = []
     for field in BOT_FIELDS:
         value = getattr(spec, field)
@@ -183,32 +188,32 @@ def spec_problems(
         problems.append(("dry_run_wallet", "only for a dry run: set execute_trades: false"))
     kind = strategies.get(spec.strategy)
     if kind is None:
-        return [*problems, ("strategy", strategies.unknown(spec.strategy))]
+        return [*problems, ("strategy", strategies.unknown(spec.strategy))], None
     checked = _checked_params(spec.strategy, spec.params, strategies)
     problems += [(f"params.{f}" if f else "params", m) for f, m in checked.problems]
     if checked.typed is None:
-        return problems
+        return problems, checked
     try:
         symbols = kind.symbols(spec, checked.typed)
     except Exception as exc:  # a plug-in's code: its error is the spec's problem, not a crash
         if checked.stand_in:  # on a placeholder: the missing or bad value is reported
-            return problems
-        return [*problems, ("strategy", f"{spec.strategy}: symbols() raised {exc!r}")]
+            return problems, checked
+        return [*problems, ("strategy", f"{spec.strategy}: symbols() raised {exc!r}")], checked
     if checked.stand_in:  # only the markets the spec names itself, not a placeholder's
         given = [spec.symbol, *spec.params.values()]
         symbols = [s for s in symbols if s in given]
         if not symbols:
-            return problems
+            return problems, checked
     if not symbols:
         problems.append(("symbol", "required"))
     if not catalog.venue_markets(spec.venue):  # the venue is what is wrong, not the symbols
-        return [*problems, ("venue", f"no venue {spec.venue} in the markets file")]
+        return [*problems, ("venue", f"no venue {spec.venue} in the markets file")], checked
     for symbol in symbols:
         if (spec.venue, symbol) not in catalog:
             named = (f"params.{k}" for k, v in spec.params.items() if v == symbol)
             field = "symbol" if spec.symbol == symbol else next(named, "params")
             problems.append((field, f"no market {spec.venue}:{symbol} in the markets file"))
-    return problems
+    return problems, checked
 
 
 def validate_specs(
@@ -237,11 +242,13 @@ def build_bot(
         whose plug-in failed to load is named with its package and entry point).
     """
     strategies = strategies or strategy_catalog()
-    problems = spec_problems(spec, catalog, strategies)
+    problems, checked = _examine(spec, catalog, strategies)
     if problems:
         raise ValueError("; ".join(f"{f}: {m}" for f, m in problems))
+    if checked is None or not checked.complete:  # not without a problem listed
+        raise ValueError(f"params: not converted to {spec.strategy}'s parameters")
     kind = strategies.kinds[spec.strategy]
-    params, _ = typed_params(spec.strategy, spec.params, strategies)
+    params = checked.typed
     markets = tuple(catalog.get(spec.venue, s) for s in kind.symbols(spec, params))
     ctx = BotContext(
         bot=spec.id,

@@ -36,7 +36,6 @@ from tradebus.common.metrics import new_registry, serve_metrics
 from tradebus.common.publish_acks import PublishAcks
 from tradebus.common.runtime import unless_stopped
 from tradebus.control.botstore import apply_specs
-from tradebus.strategies.botfile import load_specs
 from tradebus.strategies.catalog import strategy_catalog
 from tradebus.strategy.control import Control
 from tradebus.strategy.host import Dispatcher
@@ -47,6 +46,7 @@ from tradebus.strategy.markets import keep_learning, learn_markets
 from tradebus.strategy.position_checks import PositionChecks
 from tradebus.strategy.publisher import IntentPublisher
 from tradebus.strategy.settings import StrategySettings, default_replica_id
+from tradebus.strategy.specload import load_specs_apart
 from tradebus.strategy.status_events import StatusEvents
 from tradebus.strategy.supervisor import STABLE_BEATS, Supervisor
 
@@ -78,7 +78,7 @@ async def run(settings: StrategySettings, stop: asyncio.Event) -> int:
         f"NATS at {redact_url(settings.nats_url)}",
     )
     await learn_markets(nc, catalog)  # the venues' own rules, before any bot is built
-    specs = load_specs(settings.bots_file, catalog) if settings.bots_file else None
+    specs = await load_specs_apart(settings.bots_file, catalog) if settings.bots_file else None
     js = nc.jetstream()
     await ensure_streams(js)
     buckets = await open_buckets(js, settings.lease_seconds)
@@ -146,6 +146,7 @@ async def run(settings: StrategySettings, stop: asyncio.Event) -> int:
         subscribe=lambda m: spawn(subscribe(m)),
         unsubscribe=lambda m: spawn(unsubscribe(m)),
         heartbeat_seconds=settings.heartbeat_seconds,
+        lease_seconds=settings.lease_seconds,
     )
 
     async def on_event(msg: Msg) -> None:
@@ -212,6 +213,7 @@ async def run(settings: StrategySettings, stop: asyncio.Event) -> int:
         asyncio.create_task(snapshots()),
         asyncio.create_task(status_events.run()),
         supervision := asyncio.create_task(supervise()),
+        asyncio.create_task(supervisor.keep_alive()),  # also while shutdown hands over
         asyncio.create_task(keep_learning(nc, catalog)),
     ]
     await nc.flush()

@@ -52,6 +52,7 @@ from tradebus.common.codec import (
 from tradebus.common.messages import BotCommand, BotCommandReply, BotsReply, ErrorReply
 from tradebus.control.audit import AuditTrail
 from tradebus.strategy.host import BotRunner
+from tradebus.strategy.leases import claimed_by
 from tradebus.strategy.position_checks import PositionChecks
 from tradebus.strategy.supervisor import Supervisor
 
@@ -124,9 +125,8 @@ class Control:
         """Answer for a bot that does not run here, if this replica is the one to."""
         if self._sup.preferred(bot) != self._sup.replica:
             return
-        owners = await self._sup.leases.owners()
-        if owners.get(bot) not in (None, self._sup.replica):
-            return  # its owner answers
+        if claimed_by(self._sup.others, bot):
+            return  # another replica's lease claims it: its owner answers
         await asyncio.sleep(ABSENT_GRACE_SECONDS)
         if bot in self._sup.dispatcher.runners:
             return

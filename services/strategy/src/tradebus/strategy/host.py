@@ -29,7 +29,6 @@ from decimal import Decimal
 from typing import Protocol
 
 import msgspec
-from prometheus_client import Counter
 
 from tradebus.common import subjects
 from tradebus.common.codec import encode
@@ -268,7 +267,7 @@ class Dispatcher:
         self._by_market: dict[tuple[str, str], MarketBots[BotRunner]] = {}
         self._dry: dict[tuple[str, str], list[BotRunner]] = {}
         """Per market, the dry-run bots whose simulated venue it feeds."""
-        self._tick_counters: dict[tuple[str, str], Counter] = {}
+        self._ticks = metrics.ticks.counts
         self._gauge_turn = 0
         self.stopped = False
         self.status_events: StatusWatch | None = None
@@ -283,7 +282,7 @@ class Dispatcher:
             if key not in self._by_market:
                 new.append(key)
                 self._by_market[key] = MarketBots()
-                self._tick_counters[key] = self._metrics.ticks.labels(venue=key[0], symbol=key[1])
+                self._ticks.setdefault(key, 0)
             self._by_market[key].add(runner.bot, runner)
         runner.markets = [self._by_market[key] for key in self._keys(runner)]
         if runner.dry is not None:
@@ -437,7 +436,7 @@ class Dispatcher:
         market = self._by_market.get(key)
         if not market:
             return 0
-        self._tick_counters[key].inc()
+        self._ticks[key] += 1
         if self.max_price_age_ns and tick.ts_recv - tick.ts_event > self.max_price_age_ns:
             self._metrics.stale_ticks.labels(venue=tick.venue, symbol=tick.symbol).inc()
             return 0  # a stale price: no bot acts on it
