@@ -65,7 +65,7 @@ from tests.faults.test_nats_restart import (
 from tests.support.execution import execution_ready, execution_settings, reconciler_settings
 from tests.support.intents import IntentRecorder, intents_settled, intents_stored
 from tests.support.nats_cluster import NatsCluster, nats_cluster
-from tests.support.services import eventually, service
+from tests.support.services import consumer_exists, eventually, service
 from tests.support.strategy_host import host_settings
 from tradebus.cli.localstack import create_database, with_database
 from tradebus.common import subjects
@@ -79,6 +79,7 @@ from tradebus.common.ids import AccountId, IntentId
 from tradebus.common.messages import BalancesQuery, BotStatus, OrderAccepted, PlaceOrder
 from tradebus.control.bots import bot_statuses
 from tradebus.execution.bootstrap import run as run_execution
+from tradebus.execution.settings import ExecutionSettings
 from tradebus.marketdata.bootstrap import run as run_marketdata
 from tradebus.marketdata.settings import MarketdataSettings
 from tradebus.reconciler.bootstrap import run as run_reconciler
@@ -89,9 +90,9 @@ log = logging.getLogger(__name__)
 REPLICAS = 3
 REPLAY_SPEED = "30"
 """Three times test_nats_restart.py's: the fills depend only on the ticks and intents."""
-EXECUTION_PROCESSES = 1
-"""Execution processes on the cluster, each run with the same settings (``cluster_run``'s
-``executions``): 2 once execution partitions the users' intents into shards."""
+EXECUTION_PROCESSES = 2
+"""Execution shards on the cluster (``cluster_run``'s ``executions``): shard ``i`` of
+``EXECUTION_PROCESSES`` owns the users of partition ``i`` of ``intent.<user>.>``."""
 STRATEGY_REPLICAS = ("host-a", "host-b")
 DOWN_SECONDS = 3.0
 """How long the killed node stays down."""
@@ -113,15 +114,21 @@ async def statuses(nc: NATS) -> dict[str, BotStatus]:
 
 async def answering(nc: NATS) -> bool:
     """Every bot runs (on one replica or the other), and execution answers
-    ``exec.query.balances`` with every account."""
+    ``exec.query.balances`` for every account (asked one account at a time, as the
+    services do: with shards, each account is answered by the shard owning its user)."""
     try:
         found = await statuses(nc)
-        raw = await nc.request(
-            subjects.exec_query("balances"), msgspec.json.encode(BalancesQuery()), timeout=3
-        )
+        accounts = set()
+        for account in sorted(ACCOUNT_IDS):
+            query = BalancesQuery(account=AccountId(account))
+            raw = await nc.request(
+                subjects.exec_query("balances"), msgspec.json.encode(query), timeout=3
+            )
+            accounts |= {
+                a.account for a in getattr(decode_balances_reply(raw.data), "accounts", [])
+            }
     except Exception:
         return False
-    accounts = {a.account for a in getattr(decode_balances_reply(raw.data), "accounts", [])}
     return (
         len(found) == BOT_COUNT
         and all(s.state == "running" for s in found.values())
@@ -267,6 +274,20 @@ async def cluster_run(
     return outcome
 
 
+def shard_service(
+    nc: NATS, base: ExecutionSettings, shard: int, shards: int
+) -> contextlib.AbstractAsyncContextManager[asyncio.Task[int]]:
+    """Execution shard ``shard`` of ``shards`` (``base`` otherwise), ready once its
+    dead-letter consumer, made after its users' consumers, exists."""
+    settings = msgspec.structs.replace(base, execution_shard=shard, execution_shards=shards)
+    if shards == 1:
+        return service(run_execution, settings, lambda: execution_ready(nc))
+    name = f"execution-deadletters-{shard}"
+    return service(
+        run_execution, settings, lambda: consumer_exists(nc, subjects.STREAM_DEADLETTER, name)
+    )
+
+
 async def stack_run(
     cluster: NatsCluster,
     root: Path,
@@ -337,10 +358,11 @@ async def stack_run(
             tasks = [
                 await stack.enter_async_context(
                     timed(
-                        "execution", service(run_execution, execution, lambda: execution_ready(nc))
+                        f"execution shard {shard}",
+                        shard_service(nc, execution, shard, executions),
                     )
                 )
-                for _ in range(executions)
+                for shard in range(executions)
             ]
             tasks += [
                 await stack.enter_async_context(
