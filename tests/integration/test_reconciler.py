@@ -15,9 +15,10 @@ import asyncpg
 import msgspec
 import nats
 from nats.js.client import JetStreamContext
+from nats.js.errors import NotFoundError
 
 from tests.support.execution import execution_service, execution_settings, reconciler_settings
-from tests.support.services import service
+from tests.support.services import eventually, service
 from tradebus.common import subjects
 from tradebus.common.bus import request
 from tradebus.common.clock import LiveClock
@@ -42,6 +43,15 @@ async def last_data(js: JetStreamContext, subject: str) -> bytes:
     data = (await js.get_last_msg("RECON", subject)).data
     assert data is not None
     return data
+
+
+async def published(js: JetStreamContext, subject: str) -> bool:
+    """Whether ``RECON`` holds a message on ``subject``."""
+    try:
+        await js.get_last_msg("RECON", subject)
+    except NotFoundError:
+        return False
+    return True
 
 
 ACCOUNTS = """
@@ -71,8 +81,12 @@ async def test_reports_ok_then_drift_when_the_ledger_moves_behind_the_venue(
         execution_service(nc, execution),
         service(run_reconciler, reconciler, reports_in_db),
     ):
-        # the run at start: both accounts ok, published on recon.report.<account>
+        # the run at start: both accounts ok, published on recon.report.<account> (the
+        # run stores every report in one insert, then publishes each: wait for it)
         js = nc.jetstream()
+        await eventually(
+            lambda: published(js, "recon.report.alice-paper"), what="the start-up report"
+        )
         start = decode_recon_report(await last_data(js, "recon.report.alice-paper"))
         assert start.status == "ok"
         assert [(r.asset, r.venue_total, r.ledger_total) for r in start.rows] == [

@@ -92,7 +92,10 @@ class Puller:
                     await asyncio.sleep(CONFLICT_PAUSE_SECONDS)
                     continue
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._done.wait(), self._expires + PULL_GRACE_SECONDS)
+                    # asyncio.timeout, not wait_for: cancelling this task while wait_for
+                    # awaited the event took 30 s to end on CPython 3.11 (execution's stop)
+                    async with asyncio.timeout(self._expires + PULL_GRACE_SECONDS):
+                        await self._done.wait()
                 if self._conflict:
                     self._conflict = False
                     await asyncio.sleep(CONFLICT_PAUSE_SECONDS)
