@@ -65,6 +65,8 @@ from tradebus.ledger.pool import create_pool
 from tradebus.ledger.rows import NewOrder
 from tradebus.ledger.store import Ledger
 
+ACK_WAIT_SECONDS = 5
+"""Execution's ``ack_wait`` here (default 30 s): how soon a killed process's intents return."""
 KEY_ENV = "KILLED_TEST_BOB_BP_KEY"  # not TRADEBUS_*: services refuse unknown ones
 PAPER_USERS = {"alice": "alice-paper", "carol": "carol-paper", "dave": "dave-perp"}
 BOTS_PER_USER = 4
@@ -241,6 +243,8 @@ async def run_scenario(
             "TRADEBUS_DATABASE_URL": database_url,
             "TRADEBUS_ACCOUNTS_FILE": str(accounts_file),
             "TRADEBUS_LOG_LEVEL": "info",
+            # a killed process's intents come back after 5 s, not 30: the same path, sooner
+            "TRADEBUS_ACK_WAIT_SECONDS": str(ACK_WAIT_SECONDS),
             KEY_ENV: creds.api_key,
         }
         execution = Execution(env, tmp_path / "logs")

@@ -98,6 +98,7 @@ def legs(fills: list[dict], side: str) -> set[str]:
     }
 
 
+@pytest.mark.slow  # make test-all: nine years of 4 h candles, several exits (about 20 s)
 @pytest.mark.timeout(600)
 def test_the_exits_on_nine_years_of_btc_give_the_documented_figures(
     data_dir: Path, tmp_path: Path

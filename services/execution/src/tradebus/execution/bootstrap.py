@@ -64,8 +64,6 @@ from tradebus.ledger.store import Ledger
 
 log = logging.getLogger(__name__)
 
-ACK_WAIT_SECONDS = 30.0
-
 
 async def open_accounts(
     specs: list[AccountSpec],
@@ -136,7 +134,7 @@ def intake_settings(settings: ExecutionSettings) -> IntakeSettings:
         consumer=settings.consumer,
         fetch_batch=settings.fetch_batch,
         user_inflight=settings.user_inflight,
-        ack_wait=ACK_WAIT_SECONDS,
+        ack_wait=settings.ack_wait_seconds,
         max_deliver=settings.max_deliver,
         rate=settings.intent_rate,
         burst=settings.intent_burst,

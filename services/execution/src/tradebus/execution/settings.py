@@ -38,6 +38,10 @@ class ExecutionSettings(Settings, frozen=True, kw_only=True):
         Most intents of one user held by execution at once (fetched, not yet acked).
     max_deliver
         Deliveries of one intent before JetStream gives up on it (it is dead-lettered).
+    ack_wait_seconds
+        JetStream's ``ack_wait`` of each user's intent consumer: an intent taken by an
+        execution process that died unacknowledged is delivered again this long after
+        (a live process renews it, ``+WPI``, every third of it).
     intent_rate
         Intents per second each user (bots and own publishes together) may send on
         average; 0 = no limit. More are refused with ``quota_intent_rate``.
@@ -76,6 +80,7 @@ class ExecutionSettings(Settings, frozen=True, kw_only=True):
     fetch_batch: int = 64
     user_inflight: int = 512
     max_deliver: int = 10
+    ack_wait_seconds: Annotated[float, msgspec.Meta(ge=1)] = 30.0
     intent_rate: float = 100.0
     intent_burst: int = 1000
     intent_backlog: int = 10_000
