@@ -25,7 +25,7 @@ Method (:func:`run`):
 3. rows: events/s per engine, tradebus ÷ peer (events/s), and a check that
    each peer placed and filled within ``TOLERANCE`` of tradebus's counts
    (the row's detail says ``COUNTS DIFFER`` otherwise). Peak RSS is each
-   process's ``ru_maxrss`` (the interpreter, the library, the trades and
+   process's ``VmHWM`` (peak RSS since its ``execve``) (the interpreter, the library, the trades and
    the run).
 
 Figures only; a peer that fails gives a FAILED row, never a failed build.

@@ -21,7 +21,6 @@ receive time. Ladder arithmetic in Decimal, as tradebus's.
 """
 
 import json
-import resource
 import sys
 import time
 from decimal import ROUND_FLOOR, Decimal
@@ -39,6 +38,17 @@ from nautilus_trader.trading.strategy import Strategy
 
 VENUE = Venue("BINANCE")
 INSTRUMENT_ID = InstrumentId(Symbol("BTCUSDT"), VENUE)
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set since it was exec'd (``VmHWM`` of
+    ``/proc/self/status``), in MiB. Not ``ru_maxrss``: that survives ``execve`` and so
+    starts at the RSS of the process that forked this one (the whole bench's)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def floor_to(x: Decimal, unit: Decimal) -> Decimal:
@@ -231,7 +241,7 @@ def main() -> None:
         "placed": strategy.placed,
         "filled": strategy.filled,
         "cycles": strategy.cycles,
-        "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_mib": peak_rss_mib(),
     }
     engine.dispose()
     print(json.dumps(out))

@@ -17,7 +17,6 @@ as the peers), its ``rss`` is comparable to theirs.
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -29,8 +28,14 @@ from bench.peers.trades import ticks_of_columns
 
 
 def peak_rss_mib() -> float:
-    """This process's peak resident set (``ru_maxrss``, KiB on Linux), in MiB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak resident set since it was exec'd (``VmHWM`` of
+    ``/proc/self/status``), in MiB. Not ``ru_maxrss``: that survives ``execve`` and so
+    starts at the RSS of the process that forked this one (the whole bench's)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def time_tradebus(columns_path: Path, repeat: int = 3) -> dict:
