@@ -52,6 +52,7 @@ from tradebus.backtest.chart import ChartFill, PriceSample, write_chart
 from tradebus.cli.connection import DemoConnection, remove_connection, write_connection
 from tradebus.cli.demo_gateway import (
     DEFAULT_GATEWAY_PORT,
+    Login,
     ServiceKeys,
     built_page,
     create_logins,
@@ -188,10 +189,14 @@ class Demo:
         self.alertmanager: LocalAlertmanager | None = None
         self.gateway_url = ""
         """``http://127.0.0.1:<port>`` once the gateway is up."""
+        self.gateway_port = 0
+        """The gateway's HTTP port, once started."""
+        self.page: Path | None = None
+        """The web page the gateway serves (None: not built)."""
         self.codes: dict[str, int | None] = {}
         """Exit status of each service stopped (:meth:`shutdown`)."""
         self.notifier_url = ""
-        """The notifier's Alertmanager receiver (``.../v1/alertmanager``) once it is up."""
+        """The notifier's Alertmanager receiver (``.../v1/alertmanager``) once started."""
 
     async def start(self, symbols: list[str], keys: list[str] | None = None) -> None:
         """Servers, migrations, then execution, reconciler, strategy, marketdata.
@@ -230,9 +235,13 @@ class Demo:
         stack.start_service(
             "strategy", {"TRADEBUS_BOTS_FILE": str(opts.bots), "TRADEBUS_HEARTBEAT_SECONDS": "0.5"}
         )
+        # the gateway and the notifier start beside them (their imports take seconds of CPU;
+        # neither needs execution or the host to start), each announced once ready
+        logins = await self.launch_gateway(service_keys_)
+        self.launch_notifier(service_keys_)
         await stack.wait_ready("execution", "strategy")
-        await self.start_gateway(service_keys_)
-        await self.start_notifier(service_keys_)
+        await self.announce_gateway(logins)
+        await self.announce_notifier()
         self.publish_connection()
         feed = {
             "TRADEBUS_SYMBOLS": ",".join(symbols),
@@ -292,13 +301,14 @@ class Demo:
         ):
             self.prometheus.set_targets(self.running_targets())
 
-    async def start_gateway(self, keys: ServiceKeys) -> None:
-        """The gateway with the demo's logins; say its URL, docs page and logins.
+    async def launch_gateway(self, keys: ServiceKeys) -> list[Login]:
+        """Make the demo's logins and start the gateway (:meth:`announce_gateway` waits
+        for it); the logins.
 
         Raises
         ------
         StackError
-            If a login cannot be made or the gateway does not start.
+            If a login cannot be made.
         """
         stack = self.stack
         try:
@@ -307,19 +317,31 @@ class Demo:
             )
         except UsersError as exc:
             raise StackError(f"gateway logins: {exc}") from None
-        port = gateway_port(self.opts.gateway_port)
-        page = built_page()
+        self.gateway_port = gateway_port(self.opts.gateway_port)
+        self.page = built_page()
         stack.start_service(
-            "gateway", gateway_env(stack.database_url, port, keys, stack.nats_auth, page)
+            "gateway",
+            gateway_env(stack.database_url, self.gateway_port, keys, stack.nats_auth, self.page),
         )
+        return logins
+
+    async def announce_gateway(self, logins: list[Login]) -> None:
+        """Wait for the gateway; say its URL, docs page and ``logins``.
+
+        Raises
+        ------
+        StackError
+            If the gateway does not start.
+        """
+        stack = self.stack
         await stack.wait_ready("gateway")
-        url = f"http://127.0.0.1:{port}"
+        url = f"http://127.0.0.1:{self.gateway_port}"
         self.gateway_url = url
         say(
-            f"gateway   {url}   API docs: {url}/api/docs   events: ws://127.0.0.1:{port}/api/v1/events"
+            f"gateway   {url}   API docs: {url}/api/docs   events: ws://127.0.0.1:{self.gateway_port}/api/v1/events"
         )
         shown = ", ".join(f"{x.user} / {x.password}" for x in logins)
-        if page is not None:
+        if self.page is not None:
             say(f"web page: {url}/   log in with: {shown}")
         else:
             say("          no web page: web/dist is not built (`make install` with Node.js)")
@@ -343,14 +365,8 @@ class Demo:
             ),
         )
 
-    async def start_notifier(self, keys: ServiceKeys) -> None:
-        """The notifier (README "Notifications"); say where Alertmanager posts to.
-
-        Raises
-        ------
-        StackError
-            If it does not start (e.g. an invalid notifications file).
-        """
+    def launch_notifier(self, keys: ServiceKeys) -> None:
+        """Start the notifier (README "Notifications"); :meth:`announce_notifier` waits."""
         stack = self.stack
         port = free_port()
         env = {
@@ -362,8 +378,17 @@ class Demo:
         if notifications.is_file():
             env["TRADEBUS_NOTIFICATIONS_FILE"] = str(notifications)
         stack.start_service("notifier", env)
-        await stack.wait_ready("notifier")
         self.notifier_url = f"http://127.0.0.1:{port}/v1/alertmanager"
+
+    async def announce_notifier(self) -> None:
+        """Wait for the notifier; say where Alertmanager posts to.
+
+        Raises
+        ------
+        StackError
+            If it does not start (e.g. an invalid notifications file).
+        """
+        await self.stack.wait_ready("notifier")
         say(f"notifier  Alertmanager webhook: {self.notifier_url}")
 
     def show_nats_cli(self) -> None:

@@ -37,7 +37,6 @@ import logging
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-import ccxt
 import msgspec
 import nats.errors
 from litestar import Router, delete, get, post
@@ -83,6 +82,7 @@ from tradebus.engine.accounts import (
 from tradebus.gateway.auth import SECURED
 from tradebus.gateway.context import Caller, Ctx, GatewayContext, Principal
 from tradebus.gateway.errors import ApiError, invalid, invalid_fields, not_found
+from tradebus.gateway.exchanges import ccxt_exchanges, ccxt_module
 from tradebus.gateway.params import AccountIdPath
 from tradebus.ledger.account_configs import AccountConfig, AccountConfigs, AccountIdTaken
 
@@ -101,7 +101,7 @@ AccountIdText = Annotated[str, msgspec.Meta(pattern=TOKEN_PATTERN.pattern)]
 def required_credentials(venue: str) -> dict[str, bool]:
     """ccxt's ``requiredCredentials`` of exchange ``venue`` (every name ccxt knows ->
     whether this exchange needs it)."""
-    return dict(getattr(ccxt, venue)().requiredCredentials)
+    return dict(getattr(ccxt_module(), venue)().requiredCredentials)
 
 
 # --------------------------------------------------------------------------- shapes
@@ -360,7 +360,8 @@ async def sync_account(ctx: GatewayContext, account: str, actor: str, wanted: st
 def _validate(ctx: GatewayContext, data: NewAccount, spec: AccountSpec) -> list[tuple[str, str]]:
     """Every problem of a new account as ``(field, message)``."""
     problems: list[tuple[str, str]] = []
-    for text in validate_accounts([spec], ccxt.exchanges):
+    exchanges = ccxt_exchanges()
+    for text in validate_accounts([spec], exchanges):
         where, _, message = text.partition(": ")
         field = where.removeprefix("accounts[0]").lstrip(".") or "account"
         problems.append((field, message))
@@ -369,7 +370,7 @@ def _validate(ctx: GatewayContext, data: NewAccount, spec: AccountSpec) -> list[
     if spec.live:
         if data.credentials is None:
             problems.append(("credentials", f"a live account on {spec.venue} needs credentials"))
-        elif spec.venue in ccxt.exchanges:
+        elif spec.venue in exchanges:
             required = required_credentials(spec.venue)
             for text in credential_problems(spec.venue, data.credentials, required):
                 field, _, message = text.partition(": ")

@@ -13,13 +13,13 @@ Any signed-in user may read them (401 without a valid token).
 
 from __future__ import annotations
 
-import ccxt
 import msgspec
 from litestar import Router, get
 
 from tradebus.gateway.auth import SECURED
 from tradebus.gateway.context import Caller
 from tradebus.gateway.errors import not_found
+from tradebus.gateway.exchanges import ccxt_exchanges
 from tradebus.gateway.live import PAPER
 from tradebus.gateway.params import VenuePath
 from tradebus.gateway.routes.accounts import required_credentials
@@ -43,7 +43,7 @@ class VenueInfo(msgspec.Struct, frozen=True, kw_only=True):
 async def list_venues(principal: Caller) -> VenueList:
     """``paper`` and every ccxt exchange id."""
     del principal  # signed in is enough
-    return VenueList(venues=[PAPER, *ccxt.exchanges])
+    return VenueList(venues=[PAPER, *ccxt_exchanges()])
 
 
 @get("/{venue:str}", security=SECURED, summary="The credentials a venue requires")
@@ -52,7 +52,7 @@ async def venue_info(principal: Caller, venue: VenuePath) -> VenueInfo:
     del principal  # signed in is enough
     if venue == PAPER:
         return VenueInfo(venue=venue, paper=True, credentials=[])
-    if venue not in ccxt.exchanges:
+    if venue not in ccxt_exchanges():
         raise not_found("venue", venue)
     needed = [name for name, required in required_credentials(venue).items() if required]
     return VenueInfo(venue=venue, paper=False, credentials=needed)
