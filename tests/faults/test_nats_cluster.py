@@ -60,6 +60,8 @@ from tests.faults.test_nats_restart import (
     fills,
     ledger_by_bot,
     place_intents,
+    recon_reports_stored,
+    replay_files,
     write_parts,
 )
 from tests.support.execution import execution_ready, execution_settings, reconciler_settings
@@ -80,8 +82,6 @@ from tradebus.common.messages import BalancesQuery, BotStatus, OrderAccepted, Pl
 from tradebus.control.bots import bot_statuses
 from tradebus.execution.bootstrap import run as run_execution
 from tradebus.execution.settings import ExecutionSettings
-from tradebus.marketdata.bootstrap import run as run_marketdata
-from tradebus.marketdata.settings import MarketdataSettings
 from tradebus.reconciler.bootstrap import run as run_reconciler
 from tradebus.strategy.bootstrap import run as run_strategy
 
@@ -320,21 +320,10 @@ async def stack_run(
     nc = await nats.connect(cluster.urls, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
 
     async def replay(files: list[Path]) -> None:
-        feed = MarketdataSettings(
-            nats_url=url,
-            symbols=["BTCUSDT", "ETHUSDT"],
-            replay_files=[str(f) for f in files],
-            replay_speed=REPLAY_SPEED,
-            metrics_port=0,
-        )
-        assert await asyncio.wait_for(run_marketdata(feed, asyncio.Event()), 120) == 0
+        await replay_files(url, files, REPLAY_SPEED)
 
     async def recon_ready() -> bool:
-        conn = await asyncpg.connect(database_url)
-        try:
-            return bool(await conn.fetchval("SELECT count(*) FROM recon_reports"))
-        finally:
-            await conn.close()
+        return await recon_reports_stored(database_url)
 
     recorder = await IntentRecorder().start(nc)
     probe = Probe(nc)

@@ -157,6 +157,28 @@ async def bot_statuses(nc: NATS) -> dict[str, BotStatus]:
     return {s.bot: s for s in getattr(decode_bots_reply(raw.data), "bots", [])}
 
 
+async def replay_files(url: str, files: list[Path], speed: str) -> None:
+    """Marketdata (in process) replaying ``files`` of BTCUSDT and ETHUSDT at ``speed``
+    on the NATS at ``url``; fails the test unless it ends with status 0 within 120 s."""
+    feed = MarketdataSettings(
+        nats_url=url,
+        symbols=["BTCUSDT", "ETHUSDT"],
+        replay_files=[str(f) for f in files],
+        replay_speed=speed,
+        metrics_port=0,
+    )
+    assert await asyncio.wait_for(run_marketdata(feed, asyncio.Event()), 120) == 0
+
+
+async def recon_reports_stored(database_url: str) -> bool:
+    """Whether the reconciler stored a report yet (its start-up run is done)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return bool(await conn.fetchval("SELECT count(*) FROM recon_reports"))
+    finally:
+        await conn.close()
+
+
 async def answering(nc: NATS) -> bool:
     """The host answers ``ctl.bots.list`` with every bot running, execution answers
     ``exec.query.balances`` with every account."""
@@ -287,21 +309,10 @@ async def trading_run(
     nc = await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
 
     async def replay(files: list[Path]) -> None:
-        feed = MarketdataSettings(
-            nats_url=url,
-            symbols=["BTCUSDT", "ETHUSDT"],
-            replay_files=[str(f) for f in files],
-            replay_speed=REPLAY_SPEED,
-            metrics_port=0,
-        )
-        assert await asyncio.wait_for(run_marketdata(feed, asyncio.Event()), 120) == 0
+        await replay_files(url, files, REPLAY_SPEED)
 
     async def recon_ready() -> bool:
-        conn = await asyncpg.connect(database_url)
-        try:
-            return bool(await conn.fetchval("SELECT count(*) FROM recon_reports"))
-        finally:
-            await conn.close()
+        return await recon_reports_stored(database_url)
 
     recorder = await IntentRecorder().start(nc)
     try:

@@ -53,6 +53,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tradebus.common.messages import QuoteTick, TradeTick
+from tradebus.feeds.binance import BookTickerText, TradeText
 
 LAYOUT = "columns-v1"
 """Version of the cached layout: part of every cache key (bump it when the columns change)."""
@@ -489,6 +490,22 @@ def _binance_raw(paths: list[Path], symbol: str, venue: str) -> EventColumns | N
     )
 
 
+def _plain_bytes(path: Path) -> bytes | None:
+    """The bytes of ``path`` (gunzipped for ``.gz``), or None for what the fast readers
+    leave to the one parser: a corrupt gzip, several gzip members, or a cut file."""
+    raw = path.read_bytes()
+    if path.suffix != ".gz":
+        return raw
+    inflate = zlib.decompressobj(31)
+    try:
+        text = inflate.decompress(raw) + inflate.flush()
+    except zlib.error:
+        return None
+    if inflate.unused_data or not inflate.eof:
+        return None
+    return text
+
+
 def _binance_file(path: Path, symbol: str) -> tuple[npt.NDArray, ...] | None:
     """One capture's events of ``symbol`` as columns (in file order), or None if a line is
     not in the layout the fast reader knows (the parser then reads the files).
@@ -496,17 +513,9 @@ def _binance_file(path: Path, symbol: str) -> tuple[npt.NDArray, ...] | None:
     Lines are found with numpy on the bytes; the quote and trade lines of ``symbol`` are
     gathered and read by one regular expression each, which must match every one of them.
     """
-    raw = path.read_bytes()
-    if path.suffix == ".gz":
-        inflate = zlib.decompressobj(31)
-        try:
-            text = inflate.decompress(raw) + inflate.flush()
-        except zlib.error:
-            return None
-        if inflate.unused_data or not inflate.eof:
-            return None  # several gzip members, or a cut file: left to the reader
-    else:
-        text = raw
+    text = _plain_bytes(path)
+    if text is None:
+        return None
     if text and not text.endswith(b"\n"):
         text += b"\n"
     buf = np.frombuffer(text, dtype=np.uint8)
@@ -675,17 +684,9 @@ def _tardis_quotes(paths: list[Path], symbol: str, venue: str) -> EventColumns |
 
 def _tardis_quotes_file(path: Path) -> npt.NDArray[np.bytes_] | None:
     """The data rows of one file as an (n, 8) bytes array, or None if not plain."""
-    raw = path.read_bytes()
-    if path.suffix == ".gz":
-        inflate = zlib.decompressobj(31)
-        try:
-            text = inflate.decompress(raw) + inflate.flush()
-        except zlib.error:
-            return None
-        if inflate.unused_data or not inflate.eof:
-            return None
-    else:
-        text = raw
+    text = _plain_bytes(path)
+    if text is None:
+        return None
     head, sep, body = text.partition(b"\n")
     if not sep or head != _TARDIS_QUOTES_HEADER or not body.endswith(b"\n"):
         return None
@@ -708,28 +709,6 @@ def _concat_bytes(first: tuple[Any, ...], second: tuple[Any, ...]) -> npt.NDArra
 _CLOSE = ord("}")
 
 
-class _TradeData(msgspec.Struct):
-    """``data`` of a ``trade`` frame: the fields the parser reads, decimals as text."""
-
-    s: str
-    t: int
-    p: str
-    q: str
-    T: int
-    m: bool
-
-
-class _BookData(msgspec.Struct):
-    """``data`` of a ``bookTicker`` frame: the fields the parser reads, decimals as text."""
-
-    u: int
-    s: str
-    b: str
-    B: str
-    a: str
-    A: str
-
-
 class _Frame(msgspec.Struct):
     """A frame's envelope as the parser decodes it first (its JSON and types checked)."""
 
@@ -738,8 +717,8 @@ class _Frame(msgspec.Struct):
 
 
 _decode_frames = msgspec.json.Decoder(list[_Frame]).decode
-_decode_trades = msgspec.json.Decoder(list[_TradeData]).decode
-_decode_books = msgspec.json.Decoder(list[_BookData]).decode
+_decode_trades = msgspec.json.Decoder(list[TradeText]).decode
+_decode_books = msgspec.json.Decoder(list[BookTickerText]).decode
 
 
 def _data_objects(text: bytes, begin: npt.NDArray[np.int64], end: npt.NDArray[np.int64]) -> bytes:

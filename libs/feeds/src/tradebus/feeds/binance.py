@@ -99,9 +99,10 @@ class _RestBookTicker(msgspec.Struct):
     askQty: Decimal
 
 
-class _BookTickerText(msgspec.Struct):
+class BookTickerText(msgspec.Struct):
     """``data`` of a ``bookTicker`` frame (the fields :class:`_BookTicker` reads), the
-    decimals as their text (the recorded fast path makes them through :class:`_Decimals`)."""
+    decimals as their text (the recorded fast path makes them through :class:`_Decimals`;
+    the backtest's columnar reader, :mod:`tradebus.backtest.columns`, decodes with it too)."""
 
     u: int
     s: str
@@ -111,8 +112,9 @@ class _BookTickerText(msgspec.Struct):
     A: str
 
 
-class _TradeText(msgspec.Struct):
-    """``data`` of a ``trade`` frame (the fields :class:`_Trade` reads), decimals as text."""
+class TradeText(msgspec.Struct):
+    """``data`` of a ``trade`` frame (the fields :class:`_Trade` reads), decimals as text
+    (also the backtest's columnar reader's, :mod:`tradebus.backtest.columns`)."""
 
     s: str
     t: int
@@ -126,8 +128,8 @@ _envelope = msgspec.json.Decoder(_Envelope)
 _book_ticker = msgspec.json.Decoder(_BookTicker)
 _trade = msgspec.json.Decoder(_Trade)
 _rest_book_ticker = msgspec.json.Decoder(_RestBookTicker)
-_book_ticker_text = msgspec.json.Decoder(_BookTickerText)
-_trade_text = msgspec.json.Decoder(_TradeText)
+_book_ticker_text = msgspec.json.Decoder(BookTickerText)
+_trade_text = msgspec.json.Decoder(TradeText)
 
 DECIMAL_CACHE_SIZE = 1 << 16
 """Decimals the recorded fast path remembers by their text; emptied when full."""
