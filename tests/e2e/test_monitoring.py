@@ -74,6 +74,7 @@ def has_series(data: dict[str, Any]) -> bool:
     return data["resultType"] == "scalar" or bool(data["result"])
 
 
+@pytest.mark.slow  # make test-all (~60 s); make test checks every rule with promtool
 @pytest.mark.timeout(420)
 async def test_every_panel_and_alert_query_works_on_the_trading_stack(
     nats_url: str, database_url: str, data_dir: Path, tmp_path: Path

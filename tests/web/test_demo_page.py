@@ -18,6 +18,7 @@ import signal
 from pathlib import Path
 
 import httpx
+import pytest
 from playwright.async_api import Browser, expect
 
 from tests.e2e.test_demo import (
@@ -59,6 +60,8 @@ def printed_logins(output: str) -> tuple[str, dict[str, str]]:
     return found.group(1), {user: password for user, password in pairs}
 
 
+@pytest.mark.slow  # make test-all: the whole demo in a browser (~40 s); make test has the
+# demo end to end (tests/e2e/test_demo.py) and the page on the services (this folder)
 async def test_the_demo_page_shows_the_demo_bots_trading_and_steers_one(
     data_dir: Path, tmp_path: Path, browser: Browser, shots: Shots, web_dist: Path
 ) -> None:
