@@ -42,7 +42,6 @@ from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import msgspec
 import nats
 import nats.errors
@@ -59,6 +58,7 @@ from tests.faults.test_nats_restart import (
     agrees,
     fills,
     ledger_by_bot,
+    order_rows,
     place_intents,
     recon_reports_stored,
     replay_files,
@@ -425,11 +425,7 @@ async def stack_run(
             # no intent lost or doubled: every place intent seen published and every
             # order a bot counts has its order row; each probe exactly one row and one
             # OrderAccepted
-            conn = await asyncpg.connect(database_url)
-            try:
-                rows = await conn.fetch("SELECT user_id, intent_id, source FROM orders")
-            finally:
-                await conn.close()
+            rows = await order_rows(database_url)
             orders = {(r["user_id"], r["intent_id"]) for r in rows}
             assert len(orders) == len(rows)
             assert place_intents(recorder) and place_intents(recorder) <= orders

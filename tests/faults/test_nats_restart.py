@@ -170,6 +170,15 @@ async def replay_files(url: str, files: list[Path], speed: str) -> None:
     assert await asyncio.wait_for(run_marketdata(feed, asyncio.Event()), 120) == 0
 
 
+async def order_rows(database_url: str) -> list[asyncpg.Record]:
+    """Every order row of the ledger: ``user_id``, ``intent_id`` and ``source``."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetch("SELECT user_id, intent_id, source FROM orders")
+    finally:
+        await conn.close()
+
+
 async def recon_reports_stored(database_url: str) -> bool:
     """Whether the reconciler stored a report yet (its start-up run is done)."""
     conn = await asyncpg.connect(database_url)
@@ -346,11 +355,7 @@ async def trading_run(
 
             # no intent lost: every place intent published and every order a bot counts
             # has its order row
-            conn = await asyncpg.connect(database_url)
-            try:
-                rows = await conn.fetch("SELECT user_id, intent_id, source FROM orders")
-            finally:
-                await conn.close()
+            rows = await order_rows(database_url)
             orders = {(r["user_id"], r["intent_id"]) for r in rows}
             assert place_intents(recorder) and place_intents(recorder) <= orders
             for bot, status in statuses.items():

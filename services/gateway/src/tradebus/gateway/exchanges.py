@@ -16,5 +16,6 @@ def ccxt_module() -> ModuleType:
 
 
 def ccxt_exchanges() -> list[str]:
-    """Every exchange id ccxt knows (``ccxt.exchanges``)."""
-    return list(ccxt_module().exchanges)
+    """Every exchange id ccxt knows (``ccxt.exchanges`` itself, not a copy)."""
+    exchanges: list[str] = ccxt_module().exchanges
+    return exchanges
